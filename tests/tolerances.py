@@ -1,0 +1,61 @@
+"""The one tolerance table of the test suite, keyed by dtype.
+
+Every comparison of floating-point results goes through :func:`assert_close`. A case that needs a
+looser bound passes ``loosen=`` with a factor *and* a reason; the reason is part of the call so that a
+reader sees why at the place it is used.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+# rtol, atol per dtype. float64: the references and the port do the same arithmetic in a different
+# order, which leaves rounding differences near 1e-15 relative; 1e-10 leaves room for sums over a few
+# hundred terms. float32: one ulp is 1.2e-7; 1e-5 covers reordered sums over the sizes the tests use.
+TOLERANCES = {
+    torch.float64: dict(rtol=1e-10, atol=1e-10),
+    torch.float32: dict(rtol=1e-5, atol=1e-5),
+    torch.float16: dict(rtol=1e-2, atol=1e-3),
+}
+
+_NUMPY_TO_TORCH = {
+    np.dtype(np.float64): torch.float64,
+    np.dtype(np.float32): torch.float32,
+    np.dtype(np.float16): torch.float16,
+}
+
+
+def tolerance(dtype) -> dict:
+    """rtol/atol for a torch or numpy dtype."""
+    if not isinstance(dtype, torch.dtype):
+        dtype = _NUMPY_TO_TORCH[np.dtype(dtype)]
+    return dict(TOLERANCES[dtype])
+
+
+def _to_tensor(x):
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu()
+    return torch.as_tensor(np.asarray(x))
+
+
+def assert_close(actual, expected, *, dtype=None, loosen: float | None = None, reason: str | None = None,
+                 msg: str = ""):
+    """Compare ``actual`` with ``expected`` under the table's tolerance for ``dtype``.
+
+    ``dtype`` defaults to the lower precision of the two. ``loosen`` multiplies rtol and atol and must
+    come with ``reason``.
+    """
+    a = _to_tensor(actual)
+    e = _to_tensor(expected)
+    if dtype is None:
+        dtype = a.dtype if a.is_floating_point() else e.dtype
+        if e.is_floating_point() and a.is_floating_point() and torch.finfo(e.dtype).eps > torch.finfo(a.dtype).eps:
+            dtype = e.dtype
+    tol = tolerance(dtype)
+    if loosen is not None:
+        if not reason:
+            raise ValueError("a loosened tolerance must state its reason")
+        tol = {k: v * loosen for k, v in tol.items()}
+    compare_dtype = torch.float64 if (a.is_floating_point() or e.is_floating_point()) else a.dtype
+    torch.testing.assert_close(a.to(compare_dtype), e.to(compare_dtype), **tol,
+                               msg=(lambda m: f"{msg}\n{m}") if msg else None)
