@@ -1,0 +1,182 @@
+"""TF1 training semantics the TF ports share: global-norm clipping as TF computes it, TF's SGD and Adam,
+and BasicLSTMCell variable names across TF generations.
+
+Global norm and IndexedSlices. ``tf.gradients`` of a loss through ``tf.nn.embedding_lookup`` returns the
+embedding's gradient as ``IndexedSlices``: one row of values per looked-up token, duplicates not summed.
+``clip_by_global_norm`` (tensorflow/python/ops/clip_ops.py ``global_norm``) takes the norm of those
+*values*, so a token id that occurs k times contributes k separate squared rows instead of the square of
+their sum. The dense PyTorch gradient of the same embedding sums the duplicates first; its norm differs
+whenever an id repeats in a batch, and so does the clipping scale. To reproduce TF, look the embedding up
+as ``emb = F.embedding(ids, weight); emb.retain_grad()`` and pass ``indexed_slices={weight: emb.grad}``.
+The scaled update itself is the same either way (the optimizer scatter-adds the duplicate rows).
+"""
+from __future__ import annotations
+
+from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+
+def global_norm(tensors: Iterable[Optional[Tensor]]) -> Tensor:
+    """sqrt(sum of squares of every element), skipping None: clip_ops.py ``global_norm``."""
+    squares = [(t.detach() * t.detach()).sum() for t in tensors if t is not None]
+    if not squares:
+        raise ValueError("global_norm needs at least one tensor")
+    return torch.sqrt(torch.stack(squares).sum())
+
+
+def clip_scale(norm: Tensor, clip_norm: float) -> Tensor:
+    """TF's scale ``clip_norm * min(1 / norm, 1 / clip_norm)``, NaN when the norm is not finite.
+
+    Literally TF's expression, not ``clip_norm / max(norm, clip_norm)``: below the threshold the scale is
+    ``clip_norm * (1 / clip_norm)``, which in float32 can differ from 1 by an ulp, as in TF.
+    """
+    one = torch.ones((), dtype=norm.dtype, device=norm.device)
+    clip = torch.as_tensor(clip_norm, dtype=norm.dtype, device=norm.device)
+    scale = clip * torch.minimum(one / norm, one / clip)
+    # clip_ops.py (TF >= 1.12): NaN or inf norms make every clipped value NaN.
+    return scale + (norm - norm)
+
+
+def clip_by_global_norm_(params: Sequence[torch.nn.Parameter], clip_norm: float, *,
+                         indexed_slices: Optional[Mapping[Tensor, Tensor]] = None) -> Tensor:
+    """Clip the ``.grad`` of ``params`` in place as ``tf.clip_by_global_norm(tf.gradients(...))`` does.
+
+    ``indexed_slices`` maps a parameter to the per-occurrence gradient values TF would hold for it as
+    IndexedSlices (the gradient of its embedding lookup's output); those values, not the parameter's dense
+    gradient, enter the norm. Returns the global norm before clipping.
+    """
+    slices: Dict[int, Tensor] = {id(p): v for p, v in (indexed_slices or {}).items()}
+    for p in (indexed_slices or {}):
+        if not any(p is q for q in params):
+            raise ValueError("indexed_slices names a tensor that is not among the clipped parameters")
+    norm_terms = []
+    for p in params:
+        if id(p) in slices:
+            if slices[id(p)] is None:
+                raise ValueError("indexed_slices holds None: call retain_grad() on the embedding lookup's output")
+            norm_terms.append(slices[id(p)])
+        else:
+            norm_terms.append(p.grad)
+    norm = global_norm(norm_terms)
+    scale = clip_scale(norm, clip_norm)
+    for p in params:
+        if p.grad is not None:
+            p.grad.mul_(scale)
+    return norm
+
+
+class GradientDescent(torch.optim.Optimizer):
+    """``tf.train.GradientDescentOptimizer``: ``var -= lr * grad`` (training_ops ApplyGradientDescent)."""
+
+    def __init__(self, params, lr: float):
+        if lr < 0:
+            raise ValueError(f"learning rate must be >= 0, got {lr}")
+        super().__init__(params, dict(lr=lr))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.sub_(p.grad * group["lr"])
+        return loss
+
+
+class TFAdam(torch.optim.Optimizer):
+    """``tf.train.AdamOptimizer`` (TF1 training/adam.py and the ApplyAdam kernel).
+
+    Per step t (from 1), with beta powers kept as running products like TF's ``beta1_power`` variables::
+
+        lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t)
+        m += (g - m) * (1 - beta1)
+        v += (g * g - v) * (1 - beta2)
+        var -= m * lr_t / (sqrt(v) + epsilon)
+
+    It differs from ``torch.optim.Adam``: epsilon is added to sqrt(v) *after* the bias correction has
+    moved into the step size (torch divides by ``sqrt(v / (1 - beta2^t)) + eps``), so TF's effective
+    epsilon is ``eps * sqrt(1 - beta2^t)``-scaled relative to torch's, which matters early in training and
+    for rarely updated rows. A parameter group with ``sparse=True`` uses the IndexedSlices path
+    (``_apply_sparse_shared``: ``m = m * beta1 + g * (1 - beta1)``, the same value with TF's other
+    rounding), as TF does for embeddings.
+    """
+
+    def __init__(self, params, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
+                 epsilon: float = 1e-8, sparse: bool = False):
+        super().__init__(params, dict(lr=lr, beta1=beta1, beta2=beta2, epsilon=epsilon, sparse=sparse))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            b1, b2, eps, lr = group["beta1"], group["beta2"], group["epsilon"], group["lr"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["m"] = torch.zeros_like(p)
+                    state["v"] = torch.zeros_like(p)
+                    # TF's beta1_power / beta2_power variables, in the variable's dtype.
+                    state["beta1_power"] = torch.tensor(b1, dtype=p.dtype, device=p.device)
+                    state["beta2_power"] = torch.tensor(b2, dtype=p.dtype, device=p.device)
+                state["step"] += 1
+                b1p, b2p = state["beta1_power"], state["beta2_power"]
+                m, v = state["m"], state["v"]
+                lr_t = lr * torch.sqrt(1 - b2p) / (1 - b1p)
+                if group["sparse"]:
+                    m.mul_(b1).add_(g * (1 - b1))
+                    v.mul_(b2).add_((g * g) * (1 - b2))
+                    p.sub_(lr_t * m / (torch.sqrt(v) + eps))
+                else:
+                    m.add_((g - m) * (1 - b1))
+                    v.add_((g * g - v) * (1 - b2))
+                    p.sub_((m * lr_t) / (torch.sqrt(v) + eps))
+                # adam.py _finish: the beta powers advance after every variable is updated.
+                b1p.mul_(b1)
+                b2p.mul_(b2)
+        return loss
+
+
+# BasicLSTMCell's two variables by TF generation (rnn_cell_impl.py / rnn_cell.py of each release):
+# <= 0.12: _linear under "Linear" -> Matrix, Bias; 1.0-1.1: "weights", "biases"; >= 1.2: "kernel", "bias".
+CELL_VARIABLE_NAMES: Tuple[Tuple[str, str], ...] = (
+    ("kernel", "bias"),
+    ("weights", "biases"),
+    ("Linear/Matrix", "Linear/Bias"),
+)
+
+
+def tf1_cell_variables(variables: Mapping[str, object], cell_scope: str) -> Tuple[object, object, Tuple[str, str]]:
+    """A BasicLSTMCell's (kernel, bias) under ``cell_scope`` in any TF generation's names.
+
+    Returns ``(kernel, bias, (kernel_name, bias_name))``. Raises KeyError naming the candidates tried.
+    """
+    scope = cell_scope.rstrip("/")
+    for kernel_name, bias_name in CELL_VARIABLE_NAMES:
+        k, b = f"{scope}/{kernel_name}", f"{scope}/{bias_name}"
+        if k in variables and b in variables:
+            return variables[k], variables[b], (k, b)
+    tried = [f"{scope}/{k}" + " + " + f"{scope}/{b}" for k, b in CELL_VARIABLE_NAMES]
+    near = sorted(n for n in variables if n.startswith(scope))[:6]
+    raise KeyError(f"no BasicLSTMCell variables under {scope!r}; tried {tried}"
+                   + (f"; names under that scope: {near}" if near else ""))
+
+
+def lr_decay_schedule(learning_rate: float, lr_decay: float, max_epoch: int, epoch: int) -> float:
+    """ptb_word_lm.py main(): ``lr * lr_decay ** max(i + 1 - max_epoch, 0.0)`` for epoch i from 0."""
+    return learning_rate * lr_decay ** max(epoch + 1 - max_epoch, 0.0)
+
+
+__all__ = ["global_norm", "clip_scale", "clip_by_global_norm_", "GradientDescent", "TFAdam",
+           "CELL_VARIABLE_NAMES", "tf1_cell_variables", "lr_decay_schedule"]
