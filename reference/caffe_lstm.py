@@ -104,3 +104,134 @@ def lstm_forward(x, cont, W_xc, b_c, W_hc, h0=None, c0=None, x_static=None, W_xc
                  steps=steps, h0=h_init, c0=c_init, H=H,
                  caffe_fractional_cont_grad=caffe_fractional_cont_grad)
     return hs, h_prev, c_prev, cache
+
+
+def lstm_backward(dh, cache, dh_T=None, dc_T=None):
+    """Hand-derived backward of :func:`lstm_forward` (the unrolled net's BackwardFrom).
+
+    Args:
+        dh: [T, N, H] gradient on the output h.
+        dh_T, dc_T: [N, H] (or [1, N, H]) gradients on the exposed final state; None for zero.
+
+    Returns:
+        dict with ``x`` [T, N, I], ``x_static`` [N, I_s] (or None), ``W_xc``, ``b_c``, ``W_xc_static`` (or
+        None), ``W_hc``, ``h0`` [N, H], ``c0`` [N, H]. These are the true gradients; the Caffe quirk with
+        exposed state (nothing reaches h0/c0, dh_T/dc_T ignored) is the caller's choice of passing None and
+        discarding h0/c0.
+    """
+    x, xs, steps, H = cache["x"], cache["xs"], cache["steps"], cache["H"]
+    W_xc, W_hc, W_s = cache["W_xc"], cache["W_hc"], cache["W_xc_static"]
+    T, N, _ = x.shape
+    dh = np.asarray(dh, dtype=np.float64).reshape(T, N, H)
+    dh_next = _state(dh_T, N, H)
+    dc_next = _state(dc_T, N, H)
+    dW_xc = np.zeros_like(W_xc)
+    db_c = np.zeros(4 * H)
+    dW_hc = np.zeros_like(W_hc)
+    dx = np.zeros_like(x)
+    dX_sum = np.zeros((N, 4 * H))
+    for t in range(T - 1, -1, -1):
+        s = steps[t]
+        i, f, sf, o, g, tanh_c, ct = s["i"], s["f"], s["sf"], s["o"], s["g"], s["tanh_c"], s["cont"]
+        dh_t = dh[t] + dh_next
+        dc = dc_next + dh_t * o * (1.0 - tanh_c * tanh_c)
+        d_i = dc * g * i * (1.0 - i)
+        if cache["caffe_fractional_cont_grad"]:
+            d_f = dc * s["c_prev"] * f * (1.0 - f)          # lstm_unit_layer.cpp: f already holds cont
+        else:
+            d_f = dc * s["c_prev"] * ct * sf * (1.0 - sf)  # d/dX_f of cont * sigmoid(X_f)
+        d_o = dh_t * tanh_c * o * (1.0 - o)
+        d_g = dc * i * (1.0 - g * g)
+        dX = np.concatenate([d_i, d_f, d_o, d_g], axis=1)  # gate order i, f, o, g
+        dW_xc += dX.T @ x[t]
+        db_c += dX.sum(0)
+        dW_hc += dX.T @ s["h_conted"]
+        dX_sum += dX
+        dx[t] = dX @ W_xc
+        dh_next = ct * (dX @ W_hc)
+        dc_next = dc * f
+    out = dict(x=dx, W_xc=dW_xc, b_c=db_c, W_hc=dW_hc, h0=dh_next, c0=dc_next, x_static=None, W_xc_static=None)
+    if xs is not None:
+        out["W_xc_static"] = dX_sum.T @ xs
+        out["x_static"] = dX_sum @ W_s
+    return out
+
+
+# ------------------------------------------------------------------------------------------ junhyukoh
+
+
+def junhyukoh_forward(data, W_x, W_h, b, batch_size: int = 1, clip=None, h0=None, c0=None):
+    """junhyukoh/caffe-lstm ``Lstm`` forward (lstm_layer.cpp Forward_cpu), every stream computed correctly.
+
+    data [T*N, ...] time-major (row t*N + n); blobs W_x [4H, I], W_h [4H, H], b [4H] (gates i, f, o, g).
+    With ``clip`` [T*N] (or [T*N, 1]) cont_{t,n} = clip[t*N + n] != 0 and the state starts from (h0, c0)
+    (the carried h_T_, c_T_; zeros when None); without clip cont = (t > 0) and the state starts at zero.
+    Returns ``(h [T*N, H], h_T [N, H], c_T [N, H], cache)``.
+    """
+    N = batch_size
+    data = np.asarray(data, dtype=np.float64)
+    T = data.shape[0] // N
+    x = data.reshape(T, N, -1)
+    W_x, W_h, b = (np.asarray(a, dtype=np.float64) for a in (W_x, W_h, b))
+    H = W_h.shape[1]
+    if clip is None:
+        cont = np.zeros((T, N), dtype=bool)
+        cont[1:] = True
+        h_prev, c_prev = np.zeros((N, H)), np.zeros((N, H))
+    else:
+        cont = np.asarray(clip).reshape(T, N) != 0
+        h_prev, c_prev = _state(h0, N, H), _state(c0, N, H)
+    h_init = h_prev
+    pre_x = x @ W_x.T + b
+    hs = np.zeros((T, N, H))
+    steps = []
+    for t in range(T):
+        ct = cont[t][:, None]
+        pre = pre_x[t] + np.where(ct, h_prev @ W_h.T, 0.0)
+        i = sigmoid(pre[:, :H])
+        f = np.where(ct, sigmoid(pre[:, H:2 * H]), 0.0)
+        o = sigmoid(pre[:, 2 * H:3 * H])
+        g = np.tanh(pre[:, 3 * H:])
+        c = f * c_prev + i * g
+        tanh_c = np.tanh(c)
+        h = o * tanh_c
+        steps.append(dict(cont=ct, c_prev=c_prev, h_prev=h_prev, i=i, f=f, o=o, g=g, tanh_c=tanh_c))
+        hs[t] = h
+        h_prev, c_prev = h, c
+    cache = dict(x=x, W_x=W_x, W_h=W_h, steps=steps, H=H, N=N, h0=h_init)
+    return hs.reshape(T * N, H), h_prev, c_prev, cache
+
+
+def junhyukoh_backward(dh, cache, clipping_threshold: float = 0.0, dwh_defect: bool = True):
+    """lstm_layer.cpp Backward_cpu, per stream. ``clipping_threshold`` > 0 clamps each step's gate
+    pre-activation gradients (``caffe_bound``) before they reach dh_{t-1}, the weights and the input;
+    the cell path dc_{t-1} = dc_t * f_t is not clamped. ``dwh_defect`` sums dW_h += g_t^T h_{t-1} over every
+    step, including steps with clip == 0 (the fork's gemm over all rows plus the h_0 term); False keeps
+    only steps that continue. No gradient reaches the carried state (c_T_'s diff is zero)."""
+    x, W_x, W_h, steps, H, N = cache["x"], cache["W_x"], cache["W_h"], cache["steps"], cache["H"], cache["N"]
+    T = x.shape[0]
+    dh = np.asarray(dh, dtype=np.float64).reshape(T, N, H).copy()
+    dc_next = np.zeros((N, H))
+    pre_diff = np.zeros((T, N, 4 * H))
+    for t in range(T - 1, -1, -1):
+        s = steps[t]
+        i, f, o, g, tanh_c, ct = s["i"], s["f"], s["o"], s["g"], s["tanh_c"], s["cont"]
+        d_o = dh[t] * tanh_c
+        dc = dc_next + dh[t] * o * (1.0 - tanh_c * tanh_c)
+        dc_next = np.where(ct, dc * f, 0.0)
+        d_f = np.where(ct, dc * s["c_prev"], 0.0)
+        d_i = dc * g
+        d_g = dc * i
+        pre = np.concatenate([d_i * i * (1 - i), d_f * f * (1 - f), d_o * o * (1 - o), d_g * (1 - g * g)], axis=1)
+        if clipping_threshold > 0:
+            pre = np.clip(pre, -clipping_threshold, clipping_threshold)
+        pre_diff[t] = pre
+        if t > 0:
+            dh[t - 1] += np.where(ct, pre @ W_h, 0.0)
+    dW_h = np.zeros_like(W_h)
+    for t in range(T):
+        s = steps[t]
+        use = np.ones_like(s["cont"]) if dwh_defect else s["cont"]
+        dW_h += (pre_diff[t] * use).T @ s["h_prev"]
+    return dict(data=(pre_diff @ W_x).reshape(T * N, -1), W_x=np.einsum("tng,tni->gi", pre_diff, x),
+                W_h=dW_h, b=pre_diff.sum((0, 1)))

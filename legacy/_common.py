@@ -1,0 +1,56 @@
+"""Shared set-up of the legacy recording scripts: environment, TensorFlow in graph mode, npz output."""
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+GOLDEN = REPO / "tests" / "golden"
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def import_tf():
+    """TensorFlow with the TF1 graph-mode API, single-threaded and deterministic."""
+    import tensorflow as tf
+
+    tf.compat.v1.disable_eager_execution()
+    tf.get_logger().setLevel("ERROR")
+    return tf
+
+
+def tf_session(tf, graph):
+    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
+    return tf.compat.v1.Session(graph=graph, config=config)
+
+
+def import_theano_lineage(which: str):
+    """``("pytensor", module, tensor_module, softmax)`` or the same for Theano 1.0.5."""
+    if which == "pytensor":
+        import pytensor
+        import pytensor.tensor as pt
+        from pytensor.tensor.special import softmax
+
+        return pytensor, pt, softmax
+    # Theano's compiled scan predates Python 3.11: block it so the pure-Python scan runs.
+    sys.modules.setdefault("theano.scan_module.scan_perform_ext", None)
+    os.environ.setdefault("THEANO_FLAGS", "blas.ldflags=-lopenblas")
+    import theano
+    import theano.tensor as tt
+
+    return theano, tt, tt.nnet.softmax
+
+
+def versions() -> dict:
+    out = {"python": sys.version.split()[0], "date": datetime.date.today().isoformat()}
+    for name in ("numpy", "tensorflow", "tf_keras", "pytensor", "theano", "torch"):
+        mod = sys.modules.get(name)
+        if mod is not None:
+            out[name] = getattr(mod, "__version__", "?")
+    return out

@@ -1,0 +1,66 @@
+"""``python -m ports.caffe_sequence --config lstm_short|lstm_long|deep_short|deep_long``.
+
+Trains as examples/lstm_sequence/lstm_sequence.cpp does, then generates the whole sequence with a
+one-step net sharing the weights; writes <config>_result.log ("target prediction" lines), a PNG of target
+vs generated, the loss curve, a .caffemodel of the trained net and summary.json under --out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ports.caffe_sequence.example import CONFIGS, RunConfig, run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ports.caffe_sequence", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, choices=sorted(CONFIGS),
+                   help="which lstm_sequence net and solver to run (test_<config>.sh of the original)")
+    p.add_argument("--iters", type=int, default=None, help="training iterations (default: the solver's max_iter, 100000)")
+    p.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda")
+    p.add_argument("--seed", type=int, default=1701, help="seed of the fillers' random numbers")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default runs/caffe_sequence/<config>)")
+    p.add_argument("--save", type=Path, default=None,
+                   help="checkpoint file written atomically every --checkpoint-every iterations and at the end "
+                        "(default <out>/checkpoint.pt)")
+    p.add_argument("--checkpoint-every", type=int, default=5000, help="iterations between checkpoints (0: only at the end)")
+    p.add_argument("--resume", type=Path, default=None, help="continue from this checkpoint (same --config)")
+    p.add_argument("--caffemodel", type=Path, default=None,
+                   help="load a trained .caffemodel of the fork's net (layers matched by name) and only generate")
+    p.add_argument("--generate-only", action="store_true", help="skip training (use with --resume or --caffemodel)")
+    p.add_argument("--no-dwh-defect", action="store_true",
+                   help="train with the true dW_h gradient instead of the fork's (which accumulates dW_h where clip is 0)")
+    p.add_argument("--backend", choices=("probe", "auto"), default="probe",
+                   help="probe: fused kernel with a verified clip-threshold check (falls back to the step loop when "
+                        "the clamp would act); auto: always the core's step loop when clipping is on")
+    p.add_argument("--no-progress", action="store_true", help="do not print the progress bar")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    out = args.out or Path("runs") / "caffe_sequence" / args.config
+    cfg = RunConfig(config=args.config, out_dir=out, iters=args.iters, device=args.device, seed=args.seed,
+                    resume=args.resume, save=args.save or out / "checkpoint.pt",
+                    checkpoint_every=args.checkpoint_every, dwh_defect=not args.no_dwh_defect,
+                    backend=args.backend, progress=not args.no_progress)
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            print("error: --device cuda requested but no CUDA device is available", file=sys.stderr)
+            return 2
+    try:
+        summary = run(cfg, caffemodel_in=args.caffemodel, generate_only=args.generate_only)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""The lstm_sequence example (junhyukoh/caffe-lstm examples/lstm_sequence/lstm_sequence.cpp).
+
+``main``: build the solver's train net, set every Lstm layer's forget-gate bias block to 5, train on
+320-step windows of the target function with clip = 1 except clip[0] = (window index > 0), then share
+the weights with a one-step TEST net and run it free over the whole length with clip = (i > 0), writing
+"target prediction" lines.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from compat.atomic import atomic_torch_save, atomic_write_text
+from compat.progress import Progress
+from compat.prototxt import TextMessage, read_prototxt
+from ports.caffe_sequence.layers import JunhyukohLSTM
+from ports.caffe_sequence.net import CaffeNet
+from ports.caffe_sequence.solver import CaffeSGD
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+# --config name -> (solver file, TotalLength: the third argument of the test_*.sh scripts)
+CONFIGS: Dict[str, Tuple[str, int]] = {
+    "lstm_short": ("lstm_short_solver.prototxt", 320),
+    "lstm_long": ("lstm_long_solver.prototxt", 960),
+    "deep_short": ("deep_short_solver.prototxt", 320),
+    "deep_long": ("deep_long_solver.prototxt", 960),
+}
+FORGET_BIAS = 5.0  # lstm_sequence.cpp: "Initialize bias for the forget gate to 5"
+
+
+def f_x(t: np.ndarray) -> np.ndarray:
+    """lstm_sequence.cpp ``f_x`` (float argument, double arithmetic, float result)."""
+    t = t.astype(np.float32).astype(np.float64)
+    v = 0.5 * np.sin(2 * t) - 0.05 * np.cos(17 * t + 0.8) + 0.05 * np.sin(25 * t + 10) - 0.02 * np.cos(45 * t + 0.3)
+    return v.astype(np.float32)
+
+
+def target_sequence(total_length: int) -> np.ndarray:
+    """The normalised, mean-centred target of lstm_sequence.cpp, in float32 as there.
+
+    max_abs over f(i * 0.01f); the mean accumulates f(i * 0.01) / max_abs in float (the argument computed
+    in double, then rounded to float by f_x's signature); value_i = f(i * 0.01f) / max_abs - mean.
+    """
+    i = np.arange(total_length)
+    t_float = (i.astype(np.float32) * np.float32(0.01)).astype(np.float32)
+    t_double = (i * 0.01).astype(np.float32)
+    vals = f_x(t_float)
+    max_abs = np.float32(np.max(np.abs(vals)))
+    mean = np.float32(0.0)
+    for v in f_x(t_double) / max_abs:
+        mean = np.float32(mean + np.float32(v))
+    mean = np.float32(mean / np.float32(total_length))
+    return (vals / max_abs - mean).astype(np.float32)
+
+
+def resolve_net_path(solver_path: Path, solver: TextMessage) -> Path:
+    net = solver.get("net") or solver.get("train_net")
+    if net is None:
+        raise ValueError(f"{solver_path}: the solver names no net (net: or train_net:)")
+    for candidate in (solver_path.parent / str(net), Path(str(net))):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(f"{solver_path}: net file {net!r} not found beside the solver or in the working directory")
+
+
+def set_forget_bias(net: CaffeNet, value: float = FORGET_BIAS) -> None:
+    """caffe_set(h, 5, bias + h) on every Lstm layer: the f block of b (gate order i, f, o, g)."""
+    with torch.no_grad():
+        for m in net.layer_modules.values():
+            if isinstance(m, JunhyukohLSTM):
+                H = m.hidden_size
+                m.b[H:2 * H] = value
+
+
+def smoothed_update(losses: List[float], smoothed: float, loss: float, k: int, average_loss: int) -> float:
+    """Solver::Step's running mean of the last ``average_loss`` losses (k = iterations since start)."""
+    if len(losses) < average_loss:
+        losses.append(loss)
+        size = len(losses)
+        return (smoothed * (size - 1) + loss) / size
+    idx = k % average_loss
+    smoothed += (loss - losses[idx]) / average_loss
+    losses[idx] = loss
+    return smoothed
+
+
+@dataclass
+class RunConfig:
+    config: str
+    out_dir: Path
+    iters: Optional[int] = None
+    device: str = "cpu"
+    seed: int = 1701
+    resume: Optional[Path] = None
+    save: Optional[Path] = None
+    checkpoint_every: int = 5000
+    dwh_defect: bool = True
+    backend: str = "probe"
+    progress: bool = True
+
+
+@dataclass
+class TrainState:
+    it: int = 0
+    losses: List[float] = field(default_factory=list)
+    smoothed: float = 0.0
+    fallbacks: int = 0
+    log: List[Tuple[int, float, float]] = field(default_factory=list)
+
+
+class Trainer:
+    """The training half of lstm_sequence.cpp on the port's net and Caffe's SGD."""
+
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
+        solver_file, self.total_length = CONFIGS[cfg.config]
+        self.solver_path = CONFIG_DIR / solver_file
+        self.solver_param = read_prototxt(self.solver_path)
+        self.net_path = resolve_net_path(self.solver_path, self.solver_param)
+        self.net_param = read_prototxt(self.net_path)
+        self.device = torch.device(cfg.device)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        self.net = CaffeNet(self.net_param, "TRAIN", generator=gen, source=str(self.net_path))
+        for m in self.net.layer_modules.values():
+            if isinstance(m, JunhyukohLSTM):
+                m.dwh_defect = cfg.dwh_defect
+        set_forget_bias(self.net)
+        self.net.to(self.device)
+        self.solver = CaffeSGD(self.net.learnable_params(), self.solver_param)
+        self.max_iter = int(self.solver_param.get("max_iter", 0)) if cfg.iters is None else cfg.iters
+        self.average_loss = int(self.solver_param.get("average_loss", 1))
+        self.display = int(self.solver_param.get("display", 0))
+        self.seq_length = self.net.input_shapes["data"][0]
+        if self.total_length % self.seq_length:
+            raise ValueError(f"TotalLength {self.total_length} is not a multiple of the net's {self.seq_length} steps")
+        self.sequence = torch.as_tensor(target_sequence(self.total_length))
+        self.state = TrainState()
+
+    # ---------------------------------------------------------------------------------- checkpoints
+    def checkpoint(self) -> dict:
+        lstm_states = []
+        for m in self.net.lstm_layers():
+            s = m.state
+            lstm_states.append(None if s is None else [s[0].cpu(), s[1].cpu()])
+        return {
+            "format": "ports.caffe_sequence checkpoint 1",
+            "config": self.cfg.config, "seed": self.cfg.seed, "dwh_defect": self.cfg.dwh_defect,
+            "solver_text": self.solver_path.read_text(), "net_text": self.net_path.read_text(),
+            "params": {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()},
+            "solver": self.solver.state_dict(), "lstm_states": lstm_states,
+            "it": self.state.it, "losses": list(self.state.losses), "smoothed": self.state.smoothed,
+            "fallbacks": self.state.fallbacks, "log": [list(r) for r in self.state.log],
+        }
+
+    def save(self, path: Path) -> None:
+        atomic_torch_save(self.checkpoint(), path)
+
+    def load(self, path: Path) -> None:
+        try:
+            ck = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file gets one clear message
+            raise ValueError(f"cannot read checkpoint {path}: {exc}") from None
+        if not isinstance(ck, dict) or ck.get("format") != "ports.caffe_sequence checkpoint 1":
+            raise ValueError(f"{path} is not a ports.caffe_sequence checkpoint")
+        if ck["config"] != self.cfg.config:
+            raise ValueError(f"{path} is a checkpoint of --config {ck['config']}, not {self.cfg.config}")
+        self.net.load_state_dict(ck["params"])
+        self.solver.load_state_dict(ck["solver"])
+        for m, s in zip(self.net.lstm_layers(), ck["lstm_states"]):
+            m.set_state(None if s is None else (s[0].to(self.device), s[1].to(self.device)))
+        self.state = TrainState(int(ck["it"]), [float(v) for v in ck["losses"]], float(ck["smoothed"]),
+                                int(ck["fallbacks"]), [tuple(r) for r in ck["log"]])
+
+    # ---------------------------------------------------------------------------------- training
+    def _forward_backward(self, clip: torch.Tensor, label: torch.Tensor, backend: str) -> float:
+        data = torch.zeros(self.seq_length, 1, device=self.device)
+        blobs = self.net(backend=backend, data=data, clip=clip, label=label)
+        loss = self.net.loss(blobs)
+        loss.backward()
+        return loss.item()
+
+    def train_step(self, it: int) -> float:
+        n_windows = self.total_length // self.seq_length
+        seq_idx = it % n_windows
+        clip = torch.ones(self.seq_length, 1, device=self.device)
+        clip[0] = float(seq_idx > 0)
+        label = self.sequence[seq_idx * self.seq_length:(seq_idx + 1) * self.seq_length].reshape(-1, 1).to(self.device)
+        layers = [m for m in self.net.lstm_layers() if isinstance(m, JunhyukohLSTM)]
+        saved = [m.state for m in layers]
+        self.solver.zero_grad()
+        loss = self._forward_backward(clip, label, self.cfg.backend)
+        if self.cfg.backend == "probe":
+            # The fused run is exact unless clipping_threshold would have clamped a gate gradient; then
+            # redo the iteration on the core's step loop, which clamps as the fork does.
+            exceeded = any(m.clipping_threshold > 0 and m.last_max_abs_grad is not None
+                           and m.last_max_abs_grad > m.clipping_threshold for m in layers)
+            if exceeded:
+                self.state.fallbacks += 1
+                for m, s in zip(layers, saved):
+                    m.set_state(s)
+                self.solver.zero_grad()
+                loss = self._forward_backward(clip, label, "auto")
+        self.solver.step(it)
+        return loss
+
+    def train(self, log_path: Optional[Path] = None) -> None:
+        cfg = self.cfg
+        start = self.state.it
+        bar = Progress(total=self.max_iter, desc=cfg.config, unit="it/s", enabled=cfg.progress)
+        bar.count = start
+        log_fh = open(log_path, "a") if log_path else None
+        try:
+            for it in range(start, self.max_iter):
+                loss = self.train_step(it)
+                if not math.isfinite(loss):
+                    raise FloatingPointError(f"loss became {loss} at iteration {it}")
+                self.state.smoothed = smoothed_update(self.state.losses, self.state.smoothed, loss, it,
+                                                      self.average_loss)
+                self.state.it = it + 1
+                if self.display and it % self.display == 0:
+                    self.state.log.append((it, loss, self.state.smoothed))
+                    if log_fh:
+                        log_fh.write(f"iter {it} loss {loss:.6g} smoothed {self.state.smoothed:.6g} "
+                                     f"fallbacks {self.state.fallbacks}\n")
+                        log_fh.flush()
+                bar.update(1, loss=f"{self.state.smoothed:.5f}")
+                if cfg.save and cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0:
+                    self.save(cfg.save)
+        finally:
+            if log_fh:
+                log_fh.close()
+            bar.close()
+        if cfg.save:
+            self.save(cfg.save)
+
+
+def generate(train_net: CaffeNet, net_param: TextMessage, total_length: int, device="cpu") -> np.ndarray:
+    """The test half of lstm_sequence.cpp: a TEST-phase net sharing the trained weights, reshaped to one
+    step, run ``total_length`` times with clip = (i > 0) and an all-zero data input."""
+    test_net = CaffeNet(net_param, "TEST").to(device)
+    test_net.share_trained_layers_with(train_net)
+    if len(test_net.output_names) != 1:
+        raise ValueError(f"the TEST net has outputs {test_net.output_names}; lstm_sequence expects one")
+    out_name = test_net.output_names[0]
+    data = torch.zeros(1, 1, device=device)
+    preds = np.zeros(total_length, dtype=np.float32)
+    with torch.no_grad():
+        for i in range(total_length):
+            clip = torch.full((1, 1), float(i > 0), device=device)
+            blobs = test_net(data=data, clip=clip)
+            pred = blobs[out_name]
+            if pred.numel() != 1:
+                raise ValueError(f"the TEST net's output {out_name} has {pred.numel()} values; expected 1")
+            preds[i] = float(pred)
+    return preds
+
+
+def write_results(out_dir: Path, name: str, target: np.ndarray, preds: np.ndarray) -> float:
+    """The result file ("target prediction" per line, as lstm_sequence.cpp's log_file), MSE and PNG."""
+    lines = "".join(f"{t:.6g} {p:.6g}\n" for t, p in zip(target, preds))
+    atomic_write_text(out_dir / f"{name}_result.log", lines)
+    mse = float(np.mean((preds.astype(np.float64) - target.astype(np.float64)) ** 2))
+    try:
+        from compat.plots import save_curves
+
+        steps = np.arange(len(target))
+        save_curves(out_dir / f"{name}_generation.png",
+                    {"target": (steps, target), "generated": (steps, preds)},
+                    title=f"{name}: target vs free-running generation (MSE {mse:.4g})",
+                    xlabel="step i (t = 0.01 i)", ylabel="value")
+    except ImportError:
+        pass
+    return mse
+
+
+def plot_loss(out_dir: Path, name: str, log: List[Tuple[int, float, float]]) -> None:
+    if not log:
+        return
+    try:
+        from compat.plots import save_curves
+    except ImportError:
+        return
+    xs = [r[0] for r in log]
+    save_curves(out_dir / f"{name}_loss.png", {"loss (display iterations)": (xs, [r[1] for r in log]),
+                                               "smoothed (average_loss)": (xs, [r[2] for r in log])},
+                title=f"{name}: EuclideanLoss", xlabel="iteration", ylabel="loss", logy=True)
+
+
+def run(cfg: RunConfig, *, caffemodel_in: Optional[Path] = None, generate_only: bool = False) -> dict:
+    """Train (or load) and generate; returns a summary dict also written as summary.json."""
+    out_dir = cfg.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    trainer = Trainer(cfg)
+    if cfg.resume:
+        trainer.load(cfg.resume)
+    if caffemodel_in is not None:
+        from ports.caffe_sequence.caffemodel import read_caffemodel
+
+        copied = trainer.net.copy_trained_layers_from(read_caffemodel(caffemodel_in), str(caffemodel_in))
+        if not copied:
+            raise ValueError(f"{caffemodel_in}: no layer name matches the net's layers "
+                             f"{list(trainer.net.layer_modules)}")
+    t0 = time.perf_counter()
+    if not generate_only and caffemodel_in is None:
+        trainer.train(out_dir / "train.log")
+    train_s = time.perf_counter() - t0
+    preds = generate(trainer.net, trainer.net_param, trainer.total_length, trainer.device)
+    target = trainer.sequence.numpy()
+    mse = write_results(out_dir, cfg.config, target, preds)
+    plot_loss(out_dir, cfg.config, trainer.state.log)
+    summary = {"config": cfg.config, "iterations": trainer.state.it, "smoothed_loss": trainer.state.smoothed,
+               "generation_mse": mse, "fallbacks_to_step_loop": trainer.state.fallbacks,
+               "train_seconds_this_run": round(train_s, 1), "seed": cfg.seed, "dwh_defect": cfg.dwh_defect,
+               "smoothed_at": {str(it): s for it, _, s in trainer.state.log
+                               if it in (1000, 10000, 50000) or it == trainer.state.log[-1][0]}}
+    try:
+        from ports.caffe_sequence.caffemodel import write_caffemodel
+
+        write_caffemodel(out_dir / f"{cfg.config}_iter_{trainer.state.it}.caffemodel", trainer.net.blobs_by_layer(),
+                         name=trainer.net.name)
+    except ImportError:
+        pass
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -1,0 +1,333 @@
+"""A Caffe ``Net`` built from a parsed ``.prototxt``: the layer types the LSTM examples use, on torch.
+
+Supported layer types: ``Input`` (and the net-level ``input`` / ``input_shape`` / ``input_dim``), ``Lstm``
+(junhyukoh/caffe-lstm), ``LSTM`` (BVLC), ``InnerProduct``, ``EuclideanLoss``, ``Silence``. Layers are
+included or excluded by phase (``include { phase: TEST }``), as Caffe's ``Net::FilterNet`` does. Fillers
+follow Caffe's filler.hpp (``constant``, ``gaussian``, ``uniform``, ``xavier``, ``msra``) with torch's
+random generator (Caffe's Boost mt19937 stream is not reproduced: same distributions, other draws).
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from compat.prototxt import TextMessage
+from ports.caffe_sequence.layers import CaffeLSTM, CaffeShapeError, JunhyukohLSTM
+
+
+class CaffeNetError(ValueError):
+    """A net definition this port cannot build; the message names the layer and field."""
+
+
+class InnerProduct(nn.Module):
+    """Caffe ``InnerProduct``: blobs weight [num_output, K], bias [num_output]; flattens from ``axis``."""
+
+    def __init__(self, in_features: int, num_output: int, bias_term: bool = True, axis: int = 1,
+                 dtype=torch.float32):
+        super().__init__()
+        self.axis = axis
+        self.weight = nn.Parameter(torch.zeros(num_output, in_features, dtype=dtype))
+        self.bias = nn.Parameter(torch.zeros(num_output, dtype=dtype)) if bias_term else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        axis = self.axis % x.dim()
+        flat = x.reshape(*x.shape[:axis], -1)
+        if flat.shape[-1] != self.weight.shape[1]:
+            raise CaffeShapeError(f"InnerProduct input has {flat.shape[-1]} features from axis {axis} "
+                                  f"(shape {list(x.shape)}); its weight expects {self.weight.shape[1]}")
+        return torch.nn.functional.linear(flat, self.weight, self.bias)
+
+
+def euclidean_loss(a: Tensor, b: Tensor) -> Tensor:
+    """Caffe ``EuclideanLoss``: sum((a - b)^2) / num / 2, num = a.shape[0] (euclidean_loss_layer.cpp)."""
+    if a.numel() != b.numel():
+        raise CaffeShapeError(f"EuclideanLoss bottoms have {a.numel()} and {b.numel()} values; they must match")
+    return ((a.reshape(-1) - b.reshape(-1).to(a.dtype)) ** 2).sum() / a.shape[0] / 2.0
+
+
+def fill_(blob: Tensor, filler: TextMessage, generator: Optional[torch.Generator]) -> None:
+    """Fill ``blob`` in place as Caffe's filler.hpp does for ``filler``'s type (default ``constant``)."""
+    kind = str(filler.get("type", "constant"))
+    shape = blob.shape
+    num = shape[0] if blob.dim() > 0 else 1
+    count = blob.numel()
+    with torch.no_grad():
+        if kind == "constant":
+            blob.fill_(float(filler.get("value", 0.0)))
+        elif kind == "gaussian":
+            mean, std = float(filler.get("mean", 0.0)), float(filler.get("std", 1.0))
+            blob.copy_(torch.randn(shape, generator=generator, dtype=torch.float64) * std + mean)
+            sparse = int(filler.get("sparse", -1))
+            if sparse >= 0:
+                # GaussianFiller: keep each weight with probability sparse / num_outputs (blob->num()).
+                keep = torch.rand(shape, generator=generator, dtype=torch.float64) < sparse / num
+                blob.mul_(keep.to(blob.dtype))
+        elif kind == "uniform":
+            lo, hi = float(filler.get("min", 0.0)), float(filler.get("max", 1.0))
+            blob.copy_(torch.rand(shape, generator=generator, dtype=torch.float64) * (hi - lo) + lo)
+        elif kind in ("xavier", "msra"):
+            fan_in = count / num
+            fan_out = count / (shape[1] if blob.dim() > 1 else 1)
+            norm = str(filler.get("variance_norm", "FAN_IN"))
+            n = {"FAN_IN": fan_in, "FAN_OUT": fan_out, "AVERAGE": (fan_in + fan_out) / 2}.get(norm)
+            if n is None:
+                raise CaffeNetError(f"filler variance_norm {norm!r} is not FAN_IN, FAN_OUT or AVERAGE")
+            if kind == "xavier":
+                scale = math.sqrt(3.0 / n)
+                blob.copy_(torch.rand(shape, generator=generator, dtype=torch.float64) * 2 * scale - scale)
+            else:
+                blob.copy_(torch.randn(shape, generator=generator, dtype=torch.float64) * math.sqrt(2.0 / n))
+        else:
+            raise CaffeNetError(f"filler type {kind!r} is not supported (constant, gaussian, uniform, xavier, msra)")
+
+
+def _phase_included(layer: TextMessage, phase: str) -> bool:
+    """Caffe Net::StateMeetsRule for the phase (levels 0 and no stages, the defaults)."""
+    def meets(rule: TextMessage) -> bool:
+        if rule.has("phase") and str(rule.get("phase")) != phase:
+            return False
+        if rule.has("min_level") and 0 < int(rule.get("min_level")):
+            return False
+        if rule.has("max_level") and 0 > int(rule.get("max_level")):
+            return False
+        if rule.getall("stage"):
+            return False
+        return True
+
+    includes, excludes = layer.getall("include"), layer.getall("exclude")
+    if includes and excludes:
+        raise CaffeNetError(f"layer {layer.get('name')!r} specifies both include and exclude rules")
+    if includes:
+        return any(meets(r) for r in includes)
+    return not any(meets(r) for r in excludes)
+
+
+def _shape_of(msg: TextMessage) -> List[int]:
+    return [int(d) for d in msg.getall("dim")]
+
+
+class CaffeNet(nn.Module):
+    """A Caffe net for one phase. ``forward(**inputs)`` -> dict of every blob; ``loss`` sums the losses.
+
+    ``layer_modules`` maps layer names to their modules (their parameters are the layer's blobs in Caffe's
+    order); ``param_specs`` gives each learnable parameter's (lr_mult, decay_mult) from the layer's
+    ``param { ... }`` entries (default 1, 1), as Caffe's Net::AppendParam.
+    """
+
+    def __init__(self, net_param: TextMessage, phase: str = "TRAIN", *, dtype=torch.float32,
+                 generator: Optional[torch.Generator] = None, source: str = "<net>"):
+        super().__init__()
+        if phase not in ("TRAIN", "TEST"):
+            raise CaffeNetError(f"phase must be TRAIN or TEST, not {phase!r}")
+        self.phase, self.dtype, self.source = phase, dtype, source
+        self.name = str(net_param.get("name", ""))
+        self.input_shapes: Dict[str, List[int]] = {}
+        names = [str(n) for n in net_param.getall("input")]
+        shapes = net_param.getall("input_shape")
+        dims = [int(d) for d in net_param.getall("input_dim")]
+        if shapes:
+            if len(shapes) != len(names):
+                raise CaffeNetError(f"{source}: {len(names)} inputs but {len(shapes)} input_shape entries")
+            for n, s in zip(names, shapes):
+                self.input_shapes[n] = _shape_of(s)
+        elif dims:
+            if len(dims) != 4 * len(names):
+                raise CaffeNetError(f"{source}: input_dim needs 4 values per input ({len(names)} inputs, "
+                                    f"{len(dims)} values)")
+            for k, n in enumerate(names):
+                self.input_shapes[n] = dims[4 * k:4 * k + 4]
+        elif names:
+            raise CaffeNetError(f"{source}: inputs {names} have no input_shape or input_dim")
+        if net_param.getall("layers"):
+            raise CaffeNetError(f"{source}: V1 'layers' definitions are not supported in prototxt; "
+                                "use the 'layer' format (caffe's upgrade_net_proto_text converts them)")
+        self.layer_defs: List[Tuple[str, str, List[str], List[str], TextMessage]] = []
+        self.layer_modules = nn.ModuleDict()
+        self.param_specs: Dict[int, Tuple[float, float]] = {}
+        shapes_now: Dict[str, List[int]] = dict(self.input_shapes)
+        for layer in net_param.getall("layer"):
+            if not _phase_included(layer, phase):
+                continue
+            lname, ltype = str(layer.get("name", "")), str(layer.get("type", ""))
+            bottoms = [str(b) for b in layer.getall("bottom")]
+            tops = [str(t) for t in layer.getall("top")]
+            where = f"{source}: layer {lname!r} ({ltype})"
+            for b in bottoms:
+                if b not in shapes_now:
+                    raise CaffeNetError(f"{where}: unknown bottom blob {b!r}")
+            module = None
+            if ltype == "Input":
+                for t, s in zip(tops, layer.message("input_param").getall("shape")):
+                    shapes_now[t] = _shape_of(s)
+                    self.input_shapes[t] = _shape_of(s)
+            elif ltype == "Silence":
+                pass
+            elif ltype == "Lstm":
+                p = layer.message("lstm_param")
+                if not p.has("num_output"):
+                    raise CaffeNetError(f"{where}: lstm_param.num_output is required")
+                H, N = int(p.get("num_output")), int(p.get("batch_size", 1))
+                ds = shapes_now[bottoms[0]]
+                in_size = int(np.prod(ds[1:])) if len(ds) > 1 else 1
+                module = JunhyukohLSTM(in_size, H, N, float(p.get("clipping_threshold", 0.0)), dtype=dtype)
+                fill_(module.W_x, p.message("weight_filler"), generator)
+                fill_(module.W_h, p.message("weight_filler"), generator)
+                fill_(module.b, p.message("bias_filler"), generator)
+                shapes_now[tops[0]] = [ds[0], H]
+            elif ltype == "LSTM":
+                p = layer.message("recurrent_param")
+                if not p.has("num_output"):
+                    raise CaffeNetError(f"{where}: recurrent_param.num_output is required")
+                H = int(p.get("num_output"))
+                expose = str(p.get("expose_hidden", "false")) == "true"
+                xs = shapes_now[bottoms[0]]
+                static = len(bottoms) > 2 + 2 * expose
+                static_size = int(np.prod(shapes_now[bottoms[2]][1:])) if static else None
+                module = CaffeLSTM(int(np.prod(xs[2:])) if len(xs) > 2 else 1, H, static_size, expose, dtype=dtype)
+                wf, bf = p.message("weight_filler"), p.message("bias_filler")
+                for prm in module.parameters():
+                    fill_(prm, bf if prm is module.b_c else wf, generator)
+                shapes_now[tops[0]] = [xs[0], xs[1], H]
+                if expose:
+                    for t in tops[1:3]:
+                        shapes_now[t] = [1, xs[1], H]
+            elif ltype == "InnerProduct":
+                p = layer.message("inner_product_param")
+                if not p.has("num_output"):
+                    raise CaffeNetError(f"{where}: inner_product_param.num_output is required")
+                axis = int(p.get("axis", 1))
+                s = shapes_now[bottoms[0]]
+                a = axis % len(s)
+                bias_term = str(p.get("bias_term", "true")) != "false"
+                module = InnerProduct(int(np.prod(s[a:])), int(p.get("num_output")), bias_term, axis, dtype=dtype)
+                fill_(module.weight, p.message("weight_filler"), generator)
+                if bias_term:
+                    fill_(module.bias, p.message("bias_filler"), generator)
+                shapes_now[tops[0]] = s[:a] + [int(p.get("num_output"))]
+            elif ltype == "EuclideanLoss":
+                shapes_now[tops[0]] = []
+            else:
+                raise CaffeNetError(f"{where}: layer type {ltype!r} is not supported by this port "
+                                    "(Input, Silence, Lstm, LSTM, InnerProduct, EuclideanLoss)")
+            if module is not None:
+                if lname in self.layer_modules:
+                    raise CaffeNetError(f"{where}: a second layer with the same name")
+                self.layer_modules[lname] = module
+                specs = layer.getall("param")
+                for k, prm in enumerate(module.parameters()):
+                    spec = specs[k] if k < len(specs) else TextMessage()
+                    self.param_specs[id(prm)] = (float(spec.get("lr_mult", 1.0)), float(spec.get("decay_mult", 1.0)))
+            for t in tops:
+                shapes_now.setdefault(t, [])
+            self.layer_defs.append((lname, ltype, bottoms, tops, layer))
+        consumed = {b for _, _, bs, _, _ in self.layer_defs for b in bs}
+        produced = [t for _, ltype, _, ts, _ in self.layer_defs if ltype != "Input" for t in ts]
+        self.output_names = [t for t in produced if t not in consumed]
+
+    def learnable_params(self) -> List[Tuple[str, nn.Parameter, float, float]]:
+        """(display name, parameter, lr_mult, decay_mult) in Caffe's order (layer by layer, blob by blob)."""
+        out = []
+        for lname, module in self.layer_modules.items():
+            for pname, prm in module.named_parameters():
+                lr, decay = self.param_specs[id(prm)]
+                out.append((f"{lname}.{pname}", prm, lr, decay))
+        return out
+
+    def lstm_layers(self) -> List[nn.Module]:
+        return [m for m in self.layer_modules.values() if isinstance(m, (JunhyukohLSTM, CaffeLSTM))]
+
+    def share_trained_layers_with(self, other: "CaffeNet") -> None:
+        """Caffe ``Net::ShareTrainedLayersWith``: layers of the same name use ``other``'s parameter tensors."""
+        for lname, module in self.layer_modules.items():
+            src = other.layer_modules[lname] if lname in other.layer_modules else None
+            if src is None:
+                continue
+            for pname, prm in list(module.named_parameters()):
+                sprm = dict(src.named_parameters())[pname]
+                if sprm.shape != prm.shape:
+                    raise CaffeNetError(f"cannot share {lname}.{pname}: shapes {list(sprm.shape)} and {list(prm.shape)}")
+                setattr(module, pname, sprm)
+
+    def copy_trained_layers_from(self, layers: Mapping[str, Tuple[str, Sequence[np.ndarray]]],
+                                 source: str = "<weights>") -> List[str]:
+        """Caffe ``Net::CopyTrainedLayersFrom``: copy blobs by layer name; returns the layers copied."""
+        copied = []
+        for lname, module in self.layer_modules.items():
+            if lname not in layers:
+                continue
+            ltype, blobs = layers[lname]
+            params = list(module.parameters())
+            if len(blobs) != len(params):
+                raise CaffeNetError(f"{source}: layer {lname!r} has {len(blobs)} blobs; the net's layer has "
+                                    f"{len(params)}")
+            for k, (prm, blob) in enumerate(zip(params, blobs)):
+                arr = np.asarray(blob)
+                if arr.size != prm.numel():
+                    raise CaffeNetError(f"{source}: layer {lname!r} blob {k} has shape {list(arr.shape)}; the net "
+                                        f"expects {list(prm.shape)}")
+                with torch.no_grad():
+                    prm.copy_(torch.as_tensor(arr.reshape(prm.shape), dtype=prm.dtype))
+            copied.append(lname)
+        return copied
+
+    def blobs_by_layer(self) -> Dict[str, Tuple[str, List[np.ndarray]]]:
+        """{layer name: (type, [numpy blobs])} for every layer with parameters (``write_caffemodel`` input)."""
+        types = {n: t for n, t, _, _, _ in self.layer_defs}
+        return {n: (types[n], [p.detach().cpu().numpy().copy() for p in m.parameters()])
+                for n, m in self.layer_modules.items()}
+
+    def forward(self, backend: str = "auto", **inputs: Tensor) -> Dict[str, Tensor]:
+        blobs: Dict[str, Tensor] = {}
+        unknown = sorted(set(inputs) - set(self.input_shapes))
+        if unknown:
+            raise CaffeNetError(f"net {self.name!r} has no input blobs {unknown}; its inputs are {list(self.input_shapes)}")
+        like = next(iter(inputs.values()), None)
+        device = like.device if like is not None else None
+        for n, shape in self.input_shapes.items():
+            # A net input nobody fills holds zeros of its declared shape (Blob memory starts zeroed), as the
+            # TEST net's "label" does in lstm_sequence.cpp.
+            blobs[n] = inputs[n] if n in inputs else torch.zeros(shape, dtype=self.dtype, device=device)
+        for lname, ltype, bottoms, tops, _ in self.layer_defs:
+            if ltype == "Input":
+                missing = [t for t in tops if t not in blobs]
+                if missing:
+                    raise CaffeNetError(f"input blobs {missing} were not given")
+                continue
+            for b in bottoms:
+                if b not in blobs:
+                    raise CaffeNetError(f"layer {lname!r} needs blob {b!r}, which was not given or computed")
+            args = [blobs[b] for b in bottoms]
+            module = self.layer_modules[lname] if lname in self.layer_modules else None
+            if ltype == "Silence":
+                continue
+            if ltype == "Lstm":
+                out = module(args[0], args[1] if len(args) > 1 else None, backend=backend)
+                blobs[tops[0]] = out
+            elif ltype == "LSTM":
+                if module.expose_hidden:
+                    static = args[2] if len(args) == 5 else None
+                    h, hT, cT = module(args[0], args[1], static, h0=args[-2], c0=args[-1])
+                    blobs[tops[0]], blobs[tops[1]], blobs[tops[2]] = h, hT, cT
+                else:
+                    blobs[tops[0]] = module(args[0], args[1], args[2] if len(args) > 2 else None)
+            elif ltype == "InnerProduct":
+                blobs[tops[0]] = module(args[0])
+            elif ltype == "EuclideanLoss":
+                blobs[tops[0]] = euclidean_loss(args[0], args[1])
+        return blobs
+
+    def loss(self, blobs: Mapping[str, Tensor]) -> Tensor:
+        """Sum of the loss layers' tops (loss_weight 1, Caffe's default for *Loss layers)."""
+        total = None
+        for lname, ltype, _, tops, layer in self.layer_defs:
+            if ltype.endswith("Loss"):
+                weight = float(layer.get("loss_weight", 1.0))
+                term = blobs[tops[0]] * weight
+                total = term if total is None else total + term
+        if total is None:
+            raise CaffeNetError(f"net {self.name!r} in phase {self.phase} has no loss layer")
+        return total

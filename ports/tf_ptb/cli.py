@@ -1,0 +1,185 @@
+"""``python -m ports.tf_ptb``: ptb_word_lm.py's main() with checkpoints, resume and a perplexity plot.
+
+Prints the original's lines ("Epoch: %d Learning rate: %.3f", "Epoch: %d Train Perplexity: %.3f",
+"Epoch: %d Valid Perplexity: %.3f", "Test Perplexity: %.3f"). Validation runs with the training
+config's batch and steps, the test set with the eval config (batch 1, steps 1), as in the original.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import torch
+
+from compat.atomic import atomic_torch_save, atomic_write_text
+
+from .config import PRESETS, Config
+from .model import PTBModel
+from .reader import ptb_raw_data
+from .train import run_epoch
+
+CHECKPOINT_FORMAT = "ports.tf_ptb/1"
+PUBLISHED = {"small": (37.99, 121.39, 115.91), "medium": (48.45, 86.16, 82.07), "large": (37.87, 82.62, 78.29)}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be resumed from."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ports.tf_ptb", description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="small", choices=sorted(PRESETS),
+                   help="configuration preset (ptb_word_lm's small/medium/large/test, or book)")
+    p.add_argument("--data-path", "--data_path", dest="data_path", required=True,
+                   help="directory holding ptb.train.txt, ptb.valid.txt, ptb.test.txt")
+    p.add_argument("--save", "--save_path", dest="save", default=None,
+                   help="checkpoint file written atomically after every epoch (holds the config and history)")
+    p.add_argument("--resume", default=None, help="checkpoint file to resume training from (its config is used)")
+    p.add_argument("--load-tf", default=None,
+                   help="initialise from a TF1 checkpoint (path or .npz of TF-named arrays) before training")
+    p.add_argument("--shared-cell-weights", action="store_true",
+                   help="one LSTM weight set for every layer, as MultiRNNCell([cell] * n) in TF >= 1.1")
+    p.add_argument("--seed", type=int, default=0, help="random seed for initialisation and dropout")
+    p.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda[:N]")
+    p.add_argument("--max-max-epoch", type=int, default=None,
+                   help="override the preset's number of training epochs (0: evaluate only)")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="stop every pass after this many steps (smoke runs; perplexities are then partial)")
+    p.add_argument("--plot", default=None, help="PNG of the perplexity curves (default: beside --save, if given)")
+    p.add_argument("--metrics", default=None, help="JSON file of the per-epoch figures (default: beside --save)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no intermediate perplexity lines within an epoch")
+    return p
+
+
+def save_checkpoint(path, model: PTBModel, config: Config, preset: str, epoch: int, history: dict) -> None:
+    atomic_torch_save({"format": CHECKPOINT_FORMAT, "preset": preset, "config": config.to_dict(),
+                       "epoch": epoch, "history": history,
+                       "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                       "torch_rng": torch.get_rng_state()}, path)
+
+
+def load_checkpoint(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets one clear message
+        raise CheckpointError(f"checkpoint {str(path)!r} cannot be read: {exc}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not a ports.tf_ptb checkpoint (format {CHECKPOINT_FORMAT})")
+    for key in ("config", "epoch", "history", "model"):
+        if key not in ckpt:
+            raise CheckpointError(f"checkpoint {str(path)!r} lacks {key!r}")
+    return ckpt
+
+
+def _write_outputs(args, preset: str, config: Config, history: dict) -> None:
+    plot = args.plot or (str(Path(args.save).with_suffix(".png")) if args.save else None)
+    metrics = args.metrics or (str(Path(args.save).with_suffix(".json")) if args.save else None)
+    if metrics:
+        atomic_write_text(metrics, json.dumps({"preset": preset, "config": config.to_dict(), **history}, indent=1))
+    if plot and history["epochs"]:
+        from compat.plots import save_curves
+
+        xs = history["epochs"]
+        hlines = {}
+        if preset in PUBLISHED and config.max_max_epoch == PRESETS[preset].max_max_epoch:
+            train, valid, test = PUBLISHED[preset]
+            hlines = {f"published train {train}": train, f"published valid {valid}": valid}
+        save_curves(plot, {"train": (xs, history["train_perplexity"]), "valid": (xs, history["valid_perplexity"])},
+                    title=f"ports.tf_ptb {preset}: perplexity per epoch", xlabel="epoch", ylabel="perplexity",
+                    logy=True, hlines=hlines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print(f"error: --device {args.device}: CUDA is not available on this machine", file=sys.stderr)
+        return 2
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)
+    try:
+        train_data, valid_data, test_data, vocab = ptb_raw_data(args.data_path)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    history = {"epochs": [], "learning_rate": [], "train_perplexity": [], "valid_perplexity": [],
+               "epoch_seconds": [], "device": str(device), "test_perplexity": None}
+    start_epoch = 0
+    preset = args.model
+    if args.resume:
+        try:
+            ckpt = load_checkpoint(args.resume)
+            config = Config.from_dict(dict(ckpt["config"]))
+        except (CheckpointError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        preset = ckpt.get("preset", preset)
+        history.update(ckpt["history"])
+        history["device"] = str(device)
+        start_epoch = int(ckpt["epoch"])
+    else:
+        config = Config.preset(preset)
+        if args.shared_cell_weights:
+            config = dataclasses.replace(config, shared_cell_weights=True)
+    if args.max_max_epoch is not None:
+        config = dataclasses.replace(config, max_max_epoch=args.max_max_epoch)
+    if vocab != config.vocab_size:
+        print(f"error: the data's vocabulary has {vocab} words; config {preset} expects vocab_size "
+              f"{config.vocab_size}", file=sys.stderr)
+        return 2
+    eval_config = config.eval_config()
+
+    model = PTBModel(config, is_training=True).to(device)
+    if args.resume:
+        model.load_state_dict(ckpt["model"])
+        if "torch_rng" in ckpt:
+            torch.set_rng_state(ckpt["torch_rng"])
+        print(f"Resumed from {args.resume} after epoch {start_epoch}", flush=True)
+    elif args.load_tf:
+        source = args.load_tf
+        if str(source).endswith(".npz"):
+            import numpy as np
+
+            with np.load(source, allow_pickle=False) as npz:
+                source = {k: npz[k] for k in npz.files}
+        used = model.load_tf1_variables(source, shared=True if config.num_layers > 1 else None)
+        print(f"Loaded {len(set(used.values()))} TF variables from {args.load_tf}", flush=True)
+
+    progress = not args.no_progress
+    for i in range(start_epoch, config.max_max_epoch):
+        lr = config.learning_rate_at(i)
+        print("Epoch: %d Learning rate: %.3f" % (i + 1, lr), flush=True)
+        t0 = time.time()
+        train_ppl = run_epoch(model, train_data, config.batch_size, config.num_steps, lr=lr, verbose=not args.quiet,
+                              progress=progress, desc=f"epoch {i + 1} train", max_steps=args.max_steps)
+        seconds = time.time() - t0
+        print("Epoch: %d Train Perplexity: %.3f" % (i + 1, train_ppl), flush=True)
+        valid_ppl = run_epoch(model, valid_data, config.batch_size, config.num_steps, progress=progress,
+                              desc=f"epoch {i + 1} valid", max_steps=args.max_steps)
+        print("Epoch: %d Valid Perplexity: %.3f" % (i + 1, valid_ppl), flush=True)
+        for key, value in (("epochs", i + 1), ("learning_rate", lr), ("train_perplexity", train_ppl),
+                           ("valid_perplexity", valid_ppl), ("epoch_seconds", seconds)):
+            history[key].append(value)
+        if args.save:
+            save_checkpoint(args.save, model, config, preset, i + 1, history)
+        _write_outputs(args, preset, config, history)
+
+    test_ppl = run_epoch(model, test_data, eval_config.batch_size, eval_config.num_steps, progress=progress,
+                         desc="test", max_steps=args.max_steps)
+    print("Test Perplexity: %.3f" % test_ppl, flush=True)
+    history["test_perplexity"] = test_ppl if math.isfinite(test_ppl) else None
+    if args.save:
+        save_checkpoint(args.save, model, config, preset, config.max_max_epoch, history)
+        print("Saving model to %s." % args.save, flush=True)
+    _write_outputs(args, preset, config, history)
+    return 0

@@ -1,0 +1,119 @@
+"""Training and evaluation as ptb_word_lm.py's ``run_epoch`` and train op do them.
+
+One training step (``PTBModel.__init__`` when ``is_training``)::
+
+    grads, _ = tf.clip_by_global_norm(tf.gradients(cost, tvars), max_grad_norm)
+    GradientDescentOptimizer(lr).apply_gradients(zip(grads, tvars))
+
+``tf.gradients`` returns the embedding's gradient as IndexedSlices (one row per looked-up token), and
+``global_norm`` takes the norm of those rows: a word occurring k times in the batch adds k squared rows,
+not the square of their sum. :func:`train_step` reproduces that through ``compat.tf1``.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+import weakref
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from compat.progress import Progress
+from compat.tf1 import GradientDescent, clip_by_global_norm_
+
+from .model import PTBModel, StateTuple
+from .reader import ptb_iterator
+
+_OPTIMIZERS: "weakref.WeakKeyDictionary[PTBModel, GradientDescent]" = weakref.WeakKeyDictionary()
+
+
+def _optimizer(model: PTBModel, lr: float) -> GradientDescent:
+    opt = _OPTIMIZERS.get(model)
+    if opt is None:
+        opt = GradientDescent(list(model.parameters()), lr=lr)
+        _OPTIMIZERS[model] = opt
+    for group in opt.param_groups:
+        group["lr"] = lr
+    return opt
+
+
+def _detach(state: Optional[Sequence]) -> Optional[StateTuple]:
+    if state is None:
+        return None
+    return tuple((torch.as_tensor(c).detach(), torch.as_tensor(h).detach()) for c, h in state)
+
+
+def train_step(model: PTBModel, inputs, targets, state, lr: float) -> Tuple[float, StateTuple, float]:
+    """One TF training step: cost, gradients, ``clip_by_global_norm(max_grad_norm)``, ``var -= lr * grad``.
+
+    Returns ``(cost, final_state, global_norm)``: the cost before the update (sum of cross-entropies /
+    batch_size), the final (c, h) per layer (detached), and the global norm before clipping.
+    ``Config.embedding_norm="dense"`` takes the dense embedding gradient's norm instead of TF's.
+    """
+    params = list(model.parameters())
+    for p in params:
+        p.grad = None
+    targets = torch.as_tensor(np.asarray(targets) if not isinstance(targets, torch.Tensor) else targets)
+    logits, final = model(inputs, _detach(state))
+    cost = model.cost(logits, targets.to(logits.device))
+    cost.backward()
+    indexed = None
+    if model.config.embedding_norm == "indexed_slices":
+        lookup = model.last_embedding_lookup
+        indexed = {model.embedding: lookup.grad.reshape(-1, lookup.shape[-1])}
+    norm = clip_by_global_norm_(params, model.config.max_grad_norm, indexed_slices=indexed)
+    _optimizer(model, lr).step()
+    model.last_embedding_lookup = None
+    return float(cost.detach()), _detach(final), float(norm)
+
+
+def run_epoch(model: PTBModel, data, batch_size: int, num_steps: int, *, lr: Optional[float] = None,
+              verbose: bool = False, progress: bool = True, desc: str = "", max_steps: Optional[int] = None,
+              stream=None) -> float:
+    """ptb_word_lm.py ``run_epoch``: perplexity ``exp(costs / iters)`` over one pass of ``data``.
+
+    Trains (one :func:`train_step` per batch) when ``lr`` is given, else evaluates without dropout. The
+    state starts at zeros and is carried from batch to batch; ``iters`` grows by ``num_steps`` a step, so
+    with cost = sum / batch_size the ratio is the mean per-token cross-entropy. ``verbose`` prints the
+    original's ten progress lines; ``max_steps`` stops early (smoke runs).
+    """
+    stream = stream if stream is not None else sys.stdout
+    training = lr is not None
+    was_training = model.training
+    model.train(training)
+    batches = ptb_iterator(data, batch_size, num_steps)
+    epoch_size = ((len(data) // batch_size) - 1) // num_steps
+    total = epoch_size if max_steps is None else min(epoch_size, max_steps)
+    bar = Progress(total=total, desc=desc, unit="wps", enabled=progress)
+    device = model.embedding.device
+    costs, iters = 0.0, 0
+    state = model.initial_state(batch_size)
+    start = time.time()
+    try:
+        with torch.set_grad_enabled(training):
+            for step, (x, y) in enumerate(batches):
+                if step >= total:
+                    break
+                x = torch.from_numpy(x).to(device)
+                y = torch.from_numpy(y).to(device)
+                if training:
+                    cost, state, _ = train_step(model, x, y, state, lr)
+                else:
+                    logits, state = model(x, state)
+                    cost = float(model.cost(logits, y))
+                costs += cost
+                iters += num_steps
+                if not math.isfinite(costs):
+                    raise FloatingPointError(f"{desc or 'epoch'}: the cost became {cost} at step {step} "
+                                             f"(the learning rate {lr} may be too high)")
+                bar.update(1, items=batch_size * num_steps, perplexity=f"{math.exp(costs / iters):.2f}")
+                if verbose and epoch_size >= 10 and step % (epoch_size // 10) == 10:
+                    print("%.3f perplexity: %.3f speed: %.0f wps" % (
+                        step * 1.0 / epoch_size, np.exp(costs / iters),
+                        iters * batch_size / (time.time() - start)), file=stream, flush=True)
+    finally:
+        bar.close()
+        model.train(was_training)
+    return float(np.exp(costs / iters))

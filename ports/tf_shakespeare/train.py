@@ -1,0 +1,310 @@
+"""The recipe's training loop (03_implementing_lstm.py, "Train model"), resumable.
+
+Per epoch: shuffle the batch list in place (Python ``random.shuffle``; the port seeds its own
+``random.Random``), roll the targets, reset the LSTM state to zeros, then for every batch run cost,
+final state and the train op together: the state carried to the next batch is the one computed with
+the weights *before* that step's update, even though consecutive batches are unrelated text after the
+shuffle (a quirk the port keeps). The train op is ``tf.clip_by_global_norm(tf.gradients(cost,
+tf.trainable_variables()), 4.5)`` then ``AdamOptimizer(0.001).apply_gradients``: the embedding's
+gradient is IndexedSlices (its global-norm term counts every token occurrence separately, and Adam takes
+its sparse path), the others are dense. :class:`compat.tf1.TFAdam` is TF's Adam, not
+``torch.optim.Adam``: TF folds the bias corrections into the step size and adds epsilon to ``sqrt(v)``
+afterwards (``lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t)``; ``var -= lr_t * m / (sqrt(v) + eps)``),
+where torch divides by ``sqrt(v / (1 - beta2^t)) + eps``; the two differ most in the first steps and for
+rarely seen words' embedding rows.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from compat.atomic import atomic_torch_save, atomic_write_text
+from compat.progress import Progress
+from compat.tf1 import TFAdam, clip_by_global_norm_
+from ports.tf_shakespeare.data import (RECIPE_HEADER_CHARS, load_corpus, make_batches, targets_of,
+                                       vocab_size_of, vocab_to_json)
+from ports.tf_shakespeare.model import LSTMModel
+
+CHECKPOINT_FORMAT = "tf_shakespeare.checkpoint"
+CHECKPOINT_NAME = "model.pt"
+VOCAB_NAME = "vocab.json"
+PLOT_NAME = "loss.png"
+RECIPE_PRIME_TEXTS = ("thou art more", "to be or not to", "wherefore art thou")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass
+class TrainConfig:
+    """The recipe's settings (its module-level constants) plus the port's run controls."""
+
+    min_word_freq: int = 5
+    rnn_size: int = 128
+    epochs: int = 10
+    batch_size: int = 100
+    learning_rate: float = 0.001
+    training_seq_len: int = 50
+    save_every: int = 500
+    eval_every: int = 50
+    prime_texts: List[str] = field(default_factory=lambda: list(RECIPE_PRIME_TEXTS))
+    clip_norm: float = 4.5
+    forget_bias: float = 1.0
+    skip_chars: int = RECIPE_HEADER_CHARS
+    seed: int = 0
+    dtype: str = "float32"
+    print_every: int = 10
+    recipe_batch_count: bool = False  # print "out of num_batches + 1" as the recipe does
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(obj) - known)
+        if unknown:
+            raise ValueError(f"checkpoint config has unknown fields {unknown}")
+        return cls(**obj)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, unreadable or of another model."""
+
+
+def build_model(config: TrainConfig, vocab_size: int, device: str = "cpu",
+                generator: Optional[torch.Generator] = None) -> LSTMModel:
+    return LSTMModel(config.rnn_size, vocab_size, config.batch_size, config.training_seq_len,
+                     forget_bias=config.forget_bias, dtype=DTYPES[config.dtype], device=device,
+                     generator=generator)
+
+
+def make_optimizer(model: LSTMModel, learning_rate: float) -> TFAdam:
+    """TF's AdamOptimizer over the recipe's trainable variables; the embedding on TF's sparse path."""
+    return TFAdam([{"params": [model.W, model.b, model.cell.kernel, model.cell.bias]},
+                   {"params": [model.embedding_mat], "sparse": True}], lr=learning_rate)
+
+
+def train_step(model: LSTMModel, optimizer: TFAdam, x, y, state, clip_norm: float):
+    """One ``sess.run([cost, final_state, train_op])``: returns ``(cost, final_state, global_norm)``."""
+    x = model._check_ids(torch.as_tensor(np.asarray(x)) if not isinstance(x, torch.Tensor) else x, "x_data")
+    optimizer.zero_grad(set_to_none=True)
+    embedded = model.embed(x)
+    embedded.retain_grad()
+    cost, final_state = model.cost(x, y, state, embedded=embedded)
+    cost.backward()
+    norm = clip_by_global_norm_(model.trainable_variables(), clip_norm,
+                                indexed_slices={model.embedding_mat: embedded.grad})
+    optimizer.step()
+    final_state = type(final_state)(*(t.detach() for t in final_state))
+    return cost.detach(), final_state, norm
+
+
+def load_checkpoint_file(path, map_location="cpu") -> dict:
+    """A port checkpoint, read with ``torch.load(weights_only=True)``; clear errors otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets one clear message
+        raise CheckpointError(f"{path}: not a readable tf_shakespeare checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a tf_shakespeare checkpoint (format field missing or different)")
+    return ckpt
+
+
+def _rng_state_to_list(state) -> list:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _rng_state_from_list(obj) -> tuple:
+    version, internal, gauss = obj
+    return (int(version), tuple(int(v) for v in internal), gauss)
+
+
+def _epoch_summary(losses: Sequence[float]) -> float:
+    return float(np.mean(losses)) if len(losses) else float("nan")
+
+
+def train(data_path, save_dir, config: Optional[TrainConfig] = None, *, resume: bool = False,
+          max_iterations: Optional[int] = None, device: str = "cpu", progress: bool = True,
+          plot: bool = True, log: Callable[[str], None] = print) -> dict:
+    """Train as the recipe, writing ``model.pt``, ``vocab.json`` and ``loss.png`` under ``save_dir``.
+
+    ``resume`` continues from ``save_dir/model.pt`` (its stored config wins over ``config``, except
+    ``epochs`` when given larger). ``max_iterations`` stops after that many iterations in this call (a
+    checkpoint is written on stopping). Returns a summary dict.
+    """
+    save_dir = Path(save_dir)
+    ckpt_path = save_dir / CHECKPOINT_NAME
+    ckpt = None
+    if resume and ckpt_path.exists():
+        ckpt = load_checkpoint_file(ckpt_path, map_location=device)
+        stored = TrainConfig.from_json(ckpt["config"])
+        if config is not None and config.epochs > stored.epochs:
+            stored.epochs = config.epochs
+        config = stored
+        log(f"Resuming from {ckpt_path} (iteration {ckpt['progress']['iteration_count'] - 1})")
+    config = config or TrainConfig()
+
+    log("Loading Shakespeare Data")
+    ids, ix2vocab, vocab2ix = load_corpus(data_path, config.min_word_freq, config.skip_chars)
+    vocab_size = vocab_size_of(ix2vocab)
+    log("Cleaning Text")
+    log("Building Shakespeare Vocab")
+    log(f"Vocabulary Length = {vocab_size}")
+    batches = make_batches(ids, config.batch_size, config.training_seq_len)
+    num_batches = len(batches)
+
+    torch.manual_seed(config.seed)
+    init_gen = torch.Generator().manual_seed(config.seed)
+    model = build_model(config, vocab_size, "cpu", generator=init_gen).to(device)
+    optimizer = make_optimizer(model, config.learning_rate)
+    rng = random.Random(config.seed)
+    order = list(range(num_batches))
+    iteration_count, start_epoch, batch_index = 1, 0, 0
+    state = None
+    train_loss: List[float] = []
+    epoch_seconds: List[float] = []
+    if ckpt is not None:
+        meta = ckpt["data"]
+        if meta["vocab_size"] != vocab_size or meta["num_words"] != len(ids) or meta["num_batches"] != num_batches:
+            raise CheckpointError(
+                f"{ckpt_path} was trained on other data (vocab {meta['vocab_size']}, {meta['num_words']} words, "
+                f"{meta['num_batches']} batches); {data_path} gives vocab {vocab_size}, {len(ids)} words, "
+                f"{num_batches} batches")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        prog = ckpt["progress"]
+        iteration_count, start_epoch, batch_index = prog["iteration_count"], prog["epoch"], prog["batch_index"]
+        order = [int(k) for k in prog["order"]]
+        rng.setstate(_rng_state_from_list(prog["rng_state"]))
+        if ckpt.get("lstm_state") is not None:
+            state = tuple(t.to(device) for t in ckpt["lstm_state"])
+        train_loss = [float(v) for v in ckpt["train_loss"]]
+        epoch_seconds = [float(v) for v in ckpt.get("epoch_seconds", [])]
+
+    infer_model = model.infer_model()
+    shown_batches = num_batches + 1 if config.recipe_batch_count else num_batches
+
+    def save(epoch: int, next_batch: int, lstm_state, next_iteration: int) -> None:
+        """Checkpoint the position "before batch ``next_batch`` of ``epoch``" (0: before its shuffle)."""
+        payload = {
+            "format": CHECKPOINT_FORMAT, "version": 1, "config": config.to_json(),
+            "data": {"vocab_size": vocab_size, "num_words": int(len(ids)), "num_batches": num_batches},
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": optimizer.state_dict(),
+            "progress": {"iteration_count": next_iteration, "epoch": epoch, "batch_index": next_batch,
+                         "order": list(order), "rng_state": _rng_state_to_list(rng.getstate())},
+            "lstm_state": None if next_batch == 0 else tuple(t.detach().cpu() for t in lstm_state),
+            "train_loss": list(train_loss), "epoch_seconds": list(epoch_seconds),
+        }
+        atomic_torch_save(payload, ckpt_path)
+        atomic_write_text(save_dir / VOCAB_NAME, json.dumps(vocab_to_json(vocab2ix)))
+
+    def write_plot() -> None:
+        if plot and train_loss:
+            from compat.plots import save_curves
+
+            save_curves(save_dir / PLOT_NAME, {"train": (list(range(1, len(train_loss) + 1)), train_loss)},
+                        title="Sequence to Sequence Loss", xlabel="Generation", ylabel="Loss")
+
+    total_iterations = config.epochs * num_batches
+    done_before = iteration_count - 1
+    bar = Progress(total=total_iterations, desc="train", unit="words/s", enabled=progress)
+    bar.count = done_before
+    iterations_this_call = 0
+    stopped_early = False
+
+    def limit_reached() -> bool:
+        return max_iterations is not None and iterations_this_call >= max_iterations
+
+    for epoch in range(start_epoch, config.epochs):
+        if limit_reached():
+            stopped_early = True
+            save(epoch, batch_index, state, iteration_count)
+            break
+        if batch_index == 0:
+            rng.shuffle(order)
+            state = model.zero_state()
+        log(f"Starting Epoch #{epoch + 1} of {config.epochs}.")
+        epoch_start = time.perf_counter()
+        epoch_losses: List[float] = []
+        for ix in range(batch_index, num_batches):
+            batch = batches[order[ix]]
+            x = torch.as_tensor(batch, device=device)
+            y = torch.as_tensor(targets_of(batch), device=device)
+            cost, state, _ = train_step(model, optimizer, x, y, state, config.clip_norm)
+            temp_loss = float(cost)
+            if not math.isfinite(temp_loss):
+                raise FloatingPointError(f"loss became {temp_loss} at iteration {iteration_count}")
+            train_loss.append(temp_loss)
+            epoch_losses.append(temp_loss)
+            iterations_this_call += 1
+            bar.update(1, items=config.batch_size * config.training_seq_len, loss=f"{temp_loss:.3f}")
+            if iteration_count % config.print_every == 0:
+                log(f"Iteration: {iteration_count}, Epoch: {epoch + 1}, Batch: {ix + 1} out of {shown_batches}, "
+                    f"Loss: {temp_loss:.2f}")
+            if iteration_count % config.save_every == 0:
+                save(epoch, (ix + 1) % num_batches, state, iteration_count + 1) if ix + 1 < num_batches else \
+                    save(epoch + 1, 0, None, iteration_count + 1)
+                log(f"Model Saved To: {ckpt_path}")
+                write_plot()
+            if iteration_count % config.eval_every == 0:
+                for prime in config.prime_texts:
+                    log(infer_model.sample(prime, ix2vocab, vocab2ix, num=10, unknown="zero"))
+            iteration_count += 1
+            if limit_reached() and ix + 1 < num_batches:
+                stopped_early = True
+                save(epoch, ix + 1, state, iteration_count)
+                break
+        if stopped_early:
+            break
+        seconds = time.perf_counter() - epoch_start
+        if batch_index == 0:
+            epoch_seconds.append(seconds)
+        log(f"Epoch {epoch + 1} done in {seconds:.1f} s, mean loss {_epoch_summary(epoch_losses):.4f}")
+        batch_index = 0
+        save(epoch + 1, 0, None, iteration_count)
+    bar.close()
+    if not stopped_early:
+        log(f"Model Saved To: {ckpt_path}")
+    write_plot()
+    return {"vocab_size": vocab_size, "num_batches": num_batches, "iterations": iteration_count - 1,
+            "train_loss": train_loss, "epoch_seconds": epoch_seconds, "stopped_early": stopped_early,
+            "checkpoint": str(ckpt_path)}
+
+
+def load_trained(path, device: str = "cpu"):
+    """``(model, ix2vocab, vocab2ix, config)`` from a saved ``model.pt`` (or its folder) and the
+    ``vocab.json`` beside it."""
+    from ports.tf_shakespeare.data import vocab_from_json
+
+    path = Path(path)
+    ckpt_file = path / CHECKPOINT_NAME if path.is_dir() else path
+    ckpt = load_checkpoint_file(ckpt_file, map_location=device)
+    config = TrainConfig.from_json(ckpt["config"])
+    vocab_file = ckpt_file.parent / VOCAB_NAME
+    try:
+        vocab_obj = json.loads(vocab_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{vocab_file}: the vocabulary saved with {ckpt_file} is missing") from None
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{vocab_file}: not valid JSON ({e})") from None
+    ix2vocab, vocab2ix = vocab_from_json(vocab_obj, str(vocab_file))
+    model = build_model(config, ckpt["data"]["vocab_size"], device)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    return model, ix2vocab, vocab2ix, config

@@ -1,0 +1,207 @@
+"""The tutorial's classifier (DeepLearningTutorials ``code/lstm.py`` ``build_model``) as a torch module.
+
+    emb   = Wemb[x]                                  [T, n, dim]
+    h     = lstm_layer(emb, mask)                    [T, n, dim]  (masked steps carry h and c)
+    proj  = (h * mask).sum(0) / mask.sum(0)          [n, dim]     mean over the unmasked steps
+    proj  = dropout_layer(proj)                      train: proj * binomial(p=0.5); eval: proj * 0.5
+    pred  = softmax(proj @ U + b)                    [n, ydim]
+    cost  = -log(pred[arange(n), y] + 1e-8).mean()   (+ decay_c * (U ** 2).sum())
+
+Parameters keep the tutorial's names and numpy layout (``Wemb [n_words, dim]``, ``lstm_W [dim, 4dim]``,
+``lstm_U [dim, 4dim]``, ``lstm_b [4dim]``, ``U [dim, ydim]``, ``b [ydim]``, gate blocks i, f, o, c);
+the LSTM runs through :func:`compat.lstm.lstm` after :func:`compat.layouts.to_canonical`.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Dict, Mapping, Optional
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from compat.layouts import to_canonical
+from compat.lstm import lstm
+
+SEED = 123
+PARAM_NAMES = ("Wemb", "lstm_W", "lstm_U", "lstm_b", "U", "b")
+
+
+def _floatx(dtype) -> np.dtype:
+    if isinstance(dtype, torch.dtype):
+        dtype = str(dtype).replace("torch.", "")
+    return np.dtype(dtype)
+
+
+def ortho_weight(ndim: int, rng: np.random.RandomState, floatX="float64") -> np.ndarray:
+    """lstm.py ``ortho_weight``: the left singular vectors of a standard normal matrix."""
+    W = rng.randn(ndim, ndim)
+    u, s, v = np.linalg.svd(W)
+    return u.astype(floatX)
+
+
+def init_params(n_words: int, dim_proj: int, ydim: int, rng: Optional[np.random.RandomState] = None,
+                floatX="float64") -> "OrderedDict[str, np.ndarray]":
+    """lstm.py ``init_params`` + ``param_init_lstm``: the same draws, in the same order and precision.
+
+    ``rng`` None: a fresh ``RandomState(SEED)``, the state right after the tutorial's
+    ``numpy.random.seed(SEED)``. (``train_lstm`` passes its own generator, which has already drawn the
+    validation split and the test subset, as the tutorial's global generator has by then.)
+    """
+    rng = np.random.RandomState(SEED) if rng is None else rng
+    floatX = _floatx(floatX)
+    params = OrderedDict()
+    params["Wemb"] = (0.01 * rng.rand(n_words, dim_proj)).astype(floatX)
+    params["lstm_W"] = np.concatenate([ortho_weight(dim_proj, rng, floatX) for _ in range(4)], axis=1)
+    params["lstm_U"] = np.concatenate([ortho_weight(dim_proj, rng, floatX) for _ in range(4)], axis=1)
+    params["lstm_b"] = np.zeros((4 * dim_proj,)).astype(floatX)
+    # The tutorial casts before scaling here (0.01 * randn(...).astype(floatX)) but after scaling for Wemb.
+    params["U"] = 0.01 * rng.randn(dim_proj, ydim).astype(floatX)
+    params["b"] = np.zeros((ydim,)).astype(floatX)
+    return params
+
+
+class LSTMClassifier(nn.Module):
+    """Mean-pooled LSTM sentiment classifier with the tutorial's parameters, semantics and initialisation.
+
+    ``doubled_bias=True`` reproduces lstm.py before May 2015, whose ``_step`` added ``lstm_b`` a second
+    time to the pre-activation (already holding ``x W + b``): the LSTM then runs with ``2 * lstm_b``.
+    Checkpoints trained by that version need it to give their predictions.
+    """
+
+    def __init__(self, n_words: int = 10000, dim_proj: int = 128, ydim: int = 2, *, use_dropout: bool = True,
+                 doubled_bias: bool = False, dtype=torch.float64, device=None,
+                 rng: Optional[np.random.RandomState] = None, params: Optional[Mapping[str, np.ndarray]] = None,
+                 generator: Optional[torch.Generator] = None):
+        super().__init__()
+        self.use_dropout = use_dropout
+        self.doubled_bias = doubled_bias
+        if params is None:
+            params = init_params(n_words, dim_proj, ydim, rng, floatX=dtype)
+        _check_params(params)
+        for name in PARAM_NAMES:
+            value = torch.tensor(np.array(params[name], copy=True))  # never alias the caller's arrays
+            self.register_parameter(name, nn.Parameter(value.to(device=device, dtype=dtype)))
+        self.generator = generator
+
+    # ------------------------------------------------------------------ construction and export
+    @classmethod
+    def from_params(cls, params: Mapping[str, np.ndarray], use_dropout: bool = True, *, doubled_bias: bool = False,
+                    dtype=None, device=None) -> "LSTMClassifier":
+        """A classifier holding ``params`` (numpy arrays under the tutorial's keys; extra keys ignored)."""
+        _check_params(params)
+        if dtype is None:
+            dtype = torch.float32 if np.asarray(params["Wemb"]).dtype == np.float32 else torch.float64
+        return cls(use_dropout=use_dropout, doubled_bias=doubled_bias, dtype=dtype, device=device, params=params)
+
+    def numpy_params(self) -> "OrderedDict[str, np.ndarray]":
+        """lstm.py ``unzip``: the current values as numpy arrays, in the tutorial's order."""
+        return OrderedDict((n, p.detach().cpu().numpy().copy()) for n, p in self.named_parameters())
+
+    def load_numpy_params(self, params: Mapping[str, np.ndarray]) -> None:
+        """lstm.py ``zipp``: set every parameter from numpy arrays."""
+        _check_params(params, expect={n: tuple(p.shape) for n, p in self.named_parameters()})
+        with torch.no_grad():
+            for n, p in self.named_parameters():
+                p.copy_(torch.as_tensor(np.asarray(params[n])))
+
+    @property
+    def dim_proj(self) -> int:
+        return self.Wemb.shape[1]
+
+    @property
+    def n_words(self) -> int:
+        return self.Wemb.shape[0]
+
+    @property
+    def ydim(self) -> int:
+        return self.b.shape[0]
+
+    # ---------------------------------------------------------------------------------- forward
+    def _inputs(self, x, mask):
+        dev = self.Wemb.device
+        x = torch.as_tensor(x, device=dev)
+        mask = torch.as_tensor(mask, device=dev).to(self.Wemb.dtype)
+        if x.dim() != 2 or tuple(mask.shape) != tuple(x.shape):
+            raise ValueError(f"x has shape {list(x.shape)} and mask {list(mask.shape)}; both must be [maxlen, n_samples]")
+        if x.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
+            raise ValueError(f"x must hold integer word ids; got {x.dtype}")
+        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.n_words):
+            raise ValueError(f"x holds word ids in [{int(x.min())}, {int(x.max())}]; the embedding has {self.n_words} rows "
+                             "(prepare the data with the same n_words)")
+        return x.long(), mask
+
+    def pooled(self, x, mask) -> Tensor:
+        """The mean-pooled LSTM output [n, dim] (before dropout)."""
+        x, mask = self._inputs(x, mask)
+        emb = nn.functional.embedding(x, self.Wemb)  # Wemb[x.flatten()].reshape([T, n, dim])
+        b = 2 * self.lstm_b if self.doubled_bias else self.lstm_b
+        weights = to_canonical("theano", {"W": self.lstm_W, "U": self.lstm_U, "b": b})
+        h, _ = lstm(emb, [weights], mask=mask)
+        # build_model: sum over time of the masked outputs divided by the number of unmasked steps.
+        return (h * mask[:, :, None]).sum(dim=0) / mask.sum(dim=0)[:, None]
+
+    def forward(self, x, mask, noise: Optional[Tensor] = None) -> Tensor:
+        """Class probabilities [n, ydim] in the current train/eval mode.
+
+        ``noise``: the dropout mask to use in training mode instead of a fresh binomial draw (tests).
+        """
+        proj = self.pooled(x, mask)
+        if self.use_dropout:
+            # lstm.py dropout_layer: NOT rescaled. Training multiplies by a 0/1 mask with p(keep) = 0.5,
+            # evaluation multiplies by 0.5 (the expected value), instead of the usual 1/keep scaling.
+            if self.training:
+                if noise is None:
+                    noise = torch.bernoulli(torch.full_like(proj, 0.5), generator=self.generator)
+                proj = proj * noise
+            else:
+                proj = proj * 0.5
+        return torch.softmax(proj @ self.U + self.b, dim=1)
+
+    def predict_proba(self, x, mask) -> Tensor:
+        """lstm.py ``f_pred_prob``: evaluation-path probabilities [n, ydim] (no gradient)."""
+        was = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                return self.forward(x, mask)
+        finally:
+            self.train(was)
+
+    def predict(self, x, mask) -> Tensor:
+        """lstm.py ``f_pred``: the argmax class of each sample [n]."""
+        return self.predict_proba(x, mask).argmax(dim=1)
+
+    def cost(self, x, mask, y, decay_c: float = 0.0, noise: Optional[Tensor] = None) -> Tensor:
+        """The tutorial's cost in the current mode: mean of -log(p_y + 1e-8), plus decay_c * sum(U**2)."""
+        pred = self.forward(x, mask, noise=noise)
+        y = torch.as_tensor(np.asarray(y) if not isinstance(y, Tensor) else y, device=pred.device).long()
+        if y.shape != (pred.shape[0],):
+            raise ValueError(f"y has shape {list(y.shape)}; expected [{pred.shape[0]}] (one label per sample)")
+        # build_model: off = 1e-8 (1e-6 for float16) inside the log, not a log-softmax.
+        off = 1e-6 if pred.dtype == torch.float16 else 1e-8
+        cost = -torch.log(pred[torch.arange(pred.shape[0], device=pred.device), y] + off).mean()
+        if decay_c > 0.:
+            cost = cost + decay_c * (self.U ** 2).sum()
+        return cost
+
+
+def _check_params(params: Mapping[str, np.ndarray], expect: Optional[Dict[str, tuple]] = None) -> None:
+    missing = [n for n in PARAM_NAMES if n not in params]
+    if missing:
+        raise KeyError(f"parameters {missing} are missing (the tutorial's keys are {list(PARAM_NAMES)})")
+    shapes = {n: tuple(np.shape(params[n])) for n in PARAM_NAMES}
+    if expect is not None:
+        for n in PARAM_NAMES:
+            if shapes[n] != expect[n]:
+                raise ValueError(f"parameter {n} has shape {list(shapes[n])}; the model has {list(expect[n])}")
+        return
+    if len(shapes["Wemb"]) != 2:
+        raise ValueError(f"Wemb has shape {list(shapes['Wemb'])}; expected [n_words, dim_proj]")
+    n_words, dim = shapes["Wemb"]
+    ydim = shapes["b"][0] if len(shapes["b"]) == 1 else -1
+    want = {"lstm_W": (dim, 4 * dim), "lstm_U": (dim, 4 * dim), "lstm_b": (4 * dim,), "U": (dim, ydim), "b": (ydim,)}
+    for n, shape in want.items():
+        if shapes[n] != shape:
+            raise ValueError(f"parameter {n} has shape {list(shapes[n])}; expected {list(shape)} "
+                             f"(dim_proj {dim} from Wemb {list(shapes['Wemb'])})")

@@ -1,0 +1,138 @@
+"""The tutorial's optimizers (DeepLearningTutorials ``code/lstm.py`` ``adadelta``, ``rmsprop``, ``sgd``).
+
+In the tutorial each optimizer is a pair of compiled Theano functions: ``f_grad_shared(x, mask, y)``
+computes the cost and updates the "shared" gradient statistics, then ``f_update(lr)`` moves the
+parameters. Theano applies all updates of one function from the values *before* that call, so
+within ``f_update`` the step uses the old ``running_up2`` / ``updir``. ``step()`` here performs both
+halves in that order for the gradients in ``.grad``.
+
+Adadelta and this RMSprop ignore the learning rate (``f_update(lrate)`` is compiled with
+``on_unused_input='ignore'``); their constants (rho 0.95, epsilon 1e-6; RMSprop's 0.95 averages,
+momentum 0.9, step 1e-4 and 1e-4 inside the square root) are hard-coded in the tutorial and are
+the defaults here.
+"""
+from __future__ import annotations
+
+import torch
+from torch.optim import Optimizer
+
+
+def _complement(rho: float) -> float:
+    """1 - rho as the decimal the tutorial writes (0.05, not 1 - 0.95 = 0.050000000000000044)."""
+    return round(1.0 - rho, 12)
+
+
+class Adadelta(Optimizer):
+    """lstm.py ``adadelta`` (Zeiler 2012) exactly::
+
+        rg2  = rho * rg2 + (1 - rho) * g**2                     # f_grad_shared
+        step = -sqrt(ru2 + eps) / sqrt(rg2 + eps) * g           # f_update, from the old ru2
+        ru2  = rho * ru2 + (1 - rho) * step**2
+        p    = p + step
+
+    ``lr`` is accepted and ignored, as in the tutorial.
+    """
+
+    tutorial_name = "adadelta"
+
+    def __init__(self, params, lr: float = 0.0, rho: float = 0.95, eps: float = 1e-6):
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            rho, eps = group["rho"], group["eps"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                st = self.state[p]
+                if not st:
+                    st["running_grads2"] = torch.zeros_like(p)
+                    st["running_up2"] = torch.zeros_like(p)
+                rg2, ru2 = st["running_grads2"], st["running_up2"]
+                # In-place forms of the same expressions (fewer passes over the large embedding).
+                rg2.mul_(rho).addcmul_(g, g, value=_complement(rho))
+                updir = torch.sqrt(ru2 + eps).div_(torch.sqrt(rg2 + eps)).mul_(g).neg_()
+                ru2.mul_(rho).addcmul_(updir, updir, value=_complement(rho))
+                p.add_(updir)
+        return loss
+
+
+class RMSprop(Optimizer):
+    """lstm.py ``rmsprop`` (centred, with momentum; the tutorial cites Hinton's lecture 6a) exactly::
+
+        rg    = 0.95 * rg  + 0.05 * g                           # f_grad_shared
+        rg2   = 0.95 * rg2 + 0.05 * g**2
+        updir = 0.9 * updir - 1e-4 * g / sqrt(rg2 - rg**2 + 1e-4)   # f_update
+        p     = p + updir                                       # the new updir
+
+    ``lr`` is accepted and ignored, as in the tutorial (the step size 1e-4 is ``step_size``).
+    """
+
+    tutorial_name = "rmsprop"
+
+    def __init__(self, params, lr: float = 0.0, rho: float = 0.95, momentum: float = 0.9, step_size: float = 1e-4,
+                 eps: float = 1e-4):
+        super().__init__(params, dict(lr=lr, rho=rho, momentum=momentum, step_size=step_size, eps=eps))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            rho, mom, step_size, eps = group["rho"], group["momentum"], group["step_size"], group["eps"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                st = self.state[p]
+                if not st:
+                    st["running_grads"] = torch.zeros_like(p)
+                    st["running_grads2"] = torch.zeros_like(p)
+                    st["updir"] = torch.zeros_like(p)
+                rg, rg2, ud = st["running_grads"], st["running_grads2"], st["updir"]
+                rg.mul_(rho).add_(g, alpha=_complement(rho))
+                rg2.mul_(rho).addcmul_(g, g, value=_complement(rho))
+                ud.mul_(mom).sub_(step_size * g / torch.sqrt(rg2 - rg ** 2 + eps))
+                p.add_(ud)
+        return loss
+
+
+class SGD(Optimizer):
+    """lstm.py ``sgd``: ``p = p - lr * g`` (the tutorial calls it very hard to use)."""
+
+    tutorial_name = "sgd"
+
+    def __init__(self, params, lr: float = 0.0001):
+        super().__init__(params, dict(lr=lr))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.sub_(group["lr"] * p.grad)
+        return loss
+
+
+OPTIMIZERS = {"adadelta": Adadelta, "rmsprop": RMSprop, "sgd": SGD}
+
+
+def make_optimizer(name: str, params, lrate: float) -> Optimizer:
+    """The optimizer the tutorial's ``optimizer=`` names, with ``lrate`` (used by sgd only)."""
+    try:
+        cls = OPTIMIZERS[name]
+    except KeyError:
+        raise ValueError(f"unknown optimizer {name!r}; the tutorial has {sorted(OPTIMIZERS)}") from None
+    return cls(params, lr=lrate)

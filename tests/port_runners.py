@@ -1,0 +1,174 @@
+"""Replay a recorded legacy-framework case through the port and compare, key by key.
+
+A case is what a ``legacy/record_*.py`` script feeds its real-framework graph (``config`` plus ``in/*``
+arrays) and what the graph returned (``out/*``). ``run_port_*`` computes the same quantities with the
+port; :func:`compare_outputs` checks every recorded key under the project's tolerance table. Shared by
+tests/test_golden.py (recordings on disk) and tests/legacy/ (live frameworks).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Dict, Iterator, List, Tuple
+
+import numpy as np
+import torch
+
+from tests.tolerances import assert_close
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def golden_cases(name: str) -> Iterator[Tuple[str, dict, dict, dict]]:
+    """``(case_id, config, inputs, outputs)`` of every case in tests/golden/<name>.npz."""
+    with np.load(GOLDEN / f"{name}.npz", allow_pickle=False) as z:
+        ids = sorted({k.split("/", 1)[0] for k in z.files if k.startswith("c")}, key=lambda s: int(s[1:]))
+        for cid in ids:
+            config = json.loads(str(z[f"{cid}/config"]))
+            inputs = {k.split("/", 2)[2]: z[k] for k in z.files if k.startswith(f"{cid}/in/")}
+            outputs = {k.split("/", 2)[2]: z[k] for k in z.files if k.startswith(f"{cid}/out/")}
+            yield cid, config, inputs, outputs
+
+
+def golden_versions(name: str) -> dict:
+    with np.load(GOLDEN / f"{name}.npz", allow_pickle=False) as z:
+        return json.loads(str(z["versions"]))
+
+
+def compare_outputs(port: Dict[str, np.ndarray], recorded: Dict[str, np.ndarray], dtype, *, exact=(),
+                    skip=(), label: str = "") -> List[str]:
+    """Assert every recorded key the port produced is close (``exact`` keys: equal). Returns the keys
+    compared; a recorded key the port did not produce is an error unless listed in ``skip``."""
+    missing = [k for k in recorded if k not in port and k not in skip]
+    assert not missing, f"{label}: the port produced no value for recorded {missing}"
+    compared = []
+    for key in sorted(recorded):
+        if key in skip or key not in port:
+            continue
+        if key in exact:
+            np.testing.assert_array_equal(np.asarray(port[key]), recorded[key], err_msg=f"{label} {key}")
+        else:
+            assert_close(torch.as_tensor(np.asarray(port[key])), torch.as_tensor(recorded[key]),
+                         dtype=torch.float64 if dtype == "float64" else torch.float32, msg=f"{label} {key}")
+        compared.append(key)
+    return compared
+
+
+def _torch_dtype(name: str):
+    return torch.float64 if name == "float64" else torch.float32
+
+
+# ------------------------------------------------------------------------------------------- tf_ptb
+
+def ptb_tf_variables(config: dict, inputs: dict) -> Dict[str, np.ndarray]:
+    names = {"Model/embedding": inputs["embedding"], "Model/softmax_w": inputs["softmax_w"],
+             "Model/softmax_b": inputs["softmax_b"]}
+    for k in range(config["num_layers"]):
+        names[f"Model/RNN/multi_rnn_cell/cell_{k}/basic_lstm_cell/kernel"] = inputs[f"kernel_{k}"]
+        names[f"Model/RNN/multi_rnn_cell/cell_{k}/basic_lstm_cell/bias"] = inputs[f"bias_{k}"]
+    return names
+
+
+def ptb_model(config: dict, variables, max_grad_norm: float = 5.0, learning_rate: float = 1.0):
+    from ports.tf_ptb import Config, PTBModel
+
+    cfg = dataclasses.replace(Config.preset("small"), vocab_size=config["vocab_size"],
+                              hidden_size=config["hidden_size"], num_layers=config["num_layers"],
+                              batch_size=config["batch_size"], num_steps=config["num_steps"],
+                              forget_bias=float(config["forget_bias"]), keep_prob=1.0,
+                              max_grad_norm=float(max_grad_norm), learning_rate=float(learning_rate))
+    model = PTBModel(cfg, is_training=True, dtype=_torch_dtype(config["dtype"]))
+    model.load_tf1_variables(variables)
+    return model
+
+
+def run_port_ptb(config: dict, inputs: dict, outputs: dict) -> Dict[str, np.ndarray]:
+    from ports.tf_ptb import train_step
+
+    L = config["num_layers"]
+    dt = _torch_dtype(config["dtype"])
+    state = tuple((torch.as_tensor(inputs[f"c0_{k}"], dtype=dt), torch.as_tensor(inputs[f"h0_{k}"], dtype=dt))
+                  for k in range(L))
+    model = ptb_model(config, ptb_tf_variables(config, inputs), float(outputs["max_grad_norm"]),
+                      config["learning_rate"])
+    port: Dict[str, np.ndarray] = {}
+    logits, final = model(torch.as_tensor(inputs["inputs"]), state)
+    cost = model.cost(logits, torch.as_tensor(inputs["targets"]))
+    cost.backward()
+    port["logits"] = logits.detach().numpy()
+    port["cost"] = cost.detach().numpy()
+    for k, (c, h) in enumerate(final):
+        port[f"final_c_{k}"], port[f"final_h_{k}"] = c.detach().numpy(), h.detach().numpy()
+    for name, p in model.tf1_variables().items():
+        port[f"grad/{name}"] = p.grad.detach().numpy().copy()
+    port["dense_norm"] = np.sqrt(sum(float((p.grad.double() ** 2).sum()) for p in model.parameters()))
+    fresh = ptb_model(config, ptb_tf_variables(config, inputs), float(outputs["max_grad_norm"]),
+                      config["learning_rate"])
+    _cost, _state, norm = train_step(fresh, inputs["inputs"], inputs["targets"], state, config["learning_rate"])
+    port["global_norm"] = np.asarray(norm)
+    for name, p in fresh.tf1_variables().items():
+        port[f"updated/{name}"] = p.detach().numpy().copy()
+    port["max_grad_norm"] = outputs["max_grad_norm"]
+    return port
+
+
+# ------------------------------------------------------------------------------------- tf_shakespeare
+
+SHAKESPEARE_SCOPE = "lstm_model"
+
+
+def shakespeare_tf_variables(inputs: dict) -> Dict[str, np.ndarray]:
+    s = SHAKESPEARE_SCOPE
+    return {f"{s}/lstm_vars/W": inputs["W"], f"{s}/lstm_vars/b": inputs["b"],
+            f"{s}/lstm_vars/embedding_mat": inputs["embedding_mat"],
+            f"{s}/rnn_decoder/basic_lstm_cell/kernel": inputs["kernel"],
+            f"{s}/rnn_decoder/basic_lstm_cell/bias": inputs["bias"]}
+
+
+def shakespeare_model(config: dict, variables):
+    from ports.tf_shakespeare import LSTMModel
+
+    model = LSTMModel(config["rnn_size"], config["vocab_size"], config["batch_size"], config["training_seq_len"],
+                      dtype=_torch_dtype(config["dtype"]))
+    model.load_tf1_variables(variables)
+    return model
+
+
+def run_port_shakespeare(config: dict, inputs: dict, outputs: dict) -> Dict[str, np.ndarray]:
+    from compat.seq2seq import LSTMStateTuple
+    from compat.tf1 import TFAdam
+    from ports.tf_shakespeare import sample_ids
+    from ports.tf_shakespeare import train_step
+
+    dt = _torch_dtype(config["dtype"])
+    state = LSTMStateTuple(torch.as_tensor(inputs["c0"], dtype=dt), torch.as_tensor(inputs["h0"], dtype=dt))
+    variables = shakespeare_tf_variables(inputs)
+    model = shakespeare_model(config, variables)
+    port: Dict[str, np.ndarray] = {}
+    out = model(torch.as_tensor(inputs["x"]), state)
+    port["logits"] = out.logits.detach().numpy()
+    port["final_c"], port["final_h"] = (t.detach().numpy() for t in out.final_state)
+    cost, _ = model.cost(torch.as_tensor(inputs["x"]), torch.as_tensor(inputs["y"]), state)
+    cost.backward()
+    port["cost"] = cost.detach().numpy()
+    for name, p in model.tf1_variables().items():
+        port[f"grad/{name}"] = p.grad.detach().numpy().copy()
+    trained = shakespeare_model(config, variables)
+    optimizer = TFAdam(trained.trainable_variables(), lr=config["learning_rate"])
+    for step in (1, 2):
+        _c, _s, norm = train_step(trained, optimizer, inputs["x"], inputs["y"], state, config["clip"])
+        port[f"global_norm_step{step}"] = np.asarray(float(norm))
+        for name, p in trained.tf1_variables().items():
+            port[f"step{step}/{name}"] = p.detach().numpy().copy()
+    infer = model.infer_model()
+    port["sample_ids"] = np.asarray(sample_ids(infer, [int(i) for i in inputs["prime_ids"]], config["num"]),
+                                    dtype=np.int64)
+    with torch.no_grad():
+        T = config["loop_steps"]
+        first = torch.zeros(1, T, dtype=torch.long)
+        first[0, 0] = int(inputs["loop_first"][0])
+        output, (lc, lh) = model.decode(model.embed(first), None, loop=True)
+        port["loop_logits"] = (output @ model.W + model.b).numpy()
+        port["loop_final_c"], port["loop_final_h"] = lc.numpy(), lh.numpy()
+    return port

@@ -1,0 +1,54 @@
+"""The ptb_word_lm command line on the real PTB files (test preset, a few steps per pass)."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+
+from ports.tf_ptb.cli import load_checkpoint, main
+
+
+@pytest.mark.shared_data
+def test_cli_smoke_run_checkpoint_and_resume(shared_data, tmp_path, capsys):
+    data = shared_data("ptb", "ptb.train.txt").parent
+    save = tmp_path / "ptb_test.pt"
+    args = ["--model", "test", "--data-path", str(data), "--save", str(save), "--max-steps", "30",
+            "--no-progress", "--seed", "3"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^Epoch: 1 Learning rate: 1\.000$", out, re.M)
+    train = float(re.search(r"^Epoch: 1 Train Perplexity: ([\d.]+)$", out, re.M).group(1))
+    valid = float(re.search(r"^Epoch: 1 Valid Perplexity: ([\d.]+)$", out, re.M).group(1))
+    test = float(re.search(r"^Test Perplexity: ([\d.]+)$", out, re.M).group(1))
+    # 30 steps of SGD from uniform +-0.1 weights: below the uniform 10000 but far from trained.
+    assert 100 < train < 10000 and 100 < valid < 10000 and 100 < test < 10000
+    ckpt = load_checkpoint(save)
+    assert ckpt["config"]["hidden_size"] == 2 and ckpt["epoch"] == 1 and ckpt["preset"] == "test"
+    metrics = json.loads(save.with_suffix(".json").read_text())
+    assert metrics["train_perplexity"] == [pytest.approx(train, abs=1e-3)]
+    assert metrics["test_perplexity"] == pytest.approx(test, abs=1e-3)
+    assert save.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+    # Resume for a second epoch: the learning rate decays (max_epoch 1, lr_decay 0.5).
+    assert main(args + ["--resume", str(save), "--max-max-epoch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "Resumed from" in out and re.search(r"^Epoch: 2 Learning rate: 0\.500$", out, re.M)
+    assert "Epoch: 1 " not in out
+    ckpt2 = load_checkpoint(save)
+    assert ckpt2["epoch"] == 2 and len(ckpt2["history"]["train_perplexity"]) == 2
+    assert not torch.equal(ckpt["model"]["embedding"], ckpt2["model"]["embedding"])
+
+
+def test_cli_errors(tmp_path, capsys):
+    assert main(["--data-path", str(tmp_path / "missing")]) == 2
+    assert "PTB data directory" in capsys.readouterr().err
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "ptb.train.txt").write_text(" a b \n")
+    (tmp_path / "ptb.valid.txt").write_text(" a b \n")
+    (tmp_path / "ptb.test.txt").write_text(" a b \n")
+    assert main(["--data-path", str(tmp_path), "--resume", str(tmp_path / "bad.pt")]) == 2
+    assert "cannot be read" in capsys.readouterr().err
+    assert main(["--data-path", str(tmp_path)]) == 2
+    assert "vocabulary has 3 words" in capsys.readouterr().err
