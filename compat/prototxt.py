@@ -191,12 +191,15 @@ class _Parser:
             self.i += 1
             name = text
             tok = self._next(f"':' or '{{' after field {name!r}")
-            if tok[0] == "punct" and tok[1] == ":":
+            colon = tok[0] == "punct" and tok[1] == ":"
+            if colon:
                 tok = self._next(f"a value for field {name!r}")
                 if tok[0] == "punct" and tok[1] == "[":
                     for value in self._list(name, depth):
                         msg.add(name, value)
                     continue
+            elif not (tok[0] == "punct" and tok[1] in "{<"):
+                self._fail(tok[2], f"expected ':' or '{{' after field {name!r}, found {tok[1]!r}")
             if tok[0] == "punct" and tok[1] in "{<":
                 msg.add(name, self.parse_message(depth + 1, "}" if tok[1] == "{" else ">"))
             else:

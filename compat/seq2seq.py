@@ -244,7 +244,7 @@ def sampled_loop(W: Tensor, b: Tensor, embedding: Tensor, temperature: Optional[
 
 # --- losses -----------------------------------------------------------------------------------------
 
-def _steps(x, name: str) -> List[Tensor]:
+def _steps(x) -> List[Tensor]:
     if isinstance(x, Tensor):
         return list(x.unbind(0))
     return list(x)
@@ -259,7 +259,7 @@ def sequence_loss_by_example(logits, targets, weights, average_across_timesteps:
     ``average_across_timesteps``. ``softmax_loss_function(labels=..., logits=...)`` replaces the sparse
     softmax cross-entropy.
     """
-    logits, targets, weights = _steps(logits, "logits"), _steps(targets, "targets"), _steps(weights, "weights")
+    logits, targets, weights = _steps(logits), _steps(targets), _steps(weights)
     if len(targets) != len(logits) or len(weights) != len(logits):
         raise ValueError("Lengths of logits, weights, and targets must be the same "
                          f"{len(logits)}, {len(weights)}, {len(targets)}.")
@@ -298,7 +298,7 @@ def sequence_loss(logits, targets, weights, average_across_timesteps: bool = Tru
     cost = sequence_loss_by_example(logits, targets, weights, average_across_timesteps,
                                     softmax_loss_function).sum()
     if average_across_batch:
-        batch_size = _steps(targets, "targets")[0].reshape(-1).shape[0]
+        batch_size = _steps(targets)[0].reshape(-1).shape[0]
         return cost / batch_size
     return cost
 

@@ -33,6 +33,9 @@ def tf_session(tf, graph):
 def import_theano_lineage(which: str):
     """``("pytensor", module, tensor_module, softmax)`` or the same for Theano 1.0.5."""
     if which == "pytensor":
+        # PyTensor 3 compiles with Numba by default (minutes per function on a small machine); the
+        # Python/C linker of FAST_COMPILE runs the same graph with numpy kernels.
+        os.environ.setdefault("PYTENSOR_FLAGS", "mode=FAST_COMPILE")
         import pytensor
         import pytensor.tensor as pt
         from pytensor.tensor.special import softmax

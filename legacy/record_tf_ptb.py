@@ -67,12 +67,17 @@ def sequence_loss_by_example(tf, logits, targets, weights, average_across_timest
     return log_perps
 
 
-def run_tf(tf, case: dict) -> dict:
-    cfg = case["config"]
-    V, H, L, B, T = (cfg[k] for k in ("vocab_size", "hidden_size", "num_layers", "batch_size", "num_steps"))
-    dtype = tf.float64 if cfg["dtype"] == "float64" else tf.float32
-    graph = tf.Graph()
-    with graph.as_default():
+class PTBGraph:
+    """The tutorial's PTBModel graph (keep_prob 1) with handles on what the recorders run."""
+
+    def __init__(self, tf, cfg: dict):
+        V, H, L, B, T = (cfg[k] for k in ("vocab_size", "hidden_size", "num_layers", "batch_size", "num_steps"))
+        dtype = tf.float64 if cfg["dtype"] == "float64" else tf.float32
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self._build(tf, V, H, L, B, T, cfg, dtype)
+
+    def _build(self, tf, V, H, L, B, T, cfg, dtype):
         input_data = tf.compat.v1.placeholder(tf.int32, [B, T])
         targets = tf.compat.v1.placeholder(tf.int32, [B, T])
         initializer = tf.compat.v1.random_uniform_initializer(-0.1, 0.1)
@@ -107,6 +112,22 @@ def run_tf(tf, case: dict) -> dict:
             train_op = optimizer.apply_gradients(zip(grads, tvars))
             dense_grads = [tf.convert_to_tensor(g) for g in raw_grads]
             dense_norm = tf.linalg.global_norm(dense_grads)
+            saver = tf.compat.v1.train.Saver()
+        self.__dict__.update(input_data=input_data, targets=targets, initial_state=initial_state, logits=logits,
+                             cost=cost, final_state=final_state, lr=lr, tvars=tvars, max_grad_norm=max_grad_norm,
+                             norm=norm, train_op=train_op, dense_grads=dense_grads, dense_norm=dense_norm,
+                             saver=saver)
+
+
+def run_tf(tf, case: dict) -> dict:
+    cfg = case["config"]
+    L = cfg["num_layers"]
+    g = PTBGraph(tf, cfg)
+    graph, input_data, targets, initial_state, logits, cost, final_state, lr, tvars, max_grad_norm, norm, \
+        train_op, dense_grads, dense_norm = (getattr(g, k) for k in (
+            "graph", "input_data", "targets", "initial_state", "logits", "cost", "final_state", "lr", "tvars",
+            "max_grad_norm", "norm", "train_op", "dense_grads", "dense_norm"))
+    if True:
         names = {v.op.name: v for v in tvars}
         feeds_for_vars = {"Model/embedding": case["embedding"], "Model/softmax_w": case["softmax_w"],
                           "Model/softmax_b": case["softmax_b"]}

@@ -58,6 +58,15 @@ def make_case(seed: int, *, n_words: int, dim: int, ydim: int, maxlen: int, n: i
 
 
 def build_and_run(framework: str, case: dict) -> dict:
+    """Build and run the graph with ``config.floatX`` set to the case's dtype, as the tutorial runs
+    under THEANO_FLAGS=floatX=... (Python float constants then take that type)."""
+    th, _T, _softmax = import_theano_lineage(framework)
+    change_flags = th.config.change_flags if hasattr(th.config, "change_flags") else th.change_flags
+    with change_flags(floatX=case["config"]["dtype"]):
+        return _build_and_run(framework, case)
+
+
+def _build_and_run(framework: str, case: dict) -> dict:
     th, T, softmax = import_theano_lineage(framework)
     sigmoid = T.sigmoid if framework == "pytensor" else T.nnet.sigmoid
     cfg = case["config"]

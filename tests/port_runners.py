@@ -172,3 +172,40 @@ def run_port_shakespeare(config: dict, inputs: dict, outputs: dict) -> Dict[str,
         port["loop_logits"] = (output @ model.W + model.b).numpy()
         port["loop_final_c"], port["loop_final_h"] = lc.numpy(), lh.numpy()
     return port
+
+
+# -------------------------------------------------------------------------------------- theano_imdb
+
+IMDB_PARAMS = ("Wemb", "lstm_W", "lstm_U", "lstm_b", "U", "b")
+
+
+def run_port_imdb(config: dict, inputs: dict, outputs: dict) -> Dict[str, np.ndarray]:
+    from ports.theano_imdb import Adadelta, LSTMClassifier
+
+    dt = _torch_dtype(config["dtype"])
+    params = {k: inputs[k] for k in IMDB_PARAMS}
+    x, mask, y = inputs["x"], inputs["mask"], inputs["y"]
+    noise = torch.as_tensor(inputs["noise"], dtype=dt)
+    decay_c = float(config["decay_c"])
+    port: Dict[str, np.ndarray] = {}
+    model = LSTMClassifier.from_params(params, use_dropout=True, dtype=dt)
+    port["pred_prob"] = model.predict_proba(x, mask).numpy()
+    model.eval()
+    with torch.no_grad():
+        port["cost_eval"] = model.cost(x, mask, y, decay_c=decay_c).numpy()
+    model.train()
+    cost = model.cost(x, mask, y, decay_c=decay_c, noise=noise)
+    cost.backward()
+    port["cost"] = cost.detach().numpy()
+    for name, p in model.named_parameters():
+        port[f"grad/{name}"] = p.grad.detach().numpy().copy()
+    trained = LSTMClassifier.from_params(params, use_dropout=True, dtype=dt)
+    trained.train()
+    optimizer = Adadelta(trained.parameters())
+    for step in (1, 2):
+        optimizer.zero_grad()
+        trained.cost(x, mask, y, decay_c=decay_c, noise=noise).backward()
+        optimizer.step()
+        for name, p in trained.named_parameters():
+            port[f"adadelta{step}/{name}"] = p.detach().numpy().copy()
+    return port

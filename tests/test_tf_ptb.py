@@ -308,3 +308,62 @@ def test_cuda_forward_matches_cpu(device):
     expected, _ = model(x)
     logits, _ = model.to(device)(x.to(device))
     assert_close(logits, expected)
+
+
+def test_evaluation_cache_follows_parameter_updates():
+    """Without autograd the converted weights are cached; a training step or a load must invalidate them."""
+    config = dataclasses.replace(Config.preset("test"), vocab_size=12, hidden_size=3, num_layers=2, num_steps=3,
+                                 batch_size=2)
+    torch.manual_seed(0)
+    model = PTBModel(config, is_training=False, dtype=torch.float64)
+    x = torch.randint(0, 12, (2, 3))
+
+    def fresh_logits():
+        with torch.enable_grad():
+            return model(x)[0].detach()
+
+    with torch.no_grad():
+        before = model(x)[0]
+    assert_close(before, fresh_logits())
+    train_step(model, x, x, None, 1.0)
+    with torch.no_grad():
+        after_step = model(x)[0]
+    assert not torch.equal(before, after_step)
+    assert_close(after_step, fresh_logits())
+    other = PTBModel(config, dtype=torch.float64)
+    model.load_state_dict(other.state_dict())
+    with torch.no_grad():
+        after_load = model(x)[0]
+    assert_close(after_load, fresh_logits())
+    assert not torch.equal(after_load, after_step)
+
+
+@given(problems(shared=False), st.integers(2, 3))
+def test_run_epoch_carries_state_and_matches_reference_loop(problem, n_steps):
+    """ptb_word_lm's run_epoch: state carried batch to batch, perplexity exp(costs / iters), one TF step each."""
+    from ports.tf_ptb import ptb_iterator, run_epoch
+
+    cfg = problem.config
+    B, T = cfg.batch_size, cfg.num_steps
+    rng = np.random.default_rng(int(problem.inputs.sum()) + 1)
+    data = rng.integers(0, cfg.vocab_size, B * (n_steps * T + 1)).tolist()
+    model = port_model(problem, is_training=True, max_grad_norm=0.5)
+    ppl = run_epoch(model, data, B, T, lr=0.7, progress=False)
+    params, state = problem.params, [(np.zeros((B, cfg.hidden_size)),) * 2] * cfg.num_layers
+    costs, iters = 0.0, 0
+    for x, y in ptb_iterator(data, B, T):
+        cost, params, state, _ = ref.train_step(params, x, y, state, 0.7, 0.5, cfg.forget_bias)
+        costs += cost
+        iters += T
+    assert iters == n_steps * T
+    assert_close(torch.tensor(ppl), torch.tensor(np.exp(costs / iters)))
+    assert_close(model.embedding, params["embedding"])
+    for cell, (kernel, bias) in zip(model.cells, params["layers"]):
+        assert_close(cell.kernel, kernel)
+    eval_ppl = run_epoch(model, data, B, T, progress=False)
+    logits_costs, state = 0.0, [(np.zeros((B, cfg.hidden_size)),) * 2] * cfg.num_layers
+    for x, y in ptb_iterator(data, B, T):
+        logits, state, _ = ref.forward(params, x, state, cfg.forget_bias)
+        logits_costs += ref.ptb_cost(logits, y)
+    assert_close(torch.tensor(eval_ppl), torch.tensor(np.exp(logits_costs / iters)))
+    assert model.training, "run_epoch restores the training mode"

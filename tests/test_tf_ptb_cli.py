@@ -52,3 +52,42 @@ def test_cli_errors(tmp_path, capsys):
     assert "cannot be read" in capsys.readouterr().err
     assert main(["--data-path", str(tmp_path)]) == 2
     assert "vocabulary has 3 words" in capsys.readouterr().err
+
+
+@pytest.mark.shared_data
+def test_cli_evaluates_tf_weights(shared_data, tmp_path, capsys):
+    """--load-tf with --max-max-epoch 0: the test perplexity of given TF weights, equal to run_epoch's."""
+    import dataclasses
+
+    import numpy as np
+
+    from ports.tf_ptb import Config, PTBModel, ptb_raw_data, run_epoch
+
+    data = shared_data("ptb", "ptb.train.txt").parent
+    config = Config.preset("test")
+    torch.manual_seed(7)
+    model = PTBModel(config, is_training=False)
+    np.savez(tmp_path / "weights.npz", **model.export_tf1_variables(scope="language_model", generation="0.12"))
+    assert main(["--model", "test", "--data-path", str(data), "--load-tf", str(tmp_path / "weights.npz"),
+                 "--max-max-epoch", "0", "--max-steps", "200", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "Loaded 5 TF variables" in out
+    reported = float(re.search(r"^Test Perplexity: ([\d.]+)$", out, re.M).group(1))
+    _, _, test, _ = ptb_raw_data(data)
+    ev = config.eval_config()
+    expected = run_epoch(model, test, ev.batch_size, ev.num_steps, progress=False, max_steps=200)
+    assert reported == pytest.approx(expected, abs=1e-3)
+    # A one-cell (shared) checkpoint of the two-layer small model needs --shared-cell-weights.
+    small = Config.preset("small")
+    shared = PTBModel(dataclasses.replace(small, shared_cell_weights=True))
+    np.savez(tmp_path / "shared.npz", **shared.export_tf1_variables())
+    corpus = tmp_path / "corpus"  # a tiny corpus with the presets' vocabulary size: 9,999 words and <eos>
+    corpus.mkdir()
+    for name in ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"):
+        (corpus / name).write_text(" " + " ".join(f"w{i}" for i in range(9999)) + " \n")
+    args = ["--model", "small", "--data-path", str(corpus), "--load-tf", str(tmp_path / "shared.npz"),
+            "--max-max-epoch", "0", "--max-steps", "3", "--no-progress"]
+    assert main(args) == 2
+    assert "one LSTM cell" in capsys.readouterr().err
+    assert main(args + ["--shared-cell-weights"]) == 0
+    assert "Test Perplexity" in capsys.readouterr().out

@@ -2,7 +2,6 @@
 reference/tf_seq2seq.py (float64) and hand-checked rules."""
 from __future__ import annotations
 
-import json
 import string
 
 import numpy as np
@@ -343,3 +342,38 @@ def test_model_input_errors():
         model(torch.tensor([[0, 7, 1]]))
     with pytest.raises(ValueError, match="expected \\[batch, seq\\]"):
         model(torch.tensor([0, 1]))
+
+
+def test_load_tf1_variables_from_a_checkpoint_path(tmp_path):
+    from compat.tf_checkpoint import save_checkpoint
+
+    torch.manual_seed(1)
+    src = LSTMModel(3, 6, 2, 2)
+    variables = {k: v.detach().numpy() for k, v in src.tf1_variables(generation="0.12").items()}
+    variables["lstm_model/beta1_power"] = np.float32(0.9)
+    prefix = save_checkpoint(tmp_path / "model-500", variables)
+    dst = LSTMModel(3, 6, 2, 2)
+    dst.load_tf1_variables(prefix)
+    for a, b in zip(src.parameters(), dst.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_train_step_and_greedy_sampling_on_each_device(device):
+    rng = np.random.default_rng(3)
+    H, V, B, T = 4, 9, 3, 6
+    case = dict(H=H, V=V, B=B, T=T, x=rng.integers(0, 4, size=(B, T)),
+                params={"W": rng.normal(size=(H, V)), "b": rng.normal(size=V), "embedding_mat": rng.normal(size=(V, H)),
+                        "kernel": rng.normal(size=(2 * H, 4 * H)), "bias": rng.normal(size=4 * H)},
+                state=(np.zeros((B, H)), np.zeros((B, H))))
+    case["y"] = np.roll(case["x"], -1, axis=1)
+    model = build(case).to(device)
+    state = tuple(torch.tensor(s, device=device) for s in case["state"])
+    cost, _, norm = train_step(model, make_optimizer(model, 0.001), torch.tensor(case["x"], device=device),
+                               torch.tensor(case["y"], device=device), state, 0.01)
+    ref_cost, _, ref_norm, params, _ = ref.recipe_train_step(case["params"], ref.adam_init(case["params"]), case["x"],
+                                                             case["y"], case["state"], clip_norm=0.01)
+    assert_close(cost, ref_cost)
+    assert_close(norm, ref_norm)
+    for name, p in live(model).items():
+        assert_close(p, params[name], msg=name)
+    assert sample_ids(model, [1, 2], 8) == ref.greedy_sample_ids(params, [1, 2], 8)

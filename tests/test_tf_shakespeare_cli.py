@@ -56,6 +56,12 @@ def test_cli_trains_on_tiny_shakespeare_and_samples(shared_data, tmp_path, capsy
     assert main(["sample", "--model", str(save), "--prime", "zyzzyva thou"]) == 2
     assert "'zyzzyva' is not in the vocabulary" in capsys.readouterr().err
 
+    assert main(["report", "--save-dir", str(save), "--plot", str(tmp_path / "curve.png")]) == 0
+    report = capsys.readouterr().out
+    assert "vocabulary 2688" in report and "4 iterations" in report
+    assert f"iteration     1: loss {ckpt['train_loss'][0]:.4f}" in report
+    assert greedy[0] in report and (tmp_path / "curve.png").stat().st_size > 1000
+
 
 def _corpus(tmp_path) -> Path:
     words = ("to be or not to be that is the question whether tis nobler in the mind to suffer "
@@ -73,11 +79,11 @@ def test_resume_continues_exactly(tmp_path):
                save_every=1000, eval_every=1000, seed=4)
     quiet = dict(progress=False, plot=False, log=lambda line: None)
     full = train(data, tmp_path / "a", TrainConfig(**cfg), **quiet)
-    assert full["num_batches"] == 24 and full["iterations"] == 72
+    assert full["num_batches"] == 19 and full["iterations"] == 57
     part = train(data, tmp_path / "b", TrainConfig(**cfg), max_iterations=30, **quiet)
     assert part["stopped_early"] and part["iterations"] == 30
-    part = train(data, tmp_path / "b", TrainConfig(**cfg), resume=True, max_iterations=18, **quiet)
-    assert part["iterations"] == 48  # exactly two epochs: stops at an epoch boundary
+    part = train(data, tmp_path / "b", TrainConfig(**cfg), resume=True, max_iterations=8, **quiet)
+    assert part["iterations"] == 38  # exactly two epochs: stops at an epoch boundary
     rest = train(data, tmp_path / "b", TrainConfig(**cfg), resume=True, **quiet)
     assert rest["train_loss"] == full["train_loss"]
     a, *_ = load_trained(tmp_path / "a")
@@ -106,5 +112,29 @@ def test_module_entry_point_runs(tmp_path):
            "--no-progress", "--no-plot"]
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    # the recipe's log line prints num_batches + 1 (24 batches -> "out of 25")
-    assert "Iteration: 2, Epoch: 1, Batch: 2 out of 25, Loss: " in done.stdout
+    # the recipe's log line prints num_batches + 1 (19 batches -> "out of 20")
+    assert "Iteration: 2, Epoch: 1, Batch: 2 out of 20, Loss: " in done.stdout
+
+
+def test_sample_from_the_recipes_tf_checkpoint_and_vocab_pickle(tmp_path, capsys):
+    import pickle
+
+    from compat.tf_checkpoint import save_checkpoint
+    from ports.tf_shakespeare import LSTMModel
+
+    torch.manual_seed(0)
+    model = LSTMModel(6, 5, 1, 1)
+    save_checkpoint(tmp_path / "model-500", {k: v.detach().numpy() for k, v in model.tf1_variables().items()})
+    vocab2ix = {"thou": 1, "art": 2, "more": 3, "than": 4, "unknown": 0}
+    with open(tmp_path / "vocab.pkl", "wb") as fh:
+        pickle.dump([vocab2ix, {v: k for k, v in vocab2ix.items()}], fh)
+    assert main(["sample", "--tf-checkpoint", str(tmp_path), "--vocab", str(tmp_path / "vocab.pkl"),
+                 "--prime", "thou art"]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out == model.sample("thou art", {v: k for k, v in vocab2ix.items()}, vocab2ix)
+    # a pickle that references any class is refused without running it
+    with open(tmp_path / "evil.pkl", "wb") as fh:
+        pickle.dump([vocab2ix, {0: os.getcwd}], fh)
+    assert main(["sample", "--tf-checkpoint", str(tmp_path), "--vocab", str(tmp_path / "evil.pkl"),
+                 "--prime", "thou"]) == 2
+    assert "refuses to load" in capsys.readouterr().err

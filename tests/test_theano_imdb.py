@@ -311,3 +311,21 @@ def test_cuda_matches_cpu(device):
     mask[2:, 1] = 0
     m = LSTMClassifier.from_params(params, device=device)
     assert_close(m.predict_proba(x, mask).cpu(), R.predict_proba(params, x, mask))
+
+
+def test_torch_adadelta_with_the_tutorials_constants_is_the_same_update():
+    """docs/migration/theano.md: torch.optim.Adadelta(lr=1, rho=0.95, eps=1e-6) equals the tutorial's adadelta."""
+    rs = np.random.RandomState(8)
+    params = init_params(15, 3, 2, rs)
+    x, mask, y = rs.randint(0, 15, size=(5, 4)), np.ones((5, 4)), np.array([0, 1, 1, 0])
+    ours, theirs = _model(params), _model(params)
+    for m in (ours, theirs):
+        m.eval()
+    opts = [Adadelta(ours.parameters()), torch.optim.Adadelta(theirs.parameters(), lr=1.0, rho=0.95, eps=1e-6)]
+    for _ in range(3):
+        for m, opt in zip((ours, theirs), opts):
+            opt.zero_grad()
+            m.cost(x, mask, y).backward()
+            opt.step()
+    for name, p in ours.numpy_params().items():
+        assert_close(p, theirs.numpy_params()[name], msg=name)

@@ -180,6 +180,23 @@ def _tutorial_options_pickle(module="__main__", name="adadelta") -> bytes:
     return blob.replace(placeholder, f"c{module}\n{name}\n".encode())
 
 
+# Hand-written Python 2 form (protocol 2, str as SHORT_BINSTRING): {'optimizer': <__main__.adadelta>,
+# 'ydim': numpy.int64(2), 'dim_proj': 128}, as cPickle writes it.
+PY2_OPTIONS = (b"\x80\x02}q\x00(U\toptimizerq\x01c__main__\nadadelta\nq\x02U\x04ydimq\x03"
+               b"cnumpy.core.multiarray\nscalar\nq\x04cnumpy\ndtype\nq\x05U\x02i8K\x00K\x01\x87Rq\x06"
+               b"(K\x03U\x01<NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tbU\x08\x02\x00\x00\x00\x00\x00\x00\x00"
+               b"\x86Rq\x07U\x08dim_projK\x80u.")
+
+
+def test_a_python2_options_pickle_is_read(tmp_path):
+    path = tmp_path / "lstm_model.npz.pkl"
+    path.write_bytes(PY2_OPTIONS)
+    assert load_options(path) == {"optimizer": "adadelta", "ydim": 2, "dim_proj": 128}
+    path.write_bytes(PY2_OPTIONS.replace(b"i8", b"O8"))
+    with pytest.raises((UnsafePickleError, DataFileError)):
+        load_options(path)
+
+
 @pytest.mark.parametrize("module", ["__main__", "lstm"])
 @pytest.mark.parametrize("name", ["adadelta", "rmsprop", "sgd"])
 def test_the_tutorials_options_pickle_is_read_with_the_optimizer_by_name(tmp_path, module, name):

@@ -186,6 +186,23 @@ class Trainer:
         loss.backward()
         return loss.item()
 
+    def _split_forward_backward(self, clip: torch.Tensor, label: torch.Tensor, split: int) -> float:
+        """Steps [0, split) on the core's step loop (which clamps), steps [split, T) on the probed fused
+        kernel, the state carried between them: the same loss and gradients as one window on the step loop
+        when no gate gradient after ``split - 1`` exceeds the threshold. EuclideanLoss divides by the rows
+        it sees, so each part is weighted by its share of the window."""
+        T = self.seq_length
+        data = torch.zeros(T, 1, device=self.device)
+        total = None
+        for lo, hi, backend in ((0, split, "auto"), (split, T, "probe")):
+            for m in self.net.lstm_layers():
+                m.carry_graph = lo == 0  # the prefix hands its attached final state to the suffix
+            blobs = self.net(backend=backend, data=data[lo:hi], clip=clip[lo:hi], label=label[lo:hi])
+            part = self.net.loss(blobs) * ((hi - lo) / T)
+            total = part if total is None else total + part
+        total.backward()
+        return total.item()
+
     def train_step(self, it: int) -> float:
         n_windows = self.total_length // self.seq_length
         seq_idx = it % n_windows
@@ -199,14 +216,29 @@ class Trainer:
         if self.cfg.backend == "probe":
             # The fused run is exact unless clipping_threshold would have clamped a gate gradient; then
             # redo the iteration on the core's step loop, which clamps as the fork does.
-            exceeded = any(m.clipping_threshold > 0 and m.last_max_abs_grad is not None
-                           and m.last_max_abs_grad > m.clipping_threshold for m in layers)
-            if exceeded:
+            clamped = [m.last_clamped_step() for m in layers]
+            clamped = [t for t in clamped if t is not None]
+            if clamped:
+                # The clamp acts at or before step t*: only steps [0, t*] need the step loop (gradients of later
+                # steps do not depend on earlier ones). Re-verify the fused part; else the whole window loops.
                 self.state.fallbacks += 1
+                split = max(clamped) + 1
                 for m, s in zip(layers, saved):
                     m.set_state(s)
                 self.solver.zero_grad()
+                euclidean_only = all(t in ("EuclideanLoss", "Silence", "Input", "Lstm", "InnerProduct")
+                                     for _, t, _, _, _ in self.net.layer_defs)
+                if split < self.seq_length and euclidean_only:
+                    loss = self._split_forward_backward(clip, label, split)
+                    if not any(m.last_clamped_step() is not None for m in layers):
+                        return self._finish(it, loss)
+                    for m, s in zip(layers, saved):
+                        m.set_state(s)
+                    self.solver.zero_grad()
                 loss = self._forward_backward(clip, label, "auto")
+        return self._finish(it, loss)
+
+    def _finish(self, it: int, loss: float) -> float:
         self.solver.step(it)
         return loss
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from compat.layouts import to_canonical
+from compat.layouts import permute_gates, to_canonical
 from compat.lstm import LayerWeights, lstm
 
 
@@ -136,9 +136,7 @@ class CaffeLSTM(nn.Module):
             raise CaffeShapeError(f"bottom x has shape {list(x.shape)}; it must have at least 2 axes "
                                   "(#timesteps, #streams, ...)")
         T, N = x.shape[0], x.shape[1]
-        x = x.reshape(T, N, -1) if x.dim() != 3 else x
-        if x.dim() == 2:
-            x = x.unsqueeze(2)
+        x = x.reshape(T, N, -1)  # InnerProduct axis 2: trailing axes flattened; [T, N] is one feature
         if x.shape[2] != self.input_size:
             raise CaffeShapeError(f"bottom x has {x.shape[2]} features per step (shape {list(x.shape)}); "
                                   f"W_xc expects {self.input_size}")
@@ -168,7 +166,7 @@ class CaffeLSTM(nn.Module):
             # The static term W_xc_static x_static enters every step's gate input (lstm_layer.cpp
             # "W_xc_x_static", an Eltwise SUM). Exactly: concatenate x_static to each step's input and
             # W_xc_static to W_xc's columns (gate-permuted like W_xc), so the core sees one input transform.
-            w_static = to_canonical("caffe", {"W_xc": self.W_xc_static, "b_c": self.b_c, "W_hc": self.W_hc}).weight_ih
+            w_static = permute_gates(self.W_xc_static, "ifog", "ifgo")
             x = torch.cat([x, static.unsqueeze(0).expand(T, N, static.shape[1])], dim=2)
             w = LayerWeights(torch.cat([w.weight_ih, w_static], dim=1), w.weight_hh, w.bias_ih, w.bias_hh)
         if self.expose_hidden:
@@ -216,7 +214,9 @@ class _GateGradProbe(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         record = ctx.record
-        record["max_abs_grad"] = float(grad.abs().max()) if grad.numel() else 0.0
+        per_step = grad.abs().amax(dim=(1, 2)) if grad.numel() else grad.new_zeros(grad.shape[0])
+        record["max_abs_per_step"] = per_step.detach()
+        record["max_abs_grad"] = float(per_step.max()) if per_step.numel() else 0.0
         grad_w = None
         mask = record.get("defect_mask")
         if mask is not None and bool(mask.any()):
@@ -264,6 +264,9 @@ class JunhyukohLSTM(nn.Module):
         self._h: Optional[Tensor] = None  # h_T_, c_T_ of the last forward, [1, N, H]
         self._c: Optional[Tensor] = None
         self._record: Optional[dict] = None
+        # False (Caffe): the carried state is detached, no gradient crosses forward calls. True keeps it
+        # attached, so that one window run as two consecutive calls back-propagates like a single call.
+        self.carry_graph = False
 
     @classmethod
     def from_blobs(cls, blobs: Sequence, batch_size: int = 1, clipping_threshold: float = 0.0, *,
@@ -303,6 +306,14 @@ class JunhyukohLSTM(nn.Module):
     def last_max_abs_grad(self) -> Optional[float]:
         """After backward of a ``backend="probe"`` forward: max |dL/d gate pre-activation| over all steps."""
         return None if self._record is None else self._record.get("max_abs_grad")
+
+    def last_clamped_step(self) -> Optional[int]:
+        """After backward of a ``backend="probe"`` forward: the last step whose gate gradient exceeds
+        ``clipping_threshold`` (where the clamp would act), or None when there is none."""
+        if self._record is None or self.clipping_threshold <= 0 or "max_abs_per_step" not in self._record:
+            return None
+        over = (self._record["max_abs_per_step"] > self.clipping_threshold).nonzero()
+        return int(over.max()) if over.numel() else None
 
     def extra_repr(self) -> str:
         return (f"input_size={self.input_size}, hidden_size={self.hidden_size}, batch_size={self.batch_size}, "
@@ -352,5 +363,5 @@ class JunhyukohLSTM(nn.Module):
                                    recurrent_weight_grad_ignores_cont=defect,
                                    backend="auto" if backend == "probe" else backend)
         # lstm_layer.cpp keeps c_T_, h_T_ after every forward ("Preserve cell state ... for truncated BPTT").
-        self._h, self._c = h_n.detach(), c_n.detach()
+        self._h, self._c = (h_n, c_n) if self.carry_graph else (h_n.detach(), c_n.detach())
         return out.reshape(T * N, H)

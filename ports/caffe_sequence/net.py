@@ -228,6 +228,18 @@ class CaffeNet(nn.Module):
         produced = [t for _, ltype, _, ts, _ in self.layer_defs if ltype != "Input" for t in ts]
         self.output_names = [t for t in produced if t not in consumed]
 
+    @classmethod
+    def from_files(cls, prototxt, caffemodel=None, phase: str = "TEST", **kwargs) -> "CaffeNet":
+        """Build from a .prototxt and, optionally, copy a .caffemodel's blobs into it by layer name."""
+        from compat.prototxt import read_prototxt
+
+        net = cls(read_prototxt(prototxt), phase, source=str(prototxt), **kwargs)
+        if caffemodel is not None:
+            from ports.caffe_sequence.caffemodel import read_caffemodel
+
+            net.copy_trained_layers_from(read_caffemodel(caffemodel), str(caffemodel))
+        return net
+
     def learnable_params(self) -> List[Tuple[str, nn.Parameter, float, float]]:
         """(display name, parameter, lr_mult, decay_mult) in Caffe's order (layer by layer, blob by blob)."""
         out = []

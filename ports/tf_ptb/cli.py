@@ -152,7 +152,12 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             with np.load(source, allow_pickle=False) as npz:
                 source = {k: npz[k] for k in npz.files}
-        used = model.load_tf1_variables(source, shared=True if config.num_layers > 1 else None)
+        try:
+            used = model.load_tf1_variables(source)
+        except (KeyError, ValueError, OSError) as exc:
+            hint = (" (run with --shared-cell-weights)" if "one LSTM cell" in str(exc) else "")
+            print(f"error: --load-tf {args.load_tf}: {str(exc).strip(chr(34))}{hint}", file=sys.stderr)
+            return 2
         print(f"Loaded {len(set(used.values()))} TF variables from {args.load_tf}", flush=True)
 
     progress = not args.no_progress

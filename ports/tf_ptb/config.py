@@ -105,7 +105,7 @@ PRESETS: Dict[str, Config] = {
     "test": Config(init_scale=0.1, learning_rate=1.0, max_grad_norm=1, num_layers=1, num_steps=2,
                    hidden_size=2, max_epoch=1, max_max_epoch=1, keep_prob=1.0, lr_decay=0.5,
                    batch_size=20, vocab_size=10000),
-    # The PTB variant of the seed articles: BasicLSTMCell with its default forget_bias 1.0, a constant
+    # The widely copied book and tutorial variant of the PTB model: BasicLSTMCell with its default forget_bias 1.0, a constant
     # learning rate (no decay), init uniform +-0.05, MultiRNNCell([lstm_cell] * 2).
     "book": Config(init_scale=0.05, learning_rate=1.0, max_grad_norm=5, num_layers=2, num_steps=35,
                    hidden_size=200, max_epoch=2, max_max_epoch=2, keep_prob=0.5, lr_decay=1.0,

@@ -41,16 +41,26 @@ def read_words(filename) -> List[str]:
     return words
 
 
-def build_vocab(filename) -> Dict[str, int]:
-    """reader.py ``_build_vocab``: word -> id, ids by descending count, ties by the word itself."""
-    counter = collections.Counter(read_words(filename))
+def vocab_from_words(words: Sequence[str]) -> Dict[str, int]:
+    """word -> id, ids by descending count, ties by the word itself."""
+    counter = collections.Counter(words)
     pairs = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
     return {word: i for i, (word, _) in enumerate(pairs)}
 
 
+def build_vocab(filename) -> Dict[str, int]:
+    """reader.py ``_build_vocab``: the vocabulary of one file."""
+    return vocab_from_words(read_words(filename))
+
+
+def words_to_ids(words: Sequence[str], word_to_id: Dict[str, int]) -> List[int]:
+    """Ids of ``words``; out-of-vocabulary words are dropped."""
+    return [word_to_id[w] for w in words if w in word_to_id]
+
+
 def file_to_word_ids(filename, word_to_id: Dict[str, int]) -> List[int]:
     """reader.py ``_file_to_word_ids``: ids of the file's words; out-of-vocabulary words are dropped."""
-    return [word_to_id[w] for w in read_words(filename) if w in word_to_id]
+    return words_to_ids(read_words(filename), word_to_id)
 
 
 def ptb_raw_data(data_path) -> Tuple[List[int], List[int], List[int], int]:
@@ -61,8 +71,9 @@ def ptb_raw_data(data_path) -> Tuple[List[int], List[int], List[int], int]:
     if not root.is_dir():
         raise FileNotFoundError(f"PTB data directory {str(root)!r} does not exist")
     train_path, valid_path, test_path = (root / name for name in SPLITS)
-    word_to_id = build_vocab(train_path)
-    train = file_to_word_ids(train_path, word_to_id)
+    train_words = read_words(train_path)  # read once for both the vocabulary and the ids
+    word_to_id = vocab_from_words(train_words)
+    train = words_to_ids(train_words, word_to_id)
     valid = file_to_word_ids(valid_path, word_to_id)
     test = file_to_word_ids(test_path, word_to_id)
     for name, ids in (("ptb.valid.txt", valid), ("ptb.test.txt", test)):

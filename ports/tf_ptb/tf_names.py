@@ -61,7 +61,8 @@ def variable_names(num_layers: int, *, scope: str = "Model", generation: str = "
 def is_bookkeeping(name: str) -> bool:
     """Optimizer slots and training bookkeeping (global_step, the lr variable, beta powers)."""
     last = name.rsplit("/", 1)[-1]
-    return (name.endswith(_OPTIMIZER_SLOT_SUFFIXES) or last in ("global_step", "lr", "Variable")
+    return (name.endswith(_OPTIMIZER_SLOT_SUFFIXES) or last in ("global_step", "lr")
+            or re.fullmatch(r"Variable(_\d+)?", last) is not None
             or last.startswith(("beta1_power", "beta2_power")))
 
 

@@ -57,7 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(t)
 
     s = sub.add_parser("sample", help="continue prime texts with a saved model")
-    s.add_argument("--model", required=True, help="model.pt written by train (or its folder, with vocab.json)")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", help="model.pt written by train (or its folder, with vocab.json)")
+    src.add_argument("--tf-checkpoint", help="a TF1 checkpoint of the recipe (prefix or folder); needs --vocab")
+    s.add_argument("--vocab", default=None,
+                   help="vocabulary for --tf-checkpoint: the recipe's vocab.pkl (read safely) or a vocab.json")
     s.add_argument("--prime", action="append", required=True, help="prime text (repeatable)")
     s.add_argument("--num", type=int, default=10, help="words to generate at most (recipe: 10)")
     s.add_argument("--temperature", type=float, default=None,
@@ -66,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--unknown", choices=["error", "zero"], default="error",
                    help="prime words outside the vocabulary: error (the recipe's KeyError) or map to id 0")
     _add_common(s)
+
+    r = sub.add_parser("report", help="summarise a run: loss landmarks, epoch times, greedy samples, loss plot")
+    r.add_argument("--save-dir", required=True, help="the run's folder (model.pt and vocab.json)")
+    r.add_argument("--plot", default=None, help="write the loss curve with the recipe's published levels here (PNG)")
+    _add_common(r)
     return parser
 
 
@@ -101,11 +110,25 @@ def main(argv: Optional[List[str]] = None) -> int:
     import torch
 
     from ports.tf_shakespeare.data import DataError
-    from ports.tf_shakespeare.train import CheckpointError, load_trained
+
+    if args.command == "report":
+        from ports.tf_shakespeare.train import CheckpointError, report
+
+        try:
+            report(args.save_dir, args.plot, _device(args.device), log=lambda line: print(line, flush=True))
+        except (CheckpointError, DataError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
+
+    from ports.tf_shakespeare.train import CheckpointError, load_tf1_model, load_trained
 
     try:
-        model, ix2vocab, vocab2ix, _ = load_trained(args.model, _device(args.device))
-    except (CheckpointError, DataError) as e:
+        if args.model:
+            model, ix2vocab, vocab2ix, _ = load_trained(args.model, _device(args.device))
+        else:
+            model, ix2vocab, vocab2ix = load_tf1_model(args.tf_checkpoint, args.vocab, _device(args.device))
+    except (CheckpointError, DataError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     generator = torch.Generator(device="cpu").manual_seed(args.seed)

@@ -158,3 +158,45 @@ def words_to_ids(words: Iterable[str], vocab2ix: Dict[str, int], unknown: str = 
             raise KeyError(f"prime word {w!r} is not in the vocabulary ({len(vocab2ix)} words); "
                            "use unknown='zero' to map it to id 0")
     return out
+
+
+class _NoClassesUnpickler:
+    """A pickle reader that refuses every class or function reference: the recipe's ``vocab.pkl``
+    (``pickle.dump([vocab2ix, ix2vocab])``) holds only dicts, strings and ints."""
+
+    @staticmethod
+    def load(fh, source: str):
+        import pickle
+
+        class Restricted(pickle.Unpickler):
+            def find_class(self, module, name):
+                raise DataError(f"{source}: refuses to load {module}.{name}: a vocabulary pickle holds only "
+                                "dicts of words and ids")
+
+        try:
+            return Restricted(fh).load()
+        except DataError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any malformed pickle gets one clear message
+            raise DataError(f"{source}: not a readable vocabulary pickle ({type(e).__name__}: {e})") from None
+
+
+def load_vocab_file(path: Union[str, os.PathLike]) -> Tuple[Dict[int, str], Dict[str, int]]:
+    """``(ix2vocab, vocab2ix)`` from this port's ``vocab.json`` or the recipe's ``vocab.pkl``
+    (``[vocab2ix, ix2vocab]``, read without executing anything)."""
+    import json
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such vocabulary file")
+    if path.suffix == ".pkl":
+        with open(path, "rb") as fh:
+            obj = _NoClassesUnpickler.load(fh, str(path))
+        if not (isinstance(obj, (list, tuple)) and len(obj) == 2 and isinstance(obj[0], dict)):
+            raise DataError(f"{path}: expected the recipe's [vocab2ix, ix2vocab] pickle")
+        return vocab_from_json({"vocab2ix": obj[0]}, str(path))
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not a JSON vocabulary ({e})") from None
+    return vocab_from_json(obj, str(path))

@@ -12,8 +12,8 @@ Graph of the original, per model::
     cost = reduce_sum(loss) / (B * T)
 
 The fourth positional argument ``vocab_size`` dates from the early TF signature
-``sequence_loss_by_example(logits, targets, weights, num_decoder_symbols, ...)``; from TF 0.8 on it lands in
-``average_across_timesteps`` (truthy), so each example's loss is divided by ``1 + 1e-12`` (exactly 1 in
+``sequence_loss_by_example(logits, targets, weights, num_decoder_symbols, ...)``; in later releases (TF 0.12's
+``tf.nn.seq2seq``, TF 1.x's legacy_seq2seq) it lands in ``average_across_timesteps`` (truthy), so each example's loss is divided by ``1 + 1e-12`` (exactly 1 in
 float32). The port computes the same expression.
 
 Variables as TF names them (the recipe builds both models inside ``tf.variable_scope('lstm_model')``,

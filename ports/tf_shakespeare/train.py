@@ -19,11 +19,10 @@ import dataclasses
 import json
 import math
 import random
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -95,7 +94,7 @@ def make_optimizer(model: LSTMModel, learning_rate: float) -> TFAdam:
 
 def train_step(model: LSTMModel, optimizer: TFAdam, x, y, state, clip_norm: float):
     """One ``sess.run([cost, final_state, train_op])``: returns ``(cost, final_state, global_norm)``."""
-    x = model._check_ids(torch.as_tensor(np.asarray(x)) if not isinstance(x, torch.Tensor) else x, "x_data")
+    x = model._check_ids(x, "x_data")
     optimizer.zero_grad(set_to_none=True)
     embedded = model.embed(x)
     embedded.retain_grad()
@@ -308,3 +307,64 @@ def load_trained(path, device: str = "cpu"):
     model.load_state_dict(ckpt["model"])
     model.eval()
     return model, ix2vocab, vocab2ix, config
+
+
+def load_tf1_model(checkpoint, vocab_path, device: str = "cpu", scope: str = "lstm_model"):
+    """``(model, ix2vocab, vocab2ix)`` from the recipe's own TF1 checkpoint and vocabulary
+    (``temp/shakespeare_model/model-N`` and ``vocab.pkl``); sizes come from the checkpoint's W."""
+    from compat.tf_checkpoint import load_checkpoint
+    from ports.tf_shakespeare.data import DataError, load_vocab_file
+
+    if vocab_path is None:
+        raise DataError("--tf-checkpoint needs --vocab (the recipe's vocab.pkl or a vocab.json)")
+    ix2vocab, vocab2ix = load_vocab_file(vocab_path)
+    variables = load_checkpoint(checkpoint)
+    w_name = f"{scope}/lstm_vars/W"
+    if w_name not in variables:
+        raise CheckpointError(f"{checkpoint}: no variable {w_name!r}; is this the recipe's checkpoint?")
+    rnn_size, vocab_size = (int(n) for n in np.shape(variables[w_name]))
+    if max(ix2vocab) >= vocab_size:
+        raise DataError(f"{vocab_path}: word id {max(ix2vocab)} does not fit the checkpoint's vocabulary "
+                        f"size {vocab_size}")
+    model = LSTMModel(rnn_size, vocab_size, 1, 1, device=device)
+    model.load_tf1_variables(variables, scope=scope)
+    model.eval()
+    return model, ix2vocab, vocab2ix
+
+
+PUBLISHED_LOSS = {"recipe start ~9.9": 9.9, "recipe after 10 epochs ~5.5-6.0": 5.75}
+
+
+def report(save_dir, plot_path=None, device: str = "cpu", log: Callable[[str], None] = print) -> dict:
+    """Summarise a run from its ``model.pt``: losses at landmarks, per-epoch means and seconds, the
+    prime texts' greedy samples; optionally plot the loss curve beside the recipe's published levels."""
+    path = Path(save_dir)
+    ckpt = load_checkpoint_file(path, map_location=device)
+    config = TrainConfig.from_json(ckpt["config"])
+    losses = [float(v) for v in ckpt["train_loss"]]
+    nb = ckpt["data"]["num_batches"]
+    model, ix2vocab, vocab2ix, _ = load_trained(path, device)
+    summary = {"vocab_size": ckpt["data"]["vocab_size"], "num_batches": nb, "iterations": len(losses),
+               "epochs_done": len(losses) // nb, "epoch_seconds": [float(s) for s in ckpt.get("epoch_seconds", [])]}
+    log(f"vocabulary {summary['vocab_size']}, {nb} batches of {config.batch_size}x{config.training_seq_len}, "
+        f"{len(losses)} iterations ({len(losses) / nb:.2f} epochs)")
+    marks = [i for i in (1, 10, 50, 100, 250, 500, 1000, 1500) if i <= len(losses)]
+    marks += [e * nb for e in range(1, len(losses) // nb + 1) if e * nb not in marks]
+    summary["landmarks"] = {i: losses[i - 1] for i in sorted(marks)}
+    for i in sorted(marks):
+        log(f"  iteration {i:5d}: loss {losses[i - 1]:.4f}")
+    summary["epoch_means"] = [float(np.mean(losses[e * nb:(e + 1) * nb])) for e in range(len(losses) // nb)]
+    for e, (m, s) in enumerate(zip(summary["epoch_means"], summary["epoch_seconds"] + [float("nan")] * 99), 1):
+        log(f"  epoch {e}: mean loss {m:.4f}, {s:.0f} s")
+    summary["samples"] = [model.infer_model().sample(p, ix2vocab, vocab2ix, num=10, unknown="zero")
+                          for p in config.prime_texts]
+    for s in summary["samples"]:
+        log(f"  {s}")
+    if plot_path is not None and losses:
+        from compat.plots import save_curves
+
+        save_curves(plot_path, {"port (train loss per batch)": (list(range(1, len(losses) + 1)), losses)},
+                    title="tf_shakespeare: Sequence to Sequence Loss (pg100.txt)", xlabel="Generation",
+                    ylabel="Loss", hlines=PUBLISHED_LOSS)
+        log(f"plot written to {plot_path}")
+    return summary

@@ -25,7 +25,7 @@ import numpy as np
 
 from compat.atomic import atomic_path, atomic_write_text
 from compat.progress import Progress
-from ports.theano_imdb.unpickler import DataFileError, load_data_pickles
+from ports.theano_imdb.unpickler import DataFileError, UnsafePickleError, load_data_pickles
 
 TUTORIAL_URL = "http://www.iro.umontreal.ca/~lisa/deep/data/imdb.pkl"
 DATA_FILE = "imdb.pkl"
@@ -217,40 +217,38 @@ def download(url: str, dest: Union[str, os.PathLike], *, sha256: Optional[str] =
         raise DownloadError(f"could not download {url}: {reason}") from None
     h = hashlib.sha256()
     received = 0
-    try:
-        with response:
-            status = getattr(response, "status", None) or getattr(response, "code", None)
-            if status is not None and status >= 400:
-                raise DownloadError(f"could not download {url}: HTTP status {status}")
-            length = response.headers.get("Content-Length") if getattr(response, "headers", None) else None
-            total = int(length) if length else None
-            bar = Progress(total=total, desc=f"downloading {dest.name}", unit="B/s", enabled=progress)
-            with atomic_path(dest) as tmp:
-                with open(tmp, "wb") as out:
-                    while True:
-                        try:
-                            chunk = response.read(1 << 20)
-                        except (OSError, urllib.error.URLError) as e:
-                            raise DownloadError(f"download of {url} interrupted after {received} bytes: {e}") from None
-                        if not chunk:
-                            break
-                        out.write(chunk)
-                        h.update(chunk)
-                        received += len(chunk)
-                        bar.update(len(chunk), items=len(chunk))
-                bar.close()
-                if total is not None and received != total:
-                    raise DownloadError(f"download of {url} is truncated: {received} of {total} bytes")
-                digest = h.hexdigest()
-                if sha256 and digest != sha256.lower():
-                    raise DownloadError(f"download of {url} has SHA-256 {digest}; expected {sha256}")
-                try:
-                    load_data_pickles(tmp)
-                except (DataFileError, Exception) as e:
-                    raise DownloadError(f"download of {url} is not the tutorial's data set: {e}") from None
-    except DownloadError:
-        raise
-    atomic_write_text(_digest_path(dest), f"{digest}  {dest.name}\n")
+    with response:
+        status = getattr(response, "status", None) or getattr(response, "code", None)
+        if status is not None and status >= 400:
+            raise DownloadError(f"could not download {url}: HTTP status {status}")
+        length = response.headers.get("Content-Length") if getattr(response, "headers", None) else None
+        total = int(length) if length else None
+        bar = Progress(total=total, desc=f"downloading {dest.name}", unit="B/s", enabled=progress)
+        with atomic_path(dest) as tmp:
+            with open(tmp, "wb") as out:
+                while True:
+                    try:
+                        chunk = response.read(1 << 20)
+                    except (OSError, urllib.error.URLError) as e:
+                        raise DownloadError(f"download of {url} interrupted after {received} bytes: {e}") from None
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    h.update(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk), items=len(chunk))
+            bar.close()
+            if total is not None and received != total:
+                raise DownloadError(f"download of {url} is truncated: {received} of {total} bytes")
+            digest = h.hexdigest()
+            if sha256 and digest != sha256.lower():
+                raise DownloadError(f"download of {url} has SHA-256 {digest}; expected {sha256}")
+            try:
+                load_data_pickles(tmp)
+            except (DataFileError, UnsafePickleError) as e:
+                raise DownloadError(f"download of {url} is not the tutorial's data set: {e}") from None
+            # The digest goes first: an interruption now leaves no data file, never one without its digest.
+            atomic_write_text(_digest_path(dest), f"{digest}  {dest.name}\n")
     return dest
 
 

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -107,6 +106,9 @@ def train_lstm(
     opt_name = _optimizer_name(optimizer)
     if encoder != "lstm":
         raise ValueError(f"encoder {encoder!r}: the tutorial's only encoder is 'lstm'")
+    if patience < 1:
+        raise ValueError(f"patience must be at least 1 (got {patience}): lstm.py compares with "
+                         "history_errs[:-patience], which is empty for 0")
     floatX = str(np.dtype(floatX))
     dtype = {"float64": torch.float64, "float32": torch.float32, "float16": torch.float16}[floatX]
     if isinstance(reload_model, bool):

@@ -14,7 +14,8 @@ Two kinds of pickle come from the Theano tutorial:
   ``numpy.core.multiarray.scalar`` and ``numpy.dtype``. :func:`read_options` accepts exactly these:
   the optimizer reference becomes its name (``"adadelta"``, ``"rmsprop"`` or ``"sgd"``), and numeric
   numpy scalars become Python numbers, rebuilt from their raw bytes without calling numpy's pickle
-  machinery. Everything else is refused.
+  machinery (Python 3 pickles spell those bytes ``_codecs.encode(text, 'latin1')``, also accepted).
+  Everything else is refused.
 
 Python 2 pickles store ``str`` as bytes; they are decoded as latin-1 (what numpy does for its own
 Python 2 pickles), which is lossless.
@@ -68,6 +69,12 @@ def _safe_scalar(dtype, data=None):
     return np.frombuffer(bytes(data), dtype=dtype)[0].item()
 
 
+def _latin1_encode(text, encoding="utf-8"):
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1", "iso-8859-1"):
+        raise UnsafePickleError(f"refused _codecs.encode with encoding {encoding!r}: only latin-1 text is accepted")
+    return text.encode("latin-1")
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """An Unpickler whose ``find_class`` allows nothing, or only the tutorial's options globals.
 
@@ -91,6 +98,9 @@ class RestrictedUnpickler(pickle.Unpickler):
                 return _safe_scalar
             if (module, name) in _NUMPY_DTYPE:
                 return _safe_dtype
+            if (module, name) == ("_codecs", "encode"):
+                # Python 3 pickles (protocol 2) store a numpy scalar's bytes as _codecs.encode(text, 'latin1').
+                return _latin1_encode
         raise UnsafePickleError(
             f"{self.source}: refused to load global {module}.{name}: this file may only hold "
             + ("plain options (numbers, strings, the optimizer's name)" if self.allow_options_globals
@@ -136,9 +146,16 @@ def _check_split(obj, source: str, which: str):
         raise DataFileError(f"{source}: the {which} pickle's x and y must be lists")
     if len(xs) != len(ys):
         raise DataFileError(f"{source}: the {which} set has {len(xs)} sequences but {len(ys)} labels")
-    for k, s in enumerate(xs):
-        if not isinstance(s, (list, tuple)) or not all(type(w) is int for w in s):
-            raise DataFileError(f"{source}: {which} x[{k}] is not a list of ints")
+    seen = set()
+    for s in xs:
+        if type(s) is not list and type(s) is not tuple:
+            seen.add(None)
+            break
+        seen.update(map(type, s))
+    if seen - {int}:
+        for k, s in enumerate(xs):
+            if not isinstance(s, (list, tuple)) or not all(type(w) is int for w in s):
+                raise DataFileError(f"{source}: {which} x[{k}] is not a list of ints")
     for k, label in enumerate(ys):
         if type(label) is not int:
             raise DataFileError(f"{source}: {which} y[{k}] is {label!r}; labels must be ints")

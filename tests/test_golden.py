@@ -1,0 +1,114 @@
+"""Every port against recordings of the original programs run in the real legacy frameworks.
+
+tests/golden/*.npz were written by legacy/record_*.py in TensorFlow 2.21 (graph mode, tf.compat.v1),
+PyTensor and Theano 1.0.5 (versions and the regeneration commands: tests/golden/README.md). Each case
+holds the inputs fed to the real graph and what it returned; the port is run on the same inputs here,
+without any legacy framework installed. The same comparisons run live in ``tox -e legacy``.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import event
+
+from tests.port_runners import (GOLDEN, compare_outputs, golden_cases, golden_versions, ptb_model,
+                                ptb_tf_variables, run_port_imdb, run_port_ptb, run_port_shakespeare,
+                                shakespeare_model, shakespeare_tf_variables)
+
+
+def _cases(name):
+    if not (GOLDEN / f"{name}.npz").exists():
+        return [pytest.param(None, marks=pytest.mark.xfail(reason=f"tests/golden/{name}.npz not recorded", strict=True))]
+    return [pytest.param(c, id=c[0]) for c in golden_cases(name)]
+
+
+@pytest.mark.parametrize("case", _cases("tf_ptb"))
+def test_tf_ptb_matches_tensorflow_recording(case):
+    cid, config, inputs, outputs = case
+    port = run_port_ptb(config, inputs, outputs)
+    compared = compare_outputs(port, outputs, config["dtype"], label=f"tf_ptb {cid} {config}")
+    assert {"logits", "cost", "global_norm", "grad/Model/embedding", "updated/Model/embedding"} <= set(compared)
+    # The recording exercises TF's IndexedSlices norm: the batch repeats ids, so it differs from the dense norm.
+    assert not np.isclose(outputs["global_norm"], outputs["dense_norm"], rtol=1e-7, atol=0)
+
+
+@pytest.mark.parametrize("case", _cases("tf_shakespeare"))
+def test_tf_shakespeare_matches_tensorflow_recording(case):
+    cid, config, inputs, outputs = case
+    port = run_port_shakespeare(config, inputs, outputs)
+    compared = compare_outputs(port, outputs, config["dtype"], exact=("sample_ids",),
+                               label=f"tf_shakespeare {cid} {config}")
+    assert {"logits", "cost", "step2/lstm_model/lstm_vars/embedding_mat", "sample_ids", "loop_logits"} <= set(compared)
+
+
+@pytest.mark.parametrize("framework", ["pytensor", "theano"])
+def test_theano_imdb_matches_theano_lineage_recordings(framework):
+    name = f"theano_imdb_{framework}"
+    if not (GOLDEN / f"{name}.npz").exists():
+        pytest.xfail(f"tests/golden/{name}.npz not recorded")
+    n = 0
+    for cid, config, inputs, outputs in golden_cases(name):
+        port = run_port_imdb(config, inputs, outputs)
+        compared = compare_outputs(port, outputs, config["dtype"], label=f"{name} {cid} {config}")
+        assert {"pred_prob", "cost", "grad/lstm_U", "adadelta2/Wemb"} <= set(compared)
+        n += 1
+    assert n >= 2
+
+
+def test_recordings_name_their_framework_versions():
+    for name, framework in [("tf_ptb", "tensorflow"), ("tf_shakespeare", "tensorflow")]:
+        v = golden_versions(name)
+        assert v[framework].startswith("2.21"), v
+    for framework, prefix in [("pytensor", ""), ("theano", "1.0.5")]:
+        path = GOLDEN / f"theano_imdb_{framework}.npz"
+        if path.exists():
+            assert golden_versions(f"theano_imdb_{framework}")[framework].startswith(prefix)
+
+
+# ------------------------------------------------------------------- checkpoints written by TF's Saver
+
+def _ckpt_cases():
+    path = GOLDEN / "checkpoints" / "expected.npz"
+    if not path.exists():
+        return [pytest.param(None, marks=pytest.mark.xfail(reason="tests/golden/checkpoints not recorded", strict=True))]
+    with np.load(path, allow_pickle=False) as z:
+        return [pytest.param(m, id=m) for m in json.loads(str(z["models"]))]
+
+
+@pytest.mark.parametrize("model_name", _ckpt_cases())
+def test_port_loads_tf_trained_checkpoint_and_gives_tf_logits(model_name, tmp_path):
+    """A few TF training steps saved by Saver: the port reads the checkpoint without TensorFlow and gives
+    TF's logits; its own export reads back to the same values."""
+    from compat.tf_checkpoint import list_variables, load_checkpoint
+
+    with np.load(GOLDEN / "checkpoints" / "expected.npz", allow_pickle=False) as z:
+        config = json.loads(str(z[f"{model_name}/config"]))
+        ids = z[f"{model_name}/inputs"]
+        expected = z[f"{model_name}/logits"]
+    directory = GOLDEN / "checkpoints" / model_name
+    names = [n for n, _ in list_variables(directory)]
+    event(f"{model_name}: {len(names)} variables")
+    if model_name == "tf_ptb":
+        model = ptb_model(config, directory)
+        model.eval()
+        with torch.no_grad():
+            logits, _ = model(torch.as_tensor(ids))
+        exported = model.export_tf1_variables()
+    else:
+        model = shakespeare_model(config, directory)
+        with torch.no_grad():
+            logits = model(torch.as_tensor(ids)).logits
+        exported = {k: v.detach().numpy() for k, v in model.tf1_variables().items()}
+    from tests.tolerances import assert_close
+    assert_close(logits, expected, msg=f"{model_name} logits from the TF checkpoint")
+    assert any("Adam" in n or "global_step" in n for n in names) or model_name == "tf_ptb"
+    from compat.tf_checkpoint import save_checkpoint
+    save_checkpoint(tmp_path / "export", exported)
+    back = load_checkpoint(tmp_path)
+    original = load_checkpoint(directory)
+    for k, v in exported.items():
+        np.testing.assert_array_equal(back[k], v)
+        np.testing.assert_array_equal(original[k], v)

@@ -1,0 +1,429 @@
+"""Properties of the legacy gate layouts (compat/layouts.py).
+
+For every layout in ``compat.layouts.LAYOUTS``:
+- exact (bit-for-bit) round trips, numpy and torch, legacy -> canonical -> legacy and back;
+- shape errors that name the tensor; missing tensors named;
+- the core run in that layout == that framework's numpy reference, float64 (1e-10) and float32 (1e-5),
+  and gradients against the hand-derived backward passes where a reference has one (Theano, Caffe,
+  junhyukoh caffe-lstm including its gradient clipping and dW_h defect);
+- a one-bias layout's canonical ``bias_hh`` is None or a constant that nothing trains; the TF forget bias
+  folds in and out exactly.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, event, given, note, settings
+from hypothesis import strategies as st
+
+from compat.layouts import LAYOUTS, LayoutError, from_canonical, permute_gates, to_canonical
+from compat.lstm import LayerWeights, lstm
+from reference import keras_lstm, onnx_lstm
+from tests.strategies import (
+    LAYOUT_NAMES, arbitrary_masks, as_tensor, canonical_weights, conts, dtypes, initial_states, inputs,
+    layout_params, layout_shapes, layout_stacks, lstm_sizes, right_padded_masks,
+)
+from tests.tolerances import assert_close
+
+with_device = settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                              HealthCheck.data_too_large])
+
+ONE_BIAS_LAYOUTS = ("tf", "keras", "theano", "caffe", "junhyukoh")
+TWO_BIAS_LAYOUTS = ("torch", "onnx")
+#: per layout and tensor, the axis that holds the four gate blocks (corrupting it must be an error)
+GATE_AXIS = {
+    "tf": {"kernel": 1, "bias": 0},
+    "keras": {"kernel": 1, "recurrent_kernel": 1, "bias": 0},
+    "torch": {"weight_ih": 0, "weight_hh": 0, "bias_ih": 0, "bias_hh": 0},
+    "theano": {"W": 1, "U": 1, "b": 0},
+    "caffe": {"W_xc": 0, "b_c": 0, "W_hc": 0},
+    "junhyukoh": {"W_x": 0, "W_h": 0, "b": 0},
+    "onnx": {"W": 1, "R": 1, "B": 1},
+}
+forget_biases = st.sampled_from([0.0, 1.0, 0.5, -0.25])
+
+
+def reference_module(name: str):
+    """A reference module written by another engineer; a clear skip (not an error) while it is missing."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"reference.{name}")
+    except ModuleNotFoundError:  # pragma: no cover - only while the tree is being assembled
+        pytest.skip(f"reference/{name}.py is not in the tree yet")
+
+
+def tensors_of(params: dict, dtype=torch.float64, device="cpu", requires_grad=False) -> dict:
+    return {k: as_tensor(v, dtype, device, requires_grad) for k, v in params.items()}
+
+
+def _equal(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+    return isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+
+
+def test_every_layout_is_covered():
+    assert set(LAYOUTS) == set(LAYOUT_NAMES) == set(GATE_AXIS)
+
+
+# ------------------------------------------------------------------------------------------ round trips
+@pytest.mark.parametrize("layout", LAYOUT_NAMES)
+@given(data=st.data(), forget_bias=forget_biases, as_torch=st.booleans(), dtype=dtypes)
+def test_legacy_round_trip_is_exact(layout, data, forget_bias, as_torch, dtype):
+    params = data.draw(layout_params(layout), label="params")
+    if layout in TWO_BIAS_LAYOUTS:
+        forget_bias = 0.0
+    if as_torch:
+        legacy = tensors_of(params, dtype)
+    else:
+        legacy = {k: v.astype(torch.empty(0, dtype=dtype).numpy().dtype) for k, v in params.items()}
+    canon = to_canonical(layout, legacy, forget_bias=forget_bias)
+    back = from_canonical(layout, canon, forget_bias=forget_bias)
+    assert set(back) == set(legacy)
+    for name in legacy:
+        assert _equal(back[name], legacy[name]), f"{layout} {name} changed in the round trip"
+
+
+@pytest.mark.parametrize("layout", LAYOUT_NAMES)
+@given(sizes=lstm_sizes(max_layers=1), data=st.data(), as_torch=st.booleans(), dtype=dtypes)
+def test_canonical_round_trip_is_exact(layout, sizes, data, as_torch, dtype):
+    biases = "two" if layout in TWO_BIAS_LAYOUTS else "one"
+    (w,) = data.draw(canonical_weights(biases=biases, num_layers=1), label="weights")
+    if as_torch:
+        canon = LayerWeights(*(as_tensor(a, dtype) for a in w))
+    else:
+        np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+        canon = LayerWeights(*(None if a is None else a.astype(np_dtype) for a in w))
+    back = to_canonical(layout, from_canonical(layout, canon))
+    for field in LayerWeights._fields:
+        assert _equal(getattr(back, field), getattr(canon, field)), f"{layout} canonical {field}"
+
+
+@pytest.mark.parametrize("layout", LAYOUT_NAMES)
+def test_gate_permutation_puts_each_gate_where_canonical_expects_it(layout):
+    """Fill each legacy gate block with its gate's letter code; the canonical blocks must read i, f, g, o."""
+    code = {"i": 1.0, "f": 2.0, "g": 3.0, "c": 3.0, "j": 3.0, "o": 4.0}
+    spec = LAYOUTS[layout]
+    H, n_in = 3, 2
+    params = {}
+    for name, shape in layout_shapes(layout, n_in, H).items():
+        axis = GATE_AXIS[layout][name]
+        blocks = shape[axis] // H  # 4, or 8 for ONNX B = [Wb, Rb]
+        vals = np.array([code[spec.gate_order[k % 4]] for k in range(blocks)]).repeat(H)
+        shape_b = [1] * len(shape)
+        shape_b[axis] = shape[axis]
+        params[name] = np.broadcast_to(vals.reshape(shape_b), shape).copy()
+    w = to_canonical(layout, params)
+    expected = np.array([1.0, 2.0, 3.0, 4.0]).repeat(H)
+    assert np.array_equal(w.weight_ih[:, 0], expected) and np.array_equal(w.weight_hh[:, 0], expected)
+    assert np.array_equal(w.bias_ih, expected)
+    if w.bias_hh is not None:
+        assert np.array_equal(w.bias_hh, expected)
+
+
+# --------------------------------------------------------------------------------------------- errors
+@pytest.mark.parametrize("layout,name", [(lay, n) for lay in LAYOUT_NAMES for n in GATE_AXIS[lay]])
+@pytest.mark.parametrize("as_torch", [False, True], ids=["numpy", "torch"])
+def test_wrong_shape_error_names_the_tensor(layout, name, as_torch):
+    shapes = layout_shapes(layout, 3, 2)
+    params = {n: np.zeros(s) for n, s in shapes.items()}
+    shape = list(shapes[name])
+    shape[GATE_AXIS[layout][name]] += 1
+    params[name] = np.zeros(shape)
+    if as_torch:
+        params = tensors_of(params)
+    with pytest.raises(LayoutError, match=f"{layout} tensor '{name}' has shape {shape}".replace("[", r"\[")):
+        to_canonical(layout, params)
+    params[name] = (torch.zeros if as_torch else np.zeros)(tuple(shapes[name]) + (1,))  # one axis too many
+    with pytest.raises(LayoutError, match=f"'{name}'"):
+        to_canonical(layout, params)
+
+
+@pytest.mark.parametrize("layout", LAYOUT_NAMES)
+def test_missing_tensor_is_named(layout):
+    shapes = layout_shapes(layout, 3, 2)
+    first = LAYOUTS[layout].tensor_names[0]
+    params = {n: np.zeros(s) for n, s in shapes.items() if n != first}
+    with pytest.raises(LayoutError, match=f"missing \\['{first}'\\]"):
+        to_canonical(layout, params)
+
+
+def test_unknown_layout_and_run_time_forget_bias_on_two_bias_layouts():
+    with pytest.raises(LayoutError, match="unknown layout 'mxnet'"):
+        to_canonical("mxnet", {})
+    with pytest.raises(LayoutError, match="unknown layout"):
+        from_canonical("mxnet", LayerWeights(np.zeros((8, 1)), np.zeros((8, 2))))
+    for layout in TWO_BIAS_LAYOUTS:
+        params = {n: np.zeros(s) for n, s in layout_shapes(layout, 3, 2).items()}
+        with pytest.raises(LayoutError, match="forget bias"):
+            to_canonical(layout, params, forget_bias=1.0)
+
+
+# --------------------------------------------------------------------------------- one bias, forget bias
+@pytest.mark.parametrize("layout", ONE_BIAS_LAYOUTS)
+@given(params=st.data(), forget_bias=forget_biases)
+def test_one_bias_layout_has_no_trainable_second_bias(layout, params, forget_bias):
+    legacy = tensors_of(params.draw(layout_params(layout)), requires_grad=True)
+    w = to_canonical(layout, legacy, forget_bias=forget_bias)
+    trainable = [f for f in LayerWeights._fields if getattr(w, f) is not None and getattr(w, f).requires_grad]
+    assert trainable == ["weight_ih", "weight_hh", "bias_ih"], trainable
+    if forget_bias == 0.0:
+        assert w.bias_hh is None
+    else:
+        H = w.hidden_size
+        expected = torch.zeros(4 * H, dtype=torch.float64)
+        expected[H:2 * H] = forget_bias
+        assert torch.equal(w.bias_hh, expected), "the forget bias sits on the canonical f block only"
+    # global-norm clipping over the legacy tensors sees each canonical parameter once: same squared norm
+    for t in (w.weight_ih, w.weight_hh, w.bias_ih):
+        t.retain_grad()
+    x = torch.randn(2, 3, w.input_size, dtype=torch.float64)
+    out, (h_n, c_n) = lstm(x, [w])
+    (out.sum() + c_n.sum()).backward()
+    legacy_sq = sum(float((p.grad ** 2).sum()) for p in legacy.values())
+    canon_sq = sum(float((t.grad ** 2).sum()) for t in (w.weight_ih, w.weight_hh, w.bias_ih))
+    assert legacy_sq > 0
+    assert abs(legacy_sq - canon_sq) <= 1e-12 * canon_sq, (legacy_sq, canon_sq)
+    bias_name = {"tf": "bias", "keras": "bias", "theano": "b", "caffe": "b_c", "junhyukoh": "b"}[layout]
+    assert torch.equal(legacy[bias_name].grad, permute_gates(w.bias_ih.grad, "ifgo", LAYOUTS[layout].gate_order))
+
+
+@given(params=layout_params("tf"), forget_bias=forget_biases.filter(bool), as_torch=st.booleans())
+def test_tf_forget_bias_folds_and_unfolds_exactly(params, forget_bias, as_torch):
+    legacy = tensors_of(params) if as_torch else params
+    w = to_canonical("tf", legacy, forget_bias=forget_bias)
+    assert _equal(from_canonical("tf", w, forget_bias=forget_bias)["bias"], legacy["bias"])
+    # without its forget bias the checkpoint's bias is not what the model ran with
+    unfolded = from_canonical("tf", w, forget_bias=0.0)["bias"]
+    H = w.hidden_size
+    diff = np.asarray(unfolded) - np.asarray(legacy["bias"])
+    assert np.allclose(diff[2 * H:3 * H], forget_bias) and np.allclose(np.delete(diff, np.s_[2 * H:3 * H]), 0)
+    with pytest.raises(LayoutError, match="forget_bias"):
+        from_canonical("tf", w._replace(bias_hh=None), forget_bias=forget_bias)
+
+
+# ----------------------------------------------------------------------- core in a layout == its reference
+def _core(x, layer_params, layout, dtype, device, forget_bias=0.0, requires_grad=False, **kw):
+    legacy = [tensors_of(p, dtype, device, requires_grad) for p in layer_params]
+    ws = [to_canonical(layout, p, forget_bias=forget_bias) for p in legacy]
+    return legacy, ws
+
+
+@with_device
+@given(sizes=lstm_sizes(), x=inputs(), stack=layout_stacks("tf"), state=initial_states(allow_none=False),
+       forget_bias=forget_biases, dtype=dtypes)
+def test_tf_layout_matches_tf_reference(device, sizes, x, stack, state, forget_bias, dtype):
+    tf_lstm = reference_module("tf_lstm")
+    h0, c0 = state
+    ref_out, ref_states = tf_lstm.static_rnn(x, [(c0[k], h0[k]) for k in range(sizes.num_layers)],
+                                             [(p["kernel"], p["bias"]) for p in stack], forget_bias=forget_bias)
+    _, ws = _core(x, stack, "tf", dtype, device, forget_bias)
+    out, (h_n, c_n) = lstm(as_tensor(x, dtype, device), ws, (as_tensor(h0, dtype, device), as_tensor(c0, dtype, device)))
+    assert_close(out, ref_out, dtype=dtype, msg="outputs")
+    assert_close(h_n, np.stack([h for c, h in ref_states]), dtype=dtype, msg="h_n")
+    assert_close(c_n, np.stack([c for c, h in ref_states]), dtype=dtype, msg="c_n")
+
+
+@with_device
+@given(sizes=lstm_sizes(max_layers=1), x=inputs(), params=layout_params("keras"),
+       state=initial_states(num_layers=1), mask=st.none() | right_padded_masks() | arbitrary_masks(), dtype=dtypes)
+def test_keras_layout_matches_keras_reference(device, sizes, x, params, state, mask, dtype):
+    event(f"mask: {mask is not None}")
+    init = None if state is None else (state[0][0], state[1][0])
+    ref_out, ref_h, ref_c = keras_lstm.lstm_layer(
+        x.transpose(1, 0, 2), params["kernel"], params["recurrent_kernel"], params["bias"], initial_state=init,
+        mask=None if mask is None else mask.T, recurrent_activation="sigmoid")
+    _, ws = _core(x, [params], "keras", dtype, device)
+    hx = None if state is None else tuple(as_tensor(s, dtype, device) for s in state)
+    out, (h_n, c_n) = lstm(as_tensor(x, dtype, device).transpose(0, 1), ws, hx, batch_first=True,
+                           mask=None if mask is None else as_tensor(mask.T, dtype, device))
+    assert_close(out, ref_out, dtype=dtype, msg="outputs")
+    assert_close(h_n[0], ref_h, dtype=dtype, msg="h_T")
+    assert_close(c_n[0], ref_c, dtype=dtype, msg="c_T")
+
+
+@with_device
+@given(sizes=lstm_sizes(), x=inputs(), state=initial_states(), weights=canonical_weights(), dtype=dtypes)
+def test_torch_layout_matches_torch_nn_lstm(device, sizes, x, state, weights, dtype):
+    stack = [{"weight_ih": w.weight_ih, "weight_hh": w.weight_hh, "bias_ih": w.bias_ih, "bias_hh": w.bias_hh}
+             for w in weights]
+    has_bias = weights[0].bias_ih is not None
+    mod = torch.nn.LSTM(sizes.input_size, sizes.hidden_size, sizes.num_layers, bias=has_bias).to(device, torch.float64)
+    with torch.no_grad():
+        for k, w in enumerate(weights):
+            for f in LayerWeights._fields:
+                if getattr(w, f) is not None or (has_bias and f.startswith("bias")):
+                    v = getattr(w, f)
+                    getattr(mod, f"{f}_l{k}").copy_(torch.zeros(4 * sizes.hidden_size) if v is None else torch.as_tensor(v))
+    hx64 = None if state is None else tuple(as_tensor(s, torch.float64, device) for s in state)
+    ref_out, (ref_h, ref_c) = mod(as_tensor(x, torch.float64, device), hx64)
+    ws = [to_canonical("torch", {k: as_tensor(v, dtype, device) for k, v in p.items()}) for p in stack]
+    hx = None if state is None else tuple(as_tensor(s, dtype, device) for s in state)
+    out, (h_n, c_n) = lstm(as_tensor(x, dtype, device), ws, hx)
+    assert_close(out, ref_out, dtype=dtype)
+    assert_close(h_n, ref_h, dtype=dtype)
+    assert_close(c_n, ref_c, dtype=dtype)
+
+
+def _random_grad(shape, seed):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+@with_device
+@given(sizes=lstm_sizes(max_layers=1), x=inputs(), params=layout_params("theano"),
+       state=initial_states(num_layers=1), mask=right_padded_masks() | arbitrary_masks(), dtype=dtypes,
+       seed=st.integers(0, 2 ** 31 - 1))
+def test_theano_layout_matches_theano_reference_with_gradients(device, sizes, x, params, state, mask, dtype, seed):
+    theano_lstm = reference_module("theano_lstm")
+    h0, c0 = (None, None) if state is None else (state[0][0], state[1][0])
+    ref_h, ref_c = theano_lstm.lstm_layer(x, mask, params["W"], params["U"], params["b"], h0, c0)
+    legacy, ws = _core(x, [params], "theano", dtype, device, requires_grad=True)
+    xt = as_tensor(x, dtype, device, True)
+    hx = None if state is None else tuple(as_tensor(s, dtype, device, True) for s in state)
+    out, (h_n, c_n) = lstm(xt, ws, hx, mask=as_tensor(mask, dtype, device))
+    assert_close(out, ref_h, dtype=dtype, msg="h")
+    assert_close(h_n[0], ref_h[-1], dtype=dtype, msg="h_T")
+    assert_close(c_n[0], ref_c[-1], dtype=dtype, msg="c_T")
+    # gradients of <gy, h> + <gc, c_T> against the hand-derived backward
+    T, B, H = ref_h.shape
+    gy, gc = _random_grad((T, B, H), seed), _random_grad((B, H), seed + 1)
+    dc = np.zeros((T, B, H))
+    dc[-1] = gc
+    ref_g = theano_lstm.lstm_layer_backward(gy, x, mask, params["W"], params["U"], params["b"], h0, c0, dc=dc)
+    (out * as_tensor(gy, dtype, device)).sum().add((c_n[0] * as_tensor(gc, dtype, device)).sum()).backward()
+    loosen = dict(loosen=10, reason="gradients sum T*B terms in float32") if dtype == torch.float32 else {}
+    for name in ("W", "U", "b"):
+        assert_close(legacy[0][name].grad, ref_g[name], dtype=dtype, msg=f"d{name}", **loosen)
+    assert_close(xt.grad, ref_g["state_below"], dtype=dtype, msg="dx", **loosen)
+    if hx is not None:
+        assert_close(hx[0].grad[0], ref_g["h0"], dtype=dtype, msg="dh0", **loosen)
+        assert_close(hx[1].grad[0], ref_g["c0"], dtype=dtype, msg="dc0", **loosen)
+
+
+def caffe_tanh_torch(v):
+    """lstm_unit_layer.cpp's tanh: 2 * sigmoid(2x) - 1."""
+    return 2 * torch.sigmoid(2 * v) - 1
+
+
+@with_device
+@given(sizes=lstm_sizes(max_layers=1), x=inputs(), params=layout_params("caffe"),
+       state=initial_states(num_layers=1), cont=conts(), dtype=dtypes, use_caffe_tanh=st.booleans(),
+       seed=st.integers(0, 2 ** 31 - 1))
+def test_caffe_layout_matches_caffe_reference_with_gradients(device, sizes, x, params, state, cont, dtype,
+                                                            use_caffe_tanh, seed):
+    caffe_lstm = reference_module("caffe_lstm")
+    h0, c0 = (None, None) if state is None else (state[0][0], state[1][0])
+    ref_h, ref_hT, ref_cT, cache = caffe_lstm.lstm_forward(x, cont, params["W_xc"], params["b_c"], params["W_hc"],
+                                                           h0, c0, caffe_tanh=use_caffe_tanh)
+    legacy, ws = _core(x, [params], "caffe", dtype, device, requires_grad=True)
+    xt = as_tensor(x, dtype, device, True)
+    hx = None if state is None else tuple(as_tensor(s, dtype, device, True) for s in state)
+    out, (h_n, c_n) = lstm(xt, ws, hx, cont=as_tensor(cont, dtype, device),
+                           tanh=caffe_tanh_torch if use_caffe_tanh else None)
+    assert_close(out, ref_h, dtype=dtype, msg="h")
+    assert_close(h_n[0], ref_hT, dtype=dtype, msg="h_T")
+    assert_close(c_n[0], ref_cT, dtype=dtype, msg="c_T")
+    T, B, H = ref_h.shape
+    gy, gh, gc = _random_grad((T, B, H), seed), _random_grad((B, H), seed + 1), _random_grad((B, H), seed + 2)
+    ref_g = caffe_lstm.lstm_backward(gy, cache, dh_T=gh, dc_T=gc)
+    loss = ((out * as_tensor(gy, dtype, device)).sum() + (h_n[0] * as_tensor(gh, dtype, device)).sum()
+            + (c_n[0] * as_tensor(gc, dtype, device)).sum())
+    loss.backward()
+    loosen = dict(loosen=10, reason="gradients sum T*B terms in float32") if dtype == torch.float32 else {}
+    for name in ("W_xc", "b_c", "W_hc"):
+        assert_close(legacy[0][name].grad, ref_g[name], dtype=dtype, msg=f"d{name}", **loosen)
+    assert_close(xt.grad, ref_g["x"], dtype=dtype, msg="dx", **loosen)
+    if hx is not None:
+        assert_close(hx[0].grad[0], ref_g["h0"], dtype=dtype, msg="dh0", **loosen)
+        assert_close(hx[1].grad[0], ref_g["c0"], dtype=dtype, msg="dc0", **loosen)
+
+
+@with_device
+@given(sizes=lstm_sizes(max_layers=1), x=inputs(), params=layout_params("junhyukoh"),
+       state=initial_states(allow_none=False, num_layers=1), cont=conts(kind="random"), dtype=dtypes,
+       clip=st.sampled_from([0.0, 0.01, 0.1]), dwh_defect=st.booleans(), seed=st.integers(0, 2 ** 31 - 1))
+def test_junhyukoh_layout_matches_reference_with_clipping_and_dwh_defect(device, sizes, x, params, state, cont, dtype,
+                                                                       clip, dwh_defect, seed):
+    """The core's ``preact_grad_clip`` and ``recurrent_weight_grad_ignores_cont`` == caffe-lstm's Backward_cpu."""
+    caffe_lstm = reference_module("caffe_lstm")
+    T, B = cont.shape
+    h0, c0 = state[0][0], state[1][0]
+    data = x.reshape(T * B, -1)
+    ref_h, ref_hT, ref_cT, cache = caffe_lstm.junhyukoh_forward(data, params["W_x"], params["W_h"], params["b"],
+                                                                batch_size=B, clip=cont.reshape(-1), h0=h0, c0=c0)
+    legacy, ws = _core(x, [params], "junhyukoh", dtype, device, requires_grad=True)
+    xt = as_tensor(x, dtype, device, True)
+    hx = tuple(as_tensor(s, dtype, device) for s in state)  # the carried state gets no gradient in caffe-lstm
+    out, (h_n, c_n) = lstm(xt, ws, hx, cont=as_tensor(cont, dtype, device),
+                           preact_grad_clip=clip or None, recurrent_weight_grad_ignores_cont=dwh_defect)
+    assert_close(out.reshape(T * B, -1), ref_h, dtype=dtype, msg="h")
+    assert_close(h_n[0], ref_hT, dtype=dtype, msg="h_T")
+    assert_close(c_n[0], ref_cT, dtype=dtype, msg="c_T")
+    gy = _random_grad(ref_h.shape, seed)
+    ref_g = caffe_lstm.junhyukoh_backward(gy, cache, clipping_threshold=clip, dwh_defect=dwh_defect)
+    (out.reshape(T * B, -1) * as_tensor(gy, dtype, device)).sum().backward()
+    loosen = dict(loosen=10, reason="gradients sum T*B terms in float32") if dtype == torch.float32 else {}
+    for name in ("W_x", "W_h", "b"):
+        assert_close(legacy[0][name].grad, ref_g[name], dtype=dtype, msg=f"d{name}", **loosen)
+    assert_close(xt.grad.reshape(T * B, -1), ref_g["data"], dtype=dtype, msg="ddata", **loosen)
+
+
+@with_device
+@given(sizes=lstm_sizes(max_layers=1), x=inputs(), params=layout_params("onnx"),
+       state=initial_states(num_layers=1), mask=st.none() | right_padded_masks(), dtype=dtypes)
+def test_onnx_layout_matches_onnx_reference(device, sizes, x, params, state, mask, dtype):
+    init = {} if state is None else {"initial_h": state[0], "initial_c": state[1]}
+    lens = None if mask is None else mask.sum(0).astype(np.int64)
+    Y, Y_h, Y_c = onnx_lstm.lstm(x, params["W"], params["R"], params["B"], sequence_lens=lens, **init)
+    _, ws = _core(x, [params], "onnx", dtype, device)
+    hx = None if state is None else tuple(as_tensor(s, dtype, device) for s in state)
+    out, (h_n, c_n) = lstm(as_tensor(x, dtype, device), ws, hx, mask=None if mask is None else as_tensor(mask, dtype, device))
+    valid = np.ones(x.shape[:2], bool) if mask is None else mask.astype(bool)
+    # ONNX writes zeros past a sequence's length; the core carries the last h there
+    assert_close(out.cpu()[torch.as_tensor(valid)], Y[:, 0][valid], dtype=dtype, msg="Y within lengths")
+    assert_close(h_n, Y_h, dtype=dtype, msg="Y_h")
+    assert_close(c_n, Y_c, dtype=dtype, msg="Y_c")
+
+
+# ----------------------------------------------------------------------------------- the references themselves
+def test_keras_hard_sigmoid_is_the_keras2_backend_formula():
+    v = np.array([-3.0, -2.5, 0.0, 1.0, 2.5, 3.0])
+    assert np.array_equal(keras_lstm.hard_sigmoid(v), np.clip(0.2 * v + 0.5, 0, 1))
+    assert np.array_equal(keras_lstm.hard_sigmoid(v)[[0, 1, 4, 5]], [0.0, 0.0, 1.0, 1.0])
+    assert keras_lstm.hard_sigmoid_keras3(np.array([3.0]))[0] == 1.0 and keras_lstm.hard_sigmoid(np.array([2.0]))[0] == 0.9
+
+
+def test_keras_reference_activation_choice_matters():
+    rng = np.random.default_rng(0)
+    x, k, r, b = rng.normal(size=(2, 3, 4)), rng.normal(size=(4, 8)), rng.normal(size=(2, 8)), rng.normal(size=8)
+    a = keras_lstm.lstm_layer(x, k, r, b, recurrent_activation="sigmoid")[0]
+    h = keras_lstm.lstm_layer(x, k, r, b, recurrent_activation="hard_sigmoid")[0]
+    assert not np.allclose(a, h)
+    with pytest.raises(ValueError, match="unknown activation"):
+        keras_lstm.lstm_layer(x, k, r, b, recurrent_activation="hardsigmoid")
+    with pytest.raises(ValueError, match="kernel has shape"):
+        keras_lstm.lstm_layer(x, k[:3], r, b)
+
+
+def test_onnx_reference_options_and_errors():
+    rng = np.random.default_rng(1)
+    T, B, n_in, H = 4, 2, 3, 2
+    X, W, R = rng.normal(size=(T, B, n_in)), rng.normal(size=(1, 4 * H, n_in)), rng.normal(size=(1, 4 * H, H))
+    Bias = rng.normal(size=(1, 8 * H))
+    Y, Y_h, Y_c = onnx_lstm.lstm(X, W, R, Bias)
+    assert Y.shape == (T, 1, B, H) and np.array_equal(Y[-1], Y_h)
+    # peepholes of zero are no peepholes; clip at infinity is no clip
+    Yp = onnx_lstm.lstm(X, W, R, Bias, P=np.zeros((1, 3 * H)), clip=np.inf)[0]
+    assert np.array_equal(Yp, Y)
+    assert not np.allclose(onnx_lstm.lstm(X, W, R, Bias, P=np.ones((1, 3 * H)))[0], Y)
+    assert not np.allclose(onnx_lstm.lstm(X, W, R, Bias, input_forget=1)[0], Y)
+    Yz, Yz_h, _ = onnx_lstm.lstm(X, W, R, Bias, sequence_lens=np.array([0, 2]))
+    assert np.array_equal(Yz_h[0, 0], np.zeros(H)) and np.array_equal(Yz[2:, 0, 1], np.zeros((2, H)))
+    with pytest.raises(ValueError, match="input B"):
+        onnx_lstm.lstm(X, W, R, Bias[:, :4 * H])
+    with pytest.raises(ValueError, match="input W"):
+        onnx_lstm.lstm(X, W[:, :, :2], R)

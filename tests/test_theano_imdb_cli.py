@@ -1,0 +1,193 @@
+"""ports.theano_imdb training loop and CLI: the tutorial's schedule, files, printed lines and stops."""
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from ports.theano_imdb import LSTMClassifier, init_params, load_checkpoint, load_options, train_lstm
+from ports.theano_imdb import __main__ as cli
+from ports.theano_imdb import data as D
+from ports.theano_imdb import train as T
+
+TINY = ["--dim_proj", "6", "--n_words", "300", "--maxlen", "30", "--test_size", "40", "--no-progress"]
+
+
+def _tiny_pkl(path, n_train=60, n_test=20, seed=0):
+    rs = np.random.RandomState(seed)
+
+    def split(n):
+        ys = [int(v) for v in rs.randint(0, 2, size=n)]
+        # Label-dependent words so that a few updates can learn something.
+        xs = [[int(w) + 40 * y for w in rs.randint(2, 40, size=rs.randint(1, 12))] for y in ys]
+        return xs, ys
+
+    path.write_bytes(pickle.dumps(split(n_train), protocol=2) + pickle.dumps(split(n_test), protocol=2))
+    return path
+
+
+def test_cli_smoke_on_the_embedded_sample(tmp_path, capsys):
+    saveto = tmp_path / "lstm_model.npz"
+    summary = tmp_path / "summary.json"
+    rc = cli.main(["--dataset", "embedded", "--max_epochs", "1", "--validFreq", "12", "--saveFreq", "15",
+                   "--dispFreq", "5", "--saveto", str(saveto), "--summary", str(summary), "--maxlen", "60",
+                   "--batch_size", "32"] + TINY[:4] + TINY[6:])
+    assert rc == 0
+    out = capsys.readouterr().out
+    for line in ("model options", "Loading data", "Building model", "Optimization", "Epoch  0 Update  5 Cost  ",
+                 "Saving... Done", "Train  ", "Valid  ", "Test  ", "Seen ", "The code run for 1 epochs, with"):
+        assert line in out, line
+    with np.load(saveto, allow_pickle=False) as z:
+        assert set(z.files) == {"Wemb", "lstm_W", "lstm_U", "lstm_b", "U", "b", "history_errs", "train_err",
+                                "valid_err", "test_err"}
+        assert z["Wemb"].shape == (300, 6) and z["history_errs"].shape[1] == 2
+    options = load_options(str(saveto) + ".pkl")
+    assert options["optimizer"] == "adadelta" and options["ydim"] == 2 and options["dim_proj"] == 6
+    assert (tmp_path / "lstm_model_errors.png").stat().st_size > 1000
+    s = json.loads(summary.read_text())
+    assert s["dataset_kind"] == "embedded" and s["valid_updates"][0] == 12 and len(s["valid_errs"]) >= 1
+    # reload_model resumes from the file just written: the run starts from its parameters.
+    record = {}
+    train_lstm(dataset="embedded", max_epochs=0, dim_proj=6, n_words=300, maxlen=60, test_size=40, saveto=None,
+               reload_model=str(saveto), progress=False, record=record)
+    best = load_checkpoint(saveto)
+    got = record["model"].numpy_params()
+    for k in got:
+        np.testing.assert_array_equal(got[k], best[k])
+
+
+def test_no_arguments_means_the_tutorials_main_shortened_on_the_embedded_sample(monkeypatch, capsys):
+    monkeypatch.setenv(D.ENV_OFFLINE, "1")
+    monkeypatch.delenv(D.ENV_DATA_DIR, raising=False)
+    monkeypatch.setattr(D, "cache_dir", lambda: D.Path("/nonexistent-cache-dir"))
+    seen = {}
+    monkeypatch.setattr(cli, "train_lstm", lambda **kw: seen.update(kw))
+    cli.main([])
+    assert "NOTICE: using the embedded IMDB sample" in capsys.readouterr().err
+    want = dict(cli.MAIN_DEFAULTS, max_epochs=cli.EMBEDDED_MAX_EPOCHS, validFreq=-1)
+    assert {k: seen[k] for k in want} == want
+    assert seen["dataset"] == "embedded" and seen["floatX"] == "float64" and seen["seed"] == 123
+    # The tutorial's __main__ values themselves: train_lstm(max_epochs=100, test_size=500).
+    assert cli.MAIN_DEFAULTS["max_epochs"] == 100 and cli.MAIN_DEFAULTS["test_size"] == 500
+    seen.clear()
+    cli.main(["--max_epochs", "7", "--use_dropout", "--no-use_dropout"])
+    assert seen["max_epochs"] == 7 and seen["validFreq"] == 370 and seen["use_dropout"] is False
+
+
+def test_every_train_lstm_keyword_is_a_flag():
+    import inspect
+
+    tutorial = [p.name for p in inspect.signature(train_lstm).parameters.values() if p.kind == p.POSITIONAL_OR_KEYWORD]
+    flags = {a.dest for a in cli.build_parser()._actions}
+    assert set(tutorial) <= flags and {"device", "seed", "dataset", "floatX"} <= flags
+
+
+def test_initial_weights_follow_the_tutorials_random_sequence(tmp_path):
+    path = _tiny_pkl(tmp_path / "imdb.pkl")
+    record = {}
+    train_lstm(dataset=str(path), max_epochs=0, dim_proj=5, n_words=50, maxlen=10, test_size=7, saveto=None,
+               progress=False, record=record)
+    # lstm.py: seed(123); load_data's permutation; test subset shuffle; init_params.
+    (tx, _), (sx, _) = D.read_dataset(path)
+    rs = np.random.RandomState(123)
+    rs.permutation(sum(len(s) < 10 for s in tx))
+    rs.shuffle(np.arange(len(sx)))
+    want = init_params(50, 5, 2, rs)
+    got = record["model"].numpy_params()
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k])
+
+
+def test_early_stop_nan_stop_and_interrupt(tmp_path, monkeypatch, capsys):
+    path = _tiny_pkl(tmp_path / "imdb.pkl")
+    common = dict(dataset=str(path), dim_proj=4, n_words=100, maxlen=None, batch_size=8, valid_batch_size=16,
+                  progress=False, saveto=None)
+    # Early stop, lstm.py's rule, on a scripted validation history (patience 1): 0.5 best, 0.4 best,
+    # 0.45 (>= min of all but the last 1: bad 1), 0.45 (bad 2 > patience): stop at the 4th validation.
+    script = iter([0.5, 0.4, 0.45, 0.45, 0.45, 0.45])
+    calls = [0]
+
+    def scripted(model, data, iterator, floatX="float64"):
+        calls[0] += 1
+        return next(script) if calls[0] % 3 == 2 else 0.25
+
+    with monkeypatch.context() as m:
+        m.setattr(T, "pred_error", scripted)
+        rec = {}
+        train_lstm(patience=1, validFreq=1, max_epochs=5, record=rec, **common)
+    assert "Early Stop!" in capsys.readouterr().out
+    assert rec["early_stop"] == {"update": 4, "epoch": 0} and rec["best_update"] == 2
+    with pytest.raises(ValueError, match="patience"):
+        train_lstm(patience=0, **common)
+    # Equal validation errors reset the counter (valid_err <= best), so patience 1 never stops a flat run.
+    rec = {}
+    train_lstm(optimizer="sgd", lrate=0.0, patience=1, validFreq=1, max_epochs=2, record=rec, **common)
+    assert rec["early_stop"] is None and len(rec["valid_errs"]) == 2 * 8  # 57 examples: 7 batches of 8 + 1
+    # A NaN/inf cost returns (1, 1, 1) as the tutorial does.
+    assert train_lstm(optimizer="sgd", lrate=1e300, max_epochs=3, **common) == (1., 1., 1.)
+    assert "bad cost detected" in capsys.readouterr().out
+
+    # Ctrl-C: stops cleanly, restores and saves the best parameters.
+    real = T.make_optimizer
+
+    def interrupting(name, params, lrate):
+        opt = real(name, params, lrate)
+        step, calls = opt.step, [0]
+
+        def interrupted_step(*a, **k):
+            calls[0] += 1
+            if calls[0] == 5:
+                raise KeyboardInterrupt
+            return step(*a, **k)
+
+        opt.step = interrupted_step
+        return opt
+
+    monkeypatch.setattr(T, "make_optimizer", interrupting)
+    rec = {}
+    saveto = tmp_path / "interrupted.npz"
+    errs = train_lstm(**dict(common, saveto=str(saveto)), validFreq=2, max_epochs=3, record=rec)
+    assert "Training interupted" in capsys.readouterr().out and rec["interrupted"]
+    saved = load_checkpoint(saveto)
+    assert float(saved["test_err"]) == pytest.approx(errs[2])
+    assert len(saved["history_errs"]) == 2 and rec["best_update"] in (2, 4)
+    for k, v in rec["model"].numpy_params().items():
+        np.testing.assert_array_equal(saved[k], v)
+
+
+def test_float32_training_and_rmsprop(tmp_path):
+    path = _tiny_pkl(tmp_path / "imdb.pkl", n_train=40)
+    rec = {}
+    errs = train_lstm(dataset=str(path), dim_proj=4, n_words=100, maxlen=None, optimizer="rmsprop",
+                      floatX="float32", max_epochs=1, validFreq=2, saveto=None, progress=False, record=rec)
+    assert rec["model"].Wemb.dtype.is_floating_point and str(rec["model"].Wemb.dtype) == "torch.float32"
+    assert all(0.0 <= e <= 1.0 for e in errs)
+
+
+def test_doubled_bias_checkpoint_gives_the_old_predictions(tmp_path):
+    from ports.theano_imdb import load_params, save_params
+
+    rs = np.random.RandomState(4)
+    params = {k: v + 0.3 * rs.randn(*v.shape) for k, v in init_params(20, 3, 2, rs).items()}
+    path = save_params(tmp_path / "old.npz", params)
+    x, mask = rs.randint(0, 20, size=(5, 3)), np.ones((5, 3))
+    old_semantics = LSTMClassifier.from_params(params, doubled_bias=True).predict_proba(x, mask)
+    converted = LSTMClassifier.from_params(load_params(path, doubled_bias=True)).predict_proba(x, mask)
+    np.testing.assert_allclose(converted.numpy(), old_semantics.numpy(), rtol=1e-12, atol=1e-14)
+    assert not np.allclose(LSTMClassifier.from_params(params).predict_proba(x, mask).numpy(), old_semantics.numpy())
+
+
+def test_cli_on_the_shared_data(shared_data, tmp_path, capsys):
+    pkl = shared_data("imdb", "imdb.pkl")
+    rc = cli.main(["--dataset", str(pkl), "--max_epochs", "1", "--validFreq", "10", "--saveto",
+                   str(tmp_path / "m.npz"), "--dim_proj", "6", "--n_words", "2000", "--maxlen", "25",
+                   "--test_size", "64", "--no-progress"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    # The shared data with maxlen 25 keeps a fixed set of short reviews; the split is 95/5 of them.
+    n_train = int(out.split(" train examples")[0].split("\n")[-1])
+    n_valid = int(out.split(" valid examples")[0].split("\n")[-1])
+    assert n_train + n_valid > 0 and n_valid == n_train + n_valid - int(np.round((n_train + n_valid) * 0.95))
+    assert "64 test examples" in out and "Train  " in out
