@@ -38,7 +38,12 @@ def import_theano_lineage(which: str):
         os.environ.setdefault("PYTENSOR_FLAGS", "mode=FAST_COMPILE")
         import pytensor
         import pytensor.tensor as pt
-        from pytensor.tensor.special import softmax
+        from pytensor.tensor.special import softmax as special_softmax
+
+        def softmax(z):
+            # Theano's tensor.nnet.softmax is row-wise; PyTensor's special.softmax defaults to axis=None,
+            # a softmax over every element of the matrix.
+            return special_softmax(z, axis=-1)
 
         return pytensor, pt, softmax
     # Theano's compiled scan predates Python 3.11: block it so the pure-Python scan runs.

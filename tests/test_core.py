@@ -194,6 +194,23 @@ def test_loop_equals_packed_with_right_padded_mask(device, sizes, x, state, weig
             assert torch.equal(out[n:, b_], h_n[-1, b_].expand(sizes.time - n, -1)), f"column {b_} past length {n}"
 
 
+@pytest.mark.xfail(strict=True, reason="core defect: when every column has length 0 the packed path returns h0 "
+                                       "without touching the weights, so with a zero initial state the output "
+                                       "has no graph and backward() raises, where the step loop works "
+                                       "(fix proposed in the foundation report)")
+@pytest.mark.parametrize("backend", ["auto", "fused"])
+def test_all_empty_batch_keeps_the_graph(device, backend):
+    ws = [LayerWeights(torch.randn(8, 3, dtype=torch.float64, device=device, requires_grad=True),
+                       torch.randn(8, 2, dtype=torch.float64, device=device, requires_grad=True))]
+    x = torch.randn(4, 2, 3, dtype=torch.float64, device=device)
+    mask = torch.zeros(4, 2, dtype=torch.float64, device=device)
+    loop_out, _ = lstm(x, ws, mask=mask, backend="loop")
+    assert loop_out.requires_grad
+    out, _ = lstm(x, ws, mask=mask, backend=backend)
+    out.sum().backward()
+    assert torch.equal(ws[0].weight_ih.grad, torch.zeros_like(ws[0].weight_ih))
+
+
 @with_device
 @given(sizes=lstm_sizes(), x=inputs(), state=initial_states(allow_none=False), weights=canonical_weights(),
        mask=arbitrary_masks(), dtype=dtypes)
@@ -544,6 +561,25 @@ def test_mixed_dtypes_get_a_clear_error(backend):
     ws = [LayerWeights(torch.zeros(8, 3, dtype=torch.float64), torch.zeros(8, 2, dtype=torch.float64))]
     with pytest.raises((LSTMShapeError, TypeError, ValueError), match="dtype"):
         lstm(torch.zeros(4, 2, 3, dtype=torch.float32), ws, backend=backend)
+
+
+@pytest.mark.xfail(strict=True, reason="core defect: an input with 0 time steps fails deep inside torch.lstm "
+                                       "('Expected sequence length...') or torch.stack, naming no tensor "
+                                       "(fix proposed in the foundation report)")
+@pytest.mark.parametrize("backend", ["auto", "loop"])
+def test_zero_time_steps_get_a_clear_error(backend):
+    ws = [LayerWeights(torch.zeros(8, 3), torch.zeros(8, 2))]
+    with pytest.raises(LSTMShapeError, match="input x"):
+        lstm(torch.zeros(0, 2, 3), ws, backend=backend)
+
+
+@pytest.mark.xfail(strict=True, reason="core trap: preact_grad_clip=0.0 clamps every gate gradient to 0 and "
+                                       "silently stops training, where caffe-lstm's clipping_threshold 0 means "
+                                       "'no clipping'; it should raise (fix proposed in the foundation report)")
+def test_preact_grad_clip_zero_is_refused():
+    ws = [LayerWeights(torch.zeros(8, 3), torch.zeros(8, 2))]
+    with pytest.raises(ValueError, match="preact_grad_clip"):
+        lstm(torch.zeros(3, 2, 3), ws, preact_grad_clip=0.0)
 
 
 # ------------------------------------------------------------------------------------ the LSTM module

@@ -1,6 +1,7 @@
 """ports.theano_imdb training loop and CLI: the tutorial's schedule, files, printed lines and stops."""
 from __future__ import annotations
 
+import functools
 import json
 import pickle
 
@@ -11,6 +12,13 @@ from ports.theano_imdb import LSTMClassifier, init_params, load_checkpoint, load
 from ports.theano_imdb import __main__ as cli
 from ports.theano_imdb import data as D
 from ports.theano_imdb import train as T
+from ports.theano_imdb.unpickler import load_data_pickles
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_pickle(path):
+    """The shared imdb.pkl through the port's restricted reader, read once for this module (33 MB)."""
+    return load_data_pickles(path)
 
 TINY = ["--dim_proj", "6", "--n_words", "300", "--maxlen", "30", "--test_size", "40", "--no-progress"]
 
@@ -179,15 +187,28 @@ def test_doubled_bias_checkpoint_gives_the_old_predictions(tmp_path):
     assert not np.allclose(LSTMClassifier.from_params(params).predict_proba(x, mask).numpy(), old_semantics.numpy())
 
 
-def test_cli_on_the_shared_data(shared_data, tmp_path, capsys):
+def test_embedded_sample_holds_real_reviews(shared_data):
+    (tx, ty), (sx, sy) = _shared_pickle(shared_data("imdb", "imdb.pkl"))
+    assert (len(tx), len(sx)) == (25000, 25000)
+    with np.load(D.EMBEDDED_PATH, allow_pickle=False) as z:
+        train_index, test_index = z["train_source_index"].tolist(), z["test_source_index"].tolist()
+    (ex, ey), (fx, fy) = D.read_dataset("embedded")
+    assert train_index == [k for k, s in enumerate(tx) if len(s) < 100]
+    assert ex == [tx[k] for k in train_index] and ey == [ty[k] for k in train_index]
+    assert fx == [sx[k] for k in test_index] and fy == [sy[k] for k in test_index]
+
+
+def test_cli_on_the_shared_data(shared_data, tmp_path, capsys, monkeypatch):
     pkl = shared_data("imdb", "imdb.pkl")
+    monkeypatch.setattr(D, "load_data_pickles", lambda path: _shared_pickle(path))  # read once per module
     rc = cli.main(["--dataset", str(pkl), "--max_epochs", "1", "--validFreq", "10", "--saveto",
-                   str(tmp_path / "m.npz"), "--dim_proj", "6", "--n_words", "2000", "--maxlen", "25",
+                   str(tmp_path / "m.npz"), "--dim_proj", "6", "--n_words", "2000", "--maxlen", "50",
                    "--test_size", "64", "--no-progress"])
     assert rc == 0
     out = capsys.readouterr().out
-    # The shared data with maxlen 25 keeps a fixed set of short reviews; the split is 95/5 of them.
-    n_train = int(out.split(" train examples")[0].split("\n")[-1])
-    n_valid = int(out.split(" valid examples")[0].split("\n")[-1])
-    assert n_train + n_valid > 0 and n_valid == n_train + n_valid - int(np.round((n_train + n_valid) * 0.95))
+    # maxlen 50 keeps the train reviews shorter than 50 words, split 95/5.
+    (tx, _), _ = _shared_pickle(pkl)
+    kept = sum(len(s) < 50 for s in tx)
+    n_valid = kept - int(np.round(kept * 0.95))
+    assert f"{kept - n_valid} train examples" in out and f"{n_valid} valid examples" in out
     assert "64 test examples" in out and "Train  " in out

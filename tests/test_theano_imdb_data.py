@@ -360,13 +360,3 @@ def test_embedded_sample_is_small_and_well_formed():
     train, valid, test = load_data("embedded", n_words=10000, valid_portion=0.05, maxlen=100,
                                    rng=np.random.RandomState(123))
     assert (len(train[0]), len(valid[0]), len(test[0])) == (2000, 105, 1000)
-
-
-def test_embedded_sample_holds_real_reviews(shared_data):
-    (tx, ty), (sx, sy) = load_data_pickles(shared_data("imdb", "imdb.pkl"))
-    with np.load(D.EMBEDDED_PATH, allow_pickle=False) as z:
-        train_index, test_index = z["train_source_index"].tolist(), z["test_source_index"].tolist()
-    (ex, ey), (fx, fy) = D.read_dataset("embedded")
-    assert train_index == [k for k, s in enumerate(tx) if len(s) < 100]
-    assert ex == [tx[k] for k in train_index] and ey == [ty[k] for k in train_index]
-    assert fx == [sx[k] for k in test_index] and fy == [sy[k] for k in test_index]

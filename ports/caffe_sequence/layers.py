@@ -243,10 +243,12 @@ class JunhyukohLSTM(nn.Module):
 
     ``backend``: ``"auto"`` lets the core choose (its step loop whenever clipping or the defect is on and
     gradients are being recorded); ``"probe"`` runs the fused kernel with :class:`_GateGradProbe` on the
-    input term: the defect is added exactly, and ``last_max_abs_grad`` (after backward) says whether the
-    clamp would have changed anything; a caller must redo the step with ``"auto"`` when it exceeds the
-    threshold (``train.Trainer`` does). Without gradients (generation) the fused kernel always runs, as
-    clipping and the defect only change gradients.
+    input term: the defect is added exactly, and after backward ``last_max_abs_grad`` /
+    :meth:`last_clamped_step` say whether (and up to which step) the clamp would have changed anything; the
+    caller must then redo at least steps [0, t*] with ``"auto"`` (``example.Trainer.train_step`` does).
+    Without gradients (generation) the fused kernel always runs, as clipping and the defect only change
+    gradients. ``carry_graph = True`` keeps the carried state attached to the graph (for running one
+    window as consecutive calls); Caffe's behaviour, the default, detaches it.
     """
 
     def __init__(self, input_size: int, hidden_size: int, batch_size: int = 1, clipping_threshold: float = 0.0,

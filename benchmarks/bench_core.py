@@ -1,0 +1,250 @@
+"""Throughput of the LSTM core (compat.lstm.lstm) against torch.nn.LSTM at the four programs' sizes.
+
+    python benchmarks/bench_core.py --device cpu --repeats 5
+    python benchmarks/bench_core.py --device cuda --repeats 20
+    python benchmarks/bench_core.py --quick            # small repeat count, PTB large left out
+
+Every case times one training step of the recurrence (forward and backward) and prints the median
+tokens/s over ``--repeats`` timed runs (after warm-up runs), the ratio to the baseline measured in the
+same process, and the spread (min-max) so that noise is visible:
+
+- ``ptb-small`` / ``ptb-medium`` / ``ptb-large`` (TF PTB tutorial configs): batch 20, 2 layers, 20 steps
+  hidden 200 / 35 steps 650 / 35 steps 1500; ``--full-model`` adds embedding + softmax over 10000 words
+  with the cross entropy (the whole model step). Baseline: torch.nn.LSTM on the same weights.
+- ``imdb`` (Theano tutorial classifier): batch 16, 100 steps, hidden 128 (input 128), right-padded masks
+  with lengths drawn uniformly from 10..100 (the tutorial drops reviews longer than maxlen 100). Tokens
+  are the real (unpadded) tokens. Baseline: torch.nn.LSTM over pack_padded_sequence.
+- ``caffe-stream`` (Caffe sequence example): T 320, batch 1, hidden 50, 3 layers, input 1, cont = 0
+  every 40 steps. Baselines: torch.nn.LSTM over the 8 segments between resets, and a naive per-step
+  Python loop of three torch.nn.LSTMCell (state multiplied by cont).
+
+Where the core has a second path, its ``backend="loop"`` row is printed too, for reference.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Tuple
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
+
+from compat.lstm import LSTM, lstm, weights_from_torch  # noqa: E402
+
+PTB_CONFIGS = {  # name: (num_steps, hidden_size)
+    "ptb-small": (20, 200),
+    "ptb-medium": (35, 650),
+    "ptb-large": (35, 1500),
+}
+PTB_BATCH, PTB_LAYERS, PTB_VOCAB = 20, 2, 10000
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_step(step: Callable[[], None], device: torch.device, repeats: int, warmup: int) -> List[float]:
+    """Seconds per call of ``step`` over ``repeats`` timed calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        step()
+    synchronize(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def backward_step(forward: Callable[[], torch.Tensor], params: List[torch.Tensor]) -> Callable[[], None]:
+    """A step: forward, a sum loss, backward, gradients cleared (no optimizer update: the LSTM only)."""
+    def step():
+        for p in params:
+            p.grad = None
+        loss = forward()
+        loss.backward()
+    return step
+
+
+# ------------------------------------------------------------------------------------------------ cases
+def ptb_case(name: str, device: torch.device, full_model: bool) -> Tuple[int, Dict[str, Callable]]:
+    T, H = PTB_CONFIGS[name]
+    torch.manual_seed(0)
+    ref = nn.LSTM(H, H, PTB_LAYERS).to(device)
+    ws = weights_from_torch(ref)
+    params = list(ref.parameters())
+    h0 = torch.zeros(PTB_LAYERS, PTB_BATCH, H, device=device)
+    hx = (h0, h0.clone())
+    if full_model:
+        emb = nn.Embedding(PTB_VOCAB, H).to(device)
+        softmax = nn.Linear(H, PTB_VOCAB).to(device)
+        ids = torch.randint(0, PTB_VOCAB, (T, PTB_BATCH), device=device)
+        targets = torch.randint(0, PTB_VOCAB, (T * PTB_BATCH,), device=device)
+        params += list(emb.parameters()) + list(softmax.parameters())
+
+        def head(out):
+            return F.cross_entropy(softmax(out.reshape(-1, H)), targets)
+
+        def inp():
+            return emb(ids)
+    else:
+        x = torch.randn(T, PTB_BATCH, H, device=device, requires_grad=True)
+        params.append(x)
+
+        def head(out):
+            return out.sum()
+
+        def inp():
+            return x
+    runs = {
+        "nn.LSTM": backward_step(lambda: head(ref(inp(), hx)[0]), params),
+        "core": backward_step(lambda: head(lstm(inp(), ws, hx)[0]), params),
+    }
+    return T * PTB_BATCH, runs
+
+
+def imdb_case(device: torch.device) -> Tuple[int, Dict[str, Callable]]:
+    T, B, H = 100, 16, 128
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(10, T + 1, (B,), generator=g)
+    mask = (torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)).float().to(device)
+    torch.manual_seed(0)
+    ref = nn.LSTM(H, H, 1).to(device)
+    ws = weights_from_torch(ref)
+    x = torch.randn(T, B, H, device=device, requires_grad=True)
+    params = list(ref.parameters()) + [x]
+
+    def baseline():
+        packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+        out, _ = pad_packed_sequence(ref(packed)[0], total_length=T)
+        return (out * mask.unsqueeze(2)).sum()
+
+    runs = {
+        "nn.LSTM packed": backward_step(baseline, params),
+        "core": backward_step(lambda: (lstm(x, ws, mask=mask)[0] * mask.unsqueeze(2)).sum(), params),
+        "core loop": backward_step(lambda: (lstm(x, ws, mask=mask, backend="loop")[0] * mask.unsqueeze(2)).sum(),
+                                   params),
+    }
+    return int(lengths.sum()), runs
+
+
+def caffe_case(device: torch.device) -> Tuple[int, Dict[str, Callable]]:
+    T, B, H, L, n_in, every = 320, 1, 50, 3, 1, 40
+    torch.manual_seed(0)
+    ref = nn.LSTM(n_in, H, L).to(device)
+    ws = weights_from_torch(ref)
+    cells = nn.ModuleList([nn.LSTMCell(n_in if k == 0 else H, H) for k in range(L)]).to(device)
+    with torch.no_grad():  # the same weights in the cells
+        for k, cell in enumerate(cells):
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(cell, name).copy_(getattr(ref, f"{name}_l{k}"))
+    x = torch.randn(T, B, n_in, device=device, requires_grad=True)
+    cont = torch.ones(T, B, device=device)
+    cont[::every] = 0
+    starts = list(range(0, T, every))
+    params = list(ref.parameters()) + list(cells.parameters()) + [x]
+
+    def segments():
+        outs = [ref(x[s:s + every])[0] for s in starts]  # cont = 0 at each start: a zero state
+        return torch.cat(outs).sum()
+
+    def naive_cells():
+        h = [torch.zeros(B, H, device=device) for _ in range(L)]
+        c = [torch.zeros(B, H, device=device) for _ in range(L)]
+        total = 0.0
+        for t in range(T):
+            inp = x[t]
+            scale = cont[t].unsqueeze(1)
+            for k, cell in enumerate(cells):
+                h[k], c[k] = cell(inp, (h[k] * scale, c[k] * scale))
+                inp = h[k]
+            total = total + inp.sum()
+        return total
+
+    runs = {
+        "nn.LSTMCell loop": backward_step(naive_cells, params),
+        "nn.LSTM segments": backward_step(segments, params),
+        "core": backward_step(lambda: lstm(x, ws, cont=cont)[0].sum(), params),
+        "core loop": backward_step(lambda: lstm(x, ws, cont=cont, backend="loop")[0].sum(), params),
+    }
+    return T * B, runs
+
+
+# --------------------------------------------------------------------------------------------- driver
+def describe_machine(device: torch.device) -> str:
+    parts = [f"torch {torch.__version__}", f"python {platform.python_version()}", platform.machine(),
+             f"{os.cpu_count()} CPUs", f"torch threads {torch.get_num_threads()}",
+             f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"]
+    if device.type == "cuda":
+        parts.append(torch.cuda.get_device_name(device))
+        parts.append(f"cuDNN {torch.backends.cudnn.version()}")
+    try:
+        parts.append(f"load average {os.getloadavg()[0]:.1f}")
+    except OSError:
+        pass
+    return ", ".join(parts)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to run (default cpu)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per row; the median is reported")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed runs before timing each row")
+    parser.add_argument("--quick", action="store_true", help="2 repeats, 1 warm-up, PTB large left out")
+    parser.add_argument("--cases", default="ptb-small,ptb-medium,ptb-large,imdb,caffe-stream",
+                        help="comma-separated cases to run")
+    parser.add_argument("--full-model", action="store_true",
+                        help="PTB: time the whole model step (embedding, LSTM, softmax over 10000, loss)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (weights and inputs)")
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available")
+    device = torch.device(args.device)
+    repeats, warmup = (2, 1) if args.quick else (args.repeats, args.warmup)
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    if args.quick and "ptb-large" in cases:
+        cases.remove("ptb-large")
+    known = set(PTB_CONFIGS) | {"imdb", "caffe-stream"}
+    unknown = [c for c in cases if c not in known]
+    if unknown:
+        parser.error(f"unknown cases {unknown}; known: {sorted(known)}")
+    torch.manual_seed(args.seed)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+    print(f"# {describe_machine(device)}; repeats {repeats}, warm-up {warmup}; forward + backward per step")
+    print(f"{'case':<14} {'implementation':<18} {'tokens/s (median)':>18} {'min-max':>21} {'ratio':>7}")
+    for case in cases:
+        if case in PTB_CONFIGS:
+            tokens, runs = ptb_case(case, device, args.full_model)
+        elif case == "imdb":
+            tokens, runs = imdb_case(device)
+        else:
+            tokens, runs = caffe_case(device)
+        baseline = None
+        for impl, step in runs.items():
+            times = time_step(step, device, repeats, warmup)
+            rates = sorted(tokens / t for t in times)
+            median = statistics.median(rates)
+            if baseline is None:
+                baseline = median
+            print(f"{case:<14} {impl:<18} {median:>18,.0f} {f'{rates[0]:,.0f}-{rates[-1]:,.0f}':>21} "
+                  f"{median / baseline:>7.2f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
