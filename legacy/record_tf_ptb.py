@@ -127,31 +127,30 @@ def run_tf(tf, case: dict) -> dict:
         train_op, dense_grads, dense_norm = (getattr(g, k) for k in (
             "graph", "input_data", "targets", "initial_state", "logits", "cost", "final_state", "lr", "tvars",
             "max_grad_norm", "norm", "train_op", "dense_grads", "dense_norm"))
-    if True:
-        names = {v.op.name: v for v in tvars}
-        feeds_for_vars = {"Model/embedding": case["embedding"], "Model/softmax_w": case["softmax_w"],
-                          "Model/softmax_b": case["softmax_b"]}
-        for k in range(L):
-            feeds_for_vars[f"Model/RNN/multi_rnn_cell/cell_{k}/basic_lstm_cell/kernel"] = case[f"kernel_{k}"]
-            feeds_for_vars[f"Model/RNN/multi_rnn_cell/cell_{k}/basic_lstm_cell/bias"] = case[f"bias_{k}"]
-        assert sorted(names) == sorted(feeds_for_vars), (sorted(names), sorted(feeds_for_vars))
-        feed = {input_data: case["inputs"], targets: case["targets"]}
-        for k, (c, h) in enumerate(initial_state):
-            feed[c] = case[f"c0_{k}"]
-            feed[h] = case[f"h0_{k}"]
-        with tf_session(tf, graph) as sess:
-            sess.run(tf.compat.v1.global_variables_initializer())
-            for name, value in feeds_for_vars.items():
-                names[name].load(value, sess)
-            lr.load(cfg["learning_rate"], sess)
-            out_logits, out_state, out_cost, out_grads, out_dense_norm = sess.run(
-                [logits, final_state, cost, dense_grads, dense_norm], feed)
-            # clip: "active" -> a threshold at 30% of the norm; "inactive" -> 10x above it.
-            unclipped = sess.run(norm, {**feed, max_grad_norm: 1e30})
-            threshold = 0.3 * unclipped if cfg["clip"] == "active" else 10.0 * unclipped
-            feed[max_grad_norm] = threshold
-            out_norm, _ = sess.run([norm, train_op], feed)
-            updated = {name: sess.run(names[name]) for name in feeds_for_vars}
+    names = {v.op.name: v for v in tvars}
+    feeds_for_vars = {"Model/embedding": case["embedding"], "Model/softmax_w": case["softmax_w"],
+                      "Model/softmax_b": case["softmax_b"]}
+    for k in range(L):
+        feeds_for_vars[f"Model/RNN/multi_rnn_cell/cell_{k}/basic_lstm_cell/kernel"] = case[f"kernel_{k}"]
+        feeds_for_vars[f"Model/RNN/multi_rnn_cell/cell_{k}/basic_lstm_cell/bias"] = case[f"bias_{k}"]
+    assert sorted(names) == sorted(feeds_for_vars), (sorted(names), sorted(feeds_for_vars))
+    feed = {input_data: case["inputs"], targets: case["targets"]}
+    for k, (c, h) in enumerate(initial_state):
+        feed[c] = case[f"c0_{k}"]
+        feed[h] = case[f"h0_{k}"]
+    with tf_session(tf, graph) as sess:
+        sess.run(tf.compat.v1.global_variables_initializer())
+        for name, value in feeds_for_vars.items():
+            names[name].load(value, sess)
+        lr.load(cfg["learning_rate"], sess)
+        out_logits, out_state, out_cost, out_grads, out_dense_norm = sess.run(
+            [logits, final_state, cost, dense_grads, dense_norm], feed)
+        # clip: "active" -> a threshold at 30% of the norm; "inactive" -> 10x above it.
+        unclipped = sess.run(norm, {**feed, max_grad_norm: 1e30})
+        threshold = 0.3 * unclipped if cfg["clip"] == "active" else 10.0 * unclipped
+        feed[max_grad_norm] = threshold
+        out_norm, _ = sess.run([norm, train_op], feed)
+        updated = {name: sess.run(names[name]) for name in feeds_for_vars}
     out = {"logits": out_logits, "cost": np.asarray(out_cost), "global_norm": np.asarray(out_norm),
            "dense_norm": np.asarray(out_dense_norm), "max_grad_norm": np.asarray(threshold, dtype=case["embedding"].dtype)}
     for k, (c, h) in enumerate(out_state):

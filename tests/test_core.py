@@ -93,6 +93,14 @@ def torch_lstm_like(weights, dtype, device, batch_first=False) -> torch.nn.LSTM:
     return mod
 
 
+def grad_tolerance(dtype) -> dict:
+    """Gradients in float32 get 10x the table's tolerance: backpropagation through up to 12 steps and 3
+    layers of weights up to 2 in magnitude amplifies float32 rounding (seen: 1.8e-5 relative)."""
+    if dtype == torch.float32:
+        return dict(loosen=10, reason="float32 rounding amplified by backpropagation through time")
+    return {}
+
+
 seeds = st.integers(0, 2 ** 31 - 1)
 loop_or_auto = st.sampled_from(["auto", "loop"])
 
@@ -107,26 +115,29 @@ def test_core_matches_torch_nn_lstm(device, sizes, x, state, weights, dtype, bat
     inp = xt.transpose(0, 1) if batch_first else xt
     ours = lstm(inp, ws, hx, batch_first=batch_first, backend=backend)
 
-    mod = torch_lstm_like(weights, dtype, device, batch_first)
-    x_ref = xt.detach().clone().requires_grad_(True)
-    hx_ref = None if hx is None else tuple(s.detach().clone().requires_grad_(True) for s in hx)
+    # the reference runs in float64: a float32 core is held to the float32 tolerance against the truth
+    mod = torch_lstm_like(weights, torch.float64, device, batch_first)
+    x_ref = as_tensor(x, torch.float64, device, True)
+    hx_ref = states_as_tensors(state, torch.float64, device, True)
     theirs = mod(x_ref.transpose(0, 1) if batch_first else x_ref, hx_ref)
-    assert_same_run(ours, theirs, msg=f"{backend} vs nn.LSTM")
+    assert_same_run(ours, theirs, msg=f"{backend} vs nn.LSTM", dtype=dtype)
 
     g_ours = grads_of(ours[0], ours[1], leaves(ws, hx, xt), seed)
     ref_named = [("x", x_ref)] + ([] if hx_ref is None else [("h0", hx_ref[0]), ("c0", hx_ref[1])])
     g_ref_inputs = grads_of(theirs[0], theirs[1], ref_named + [(n, p) for n, p in mod.named_parameters()], seed)
+    tol = grad_tolerance(dtype)
     for name in ("x", "h0", "c0"):
         if name in g_ours:
-            assert_close(g_ours[name], g_ref_inputs[name], msg=f"gradient of {name}")
+            assert_close(g_ours[name], g_ref_inputs[name], msg=f"gradient of {name}", **tol)
     for k, w in enumerate(ws):
         for field in LayerWeights._fields:
             if getattr(w, field) is not None:
-                assert_close(g_ours[f"layer {k} {field}"], g_ref_inputs[f"{field.split('_')[0]}_{field.split('_')[1]}_l{k}"],
-                             msg=f"gradient of layer {k} {field}")
+                assert_close(g_ours[f"layer {k} {field}"], g_ref_inputs[f"{field}_l{k}"],
+                             msg=f"gradient of layer {k} {field}", **tol)
         if w.bias_ih is not None and w.bias_hh is None:
             # one bias: nn.LSTM's (zero) bias_hh gets the same gradient as bias_ih
-            assert_close(g_ours[f"layer {k} bias_ih"], g_ref_inputs[f"bias_hh_l{k}"], msg=f"layer {k} one-bias gradient")
+            assert_close(g_ours[f"layer {k} bias_ih"], g_ref_inputs[f"bias_hh_l{k}"], msg=f"layer {k} one-bias gradient",
+                         **tol)
 
 
 # ------------------------------------------------------------------------------ loop == fused: cont
@@ -143,7 +154,7 @@ def test_loop_equals_fused_with_cont(device, sizes, x, state, weights, cont, dty
     g_loop = grads_of(*runs["loop"], named, seed)
     for b in ("fused", "auto"):
         assert_same_run(runs[b], runs["loop"], msg=f"{b} vs loop")
-        assert_same_grads(grads_of(*runs[b], named, seed), g_loop, msg=f"{b} vs loop")
+        assert_same_grads(grads_of(*runs[b], named, seed), g_loop, msg=f"{b} vs loop", **grad_tolerance(dtype))
 
 
 @with_device
@@ -184,7 +195,7 @@ def test_loop_equals_packed_with_right_padded_mask(device, sizes, x, state, weig
     g_loop = grads_of(*runs["loop"], named, seed)
     for b in ("fused", "auto"):
         assert_same_run(runs[b], runs["loop"], msg=f"{b} vs loop")
-        assert_same_grads(grads_of(*runs[b], named, seed), g_loop, msg=f"{b} vs loop")
+        assert_same_grads(grads_of(*runs[b], named, seed), g_loop, msg=f"{b} vs loop", **grad_tolerance(dtype))
     # padding carries the last h: output past a column's length is its final h
     out = runs["fused"][0]
     out = out.transpose(0, 1) if batch_first else out

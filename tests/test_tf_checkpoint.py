@@ -489,3 +489,53 @@ def test_mutated_real_checkpoints_fail_cleanly_or_read_identically(tmp_path_fact
         for n in names:
             assert _same(got[n], expected[n]), n
     assert time.perf_counter() - t0 < 5
+
+
+# ------------------------------------------------------------------------------------ V1, hand-built
+
+def _msg(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _int_field(number: int, value: int) -> bytes:
+    return _varint(number << 3) + _varint(value & (2**64 - 1))
+
+
+def _v1_table(path: Path, name: str, shape, dtype_enum: int, slices) -> None:
+    """A V1 table (tensor_slice_writer.h): '' -> SavedTensorSlices{meta}, one key per SavedSlice."""
+    shape_msg = b"".join(_msg(2, _int_field(1, d)) for d in shape)
+
+    def slice_msg(extents):
+        return b"".join(_msg(1, _int_field(1, s) + (_int_field(2, n) if n >= 0 else b"")) for s, n in extents)
+
+    meta = _msg(1, _msg(1, name.encode()) + _msg(2, shape_msg) + _int_field(3, dtype_enum)
+                + b"".join(_msg(4, slice_msg(e)) for e, _ in slices))
+    entries = [(b"", _msg(1, meta))]
+    for k, (extents, values) in enumerate(slices):
+        tensor = _int_field(1, dtype_enum) + _msg(5, np.asarray(values, "<f4").tobytes())
+        saved = _msg(1, name.encode()) + _msg(2, slice_msg(extents)) + _msg(3, tensor)
+        entries.append((b"\x00slice" + bytes([k]), _msg(2, saved)))
+    path.write_bytes(tc._build_table(sorted(entries)))
+
+
+def test_v1_tensor_saved_in_slices_is_assembled(tmp_path):
+    full = np.arange(12, dtype=np.float32).reshape(4, 3)
+    _v1_table(tmp_path / "v1", "part/w", (4, 3), 1,
+              [([(0, 2), (0, -1)], full[:2].ravel()), ([(2, 2), (0, -1)], full[2:].ravel())])
+    assert list_variables(tmp_path / "v1") == [("part/w", [4, 3])]
+    np.testing.assert_array_equal(load_variable(tmp_path / "v1", "part/w"), full)
+
+
+def test_v1_slices_that_leave_holes_or_overflow_are_errors(tmp_path):
+    _v1_table(tmp_path / "holes", "w", (4, 3), 1, [([(0, 2), (0, -1)], np.zeros(6))])
+    with pytest.raises(CheckpointError, match="do not cover the whole tensor"):
+        load_checkpoint(tmp_path / "holes")
+    _v1_table(tmp_path / "outside", "w", (4, 3), 1, [([(3, 2), (0, -1)], np.zeros(6))])
+    with pytest.raises(CheckpointError, match=r"slice \[3, 5\) outside dimension 0"):
+        load_checkpoint(tmp_path / "outside")
+    _v1_table(tmp_path / "count", "w", (4, 3), 1, [([], np.zeros(5))])
+    with pytest.raises(CheckpointError, match="5 values for a slice of 12"):
+        load_checkpoint(tmp_path / "count")
+    _v1_table(tmp_path / "huge", "w", (2**40, 2**40), 1, [([], np.zeros(1))])
+    with pytest.raises(CheckpointError, match="larger than the file could hold"):
+        load_checkpoint(tmp_path / "huge")

@@ -187,3 +187,13 @@ def test_load_from_a_v2_checkpoint_path(tmp_path):
     used = model.load_tf1_variables(prefix)
     assert used["cells.1.bias"] == "Model/RNN/multi_rnn_cell/cell_1/basic_lstm_cell/biases"
     assert_close(model.cells[1].bias, ckpt["Model/RNN/multi_rnn_cell/cell_1/basic_lstm_cell/biases"])
+
+
+def test_variable_names_with_output_suffix_load():
+    """``{v.name: session.run(v)}`` dumps name variables "Model/embedding:0"."""
+    config = small_config()
+    ckpt = tf_checkpoint(config, 4, "1.2", "Model", "RNN", bookkeeping=False)
+    model = PTBModel(config, dtype=torch.float64)
+    used = model.load_tf1_variables({f"{k}:0": v for k, v in ckpt.items()})
+    assert used["embedding"] == "Model/embedding"
+    assert_close(model.softmax_b, ckpt["Model/softmax_b"])

@@ -84,6 +84,15 @@ def test_no_arguments_means_the_tutorials_main_shortened_on_the_embedded_sample(
     assert seen["max_epochs"] == 7 and seen["validFreq"] == 370 and seen["use_dropout"] is False
 
 
+def test_cli_reports_bad_files_without_a_traceback(tmp_path, capsys):
+    assert cli.main(["--dataset", str(tmp_path / "absent.pkl")]) == 2
+    assert "error: " in capsys.readouterr().err
+    bad = tmp_path / "imdb.pkl"
+    bad.write_bytes(b"\x80\x02cos\nsystem\nq\x00.")
+    assert cli.main(["--dataset", str(bad), "--no-progress", "--saveto", ""]) == 2
+    assert "refused to load global os.system" in capsys.readouterr().err
+
+
 def test_every_train_lstm_keyword_is_a_flag():
     import inspect
 

@@ -221,7 +221,8 @@ class PTBModel(nn.Module):
         ``variables``: a name -> array mapping (``tf.train.NewCheckpointReader`` ... ``get_tensor``) or a
         checkpoint path (read by :func:`compat.tf_checkpoint.load_checkpoint`, no TensorFlow needed).
         Every TF generation's names and any outer scope are recognised; ``scope`` picks the model when a
-        checkpoint holds several. Optimizer slots, ``global_step`` and the ``lr`` variable are ignored.
+        checkpoint holds several. Optimizer slots, ``global_step`` and the ``lr`` variable are ignored;
+        names with TF's ``:0`` output suffix (dumps of ``{v.name: value}``) are accepted.
 
         ``shared``: a checkpoint of ``MultiRNNCell([cell] * n)`` from TF >= 1.1 holds one cell (``cell_0``)
         used by every layer. A model with ``Config.shared_cell_weights`` loads it as is; for a per-layer
@@ -233,6 +234,8 @@ class PTBModel(nn.Module):
             variables = load_checkpoint(variables)
         if not isinstance(variables, Mapping):
             raise TypeError(f"variables must be a name -> array mapping or a checkpoint path, got {type(variables).__name__}")
+        # Mappings built from ``{v.name: value}`` carry TF's output suffix ":0"; checkpoint readers do not.
+        variables = {(n[:-2] if isinstance(n, str) and n.endswith(":0") else n): v for n, v in variables.items()}
         cfg = self.config
         H, V, L = cfg.hidden_size, cfg.vocab_size, cfg.num_layers
         prefix = tf_names.scope_prefix(scope) if scope is not None else tf_names.find_scope(variables)

@@ -15,6 +15,7 @@ from ports.theano_imdb.data import EMBEDDED, locate_dataset
 from ports.theano_imdb.model import SEED
 from ports.theano_imdb.optimizers import OPTIMIZERS
 from ports.theano_imdb.train import train_lstm
+from ports.theano_imdb.unpickler import DataFileError, UnsafePickleError
 
 # lstm.py __main__: train_lstm(max_epochs=100, test_size=500); the other values are train_lstm's defaults.
 MAIN_DEFAULTS = dict(dim_proj=128, patience=10, max_epochs=100, dispFreq=10, decay_c=0., lrate=0.0001, n_words=10000,
@@ -79,7 +80,11 @@ def main(argv=None) -> int:
     if opts["saveto"] == "":
         opts["saveto"] = None
 
-    source = locate_dataset(args.dataset or "imdb", allow_download=False if not args.download else None)
+    try:
+        source = locate_dataset(args.dataset or "imdb", allow_download=False if not args.download else None)
+    except (DataFileError, UnsafePickleError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if source.kind == "embedded" and args.dataset != EMBEDDED and args.max_epochs is None and args.validFreq is None:
         opts["max_epochs"] = EMBEDDED_MAX_EPOCHS
         opts["validFreq"] = -1
@@ -91,6 +96,9 @@ def main(argv=None) -> int:
                    valid_portion=args.valid_portion, doubled_bias=args.doubled_bias,
                    reload_doubled_bias=args.reload_doubled_bias, plot=args.plot, progress=args.progress,
                    record=record, **opts)
+    except (DataFileError, UnsafePickleError, ValueError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     finally:
         if args.summary:
             from compat.atomic import atomic_write_text

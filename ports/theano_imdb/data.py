@@ -13,6 +13,7 @@ Where the data comes from (:func:`locate_dataset`), in order:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import sys
 import urllib.error
@@ -99,7 +100,13 @@ def load_data(path: Union[str, os.PathLike] = DATA_FILE, n_words: int = 100000, 
     train_y = [train_y[s] for s in sidx[:n_train]]
 
     def remove_unk(xs):
-        return [[1 if w >= n_words else w for w in sen] for sen in xs]
+        # [[1 if w >= n_words else w for w in sen] for sen in xs], through one flat array.
+        lengths = [len(s) for s in xs]
+        flat = np.fromiter(itertools.chain.from_iterable(xs), dtype=np.int64, count=sum(lengths))
+        flat[flat >= n_words] = 1
+        flat = flat.tolist()
+        bounds = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).tolist()
+        return [flat[bounds[k]:bounds[k + 1]] for k in range(len(xs))]
 
     train_x, valid_x, test_x = remove_unk(train_x), remove_unk(valid_x), remove_unk(test_x)
 
