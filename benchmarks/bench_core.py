@@ -38,7 +38,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
 
-from compat.lstm import LSTM, lstm, weights_from_torch  # noqa: E402
+from compat.lstm import lstm, weights_from_torch  # noqa: E402
 
 PTB_CONFIGS = {  # name: (num_steps, hidden_size)
     "ptb-small": (20, 200),

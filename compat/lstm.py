@@ -131,8 +131,8 @@ def _recurrent_product(h: Tensor, weight_hh: Tensor, scale: Optional[Tensor], we
 
 
 def _loop_layer(x: Tensor, w: LayerWeights, h: Tensor, c: Tensor, cont: Optional[Tensor], mask: Optional[Tensor],
-                tanh: Callable[[Tensor], Tensor], preact_grad_clip: Optional[float],
-                weight_grad_ignores_cont: bool) -> Tuple[Tensor, Tensor, Tensor]:
+                tanh: Callable[[Tensor], Tensor], sigmoid: Callable[[Tensor], Tensor],
+                preact_grad_clip: Optional[float], weight_grad_ignores_cont: bool) -> Tuple[Tensor, Tensor, Tensor]:
     """One layer over the whole sequence, step by step. x [T, B, in] -> ([T, B, H], h_T, c_T)."""
     x_proj = F.linear(x, w.weight_ih, w.bias_ih)  # all steps' input transforms in one product
     if w.bias_hh is not None:
@@ -149,8 +149,8 @@ def _loop_layer(x: Tensor, w: LayerWeights, h: Tensor, c: Tensor, cont: Optional
         if preact_grad_clip is not None:
             gates = _ClampGrad.apply(gates, preact_grad_clip)
         i, f, g, o = gates.chunk(4, dim=1)
-        c_new = torch.sigmoid(f) * c_prev + torch.sigmoid(i) * tanh(g)
-        h_new = torch.sigmoid(o) * tanh(c_new)
+        c_new = sigmoid(f) * c_prev + sigmoid(i) * tanh(g)
+        h_new = sigmoid(o) * tanh(c_new)
         if mask is not None:
             m = mask[t].unsqueeze(1)
             c_new = m * c_new + (1 - m) * c_prev
@@ -239,8 +239,9 @@ def _restart_steps(cont: Tensor) -> list:
 def lstm(x: Tensor, weights: Sequence[LayerWeights], hx: Optional[State] = None, *,
          cont: Optional[Tensor] = None, mask: Optional[Tensor] = None, batch_first: bool = False,
          dropout: float = 0.0, dropout_placement: str = "between", training: bool = False,
-         tanh: Optional[Callable[[Tensor], Tensor]] = None, preact_grad_clip: Optional[float] = None,
-         recurrent_weight_grad_ignores_cont: bool = False, backend: str = "auto") -> Tuple[Tensor, State]:
+         tanh: Optional[Callable[[Tensor], Tensor]] = None, gate_activation: Optional[Callable[[Tensor], Tensor]] = None,
+         preact_grad_clip: Optional[float] = None, recurrent_weight_grad_ignores_cont: bool = False,
+         backend: str = "auto") -> Tuple[Tensor, State]:
     """Run a stacked LSTM over a sequence. The functional form of :class:`LSTM`.
 
     Args:
@@ -251,8 +252,10 @@ def lstm(x: Tensor, weights: Sequence[LayerWeights], hx: Optional[State] = None,
         mask: [T, B] (or [B, T]) padding mask, Theano tutorial semantics. Not together with ``cont``.
         dropout: drop probability, applied in training only, where ``dropout_placement`` says.
         tanh: replaces tanh for the cell input and the cell output (Caffe's 2*sigmoid(2x)-1); step loop.
+        gate_activation: replaces the sigmoid of the i, f and o gates (Keras 1/2's default
+            ``hard_sigmoid``, ``clip(0.2 x + 0.5, 0, 1)``); step loop.
         preact_grad_clip: clamps the gradient of the gate pre-activations to +-value at each step
-            (junhyukoh caffe-lstm ``clipping_threshold``); step loop.
+            (junhyukoh caffe-lstm ``clipping_threshold``; must be > 0, None for no clamp); step loop.
         recurrent_weight_grad_ignores_cont: weight_hh's gradient uses the raw h_{t-1} even where cont
             scales it (junhyukoh caffe-lstm's dW_h defect); step loop.
         backend: ``"auto"``, or force ``"fused"`` / ``"loop"`` (tests compare the two).
@@ -272,6 +275,15 @@ def lstm(x: Tensor, weights: Sequence[LayerWeights], hx: Optional[State] = None,
                              f"({'[B, T, in]' if batch_first else '[T, B, in]'})")
     weights = [w if isinstance(w, LayerWeights) else LayerWeights(*w) for w in weights]
     hidden = check_weights(weights, x.shape[2])
+    if x.shape[1 if batch_first else 0] == 0:
+        raise LSTMShapeError(f"input x has shape {_shape(x)}: no time steps")
+    if preact_grad_clip is not None and not preact_grad_clip > 0:
+        raise ValueError(f"preact_grad_clip must be > 0 (None for no clamp); got {preact_grad_clip}")
+    for layer, w in enumerate(weights):
+        for name, t in zip(LayerWeights._fields, w):
+            if t is not None and (t.dtype != x.dtype or t.device != x.device):
+                raise LSTMShapeError(f"layer {layer} {name} has dtype {t.dtype} on {t.device}; "
+                                     f"the input x has dtype {x.dtype} on {x.device}")
     if batch_first:
         x = x.transpose(0, 1)
         cont = None if cont is None else cont.transpose(0, 1)
@@ -293,6 +305,9 @@ def lstm(x: Tensor, weights: Sequence[LayerWeights], hx: Optional[State] = None,
         for name, s in (("h0", h0), ("c0", c0)):
             if _shape(s) != [L, B, hidden]:
                 raise LSTMShapeError(f"initial state {name} has shape {_shape(s)}; expected [layers, B, H] = {[L, B, hidden]}")
+            if s.dtype != x.dtype or s.device != x.device:
+                raise LSTMShapeError(f"initial state {name} has dtype {s.dtype} on {s.device}; "
+                                     f"the input x has dtype {x.dtype} on {x.device}")
     if cont is not None and cont.dtype != x.dtype:
         cont = cont.to(x.dtype)
     if mask is not None and mask.dtype != x.dtype:
@@ -300,29 +315,37 @@ def lstm(x: Tensor, weights: Sequence[LayerWeights], hx: Optional[State] = None,
     p = dropout if (training and dropout_placement != "none") else 0.0
 
     # Semantics only the step loop has; then, when the fused kernel would only be slower.
-    loop_only = tanh is not None or preact_grad_clip is not None or recurrent_weight_grad_ignores_cont
+    loop_only = (tanh is not None or gate_activation is not None or preact_grad_clip is not None
+                 or recurrent_weight_grad_ignores_cont)
     lengths = None
     restarts: list = []
+    all_empty = False
     if mask is not None and not loop_only:
         lengths = _right_padded_lengths(mask)
         loop_only = lengths is None
+        if lengths is not None and not bool(lengths.any()):
+            # Every column empty: the packed kernel has nothing to run and would cut the graph at h0;
+            # the loop keeps the (zero) gradients of the weights, for any backend.
+            lengths, all_empty = None, True
     if backend == "fused" and loop_only:
-        raise ValueError("the fused kernel cannot run these semantics (custom tanh, gradient clipping, the "
-                         "dW_h quirk or a mask that is not right padding); use backend='loop' or 'auto'")
+        raise ValueError("the fused kernel cannot run these semantics (custom tanh or gate activation, gradient "
+                         "clipping, the dW_h quirk, or a mask that is not right padding); "
+                         "use backend='loop' or 'auto'")
     loop_faster = False
     if cont is not None and not loop_only and backend != "loop":
         restarts = _restart_steps(cont)
         # Each restart step costs one fused call; past a few, the step loop is as fast.
         loop_faster = len(restarts) > max(4, T // 8)
-    use_loop = backend == "loop" or (backend == "auto" and (loop_only or loop_faster))
+    use_loop = backend == "loop" or all_empty or (backend == "auto" and (loop_only or loop_faster))
 
     if use_loop:
         tanh_fn = torch.tanh if tanh is None else tanh
+        sigmoid_fn = torch.sigmoid if gate_activation is None else gate_activation
         inp = x
         h_n, c_n = [], []
         for layer, w in enumerate(weights):
-            out, h, c = _loop_layer(inp, w, h0[layer], c0[layer], cont, mask, tanh_fn, preact_grad_clip,
-                                    recurrent_weight_grad_ignores_cont)
+            out, h, c = _loop_layer(inp, w, h0[layer], c0[layer], cont, mask, tanh_fn, sigmoid_fn,
+                                    preact_grad_clip, recurrent_weight_grad_ignores_cont)
             h_n.append(h)
             c_n.append(c)
             if p > 0 and (layer < L - 1 or dropout_placement == "output"):

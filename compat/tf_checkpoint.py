@@ -22,7 +22,9 @@ allocation; every checksum is verified. Anything wrong raises :class:`Checkpoint
 and the field at fault.
 
 Not supported (a clear error says so): partitioned variables (entries with ``slices``, written by
-``tf.compat.v1.get_variable(partitioner=...)``), ``DT_VARIANT`` and resource tensors, big-endian bundles.
+``tf.compat.v1.get_variable(partitioner=...)``), ``DT_VARIANT`` and resource tensors, big-endian bundles,
+sharded V1 files (``PREFIX-?????-of-?????``). bfloat16 tensors are returned as float32 (numpy has no
+bfloat16); strings as object arrays of bytes.
 """
 from __future__ import annotations
 
@@ -204,7 +206,7 @@ def _parse_shape(data: bytes, path, what: str) -> tuple[int, ...]:
             dims.append(size)
             if len(dims) > MAX_RANK:
                 raise CheckpointError(path, f"{what}: more than {MAX_RANK} dimensions")
-        elif number == 3 and value:
+        elif number == 3 and wire == 0 and value:
             raise CheckpointError(path, f"{what}: shape of unknown rank")
     return tuple(dims)
 
@@ -217,6 +219,8 @@ def _parse_slice_extents(data: bytes, path, what: str) -> list[tuple[int, int]]:
             _expect(wire, 2, path, what + " slice", number)
             start, length = 0, -1
             for n2, w2, v2 in _proto_fields(value, path, what + " slice extent"):
+                if n2 in (1, 2):
+                    _expect(w2, 0, path, what + " slice extent", n2)
                 if n2 == 1:
                     start = _signed64(v2)
                 elif n2 == 2:
@@ -667,12 +671,16 @@ class CheckpointReader:
         num_shards, endianness = 0, 0
         producer, min_consumer, bad = 0, 0, []
         for number, wire, v in _proto_fields(value, path, "bundle header"):
+            if number in (1, 2):
+                _expect(wire, 0, path, "bundle header", number)
             if number == 1:
                 num_shards = _signed32(v)
             elif number == 2:
                 endianness = v
             elif number == 3 and wire == 2:
                 for n2, w2, v2 in _proto_fields(v, path, "bundle header version"):
+                    if n2 in (1, 2):
+                        _expect(w2, 0, path, "bundle header version", n2)
                     if n2 == 1:
                         producer = _signed32(v2)
                     elif n2 == 2:
@@ -789,6 +797,7 @@ class CheckpointReader:
                 elif n2 == 2 and w2 == 2:
                     shape = _parse_shape(v2, path, "V1 slice meta")
                 elif n2 == 3:
+                    _expect(w2, 0, path, "V1 slice meta", n2)
                     dtype_enum = v2
             if name is None:
                 raise CheckpointError(path, "V1 meta: a tensor without a name")

@@ -48,7 +48,8 @@ def import_theano_lineage(which: str):
         return pytensor, pt, softmax
     # Theano's compiled scan predates Python 3.11: block it so the pure-Python scan runs.
     sys.modules.setdefault("theano.scan_module.scan_perform_ext", None)
-    os.environ.setdefault("THEANO_FLAGS", "blas.ldflags=-lopenblas")
+    # FAST_COMPILE: numpy implementations instead of compiling a C module per op (minutes each here).
+    os.environ.setdefault("THEANO_FLAGS", "blas.ldflags=-lopenblas,mode=FAST_COMPILE")
     import theano
     import theano.tensor as tt
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, event, given, note, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from compat.layouts import LAYOUTS, LayoutError, from_canonical, permute_gates, to_canonical
@@ -207,7 +207,8 @@ def test_tf_forget_bias_folds_and_unfolds_exactly(params, forget_bias, as_torch)
 
 
 # ----------------------------------------------------------------------- core in a layout == its reference
-def _core(x, layer_params, layout, dtype, device, forget_bias=0.0, requires_grad=False, **kw):
+def legacy_and_canonical(layer_params, layout, dtype, device, forget_bias=0.0, requires_grad=False):
+    """Per layer: the legacy tensors (as leaves) and their canonical view."""
     legacy = [tensors_of(p, dtype, device, requires_grad) for p in layer_params]
     ws = [to_canonical(layout, p, forget_bias=forget_bias) for p in legacy]
     return legacy, ws
@@ -221,7 +222,7 @@ def test_tf_layout_matches_tf_reference(device, sizes, x, stack, state, forget_b
     h0, c0 = state
     ref_out, ref_states = tf_lstm.static_rnn(x, [(c0[k], h0[k]) for k in range(sizes.num_layers)],
                                              [(p["kernel"], p["bias"]) for p in stack], forget_bias=forget_bias)
-    _, ws = _core(x, stack, "tf", dtype, device, forget_bias)
+    _, ws = legacy_and_canonical(stack, "tf", dtype, device, forget_bias)
     out, (h_n, c_n) = lstm(as_tensor(x, dtype, device), ws, (as_tensor(h0, dtype, device), as_tensor(c0, dtype, device)))
     assert_close(out, ref_out, dtype=dtype, msg="outputs")
     assert_close(h_n, np.stack([h for c, h in ref_states]), dtype=dtype, msg="h_n")
@@ -237,7 +238,7 @@ def test_keras_layout_matches_keras_reference(device, sizes, x, params, state, m
     ref_out, ref_h, ref_c = keras_lstm.lstm_layer(
         x.transpose(1, 0, 2), params["kernel"], params["recurrent_kernel"], params["bias"], initial_state=init,
         mask=None if mask is None else mask.T, recurrent_activation="sigmoid")
-    _, ws = _core(x, [params], "keras", dtype, device)
+    _, ws = legacy_and_canonical([params], "keras", dtype, device)
     hx = None if state is None else tuple(as_tensor(s, dtype, device) for s in state)
     out, (h_n, c_n) = lstm(as_tensor(x, dtype, device).transpose(0, 1), ws, hx, batch_first=True,
                            mask=None if mask is None else as_tensor(mask.T, dtype, device))
@@ -286,7 +287,7 @@ def test_theano_layout_matches_theano_reference_with_gradients(device, sizes, x,
     theano_lstm = reference_module("theano_lstm")
     h0, c0 = (None, None) if state is None else (state[0][0], state[1][0])
     ref_h, ref_c = theano_lstm.lstm_layer(x, mask, params["W"], params["U"], params["b"], h0, c0)
-    legacy, ws = _core(x, [params], "theano", dtype, device, requires_grad=True)
+    legacy, ws = legacy_and_canonical([params], "theano", dtype, device, requires_grad=True)
     xt = as_tensor(x, dtype, device, True)
     hx = None if state is None else tuple(as_tensor(s, dtype, device, True) for s in state)
     out, (h_n, c_n) = lstm(xt, ws, hx, mask=as_tensor(mask, dtype, device))
@@ -326,7 +327,7 @@ def test_caffe_layout_matches_caffe_reference_with_gradients(device, sizes, x, p
     h0, c0 = (None, None) if state is None else (state[0][0], state[1][0])
     ref_h, ref_hT, ref_cT, cache = caffe_lstm.lstm_forward(x, cont, params["W_xc"], params["b_c"], params["W_hc"],
                                                            h0, c0, caffe_tanh=use_caffe_tanh)
-    legacy, ws = _core(x, [params], "caffe", dtype, device, requires_grad=True)
+    legacy, ws = legacy_and_canonical([params], "caffe", dtype, device, requires_grad=True)
     xt = as_tensor(x, dtype, device, True)
     hx = None if state is None else tuple(as_tensor(s, dtype, device, True) for s in state)
     out, (h_n, c_n) = lstm(xt, ws, hx, cont=as_tensor(cont, dtype, device),
@@ -362,7 +363,7 @@ def test_junhyukoh_layout_matches_reference_with_clipping_and_dwh_defect(device,
     data = x.reshape(T * B, -1)
     ref_h, ref_hT, ref_cT, cache = caffe_lstm.junhyukoh_forward(data, params["W_x"], params["W_h"], params["b"],
                                                                 batch_size=B, clip=cont.reshape(-1), h0=h0, c0=c0)
-    legacy, ws = _core(x, [params], "junhyukoh", dtype, device, requires_grad=True)
+    legacy, ws = legacy_and_canonical([params], "junhyukoh", dtype, device, requires_grad=True)
     xt = as_tensor(x, dtype, device, True)
     hx = tuple(as_tensor(s, dtype, device) for s in state)  # the carried state gets no gradient in caffe-lstm
     out, (h_n, c_n) = lstm(xt, ws, hx, cont=as_tensor(cont, dtype, device),
@@ -386,7 +387,7 @@ def test_onnx_layout_matches_onnx_reference(device, sizes, x, params, state, mas
     init = {} if state is None else {"initial_h": state[0], "initial_c": state[1]}
     lens = None if mask is None else mask.sum(0).astype(np.int64)
     Y, Y_h, Y_c = onnx_lstm.lstm(x, params["W"], params["R"], params["B"], sequence_lens=lens, **init)
-    _, ws = _core(x, [params], "onnx", dtype, device)
+    _, ws = legacy_and_canonical([params], "onnx", dtype, device)
     hx = None if state is None else tuple(as_tensor(s, dtype, device) for s in state)
     out, (h_n, c_n) = lstm(as_tensor(x, dtype, device), ws, hx, mask=None if mask is None else as_tensor(mask, dtype, device))
     valid = np.ones(x.shape[:2], bool) if mask is None else mask.astype(bool)
@@ -414,6 +415,25 @@ def test_keras_reference_activation_choice_matters():
         keras_lstm.lstm_layer(x, k, r, b, recurrent_activation="hardsigmoid")
     with pytest.raises(ValueError, match="kernel has shape"):
         keras_lstm.lstm_layer(x, k[:3], r, b)
+
+
+@given(seed=st.integers(0, 2 ** 31 - 1), batch=st.integers(1, 4), time=st.integers(1, 6),
+       n_in=st.integers(1, 5), hidden=st.integers(1, 5))
+def test_core_runs_keras_hard_sigmoid_models(seed, batch, time, n_in, hidden):
+    """Keras 1/2 LSTMs default to hard_sigmoid gates; the core's gate_activation reproduces them."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(batch, time, n_in)) * 2
+    k, r, b = rng.normal(size=(n_in, 4 * hidden)), rng.normal(size=(hidden, 4 * hidden)), rng.normal(size=4 * hidden)
+    expected, h_T, c_T = keras_lstm.lstm_layer(x, k, r, b, recurrent_activation="hard_sigmoid")
+    w = to_canonical("keras", {"kernel": torch.tensor(k), "recurrent_kernel": torch.tensor(r), "bias": torch.tensor(b)})
+
+    def hard_sigmoid(t):
+        return torch.clamp(0.2 * t + 0.5, 0.0, 1.0)
+
+    out, (h_n, c_n) = lstm(torch.tensor(x), [w], batch_first=True, gate_activation=hard_sigmoid)
+    assert_close(out, expected)
+    assert_close(h_n[0], h_T)
+    assert_close(c_n[0], c_T)
 
 
 def test_onnx_reference_options_and_errors():

@@ -539,3 +539,48 @@ def test_v1_slices_that_leave_holes_or_overflow_are_errors(tmp_path):
     _v1_table(tmp_path / "huge", "w", (2**40, 2**40), 1, [([], np.zeros(1))])
     with pytest.raises(CheckpointError, match="larger than the file could hold"):
         load_checkpoint(tmp_path / "huge")
+
+
+@pytest.mark.parametrize("header, message", [
+    (b"\x0a\x01x", "bundle header: field 1 has wire type 2"),
+    (b"\x1a\x03\x0a\x01x", "bundle header version: field 1 has wire type 2"),
+])
+def test_wrong_wire_types_with_valid_checksums_are_errors_not_crashes(tmp_path, header, message):
+    raw = np.zeros(2, np.float32).tobytes()
+    path = _write_bundle(tmp_path, [(b"v", _entry(data=raw))], raw, header=header)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+
+
+@composite
+def hostile_protos(draw):
+    """Random, well-checksummed tables whose entry values are arbitrary protobuf-ish bytes."""
+    fields = draw(st.lists(st.tuples(st.integers(1, 8), st.sampled_from([0, 1, 2, 5]), st.binary(max_size=12),
+                                     st.integers(0, 2**70)), max_size=6))
+    out = bytearray()
+    for number, wire, payload, value in fields:
+        out += _varint(number << 3 | wire)
+        if wire == 0:
+            out += _varint(value)
+        elif wire == 1:
+            out += payload[:8].ljust(8, b"\0")
+        elif wire == 5:
+            out += payload[:4].ljust(4, b"\0")
+        else:
+            out += _varint(len(payload)) + payload
+    return bytes(out)
+
+
+@given(hostile_protos(), hostile_protos(), st.booleans())
+def test_arbitrary_entry_and_header_protos_never_crash(tmp_path_factory, header, value, v1):
+    d = tmp_path_factory.mktemp("proto")
+    note((header, value, v1))
+    if v1:
+        (d / "v1").write_bytes(tc._build_table([(b"", header), (b"\x00a", value)]))
+        path = d / "v1"
+    else:
+        path = _write_bundle(d, [(b"v", value)], os.urandom(64), header=header)
+    try:
+        load_checkpoint(path)
+    except CheckpointError:
+        pass

@@ -12,7 +12,6 @@ with targets the same columns shifted by one. The tail that does not fill a batc
 from __future__ import annotations
 
 import collections
-import os
 from pathlib import Path
 from typing import Dict, Iterator, List, Sequence, Tuple
 

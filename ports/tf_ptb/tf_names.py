@@ -17,7 +17,7 @@ with the same [in + H, 4H] layout and gate order i, j, f, o, so it loads too. ``
 from __future__ import annotations
 
 import re
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, Optional
 
 GENERATIONS = ("0.12", "1.0", "1.2")
 
