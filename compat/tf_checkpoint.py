@@ -389,7 +389,7 @@ def _table_entries(buf: bytes, path) -> Iterator[tuple[bytes, bytes]]:
         raise CheckpointError(path, f"bad table magic {magic:#018x} (expected {TABLE_MAGIC:#018x}); "
                                     "truncated, corrupt or not a TensorFlow checkpoint")
     cur = _Cursor(footer, path, "footer", end=40)
-    _meta = (cur.varint(), cur.varint())
+    cur.varint(), cur.varint()  # the metaindex handle: TF writes an empty metaindex block, unused here
     index_handle = (cur.varint(), cur.varint())
     index = _read_block(buf, *index_handle, path, "index block")
     previous_end = 0

@@ -28,14 +28,11 @@ def build_and_save(tf, out: Path, seed: int) -> dict:
             w = tf.compat.v1.get_variable("softmax_w", [3, 7], tf.float32)
             b = tf.compat.v1.get_variable("softmax_b", [7], tf.float32, initializer=tf.compat.v1.zeros_initializer())
             d = tf.compat.v1.get_variable("double_scale", [], tf.float64, initializer=tf.compat.v1.constant_initializer(0.25))
-            counts = tf.compat.v1.get_variable("counts", [2, 2], tf.int64, initializer=tf.compat.v1.constant_initializer(-3),
-                                               trainable=False)
-            flags = tf.compat.v1.get_variable("flags", [3], tf.bool, initializer=tf.compat.v1.constant_initializer(True),
-                                              trainable=False)
-            half = tf.compat.v1.get_variable("half", [2], tf.float16, initializer=tf.compat.v1.constant_initializer(1.5),
-                                             trainable=False)
-            name_v = tf.compat.v1.get_variable("vocab_word", [], tf.string, initializer=tf.compat.v1.constant_initializer("thou"),
-                                               trainable=False)
+            # Non-trainable variables of other dtypes, saved alongside.
+            for name, shape, dtype, value in (("counts", [2, 2], tf.int64, -3), ("flags", [3], tf.bool, True),
+                                              ("half", [2], tf.float16, 1.5), ("vocab_word", [], tf.string, "thou")):
+                tf.compat.v1.get_variable(name, shape, dtype, initializer=tf.compat.v1.constant_initializer(value),
+                                          trainable=False)
         global_step = tf.compat.v1.train.get_or_create_global_step()
         ids = tf.constant([[1, 2, 2], [6, 0, 1]])
         logits = tf.matmul(tf.reshape(tf.nn.embedding_lookup(emb, ids), [-1, 3]), w) + b

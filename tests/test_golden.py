@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.port_runners import (GOLDEN, compare_outputs, golden_cases, golden_versions, ptb_model,
-                                ptb_tf_variables, run_port_imdb, run_port_ptb, run_port_shakespeare,
-                                shakespeare_model, shakespeare_tf_variables)
+from tests.port_runners import (GOLDEN, compare_outputs, golden_cases, golden_versions, ptb_model, run_port_imdb,
+                                run_port_ptb, run_port_shakespeare, shakespeare_model)
 
 
 def _cases(name):
@@ -157,11 +156,11 @@ def test_port_reads_framework_written_lstm_model_npz(framework, tmp_path):
         pytest.xfail(f"{directory} not recorded (regenerate: legacy/record_checkpoints.py --framework {framework})")
     with np.load(directory / "expected.npz", allow_pickle=False) as z:
         x, mask, expected = z["x"], z["mask"], z["pred_prob"]
-    params = load_params(directory / "lstm_model.npz")
+    params = load_params(directory / "saveto_lstm_model.npz")
     model = LSTMClassifier.from_params(params, use_dropout=True)
     assert_close(model.predict_proba(x, mask), expected, msg=f"{framework} lstm_model.npz predictions")
     save_params(tmp_path / "lstm_model.npz", model.numpy_params(), history_errs=np.zeros((0, 2)))
     with np.load(tmp_path / "lstm_model.npz", allow_pickle=False) as back, \
-            np.load(directory / "lstm_model.npz", allow_pickle=False) as original:
+            np.load(directory / "saveto_lstm_model.npz", allow_pickle=False) as original:
         for k in params:
             np.testing.assert_array_equal(back[k], original[k])

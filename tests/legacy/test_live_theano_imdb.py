@@ -16,7 +16,9 @@ from tests.port_runners import compare_outputs, run_port_imdb
 
 @composite
 def imdb_cases(draw):
-    return dict(seed=draw(st.integers(0, 2**31 - 1)), n_words=draw(st.integers(3, 20)), dim=draw(st.integers(1, 6)),
+    # dim_proj >= 2: with dim_proj 1 the original itself does not compile in Theano 1.0.5 (scan's initial
+    # state tensor.alloc(0., n_samples, 1) is a broadcastable column while the step returns a matrix).
+    return dict(seed=draw(st.integers(0, 2**31 - 1)), n_words=draw(st.integers(3, 20)), dim=draw(st.integers(2, 6)),
                 ydim=draw(st.integers(2, 3)), maxlen=draw(st.integers(1, 6)), n=draw(st.integers(2, 5)),
                 dtype=draw(st.sampled_from(["float32", "float64"])), decay_c=draw(st.sampled_from([0.0, 0.01])))
 
