@@ -88,6 +88,11 @@ class GradientDescent(torch.optim.Optimizer):
         return loss
 
 
+def _as_float32(x: float) -> float:
+    """A Python float rounded through float32, as TF holds its optimizer hyperparameters."""
+    return float(torch.tensor(x, dtype=torch.float32))
+
+
 class TFAdam(torch.optim.Optimizer):
     """``tf.train.AdamOptimizer`` (TF1 training/adam.py and the ApplyAdam kernel).
 
@@ -103,7 +108,8 @@ class TFAdam(torch.optim.Optimizer):
     epsilon is ``eps * sqrt(1 - beta2^t)``-scaled relative to torch's, which matters early in training and
     for rarely updated rows. A parameter group with ``sparse=True`` uses the IndexedSlices path
     (``_apply_sparse_shared``: ``m = m * beta1 + g * (1 - beta1)``, the same value with TF's other
-    rounding), as TF does for embeddings.
+    rounding), as TF does for embeddings. As in TF, the hyperparameters and the beta powers are float32
+    even for float64 variables.
     """
 
     def __init__(self, params, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
@@ -117,7 +123,11 @@ class TFAdam(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            b1, b2, eps, lr = group["beta1"], group["beta2"], group["epsilon"], group["lr"]
+            # adam.py _prepare / _create_slots: lr, beta1, beta2, epsilon and the beta1_power /
+            # beta2_power accumulators are float32 tensors whatever the variables' dtype; _apply_dense
+            # casts them to the variable's dtype. A float64 model therefore steps with float32-rounded
+            # hyperparameters.
+            b1, b2, eps, lr = (_as_float32(group[k]) for k in ("beta1", "beta2", "epsilon", "lr"))
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -127,11 +137,10 @@ class TFAdam(torch.optim.Optimizer):
                     state["step"] = 0
                     state["m"] = torch.zeros_like(p)
                     state["v"] = torch.zeros_like(p)
-                    # TF's beta1_power / beta2_power variables, in the variable's dtype.
-                    state["beta1_power"] = torch.tensor(b1, dtype=p.dtype, device=p.device)
-                    state["beta2_power"] = torch.tensor(b2, dtype=p.dtype, device=p.device)
+                    state["beta1_power"] = torch.tensor(group["beta1"], dtype=torch.float32, device=p.device)
+                    state["beta2_power"] = torch.tensor(group["beta2"], dtype=torch.float32, device=p.device)
                 state["step"] += 1
-                b1p, b2p = state["beta1_power"], state["beta2_power"]
+                b1p, b2p = state["beta1_power"].to(p.dtype), state["beta2_power"].to(p.dtype)
                 m, v = state["m"], state["v"]
                 lr_t = lr * torch.sqrt(1 - b2p) / (1 - b1p)
                 if group["sparse"]:
@@ -142,9 +151,9 @@ class TFAdam(torch.optim.Optimizer):
                     m.add_((g - m) * (1 - b1))
                     v.add_((g * g - v) * (1 - b2))
                     p.sub_((m * lr_t) / (torch.sqrt(v) + eps))
-                # adam.py _finish: the beta powers advance after every variable is updated.
-                b1p.mul_(b1)
-                b2p.mul_(b2)
+                # adam.py _finish: the float32 beta powers advance after every variable is updated.
+                state["beta1_power"].mul_(torch.tensor(group["beta1"], dtype=torch.float32))
+                state["beta2_power"].mul_(torch.tensor(group["beta2"], dtype=torch.float32))
         return loss
 
 

@@ -89,7 +89,10 @@ def test_tf_adam_matches_tf_dense_and_sparse_updates(seed, steps, sparse):
     p = torch.nn.Parameter(torch.tensor(var))
     opt = TFAdam([p], lr=0.01, sparse=sparse)
     m, v = np.zeros_like(var), np.zeros_like(var)
-    b1p, b2p = 0.9, 0.999
+    # TF holds the hyperparameters and the beta powers in float32 even for float64 variables.
+    f32 = lambda x: float(np.float32(x))  # noqa: E731
+    lr, b1, b2, eps = f32(0.01), f32(0.9), f32(0.999), f32(1e-8)
+    b1p, b2p = np.float32(0.9), np.float32(0.999)
     for step in range(steps):
         ids = rng.integers(0, vocab, size=4)
         values = rng.normal(size=(4, dim))
@@ -98,10 +101,10 @@ def test_tf_adam_matches_tf_dense_and_sparse_updates(seed, steps, sparse):
         p.grad = torch.tensor(dense)
         opt.step()
         if sparse:
-            var, m, v = ref_s2s.adam_sparse(var, m, v, values, ids, b1p, b2p, 0.01, 0.9, 0.999, 1e-8)
+            var, m, v = ref_s2s.adam_sparse(var, m, v, values, ids, float(b1p), float(b2p), lr, b1, b2, eps)
         else:
-            var, m, v = ref_s2s.adam_dense(var, m, v, dense, b1p, b2p, 0.01, 0.9, 0.999, 1e-8)
-        b1p, b2p = b1p * 0.9, b2p * 0.999
+            var, m, v = ref_s2s.adam_dense(var, m, v, dense, float(b1p), float(b2p), lr, b1, b2, eps)
+        b1p, b2p = b1p * np.float32(0.9), b2p * np.float32(0.999)
         note(f"step {step}: ids={ids.tolist()}")
         assert_close(p, var)
 
