@@ -220,9 +220,11 @@ DENSE = ("W", "b", "kernel", "bias")
 
 
 def adam_init(params: Dict[str, np.ndarray], beta1: float = 0.9, beta2: float = 0.999) -> dict:
+    """Adam's slots; ``beta1_power`` / ``beta2_power`` are float32 variables in TF whatever the model's
+    dtype (adam.py ``_create_slots``: non-slot variables made from Python floats)."""
     return {"m": {k: np.zeros_like(v) for k, v in params.items()},
             "v": {k: np.zeros_like(v) for k, v in params.items()},
-            "beta1_power": beta1, "beta2_power": beta2}
+            "beta1_power": np.float32(beta1), "beta2_power": np.float32(beta2)}
 
 
 def recipe_train_step(params: Dict[str, np.ndarray], adam: dict, x, y, state: State, *, lr: float = 0.001,
@@ -237,7 +239,9 @@ def recipe_train_step(params: Dict[str, np.ndarray], adam: dict, x, y, state: St
     norm = global_norm([g["W"], g["b"], g["embedding_values"], g["kernel"], g["bias"]])
     scale = clip_scale(norm, clip_norm)
     new_params, m_new, v_new = {}, {}, {}
-    b1p, b2p = adam["beta1_power"], adam["beta2_power"]
+    # adam.py _prepare: lr, beta1, beta2 and epsilon are float32 tensors, cast to the variable's dtype.
+    lr, beta1, beta2, eps = (float(np.float32(h)) for h in (lr, beta1, beta2, eps))
+    b1p, b2p = float(adam["beta1_power"]), float(adam["beta2_power"])
     for k in DENSE:
         new_params[k], m_new[k], v_new[k] = adam_dense(params[k], adam["m"][k], adam["v"][k], g[k] * scale,
                                                        b1p, b2p, lr, beta1, beta2, eps)
@@ -245,7 +249,8 @@ def recipe_train_step(params: Dict[str, np.ndarray], adam: dict, x, y, state: St
     new_params[k], m_new[k], v_new[k] = adam_sparse(params[k], adam["m"][k], adam["v"][k],
                                                     g["embedding_values"] * scale, g["embedding_indices"],
                                                     b1p, b2p, lr, beta1, beta2, eps)
-    new_adam = {"m": m_new, "v": v_new, "beta1_power": b1p * beta1, "beta2_power": b2p * beta2}
+    new_adam = {"m": m_new, "v": v_new, "beta1_power": np.float32(adam["beta1_power"]) * np.float32(beta1),
+                "beta2_power": np.float32(adam["beta2_power"]) * np.float32(beta2)}
     return cost, final_state, norm, new_params, new_adam
 
 
