@@ -36,6 +36,7 @@ class Progress:
         self.items = 0.0
         self.start = time.perf_counter()
         self._last_print = 0.0
+        self._printed_count = -1
         self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.fields: dict = {}
 
@@ -71,7 +72,12 @@ class Progress:
         else:
             parts.append(f"{self.count}")
             eta = float("nan")
-        parts.append(f"{self.rate:,.1f} {self.unit}")
+        rate = self.rate
+        if 0 < rate < 1:
+            step = self.unit[:-2] if self.unit.endswith("/s") else self.unit
+            parts.append(f"{1 / rate:,.1f} s/{step}")
+        else:
+            parts.append(f"{rate:,.1f} {self.unit}")
         parts += [f"{k} {v}" for k, v in self.fields.items()]
         parts.append(f"elapsed {_fmt_seconds(self.elapsed)}")
         if self.total:
@@ -79,6 +85,7 @@ class Progress:
         return "  ".join(parts)
 
     def _draw(self, final: bool) -> None:
+        self._printed_count = self.count
         text = self.line()
         if self._tty:
             self.stream.write("\r" + text + ("\n" if final else ""))
@@ -87,5 +94,10 @@ class Progress:
         self.stream.flush()
 
     def close(self) -> None:
-        if self.enabled and (self._tty or self._last_print != self.elapsed):
+        """Draw the final state (a terminal gets its newline; a log gets the line unless already printed)."""
+        if not self.enabled:
+            return
+        if self._tty:
+            self._draw(final=True)
+        elif self._printed_count != self.count:
             self._draw(final=True)
