@@ -336,7 +336,10 @@ def lstm(x: Tensor, weights: Sequence[LayerWeights], hx: Optional[State] = None,
         restarts = _restart_steps(cont)
         # Each restart step costs one fused call; past a few, the step loop is as fast.
         loop_faster = len(restarts) > max(4, T // 8)
-    use_loop = backend == "loop" or all_empty or (backend == "auto" and (loop_only or loop_faster))
+    # One step on the CPU: the fused kernel repacks its weights on every call, which costs more than
+    # the step itself (a sampler or a batch-1, steps-1 evaluation runs one call per token).
+    single_cpu_step = T == 1 and x.device.type == "cpu"
+    use_loop = backend == "loop" or all_empty or (backend == "auto" and (loop_only or loop_faster or single_cpu_step))
 
     if use_loop:
         tanh_fn = torch.tanh if tanh is None else tanh

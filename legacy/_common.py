@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import sys
 from pathlib import Path
@@ -63,3 +64,24 @@ def versions() -> dict:
         if mod is not None:
             out[name] = getattr(mod, "__version__", "?")
     return out
+
+
+def store_case(arrays: dict, index: int, case: dict, outputs: dict, **config_extra) -> None:
+    """Put one recorded case into ``arrays`` as ``c{index}/config``, ``c{index}/in/*``, ``c{index}/out/*``."""
+    import numpy as np
+
+    arrays[f"c{index}/config"] = np.array(json.dumps({**case["config"], **config_extra}))
+    for k, v in case.items():
+        if k != "config":
+            arrays[f"c{index}/in/{k}"] = v
+    for k, v in outputs.items():
+        arrays[f"c{index}/out/{k}"] = v
+
+
+def write_golden(path, arrays: dict, n_cases: int) -> None:
+    """Write the recorded cases with the framework versions into one compressed npz."""
+    import numpy as np
+
+    arrays["versions"] = np.array(json.dumps(versions()))
+    np.savez_compressed(path, **arrays)
+    print("wrote", path, n_cases, "cases")

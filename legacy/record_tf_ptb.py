@@ -19,11 +19,10 @@ variables after one clipped SGD step. tests/test_golden.py replays them through 
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 
-from _common import GOLDEN, import_tf, tf_session, versions
+from _common import GOLDEN, import_tf, store_case, tf_session, write_golden
 
 
 def make_case(seed: int, *, vocab: int, hidden: int, layers: int, batch: int, steps: int, forget_bias: float,
@@ -176,12 +175,7 @@ def record(tf, cases, seed0: int) -> dict:
         case = make_case(seed0 + i, vocab=V, hidden=H, layers=L, batch=B, steps=T, forget_bias=fb, clip=clip,
                          dtype=dtype)
         out = run_tf(tf, case)
-        arrays[f"c{i}/config"] = np.array(json.dumps(case["config"]))
-        for k, v in case.items():
-            if k != "config":
-                arrays[f"c{i}/in/{k}"] = v
-        for k, v in out.items():
-            arrays[f"c{i}/out/{k}"] = v
+        store_case(arrays, i, case, out)
     return arrays
 
 
@@ -192,9 +186,7 @@ def main():
     args = parser.parse_args()
     tf = import_tf()
     arrays = record(tf, GOLDEN_CASES, args.seed)
-    arrays["versions"] = np.array(json.dumps(versions()))
-    np.savez_compressed(args.out, **arrays)
-    print("wrote", args.out, len(GOLDEN_CASES), "cases")
+    write_golden(args.out, arrays, len(GOLDEN_CASES))
 
 
 if __name__ == "__main__":

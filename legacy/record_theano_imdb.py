@@ -19,12 +19,11 @@ parameters after each of two adadelta updates.
 from __future__ import annotations
 
 import argparse
-import json
 from collections import OrderedDict
 
 import numpy as np
 
-from _common import GOLDEN, import_theano_lineage, versions
+from _common import GOLDEN, import_theano_lineage, store_case, write_golden
 
 PARAM_NAMES = ("Wemb", "lstm_W", "lstm_U", "lstm_b", "U", "b")
 
@@ -174,12 +173,7 @@ def record(framework: str, cases, seed0: int) -> dict:
         case = make_case(seed0 + i, n_words=n_words, dim=dim, ydim=ydim, maxlen=maxlen, n=n, dtype=dtype,
                          decay_c=decay_c)
         out = build_and_run(framework, case)
-        arrays[f"c{i}/config"] = np.array(json.dumps({**case["config"], "framework": framework}))
-        for k, v in case.items():
-            if k != "config":
-                arrays[f"c{i}/in/{k}"] = v
-        for k, v in out.items():
-            arrays[f"c{i}/out/{k}"] = v
+        store_case(arrays, i, case, out, framework=framework)
     return arrays
 
 
@@ -192,9 +186,7 @@ def main():
     args = parser.parse_args()
     out = args.out or str(GOLDEN / f"theano_imdb_{args.framework}.npz")
     arrays = record(args.framework, GOLDEN_CASES, args.seed)
-    arrays["versions"] = np.array(json.dumps(versions()))
-    np.savez_compressed(out, **arrays)
-    print("wrote", out, len(GOLDEN_CASES), "cases")
+    write_golden(out, arrays, len(GOLDEN_CASES))
 
 
 if __name__ == "__main__":
