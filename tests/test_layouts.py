@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from compat.layouts import LAYOUTS, LayoutError, from_canonical, permute_gates, to_canonical
 from compat.lstm import LayerWeights, lstm
-from reference import keras_lstm, onnx_lstm
+from reference import caffe_lstm, keras_lstm, onnx_lstm, tf_lstm, theano_lstm
 from tests.strategies import (
     LAYOUT_NAMES, arbitrary_masks, as_tensor, canonical_weights, conts, dtypes, initial_states, inputs,
     layout_params, layout_shapes, layout_stacks, lstm_sizes, right_padded_masks,
@@ -42,16 +42,6 @@ GATE_AXIS = {
     "onnx": {"W": 1, "R": 1, "B": 1},
 }
 forget_biases = st.sampled_from([0.0, 1.0, 0.5, -0.25])
-
-
-def reference_module(name: str):
-    """A reference module written by another engineer; a clear skip (not an error) while it is missing."""
-    import importlib
-
-    try:
-        return importlib.import_module(f"reference.{name}")
-    except ModuleNotFoundError:  # pragma: no cover - only while the tree is being assembled
-        pytest.skip(f"reference/{name}.py is not in the tree yet")
 
 
 def tensors_of(params: dict, dtype=torch.float64, device="cpu", requires_grad=False) -> dict:
@@ -218,7 +208,6 @@ def legacy_and_canonical(layer_params, layout, dtype, device, forget_bias=0.0, r
 @given(sizes=lstm_sizes(), x=inputs(), stack=layout_stacks("tf"), state=initial_states(allow_none=False),
        forget_bias=forget_biases, dtype=dtypes)
 def test_tf_layout_matches_tf_reference(device, sizes, x, stack, state, forget_bias, dtype):
-    tf_lstm = reference_module("tf_lstm")
     h0, c0 = state
     ref_out, ref_states = tf_lstm.static_rnn(x, [(c0[k], h0[k]) for k in range(sizes.num_layers)],
                                              [(p["kernel"], p["bias"]) for p in stack], forget_bias=forget_bias)
@@ -284,7 +273,6 @@ def _random_grad(shape, seed):
        state=initial_states(num_layers=1), mask=right_padded_masks() | arbitrary_masks(), dtype=dtypes,
        seed=st.integers(0, 2 ** 31 - 1))
 def test_theano_layout_matches_theano_reference_with_gradients(device, sizes, x, params, state, mask, dtype, seed):
-    theano_lstm = reference_module("theano_lstm")
     h0, c0 = (None, None) if state is None else (state[0][0], state[1][0])
     ref_h, ref_c = theano_lstm.lstm_layer(x, mask, params["W"], params["U"], params["b"], h0, c0)
     legacy, ws = legacy_and_canonical([params], "theano", dtype, device, requires_grad=True)
@@ -323,7 +311,6 @@ def caffe_tanh_torch(v):
        seed=st.integers(0, 2 ** 31 - 1))
 def test_caffe_layout_matches_caffe_reference_with_gradients(device, sizes, x, params, state, cont, dtype,
                                                             use_caffe_tanh, seed):
-    caffe_lstm = reference_module("caffe_lstm")
     h0, c0 = (None, None) if state is None else (state[0][0], state[1][0])
     ref_h, ref_hT, ref_cT, cache = caffe_lstm.lstm_forward(x, cont, params["W_xc"], params["b_c"], params["W_hc"],
                                                            h0, c0, caffe_tanh=use_caffe_tanh)
@@ -357,7 +344,6 @@ def test_caffe_layout_matches_caffe_reference_with_gradients(device, sizes, x, p
 def test_junhyukoh_layout_matches_reference_with_clipping_and_dwh_defect(device, sizes, x, params, state, cont, dtype,
                                                                        clip, dwh_defect, seed):
     """The core's ``preact_grad_clip`` and ``recurrent_weight_grad_ignores_cont`` == caffe-lstm's Backward_cpu."""
-    caffe_lstm = reference_module("caffe_lstm")
     T, B = cont.shape
     h0, c0 = state[0][0], state[1][0]
     data = x.reshape(T * B, -1)
