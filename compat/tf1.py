@@ -17,6 +17,8 @@ from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from compat.optim import PerParameterOptimizer
+
 
 def global_norm(tensors: Iterable[Optional[Tensor]]) -> Tensor:
     """sqrt(sum of squares of every element), skipping None: clip_ops.py ``global_norm``."""
@@ -67,7 +69,7 @@ def clip_by_global_norm_(params: Sequence[torch.nn.Parameter], clip_norm: float,
     return norm
 
 
-class GradientDescent(torch.optim.Optimizer):
+class GradientDescent(PerParameterOptimizer):
     """``tf.train.GradientDescentOptimizer``: ``var -= lr * grad`` (training_ops ApplyGradientDescent)."""
 
     def __init__(self, params, lr: float):
@@ -75,17 +77,8 @@ class GradientDescent(torch.optim.Optimizer):
             raise ValueError(f"learning rate must be >= 0, got {lr}")
         super().__init__(params, dict(lr=lr))
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    p.sub_(p.grad * group["lr"])
-        return loss
+    def update(self, p, grad, state, group):
+        p.sub_(grad * group["lr"])
 
 
 def _as_float32(x: float) -> float:
@@ -93,7 +86,7 @@ def _as_float32(x: float) -> float:
     return float(torch.tensor(x, dtype=torch.float32))
 
 
-class TFAdam(torch.optim.Optimizer):
+class TFAdam(PerParameterOptimizer):
     """``tf.train.AdamOptimizer`` (TF1 training/adam.py and the ApplyAdam kernel).
 
     Per step t (from 1), with beta powers kept as running products like TF's ``beta1_power`` variables::
@@ -116,45 +109,33 @@ class TFAdam(torch.optim.Optimizer):
                  epsilon: float = 1e-8, sparse: bool = False):
         super().__init__(params, dict(lr=lr, beta1=beta1, beta2=beta2, epsilon=epsilon, sparse=sparse))
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            # adam.py _prepare / _create_slots: lr, beta1, beta2, epsilon and the beta1_power /
-            # beta2_power accumulators are float32 tensors whatever the variables' dtype; _apply_dense
-            # casts them to the variable's dtype. A float64 model therefore steps with float32-rounded
-            # hyperparameters.
-            b1, b2, eps, lr = (_as_float32(group[k]) for k in ("beta1", "beta2", "epsilon", "lr"))
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["m"] = torch.zeros_like(p)
-                    state["v"] = torch.zeros_like(p)
-                    state["beta1_power"] = torch.tensor(group["beta1"], dtype=torch.float32, device=p.device)
-                    state["beta2_power"] = torch.tensor(group["beta2"], dtype=torch.float32, device=p.device)
-                state["step"] += 1
-                b1p, b2p = state["beta1_power"].to(p.dtype), state["beta2_power"].to(p.dtype)
-                m, v = state["m"], state["v"]
-                lr_t = lr * torch.sqrt(1 - b2p) / (1 - b1p)
-                if group["sparse"]:
-                    m.mul_(b1).add_(g * (1 - b1))
-                    v.mul_(b2).add_((g * g) * (1 - b2))
-                    p.sub_(lr_t * m / (torch.sqrt(v) + eps))
-                else:
-                    m.add_((g - m) * (1 - b1))
-                    v.add_((g * g - v) * (1 - b2))
-                    p.sub_((m * lr_t) / (torch.sqrt(v) + eps))
-                # adam.py _finish: the float32 beta powers advance after every variable is updated.
-                state["beta1_power"].mul_(torch.tensor(group["beta1"], dtype=torch.float32))
-                state["beta2_power"].mul_(torch.tensor(group["beta2"], dtype=torch.float32))
-        return loss
+    def update(self, p, g, state, group):
+        # adam.py _prepare / _create_slots: lr, beta1, beta2, epsilon and the beta1_power /
+        # beta2_power accumulators are float32 tensors whatever the variables' dtype; _apply_dense
+        # casts them to the variable's dtype. A float64 model therefore steps with float32-rounded
+        # hyperparameters.
+        b1, b2, eps, lr = (_as_float32(group[k]) for k in ("beta1", "beta2", "epsilon", "lr"))
+        if not state:
+            state["step"] = 0
+            state["m"] = torch.zeros_like(p)
+            state["v"] = torch.zeros_like(p)
+            state["beta1_power"] = torch.tensor(group["beta1"], dtype=torch.float32, device=p.device)
+            state["beta2_power"] = torch.tensor(group["beta2"], dtype=torch.float32, device=p.device)
+        state["step"] += 1
+        b1p, b2p = state["beta1_power"].to(p.dtype), state["beta2_power"].to(p.dtype)
+        m, v = state["m"], state["v"]
+        lr_t = lr * torch.sqrt(1 - b2p) / (1 - b1p)
+        if group["sparse"]:
+            m.mul_(b1).add_(g * (1 - b1))
+            v.mul_(b2).add_((g * g) * (1 - b2))
+            p.sub_(lr_t * m / (torch.sqrt(v) + eps))
+        else:
+            m.add_((g - m) * (1 - b1))
+            v.add_((g * g - v) * (1 - b2))
+            p.sub_((m * lr_t) / (torch.sqrt(v) + eps))
+        # adam.py _finish: the float32 beta powers advance after every variable is updated.
+        state["beta1_power"].mul_(torch.tensor(group["beta1"], dtype=torch.float32))
+        state["beta2_power"].mul_(torch.tensor(group["beta2"], dtype=torch.float32))
 
 
 # BasicLSTMCell's two variables by TF generation (rnn_cell_impl.py / rnn_cell.py of each release):

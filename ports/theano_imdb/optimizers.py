@@ -14,7 +14,8 @@ the defaults here.
 from __future__ import annotations
 
 import torch
-from torch.optim import Optimizer
+
+from compat.optim import PerParameterOptimizer
 
 
 def _complement(rho: float) -> float:
@@ -22,7 +23,7 @@ def _complement(rho: float) -> float:
     return round(1.0 - rho, 12)
 
 
-class Adadelta(Optimizer):
+class Adadelta(PerParameterOptimizer):
     """lstm.py ``adadelta`` (Zeiler 2012) exactly::
 
         rg2  = rho * rg2 + (1 - rho) * g**2                     # f_grad_shared
@@ -38,32 +39,20 @@ class Adadelta(Optimizer):
     def __init__(self, params, lr: float = 0.0, rho: float = 0.95, eps: float = 1e-6):
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps))
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            rho, eps = group["rho"], group["eps"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                st = self.state[p]
-                if not st:
-                    st["running_grads2"] = torch.zeros_like(p)
-                    st["running_up2"] = torch.zeros_like(p)
-                rg2, ru2 = st["running_grads2"], st["running_up2"]
-                # In-place forms of the same expressions (fewer passes over the large embedding).
-                rg2.mul_(rho).addcmul_(g, g, value=_complement(rho))
-                updir = torch.sqrt(ru2 + eps).div_(torch.sqrt(rg2 + eps)).mul_(g).neg_()
-                ru2.mul_(rho).addcmul_(updir, updir, value=_complement(rho))
-                p.add_(updir)
-        return loss
+    def update(self, p, g, st, group):
+        rho, eps = group["rho"], group["eps"]
+        if not st:
+            st["running_grads2"] = torch.zeros_like(p)
+            st["running_up2"] = torch.zeros_like(p)
+        rg2, ru2 = st["running_grads2"], st["running_up2"]
+        # In-place forms of the same expressions (fewer passes over the large embedding).
+        rg2.mul_(rho).addcmul_(g, g, value=_complement(rho))
+        updir = torch.sqrt(ru2 + eps).div_(torch.sqrt(rg2 + eps)).mul_(g).neg_()
+        ru2.mul_(rho).addcmul_(updir, updir, value=_complement(rho))
+        p.add_(updir)
 
 
-class RMSprop(Optimizer):
+class RMSprop(PerParameterOptimizer):
     """lstm.py ``rmsprop`` (centred, with momentum; the tutorial cites Hinton's lecture 6a) exactly::
 
         rg    = 0.95 * rg  + 0.05 * g                           # f_grad_shared
@@ -80,32 +69,20 @@ class RMSprop(Optimizer):
                  eps: float = 1e-4):
         super().__init__(params, dict(lr=lr, rho=rho, momentum=momentum, step_size=step_size, eps=eps))
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            rho, mom, step_size, eps = group["rho"], group["momentum"], group["step_size"], group["eps"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                st = self.state[p]
-                if not st:
-                    st["running_grads"] = torch.zeros_like(p)
-                    st["running_grads2"] = torch.zeros_like(p)
-                    st["updir"] = torch.zeros_like(p)
-                rg, rg2, ud = st["running_grads"], st["running_grads2"], st["updir"]
-                rg.mul_(rho).add_(g, alpha=_complement(rho))
-                rg2.mul_(rho).addcmul_(g, g, value=_complement(rho))
-                ud.mul_(mom).sub_(step_size * g / torch.sqrt(rg2 - rg ** 2 + eps))
-                p.add_(ud)
-        return loss
+    def update(self, p, g, st, group):
+        rho, mom, step_size, eps = group["rho"], group["momentum"], group["step_size"], group["eps"]
+        if not st:
+            st["running_grads"] = torch.zeros_like(p)
+            st["running_grads2"] = torch.zeros_like(p)
+            st["updir"] = torch.zeros_like(p)
+        rg, rg2, ud = st["running_grads"], st["running_grads2"], st["updir"]
+        rg.mul_(rho).add_(g, alpha=_complement(rho))
+        rg2.mul_(rho).addcmul_(g, g, value=_complement(rho))
+        ud.mul_(mom).sub_(step_size * g / torch.sqrt(rg2 - rg ** 2 + eps))
+        p.add_(ud)
 
 
-class SGD(Optimizer):
+class SGD(PerParameterOptimizer):
     """lstm.py ``sgd``: ``p = p - lr * g`` (the tutorial calls it very hard to use)."""
 
     tutorial_name = "sgd"
@@ -113,23 +90,14 @@ class SGD(Optimizer):
     def __init__(self, params, lr: float = 0.0001):
         super().__init__(params, dict(lr=lr))
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    p.sub_(group["lr"] * p.grad)
-        return loss
+    def update(self, p, g, st, group):
+        p.sub_(group["lr"] * g)
 
 
 OPTIMIZERS = {"adadelta": Adadelta, "rmsprop": RMSprop, "sgd": SGD}
 
 
-def make_optimizer(name: str, params, lrate: float) -> Optimizer:
+def make_optimizer(name: str, params, lrate: float) -> PerParameterOptimizer:
     """The optimizer the tutorial's ``optimizer=`` names, with ``lrate`` (used by sgd only)."""
     try:
         cls = OPTIMIZERS[name]
