@@ -49,7 +49,27 @@ def _blob_matrix(blob, rows: int, name: str, dtype) -> Tensor:
 # --------------------------------------------------------------------------------------------- BVLC
 
 
-class CaffeLSTM(nn.Module):
+class _CaffeBlobsAndState:
+    """What both Caffe layers share: their blobs in Caffe's order and the state carried between calls."""
+
+    _h: Optional[Tensor] = None
+    _c: Optional[Tensor] = None
+
+    def blobs(self) -> list:
+        """The parameters as numpy arrays in Caffe's blob order and shapes."""
+        return [p.detach().cpu().numpy().copy() for p in self.parameters()]
+
+    def reset_state(self) -> None:
+        """Zero the carried state (``RecurrentLayer::Reset``)."""
+        self._h = self._c = None
+
+    @property
+    def state(self) -> Optional[Tuple[Tensor, Tensor]]:
+        """The carried (h, c), each [1, N, H], or None before the first call / after a reset."""
+        return None if self._h is None else (self._h, self._c)
+
+
+class CaffeLSTM(_CaffeBlobsAndState, nn.Module):
     """BVLC Caffe ``LSTM`` (``RecurrentLayer``): bottoms x [T, N, ...], cont [T, N], optional x_static [N, ...].
 
     Parameters, in Caffe's blob order: ``W_xc`` [4H, I], ``b_c`` [4H], ``W_xc_static`` [4H, I_static] (only
@@ -112,19 +132,6 @@ class CaffeLSTM(nn.Module):
             if static is not None:
                 layer.W_xc_static.copy_(static)
         return layer
-
-    def blobs(self) -> list:
-        """The parameters as numpy arrays in Caffe's blob order and shapes."""
-        return [p.detach().cpu().numpy().copy() for p in self.parameters()]
-
-    def reset_state(self) -> None:
-        """Zero the carried state (``RecurrentLayer::Reset``)."""
-        self._h = self._c = None
-
-    @property
-    def state(self) -> Optional[Tuple[Tensor, Tensor]]:
-        """The carried (h, c), each [1, N, H], or None before the first call / after a reset."""
-        return None if self._h is None else (self._h, self._c)
 
     def extra_repr(self) -> str:
         return (f"input_size={self.input_size}, hidden_size={self.hidden_size}, static_size={self.static_size}, "
@@ -224,7 +231,7 @@ class _GateGradProbe(torch.autograd.Function):
         return grad, grad_w, None
 
 
-class JunhyukohLSTM(nn.Module):
+class JunhyukohLSTM(_CaffeBlobsAndState, nn.Module):
     """The junhyukoh/caffe-lstm ``Lstm`` layer: data [T*N, ...] (time-major rows t*N + n), optional clip.
 
     Blobs [W_x (4H, I), W_h (4H, H), b (4H)], gate blocks i, f, o, g; N is ``lstm_param.batch_size``.
@@ -290,16 +297,6 @@ class JunhyukohLSTM(nn.Module):
             layer.W_h.copy_(W_h)
             layer.b.copy_(b)
         return layer
-
-    def blobs(self) -> list:
-        return [p.detach().cpu().numpy().copy() for p in self.parameters()]
-
-    def reset_state(self) -> None:
-        self._h = self._c = None
-
-    @property
-    def state(self) -> Optional[Tuple[Tensor, Tensor]]:
-        return None if self._h is None else (self._h, self._c)
 
     def set_state(self, state: Optional[Tuple[Tensor, Tensor]]) -> None:
         self._h, self._c = (None, None) if state is None else (state[0].detach(), state[1].detach())
