@@ -41,6 +41,28 @@ def test_cli_smoke_run_checkpoint_and_resume(shared_data, tmp_path, capsys):
     assert not torch.equal(ckpt["model"]["embedding"], ckpt2["model"]["embedding"])
 
 
+
+@pytest.mark.shared_data
+def test_resume_continues_exactly(shared_data, tmp_path, capsys):
+    """Two epochs in one run equal one epoch, a stop, and --resume: same weights and perplexities, dropout
+    included (the "book" preset: keep_prob 0.5, so the checkpoint's torch random state matters)."""
+    data = shared_data("ptb", "ptb.train.txt").parent
+    common = ["--model", "book", "--data-path", str(data), "--max-steps", "3", "--no-progress", "--quiet",
+              "--seed", "5"]
+    straight, split = tmp_path / "straight.pt", tmp_path / "split.pt"
+    assert main(common + ["--save", str(straight)]) == 0
+    assert main(common + ["--save", str(split), "--max-max-epoch", "1"]) == 0
+    assert main(common + ["--save", str(split), "--resume", str(split), "--max-max-epoch", "2"]) == 0
+    capsys.readouterr()
+    a, b = load_checkpoint(straight), load_checkpoint(split)
+    assert a["epoch"] == b["epoch"] == 2
+    assert a["model"].keys() == b["model"].keys()
+    for name in a["model"]:
+        assert torch.equal(a["model"][name], b["model"][name]), name
+    for key in ("train_perplexity", "valid_perplexity"):
+        assert a["history"][key] == b["history"][key]
+    assert a["history"]["test_perplexity"] == b["history"]["test_perplexity"]
+
 def test_cli_errors(tmp_path, capsys):
     assert main(["--data-path", str(tmp_path / "missing")]) == 2
     assert "PTB data directory" in capsys.readouterr().err
