@@ -41,7 +41,6 @@ def test_cli_smoke_run_checkpoint_and_resume(shared_data, tmp_path, capsys):
     assert not torch.equal(ckpt["model"]["embedding"], ckpt2["model"]["embedding"])
 
 
-
 @pytest.mark.shared_data
 def test_resume_continues_exactly(shared_data, tmp_path, capsys):
     """Two epochs in one run equal one epoch, a stop, and --resume: same weights and perplexities, dropout
@@ -62,6 +61,7 @@ def test_resume_continues_exactly(shared_data, tmp_path, capsys):
     for key in ("train_perplexity", "valid_perplexity"):
         assert a["history"][key] == b["history"][key]
     assert a["history"]["test_perplexity"] == b["history"]["test_perplexity"]
+
 
 def test_cli_errors(tmp_path, capsys):
     assert main(["--data-path", str(tmp_path / "missing")]) == 2
