@@ -17,8 +17,9 @@ core supports the legacy frameworks' sequence semantics:
     as ``cont_t * h_{t-1}`` and the cell keeps ``f_t * cont_t * c_{t-1}``. 0 starts a new sequence
     mid-stream; values are used as numbers, not booleans.
 ``mask`` [T, B] (the Theano tutorial's padding mask, DeepLearningTutorials ``lstm.py`` ``_step``):
-    ``c = m * c' + (1 - m) * c_prev`` and ``h = m * h' + (1 - m) * h_prev``: at a masked step the state
-    and the output carry the previous values unchanged.
+    ``c = m * c' + (1 - m) * c_prev``, then ``h = m * (o * tanh(c)) + (1 - m) * h_prev`` (h from the
+    blended c, as ``_step`` computes it): at a masked step the state and the output carry the previous
+    values unchanged; fractional values blend exactly as the tutorial does.
 ``dropout`` with explicit placement:
     ``"output"``: on every layer's output including the last, a fresh mask every step, the recurrent
     state untouched (TF ``DropoutWrapper(output_keep_prob=...)`` around each cell of a MultiRNNCell);
@@ -150,11 +151,14 @@ def _loop_layer(x: Tensor, w: LayerWeights, h: Tensor, c: Tensor, cont: Optional
             gates = _ClampGrad.apply(gates, preact_grad_clip)
         i, f, g, o = gates.chunk(4, dim=1)
         c_new = sigmoid(f) * c_prev + sigmoid(i) * tanh(g)
-        h_new = sigmoid(o) * tanh(c_new)
         if mask is not None:
+            # lstm.py _step blends the cell first and takes h from the blended cell (h = o * tanh(c));
+            # the same as tanh of the unblended cell for 0/1 masks, not for fractional ones.
             m = mask[t].unsqueeze(1)
             c_new = m * c_new + (1 - m) * c_prev
-            h_new = m * h_new + (1 - m) * h_prev
+            h_new = m * (sigmoid(o) * tanh(c_new)) + (1 - m) * h_prev
+        else:
+            h_new = sigmoid(o) * tanh(c_new)
         h, c = h_new, c_new
         outputs.append(h)
     return torch.stack(outputs), h, c

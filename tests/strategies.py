@@ -218,6 +218,19 @@ def arbitrary_masks(draw, not_right_padded: bool = False) -> np.ndarray:
 
 
 @composite
+def fractional_masks(draw) -> np.ndarray:
+    """A mask [time, batch] holding values strictly between 0 and 1 beside 0s and 1s (the tutorial's
+    ``_step`` uses the mask as numbers: ``c = m c' + (1 - m) c_prev``, ``h = m o tanh(c) + (1 - m) h_prev``)."""
+    t, b = draw(time_steps), draw(batch_sizes)
+    rng = _rng(draw, "fractional mask")
+    mask = rng.choice([0.0, 0.3, 0.5, 0.9, 1.0], size=(t, b))
+    mask[draw(st.integers(0, t - 1)), draw(st.integers(0, b - 1))] = draw(
+        st.sampled_from([0.3, 0.5]), label="one fractional value at least")
+    note(f"fractional mask:\n{mask}")
+    return mask
+
+
+@composite
 def conts(draw, kind: Optional[str] = None) -> np.ndarray:
     """A Caffe continuation input [time, batch] (1 continues, 0 starts a new sequence).
 

@@ -21,7 +21,7 @@ from compat.layouts import LAYOUTS, LayoutError, from_canonical, permute_gates, 
 from compat.lstm import LayerWeights, lstm
 from reference import caffe_lstm, keras_lstm, onnx_lstm, tf_lstm, theano_lstm
 from tests.strategies import (
-    LAYOUT_NAMES, arbitrary_masks, as_tensor, canonical_weights, conts, dtypes, initial_states, inputs,
+    LAYOUT_NAMES, arbitrary_masks, as_tensor, canonical_weights, conts, dtypes, fractional_masks, initial_states, inputs,
     layout_params, layout_shapes, layout_stacks, lstm_sizes, right_padded_masks,
 )
 from tests.tolerances import assert_close
@@ -270,7 +270,8 @@ def _random_grad(shape, seed):
 
 @with_device
 @given(sizes=lstm_sizes(max_layers=1), x=inputs(), params=layout_params("theano"),
-       state=initial_states(num_layers=1), mask=right_padded_masks() | arbitrary_masks(), dtype=dtypes,
+       state=initial_states(num_layers=1), mask=right_padded_masks() | arbitrary_masks() | fractional_masks(),
+       dtype=dtypes,
        seed=st.integers(0, 2 ** 31 - 1))
 def test_theano_layout_matches_theano_reference_with_gradients(device, sizes, x, params, state, mask, dtype, seed):
     h0, c0 = (None, None) if state is None else (state[0][0], state[1][0])
