@@ -228,7 +228,7 @@ def _fused_packed(x: Tensor, lengths: Tensor, weights: Sequence[LayerWeights], h
     return out_full, h_n, c_n
 
 
-def _right_padded_lengths(mask: Tensor) -> Optional[Tensor]:
+def right_padded_lengths(mask: Tensor) -> Optional[Tensor]:
     """Lengths if ``mask`` is 0/1 right padding (ones then zeros in each column), else None."""
     lengths = (mask != 0).sum(0)
     expected = (torch.arange(mask.shape[0], device=mask.device).unsqueeze(1) < lengths.unsqueeze(0)).to(mask.dtype)
@@ -325,7 +325,7 @@ def lstm(x: Tensor, weights: Sequence[LayerWeights], hx: Optional[State] = None,
     restarts: list = []
     all_empty = False
     if mask is not None and not loop_only:
-        lengths = _right_padded_lengths(mask)
+        lengths = right_padded_lengths(mask)
         loop_only = lengths is None
         if lengths is not None and not bool(lengths.any()):
             # Every column empty: the packed kernel has nothing to run and would cut the graph at h0;

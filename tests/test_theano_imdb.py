@@ -115,9 +115,11 @@ def test_predict_proba_matches_reference(prob, use_dropout):
     assert m.training
 
 
+@pytest.mark.parametrize("unmasked_when_right_padded", [True, False], ids=["fast-path", "masked-scan"])
 @given(problems(), st.sampled_from([0.0, 0.3]), st.booleans())
-def test_cost_and_gradients_match_reference_eval(prob, decay_c, doubled_bias):
+def test_cost_and_gradients_match_reference_eval(unmasked_when_right_padded, prob, decay_c, doubled_bias):
     m = _model(prob.params, doubled_bias=doubled_bias)
+    m.unmasked_when_right_padded = unmasked_when_right_padded
     m.eval()
     c = m.cost(prob.x, prob.mask, prob.y, decay_c=decay_c)
     c.backward()

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from compat.layouts import to_canonical
-from compat.lstm import lstm
+from compat.lstm import lstm, right_padded_lengths
 
 SEED = 123
 PARAM_NAMES = ("Wemb", "lstm_W", "lstm_U", "lstm_b", "U", "b")
@@ -76,6 +76,9 @@ class LSTMClassifier(nn.Module):
         super().__init__()
         self.use_dropout = use_dropout
         self.doubled_bias = doubled_bias
+        # Run the LSTM without its mask when the mask is right padding (the pooled output is the same);
+        # False always runs the tutorial's masked scan.
+        self.unmasked_when_right_padded = True
         if params is None:
             params = init_params(n_words, dim_proj, ydim, rng, floatX=dtype)
         _check_params(params)
@@ -137,7 +140,13 @@ class LSTMClassifier(nn.Module):
         emb = nn.functional.embedding(x, self.Wemb)  # Wemb[x.flatten()].reshape([T, n, dim])
         b = 2 * self.lstm_b if self.doubled_bias else self.lstm_b
         weights = to_canonical("theano", {"W": self.lstm_W, "U": self.lstm_U, "b": b})
-        h, _ = lstm(emb, [weights], mask=mask)
+        if self.unmasked_when_right_padded and right_padded_lengths(mask) is not None:
+            # prepare_data pads on the right, so every valid step's h is the same with or without the mask,
+            # and the pooling below zeroes the padded steps (their gradient is exactly 0): the same cost and
+            # gradients as the masked scan, through one fused call instead of a packed sequence.
+            h, _ = lstm(emb, [weights])
+        else:
+            h, _ = lstm(emb, [weights], mask=mask)
         # build_model: sum over time of the masked outputs divided by the number of unmasked steps.
         return (h * mask[:, :, None]).sum(dim=0) / mask.sum(dim=0)[:, None]
 
