@@ -1,0 +1,1 @@
+"""Readers and writers of the legacy file formats, by format, none of which needs its framework installed."""
