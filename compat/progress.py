@@ -7,6 +7,11 @@
     bar.close()
 
 On a terminal it redraws one line; otherwise (logs, CI) it prints a line every ``every_s`` seconds.
+
+The ETA comes from a smoothed time per step: the first update (which pays for warm-up: allocations,
+kernel selection, caches) is left out as soon as a second one exists, the first steps are averaged, and
+later ones enter an exponential moving average, so the first ETA printed is already close to the truth
+and later ones follow a rate that changes (a busy machine, longer batches) without jumping.
 """
 from __future__ import annotations
 
@@ -39,6 +44,38 @@ class Progress:
         self._printed_count = -1
         self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.fields: dict = {}
+        self._last_update = self.start
+        self._first_step_s: Optional[float] = None  # the warm-up update's time per step
+        self._step_s: Optional[float] = None  # smoothed time per step after the first update
+        self._smoothed_steps = 0
+
+    # Weight of a new measurement once the running mean has settled (about the last 20 updates).
+    SMOOTHING = 0.05
+
+    def _observe(self, steps: int) -> None:
+        now = time.perf_counter()
+        dt, self._last_update = now - self._last_update, now
+        if steps <= 0:
+            return
+        per_step = dt / steps
+        if self._first_step_s is None:
+            self._first_step_s = per_step
+            return
+        self._smoothed_steps += 1
+        weight = max(self.SMOOTHING, 1.0 / self._smoothed_steps)  # a plain mean at first, then an EMA
+        self._step_s = per_step if self._step_s is None else self._step_s + weight * (per_step - self._step_s)
+
+    def seconds_per_step(self) -> float:
+        """The smoothed time per step (NaN before any update)."""
+        if self._step_s is not None:
+            return self._step_s
+        return self._first_step_s if self._first_step_s is not None else float("nan")
+
+    def eta(self) -> float:
+        """Seconds left, from the smoothed time per step (NaN without a total or a measurement)."""
+        if not self.total:
+            return float("nan")
+        return max(0, self.total - self.count) * self.seconds_per_step()
 
     @property
     def elapsed(self) -> float:
@@ -51,6 +88,7 @@ class Progress:
         return (self.items if self.items else self.count) / elapsed
 
     def update(self, steps: int = 1, items: float = 0.0, **fields) -> None:
+        self._observe(steps)
         self.count += steps
         self.items += items
         self.fields.update(fields)
@@ -68,10 +106,9 @@ class Progress:
             width = 20
             filled = int(frac * width)
             parts.append(f"[{'#' * filled}{'.' * (width - filled)}] {self.count}/{self.total}")
-            eta = self.elapsed / max(self.count, 1) * (self.total - self.count)
         else:
             parts.append(f"{self.count}")
-            eta = float("nan")
+        eta = self.eta()
         rate = self.rate
         if 0 < rate < 1:
             step = self.unit[:-2] if self.unit.endswith("/s") else self.unit
