@@ -40,10 +40,15 @@ def test_cli_smoke_on_the_embedded_sample(tmp_path, capsys):
     saveto = tmp_path / "lstm_model.npz"
     summary = tmp_path / "summary.json"
     rc = cli.main(["--dataset", "embedded", "--max_epochs", "1", "--validFreq", "12", "--saveFreq", "15",
-                   "--dispFreq", "5", "--saveto", str(saveto), "--summary", str(summary), "--maxlen", "60",
-                   "--batch_size", "32"] + TINY[:4] + TINY[6:])
+                   "--dispFreq", "5", "--out", str(tmp_path), "--summary", "summary.json", "--maxlen", "60",
+                   "--batch_size", "32", "--floatX", "float64"] + TINY[:4] + TINY[6:])
     assert rc == 0
     out = capsys.readouterr().out
+    # Every file under --out, each named in the closing lines.
+    closing = out[out.index("Files written:"):]
+    for path in (saveto, str(saveto) + ".pkl", summary, tmp_path / "lstm_model_errors.png"):
+        assert str(path) in closing, path
+    assert "  error rates: train " in out and "(validation 1, epoch 0, update 12)" in out
     for line in ("model options", "Loading data", "Building model", "Optimization", "Epoch  0 Update  5 Cost  ",
                  "Saving... Done", "Train  ", "Valid  ", "Test  ", "Seen ", "The code run for 1 epochs, with"):
         assert line in out, line
@@ -66,22 +71,69 @@ def test_cli_smoke_on_the_embedded_sample(tmp_path, capsys):
         np.testing.assert_array_equal(got[k], best[k])
 
 
-def test_no_arguments_means_the_tutorials_main_shortened_on_the_embedded_sample(monkeypatch, capsys):
-    monkeypatch.setenv(D.ENV_OFFLINE, "1")
+def test_no_arguments_is_the_demonstration_on_the_embedded_sample_without_download(monkeypatch, capsys, tmp_path):
+    monkeypatch.delenv(D.ENV_OFFLINE, raising=False)  # downloads would be allowed by the environment
     monkeypatch.delenv(D.ENV_DATA_DIR, raising=False)
-    monkeypatch.setattr(D, "cache_dir", lambda: D.Path("/nonexistent-cache-dir"))
+    monkeypatch.setattr(D, "cache_dir", lambda: tmp_path / "empty-cache")
+
+    def no_download(*a, **k):
+        raise AssertionError("no download may be attempted unless asked")
+
+    monkeypatch.setattr(D, "download", no_download)
     seen = {}
     monkeypatch.setattr(cli, "train_lstm", lambda **kw: seen.update(kw))
-    cli.main([])
-    assert "NOTICE: using the embedded IMDB sample" in capsys.readouterr().err
-    want = dict(cli.MAIN_DEFAULTS, max_epochs=cli.EMBEDDED_MAX_EPOCHS, validFreq=-1)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main([]) == 0
+    captured = capsys.readouterr()
+    assert "NOTICE: No data set was given or found (nothing is downloaded unless asked)" in captured.err
+    # The notice names every setting that differs from the tutorial's __main__ and the faithful command.
+    for text in ("floatX float32 (tutorial: float64)", "max_epochs 20 (tutorial: 100)",
+                 "validFreq once per epoch (tutorial: 370)", "dispFreq once per epoch (tutorial: 10)", cli.FULL_RUN):
+        assert text in captured.err, text
+    assert "files go to runs/theano_imdb/" in captured.out
+    want = dict(cli.MAIN_DEFAULTS, max_epochs=20, validFreq=-1, dispFreq=-1,
+                saveto=str(cli.OUT_DIR / "lstm_model.npz"))
     assert {k: seen[k] for k in want} == want
-    assert seen["dataset"] == "embedded" and seen["floatX"] == "float64" and seen["seed"] == 123
+    assert seen["dataset"] == "embedded" and seen["floatX"] == "float32" and seen["seed"] == 123
+    assert seen["plot"] == str(cli.OUT_DIR / "lstm_model_errors.png")
     # The tutorial's __main__ values themselves: train_lstm(max_epochs=100, test_size=500).
     assert cli.MAIN_DEFAULTS["max_epochs"] == 100 and cli.MAIN_DEFAULTS["test_size"] == 500
+    # A flag given on the command line is kept; the other demonstration settings still apply.
     seen.clear()
-    cli.main(["--max_epochs", "7", "--use_dropout", "--no-use_dropout"])
-    assert seen["max_epochs"] == 7 and seen["validFreq"] == 370 and seen["use_dropout"] is False
+    cli.main(["--max_epochs", "7", "--use_dropout", "--no-use_dropout", "--floatX", "float64", "--no-plot"])
+    assert seen["max_epochs"] == 7 and seen["validFreq"] == -1 and seen["use_dropout"] is False
+    assert seen["floatX"] == "float64" and seen["plot"] == ""
+    assert "floatX" not in capsys.readouterr().err.split("differ")[1].split(";")[0]
+
+
+def test_dataset_imdb_asks_for_the_download(monkeypatch, capsys, tmp_path):
+    monkeypatch.delenv(D.ENV_OFFLINE, raising=False)
+    monkeypatch.delenv(D.ENV_DATA_DIR, raising=False)
+    monkeypatch.setattr(D, "cache_dir", lambda: tmp_path / "cache")
+    asked = []
+
+    def refused(url, dest, **kw):
+        asked.append(url)
+        raise D.DownloadError(f"could not download {url}: no network here")
+
+    monkeypatch.setattr(D, "download", refused)
+    monkeypatch.setattr(cli, "train_lstm", lambda **kw: None)
+    assert cli.main(["--dataset", "imdb", "--out", str(tmp_path / "out")]) == 0
+    assert asked == [D.TUTORIAL_URL] and "no network here" in capsys.readouterr().err
+    asked.clear()
+    assert cli.main(["--download", "--out", str(tmp_path / "out")]) == 0
+    assert asked == [D.TUTORIAL_URL]
+
+
+def test_bad_flag_values_are_one_line_errors(capsys, tmp_path):
+    for argv, text in ((["--batch_size", "0"], "--batch-size must be at least 1; got 0"),
+                       (["--validFreq", "0"], "--validFreq must be at least 1, or -1 for once per epoch; got 0"),
+                       (["--device", "cuda:7"], "--device cuda:7")):
+        if argv[0] == "--device" and __import__("torch").cuda.is_available():
+            continue
+        assert cli.main(argv + ["--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and text in err and err.count("\n") == 1, err
 
 
 def test_cli_reports_bad_files_without_a_traceback(tmp_path, capsys):

@@ -1,26 +1,32 @@
 """``python -m ports.caffe_sequence --config lstm_short|lstm_long|deep_short|deep_long``.
 
 Trains as examples/lstm_sequence/lstm_sequence.cpp does, then generates the whole sequence with a
-one-step net sharing the weights; writes <config>_result.log ("target prediction" lines), a PNG of target
-vs generated, the loss curve, a .caffemodel of the trained net and summary.json under --out.
+one-step net sharing the weights; writes under --out the train log, <config>_result.log ("target
+prediction" lines), a .caffemodel of the trained net and summary.json, then the PNGs of target vs
+generated and of the loss curve.
 """
 from __future__ import annotations
+
+from compat import threads  # noqa: F401  (before torch: the OpenMP wait policy)
 
 import argparse
 import json
 import sys
 from pathlib import Path
 
-from ports.caffe_sequence.example import CONFIGS, RunConfig, run
+from compat.cli import HelpFormatter, check_positive, fail, print_files, run_cli
+from compat.errors import InputError
+from ports.caffe_sequence.example import CONFIGS, RunConfig, output_files, run
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ports.caffe_sequence", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--config", required=True, choices=sorted(CONFIGS),
                    help="which lstm_sequence net and solver to run (test_<config>.sh of the original)")
     p.add_argument("--iters", type=int, default=None, help="training iterations (default: the solver's max_iter, 100000)")
-    p.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda")
+    p.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
+    threads.add_threads_argument(p)
     p.add_argument("--seed", type=int, default=1701, help="seed of the fillers' random numbers")
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/caffe_sequence/<config>)")
     p.add_argument("--save", type=Path, default=None,
@@ -36,30 +42,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("probe", "auto"), default="probe",
                    help="probe: fused kernel with a verified clip-threshold check (falls back to the step loop when "
                         "the clamp would act); auto: always the core's step loop when clipping is on")
+    p.add_argument("--no-plot", action="store_true", help="write no PNG")
     p.add_argument("--no-progress", action="store_true", help="do not print the progress bar")
     return p
 
 
-def main(argv=None) -> int:
+def _main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    out = args.out or Path("runs") / "caffe_sequence" / args.config
-    cfg = RunConfig(config=args.config, out_dir=out, iters=args.iters, device=args.device, seed=args.seed,
-                    resume=args.resume, save=args.save or out / "checkpoint.pt",
-                    checkpoint_every=args.checkpoint_every, dwh_defect=not args.no_dwh_defect,
-                    backend=args.backend, progress=not args.no_progress)
+    check_positive(iters=args.iters)
+    if args.checkpoint_every < 0:
+        fail(f"--checkpoint-every must be at least 0; got {args.checkpoint_every}")
     if args.device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
-            print("error: --device cuda requested but no CUDA device is available", file=sys.stderr)
-            return 2
+            fail(f"--device {args.device}: no CUDA device is available on this machine")
+    n_threads = threads.configure_threads(args.threads)
+    out = args.out or Path("runs") / "caffe_sequence" / args.config
+    save = args.save or out / "checkpoint.pt"
+    for flag, path in (("--resume", args.resume), ("--caffemodel", args.caffemodel)):
+        if path is not None and not path.is_file():
+            fail(f"{flag} {path}: no such file")
+    cfg = RunConfig(config=args.config, out_dir=out, iters=args.iters, device=args.device, seed=args.seed,
+                    resume=args.resume, save=save, checkpoint_every=args.checkpoint_every,
+                    dwh_defect=not args.no_dwh_defect, backend=args.backend, progress=not args.no_progress,
+                    plot=not args.no_plot)
+    solver, length = CONFIGS[args.config]
+    if args.generate_only or args.caffemodel:
+        training = "generation only"
+    else:
+        training = f"{args.iters} iterations" if args.iters is not None else "the solver's max_iter iterations"
+    print(f"ports.caffe_sequence: caffe-lstm's lstm_sequence example, --config {args.config} ({solver}, "
+          f"sequence length {length}), {training}, {args.device}, {n_threads} CPU thread"
+          f"{'s' if n_threads > 1 else ''}; files go to {out}/", flush=True)
     try:
         summary = run(cfg, caffemodel_in=args.caffemodel, generate_only=args.generate_only)
     except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        if isinstance(exc, InputError):
+            raise
+        fail(str(exc))
     print(json.dumps(summary, indent=2))
+    print_files(output_files(out, args.config, summary["iterations"], save))
     return 0
+
+
+def main(argv=None) -> int:
+    return run_cli(_main, argv)
 
 
 if __name__ == "__main__":

@@ -104,6 +104,7 @@ class RunConfig:
     dwh_defect: bool = True
     backend: str = "probe"
     progress: bool = True
+    plot: bool = True
 
 
 @dataclass
@@ -295,34 +296,41 @@ def generate(train_net: CaffeNet, net_param: TextMessage, total_length: int, dev
 
 
 def write_results(out_dir: Path, name: str, target: np.ndarray, preds: np.ndarray) -> float:
-    """The result file ("target prediction" per line, as lstm_sequence.cpp's log_file), MSE and PNG."""
+    """The result file ("target prediction" per line, as lstm_sequence.cpp's log_file); returns the MSE."""
     lines = "".join(f"{t:.6g} {p:.6g}\n" for t, p in zip(target, preds))
     atomic_write_text(out_dir / f"{name}_result.log", lines)
-    mse = float(np.mean((preds.astype(np.float64) - target.astype(np.float64)) ** 2))
-    try:
-        from compat.plots import save_curves
+    return float(np.mean((preds.astype(np.float64) - target.astype(np.float64)) ** 2))
 
-        steps = np.arange(len(target))
-        save_curves(out_dir / f"{name}_generation.png",
-                    {"target": (steps, target), "generated": (steps, preds)},
-                    title=f"{name}: target vs free-running generation (MSE {mse:.4g})",
-                    xlabel="step i (t = 0.01 i)", ylabel="value")
-    except ImportError:
-        pass
-    return mse
+
+def plot_generation(out_dir: Path, name: str, target: np.ndarray, preds: np.ndarray, mse: float) -> None:
+    from compat.plots import save_curves
+
+    steps = np.arange(len(target))
+    save_curves(out_dir / f"{name}_generation.png", {"target": (steps, target), "generated": (steps, preds)},
+                title=f"{name}: target vs free-running generation (MSE {mse:.4g})",
+                xlabel="step i (t = 0.01 i)", ylabel="value")
 
 
 def plot_loss(out_dir: Path, name: str, log: List[Tuple[int, float, float]]) -> None:
     if not log:
         return
-    try:
-        from compat.plots import save_curves
-    except ImportError:
-        return
+    from compat.plots import save_curves
+
     xs = [r[0] for r in log]
     save_curves(out_dir / f"{name}_loss.png", {"loss (display iterations)": (xs, [r[1] for r in log]),
                                                "smoothed (average_loss)": (xs, [r[2] for r in log])},
                 title=f"{name}: EuclideanLoss", xlabel="iteration", ylabel="loss", logy=True)
+
+
+def output_files(out_dir: Path, name: str, iterations: int, save: Optional[Path]) -> List[Tuple[Path, str]]:
+    """Every file a run may write, with what it holds (for the closing lines)."""
+    return [(out_dir / "train.log", "loss and smoothed loss every display iterations"),
+            (out_dir / f"{name}_result.log", "'target prediction' per step, as lstm_sequence.cpp writes it"),
+            (out_dir / f"{name}_iter_{iterations}.caffemodel", "the trained net, Caffe's binary format"),
+            (save, "checkpoint; --resume continues from it"),
+            (out_dir / "summary.json", "losses, generation MSE, timings (JSON)"),
+            (out_dir / f"{name}_generation.png", "target vs generated sequence (PNG)"),
+            (out_dir / f"{name}_loss.png", "loss curve (PNG)")]
 
 
 def run(cfg: RunConfig, *, caffemodel_in: Optional[Path] = None, generate_only: bool = False) -> dict:
@@ -347,18 +355,17 @@ def run(cfg: RunConfig, *, caffemodel_in: Optional[Path] = None, generate_only: 
     preds = generate(trainer.net, trainer.net_param, trainer.total_length, trainer.device)
     target = trainer.sequence.numpy()
     mse = write_results(out_dir, cfg.config, target, preds)
-    plot_loss(out_dir, cfg.config, trainer.state.log)
     summary = {"config": cfg.config, "iterations": trainer.state.it, "smoothed_loss": trainer.state.smoothed,
                "generation_mse": mse, "fallbacks_to_step_loop": trainer.state.fallbacks,
                "train_seconds_this_run": round(train_s, 1), "seed": cfg.seed, "dwh_defect": cfg.dwh_defect,
                "smoothed_at": {str(it): s for it, _, s in trainer.state.log
                                if it in (1000, 10000, 50000) or it == trainer.state.log[-1][0]}}
-    try:
-        from ports.caffe_sequence.caffemodel import write_caffemodel
+    from ports.caffe_sequence.caffemodel import write_caffemodel
 
-        write_caffemodel(out_dir / f"{cfg.config}_iter_{trainer.state.it}.caffemodel", trainer.net.blobs_by_layer(),
-                         name=trainer.net.name)
-    except ImportError:
-        pass
+    write_caffemodel(out_dir / f"{cfg.config}_iter_{trainer.state.it}.caffemodel", trainer.net.blobs_by_layer(),
+                     name=trainer.net.name)
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    if cfg.plot:  # after every result: a plot never costs one
+        plot_generation(out_dir, cfg.config, target, preds, mse)
+        plot_loss(out_dir, cfg.config, trainer.state.log)
     return summary

@@ -6,6 +6,8 @@ config's batch and steps, the test set with the eval config (batch 1, steps 1), 
 """
 from __future__ import annotations
 
+from compat import threads  # noqa: F401  (before torch: the OpenMP wait policy)
+
 import argparse
 import dataclasses
 import json
@@ -18,6 +20,8 @@ from typing import List, Optional
 import torch
 
 from compat.atomic import atomic_torch_save, atomic_write_text
+from compat.cli import HelpFormatter, check_positive, fail, print_files, run_cli
+from compat.errors import InputError
 
 from .config import PRESETS, Config
 from .model import PTBModel
@@ -33,7 +37,8 @@ class CheckpointError(ValueError):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ports.tf_ptb", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m ports.tf_ptb", description=__doc__.splitlines()[0],
+                                formatter_class=HelpFormatter)
     p.add_argument("--model", default="small", choices=sorted(PRESETS),
                    help="configuration preset (ptb_word_lm's small/medium/large/test, or book)")
     p.add_argument("--data-path", "--data_path", dest="data_path", required=True,
@@ -46,12 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shared-cell-weights", action="store_true",
                    help="one LSTM weight set for every layer, as MultiRNNCell([cell] * n) in TF >= 1.1")
     p.add_argument("--seed", type=int, default=0, help="random seed for initialisation and dropout")
-    p.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda[:N]")
+    p.add_argument("--device", default="cpu", help="torch device: cpu or cuda[:N]")
+    threads.add_threads_argument(p)
     p.add_argument("--max-max-epoch", type=int, default=None,
                    help="override the preset's number of training epochs (0: evaluate only)")
     p.add_argument("--max-steps", type=int, default=None,
                    help="stop every pass after this many steps (smoke runs; perplexities are then partial)")
     p.add_argument("--plot", default=None, help="PNG of the perplexity curves (default: beside --save, if given)")
+    p.add_argument("--no-plot", action="store_true", help="write no plot")
     p.add_argument("--metrics", default=None, help="JSON file of the per-epoch figures (default: beside --save)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", action="store_true", help="no intermediate perplexity lines within an epoch")
@@ -81,9 +88,15 @@ def load_checkpoint(path) -> dict:
     return ckpt
 
 
-def _write_outputs(args, preset: str, config: Config, history: dict) -> None:
-    plot = args.plot or (str(Path(args.save).with_suffix(".png")) if args.save else None)
+def _output_paths(args):
+    """(plot, metrics): given, or beside --save."""
+    plot = None if args.no_plot else args.plot or (str(Path(args.save).with_suffix(".png")) if args.save else None)
     metrics = args.metrics or (str(Path(args.save).with_suffix(".json")) if args.save else None)
+    return plot, metrics
+
+
+def _write_outputs(args, preset: str, config: Config, history: dict) -> None:
+    plot, metrics = _output_paths(args)
     if metrics:
         atomic_write_text(metrics, json.dumps({"preset": preset, "config": config.to_dict(), **history}, indent=1))
     if plot and history["epochs"]:
@@ -100,17 +113,25 @@ def _write_outputs(args, preset: str, config: Config, history: dict) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    return run_cli(_main, argv)
+
+
+def _main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    check_positive(max_steps=args.max_steps)
+    if args.max_max_epoch is not None and args.max_max_epoch < 0:
+        fail(f"--max-max-epoch must be at least 0; got {args.max_max_epoch}")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print(f"error: --device {args.device}: CUDA is not available on this machine", file=sys.stderr)
-        return 2
+        fail(f"--device {args.device}: CUDA is not available on this machine")
+    n_threads = threads.configure_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
     try:
         train_data, valid_data, test_data, vocab = ptb_raw_data(args.data_path)
     except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        if isinstance(exc, InputError):
+            raise
+        fail(str(exc))
 
     history = {"epochs": [], "learning_rate": [], "train_perplexity": [], "valid_perplexity": [],
                "epoch_seconds": [], "device": str(device), "test_perplexity": None}
@@ -138,6 +159,13 @@ def main(argv: Optional[List[str]] = None) -> int:
               f"{config.vocab_size}", file=sys.stderr)
         return 2
     eval_config = config.eval_config()
+    plot, metrics = _output_paths(args)
+    kept = [p for p in (args.save, metrics, plot) if p]
+    print(f"ports.tf_ptb: ptb_word_lm.py's {preset} model ({config.num_layers} x {config.hidden_size}, "
+          f"{config.max_max_epoch} epochs) on {args.data_path}, {device}, {n_threads} CPU thread"
+          f"{'s' if n_threads > 1 else ''}; "
+          + (f"files: {', '.join(kept)}" if kept else "no files written (--save PATH keeps a checkpoint, "
+                                                       "metrics and a plot)"), flush=True)
 
     model = PTBModel(config, is_training=True).to(device)
     if args.resume:
@@ -187,4 +215,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         save_checkpoint(args.save, model, config, preset, config.max_max_epoch, history)
         print("Saving model to %s." % args.save, flush=True)
     _write_outputs(args, preset, config, history)
+    print_files([(args.save, "checkpoint: weights, config, history; --resume continues from it"),
+                 (metrics, "per-epoch perplexities and timings (JSON)"), (plot, "perplexity per epoch (PNG)")])
     return 0

@@ -1,33 +1,39 @@
 """``python -m ports.tf_shakespeare train|sample``: the recipe's training run and its sampler."""
 from __future__ import annotations
 
+from compat import threads  # noqa: F401  (before torch: the OpenMP wait policy)
+
 import argparse
 import sys
+from pathlib import Path
 from typing import List, Optional
 
-from ports.tf_shakespeare.train import RECIPE_PRIME_TEXTS, TrainConfig
+from compat.cli import HelpFormatter, check_positive, fail, print_files, run_cli
+from ports.tf_shakespeare.train import CHECKPOINT_NAME, PLOT_NAME, RECIPE_PRIME_TEXTS, VOCAB_NAME, TrainConfig
 
 
 def _device(name: str) -> str:
     import torch
 
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"--device {name}: no CUDA device is available")
+        fail(f"--device {name}: no CUDA device is available on this machine")
     return name
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation, the batch shuffles and sampling")
-    p.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda[:N]")
+    p.add_argument("--device", default="cpu", help="torch device: cpu or cuda[:N]")
+    threads.add_threads_argument(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
-    parser = argparse.ArgumentParser(prog="python -m ports.tf_shakespeare",
+    parser = argparse.ArgumentParser(prog="python -m ports.tf_shakespeare", formatter_class=HelpFormatter,
                                      description="The TF cookbook's Shakespeare word LSTM (rnn_decoder sampler).")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train as the recipe (10 epochs of 100x50 batches, Adam 0.001, clip 4.5)")
+    t = sub.add_parser("train", help="train as the recipe (10 epochs of 100x50 batches, Adam 0.001, clip 4.5)",
+                       formatter_class=HelpFormatter)
     t.add_argument("--data-path", required=True, help="plain-text corpus, e.g. pg100.txt (UTF-8, CRLF kept)")
     t.add_argument("--save-dir", default="runs/tf_shakespeare", help="folder for model.pt, vocab.json, loss.png")
     t.add_argument("--resume", action="store_true", help="continue from SAVE_DIR/model.pt when it exists")
@@ -56,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-plot", action="store_true", help="do not write loss.png")
     _add_common(t)
 
-    s = sub.add_parser("sample", help="continue prime texts with a saved model")
+    s = sub.add_parser("sample", help="continue prime texts with a saved model", formatter_class=HelpFormatter)
     src = s.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", help="model.pt written by train (or its folder, with vocab.json)")
     src.add_argument("--tf-checkpoint", help="a TF1 checkpoint of the recipe (prefix or folder); needs --vocab")
@@ -71,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="prime words outside the vocabulary: error (the recipe's KeyError) or map to id 0")
     _add_common(s)
 
-    r = sub.add_parser("report", help="summarise a run: loss landmarks, epoch times, greedy samples, loss plot")
+    r = sub.add_parser("report", help="summarise a run: loss landmarks, epoch times, greedy samples, loss plot",
+                       formatter_class=HelpFormatter)
     r.add_argument("--save-dir", required=True, help="the run's folder (model.pt and vocab.json)")
     r.add_argument("--plot", default=None, help="write the loss curve with the recipe's published levels here (PNG)")
     _add_common(r)
@@ -79,7 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    return run_cli(_main, argv)
+
+
+def _main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    n_threads = threads.configure_threads(args.threads)
     if args.command == "train":
         from ports.tf_shakespeare.data import DataError
         from ports.tf_shakespeare.train import CheckpointError, train
@@ -92,12 +104,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                              clip_norm=args.clip_norm, skip_chars=args.skip_chars, seed=args.seed,
                              dtype=args.dtype, print_every=args.print_every,
                              recipe_batch_count=args.recipe_batch_count)
-        for name in ("epochs", "rnn_size", "batch_size", "seq_len", "save_every", "eval_every", "print_every"):
-            if getattr(args, name) < 1:
-                raise SystemExit(f"--{name.replace('_', '-')} must be >= 1")
+        check_positive(**{name: getattr(args, name) for name in ("epochs", "rnn_size", "batch_size", "seq_len",
+                                                                 "save_every", "eval_every", "print_every",
+                                                                 "max_iterations")})
+        device = _device(args.device)
+        print(f"ports.tf_shakespeare train: the TF cookbook's Shakespeare word LSTM on {args.data_path} "
+              f"({config.epochs} epochs of {config.batch_size}x{config.training_seq_len} batches), {device}, "
+              f"{n_threads} CPU thread{'s' if n_threads > 1 else ''}; files go to {args.save_dir}/", flush=True)
         try:
             summary = train(args.data_path, args.save_dir, config, resume=args.resume,
-                            max_iterations=args.max_iterations, device=_device(args.device),
+                            max_iterations=args.max_iterations, device=device,
                             progress=not args.no_progress, plot=not args.no_plot,
                             log=lambda line: print(line, flush=True))
         except (DataError, CheckpointError) as e:
@@ -105,6 +121,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 2
         print(f"Trained {summary['iterations']} iterations; vocabulary {summary['vocab_size']}, "
               f"{summary['num_batches']} batches per epoch", flush=True)
+        save_dir = Path(args.save_dir)
+        print_files([(save_dir / CHECKPOINT_NAME, "the model, optimizer and position; sample --model and "
+                                                  "train --resume read it"),
+                     (save_dir / VOCAB_NAME, "the vocabulary (JSON)"),
+                     (save_dir / PLOT_NAME if not args.no_plot else None, "loss per iteration (PNG)")])
         return 0
 
     import torch

@@ -261,8 +261,11 @@ def download(url: str, dest: Union[str, os.PathLike], *, sha256: Optional[str] =
 
 def locate_dataset(dataset: Optional[str] = "imdb", *, allow_download: Optional[bool] = None,
                    url: str = TUTORIAL_URL, opener: Optional[Callable] = None,
-                   log: Callable[..., None] = print) -> DatasetSource:
-    """Resolve ``dataset`` (a path, ``"imdb"`` or ``"embedded"``) by the order in the module docstring."""
+                   log: Callable[..., None] = print, embedded_notice: bool = True) -> DatasetSource:
+    """Resolve ``dataset`` (a path, ``"imdb"`` or ``"embedded"``) by the order in the module docstring.
+
+    ``embedded_notice=False``: the caller prints its own notice when the search ends at the embedded sample.
+    """
     if dataset not in (None, "imdb", DATA_FILE, EMBEDDED):
         p = Path(dataset)
         if p.is_dir():
@@ -291,7 +294,8 @@ def locate_dataset(dataset: Optional[str] = "imdb", *, allow_download: Optional[
             return DatasetSource("download", str(cached))
         except DownloadError as e:
             log(f"{e}", file=sys.stderr)
-    log(f"NOTICE: using the embedded IMDB sample ({EMBEDDED_PATH.name}: every train review shorter than 100 "
-        f"words and 1,000 random test reviews of the full data set). For the full data pass --dataset PATH "
-        f"to the tutorial's imdb.pkl or set {ENV_DATA_DIR} to a directory holding it.", file=sys.stderr)
+    if embedded_notice:
+        log(f"NOTICE: using the embedded IMDB sample ({EMBEDDED_PATH.name}: every train review shorter than 100 "
+            f"words and 1,000 random test reviews of the full data set). For the full data pass --dataset PATH "
+            f"to the tutorial's imdb.pkl or set {ENV_DATA_DIR} to a directory holding it.", file=sys.stderr)
     return DatasetSource("embedded", EMBEDDED)

@@ -44,13 +44,13 @@ def _optimizer_name(optimizer) -> str:
     return name
 
 
-def _plot(path, record) -> None:
+def _plot(path, record) -> bool:
     from compat.plots import save_curves
 
     ups = record["valid_updates"]
     if not ups:
-        return
-    save_curves(path, {"train": (ups, record["train_errs"]), "valid": (ups, record["valid_errs"]),
+        return False
+    return save_curves(path, {"train": (ups, record["train_errs"]), "valid": (ups, record["valid_errs"]),
                        "test": (ups, record["test_errs"])},
                 title="Theano IMDB LSTM: error rates", xlabel="update", ylabel="error rate")
 
@@ -86,6 +86,7 @@ def train_lstm(
     plot: Optional[str] = None,
     progress: bool = True,
     record: Optional[Dict[str, Any]] = None,
+    report_rates: bool = False,
     out=None,
 ) -> Tuple[float, float, float]:
     """Train the tutorial's classifier as lstm.py ``train_lstm``; returns ``(train_err, valid_err, test_err)``.
@@ -95,8 +96,10 @@ def train_lstm(
     ``device``, ``seed`` (numpy's, the tutorial's SEED = 123; it also seeds the dropout masks),
     ``valid_portion`` (hard-coded 0.05 in the tutorial), ``doubled_bias`` (train with the pre-May-2015
     ``2 * lstm_b``), ``reload_doubled_bias`` (``reload_model`` was written by that version),
-    ``plot`` (PNG of the error history; default beside ``saveto``), ``progress``, ``record`` (a dict
-    filled with the run's history), ``out`` (stream of the printed lines; stdout).
+    ``plot`` (PNG of the error history; default beside ``saveto``; "" for none), ``progress``, ``record`` (a
+    dict filled with the run's history), ``report_rates`` (after each of the tutorial's ``Train ... Valid ...
+    Test ...`` lines, the same error rates labelled, in percent, with the accuracies), ``out`` (stream of the
+    printed lines; stdout).
     """
     out = out or sys.stdout
 
@@ -181,6 +184,10 @@ def train_lstm(
         validFreq = max(1, len(train[0]) // batch_size)
     if saveFreq == -1:
         saveFreq = max(1, len(train[0]) // batch_size)
+    if dispFreq == -1:
+        # Not the tutorial's (its np.mod(uidx, -1) == 0 prints every update): once per epoch, as -1 means for
+        # validFreq and saveFreq.
+        dispFreq = max(1, len(train[0]) // batch_size)
     plot_path = plot if plot is not None else (str(npz_path(saveto))[:-4] + "_errors.png" if saveto else None)
 
     def save(params, **extra):
@@ -244,6 +251,9 @@ def train_lstm(
                         rec["best_update"] = uidx
 
                     say("Train ", train_err, "Valid ", valid_err, "Test ", test_err)
+                    if report_rates:
+                        say(describe_rates(train_err, valid_err, test_err, f"validation {len(history_errs)}, "
+                                                                           f"epoch {eidx}, update {uidx}"))
 
                     # lstm.py: once more than `patience` validations exist, a validation no better than the
                     # best of all but the last `patience` counts as bad; the run stops after more than
@@ -278,6 +288,10 @@ def train_lstm(
     test_err = pred_error(model, test, kf_test, floatX)
 
     say("Train ", train_err, "Valid ", valid_err, "Test ", test_err)
+    if report_rates:
+        best = rec.get("best_update")
+        say(describe_rates(train_err, valid_err, test_err,
+                           f"the best model, update {best}" if best else "the final model"))
     if saveto:
         save(best_p, train_err=train_err, valid_err=valid_err, test_err=test_err)
     say("The code run for %d epochs, with %f sec/epochs" % ((eidx + 1), (end_time - start_time) / (1. * (eidx + 1))))
@@ -285,13 +299,17 @@ def train_lstm(
     rec.update(final=dict(train_err=float(train_err), valid_err=float(valid_err), test_err=float(test_err)),
                epochs=eidx + 1, updates=uidx, seconds=end_time - start_time,
                sec_per_epoch=(end_time - start_time) / (eidx + 1), model=model)
-    if plot_path:
-        try:
-            _plot(plot_path, rec)
-            rec["plot"] = plot_path
-        except ImportError:
-            print("matplotlib is not installed: no plot written", file=sys.stderr)
+    if plot_path and _plot(plot_path, rec):
+        rec["plot"] = plot_path
     return train_err, valid_err, test_err
+
+
+def describe_rates(train_err, valid_err, test_err, when: str) -> str:
+    """The three error rates labelled, in percent, and the held-out accuracies (the tutorial prints bare
+    fractions)."""
+    train, valid, test = (100 * float(e) for e in (train_err, valid_err, test_err))
+    return (f"  error rates: train {train:.1f}%, valid {valid:.1f}%, test {test:.1f}%; "
+            f"accuracy: valid {100 - valid:.1f}%, test {100 - test:.1f}%  ({when})")
 
 
 def torch_progress(total: int, desc: str, enabled: bool):
