@@ -11,23 +11,35 @@ Fields used (BVLC caffe src/caffe/proto/caffe.proto; the junhyukoh fork numbers 
                       are skipped
 
 Everything else (layer parameters, fillers, phases) is skipped: the weights live in ``blobs``. Blob
-shapes follow Blob::FromProto: ``shape`` when present, else the legacy 4-D (num, channels, height, width);
-the values come from ``double_data`` when it is non-empty, else ``data``; their count must equal the
-shape's product (checked before any array of that size exists).
+shapes follow ``Blob::FromProto`` (blob.cpp): the legacy 4-D (num, channels, height, width) when any of
+those fields is present, else ``shape`` (absent: no axes, one value); the values come from
+``double_data`` when it is non-empty, else ``data``; their count must equal the shape's product.
+
+Hostile files: the file is read only if it is a regular file of at most :data:`MAX_FILE_BYTES`; every
+length is checked before it is sliced; a shape may have at most :data:`MAX_BLOB_AXES` axes (Caffe's
+``kMaxBlobAxes``), each at most INT_MAX, and at most INT_MAX values (``Blob::Reshape``'s "blob size
+exceeds INT_MAX"), all checked before any array exists; the number of layers and blobs is capped
+(:data:`MAX_LAYERS`, :data:`MAX_BLOBS`). Errors are :class:`CaffeModelError` naming the file, the layer,
+the blob and the byte offset.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 
 from compat.atomic import atomic_write_bytes
-from compat.protobuf_wire import (FIXED32, FIXED64, LEN, VARINT, Reader, WireError, Writer, as_string, iter_fields,
-                                  packed_scalars, packed_varints, signed64)
+from compat.errors import FileFormatError
+from compat.formats.files import read_bytes
+from compat.formats.protobuf_wire import (FIXED32, FIXED64, LEN, VARINT, Reader, WireError, Writer, as_string,
+                                          iter_fields, packed_scalars, packed_varints, signed32)
+from compat.formats.shapes import checked_count, format_shape
 
 MAX_FILE_BYTES = 2 ** 31 - 1  # protobuf's own limit on one message
+MAX_BLOB_AXES = 32            # blob.hpp kMaxBlobAxes
+INT_MAX = 2 ** 31 - 1         # Blob::Reshape: every dimension and the count are ints
+MAX_LAYERS = 100_000
+MAX_BLOBS = 100_000
 
 # V1LayerParameter.LayerType -> the type string Caffe's UpgradeV1LayerType gives it.
 V1_LAYER_TYPES = {
@@ -44,119 +56,166 @@ V1_TYPE_CODES = {v: k for k, v in V1_LAYER_TYPES.items() if v}
 CaffeModel = Dict[str, Tuple[str, List[np.ndarray]]]
 
 
-class CaffeModelError(ValueError):
+class CaffeModelError(WireError):
     """A .caffemodel that cannot be read; the message names the file, layer, blob and byte offset."""
 
 
+class _Values:
+    """The occurrences of one repeated float field, packed chunks and unpacked scalars, in file order."""
+
+    __slots__ = ("dtype", "chunks", "scalars", "count")
+
+    def __init__(self, dtype: str):
+        self.dtype, self.chunks, self.scalars, self.count = dtype, [], [], 0
+
+    def add(self, r: Reader, wire: int, value, name: str) -> None:
+        if wire == LEN:
+            self._flush()
+            chunk = packed_scalars(r, wire, value, self.dtype, name)
+            self.chunks.append(chunk)
+            self.count += chunk.size
+        else:
+            expected = FIXED32 if self.dtype == "<f4" else FIXED64
+            if wire != expected:
+                packed_scalars(r, wire, value, self.dtype, name)  # raises, naming the wire types
+            self.scalars.append(value)
+            self.count += 1
+
+    def _flush(self) -> None:
+        if self.scalars:
+            raw = np.array(self.scalars, dtype="<u4" if self.dtype == "<f4" else "<u8")
+            self.chunks.append(raw.view(self.dtype))
+            self.scalars = []
+
+    def array(self, dtype) -> np.ndarray:
+        self._flush()
+        if not self.chunks:
+            return np.zeros(0, dtype)
+        return np.concatenate(self.chunks).astype(dtype, copy=False)
+
+
 def _read_shape(r: Reader) -> List[int]:
-    dims: List[int] = []
+    dims = np.zeros(0, dtype=np.int64)
     for field, wire, value, _ in iter_fields(r):
         if field == 1:
-            dims += packed_varints(r, wire, value, "BlobShape.dim", r)
-    return dims
+            more = packed_varints(r, wire, value, "BlobShape.dim", limit=MAX_BLOB_AXES - dims.size)
+            dims = np.concatenate([dims, more])
+    return [int(d) for d in dims]
 
 
 def _read_blob(r: Reader) -> np.ndarray:
-    shape: Optional[List[int]] = None
+    shape = None
     legacy = {}
-    data: List[np.ndarray] = []
-    double: List[np.ndarray] = []
+    data, double = _Values("<f4"), _Values("<f8")
     for field, wire, value, offset in iter_fields(r):
         if field == 7:
             if wire != LEN:
                 r.fail("BlobProto.shape is not a message", offset)
             shape = _read_shape(r.sub(value, offset, "shape"))
         elif field == 5:
-            data.append(packed_scalars(r, wire, value, "<f4", "BlobProto.data"))
+            data.add(r, wire, value, "BlobProto.data")
         elif field == 8:
-            double.append(packed_scalars(r, wire, value, "<f8", "BlobProto.double_data"))
+            double.add(r, wire, value, "BlobProto.double_data")
         elif field in (1, 2, 3, 4):
             if wire != VARINT:
                 r.fail(f"BlobProto legacy dimension field {field} is not a varint", offset)
-            legacy[field] = signed64(value)
-    if shape is None:
-        shape = [legacy.get(k, 0) for k in (1, 2, 3, 4)] if legacy else [0]
-    if any(d < 0 for d in shape):
-        r.fail(f"blob shape {shape} has a negative dimension")
-    count = 1
+            legacy[field] = signed32(value)
+    if legacy:  # Blob::FromProto: any legacy field means the 4-D (num, channels, height, width)
+        shape = [legacy.get(k, 0) for k in (1, 2, 3, 4)]
+    elif shape is None:
+        shape = []
     for d in shape:
-        count *= d
-    values = double if sum(len(a) for a in double) else data
-    n = sum(len(a) for a in values)
-    if n != count:
-        r.fail(f"blob of shape {shape} ({count} values) holds {n} values")
+        if d < 0:
+            r.fail(f"blob shape {format_shape(shape)} has a negative dimension")
+        if d > INT_MAX:
+            r.fail(f"blob shape {format_shape(shape)} has a dimension above INT_MAX")
+    values = double if double.count else data
     dtype = np.float64 if values is double else np.float32
-    out = np.concatenate(values).astype(dtype) if values else np.zeros(0, dtype)
-    return out.reshape(shape)
+    count = checked_count(shape, np.dtype(dtype).itemsize, r.fail, max_elements=INT_MAX, max_rank=MAX_BLOB_AXES)
+    if values.count != count:
+        r.fail(f"blob of shape {format_shape(shape)} ({count} values) holds {values.count} values")
+    return values.array(dtype).reshape(shape)
 
 
-def _read_layer(r: Reader, v1: bool) -> Tuple[str, str, List[np.ndarray]]:
+class _Budget:
+    __slots__ = ("blobs",)
+
+    def __init__(self):
+        self.blobs = 0
+
+    def blob(self, r: Reader, offset: int) -> None:
+        self.blobs += 1
+        if self.blobs > MAX_BLOBS:
+            r.fail(f"more than {MAX_BLOBS:,} blobs in the file", offset)
+
+
+def _read_layer(r: Reader, v1: bool, budget: _Budget) -> Tuple[str, str, List[np.ndarray]]:
     name, ltype, blobs = "", "", []
     name_f, type_f, blobs_f = (4, 5, 6) if v1 else (1, 2, 7)
     for field, wire, value, offset in iter_fields(r):
         if field == name_f:
-            name = as_string(r, value, "name")
+            name = as_string(r, value, "name", offset)
         elif field == type_f:
             if v1:
                 if wire != VARINT:
                     r.fail("V1LayerParameter.type is not an enum varint", offset)
                 ltype = V1_LAYER_TYPES.get(int(value), f"V1LayerType{int(value)}")
             else:
-                ltype = as_string(r, value, "type")
+                ltype = as_string(r, value, "type", offset)
         elif field == blobs_f:
             if wire != LEN:
                 r.fail(f"blob {len(blobs)} is not a message", offset)
+            budget.blob(r, offset)
             blobs.append(_read_blob(r.sub(value, offset, f"blobs[{len(blobs)}]")))
         elif v1 and field == 1 and wire == LEN:  # V0LayerParameter inside a V1 layer
             v0 = r.sub(value, offset, "layer(V0)")
             for f0, w0, val0, off0 in iter_fields(v0):
                 if f0 == 1:
-                    name = name or as_string(v0, val0, "name")
+                    name = name or as_string(v0, val0, "name", off0)
                 elif f0 == 2:
-                    ltype = ltype or as_string(v0, val0, "type")
+                    ltype = ltype or as_string(v0, val0, "type", off0)
                 elif f0 == 50:
                     if w0 != LEN:
                         v0.fail("blob is not a message", off0)
+                    budget.blob(v0, off0)
                     blobs.append(_read_blob(v0.sub(val0, off0, f"blobs[{len(blobs)}]")))
     return name, ltype, blobs
 
 
-def parse_caffemodel(data: bytes, source: str = "<bytes>") -> CaffeModel:
+def parse_caffemodel(data, source: str = "<bytes>") -> CaffeModel:
     """{layer name: (type, [numpy blobs])} from NetParameter bytes; layers without blobs are included."""
-    r = Reader(data, source)
+    r = Reader(data, str(source), error=CaffeModelError)
     out: CaffeModel = {}
-    try:
-        for field, wire, value, offset in iter_fields(r):
-            if field in (100, 2):
-                if wire != LEN:
-                    r.fail(f"NetParameter.{'layer' if field == 100 else 'layers'} is not a message", offset)
-                index = len(out)
-                sub = r.sub(value, offset, f"{'layer' if field == 100 else 'layers'}[{index}]")
-                name, ltype, blobs = _read_layer(sub, v1=field == 2)
-                if name in out and (blobs or out[name][1]):
-                    raise CaffeModelError(f"{source}: two layers named {name!r} carry blobs")
-                if name not in out or blobs:
-                    out[name] = (ltype, blobs)
-            elif field == 1 and wire != LEN:
-                r.fail("NetParameter.name is not a string", offset)
-    except WireError as exc:
-        raise CaffeModelError(str(exc)) from None
+    budget = _Budget()
+    layers = 0
+    for field, wire, value, offset in iter_fields(r):
+        if field in (100, 2):
+            if wire != LEN:
+                r.fail(f"NetParameter.{'layer' if field == 100 else 'layers'} is not a message", offset)
+            layers += 1
+            if layers > MAX_LAYERS:
+                r.fail(f"more than {MAX_LAYERS:,} layers in the file", offset)
+            index = len(out)
+            sub = r.sub(value, offset, f"{'layer' if field == 100 else 'layers'}[{index}]")
+            name, ltype, blobs = _read_layer(sub, field == 2, budget)
+            if name in out and (blobs or out[name][1]):
+                r.fail(f"two layers named {name!r} carry blobs", offset)
+            if name not in out or blobs:
+                out[name] = (ltype, blobs)
+        elif field == 1 and wire != LEN:
+            r.fail("NetParameter.name is not a string", offset)
     return out
 
 
 def read_caffemodel(path) -> CaffeModel:
     """Read a binary .caffemodel: {layer name: (type, [numpy blobs in Caffe's order])}."""
-    path = Path(path)
     try:
-        size = os.path.getsize(path)
-        if size > MAX_FILE_BYTES:
-            raise CaffeModelError(f"{path}: {size} bytes exceeds protobuf's 2 GiB message limit")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CaffeModelError(f"cannot read {path}: {exc.strerror or exc}") from None
+        data = read_bytes(path, MAX_FILE_BYTES, ".caffemodel")
+    except FileFormatError as exc:
+        raise CaffeModelError(path, f"cannot read: {str(exc).removeprefix(f'{path}: ')}") from None
     if data[:1].isalpha() or data[:5] in (b"name:", b"layer", b"input"):
-        raise CaffeModelError(f"{path}: looks like a text .prototxt, not a binary .caffemodel "
-                              "(read it with read_prototxt)")
+        raise CaffeModelError(path, "looks like a text .prototxt, not a binary .caffemodel (read it with "
+                                    "read_prototxt)")
     return parse_caffemodel(data, str(path))
 
 
@@ -165,7 +224,7 @@ def _blob_message(blob, legacy_4d: bool) -> Writer:
     w = Writer()
     if legacy_4d:
         if arr.ndim > 4:
-            raise CaffeModelError(f"a blob of shape {list(arr.shape)} has more than 4 axes; legacy 4-D cannot hold it")
+            raise ValueError(f"a blob of shape {list(arr.shape)} has more than 4 axes; legacy 4-D cannot hold it")
         dims = [1] * (4 - arr.ndim) + list(arr.shape)
         for field, d in zip((1, 2, 3, 4), dims):
             w.varint(field, d)
@@ -193,7 +252,7 @@ def caffemodel_bytes(layers: Union[Mapping[str, Tuple[str, Sequence]], Sequence[
         lw = Writer()
         if legacy_v1:
             if ltype not in V1_TYPE_CODES:
-                raise CaffeModelError(f"layer {lname!r}: type {ltype!r} has no V1 LayerType enum value")
+                raise ValueError(f"layer {lname!r}: type {ltype!r} has no V1 LayerType enum value")
             lw.string(4, lname).varint(5, V1_TYPE_CODES[ltype])
             for blob in blobs:
                 lw.message(6, _blob_message(blob, True))
