@@ -39,7 +39,7 @@ MAX_FILE_BYTES = 2 ** 31 - 1  # protobuf's own limit on one message
 MAX_BLOB_AXES = 32            # blob.hpp kMaxBlobAxes
 INT_MAX = 2 ** 31 - 1         # Blob::Reshape: every dimension and the count are ints
 MAX_LAYERS = 100_000
-MAX_BLOBS = 100_000
+MAX_BLOBS = 50_000
 
 # V1LayerParameter.LayerType -> the type string Caffe's UpgradeV1LayerType gives it.
 V1_LAYER_TYPES = {
@@ -91,16 +91,17 @@ class _Values:
         self._flush()
         if not self.chunks:
             return np.zeros(0, dtype)
+        if len(self.chunks) == 1:
+            return self.chunks[0].astype(dtype)  # a writable copy, not a view of the file's bytes
         return np.concatenate(self.chunks).astype(dtype, copy=False)
 
 
 def _read_shape(r: Reader) -> List[int]:
-    dims = np.zeros(0, dtype=np.int64)
+    dims: List[int] = []
     for field, wire, value, _ in iter_fields(r):
         if field == 1:
-            more = packed_varints(r, wire, value, "BlobShape.dim", limit=MAX_BLOB_AXES - dims.size)
-            dims = np.concatenate([dims, more])
-    return [int(d) for d in dims]
+            dims += packed_varints(r, wire, value, "BlobShape.dim", limit=MAX_BLOB_AXES - len(dims)).tolist()
+    return dims
 
 
 def _read_blob(r: Reader) -> np.ndarray:

@@ -174,6 +174,8 @@ def packed_scalars(reader: Reader, wire: int, value, dtype: str, field_name: str
 
 def count_packed_varints(value: Buffer) -> int:
     """How many varints a packed field holds (its bytes below 0x80), without decoding them."""
+    if len(value) <= 64:
+        return sum(1 for b in memoryview(value).cast("B") if b < 0x80)
     buf = np.frombuffer(value, dtype=np.uint8)
     return int(np.count_nonzero(buf < 0x80))
 
@@ -215,6 +217,12 @@ def packed_varints(reader: Reader, wire: int, value, field_name: str, limit: Opt
         n = count_packed_varints(value)
         if n > limit:
             reader.fail(f"field {field_name} holds {n} values; at most {limit} are allowed")
+    if len(value) <= 64:  # a few values: a plain loop beats numpy's per-call overhead
+        inner = Reader(value, reader.source, reader.path, reader.base, reader.error)
+        out = []
+        while not inner.done():
+            out.append(signed64(inner.varint()))
+        return np.array(out, dtype=np.int64)
     return decode_packed_varints(reader, value, field_name).view(np.int64)
 
 

@@ -13,12 +13,13 @@ quotes, C escapes, adjacent strings concatenated) or identifiers (enum names, ``
 Escapes denote bytes, as in protobuf; a string whose bytes are not UTF-8 comes back as ``bytes`` (a
 protobuf ``bytes`` field), every other string as ``str``.
 
-Hostile input: the tokenizer is one regular expression whose alternatives cannot backtract into each
+Hostile input: the tokenizer is one regular expression whose alternatives cannot backtrack into each
 other (linear time on any input), tokens are produced one at a time (no token list), numbers are
 classified by unambiguous patterns (a 30,000-digit "number" is refused at once: protobuf integers have
 at most 64 bits), nesting is bounded (:data:`MAX_DEPTH`), the file size is capped (:data:`MAX_BYTES`)
-and so is the number of values and messages (:data:`MAX_VALUES`), which bounds memory to about
-100 bytes per value. Bad input raises :class:`PrototxtError` naming the file, line and column.
+and so is the number of fields and list values (:data:`MAX_VALUES`), which bounds memory to about
+150 bytes per value and the work to a few tokens per value. Bad input raises :class:`PrototxtError`
+naming the file, line and column.
 """
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ from compat.errors import FileFormatError
 from compat.formats.files import MiB, read_bytes
 
 MAX_DEPTH = 64
-MAX_BYTES = 16 * MiB
-MAX_VALUES = 1_000_000
+MAX_BYTES = 4 * MiB
+MAX_VALUES = 250_000
 
 
 class PrototxtError(FileFormatError):
@@ -103,18 +104,19 @@ def _short_repr(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-# One pattern, four alternatives that start with different characters, none of them with two
-# quantifiers competing for the same characters: every match is found in time linear in its length.
+# One pattern whose alternatives start with different characters and repeat only single character
+# classes (no repeated group: re keeps a backtracking record per repetition of a group, which for a
+# 16 MB string or comment run is gigabytes), so every match costs time and memory linear in its length.
+# Quoted strings are scanned by _scan_string from their opening quote.
 _TOKEN = re.compile(r"""
-    (?P<skip>(?:[ \t\r\n\f\v,;]|\#[^\n]*)+)
-  | (?P<str>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
+    (?P<skip>[ \t\r\n\f\v,;]+|\#[^\n]*)
+  | (?P<str>["'])
   | (?P<word>[-+]?[A-Za-z0-9_.]+(?:(?<=[eE])[-+][A-Za-z0-9_.]*)?)
   | (?P<punct>[{}<>\[\]:])
 """, re.VERBOSE)
+_STRING_RUN = {'"': re.compile(r'[^"\\\n]*'), "'": re.compile(r"[^'\\\n]*")}
 
-_HEX = re.compile(r"0[xX][0-9a-fA-F]+")
-_OCTAL = re.compile(r"0[0-7]+")
-_DECIMAL = re.compile(r"[1-9][0-9]*|0")
+_INTEGER = re.compile(r"(?P<hex>0[xX][0-9a-fA-F]+)|(?P<octal>0[0-7]+)|(?P<bad_octal>0[0-9]+)|(?P<decimal>[1-9][0-9]*|0)")
 _FLOAT = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
@@ -161,165 +163,178 @@ def _number(text: str) -> Union[int, float, None]:
     """The value of a word that starts like a number (an optional sign, then a digit or '.'); None if malformed."""
     sign = -1 if text[0] == "-" else 1
     body = text[1:] if text[0] in "+-" else text
-    if _HEX.fullmatch(body):
-        if len(body) > 2 + 16:
-            raise OverflowError
-        value = int(body, 16)
-    elif len(body) > 1 and body[0] == "0" and body[1].isdigit():
-        # tokenizer.cc ConsumeNumber: a leading zero means octal; 8 or 9 after it is an error.
-        if not _OCTAL.fullmatch(body):
+    m = _INTEGER.fullmatch(body)
+    if m is not None:
+        kind = m.lastgroup
+        if kind == "bad_octal":  # tokenizer.cc ConsumeNumber: a leading zero means octal; 8 or 9 is an error
             return None
-        if len(body) > 23:
+        if len(body) > {"hex": 18, "octal": 23, "decimal": 20}[kind]:
             raise OverflowError
-        value = int(body, 8)
-    elif _DECIMAL.fullmatch(body):
-        if len(body) > 20:
+        value = sign * int(body, {"hex": 16, "octal": 8, "decimal": 10}[kind])
+        if value > _MAX_UINT64 or value < _MIN_INT64:
             raise OverflowError
-        value = int(body)
-    else:
-        if body[-1] in "fF":  # protobuf's float suffix: 1.5f, 2f
-            body = body[:-1]
-        if body and _FLOAT.fullmatch(body):
-            return sign * float(body)
-        return None
-    value *= sign
-    if value > _MAX_UINT64 or value < _MIN_INT64:
-        raise OverflowError
-    return value
+        return value
+    if body[-1] in "fF":  # protobuf's float suffix: 1.5f, 2f
+        body = body[:-1]
+    if body and _FLOAT.fullmatch(body):
+        return sign * float(body)
+    return None
 
 
-class _Parser:
-    def __init__(self, text: str, source: str):
-        self.text, self.source = text, source
-        self.pos = 0
-        self.lookahead: Optional[Tuple[str, str, int]] = None
-        self.values = 0
-        self.identifiers: Dict[str, Identifier] = {}
+def _where(text: str, source: str, pos: int) -> str:
+    line = text.count("\n", 0, pos) + 1
+    col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    return f"{source}:{line}:{col}"
 
-    # -- tokens --------------------------------------------------------------------------------------
-    def _scan(self) -> Optional[Tuple[str, str, int]]:
-        text, n = self.text, len(self.text)
-        while self.pos < n:
-            m = _TOKEN.match(text, self.pos)
-            if m is None:
-                self._fail(self.pos, f"unexpected character {text[self.pos]!r}")
-            start, self.pos = self.pos, m.end()
-            kind = m.lastgroup
-            if kind != "skip":
-                return kind, m.group(), start
-        return None
 
-    def _peek(self) -> Optional[Tuple[str, str, int]]:
-        if self.lookahead is None:
-            self.lookahead = self._scan()
-        return self.lookahead
-
-    def _next(self, what: str) -> Tuple[str, str, int]:
-        tok = self._peek()
-        if tok is None:
-            self._fail(len(self.text), f"unexpected end of input, expected {what}")
-        self.lookahead = None
-        return tok
-
-    def _where(self, pos: int) -> str:
-        line = self.text.count("\n", 0, pos) + 1
-        col = pos - (self.text.rfind("\n", 0, pos) + 1) + 1
-        return f"{self.source}:{line}:{col}"
-
-    def _fail(self, pos: int, message: str):
-        raise PrototxtError(f"{self._where(pos)}: {message}")
-
-    def _count(self, pos: int) -> None:
-        self.values += 1
-        if self.values > MAX_VALUES:
-            self._fail(pos, f"more than {MAX_VALUES:,} values and messages; the file is too large for this reader")
-
-    # -- grammar -------------------------------------------------------------------------------------
-    def parse_message(self, depth: int, closer: Optional[str]) -> TextMessage:
-        if depth > MAX_DEPTH:
-            tok = self._peek()
-            self._fail(tok[2] if tok else len(self.text), f"messages nested deeper than {MAX_DEPTH} levels")
-        msg = TextMessage()
-        while True:
-            tok = self._peek()
-            if tok is None:
-                if closer is not None:
-                    self._fail(len(self.text), f"unexpected end of input, expected {closer!r}")
-                return msg
-            kind, text, pos = tok
-            self.lookahead = None
-            if kind == "punct" and text == closer:
-                return msg
-            if kind != "word" or not _IDENT.fullmatch(text):
-                self._fail(pos, f"expected a field name, found {_short_repr(text)}")
-            name = text
-            kind, text, pos = self._next(f"':' or '{{' after field {name!r}")
-            if kind == "punct" and text == ":":
-                kind, text, pos = self._next(f"a value for field {name!r}")
-                if kind == "punct" and text == "[":
-                    self._list(msg, name, depth)
-                    continue
-            elif not (kind == "punct" and text in "{<"):
-                self._fail(pos, f"expected ':' or '{{' after field {name!r}, found {_short_repr(text)}")
-            self._count(pos)
-            if kind == "punct" and text in "{<":
-                msg.add(name, self.parse_message(depth + 1, "}" if text == "{" else ">"))
-            else:
-                msg.add(name, self._scalar(kind, text, pos, name))
-
-    def _list(self, msg: TextMessage, name: str, depth: int) -> None:
-        while True:
-            kind, text, pos = self._next(f"a value or ']' in the list of field {name!r}")
-            if kind == "punct" and text == "]":
-                return
-            self._count(pos)
-            if kind == "punct" and text in "{<":
-                msg.add(name, self.parse_message(depth + 1, "}" if text == "{" else ">"))
-            else:
-                msg.add(name, self._scalar(kind, text, pos, name))
-
-    def _scalar(self, kind: str, text: str, pos: int, name: str):
-        if kind == "word":
-            body = text[1:] if text[0] in "+-" else text
-            low = body.lower()
-            if low in _SPECIAL_FLOATS:
-                return -_SPECIAL_FLOATS[low] if text[0] == "-" else _SPECIAL_FLOATS[low]
-            if body[:1].isdigit() or body[:1] == ".":
-                try:
-                    value = _number(text)
-                except OverflowError:
-                    self._fail(pos, f"integer {_short_repr(text)} for field {name!r} does not fit in 64 bits")
-                if value is None:
-                    self._fail(pos, f"bad number {_short_repr(text)} for field {name!r}")
-                return value
-            if text[0] in "+-" or not _IDENT.fullmatch(text):
-                self._fail(pos, f"bad value {_short_repr(text)} for field {name!r}")
-            ident = self.identifiers.get(text)
-            if ident is None:
-                ident = self.identifiers[text] = Identifier(text)
-            return ident
-        if kind == "str":
-            parts = [text]
+def _tokens(text: str, fail) -> Iterator[Tuple[str, str, int]]:
+    """``(kind, token, position)`` for every token of ``text``; whitespace, separators and comments dropped."""
+    match = _TOKEN.match
+    n = len(text)
+    pos = 0
+    while pos < n:
+        m = match(text, pos)
+        if m is None:
+            fail(pos, f"unexpected character {text[pos]!r}")
+        kind = m.lastgroup
+        end = m.end()
+        if kind == "skip":
+            pos = end
+            continue
+        if kind == "str":  # scan to the closing quote: an escape skips one character, no newline inside
+            quote, run = text[pos], _STRING_RUN[text[pos]]
             while True:
-                nxt = self._peek()
-                if nxt is None or nxt[0] != "str":
+                end = run.match(text, end).end()
+                if end >= n or text[end] == "\n":
+                    fail(pos, "unterminated string")
+                if text[end] == quote:
+                    end += 1
                     break
-                self.lookahead = None
-                parts.append(nxt[1])
-            try:
-                values = [_unescape(p[1:-1]) for p in parts]
-            except ValueError as exc:
-                self._fail(pos, f"bad string for field {name!r}: {exc}")
-            if len(values) == 1:
-                return values[0]
-            if all(isinstance(v, str) for v in values):
-                return "".join(values)
-            joined = b"".join(v if isinstance(v, bytes) else v.encode("utf-8") for v in values)
-            try:
-                return joined.decode("utf-8")
-            except UnicodeDecodeError:
-                return joined
-        self._fail(pos, f"expected a value for field {name!r}, found {_short_repr(text)}")
+                if end + 1 >= n or text[end + 1] == "\n":
+                    fail(pos, "unterminated string")
+                end += 2
+        yield kind, text[pos:end], pos
+        pos = end
+
+
+# Parser states: what the next token may be.
+_NAME, _AFTER_NAME, _VALUE, _LIST = range(4)
+_EXPECTED = {_AFTER_NAME: "':' or '{{' after field {name!r}", _VALUE: "a value for field {name!r}",
+             _LIST: "a value or ']' in the list of field {name!r}"}
+
+
+def _parse(text: str, source: str) -> TextMessage:
+    """One pass over the tokens with an explicit stack of open messages (no recursion, no token list)."""
+    def fail(pos: int, message: str):
+        raise PrototxtError(f"{_where(text, source, pos)}: {message}")
+
+    root = msg = TextMessage()
+    closer = None
+    stack = []              # (message, closer, field name, inside a list) of each enclosing message
+    state, name, in_list = _NAME, "", False
+    strings = None          # adjacent quoted strings not yet added: [parts, position]
+    count = 0
+    identifiers: Dict[str, Identifier] = {}
+    for kind, tok, pos in _tokens(text, fail):
+        if strings is not None:
+            if kind == "str":
+                strings[0].append(tok)
+                count += 1
+                if count > MAX_VALUES:
+                    fail(pos, f"more than {MAX_VALUES:,} fields and list values; the file is too large for "
+                              "this reader")
+                continue
+            msg.add(name, _join_strings(strings[0], strings[1], name, fail))
+            strings = None
+        if state == _NAME:
+            if kind == "punct" and tok == closer:
+                msg, closer, name, in_list = stack.pop()
+                state = _LIST if in_list else _NAME
+                continue
+            if kind != "word" or not _IDENT.fullmatch(tok):
+                fail(pos, f"expected a field name, found {_short_repr(tok)}")
+            name, state = tok, _AFTER_NAME
+            count += 1
+            if count > MAX_VALUES:
+                fail(pos, f"more than {MAX_VALUES:,} fields and list values; the file is too large for this reader")
+            continue
+        elif state == _AFTER_NAME:
+            if kind == "punct" and tok == ":":
+                state = _VALUE
+                continue
+            if not (kind == "punct" and tok in "{<"):
+                fail(pos, f"expected ':' or '{{' after field {name!r}, found {_short_repr(tok)}")
+        elif state == _LIST:
+            if kind == "punct" and tok == "]":
+                state, in_list = _NAME, False
+                continue
+            count += 1
+        elif kind == "punct" and tok == "[":  # state _VALUE
+            state, in_list = _LIST, True
+            continue
+        if count > MAX_VALUES:
+            fail(pos, f"more than {MAX_VALUES:,} fields and list values; the file is too large for this reader")
+        # a value of field `name`: a nested message, a string (maybe continued) or a word
+        if kind == "punct" and tok in "{<":
+            if len(stack) >= MAX_DEPTH:
+                fail(pos, f"messages nested deeper than {MAX_DEPTH} levels")
+            child = TextMessage()
+            msg.add(name, child)
+            stack.append((msg, closer, name, in_list))
+            msg, closer, state, in_list = child, "}" if tok == "{" else ">", _NAME, False
+            continue
+        if kind == "str":
+            strings = [[tok], pos]
+        elif kind == "word":
+            msg.add(name, _word_value(tok, pos, name, identifiers, fail))
+        else:
+            fail(pos, f"expected a value for field {name!r}, found {_short_repr(tok)}")
+        if state != _LIST:
+            state = _NAME
+    if strings is not None:
+        msg.add(name, _join_strings(strings[0], strings[1], name, fail))
+    if state != _NAME:
+        fail(len(text), "unexpected end of input, expected " + _EXPECTED[state].format(name=name))
+    if stack:
+        fail(len(text), f"unexpected end of input, expected {closer!r}")
+    return root
+
+
+def _word_value(tok: str, pos: int, name: str, identifiers: Dict[str, Identifier], fail):
+    body = tok[1:] if tok[0] in "+-" else tok
+    low = body.lower()
+    if low in _SPECIAL_FLOATS:
+        return -_SPECIAL_FLOATS[low] if tok[0] == "-" else _SPECIAL_FLOATS[low]
+    if body[:1].isdigit() or body[:1] == ".":
+        try:
+            value = _number(tok)
+        except OverflowError:
+            fail(pos, f"integer {_short_repr(tok)} for field {name!r} does not fit in 64 bits")
+        if value is None:
+            fail(pos, f"bad number {_short_repr(tok)} for field {name!r}")
+        return value
+    if tok[0] in "+-" or not _IDENT.fullmatch(tok):
+        fail(pos, f"bad value {_short_repr(tok)} for field {name!r}")
+    ident = identifiers.get(tok)
+    if ident is None:
+        ident = identifiers[tok] = Identifier(tok)
+    return ident
+
+
+def _join_strings(parts: list, pos: int, name: str, fail) -> Union[str, bytes]:
+    try:
+        values = [_unescape(p[1:-1]) for p in parts]
+    except ValueError as exc:
+        fail(pos, f"bad string for field {name!r}: {exc}")
+    if len(values) == 1:
+        return values[0]
+    if all(isinstance(v, str) for v in values):
+        return "".join(values)
+    joined = b"".join(v if isinstance(v, bytes) else v.encode("utf-8") for v in values)
+    try:
+        return joined.decode("utf-8")
+    except UnicodeDecodeError:
+        return joined
 
 
 def parse_prototxt(text: Union[str, bytes], source: str = "<string>") -> TextMessage:
@@ -333,7 +348,7 @@ def parse_prototxt(text: Union[str, bytes], source: str = "<string>") -> TextMes
             raise PrototxtError(f"{source}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     if len(text) > MAX_BYTES:
         raise PrototxtError(f"{source}: {len(text):,} characters is larger than the {MAX_BYTES:,} limit")
-    return _Parser(text, source).parse_message(0, None)
+    return _parse(text, source)
 
 
 def read_prototxt(path) -> TextMessage:

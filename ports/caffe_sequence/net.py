@@ -274,7 +274,7 @@ class CaffeNet(nn.Module):
                 setattr(module, pname, sprm)
 
     def copy_trained_layers_from(self, layers: Mapping[str, Tuple[str, Sequence[np.ndarray]]],
-                                 source: str = "<weights>") -> List[str]:
+                                 source: str = "<weights>", *, allow_nonfinite: bool = False) -> List[str]:
         """Caffe ``Net::CopyTrainedLayersFrom``: copy blobs by layer name; returns the layers copied.
 
         As net.cpp does, a layer must bring as many blobs as the net's layer has and each blob must have
@@ -282,6 +282,7 @@ class CaffeNet(nn.Module):
         any is copied. A 4-D blob whose shape is the parameter's with leading 1s is accepted, as Caffe
         accepts blobs stored in the legacy num/channels/height/width fields (the reader gives those 4-D
         shapes; a new-style 4-D ``shape`` of that form, which Caffe would refuse, is accepted too).
+        A blob holding NaN or infinity is refused, naming it, unless ``allow_nonfinite`` (Caffe copies it).
         """
         plan = []
         for lname, module in self.layer_modules.items():
@@ -299,6 +300,10 @@ class CaffeNet(nn.Module):
                                         f"file's is {list(arr.shape)}, the net's {list(prm.shape)}")
                 if arr.dtype.kind not in "fiu":
                     raise CaffeNetError(f"{source}: blob {k} of layer {lname!r} is not numeric (dtype {arr.dtype})")
+                if not allow_nonfinite and arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                    bad = int(arr.size - np.isfinite(arr).sum())
+                    raise CaffeNetError(f"{source}: blob {k} of layer {lname!r} holds {bad} NaN or infinite "
+                                        "values (allow_nonfinite=True copies them anyway)")
                 plan.append((prm, arr))
             plan.append((None, lname))
         copied = []
