@@ -285,7 +285,8 @@ def test_copy_trained_layers_checks_shapes_not_only_counts():
     assert all(torch.equal(p, q) for p, q in zip(before, net.parameters()))  # lstm1 was not half-copied
     legacy = {"ip1": ("InnerProduct", [np.full((1, 1, 1, 15), 2.0, np.float32), np.full((1, 1, 1, 1), 3.0, np.float32)])}
     assert net.copy_trained_layers_from(legacy) == ["ip1"]
-    assert float(net.layer_modules["ip1"].weight.sum()) == 30.0 and float(net.layer_modules["ip1"].bias) == 3.0
+    ip1 = net.layer_modules["ip1"]
+    assert float(ip1.weight.detach().sum()) == 30.0 and float(ip1.bias.detach()) == 3.0
     with pytest.raises(CaffeNetError, match="shape mismatch"):
         net.copy_trained_layers_from({"ip1": ("InnerProduct", [np.zeros((1, 1, 15, 1), np.float32), b])})
 

@@ -284,6 +284,8 @@ def construction_cases(loader: str) -> Iterator[Case]:
     if loader == "tf_v2":
         yield case("index keys extending a 100 KB shared prefix (220 KB file)",
                    {"m.index": _prefix_bomb_index(), "m.data-00000-of-00001": b""}, "m")
+        yield case("index keys extending a 60 KB shared prefix (220 KB file)",
+                   {"m.index": _prefix_bomb_index(60_000), "m.data-00000-of-00001": b""}, "m")
         yield case("rank 254 tensor", _v2([(b"w", encode_entry(1, (1,) * 254, 0, 4, mask(crc32c(raw[:4]))))],
                                           raw[:4]), "m")
         yield case("shape [0, 2**62, 2**62]", _v2([(b"w", encode_entry(1, (0, 2 ** 62, 2 ** 62), 0, 0, 0))]), "m")

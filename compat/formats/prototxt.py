@@ -31,7 +31,7 @@ from compat.formats.files import MiB, read_bytes
 
 MAX_DEPTH = 64
 MAX_BYTES = 4 * MiB
-MAX_VALUES = 250_000
+MAX_VALUES = 100_000
 
 
 class PrototxtError(FileFormatError):

@@ -21,6 +21,7 @@ from typing import Dict, Iterable, Tuple
 
 import numpy as np
 
+from compat.errors import FileFormatError
 from compat.formats.files import file_size, open_regular
 from compat.formats.protobuf_wire import (FIXED32, LEN, VARINT, Reader, expect_wire, iter_fields, put_varint,
                                           signed32, signed64)
@@ -148,7 +149,11 @@ def read_tensor(prefix: str, num_shards: int, info: TensorInfo) -> np.ndarray:
     path = data_path(prefix, info.shard_id, num_shards)
     if not os.path.lexists(path):
         raise CheckpointNotFoundError(path, f"data shard for {what} is missing")
-    with open_regular(path, "checkpoint data shard") as fh:
+    try:
+        fh = open_regular(path, "checkpoint data shard")
+    except FileFormatError as exc:
+        raise CheckpointError(path, str(exc).removeprefix(f"{path}: ")) from None
+    with fh:
         size = file_size(fh)
         if info.offset + info.size > size:
             raise CheckpointError(path, f"{what}: bytes [{info.offset}, {info.offset + info.size}) lie past the "

@@ -135,7 +135,7 @@ def resolve_checkpoint(path) -> Tuple[str, str]:
         if state is None:
             raise CheckpointNotFoundError(p, "directory has no 'checkpoint' state file")
         prefix = state["model_checkpoint_path"]
-        if os.path.isfile(prefix + ".index"):
+        if os.path.lexists(prefix + ".index"):
             return "v2", prefix
         v1 = v1_files(prefix)
         if len(v1) == 1:
@@ -143,12 +143,13 @@ def resolve_checkpoint(path) -> Tuple[str, str]:
         if v1:
             raise CheckpointError(p, f"sharded V1 checkpoint {prefix} ({len(v1)} files) is not supported")
         raise CheckpointNotFoundError(p, f"the state file names {prefix!r}, which has no files")
-    if p.endswith(".index") and os.path.isfile(p):
+    # lexists, not isfile: a FIFO or a link to a device is then refused by the reader with a clear error
+    if p.endswith(".index") and os.path.lexists(p):
         return "v2", p[: -len(".index")]
     m = re.fullmatch(r"(.*)\.data-\d{5}-of-\d{5}", p, re.DOTALL)
-    if m and os.path.isfile(m.group(1) + ".index"):
+    if m and os.path.lexists(m.group(1) + ".index"):
         return "v2", m.group(1)
-    if os.path.isfile(p + ".index"):
+    if os.path.lexists(p + ".index"):
         return "v2", p
     if os.path.lexists(p):
         return "v1", p

@@ -32,10 +32,12 @@ from typing import Mapping, Optional
 import numpy as np
 
 from compat.atomic import atomic_write_bytes, fsync_directory, in_flight, is_stale, leftover_pid, temp_name
+from compat.errors import FileFormatError
+from compat.formats.files import read_bytes
 from compat.formats.tf.bundle import HEADER, encode_entry, encode_string_tensor
 from compat.formats.tf.crc32c import crc32c, mask
 from compat.formats.tf.errors import CheckpointError
-from compat.formats.tf.state import read_checkpoint_state, write_checkpoint_state
+from compat.formats.tf.state import MAX_STATE_BYTES, read_checkpoint_state, write_checkpoint_state
 from compat.formats.tf.table import build_table
 from compat.formats.tf.tensors import DT_STRING, FROM_NUMPY
 
@@ -142,9 +144,11 @@ def save_checkpoint(path_prefix, variables: Mapping[str, object], *, write_state
     live = _state_prefix(directory)
     remove_leftovers(prefix, keep=live)
     state_before = None
-    if write_state and os.path.isfile(state_file):
-        with open(state_file, "rb") as fh:
-            state_before = fh.read()
+    if write_state and os.path.lexists(state_file):
+        try:
+            state_before = read_bytes(state_file, MAX_STATE_BYTES, "checkpoint state file")
+        except FileFormatError as exc:
+            raise CheckpointError(state_file, f"cannot save beside it: {str(exc).removeprefix(f'{state_file}: ')}") from None
 
     new = os.path.join(directory, temp_name(base, "tmp"))
     backup = os.path.join(directory, temp_name(base, "prev"))
