@@ -3,7 +3,9 @@
 An interrupted run leaves either the previous file or the new one, never half of one. A failed write
 removes its temporary file. A process killed outright (``kill -9``, power loss) cannot clean up: its
 temporary file stays, under a recognisable name ``.<target name>.<pid>.<random>.tmp<suffix>``, and the
-next write to the same target removes every such leftover whose process is gone.
+next write to the same target removes every such leftover whose process is gone (a process of this
+machine: a writer on another host sharing the folder over a network file system is not seen, so keep one
+writer per target there).
 """
 from __future__ import annotations
 
