@@ -31,8 +31,8 @@ import numpy as np
 from compat.atomic import atomic_write_bytes
 from compat.errors import FileFormatError
 from compat.formats.files import read_bytes
-from compat.formats.protobuf_wire import (FIXED32, FIXED64, LEN, VARINT, Reader, WireError, Writer, as_string,
-                                          iter_fields, packed_scalars, packed_varints, signed32)
+from compat.formats.protobuf_wire import (FIXED32, FIXED64, LEN, VARINT, WIRE_TYPE_NAMES, Reader, WireError, Writer,
+                                          as_string, iter_fields, packed_scalars, packed_varints, signed32)
 from compat.formats.shapes import checked_count, format_shape
 
 MAX_FILE_BYTES = 2 ** 31 - 1  # protobuf's own limit on one message
@@ -77,7 +77,8 @@ class _Values:
         else:
             expected = FIXED32 if self.dtype == "<f4" else FIXED64
             if wire != expected:
-                packed_scalars(r, wire, value, self.dtype, name)  # raises, naming the wire types
+                r.fail(f"field {name} has wire type {WIRE_TYPE_NAMES.get(wire, wire)}; expected "
+                       f"{WIRE_TYPE_NAMES[expected]} or packed")
             self.scalars.append(value)
             self.count += 1
 

@@ -284,7 +284,7 @@ class CaffeNet(nn.Module):
         shapes; a new-style 4-D ``shape`` of that form, which Caffe would refuse, is accepted too).
         A blob holding NaN or infinity is refused, naming it, unless ``allow_nonfinite`` (Caffe copies it).
         """
-        plan = []
+        plan = []  # (layer name, [(parameter, blob)]) once every blob has been checked
         for lname, module in self.layer_modules.items():
             if lname not in layers:
                 continue
@@ -293,6 +293,7 @@ class CaffeNet(nn.Module):
             if len(blobs) != len(params):
                 raise CaffeNetError(f"{source}: layer {lname!r} has {len(blobs)} blobs; the net's layer has "
                                     f"{len(params)} (Caffe: incompatible number of blobs)")
+            pairs = []
             for k, (prm, blob) in enumerate(zip(params, blobs)):
                 arr = np.asarray(blob)
                 if not _shape_equals(arr.shape, tuple(prm.shape)):
@@ -304,16 +305,13 @@ class CaffeNet(nn.Module):
                     bad = int(arr.size - np.isfinite(arr).sum())
                     raise CaffeNetError(f"{source}: blob {k} of layer {lname!r} holds {bad} NaN or infinite "
                                         "values (allow_nonfinite=True copies them anyway)")
-                plan.append((prm, arr))
-            plan.append((None, lname))
-        copied = []
+                pairs.append((prm, arr))
+            plan.append((lname, pairs))
         with torch.no_grad():
-            for prm, arr in plan:
-                if prm is None:
-                    copied.append(arr)
-                else:
+            for _lname, pairs in plan:
+                for prm, arr in pairs:
                     prm.copy_(torch.as_tensor(arr.reshape(prm.shape), dtype=prm.dtype))
-        return copied
+        return [lname for lname, _ in plan]
 
     def blobs_by_layer(self) -> Dict[str, Tuple[str, List[np.ndarray]]]:
         """{layer name: (type, [numpy blobs])} for every layer with parameters (``write_caffemodel`` input)."""
