@@ -92,9 +92,11 @@ class Result:
 
 @functools.lru_cache(maxsize=1)
 def _lstm_short_net():
+    import torch
+
     from ports.caffe_sequence.net import CaffeNet
 
-    return CaffeNet(read_prototxt(CONFIGS / "lstm_short.prototxt"), "TEST")
+    return CaffeNet(read_prototxt(CONFIGS / "lstm_short.prototxt"), "TEST", generator=torch.Generator().manual_seed(0))
 
 
 def _caffemodel_into_net(path):
