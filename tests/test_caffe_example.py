@@ -9,9 +9,9 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from compat.prototxt import parse_prototxt
+from compat.formats.prototxt import parse_prototxt
 from ports.caffe_sequence.__main__ import main
-from ports.caffe_sequence.caffemodel import read_caffemodel
+from compat.formats.caffemodel import read_caffemodel
 from ports.caffe_sequence.example import (RunConfig, Trainer, f_x, smoothed_update, target_sequence)
 from ports.caffe_sequence.solver import CaffeSGD
 from tests.tolerances import assert_close

@@ -1,5 +1,5 @@
-"""Caffe files without Caffe: the text-format reader (compat.prototxt), the wire format
-(compat.protobuf_wire) and .caffemodel reading and writing (ports.caffe_sequence.caffemodel), including
+"""Caffe files without Caffe: the text-format reader (compat.formats.prototxt), the wire format
+(compat.formats.protobuf_wire) and .caffemodel reading and writing (compat.formats.caffemodel), including
 truncated, corrupted and hostile bytes."""
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import torch
 from hypothesis import event, given, note, strategies as st
 from hypothesis.strategies import composite
 
-from compat.protobuf_wire import Writer, encode_varint
-from compat.prototxt import Identifier, PrototxtError, TextMessage, format_prototxt, parse_prototxt, read_prototxt
+from compat.formats.protobuf_wire import Writer, encode_varint
+from compat.formats.prototxt import Identifier, PrototxtError, TextMessage, format_prototxt, parse_prototxt, read_prototxt
 from ports.caffe_sequence import read_caffemodel, write_caffemodel
-from ports.caffe_sequence.caffemodel import CaffeModelError, caffemodel_bytes, parse_caffemodel
+from compat.formats.caffemodel import CaffeModelError, caffemodel_bytes, parse_caffemodel
 from ports.caffe_sequence.example import CONFIG_DIR, CONFIGS, resolve_net_path
 from ports.caffe_sequence.net import CaffeNet, CaffeNetError
 
@@ -218,9 +218,20 @@ def test_hostile_lengths_are_rejected_before_allocation():
     huge = bytes([0x82, 0x06]) + encode_varint(2 ** 62) + b"\x00" * 4  # field 100, length 2**62
     with pytest.raises(CaffeModelError, match="declares 4611686018427387904 bytes"):
         parse_caffemodel(huge, "huge")
-    shape = Writer().message(7, Writer().packed_varints(1, [2 ** 40, 2 ** 40]))  # claims 2**80 values, holds 0
+    def blob_with_dims(dims):
+        shape = Writer().message(7, Writer().packed_varints(1, dims))
+        return Writer().message(100, Writer().string(1, "x").message(7, shape)).bytes()
+
     with pytest.raises(CaffeModelError, match="holds 0 values"):
-        parse_caffemodel(Writer().message(100, Writer().string(1, "x").message(7, shape)).bytes(), "claims")
+        parse_caffemodel(blob_with_dims([3, 4]), "claims")
+    with pytest.raises(CaffeModelError, match="dimension above INT_MAX"):
+        parse_caffemodel(blob_with_dims([2 ** 40, 2 ** 40]), "claims")
+    with pytest.raises(CaffeModelError, match="has 1099511627776 elements; at most 2147483647"):
+        parse_caffemodel(blob_with_dims([2 ** 20, 2 ** 20]), "claims")
+    with pytest.raises(CaffeModelError, match="BlobShape.dim holds 33 values; at most 32"):
+        parse_caffemodel(blob_with_dims([1] * 33), "rank")
+    with pytest.raises(CaffeModelError, match="BlobShape.dim holds 80000 values; at most 32"):
+        parse_caffemodel(blob_with_dims([2 ** 62] * 80_000), "bigint")
     with pytest.raises(CaffeModelError, match="varint longer than 10 bytes"):
         parse_caffemodel(b"\x08" + b"\xff" * 11, "varint")
     with pytest.raises(CaffeModelError, match="wire type 3"):
@@ -256,6 +267,28 @@ def test_caffemodel_loads_into_a_net(tmp_path):
     wrong = {"lstm1": ("Lstm", [np.zeros((4, 1), np.float32)] * 3)}
     with pytest.raises(CaffeNetError, match="lstm1"):
         dst.copy_trained_layers_from(wrong)
+
+
+def test_copy_trained_layers_checks_shapes_not_only_counts():
+    """Net::CopyTrainedLayersFrom refuses a blob whose shape differs even when its count matches (an
+    InnerProduct weight stored [1, 15] for [15, 1]); a legacy 4-D blob [1, 1, N, K] fits [N, K]; nothing
+    is copied when any blob fails."""
+    net = CaffeNet(read_prototxt(CONFIG_DIR / "lstm_short.prototxt"), "TEST")
+    good = {n: (t, [b.copy() for b in bs]) for n, (t, bs) in net.blobs_by_layer().items()}
+    w, b = good["ip1"][1]
+    assert w.shape == (1, 15)
+    before = [p.detach().clone() for p in net.parameters()]
+    transposed = {"lstm1": (good["lstm1"][0], [x + 1 for x in good["lstm1"][1]]), "ip1": ("InnerProduct", [w.T, b])}
+    with pytest.raises(CaffeNetError, match=r"blob 0 of layer 'ip1': shape mismatch, the file's is \[15, 1\], "
+                                            r"the net's \[1, 15\]"):
+        net.copy_trained_layers_from(transposed, "m.caffemodel")
+    assert all(torch.equal(p, q) for p, q in zip(before, net.parameters()))  # lstm1 was not half-copied
+    legacy = {"ip1": ("InnerProduct", [np.full((1, 1, 1, 15), 2.0, np.float32), np.full((1, 1, 1, 1), 3.0, np.float32)])}
+    assert net.copy_trained_layers_from(legacy) == ["ip1"]
+    ip1 = net.layer_modules["ip1"]
+    assert float(ip1.weight.detach().sum()) == 30.0 and float(ip1.bias.detach()) == 3.0
+    with pytest.raises(CaffeNetError, match="shape mismatch"):
+        net.copy_trained_layers_from({"ip1": ("InnerProduct", [np.zeros((1, 1, 15, 1), np.float32), b])})
 
 
 BVLC_NET = """

@@ -90,7 +90,7 @@ def _ckpt_cases():
 def test_port_loads_tf_trained_checkpoint_and_gives_tf_logits(model_name, tmp_path):
     """A few TF training steps saved by Saver: the port reads the checkpoint without TensorFlow and gives
     TF's logits; its own export reads back to the same values."""
-    from compat.tf_checkpoint import list_variables, load_checkpoint
+    from compat.formats.tf import list_variables, load_checkpoint
 
     with np.load(GOLDEN / "checkpoints" / "expected.npz", allow_pickle=False) as z:
         config = json.loads(str(z[f"{model_name}/config"]))
@@ -113,7 +113,7 @@ def test_port_loads_tf_trained_checkpoint_and_gives_tf_logits(model_name, tmp_pa
     assert_close(logits, expected, msg=f"{model_name} logits from the TF checkpoint")
     # Saver saved every global variable (lr, Adam slots, beta powers): the port took only the model's.
     assert set(exported) < set(names)
-    from compat.tf_checkpoint import save_checkpoint
+    from compat.formats.tf import save_checkpoint
     save_checkpoint(tmp_path / "export", exported)
     back = load_checkpoint(tmp_path)
     original = load_checkpoint(directory)

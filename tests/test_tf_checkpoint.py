@@ -1,4 +1,4 @@
-"""compat.tf_checkpoint and compat.crc32c: TF1 checkpoints read and written without TensorFlow.
+"""compat.formats.tf (and its crc32c): TF1 checkpoints read and written without TensorFlow.
 
 The oracle for the reader is TensorFlow itself: tests/golden/tf_checkpoint holds a V2 and a V1
 checkpoint written by TF's Saver and ``expected.npz``, the values TF's own reader returned for them
@@ -18,9 +18,10 @@ import pytest
 from hypothesis import given, note, strategies as st
 from hypothesis.strategies import composite
 
-from compat import tf_checkpoint as tc
-from compat.crc32c import crc32c, mask, unmask
-from compat.tf_checkpoint import (CheckpointError, CheckpointNotFoundError, latest_checkpoint, list_variables,
+from compat.formats.protobuf_wire import Reader, encode_varint, put_varint
+from compat.formats.tf import bundle, snappy, table
+from compat.formats.tf.crc32c import crc32c, mask, unmask
+from compat.formats.tf import (CheckpointError, CheckpointNotFoundError, latest_checkpoint, list_variables,
                                   load_checkpoint, load_variable, save_checkpoint)
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "tf_checkpoint"
@@ -156,7 +157,8 @@ def test_multi_block_index_is_read_through_its_index_block(tmp_path):
     variables = {f"layer_{i:03d}/kernel": np.full((2,), i, np.float32) for i in range(200)}
     save_checkpoint(tmp_path / "m", variables, block_size=128)
     buf = (tmp_path / "m.index").read_bytes()
-    assert len(list(tc._block_entries(tc._read_block(buf, *_index_handle(buf), "x", "index"), "x", "i"))) > 5
+    index_block = table._read_block(buf, *_index_handle(buf), "x", "index", [len(buf)])
+    assert len(list(table._block_entries(index_block, "x", "i", table._Limits(len(buf))))) > 5
     got = load_checkpoint(tmp_path / "m")
     assert all(np.array_equal(got[k], v) for k, v in variables.items())
 
@@ -186,14 +188,14 @@ def test_writer_rejects_unrepresentable_input(tmp_path):
 # ---------------------------------------------------------------------------------- hand-built tables
 
 def _index_handle(buf: bytes) -> tuple[int, int]:
-    cur = tc._Cursor(buf[-48:], "x", "footer", end=40)
+    cur = Reader(buf[-48:-8])
     cur.varint(), cur.varint()
     return cur.varint(), cur.varint()
 
 
 def _write_bundle(tmp_path, entries, data=b"", header=b"\x08\x01\x1a\x02\x08\x01", name="m"):
-    table = tc._build_table([(b"", header)] + entries) if header is not None else tc._build_table(entries)
-    (tmp_path / f"{name}.index").write_bytes(table)
+    index = table.build_table([(b"", header)] + entries) if header is not None else table.build_table(entries)
+    (tmp_path / f"{name}.index").write_bytes(index)
     (tmp_path / f"{name}.data-00000-of-00001").write_bytes(data)
     return tmp_path / name
 
@@ -201,7 +203,7 @@ def _write_bundle(tmp_path, entries, data=b"", header=b"\x08\x01\x1a\x02\x08\x01
 def _entry(dtype=1, shape=(2,), offset=0, size=8, crc=None, data=b"", extra=b""):
     if crc is None:
         crc = mask(crc32c(data))
-    return tc._encode_entry(dtype, shape, offset, size, crc) + extra
+    return bundle.encode_entry(dtype, shape, offset, size, crc) + extra
 
 
 def test_bfloat16_is_read_as_float32(tmp_path):
@@ -215,7 +217,7 @@ def _snappy_compress_literal_and_copy(data: bytes) -> bytes:
     """A valid snappy stream: the first 8 bytes as a literal, the rest as 1-byte-offset copies when it
     repeats with period 8, else one literal."""
     out = bytearray()
-    tc._put_varint(out, len(data))
+    put_varint(out, len(data))
     if len(data) > 12 and all(data[i] == data[i - 8] for i in range(8, len(data))):
         out += bytes([(8 - 1) << 2]) + data[:8]
         rest = len(data) - 8
@@ -244,26 +246,26 @@ def test_snappy_compressed_block_is_decompressed(tmp_path):
     raw = np.arange(4, dtype=np.float32).tobytes()
     entries = [(b"", b"\x08\x01\x1a\x02\x08\x01")] + [(f"v{i:02d}".encode(), _entry(1, (4,), 0, 16, data=raw))
                                                         for i in range(6)]
-    block = tc._build_block(entries, 16)
-    assert tc._snappy_decompress(_snappy_compress_literal_and_copy(block), "x", "t") == block
+    block = table.build_block(entries, 16)
+    assert snappy.decompress(_snappy_compress_literal_and_copy(block), "x", "t") == block
     periodic = bytes(range(8)) * 5
-    assert tc._snappy_decompress(_snappy_compress_literal_and_copy(periodic), "x", "t") == periodic
+    assert snappy.decompress(_snappy_compress_literal_and_copy(periodic), "x", "t") == periodic
     # Assemble a table whose single data block is snappy-compressed.
     compressed = _snappy_compress_literal_and_copy(block)
     out = bytearray(compressed + b"\x01" + struct.pack("<I", mask(crc32c(compressed + b"\x01"))))
-    meta = tc._build_block([], 16)
+    meta = table.build_block([], 16)
     meta_off = len(out)
     out += meta + b"\x00" + struct.pack("<I", mask(crc32c(meta + b"\x00")))
     handle = bytearray()
-    tc._put_varint(handle, 0)
-    tc._put_varint(handle, len(compressed))
-    index = tc._build_block([(b"v05", bytes(handle))], 1)
+    put_varint(handle, 0)
+    put_varint(handle, len(compressed))
+    index = table.build_block([(b"v05", bytes(handle))], 1)
     index_off = len(out)
     out += index + b"\x00" + struct.pack("<I", mask(crc32c(index + b"\x00")))
     footer = bytearray()
     for v in (meta_off, len(meta), index_off, len(index)):
-        tc._put_varint(footer, v)
-    out += bytes(footer) + b"\x00" * (40 - len(footer)) + struct.pack("<Q", tc.TABLE_MAGIC)
+        put_varint(footer, v)
+    out += bytes(footer) + b"\x00" * (40 - len(footer)) + struct.pack("<Q", table.TABLE_MAGIC)
     (tmp_path / "s.index").write_bytes(bytes(out))
     (tmp_path / "s.data-00000-of-00001").write_bytes(raw)
     got = load_checkpoint(tmp_path / "s")
@@ -275,11 +277,12 @@ def test_snappy_compressed_block_is_decompressed(tmp_path):
     (b"\x05\x00a", "produced 1 bytes, declared 5"),
     (b"\xff\xff\xff\xff\x0f\x00a", "impossible"),
     (b"\x08\x04ab\x05\x05", "copy offset"),
-    (b"\x02\x0cab", "runs past the end"),
+    (b"\x02\x0cab", "output exceeds the declared length 2"),
+    (b"\x05\x00a\x0c", "literal declares 4 bytes but only 0 remain"),
 ])
 def test_malformed_snappy_streams(stream, message):
     with pytest.raises(CheckpointError, match=message):
-        tc._snappy_decompress(stream, "f.index", "block")
+        snappy.decompress(stream, "f.index", "block")
 
 
 @pytest.mark.parametrize("case, message", [
@@ -304,10 +307,10 @@ def test_corrupt_table_structure(tmp_path, case, message):
         buf = buf[:-3]
     elif case == "handle_past_eof":
         footer = bytearray()
-        tc._put_varint(footer, 0)
-        tc._put_varint(footer, 1)
-        tc._put_varint(footer, 10**12)
-        tc._put_varint(footer, 10**12)
+        put_varint(footer, 0)
+        put_varint(footer, 1)
+        put_varint(footer, 10**12)
+        put_varint(footer, 10**12)
         buf[-48:-8] = bytes(footer) + b"\x00" * (40 - len(footer))
     elif case == "block_crc":
         buf[3] ^= 0x10
@@ -327,12 +330,15 @@ def test_corrupt_table_structure(tmp_path, case, message):
 @pytest.mark.parametrize("case, message", [
     ("varint_overflow", "varint longer than 10 bytes"),
     ("varint_truncated", "truncated varint"),
-    ("length_past_end", "runs past the end"),
+    ("length_past_end", "declares 65535 bytes but only 0 remain"),
     ("group_wire_type", "unsupported wire type 3"),
     ("negative_dim", "dimension 0 has size -1"),
     ("too_many_dims", "more than 254 dimensions"),
     ("unknown_rank", "unknown rank"),
-    ("huge_shape", "needs .* bytes, the entry says"),
+    ("huge_shape", r"needs more than 2\*\*63 - 1 bytes"),
+    ("wrong_size", "needs 4398046511104 bytes, the entry says 8"),
+    ("rank_100", "has 100 axes; at most 64 are supported"),
+    ("empty_but_huge", r"shape \[0, 4611686018427387904, 4611686018427387904\] needs more than"),
     ("huge_size", "past the end of the shard"),
     ("negative_offset", "negative offset"),
     ("data_crc", "checksum mismatch"),
@@ -359,6 +365,12 @@ def test_hostile_entries_raise_clear_errors(tmp_path, case, message):
         value = b"\x08\x01\x12\x02\x18\x01"
     elif case == "huge_shape":
         value = _entry(1, (2**40, 2**40), 0, 8, data=raw)
+    elif case == "wrong_size":
+        value = _entry(1, (2**20, 2**20), 0, 8, data=raw)
+    elif case == "rank_100":
+        value = _entry(1, (1,) * 100, 0, 4, data=raw[:4])
+    elif case == "empty_but_huge":
+        value = _entry(1, (0, 2**62, 2**62), 0, 0, data=b"")
     elif case == "huge_size":
         value = _entry(1, (2**40,), 0, 2**42, data=raw)
     elif case == "negative_offset":
@@ -380,9 +392,7 @@ def test_hostile_entries_raise_clear_errors(tmp_path, case, message):
 
 
 def _varint(v: int) -> bytes:
-    out = bytearray()
-    tc._put_varint(out, v)
-    return bytes(out)
+    return encode_varint(v)
 
 
 @pytest.mark.parametrize("header, message", [
@@ -391,8 +401,8 @@ def _varint(v: int) -> bytes:
     (b"\x08\x01\x10\x01", "big-endian"),
     (b"\x08\x01\x1a\x02\x10\x05", "newer than this reader"),
     # wrong wire types under valid checksums: an error naming the field, not a crash
-    (b"\x0a\x01x", "bundle header: field 1 has wire type 2"),
-    (b"\x1a\x03\x0a\x01x", "bundle header version: field 1 has wire type 2"),
+    (b"\x0a\x01x", "field num_shards has wire type length-delimited; expected varint in bundle header"),
+    (b"\x1a\x03\x0a\x01x", "field producer has wire type length-delimited; expected varint in bundle header.version"),
 ])
 def test_bad_bundle_headers(tmp_path, header, message):
     raw = np.zeros(2, np.float32).tobytes()
@@ -404,7 +414,7 @@ def test_bad_bundle_headers(tmp_path, header, message):
 def test_keys_out_of_order_are_corruption(tmp_path):
     raw = np.zeros(2, np.float32).tobytes()
     entries = [(b"", b"\x08\x01"), (b"b", _entry(data=raw)), (b"a", _entry(data=raw))]
-    (tmp_path / "m.index").write_bytes(tc._build_table(entries))
+    (tmp_path / "m.index").write_bytes(table.build_table(entries))
     (tmp_path / "m.data-00000-of-00001").write_bytes(raw)
     with pytest.raises(CheckpointError, match="keys out of order"):
         load_checkpoint(tmp_path / "m")
@@ -420,7 +430,7 @@ def test_missing_files_and_directories(tmp_path):
         load_checkpoint(tmp_path)
     assert latest_checkpoint(tmp_path) is None
     (tmp_path / "checkpoint").write_text("model_checkpoint_path = [\n")
-    with pytest.raises(CheckpointError, match="line 1: not a text-format CheckpointState"):
+    with pytest.raises(CheckpointError, match="line 1:23: unexpected character '='"):
         load_checkpoint(tmp_path)
     (tmp_path / "checkpoint").write_text('all_model_checkpoint_paths: "a"\n')
     with pytest.raises(CheckpointError, match="no model_checkpoint_path"):
@@ -518,7 +528,7 @@ def _v1_table(path: Path, name: str, shape, dtype_enum: int, slices) -> None:
         tensor = _int_field(1, dtype_enum) + _msg(5, np.asarray(values, "<f4").tobytes())
         saved = _msg(1, name.encode()) + _msg(2, slice_msg(extents)) + _msg(3, tensor)
         entries.append((b"\x00slice" + bytes([k]), _msg(2, saved)))
-    path.write_bytes(tc._build_table(sorted(entries)))
+    path.write_bytes(table.build_table(sorted(entries)))
 
 
 def test_v1_tensor_saved_in_slices_is_assembled(tmp_path):
@@ -537,10 +547,13 @@ def test_v1_slices_that_leave_holes_or_overflow_are_errors(tmp_path):
     with pytest.raises(CheckpointError, match=r"slice \[3, 5\) outside dimension 0"):
         load_checkpoint(tmp_path / "outside")
     _v1_table(tmp_path / "count", "w", (4, 3), 1, [([], np.zeros(5))])
-    with pytest.raises(CheckpointError, match="5 values for a slice of 12"):
+    with pytest.raises(CheckpointError, match="more elements than its 24 bytes of values can hold"):
         load_checkpoint(tmp_path / "count")
+    _v1_table(tmp_path / "extra", "w", (4, 3), 1, [([], np.zeros(13))])
+    with pytest.raises(CheckpointError, match="13 values for a slice of 12 elements"):
+        load_checkpoint(tmp_path / "extra")
     _v1_table(tmp_path / "huge", "w", (2**40, 2**40), 1, [([], np.zeros(1))])
-    with pytest.raises(CheckpointError, match="larger than the file could hold"):
+    with pytest.raises(CheckpointError, match="more elements than its"):
         load_checkpoint(tmp_path / "huge")
 
 
@@ -568,7 +581,7 @@ def test_arbitrary_entry_and_header_protos_never_crash(tmp_path_factory, header,
     d = tmp_path_factory.mktemp("proto")
     note((header, value, v1))
     if v1:
-        (d / "v1").write_bytes(tc._build_table([(b"", header), (b"\x00a", value)]))
+        (d / "v1").write_bytes(table.build_table([(b"", header), (b"\x00a", value)]))
         path = d / "v1"
     else:
         path = _write_bundle(d, [(b"v", value)], os.urandom(64), header=header)

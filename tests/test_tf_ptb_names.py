@@ -178,7 +178,7 @@ def test_error_cases_name_the_variable():
 
 
 def test_load_from_a_v2_checkpoint_path(tmp_path):
-    from compat.tf_checkpoint import save_checkpoint
+    from compat.formats.tf import save_checkpoint
 
     config = small_config()
     ckpt = tf_checkpoint(config, 3, "1.0", "Model", "RNN")

@@ -345,7 +345,7 @@ def test_model_input_errors():
 
 
 def test_load_tf1_variables_from_a_checkpoint_path(tmp_path):
-    from compat.tf_checkpoint import save_checkpoint
+    from compat.formats.tf import save_checkpoint
 
     torch.manual_seed(1)
     src = LSTMModel(3, 6, 2, 2)

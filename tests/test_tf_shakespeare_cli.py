@@ -119,7 +119,7 @@ def test_module_entry_point_runs(tmp_path):
 def test_sample_from_the_recipes_tf_checkpoint_and_vocab_pickle(tmp_path, capsys):
     import pickle
 
-    from compat.tf_checkpoint import save_checkpoint
+    from compat.formats.tf import save_checkpoint
     from ports.tf_shakespeare import LSTMModel
 
     torch.manual_seed(0)

@@ -64,10 +64,19 @@ def read_bytes(path: PathLike, cap: int, what: str = "file") -> bytes:
         size = file_size(fh)
         if size > cap:
             raise FileFormatError(f"{path}: the {what} has {size:,} bytes; the cap is {cap:,}")
-        data = fh.read(cap + 1)
-    if len(data) > cap:  # it grew while being read
+        # read(n) allocates n bytes up front: ask for what fstat reported (plus one byte to notice growth),
+        # never for the cap itself, then keep reading while the file grows, up to the cap.
+        chunks = [fh.read(size + 1)]
+        total = len(chunks[0])
+        while total > size and total <= cap:
+            chunk = fh.read(min(cap + 1 - total, MiB))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    if total > cap:  # it grew while being read
         raise FileFormatError(f"{path}: the {what} is larger than the cap of {cap:,} bytes")
-    return data
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def read_text(path: PathLike, cap: int, what: str = "file", encoding: str = "utf-8") -> str:

@@ -11,9 +11,9 @@ __all__ = ["CaffeLSTM", "JunhyukohLSTM", "CaffeShapeError", "read_prototxt", "re
 def __getattr__(name):
     # File readers load lazily so that importing the layers stays cheap.
     if name == "read_prototxt":
-        from compat.prototxt import read_prototxt
+        from compat.formats.prototxt import read_prototxt
         return read_prototxt
     if name in ("read_caffemodel", "write_caffemodel"):
-        from ports.caffe_sequence import caffemodel
+        from compat.formats import caffemodel
         return getattr(caffemodel, name)
     raise AttributeError(name)

@@ -19,7 +19,7 @@ import torch
 
 from compat.atomic import atomic_torch_save, atomic_write_text
 from compat.progress import Progress
-from compat.prototxt import TextMessage, read_prototxt
+from compat.formats.prototxt import TextMessage, read_prototxt
 from ports.caffe_sequence.layers import JunhyukohLSTM
 from ports.caffe_sequence.net import CaffeNet
 from ports.caffe_sequence.solver import CaffeSGD
@@ -342,7 +342,7 @@ def run(cfg: RunConfig, *, caffemodel_in: Optional[Path] = None, generate_only: 
     if cfg.resume:
         trainer.load(cfg.resume)
     if caffemodel_in is not None:
-        from ports.caffe_sequence.caffemodel import read_caffemodel
+        from compat.formats.caffemodel import read_caffemodel
 
         copied = trainer.net.copy_trained_layers_from(read_caffemodel(caffemodel_in), str(caffemodel_in))
         if not copied:
@@ -360,7 +360,7 @@ def run(cfg: RunConfig, *, caffemodel_in: Optional[Path] = None, generate_only: 
                "train_seconds_this_run": round(train_s, 1), "seed": cfg.seed, "dwh_defect": cfg.dwh_defect,
                "smoothed_at": {str(it): s for it, _, s in trainer.state.log
                                if it in (1000, 10000, 50000) or it == trainer.state.log[-1][0]}}
-    from ports.caffe_sequence.caffemodel import write_caffemodel
+    from compat.formats.caffemodel import write_caffemodel
 
     write_caffemodel(out_dir / f"{cfg.config}_iter_{trainer.state.it}.caffemodel", trainer.net.blobs_by_layer(),
                      name=trainer.net.name)

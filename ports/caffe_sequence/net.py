@@ -15,12 +15,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from compat.prototxt import TextMessage
+from compat.errors import InputError
+from compat.formats.prototxt import TextMessage
 from ports.caffe_sequence.layers import CaffeLSTM, CaffeShapeError, JunhyukohLSTM
 
 
-class CaffeNetError(ValueError):
-    """A net definition this port cannot build; the message names the layer and field."""
+class CaffeNetError(InputError, ValueError):
+    """A net definition this port cannot build, or weights that do not fit it; the message names the layer."""
 
 
 class InnerProduct(nn.Module):
@@ -40,6 +41,14 @@ class InnerProduct(nn.Module):
             raise CaffeShapeError(f"InnerProduct input has {flat.shape[-1]} features from axis {axis} "
                                   f"(shape {list(x.shape)}); its weight expects {self.weight.shape[1]}")
         return torch.nn.functional.linear(flat, self.weight, self.bias)
+
+
+def _shape_equals(blob_shape: Tuple[int, ...], param_shape: Tuple[int, ...]) -> bool:
+    """Caffe ``Blob::ShapeEquals``: equal shapes, or a legacy 4-D blob equal to the parameter's shape
+    padded with leading 1s (``LegacyShape(-4..-1)``)."""
+    if blob_shape == param_shape:
+        return True
+    return len(blob_shape) == 4 and len(param_shape) <= 4 and blob_shape == (1,) * (4 - len(param_shape)) + param_shape
 
 
 def euclidean_loss(a: Tensor, b: Tensor) -> Tensor:
@@ -231,11 +240,11 @@ class CaffeNet(nn.Module):
     @classmethod
     def from_files(cls, prototxt, caffemodel=None, phase: str = "TEST", **kwargs) -> "CaffeNet":
         """Build from a .prototxt and, optionally, copy a .caffemodel's blobs into it by layer name."""
-        from compat.prototxt import read_prototxt
+        from compat.formats.prototxt import read_prototxt
 
         net = cls(read_prototxt(prototxt), phase, source=str(prototxt), **kwargs)
         if caffemodel is not None:
-            from ports.caffe_sequence.caffemodel import read_caffemodel
+            from compat.formats.caffemodel import read_caffemodel
 
             net.copy_trained_layers_from(read_caffemodel(caffemodel), str(caffemodel))
         return net
@@ -265,26 +274,44 @@ class CaffeNet(nn.Module):
                 setattr(module, pname, sprm)
 
     def copy_trained_layers_from(self, layers: Mapping[str, Tuple[str, Sequence[np.ndarray]]],
-                                 source: str = "<weights>") -> List[str]:
-        """Caffe ``Net::CopyTrainedLayersFrom``: copy blobs by layer name; returns the layers copied."""
-        copied = []
+                                 source: str = "<weights>", *, allow_nonfinite: bool = False) -> List[str]:
+        """Caffe ``Net::CopyTrainedLayersFrom``: copy blobs by layer name; returns the layers copied.
+
+        As net.cpp does, a layer must bring as many blobs as the net's layer has and each blob must have
+        the parameter's shape (``Blob::ShapeEquals``), not only as many values; every blob is checked before
+        any is copied. A 4-D blob whose shape is the parameter's with leading 1s is accepted, as Caffe
+        accepts blobs stored in the legacy num/channels/height/width fields (the reader gives those 4-D
+        shapes; a new-style 4-D ``shape`` of that form, which Caffe would refuse, is accepted too).
+        A blob holding NaN or infinity is refused, naming it, unless ``allow_nonfinite`` (Caffe copies it).
+        """
+        plan = []  # (layer name, [(parameter, blob)]) once every blob has been checked
         for lname, module in self.layer_modules.items():
             if lname not in layers:
                 continue
-            ltype, blobs = layers[lname]
+            _ltype, blobs = layers[lname]
             params = list(module.parameters())
             if len(blobs) != len(params):
                 raise CaffeNetError(f"{source}: layer {lname!r} has {len(blobs)} blobs; the net's layer has "
-                                    f"{len(params)}")
+                                    f"{len(params)} (Caffe: incompatible number of blobs)")
+            pairs = []
             for k, (prm, blob) in enumerate(zip(params, blobs)):
                 arr = np.asarray(blob)
-                if arr.size != prm.numel():
-                    raise CaffeNetError(f"{source}: layer {lname!r} blob {k} has shape {list(arr.shape)}; the net "
-                                        f"expects {list(prm.shape)}")
-                with torch.no_grad():
+                if not _shape_equals(arr.shape, tuple(prm.shape)):
+                    raise CaffeNetError(f"{source}: cannot copy blob {k} of layer {lname!r}: shape mismatch, the "
+                                        f"file's is {list(arr.shape)}, the net's {list(prm.shape)}")
+                if arr.dtype.kind not in "fiu":
+                    raise CaffeNetError(f"{source}: blob {k} of layer {lname!r} is not numeric (dtype {arr.dtype})")
+                if not allow_nonfinite and arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                    bad = int(arr.size - np.isfinite(arr).sum())
+                    raise CaffeNetError(f"{source}: blob {k} of layer {lname!r} holds {bad} NaN or infinite "
+                                        "values (allow_nonfinite=True copies them anyway)")
+                pairs.append((prm, arr))
+            plan.append((lname, pairs))
+        with torch.no_grad():
+            for _lname, pairs in plan:
+                for prm, arr in pairs:
                     prm.copy_(torch.as_tensor(arr.reshape(prm.shape), dtype=prm.dtype))
-            copied.append(lname)
-        return copied
+        return [lname for lname, _ in plan]
 
     def blobs_by_layer(self) -> Dict[str, Tuple[str, List[np.ndarray]]]:
         """{layer name: (type, [numpy blobs])} for every layer with parameters (``write_caffemodel`` input)."""

@@ -18,7 +18,7 @@ from typing import List, Sequence, Tuple
 import torch
 from torch import nn
 
-from compat.prototxt import TextMessage
+from compat.formats.prototxt import TextMessage
 
 LR_POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
 

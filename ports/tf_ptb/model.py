@@ -219,7 +219,7 @@ class PTBModel(nn.Module):
         """Copy a TF checkpoint's model variables into the parameters; returns port name -> TF name used.
 
         ``variables``: a name -> array mapping (``tf.train.NewCheckpointReader`` ... ``get_tensor``) or a
-        checkpoint path (read by :func:`compat.tf_checkpoint.load_checkpoint`, no TensorFlow needed).
+        checkpoint path (read by :func:`compat.formats.tf.load_checkpoint`, no TensorFlow needed).
         Every TF generation's names and any outer scope are recognised; ``scope`` picks the model when a
         checkpoint holds several. Optimizer slots, ``global_step`` and the ``lr`` variable are ignored;
         names with TF's ``:0`` output suffix (dumps of ``{v.name: value}``) are accepted.
@@ -230,7 +230,7 @@ class PTBModel(nn.Module):
         them). ``shared=False`` insists on one cell per layer.
         """
         if isinstance(variables, (str, os.PathLike)):
-            from compat.tf_checkpoint import load_checkpoint
+            from compat.formats.tf import load_checkpoint
             variables = load_checkpoint(variables)
         if not isinstance(variables, Mapping):
             raise TypeError(f"variables must be a name -> array mapping or a checkpoint path, got {type(variables).__name__}")

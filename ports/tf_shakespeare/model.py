@@ -191,7 +191,7 @@ class LSTMModel(nn.Module):
         names used. Raises :class:`TF1VariableError` naming a missing variable or a wrong shape.
         """
         if isinstance(variables, (str, os.PathLike)):
-            from compat.tf_checkpoint import load_checkpoint
+            from compat.formats.tf import load_checkpoint
 
             variables = load_checkpoint(variables)
         names = {(k[:-2] if k.endswith(":0") else k): v for k, v in variables.items()}

@@ -312,7 +312,7 @@ def load_trained(path, device: str = "cpu"):
 def load_tf1_model(checkpoint, vocab_path, device: str = "cpu", scope: str = "lstm_model"):
     """``(model, ix2vocab, vocab2ix)`` from the recipe's own TF1 checkpoint and vocabulary
     (``temp/shakespeare_model/model-N`` and ``vocab.pkl``); sizes come from the checkpoint's W."""
-    from compat.tf_checkpoint import load_checkpoint
+    from compat.formats.tf import load_checkpoint
     from ports.tf_shakespeare.data import DataError, load_vocab_file
 
     if vocab_path is None:

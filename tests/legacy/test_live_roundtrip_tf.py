@@ -1,5 +1,5 @@
 """Real checkpoints both ways: TF trains a few steps and saves with Saver; the port loads the checkpoint
-through compat.tf_checkpoint (no TensorFlow) and gives TF's logits; the port exports a checkpoint with
+through compat.formats.tf (no TensorFlow) and gives TF's logits; the port exports a checkpoint with
 save_checkpoint and TF's Saver restores it into a fresh graph with the same logits again."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from compat.tf_checkpoint import save_checkpoint
+from compat.formats.tf import save_checkpoint
 from record_checkpoints import (PTB_CONFIG, SHAKESPEARE_CONFIG, ptb_restore_logits, ptb_train_and_save,
                                 shakespeare_restore_logits, shakespeare_train_and_save)
 from tests.port_runners import ptb_model, shakespeare_model

@@ -1,4 +1,4 @@
-"""compat.tf_checkpoint against live TensorFlow: TF reads what the pure-Python writer wrote (reader and
+"""compat.formats.tf against live TensorFlow: TF reads what the pure-Python writer wrote (reader and
 Saver.restore) and the pure-Python reader reads what TF's Saver wrote, over Hypothesis-chosen variables."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, note, strategies as st
 from hypothesis.strategies import composite
 
-from compat.tf_checkpoint import latest_checkpoint, list_variables, load_checkpoint, save_checkpoint
+from compat.formats.tf import latest_checkpoint, list_variables, load_checkpoint, save_checkpoint
 from tests.test_tf_checkpoint import variable_sets
 
 _TF_DTYPES = ["float32", "float64", "int32", "int64", "float16", "bool", "uint8", "int8", "int16", "complex64"]
