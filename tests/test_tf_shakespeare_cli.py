@@ -137,4 +137,4 @@ def test_sample_from_the_recipes_tf_checkpoint_and_vocab_pickle(tmp_path, capsys
         pickle.dump([vocab2ix, {0: os.getcwd}], fh)
     assert main(["sample", "--tf-checkpoint", str(tmp_path), "--vocab", str(tmp_path / "evil.pkl"),
                  "--prime", "thou"]) == 2
-    assert "refuses to load" in capsys.readouterr().err
+    assert "refused to load global" in capsys.readouterr().err
