@@ -24,8 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1701, help="seed of the fillers' random numbers")
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/caffe_sequence/<config>)")
     p.add_argument("--save", type=Path, default=None,
-                   help="checkpoint file written atomically every --checkpoint-every iterations and at the end "
-                        "(default <out>/checkpoint.pt)")
+                   help="checkpoint written atomically every --checkpoint-every iterations and at the end: NAME.json "
+                        "and a .safetensors file beside it (default <out>/checkpoint)")
     p.add_argument("--checkpoint-every", type=int, default=5000, help="iterations between checkpoints (0: only at the end)")
     p.add_argument("--resume", type=Path, default=None, help="continue from this checkpoint (same --config)")
     p.add_argument("--caffemodel", type=Path, default=None,
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     out = args.out or Path("runs") / "caffe_sequence" / args.config
     cfg = RunConfig(config=args.config, out_dir=out, iters=args.iters, device=args.device, seed=args.seed,
-                    resume=args.resume, save=args.save or out / "checkpoint.pt",
+                    resume=args.resume, save=args.save or out / "checkpoint",
                     checkpoint_every=args.checkpoint_every, dwh_defect=not args.no_dwh_defect,
                     backend=args.backend, progress=not args.no_progress)
     if args.device.startswith("cuda"):

@@ -29,8 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train as the recipe (10 epochs of 100x50 batches, Adam 0.001, clip 4.5)")
     t.add_argument("--data-path", required=True, help="plain-text corpus, e.g. pg100.txt (UTF-8, CRLF kept)")
-    t.add_argument("--save-dir", default="runs/tf_shakespeare", help="folder for model.pt, vocab.json, loss.png")
-    t.add_argument("--resume", action="store_true", help="continue from SAVE_DIR/model.pt when it exists")
+    t.add_argument("--save-dir", default="runs/tf_shakespeare", help="folder for model.json (+ its .safetensors), vocab.json, loss.png")
+    t.add_argument("--resume", action="store_true", help="continue from SAVE_DIR/model.json when it exists")
     t.add_argument("--epochs", type=int, default=d.epochs, help="epochs to train (recipe: 10)")
     t.add_argument("--max-iterations", type=int, default=None,
                    help="stop after this many iterations in this run, checkpointing (smoke runs)")
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="continue prime texts with a saved model")
     src = s.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model", help="model.pt written by train (or its folder, with vocab.json)")
+    src.add_argument("--model", help="model.json written by train (or its folder, with vocab.json)")
     src.add_argument("--tf-checkpoint", help="a TF1 checkpoint of the recipe (prefix or folder); needs --vocab")
     s.add_argument("--vocab", default=None,
                    help="vocabulary for --tf-checkpoint: the recipe's vocab.pkl (read safely) or a vocab.json")
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(s)
 
     r = sub.add_parser("report", help="summarise a run: loss landmarks, epoch times, greedy samples, loss plot")
-    r.add_argument("--save-dir", required=True, help="the run's folder (model.pt and vocab.json)")
+    r.add_argument("--save-dir", required=True, help="the run's folder (model.json and vocab.json)")
     r.add_argument("--plot", default=None, help="write the loss curve with the recipe's published levels here (PNG)")
     _add_common(r)
     return parser
