@@ -1,0 +1,95 @@
+"""Seeded mutations of valid files and the bookkeeping of a fuzz run (each case through tests.fuzzing).
+
+``FUZZ_CASES=N`` sets how many truncations and byte flips each loader gets (default 24; 400 under
+``HYPOTHESIS_PROFILE=thorough``); ``FUZZ_SEED`` changes the seed; ``FUZZ_REPORT=path.json`` appends every
+loader's tally of outcomes there (the counts docs/security.md quotes).
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import random
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Iterator, Sequence, Tuple
+
+from tests.fuzzing import Outcome, run_isolated
+
+THOROUGH = os.environ.get("HYPOTHESIS_PROFILE") == "thorough"
+CASES = int(os.environ.get("FUZZ_CASES") or (400 if THOROUGH else 24))
+SEED = int(os.environ.get("FUZZ_SEED") or 20240611)
+TIMEOUT = 5.0
+MEMORY_MB = 1024
+
+
+def mutations(data: bytes, n: int = CASES, seed: int = SEED) -> Iterator[Tuple[str, bytes]]:
+    """``n`` variants of ``data``: alternately a truncation at a random length and one to three random
+    byte flips (xor with a random non-zero byte), seeded."""
+    rng = random.Random(seed * 7919 + len(data))
+    for k in range(n):
+        if k % 2 == 0:
+            cut = rng.randrange(len(data))
+            yield f"truncated to {cut}", data[:cut]
+        else:
+            out = bytearray(data)
+            where = []
+            for _ in range(rng.randint(1, 3)):
+                i = rng.randrange(len(out))
+                out[i] ^= rng.randrange(1, 256)
+                where.append(i)
+            yield f"bytes {where} flipped", bytes(out)
+
+
+class Tally:
+    """Outcomes of one loader's cases; :meth:`check` fails with every unexpected one listed."""
+
+    def __init__(self, loader: str):
+        self.loader = loader
+        self.counts: Dict[str, int] = collections.Counter()
+        self.bad: list = []
+
+    def run(self, name: str, fn: Callable, path, *args, allowed: Sequence[str] = ("input_error",)) -> Outcome:
+        outcome = run_isolated(fn, path, *args, timeout=TIMEOUT, memory_mb=MEMORY_MB)
+        self.counts[outcome.kind] += 1
+        if outcome.kind not in allowed:
+            self.bad.append(f"{name}: {outcome}")
+        return outcome
+
+    def check(self) -> None:
+        total = sum(self.counts.values())
+        print(f"fuzz {self.loader}: {total} cases: {dict(self.counts)}")
+        report = os.environ.get("FUZZ_REPORT")
+        if report:
+            with open(report, "a") as fh:
+                fh.write(json.dumps({"loader": self.loader, "cases": total, "outcomes": dict(self.counts)}) + "\n")
+        assert not self.bad, f"{self.loader}: {len(self.bad)} of {total} cases failed:\n" + "\n".join(self.bad[:20])
+
+
+def fuzz_bytes(tally: Tally, loader: Callable, valid: bytes, path: Path, *, seed: int = SEED,
+               allowed: Sequence[str] = ("input_error", "ok"), n: int = CASES) -> None:
+    """Write each mutation of ``valid`` to ``path`` and run ``loader(path)`` on it."""
+    for name, blob in mutations(valid, n, seed):
+        path.write_bytes(blob)
+        tally.run(name, loader, path, allowed=allowed)
+
+
+def write_sparse(path: Path, size: int) -> Path:
+    """A file of ``size`` bytes that takes no disk space (for size caps)."""
+    with open(path, "wb") as fh:
+        fh.truncate(size)
+    return path
+
+
+def special_files(tmp: Path) -> Iterable[Tuple[str, Path]]:
+    """A directory, a FIFO and a symlink to /dev/zero: none may be read (a loader must refuse them)."""
+    d = tmp / "a_directory"
+    d.mkdir(exist_ok=True)
+    yield "directory", d
+    fifo = tmp / "a_fifo"
+    if not fifo.exists():
+        os.mkfifo(fifo)
+    yield "fifo", fifo
+    zero = tmp / "dev_zero_link"
+    if not zero.exists():
+        zero.symlink_to("/dev/zero")
+    yield "/dev/zero", zero
