@@ -65,12 +65,12 @@ class Tally:
         assert not self.bad, f"{self.loader}: {len(self.bad)} of {total} cases failed:\n" + "\n".join(self.bad[:20])
 
 
-def fuzz_bytes(tally: Tally, loader: Callable, valid: bytes, path: Path, *, seed: int = SEED,
+def fuzz_bytes(tally: Tally, loader: Callable, valid: bytes, path: Path, *, load=None, seed: int = SEED,
                allowed: Sequence[str] = ("input_error", "ok"), n: int = CASES) -> None:
-    """Write each mutation of ``valid`` to ``path`` and run ``loader(path)`` on it."""
+    """Write each mutation of ``valid`` to ``path`` and run ``loader(load or path)``."""
     for name, blob in mutations(valid, n, seed):
         path.write_bytes(blob)
-        tally.run(name, loader, path, allowed=allowed)
+        tally.run(name, loader, path if load is None else load, allowed=allowed)
 
 
 def write_sparse(path: Path, size: int) -> Path:
@@ -93,3 +93,60 @@ def special_files(tmp: Path) -> Iterable[Tuple[str, Path]]:
     if not zero.exists():
         zero.symlink_to("/dev/zero")
     yield "/dev/zero", zero
+
+
+def deflated_zeros(prefix: bytes, zeros: int, block: int = 1 << 22) -> bytes:
+    """A raw deflate stream of ``prefix`` and ``zeros`` zero bytes, built in milliseconds whatever its size:
+    after a full flush the compressor restarts, so one block's output repeats verbatim."""
+    import zlib
+
+    assert zeros % block == 0
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    head = c.compress(prefix) + c.flush(zlib.Z_FULL_FLUSH)
+    chunk = c.compress(bytes(block)) + c.flush(zlib.Z_FULL_FLUSH)
+    again = c.compress(bytes(block)) + c.flush(zlib.Z_FULL_FLUSH)
+    assert chunk == again
+    return head + chunk * (zeros // block) + c.flush()
+
+
+def zip64_archive(path: Path, members: Sequence[Tuple[str, bytes, int, int, int]]) -> Path:
+    """A zip archive written by hand: members ``(name, data, method, size, crc)`` (method 0 stored,
+    8 deflated; ``size`` the declared uncompressed size, which may be a lie), every header with zip64 sizes."""
+    import struct
+
+    out = bytearray()
+    central = bytearray()
+    for name, data, method, size, crc in members:
+        offset = len(out)
+        raw = name.encode()
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 45, 0, method, 0, 0x21, crc, 0xFFFFFFFF, 0xFFFFFFFF,
+                           len(raw), 20) + raw + struct.pack("<HHQQ", 1, 16, size, len(data))
+        out += data
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 45, 45, 0, method, 0, 0x21, crc, 0xFFFFFFFF,
+                               0xFFFFFFFF, len(raw), 28, 0, 0, 0, 0, 0xFFFFFFFF) + raw
+        central += struct.pack("<HHQQQ", 1, 24, size, len(data), offset)
+    cd_offset = len(out)
+    out += central
+    eocd64 = len(out)
+    n = len(members)
+    out += struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, n, n, len(central), cd_offset)
+    out += struct.pack("<IIQI", 0x07064B50, 0, eocd64, 1)
+    out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    path.write_bytes(bytes(out))
+    return path
+
+
+def npz_members(arrays) -> list:
+    """``(name, data, 0, size, crc)`` stored members of an .npz for :func:`zip64_archive`."""
+    import io
+    import zlib
+
+    import numpy as np
+
+    members = []
+    for name, array in arrays.items():
+        buf = io.BytesIO()
+        np.lib.format.write_array(buf, np.asarray(array), allow_pickle=False)
+        data = buf.getvalue()
+        members.append((name + ".npy", data, 0, len(data), zlib.crc32(data)))
+    return members
