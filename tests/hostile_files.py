@@ -1,6 +1,6 @@
 """Seeded mutations of valid files and the bookkeeping of a fuzz run (each case through tests.fuzzing).
 
-``FUZZ_CASES=N`` sets how many truncations and byte flips each loader gets (default 24; 400 under
+``FUZZ_CASES=N`` sets how many truncations and byte flips each loader gets (default 16; 400 under
 ``HYPOTHESIS_PROFILE=thorough``); ``FUZZ_SEED`` changes the seed; ``FUZZ_REPORT=path.json`` appends every
 loader's tally of outcomes there (the counts docs/security.md quotes).
 """
@@ -16,7 +16,7 @@ from typing import Callable, Dict, Iterable, Iterator, Sequence, Tuple
 from tests.fuzzing import Outcome, run_isolated
 
 THOROUGH = os.environ.get("HYPOTHESIS_PROFILE") == "thorough"
-CASES = int(os.environ.get("FUZZ_CASES") or (400 if THOROUGH else 24))
+CASES = int(os.environ.get("FUZZ_CASES") or (400 if THOROUGH else 16))
 SEED = int(os.environ.get("FUZZ_SEED") or 20240611)
 TIMEOUT = 5.0
 MEMORY_MB = 1024

@@ -149,6 +149,8 @@ def read_tf_npz(path) -> dict:
 def _write_outputs(args, preset: str, config: Config, history: dict) -> None:
     plot = args.plot or (str(Path(args.save).with_suffix(".png")) if args.save else None)
     metrics = args.metrics or (str(Path(args.save).with_suffix(".json")) if args.save else None)
+    if metrics and args.save and Path(metrics) == checkpoint.manifest_path(args.save):
+        metrics = str(Path(args.save).with_suffix(".metrics.json"))  # --save NAME: NAME.json is the checkpoint
     if metrics:
         atomic_write_text(metrics, json.dumps({"preset": preset, "config": config.to_dict(), **history}, indent=1))
     if plot and history["epochs"]:
