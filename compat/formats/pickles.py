@@ -545,7 +545,7 @@ def load(data, start: int = 0, *, source: str = "<pickle>", what: str = "the pic
 
 
 # ------------------------------------------------------------------------------------------ reading
-def read_pickle_bytes(path: PathLike, cap: int, what: str = "pickle file") -> bytes:
+def read_pickle_bytes(path: PathLike, cap: int, what: str = "pickle file") -> Union[bytes, bytearray]:
     """A pickle file's bytes, regular files only, at most ``cap`` bytes; ``*.gz`` is decompressed as a
     stream and refused as soon as it expands past ``cap`` (a small gzip file can expand to gigabytes)."""
     p = str(path)
@@ -558,23 +558,22 @@ def read_pickle_bytes(path: PathLike, cap: int, what: str = "pickle file") -> by
             if len(data) > cap:
                 raise FileFormatError(f"{p}: the {what} is larger than the cap of {cap:,} bytes")
             return data
-        chunks, total = [], 0
+        out = bytearray()  # grown in place: no list of chunks joined into a second copy
         try:
             with gzip.GzipFile(fileobj=fh, mode="rb") as gz:
                 while True:
-                    chunk = gz.read(min(4 * MiB, cap + 1 - total))
+                    chunk = gz.read(min(4 * MiB, cap + 1 - len(out)))
                     if not chunk:
                         break
-                    total += len(chunk)
-                    if total > cap:
+                    out += chunk
+                    if len(out) > cap:
                         raise FileFormatError(f"{p}: the gzip {what} decompresses to more than the cap of "
                                               f"{cap:,} bytes")
-                    chunks.append(chunk)
         except FileFormatError:
             raise
         except (OSError, EOFError, zlib.error, struct.error) as e:
             raise FileFormatError(f"{p}: not a readable gzip file ({type(e).__name__}: {e})") from None
-        return b"".join(chunks)
+        return out
 
 
 def load_file(path: PathLike, *, cap: int, what: str = "the pickle", limits: Optional[PickleLimits] = None,

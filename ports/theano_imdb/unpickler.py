@@ -47,8 +47,8 @@ _NUMPY_SCALAR = {("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray",
 _NUMPY_DTYPE = {("numpy", "dtype")}
 
 # Caps (docs/security.md). The tutorial's imdb.pkl is 33 MB holding about 7 million word ids per split.
-DATA_PICKLE_CAP = 256 * MiB           # imdb.pkl, or what imdb.pkl.gz decompresses to
-MAX_IDS_PER_SPLIT = 64_000_000        # word ids in one split, counted through shared references
+DATA_PICKLE_CAP = 128 * MiB           # imdb.pkl, or what imdb.pkl.gz decompresses to
+MAX_IDS_PER_SPLIT = 32_000_000        # word ids in one split, counted through shared references
 MAX_WORD_ID = 2 ** 31 - 1             # ids index the embedding: int32 range
 MAX_LABEL = 65_535                    # labels are classes 0 .. ydim - 1; U is [dim_proj, ydim]
 OPTIONS_PICKLE_CAP = 1 * MiB
