@@ -9,10 +9,12 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
+from compat import checkpoint
+from compat.formats.caffemodel import read_caffemodel
 from compat.formats.prototxt import parse_prototxt
 from ports.caffe_sequence.__main__ import main
-from compat.formats.caffemodel import read_caffemodel
-from ports.caffe_sequence.example import (RunConfig, Trainer, f_x, smoothed_update, target_sequence)
+from ports.caffe_sequence.example import (CHECKPOINT_FORMAT, RunConfig, Trainer, f_x, smoothed_update,
+                                          target_sequence)
 from ports.caffe_sequence.solver import CaffeSGD
 from tests.tolerances import assert_close
 
@@ -102,9 +104,9 @@ def test_cli_trains_resumes_writes_and_loads(tmp_path, capsys):
     out2 = tmp_path / "resumed"
     assert main(["--config", "lstm_short", "--iters", "2", "--out", str(out2), "--no-progress", "--seed", "5"]) == 0
     assert main(["--config", "lstm_short", "--iters", "4", "--out", str(out2), "--no-progress", "--seed", "5",
-                 "--resume", str(out2 / "checkpoint.pt")]) == 0
-    a = torch.load(out / "checkpoint.pt", weights_only=True)
-    b = torch.load(out2 / "checkpoint.pt", weights_only=True)
+                 "--resume", str(out2 / "checkpoint")]) == 0
+    a = checkpoint.load(out / "checkpoint", CHECKPOINT_FORMAT)
+    b = checkpoint.load(out2 / "checkpoint.json", CHECKPOINT_FORMAT)
     for k in a["params"]:
         torch.testing.assert_close(a["params"][k], b["params"][k], rtol=0, atol=0)
     assert a["losses"] == b["losses"]
@@ -122,7 +124,7 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     bad.write_bytes(b"not a checkpoint")
     assert main(["--config", "lstm_short", "--iters", "1", "--out", str(tmp_path), "--no-progress",
                  "--resume", str(bad)]) == 2
-    assert "cannot read checkpoint" in capsys.readouterr().err
+    assert "not a checkpoint" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("split", [1, 57, 319])

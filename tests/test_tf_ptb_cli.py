@@ -71,7 +71,7 @@ def test_cli_errors(tmp_path, capsys):
     (tmp_path / "ptb.valid.txt").write_text(" a b \n")
     (tmp_path / "ptb.test.txt").write_text(" a b \n")
     assert main(["--data-path", str(tmp_path), "--resume", str(tmp_path / "bad.pt")]) == 2
-    assert "cannot be read" in capsys.readouterr().err
+    assert "not a checkpoint" in capsys.readouterr().err
     assert main(["--data-path", str(tmp_path)]) == 2
     assert "vocabulary has 3 words" in capsys.readouterr().err
 

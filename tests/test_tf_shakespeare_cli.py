@@ -13,7 +13,7 @@ import torch
 
 from ports.tf_shakespeare.__main__ import main
 from ports.tf_shakespeare.data import load_corpus
-from ports.tf_shakespeare.train import TrainConfig, load_trained, train
+from ports.tf_shakespeare.train import TrainConfig, load_checkpoint_file, load_trained, train
 
 REPO = Path(__file__).resolve().parent.parent
 LINE = re.compile(r"^Iteration: (\d+), Epoch: (\d+), Batch: (\d+) out of (\d+), Loss: (\d+\.\d\d)$")
@@ -35,9 +35,10 @@ def test_cli_trains_on_tiny_shakespeare_and_samples(shared_data, tmp_path, capsy
     assert {int(m.group(4)) for m in lines} == {int(len(ids) / 200) + 1}
     samples = [l for l in out.splitlines() if l.startswith(("thou art more", "to be or not to", "wherefore art thou"))]
     assert len(samples) == 6  # three prime texts at iterations 2 and 4
-    for name in ("model.pt", "vocab.json", "loss.png"):
+    for name in ("model.json", "vocab.json", "loss.png"):
         assert (save / name).exists(), name
-    ckpt = torch.load(save / "model.pt", weights_only=True)
+    assert len(list(save.glob("model.*.safetensors"))) == 1
+    ckpt = load_checkpoint_file(save)
     assert ckpt["progress"]["iteration_count"] == 5 and len(ckpt["train_loss"]) == 4
     vocab = json.loads((save / "vocab.json").read_text())
     assert vocab["vocab2ix"]["unknown"] == 0 and len(vocab["vocab2ix"]) == 2687
@@ -49,7 +50,7 @@ def test_cli_trains_on_tiny_shakespeare_and_samples(shared_data, tmp_path, capsy
     assert greedy[0] == model.sample("thou art more", ix2vocab, vocab2ix, num=10)
     runs = []
     for _ in range(2):
-        assert main(["sample", "--model", str(save / "model.pt"), "--prime", "thou", "--temperature", "1.5",
+        assert main(["sample", "--model", str(save / "model.json"), "--prime", "thou", "--temperature", "1.5",
                      "--top-k", "50", "--seed", "3", "--num", "20"]) == 0
         runs.append(capsys.readouterr().out)
     assert runs[0] == runs[1] and runs[0].startswith("thou")
@@ -95,12 +96,16 @@ def test_resume_continues_exactly(tmp_path):
 def test_cli_errors_are_clear(tmp_path, capsys):
     assert main(["train", "--data-path", str(tmp_path / "missing.txt"), "--save-dir", str(tmp_path / "r"), *SMALL]) == 2
     assert "missing.txt: no such file" in capsys.readouterr().err
-    (tmp_path / "bogus.pt").write_bytes(b"not a checkpoint")
-    assert main(["sample", "--model", str(tmp_path / "bogus.pt"), "--prime", "thou"]) == 2
-    assert "not a readable tf_shakespeare checkpoint" in capsys.readouterr().err
-    torch.save({"format": "other"}, tmp_path / "other.pt")
-    assert main(["sample", "--model", str(tmp_path / "other.pt"), "--prime", "thou"]) == 2
-    assert "not a tf_shakespeare checkpoint" in capsys.readouterr().err
+    (tmp_path / "bogus.json").write_bytes(b"not a checkpoint")
+    assert main(["sample", "--model", str(tmp_path / "bogus.json"), "--prime", "thou"]) == 2
+    assert "bogus.json: the manifest is not valid JSON" in capsys.readouterr().err
+    (tmp_path / "other.json").write_text('{"format": "other"}')
+    assert main(["sample", "--model", str(tmp_path / "other.json"), "--prime", "thou"]) == 2
+    assert "not a tf_shakespeare.checkpoint checkpoint" in capsys.readouterr().err
+    # a checkpoint of the earlier torch.save format is refused with the conversion command, not unpickled
+    torch.save({"format": "tf_shakespeare.checkpoint"}, tmp_path / "model.pt")
+    assert main(["sample", "--model", str(tmp_path), "--prime", "thou"]) == 2
+    assert "python -m compat.checkpoint convert" in capsys.readouterr().err
 
 
 def test_module_entry_point_runs(tmp_path):
@@ -137,4 +142,4 @@ def test_sample_from_the_recipes_tf_checkpoint_and_vocab_pickle(tmp_path, capsys
         pickle.dump([vocab2ix, {0: os.getcwd}], fh)
     assert main(["sample", "--tf-checkpoint", str(tmp_path), "--vocab", str(tmp_path / "evil.pkl"),
                  "--prime", "thou"]) == 2
-    assert "refuses to load" in capsys.readouterr().err
+    assert "refused to load global" in capsys.readouterr().err

@@ -30,8 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1701, help="seed of the fillers' random numbers")
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/caffe_sequence/<config>)")
     p.add_argument("--save", type=Path, default=None,
-                   help="checkpoint file written atomically every --checkpoint-every iterations and at the end "
-                        "(default <out>/checkpoint.pt)")
+                   help="checkpoint written atomically every --checkpoint-every iterations and at the end: NAME.json "
+                        "and a .safetensors file beside it (default <out>/checkpoint)")
     p.add_argument("--checkpoint-every", type=int, default=5000, help="iterations between checkpoints (0: only at the end)")
     p.add_argument("--resume", type=Path, default=None, help="continue from this checkpoint (same --config)")
     p.add_argument("--caffemodel", type=Path, default=None,
@@ -59,10 +59,9 @@ def _main(argv=None) -> int:
             fail(f"--device {args.device}: no CUDA device is available on this machine")
     n_threads = threads.configure_threads(args.threads)
     out = args.out or Path("runs") / "caffe_sequence" / args.config
-    save = args.save or out / "checkpoint.pt"
-    for flag, path in (("--resume", args.resume), ("--caffemodel", args.caffemodel)):
-        if path is not None and not path.is_file():
-            fail(f"{flag} {path}: no such file")
+    save = args.save or out / "checkpoint"
+    if args.caffemodel is not None and not args.caffemodel.is_file():
+        fail(f"--caffemodel {args.caffemodel}: no such file")
     cfg = RunConfig(config=args.config, out_dir=out, iters=args.iters, device=args.device, seed=args.seed,
                     resume=args.resume, save=save, checkpoint_every=args.checkpoint_every,
                     dwh_defect=not args.no_dwh_defect, backend=args.backend, progress=not args.no_progress,

@@ -17,7 +17,9 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from compat.atomic import atomic_torch_save, atomic_write_text
+from compat import checkpoint
+from compat.atomic import atomic_write_text
+from compat.checkpoint import Fields, manifest_path
 from compat.progress import Progress
 from compat.formats.prototxt import TextMessage, read_prototxt
 from ports.caffe_sequence.layers import JunhyukohLSTM
@@ -33,6 +35,11 @@ CONFIGS: Dict[str, Tuple[str, int]] = {
     "deep_long": ("deep_long_solver.prototxt", 960),
 }
 FORGET_BIAS = 5.0  # lstm_sequence.cpp: "Initialize bias for the forget gate to 5"
+CHECKPOINT_FORMAT = "ports.caffe_sequence"
+# Caps on a resumed checkpoint's counters (docs/security.md).
+MAX_ITERATIONS = 1 << 40
+MAX_LOG_ROWS = 10_000_000
+MAX_STREAMS = 1 << 16
 
 
 def f_x(t: np.ndarray) -> np.ndarray:
@@ -151,7 +158,6 @@ class Trainer:
             s = m.state
             lstm_states.append(None if s is None else [s[0].cpu(), s[1].cpu()])
         return {
-            "format": "ports.caffe_sequence checkpoint 1",
             "config": self.cfg.config, "seed": self.cfg.seed, "dwh_defect": self.cfg.dwh_defect,
             "solver_text": self.solver_path.read_text(), "net_text": self.net_path.read_text(),
             "params": {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()},
@@ -161,23 +167,57 @@ class Trainer:
         }
 
     def save(self, path: Path) -> None:
-        atomic_torch_save(self.checkpoint(), path)
+        """Checkpoint ``path`` (``path.json`` and a ``.safetensors`` file beside it; no pickle)."""
+        checkpoint.save(path, CHECKPOINT_FORMAT, self.checkpoint())
 
-    def load(self, path: Path) -> None:
-        try:
-            ck = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file gets one clear message
-            raise ValueError(f"cannot read checkpoint {path}: {exc}") from None
-        if not isinstance(ck, dict) or ck.get("format") != "ports.caffe_sequence checkpoint 1":
-            raise ValueError(f"{path} is not a ports.caffe_sequence checkpoint")
-        if ck["config"] != self.cfg.config:
-            raise ValueError(f"{path} is a checkpoint of --config {ck['config']}, not {self.cfg.config}")
-        self.net.load_state_dict(ck["params"])
-        self.solver.load_state_dict(ck["solver"])
-        for m, s in zip(self.net.lstm_layers(), ck["lstm_states"]):
+    def load(self, path: Path, *, allow_nonfinite: bool = False) -> None:
+        """Resume from a checkpoint of :meth:`save`, every field checked before anything is set: the
+        tensors' names and shapes against this net, the solver history, the carried LSTM states and the
+        counters. NaN or infinite weights are refused by name unless ``allow_nonfinite``."""
+        ck = checkpoint.read(path, CHECKPOINT_FORMAT)
+        f = Fields(ck)
+        c = f.dict(ck.content, "content", keys=("config", "seed", "dwh_defect", "solver_text", "net_text", "params",
+                                                "solver", "lstm_states", "it", "losses", "smoothed", "fallbacks",
+                                                "log"))
+        if f.str(c["config"], "config", max_length=100) != self.cfg.config:
+            raise f.error("config", f"a checkpoint of --config {c['config']}, not {self.cfg.config}")
+        f.int(c["seed"], "seed", -(1 << 63), (1 << 64) - 1)
+        f.bool(c["dwh_defect"], "dwh_defect")
+        f.str(c["solver_text"], "solver_text")
+        f.str(c["net_text"], "net_text")
+        f.state_dict(c["params"], "params", {k: tuple(v.shape) for k, v in self.net.state_dict().items()})
+        solver = f.dict(c["solver"], "solver", keys=("history", "current_step"))
+        history = f.list(solver["history"], "solver/history", length=len(self.solver.history))
+        for k, (h, ref) in enumerate(zip(self.solver.history, history)):
+            f.tensor(ref, f"solver/history/{k}", shape=h.shape, floating=True)
+        current_step = f.int(solver["current_step"], "solver/current_step", 0, MAX_ITERATIONS)
+        layers = self.net.lstm_layers()
+        states = f.list(c["lstm_states"], "lstm_states", length=len(layers))
+        for k, (m, s) in enumerate(zip(layers, states)):
+            if s is not None:
+                f.list(s, f"lstm_states/{k}", length=2)
+                n = getattr(m, "batch_size", None)
+                for j, ref in enumerate(s):
+                    ref = f.tensor(ref, f"lstm_states/{k}/{j}", floating=True)
+                    if len(ref.shape) != 3 or ref.shape[0] != 1 or ref.shape[2] != m.hidden_size or \
+                            (n is not None and ref.shape[1] != n) or not 1 <= ref.shape[1] <= MAX_STREAMS:
+                        raise f.error(f"lstm_states/{k}/{j}", f"shape {list(ref.shape)}; expected [1, N, "
+                                                              f"{m.hidden_size}]" + (f" with N = {n}" if n else ""))
+        it = f.int(c["it"], "it", 0, MAX_ITERATIONS)
+        losses = f.floats(c["losses"], "losses", max_length=max(1, self.average_loss))
+        smoothed = f.float(c["smoothed"], "smoothed", finite=False)
+        fallbacks = f.int(c["fallbacks"], "fallbacks", 0, MAX_ITERATIONS)
+        log = []
+        for k, row in enumerate(f.list(c["log"], "log", max_length=MAX_LOG_ROWS)):
+            f.list(row, f"log/{k}", length=3)
+            log.append((f.int(row[0], f"log/{k}/0", 0, MAX_ITERATIONS), f.float(row[1], f"log/{k}/1", finite=False),
+                        f.float(row[2], f"log/{k}/2", finite=False)))
+        tensors = ck.materialize(allow_nonfinite, {"params": c["params"], "history": history, "states": states})
+        self.net.load_state_dict(tensors["params"])
+        self.solver.load_state_dict({"history": tensors["history"], "current_step": current_step})
+        for m, s in zip(layers, tensors["states"]):
             m.set_state(None if s is None else (s[0].to(self.device), s[1].to(self.device)))
-        self.state = TrainState(int(ck["it"]), [float(v) for v in ck["losses"]], float(ck["smoothed"]),
-                                int(ck["fallbacks"]), [tuple(r) for r in ck["log"]])
+        self.state = TrainState(it, losses, smoothed, fallbacks, log)
 
     # ---------------------------------------------------------------------------------- training
     def _forward_backward(self, clip: torch.Tensor, label: torch.Tensor, backend: str) -> float:
@@ -327,7 +367,7 @@ def output_files(out_dir: Path, name: str, iterations: int, save: Optional[Path]
     return [(out_dir / "train.log", "loss and smoothed loss every display iterations"),
             (out_dir / f"{name}_result.log", "'target prediction' per step, as lstm_sequence.cpp writes it"),
             (out_dir / f"{name}_iter_{iterations}.caffemodel", "the trained net, Caffe's binary format"),
-            (save, "checkpoint; --resume continues from it"),
+            (save and manifest_path(save), "checkpoint (with the .safetensors file beside it); --resume reads it"),
             (out_dir / "summary.json", "losses, generation MSE, timings (JSON)"),
             (out_dir / f"{name}_generation.png", "target vs generated sequence (PNG)"),
             (out_dir / f"{name}_loss.png", "loss curve (PNG)")]

@@ -19,21 +19,27 @@ from typing import List, Optional
 
 import torch
 
-from compat.atomic import atomic_torch_save, atomic_write_text
+from compat import checkpoint
+from compat.atomic import atomic_write_text
+from compat.checkpoint import CheckpointError, Fields
 from compat.cli import HelpFormatter, check_positive, fail, print_files, run_cli
-from compat.errors import InputError
+from compat.errors import FileFormatError, InputError
 
 from .config import PRESETS, Config
 from .model import PTBModel
 from .reader import ptb_raw_data
 from .train import run_epoch
 
-CHECKPOINT_FORMAT = "ports.tf_ptb/1"
+CHECKPOINT_FORMAT = "ports.tf_ptb"
 PUBLISHED = {"small": (37.99, 121.39, 115.91), "medium": (48.45, 86.16, 82.07), "large": (37.87, 82.62, 78.29)}
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be resumed from."""
+# Caps on a resumed config's sizes that no tensor of the checkpoint bounds (docs/security.md): the
+# state is [batch_size, hidden_size] per layer, the logits [batch_size * num_steps, vocab_size].
+MAX_BATCH_SIZE = 1 << 16
+MAX_NUM_STEPS = 1 << 16
+MAX_LOGITS = 1 << 28
+MAX_EPOCHS = 1_000_000
+MAX_LAYERS = 1024
+HISTORY_LISTS = ("epochs", "learning_rate", "train_perplexity", "valid_perplexity", "epoch_seconds")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,32 +72,92 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def save_checkpoint(path, model: PTBModel, config: Config, preset: str, epoch: int, history: dict) -> None:
-    atomic_torch_save({"format": CHECKPOINT_FORMAT, "preset": preset, "config": config.to_dict(),
-                       "epoch": epoch, "history": history,
-                       "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                       "torch_rng": torch.get_rng_state()}, path)
+    """The run as checkpoint ``path`` (``path.json`` and a ``.safetensors`` file beside it, no pickle)."""
+    checkpoint.save(path, CHECKPOINT_FORMAT, {
+        "preset": preset, "config": config.to_dict(), "epoch": epoch, "history": history,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "torch_rng": torch.get_rng_state()})
 
 
-def load_checkpoint(path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+def _read_config(fields: Fields, obj) -> Config:
+    values = fields.dict(obj, "config", keys=[f.name for f in dataclasses.fields(Config)])
+    for f in dataclasses.fields(Config):
+        v, name = values[f.name], f"config/{f.name}"
+        if isinstance(f.default, bool):
+            fields.bool(v, name)
+        elif isinstance(f.default, int):
+            fields.int(v, name, 0, MAX_EPOCHS)
+        elif isinstance(f.default, float):
+            fields.float(v, name)
+        else:
+            fields.str(v, name, max_length=100)
+    fields.int(values["batch_size"], "config/batch_size", 1, MAX_BATCH_SIZE)
+    fields.int(values["num_steps"], "config/num_steps", 1, MAX_NUM_STEPS)
+    fields.int(values["num_layers"], "config/num_layers", 1, MAX_LAYERS)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets one clear message
-        raise CheckpointError(f"checkpoint {str(path)!r} cannot be read: {exc}") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{str(path)!r} is not a ports.tf_ptb checkpoint (format {CHECKPOINT_FORMAT})")
-    for key in ("config", "epoch", "history", "model"):
-        if key not in ckpt:
-            raise CheckpointError(f"checkpoint {str(path)!r} lacks {key!r}")
-    return ckpt
+        config = Config.from_dict(dict(values))
+    except (ValueError, TypeError) as exc:
+        raise fields.error("config", str(exc)) from None
+    if config.batch_size * config.num_steps * config.vocab_size > MAX_LOGITS:
+        raise fields.error("config", f"batch_size x num_steps x vocab_size = "
+                                     f"{config.batch_size * config.num_steps * config.vocab_size:,} logits per step; the "
+                                     f"cap is {MAX_LOGITS:,}")
+    return config
+
+
+def _read_history(fields: Fields, obj) -> dict:
+    history = fields.dict(obj, "history", keys=HISTORY_LISTS + ("device", "test_perplexity"))
+    out = {name: fields.floats(history[name], f"history/{name}", MAX_EPOCHS) for name in HISTORY_LISTS}
+    out["epochs"] = [fields.int(v, f"history/epochs/{i}", 0, MAX_EPOCHS) for i, v in enumerate(history["epochs"])]
+    if len({len(v) for v in out.values()}) > 1:
+        raise fields.error("history", f"its lists have different lengths {[len(v) for v in out.values()]}")
+    out["device"] = fields.str(history["device"], "history/device", max_length=100)
+    test = history["test_perplexity"]
+    out["test_perplexity"] = None if test is None else fields.float(test, "history/test_perplexity", finite=False)
+    return out
+
+
+def load_checkpoint(path, *, allow_nonfinite: bool = False) -> dict:
+    """A checkpoint written by :func:`save_checkpoint`, checked before anything is allocated: the config's
+    types, ranges and caps, the tensors' names and shapes against the model that config builds (a config
+    asking for more than the tensor file holds is refused), the history, the epoch and the RNG state.
+    Weights holding NaN or infinite values are refused by name unless ``allow_nonfinite``."""
+    try:
+        ck = checkpoint.read(path, CHECKPOINT_FORMAT)
+    except CheckpointError:
+        raise
+    except FileFormatError as exc:
+        raise CheckpointError(str(exc)) from None
+    fields = Fields(ck)
+    content = fields.dict(ck.content, "content", keys=("preset", "config", "epoch", "history", "model", "torch_rng"))
+    config = _read_config(fields, content["config"])
+    expected = checkpoint.expected_shapes(lambda: PTBModel(config))
+    fields.state_dict(content["model"], "model", expected)
+    checkpoint.check_torch_rng_state(fields, content["torch_rng"], "torch_rng")
+    result = {"format": CHECKPOINT_FORMAT, "preset": fields.str(content["preset"], "preset", max_length=100),
+              "config": config.to_dict(), "epoch": fields.int(content["epoch"], "epoch", 0, MAX_EPOCHS),
+              "history": _read_history(fields, content["history"])}
+    tensors = ck.materialize(allow_nonfinite, {"model": content["model"], "torch_rng": content["torch_rng"]})
+    result["model"] = tensors["model"]
+    result["torch_rng"] = checkpoint.checked_torch_rng_state(fields, tensors["torch_rng"], "torch_rng")
+    return result
+
+
+def read_tf_npz(path) -> dict:
+    """The arrays of a ``--load-tf`` ``.npz`` (TF variable name -> array), each checked before it is read."""
+    from compat.formats.npz import read_npz
+
+    try:
+        return read_npz(path, what="TF variable archive")
+    except FileFormatError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def _output_paths(args):
     """(plot, metrics): given, or beside --save."""
     plot = None if args.no_plot else args.plot or (str(Path(args.save).with_suffix(".png")) if args.save else None)
     metrics = args.metrics or (str(Path(args.save).with_suffix(".json")) if args.save else None)
+    if metrics and args.save and Path(metrics) == checkpoint.manifest_path(args.save):
+        metrics = str(Path(args.save).with_suffix(".metrics.json"))  # --save NAME: NAME.json is the checkpoint
     return plot, metrics
 
 
@@ -175,12 +241,9 @@ def _main(argv: Optional[List[str]] = None) -> int:
         print(f"Resumed from {args.resume} after epoch {start_epoch}", flush=True)
     elif args.load_tf:
         source = args.load_tf
-        if str(source).endswith(".npz"):
-            import numpy as np
-
-            with np.load(source, allow_pickle=False) as npz:
-                source = {k: npz[k] for k in npz.files}
         try:
+            if str(source).endswith(".npz"):
+                source = read_tf_npz(source)
             used = model.load_tf1_variables(source)
         except (KeyError, ValueError, OSError) as exc:
             hint = (" (run with --shared-cell-weights)" if "one LSTM cell" in str(exc) else "")
@@ -215,6 +278,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
         save_checkpoint(args.save, model, config, preset, config.max_max_epoch, history)
         print("Saving model to %s." % args.save, flush=True)
     _write_outputs(args, preset, config, history)
-    print_files([(args.save, "checkpoint: weights, config, history; --resume continues from it"),
+    print_files([(args.save and checkpoint.manifest_path(args.save),
+                  "checkpoint (with the .safetensors file beside it): weights, config, history; --resume reads it"),
                  (metrics, "per-epoch perplexities and timings (JSON)"), (plot, "perplexity per epoch (PNG)")])
     return 0

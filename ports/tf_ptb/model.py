@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from compat.errors import FileFormatError
 from compat.layouts import to_canonical
 from compat.lstm import lstm
 from compat.tf1 import tf1_cell_variables
@@ -34,7 +35,7 @@ from .config import Config
 StateTuple = Tuple[Tuple[Tensor, Tensor], ...]  # per layer (c, h), as TF's LSTMStateTuple
 
 
-class TFVariableError(KeyError):
+class TFVariableError(FileFormatError, KeyError):
     """A TF variable that is missing from a checkpoint or does not fit the model."""
 
     def __str__(self):  # KeyError would quote the message

@@ -17,23 +17,35 @@ from typing import Dict, Iterator, List, Sequence, Tuple
 
 import numpy as np
 
+from compat.errors import FileFormatError
+from compat.formats.files import MiB, read_text
+
 SPLITS = ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt")
 
 
-class PTBDataError(ValueError):
+# ptb.train.txt is 5 MB; a file is read whole, at most this many bytes (docs/security.md).
+PTB_FILE_CAP = 256 * MiB
+
+
+class PTBDataError(FileFormatError):
     """A PTB file or data set that cannot be read or batched."""
 
 
+class PTBFileNotFoundError(PTBDataError, FileNotFoundError):
+    """A PTB file or directory that does not exist."""
+
+
 def read_words(filename) -> List[str]:
-    """reader.py ``_read_words``: UTF-8 text, newlines replaced by ``<eos>``, split on whitespace."""
+    """reader.py ``_read_words``: UTF-8 text, newlines replaced by ``<eos>``, split on whitespace.
+    Regular files only, at most ``PTB_FILE_CAP`` bytes."""
     path = Path(filename)
-    if not path.is_file():
-        raise FileNotFoundError(f"PTB file {str(path)!r} does not exist (expected {', '.join(SPLITS)} "
-                                f"in the data directory)")
+    if not path.exists() and not path.is_symlink():
+        raise PTBFileNotFoundError(f"PTB file {str(path)!r} does not exist (expected {', '.join(SPLITS)} "
+                                   f"in the data directory)")
     try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise PTBDataError(f"PTB file {str(path)!r} is not UTF-8 text: {exc}") from None
+        text = read_text(path, PTB_FILE_CAP, "PTB file")
+    except FileFormatError as exc:
+        raise PTBDataError(str(exc)) from None
     words = text.replace("\n", "<eos>").split()
     if not words:
         raise PTBDataError(f"PTB file {str(path)!r} is empty (no words)")
@@ -68,7 +80,7 @@ def ptb_raw_data(data_path) -> Tuple[List[int], List[int], List[int], int]:
         raise ValueError("Must set data_path to the PTB data directory")
     root = Path(data_path)
     if not root.is_dir():
-        raise FileNotFoundError(f"PTB data directory {str(root)!r} does not exist")
+        raise PTBFileNotFoundError(f"PTB data directory {str(root)!r} does not exist")
     train_path, valid_path, test_path = (root / name for name in SPLITS)
     train_words = read_words(train_path)  # read once for both the vocabulary and the ids
     word_to_id = vocab_from_words(train_words)
@@ -132,4 +144,4 @@ def ptb_producer(raw_data: Sequence[int], batch_size: int, num_steps: int) -> It
 
 
 __all__ = ["read_words", "build_vocab", "file_to_word_ids", "ptb_raw_data", "ptb_vocabulary", "epoch_size",
-           "batch_matrix", "ptb_iterator", "ptb_producer", "PTBDataError"]
+           "batch_matrix", "ptb_iterator", "ptb_producer", "PTBDataError", "PTBFileNotFoundError"]

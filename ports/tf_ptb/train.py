@@ -69,6 +69,13 @@ def train_step(model: PTBModel, inputs, targets, state, lr: float) -> Tuple[floa
     return float(cost.detach()), _detach(final), float(norm)
 
 
+def perplexity(costs: float, iters: int) -> float:
+    """``exp(costs / iters)``, inf where that overflows a float (weights that make the cost huge give an
+    infinite perplexity, not an OverflowError)."""
+    mean = costs / iters
+    return math.exp(mean) if mean < 709.0 else math.inf
+
+
 def run_epoch(model: PTBModel, data, batch_size: int, num_steps: int, *, lr: Optional[float] = None,
               verbose: bool = False, progress: bool = True, desc: str = "", max_steps: Optional[int] = None,
               stream=None) -> float:
@@ -77,7 +84,9 @@ def run_epoch(model: PTBModel, data, batch_size: int, num_steps: int, *, lr: Opt
     Trains (one :func:`train_step` per batch) when ``lr`` is given, else evaluates without dropout. The
     state starts at zeros and is carried from batch to batch; ``iters`` grows by ``num_steps`` a step, so
     with cost = sum / batch_size the ratio is the mean per-token cross-entropy. ``verbose`` prints the
-    original's ten progress lines; ``max_steps`` stops early (smoke runs).
+    original's ten progress lines; ``max_steps`` stops early (smoke runs). A perplexity too large for a
+    float is inf; evaluation reports a non-finite cost as an inf (or NaN) perplexity, training stops with
+    FloatingPointError.
     """
     stream = stream if stream is not None else sys.stdout
     training = lr is not None
@@ -105,15 +114,15 @@ def run_epoch(model: PTBModel, data, batch_size: int, num_steps: int, *, lr: Opt
                     cost = float(model.cost(logits, y))
                 costs += cost
                 iters += num_steps
-                if not math.isfinite(costs):
+                if training and not math.isfinite(costs):
                     raise FloatingPointError(f"{desc or 'epoch'}: the cost became {cost} at step {step} "
                                              f"(the learning rate {lr} may be too high)")
-                bar.update(1, items=batch_size * num_steps, perplexity=f"{math.exp(costs / iters):.2f}")
+                bar.update(1, items=batch_size * num_steps, perplexity=f"{perplexity(costs, iters):.2f}")
                 if verbose and epoch_size >= 10 and step % (epoch_size // 10) == 10:
                     print("%.3f perplexity: %.3f speed: %.0f wps" % (
-                        step * 1.0 / epoch_size, np.exp(costs / iters),
+                        step * 1.0 / epoch_size, perplexity(costs, iters),
                         iters * batch_size / (time.time() - start)), file=stream, flush=True)
     finally:
         bar.close()
         model.train(was_training)
-    return float(np.exp(costs / iters))
+    return perplexity(costs, iters) if not math.isnan(costs) else math.nan

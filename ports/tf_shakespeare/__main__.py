@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from compat.checkpoint import manifest_path
 from compat.cli import HelpFormatter, check_positive, fail, print_files, run_cli
 from ports.tf_shakespeare.train import CHECKPOINT_NAME, PLOT_NAME, RECIPE_PRIME_TEXTS, VOCAB_NAME, TrainConfig
 
@@ -35,8 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train as the recipe (10 epochs of 100x50 batches, Adam 0.001, clip 4.5)",
                        formatter_class=HelpFormatter)
     t.add_argument("--data-path", required=True, help="plain-text corpus, e.g. pg100.txt (UTF-8, CRLF kept)")
-    t.add_argument("--save-dir", default="runs/tf_shakespeare", help="folder for model.pt, vocab.json, loss.png")
-    t.add_argument("--resume", action="store_true", help="continue from SAVE_DIR/model.pt when it exists")
+    t.add_argument("--save-dir", default="runs/tf_shakespeare", help="folder for model.json (+ its .safetensors), vocab.json, loss.png")
+    t.add_argument("--resume", action="store_true", help="continue from SAVE_DIR/model.json when it exists")
     t.add_argument("--epochs", type=int, default=d.epochs, help="epochs to train (recipe: 10)")
     t.add_argument("--max-iterations", type=int, default=None,
                    help="stop after this many iterations in this run, checkpointing (smoke runs)")
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="continue prime texts with a saved model", formatter_class=HelpFormatter)
     src = s.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model", help="model.pt written by train (or its folder, with vocab.json)")
+    src.add_argument("--model", help="model.json written by train (or its folder, with vocab.json)")
     src.add_argument("--tf-checkpoint", help="a TF1 checkpoint of the recipe (prefix or folder); needs --vocab")
     s.add_argument("--vocab", default=None,
                    help="vocabulary for --tf-checkpoint: the recipe's vocab.pkl (read safely) or a vocab.json")
@@ -79,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("report", help="summarise a run: loss landmarks, epoch times, greedy samples, loss plot",
                        formatter_class=HelpFormatter)
-    r.add_argument("--save-dir", required=True, help="the run's folder (model.pt and vocab.json)")
+    r.add_argument("--save-dir", required=True, help="the run's folder (model.json and vocab.json)")
     r.add_argument("--plot", default=None, help="write the loss curve with the recipe's published levels here (PNG)")
     _add_common(r)
     return parser
@@ -122,8 +123,9 @@ def _main(argv: Optional[List[str]] = None) -> int:
         print(f"Trained {summary['iterations']} iterations; vocabulary {summary['vocab_size']}, "
               f"{summary['num_batches']} batches per epoch", flush=True)
         save_dir = Path(args.save_dir)
-        print_files([(save_dir / CHECKPOINT_NAME, "the model, optimizer and position; sample --model and "
-                                                  "train --resume read it"),
+        print_files([(manifest_path(save_dir / CHECKPOINT_NAME), "checkpoint (with the .safetensors file beside it): "
+                                                                 "model, optimizer, position; sample --model and "
+                                                                 "train --resume read it"),
                      (save_dir / VOCAB_NAME, "the vocabulary (JSON)"),
                      (save_dir / PLOT_NAME if not args.no_plot else None, "loss per iteration (PNG)")])
         return 0

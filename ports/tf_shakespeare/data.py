@@ -22,6 +22,7 @@ Recipe details reproduced (users' vocabularies and batches depend on them):
 from __future__ import annotations
 
 import collections
+import json
 import os
 import re
 import string
@@ -29,6 +30,11 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Tuple, Union
 
 import numpy as np
+
+from compat.errors import FileFormatError
+from compat.formats import files, pickles
+from compat.formats.files import MiB
+from compat.formats.pickles import PickleLimits, describe
 
 RECIPE_HEADER_CHARS = 7675
 # string.punctuation without '-' and "'" (the recipe's list comprehension keeps its order).
@@ -38,22 +44,28 @@ _PUNCTUATION_RE = re.compile(r"[{}]".format(PUNCTUATION))
 _WHITESPACE_RE = re.compile(r"\s+")
 
 
-class DataError(ValueError):
-    """Input text that cannot give the recipe's batches."""
+# Caps (docs/security.md): pg100.txt is 5.6 MB; the recipe's vocabulary has about 8,000 words.
+CORPUS_CAP = 256 * MiB
+VOCAB_FILE_CAP = 64 * MiB
+MAX_VOCAB_ID = 2 ** 31 - 1
+VOCAB_PICKLE_LIMITS = PickleLimits(max_bytes=VOCAB_FILE_CAP, max_depth=4, max_containers=16,
+                                   max_expanded=4 * VOCAB_FILE_CAP)
+
+
+class DataError(FileFormatError):
+    """A corpus or vocabulary file, or text, that cannot give the recipe's vocabulary and batches."""
 
 
 def read_text(path: Union[str, os.PathLike]) -> str:
     """The file's text as the recipe holds it after ``response.content.decode('utf-8')``: byte-order
-    mark and CRLF line ends kept."""
+    mark and CRLF line ends kept. Regular files only, at most ``CORPUS_CAP`` bytes."""
     path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        raise DataError(f"{path}: no such file (pass the path of pg100.txt or another plain-text file)")
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file (pass the path of pg100.txt or another plain-text file)") from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+        return files.read_text(path, CORPUS_CAP, "text file")
+    except FileFormatError as e:
+        raise DataError(str(e)) from None
 
 
 def clean_text(s_text: str, skip_chars: int = RECIPE_HEADER_CHARS) -> str:
@@ -136,13 +148,31 @@ def vocab_from_json(obj: dict, source: str = "vocabulary") -> Tuple[Dict[int, st
         raise DataError(f"{source}: expected a JSON object with a 'vocab2ix' mapping")
     vocab2ix = {}
     for w, ix in obj["vocab2ix"].items():
-        if not isinstance(ix, int) or isinstance(ix, bool) or ix < 0:
-            raise DataError(f"{source}: word {w!r} has id {ix!r}; ids must be integers >= 0")
+        if not isinstance(w, str):
+            raise DataError(f"{source}: vocabulary key {describe(w)} is not a word (a string)")
+        if not isinstance(ix, int) or isinstance(ix, bool) or not 0 <= ix <= MAX_VOCAB_ID:
+            raise DataError(f"{source}: word {describe(w)} has id {describe(ix)}; ids must be integers in "
+                            f"[0, {MAX_VOCAB_ID}]")
         vocab2ix[w] = ix
     ix2vocab = {ix: w for w, ix in vocab2ix.items()}
     if len(ix2vocab) != len(vocab2ix):
         raise DataError(f"{source}: two words share an id")
     return ix2vocab, vocab2ix
+
+
+def read_vocab_json(path: Union[str, os.PathLike]) -> Tuple[Dict[int, str], Dict[str, int]]:
+    """``(ix2vocab, vocab2ix)`` from a ``vocab.json``: a regular file under ``VOCAB_FILE_CAP``, UTF-8,
+    valid JSON (deep nesting is an error, not a crash)."""
+    try:
+        text = files.read_text(path, VOCAB_FILE_CAP, "vocabulary file")
+        obj = json.loads(text)
+    except FileFormatError as e:
+        raise DataError(str(e)) from None
+    except ValueError as e:  # JSONDecodeError, or an integer of more than 4300 digits
+        raise DataError(f"{path}: not a JSON vocabulary ({describe(str(e))[1:-1]})") from None
+    except RecursionError:
+        raise DataError(f"{path}: not a JSON vocabulary (nested too deeply)") from None
+    return vocab_from_json(obj, str(path))
 
 
 def words_to_ids(words: Iterable[str], vocab2ix: Dict[str, int], unknown: str = "error") -> List[int]:
@@ -160,43 +190,18 @@ def words_to_ids(words: Iterable[str], vocab2ix: Dict[str, int], unknown: str = 
     return out
 
 
-class _NoClassesUnpickler:
-    """A pickle reader that refuses every class or function reference: the recipe's ``vocab.pkl``
-    (``pickle.dump([vocab2ix, ix2vocab])``) holds only dicts, strings and ints."""
-
-    @staticmethod
-    def load(fh, source: str):
-        import pickle
-
-        class Restricted(pickle.Unpickler):
-            def find_class(self, module, name):
-                raise DataError(f"{source}: refuses to load {module}.{name}: a vocabulary pickle holds only "
-                                "dicts of words and ids")
-
-        try:
-            return Restricted(fh).load()
-        except DataError:
-            raise
-        except Exception as e:  # noqa: BLE001 - any malformed pickle gets one clear message
-            raise DataError(f"{source}: not a readable vocabulary pickle ({type(e).__name__}: {e})") from None
-
-
 def load_vocab_file(path: Union[str, os.PathLike]) -> Tuple[Dict[int, str], Dict[str, int]]:
     """``(ix2vocab, vocab2ix)`` from this port's ``vocab.json`` or the recipe's ``vocab.pkl``
-    (``[vocab2ix, ix2vocab]``, read without executing anything)."""
-    import json
-
+    (``pickle.dump([vocab2ix, ix2vocab])``: dicts of words and ids, read with :mod:`compat.formats.pickles`,
+    which refuses every global and bounds the structure before unpickling)."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such vocabulary file")
-    if path.suffix == ".pkl":
-        with open(path, "rb") as fh:
-            obj = _NoClassesUnpickler.load(fh, str(path))
-        if not (isinstance(obj, (list, tuple)) and len(obj) == 2 and isinstance(obj[0], dict)):
-            raise DataError(f"{path}: expected the recipe's [vocab2ix, ix2vocab] pickle")
-        return vocab_from_json({"vocab2ix": obj[0]}, str(path))
+    if path.suffix != ".pkl":
+        return read_vocab_json(path)
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not a JSON vocabulary ({e})") from None
-    return vocab_from_json(obj, str(path))
+        obj = pickles.load_file(path, cap=VOCAB_FILE_CAP, what="the vocabulary pickle", limits=VOCAB_PICKLE_LIMITS,
+                                refusal_hint="a vocabulary pickle holds only dicts of words and ids")
+    except FileFormatError as e:  # UnsafePickleError included: a refused global is reported the same way
+        raise DataError(str(e)) from None
+    if not (isinstance(obj, (list, tuple)) and len(obj) == 2 and isinstance(obj[0], dict)):
+        raise DataError(f"{path}: expected the recipe's [vocab2ix, ix2vocab] pickle")
+    return vocab_from_json({"vocab2ix": obj[0]}, str(path))

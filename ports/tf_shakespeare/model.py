@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from compat.errors import FileFormatError
 from compat.seq2seq import BasicLSTMCell, LSTMStateTuple, inferred_loop, rnn_decoder, sequence_loss_by_example
 from compat.tf1 import tf1_cell_variables
 
@@ -53,7 +54,7 @@ class ModelOutput(NamedTuple):
     final_state: LSTMStateTuple
 
 
-class TF1VariableError(KeyError):
+class TF1VariableError(FileFormatError, KeyError):
     """A TF variable that is missing or has the wrong shape."""
 
     def __str__(self) -> str:  # KeyError quotes its message; show it plainly

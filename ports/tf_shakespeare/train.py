@@ -27,19 +27,30 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 import torch
 
-from compat.atomic import atomic_torch_save, atomic_write_text
+from compat import checkpoint
+from compat.atomic import atomic_write_text
+from compat.checkpoint import CheckpointError, Fields
+from compat.errors import FileFormatError
 from compat.progress import Progress
-from compat.tf1 import TFAdam, clip_by_global_norm_
+from compat.tf1 import TFAdam, clip_by_global_norm_, tf1_cell_variables
 from ports.tf_shakespeare.data import (RECIPE_HEADER_CHARS, load_corpus, make_batches, targets_of,
                                        vocab_size_of, vocab_to_json)
 from ports.tf_shakespeare.model import LSTMModel
 
 CHECKPOINT_FORMAT = "tf_shakespeare.checkpoint"
-CHECKPOINT_NAME = "model.pt"
+CHECKPOINT_NAME = "model"  # model.json and model.<digest>.safetensors (compat.checkpoint)
 VOCAB_NAME = "vocab.json"
 PLOT_NAME = "loss.png"
 RECIPE_PRIME_TEXTS = ("thou art more", "to be or not to", "wherefore art thou")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+# Caps on a checkpoint's sizes that no tensor bounds (docs/security.md): batches are
+# [batch_size, training_seq_len]; the carried state [batch_size, rnn_size].
+MAX_BATCH_SIZE = 1 << 16
+MAX_SEQ_LEN = 1 << 16
+MAX_BATCH_WORDS = 1 << 24
+MAX_COUNT = 1 << 40
+MAX_EPOCHS = 1_000_000
+MAX_PRIME_TEXTS = 100
 
 
 @dataclass
@@ -75,10 +86,6 @@ class TrainConfig:
         return cls(**obj)
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file that is missing, unreadable or of another model."""
-
-
 def build_model(config: TrainConfig, vocab_size: int, device: str = "cpu",
                 generator: Optional[torch.Generator] = None) -> LSTMModel:
     return LSTMModel(config.rnn_size, vocab_size, config.batch_size, config.training_seq_len,
@@ -107,20 +114,129 @@ def train_step(model: LSTMModel, optimizer: TFAdam, x, y, state, clip_norm: floa
     return cost.detach(), final_state, norm
 
 
-def load_checkpoint_file(path, map_location="cpu") -> dict:
-    """A port checkpoint, read with ``torch.load(weights_only=True)``; clear errors otherwise."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT_NAME
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint")
+def _read_config(f: Fields, obj) -> TrainConfig:
+    values = f.dict(obj, "config", keys=[fl.name for fl in dataclasses.fields(TrainConfig)])
+    defaults = TrainConfig()
+    for fl in dataclasses.fields(TrainConfig):
+        v, name, default = values[fl.name], f"config/{fl.name}", getattr(defaults, fl.name)
+        if isinstance(default, bool):
+            f.bool(v, name)
+        elif isinstance(default, int):
+            f.int(v, name, 0, MAX_COUNT)
+        elif isinstance(default, float):
+            f.float(v, name)
+        elif isinstance(default, str):
+            f.str(v, name, choices=sorted(DTYPES))
+        else:
+            for k, text in enumerate(f.list(v, name, max_length=MAX_PRIME_TEXTS)):
+                f.str(text, f"{name}/{k}", max_length=10_000)
+    for name in ("rnn_size", "epochs", "save_every", "eval_every", "print_every"):
+        f.int(values[name], f"config/{name}", 1, MAX_EPOCHS if name == "epochs" else MAX_COUNT)
+    f.int(values["batch_size"], "config/batch_size", 1, MAX_BATCH_SIZE)
+    f.int(values["training_seq_len"], "config/training_seq_len", 1, MAX_SEQ_LEN)
+    f.int(values["seed"], "config/seed", 0, (1 << 63) - 1)
+    f.float(values["learning_rate"], "config/learning_rate", lo=0.0)
+    f.float(values["clip_norm"], "config/clip_norm", lo=0.0)
+    if values["batch_size"] * values["training_seq_len"] > MAX_BATCH_WORDS:
+        raise f.error("config", f"batches of {values['batch_size']} x {values['training_seq_len']} words; the cap is "
+                                f"{MAX_BATCH_WORDS:,} words")
+    return TrainConfig.from_json(values)
+
+
+def _read_optimizer(f: Fields, obj, config: TrainConfig, vocab_size: int) -> dict:
+    """A TFAdam state_dict of :func:`make_optimizer`'s groups: hyperparameters and slot shapes checked."""
+    reference = make_optimizer(build_model(config, vocab_size, device="meta"), config.learning_rate)
+    shapes = {}
+    for group in reference.param_groups:
+        for p in group["params"]:
+            shapes[len(shapes)] = tuple(p.shape)
+    expected_groups = reference.state_dict()["param_groups"]
+    obj = f.dict(obj, "optimizer", keys=("state", "param_groups"))
+    groups = f.list(obj["param_groups"], "optimizer/param_groups", length=len(expected_groups))
+    for k, (group, ref) in enumerate(zip(groups, expected_groups)):
+        where = f"optimizer/param_groups/{k}"
+        f.dict(group, where, keys=ref.keys())
+        if group["params"] != ref["params"] or group["sparse"] != ref["sparse"]:
+            raise f.error(where, f"params {describe_list(group['params'])} / sparse {group['sparse']!r}; this model's "
+                                 f"optimizer has {ref['params']} / {ref['sparse']}")
+        f.float(group["lr"], f"{where}/lr", lo=0.0)
+        f.float(group["beta1"], f"{where}/beta1", lo=0.0, hi=1.0)
+        f.float(group["beta2"], f"{where}/beta2", lo=0.0, hi=1.0)
+        f.float(group["epsilon"], f"{where}/epsilon", lo=0.0)
+    state = f.dict(obj["state"], "optimizer/state")
+    dtype = DTYPES[config.dtype]
+    for index, slots in state.items():
+        where = f"optimizer/state/{index}"
+        if index not in shapes:
+            raise f.error(where, f"no parameter {index} (the optimizer has {len(shapes)})")
+        f.dict(slots, where, keys=("step", "m", "v", "beta1_power", "beta2_power"))
+        f.int(slots["step"], f"{where}/step", 0, MAX_COUNT)
+        for name in ("m", "v"):
+            f.tensor(slots[name], f"{where}/{name}", shape=shapes[index], dtypes=(dtype,))
+        for name in ("beta1_power", "beta2_power"):
+            f.tensor(slots[name], f"{where}/{name}", shape=(), dtypes=(torch.float32,))
+    return obj
+
+
+def describe_list(value) -> str:
+    return repr(value) if isinstance(value, list) and len(value) < 10 else "(not a short list)"
+
+
+def _read_rng_state(f: Fields, obj) -> list:
+    """Python ``random.getstate()`` as a list: [3, 625 ints (624 words, then the position 0..624), gauss]."""
+    obj = f.list(obj, "progress/rng_state", length=3)
+    f.int(obj[0], "progress/rng_state/0", 3, 3)
+    words = f.list(obj[1], "progress/rng_state/1", length=625)
+    for k, w in enumerate(words[:624]):
+        f.int(w, f"progress/rng_state/1/{k}", 0, (1 << 32) - 1)
+    f.int(words[624], "progress/rng_state/1/624", 0, 624)
+    if obj[2] is not None:
+        f.float(obj[2], "progress/rng_state/2")
+    return obj
+
+
+def load_checkpoint_file(path, map_location="cpu", *, allow_nonfinite: bool = False) -> dict:
+    """A port checkpoint (``model.json`` and its tensor file; ``path`` may be the run's folder), every field
+    checked before anything is allocated: the config's types, ranges and caps, the tensors' names, shapes and
+    dtypes against the model and optimizer that config and the recorded vocabulary size build (a config
+    asking for more than the tensor file holds is refused), the progress, the random state. Weights holding
+    NaN or infinite values are refused by name unless ``allow_nonfinite``. Tensors are returned on the CPU."""
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file gets one clear message
-        raise CheckpointError(f"{path}: not a readable tf_shakespeare checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not a tf_shakespeare checkpoint (format field missing or different)")
-    return ckpt
+        ck = checkpoint.read(path, CHECKPOINT_FORMAT, default_name=CHECKPOINT_NAME)
+    except CheckpointError:
+        raise
+    except FileFormatError as e:
+        raise CheckpointError(str(e)) from None
+    f = Fields(ck)
+    c = f.dict(ck.content, "content", keys=("config", "data", "model", "optimizer", "progress", "lstm_state",
+                                            "train_loss", "epoch_seconds"))
+    config = _read_config(f, c["config"])
+    data = f.dict(c["data"], "data", keys=("vocab_size", "num_words", "num_batches"))
+    vocab_size = f.int(data["vocab_size"], "data/vocab_size", 2, MAX_COUNT)
+    f.int(data["num_words"], "data/num_words", 1, MAX_COUNT)
+    num_batches = f.int(data["num_batches"], "data/num_batches", 1, MAX_COUNT)
+    dtype = DTYPES[config.dtype]
+    expected = checkpoint.expected_shapes(lambda: build_model(config, vocab_size, device="meta"))
+    f.state_dict(c["model"], "model", expected, dtypes=(dtype,))
+    _read_optimizer(f, c["optimizer"], config, vocab_size)
+    prog = f.dict(c["progress"], "progress", keys=("iteration_count", "epoch", "batch_index", "order", "rng_state"))
+    f.int(prog["iteration_count"], "progress/iteration_count", 1, MAX_COUNT)
+    f.int(prog["epoch"], "progress/epoch", 0, MAX_EPOCHS)
+    f.int(prog["batch_index"], "progress/batch_index", 0, num_batches - 1)
+    order = f.list(prog["order"], "progress/order", length=num_batches)
+    if sorted(f.int(v, f"progress/order/{k}", 0, num_batches - 1) for k, v in enumerate(order)) != \
+            list(range(num_batches)):
+        raise f.error("progress/order", f"not a permutation of the {num_batches} batches")
+    _read_rng_state(f, prog["rng_state"])
+    if c["lstm_state"] is not None:
+        for k, ref in enumerate(f.list(c["lstm_state"], "lstm_state", length=2)):
+            f.tensor(ref, f"lstm_state/{k}", shape=(config.batch_size, config.rnn_size), dtypes=(dtype,))
+    f.floats(c["train_loss"], "train_loss", MAX_COUNT)
+    f.floats(c["epoch_seconds"], "epoch_seconds", MAX_EPOCHS)
+    out = ck.materialize(allow_nonfinite)
+    out["format"] = CHECKPOINT_FORMAT
+    out["manifest"] = str(ck.manifest)
+    return out
 
 
 def _rng_state_to_list(state) -> list:
@@ -140,17 +256,18 @@ def _epoch_summary(losses: Sequence[float]) -> float:
 def train(data_path, save_dir, config: Optional[TrainConfig] = None, *, resume: bool = False,
           max_iterations: Optional[int] = None, device: str = "cpu", progress: bool = True,
           plot: bool = True, log: Callable[[str], None] = print) -> dict:
-    """Train as the recipe, writing ``model.pt``, ``vocab.json`` and ``loss.png`` under ``save_dir``.
+    """Train as the recipe, writing ``model.json`` (and its tensor file), ``vocab.json`` and ``loss.png``
+    under ``save_dir``.
 
-    ``resume`` continues from ``save_dir/model.pt`` (its stored config wins over ``config``, except
+    ``resume`` continues from ``save_dir/model.json`` (its stored config wins over ``config``, except
     ``epochs`` when given larger). ``max_iterations`` stops after that many iterations in this call (a
     checkpoint is written on stopping). Returns a summary dict.
     """
     save_dir = Path(save_dir)
     ckpt_path = save_dir / CHECKPOINT_NAME
     ckpt = None
-    if resume and ckpt_path.exists():
-        ckpt = load_checkpoint_file(ckpt_path, map_location=device)
+    if resume and (checkpoint.manifest_path(ckpt_path).exists() or (save_dir / "model.pt").exists()):
+        ckpt = load_checkpoint_file(save_dir, map_location=device)
         stored = TrainConfig.from_json(ckpt["config"])
         if config is not None and config.epochs > stored.epochs:
             stored.epochs = config.epochs
@@ -201,16 +318,16 @@ def train(data_path, save_dir, config: Optional[TrainConfig] = None, *, resume: 
     def save(epoch: int, next_batch: int, lstm_state, next_iteration: int) -> None:
         """Checkpoint the position "before batch ``next_batch`` of ``epoch``" (0: before its shuffle)."""
         payload = {
-            "format": CHECKPOINT_FORMAT, "version": 1, "config": config.to_json(),
+            "config": config.to_json(),
             "data": {"vocab_size": vocab_size, "num_words": int(len(ids)), "num_batches": num_batches},
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "optimizer": optimizer.state_dict(),
             "progress": {"iteration_count": next_iteration, "epoch": epoch, "batch_index": next_batch,
                          "order": list(order), "rng_state": _rng_state_to_list(rng.getstate())},
-            "lstm_state": None if next_batch == 0 else tuple(t.detach().cpu() for t in lstm_state),
+            "lstm_state": None if next_batch == 0 else [t.detach().cpu() for t in lstm_state],
             "train_loss": list(train_loss), "epoch_seconds": list(epoch_seconds),
         }
-        atomic_torch_save(payload, ckpt_path)
+        checkpoint.save(ckpt_path, CHECKPOINT_FORMAT, payload)
         atomic_write_text(save_dir / VOCAB_NAME, json.dumps(vocab_to_json(vocab2ix)))
 
     def write_plot() -> None:
@@ -259,7 +376,7 @@ def train(data_path, save_dir, config: Optional[TrainConfig] = None, *, resume: 
             if iteration_count % config.save_every == 0:
                 save(epoch, (ix + 1) % num_batches, state, iteration_count + 1) if ix + 1 < num_batches else \
                     save(epoch + 1, 0, None, iteration_count + 1)
-                log(f"Model Saved To: {ckpt_path}")
+                log(f"Model Saved To: {checkpoint.manifest_path(ckpt_path)}")
                 write_plot()
             if iteration_count % config.eval_every == 0:
                 for prime in config.prime_texts:
@@ -279,31 +396,29 @@ def train(data_path, save_dir, config: Optional[TrainConfig] = None, *, resume: 
         save(epoch + 1, 0, None, iteration_count)
     bar.close()
     if not stopped_early:
-        log(f"Model Saved To: {ckpt_path}")
+        log(f"Model Saved To: {checkpoint.manifest_path(ckpt_path)}")
     write_plot()
     return {"vocab_size": vocab_size, "num_batches": num_batches, "iterations": iteration_count - 1,
             "train_loss": train_loss, "epoch_seconds": epoch_seconds, "stopped_early": stopped_early,
-            "checkpoint": str(ckpt_path)}
+            "checkpoint": str(checkpoint.manifest_path(ckpt_path))}
 
 
-def load_trained(path, device: str = "cpu"):
-    """``(model, ix2vocab, vocab2ix, config)`` from a saved ``model.pt`` (or its folder) and the
-    ``vocab.json`` beside it."""
-    from ports.tf_shakespeare.data import vocab_from_json
+def load_trained(path, device: str = "cpu", *, allow_nonfinite: bool = False):
+    """``(model, ix2vocab, vocab2ix, config)`` from a saved checkpoint (``model.json``, or the run's folder)
+    and the ``vocab.json`` beside it; every size is checked before the model is built."""
+    from ports.tf_shakespeare.data import read_vocab_json
 
-    path = Path(path)
-    ckpt_file = path / CHECKPOINT_NAME if path.is_dir() else path
-    ckpt = load_checkpoint_file(ckpt_file, map_location=device)
+    ckpt = load_checkpoint_file(path, map_location=device, allow_nonfinite=allow_nonfinite)
     config = TrainConfig.from_json(ckpt["config"])
-    vocab_file = ckpt_file.parent / VOCAB_NAME
-    try:
-        vocab_obj = json.loads(vocab_file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{vocab_file}: the vocabulary saved with {ckpt_file} is missing") from None
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{vocab_file}: not valid JSON ({e})") from None
-    ix2vocab, vocab2ix = vocab_from_json(vocab_obj, str(vocab_file))
-    model = build_model(config, ckpt["data"]["vocab_size"], device)
+    vocab_file = Path(ckpt["manifest"]).parent / VOCAB_NAME
+    if not vocab_file.exists() and not vocab_file.is_symlink():
+        raise CheckpointError(f"{vocab_file}: the vocabulary saved with {ckpt['manifest']} is missing")
+    ix2vocab, vocab2ix = read_vocab_json(vocab_file)
+    vocab_size = ckpt["data"]["vocab_size"]
+    if max(ix2vocab) >= vocab_size:
+        raise CheckpointError(f"{vocab_file}: word id {max(ix2vocab)} does not fit the checkpoint's vocabulary "
+                              f"size {vocab_size}")
+    model = build_model(config, vocab_size, device)
     model.load_state_dict(ckpt["model"])
     model.eval()
     return model, ix2vocab, vocab2ix, config
@@ -311,7 +426,8 @@ def load_trained(path, device: str = "cpu"):
 
 def load_tf1_model(checkpoint, vocab_path, device: str = "cpu", scope: str = "lstm_model"):
     """``(model, ix2vocab, vocab2ix)`` from the recipe's own TF1 checkpoint and vocabulary
-    (``temp/shakespeare_model/model-N`` and ``vocab.pkl``); sizes come from the checkpoint's W."""
+    (``temp/shakespeare_model/model-N`` and ``vocab.pkl``); sizes come from the checkpoint's W and every
+    variable's shape is checked against them before the model is built."""
     from compat.formats.tf import load_checkpoint
     from ports.tf_shakespeare.data import DataError, load_vocab_file
 
@@ -322,8 +438,34 @@ def load_tf1_model(checkpoint, vocab_path, device: str = "cpu", scope: str = "ls
     w_name = f"{scope}/lstm_vars/W"
     if w_name not in variables:
         raise CheckpointError(f"{checkpoint}: no variable {w_name!r}; is this the recipe's checkpoint?")
-    rnn_size, vocab_size = (int(n) for n in np.shape(variables[w_name]))
-    if max(ix2vocab) >= vocab_size:
+    w_shape = tuple(int(n) for n in np.shape(variables[w_name]))
+    if len(w_shape) != 2 or min(w_shape) < 1:
+        raise CheckpointError(f"{checkpoint}: {w_name} has shape {list(w_shape)}; the recipe's W is "
+                              f"[rnn_size, vocab_size], both at least 1")
+    rnn_size, vocab_size = w_shape
+    if vocab_size < 2:
+        raise CheckpointError(f"{checkpoint}: {w_name} has shape {list(w_shape)}: a vocabulary of {vocab_size} word")
+    # Every variable's shape before anything is allocated: W alone cannot vouch for the cell's [2H, 4H].
+    names = {(k[:-2] if k.endswith(":0") else k): v for k, v in variables.items()}
+    H, V = rnn_size, vocab_size
+    expected = {w_name: (H, V), f"{scope}/lstm_vars/b": (V,), f"{scope}/lstm_vars/embedding_mat": (V, H)}
+    for cell_scope in ("basic_lstm_cell", "BasicLSTMCell"):
+        try:
+            _, _, (kernel_name, bias_name) = tf1_cell_variables(names, f"{scope}/rnn_decoder/{cell_scope}")
+        except KeyError:
+            continue
+        expected.update({kernel_name: (2 * H, 4 * H), bias_name: (4 * H,)})
+        break
+    else:
+        raise CheckpointError(f"{checkpoint}: no BasicLSTMCell variables under {scope}/rnn_decoder")
+    for name, shape in expected.items():
+        if name not in names:
+            raise CheckpointError(f"{checkpoint}: no variable {name!r}")
+        got = tuple(int(n) for n in np.shape(names[name]))
+        if got != shape:
+            raise CheckpointError(f"{checkpoint}: variable {name!r} has shape {list(got)}; with W of shape "
+                                  f"{list(w_shape)} it must be {list(shape)}")
+    if ix2vocab and max(ix2vocab) >= vocab_size:
         raise DataError(f"{vocab_path}: word id {max(ix2vocab)} does not fit the checkpoint's vocabulary "
                         f"size {vocab_size}")
     model = LSTMModel(rnn_size, vocab_size, 1, 1, device=device)
@@ -336,7 +478,7 @@ PUBLISHED_LOSS = {"recipe start ~9.9": 9.9, "recipe after 10 epochs ~5.5-6.0": 5
 
 
 def report(save_dir, plot_path=None, device: str = "cpu", log: Callable[[str], None] = print) -> dict:
-    """Summarise a run from its ``model.pt``: losses at landmarks, per-epoch means and seconds, the
+    """Summarise a run from its ``model.json``: losses at landmarks, per-epoch means and seconds, the
     prime texts' greedy samples; optionally plot the loss curve beside the recipe's published levels."""
     path = Path(save_dir)
     ckpt = load_checkpoint_file(path, map_location=device)

@@ -26,7 +26,11 @@ import numpy as np
 
 from compat.atomic import atomic_path, atomic_write_text
 from compat.progress import Progress
-from ports.theano_imdb.unpickler import DataFileError, UnsafePickleError, load_data_pickles
+from compat.errors import FileFormatError
+from compat.formats.files import MiB, open_regular, read_text
+from compat.formats.npz import read_npz
+from ports.theano_imdb.unpickler import (MAX_LABEL, MAX_WORD_ID, DataFileError, UnsafePickleError,
+                                         load_data_pickles)
 
 TUTORIAL_URL = "http://www.iro.umontreal.ca/~lisa/deep/data/imdb.pkl"
 DATA_FILE = "imdb.pkl"
@@ -38,6 +42,8 @@ EMBEDDED = "embedded"
 EMBEDDED_PATH = Path(__file__).resolve().parent / "data" / "imdb_sample.npz"
 
 Split = Tuple[List[List[int]], List[int]]
+DATASET_MEMBER_CAP = 512 * MiB  # one array of a --dataset .npz (the full data set's ids are about 60 MB)
+DIGEST_FILE_CAP = 4096
 
 
 class DownloadError(RuntimeError):
@@ -45,23 +51,40 @@ class DownloadError(RuntimeError):
 
 
 # --------------------------------------------------------------------------------------- loading
+def _split_from_arrays(path, split: str, ids: np.ndarray, offsets: np.ndarray, labels: np.ndarray) -> Split:
+    """One split of the flat sample format, checked: integer arrays, offsets from 0 rising to len(ids),
+    ids in [0, MAX_WORD_ID], labels in [0, MAX_LABEL]."""
+    for name, a in (("ids", ids), ("offsets", offsets), ("labels", labels)):
+        if a.ndim != 1 or a.dtype.kind not in "iu":
+            raise DataFileError(f"{path}: {split}_{name} must be a one-dimensional integer array; got "
+                                f"{a.dtype} of shape {list(a.shape)}")
+    if len(offsets) != len(labels) + 1 or int(offsets[0]) != 0 or int(offsets[-1]) != len(ids):
+        raise DataFileError(f"{path}: {split}_offsets must run from 0 to len({split}_ids) = {len(ids)} with one "
+                            f"entry per label plus one")
+    if len(offsets) > 1 and (np.diff(offsets.astype(np.int64)) < 0).any():
+        k = int(np.argmax(np.diff(offsets.astype(np.int64)) < 0))
+        raise DataFileError(f"{path}: {split}_offsets decreases at entry {k + 1}: the offsets must not decrease")
+    if len(ids) and (int(ids.min()) < 0 or int(ids.max()) > MAX_WORD_ID):
+        bad = int(ids.min()) if int(ids.min()) < 0 else int(ids.max())
+        raise DataFileError(f"{path}: {split}_ids holds word id {bad}; ids must lie in [0, {MAX_WORD_ID}]")
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) > MAX_LABEL):
+        bad = int(labels.min()) if int(labels.min()) < 0 else int(labels.max())
+        raise DataFileError(f"{path}: {split}_labels holds {bad}; labels are class numbers in [0, {MAX_LABEL}]")
+    flat = ids.tolist()
+    offs = offsets.tolist()
+    return [flat[offs[k]:offs[k + 1]] for k in range(len(labels))], labels.tolist()
+
+
 def _load_embedded(path: Path = EMBEDDED_PATH) -> Tuple[Split, Split]:
-    """The embedded sample: flat int32 ids + offsets + labels per split, read with allow_pickle off."""
-    if not path.exists():
-        raise DataFileError(f"{path}: the embedded sample is missing from the installed package")
+    """The embedded sample's format: flat integer ids + offsets + labels per split, each member checked
+    before it is read (:mod:`compat.formats.npz`); other members are not read."""
+    names = [f"{split}_{part}" for split in ("train", "test") for part in ("ids", "offsets", "labels")]
     try:
-        with np.load(path, allow_pickle=False) as z:
-            out = []
-            for split in ("train", "test"):
-                ids, offsets, labels = z[f"{split}_ids"], z[f"{split}_offsets"], z[f"{split}_labels"]
-                if offsets.ndim != 1 or len(offsets) != len(labels) + 1 or offsets[-1] != len(ids):
-                    raise DataFileError(f"{path}: {split}_offsets does not match {split}_ids and {split}_labels")
-                flat = ids.tolist()
-                offs = offsets.tolist()
-                out.append(([flat[offs[k]:offs[k + 1]] for k in range(len(labels))], labels.tolist()))
-    except (KeyError, ValueError, OSError) as e:
-        raise DataFileError(f"{path}: not a readable sample archive ({e})") from None
-    return out[0], out[1]
+        z = read_npz(path, names, what="data set archive", max_member_bytes=DATASET_MEMBER_CAP)
+    except FileFormatError as e:
+        raise DataFileError(str(e)) from None
+    return tuple(_split_from_arrays(path, split, z[f"{split}_ids"], z[f"{split}_offsets"], z[f"{split}_labels"])
+                 for split in ("train", "test"))
 
 
 def read_dataset(path: Union[str, os.PathLike]) -> Tuple[Split, Split]:
@@ -186,7 +209,7 @@ def cache_dir() -> Path:
 
 def _sha256_file(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path, "data file") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -196,13 +219,35 @@ def _digest_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
+def _check_digest(text: str, where: str) -> str:
+    digest = text.strip().lower()
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise DataFileError(f"{where}: expected a SHA-256 digest (64 hexadecimal digits); got {text[:80]!r}")
+    return digest
+
+
+def read_digest_file(path: Path) -> str:
+    """The digest in a ``*.sha256`` file (``<hex digest>  <name>``, as sha256sum writes it)."""
+    text = read_text(path, DIGEST_FILE_CAP, "digest file")
+    fields = text.split()
+    if not fields:
+        raise DataFileError(f"{path}: the digest file is empty; delete it (and the data file beside it) to "
+                            f"download again")
+    return _check_digest(fields[0], str(path))
+
+
 def verify_cached(path: Path) -> None:
     """Check a cached download against the digest recorded at download time (and ``THEANO_IMDB_SHA256``)."""
-    digest = _sha256_file(path)
     expected = os.environ.get(ENV_SHA256)
+    if expected:
+        expected = _check_digest(expected, ENV_SHA256)
     recorded = _digest_path(path)
-    if recorded.exists():
-        expected = expected or recorded.read_text().split()[0]
+    if recorded.exists() or recorded.is_symlink():
+        try:
+            expected = expected or read_digest_file(recorded)
+        except FileFormatError as e:
+            raise DataFileError(str(e)) from None
+    digest = _sha256_file(path)
     if expected and digest != expected.lower():
         raise DataFileError(f"{path}: SHA-256 {digest} does not match the expected {expected}; the cached file is "
                             f"corrupt or was replaced: delete it to download it again")

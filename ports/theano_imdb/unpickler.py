@@ -17,18 +17,25 @@ Two kinds of pickle come from the Theano tutorial:
   machinery (Python 3 pickles spell those bytes ``_codecs.encode(text, 'latin1')``, also accepted).
   Everything else is refused.
 
-Python 2 pickles store ``str`` as bytes; they are decoded as latin-1 (what numpy does for its own
-Python 2 pickles), which is lossless.
+Both go through :mod:`compat.formats.pickles`: the file is read under a size cap (``.gz`` decompressed
+as a stream under the same cap) and each pickle's opcodes are scanned and bounded (nesting, memo,
+containers, expanded size) before it is unpickled. The data set's ids and labels are then checked, and
+the total of ids counted through shared references, before any list is copied. Python 2 pickles store
+``str`` as bytes; they are decoded as latin-1 (what numpy does for its own Python 2 pickles), which is
+lossless.
 """
 from __future__ import annotations
 
-import io
 import os
 import pickle
-from pathlib import Path
-from typing import Any, BinaryIO, Dict, Union
+from typing import Any, Dict, List, Tuple, Union
 
 import numpy as np
+
+from compat.errors import FileFormatError
+from compat.formats import pickles
+from compat.formats.files import MiB
+from compat.formats.pickles import PickleLimits, UnsafePickleError, describe
 
 PathLike = Union[str, os.PathLike]
 
@@ -39,12 +46,21 @@ _OPTIMIZER_MODULES = ("__main__", "lstm", "code.lstm")
 _NUMPY_SCALAR = {("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar")}
 _NUMPY_DTYPE = {("numpy", "dtype")}
 
+# Caps (docs/security.md). The tutorial's imdb.pkl is 33 MB holding about 7 million word ids per split.
+DATA_PICKLE_CAP = 128 * MiB           # imdb.pkl, or what imdb.pkl.gz decompresses to
+MAX_IDS_PER_SPLIT = 32_000_000        # word ids in one split, counted through shared references
+MAX_WORD_ID = 2 ** 31 - 1             # ids index the embedding: int32 range
+MAX_LABEL = 65_535                    # labels are classes 0 .. ydim - 1; U is [dim_proj, ydim]
+OPTIONS_PICKLE_CAP = 1 * MiB
+DATA_LIMITS = PickleLimits(max_bytes=DATA_PICKLE_CAP, max_depth=8, max_containers=1 << 22,
+                           max_expanded=2 * DATA_PICKLE_CAP)
+OPTIONS_LIMITS = PickleLimits(max_bytes=OPTIONS_PICKLE_CAP, max_depth=8, max_containers=10_000,
+                              max_expanded=4 * OPTIONS_PICKLE_CAP)
+_DATA_HINT = "this file may only hold lists, tuples, ints and strings"
+_OPTIONS_HINT = "this file may only hold plain options (numbers, strings, the optimizer's name)"
 
-class UnsafePickleError(pickle.UnpicklingError):
-    """A pickle that names a global this reader does not allow (it could run code)."""
 
-
-class DataFileError(ValueError):
+class DataFileError(FileFormatError):
     """A data, parameter or options file that is missing, truncated or not in the expected format."""
 
 
@@ -61,7 +77,7 @@ def _safe_dtype(spec, align=0, copy=0):
 
 def _safe_scalar(dtype, data=None):
     if not isinstance(dtype, np.dtype) or dtype.kind not in "biufc":
-        raise UnsafePickleError(f"refused numpy scalar of dtype {dtype!r}: only numeric scalars are accepted")
+        raise UnsafePickleError(f"refused numpy scalar of dtype {describe(dtype)}: only numeric scalars are accepted")
     if isinstance(data, str):
         data = data.encode("latin-1")
     if not isinstance(data, (bytes, bytearray)) or len(data) != dtype.itemsize:
@@ -71,109 +87,99 @@ def _safe_scalar(dtype, data=None):
 
 def _latin1_encode(text, encoding="utf-8"):
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1", "iso-8859-1"):
-        raise UnsafePickleError(f"refused _codecs.encode with encoding {encoding!r}: only latin-1 text is accepted")
+        raise UnsafePickleError(f"refused _codecs.encode with encoding {describe(encoding)}: only latin-1 text is "
+                                "accepted")
     return text.encode("latin-1")
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """An Unpickler whose ``find_class`` allows nothing, or only the tutorial's options globals.
-
-    ``allow_options_globals=False``: lists, tuples, dicts, ints, floats, strings, bytes, None and bools
-    (the opcodes for these never call ``find_class``); any global is refused.
-    ``allow_options_globals=True``: also the optimizer function references and numeric numpy scalars
-    of the tutorial's options pickle (see the module docstring).
-    """
-
-    def __init__(self, file: BinaryIO, *, source: str = "<pickle>", allow_options_globals: bool = False):
-        super().__init__(file, encoding="latin-1")
-        self.source = source
-        self.allow_options_globals = allow_options_globals
-
-    def find_class(self, module: str, name: str):
-        if self.allow_options_globals:
-            if module in _OPTIMIZER_MODULES and name in OPTIMIZER_NAMES:
-                # GLOBAL pushes find_class's return value: the function becomes its name.
-                return _OptimizerRef(name)
-            if (module, name) in _NUMPY_SCALAR:
-                return _safe_scalar
-            if (module, name) in _NUMPY_DTYPE:
-                return _safe_dtype
-            if (module, name) == ("_codecs", "encode"):
-                # Python 3 pickles (protocol 2) store a numpy scalar's bytes as _codecs.encode(text, 'latin1').
-                return _latin1_encode
-        raise UnsafePickleError(
-            f"{self.source}: refused to load global {module}.{name}: this file may only hold "
-            + ("plain options (numbers, strings, the optimizer's name)" if self.allow_options_globals
-               else "lists, tuples, ints and strings")
-            + "; a pickle that names other globals can run arbitrary code when loaded")
+# The tutorial's options pickle: the optimizer function by reference (it becomes its name), numeric numpy
+# scalars rebuilt from their raw bytes, and Python 3's spelling of those bytes.
+OPTIONS_GLOBALS: Dict[Tuple[str, str], Any] = {
+    **{(m, n): _OptimizerRef(n) for m in _OPTIMIZER_MODULES for n in OPTIMIZER_NAMES},
+    **{key: _safe_scalar for key in _NUMPY_SCALAR},
+    **{key: _safe_dtype for key in _NUMPY_DTYPE},
+    ("_codecs", "encode"): _latin1_encode,
+}
 
 
-def _open_bytes(path: PathLike) -> bytes:
-    p = Path(path)
-    if not p.exists():
-        raise DataFileError(f"{p}: no such file")
-    if p.is_dir():
-        raise DataFileError(f"{p} is a directory; expected a pickle file")
-    data = p.read_bytes()
-    if str(p).endswith(".gz"):
-        import gzip
-
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as e:
-            raise DataFileError(f"{p}: not a readable gzip file ({e})") from None
-    return data
-
-
-def _load_one(fh: io.BytesIO, source: str, what: str, allow_options_globals: bool):
+def _load_one(data: bytes, start: int, source: str, what: str, allow_options_globals: bool):
+    allowed, hint, limits = ((OPTIONS_GLOBALS, _OPTIONS_HINT, OPTIONS_LIMITS) if allow_options_globals
+                             else (None, _DATA_HINT, DATA_LIMITS))
     try:
-        return RestrictedUnpickler(fh, source=source, allow_options_globals=allow_options_globals).load()
+        return pickles.load(data, start, source=source, what=what, limits=limits, allowed_globals=allowed,
+                            refusal_hint=hint)
     except UnsafePickleError:
         raise
-    except EOFError:
-        raise DataFileError(f"{source}: the file ends before {what} (truncated or empty)") from None
-    except (pickle.UnpicklingError, ValueError, KeyError, IndexError, TypeError, AttributeError,
-            UnicodeDecodeError, OverflowError, MemoryError) as e:
-        raise DataFileError(f"{source}: {what} is not a readable pickle ({type(e).__name__}: {e})") from None
+    except FileFormatError as e:
+        raise DataFileError(str(e)) from None
+
+
+def _check_ids(xs, source: str, which: str) -> int:
+    """Every x is a list of word ids in [0, MAX_WORD_ID]; returns the total, counted through shared
+    references before anything is copied (a list referred to 300,000 times counts 300,000 times)."""
+    total = 0
+    for k, s in enumerate(xs):
+        if type(s) is not list and type(s) is not tuple:
+            raise DataFileError(f"{source}: {which} x[{k}] is {describe(s)}, not a list of word ids")
+        total += len(s)
+        if total > MAX_IDS_PER_SPLIT:
+            raise DataFileError(f"{source}: the {which} set holds more than {MAX_IDS_PER_SPLIT:,} word ids "
+                                f"(counting every reference to a shared list)")
+    checked = set()
+    for k, s in enumerate(xs):
+        if id(s) in checked or not s:
+            continue
+        checked.add(id(s))
+        if set(map(type, s)) != {int}:
+            bad = next(w for w in s if type(w) is not int)
+            raise DataFileError(f"{source}: {which} x[{k}] is not a list of ints: it holds {describe(bad)}")
+        lo, hi = min(s), max(s)
+        if lo < 0 or hi > MAX_WORD_ID:
+            raise DataFileError(f"{source}: {which} x[{k}] holds word id {describe(lo if lo < 0 else hi)}; ids "
+                                f"must lie in [0, {MAX_WORD_ID}]")
+    return total
 
 
 def _check_split(obj, source: str, which: str):
     if not isinstance(obj, (tuple, list)) or len(obj) != 2:
-        raise DataFileError(f"{source}: the {which} pickle must be a pair (x, y); got {type(obj).__name__}"
-                            + (f" of length {len(obj)}" if isinstance(obj, (tuple, list)) else ""))
+        raise DataFileError(f"{source}: the {which} pickle must be a pair (x, y); got {describe(obj)}")
     xs, ys = obj
     if not isinstance(xs, (list, tuple)) or not isinstance(ys, (list, tuple)):
         raise DataFileError(f"{source}: the {which} pickle's x and y must be lists")
     if len(xs) != len(ys):
         raise DataFileError(f"{source}: the {which} set has {len(xs)} sequences but {len(ys)} labels")
-    seen = set()
-    for s in xs:
-        if type(s) is not list and type(s) is not tuple:
-            seen.add(None)
-            break
-        seen.update(map(type, s))
-    if seen - {int}:
-        for k, s in enumerate(xs):
-            if not isinstance(s, (list, tuple)) or not all(type(w) is int for w in s):
-                raise DataFileError(f"{source}: {which} x[{k}] is not a list of ints")
+    _check_ids(xs, source, which)
     for k, label in enumerate(ys):
         if type(label) is not int:
-            raise DataFileError(f"{source}: {which} y[{k}] is {label!r}; labels must be ints")
+            raise DataFileError(f"{source}: {which} y[{k}] is {describe(label)}; labels must be ints")
+        if not 0 <= label <= MAX_LABEL:
+            raise DataFileError(f"{source}: {which} y[{k}] is {describe(label)}; labels are class numbers in "
+                                f"[0, {MAX_LABEL}]")
     return [list(s) for s in xs], list(ys)
 
 
-def load_data_pickles(path: PathLike):
-    """``(train, test)``, each ``(x, y)``, from the tutorial's two-pickle ``imdb.pkl`` (``.gz`` too)."""
+def load_data_pickles(path: PathLike, *, cap: int = DATA_PICKLE_CAP):
+    """``(train, test)``, each ``(x, y)``, from the tutorial's two-pickle ``imdb.pkl`` (``.gz`` too).
+
+    The file is read with a size cap (``.gz`` decompressed as a stream under the same cap); each pickle
+    is scanned before it is unpickled; ids and labels are checked before any list is copied.
+    """
     source = str(path)
-    fh = io.BytesIO(_open_bytes(path))
-    train = _check_split(_load_one(fh, source, "the first (train) pickle", False), source, "train")
-    test = _check_split(_load_one(fh, source, "the second (test) pickle", False), source, "test")
+    try:
+        data = pickles.read_pickle_bytes(path, cap, "file")
+    except FileFormatError as e:
+        raise DataFileError(str(e)) from None
+    train_obj, end = _load_one(data, 0, source, "the first (train) pickle", False)
+    train = _check_split(train_obj, source, "train")
+    del train_obj
+    test_obj, _ = _load_one(data, end, source, "the second (test) pickle", False)
+    test = _check_split(test_obj, source, "test")
     return train, test
 
 
 def loads_data_pickle(data: bytes, source: str = "<bytes>"):
     """One restricted pickle from bytes (no globals allowed)."""
-    return _load_one(io.BytesIO(data), source, "the pickle", False)
+    return _load_one(data, 0, source, "the pickle", False)[0]
 
 
 def read_options(path: PathLike) -> Dict[str, Any]:
@@ -182,14 +188,22 @@ def read_options(path: PathLike) -> Dict[str, Any]:
     ``options["optimizer"]`` is the optimizer's name; numpy scalars are Python numbers.
     """
     source = str(path)
-    obj = _load_one(io.BytesIO(_open_bytes(path)), source, "the options pickle", True)
+    try:
+        data = pickles.read_pickle_bytes(path, OPTIONS_PICKLE_CAP, "file")
+    except FileFormatError as e:
+        raise DataFileError(str(e)) from None
+    obj, _ = _load_one(data, 0, source, "the options pickle", True)
     if not isinstance(obj, dict):
-        raise DataFileError(f"{source}: the options pickle must hold a dict; got {type(obj).__name__}")
+        raise DataFileError(f"{source}: the options pickle must hold a dict; got {describe(obj)}")
     out = {}
     for k, v in obj.items():
         if not isinstance(k, str):
-            raise DataFileError(f"{source}: option key {k!r} is not a string")
-        out[k] = str(v) if isinstance(v, _OptimizerRef) else v
+            raise DataFileError(f"{source}: option key {describe(k)} is not a string")
+        if isinstance(v, _OptimizerRef):
+            v = str(v)
+        elif not isinstance(v, (str, int, float, bool, type(None))):
+            raise DataFileError(f"{source}: option {describe(k)} is {describe(v)}; options are numbers, strings or None")
+        out[k] = v
     return out
 
 
