@@ -335,7 +335,7 @@ def test_hostile_and_fuzzed_shakespeare_checkpoints(tmp_path, shakespeare_run):
 def test_tf_checkpoint_shapes_are_checked_before_the_model_is_built(tmp_path):
     """--tf-checkpoint: W [12000, 2] with the cell of a small model asks for 4.6 GB if trusted; W of rank 1 and
     [0, 14] have no model at all. All refused before any allocation."""
-    from compat.tf_checkpoint import save_checkpoint as save_tf
+    from compat.formats.tf import save_checkpoint as save_tf
 
     torch.manual_seed(0)
     small = {k: v.detach().numpy() for k, v in LSTMModel(6, 14, 1, 1).tf1_variables().items()}
