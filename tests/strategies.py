@@ -42,7 +42,7 @@ layer_counts = st.shared(st.integers(1, MAX_LAYERS), key="lstm-layers")
 dtypes = st.sampled_from([torch.float32, torch.float64])
 
 #: Every layout name in :data:`compat.layouts.LAYOUTS` order, as written in the issue.
-LAYOUT_NAMES = ("tf", "keras", "torch", "theano", "caffe", "junhyukoh", "onnx")
+LAYOUT_NAMES = ("tf", "keras", "keras_cudnn", "torch", "theano", "caffe", "junhyukoh", "onnx")
 
 #: Kinds of ``cont`` drawn by :func:`conts`.
 CONT_KINDS = ("random", "reset_at_t0", "everywhere", "nowhere", "nonbinary", "aligned")
@@ -140,6 +140,7 @@ def layout_shapes(layout: str, input_size: int, hidden: int) -> dict:
     return {
         "tf": {"kernel": (input_size + hidden, h4), "bias": (h4,)},
         "keras": {"kernel": (input_size, h4), "recurrent_kernel": (hidden, h4), "bias": (h4,)},
+        "keras_cudnn": {"kernel": (input_size, h4), "recurrent_kernel": (hidden, h4), "bias": (2 * h4,)},
         "torch": {"weight_ih": (h4, input_size), "weight_hh": (h4, hidden), "bias_ih": (h4,), "bias_hh": (h4,)},
         "theano": {"W": (input_size, h4), "U": (hidden, h4), "b": (h4,)},
         "caffe": {"W_xc": (h4, input_size), "b_c": (h4,), "W_hc": (h4, hidden)},

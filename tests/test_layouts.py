@@ -30,11 +30,12 @@ with_device = settings(suppress_health_check=[HealthCheck.function_scoped_fixtur
                                               HealthCheck.data_too_large])
 
 ONE_BIAS_LAYOUTS = ("tf", "keras", "theano", "caffe", "junhyukoh")
-TWO_BIAS_LAYOUTS = ("torch", "onnx")
+TWO_BIAS_LAYOUTS = ("keras_cudnn", "torch", "onnx")
 #: per layout and tensor, the axis that holds the four gate blocks (corrupting it must be an error)
 GATE_AXIS = {
     "tf": {"kernel": 1, "bias": 0},
     "keras": {"kernel": 1, "recurrent_kernel": 1, "bias": 0},
+    "keras_cudnn": {"kernel": 1, "recurrent_kernel": 1, "bias": 0},
     "torch": {"weight_ih": 0, "weight_hh": 0, "bias_ih": 0, "bias_hh": 0},
     "theano": {"W": 1, "U": 1, "b": 0},
     "caffe": {"W_xc": 0, "b_c": 0, "W_hc": 0},
@@ -245,7 +246,7 @@ def test_torch_layout_matches_torch_nn_lstm(device, sizes, x, state, weights, dt
     mod = torch.nn.LSTM(sizes.input_size, sizes.hidden_size, sizes.num_layers, bias=has_bias).to(device, torch.float64)
     with torch.no_grad():
         for k, w in enumerate(weights):
-            for f in LayerWeights._fields:
+            for f in w._fields:
                 if getattr(w, f) is not None or (has_bias and f.startswith("bias")):
                     v = getattr(w, f)
                     getattr(mod, f"{f}_l{k}").copy_(torch.zeros(4 * sizes.hidden_size) if v is None else torch.as_tensor(v))
@@ -376,12 +377,12 @@ def test_onnx_layout_matches_onnx_reference(device, sizes, x, params, state, mas
     Y, Y_h, Y_c = onnx_lstm.lstm(x, params["W"], params["R"], params["B"], sequence_lens=lens, **init)
     _, ws = legacy_and_canonical([params], "onnx", dtype, device)
     hx = None if state is None else tuple(as_tensor(s, dtype, device) for s in state)
-    out, (h_n, c_n) = lstm(as_tensor(x, dtype, device), ws, hx, mask=None if mask is None else as_tensor(mask, dtype, device))
-    valid = np.ones(x.shape[:2], bool) if mask is None else mask.astype(bool)
-    # ONNX writes zeros past a sequence's length; the core carries the last h there
-    assert_close(out.cpu()[torch.as_tensor(valid)], Y[:, 0][valid], dtype=dtype, msg="Y within lengths")
-    assert_close(h_n, Y_h, dtype=dtype, msg="Y_h")
-    assert_close(c_n, Y_c, dtype=dtype, msg="Y_c")
+    out, (h_n, c_n) = lstm(as_tensor(x, dtype, device), ws, hx, lengths=lens)
+    assert_close(out, Y[:, 0], dtype=dtype, msg="Y (zeros past each length)")
+    # onnxruntime zeroes Y_h / Y_c of a length-0 sequence; the core keeps its initial state there
+    live = np.ones(x.shape[1], bool) if lens is None else lens > 0
+    assert_close(h_n.cpu()[:, torch.as_tensor(live)], Y_h[:, live], dtype=dtype, msg="Y_h")
+    assert_close(c_n.cpu()[:, torch.as_tensor(live)], Y_c[:, live], dtype=dtype, msg="Y_c")
 
 
 # ----------------------------------------------------------------------------------- the references themselves
