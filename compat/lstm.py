@@ -123,7 +123,9 @@ def _layers(weights, directions: int) -> List[Tuple[LayerWeights, ...]]:
     """Per layer a tuple of one (or, bidirectional, two) :class:`LayerWeights`."""
     out = []
     for k, entry in enumerate(weights):
-        if directions == 2:
+        if directions == 1 and isinstance(entry, LayerWeights):
+            out.append((entry,))
+        elif directions == 2:
             if not _is_pair(entry):
                 raise LSTMShapeError(f"direction='bidirectional' takes a (forward, backward) pair of layer weights "
                                      f"per layer; layer {k} is not one")
@@ -135,60 +137,66 @@ def _layers(weights, directions: int) -> List[Tuple[LayerWeights, ...]]:
     return out
 
 
+def _where(layer: int, d: int, directions: int) -> str:
+    return f"layer {layer}" if directions == 1 else f"layer {layer} {('forward', 'backward')[d]}"
+
+
 def _check_layers(layers: Sequence[Tuple[LayerWeights, ...]], input_size: Optional[int]) -> Tuple[int, int]:
     """Validate every layer's shapes; return (H, P). Errors name the layer, direction and tensor."""
     if len(layers) == 0:
         raise LSTMShapeError("the LSTM needs at least one layer of weights")
     D = len(layers[0])
     hidden = proj = None
-    has_proj = None
+    has_proj = layers[0][0].weight_hr is not None
     expected_in = input_size
     for layer, dirs in enumerate(layers):
         for d, w in enumerate(dirs):
-            where = f"layer {layer}" if D == 1 else f"layer {layer} {('forward', 'backward')[d]}"
-            w_hh, w_hr = w.weight_hh, w.weight_hr
-            if w_hh.dim() != 2 or w_hh.shape[0] == 0 or w_hh.shape[0] % 4:
-                raise LSTMShapeError(f"{where} weight_hh has shape {_shape(w_hh)}; expected [4H, H] "
+            w_hh, w_ih, w_hr = w.weight_hh, w.weight_ih, w.weight_hr
+            hh, ih = w_hh.shape, w_ih.shape
+            if len(hh) != 2 or hh[0] == 0 or hh[0] % 4:
+                raise LSTMShapeError(f"{_where(layer, d, D)} weight_hh has shape {list(hh)}; expected [4H, H] "
                                      "(or [4H, P] with a projection)")
-            h = w_hh.shape[0] // 4
+            h = hh[0] // 4
             if hidden is None:
                 hidden = h
             elif h != hidden:
-                raise LSTMShapeError(f"{where} weight_hh has hidden size {h}; layer 0 has {hidden}")
-            if has_proj is None:
-                has_proj = w_hr is not None
-            elif has_proj != (w_hr is not None):
-                raise LSTMShapeError(f"{where} {'has' if w_hr is not None else 'lacks'} a projection weight_hr; "
-                                     "every layer needs one or none")
-            if w_hr is not None:
-                if w_hr.dim() != 2 or w_hr.shape[1] != h or w_hr.shape[0] == 0:
-                    raise LSTMShapeError(f"{where} weight_hr has shape {_shape(w_hr)}; expected [P, H={h}]")
-                p = w_hr.shape[0]
-            else:
+                raise LSTMShapeError(f"{_where(layer, d, D)} weight_hh has hidden size {h}; layer 0 has {hidden}")
+            if w_hr is None:
+                if has_proj:
+                    raise LSTMShapeError(f"{_where(layer, d, D)} lacks a projection weight_hr; every layer needs one "
+                                         "or none")
                 p = h
+            else:
+                if not has_proj:
+                    raise LSTMShapeError(f"{_where(layer, d, D)} has a projection weight_hr; every layer needs one "
+                                         "or none")
+                hr = w_hr.shape
+                if len(hr) != 2 or hr[1] != h or hr[0] == 0:
+                    raise LSTMShapeError(f"{_where(layer, d, D)} weight_hr has shape {list(hr)}; expected [P, H={h}]")
+                p = hr[0]
             if proj is None:
                 proj = p
             elif p != proj:
-                raise LSTMShapeError(f"{where} weight_hr has shape {_shape(w_hr)}; layer 0 projects to {proj}")
-            if w_hh.shape[1] != p:
+                raise LSTMShapeError(f"{_where(layer, d, D)} weight_hr has shape {_shape(w_hr)}; layer 0 projects "
+                                     f"to {proj}")
+            if hh[1] != p:
                 expected = f"[4H, H] = {[4 * h, h]}" if w_hr is None else f"[4H, P] = {[4 * h, p]}"
-                raise LSTMShapeError(f"{where} weight_hh has shape {_shape(w_hh)}; expected {expected}")
-            if w.weight_ih.dim() != 2 or w.weight_ih.shape[0] != 4 * h:
-                raise LSTMShapeError(f"{where} weight_ih has shape {_shape(w.weight_ih)}; expected [4H={4 * h}, in]")
-            if expected_in is not None and w.weight_ih.shape[1] != expected_in:
+                raise LSTMShapeError(f"{_where(layer, d, D)} weight_hh has shape {list(hh)}; expected {expected}")
+            if len(ih) != 2 or ih[0] != 4 * h:
+                raise LSTMShapeError(f"{_where(layer, d, D)} weight_ih has shape {list(ih)}; expected [4H={4 * h}, in]")
+            if expected_in is not None and ih[1] != expected_in:
                 if layer == 0:
                     what = "the input's feature size"
                 else:
                     what = f"layer {layer - 1}'s output size" + (" (both directions)" if D == 2 else "")
-                raise LSTMShapeError(f"{where} weight_ih has shape {_shape(w.weight_ih)}; "
+                raise LSTMShapeError(f"{_where(layer, d, D)} weight_ih has shape {list(ih)}; "
                                      f"its input size must equal {what} {expected_in}")
-            for name in ("bias_ih", "bias_hh"):
-                b = getattr(w, name)
-                if b is not None and _shape(b) != [4 * h]:
-                    raise LSTMShapeError(f"{where} {name} has shape {_shape(b)}; expected [4H] = [{4 * h}]")
+            for name, b in (("bias_ih", w.bias_ih), ("bias_hh", w.bias_hh)):
+                if b is not None and (b.dim() != 1 or b.shape[0] != 4 * h):
+                    raise LSTMShapeError(f"{_where(layer, d, D)} {name} has shape {_shape(b)}; expected [4H] = [{4 * h}]")
             if w.peephole is not None and _shape(w.peephole) != [3, h]:
-                raise LSTMShapeError(f"{where} peephole has shape {_shape(w.peephole)}; expected [3, H] = [3, {h}] "
-                                     "(rows i, f, o)")
+                raise LSTMShapeError(f"{_where(layer, d, D)} peephole has shape {_shape(w.peephole)}; expected [3, H] = "
+                                     f"[3, {h}] (rows i, f, o)")
         expected_in = D * proj
     return hidden, proj
 
@@ -224,6 +232,8 @@ def _fused(x: Tensor, layers, h0: Tensor, c0: Tensor, dropout: float, training: 
     with warnings.catch_warnings():
         # cuDNN copies non-contiguous weights into one buffer per call (once per forward, not per step).
         warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+        # the CPU falls back from oneDNN to ATen's kernel for projections: a note, not a problem
+        warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
         out, h_n, c_n = torch.lstm(x, (h0, c0), flat, has_bias, len(layers), dropout, training, bidirectional, False)
     return out, h_n, c_n
 
@@ -237,6 +247,7 @@ def _fused_on_packed(packed: PackedSequence, layers, h0: Tensor, c0: Tensor, dro
     flat, has_bias = _flat_weights(layers)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+        warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
         data, h_n, c_n = torch.lstm(packed.data, packed.batch_sizes, (h0, c0), flat, has_bias, len(layers),
                                     dropout, training, bidirectional)
     if packed.unsorted_indices is not None:
@@ -400,24 +411,28 @@ def lstm(x, weights, hx: Optional[State] = None, *,
         raise LSTMShapeError(f"input x has shape {_shape(x)}: no time steps")
     if preact_grad_clip is not None and not preact_grad_clip > 0:
         raise ValueError(f"preact_grad_clip must be > 0 (None for no clamp); got {preact_grad_clip}")
-    cell_clip = _check_clip("cell_clip", cell_clip)
-    proj_clip = _check_clip("proj_clip", proj_clip)
-    preact_clip = _check_clip("preact_clip", preact_clip)
+    if cell_clip is not None or proj_clip is not None or preact_clip is not None:
+        cell_clip = _check_clip("cell_clip", cell_clip)
+        proj_clip = _check_clip("proj_clip", proj_clip)
+        preact_clip = _check_clip("preact_clip", preact_clip)
     has_proj = layers[0][0].weight_hr is not None
     if proj_clip is not None and not has_proj:
         raise ValueError("proj_clip clips the projected h, and these weights have no projection (weight_hr)")
-    has_peephole = any(w.peephole is not None for dirs in layers for w in dirs)
-    if has_peephole and not all(w.peephole is not None for dirs in layers for w in dirs):
-        raise LSTMShapeError("some layers have peepholes and some do not; give every layer a peephole "
-                             "(zeros for none)")
+    peepholes = 0
+    dtype, device = x.dtype, x.device
     for layer, dirs in enumerate(layers):
         for d, w in enumerate(dirs):
+            peepholes += w.peephole is not None
             for name, t in zip(LayerWeights._fields, w):
-                if t is not None and (t.dtype != x.dtype or t.device != x.device):
+                if t is not None and (t.dtype != dtype or t.device != device):
                     where = f"layer {layer}" if D == 1 else f"layer {layer} {('forward', 'backward')[d]}"
                     raise LSTMShapeError(f"{where} {name} has dtype {t.dtype} on {t.device}; "
                                          f"the input x has dtype {x.dtype} on {x.device}")
-    named = lstm_activations.resolve(activations)
+    has_peephole = peepholes > 0
+    if has_peephole and peepholes != len(layers) * D:
+        raise LSTMShapeError("some layers have peepholes and some do not; give every layer a peephole "
+                             "(zeros for none)")
+    named = None if activations is None else lstm_activations.resolve(activations)
     if named is not None and (tanh is not None or gate_activation is not None):
         raise ValueError("pass either activations=(...) or the tanh= / gate_activation= callables, not both")
     if cont is not None and direction != "forward":
@@ -510,7 +525,7 @@ def lstm(x, weights, hx: Optional[State] = None, *,
     use_loop = backend == "loop" or all_empty or (backend == "auto" and (loop_only or loop_faster or single_cpu_step))
 
     if use_loop:
-        live = None
+        live = sem = None
         if lengths is not None:
             live = torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)
         if variant or live is not None:
@@ -520,16 +535,9 @@ def lstm(x, weights, hx: Optional[State] = None, *,
                 cell_output=(named[2] if named else tanh or torch.tanh),
                 cell_clip=cell_clip, proj_clip=proj_clip, preact_clip=preact_clip, input_forget=bool(input_forget),
                 preact_grad_clip=preact_grad_clip, weight_grad_ignores_cont=recurrent_weight_grad_ignores_cont)
-
-            def step(xs, w, h, c, cont_, mask_):
-                return variant_loop_layer(xs, w, h, c, cont_, mask_, live, sem)
         else:
             tanh_fn = torch.tanh if tanh is None else tanh
             sigmoid_fn = torch.sigmoid if gate_activation is None else gate_activation
-
-            def step(xs, w, h, c, cont_, mask_):
-                return loop_layer(xs, w, h, c, cont_, mask_, tanh_fn, sigmoid_fn, preact_grad_clip,
-                                  recurrent_weight_grad_ignores_cont)
         bw_reversal = _reversal_index(T, lengths) if D == 2 else None
         inp = x
         h_n, c_n = [], []
@@ -537,13 +545,15 @@ def lstm(x, weights, hx: Optional[State] = None, *,
             outs = []
             for d, w in enumerate(dirs):
                 k = layer * D + d
-                if d == 0:
-                    out, h, c = step(inp, w, h0[k], c0[k], cont, mask)
+                xs, cont_, mask_ = inp, cont, mask
+                if d == 1:
+                    xs, cont_, mask_ = _reverse_time(inp, bw_reversal), None, None if mask is None else mask.flip(0)
+                if sem is None:
+                    out, h, c = loop_layer(xs, w, h0[k], c0[k], cont_, mask_, tanh_fn, sigmoid_fn, preact_grad_clip,
+                                           recurrent_weight_grad_ignores_cont)
                 else:
-                    out, h, c = step(_reverse_time(inp, bw_reversal), w, h0[k], c0[k], None,
-                                     None if mask is None else mask.flip(0))
-                    out = _reverse_time(out, bw_reversal)
-                outs.append(out)
+                    out, h, c = variant_loop_layer(xs, w, h0[k], c0[k], cont_, mask_, live, sem)
+                outs.append(out if d == 0 else _reverse_time(out, bw_reversal))
                 h_n.append(h)
                 c_n.append(c)
             out = outs[0] if D == 1 else torch.cat(outs, dim=2)

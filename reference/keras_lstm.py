@@ -78,6 +78,9 @@ ACTIVATIONS = {
     "tanh": np.tanh,
     "linear": lambda x: x,
     "relu": lambda x: np.maximum(x, 0.0),
+    "softsign": lambda x: x / (1.0 + np.abs(x)),
+    "softplus": lambda x: np.logaddexp(0.0, x),
+    "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
 }
 
 
