@@ -601,6 +601,9 @@ def _lstm_packed(packed: PackedSequence, layers, hx, hidden: int, proj: int, D: 
         for name, s, width in (("h0", h0, proj), ("c0", c0, hidden)):
             if _shape(s) != [L * D, B, width]:
                 raise LSTMShapeError(f"initial state {name} has shape {_shape(s)}; expected {[L * D, B, width]}")
+            if s.dtype != packed.data.dtype or s.device != packed.data.device:
+                raise LSTMShapeError(f"initial state {name} has dtype {s.dtype} on {s.device}; the input has dtype "
+                                     f"{packed.data.dtype} on {packed.data.device}")
     plain = (options["tanh"] is None and options["gate_activation"] is None and options["preact_grad_clip"] is None
              and not options["recurrent_weight_grad_ignores_cont"] and options["cell_clip"] is None
              and options["proj_clip"] is None and options["preact_clip"] is None and not options["input_forget"]
