@@ -353,7 +353,7 @@ def _tf_attributes(layout, p, attrs: _Attributes, forget_bias):
     fb = float(fb_attr if fb_attr is not None else (forget_bias or 0.0))
     w = _tf_to(p, fb)
     attrs.expect("num_units", w.hidden_size, "H")
-    use_peepholes = attrs.take("use_peepholes")
+    use_peepholes = attrs.take("use_peepholes", attrs.take("use_peephole"))  # LSTMBlockCell: use_peephole
     if use_peepholes is not None and bool(use_peepholes) != (w.peephole is not None):
         raise LayoutError(f"tf attribute use_peepholes={use_peepholes!r} but the tensors "
                           f"{'have' if w.peephole is not None else 'lack'} {list(_TF_PEEPHOLES)}")
