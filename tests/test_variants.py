@@ -236,7 +236,10 @@ def test_onnx_lstm_attributes_match_onnx_reference(device, data, x, dtype, backe
     ref_kw = {k: attrs[k] for k in ("clip", "input_forget", "activations", "activation_alpha", "activation_beta",
                                      "direction", "layout") if k in attrs}
     init_ref = (None, None) if init is None else tuple(s.transpose(1, 0, 2) if batch_first else s for s in init)
-    Y, Y_h, Y_c = onnx_lstm.lstm(X, p["W"], p["R"], p.get("B"), lens, init_ref[0], init_ref[1], p.get("P"), **ref_kw)
+    with np.errstate(all="ignore"):
+        Y, Y_h, Y_c = onnx_lstm.lstm(X, p["W"], p["R"], p.get("B"), lens, init_ref[0], init_ref[1], p.get("P"), **ref_kw)
+    # unbounded gate and cell activations (Relu, LeakyRelu, Softplus, ...) can grow without limit over the steps
+    assume(np.all(np.abs(Y_c) < 1e6))
     per_direction = onnx_activations(attrs.get("activations"), attrs.get("activation_alpha", ()),
                                      attrs.get("activation_beta", ()), D)
     if len(set(per_direction)) > 1:
@@ -640,19 +643,52 @@ def test_module_peepholes_clips_and_reverse_run_the_functional_core():
     assert "peepholes=True" in repr(mod) and "direction='reverse'" in repr(mod) and "cell_clip=0.5" in repr(mod)
 
 
-def test_packed_sequence_through_the_step_loop_keeps_the_packing():
+@pytest.mark.parametrize("enforce_sorted", [False, True])
+@pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
+def test_packed_sequence_through_the_step_loop_keeps_the_packing(enforce_sorted, direction):
     """A variant the fused kernel lacks (peepholes) on a PackedSequence: same packing back, zeros never leak."""
     torch.manual_seed(1)
     H = 3
-    w = LayerWeights(torch.randn(4 * H, 2, dtype=torch.float64), torch.randn(4 * H, H, dtype=torch.float64),
-                     peephole=torch.randn(3, H, dtype=torch.float64))
+
+    def layer():
+        return LayerWeights(torch.randn(4 * H, 2, dtype=torch.float64), torch.randn(4 * H, H, dtype=torch.float64),
+                            peephole=torch.randn(3, H, dtype=torch.float64))
+
+    weights = [(layer(), layer())] if direction == "bidirectional" else [layer()]
     x = torch.randn(5, 3, 2, dtype=torch.float64)
-    lengths = torch.tensor([2, 5, 3])
-    packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
-    out, (h_n, c_n) = lstm(packed, [w])
-    padded, (h_p, c_p) = lstm(x, [w], lengths=lengths, backend="loop")
-    expected = pack_padded_sequence(padded, lengths, enforce_sorted=False)
-    assert torch.equal(out.batch_sizes, packed.batch_sizes) and torch.equal(out.unsorted_indices, packed.unsorted_indices)
+    lengths = torch.tensor([5, 3, 2] if enforce_sorted else [2, 5, 3])
+    packed = pack_padded_sequence(x, lengths, enforce_sorted=enforce_sorted)
+    D = 2 if direction == "bidirectional" else 1
+    hx = (torch.randn(D, 3, H, dtype=torch.float64), torch.randn(D, 3, H, dtype=torch.float64))
+    out, (h_n, c_n) = lstm(packed, weights, hx, direction=direction)
+    padded, (h_p, c_p) = lstm(x, weights, hx, lengths=lengths, backend="loop", direction=direction)
+    expected = pack_padded_sequence(padded, lengths, enforce_sorted=enforce_sorted)
+    assert torch.equal(out.batch_sizes, packed.batch_sizes)
+    assert (out.unsorted_indices is None) == enforce_sorted
     assert_close(out.data, expected.data)
     assert_close(h_n, h_p)
     assert_close(c_n, c_p)
+
+
+@pytest.mark.parametrize("backend", ["auto", "loop"])
+def test_dropout_placement_with_both_directions(backend):
+    """'output': each layer's concatenated output is dropped, states are not; 'between' leaves the last one."""
+    torch.manual_seed(2)
+    H, p = 8, 0.25
+
+    def layer(n_in):
+        return LayerWeights(*(0.3 * torch.randn(s, dtype=torch.float64) for s in [(4 * H, n_in), (4 * H, H), (4 * H,)]))
+
+    ws = [(layer(4), layer(4)), (layer(2 * H), layer(2 * H))]
+    x = torch.randn(6, 16, 4, dtype=torch.float64)
+    ref_out, (ref_h, ref_c) = lstm(x, ws, direction="bidirectional", backend=backend)
+    out, (h_n, c_n) = lstm(x, ws, direction="bidirectional", dropout=p, dropout_placement="output", training=True,
+                           backend=backend)
+    dropped = out == 0
+    assert 0.15 < dropped.double().mean().item() < 0.35
+    assert torch.equal(h_n[:2], ref_h[:2]) and torch.equal(c_n[:2], ref_c[:2]), "layer 0's states are not dropped"
+    assert not torch.allclose(h_n[2:], ref_h[2:]), "layer 1 reads layer 0's dropped output"
+    out, (h_n, _) = lstm(x, ws, direction="bidirectional", dropout=p, dropout_placement="between", training=True,
+                         backend=backend)
+    assert (out != 0).all()
+    assert_close(out[-1, :, :H], h_n[2], msg="the last layer's output is its state, undropped")
