@@ -315,16 +315,18 @@ def projection_sizes(draw, narrower: bool = False) -> int:
 
 @composite
 def variant_weights(draw, directions: int = 1, proj: Optional[int] = None, peepholes: Optional[bool] = None,
-                    biases: Optional[str] = None, num_layers: Optional[int] = None) -> list:
+                    biases: Optional[str] = None, num_layers: Optional[int] = None, max_scale: float = 2.0) -> list:
     """Per layer a :class:`VariantLayer` (or, ``directions=2``, a (forward, backward) pair) for the shared
-    sizes; ``proj`` 0 for none (drawn by :func:`projection_sizes` when None); ``peepholes`` drawn when None."""
+    sizes; ``proj`` 0 for none (drawn by :func:`projection_sizes` when None); ``peepholes`` drawn when None;
+    ``max_scale`` caps :func:`scales` (float32 gradients through saturated gates of deep bidirectional
+    stacks lose more than the tolerance table allows)."""
     n_in, hidden = draw(input_sizes), draw(hidden_sizes)
     layers = draw(layer_counts) if num_layers is None else num_layers
     proj = draw(projection_sizes()) if proj is None else proj
     peepholes = draw(st.booleans(), label="peepholes") if peepholes is None else peepholes
     if biases is None:
         biases = draw(st.sampled_from(["two", "one", "none"]), label="biases")
-    scale = draw(scales(), label="weight scale")
+    scale = draw(scales().filter(lambda v: v <= max_scale), label="weight scale")
     rng = _rng(draw, "variant weights")
     out_size = proj or hidden
 
@@ -333,7 +335,9 @@ def variant_weights(draw, directions: int = 1, proj: Optional[int] = None, peeph
         return VariantLayer(u(4 * hidden, fan_in), u(4 * hidden, out_size),
                             u(4 * hidden) if biases in ("one", "two") else None,
                             u(4 * hidden) if biases == "two" else None,
-                            u(proj, hidden) if proj else None, u(3, hidden) if peepholes else None)
+                            # the projection sums H products: scaled by 1/sqrt(H) (torch's initialisation bound)
+                            # so that h stays O(1) and float32 rounding stays within the tolerance table's
+                            u(proj, hidden) / hidden ** 0.5 if proj else None, u(3, hidden) if peepholes else None)
 
     out = []
     for layer in range(layers):
