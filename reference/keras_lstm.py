@@ -1,4 +1,4 @@
-"""Numpy float64 oracle of one Keras ``LSTM`` layer (Keras 2.x ``keras/layers/recurrent.py``).
+"""Numpy float64 oracle of one Keras ``LSTM`` layer and of ``Bidirectional(LSTM)`` (Keras 2 and 3).
 
 Written from Keras's ``LSTMCell.call`` and the TensorFlow backend's ``K.rnn``; imports nothing from
 the project. Weights in the Keras layout, gates in the column order i, f, c, o::
@@ -18,10 +18,25 @@ slope 1/6; pass ``"hard_sigmoid_keras3"`` for that one).
 ``unit_forget_bias=True`` only initialises the f block of ``bias`` to 1; it is stored in the weights,
 so nothing is added at run time (unlike TF's BasicLSTMCell ``forget_bias``).
 
-Masking (``K.rnn`` with a mask, ``unroll=False``, the default): at a masked step the output is the
-previous h (``tf.where(mask_t, output, states[0])``) and both states keep their previous values.
-(With ``unroll=True`` Keras 2 instead repeats the previous *output*, zeros before the first step; not
-modelled here.)
+Masking: at a masked step both states keep their previous values; what the *output* is depends on the
+version (``masked_output``):
+
+- ``"previous_h"``: Keras 2.0-2.2 ``keras/backend/tensorflow_backend.py`` ``rnn`` with ``unroll=False``
+  (the default): ``output = tf.where(tiled_mask_t, output, states[0])``, the previous h (h0 before the
+  first unmasked step);
+- ``"previous_output"``: tf.keras / tf-keras 2 (``tf_keras/backend.py`` ``rnn``, ``_step``:
+  ``flat_mask_output = ... tf.nest.flatten(prev_output)``, the loop starting from ``flat_zero_output``),
+  Keras 3 (``keras/src/backend/*/rnn.py``, same) and Keras 2's ``unroll=True``: the previous *output*,
+  zeros before the first unmasked step (differs from ``"previous_h"`` only there, with a nonzero h0);
+- ``"zeros"``: ``zero_output_for_mask=True``, which ``Bidirectional`` forces on both of its layers when
+  they return sequences (``bidirectional.py`` ``force_zero_output_for_mask``).
+
+``go_backwards=True`` (``K.rnn``: ``inputs = reverse(inputs, 0)`` and the mask reversed with it): the
+whole time axis is read back to front, padding included, and the outputs are returned in that processing
+order, i.e. reversed (``return_sequences``: output[:, t] belongs to x[:, T - 1 - t]).
+``Bidirectional(LSTM(...), merge_mode="concat")`` runs a copy of the layer with ``go_backwards`` flipped,
+reverses the backward outputs back (``y_rev = reverse(y_rev, 1)`` when returning sequences) and
+concatenates forward | backward on the feature axis.
 
 Keras tensors are batch-major: x [B, T, in], outputs [B, T, H].
 """
@@ -58,10 +73,14 @@ def hard_sigmoid_keras3(x: np.ndarray) -> np.ndarray:
 ACTIVATIONS = {
     "sigmoid": sigmoid,
     "hard_sigmoid": hard_sigmoid,
+    "hard_sigmoid_keras2": hard_sigmoid,
     "hard_sigmoid_keras3": hard_sigmoid_keras3,
     "tanh": np.tanh,
     "linear": lambda x: x,
     "relu": lambda x: np.maximum(x, 0.0),
+    "softsign": lambda x: x / (1.0 + np.abs(x)),
+    "softplus": lambda x: np.logaddexp(0.0, x),
+    "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
 }
 
 
@@ -91,15 +110,21 @@ def lstm_cell(x_t: np.ndarray, h: np.ndarray, c: np.ndarray, kernel: np.ndarray,
     return o * act(c_new), c_new
 
 
+MASKED_OUTPUTS = ("previous_h", "previous_output", "zeros")
+
+
 def lstm_layer(x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray, bias: Optional[np.ndarray] = None,
                initial_state: Optional[Tuple[np.ndarray, np.ndarray]] = None, mask: Optional[np.ndarray] = None,
-               recurrent_activation: Activation = "sigmoid", activation: Activation = "tanh"
+               recurrent_activation: Activation = "sigmoid", activation: Activation = "tanh", *,
+               go_backwards: bool = False, masked_output: str = "previous_h"
                ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``LSTM(return_sequences=True, return_state=True)`` on x [B, T, in].
 
     Args:
         initial_state: ``(h0, c0)`` each [B, H] (Keras's state order), zeros when None.
-        mask: [B, T] booleans or 0/1 (Keras's mask layout); masked steps carry output and states.
+        mask: [B, T] booleans or 0/1 (Keras's mask layout); masked steps carry the states, and the
+            output per ``masked_output`` (see the module docstring).
+        go_backwards: read the sequence back to front; the outputs come back in that (reversed) order.
 
     Returns:
         ``(outputs [B, T, H], h_T [B, H], c_T [B, H])``.
@@ -128,13 +153,42 @@ def lstm_layer(x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray, 
         mask = np.asarray(mask).astype(bool)
         if mask.shape != (B, T):
             raise ValueError(f"mask has shape {list(mask.shape)}; expected [B, T] = {[B, T]}")
+    if masked_output not in MASKED_OUTPUTS:
+        raise ValueError(f"masked_output must be one of {MASKED_OUTPUTS}; got {masked_output!r}")
+    if go_backwards:
+        x = x[:, ::-1]
+        mask = None if mask is None else mask[:, ::-1]
     outputs = np.empty((B, T, hidden))
+    prev_output = np.zeros((B, hidden))
     for t in range(T):
         h_new, c_new = lstm_cell(x[:, t], h, c, kernel, recurrent_kernel, bias, recurrent_activation, activation)
+        out = h_new
         if mask is not None:
             keep = mask[:, t][:, None]
-            h_new = np.where(keep, h_new, h)  # output = tf.where(mask_t, output, states[0])
+            masked = {"previous_h": h, "previous_output": prev_output, "zeros": np.zeros_like(h)}[masked_output]
+            out = np.where(keep, h_new, masked)
+            h_new = np.where(keep, h_new, h)
             c_new = np.where(keep, c_new, c)
         h, c = h_new, c_new
-        outputs[:, t] = h
+        outputs[:, t] = out
+        prev_output = out
     return outputs, h, c
+
+
+def bidirectional_layer(x: np.ndarray, forward: dict, backward: dict, initial_state=None, mask=None,
+                        recurrent_activation: Activation = "sigmoid", activation: Activation = "tanh", *,
+                        masked_output: str = "zeros"):
+    """``Bidirectional(LSTM(return_sequences=True, return_state=True), merge_mode="concat")`` on x [B, T, in].
+
+    ``forward`` / ``backward``: ``{"kernel", "recurrent_kernel", "bias"}`` of each layer (bias may be None).
+    ``initial_state``: ``(h_fw, c_fw, h_bw, c_bw)`` or None. ``masked_output`` defaults to ``"zeros"``, what
+    ``Bidirectional`` forces when returning sequences. Returns ``(outputs [B, T, 2H], h_fw, c_fw, h_bw, c_bw)``.
+    """
+    fw_state = None if initial_state is None else tuple(initial_state[:2])
+    bw_state = None if initial_state is None else tuple(initial_state[2:])
+    y, h_fw, c_fw = lstm_layer(x, forward["kernel"], forward["recurrent_kernel"], forward.get("bias"), fw_state, mask,
+                               recurrent_activation, activation, masked_output=masked_output)
+    y_rev, h_bw, c_bw = lstm_layer(x, backward["kernel"], backward["recurrent_kernel"], backward.get("bias"), bw_state,
+                                   mask, recurrent_activation, activation, go_backwards=True,
+                                   masked_output=masked_output)
+    return np.concatenate([y, y_rev[:, ::-1]], axis=2), h_fw, c_fw, h_bw, c_bw

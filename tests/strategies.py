@@ -42,7 +42,7 @@ layer_counts = st.shared(st.integers(1, MAX_LAYERS), key="lstm-layers")
 dtypes = st.sampled_from([torch.float32, torch.float64])
 
 #: Every layout name in :data:`compat.layouts.LAYOUTS` order, as written in the issue.
-LAYOUT_NAMES = ("tf", "keras", "torch", "theano", "caffe", "junhyukoh", "onnx")
+LAYOUT_NAMES = ("tf", "keras", "keras_cudnn", "torch", "theano", "caffe", "junhyukoh", "onnx")
 
 #: Kinds of ``cont`` drawn by :func:`conts`.
 CONT_KINDS = ("random", "reset_at_t0", "everywhere", "nowhere", "nonbinary", "aligned")
@@ -140,6 +140,7 @@ def layout_shapes(layout: str, input_size: int, hidden: int) -> dict:
     return {
         "tf": {"kernel": (input_size + hidden, h4), "bias": (h4,)},
         "keras": {"kernel": (input_size, h4), "recurrent_kernel": (hidden, h4), "bias": (h4,)},
+        "keras_cudnn": {"kernel": (input_size, h4), "recurrent_kernel": (hidden, h4), "bias": (2 * h4,)},
         "torch": {"weight_ih": (h4, input_size), "weight_hh": (h4, hidden), "bias_ih": (h4,), "bias_hh": (h4,)},
         "theano": {"W": (input_size, h4), "U": (hidden, h4), "b": (h4,)},
         "caffe": {"W_xc": (h4, input_size), "b_c": (h4,), "W_hc": (h4, hidden)},
@@ -283,3 +284,86 @@ def states_as_tensors(state, dtype=torch.float64, device="cpu", requires_grad: b
     if state is None:
         return None
     return tuple(as_tensor(s, dtype, device, requires_grad) for s in state)
+
+
+# ------------------------------------------------------------------------------------ cell variants
+#: The projection size of the current example (shared).
+proj_sizes = st.shared(st.integers(1, MAX_FEATURES), key="lstm-proj")
+
+
+class VariantLayer(NamedTuple):
+    """One layer's (one direction's) canonical weights with the optional projection and peepholes (numpy)."""
+
+    weight_ih: np.ndarray
+    weight_hh: np.ndarray
+    bias_ih: Optional[np.ndarray]
+    bias_hh: Optional[np.ndarray]
+    weight_hr: Optional[np.ndarray]
+    peephole: Optional[np.ndarray]
+
+
+@composite
+def projection_sizes(draw, narrower: bool = False) -> int:
+    """P for the shared hidden size, or 0 for no projection; ``narrower``: P < H (torch.nn.LSTM's rule)."""
+    hidden = draw(hidden_sizes)
+    if not draw(st.booleans(), label="projection"):
+        return 0
+    if narrower:
+        return 0 if hidden == 1 else min(draw(proj_sizes), hidden - 1)
+    return draw(proj_sizes)
+
+
+@composite
+def variant_weights(draw, directions: int = 1, proj: Optional[int] = None, peepholes: Optional[bool] = None,
+                    biases: Optional[str] = None, num_layers: Optional[int] = None, max_scale: float = 2.0) -> list:
+    """Per layer a :class:`VariantLayer` (or, ``directions=2``, a (forward, backward) pair) for the shared
+    sizes; ``proj`` 0 for none (drawn by :func:`projection_sizes` when None); ``peepholes`` drawn when None;
+    ``max_scale`` caps :func:`scales` (float32 gradients through saturated gates of deep bidirectional
+    stacks lose more than the tolerance table allows)."""
+    n_in, hidden = draw(input_sizes), draw(hidden_sizes)
+    layers = draw(layer_counts) if num_layers is None else num_layers
+    proj = draw(projection_sizes()) if proj is None else proj
+    peepholes = draw(st.booleans(), label="peepholes") if peepholes is None else peepholes
+    if biases is None:
+        biases = draw(st.sampled_from(["two", "one", "none"]), label="biases")
+    scale = draw(scales().filter(lambda v: v <= max_scale), label="weight scale")
+    rng = _rng(draw, "variant weights")
+    out_size = proj or hidden
+
+    def one(fan_in):
+        u = lambda *shape: rng.uniform(-scale, scale, size=shape)  # noqa: E731
+        return VariantLayer(u(4 * hidden, fan_in), u(4 * hidden, out_size),
+                            u(4 * hidden) if biases in ("one", "two") else None,
+                            u(4 * hidden) if biases == "two" else None,
+                            # the projection sums H products: scaled by 1/sqrt(H) (torch's initialisation bound)
+                            # so that h stays O(1) and float32 rounding stays within the tolerance table's
+                            u(proj, hidden) / hidden ** 0.5 if proj else None, u(3, hidden) if peepholes else None)
+
+    out = []
+    for layer in range(layers):
+        fan_in = n_in if layer == 0 else directions * out_size
+        out.append(one(fan_in) if directions == 1 else (one(fan_in), one(fan_in)))
+    note(f"variant weights: {layers} layer(s) x {directions} direction(s), proj={proj}, peepholes={peepholes}, "
+         f"biases={biases}, scale={scale}")
+    return out
+
+
+@composite
+def variant_states(draw, num_layers: int, directions: int = 1, proj: int = 0, allow_none: bool = True):
+    """``(h0 [L*D, B, P or H], c0 [L*D, B, H])`` float64 in [-1, 1], or None (zeros) when allowed."""
+    if allow_none and draw(st.booleans(), label="zero initial state"):
+        return None
+    batch, hidden = draw(batch_sizes), draw(hidden_sizes)
+    rng = _rng(draw, "initial state")
+    n = num_layers * directions
+    return rng.uniform(-1, 1, size=(n, batch, proj or hidden)), rng.uniform(-1, 1, size=(n, batch, hidden))
+
+
+def variant_weights_as_tensors(weights, dtype=torch.float64, device="cpu", requires_grad: bool = False) -> list:
+    """:func:`variant_weights` output as ``compat.lstm.LayerWeights`` of leaf tensors (pairs stay pairs)."""
+    from compat.lstm import LayerWeights
+
+    def one(layer):
+        return LayerWeights(*(as_tensor(a, dtype, device, requires_grad) for a in layer))
+
+    return [one(entry) if isinstance(entry, VariantLayer) else tuple(one(e) for e in entry) for entry in weights]

@@ -7,7 +7,11 @@ For every layout in ``compat.layouts.LAYOUTS``:
   and gradients against the hand-derived backward passes where a reference has one (Theano, Caffe,
   junhyukoh caffe-lstm including its gradient clipping and dW_h defect);
 - a one-bias layout's canonical ``bias_hh`` is None or a constant that nothing trains; the TF forget bias
-  folds in and out exactly.
+  folds in and out exactly;
+- strictness: unknown or misspelt tensor names and attributes are errors; every attribute is either
+  honoured (``convert`` returns it as an ``lstm()`` option, checked against the reference) or refused;
+  the optional tensors (TF peepholes and projection, ONNX ``P`` and ``B``, Keras's bias, torch's
+  ``weight_hr``) round-trip exactly.
 """
 from __future__ import annotations
 
@@ -17,7 +21,10 @@ import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from compat.layouts import LAYOUTS, LayoutError, from_canonical, permute_gates, to_canonical
+from compat.layouts import (
+    LAYOUTS, LayoutError, convert, from_canonical, onnx_activations, onnx_directions, onnx_stack_directions,
+    permute_gates, to_canonical,
+)
 from compat.lstm import LayerWeights, lstm
 from reference import caffe_lstm, keras_lstm, onnx_lstm, tf_lstm, theano_lstm
 from tests.strategies import (
@@ -30,11 +37,12 @@ with_device = settings(suppress_health_check=[HealthCheck.function_scoped_fixtur
                                               HealthCheck.data_too_large])
 
 ONE_BIAS_LAYOUTS = ("tf", "keras", "theano", "caffe", "junhyukoh")
-TWO_BIAS_LAYOUTS = ("torch", "onnx")
+TWO_BIAS_LAYOUTS = ("keras_cudnn", "torch", "onnx")
 #: per layout and tensor, the axis that holds the four gate blocks (corrupting it must be an error)
 GATE_AXIS = {
     "tf": {"kernel": 1, "bias": 0},
     "keras": {"kernel": 1, "recurrent_kernel": 1, "bias": 0},
+    "keras_cudnn": {"kernel": 1, "recurrent_kernel": 1, "bias": 0},
     "torch": {"weight_ih": 0, "weight_hh": 0, "bias_ih": 0, "bias_hh": 0},
     "theano": {"W": 1, "U": 1, "b": 0},
     "caffe": {"W_xc": 0, "b_c": 0, "W_hc": 0},
@@ -245,7 +253,7 @@ def test_torch_layout_matches_torch_nn_lstm(device, sizes, x, state, weights, dt
     mod = torch.nn.LSTM(sizes.input_size, sizes.hidden_size, sizes.num_layers, bias=has_bias).to(device, torch.float64)
     with torch.no_grad():
         for k, w in enumerate(weights):
-            for f in LayerWeights._fields:
+            for f in w._fields:
                 if getattr(w, f) is not None or (has_bias and f.startswith("bias")):
                     v = getattr(w, f)
                     getattr(mod, f"{f}_l{k}").copy_(torch.zeros(4 * sizes.hidden_size) if v is None else torch.as_tensor(v))
@@ -376,12 +384,12 @@ def test_onnx_layout_matches_onnx_reference(device, sizes, x, params, state, mas
     Y, Y_h, Y_c = onnx_lstm.lstm(x, params["W"], params["R"], params["B"], sequence_lens=lens, **init)
     _, ws = legacy_and_canonical([params], "onnx", dtype, device)
     hx = None if state is None else tuple(as_tensor(s, dtype, device) for s in state)
-    out, (h_n, c_n) = lstm(as_tensor(x, dtype, device), ws, hx, mask=None if mask is None else as_tensor(mask, dtype, device))
-    valid = np.ones(x.shape[:2], bool) if mask is None else mask.astype(bool)
-    # ONNX writes zeros past a sequence's length; the core carries the last h there
-    assert_close(out.cpu()[torch.as_tensor(valid)], Y[:, 0][valid], dtype=dtype, msg="Y within lengths")
-    assert_close(h_n, Y_h, dtype=dtype, msg="Y_h")
-    assert_close(c_n, Y_c, dtype=dtype, msg="Y_c")
+    out, (h_n, c_n) = lstm(as_tensor(x, dtype, device), ws, hx, lengths=lens)
+    assert_close(out, Y[:, 0], dtype=dtype, msg="Y (zeros past each length)")
+    # onnxruntime zeroes Y_h / Y_c of a length-0 sequence; the core keeps its initial state there
+    live = np.ones(x.shape[1], bool) if lens is None else lens > 0
+    assert_close(h_n.cpu()[:, torch.as_tensor(live)], Y_h[:, live], dtype=dtype, msg="Y_h")
+    assert_close(c_n.cpu()[:, torch.as_tensor(live)], Y_c[:, live], dtype=dtype, msg="Y_c")
 
 
 # ----------------------------------------------------------------------------------- the references themselves
@@ -441,3 +449,234 @@ def test_onnx_reference_options_and_errors():
         onnx_lstm.lstm(X, W, R, Bias[:, :4 * H])
     with pytest.raises(ValueError, match="input W"):
         onnx_lstm.lstm(X, W[:, :, :2], R)
+
+
+# ------------------------------------------------------------------------------------------- strictness
+def _zeros(layout, n_in=3, hidden=2):
+    return {n: np.zeros(s) for n, s in layout_shapes(layout, n_in, hidden).items()}
+
+
+def _random(shapes: dict, seed=0) -> dict:
+    rng = np.random.default_rng(seed)
+    return {n: rng.uniform(-1, 1, s) for n, s in shapes.items()}
+
+
+@pytest.mark.parametrize("layout", LAYOUT_NAMES)
+def test_unknown_tensor_names_are_refused(layout):
+    params = _zeros(layout)
+    params["extra"] = np.zeros(3)
+    with pytest.raises(LayoutError, match=r"does not know tensors \['extra'\]"):
+        to_canonical(layout, params)
+
+
+@pytest.mark.parametrize("layout,good,bad", [("onnx", "B", "b"), ("torch", "bias_ih", "b_ih"), ("torch", "bias_hh", "bias"),
+                                             ("keras", "bias", "b"), ("tf", "bias", "biases")])
+def test_a_misspelt_bias_is_an_error_not_no_bias(layout, good, bad):
+    params = _zeros(layout)
+    params[bad] = params.pop(good)
+    with pytest.raises(LayoutError, match=f"'{bad}'"):
+        to_canonical(layout, params)
+
+
+@pytest.mark.parametrize("layout", LAYOUT_NAMES)
+def test_unknown_attributes_are_refused(layout):
+    with pytest.raises(LayoutError, match="not understood"):
+        to_canonical(layout, _zeros(layout), attributes={"peepholes_please": True})
+
+
+def test_onnx_peepholes_are_honoured():
+    """P [1, 3H] (blocks i, o, f) becomes the canonical peephole (rows i, f, o) and changes the outputs as the
+    operator says; it used to be dropped."""
+    rng = np.random.default_rng(3)
+    T, B, n_in, H = 5, 2, 3, 4
+    p = _random(layout_shapes("onnx", n_in, H), seed=4)
+    p["P"] = rng.uniform(-1, 1, (1, 3 * H))
+    w = to_canonical("onnx", p)
+    assert w.peephole is not None
+    assert np.array_equal(w.peephole, np.stack([p["P"][0, :H], p["P"][0, 2 * H:], p["P"][0, H:2 * H]]))
+    x = rng.uniform(-1, 1, (T, B, n_in))
+    Y, Y_h, Y_c = onnx_lstm.lstm(x, p["W"], p["R"], p["B"], P=p["P"])
+    out, (h_n, c_n) = lstm(torch.tensor(x), [LayerWeights(*(None if t is None else torch.tensor(t) for t in w))])
+    assert_close(out, Y[:, 0])
+    assert_close(h_n, Y_h)
+    assert_close(c_n, Y_c)
+    assert not np.allclose(Y, onnx_lstm.lstm(x, p["W"], p["R"], p["B"])[0], atol=1e-3)
+    assert _same(from_canonical("onnx", w)["P"], p["P"])
+
+
+def _same(a, b) -> bool:
+    return a.shape == b.shape and np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_onnx_reverse_direction_runs_in_reverse_or_is_refused():
+    rng = np.random.default_rng(5)
+    T, B, n_in, H = 6, 3, 2, 3
+    p = _random(layout_shapes("onnx", n_in, H), seed=6)
+    x = rng.uniform(-1, 1, (T, B, n_in))
+    lens = np.array([6, 0, 4])
+    with pytest.raises(LayoutError, match="convert"):
+        to_canonical("onnx", p, attributes={"direction": "reverse"})
+    conv = convert("onnx", {k: torch.tensor(v) for k, v in p.items()}, {"direction": "reverse", "hidden_size": H})
+    assert conv.options == {"direction": "reverse"}
+    Y, Y_h, Y_c = onnx_lstm.lstm(x, p["W"], p["R"], p["B"], sequence_lens=lens, direction="reverse")
+    out, (h_n, c_n) = lstm(torch.tensor(x), [conv.weights], lengths=lens, **conv.options)
+    assert_close(out, Y[:, 0])
+    assert_close(h_n[:, [0, 2]], Y_h[:, [0, 2]])
+    forwards = onnx_lstm.lstm(x, p["W"], p["R"], p["B"], sequence_lens=lens)[0]
+    assert not np.allclose(forwards, Y, atol=1e-2), "reverse must not run forwards"
+
+
+@pytest.mark.parametrize("attributes,options", [
+    ({"clip": 0.5}, {"preact_clip": 0.5}),
+    ({"input_forget": 1}, {"input_forget": True}),
+    ({"activations": ["HardSigmoid", "Tanh", "Softsign"], "activation_alpha": [0.3]},
+     {"activations": (("HardSigmoid", 0.3, 0.5), "Tanh", "Softsign")}),
+    ({"layout": 1}, {"batch_first": True}),
+])
+def test_onnx_run_time_attributes_become_options_or_are_refused(attributes, options):
+    p = _zeros("onnx")
+    with pytest.raises(LayoutError, match="run-time options"):
+        to_canonical("onnx", p, attributes=attributes)
+    assert convert("onnx", p, attributes).options == options
+
+
+def test_onnx_attribute_errors():
+    p = _zeros("onnx")
+    cases = [({"direction": "sideways"}, "direction"), ({"direction": "bidirectional"}, "num_directions = 2"),
+             ({"hidden_size": 3}, "hidden_size=3"), ({"clip": -1.0}, "clip"), ({"input_forget": 2}, "input_forget"),
+             ({"activations": ["Sigmoid", "Tanh"]}, "expected 3"), ({"activations": ["Swish", "Tanh", "Tanh"]}, "Swish"),
+             ({"activations": ["Sigmoid", "Tanh", "Tanh"], "activation_alpha": [1.0]}, "left over"),
+             ({"activation_alpha": [1.0]}, "without activations"), ({"layout": 2}, "layout")]
+    for attributes, match in cases:
+        with pytest.raises(LayoutError, match=match):
+            convert("onnx", p, attributes)
+
+
+def test_onnx_activation_lists_are_consumed_in_order():
+    """onnxruntime rnn_helpers.cc: each function that takes alpha / beta takes the next one; defaults after."""
+    got = onnx_activations(["LeakyRelu", "tanh", "HardSigmoid", "Affine", "Sigmoid", "Elu"], [0.5, 0.3], [0.7], 2)
+    assert got == [(("LeakyRelu", 0.5), "Tanh", ("HardSigmoid", 0.3, 0.7)), (("Affine", 0.0, 0.0), "Sigmoid", ("Elu", 1.0))]
+    assert onnx_activations(None) == [("Sigmoid", "Tanh", "Tanh")]
+
+
+def test_onnx_bidirectional_tensors_split_and_stack():
+    p = {"W": np.arange(2 * 8 * 3.0).reshape(2, 8, 3), "R": np.zeros((2, 8, 2)), "P": np.ones((2, 6))}
+    parts = onnx_directions(p)
+    assert len(parts) == 2 and parts[1]["W"].shape == (1, 8, 3) and np.array_equal(parts[1]["W"][0], p["W"][1])
+    back = onnx_stack_directions(parts)
+    assert all(np.array_equal(back[k], p[k]) for k in p)
+    conv = convert("onnx", p, {"direction": "bidirectional"})
+    assert conv.options == {"direction": "bidirectional"}
+    fw, bw = conv.weights
+    assert np.array_equal(bw.weight_ih, permute_gates(p["W"][1], "iofc", "ifgo"))
+    with pytest.raises(LayoutError, match="leading axis"):
+        onnx_directions({"W": p["W"], "R": p["R"][:1]})
+
+
+def test_keras_without_bias_works():
+    """use_bias=False: no bias tensor (absent, or None as a reader may pass it)."""
+    rng = np.random.default_rng(7)
+    T, B, n_in, H = 4, 2, 3, 5
+    k, r = rng.uniform(-1, 1, (n_in, 4 * H)), rng.uniform(-1, 1, (H, 4 * H))
+    x = rng.uniform(-1, 1, (B, T, n_in))
+    expected, h_T, c_T = keras_lstm.lstm_layer(x, k, r, None)
+    for params in ({"kernel": k, "recurrent_kernel": r}, {"kernel": k, "recurrent_kernel": r, "bias": None}):
+        w = to_canonical("keras", {n: None if v is None else torch.tensor(v) for n, v in params.items()})
+        assert w.bias_ih is None and w.bias_hh is None
+        out, (h_n, c_n) = lstm(torch.tensor(x), [w], batch_first=True)
+        assert_close(out, expected)
+        assert_close(h_n[0], h_T)
+        assert_close(c_n[0], c_T)
+    assert set(from_canonical("keras", to_canonical("keras", {"kernel": k, "recurrent_kernel": r}))) == {
+        "kernel", "recurrent_kernel"}
+    with pytest.raises(LayoutError, match="use_bias=True"):
+        convert("keras", {"kernel": k, "recurrent_kernel": r}, {"use_bias": True})
+
+
+def test_keras_attributes():
+    p = _zeros("keras")
+    assert convert("keras", p, {"recurrent_activation": "hard_sigmoid", "keras_version": 2}).options == {
+        "activations": ("hard_sigmoid_keras2", "tanh", "tanh")}
+    assert convert("keras", p, {"inner_activation": "hard_sigmoid", "keras_version": 1}).options == {
+        "activations": ("hard_sigmoid_keras2", "tanh", "tanh")}
+    assert convert("keras", p, {"recurrent_activation": "hard_sigmoid", "keras_version": 3}).options == {
+        "activations": ("hard_sigmoid_keras3", "tanh", "tanh")}
+    assert convert("keras", p, {"activation": "relu"}).options == {"activations": ("sigmoid", "relu", "relu")}
+    assert convert("keras", p, {"go_backwards": True}).options == {"direction": "reverse"}
+    conv = convert("keras", p, {"recurrent_dropout": 0.2, "dropout": 0.0, "unit_forget_bias": True, "units": 2,
+                                "return_sequences": True, "kernel_regularizer": None})
+    assert conv.options == {} and dict(conv.not_applied) == {
+        "recurrent_dropout": "dropout acts in training only", "unit_forget_bias": "initialisation, regularisation or bookkeeping"}
+    for attributes, match in [({"recurrent_activation": "hard_sigmoid"}, "keras_version"), ({"units": 3}, "units=3"),
+                              ({"activation": "gelu"}, "gelu"), ({"keras_version": 4}, "keras_version")]:
+        with pytest.raises(LayoutError, match=match):
+            convert("keras", p, attributes)
+
+
+def test_tf_lstm_cell_extras_and_attributes():
+    rng = np.random.default_rng(8)
+    n_in, H, P = 3, 4, 6
+    p = {"kernel": rng.uniform(-1, 1, (n_in + P, 4 * H)), "bias": rng.uniform(-1, 1, 4 * H),
+         "w_i_diag": rng.uniform(-1, 1, H), "w_f_diag": rng.uniform(-1, 1, H), "w_o_diag": rng.uniform(-1, 1, H),
+         "projection/kernel": rng.uniform(-1, 1, (H, P))}
+    conv = convert("tf", p, {"use_peepholes": True, "num_proj": P, "cell_clip": 3.0, "proj_clip": 0.5,
+                             "forget_bias": 1.0, "num_units": H, "state_is_tuple": True, "initializer": None})
+    w = conv.weights
+    assert conv.options == {"cell_clip": 3.0, "proj_clip": 0.5}
+    assert np.array_equal(w.peephole, np.stack([p["w_i_diag"], p["w_f_diag"], p["w_o_diag"]]))
+    assert np.array_equal(w.weight_hr, p["projection/kernel"].T) and w.weight_hh.shape == (4 * H, P)
+    back = from_canonical("tf", w, forget_bias=1.0)
+    assert set(back) == set(p) and all(np.array_equal(back[k], p[k]) for k in p)
+    with pytest.raises(LayoutError, match="run-time options"):
+        to_canonical("tf", p, attributes={"cell_clip": 3.0})
+    bare = {"kernel": p["kernel"][:n_in + H], "bias": p["bias"]}
+    for params, attributes, match in [
+        (bare, {"use_peepholes": True}, "use_peepholes"), (bare, {"num_proj": 2}, "num_proj"),
+        (bare, {"proj_clip": 1.0}, "proj_clip"), (bare, {"num_units": H + 1}, "num_units"),
+        (bare, {"num_unit_shards": 2}, "sharded"), (dict(bare, w_i_diag=p["w_i_diag"]), {}, "w_f_diag"),
+        (bare, {"activation": "hard_sigmoid"}, None),
+    ]:
+        if match is None:
+            assert convert("tf", params, attributes).options == {"activations": ("sigmoid", "hard_sigmoid_keras2",
+                                                                                 "hard_sigmoid_keras2")}
+            continue
+        with pytest.raises(LayoutError, match=match):
+            convert("tf", params, attributes)
+    with pytest.raises(LayoutError, match="given twice"):
+        convert("tf", bare, {"forget_bias": 1.0}, forget_bias=0.5)
+    assert torch.equal(torch.as_tensor(convert("tf", bare, {"forget_bias": 1.0}).weights.bias_hh),
+                       torch.as_tensor(to_canonical("tf", bare, forget_bias=1.0).bias_hh))
+
+
+def test_torch_projection_round_trip_and_attributes():
+    rng = np.random.default_rng(9)
+    H, P, n_in = 5, 3, 2
+    p = {"weight_ih": rng.uniform(-1, 1, (4 * H, n_in)), "weight_hh": rng.uniform(-1, 1, (4 * H, P)),
+         "bias_ih": rng.uniform(-1, 1, 4 * H), "weight_hr": rng.uniform(-1, 1, (P, H))}
+    w = to_canonical("torch", p, attributes={"hidden_size": H, "proj_size": P, "input_size": n_in, "bias": True})
+    back = from_canonical("torch", w)
+    assert back["bias_hh"] is None and all(np.array_equal(back[k], p[k]) for k in p)
+    for attributes, match in [({"proj_size": 2}, "proj_size"), ({"bias": False}, "bias"), ({"hidden_size": 4}, "hidden_size")]:
+        with pytest.raises(LayoutError, match=match):
+            to_canonical("torch", p, attributes=attributes)
+    with pytest.raises(LayoutError, match="weight_hh"):
+        to_canonical("torch", dict(p, weight_hh=rng.uniform(-1, 1, (4 * H, H))))
+
+
+@pytest.mark.parametrize("layout", ["keras", "keras_cudnn", "theano", "caffe", "junhyukoh"])
+def test_layouts_without_room_for_extras_refuse_them(layout):
+    w = LayerWeights(np.zeros((8, 3)), np.zeros((8, 2)), np.zeros(8), None, None, np.zeros((3, 2)))
+    with pytest.raises(LayoutError, match="peephole"):
+        from_canonical(layout, w)
+
+
+def test_caffe_and_junhyukoh_attributes():
+    assert convert("caffe", _zeros("caffe"), {"num_output": 2, "expose_hidden": True}).options == {}
+    assert convert("caffe", _zeros("caffe"), {"caffe_tanh": True}).options == {
+        "activations": ("sigmoid", "caffe_tanh", "caffe_tanh")}
+    assert convert("junhyukoh", _zeros("junhyukoh"), {"clipping_threshold": 0.1}).options == {"preact_grad_clip": 0.1}
+    assert convert("theano", _zeros("theano"), {"dim_proj": 2}).options == {}
+    with pytest.raises(LayoutError, match="num_output"):
+        convert("caffe", _zeros("caffe"), {"num_output": 3})
+    with pytest.raises(LayoutError, match="W_xc_static"):
+        to_canonical("caffe", dict(_zeros("caffe"), W_xc_static=np.zeros((8, 3))))
