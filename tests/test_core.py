@@ -67,9 +67,15 @@ def assert_same_run(a, b, *, msg="", **kw):
 
 
 def assert_same_grads(ga, gb, *, msg="", **kw):
+    """Gradients compared per tensor; a loosened (float32) bound scales with the tensor's largest value: the
+    two runs sum the same terms in another order, so their difference follows the largest terms of the sum,
+    not the element (seen: 1.3e-4 on an element of 0.26 in a gradient whose largest element is above 1)."""
     assert ga.keys() == gb.keys()
     for name in ga:
-        assert_close(ga[name], gb[name], msg=f"{msg} gradient of {name}", **kw)
+        scaled = dict(kw)
+        if "loosen" in kw:
+            scaled["loosen"] = kw["loosen"] * max(1.0, float(gb[name].abs().max()))
+        assert_close(ga[name], gb[name], msg=f"{msg} gradient of {name}", **scaled)
 
 
 def problem(sizes, x, state, weights, dtype, device, requires_grad=True):
