@@ -3,8 +3,8 @@ definition, running a built Caffe binary, and reading its log.
 
 Nothing here reads a .caffemodel with the port's own reader: Caffe's files are decoded by ``protoc
 --decode`` against the build's own ``src/caffe/proto/caffe.proto``, so the recordings do not depend on
-the code they check. Caffe itself is not installed from anywhere; point the scripts at a source tree
-built as docs/equivalence.md describes (``--caffe-root``).
+the code they check. Caffe is on no package registry: the scripts take a tree built from source
+(``--caffe-root``).
 """
 from __future__ import annotations
 
@@ -208,9 +208,11 @@ def build_info(caffe_root: Path) -> Dict[str, str]:
         except OSError:
             return "?"
 
+    version = out(["c++", "--version"]).splitlines()
     info = {"commit": out(["git", "-C", str(caffe_root), "rev-parse", "HEAD"]),
-            "local_changes": out(["git", "-C", str(caffe_root), "diff", "--stat"]).splitlines()[-1:] or ["none"],
-            "compiler": out(["c++", "--version"]).splitlines()[0] if out(["c++", "--version"]) else "?",
+            # Files changed from that commit to build with today's compiler and protobuf (none of them touches
+            # what the recorded programs compute); listed so that the recordings say exactly what ran.
+            "local_changes": out(["git", "-C", str(caffe_root), "diff", "--name-only"]).split() or ["none"],
+            "compiler": version[0] if version else "?",
             "protoc": out(["protoc", "--version"])}
-    info["local_changes"] = info["local_changes"][0]
     return info

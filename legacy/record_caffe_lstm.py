@@ -2,7 +2,7 @@
 
     python legacy/record_caffe_lstm.py --caffe-root CAFFE_ROOT [--iters 200] [--out tests/golden/caffe_lstm.npz]
 
-CAFFE_ROOT is a BVLC/caffe tree built CPU-only (docs/equivalence.md, "Caffe"), holding
+CAFFE_ROOT is a BVLC/caffe source tree built CPU-only with its own Makefile, holding
 ``.build_release/tools/caffe.bin``.
 
 The net is small and exercises what the LSTM layer's ``cont`` input does: several streams, resets at

@@ -2,7 +2,7 @@
 
     python legacy/record_caffe_sequence.py --caffe-root CAFFE_ROOT [--iters 200] [--out tests/golden/caffe_sequence.npz]
 
-CAFFE_ROOT is a junhyukoh/caffe-lstm tree built CPU-only (docs/equivalence.md, "Caffe"), holding
+CAFFE_ROOT is a junhyukoh/caffe-lstm source tree built CPU-only with its own Makefile, holding
 ``.build_release/examples/lstm_sequence/lstm_sequence.bin`` and the example's solvers and nets.
 
 For each configuration (lstm_short, lstm_long, deep_short, deep_long; the solver files and TotalLength of
