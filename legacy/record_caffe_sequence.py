@@ -20,9 +20,11 @@ the example's test_*.sh scripts):
    snapshot every iteration (weights and momentum history, binary, exact);
 4. recorded: every iteration's loss (6 significant digits, as glog prints), the result file (the target
    and the free-running generation after training, 6 significant digits), the weights after the first
-   ten iterations and at the end, and what restarting the last iteration needs: the weights two iterations
-   before the end and the momentum history one before (the weights one before are those minus that
-   history, checked here), from which the carried state and the last step can be recomputed;
+   ten iterations, the weights two iterations before the end and the momentum histories of the last two
+   iterations. The weights after those two iterations are the ones before minus the history, exactly
+   (Blob::Update, checked here), so the final blobs are recorded too; and iteration 199 can be restarted
+   from Caffe's own state (its carried LSTM state is recomputed from iteration 198's weights) and its
+   update compared with Caffe's;
 5. ``--spread-runs`` more runs from the port's weights each moved one float32 ulp (a change below
    rounding): the largest loss, generation and final-weight differences they show measure how far
    float32 rounding alone carries a run of this length (the tests derive their bound for the
@@ -126,22 +128,23 @@ def record(caffe_root: Path, config: str, iters: int, seed: int, spread_runs: in
     run = record_config(caffe_root, config, iters, seed, work / "run")
     restart = iters - 1
     out = {"loss": run["loss"], "target": run["target"], "generated": run["generated"]}
-    for it in (EARLY, restart - 1, iters):
+    for it in (EARLY, restart - 1):
         for layer, arrays in run["weights"](it).items():
             for k, a in enumerate(arrays):
                 out[f"iter{it}/{layer}/{k}"] = a
-    # Blob::Update applies the history in one float32 subtraction, so the weights of the restart iteration
-    # are iter{restart-1} - history{restart} exactly; check it on Caffe's files and leave them out.
-    before, after = run["weights"](restart - 1), run["weights"](restart)
-    hist = run["history"](restart)
-    flat_before = [a for layer in before for a in before[layer]]
-    flat_after = [a for layer in after for a in after[layer]]
-    for a, h, b in zip(flat_before, hist, flat_after):
-        if not np.array_equal((a - h.reshape(a.shape)).astype(np.float32), b):
-            raise SystemExit(f"{config}: weights after iteration {restart} are not iteration {restart - 1}'s minus "
-                             "the history")
-    for k, h in enumerate(hist):
-        out[f"history{restart}/{k}"] = h
+    # Blob::Update applies the history in one float32 subtraction (data -= diff, diff = history), so the
+    # weights after the last two iterations are the ones before minus the recorded histories, exactly:
+    # checked here on Caffe's files, and the weights themselves left out.
+    for it in (restart, iters):
+        before, after, hist = run["weights"](it - 1), run["weights"](it), run["history"](it)
+        flat_before = [a for layer in before for a in before[layer]]
+        flat_after = [a for layer in after for a in after[layer]]
+        for a, h, b in zip(flat_before, hist, flat_after):
+            if not np.array_equal((a - h.reshape(a.shape)).astype(np.float32), b):
+                raise SystemExit(f"{config}: weights after iteration {it} are not those after {it - 1} minus the "
+                                 "history")
+        for k, h in enumerate(hist):
+            out[f"history{it}/{k}"] = h
     # Rounding alone: the same run from weights one float32 ulp away. Per iteration, the largest |loss
     # difference| so far; per step of the generation likewise; per final blob, the largest |difference|.
     loss_spread = np.zeros_like(run["loss"])

@@ -278,30 +278,47 @@ def run_port_caffe_sequence(config: dict, inputs: dict, out_dir: Path, *, iters:
     return port
 
 
+def caffe_sequence_weights(outputs: dict, it: int, order: List[str]) -> Dict[str, Tuple[str, List[np.ndarray]]]:
+    """Caffe's weights after iteration ``it`` of a recorded lstm_sequence case. Stored for the early and the
+    third-to-last iteration; for the last two, the weights before minus the recorded momentum history
+    (Blob::Update: one float32 subtraction; the recorder checked this on Caffe's files)."""
+    if any(k.startswith(f"iter{it}/") for k in outputs):
+        return caffe_blobs(outputs, f"iter{it}/")
+    if f"history{it}/0" not in outputs:
+        raise KeyError(f"the recording holds neither the weights nor the history of iteration {it}")
+    before = caffe_sequence_weights(outputs, it - 1, order)
+    history = iter(outputs[f"history{it}/{j}"] for j in range(sum(len(before[n][1]) for n in order)))
+    return {name: ("", [np.subtract(w, next(history).reshape(w.shape), dtype=np.float32) for w in before[name][1]])
+            for name in order}
+
+
 def restart_caffe_sequence(config: dict, inputs: dict, outputs: dict, out_dir: Path, **run_options):
-    """Iteration ``restart`` of the port started from Caffe's own state: Caffe's weights and momentum history,
-    and the carried LSTM state the port computes from Caffe's weights of the iteration before (which starts
-    its window with a reset, so its final state depends on those weights only). Returns (loss, weights)."""
+    """Iteration ``restart`` (the last but one) of the port started from Caffe's own state: Caffe's weights and
+    momentum history, and the carried LSTM state the port computes from Caffe's weights of the iteration
+    before (which starts its window with a reset, so that its final state depends on those weights only).
+
+    Returns ``(loss, weights, update, caffe_update)``: the iteration's loss, the weights after it
+    (``<layer>/<k>``), and the port's and Caffe's update of that iteration, history - momentum * previous
+    history = lr * lr_mult * gradient, per blob in Caffe's order."""
     k = config["restart"]
     trainer = caffe_sequence_trainer(config, inputs, out_dir, **run_options)
+    order = list(trainer.net.layer_modules)  # Caffe's learnable-parameter order: layer by layer, blob by blob
     n_windows = trainer.total_length // trainer.seq_length
     assert (k - 1) % n_windows == 0, "the iteration before the restart must start its window with a reset"
-    before = caffe_blobs(outputs, f"iter{k - 1}/")
-    trainer.net.copy_trained_layers_from(before)
+    trainer.net.copy_trained_layers_from(caffe_sequence_weights(outputs, k - 1, order))
     trainer.train_step(k - 1)  # its forward leaves the carried state; its update is replaced just below
+    trainer.net.copy_trained_layers_from(caffe_sequence_weights(outputs, k, order))
     history = [outputs[f"history{k}/{j}"] for j in range(len(trainer.solver.history))]
-    # Blob::Update: data -= history, one float32 subtraction (the recorder checked this on Caffe's files).
-    order = list(trainer.net.layer_modules)  # Caffe's learnable-parameter order: layer by layer, blob by blob
-    flat = [b for name in order for b in before[name][1]]
-    weights_k = iter(np.subtract(w, h.reshape(w.shape), dtype=np.float32) for w, h in zip(flat, history))
-    trainer.net.copy_trained_layers_from({name: ("", [next(weights_k) for _ in before[name][1]]) for name in order})
     with torch.no_grad():
         for h, recorded in zip(trainer.solver.history, history):
             h.copy_(torch.as_tensor(recorded).reshape(h.shape))
     loss = trainer.train_step(k)
-    return loss, port_blobs(trainer.net)
-
-
+    momentum = trainer.solver.momentum
+    update = [h.numpy().astype(np.float64) - momentum * prev.reshape(h.shape)
+              for h, prev in zip(trainer.solver.history, history)]
+    caffe_update = [outputs[f"history{k + 1}/{j}"].reshape(u.shape).astype(np.float64) - momentum * prev.reshape(u.shape)
+                    for j, (u, prev) in enumerate(zip(update, history))]
+    return loss, port_blobs(trainer.net), update, caffe_update
 # ------------------------------------------------------------------------------------- BVLC LSTM net
 
 def run_port_caffe_lstm(config: dict, inputs: dict) -> Dict[str, np.ndarray]:
