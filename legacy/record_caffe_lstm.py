@@ -190,9 +190,9 @@ def main():
     arrays["c0/out/spread/loss"] = loss_spread
     for key, v in blob_spread.items():
         arrays[f"c0/out/spread/w_end/{key}"] = np.array(v)
+    other_args = [a for a in sys.argv[1:] if not a.startswith("--caffe-root") and a != str(args.caffe_root)]
     info = {**versions(), "caffe": "BVLC/caffe", **build_info(root),
-            "command": "python legacy/record_caffe_lstm.py --caffe-root CAFFE_ROOT"
-                       + "".join(f" {a}" for a in sys.argv[1:] if not a.startswith("--caffe-root") and a != str(args.caffe_root))}
+            "command": " ".join(["python legacy/record_caffe_lstm.py --caffe-root CAFFE_ROOT"] + other_args)}
     # Fractional cont: one iteration. LSTMUnit's backward converts the forget gate's gradient with the stored
     # f = cont * sigmoid(X_f) (lstm_unit_layer.cpp Backward_cpu), not the derivative for cont in (0, 1).
     frac = make_data(args.seed + 1, fractional=True)

@@ -165,8 +165,8 @@ def record(caffe_root: Path, config: str, iters: int, seed: int, spread_runs: in
         out[f"spread/iter{iters}/{key}"] = np.array(v)
     inputs = {f"{layer}/{k}": np.asarray(b, np.float32) for layer, (_t, arrays) in run["blobs"].items()
               for k, b in enumerate(arrays)}
-    return {"config": dict(config=config, total_length=total_length, iters=iters, seed=seed, early=EARLY, restart=restart,
-                           solver=solver_file, spread_runs=spread_runs, caffe_seconds=round(run["seconds"], 1)),
+    return {"config": dict(config=config, total_length=total_length, iters=iters, seed=seed, early=EARLY,
+                           restart=restart, solver=solver_file, spread_runs=spread_runs, caffe_seconds=round(run["seconds"], 1)),
             "in": inputs, "out": out}
 
 
@@ -189,9 +189,9 @@ def main():
             arrays[f"c{index}/in/{k}"] = v
         for k, v in case["out"].items():
             arrays[f"c{index}/out/{k}"] = v
+    other_args = [a for a in sys.argv[1:] if not a.startswith("--caffe-root") and a != str(args.caffe_root)]
     info = {**versions(), "caffe": "junhyukoh/caffe-lstm", **build_info(args.caffe_root.resolve()),
-            "command": "python legacy/record_caffe_sequence.py --caffe-root CAFFE_ROOT" + "".join(
-                f" {a}" for a in sys.argv[1:] if not a.startswith("--caffe-root") and a != str(args.caffe_root))}
+            "command": " ".join(["python legacy/record_caffe_sequence.py --caffe-root CAFFE_ROOT"] + other_args)}
     arrays["versions"] = np.array(json.dumps(info))
     np.savez_compressed(args.out, **arrays)
     print("wrote", args.out, len(args.configs), "cases;", json.dumps(info))

@@ -316,8 +316,8 @@ def restart_caffe_sequence(config: dict, inputs: dict, outputs: dict, out_dir: P
     momentum = trainer.solver.momentum
     update = [h.numpy().astype(np.float64) - momentum * prev.reshape(h.shape)
               for h, prev in zip(trainer.solver.history, history)]
-    caffe_update = [outputs[f"history{k + 1}/{j}"].reshape(u.shape).astype(np.float64) - momentum * prev.reshape(u.shape)
-                    for j, (u, prev) in enumerate(zip(update, history))]
+    caffe_update = [outputs[f"history{k + 1}/{j}"].reshape(u.shape).astype(np.float64)
+                    - momentum * prev.reshape(u.shape) for j, (u, prev) in enumerate(zip(update, history))]
     return loss, port_blobs(trainer.net), update, caffe_update
 # ------------------------------------------------------------------------------------- BVLC LSTM net
 

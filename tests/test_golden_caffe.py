@@ -9,7 +9,7 @@ tests/golden/README.md.
 Tolerances. The first ten iterations, the last one restarted from Caffe's own state, and the generation from
 Caffe's trained weights are compared at the table's float32 tolerance. A free-running comparison over all 200
 iterations cannot be: the lstm_sequence nets amplify rounding differences from one iteration to the next
-(the port's own float32 and float64 runs part by up to 1e-2 in the loss of deep_long). Each recording
+(the port's own float32 and float64 runs part by up to 4e-2 in deep_long's loss). Each recording
 therefore also holds Caffe's *own* spread: the largest differences between its run and runs from weights
 moved one float32 ulp (a change below rounding). The free-running bound is the table's tolerance or
 ROUNDING_SPREAD_FACTOR times that spread, whichever is larger, element by element. The port differs from
@@ -158,7 +158,8 @@ def test_lstm_sequence_generation_from_caffes_weights(case, tmp_path):
 
     cid, config, inputs, outputs = _require(case, "caffe_sequence")
     trainer = caffe_sequence_trainer(config, inputs, tmp_path)
-    trainer.net.copy_trained_layers_from(caffe_sequence_weights(outputs, config["iters"], list(trainer.net.layer_modules)))
+    final = caffe_sequence_weights(outputs, config["iters"], list(trainer.net.layer_modules))
+    trainer.net.copy_trained_layers_from(final)
     preds = generate(trainer.net, trainer.net_param, trainer.total_length)
     assert preds.shape == outputs["generated"].shape == (config["total_length"],)
     assert_close(preds, outputs["generated"], dtype=torch.float32, msg=f"{config['config']} generation")

@@ -370,9 +370,11 @@ def test_forward_on_each_device_matches_reference(device):
     torch.manual_seed(0)
     model = PTBModel(config, is_training=False, dtype=torch.float64)
     x = torch.randint(0, 20, (3, 5))
-    params = {"embedding": model.embedding.detach().numpy().copy(),
-              "layers": [(c.kernel.detach().numpy().copy(), c.bias.detach().numpy().copy()) for c in model.cells],
-              "softmax_w": model.softmax_w.detach().numpy().copy(), "softmax_b": model.softmax_b.detach().numpy().copy()}
+    def array(p):
+        return p.detach().numpy().copy()
+
+    params = {"embedding": array(model.embedding), "layers": [(array(c.kernel), array(c.bias)) for c in model.cells],
+              "softmax_w": array(model.softmax_w), "softmax_b": array(model.softmax_b)}
     zeros = [(np.zeros((3, 4)), np.zeros((3, 4)))] * 2
     expected, _, _ = ref.forward(params, x.numpy(), zeros, config.forget_bias)
     logits, _ = model.to(device)(x.to(device))
