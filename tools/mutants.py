@@ -1,6 +1,6 @@
 """Mutation check: one-line edits of the ports and the core that the test suite must catch.
 
-    python tools/mutants.py                  # every mutant (about an hour on two busy cores; nice it)
+    python tools/mutants.py                  # every mutant (10 to 30 minutes on two cores; nice it)
     python tools/mutants.py --only caffe-euclidean-half ptb-input-dropout
     python tools/mutants.py --list           # the mutants, and whether each still applies to this tree
 
