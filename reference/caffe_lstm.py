@@ -207,12 +207,16 @@ def junhyukoh_backward(dh, cache, clipping_threshold: float = 0.0, dwh_defect: b
     pre-activation gradients (``caffe_bound``) before they reach dh_{t-1}, the weights and the input;
     the cell path dc_{t-1} = dc_t * f_t is not clamped. ``dwh_defect`` sums dW_h += g_t^T h_{t-1} over every
     step, including steps with clip == 0 (the fork's gemm over all rows plus the h_0 term); False keeps
-    only steps that continue. No gradient reaches the carried state (c_T_'s diff is zero)."""
+    only steps that continue. No gradient reaches the carried state (c_T_'s diff is zero).
+
+    Also returned: ``gate_grad_max`` [T], each step's largest |gate pre-activation gradient| before the clamp
+    (what decides whether ``caffe_bound`` changes anything at that step)."""
     x, W_x, W_h, steps, H, N = cache["x"], cache["W_x"], cache["W_h"], cache["steps"], cache["H"], cache["N"]
     T = x.shape[0]
     dh = np.asarray(dh, dtype=np.float64).reshape(T, N, H).copy()
     dc_next = np.zeros((N, H))
     pre_diff = np.zeros((T, N, 4 * H))
+    gate_grad_max = np.zeros(T)
     for t in range(T - 1, -1, -1):
         s = steps[t]
         i, f, o, g, tanh_c, ct = s["i"], s["f"], s["o"], s["g"], s["tanh_c"], s["cont"]
@@ -223,6 +227,7 @@ def junhyukoh_backward(dh, cache, clipping_threshold: float = 0.0, dwh_defect: b
         d_i = dc * g
         d_g = dc * i
         pre = np.concatenate([d_i * i * (1 - i), d_f * f * (1 - f), d_o * o * (1 - o), d_g * (1 - g * g)], axis=1)
+        gate_grad_max[t] = np.abs(pre).max() if pre.size else 0.0
         if clipping_threshold > 0:
             pre = np.clip(pre, -clipping_threshold, clipping_threshold)
         pre_diff[t] = pre
@@ -234,4 +239,4 @@ def junhyukoh_backward(dh, cache, clipping_threshold: float = 0.0, dwh_defect: b
         use = np.ones_like(s["cont"]) if dwh_defect else s["cont"]
         dW_h += (pre_diff[t] * use).T @ s["h_prev"]
     return dict(data=(pre_diff @ W_x).reshape(T * N, -1), W_x=np.einsum("tng,tni->gi", pre_diff, x),
-                W_h=dW_h, b=pre_diff.sum((0, 1)))
+                W_h=dW_h, b=pre_diff.sum((0, 1)), gate_grad_max=gate_grad_max)

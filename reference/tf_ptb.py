@@ -14,6 +14,13 @@ Float64, written from the TF 1.x sources' semantics, importing nothing from ``co
 * ``GradientDescentOptimizer``: ``var -= lr * grad``; for IndexedSlices the duplicate indices are summed
   first (``optimizer.py`` ``_apply_sparse_duplicate_indices``), i.e. a scatter-add.
 
+* dropout (``is_training`` with ``keep_prob < 1``): ``tf.nn.dropout(inputs, keep_prob)`` on the embedding
+  output and ``DropoutWrapper(output_keep_prob=keep_prob)`` on every cell's output (the next layer's input
+  and, for the last layer, the softmax input; the recurrent state keeps the undropped h). TF's dropout is
+  ``x / keep_prob * floor(keep_prob + uniform)``; its random draws cannot be replayed, so the 0/1 masks are
+  an argument here (``noise``: ``{"input": [B, T, H], "outputs": [[B, T, H] per layer]}``), as lstm.py's
+  mask is fed to the Theano recordings.
+
 Gradients are derived by hand (backpropagation through time of the BasicLSTMCell equations).
 """
 from __future__ import annotations
@@ -108,21 +115,35 @@ def sgd_apply(var: np.ndarray, grad, lr: float) -> np.ndarray:
 # params: {"embedding" [V, H], "layers": [(kernel [in + H, 4H], bias [4H]), ...], "softmax_w" [H, V],
 #          "softmax_b" [V]}; state: [(c, h), ...] per layer.
 
+def _dropout_scales(noise, keep_prob: float, B: int, T: int, H: int, L: int):
+    """The multipliers mask / keep_prob of the embedding and of each layer's output ([B, T, H] each)."""
+    if noise is None:
+        ones = np.ones((B, T, H))
+        return ones, [ones] * L
+    if len(noise["outputs"]) != L:
+        raise ValueError(f"noise has {len(noise['outputs'])} output masks; the model has {L} layers")
+    return (np.asarray(noise["input"], np.float64) / keep_prob,
+            [np.asarray(m, np.float64) / keep_prob for m in noise["outputs"]])
+
+
 def forward(params: Dict, inputs: np.ndarray, state: Sequence[Tuple[np.ndarray, np.ndarray]],
-            forget_bias: float = 0.0):
-    """Logits [B * T, V] (row b * T + t), final state per layer, and the cache for :func:`gradients`."""
+            forget_bias: float = 0.0, keep_prob: float = 1.0, noise=None):
+    """Logits [B * T, V] (row b * T + t), final state per layer, and the cache for :func:`gradients`.
+    With ``noise`` (0/1 masks, see the module docstring) the training graph's dropout is applied."""
     inputs = np.asarray(inputs)
     B, T = inputs.shape
-    emb = params["embedding"][inputs]  # [B, T, H]
     layers = params["layers"]
+    in_scale, out_scales = _dropout_scales(noise, keep_prob, B, T, params["embedding"].shape[1], len(layers))
+    emb = params["embedding"][inputs] * in_scale  # [B, T, H]
     states = [(np.asarray(c, np.float64), np.asarray(h, np.float64)) for c, h in state]
-    cache = {"inputs": inputs, "steps": [], "forget_bias": forget_bias, "init": states}
+    cache = {"inputs": inputs, "steps": [], "forget_bias": forget_bias, "init": states, "in_scale": in_scale,
+             "out_scales": out_scales}
     outputs = []
     for t in range(T):
         x = emb[:, t, :]
         step = []
         new_states = []
-        for (kernel, bias), (c, h) in zip(layers, states):
+        for k, ((kernel, bias), (c, h)) in enumerate(zip(layers, states)):
             concat_in = np.concatenate([x, h], axis=1)
             z = concat_in @ kernel + bias
             zi, zj, zf, zo = np.split(z, 4, axis=1)
@@ -132,7 +153,7 @@ def forward(params: Dict, inputs: np.ndarray, state: Sequence[Tuple[np.ndarray, 
             new_h = tc * o
             step.append(dict(concat_in=concat_in, i=i, j=j, f=f, o=o, c_prev=c, tc=tc))
             new_states.append((new_c, new_h))
-            x = new_h
+            x = new_h * out_scales[k][:, t, :]  # DropoutWrapper: the output only, not the state
         cache["steps"].append(step)
         states = new_states
         outputs.append(x)
@@ -143,13 +164,14 @@ def forward(params: Dict, inputs: np.ndarray, state: Sequence[Tuple[np.ndarray, 
 
 
 def gradients(params: Dict, inputs: np.ndarray, targets: np.ndarray, state, forget_bias: float = 0.0,
-              shared: bool = False):
+              shared: bool = False, keep_prob: float = 1.0, noise=None):
     """``(cost, grads, logits, final_state)``: TF's gradients of the PTB cost.
 
     ``grads`` = {"embedding": IndexedSlices, "layers": [(d_kernel, d_bias), ...], "softmax_w", "softmax_b"};
     with ``shared`` (one cell object in every layer) the layer gradients are summed into one pair.
+    ``keep_prob``, ``noise``: the training graph's dropout with these masks (see :func:`forward`).
     """
-    logits, final, cache = forward(params, inputs, state, forget_bias)
+    logits, final, cache = forward(params, inputs, state, forget_bias, keep_prob, noise)
     targets = np.asarray(targets)
     B, T = targets.shape
     cost = ptb_cost(logits, targets)
@@ -173,7 +195,7 @@ def gradients(params: Dict, inputs: np.ndarray, targets: np.ndarray, state, forg
         for k in reversed(range(L)):
             s = cache["steps"][t][k]
             kernel = layers[k][0]
-            dh = dh_from_above + dh_next[k]
+            dh = dh_from_above * cache["out_scales"][k][:, t, :] + dh_next[k]
             dc = dc_next[k] + dh * s["o"] * (1.0 - s["tc"] ** 2)
             d_o = dh * s["tc"]
             d_i = dc * s["j"]
@@ -188,7 +210,7 @@ def gradients(params: Dict, inputs: np.ndarray, targets: np.ndarray, state, forg
             n_in = d_concat.shape[1] - H
             dh_next[k] = d_concat[:, n_in:]
             dh_from_above = d_concat[:, :n_in]
-        d_emb_values[:, t, :] = dh_from_above
+        d_emb_values[:, t, :] = dh_from_above * cache["in_scale"][:, t, :]
     grads = {
         "embedding": IndexedSlices(d_emb_values.reshape(B * T, -1), cache["inputs"].reshape(-1),
                                    params["embedding"].shape),

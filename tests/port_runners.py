@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -36,10 +36,18 @@ def golden_versions(name: str) -> dict:
         return json.loads(str(z["versions"]))
 
 
+# Recorded next to the outputs but fed to the graph (the clip norm the recorder chose for the case): settings
+# the port is given, never results to compare.
+RECORDED_SETTINGS = ("max_grad_norm",)
+
+
 def compare_outputs(port: Dict[str, np.ndarray], recorded: Dict[str, np.ndarray], dtype, *, exact=(),
                     skip=(), label: str = "") -> List[str]:
     """Assert every recorded key the port produced is close (``exact`` keys: equal). Returns the keys
-    compared; a recorded key the port did not produce is an error unless listed in ``skip``."""
+    compared; a recorded key the port did not produce is an error unless listed in ``skip`` (or one of the
+    ``RECORDED_SETTINGS``, which are inputs, not results, and never compared)."""
+    skip = tuple(skip) + RECORDED_SETTINGS
+    assert not set(RECORDED_SETTINGS) & set(port), f"{label}: the port must not echo the recorded settings"
     missing = [k for k in recorded if k not in port and k not in skip]
     assert not missing, f"{label}: the port produced no value for recorded {missing}"
     compared = []
@@ -109,7 +117,6 @@ def run_port_ptb(config: dict, inputs: dict, outputs: dict) -> Dict[str, np.ndar
     port["global_norm"] = np.asarray(norm)
     for name, p in fresh.tf1_variables().items():
         port[f"updated/{name}"] = p.detach().numpy().copy()
-    port["max_grad_norm"] = outputs["max_grad_norm"]
     return port
 
 
@@ -208,4 +215,142 @@ def run_port_imdb(config: dict, inputs: dict, outputs: dict) -> Dict[str, np.nda
         optimizer.step()
         for name, p in trained.named_parameters():
             port[f"adadelta{step}/{name}"] = p.detach().numpy().copy()
+    return port
+
+
+# ----------------------------------------------------------------------------------- caffe_sequence
+
+def caffe_blobs(arrays: dict, prefix: str = "") -> Dict[str, Tuple[str, List[np.ndarray]]]:
+    """``{layer: ("", [blobs])}`` from recorded keys ``<prefix><layer>/<k>`` (``copy_trained_layers_from`` input)."""
+    layers: Dict[str, Dict[int, np.ndarray]] = {}
+    for key, value in arrays.items():
+        if not key.startswith(prefix):
+            continue
+        rest = key[len(prefix):].split("/")
+        if len(rest) == 2 and rest[1].isdigit():
+            layers.setdefault(rest[0], {})[int(rest[1])] = value
+    return {name: ("", [blobs[k] for k in sorted(blobs)]) for name, blobs in layers.items()}
+
+
+def port_blobs(net) -> Dict[str, np.ndarray]:
+    """The port net's parameters keyed ``<layer>/<k>`` (Caffe's blob order), as the recordings key them."""
+    return {f"{layer}/{k}": p.detach().cpu().numpy().copy()
+            for layer, module in net.layer_modules.items() for k, p in enumerate(module.parameters())}
+
+
+def caffe_sequence_trainer(config: dict, inputs: dict, out_dir: Path, **run_options):
+    """The port's lstm_sequence trainer for a recorded case, started from the recorded initial weights."""
+    from ports.caffe_sequence.example import RunConfig, Trainer
+
+    trainer = Trainer(RunConfig(config["config"], out_dir, iters=config["iters"], seed=config["seed"], progress=False,
+                                **run_options))
+    copied = trainer.net.copy_trained_layers_from(caffe_blobs(inputs), "recorded initial weights")
+    assert sorted(copied) == sorted(trainer.net.layer_modules), copied
+    return trainer
+
+
+def run_port_caffe_sequence(config: dict, inputs: dict, out_dir: Path, *, iters: Optional[int] = None,
+                            clipping_threshold: Optional[float] = None, **run_options) -> Dict[str, np.ndarray]:
+    """lstm_sequence.cpp on the port from the recorded weights: every iteration's loss, the weights after
+    ``config["early"]`` and after all iterations, the iterations that needed the clamp, the target and the
+    generation. ``run_options``: RunConfig fields (``dwh_defect``, ``backend``)."""
+    from ports.caffe_sequence.example import generate
+
+    trainer = caffe_sequence_trainer(config, inputs, out_dir, **run_options)
+    port: Dict[str, np.ndarray] = {}
+    if clipping_threshold is not None:
+        for m in trainer.net.lstm_layers():
+            m.clipping_threshold = clipping_threshold
+    iters = config["iters"] if iters is None else iters
+    losses, clamped = [], []
+    for it in range(iters):
+        before = trainer.state.fallbacks
+        losses.append(trainer.train_step(it))
+        clamped.append(trainer.state.fallbacks > before)
+        if it + 1 == config["early"]:
+            port.update({f"iter{it + 1}/{k}": v for k, v in port_blobs(trainer.net).items()})
+    port.update({f"iter{iters}/{k}": v for k, v in port_blobs(trainer.net).items()})
+    port["loss"] = np.array(losses)
+    port["clamped"] = np.array(clamped)
+    port["target"] = trainer.sequence.numpy()
+    if iters == config["iters"]:
+        port["generated"] = generate(trainer.net, trainer.net_param, trainer.total_length)
+    return port
+
+
+def caffe_sequence_weights(outputs: dict, it: int, order: List[str]) -> Dict[str, Tuple[str, List[np.ndarray]]]:
+    """Caffe's weights after iteration ``it`` of a recorded lstm_sequence case. Stored for the early and the
+    third-to-last iteration; for the last two, the weights before minus the recorded momentum history
+    (Blob::Update: one float32 subtraction; the recorder checked this on Caffe's files)."""
+    if any(k.startswith(f"iter{it}/") for k in outputs):
+        return caffe_blobs(outputs, f"iter{it}/")
+    if f"history{it}/0" not in outputs:
+        raise KeyError(f"the recording holds neither the weights nor the history of iteration {it}")
+    before = caffe_sequence_weights(outputs, it - 1, order)
+    history = iter(outputs[f"history{it}/{j}"] for j in range(sum(len(before[n][1]) for n in order)))
+    return {name: ("", [np.subtract(w, next(history).reshape(w.shape), dtype=np.float32) for w in before[name][1]])
+            for name in order}
+
+
+def restart_caffe_sequence(config: dict, inputs: dict, outputs: dict, out_dir: Path, **run_options):
+    """Iteration ``restart`` (the last but one) of the port started from Caffe's own state: Caffe's weights and
+    momentum history, and the carried LSTM state the port computes from Caffe's weights of the iteration
+    before (which starts its window with a reset, so that its final state depends on those weights only).
+
+    Returns ``(loss, weights, update, caffe_update)``: the iteration's loss, the weights after it
+    (``<layer>/<k>``), and the port's and Caffe's update of that iteration, history - momentum * previous
+    history = lr * lr_mult * gradient, per blob in Caffe's order."""
+    k = config["restart"]
+    trainer = caffe_sequence_trainer(config, inputs, out_dir, **run_options)
+    order = list(trainer.net.layer_modules)  # Caffe's learnable-parameter order: layer by layer, blob by blob
+    n_windows = trainer.total_length // trainer.seq_length
+    assert (k - 1) % n_windows == 0, "the iteration before the restart must start its window with a reset"
+    trainer.net.copy_trained_layers_from(caffe_sequence_weights(outputs, k - 1, order))
+    trainer.train_step(k - 1)  # its forward leaves the carried state; its update is replaced just below
+    trainer.net.copy_trained_layers_from(caffe_sequence_weights(outputs, k, order))
+    history = [outputs[f"history{k}/{j}"] for j in range(len(trainer.solver.history))]
+    with torch.no_grad():
+        for h, recorded in zip(trainer.solver.history, history):
+            h.copy_(torch.as_tensor(recorded).reshape(h.shape))
+    loss = trainer.train_step(k)
+    momentum = trainer.solver.momentum
+    update = [h.numpy().astype(np.float64) - momentum * prev.reshape(h.shape)
+              for h, prev in zip(trainer.solver.history, history)]
+    caffe_update = [outputs[f"history{k + 1}/{j}"].reshape(u.shape).astype(np.float64)
+                    - momentum * prev.reshape(u.shape) for j, (u, prev) in enumerate(zip(update, history))]
+    return loss, port_blobs(trainer.net), update, caffe_update
+# ------------------------------------------------------------------------------------- BVLC LSTM net
+
+def run_port_caffe_lstm(config: dict, inputs: dict) -> Dict[str, np.ndarray]:
+    """The recorded BVLC net (``config["port_net"]``: Input blobs in place of HDF5Data) trained by the port as
+    ``caffe train`` does: consecutive T-row chunks, cycling; CaffeSGD with the recorded solver. Returns every
+    iteration's loss plus that of the extra forward pass Solver::Solve runs after training, the weights and
+    momentum history after the first and the last iteration."""
+    from compat.prototxt import parse_prototxt
+    from ports.caffe_sequence.net import CaffeNet
+    from ports.caffe_sequence.solver import CaffeSGD
+
+    net = CaffeNet(parse_prototxt(config["port_net"]), "TRAIN", source="recorded port_net")
+    copied = net.copy_trained_layers_from(caffe_blobs(inputs), "recorded initial weights")
+    assert sorted(copied) == sorted(net.layer_modules), copied
+    solver = CaffeSGD(net.learnable_params(), parse_prototxt(config["solver"]))
+    x, cont, target = (torch.as_tensor(inputs[k]) for k in ("x", "cont", "target"))
+    T, chunks, iters = config["T"], config["chunks"], config["iters"]
+    port: Dict[str, np.ndarray] = {}
+    losses = []
+    for it in range(iters + 1):
+        rows = slice((it % chunks) * T, (it % chunks + 1) * T)
+        solver.zero_grad()
+        loss = net.loss(net(x=x[rows], cont=cont[rows], target=target[rows]))
+        losses.append(loss.item())
+        if it == iters:
+            break  # Solver::Solve: one more forward after the last update, only to display the loss
+        loss.backward()
+        solver.step(it)
+        if it == 0:
+            port.update({f"w1/{k}": v for k, v in port_blobs(net).items()})
+            port.update({f"history1/{j}": h.numpy().copy() for j, h in enumerate(solver.history)})
+    port.update({f"w_end/{k}": v for k, v in port_blobs(net).items()})
+    port.update({f"history/{j}": h.numpy().copy() for j, h in enumerate(solver.history)})
+    port["loss"] = np.array(losses)
     return port

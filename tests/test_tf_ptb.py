@@ -188,8 +188,9 @@ def test_distinct_ids_give_equal_norms(problem):
                  torch.tensor(np.sqrt(np.sum(ref.to_dense(sliced) ** 2))))
 
 
-def test_reference_gradients_match_finite_differences():
-    """The oracle's hand-derived BPTT against central differences (float64)."""
+@pytest.mark.parametrize("dropout", [False, True], ids=["no-dropout", "dropout"])
+def test_reference_gradients_match_finite_differences(dropout):
+    """The oracle's hand-derived BPTT against central differences (float64), also through fixed dropout masks."""
     rng = np.random.default_rng(3)
     V, H, B, T, L = 5, 2, 2, 3, 2
     params = {"embedding": rng.normal(size=(V, H)), "layers": [(rng.normal(size=(2 * H, 4 * H)) * .5,
@@ -198,14 +199,17 @@ def test_reference_gradients_match_finite_differences():
     x = np.array([[0, 1, 0], [3, 0, 4]])
     y = rng.integers(0, V, (B, T))
     state = [(rng.normal(size=(B, H)), rng.normal(size=(B, H))) for _ in range(L)]
-    _, grads, _, _ = ref.gradients(params, x, y, state, 0.4)
+    keep = 0.6 if dropout else 1.0
+    noise = {"input": rng.random((B, T, H)) < keep, "outputs": [rng.random((B, T, H)) < keep for _ in range(L)]} \
+        if dropout else None
+    _, grads, _, _ = ref.gradients(params, x, y, state, 0.4, keep_prob=keep, noise=noise)
 
     def cost_with(key, layer, which, idx, delta):
         p = {"embedding": params["embedding"].copy(), "softmax_w": params["softmax_w"].copy(),
              "softmax_b": params["softmax_b"].copy(), "layers": [(k.copy(), b.copy()) for k, b in params["layers"]]}
         target = p[key] if key != "layers" else p["layers"][layer][which]
         target[idx] += delta
-        return ref.ptb_cost(ref.forward(p, x, state, 0.4)[0], y)
+        return ref.ptb_cost(ref.forward(p, x, state, 0.4, keep, noise)[0], y)
 
     eps = 1e-6
     checks = [("embedding", None, None, ref.to_dense(grads["embedding"]), params["embedding"]),
@@ -240,6 +244,67 @@ def test_dropout_only_in_training_and_on_the_last_layer_output(problem):
     zero_fraction = float((out == 0).double().mean())
     note(f"fraction of zero outputs {zero_fraction}")
     assert 0.2 < zero_fraction < 0.8
+
+
+class FixedNoiseDropout:
+    """Stands in for ``torch.nn.functional.dropout``: each call draws a 0/1 keep mask from a seeded generator,
+    records it, and applies TF's ``x * mask / keep_prob`` (tf.nn.dropout), so that the numpy reference can be
+    given the very same masks."""
+
+    def __init__(self, seed: int, keep_prob: float):
+        self.rng = np.random.default_rng(seed)
+        self.keep_prob = keep_prob
+        self.masks = []
+
+    def __call__(self, x, p=0.5, training=True, inplace=False):
+        assert training and abs(p - (1 - self.keep_prob)) < 1e-12, (p, training)
+        mask = self.rng.random(tuple(x.shape)) < self.keep_prob
+        self.masks.append(mask)
+        return x * torch.as_tensor(mask, dtype=x.dtype, device=x.device) / self.keep_prob
+
+
+@given(problems(keep_prob=0.5), st.integers(0, 2 ** 31 - 1))
+def test_training_dropout_matches_reference_with_the_same_masks(problem, seed):
+    """ptb_word_lm's training graph, dropout included: ``tf.nn.dropout`` on the embedding output and
+    ``DropoutWrapper(output_keep_prob)`` on every layer's output, TF's scaling, the state undropped. The port's
+    dropout calls are fed fixed masks, the reference gets the same: logits, cost, final state and every gradient
+    agree. The core runs its step loop here (the fused kernel draws between-layer masks inside ATen, where none
+    can be fed; tests/test_core.py checks the placement on both paths)."""
+    from unittest import mock
+
+    import ports.tf_ptb.model as model_module
+    from compat.lstm import lstm as core_lstm
+
+    def loop_lstm(*args, **kwargs):
+        kwargs["backend"] = "loop"
+        return core_lstm(*args, **kwargs)
+
+    keep = problem.config.keep_prob
+    noise = FixedNoiseDropout(seed, keep)
+    model = port_model(problem, is_training=True)
+    with mock.patch.object(torch.nn.functional, "dropout", noise), mock.patch.object(model_module, "lstm", loop_lstm):
+        logits, final = model(torch.from_numpy(problem.inputs), torch_state(problem.state))
+    B, T = problem.inputs.shape
+    L, H = problem.config.num_layers, problem.config.hidden_size
+    shapes = [m.shape for m in noise.masks]
+    assert shapes == [(B, T, H)] + [(T, B, H)] * L, f"dropout calls {shapes}: the embedding, then each layer"
+    masks = {"input": noise.masks[0], "outputs": [m.transpose(1, 0, 2) for m in noise.masks[1:]]}
+    cost = model.cost(logits, torch.from_numpy(problem.targets))
+    cost.backward()
+    r_cost, grads, r_logits, r_final = ref.gradients(
+        problem.params, problem.inputs, problem.targets, problem.state, problem.config.forget_bias,
+        shared=problem.config.shared_cell_weights, keep_prob=keep, noise=masks)
+    assert_close(logits, r_logits)
+    assert_close(cost, torch.tensor(r_cost))
+    for (c, h), (rc, rh) in zip(final, r_final):
+        assert_close(c, rc)
+        assert_close(h, rh)
+    assert_close(model.embedding.grad, ref.to_dense(grads["embedding"]))
+    assert_close(model.softmax_w.grad, grads["softmax_w"])
+    assert_close(model.softmax_b.grad, grads["softmax_b"])
+    for cell, (dk, db) in zip(model.cells, grads["layers"]):
+        assert_close(cell.kernel.grad, dk)
+        assert_close(cell.bias.grad, db)
 
 
 def test_tf_initialisation_uniform_with_zero_lstm_bias():
@@ -300,14 +365,20 @@ def test_bad_inputs_and_state_get_clear_errors():
         model(torch.tensor([[1, 2]]), (model.initial_state(1)[0], (torch.zeros(2, 2), torch.zeros(1, 2))))
 
 
-def test_cuda_forward_matches_cpu(device):
+def test_forward_on_each_device_matches_reference(device):
     config = dataclasses.replace(Config.preset("test"), vocab_size=20, hidden_size=4, num_layers=2)
     torch.manual_seed(0)
     model = PTBModel(config, is_training=False, dtype=torch.float64)
     x = torch.randint(0, 20, (3, 5))
-    expected, _ = model(x)
+    def array(p):
+        return p.detach().numpy().copy()
+
+    params = {"embedding": array(model.embedding), "layers": [(array(c.kernel), array(c.bias)) for c in model.cells],
+              "softmax_w": array(model.softmax_w), "softmax_b": array(model.softmax_b)}
+    zeros = [(np.zeros((3, 4)), np.zeros((3, 4)))] * 2
+    expected, _, _ = ref.forward(params, x.numpy(), zeros, config.forget_bias)
     logits, _ = model.to(device)(x.to(device))
-    assert_close(logits, expected)
+    assert_close(logits.cpu(), expected)
 
 
 def test_evaluation_cache_follows_parameter_updates():

@@ -377,3 +377,15 @@ def test_train_step_and_greedy_sampling_on_each_device(device):
     for name, p in live(model).items():
         assert_close(p, params[name], msg=name)
     assert sample_ids(model, [1, 2], 8) == ref.greedy_sample_ids(params, [1, 2], 8)
+
+
+def test_train_config_defaults_are_the_recipes_constants():
+    """03_implementing_lstm.py's module-level settings, its clip_by_global_norm(..., 4.5) and
+    BasicLSTMCell(rnn_size)'s default forget bias of 1.0."""
+    from ports.tf_shakespeare.train import TrainConfig
+
+    c = TrainConfig()
+    assert (c.min_word_freq, c.rnn_size, c.epochs, c.batch_size, c.learning_rate, c.training_seq_len, c.save_every,
+            c.eval_every) == (5, 128, 10, 100, 0.001, 50, 500, 50)
+    assert c.prime_texts == ["thou art more", "to be or not to", "wherefore art thou"]
+    assert (c.clip_norm, c.forget_bias, c.dtype) == (4.5, 1.0, "float32")

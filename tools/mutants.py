@@ -1,0 +1,279 @@
+"""Mutation check: one-line edits of the ports and the core that the test suite must catch.
+
+    python tools/mutants.py                  # every mutant (10 to 30 minutes on two cores; nice it)
+    python tools/mutants.py --only caffe-euclidean-half ptb-input-dropout
+    python tools/mutants.py --list           # the mutants, and whether each still applies to this tree
+
+Each mutant names a file, an exact piece of one line (it must occur exactly once in the file), its
+replacement, and the test files that should catch it. The tree (tracked and untracked, not ignored, files)
+is copied once to a temporary directory; the worktree is never edited. For each mutant the copy's file is
+edited, its test files run there (``pytest -x``, ``HYPOTHESIS_PROFILE=ci``: derandomized, the same
+examples every run; the Hypothesis database removed before each run so no mutant inherits another's
+failing example), and the file is restored. Killed: some test failed (or the run exceeded ``--timeout``);
+survived: every test passed; not applied: the text is no longer in the file (the code moved on: update the
+mutant). The report is a Markdown table and the kill rate over the applied mutants. A baseline run of every
+test file on the unmutated copy must pass first.
+
+Not part of the test suite or CI: it reruns test files dozens of times. Results and the survivors' notes
+are in docs/equivalence.md.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+REPO = Path(__file__).resolve().parent.parent
+
+CORE = ("tests/test_core.py", "tests/test_layouts.py", "tests/test_golden.py")
+PTB = ("tests/test_tf_ptb.py", "tests/test_tf_ptb_cli.py", "tests/test_tf1.py", "tests/test_golden.py")
+SHAKESPEARE = ("tests/test_tf_shakespeare.py", "tests/test_tf_shakespeare_cli.py", "tests/test_seq2seq.py",
+               "tests/test_tf1.py", "tests/test_golden.py")
+IMDB = ("tests/test_theano_imdb.py", "tests/test_theano_imdb_cli.py", "tests/test_golden.py")
+CAFFE = ("tests/test_caffe_layers.py", "tests/test_caffe_example.py", "tests/test_caffe_files.py",
+         "tests/test_golden_caffe.py")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    id: str
+    file: str
+    find: str
+    replace: str
+    tests: Tuple[str, ...]
+    what: str
+
+
+MUTANTS: List[Mutant] = [
+    # ------------------------------------------------------------------------------------- the core
+    Mutant("core-gate-order", "compat/lstm.py", "i, f, g, o = gates.chunk(4, dim=1)",
+           "i, g, f, o = gates.chunk(4, dim=1)", CORE, "step loop reads the f and g blocks swapped"),
+    Mutant("core-cont-cell", "compat/lstm.py", "c_prev = c * scale", "c_prev = c", CORE + CAFFE[:1],
+           "cont no longer resets the cell"),
+    Mutant("core-cont-hidden", "compat/lstm.py", "    scaled = h * scale\n", "    scaled = h\n", CORE + CAFFE[:1],
+           "cont no longer resets h in the recurrent product"),
+    Mutant("core-fused-restart", "compat/lstm.py", "scale = cont[start].view(1, B, 1)",
+           "scale = torch.ones_like(cont[start]).view(1, B, 1)", CORE + CAFFE[:1],
+           "fused path ignores mid-sequence restarts"),
+    Mutant("core-mask-cell-carry", "compat/lstm.py", "c_new = m * c_new + (1 - m) * c_prev", "c_new = m * c_new",
+           CORE + IMDB[:1], "masked steps no longer carry the cell"),
+    Mutant("core-mask-hidden-carry", "compat/lstm.py", "tanh(c_new)) + (1 - m) * h_prev",
+           "tanh(c_new)) + (1 - m) * h_prev * 0",
+           CORE + IMDB[:1], "masked steps no longer carry h"),
+    Mutant("core-mask-h-unblended", "compat/lstm.py", "h_new = m * (sigmoid(o) * tanh(c_new))",
+           "h_new = m * (sigmoid(o) * tanh(sigmoid(f) * c_prev + sigmoid(i) * tanh(g)))", CORE + IMDB[:1],
+           "h from the unblended cell (lstm.py takes it from the blended one)"),
+    Mutant("core-output-dropout-last-layer", "compat/lstm.py",
+           'if p > 0 and (layer < L - 1 or dropout_placement == "output"):', "if p > 0 and layer < L - 1:",
+           CORE + PTB[:1], "loop path: no dropout on the last layer's output"),
+    Mutant("core-fused-output-dropout", "compat/lstm.py", "output = F.dropout(output, p, training=True)",
+           "output = output", CORE + PTB[:1], "fused path: no dropout on the output"),
+    Mutant("core-preact-clamp", "compat/lstm.py", "return grad.clamp(-ctx.threshold, ctx.threshold), None",
+           "return grad, None", CORE + CAFFE, "clipping_threshold clamps nothing"),
+    Mutant("core-dwh-raw-h", "compat/lstm.py", "raw = h.detach() @ weight_hh.t()",
+           "raw = scaled.detach() @ weight_hh.t()", CORE + CAFFE, "the dW_h defect uses the cont-scaled h"),
+    Mutant("layouts-tf-gate-order", "compat/layouts.py",
+           'w_ih = permute_gates(_t(kernel[:n_in]), "ijfo", CANONICAL_ORDER)',
+           'w_ih = permute_gates(_t(kernel[:n_in]), "ifjo", CANONICAL_ORDER)', CORE + PTB[:1],
+           "TF kernel's input rows read as i, f, j, o"),
+    Mutant("layouts-forget-bias-block", "compat/layouts.py", "v[hidden:2 * hidden] = forget_bias",
+           "v[2 * hidden:3 * hidden] = forget_bias", CORE + PTB[:1], "run-time forget bias added to the g gate"),
+    Mutant("layouts-theano-gate-order", "compat/layouts.py", 'bc = permute_gates(b, "ifoc", CANONICAL_ORDER)',
+           'bc = permute_gates(b, "ifco", CANONICAL_ORDER)', CORE + IMDB[:1], "Theano bias read as i, f, c, o"),
+    Mutant("layouts-caffe-gate-order", "compat/layouts.py", 'bc = permute_gates(b, "ifog", CANONICAL_ORDER)',
+           'bc = permute_gates(b, "ifgo", CANONICAL_ORDER)', CORE + CAFFE[:1], "Caffe bias read as i, f, g, o"),
+    # ---------------------------------------------------------------------------------------- tf_ptb
+    Mutant("ptb-input-dropout", "ports/tf_ptb/model.py", "            x = F.dropout(x, drop, training=True)",
+           "            pass", PTB, "no dropout on the embedding output"),
+    Mutant("ptb-cost-per-token", "ports/tf_ptb/model.py",
+           'reduction="sum") / batch_size', 'reduction="sum") / targets.numel()', PTB,
+           "cost averaged per token instead of per sequence"),
+    Mutant("ptb-dense-embedding-norm", "ports/tf_ptb/train.py",
+           "indexed = {model.embedding: lookup.grad.reshape(-1, lookup.shape[-1])}", "indexed = None", PTB,
+           "global norm over the dense embedding gradient, not TF's IndexedSlices"),
+    Mutant("tf1-clip-formula", "compat/tf1.py", "scale = clip * torch.minimum(one / norm, one / clip)",
+           "scale = torch.minimum(one / norm, one / clip)", PTB + SHAKESPEARE[:1], "clip scale loses clip_norm"),
+    Mutant("ptb-lr-decay-epoch", "ports/tf_ptb/config.py",
+           "self.lr_decay ** max(epoch + 1 - self.max_epoch, 0.0)", "self.lr_decay ** max(epoch - self.max_epoch, 0.0)",
+           PTB, "learning-rate decay starts one epoch late"),
+    Mutant("ptb-forget-bias-default", "ports/tf_ptb/config.py", "    forget_bias: float = 0.0",
+           "    forget_bias: float = 1.0", PTB, "BasicLSTMCell's default forget bias instead of the tutorial's 0"),
+    # -------------------------------------------------------------------------------- tf_shakespeare
+    Mutant("adam-epsilon-placement", "compat/tf1.py", "p.sub_((m * lr_t) / (torch.sqrt(v) + eps))",
+           "p.sub_((m * lr_t) / torch.sqrt(v + eps))", SHAKESPEARE, "epsilon inside the square root"),
+    Mutant("adam-bias-correction", "compat/tf1.py", "lr_t = lr * torch.sqrt(1 - b2p) / (1 - b1p)",
+           "lr_t = lr * torch.sqrt(1 - b2p) / (1 - b2p)", SHAKESPEARE, "bias correction with beta2 for beta1"),
+    Mutant("adam-beta2-default", "compat/tf1.py", "beta2: float = 0.999", "beta2: float = 0.99", SHAKESPEARE,
+           "Adam's beta2 constant"),
+    Mutant("shakespeare-cost-per-sequence", "ports/tf_shakespeare/model.py", "return loss.sum() / (B * T), state",
+           "return loss.sum() / B, state", SHAKESPEARE, "cost divided by batch only"),
+    Mutant("shakespeare-prime-last-word", "ports/tf_shakespeare/sampling.py", "for word_id in prime_ids[:-1]:",
+           "for word_id in prime_ids:", SHAKESPEARE, "the last prime word runs twice"),
+    Mutant("shakespeare-clip-norm", "ports/tf_shakespeare/train.py", "clip_norm: float = 4.5",
+           "clip_norm: float = 5.0", SHAKESPEARE, "the recipe's clip norm"),
+    Mutant("seq2seq-loop-input", "compat/seq2seq.py", "            inp = loop_function(prev, i)",
+           "            inp = inp", SHAKESPEARE, "rnn_decoder ignores its loop_function"),
+    # ----------------------------------------------------------------------------------- theano_imdb
+    Mutant("imdb-eval-dropout-scale", "ports/theano_imdb/model.py", "                proj = proj * 0.5",
+           "                proj = proj", IMDB, "evaluation no longer scales by 0.5"),
+    Mutant("imdb-cost-offset", "ports/theano_imdb/model.py", "torch.float16 else 1e-8", "torch.float16 else 0.0",
+           IMDB, "no 1e-8 inside the log"),
+    Mutant("imdb-mean-pool", "ports/theano_imdb/model.py",
+           "(h * mask[:, :, None]).sum(dim=0) / mask.sum(dim=0)[:, None]", "(h * mask[:, :, None]).mean(dim=0)",
+           IMDB, "pooling divides by all steps, not the unmasked ones"),
+    Mutant("imdb-decay-c", "ports/theano_imdb/model.py", "cost = cost + decay_c * (self.U ** 2).sum()",
+           "cost = cost + decay_c * (self.U ** 2).sum() / 2", IMDB, "weight decay halved"),
+    Mutant("adadelta-rho", "ports/theano_imdb/optimizers.py",
+           "def __init__(self, params, lr: float = 0.0, rho: float = 0.95, eps: float = 1e-6):",
+           "def __init__(self, params, lr: float = 0.0, rho: float = 0.9, eps: float = 1e-6):", IMDB,
+           "adadelta's rho"),
+    Mutant("adadelta-epsilon", "ports/theano_imdb/optimizers.py", ".div_(torch.sqrt(rg2 + eps))",
+           ".div_(torch.sqrt(rg2) + eps)", IMDB, "adadelta's epsilon outside the square root"),
+    Mutant("imdb-early-stop-count", "ports/theano_imdb/train.py", "if bad_counter > patience:",
+           "if bad_counter >= patience:", IMDB, "early stop one validation sooner"),
+    Mutant("imdb-early-stop-best", "ports/theano_imdb/train.py",
+           "valid_err <= np.array(history_errs)[:, 0].min()", "valid_err < np.array(history_errs)[:, 0].min()",
+           IMDB, "a tie with the best no longer counts as the best"),
+    Mutant("imdb-early-stop-window", "ports/theano_imdb/train.py", "np.array(history_errs)[:-patience, 0].min()",
+           "np.array(history_errs)[:, 0].min()", IMDB, "bad validations compared with all, not all but the last"),
+    # ---------------------------------------------------------------------------------------- caffe
+    Mutant("caffe-euclidean-half", "ports/caffe_sequence/net.py", "/ a.shape[0] / 2.0", "/ a.shape[0]", CAFFE,
+           "EuclideanLoss without its / 2"),
+    Mutant("caffe-clip-reset", "ports/caffe_sequence/example.py", "clip[0] = float(seq_idx > 0)", "clip[0] = 1.0",
+           CAFFE, "lstm_sequence.cpp's state reset at the first window dropped"),
+    Mutant("caffe-dead-clamp-detector", "ports/caffe_sequence/layers.py",
+           'record["max_abs_per_step"] = per_step.detach()', 'record["max_abs_per_step"] = per_step.detach() * 0',
+           CAFFE, "the probe never reports a clamped step"),
+    Mutant("caffe-forget-bias-value", "ports/caffe_sequence/example.py", "FORGET_BIAS = 5.0", "FORGET_BIAS = 1.0",
+           CAFFE, "lstm_sequence.cpp's forget bias of 5"),
+    Mutant("caffe-forget-bias-block", "ports/caffe_sequence/example.py", "m.b[H:2 * H] = value",
+           "m.b[2 * H:3 * H] = value", CAFFE, "forget bias written into the o block"),
+    Mutant("caffe-sgd-lr-mult", "ports/caffe_sequence/solver.py", "add_(diff, alpha=rate * lr_mult)",
+           "add_(diff, alpha=rate)", CAFFE, "lr_mult ignored"),
+    Mutant("caffe-sgd-decay-mult", "ports/caffe_sequence/solver.py", "local_decay = self.weight_decay * decay_mult",
+           "local_decay = self.weight_decay", CAFFE, "decay_mult ignored"),
+    Mutant("caffe-sgd-momentum", "ports/caffe_sequence/solver.py", "hist.mul_(self.momentum)", "hist.mul_(0.9)",
+           CAFFE, "momentum constant instead of the solver's"),
+    Mutant("caffe-smoothed-loss", "ports/caffe_sequence/example.py",
+           "smoothed += (loss - losses[idx]) / average_loss", "smoothed += (loss - losses[idx]) / (average_loss + 1)",
+           CAFFE, "Solver::Step's running mean"),
+    Mutant("caffe-clip-as-number", "ports/caffe_sequence/layers.py", "cont = (clip.reshape(T, N) != 0).to(x.dtype)",
+           "cont = clip.reshape(T, N).to(x.dtype)", CAFFE, "the fork's clip used as a number, not a boolean"),
+    Mutant("caffe-dwh-defect-default", "ports/caffe_sequence/example.py", "    dwh_defect: bool = True",
+           "    dwh_defect: bool = False", CAFFE, "the example trains with the true dW_h"),
+    Mutant("caffe-split-window-weight", "ports/caffe_sequence/example.py",
+           "part = self.net.loss(blobs) * ((hi - lo) / T)", "part = self.net.loss(blobs)", CAFFE,
+           "split fallback weights each part as a whole window"),
+]
+
+
+def tree_files(root: Path) -> List[str]:
+    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=root, capture_output=True,
+                         check=True).stdout.decode()
+    return [p for p in out.split("\0") if p and (root / p).is_file()]
+
+
+def copy_tree(root: Path, dest: Path) -> None:
+    for rel in tree_files(root):
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / rel, target)
+
+
+def run_tests(copy: Path, tests: Sequence[str], timeout: float) -> Tuple[str, float, str]:
+    """("passed" | "failed" | "timeout", seconds, the first failing test or the last output line)."""
+    shutil.rmtree(copy / ".hypothesis", ignore_errors=True)
+    env = dict(os.environ, HYPOTHESIS_PROFILE="ci", PYTHONPATH=str(copy), MPLBACKEND="Agg",
+               PYTHONDONTWRITEBYTECODE="1")
+    env.setdefault("OMP_NUM_THREADS", "1")
+    shared = REPO.parent / "shared" / "data"
+    if "SHARED_DATA" not in env and shared.exists():
+        env["SHARED_DATA"] = str(shared)
+    env.pop("CI", None)
+    argv = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--no-header", *tests]
+    t0 = time.perf_counter()
+    try:
+        res = subprocess.run(argv, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "timeout", time.perf_counter() - t0, ""
+    seconds = time.perf_counter() - t0
+    lines = res.stdout.strip().splitlines()
+    failed = [line for line in lines if line.startswith(("FAILED", "ERROR"))]
+    detail = failed[0] if failed else (lines[-1] if lines else res.stderr.strip()[-200:])
+    return ("passed" if res.returncode == 0 else "failed"), seconds, detail
+
+
+def apply(copy: Path, m: Mutant) -> Optional[str]:
+    """The file's original text after writing the mutant into the copy, or None when it does not apply."""
+    path = copy / m.file
+    original = path.read_text()
+    if original.count(m.find) != 1:
+        return None
+    path.write_text(original.replace(m.find, m.replace))
+    return original
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", help="mutant ids to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the mutants and whether each applies")
+    parser.add_argument("--timeout", type=float, default=1200, help="seconds per mutant's test run (then: killed)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the unmutated run")
+    args = parser.parse_args(argv)
+    ids = [m.id for m in MUTANTS]
+    if len(set(ids)) != len(ids):
+        raise SystemExit("duplicate mutant ids")
+    chosen = [m for m in MUTANTS if not args.only or m.id in args.only]
+    unknown = set(args.only or ()) - set(ids)
+    if unknown:
+        raise SystemExit(f"unknown mutant ids {sorted(unknown)}")
+    if args.list:
+        for m in chosen:
+            n = (REPO / m.file).read_text().count(m.find)
+            print(f"{m.id:34} {m.file:34} {'applies' if n == 1 else f'DOES NOT APPLY ({n} matches)'}  {m.what}")
+        return 0
+    results: Dict[str, Tuple[str, float, str]] = {}
+    with tempfile.TemporaryDirectory(prefix="mutants_") as tmp:
+        copy = Path(tmp) / "tree"
+        copy_tree(REPO, copy)
+        if not args.no_baseline:
+            files = sorted({t for m in chosen for t in m.tests})
+            status, seconds, detail = run_tests(copy, files, args.timeout * 2)
+            print(f"baseline ({len(files)} test files): {status} in {seconds:.0f} s {detail}", flush=True)
+            if status != "passed":
+                raise SystemExit("the unmutated tree must pass its tests first")
+        for m in chosen:
+            original = apply(copy, m)
+            if original is None:
+                results[m.id] = ("not applied", 0.0, f"{m.find!r} does not occur exactly once in {m.file}")
+            else:
+                try:
+                    status, seconds, detail = run_tests(copy, m.tests, args.timeout)
+                finally:
+                    (copy / m.file).write_text(original)
+                verdict = {"failed": "killed", "timeout": "killed (timeout)", "passed": "SURVIVED"}[status]
+                results[m.id] = (verdict, seconds, detail)
+            print(f"{m.id:34} {results[m.id][0]:16} {results[m.id][1]:6.0f} s  {results[m.id][2]}", flush=True)
+    applied = [r for r in results.values() if r[0] != "not applied"]
+    killed = [r for r in applied if r[0].startswith("killed")]
+    print("\n| mutant | file | edit | result | caught by |\n| --- | --- | --- | --- | --- |")
+    for m in chosen:
+        verdict, _, detail = results[m.id]
+        caught = detail.split(" - ")[0].replace("FAILED ", "") if verdict.startswith("killed") else ""
+        print(f"| `{m.id}` | `{m.file}` | {m.what} | {verdict} | {caught} |")
+    rate = 100.0 * len(killed) / len(applied) if applied else 0.0
+    print(f"\nkilled {len(killed)} of {len(applied)} applied mutants ({rate:.0f}%); "
+          f"{len(results) - len(applied)} not applied; survivors: "
+          f"{', '.join(m.id for m in chosen if results[m.id][0] == 'SURVIVED') or 'none'}")
+    return 0 if len(killed) == len(applied) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
