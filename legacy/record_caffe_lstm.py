@@ -104,7 +104,7 @@ def make_data(seed: int, fractional: bool = False):
 def port_initial_blobs(seed: int):
     import torch
 
-    from compat.prototxt import parse_prototxt
+    from compat.formats.prototxt import parse_prototxt
     from ports.caffe_sequence.net import CaffeNet
 
     net = CaffeNet(parse_prototxt(PORT_NET), "TRAIN", generator=torch.Generator().manual_seed(seed))
@@ -114,7 +114,7 @@ def port_initial_blobs(seed: int):
 def run_caffe(caffe_root: Path, blobs, net_name: str, data, iters: int, work: Path) -> dict:
     import h5py
 
-    from ports.caffe_sequence.caffemodel import write_caffemodel
+    from compat.formats.caffemodel import write_caffemodel
 
     work.mkdir(parents=True)
     (work / "snap").mkdir()

@@ -80,7 +80,7 @@ def edited_solver(text: str, iters: int) -> str:
 
 def record_config(caffe_root: Path, config: str, iters: int, seed: int, work: Path, perturb: int = -1) -> dict:
     """Run the example from the port's initial weights (``perturb`` >= 0: each moved one ulp, that seed)."""
-    from ports.caffe_sequence.caffemodel import write_caffemodel
+    from compat.formats.caffemodel import write_caffemodel
 
     example = caffe_root / "examples" / "lstm_sequence"
     binary = caffe_root / ".build_release" / "examples" / "lstm_sequence" / "lstm_sequence.bin"

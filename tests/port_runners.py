@@ -326,7 +326,7 @@ def run_port_caffe_lstm(config: dict, inputs: dict) -> Dict[str, np.ndarray]:
     ``caffe train`` does: consecutive T-row chunks, cycling; CaffeSGD with the recorded solver. Returns every
     iteration's loss plus that of the extra forward pass Solver::Solve runs after training, the weights and
     momentum history after the first and the last iteration."""
-    from compat.prototxt import parse_prototxt
+    from compat.formats.prototxt import parse_prototxt
     from ports.caffe_sequence.net import CaffeNet
     from ports.caffe_sequence.solver import CaffeSGD
 
