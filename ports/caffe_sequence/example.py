@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
+from compat import fastloop
 from compat.atomic import atomic_torch_save, atomic_write_text
 from compat.progress import Progress
 from compat.prototxt import TextMessage, read_prototxt
@@ -102,8 +103,12 @@ class RunConfig:
     save: Optional[Path] = None
     checkpoint_every: int = 5000
     dwh_defect: bool = True
+    # "probe": exact gradients the fastest way available: the compiled step loop (compat.fastloop) where
+    # it runs (``fastloop``), else the fused kernel with the verified clip-threshold probe; "auto": the
+    # core's step loop.
     backend: str = "probe"
     progress: bool = True
+    fastloop: bool = True
 
 
 @dataclass
@@ -179,6 +184,29 @@ class Trainer:
                                 int(ck["fallbacks"]), [tuple(r) for r in ck["log"]])
 
     # ---------------------------------------------------------------------------------- training
+    def _layer_backend(self) -> str:
+        """The layers' backend for ``cfg.backend``: "compiled" for "probe" where compat.fastloop runs."""
+        backend = getattr(self, "_resolved_backend", None)
+        if backend is None:
+            backend = self.cfg.backend
+            if backend == "probe" and self.cfg.fastloop and self.device.type == "cpu" and fastloop.available():
+                backend = "compiled"
+            self._resolved_backend = backend
+        return backend
+
+    def _window(self, it: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(clip, label) of iteration ``it``: clip = 1 except clip[0] = (window index > 0); cached."""
+        windows = getattr(self, "_windows", None)
+        if windows is None:
+            windows = []
+            for k in range(self.total_length // self.seq_length):
+                clip = torch.ones(self.seq_length, 1, device=self.device)
+                clip[0] = float(k > 0)
+                label = self.sequence[k * self.seq_length:(k + 1) * self.seq_length].reshape(-1, 1).to(self.device)
+                windows.append((clip, label))
+            self._windows = windows
+        return windows[it % len(windows)]
+
     def _forward_backward(self, clip: torch.Tensor, label: torch.Tensor, backend: str) -> float:
         data = torch.zeros(self.seq_length, 1, device=self.device)
         blobs = self.net(backend=backend, data=data, clip=clip, label=label)
@@ -204,11 +232,12 @@ class Trainer:
         return total.item()
 
     def train_step(self, it: int) -> float:
-        n_windows = self.total_length // self.seq_length
-        seq_idx = it % n_windows
-        clip = torch.ones(self.seq_length, 1, device=self.device)
-        clip[0] = float(seq_idx > 0)
-        label = self.sequence[seq_idx * self.seq_length:(seq_idx + 1) * self.seq_length].reshape(-1, 1).to(self.device)
+        clip, label = self._window(it)
+        backend = self._layer_backend()
+        if backend == "compiled":
+            # The compiled loop clamps and adds the dW_h defect exactly: one pass, nothing to verify.
+            self.solver.zero_grad()
+            return self._finish(it, self._forward_backward(clip, label, backend))
         layers = [m for m in self.net.lstm_layers() if isinstance(m, JunhyukohLSTM)]
         saved = [m.state for m in layers]
         self.solver.zero_grad()

@@ -72,6 +72,28 @@ class CaffeSGD:
 
     @torch.no_grad()
     def step(self, it: int) -> None:
+        """One update. Parameters that share (lr_mult, decay_mult), device and dtype are updated together
+        with ``torch._foreach_*`` (the same operations in the same order as :meth:`step_per_parameter`,
+        so the same numbers)."""
+        rate = self.learning_rate(it)
+        groups = {}
+        for (name, p, lr_mult, decay_mult), hist in zip(self.params, self.history):
+            groups.setdefault((lr_mult, decay_mult, p.device, p.dtype), []).append((p, hist))
+        for (lr_mult, decay_mult, _, _), members in groups.items():
+            params = [p for p, _ in members]
+            hists = [h for _, h in members]
+            diffs = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+            local_decay = self.weight_decay * decay_mult
+            if local_decay:
+                reg = params if self.regularization == "L2" else torch._foreach_sign(params)
+                diffs = torch._foreach_add(diffs, torch._foreach_mul(reg, local_decay))
+            torch._foreach_mul_(hists, self.momentum)
+            torch._foreach_add_(hists, diffs, alpha=rate * lr_mult)
+            torch._foreach_sub_(params, hists)
+
+    @torch.no_grad()
+    def step_per_parameter(self, it: int) -> None:
+        """:meth:`step` one parameter at a time (SGDSolver::ComputeUpdateValue's loop as written)."""
         rate = self.learning_rate(it)
         for (name, p, lr_mult, decay_mult), hist in zip(self.params, self.history):
             diff = p.grad if p.grad is not None else torch.zeros_like(p)
