@@ -95,13 +95,17 @@ void lstm_forward_##SUF(long T, long B, long H, long oi, long of, long og, long 
     }                                                                                                   \
 }                                                                                                       \
 /* dout [T,B,H] (may be NULL: zero), dhT, dcT [B,H] (may be NULL). Writes dgates [T,B,4H] (clamped    \
-   pre-activation gradients, storage order), dh0, dc0 [B,H]. c0 is the initial cell. */                 \
+   pre-activation gradients, storage order), dh0, dc0 [B,H], and (dw not NULL) dw [4H,H] = sum over     \
+   steps of dgates_t^T (cont_t h_{t-1}), or of dgates_t^T h_{t-1} with raw != 0 (the fork's dW_h).     \
+   h0, c0: the initial state; out: the forward's outputs; work: H scratch values. */                    \
 void lstm_backward_##SUF(long T, long B, long H, long oi, long of, long og, long oo,                    \
                          const REAL *wh, const REAL *cont, const REAL *c0,                              \
                          const REAL *act, const REAL *cells, const REAL *tanhc,                         \
                          const REAL *dout, const REAL *dhT, const REAL *dcT, REAL clip,                 \
-                         REAL *dgates, REAL *dh0, REAL *dc0) {                                          \
+                         REAL *dgates, REAL *dh0, REAL *dc0,                                            \
+                         const REAL *h0, const REAL *out, long raw, REAL *dw, REAL *work) {             \
     long G = 4 * H;                                                                                     \
+    if (dw) memset(dw, 0, sizeof(REAL) * G * H);                                                        \
     for (long n = 0; n < B; ++n) {                                                                      \
         for (long k = 0; k < H; ++k) {                                                                  \
             dh0[n * H + k] = dhT ? dhT[n * H + k] : (REAL)0;                                            \
@@ -134,6 +138,16 @@ void lstm_backward_##SUF(long T, long B, long H, long oi, long of, long og, long
                 }                                                                                       \
                 dg[oi * H + k] = d_i; dg[of * H + k] = d_f; dg[og * H + k] = d_g; dg[oo * H + k] = d_o; \
                 dc[k] = dck * gf * s;                                                                   \
+            }                                                                                           \
+            if (dw) {                                                                                   \
+                const REAL *hp = t ? out + ((t - 1) * B + n) * H : h0 + n * H;                          \
+                REAL f = raw ? (REAL)1 : s;                                                             \
+                for (long k = 0; k < H; ++k) work[k] = hp[k] * f;                                       \
+                for (long j = 0; j < G; ++j) {                                                          \
+                    REAL d = dg[j];                                                                     \
+                    REAL *w = dw + j * H;                                                               \
+                    for (long k = 0; k < H; ++k) w[k] += d * work[k];                                   \
+                }                                                                                       \
             }                                                                                           \
             for (long k = 0; k < H; ++k) dh[k] = 0;                                                     \
             for (long j = 0; j < G; ++j) {                                                              \
@@ -223,9 +237,12 @@ def _build() -> ctypes.CDLL:
         except OSError as exc:
             errors.append(str(exc))
             continue
-        for suffix in ("f32", "f64"):
-            getattr(lib, f"lstm_forward_{suffix}").restype = None
-            getattr(lib, f"lstm_backward_{suffix}").restype = None
+        L, P = ctypes.c_long, ctypes.c_void_p
+        for suffix, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
+            forward, backward = getattr(lib, f"lstm_forward_{suffix}"), getattr(lib, f"lstm_backward_{suffix}")
+            forward.restype = backward.restype = None
+            forward.argtypes = [L] * 7 + [P] * 12
+            backward.argtypes = [L] * 7 + [P] * 9 + [real] + [P] * 5 + [L] + [P] * 2
         return lib
     raise RuntimeError(f"{Path(cc).name} could not build it: {errors[-1]}")
 
@@ -268,8 +285,8 @@ def supports(x: Tensor) -> bool:
 _REAL = {torch.float32: ("f32", ctypes.c_float), torch.float64: ("f64", ctypes.c_double)}
 
 
-def _ptr(t: Optional[Tensor]):
-    return None if t is None else ctypes.c_void_p(t.data_ptr())
+def _ptr(t: Optional[Tensor]) -> Optional[int]:
+    return None if t is None else t.data_ptr()
 
 
 def _offsets(gate_order: str) -> Tuple[int, int, int, int]:
@@ -297,7 +314,7 @@ class _LSTMLayer(torch.autograd.Function):
         tanhc = xproj.new_empty(T, B, H) if save else None
         work = xproj.new_empty(G + H)
         getattr(lib, f"lstm_forward_{suffix}")(
-            ctypes.c_long(T), ctypes.c_long(B), ctypes.c_long(H), *(ctypes.c_long(o) for o in offsets),
+            T, B, H, *offsets,
             _ptr(xproj), _ptr(wht), _ptr(contc), _ptr(h0c), _ptr(c0c), _ptr(out), _ptr(hT), _ptr(cT),
             _ptr(act), _ptr(cells), _ptr(tanhc), _ptr(work))
         if save:
@@ -311,24 +328,21 @@ class _LSTMLayer(torch.autograd.Function):
         lib = _library()
         T, B, G = act.shape
         H = G // 4
-        suffix, real = _REAL[act.dtype]
+        suffix, _ = _REAL[act.dtype]
         wh = weight_hh.detach().contiguous()
         dgates = act.new_empty(T, B, G)
         dh0, dc0 = act.new_empty(B, H), act.new_empty(B, H)
+        # dW_hh = sum_t dgates_t^T (cont_t * h_{t-1}), in the loop; the fork's defect uses the raw h_{t-1}.
+        grad_w = act.new_empty(G, H) if ctx.needs_input_grad[1] else None
+        work = act.new_empty(H)
         # Contiguous copies held in names: the C call must not read a temporary that was already freed.
         dout, dhT, dcT = (None if g is None else g.contiguous() for g in (dout, dhT, dcT))
         getattr(lib, f"lstm_backward_{suffix}")(
-            ctypes.c_long(T), ctypes.c_long(B), ctypes.c_long(H), *(ctypes.c_long(o) for o in ctx.offsets),
+            T, B, H, *ctx.offsets,
             _ptr(wh), _ptr(cont), _ptr(c0), _ptr(act), _ptr(cells), _ptr(tanhc),
-            _ptr(dout), _ptr(dhT), _ptr(dcT), real(ctx.grad_clip or 0.0),
-            _ptr(dgates), _ptr(dh0), _ptr(dc0))
-        grad_w = None
-        if ctx.needs_input_grad[1]:
-            # dW_hh = sum_t dgates_t^T (cont_t * h_{t-1}); the fork's defect uses the raw h_{t-1}.
-            h_prev = torch.cat([h0.unsqueeze(0), out[:-1]]) if T > 1 else h0.unsqueeze(0)
-            if cont is not None and not ctx.ignores_cont:
-                h_prev = h_prev * cont.unsqueeze(2)
-            grad_w = dgates.reshape(T * B, G).t().mm(h_prev.reshape(T * B, H))
+            _ptr(dout), _ptr(dhT), _ptr(dcT), float(ctx.grad_clip or 0.0),
+            _ptr(dgates), _ptr(dh0), _ptr(dc0), _ptr(h0), _ptr(out), int(bool(ctx.ignores_cont)),
+            _ptr(grad_w), _ptr(work))
         return dgates, grad_w, dh0, dc0, None, None, None, None
 
 

@@ -208,7 +208,9 @@ class Trainer:
         return windows[it % len(windows)]
 
     def _forward_backward(self, clip: torch.Tensor, label: torch.Tensor, backend: str) -> float:
-        data = torch.zeros(self.seq_length, 1, device=self.device)
+        data = getattr(self, "_zero_data", None)
+        if data is None:  # lstm_sequence.cpp never writes the train net's data blob: zeros throughout
+            data = self._zero_data = torch.zeros(self.seq_length, 1, device=self.device)
         blobs = self.net(backend=backend, data=data, clip=clip, label=label)
         loss = self.net.loss(blobs)
         loss.backward()
