@@ -97,15 +97,17 @@ void lstm_forward_##SUF(long T, long B, long H, long oi, long of, long og, long 
 /* dout [T,B,H] (may be NULL: zero), dhT, dcT [B,H] (may be NULL). Writes dgates [T,B,4H] (clamped    \
    pre-activation gradients, storage order), dh0, dc0 [B,H], and (dw not NULL) dw [4H,H] = sum over     \
    steps of dgates_t^T (cont_t h_{t-1}), or of dgates_t^T h_{t-1} with raw != 0 (the fork's dW_h).     \
-   h0, c0: the initial state; out: the forward's outputs; work: H scratch values. */                    \
+   wh: W_hh [4H,H], wht: W_hh transposed [H,4H]; h0, c0: the initial state; out: the forward's outputs; work: 4H*H     \
+   scratch values. */                                                                                   \
 void lstm_backward_##SUF(long T, long B, long H, long oi, long of, long og, long oo,                    \
-                         const REAL *wh, const REAL *cont, const REAL *c0,                              \
+                         const REAL *wh, const REAL *wht, const REAL *cont, const REAL *c0,             \
                          const REAL *act, const REAL *cells, const REAL *tanhc,                         \
                          const REAL *dout, const REAL *dhT, const REAL *dcT, REAL clip,                 \
                          REAL *dgates, REAL *dh0, REAL *dc0,                                            \
                          const REAL *h0, const REAL *out, long raw, REAL *dw, REAL *work) {             \
     long G = 4 * H;                                                                                     \
-    if (dw) memset(dw, 0, sizeof(REAL) * G * H);                                                        \
+    REAL *dwt = work;  /* [H,G] */                                                                      \
+    if (dw) memset(dwt, 0, sizeof(REAL) * G * H);                                                       \
     for (long n = 0; n < B; ++n) {                                                                      \
         for (long k = 0; k < H; ++k) {                                                                  \
             dh0[n * H + k] = dhT ? dhT[n * H + k] : (REAL)0;                                            \
@@ -139,25 +141,36 @@ void lstm_backward_##SUF(long T, long B, long H, long oi, long of, long og, long
                 dg[oi * H + k] = d_i; dg[of * H + k] = d_f; dg[og * H + k] = d_g; dg[oo * H + k] = d_o; \
                 dc[k] = dck * gf * s;                                                                   \
             }                                                                                           \
-            if (dw) {                                                                                   \
+            if (dw) {   /* dwt [H,G] += (f h_{t-1}) outer dg: rows of 4H values vectorize well */      \
                 const REAL *hp = t ? out + ((t - 1) * B + n) * H : h0 + n * H;                          \
                 REAL f = raw ? (REAL)1 : s;                                                             \
-                for (long k = 0; k < H; ++k) work[k] = hp[k] * f;                                       \
-                for (long j = 0; j < G; ++j) {                                                          \
-                    REAL d = dg[j];                                                                     \
-                    REAL *w = dw + j * H;                                                               \
-                    for (long k = 0; k < H; ++k) w[k] += d * work[k];                                   \
+                for (long k = 0; k < H; ++k) {                                                          \
+                    REAL hk = hp[k] * f;                                                                \
+                    REAL *w = dwt + k * G;                                                              \
+                    for (long j = 0; j < G; ++j) w[j] += hk * dg[j];                                    \
                 }                                                                                       \
             }                                                                                           \
-            for (long k = 0; k < H; ++k) dh[k] = 0;                                                     \
-            for (long j = 0; j < G; ++j) {                                                              \
-                REAL d = dg[j];                                                                         \
-                const REAL *w = wh + j * H;                                                             \
-                for (long k = 0; k < H; ++k) dh[k] += d * w[k];                                         \
+            if (H >= 32) {  /* dh = s * (dg W): rows of W (H wide) ... */                              \
+                for (long k = 0; k < H; ++k) dh[k] = 0;                                                 \
+                for (long j = 0; j < G; ++j) {                                                          \
+                    REAL d = dg[j];                                                                     \
+                    const REAL *w = wh + j * H;                                                         \
+                    for (long k = 0; k < H; ++k) dh[k] += d * w[k];                                     \
+                }                                                                                       \
+                for (long k = 0; k < H; ++k) dh[k] *= s;                                                \
+            } else for (long k = 0; k < H; ++k) {  /* ... or, for small H, dot products of 4H */       \
+                const REAL *w = wht + k * G;                                                            \
+                REAL acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                 \
+                long j = 0;                                                                             \
+                for (; j + 8 <= G; j += 8)                                                              \
+                    for (int u = 0; u < 8; ++u) acc[u] += w[j + u] * dg[j + u];                         \
+                REAL sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));\
+                for (; j < G; ++j) sum += w[j] * dg[j];                                                 \
+                dh[k] = sum * s;                                                                        \
             }                                                                                           \
-            for (long k = 0; k < H; ++k) dh[k] *= s;                                                    \
         }                                                                                               \
     }                                                                                                   \
+    if (dw) for (long j = 0; j < G; ++j) for (long k = 0; k < H; ++k) dw[j * H + k] = dwt[k * G + j];   \
 }
 
 DEFINE_LSTM(float, f32, expf, tanhf)
@@ -242,7 +255,7 @@ def _build() -> ctypes.CDLL:
             forward, backward = getattr(lib, f"lstm_forward_{suffix}"), getattr(lib, f"lstm_backward_{suffix}")
             forward.restype = backward.restype = None
             forward.argtypes = [L] * 7 + [P] * 12
-            backward.argtypes = [L] * 7 + [P] * 9 + [real] + [P] * 5 + [L] + [P] * 2
+            backward.argtypes = [L] * 7 + [P] * 10 + [real] + [P] * 5 + [L] + [P] * 2
         return lib
     raise RuntimeError(f"{Path(cc).name} could not build it: {errors[-1]}")
 
@@ -303,7 +316,8 @@ class _LSTMLayer(torch.autograd.Function):
         H = G // 4
         suffix, _ = _REAL[xproj.dtype]
         xproj = xproj.contiguous()
-        wht = weight_hh.detach().t().contiguous()
+        wh = weight_hh.detach().contiguous()
+        wht = wh.t().contiguous()
         h0c, c0c = h0.detach().contiguous(), c0.detach().contiguous()
         contc = None if cont is None else cont.contiguous()
         out = xproj.new_empty(T, B, H)
@@ -330,16 +344,17 @@ class _LSTMLayer(torch.autograd.Function):
         H = G // 4
         suffix, _ = _REAL[act.dtype]
         wh = weight_hh.detach().contiguous()
+        wht = wh.t().contiguous()
         dgates = act.new_empty(T, B, G)
         dh0, dc0 = act.new_empty(B, H), act.new_empty(B, H)
         # dW_hh = sum_t dgates_t^T (cont_t * h_{t-1}), in the loop; the fork's defect uses the raw h_{t-1}.
         grad_w = act.new_empty(G, H) if ctx.needs_input_grad[1] else None
-        work = act.new_empty(H)
+        work = act.new_empty(G * H)
         # Contiguous copies held in names: the C call must not read a temporary that was already freed.
         dout, dhT, dcT = (None if g is None else g.contiguous() for g in (dout, dhT, dcT))
         getattr(lib, f"lstm_backward_{suffix}")(
             T, B, H, *ctx.offsets,
-            _ptr(wh), _ptr(cont), _ptr(c0), _ptr(act), _ptr(cells), _ptr(tanhc),
+            _ptr(wh), _ptr(wht), _ptr(cont), _ptr(c0), _ptr(act), _ptr(cells), _ptr(tanhc),
             _ptr(dout), _ptr(dhT), _ptr(dcT), float(ctx.grad_clip or 0.0),
             _ptr(dgates), _ptr(dh0), _ptr(dc0), _ptr(h0), _ptr(out), int(bool(ctx.ignores_cont)),
             _ptr(grad_w), _ptr(work))

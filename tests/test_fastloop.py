@@ -45,6 +45,11 @@ def _permute(t: torch.Tensor, order: str) -> torch.Tensor:
        clip=st.sampled_from([None, 0.05, 0.5]), defect=st.booleans(), dtype=st.sampled_from([torch.float64, torch.float32]),
        seed=st.integers(0, 2 ** 31 - 1))
 def test_compiled_loop_equals_the_core_step_loop(T, B, H, order, cont_kind, clip, defect, dtype, seed):
+    note(f"T={T} B={B} H={H} order={order} cont={cont_kind} clip={clip} defect={defect} {dtype}")
+    check_against_the_step_loop(T, B, H, order, cont_kind, clip, defect, dtype, seed)
+
+
+def check_against_the_step_loop(T, B, H, order, cont_kind, clip, defect, dtype, seed):
     g = torch.Generator().manual_seed(seed)
     xp = torch.randn(T, B, 4 * H, generator=g, dtype=torch.float64).to(dtype)
     w = (torch.randn(4 * H, H, generator=g, dtype=torch.float64) * 0.8).to(dtype)
@@ -58,7 +63,6 @@ def test_compiled_loop_equals_the_core_step_loop(T, B, H, order, cont_kind, clip
         cont = torch.tensor([0.0, 0.5, 1.0, 0.25])[torch.randint(0, 4, (T, B), generator=g)].to(dtype)
     dout = torch.randn(T, B, H, generator=g, dtype=torch.float64).to(dtype)
     dh, dc = torch.randn(2, B, H, generator=g, dtype=torch.float64).to(dtype)
-    note(f"T={T} B={B} H={H} order={order} cont={cont_kind} clip={clip} defect={defect} {dtype}")
 
     leaves = [t.clone().requires_grad_() for t in (xp, w, h0, c0)]
     out, hT, cT = fastloop.lstm_layer(_permute(leaves[0], order), _permute(leaves[1], order), leaves[2], leaves[3],
@@ -77,6 +81,13 @@ def test_compiled_loop_equals_the_core_step_loop(T, B, H, order, cont_kind, clip
     for name, a, b in zip(("input term", "weight_hh", "h0", "c0"), leaves, ref_leaves):
         assert_close(a.grad, b.grad, loosen=10 if dtype == torch.float32 else None,
                      reason="float32 gradients summed over steps in another order", msg=name)
+
+
+@pytest.mark.parametrize("H", [31, 32, 50])
+def test_compiled_loop_wide_hidden_sizes(H):
+    """The backward's two recurrent-product loop orders (H below 32 and from 32) on either side of the switch."""
+    check_against_the_step_loop(T=7, B=2, H=H, order="ifog", cont_kind="binary", clip=0.05, defect=True,
+                                dtype=torch.float64, seed=H)
 
 
 def test_no_grad_forward_equals_the_saving_forward():
