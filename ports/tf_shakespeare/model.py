@@ -138,7 +138,11 @@ class LSTMModel(nn.Module):
     def forward(self, x_data, initial_state=None) -> ModelOutput:
         x = self._check_ids(x_data, "x_data")
         output, state = self.decode(self.embed(x), initial_state)
-        return ModelOutput(output @ self.W + self.b, state)
+        return ModelOutput(self.logits(output), state)
+
+    def logits(self, output: Tensor) -> Tensor:
+        """``tf.matmul(output, W) + b`` in one fused product (addmm: no separate pass adding b)."""
+        return torch.addmm(self.b, output, self.W)
 
     def cost(self, x_data, y_output, initial_state=None, *, embedded: Optional[Tensor] = None
              ) -> Tuple[Tensor, LSTMStateTuple]:
@@ -155,7 +159,7 @@ class LSTMModel(nn.Module):
         if embedded is None:
             embedded = self.embed(x)
         output, state = self.decode(embedded, initial_state)
-        logits = output @ self.W + self.b
+        logits = self.logits(output)
         ones = torch.ones(B * T, dtype=logits.dtype, device=logits.device)
         loss = sequence_loss_by_example([logits], [y.reshape(-1)], [ones], average_across_timesteps=True)
         return loss.sum() / (B * T), state
