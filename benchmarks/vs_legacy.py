@@ -17,8 +17,9 @@ Workloads (steps/s unless noted):
                          one lstm_sequence training iteration (legacy: junhyukoh/caffe-lstm's
                          lstm_sequence.bin, ``--caffe-bin``)
 
-Every workload runs three implementations in one process (Caffe: the binary in a subprocess): the
-legacy framework, the port, and "plain" PyTorch of the same math (nn.Embedding + nn.LSTM + nn.Linear, the
+Every workload runs three implementations: the legacy framework (in a second process of the same
+interpreter, driven step count by step count from this one, so that its thread pools never share a
+process with torch's; Caffe: the binary), the port, and "plain" PyTorch of the same math (nn.Embedding + nn.LSTM + nn.Linear, the
 same loss, torch's clipping and a torch.optim step; for IMDB nn.LSTM over the padded batch with the
 masked mean; for Caffe a bare loop over the fused kernel without the port's checks). Rounds of
 ``--steps`` steps alternate the order of the implementations (A B C, then C B A, ...) after one warm-up
@@ -95,15 +96,56 @@ def load() -> str:
         return "load average unavailable"
 
 
+def _serve_legacy(conn, workload: str, options: dict) -> None:
+    """The legacy side in its own process: build, then run ``n`` steps per request and answer seconds."""
+    import legacy_sides
+
+    try:
+        name, runner = legacy_sides.build(workload, argparse.Namespace(**options))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which stops with it
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", name))
+    while True:
+        n = conn.recv()
+        if n is None:
+            return
+        conn.send(runner(n))
+
+
+class LegacyProcess:
+    """The legacy framework in a separate process of the same interpreter (TensorFlow's and OpenMP's
+    thread pools spin after their work; in the port's process they would take its CPU time)."""
+
+    def __init__(self, workload: str, args):
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve_legacy, args=(child, workload, vars(args)), daemon=True)
+        self.proc.start()
+        status, self.name = self.conn.recv()
+        if status != "ready":
+            raise SystemExit(f"legacy side of {workload}: {self.name}")
+
+    def __call__(self, n: int) -> float:
+        self.conn.send(n)
+        return self.conn.recv()
+
+    def close(self) -> None:
+        if self.proc.is_alive():
+            self.conn.send(None)
+            self.proc.join(10)
+
+
 def build(workload: str, args) -> Tuple[Dict[str, Runner], str]:
     """The implementations of ``workload`` in table order (legacy first when requested)."""
     runners: Dict[str, Runner] = {}
     legacy_name = None
     if not args.no_legacy:
-        import legacy_sides
-
-        legacy_name, runner = legacy_sides.build(workload, args)
-        runners[legacy_name] = runner
+        legacy = LegacyProcess(workload, args)
+        legacy_name = legacy.name
+        runners[legacy_name] = legacy
     runners["port"] = port_runners.build(workload, args)
     runners["plain"] = plain_models.build(workload, args)
     return runners, legacy_name
@@ -202,7 +244,12 @@ def main(argv=None) -> int:
         contention(args.workload, args)
     else:
         runners, legacy_name = build(args.workload, args)
-        rates = measure(runners, args.rounds, args.steps, args.warmup)
+        try:
+            rates = measure(runners, args.rounds, args.steps, args.warmup)
+        finally:
+            for r in runners.values():
+                if isinstance(r, LegacyProcess):
+                    r.close()
         report(args.workload, rates, legacy_name, 1.0, unit)
     print(f"# after: {load()}")
     return 0
