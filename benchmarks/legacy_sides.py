@@ -117,12 +117,15 @@ def _theano_lineage(which):
     for name in order:
         try:
             if name == "theano":
+                # Theano 1.0.5 on Python 3.11: its compiled scan does not build (the pure-Python scan runs,
+                # as in tox -e legacy-theano); BLAS from OpenBLAS, as the tox env links it.
                 sys.modules.setdefault("theano.scan_module.scan_perform_ext", None)
+                os.environ.setdefault("THEANO_FLAGS", "blas.ldflags=-lopenblas")
                 import theano as th
                 import theano.tensor as T
+                from theano.sandbox.rng_mrg import MRG_RandomStreams
 
-                return "Theano " + th.__version__, th, T, T.nnet.softmax, T.nnet.sigmoid, \
-                    th.sandbox.rng_mrg.MRG_RandomStreams
+                return "Theano " + th.__version__, th, T, T.nnet.softmax, T.nnet.sigmoid, MRG_RandomStreams
             import pytensor as th
             import pytensor.tensor as T
             from pytensor.tensor.random.utils import RandomStream
