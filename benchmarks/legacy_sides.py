@@ -169,7 +169,7 @@ def _imdb_graph(th, T, softmax, sigmoid, RandomStreams, floatX, seed, mode):
         return np.asarray(v, dtype=floatX)
 
     tparams = OrderedDict((k, th.shared(np.array(v), name=k)) for k, v in params.items())
-    trng = RandomStreams(seed)
+    trng = RandomStreams(seed + 1)  # MRG_RandomStreams rejects 0
 
     def _slice(_x, n, d):
         return _x[:, :, n * d:(n + 1) * d] if _x.ndim == 3 else _x[:, n * d:(n + 1) * d]

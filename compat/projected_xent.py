@@ -21,6 +21,9 @@ import torch
 from torch import Tensor
 
 
+_BLOCK_ELEMENTS = 1 << 20  # 4 MB of float32 per temporary block
+
+
 class BufferPool:
     """Reusable buffers of one shape, dtype and device at a time (at most ``keep`` of them)."""
 
@@ -50,7 +53,9 @@ class _ProjectedXent(torch.autograd.Function):
             torch.mm(x, weight, out=logits)
         else:
             torch.addmm(bias, x, weight, out=logits)
-        lse = torch.logsumexp(logits, dim=1)
+        # In row blocks: logsumexp's [rows, V] temporaries stay small enough for the allocator to reuse.
+        rows = max(1, _BLOCK_ELEMENTS // max(1, logits.shape[1]))
+        lse = torch.cat([torch.logsumexp(block, dim=1) for block in logits.split(rows)])
         loss = lse - logits.gather(1, labels.unsqueeze(1)).squeeze(1)
         ctx.save_for_backward(x, weight, labels, lse)
         ctx.logits, ctx.pool, ctx.has_bias = logits, pool, bias is not None

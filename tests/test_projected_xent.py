@@ -84,3 +84,18 @@ def test_shakespeare_training_cost_equals_the_recipe_order(dtype):
         results.append([cost.detach()] + [p.grad.clone() for p in model.parameters()])
     for a, e in zip(*results):
         assert_close(a, e)
+
+
+def test_row_blocks_of_the_logsumexp(monkeypatch):
+    """Logits larger than one block: the log-sum-exp runs block by block, with the same result."""
+    import compat.projected_xent as px
+
+    monkeypatch.setattr(px, "_BLOCK_ELEMENTS", 10)
+    x, w, b, labels, up = _leaves(3, 11, 4, 6, torch.float64)
+    loss = projected_cross_entropy(x, w, b, labels)
+    (loss * up).sum().backward()
+    ref = F.cross_entropy(torch.addmm(b, x, w), labels, reduction="none")
+    assert_close(loss, ref)
+    wr = w.detach().clone().requires_grad_()
+    (F.cross_entropy(torch.addmm(b.detach(), x.detach(), wr), labels, reduction="none") * up).sum().backward()
+    assert_close(w.grad, wr.grad)
