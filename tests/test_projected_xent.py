@@ -99,3 +99,29 @@ def test_row_blocks_of_the_logsumexp(monkeypatch):
     wr = w.detach().clone().requires_grad_()
     (F.cross_entropy(torch.addmm(b.detach(), x.detach(), wr), labels, reduction="none") * up).sum().backward()
     assert_close(w.grad, wr.grad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_ptb_training_cost_equals_cost_of_the_logits(dtype):
+    from ports.tf_ptb.config import Config
+    from ports.tf_ptb.model import PTBModel
+
+    cfg = Config(num_layers=2, num_steps=4, hidden_size=6, batch_size=3, vocab_size=11)
+    model = PTBModel(cfg, is_training=True, dtype=dtype)
+    model.reset_parameters(torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randint(0, 11, (3, 4), generator=g), torch.randint(0, 11, (3, 4), generator=g)
+    results = []
+    for fused in (True, False):
+        for p in model.parameters():
+            p.grad = None
+        if fused:
+            cost, final = model.training_cost(x, y)
+        else:
+            logits, final = model(x)
+            cost = model.cost(logits, y)
+        cost.backward()
+        results.append([cost.detach()] + [t.detach() for pair in final for t in pair] +
+                       [p.grad.clone() for p in model.parameters()])
+    for a, e in zip(*results):
+        assert_close(a, e)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from compat.layouts import to_canonical
+from compat.projected_xent import BufferPool, projected_cross_entropy
 from compat.lstm import lstm
 from compat.tf1 import tf1_cell_variables
 
@@ -158,6 +159,25 @@ class PTBModel(nn.Module):
 
     def forward(self, inputs, state: Optional[Sequence[Tuple[Tensor, Tensor]]] = None) -> Tuple[Tensor, StateTuple]:
         """inputs [B, T] word ids -> (logits [B * T, vocab] with row b * T + t, final state per layer (c, h))."""
+        output, final = self._rnn_output(inputs, state)
+        logits = torch.addmm(self.softmax_b, output, self.softmax_w)  # tf.nn.xw_plus_b
+        return logits, final
+
+    def training_cost(self, inputs, targets, state=None) -> Tuple[Tensor, StateTuple]:
+        """``(cost, final state)``: :meth:`cost` of :meth:`forward`'s logits, the same numbers, with the
+        softmax cross-entropy of ``output @ softmax_w + softmax_b`` in one node (compat.projected_xent)
+        that reuses its logits buffer between steps."""
+        output, final = self._rnn_output(inputs, state)
+        targets = torch.as_tensor(targets, device=output.device)
+        if targets.dim() != 2 or targets.numel() != output.shape[0]:
+            raise ValueError(f"targets must be [batch_size, num_steps] matching the {output.shape[0]} rows, "
+                             f"got {list(targets.shape)}")
+        pool = self.__dict__.setdefault("_xent_pool", BufferPool(1))
+        crossent = projected_cross_entropy(output, self.softmax_w, self.softmax_b, targets.reshape(-1), pool)
+        return crossent.sum() / targets.shape[0], final
+
+    def _rnn_output(self, inputs, state) -> Tuple[Tensor, StateTuple]:
+        """The top layer's outputs [B * T, H] (rows b * T + t) and the final state per layer (c, h)."""
         cfg = self.config
         inputs = self._check_inputs(inputs)
         B, T = inputs.shape
@@ -180,9 +200,8 @@ class PTBModel(nn.Module):
                                backend="loop" if T == 1 and not inputs.is_cuda else "auto")
         # reshape(concat(outputs, 1), [-1, H]): batch-major rows b * T + t.
         output = out.transpose(0, 1).reshape(B * T, cfg.hidden_size)
-        logits = torch.addmm(self.softmax_b, output, self.softmax_w)  # tf.nn.xw_plus_b
         final = tuple((c_n[k], h_n[k]) for k in range(cfg.num_layers))
-        return logits, final
+        return output, final
 
     def cost(self, logits: Tensor, targets) -> Tensor:
         """Sum of the tokens' cross-entropies / batch_size: ptb_word_lm's
