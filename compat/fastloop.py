@@ -393,4 +393,28 @@ def lstm_layer(xproj: Tensor, weight_hh: Tensor, h0: Tensor, c0: Tensor, cont: O
                             weight_grad_ignores_cont)
 
 
-__all__ = ["available", "supports", "lstm_layer", "unavailable_reason", "cache_dir"]
+def lstm_layer_inference(xproj: Tensor, weight_hh_t: Tensor, h0: Tensor, c0: Tensor, cont: Optional[Tensor] = None,
+                         *, gate_order: str = "ifgo") -> Tuple[Tensor, Tensor, Tensor]:
+    """:func:`lstm_layer` without autograd, taking W_hh transposed, ``weight_hh_t`` [H, 4H] (rows of it as a
+    TF kernel's lower half stores them): no copy of the weights per call. For evaluation one step at a
+    time, where the fused kernel's per-call weight repacking costs more than the step."""
+    T, B, G = xproj.shape
+    H = G // 4
+    if tuple(weight_hh_t.shape) != (H, G):
+        raise ValueError(f"weight_hh_t has shape {list(weight_hh_t.shape)}; expected [H, 4H] = [{H}, {G}]")
+    if not supports(xproj):
+        raise RuntimeError(f"compat.fastloop cannot run here ({unavailable_reason() or 'needs CPU float32/64'})")
+    suffix, _ = _REAL[xproj.dtype]
+    with torch.no_grad():
+        xproj, wht = xproj.contiguous(), weight_hh_t.contiguous()
+        h0c, c0c = h0.contiguous(), c0.contiguous()
+        contc = None if cont is None else cont.to(xproj.dtype).contiguous()
+        out, hT, cT = xproj.new_empty(T, B, H), xproj.new_empty(B, H), xproj.new_empty(B, H)
+        work = xproj.new_empty(G + H)
+        getattr(_library(), f"lstm_forward_{suffix}")(
+            T, B, H, *_offsets(gate_order), _ptr(xproj), _ptr(wht), _ptr(contc), _ptr(h0c), _ptr(c0c), _ptr(out),
+            _ptr(hT), _ptr(cT), None, None, None, _ptr(work))
+    return out, hT, cT
+
+
+__all__ = ["available", "supports", "lstm_layer", "lstm_layer_inference", "unavailable_reason", "cache_dir"]

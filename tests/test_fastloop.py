@@ -173,3 +173,32 @@ def test_build_is_cached(tmp_path, monkeypatch):
     monkeypatch.setattr(fastloop, "_lib", None)
     monkeypatch.setattr(fastloop, "_tried", False)
     assert fastloop.available() and calls == []
+
+
+@pytest.mark.parametrize("forget_bias, shared, dtype", [(0.0, False, torch.float64), (1.0, False, torch.float64),
+                                                        (1.0, True, torch.float32)])
+def test_ptb_one_step_evaluation_equals_the_core_loop(monkeypatch, forget_bias, shared, dtype):
+    """The test pass's single steps on the compiled loop, straight from the TF variables, against the
+    core's step loop on the converted weights."""
+    from ports.tf_ptb.config import Config
+    from ports.tf_ptb.model import PTBModel
+
+    cfg = Config(num_layers=2, num_steps=1, hidden_size=6, batch_size=3, vocab_size=11, forget_bias=forget_bias,
+                 shared_cell_weights=shared)
+    model = PTBModel(cfg, is_training=False, dtype=dtype)
+    model.reset_parameters(torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for cell in model.cells:
+            cell.bias.uniform_(-0.5, 0.5, generator=g)
+    x = torch.randint(0, 11, (3, 1), generator=g)
+    state = tuple((torch.randn(3, 6, generator=g, dtype=torch.float64).to(dtype),
+                   torch.randn(3, 6, generator=g, dtype=torch.float64).to(dtype)) for _ in range(2))
+    with torch.no_grad():
+        logits, final = model(x, state)
+        monkeypatch.setattr(fastloop, "supports", lambda t: False)
+        r_logits, r_final = model(x, state)
+    assert_close(logits, r_logits)
+    for pair, r_pair in zip(final, r_final):
+        for t, r in zip(pair, r_pair):
+            assert_close(t, r)

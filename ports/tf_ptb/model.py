@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from compat import fastloop
 from compat.layouts import to_canonical
 from compat.projected_xent import BufferPool, projected_cross_entropy
 from compat.lstm import lstm
@@ -176,6 +177,38 @@ class PTBModel(nn.Module):
         crossent = projected_cross_entropy(output, self.softmax_w, self.softmax_b, targets.reshape(-1), pool)
         return crossent.sum() / targets.shape[0], final
 
+    def _one_step_compiled(self, x: Tensor, hx: Tuple[Tensor, Tensor]) -> Tuple[Tensor, StateTuple]:
+        """One step of every layer without autograd on compat.fastloop, straight from the TF variables:
+        x @ kernel[:in] + bias (+ forget_bias on the f block), and kernel[in:] as W_hh^T in TF's gate order
+        i, j, f, o. The test pass (batch 1, one step, 82k steps) runs here."""
+        H = self.config.hidden_size
+        h_all, c_all = hx
+        inp = x
+        finals = []
+        for k in range(self.config.num_layers):
+            cell = self.cells[0 if self.config.shared_cell_weights else k]
+            xproj = torch.addmm(self._bias_with_forget(cell), inp, cell.kernel[:H])
+            out, h, c = fastloop.lstm_layer_inference(xproj.unsqueeze(0), cell.kernel[H:], h_all[k], c_all[k],
+                                                      gate_order="igfo")
+            finals.append((c, h))
+            inp = out[0]
+        return inp, tuple(finals)
+
+    def _bias_with_forget(self, cell) -> Tensor:
+        """The cell's bias with the run-time forget_bias added to its f block (cached while unchanged)."""
+        fb = self.config.forget_bias
+        if fb == 0.0:
+            return cell.bias
+        key = (cell.bias.data_ptr(), cell.bias._version, fb)
+        cached = cell.__dict__.get("_bias_fb")
+        if cached is None or cached[0] != key:
+            H = self.config.hidden_size
+            b = cell.bias.detach().clone()
+            b[2 * H:3 * H] += fb
+            cached = (key, b)
+            cell.__dict__["_bias_fb"] = cached
+        return cached[1]
+
     def _rnn_output(self, inputs, state) -> Tuple[Tensor, StateTuple]:
         """The top layer's outputs [B * T, H] (rows b * T + t) and the final state per layer (c, h)."""
         cfg = self.config
@@ -193,6 +226,8 @@ class PTBModel(nn.Module):
         drop = 1.0 - cfg.keep_prob
         if self.training and drop > 0:
             x = F.dropout(x, drop, training=True)
+        if T == 1 and not torch.is_grad_enabled() and not (self.training and drop > 0) and fastloop.supports(x):
+            return self._one_step_compiled(x[:, 0], hx)
         # One step (the test pass's eval config): the fused CPU kernel's per-call weight reordering costs
         # more than the step itself; the core's step loop gives the same numbers.
         out, (h_n, c_n) = lstm(x.transpose(0, 1), self.layer_weights(), hx, dropout=drop,
