@@ -197,7 +197,11 @@ def _imdb_graph(th, T, softmax, sigmoid, RandomStreams, floatX, seed, mode):
                       outputs_info=[T.alloc(numpy_floatX(0.), n_samples, dim), T.alloc(numpy_floatX(0.), n_samples, dim)],
                       name="lstm__layers", n_steps=n_timesteps)
     proj = (rval[0] * mask[:, :, None]).sum(axis=0) / mask.sum(axis=0)[:, None]
-    proj = proj * trng.binomial(proj.shape, p=0.5, n=1, dtype=proj.dtype)  # dropout_layer, use_noise on
+    if hasattr(th, "sandbox"):  # Theano's MRG_RandomStreams, as the tutorial calls it
+        keep = trng.binomial(proj.shape, p=0.5, n=1, dtype=proj.dtype)
+    else:  # PyTensor's RandomStream: binomial(n, p, size)
+        keep = T.cast(trng.binomial(1, 0.5, size=proj.shape), proj.dtype)
+    proj = proj * keep  # dropout_layer with use_noise on
     pred = softmax(T.dot(proj, tparams["U"]) + tparams["b"])
     cost = -T.log(pred[T.arange(n_samples), y] + 1e-8).mean()
     grads = T.grad(cost, wrt=list(tparams.values()))
