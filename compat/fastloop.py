@@ -302,10 +302,16 @@ def _ptr(t: Optional[Tensor]) -> Optional[int]:
     return None if t is None else t.data_ptr()
 
 
+_OFFSETS = {}
+
+
 def _offsets(gate_order: str) -> Tuple[int, int, int, int]:
-    if sorted(gate_order) != sorted("ifgo"):
-        raise ValueError(f"gate_order must be a permutation of 'ifgo', not {gate_order!r}")
-    return tuple(gate_order.index(g) for g in "ifgo")  # type: ignore[return-value]
+    offsets = _OFFSETS.get(gate_order)
+    if offsets is None:
+        if not isinstance(gate_order, str) or sorted(gate_order) != sorted("ifgo"):
+            raise ValueError(f"gate_order must be a permutation of 'ifgo', not {gate_order!r}")
+        offsets = _OFFSETS[gate_order] = tuple(gate_order.index(g) for g in "ifgo")
+    return offsets  # type: ignore[return-value]
 
 
 class _LSTMLayer(torch.autograd.Function):
@@ -316,8 +322,7 @@ class _LSTMLayer(torch.autograd.Function):
         H = G // 4
         suffix, _ = _REAL[xproj.dtype]
         xproj = xproj.contiguous()
-        wh = weight_hh.detach().contiguous()
-        wht = wh.t().contiguous()
+        wht = weight_hh.detach().t().contiguous()
         h0c, c0c = h0.detach().contiguous(), c0.detach().contiguous()
         contc = None if cont is None else cont.contiguous()
         out = xproj.new_empty(T, B, H)
@@ -333,6 +338,7 @@ class _LSTMLayer(torch.autograd.Function):
             _ptr(act), _ptr(cells), _ptr(tanhc), _ptr(work))
         if save:
             ctx.save_for_backward(weight_hh, h0c, c0c, contc, act, cells, tanhc, out)
+            ctx.wht = wht  # the transposed copy, for the backward's small-H loop order
         ctx.offsets, ctx.grad_clip, ctx.ignores_cont = offsets, grad_clip, weight_grad_ignores_cont
         return out, hT, cT
 
@@ -344,7 +350,7 @@ class _LSTMLayer(torch.autograd.Function):
         H = G // 4
         suffix, _ = _REAL[act.dtype]
         wh = weight_hh.detach().contiguous()
-        wht = wh.t().contiguous()
+        wht = ctx.wht  # kept (not cleared): a retained graph may run backward again
         dgates = act.new_empty(T, B, G)
         dh0, dc0 = act.new_empty(B, H), act.new_empty(B, H)
         # dW_hh = sum_t dgates_t^T (cont_t * h_{t-1}), in the loop; the fork's defect uses the raw h_{t-1}.

@@ -202,3 +202,15 @@ def test_ptb_one_step_evaluation_equals_the_core_loop(monkeypatch, forget_bias, 
     for pair, r_pair in zip(final, r_final):
         for t, r in zip(pair, r_pair):
             assert_close(t, r)
+
+
+def test_backward_twice_through_a_retained_graph():
+    g = torch.Generator().manual_seed(7)
+    xp = torch.randn(5, 1, 12, generator=g, requires_grad=True)
+    w = torch.randn(12, 3, generator=g, requires_grad=True)
+    s = torch.zeros(1, 3)
+    out, _, _ = fastloop.lstm_layer(xp, w, s, s, grad_clip=0.1)
+    out.sum().backward(retain_graph=True)
+    first = w.grad.clone()
+    out.sum().backward()
+    assert_close(w.grad, 2 * first)
