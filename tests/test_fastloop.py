@@ -214,3 +214,34 @@ def test_backward_twice_through_a_retained_graph():
     first = w.grad.clone()
     out.sum().backward()
     assert_close(w.grad, 2 * first)
+
+
+@pytest.mark.parametrize("doubled_bias", [False, True])
+def test_imdb_float64_compiled_lstm_equals_the_fused_call(doubled_bias):
+    """The tutorial classifier's unmasked float64 LSTM on the compiled loop (lstm_W, lstm_U as stored,
+    gates i, f, o, c) against the core's fused call: cost and every gradient."""
+    from ports.theano_imdb.model import LSTMClassifier, init_params
+
+    params = init_params(50, 6, 3, np.random.RandomState(0), floatX="float64")
+    params["lstm_b"] = np.random.RandomState(1).uniform(-0.5, 0.5, 24)
+    model = LSTMClassifier.from_params(params, doubled_bias=doubled_bias, dtype=torch.float64)
+    lengths = [5, 2, 7, 1]
+    x = np.zeros((7, 4), np.int64)
+    mask = np.zeros((7, 4))
+    rng = np.random.RandomState(2)
+    for j, n in enumerate(lengths):
+        x[:n, j] = rng.randint(1, 50, n)
+        mask[:n, j] = 1
+    y = [0, 2, 1, 2]
+    noise = torch.bernoulli(torch.full((4, 6), 0.5, dtype=torch.float64), generator=torch.Generator().manual_seed(3))
+    model.train()
+    results = []
+    for compiled in (True, False):
+        model.compiled_float64 = compiled
+        for p in model.parameters():
+            p.grad = None
+        cost = model.cost(x, mask, y, noise=noise)
+        cost.backward()
+        results.append([cost.detach()] + [p.grad.clone() for p in model.parameters()])
+    for a, e in zip(*results):
+        assert_close(a, e)
