@@ -195,19 +195,20 @@ def contention(workload: str, args) -> None:
         busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         try:
             time.sleep(0.3)
-            chosen.append(configure_threads(None))
+            chosen.append(configure_threads(args.busy_threads))
             return runner(n)
         finally:
             busy.kill()
             busy.wait()
 
-    rates = measure({"port, 1 thread": one_thread, "port, default + busy loop": busy_default},
+    busy_name = "port, default + busy loop" if args.busy_threads is None else f"port, {args.busy_threads} threads + busy loop"
+    rates = measure({"port, 1 thread": one_thread, busy_name: busy_default},
                     args.rounds, args.steps, args.warmup)
     report(workload, rates, None, 1.0, UNITS.get(workload, "steps/s"))
     names = list(rates)
     ratio = statistics.median(rates[names[1]]) / statistics.median(rates[names[0]])
-    print(f"# default thread counts chosen beside the busy loop: {chosen}")
-    print(f"contention ratio (default + busy loop / 1 thread without it): {ratio:.2f} (goal >= 0.8)")
+    print(f"# thread counts beside the busy loop: {chosen}")
+    print(f"contention ratio ({busy_name} / 1 thread without it): {ratio:.2f} (goal >= 0.8 at the default)")
 
 
 def main(argv=None) -> int:
@@ -227,6 +228,8 @@ def main(argv=None) -> int:
                         help="junhyukoh/caffe-lstm's lstm_sequence.bin (or CAFFE_LSTM_BIN)")
     parser.add_argument("--contention", action="store_true",
                         help="port at 1 thread against the port at its default thread count beside a busy loop")
+    parser.add_argument("--busy-threads", type=int, default=None,
+                        help="--contention: run beside the busy loop at this thread count instead of the default")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     args.steps = args.steps or DEFAULT_STEPS[args.workload]
