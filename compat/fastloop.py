@@ -49,38 +49,44 @@ double exp(double) __attribute__((simd("notinbranch")));
 double tanh(double) __attribute__((simd("notinbranch")));
 #endif
 
-/* One LSTM layer over T steps and B streams. Gate blocks of the 4H-wide rows are found at offsets
-   oi, of, og, oo (in units of H). xproj [T,B,4H]: the input term x W_ih^T + biases. wht [H,4H]: W_hh
-   transposed (forward reads rows of it); wh [4H,H]: W_hh (backward). cont [T,B] or NULL.
-   Saved for backward: act [T,B,4H] (the activated gates in storage order), cells [T,B,H] (c_t),
-   tanhc [T,B,H]. Forward without saving passes act = cells = tanhc = NULL. */
-#define DEFINE_LSTM(REAL, SUF, EXP, TANH)                                                              \
+/* One LSTM layer over T steps and B streams, the streams in lockstep (each row of W_hh is read once a
+   step for all of them). Gate blocks of the 4H-wide rows are found at offsets oi, of, og, oo (in units
+   of H). xproj [T,B,4H]: the input term x W_ih^T + biases. wht [H,4H]: W_hh transposed. cont [T,B] or
+   NULL. Saved for backward: act [T,B,4H] (the activated gates in storage order), cells [T,B,H] (c_t),
+   tanhc [T,B,H]. Forward without saving passes act = cells = tanhc = NULL. work: B*(4H+H) values. */
+#define DEFINE_LSTM(REAL, SUF, EXP, TANH)                                                               \
 void lstm_forward_##SUF(long T, long B, long H, long oi, long of, long og, long oo,                     \
                         const REAL *xproj, const REAL *wht, const REAL *cont,                           \
                         const REAL *h0, const REAL *c0, REAL *out, REAL *hT, REAL *cT,                  \
                         REAL *act, REAL *cells, REAL *tanhc, REAL *work) {                              \
     long G = 4 * H;                                                                                     \
-    REAL *a = work;             /* [G] pre-activations of one stream */                                 \
-    REAL *hs = work + G;        /* [H] scaled previous h */                                             \
+    REAL *pre = work;           /* [B,G] pre-activations */                                             \
+    REAL *hsc = work + B * G;   /* [B,H] scaled previous h */                                           \
     for (long t = 0; t < T; ++t) {                                                                      \
         for (long n = 0; n < B; ++n) {                                                                  \
             const REAL *hp = t ? out + ((t - 1) * B + n) * H : h0 + n * H;                              \
-            const REAL *cp = t ? (cells ? cells + ((t - 1) * B + n) * H : cT + n * H) : c0 + n * H;     \
             REAL s = cont ? cont[t * B + n] : (REAL)1;                                                  \
-            const REAL *x = xproj + (t * B + n) * G;                                                    \
-            memcpy(a, x, sizeof(REAL) * G);                                                             \
-            for (long k = 0; k < H; ++k) hs[k] = hp[k] * s;                                             \
-            for (long k = 0; k < H; ++k) {                                                              \
-                REAL hk = hs[k];                                                                        \
-                const REAL *w = wht + k * G;                                                            \
+            memcpy(pre + n * G, xproj + (t * B + n) * G, sizeof(REAL) * G);                             \
+            for (long k = 0; k < H; ++k) hsc[n * H + k] = hp[k] * s;                                    \
+        }                                                                                               \
+        for (long k = 0; k < H; ++k) {                                                                  \
+            const REAL *w = wht + k * G;                                                                \
+            for (long n = 0; n < B; ++n) {                                                              \
+                REAL hk = hsc[n * H + k];                                                               \
+                REAL *a = pre + n * G;                                                                  \
                 for (long j = 0; j < G; ++j) a[j] += hk * w[j];                                         \
             }                                                                                           \
+        }                                                                                               \
+        for (long n = 0; n < B; ++n) {                                                                  \
+            const REAL *cp = t ? (cells ? cells + ((t - 1) * B + n) * H : cT + n * H) : c0 + n * H;     \
+            REAL s = cont ? cont[t * B + n] : (REAL)1;                                                  \
+            REAL *a = pre + n * G;                                                                      \
             REAL *o = out + (t * B + n) * H;                                                            \
             REAL *ac = act ? act + (t * B + n) * G : a;                                                 \
             REAL *cc = cells ? cells + (t * B + n) * H : cT + n * H;                                    \
-            REAL *tc = tanhc ? tanhc + (t * B + n) * H : hs;                                            \
+            REAL *tc = tanhc ? tanhc + (t * B + n) * H : hsc + n * H;                                   \
             REAL *pg = a + og * H;                                                                      \
-            for (long k = 0; k < H; ++k) tc[k] = TANH(pg[k]);   /* g, before a is overwritten */       \
+            for (long k = 0; k < H; ++k) tc[k] = TANH(pg[k]);   /* g, before a is overwritten */        \
             for (long j = 0; j < G; ++j) ac[j] = (REAL)1 / ((REAL)1 + EXP(-a[j]));                      \
             REAL *gi = ac + oi * H, *gf = ac + of * H, *gg = ac + og * H, *go = ac + oo * H;            \
             for (long k = 0; k < H; ++k) gg[k] = tc[k];                                                 \
@@ -94,11 +100,11 @@ void lstm_forward_##SUF(long T, long B, long H, long oi, long of, long og, long 
         if (cells) memcpy(cT + n * H, cells + ((T - 1) * B + n) * H, sizeof(REAL) * H);                 \
     }                                                                                                   \
 }                                                                                                       \
-/* dout [T,B,H] (may be NULL: zero), dhT, dcT [B,H] (may be NULL). Writes dgates [T,B,4H] (clamped    \
+/* dout [T,B,H] (may be NULL: zero), dhT, dcT [B,H] (may be NULL). Writes dgates [T,B,4H] (clamped      \
    pre-activation gradients, storage order), dh0, dc0 [B,H], and (dw not NULL) dw [4H,H] = sum over     \
-   steps of dgates_t^T (cont_t h_{t-1}), or of dgates_t^T h_{t-1} with raw != 0 (the fork's dW_h).     \
-   wh: W_hh [4H,H], wht: W_hh transposed [H,4H]; h0, c0: the initial state; out: the forward's outputs; work: 4H*H     \
-   scratch values. */                                                                                   \
+   steps of dgates_t^T (cont_t h_{t-1}), or of dgates_t^T h_{t-1} with raw != 0 (the fork's dW_h).      \
+   wh: W_hh [4H,H], wht: W_hh transposed [H,4H]; h0, c0: the initial state; out: the forward's outputs; \
+   work: 4H*H scratch values. */                                                                        \
 void lstm_backward_##SUF(long T, long B, long H, long oi, long of, long og, long oo,                    \
                          const REAL *wh, const REAL *wht, const REAL *cont, const REAL *c0,             \
                          const REAL *act, const REAL *cells, const REAL *tanhc,                         \
@@ -124,7 +130,7 @@ void lstm_backward_##SUF(long T, long B, long H, long oi, long of, long og, long
             REAL *dg = dgates + (t * B + n) * G;                                                        \
             const REAL *dout_t = dout ? dout + (t * B + n) * H : 0;                                     \
             for (long k = 0; k < H; ++k) {                                                              \
-                REAL gi = ac[oi * H + k], gf = ac[of * H + k], gg = ac[og * H + k], go = ac[oo * H + k];\
+                REAL gi = ac[oi * H + k], gf = ac[of * H + k], gg = ac[og * H + k], go = ac[oo * H + k]; \
                 REAL th = tc[k];                                                                        \
                 REAL dhk = dh[k] + (dout_t ? dout_t[k] : (REAL)0);                                      \
                 REAL dck = dc[k] + dhk * go * ((REAL)1 - th * th);                                      \
@@ -141,37 +147,50 @@ void lstm_backward_##SUF(long T, long B, long H, long oi, long of, long og, long
                 dg[oi * H + k] = d_i; dg[of * H + k] = d_f; dg[og * H + k] = d_g; dg[oo * H + k] = d_o; \
                 dc[k] = dck * gf * s;                                                                   \
             }                                                                                           \
-            if (dw) {   /* dwt [H,G] += (f h_{t-1}) outer dg: rows of 4H values vectorize well */      \
-                const REAL *hp = t ? out + ((t - 1) * B + n) * H : h0 + n * H;                          \
-                REAL f = raw ? (REAL)1 : s;                                                             \
-                for (long k = 0; k < H; ++k) {                                                          \
+        }                                                                                               \
+        if (dw) {   /* dwt [H,G] += (f h_{t-1}) outer dg, stream by stream: rows of 4H vectorize well */ \
+            for (long k = 0; k < H; ++k) {                                                              \
+                REAL *w = dwt + k * G;                                                                  \
+                for (long n = 0; n < B; ++n) {                                                          \
+                    const REAL *hp = t ? out + ((t - 1) * B + n) * H : h0 + n * H;                      \
+                    REAL f = raw ? (REAL)1 : (cont ? cont[t * B + n] : (REAL)1);                        \
                     REAL hk = hp[k] * f;                                                                \
-                    REAL *w = dwt + k * G;                                                              \
+                    const REAL *dg = dgates + (t * B + n) * G;                                          \
                     for (long j = 0; j < G; ++j) w[j] += hk * dg[j];                                    \
                 }                                                                                       \
             }                                                                                           \
-            if (H >= 32) {  /* dh = s * (dg W): rows of W (H wide) ... */                              \
-                for (long k = 0; k < H; ++k) dh[k] = 0;                                                 \
-                for (long j = 0; j < G; ++j) {                                                          \
-                    REAL d = dg[j];                                                                     \
-                    const REAL *w = wh + j * H;                                                         \
+        }                                                                                               \
+        if (H >= 32) {  /* dh = s * (dg W): rows of W (H wide), each read once for every stream ... */  \
+            for (long n = 0; n < B; ++n) for (long k = 0; k < H; ++k) dh0[n * H + k] = 0;               \
+            for (long j = 0; j < G; ++j) {                                                              \
+                const REAL *w = wh + j * H;                                                             \
+                for (long n = 0; n < B; ++n) {                                                          \
+                    REAL d = dgates[(t * B + n) * G + j];                                               \
+                    REAL *dh = dh0 + n * H;                                                             \
                     for (long k = 0; k < H; ++k) dh[k] += d * w[k];                                     \
                 }                                                                                       \
-                for (long k = 0; k < H; ++k) dh[k] *= s;                                                \
-            } else for (long k = 0; k < H; ++k) {  /* ... or, for small H, dot products of 4H */       \
+            }                                                                                           \
+            for (long n = 0; n < B; ++n) {                                                              \
+                REAL s = cont ? cont[t * B + n] : (REAL)1;                                              \
+                for (long k = 0; k < H; ++k) dh0[n * H + k] *= s;                                       \
+            }                                                                                           \
+        } else for (long n = 0; n < B; ++n) {  /* ... or, for small H, dot products of 4H */            \
+            REAL s = cont ? cont[t * B + n] : (REAL)1;                                                  \
+            const REAL *dg = dgates + (t * B + n) * G;                                                  \
+            for (long k = 0; k < H; ++k) {                                                              \
                 const REAL *w = wht + k * G;                                                            \
                 REAL acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                 \
                 long j = 0;                                                                             \
                 for (; j + 8 <= G; j += 8)                                                              \
                     for (int u = 0; u < 8; ++u) acc[u] += w[j + u] * dg[j + u];                         \
-                REAL sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));\
+                REAL sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])); \
                 for (; j < G; ++j) sum += w[j] * dg[j];                                                 \
-                dh[k] = sum * s;                                                                        \
+                dh0[n * H + k] = sum * s;                                                               \
             }                                                                                           \
         }                                                                                               \
     }                                                                                                   \
     if (dw) for (long j = 0; j < G; ++j) for (long k = 0; k < H; ++k) dw[j * H + k] = dwt[k * G + j];   \
-}
+}                                                                                                       \
 
 DEFINE_LSTM(float, f32, expf, tanhf)
 DEFINE_LSTM(double, f64, exp, tanh)
@@ -331,7 +350,7 @@ class _LSTMLayer(torch.autograd.Function):
         act = xproj.new_empty(T, B, G) if save else None
         cells = xproj.new_empty(T, B, H) if save else None
         tanhc = xproj.new_empty(T, B, H) if save else None
-        work = xproj.new_empty(G + H)
+        work = xproj.new_empty(B * (G + H))
         getattr(lib, f"lstm_forward_{suffix}")(
             T, B, H, *offsets,
             _ptr(xproj), _ptr(wht), _ptr(contc), _ptr(h0c), _ptr(c0c), _ptr(out), _ptr(hT), _ptr(cT),
@@ -416,7 +435,7 @@ def lstm_layer_inference(xproj: Tensor, weight_hh_t: Tensor, h0: Tensor, c0: Ten
         h0c, c0c = h0.contiguous(), c0.contiguous()
         contc = None if cont is None else cont.to(xproj.dtype).contiguous()
         out, hT, cT = xproj.new_empty(T, B, H), xproj.new_empty(B, H), xproj.new_empty(B, H)
-        work = xproj.new_empty(G + H)
+        work = xproj.new_empty(B * (G + H))
         getattr(_library(), f"lstm_forward_{suffix}")(
             T, B, H, *_offsets(gate_order), _ptr(xproj), _ptr(wht), _ptr(contc), _ptr(h0c), _ptr(c0c), _ptr(out),
             _ptr(hT), _ptr(cT), None, None, None, _ptr(work))
