@@ -6,7 +6,8 @@
 
 Every case times one training step of the recurrence (forward and backward) and prints the median
 tokens/s over ``--repeats`` timed runs (after warm-up runs), the ratio to the baseline measured in the
-same process, and the spread (min-max) so that noise is visible:
+same process, and the spread (min-max) so that noise is visible. The implementations of a case run in
+interleaved rounds, one call each, the order reversed every other round (none always runs first):
 
 - ``ptb-small`` / ``ptb-medium`` / ``ptb-large`` (TF PTB tutorial configs): batch 20, 2 layers, 20 steps
   hidden 200 / 35 steps 650 / 35 steps 1500; ``--full-model`` adds embedding + softmax over 10000 words
@@ -16,7 +17,8 @@ same process, and the spread (min-max) so that noise is visible:
   are the real (unpadded) tokens. Baseline: torch.nn.LSTM over pack_padded_sequence.
 - ``caffe-stream`` (Caffe sequence example): T 320, batch 1, hidden 50, 3 layers, input 1, cont = 0
   every 40 steps. Baselines: torch.nn.LSTM over the 8 segments between resets, and a naive per-step
-  Python loop of three torch.nn.LSTMCell (state multiplied by cont).
+  Python loop of three torch.nn.LSTMCell (state multiplied by cont). On the CPU a row for the compiled
+  step loop (compat.fastloop, one call per layer) follows.
 
 Where the core has a second path, its ``backend="loop"`` row is printed too, for reference.
 """
@@ -38,6 +40,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
 
+from compat import fastloop  # noqa: E402
 from compat.lstm import lstm, weights_from_torch  # noqa: E402
 
 PTB_CONFIGS = {  # name: (num_steps, hidden_size)
@@ -53,17 +56,23 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_step(step: Callable[[], None], device: torch.device, repeats: int, warmup: int) -> List[float]:
-    """Seconds per call of ``step`` over ``repeats`` timed calls after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        step()
+def interleaved_times(runs: Dict[str, Callable[[], None]], device: torch.device, repeats: int,
+                      warmup: int) -> Dict[str, List[float]]:
+    """Seconds per call of every implementation: warm-up calls first, then ``repeats`` rounds of one timed
+    call each, the order of the implementations reversed every other round (so that none always runs
+    first, right after another's allocations, or last)."""
+    names = list(runs)
+    for name in names:
+        for _ in range(warmup):
+            runs[name]()
     synchronize(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
+    times: Dict[str, List[float]] = {n: [] for n in names}
+    for r in range(repeats):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            start = time.perf_counter()
+            runs[name]()
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
     return times
 
 
@@ -178,6 +187,15 @@ def caffe_case(device: torch.device) -> Tuple[int, Dict[str, Callable]]:
         "core": backward_step(lambda: lstm(x, ws, cont=cont)[0].sum(), params),
         "core loop": backward_step(lambda: lstm(x, ws, cont=cont, backend="loop")[0].sum(), params),
     }
+    if device.type == "cpu" and fastloop.available():
+        def compiled():
+            inp = x
+            for w in ws:
+                xproj = F.linear(inp, w.weight_ih, w.bias_ih) + w.bias_hh
+                zeros = inp.new_zeros(B, H)
+                inp, _, _ = fastloop.lstm_layer(xproj, w.weight_hh, zeros, zeros, cont)
+            return inp.sum()
+        runs["compiled loop (fastloop)"] = backward_step(compiled, params)
     return T * B, runs
 
 
@@ -226,7 +244,7 @@ def main(argv=None) -> int:
         torch.backends.cudnn.allow_tf32 = False
 
     print(f"# {describe_machine(device)}; repeats {repeats}, warm-up {warmup}; forward + backward per step")
-    print(f"{'case':<14} {'implementation':<18} {'tokens/s (median)':>18} {'min-max':>21} {'ratio':>7}")
+    print(f"{'case':<14} {'implementation':<26} {'tokens/s (median)':>18} {'min-max':>21} {'ratio':>7}")
     for case in cases:
         if case in PTB_CONFIGS:
             tokens, runs = ptb_case(case, device, args.full_model)
@@ -235,13 +253,13 @@ def main(argv=None) -> int:
         else:
             tokens, runs = caffe_case(device)
         baseline = None
-        for impl, step in runs.items():
-            times = time_step(step, device, repeats, warmup)
-            rates = sorted(tokens / t for t in times)
+        all_times = interleaved_times(runs, device, repeats, warmup)
+        for impl in runs:
+            rates = sorted(tokens / t for t in all_times[impl])
             median = statistics.median(rates)
             if baseline is None:
                 baseline = median
-            print(f"{case:<14} {impl:<18} {median:>18,.0f} {f'{rates[0]:,.0f}-{rates[-1]:,.0f}':>21} "
+            print(f"{case:<14} {impl:<26} {median:>18,.0f} {f'{rates[0]:,.0f}-{rates[-1]:,.0f}':>21} "
                   f"{median / baseline:>7.2f}", flush=True)
     return 0
 

@@ -63,22 +63,28 @@ def clip_by_global_norm_(params: Sequence[torch.nn.Parameter], clip_norm: float,
             norm_terms.append(p.grad)
     norm = global_norm(norm_terms)
     scale = clip_scale(norm, clip_norm)
-    for p in params:
-        if p.grad is not None:
-            p.grad.mul_(scale)
+    grads = [p.grad for p in params if p.grad is not None]
+    if len({(g.device, g.dtype) for g in grads}) == 1:
+        torch._foreach_mul_(grads, scale)
+    else:
+        for g in grads:
+            g.mul_(scale)
     return norm
 
 
 class GradientDescent(PerParameterOptimizer):
     """``tf.train.GradientDescentOptimizer``: ``var -= lr * grad`` (training_ops ApplyGradientDescent)."""
 
-    def __init__(self, params, lr: float):
+    def __init__(self, params, lr: float, foreach: bool = True):
         if lr < 0:
             raise ValueError(f"learning rate must be >= 0, got {lr}")
-        super().__init__(params, dict(lr=lr))
+        super().__init__(params, dict(lr=lr), foreach=foreach)
 
     def update(self, p, grad, state, group):
         p.sub_(grad * group["lr"])
+
+    def update_group(self, params, grads, states, group):
+        torch._foreach_sub_(params, torch._foreach_mul(grads, group["lr"]))
 
 
 def _as_float32(x: float) -> float:
@@ -106,8 +112,17 @@ class TFAdam(PerParameterOptimizer):
     """
 
     def __init__(self, params, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
-                 epsilon: float = 1e-8, sparse: bool = False):
-        super().__init__(params, dict(lr=lr, beta1=beta1, beta2=beta2, epsilon=epsilon, sparse=sparse))
+                 epsilon: float = 1e-8, sparse: bool = False, foreach: bool = True):
+        super().__init__(params, dict(lr=lr, beta1=beta1, beta2=beta2, epsilon=epsilon, sparse=sparse),
+                         foreach=foreach)
+
+    @staticmethod
+    def _init_state(p, state, group) -> None:
+        state["step"] = 0
+        state["m"] = torch.zeros_like(p)
+        state["v"] = torch.zeros_like(p)
+        state["beta1_power"] = torch.tensor(group["beta1"], dtype=torch.float32, device=p.device)
+        state["beta2_power"] = torch.tensor(group["beta2"], dtype=torch.float32, device=p.device)
 
     def update(self, p, g, state, group):
         # adam.py _prepare / _create_slots: lr, beta1, beta2, epsilon and the beta1_power /
@@ -116,11 +131,7 @@ class TFAdam(PerParameterOptimizer):
         # hyperparameters.
         b1, b2, eps, lr = (_as_float32(group[k]) for k in ("beta1", "beta2", "epsilon", "lr"))
         if not state:
-            state["step"] = 0
-            state["m"] = torch.zeros_like(p)
-            state["v"] = torch.zeros_like(p)
-            state["beta1_power"] = torch.tensor(group["beta1"], dtype=torch.float32, device=p.device)
-            state["beta2_power"] = torch.tensor(group["beta2"], dtype=torch.float32, device=p.device)
+            self._init_state(p, state, group)
         state["step"] += 1
         b1p, b2p = state["beta1_power"].to(p.dtype), state["beta2_power"].to(p.dtype)
         m, v = state["m"], state["v"]
@@ -136,6 +147,38 @@ class TFAdam(PerParameterOptimizer):
         # adam.py _finish: the float32 beta powers advance after every variable is updated.
         state["beta1_power"].mul_(torch.tensor(group["beta1"], dtype=torch.float32))
         state["beta2_power"].mul_(torch.tensor(group["beta2"], dtype=torch.float32))
+
+    def update_group(self, params, grads, states, group):
+        """:meth:`update` over the group's parameters at once (torch._foreach_*, the same operations)."""
+        if group["sparse"] or len({int(s.get("step", 0)) for s in states}) != 1:
+            return super().update_group(params, grads, states, group)  # per parameter: the reference form
+        b1, b2, eps, lr = (_as_float32(group[k]) for k in ("beta1", "beta2", "epsilon", "lr"))
+        for p, state in zip(params, states):
+            if not state:
+                self._init_state(p, state, group)
+            state["step"] += 1
+        # Every parameter of the group has taken the same number of steps, so its beta powers hold the same
+        # value: one lr_t serves them all.
+        b1p, b2p = states[0]["beta1_power"].to(params[0].dtype), states[0]["beta2_power"].to(params[0].dtype)
+        lr_t = lr * torch.sqrt(1 - b2p) / (1 - b1p)
+        ms, vs = [s["m"] for s in states], [s["v"] for s in states]
+        d = torch._foreach_sub(grads, ms)                       # m.add_((g - m) * (1 - b1))
+        torch._foreach_mul_(d, 1 - b1)
+        torch._foreach_add_(ms, d)
+        d = torch._foreach_mul(grads, grads)                    # v.add_((g * g - v) * (1 - b2))
+        torch._foreach_sub_(d, vs)
+        torch._foreach_mul_(d, 1 - b2)
+        torch._foreach_add_(vs, d)
+        num = torch._foreach_mul(ms, lr_t)                      # p.sub_((m * lr_t) / (sqrt(v) + eps))
+        den = torch._foreach_sqrt(vs)
+        torch._foreach_add_(den, eps)
+        torch._foreach_div_(num, den)
+        torch._foreach_sub_(params, num)
+        beta1 = torch.tensor(group["beta1"], dtype=torch.float32)
+        beta2 = torch.tensor(group["beta2"], dtype=torch.float32)
+        for s in states:
+            s["beta1_power"].mul_(beta1)
+            s["beta2_power"].mul_(beta2)
 
 
 # BasicLSTMCell's two variables by TF generation (rnn_cell_impl.py / rnn_cell.py of each release):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from compat import checkpoint
+from compat import checkpoint, fastloop
 from compat.formats.caffemodel import read_caffemodel
 from compat.formats.prototxt import parse_prototxt
 from ports.caffe_sequence.__main__ import main
@@ -72,11 +72,35 @@ def test_caffe_sgd_momentum_weight_decay_and_lr_mult():
         assert_close(b, eb)
 
 
+@pytest.mark.parametrize("regularization", ["L2", "L1"])
+def test_caffe_sgd_grouped_update_equals_the_per_parameter_loop(regularization):
+    """step() (torch._foreach_* over parameters grouped by lr_mult and decay_mult) gives exactly the
+    numbers of step_per_parameter() (SGDSolver::ComputeUpdateValue's loop), float32, a missing gradient
+    included."""
+    solver = parse_prototxt(f"base_lr: 0.05 momentum: 0.95 weight_decay: 0.003 regularization_type: '{regularization}'")
+    g = torch.Generator().manual_seed(0)
+    shapes = [(8, 3), (8,), (8, 2), (5,), (4, 4)]
+    mults = [(1.0, 1.0), (2.0, 0.0), (1.0, 1.0), (1.0, 2.0), (2.0, 0.0)]
+    runs = []
+    for method in ("step", "step_per_parameter"):
+        params = [torch.nn.Parameter(torch.randn(s, generator=torch.Generator().manual_seed(k))) for k, s in enumerate(shapes)]
+        sgd = CaffeSGD([(f"p{k}", p, lr, dm) for k, (p, (lr, dm)) in enumerate(zip(params, mults))], solver)
+        g.manual_seed(1)
+        for it in range(4):
+            for k, p in enumerate(params):
+                p.grad = None if (k == 3 and it == 1) else torch.randn(p.shape, generator=g)
+            getattr(sgd, method)(it)
+        runs.append([p.detach().clone() for p in params] + [h.clone() for h in sgd.history])
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)
+
+
 def test_trainer_fused_probe_path_equals_the_step_loop(tmp_path):
     """A few iterations with the verified fused path (and its fallbacks) give the step loop's weights."""
     results = []
     for backend in ("probe", "auto"):
-        trainer = Trainer(RunConfig("deep_short", tmp_path / backend, iters=3, seed=3, backend=backend, progress=False))
+        trainer = Trainer(RunConfig("deep_short", tmp_path / backend, iters=3, seed=3, backend=backend, progress=False,
+                                    fastloop=False))
         trainer.train()
         if backend == "probe":
             assert trainer.state.fallbacks >= 1, "this seed's first iteration needs the clamp (covers the fallback)"
@@ -84,6 +108,23 @@ def test_trainer_fused_probe_path_equals_the_step_loop(tmp_path):
     for k in results[0]:
         assert_close(results[0][k], results[1][k], loosen=10,
                      reason="float32 gradients summed in another order by the fused kernel", msg=k)
+
+
+@pytest.mark.parametrize("config", ["lstm_short", "deep_short"])
+def test_trainer_compiled_loop_equals_the_step_loop(tmp_path, config):
+    """The default trainer path (compat.fastloop's compiled loop, clamp and dW_h defect inside) gives the
+    core step loop's losses and weights, iteration by iteration, including the clamped first iterations."""
+    if not fastloop.available():
+        pytest.skip(f"compat.fastloop is unavailable here: {fastloop.unavailable_reason()}")
+    fast = Trainer(RunConfig(config, tmp_path / "fast", iters=4, seed=3, progress=False))
+    loop = Trainer(RunConfig(config, tmp_path / "loop", iters=4, seed=3, backend="auto", progress=False))
+    assert fast._layer_backend() == "compiled" and loop._layer_backend() == "auto"
+    for it in range(4):
+        assert_close(fast.train_step(it), loop.train_step(it), dtype=torch.float32, loosen=10,
+                     reason="float32 sums in another order over 320 steps", msg=f"loss at iteration {it}")
+    assert fast.state.fallbacks == 0
+    for k, v in loop.net.state_dict().items():
+        assert_close(fast.net.state_dict()[k], v, loosen=10, reason="float32 sums in another order", msg=k)
 
 
 def test_cli_trains_resumes_writes_and_loads(tmp_path, capsys):

@@ -40,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-dwh-defect", action="store_true",
                    help="train with the true dW_h gradient instead of the fork's (which accumulates dW_h where clip is 0)")
     p.add_argument("--backend", choices=("probe", "auto"), default="probe",
-                   help="probe: fused kernel with a verified clip-threshold check (falls back to the step loop when "
-                        "the clamp would act); auto: always the core's step loop when clipping is on")
+                   help="probe: the fastest exact path: the compiled step loop (compat.fastloop, the clamp and the dW_h "
+                        "quirk inside) on the CPU, else the fused kernel with a verified clip-threshold check that "
+                        "falls back to the step loop when the clamp would act; auto: always the core's step loop")
     p.add_argument("--no-plot", action="store_true", help="write no PNG")
     p.add_argument("--no-progress", action="store_true", help="do not print the progress bar")
     return p

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from compat import fastloop
 from compat.layouts import permute_gates, to_canonical
 from compat.lstm import LayerWeights, lstm
 
@@ -254,7 +255,10 @@ class JunhyukohLSTM(_CaffeBlobsAndState, nn.Module):
     :meth:`last_clamped_step` say whether (and up to which step) the clamp would have changed anything; the
     caller must then redo at least steps [0, t*] with ``"auto"`` (``example.Trainer.train_step`` does).
     Without gradients (generation) the fused kernel always runs, as clipping and the defect only change
-    gradients. ``carry_graph = True`` keeps the carried state attached to the graph (for running one
+    gradients. ``"compiled"`` runs the layer on :mod:`compat.fastloop`'s compiled step loop, which clamps
+    and adds the defect exactly as the step loop does, with the blobs in their own gate order (no
+    per-forward conversion, no probe, no host synchronisation); where that loop is unavailable (not on
+    the CPU, or no C compiler) it runs as ``"auto"``. ``carry_graph = True`` keeps the carried state attached to the graph (for running one
     window as consecutive calls); Caffe's behaviour, the default, detaches it.
     """
 
@@ -330,11 +334,14 @@ class JunhyukohLSTM(_CaffeBlobsAndState, nn.Module):
         if x.shape[2] != self.input_size:
             raise CaffeShapeError(f"bottom data has {x.shape[2]} values per row (shape {list(data.shape)}); "
                                   f"W_x expects {self.input_size}")
+        grads = torch.is_grad_enabled()
+        if backend == "compiled" and fastloop.supports(x):
+            return self._forward_compiled(x, clip, grads)
+        if backend == "compiled":
+            backend = "auto"
         zeros = x.new_zeros(1, N, H)
         if clip is not None:
-            if clip.numel() != T * N or (clip.dim() > 1 and clip.numel() != clip.shape[0]):
-                raise CaffeShapeError(f"bottom clip has shape {list(clip.shape)}; expected [T*N] or [T*N, 1] "
-                                      f"with T*N = {T * N}")
+            self._check_clip(clip, T, N)
             cont = (clip.reshape(T, N) != 0).to(x.dtype)
             carried = self._h is not None and self._h.shape == zeros.shape and self._h.dtype == x.dtype
             h0, c0 = (self._h.to(x.device), self._c.to(x.device)) if carried else (zeros, zeros)
@@ -343,7 +350,6 @@ class JunhyukohLSTM(_CaffeBlobsAndState, nn.Module):
             cont[0] = 0
             h0, c0 = zeros, zeros
         w = to_canonical("junhyukoh", {"W_x": self.W_x, "W_h": self.W_h, "b": self.b})
-        grads = torch.is_grad_enabled()
         clamp = self.clipping_threshold if (self.clipping_threshold > 0 and grads) else None
         defect = self.dwh_defect and grads
         self._record = None
@@ -362,5 +368,46 @@ class JunhyukohLSTM(_CaffeBlobsAndState, nn.Module):
                                    recurrent_weight_grad_ignores_cont=defect,
                                    backend="auto" if backend == "probe" else backend)
         # lstm_layer.cpp keeps c_T_, h_T_ after every forward ("Preserve cell state ... for truncated BPTT").
+        self._h, self._c = (h_n, c_n) if self.carry_graph else (h_n.detach(), c_n.detach())
+        return out.reshape(T * N, H)
+
+    def _check_clip(self, clip: Tensor, T: int, N: int) -> None:
+        if clip.numel() != T * N or (clip.dim() > 1 and clip.numel() != clip.shape[0]):
+            raise CaffeShapeError(f"bottom clip has shape {list(clip.shape)}; expected [T*N] or [T*N, 1] "
+                                  f"with T*N = {T * N}")
+
+    def _cont_of(self, clip: Tensor, T: int, N: int, dtype) -> Tensor:
+        """cont = (clip != 0) as numbers, kept while the same clip tensor comes back unchanged (the trainer
+        passes the same two clip blobs every iteration)."""
+        key = (clip.data_ptr(), clip._version, tuple(clip.shape), clip.dtype, clip.device, T, N, dtype)
+        cached = getattr(self, "_cont_cache", None)
+        if cached is None or cached[0] != key:
+            cached = (key, (clip.reshape(T, N) != 0).to(dtype))
+            self._cont_cache = cached
+        return cached[1]
+
+    def _forward_compiled(self, x: Tensor, clip: Optional[Tensor], grads: bool) -> Tensor:
+        """The layer on compat.fastloop: blobs used in their stored gate order (i, f, o, g)."""
+        T, N, _ = x.shape
+        H = self.hidden_size
+        if clip is not None:
+            self._check_clip(clip, T, N)
+            cont = self._cont_of(clip, T, N, x.dtype)
+            carried = self._h is not None and tuple(self._h.shape) == (1, N, H) and self._h.dtype == x.dtype
+            if carried:
+                h0, c0 = self._h[0].to(x.device), self._c[0].to(x.device)
+            else:
+                h0 = c0 = x.new_zeros(N, H)
+        else:
+            # No clip bottom: every forward starts from a zero state (cont_0 = 0 on a zero state is the
+            # zero state; the defect's dW_h term at t = 0 is g_0^T 0).
+            cont = None
+            h0 = c0 = x.new_zeros(N, H)
+        clamp = self.clipping_threshold if (self.clipping_threshold > 0 and grads) else None
+        x_proj = F.linear(x, self.W_x, self.b)
+        out, h_n, c_n = fastloop.lstm_layer(x_proj, self.W_h, h0, c0, cont, gate_order="ifog", grad_clip=clamp,
+                                            weight_grad_ignores_cont=self.dwh_defect and grads)
+        self._record = None
+        h_n, c_n = h_n.unsqueeze(0), c_n.unsqueeze(0)
         self._h, self._c = (h_n, c_n) if self.carry_graph else (h_n.detach(), c_n.detach())
         return out.reshape(T * N, H)

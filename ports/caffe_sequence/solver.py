@@ -72,6 +72,37 @@ class CaffeSGD:
 
     @torch.no_grad()
     def step(self, it: int) -> None:
+        """One update. Parameters that share (lr_mult, decay_mult), device and dtype are updated together
+        with ``torch._foreach_*`` (the same operations in the same order as :meth:`step_per_parameter`,
+        so the same numbers)."""
+        rate = self.learning_rate(it)
+        for (lr_mult, decay_mult), params, hists in self._groups():
+            diffs = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+            local_decay = self.weight_decay * decay_mult
+            if local_decay:
+                reg = params if self.regularization == "L2" else torch._foreach_sign(params)
+                diffs = torch._foreach_add(diffs, torch._foreach_mul(reg, local_decay))
+            torch._foreach_mul_(hists, self.momentum)
+            torch._foreach_add_(hists, diffs, alpha=rate * lr_mult)
+            torch._foreach_sub_(params, hists)
+
+    def _groups(self) -> list:
+        """[((lr_mult, decay_mult), params, histories)] by multipliers, device and dtype; cached."""
+        key = [(id(p), lr, dm, p.device, p.dtype, id(h)) for (_, p, lr, dm), h in zip(self.params, self.history)]
+        cached = getattr(self, "_group_cache", None)
+        if cached is None or cached[0] != key:
+            groups: dict = {}
+            for (_, p, lr, dm), h in zip(self.params, self.history):
+                entry = groups.setdefault((lr, dm, p.device, p.dtype), ((lr, dm), [], []))
+                entry[1].append(p)
+                entry[2].append(h)
+            cached = (key, list(groups.values()))
+            self._group_cache = cached
+        return cached[1]
+
+    @torch.no_grad()
+    def step_per_parameter(self, it: int) -> None:
+        """:meth:`step` one parameter at a time (SGDSolver::ComputeUpdateValue's loop as written)."""
         rate = self.learning_rate(it)
         for (name, p, lr_mult, decay_mult), hist in zip(self.params, self.history):
             diff = p.grad if p.grad is not None else torch.zeros_like(p)

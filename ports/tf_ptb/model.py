@@ -24,9 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from compat import fastloop
 from compat.errors import FileFormatError
 from compat.layouts import to_canonical
 from compat.lstm import lstm
+from compat.projected_xent import BufferPool, projected_cross_entropy
 from compat.tf1 import tf1_cell_variables
 
 from . import tf_names
@@ -159,6 +161,57 @@ class PTBModel(nn.Module):
 
     def forward(self, inputs, state: Optional[Sequence[Tuple[Tensor, Tensor]]] = None) -> Tuple[Tensor, StateTuple]:
         """inputs [B, T] word ids -> (logits [B * T, vocab] with row b * T + t, final state per layer (c, h))."""
+        output, final = self._rnn_output(inputs, state)
+        logits = torch.addmm(self.softmax_b, output, self.softmax_w)  # tf.nn.xw_plus_b
+        return logits, final
+
+    def training_cost(self, inputs, targets, state=None) -> Tuple[Tensor, StateTuple]:
+        """``(cost, final state)``: :meth:`cost` of :meth:`forward`'s logits, the same numbers, with the
+        softmax cross-entropy of ``output @ softmax_w + softmax_b`` in one node (compat.projected_xent)
+        that reuses its logits buffer between steps."""
+        output, final = self._rnn_output(inputs, state)
+        targets = torch.as_tensor(targets, device=output.device)
+        if targets.dim() != 2 or targets.numel() != output.shape[0]:
+            raise ValueError(f"targets must be [batch_size, num_steps] matching the {output.shape[0]} rows, "
+                             f"got {list(targets.shape)}")
+        pool = self.__dict__.setdefault("_xent_pool", BufferPool(1))
+        crossent = projected_cross_entropy(output, self.softmax_w, self.softmax_b, targets.reshape(-1), pool)
+        return crossent.sum() / targets.shape[0], final
+
+    def _one_step_compiled(self, x: Tensor, hx: Tuple[Tensor, Tensor]) -> Tuple[Tensor, StateTuple]:
+        """One step of every layer without autograd on compat.fastloop, straight from the TF variables:
+        x @ kernel[:in] + bias (+ forget_bias on the f block), and kernel[in:] as W_hh^T in TF's gate order
+        i, j, f, o. The test pass (batch 1, one step, 82k steps) runs here."""
+        H = self.config.hidden_size
+        h_all, c_all = hx
+        inp = x
+        finals = []
+        for k in range(self.config.num_layers):
+            cell = self.cells[0 if self.config.shared_cell_weights else k]
+            xproj = torch.addmm(self._bias_with_forget(cell), inp, cell.kernel[:H])
+            out, h, c = fastloop.lstm_layer_inference(xproj.unsqueeze(0), cell.kernel[H:], h_all[k], c_all[k],
+                                                      gate_order="igfo")
+            finals.append((c, h))
+            inp = out[0]
+        return inp, tuple(finals)
+
+    def _bias_with_forget(self, cell) -> Tensor:
+        """The cell's bias with the run-time forget_bias added to its f block (cached while unchanged)."""
+        fb = self.config.forget_bias
+        if fb == 0.0:
+            return cell.bias
+        key = (cell.bias.data_ptr(), cell.bias._version, fb)
+        cached = cell.__dict__.get("_bias_fb")
+        if cached is None or cached[0] != key:
+            H = self.config.hidden_size
+            b = cell.bias.detach().clone()
+            b[2 * H:3 * H] += fb
+            cached = (key, b)
+            cell.__dict__["_bias_fb"] = cached
+        return cached[1]
+
+    def _rnn_output(self, inputs, state) -> Tuple[Tensor, StateTuple]:
+        """The top layer's outputs [B * T, H] (rows b * T + t) and the final state per layer (c, h)."""
         cfg = self.config
         inputs = self._check_inputs(inputs)
         B, T = inputs.shape
@@ -174,6 +227,8 @@ class PTBModel(nn.Module):
         drop = 1.0 - cfg.keep_prob
         if self.training and drop > 0:
             x = F.dropout(x, drop, training=True)
+        if T == 1 and not torch.is_grad_enabled() and not (self.training and drop > 0) and fastloop.supports(x):
+            return self._one_step_compiled(x[:, 0], hx)
         # One step (the test pass's eval config): the fused CPU kernel's per-call weight reordering costs
         # more than the step itself; the core's step loop gives the same numbers.
         out, (h_n, c_n) = lstm(x.transpose(0, 1), self.layer_weights(), hx, dropout=drop,
@@ -181,9 +236,8 @@ class PTBModel(nn.Module):
                                backend="loop" if T == 1 and not inputs.is_cuda else "auto")
         # reshape(concat(outputs, 1), [-1, H]): batch-major rows b * T + t.
         output = out.transpose(0, 1).reshape(B * T, cfg.hidden_size)
-        logits = torch.addmm(self.softmax_b, output, self.softmax_w)  # tf.nn.xw_plus_b
         final = tuple((c_n[k], h_n[k]) for k in range(cfg.num_layers))
-        return logits, final
+        return output, final
 
     def cost(self, logits: Tensor, targets) -> Tensor:
         """Sum of the tokens' cross-entropies / batch_size: ptb_word_lm's

@@ -56,8 +56,7 @@ def train_step(model: PTBModel, inputs, targets, state, lr: float) -> Tuple[floa
     for p in params:
         p.grad = None
     targets = torch.as_tensor(np.asarray(targets) if not isinstance(targets, torch.Tensor) else targets)
-    logits, final = model(inputs, _detach(state))
-    cost = model.cost(logits, targets.to(logits.device))
+    cost, final = model.training_cost(inputs, targets, _detach(state))
     cost.backward()
     indexed = None
     if model.config.embedding_norm == "indexed_slices":

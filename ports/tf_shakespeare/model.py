@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from compat.errors import FileFormatError
+from compat.projected_xent import BufferPool, projected_cross_entropy
 from compat.seq2seq import BasicLSTMCell, LSTMStateTuple, inferred_loop, rnn_decoder, sequence_loss_by_example
 from compat.tf1 import tf1_cell_variables
 
@@ -84,6 +85,9 @@ class LSTMModel(nn.Module):
         self.b = nn.Parameter(torch.zeros(vocab_size, **factory))
         self.embedding_mat = nn.Parameter(torch.empty(vocab_size, rnn_size, **factory))
         self.cell = BasicLSTMCell(rnn_size, rnn_size, forget_bias, generator=generator, **factory)
+        # Training cost through compat.projected_xent (same numbers; False: the logits, then
+        # sequence_loss_by_example, as the recipe's graph reads).
+        self.fused_loss = True
         with torch.no_grad():
             # random_normal_initializer(): mean 0, stddev 1.
             self.W.normal_(0.0, 1.0, generator=generator)
@@ -139,7 +143,11 @@ class LSTMModel(nn.Module):
     def forward(self, x_data, initial_state=None) -> ModelOutput:
         x = self._check_ids(x_data, "x_data")
         output, state = self.decode(self.embed(x), initial_state)
-        return ModelOutput(output @ self.W + self.b, state)
+        return ModelOutput(self.logits(output), state)
+
+    def logits(self, output: Tensor) -> Tensor:
+        """``tf.matmul(output, W) + b`` in one fused product (addmm: no separate pass adding b)."""
+        return torch.addmm(self.b, output, self.W)
 
     def cost(self, x_data, y_output, initial_state=None, *, embedded: Optional[Tensor] = None
              ) -> Tuple[Tensor, LSTMStateTuple]:
@@ -156,9 +164,16 @@ class LSTMModel(nn.Module):
         if embedded is None:
             embedded = self.embed(x)
         output, state = self.decode(embedded, initial_state)
-        logits = output @ self.W + self.b
-        ones = torch.ones(B * T, dtype=logits.dtype, device=logits.device)
-        loss = sequence_loss_by_example([logits], [y.reshape(-1)], [ones], average_across_timesteps=True)
+        ones = torch.ones(B * T, dtype=output.dtype, device=output.device)
+        if torch.is_grad_enabled() and getattr(self, "fused_loss", False):
+            # The same cross-entropy of output @ W + b in one node that reuses its logits buffer
+            # (compat.projected_xent), then sequence_loss_by_example's weighting and averaging.
+            pool = self.__dict__.setdefault("_xent_pool", BufferPool(1))
+            crossent = projected_cross_entropy(output, self.W, self.b, y.reshape(-1), pool)
+            loss = crossent * ones / (ones + 1e-12)
+        else:
+            logits = self.logits(output)
+            loss = sequence_loss_by_example([logits], [y.reshape(-1)], [ones], average_across_timesteps=True)
         return loss.sum() / (B * T), state
 
     # -- sampling --------------------------------------------------------------------------------

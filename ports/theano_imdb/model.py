@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from compat import fastloop
 from compat.layouts import to_canonical
 from compat.lstm import lstm, right_padded_lengths
 
@@ -79,6 +80,8 @@ class LSTMClassifier(nn.Module):
         # Run the LSTM without its mask when the mask is right padding (the pooled output is the same);
         # False always runs the tutorial's masked scan.
         self.unmasked_when_right_padded = True
+        # float64 on the CPU: that unmasked LSTM on the compiled loop (compat.fastloop; same numbers).
+        self.compiled_float64 = True
         if params is None:
             params = init_params(n_words, dim_proj, ydim, rng, floatX=dtype)
         _check_params(params)
@@ -144,11 +147,24 @@ class LSTMClassifier(nn.Module):
             # prepare_data pads on the right, so every valid step's h is the same with or without the mask,
             # and the pooling below zeroes the padded steps (their gradient is exactly 0): the same cost and
             # gradients as the masked scan, through one fused call instead of a packed sequence.
-            h, _ = lstm(emb, [weights])
+            if self.compiled_float64 and emb.dtype == torch.float64 and fastloop.supports(emb):
+                h = self._lstm_compiled(emb, b)
+            else:
+                h, _ = lstm(emb, [weights])
         else:
             h, _ = lstm(emb, [weights], mask=mask)
         # build_model: sum over time of the masked outputs divided by the number of unmasked steps.
         return (h * mask[:, :, None]).sum(dim=0) / mask.sum(dim=0)[:, None]
+
+    def _lstm_compiled(self, emb: Tensor, b: Tensor) -> Tensor:
+        """The unmasked LSTM on compat.fastloop, in the tutorial's own layout: state_below = emb W + b in
+        one product, then the recurrence with U (= W_hh^T, gate blocks i, f, o, c) used as stored. torch's
+        CPU LSTM has no oneDNN kernel for float64 and runs it as a graph of per-step operations."""
+        T, B, D = emb.shape
+        xproj = torch.addmm(b, emb.reshape(T * B, D), self.lstm_W).reshape(T, B, 4 * D)
+        zeros = emb.new_zeros(B, D)
+        h, _, _ = fastloop.lstm_layer(xproj, self.lstm_U.t(), zeros, zeros, gate_order="ifog")
+        return h
 
     def forward(self, x, mask, noise: Optional[Tensor] = None) -> Tensor:
         """Class probabilities [n, ydim] in the current train/eval mode.

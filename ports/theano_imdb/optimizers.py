@@ -36,8 +36,8 @@ class Adadelta(PerParameterOptimizer):
 
     tutorial_name = "adadelta"
 
-    def __init__(self, params, lr: float = 0.0, rho: float = 0.95, eps: float = 1e-6):
-        super().__init__(params, dict(lr=lr, rho=rho, eps=eps))
+    def __init__(self, params, lr: float = 0.0, rho: float = 0.95, eps: float = 1e-6, foreach: bool = True):
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps), foreach=foreach)
 
     def update(self, p, g, st, group):
         rho, eps = group["rho"], group["eps"]
@@ -50,6 +50,28 @@ class Adadelta(PerParameterOptimizer):
         updir = torch.sqrt(ru2 + eps).div_(torch.sqrt(rg2 + eps)).mul_(g).neg_()
         ru2.mul_(rho).addcmul_(updir, updir, value=_complement(rho))
         p.add_(updir)
+
+    def update_group(self, params, grads, states, group):
+        """:meth:`update` over every parameter at once (torch._foreach_*, the same operations)."""
+        rho, eps, c = group["rho"], group["eps"], _complement(group["rho"])
+        for p, st in zip(params, states):
+            if not st:
+                st["running_grads2"] = torch.zeros_like(p)
+                st["running_up2"] = torch.zeros_like(p)
+        rg2 = [st["running_grads2"] for st in states]
+        ru2 = [st["running_up2"] for st in states]
+        torch._foreach_mul_(rg2, rho)
+        torch._foreach_addcmul_(rg2, grads, grads, value=c)
+        updir = torch._foreach_add(ru2, eps)
+        torch._foreach_sqrt_(updir)
+        den = torch._foreach_add(rg2, eps)
+        torch._foreach_sqrt_(den)
+        torch._foreach_div_(updir, den)
+        torch._foreach_mul_(updir, grads)
+        torch._foreach_neg_(updir)
+        torch._foreach_mul_(ru2, rho)
+        torch._foreach_addcmul_(ru2, updir, updir, value=c)
+        torch._foreach_add_(params, updir)
 
 
 class RMSprop(PerParameterOptimizer):
@@ -66,8 +88,9 @@ class RMSprop(PerParameterOptimizer):
     tutorial_name = "rmsprop"
 
     def __init__(self, params, lr: float = 0.0, rho: float = 0.95, momentum: float = 0.9, step_size: float = 1e-4,
-                 eps: float = 1e-4):
-        super().__init__(params, dict(lr=lr, rho=rho, momentum=momentum, step_size=step_size, eps=eps))
+                 eps: float = 1e-4, foreach: bool = True):
+        super().__init__(params, dict(lr=lr, rho=rho, momentum=momentum, step_size=step_size, eps=eps),
+                         foreach=foreach)
 
     def update(self, p, g, st, group):
         rho, mom, step_size, eps = group["rho"], group["momentum"], group["step_size"], group["eps"]
@@ -87,8 +110,8 @@ class SGD(PerParameterOptimizer):
 
     tutorial_name = "sgd"
 
-    def __init__(self, params, lr: float = 0.0001):
-        super().__init__(params, dict(lr=lr))
+    def __init__(self, params, lr: float = 0.0001, foreach: bool = True):
+        super().__init__(params, dict(lr=lr), foreach=foreach)
 
     def update(self, p, g, st, group):
         p.sub_(group["lr"] * g)

@@ -1,0 +1,144 @@
+"""The ports' steps for benchmarks/vs_legacy.py: each ``build(workload, args)`` returns ``run(n) -> seconds``.
+
+Inputs are shared with the other sides through :mod:`workload_data` (same ids, same batches, same
+weights where the sides can take them), so every side does the same work.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import workload_data as data
+
+
+def fastloop_state() -> str:
+    from compat import fastloop
+
+    return "compiled" if fastloop.available() else f"unavailable ({fastloop.unavailable_reason()})"
+
+
+def _timed(step, n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        step()
+    return time.perf_counter() - start
+
+
+def ptb_train(args):
+    from ports.tf_ptb.config import Config
+    from ports.tf_ptb.model import PTBModel
+    from ports.tf_ptb.train import train_step
+
+    cfg = Config.preset("small")
+    model = PTBModel(cfg, is_training=True)
+    model.reset_parameters(torch.Generator().manual_seed(args.seed))
+    batches = data.ptb_batches(cfg.batch_size, cfg.num_steps, args.seed)
+    state = {"s": None, "k": 0}
+
+    def step():
+        x, y = batches[state["k"] % len(batches)]
+        state["k"] += 1
+        _, state["s"], _ = train_step(model, torch.from_numpy(x), torch.from_numpy(y), state["s"], 1.0)
+
+    return lambda n: _timed(step, n)
+
+
+def ptb_test(args):
+    from ports.tf_ptb.config import Config
+    from ports.tf_ptb.model import PTBModel
+
+    cfg = Config.preset("small").eval_config()
+    model = PTBModel(cfg, is_training=False)
+    model.reset_parameters(torch.Generator().manual_seed(args.seed))
+    ids = data.ptb_tokens(args.seed)
+    state = {"s": model.initial_state(1), "k": 0}
+
+    def step():
+        k = state["k"] % (len(ids) - 1)
+        state["k"] += 1
+        x = torch.from_numpy(ids[k:k + 1].reshape(1, 1))
+        y = torch.from_numpy(ids[k + 1:k + 2].reshape(1, 1))
+        logits, state["s"] = model(x, state["s"])
+        float(model.cost(logits, y))  # run_epoch accumulates the cost as a Python float
+
+    def run(n):
+        with torch.no_grad():
+            return _timed(step, n)
+
+    return run
+
+
+def shakespeare_train(args):
+    from ports.tf_shakespeare.model import LSTMModel
+    from ports.tf_shakespeare.train import make_optimizer, train_step
+
+    V, H, B, T = data.SHAKESPEARE
+    model = LSTMModel(H, V, B, T, generator=torch.Generator().manual_seed(args.seed))
+    opt = make_optimizer(model, 0.001)
+    batches = data.shakespeare_batches(args.seed)
+    state = {"s": None, "k": 0}
+
+    def step():
+        x, y = batches[state["k"] % len(batches)]
+        state["k"] += 1
+        _, state["s"], _ = train_step(model, opt, torch.from_numpy(x), torch.from_numpy(y), state["s"], 4.5)
+
+    return lambda n: _timed(step, n)
+
+
+def imdb(args, floatX: str):
+    from ports.theano_imdb.model import LSTMClassifier
+    from ports.theano_imdb.optimizers import Adadelta
+
+    dtype = {"float64": torch.float64, "float32": torch.float32}[floatX]
+    batches = data.imdb_batches(floatX, args.seed)
+    params = data.imdb_params(floatX, args.seed)
+    model = LSTMClassifier.from_params(params, dtype=dtype)
+    model.generator = torch.Generator().manual_seed(args.seed)
+    model.train()
+    opt = Adadelta(model.parameters())
+    state = {"k": 0}
+
+    def step():
+        x, mask, y = batches[state["k"] % len(batches)]
+        state["k"] += 1
+        opt.zero_grad(set_to_none=True)
+        loss = model.cost(x, mask, y)
+        loss.backward()
+        opt.step()
+        loss.item()  # train_lstm reads the cost every update
+
+    return lambda n: _timed(step, n)
+
+
+def caffe(args, config: str):
+    from ports.caffe_sequence.example import RunConfig, Trainer
+
+    trainer = Trainer(RunConfig(config, Path("."), progress=False, seed=args.seed))
+    state = {"it": 0}
+
+    def step():
+        trainer.train_step(state["it"])
+        state["it"] += 1
+
+    return lambda n: _timed(step, n)
+
+
+def build(workload: str, args):
+    if workload == "ptb-train":
+        return ptb_train(args)
+    if workload == "ptb-test":
+        return ptb_test(args)
+    if workload == "shakespeare-train":
+        return shakespeare_train(args)
+    if workload.startswith("imdb-"):
+        return imdb(args, {"imdb-f64": "float64", "imdb-f32": "float32"}[workload])
+    if workload.startswith("caffe-"):
+        return caffe(args, workload[len("caffe-"):])
+    raise ValueError(workload)
+
+
+__all__ = ["build", "fastloop_state", "np"]
