@@ -85,8 +85,10 @@ def opaque_specs(ckpt, *, num_units: Optional[int], num_layers: int = 1, bidirec
                         direction="bidirectional" if bidirectional else "forward",
                         unknowns=[Unknown("sizes", f"num_units={H}, num_layers={num_layers}, "
                                                    f"{'bidirectional' if bidirectional else 'unidirectional'} (given); "
-                                                   f"input size {n_in} from the buffer's length")])
-        spec.semantics = {"oracle": "cudnn"}
+                                                   f"input size {n_in} from the buffer's length")],
+                        source=[({"buffer": buf},)])
+        spec.semantics = {"oracle": "cudnn", "num_units": H, "num_layers": num_layers,
+                          "bidirectional": bidirectional, "input_size": n_in}
         spec.notes.append("cuDNN's layout per layer and direction: W_i..W_o, R_i..R_o, b_W, b_R (gates i, f, c, o)")
         specs.append(spec)
     return specs

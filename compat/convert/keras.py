@@ -61,7 +61,9 @@ def _activation(value, major: int, where: str, role: str):
     return table[name]
 
 
-def _keras_weights(w: Sequence[np.ndarray], cls: str, cfg: dict, units: int, where: str) -> Dict[str, np.ndarray]:
+def _keras_weights(w: Sequence[np.ndarray], cls: str, cfg: dict, units: int, where: str
+                   ) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]:
+    """(canonical weights, the Keras tensors by name) of one LSTM layer's weight list."""
     w = [np.asarray(a) for a in w]
     if cls == "LSTM" and len(w) == 12:
         # Keras 1 (consume_less="cpu"/"mem"): W_i, U_i, b_i, W_c, U_c, b_c, W_f, U_f, b_f, W_o, U_o, b_o
@@ -95,7 +97,10 @@ def _keras_weights(w: Sequence[np.ndarray], cls: str, cfg: dict, units: int, whe
             if b.shape != (4 * H,):
                 raise KerasLayerError(f"{where}: bias has shape {list(b.shape)}; expected [4H = {4 * H}]")
             out["bias_ih"] = np.ascontiguousarray(permute_gates(b, "ifco", "ifgo"))
-    return out
+    raw = {"kernel": kernel, "recurrent_kernel": rec}
+    if expected == 3:
+        raw["bias"] = w[2]
+    return out, raw
 
 
 class _Walker:
@@ -192,7 +197,7 @@ class _Walker:
             notes.append("unroll=True")
         return notes
 
-    def _make(self, name, cls, cfg, layers, direction, where, extra_notes=()):
+    def _make(self, name, cls, cfg, layers, source, direction, where, extra_notes=()):
         units = self._units(cfg, where)
         acts, ref_acts = self._options(cls, cfg, where)
         check_shapes(name, layers)
@@ -203,24 +208,25 @@ class _Walker:
                                              "or a PackedSequence for right padding"))
         spec = LSTMSpec(name=name, source_format="keras", variant=f"Keras {version} {cls}", layers=layers,
                         direction=direction, batch_first=not cfg.get("time_major", False), activations=acts,
-                        unknowns=unknowns)
+                        unknowns=unknowns, source=source)
         spec.notes += self._notes(cls, cfg) + list(extra_notes)
         spec.semantics = {"oracle": "keras", "recurrent_activation": ref_acts[0], "activation": ref_acts[1],
                           "go_backwards": bool(cfg.get("go_backwards")) and direction == "reverse",
-                          "bidirectional": direction == "bidirectional", "units": units}
+                          "bidirectional": direction == "bidirectional", "units": units,
+                          "cudnn": cls == "CuDNNLSTM", "merge_mode": cfg.get("merge_mode", "concat")}
         self.specs.append(spec)
 
     def lstm(self, cls, cfg, name, path, owner):
         where = f"{self.kf.path}: layer {name!r}"
         units = self._units(cfg, where)
         arrays = self._arrays(name, path, owner)
-        w = _keras_weights(arrays, cls, cfg, units, where)
+        w, raw = _keras_weights(arrays, cls, cfg, units, where)
         direction = "reverse" if cfg.get("go_backwards") else "forward"
         notes = []
         if direction == "reverse":
             notes.append("go_backwards=True: Keras returned the sequence output in reversed time order "
                          "(output.flip(1) matches it)")
-        self._make(name, cls, cfg, [w], direction, where, notes)
+        self._make(name, cls, cfg, [w], [(raw,)], direction, where, notes)
 
     def bidirectional(self, cfg, name, path, owner):
         where = f"{self.kf.path}: layer {name!r}"
@@ -247,14 +253,14 @@ class _Walker:
         else:
             fw_arrays = self.keras_weights(path, "forward_layer")
             bw_arrays = self.keras_weights(path, "backward_layer")
-        fw = _keras_weights(fw_arrays, cls, icfg, units, where + " (forward)")
-        bw = _keras_weights(bw_arrays, cls, icfg, units, where + " (backward)")
+        fw, fw_raw = _keras_weights(fw_arrays, cls, icfg, units, where + " (forward)")
+        bw, bw_raw = _keras_weights(bw_arrays, cls, icfg, units, where + " (backward)")
         merge = cfg.get("merge_mode", "concat")
         notes = []
         if merge != "concat":
             notes.append(f"merge_mode={merge!r}: the output here is concat(fw, bw); Keras combined the halves "
                          f"({merge})")
-        self._make(name, cls, icfg, [(fw, bw)], "bidirectional", where, notes)
+        self._make(name, cls, icfg, [(fw, bw)], [(fw_raw, bw_raw)], "bidirectional", where, notes)
 
 
 def discover(path) -> List[LSTMSpec]:

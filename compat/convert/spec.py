@@ -59,8 +59,10 @@ class LSTMSpec:
     forget_bias: float = 0.0    # already folded into bias_hh; kept for the report
     unknowns: List[Unknown] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
-    # How the source framework runs it, for the verification against reference/ (see verify.py).
+    # How the source framework runs it and its tensors in the source's own layout and names, for the
+    # verification against reference/ (verify.py): one entry per layer, a tuple of one dict per direction.
     semantics: Dict[str, object] = field(default_factory=dict)
+    source: List[Tuple[Dict[str, np.ndarray], ...]] = field(default_factory=list)
 
     def __post_init__(self):
         if self.direction not in DIRECTIONS:

@@ -239,9 +239,9 @@ def _merge_single_layer_bidi(groups: List[_Group]) -> List[_Group]:
 
 # --- conversion ------------------------------------------------------------------------------------------
 
-def _canonical(cell: Cell, ckpt: TFCheckpoint, forget_bias: float) -> Dict[str, np.ndarray]:
-    kernel = ckpt.tensor(cell.kernel)
-    bias = ckpt.tensor(cell.bias)
+def _canonical(cell: Cell, ckpt: TFCheckpoint, forget_bias: float, raw: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    kernel = raw["kernel"] = ckpt.tensor(cell.kernel)
+    bias = raw["bias"] = ckpt.tensor(cell.bias)
     if kernel.dtype.kind != "f" or bias.dtype.kind != "f":
         raise TFCellError(f"{ckpt.location}: {cell.kernel} is {kernel.dtype}; LSTM weights are floating point")
     kernel = kernel.astype(np.promote_types(kernel.dtype, np.float32), copy=False)
@@ -256,9 +256,12 @@ def _canonical(cell: Cell, ckpt: TFCheckpoint, forget_bias: float) -> Dict[str, 
     fb[H:2 * H] = forget_bias
     w["bias_hh"] = fb
     if cell.peepholes:
-        w["peephole"] = np.stack([ckpt.tensor(n).astype(dtype) for n in cell.peepholes])
+        for key, n in zip(("w_i_diag", "w_f_diag", "w_o_diag"), cell.peepholes):
+            raw[key] = ckpt.tensor(n)
+        w["peephole"] = np.stack([raw[k].astype(dtype) for k in ("w_i_diag", "w_f_diag", "w_o_diag")])
     if cell.projection:
-        w["weight_hr"] = np.ascontiguousarray(ckpt.tensor(cell.projection).astype(dtype).T)
+        raw["projection"] = ckpt.tensor(cell.projection)
+        w["weight_hr"] = np.ascontiguousarray(raw["projection"].astype(dtype).T)
     return w
 
 
@@ -292,16 +295,19 @@ def _spec(name: str, direction: str, layer_cells: List[Tuple[Cell, ...]], ckpt: 
         fb = float(forget_bias)
         unknowns.append(Unknown("forget_bias", f"{fb} (given)"))
     peep = any(c.peepholes for c in cells)
-    layers = []
+    layers, source = [], []
     for layer in layer_cells:
-        ws = []
+        ws, raws = [], []
         for c in layer:
-            w = _canonical(c, ckpt, fb)
+            raw: Dict[str, np.ndarray] = {}
+            w = _canonical(c, ckpt, fb, raw)
+            raws.append(raw)
             if peep and "peephole" not in w:
                 # A cell without peepholes in a stack whose other cells have them: zero peepholes are exact.
                 w["peephole"] = np.zeros((3, c.hidden), dtype=w["weight_ih"].dtype)
             ws.append(w)
         layers.append(ws[0] if len(ws) == 1 else (ws[0], ws[1]))
+        source.append(tuple(raws))
     check_shapes(name, layers)
     if not cudnn:
         if cell_clip is None and any(c.kind == "LSTMCell" for c in cells):
@@ -316,7 +322,7 @@ def _spec(name: str, direction: str, layer_cells: List[Tuple[Cell, ...]], ckpt: 
                                           "(batch-major input)"))
     spec = LSTMSpec(name=name, source_format="tf1", variant=_variant(cells), layers=layers, direction=direction,
                     cell_clip=None if cudnn else cell_clip, proj_clip=proj_clip if any(c.projection for c in cells) else None,
-                    forget_bias=fb, unknowns=unknowns)
+                    forget_bias=fb, unknowns=unknowns, source=source)
     spec.semantics = {"oracle": "tf", "forget_bias": fb,
                       "structure": "stack_bidirectional" if direction == "bidirectional" else direction}
     spec.notes.append("variables: " + ", ".join(n.rsplit("/", 1)[-1] for n in layer_cells[0][0].names()))
