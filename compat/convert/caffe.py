@@ -81,8 +81,8 @@ def discover(path, *, prototxt: Optional[str] = None) -> List[LSTMSpec]:
              "weight_hh": np.ascontiguousarray(permute_gates(wh.astype(dtype), "ifog", "ifgo")),
              "bias_ih": np.ascontiguousarray(permute_gates(b.astype(dtype), "ifog", "ifgo"))}
         check_shapes(name, [w])
-        unknown = ("cont", "the cont input restarts a stream where it is 0: pass cont= [T, B]") if ltype == "LSTM" else \
-            ("clip / batch_size", "the clip input and lstm_param.batch_size (rows t * N + n): pass [T, N, in] and cont=")
+        unknown = ("cont", "?", "the cont input restarts a stream where it is 0: pass cont= [T, B]") if ltype == "LSTM" else \
+            ("clip, batch_size", "?", "the clip input and lstm_param.batch_size (rows t * N + n): pass [T, N, in] and cont=")
         spec = LSTMSpec(name=name, source_format="caffe", variant=variant, layers=[w],
                         unknowns=[Unknown(*unknown)], source=[({"W_x": wx, "W_h": wh, "b": b},)])
         spec.notes.append("Caffe's tanh is 2 * sigmoid(2x) - 1: equal to tanh within rounding")

@@ -83,7 +83,7 @@ def opaque_specs(ckpt, *, num_units: Optional[int], num_layers: int = 1, bidirec
         check_shapes(scope, layers)
         spec = LSTMSpec(name=scope, source_format="tf1", variant="CudnnLSTM (opaque parameters)", layers=layers,
                         direction="bidirectional" if bidirectional else "forward",
-                        unknowns=[Unknown("sizes", f"num_units={H}, num_layers={num_layers}, "
+                        unknowns=[Unknown("sizes", "given", f"num_units={H}, num_layers={num_layers}, "
                                                    f"{'bidirectional' if bidirectional else 'unidirectional'} (given); "
                                                    f"input size {n_in} from the buffer's length")],
                         source=[({"buffer": buf},)])

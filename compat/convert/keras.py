@@ -204,7 +204,7 @@ class _Walker:
         version = self.kf.keras_version or "?"
         unknowns = []
         if self.masking:
-            unknowns.append(Unknown("masks", "the model makes masks (Masking / mask_zero): pass mask= (0/1 [B, T]) "
+            unknowns.append(Unknown("masks", "?", "the model makes masks (Masking / mask_zero): pass mask= (0/1 [B, T]) "
                                              "or a PackedSequence for right padding"))
         spec = LSTMSpec(name=name, source_format="keras", variant=f"Keras {version} {cls}", layers=layers,
                         direction=direction, batch_first=not cfg.get("time_major", False), activations=acts,

@@ -125,7 +125,6 @@ def node_spec(node: LSTMNode, path) -> LSTMSpec:
                     activations=tuple(_compat_activation(x) for x in acts[:3]),
                     preact_clip=None if clip is None else float(clip), input_forget=input_forget, notes=notes,
                     source=[({k: v for k, v in node.tensors.items()},)])
-    spec.unknowns.append(Unknown("nothing", "every attribute is in the file"))
     spec.semantics = {"oracle": "onnx", "activations": [list(x) for x in acts], "clip": clip,
                       "input_forget": int(input_forget), "direction": direction, "layout": layout}
     return spec

@@ -10,8 +10,7 @@ COLUMNS = ("LSTM", "variant", "in", "hidden", "proj", "layers", "direction", "mo
 
 
 def _row(spec: LSTMSpec) -> List[str]:
-    unknown = "; ".join(f"{u.what}={u.assumed.split(' (')[0]}" + ("!" if u.loud else "")
-                        for u in spec.unknowns if u.what != "nothing") or "-"
+    unknown = ", ".join(f"{u.what}={u.value}" + (" (defaulted!)" if u.loud else "") for u in spec.unknowns) or "-"
     return [spec.name, spec.variant, str(spec.input_size), str(spec.hidden_size), str(spec.proj_size or "-"),
             str(spec.num_layers), spec.direction, spec.module_kind, unknown]
 
@@ -27,7 +26,7 @@ def table(specs: Sequence[LSTMSpec]) -> str:
 
 def warnings(specs: Sequence[LSTMSpec]) -> List[str]:
     """One line per loudly defaulted setting."""
-    return [f"warning: {s.name}: {u.what} is not stored in the file; assumed {u.assumed}"
+    return [f"warning: {s.name}: {u.what} is not stored in the file; assumed {u.value} ({u.assumed})"
             for s in specs for u in s.unknowns if u.loud]
 
 
@@ -63,8 +62,7 @@ def markdown(source, out, specs: Sequence[LSTMSpec], checks: Optional[Sequence[C
         if s.semantics_options():
             parts.append(f"- options: `{s.semantics_options()}`")
         for u in s.unknowns:
-            if u.what != "nothing":
-                parts.append(f"- not in the file: **{u.what}**: {u.assumed}" + (" (**defaulted: check it**)" if u.loud else ""))
+            parts.append(f"- not in the file: **{u.what}** = {u.value}: {u.assumed}" + (" (**defaulted: check it**)" if u.loud else ""))
         for n in s.notes:
             parts.append(f"- {n}")
         parts.append("")

@@ -32,12 +32,14 @@ CANONICAL_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr", 
 class Unknown:
     """Something the computation depends on that the file does not store.
 
-    ``what``: the setting; ``assumed``: the value used and where it came from; ``loud``: a defaulted
-    value that changes the numbers when wrong (printed as a warning line, not only in the table).
+    ``what``: the setting; ``value``: the value used, short (the table shows ``what=value``);
+    ``assumed``: where it came from and what to do if it is wrong; ``loud``: a defaulted value that
+    changes the numbers when wrong (printed as a warning line, not only in the table).
     """
 
     what: str
-    assumed: str
+    value: str
+    assumed: str = ""
     loud: bool = False
 
 

@@ -41,7 +41,7 @@ def spec_config(spec: LSTMSpec, key: str) -> dict:
         "why": ("the source's semantics are exactly torch.nn.LSTM's" if not reasons else
                 "torch.nn.LSTM cannot compute " + ", ".join(reasons)),
         "options": spec.semantics_options(), "forget_bias_folded": spec.forget_bias,
-        "not_in_file": [{"what": u.what, "assumed": u.assumed, "loud": u.loud} for u in spec.unknowns],
+        "not_in_file": [{"what": u.what, "value": u.value, "assumed": u.assumed, "loud": u.loud} for u in spec.unknowns],
         "notes": list(spec.notes),
     }
 

@@ -289,11 +289,11 @@ def _spec(name: str, direction: str, layer_cells: List[Tuple[Cell, ...]], ckpt: 
         fb = 0.0
     elif forget_bias is None:
         fb = TF_FORGET_BIAS_DEFAULT
-        unknowns.append(Unknown("forget_bias", "1.0 (TF's default; not stored in checkpoints: pass --forget-bias "
-                                               "if the model set another)", loud=True))
+        unknowns.append(Unknown("forget_bias", "1.0", "TF's default, not stored in checkpoints: pass --forget-bias "
+                                                      "if the model set another", loud=True))
     else:
         fb = float(forget_bias)
-        unknowns.append(Unknown("forget_bias", f"{fb} (given)"))
+        unknowns.append(Unknown("forget_bias", f"{fb:g}", "given"))
     peep = any(c.peepholes for c in cells)
     layers, source = [], []
     for layer in layer_cells:
@@ -311,15 +311,16 @@ def _spec(name: str, direction: str, layer_cells: List[Tuple[Cell, ...]], ckpt: 
     check_shapes(name, layers)
     if not cudnn:
         if cell_clip is None and any(c.kind == "LSTMCell" for c in cells):
-            unknowns.append(Unknown("cell_clip", "none (LSTMCell's default; early TF 1.x LSTMBlockCell clipped to 3.0: "
-                                                 "pass --cell-clip 3)"))
+            unknowns.append(Unknown("cell_clip", "none", "LSTMCell's default; the LSTMBlockCell op of early TF 1.x "
+                                                         "releases clipped the cell to 3.0 by default: pass --cell-clip 3"))
         elif cell_clip is not None:
-            unknowns.append(Unknown("cell_clip", f"{cell_clip} (given)"))
+            unknowns.append(Unknown("cell_clip", f"{cell_clip:g}", "given"))
         if any(c.projection for c in cells):
-            unknowns.append(Unknown("proj_clip", "none (LSTMCell's default)" if proj_clip is None else f"{proj_clip} (given)"))
-        unknowns.append(Unknown("activation", "tanh (the cells' default)"))
-    unknowns.append(Unknown("time_major", "batch_first=False here; dynamic_rnn's default was time_major=False "
-                                          "(batch-major input)"))
+            unknowns.append(Unknown("proj_clip", "none", "LSTMCell's default") if proj_clip is None
+                            else Unknown("proj_clip", f"{proj_clip:g}", "given"))
+        unknowns.append(Unknown("activation", "tanh", "the cells' default"))
+    unknowns.append(Unknown("time_major", "?", "the module takes [T, B, in] (batch_first=False); dynamic_rnn's "
+                                               "default was batch-major input (time_major=False)"))
     spec = LSTMSpec(name=name, source_format="tf1", variant=_variant(cells), layers=layers, direction=direction,
                     cell_clip=None if cudnn else cell_clip, proj_clip=proj_clip if any(c.projection for c in cells) else None,
                     forget_bias=fb, unknowns=unknowns, source=source)

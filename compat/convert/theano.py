@@ -44,7 +44,7 @@ def discover(path, *, doubled_bias: bool = False) -> List[LSTMSpec]:
              "bias_ih": np.ascontiguousarray(permute_gates(bias, "ifoc", "ifgo"))}
         check_shapes(p, [w])
         spec = LSTMSpec(name=p, source_format="theano", variant="Theano tutorial lstm_layer", layers=[w],
-                        unknowns=[Unknown("masks", "the tutorial's mask carries the state at padded steps: pass "
+                        unknowns=[Unknown("masks", "?", "the tutorial's mask carries the state at padded steps: pass "
                                                    "mask= [T, B] (or a PackedSequence for right padding)")],
                         source=[({"W": W, "U": U, "b": b},)])
         if doubled_bias:
