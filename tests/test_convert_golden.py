@@ -82,7 +82,7 @@ def test_keras_file_converts_to_keras_numbers(framework, filename, config, array
         else:
             y, h, c = run_module(m, x, batch_first_input=True)
         if m.conversion["direction"] == "reverse":
-            y = y[:, ::-1]  # Keras returns a go_backwards layer's sequence reversed in time
+            y = y[:, ::-1].copy()  # Keras returns a go_backwards layer's sequence reversed in time
         if f"{layer}/y_last" in arrays:
             assert_close(y[:, -1], arrays[f"{layer}/y_last"], msg=f"{label} output")
             continue
