@@ -20,6 +20,18 @@ class UnknownFormatError(InputError, ValueError):
     """A source whose format cannot be told (and none was given)."""
 
 
+def _ends_like_a_table(p: Path) -> bool:
+    """A TF V1 checkpoint is one LevelDB-style table: it ends with the table magic 0xdb4775248b80fb57."""
+    from compat.formats.files import open_regular
+
+    with open_regular(p) as fh:
+        fh.seek(0, 2)
+        if fh.tell() < 8:
+            return False
+        fh.seek(-8, 2)
+        return fh.read(8) == bytes.fromhex("57fb808b247547db")
+
+
 def detect_format(path) -> str:
     p = Path(path)
     suffix = p.suffix.lower()
@@ -33,6 +45,9 @@ def detect_format(path) -> str:
         return "caffe"
     from compat.convert._sources import is_tf_checkpoint
 
+    if p.is_file() and not (str(p).endswith(".index") or ".data-" in p.name) and not _ends_like_a_table(p):
+        raise UnknownFormatError(f"{p}: cannot tell the format from the name or the content; pass --format one of "
+                                 f"{list(FORMATS)}")
     if is_tf_checkpoint(p):
         return "tf1"
     if not p.exists() and not Path(str(p) + ".index").exists():
