@@ -36,6 +36,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     from compat.atomic import atomic_write_text
     from compat.convert import convert, report
+    from compat.convert.store import config_path
     from compat.errors import InputError
 
     try:
@@ -50,7 +51,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(report.table(specs))
     for line in report.warnings(specs):
         print(line, file=sys.stderr)
-    print(f"wrote {args.to} and {__import__('compat.convert.store', fromlist=['x']).config_path(args.to)}")
+    print(f"wrote {args.to} and {config_path(args.to)}")
     if checks is not None:
         print(report.checks_table(checks))
     if args.report:

@@ -61,8 +61,9 @@ def split_opaque(buf: np.ndarray, input_size: int, num_units: int, num_layers: i
 
 
 def opaque_specs(ckpt, *, num_units: Optional[int], num_layers: int = 1, bidirectional: bool = False) -> List[LSTMSpec]:
-    names = sorted(n for n, s in ckpt.shapes.items() if n.rsplit("/", 1)[-1].startswith("opaque_kernel")
-                   and "/." not in n.replace("/.ATTRIBUTES", "") and len(s) == 1 and not n.endswith(("/Adam", "/Adam_1")))
+    # "<scope>/opaque_kernel" (Saver) or ".../opaque_kernel/.ATTRIBUTES/VARIABLE_VALUE" (object-based).
+    names = sorted(n for n, s in ckpt.shapes.items() if len(s) == 1 and (
+        n.rsplit("/", 1)[-1] == "opaque_kernel" or n.endswith("/opaque_kernel/.ATTRIBUTES/VARIABLE_VALUE")))
     specs = []
     for name in names:
         size = ckpt.shapes[name][0]
@@ -79,7 +80,7 @@ def opaque_specs(ckpt, *, num_units: Optional[int], num_layers: int = 1, bidirec
         n_in = (size - rest) // (dirs * 4 * H)
         buf = ckpt.tensor(name)
         layers = split_opaque(buf, n_in, H, num_layers, bidirectional)
-        scope = name.rsplit("/", 1)[0] if "/" in name else name
+        scope = name.split("/opaque_kernel")[0]
         check_shapes(scope, layers)
         spec = LSTMSpec(name=scope, source_format="tf1", variant="CudnnLSTM (opaque parameters)", layers=layers,
                         direction="bidirectional" if bidirectional else "forward",

@@ -134,6 +134,8 @@ class LSTMSpec:
             reasons.append("input_forget (f = 1 - i)")
         if self.direction == "reverse":
             reasons.append("a reverse-only layer")
+        if self.proj_size and self.proj_size >= self.hidden_size:
+            reasons.append(f"a projection to {self.proj_size} >= hidden size {self.hidden_size} (proj_size must be smaller)")
         return reasons
 
     @property
