@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from compat.convert import convert
 from compat.tf_checkpoint import save_checkpoint
+from tests.convert_cases import require_core_for
 
 
 def _cell_vars(rng, scope, n_in, H, P, peep, dtype):
@@ -46,6 +47,7 @@ def test_random_tf1_checkpoints_convert_and_verify(tmp_path_factory, n_in, H, P,
         for d in ("fw", "bw"):
             variables.update(_cell_vars(rng, f"bidirectional_rnn/{d}/lstm_cell", n_in, H, P, peep, dtype))
     save_checkpoint(tmp / "model.ckpt", variables)
+    require_core_for(tmp / "model.ckpt", "--forget-bias", str(forget_bias))
     specs, checks = convert(tmp / "model.ckpt", tmp / "out.safetensors", forget_bias=forget_bias)
     assert len(specs) == 1
     assert specs[0].proj_size == P and specs[0].peepholes == peep
