@@ -441,7 +441,7 @@ _KERAS_INERT = ("kernel_initializer", "recurrent_initializer", "bias_initializer
                 "kernel_constraint", "recurrent_constraint", "bias_constraint", "name", "trainable", "dtype",
                 "implementation", "unroll", "time_major", "seed", "batch_input_shape", "input_shape", "batch_size",
                 "init", "inner_init", "forget_bias_init", "W_regularizer", "U_regularizer", "b_regularizer",
-                "input_dim", "input_length", "use_cudnn")
+                "input_dim", "input_length", "use_cudnn", "input_dtype", "consume_less")
 _KERAS_OUTPUT_SHAPE = ("return_sequences", "return_state", "stateful")
 
 
@@ -452,7 +452,8 @@ def _keras_common(layout, w, attrs: _Attributes, options: dict) -> None:
     if attrs.take("go_backwards"):
         # Keras returns the outputs in the order it read them (reversed); lstm() returns them in time order.
         options["direction"] = "reverse"
-    attrs.inert(("dropout", "recurrent_dropout", "W_dropout", "U_dropout"), "dropout acts in training only")
+    attrs.inert(("dropout", "recurrent_dropout", "W_dropout", "U_dropout", "dropout_W", "dropout_U"),
+                "dropout acts in training only")
     attrs.inert(_KERAS_INERT, "initialisation, regularisation or bookkeeping")
     for name in _KERAS_OUTPUT_SHAPE:
         attrs.take(name)  # which outputs the layer returns; the caller picks them from lstm()'s

@@ -5,9 +5,12 @@
 
 Keras 3 (pip ``keras``, torch backend) and tf-keras 2.21 each save one functional model of independent
 LSTM branches reading the same input (``LSTM`` sigmoid / hard_sigmoid / relu, ``use_bias=False`` with
-``go_backwards``, ``Bidirectional``, ``return_sequences=False``) as ``.keras`` and ``.h5``, and one model
-with a ``Masking`` layer. ``expected.npz`` holds the input and, per layer, what Keras returned: the
-sequence output (in Keras's order: reversed in time for ``go_backwards``), the final h and c.
+``go_backwards``, ``Bidirectional``, ``return_sequences=False``) as ``.keras`` and ``.h5``, one model
+with a ``Masking`` layer, and one whose masked LSTMs (forward, ``go_backwards``, ``Bidirectional`` concat and
+sum) are called with a mask and a given initial state (``masked_state``: masked first steps, where Keras's
+outputs at masked steps differ from the carried state). ``expected.npz`` holds the input (and initial states) and, per
+layer, what Keras returned: the sequence output (in Keras's order: reversed in time for
+``go_backwards``), the final h and c.
 
 tf-keras also saves a ``CuDNNLSTM`` (``tf.compat.v1.keras.layers.CuDNNLSTM``): it builds and saves on the
 CPU but runs only on a GPU, so its outputs are those of tf-keras's ``LSTM`` given the same weights the
@@ -118,10 +121,68 @@ def record(framework: str, out: Path):
     if framework == "tf_keras":
         _cudnn(keras, out, rng, arrays)
         _keras1(keras, out, rng, arrays)
+    _masked_state(keras, out, np.random.default_rng(SEED + 100 + (framework == "tf_keras")), arrays)
     arrays["versions"] = np.array(json.dumps({"framework": framework, "keras": keras.__version__,
                                               "numpy": np.__version__,
                                               "backend": os.environ.get("KERAS_BACKEND", "tensorflow")}))
     np.savez_compressed(out / "expected.npz", **arrays)
+
+
+def _masked_state(keras, out, rng, arrays):
+    """Masks with a nonzero initial state: masked first steps (in reading order: right padding for
+    go_backwards), where a layer outputs zeros while its state is the initial one; Bidirectional's zeros.
+
+    The saved model is Masking -> the layers; the recorded numbers are each layer called with the mask and
+    an initial state (``layer(x, mask=..., initial_state=...)``). A functional model cannot record them: Keras
+    3 (3.15.1, torch and TensorFlow backends alike) does not pass the Masking layer's mask to a layer that is
+    also given ``initial_state`` in the graph."""
+    H = 3
+    L = keras.layers
+    inp = keras.Input((T, IN))
+    masked = L.Masking(0.0)(inp)
+    layers = {
+        "lstm_state": L.LSTM(H, return_sequences=True, return_state=True, name="lstm_state"),
+        "lstm_state_backwards": L.LSTM(H, go_backwards=True, return_sequences=True, return_state=True,
+                                       name="lstm_state_backwards"),
+        "bidirectional_masked": L.Bidirectional(L.LSTM(H, return_sequences=True, return_state=True),
+                                                name="bidirectional_masked"),
+        "bidirectional_sum": L.Bidirectional(L.LSTM(H, return_sequences=True, return_state=True), merge_mode="sum",
+                                             name="bidirectional_sum"),
+    }
+    model = keras.Model(inp, [o for layer in layers.values() for o in layer(masked)])
+    for layer in layers.values():
+        _randomise(layer, rng)
+    model.save(out / "masked_state.keras")
+    model.save(out / "masked_state.h5")
+    x = rng.uniform(-1.5, 1.5, (B, T, IN)).astype(np.float32)
+    x[0, 3:] = 0.0           # right padding: masked first steps of the go_backwards layer
+    x[1, :2] = 0.0           # masked first steps
+    x[1, 3] = 0.0            # and a hole
+    mask = np.any(x != 0.0, axis=-1)
+    h0 = rng.uniform(-0.8, 0.8, (B, H)).astype(np.float32)
+    c0 = rng.uniform(-0.8, 0.8, (B, H)).astype(np.float32)
+    if hasattr(keras, "ops"):   # Keras 3
+        cv, to_numpy = keras.ops.convert_to_tensor, keras.ops.convert_to_numpy
+    else:                        # tf-keras: eager TensorFlow tensors
+        import tensorflow as tf
+        cv, to_numpy = tf.convert_to_tensor, lambda t: t.numpy()
+    arrays["masked_state/x"] = x
+    for name, layer in layers.items():
+        bidirectional = name.startswith("bidirectional")
+        state = [cv(h0), cv(c0)] * (2 if bidirectional else 1)
+        got = [to_numpy(v) for v in layer(cv(x), mask=cv(mask), initial_state=state)]
+        if bidirectional:
+            y, h_fw, c_fw, h_bw, c_bw = got
+            h, c = np.stack([h_fw, h_bw]), np.stack([c_fw, c_bw])
+        else:
+            y, h, c = got
+            h, c = h[None], c[None]
+        n = 2 if bidirectional else 1
+        arrays[f"masked_state/{name}/y"], arrays[f"masked_state/{name}/h"], arrays[f"masked_state/{name}/c"] = y, h, c
+        arrays[f"masked_state/{name}/h0"] = np.stack([h0] * n)
+        arrays[f"masked_state/{name}/c0"] = np.stack([c0] * n)
+    arrays["masked_state/config"] = np.array(json.dumps({"files": ["masked_state.keras", "masked_state.h5"],
+                                                         "layers": list(layers), "mask_value": 0.0}))
 
 
 def _cudnn(keras, out, rng, arrays):

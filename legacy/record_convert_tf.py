@@ -53,6 +53,7 @@ class Recorder:
         self.tf, self.out = tf, out
         self.arrays = {}
         self.rng = np.random.default_rng(SEED)
+        self.initial = {}   # case -> {lstm: (h0, c0)} for cases fed an initial state (torch.nn.LSTM's layout)
 
     def save_case(self, name, sess, var_list, x, lstms, cli, lengths=None):
         v1 = self.tf.compat.v1
@@ -62,6 +63,8 @@ class Recorder:
         self.arrays[f"{name}/config"] = np.array(json.dumps({"checkpoint": f"{name}/model.ckpt", "cli": cli,
                                                              "lstms": list(lstms), "lengths": lengths}))
         self.arrays[f"{name}/x"] = x
+        for spec, (h0, c0) in self.initial.get(name, {}).items():
+            self.arrays[f"{name}/{spec}/h0"], self.arrays[f"{name}/{spec}/c0"] = h0, c0
         for spec, (y, h, c) in lstms.items():
             self.arrays[f"{name}/{spec}/y"] = y
             self.arrays[f"{name}/{spec}/h"] = h
@@ -295,6 +298,30 @@ def opaque_case(rec: Recorder):
                           {"cudnn_lstm": (yv, sv.h[None], sv.c[None])}, ["--cudnn-num-units", str(H)])
 
 
+def initial_state_case(rec: Recorder):
+    """Initial states fed to the graph and a sequence of length 0, for which dynamic_rnn (``_rnn_step``)
+    outputs zeros and returns the initial state."""
+    tf = rec.tf
+    v1 = tf.compat.v1
+    cells = v1.nn.rnn_cell
+    H = 3
+    h0 = rec.rng.uniform(-0.8, 0.8, (2, B, H)).astype(np.float32)
+    c0 = rec.rng.uniform(-0.8, 0.8, (2, B, H)).astype(np.float32)
+
+    def build(tf, x, seq):
+        st = [cells.LSTMStateTuple(tf.constant(c0[k]), tf.constant(h0[k])) for k in range(2)]
+        (fw, bw), (sf, sb) = v1.nn.bidirectional_dynamic_rnn(
+            cells.LSTMCell(H, use_peepholes=True), cells.LSTMCell(H, use_peepholes=True), x, sequence_length=seq,
+            initial_state_fw=st[0], initial_state_bw=st[1])
+        with v1.variable_scope("multi"):
+            stack = cells.MultiRNNCell([cells.LSTMCell(H, use_peepholes=True), cells.LSTMCell(H)])
+            y, s = v1.nn.dynamic_rnn(stack, x, sequence_length=seq, initial_state=tuple(st))
+        return {"bidirectional_rnn": (tf.concat([fw, bw], 2), (tf.stack([sf.h, sb.h]), tf.stack([sf.c, sb.c]))),
+                "multi/rnn/multi_rnn_cell": (y, s)}
+    rec.initial["initial_state_zero_length"] = {"bidirectional_rnn": (h0, c0), "multi/rnn/multi_rnn_cell": (h0, c0)}
+    rec.case("initial_state_zero_length", build, ["--forget-bias", "1.0"], lengths=[6, 0, 3])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=GOLDEN / "convert" / "tf1")
@@ -307,6 +334,7 @@ def main():
     build_cases(rec)
     block_cases(rec)
     opaque_case(rec)
+    initial_state_case(rec)
     rec.arrays["versions"] = np.array(json.dumps(versions()))
     np.savez_compressed(args.out / "expected.npz", **rec.arrays)
     print("wrote", args.out)

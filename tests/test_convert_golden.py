@@ -38,10 +38,14 @@ def test_every_recorded_variant_is_covered():
             "multi_rnn_cell_mixed_peepholes_lengths", "bidirectional_multi_rnn_cell", "stack_bidirectional",
             "lstm_block_cell_peepholes_clip3", "lstm_block_fused_cell", "cudnn_canonical",
             "cudnn_canonical_bidirectional_2layers", "cudnn_opaque", "names_tf1_0", "names_tf0_12_multi",
-            "names_tf0_12_lstmcell", "float64_lstmcell"} <= tf_cases
+            "names_tf0_12_lstmcell", "float64_lstmcell", "initial_state_zero_length"} <= tf_cases
     onnx_cases = {c[0] for c in cases("onnx")}
     assert {"reverse", "reverse_lengths", "bidirectional", "bidirectional_lengths", "peepholes", "clip",
-            "input_forget", "activations", "activations_more", "affine_relu", "softplus_thresholded"} <= onnx_cases
+            "input_forget", "activations", "activations_more", "affine_relu", "softplus_thresholded",
+            "reverse_lengths_zero_initial", "bidirectional_lengths_zero_initial", "activation_defaults",
+            "thresholded_relu_at_alpha"} <= onnx_cases
     keras = {(f, name) for f, name, _, _ in keras_files()}
     assert {("keras3", "model.keras"), ("keras3", "model.h5"), ("keras3", "masked.keras"), ("tf_keras", "model.h5"),
             ("tf_keras", "model.keras"), ("tf_keras", "cudnn.h5"), ("tf_keras", "keras1_lstm.h5")} <= keras
+    for framework in ("keras3", "tf_keras"):
+        assert {(framework, "masked_state.keras"), (framework, "masked_state.h5")} <= keras

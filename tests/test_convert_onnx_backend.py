@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from compat.convert import load
-from tests.convert_cases import convert_cli, require_core_for
+from tests.convert_cases import convert_cli
 from tests.tolerances import assert_close
 
 onnx = pytest.importorskip("onnx", reason="onnx is in the test extra (pip install legacy-lstm[test])")
@@ -72,7 +72,6 @@ def test_onnx_backend_case_through_the_converter(case, tmp_path):
     path = tmp_path / f"{name}.onnx"
     onnx.save(model, str(path))
     out = tmp_path / "model.safetensors"
-    require_core_for(path)
     assert convert_cli(path, out) == 0
     (module,) = load(out).values()
     layout = next((a.i for a in node.attribute if a.name == "layout"), 0)

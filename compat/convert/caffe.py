@@ -14,10 +14,11 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from compat.convert._sources import read_caffemodel, read_prototxt
-from compat.convert.spec import LSTMSpec, Unknown, check_shapes
+from compat import layouts
+from compat.convert.spec import LSTMSpec, Unknown
 from compat.errors import InputError
-from compat.layouts import permute_gates
+from compat.formats.caffemodel import read_caffemodel
+from compat.formats.prototxt import read_prototxt
 
 CAFFE_LSTM_TYPES = ("LSTM", "Lstm")
 
@@ -60,32 +61,36 @@ def discover(path, *, prototxt: Optional[str] = None) -> List[LSTMSpec]:
                 raise CaffeLayerError(f"{where}: {len(blobs)} blobs; expected [W_xc, b_c, W_hc]")
             b = blobs[1].reshape(-1)
             wx_b, wh_b = blobs[0], blobs[2]
-            variant = "Caffe LSTM (BVLC)"
+            variant, layout = "Caffe LSTM (BVLC)", "caffe"
         else:
             if len(blobs) != 3:
                 raise CaffeLayerError(f"{where}: {len(blobs)} blobs; expected [W_x, W_h, b]")
             b = blobs[2].reshape(-1)
             wx_b, wh_b = blobs[0], blobs[1]
-            variant = "Caffe Lstm (junhyukoh)"
+            variant, layout = "Caffe Lstm (junhyukoh)", "junhyukoh"
         if b.size % 4 or b.size == 0:
             raise CaffeLayerError(f"{where}: bias has {b.size} values; expected 4H")
         H = b.size // 4
         wx = _matrix(wx_b, 4 * H, f"{where}: input weights")
         wh = _matrix(wh_b, 4 * H, f"{where}: recurrent weights")
-        if wh.shape != (4 * H, H):
-            raise CaffeLayerError(f"{where}: recurrent weights have shape {list(wh.shape)}; expected [{4 * H}, {H}]")
         if name in declared and declared[name] != H:
             raise CaffeLayerError(f"{where}: the prototxt says num_output {declared[name]}; the blobs have H = {H}")
         dtype = np.promote_types(wx.dtype, np.float32)
-        w = {"weight_ih": np.ascontiguousarray(permute_gates(wx.astype(dtype), "ifog", "ifgo")),
-             "weight_hh": np.ascontiguousarray(permute_gates(wh.astype(dtype), "ifog", "ifgo")),
-             "bias_ih": np.ascontiguousarray(permute_gates(b.astype(dtype), "ifog", "ifgo"))}
-        check_shapes(name, [w])
-        unknown = ("cont", "?", "the cont input restarts a stream where it is 0: pass cont= [T, B]") if ltype == "LSTM" else \
-            ("clip, batch_size", "?", "the clip input and lstm_param.batch_size (rows t * N + n): pass [T, N, in] and cont=")
-        spec = LSTMSpec(name=name, source_format="caffe", variant=variant, layers=[w],
-                        unknowns=[Unknown(*unknown)], source=[({"W_x": wx, "W_h": wh, "b": b},)])
-        spec.notes.append("Caffe's tanh is 2 * sigmoid(2x) - 1: equal to tanh within rounding")
-        spec.semantics = {"oracle": "caffe" if ltype == "LSTM" else "junhyukoh"}
+        names = ("W_xc", "b_c", "W_hc") if layout == "caffe" else ("W_x", "b", "W_h")
+        tensors = {n: a.astype(dtype, copy=False) for n, a in zip(names, (wx, b, wh))}
+        try:
+            weights = layouts.to_canonical(layout, tensors)
+        except layouts.LayoutError as e:
+            raise CaffeLayerError(f"{where}: {e}") from None
+        unknown = ("cont", "?", "the cont input restarts a stream where it is 0: pass compat.lstm.lstm(..., cont=)") \
+            if ltype == "LSTM" else \
+            ("clip, batch_size", "?", "the clip input and lstm_param.batch_size (rows t * N + n): pass [T, N, in] and "
+                                      "compat.lstm.lstm(..., cont=)")
+        spec = LSTMSpec(name=name, source_format="caffe", variant=variant, layers=[weights],
+                        unknowns=[Unknown(*unknown)], source=[({"W_x": wx, "W_h": wh, "b": b},)],
+                        oracle="caffe" if ltype == "LSTM" else "junhyukoh")
+        spec.notes.append("Caffe's tanh is 2 * sigmoid(2x) - 1: equal to tanh within rounding (the module uses "
+                          "tanh; compat.lstm.LSTM(activations=('sigmoid', 'caffe_tanh', 'caffe_tanh')) computes it "
+                          "Caffe's way)")
         specs.append(spec)
     return specs

@@ -18,7 +18,8 @@ from typing import List, Optional
 
 import numpy as np
 
-from compat.convert.spec import LSTMSpec, Unknown, check_shapes
+from compat import layouts
+from compat.convert.spec import LSTMSpec, Unknown
 from compat.errors import InputError
 
 
@@ -52,8 +53,9 @@ def split_opaque(buf: np.ndarray, input_size: int, num_units: int, num_layers: i
         n_in = input_size if k == 0 else dirs * H
         ds = []
         for _ in range(dirs):
-            ds.append({"weight_ih": take(4 * H * n_in, (4 * H, n_in)), "weight_hh": take(4 * H * H, (4 * H, H)),
-                       "bias_ih": take(4 * H, (4 * H,)), "bias_hh": take(4 * H, (4 * H,))})
+            tensors = {"weight_ih": take(4 * H * n_in, (4 * H, n_in)), "weight_hh": take(4 * H * H, (4 * H, H)),
+                       "bias_ih": take(4 * H, (4 * H,)), "bias_hh": take(4 * H, (4 * H,))}
+            ds.append(layouts.to_canonical("torch", tensors))  # cuDNN's layout is torch's: i, f, g, o; two biases
         layers.append(ds[0] if dirs == 1 else (ds[0], ds[1]))
     if pos != buf.size:
         raise CudnnOpaqueError(f"opaque buffer of {buf.size} elements; the sizes given use {pos}")
@@ -79,17 +81,18 @@ def opaque_specs(ckpt, *, num_units: Optional[int], num_layers: int = 1, bidirec
                                    f"{'bidirectional' if bidirectional else 'unidirectional'}")
         n_in = (size - rest) // (dirs * 4 * H)
         buf = ckpt.tensor(name)
+        if buf.dtype.kind != "f":
+            raise CudnnOpaqueError(f"{ckpt.location}: {name} is {buf.dtype}; LSTM weights are floating point")
+        buf = buf.astype(np.promote_types(buf.dtype, np.float32), copy=False)
         layers = split_opaque(buf, n_in, H, num_layers, bidirectional)
         scope = name.split("/opaque_kernel")[0]
-        check_shapes(scope, layers)
         spec = LSTMSpec(name=scope, source_format="tf1", variant="CudnnLSTM (opaque parameters)", layers=layers,
-                        direction="bidirectional" if bidirectional else "forward",
+                        options={"direction": "bidirectional"} if bidirectional else {},
                         unknowns=[Unknown("sizes", "given", f"num_units={H}, num_layers={num_layers}, "
                                                    f"{'bidirectional' if bidirectional else 'unidirectional'} (given); "
                                                    f"input size {n_in} from the buffer's length")],
-                        source=[({"buffer": buf},)])
-        spec.semantics = {"oracle": "cudnn", "num_units": H, "num_layers": num_layers,
-                          "bidirectional": bidirectional, "input_size": n_in}
+                        source=[({"buffer": buf},)], oracle="cudnn")
+        spec.semantics = {"num_units": H, "num_layers": num_layers, "bidirectional": bidirectional, "input_size": n_in}
         spec.notes.append("cuDNN's layout per layer and direction: W_i..W_o, R_i..R_o, b_W, b_R (gates i, f, c, o)")
         specs.append(spec)
     return specs

@@ -17,7 +17,11 @@ FORMATS = ("tf1", "keras", "onnx", "theano", "caffe")
 
 
 class UnknownFormatError(InputError, ValueError):
-    """A source whose format cannot be told (and none was given)."""
+    """A source whose format cannot be told (and none was given), or an option that does not apply to it."""
+
+
+class ConversionError(InputError, ValueError):
+    """An LSTM found in a file whose weights do not make one LSTM."""
 
 
 def _ends_like_a_table(p: Path) -> bool:
@@ -32,6 +36,17 @@ def _ends_like_a_table(p: Path) -> bool:
         return fh.read(8) == bytes.fromhex("57fb808b247547db")
 
 
+def _is_tf_checkpoint(path: Path) -> bool:
+    """Whether ``path`` names a TF checkpoint (prefix, .index / .data file, V1 file or directory)."""
+    from compat.formats.tf import CheckpointError, resolve_checkpoint
+
+    try:
+        resolve_checkpoint(path)
+    except CheckpointError:
+        return False
+    return True
+
+
 def detect_format(path) -> str:
     p = Path(path)
     suffix = p.suffix.lower()
@@ -43,12 +58,10 @@ def detect_format(path) -> str:
         return "theano"
     if suffix == ".caffemodel":
         return "caffe"
-    from compat.convert._sources import is_tf_checkpoint
-
     if p.is_file() and not (str(p).endswith(".index") or ".data-" in p.name) and not _ends_like_a_table(p):
         raise UnknownFormatError(f"{p}: cannot tell the format from the name or the content; pass --format one of "
                                  f"{list(FORMATS)}")
-    if is_tf_checkpoint(p):
+    if _is_tf_checkpoint(p):
         return "tf1"
     if not p.exists() and not Path(str(p) + ".index").exists():
         raise UnknownFormatError(f"{p}: no such file or checkpoint")
@@ -64,12 +77,18 @@ def discover(path, *, fmt: Optional[str] = None, forget_bias: Optional[float] = 
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise UnknownFormatError(f"unknown format {fmt!r}; known: {list(FORMATS)}")
-    tf_only = {"--forget-bias": forget_bias, "--cell-clip": cell_clip, "--proj-clip": proj_clip,
-               "--cudnn-num-units": cudnn_num_units}
-    given = [k for k, v in tf_only.items() if v is not None]
-    if fmt != "tf1" and given:
-        raise UnknownFormatError(f"{path}: {', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to TF1 "
-                                 f"checkpoints only; this source is {fmt}")
+    # Options of one format given for another would be dropped: refuse them.
+    by_format = {"tf1": {"--forget-bias": forget_bias, "--cell-clip": cell_clip, "--proj-clip": proj_clip,
+                         "--cudnn-num-units": cudnn_num_units,
+                         "--cudnn-num-layers": None if cudnn_num_layers == 1 else cudnn_num_layers,
+                         "--cudnn-bidirectional": cudnn_bidirectional or None},
+                 "caffe": {"--prototxt": prototxt}, "theano": {"--theano-doubled-bias": theano_doubled_bias or None}}
+    for owner, opts in by_format.items():
+        given = [k for k, v in opts.items() if v is not None]
+        if fmt != owner and given:
+            what = {"tf1": "TF1 checkpoints", "caffe": "Caffe files", "theano": "Theano archives"}[owner]
+            raise UnknownFormatError(f"{path}: {', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to {what} "
+                                     f"only; this source is {fmt}")
     if fmt == "tf1":
         from compat.convert import tf1
 
@@ -92,6 +111,13 @@ def discover(path, *, fmt: Optional[str] = None, forget_bias: Optional[float] = 
         from compat.convert import caffe
 
         specs = caffe.discover(path, prototxt=prototxt)
+    from compat.convert.spec import SpecError, check
+
+    for s in specs:
+        try:
+            check(s)
+        except SpecError as e:
+            raise ConversionError(f"{path}: {e}") from None
     seen = {}
     for s in specs:
         if s.name in seen:

@@ -14,17 +14,19 @@ represented raises; what changes only how outputs are returned is stated in the 
 """
 from __future__ import annotations
 
+import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from compat.convert.spec import LSTMSpec, Unknown, check_shapes
+from compat import layouts
+from compat.convert.spec import KerasSemantics, LSTMSpec, Unknown
 from compat.errors import InputError
 from compat.formats.keras import KerasFile, read_keras
-from compat.layouts import permute_gates
 
 MODEL_CLASSES = ("Sequential", "Model", "Functional")
 LSTM_CLASSES = ("LSTM", "CuDNNLSTM")
+MERGE_MODES = ("concat", "sum", "mul", "ave")
 
 
 class KerasLayerError(InputError, ValueError):
@@ -33,74 +35,53 @@ class KerasLayerError(InputError, ValueError):
 
 def _snake(name: str) -> str:
     # keras/src/utils/naming.py to_snake_case
-    import re
-
     intermediate = re.sub("(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
     insecure = re.sub("([a-z])([A-Z])", r"\1_\2", intermediate).lower()
     return insecure if insecure[0] != "_" else "private" + insecure
 
 
-def _activation(value, major: int, where: str, role: str):
-    """(compat.lstm activation name, reference.keras_lstm name) of a Keras activation setting."""
-    if isinstance(value, dict):  # Keras 3 may serialise a built-in activation as {"class_name": ..., "config": ...}
-        value = value.get("config", {}).get("name") if isinstance(value.get("config"), dict) else None
-        value = value or "(a custom object)"
+def _activation_name(value, where: str, role: str):
+    """A Keras activation setting as its plain name (Keras 3 may serialise a built-in one as an object)."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        config = value.get("config")
+        value = config.get("name") if isinstance(config, dict) else None
+        if not isinstance(value, str):
+            raise KerasLayerError(f"{where}: {role} is a custom object; only built-in activations are converted")
     if not isinstance(value, str):
         raise KerasLayerError(f"{where}: {role} {value!r} is not a built-in activation name")
-    name = value.rsplit(".", 1)[-1]
-    table = {
-        "sigmoid": ("sigmoid", "sigmoid"),
-        "tanh": ("tanh", "tanh"),
-        "hard_sigmoid": (("hard_sigmoid_keras3", "hard_sigmoid_keras3") if major >= 3
-                         else ("hard_sigmoid_keras2", "hard_sigmoid")),
-        "relu": ("Relu", "relu"),
-        "linear": (("Affine", 1.0, 0.0), "linear"),
-    }
-    if name not in table:
-        raise KerasLayerError(f"{where}: {role}={value!r} is not supported (supported: {sorted(table)})")
-    return table[name]
+    return value.rsplit(".", 1)[-1]
 
 
-def _keras_weights(w: Sequence[np.ndarray], cls: str, cfg: dict, units: int, where: str
-                   ) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]:
-    """(canonical weights, the Keras tensors by name) of one LSTM layer's weight list."""
+def _reference_activation(name: Optional[str], major: int) -> str:
+    """The name reference/keras_lstm.py gives the Keras activation ``name`` of this Keras version."""
+    if name == "hard_sigmoid":
+        return "hard_sigmoid_keras3" if major >= 3 else "hard_sigmoid"
+    return "linear" if name is None else name
+
+
+def _keras_tensors(w: Sequence[np.ndarray], cls: str, cfg: dict, where: str) -> Dict[str, np.ndarray]:
+    """The layer's tensors by their Keras 2/3 names (``kernel``, ``recurrent_kernel``, ``bias``)."""
     w = [np.asarray(a) for a in w]
     if cls == "LSTM" and len(w) == 12:
         # Keras 1 (consume_less="cpu"/"mem"): W_i, U_i, b_i, W_c, U_c, b_c, W_f, U_f, b_f, W_o, U_o, b_o
         # (keras 1.x recurrent.py LSTM.build trainable_weights); fused here in the order i, f, c, o.
-        W = np.concatenate([w[0], w[6], w[3], w[9]], axis=1)
-        U = np.concatenate([w[1], w[7], w[4], w[10]], axis=1)
-        b = np.concatenate([w[2], w[8], w[5], w[11]])
-        w = [W, U, b]
+        w = [np.concatenate([w[0], w[6], w[3], w[9]], axis=1), np.concatenate([w[1], w[7], w[4], w[10]], axis=1),
+             np.concatenate([w[2], w[8], w[5], w[11]])]
     use_bias = bool(cfg.get("use_bias", True))
     expected = 3 if (use_bias or cls == "CuDNNLSTM") else 2
     if len(w) != expected:
         raise KerasLayerError(f"{where}: {len(w)} weights; a {cls}{'' if use_bias else ' with use_bias=False'} has "
                               f"{expected} (kernel, recurrent_kernel{', bias' if expected == 3 else ''})")
-    kernel, rec = w[0], w[1]
-    H = units
-    if rec.shape != (H, 4 * H):
-        raise KerasLayerError(f"{where}: recurrent_kernel has shape {list(rec.shape)}; expected [{H}, {4 * H}]")
-    if kernel.ndim != 2 or kernel.shape[1] != 4 * H:
-        raise KerasLayerError(f"{where}: kernel has shape {list(kernel.shape)}; expected [in, {4 * H}]")
-    dtype = np.promote_types(kernel.dtype, np.float32)
-    out = {"weight_ih": np.ascontiguousarray(permute_gates(kernel.T.astype(dtype), "ifco", "ifgo")),
-           "weight_hh": np.ascontiguousarray(permute_gates(rec.T.astype(dtype), "ifco", "ifgo"))}
+    for a in w:
+        if a.dtype.kind != "f":
+            raise KerasLayerError(f"{where}: a weight of dtype {a.dtype}; LSTM weights are floating point")
+    dtype = np.promote_types(w[0].dtype, np.float32)  # float16 runs as float32
+    out = {"kernel": w[0].astype(dtype, copy=False), "recurrent_kernel": w[1].astype(dtype, copy=False)}
     if expected == 3:
-        b = w[2].astype(dtype)
-        if cls == "CuDNNLSTM":
-            if b.shape != (8 * H,):
-                raise KerasLayerError(f"{where}: bias has shape {list(b.shape)}; a CuDNNLSTM bias is [8H = {8 * H}]")
-            out["bias_ih"] = np.ascontiguousarray(permute_gates(b[:4 * H], "ifco", "ifgo"))
-            out["bias_hh"] = np.ascontiguousarray(permute_gates(b[4 * H:], "ifco", "ifgo"))
-        else:
-            if b.shape != (4 * H,):
-                raise KerasLayerError(f"{where}: bias has shape {list(b.shape)}; expected [4H = {4 * H}]")
-            out["bias_ih"] = np.ascontiguousarray(permute_gates(b, "ifco", "ifgo"))
-    raw = {"kernel": kernel, "recurrent_kernel": rec}
-    if expected == 3:
-        raw["bias"] = w[2]
-    return out, raw
+        out["bias"] = w[2].astype(dtype, copy=False)
+    return out
 
 
 class _Walker:
@@ -173,17 +154,47 @@ class _Walker:
             raise KerasLayerError(f"{where}: no positive integer 'units' in the layer's configuration")
         return units
 
-    def _options(self, cls, cfg, where):
+    def _attributes(self, cls: str, cfg: dict, where: str) -> Tuple[dict, Dict[str, str]]:
+        """(the layer's configuration as compat.layouts attributes, reference/keras_lstm.py's activations)."""
         major = self.kf.major
+        attrs = {k: v for k, v in cfg.items() if k not in ("time_major", "zero_output_for_mask")}
+        attrs["keras_version"] = major if major in (1, 2, 3) else None
         if cls == "CuDNNLSTM":
-            return ("sigmoid", "tanh", "tanh"), ("sigmoid", "tanh")
-        rec = cfg.get("recurrent_activation", cfg.get("inner_activation", "hard_sigmoid" if major < 2 else "sigmoid"))
-        act = cfg.get("activation", "tanh")
-        rec_c, rec_r = _activation(rec, major, where, "recurrent_activation")
-        act_c, act_r = _activation(act, major, where, "activation")
-        return (rec_c, act_c, act_c), (rec_r, act_r)
+            return attrs, {"recurrent_activation": "sigmoid", "activation": "tanh"}
+        # Keras 1 and Keras 2 before 2.3 defaulted to hard_sigmoid, later versions to sigmoid; files state it.
+        default_rec = "hard_sigmoid" if major < 2 else "sigmoid"
+        rec = _activation_name(attrs.pop("recurrent_activation", attrs.pop("inner_activation", default_rec)), where,
+                               "recurrent_activation")
+        act = _activation_name(attrs.pop("activation", "tanh"), where, "activation")
+        attrs["recurrent_activation"], attrs["activation"] = rec, act
+        return attrs, {"recurrent_activation": _reference_activation(rec, major),
+                       "activation": _reference_activation(act, major)}
 
-    def _notes(self, cls, cfg) -> List[str]:
+    def _convert(self, cls: str, cfg: dict, tensors: Dict[str, np.ndarray], where: str) -> layouts.Converted:
+        attrs, _ = self._attributes(cls, cfg, where)
+        if attrs["keras_version"] is None:
+            attrs.pop("keras_version")
+        try:
+            return layouts.convert("keras_cudnn" if cls == "CuDNNLSTM" else "keras", tensors, attrs)
+        except layouts.LayoutError as e:
+            raise KerasLayerError(f"{where}: {e}") from None
+
+    def _masked_output(self, cfg: dict, bidirectional: bool) -> Tuple[str, Optional[Unknown]]:
+        """What the layer outputs at masked steps (compat.convert.modules.KerasLSTM), and how that is known."""
+        if bidirectional and cfg.get("return_sequences"):
+            return "zeros", None  # Bidirectional forces zero_output_for_mask when it returns sequences
+        if cfg.get("zero_output_for_mask"):
+            return "zeros", None
+        version = self.kf.keras_version or ""
+        m = re.match(r"\s*(\d+)\.(\d+)", version)
+        major_minor = (int(m.group(1)), int(m.group(2))) if m else (self.kf.major, 0)
+        if major_minor >= (2, 3) or version.endswith("-tf"):
+            return "previous_output", None
+        return "previous_h", Unknown("masked_output", "previous_h", f"Keras {version or '?'}'s TensorFlow backend "
+                                     "outputs the previous h at a masked step; other backends may differ before the "
+                                     "first unmasked step when the initial state is not zero")
+
+    def _notes(self, cfg) -> List[str]:
         notes = []
         if cfg.get("return_sequences") is False:
             notes.append("return_sequences=False: Keras returned only the last step (output[:, -1])")
@@ -191,42 +202,47 @@ class _Walker:
             notes.append("return_state=True: Keras also returned [h, c]")
         if cfg.get("stateful"):
             notes.append("stateful=True: Keras carried the state between batches; pass it as hx")
-        if cfg.get("dropout") or cfg.get("recurrent_dropout") or cfg.get("dropout_W") or cfg.get("dropout_U"):
-            notes.append("dropout/recurrent_dropout act in training only; not converted")
-        if cfg.get("unroll"):
-            notes.append("unroll=True")
+        if cfg.get("time_major"):
+            notes.append("time_major=True: Keras read [T, B, in]; the module reads [B, T, in] (transpose the input)")
         return notes
 
-    def _make(self, name, cls, cfg, layers, source, direction, where, extra_notes=()):
-        units = self._units(cfg, where)
-        acts, ref_acts = self._options(cls, cfg, where)
-        check_shapes(name, layers)
+    def _make(self, name, cls, cfg, layers, source, options, converted_notes, where, *, bidirectional=False,
+              merge_mode="concat", extra_notes=()):
+        _, ref_acts = self._attributes(cls, cfg, where)
         version = self.kf.keras_version or "?"
         unknowns = []
-        if self.masking:
-            unknowns.append(Unknown("masks", "?", "the model makes masks (Masking / mask_zero): pass mask= (0/1 [B, T]) "
-                                             "or a PackedSequence for right padding"))
+        keras = None
+        go_backwards = options.get("direction") == "reverse"
+        if self.masking or go_backwards or merge_mode != "concat":
+            masked_output, unknown = self._masked_output(cfg, bidirectional)
+            keras = KerasSemantics(go_backwards=go_backwards, masked_output=masked_output,
+                                   merge_mode=merge_mode)
+            if self.masking:
+                unknowns.append(Unknown("masks", "?", "the model makes masks (Masking / mask_zero): pass mask= [B, T] "
+                                                      "(0 at a masked step)"))
+                if unknown is not None:
+                    unknowns.append(unknown)
         spec = LSTMSpec(name=name, source_format="keras", variant=f"Keras {version} {cls}", layers=layers,
-                        direction=direction, batch_first=not cfg.get("time_major", False), activations=acts,
-                        unknowns=unknowns, source=source)
-        spec.notes += self._notes(cls, cfg) + list(extra_notes)
-        spec.semantics = {"oracle": "keras", "recurrent_activation": ref_acts[0], "activation": ref_acts[1],
-                          "go_backwards": bool(cfg.get("go_backwards")) and direction == "reverse",
-                          "bidirectional": direction == "bidirectional", "units": units,
-                          "cudnn": cls == "CuDNNLSTM", "merge_mode": cfg.get("merge_mode", "concat")}
+                        options=options, batch_first=True, keras=keras, unknowns=unknowns, source=source,
+                        oracle="keras")
+        spec.notes += self._notes(cfg) + list(extra_notes)
+        spec.notes += [f"{attr}: {why}" for attr, why in converted_notes]
+        spec.semantics = {**ref_acts, "go_backwards": go_backwards, "bidirectional": bidirectional,
+                          "cudnn": cls == "CuDNNLSTM", "merge_mode": merge_mode,
+                          "masked_output": keras.masked_output if keras else None, "masks": self.masking}
         self.specs.append(spec)
 
     def lstm(self, cls, cfg, name, path, owner):
         where = f"{self.kf.path}: layer {name!r}"
-        units = self._units(cfg, where)
-        arrays = self._arrays(name, path, owner)
-        w, raw = _keras_weights(arrays, cls, cfg, units, where)
-        direction = "reverse" if cfg.get("go_backwards") else "forward"
+        self._units(cfg, where)
+        tensors = _keras_tensors(self._arrays(name, path, owner), cls, cfg, where)
+        converted = self._convert(cls, cfg, tensors, where)
         notes = []
-        if direction == "reverse":
-            notes.append("go_backwards=True: Keras returned the sequence output in reversed time order "
-                         "(output.flip(1) matches it)")
-        self._make(name, cls, cfg, [w], [(raw,)], direction, where, notes)
+        if converted.options.get("direction") == "reverse":
+            notes.append("go_backwards=True: Keras returns the sequence output reversed in time, and so does the "
+                         "module (KerasLSTM)")
+        self._make(name, cls, cfg, [converted.weights], [(tensors,)], dict(converted.options), converted.not_applied,
+                   where, extra_notes=notes)
 
     def bidirectional(self, cfg, name, path, owner):
         where = f"{self.kf.path}: layer {name!r}"
@@ -237,13 +253,22 @@ class _Walker:
                 raise KerasLayerError(f"{where}: Bidirectional({kind}) is not supported")
             return
         cls = inner["class_name"]
-        icfg = inner.get("config", {})
+        icfg = inner.get("config", {}) if isinstance(inner.get("config"), dict) else {}
         if icfg.get("go_backwards"):
             raise KerasLayerError(f"{where}: Bidirectional around a go_backwards=True layer is not supported")
         back = cfg.get("backward_layer")
-        if isinstance(back, dict) and back.get("config", {}).get("units", icfg.get("units")) != icfg.get("units", icfg.get("output_dim")):
-            raise KerasLayerError(f"{where}: a backward_layer of another size is not supported")
-        units = self._units(icfg, where)
+        bcfg = icfg
+        if isinstance(back, dict):
+            # Keras 3 saves the backward copy's configuration (go_backwards=True: Bidirectional reads it back to
+            # front and reverses its outputs back, which direction="bidirectional" does).
+            if back.get("class_name") != cls:
+                raise KerasLayerError(f"{where}: a backward_layer of class {back.get('class_name')!r} is not supported")
+            bcfg = back.get("config", {}) if isinstance(back.get("config"), dict) else {}
+            bcfg = {k: v for k, v in bcfg.items() if k != "go_backwards"}
+        merge = cfg.get("merge_mode", "concat")
+        if merge not in MERGE_MODES and merge is not None:
+            raise KerasLayerError(f"{where}: merge_mode={merge!r} is not one of Keras's {list(MERGE_MODES)} or None")
+        self._units(icfg, where)
         if self.kf.container == "h5":
             arrays = [a for _, a in self.h5_weights(name, owner)]
             half = len(arrays) // 2
@@ -253,14 +278,21 @@ class _Walker:
         else:
             fw_arrays = self.keras_weights(path, "forward_layer")
             bw_arrays = self.keras_weights(path, "backward_layer")
-        fw, fw_raw = _keras_weights(fw_arrays, cls, icfg, units, where + " (forward)")
-        bw, bw_raw = _keras_weights(bw_arrays, cls, icfg, units, where + " (backward)")
-        merge = cfg.get("merge_mode", "concat")
+        fw_t = _keras_tensors(fw_arrays, cls, icfg, where + " (forward)")
+        bw_t = _keras_tensors(bw_arrays, cls, bcfg, where + " (backward)")
+        fw = self._convert(cls, icfg, fw_t, where + " (forward)")
+        bw = self._convert(cls, bcfg, bw_t, where + " (backward)")
+        if fw.options != bw.options or self._units(icfg, where) != self._units(bcfg, where):
+            raise KerasLayerError(f"{where}: the backward layer runs other semantics than the forward one "
+                                  f"({bw.options} vs {fw.options}); one module runs one set")
+        options = dict(fw.options)
+        options["direction"] = "bidirectional"
         notes = []
-        if merge != "concat":
-            notes.append(f"merge_mode={merge!r}: the output here is concat(fw, bw); Keras combined the halves "
-                         f"({merge})")
-        self._make(name, cls, icfg, [(fw, bw)], [(fw_raw, bw_raw)], "bidirectional", where, notes)
+        if merge is None:
+            notes.append("merge_mode=None: Keras returned the two halves as a list; the module returns "
+                         "concat(forward, backward)")
+        self._make(name, cls, icfg, [(fw.weights, bw.weights)], [(fw_t, bw_t)], options, fw.not_applied, where,
+                   bidirectional=True, merge_mode=merge or "concat", extra_notes=notes)
 
 
 def discover(path) -> List[LSTMSpec]:

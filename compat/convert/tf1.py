@@ -32,10 +32,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from compat.convert._sources import TFCheckpoint
-from compat.convert.spec import LSTMSpec, Unknown, check_shapes
+from compat import layouts
+from compat.convert.spec import LSTMSpec, Unknown
 from compat.errors import InputError
-from compat.layouts import permute_gates
+from compat.formats.tf import CheckpointReader
 
 # The last scope component of each cell and the cell it names.
 CELL_SCOPES = {
@@ -239,30 +239,36 @@ def _merge_single_layer_bidi(groups: List[_Group]) -> List[_Group]:
 
 # --- conversion ------------------------------------------------------------------------------------------
 
-def _canonical(cell: Cell, ckpt: TFCheckpoint, forget_bias: float, raw: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    kernel = raw["kernel"] = ckpt.tensor(cell.kernel)
-    bias = raw["bias"] = ckpt.tensor(cell.bias)
-    if kernel.dtype.kind != "f" or bias.dtype.kind != "f":
-        raise TFCellError(f"{ckpt.location}: {cell.kernel} is {kernel.dtype}; LSTM weights are floating point")
-    kernel = kernel.astype(np.promote_types(kernel.dtype, np.float32), copy=False)
-    dtype = kernel.dtype
-    n_in = cell.input_size
-    H = cell.hidden
-    # rnn_cell_impl.py LSTMCell.call: i, j, f, o = split(concat([x, m]) @ kernel + bias, 4, axis=1)
-    w = {"weight_ih": np.ascontiguousarray(permute_gates(kernel[:n_in].T, "ijfo", "ifgo")),
-         "weight_hh": np.ascontiguousarray(permute_gates(kernel[n_in:].T, "ijfo", "ifgo")),
-         "bias_ih": np.ascontiguousarray(permute_gates(bias.astype(dtype), "ijfo", "ifgo"))}
-    fb = np.zeros(4 * H, dtype=dtype)
-    fb[H:2 * H] = forget_bias
-    w["bias_hh"] = fb
+class Variables:
+    """A TF checkpoint's variable shapes at once, values on demand (errors name the file)."""
+
+    def __init__(self, path):
+        self.reader = CheckpointReader(path)
+        self.location = self.reader.location
+        self.shapes: Dict[str, Tuple[int, ...]] = {n: tuple(s) for n, s in self.reader.get_variable_to_shape_map().items()}
+
+    def tensor(self, name: str) -> np.ndarray:
+        return np.asarray(self.reader.get_tensor(name))
+
+
+def _convert_cell(cell: Cell, ckpt: Variables, forget_bias: float, clips: Dict[str, float]):
+    """(LayerWeights, options, the cell's tensors in TF's names) via compat.layouts' ``tf`` layout."""
+    raw = {"kernel": ckpt.tensor(cell.kernel), "bias": ckpt.tensor(cell.bias)}
     if cell.peepholes:
-        for key, n in zip(("w_i_diag", "w_f_diag", "w_o_diag"), cell.peepholes):
-            raw[key] = ckpt.tensor(n)
-        w["peephole"] = np.stack([raw[k].astype(dtype) for k in ("w_i_diag", "w_f_diag", "w_o_diag")])
+        raw.update(zip(("w_i_diag", "w_f_diag", "w_o_diag"), (ckpt.tensor(n) for n in cell.peepholes)))
     if cell.projection:
-        raw["projection"] = ckpt.tensor(cell.projection)
-        w["weight_hr"] = np.ascontiguousarray(raw["projection"].astype(dtype).T)
-    return w
+        raw["projection/kernel"] = ckpt.tensor(cell.projection)
+    for key, value in raw.items():
+        if value.dtype.kind != "f":
+            raise TFCellError(f"{ckpt.location}: {cell.scope}/{key} is {value.dtype}; LSTM weights are floating point")
+    dtype = np.promote_types(raw["kernel"].dtype, np.float32)  # float16 / bfloat16 run as float32
+    tensors = {k: v.astype(dtype, copy=False) for k, v in raw.items()}
+    attributes = {k: v for k, v in clips.items() if v is not None and (k != "proj_clip" or cell.projection)}
+    try:
+        converted = layouts.convert("tf", tensors, attributes, forget_bias=forget_bias)
+    except layouts.LayoutError as e:
+        raise TFCellError(f"{ckpt.location}: cell {cell.scope!r}: {e}") from None
+    return converted.weights, converted.options, raw
 
 
 def _variant(cells: Sequence[Cell]) -> str:
@@ -278,7 +284,7 @@ def _variant(cells: Sequence[Cell]) -> str:
     return text + (f" ({', '.join(extras)})" if extras else "")
 
 
-def _spec(name: str, direction: str, layer_cells: List[Tuple[Cell, ...]], ckpt: TFCheckpoint,
+def _spec(name: str, direction: str, layer_cells: List[Tuple[Cell, ...]], ckpt: Variables,
           forget_bias: Optional[float], cell_clip: Optional[float], proj_clip: Optional[float]) -> LSTMSpec:
     cells = [c for layer in layer_cells for c in layer]
     cudnn = all(c.kind == "CudnnLSTM" for c in cells)
@@ -295,20 +301,20 @@ def _spec(name: str, direction: str, layer_cells: List[Tuple[Cell, ...]], ckpt: 
         fb = float(forget_bias)
         unknowns.append(Unknown("forget_bias", f"{fb:g}", "given"))
     peep = any(c.peepholes for c in cells)
-    layers, source = [], []
+    clips = {"cell_clip": None if cudnn else cell_clip, "proj_clip": None if cudnn else proj_clip}
+    layers, source, options = [], [], {}
     for layer in layer_cells:
         ws, raws = [], []
         for c in layer:
-            raw: Dict[str, np.ndarray] = {}
-            w = _canonical(c, ckpt, fb, raw)
+            w, opts, raw = _convert_cell(c, ckpt, fb, clips)
+            options.update(opts)
             raws.append(raw)
-            if peep and "peephole" not in w:
+            if peep and w.peephole is None:
                 # A cell without peepholes in a stack whose other cells have them: zero peepholes are exact.
-                w["peephole"] = np.zeros((3, c.hidden), dtype=w["weight_ih"].dtype)
+                w = w._replace(peephole=np.zeros((3, c.hidden), dtype=w.weight_ih.dtype))
             ws.append(w)
         layers.append(ws[0] if len(ws) == 1 else (ws[0], ws[1]))
         source.append(tuple(raws))
-    check_shapes(name, layers)
     if not cudnn:
         if cell_clip is None and any(c.kind == "LSTMCell" for c in cells):
             unknowns.append(Unknown("cell_clip", "none", "LSTMCell's default; the LSTMBlockCell op of early TF 1.x "
@@ -321,11 +327,11 @@ def _spec(name: str, direction: str, layer_cells: List[Tuple[Cell, ...]], ckpt: 
         unknowns.append(Unknown("activation", "tanh", "the cells' default"))
     unknowns.append(Unknown("time_major", "?", "the module takes [T, B, in] (batch_first=False); dynamic_rnn's "
                                                "default was batch-major input (time_major=False)"))
-    spec = LSTMSpec(name=name, source_format="tf1", variant=_variant(cells), layers=layers, direction=direction,
-                    cell_clip=None if cudnn else cell_clip, proj_clip=proj_clip if any(c.projection for c in cells) else None,
-                    forget_bias=fb, unknowns=unknowns, source=source)
-    spec.semantics = {"oracle": "tf", "forget_bias": fb,
-                      "structure": "stack_bidirectional" if direction == "bidirectional" else direction}
+    if direction != "forward":
+        options["direction"] = direction
+    spec = LSTMSpec(name=name, source_format="tf1", variant=_variant(cells), layers=layers, options=options,
+                    forget_bias=fb, unknowns=unknowns, source=source, oracle="tf")
+    spec.semantics = {"forget_bias": fb, "cell_clip": options.get("cell_clip"), "proj_clip": options.get("proj_clip")}
     spec.notes.append("variables: " + ", ".join(n.rsplit("/", 1)[-1] for n in layer_cells[0][0].names()))
     if direction == "bidirectional":
         spec.notes.append("outputs are concat(fw, bw); bidirectional_dynamic_rnn returned them as a pair")
@@ -360,7 +366,7 @@ def discover(path, *, forget_bias: Optional[float] = None, cell_clip: Optional[f
              proj_clip: Optional[float] = None, cudnn_num_units: Optional[int] = None,
              cudnn_num_layers: int = 1, cudnn_bidirectional: bool = False) -> List[LSTMSpec]:
     """Every LSTM in the TF1 checkpoint at ``path`` (a prefix, .index file, V1 file or directory)."""
-    ckpt = TFCheckpoint(path)
+    ckpt = Variables(path)
     specs: List[LSTMSpec] = []
     cells = _find_cells(ckpt.shapes, ckpt.location)
     for g in _group(cells):
@@ -376,4 +382,19 @@ def discover(path, *, forget_bias: Optional[float] = None, cell_clip: Optional[f
 
     specs += opaque_specs(ckpt, num_units=cudnn_num_units, num_layers=cudnn_num_layers,
                           bidirectional=cudnn_bidirectional)
+    # A run-time setting given for cells that have no such setting would be dropped: refuse it.
+    tf_cells = [s for s in specs if not s.variant.startswith("CudnnLSTM")]
+    unused = []
+    if forget_bias is not None and not tf_cells:
+        unused.append("--forget-bias (CudnnLSTM has no forget bias)")
+    if cell_clip is not None and not tf_cells:
+        unused.append("--cell-clip (CudnnLSTM does not clip its cell)")
+    if proj_clip is not None and not any(s.proj_size for s in tf_cells):
+        unused.append("--proj-clip (no cell here has a projection, num_proj)")
+    opaque = any(s.variant == "CudnnLSTM (opaque parameters)" for s in specs)
+    if not opaque and (cudnn_num_units is not None or cudnn_num_layers != 1 or cudnn_bidirectional):
+        unused.append("--cudnn-num-units / --cudnn-num-layers / --cudnn-bidirectional (no CudnnLSTM opaque buffer "
+                      "here)")
+    if unused:
+        raise TFCellError(f"{ckpt.location}: {', '.join(unused)} given, but no LSTM in the checkpoint takes it")
     return specs
