@@ -663,7 +663,8 @@ def onnx_activations(activations: Optional[Sequence[str]], activation_alpha: Seq
     Alphas and betas are consumed in order by the functions that take them; once a list runs out a
     function gets onnxruntime's default (LeakyRelu 0.01, HardSigmoid 0.2 / 0.5, Elu 1.0, else 0.0:
     onnxruntime ``rnn_helpers.cc``; the operator text says "the same as of corresponding ONNX operators",
-    which differs for ThresholdedRelu, Affine and ScaledTanh, so models relying on it are ambiguous).
+    which differs for ThresholdedRelu, Affine and ScaledTanh; onnxruntime's are what ONNX files run with,
+    checked against onnxruntime by tests/golden/convert/onnx ``activation_defaults``).
     Names match case-insensitively, as in onnxruntime.
     """
     if activations is None:

@@ -17,7 +17,7 @@ and every tensor's name, shape and dtype against the module it describes before 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -174,12 +174,4 @@ def load(out) -> Dict[str, nn.Module]:
     return modules
 
 
-def describe(out) -> List[dict]:
-    """The configuration entries of a conversion (no tensors read)."""
-    ck = checkpoint.read(out, KIND)
-    f = Fields(ck)
-    content = f.dict(ck.content, "content", keys=("converter_version", "source", "lstms"))
-    return [{k: v for k, v in e.items() if k != "weights"} for e in f.list(content["lstms"], "lstms")]
-
-
-__all__ = ["KIND", "load", "write", "files", "describe", "CheckpointError"]
+__all__ = ["KIND", "load", "write", "files", "CheckpointError"]

@@ -37,7 +37,7 @@ def recorded(tmp_path_factory):
 
 def test_live_tf1(recorded, tmp_path):
     names = [c[0] for c in cases("tf1", recorded)]
-    assert len(names) >= 18
+    assert len(names) >= 19
     for case in cases("tf1", recorded):
         check_tf1_case(recorded / "tf1", *case, tmp_path)
 
