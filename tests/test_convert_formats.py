@@ -403,6 +403,37 @@ def test_keras_before_2_3_outputs_the_previous_h_at_masked_steps_and_says_so(tmp
     assert all(c.ok for c in conversion.checks)
 
 
+@pytest.mark.parametrize("layer", [
+    {"class_name": "Bidirectional", "config": {"name": "bi", "layer": {"class_name": "LSTM", "config": {
+        "name": "lstm", "units": 2, "go_backwards": True}}}},
+    {"class_name": "Bidirectional", "config": {"name": "bi", "layer": {"class_name": "ConvLSTM2D", "config": {}}}},
+    {"class_name": "RNN", "config": {"name": "bi", "cell": {"class_name": "LSTMCell", "config": {"units": 2}}}},
+])
+def test_keras_lstm_layers_this_converter_does_not_read_are_refused(layer, tmp_path):
+    pytest.importorskip("h5py", reason="h5py is in the test extra")
+    import h5py
+
+    path = tmp_path / "k.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"] = b"2.21.0"
+        f.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": {"layers": [layer]}}).encode()
+        f.create_group("model_weights").attrs["layer_names"] = []
+    with pytest.raises(InputError, match="layer 'bi'.*(not supported|does not read)"):
+        discover(path)
+
+
+def test_onnx_weights_computed_at_run_time_are_refused(tmp_path):
+    pytest.importorskip("onnx", reason="onnx is in the test extra (pip install legacy-lstm[test])")
+    from onnx import helper, save
+
+    node = helper.make_node("LSTM", ["X", "W", "R"], ["Y"], name="lstm", hidden_size=2)
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info(n, 1, None) for n in ("X", "W", "R")],
+                          [helper.make_tensor_value_info("Y", 1, None)])
+    save(helper.make_model(g), str(tmp_path / "m.onnx"))
+    with pytest.raises(InputError, match="input W .* is computed at run time"):
+        discover(tmp_path / "m.onnx")
+
+
 def test_keras_weights_only_file_is_refused(tmp_path):
     import h5py
 

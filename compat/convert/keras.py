@@ -188,7 +188,10 @@ class _Walker:
         version = self.kf.keras_version or ""
         m = re.match(r"\s*(\d+)\.(\d+)", version)
         major_minor = (int(m.group(1)), int(m.group(2))) if m else (self.kf.major, 0)
-        if major_minor >= (2, 3) or version.endswith("-tf"):
+        # Keras 2.0-2.2's TF backend returns the previous h at a masked step, except when unrolled
+        # (keras/backend/tensorflow_backend.py rnn, unroll=True: the previous output); later versions always
+        # the previous output.
+        if major_minor >= (2, 3) or version.endswith("-tf") or cfg.get("unroll"):
             return "previous_output", None
         return "previous_h", Unknown("masked_output", "previous_h", f"Keras {version or '?'}'s TensorFlow backend "
                                      "outputs the previous h at a masked step; other backends may differ before the "

@@ -6,7 +6,9 @@ around the recurrence differ, exactly as the framework's own code makes them dif
 
 :class:`KerasLSTM`, a Keras ``LSTM`` / ``CuDNNLSTM`` / ``Bidirectional(LSTM)`` layer whose model makes masks
 or that reads ``go_backwards``: ``forward(x, hx=None, *, mask=None)`` with x ``[B, T, in]`` and mask
-``[B, T]`` (0 / False at a masked step, Keras's layout) returns ``(output, (h_n, c_n))`` as Keras does:
+``[B, T]`` (0 / False at a masked step, Keras's layout) returns ``(output, (h_n, c_n))`` as Keras does.
+``hx`` is ``(h0, c0)``, each ``[directions, B, H]``: Keras's ``initial_state=[h, c]`` stacked (a
+``Bidirectional``'s ``[h_fw, c_fw, h_bw, c_bw]`` as ``(stack([h_fw, h_bw]), stack([c_fw, c_bw]))``).
 
 - ``go_backwards``: the layer reads the whole time axis back to front, mask included (``K.rnn``:
   ``inputs = reverse(inputs, 0)``) and returns its sequence output in that order, i.e. reversed in time
