@@ -441,7 +441,7 @@ _KERAS_INERT = ("kernel_initializer", "recurrent_initializer", "bias_initializer
                 "kernel_constraint", "recurrent_constraint", "bias_constraint", "name", "trainable", "dtype",
                 "implementation", "unroll", "time_major", "seed", "batch_input_shape", "input_shape", "batch_size",
                 "init", "inner_init", "forget_bias_init", "W_regularizer", "U_regularizer", "b_regularizer",
-                "input_dim", "input_length", "use_cudnn")
+                "input_dim", "input_length", "use_cudnn", "input_dtype", "consume_less")
 _KERAS_OUTPUT_SHAPE = ("return_sequences", "return_state", "stateful")
 
 
@@ -452,7 +452,8 @@ def _keras_common(layout, w, attrs: _Attributes, options: dict) -> None:
     if attrs.take("go_backwards"):
         # Keras returns the outputs in the order it read them (reversed); lstm() returns them in time order.
         options["direction"] = "reverse"
-    attrs.inert(("dropout", "recurrent_dropout", "W_dropout", "U_dropout"), "dropout acts in training only")
+    attrs.inert(("dropout", "recurrent_dropout", "W_dropout", "U_dropout", "dropout_W", "dropout_U"),
+                "dropout acts in training only")
     attrs.inert(_KERAS_INERT, "initialisation, regularisation or bookkeeping")
     for name in _KERAS_OUTPUT_SHAPE:
         attrs.take(name)  # which outputs the layer returns; the caller picks them from lstm()'s
@@ -662,7 +663,8 @@ def onnx_activations(activations: Optional[Sequence[str]], activation_alpha: Seq
     Alphas and betas are consumed in order by the functions that take them; once a list runs out a
     function gets onnxruntime's default (LeakyRelu 0.01, HardSigmoid 0.2 / 0.5, Elu 1.0, else 0.0:
     onnxruntime ``rnn_helpers.cc``; the operator text says "the same as of corresponding ONNX operators",
-    which differs for ThresholdedRelu, Affine and ScaledTanh, so models relying on it are ambiguous).
+    which differs for ThresholdedRelu, Affine and ScaledTanh; onnxruntime's are what ONNX files run with,
+    checked against onnxruntime by tests/golden/convert/onnx ``activation_defaults``).
     Names match case-insensitively, as in onnxruntime.
     """
     if activations is None:

@@ -13,7 +13,8 @@ activation. Each entry is a name from :data:`ACTIVATIONS`, a tuple ``(name, alph
 - Keras's other common ones: ``"relu"``, ``"linear"``, ``"softsign"``, ``"softplus"``, ``"elu"``, ``"selu"``.
 - ONNX's list (``onnx/docs/Operators.md`` LSTM, "Activation functions"), spelled as there:
   ``"Relu"``, ``"Tanh"``, ``"Sigmoid"``, ``"Affine"`` (alpha x + beta), ``"LeakyRelu"`` (alpha, default
-  0.01), ``"ThresholdedRelu"`` (x if x >= alpha else 0; default 1.0), ``"ScaledTanh"`` (alpha tanh(beta
+  0.01), ``"ThresholdedRelu"`` (x if x > alpha else 0, as onnxruntime and the ThresholdedRelu operator;
+  the LSTM operator's list writes ``>=``; default 1.0), ``"ScaledTanh"`` (alpha tanh(beta
   x)), ``"HardSigmoid"`` (min(max(alpha x + beta, 0), 1); default 0.2, 0.5), ``"Elu"`` (alpha, default
   1.0), ``"Softsign"``, ``"Softplus"``. ``Affine`` and ``ScaledTanh`` have no defaults: give alpha and
   beta. Reading an ONNX node's ``activation_alpha`` / ``activation_beta`` lists into these tuples is
@@ -60,7 +61,7 @@ def _linear(x: Tensor) -> Tensor:
 
 
 def _thresholded_relu(alpha: float) -> Fn:
-    return lambda x: torch.where(x >= alpha, x, torch.zeros_like(x))
+    return lambda x: torch.where(x > alpha, x, torch.zeros_like(x))
 
 
 def _hard_sigmoid_onnx(alpha: float, beta: float) -> Fn:

@@ -38,6 +38,10 @@ order, i.e. reversed (``return_sequences``: output[:, t] belongs to x[:, T - 1 -
 reverses the backward outputs back (``y_rev = reverse(y_rev, 1)`` when returning sequences) and
 concatenates forward | backward on the feature axis.
 
+``CuDNNLSTM`` (Keras 2 ``keras/layers/cudnn_recurrent.py``, tf.keras 1 ``CuDNNLSTM``): sigmoid / tanh
+with cuDNN's two biases, ``bias [8H]`` = the input bias then the recurrent bias, both entering the same
+sum (:func:`cudnn_lstm_layer`); it takes no mask.
+
 Keras tensors are batch-major: x [B, T, in], outputs [B, T, H].
 """
 from __future__ import annotations
@@ -81,6 +85,9 @@ ACTIVATIONS = {
     "softsign": lambda x: x / (1.0 + np.abs(x)),
     "softplus": lambda x: np.logaddexp(0.0, x),
     "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
+    # keras activations.selu: scale * elu(x, alpha) with the constants of Klambauer et al. 2017
+    "selu": lambda x: 1.0507009873554804934193349852946 * np.where(
+        x > 0, x, 1.6732632423543772848170429916717 * np.expm1(np.minimum(x, 0.0))),
 }
 
 
@@ -175,20 +182,50 @@ def lstm_layer(x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray, 
     return outputs, h, c
 
 
+def cudnn_lstm_layer(x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray, bias: np.ndarray,
+                     initial_state: Optional[Tuple[np.ndarray, np.ndarray]] = None, *, go_backwards: bool = False
+                     ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``CuDNNLSTM(return_sequences=True, return_state=True)`` on x [B, T, in]: ``bias`` [8H] is cuDNN's
+    input bias then its recurrent bias, added together; sigmoid / tanh. Returns (outputs, h_T, c_T)."""
+    hidden = np.asarray(recurrent_kernel).shape[0]
+    bias = np.asarray(bias, dtype=np.float64)
+    if bias.shape != (8 * hidden,):
+        raise ValueError(f"a CuDNNLSTM bias has shape [8H] = [{8 * hidden}]; got {list(bias.shape)}")
+    return lstm_layer(x, kernel, recurrent_kernel, bias[:4 * hidden] + bias[4 * hidden:], initial_state,
+                      go_backwards=go_backwards)
+
+
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
 def bidirectional_layer(x: np.ndarray, forward: dict, backward: dict, initial_state=None, mask=None,
                         recurrent_activation: Activation = "sigmoid", activation: Activation = "tanh", *,
-                        masked_output: str = "zeros"):
-    """``Bidirectional(LSTM(return_sequences=True, return_state=True), merge_mode="concat")`` on x [B, T, in].
+                        masked_output: str = "zeros", merge_mode: Optional[str] = "concat", cudnn: bool = False):
+    """``Bidirectional(LSTM(return_sequences=True, return_state=True), merge_mode=...)`` on x [B, T, in].
 
-    ``forward`` / ``backward``: ``{"kernel", "recurrent_kernel", "bias"}`` of each layer (bias may be None).
-    ``initial_state``: ``(h_fw, c_fw, h_bw, c_bw)`` or None. ``masked_output`` defaults to ``"zeros"``, what
-    ``Bidirectional`` forces when returning sequences. Returns ``(outputs [B, T, 2H], h_fw, c_fw, h_bw, c_bw)``.
+    ``forward`` / ``backward``: ``{"kernel", "recurrent_kernel", "bias"}`` of each layer (bias may be None;
+    ``cudnn``: the layers are ``CuDNNLSTM`` with [8H] biases). ``initial_state``: ``(h_fw, c_fw, h_bw, c_bw)``
+    or None. ``masked_output`` defaults to ``"zeros"``, what ``Bidirectional`` forces when returning
+    sequences. ``merge_mode`` (keras/layers/wrappers.py ``Bidirectional.call``): ``"concat"`` on the feature
+    axis, ``"sum"``, ``"mul"``, ``"ave"``, or None for the pair. Returns ``(outputs, h_fw, c_fw, h_bw, c_bw)``.
     """
+    if merge_mode not in MERGE_MODES:
+        raise ValueError(f"merge_mode must be one of {MERGE_MODES}; got {merge_mode!r}")
     fw_state = None if initial_state is None else tuple(initial_state[:2])
     bw_state = None if initial_state is None else tuple(initial_state[2:])
-    y, h_fw, c_fw = lstm_layer(x, forward["kernel"], forward["recurrent_kernel"], forward.get("bias"), fw_state, mask,
-                               recurrent_activation, activation, masked_output=masked_output)
-    y_rev, h_bw, c_bw = lstm_layer(x, backward["kernel"], backward["recurrent_kernel"], backward.get("bias"), bw_state,
-                                   mask, recurrent_activation, activation, go_backwards=True,
-                                   masked_output=masked_output)
-    return np.concatenate([y, y_rev[:, ::-1]], axis=2), h_fw, c_fw, h_bw, c_bw
+    if cudnn:
+        if mask is not None:
+            raise ValueError("CuDNNLSTM takes no mask")
+        y, h_fw, c_fw = cudnn_lstm_layer(x, forward["kernel"], forward["recurrent_kernel"], forward["bias"], fw_state)
+        y_rev, h_bw, c_bw = cudnn_lstm_layer(x, backward["kernel"], backward["recurrent_kernel"], backward["bias"],
+                                             bw_state, go_backwards=True)
+    else:
+        y, h_fw, c_fw = lstm_layer(x, forward["kernel"], forward["recurrent_kernel"], forward.get("bias"), fw_state,
+                                   mask, recurrent_activation, activation, masked_output=masked_output)
+        y_rev, h_bw, c_bw = lstm_layer(x, backward["kernel"], backward["recurrent_kernel"], backward.get("bias"),
+                                       bw_state, mask, recurrent_activation, activation, go_backwards=True,
+                                       masked_output=masked_output)
+    y_bw = y_rev[:, ::-1]
+    merged = {"concat": lambda: np.concatenate([y, y_bw], axis=2), "sum": lambda: y + y_bw,
+              "mul": lambda: y * y_bw, "ave": lambda: (y + y_bw) / 2, None: lambda: (y, y_bw)}[merge_mode]()
+    return merged, h_fw, c_fw, h_bw, c_bw

@@ -72,7 +72,9 @@ _TABLE = {
     "Sigmoid": (lambda x, a, b: sigmoid(x), False, False, 0.0, 0.0),
     "Affine": (lambda x, a, b: a * x + b, True, True, 0.0, 0.0),
     "LeakyRelu": (lambda x, a, b: np.where(x >= 0, x, a * x), True, False, 0.01, 0.0),
-    "ThresholdedRelu": (lambda x, a, b: np.where(x >= a, x, 0.0), True, False, 0.0, 0.0),
+    # The LSTM operator's list says "x if x >= alpha"; the ThresholdedRelu operator and onnxruntime's
+    # rnn_helpers keep x only where x > alpha (an input equal to alpha gives 0 in onnxruntime).
+    "ThresholdedRelu": (lambda x, a, b: np.where(x > a, x, 0.0), True, False, 0.0, 0.0),
     "ScaledTanh": (lambda x, a, b: a * np.tanh(b * x), True, True, 0.0, 0.0),
     "HardSigmoid": (lambda x, a, b: np.minimum(np.maximum(a * x + b, 0.0), 1.0), True, True, 0.2, 0.5),
     "Elu": (lambda x, a, b: np.where(x >= 0, x, a * np.expm1(np.minimum(x, 0.0))), True, False, 1.0, 0.0),

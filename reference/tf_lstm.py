@@ -35,6 +35,17 @@ state is the state at the last valid step (the initial state for a length of 0).
 reverses the backward outputs back the same way and returns ``((output_fw, output_bw), (state_fw,
 state_bw))``; callers concatenate the outputs on the feature axis.
 
+``stack_bidirectional_dynamic_rnn`` (``tensorflow/contrib/rnn/python/ops/rnn.py``) runs one
+``bidirectional_dynamic_rnn`` per layer and feeds the concatenated outputs of layer k to both directions
+of layer k + 1.
+
+The other TF 1.x LSTM cells compute ``LSTMCell``'s equations with its variables: ``LSTMBlockCell`` and
+``LSTMBlockFusedCell`` (``tensorflow/contrib/rnn/python/ops/lstm_ops.py``, the ``LSTMBlockCell`` /
+``BlockLSTM`` kernels: ``[i, ci, f, o] = xh * w + b``, ``cs`` clipped before the output gate's peephole;
+their ``cell_clip`` op attribute defaulted to 3.0 in early TF 1.x releases) and ``CudnnLSTM`` in TF's
+canonical form (``cudnn_compatible_lstm_cell``: the sum of cuDNN's two biases in the i, j, f, o layout,
+run by ``CudnnCompatibleLSTMCell`` = ``LSTMCell(forget_bias=0)``).
+
 This module is an independent oracle: it imports nothing from ``compat`` or ``ports``.
 """
 from __future__ import annotations
@@ -199,6 +210,30 @@ def bidirectional_dynamic_rnn(cell_fw, cell_bw, inputs_tm: np.ndarray, initial_s
                               sequence_length: Optional[np.ndarray] = None):
     """``bidirectional_dynamic_rnn(..., time_major=True)``: ((output_fw, output_bw), (state_fw, state_bw))."""
     out_fw, state_fw = dynamic_rnn(cell_fw, inputs_tm, initial_state_fw, sequence_length)
-    reversed_inputs = _reverse_sequence(np.asarray(inputs_tm, dtype=np.float64), sequence_length)
-    tmp, state_bw = dynamic_rnn(cell_bw, reversed_inputs, initial_state_bw, sequence_length)
-    return (out_fw, _reverse_sequence(tmp, sequence_length)), (state_fw, state_bw)
+    out_bw, state_bw = reverse_dynamic_rnn(cell_bw, inputs_tm, initial_state_bw, sequence_length)
+    return (out_fw, out_bw), (state_fw, state_bw)
+
+
+def reverse_dynamic_rnn(cell, inputs_tm: np.ndarray, initial_state, sequence_length: Optional[np.ndarray] = None):
+    """The backward half of ``bidirectional_dynamic_rnn``: ``cell`` over ``reverse_sequence(inputs)``, its
+    outputs reversed back (so in the input's time order); returns (outputs [T, B, out], state)."""
+    inputs_tm = np.asarray(inputs_tm, dtype=np.float64)
+    tmp, state = dynamic_rnn(cell, _reverse_sequence(inputs_tm, sequence_length), initial_state, sequence_length)
+    return _reverse_sequence(tmp, sequence_length), state
+
+
+def stack_bidirectional_dynamic_rnn(cells_fw: Sequence[Cell], cells_bw: Sequence[Cell], inputs_tm: np.ndarray,
+                                    initial_states_fw: Sequence[StateTuple], initial_states_bw: Sequence[StateTuple],
+                                    sequence_length: Optional[np.ndarray] = None):
+    """``stack_bidirectional_dynamic_rnn(cells_fw, cells_bw, inputs, time_major=True)``: layer k + 1 reads
+    concat(output_fw_k, output_bw_k). Returns (outputs [T, B, out_fw + out_bw], states_fw, states_bw), one
+    state per layer and direction."""
+    inp = np.asarray(inputs_tm, dtype=np.float64)
+    states_fw, states_bw = [], []
+    for cell_fw, cell_bw, s_fw, s_bw in zip(cells_fw, cells_bw, initial_states_fw, initial_states_bw):
+        (out_fw, out_bw), (st_fw, st_bw) = bidirectional_dynamic_rnn(cell_fw, cell_bw, inp, s_fw, s_bw,
+                                                                     sequence_length)
+        inp = np.concatenate([out_fw, out_bw], axis=2)
+        states_fw.append(st_fw)
+        states_bw.append(st_bw)
+    return inp, states_fw, states_bw

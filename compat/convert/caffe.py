@@ -1,0 +1,96 @@
+"""Every LSTM layer of a Caffe ``.caffemodel``: BVLC ``LSTM`` and junhyukoh/caffe-lstm ``Lstm``.
+
+BVLC ``LSTM`` (src/caffe/layers/lstm_layer.cpp ``FillUnrolledNet``): blobs ``W_xc`` [4H, in], ``b_c`` [4H],
+``W_hc`` [4H, H], gate blocks i, f, o, g; a fourth blob ``W_xc_static`` (a static input) is refused. The
+``cont`` input restarts a stream where it is 0 (``cont=`` of compat.lstm). junhyukoh ``Lstm``
+(lstm_layer.cpp ``LayerSetUp``): blobs ``W_x`` [4H, in] (or the older [1, 4, H, in]), ``W_h`` [4H, H],
+``b`` [4H], gate blocks i, f, o, g; its data are rows ``t * N + n``, here [T, N, in]. Caffe's
+``tanh`` in the LSTM unit is ``2 * sigmoid(2x) - 1``, tanh to the last bit or two. A ``.prototxt`` beside
+the model, when given, is checked against the blobs (``num_output``).
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from compat import layouts
+from compat.convert.spec import LSTMSpec, Unknown
+from compat.errors import InputError
+from compat.formats.caffemodel import read_caffemodel
+from compat.formats.prototxt import read_prototxt
+
+CAFFE_LSTM_TYPES = ("LSTM", "Lstm")
+
+
+class CaffeLayerError(InputError, ValueError):
+    """A Caffe LSTM layer whose blobs cannot be converted exactly."""
+
+
+def _matrix(blob: np.ndarray, rows: int, what: str) -> np.ndarray:
+    if blob.ndim == 2 and blob.shape[0] == rows:
+        return blob
+    if blob.ndim == 4 and blob.shape[0] == 1 and blob.shape[1] * blob.shape[2] == rows:
+        return blob.reshape(rows, blob.shape[3])
+    raise CaffeLayerError(f"{what} has shape {list(blob.shape)}; expected [{rows}, n]")
+
+
+def _num_outputs(prototxt) -> Dict[str, int]:
+    out = {}
+    for layer in prototxt.getall("layer") + prototxt.getall("layers"):
+        name, ltype = layer.get("name"), layer.get("type")
+        if ltype in CAFFE_LSTM_TYPES:
+            param = layer.message("recurrent_param") if ltype == "LSTM" else layer.message("lstm_param")
+            if param.has("num_output"):
+                out[str(name)] = int(param.get("num_output"))
+    return out
+
+
+def discover(path, *, prototxt: Optional[str] = None) -> List[LSTMSpec]:
+    model = read_caffemodel(path)
+    declared = _num_outputs(read_prototxt(prototxt)) if prototxt else {}
+    specs = []
+    for name, (ltype, blobs) in model.items():
+        if ltype not in CAFFE_LSTM_TYPES:
+            continue
+        where = f"{path}: layer {name!r} ({ltype})"
+        if ltype == "LSTM":
+            if len(blobs) == 4:
+                raise CaffeLayerError(f"{where}: has a static input (W_xc_static); not supported")
+            if len(blobs) != 3:
+                raise CaffeLayerError(f"{where}: {len(blobs)} blobs; expected [W_xc, b_c, W_hc]")
+            b = blobs[1].reshape(-1)
+            wx_b, wh_b = blobs[0], blobs[2]
+            variant, layout = "Caffe LSTM (BVLC)", "caffe"
+        else:
+            if len(blobs) != 3:
+                raise CaffeLayerError(f"{where}: {len(blobs)} blobs; expected [W_x, W_h, b]")
+            b = blobs[2].reshape(-1)
+            wx_b, wh_b = blobs[0], blobs[1]
+            variant, layout = "Caffe Lstm (junhyukoh)", "junhyukoh"
+        if b.size % 4 or b.size == 0:
+            raise CaffeLayerError(f"{where}: bias has {b.size} values; expected 4H")
+        H = b.size // 4
+        wx = _matrix(wx_b, 4 * H, f"{where}: input weights")
+        wh = _matrix(wh_b, 4 * H, f"{where}: recurrent weights")
+        if name in declared and declared[name] != H:
+            raise CaffeLayerError(f"{where}: the prototxt says num_output {declared[name]}; the blobs have H = {H}")
+        dtype = np.promote_types(wx.dtype, np.float32)
+        names = ("W_xc", "b_c", "W_hc") if layout == "caffe" else ("W_x", "b", "W_h")
+        tensors = {n: a.astype(dtype, copy=False) for n, a in zip(names, (wx, b, wh))}
+        try:
+            weights = layouts.to_canonical(layout, tensors)
+        except layouts.LayoutError as e:
+            raise CaffeLayerError(f"{where}: {e}") from None
+        unknown = ("cont", "?", "the cont input restarts a stream where it is 0: pass compat.lstm.lstm(..., cont=)") \
+            if ltype == "LSTM" else \
+            ("clip, batch_size", "?", "the clip input and lstm_param.batch_size (rows t * N + n): pass [T, N, in] and "
+                                      "compat.lstm.lstm(..., cont=)")
+        spec = LSTMSpec(name=name, source_format="caffe", variant=variant, layers=[weights],
+                        unknowns=[Unknown(*unknown)], source=[({"W_x": wx, "W_h": wh, "b": b},)],
+                        oracle="caffe" if ltype == "LSTM" else "junhyukoh")
+        spec.notes.append("Caffe's tanh is 2 * sigmoid(2x) - 1: equal to tanh within rounding (the module uses "
+                          "tanh; compat.lstm.LSTM(activations=('sigmoid', 'caffe_tanh', 'caffe_tanh')) computes it "
+                          "Caffe's way)")
+        specs.append(spec)
+    return specs

@@ -1,0 +1,315 @@
+"""Every LSTM in a Keras 1, 2 or 3 model file (``.h5`` or ``.keras``), from its configuration and weights.
+
+Layers: ``LSTM`` (Keras 1's 12 per-gate weights or 3 fused ones; Keras 2 and 3's ``kernel``,
+``recurrent_kernel``, optional ``bias``), ``CuDNNLSTM`` (Keras 2 / tf.keras 1: ``bias`` [8H] = the input
+bias then the recurrent bias, cuDNN's two), ``Bidirectional`` around either, and the same inside nested
+models. Gate order i, f, c, o everywhere (keras/layers/recurrent.py ``LSTMCell.call``).
+
+Read from the configuration, never executed: ``units`` (``output_dim`` in Keras 1), ``activation``,
+``recurrent_activation`` (``inner_activation``; ``hard_sigmoid`` is ``clip(0.2 x + 0.5, 0, 1)`` in Keras
+1/2 and ``relu6(x + 3) / 6`` in Keras 3), ``use_bias``, ``go_backwards``, ``return_sequences``,
+``return_state``, ``stateful``, ``time_major``, ``Bidirectional.merge_mode``, and masks produced by a
+``Masking`` layer or an ``Embedding(mask_zero=True)``. Anything that changes the numbers and cannot be
+represented raises; what changes only how outputs are returned is stated in the table's notes.
+"""
+from __future__ import annotations
+
+import re
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from compat import layouts
+from compat.convert.spec import KerasSemantics, LSTMSpec, Unknown
+from compat.errors import InputError
+from compat.formats.keras import KerasFile, read_keras
+
+MODEL_CLASSES = ("Sequential", "Model", "Functional")
+LSTM_CLASSES = ("LSTM", "CuDNNLSTM")
+MERGE_MODES = ("concat", "sum", "mul", "ave")
+
+
+class KerasLayerError(InputError, ValueError):
+    """A Keras LSTM layer that cannot be converted exactly; the message names the file and layer."""
+
+
+def _snake(name: str) -> str:
+    # keras/src/utils/naming.py to_snake_case
+    intermediate = re.sub("(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    insecure = re.sub("([a-z])([A-Z])", r"\1_\2", intermediate).lower()
+    return insecure if insecure[0] != "_" else "private" + insecure
+
+
+def _activation_name(value, where: str, role: str):
+    """A Keras activation setting as its plain name (Keras 3 may serialise a built-in one as an object)."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        config = value.get("config")
+        value = config.get("name") if isinstance(config, dict) else None
+        if not isinstance(value, str):
+            raise KerasLayerError(f"{where}: {role} is a custom object; only built-in activations are converted")
+    if not isinstance(value, str):
+        raise KerasLayerError(f"{where}: {role} {value!r} is not a built-in activation name")
+    return value.rsplit(".", 1)[-1]
+
+
+def _reference_activation(name: Optional[str], major: int) -> str:
+    """The name reference/keras_lstm.py gives the Keras activation ``name`` of this Keras version."""
+    if name == "hard_sigmoid":
+        return "hard_sigmoid_keras3" if major >= 3 else "hard_sigmoid"
+    return "linear" if name is None else name
+
+
+def _keras_tensors(w: Sequence[np.ndarray], cls: str, cfg: dict, where: str) -> Dict[str, np.ndarray]:
+    """The layer's tensors by their Keras 2/3 names (``kernel``, ``recurrent_kernel``, ``bias``)."""
+    w = [np.asarray(a) for a in w]
+    if cls == "LSTM" and len(w) == 12:
+        # Keras 1 (consume_less="cpu"/"mem"): W_i, U_i, b_i, W_c, U_c, b_c, W_f, U_f, b_f, W_o, U_o, b_o
+        # (keras 1.x recurrent.py LSTM.build trainable_weights); fused here in the order i, f, c, o.
+        w = [np.concatenate([w[0], w[6], w[3], w[9]], axis=1), np.concatenate([w[1], w[7], w[4], w[10]], axis=1),
+             np.concatenate([w[2], w[8], w[5], w[11]])]
+    use_bias = bool(cfg.get("use_bias", True))
+    expected = 3 if (use_bias or cls == "CuDNNLSTM") else 2
+    if len(w) != expected:
+        raise KerasLayerError(f"{where}: {len(w)} weights; a {cls}{'' if use_bias else ' with use_bias=False'} has "
+                              f"{expected} (kernel, recurrent_kernel{', bias' if expected == 3 else ''})")
+    for a in w:
+        if a.dtype.kind != "f":
+            raise KerasLayerError(f"{where}: a weight of dtype {a.dtype}; LSTM weights are floating point")
+    dtype = np.promote_types(w[0].dtype, np.float32)  # float16 runs as float32
+    out = {"kernel": w[0].astype(dtype, copy=False), "recurrent_kernel": w[1].astype(dtype, copy=False)}
+    if expected == 3:
+        out["bias"] = w[2].astype(dtype, copy=False)
+    return out
+
+
+class _Walker:
+    def __init__(self, kf: KerasFile):
+        self.kf = kf
+        self.specs: List[LSTMSpec] = []
+        self.masking = False
+
+    # -- weights of one layer ---------------------------------------------------------------------------
+    def h5_weights(self, name: str, owner: Optional[str]) -> List[Tuple[str, np.ndarray]]:
+        if owner is None:
+            if name not in self.kf.layer_weights:
+                raise KerasLayerError(f"{self.kf.path}: layer {name!r} has no weights group in the file")
+            return self.kf.layer_weights[name]
+        # a layer of a nested model: its weights sit in the outer model's group, named "<layer>/..."
+        return [(n, a) for n, a in self.kf.layer_weights.get(owner, [])
+                if name in n.split("/")]
+
+    def keras_weights(self, path: str, sub: str = "") -> List[np.ndarray]:
+        full = f"{path}/{sub}" if sub else path
+        for candidate in (f"{full}/cell", full):
+            got = self.kf.keras_vars(candidate)
+            if got:
+                return got
+        return []
+
+    # -- walking ------------------------------------------------------------------------------------------
+    def walk(self, layers: List[dict], prefix: str, owner: Optional[str]) -> None:
+        counters: Dict[str, int] = {}
+        for entry in layers:
+            if not isinstance(entry, dict):
+                raise KerasLayerError(f"{self.kf.path}: a layer entry of the configuration is not an object")
+            cls = entry.get("class_name")
+            cfg = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+            name = cfg.get("name") or entry.get("name") or ""
+            key = _snake(cls) if isinstance(cls, str) and cls else "layer"
+            n = counters.get(key, 0)
+            counters[key] = n + 1
+            path = f"{prefix}layers/{key}" + (f"_{n}" if n else "")
+            # Keras 3 records each layer's name beside its variables; prefer it to the counting rule.
+            by_name = [p for p, nm in self.kf.names_by_path.items() if nm == name and p.startswith(prefix + "layers/")
+                       and p.count("/layers/") == path.count("/layers/")]
+            if len(by_name) == 1:
+                path = by_name[0]
+            if cls == "Masking" or (cls == "Embedding" and cfg.get("mask_zero")):
+                self.masking = True
+            if cls in MODEL_CLASSES:
+                inner = cfg if isinstance(cfg, dict) else {}
+                sub_layers = inner.get("layers", cfg if isinstance(cfg, list) else [])
+                self.walk(sub_layers, path + "/", owner or name)
+            elif cls in LSTM_CLASSES:
+                self.lstm(cls, cfg, name, path, owner)
+            elif cls == "Bidirectional":
+                self.bidirectional(cfg, name, path, owner)
+            elif cls in ("RNN", "TimeDistributed", "ConvLSTM2D", "StackedRNNCells") and "lstm" in str(cfg).lower():
+                raise KerasLayerError(f"{self.kf.path}: layer {name!r} ({cls}) wraps LSTM cells in a way this converter "
+                                      "does not read; nothing is converted silently")
+
+    def _arrays(self, name, path, owner, sub="") -> List[np.ndarray]:
+        if self.kf.container == "h5":
+            ws = self.h5_weights(name, owner)
+            if sub:
+                ws = [(n, a) for n, a in ws if f"{sub}_" in n or f"/{sub}" in n]
+            return [a for _, a in ws]
+        return self.keras_weights(path, sub)
+
+    def _units(self, cfg, where):
+        units = cfg.get("units", cfg.get("output_dim"))
+        if not isinstance(units, int) or units <= 0:
+            raise KerasLayerError(f"{where}: no positive integer 'units' in the layer's configuration")
+        return units
+
+    def _attributes(self, cls: str, cfg: dict, where: str) -> Tuple[dict, Dict[str, str]]:
+        """(the layer's configuration as compat.layouts attributes, reference/keras_lstm.py's activations)."""
+        major = self.kf.major
+        attrs = {k: v for k, v in cfg.items() if k not in ("time_major", "zero_output_for_mask")}
+        attrs["keras_version"] = major if major in (1, 2, 3) else None
+        if cls == "CuDNNLSTM":
+            return attrs, {"recurrent_activation": "sigmoid", "activation": "tanh"}
+        # Keras 1 and Keras 2 before 2.3 defaulted to hard_sigmoid, later versions to sigmoid; files state it.
+        default_rec = "hard_sigmoid" if major < 2 else "sigmoid"
+        rec = _activation_name(attrs.pop("recurrent_activation", attrs.pop("inner_activation", default_rec)), where,
+                               "recurrent_activation")
+        act = _activation_name(attrs.pop("activation", "tanh"), where, "activation")
+        attrs["recurrent_activation"], attrs["activation"] = rec, act
+        return attrs, {"recurrent_activation": _reference_activation(rec, major),
+                       "activation": _reference_activation(act, major)}
+
+    def _convert(self, cls: str, cfg: dict, tensors: Dict[str, np.ndarray], where: str) -> layouts.Converted:
+        attrs, _ = self._attributes(cls, cfg, where)
+        if attrs["keras_version"] is None:
+            attrs.pop("keras_version")
+        try:
+            return layouts.convert("keras_cudnn" if cls == "CuDNNLSTM" else "keras", tensors, attrs)
+        except layouts.LayoutError as e:
+            raise KerasLayerError(f"{where}: {e}") from None
+
+    def _masked_output(self, cfg: dict, bidirectional: bool) -> Tuple[str, Optional[Unknown]]:
+        """What the layer outputs at masked steps (compat.convert.modules.KerasLSTM), and how that is known."""
+        if bidirectional and cfg.get("return_sequences"):
+            return "zeros", None  # Bidirectional forces zero_output_for_mask when it returns sequences
+        if cfg.get("zero_output_for_mask"):
+            return "zeros", None
+        version = self.kf.keras_version or ""
+        m = re.match(r"\s*(\d+)\.(\d+)", version)
+        major_minor = (int(m.group(1)), int(m.group(2))) if m else (self.kf.major, 0)
+        # Keras 2.0-2.2's TF backend returns the previous h at a masked step, except when unrolled
+        # (keras/backend/tensorflow_backend.py rnn, unroll=True: the previous output); later versions always
+        # the previous output.
+        if major_minor >= (2, 3) or version.endswith("-tf") or cfg.get("unroll"):
+            return "previous_output", None
+        return "previous_h", Unknown("masked_output", "previous_h", f"Keras {version or '?'}'s TensorFlow backend "
+                                     "outputs the previous h at a masked step; other backends may differ before the "
+                                     "first unmasked step when the initial state is not zero")
+
+    def _notes(self, cfg) -> List[str]:
+        notes = []
+        if cfg.get("return_sequences") is False:
+            notes.append("return_sequences=False: Keras returned only the last step (output[:, -1])")
+        if cfg.get("return_state"):
+            notes.append("return_state=True: Keras also returned [h, c]")
+        if cfg.get("stateful"):
+            notes.append("stateful=True: Keras carried the state between batches; pass it as hx")
+        if cfg.get("time_major"):
+            notes.append("time_major=True: Keras read [T, B, in]; the module reads [B, T, in] (transpose the input)")
+        return notes
+
+    def _make(self, name, cls, cfg, layers, source, options, converted_notes, where, *, bidirectional=False,
+              merge_mode="concat", extra_notes=()):
+        _, ref_acts = self._attributes(cls, cfg, where)
+        version = self.kf.keras_version or "?"
+        unknowns = []
+        keras = None
+        go_backwards = options.get("direction") == "reverse"
+        if self.masking or go_backwards or merge_mode != "concat":
+            masked_output, unknown = self._masked_output(cfg, bidirectional)
+            keras = KerasSemantics(go_backwards=go_backwards, masked_output=masked_output,
+                                   merge_mode=merge_mode)
+            if self.masking:
+                unknowns.append(Unknown("masks", "?", "the model makes masks (Masking / mask_zero): pass mask= [B, T] "
+                                                      "(0 at a masked step)"))
+                if unknown is not None:
+                    unknowns.append(unknown)
+        spec = LSTMSpec(name=name, source_format="keras", variant=f"Keras {version} {cls}", layers=layers,
+                        options=options, batch_first=True, keras=keras, unknowns=unknowns, source=source,
+                        oracle="keras")
+        spec.notes += self._notes(cfg) + list(extra_notes)
+        spec.notes += [f"{attr}: {why}" for attr, why in converted_notes]
+        spec.semantics = {**ref_acts, "go_backwards": go_backwards, "bidirectional": bidirectional,
+                          "cudnn": cls == "CuDNNLSTM", "merge_mode": merge_mode,
+                          "masked_output": keras.masked_output if keras else None, "masks": self.masking}
+        self.specs.append(spec)
+
+    def lstm(self, cls, cfg, name, path, owner):
+        where = f"{self.kf.path}: layer {name!r}"
+        self._units(cfg, where)
+        tensors = _keras_tensors(self._arrays(name, path, owner), cls, cfg, where)
+        converted = self._convert(cls, cfg, tensors, where)
+        notes = []
+        if converted.options.get("direction") == "reverse":
+            notes.append("go_backwards=True: Keras returns the sequence output reversed in time, and so does the "
+                         "module (KerasLSTM)")
+        self._make(name, cls, cfg, [converted.weights], [(tensors,)], dict(converted.options), converted.not_applied,
+                   where, extra_notes=notes)
+
+    def bidirectional(self, cfg, name, path, owner):
+        where = f"{self.kf.path}: layer {name!r}"
+        inner = cfg.get("layer")
+        if not isinstance(inner, dict) or inner.get("class_name") not in LSTM_CLASSES:
+            kind = inner.get("class_name") if isinstance(inner, dict) else inner
+            if isinstance(kind, str) and "LSTM" in kind:
+                raise KerasLayerError(f"{where}: Bidirectional({kind}) is not supported")
+            return
+        cls = inner["class_name"]
+        icfg = inner.get("config", {}) if isinstance(inner.get("config"), dict) else {}
+        if icfg.get("go_backwards"):
+            raise KerasLayerError(f"{where}: Bidirectional around a go_backwards=True layer is not supported")
+        back = cfg.get("backward_layer")
+        bcfg = icfg
+        if isinstance(back, dict):
+            # Keras 3 saves the backward copy's configuration (go_backwards=True: Bidirectional reads it back to
+            # front and reverses its outputs back, which direction="bidirectional" does).
+            if back.get("class_name") != cls:
+                raise KerasLayerError(f"{where}: a backward_layer of class {back.get('class_name')!r} is not supported")
+            bcfg = back.get("config", {}) if isinstance(back.get("config"), dict) else {}
+            bcfg = {k: v for k, v in bcfg.items() if k != "go_backwards"}
+        merge = cfg.get("merge_mode", "concat")
+        if merge not in MERGE_MODES and merge is not None:
+            raise KerasLayerError(f"{where}: merge_mode={merge!r} is not one of Keras's {list(MERGE_MODES)} or None")
+        self._units(icfg, where)
+        if self.kf.container == "h5":
+            arrays = [a for _, a in self.h5_weights(name, owner)]
+            half = len(arrays) // 2
+            if len(arrays) % 2:
+                raise KerasLayerError(f"{where}: {len(arrays)} weights; a Bidirectional has as many backward as forward")
+            fw_arrays, bw_arrays = arrays[:half], arrays[half:]
+        else:
+            fw_arrays = self.keras_weights(path, "forward_layer")
+            bw_arrays = self.keras_weights(path, "backward_layer")
+        fw_t = _keras_tensors(fw_arrays, cls, icfg, where + " (forward)")
+        bw_t = _keras_tensors(bw_arrays, cls, bcfg, where + " (backward)")
+        fw = self._convert(cls, icfg, fw_t, where + " (forward)")
+        bw = self._convert(cls, bcfg, bw_t, where + " (backward)")
+        if fw.options != bw.options or self._units(icfg, where) != self._units(bcfg, where):
+            raise KerasLayerError(f"{where}: the backward layer runs other semantics than the forward one "
+                                  f"({bw.options} vs {fw.options}); one module runs one set")
+        options = dict(fw.options)
+        options["direction"] = "bidirectional"
+        notes = []
+        if merge is None:
+            notes.append("merge_mode=None: Keras returned the two halves as a list; the module returns "
+                         "concat(forward, backward)")
+        self._make(name, cls, icfg, [(fw.weights, bw.weights)], [(fw_t, bw_t)], options, fw.not_applied, where,
+                   bidirectional=True, merge_mode=merge or "concat", extra_notes=notes)
+
+
+def discover(path) -> List[LSTMSpec]:
+    """Every LSTM in the Keras file at ``path``."""
+    kf = read_keras(path)
+    if kf.config is None:
+        raise KerasLayerError(f"{path}: the file holds weights only (save_weights): without the model's "
+                              "configuration the LSTM settings cannot be known")
+    walker = _Walker(kf)
+    cls = kf.config.get("class_name")
+    cfg = kf.config.get("config")
+    if cls in MODEL_CLASSES:
+        layers = cfg if isinstance(cfg, list) else (cfg or {}).get("layers", [])
+        walker.walk(layers, "", None)
+    else:
+        walker.walk([kf.config], "", None)
+    return walker.specs

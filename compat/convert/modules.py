@@ -1,0 +1,122 @@
+"""The modules :func:`compat.convert.load` returns where the source framework returns its outputs otherwise
+than :class:`compat.lstm.LSTM` does.
+
+Both are :class:`compat.lstm.LSTM` (same parameters, same recurrence, same options); only the outputs
+around the recurrence differ, exactly as the framework's own code makes them differ.
+
+:class:`KerasLSTM`, a Keras ``LSTM`` / ``CuDNNLSTM`` / ``Bidirectional(LSTM)`` layer whose model makes masks
+or that reads ``go_backwards``: ``forward(x, hx=None, *, mask=None)`` with x ``[B, T, in]`` and mask
+``[B, T]`` (0 / False at a masked step, Keras's layout) returns ``(output, (h_n, c_n))`` as Keras does.
+``hx`` is ``(h0, c0)``, each ``[directions, B, H]``: Keras's ``initial_state=[h, c]`` stacked (a
+``Bidirectional``'s ``[h_fw, c_fw, h_bw, c_bw]`` as ``(stack([h_fw, h_bw]), stack([c_fw, c_bw]))``).
+
+- ``go_backwards``: the layer reads the whole time axis back to front, mask included (``K.rnn``:
+  ``inputs = reverse(inputs, 0)``) and returns its sequence output in that order, i.e. reversed in time
+  (output[:, t] belongs to x[:, T - 1 - t]); :class:`compat.lstm.LSTM` with ``direction="reverse"``
+  returns it in the input's order, and this module flips it.
+- at a masked step the states carry their previous values (the core's ``mask``); the *output* is what
+  the Keras version outputs there (``masked_output``): ``"previous_h"`` the carried h, as the core
+  (Keras 2.0-2.2, ``keras/backend/tensorflow_backend.py`` ``rnn``: ``tf.where(mask, output, states[0])``);
+  ``"previous_output"`` the previous step's output, zeros before the first unmasked step (Keras >= 2.3,
+  whose TF backend calls tf.keras's ``rnn``; ``tf_keras/backend.py`` ``rnn`` and Keras 3
+  ``keras/src/backend/*/rnn.py``, the loop starting from a zero output); ``"zeros"`` zeros
+  (``zero_output_for_mask``, which ``Bidirectional`` forces when it returns sequences). They differ only
+  at masked steps, and ``"previous_h"`` / ``"previous_output"`` only before the first unmasked step with
+  a nonzero initial state. ``h_n`` / ``c_n`` are the same in all of them.
+- ``Bidirectional(merge_mode=...)``: ``"concat"`` (forward | backward on the feature axis, as
+  :class:`compat.lstm.LSTM`), ``"sum"``, ``"mul"``, ``"ave"`` (``keras/layers/wrappers.py``
+  ``Bidirectional.call``).
+
+:class:`OnnxLSTM`, an ONNX ``LSTM`` node: ``forward(x, hx=None, *, lengths=None)`` with ``lengths`` the
+node's ``sequence_lens``. For a sequence of length 0 onnxruntime writes zeros to ``Y_h`` and ``Y_c``
+(``onnxruntime/core/providers/cpu/rnn/uni_directional_lstm.cc`` ``Compute``: "zero out
+final_hidden_state if seq_len == 0"); the core, as TF's ``dynamic_rnn``, returns the initial state
+there. This module zeroes those columns. ONNX's ``Y`` is ``[T, directions, B, H]`` (``[B, T, directions,
+H]`` with ``layout=1``): ``output.reshape(T, B, directions, H).transpose(1, 2)`` gives it; with ``layout=1``
+ONNX's initial and final states are ``[B, directions, H]``, the module's ``[directions, B, H]``.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence
+
+from compat.lstm import LSTM, State
+from compat.convert.spec import MASKED_OUTPUTS, MERGE_MODES
+
+
+def _seen(mask: Tensor, reverse: bool) -> Tensor:
+    """[B, T] bool: whether an unmasked step has been read at or before t, in the reading order."""
+    m = (mask != 0).to(torch.int8)
+    if reverse:
+        return m.flip(1).cummax(1).values.flip(1).bool()
+    return m.cummax(1).values.bool()
+
+
+class KerasLSTM(LSTM):
+    """A Keras LSTM layer: :class:`compat.lstm.LSTM` (``batch_first=True``) with Keras's output order for
+    ``go_backwards`` and Keras's outputs at masked steps (see :mod:`compat.convert.modules`)."""
+
+    def __init__(self, *args, go_backwards: bool = False, masked_output: str = "previous_output",
+                 merge_mode: str = "concat", **kwargs):
+        if masked_output not in MASKED_OUTPUTS:
+            raise ValueError(f"masked_output must be one of {MASKED_OUTPUTS}, not {masked_output!r}")
+        if merge_mode not in MERGE_MODES:
+            raise ValueError(f"merge_mode must be one of {MERGE_MODES}, not {merge_mode!r}")
+        if go_backwards:
+            if kwargs.get("bidirectional") or kwargs.get("direction", "reverse") != "reverse":
+                raise ValueError("a go_backwards Keras layer is one reverse direction (direction='reverse')")
+            kwargs["direction"] = "reverse"
+        kwargs.setdefault("batch_first", True)
+        super().__init__(*args, **kwargs)
+        if not self.batch_first:
+            raise ValueError("Keras layers are batch-first")
+        if merge_mode != "concat" and not self.bidirectional:
+            raise ValueError("merge_mode combines the two halves of a bidirectional layer")
+        self.go_backwards, self.masked_output, self.merge_mode = go_backwards, masked_output, merge_mode
+
+    def forward(self, x, hx: Optional[State] = None, *, mask: Optional[Tensor] = None, backend: str = "auto"):
+        if isinstance(x, PackedSequence):
+            if self.go_backwards or self.merge_mode != "concat":
+                raise ValueError("a go_backwards or merging Keras layer returns a padded sequence: pass a padded "
+                                 "[B, T, in] tensor (and its mask=) instead of a PackedSequence")
+            return super().forward(x, hx, backend=backend)
+        y, state = super().forward(x, hx, mask=mask, backend=backend)
+        if mask is not None and self.masked_output != "previous_h":
+            keep = mask != 0
+            if self.masked_output == "zeros":
+                y = y * keep.unsqueeze(2).to(y.dtype)
+            else:
+                width = y.shape[2] // (2 if self.bidirectional else 1)
+                seen = [_seen(mask, reverse=self.go_backwards)]
+                if self.bidirectional:
+                    seen.append(_seen(mask, reverse=True))
+                parts = [y[:, :, k * width:(k + 1) * width] * s.unsqueeze(2).to(y.dtype) for k, s in enumerate(seen)]
+                y = parts[0] if len(parts) == 1 else torch.cat(parts, 2)
+        if self.go_backwards:
+            y = y.flip(1)
+        if self.merge_mode != "concat":
+            fw, bw = y.chunk(2, dim=2)
+            y = {"sum": lambda: fw + bw, "mul": lambda: fw * bw, "ave": lambda: (fw + bw) / 2}[self.merge_mode]()
+        return y, state
+
+    def extra_repr(self) -> str:
+        return (super().extra_repr() + f", go_backwards={self.go_backwards}, masked_output={self.masked_output!r}, "
+                f"merge_mode={self.merge_mode!r}")
+
+
+class OnnxLSTM(LSTM):
+    """An ONNX LSTM node: :class:`compat.lstm.LSTM` whose final states are zero for sequences of length 0,
+    as onnxruntime's (see :mod:`compat.convert.modules`)."""
+
+    def forward(self, x, hx: Optional[State] = None, *, lengths=None, backend: str = "auto"):
+        y, (h_n, c_n) = super().forward(x, hx, lengths=lengths, backend=backend)
+        if lengths is not None:
+            empty = torch.as_tensor(lengths, device=h_n.device) == 0
+            if bool(empty.any()):
+                keep = (~empty).view(1, -1, 1)
+                h_n = torch.where(keep, h_n, torch.zeros_like(h_n))
+                c_n = torch.where(keep, c_n, torch.zeros_like(c_n))
+        return y, (h_n, c_n)

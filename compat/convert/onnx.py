@@ -1,0 +1,62 @@
+"""Every ONNX ``LSTM`` node of a model as an :class:`LSTMSpec`, every attribute honoured or refused.
+
+The operator (onnx/docs/Operators.md ``LSTM``): ``W [dirs, 4H, in]``, ``R [dirs, 4H, H]``, ``B [dirs, 8H]``
+= (Wb, Rb), ``P [dirs, 3H]``; gate blocks i, o, f, c, peepholes i, o, f; directions forward, reverse,
+bidirectional; ``layout`` 1 is batch-major; ``clip`` clamps every pre-activation; ``input_forget`` couples
+f = 1 - i; ``activations`` (f, g, h per direction) with ``activation_alpha`` / ``activation_beta``
+consumed in order by the functions that take them, onnxruntime's defaults where the lists run out. The
+tensors and attributes go through :func:`compat.layouts.convert` (its ``onnx`` layout), which refuses
+whatever it cannot honour.
+"""
+from __future__ import annotations
+
+from typing import List
+
+import numpy as np
+
+from compat import layouts
+from compat.convert.spec import LSTMSpec
+from compat.errors import InputError
+from compat.formats.onnx import LSTMNode, lstm_nodes
+
+
+class OnnxNodeError(InputError, ValueError):
+    """An ONNX LSTM node this converter cannot represent exactly."""
+
+
+def node_spec(node: LSTMNode, path) -> LSTMSpec:
+    where = f"{path}: LSTM node {node.name!r}"
+    attrs = dict(node.attributes)
+    notes = []
+    if "output_sequence" in attrs:
+        # opset 1: whether Y is produced at all, not how it is computed
+        notes.append(f"opset-1 output_sequence={attrs.pop('output_sequence')}")
+    dtype = np.promote_types(node.tensors["W"].dtype, np.float32)
+    tensors = {k: v.astype(dtype, copy=False) for k, v in node.tensors.items()}
+    try:
+        converted = layouts.convert("onnx", tensors, attrs)
+    except layouts.LayoutError as e:
+        raise OnnxNodeError(f"{where}: {e}") from None
+    options = dict(converted.options)
+    batch_first = bool(options.pop("batch_first", False))
+    weights = converted.weights
+    if "sequence_lens" in node.inputs:
+        notes.append("the node reads sequence_lens: pass lengths= (zero lengths give zero final states, as "
+                     "onnxruntime)")
+    if "initial_h" in node.inputs or "initial_c" in node.inputs:
+        notes.append("the node reads initial_h / initial_c: pass them as hx"
+                     + (" ([directions, B, H]; ONNX's layout=1 has [B, directions, H])" if batch_first else ""))
+    notes.append("ONNX's Y is [T, directions, B, H]; the module's output is [T, B, directions * H]"
+                 if not batch_first else
+                 "ONNX's Y is [B, T, directions, H]; the module's output is [B, T, directions * H]")
+    spec = LSTMSpec(name=node.name, source_format="onnx", variant=f"ONNX LSTM (opset {node.opset})",
+                    layers=[weights], options=options, batch_first=batch_first,
+                    onnx_lengths="sequence_lens" in node.inputs, notes=notes, source=[(dict(node.tensors),)],
+                    oracle="onnx")
+    spec.semantics = {k: v for k, v in attrs.items() if k != "hidden_size"}
+    return spec
+
+
+def discover(path) -> List[LSTMSpec]:
+    """Every LSTM node of the ONNX model at ``path``."""
+    return [node_spec(n, path) for n in lstm_nodes(path)]

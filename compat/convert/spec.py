@@ -1,0 +1,240 @@
+"""What the converter knows about one LSTM found in a legacy file: :class:`LSTMSpec`.
+
+A reader of a legacy format turns each LSTM it finds into an :class:`LSTMSpec`: its name in the file
+(the TF variable scope, the Keras layer name, the ONNX node name, ...), what kind of LSTM it is, and what
+:func:`compat.layouts.convert` made of its tensors and settings: the canonical weights
+(:class:`compat.lstm.LayerWeights` of numpy arrays in the file's dtype, one per layer, or a
+(forward, backward) pair per layer) and the :class:`compat.lstm.LSTM` options the semantics need. Besides
+those: how the source framework returned its outputs where that is not the core's way (Keras's
+``go_backwards`` order and masked outputs, onnxruntime's final states for empty sequences), what the
+file could not say (for the table), and the tensors in the source's own layout and names with what the
+numpy reference of the source framework needs to run them (for the verification).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple, Union
+
+import numpy as np
+
+from compat.lstm import LayerWeights
+
+LayerEntry = Union[LayerWeights, Tuple[LayerWeights, LayerWeights]]
+
+# The semantics options of compat.lstm.LSTM (its **semantics keywords) a converted LSTM may carry.
+SEMANTICS = ("direction", "activations", "cell_clip", "proj_clip", "preact_clip", "input_forget")
+
+# The module classes load() builds (compat.convert.modules).
+TORCH_LSTM = "torch.nn.LSTM"
+CORE_LSTM = "compat.lstm.LSTM"
+KERAS_LSTM = "compat.convert.modules.KerasLSTM"
+ONNX_LSTM = "compat.convert.modules.OnnxLSTM"
+
+MASKED_OUTPUTS = ("previous_h", "previous_output", "zeros")
+MERGE_MODES = ("concat", "sum", "mul", "ave")
+
+
+@dataclass
+class Unknown:
+    """Something the computation depends on that the file does not store.
+
+    ``what``: the setting; ``value``: the value used, short (the table shows ``what=value``);
+    ``assumed``: where it came from and what to do if it is wrong; ``loud``: a defaulted value that
+    changes the numbers when wrong (printed as a warning line, not only in the table).
+    """
+
+    what: str
+    value: str
+    assumed: str = ""
+    loud: bool = False
+
+
+@dataclass
+class KerasSemantics:
+    """How a Keras layer returns its outputs where the core's LSTM returns them otherwise.
+
+    ``go_backwards``: Keras returns the sequence output in the order it read it (reversed in time);
+    ``masked_output``: what the layer outputs at a masked step (``reference/keras_lstm.py``):
+    ``"previous_h"`` (Keras 2.0-2.2), ``"previous_output"`` (Keras >= 2.3, tf.keras, Keras 3: zeros
+    before the first unmasked step), ``"zeros"`` (``Bidirectional`` returning sequences). The final
+    states are the same in all of them. ``merge_mode``: how ``Bidirectional`` combines its two halves.
+    """
+
+    go_backwards: bool = False
+    masked_output: str = "previous_output"
+    merge_mode: str = "concat"
+
+    def __post_init__(self):
+        if self.masked_output not in MASKED_OUTPUTS:
+            raise ValueError(f"masked_output must be one of {MASKED_OUTPUTS}, not {self.masked_output!r}")
+        if self.merge_mode not in MERGE_MODES:
+            raise ValueError(f"merge_mode must be one of {MERGE_MODES}, not {self.merge_mode!r}")
+
+
+@dataclass
+class LSTMSpec:
+    """One LSTM of a legacy file, ready for PyTorch."""
+
+    name: str
+    source_format: str          # "tf1", "keras", "onnx", "theano", "caffe"
+    variant: str                # e.g. "LSTMCell (peepholes, num_proj=2)", "Keras 2.21.0 LSTM", "ONNX LSTM"
+    layers: List[LayerEntry]
+    options: Dict[str, object] = field(default_factory=dict)   # compat.lstm.LSTM semantics (SEMANTICS)
+    batch_first: bool = False
+    keras: Optional[KerasSemantics] = None   # a Keras layer whose outputs need KerasLSTM
+    onnx_lengths: bool = False               # an ONNX node whose sequence_lens need OnnxLSTM
+    forget_bias: float = 0.0                 # already in bias_hh; kept for the report
+    unknowns: List[Unknown] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+    # For the verification against reference/ (verify.py): which oracle, what it needs, and per layer a
+    # tuple of one dict per direction of the tensors in the source's own layout and names.
+    oracle: str = ""
+    semantics: Dict[str, object] = field(default_factory=dict)
+    source: List[Tuple[Dict[str, np.ndarray], ...]] = field(default_factory=list)
+
+    def __post_init__(self):
+        unknown = sorted(set(self.options) - set(SEMANTICS))
+        if unknown:
+            raise ValueError(f"{self.name}: options {unknown} are not compat.lstm.LSTM semantics {list(SEMANTICS)}")
+        if not self.layers:
+            raise ValueError(f"{self.name}: an LSTM needs at least one layer")
+
+    # --- sizes --------------------------------------------------------------------------------------
+    def directions(self, layer: int) -> Tuple[LayerWeights, ...]:
+        entry = self.layers[layer]
+        return (entry,) if isinstance(entry, LayerWeights) else tuple(entry)
+
+    @property
+    def first(self) -> LayerWeights:
+        return self.directions(0)[0]
+
+    @property
+    def direction(self) -> str:
+        return str(self.options.get("direction", "forward"))
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def input_size(self) -> int:
+        return int(self.first.input_size)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.first.hidden_size)
+
+    @property
+    def proj_size(self) -> int:
+        return int(self.first.proj_size)
+
+    @property
+    def output_size(self) -> int:
+        """Features of the output at each step (both directions for a bidirectional LSTM)."""
+        return self.first.output_size * (2 if self.direction == "bidirectional" else 1)
+
+    @property
+    def bias(self) -> bool:
+        return any(w.bias_ih is not None or w.bias_hh is not None
+                   for k in range(self.num_layers) for w in self.directions(k))
+
+    @property
+    def peepholes(self) -> bool:
+        return self.first.peephole is not None
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.first.weight_ih.dtype)
+
+    # --- what PyTorch runs ------------------------------------------------------------------------------
+    def module_options(self) -> Dict[str, object]:
+        """The semantics keywords of ``compat.lstm.LSTM`` (``direction="bidirectional"`` is its own flag)."""
+        return {k: v for k, v in self.options.items() if not (k == "direction" and v in ("forward", "bidirectional"))}
+
+    def torch_exact_reasons(self) -> List[str]:
+        """Why plain ``torch.nn.LSTM`` cannot compute this LSTM as the source did (empty: it can)."""
+        reasons = []
+        opts = self.module_options()
+        if "activations" in opts:
+            reasons.append(f"activations {list(opts['activations'])}")
+        if self.peepholes:
+            reasons.append("peepholes")
+        for name, what in (("cell_clip", "cell_clip"), ("proj_clip", "proj_clip"),
+                           ("preact_clip", "clip on the pre-activations")):
+            if name in opts:
+                reasons.append(f"{what}={opts[name]}")
+        if opts.get("input_forget"):
+            reasons.append("input_forget (f = 1 - i)")
+        if opts.get("direction") == "reverse":
+            reasons.append("a reverse-only layer")
+        if self.proj_size and self.proj_size >= self.hidden_size:
+            reasons.append(f"a projection to {self.proj_size} >= hidden size {self.hidden_size} "
+                           "(torch's proj_size must be smaller)")
+        if self.keras is not None:
+            if self.keras.go_backwards:
+                reasons.append("Keras's go_backwards output order")
+            if self.keras.merge_mode != "concat":
+                reasons.append(f"Bidirectional merge_mode={self.keras.merge_mode!r}")
+            reasons.append(f"Keras's masks (masked steps output {self.keras.masked_output.replace('_', ' ')})")
+        if self.onnx_lengths:
+            reasons.append("onnxruntime's zero final state for an empty sequence (sequence_lens)")
+        return reasons
+
+    @property
+    def module_kind(self) -> str:
+        if self.keras is not None:
+            return KERAS_LSTM
+        if self.source_format == "onnx" and self.torch_exact_reasons():
+            return ONNX_LSTM
+        return CORE_LSTM if self.torch_exact_reasons() else TORCH_LSTM
+
+    def state_dict(self) -> Dict[str, np.ndarray]:
+        """Parameters named as ``torch.nn.LSTM`` / ``compat.lstm.LSTM`` name them.
+
+        A one-bias source gets a zero ``bias_hh`` (and a no-``bias_ih`` source a zero ``bias_ih``) so that
+        both modules load it; a source with no bias at all has none.
+        """
+        out: Dict[str, np.ndarray] = {}
+        has_bias = self.bias
+        for k in range(self.num_layers):
+            for d, w in enumerate(self.directions(k)):
+                suffix = f"_l{k}" + ("_reverse" if d == 1 else "")
+                out[f"weight_ih{suffix}"] = w.weight_ih
+                out[f"weight_hh{suffix}"] = w.weight_hh
+                if has_bias:
+                    zeros = np.zeros(w.weight_ih.shape[0], dtype=w.weight_ih.dtype)
+                    out[f"bias_ih{suffix}"] = w.bias_ih if w.bias_ih is not None else zeros
+                    out[f"bias_hh{suffix}"] = w.bias_hh if w.bias_hh is not None else zeros
+                if w.weight_hr is not None:
+                    out[f"weight_hr{suffix}"] = w.weight_hr
+                if w.peephole is not None:
+                    out[f"peephole{suffix}"] = w.peephole
+        return {k: np.ascontiguousarray(v) for k, v in out.items()}
+
+    def torch_layers(self) -> list:
+        """The layers as :class:`LayerWeights` of torch tensors sharing the numpy arrays' memory."""
+        import torch
+
+        def t(w: LayerWeights) -> LayerWeights:
+            return LayerWeights(*(None if a is None else torch.from_numpy(np.ascontiguousarray(a)) for a in w))
+
+        return [t(e) if isinstance(e, LayerWeights) else (t(e[0]), t(e[1])) for e in self.layers]
+
+
+class SpecError(ValueError):
+    """Canonical weights that do not make one LSTM (a reader's error names the file around it)."""
+
+
+def check(spec: LSTMSpec) -> None:
+    """The core's own shape checks of every layer and direction; raises :class:`SpecError` naming the tensor."""
+    from compat.lstm import LSTMShapeError, check_weights
+
+    try:
+        check_weights(spec.torch_layers(), spec.input_size,
+                      "bidirectional" if spec.direction == "bidirectional" else "forward")
+    except LSTMShapeError as e:
+        raise SpecError(f"{spec.name}: {e}") from None
+    dtypes = {np.dtype(a.dtype) for k in range(spec.num_layers) for w in spec.directions(k) for a in w
+              if a is not None}
+    if len(dtypes) != 1:
+        raise SpecError(f"{spec.name}: its tensors have different dtypes {sorted(map(str, dtypes))}")

@@ -1,0 +1,132 @@
+"""The converter's golden cases (tests/golden/convert/, recorded by legacy/record_convert_*.py) and how
+to run a converted module on a recorded input. Shared by the default suite and the live legacy tests."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, Iterator, List, Tuple
+
+import numpy as np
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+GOLDEN_CONVERT = Path(__file__).resolve().parent / "golden" / "convert"
+
+
+def cases(framework: str, base: Path = GOLDEN_CONVERT) -> Iterator[Tuple[str, dict, Dict[str, np.ndarray]]]:
+    """(case name, config, arrays under ``<case>/``) of ``<base>/<framework>/expected.npz``."""
+    path = base / framework / "expected.npz"
+    with np.load(path, allow_pickle=False) as z:
+        names = sorted({k.split("/")[0] for k in z.files if k.endswith("/config")})
+        for name in names:
+            arrays = {k[len(name) + 1:]: z[k] for k in z.files if k.startswith(name + "/")}
+            yield name, json.loads(str(arrays.pop("config"))), arrays
+
+
+def convert_cli(source, out, extra: List[str] = ()) -> int:
+    from compat.convert.__main__ import main
+
+    return main([str(source), "--to", str(out), *extra])
+
+
+def run_module(module, x: np.ndarray, *, batch_first_input: bool, lengths=None, mask=None, hx=None):
+    """(y, h_n, c_n) as numpy float64, y in the layout of ``x`` (batch-major when ``batch_first_input``).
+
+    ``lengths``: a PackedSequence for ``torch.nn.LSTM``, ``lengths=`` for compat.lstm.LSTM (zeros allowed);
+    ``mask`` [B, T]: Keras's mask, for :class:`compat.convert.modules.KerasLSTM`.
+    """
+    from compat.lstm import LSTM
+
+    p = next(module.parameters())
+    xt = torch.from_numpy(np.ascontiguousarray(x)).to(p.dtype)
+    if batch_first_input != module.batch_first:
+        xt = xt.transpose(0, 1)
+    if hx is not None:
+        hx = tuple(torch.from_numpy(np.ascontiguousarray(s)).to(p.dtype) for s in hx)
+    with torch.no_grad():
+        if mask is not None:
+            y, (h, c) = module(xt, hx, mask=torch.from_numpy(mask))
+        elif lengths is not None and isinstance(module, LSTM):
+            y, (h, c) = module(xt, hx, lengths=torch.as_tensor(lengths))
+        elif lengths is not None:
+            packed = pack_padded_sequence(xt, torch.as_tensor(lengths), batch_first=module.batch_first,
+                                          enforce_sorted=False)
+            y, (h, c) = module(packed, hx)
+            y, _ = pad_packed_sequence(y, batch_first=module.batch_first, total_length=xt.shape[1 if module.batch_first else 0])
+        else:
+            y, (h, c) = module(xt, hx)
+    if batch_first_input != module.batch_first:
+        y = y.transpose(0, 1)
+    return y.double().numpy(), h.double().numpy(), c.double().numpy()
+
+
+def check_tf1_case(folder: Path, name: str, config: dict, arrays: dict, tmp: Path) -> None:
+    """Convert a recorded TF1 checkpoint with the command line and compare with TensorFlow's numbers."""
+    from compat.convert import load
+    from tests.tolerances import assert_close
+
+    out = tmp / f"{name}.safetensors"
+    assert convert_cli(folder / config["checkpoint"], out, config["cli"]) == 0
+    modules = load(out)
+    assert sorted(modules) == sorted(config["lstms"])
+    for spec in config["lstms"]:
+        hx = (arrays[f"{spec}/h0"], arrays[f"{spec}/c0"]) if f"{spec}/h0" in arrays else None
+        y, h, c = run_module(modules[spec], arrays["x"], batch_first_input=True, lengths=config["lengths"], hx=hx)
+        dtype = arrays["x"].dtype
+        assert_close(y, arrays[f"{spec}/y"], dtype=dtype, msg=f"{name} {spec} outputs")
+        assert_close(h, arrays[f"{spec}/h"], dtype=dtype, msg=f"{name} {spec} h_n")
+        assert_close(c, arrays[f"{spec}/c"], dtype=dtype, msg=f"{name} {spec} c_n")
+
+
+def check_onnx_case(folder: Path, name: str, config: dict, arrays: dict, tmp: Path) -> None:
+    """Convert a recorded ONNX model and compare with onnxruntime's Y, Y_h, Y_c."""
+    from compat.convert import load
+    from tests.tolerances import assert_close
+
+    out = tmp / f"{name}.safetensors"
+    assert convert_cli(folder / config["file"], out) == 0
+    (module,) = load(out).values()
+    hx = (arrays["initial_h"], arrays["initial_c"]) if "initial_h" in arrays else None
+    y, h, c = run_module(module, arrays["x"], batch_first_input=False, lengths=config["lens"], hx=hx)
+    T, dirs, B, H = arrays["Y"].shape
+    assert_close(y, arrays["Y"].transpose(0, 2, 1, 3).reshape(T, B, dirs * H), msg=f"{name} Y")
+    assert_close(h, arrays["Y_h"], msg=f"{name} Y_h")
+    assert_close(c, arrays["Y_c"], msg=f"{name} Y_c")
+
+
+def check_keras_file(folder: Path, filename: str, config: dict, arrays: dict, tmp: Path) -> None:
+    """Convert a recorded Keras file and compare every recorded layer with Keras's numbers (outputs in
+    Keras's order and with Keras's masked outputs: compat.convert.modules.KerasLSTM)."""
+    from compat.convert import load
+    from tests.tolerances import assert_close
+
+    out = tmp / (filename.replace(".", "_") + ".safetensors")
+    assert convert_cli(folder / filename, out) == 0
+    modules = load(out)
+    assert set(config["layers"]) <= set(modules)
+    x = arrays["x"]
+    mask = None
+    if "mask_value" in config:
+        # Keras's Masking: a step whose features all equal mask_value is skipped (state carried).
+        mask = np.any(x != config["mask_value"], axis=-1).astype(x.dtype)
+    for layer in config["layers"]:
+        m = modules[layer]
+        label = f"{folder.name} {filename} {layer}"
+        hx = None
+        if f"{layer}/h0" in arrays:
+            hx = (arrays[f"{layer}/h0"], arrays[f"{layer}/c0"])
+        y, h, c = run_module(m, x, batch_first_input=True, mask=mask, hx=hx)
+        if f"{layer}/y_last" in arrays:
+            assert_close(y[:, -1], arrays[f"{layer}/y_last"], msg=f"{label} output")
+            continue
+        assert_close(y, arrays[f"{layer}/y"], msg=f"{label} outputs")
+        assert_close(h, arrays[f"{layer}/h"], msg=f"{label} h_n")
+        assert_close(c, arrays[f"{layer}/c"], msg=f"{label} c_n")
+
+
+def keras_files(base: Path = GOLDEN_CONVERT):
+    """(framework, file name, config, arrays) of every recorded Keras file."""
+    for framework in ("keras3", "tf_keras"):
+        for _, config, arrays in cases(framework, base):
+            for f in config["files"]:
+                yield framework, f, config, arrays
