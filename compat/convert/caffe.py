@@ -4,7 +4,8 @@ BVLC ``LSTM`` (src/caffe/layers/lstm_layer.cpp ``FillUnrolledNet``): blobs ``W_x
 ``W_hc`` [4H, H], gate blocks i, f, o, g; a fourth blob ``W_xc_static`` (a static input) is refused. The
 ``cont`` input restarts a stream where it is 0 (``cont=`` of compat.lstm). junhyukoh ``Lstm``
 (lstm_layer.cpp ``LayerSetUp``): blobs ``W_x`` [4H, in] (or the older [1, 4, H, in]), ``W_h`` [4H, H],
-``b`` [4H], gate blocks i, f, o, g; its data are rows ``t * N + n``, here [T, N, in]. Caffe's
+``b`` [4H], gate blocks i, f, o, g; its data are rows ``t * N + n``, here [T, N, in]; its ``clip`` input
+is read as a boolean (lstm_layer.cpp Forward_cpu ``const bool cont``): ``cont = (clip != 0)``. Caffe's
 ``tanh`` in the LSTM unit is ``2 * sigmoid(2x) - 1``, tanh to the last bit or two. A ``.prototxt`` beside
 the model, when given, is checked against the blobs (``num_output``).
 """
@@ -85,7 +86,7 @@ def discover(path, *, prototxt: Optional[str] = None) -> List[LSTMSpec]:
         unknown = ("cont", "?", "the cont input restarts a stream where it is 0: pass compat.lstm.lstm(..., cont=)") \
             if ltype == "LSTM" else \
             ("clip, batch_size", "?", "the clip input and lstm_param.batch_size (rows t * N + n): pass [T, N, in] and "
-                                      "compat.lstm.lstm(..., cont=)")
+                                      "compat.lstm.lstm(..., cont=(clip != 0)) (the fork reads clip as a boolean)")
         spec = LSTMSpec(name=name, source_format="caffe", variant=variant, layers=[weights],
                         unknowns=[Unknown(*unknown)], source=[({"W_x": wx, "W_h": wh, "b": b},)],
                         oracle="caffe" if ltype == "LSTM" else "junhyukoh")
