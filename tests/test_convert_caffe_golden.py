@@ -19,11 +19,12 @@ loss from the forward on the weights after k updates, which the recorders' snaps
 - BVLC: iteration 0 from the initial weights (chunk 0: every stream starts, some restart mid-chunk);
   iteration 1 from the weights after one update, its state carried from iteration 0's forward (chunk 1
   starts with cont = 1: RecurrentLayer copies h_T, c_T into h_0, c_0); iteration 200 (the forward
-  Solver::Solve runs after training) from the final weights.
+  Solver::Solve runs after training) from the final weights; and iteration 0 of the recording's run with
+  fractional cont (0.25, 0.5), which LSTMUnit's forward multiplies by as ``cont=`` does.
 - junhyukoh, each configuration: iteration 0 from the initial weights. That loss hardly tests the LSTMs:
   the data input is all zeros and every bias block but the forget gate's is 0, so g = tanh(0) = 0 and c
   and h stay exactly 0 whatever W_x and W_h are (a swap of gate blocks that keeps the forget bias out of
-  g goes unseen); the loss is the InnerProduct's bias alone. The LSTMs are proven on Caffe's own trained
+  g goes unseen); the prediction is the InnerProduct's bias alone. The LSTMs are proven on Caffe's own trained
   weights: iteration 198 from the weights after 198 updates (its window starts with clip = 0 in every
   configuration) and iteration 199 from those after 199 (the 198 ones minus the recorded momentum
   history: Blob::Update, exact), its state carried from iteration 198 (the long configurations' window 1
