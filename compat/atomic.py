@@ -133,11 +133,3 @@ def atomic_save(path: PathLike, writer: Callable[[Path], None], suffix: str = ""
     """Call ``writer(tmp_path)`` and move the result onto ``path`` atomically."""
     with atomic_path(path, suffix=suffix) as tmp:
         writer(tmp)
-
-
-def atomic_torch_save(obj, path: PathLike) -> None:
-    """``torch.save`` atomically. Read such files back with ``torch.load(..., weights_only=True)``."""
-    import torch
-
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
