@@ -101,11 +101,12 @@ class _ProjectedXent(torch.autograd.Function):
                     torch.mm(x[start:stop], weight, out=z)
                 else:
                     torch.addmm(bias, x[start:stop], weight, out=z)
-            z_max, at_max = z.max(dim=1, keepdim=True)
+            z_max = z.amax(dim=1, keepdim=True)
             z_label = z.gather(1, labels[start:stop].unsqueeze(1))
             torch.softmax(z, dim=1, out=p)
-            # log-sum-exp = max - log(softmax at the max): TF's log(sum(exp(z - max))) + max, one pass.
-            lse = z_max - p.gather(1, at_max).log_()
+            # log-sum-exp = max - log(softmax at the max): TF's log(sum(exp(z - max))) + max, without a
+            # second exponential pass (amax, not max with indices: a tenth of the time).
+            lse = z_max - p.amax(dim=1, keepdim=True).log_()
             loss[start:stop] = (lse - z_label).squeeze(1)
         ctx.save_for_backward(x, weight, labels)
         ctx.probs, ctx.pool, ctx.has_bias, ctx.onednn = probs, pool, bias is not None, onednn
