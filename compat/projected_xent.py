@@ -18,9 +18,12 @@ the [H, V] weight take most of the rest. Here:
   @ G``, ``db = G^T g``.
 - float32 on the CPU: the products go through oneDNN's inner product (``torch.ops.mkldnn.
   _linear_pointwise``, the library TensorFlow's CPU build uses for its MatMul), not torch's BLAS (MKL,
-  whose single-precision GEMM runs at half the speed on AMD processors; see docs/performance.md).
-  ``backend="aten"`` (or ``torch.backends.mkldnn.flags(enabled=False)``) uses ``torch.mm`` instead.
-  Both are exact float32 products; they differ from each other in summation order only.
+  which on AMD processors takes its generic code path: 1.4-1.7x slower at these shapes; see
+  docs/performance.md). The forward's weight is reordered once a call into oneDNN's blocked layout,
+  which pays off from about a thousand rows; below that the forward's product stays with torch.mm.
+  ``backend="aten"`` (or ``torch.backends.mkldnn.flags(enabled=False)``) uses ``torch.mm`` throughout,
+  ``backend="onednn"`` oneDNN throughout. All are plain float32 products (no reduced-precision math);
+  they differ from each other in summation order only.
 
 The buffer is taken from a small pool in forward and given back only after its backward has run, so a
 graph whose backward never runs, or several graphs alive at once, simply allocate more; nothing is
@@ -37,6 +40,7 @@ from torch import Tensor
 
 
 _BLOCK_ELEMENTS = 1 << 20  # logits per forward block (4 MB of float32)
+_ONEDNN_FORWARD_MIN_ROWS = 1024
 BACKENDS = ("auto", "onednn", "aten")
 
 
@@ -77,6 +81,14 @@ def _use_onednn(backend: str, x: Tensor) -> bool:
     return ok
 
 
+def _packed_weight(weight: Tensor, rows: int) -> Tensor:
+    """``weight`` [H, V] as the inner product's [out, in] = [V, H] weight, reordered once into oneDNN's
+    blocked layout for blocks of ``rows`` (else every block's call would reorder it again)."""
+    w_t = weight.detach().t().contiguous()
+    reorder = getattr(torch.ops.mkldnn, "_reorder_linear_weight", None)
+    return reorder(w_t, rows) if reorder is not None else w_t
+
+
 def _linear(a: Tensor, w_out_in: Tensor, bias: Optional[Tensor]) -> Tensor:
     """``a @ w_out_in^T (+ bias)`` by oneDNN's inner product (w_out_in [out, in], as nn.Linear keeps it)."""
     return torch.ops.mkldnn._linear_pointwise(a, w_out_in, bias, "none", [], "")
@@ -88,12 +100,15 @@ class _ProjectedXent(torch.autograd.Function):
         N, V = x.shape[0], weight.shape[1]
         probs = pool.take((N, V), x.dtype, x.device)
         loss = x.new_empty(N)
-        w_t = weight.t().contiguous() if onednn else None  # [V, H]: the inner product's [out, in]
         rows = max(1, _BLOCK_ELEMENTS // max(1, V)) if x.device.type == "cpu" else max(1, N)
+        # Repacking the weight for oneDNN costs about as much as it saves on a few hundred rows (PTB's
+        # 400 x 200 x 10000 forward: 5.7 ms to pack, 4 ms saved); from about a thousand rows it wins.
+        onednn_forward = onednn and (N >= _ONEDNN_FORWARD_MIN_ROWS or onednn == "all")
+        w_t = _packed_weight(weight, min(rows, N)) if onednn_forward else None
         for start in range(0, N, rows):
             stop = min(N, start + rows)
             p = probs[start:stop]
-            if onednn:
+            if onednn_forward:
                 z = _linear(x[start:stop], w_t, bias)
             else:
                 z = p  # the product in place, then its softmax over it
@@ -139,7 +154,8 @@ def projected_cross_entropy(x: Tensor, weight: Tensor, bias: Optional[Tensor], l
     """Per-row ``-log softmax(x @ weight + bias)[labels]``: x [N, H], weight [H, V], bias [V] or None,
     labels [N] integer ids in [0, V). Returns [N]. Differentiable once in x, weight and bias. ``pool``
     keeps the probabilities buffer between calls (a fresh one each call when None). ``backend``: "auto"
-    (oneDNN's products for float32 on the CPU where torch has them, else torch.mm), "onednn", "aten"."""
+    (oneDNN's products for float32 on the CPU where torch has them, the forward's from about a thousand
+    rows; else torch.mm), "onednn" (every product by oneDNN), "aten" (torch.mm)."""
     if x.dim() != 2 or weight.dim() != 2 or x.shape[1] != weight.shape[0]:
         raise ValueError(f"x {list(x.shape)} and weight {list(weight.shape)} do not multiply ([N, H] @ [H, V])")
     if bias is not None and tuple(bias.shape) != (weight.shape[1],):
@@ -149,6 +165,8 @@ def projected_cross_entropy(x: Tensor, weight: Tensor, bias: Optional[Tensor], l
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
     onednn = _use_onednn(backend, x) and weight.dtype == x.dtype and (bias is None or bias.dtype == x.dtype)
+    if onednn and backend == "onednn":
+        onednn = "all"  # asked for by name: the forward's product too, whatever the number of rows
     return _ProjectedXent.apply(x, weight, bias, labels.long(), pool if pool is not None else BufferPool(0), onednn)
 
 

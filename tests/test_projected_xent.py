@@ -23,7 +23,8 @@ def _leaves(seed, N, H, V, dtype, bias=True):
 
 
 needs_onednn = pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN (mkldnn)")
-BACKEND_CASES = [(torch.float64, "aten"), (torch.float32, "aten"),
+# "auto" at these few rows: torch.mm's forward, oneDNN's backward; "onednn": oneDNN throughout.
+BACKEND_CASES = [(torch.float64, "aten"), (torch.float32, "aten"), (torch.float32, "auto"),
                  pytest.param(torch.float32, "onednn", marks=needs_onednn)]
 
 
