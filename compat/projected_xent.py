@@ -8,8 +8,9 @@ models' sizes (5000 x 8009 logits for the Shakespeare model, 160 MB; 400 x 10000
 graph makes four passes and four fresh tensors of that size a step, and the three matrix products with
 the [H, V] weight take most of the rest. Here:
 
-- The forward runs in row blocks of about a million logits: the block's product, then its softmax
-  (torch's fused row kernel) written straight into the probabilities buffer. The loss comes from the
+- The forward computes the product into the probabilities buffer and its softmax there in place (torch's
+  fused row kernel); with oneDNN's product, which writes a new tensor, in row blocks of about a million
+  logits, each block's softmax written straight into the buffer. The loss comes from the
   same pass: with ``m`` the row's maximum and ``p_max = softmax`` at that maximum ``= 1 / sum(exp(z -
   m))``, ``log-sum-exp = m - log(p_max)``, so the loss is ``(m - log(p_max)) - z[label]``, TF's
   expression, with no second exponential pass and no underflow (``p_max >= 1 / V``).
@@ -100,10 +101,12 @@ class _ProjectedXent(torch.autograd.Function):
         N, V = x.shape[0], weight.shape[1]
         probs = pool.take((N, V), x.dtype, x.device)
         loss = x.new_empty(N)
-        rows = max(1, _BLOCK_ELEMENTS // max(1, V)) if x.device.type == "cpu" else max(1, N)
         # Repacking the weight for oneDNN costs about as much as it saves on a few hundred rows (PTB's
         # 400 x 200 x 10000 forward: 5.7 ms to pack, 4 ms saved); from about a thousand rows it wins.
         onednn_forward = onednn and (N >= _ONEDNN_FORWARD_MIN_ROWS or onednn == "all")
+        # oneDNN writes each block's product into a new tensor: blocks small enough to stay in cache for
+        # the softmax. torch.mm writes into the buffer itself, and the softmax runs there in place: one block.
+        rows = max(1, _BLOCK_ELEMENTS // max(1, V)) if onednn_forward else max(1, N)
         w_t = _packed_weight(weight, min(rows, N)) if onednn_forward else None
         for start in range(0, N, rows):
             stop = min(N, start + rows)

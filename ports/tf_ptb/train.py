@@ -20,6 +20,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from compat import threads
 from compat.progress import Progress
 from compat.tf1 import GradientDescent, clip_by_global_norm_
 
@@ -52,6 +53,7 @@ def train_step(model: PTBModel, inputs, targets, state, lr: float) -> Tuple[floa
     batch_size), the final (c, h) per layer (detached), and the global norm before clipping.
     ``Config.embedding_norm="dense"`` takes the dense embedding gradient's norm instead of TF's.
     """
+    threads.rebalance()  # the default thread count follows the machine's load
     params = list(model.parameters())
     for p in params:
         p.grad = None
