@@ -33,7 +33,8 @@ library loads: Theano's BLAS, Caffe's OpenBLAS).
 
 ``--contention``: the port alone, at 1 thread on the machine as it is ("idle") against the port at its
 default thread setting (compat.threads) while one extra CPU-bound process (a busy loop) runs, rounds
-interleaved; the ratio must stay >= 0.8.
+interleaved; the ratio must stay >= 0.8. ``--busy-starts-later``: the default is chosen before the busy
+loop starts (on the idle machine) and has to follow it.
 
 The TensorFlow and PyTensor sides need ``tox -e legacy``'s environment (``.tox/legacy/bin/python``),
 Theano 1.0.5 ``tox -e legacy-theano``'s, and Caffe the built binary; ``--no-legacy`` runs the port
@@ -223,10 +224,13 @@ def contention(workload: str, args) -> None:
         return runner(n)
 
     def busy_default(n: int) -> float:
+        if args.busy_starts_later:  # the count chosen on the idle machine; the busy process comes after
+            first = configure_threads(args.busy_threads)
         busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         try:
-            time.sleep(0.3)
-            first = configure_threads(args.busy_threads)
+            if not args.busy_starts_later:  # (later: the round starts with the busy loop)
+                time.sleep(0.3)
+                first = configure_threads(args.busy_threads)
             seconds = runner(n)
             chosen.append(f"{first}->{torch.get_num_threads()}")  # at the start, after the round
             return seconds
@@ -263,6 +267,9 @@ def main(argv=None) -> int:
                         help="port at 1 thread against the port at its default thread count beside a busy loop")
     parser.add_argument("--busy-threads", type=int, default=None,
                         help="--contention: run beside the busy loop at this thread count instead of the default")
+    parser.add_argument("--busy-starts-later", action="store_true",
+                        help="--contention: choose the default thread count first, then start the busy loop (the "
+                             "default follows it at its next re-measurement)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     args.steps = args.steps or DEFAULT_STEPS[args.workload]

@@ -18,8 +18,8 @@ thread is faster than two. The default (no ``--threads``) is therefore **the cor
 minus the cores other processes are keeping busy**, at least 1, and it follows the machine: the
 training steps call :func:`rebalance`, which every :data:`REBALANCE_SECONDS` measures the CPU time the
 other processes took (``/proc/stat`` minus this process's own time) and changes the thread count when
-that load changed. Two threads on an idle 2-core machine, one beside a CPU-bound process, back to two
-when it ends. An explicit ``--threads N`` is kept as given. Where ``/proc/stat`` cannot be read, every
+that load changed: down at once, up after :data:`RAISE_AFTER_CHECKS` checks in a row. Two threads on
+an idle 2-core machine, one beside a CPU-bound process, back to two when it ends. An explicit ``--threads N`` is kept as given. Where ``/proc/stat`` cannot be read, every
 core is used. Measured in docs/performance.md ("Threads under contention").
 """
 from __future__ import annotations
@@ -31,7 +31,8 @@ import time
 from typing import Iterator, Optional, Tuple
 
 SPIN_COUNT = 10000  # libgomp spin rounds before a worker sleeps (its default: 300000)
-REBALANCE_SECONDS = 1.0
+REBALANCE_SECONDS = 0.25
+RAISE_AFTER_CHECKS = 4  # more threads only after this many checks in a row allowed them (one less: at once)
 START_WINDOW_SECONDS = 0.1  # the first measurement of the other processes' load, at start-up
 
 # Read by the OpenMP runtime when torch loads it: this has to run before ``import torch``.
@@ -98,11 +99,14 @@ def default_threads(window: float = START_WINDOW_SECONDS) -> int:
 
 
 class _Following:
-    """The default thread count kept up to date with the machine's load (see :func:`rebalance`)."""
+    """The default thread count kept up to date with the machine's load (see :func:`rebalance`): fewer
+    threads as soon as one check finds the cores taken, more only when RAISE_AFTER_CHECKS checks in a row
+    found them free (a thread too many costs far more than a thread too few)."""
 
     def __init__(self, threads: int, meter: LoadMeter):
         self.threads, self.meter = threads, meter
         self.next_check = time.monotonic() + REBALANCE_SECONDS
+        self.free_checks = 0
 
     def check(self) -> None:
         now = time.monotonic()
@@ -110,6 +114,11 @@ class _Following:
             return
         self.next_check = now + REBALANCE_SECONDS
         wanted = threads_beside(self.meter.others(), available_cores())
+        if wanted > self.threads:
+            self.free_checks += 1
+            if self.free_checks < RAISE_AFTER_CHECKS:
+                return
+        self.free_checks = 0
         if wanted != self.threads:
             import torch
 

@@ -57,12 +57,16 @@ def test_default_follows_the_machine(monkeypatch):
     before = torch.get_num_threads()
     try:
         assert threads.configure_threads(None) == 2 and torch.get_num_threads() == 2
-        clock.advance(0.5, others=1.0, own=1.0)
+        clock.advance(threads.REBALANCE_SECONDS / 2, others=1.0, own=1.0)
         threads.rebalance()
         assert torch.get_num_threads() == 2  # not yet a rebalance interval
         clock.advance(threads.REBALANCE_SECONDS, others=1.0, own=1.0)
         threads.rebalance()
         assert torch.get_num_threads() == 1
+        for _ in range(threads.RAISE_AFTER_CHECKS - 1):  # up again only after several free checks in a row
+            clock.advance(threads.REBALANCE_SECONDS * 1.5, others=0.0, own=1.0)
+            threads.rebalance()
+            assert torch.get_num_threads() == 1
         clock.advance(threads.REBALANCE_SECONDS * 1.5, others=0.0, own=1.0)
         threads.rebalance()
         assert torch.get_num_threads() == 2
