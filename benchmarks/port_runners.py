@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 import workload_data as data
+from compat import threads
 
 
 def fastloop_state() -> str:
@@ -105,6 +106,7 @@ def imdb(args, floatX: str):
     def step():
         x, mask, y = batches[state["k"] % len(batches)]
         state["k"] += 1
+        threads.rebalance()  # as train_lstm's loop does
         opt.zero_grad(set_to_none=True)
         loss = model.cost(x, mask, y)
         loss.backward()

@@ -33,7 +33,8 @@ library loads: Theano's BLAS, Caffe's OpenBLAS).
 
 ``--contention``: the port alone, at 1 thread on the machine as it is ("idle") against the port at its
 default thread setting (compat.threads) while one extra CPU-bound process (a busy loop) runs, rounds
-interleaved; the ratio must stay >= 0.8.
+interleaved; the ratio must stay >= 0.8. ``--busy-starts-later``: the default is chosen before the busy
+loop starts (on the idle machine) and has to follow it.
 
 The TensorFlow and PyTensor sides need ``tox -e legacy``'s environment (``.tox/legacy/bin/python``),
 Theano 1.0.5 ``tox -e legacy-theano``'s, and Caffe the built binary; ``--no-legacy`` runs the port
@@ -73,7 +74,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-import compat.threads  # noqa: E402,F401  (OMP_WAIT_POLICY before torch loads)
+import compat.threads  # noqa: E402,F401  (libgomp's wait settings before torch loads)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -96,8 +97,24 @@ def load() -> str:
         return "load average unavailable"
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process (all its threads) and of its finished child processes (Caffe's runs)."""
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def _accounted(runner: Runner, n: int) -> Tuple[float, float, float]:
+    """``runner(n)``'s seconds, with the CPU seconds and wall seconds spent around it."""
+    wall0, cpu0 = time.perf_counter(), cpu_seconds()
+    seconds = runner(n)
+    return seconds, cpu_seconds() - cpu0, time.perf_counter() - wall0
+
+
 def _serve_legacy(conn, workload: str, options: dict) -> None:
-    """The legacy side in its own process: build, then run ``n`` steps per request and answer seconds."""
+    """The legacy side in its own process: build, then run ``n`` steps per request and answer (seconds,
+    CPU seconds, wall seconds)."""
     import legacy_sides
 
     try:
@@ -110,7 +127,7 @@ def _serve_legacy(conn, workload: str, options: dict) -> None:
         n = conn.recv()
         if n is None:
             return
-        conn.send(runner(n))
+        conn.send(_accounted(runner, n))
 
 
 class LegacyProcess:
@@ -129,6 +146,9 @@ class LegacyProcess:
             raise SystemExit(f"legacy side of {workload}: {self.name}")
 
     def __call__(self, n: int) -> float:
+        return self.accounted(n)[0]
+
+    def accounted(self, n: int) -> Tuple[float, float, float]:
         self.conn.send(n)
         return self.conn.recv()
 
@@ -151,30 +171,42 @@ def build(workload: str, args) -> Tuple[Dict[str, Runner], str]:
     return runners, legacy_name
 
 
-def measure(runners: Dict[str, Runner], rounds: int, steps: int, warmup: int) -> Dict[str, List[float]]:
-    """Steps per second of every runner over ``rounds`` interleaved rounds (order reversed every round)."""
+def measure(runners: Dict[str, Runner], rounds: int, steps: int, warmup: int,
+            cpu: Optional[Dict[str, List[float]]] = None) -> Dict[str, List[float]]:
+    """Steps per second of every runner over ``rounds`` interleaved rounds (order reversed every round).
+    ``cpu``, when given, receives each round's CPU seconds per wall second of that implementation (how many
+    threads it really kept busy)."""
     names = list(runners)
     for name in names:
         runners[name](warmup)
     rates: Dict[str, List[float]] = {n: [] for n in names}
     for r in range(rounds):
         for name in (names if r % 2 == 0 else names[::-1]):
-            seconds = runners[name](steps)
+            runner = runners[name]
+            if isinstance(runner, LegacyProcess):
+                seconds, cpu_s, wall_s = runner.accounted(steps)
+            else:
+                seconds, cpu_s, wall_s = _accounted(runner, steps)
             rates[name].append(steps / seconds)
+            if cpu is not None:
+                cpu.setdefault(name, []).append(cpu_s / wall_s)
     return rates
 
 
-def report(workload: str, rates: Dict[str, List[float]], legacy_name: Optional[str], items: float, unit: str) -> None:
+def report(workload: str, rates: Dict[str, List[float]], legacy_name: Optional[str], items: float, unit: str,
+           cpu: Optional[Dict[str, List[float]]] = None) -> None:
     med = {n: statistics.median(v) * items for n, v in rates.items()}
     base = [n for n in (legacy_name, "plain") if n in med]
     width = max(len(n) for n in med) + 2
     header = f"{'implementation':<{width}} {unit + ' (median)':>18} {'min-max':>19}" + "".join(
         f" {'/ ' + ('legacy' if b == legacy_name else b):>10}" for b in base)
-    print(header)
+    print(header + (f" {'cpu/wall':>9}" if cpu else ""))
     for n, v in rates.items():
         lo, hi = min(v) * items, max(v) * items
         row = f"{n:<{width}} {med[n]:>18,.2f} {f'{lo:,.2f}-{hi:,.2f}':>19}"
         row += "".join(f" {med[n] / med[b]:>10.2f}" for b in base)
+        if cpu and n in cpu:
+            row += f" {statistics.median(cpu[n]):>9.2f}"
         print(row)
 
 
@@ -188,15 +220,20 @@ def contention(workload: str, args) -> None:
     chosen = []
 
     def one_thread(n: int) -> float:
-        torch.set_num_threads(1)
+        configure_threads(1)
         return runner(n)
 
     def busy_default(n: int) -> float:
+        if args.busy_starts_later:  # the count chosen on the idle machine; the busy process comes after
+            first = configure_threads(args.busy_threads)
         busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         try:
-            time.sleep(0.3)
-            chosen.append(configure_threads(args.busy_threads))
-            return runner(n)
+            if not args.busy_starts_later:  # (later: the round starts with the busy loop)
+                time.sleep(0.3)
+                first = configure_threads(args.busy_threads)
+            seconds = runner(n)
+            chosen.append(f"{first}->{torch.get_num_threads()}")  # at the start, after the round
+            return seconds
         finally:
             busy.kill()
             busy.wait()
@@ -230,6 +267,9 @@ def main(argv=None) -> int:
                         help="port at 1 thread against the port at its default thread count beside a busy loop")
     parser.add_argument("--busy-threads", type=int, default=None,
                         help="--contention: run beside the busy loop at this thread count instead of the default")
+    parser.add_argument("--busy-starts-later", action="store_true",
+                        help="--contention: choose the default thread count first, then start the busy loop (the "
+                             "default follows it at its next re-measurement)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     args.steps = args.steps or DEFAULT_STEPS[args.workload]
@@ -240,20 +280,22 @@ def main(argv=None) -> int:
     unit = UNITS.get(args.workload, "steps/s")
     print(f"# {args.workload}: torch {torch.__version__}, python {platform.python_version()}, {os.cpu_count()} CPUs, "
           f"threads {'contention mode' if args.contention else args.threads}, OMP_WAIT_POLICY="
-          f"{os.environ.get('OMP_WAIT_POLICY')}, {args.rounds} rounds x {args.steps} steps "
+          f"{os.environ.get('OMP_WAIT_POLICY')} GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT')}, "
+          f"{args.rounds} rounds x {args.steps} steps "
           f"(+{args.warmup} warm-up), fastloop {port_runners.fastloop_state()}")
     print(f"# before: {load()}")
     if args.contention:
         contention(args.workload, args)
     else:
         runners, legacy_name = build(args.workload, args)
+        cpu: Dict[str, List[float]] = {}
         try:
-            rates = measure(runners, args.rounds, args.steps, args.warmup)
+            rates = measure(runners, args.rounds, args.steps, args.warmup, cpu)
         finally:
             for r in runners.values():
                 if isinstance(r, LegacyProcess):
                     r.close()
-        report(args.workload, rates, legacy_name, 1.0, unit)
+        report(args.workload, rates, legacy_name, 1.0, unit, cpu)
     print(f"# after: {load()}")
     return 0
 

@@ -53,45 +53,55 @@ double tanh(double) __attribute__((simd("notinbranch")));
    step for all of them). Gate blocks of the 4H-wide rows are found at offsets oi, of, og, oo (in units
    of H). xproj [T,B,4H]: the input term x W_ih^T + biases. wht [H,4H]: W_hh transposed. cont [T,B] or
    NULL. Saved for backward: act [T,B,4H] (the activated gates in storage order), cells [T,B,H] (c_t),
-   tanhc [T,B,H]. Forward without saving passes act = cells = tanhc = NULL. work: B*(4H+H) values. */
+   tanhc [T,B,H]. Forward without saving passes act = cells = tanhc = NULL. work: forward_work(B, H)
+   values (_forward_work in Python). The activations run over whole vectors of 16 (zero padding), so that
+   no scalar exp or tanh call handles a remainder (at H 7-23 the remainders were most of the calls). */
 #define DEFINE_LSTM(REAL, SUF, EXP, TANH)                                                               \
 void lstm_forward_##SUF(long T, long B, long H, long oi, long of, long og, long oo,                     \
                         const REAL *xproj, const REAL *wht, const REAL *cont,                           \
                         const REAL *h0, const REAL *c0, REAL *out, REAL *hT, REAL *cT,                  \
                         REAL *act, REAL *cells, REAL *tanhc, REAL *work) {                              \
     long G = 4 * H;                                                                                     \
-    REAL *pre = work;           /* [B,G] pre-activations */                                             \
-    REAL *hsc = work + B * G;   /* [B,H] scaled previous h */                                           \
+    long GP = (G + 15) / 16 * 16, HP = (H + 15) / 16 * 16;  /* padded: whole vector calls, no tails */  \
+    REAL *pre = work;             /* [B,GP] pre-activations (the padding stays 0) */                    \
+    REAL *hsc = pre + B * GP;     /* [B,H] scaled previous h */                                         \
+    REAL *sg = hsc + B * H;       /* [GP] sigmoids */                                                   \
+    REAL *ta = sg + GP;           /* [HP] tanh arguments (the padding stays 0) */                       \
+    REAL *tv = ta + HP;           /* [HP] tanh values */                                                \
+    memset(work, 0, sizeof(REAL) * (B * GP + B * H + GP + 2 * HP));                                     \
     for (long t = 0; t < T; ++t) {                                                                      \
         for (long n = 0; n < B; ++n) {                                                                  \
             const REAL *hp = t ? out + ((t - 1) * B + n) * H : h0 + n * H;                              \
             REAL s = cont ? cont[t * B + n] : (REAL)1;                                                  \
-            memcpy(pre + n * G, xproj + (t * B + n) * G, sizeof(REAL) * G);                             \
+            memcpy(pre + n * GP, xproj + (t * B + n) * G, sizeof(REAL) * G);                            \
             for (long k = 0; k < H; ++k) hsc[n * H + k] = hp[k] * s;                                    \
         }                                                                                               \
         for (long k = 0; k < H; ++k) {                                                                  \
             const REAL *w = wht + k * G;                                                                \
             for (long n = 0; n < B; ++n) {                                                              \
                 REAL hk = hsc[n * H + k];                                                               \
-                REAL *a = pre + n * G;                                                                  \
+                REAL *a = pre + n * GP;                                                                 \
                 for (long j = 0; j < G; ++j) a[j] += hk * w[j];                                         \
             }                                                                                           \
         }                                                                                               \
         for (long n = 0; n < B; ++n) {                                                                  \
             const REAL *cp = t ? (cells ? cells + ((t - 1) * B + n) * H : cT + n * H) : c0 + n * H;     \
             REAL s = cont ? cont[t * B + n] : (REAL)1;                                                  \
-            REAL *a = pre + n * G;                                                                      \
+            const REAL *a = pre + n * GP;                                                               \
             REAL *o = out + (t * B + n) * H;                                                            \
-            REAL *ac = act ? act + (t * B + n) * G : a;                                                 \
+            REAL *ac = act ? act + (t * B + n) * G : pre + n * GP;                                      \
             REAL *cc = cells ? cells + (t * B + n) * H : cT + n * H;                                    \
             REAL *tc = tanhc ? tanhc + (t * B + n) * H : hsc + n * H;                                   \
-            REAL *pg = a + og * H;                                                                      \
-            for (long k = 0; k < H; ++k) tc[k] = TANH(pg[k]);   /* g, before a is overwritten */        \
-            for (long j = 0; j < G; ++j) ac[j] = (REAL)1 / ((REAL)1 + EXP(-a[j]));                      \
+            for (long j = 0; j < GP; ++j) sg[j] = (REAL)1 / ((REAL)1 + EXP(-a[j]));                     \
+            for (long k = 0; k < H; ++k) ta[k] = a[og * H + k];                                         \
+            for (long k = 0; k < HP; ++k) tv[k] = TANH(ta[k]);                                          \
+            for (long j = 0; j < G; ++j) ac[j] = sg[j];                                                 \
             REAL *gi = ac + oi * H, *gf = ac + of * H, *gg = ac + og * H, *go = ac + oo * H;            \
-            for (long k = 0; k < H; ++k) gg[k] = tc[k];                                                 \
+            for (long k = 0; k < H; ++k) gg[k] = tv[k];                                                 \
             for (long k = 0; k < H; ++k) cc[k] = gf[k] * (cp[k] * s) + gi[k] * gg[k];                   \
-            for (long k = 0; k < H; ++k) tc[k] = TANH(cc[k]);                                           \
+            for (long k = 0; k < H; ++k) ta[k] = cc[k];                                                 \
+            for (long k = 0; k < HP; ++k) tv[k] = TANH(ta[k]);                                          \
+            for (long k = 0; k < H; ++k) tc[k] = tv[k];                                                 \
             for (long k = 0; k < H; ++k) o[k] = go[k] * tc[k];                                          \
         }                                                                                               \
     }                                                                                                   \
@@ -321,6 +331,12 @@ def _ptr(t: Optional[Tensor]) -> Optional[int]:
     return None if t is None else t.data_ptr()
 
 
+def _forward_work(B: int, H: int) -> int:
+    """Scratch values the C forward needs: padded pre-activations, scaled h, sigmoid and tanh vectors."""
+    gp, hp = (4 * H + 15) // 16 * 16, (H + 15) // 16 * 16
+    return B * gp + B * H + gp + 2 * hp
+
+
 _OFFSETS = {}
 
 
@@ -350,7 +366,7 @@ class _LSTMLayer(torch.autograd.Function):
         act = xproj.new_empty(T, B, G) if save else None
         cells = xproj.new_empty(T, B, H) if save else None
         tanhc = xproj.new_empty(T, B, H) if save else None
-        work = xproj.new_empty(B * (G + H))
+        work = xproj.new_empty(_forward_work(B, H))
         getattr(lib, f"lstm_forward_{suffix}")(
             T, B, H, *offsets,
             _ptr(xproj), _ptr(wht), _ptr(contc), _ptr(h0c), _ptr(c0c), _ptr(out), _ptr(hT), _ptr(cT),
@@ -435,7 +451,7 @@ def lstm_layer_inference(xproj: Tensor, weight_hh_t: Tensor, h0: Tensor, c0: Ten
         h0c, c0c = h0.contiguous(), c0.contiguous()
         contc = None if cont is None else cont.to(xproj.dtype).contiguous()
         out, hT, cT = xproj.new_empty(T, B, H), xproj.new_empty(B, H), xproj.new_empty(B, H)
-        work = xproj.new_empty(B * (G + H))
+        work = xproj.new_empty(_forward_work(B, H))
         getattr(_library(), f"lstm_forward_{suffix}")(
             T, B, H, *_offsets(gate_order), _ptr(xproj), _ptr(wht), _ptr(contc), _ptr(h0c), _ptr(c0c), _ptr(out),
             _ptr(hT), _ptr(cT), None, None, None, _ptr(work))

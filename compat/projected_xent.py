@@ -1,16 +1,35 @@
 """Softmax cross-entropy of a linear projection, ``-log softmax(x @ W + b)[label]`` per row, in one
-autograd node that keeps its [N, V] logits buffer from step to step.
+autograd node that keeps its [N, V] probabilities buffer from step to step.
 
 The same math as ``F.cross_entropy(torch.addmm(b, x, W), labels, reduction="none")`` (TF's
-``sparse_softmax_cross_entropy_with_logits(labels, logits=tf.matmul(x, W) + b)``), computed as
-``logsumexp(logits) - logits[label]``; the gradient of the logits, ``(softmax - onehot) * g``, is formed
-in place in the logits buffer during backward, and that buffer goes back to a small pool for the next
-step. At the language models' sizes (5000 x 8009 logits for the Shakespeare model, 160 MB) the unfused
-graph allocates four such tensors a step (logits, log-softmax, the zero-filled NLL gradient, the
-log-softmax gradient), and on the CPU each fresh allocation of that size is a fresh mapping whose pages
-fault in one by one: they cost more than the arithmetic. A buffer is taken from the pool in forward and
-given back only after its backward has run, so a graph whose backward never runs, or several graphs
-alive at once, simply allocate more; nothing is overwritten while a graph still needs it.
+``sparse_softmax_cross_entropy_with_logits(labels, logits=tf.matmul(x, W) + b)``, whose kernel computes
+``log(sum(exp(z - max))) - (z[label] - max)`` and the gradient ``softmax - onehot``). At the language
+models' sizes (5000 x 8009 logits for the Shakespeare model, 160 MB; 400 x 10000 for PTB) the unfused
+graph makes four passes and four fresh tensors of that size a step, and the three matrix products with
+the [H, V] weight take most of the rest. Here:
+
+- The forward computes the product into the probabilities buffer and its softmax there in place (torch's
+  fused row kernel); with oneDNN's product, which writes a new tensor, in row blocks of about a million
+  logits, each block's softmax written straight into the buffer. The loss comes from the
+  same pass: with ``m`` the row's maximum and ``p_max = softmax`` at that maximum ``= 1 / sum(exp(z -
+  m))``, ``log-sum-exp = m - log(p_max)``, so the loss is ``(m - log(p_max)) - z[label]``, TF's
+  expression, with no second exponential pass and no underflow (``p_max >= 1 / V``).
+- The backward subtracts the one-hot in place (``softmax - onehot``) and scales the small products by
+  the incoming per-row gradient instead of the [N, V] buffer: ``dx = (G @ W^T) * g``, ``dW = (x * g)^T
+  @ G``, ``db = G^T g``.
+- float32 on the CPU: the products go through oneDNN's inner product (``torch.ops.mkldnn.
+  _linear_pointwise``, the library TensorFlow's CPU build uses for its MatMul), not torch's BLAS (MKL,
+  which on AMD processors takes its generic code path: 1.4-1.7x slower at these shapes; see
+  docs/performance.md). The forward's weight is reordered once a call into oneDNN's blocked layout,
+  which pays off from about a thousand rows; below that the forward's product stays with torch.mm.
+  ``backend="aten"`` (or ``torch.backends.mkldnn.flags(enabled=False)``) uses ``torch.mm`` throughout,
+  ``backend="onednn"`` oneDNN throughout. All are plain float32 products (no reduced-precision math);
+  they differ from each other in summation order only.
+
+The buffer is taken from a small pool in forward and given back only after its backward has run, so a
+graph whose backward never runs, or several graphs alive at once, simply allocate more; nothing is
+overwritten while a graph still needs it. (A fresh 160 MB tensor costs more than the arithmetic on it:
+its pages fault in one by one.)
 """
 from __future__ import annotations
 
@@ -21,7 +40,9 @@ import torch
 from torch import Tensor
 
 
-_BLOCK_ELEMENTS = 1 << 20  # 4 MB of float32 per temporary block
+_BLOCK_ELEMENTS = 1 << 20  # logits per forward block (4 MB of float32)
+_ONEDNN_FORWARD_MIN_ROWS = 1024
+BACKENDS = ("auto", "onednn", "aten")
 
 
 class BufferPool:
@@ -45,49 +66,111 @@ class BufferPool:
             del self._free[self.keep:]
 
 
+def onednn_available() -> bool:
+    """Whether this torch build has oneDNN's inner product for dense CPU tensors (and it is enabled)."""
+    return (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+            and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+
+
+def _use_onednn(backend: str, x: Tensor) -> bool:
+    if backend == "aten":
+        return False
+    ok = x.device.type == "cpu" and x.dtype == torch.float32 and onednn_available()
+    if backend == "onednn" and not ok:
+        raise RuntimeError(f"backend='onednn' needs float32 CPU tensors and torch with oneDNN enabled; got "
+                           f"{x.dtype} on {x.device}, oneDNN {'enabled' if onednn_available() else 'unavailable'}")
+    return ok
+
+
+def _packed_weight(weight: Tensor, rows: int) -> Tensor:
+    """``weight`` [H, V] as the inner product's [out, in] = [V, H] weight, reordered once into oneDNN's
+    blocked layout for blocks of ``rows`` (else every block's call would reorder it again)."""
+    w_t = weight.detach().t().contiguous()
+    reorder = getattr(torch.ops.mkldnn, "_reorder_linear_weight", None)
+    return reorder(w_t, rows) if reorder is not None else w_t
+
+
+def _linear(a: Tensor, w_out_in: Tensor, bias: Optional[Tensor]) -> Tensor:
+    """``a @ w_out_in^T (+ bias)`` by oneDNN's inner product (w_out_in [out, in], as nn.Linear keeps it)."""
+    return torch.ops.mkldnn._linear_pointwise(a, w_out_in, bias, "none", [], "")
+
+
 class _ProjectedXent(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, labels, pool):
-        logits = pool.take((x.shape[0], weight.shape[1]), x.dtype, x.device)
-        if bias is None:
-            torch.mm(x, weight, out=logits)
-        else:
-            torch.addmm(bias, x, weight, out=logits)
-        # In row blocks: logsumexp's [rows, V] temporaries stay small enough for the allocator to reuse.
-        rows = max(1, _BLOCK_ELEMENTS // max(1, logits.shape[1]))
-        lse = torch.cat([torch.logsumexp(block, dim=1) for block in logits.split(rows)])
-        loss = lse - logits.gather(1, labels.unsqueeze(1)).squeeze(1)
-        ctx.save_for_backward(x, weight, labels, lse)
-        ctx.logits, ctx.pool, ctx.has_bias = logits, pool, bias is not None
+    def forward(ctx, x, weight, bias, labels, pool, onednn):
+        N, V = x.shape[0], weight.shape[1]
+        probs = pool.take((N, V), x.dtype, x.device)
+        loss = x.new_empty(N)
+        # Repacking the weight for oneDNN costs about as much as it saves on a few hundred rows (PTB's
+        # 400 x 200 x 10000 forward: 5.7 ms to pack, 4 ms saved); from about a thousand rows it wins.
+        onednn_forward = onednn and (N >= _ONEDNN_FORWARD_MIN_ROWS or onednn == "all")
+        # oneDNN writes each block's product into a new tensor: blocks small enough to stay in cache for
+        # the softmax. torch.mm writes into the buffer itself, and the softmax runs there in place: one block.
+        rows = max(1, _BLOCK_ELEMENTS // max(1, V)) if onednn_forward else max(1, N)
+        w_t = _packed_weight(weight, min(rows, N)) if onednn_forward else None
+        for start in range(0, N, rows):
+            stop = min(N, start + rows)
+            p = probs[start:stop]
+            if onednn_forward:
+                z = _linear(x[start:stop], w_t, bias)
+            else:
+                z = p  # the product in place, then its softmax over it
+                if bias is None:
+                    torch.mm(x[start:stop], weight, out=z)
+                else:
+                    torch.addmm(bias, x[start:stop], weight, out=z)
+            z_max = z.amax(dim=1, keepdim=True)
+            z_label = z.gather(1, labels[start:stop].unsqueeze(1))
+            torch.softmax(z, dim=1, out=p)
+            # log-sum-exp = max - log(softmax at the max): TF's log(sum(exp(z - max))) + max, without a
+            # second exponential pass (amax, not max with indices: a tenth of the time).
+            lse = z_max - p.amax(dim=1, keepdim=True).log_()
+            loss[start:stop] = (lse - z_label).squeeze(1)
+        ctx.save_for_backward(x, weight, labels)
+        ctx.probs, ctx.pool, ctx.has_bias, ctx.onednn = probs, pool, bias is not None, onednn
         return loss
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight, labels, lse = ctx.saved_tensors
-        g = ctx.logits
-        ctx.logits = None
-        g.sub_(lse.unsqueeze(1)).exp_()                                       # softmax
-        g.scatter_add_(1, labels.unsqueeze(1), torch.full_like(lse, -1.0).unsqueeze(1))  # - onehot
-        g.mul_(grad.unsqueeze(1))
-        gx = torch.mm(g, weight.t()) if ctx.needs_input_grad[0] else None
-        gw = torch.mm(x.t(), g) if ctx.needs_input_grad[1] else None
-        gb = g.sum(0) if (ctx.has_bias and ctx.needs_input_grad[2]) else None
+        x, weight, labels = ctx.saved_tensors
+        g = ctx.probs
+        ctx.probs = None
+        if g is None:
+            raise RuntimeError("projected_cross_entropy: backward ran twice through the same graph "
+                               "(its buffer was handed back after the first; no retain_graph support)")
+        g.scatter_add_(1, labels.unsqueeze(1), torch.full((g.shape[0], 1), -1.0, dtype=g.dtype, device=g.device))
+        scale = grad.unsqueeze(1)
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = (_linear(g, weight.contiguous(), None) if ctx.onednn else torch.mm(g, weight.t())).mul_(scale)
+        if ctx.needs_input_grad[1]:
+            xs = x * scale
+            gw = _linear(xs.t(), g.t(), None) if ctx.onednn else torch.mm(xs.t(), g)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = torch.mv(g.t(), grad)
         ctx.pool.give(g)
-        return gx, gw, gb, None, None
+        return gx, gw, gb, None, None, None
 
 
 def projected_cross_entropy(x: Tensor, weight: Tensor, bias: Optional[Tensor], labels: Tensor,
-                            pool: Optional[BufferPool] = None) -> Tensor:
+                            pool: Optional[BufferPool] = None, *, backend: str = "auto") -> Tensor:
     """Per-row ``-log softmax(x @ weight + bias)[labels]``: x [N, H], weight [H, V], bias [V] or None,
     labels [N] integer ids in [0, V). Returns [N]. Differentiable once in x, weight and bias. ``pool``
-    keeps the logits buffer between calls (a fresh one each call when None)."""
+    keeps the probabilities buffer between calls (a fresh one each call when None). ``backend``: "auto"
+    (oneDNN's products for float32 on the CPU where torch has them, the forward's from about a thousand
+    rows; else torch.mm), "onednn" (every product by oneDNN), "aten" (torch.mm)."""
     if x.dim() != 2 or weight.dim() != 2 or x.shape[1] != weight.shape[0]:
         raise ValueError(f"x {list(x.shape)} and weight {list(weight.shape)} do not multiply ([N, H] @ [H, V])")
     if bias is not None and tuple(bias.shape) != (weight.shape[1],):
         raise ValueError(f"bias has shape {list(bias.shape)}; expected [V] = [{weight.shape[1]}]")
     if labels.dim() != 1 or labels.shape[0] != x.shape[0]:
         raise ValueError(f"labels have shape {list(labels.shape)}; expected [N] = [{x.shape[0]}]")
-    return _ProjectedXent.apply(x, weight, bias, labels.long(), pool if pool is not None else BufferPool(0))
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+    onednn = _use_onednn(backend, x) and weight.dtype == x.dtype and (bias is None or bias.dtype == x.dtype)
+    if onednn and backend == "onednn":
+        onednn = "all"  # asked for by name: the forward's product too, whatever the number of rows
+    return _ProjectedXent.apply(x, weight, bias, labels.long(), pool if pool is not None else BufferPool(0), onednn)
 
 
-__all__ = ["BufferPool", "projected_cross_entropy"]
+__all__ = ["BACKENDS", "BufferPool", "onednn_available", "projected_cross_entropy"]

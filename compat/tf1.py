@@ -47,7 +47,8 @@ def clip_by_global_norm_(params: Sequence[torch.nn.Parameter], clip_norm: float,
 
     ``indexed_slices`` maps a parameter to the per-occurrence gradient values TF would hold for it as
     IndexedSlices (the gradient of its embedding lookup's output); those values, not the parameter's dense
-    gradient, enter the norm. Returns the global norm before clipping.
+    gradient, enter the norm. Where such a parameter has no ``.grad`` (its gradient is kept only as the
+    slices), the slices' values are clipped in place. Returns the global norm before clipping.
     """
     slices: Dict[int, Tensor] = {id(p): v for p, v in (indexed_slices or {}).items()}
     for p in (indexed_slices or {}):
@@ -64,6 +65,8 @@ def clip_by_global_norm_(params: Sequence[torch.nn.Parameter], clip_norm: float,
     norm = global_norm(norm_terms)
     scale = clip_scale(norm, clip_norm)
     grads = [p.grad for p in params if p.grad is not None]
+    # A parameter whose gradient is held only as slices (no dense .grad): TF clips the slices' values.
+    grads += [slices[id(p)] for p in params if p.grad is None and id(p) in slices]
     if len({(g.device, g.dtype) for g in grads}) == 1:
         torch._foreach_mul_(grads, scale)
     else:

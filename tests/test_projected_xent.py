@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, strategies as st
 
-from compat.projected_xent import BufferPool, projected_cross_entropy
+from compat.projected_xent import BufferPool, onednn_available, projected_cross_entropy
 from ports.tf_shakespeare.model import LSTMModel
 from tests.tolerances import assert_close
 
@@ -22,13 +22,20 @@ def _leaves(seed, N, H, V, dtype, bias=True):
     return x, w, b, labels, upstream
 
 
+needs_onednn = pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN (mkldnn)")
+# "auto" at these few rows: torch.mm's forward, oneDNN's backward; "onednn": oneDNN throughout.
+BACKEND_CASES = [(torch.float64, "aten"), (torch.float32, "aten"), (torch.float32, "auto"),
+                 pytest.param(torch.float32, "onednn", marks=needs_onednn)]
+
+
+@pytest.mark.parametrize("dtype, backend", BACKEND_CASES)
 @given(N=st.integers(1, 9), H=st.integers(1, 6), V=st.integers(2, 12), bias=st.booleans(),
-       dtype=st.sampled_from([torch.float64, torch.float32]), seed=st.integers(0, 2 ** 31 - 1))
-def test_equals_cross_entropy_of_the_projection(N, H, V, bias, dtype, seed):
+       seed=st.integers(0, 2 ** 31 - 1))
+def test_equals_cross_entropy_of_the_projection(dtype, backend, N, H, V, bias, seed):
     x, w, b, labels, up = _leaves(seed, N, H, V, dtype, bias)
     pool = BufferPool(1)
     for _ in range(2):  # the second pass reuses the pooled buffer
-        loss = projected_cross_entropy(x, w, b, labels, pool)
+        loss = projected_cross_entropy(x, w, b, labels, pool, backend=backend)
         (loss * up).sum().backward()
         got = [loss.detach()] + [t.grad.clone() for t in (x, w, b) if t is not None]
         for t in (x, w, b):
@@ -86,13 +93,14 @@ def test_shakespeare_training_cost_equals_the_recipe_order(dtype):
         assert_close(a, e)
 
 
-def test_row_blocks_of_the_logsumexp(monkeypatch):
-    """Logits larger than one block: the log-sum-exp runs block by block, with the same result."""
+@pytest.mark.parametrize("dtype, backend", BACKEND_CASES)
+def test_row_blocks_of_the_forward(monkeypatch, dtype, backend):
+    """Logits larger than one block: product, softmax and loss run block by block, with the same result."""
     import compat.projected_xent as px
 
     monkeypatch.setattr(px, "_BLOCK_ELEMENTS", 10)
-    x, w, b, labels, up = _leaves(3, 11, 4, 6, torch.float64)
-    loss = projected_cross_entropy(x, w, b, labels)
+    x, w, b, labels, up = _leaves(3, 11, 4, 6, dtype)
+    loss = projected_cross_entropy(x, w, b, labels, backend=backend)
     (loss * up).sum().backward()
     ref = F.cross_entropy(torch.addmm(b, x, w), labels, reduction="none")
     assert_close(loss, ref)
@@ -125,3 +133,51 @@ def test_ptb_training_cost_equals_cost_of_the_logits(dtype):
                        [p.grad.clone() for p in model.parameters()])
     for a, e in zip(*results):
         assert_close(a, e)
+
+
+@pytest.mark.parametrize("dtype, backend", BACKEND_CASES)
+def test_far_below_the_maximum(dtype, backend):
+    """Labels whose probability underflows (logits 150 apart): the loss is still log-sum-exp - z[label],
+    finite and exact, as TF computes it, not -log(0)."""
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=dtype, requires_grad=True)
+    w = torch.tensor([[150.0, 0.0, -5.0], [0.0, 150.0, 2.0]], dtype=dtype, requires_grad=True)
+    labels = torch.tensor([1, 0, 2])
+    loss = projected_cross_entropy(x, w, None, labels, backend=backend)
+    assert torch.isfinite(loss).all()
+    assert_close(loss, F.cross_entropy((x @ w).detach().double(), labels, reduction="none").to(dtype))
+    assert_close(loss[:2], torch.full((2,), 150.0, dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype, backend", BACKEND_CASES)
+def test_non_finite_logits_give_nan_rows(dtype, backend):
+    """A NaN or inf logit makes its row's loss NaN (TF's kernel: exp(inf - inf) for inf)."""
+    x = torch.tensor([[1.0, 0.5], [0.2, -0.3]], dtype=dtype)
+    w = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]], dtype=dtype)
+    labels = torch.tensor([2, 0])
+    for bad in (float("nan"), float("inf")):
+        b = torch.tensor([0.0, bad, 0.0], dtype=dtype)  # in every row's logits
+        loss = projected_cross_entropy(x, w, b, labels, backend=backend)
+        assert torch.isnan(loss).all()
+    b = torch.zeros(3, dtype=dtype)
+    loss = projected_cross_entropy(x, w, b, labels, backend=backend)
+    assert_close(loss, F.cross_entropy(torch.addmm(b, x, w), labels, reduction="none"))
+
+
+def test_auto_takes_onednn_for_float32_on_the_cpu():
+    import compat.projected_xent as px
+
+    x32, x64 = torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.float64)
+    assert px._use_onednn("auto", x32) is onednn_available()
+    assert px._use_onednn("auto", x64) is False and px._use_onednn("aten", x32) is False
+    with pytest.raises(RuntimeError, match="float32 CPU"):
+        px._use_onednn("onednn", x64)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        projected_cross_entropy(x32, torch.zeros(3, 4), None, torch.zeros(2, dtype=torch.long), backend="mkl")
+
+
+def test_second_backward_is_refused():
+    x, w, b, labels, up = _leaves(0, 4, 3, 5, torch.float64)
+    loss = projected_cross_entropy(x, w, b, labels).sum()
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="backward ran twice"):
+        loss.backward()

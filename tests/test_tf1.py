@@ -50,6 +50,23 @@ def test_clip_by_global_norm_counts_indexed_slices_per_occurrence(case):
     assert_close(other.grad, clipped_dense)
 
 
+@given(embedding_gradients())
+def test_slices_without_a_dense_gradient_are_clipped_in_place(case):
+    """The embedding's gradient held only as IndexedSlices (no .grad): the slices' values are clipped."""
+    ids, values, dense, vocab, dim, clip = case
+    emb = torch.nn.Parameter(torch.zeros(vocab, dim, dtype=torch.float64))
+    other = torch.nn.Parameter(torch.zeros(dim, 3, dtype=torch.float64))
+    slice_values = torch.tensor(values)
+    other.grad = torch.tensor(dense)
+    norm = clip_by_global_norm_([emb, other], clip, indexed_slices={emb: slice_values})
+    slices = ref_ptb.IndexedSlices(values, ids, (vocab, dim))
+    (clipped_slices, clipped_dense), ref_norm = ref_ptb.clip_by_global_norm([slices, dense], clip)
+    assert emb.grad is None
+    assert_close(norm, ref_norm)
+    assert_close(slice_values, clipped_slices.values)
+    assert_close(other.grad, clipped_dense)
+
+
 def test_indexed_slices_norm_differs_from_dense_norm_when_ids_repeat():
     values = torch.ones(3, 2, dtype=torch.float64)
     dense = torch.zeros(4, 2, dtype=torch.float64).index_add_(0, torch.tensor([1, 1, 1]), values)

@@ -438,3 +438,53 @@ def test_run_epoch_carries_state_and_matches_reference_loop(problem, n_steps):
         logits_costs += ref.ptb_cost(logits, y)
     assert_close(torch.tensor(eval_ppl), torch.tensor(np.exp(logits_costs / iters)))
     assert model.training, "run_epoch restores the training mode"
+
+
+def test_embedding_slices_are_applied_as_tf_scatter_sub():
+    """apply_embedding_slices: each occurrence subtracts its own value * lr in order (TF's scatter_sub of
+    IndexedSlices), bit for bit in float32, repeated ids included."""
+    from ports.tf_ptb.train import apply_embedding_slices
+
+    g = torch.Generator().manual_seed(0)
+    emb = torch.nn.Parameter(torch.randn(7, 5, generator=g))
+    ids = torch.tensor([3, 1, 3, 3, 0, 6, 1])
+    values = torch.randn(7, 5, generator=g) * 1e-3
+    lr = 0.7
+    expected = emb.detach().clone()
+    for k, i in enumerate(ids.tolist()):
+        expected[i] = expected[i] - values[k] * lr
+    apply_embedding_slices(emb, ids, values, lr)
+    assert torch.equal(emb.detach(), expected)
+
+
+def test_train_step_keeps_the_embedding_gradient_as_slices():
+    """The TF-norm step forms no dense embedding gradient and updates the embedding as the dense path does."""
+    config = dataclasses.replace(Config.preset("small"), hidden_size=4, vocab_size=9, num_layers=2, num_steps=3,
+                                 batch_size=2, max_grad_norm=0.05)
+    x = torch.tensor([[1, 1, 2], [1, 3, 4]])
+    y = torch.tensor([[2, 5, 1], [0, 1, 1]])
+    models = []
+    for sliced in (True, False):
+        model = PTBModel(config, dtype=torch.float64)
+        model.reset_parameters(torch.Generator().manual_seed(3))
+        if not sliced:  # the dense update of the same clipped gradient
+            from ports.tf_ptb import train as train_module
+
+            cost, final = model.training_cost(x, y)
+            cost.backward()
+            lookup = model.last_embedding_lookup
+            norm = train_module.clip_by_global_norm_(list(model.parameters()), config.max_grad_norm,
+                                                     indexed_slices={model.embedding: lookup.grad.reshape(-1, 4)})
+            train_module.GradientDescent(list(model.parameters()), lr=1.0).step()
+        else:
+            cost, final, norm = train_step(model, x, y, None, 1.0)
+            assert model.embedding.grad is None
+        models.append((model, float(norm)))
+    (a, na), (b, nb) = models
+    assert_close(torch.tensor(na), torch.tensor(nb))
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert_close(pa, pb)
+    start = PTBModel(config, dtype=torch.float64)
+    start.reset_parameters(torch.Generator().manual_seed(3))
+    moved = (a.embedding != start.embedding).any(dim=1)
+    assert moved.tolist() == [k in x.tolist()[0] + x.tolist()[1] for k in range(9)]  # the looked-up rows only

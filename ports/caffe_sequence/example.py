@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from compat import checkpoint, fastloop
+from compat import checkpoint, fastloop, threads
 from compat.atomic import atomic_write_text
 from compat.checkpoint import Fields, manifest_path
 from compat.progress import Progress
@@ -274,6 +274,14 @@ class Trainer:
         return total.item()
 
     def train_step(self, it: int) -> float:
+        """One solver iteration; returns the loss. On one thread whatever torch's count: the sequence nets
+        (hidden 7-50, one stream) have no product large enough to split, and a second thread only adds a
+        wake-up to each of the iteration's small products (Caffe deep_short at two threads: 445 against
+        790 iterations/s; docs/performance.md)."""
+        with threads.single_threaded():
+            return self._train_step(it)
+
+    def _train_step(self, it: int) -> float:
         clip, label = self._window(it)
         backend = self._layer_backend()
         if backend == "compiled":

@@ -74,6 +74,7 @@ class PTBModel(nn.Module):
         self.softmax_w = nn.Parameter(torch.empty(H, V, **factory))
         self.softmax_b = nn.Parameter(torch.empty(V, **factory))
         self.last_embedding_lookup: Optional[Tensor] = None
+        self.last_embedding_ids: Optional[Tensor] = None
         self._canonical_cache = None
         self.reset_parameters()
         self.train(is_training)
@@ -165,11 +166,16 @@ class PTBModel(nn.Module):
         logits = torch.addmm(self.softmax_b, output, self.softmax_w)  # tf.nn.xw_plus_b
         return logits, final
 
-    def training_cost(self, inputs, targets, state=None) -> Tuple[Tensor, StateTuple]:
+    def training_cost(self, inputs, targets, state=None, *, embedding_slices: bool = False
+                      ) -> Tuple[Tensor, StateTuple]:
         """``(cost, final state)``: :meth:`cost` of :meth:`forward`'s logits, the same numbers, with the
         softmax cross-entropy of ``output @ softmax_w + softmax_b`` in one node (compat.projected_xent)
-        that reuses its logits buffer between steps."""
-        output, final = self._rnn_output(inputs, state)
+        that reuses its logits buffer between steps.
+
+        ``embedding_slices``: the embedding's gradient stays in TF's IndexedSlices form, one row per
+        looked-up token in ``last_embedding_lookup.grad`` (ids in ``last_embedding_ids``), and
+        ``embedding.grad`` is not formed (the [vocab, H] dense gradient a step that TF never builds)."""
+        output, final = self._rnn_output(inputs, state, embedding_slices=embedding_slices)
         targets = torch.as_tensor(targets, device=output.device)
         if targets.dim() != 2 or targets.numel() != output.shape[0]:
             raise ValueError(f"targets must be [batch_size, num_steps] matching the {output.shape[0]} rows, "
@@ -210,19 +216,25 @@ class PTBModel(nn.Module):
             cell.__dict__["_bias_fb"] = cached
         return cached[1]
 
-    def _rnn_output(self, inputs, state) -> Tuple[Tensor, StateTuple]:
+    def _rnn_output(self, inputs, state, embedding_slices: bool = False) -> Tuple[Tensor, StateTuple]:
         """The top layer's outputs [B * T, H] (rows b * T + t) and the final state per layer (c, h)."""
         cfg = self.config
         inputs = self._check_inputs(inputs)
         B, T = inputs.shape
         hx = self._check_state(self.initial_state(B) if state is None else state, B)
-        emb = F.embedding(inputs, self.embedding)  # tf.nn.embedding_lookup
-        if emb.requires_grad:
-            # TF's gradient of the lookup is IndexedSlices over these per-occurrence rows (clip_ops.global_norm).
-            emb.retain_grad()
+        self.last_embedding_ids = inputs
+        if embedding_slices and torch.is_grad_enabled() and self.embedding.requires_grad:
+            # The lookup as a leaf: its .grad is TF's IndexedSlices values, and no dense gradient is formed.
+            emb = F.embedding(inputs, self.embedding.detach()).requires_grad_()
             self.last_embedding_lookup = emb
         else:
-            self.last_embedding_lookup = None
+            emb = F.embedding(inputs, self.embedding)  # tf.nn.embedding_lookup
+            if emb.requires_grad:
+                # TF's gradient of the lookup is IndexedSlices over these per-occurrence rows (clip_ops.global_norm).
+                emb.retain_grad()
+                self.last_embedding_lookup = emb
+            else:
+                self.last_embedding_lookup = None
         x = emb
         drop = 1.0 - cfg.keep_prob
         if self.training and drop > 0:

@@ -20,6 +20,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from compat import threads
 from compat.progress import Progress
 from compat.tf1 import GradientDescent, clip_by_global_norm_
 
@@ -52,20 +53,34 @@ def train_step(model: PTBModel, inputs, targets, state, lr: float) -> Tuple[floa
     batch_size), the final (c, h) per layer (detached), and the global norm before clipping.
     ``Config.embedding_norm="dense"`` takes the dense embedding gradient's norm instead of TF's.
     """
+    threads.rebalance()  # the default thread count follows the machine's load
     params = list(model.parameters())
     for p in params:
         p.grad = None
     targets = torch.as_tensor(np.asarray(targets) if not isinstance(targets, torch.Tensor) else targets)
-    cost, final = model.training_cost(inputs, targets, _detach(state))
+    slices = model.config.embedding_norm == "indexed_slices"
+    cost, final = model.training_cost(inputs, targets, _detach(state), embedding_slices=slices)
     cost.backward()
     indexed = None
-    if model.config.embedding_norm == "indexed_slices":
+    if slices:
         lookup = model.last_embedding_lookup
         indexed = {model.embedding: lookup.grad.reshape(-1, lookup.shape[-1])}
+    # With the slices the embedding has no .grad: the clip scales the slices' values in place instead.
     norm = clip_by_global_norm_(params, model.config.max_grad_norm, indexed_slices=indexed)
     _optimizer(model, lr).step()
-    model.last_embedding_lookup = None
+    if slices and model.embedding.grad is None:
+        apply_embedding_slices(model.embedding, model.last_embedding_ids.reshape(-1), indexed[model.embedding], lr)
+    model.last_embedding_lookup = model.last_embedding_ids = None
     return float(cost.detach()), _detach(final), float(norm)
+
+
+def apply_embedding_slices(embedding: torch.nn.Parameter, ids: torch.Tensor, values: torch.Tensor, lr: float) -> None:
+    """GradientDescentOptimizer on the embedding's IndexedSlices, as TF applies them
+    (gradient_descent.py ``_apply_sparse_duplicate_indices``: ``var.scatter_sub(values * lr)``): each
+    looked-up row subtracts its own ``value * lr``, a repeated id once per occurrence in order, never the
+    dense sum of the occurrences (the same value up to rounding)."""
+    with torch.no_grad():
+        embedding.index_add_(0, ids, values * -lr)
 
 
 def perplexity(costs: float, iters: int) -> float:

@@ -27,7 +27,7 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 import torch
 
-from compat import checkpoint
+from compat import checkpoint, threads
 from compat.atomic import atomic_write_text
 from compat.checkpoint import CheckpointError, Fields
 from compat.errors import FileFormatError
@@ -101,6 +101,7 @@ def make_optimizer(model: LSTMModel, learning_rate: float) -> TFAdam:
 
 def train_step(model: LSTMModel, optimizer: TFAdam, x, y, state, clip_norm: float):
     """One ``sess.run([cost, final_state, train_op])``: returns ``(cost, final_state, global_norm)``."""
+    threads.rebalance()  # the default thread count follows the machine's load
     x = model._check_ids(x, "x_data")
     optimizer.zero_grad(set_to_none=True)
     embedded = model.embed(x)

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 import torch
 
+from compat import threads
 from ports.theano_imdb.data import get_minibatches_idx, load_data, locate_dataset, prepare_data
 from ports.theano_imdb.model import SEED, LSTMClassifier
 from ports.theano_imdb.optimizers import OPTIMIZERS, make_optimizer
@@ -213,6 +214,7 @@ def train_lstm(
                 n_samples += x.shape[1]
 
                 # f_grad_shared (cost, gradients, gradient statistics) then f_update (the step).
+                threads.rebalance()  # the default thread count follows the machine's load
                 opt.zero_grad(set_to_none=True)
                 loss = model.cost(x, mask, y, decay_c=decay_c)
                 loss.backward()
