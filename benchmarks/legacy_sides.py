@@ -161,63 +161,26 @@ def imdb(args, floatX: str):
 
 
 def _imdb_graph(th, T, softmax, sigmoid, RandomStreams, floatX, seed, mode):
-    """lstm.py build_model + adadelta, as the tutorial writes them (use_noise on: training)."""
+    """lstm.py build_model + adadelta, as the tutorial writes them (use_noise on: training); the LSTM, the
+    pooling and adadelta are legacy/record_theano_imdb.py's."""
+    from record_theano_imdb import adadelta, lstm_mean_pool
+
     params = data.imdb_params(floatX, seed)
-    dim = params["Wemb"].shape[1]
-
-    def numpy_floatX(v):
-        return np.asarray(v, dtype=floatX)
-
     tparams = OrderedDict((k, th.shared(np.array(v), name=k)) for k, v in params.items())
     trng = RandomStreams(seed + 1)  # MRG_RandomStreams rejects 0
-
-    def _slice(_x, n, d):
-        return _x[:, :, n * d:(n + 1) * d] if _x.ndim == 3 else _x[:, n * d:(n + 1) * d]
-
-    def _step(m_, x_, h_, c_):
-        preact = T.dot(h_, tparams["lstm_U"])
-        preact += x_
-        i = sigmoid(_slice(preact, 0, dim))
-        f = sigmoid(_slice(preact, 1, dim))
-        o = sigmoid(_slice(preact, 2, dim))
-        c = T.tanh(_slice(preact, 3, dim))
-        c = f * c_ + i * c
-        c = m_[:, None] * c + (1. - m_)[:, None] * c_
-        h = o * T.tanh(c)
-        h = m_[:, None] * h + (1. - m_)[:, None] * h_
-        return h, c
-
     x = T.matrix("x", dtype="int64")
     mask = T.matrix("mask", dtype=floatX)
     y = T.vector("y", dtype="int64")
-    n_timesteps, n_samples = x.shape[0], x.shape[1]
-    emb = tparams["Wemb"][x.flatten()].reshape([n_timesteps, n_samples, dim])
-    state_below = T.dot(emb, tparams["lstm_W"]) + tparams["lstm_b"]
-    rval, _ = th.scan(_step, sequences=[mask, state_below],
-                      outputs_info=[T.alloc(numpy_floatX(0.), n_samples, dim), T.alloc(numpy_floatX(0.), n_samples, dim)],
-                      name="lstm__layers", n_steps=n_timesteps)
-    proj = (rval[0] * mask[:, :, None]).sum(axis=0) / mask.sum(axis=0)[:, None]
+    proj = lstm_mean_pool(th, T, sigmoid, tparams, x, mask, floatX)
     if hasattr(th, "sandbox"):  # Theano's MRG_RandomStreams, as the tutorial calls it
         keep = trng.binomial(proj.shape, p=0.5, n=1, dtype=proj.dtype)
     else:  # PyTensor's RandomStream: binomial(n, p, size)
         keep = T.cast(trng.binomial(1, 0.5, size=proj.shape), proj.dtype)
     proj = proj * keep  # dropout_layer with use_noise on
     pred = softmax(T.dot(proj, tparams["U"]) + tparams["b"])
-    cost = -T.log(pred[T.arange(n_samples), y] + 1e-8).mean()
+    cost = -T.log(pred[T.arange(x.shape[1]), y] + 1e-8).mean()
     grads = T.grad(cost, wrt=list(tparams.values()))
-    lr = T.scalar(name="lr", dtype=floatX)
-    zipped_grads = [th.shared(p.get_value() * numpy_floatX(0.)) for p in tparams.values()]
-    running_up2 = [th.shared(p.get_value() * numpy_floatX(0.)) for p in tparams.values()]
-    running_grads2 = [th.shared(p.get_value() * numpy_floatX(0.)) for p in tparams.values()]
-    zgup = [(zg, g) for zg, g in zip(zipped_grads, grads)]
-    rg2up = [(rg2, 0.95 * rg2 + 0.05 * (g ** 2)) for rg2, g in zip(running_grads2, grads)]
-    kw = {} if mode is None else {"mode": mode}
-    f_grad_shared = th.function([x, mask, y], cost, updates=zgup + rg2up, **kw)
-    updir = [-T.sqrt(ru2 + 1e-6) / T.sqrt(rg2 + 1e-6) * zg for zg, ru2, rg2 in zip(zipped_grads, running_up2, running_grads2)]
-    ru2up = [(ru2, 0.95 * ru2 + 0.05 * (ud ** 2)) for ru2, ud in zip(running_up2, updir)]
-    param_up = [(p, p + ud) for p, ud in zip(tparams.values(), updir)]
-    f_update = th.function([lr], [], updates=ru2up + param_up, on_unused_input="ignore", **kw)
-    return f_grad_shared, f_update
+    return adadelta(th, T, tparams, grads, [x, mask, y], cost, floatX, **({} if mode is None else {"mode": mode}))
 
 
 # ---------------------------------------------------------------------------------------------- Caffe

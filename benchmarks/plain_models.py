@@ -9,6 +9,7 @@ one ``nn.LSTM`` per layer with the state carried between windows, ``nn.Linear``,
 """
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -169,17 +170,7 @@ def caffe(args, config: str):
 
 
 def build(workload: str, args):
-    if workload == "ptb-train":
-        return ptb_train(args)
-    if workload == "ptb-test":
-        return ptb_test(args)
-    if workload == "shakespeare-train":
-        return shakespeare_train(args)
-    if workload.startswith("imdb-"):
-        return imdb(args, {"imdb-f64": "float64", "imdb-f32": "float32"}[workload])
-    if workload.startswith("caffe-"):
-        return caffe(args, workload[len("caffe-"):])
-    raise ValueError(workload)
+    return data.dispatch(sys.modules[__name__], workload, args)
 
 
 __all__ = ["build", "np"]

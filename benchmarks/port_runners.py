@@ -5,6 +5,7 @@ weights where the sides can take them), so every side does the same work.
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -130,17 +131,7 @@ def caffe(args, config: str):
 
 
 def build(workload: str, args):
-    if workload == "ptb-train":
-        return ptb_train(args)
-    if workload == "ptb-test":
-        return ptb_test(args)
-    if workload == "shakespeare-train":
-        return shakespeare_train(args)
-    if workload.startswith("imdb-"):
-        return imdb(args, {"imdb-f64": "float64", "imdb-f32": "float32"}[workload])
-    if workload.startswith("caffe-"):
-        return caffe(args, workload[len("caffe-"):])
-    raise ValueError(workload)
+    return data.dispatch(sys.modules[__name__], workload, args)
 
 
 __all__ = ["build", "fastloop_state", "np"]

@@ -23,7 +23,8 @@ process with torch's; Caffe: the binary), the port, and "plain" PyTorch of the s
 same loss, torch's clipping and a torch.optim step; for IMDB nn.LSTM over the padded batch with the
 masked mean; for Caffe a bare loop over the fused kernel without the port's checks). Rounds of
 ``--steps`` steps alternate the order of the implementations (A B C, then C B A, ...) after one warm-up
-round each; the table gives the median rate over the rounds, the min-max spread, and the ratios of the
+round each, with a pause after each legacy round (its thread pools spin after their work and would
+otherwise slow whichever side runs next); the table gives the median rate over the rounds, the min-max spread, and the ratios of the
 medians. The load average is printed before and after: figures taken with a load above the thread count
 were taken on a busy machine and say so.
 
@@ -95,6 +96,9 @@ def load() -> str:
         return "load average %.2f %.2f %.2f" % os.getloadavg()
     except OSError:
         return "load average unavailable"
+
+
+SETTLE_SECONDS = 0.3  # pause after each legacy round
 
 
 def cpu_seconds() -> float:
@@ -185,6 +189,9 @@ def measure(runners: Dict[str, Runner], rounds: int, steps: int, warmup: int,
             runner = runners[name]
             if isinstance(runner, LegacyProcess):
                 seconds, cpu_s, wall_s = runner.accounted(steps)
+                # Its thread pools (OpenBLAS, Numba, TensorFlow) spin for a while after the work: the next
+                # side starts once they have gone to sleep, not beside them.
+                time.sleep(SETTLE_SECONDS)
             else:
                 seconds, cpu_s, wall_s = _accounted(runner, steps)
             rates[name].append(steps / seconds)

@@ -59,3 +59,16 @@ def imdb_params(floatX: str, seed: int):
 
     n_words, dim, ydim, _, _ = IMDB
     return init_params(n_words, dim, ydim, np.random.RandomState(seed + 3), floatX=floatX)
+
+
+def dispatch(side, workload: str, args):
+    """``side``'s runner for ``workload``: port_runners and plain_models name their builders after the
+    workloads (``ptb_train``, ``ptb_test``, ``shakespeare_train``, ``imdb(args, floatX)``,
+    ``caffe(args, config)``)."""
+    if workload in ("ptb-train", "ptb-test", "shakespeare-train"):
+        return getattr(side, workload.replace("-", "_"))(args)
+    if workload in ("imdb-f64", "imdb-f32"):
+        return side.imdb(args, {"imdb-f64": "float64", "imdb-f32": "float32"}[workload])
+    if workload.startswith("caffe-"):
+        return side.caffe(args, workload[len("caffe-"):])
+    raise ValueError(f"unknown workload {workload!r}")

@@ -56,9 +56,7 @@ def loop_layer(x: Tensor, w, h: Tensor, c: Tensor, cont: Optional[Tensor], mask:
                tanh: Fn, sigmoid: Fn, preact_grad_clip: Optional[float],
                weight_grad_ignores_cont: bool) -> Tuple[Tensor, Tensor, Tensor]:
     """One plain layer over the whole sequence, step by step. x [T, B, in] -> ([T, B, H], h_T, c_T)."""
-    x_proj = F.linear(x, w.weight_ih, w.bias_ih)  # all steps' input transforms in one product
-    if w.bias_hh is not None:
-        x_proj = x_proj + w.bias_hh
+    x_proj = _input_transform(x, w)
     outputs = []
     for t in range(x.shape[0]):
         scale = None if cont is None else cont[t].unsqueeze(1)

@@ -65,57 +65,82 @@ def build_and_run(framework: str, case: dict) -> dict:
         return _build_and_run(framework, case)
 
 
-def _build_and_run(framework: str, case: dict) -> dict:
-    th, T, softmax = import_theano_lineage(framework)
-    sigmoid = T.sigmoid if framework == "pytensor" else T.nnet.sigmoid
-    cfg = case["config"]
-    floatX = cfg["dtype"]
-    dim = cfg["dim_proj"]
+def lstm_mean_pool(th, T, sigmoid, tparams, x, mask, floatX: str):
+    """lstm.py ``build_model`` up to the dropout: the embedding lookup, ``lstm_layer`` (its ``_step`` under
+    ``scan``) and the masked mean over time. Shared with benchmarks/legacy_sides.py."""
+    dim = tparams["Wemb"].get_value().shape[1]
 
     def numpy_floatX(data):
         return np.asarray(data, dtype=floatX)
-
-    tparams = OrderedDict((k, th.shared(case[k].copy(), name=k)) for k in PARAM_NAMES)
 
     def _slice(_x, k, d):
         if _x.ndim == 3:
             return _x[:, :, k * d:(k + 1) * d]
         return _x[:, k * d:(k + 1) * d]
 
-    def lstm_layer(state_below, mask):
-        nsteps = state_below.shape[0]
-        n_samples = state_below.shape[1]
+    def _step(m_, x_, h_, c_):
+        preact = T.dot(h_, tparams["lstm_U"])
+        preact += x_
+        i = sigmoid(_slice(preact, 0, dim))
+        f = sigmoid(_slice(preact, 1, dim))
+        o = sigmoid(_slice(preact, 2, dim))
+        c = T.tanh(_slice(preact, 3, dim))
+        c = f * c_ + i * c
+        c = m_[:, None] * c + (1. - m_)[:, None] * c_
+        h = o * T.tanh(c)
+        h = m_[:, None] * h + (1. - m_)[:, None] * h_
+        return h, c
 
-        def _step(m_, x_, h_, c_):
-            preact = T.dot(h_, tparams["lstm_U"])
-            preact += x_
-            i = sigmoid(_slice(preact, 0, dim))
-            f = sigmoid(_slice(preact, 1, dim))
-            o = sigmoid(_slice(preact, 2, dim))
-            c = T.tanh(_slice(preact, 3, dim))
-            c = f * c_ + i * c
-            c = m_[:, None] * c + (1. - m_)[:, None] * c_
-            h = o * T.tanh(c)
-            h = m_[:, None] * h + (1. - m_)[:, None] * h_
-            return h, c
+    n_timesteps, n_samples = x.shape[0], x.shape[1]
+    emb = tparams["Wemb"][x.flatten()].reshape([n_timesteps, n_samples, dim])
+    state_below = T.dot(emb, tparams["lstm_W"]) + tparams["lstm_b"]
+    rval, _updates = th.scan(_step, sequences=[mask, state_below],
+                             outputs_info=[T.alloc(numpy_floatX(0.), n_samples, dim),
+                                           T.alloc(numpy_floatX(0.), n_samples, dim)],
+                             name="lstm__layers", n_steps=n_timesteps)
+    proj = (rval[0] * mask[:, :, None]).sum(axis=0)
+    return proj / mask.sum(axis=0)[:, None]
 
-        state_below = T.dot(state_below, tparams["lstm_W"]) + tparams["lstm_b"]
-        rval, _updates = th.scan(_step, sequences=[mask, state_below],
-                                 outputs_info=[T.alloc(numpy_floatX(0.), n_samples, dim),
-                                               T.alloc(numpy_floatX(0.), n_samples, dim)],
-                                 name="lstm__layers", n_steps=nsteps)
-        return rval[0]
 
+def adadelta(th, T, tparams, grads, inputs, cost, floatX: str, **function_kwargs):
+    """lstm.py ``adadelta``: ``(f_grad_shared, f_update)``. Shared with benchmarks/legacy_sides.py."""
+    def numpy_floatX(data):
+        return np.asarray(data, dtype=floatX)
+
+    lr = T.scalar(name="lr", dtype=floatX)
+    zipped_grads = [th.shared(p.get_value() * numpy_floatX(0.), name="%s_grad" % k) for k, p in tparams.items()]
+    running_up2 = [th.shared(p.get_value() * numpy_floatX(0.), name="%s_rup2" % k) for k, p in tparams.items()]
+    running_grads2 = [th.shared(p.get_value() * numpy_floatX(0.), name="%s_rgrad2" % k) for k, p in tparams.items()]
+    zgup = [(zg, g) for zg, g in zip(zipped_grads, grads)]
+    rg2up = [(rg2, 0.95 * rg2 + 0.05 * (g ** 2)) for rg2, g in zip(running_grads2, grads)]
+    f_grad_shared = th.function(inputs, cost, updates=zgup + rg2up, name="adadelta_f_grad_shared",
+                                **function_kwargs)
+    updir = [-T.sqrt(ru2 + 1e-6) / T.sqrt(rg2 + 1e-6) * zg
+             for zg, ru2, rg2 in zip(zipped_grads, running_up2, running_grads2)]
+    ru2up = [(ru2, 0.95 * ru2 + 0.05 * (ud ** 2)) for ru2, ud in zip(running_up2, updir)]
+    param_up = [(p, p + ud) for p, ud in zip(tparams.values(), updir)]
+    f_update = th.function([lr], [], updates=ru2up + param_up, on_unused_input="ignore", name="adadelta_f_update",
+                           **function_kwargs)
+    return f_grad_shared, f_update
+
+
+def _build_and_run(framework: str, case: dict) -> dict:
+    th, T, softmax = import_theano_lineage(framework)
+    sigmoid = T.sigmoid if framework == "pytensor" else T.nnet.sigmoid
+    cfg = case["config"]
+    floatX = cfg["dtype"]
+
+    def numpy_floatX(data):
+        return np.asarray(data, dtype=floatX)
+
+    tparams = OrderedDict((k, th.shared(case[k].copy(), name=k)) for k in PARAM_NAMES)
     x = T.matrix("x", dtype="int64")
     mask = T.matrix("mask", dtype=floatX)
     y = T.vector("y", dtype="int64")
     noise = T.matrix("noise", dtype=floatX)
     use_noise = th.shared(numpy_floatX(0.))
-    n_timesteps, n_samples = x.shape[0], x.shape[1]
-    emb = tparams["Wemb"][x.flatten()].reshape([n_timesteps, n_samples, dim])
-    proj = lstm_layer(emb, mask)
-    proj = (proj * mask[:, :, None]).sum(axis=0)
-    proj = proj / mask.sum(axis=0)[:, None]
+    n_samples = x.shape[1]
+    proj = lstm_mean_pool(th, T, sigmoid, tparams, x, mask, floatX)
     # dropout_layer, with the binomial draw replaced by the fed mask
     proj = T.switch(use_noise, proj * noise, proj * 0.5)
     pred = softmax(T.dot(proj, tparams["U"]) + tparams["b"])
@@ -128,20 +153,7 @@ def _build_and_run(framework: str, case: dict) -> dict:
     f_cost = th.function([x, mask, y, noise], cost)
     grads = T.grad(cost, wrt=list(tparams.values()))
     f_grad = th.function([x, mask, y, noise], grads)
-
-    # lstm.py adadelta
-    lr = T.scalar(name="lr", dtype=floatX)
-    zipped_grads = [th.shared(p.get_value() * numpy_floatX(0.), name="%s_grad" % k) for k, p in tparams.items()]
-    running_up2 = [th.shared(p.get_value() * numpy_floatX(0.), name="%s_rup2" % k) for k, p in tparams.items()]
-    running_grads2 = [th.shared(p.get_value() * numpy_floatX(0.), name="%s_rgrad2" % k) for k, p in tparams.items()]
-    zgup = [(zg, g) for zg, g in zip(zipped_grads, grads)]
-    rg2up = [(rg2, 0.95 * rg2 + 0.05 * (g ** 2)) for rg2, g in zip(running_grads2, grads)]
-    f_grad_shared = th.function([x, mask, y, noise], cost, updates=zgup + rg2up, name="adadelta_f_grad_shared")
-    updir = [-T.sqrt(ru2 + 1e-6) / T.sqrt(rg2 + 1e-6) * zg
-             for zg, ru2, rg2 in zip(zipped_grads, running_up2, running_grads2)]
-    ru2up = [(ru2, 0.95 * ru2 + 0.05 * (ud ** 2)) for ru2, ud in zip(running_up2, updir)]
-    param_up = [(p, p + ud) for p, ud in zip(tparams.values(), updir)]
-    f_update = th.function([lr], [], updates=ru2up + param_up, on_unused_input="ignore", name="adadelta_f_update")
+    f_grad_shared, f_update = adadelta(th, T, tparams, grads, [x, mask, y, noise], cost, floatX)
 
     args = (case["x"], case["mask"])
     out = {}

@@ -245,3 +245,23 @@ def test_imdb_float64_compiled_lstm_equals_the_fused_call(doubled_bias):
         results.append([cost.detach()] + [p.grad.clone() for p in model.parameters()])
     for a, e in zip(*results):
         assert_close(a, e)
+
+
+def test_imdb_float64_compiled_lstm_only_on_one_thread(monkeypatch):
+    """compiled_float64="auto" (the default) takes the single-threaded compiled loop where torch runs on one
+    thread and torch's float64 graph from two; True and False force either; float32 never takes it."""
+    from ports.theano_imdb.model import LSTMClassifier, init_params
+
+    model = LSTMClassifier.from_params(init_params(20, 4, 2, np.random.RandomState(0), floatX="float64"),
+                                       dtype=torch.float64)
+    assert model.compiled_float64 == "auto"
+    emb64, emb32 = torch.zeros(3, 2, 4, dtype=torch.float64), torch.zeros(3, 2, 4)
+    for n, expected in ((1, True), (2, False)):
+        monkeypatch.setattr(torch, "get_num_threads", lambda n=n: n)
+        assert model._use_compiled_float64(emb64) is expected
+        assert model._use_compiled_float64(emb32) is False
+    model.compiled_float64 = True
+    assert model._use_compiled_float64(emb64) is True
+    model.compiled_float64 = False
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert model._use_compiled_float64(emb64) is False

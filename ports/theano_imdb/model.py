@@ -14,7 +14,7 @@ the LSTM runs through :func:`compat.lstm.lstm` after :func:`compat.layouts.to_ca
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Union
 
 import numpy as np
 import torch
@@ -81,7 +81,10 @@ class LSTMClassifier(nn.Module):
         # False always runs the tutorial's masked scan.
         self.unmasked_when_right_padded = True
         # float64 on the CPU: that unmasked LSTM on the compiled loop (compat.fastloop; same numbers).
-        self.compiled_float64 = True
+        # "auto": where torch runs on one thread; the loop is single-threaded, and torch's float64 graph,
+        # which splits its products, overtakes it from two threads (docs/performance.md). True / False:
+        # always / never.
+        self.compiled_float64: Union[bool, str] = "auto"
         if params is None:
             params = init_params(n_words, dim_proj, ydim, rng, floatX=dtype)
         _check_params(params)
@@ -147,7 +150,7 @@ class LSTMClassifier(nn.Module):
             # prepare_data pads on the right, so every valid step's h is the same with or without the mask,
             # and the pooling below zeroes the padded steps (their gradient is exactly 0): the same cost and
             # gradients as the masked scan, through one fused call instead of a packed sequence.
-            if self.compiled_float64 and emb.dtype == torch.float64 and fastloop.supports(emb):
+            if self._use_compiled_float64(emb):
                 h = self._lstm_compiled(emb, b)
             else:
                 h, _ = lstm(emb, [weights])
@@ -155,6 +158,13 @@ class LSTMClassifier(nn.Module):
             h, _ = lstm(emb, [weights], mask=mask)
         # build_model: sum over time of the masked outputs divided by the number of unmasked steps.
         return (h * mask[:, :, None]).sum(dim=0) / mask.sum(dim=0)[:, None]
+
+    def _use_compiled_float64(self, emb: Tensor) -> bool:
+        if emb.dtype != torch.float64 or not fastloop.supports(emb):
+            return False
+        if self.compiled_float64 == "auto":
+            return torch.get_num_threads() == 1
+        return bool(self.compiled_float64)
 
     def _lstm_compiled(self, emb: Tensor, b: Tensor) -> Tensor:
         """The unmasked LSTM on compat.fastloop, in the tutorial's own layout: state_below = emb W + b in
