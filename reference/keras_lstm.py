@@ -50,18 +50,9 @@ from typing import Callable, Optional, Tuple, Union
 
 import numpy as np
 
+from reference.numerics import sigmoid
+
 Activation = Union[str, Callable[[np.ndarray], np.ndarray]]
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """The logistic function, computed without overflow for large |x|."""
-    x = np.asarray(x, dtype=np.float64)
-    out = np.empty_like(x)
-    pos = x >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
-    e = np.exp(x[~pos])
-    out[~pos] = e / (1.0 + e)
-    return out
 
 
 def hard_sigmoid(x: np.ndarray) -> np.ndarray:

@@ -48,16 +48,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Sigmoid(x) = 1 / (1 + e^-x), computed without overflow."""
-    x = np.asarray(x, dtype=np.float64)
-    out = np.empty_like(x)
-    pos = x >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
-    e = np.exp(x[~pos])
-    out[~pos] = e / (1.0 + e)
-    return out
+from reference.numerics import sigmoid
 
 
 def _softplus(x):

@@ -54,18 +54,9 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from reference.numerics import sigmoid
+
 StateTuple = Tuple[np.ndarray, np.ndarray]  # (c, h), as TF's LSTMStateTuple
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Logistic function, computed stably for large |x|."""
-    x = np.asarray(x, dtype=np.float64)
-    out = np.empty_like(x)
-    pos = x >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
-    ex = np.exp(x[~pos])
-    out[~pos] = ex / (1.0 + ex)
-    return out
 
 
 def basic_lstm_cell(x: np.ndarray, state: StateTuple, kernel: np.ndarray, bias: np.ndarray,

@@ -25,16 +25,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """The logistic function, computed without overflow."""
-    x = np.asarray(x, dtype=np.float64)
-    out = np.empty_like(x)
-    pos = x >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
-    e = np.exp(x[~pos])
-    out[~pos] = e / (1.0 + e)
-    return out
+from reference.numerics import sigmoid
 
 
 def _direction(x, p: Dict[str, np.ndarray], h, c, lengths, backwards: bool):
