@@ -223,12 +223,28 @@ def _flat_weights(layers: Sequence[Tuple[LayerWeights, ...]]) -> Tuple[list, boo
                     flat.append(b)
             if w.weight_hr is not None:
                 flat.append(w.weight_hr)
+    # cuDNN copies the weights into one buffer through flat views, which fails on the transposed views
+    # the Keras and ONNX layouts give ("view size is not compatible with input tensor's size and stride").
+    flat = [t.contiguous() if t.is_cuda else t for t in flat]
     return flat, has_bias
+
+
+def _kernel_mode(dropout: float, training: bool, tensors) -> Tuple[float, bool]:
+    """torch.lstm's ``(dropout, train)``. ``train`` also tells cuDNN to keep what a backward needs, and a
+    backward through a call made with train=False fails on CUDA ("cudnn RNN backward can only be called in
+    training mode"; the CPU kernels do not mind, and keep their inference path): on CUDA, where a gradient
+    is wanted, the call is made in training mode with the dropout switched off unless ``training``. The
+    forward values are the same either way."""
+    if training or not tensors[0].is_cuda:
+        return (dropout if training else 0.0), training
+    wants_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    return 0.0, wants_grad
 
 
 def _fused(x: Tensor, layers, h0: Tensor, c0: Tensor, dropout: float, training: bool,
            bidirectional: bool = False) -> Tuple[Tensor, Tensor, Tensor]:
     flat, has_bias = _flat_weights(layers)
+    dropout, training = _kernel_mode(dropout, training, [x, h0, c0, *flat])
     with warnings.catch_warnings():
         # cuDNN copies non-contiguous weights into one buffer per call (once per forward, not per step).
         warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
@@ -245,6 +261,7 @@ def _fused_on_packed(packed: PackedSequence, layers, h0: Tensor, c0: Tensor, dro
         h0 = h0.index_select(1, packed.sorted_indices)
         c0 = c0.index_select(1, packed.sorted_indices)
     flat, has_bias = _flat_weights(layers)
+    dropout, training = _kernel_mode(dropout, training, [packed.data, h0, c0, *flat])
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
         warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")

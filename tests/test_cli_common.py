@@ -88,3 +88,20 @@ def test_files_list_names_what_exists(tmp_path):
     out = io.StringIO()
     cli.print_files([(a, "the best parameters"), (tmp_path / "missing.png", "a plot")], stream=out)
     assert out.getvalue() == f"Files written:\n  {a}  the best parameters\n"
+
+
+def test_check_device_names_a_missing_gpu_and_keeps_float32_exact_on_cuda(monkeypatch):
+    import torch
+
+    assert cli.check_device("cpu") == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(InputError, match=r"--device cuda:1: no CUDA device"):
+        cli.check_device("cuda:1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        assert cli.check_device("cuda") == "cuda"
+        assert torch.backends.cuda.matmul.allow_tf32 is False and torch.backends.cudnn.allow_tf32 is False
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before

@@ -21,7 +21,7 @@ from tests.strategies import (
     arbitrary_masks, as_tensor, canonical_weights, conts, dtypes, initial_states, inputs, lstm_sizes,
     right_padded_masks, states_as_tensors, weights_as_tensors,
 )
-from tests.tolerances import assert_close
+from tests.tolerances import assert_close, cudnn_float32
 
 # ``device`` is a plain string parameter (no state to reset between examples).
 with_device = settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
@@ -161,7 +161,7 @@ def test_loop_equals_fused_with_cont(device, sizes, x, state, weights, cont, dty
     named = leaves(ws, hx, xt)
     g_loop = grads_of(*runs["loop"], named, seed)
     for b in ("fused", "auto"):
-        assert_same_run(runs[b], runs["loop"], msg=f"{b} vs loop")
+        assert_same_run(runs[b], runs["loop"], msg=f"{b} vs loop", **cudnn_float32(device, dtype))
         assert_same_grads(grads_of(*runs[b], named, seed), g_loop, msg=f"{b} vs loop", **grad_tolerance(dtype))
 
 

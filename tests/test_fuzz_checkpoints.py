@@ -204,18 +204,22 @@ def test_a_resume_with_huge_weights_reports_an_infinite_perplexity(tmp_path):
     """Weights x 1e4 load (they are finite) and give a perplexity of inf, not an OverflowError."""
     path = _ptb_checkpoint(tmp_path / "big.pt", scale=1e4)
 
-    def evaluate(p):
+    def evaluate(p, learning_rates=(None, 1.0)):  # None: the evaluation pass; 1.0: a training pass
         ck = load_checkpoint(p)
         model = PTBModel(Config.from_dict(ck["config"]))
         model.load_state_dict(ck["model"])
         data = list(np.random.RandomState(0).randint(0, 10000, size=400))
-        for lr in (None, 1.0):
+        for lr in learning_rates:
             ppl = run_epoch(model, data, 20, 2, lr=lr, progress=False, max_steps=3)
             if not math.isinf(ppl):
                 raise AssertionError(f"perplexity {ppl}")
 
     evaluate(path)  # in this process first (a real traceback on failure; warms torch's lazy imports up)
-    out = run_isolated(evaluate, path, timeout=20)
+    # Again in a forked child, which also catches a crash or a hang. Where a CUDA device exists, the backward
+    # above started autograd's device threads, which a forked child cannot use ("Unable to handle
+    # autograd's threading in combination with fork-based multiprocessing"): the child evaluates only.
+    child_rates = (None,) if torch.cuda.is_available() else (None, 1.0)
+    out = run_isolated(lambda p: evaluate(p, child_rates), path, timeout=20)
     assert out.kind == "ok", out
     with pytest.raises(CheckpointError, match=r"nan\.pt\.json: tensor 'model/cells\.0\.kernel': 1 of its 32 values are "
                                               r"NaN or infinite"):

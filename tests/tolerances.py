@@ -25,6 +25,16 @@ _NUMPY_TO_TORCH = {
 }
 
 
+def cudnn_float32(device, dtype) -> dict:
+    """``loosen=`` and its reason for float32 results of cuDNN's fused LSTM on a CUDA device, else nothing.
+    Seen on an H200 (cuDNN 9.19, TF32 off): up to 1.7e-5 from a float64 reference in 2 layers x 2 steps,
+    and 6e-5 between the fused kernel and the step loop over 3 layers x 10 steps with weights up to 2."""
+    if str(device).startswith("cuda") and dtype == torch.float32:
+        return dict(loosen=10, reason="cuDNN's float32 LSTM kernel uses its own activation routines and "
+                                      "summation order, and the recurrence amplifies the differences")
+    return {}
+
+
 def tolerance(dtype) -> dict:
     """rtol/atol for a torch or numpy dtype."""
     if not isinstance(dtype, torch.dtype):

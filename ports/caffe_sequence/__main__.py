@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from compat.cli import HelpFormatter, check_positive, fail, print_files, run_cli
+from compat.cli import HelpFormatter, check_device, check_positive, fail, print_files, run_cli
 from compat.errors import InputError
 from ports.caffe_sequence.example import CONFIGS, RunConfig, output_files, run
 
@@ -53,11 +53,7 @@ def _main(argv=None) -> int:
     check_positive(iters=args.iters)
     if args.checkpoint_every < 0:
         fail(f"--checkpoint-every must be at least 0; got {args.checkpoint_every}")
-    if args.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            fail(f"--device {args.device}: no CUDA device is available on this machine")
+    check_device(args.device)
     n_threads = threads.configure_threads(args.threads)
     out = args.out or Path("runs") / "caffe_sequence" / args.config
     save = args.save or out / "checkpoint"

@@ -22,7 +22,7 @@ import torch
 from compat import checkpoint
 from compat.atomic import atomic_write_text
 from compat.checkpoint import CheckpointError, Fields
-from compat.cli import HelpFormatter, check_positive, fail, print_files, run_cli
+from compat.cli import HelpFormatter, check_device, check_positive, fail, print_files, run_cli
 from compat.errors import FileFormatError, InputError
 
 from .config import PRESETS, Config
@@ -187,8 +187,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
     check_positive(max_steps=args.max_steps)
     if args.max_max_epoch is not None and args.max_max_epoch < 0:
         fail(f"--max-max-epoch must be at least 0; got {args.max_max_epoch}")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        fail(f"--device {args.device}: CUDA is not available on this machine")
+    check_device(args.device)
     n_threads = threads.configure_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(args.seed)

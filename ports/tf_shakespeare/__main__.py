@@ -9,16 +9,10 @@ from pathlib import Path
 from typing import List, Optional
 
 from compat.checkpoint import manifest_path
-from compat.cli import HelpFormatter, check_positive, fail, print_files, run_cli
+from compat.cli import HelpFormatter, check_device, check_positive, print_files, run_cli
 from ports.tf_shakespeare.train import CHECKPOINT_NAME, PLOT_NAME, RECIPE_PRIME_TEXTS, VOCAB_NAME, TrainConfig
 
 
-def _device(name: str) -> str:
-    import torch
-
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        fail(f"--device {name}: no CUDA device is available on this machine")
-    return name
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -108,7 +102,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
         check_positive(**{name: getattr(args, name) for name in ("epochs", "rnn_size", "batch_size", "seq_len",
                                                                  "save_every", "eval_every", "print_every",
                                                                  "max_iterations")})
-        device = _device(args.device)
+        device = check_device(args.device)
         print(f"ports.tf_shakespeare train: the TF cookbook's Shakespeare word LSTM on {args.data_path} "
               f"({config.epochs} epochs of {config.batch_size}x{config.training_seq_len} batches), {device}, "
               f"{n_threads} CPU thread{'s' if n_threads > 1 else ''}; files go to {args.save_dir}/", flush=True)
@@ -138,7 +132,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
         from ports.tf_shakespeare.train import CheckpointError, report
 
         try:
-            report(args.save_dir, args.plot, _device(args.device), log=lambda line: print(line, flush=True))
+            report(args.save_dir, args.plot, check_device(args.device), log=lambda line: print(line, flush=True))
         except (CheckpointError, DataError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -148,9 +142,9 @@ def _main(argv: Optional[List[str]] = None) -> int:
 
     try:
         if args.model:
-            model, ix2vocab, vocab2ix, _ = load_trained(args.model, _device(args.device))
+            model, ix2vocab, vocab2ix, _ = load_trained(args.model, check_device(args.device))
         else:
-            model, ix2vocab, vocab2ix = load_tf1_model(args.tf_checkpoint, args.vocab, _device(args.device))
+            model, ix2vocab, vocab2ix = load_tf1_model(args.tf_checkpoint, args.vocab, check_device(args.device))
     except (CheckpointError, DataError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

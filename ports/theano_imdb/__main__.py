@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from compat.atomic import atomic_write_text
-from compat.cli import HelpFormatter, check_positive, fail, print_files, run_cli
+from compat.cli import HelpFormatter, check_device, check_positive, fail, print_files, run_cli
 from compat.errors import InputError
 from ports.theano_imdb.data import EMBEDDED, locate_dataset
 from ports.theano_imdb.model import SEED
@@ -134,11 +134,7 @@ def _main(argv=None) -> int:
         value = getattr(args, name)
         if value is not None and value < 1 and value != -1:
             fail(f"--{name} must be at least 1, or -1 for once per epoch; got {value}")
-    if args.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            fail(f"--device {args.device}: no CUDA device is available on this machine")
+    check_device(args.device)
     n_threads = threads.configure_threads(args.threads)
 
     opts = {key: (default if getattr(args, key) is None else getattr(args, key))
