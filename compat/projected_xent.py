@@ -33,6 +33,7 @@ its pages fault in one by one.)
 """
 from __future__ import annotations
 
+import functools
 import threading
 from typing import List, Optional
 
@@ -68,8 +69,21 @@ class BufferPool:
 
 def onednn_available() -> bool:
     """Whether this torch build has oneDNN's inner product for dense CPU tensors (and it is enabled)."""
-    return (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
-            and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+    return torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled and _onednn_ops_work()
+
+
+@functools.lru_cache(maxsize=None)
+def _onednn_ops_work() -> bool:
+    """The private ops this module calls exist and take the arguments it passes (tried once on a 2 x 3
+    product): another torch version that changed them sends every product to ATen instead of failing."""
+    try:
+        a, w = torch.ones(2, 3), torch.ones(4, 3)
+        reorder = getattr(torch.ops.mkldnn, "_reorder_linear_weight", None)
+        packed = reorder(w, 2) if reorder is not None else w
+        out = torch.ops.mkldnn._linear_pointwise(a, packed, None, "none", [], "")
+        return tuple(out.shape) == (2, 4) and bool((out == 3).all())
+    except Exception:  # noqa: BLE001 - any failure means: do not use them
+        return False
 
 
 def _use_onednn(backend: str, x: Tensor) -> bool:
