@@ -1,4 +1,4 @@
-"""Hypothesis profiles, the device parameter and the path to ../shared/data.
+"""Hypothesis profiles, the device parameter, the path to ../shared/data, and a fixed thread count.
 
 Profiles: ``ci`` (quick, the default under CI=true), ``dev`` (the default elsewhere) and
 ``thorough`` (on demand: ``HYPOTHESIS_PROFILE=thorough tox``).
@@ -71,3 +71,19 @@ def shared_data_path(*parts: str) -> Path:
 def shared_data():
     """The resolver :func:`shared_data_path` as a fixture: ``shared_data("ptb", "ptb.train.txt")``."""
     return shared_data_path
+
+
+@pytest.fixture(autouse=True)
+def _thread_count_fixed_in_tests(request, monkeypatch):
+    """The CLIs run in-process here without ``--threads``: their default thread count would follow the
+    machine's load (compat.threads), so that one test's numbers could depend on what else the machine
+    runs. Here the default is the suite's count and never changes; tests/test_threads.py tests the policy."""
+    from compat import threads
+
+    before = torch.get_num_threads()
+    if request.module.__name__.rsplit(".", 1)[-1] != "test_threads":
+        monkeypatch.setattr(threads, "default_threads", lambda window=0.0: before)
+        monkeypatch.setattr(threads, "rebalance", lambda: None)
+    yield
+    threads._following = None
+    torch.set_num_threads(before)
