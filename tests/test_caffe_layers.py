@@ -222,10 +222,10 @@ def _fork_run(case, backend: str):
     return layer, data, out
 
 
-@given(fork_cases())
-def test_fork_layer_matches_reference(case):
+def check_fork_run_against_reference(case, backend: str) -> None:
+    """The layer on ``backend``: outputs, final state and every gradient against the fork's oracle."""
     a = case["arrays"]
-    layer, data, out = _fork_run(case, "auto")
+    layer, data, out = _fork_run(case, backend)
     r_h, r_hT, r_cT, cache = ref.junhyukoh_forward(a["data"], a["W_x"], a["W_h"], a["b"], case["N"], a["clip"],
                                                    a["h0"], a["c0"])
     g = ref.junhyukoh_backward(a["dh"], cache, case["threshold"], case["defect"])
@@ -235,6 +235,11 @@ def test_fork_layer_matches_reference(case):
     assert_close(data.grad, g["data"])
     for name in ("W_x", "W_h", "b"):
         assert_close(getattr(layer, name).grad, g[name], msg=name)
+
+
+@given(fork_cases())
+def test_fork_layer_matches_reference(case):
+    check_fork_run_against_reference(case, "auto")
 
 
 @given(fork_cases())

@@ -18,8 +18,7 @@ from hypothesis import given, note, strategies as st
 from compat import fastloop
 from compat.lstm import LayerWeights, lstm
 from ports.caffe_sequence import JunhyukohLSTM
-from reference import caffe_lstm as ref
-from tests.test_caffe_layers import fork_cases
+from tests.test_caffe_layers import check_fork_run_against_reference, fork_cases
 from tests.tolerances import assert_close
 
 
@@ -105,24 +104,7 @@ def test_no_grad_forward_equals_the_saving_forward():
 @given(fork_cases())
 def test_fork_layer_compiled_backend_matches_reference(case):
     """JunhyukohLSTM on the compiled loop against the fork's oracle, the clamp exact at every step."""
-    a = case["arrays"]
-    layer = JunhyukohLSTM.from_blobs([a["W_x"], a["W_h"], a["b"]], batch_size=case["N"],
-                                     clipping_threshold=case["threshold"], dwh_defect=case["defect"], dtype=torch.float64)
-    if a["h0"] is not None:
-        layer.set_state((torch.tensor(a["h0"]), torch.tensor(a["c0"])))
-    data = torch.tensor(a["data"], requires_grad=True)
-    clip = None if a["clip"] is None else torch.tensor(a["clip"]).reshape(-1, 1)
-    out = layer(data, clip, backend="compiled")
-    (out * torch.tensor(a["dh"])).sum().backward()
-    r_h, r_hT, r_cT, cache = ref.junhyukoh_forward(a["data"], a["W_x"], a["W_h"], a["b"], case["N"], a["clip"],
-                                                   a["h0"], a["c0"])
-    g = ref.junhyukoh_backward(a["dh"], cache, case["threshold"], case["defect"])
-    assert_close(out, r_h)
-    assert_close(layer.state[0][0], r_hT)
-    assert_close(layer.state[1][0], r_cT)
-    assert_close(data.grad, g["data"])
-    for name in ("W_x", "W_h", "b"):
-        assert_close(getattr(layer, name).grad, g[name], msg=name)
+    check_fork_run_against_reference(case, "compiled")
 
 
 def test_bad_shapes_are_named():
