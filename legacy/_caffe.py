@@ -216,3 +216,15 @@ def build_info(caffe_root: Path) -> Dict[str, str]:
             "compiler": version[0] if version else "?",
             "protoc": out(["protoc", "--version"])}
     return info
+
+
+def snapshot_weights(caffe_root, work, it: int):
+    """The layers' blobs of Caffe's snapshot ``work/snap/it_iter_<it>.caffemodel``."""
+    return layer_blobs(protoc_decode(caffe_root, "NetParameter",
+                                     (work / "snap" / f"it_iter_{it}.caffemodel").read_bytes()))
+
+
+def snapshot_history(caffe_root, work, it: int):
+    """The solver's momentum history of ``work/snap/it_iter_<it>.solverstate``."""
+    return history_blobs(protoc_decode(caffe_root, "SolverState",
+                                       (work / "snap" / f"it_iter_{it}.solverstate").read_bytes()))

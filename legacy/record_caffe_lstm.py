@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from _common import GOLDEN, versions
-from _caffe import build_info, history_blobs, layer_blobs, logged_losses, one_ulp_apart, protoc_decode, run_binary
+from _caffe import build_info, logged_losses, one_ulp_apart, run_binary, snapshot_history, snapshot_weights
 
 T, N, I, H1, H2, CHUNKS = 10, 3, 2, 5, 3, 4
 
@@ -135,12 +135,10 @@ def run_caffe(caffe_root: Path, blobs, net_name: str, data, iters: int, work: Pa
                          f"got {[it for it, _ in losses][:5]}...")
 
     def weights(it):
-        return layer_blobs(protoc_decode(caffe_root, "NetParameter",
-                                         (work / "snap" / f"it_iter_{it}.caffemodel").read_bytes()))
+        return snapshot_weights(caffe_root, work, it)
 
     def history(it):
-        return history_blobs(protoc_decode(caffe_root, "SolverState",
-                                           (work / "snap" / f"it_iter_{it}.solverstate").read_bytes()))
+        return snapshot_history(caffe_root, work, it)
 
     return {"loss": np.array([v for _, v in losses]), "w1": weights(1), "w_end": weights(iters),
             "history1": history(1), "history": history(iters), "seconds": seconds}

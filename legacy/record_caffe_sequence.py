@@ -49,8 +49,8 @@ from pathlib import Path
 import numpy as np
 
 from _common import GOLDEN, versions
-from _caffe import (blobs_text_by_layer, build_info, history_blobs, layer_blobs, logged_losses, one_ulp_apart,
-                    protoc_decode, run_binary, splice_blobs)
+from _caffe import (blobs_text_by_layer, build_info, logged_losses, one_ulp_apart, protoc_decode, run_binary,
+                    snapshot_history, snapshot_weights, splice_blobs)
 
 # --config -> (the example's solver file, TotalLength of its test_*.sh)
 CONFIGS = {
@@ -107,12 +107,10 @@ def record_config(caffe_root: Path, config: str, iters: int, seed: int, work: Pa
     rows = [line.split() for line in (work / "result.log").read_text().splitlines()]
 
     def weights(it):
-        return layer_blobs(protoc_decode(caffe_root, "NetParameter",
-                                         (work / "snap" / f"it_iter_{it}.caffemodel").read_bytes()))
+        return snapshot_weights(caffe_root, work, it)
 
     def history(it):
-        return history_blobs(protoc_decode(caffe_root, "SolverState",
-                                           (work / "snap" / f"it_iter_{it}.solverstate").read_bytes()))
+        return snapshot_history(caffe_root, work, it)
 
     run = {"blobs": blobs, "name": net_name, "seconds": seconds, "loss": np.array([v for _, v in losses]),
            "target": np.array([float(r[0]) for r in rows]), "generated": np.array([float(r[1]) for r in rows]),
