@@ -245,7 +245,8 @@ def test_keras_module_matches_the_keras_reference(go_backwards, bidirectional, m
 
 def test_onnx_module_zeroes_the_final_state_of_empty_sequences():
     from compat.convert.modules import OnnxLSTM
-    from compat.layouts import from_canonical, onnx_stack_directions
+    from compat.frameworks.onnx.layout import onnx_stack_directions
+    from compat.layouts import from_canonical
     from reference import onnx_lstm
 
     torch.manual_seed(2)

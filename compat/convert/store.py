@@ -23,15 +23,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from compat import checkpoint
+from compat import checkpoint, frameworks
 from compat.checkpoint import CheckpointError, Fields
-from compat.convert.spec import (CORE_LSTM, KERAS_LSTM, MASKED_OUTPUTS, MERGE_MODES, ONNX_LSTM, SEMANTICS,
-                                 TORCH_LSTM, LSTMSpec)
+from compat.convert.spec import CORE_LSTM, MASKED_OUTPUTS, MERGE_MODES, SEMANTICS, TORCH_LSTM, LSTMSpec, SourceItem
 from compat.errors import InputError
 
 KIND = "compat.convert"
-CONVERTER_VERSION = 1
-MODULES = (TORCH_LSTM, CORE_LSTM, KERAS_LSTM, ONNX_LSTM)
+# 2: every item of the source listed ("items") and the tensors not converted carried ("carried"); 1 had neither
+CONVERTER_VERSION = 2
+MODULES = (TORCH_LSTM, CORE_LSTM) + tuple(k for fw in frameworks.FRAMEWORKS.values() for k in fw.modules)
+MAX_ITEMS = 1_000_000
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 MAX_LSTMS = 10_000
 MAX_SIZE = 1 << 24
@@ -80,9 +81,22 @@ def _entry(spec: LSTMSpec) -> dict:
     }
 
 
-def write(specs: Sequence[LSTMSpec], out, source) -> Tuple[Path, Path]:
+def _item(item: SourceItem) -> dict:
+    return {"name": item.name, "kind": item.kind, "shapes": {k: list(v) for k, v in item.shapes.items()},
+            "converted": None if item.converted is None else item.converted.name, "reason": item.reason,
+            "recurrent": item.recurrent, "carried": sorted(item.tensors), "not_carried": dict(item.not_carried)}
+
+
+def write(specs: Sequence[LSTMSpec], out, source, items: Sequence[SourceItem] = ()) -> Tuple[Path, Path]:
     """Write the conversion ``out`` (see the module docstring); returns (configuration, tensor file)."""
-    content = {"converter_version": CONVERTER_VERSION, "source": str(source), "lstms": [_entry(s) for s in specs]}
+    carried: Dict[str, torch.Tensor] = {}
+    for item in items:
+        for name, arr in item.tensors.items():
+            if name in carried:
+                raise ValueError(f"two items of the source carry a tensor named {name!r}")
+            carried[name] = torch.from_numpy(np.array(arr))
+    content = {"converter_version": CONVERTER_VERSION, "source": str(source), "lstms": [_entry(s) for s in specs],
+               "items": [_item(i) for i in items], "carried": carried}
     target = checkpoint.save(out, KIND, content)
     return files(target)
 
@@ -102,16 +116,9 @@ def _build(entry: dict, device=None) -> nn.Module:
         options["activations"] = tuple(tuple(a) if isinstance(a, list) else a for a in options["activations"])
     from compat.lstm import LSTM
 
-    if kind == CORE_LSTM:
-        return LSTM(**common, peepholes=entry["peepholes"], **options)
-    from compat.convert.modules import KerasLSTM, OnnxLSTM
-
-    if kind == ONNX_LSTM:
-        return OnnxLSTM(**common, peepholes=entry["peepholes"], **options)
-    keras = entry["keras"] or {}
-    return KerasLSTM(**common, peepholes=entry["peepholes"], go_backwards=keras.get("go_backwards", False),
-                     masked_output=keras.get("masked_output", "previous_output"),
-                     merge_mode=keras.get("merge_mode", "concat"), **options)
+    # compat.lstm.LSTM, or the module class a framework registered (the Keras layer's output settings with it)
+    cls = LSTM if kind == CORE_LSTM else frameworks.module_class(kind)
+    return cls(**common, peepholes=entry["peepholes"], **(entry["keras"] or {}), **options)
 
 
 def _check_entry(f: Fields, e, field: str) -> dict:
@@ -153,14 +160,13 @@ def load(out) -> Dict[str, nn.Module]:
     """
     ck = checkpoint.read(out, KIND)
     f = Fields(ck)
-    content = f.dict(ck.content, "content", keys=("converter_version", "source", "lstms"))
-    f.int(content["converter_version"], "converter_version", CONVERTER_VERSION, CONVERTER_VERSION)
+    content = _content(f, ck)
     entries = [_check_entry(f, e, f"lstms/{i}")
                for i, e in enumerate(f.list(content["lstms"], "lstms", max_length=MAX_LSTMS))]
     names = [e["name"] for e in entries]
     if len(set(names)) != len(names):
         raise f.error("lstms", "two LSTMs have the same name")
-    tensors = ck.materialize()["lstms"]
+    tensors = ck.materialize(content=content["lstms"])
     modules: Dict[str, nn.Module] = {}
     for entry, loaded in zip(entries, tensors):
         m = _build(entry)
@@ -174,4 +180,33 @@ def load(out) -> Dict[str, nn.Module]:
     return modules
 
 
-__all__ = ["KIND", "load", "write", "files", "CheckpointError"]
+def _content(f: Fields, ck) -> dict:
+    version = f.int(f.dict(ck.content, "content").get("converter_version"), "converter_version", 1, CONVERTER_VERSION)
+    if version == 1:
+        return f.dict(ck.content, "content", keys=("converter_version", "source", "lstms"))
+    return f.dict(ck.content, "content", keys=("converter_version", "source", "lstms", "items", "carried"))
+
+
+def load_carried(out) -> Dict[str, torch.Tensor]:
+    """The tensors of the source that the conversion ``out`` did not convert, by their names in the source
+    (empty for a conversion written before they were carried)."""
+    ck = checkpoint.read(out, KIND)
+    f = Fields(ck)
+    content = _content(f, ck)
+    if "carried" not in content:
+        return {}
+    carried = f.dict(content["carried"], "carried")
+    items = f.list(content["items"], "items", max_length=MAX_ITEMS)
+    listed = set()
+    for i, item in enumerate(items):
+        item = f.dict(item, f"items/{i}")
+        listed.update(f.list(item.get("carried", []), f"items/{i}/carried", max_length=MAX_ITEMS))
+    unlisted = sorted(set(carried) - listed)
+    if unlisted:
+        raise f.error("carried", f"tensors {unlisted[:5]} are carried but no item of the source lists them")
+    for name, ref in carried.items():
+        f.tensor(ref, f"carried/{name}")
+    return dict(ck.materialize(allow_nonfinite=True, content=carried))
+
+
+__all__ = ["KIND", "load", "load_carried", "write", "files", "CheckpointError"]

@@ -8,8 +8,7 @@ node and input. The ``onnx`` package is an optional dependency (``pip install le
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
@@ -24,6 +23,9 @@ LSTM_INPUTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P
 LSTM_OUTPUTS = ("Y", "Y_h", "Y_c")
 LSTM_ATTRIBUTES = ("activation_alpha", "activation_beta", "activations", "clip", "direction", "hidden_size",
                    "input_forget", "layout", "output_sequence")
+
+
+RECURRENT_OPS = ("LSTM", "GRU", "RNN")
 
 
 class OnnxFileError(FileFormatError):
@@ -52,7 +54,9 @@ class LSTMNode:
     opset: int = 0
 
 
-def _attribute(onnx, attr):
+def _attribute(onnx, attr, decode=None):
+    if attr.type == onnx.AttributeProto.TENSOR and decode is not None:
+        return decode(attr.t, f"attribute {attr.name!r}")
     value = onnx.helper.get_attribute_value(attr)
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
@@ -61,9 +65,23 @@ def _attribute(onnx, attr):
     return value
 
 
-def lstm_nodes(path) -> List[LSTMNode]:
-    """Every LSTM node of the model at ``path``."""
+@dataclass
+class OnnxModel:
+    """A parsed model: its LSTM nodes, its other recurrent nodes, every initializer and which LSTM reads it."""
+
+    lstm_nodes: List[LSTMNode]
+    other_recurrent: List[Tuple[str, str]]               # (node name, op type) of GRU and RNN nodes
+    initializers: Dict[str, Callable[[], np.ndarray]]     # name -> decode (on demand)
+    initializer_shapes: Dict[str, Tuple[int, ...]]
+    read_by: Dict[str, str] = field(default_factory=dict)  # initializer -> the LSTM node whose weights it makes
+    other_nodes: Dict[str, int] = field(default_factory=dict)   # op type -> count of the remaining nodes
+
+
+def read_onnx(path) -> OnnxModel:
+    """The recurrent nodes and initializers of the model at ``path`` (see the module docstring)."""
     onnx, numpy_helper = _onnx()
+    from compat.formats.onnx_fold import Folder, NotConstantError
+
     data = read_bytes(path, MAX_MODEL_BYTES, "ONNX model")
     try:
         model = onnx.load_model_from_string(data)
@@ -74,15 +92,31 @@ def lstm_nodes(path) -> List[LSTMNode]:
     for imp in model.opset_import:
         if imp.domain in ("", "ai.onnx"):
             opset = int(imp.version)
-    constants: Dict[str, object] = {t.name: t for t in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
-            for attr in node.attribute:
-                if attr.name == "value" and node.output:
-                    constants[node.output[0]] = attr.t
-    out = []
+
+    def decode(t, what):
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            raise OnnxFileError(f"{path}: {what} is stored in an external data file; not supported (save the model "
+                                "with its weights inside)")
+        try:
+            return numpy_helper.to_array(t)
+        except Exception as e:  # noqa: BLE001
+            raise OnnxFileError(f"{path}: {what} cannot be decoded ({e})") from None
+
+    initializers = {t.name: (lambda t=t: decode(t, f"initializer {t.name!r}")) for t in graph.initializer}
+    shapes = {t.name: tuple(int(d) for d in t.dims) for t in graph.initializer}
+
+    def dtype_of(code: int) -> np.dtype:
+        return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(code))
+
+    folder = Folder(initializers, graph.node, opset, lambda a: _attribute(onnx, a, decode), lambda t: decode(t, "a tensor"),
+                    dtype_of, str(path))
+    out, others, read_by, counts = [], [], {}, {}
     for index, node in enumerate(graph.node):
-        if node.op_type != "LSTM" or node.domain not in ("", "ai.onnx"):
+        if node.domain not in ("", "ai.onnx") or node.op_type not in RECURRENT_OPS:
+            counts[node.op_type] = counts.get(node.op_type, 0) + 1
+            continue
+        if node.op_type != "LSTM":
+            others.append((node.name or f"{node.op_type}_{index}", node.op_type))
             continue
         name = node.name or f"LSTM_{index}"
         where = f"{path}: LSTM node {name!r}"
@@ -90,7 +124,7 @@ def lstm_nodes(path) -> List[LSTMNode]:
         for attr in node.attribute:
             if attr.name not in LSTM_ATTRIBUTES:
                 raise OnnxFileError(f"{where}: unknown attribute {attr.name!r} (nothing is ignored silently)")
-            attrs[attr.name] = _attribute(onnx, attr)
+            attrs[attr.name] = _attribute(onnx, attr, decode)
         inputs = {role: n for role, n in zip(LSTM_INPUTS, node.input) if n}
         if len(node.input) > len(LSTM_INPUTS):
             raise OnnxFileError(f"{where}: {len(node.input)} inputs; the LSTM operator has {len(LSTM_INPUTS)}")
@@ -100,25 +134,22 @@ def lstm_nodes(path) -> List[LSTMNode]:
                 if role in ("W", "R"):
                     raise OnnxFileError(f"{where}: the required input {role} is missing")
                 continue
-            t = constants.get(inputs[role])
-            if t is None:
-                raise OnnxFileError(f"{where}: input {role} ({inputs[role]!r}) is computed at run time, not a constant: "
-                                    "its weights are not in the file")
-            if t.data_location == onnx.TensorProto.EXTERNAL:
-                raise OnnxFileError(f"{where}: input {role} is stored in an external data file; "
-                                    "not supported (save the model with its weights inside)")
             try:
-                arr = numpy_helper.to_array(t)
-            except Exception as e:  # noqa: BLE001
-                raise OnnxFileError(f"{where}: input {role} cannot be decoded ({e})") from None
+                arr = np.asarray(folder.value(inputs[role]))
+            except NotConstantError as e:
+                raise OnnxFileError(f"{where}: input {role} ({inputs[role]!r}) depends on what the model is given at "
+                                    f"run time, so its weights are not in the file: "
+                                    f"{str(e).removeprefix(f'{path}: ')}") from None
             if arr.dtype.kind != "f":
                 raise OnnxFileError(f"{where}: input {role} has dtype {arr.dtype}; expected floating point")
             tensors[role] = arr
+            for const in folder.constants_read(inputs[role]):
+                read_by.setdefault(const, name)
         outputs = {role: n for role, n in zip(LSTM_OUTPUTS, node.output) if n}
         out.append(LSTMNode(name, index, attrs, tensors, inputs, outputs, opset))
-    return out
+    return OnnxModel(out, others, initializers, shapes, read_by, counts)
 
 
-def is_onnx(path) -> bool:
-    """A cheap guess from the suffix (ONNX files have no magic number)."""
-    return Path(path).suffix.lower() == ".onnx"
+def lstm_nodes(path) -> List[LSTMNode]:
+    """Every LSTM node of the model at ``path``."""
+    return read_onnx(path).lstm_nodes
