@@ -16,6 +16,7 @@ and every tensor's name, shape and dtype against the module it describes before 
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Dict, Sequence, Tuple
 
@@ -197,16 +198,21 @@ def load_carried(out) -> Dict[str, torch.Tensor]:
         return {}
     carried = f.dict(content["carried"], "carried")
     items = f.list(content["items"], "items", max_length=MAX_ITEMS)
-    listed = set()
+    listed, shapes = set(), {}
     for i, item in enumerate(items):
         item = f.dict(item, f"items/{i}")
         listed.update(f.list(item.get("carried", []), f"items/{i}/carried", max_length=MAX_ITEMS))
+        for name, shape in f.dict(item.get("shapes", {}), f"items/{i}/shapes").items():
+            shapes[name] = tuple(f.list(shape, f"items/{i}/shapes/{name}", max_length=64))
     unlisted = sorted(set(carried) - listed)
     if unlisted:
         raise f.error("carried", f"tensors {unlisted[:5]} are carried but no item of the source lists them")
     for name, ref in carried.items():
         f.tensor(ref, f"carried/{name}")
-    return dict(ck.materialize(allow_nonfinite=True, content=carried))
+    out = dict(ck.materialize(allow_nonfinite=True, content=carried))
+    # a scalar comes back from the tensor file as one element: give each its shape in the source
+    return {k: v.reshape(shapes[k]) if k in shapes and math.prod(shapes[k]) == v.numel() else v
+            for k, v in out.items()}
 
 
 __all__ = ["KIND", "load", "load_carried", "write", "files", "CheckpointError"]

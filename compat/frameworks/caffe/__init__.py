@@ -14,7 +14,7 @@ from compat.frameworks import Framework, Option, register
 
 FRAMEWORK = register(Framework(
     key="caffe",
-    title="Caffe weights",
+    title="Caffe files",
     package=__name__,
     suffixes=(".caffemodel",),
     layouts=("caffe", "junhyukoh"),

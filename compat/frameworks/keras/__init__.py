@@ -15,7 +15,7 @@ from compat.frameworks import Framework, register
 
 FRAMEWORK = register(Framework(
     key="keras",
-    title="Keras 1/2/3 model files",
+    title="Keras files",
     package=__name__,
     suffixes=(".h5", ".hdf5", ".keras"),
     layouts=("keras", "keras_cudnn"),

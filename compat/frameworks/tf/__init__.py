@@ -80,7 +80,7 @@ def explain(path: Path) -> Optional[str]:
 
 FRAMEWORK = register(Framework(
     key="tf",
-    title="TensorFlow 1 checkpoints",
+    title="TF1 checkpoints",
     package=__name__,
     suffixes=(),
     layouts=("tf",),

@@ -592,12 +592,12 @@ def discover(path, *, forget_bias: Optional[float] = None, cell_clip: Optional[f
 
 def _refuse_unused_options(ckpt, specs, forget_bias, cell_clip, proj_clip, keras_recurrent_activation, cudnn_options):
     """A run-time setting given for cells that have no such setting would be dropped: refuse it."""
-    tf_cells = [s for s in specs if s.oracle == "tf"]
+    tf_cells = [s for s in specs if s.oracle == "tf" and not s.variant.startswith("CudnnLSTM")]
     unused = []
     if forget_bias is not None and not tf_cells:
-        unused.append("--forget-bias (no TF LSTM cell here adds one at run time; cuDNN and tf.keras layers do not)")
+        unused.append("--forget-bias (CudnnLSTM has no forget bias; nor has a tf.keras layer)")
     if cell_clip is not None and not tf_cells:
-        unused.append("--cell-clip (no TF LSTM cell here)")
+        unused.append("--cell-clip (CudnnLSTM does not clip its cell; nor does a tf.keras layer)")
     if proj_clip is not None and not any(s.proj_size for s in tf_cells):
         unused.append("--proj-clip (no cell here has a projection, num_proj)")
     if keras_recurrent_activation is not None and not any(s.oracle == "keras" for s in specs):
@@ -605,6 +605,7 @@ def _refuse_unused_options(ckpt, specs, forget_bias, cell_clip, proj_clip, keras
     opaque = any(s.oracle == "cudnn" for s in specs)
     given = [k for k, v in cudnn_options.items() if v not in (None, False) and not (k == "cudnn_num_layers" and v == 1)]
     if not opaque and given and not any(n.endswith("/opaque_kernel") for n in ckpt.shapes):
-        unused.append("--cudnn-* (no cuDNN opaque buffer here)")
+        unused.append("--cudnn-num-units / --cudnn-num-layers / --cudnn-bidirectional / --cudnn-num-proj / "
+                      "--cudnn-rnn-mode (no CudnnLSTM opaque buffer here)")
     if unused:
         raise TFCellError(f"{ckpt.location}: {', '.join(unused)} given, but no layer in the checkpoint takes it")

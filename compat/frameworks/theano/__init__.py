@@ -12,7 +12,7 @@ from compat.frameworks import Framework, Option, register
 
 FRAMEWORK = register(Framework(
     key="theano",
-    title="Theano tutorial archives",
+    title="Theano archives",
     package=__name__,
     suffixes=(".npz",),
     layouts=("theano",),
