@@ -380,6 +380,27 @@ def test_gru_attention_and_embedding_are_listed_and_the_conversion_is_partial(tm
     assert gru["recurrent"] and gru["converted"] is None and len(gru["carried"]) == 4
 
 
+def test_carried_tensors_keep_their_shapes_scalars_included(tmp_path):
+    """A 0-d variable (global_step, a learning rate) comes back 0-d, a [1] one as [1], each as the source holds it."""
+    rng = np.random.default_rng(10)
+    v = {"global_step": np.array(5, np.int64), "lr": np.array(0.5, np.float32), "scale": np.ones(1, np.float32),
+         "rnn/basic_lstm_cell/kernel": rng.standard_normal((5, 8)).astype(np.float32),
+         "rnn/basic_lstm_cell/bias": rng.standard_normal(8).astype(np.float32)}
+    prefix = save_checkpoint(str(tmp_path / "m.ckpt"), v, write_state=False)
+    convert(prefix, tmp_path / "o", forget_bias=1.0)
+    carried = load_carried(tmp_path / "o")
+    assert set(carried) == {"global_step", "lr", "scale"}
+    # stored with their shapes: the tensor file itself holds a 0-d tensor, not one element
+    from compat import checkpoint
+
+    refs = checkpoint.read(tmp_path / "o", "compat.convert").refs
+    assert {k: r.shape for k, r in refs.items() if k.startswith("carried/")} == {
+        "carried/global_step": (), "carried/lr": (), "carried/scale": (1,)}
+    for name, value in carried.items():
+        assert tuple(value.shape) == v[name].shape, name
+        assert np.array_equal(value.numpy(), v[name]) and value.numpy().dtype == v[name].dtype, name
+
+
 # ------------------------------------------------------------------------ tf.keras variables in TF checkpoints
 @pytest.mark.parametrize("object_based", [False, True])
 def test_tf_keras_lstm_variables_convert_with_keras_semantics(object_based, tmp_path, capsys):

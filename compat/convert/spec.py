@@ -302,4 +302,6 @@ def carry(item: SourceItem, name: str, value) -> None:
     if a.dtype not in CARRIED_DTYPES:
         item.not_carried[name] = f"dtype {a.dtype} (not storable in safetensors)"
         return
-    item.tensors[name] = np.ascontiguousarray(a)
+    # np.asarray(order="C"), not np.ascontiguousarray, which returns a 0-d array (a scalar such as global_step)
+    # as shape [1]
+    item.tensors[name] = np.asarray(a, order="C")

@@ -16,7 +16,6 @@ and every tensor's name, shape and dtype against the module it describes before 
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Dict, Sequence, Tuple
 
@@ -209,10 +208,10 @@ def load_carried(out) -> Dict[str, torch.Tensor]:
         raise f.error("carried", f"tensors {unlisted[:5]} are carried but no item of the source lists them")
     for name, ref in carried.items():
         f.tensor(ref, f"carried/{name}")
-    out = dict(ck.materialize(allow_nonfinite=True, content=carried))
-    # a scalar comes back from the tensor file as one element: give each its shape in the source
-    return {k: v.reshape(shapes[k]) if k in shapes and math.prod(shapes[k]) == v.numel() else v
-            for k, v in out.items()}
+        ref_shape = getattr(ref, "shape", None)
+        if name in shapes and ref_shape is not None and tuple(ref_shape) != shapes[name]:
+            raise f.error(f"carried/{name}", f"shape {list(ref_shape)}; its item lists {list(shapes[name])}")
+    return dict(ck.materialize(allow_nonfinite=True, content=carried))
 
 
 __all__ = ["KIND", "load", "load_carried", "write", "files", "CheckpointError"]
