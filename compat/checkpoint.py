@@ -41,6 +41,7 @@ import torch
 
 from compat.atomic import atomic_write_bytes, atomic_write_text
 from compat.errors import FileFormatError
+from compat.errors import CheckpointError  # the one class of every unreadable checkpoint (compat.errors)
 from compat.formats.files import GiB, MiB, file_size, open_regular, read_bytes
 from compat.formats.pickles import describe
 
@@ -70,10 +71,6 @@ LEGACY_KINDS = {
     "ports.caffe_sequence checkpoint 1": ("ports.caffe_sequence", "stem"),
     "tf_shakespeare.checkpoint": ("tf_shakespeare.checkpoint", "model"),
 }
-
-
-class CheckpointError(FileFormatError):
-    """A checkpoint that is missing, damaged, of another format or model, or holds values out of range."""
 
 
 # ------------------------------------------------------------------------------------------------ names

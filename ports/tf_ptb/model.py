@@ -37,11 +37,7 @@ from .config import Config
 StateTuple = Tuple[Tuple[Tensor, Tensor], ...]  # per layer (c, h), as TF's LSTMStateTuple
 
 
-class TFVariableError(FileFormatError, KeyError):
-    """A TF variable that is missing from a checkpoint or does not fit the model."""
-
-    def __str__(self):  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
+from compat.errors import TFVariableError  # noqa: E402  (a TF variable missing or not fitting; compat's one class)
 
 
 class BasicLSTMCellParams(nn.Module):

@@ -55,11 +55,8 @@ class ModelOutput(NamedTuple):
     final_state: LSTMStateTuple
 
 
-class TF1VariableError(FileFormatError, KeyError):
-    """A TF variable that is missing or has the wrong shape."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
-        return str(self.args[0]) if self.args else ""
+# A TF variable missing or of the wrong shape: compat's one class, under the name this port has always exported.
+from compat.errors import TFVariableError as TF1VariableError  # noqa: E402
 
 
 class LSTMModel(nn.Module):
