@@ -4,7 +4,8 @@
 ``layout.py``    the ``tf`` gate layout (kernel [in + P, 4H], gates i, j, f, o, forget bias at run time)
 ``discover.py``  every recurrent layer of a checkpoint found by names and shapes; every variable accounted for
 ``cudnn.py``     CudnnLSTM / CudnnGRU / CudnnRNNTanh / CudnnRNNRelu opaque parameter buffers (cuDNN's layout)
-``keras.py``     tf.keras layers in TF1 graphs and object-based checkpoints (``model.save_weights``)
+``keras.py``     tf.keras layers in TF1 graphs and object-based checkpoints (``model.save_weights``), the
+                latter read through their object graph (:mod:`compat.formats.tf.object_graph`)
 ``oracle.py``    verification against reference/tf_lstm.py and, for cuDNN buffers, reference/onnx_lstm.py
 
 The checkpoint files themselves are read by :mod:`compat.formats.tf` (V2 bundles, V1 tables, the state
@@ -16,11 +17,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from compat.errors import InputError
 from compat.frameworks import Framework, Option, register
 
 # The forget bias TF's LSTM cells add at run time when the model does not set one (rnn_cell_impl.py).
 TF_FORGET_BIAS_DEFAULT = 1.0
 CUDNN_RNN_MODES = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+
+
+class TFCellError(InputError, ValueError):
+    """TF variables that do not make a recurrent layer this converter can represent exactly (the message names
+    the checkpoint and the variables)."""
 
 
 def _ends_like_a_table(p: Path) -> bool:
@@ -114,4 +121,4 @@ FRAMEWORK = register(Framework(
 
 from compat.frameworks.tf import layout  # noqa: E402,F401  (registers its layouts)
 
-__all__ = ["FRAMEWORK", "TF_FORGET_BIAS_DEFAULT", "CUDNN_RNN_MODES", "claims", "explain"]
+__all__ = ["FRAMEWORK", "TF_FORGET_BIAS_DEFAULT", "CUDNN_RNN_MODES", "TFCellError", "claims", "explain"]

@@ -29,17 +29,14 @@ import numpy as np
 
 from compat import layouts
 from compat.convert.spec import Found, LSTMSpec, SourceItem, Unknown, carry, numpy_weights
-from compat.errors import InputError
 from compat.formats.tf import CheckpointReader
-from compat.frameworks.tf import TF_FORGET_BIAS_DEFAULT
+from compat.formats.tf.object_graph import OBJECT_GRAPH_KEY, parse_object_graph
+from compat.frameworks.tf import TF_FORGET_BIAS_DEFAULT, TFCellError
+from compat.frameworks.tf import keras as tf_keras
 from compat.frameworks.tf.names import (KERNEL_BIAS, LSTM_CELL_SCOPES, PEEPHOLES, PROJECTIONS, VARIABLE_VALUE,
                                         is_bookkeeping, is_slot, other_cell_of, wrapper_of)
 
 CELL_SCOPES = LSTM_CELL_SCOPES
-
-
-class TFCellError(InputError, ValueError):
-    """A TF cell whose variables do not make an LSTM this converter can represent exactly."""
 
 
 @dataclass
@@ -221,7 +218,8 @@ def _merge_single_layer_bidi(groups: List[_Group]) -> List[_Group]:
 # --- conversion ------------------------------------------------------------------------------------------
 
 class Variables:
-    """A TF checkpoint's variable shapes at once, values on demand (errors name the file)."""
+    """A TF checkpoint's variable shapes at once, values on demand (errors name the file), and its object graph
+    when it is an object-based checkpoint."""
 
     def __init__(self, path):
         self.reader = CheckpointReader(path)
@@ -233,9 +231,20 @@ class Variables:
             self.real[n[:-len(VARIABLE_VALUE)] if n.endswith(VARIABLE_VALUE) else n] = n
         shapes = self.reader.get_variable_to_shape_map()
         self.shapes: Dict[str, Tuple[int, ...]] = {n: tuple(shapes[r]) for n, r in self.real.items()}
+        self.graph = None
+        if self.reader.has_tensor(OBJECT_GRAPH_KEY):
+            raw = np.asarray(self.reader.get_tensor(OBJECT_GRAPH_KEY))
+            if raw.shape != () or not isinstance(raw.item(), bytes):
+                raise TFCellError(f"{self.location}: {OBJECT_GRAPH_KEY} is not one serialized object graph "
+                                  f"(a {raw.dtype} tensor of shape {list(raw.shape)})")
+            self.graph = parse_object_graph(raw.item(), self.location)
 
     def tensor(self, name: str) -> np.ndarray:
         return np.asarray(self.reader.get_tensor(self.real.get(name, name)))
+
+    def shapes_of(self, names) -> Dict[str, Tuple[int, ...]]:
+        """``{the name in the checkpoint: shape}`` of variables named as :attr:`shapes` names them."""
+        return {self.real[n]: self.shapes[n] for n in names}
 
 
 def _convert_cell(cell: Cell, ckpt: Variables, forget_bias: float, clips: Dict[str, float]):
@@ -350,63 +359,6 @@ def _split_incompatible(g: _Group, path: str) -> List[Tuple[str, List[int]]]:
 
 
 
-# --- tf.keras recurrent layers in TF1 graphs and object-based checkpoints ----------------------------------
-def _keras_layers(shapes: Dict[str, Tuple[int, ...]]) -> Dict[str, str]:
-    """scope -> "LSTM" / "GRU" / "SimpleRNN" for every tf.keras recurrent layer's variables
-    (``<scope>/kernel``, ``<scope>/recurrent_kernel``, ``<scope>/bias``), told by recurrent_kernel [H, G*H]."""
-    out = {}
-    for name, shape in shapes.items():
-        if not name.endswith("/recurrent_kernel") or is_slot(name) or len(shape) != 2 or not shape[0]:
-            continue
-        scope = name[:-len("/recurrent_kernel")]
-        ratio = shape[1] / shape[0]
-        out[scope] = {4: "LSTM", 3: "GRU", 1: "SimpleRNN"}.get(ratio, "recurrent layer")
-    return out
-
-
-def _keras_spec(scope: str, ckpt: Variables, recurrent_activation: Optional[str], name: str) -> LSTMSpec:
-    from compat.convert.spec import KerasSemantics
-
-    raw = {k: ckpt.tensor(f"{scope}/{k}") for k in ("kernel", "recurrent_kernel", "bias") if f"{scope}/{k}" in ckpt.shapes}
-    for key, value in raw.items():
-        if value.dtype.kind != "f":
-            raise TFCellError(f"{ckpt.location}: {scope}/{key} is {value.dtype}; LSTM weights are floating point")
-    dtype = np.promote_types(raw["kernel"].dtype, np.float32)
-    tensors = {k: v.astype(dtype, copy=False) for k, v in raw.items()}
-    rec = recurrent_activation or "sigmoid"
-    try:
-        converted = layouts.convert("keras", tensors, {"recurrent_activation": rec, "activation": "tanh",
-                                                       "keras_version": 2})
-    except layouts.LayoutError as e:
-        raise TFCellError(f"{ckpt.location}: tf.keras layer {scope!r}: {e}") from None
-    options = dict(converted.options)
-    backward = "/backward_layer" in f"/{scope}"
-    if backward:
-        options["direction"] = "reverse"
-    unknowns = [Unknown("recurrent_activation", rec,
-                        "given" if recurrent_activation else
-                        "tf.keras 2's default, not stored in checkpoints (tf.keras of TF 1.x defaulted to "
-                        "hard_sigmoid): pass --keras-recurrent-activation if the model used another",
-                        loud=recurrent_activation is None),
-                Unknown("activation", "tanh", "the layer's default"),
-                Unknown("masks, go_backwards, return_sequences", "?", "not stored in checkpoints: the module runs "
-                        "[B, T, in] without masks")]
-    keras = KerasSemantics(go_backwards=backward) if backward else None
-    spec = LSTMSpec(name=name, source_format="tf", variant="tf.keras LSTM layer (variables in a TF checkpoint)",
-                    layers=[numpy_weights(converted.weights)], options=options, batch_first=True, keras=keras,
-                    unknowns=unknowns, source=[(raw,)], oracle="keras")
-    from compat.convert.spec import KERAS_LSTM
-
-    spec.module = KERAS_LSTM if keras is not None else None
-    spec.semantics = {"recurrent_activation": "hard_sigmoid" if rec == "hard_sigmoid" else rec, "activation": "tanh",
-                      "go_backwards": backward, "bidirectional": False, "cudnn": False, "merge_mode": "concat",
-                      "masked_output": "previous_output" if keras else None, "masks": False}
-    if backward:
-        spec.notes.append("the backward layer of a Keras Bidirectional (go_backwards=True): outputs reversed in time "
-                          "as Keras returns them")
-    return spec
-
-
 # --- cuDNN opaque buffers ---------------------------------------------------------------------------------
 def _opaque(ckpt: Variables, cells: List[Cell], options: dict) -> Tuple[List[LSTMSpec], List[SourceItem], set]:
     """Specs and items of every opaque buffer; the names of the TF-format copies they account for."""
@@ -473,7 +425,7 @@ def _opaque(ckpt: Variables, cells: List[Cell], options: dict) -> Tuple[List[LST
                  f"{'bidirectional' if shape.bidirectional else 'unidirectional'}"
                  + (f", num_proj={shape.num_proj}" if shape.num_proj else "") + f", input size {shape.input_size}")
         if mode != "lstm":
-            item = SourceItem(name, f"{cell} opaque buffer", {name: (size,)}, recurrent=True,
+            item = SourceItem(name, f"{cell} opaque buffer", ckpt.shapes_of([name]), recurrent=True,
                               reason=f"a {cell} ({sizes}): a recurrent kind this converter does not convert yet")
             carry(item, ckpt.real[name], buf)
             items.append(item)
@@ -494,10 +446,10 @@ def _opaque(ckpt: Variables, cells: List[Cell], options: dict) -> Tuple[List[LST
         if copies:
             spec.notes.append(f"its TF-format copy ({len(copies)} cudnn_compatible_lstm_cell scopes) agrees with it")
         specs.append(spec)
-        items.append(SourceItem(name, f"{cell} opaque buffer", {name: (size,)}, converted=spec, recurrent=True))
+        items.append(SourceItem(name, f"{cell} opaque buffer", ckpt.shapes_of([name]), converted=spec, recurrent=True))
         for c in copies:
-            items.append(SourceItem(c.scope, "the TF-format copy of a cuDNN buffer",
-                                    {n: ckpt.shapes[n] for n in c.names()}, converted=spec, recurrent=True))
+            items.append(SourceItem(c.scope, "the TF-format copy of a cuDNN buffer", ckpt.shapes_of(c.names()),
+                                    converted=spec, recurrent=True))
     return specs, items, used
 
 
@@ -519,20 +471,18 @@ def discover(path, *, forget_bias: Optional[float] = None, cell_clip: Optional[f
                 carry(item, ckpt.real[n], ckpt.tensor(n))
         items.append(item)
 
-    # tf.keras layers first: their "lstm_cell" scopes are not TF cells
-    keras_layers = _keras_layers(shapes)
-    keras_names = {f"{s}/{k}" for s in keras_layers for k in ("kernel", "recurrent_kernel", "bias")} & set(shapes)
-    cell_shapes = {n: v for n, v in shapes.items() if n not in keras_names and not any(
-        n.startswith(f"{s}/") and is_slot(n) for s in keras_layers)}
+    # tf.keras layers first (from the object graph where there is one): their "lstm_cell" scopes are not TF cells
+    keras_layers = tf_keras.keras_layers(shapes, ckpt.graph)
+    keras_names = {n for layer in keras_layers for n in layer.variables}
+    cell_shapes = {n: v for n, v in shapes.items() if n not in keras_names and not (
+        is_slot(n) and any(n.startswith(k + "/") for k in keras_names))}
     cells = _find_cells({n: v for n, v in cell_shapes.items() if not n.endswith("/opaque_kernel")}, ckpt.location)
     wrapped = [c for c in cells if wrapper_of(c.scope)]
     cells = [c for c in cells if not wrapper_of(c.scope)]
     opaque_specs, opaque_items, copy_names = _opaque(ckpt, cells, cudnn_options)
     cells = [c for c in cells if not set(c.names()) <= copy_names]
     for it in opaque_items:
-        accounted.update(it.shapes)
-        if it.converted is None:
-            accounted.update(it.shapes)
+        accounted.update(n for n in ckpt.shapes if ckpt.real[n] in it.shapes)
     accounted |= copy_names
     items += opaque_items
     for g in _group(cells):
@@ -546,25 +496,26 @@ def discover(path, *, forget_bias: Optional[float] = None, cell_clip: Optional[f
             specs.append(spec)
             for layer in layer_cells:
                 for c in layer:
-                    account(SourceItem(c.scope, f"{c.kind} variables", {n: shapes[n] for n in c.names()},
+                    account(SourceItem(c.scope, f"{c.kind} variables", ckpt.shapes_of(c.names()),
                                        converted=spec, recurrent=True), c.names(), False)
     specs += opaque_specs
     for c in wrapped:
         why = wrapper_of(c.scope)
-        account(SourceItem(c.scope, f"{c.kind} inside an {why}", {n: shapes[n] for n in c.names()}, recurrent=True,
+        account(SourceItem(c.scope, f"{c.kind} inside an {why}", ckpt.shapes_of(c.names()), recurrent=True,
                            reason=f"an LSTM cell inside an {why}, which feeds it concat(inputs, attention) and computes "
                                   "more around it: not a plain LSTM, not converted"), c.names(), True)
-    for scope, kind in sorted(keras_layers.items()):
-        names = sorted(n for n in keras_names if n.startswith(scope + "/"))
-        if kind == "LSTM" and not wrapper_of(scope):
-            spec = _keras_spec(scope, ckpt, keras_recurrent_activation, scope)
+    for layer in keras_layers:
+        names, kind = layer.variables, f"tf.keras {layer.title} layer"
+        inside = wrapper_of(layer.name) or next((w for w in map(wrapper_of, names) if w), None)
+        if layer.kind == "LSTM" and not inside:
+            spec = tf_keras.spec(layer, ckpt.tensor, ckpt.location, keras_recurrent_activation)
             specs.append(spec)
-            account(SourceItem(scope, "tf.keras LSTM layer", {n: shapes[n] for n in names}, converted=spec,
-                               recurrent=True), names, False)
+            account(SourceItem(layer.name, kind, ckpt.shapes_of(names), converted=spec, recurrent=True), names, False)
         else:
-            account(SourceItem(scope, f"tf.keras {kind} layer", {n: shapes[n] for n in names}, recurrent=True,
-                               reason=f"a tf.keras {kind}: a recurrent kind this converter does not convert yet"),
-                    names, True)
+            why = (f"an LSTM inside an {inside}, which computes more around it: not a plain LSTM, not converted"
+                   if layer.kind == "LSTM" else f"a tf.keras {layer.title}: a recurrent kind this converter does not "
+                                                "convert yet")
+            account(SourceItem(layer.name, kind, ckpt.shapes_of(names), recurrent=True, reason=why), names, True)
     # every other recurrent cell (GRU, BasicRNNCell, ...) by scope, then everything else one by one
     others: Dict[str, Tuple[str, List[str]]] = {}
     for n in sorted(shapes):
@@ -575,17 +526,19 @@ def discover(path, *, forget_bias: Optional[float] = None, cell_clip: Optional[f
             others.setdefault(found[0], (found[1], []))[1].append(n)
     for scope, (cls, names) in others.items():
         inside = wrapper_of(scope)
-        account(SourceItem(scope, f"{cls} variables", {n: shapes[n] for n in names}, recurrent=True,
+        account(SourceItem(scope, f"{cls} variables", ckpt.shapes_of(names), recurrent=True,
                            reason=f"a {cls}" + (f" inside an {inside}" if inside else "")
                                   + ": a recurrent kind this converter does not convert yet"), names, True)
     for n in sorted(shapes):
         if n in accounted:
             continue
-        if is_bookkeeping(n):
+        if n == OBJECT_GRAPH_KEY:
+            kind, reason = "object graph", "the checkpoint's object graph, read for the layers' names and structure"
+        elif is_bookkeeping(n):
             kind, reason = "training state", "an optimizer slot or training bookkeeping, not a weight"
         else:
             kind, reason = "variable", "not a recurrent layer's variable"
-        account(SourceItem(ckpt.real[n], kind, {n: shapes[n]}, reason=reason), [n], True)
+        account(SourceItem(ckpt.real[n], kind, ckpt.shapes_of([n]), reason=reason), [n], True)
     _refuse_unused_options(ckpt, specs, forget_bias, cell_clip, proj_clip, keras_recurrent_activation, cudnn_options)
     return Found(specs, items)
 

@@ -111,7 +111,9 @@ OPTIMIZER_SLOT_SUFFIXES = ("/Adam", "/Adam_1", "/Momentum", "/Adagrad", "/RMSPro
 
 def is_slot(name: str) -> bool:
     """An optimizer slot or moving average of a variable (``.../kernel/Adam``), which is not a weight."""
-    return bool(_SLOT.search("/" + name)) or "/.OPTIMIZER_SLOT/" in name or name.startswith("optimizer/")
+    # object-based checkpoints: a legacy optimizer's slots hang under the variable (.OPTIMIZER_SLOT), a Keras 2.11+
+    # optimizer's under the optimizer object (optimizer/_variables/N, model/optimizer/... in tf.train.Checkpoint)
+    return bool(_SLOT.search("/" + name)) or "/.OPTIMIZER_SLOT/" in name or "optimizer" in name.split("/")[:-1]
 
 
 def is_bookkeeping(name: str) -> bool:
