@@ -1,6 +1,7 @@
 """The converter on files as users have them: cuDNN opaque buffers of every shape, Python 2 ``.npy`` headers,
-ONNX exports of PyTorch <= 1.4, tf.keras variables in TF checkpoints, everything in a file accounted for, a
-frozen graph named, and the Python API's forget bias.
+ONNX exports of PyTorch <= 1.4, carried tensors' shapes, a frozen graph named, and the Python API's forget bias.
+(tf.keras layers in TF checkpoints, object-based checkpoints and a seq2seq checkpoint with a GRU and an
+attention-wrapped LSTM are recorded by TensorFlow itself: tests/test_convert_golden.py.)
 
 cuDNN buffers are assembled by reference/cudnn_params.py (written from TF's and cuDNN's description of the
 layout, not from the converter) and their TF-format copies by TF's rule written out here
@@ -330,56 +331,6 @@ def test_onnx_weights_that_depend_on_a_graph_input_through_foldable_ops_are_refu
 
 
 # ----------------------------------------------------------------------- everything in the file accounted for
-def _tf_mixed_checkpoint(tmp_path, rng):
-    """A TF1 seq2seq-style checkpoint: a GRU encoder, an AttentionWrapper's LSTM, an embedding, a memory layer,
-    Adam slots, a plain LSTM; variable names as TF 1.x writes them."""
-    H, n_in, emb = 3, 4, 4
-    u = lambda *s: rng.uniform(-0.5, 0.5, s).astype(np.float32)  # noqa: E731
-    v = {
-        "embedding": u(10, emb),
-        "encoder/rnn/gru_cell/gates/kernel": u(emb + H, 2 * H), "encoder/rnn/gru_cell/gates/bias": u(2 * H),
-        "encoder/rnn/gru_cell/candidate/kernel": u(emb + H, H), "encoder/rnn/gru_cell/candidate/bias": u(H),
-        "memory_layer/kernel": u(H, H),
-        "decoder/attention_wrapper/basic_lstm_cell/kernel": u(emb + H + H, 4 * H),
-        "decoder/attention_wrapper/basic_lstm_cell/bias": u(4 * H),
-        "decoder/attention_wrapper/bahdanau_attention/query_layer/kernel": u(H, H),
-        "decoder/attention_wrapper/bahdanau_attention/attention_v": u(H),
-        "decoder/attention_wrapper/attention_layer/kernel": u(2 * H, H),
-        "plain/rnn/basic_lstm_cell/kernel": u(n_in + H, 4 * H), "plain/rnn/basic_lstm_cell/bias": u(4 * H),
-        "plain/rnn/basic_lstm_cell/kernel/Adam": u(n_in + H, 4 * H),
-        "global_step": np.array(3, np.int64),
-    }
-    return save_checkpoint(str(tmp_path / "model.ckpt"), v, write_state=False), v
-
-
-def test_gru_attention_and_embedding_are_listed_and_the_conversion_is_partial(tmp_path, capsys):
-    rng = np.random.default_rng(7)
-    prefix, variables = _tf_mixed_checkpoint(tmp_path, rng)
-    out = tmp_path / "o.safetensors"
-    assert convert_cli(prefix, out, ["--forget-bias", "1.0"]) == 3
-    text, err = capsys.readouterr()
-    assert "encoder/rnn/gru_cell [recurrent]" in text and "GRUCell" in text
-    assert "decoder/attention_wrapper/basic_lstm_cell [recurrent]" in text and "AttentionWrapper" in text
-    assert "does not convert yet" in text and "--partial" in err and not list(tmp_path.glob("o.*"))
-    # the attention-wrapped LSTM is never presented as a plain LSTM
-    found = discover(prefix, forget_bias=1.0)
-    assert [s.name for s in found.specs] == ["plain/rnn/basic_lstm_cell"]
-    listed = {n for i in found.items for n in i.shapes}
-    assert listed == set(variables)
-    assert convert_cli(prefix, out, ["--forget-bias", "1.0", "--partial", "--report", str(tmp_path / "r.md")]) == 0
-    carried = load_carried(out)
-    assert set(carried) == set(variables) - {"plain/rnn/basic_lstm_cell/kernel", "plain/rnn/basic_lstm_cell/bias"}
-    for name, value in carried.items():
-        assert np.array_equal(value.numpy(), variables[name]), name
-    report = (tmp_path / "r.md").read_text()
-    assert "memory_layer/kernel" in report and "AttentionWrapper" in report
-    import json
-
-    items = json.loads((tmp_path / "o.json").read_text())["content"]["items"]
-    gru = next(i for i in items if i["name"] == "encoder/rnn/gru_cell")
-    assert gru["recurrent"] and gru["converted"] is None and len(gru["carried"]) == 4
-
-
 def test_carried_tensors_keep_their_shapes_scalars_included(tmp_path):
     """A 0-d variable (global_step, a learning rate) comes back 0-d, a [1] one as [1], each as the source holds it."""
     rng = np.random.default_rng(10)
@@ -399,34 +350,6 @@ def test_carried_tensors_keep_their_shapes_scalars_included(tmp_path):
     for name, value in carried.items():
         assert tuple(value.shape) == v[name].shape, name
         assert np.array_equal(value.numpy(), v[name]) and value.numpy().dtype == v[name].dtype, name
-
-
-# ------------------------------------------------------------------------ tf.keras variables in TF checkpoints
-@pytest.mark.parametrize("object_based", [False, True])
-def test_tf_keras_lstm_variables_convert_with_keras_semantics(object_based, tmp_path, capsys):
-    from reference import keras_lstm
-
-    rng = np.random.default_rng(8)
-    n_in, H = 3, 4
-    w = {"kernel": rng.uniform(-0.5, 0.5, (n_in, 4 * H)).astype(np.float32),
-         "recurrent_kernel": rng.uniform(-0.5, 0.5, (H, 4 * H)).astype(np.float32),
-         "bias": rng.uniform(-0.5, 0.5, 4 * H).astype(np.float32)}
-    if object_based:
-        names = {k: f"layer_with_weights-0/cell/{k}/.ATTRIBUTES/VARIABLE_VALUE" for k in w}
-    else:
-        names = {k: f"lstm/{k}" for k in w}
-    prefix = save_checkpoint(str(tmp_path / "m.ckpt"), {names[k]: v for k, v in w.items()}, write_state=False)
-    assert convert_cli(prefix, tmp_path / "o.safetensors") == 0
-    assert "recurrent_activation is not stored" in capsys.readouterr().err
-    (module,) = load(tmp_path / "o.safetensors").values()
-    x = rng.uniform(-1, 1, (2, 5, n_in))
-    y, h, c = keras_lstm.lstm_layer(x, *(w[k].astype(np.float64) for k in ("kernel", "recurrent_kernel", "bias")),
-                                    (np.zeros((2, H)), np.zeros((2, H))), recurrent_activation="sigmoid",
-                                    activation="tanh")
-    with torch.no_grad():
-        got, (h_n, _) = module.double()(torch.from_numpy(x))
-    assert_close(got.numpy(), y, dtype=np.float64, msg="outputs")
-    assert_close(h_n[0].numpy(), h, dtype=np.float64, msg="h_n")
 
 
 # ------------------------------------------------------------------------------------ files that are not these

@@ -238,6 +238,12 @@ class Variables:
                 raise TFCellError(f"{self.location}: {OBJECT_GRAPH_KEY} is not one serialized object graph "
                                   f"(a {raw.dtype} tensor of shape {list(raw.shape)})")
             self.graph = parse_object_graph(raw.item(), self.location)
+        # the name each variable of an object-based checkpoint was created with ("head/kernel"), by its name here
+        self.own_names: Dict[str, str] = {}
+        for node in self.graph or ():
+            attr = node.variable
+            if attr is not None and attr.full_name and attr.checkpoint_key.endswith(VARIABLE_VALUE):
+                self.own_names[attr.checkpoint_key[:-len(VARIABLE_VALUE)]] = attr.full_name
 
     def tensor(self, name: str) -> np.ndarray:
         return np.asarray(self.reader.get_tensor(self.real.get(name, name)))
@@ -538,7 +544,7 @@ def discover(path, *, forget_bias: Optional[float] = None, cell_clip: Optional[f
             kind, reason = "training state", "an optimizer slot or training bookkeeping, not a weight"
         else:
             kind, reason = "variable", "not a recurrent layer's variable"
-        account(SourceItem(ckpt.real[n], kind, ckpt.shapes_of([n]), reason=reason), [n], True)
+        account(SourceItem(ckpt.own_names.get(n, ckpt.real[n]), kind, ckpt.shapes_of([n]), reason=reason), [n], True)
     _refuse_unused_options(ckpt, specs, forget_bias, cell_clip, proj_clip, keras_recurrent_activation, cudnn_options)
     return Found(specs, items)
 
