@@ -23,7 +23,7 @@ from compat.convert import convert, discover, load, load_carried
 from compat.errors import InputError
 from compat.formats.tf import save_checkpoint
 from reference import cudnn_params, onnx_lstm
-from tests.convert_cases import convert_cli
+from tests.convert_cases import cases, convert_cli
 from tests.tolerances import assert_close
 
 
@@ -120,6 +120,40 @@ def test_multilayer_bidirectional_opaque_buffer_converts_to_the_right_numbers(L,
         assert_close(g, w, dtype=np.float64, msg=what)
     carried = load_carried(tmp_path / "o.safetensors")
     assert int(carried["global_step"]) == 7 and not any("cudnn" in k for k in carried)
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c[0]) for c in cases("cudnn_jax")])
+def test_opaque_buffers_as_jax_packs_them_for_cudnn(case, tmp_path):
+    """A second, independent reading of cuDNN's layout (tests/golden/convert/cudnn_jax, recorded by
+    legacy/record_cudnn_jax.py): buffers packed by JAX's jax.experimental.rnn for cuDNN, JAX's own unpacking and
+    JAX's reference LSTM on them. The converter's reader and reference/cudnn_params.py must give JAX's canonical
+    weights bit for bit, and the converted module JAX's outputs and final states (initial states, lengths)."""
+    from compat.frameworks.tf.cudnn import CudnnShape, split_opaque
+
+    name, config, a = case
+    H, L, bidi, n_in = config["num_units"], config["num_layers"], config["bidirectional"], config["input_size"]
+    D = 2 if bidi else 1
+    buf = a["buffer"]
+    layers = split_opaque(buf, CudnnShape("lstm", H, L, bidi, n_in))
+    params = cudnn_params.unpack(buf, "lstm", n_in, H, L, bidi)
+    for k in range(L):
+        for d in range(D):
+            p = k * D + d
+            want = {"weight_ih": a[f"W_ih/{p}"], "weight_hh": a[f"W_hh/{p}"], "bias_ih": a[f"b_ih/{p}"],
+                    "bias_hh": a[f"b_hh/{p}"]}
+            for key, value in want.items():
+                assert np.array_equal(layers[k][d][key], value), (name, k, d, key)
+            for kind, key in (("W", "weight_ih"), ("R", "weight_hh"), ("bW", "bias_ih"), ("bR", "bias_hh")):
+                assert np.array_equal(np.concatenate([params[kind, k, d, g] for g in range(4)]), want[key])
+    prefix = save_checkpoint(str(tmp_path / "m.ckpt"), {"cudnn_lstm/opaque_kernel": buf}, write_state=False)
+    extra = ["--cudnn-num-units", str(H), "--cudnn-num-layers", str(L)] + (["--cudnn-bidirectional"] if bidi else [])
+    assert convert_cli(prefix, tmp_path / "o.safetensors", extra) == 0
+    (module,) = load(tmp_path / "o.safetensors").values()
+    from tests.convert_cases import run_module
+
+    got = run_module(module, a["x"], batch_first_input=True, lengths=a["lengths"], hx=(a["h0"], a["c0"]))
+    for g, w, what in zip(got, (a["y"], a["h_n"], a["c_n"]), ("outputs", "h_n", "c_n")):
+        assert_close(g, w, dtype=np.float32, msg=f"{name} {what}")
 
 
 def test_the_verification_fails_on_the_old_per_direction_reading(tmp_path, monkeypatch):
