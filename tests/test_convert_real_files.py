@@ -418,3 +418,30 @@ def test_the_api_needs_the_tf_forget_bias_and_returns_torch():
     assert all(isinstance(a, torch.Tensor) for a in w if a is not None)
     y, _ = lstm(torch.from_numpy(rng.standard_normal((4, 2, 3))), [w])
     assert y.shape == (4, 2, 2)
+
+
+# ------------------------------------------------------------------------------------ the object graph
+def test_a_damaged_object_graph_is_refused_naming_the_checkpoint(tmp_path):
+    """_CHECKPOINTABLE_OBJECT_GRAPH is decoded by the bounded wire reader: truncated bytes, a child pointing
+    past the graph, or a graph that is not one string are errors naming the checkpoint, not a traceback."""
+    from compat.formats.protobuf_wire import Writer
+    from compat.formats.tf.object_graph import parse_object_graph
+
+    real = _golden_object_graph()
+    nodes = parse_object_graph(real, "real")
+    assert nodes[0].child("layer_with_weights-1") is not None
+    dangling = Writer().message(1, Writer().message(1, Writer().varint(1, 7).string(2, "layer-0"))).bytes()
+    weights = {"x": np.zeros(2, np.float32)}
+    for k, data in enumerate((real[:-3], dangling)):
+        prefix = save_checkpoint(str(tmp_path / f"m{k}.ckpt"), {**weights, "_CHECKPOINTABLE_OBJECT_GRAPH": np.array(data, dtype=object)},
+                                 write_state=False)
+        with pytest.raises(InputError, match=f"m{k}.ckpt.*_CHECKPOINTABLE_OBJECT_GRAPH"):
+            discover(prefix)
+
+
+def _golden_object_graph() -> bytes:
+    from compat.formats.tf import CheckpointReader
+    from tests.convert_cases import GOLDEN_CONVERT
+
+    reader = CheckpointReader(GOLDEN_CONVERT / "tf_models" / "object_save_weights" / "ckpt")
+    return reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH").item()
