@@ -32,12 +32,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 
-from _common import GOLDEN, tf_session, versions
+from _common import GOLDEN, fresh_folder, tf_session, write_expected
 
 B, T, SEED = 3, 6, 23
 LENGTHS = [6, 4, 2]
@@ -214,17 +213,13 @@ def main():
     parser.add_argument("--out", type=Path, default=GOLDEN / "convert" / "tf_models")
     args = parser.parse_args()
     tf = import_tf()
-    if args.out.exists():
-        shutil.rmtree(args.out)
-    args.out.mkdir(parents=True)
+    fresh_folder(args.out)
     rec = Recorder(args.out)
     keras_graph_case(rec, tf, "keras_tf1_graph", tf1x_names=False)
     keras_graph_case(rec, tf, "keras_tf1x_names", tf1x_names=True)
     object_cases(rec, tf)
     seq2seq_case(rec, tf)
-    rec.arrays["versions"] = np.array(json.dumps(versions()))
-    np.savez_compressed(args.out / "expected.npz", **rec.arrays)
-    print("wrote", args.out)
+    write_expected(args.out, rec.arrays)
 
 
 if __name__ == "__main__":

@@ -480,8 +480,11 @@ def discover(path, *, forget_bias: Optional[float] = None, cell_clip: Optional[f
     # tf.keras layers first (from the object graph where there is one): their "lstm_cell" scopes are not TF cells
     keras_layers = tf_keras.keras_layers(shapes, ckpt.graph)
     keras_names = {n for layer in keras_layers for n in layer.variables}
-    cell_shapes = {n: v for n, v in shapes.items() if n not in keras_names and not (
-        is_slot(n) and any(n.startswith(k + "/") for k in keras_names))}
+    def slot_of_keras_variable(n: str) -> bool:
+        parts = n.split("/")
+        return is_slot(n) and any("/".join(parts[:k]) in keras_names for k in range(1, len(parts)))
+
+    cell_shapes = {n: v for n, v in shapes.items() if n not in keras_names and not slot_of_keras_variable(n)}
     cells = _find_cells({n: v for n, v in cell_shapes.items() if not n.endswith("/opaque_kernel")}, ckpt.location)
     wrapped = [c for c in cells if wrapper_of(c.scope)]
     cells = [c for c in cells if not wrapper_of(c.scope)]
