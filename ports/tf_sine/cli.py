@@ -1,0 +1,162 @@
+"""``python -m ports.tf_sine``: the TF book's sine-curve LSTM regressor, as the program runs it.
+
+Trains the book's model (two BasicLSTMCells of 30 units under dynamic_rnn, fully_connected, mean squared
+error, optimize_loss with Adagrad 0.1) for 3,000 steps of 32 examples in the feeder's order, on the model
+directory's weights when it holds some (a second run trains 6,000 steps in all), prints the Estimator's
+"loss = L, step = S" lines and the program's "Mean Square Error is: %f" (the root of the mean squared
+error on the test curve), and plots the predictions against the real sine.
+"""
+from __future__ import annotations
+
+from compat import threads  # noqa: F401  (before torch: the OpenMP wait policy)
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import List, Optional
+
+import torch
+
+from compat import checkpoint
+from compat.atomic import atomic_write_text
+from compat.cli import HelpFormatter, check_device, check_positive, fail, print_files, run_cli
+
+from .config import DTYPES, INPUT_LAYOUTS, Config
+from .data import book_data
+from .train import Estimator, rmse, tf_float
+
+PLOT_NAME = "sin.png"
+LOSS_PLOT_NAME = "loss.png"
+RESULTS_NAME = "sin.json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = Config()
+    p = argparse.ArgumentParser(prog="python -m ports.tf_sine", description=__doc__.split("\n\n")[0],
+                                formatter_class=HelpFormatter)
+    p.add_argument("--model-dir", default="runs/tf_sine",
+                   help="the Estimator's model_dir: restored when it holds a checkpoint, written during and after "
+                        "training (the book: Models/model_2)")
+    p.add_argument("--steps", type=int, default=d.training_steps,
+                   help="training steps of this run, added to the model directory's (TRAINING_STEPS)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="examples per step (BATCH_SIZE)")
+    p.add_argument("--learning-rate", type=float, default=d.learning_rate,
+                   help="Adagrad's learning rate for a new model directory (a restored one keeps its own, as "
+                        "TF restores OptimizeLoss/learning_rate)")
+    p.add_argument("--input-layout", choices=INPUT_LAYOUTS, default=d.input_layout,
+                   help="features: X [N, 1, TIMESTEPS] read as one time step of TIMESTEPS features, as the program "
+                        "does; steps: TIMESTEPS time steps of one feature, the last step's output regressed")
+    p.add_argument("--hidden-size", type=int, default=d.hidden_size, help="LSTM units per layer (HIDDEN_SIZE)")
+    p.add_argument("--num-layers", type=int, default=d.num_layers, help="LSTM layers (NUM_LAYERS)")
+    p.add_argument("--timesteps", type=int, default=d.timesteps, help="values per window (TIMESTEPS)")
+    p.add_argument("--training-examples", type=int, default=d.training_examples,
+                   help="points of the training curve (TRAINING_EXAMPLES)")
+    p.add_argument("--testing-examples", type=int, default=d.testing_examples,
+                   help="points of the test curve (TESTING_EXAMPLES)")
+    p.add_argument("--sample-gap", type=float, default=d.sample_gap,
+                   help="the curves span TRAINING_EXAMPLES * SAMPLE_GAP and TESTING_EXAMPLES * SAMPLE_GAP (SAMPLE_GAP)")
+    p.add_argument("--dtype", choices=DTYPES, default=d.dtype, help="the variables' dtype (the program's: float32)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of a new model's initial weights (TF's Estimator draws them unseeded)")
+    p.add_argument("--device", default="cpu", help="torch device: cpu or cuda[:N]")
+    threads.add_threads_argument(p)
+    p.add_argument("--save-every", type=int, default=1000, help="checkpoint every N steps (and at the end, and on Ctrl-C)")
+    p.add_argument("--stop-after", type=int, default=None,
+                   help="stop this run after N steps, checkpointed; the next run finishes the fit on the same batches")
+    p.add_argument("--plot", default=None, help=f"the predictions against the real sine (PNG; default MODEL_DIR/{PLOT_NAME})")
+    p.add_argument("--no-plot", action="store_true", help="write no plots")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def _config(args) -> Config:
+    check_positive(steps=args.steps, batch_size=args.batch_size, hidden_size=args.hidden_size,
+                   num_layers=args.num_layers, timesteps=args.timesteps, training_examples=args.training_examples,
+                   testing_examples=args.testing_examples, save_every=args.save_every, stop_after=args.stop_after,
+                   threads=args.threads)
+    for flag, value in (("--sample-gap", args.sample_gap), ("--learning-rate", args.learning_rate)):
+        if not math.isfinite(value) or value < 0 or (flag == "--sample-gap" and value == 0):
+            fail(f"{flag} must be a finite number above 0; got {value}" if flag == "--sample-gap" else
+                 f"{flag} must be a finite number of at least 0; got {value}")
+    for flag, value in (("--training-examples", args.training_examples), ("--testing-examples", args.testing_examples)):
+        if value < args.timesteps + 2:
+            fail(f"{flag} must be at least --timesteps + 2 = {args.timesteps + 2} (generate_data makes len(seq) - "
+                 f"TIMESTEPS - 1 examples); got {value}")
+    return Config(hidden_size=args.hidden_size, num_layers=args.num_layers, timesteps=args.timesteps,
+                  training_steps=args.steps, batch_size=args.batch_size, training_examples=args.training_examples,
+                  testing_examples=args.testing_examples, sample_gap=args.sample_gap, learning_rate=args.learning_rate,
+                  input_layout=args.input_layout, dtype=args.dtype)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return run_cli(_main, argv)
+
+
+def _main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    config = _config(args)
+    device = check_device(args.device)
+    n_threads = threads.configure_threads(args.threads)
+    model_dir = Path(args.model_dir)
+    if model_dir.exists() and not model_dir.is_dir():
+        fail(f"--model-dir {model_dir}: not a folder")
+    plot = None if args.no_plot else Path(args.plot) if args.plot else model_dir / PLOT_NAME
+    loss_plot = None if args.no_plot else model_dir / LOSS_PLOT_NAME
+    reading = ("one time step of %d features" if config.input_layout == "features" else "%d time steps of one feature")
+    print(f"ports.tf_sine: the TF book's sine LSTM ({config.num_layers} x {config.hidden_size}, "
+          f"{reading % config.timesteps}, Adagrad {config.learning_rate:g}) on {device}, {n_threads} CPU thread"
+          f"{'s' if n_threads > 1 else ''}; model directory {model_dir}/", flush=True)
+
+    estimator = Estimator(config, model_dir, device=device, generator=torch.Generator().manual_seed(args.seed))
+    run, skip = config, 0
+    if estimator.restored:
+        print(f"Restored {checkpoint.manifest_path(estimator.path)} at global step {estimator.global_step}", flush=True)
+        if estimator.learning_rate != config.learning_rate:
+            print(f"note: the model directory's learning rate {estimator.learning_rate:g} is used, not "
+                  f"--learning-rate {config.learning_rate:g} (TF restores OptimizeLoss/learning_rate)", flush=True)
+    if estimator.unfinished is not None:
+        run = Config.from_dict(estimator.unfinished["run_config"])
+        skip, target = estimator.unfinished["batches_fed"], estimator.unfinished["target_step"]
+        print(f"Finishing the fit stopped at step {estimator.global_step} (of {target}), on its batches", flush=True)
+    else:
+        target = estimator.global_step + config.training_steps
+    data = book_data(run)
+    loss = estimator.fit(data, run, target_step=target, skip=skip, stop_after=args.stop_after,
+                         save_every=args.save_every, progress=not args.no_progress,
+                         log=lambda line: print(line, flush=True))
+    if loss is not None:
+        print(f"Loss for final step: {tf_float(loss)}.", flush=True)
+    files = [(checkpoint.manifest_path(estimator.path), "the model directory's checkpoint (with the .safetensors "
+                                                        "file beside it): weights, Adagrad accumulators, global step, "
+                                                        "every step's loss; the next run continues from it")]
+    if estimator.unfinished is not None:
+        print(f"Stopped after {args.stop_after} steps, at step {estimator.global_step} of {target}", flush=True)
+        print_files(files)
+        return 0
+
+    test = data
+    predicted = estimator.predict(test.test_X, estimator.config.predict_batch_size)
+    error = rmse(predicted, test.test_y)
+    print("Mean Square Error is: %f" % error, flush=True)
+    results = model_dir / RESULTS_NAME
+    atomic_write_text(results, json.dumps({
+        "global_step": estimator.global_step, "rmse": error, "config": estimator.config.to_dict(),
+        "predicted": [float(v) for v in predicted], "real_sin": [float(v) for v in test.test_y.reshape(-1)]}) + "\n")
+    files.append((results, "the test curve's predictions, the real sine and the RMSE (JSON)"))
+    if plot is not None:
+        from compat.plots import save_curves
+
+        xs = list(range(len(predicted)))
+        save_curves(plot, {"predicted": (xs, predicted.tolist()), "real_sin": (xs, test.test_y.reshape(-1).tolist())},
+                    title=f"ports.tf_sine: test curve after {estimator.global_step} steps (RMSE {error:.6f})",
+                    xlabel="test example", ylabel="sin")
+        steps = list(range(1, len(estimator.losses) + 1))
+        save_curves(loss_plot, {"training loss (mean squared error)": (steps, estimator.losses)},
+                    title="ports.tf_sine: loss per step", xlabel="global step", ylabel="loss", logy=True)
+        files += [(plot, "predicted against real_sin (PNG)"), (loss_plot, "every step's loss (PNG)")]
+    print_files(files)
+    return 0
+
+
+__all__ = ["main", "build_parser"]
