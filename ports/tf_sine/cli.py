@@ -111,7 +111,9 @@ def _main(argv: Optional[List[str]] = None) -> int:
     estimator = Estimator(config, model_dir, device=device, generator=torch.Generator().manual_seed(args.seed))
     run, skip = config, 0
     if estimator.restored:
-        print(f"Restored {checkpoint.manifest_path(estimator.path)} at global step {estimator.global_step}", flush=True)
+        source = checkpoint.manifest_path(estimator.path) if estimator.restored == "port" else \
+            f"TF's checkpoint in {model_dir}"
+        print(f"Restored {source} at global step {estimator.global_step}", flush=True)
         if estimator.learning_rate != config.learning_rate:
             print(f"note: the model directory's learning rate {estimator.learning_rate:g} is used, not "
                   f"--learning-rate {config.learning_rate:g} (TF restores OptimizeLoss/learning_rate)", flush=True)
@@ -151,7 +153,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
         save_curves(plot, {"predicted": (xs, predicted.tolist()), "real_sin": (xs, test.test_y.reshape(-1).tolist())},
                     title=f"ports.tf_sine: test curve after {estimator.global_step} steps (RMSE {error:.6f})",
                     xlabel="test example", ylabel="sin")
-        steps = list(range(1, len(estimator.losses) + 1))
+        steps = list(range(estimator.first_loss_step, estimator.first_loss_step + len(estimator.losses)))
         save_curves(loss_plot, {"training loss (mean squared error)": (steps, estimator.losses)},
                     title="ports.tf_sine: loss per step", xlabel="global step", ylabel="loss", logy=True)
         files += [(plot, "predicted against real_sin (PNG)"), (loss_plot, "every step's loss (PNG)")]

@@ -7,6 +7,10 @@ leaves to TF's defaults: ``optimize_loss(..., learning_rate=0.1)``, ``AdagradOpt
 ``initial_accumulator_value=0.1``, ``BasicLSTMCell``'s ``forget_bias=1.0``, the data feeder's
 ``RandomState(42)`` and ``SKCompat.predict``'s batches of 128.
 
+``dtype`` is the variables' (the program's: float32); ``loss_in_float32`` keeps TF's cast of the
+predictions and labels to float32 inside ``tf.losses.mean_squared_error``, which matters only for float64
+variables (False: the loss in the variables' dtype).
+
 ``input_layout`` chooses how the model reads ``generate_data``'s ``X`` of shape ``[N, 1, TIMESTEPS]``:
 ``"features"`` (the program as written: one time step of TIMESTEPS features, so the LSTMs never recur)
 or ``"steps"`` (what the authors meant: TIMESTEPS steps of one feature, the last step's output regressed).
@@ -43,6 +47,7 @@ class Config:
     feeder_seed: int = 42
     predict_batch_size: int = 128
     dtype: str = "float32"
+    loss_in_float32: bool = True
 
     def __post_init__(self):
         for name in ("hidden_size", "num_layers", "timesteps", "training_steps", "batch_size",
@@ -67,6 +72,8 @@ class Config:
             raise ValueError(f"Config.initial_accumulator_value must be positive, got {self.initial_accumulator_value!r}")
         if self.input_layout not in INPUT_LAYOUTS:
             raise ValueError(f"Config.input_layout must be one of {INPUT_LAYOUTS}, got {self.input_layout!r}")
+        if not isinstance(self.loss_in_float32, bool):
+            raise ValueError(f"Config.loss_in_float32 must be True or False, got {self.loss_in_float32!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"Config.dtype must be one of {DTYPES}, got {self.dtype!r}")
         if not isinstance(self.feeder_seed, int) or isinstance(self.feeder_seed, bool) or \

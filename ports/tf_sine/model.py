@@ -123,8 +123,16 @@ class SineLSTM(nn.Module):
         return self.fully_connected(output).reshape(-1)
 
     def loss(self, X: Tensor, y: Tensor) -> Tensor:
-        """``tf.losses.mean_squared_error(predictions, reshape(y, [-1]))``: the mean of the squared errors."""
-        return F.mse_loss(self(X), y.reshape(-1))
+        """``tf.losses.mean_squared_error(predictions, reshape(y, [-1]))``: the mean of the squared errors.
+
+        TF computes it in float32 whatever the model's dtype (losses_impl.py ``mean_squared_error``:
+        ``predictions = math_ops.to_float(predictions)``, the same for the labels): in a float64 model the
+        loss, and its gradient up to the predictions, carry float32 rounding. ``Config.loss_in_float32 =
+        False`` computes it in the model's dtype instead."""
+        predictions, labels = self(X), y.reshape(-1)
+        if self.config.loss_in_float32:
+            predictions, labels = predictions.float(), labels.float()
+        return F.mse_loss(predictions, labels)
 
     # -- TF variables ----------------------------------------------------------------------------
     def tf_variables(self, generation: str = "1.2") -> Dict[str, Tensor]:

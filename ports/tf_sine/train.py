@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 import torch
@@ -71,46 +71,93 @@ def rmse(predicted: np.ndarray, test_y: np.ndarray) -> float:
     """The book's ``np.sqrt(((predicted - test_y) ** 2).mean(axis=0))[0]`` with ``predicted = [[pred] for
     pred in regressor.predict(test_X)]``: float32 arithmetic, as numpy does it on float32 arrays. The
     program prints it as "Mean Square Error" although it is the root of it."""
-    column = np.asarray(predicted, dtype=np.float32).reshape(-1, 1)
+    column = np.asarray(predicted).reshape(-1, 1)
     return float(np.sqrt(((column - test_y) ** 2).mean(axis=0))[0])
 
 
 class Estimator:
     """The model directory, the model, its optimizer and the global step.
 
-    ``Estimator(config, model_dir)`` restores ``model_dir``'s checkpoint when there is one (its variables
-    must fit ``config``'s model: :data:`ports.tf_sine.config.MODEL_FIELDS`), else builds the model with
-    initial weights drawn from ``generator``.
+    ``Estimator(config, model_dir)`` restores what ``model_dir`` holds, as contrib.learn's Estimator does:
+    this port's checkpoint (``model.json``), else a TF checkpoint of the book's program (the ``checkpoint``
+    file and ``model.ckpt-N.*`` that its Estimator wrote, read without TensorFlow: the variables, their
+    Adagrad accumulators, ``global_step`` and ``OptimizeLoss/learning_rate``), else nothing: a new model with
+    initial weights drawn from ``generator``. A restored model must be ``config``'s
+    (:data:`ports.tf_sine.config.MODEL_FIELDS`); ``restored`` says what was restored (None, "port" or "tf").
     """
 
     def __init__(self, config: Config, model_dir, *, device="cpu", generator: Optional[torch.Generator] = None):
         self.model_dir = Path(model_dir)
         self.path = self.model_dir / CHECKPOINT_NAME
         self.device = torch.device(device)
+        self.config = config
         self.global_step = 0
         self.learning_rate = config.learning_rate
-        self.losses: List[float] = []  # every step's loss, index global_step - 1
+        self.losses: List[float] = []  # the losses of steps first_loss_step, first_loss_step + 1, ...
+        self.first_loss_step = 1
         self.unfinished: Optional[dict] = None  # {"target_step", "batches_fed", "run_config"} of a stopped fit
-        self.restored = checkpoint.manifest_path(self.path).exists()
-        if self.restored:
-            state = load_checkpoint(self.path)
-            stored = Config.from_dict(state["config"])
-            differ = [f"{name} {getattr(stored, name)!r} (this run: {getattr(config, name)!r})"
-                      for name in MODEL_FIELDS if getattr(stored, name) != getattr(config, name)]
-            if differ:
-                raise CheckpointError(f"{checkpoint.manifest_path(self.path)} holds another model: "
-                                      f"{'; '.join(differ)}. Use another --model-dir, or delete this one to start over")
-            self.config = stored
-            self.model = SineLSTM(stored, device=self.device)
-            self.model.load_state_dict(state["model"])
-            self.optimizer = make_optimizer(self.model, state["learning_rate"], stored.initial_accumulator_value)
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.global_step, self.learning_rate = state["global_step"], state["learning_rate"]
-            self.losses, self.unfinished = state["losses"], state["unfinished"]
+        self.restored: Optional[str] = None
+        if checkpoint.manifest_path(self.path).exists():
+            self._restore_port(config)
+        elif (self.model_dir / "checkpoint").is_file():
+            self._restore_tf(config)
         else:
-            self.config = config
             self.model = SineLSTM(config, device=self.device, generator=generator)
             self.optimizer = make_optimizer(self.model, config.learning_rate, config.initial_accumulator_value)
+
+    def _restore_port(self, config: Config) -> None:
+        state = load_checkpoint(self.path)
+        stored = Config.from_dict(state["config"])
+        differ = [f"{name} {getattr(stored, name)!r} (this run: {getattr(config, name)!r})"
+                  for name in MODEL_FIELDS if getattr(stored, name) != getattr(config, name)]
+        if differ:
+            raise CheckpointError(f"{checkpoint.manifest_path(self.path)} holds another model: {'; '.join(differ)}. "
+                                  f"Use another --model-dir, or delete this one to start over")
+        self.config, self.restored = stored, "port"
+        self.model = SineLSTM(stored, device=self.device)
+        self.model.load_state_dict(state["model"])
+        self.optimizer = make_optimizer(self.model, state["learning_rate"], stored.initial_accumulator_value)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.global_step, self.learning_rate = state["global_step"], state["learning_rate"]
+        self.losses, self.first_loss_step = state["losses"], state["first_loss_step"]
+        self.unfinished = state["unfinished"]
+
+    def _restore_tf(self, config: Config) -> None:
+        """The newest TF checkpoint of the directory: the model's variables (TF >= 1.2 or 1.0 names), each
+        one's ``OptimizeLoss/<name>/Adagrad`` slot, ``global_step`` and ``OptimizeLoss/learning_rate``."""
+        from compat.formats.tf import load_checkpoint as load_tf_checkpoint
+
+        where = str(self.model_dir)
+        try:
+            variables = load_tf_checkpoint(self.model_dir)
+        except FileFormatError as exc:
+            raise CheckpointError(f"--model-dir {where}: {exc}") from None
+        self.model = SineLSTM(config, device=self.device)
+        try:
+            names = self.model.load_tf_variables(variables)
+        except FileFormatError as exc:
+            raise CheckpointError(f"{where}: the TF checkpoint does not hold this model ({exc})") from None
+        for name in ("global_step", "OptimizeLoss/learning_rate"):
+            if name not in variables or np.shape(variables[name]) != ():
+                raise CheckpointError(f"{where}: the TF checkpoint has no scalar {name!r}")
+        self.global_step = int(variables["global_step"])
+        self.learning_rate = float(variables["OptimizeLoss/learning_rate"])
+        if not 0 <= self.global_step <= MAX_STEPS or not math.isfinite(self.learning_rate) or self.learning_rate < 0:
+            raise CheckpointError(f"{where}: global_step {self.global_step} or OptimizeLoss/learning_rate "
+                                  f"{self.learning_rate} is out of range")
+        self.optimizer = make_optimizer(self.model, self.learning_rate, config.initial_accumulator_value)
+        state = {}
+        for k, (name, p) in enumerate(zip(names, self.model.parameters())):
+            # optimize_loss applies the gradients inside variable_scope("OptimizeLoss"), where the optimizer
+            # creates its slots (slot_creator.py): OptimizeLoss/<variable>/Adagrad.
+            slot = variables.get(f"OptimizeLoss/{name}/Adagrad", variables.get(f"{name}/Adagrad"))
+            if slot is None or tuple(np.shape(slot)) != tuple(p.shape):
+                raise CheckpointError(f"{where}: the TF checkpoint has no Adagrad accumulator "
+                                      f"OptimizeLoss/{name}/Adagrad of shape {list(p.shape)}")
+            state[k] = {"accumulator": torch.as_tensor(np.asarray(slot), dtype=p.dtype, device=self.device)}
+        self.optimizer.load_state_dict({"state": state, "param_groups": self.optimizer.state_dict()["param_groups"]})
+        self.first_loss_step = self.global_step + 1  # TF keeps no losses
+        self.restored = "tf"
 
     # -- checkpoints -----------------------------------------------------------------------------
     def save(self) -> Path:
@@ -118,7 +165,8 @@ class Estimator:
         return checkpoint.save(self.path, CHECKPOINT_FORMAT, {
             "config": self.config.to_dict(), "global_step": self.global_step, "learning_rate": self.learning_rate,
             "model": {k: v.detach() for k, v in self.model.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(), "losses": list(self.losses), "unfinished": self.unfinished})
+            "optimizer": self.optimizer.state_dict(), "losses": list(self.losses),
+            "first_loss_step": self.first_loss_step, "unfinished": self.unfinished})
 
     # -- training --------------------------------------------------------------------------------
     def fit(self, data: SineData, run: Config, *, target_step: int, skip: int = 0, stop_after: Optional[int] = None,
@@ -194,7 +242,7 @@ def load_checkpoint(path, *, allow_nonfinite: bool = False) -> dict:
         raise CheckpointError(str(exc)) from None
     f = Fields(ck)
     content = f.dict(ck.content, "content", keys=("config", "global_step", "learning_rate", "model", "optimizer",
-                                                  "losses", "unfinished"))
+                                                  "losses", "first_loss_step", "unfinished"))
     config = _read_config(f, content["config"], "config")
     expected = checkpoint.expected_shapes(lambda: SineLSTM(config))
     dtypes = (getattr(torch, config.dtype),)
@@ -203,8 +251,10 @@ def load_checkpoint(path, *, allow_nonfinite: bool = False) -> dict:
     global_step = f.int(content["global_step"], "global_step", 0, MAX_STEPS)
     learning_rate = f.float(content["learning_rate"], "learning_rate", 0.0)
     losses = f.floats(content["losses"], "losses", MAX_STEPS)
-    if len(losses) != global_step:
-        raise f.error("losses", f"{len(losses):,} losses for global step {global_step:,}")
+    first_loss_step = f.int(content["first_loss_step"], "first_loss_step", 1, MAX_STEPS)
+    if first_loss_step - 1 + len(losses) != global_step:
+        raise f.error("losses", f"{len(losses):,} losses from step {first_loss_step:,} do not end at global step "
+                                f"{global_step:,}")
     unfinished = content["unfinished"]
     if unfinished is not None:
         u = f.dict(unfinished, "unfinished", keys=("target_step", "batches_fed", "run_config"))
@@ -215,7 +265,7 @@ def load_checkpoint(path, *, allow_nonfinite: bool = False) -> dict:
     tensors = ck.materialize(allow_nonfinite, {"model": content["model"], "optimizer": content["optimizer"]})
     return {"config": config.to_dict(), "global_step": global_step, "learning_rate": learning_rate,
             "model": tensors["model"], "optimizer": tensors["optimizer"], "losses": losses,
-            "unfinished": unfinished}
+            "first_loss_step": first_loss_step, "unfinished": unfinished}
 
 
 # Caps on the sizes a checkpoint's config may ask for (docs/security.md): the model's tensors bound the
@@ -229,7 +279,9 @@ def _read_config(f: Fields, obj, field: str) -> Config:
     values = f.dict(obj, field, keys=[x.name for x in dataclasses.fields(Config)])
     for x in dataclasses.fields(Config):
         name = f"{field}/{x.name}"
-        if isinstance(x.default, int):
+        if isinstance(x.default, bool):
+            f.bool(values[x.name], name)
+        elif isinstance(x.default, int):
             f.int(values[x.name], name, 0, 2 ** 32)
         elif isinstance(x.default, float):
             f.float(values[x.name], name)
@@ -262,8 +314,3 @@ def _check_optimizer(f: Fields, obj, shapes: List[tuple], dtypes) -> None:
             raise f.error("optimizer/state", f"state for parameter {k!r}, which does not exist")
         entry = f.dict(entry, f"optimizer/state/{k}", keys=("accumulator",))
         f.tensor(entry["accumulator"], f"optimizer/state/{k}/accumulator", shape=shapes[k], dtypes=dtypes)
-
-
-def history_plot_data(losses: List[float]) -> Dict[str, tuple]:
-    """The loss curve (global step, loss) of every step trained in the model directory."""
-    return {"loss": (list(range(1, len(losses) + 1)), list(losses))}
