@@ -286,7 +286,8 @@ def main():
     parser.add_argument("--full", action="store_true", help="run the book's whole program instead")
     parser.add_argument("--steps", type=int, default=3000, help="--full: steps per run (TRAINING_STEPS)")
     parser.add_argument("--runs", type=int, default=2, help="--full: runs of the program on one model directory")
-    parser.add_argument("--input-layout", choices=["features", "steps"], default="features", help="--full: how X is read")
+    parser.add_argument("--input-layout", choices=["features", "steps"], default="features",
+                        help="--full: how X is read")
     parser.add_argument("--model-dir", default=None, help="--full: the model directory (default: a new temporary one)")
     parser.add_argument("--json", default=None, help="--full: write the results here")
     args = parser.parse_args()

@@ -160,7 +160,8 @@ def test_the_loss_is_float32_as_tf_losses_computes_it():
     torch.manual_seed(0)
     model = SineLSTM(config, generator=torch.Generator().manual_seed(1))
     data = book_data(config)
-    X, y = torch.as_tensor(data.train_X[:9], dtype=torch.float64), torch.as_tensor(data.train_y[:9], dtype=torch.float64)
+    X = torch.as_tensor(data.train_X[:9], dtype=torch.float64)
+    y = torch.as_tensor(data.train_y[:9], dtype=torch.float64)
     as_tf = model.loss(X, y)
     assert as_tf.dtype == torch.float32
     model.config = Config(**{**config.to_dict(), "loss_in_float32": False})

@@ -31,10 +31,18 @@ LOSS_PLOT_NAME = "loss.png"
 RESULTS_NAME = "sin.json"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's own errors (an unknown flag, a value that is not a number, a choice not offered) as the
+    one ``error:`` line and status 2 of every other bad value, without the usage block."""
+
+    def error(self, message):
+        fail(f"{message} (python -m ports.tf_sine --help lists the options)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     d = Config()
-    p = argparse.ArgumentParser(prog="python -m ports.tf_sine", description=__doc__.split("\n\n")[0],
-                                formatter_class=HelpFormatter)
+    p = _Parser(prog="python -m ports.tf_sine", description=__doc__.split("\n\n")[1],
+                formatter_class=HelpFormatter)
     p.add_argument("--model-dir", default="runs/tf_sine",
                    help="the Estimator's model_dir: restored when it holds a checkpoint, written during and after "
                         "training (the book: Models/model_2)")
@@ -60,11 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0,
                    help="seed of a new model's initial weights (TF's Estimator draws them unseeded)")
     p.add_argument("--device", default="cpu", help="torch device: cpu or cuda[:N]")
-    threads.add_threads_argument(p)
-    p.add_argument("--save-every", type=int, default=1000, help="checkpoint every N steps (and at the end, and on Ctrl-C)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads for torch (1 by default: the model's products, at most [32, 70] x [70, 120], are "
+                        "too small to split; a second thread only adds wake-ups, docs/performance.md)")
+    p.add_argument("--save-every", type=int, default=1000,
+                   help="checkpoint every N steps (and at the end, and on Ctrl-C)")
     p.add_argument("--stop-after", type=int, default=None,
                    help="stop this run after N steps, checkpointed; the next run finishes the fit on the same batches")
-    p.add_argument("--plot", default=None, help=f"the predictions against the real sine (PNG; default MODEL_DIR/{PLOT_NAME})")
+    p.add_argument("--plot", default=None,
+                   help=f"the predictions against the real sine (PNG; default MODEL_DIR/{PLOT_NAME})")
     p.add_argument("--no-plot", action="store_true", help="write no plots")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p

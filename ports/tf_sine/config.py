@@ -69,7 +69,8 @@ class Config:
         if not self.learning_rate >= 0:
             raise ValueError(f"Config.learning_rate must be >= 0, got {self.learning_rate!r}")
         if not self.initial_accumulator_value > 0:  # adagrad.py refuses it too
-            raise ValueError(f"Config.initial_accumulator_value must be positive, got {self.initial_accumulator_value!r}")
+            raise ValueError(f"Config.initial_accumulator_value must be positive, got "
+                             f"{self.initial_accumulator_value!r}")
         if self.input_layout not in INPUT_LAYOUTS:
             raise ValueError(f"Config.input_layout must be one of {INPUT_LAYOUTS}, got {self.input_layout!r}")
         if not isinstance(self.loss_in_float32, bool):

@@ -31,7 +31,7 @@ from typing import Callable, List, Optional
 import numpy as np
 import torch
 
-from compat import checkpoint, threads
+from compat import checkpoint
 from compat.checkpoint import CheckpointError, Fields
 from compat.errors import FileFormatError
 from compat.progress import Progress
@@ -188,21 +188,20 @@ class Estimator:
         loss, done = None, 0
         model.train()
         try:
-            with threads.single_threaded():  # products of at most [32, 70] x [70, 120]: one thread is fastest
-                while self.global_step < target_step and (stop_after is None or done < stop_after):
-                    idx = torch.from_numpy(next(order)).to(self.device)
-                    loss = train_step(model, optimizer, X[idx], y[idx])
-                    if not math.isfinite(loss):  # NanTensorHook stops training on a NaN loss
-                        raise FloatingPointError(f"the loss became {loss} at step {self.global_step + 1}")
-                    self.global_step += 1
-                    self.unfinished["batches_fed"] += 1
-                    self.losses.append(loss)
-                    done += 1
-                    bar.update(1, loss=tf_float(loss))
-                    if (self.global_step - first_step) % LOG_EVERY == 0:
-                        log(f"loss = {tf_float(loss)}, step = {self.global_step}")
-                    if self.global_step % save_every == 0 and self.global_step < target_step:
-                        self.save()
+            while self.global_step < target_step and (stop_after is None or done < stop_after):
+                idx = torch.from_numpy(next(order)).to(self.device)
+                loss = train_step(model, optimizer, X[idx], y[idx])
+                if not math.isfinite(loss):  # NanTensorHook stops training on a NaN loss
+                    raise FloatingPointError(f"the loss became {loss} at step {self.global_step + 1}")
+                self.global_step += 1
+                self.unfinished["batches_fed"] += 1
+                self.losses.append(loss)
+                done += 1
+                bar.update(1, loss=tf_float(loss))
+                if (self.global_step - first_step) % LOG_EVERY == 0:
+                    log(f"loss = {tf_float(loss)}, step = {self.global_step}")
+                if self.global_step % save_every == 0 and self.global_step < target_step:
+                    self.save()
         except KeyboardInterrupt:
             bar.close()
             self.save()
