@@ -1,8 +1,8 @@
 """The TF book's sine regressor (``tf.contrib.learn`` Estimator) built in real TensorFlow, trained and recorded.
 
     python legacy/record_tf_sine.py [--out tests/golden/tf_sine.npz]       # the golden cases
-    python legacy/record_tf_sine.py --full [--seed 0] [--runs 2] [--model-dir DIR] [--json FILE]
-                                                                            # the book's whole program
+    python legacy/record_tf_sine.py --full [--seed 0] [--runs 2] [--model-dir DIR] [--init-dir DIR]
+                                    [--input-layout features|steps] [--json FILE]   # the book's whole program
 
 The program (caicloud/tensorflow-tutorial ``Deep_Learning_with_TensorFlow`` chapter 8, "预测正弦函数")
 trains ``lstm_model`` through ``learn.SKCompat(learn.Estimator(model_fn=lstm_model,
@@ -38,7 +38,9 @@ feeder's first epoch ends at step 313 with a batch of 5); its TF checkpoint afte
 ``tests/golden/tf_sine_model_dir/`` (the files an Estimator's model_dir holds), for the port to restore.
 
 ``--full`` runs the book's program as it is (3,000 steps a run, ``--runs`` runs on one model directory)
-and writes what it printed, every step's loss, the predictions and the timings to ``--json``.
+and writes what it printed, every step's loss, the predictions and the timings to ``--json``; with
+``--init-dir`` it first writes TF's initial variables as a model directory of their own (global step 0),
+from which both the TF run and, given a copy of it as ``--model-dir``, the port start.
 """
 from __future__ import annotations
 
@@ -261,6 +263,18 @@ def full_run(tf, args) -> dict:
                                                  cfg["sample_gap"], cfg["timesteps"])
     model_dir = Path(args.model_dir or tempfile.mkdtemp(prefix="tf_sine_"))
     model_dir.mkdir(parents=True, exist_ok=True)
+    if args.init_dir and not tf.train.latest_checkpoint(str(model_dir)):
+        # TF's initial variables (drawn under the graph seed, accumulators at 0.1, global step 0) as a model
+        # directory of their own, which the first fit starts from too: the port can start from it.
+        init_dir = Path(args.init_dir)
+        init_dir.mkdir(parents=True, exist_ok=True)
+        g = SineGraph(tf, cfg, args.seed)
+        with tf_session(tf, g.graph) as sess:
+            sess.run(g.init)
+            prefix = g.saver.save(sess, str(init_dir / "model.ckpt"), global_step=0, write_meta_graph=False)
+        tf.compat.v1.train.update_checkpoint_state(str(init_dir), Path(prefix).name)
+        for path in init_dir.iterdir():
+            shutil.copy(path, model_dir / path.name)
     result = {"versions": versions(), "config": cfg, "seed": args.seed, "model_dir": str(model_dir), "runs": []}
     for run in range(args.runs):
         g, sess, losses, _, seconds = fit(tf, cfg, model_dir, args.steps, train_X, train_y, seed=args.seed,
@@ -289,6 +303,8 @@ def main():
     parser.add_argument("--input-layout", choices=["features", "steps"], default="features",
                         help="--full: how X is read")
     parser.add_argument("--model-dir", default=None, help="--full: the model directory (default: a new temporary one)")
+    parser.add_argument("--init-dir", default=None,
+                        help="--full: also write TF's initial variables as a model directory here (step 0)")
     parser.add_argument("--json", default=None, help="--full: write the results here")
     args = parser.parse_args()
     tf = import_tf()

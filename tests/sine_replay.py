@@ -51,12 +51,12 @@ def replay(case: dict, recorded: Dict[str, np.ndarray], model_dir: Path) -> Dict
     init = {k[len("init/"):]: v for k, v in recorded.items() if k.startswith("init/")}
     first.model.load_tf_variables(init)
     out = {}
-    first.fit(data, config, target_step=case["steps"], progress=False, log=lambda line: None)
+    first.fit(data, case["steps"], progress=False, log=lambda line: None)
     out["fit1/loss"] = np.asarray(first.losses)
     out.update(port_values(first, data, 1))
     second = Estimator(config, model_dir)  # a second run of the program on the same model directory
     assert second.restored == "port" and second.global_step == case["steps"]
-    second.fit(data, config, target_step=case["steps"] + case["steps2"], progress=False, log=lambda line: None)
+    second.fit(data, case["steps2"], progress=False, log=lambda line: None)
     out["fit2/loss"] = np.asarray(second.losses[case["steps"]:])
     out.update(port_values(second, data, 2))
     for fit_no, steps in ((1, case["steps"]), (2, case["steps2"])):  # every fit starts a new data feeder

@@ -141,7 +141,7 @@ def test_a_fit_matches_the_oracle_step_by_step(case, steps):
     with tempfile.TemporaryDirectory() as model_dir:
         estimator = Estimator(config, model_dir)
         estimator.model.load_tf_variables(tf_arrays(config, params))
-        estimator.fit(data, config, target_step=steps, progress=False, log=lambda line: None)
+        estimator.fit(data, steps, progress=False, log=lambda line: None)
     losses, want, accums, _ = ref.fit(params, ref.initial_accumulators(params), data.train_X, data.train_y, steps,
                                       config.batch_size, config.learning_rate, config.input_layout)
     assert estimator.global_step == steps and estimator.unfinished is None

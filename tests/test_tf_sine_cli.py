@@ -85,8 +85,8 @@ def test_a_second_run_trains_as_many_steps_again_on_the_same_batches(tmp_path, c
     by_hand = Estimator(config, tmp_path / "by_hand", generator=torch.Generator().manual_seed(0))
     data = book_data(config)
     quiet = dict(progress=False, log=lambda line: None)
-    by_hand.fit(data, config, target_step=30, **quiet)
-    by_hand.fit(data, config, target_step=60, **quiet)  # a new feeder: the first run's batches again
+    by_hand.fit(data, 30, **quiet)
+    by_hand.fit(data, 30, **quiet)  # a new feeder: the first run's batches again
     assert by_hand.losses == twice["losses"]
     for key, value in by_hand.model.state_dict().items():
         assert torch.equal(value, twice["model"][key]), key

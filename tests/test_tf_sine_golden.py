@@ -95,7 +95,7 @@ def test_port_continues_tensorflows_model_directory(tmp_path):
         if key.startswith(("fit1/var/", "fit1/accumulator/")):
             np.testing.assert_array_equal(restored[key], value, err_msg=key)
     assert_close(restored["fit1/predictions"], outputs["fit1/predictions"], dtype=torch.float32)
-    estimator.fit(data, config, target_step=case["steps"] + case["steps2"], progress=False, log=lambda line: None)
+    estimator.fit(data, case["steps2"], progress=False, log=lambda line: None)
     assert_close(np.asarray(estimator.losses), outputs["fit2/loss"], dtype=torch.float32)
     after = port_values(estimator, data, 2)
     for key in ("fit2/predictions", "fit2/rmse", "fit2/var/fully_connected/weights",

@@ -4,7 +4,7 @@
     config = Config()                                   # the book's constants; input_layout="steps" for ten steps
     data = book_data(config)                            # generate_data over the float32 sine curves
     estimator = Estimator(config, "runs/tf_sine")       # restores the model directory when it holds a model
-    estimator.fit(data, config, target_step=estimator.global_step + config.training_steps)
+    estimator.fit(data, steps=3000)                    # fit(train_X, train_y, batch_size=32, steps=3000)
     print("Mean Square Error is: %f" % rmse(estimator.predict(data.test_X), data.test_y))
 
 CLI: ``python -m ports.tf_sine``. See docs/migration/tf1.md ("tf.contrib.learn").

@@ -136,7 +136,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
     else:
         target = estimator.global_step + config.training_steps
     data = book_data(run)
-    loss = estimator.fit(data, run, target_step=target, skip=skip, stop_after=args.stop_after,
+    loss = estimator.fit(data, run=run, target_step=target, skip=skip, stop_after=args.stop_after,
                          save_every=args.save_every, progress=not args.no_progress,
                          log=lambda line: print(line, flush=True))
     if loss is not None:

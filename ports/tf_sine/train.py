@@ -169,11 +169,20 @@ class Estimator:
             "first_loss_step": self.first_loss_step, "unfinished": self.unfinished})
 
     # -- training --------------------------------------------------------------------------------
-    def fit(self, data: SineData, run: Config, *, target_step: int, skip: int = 0, stop_after: Optional[int] = None,
-            save_every: int = 1000, progress: bool = True, log: Callable[[str], None] = print) -> Optional[float]:
-        """Train from the global step up to ``target_step`` on ``data`` with ``run``'s batch size and feeder
-        seed, the feeder's first ``skip`` batches already fed (a stopped fit, continued). ``stop_after``
-        steps end this call early, checkpointed. Returns the last step's loss (None without a step)."""
+    def fit(self, data: SineData, steps: Optional[int] = None, *, run: Optional[Config] = None,
+            target_step: Optional[int] = None, skip: int = 0, stop_after: Optional[int] = None, save_every: int = 1000,
+            progress: bool = True, log: Callable[[str], None] = print) -> Optional[float]:
+        """``SKCompat.fit(train_X, train_y, batch_size, steps)``: ``steps`` more steps (default
+        ``run.training_steps``), or up to the global step ``target_step`` (the Estimator's ``max_steps``),
+        on ``data`` with ``run``'s batch size and feeder seed (``run`` defaults to the model's config). A
+        new data feeder starts, unless ``skip`` says how many of its batches a stopped fit already fed.
+        ``stop_after`` steps end this call early, checkpointed. Returns the last step's loss (None without
+        a step)."""
+        run = self.config if run is None else run
+        if steps is not None and target_step is not None:
+            raise ValueError("give steps or target_step, not both")
+        if target_step is None:
+            target_step = self.global_step + (run.training_steps if steps is None else steps)
         model, optimizer = self.model, self.optimizer
         dtype = next(model.parameters()).dtype
         X = torch.as_tensor(data.train_X, dtype=dtype, device=self.device)

@@ -55,7 +55,7 @@ def test_port_continues_a_live_tensorflow_model_directory(tf):
         estimator = Estimator(config, model_dir)
         assert estimator.restored == "tf" and estimator.global_step == 25
         data = book_data(config)
-        estimator.fit(data, config, target_step=40, progress=False, log=lambda line: None)
+        estimator.fit(data, 15, progress=False, log=lambda line: None)
         port = port_values(estimator, data, 2)
     assert_close(np.asarray(estimator.losses), outputs["fit2/loss"], dtype=np.float32)
     for key in ("fit2/predictions", "fit2/var/fully_connected/weights", "fit2/accumulator/fully_connected/biases"):
