@@ -3,7 +3,9 @@ data and feeder order, TF's initializers, and the book's BasicRNNCell walk-throu
 from __future__ import annotations
 
 import math
+import re
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -300,3 +302,24 @@ def test_the_books_basic_rnn_cell_walk_through():
         np.testing.assert_allclose(state_tf[0], state, rtol=0, atol=5e-9)
         np.testing.assert_allclose(state_torch.detach().numpy()[0], state, rtol=0, atol=5e-9)
         np.testing.assert_allclose((state_tf @ b["w_output"] + b["b_output"])[0], output, rtol=0, atol=5e-9)
+
+
+# ------------------------------------------------------------------------------ the migration guide
+GUIDE = Path(__file__).resolve().parent.parent / "docs" / "migration" / "tf1.md"
+MSE_LINE = re.compile(r"^Mean Square Error is: (\d+\.\d{6})$", re.M)
+
+
+def test_the_migration_guides_sine_snippets_run(tmp_path, monkeypatch, capsys):
+    """docs/migration/tf1.md, "tf.contrib.learn": the port's API, the plain PyTorch version and the
+    walk-through run as printed, and print what the guide says."""
+    section = GUIDE.read_text(encoding="utf-8").split("\n## tf.contrib.learn", 1)[1]
+    port_block, plain_block, walk_through = re.findall(r"```python\n(.*?)```", section, re.S)
+    monkeypatch.chdir(tmp_path)
+    for block in (port_block, plain_block):
+        exec(compile(block, str(GUIDE), "exec"), {})
+        printed = MSE_LINE.findall(capsys.readouterr().out)
+        assert len(printed) == 1 and float(printed[0]) < 0.05, printed
+    assert (tmp_path / "Models" / "model_2" / "model.json").exists()
+    exec(compile(walk_through, str(GUIDE), "exec"), {})
+    expected = [line[2:] for line in walk_through.splitlines() if line.startswith("# before activation")]
+    assert capsys.readouterr().out.splitlines() == expected

@@ -120,7 +120,8 @@ def _main(argv: Optional[List[str]] = None) -> int:
           f"{reading % config.timesteps}, Adagrad {config.learning_rate:g}) on {device}, {n_threads} CPU thread"
           f"{'s' if n_threads > 1 else ''}; model directory {model_dir}/", flush=True)
 
-    estimator = Estimator(config, model_dir, device=device, generator=torch.Generator().manual_seed(args.seed))
+    estimator = Estimator(config, model_dir, device=device, generator=torch.Generator().manual_seed(args.seed),
+                          one_thread=False)  # --threads has set torch's count
     run, skip = config, 0
     if estimator.restored:
         source = checkpoint.manifest_path(estimator.path) if estimator.restored == "port" else \
