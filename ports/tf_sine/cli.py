@@ -39,32 +39,25 @@ class _Parser(argparse.ArgumentParser):
         fail(f"{message} (python -m ports.tf_sine --help lists the options)")
 
 
+# The program's settings as flags (--steps is TRAINING_STEPS), each described by its Config field.
+CONFIG_FLAGS = {"--steps": "training_steps", "--batch-size": "batch_size", "--learning-rate": "learning_rate",
+                "--input-layout": "input_layout", "--hidden-size": "hidden_size", "--num-layers": "num_layers",
+                "--timesteps": "timesteps", "--training-examples": "training_examples",
+                "--testing-examples": "testing_examples", "--sample-gap": "sample_gap", "--dtype": "dtype"}
+CHOICES = {"input_layout": INPUT_LAYOUTS, "dtype": DTYPES}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    d = Config()
+    defaults = Config()
     p = _Parser(prog="python -m ports.tf_sine", description=__doc__.split("\n\n")[1],
                 formatter_class=HelpFormatter)
     p.add_argument("--model-dir", default="runs/tf_sine",
                    help="the Estimator's model_dir: restored when it holds a checkpoint, written during and after "
                         "training (the book: Models/model_2)")
-    p.add_argument("--steps", type=int, default=d.training_steps,
-                   help="training steps of this run, added to the model directory's (TRAINING_STEPS)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="examples per step (BATCH_SIZE)")
-    p.add_argument("--learning-rate", type=float, default=d.learning_rate,
-                   help="Adagrad's learning rate for a new model directory (a restored one keeps its own, as "
-                        "TF restores OptimizeLoss/learning_rate)")
-    p.add_argument("--input-layout", choices=INPUT_LAYOUTS, default=d.input_layout,
-                   help="features: X [N, 1, TIMESTEPS] read as one time step of TIMESTEPS features, as the program "
-                        "does; steps: TIMESTEPS time steps of one feature, the last step's output regressed")
-    p.add_argument("--hidden-size", type=int, default=d.hidden_size, help="LSTM units per layer (HIDDEN_SIZE)")
-    p.add_argument("--num-layers", type=int, default=d.num_layers, help="LSTM layers (NUM_LAYERS)")
-    p.add_argument("--timesteps", type=int, default=d.timesteps, help="values per window (TIMESTEPS)")
-    p.add_argument("--training-examples", type=int, default=d.training_examples,
-                   help="points of the training curve (TRAINING_EXAMPLES)")
-    p.add_argument("--testing-examples", type=int, default=d.testing_examples,
-                   help="points of the test curve (TESTING_EXAMPLES)")
-    p.add_argument("--sample-gap", type=float, default=d.sample_gap,
-                   help="the curves span TRAINING_EXAMPLES * SAMPLE_GAP and TESTING_EXAMPLES * SAMPLE_GAP (SAMPLE_GAP)")
-    p.add_argument("--dtype", choices=DTYPES, default=d.dtype, help="the variables' dtype (the program's: float32)")
+    for flag, field in CONFIG_FLAGS.items():
+        default = getattr(defaults, field)
+        kind = dict(choices=CHOICES[field]) if field in CHOICES else dict(type=type(default))
+        p.add_argument(flag, dest=field, default=default, help=Config.describe(field), **kind)
     p.add_argument("--seed", type=int, default=0,
                    help="seed of a new model's initial weights (TF's Estimator draws them unseeded)")
     p.add_argument("--device", default="cpu", help="torch device: cpu or cuda[:N]")
@@ -83,22 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args) -> Config:
-    check_positive(steps=args.steps, batch_size=args.batch_size, hidden_size=args.hidden_size,
+    """The run's Config from the flags, each bad value one error naming its flag."""
+    check_positive(steps=args.training_steps, batch_size=args.batch_size, hidden_size=args.hidden_size,
                    num_layers=args.num_layers, timesteps=args.timesteps, training_examples=args.training_examples,
                    testing_examples=args.testing_examples, save_every=args.save_every, stop_after=args.stop_after,
                    threads=args.threads)
-    for flag, value in (("--sample-gap", args.sample_gap), ("--learning-rate", args.learning_rate)):
-        if not math.isfinite(value) or value < 0 or (flag == "--sample-gap" and value == 0):
-            fail(f"{flag} must be a finite number above 0; got {value}" if flag == "--sample-gap" else
-                 f"{flag} must be a finite number of at least 0; got {value}")
+    if not (math.isfinite(args.sample_gap) and args.sample_gap > 0):
+        fail(f"--sample-gap must be a finite number above 0; got {args.sample_gap}")
+    if not (math.isfinite(args.learning_rate) and args.learning_rate >= 0):
+        fail(f"--learning-rate must be a finite number of at least 0; got {args.learning_rate}")
     for flag, value in (("--training-examples", args.training_examples), ("--testing-examples", args.testing_examples)):
         if value < args.timesteps + 2:
             fail(f"{flag} must be at least --timesteps + 2 = {args.timesteps + 2} (generate_data makes len(seq) - "
                  f"TIMESTEPS - 1 examples); got {value}")
-    return Config(hidden_size=args.hidden_size, num_layers=args.num_layers, timesteps=args.timesteps,
-                  training_steps=args.steps, batch_size=args.batch_size, training_examples=args.training_examples,
-                  testing_examples=args.testing_examples, sample_gap=args.sample_gap, learning_rate=args.learning_rate,
-                  input_layout=args.input_layout, dtype=args.dtype)
+    return Config(**{field: getattr(args, field) for field in CONFIG_FLAGS.values()})
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -131,7 +122,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
             print(f"note: the model directory's learning rate {estimator.learning_rate:g} is used, not "
                   f"--learning-rate {config.learning_rate:g} (TF restores OptimizeLoss/learning_rate)", flush=True)
     if estimator.unfinished is not None:
-        run = Config.from_dict(estimator.unfinished["run_config"])
+        run = Config(**estimator.unfinished["run_config"])
         skip, target = estimator.unfinished["batches_fed"], estimator.unfinished["target_step"]
         print(f"Finishing the fit stopped at step {estimator.global_step} (of {target}), on its batches", flush=True)
     else:

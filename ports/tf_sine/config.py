@@ -18,7 +18,7 @@ or ``"steps"`` (what the authors meant: TIMESTEPS steps of one feature, the last
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, Tuple
 
 INPUT_LAYOUTS = ("features", "steps")
@@ -28,26 +28,36 @@ DTYPES = ("float32", "float64")
 MODEL_FIELDS: Tuple[str, ...] = ("hidden_size", "num_layers", "timesteps", "input_layout", "forget_bias", "dtype")
 
 
+def _setting(default, doc: str):
+    """A Config field with its one-line description (``Config.describe``; the CLI's help)."""
+    return field(default=default, metadata={"doc": doc})
+
+
 @dataclass(frozen=True)
 class Config:
     """One run's settings; ``Config()`` is the book's program."""
 
-    hidden_size: int = 30
-    num_layers: int = 2
-    timesteps: int = 10
-    training_steps: int = 3000
-    batch_size: int = 32
-    training_examples: int = 10000
-    testing_examples: int = 1000
-    sample_gap: float = 0.01
-    learning_rate: float = 0.1
-    initial_accumulator_value: float = 0.1
-    forget_bias: float = 1.0
-    input_layout: str = "features"
-    feeder_seed: int = 42
-    predict_batch_size: int = 128
-    dtype: str = "float32"
-    loss_in_float32: bool = True
+    hidden_size: int = _setting(30, "LSTM units per layer (HIDDEN_SIZE)")
+    num_layers: int = _setting(2, "LSTM layers (NUM_LAYERS)")
+    timesteps: int = _setting(10, "values per window (TIMESTEPS)")
+    training_steps: int = _setting(3000, "training steps of one run, added to the model directory's (TRAINING_STEPS)")
+    batch_size: int = _setting(32, "examples per step; each epoch's last batch is shorter (BATCH_SIZE)")
+    training_examples: int = _setting(10000, "points of the training curve (TRAINING_EXAMPLES)")
+    testing_examples: int = _setting(1000, "points of the test curve (TESTING_EXAMPLES)")
+    sample_gap: float = _setting(0.01, "the curves span TRAINING_EXAMPLES * SAMPLE_GAP and TESTING_EXAMPLES * "
+                                       "SAMPLE_GAP (SAMPLE_GAP)")
+    learning_rate: float = _setting(0.1, "Adagrad's learning rate for a new model directory (a restored one keeps "
+                                         "its own, as TF restores OptimizeLoss/learning_rate)")
+    initial_accumulator_value: float = _setting(0.1, "AdagradOptimizer's starting value of every accumulator")
+    forget_bias: float = _setting(1.0, "BasicLSTMCell's forget bias, added to the forget gate at run time")
+    input_layout: str = _setting("features", "features: X [N, 1, TIMESTEPS] read as one time step of TIMESTEPS "
+                                             "features, as the program does; steps: TIMESTEPS time steps of one "
+                                             "feature, the last step's output regressed")
+    feeder_seed: int = _setting(42, "the data feeder's RandomState seed (data_feeder.py: 42 when none is given)")
+    predict_batch_size: int = _setting(128, "SKCompat.predict's batch size")
+    dtype: str = _setting("float32", "the variables' dtype (the program's: float32)")
+    loss_in_float32: bool = _setting(True, "tf.losses.mean_squared_error's cast of the predictions and labels to "
+                                           "float32 (False: the variables' dtype)")
 
     def __post_init__(self):
         for name in ("hidden_size", "num_layers", "timesteps", "training_steps", "batch_size",
@@ -94,14 +104,11 @@ class Config:
     def model_fields(self) -> Dict[str, object]:
         return {name: getattr(self, name) for name in MODEL_FIELDS}
 
-    def to_dict(self) -> Dict[str, object]:
-        return dataclasses.asdict(self)
+    @staticmethod
+    def describe(name: str) -> str:
+        """The one-line description of field ``name``."""
+        return {f.name: f.metadata["doc"] for f in dataclasses.fields(Config)}[name]
 
-    @classmethod
-    def from_dict(cls, values: Dict[str, object]) -> "Config":
-        """A Config from :meth:`to_dict` output; unknown keys are an error naming them."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown Config fields {unknown}; known: {sorted(known)}")
-        return cls(**values)
+    def to_dict(self) -> Dict[str, object]:
+        """The fields as a dict; ``Config(**d)`` makes it again."""
+        return dataclasses.asdict(self)

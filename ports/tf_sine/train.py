@@ -112,7 +112,7 @@ class Estimator:
 
     def _restore_port(self, config: Config) -> None:
         state = load_checkpoint(self.path)
-        stored = Config.from_dict(state["config"])
+        stored = Config(**state["config"])
         differ = [f"{name} {getattr(stored, name)!r} (this run: {getattr(config, name)!r})"
                   for name in MODEL_FIELDS if getattr(stored, name) != getattr(config, name)]
         if differ:
@@ -248,12 +248,7 @@ def load_checkpoint(path, *, allow_nonfinite: bool = False) -> dict:
     types and ranges, every tensor's name and shape against the model that config builds, the optimizer's
     accumulators against the parameters, the global step against the loss history. Weights holding NaN or
     infinite values are refused by name unless ``allow_nonfinite``."""
-    try:
-        ck = checkpoint.read(path, CHECKPOINT_FORMAT)
-    except CheckpointError:
-        raise
-    except FileFormatError as exc:
-        raise CheckpointError(str(exc)) from None
+    ck = checkpoint.read(path, CHECKPOINT_FORMAT)
     f = Fields(ck)
     content = f.dict(ck.content, "content", keys=("config", "global_step", "learning_rate", "model", "optimizer",
                                                   "losses", "first_loss_step", "unfinished"))
@@ -306,7 +301,7 @@ def _read_config(f: Fields, obj, field: str) -> Config:
     for name in ("timesteps", "training_examples", "testing_examples", "batch_size", "predict_batch_size"):
         f.int(values[name], f"{field}/{name}", 1, MAX_EXAMPLES)
     try:
-        return Config.from_dict(dict(values))
+        return Config(**values)
     except (TypeError, ValueError) as exc:
         raise f.error(field, str(exc)) from None
 
