@@ -188,7 +188,9 @@ def fit(tf, cfg, model_dir: Path, steps: int, train_X, train_y, *, seed=None, in
         losses.append(float(loss))
         rows.append(idx)
         if log and k % 100 == 0:
-            log(f"loss = {loss:g}, step = {step}")
+            # TF 1.x's LoggingTensorHook read the global step (a ref variable) after the train op's increment;
+            # TF 2's resource variable is read before it: + 1 prints the Estimator's "step = 1, 101, ...".
+            log(f"loss = {loss:g}, step = {step + 1}")
     seconds = time.perf_counter() - start
     prefix = g.saver.save(sess, str(model_dir / "model.ckpt"), global_step=g.global_step, write_meta_graph=False)
     # The state file names the prefix relative to the directory, as an Estimator with a relative model_dir
