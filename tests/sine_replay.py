@@ -32,10 +32,10 @@ def port_values(estimator: Estimator, data, fit_no: int) -> Dict[str, np.ndarray
     """What the recorder records after a fit, from the port: variables and accumulators under TF's names,
     predictions, RMSE, global step."""
     out = {f"fit{fit_no}/global_step": np.asarray(estimator.global_step)}
-    state = estimator.optimizer.state
-    for name, p in estimator.model.tf_variables().items():
-        out[f"fit{fit_no}/var/{name}"] = p.detach().cpu().numpy()
-        out[f"fit{fit_no}/accumulator/{name}"] = state[p]["accumulator"].cpu().numpy()
+    for name, value in estimator.model.tf_variables().items():
+        out[f"fit{fit_no}/var/{name}"] = value.cpu().numpy()
+    for name, value in estimator.tf_accumulators().items():
+        out[f"fit{fit_no}/accumulator/{name}"] = value.cpu().numpy()
     predicted = estimator.predict(data.test_X)
     out[f"fit{fit_no}/predictions"] = predicted
     out[f"fit{fit_no}/rmse"] = np.asarray(rmse(predicted, data.test_y))

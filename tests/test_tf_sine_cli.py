@@ -138,7 +138,7 @@ def test_the_ten_step_reading_and_float64(tmp_path, capsys):
     assert rc == 0, err
     assert "10 time steps of one feature" in out.splitlines()[0]
     ck = load_checkpoint(tmp_path / "s" / "model")
-    assert ck["model"]["cells.0.kernel"].shape == (7, 24) and ck["model"]["cells.0.kernel"].dtype == torch.float64
+    assert ck["model"]["lstm.weight_ih_l0"].shape == (24, 1) and ck["model"]["lstm.weight_ih_l0"].dtype == torch.float64
 
 
 def test_a_restored_learning_rate_wins_as_in_tf(tmp_path, capsys):

@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import math
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -56,7 +56,8 @@ def tf_float(value: float) -> str:
 
 def make_optimizer(model: SineLSTM, learning_rate: float, initial_accumulator_value: float) -> TFAdagrad:
     """``AdagradOptimizer(learning_rate)`` over ``tf.trainable_variables()``."""
-    return TFAdagrad(model.parameters(), lr=learning_rate, initial_accumulator_value=initial_accumulator_value)
+    return TFAdagrad(model.trainable_parameters(), lr=learning_rate,
+                     initial_accumulator_value=initial_accumulator_value)
 
 
 def train_step(model: SineLSTM, optimizer: TFAdagrad, X: torch.Tensor, y: torch.Tensor) -> float:
@@ -139,7 +140,7 @@ class Estimator:
             raise CheckpointError(f"--model-dir {where}: {exc}") from None
         self.model = SineLSTM(config, device=self.device)
         try:
-            names = self.model.load_tf_variables(variables)
+            self.model.load_tf_variables(variables)
         except FileFormatError as exc:
             raise CheckpointError(f"{where}: the TF checkpoint does not hold this model ({exc})") from None
         for name in ("global_step", "OptimizeLoss/learning_rate"):
@@ -151,15 +152,18 @@ class Estimator:
             raise CheckpointError(f"{where}: global_step {self.global_step} or OptimizeLoss/learning_rate "
                                   f"{self.learning_rate} is out of range")
         self.optimizer = make_optimizer(self.model, self.learning_rate, config.initial_accumulator_value)
-        state = {}
-        for k, (name, p) in enumerate(zip(names, self.model.parameters())):
-            # optimize_loss applies the gradients inside variable_scope("OptimizeLoss"), where the optimizer
-            # creates its slots (slot_creator.py): OptimizeLoss/<variable>/Adagrad.
-            slot = variables.get(f"OptimizeLoss/{name}/Adagrad", variables.get(f"{name}/Adagrad"))
-            if slot is None or tuple(np.shape(slot)) != tuple(p.shape):
-                raise CheckpointError(f"{where}: the TF checkpoint has no Adagrad accumulator "
-                                      f"OptimizeLoss/{name}/Adagrad of shape {list(p.shape)}")
-            state[k] = {"accumulator": torch.as_tensor(np.asarray(slot), dtype=p.dtype, device=self.device)}
+        # optimize_loss applies the gradients inside variable_scope("OptimizeLoss"), where the optimizer
+        # creates its slots (slot_creator.py): OptimizeLoss/<variable>/Adagrad.
+        slots = {name[len("OptimizeLoss/"):]: value for name, value in variables.items()
+                 if name.startswith("OptimizeLoss/")}
+        try:
+            accumulators, _ = self.model.from_tf_layout(slots, what="Adagrad accumulator", suffix="/Adagrad")
+        except FileFormatError as exc:
+            raise CheckpointError(f"{where}: the TF checkpoint's OptimizeLoss/.../Adagrad slots do not fit ({exc})") \
+                from None
+        names = [name for name, p in self.model.named_parameters() if p.requires_grad]
+        state = {k: {"accumulator": accumulators[name].to(dtype=self.model.dtype, device=self.device)}
+                 for k, name in enumerate(names)}
         self.optimizer.load_state_dict({"state": state, "param_groups": self.optimizer.state_dict()["param_groups"]})
         self.first_loss_step = self.global_step + 1  # TF keeps no losses
         self.restored = "tf"
@@ -172,6 +176,15 @@ class Estimator:
             "model": {k: v.detach() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(), "losses": list(self.losses),
             "first_loss_step": self.first_loss_step, "unfinished": self.unfinished})
+
+    def tf_accumulators(self, generation: str = "1.2") -> Dict[str, torch.Tensor]:
+        """Adagrad's accumulators under their variables' TF names, in TF's layout (the slots TF saves as
+        ``OptimizeLoss/<name>/Adagrad``); a variable not stepped yet has its initial value."""
+        initial = self.optimizer.defaults["initial_accumulator_value"]
+        values = {name: self.optimizer.state[p]["accumulator"] if "accumulator" in self.optimizer.state[p]
+                  else torch.full_like(p, initial).detach()
+                  for name, p in self.model.named_parameters() if p.requires_grad}
+        return self.model.to_tf_layout(values, generation)
 
     # -- training --------------------------------------------------------------------------------
     def fit(self, data: SineData, steps: Optional[int] = None, *, run: Optional[Config] = None,
@@ -189,7 +202,7 @@ class Estimator:
         if target_step is None:
             target_step = self.global_step + (run.training_steps if steps is None else steps)
         model, optimizer = self.model, self.optimizer
-        dtype = next(model.parameters()).dtype
+        dtype = model.dtype
         X = torch.as_tensor(data.train_X, dtype=dtype, device=self.device)
         y = torch.as_tensor(data.train_y, dtype=dtype, device=self.device)
         order = batch_indices(len(X), run.batch_size, run.feeder_seed, skip=skip)
@@ -233,7 +246,7 @@ class Estimator:
     def predict(self, X: np.ndarray, batch_size: int = 128) -> np.ndarray:
         """``SKCompat.predict(X)``: the predictions [N] (float32 for a float32 model), in batches."""
         model = self.model
-        dtype = next(model.parameters()).dtype
+        dtype = model.dtype
         model.eval()
         parts = []
         with torch.no_grad(), threads.single_threaded() if self.one_thread else contextlib.nullcontext():
@@ -253,10 +266,12 @@ def load_checkpoint(path, *, allow_nonfinite: bool = False) -> dict:
     content = f.dict(ck.content, "content", keys=("config", "global_step", "learning_rate", "model", "optimizer",
                                                   "losses", "first_loss_step", "unfinished"))
     config = _read_config(f, content["config"], "config")
-    expected = checkpoint.expected_shapes(lambda: SineLSTM(config))
+    with torch.device("meta"):
+        meta = SineLSTM(config)
+    expected = {k: tuple(v.shape) for k, v in meta.state_dict().items()}
     dtypes = (getattr(torch, config.dtype),)
     f.state_dict(content["model"], "model", expected, dtypes=dtypes)
-    _check_optimizer(f, content["optimizer"], list(expected.values()), dtypes)
+    _check_optimizer(f, content["optimizer"], [tuple(p.shape) for p in meta.trainable_parameters()], dtypes)
     global_step = f.int(content["global_step"], "global_step", 0, MAX_STEPS)
     learning_rate = f.float(content["learning_rate"], "learning_rate", 0.0)
     losses = f.floats(content["losses"], "losses", MAX_STEPS)
