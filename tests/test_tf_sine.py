@@ -79,6 +79,22 @@ def test_tf_adagrad_against_torch_adagrad_defaults():
     assert not torch.allclose(ours, plain)
 
 
+def test_the_projects_optimizers_do_not_import_torch_dynamo():
+    """torch.optim.Optimizer's add_param_group, zero_grad, state_dict and load_state_dict import
+    torch._dynamo on their first call (seconds of start-up); compat.optim's optimizers call them unwrapped."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch\n"
+            "from compat.tf1 import TFAdagrad\n"
+            "p = torch.nn.Parameter(torch.zeros(3)); p.grad = torch.ones(3)\n"
+            "o = TFAdagrad([p], lr=0.1); o.step(); o.zero_grad(); o.load_state_dict(o.state_dict())\n"
+            "print('torch._dynamo' in sys.modules, float(p))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.stdout.split() == ["False", repr(float(np.float32(-0.1) / np.sqrt(1.1)))], done.stderr
+
+
 def test_tf_adagrad_refuses_what_adagrad_py_refuses():
     p = torch.nn.Parameter(torch.zeros(2))
     with pytest.raises(ValueError, match="initial_accumulator_value must be positive"):
