@@ -89,10 +89,10 @@ def test_the_projects_optimizers_do_not_import_torch_dynamo():
             "from compat.tf1 import TFAdagrad\n"
             "p = torch.nn.Parameter(torch.zeros(3)); p.grad = torch.ones(3)\n"
             "o = TFAdagrad([p], lr=0.1); o.step(); o.zero_grad(); o.load_state_dict(o.state_dict())\n"
-            "print('torch._dynamo' in sys.modules, float(p))")
+            "print('torch._dynamo' in sys.modules, p.detach().tolist())")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parent.parent)
-    assert done.stdout.split() == ["False", repr(float(np.float32(-0.1) / np.sqrt(1.1)))], done.stderr
+    assert done.stdout.startswith("False [-0.0953"), done.stdout + done.stderr
 
 
 def test_tf_adagrad_refuses_what_adagrad_py_refuses():
