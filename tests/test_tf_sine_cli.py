@@ -173,6 +173,8 @@ def _one_error_line(err: str, *fragments: str) -> None:
     (["--input-layout", "rows"], ["--input-layout", "invalid choice"]),
     (["--dtype", "float16"], ["--dtype"]),
     (["--bogus"], ["unrecognized arguments: --bogus"]),
+    (["--training-examples", "100000000"], ["x timesteps = 1,000,010,000 values of data; the cap is"]),
+    (["--hidden-size", "100000"], ["LSTM weights; the cap is"]),
 ])
 def test_bad_flags_are_one_error_line(argv, fragments, tmp_path, capsys):
     rc, out, err = run(capsys, "--model-dir", str(tmp_path / "m"), *argv)

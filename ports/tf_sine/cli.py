@@ -89,7 +89,10 @@ def _config(args) -> Config:
         if value < args.timesteps + 2:
             fail(f"{flag} must be at least --timesteps + 2 = {args.timesteps + 2} (generate_data makes len(seq) - "
                  f"TIMESTEPS - 1 examples); got {value}")
-    return Config(**{field: getattr(args, field) for field in CONFIG_FLAGS.values()})
+    try:
+        return Config(**{field: getattr(args, field) for field in CONFIG_FLAGS.values()})
+    except ValueError as exc:  # the caps on the data and the weights
+        fail(f"the flags ask for too much: {exc}")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

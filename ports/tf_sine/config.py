@@ -26,6 +26,10 @@ DTYPES = ("float32", "float64")
 # What a model directory's checkpoint fixes: the variables' shapes and meaning. The other fields belong to
 # one run (as in TF, where a second run rebuilds the graph from the code and restores the variables).
 MODEL_FIELDS: Tuple[str, ...] = ("hidden_size", "num_layers", "timesteps", "input_layout", "forget_bias", "dtype")
+# What one Config may ask for (a flag's value, or a checkpoint's config: docs/security.md): the windows of
+# both curves and the LSTM's weights, each at most 2**28 values (1 GiB in float32).
+MAX_DATA_VALUES = 1 << 28
+MAX_WEIGHTS = 1 << 28
 
 
 def _setting(default, doc: str):
@@ -87,6 +91,15 @@ class Config:
             raise ValueError(f"Config.loss_in_float32 must be True or False, got {self.loss_in_float32!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"Config.dtype must be one of {DTYPES}, got {self.dtype!r}")
+        data = (self.training_examples + self.testing_examples) * self.timesteps
+        if data > MAX_DATA_VALUES:
+            raise ValueError(f"(training_examples + testing_examples) x timesteps = {data:,} values of data; the cap "
+                             f"is {MAX_DATA_VALUES:,}")
+        H = self.hidden_size
+        weights = sum((n_in + H) * 4 * H for n_in in [self.input_size] + [H] * (self.num_layers - 1))
+        if weights > MAX_WEIGHTS:
+            raise ValueError(f"hidden_size {H} in {self.num_layers} layers makes {weights:,} LSTM weights; the cap is "
+                             f"{MAX_WEIGHTS:,}")
         if not isinstance(self.feeder_seed, int) or isinstance(self.feeder_seed, bool) or \
                 not 0 <= self.feeder_seed < 2 ** 32:
             raise ValueError(f"Config.feeder_seed must be an integer in [0, 2**32), got {self.feeder_seed!r}")
