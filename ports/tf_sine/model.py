@@ -77,7 +77,8 @@ class FullyConnected(nn.Module):
 
 
 def tf_variable_names(num_layers: int, generation: str = "1.2") -> Dict[str, str]:
-    """state_dict key -> the TF variable it holds, for ``generation`` "1.2" (TF >= 1.2) or "1.0" (1.0, 1.1)."""
+    """The TF variables' names for ``generation`` "1.2" (TF >= 1.2) or "1.0" (1.0, 1.1), keyed
+    ``cells.k.kernel``, ``cells.k.bias``, ``fully_connected.weights``, ``fully_connected.biases``."""
     if generation not in TF_GENERATIONS:
         raise ValueError(f"generation must be one of {sorted(TF_GENERATIONS)}, not {generation!r}")
     kernel, bias = TF_GENERATIONS[generation]
@@ -130,11 +131,12 @@ class SineLSTM(nn.Module):
 
     def _set_tf_layer(self, k: int, kernel, bias) -> None:
         w = to_canonical("tf", {"kernel": kernel, "bias": bias}, forget_bias=self.config.forget_bias)
-        for param, value in zip(self._layer(k)[:4], w[:4]):
+        bias_hh = w.bias_hh if w.bias_hh is not None else torch.zeros_like(torch.as_tensor(w.bias_ih))  # forget_bias 0
+        for param, value in zip(self._layer(k)[:4], (*w[:3], bias_hh)):
             param.copy_(torch.as_tensor(value).to(dtype=param.dtype, device=param.device))
 
     def tf_variables(self, generation: str = "1.2") -> Dict[str, Tensor]:
-        """The variables under their TF names, in TF's layout (detached copies)."""
+        """The variables under their TF names, in TF's layout (detached)."""
         return self.to_tf_layout({name: p.detach() for name, p in self.named_parameters() if p.requires_grad},
                                  generation, forget_bias=self.config.forget_bias)
 
