@@ -148,8 +148,9 @@ class SineLSTM(nn.Module):
         names = tf_variable_names(self.config.num_layers, generation)
         out = {}
         for k in range(self.config.num_layers):
+            constant = self._layer(k)[3].detach() if forget_bias is not None else None
             w = LayerWeights(values[f"lstm.weight_ih_l{k}"], values[f"lstm.weight_hh_l{k}"],
-                             values[f"lstm.bias_ih_l{k}"], self._layer(k)[3].detach() if forget_bias is not None else None)
+                             values[f"lstm.bias_ih_l{k}"], constant)
             tf = from_canonical("tf", w, forget_bias=forget_bias or 0.0)
             out[names[f"cells.{k}.kernel"]] = tf["kernel"].contiguous()
             out[names[f"cells.{k}.bias"]] = tf["bias"].contiguous()
