@@ -13,7 +13,7 @@ from hypothesis.strategies import composite
 from ports.tf_sine import Estimator, book_data
 from record_tf_sine import GOLDEN_CASES, run_case
 from tests.sine_replay import compare, config_of, port_values, replay
-from tests.tolerances import assert_close
+from tests.tolerances import TF_LOSSES_DTYPE, assert_close
 
 
 @composite
@@ -57,6 +57,6 @@ def test_port_continues_a_live_tensorflow_model_directory(tf):
         data = book_data(config)
         estimator.fit(data, 15, progress=False, log=lambda line: None)
         port = port_values(estimator, data, 2)
-    assert_close(np.asarray(estimator.losses), outputs["fit2/loss"], dtype=np.float32)
+    assert_close(np.asarray(estimator.losses), outputs["fit2/loss"], dtype=TF_LOSSES_DTYPE)
     for key in ("fit2/predictions", "fit2/var/fully_connected/weights", "fit2/accumulator/fully_connected/biases"):
         assert_close(port[key], outputs[key], msg=key)
