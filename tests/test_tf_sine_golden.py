@@ -104,3 +104,27 @@ def test_port_continues_tensorflows_model_directory(tmp_path):
     # The port's own checkpoint is written beside TF's files, which stay untouched; the next run reads it.
     assert (model_dir / "model.json").exists() and (model_dir / "model.ckpt-400.index").exists()
     assert Estimator(config, model_dir).restored == "port"
+
+
+def test_the_ports_tf_checkpoint_restores_as_the_model_directory(tmp_path):
+    """Estimator.export_tf_checkpoint writes what TF's model_dir holds; an Estimator restores it to the same
+    variables, accumulators, global step and learning rate, and trains on from it as from its own
+    checkpoint. (TensorFlow's Saver restoring it: tests/legacy/test_live_tf_sine.py.)"""
+    config = config_of(dict(_book_constants(), hidden_size=5, training_examples=200, testing_examples=40))
+    data = book_data(config)
+    quiet = dict(progress=False, log=lambda line: None)
+    ours = Estimator(config, tmp_path / "ours", generator=torch.Generator().manual_seed(4))
+    ours.fit(data, 30, **quiet)
+    prefix = ours.export_tf_checkpoint(tmp_path / "tf")
+    assert prefix.endswith("model.ckpt-30")
+    theirs = Estimator(config, tmp_path / "tf")
+    assert theirs.restored == "tf" and theirs.global_step == 30 and theirs.learning_rate == ours.learning_rate
+    for a, b in ((ours.model.tf_variables(), theirs.model.tf_variables()),
+                 (ours.tf_accumulators(), theirs.tf_accumulators())):
+        assert a.keys() == b.keys()
+        for name in a:
+            assert torch.equal(a[name], b[name]), name
+    ours = Estimator(config, tmp_path / "ours")  # the second run of the program, from either directory
+    ours.fit(data, 20, **quiet)
+    theirs.fit(data, 20, **quiet)
+    assert ours.losses[30:] == theirs.losses

@@ -16,6 +16,7 @@ import math
 from pathlib import Path
 from typing import List, Optional
 
+import numpy as np
 import torch
 
 from compat import checkpoint
@@ -121,7 +122,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
         source = checkpoint.manifest_path(estimator.path) if estimator.restored == "port" else \
             f"TF's checkpoint in {model_dir}"
         print(f"Restored {source} at global step {estimator.global_step}", flush=True)
-        if estimator.learning_rate != config.learning_rate:
+        if estimator.learning_rate != float(np.float32(config.learning_rate)):
             print(f"note: the model directory's learning rate {estimator.learning_rate:g} is used, not "
                   f"--learning-rate {config.learning_rate:g} (TF restores OptimizeLoss/learning_rate)", flush=True)
     if estimator.unfinished is not None:

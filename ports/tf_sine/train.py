@@ -98,7 +98,7 @@ class Estimator:
         self.device = torch.device(device)
         self.config = config
         self.global_step = 0
-        self.learning_rate = config.learning_rate
+        self.learning_rate = float(np.float32(config.learning_rate))  # OptimizeLoss/learning_rate: a float32 variable
         self.losses: List[float] = []  # the losses of steps first_loss_step, first_loss_step + 1, ...
         self.first_loss_step = 1
         self.unfinished: Optional[dict] = None  # {"target_step", "batches_fed", "run_config"} of a stopped fit
@@ -185,6 +185,20 @@ class Estimator:
                   else torch.full_like(p, initial).detach()
                   for name, p in self.model.named_parameters() if p.requires_grad}
         return self.model.to_tf_layout(values, generation)
+
+    def export_tf_checkpoint(self, directory) -> str:
+        """Write the model directory as the book's TF program keeps it: ``directory/model.ckpt-<global
+        step>`` (a V2 checkpoint of the variables, their ``OptimizeLoss/<name>/Adagrad`` slots, ``global_step``
+        and ``OptimizeLoss/learning_rate``) and the ``checkpoint`` file naming it, which TF's Saver restores
+        and an Estimator continues from. Returns the prefix."""
+        from compat.formats.tf import save_checkpoint as save_tf_checkpoint
+
+        variables = {name: v.detach().cpu().numpy() for name, v in self.model.tf_variables().items()}
+        variables.update({f"OptimizeLoss/{name}/Adagrad": v.detach().cpu().numpy()
+                          for name, v in self.tf_accumulators().items()})
+        variables["global_step"] = np.asarray(self.global_step, dtype=np.int64)
+        variables["OptimizeLoss/learning_rate"] = np.asarray(self.learning_rate, dtype=np.float32)
+        return save_tf_checkpoint(Path(directory) / f"model.ckpt-{self.global_step}", variables)
 
     # -- training --------------------------------------------------------------------------------
     def fit(self, data: SineData, steps: Optional[int] = None, *, run: Optional[Config] = None,

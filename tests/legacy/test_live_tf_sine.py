@@ -1,17 +1,20 @@
 """ports.tf_sine against the book's graph trained live in TensorFlow 2.21 (legacy/record_tf_sine.py):
 Hypothesis-chosen sizes, both readings of X, float32 and float64; two fits on one model directory, the
-second restored (by the port from its own checkpoint, and from TensorFlow's)."""
+second restored (by the port from its own checkpoint, and from TensorFlow's); and TensorFlow continuing the
+port's model directory."""
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 from hypothesis import given, note, strategies as st
 from hypothesis.strategies import composite
 
 from ports.tf_sine import Estimator, book_data
-from record_tf_sine import GOLDEN_CASES, run_case
+from record_tf_sine import GOLDEN_CASES, fit, run_case
 from tests.sine_replay import compare, config_of, port_values, replay
 from tests.tolerances import TF_LOSSES_DTYPE, assert_close
 
@@ -60,3 +63,26 @@ def test_port_continues_a_live_tensorflow_model_directory(tf):
     assert_close(np.asarray(estimator.losses), outputs["fit2/loss"], dtype=TF_LOSSES_DTYPE)
     for key in ("fit2/predictions", "fit2/var/fully_connected/weights", "fit2/accumulator/fully_connected/biases"):
         assert_close(port[key], outputs[key], msg=key)
+
+
+@pytest.mark.parametrize("which", [0, 2])
+def test_tensorflow_continues_the_ports_model_directory(tf, which, tmp_path):
+    """Estimator.export_tf_checkpoint: TensorFlow's Saver restores the port's model directory (variables,
+    Adagrad slots, global step, learning rate) and its second run is the port's second run."""
+    case = GOLDEN_CASES[which]
+    config = config_of(case)
+    data = book_data(config)
+    quiet = dict(progress=False, log=lambda line: None)
+    port = Estimator(config, tmp_path / "port", generator=torch.Generator().manual_seed(which))
+    port.fit(data, 20, **quiet)
+    port.export_tf_checkpoint(tmp_path / "tf")
+    g, sess, losses, _, _ = fit(tf, case, tmp_path / "tf", 15, data.train_X, data.train_y)
+    with sess:
+        assert int(sess.run(g.global_step)) == 35
+        tf_vars, predicted = g.variables(sess), g.predict(sess, data.test_X)
+    port = Estimator(config, tmp_path / "port")
+    port.fit(data, 15, **quiet)
+    assert_close(np.asarray(port.losses[20:]), np.asarray(losses), dtype=TF_LOSSES_DTYPE)
+    for name, value in port.model.tf_variables().items():
+        assert_close(value, tf_vars[name], msg=name)
+    assert_close(port.predict(data.test_X), predicted)
