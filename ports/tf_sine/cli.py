@@ -108,8 +108,6 @@ def _main(argv: Optional[List[str]] = None) -> int:
     model_dir = Path(args.model_dir)
     if model_dir.exists() and not model_dir.is_dir():
         fail(f"--model-dir {model_dir}: not a folder")
-    plot = None if args.no_plot else Path(args.plot) if args.plot else model_dir / PLOT_NAME
-    loss_plot = None if args.no_plot else model_dir / LOSS_PLOT_NAME
     reading = ("one time step of %d features" if config.input_layout == "features" else "%d time steps of one feature")
     print(f"ports.tf_sine: the TF book's sine LSTM ({config.num_layers} x {config.hidden_size}, "
           f"{reading % config.timesteps}, Adagrad {config.learning_rate:g}) on {device}, {n_threads} CPU thread"
@@ -145,28 +143,36 @@ def _main(argv: Optional[List[str]] = None) -> int:
         print_files(files)
         return 0
 
-    test = data
-    predicted = estimator.predict(test.test_X, estimator.config.predict_batch_size)
-    error = rmse(predicted, test.test_y)
+    plots = None if args.no_plot else (Path(args.plot or model_dir / PLOT_NAME), model_dir / LOSS_PLOT_NAME)
+    print_files(files + _evaluate(estimator, data, model_dir, plots))
+    return 0
+
+
+def _evaluate(estimator: Estimator, data, model_dir: Path, plots) -> list:
+    """The program's ending: predict the test curve, print its line, keep the predictions, plot them against
+    the real sine (and the loss per step). Returns the files written, for the closing list."""
+    predicted = estimator.predict(data.test_X, estimator.config.predict_batch_size)
+    real = data.test_y.reshape(-1)
+    error = rmse(predicted, data.test_y)
     print("Mean Square Error is: %f" % error, flush=True)
     results = model_dir / RESULTS_NAME
     atomic_write_text(results, json.dumps({
         "global_step": estimator.global_step, "rmse": error, "config": estimator.config.to_dict(),
-        "predicted": [float(v) for v in predicted], "real_sin": [float(v) for v in test.test_y.reshape(-1)]}) + "\n")
-    files.append((results, "the test curve's predictions, the real sine and the RMSE (JSON)"))
-    if plot is not None:
+        "predicted": [float(v) for v in predicted], "real_sin": [float(v) for v in real]}) + "\n")
+    files = [(results, "the test curve's predictions, the real sine and the RMSE (JSON)")]
+    if plots is not None:
         from compat.plots import save_curves
 
+        plot, loss_plot = plots
         xs = list(range(len(predicted)))
-        save_curves(plot, {"predicted": (xs, predicted.tolist()), "real_sin": (xs, test.test_y.reshape(-1).tolist())},
+        save_curves(plot, {"predicted": (xs, predicted.tolist()), "real_sin": (xs, real.tolist())},
                     title=f"ports.tf_sine: test curve after {estimator.global_step} steps (RMSE {error:.6f})",
                     xlabel="test example", ylabel="sin")
         steps = list(range(estimator.first_loss_step, estimator.first_loss_step + len(estimator.losses)))
         save_curves(loss_plot, {"training loss (mean squared error)": (steps, estimator.losses)},
                     title="ports.tf_sine: loss per step", xlabel="global step", ylabel="loss", logy=True)
         files += [(plot, "predicted against real_sin (PNG)"), (loss_plot, "every step's loss (PNG)")]
-    print_files(files)
-    return 0
+    return files
 
 
 __all__ = ["main", "build_parser"]
