@@ -61,6 +61,16 @@ def imdb_params(floatX: str, seed: int):
     return init_params(n_words, dim, ydim, np.random.RandomState(seed + 3), floatX=floatX)
 
 
+@lru_cache(None)
+def sine_batches(seed: int, count: int = 32):
+    """The sine program's first training batches, in the data feeder's order (the TF book's program)."""
+    from ports.tf_sine import Config, batch_indices, book_data
+
+    sine = book_data(Config())
+    order = batch_indices(len(sine.train_X), 32, 42 + seed)
+    return [(sine.train_X[rows], sine.train_y[rows]) for rows in (next(order) for _ in range(count))]
+
+
 def dispatch(side, workload: str, args):
     """``side``'s runner for ``workload``: port_runners and plain_models name their builders after the
     workloads (``ptb_train``, ``ptb_test``, ``shakespeare_train``, ``imdb(args, floatX)``,
@@ -71,4 +81,6 @@ def dispatch(side, workload: str, args):
         return side.imdb(args, {"imdb-f64": "float64", "imdb-f32": "float32"}[workload])
     if workload.startswith("caffe-"):
         return side.caffe(args, workload[len("caffe-"):])
+    if workload == "sine-train":
+        return side.sine_train(args)
     raise ValueError(f"unknown workload {workload!r}")
