@@ -373,7 +373,7 @@ def _keras_weights(H=2, n_in=3):
     (dict(activation="gelu"), "activation='gelu': not an activation the core has"),
     (dict(recurrent_activation={"class_name": "MyAct", "config": {}}), "custom object"),
     (dict(stateful=True, frobnicate=3), "frobnicate"),
-    (dict(units=5), "units=5 does not match the tensors"),
+    (dict(units=5), "units=5 does not match the"),
 ])
 def test_keras_settings_that_cannot_be_honoured_are_refused(config, message, tmp_path):
     pytest.importorskip("h5py", reason="h5py is in the test extra")
