@@ -12,6 +12,7 @@ from typing import List, Optional
 
 from compat.convert.spec import LSTMSpec
 from compat.errors import InputError
+from compat.formats.shapes import DEFAULT_MAX_TENSOR_BYTES
 
 FORMATS = ("tf1", "keras", "onnx", "theano", "caffe")
 
@@ -72,8 +73,12 @@ def discover(path, *, fmt: Optional[str] = None, forget_bias: Optional[float] = 
              cell_clip: Optional[float] = None, proj_clip: Optional[float] = None,
              prototxt: Optional[str] = None, theano_doubled_bias: bool = False,
              cudnn_num_units: Optional[int] = None, cudnn_num_layers: int = 1,
-             cudnn_bidirectional: bool = False) -> List[LSTMSpec]:
-    """Every LSTM in ``path``, each an :class:`LSTMSpec` (names made unique)."""
+             cudnn_bidirectional: bool = False, keras_version: Optional[str] = None,
+             max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> List[LSTMSpec]:
+    """Every LSTM in ``path``, each an :class:`LSTMSpec` (names made unique).
+
+    ``max_tensor_bytes``: the ceiling on one tensor of a file that can declare more than it holds (Keras,
+    ONNX, .npz), checked before the tensor is read."""
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise UnknownFormatError(f"unknown format {fmt!r}; known: {list(FORMATS)}")
@@ -82,11 +87,13 @@ def discover(path, *, fmt: Optional[str] = None, forget_bias: Optional[float] = 
                          "--cudnn-num-units": cudnn_num_units,
                          "--cudnn-num-layers": None if cudnn_num_layers == 1 else cudnn_num_layers,
                          "--cudnn-bidirectional": cudnn_bidirectional or None},
-                 "caffe": {"--prototxt": prototxt}, "theano": {"--theano-doubled-bias": theano_doubled_bias or None}}
+                 "caffe": {"--prototxt": prototxt}, "theano": {"--theano-doubled-bias": theano_doubled_bias or None},
+                 "keras": {"--keras-version": keras_version}}
     for owner, opts in by_format.items():
         given = [k for k, v in opts.items() if v is not None]
         if fmt != owner and given:
-            what = {"tf1": "TF1 checkpoints", "caffe": "Caffe files", "theano": "Theano archives"}[owner]
+            what = {"tf1": "TF1 checkpoints", "caffe": "Caffe files", "theano": "Theano archives",
+                    "keras": "Keras files"}[owner]
             raise UnknownFormatError(f"{path}: {', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to {what} "
                                      f"only; this source is {fmt}")
     if fmt == "tf1":
@@ -98,15 +105,15 @@ def discover(path, *, fmt: Optional[str] = None, forget_bias: Optional[float] = 
     elif fmt == "keras":
         from compat.convert import keras
 
-        specs = keras.discover(path)
+        specs = keras.discover(path, keras_version=keras_version, max_tensor_bytes=max_tensor_bytes)
     elif fmt == "onnx":
         from compat.convert import onnx
 
-        specs = onnx.discover(path)
+        specs = onnx.discover(path, max_tensor_bytes=max_tensor_bytes)
     elif fmt == "theano":
         from compat.convert import theano
 
-        specs = theano.discover(path, doubled_bias=theano_doubled_bias)
+        specs = theano.discover(path, doubled_bias=theano_doubled_bias, max_tensor_bytes=max_tensor_bytes)
     else:
         from compat.convert import caffe
 

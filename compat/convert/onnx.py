@@ -18,6 +18,7 @@ from compat import layouts
 from compat.convert.spec import LSTMSpec
 from compat.errors import InputError
 from compat.formats.onnx import LSTMNode, lstm_nodes
+from compat.formats.shapes import DEFAULT_MAX_TENSOR_BYTES
 
 
 class OnnxNodeError(InputError, ValueError):
@@ -57,6 +58,6 @@ def node_spec(node: LSTMNode, path) -> LSTMSpec:
     return spec
 
 
-def discover(path) -> List[LSTMSpec]:
-    """Every LSTM node of the ONNX model at ``path``."""
-    return [node_spec(n, path) for n in lstm_nodes(path)]
+def discover(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> List[LSTMSpec]:
+    """Every LSTM node of the ONNX model at ``path``; ``max_tensor_bytes``: the ceiling on one weight."""
+    return [node_spec(n, path) for n in lstm_nodes(path, max_tensor_bytes=max_tensor_bytes)]

@@ -41,10 +41,10 @@ from compat.formats import zips
 from compat.formats.files import GiB, MiB, file_size, open_regular
 from compat.formats.isolated import run_isolated
 from compat.formats.jsons import JSONError, loads
-from compat.formats.shapes import checked_count, format_shape
+from compat.formats.shapes import DEFAULT_MAX_TENSOR_BYTES, checked_count, format_shape
 
 MAX_CONFIG_BYTES = 64 * MiB         # model_config, config.json, metadata.json
-MAX_TENSOR_BYTES = 4 * GiB          # the default ceiling on one weight (--max-tensor-bytes)
+MAX_TENSOR_BYTES = DEFAULT_MAX_TENSOR_BYTES  # the ceiling on one weight (--max-tensor-bytes)
 MAX_WEIGHTS_BYTES = 16 * GiB        # a .keras archive's model.weights.h5, inflated
 MAX_JSON_DEPTH = 200
 MAX_NAMES = 100_000                 # entries of layer_names, of one weight_names, links of one group

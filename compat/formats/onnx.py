@@ -15,6 +15,7 @@ import numpy as np
 
 from compat.errors import FileFormatError
 from compat.formats.files import GiB, read_bytes
+from compat.formats.shapes import DEFAULT_MAX_TENSOR_BYTES, checked_count, format_shape
 
 MAX_MODEL_BYTES = 2 * GiB  # protobuf's own limit on one message
 MISSING_ONNX = "reading ONNX files needs onnx: pip install legacy-lstm[onnx]"
@@ -61,8 +62,47 @@ def _attribute(onnx, attr):
     return value
 
 
-def lstm_nodes(path) -> List[LSTMNode]:
-    """Every LSTM node of the model at ``path``."""
+def _name(value, where: str, what: str) -> str:
+    """A name of the model (protobuf hands back bytes where the file's string is not UTF-8)."""
+    if isinstance(value, bytes):
+        raise OnnxFileError(f"{where}: {what} is not UTF-8 ({value[:40]!r}); ONNX names are UTF-8 strings")
+    return value
+
+
+def _constant(onnx, numpy_helper, t, where: str, role: str, max_tensor_bytes: int) -> np.ndarray:
+    """A constant tensor's values, its declared dims and size checked before anything is decoded."""
+    if t.data_location == onnx.TensorProto.EXTERNAL:
+        raise OnnxFileError(f"{where}: input {role} is stored in an external data file; "
+                            "not supported (save the model with its weights inside)")
+    try:
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type))
+    except Exception:  # noqa: BLE001 - an unknown or undefined data_type
+        raise OnnxFileError(f"{where}: input {role} has data_type {t.data_type}, not a numeric ONNX type") from None
+    if dtype.kind != "f":
+        raise OnnxFileError(f"{where}: input {role} has dtype {dtype}; expected floating point")
+    dims = list(t.dims)
+
+    def fail(message: str):
+        raise OnnxFileError(f"{where}: input {role}: {message}")
+
+    nbytes = checked_count(dims, dtype.itemsize, fail) * dtype.itemsize
+    if nbytes > max_tensor_bytes:
+        fail(f"has {nbytes:,} bytes; the ceiling is {max_tensor_bytes:,} (--max-tensor-bytes raises it)")
+    try:
+        arr = numpy_helper.to_array(t)
+    except Exception as e:  # noqa: BLE001 - a tensor whose data does not match its dims, and the like
+        raise OnnxFileError(f"{where}: input {role} cannot be decoded ({type(e).__name__}: {e})") from None
+    if list(arr.shape) != dims:
+        fail(f"decodes to shape {list(arr.shape)}, not its dims {format_shape(dims)}")
+    return arr
+
+
+def lstm_nodes(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> List[LSTMNode]:
+    """Every LSTM node of the model at ``path``.
+
+    Refused as onnx.checker refuses them: two constants of one name, a name that is not UTF-8, a negative
+    dimension, weights of different types (the operator's ``T`` is one type for all of its inputs).
+    """
     onnx, numpy_helper = _onnx()
     data = read_bytes(path, MAX_MODEL_BYTES, "ONNX model")
     try:
@@ -74,26 +114,37 @@ def lstm_nodes(path) -> List[LSTMNode]:
     for imp in model.opset_import:
         if imp.domain in ("", "ai.onnx"):
             opset = int(imp.version)
-    constants: Dict[str, object] = {t.name: t for t in graph.initializer}
+    constants: Dict[str, object] = {}
+
+    def define(name, tensor, what: str) -> None:
+        name = _name(name, f"{path}", f"the name of {what}")
+        if name in constants:
+            raise OnnxFileError(f"{path}: two constants are named {name[:80]!r} ({what}); onnx.checker refuses a "
+                                "name defined twice")
+        constants[name] = tensor
+
+    for t in graph.initializer:
+        define(t.name, t, "an initializer")
     for node in graph.node:
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
             for attr in node.attribute:
                 if attr.name == "value" and node.output:
-                    constants[node.output[0]] = attr.t
+                    define(node.output[0], attr.t, "a Constant node's output")
     out = []
     for index, node in enumerate(graph.node):
         if node.op_type != "LSTM" or node.domain not in ("", "ai.onnx"):
             continue
-        name = node.name or f"LSTM_{index}"
+        name = _name(node.name, f"{path}: LSTM node {index}", "its name") or f"LSTM_{index}"
         where = f"{path}: LSTM node {name!r}"
         attrs = {}
         for attr in node.attribute:
             if attr.name not in LSTM_ATTRIBUTES:
-                raise OnnxFileError(f"{where}: unknown attribute {attr.name!r} (nothing is ignored silently)")
+                raise OnnxFileError(f"{where}: unknown attribute {_name(attr.name, where, 'an attribute name')!r} "
+                                    "(nothing is ignored silently)")
             attrs[attr.name] = _attribute(onnx, attr)
-        inputs = {role: n for role, n in zip(LSTM_INPUTS, node.input) if n}
         if len(node.input) > len(LSTM_INPUTS):
             raise OnnxFileError(f"{where}: {len(node.input)} inputs; the LSTM operator has {len(LSTM_INPUTS)}")
+        inputs = {role: _name(n, where, f"input {role}'s name") for role, n in zip(LSTM_INPUTS, node.input) if n}
         tensors = {}
         for role in ("W", "R", "B", "P"):
             if role not in inputs:
@@ -104,17 +155,12 @@ def lstm_nodes(path) -> List[LSTMNode]:
             if t is None:
                 raise OnnxFileError(f"{where}: input {role} ({inputs[role]!r}) is computed at run time, not a constant: "
                                     "its weights are not in the file")
-            if t.data_location == onnx.TensorProto.EXTERNAL:
-                raise OnnxFileError(f"{where}: input {role} is stored in an external data file; "
-                                    "not supported (save the model with its weights inside)")
-            try:
-                arr = numpy_helper.to_array(t)
-            except Exception as e:  # noqa: BLE001
-                raise OnnxFileError(f"{where}: input {role} cannot be decoded ({e})") from None
-            if arr.dtype.kind != "f":
-                raise OnnxFileError(f"{where}: input {role} has dtype {arr.dtype}; expected floating point")
-            tensors[role] = arr
-        outputs = {role: n for role, n in zip(LSTM_OUTPUTS, node.output) if n}
+            tensors[role] = _constant(onnx, numpy_helper, t, where, role, max_tensor_bytes)
+        dtypes = {role: str(a.dtype) for role, a in tensors.items()}
+        if len(set(dtypes.values())) > 1:
+            raise OnnxFileError(f"{where}: inputs of different types {dtypes}; the LSTM operator's T is one type for "
+                                "all of them")
+        outputs = {role: _name(n, where, f"output {role}'s name") for role, n in zip(LSTM_OUTPUTS, node.output) if n}
         out.append(LSTMNode(name, index, attrs, tensors, inputs, outputs, opset))
     return out
 
