@@ -36,20 +36,26 @@ def _matrix(blob: np.ndarray, rows: int, what: str) -> np.ndarray:
     raise CaffeLayerError(f"{what} has shape {list(blob.shape)}; expected [{rows}, n]")
 
 
-def _num_outputs(prototxt) -> Dict[str, int]:
+def _num_outputs(prototxt, path) -> Dict[str, int]:
     out = {}
     for layer in prototxt.getall("layer") + prototxt.getall("layers"):
         name, ltype = layer.get("name"), layer.get("type")
         if ltype in CAFFE_LSTM_TYPES:
-            param = layer.message("recurrent_param") if ltype == "LSTM" else layer.message("lstm_param")
+            field = "recurrent_param" if ltype == "LSTM" else "lstm_param"
+            param = layer.message(field)
             if param.has("num_output"):
-                out[str(name)] = int(param.get("num_output"))
+                h = param.get("num_output")
+                if type(h) is not int or not 1 <= h <= 2 ** 31 - 1:
+                    shown = repr(h)[:40] if isinstance(h, (int, float, str)) else "a message"
+                    raise CaffeLayerError(f"{path}: layer {str(name)[:80]!r}: {field}.num_output is {shown}; expected "
+                                          "a positive integer (Caffe's uint32)")
+                out[str(name)] = h
     return out
 
 
 def discover(path, *, prototxt: Optional[str] = None) -> List[LSTMSpec]:
     model = read_caffemodel(path)
-    declared = _num_outputs(read_prototxt(prototxt)) if prototxt else {}
+    declared = _num_outputs(read_prototxt(prototxt), prototxt) if prototxt else {}
     specs = []
     for name, (ltype, blobs) in model.items():
         if ltype not in CAFFE_LSTM_TYPES:
