@@ -78,6 +78,9 @@ def _keras_tensors(w: Sequence[np.ndarray], cls: str, cfg: dict, where: str) -> 
     for a in w:
         if a.dtype.kind != "f":
             raise KerasLayerError(f"{where}: a weight of dtype {a.dtype}; LSTM weights are floating point")
+    if len({a.dtype for a in w}) > 1:
+        raise KerasLayerError(f"{where}: weights of different dtypes {[str(a.dtype) for a in w]}; a Keras layer's "
+                              "variables share one dtype")
     dtype = np.promote_types(w[0].dtype, np.float32)  # float16 runs as float32
     out = {"kernel": w[0].astype(dtype, copy=False), "recurrent_kernel": w[1].astype(dtype, copy=False)}
     if expected == 3:

@@ -11,8 +11,11 @@
                                       ``*_reverse``)
 
 Both are written atomically, the tensor file under a name derived from its digest, so an interrupted
-conversion leaves the previous pair intact (compat/checkpoint.py). :func:`load` checks the configuration
-and every tensor's name, shape and dtype against the module it describes before reading any tensor data.
+conversion leaves the previous pair intact (compat/checkpoint.py). The tensor file's metadata seals the
+configuration's digest, so the manifest's SHA-256 of the tensor file covers the settings as well as the
+tensors. :func:`load` checks the seal, every setting's type and range (finite positive clips, known
+activations, formats, modules and masked outputs) and every tensor's name, shape and dtype against the
+module it describes before reading any tensor data.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from torch import nn
 
 from compat import checkpoint
 from compat.checkpoint import CheckpointError, Fields
+from compat.convert.discovery import FORMATS
 from compat.convert.spec import (CORE_LSTM, KERAS_LSTM, MASKED_OUTPUTS, MERGE_MODES, ONNX_LSTM, SEMANTICS,
                                  TORCH_LSTM, LSTMSpec)
 from compat.errors import InputError
@@ -48,7 +52,7 @@ class NonFiniteWeightsError(InputError, ValueError):
 def files(out) -> Tuple[Path, Path]:
     """(configuration, tensor file) of the conversion ``out`` as written."""
     target = checkpoint.manifest_path(out)
-    ck = checkpoint.read(target, KIND)
+    ck = checkpoint.read(target, KIND, require_seal=True)
     return target, ck.tensor_path
 
 
@@ -114,9 +118,46 @@ def _build(entry: dict, device=None) -> nn.Module:
                      merge_mode=keras.get("merge_mode", "concat"), **options)
 
 
+def _check_options(f: Fields, options: dict, field: str, bidirectional: bool) -> None:
+    """Every semantics option's type and range (what the module's constructor would take silently)."""
+    from compat import lstm_activations
+
+    unknown = sorted(set(options) - set(SEMANTICS))
+    if unknown:
+        raise f.error(field, f"unknown options {unknown}; known {list(SEMANTICS)}")
+    for key, value in options.items():
+        where = f"{field}/{key}"
+        if key in ("cell_clip", "proj_clip", "preact_clip"):
+            if f.float(value, where, finite=True) <= 0:
+                raise f.error(where, f"{value} must be a number > 0")
+        elif key == "input_forget":
+            f.bool(value, where)
+        elif key == "direction":
+            f.str(value, where, choices=("reverse",))
+            if bidirectional:
+                raise f.error(where, "a reverse-only direction in a bidirectional LSTM")
+        elif key == "activations":
+            items = f.list(value, where, length=3)
+            for k, item in enumerate(items):
+                if isinstance(item, list):
+                    f.list(item, f"{where}/{k}", max_length=3)
+                    f.str(item[0] if item else None, f"{where}/{k}/0", max_length=64)
+                    for j, number in enumerate(item[1:], 1):
+                        f.float(number, f"{where}/{k}/{j}", finite=True)
+                else:
+                    f.str(item, f"{where}/{k}", max_length=64)
+            try:
+                lstm_activations.resolve(tuple(tuple(a) if isinstance(a, list) else a for a in items))
+            except (ValueError, TypeError) as exc:
+                raise f.error(where, f"not activations the core knows ({exc})") from None
+
+
 def _check_entry(f: Fields, e, field: str) -> dict:
     f.dict(e, field, keys=ENTRY)
     f.str(e["name"], f"{field}/name", max_length=4096)
+    f.str(e["source_format"], f"{field}/source_format", choices=FORMATS)
+    f.str(e["variant"], f"{field}/variant", max_length=4096)
+    f.str(e["why"], f"{field}/why", max_length=1 << 16)
     f.str(e["module"], f"{field}/module", choices=MODULES)
     f.str(e["dtype"], f"{field}/dtype", choices=tuple(DTYPES))
     for key, lo, hi in (("input_size", 1, MAX_SIZE), ("hidden_size", 1, MAX_SIZE), ("proj_size", 0, MAX_SIZE),
@@ -124,10 +165,18 @@ def _check_entry(f: Fields, e, field: str) -> dict:
         f.int(e[key], f"{field}/{key}", lo, hi)
     for key in ("bidirectional", "bias", "batch_first", "peepholes"):
         f.bool(e[key], f"{field}/{key}")
+    f.float(e["forget_bias_folded"], f"{field}/forget_bias_folded", finite=True)
+    for k, note in enumerate(f.list(e["notes"], f"{field}/notes", max_length=1000)):
+        f.str(note, f"{field}/notes/{k}", max_length=1 << 16)
+    for k, u in enumerate(f.list(e["not_in_file"], f"{field}/not_in_file", max_length=1000)):
+        u = f.dict(u, f"{field}/not_in_file/{k}", keys=("what", "value", "assumed", "loud"))
+        for key in ("what", "value", "assumed"):
+            f.str(u[key], f"{field}/not_in_file/{k}/{key}", max_length=1 << 16)
+        f.bool(u["loud"], f"{field}/not_in_file/{k}/loud")
     options = f.dict(e["options"], f"{field}/options")
-    unknown = sorted(set(options) - set(SEMANTICS))
-    if unknown:
-        raise f.error(f"{field}/options", f"unknown options {unknown}; known {list(SEMANTICS)}")
+    _check_options(f, options, f"{field}/options", e["bidirectional"])
+    if e["module"] == KERAS_LSTM and e["keras"] is None:
+        raise f.error(f"{field}/keras", f"a {KERAS_LSTM} needs its Keras settings")
     if e["keras"] is not None:
         keras = f.dict(e["keras"], f"{field}/keras", keys=("go_backwards", "masked_output", "merge_mode"))
         f.bool(keras["go_backwards"], f"{field}/keras/go_backwards")
@@ -151,10 +200,11 @@ def load(out) -> Dict[str, nn.Module]:
     node. All are in eval mode. Each module's ``__doc__`` says which and why; ``module.conversion`` holds
     its entry of the configuration (without the tensors).
     """
-    ck = checkpoint.read(out, KIND)
+    ck = checkpoint.read(out, KIND, require_seal=True)
     f = Fields(ck)
     content = f.dict(ck.content, "content", keys=("converter_version", "source", "lstms"))
     f.int(content["converter_version"], "converter_version", CONVERTER_VERSION, CONVERTER_VERSION)
+    f.str(content["source"], "source", max_length=1 << 16)
     entries = [_check_entry(f, e, f"lstms/{i}")
                for i, e in enumerate(f.list(content["lstms"], "lstms", max_length=MAX_LSTMS))]
     names = [e["name"] for e in entries]
