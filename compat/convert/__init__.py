@@ -40,10 +40,15 @@ def convert(source, out, *, fmt: Optional[str] = None, verify: bool = True, **op
     from compat.convert import store
     from compat.errors import InputError
 
+    from compat.convert.verify import OverflowingWeightsError
+
     specs = discover(source, fmt=fmt, **options)
     if not specs:
         raise InputError(f"{source}: no LSTM found")
-    files = store.write(specs, out, source)
-    if not verify:
-        return Conversion(specs, files, None)
-    return Conversion(specs, files, check_all(specs, load(files[0])))
+    try:
+        files = store.write(specs, out, source)
+        if not verify:
+            return Conversion(specs, files, None)
+        return Conversion(specs, files, check_all(specs, load(files[0])))
+    except (store.NonFiniteWeightsError, OverflowingWeightsError) as e:  # values the source framework refuses
+        raise type(e)(f"{source}: {e}") from None
