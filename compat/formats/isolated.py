@@ -19,6 +19,7 @@ so the child starts at once. Where ``os.fork`` does not exist the reader runs in
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import resource
@@ -81,6 +82,9 @@ def _vm_data_bytes() -> int:
 
 # --------------------------------------------------------------------------------------------- the child
 def _child(fd: int, reader: Callable[[], Any], memory_bytes: int) -> None:  # pragma: no cover - in the child
+    # No garbage collection in the short-lived child: a collection walks every object the parent had, and
+    # writing to their headers copies the parent's pages (tens of milliseconds in a process holding torch).
+    gc.disable()
     status = {"kind": "error", "message": "the reader did not start"}
     arrays: List[np.ndarray] = []
     try:
