@@ -21,8 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent.parent
 GOLDEN = HERE / "tests" / "golden" / "convert"
 sys.path.insert(0, str(HERE))

@@ -26,6 +26,7 @@ import resource
 import select
 import signal
 import struct
+import sys
 import time
 import traceback
 import warnings
@@ -91,6 +92,7 @@ def _child(fd: int, reader: Callable[[], Any], memory_bytes: int) -> None:  # pr
         devnull = os.open(os.devnull, os.O_RDWR)
         for std in (0, 1, 2):
             os.dup2(devnull, std)
+        sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the child exits without closing
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         cap = _vm_data_bytes() + memory_bytes
         resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))

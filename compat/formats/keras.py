@@ -52,7 +52,7 @@ MAX_OBJECTS = 1_000_000             # groups and datasets visited in a .keras we
 MAX_H5_DEPTH = 64
 MAX_ITEMSIZE = 16
 SPOOL_BYTES = 64 * MiB              # a .keras weights member above this is inflated to a temporary file
-READ_TIMEOUT = 30.0                 # seconds for the HDF5 child, plus READ_SECONDS_PER_GIB per GiB of file
+READ_TIMEOUT = 10.0                 # seconds for the HDF5 child, plus READ_SECONDS_PER_GIB per GiB of file
 READ_SECONDS_PER_GIB = 60.0
 READ_MEMORY = 512 * MiB             # the HDF5 child's memory, plus 3 x the file's size
 
