@@ -1,5 +1,6 @@
 """TF1 training semantics the TF ports share: global-norm clipping as TF computes it, TF's SGD and Adam,
-and BasicLSTMCell variable names across TF generations.
+and BasicLSTMCell variable names across TF generations (from
+:mod:`compat.frameworks.tf.names`, the one table of TF variable names).
 
 Global norm and IndexedSlices. ``tf.gradients`` of a loss through ``tf.nn.embedding_lookup`` returns the
 embedding's gradient as ``IndexedSlices``: one row of values per looked-up token, duplicates not summed.
@@ -17,6 +18,7 @@ from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from compat.frameworks.tf.names import KERNEL_BIAS, basic_lstm_cell_variables
 from compat.optim import PerParameterOptimizer
 
 
@@ -184,29 +186,9 @@ class TFAdam(PerParameterOptimizer):
             s["beta2_power"].mul_(beta2)
 
 
-# BasicLSTMCell's two variables by TF generation (rnn_cell_impl.py / rnn_cell.py of each release):
-# <= 0.12: _linear under "Linear" -> Matrix, Bias; 1.0-1.1: "weights", "biases"; >= 1.2: "kernel", "bias".
-CELL_VARIABLE_NAMES: Tuple[Tuple[str, str], ...] = (
-    ("kernel", "bias"),
-    ("weights", "biases"),
-    ("Linear/Matrix", "Linear/Bias"),
-)
-
-
-def tf1_cell_variables(variables: Mapping[str, object], cell_scope: str) -> Tuple[object, object, Tuple[str, str]]:
-    """A BasicLSTMCell's (kernel, bias) under ``cell_scope`` in any TF generation's names.
-
-    Returns ``(kernel, bias, (kernel_name, bias_name))``. Raises KeyError naming the candidates tried.
-    """
-    scope = cell_scope.rstrip("/")
-    for kernel_name, bias_name in CELL_VARIABLE_NAMES:
-        k, b = f"{scope}/{kernel_name}", f"{scope}/{bias_name}"
-        if k in variables and b in variables:
-            return variables[k], variables[b], (k, b)
-    tried = [f"{scope}/{k}" + " + " + f"{scope}/{b}" for k, b in CELL_VARIABLE_NAMES]
-    near = sorted(n for n in variables if n.startswith(scope))[:6]
-    raise KeyError(f"no BasicLSTMCell variables under {scope!r}; tried {tried}"
-                   + (f"; names under that scope: {near}" if near else ""))
+# BasicLSTMCell's variable names across TF generations live in the one TF names table.
+CELL_VARIABLE_NAMES: Tuple[Tuple[str, str], ...] = KERNEL_BIAS[:3]
+tf1_cell_variables = basic_lstm_cell_variables
 
 
 def lr_decay_schedule(learning_rate: float, lr_decay: float, max_epoch: int, epoch: int) -> float:

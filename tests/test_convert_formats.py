@@ -226,7 +226,7 @@ def test_a_module_that_misses_the_reference_fails_the_check(tmp_path):
     from compat.convert import store
     from compat.convert.verify import check
 
-    (spec,) = discover(GOLDEN_CONVERT / "onnx" / "clip.onnx")
+    (spec,) = discover(GOLDEN_CONVERT / "onnx" / "clip.onnx").specs
     config, _ = store.write([spec], tmp_path / "m", "test")
     (module,) = load(config).values()
     assert check(spec, module).ok
@@ -281,7 +281,8 @@ def test_keras_module_matches_the_keras_reference(go_backwards, bidirectional, m
 
 def test_onnx_module_zeroes_the_final_state_of_empty_sequences():
     from compat.convert.modules import OnnxLSTM
-    from compat.layouts import from_canonical, onnx_stack_directions
+    from compat.frameworks.onnx.layout import onnx_stack_directions
+    from compat.layouts import from_canonical
     from reference import onnx_lstm
 
     torch.manual_seed(2)
@@ -431,7 +432,7 @@ def test_keras_before_2_3_outputs_the_previous_h_at_masked_steps_and_says_so(tmp
         config = json.loads(f.attrs["model_config"])
         config["config"]["layers"].insert(0, {"class_name": "Masking", "config": {"name": "m", "mask_value": 0.0}})
         f.attrs["model_config"] = json.dumps(config).encode()
-    (spec,) = discover(path)
+    (spec,) = discover(path).specs
     assert spec.keras.masked_output == "previous_h"
     assert spec.options["activations"] == ("hard_sigmoid_keras2", "tanh", "tanh")
     assert any(u.what == "masked_output" for u in spec.unknowns)
@@ -439,23 +440,43 @@ def test_keras_before_2_3_outputs_the_previous_h_at_masked_steps_and_says_so(tmp
     assert all(c.ok for c in conversion.checks)
 
 
-@pytest.mark.parametrize("layer", [
-    {"class_name": "Bidirectional", "config": {"name": "bi", "layer": {"class_name": "LSTM", "config": {
-        "name": "lstm", "units": 2, "go_backwards": True}}}},
-    {"class_name": "Bidirectional", "config": {"name": "bi", "layer": {"class_name": "ConvLSTM2D", "config": {}}}},
-    {"class_name": "RNN", "config": {"name": "bi", "cell": {"class_name": "LSTMCell", "config": {"units": 2}}}},
-])
-def test_keras_lstm_layers_this_converter_does_not_read_are_refused(layer, tmp_path):
-    pytest.importorskip("h5py", reason="h5py is in the test extra")
+def _keras_config_only(path, layers):
     import h5py
 
-    path = tmp_path / "k.h5"
     with h5py.File(path, "w") as f:
         f.attrs["keras_version"] = b"2.21.0"
-        f.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": {"layers": [layer]}}).encode()
+        f.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": {"layers": layers}}).encode()
         f.create_group("model_weights").attrs["layer_names"] = []
-    with pytest.raises(InputError, match="layer 'bi'.*(not supported|does not read)"):
+    return path
+
+
+def test_a_keras_bidirectional_around_go_backwards_is_refused(tmp_path):
+    pytest.importorskip("h5py", reason="h5py is in the test extra")
+    path = _keras_config_only(tmp_path / "k.h5", [
+        {"class_name": "Bidirectional", "config": {"name": "bi", "layer": {"class_name": "LSTM", "config": {
+            "name": "lstm", "units": 2, "go_backwards": True}}}}])
+    with pytest.raises(InputError, match="layer 'bi'.*not supported"):
         discover(path)
+
+
+@pytest.mark.parametrize("layer, why", [
+    ({"class_name": "Bidirectional", "config": {"name": "bi", "layer": {"class_name": "ConvLSTM2D", "config": {}}}},
+     "Bidirectional(ConvLSTM2D)"),
+    ({"class_name": "RNN", "config": {"name": "bi", "cell": {"class_name": "LSTMCell", "config": {"units": 2}}}},
+     "Keras RNN layer"),
+    ({"class_name": "GRU", "config": {"name": "bi", "units": 2}}, "Keras GRU layer"),
+])
+def test_keras_recurrent_layers_not_converted_are_listed_and_make_the_conversion_partial(layer, why, tmp_path, capsys):
+    """Listed by name with the reason, never dropped: exit 3 without --partial (nothing written)."""
+    pytest.importorskip("h5py", reason="h5py is in the test extra")
+    path = _keras_config_only(tmp_path / "k.h5", [layer])
+    found = discover(path)
+    (item,) = found.items
+    assert not found.specs and item.name == "bi" and item.recurrent and item.converted is None and why in item.reason
+    assert convert_cli(path, tmp_path / "o.safetensors") == 3
+    out, err = capsys.readouterr()
+    assert "bi [recurrent]" in out and why in out and "--partial" in err
+    assert not list(tmp_path.glob("o.*"))
 
 
 def test_onnx_weights_computed_at_run_time_are_refused(tmp_path):
@@ -466,7 +487,7 @@ def test_onnx_weights_computed_at_run_time_are_refused(tmp_path):
     g = helper.make_graph([node], "g", [helper.make_tensor_value_info(n, 1, None) for n in ("X", "W", "R")],
                           [helper.make_tensor_value_info("Y", 1, None)])
     save(helper.make_model(g), str(tmp_path / "m.onnx"))
-    with pytest.raises(InputError, match="input W .* is computed at run time"):
+    with pytest.raises(InputError, match="input W .* depends on what the model is given at run time.*graph input"):
         discover(tmp_path / "m.onnx")
 
 

@@ -13,8 +13,10 @@ the member.
 from __future__ import annotations
 
 import ast
+import io
 import os
 import struct
+import tokenize
 import zipfile
 import zlib
 from typing import Dict, Iterable, Optional, Tuple, Union
@@ -33,6 +35,29 @@ MAX_ARCHIVE_BYTES = 4 * GiB      # the .npz file itself
 MAX_HEADER_BYTES = 10_000        # numpy's own default limit on an .npy header
 MAX_RANK = 32                    # numpy's own limit is 64
 _ALLOWED_KINDS = "biufc"
+
+
+def _python3_literal(header: str) -> str:
+    """An .npy header written by Python 2's numpy, as a Python 3 literal.
+
+    Python 2 wrote integers that did not fit a C long, and every shape entry it got from a ``long``, with an
+    ``L`` suffix (``'shape': (5L, 20L)``), which Python 3's literal syntax lacks; numpy drops it
+    (numpy/lib/format.py ``_filter_header``). Here every ``L`` or ``l`` token that directly follows a
+    number is dropped the same way, with Python's own tokenizer (the header is at most MAX_HEADER_BYTES),
+    so an ``L`` inside a string is left alone. Python 2's other literal forms in a header (``u'<f8'``,
+    ``True``/``False``) are Python 3 literals already.
+    """
+    if "L" not in header and "l" not in header:
+        return header
+    out, previous = [], None
+    for token in tokenize.generate_tokens(io.StringIO(header).readline):
+        if token.type == tokenize.NAME and token.string in ("L", "l") and previous is not None \
+                and previous.type == tokenize.NUMBER and previous.end == token.start:
+            previous = token
+            continue
+        out.append((token.type, token.string))
+        previous = token
+    return tokenize.untokenize(out)
 
 
 class NpzArchive:
@@ -132,8 +157,9 @@ class NpzArchive:
         if len(text) < hlen:
             raise self._bad(name, "the .npy header is truncated")
         try:
-            header = ast.literal_eval(text.decode("utf-8" if major == 3 else "latin-1"))
-        except (ValueError, SyntaxError, MemoryError, RecursionError, UnicodeDecodeError, TypeError):
+            header = ast.literal_eval(_python3_literal(text.decode("utf-8" if major == 3 else "latin-1")))
+        except (ValueError, SyntaxError, MemoryError, RecursionError, UnicodeDecodeError, TypeError,
+                tokenize.TokenError, IndentationError):
             raise self._bad(name, "the .npy header is not a readable dict") from None
         if not isinstance(header, dict) or set(header) != {"descr", "fortran_order", "shape"}:
             raise self._bad(name, "the .npy header must hold exactly descr, fortran_order and shape")

@@ -9,12 +9,12 @@ compat.lstm, or a PackedSequence for right padding); lstm.py before May 2015 add
 """
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 
 from compat import layouts
-from compat.convert.spec import LSTMSpec, Unknown
+from compat.convert.spec import Found, LSTMSpec, SourceItem, Unknown, carry, numpy_weights
 from compat.errors import InputError
 from compat.formats.npz import NpzArchive
 from compat.formats.shapes import DEFAULT_MAX_TENSOR_BYTES, format_shape
@@ -42,8 +42,10 @@ def _check_headers(where: str, headers: Dict[str, Tuple[np.dtype, Tuple[int, ...
                                 f"[n, {u[1]}], [{u[0]}, {u[1]}], [{u[1]}]")
 
 
-def discover(path, *, doubled_bias: bool = False,
-             max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> List[LSTMSpec]:
+def discover(path, *, theano_doubled_bias: bool = False, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Found:
+    """Every LSTM triple of the archive at ``path`` and every other member accounted for; no member declaring
+    more than ``max_tensor_bytes`` is inflated."""
+    doubled_bias = theano_doubled_bias
     with NpzArchive(path, "Theano parameter archive") as archive:
         names = set(archive.names)
         prefixes = sorted(k[:-2] for k in names if k.endswith("_U") and f"{k[:-2]}_W" in names
@@ -53,10 +55,12 @@ def discover(path, *, doubled_bias: bool = False,
             _check_headers(f"{path}: {p}_W/{p}_U/{p}_b", headers)
         triples = {p: {key: archive.read(f"{p}_{key}", max_bytes=max_tensor_bytes) for key in ("W", "U", "b")}
                    for p in prefixes}
+        in_triples = {f"{p}_{k}" for p in prefixes for k in ("W", "U", "b")}
+        others = {n: archive.read(n, max_bytes=max_tensor_bytes) for n in sorted(names - in_triples)}
     if not triples:
         raise TheanoParamsError(f"{path}: no <prefix>_W, <prefix>_U, <prefix>_b triple (the tutorial's lstm_W, "
                                 f"lstm_U, lstm_b); the archive holds {sorted(names)[:10]}")
-    specs = []
+    specs, items = [], []
     for p, raw in triples.items():
         where = f"{path}: {p}_W/{p}_U/{p}_b"
         dtype = np.promote_types(raw["W"].dtype, np.float32)
@@ -64,7 +68,7 @@ def discover(path, *, doubled_bias: bool = False,
         if doubled_bias:
             tensors["b"] = 2 * tensors["b"]
         try:
-            weights = layouts.to_canonical("theano", tensors)
+            weights = numpy_weights(layouts.to_canonical("theano", tensors))
         except layouts.LayoutError as e:
             raise TheanoParamsError(f"{where}: {e}") from None
         spec = LSTMSpec(name=p, source_format="theano", variant="Theano tutorial lstm_layer", layers=[weights],
@@ -76,4 +80,12 @@ def discover(path, *, doubled_bias: bool = False,
             spec.notes.append("lstm_b doubled (lstm.py before May 2015 added it twice)")
         spec.semantics = {"doubled_bias": doubled_bias}
         specs.append(spec)
-    return specs
+        items.append(SourceItem(p, "LSTM layer (lstm_layer)", {f"{p}_{k}": tuple(raw[k].shape) for k in raw},
+                                converted=spec, recurrent=True))
+    for name, array in others.items():
+        item = SourceItem(name, "array", {name: tuple(array.shape)},
+                          reason="not an LSTM layer's parameters (the tutorial's Wemb, U and b are the embedding and "
+                                 "the classifier; history_errs the training history)")
+        carry(item, name, array)
+        items.append(item)
+    return Found(specs, items)
