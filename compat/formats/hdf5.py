@@ -73,12 +73,12 @@ class Storage:
 
 
 class BoundedFile(io.RawIOBase):
-    """A read-only view of ``raw`` (``size`` bytes) that ends reads at the end of the file and raises
+    """A read-only file over ``data`` (the whole file, read once) whose reads end at its end and raise
     :class:`UseChild` once more than ``budget`` bytes or ``calls`` reads have been asked for."""
 
-    def __init__(self, raw: BinaryIO, size: int, budget: int, calls: int, label: str):
+    def __init__(self, data: bytes, budget: int, calls: int, label: str):
         super().__init__()
-        self._raw, self._size, self._left, self._calls, self._pos = raw, size, budget, calls, 0
+        self._data, self._size, self._left, self._calls, self._pos = memoryview(data), len(data), budget, calls, 0
         self.path = label  # pyfive labels its datasets with it
 
     def readable(self) -> bool:
@@ -88,7 +88,7 @@ class BoundedFile(io.RawIOBase):
         return True
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        base = 0 if whence == io.SEEK_SET else self._pos if whence == io.SEEK_CUR else self._size
         self._pos = max(0, base + int(offset))
         return self._pos
 
@@ -96,15 +96,16 @@ class BoundedFile(io.RawIOBase):
         return self._pos
 
     def read(self, n: int = -1) -> bytes:
-        n = self._size - self._pos if n is None or n < 0 else min(int(n), max(self._size - self._pos, 0))
+        pos = self._pos
+        end = self._size if n is None or n < 0 else min(pos + int(n), self._size)
         self._calls -= 1
-        self._left -= n
+        self._left -= max(end - pos, 0)
         if self._left < 0 or self._calls < 0:
             raise UseChild("the file's structures are read over and over (they point back into themselves)")
-        self._raw.seek(self._pos)
-        data = self._raw.read(n)
-        self._pos += len(data)
-        return data
+        if end <= pos:
+            return b""
+        self._pos = end
+        return self._data[pos:end].tobytes()
 
     def readinto(self, buffer) -> int:
         data = self.read(len(buffer))
@@ -281,6 +282,8 @@ class PyfiveTree(Tree):
         self.pyfive = pyfive
         self.size = size
         self.budget = READ_AMPLIFICATION * size + READ_SLACK   # bytes of datasets it may allocate, too
+        # (group path, name) -> the object: pyfive parses a group's links again each time one is opened
+        self._opened: dict = {}
 
     def open(self, fh: BinaryIO):
         return self.pyfive.File(fh)
@@ -310,7 +313,10 @@ class PyfiveTree(Tree):
             self.fail(f"{where}: {name!r} is an HDF5 soft link to {link[:200]!r}; Keras writes none: refused")
         if not isinstance(link, int):
             raise UseChild(f"a link of type {type(link).__name__}")
-        return group[name]
+        key = (group.name, name)
+        if key not in self._opened:
+            self._opened[key] = group[name]
+        return self._opened[key]
 
     def is_group(self, obj) -> bool:
         return isinstance(obj, self.pyfive.Group)
@@ -360,9 +366,13 @@ def read_hdf5(fh: BinaryIO, size: int, where: str, reader: Callable[[Tree, Any],
     result must be made of dicts, lists, strings, numbers, None and numpy arrays (the child sends it back)."""
     if size <= IN_PROCESS_MAX_BYTES and _has_pyfive():
         try:
+            fh.seek(0)
+            data = fh.read(size + 1)
+            if len(data) != size:
+                raise UseChild("the file changed size while it was read")
             tree = PyfiveTree(error, size)
-            bounded = BoundedFile(fh, size, READ_AMPLIFICATION * size + READ_SLACK,
-                                  READ_CALLS + size // READ_CALL_BYTES, where)
+            bounded = BoundedFile(data, READ_AMPLIFICATION * size + READ_SLACK, READ_CALLS + size // READ_CALL_BYTES,
+                                  where)
             return reader(tree, tree.open(bounded))
         except error:
             raise

@@ -236,12 +236,12 @@ def _read_h5_tree(tree: Tree, f, path: str, size: int, max_tensor_bytes: int) ->
         version = _text(tree.attr(weights_group, "keras_version", path, MAX_CONFIG_BYTES) or b"")
     backend = _text(tree.attr(f, "backend", path, MAX_CONFIG_BYTES) or b"")
     config_text = tree.attr(f, "model_config", path, MAX_CONFIG_BYTES)
-    config_text = None if config_text is None else _text(config_text)
-    out = {"keras_version": version[:200], "backend": backend[:200], "model_config": config_text,
+    config = None if config_text is None else parse_config(_text(config_text), path)
+    out = {"keras_version": version[:200], "backend": backend[:200], "model_config": config,
            "layer_weights": {}, "unread": {}}
-    if config_text is None:
+    if config is None:
         return out  # weights only: nothing to convert without the configuration
-    units, _ = lstm_units(parse_config(config_text, path))
+    units, _ = lstm_units(config)
     limits = _Limits(path, size, max_tensor_bytes, units, layered=True)
     where = f"{path}: {'model_weights' if weights_group is not f else 'the root'}"
     if tree.attr(weights_group, "layer_names", where, MAX_CONFIG_BYTES) is None:
@@ -340,7 +340,7 @@ def _read_h5(path: Path, max_tensor_bytes: int) -> KerasFile:
         got = read_hdf5(fh, size, str(path), lambda tree, root: _read_h5_tree(tree, root, str(path), size,
                                                                               max_tensor_bytes),
                         error=KerasFileError)
-    config = None if got["model_config"] is None else parse_config(got["model_config"], str(path))
+    config = got["model_config"]
     weights = {lname: [(w, a) for w, a in ws] for lname, ws in got["layer_weights"].items()}
     return KerasFile(str(path), "h5", got["keras_version"], got["backend"], config, layer_weights=weights,
                      unread=got["unread"])
