@@ -4,12 +4,13 @@
     python benchmarks/convert_speed.py --baseline /tmp/baseline --rounds 7
     python benchmarks/convert_speed.py --baseline /tmp/baseline --rounds 7 --cli
 
-The library call (default): each round runs one fresh process per tree (alternating which goes first);
-each process converts every fixture (``compat.convert.convert``, reading, writing and verifying)
-``--repeat`` times after one warm-up and reports its per-file minimum. ``--cli``: each round runs
-``python -m compat.convert FIXTURE --to OUT`` once per fixture and tree, the two trees alternating, and
-takes the process's wall time (start-up and imports included: what a user waits for). Printed: per file,
-the median over rounds for each tree and the ratio this / baseline; then the geometric mean of the ratios.
+The library call (default): one worker process per tree converts each fixture (``compat.convert.convert``:
+reading, writing and verifying) on demand, and the two trees' conversions alternate one by one, ``--repeat``
+pairs per fixture and round, the order flipping every pair, so a burst of load on this shared machine
+falls on both. ``--cli``: each round runs ``python -m compat.convert FIXTURE --to OUT`` once per fixture and
+tree, alternating, and takes the process's wall time (start-up and imports included: what a user waits
+for). Printed: per file, the median time of each tree and the median of the pairs' ratios this /
+baseline; then the geometric mean of those ratios.
 """
 from __future__ import annotations
 
@@ -33,31 +34,40 @@ FIXTURES = [  # (path under tests/golden/convert, options)
 ]
 THEANO = "../checkpoints/theano_imdb_pytensor/saveto_lstm_model.npz"
 
-CHILD = r"""
+# A worker per tree: converts the fixture named on each line of its input and answers with the seconds it
+# took, so that the two trees' conversions can alternate one by one.
+WORKER = r"""
 import json, sys, tempfile, time
 sys.path.insert(0, sys.argv[1])
 import torch
 torch.set_num_threads(1)
 from compat.convert import convert
-fixtures, repeat = json.loads(sys.argv[2]), int(sys.argv[3])
-out = {}
 with tempfile.TemporaryDirectory() as d:
-    for path, options in fixtures:
+    for line in sys.stdin:
+        path, options = json.loads(line)
+        t = time.perf_counter()
         convert(path, d + "/o", **options)
-        best = float("inf")
-        for _ in range(repeat):
-            t = time.perf_counter()
-            convert(path, d + "/o", **options)
-            best = min(best, time.perf_counter() - t)
-        out[path] = best
-print(json.dumps(out))
+        print(time.perf_counter() - t, flush=True)
 """
 
 
-def run(tree: Path, fixtures, repeat: int) -> dict:
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(tree), json.dumps(fixtures), str(repeat)],
-                          capture_output=True, text=True, cwd=tempfile.gettempdir(), check=True)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+class Worker:
+    def __init__(self, tree: Path):
+        self.proc = subprocess.Popen([sys.executable, "-c", WORKER, str(tree)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, cwd=tempfile.gettempdir(),
+                                     env=dict(os.environ, OMP_NUM_THREADS="1"))
+
+    def time(self, path: str, options: dict) -> float:
+        self.proc.stdin.write(json.dumps([path, options]) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the worker stopped (exit {self.proc.wait()})")
+        return float(line)
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
 
 
 def run_cli(tree: Path, path: str, options: dict, out: str) -> float:
@@ -74,38 +84,47 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--baseline", required=True, type=Path, help="a copy of the tree to compare with")
     p.add_argument("--rounds", type=int, default=7)
-    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--repeat", type=int, default=5, help="pairs per fixture and round (library call)")
     p.add_argument("--cli", action="store_true", help="time whole `python -m compat.convert` processes")
     args = p.parse_args(argv)
     golden = HERE / "tests" / "golden" / "convert"
     fixtures = [(str(golden / f), o) for f, o in FIXTURES] + [(str((golden / THEANO).resolve()), {})]
-    times = {"this": [], "baseline": []}
+    trees = {"this": HERE, "baseline": args.baseline.resolve()}
+    times = {label: {path: [] for path, _ in fixtures} for label in trees}
+    pair_ratios = {path: [] for path, _ in fixtures}
     with tempfile.TemporaryDirectory() as d:
-        for r in range(args.rounds):
-            order = [("this", HERE), ("baseline", args.baseline.resolve())]
-            order = order if r % 2 == 0 else order[::-1]
-            if args.cli:
-                got = {label: {} for label, _ in order}
+        workers = {} if args.cli else {label: Worker(tree) for label, tree in trees.items()}
+        try:
+            for path, options in fixtures:  # warm-up: imports, first conversions
+                for w in workers.values():
+                    w.time(path, options)
+            for r in range(args.rounds):
                 for path, options in fixtures:
-                    for label, tree in order:
-                        got[label][path] = run_cli(tree, path, options, f"{d}/o")
-                for label, _ in order:
-                    times[label].append(got[label])
-            else:
-                for label, tree in order:
-                    times[label].append(run(tree, fixtures, args.repeat))
-            print(f"round {r + 1}/{args.rounds}", file=sys.stderr, flush=True)
+                    for k in range(1 if args.cli else args.repeat):
+                        got = {}
+                        order = ["this", "baseline"] if (r + k) % 2 == 0 else ["baseline", "this"]
+                        for label in order:
+                            got[label] = (run_cli(trees[label], path, options, f"{d}/o") if args.cli else
+                                          workers[label].time(path, options))
+                            times[label][path].append(got[label])
+                        pair_ratios[path].append(got["this"] / got["baseline"])
+                print(f"round {r + 1}/{args.rounds}", file=sys.stderr, flush=True)
+        finally:
+            for w in workers.values():
+                w.close()
     ratios = []
-    print(f"{'fixture':45s} {'baseline ms':>12s} {'this ms':>9s} {'ratio':>7s}")
+    print(f"{'fixture':45s} {'baseline ms':>12s} {'this ms':>9s} {'ratio':>7s} {'pairs':>6s}")
     for path, _ in fixtures:
-        base = statistics.median(t[path] for t in times["baseline"])
-        this = statistics.median(t[path] for t in times["this"])
-        ratios.append(this / base)
+        base = statistics.median(times["baseline"][path])
+        this = statistics.median(times["this"][path])
+        ratio = statistics.median(pair_ratios[path])
+        ratios.append(ratio)
         name = str(Path(path).relative_to(golden.parent.parent)) if "golden" in path else path
-        print(f"{name[-45:]:45s} {base * 1e3:12.1f} {this * 1e3:9.1f} {this / base:7.3f}")
+        print(f"{name[-45:]:45s} {base * 1e3:12.1f} {this * 1e3:9.1f} {ratio:7.3f} {len(pair_ratios[path]):6d}")
     print(f"geometric mean of the ratios: {math.exp(sum(map(math.log, ratios)) / len(ratios)):.3f} "
-          f"({args.rounds} interleaved rounds, " + ("one process per fixture and tree" if args.cli else
-                                                      f"best of {args.repeat} per process") + ", medians over rounds)")
+          f"(ratio: the median of this / baseline over conversions run back to back, the order alternating; "
+          + ("one `python -m compat.convert` process per conversion" if args.cli else
+             "one worker process per tree") + f"; {args.rounds} rounds)")
     return 0
 
 

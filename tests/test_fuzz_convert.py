@@ -88,7 +88,8 @@ def convert_cli(path: Path, out: Path, *extra: str) -> str:
 
 
 def load_output(path: Path) -> str:
-    from compat.convert import load
+    """A digest of everything a conversion loads as: its modules and its carried tensors."""
+    from compat.convert import load, load_carried
 
     modules = load(path)
     h = hashlib.sha256()
@@ -96,6 +97,8 @@ def load_output(path: Path) -> str:
         h.update(name.encode() + json.dumps(m.conversion, sort_keys=True).encode())
         for k, v in sorted(m.state_dict().items()):
             h.update(k.encode() + v.detach().numpy().tobytes())
+    for name, v in sorted(load_carried(path).items()):
+        h.update(name.encode() + str(v.dtype).encode() + str(tuple(v.shape)).encode() + v.numpy().tobytes())
     return h.hexdigest()
 
 
@@ -194,6 +197,34 @@ def _write_h5(path: Path, kernel=None, **dataset_kw) -> Path:
     return path
 
 
+def _write_h5_mixed(path: Path) -> Path:
+    """A Keras 2 .h5 with an Embedding, a GRU, an LSTM and a Dense layer: the LSTM converts, the rest is carried
+    (the GRU makes the conversion partial: ``--partial``)."""
+    import h5py
+
+    rng = np.random.default_rng(1)
+    u = lambda *shape: rng.uniform(-1, 1, shape).astype(np.float32)  # noqa: E731
+    layers = {"embedding": ("Embedding", {"input_dim": 10, "output_dim": 3}, {"embeddings:0": u(10, 3)}),
+              "gru": ("GRU", {"units": 3, "return_sequences": True},
+                      {"kernel:0": u(3, 9), "recurrent_kernel:0": u(3, 9), "bias:0": u(9)}),
+              "lstm": ("LSTM", {"units": 2, "activation": "tanh", "recurrent_activation": "sigmoid"},
+                       {"kernel:0": u(3, 8), "recurrent_kernel:0": u(2, 8), "bias:0": u(8)}),
+              "dense": ("Dense", {"units": 4}, {"kernel:0": u(2, 4), "bias:0": u(4)})}
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"] = b"2.2.4"
+        f.attrs["backend"] = b"tensorflow"
+        f.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": {"layers": [
+            {"class_name": cls, "config": dict(cfg, name=name)} for name, (cls, cfg, _) in layers.items()]}}).encode()
+        g = f.create_group("model_weights")
+        g.attrs["layer_names"] = [name.encode() for name in layers]
+        for name, (_, _, weights) in layers.items():
+            lg = g.create_group(name)
+            lg.attrs["weight_names"] = [f"{name}/{w}".encode() for w in weights]
+            for w, value in weights.items():
+                lg.create_dataset(f"{name}/{w}", data=value)
+    return path
+
+
 def _h5_crafted(tmp: Path) -> Iterator[Tuple[str, Path]]:
     import h5py
 
@@ -269,6 +300,10 @@ def test_fuzz_hdf5(tmp_path, reader):
     family = Family(f"Keras .h5 ({'pyfive' if reader is convert_cli else 'h5py in the child'})", fatal_different=False)
     for name, path in _h5_crafted(tmp_path):
         family.run(name, reader, path, tmp_path / "out", must_refuse=True)
+    mixed = _write_h5_mixed(tmp_path / "mixed.h5")
+    family.run("the carried embedding (120 bytes) above --max-tensor-bytes 100", reader, mixed, tmp_path / "out",
+               "--partial", "--max-tensor-bytes", "100", must_refuse=True)
+    _fuzz_seeds(family, (mixed,), tmp_path, max(2, CASES // 3), reader, ("--partial",))
     for source, at, value, what in KNOWN_H5_FLIPS:
         data = (CONVERT / source).read_bytes()
         path = _write_bytes(tmp_path / f"known{at}.h5", _flip(data, [(at, value)]))
@@ -391,6 +426,26 @@ def _onnx_crafted(tmp: Path) -> Iterator[Tuple[str, Path]]:
     data = bytearray((CONVERT / "onnx" / "activations_more.onnx").read_bytes())
     data[49] = 0xF2
     yield "a node name that is not UTF-8", _write_bytes(tmp / "name.onnx", bytes(data))
+    # W folded from a Concat chain that doubles a 96-byte initializer 40 times (2^40 x 96 bytes)
+    nodes, last = [], "W0"
+    for k in range(40):
+        nodes.append(helper.make_node("Concat", [last, last], [f"W{k + 1}"], axis=0))
+        last = f"W{k + 1}"
+    nodes.append(helper.make_node("LSTM", ["X", last, "R"], ["Y"], name="lstm", hidden_size=2))
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("X", 1, [3, 1, 3])],
+                          [helper.make_tensor_value_info("Y", 1, None)],
+                          initializer=[numpy_helper.from_array(W, "W0"), numpy_helper.from_array(R, "R")])
+    save(helper.make_model(g), str(tmp / "doubling.onnx"))
+    yield "W folded from a Concat chain that would make 2^40 times 96 bytes", tmp / "doubling.onnx"
+    indices = onnx.TensorProto(name="I", data_type=onnx.TensorProto.INT64, dims=[1 << 40])  # no data at all
+    nodes = [helper.make_node("Gather", ["W0", "I"], ["W1"], axis=1),
+             helper.make_node("LSTM", ["X", "W1", "R"], ["Y"], name="lstm", hidden_size=2)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("X", 1, [3, 1, 3])],
+                          [helper.make_tensor_value_info("Y", 1, None)],
+                          initializer=[numpy_helper.from_array(W, "W0"), numpy_helper.from_array(R, "R"),
+                                       indices])
+    save(helper.make_model(g), str(tmp / "gather.onnx"))
+    yield "W gathered with 2^40 indices declared in 0 bytes", tmp / "gather.onnx"
 
 
 def test_fuzz_onnx(tmp_path):
@@ -399,6 +454,21 @@ def test_fuzz_onnx(tmp_path):
     for name, path in _onnx_crafted(tmp_path):
         family.run(name, convert_cli, path, tmp_path / "out", must_refuse=True)
     _fuzz_seeds(family, ("onnx/peepholes.onnx", "onnx/bidirectional_lengths.onnx"), tmp_path, max(2, CASES // 2))
+    # weights folded from initializers (PyTorch <= 1.4 exports), with a carried initializer beside them
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    from tests.test_convert_real_files import _torch14_lstm_onnx
+
+    torch.manual_seed(0)
+    folded = _torch14_lstm_onnx(tmp_path / "folded.onnx", torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True), 10)
+    model = onnx.load(str(folded))
+    model.graph.initializer.append(numpy_helper.from_array(np.arange(64, dtype=np.float32).reshape(16, 4), "fc.weight"))
+    onnx.save(model, str(folded))
+    family.run("a carried initializer (256 bytes) above --max-tensor-bytes 200", convert_cli, folded, tmp_path / "out",
+               "--max-tensor-bytes", "200", must_refuse=True)
+    _fuzz_seeds(family, (folded,), tmp_path, max(2, CASES // 2))
     family.check()
 
 
@@ -424,6 +494,18 @@ def test_fuzz_tf1(tmp_path):
         base = _baseline(convert_cli, folder / "model.ckpt", tmp_path / "base", *args)
         _mutate_files(family, convert_cli, files, tmp_path / "mut", "model.ckpt", sorted(files), base,
                       max(2, CASES // 2), args)
+    # a GRU, an attention-wrapped LSTM, an embedding, Adam slots: carried, the conversion partial
+    from tests.test_convert_real_files import _tf_mixed_checkpoint
+
+    prefix, _ = _tf_mixed_checkpoint(tmp_path / "mixed", np.random.default_rng(7))
+    prefix = Path(prefix)
+    args = ("--forget-bias", "1", "--partial")
+    family.run("the carried embedding (160 bytes) above --max-tensor-bytes 150", convert_cli, prefix,
+               tmp_path / "out", *args, "--max-tensor-bytes", "150", must_refuse=True)
+    files = {p.name: p.read_bytes() for p in (tmp_path / "mixed").iterdir()}
+    base = _baseline(convert_cli, prefix, tmp_path / "base", *args)
+    _mutate_files(family, convert_cli, files, tmp_path / "mut", "model.ckpt", sorted(files), base,
+                  max(2, CASES // 2), args)
     family.check()
 
 
@@ -448,7 +530,12 @@ def test_fuzz_caffe(tmp_path):
     family.run("NaN blob", convert_cli, nan, tmp_path / "out", must_refuse=True)
     (tmp_path / "empty.caffemodel").write_bytes(b"")
     family.run("empty .caffemodel", convert_cli, tmp_path / "empty.caffemodel", tmp_path / "out", must_refuse=True)
-    _fuzz_seeds(family, (model,), tmp_path, CASES)
+    mixed = tmp_path / "mixed.caffemodel"
+    write_caffemodel(mixed, {"lstm1": ("LSTM", blobs), "fc": ("InnerProduct", [rng.uniform(-1, 1, (8, 3)).astype(
+        np.float32)])})
+    family.run("the carried InnerProduct blob (96 bytes) above --max-tensor-bytes 80", convert_cli, mixed,
+               tmp_path / "out", "--max-tensor-bytes", "80", must_refuse=True)
+    _fuzz_seeds(family, (model, mixed), tmp_path, CASES)
     family.check()
 
 
@@ -505,6 +592,8 @@ def test_fuzz_theano(tmp_path):
     lying = zip64_archive(tmp_path / "lying.npz", others + [("lstm_W.npy", deflated_zeros(buf.getvalue(), 0), 8,
                                                              len(buf.getvalue()) + 8 * 4 * 10 ** 12, 0)])
     family.run("lstm_W declaring 32 TB in 200 bytes", convert_cli, lying, tmp_path / "out", must_refuse=True)
+    family.run(f"the carried Wemb ({params['Wemb'].nbytes:,} bytes) above --max-tensor-bytes", convert_cli, src,
+               tmp_path / "out", "--max-tensor-bytes", str(params["Wemb"].nbytes - 1), must_refuse=True)
     _fuzz_seeds(family, (src,), tmp_path, CASES)
     family.check()
     # the options pickle beside it: no checksum in the format, so a changed value reads as changed
@@ -522,8 +611,12 @@ def test_fuzz_theano(tmp_path):
 def test_fuzz_converter_output(tmp_path):
     from compat.convert import convert
 
+    from tests.test_convert_real_files import _tf_mixed_checkpoint
+
     family = Family("the converter's output", fatal_different=True)
-    convert(CONVERT / "onnx" / "peepholes.onnx", tmp_path / "conv")
+    prefix, _ = _tf_mixed_checkpoint(tmp_path / "mixed", np.random.default_rng(7))
+    conversion = convert(prefix, tmp_path / "conv", forget_bias=1.0, partial=True)
+    assert conversion.specs and any(i.tensors for i in conversion.items)  # LSTMs and carried tensors
     manifest = tmp_path / "conv.json"
     good = json.loads(manifest.read_text())
     tensor_file = good["tensor_file"]
@@ -536,6 +629,22 @@ def test_fuzz_converter_output(tmp_path):
         obj = json.loads(json.dumps(good))
         edit(obj["content"]["lstms"][0])
         case = tmp_path / f"e{len(name)}"
+        case.mkdir()
+        (case / "conv.json").write_text(json.dumps(obj))
+        (case / tensor_file).write_bytes(files[tensor_file])
+        family.run(name, load_output, case / "conv.json", must_refuse=True)
+    carried_item = next(i for i, it in enumerate(good["content"]["items"]) if it["carried"])
+    for name, edit in (("a carried tensor's listed shape changed",
+                        lambda c: c["items"][carried_item]["shapes"].update(
+                            {k: [1] for k in c["items"][carried_item]["carried"]})),
+                       ("an item's reason rewritten", lambda c: c["items"][carried_item].update(reason="converted")),
+                       ("a carried tensor dropped from its item",
+                        lambda c: c["items"][carried_item].update(carried=[])),
+                       ("a recurrent item marked not recurrent",
+                        lambda c: [it.update(recurrent=False) for it in c["items"]])):
+        obj = json.loads(json.dumps(good))
+        edit(obj["content"])
+        case = tmp_path / f"i{len(name)}"
         case.mkdir()
         (case / "conv.json").write_text(json.dumps(obj))
         (case / tensor_file).write_bytes(files[tensor_file])

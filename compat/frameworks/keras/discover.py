@@ -382,6 +382,8 @@ def _inventory(walker: _Walker) -> List[SourceItem]:
                           reason="a weight of no layer of the configuration (a nested model's or an optimizer's)")
         carry(item, k, weights[k])
         items.append(item)
+    for k, why in sorted(kf.unread.items()):
+        items.append(SourceItem(k, "dataset", reason="not a tensor of numbers: not read", not_carried={k: why}))
     return items
 
 
