@@ -275,12 +275,13 @@ class PyfiveTree(Tree):
     """The tree through pyfive, in this process (pyfive's private ``_links`` and ``_get_dataobjects`` give
     the links and object headers before anything is followed; pyfive is pinned to the versions tested)."""
 
-    def __init__(self, error: Type[FileFormatError], size: int):
+    def __init__(self, error: Type[FileFormatError], data: bytes):
         super().__init__(error)
         import pyfive
 
         self.pyfive = pyfive
-        self.size = size
+        self.data = data
+        size = self.size = len(data)
         self.budget = READ_AMPLIFICATION * size + READ_SLACK   # bytes of datasets it may allocate, too
         # (group path, name) -> the object: pyfive parses a group's links again each time one is opened
         self._opened: dict = {}
@@ -350,11 +351,17 @@ class PyfiveTree(Tree):
         return Storage(layout, external, filters, 0, None)
 
     def values(self, ds, nbytes: int) -> np.ndarray:
-        if self.storage(ds).filters:
+        st = self.storage(ds)
+        if st.filters:
             raise UseChild("a compressed dataset (only the child's memory limit bounds what it inflates to)")
         self.budget -= nbytes
         if self.budget < 0:
             raise UseChild("more data than the in-process reader allocates")
+        if st.layout == CONTIGUOUS and st.offset is not None:
+            # its bytes, checked to lie inside the file, taken as they are (pyfive's selection machinery
+            # costs more than the copy for a weight)
+            shape, dtype = self.describe(ds)
+            return np.frombuffer(self.data, dtype, nbytes // max(dtype.itemsize, 1), st.offset).reshape(shape).copy()
         return np.asarray(ds[()])
 
 
@@ -370,7 +377,7 @@ def read_hdf5(fh: BinaryIO, size: int, where: str, reader: Callable[[Tree, Any],
             data = fh.read(size + 1)
             if len(data) != size:
                 raise UseChild("the file changed size while it was read")
-            tree = PyfiveTree(error, size)
+            tree = PyfiveTree(error, data)
             bounded = BoundedFile(data, READ_AMPLIFICATION * size + READ_SLACK, READ_CALLS + size // READ_CALL_BYTES,
                                   where)
             return reader(tree, tree.open(bounded))
