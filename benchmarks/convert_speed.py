@@ -86,9 +86,11 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--repeat", type=int, default=5, help="pairs per fixture and round (library call)")
     p.add_argument("--cli", action="store_true", help="time whole `python -m compat.convert` processes")
+    p.add_argument("--only", metavar="TEXT", help="only the fixtures whose path contains TEXT (to repeat a row)")
     args = p.parse_args(argv)
     golden = HERE / "tests" / "golden" / "convert"
     fixtures = [(str(golden / f), o) for f, o in FIXTURES] + [(str((golden / THEANO).resolve()), {})]
+    fixtures = [(f, o) for f, o in fixtures if args.only is None or args.only in f]
     trees = {"this": HERE, "baseline": args.baseline.resolve()}
     times = {label: {path: [] for path, _ in fixtures} for label in trees}
     pair_ratios = {path: [] for path, _ in fixtures}

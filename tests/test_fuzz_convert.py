@@ -297,6 +297,8 @@ def convert_cli_h5py(path: Path, out: Path, *extra: str) -> str:
 @pytest.mark.parametrize("reader", [convert_cli, convert_cli_h5py], ids=["pyfive", "h5py-child"])
 def test_fuzz_hdf5(tmp_path, reader):
     pytest.importorskip("h5py", reason="h5py is in the test extra")
+    if reader is convert_cli:
+        pytest.importorskip("pyfive", reason="pyfive is in the keras extra and tox's environments")
     family = Family(f"Keras .h5 ({'pyfive' if reader is convert_cli else 'h5py in the child'})", fatal_different=False)
     for name, path in _h5_crafted(tmp_path):
         family.run(name, reader, path, tmp_path / "out", must_refuse=True)

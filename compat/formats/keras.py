@@ -38,7 +38,7 @@ from compat.formats import zips
 from compat.formats.files import GiB, MiB, file_size, open_regular
 from compat.formats.hdf5 import Tree, read_hdf5
 from compat.formats.jsons import JSONError, loads
-from compat.formats.shapes import DEFAULT_MAX_TENSOR_BYTES, checked_count, format_shape
+from compat.formats.shapes import DEFAULT_MAX_TENSOR_BYTES, format_shape
 
 MAX_CONFIG_BYTES = 64 * MiB         # model_config, config.json, metadata.json
 MAX_TENSOR_BYTES = DEFAULT_MAX_TENSOR_BYTES  # the ceiling on one weight (--max-tensor-bytes)
