@@ -53,6 +53,7 @@ CHILD_SECONDS_PER_GIB = 60.0
 CHILD_MEMORY = 512 * MiB            # the h5py child's memory, plus 3 x the file's size
 # HDF5's built-in lossless filters (H5Zpublic.h); any other id would make the library look for a plugin.
 FILTERS = {1: "deflate", 2: "shuffle", 3: "fletcher32"}
+FILTERS_DEFLATE = 1
 EXTERNAL_FILES_MESSAGE = 0x0007     # HDF5 object header message "External Data Files"
 COMPACT, CONTIGUOUS, CHUNKED, VIRTUAL = 0, 1, 2, 3  # the data layout message's classes
 
@@ -198,9 +199,6 @@ class Tree:
         if out.shape != tuple(shape) or out.dtype.itemsize != dtype.itemsize:
             fail(f"read as {out.dtype} {format_shape(out.shape)}, not its declared {dtype} {format_shape(shape)}")
         return out
-
-
-FILTERS_DEFLATE = 1
 
 
 class H5pyTree(Tree):
