@@ -118,23 +118,59 @@ def test_written_files_are_a_checkpoint_with_torch_names(tmp_path, capsys):
     assert load(tmp_path / "m").keys() == load(tmp_path / "m.json").keys()
 
 
+def _reseal(manifest, content):
+    """Rewrite a conversion with ``content`` and a valid seal and digest (what an attacker with write access
+    to both files can do): only the validation of the settings stands between it and the user."""
+    import hashlib
+
+    from safetensors.torch import load_file, save
+
+    from compat.checkpoint import SEAL_KEY, content_digest
+
+    obj = json.loads(manifest.read_text())
+    tensor_file = manifest.parent / obj["tensor_file"]
+    data = save(load_file(str(tensor_file)), metadata={"format": obj["format"], SEAL_KEY: content_digest(content)})
+    tensor_file.write_bytes(data)
+    obj.update(content=content, tensor_sha256=hashlib.sha256(data).hexdigest(), tensor_bytes=len(data))
+    manifest.write_text(json.dumps(obj))
+
+
 def test_a_damaged_conversion_is_refused_naming_the_file_and_field(tmp_path):
     out = tmp_path / "m"
     convert(GOLDEN_CONVERT / "onnx" / "peepholes.onnx", out)
     manifest = tmp_path / "m.json"
     good = json.loads(manifest.read_text())
-    bad = json.loads(manifest.read_text())
-    bad["content"]["lstms"][0]["hidden_size"] = 5
-    manifest.write_text(json.dumps(bad))
-    with pytest.raises(InputError, match=r"m\.json: lstms/0/weights"):
-        load(out)
-    bad = json.loads(json.dumps(good))
-    bad["content"]["lstms"][0]["options"]["frobnicate"] = 1
-    manifest.write_text(json.dumps(bad))
-    with pytest.raises(InputError, match=r"lstms/0/options: unknown options \['frobnicate'\]"):
-        load(out)
+    # any change of a setting breaks the seal: batch_first flipped would change every output
+    for key, value in (("batch_first", not good["content"]["lstms"][0]["batch_first"]), ("hidden_size", 5)):
+        bad = json.loads(json.dumps(good))
+        bad["content"]["lstms"][0][key] = value
+        manifest.write_text(json.dumps(bad))
+        with pytest.raises(InputError, match=r"m\.json: the settings do not match the digest sealed"):
+            load(out)
     manifest.write_text(json.dumps(good))
-    tensor_file = tmp_path / good["tensor_file"]
+    # resealed settings are still validated, each error naming the field
+    for edit, message in ((lambda e: e.update(hidden_size=5), r"m\.json: lstms/0/weights"),
+                          (lambda e: e["options"].update(frobnicate=1),
+                           r"lstms/0/options: unknown options \['frobnicate'\]"),
+                          (lambda e: e["options"].update(cell_clip=float("nan")), r"lstms/0/options/cell_clip: nan is not finite"),
+                          (lambda e: e["options"].update(cell_clip=-1.0), r"lstms/0/options/cell_clip: -1.0 must be a number > 0"),
+                          (lambda e: e["options"].update(activations=["Sigmoid", "Tanh", "Gelu"]),
+                           r"lstms/0/options/activations: not activations the core knows"),
+                          (lambda e: e.update(source_format="tf2"), r"lstms/0/source_format: 'tf2' is not one of")):
+        content = json.loads(json.dumps(good["content"]))
+        edit(content["lstms"][0])
+        _reseal(manifest, content)
+        with pytest.raises(InputError, match=message):
+            load(out)
+    _reseal(manifest, good["content"])
+    assert load(out)
+    # a duplicate key is refused, not read as the last one
+    text = manifest.read_text()
+    manifest.write_text(text.replace('"checkpoint_version": 2,', '"checkpoint_version": 2, "checkpoint_version": 2,'))
+    with pytest.raises(InputError, match="'checkpoint_version' appears twice"):
+        load(out)
+    manifest.write_text(text)
+    tensor_file = tmp_path / json.loads(text)["tensor_file"]
     data = bytearray(tensor_file.read_bytes())
     data[-1] ^= 1
     tensor_file.write_bytes(bytes(data))
@@ -374,7 +410,7 @@ def _keras_weights(H=2, n_in=3):
     (dict(activation="gelu"), "activation='gelu': not an activation the core has"),
     (dict(recurrent_activation={"class_name": "MyAct", "config": {}}), "custom object"),
     (dict(stateful=True, frobnicate=3), "frobnicate"),
-    (dict(units=5), "units=5 does not match the tensors"),
+    (dict(units=5), "units=5 does not match the"),
 ])
 def test_keras_settings_that_cannot_be_honoured_are_refused(config, message, tmp_path):
     pytest.importorskip("h5py", reason="h5py is in the test extra")

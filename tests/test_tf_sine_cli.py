@@ -225,14 +225,14 @@ def test_a_tampered_checkpoint_is_refused(tmp_path, capsys):
     manifest["content"]["global_step"] = 7  # the loss history says 2
     (model_dir / "model.json").write_text(json.dumps(manifest))
     rc, _, err = run(capsys, "--model-dir", str(model_dir), *SMALL)
-    assert rc == 2
-    _one_error_line(err, "losses", "global step 7")
+    assert rc == 2  # the tensor file seals the settings: an edited manifest never reaches the model
+    _one_error_line(err, "model.json", "digest sealed in the tensor file")
     manifest["content"]["global_step"] = 2
     manifest["content"]["config"]["hidden_size"] = 10 ** 9
     (model_dir / "model.json").write_text(json.dumps(manifest))
     rc, _, err = run(capsys, "--model-dir", str(model_dir), *SMALL)
     assert rc == 2
-    _one_error_line(err, "config/hidden_size")
+    _one_error_line(err, "model.json", "digest sealed in the tensor file")
 
 
 def test_the_books_program_from_the_shell(tmp_path):

@@ -59,12 +59,14 @@ def convert(source, out, *, fmt: Optional[str] = None, verify: bool = True, part
     """Find every recurrent layer in ``source``, write conversion ``out``, and check the written modules.
 
     ``options``: the source framework's own (:attr:`compat.frameworks.Framework.options`, by ``dest``:
-    ``forget_bias``, ``cell_clip``, ``prototxt``, ``theano_doubled_bias``, ``cudnn_num_units``, ...).
+    ``forget_bias``, ``cell_clip``, ``prototxt``, ``theano_doubled_bias``, ``cudnn_num_units``, ...) and
+    ``max_tensor_bytes``, the ceiling on any one tensor read from the source (see :func:`discover`).
     A recurrent layer that cannot be converted raises :class:`PartialConversionError` (nothing is written)
     unless ``partial=True``; the tensors not converted are written beside the converted ones, under their
     source names.
     """
     from compat.convert import store
+    from compat.convert.verify import OverflowingWeightsError
 
     found = discover(source, fmt=fmt, **options)
     missing = unconverted_recurrent(found.items)
@@ -77,7 +79,10 @@ def convert(source, out, *, fmt: Optional[str] = None, verify: bool = True, part
         raise PartialConversionError(f"{source}: {len(missing)} recurrent layer(s) not converted: {names}"
                                      f"{' ...' if len(missing) > 6 else ''}; pass --partial (partial=True) to "
                                      "write the others", found.items)
-    files = store.write(found.specs, out, source, found.items)
-    if not verify or not found.specs:
-        return Conversion(found.specs, found.items, files, None)
-    return Conversion(found.specs, found.items, files, check_all(found.specs, load(files[0])))
+    try:
+        files = store.write(found.specs, out, source, found.items)
+        if not verify or not found.specs:
+            return Conversion(found.specs, found.items, files, None)
+        return Conversion(found.specs, found.items, files, check_all(found.specs, load(files[0])))
+    except (store.NonFiniteWeightsError, OverflowingWeightsError) as e:  # values the source framework refuses
+        raise type(e)(f"{source}: {e}") from None

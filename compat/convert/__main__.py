@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import List, Optional, Sequence
 
 from compat import frameworks
 from compat.cli import HelpFormatter, check_positive, print_files, run_cli
+from compat.formats.shapes import DEFAULT_MAX_TENSOR_BYTES
 
 DESCRIPTION = """\
 Find every recurrent layer in a legacy checkpoint or model file (TF1, Keras 1/2/3, ONNX, the Theano tutorial,
@@ -17,10 +19,23 @@ tensor file, loaded by compat.convert.load(OUT)) with every tensor not converted
 Every tensor or layer of the source is listed: converted (to which module) or not (and why).
 
 Exit status: 0 when every recurrent layer converted and matches the reference within the tolerance (float64
-1e-10, float32 1e-5), 1 when one does not match, 2 for bad input, 3 when some recurrent layer could not be
-converted (nothing is written unless --partial, which writes the others and exits 0)."""
+1e-10, float32 1e-5), 1 when a valid file converts and a module does not match, 2 for bad input (one line,
+"error: ...", naming the file and the field): a damaged or hostile file, weights the source framework refuses
+(NaN or infinite, mixed dtypes, overflowing), a bad flag; 3 when some recurrent layer could not be converted
+(nothing is written unless --partial, which writes the others and exits 0)."""
 
 EXIT_PARTIAL = 3
+
+
+def byte_size(text: str) -> int:
+    """``--max-tensor-bytes``: ``4294967296``, ``4G``, ``512M``, ``1.5T`` (powers of 1024)."""
+    m = re.fullmatch(r"\s*(\d{1,15}(?:\.\d{1,6})?)\s*([KMGT]?)i?B?\s*", text, re.IGNORECASE)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a size (bytes, or a number with K, M, G or T)")
+    value = int(float(m.group(1)) * 1024 ** " KMGT".index(m.group(2).upper() or " "))
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r}: the ceiling must be at least one byte")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--partial", action="store_true",
                    help="write the recurrent layers that convert even when others cannot (they are listed, and "
                         "carried unconverted under their source names)")
+    p.add_argument("--max-tensor-bytes", type=byte_size, default=DEFAULT_MAX_TENSOR_BYTES, metavar="SIZE",
+                   help="the largest tensor read from the source, converted or carried, checked before it is read "
+                        "(in bytes or with a K, M, G or T suffix; default: 4G)")
     p.add_argument("--report", metavar="REPORT.md", help="also write a Markdown report")
     p.add_argument("--no-verify", action="store_true", help="skip the check against the reference")
     return p
@@ -59,7 +77,7 @@ def _main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"compat.convert: {args.source} -> {args.to}", flush=True)
     try:
         conversion = convert(args.source, args.to, fmt=args.format, verify=not args.no_verify, partial=args.partial,
-                             **framework_options)
+                             max_tensor_bytes=args.max_tensor_bytes, **framework_options)
     except PartialConversionError as e:
         print(report.items_table(e.items))
         print(f"error: {e}", file=sys.stderr)

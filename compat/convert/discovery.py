@@ -14,6 +14,7 @@ from typing import Optional
 from compat import frameworks
 from compat.convert.spec import Found, SpecError, check
 from compat.errors import InputError
+from compat.formats.shapes import DEFAULT_MAX_TENSOR_BYTES
 
 FORMATS = tuple(frameworks.FRAMEWORKS)
 
@@ -44,13 +45,18 @@ def detect_format(path) -> str:
                              f"{list(FORMATS)}")
 
 
-def discover(path, *, fmt: Optional[str] = None, **options) -> Found:
+def discover(path, *, fmt: Optional[str] = None, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES,
+             **options) -> Found:
     """Every recurrent layer of ``path`` (:class:`~compat.convert.spec.LSTMSpec`, names made unique) and every
     tensor or layer of the source (:class:`~compat.convert.spec.SourceItem`).
 
+    ``max_tensor_bytes``: the ceiling on any one tensor read from the source, converted or carried, checked
+    against its declared size before any of it is read (every framework's ``discover`` takes it).
     ``options``: the framework's own options (:attr:`compat.frameworks.Framework.options`, by ``dest``); an
     option of another framework that is given (not at its default) is refused, since it would be dropped.
     """
+    if type(max_tensor_bytes) is not int or max_tensor_bytes < 1:
+        raise ValueError(f"max_tensor_bytes must be a positive integer, not {max_tensor_bytes!r}")
     fw = frameworks.get(fmt) if fmt else frameworks.get(detect_format(path))
     known = frameworks.options()
     unknown = sorted(set(options) - set(known))
@@ -70,7 +76,7 @@ def discover(path, *, fmt: Optional[str] = None, **options) -> Found:
         owners = sorted({f.title for f, _ in foreign})
         raise UnknownFormatError(f"{path}: {flags} appl{'ies' if len(foreign) == 1 else 'y'} to {' and '.join(owners)} "
                                  f"only; this source is {fw.key} ({fw.title})")
-    found = fw.discover(path, **mine)
+    found = fw.discover(path, max_tensor_bytes=max_tensor_bytes, **mine)
     for s in found.specs:
         try:
             check(s)

@@ -243,6 +243,13 @@ def check(spec: LSTMSpec) -> None:
               if a is not None}
     if len(dtypes) != 1:
         raise SpecError(f"{spec.name}: its tensors have different dtypes {sorted(map(str, dtypes))}")
+    # The file's own tensors, before any cast: an LSTM's variables share one dtype in every source
+    # framework (a float16 kernel beside a float32 bias does not run in TF, Keras, ONNX or Theano).
+    source = {name: str(np.dtype(a.dtype)) for entry in spec.source for tensors in entry
+              for name, a in tensors.items() if isinstance(a, np.ndarray) and a.dtype.kind == "f"}
+    if len(set(source.values())) > 1:
+        raise SpecError(f"{spec.name}: its tensors in the file have different dtypes {source}; the source framework "
+                        "runs an LSTM in one dtype")
 
 
 def numpy_weights(entry):

@@ -32,6 +32,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from compat import frameworks
 from compat.convert.spec import LSTMSpec
+from compat.errors import InputError
 
 TOLERANCES = {"float64": 1e-10, "float32": 1e-5}
 BATCH, STEPS = 3, 6
@@ -131,6 +132,10 @@ def run_module(module: nn.Module, case: Case, dtype: torch.dtype) -> Outputs:
 
 def check(spec: LSTMSpec, module: nn.Module, seed: int = 0) -> Check:
     """Max abs error between the reference and ``module`` (float64 and the file's dtype)."""
+    native = str(spec.dtype)
+    bound = np.finfo(native).max / (spec.input_size + spec.hidden_size + spec.proj_size + 2)
+    if any(v.size and float(np.max(np.abs(v))) > bound for v in spec.state_dict().values()):
+        raise _overflow(spec, native)
     rng = np.random.default_rng(seed)
     case = random_case(spec, module, rng)
     want = oracle(spec, case)
@@ -138,9 +143,25 @@ def check(spec: LSTMSpec, module: nn.Module, seed: int = 0) -> Check:
     errs = {}
     for label, dtype in (("float64", torch.float64), (native, getattr(torch, native))):
         got = run_module(module, case, dtype)
+        if not all(np.isfinite(a).all() for a in (*want, *got)):
+            module.to(getattr(torch, native))
+            raise _overflow(spec, label)
         errs[label] = max(float(np.max(np.abs(g - w))) for g, w in zip(got, want))
     module.to(getattr(torch, native))
     return Check(spec.name, errs["float64"], errs[native], native, spec.oracle)
+
+
+class OverflowingWeightsError(InputError, ValueError):
+    """Finite weights so large that the LSTM's arithmetic overflows: the source framework would compute
+    infinities and NaN from them too, so the file is refused rather than reported as a mismatch."""
+
+
+def _overflow(spec: LSTMSpec, label: str) -> OverflowingWeightsError:
+    name, value = max(((k, float(np.max(np.abs(v)))) for k, v in spec.state_dict().items() if v.size),
+                      key=lambda kv: kv[1])
+    return OverflowingWeightsError(f"{spec.name}: the weights overflow {label} arithmetic on ordinary inputs "
+                                   f"(largest |value| {value:.3g} in {name}); the source framework computes "
+                                   "infinities and NaN with them")
 
 
 def check_all(specs: List[LSTMSpec], modules: Dict[str, nn.Module]) -> List[Check]:

@@ -24,6 +24,7 @@ from typing import Dict, Iterable, Optional, Tuple, Union
 import numpy as np
 
 from compat.errors import FileFormatError
+from compat.formats import zips
 from compat.formats.files import GiB, file_size, open_regular
 
 PathLike = Union[str, os.PathLike]
@@ -111,8 +112,16 @@ class NpzArchive:
         info = self._members.get(name)
         if info is None:
             raise self._bad(name, f"not in the {self.what} (it holds {sorted(self._members)[:20]})")
+        self._check_member(name, info, max_bytes)
         with self._open(name, info) as member:
             return self._read_header(name, info, member, max_bytes)[:4]
+
+    def _check_member(self, name: str, info: zipfile.ZipInfo, max_bytes: int) -> None:
+        """The zip entry's sizes and method, before anything is inflated (compat.formats.zips)."""
+        def fail(message: str):
+            raise self._bad(name, message)
+
+        zips.check_member(info, max_bytes, fail)
 
     def _open(self, name: str, info: zipfile.ZipInfo):
         try:
@@ -189,14 +198,15 @@ class NpzArchive:
         info = self._members.get(name)
         if info is None:
             raise self._bad(name, f"not in the {self.what} (it holds {sorted(self._members)[:20]})")
+        self._check_member(name, info, max_bytes)
         with self._open(name, info) as member:
             dtype, shape, fortran, nbytes = self._read_header(name, info, member, max_bytes)
             buf = bytearray(nbytes)
             try:
                 view = memoryview(buf)
                 got = 0
-                while got < nbytes:
-                    n = member.readinto(view[got:])
+                while got < nbytes:  # in chunks: zipfile's readinto allocates what it is asked for
+                    n = member.readinto(view[got:got + zips.CHUNK])
                     if not n:
                         break
                     got += n

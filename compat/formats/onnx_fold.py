@@ -36,11 +36,13 @@ class Folder:
 
     ``constants``: name -> a function returning the numpy array (initializers, decoded on demand);
     ``nodes``: the graph's nodes (protobuf ``NodeProto``); ``attribute``: ``(AttributeProto) -> value``;
-    ``tensor``: ``(TensorProto) -> numpy``; ``where``: the file, for messages.
+    ``tensor``: ``(TensorProto) -> numpy``; ``where``: the file, for messages; ``max_tensor_bytes``: the
+    largest tensor it makes; ``max_total_bytes``: what it may make in all (constants decoded included).
     """
 
     def __init__(self, constants: Mapping[str, Callable[[], np.ndarray]], nodes: Sequence, opset: int,
-                 attribute: Callable, tensor: Callable, dtype_of: Callable[[int], np.dtype], where: str):
+                 attribute: Callable, tensor: Callable, dtype_of: Callable[[int], np.dtype], where: str, *,
+                 max_tensor_bytes: int, max_total_bytes: int):
         self.constants = dict(constants)
         self.producer: Dict[str, object] = {}
         for node in nodes:
@@ -50,6 +52,20 @@ class Folder:
         self.opset, self.attribute, self.tensor, self.dtype_of, self.where = opset, attribute, tensor, dtype_of, where
         self.values: Dict[str, np.ndarray] = {}
         self.evaluated = 0
+        self.max_tensor_bytes, self.max_total_bytes = max_tensor_bytes, max_total_bytes
+        self.made = 0   # bytes of every array made so far
+
+    def charge(self, count: int, itemsize: int, what: str) -> None:
+        """Account for an array of ``count`` elements about to be made; ValueError past a bound."""
+        _cap(count, what)
+        nbytes = count * itemsize
+        if nbytes > self.max_tensor_bytes:
+            raise ValueError(f"{what} would have {nbytes:,} bytes; the ceiling is {self.max_tensor_bytes:,} "
+                             "(--max-tensor-bytes raises it)")
+        self.made += nbytes
+        if self.made > self.max_total_bytes:
+            raise ValueError(f"folding would make more than {self.max_total_bytes:,} bytes of tensors in all, "
+                             "far more than the model holds")
 
     def value(self, name: str) -> np.ndarray:
         """The tensor ``name`` if the graph makes it from constants alone; else :class:`NotConstantError`."""
@@ -59,7 +75,12 @@ class Folder:
         if name in self.values:
             return self.values[name]
         if name in self.constants:
-            self.values[name] = self.constants[name]()
+            value = self.constants[name]()
+            try:
+                self.charge(value.size, value.itemsize, f"constant {name!r}")
+            except ValueError as e:
+                raise FileFormatError(f"{self.where}: {e}") from None
+            self.values[name] = value
             return self.values[name]
         node = self.producer.get(name)
         if node is None:
@@ -140,11 +161,15 @@ def _identity(f, attrs, inputs):
 
 def _constant(f, attrs, inputs):
     if "value" in attrs:
-        return [attrs["value"]]
+        value = np.asarray(attrs["value"])
+        f.charge(value.size, value.itemsize, "the Constant")
+        return [value]
     for key, dtype in (("value_float", np.float32), ("value_floats", np.float32), ("value_int", np.int64),
                        ("value_ints", np.int64)):
         if key in attrs:
-            return [np.asarray(attrs[key], dtype=dtype)]
+            value = np.asarray(attrs[key], dtype=dtype)
+            f.charge(value.size, value.itemsize, "the Constant")
+            return [value]
     raise ValueError(f"a Constant without a value attribute this folder reads ({sorted(attrs)})")
 
 
@@ -153,6 +178,7 @@ def _cast(f, attrs, inputs):
     dtype = np.dtype(to.lower()) if isinstance(to, str) else f.dtype_of(int(to))
     if dtype.kind not in "biuf":
         raise ValueError(f"a Cast to {dtype}")
+    f.charge(inputs[0].size, dtype.itemsize, "the Cast")
     return [inputs[0].astype(dtype)]
 
 
@@ -239,7 +265,7 @@ def _concat(f, attrs, inputs):
     parts = [p for p in inputs if p is not None]
     if not parts:
         raise ValueError("no inputs")
-    _cap(sum(p.size for p in parts), "the Concat")
+    f.charge(sum(p.size for p in parts), max(p.dtype.itemsize for p in parts), "the Concat")
     return [np.concatenate(parts, axis=_axis(int(attrs["axis"]), parts[0].ndim))]
 
 
@@ -251,7 +277,7 @@ def _gather(f, attrs, inputs):
     dim = x.shape[axis]
     if indices.size and (indices.min() < -dim or indices.max() >= dim):
         raise ValueError(f"an index out of range for a dimension of {dim}")
-    _cap(indices.size * (x.size // max(dim, 1)), "the Gather")
+    f.charge(indices.size * (x.size // max(dim, 1)), x.dtype.itemsize, "the Gather")
     return [np.take(x, np.where(indices < 0, indices + dim, indices), axis=axis)]
 
 

@@ -383,4 +383,7 @@ class PTBModel(nn.Module):
         if tuple(array.shape) != tuple(shape):
             raise TFVariableError(f"TF variable {name!r} ({what}) has shape {list(array.shape)}; the config needs "
                                   f"{list(shape)}")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise TFVariableError(f"TF variable {name!r} ({what}) holds {int(array.size - np.isfinite(array).sum())} "
+                                  "NaN or infinite values; a model restored from it would compute NaN")
         return array

@@ -237,6 +237,9 @@ class LSTMModel(nn.Module):
             if tuple(arr.shape) != shape:
                 raise TF1VariableError(f"variable {name!r} has shape {list(arr.shape)}; this model "
                                        f"(rnn_size={H}, vocab_size={V}) needs {list(shape)}")
+            if arr.is_floating_point() and not bool(torch.isfinite(arr).all()):
+                raise TF1VariableError(f"variable {name!r} holds NaN or infinite values; the model would sample "
+                                       "from NaN")
             arrays[name] = arr
         with torch.no_grad():
             for name, (param, _) in expected.items():

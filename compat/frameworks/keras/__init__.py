@@ -11,7 +11,7 @@ layer with masks, ``go_backwards`` or a Bidirectional merge loads as :class:`com
 """
 from __future__ import annotations
 
-from compat.frameworks import Framework, register
+from compat.frameworks import Framework, Option, register
 
 FRAMEWORK = register(Framework(
     key="keras",
@@ -19,6 +19,9 @@ FRAMEWORK = register(Framework(
     package=__name__,
     suffixes=(".h5", ".hdf5", ".keras"),
     layouts=("keras", "keras_cudnn"),
+    options=(Option("--keras-version", "keras_version", metavar="X.Y.Z",
+                    help="Keras: the version that wrote the file, for a file that does not say it readably (without "
+                         "it such a file is refused: the LSTM's semantics differ between versions)"),),
     references={"keras": "reference/keras_lstm.py"},
     modules={"compat.convert.modules.KerasLSTM": "compat.convert.modules:KerasLSTM"},
 ))

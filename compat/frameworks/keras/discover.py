@@ -23,7 +23,8 @@ from compat import layouts
 from compat.convert.spec import (KERAS_LSTM, Found, KerasSemantics, LSTMSpec, SourceItem, Unknown, carry,
                                  numpy_weights)
 from compat.errors import InputError
-from compat.formats.keras import KerasFile, read_keras
+from compat.formats.keras import KerasFile, parse_version, read_keras
+from compat.formats.shapes import DEFAULT_MAX_TENSOR_BYTES
 
 MODEL_CLASSES = ("Sequential", "Model", "Functional")
 LSTM_CLASSES = ("LSTM", "CuDNNLSTM")
@@ -82,6 +83,9 @@ def _keras_tensors(w: Sequence[np.ndarray], cls: str, cfg: dict, where: str) -> 
     for a in w:
         if a.dtype.kind != "f":
             raise KerasLayerError(f"{where}: a weight of dtype {a.dtype}; LSTM weights are floating point")
+    if len({a.dtype for a in w}) > 1:
+        raise KerasLayerError(f"{where}: weights of different dtypes {[str(a.dtype) for a in w]}; a Keras layer's "
+                              "variables share one dtype")
     dtype = np.promote_types(w[0].dtype, np.float32)  # float16 runs as float32
     out = {"kernel": w[0].astype(dtype, copy=False), "recurrent_kernel": w[1].astype(dtype, copy=False)}
     if expected == 3:
@@ -201,9 +205,8 @@ class _Walker:
             return "zeros", None  # Bidirectional forces zero_output_for_mask when it returns sequences
         if cfg.get("zero_output_for_mask"):
             return "zeros", None
-        version = self.kf.keras_version or ""
-        m = re.match(r"\s*(\d+)\.(\d+)", version)
-        major_minor = (int(m.group(1)), int(m.group(2))) if m else (self.kf.major, 0)
+        version = self.kf.keras_version
+        major_minor = self.kf.version
         # Keras 2.0-2.2's TF backend returns the previous h at a masked step, except when unrolled
         # (keras/backend/tensorflow_backend.py rnn, unroll=True: the previous output); later versions always
         # the previous output.
@@ -314,6 +317,35 @@ class _Walker:
         return None
 
 
+KERAS_MAJORS = (1, 2, 3)
+
+
+def _settle_version(kf: KerasFile, keras_version: Optional[str]) -> None:
+    """The Keras version the semantics follow: the file's, or the user's ``--keras-version`` where the file
+    does not say it readably; never guessed (hard_sigmoid, the default activations and the masked outputs
+    differ between versions)."""
+    stated = kf.version
+    if keras_version is not None:
+        given = parse_version(keras_version)
+        if given is None:
+            raise KerasLayerError(f"--keras-version {keras_version[:40]!r}: expected a version such as 2.2.4")
+        if stated is not None and stated != given:
+            raise KerasLayerError(f"{kf.path}: the file says Keras {kf.keras_version[:40]}; --keras-version says "
+                                  f"{keras_version[:40]}")
+        if stated is None:
+            kf.keras_version = keras_version.strip()
+        stated = given
+    if stated is None:
+        where = "metadata.json" if kf.container == "keras" else "the keras_version attribute"
+        shown = f" ({kf.keras_version[:40]!r})" if kf.keras_version else ""
+        raise KerasLayerError(f"{kf.path}: the file does not say readably which Keras wrote it ({where}{shown}); "
+                              "the LSTM's semantics depend on it (hard_sigmoid, default activations, masked outputs): "
+                              "pass --keras-version (e.g. 2.2.4)")
+    if stated[0] not in KERAS_MAJORS:
+        raise KerasLayerError(f"{kf.path}: Keras {kf.keras_version[:40]}: this converter knows the semantics of "
+                              f"Keras {', '.join(map(str, KERAS_MAJORS))}")
+
+
 def _wraps_recurrent(cfg: dict) -> bool:
     inner = cfg.get("layer")
     kind = inner.get("class_name") if isinstance(inner, dict) else None
@@ -350,15 +382,21 @@ def _inventory(walker: _Walker) -> List[SourceItem]:
                           reason="a weight of no layer of the configuration (a nested model's or an optimizer's)")
         carry(item, k, weights[k])
         items.append(item)
+    for k, why in sorted(kf.unread.items()):
+        items.append(SourceItem(k, "dataset", reason="not a tensor of numbers: not read", not_carried={k: why}))
     return items
 
 
-def discover(path) -> Found:
-    """Every LSTM in the Keras file at ``path``, and every layer of the file accounted for."""
-    kf = read_keras(path)
+def discover(path, *, keras_version: Optional[str] = None,
+             max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Found:
+    """Every LSTM in the Keras file at ``path``, and every layer of the file accounted for;
+    ``keras_version``: the version that wrote it, where the file does not say; ``max_tensor_bytes``: the
+    ceiling on one weight, converted or carried."""
+    kf = read_keras(path, max_tensor_bytes=max_tensor_bytes)
     if kf.config is None:
         raise KerasLayerError(f"{path}: the file holds weights only (save_weights): without the model's "
                               "configuration the LSTM settings cannot be known")
+    _settle_version(kf, keras_version)
     walker = _Walker(kf)
     cls = kf.config.get("class_name")
     cfg = kf.config.get("config")

@@ -16,6 +16,7 @@ from compat import layouts
 from compat.convert.spec import ONNX_LSTM, Found, LSTMSpec, SourceItem, carry, numpy_weights
 from compat.errors import InputError
 from compat.formats.onnx import LSTMNode, read_onnx
+from compat.formats.shapes import DEFAULT_MAX_TENSOR_BYTES
 
 
 class OnnxNodeError(InputError, ValueError):
@@ -56,9 +57,10 @@ def node_spec(node: LSTMNode, path) -> LSTMSpec:
     return spec
 
 
-def discover(path) -> Found:
-    """Every LSTM node of the ONNX model at ``path``, and every other recurrent node and initializer."""
-    model = read_onnx(path)
+def discover(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Found:
+    """Every LSTM node of the ONNX model at ``path``, and every other recurrent node and initializer (none
+    decoded or folded above ``max_tensor_bytes``)."""
+    model = read_onnx(path, max_tensor_bytes=max_tensor_bytes)
     specs, items = [], []
     by_node = {}
     for node in model.lstm_nodes:

@@ -21,6 +21,7 @@ default), ``time_major`` and ``sequence_length``.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -29,8 +30,10 @@ import numpy as np
 
 from compat import layouts
 from compat.convert.spec import Found, LSTMSpec, SourceItem, Unknown, carry, numpy_weights
+from compat.formats.shapes import DEFAULT_MAX_TENSOR_BYTES
 from compat.formats.tf import CheckpointReader
 from compat.formats.tf.object_graph import OBJECT_GRAPH_KEY, parse_object_graph
+from compat.formats.tf.tensors import item_size
 from compat.frameworks.tf import TF_FORGET_BIAS_DEFAULT, TFCellError
 from compat.frameworks.tf import keras as tf_keras
 from compat.frameworks.tf.names import (KERNEL_BIAS, LSTM_CELL_SCOPES, PEEPHOLES, PROJECTIONS, VARIABLE_VALUE,
@@ -218,10 +221,12 @@ def _merge_single_layer_bidi(groups: List[_Group]) -> List[_Group]:
 # --- conversion ------------------------------------------------------------------------------------------
 
 class Variables:
-    """A TF checkpoint's variable shapes at once, values on demand (errors name the file), and its object graph
+    """A TF checkpoint's variable shapes at once, values on demand (errors name the file; no variable larger
+    than ``max_tensor_bytes``, from its shape and dtype or its stored bytes, is read), and its object graph
     when it is an object-based checkpoint."""
 
-    def __init__(self, path):
+    def __init__(self, path, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES):
+        self.max_tensor_bytes = max_tensor_bytes
         self.reader = CheckpointReader(path)
         self.location = self.reader.location
         # Object-based checkpoints name a variable ".../kernel/.ATTRIBUTES/VARIABLE_VALUE": it is read here by
@@ -246,7 +251,14 @@ class Variables:
                 self.own_names[attr.checkpoint_key[:-len(VARIABLE_VALUE)]] = attr.full_name
 
     def tensor(self, name: str) -> np.ndarray:
-        return np.asarray(self.reader.get_tensor(self.real.get(name, name)))
+        real = self.real.get(name, name)
+        info = self.reader.tensor_info(real)
+        itemsize = item_size(info.dtype_enum)
+        nbytes = math.prod(info.shape) * itemsize if itemsize is not None else info.size
+        if nbytes > self.max_tensor_bytes:
+            raise TFCellError(f"{self.location}: variable {real[:200]!r} of shape {list(info.shape)} has {nbytes:,} "
+                              f"bytes; the ceiling is {self.max_tensor_bytes:,} (--max-tensor-bytes raises it)")
+        return np.asarray(self.reader.get_tensor(real))
 
     def shapes_of(self, names) -> Dict[str, Tuple[int, ...]]:
         """``{the name in the checkpoint: shape}`` of variables named as :attr:`shapes` names them."""
@@ -461,10 +473,10 @@ def _opaque(ckpt: Variables, cells: List[Cell], options: dict) -> Tuple[List[LST
 
 def discover(path, *, forget_bias: Optional[float] = None, cell_clip: Optional[float] = None,
              proj_clip: Optional[float] = None, keras_recurrent_activation: Optional[str] = None,
-             **cudnn_options) -> Found:
+             max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES, **cudnn_options) -> Found:
     """Every recurrent layer in the TF checkpoint at ``path`` (a prefix, .index file, V1 file or directory),
-    and every variable accounted for."""
-    ckpt = Variables(path)
+    and every variable accounted for (none read above ``max_tensor_bytes``)."""
+    ckpt = Variables(path, max_tensor_bytes)
     shapes = ckpt.shapes
     items: List[SourceItem] = []
     specs: List[LSTMSpec] = []
