@@ -86,6 +86,9 @@ class GraphSpec:
     nodes: List[Node]
     notes: List[str] = field(default_factory=list)
     dtype: str = "float32"      # the floating-point dtype every node's tensors are in
+    # what the framework's numpy reference of the whole model needs (the source's own configuration and
+    # weights, for the verification); not stored
+    source: Any = None
 
     def node(self, name: str) -> Node:
         for n in self.nodes:

@@ -450,4 +450,30 @@ def _whole_model(walker: _Walker):
     note = getattr(kf, "version_note", None)
     if note:
         graph.notes.insert(0, note)
+    graph.source = _reference_source(walker, paths)
     return graph, None
+
+
+def _reference_source(walker: _Walker, paths: Dict[str, str]) -> dict:
+    """What reference/keras_model.py reads: the configuration, every layer's weights as the file holds them in
+    Keras's order, the version and the backend."""
+    from compat.frameworks.keras.model import version_of
+
+    kf = walker.kf
+    weights: Dict[str, List[np.ndarray]] = {}
+    for name, cls, path, owner, *_ in walker.seen:
+        if owner is not None:
+            continue
+        if kf.container == "h5":
+            weights[name] = [a for _, a in kf.layer_weights.get(name, [])]
+        elif cls == "Bidirectional":
+            weights[name] = walker.keras_weights(path, "forward_layer") + walker.keras_weights(path, "backward_layer")
+        elif cls in LSTM_CLASSES:
+            weights[name] = walker.keras_weights(path)
+        elif cls == "TimeDistributed":
+            weights[name] = kf.keras_vars(f"{path}/layer")
+        else:
+            weights[name] = kf.keras_vars(path)
+    v = version_of(kf)
+    return {"config": kf.config, "weights": weights, "version": (v.major, v.minor, v.patch, v.tf_keras),
+            "backend": v.backend}
