@@ -338,9 +338,12 @@ def layer(cls, cfg, w, xs, version, backend, mask=None, static_batch=False):
         w = list(w)
         gamma = w.pop(0) if cfg.get("scale", True) else 1.0
         beta = w.pop(0) if cfg.get("center", True) else 0.0
+        axis = cfg.get("axis", -1)
+        axis = axis[0] if isinstance(axis, list) else axis
+        x = np.moveaxis(x, axis, -1)
         mean = x.mean(-1, keepdims=True)
         var = ((x - mean) ** 2).mean(-1, keepdims=True)
-        return (x - mean) / np.sqrt(var + cfg.get("epsilon", 1e-3)) * gamma + beta
+        return np.moveaxis((x - mean) / np.sqrt(var + cfg.get("epsilon", 1e-3)) * gamma + beta, -1, axis)
     raise Unsupported(f"layer {cls}")
 
 
@@ -395,9 +398,46 @@ def compute_mask(cls, cfg, xs, masks, n_out, version):
     return [None] * n_out
 
 
+K3_SUPPORTS = ("Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "Activation",
+               "BatchNormalization", "LayerNormalization", "ActivityRegularization", "Dense", "Identity")
+
+
+def compute_mask_keras3(cls, cfg, xs, masks, n_out, version):
+    """Keras 3's output masks where a model rebuilds its graph (Sequential): ``supports_masking`` layers pass
+    the mask (recurrent layers, Bidirectional and TimeDistributed up to 3.15 only), Concatenate combines with
+    ``any``."""
+    first = masks[0] if masks else None
+    if cls == "Embedding":
+        return [xs[0] != 0] if cfg.get("mask_zero") else [None]
+    if cls == "Masking":
+        return [np.any(xs[0] != cfg.get("mask_value", 0.0), axis=-1)]
+    rnn = (version[0], version[1]) < (3, 16)
+    if cls in ("LSTM", "Bidirectional"):
+        inner = cfg.get("layer", {}).get("config", {}) if cls == "Bidirectional" else cfg
+        seqs = rnn and inner.get("return_sequences", False)
+        halves = 2 if cls == "Bidirectional" and cfg.get("merge_mode", "concat") is None else 1
+        return [first if seqs else None] * halves + [None] * (n_out - halves)
+    if cls == "TimeDistributed":
+        return [first if rnn else None]
+    if cls in K3_SUPPORTS:
+        return [first] + [None] * (n_out - 1)
+    if cls in ("Add", "Multiply", "Average", "Subtract", "Maximum", "Minimum"):
+        present = [m for m in masks if m is not None]
+        return [np.all(np.stack(present), axis=0) if present else None]
+    if cls == "Concatenate":
+        if all(m is None for m in masks):
+            return [None]
+        parts = [np.ones(x.shape, bool) if m is None else (m[..., None] | np.zeros(x.shape, bool)) for x, m in
+                 zip(xs, masks)]
+        return [np.any(np.concatenate(parts, axis=cfg.get("axis", -1)), axis=-1)]
+    return [None] * n_out
+
+
 def _reads_mask(cls, version) -> bool:
     major, minor, patch, tf = version
     if cls in ("LSTM", "Bidirectional"):
+        return True
+    if major >= 3 and cls == "TimeDistributed":
         return True
     if cls in ("GlobalAveragePooling1D", "GlobalAvgPool1D"):
         return tf or major >= 3 or (major, minor, patch) >= (2, 2, 3)
@@ -433,6 +473,8 @@ def predict(config: dict, weights: Dict[str, List[np.ndarray]], inputs: Sequence
     Keras's order) in float64."""
     layers, input_names, outputs = layers_of(config)
     major = version[0]
+    # a Keras 3 Functional file states every layer's mask; a Sequential model rebuilds its graph on loading
+    implicit = major < 3 or config["class_name"] == "Sequential"
     values: Dict[Tuple[str, int], Tuple[np.ndarray, Optional[np.ndarray]]] = {}
     input_layers = {n: c for n, k, c, _ in layers if k == "InputLayer"}
     static_batch = False
@@ -481,7 +523,7 @@ def predict(config: dict, weights: Dict[str, List[np.ndarray]], inputs: Sequence
             if cls in ("LSTM", "CuDNNLSTM", "Bidirectional") and len(xs) > 1:
                 xs, masks, initial = xs[:1], masks[:1], [("tensor",) + r[1:] for r in refs[1:]]
             initial = None if initial is None else [get(s) for s in initial]
-            if major >= 3:
+            if not implicit:
                 explicit = kwargs.get("mask")
                 mask = None if explicit is None else get(explicit)
             else:
@@ -494,7 +536,9 @@ def predict(config: dict, weights: Dict[str, List[np.ndarray]], inputs: Sequence
             else:
                 outs = [layer(cls, cfg, w, xs, version, backend, mask, static_batch)]
                 out_masks = [None]
-            if major < 3:
+            if implicit and major >= 3:
+                out_masks = compute_mask_keras3(cls, cfg, xs, masks, len(outs), version)
+            elif implicit:
                 out_masks = compute_mask(cls, cfg, xs, masks, len(outs), version) if cls not in (
                     "LSTM", "CuDNNLSTM", "Bidirectional") else out_masks
                 if cls == "CuDNNLSTM":

@@ -39,3 +39,21 @@ class BatchNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, axis={self.axis}"
+
+
+class LayerNorm(nn.LayerNorm):
+    """``torch.nn.LayerNorm`` over one axis anywhere (Keras's ``LayerNormalization(axis=k)``, the axis counting
+    the batch axis): the axis is moved last, normalised, and moved back. ``axis=-1`` is ``torch.nn.LayerNorm``.
+
+    Inputs: x with ``num_features`` on ``axis``. Outputs: the same shape.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-3, axis: int = -1, device=None, dtype=None):
+        super().__init__(num_features, eps=eps, device=device, dtype=dtype)
+        self.axis = axis
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.movedim(self.axis, -1)).movedim(-1, self.axis)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", axis={self.axis}"

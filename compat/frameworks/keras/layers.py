@@ -37,7 +37,7 @@ from compat.layers.conv import Conv1d
 from compat.layers.masks import Cat, ExpandDims, Fill, Logical, Masking, NotEqual, Reduce
 from compat.layers.merge import OPS as MERGE_OPS
 from compat.layers.merge import Concatenate, Merge
-from compat.layers.normalization import BatchNorm
+from compat.layers.normalization import BatchNorm, LayerNorm
 from compat.layers.pooling import GlobalPool1d, Pool1d
 from compat.layers.shape import Flatten, Permute, RepeatVector, Reshape
 from compat.layers.time_distributed import TimeDistributed
@@ -855,8 +855,10 @@ class LayerNormKind:
             raise call.fail("LayerNormalization(rms_scaling=True) is not converted")
         axis = _axis(call, cfg)
         shape = call.input_shapes[0] if call.input_shapes else None
-        if axis != -1 and not (shape and axis == len(shape) - 1):
-            raise call.fail(f"axis={axis}: only the last axis is converted")
+        if shape and axis == len(shape) - 1:
+            axis = -1
+        if axis == 0:
+            raise call.fail("axis=0 normalises over the batch; not converted")
         scale, center = bool(cfg.get("scale", True)), bool(cfg.get("center", True))
         w = _weights(call, scale + center, "gamma, beta")
         if not w:
@@ -870,22 +872,29 @@ class LayerNormKind:
         eps = cfg.get("epsilon", 1e-3)
         if type(eps) not in (int, float) or not eps > 0:
             raise call.fail(f"epsilon={_short(eps)}")
-        return {"num_features": n, "eps": float(eps)}, {"weight": gamma, "bias": beta}
+        return {"num_features": n, "eps": float(eps), "axis": axis}, {"weight": gamma, "bias": beta}
 
     @staticmethod
     def check(config, error):
-        _keys(config, error, ("num_features", "eps"))
+        _keys(config, error, ("num_features", "eps", "axis"))
         _ints(config, error, "num_features")
         _float(config, error, "eps", positive=True)
+        if type(config["axis"]) is not int or not -8 <= config["axis"] < 8 or config["axis"] in (0, -9):
+            raise error("axis", f"{config['axis']!r}")
 
     @staticmethod
     def build(config, recurrent=None):
-        return nn.LayerNorm(config["num_features"], eps=config["eps"])
+        if config["axis"] == -1:
+            return nn.LayerNorm(config["num_features"], eps=config["eps"])
+        return LayerNorm(config["num_features"], eps=config["eps"], axis=config["axis"])
 
     @staticmethod
     def emit(config, e):
-        return Emitted(f"nn.LayerNorm({config['num_features']}, eps={config['eps']!r})",
-                       [f"{e.outs[0]} = {e.self}({e.args[0]})"])
+        if config["axis"] == -1:
+            return Emitted(f"nn.LayerNorm({config['num_features']}, eps={config['eps']!r})",
+                           [f"{e.outs[0]} = {e.self}({e.args[0]})"])
+        return Emitted(f"LayerNorm({config['num_features']}, eps={config['eps']!r}, axis={config['axis']})",
+                       [f"{e.outs[0]} = {e.self}({e.args[0]})"], {}, ("from compat.layers.normalization import LayerNorm",))
 
 
 # --- TimeDistributed ---------------------------------------------------------------------------------------

@@ -1,7 +1,10 @@
-"""Which mask reaches which layer in a Keras 1, 2 or tf.keras model: ``compute_mask`` by version, as graph nodes.
+"""Which mask reaches which layer in a Keras model: ``compute_mask`` by version, as graph nodes.
 
-Keras 3 model files store their masks as operations of the saved graph (a layer called with a mask records
-it among its arguments), so they need none of this. Keras 1, standalone Keras 2 and tf.keras propagate masks
+A Keras 3 Functional model's file stores its masks as operations of the saved graph (a layer called with a
+mask records it among its arguments), so it needs none of this; a Keras 3 Sequential model stores only its
+layers, and rebuilds the graph by calling them, so its masks follow :func:`propagate_keras3` (keras
+``src/layers/layer.py`` ``Layer.__call__``: a layer whose ``call`` takes ``mask`` and one tensor gets that
+tensor's mask; its outputs get ``compute_mask`` when ``supports_masking``, else none). Keras 1, standalone Keras 2 and tf.keras propagate masks
 while the model is built (keras 1.2 ``engine/topology.py`` ``Layer.__call__`` and ``compute_mask``; keras
 2.x ``engine/base_layer.py`` ``Layer.__call__``, ``engine/network.py`` ``run_internal_graph``; tf-keras
 ``engine/base_layer.py`` ``_get_input_masks``, ``_set_mask_metadata``): a layer whose ``call`` takes a
@@ -78,7 +81,7 @@ def propagate(call: Call, inputs: List[Ref], masks: List[Optional[Ref]], n_outpu
                          [op("NotEqual", {"other": float(value)}, [inputs[0]])])], None
     if cls in ("LSTM", "Bidirectional"):
         outs = none[:]
-        if cfg.get("return_sequences"):
+        if cfg.get("return_sequences") or _inner_sequences(cfg):
             halves = 2 if cls == "Bidirectional" and cfg.get("merge_mode", "concat") is None else 1
             outs[:halves] = [first] * halves
         return first, outs, None
@@ -115,3 +118,58 @@ def _unsupported(call: Call, mask: Optional[Ref]) -> None:
     raise KerasModelError(f"{call.where}: a mask reaches this {call.cls} layer, which does not support masking in "
                           f"Keras {call.version.major}.{call.version.minor} (its compute_mask raises TypeError): "
                           "Keras could not have built this model")
+
+
+# Keras 3 (keras/src/layers/**): supports_masking True, compute_mask the default (the input's mask)
+KERAS3_PASS = ("Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "Activation",
+               "BatchNormalization", "LayerNormalization", "ActivityRegularization", "Dense", "Identity")
+KERAS3_READS = ("LSTM", "Bidirectional", "TimeDistributed", "GlobalAveragePooling1D")
+
+
+def propagate_keras3(call: Call, inputs: List[Ref], masks: List[Optional[Ref]], n_outputs: int, op: AddOp
+                     ) -> Tuple[Optional[Ref], List[Optional[Ref]], Optional[str]]:
+    """:func:`propagate` for a Keras 3 model that rebuilds its graph (Sequential). Recurrent layers,
+    ``Bidirectional`` and ``TimeDistributed`` pass masks on up to Keras 3.15; Keras 3.16 turned their
+    ``supports_masking`` off (keras-team/keras a8b52ca, "Disable automatic mask propagation in RNN layers"), so
+    their outputs carry none. ``Concatenate`` combines masks with ``any`` (Keras 2 used ``all``)."""
+    v, cls, cfg = call.version, call.cls, call.config
+    first = masks[0] if masks else None
+    none = [None] * n_outputs
+    reads = first if cls in KERAS3_READS and len(inputs) == 1 else None
+    if cls == "Embedding":
+        return None, ([op("NotEqual", {"other": 0}, [inputs[0]])] if cfg.get("mask_zero") else [None]), None
+    if cls == "Masking":
+        return None, [op("Reduce", {"op": "any", "axis": -1, "keepdims": False},
+                         [op("NotEqual", {"other": float(cfg.get("mask_value", 0.0))}, [inputs[0]])])], None
+    rnn_masks = (v.major, v.minor) < (3, 16)
+    if cls in ("LSTM", "Bidirectional"):
+        outs = none[:]
+        if rnn_masks and (cfg.get("return_sequences") or _inner_sequences(cfg)):
+            halves = 2 if cls == "Bidirectional" and cfg.get("merge_mode", "concat") is None else 1
+            outs[:halves] = [first] * halves
+        return reads, outs, None
+    if cls == "TimeDistributed":
+        return reads, [first if rnn_masks else None], None
+    if cls in KERAS3_PASS:
+        return reads, [first] + none[1:], None
+    if cls in MERGES:
+        return None, [_all(masks, op)], None
+    if cls == "Concatenate":
+        if all(m is None for m in masks):
+            return None, [None], None
+        parts = []
+        ranks = [len(s) if s else None for s in (call.input_shapes or [None] * len(inputs))]
+        for x, m, rank in zip(inputs, masks, ranks + [None] * len(inputs)):
+            if m is None:
+                parts.append(op("Fill", {"value": True}, [x]))
+            else:
+                parts.append(op("Logical", {"op": "or"}, [op("ExpandDims", {"axis": -1}, [m]),
+                                                          op("Fill", {"value": False}, [x])]))
+        return None, [op("Reduce", {"op": "any", "axis": -1, "keepdims": False},
+                         [op("Cat", {"axis": cfg.get("axis", -1)}, [parts])])], None
+    return reads, none, None
+
+
+def _inner_sequences(cfg: dict) -> bool:
+    inner = cfg.get("layer")
+    return isinstance(inner, dict) and bool((inner.get("config") or {}).get("return_sequences"))

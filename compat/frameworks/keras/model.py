@@ -211,6 +211,8 @@ class _Reader:
         return list(a) if isinstance(a, tuple) else [list(x) if isinstance(x, tuple) else x for x in a]
 
     def read(self, config: dict) -> GraphSpec:
+        # Keras 3 Functional files state each layer's mask; a Keras 3 Sequential rebuilds its graph on loading
+        self.implicit = self.version.major < 3 or config.get("class_name") == "Sequential"
         layers, inputs, outputs = self.layers(config)
         by_name = {}
         for layer in layers:
@@ -331,14 +333,17 @@ class _Reader:
         mask_kw = None
         masked_steps = None
         n_out = self._n_outputs(layer)
-        if self.version.major >= 3:
+        if self.version.major >= 3 and not self.implicit:
             mask_kw = explicit_mask
             out_masks = [None] * n_out
         else:
             def add_op(kind, config, op_args):
                 return self.op(kind, config, op_args, base)
-            mask_ref, out_masks, masked_steps = mask_rules.propagate(call, inputs, in_masks, n_out, add_op,
-                                                                       self.static_batch)
+            if self.version.major >= 3:
+                mask_ref, out_masks, masked_steps = mask_rules.propagate_keras3(call, inputs, in_masks, n_out, add_op)
+            else:
+                mask_ref, out_masks, masked_steps = mask_rules.propagate(call, inputs, in_masks, n_out, add_op,
+                                                                           self.static_batch)
             mask_kw = None if mask_ref is None else list(mask_ref)
         node = self._node(layer, call, masked_steps)
         node.args = [main]
