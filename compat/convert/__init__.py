@@ -44,16 +44,28 @@ class PartialConversionError(InputError, ValueError):
         self.items = items
 
 
-class Conversion(NamedTuple):
-    """What :func:`convert` did: the recurrent layers converted, every item of the source, the files
-    written, and the checks (None if skipped)."""
-
+class _Conversion(NamedTuple):
     specs: List[LSTMSpec]
     items: List[SourceItem]
     files: Tuple[Path, Path]         # (configuration OUT.json, tensor file OUT.<digest>.safetensors)
     checks: Optional[List[Check]]
-    graph: Optional[object] = None   # the whole model (compat.convert.graph.GraphSpec), when converted whole
-    whole_refused: Optional[str] = None   # why the source was not converted as a whole model
+
+
+class Conversion(_Conversion):
+    """What :func:`convert` did: the recurrent layers converted, every item of the source, the files
+    written, and the checks (None if skipped; a whole model's outputs are checked too). Besides the four
+    fields: ``graph``, the whole model (:class:`compat.convert.graph.GraphSpec`) when it was converted whole,
+    and ``whole_refused``, why the source was not converted as a whole model (None when it was, or when its
+    format's reader reads recurrent layers only)."""
+
+    graph: Optional[object] = None
+    whole_refused: Optional[str] = None
+
+    @classmethod
+    def made(cls, specs, items, files, checks, graph=None, whole_refused=None) -> "Conversion":
+        c = cls(specs, items, files, checks)
+        c.graph, c.whole_refused = graph, whole_refused
+        return c
 
     @property
     def not_converted(self) -> List[SourceItem]:
@@ -104,13 +116,13 @@ def convert(source, out, *, fmt: Optional[str] = None, verify: bool = True, part
     try:
         files = store.write(found.specs, out, source, found.items, graph)
         if not verify:
-            return Conversion(found.specs, found.items, files, None, graph, refused)
+            return Conversion.made(found.specs, found.items, files, None, graph, refused)
         loaded = load(files[0])
         checks = check_all(found.specs, loaded)
         if graph is not None:
             from compat.convert.verify import check_model
 
             checks += check_model(graph, loaded)
-        return Conversion(found.specs, found.items, files, checks or None, graph, refused)
+        return Conversion.made(found.specs, found.items, files, checks or None, graph, refused)
     except (store.NonFiniteWeightsError, OverflowingWeightsError) as e:  # values the source framework refuses
         raise type(e)(f"{source}: {e}") from None

@@ -90,7 +90,8 @@ def _main(argv: Optional[Sequence[str]] = None) -> int:
         print(report.items_table(e.items))
         print(f"error: {e}", file=sys.stderr)
         return EXIT_PARTIAL
-    specs, items, (config, tensors), checks, graph, refused = conversion
+    specs, items, (config, tensors), checks = conversion
+    graph, refused = conversion.graph, conversion.whole_refused
     if specs:
         print(report.table(specs))
     if graph is not None:

@@ -930,7 +930,9 @@ class TimeDistributedKind:
     def emit(config, e):
         inner = config["layer"]
         x, y = e.args[0], e.outs[0]
-        weights = lambda got: {k: f"module.{v}" for k, v in {**_identity_weights(inner), **got.weights}.items()}  # noqa
+        def weights(got):   # the emitted (inner) module's names -> the TimeDistributed node's tensors
+            return {k: f"module.{v}" for k, v in (got.weights or _identity_weights(inner)).items()}
+
         if config["masked_steps"] is None and inner["kind"] in ("Dense", "Activation", "Identity", "LayerNormalization"):
             # these act on the last axis alone: on [B, T, F] at once, as on every step
             got = LAYERS[inner["kind"]].emit(inner["config"], e)

@@ -1,0 +1,86 @@
+"""``--emit-python``: the whole model as a standalone PyTorch file that predicts what Keras predicted.
+
+Each recorded model (tests/golden/convert/keras_models) is converted with ``--emit-python MODEL.py``; the
+file is run in a fresh Python process (nothing of the converter imported by the test process into it) that
+loads the converted weights through the file's own ``load()`` and predicts on the recorded inputs; the
+predictions must match Keras's ``model.predict`` within float32's tolerance of the output's scale.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.convert_cases import GOLDEN_CONVERT, convert_cli, keras_model_files
+from tests.tolerances import assert_close
+
+CASES = [c for c in keras_model_files() if c[2].endswith(".h5") or c[0] == "keras3" and c[2].endswith(".keras")]
+
+RUNNER = """
+import importlib.util, json, sys
+import numpy as np, torch
+spec = importlib.util.spec_from_file_location("emitted", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+model = module.load()
+data = np.load(sys.argv[2])
+n = int(sys.argv[3])
+xs = [torch.from_numpy(data[f"x{k}"].astype(np.int64) if data[f"x{k}"].dtype.kind in "iu" else data[f"x{k}"])
+      for k in range(n)]
+with torch.no_grad():
+    out = model(*xs)
+out = [out] if isinstance(out, torch.Tensor) else list(out)
+np.savez(sys.argv[4], **{f"y{k}": o.numpy() for k, o in enumerate(out)})
+print(json.dumps(sorted(type(m).__module__ for m in model.children())))
+"""
+
+
+@pytest.mark.parametrize("framework, name, source, weights, config, arrays",
+                         [pytest.param(*c, id=f"{c[0]}-{c[2]}") for c in CASES])
+def test_emitted_python_predicts_as_keras(framework, name, source, weights, config, arrays, tmp_path):
+    folder = GOLDEN_CONVERT / "keras_models" / framework
+    model_py = tmp_path / "model.py"
+    assert convert_cli(folder / source, tmp_path / "conv", ["--emit-python", str(model_py)]) == 0
+    inputs = tmp_path / "inputs.npz"
+    np.savez(inputs, **{f"x{k}": arrays[f"x{k}"] for k in range(config["inputs"])})
+    proc = subprocess.run([sys.executable, "-c", RUNNER, str(model_py), str(inputs), str(config["inputs"]),
+                           str(tmp_path / "out.npz")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    modules = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert modules, "the emitted model holds no layer"
+    with np.load(tmp_path / "out.npz") as got:
+        assert len(got.files) == config["outputs"]
+        for k in range(config["outputs"]):
+            want = arrays[f"y{k}"]
+            scale = max(1.0, float(np.abs(want).max()))
+            assert_close(got[f"y{k}"] / scale, want / scale, dtype=np.float32, msg=f"{source} output {k}")
+
+
+def test_emitted_python_uses_plain_torch_where_exact(tmp_path):
+    """The sentiment model (Embedding, LSTM without go_backwards, Dense) is plain torch.nn but for the LSTM whose
+    masked steps follow Keras; its file reads top to bottom like the Keras model."""
+    folder = GOLDEN_CONVERT / "keras_models" / "tf_keras"
+    model_py = tmp_path / "model.py"
+    assert convert_cli(folder / "sentiment.h5", tmp_path / "conv", ["--emit-python", str(model_py)]) == 0
+    text = model_py.read_text()
+    assert "nn.Embedding(30, 8)" in text and "nn.Linear(6, 4)" in text and "nn.Linear(4, 1)" in text
+    assert "KerasLSTM(" in text and "ids != 0" not in text
+    assert "torch.sigmoid(" in text and "torch.relu(" in text
+    compile(text, str(model_py), "exec")
+
+
+def test_emitted_python_refuses_a_tensor_file_it_was_not_written_for(tmp_path):
+    folder = GOLDEN_CONVERT / "keras_models" / "keras2"
+    model_py = tmp_path / "model.py"
+    assert convert_cli(folder / "functional.h5", tmp_path / "conv", ["--emit-python", str(model_py)]) == 0
+    tensor_file = next(tmp_path.glob("conv.*.safetensors"))
+    data = bytearray(tensor_file.read_bytes())
+    data[-1] ^= 1
+    tensor_file.write_bytes(bytes(data))
+    proc = subprocess.run([sys.executable, "-c", "import importlib.util, sys; s = importlib.util.spec_from_file_location("
+                           "'m', sys.argv[1]); m = importlib.util.module_from_spec(s); s.loader.exec_module(m); m.load()",
+                           str(model_py)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "not the tensor file this model was written for" in proc.stderr
