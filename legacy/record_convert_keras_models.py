@@ -343,10 +343,9 @@ def _keras2_models(rng):
 
 def write_layout(framework: str, out: Path):
     """Keras 1.2.2 / 2.2.4 files written with h5py in those versions' layout; outputs from the numpy reference."""
-    import h5py
-
     sys.path.insert(0, str(REPO))
     from reference import keras_model
+    from tests.keras_files import write_keras_h5
 
     rng = np.random.default_rng(SEED + {"keras1": 7, "keras2": 8}[framework])
     arrays = {}
@@ -354,20 +353,7 @@ def write_layout(framework: str, out: Path):
                                                              else _keras2_models(rng)):
         config = dict(config)
         config.setdefault("keras_version", version)
-        path = out / f"{name}.h5"
-        with h5py.File(path, "w") as f:
-            f.attrs["keras_version"] = version.encode()
-            f.attrs["backend"] = backend.encode()
-            f.attrs["model_config"] = json.dumps(config).encode("utf-8")
-            g = f.create_group("model_weights")
-            g.attrs["layer_names"] = [n.encode() for n, _ in weights]
-            g.attrs["backend"] = backend.encode()
-            g.attrs["keras_version"] = version.encode()
-            for lname, ws in weights:
-                lg = g.create_group(lname)
-                lg.attrs["weight_names"] = [wn.encode() for wn, _ in ws]
-                for wn, value in ws:
-                    lg.create_dataset(wn, data=value)
+        write_keras_h5(out / f"{name}.h5", config, weights, version, backend)
         major, minor, patch = (int(p) for p in version.split("."))
         outputs = keras_model.predict(config, {n: [a for _, a in ws] for n, ws in weights}, inputs,
                                       (major, minor, patch, False), backend)

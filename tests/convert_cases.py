@@ -262,7 +262,7 @@ def check_keras_model(folder: Path, source: str, weights, config: dict, arrays: 
     reference/keras_model.py passing), load it as one module and compare its predictions with Keras's
     ``model.predict``, float32 within 1e-5 of the output's scale."""
     from compat.convert import load
-    from tests.tolerances import assert_close
+    from tests.tolerances import assert_close_scaled
 
     out = tmp / (source.replace(".", "_") + ".safetensors")
     extra = ["--model", "whole"] + (["--weights", str(folder / weights)] if weights else [])
@@ -273,7 +273,4 @@ def check_keras_model(folder: Path, source: str, weights, config: dict, arrays: 
     got = [got] if isinstance(got, torch.Tensor) else list(got)
     assert len(got) == config["outputs"]
     for k, g in enumerate(got):
-        want = arrays[f"y{k}"]
-        scale = max(1.0, float(np.abs(want).max()))
-        assert_close(g.numpy() / scale, want / scale, dtype=np.float32,
-                     msg=f"{folder.name} {source} output {k} (relative to the output's scale {scale:.3g})")
+        assert_close_scaled(g, arrays[f"y{k}"], dtype=np.float32, msg=f"{folder.name} {source} output {k}")

@@ -105,8 +105,9 @@ def convert(source, out, *, fmt: Optional[str] = None, verify: bool = True, part
     missing = unconverted_recurrent(found.items)
     if not found.specs and not missing and graph is None:
         kinds = sorted({i.kind for i in found.items})
+        why = f"; the whole model is not converted: {found.whole_refused}" if found.whole_refused else ""
         raise InputError(f"{source}: no recurrent layer found (the file holds {len(found.items)} items: "
-                         f"{', '.join(kinds[:8]) or 'nothing'})")
+                         f"{', '.join(kinds[:8]) or 'nothing'}){why}")
     if missing and not partial:
         names = ", ".join(f"{i.name} ({i.reason})" for i in missing[:6])
         raise PartialConversionError(f"{source}: {len(missing)} recurrent layer(s) not converted: {names}"

@@ -127,7 +127,7 @@ def emit_python(conversion, path) -> Path:
     for k, node in enumerate(graph["nodes"]):
         ident = _identifier(node["name"], taken)
         names[ident] = node["name"]
-        n_out = _outputs(model, node)
+        n_out = _outputs(kinds, node)
         outs = [ident] + [_identifier(f"{ident}_{j}", taken) for j in range(1, n_out)]
         rec = None
         if node["recurrent"] is not None:
@@ -169,18 +169,10 @@ def emit_python(conversion, path) -> Path:
     return path
 
 
-def _outputs(model, node) -> int:
-    """How many outputs the node's module returns (the graph's references say which are read)."""
-    from compat.convert.graph import refs
-
-    used = [r[1] for n in model._plan for a in (n[1] + list(n[2].values())) for r in refs(a) if r[0] == node["name"]]
-    used += [k for n, k in model.output_refs if n == node["name"]]
-    kind = node["kind"]
-    if kind == "Recurrent":
-        c = node["config"]
-        halves = 2 if c["bidirectional"] and c["merge_mode"] is None else 1
-        return halves + ((4 if c["bidirectional"] else 2) if c["return_state"] else 0)
-    return max(used + [0]) + 1
+def _outputs(kinds, node) -> int:
+    """How many outputs the node's module returns."""
+    kind = kinds[node["kind"]]
+    return kind.outputs(node["config"]) if kind.outputs else 1
 
 
 def _render(source, graph, inputs, outputs, init_lines, forward_lines, weights, imports, tensor_file, sha256,

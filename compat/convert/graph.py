@@ -109,7 +109,8 @@ class LayerKind:
     ``check(config, error)``: validates a stored config (types, ranges, sizes), calling ``error(field,
     message)`` (which raises) on the first problem; ``build(config, recurrent)``: the module (``recurrent``
     is the converted recurrent module the node names, or None); ``emit(config, emitter)``: the node as
-    Python (:mod:`compat.convert.emit`); ``recurrent``: the node runs a converted recurrent layer.
+    Python (:mod:`compat.convert.emit`); ``recurrent``: the node runs a converted recurrent layer;
+    ``outputs(config)``: how many outputs its module returns (one when None).
     """
 
     kind: str
@@ -117,6 +118,7 @@ class LayerKind:
     build: Callable[..., nn.Module]
     emit: Optional[Callable[..., Any]] = None
     recurrent: bool = False
+    outputs: Optional[Callable[[dict], int]] = None   # how many outputs a node returns (None: one)
 
 
 def refs(value) -> Iterator[Ref]:
@@ -220,7 +222,7 @@ def check_graph(f, graph, field: str, recurrent_names: Sequence[str], kinds: Map
             raise f.error(f"{where}/config", f"describes no {node['kind']} module this version builds ({exc})") \
                 from None
         f.state_dict(node["weights"], f"{where}/weights", shapes, dtypes=dtypes)
-        produced[node["name"]] = None
+        produced[node["name"]] = kind.outputs(config) if kind.outputs else 1
     for k, out in enumerate(f.list(graph["outputs"], f"{field}/outputs", max_length=MAX_ARGS)):
         _check_refs(f, out, f"{field}/outputs/{k}", produced, single=True)
     if not graph["outputs"]:

@@ -192,7 +192,8 @@ class Emitted:
 def kind(name: str, keras: Sequence[str] = (), recurrent: bool = False):
     """Register a record class as node kind ``name`` reading the Keras classes ``keras``."""
     def register(cls):
-        LAYERS[name] = LayerKind(name, cls.check, cls.build, getattr(cls, "emit", None), recurrent)
+        LAYERS[name] = LayerKind(name, cls.check, cls.build, getattr(cls, "emit", None), recurrent,
+                                 getattr(cls, "outputs", None))
         cls.kind = name
         for k in keras:
             READERS[k] = cls
@@ -1097,6 +1098,11 @@ class RecurrentKind:
         from compat.frameworks.keras.recurrent import check_config
 
         check_config(config, error)
+
+    @staticmethod
+    def outputs(config) -> int:
+        halves = 2 if config["bidirectional"] and config["merge_mode"] is None else 1
+        return halves + ((4 if config["bidirectional"] else 2) if config["return_state"] else 0)
 
     @staticmethod
     def build(config, recurrent=None):
