@@ -189,6 +189,32 @@ def _merge(mode, xs):
     raise Unsupported(f"merge {mode!r}")
 
 
+def merge_keras3(mode, xs, masks):
+    """Keras >= 3.4 ``Multiply``, ``Maximum``, ``Minimum`` with the inputs' masks (keras ``merging/multiply.py``
+    ``_merge_function``; ``base_merge.py`` ``_apply_merge_op_and_or_mask``)."""
+    masks = [None if m is None else np.broadcast_to(m[..., None], x.shape) for x, m in zip(xs, masks)]
+    if mode == "multiply":
+        every = all(m is not None for m in masks)
+        out, out_mask = None, None
+        for x, m in zip(xs, masks):
+            if m is not None:
+                x = np.where(m, x, 1.0)
+                if every:
+                    out_mask = m if out_mask is None else np.logical_or(out_mask, m)
+            out = x if out is None else out * x
+        return np.where(out_mask, out, 0.0) if every else out
+    fn = np.maximum if mode == "maximum" else np.minimum
+    out, out_mask = xs[0], masks[0]
+    for x, m in zip(xs[1:], masks[1:]):
+        if m is not None:
+            x = np.where(m, x, out)
+        if out_mask is not None:
+            out = np.where(out_mask, out, x)
+        out_mask = np.logical_or(out_mask, m) if m is not None and out_mask is not None else None
+        out = fn(out, x)
+    return out
+
+
 def _rnn_weights(cls, cfg, w, version):
     if len(w) == 12:   # Keras 1: W_i, U_i, b_i, W_c, U_c, b_c, W_f, U_f, b_f, W_o, U_o, b_o -> i, f, c, o
         return (np.concatenate([w[0], w[6], w[3], w[9]], 1), np.concatenate([w[1], w[7], w[4], w[10]], 1),
@@ -423,6 +449,9 @@ def compute_mask_keras3(cls, cfg, xs, masks, n_out, version):
         return [first] + [None] * (n_out - 1)
     if cls in ("Add", "Multiply", "Average", "Subtract", "Maximum", "Minimum"):
         present = [m for m in masks if m is not None]
+        if cls in ("Multiply", "Maximum", "Minimum") and (version[0], version[1]) >= (3, 4) and present \
+                and len(present) == len(masks):
+            return [np.any(np.stack(present), axis=0)]   # _merge_function sets the OR of the masks
         return [np.all(np.stack(present), axis=0) if present else None]
     if cls == "Concatenate":
         if all(m is None for m in masks):
@@ -526,6 +555,8 @@ def predict(config: dict, weights: Dict[str, List[np.ndarray]], inputs: Sequence
             if not implicit:
                 explicit = kwargs.get("mask")
                 mask = None if explicit is None else get(explicit)
+            elif major >= 3 and initial is not None:
+                mask = None   # Keras 3 fills `mask` only for a call with one tensor argument
             else:
                 mask = masks[0] if _reads_mask(cls, version) else None
             if cls in ("LSTM", "CuDNNLSTM", "Bidirectional"):
@@ -533,10 +564,13 @@ def predict(config: dict, weights: Dict[str, List[np.ndarray]], inputs: Sequence
             elif cls == "TimeDistributed":
                 td_mask = masks[0] if (major < 3 and version[3] and static_batch) else None
                 outs, out_masks = [time_distributed(cfg, w, xs[0], version, backend, td_mask, True)], [masks[0]]
+            elif major >= 3 and (major, version[1]) >= (3, 4) and cls in ("Multiply", "Maximum", "Minimum") \
+                    and any(m is not None for m in masks):
+                outs, out_masks = [merge_keras3(cls.lower(), xs, masks)], [None]
             else:
                 outs = [layer(cls, cfg, w, xs, version, backend, mask, static_batch)]
                 out_masks = [None]
-            if implicit and major >= 3:
+            if major >= 3:   # the masks Keras 3's tensors carry (Layer.__call__, _set_mask_metadata)
                 out_masks = compute_mask_keras3(cls, cfg, xs, masks, len(outs), version)
             elif implicit:
                 out_masks = compute_mask(cls, cfg, xs, masks, len(outs), version) if cls not in (

@@ -64,6 +64,9 @@ class Version:
     backend: str = ""
     patch: int = 0
 
+    def __ge__(self, other) -> bool:
+        return (self.major, self.minor) >= tuple(other)
+
     @property
     def standalone2(self) -> bool:
         """Standalone Keras 2.0-2.3 (its own backends, its own masking rules)."""
@@ -709,7 +712,7 @@ class MergeKind:
     def read(call: Call):
         if call.cls != "Merge":
             settings(call, ())
-            return {"op": MERGES[call.cls]}, {}
+            return {"op": MERGES[call.cls], "masked": None}, {}
         cfg = settings(call, ("mode", "concat_axis", "dot_axes", "mode_type", "output_shape", "output_shape_type",
                               "output_mask", "output_mask_type", "arguments"))
         if cfg.get("mode_type", "raw") != "raw" or cfg.get("output_shape_type", "raw") not in ("raw", None) \
@@ -721,22 +724,30 @@ class MergeKind:
             return _concatenate_config(call, cfg.get("concat_axis", -1))
         if mode not in KERAS1_MODES:
             raise call.fail(f"Merge mode={_short(mode)} is not converted")
-        return {"op": KERAS1_MODES[mode]}, {}
+        return {"op": KERAS1_MODES[mode], "masked": None}, {}
 
     @staticmethod
     def check(config, error):
-        _keys(config, error, ("op",))
+        _keys(config, error, ("op", "masked"))
         if config["op"] not in MERGE_OPS:
             raise error("op", f"{config['op']!r} is not one of {list(MERGE_OPS)}")
+        masked = config["masked"]
+        if masked is not None and (config["op"] not in ("multiply", "maximum", "minimum") or not isinstance(
+                masked, list) or not 1 <= len(masked) <= 1000 or not all(type(m) is bool for m in masked)):
+            raise error("masked", f"{masked!r:.80}")
 
     @staticmethod
     def build(config, recurrent=None):
-        return Merge(config["op"])
+        return Merge(config["op"], config["masked"])
 
     @staticmethod
     def emit(config, e):
         xs = e.args[0].strip("[]").split(", ")
         op = config["op"]
+        if config["masked"] is not None:
+            return Emitted(f"Merge({op!r}, masked={config['masked']!r})  # Keras 3 reads the inputs' masks",
+                           [f"{e.outs[0]} = {e.self}({e.args[0]}, masks={e.kw['masks']})"], {},
+                           ("from compat.layers.merge import Merge",))
         if op in ("add", "average", "multiply", "subtract"):
             sym = {"add": " + ", "average": " + ", "multiply": " * ", "subtract": " - "}[op]
             expr = sym.join(xs)

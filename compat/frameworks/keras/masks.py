@@ -126,16 +126,19 @@ KERAS3_PASS = ("Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout"
 KERAS3_READS = ("LSTM", "Bidirectional", "TimeDistributed", "GlobalAveragePooling1D")
 
 
-def propagate_keras3(call: Call, inputs: List[Ref], masks: List[Optional[Ref]], n_outputs: int, op: AddOp
-                     ) -> Tuple[Optional[Ref], List[Optional[Ref]], Optional[str]]:
+def propagate_keras3(call: Call, inputs: List[Ref], masks: List[Optional[Ref]], n_outputs: int, op: AddOp,
+                     more_tensors: bool = False) -> Tuple[Optional[Ref], List[Optional[Ref]], Optional[str]]:
     """:func:`propagate` for a Keras 3 model that rebuilds its graph (Sequential). Recurrent layers,
     ``Bidirectional`` and ``TimeDistributed`` pass masks on up to Keras 3.15; Keras 3.16 turned their
     ``supports_masking`` off (keras-team/keras a8b52ca, "Disable automatic mask propagation in RNN layers"), so
-    their outputs carry none. ``Concatenate`` combines masks with ``any`` (Keras 2 used ``all``)."""
+    their outputs carry none. ``Concatenate`` combines masks with ``any`` (Keras 2 used ``all``); from Keras 3.4
+    ``Multiply``, ``Maximum`` and ``Minimum`` whose inputs are all masked give the ``or`` of the masks
+    (``_merge_function`` sets it), the other merges the ``and``. A layer called with more than one tensor
+    (``initial_state=``) gets no mask (``Layer.__call__`` fills ``mask`` only for a single tensor argument)."""
     v, cls, cfg = call.version, call.cls, call.config
     first = masks[0] if masks else None
     none = [None] * n_outputs
-    reads = first if cls in KERAS3_READS and len(inputs) == 1 else None
+    reads = first if cls in KERAS3_READS and len(inputs) == 1 and not more_tensors else None
     if cls == "Embedding":
         return None, ([op("NotEqual", {"other": 0}, [inputs[0]])] if cfg.get("mask_zero") else [None]), None
     if cls == "Masking":
@@ -153,6 +156,12 @@ def propagate_keras3(call: Call, inputs: List[Ref], masks: List[Optional[Ref]], 
     if cls in KERAS3_PASS:
         return reads, [first] + none[1:], None
     if cls in MERGES:
+        if cls in ("Multiply", "Maximum", "Minimum") and (v.major, v.minor) >= (3, 4) and masks and all(
+                m is not None for m in masks):
+            out = masks[0]
+            for m in masks[1:]:
+                out = op("Logical", {"op": "or"}, [out, m])
+            return None, [out], None
         return None, [_all(masks, op)], None
     if cls == "Concatenate":
         if all(m is None for m in masks):

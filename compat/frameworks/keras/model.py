@@ -214,6 +214,7 @@ class _Reader:
         # Keras 3 Functional files state each layer's mask; a Keras 3 Sequential rebuilds its graph on loading
         self.implicit = self.version.major < 3 or config.get("class_name") == "Sequential"
         layers, inputs, outputs = self.layers(config)
+        self.outputs = outputs
         by_name = {}
         for layer in layers:
             if layer.name in by_name:
@@ -240,11 +241,24 @@ class _Reader:
         for name, k in outputs:
             if name not in self.counts:
                 raise self.fail(f"the model output {name!r} is produced by no layer")
+        self._prune()
         dtypes = self.dtypes or {"float32"}
         if len(dtypes) > 1:
             raise self.fail(f"layers in different dtypes {sorted(dtypes)}; a model is converted in one")
         return GraphSpec("keras", model_inputs, [(n, k) for n, k in outputs], self.nodes, self.notes,
                          dtype=dtypes.pop())
+
+    MASK_OPS = ("NotEqual", "Reduce", "ExpandDims", "Fill", "Logical", "Cat")
+
+    def _prune(self) -> None:
+        """Operations on masks whose result nothing reads (masks a layer would pass on to none) are dropped."""
+        while True:
+            read = {r[0] for n in self.nodes for a in n.args + list(n.kwargs.values()) for r in _refs(a)}
+            read |= {n for n, _ in self.outputs}
+            keep = [n for n in self.nodes if n.kind not in self.MASK_OPS or n.name in read]
+            if len(keep) == len(self.nodes):
+                return
+            self.nodes = keep
 
     def _reads(self, layer: _Layer) -> List[Ref]:
         out = []
@@ -333,20 +347,25 @@ class _Reader:
         mask_kw = None
         masked_steps = None
         n_out = self._n_outputs(layer)
-        if self.version.major >= 3 and not self.implicit:
-            mask_kw = explicit_mask
-            out_masks = [None] * n_out
+        def add_op(kind, config, op_args):
+            return self.op(kind, config, op_args, base)
+        if self.version.major >= 3:
+            # the masks tensors carry (Layer.__call__ sets them); a Functional file records the `mask` argument
+            mask_ref, out_masks, masked_steps = mask_rules.propagate_keras3(call, inputs, in_masks, n_out, add_op,
+                                                                            initial_state is not None)
+            if not self.implicit:
+                mask_ref = None if explicit_mask is None else tuple(explicit_mask)
         else:
-            def add_op(kind, config, op_args):
-                return self.op(kind, config, op_args, base)
-            if self.version.major >= 3:
-                mask_ref, out_masks, masked_steps = mask_rules.propagate_keras3(call, inputs, in_masks, n_out, add_op)
-            else:
-                mask_ref, out_masks, masked_steps = mask_rules.propagate(call, inputs, in_masks, n_out, add_op,
-                                                                           self.static_batch)
-            mask_kw = None if mask_ref is None else list(mask_ref)
+            mask_ref, out_masks, masked_steps = mask_rules.propagate(call, inputs, in_masks, n_out, add_op,
+                                                                       self.static_batch)
+        mask_kw = None if mask_ref is None else list(mask_ref)
         node = self._node(layer, call, masked_steps)
         node.args = [main]
+        if node.kind == "Merge" and self.version >= (3, 4) and node.config["op"] in ("multiply", "maximum", "minimum") \
+                and any(m is not None for m in in_masks):
+            # Keras >= 3.4 reads the masks the inputs carry (keras/src/layers/merging/multiply.py)
+            node.config["masked"] = [m is not None for m in in_masks]
+            node.kwargs["masks"] = [list(m) for m in in_masks if m is not None]
         if mask_kw is not None and node.kind in ("Recurrent", "GlobalPool1D", "TimeDistributed"):
             if node.kind == "GlobalPool1D" and node.config["mode"] == "max":
                 pass   # GlobalMaxPooling1D takes no mask
@@ -472,6 +491,14 @@ class _Reader:
         self.nodes.append(node)
         self.names.add(node.name)
         self.counts[node.name] = 1
+
+
+def _refs(v):
+    if _is_ref(v):
+        yield v
+    elif isinstance(v, (list, tuple)):
+        for x in v:
+            yield from _refs(x)
 
 
 def _is_ref(v) -> bool:
