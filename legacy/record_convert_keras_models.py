@@ -40,18 +40,10 @@ from pathlib import Path
 import numpy as np
 
 from _common import GOLDEN, REPO
+from record_convert_keras import _keras
 
 B, T, VOCAB = 3, 6, 30
 SEED = 41
-
-
-def _keras(framework):
-    if framework == "keras3":
-        os.environ["KERAS_BACKEND"] = "torch"
-        import keras
-        return keras
-    import tf_keras
-    return tf_keras
 
 
 def _randomise(model, rng):

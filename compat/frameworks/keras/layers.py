@@ -47,6 +47,8 @@ READERS: Dict[str, type] = {}          # Keras class name -> the record that rea
 # Keras classes converted by the recurrent converter (compat.frameworks.keras.discover); GRU, SimpleRNN and
 # CuDNNGRU join when the core runs them.
 RECURRENT = ("LSTM", "CuDNNLSTM")
+# Of those, the cuDNN layers: they take no mask (supports_masking False in Keras 2 and tf.keras)
+CUDNN = ("CuDNNLSTM",)
 
 
 class KerasModelError(InputError, ValueError):
@@ -1020,15 +1022,19 @@ class ReduceKind:
         return Emitted(None, lines if len(lines) > 2 else [f"{e.outs[0]} = {expr}.{op}({axes[0]}, keepdim={keep})"])
 
 
+def _axis_only(config, error):
+    _keys(config, error, ("axis",))
+    if type(config["axis"]) is not int or not -9 <= config["axis"] <= 8:
+        raise error("axis", f"{config['axis']!r}")
+
+
 @kind("ExpandDims")
 class ExpandDimsKind:
     """``unsqueeze(axis)`` (``keras.ops.expand_dims``)."""
 
     @staticmethod
     def check(config, error):
-        _keys(config, error, ("axis",))
-        if type(config["axis"]) is not int or not -9 <= config["axis"] <= 8:
-            raise error("axis", f"{config['axis']!r}")
+        _axis_only(config, error)
 
     @staticmethod
     def build(config, recurrent=None):
@@ -1083,9 +1089,7 @@ class CatKind:
 
     @staticmethod
     def check(config, error):
-        _keys(config, error, ("axis",))
-        if type(config["axis"]) is not int or not -9 <= config["axis"] <= 8:
-            raise error("axis", f"{config['axis']!r}")
+        _axis_only(config, error)
 
     @staticmethod
     def build(config, recurrent=None):

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional, Tuple
 
-from compat.frameworks.keras.layers import Call, KerasModelError
+from compat.frameworks.keras.layers import CUDNN, RECURRENT, Call, KerasModelError
 
 Ref = Tuple[str, int]
 # (kind, config, args, name hint) -> the reference of the operation's output
@@ -79,13 +79,13 @@ def propagate(call: Call, inputs: List[Ref], masks: List[Optional[Ref]], n_outpu
         value = cfg.get("mask_value", 0.0)
         return None, [op("Reduce", {"op": "any", "axis": -1, "keepdims": False},
                          [op("NotEqual", {"other": float(value)}, [inputs[0]])])], None
-    if cls in ("LSTM", "Bidirectional"):
+    if cls == "Bidirectional" or (cls in RECURRENT and cls not in CUDNN):
         outs = none[:]
         if cfg.get("return_sequences") or _inner_sequences(cfg):
             halves = 2 if cls == "Bidirectional" and cfg.get("merge_mode", "concat") is None else 1
             outs[:halves] = [first] * halves
         return first, outs, None
-    if cls == "CuDNNLSTM":
+    if cls in CUDNN:
         _unsupported(call, first)
         return None, none, None
     if cls == "GlobalAveragePooling1D":
@@ -123,7 +123,7 @@ def _unsupported(call: Call, mask: Optional[Ref]) -> None:
 # Keras 3 (keras/src/layers/**): supports_masking True, compute_mask the default (the input's mask)
 KERAS3_PASS = ("Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "Activation",
                "BatchNormalization", "LayerNormalization", "ActivityRegularization", "Dense", "Identity")
-KERAS3_READS = ("LSTM", "Bidirectional", "TimeDistributed", "GlobalAveragePooling1D")
+KERAS3_READS = RECURRENT + ("Bidirectional", "TimeDistributed", "GlobalAveragePooling1D")
 
 
 def propagate_keras3(call: Call, inputs: List[Ref], masks: List[Optional[Ref]], n_outputs: int, op: AddOp,
@@ -145,7 +145,7 @@ def propagate_keras3(call: Call, inputs: List[Ref], masks: List[Optional[Ref]], 
         return None, [op("Reduce", {"op": "any", "axis": -1, "keepdims": False},
                          [op("NotEqual", {"other": float(cfg.get("mask_value", 0.0))}, [inputs[0]])])], None
     rnn_masks = (v.major, v.minor) < (3, 16)
-    if cls in ("LSTM", "Bidirectional"):
+    if cls == "Bidirectional" or cls in RECURRENT:
         outs = none[:]
         if rnn_masks and (cfg.get("return_sequences") or _inner_sequences(cfg)):
             halves = 2 if cls == "Bidirectional" and cfg.get("merge_mode", "concat") is None else 1

@@ -333,7 +333,7 @@ class _Reader:
         main = args[0]
         extra = args[1:]
         inputs: List[Ref] = [tuple(main)] if _is_ref(main) else [tuple(r) for r in main]
-        if layer.cls in ("LSTM", "CuDNNLSTM", "Bidirectional") and len(inputs) > 1 and initial_state is None:
+        if layer.cls in RECURRENT + ("Bidirectional",) and len(inputs) > 1 and initial_state is None:
             # Keras 2 and tf.keras record initial_state=[h, c] as the layer's second and later inputs
             inputs, initial_state = inputs[:1], [list(r) for r in inputs[1:]]
             main = list(inputs[0])
@@ -398,7 +398,7 @@ class _Reader:
         return [None] * len(inputs)
 
     def _n_outputs(self, layer: _Layer) -> int:
-        if layer.cls in ("LSTM", "CuDNNLSTM", "Bidirectional"):
+        if layer.cls in RECURRENT + ("Bidirectional",):
             cfg = _inner(layer.config)[1] if layer.cls == "Bidirectional" else layer.config
             bidi = layer.cls == "Bidirectional"
             halves = 2 if bidi and layer.config.get("merge_mode", "concat") is None else 1
@@ -407,7 +407,7 @@ class _Reader:
         return 1
 
     def _node(self, layer: _Layer, call: Call, masked_steps: Optional[str]) -> Node:
-        if layer.cls in ("LSTM", "CuDNNLSTM", "Bidirectional"):
+        if layer.cls in RECURRENT + ("Bidirectional",):
             return self.recurrent(layer, call)
         if layer.cls == "TimeDistributed":
             inner_cls, inner_cfg = _inner(layer.config)
