@@ -97,6 +97,8 @@ def layers_of(config: dict):
             if shape is None and "input_dim" in first:
                 shape = [None, first.get("input_length"), first["input_dim"]] if layers[0][1] in ("LSTM", "CuDNNLSTM") \
                     else [None, first["input_dim"]]
+            if shape is None and isinstance(cfg, dict):
+                shape = cfg.get("build_input_shape")
             if shape is None:
                 shape = [None, first.get("input_length")]
             layers.insert(0, ("__input__", "InputLayer", {"batch_input_shape": shape}, []))

@@ -172,3 +172,60 @@ def test_a_conversion_of_the_previous_version_loads_as_before(tmp_path):
     checkpoint.save(tmp_path / "old", KIND, content)
     modules = load(tmp_path / "old")
     assert isinstance(modules, dict) and list(modules) == ["lstm"]
+
+
+def _paths(obj, prefix=()):
+    """Every (path, value) of a JSON-like tree (tensors are leaves)."""
+    yield prefix, obj
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(obj, list):
+        for k, v in enumerate(obj):
+            yield from _paths(v, prefix + (k,))
+
+
+JUNK = [None, -1, 0, 2 ** 40, 1e308, float("nan"), "", "a.b", "Eval", [], {}, ["nowhere", 0], [["tags", 0]], True,
+        {"kind": "Dense", "config": {}}]
+
+
+@pytest.fixture(scope="module")
+def sealed_content(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sealed")
+    convert(GOLDEN_CONVERT / "keras_models" / "keras3" / "seq2seq.keras", tmp / "good", verify=False)
+    return checkpoint.read(tmp / "good", KIND, require_seal=True).materialize(allow_nonfinite=True)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60)
+@given(data=st.data())
+def test_an_edited_graph_is_refused_with_one_error_or_loads(sealed_content, tmp_path_factory, data):
+    """Any one field of the stored graph replaced by junk, the conversion sealed again: load raises
+    CheckpointError naming a field, or builds a model that runs; nothing else."""
+    import copy
+
+    content = copy.deepcopy(sealed_content)
+    paths = [p for p, v in _paths(content["model"]) if p and not isinstance(v, torch.Tensor)]
+    path = data.draw(st.sampled_from(paths))
+    value = data.draw(st.sampled_from(JUNK))
+    target = content["model"]
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = copy.deepcopy(value)
+    tmp = tmp_path_factory.mktemp("edited")
+    checkpoint.save(tmp / "bad", KIND, content)
+    try:
+        model = load(tmp / "bad")
+    except CheckpointError as e:
+        assert str(e).startswith(str(tmp)), e
+        return
+    ids = torch.tensor([[1, 2, 0, 0, 3, 4]] * 3)
+    x = torch.rand(3, 6, 4)
+    try:
+        with torch.no_grad():
+            model(ids, x)
+    except (RuntimeError, ValueError, TypeError, IndexError) as e:   # an edit the checks let through
+        pytest.fail(f"{path} = {value!r}: loaded, then failed at run time: {type(e).__name__}: {e}")

@@ -113,6 +113,8 @@ class _Reader:
             if shape is None and first.get("input_dim") is not None:
                 shape = [None, first.get("input_length"), first["input_dim"]] if layers[0].cls in RECURRENT \
                     else [None, first["input_dim"]]
+            if shape is None and isinstance(cfg, dict) and isinstance(cfg.get("build_input_shape"), list):
+                shape = cfg["build_input_shape"]    # Keras 3, a Sequential built without an Input
             if shape is None and layers[0].cls == "Embedding":
                 shape = [None, first.get("input_length")]
             if shape is None:
