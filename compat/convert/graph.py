@@ -110,7 +110,8 @@ class LayerKind:
     message)`` (which raises) on the first problem; ``build(config, recurrent)``: the module (``recurrent``
     is the converted recurrent module the node names, or None); ``emit(config, emitter)``: the node as
     Python (:mod:`compat.convert.emit`); ``recurrent``: the node runs a converted recurrent layer;
-    ``outputs(config)``: how many outputs its module returns (one when None).
+    ``outputs(config)``: how many outputs its module returns (one when None); ``inputs`` / ``keywords``:
+    what its module takes (a tensor, an optional one, a list of tensors), checked before it is built.
     """
 
     kind: str
@@ -119,6 +120,10 @@ class LayerKind:
     emit: Optional[Callable[..., Any]] = None
     recurrent: bool = False
     outputs: Optional[Callable[[dict], int]] = None   # how many outputs a node returns (None: one)
+    # the positional inputs: "ref" one tensor, "ref?" an optional last one, "list" a list of tensors
+    inputs: Tuple[str, ...] = ("ref",)
+    # the keyword inputs it takes: name -> "ref" or "list"
+    keywords: Mapping[str, str] = field(default_factory=dict)
 
 
 def refs(value) -> Iterator[Ref]:
@@ -192,13 +197,19 @@ def check_graph(f, graph, field: str, recurrent_names: Sequence[str], kinds: Map
             raise f.error(f"{where}/kind", f"{node['kind'][:80]!r} is no layer kind the {graph['framework']!r} "
                                            f"package builds (known: {', '.join(sorted(kinds))})")
         config = f.dict(node["config"], f"{where}/config")
-        for j, arg in enumerate(f.list(node["args"], f"{where}/args", max_length=MAX_ARGS)):
-            _check_refs(f, arg, f"{where}/args/{j}", produced)
+        args = f.list(node["args"], f"{where}/args", max_length=MAX_ARGS)
+        required = [k for k in kind.inputs if not k.endswith("?")]
+        if not len(required) <= len(args) <= len(kind.inputs):
+            raise f.error(f"{where}/args", f"a {node['kind']} node takes {len(required)}"
+                                           f"{'' if len(required) == len(kind.inputs) else f' to {len(kind.inputs)}'} "
+                                           f"inputs, not {len(args)}")
+        for j, (arg, form) in enumerate(zip(args, kind.inputs)):
+            _check_input(f, arg, form.rstrip("?"), f"{where}/args/{j}", produced)
         for key, arg in f.dict(node["kwargs"], f"{where}/kwargs").items():
-            f.str(key, f"{where}/kwargs", max_length=64)
-            if not key.isidentifier():
-                raise f.error(f"{where}/kwargs", f"{key[:64]!r} is not an argument name")
-            _check_refs(f, arg, f"{where}/kwargs/{key}", produced)
+            if key not in kind.keywords:
+                raise f.error(f"{where}/kwargs", f"a {node['kind']} node takes no input {str(key)[:64]!r} "
+                                                 f"(it takes {sorted(kind.keywords) or 'none'})")
+            _check_input(f, arg, kind.keywords[key], f"{where}/kwargs/{key}", produced)
         recurrent = node["recurrent"]
         if kind.recurrent:
             f.str(recurrent, f"{where}/recurrent", max_length=MAX_NAME)
@@ -241,6 +252,15 @@ def _name(f, name, where: str, produced: dict) -> None:
 def is_ref(value) -> bool:
     """``[name, k]``: output ``k`` of the node or input ``name``."""
     return isinstance(value, (list, tuple)) and len(value) == 2 and isinstance(value[0], str)
+
+
+def _check_input(f, value, form: str, where: str, produced: dict) -> None:
+    if form == "ref":
+        _check_refs(f, value, where, produced, single=True)
+    else:
+        if is_ref(value) or not f.list(value, where, max_length=MAX_ARGS):
+            raise f.error(where, "expected a non-empty list of references")
+        _check_refs(f, value, where, produced)
 
 
 def _check_refs(f, value, where: str, produced: dict, single: bool = False) -> None:

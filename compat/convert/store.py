@@ -27,6 +27,7 @@ data. Conversions of version 2 (no ``model``) load as they did.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple, Union
 
@@ -261,8 +262,31 @@ def load(out) -> Union[Dict[str, nn.Module], nn.Module]:
         return modules
     weights = ck.materialize(content=[n["weights"] for n in graph["nodes"]])
     model = build_model(graph, frameworks.layer_kinds(graph["framework"]), weights, modules, DTYPES[graph["dtype"]])
+    _probe(f, model, graph)
     model.conversion = {"source": content["source"], "framework": graph["framework"], "notes": list(graph["notes"])}
     return model
+
+
+PROBE_STEPS = 2
+
+
+def _probe(f: Fields, model: nn.Module, graph: dict) -> None:
+    """Run the model once on zeros of its inputs' declared shapes (2 where any size is accepted): a graph whose
+    layers do not fit together (a shape, a count) is refused here, as one error, not at the user's first call."""
+    dtype = DTYPES[graph["dtype"]]
+    xs = []
+    for i in graph["inputs"]:
+        shape = [1] + [PROBE_STEPS if d is None else d for d in i["shape"][1:]]
+        if math.prod(shape) > 1 << 24:
+            return   # too large to probe cheaply; the checks above stand alone
+        kind = {"int32": torch.int64, "int64": torch.int64, "bool": torch.bool}.get(i["dtype"], dtype)
+        xs.append(torch.zeros(shape, dtype=kind))
+    try:
+        with torch.no_grad():
+            model(*xs)
+    except (RuntimeError, ValueError, TypeError, IndexError, KeyError) as exc:
+        raise f.error("model", f"the model does not run on inputs of its declared shapes "
+                               f"({type(exc).__name__}: {str(exc)[:300]})") from None
 
 
 def _check_model(f: Fields, graph, recurrent_names) -> dict:

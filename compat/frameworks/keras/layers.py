@@ -194,11 +194,13 @@ class Emitted:
     imports: Tuple[str, ...] = ()
 
 
-def kind(name: str, keras: Sequence[str] = (), recurrent: bool = False):
-    """Register a record class as node kind ``name`` reading the Keras classes ``keras``."""
+def kind(name: str, keras: Sequence[str] = (), recurrent: bool = False, inputs: Tuple[str, ...] = ("ref",),
+         keywords: Optional[Dict[str, str]] = None):
+    """Register a record class as node kind ``name`` reading the Keras classes ``keras``; ``inputs`` and
+    ``keywords``: what its module takes (:class:`compat.convert.graph.LayerKind`)."""
     def register(cls):
         LAYERS[name] = LayerKind(name, cls.check, cls.build, getattr(cls, "emit", None), recurrent,
-                                 getattr(cls, "outputs", None))
+                                 getattr(cls, "outputs", None), inputs, keywords or {})
         cls.kind = name
         for k in keras:
             READERS[k] = cls
@@ -664,7 +666,7 @@ class Pool1DKind:
                        ("from compat.layers.pooling import Pool1d",))
 
 
-@kind("GlobalPool1D", keras=("GlobalAveragePooling1D", "GlobalMaxPooling1D", "GlobalAvgPool1D", "GlobalMaxPool1D"))
+@kind("GlobalPool1D", keywords={"mask": "ref"}, keras=("GlobalAveragePooling1D", "GlobalMaxPooling1D", "GlobalAvgPool1D", "GlobalMaxPool1D"))
 class GlobalPool1DKind:
     """Keras ``GlobalAveragePooling1D`` (with a mask: ``sum(x * m) / sum(m)``) and ``GlobalMaxPooling1D``."""
 
@@ -705,7 +707,7 @@ MERGES = {"Add": "add", "Multiply": "multiply", "Average": "average", "Subtract"
 KERAS1_MODES = {"sum": "add", "mul": "multiply", "ave": "average", "max": "maximum"}
 
 
-@kind("Merge", keras=tuple(MERGES) + ("Merge",))
+@kind("Merge", keras=tuple(MERGES) + ("Merge",), inputs=("list",), keywords={"masks": "list"})
 class MergeKind:
     """Keras ``Add``, ``Multiply``, ``Average``, ``Subtract``, ``Maximum``, ``Minimum`` and Keras 1's ``Merge``
     (modes ``sum``, ``mul``, ``ave``, ``max``; ``concat`` is a ``Concatenate`` node): elementwise, in order."""
@@ -769,7 +771,7 @@ def _concatenate_config(call: Call, axis) -> Tuple[dict, dict]:
     return {"axis": axis, "__kind__": "Concatenate"}, {}
 
 
-@kind("Concatenate", keras=("Concatenate",))
+@kind("Concatenate", keras=("Concatenate",), inputs=("list",))
 class ConcatenateKind:
     """Keras ``Concatenate(axis)`` (the axis counts the batch axis)."""
 
@@ -912,7 +914,7 @@ class LayerNormKind:
 
 
 # --- TimeDistributed ---------------------------------------------------------------------------------------
-@kind("TimeDistributed", keras=("TimeDistributed",))
+@kind("TimeDistributed", keras=("TimeDistributed",), keywords={"mask": "ref"})
 class TimeDistributedKind:
     """Keras ``TimeDistributed(layer)``: the inner layer on every step. Its inner layer is any kind here that
     maps one tensor to one tensor (``Dense`` above all)."""
@@ -970,7 +972,7 @@ def _identity_weights(inner: dict) -> Dict[str, str]:
 
 
 # --- operations on masks ---------------------------------------------------------------------------------
-@kind("NotEqual")
+@kind("NotEqual", inputs=("ref", "ref?"))
 class NotEqualKind:
     """``a != b`` (``keras.ops.not_equal``, ``K.not_equal``): an embedding's mask, a masking layer's first step."""
 
@@ -1064,7 +1066,7 @@ class FillKind:
                               f"device={e.args[0]}.device)"])
 
 
-@kind("Logical")
+@kind("Logical", inputs=("ref", "ref"))
 class LogicalKind:
     """``logical_or`` / ``logical_and`` of two masks."""
 
@@ -1083,7 +1085,7 @@ class LogicalKind:
         return Emitted(None, [f"{e.outs[0]} = torch.logical_{config['op']}({e.args[0]}, {e.args[1]})"])
 
 
-@kind("Cat")
+@kind("Cat", inputs=("list",))
 class CatKind:
     """``concatenate`` of masks along an axis."""
 
@@ -1101,7 +1103,7 @@ class CatKind:
 
 
 # --- recurrent layers --------------------------------------------------------------------------------------
-@kind("Recurrent", recurrent=True)
+@kind("Recurrent", recurrent=True, keywords={"mask": "ref", "initial_state": "list"})
 class RecurrentKind:
     """A Keras recurrent layer (``LSTM``, ``CuDNNLSTM``, ``Bidirectional`` around one): the converted module
     (:func:`compat.convert.load`'s, by the layer's name) run as Keras calls it, by
