@@ -1,9 +1,10 @@
 """``--emit-python``: the whole model as a standalone PyTorch file that predicts what Keras predicted.
 
 Each recorded model (tests/golden/convert/keras_models) is converted with ``--emit-python MODEL.py``; the
-file is run in a fresh Python process (nothing of the converter imported by the test process into it) that
-loads the converted weights through the file's own ``load()`` and predicts on the recorded inputs; the
-predictions must match Keras's ``model.predict`` within float32's tolerance of the output's scale.
+files are run in a fresh Python process (one for all of them; nothing of the test process's modules in it)
+that loads each model's converted weights through the file's own ``load()`` and predicts on the recorded
+inputs; the predictions must match Keras's ``model.predict`` within float32's tolerance of the output's
+scale.
 """
 from __future__ import annotations
 
@@ -22,36 +23,49 @@ CASES = [c for c in keras_model_files() if c[2].endswith(".h5") or c[0] == "kera
 RUNNER = """
 import importlib.util, json, sys
 import numpy as np, torch
-spec = importlib.util.spec_from_file_location("emitted", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-model = module.load()
-data = np.load(sys.argv[2])
-n = int(sys.argv[3])
-xs = [torch.from_numpy(data[f"x{k}"].astype(np.int64) if data[f"x{k}"].dtype.kind in "iu" else data[f"x{k}"])
-      for k in range(n)]
-with torch.no_grad():
-    out = model(*xs)
-out = [out] if isinstance(out, torch.Tensor) else list(out)
-np.savez(sys.argv[4], **{f"y{k}": o.numpy() for k, o in enumerate(out)})
-print(json.dumps(sorted(type(m).__module__ for m in model.children())))
+done = {}
+for k, (model_py, inputs, n, out) in enumerate(json.loads(sys.argv[1])):
+    spec = importlib.util.spec_from_file_location(f"emitted_{k}", model_py)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.load()
+    data = np.load(inputs)
+    xs = [torch.from_numpy(data[f"x{j}"].astype(np.int64) if data[f"x{j}"].dtype.kind in "iu" else data[f"x{j}"])
+          for j in range(n)]
+    with torch.no_grad():
+        y = model(*xs)
+    y = [y] if isinstance(y, torch.Tensor) else list(y)
+    np.savez(out, **{f"y{j}": o.numpy() for j, o in enumerate(y)})
+    done[model_py] = sorted(type(m).__module__ for m in model.children())
+print(json.dumps(done))
 """
+
+
+@pytest.fixture(scope="module")
+def emitted(tmp_path_factory):
+    """Every case converted with --emit-python, then every emitted file run in one fresh Python process."""
+    jobs, where = [], {}
+    for framework, name, source, weights, config, arrays in CASES:
+        tmp = tmp_path_factory.mktemp(f"{framework}_{source.replace('.', '_')}")
+        model_py = tmp / "model.py"
+        assert convert_cli(GOLDEN_CONVERT / "keras_models" / framework / source, tmp / "conv",
+                           ["--emit-python", str(model_py)]) == 0
+        np.savez(tmp / "inputs.npz", **{f"x{k}": arrays[f"x{k}"] for k in range(config["inputs"])})
+        jobs.append([str(model_py), str(tmp / "inputs.npz"), config["inputs"], str(tmp / "out.npz")])
+        where[(framework, source)] = (str(model_py), tmp / "out.npz")
+    proc = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(jobs)], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    modules = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {key: (modules[py], out) for key, (py, out) in where.items()}
 
 
 @pytest.mark.parametrize("framework, name, source, weights, config, arrays",
                          [pytest.param(*c, id=f"{c[0]}-{c[2]}") for c in CASES])
-def test_emitted_python_predicts_as_keras(framework, name, source, weights, config, arrays, tmp_path):
-    folder = GOLDEN_CONVERT / "keras_models" / framework
-    model_py = tmp_path / "model.py"
-    assert convert_cli(folder / source, tmp_path / "conv", ["--emit-python", str(model_py)]) == 0
-    inputs = tmp_path / "inputs.npz"
-    np.savez(inputs, **{f"x{k}": arrays[f"x{k}"] for k in range(config["inputs"])})
-    proc = subprocess.run([sys.executable, "-c", RUNNER, str(model_py), str(inputs), str(config["inputs"]),
-                           str(tmp_path / "out.npz")], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    modules = json.loads(proc.stdout.strip().splitlines()[-1])
+def test_emitted_python_predicts_as_keras(framework, name, source, weights, config, arrays, emitted):
+    modules, out = emitted[(framework, source)]
     assert modules, "the emitted model holds no layer"
-    with np.load(tmp_path / "out.npz") as got:
+    with np.load(out) as got:
         assert len(got.files) == config["outputs"]
         for k in range(config["outputs"]):
             assert_close_scaled(got[f"y{k}"], arrays[f"y{k}"], dtype=np.float32, msg=f"{source} output {k}")
