@@ -7,7 +7,7 @@ import sys
 from typing import List, Optional, Sequence
 
 from compat import frameworks
-from compat.cli import HelpFormatter, check_positive, print_files, run_cli
+from compat.cli import HelpFormatter, check_positive, fail, print_files, run_cli
 from compat.formats.shapes import DEFAULT_MAX_TENSOR_BYTES
 
 DESCRIPTION = """\
@@ -78,6 +78,8 @@ def _main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     framework_options = {dest: getattr(args, dest) for dest in frameworks.options()}
     check_positive(**{dest: framework_options[dest] for dest, (_, opt) in frameworks.options().items() if opt.positive})
+    if args.emit_python and args.model == "layers":
+        fail("--emit-python writes the whole model: it cannot go with --model layers")
     from compat.atomic import atomic_write_text
     from compat.convert import PartialConversionError, convert, report
 
@@ -97,7 +99,8 @@ def _main(argv: Optional[Sequence[str]] = None) -> int:
     if graph is not None:
         print(report.model_table(graph))
     elif refused:
-        print(f"warning: the whole model is not converted ({refused}); its recurrent layers are", file=sys.stderr)
+        rest = "its recurrent layers are converted alone" if specs else "none of its recurrent layers is converted"
+        print(f"warning: the whole model is not converted ({refused}); {rest}", file=sys.stderr)
     print(report.items_table(items))
     for line in report.warnings(specs, items):
         print(line, file=sys.stderr)
