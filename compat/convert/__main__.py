@@ -7,7 +7,7 @@ import sys
 from typing import List, Optional, Sequence
 
 from compat import frameworks
-from compat.cli import HelpFormatter, check_positive, fail, print_files, run_cli
+from compat.cli import HelpFormatter, check_positive, print_files, run_cli
 from compat.formats.shapes import DEFAULT_MAX_TENSOR_BYTES
 
 DESCRIPTION = """\
@@ -78,10 +78,12 @@ def _main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     framework_options = {dest: getattr(args, dest) for dest in frameworks.options()}
     check_positive(**{dest: framework_options[dest] for dest, (_, opt) in frameworks.options().items() if opt.positive})
-    if args.emit_python and args.model == "layers":
-        fail("--emit-python writes the whole model: it cannot go with --model layers")
     from compat.atomic import atomic_write_text
     from compat.convert import PartialConversionError, convert, report
+    from compat.errors import InputError
+
+    if args.emit_python and args.model == "layers":
+        raise InputError("--emit-python writes the whole model: it cannot go with --model layers")
 
     print(f"compat.convert: {args.source} -> {args.to}", flush=True)
     try:
