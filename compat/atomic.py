@@ -15,7 +15,7 @@ import re
 import secrets
 import threading
 from pathlib import Path
-from typing import Callable, Iterator, Union
+from typing import Iterator, Union
 
 PathLike = Union[str, os.PathLike]
 
@@ -128,8 +128,3 @@ def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> Non
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding=encoding)
 
-
-def atomic_save(path: PathLike, writer: Callable[[Path], None], suffix: str = "") -> None:
-    """Call ``writer(tmp_path)`` and move the result onto ``path`` atomically."""
-    with atomic_path(path, suffix=suffix) as tmp:
-        writer(tmp)

@@ -100,11 +100,6 @@ def static_rnn(inputs_tm: np.ndarray, initial_states: Sequence[StateTuple],
     return np.stack(outputs), states
 
 
-def zero_states(num_layers: int, batch_size: int, hidden: int) -> List[StateTuple]:
-    """``MultiRNNCell.zero_state``: a (c, h) pair of zeros per layer."""
-    return [(np.zeros((batch_size, hidden)), np.zeros((batch_size, hidden))) for _ in range(num_layers)]
-
-
 Cell = Callable[[np.ndarray, StateTuple], Tuple[np.ndarray, StateTuple]]
 
 

@@ -276,7 +276,7 @@ def test_training_dropout_matches_reference_with_the_same_masks(problem, seed):
     from compat.lstm import lstm as core_lstm
 
     def loop_lstm(*args, **kwargs):
-        kwargs["backend"] = "loop"
+        kwargs["kernel"] = "loop"
         return core_lstm(*args, **kwargs)
 
     keep = problem.config.keep_prob
@@ -470,11 +470,10 @@ def test_train_step_keeps_the_embedding_gradient_as_slices():
         if not sliced:  # the dense update of the same clipped gradient
             from ports.tf_ptb import train as train_module
 
-            cost, final = model.training_cost(x, y)
+            cost, final, lookup = model.training_cost(x, y)
             cost.backward()
-            lookup = model.last_embedding_lookup
             norm = train_module.clip_by_global_norm_(list(model.parameters()), config.max_grad_norm,
-                                                     indexed_slices={model.embedding: lookup.grad.reshape(-1, 4)})
+                                                     indexed_slices={model.embedding: lookup.rows.grad.reshape(-1, 4)})
             train_module.GradientDescent(list(model.parameters()), lr=1.0).step()
         else:
             cost, final, norm = train_step(model, x, y, None, 1.0)

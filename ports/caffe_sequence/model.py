@@ -319,7 +319,9 @@ class CaffeNet(nn.Module):
         return {n: (types[n], [p.detach().cpu().numpy().copy() for p in m.parameters()])
                 for n, m in self.layer_modules.items()}
 
-    def forward(self, backend: str = "auto", **inputs: Tensor) -> Dict[str, Tensor]:
+    def forward(self, kernel: str = "auto", **inputs: Tensor) -> Dict[str, Tensor]:
+        """Every blob of the net for the input blobs ``inputs``; ``kernel`` is passed to the LSTM layers (the
+        core's kernel, "auto" for its choice)."""
         blobs: Dict[str, Tensor] = {}
         unknown = sorted(set(inputs) - set(self.input_shapes))
         if unknown:
@@ -344,15 +346,15 @@ class CaffeNet(nn.Module):
             if ltype == "Silence":
                 continue
             if ltype == "Lstm":
-                out = module(args[0], args[1] if len(args) > 1 else None, backend=backend)
+                out = module(args[0], args[1] if len(args) > 1 else None, kernel=kernel)
                 blobs[tops[0]] = out
             elif ltype == "LSTM":
                 if module.expose_hidden:
                     static = args[2] if len(args) == 5 else None
-                    h, hT, cT = module(args[0], args[1], static, h0=args[-2], c0=args[-1])
+                    h, hT, cT = module(args[0], args[1], static, h0=args[-2], c0=args[-1], kernel=kernel)
                     blobs[tops[0]], blobs[tops[1]], blobs[tops[2]] = h, hT, cT
                 else:
-                    blobs[tops[0]] = module(args[0], args[1], args[2] if len(args) > 2 else None)
+                    blobs[tops[0]] = module(args[0], args[1], args[2] if len(args) > 2 else None, kernel=kernel)
             elif ltype == "InnerProduct":
                 blobs[tops[0]] = module(args[0])
             elif ltype == "EuclideanLoss":

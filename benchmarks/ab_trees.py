@@ -1,0 +1,122 @@
+"""This checkout's port against another checkout's (another branch, an earlier commit), interleaved.
+
+    python benchmarks/ab_trees.py WORKLOAD --other ../other-checkout [--threads N] [--rounds R] [--steps S]
+
+For the workloads of benchmarks/vs_legacy.py (its ``port`` side: ``benchmarks/port_runners.py`` of each
+checkout). Each checkout runs in a process of its own (the same interpreter, its own source tree first on
+the path, the same environment: ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` =
+``--threads`` and libgomp's bounded spinning, as the programs set them), driven round by round from this
+one: one warm-up round each, then ``--rounds`` rounds of ``--steps`` steps, the order alternating (A B,
+B A, ...). Printed: each side's median rate and min-max, and the median of the per-round ratios
+this / other with its min-max: on a shared machine the pairwise ratio is the figure to trust.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent.parent
+WORKLOADS = ("ptb-train", "ptb-test", "shakespeare-train", "imdb-f64", "imdb-f32",
+             "caffe-lstm_short", "caffe-lstm_long", "caffe-deep_short", "caffe-deep_long")
+DEFAULT_STEPS = {"ptb-train": 40, "ptb-test": 400, "shakespeare-train": 6, "imdb-f64": 40, "imdb-f32": 40,
+                 "caffe-lstm_short": 200, "caffe-lstm_long": 100, "caffe-deep_short": 200, "caffe-deep_long": 100}
+UNITS = {"ptb-test": "tokens/s"}
+
+
+def serve(tree: Path, workload: str, threads: int, seed: int) -> None:
+    """The worker: build the checkout's port runner, then answer each step count with the seconds taken."""
+    sys.path[:0] = [str(tree), str(tree / "benchmarks")]
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    import port_runners
+
+    runner = port_runners.build(workload, argparse.Namespace(seed=seed, threads=threads, on_step=None))
+    print(json.dumps({"ready": str(tree)}), flush=True)
+    for line in sys.stdin:
+        n = int(line)
+        if n < 0:
+            return
+        print(json.dumps({"seconds": runner(n)}), flush=True)
+
+
+class Worker:
+    def __init__(self, tree: Path, workload: str, threads: int, seed: int):
+        env = dict(os.environ)
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[var] = str(threads)
+        if "OMP_WAIT_POLICY" not in env:
+            env.setdefault("GOMP_SPINCOUNT", "10000")  # compat.threads.SPIN_COUNT, set before torch loads
+        env.pop("PYTHONPATH", None)
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve", str(tree), workload,
+                                      "--threads", str(threads), "--seed", str(seed)], cwd=tree, env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        ready = self.proc.stdout.readline()
+        if not ready:
+            raise SystemExit(f"{tree}: the worker failed to start")
+
+    def __call__(self, n: int) -> float:
+        self.proc.stdin.write(f"{n}\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())["seconds"]
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.write("-1\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass
+        self.proc.wait(30)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("workload", choices=WORKLOADS)
+    p.add_argument("--other", type=Path, help="the other checkout (its benchmarks/port_runners.py is used)")
+    p.add_argument("--serve", type=Path, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--threads", type=int, default=1, help="threads on both sides (default 1)")
+    p.add_argument("--rounds", type=int, default=7, help="timed rounds per side (default 7)")
+    p.add_argument("--steps", type=int, default=None, help="steps per round (default: vs_legacy.py's)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.serve is not None:
+        serve(args.serve, args.workload, args.threads, args.seed)
+        return 0
+    if args.other is None:
+        p.error("--other is required")
+    steps = args.steps or DEFAULT_STEPS[args.workload]
+    sides = {"other": args.other.resolve(), "this": HERE}
+    workers = {name: Worker(tree, args.workload, args.threads, args.seed) for name, tree in sides.items()}
+    rates = {name: [] for name in workers}
+    try:
+        for name, w in workers.items():
+            w(max(1, steps // 4))
+        for r in range(args.rounds):
+            for name in (("other", "this") if r % 2 == 0 else ("this", "other")):
+                rates[name].append(steps / workers[name](steps))
+    finally:
+        for w in workers.values():
+            w.close()
+    unit = UNITS.get(args.workload, "steps/s")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"# {args.workload}, {args.threads} thread(s), {args.rounds} rounds x {steps} steps, load {load:.1f}; "
+          f"other = {sides['other']}, this = {sides['this']}")
+    for name in ("other", "this"):
+        v = rates[name]
+        print(f"{name:<6} {statistics.median(v):>12,.2f} {unit}  min-max {min(v):,.2f}-{max(v):,.2f}")
+    pairs = [b / a for a, b in zip(rates["other"], rates["this"])]
+    print(f"this / other: median of the pairwise ratios {statistics.median(pairs):.3f} "
+          f"(min-max {min(pairs):.3f}-{max(pairs):.3f}); ratio of the medians "
+          f"{statistics.median(rates['this']) / statistics.median(rates['other']):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

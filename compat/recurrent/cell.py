@@ -1,0 +1,147 @@
+"""What one step of a recurrent cell computes: one validated, immutable value.
+
+A :class:`Cell` says everything about the recurrence that is not a tensor: the family (the LSTM now; the
+GRU and simple RNNs are the next families and take the same seam), the activations, the clips, the
+variants a legacy framework adds (peepholes, a projection, coupled gates), the order of the gate blocks
+in the weights handed over, and the legacy gradient quirks. The kernels read it to say whether they can
+run a call (:mod:`compat.recurrent.kernels`); the step loop reads it to compute a step.
+
+For the LSTM, per step, in this order (:func:`compat.recurrent.loop.lstm_layer` writes it out)::
+
+    z = x W_ih^T + b + (cont * h) W_hh^T                   i, f, g, o = split(z, gate_order)
+    i += p_i * c_prev;  f += p_f * c_prev                  (peepholes: TF LSTMCell, ONNX P)
+    i, f, g = clamp(., -preact_clip, preact_clip)          (ONNX clip, on every pre-activation)
+    i = gate(i);  f = 1 - i if input_forget else gate(f)   (ONNX input_forget)
+    c = f * c_prev + i * cell_input(g)
+    c = clamp(c, -cell_clip, cell_clip)                    (TF LSTMCell cell_clip)
+    c = m * c + (1 - m) * c_prev                           (Theano mask)
+    o += p_o * c;  o = clamp(o, -preact_clip, preact_clip) (the new, clipped cell)
+    h = gate(o) * cell_output(c)
+    h = clamp(h W_hr^T, -proj_clip, proj_clip)             (projection: TF num_proj, torch proj_size)
+    h = m * h + (1 - m) * h_prev                           (Theano mask)
+
+The gradient quirks change only the backward pass: ``preact_grad_clip`` clamps the gradient of the gate
+pre-activations z at every step (junhyukoh/caffe-lstm ``clipping_threshold``, lstm_layer.cpp
+``Backward_cpu`` ``caffe_bound``); ``weight_grad_ignores_cont`` takes W_hh's gradient against the raw
+h_{t-1} also where ``cont`` zeroed it (the same function accumulates dW_h at every step).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Tuple
+
+from torch import Tensor
+
+from compat import lstm_activations
+
+Fn = Callable[[Tensor], Tensor]
+
+FAMILIES = ("lstm",)
+CANONICAL_GATE_ORDER = "ifgo"  # PyTorch / cuDNN: rows i | f | g | o
+STANDARD_ACTIVATIONS = ("sigmoid", "tanh", "tanh")
+
+
+class CellError(ValueError):
+    """A cell option the core does not know or cannot combine."""
+
+
+def _positive(name: str, value) -> Optional[float]:
+    if value is None:
+        return None
+    value = float(value)
+    if not value > 0:
+        raise CellError(f"{name} must be > 0 (None for none); got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Cell:
+    """The semantics of one recurrent step (see the module docstring for the LSTM's).
+
+    ``activations``: ``(gate, cell input, cell output)``, each a name of
+    :data:`compat.lstm_activations.ACTIVATIONS`, a ``(name, alpha[, beta])`` tuple or a callable.
+    ``gate_order``: the order of the four gate blocks along the weights' rows (and the biases): the
+    canonical ``"ifgo"``, or a legacy framework's own when its weights are handed over as stored, without
+    a conversion at every call (Caffe's blobs ``"ifog"``, the Theano tutorial's ``"ifog"`` (its c is g),
+    TF's kernel ``"igfo"`` (its j is g)). ``peepholes`` / ``projection``: the weights carry a peephole
+    [3, H] / a weight_hr [P, H] in every layer.
+    """
+
+    family: str = "lstm"
+    activations: Tuple = STANDARD_ACTIVATIONS
+    peepholes: bool = False
+    projection: bool = False
+    cell_clip: Optional[float] = None
+    proj_clip: Optional[float] = None
+    preact_clip: Optional[float] = None
+    input_forget: bool = False
+    gate_order: str = CANONICAL_GATE_ORDER
+    preact_grad_clip: Optional[float] = None
+    weight_grad_ignores_cont: bool = False
+
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise CellError(f"cell family {self.family!r} is not one the core runs; known: {list(FAMILIES)}")
+        if not isinstance(self.gate_order, str) or sorted(self.gate_order) != sorted(CANONICAL_GATE_ORDER):
+            raise CellError(f"gate_order must be a permutation of 'ifgo', not {self.gate_order!r}")
+        activations = tuple(self.activations) if isinstance(self.activations, (tuple, list)) else self.activations
+        object.__setattr__(self, "activations", activations)
+        lstm_activations.resolve(activations)  # unknown names and wrong arity fail here, once
+        for name in ("cell_clip", "proj_clip", "preact_clip", "preact_grad_clip"):
+            object.__setattr__(self, name, _positive(name, getattr(self, name)))
+        if self.proj_clip is not None and not self.projection:
+            raise CellError("proj_clip clips the projected h, and these weights have no projection (weight_hr)")
+        for name in ("peepholes", "projection", "input_forget", "weight_grad_ignores_cont"):
+            object.__setattr__(self, name, bool(getattr(self, name)))
+
+    # ------------------------------------------------------------------------------ what kernels read
+    @property
+    def functions(self) -> Tuple[Fn, Fn, Fn]:
+        """``(gate, cell_input, cell_output)`` as functions on tensors."""
+        return tuple(lstm_activations.activation(a) for a in self.activations)
+
+    @property
+    def standard_activations(self) -> bool:
+        """sigmoid gates and tanh, by name (a callable is never taken for them)."""
+        return lstm_activations.resolve(self.activations) is None
+
+    @property
+    def canonical_gate_order(self) -> bool:
+        return self.gate_order == CANONICAL_GATE_ORDER
+
+    @property
+    def gate_index(self) -> Tuple[int, int, int, int]:
+        """Where the i, f, g and o blocks sit in the weights' rows."""
+        return tuple(self.gate_order.index(g) for g in CANONICAL_GATE_ORDER)
+
+    @property
+    def gradient_quirks(self) -> bool:
+        """A legacy gradient rule beyond autograd's (it matters only where a gradient is taken)."""
+        return self.preact_grad_clip is not None or self.weight_grad_ignores_cont
+
+    def beyond_plain(self) -> Optional[str]:
+        """What this cell computes in its forward pass beyond the plain LSTM (sigmoid gates, tanh, no clips,
+        peepholes or coupled gates), named for an error message; None for the plain LSTM. Projections are
+        the caller's to judge (torch's fused kernel takes them narrower than the cell)."""
+        found = []
+        if not self.standard_activations:
+            found.append(f"activations {self.activations!r}")
+        for name in ("peepholes", "input_forget"):
+            if getattr(self, name):
+                found.append(name)
+        for name in ("cell_clip", "proj_clip", "preact_clip"):
+            if getattr(self, name) is not None:
+                found.append(f"{name}={getattr(self, name)}")
+        return ", ".join(found) or None
+
+    def quirks(self) -> str:
+        """The gradient quirks, named for an error message."""
+        found = []
+        if self.preact_grad_clip is not None:
+            found.append(f"preact_grad_clip={self.preact_grad_clip}")
+        if self.weight_grad_ignores_cont:
+            found.append("weight_grad_ignores_cont")
+        return ", ".join(found)
+
+
+__all__ = ["CANONICAL_GATE_ORDER", "FAMILIES", "STANDARD_ACTIVATIONS", "Cell", "CellError"]
