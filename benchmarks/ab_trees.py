@@ -7,8 +7,12 @@ checkout). Each checkout runs in a process of its own (the same interpreter, its
 the path, the same environment: ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` =
 ``--threads`` and libgomp's bounded spinning, as the programs set them), driven round by round from this
 one: one warm-up round each, then ``--rounds`` rounds of ``--steps`` steps, the order alternating (A B,
-B A, ...). Printed: each side's median rate and min-max, and the median of the per-round ratios
-this / other with its min-max: on a shared machine the pairwise ratio is the figure to trust.
+B A, ...); halfway, both processes are replaced by fresh ones started in the other order (a process started
+first or second can run a few percent faster, whatever its code: this evens it out). Printed: each side's median rate and min-max, and the median of the per-round ratios
+this / other with its min-max: on a shared machine the pairwise ratio is the figure to trust. The same for
+the rate per CPU second of the side's process (all its threads): at one thread, where other processes
+share the cores, the steadier figure. Last, the ratio of each side's fastest round: the least disturbed
+round of each, the figure least moved by other processes on a busy machine.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
@@ -43,7 +48,9 @@ def serve(tree: Path, workload: str, threads: int, seed: int) -> None:
         n = int(line)
         if n < 0:
             return
-        print(json.dumps({"seconds": runner(n)}), flush=True)
+        cpu0 = time.process_time()
+        seconds = runner(n)
+        print(json.dumps({"seconds": seconds, "cpu": time.process_time() - cpu0}), flush=True)
 
 
 class Worker:
@@ -61,10 +68,12 @@ class Worker:
         if not ready:
             raise SystemExit(f"{tree}: the worker failed to start")
 
-    def __call__(self, n: int) -> float:
+    def __call__(self, n: int):
+        """(wall seconds, CPU seconds) of ``n`` steps."""
         self.proc.stdin.write(f"{n}\n")
         self.proc.stdin.flush()
-        return json.loads(self.proc.stdout.readline())["seconds"]
+        answer = json.loads(self.proc.stdout.readline())
+        return answer["seconds"], answer["cpu"]
 
     def close(self) -> None:
         try:
@@ -93,28 +102,36 @@ def main(argv=None) -> int:
         p.error("--other is required")
     steps = args.steps or DEFAULT_STEPS[args.workload]
     sides = {"other": args.other.resolve(), "this": HERE}
-    workers = {name: Worker(tree, args.workload, args.threads, args.seed) for name, tree in sides.items()}
-    rates = {name: [] for name in workers}
-    try:
-        for name, w in workers.items():
-            w(max(1, steps // 4))
-        for r in range(args.rounds):
-            for name in (("other", "this") if r % 2 == 0 else ("this", "other")):
-                rates[name].append(steps / workers[name](steps))
-    finally:
-        for w in workers.values():
-            w.close()
+    rates = {name: [] for name in sides}
+    cpu_rates = {name: [] for name in sides}
+    halves = (("other", "this"), ("this", "other"))  # the order the processes are started in
+    for half, start_order in enumerate(halves):
+        workers = {name: Worker(sides[name], args.workload, args.threads, args.seed) for name in start_order}
+        try:
+            for w in workers.values():
+                w(max(1, steps // 4))
+            n_rounds = args.rounds // 2 if half == 0 else args.rounds - args.rounds // 2
+            for r in range(n_rounds):
+                for name in (("other", "this") if r % 2 == 0 else ("this", "other")):
+                    wall, cpu = workers[name](steps)
+                    rates[name].append(steps / wall)
+                    cpu_rates[name].append(steps / cpu)
+        finally:
+            for w in workers.values():
+                w.close()
     unit = UNITS.get(args.workload, "steps/s")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# {args.workload}, {args.threads} thread(s), {args.rounds} rounds x {steps} steps, load {load:.1f}; "
           f"other = {sides['other']}, this = {sides['this']}")
-    for name in ("other", "this"):
-        v = rates[name]
-        print(f"{name:<6} {statistics.median(v):>12,.2f} {unit}  min-max {min(v):,.2f}-{max(v):,.2f}")
-    pairs = [b / a for a, b in zip(rates["other"], rates["this"])]
-    print(f"this / other: median of the pairwise ratios {statistics.median(pairs):.3f} "
-          f"(min-max {min(pairs):.3f}-{max(pairs):.3f}); ratio of the medians "
-          f"{statistics.median(rates['this']) / statistics.median(rates['other']):.3f}")
+    for what, table, per in (("wall", rates, unit), ("cpu", cpu_rates, unit.replace("/s", " per CPU s"))):
+        for name in ("other", "this"):
+            v = table[name]
+            print(f"{what:<4} {name:<6} {statistics.median(v):>12,.2f} {per}  min-max {min(v):,.2f}-{max(v):,.2f}")
+        pairs = [b / a for a, b in zip(table["other"], table["this"])]
+        print(f"{what:<4} this / other: median of the pairwise ratios {statistics.median(pairs):.3f} "
+              f"(min-max {min(pairs):.3f}-{max(pairs):.3f}); ratio of the medians "
+              f"{statistics.median(table['this']) / statistics.median(table['other']):.3f}; of the fastest rounds "
+              f"{max(table['this']) / max(table['other']):.3f}")
     return 0
 
 

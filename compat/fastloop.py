@@ -445,16 +445,17 @@ def lstm_layer_inference(xproj: Tensor, weight_hh_t: Tensor, h0: Tensor, c0: Ten
         raise ValueError(f"weight_hh_t has shape {list(weight_hh_t.shape)}; expected [H, 4H] = [{H}, {G}]")
     if not supports(xproj):
         raise RuntimeError(f"compat.fastloop cannot run here ({unavailable_reason() or 'needs CPU float32/64'})")
+    if torch.is_grad_enabled() and (xproj.requires_grad or weight_hh_t.requires_grad):
+        raise ValueError("lstm_layer_inference records no gradient: call it without autograd (torch.no_grad())")
     suffix, _ = _REAL[xproj.dtype]
-    with torch.no_grad():
-        xproj, wht = xproj.contiguous(), weight_hh_t.contiguous()
-        h0c, c0c = h0.contiguous(), c0.contiguous()
-        contc = None if cont is None else cont.to(xproj.dtype).contiguous()
-        out, hT, cT = xproj.new_empty(T, B, H), xproj.new_empty(B, H), xproj.new_empty(B, H)
-        work = xproj.new_empty(_forward_work(B, H))
-        getattr(_library(), f"lstm_forward_{suffix}")(
-            T, B, H, *_offsets(gate_order), _ptr(xproj), _ptr(wht), _ptr(contc), _ptr(h0c), _ptr(c0c), _ptr(out),
-            _ptr(hT), _ptr(cT), None, None, None, _ptr(work))
+    xproj, wht = xproj.contiguous(), weight_hh_t.contiguous()
+    h0c, c0c = h0.detach().contiguous(), c0.detach().contiguous()
+    contc = None if cont is None else cont.to(xproj.dtype).contiguous()
+    out, hT, cT = xproj.new_empty(T, B, H), xproj.new_empty(B, H), xproj.new_empty(B, H)
+    work = xproj.new_empty(_forward_work(B, H))
+    getattr(_library(), f"lstm_forward_{suffix}")(
+        T, B, H, *_offsets(gate_order), xproj.data_ptr(), wht.data_ptr(), _ptr(contc), h0c.data_ptr(),
+        c0c.data_ptr(), out.data_ptr(), hT.data_ptr(), cT.data_ptr(), None, None, None, work.data_ptr())
     return out, hT, cT
 
 

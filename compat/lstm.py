@@ -180,14 +180,15 @@ def _cell(weights_layers, cell: Optional[Cell], tanh, gate_activation, activatio
     has_proj = weights_layers[0][0].weight_hr is not None
     peepholes = weights_layers[0][0].peephole is not None
     if cell is not None:
-        given = [n for n, v in (("tanh", tanh), ("gate_activation", gate_activation), ("activations", activations),
-                                ("cell_clip", cell_clip), ("proj_clip", proj_clip), ("preact_clip", preact_clip),
-                                ("preact_grad_clip", preact_grad_clip)) if v is not None]
-        given += [n for n, v in (("input_forget", input_forget),
-                                 ("recurrent_weight_grad_ignores_cont", recurrent_weight_grad_ignores_cont)) if v]
-        if gate_order != CANONICAL_GATE_ORDER:
-            given.append("gate_order")
-        if given:
+        if (tanh is not None or gate_activation is not None or activations is not None or cell_clip is not None
+                or proj_clip is not None or preact_clip is not None or preact_grad_clip is not None or input_forget
+                or recurrent_weight_grad_ignores_cont or gate_order != CANONICAL_GATE_ORDER):
+            given = [n for n, v in (("tanh", tanh), ("gate_activation", gate_activation), ("activations", activations),
+                                    ("cell_clip", cell_clip), ("proj_clip", proj_clip), ("preact_clip", preact_clip),
+                                    ("preact_grad_clip", preact_grad_clip), ("input_forget", input_forget or None),
+                                    ("recurrent_weight_grad_ignores_cont", recurrent_weight_grad_ignores_cont or None),
+                                    ("gate_order", None if gate_order == CANONICAL_GATE_ORDER else gate_order))
+                     if v is not None]
             raise ValueError(f"pass the cell's options in cell=, not beside it: {given}")
         if cell.peepholes != peepholes or cell.projection != has_proj:
             raise ShapeError(f"the cell says peepholes={cell.peepholes}, projection={cell.projection}; the weights "

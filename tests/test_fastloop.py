@@ -167,7 +167,7 @@ def test_ptb_one_step_evaluation_equals_the_core_loop(forget_bias, shared, dtype
     from unittest import mock
 
     import ports.tf_ptb.model as model_module
-    from compat.lstm import lstm as core_lstm
+    from compat.recurrent import run as core_run
     from ports.tf_ptb.config import Config
     from ports.tf_ptb.model import PTBModel
 
@@ -184,7 +184,7 @@ def test_ptb_one_step_evaluation_equals_the_core_loop(forget_bias, shared, dtype
                    torch.randn(3, 6, generator=g, dtype=torch.float64).to(dtype)) for _ in range(2))
     with torch.no_grad():
         logits, final = model(x, state)
-        with mock.patch.object(model_module, "lstm", lambda *a, **kw: core_lstm(*a, **kw, kernel="loop")):
+        with mock.patch.object(model_module, "run", lambda *a, **kw: core_run(*a, **kw, kernel="loop")):
             r_logits, r_final = model(x, state)
     assert_close(logits, r_logits)
     for pair, r_pair in zip(final, r_final):

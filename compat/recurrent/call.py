@@ -95,7 +95,7 @@ class Call:
 
     @property
     def on_cpu(self) -> bool:
-        return self.x.device.type == "cpu"
+        return self.x.is_cpu
 
     # ---------------------------------------------------------------------------- derived facts
     @cached_property
@@ -103,8 +103,12 @@ class Call:
         """Whether autograd records this call (a gradient may be asked of it)."""
         if not torch.is_grad_enabled():
             return False
-        tensors = [self.x, *self.state] + [t for dirs in self.layers for w in dirs for t in w if t is not None]
-        return any(t.requires_grad for t in tensors)
+        for dirs in self.layers:
+            for w in dirs:
+                for t in w:
+                    if t is not None and t.requires_grad:
+                        return True
+        return self.x.requires_grad or any(t.requires_grad for t in self.state)
 
     @cached_property
     def mask_lengths(self) -> Optional[Tensor]:

@@ -27,7 +27,7 @@ h_{t-1} also where ``cont`` zeroed it (the same function accumulates dW_h at eve
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional, Tuple
 
 from torch import Tensor
@@ -78,6 +78,11 @@ class Cell:
     gate_order: str = CANONICAL_GATE_ORDER
     preact_grad_clip: Optional[float] = None
     weight_grad_ignores_cont: bool = False
+    # Derived once, in __post_init__ (the kernels read them at every call).
+    functions: Tuple[Fn, Fn, Fn] = field(init=False, repr=False, compare=False)
+    standard_activations: bool = field(init=False, repr=False, compare=False)
+    gate_index: Tuple[int, int, int, int] = field(init=False, repr=False, compare=False)
+    _beyond_plain: Optional[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -86,33 +91,29 @@ class Cell:
             raise CellError(f"gate_order must be a permutation of 'ifgo', not {self.gate_order!r}")
         activations = tuple(self.activations) if isinstance(self.activations, (tuple, list)) else self.activations
         object.__setattr__(self, "activations", activations)
-        lstm_activations.resolve(activations)  # unknown names and wrong arity fail here, once
+        # unknown names and wrong arity fail here, once; None for sigmoid gates and tanh by name (a callable is
+        # never taken for them)
+        standard = lstm_activations.resolve(activations) is None
         for name in ("cell_clip", "proj_clip", "preact_clip", "preact_grad_clip"):
             object.__setattr__(self, name, _positive(name, getattr(self, name)))
         if self.proj_clip is not None and not self.projection:
             raise CellError("proj_clip clips the projected h, and these weights have no projection (weight_hr)")
         for name in ("peepholes", "projection", "input_forget", "weight_grad_ignores_cont"):
             object.__setattr__(self, name, bool(getattr(self, name)))
+        # (gate, cell_input, cell_output) as functions; where the i, f, g and o blocks sit in the weights' rows
+        object.__setattr__(self, "functions", tuple(lstm_activations.activation(a) for a in activations))
+        object.__setattr__(self, "standard_activations", standard)
+        object.__setattr__(self, "gate_index", tuple(self.gate_order.index(g) for g in CANONICAL_GATE_ORDER))
+        found = [] if standard else [f"activations {activations!r}"]
+        found += [name for name in ("peepholes", "input_forget") if getattr(self, name)]
+        found += [f"{name}={getattr(self, name)}" for name in ("cell_clip", "proj_clip", "preact_clip")
+                  if getattr(self, name) is not None]
+        object.__setattr__(self, "_beyond_plain", ", ".join(found) or None)
 
     # ------------------------------------------------------------------------------ what kernels read
     @property
-    def functions(self) -> Tuple[Fn, Fn, Fn]:
-        """``(gate, cell_input, cell_output)`` as functions on tensors."""
-        return tuple(lstm_activations.activation(a) for a in self.activations)
-
-    @property
-    def standard_activations(self) -> bool:
-        """sigmoid gates and tanh, by name (a callable is never taken for them)."""
-        return lstm_activations.resolve(self.activations) is None
-
-    @property
     def canonical_gate_order(self) -> bool:
         return self.gate_order == CANONICAL_GATE_ORDER
-
-    @property
-    def gate_index(self) -> Tuple[int, int, int, int]:
-        """Where the i, f, g and o blocks sit in the weights' rows."""
-        return tuple(self.gate_order.index(g) for g in CANONICAL_GATE_ORDER)
 
     @property
     def gradient_quirks(self) -> bool:
@@ -123,16 +124,7 @@ class Cell:
         """What this cell computes in its forward pass beyond the plain LSTM (sigmoid gates, tanh, no clips,
         peepholes or coupled gates), named for an error message; None for the plain LSTM. Projections are
         the caller's to judge (torch's fused kernel takes them narrower than the cell)."""
-        found = []
-        if not self.standard_activations:
-            found.append(f"activations {self.activations!r}")
-        for name in ("peepholes", "input_forget"):
-            if getattr(self, name):
-                found.append(name)
-        for name in ("cell_clip", "proj_clip", "preact_clip"):
-            if getattr(self, name) is not None:
-                found.append(f"{name}={getattr(self, name)}")
-        return ", ".join(found) or None
+        return self._beyond_plain
 
     def quirks(self) -> str:
         """The gradient quirks, named for an error message."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 
 from compat import fastloop
 from compat.recurrent.call import Call
@@ -50,7 +49,10 @@ class Compiled:
         grad = call.needs_grad
 
         def layer(x, w, h0, c0, cont, mask, live):
-            xproj = F.linear(x, w.weight_ih, input_bias(w))
+            T, B, n_in = x.shape
+            bias = input_bias(w)
+            flat = x.reshape(T * B, n_in)  # what F.linear does with a 3-D input, without its dispatch
+            xproj = (flat @ w.weight_ih.t() if bias is None else torch.addmm(bias, flat, w.weight_ih.t())).view(T, B, -1)
             if grad:
                 return fastloop.lstm_layer(xproj, w.weight_hh, h0, c0, cont, gate_order=cell.gate_order,
                                            grad_clip=cell.preact_grad_clip,

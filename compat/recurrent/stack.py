@@ -58,6 +58,8 @@ def by_layer(call: Call, run_layer: LayerRunner, *, mask: Optional[Tensor] = Non
         if p > 0 and (layer < L - 1 or call.dropout_placement == "output"):
             out = F.dropout(out, p, training=True)
         inp = out
+    if len(h_n) == 1:
+        return inp, (h_n[0].unsqueeze(0), c_n[0].unsqueeze(0))
     return inp, (torch.stack(h_n), torch.stack(c_n))
 
 

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from compat.lstm import LayerWeights, lstm
-from compat.recurrent import Cell
+from compat.recurrent import Cell, run
 
 # Both layers keep their blobs' gate blocks in Caffe's order i, f, o, g (lstm_unit_layer.cpp, the fork's
 # lstm_layer.cpp) and hand them to the core as stored.
@@ -305,20 +305,25 @@ class JunhyukohLSTM(_CaffeBlobsAndState, nn.Module):
         if x.shape[2] != self.input_size:
             raise CaffeShapeError(f"bottom data has {x.shape[2]} values per row (shape {list(data.shape)}); "
                                   f"W_x expects {self.input_size}")
-        zeros = x.new_zeros(1, N, H)
+        w = LayerWeights(self.W_x, self.W_h, self.b)
+        if x.dtype != w.weight_ih.dtype or x.device != w.weight_ih.device:
+            raise CaffeShapeError(f"bottom data has dtype {x.dtype} on {x.device}; the blobs are {w.weight_ih.dtype} "
+                                  f"on {w.weight_ih.device}")
         if clip is not None:
             if clip.numel() != T * N or (clip.dim() > 1 and clip.numel() != clip.shape[0]):
                 raise CaffeShapeError(f"bottom clip has shape {list(clip.shape)}; expected [T*N] or [T*N, 1] "
                                       f"with T*N = {T * N}")
             cont = (clip.reshape(T, N) != 0).to(x.dtype)
-            carried = self._h is not None and self._h.shape == zeros.shape and self._h.dtype == x.dtype
-            h0, c0 = (self._h.to(x.device), self._c.to(x.device)) if carried else (zeros, zeros)
+            if self._h is not None and self._h.shape == (1, N, H) and self._h.dtype == x.dtype:
+                h0, c0 = self._h.to(x.device), self._c.to(x.device)
+            else:
+                h0 = c0 = x.new_zeros(1, N, H)
         else:
             cont = torch.ones(T, N, dtype=x.dtype, device=x.device)
             cont[0] = 0
-            h0, c0 = zeros, zeros
-        out, (h_n, c_n) = lstm(x, [LayerWeights(self.W_x, self.W_h, self.b)], (h0, c0), cont=cont, cell=self.cell,
-                               kernel=kernel)
+            h0 = c0 = x.new_zeros(1, N, H)
+        # The blobs' shapes are the layer's own (fixed when it was built): straight to the core's driver.
+        out, (h_n, c_n) = run(self.cell, ((w,),), x, (h0, c0), cont=cont, kernel=kernel)
         # lstm_layer.cpp keeps c_T_, h_T_ after every forward ("Preserve cell state ... for truncated BPTT");
         # no gradient crosses forward calls.
         self._h, self._c = h_n.detach(), c_n.detach()

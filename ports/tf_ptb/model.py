@@ -25,9 +25,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from compat.errors import FileFormatError
-from compat.lstm import LayerWeights, lstm
+from compat.lstm import LayerWeights
 from compat.projected_xent import BufferPool, projected_cross_entropy
-from compat.recurrent import Cell
+from compat.recurrent import Cell, run
 from compat.tf1 import tf1_cell_variables
 
 from . import tf_names
@@ -92,6 +92,10 @@ class PTBModel(nn.Module):
         self.softmax_w = nn.Parameter(torch.empty(H, V, **factory))
         self.softmax_b = nn.Parameter(torch.empty(V, **factory))
         self.cell_semantics = Cell("lstm", gate_order=TF_GATE_ORDER)
+        # The run-time forget bias on the f block of i, j, f, o: a constant (not a variable, not saved).
+        forget = torch.zeros(4 * H, **factory)
+        forget[2 * H:3 * H] = config.forget_bias
+        self.register_buffer("forget_bias_vector", forget, persistent=False)
         # The training cost's [B * T, V] probabilities buffer, kept between steps (compat.projected_xent).
         self.xent_buffers = BufferPool(1)
         self.reset_parameters()
@@ -125,14 +129,12 @@ class PTBModel(nn.Module):
         """Every layer's weights as the core takes them: views of the live TF variables (``kernel[:H]^T`` the
         input weight, ``kernel[H:]^T`` the recurrent one, gates in TF's order) and the run-time forget bias as
         a constant second bias (rnn_cell_impl ``BasicLSTMCell.call``: ``sigmoid(f + forget_bias)``)."""
-        H, fb = self.config.hidden_size, self.config.forget_bias
+        H = self.config.hidden_size
+        forget = self.forget_bias_vector if self.config.forget_bias else None
         weights = []
         for cell in self.cells:
-            forget = None
-            if fb:
-                forget = cell.bias.new_zeros(4 * H)
-                forget[2 * H:3 * H] = fb  # the f block of i, j, f, o
-            weights.append(LayerWeights(cell.kernel[:H].t(), cell.kernel[H:].t(), cell.bias, forget))
+            kernel = cell.kernel
+            weights.append(LayerWeights(kernel[:H].t(), kernel[H:].t(), cell.bias, forget))
         if self.config.shared_cell_weights:
             return weights * self.config.num_layers
         return weights
@@ -146,7 +148,7 @@ class PTBModel(nn.Module):
             raise TypeError(f"inputs must be integer word ids, got dtype {inputs.dtype}")
         inputs = inputs.to(device=self.embedding.device, dtype=torch.long)
         if inputs.numel():
-            lo, hi = int(inputs.min()), int(inputs.max())
+            lo, hi = (int(v) for v in torch.aminmax(inputs))
             if lo < 0 or hi >= self.config.vocab_size:
                 bad = lo if lo < 0 else hi
                 raise ValueError(f"word id {bad} in inputs is outside the vocabulary [0, {self.config.vocab_size})")
@@ -157,12 +159,13 @@ class PTBModel(nn.Module):
         if len(state) != L:
             raise ValueError(f"state has {len(state)} layers; the model has {L} (a (c, h) pair per layer)")
         cs, hs = [], []
+        dtype, device = self.embedding.dtype, self.embedding.device
         for k, pair in enumerate(state):
             if len(pair) != 2:
                 raise ValueError(f"state[{k}] must be a (c, h) pair")
-            c, h = (torch.as_tensor(t, dtype=self.embedding.dtype, device=self.embedding.device) for t in pair)
+            c, h = (torch.as_tensor(t, dtype=dtype, device=device) for t in pair)
             for name, t in (("c", c), ("h", h)):
-                if list(t.shape) != [batch_size, H]:
+                if t.shape != (batch_size, H):
                     raise ValueError(f"state[{k}].{name} has shape {list(t.shape)}; expected [batch_size, H] = "
                                      f"{[batch_size, H]}")
             cs.append(c)
@@ -215,11 +218,13 @@ class PTBModel(nn.Module):
         drop = 1.0 - cfg.keep_prob
         if self.training and drop > 0:
             x = F.dropout(x, drop, training=True)
-        out, (h_n, c_n) = lstm(x.transpose(0, 1), self.layer_weights(), hx, dropout=drop,
-                               dropout_placement="output", training=self.training, cell=self.cell_semantics)
+        # The variables' shapes are the model's own (fixed when it was built): straight to the core's driver.
+        layers = tuple((w,) for w in self.layer_weights())
+        out, (h_n, c_n) = run(self.cell_semantics, layers, x.transpose(0, 1), hx, dropout=drop,
+                              dropout_placement="output", training=self.training)
         # reshape(concat(outputs, 1), [-1, H]): batch-major rows b * T + t.
         output = out.transpose(0, 1).reshape(B * T, cfg.hidden_size)
-        final = tuple((c_n[k], h_n[k]) for k in range(cfg.num_layers))
+        final = tuple(zip(c_n.unbind(0), h_n.unbind(0)))
         return output, final, lookup
 
     def cost(self, logits: Tensor, targets) -> Tensor:
