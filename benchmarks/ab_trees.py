@@ -1,6 +1,7 @@
 """This checkout's port against another checkout's (another branch, an earlier commit), interleaved.
 
     python benchmarks/ab_trees.py WORKLOAD --other ../other-checkout [--threads N] [--rounds R] [--steps S]
+    python benchmarks/ab_trees.py WORKLOAD --other . --other-env GOMP_SPINCOUNT=300000   # one setting's effect
 
 For the workloads of benchmarks/vs_legacy.py (its ``port`` side: ``benchmarks/port_runners.py`` of each
 checkout). Each checkout runs in a process of its own (the same interpreter, its own source tree first on
@@ -54,12 +55,18 @@ def serve(tree: Path, workload: str, threads: int, seed: int) -> None:
 
 
 class Worker:
-    def __init__(self, tree: Path, workload: str, threads: int, seed: int):
+    def __init__(self, tree: Path, workload: str, threads: int, seed: int, extra_env=()):
         env = dict(os.environ)
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env[var] = str(threads)
         if "OMP_WAIT_POLICY" not in env:
             env.setdefault("GOMP_SPINCOUNT", "10000")  # compat.threads.SPIN_COUNT, set before torch loads
+        for item in extra_env:
+            name, _, value = item.partition("=")
+            if value:
+                env[name] = value
+            else:
+                env.pop(name, None)
         env.pop("PYTHONPATH", None)
         self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve", str(tree), workload,
                                       "--threads", str(threads), "--seed", str(seed)], cwd=tree, env=env,
@@ -93,6 +100,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="threads on both sides (default 1)")
     p.add_argument("--rounds", type=int, default=7, help="timed rounds per side (default 7)")
     p.add_argument("--steps", type=int, default=None, help="steps per round (default: vs_legacy.py's)")
+    p.add_argument("--other-env", action="append", default=[], metavar="VAR=VALUE",
+                   help="an environment variable set (VAR= removes it) for the other side's process only: with "
+                        "--other . it measures what one setting changes")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     if args.serve is not None:
@@ -106,7 +116,8 @@ def main(argv=None) -> int:
     cpu_rates = {name: [] for name in sides}
     halves = (("other", "this"), ("this", "other"))  # the order the processes are started in
     for half, start_order in enumerate(halves):
-        workers = {name: Worker(sides[name], args.workload, args.threads, args.seed) for name in start_order}
+        workers = {name: Worker(sides[name], args.workload, args.threads, args.seed,
+                                args.other_env if name == "other" else ()) for name in start_order}
         try:
             for w in workers.values():
                 w(max(1, steps // 4))
@@ -122,7 +133,7 @@ def main(argv=None) -> int:
     unit = UNITS.get(args.workload, "steps/s")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# {args.workload}, {args.threads} thread(s), {args.rounds} rounds x {steps} steps, load {load:.1f}; "
-          f"other = {sides['other']}, this = {sides['this']}")
+          f"other = {sides['other']} {' '.join(args.other_env)}, this = {sides['this']}")
     for what, table, per in (("wall", rates, unit), ("cpu", cpu_rates, unit.replace("/s", " per CPU s"))):
         for name in ("other", "this"):
             v = table[name]
