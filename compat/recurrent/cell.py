@@ -120,10 +120,12 @@ class Cell:
         """A legacy gradient rule beyond autograd's (it matters only where a gradient is taken)."""
         return self.preact_grad_clip is not None or self.weight_grad_ignores_cont
 
-    def beyond_plain(self) -> Optional[str]:
+    def beyond_plain(self, *, projection: bool = False) -> Optional[str]:
         """What this cell computes in its forward pass beyond the plain LSTM (sigmoid gates, tanh, no clips,
-        peepholes or coupled gates), named for an error message; None for the plain LSTM. Projections are
-        the caller's to judge (torch's fused kernel takes them narrower than the cell)."""
+        peepholes or coupled gates), named for an error message; None for the plain LSTM. ``projection``:
+        a projection counts too (torch's fused kernel takes one narrower than the cell: its caller judges)."""
+        if projection and self.projection:
+            return "a projection" if self._beyond_plain is None else self._beyond_plain + ", a projection"
         return self._beyond_plain
 
     def quirks(self) -> str:

@@ -93,12 +93,9 @@ class Checked:
 
     @staticmethod
     def supports(call: Call) -> Optional[str]:
-        cell = call.cell
-        beyond = cell.beyond_plain()
+        beyond = call.cell.beyond_plain(projection=True)
         if beyond is not None:
-            return f"the checked kernel runs the plain LSTM; this cell has {beyond}"
-        if cell.projection:
-            return "the checked kernel has no projection"
+            return f"the checked kernel runs the plain LSTM without a projection; this cell has {beyond}"
         if call.directions == 2 or call.lengths is not None or call.mask is not None:
             return "the checked kernel runs one direction with cont only (no mask, no lengths)"
         return None

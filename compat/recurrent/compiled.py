@@ -22,12 +22,9 @@ class Compiled:
 
     @staticmethod
     def supports(call: Call) -> Optional[str]:
-        cell = call.cell
-        beyond = cell.beyond_plain()
+        beyond = call.cell.beyond_plain(projection=True)
         if beyond is not None:
-            return f"the compiled loop runs the plain LSTM; this cell has {beyond}"
-        if cell.projection:
-            return "the compiled loop has no projection"
+            return f"the compiled loop runs the plain LSTM without a projection; this cell has {beyond}"
         if not call.on_cpu:
             return f"the compiled loop runs on the CPU; the input is on {call.x.device}"
         if call.x.dtype not in (torch.float32, torch.float64):

@@ -171,24 +171,37 @@ def _between(call: Call) -> float:
     return call.dropout if call.num_layers > 1 else 0.0
 
 
-def _output_dropout(call: Call, output: Tensor) -> Tensor:
-    if call.dropout > 0 and call.dropout_placement == "output":
-        output = F.dropout(output, call.dropout, training=True)
-    return output
-
-
 # ----------------------------------------------------------------------------------------------- kernels
-class Fused:
+class _TorchLSTM:
+    """What the three forms share: the plain LSTM only (:func:`plain_reason`), each form's own sequences
+    (:meth:`sequence_reason`), the weights gathered into the canonical gate order first, and the output
+    dropout applied after torch's own between the layers."""
+
+    name = what = ""
+
+    def supports(self, call: Call) -> Optional[str]:
+        return plain_reason(call) or self.sequence_reason(call)
+
+    def run(self, call: Call):
+        output, h_n, c_n = self.run_canonical(call, canonical_layers(call.layers, call.cell))
+        if call.dropout > 0 and call.dropout_placement == "output":
+            output = F.dropout(output, call.dropout, training=True)
+        return output, (h_n, c_n)
+
+    def sequence_reason(self, call: Call) -> Optional[str]:
+        raise NotImplementedError
+
+    def run_canonical(self, call: Call, layers) -> Tuple[Tensor, Tensor, Tensor]:
+        raise NotImplementedError
+
+
+class Fused(_TorchLSTM):
     """:func:`fused_call` over the dense sequence."""
 
     name = "fused"
     what = "torch.lstm over the dense sequence (cuDNN, oneDNN or ATen)"
 
-    @staticmethod
-    def supports(call: Call) -> Optional[str]:
-        reason = plain_reason(call)
-        if reason is not None:
-            return reason
+    def sequence_reason(self, call: Call) -> Optional[str]:
         if call.lengths is not None:
             return "lengths: right-padded sequences run on the packed kernel"
         if call.mask is not None and not call.unmasked:
@@ -198,28 +211,21 @@ class Fused:
             return "cont restarts streams after step 0 (the segments kernel runs one call per stretch)"
         return None
 
-    @staticmethod
-    def run(call: Call):
-        layers = canonical_layers(call.layers, call.cell)
+    def run_canonical(self, call: Call, layers):
         h0, c0 = call.state
         if call.cont is not None:  # restarts at step 0 only: the initial state, scaled
             scale = call.cont[0].view(1, call.batch, 1)
             h0, c0 = h0 * scale, c0 * scale
-        output, h_n, c_n = fused_call(call.x, layers, h0, c0, _between(call), call.training, call.directions == 2)
-        return _output_dropout(call, output), (h_n, c_n)
+        return fused_call(call.x, layers, h0, c0, _between(call), call.training, call.directions == 2)
 
 
-class Packed:
+class Packed(_TorchLSTM):
     """Right-padded sequences as a packed sequence."""
 
     name = "packed"
     what = "torch.lstm over a packed sequence (lengths, or a mask that is right padding)"
 
-    @staticmethod
-    def supports(call: Call) -> Optional[str]:
-        reason = plain_reason(call)
-        if reason is not None:
-            return reason
+    def sequence_reason(self, call: Call) -> Optional[str]:
         if call.lengths is None and call.mask is None:
             return "the packed kernel runs right-padded sequences (lengths, or a mask that is right padding)"
         if call.mask is not None:
@@ -231,35 +237,24 @@ class Packed:
             return "every sequence is empty: the packed kernel would have nothing to run and would cut the graph"
         return None
 
-    @staticmethod
-    def run(call: Call):
-        layers = canonical_layers(call.layers, call.cell)
+    def run_canonical(self, call: Call, layers):
         h0, c0 = call.state
         carry = call.lengths is None
         lengths = call.mask_lengths if carry else call.lengths
-        output, h_n, c_n = _fused_packed(call.x, lengths, layers, h0, c0, _between(call), call.training,
-                                         call.directions == 2, carry_last=carry)
-        return _output_dropout(call, output), (h_n, c_n)
+        return _fused_packed(call.x, lengths, layers, h0, c0, _between(call), call.training, call.directions == 2,
+                             carry_last=carry)
 
 
-class Segments:
+class Segments(_TorchLSTM):
     """One fused call per stretch between the steps at which ``cont`` restarts a stream."""
 
     name = "segments"
     what = "torch.lstm once per stretch between cont's restarts, the state scaled by cont at each"
 
-    @staticmethod
-    def supports(call: Call) -> Optional[str]:
-        reason = plain_reason(call)
-        if reason is not None:
-            return reason
-        if call.cont is None:
-            return "the segments kernel runs a cont input"
-        return None
+    def sequence_reason(self, call: Call) -> Optional[str]:
+        return "the segments kernel runs a cont input" if call.cont is None else None
 
-    @staticmethod
-    def run(call: Call):
-        layers = canonical_layers(call.layers, call.cell)
+    def run_canonical(self, call: Call, layers):
         cont, B, T = call.cont, call.batch, call.steps
         bounds = [0] + call.restarts + [T]
         pieces: List[Tensor] = []
@@ -269,8 +264,7 @@ class Segments:
             out, h_n, c_n = fused_call(call.x[start:stop], layers, h_n * scale, c_n * scale, _between(call),
                                        call.training)
             pieces.append(out)
-        output = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
-        return _output_dropout(call, output), (h_n, c_n)
+        return (pieces[0] if len(pieces) == 1 else torch.cat(pieces)), h_n, c_n
 
 
 FUSED, PACKED, SEGMENTS = Fused(), Packed(), Segments()
