@@ -25,7 +25,7 @@ which would run.
 """
 from __future__ import annotations
 
-from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -33,6 +33,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from compat.lstm_activations import ACTIVATIONS  # noqa: F401  (re-exported: the names ``activations`` takes)
 from compat.recurrent.call import DROPOUT_PLACEMENTS, ShapeError
+from compat.recurrent.weights import LayerWeights
 from compat.recurrent.call import right_padded_lengths  # noqa: F401  (re-exported)
 from compat.recurrent.cell import CANONICAL_GATE_ORDER, STANDARD_ACTIVATIONS, Cell
 from compat.recurrent.run import check_options, plan, run
@@ -40,36 +41,6 @@ from compat.recurrent.select import KERNELS, Choice
 
 State = Tuple[Tensor, Tensor]
 LSTMShapeError = ShapeError  # the name the LSTM's shape errors have always had
-
-
-class LayerWeights(NamedTuple):
-    """One layer's (one direction's) parameters in the canonical (PyTorch / cuDNN, gates i, f, g, o) layout."""
-
-    weight_ih: Tensor
-    weight_hh: Tensor
-    bias_ih: Optional[Tensor] = None
-    bias_hh: Optional[Tensor] = None
-    weight_hr: Optional[Tensor] = None
-    peephole: Optional[Tensor] = None
-
-    @property
-    def hidden_size(self) -> int:
-        """H: the cell state's width."""
-        return self.weight_hh.shape[0] // 4
-
-    @property
-    def input_size(self) -> int:
-        return self.weight_ih.shape[1]
-
-    @property
-    def proj_size(self) -> int:
-        """P with a projection, 0 without (as ``torch.nn.LSTM``)."""
-        return 0 if self.weight_hr is None else self.weight_hr.shape[0]
-
-    @property
-    def output_size(self) -> int:
-        """The width of h and of the outputs: P with a projection, else H."""
-        return self.proj_size or self.hidden_size
 
 
 def _shape(t) -> list:

@@ -26,12 +26,11 @@ from compat.recurrent.cell import CANONICAL_GATE_ORDER
 from compat.recurrent.fused import canonical_layers, fused_call
 from compat.recurrent.loop import lstm_layer
 from compat.recurrent.stack import by_layer
+from compat.recurrent.weights import LayerWeights
 
 
 def _fused_layer(x_proj: Tensor, weight_hh: Tensor, h0: Tensor, c0: Tensor, cont: Optional[Tensor]):
     """One layer on the fused kernel from its input term x_proj [T, B, 4H]: (out, h_T, c_T)."""
-    from compat.lstm import LayerWeights
-
     eye = torch.eye(x_proj.shape[2], dtype=x_proj.dtype, device=x_proj.device)
     layers = ((LayerWeights(eye, weight_hh),),)
     h, c = h0.unsqueeze(0), c0.unsqueeze(0)
@@ -71,8 +70,6 @@ class _CheckedLayer(torch.autograd.Function):
         clip = cell.preact_grad_clip
         if clip is not None and bool((d_xproj.abs() > clip).any()):
             # The clamp acts somewhere: the step loop, which clamps at every step (and adds the defect).
-            from compat.lstm import LayerWeights
-
             with torch.enable_grad():
                 again = [t.detach().requires_grad_() for t in leaves]
                 eye = torch.eye(again[0].shape[2], dtype=again[0].dtype, device=again[0].device)
