@@ -337,16 +337,11 @@ def _forward_work(B: int, H: int) -> int:
     return B * gp + B * H + gp + 2 * hp
 
 
-_OFFSETS = {}
-
-
 def _offsets(gate_order: str) -> Tuple[int, int, int, int]:
-    offsets = _OFFSETS.get(gate_order)
-    if offsets is None:
-        if not isinstance(gate_order, str) or sorted(gate_order) != sorted("ifgo"):
-            raise ValueError(f"gate_order must be a permutation of 'ifgo', not {gate_order!r}")
-        offsets = _OFFSETS[gate_order] = tuple(gate_order.index(g) for g in "ifgo")
-    return offsets  # type: ignore[return-value]
+    """Where the i, f, g and o blocks sit in a 4H row stored in ``gate_order``."""
+    if not isinstance(gate_order, str) or sorted(gate_order) != sorted("ifgo"):
+        raise ValueError(f"gate_order must be a permutation of 'ifgo', not {gate_order!r}")
+    return tuple(gate_order.index(g) for g in "ifgo")  # type: ignore[return-value]
 
 
 class _LSTMLayer(torch.autograd.Function):
@@ -434,22 +429,25 @@ def lstm_layer(xproj: Tensor, weight_hh: Tensor, h0: Tensor, c0: Tensor, cont: O
                             weight_grad_ignores_cont)
 
 
-def lstm_layer_inference(xproj: Tensor, weight_hh_t: Tensor, h0: Tensor, c0: Tensor, cont: Optional[Tensor] = None,
+def lstm_layer_inference(xproj: Tensor, weight_hh: Tensor, h0: Tensor, c0: Tensor, cont: Optional[Tensor] = None,
                          *, gate_order: str = "ifgo") -> Tuple[Tensor, Tensor, Tensor]:
-    """:func:`lstm_layer` without autograd, taking W_hh transposed, ``weight_hh_t`` [H, 4H] (rows of it as a
-    TF kernel's lower half stores them): no copy of the weights per call. For evaluation one step at a
-    time, where the fused kernel's per-call weight repacking costs more than the step."""
+    """:func:`lstm_layer` without autograd, for evaluation one step at a time, where the fused kernel's
+    per-call weight repacking costs more than the step. ``weight_hh`` [4H, H] as :func:`lstm_layer` takes
+    it; where it is the transpose of a contiguous [H, 4H] tensor (a TF kernel's lower half, handed over as
+    ``kernel[H:].t()``), the loop reads that memory in place: no copy of the weights per call."""
     T, B, G = xproj.shape
     H = G // 4
-    if tuple(weight_hh_t.shape) != (H, G):
-        raise ValueError(f"weight_hh_t has shape {list(weight_hh_t.shape)}; expected [H, 4H] = [{H}, {G}]")
+    if tuple(weight_hh.shape) != (G, H):
+        raise ValueError(f"weight_hh has shape {list(weight_hh.shape)}; expected [4H, H] = [{G}, {H}]")
     if not supports(xproj):
         raise RuntimeError(f"compat.fastloop cannot run here ({unavailable_reason() or 'needs CPU float32/64'})")
-    if torch.is_grad_enabled() and (xproj.requires_grad or weight_hh_t.requires_grad):
+    if torch.is_grad_enabled() and (xproj.requires_grad or weight_hh.requires_grad):
         raise ValueError("lstm_layer_inference records no gradient: call it without autograd (torch.no_grad())")
     suffix, _ = _REAL[xproj.dtype]
-    xproj, wht = xproj.contiguous(), weight_hh_t.contiguous()
-    h0c, c0c = h0.detach().contiguous(), c0.detach().contiguous()
+    # W_hh^T row-major [H, 4H]: weight_hh's own memory when its strides are (1, 4H), else a copy
+    wht = weight_hh if weight_hh.stride() == (1, G) else weight_hh.t().contiguous()
+    xproj = xproj.contiguous()
+    h0c, c0c = h0.contiguous(), c0.contiguous()
     contc = None if cont is None else cont.to(xproj.dtype).contiguous()
     out, hT, cT = xproj.new_empty(T, B, H), xproj.new_empty(B, H), xproj.new_empty(B, H)
     work = xproj.new_empty(_forward_work(B, H))

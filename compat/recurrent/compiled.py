@@ -2,14 +2,15 @@
 
 It runs the plain LSTM in any gate order, with ``cont`` and the junhyukoh gradient quirks inside (the
 clamp at every step, dW_h against the raw h), forward direction, float32 and float64 on the CPU, where a
-C compiler built it. Without autograd it runs its forward alone, reading W_hh transposed as stored (no copy
-when the weights hold it that way, as a TF kernel's lower half does).
+C compiler built it. Without autograd it runs its forward alone, reading W_hh transposed in place where the
+weights hold it that way (a TF kernel's lower half, handed over as its transpose), else from a copy.
 """
 from __future__ import annotations
 
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 
 from compat import fastloop
 from compat.recurrent.call import Call
@@ -46,15 +47,12 @@ class Compiled:
         grad = call.needs_grad
 
         def layer(x, w, h0, c0, cont, mask, live):
-            T, B, n_in = x.shape
-            bias = input_bias(w)
-            flat = x.reshape(T * B, n_in)  # what F.linear does with a 3-D input, without its dispatch
-            xproj = (flat @ w.weight_ih.t() if bias is None else torch.addmm(bias, flat, w.weight_ih.t())).view(T, B, -1)
+            xproj = F.linear(x, w.weight_ih, input_bias(w))
             if grad:
                 return fastloop.lstm_layer(xproj, w.weight_hh, h0, c0, cont, gate_order=cell.gate_order,
                                            grad_clip=cell.preact_grad_clip,
                                            weight_grad_ignores_cont=cell.weight_grad_ignores_cont)
-            return fastloop.lstm_layer_inference(xproj, w.weight_hh.t(), h0, c0, cont, gate_order=cell.gate_order)
+            return fastloop.lstm_layer_inference(xproj, w.weight_hh, h0, c0, cont, gate_order=cell.gate_order)
 
         return by_layer(call, layer, mask=None)
 

@@ -133,8 +133,8 @@ class PTBModel(nn.Module):
         forget = self.forget_bias_vector if self.config.forget_bias else None
         weights = []
         for cell in self.cells:
-            kernel = cell.kernel
-            weights.append(LayerWeights(kernel[:H].t(), kernel[H:].t(), cell.bias, forget))
+            kernel_t = cell.kernel.t()  # [4H, in + H]: W_ih's columns, then W_hh's
+            weights.append(LayerWeights(kernel_t[:, :H], kernel_t[:, H:], cell.bias, forget))
         if self.config.shared_cell_weights:
             return weights * self.config.num_layers
         return weights
