@@ -81,6 +81,40 @@ def check_against_the_step_loop(T, B, H, order, cont_kind, clip, defect, dtype, 
                      reason="float32 gradients summed over steps in another order", msg=name)
 
 
+@given(T=st.integers(1, 7), B=st.integers(1, 3), I=st.integers(1, 9), H=st.integers(1, 9),
+       order=st.sampled_from(["ifgo", "ifog", "igfo"]), bias=st.booleans(), cont_kind=st.sampled_from(["none", "binary"]),
+       clip=st.sampled_from([None, 0.05]), defect=st.booleans(), dtype=st.sampled_from([torch.float64, torch.float32]),
+       seed=st.integers(0, 2 ** 31 - 1))
+def test_compiled_loop_from_the_input_equals_the_core_step_loop(T, B, I, H, order, bias, cont_kind, clip, defect,
+                                                                 dtype, seed):
+    """lstm_layer_from_input (the input term x W_ih^T + b computed in the loop too) against the core's step
+    loop: outputs, final state, and the gradients of x, W_ih, the bias, W_hh, h0 and c0."""
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *shape, s=1.0: (torch.randn(*shape, generator=g, dtype=torch.float64) * s).to(dtype)  # noqa: E731
+    x, w_ih, b, w_hh = r(T, B, I), r(4 * H, I, s=0.7), r(4 * H, s=0.5), r(4 * H, H, s=0.7)
+    h0, c0, dout, dh, dc = r(B, H), r(B, H), r(T, B, H), r(B, H), r(B, H)
+    cont = None if cont_kind == "none" else (torch.rand(T, B, generator=g) > 0.3).to(dtype)
+    leaves = [t.clone().requires_grad_() for t in (x, w_ih, b, w_hh, h0, c0)]
+    out, hT, cT = fastloop.lstm_layer_from_input(leaves[0], leaves[1], leaves[2] if bias else None, leaves[3],
+                                                 leaves[4], leaves[5], cont, gate_order=order, grad_clip=clip,
+                                                 weight_grad_ignores_cont=defect)
+    ((out * dout).sum() + (hT * dh).sum() + (cT * dc).sum()).backward()
+    ref = [t.clone().requires_grad_() for t in (x, w_ih, b, w_hh, h0, c0)]
+    r_out, (r_h, r_c) = lstm(ref[0], [LayerWeights(ref[1], ref[3], ref[2] if bias else None)], (ref[4][None], ref[5][None]),
+                             cont=cont, gate_order=order, preact_grad_clip=clip,
+                             recurrent_weight_grad_ignores_cont=defect, kernel="loop")
+    ((r_out * dout).sum() + (r_h[0] * dh).sum() + (r_c[0] * dc).sum()).backward()
+    assert_close(out, r_out, msg="output")
+    assert_close(hT, r_h[0], msg="h_T")
+    assert_close(cT, r_c[0], msg="c_T")
+    for name, a, e in zip(("x", "W_ih", "bias", "W_hh", "h0", "c0"), leaves, ref):
+        if name == "bias" and not bias:
+            assert a.grad is None
+            continue
+        assert_close(a.grad, e.grad, loosen=10 if dtype == torch.float32 else None,
+                     reason="float32 gradients summed over steps in another order", msg=name)
+
+
 @pytest.mark.parametrize("H", [31, 32, 50])
 def test_compiled_loop_wide_hidden_sizes(H):
     """The backward's two recurrent-product loop orders (H below 32 and from 32) on either side of the switch."""

@@ -177,15 +177,23 @@ KERNEL_SEMANTICS = {"fused": {}, "segments": {"cont": True}, "packed": {"lengths
                     "checked": {"cont": True, "quirks": True}}
 
 
-@pytest.mark.parametrize("kernel", sorted(KERNEL_SEMANTICS))
+@pytest.mark.parametrize("kernel", sorted(KERNEL_SEMANTICS) + ["compiled, input term by torch"])
 @given(order=st.sampled_from(["".join(p) for p in itertools.permutations("ifgo")]), T=st.integers(1, 6),
        B=st.integers(1, 3), H=st.integers(1, 4), layers=st.integers(1, 2), seed=st.integers(0, 2 ** 31 - 1),
        dtype=st.sampled_from([torch.float64, torch.float32]))
 def test_each_kernel_equals_the_loop_in_any_gate_order(kernel, order, T, B, H, layers, seed, dtype):
     """The weights' gate blocks stored in ``order``: each kernel (on the semantics it runs) gives the step
-    loop's outputs, final states and gradients of every input and weight."""
-    if kernel == "compiled" and not fastloop.available():
+    loop's outputs, final states and gradients of every input and weight. The compiled loop computes a tiny
+    layer's input term itself, a larger one's with torch: both ways here."""
+    from unittest import mock
+
+    from compat.recurrent import compiled
+
+    if kernel.startswith("compiled") and not fastloop.available():
         pytest.skip("compat.fastloop is unavailable here")
+    input_by_torch = kernel.startswith("compiled, ")
+    kernel = kernel.split(",")[0]
+    limit = 0 if input_by_torch else compiled.INPUT_IN_LOOP_MAX
     note(f"{kernel} order={order} T={T} B={B} H={H} layers={layers} {dtype}")
     sem = KERNEL_SEMANTICS[kernel]
     g = torch.Generator().manual_seed(seed)
@@ -210,7 +218,8 @@ def test_each_kernel_equals_the_loop_in_any_gate_order(kernel, order, T, B, H, l
     for name in (kernel, "loop"):
         leaves = [x.clone().requires_grad_()] + [s.clone().requires_grad_() for s in hx]
         params = [LayerWeights(*[None if t is None else t.clone().requires_grad_() for t in w]) for w in stored]
-        out, (h_n, c_n) = lstm(leaves[0], params, (leaves[1], leaves[2]), kernel=name, **kw)
+        with mock.patch.object(compiled, "INPUT_IN_LOOP_MAX", limit):
+            out, (h_n, c_n) = lstm(leaves[0], params, (leaves[1], leaves[2]), kernel=name, **kw)
         up = torch.Generator().manual_seed(seed + 1)
         total = sum((t * torch.randn(t.shape, generator=up, dtype=torch.float64).to(dtype)).sum()
                     for t in (out, h_n, c_n))

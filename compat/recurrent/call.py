@@ -20,8 +20,6 @@ Dropout: ``dropout`` is the drop probability in effect (0 outside training); ``"
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
 from typing import List, Optional, Tuple
 
 import torch
@@ -50,32 +48,32 @@ def restart_steps(cont: Tensor) -> List[int]:
     return ((cont[1:] != 1).any(dim=1).nonzero().flatten() + 1).tolist()
 
 
-@dataclass(frozen=True)
 class Call:
-    """What a kernel runs. ``layers``: per layer a tuple of one (or, bidirectional, two) weight sets;
-    ``state``: the initial state per layer and direction (the LSTM's ``(h0 [L*D, B, P], c0 [L*D, B, H])``)."""
+    """What a kernel runs (read-only once built). ``layers``: per layer a tuple of one (or, bidirectional, two)
+    weight sets; ``state``: the initial state per layer and direction (the LSTM's ``(h0 [L*D, B, P],
+    c0 [L*D, B, H])``). The facts the selection rules read are attributes or computed on first use."""
 
-    cell: Cell
-    layers: Tuple[tuple, ...]
-    x: Tensor
-    state: Tuple[Tensor, ...]
-    cont: Optional[Tensor] = None
-    mask: Optional[Tensor] = None
-    lengths: Optional[Tensor] = None
-    dropout: float = 0.0
-    dropout_placement: str = "between"
-    training: bool = False
-    past_end: Optional[str] = None
+    __slots__ = ("cell", "layers", "x", "state", "cont", "mask", "lengths", "dropout", "dropout_placement",
+                 "training", "past_end", "steps", "batch", "on_cpu", "_needs_grad", "_mask_lengths", "_restarts")
+
+    def __init__(self, cell: Cell, layers: Tuple[tuple, ...], x: Tensor, state: Tuple[Tensor, ...], *,
+                 cont: Optional[Tensor] = None, mask: Optional[Tensor] = None, lengths: Optional[Tensor] = None,
+                 dropout: float = 0.0, dropout_placement: str = "between", training: bool = False,
+                 past_end: Optional[str] = None):
+        self.cell, self.layers, self.x, self.state = cell, layers, x, state
+        self.cont, self.mask, self.lengths = cont, mask, lengths
+        self.dropout, self.dropout_placement, self.training, self.past_end = dropout, dropout_placement, training, past_end
+        self.steps, self.batch = x.shape[0], x.shape[1]
+        self.on_cpu = x.is_cpu
+        self._needs_grad = self._mask_lengths = self._restarts = None
+
+    def with_layers(self, layers: Tuple[tuple, ...]) -> "Call":
+        """The same call on other weights (the same shapes, another gate order)."""
+        return Call(self.cell, layers, self.x, self.state, cont=self.cont, mask=self.mask, lengths=self.lengths,
+                    dropout=self.dropout, dropout_placement=self.dropout_placement, training=self.training,
+                    past_end=self.past_end)
 
     # ---------------------------------------------------------------------------------- sizes
-    @property
-    def steps(self) -> int:
-        return self.x.shape[0]
-
-    @property
-    def batch(self) -> int:
-        return self.x.shape[1]
-
     @property
     def num_layers(self) -> int:
         return len(self.layers)
@@ -93,16 +91,15 @@ class Call:
         """The width of h: P with a projection, else H."""
         return self.state[0].shape[2]
 
-    @property
-    def on_cpu(self) -> bool:
-        return self.x.is_cpu
-
     # ---------------------------------------------------------------------------- derived facts
-    @cached_property
+    @property
     def needs_grad(self) -> bool:
         """Whether autograd records this call (a gradient may be asked of it)."""
-        if not torch.is_grad_enabled():
-            return False
+        if self._needs_grad is None:
+            self._needs_grad = torch.is_grad_enabled() and self._any_requires_grad()
+        return self._needs_grad
+
+    def _any_requires_grad(self) -> bool:
         for dirs in self.layers:
             for w in dirs:
                 for t in w:
@@ -110,22 +107,28 @@ class Call:
                         return True
         return self.x.requires_grad or any(t.requires_grad for t in self.state)
 
-    @cached_property
+    @property
     def mask_lengths(self) -> Optional[Tensor]:
         """The lengths of a mask that is right padding (None without a mask, or for any other mask)."""
-        return None if self.mask is None else right_padded_lengths(self.mask)
+        if self.mask is None:
+            return None
+        if self._mask_lengths is None:
+            self._mask_lengths = (right_padded_lengths(self.mask),)
+        return self._mask_lengths[0]
 
-    @cached_property
+    @property
     def restarts(self) -> List[int]:
         """Steps t >= 1 at which ``cont`` restarts (or scales) some stream."""
-        return [] if self.cont is None else restart_steps(self.cont)
+        if self._restarts is None:
+            self._restarts = [] if self.cont is None else restart_steps(self.cont)
+        return self._restarts
 
     @property
     def unmasked(self) -> bool:
         """The mask may be left out: it is right padding and nothing past the sequences' ends is read."""
         return self.mask is not None and self.past_end == "unread" and self.mask_lengths is not None
 
-    @cached_property
+    @property
     def every_sequence_empty(self) -> bool:
         lengths = self.lengths if self.lengths is not None else self.mask_lengths
         return lengths is not None and not bool(lengths.any())

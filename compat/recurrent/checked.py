@@ -108,7 +108,7 @@ class Checked:
                 x_proj = x_proj + w.bias_hh
             return _CheckedLayer.apply(x_proj, w.weight_hh, h0, c0, cont, cell)
 
-        return by_layer(dataclasses.replace(call, layers=layers), layer)
+        return by_layer(call.with_layers(layers), layer)
 
 
 CHECKED = Checked()

@@ -124,14 +124,14 @@ def select(call: Call, kernel: str = "auto") -> Choice:
         if reason is not None:
             raise KernelError(f"kernel={kernel!r} cannot run this call: {reason}")
         return Choice(chosen, None)
-    answers: Dict[str, Optional[str]] = {}  # each kernel asked once, and only where its row's condition holds
+    refused = set()  # each kernel asked at most once, and only where its row's condition holds
     for rule in SELECTION:
-        if not rule.when(call):
+        if rule.kernel in refused or not rule.when(call):
             continue
-        if rule.kernel not in answers:
-            answers[rule.kernel] = KERNELS[rule.kernel].supports(call)
-        if answers[rule.kernel] is None:
-            return Choice(KERNELS[rule.kernel], rule)
+        chosen = KERNELS[rule.kernel]
+        if chosen.supports(call) is None:
+            return Choice(chosen, rule)
+        refused.add(rule.kernel)
     raise KernelError("no kernel runs this call: " + "; ".join(f"{n}: {r}" for n, r in reasons(call).items()))
 
 

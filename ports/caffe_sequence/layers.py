@@ -313,7 +313,7 @@ class JunhyukohLSTM(_CaffeBlobsAndState, nn.Module):
             if clip.numel() != T * N or (clip.dim() > 1 and clip.numel() != clip.shape[0]):
                 raise CaffeShapeError(f"bottom clip has shape {list(clip.shape)}; expected [T*N] or [T*N, 1] "
                                       f"with T*N = {T * N}")
-            cont = (clip.reshape(T, N) != 0).to(x.dtype)
+            cont = ((clip if clip.shape == (T, N) else clip.reshape(T, N)) != 0).to(x.dtype)
             if self._h is not None and self._h.shape == (1, N, H) and self._h.dtype == x.dtype:
                 h0, c0 = self._h.to(x.device), self._c.to(x.device)
             else:
