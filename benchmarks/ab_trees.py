@@ -1,13 +1,13 @@
 """This checkout's port against another checkout's (another branch, an earlier commit), interleaved.
 
     python benchmarks/ab_trees.py WORKLOAD --other ../other-checkout [--threads N] [--rounds R] [--steps S]
-    python benchmarks/ab_trees.py WORKLOAD --other . --other-env GOMP_SPINCOUNT=300000   # one setting's effect
+    python benchmarks/ab_trees.py WORKLOAD --other . --other-env GOMP_SPINCOUNT=10000   # one setting's effect
 
 For the workloads of benchmarks/vs_legacy.py (its ``port`` side: ``benchmarks/port_runners.py`` of each
 checkout). Each checkout runs in a process of its own (the same interpreter, its own source tree first on
 the path, the same environment: ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` =
-``--threads`` and libgomp's bounded spinning, as the programs set them), driven round by round from this
-one: one warm-up round each, then ``--rounds`` rounds of ``--steps`` steps, the order alternating (A B,
+``--threads``; ``--other-env`` changes the other side's, e.g. ``GOMP_SPINCOUNT=10000`` for a checkout whose
+programs still bounded libgomp's spinning), driven round by round from this one: one warm-up round each, then ``--rounds`` rounds of ``--steps`` steps, the order alternating (A B,
 B A, ...); halfway, both processes are replaced by fresh ones started in the other order (a process started
 first or second can run a few percent faster, whatever its code: this evens it out). Printed: each side's median rate and min-max, and the median of the per-round ratios
 this / other with its min-max: on a shared machine the pairwise ratio is the figure to trust. The same for
@@ -59,8 +59,6 @@ class Worker:
         env = dict(os.environ)
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env[var] = str(threads)
-        if "OMP_WAIT_POLICY" not in env:
-            env.setdefault("GOMP_SPINCOUNT", "10000")  # compat.threads.SPIN_COUNT, set before torch loads
         for item in extra_env:
             name, _, value = item.partition("=")
             if value:

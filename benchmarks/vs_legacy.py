@@ -68,9 +68,6 @@ if __name__ == "__main__":
     if "--contention" not in sys.argv:
         for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[_var] = _n
-    from compat.threads import bound_openmp_spinning
-
-    bound_openmp_spinning()  # libgomp's wait settings before torch loads, as the programs' __main__ sets them
 
 import argparse  # noqa: E402
 import platform  # noqa: E402

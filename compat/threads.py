@@ -1,15 +1,11 @@
-"""How many CPU threads a command-line program gives torch, and how its idle OpenMP threads wait.
+"""How many CPU threads a command-line program gives torch.
 
 For the ``python -m ports.<name>`` programs (and the benchmarks), which own their process: importing this
-module changes nothing, and no library function calls it. A program calls:
-
-- :func:`bound_openmp_spinning` in its ``__main__``, before torch loads: libgomp's idle workers spin
-  :data:`SPIN_COUNT` rounds (tens of microseconds) before they sleep, instead of its default 300,000
-  rounds, which on a busy machine take the cores the working threads need; sleeping at once
-  (``OMP_WAIT_POLICY=PASSIVE``) makes every parallel region pay a wake-up instead. Nothing is set where the
-  environment already chooses ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``. (Measured in docs/performance.md.)
-- :func:`configure_threads` with ``--threads``: the count in effect, and, where the program chooses it, a
-  :class:`LoadFollower` whose :meth:`~LoadFollower.check` the program's own training loop calls.
+module changes nothing, and no library function calls it. A program calls :func:`configure_threads` with
+``--threads``: the count in effect, and, where the program chooses it, a :class:`LoadFollower` whose
+:meth:`~LoadFollower.check` the program's own training loop calls. How idle OpenMP threads wait is left to
+the environment (``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT``): bounding libgomp's spinning measured no faster
+anywhere, and slower beside a busy process (docs/performance.md, "Threads under contention").
 
 Who chooses the thread count, in this order: ``--threads N``; else ``OMP_NUM_THREADS`` (torch read it when
 it loaded); else, when ``main()`` was called from Python rather than as ``python -m`` (the caller owns the
@@ -28,19 +24,11 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Mapping, MutableMapping, NamedTuple, Optional, Tuple
+from typing import Mapping, NamedTuple, Optional, Tuple
 
-SPIN_COUNT = 10000  # libgomp spin rounds before a worker sleeps (its default: 300000)
 REBALANCE_SECONDS = 0.25
 RAISE_AFTER_CHECKS = 4  # more threads only after this many checks in a row allowed them (one less: at once)
 START_WINDOW_SECONDS = 0.1  # the first measurement of the other processes' load, at start-up
-
-
-def bound_openmp_spinning(environ: MutableMapping[str, str] = os.environ) -> None:
-    """For a program's ``__main__``, before torch loads (libgomp reads this once): bounded spinning, unless
-    the environment chooses how OpenMP threads wait."""
-    if "OMP_WAIT_POLICY" not in environ and "GOMP_SPINCOUNT" not in environ:
-        environ["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
 
 
 # ------------------------------------------------------------------------------------------- the cores
@@ -243,6 +231,5 @@ def configure_threads(requested: Optional[int], *, owns_process: bool,
     return Threads(n, "the program", LoadFollower(n, meter))
 
 
-__all__ = ["LoadFollower", "LoadMeter", "SPIN_COUNT", "Threads", "add_threads_argument", "affinity_cores",
-           "bound_openmp_spinning", "cgroup_cpu_limit", "configure_threads", "default_threads", "threads_beside",
-           "usable_cores"]
+__all__ = ["LoadFollower", "LoadMeter", "Threads", "add_threads_argument", "affinity_cores", "cgroup_cpu_limit",
+           "configure_threads", "default_threads", "threads_beside", "usable_cores"]

@@ -96,6 +96,22 @@ def test_caffe_sgd_grouped_update_equals_the_per_parameter_loop(regularization):
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("config", ["lstm_short", "deep_long"])
+def test_trainer_starts_every_lstm_forget_bias_at_five(tmp_path, config):
+    """lstm_sequence.cpp after building the net: ``caffe_set(h, Dtype(5.), bias + h)`` on every Lstm layer's
+    bias, whose blocks lstm_layer.cpp reads as i, f, o, g: the second block 5, the other three as the
+    prototxt's constant bias_filler leaves them (0)."""
+    trainer = Trainer(RunConfig(config, tmp_path, iters=1, seed=3, progress=False))
+    lstm_biases = {name: list(m.parameters())[2].detach() for name, m in trainer.net.layer_modules.items()
+                   if type(m).__name__ == "JunhyukohLSTM"}
+    assert len(lstm_biases) == {"lstm_short": 1, "deep_long": 3}[config]
+    for name, b in lstm_biases.items():
+        H = b.numel() // 4
+        expected = torch.zeros(4, H)
+        expected[1] = 5.0
+        assert torch.equal(b.reshape(4, H), expected), name
+
+
 def test_trainer_checked_fused_kernel_equals_the_step_loop(tmp_path):
     """A few iterations on the checked fused kernel (the clamp acts in this seed's first iteration, where it
     recomputes on the step loop) give the step loop's weights."""

@@ -336,7 +336,7 @@ def test_dropout_does_nothing_in_eval_or_with_placement_none(device, kernel, pla
                         msg="placement none in training")
 
 
-@pytest.mark.parametrize("kernel", ["auto", "loop"])
+@pytest.mark.parametrize("kernel", ["auto", "loop", "fused"])  # auto: the compiled loop (float64, one thread)
 def test_dropout_output_placement_one_layer(device, kernel):
     """TF DropoutWrapper(output_keep_prob): the output is dropped (fresh mask per step), the state is not."""
     x, ws = dropout_problem(device, 1)
@@ -352,7 +352,7 @@ def test_dropout_output_placement_one_layer(device, kernel):
     assert torch.equal(h_n, ref_h) and torch.equal(c_n, ref_c), "the recurrent state is not dropped"
 
 
-@pytest.mark.parametrize("kernel", ["auto", "loop"])
+@pytest.mark.parametrize("kernel", ["auto", "loop", "fused"])  # auto: the compiled loop (float64, one thread)
 def test_dropout_output_placement_two_layers(device, kernel):
     x, ws = dropout_problem(device, 2)
     _, (ref_h, ref_c) = lstm(x, ws, kernel=kernel)

@@ -128,6 +128,14 @@ class Cell:
             return "a projection" if self._beyond_plain is None else self._beyond_plain + ", a projection"
         return self._beyond_plain
 
+    def plain_only(self, kernel: str, *, projection: bool = False) -> Optional[str]:
+        """The reason ``kernel`` (a kernel that runs the plain LSTM only, ``projection``: without a projection
+        either) cannot run this cell, or None where it can."""
+        beyond = self.beyond_plain(projection=projection)
+        if beyond is None:
+            return None
+        return f"{kernel} runs the plain LSTM{' without a projection' if projection else ''}; this cell has {beyond}"
+
     def quirks(self) -> str:
         """The gradient quirks, named for an error message."""
         found = []

@@ -90,9 +90,9 @@ class Checked:
 
     @staticmethod
     def supports(call: Call) -> Optional[str]:
-        beyond = call.cell.beyond_plain(projection=True)
-        if beyond is not None:
-            return f"the checked kernel runs the plain LSTM without a projection; this cell has {beyond}"
+        reason = call.cell.plain_only("the checked kernel", projection=True)
+        if reason is not None:
+            return reason
         if call.directions == 2 or call.lengths is not None or call.mask is not None:
             return "the checked kernel runs one direction with cont only (no mask, no lengths)"
         return None

@@ -32,9 +32,9 @@ class Compiled:
 
     @staticmethod
     def supports(call: Call) -> Optional[str]:
-        beyond = call.cell.beyond_plain(projection=True)
-        if beyond is not None:
-            return f"the compiled loop runs the plain LSTM without a projection; this cell has {beyond}"
+        reason = call.cell.plain_only("the compiled loop", projection=True)
+        if reason is not None:
+            return reason
         if not call.on_cpu:
             return f"the compiled loop runs on the CPU; the input is on {call.x.device}"
         if call.x.dtype not in (torch.float32, torch.float64):

@@ -30,9 +30,9 @@ from compat.recurrent.cell import Cell
 def plain_reason(call: Call) -> Optional[str]:
     """Why torch's fused kernel cannot compute this call's cell (None when it can)."""
     cell = call.cell
-    beyond = cell.beyond_plain()
-    if beyond is not None:
-        return f"the fused kernel runs the plain LSTM; this cell has {beyond}"
+    reason = cell.plain_only("the fused kernel")
+    if reason is not None:
+        return reason
     if cell.projection and call.output_size >= call.hidden_size:
         return (f"torch's fused kernel takes projections narrower than the cell; this one projects H "
                 f"{call.hidden_size} to {call.output_size}")
