@@ -110,6 +110,24 @@ def shakespeare(args):
     return "TensorFlow " + tf.__version__, lambda n: _timed(step, n)
 
 
+def sine(args):
+    from record_tf_sine import GOLDEN_CASES, SineGraph
+
+    tf, config = _tf(args.threads)
+    g = SineGraph(tf, GOLDEN_CASES[0], seed=args.seed)
+    sess = tf.compat.v1.Session(graph=g.graph, config=config)
+    sess.run(g.init)
+    batches = data.sine_batches(args.seed)
+    state = {"k": 0}
+
+    def step():
+        x, y = batches[state["k"] % len(batches)]
+        state["k"] += 1
+        sess.run([g.train_op, g.loss], {g.x: x, g.y: y.reshape(-1)})  # the Estimator's run([train_op, loss])
+
+    return "TensorFlow " + tf.__version__, lambda n: _timed(step, n)
+
+
 # ------------------------------------------------------------------------------------ Theano / PyTensor
 def _theano_lineage(which):
     order = [which] if which else ["theano", "pytensor"]
@@ -252,4 +270,6 @@ def build(workload: str, args):
         return imdb(args, {"imdb-f64": "float64", "imdb-f32": "float32"}[workload])
     if workload.startswith("caffe-"):
         return caffe(args, workload[len("caffe-"):])
+    if workload == "sine-train":
+        return sine(args)
     raise ValueError(workload)

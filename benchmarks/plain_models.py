@@ -170,6 +170,32 @@ def caffe(args, config: str):
     return lambda n: _timed(step, n)
 
 
+def sine_train(args):
+    """nn.LSTM over the [B, 1, 10] windows (bias_hh frozen at TF's forget bias, 1.0 on the f block), nn.Linear,
+    the mean squared error, Adagrad with TF's initial accumulator."""
+    lstm, out = nn.LSTM(10, 30, 2, batch_first=True), nn.Linear(30, 1)
+    for k in range(2):
+        bias_hh = getattr(lstm, f"bias_hh_l{k}").requires_grad_(False)
+        with torch.no_grad():
+            bias_hh.zero_()[30:60] = 1.0
+    params = [p for p in list(lstm.parameters()) + list(out.parameters()) if p.requires_grad]
+    opt = torch.optim.Adagrad(params, lr=0.1, initial_accumulator_value=0.1, foreach=True)
+    batches = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in data.sine_batches(args.seed)]
+    st = {"k": 0}
+
+    def step():
+        x, y = batches[st["k"] % len(batches)]
+        st["k"] += 1
+        opt.zero_grad(set_to_none=True)
+        h, _ = lstm(x)
+        loss = F.mse_loss(out(h[:, -1]).reshape(-1), y.reshape(-1))
+        loss.backward()
+        opt.step()
+        loss.item()
+
+    return lambda n: _timed(step, n)
+
+
 def build(workload: str, args):
     return data.dispatch(sys.modules[__name__], workload, args)
 

@@ -134,6 +134,23 @@ def caffe(args, config: str):
     return lambda n: _timed(step, n, args.on_step)
 
 
+def sine_train(args):
+    from ports.tf_sine import Config, SineLSTM, make_optimizer, train_step
+
+    config = Config()
+    model = SineLSTM(config, generator=torch.Generator().manual_seed(args.seed))
+    opt = make_optimizer(model, config.learning_rate, config.initial_accumulator_value)
+    batches = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in data.sine_batches(args.seed)]
+    state = {"k": 0}
+
+    def step():
+        x, y = batches[state["k"] % len(batches)]
+        state["k"] += 1
+        train_step(model, opt, x, y)
+
+    return lambda n: _timed(step, n)
+
+
 def build(workload: str, args):
     """``run(n) -> seconds`` of the port's ``workload``; ``args.on_step`` (may be None) is called after each step."""
     if not hasattr(args, "on_step"):

@@ -16,6 +16,8 @@ Workloads (steps/s unless noted):
     caffe-lstm_short, caffe-lstm_long, caffe-deep_short, caffe-deep_long
                          one lstm_sequence training iteration (legacy: junhyukoh/caffe-lstm's
                          lstm_sequence.bin, ``--caffe-bin``)
+    sine-train           the TF book's sine regressor's training step: batch 32 x one step of 10 features,
+                         2 x 30 LSTM, Adagrad (legacy: TensorFlow; the Estimator's run([train_op, loss]))
 
 Every workload runs three implementations: the legacy framework (in a second process of the same
 interpreter, driven step count by step count from this one, so that its thread pools never share a
@@ -84,11 +86,7 @@ import port_runners  # noqa: E402
 
 Runner = Callable[[int], float]  # run n steps, return the seconds they took
 
-WORKLOADS = ("ptb-train", "ptb-test", "shakespeare-train", "imdb-f64", "imdb-f32",
-             "caffe-lstm_short", "caffe-lstm_long", "caffe-deep_short", "caffe-deep_long")
-DEFAULT_STEPS = {"ptb-train": 40, "ptb-test": 400, "shakespeare-train": 6, "imdb-f64": 40, "imdb-f32": 40,
-                 "caffe-lstm_short": 200, "caffe-lstm_long": 100, "caffe-deep_short": 200, "caffe-deep_long": 100}
-UNITS = {"ptb-test": "tokens/s"}
+from workload_data import DEFAULT_STEPS, UNITS, WORKLOADS  # noqa: E402
 
 
 def load() -> str:

@@ -9,6 +9,14 @@ from functools import lru_cache
 
 import numpy as np
 
+# The workloads of vs_legacy.py and ab_trees.py, their steps per round by default, their rate's unit.
+WORKLOADS = ("ptb-train", "ptb-test", "shakespeare-train", "imdb-f64", "imdb-f32",
+             "caffe-lstm_short", "caffe-lstm_long", "caffe-deep_short", "caffe-deep_long", "sine-train")
+DEFAULT_STEPS = {"ptb-train": 40, "ptb-test": 400, "shakespeare-train": 6, "imdb-f64": 40, "imdb-f32": 40,
+                 "caffe-lstm_short": 200, "caffe-lstm_long": 100, "caffe-deep_short": 200, "caffe-deep_long": 100,
+                 "sine-train": 300}
+UNITS = {"ptb-test": "tokens/s"}
+
 PTB_VOCAB = 10000
 SHAKESPEARE = (8009, 128, 100, 50)  # vocabulary (pg100.txt, min_word_freq 5), rnn_size, batch, seq
 IMDB = (10000, 128, 2, 16, 100)  # n_words, dim_proj, ydim, batch_size, maxlen
@@ -61,6 +69,16 @@ def imdb_params(floatX: str, seed: int):
     return init_params(n_words, dim, ydim, np.random.RandomState(seed + 3), floatX=floatX)
 
 
+@lru_cache(None)
+def sine_batches(seed: int, count: int = 32):
+    """The sine program's first training batches, in the data feeder's order (the TF book's program)."""
+    from ports.tf_sine import Config, batch_indices, book_data
+
+    sine = book_data(Config())
+    order = batch_indices(len(sine.train_X), 32, 42 + seed)
+    return [(sine.train_X[rows], sine.train_y[rows]) for rows in (next(order) for _ in range(count))]
+
+
 def dispatch(side, workload: str, args):
     """``side``'s runner for ``workload``: port_runners and plain_models name their builders after the
     workloads (``ptb_train``, ``ptb_test``, ``shakespeare_train``, ``imdb(args, floatX)``,
@@ -71,4 +89,6 @@ def dispatch(side, workload: str, args):
         return side.imdb(args, {"imdb-f64": "float64", "imdb-f32": "float32"}[workload])
     if workload.startswith("caffe-"):
         return side.caffe(args, workload[len("caffe-"):])
+    if workload == "sine-train":
+        return side.sine_train(args)
     raise ValueError(f"unknown workload {workload!r}")

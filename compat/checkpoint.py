@@ -39,8 +39,10 @@ from typing import Any, BinaryIO, Dict, Iterable, List, Mapping, Optional, Seque
 
 import torch
 
+from compat.formats import jsons
 from compat.atomic import atomic_write_bytes, atomic_write_text
 from compat.errors import FileFormatError
+from compat.errors import CheckpointError  # the one class of every unreadable checkpoint (compat.errors)
 from compat.formats.files import GiB, MiB, file_size, open_regular, read_bytes
 from compat.formats.pickles import describe
 
@@ -57,6 +59,7 @@ MAX_HEADER_BYTES = 16 * MiB
 MAX_TENSORS = 100_000
 MAX_RANK = 8
 MAX_CONTENT_DEPTH = 32
+SEAL_KEY = "content_sha256"   # the tensor file's metadata: the digest of the manifest's content
 
 DTYPES: Dict[str, torch.dtype] = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
@@ -70,10 +73,6 @@ LEGACY_KINDS = {
     "ports.caffe_sequence checkpoint 1": ("ports.caffe_sequence", "stem"),
     "tf_shakespeare.checkpoint": ("tf_shakespeare.checkpoint", "model"),
 }
-
-
-class CheckpointError(FileFormatError):
-    """A checkpoint that is missing, damaged, of another format or model, or holds values out of range."""
 
 
 # ------------------------------------------------------------------------------------------------ names
@@ -163,7 +162,7 @@ def save(path: PathLike, kind: str, content: Any) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     tensors: Dict[str, torch.Tensor] = {}
     encoded = _encode(content, [], tensors, 0)
-    data = safetensors_bytes(_prepare(tensors), metadata={"format": kind})
+    data = _with_metadata(safetensors_bytes(_prepare(tensors)), {"format": kind, SEAL_KEY: content_digest(encoded)})
     digest = hashlib.sha256(data).hexdigest()
     tensor_file = f"{name.name}.{digest[:16]}{TENSOR_SUFFIX}"
     tensor_path = folder / tensor_file
@@ -181,6 +180,24 @@ def save(path: PathLike, kind: str, content: Any) -> Path:
         raise
     _remove_matching(folder, _tensor_file_re(name.name), keep=tensor_file)
     return target
+
+
+def _with_metadata(data: bytes, metadata: Dict[str, str]) -> bytes:
+    """safetensors bytes with ``metadata`` in a fixed key order (safetensors writes its metadata from a hash
+    map, in an order that varies from call to call: equal checkpoints must be equal bytes)."""
+    n = int.from_bytes(data[:8], "little")
+    header = {"__metadata__": dict(sorted(metadata.items()))}
+    header.update((k, v) for k, v in json.loads(data[8:8 + n]).items() if k != "__metadata__")
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    return len(raw).to_bytes(8, "little") + raw + data[8 + n:]
+
+
+def content_digest(encoded: Any) -> str:
+    """SHA-256 of the manifest's content in one canonical JSON form (sorted keys, no spaces): the tensor
+    file's metadata records it, so the tensor file's digest covers the settings as well as the tensors."""
+    text = json.dumps(encoded, sort_keys=True, separators=(",", ":"), allow_nan=True, ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 # --------------------------------------------------------------------------------------------- reading
@@ -316,7 +333,7 @@ def _decode(obj: Any, refs: Dict[str, TensorRef], used: set, where: str, field: 
 def _read_manifest(target: Path, kind: str) -> dict:
     try:
         text = read_bytes(target, MAX_MANIFEST_BYTES, "checkpoint manifest").decode("utf-8")
-        manifest = json.loads(text)
+        manifest = jsons.loads(text)
     except FileFormatError as e:
         raise CheckpointError(str(e)) from None
     except UnicodeDecodeError as e:
@@ -347,7 +364,8 @@ def _read_manifest(target: Path, kind: str) -> dict:
     return manifest
 
 
-def _read_tensor_header(fh: BinaryIO, tensor_path: Path, size: int, digest: str) -> Dict[str, TensorRef]:
+def _read_tensor_header(fh: BinaryIO, tensor_path: Path, size: int,
+                        digest: str) -> Tuple[Dict[str, TensorRef], Optional[str]]:
     h = hashlib.sha256()
     head = b""
     while True:
@@ -365,12 +383,15 @@ def _read_tensor_header(fh: BinaryIO, tensor_path: Path, size: int, digest: str)
     if not 2 <= n <= min(MAX_HEADER_BYTES, size - 8):
         raise CheckpointError(f"{where}: a safetensors header of {n:,} bytes does not fit the file or the cap")
     try:
-        header = json.loads(head[8:8 + n].decode("utf-8"))
+        header = jsons.loads(head[8:8 + n].decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise CheckpointError(f"{where}: the safetensors header is not valid JSON") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{where}: the safetensors header must be a JSON object")
-    header.pop("__metadata__", None)
+    metadata = header.pop("__metadata__", None)
+    seal = metadata.get(SEAL_KEY) if isinstance(metadata, dict) else None
+    if seal is not None and (not isinstance(seal, str) or not re.fullmatch(r"[0-9a-f]{64}", seal)):
+        raise CheckpointError(f"{where}: the safetensors metadata's {SEAL_KEY} is not a SHA-256 digest")
     if len(header) > MAX_TENSORS:
         raise CheckpointError(f"{where}: {len(header):,} tensors; the cap is {MAX_TENSORS:,}")
     data_start, data_len = 8 + n, size - 8 - n
@@ -407,13 +428,15 @@ def _read_tensor_header(fh: BinaryIO, tensor_path: Path, size: int, digest: str)
         at = e
     if at != data_len:
         raise CheckpointError(f"{where}: {data_len - at:,} bytes after the last tensor belong to none")
-    return refs
+    return refs, seal
 
 
-def read(path: PathLike, kind: str, *, default_name: Optional[str] = None) -> Checkpoint:
+def read(path: PathLike, kind: str, *, default_name: Optional[str] = None, require_seal: bool = False) -> Checkpoint:
     """Check checkpoint ``path`` of format ``kind`` without reading its tensor data (see the module docstring).
 
-    ``default_name``: when ``path`` is a folder, the checkpoint ``path/default_name``.
+    ``default_name``: when ``path`` is a folder, the checkpoint ``path/default_name``. The manifest's content
+    must match the digest sealed in the tensor file's metadata (:func:`content_digest`) where there is one;
+    ``require_seal``: there must be one (checkpoints written before the seal have none).
     """
     target = _locate(path, default_name)
     manifest = _read_manifest(target, kind)
@@ -425,11 +448,17 @@ def read(path: PathLike, kind: str, *, default_name: Optional[str] = None) -> Ch
             size = file_size(fh)
             if size != manifest["tensor_bytes"]:
                 raise CheckpointError(f"{tensor_path}: {size:,} bytes; the manifest records {manifest['tensor_bytes']:,}")
-            refs = _read_tensor_header(fh, tensor_path, size, manifest["tensor_sha256"])
+            refs, seal = _read_tensor_header(fh, tensor_path, size, manifest["tensor_sha256"])
     except CheckpointError:
         raise
     except FileFormatError as e:
         raise CheckpointError(str(e)) from None
+    if seal is None and require_seal:
+        raise CheckpointError(f"{tensor_path}: the tensor file seals no settings (no {SEAL_KEY} in its metadata); "
+                              "convert the source again")
+    if seal is not None and content_digest(manifest["content"]) != seal:
+        raise CheckpointError(f"{target}: the settings do not match the digest sealed in the tensor file (the "
+                              "manifest was changed after it was written)")
     used: set = set()
     content = _decode(manifest["content"], refs, used, str(target), "", 0)
     unused = sorted(set(refs) - used)

@@ -32,9 +32,8 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from compat.lstm_activations import ACTIVATIONS  # noqa: F401  (re-exported: the names ``activations`` takes)
-from compat.recurrent.call import DROPOUT_PLACEMENTS, ShapeError
+from compat.recurrent.call import DROPOUT_PLACEMENTS, ShapeError, right_padded_lengths  # noqa: F401  (re-exported)
 from compat.recurrent.weights import LayerWeights
-from compat.recurrent.call import right_padded_lengths  # noqa: F401  (re-exported)
 from compat.recurrent.cell import CANONICAL_GATE_ORDER, STANDARD_ACTIVATIONS, Cell
 from compat.recurrent.run import check_options, plan, run
 from compat.recurrent.select import KERNELS, Choice

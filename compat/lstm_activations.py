@@ -18,7 +18,7 @@ activation. Each entry is a name from :data:`ACTIVATIONS`, a tuple ``(name, alph
   x)), ``"HardSigmoid"`` (min(max(alpha x + beta, 0), 1); default 0.2, 0.5), ``"Elu"`` (alpha, default
   1.0), ``"Softsign"``, ``"Softplus"``. ``Affine`` and ``ScaledTanh`` have no defaults: give alpha and
   beta. Reading an ONNX node's ``activation_alpha`` / ``activation_beta`` lists into these tuples is
-  :func:`compat.layouts.onnx_activations`'s job.
+  :func:`compat.frameworks.onnx.layout.onnx_activations`'s job.
 """
 from __future__ import annotations
 

@@ -20,6 +20,17 @@ class PerParameterOptimizer(torch.optim.Optimizer):
         super().__init__(params, defaults)
         self.foreach = foreach
 
+    # torch.optim.Optimizer wraps these four in torch._disable_dynamo, whose first call imports
+    # torch._dynamo: about 2 seconds of a program's start-up on a 2-core machine. These optimizers are never
+    # run under torch.compile, so they call the methods themselves (functools.wraps keeps them as
+    # __wrapped__; a torch without the wrapper keeps its own).
+    add_param_group = getattr(torch.optim.Optimizer.add_param_group, "__wrapped__",
+                              torch.optim.Optimizer.add_param_group)
+    zero_grad = getattr(torch.optim.Optimizer.zero_grad, "__wrapped__", torch.optim.Optimizer.zero_grad)
+    state_dict = getattr(torch.optim.Optimizer.state_dict, "__wrapped__", torch.optim.Optimizer.state_dict)
+    load_state_dict = getattr(torch.optim.Optimizer.load_state_dict, "__wrapped__",
+                              torch.optim.Optimizer.load_state_dict)
+
     @torch.no_grad()
     def step(self, closure=None):
         loss = None

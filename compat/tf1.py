@@ -1,5 +1,6 @@
-"""TF1 training semantics the TF ports share: global-norm clipping as TF computes it, TF's SGD and Adam,
-and BasicLSTMCell variable names across TF generations.
+"""TF1 training semantics the TF ports share: global-norm clipping as TF computes it, TF's SGD, Adam and
+Adagrad, and BasicLSTMCell variable names across TF generations (from
+:mod:`compat.frameworks.tf.names`, the one table of TF variable names).
 
 Global norm and IndexedSlices. ``tf.gradients`` of a loss through ``tf.nn.embedding_lookup`` returns the
 embedding's gradient as ``IndexedSlices``: one row of values per looked-up token, duplicates not summed.
@@ -14,9 +15,11 @@ from __future__ import annotations
 
 from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from compat.frameworks.tf.names import KERNEL_BIAS, basic_lstm_cell_variables
 from compat.optim import PerParameterOptimizer
 
 
@@ -91,8 +94,9 @@ class GradientDescent(PerParameterOptimizer):
 
 
 def _as_float32(x: float) -> float:
-    """A Python float rounded through float32, as TF holds its optimizer hyperparameters."""
-    return float(torch.tensor(x, dtype=torch.float32))
+    """A Python float rounded through float32, as TF holds its optimizer hyperparameters (numpy's scalar:
+    a tenth of the cost of a torch tensor, paid by every optimizer step)."""
+    return float(np.float32(x))
 
 
 class TFAdam(PerParameterOptimizer):
@@ -184,29 +188,54 @@ class TFAdam(PerParameterOptimizer):
             s["beta2_power"].mul_(beta2)
 
 
-# BasicLSTMCell's two variables by TF generation (rnn_cell_impl.py / rnn_cell.py of each release):
-# <= 0.12: _linear under "Linear" -> Matrix, Bias; 1.0-1.1: "weights", "biases"; >= 1.2: "kernel", "bias".
-CELL_VARIABLE_NAMES: Tuple[Tuple[str, str], ...] = (
-    ("kernel", "bias"),
-    ("weights", "biases"),
-    ("Linear/Matrix", "Linear/Bias"),
-)
+class TFAdagrad(PerParameterOptimizer):
+    """``tf.train.AdagradOptimizer(learning_rate, initial_accumulator_value=0.1)`` (TF1 training/adagrad.py
+    and the ApplyAdagrad kernel, core/kernels/training_ops.cc)::
 
+        accumulator = initial_accumulator_value          # one slot per variable, _create_slots
+        accumulator += grad * grad
+        var -= grad * lr * rsqrt(accumulator)
 
-def tf1_cell_variables(variables: Mapping[str, object], cell_scope: str) -> Tuple[object, object, Tuple[str, str]]:
-    """A BasicLSTMCell's (kernel, bias) under ``cell_scope`` in any TF generation's names.
-
-    Returns ``(kernel, bias, (kernel_name, bias_name))``. Raises KeyError naming the candidates tried.
+    It differs from ``torch.optim.Adagrad`` in its defaults, not its rule: torch starts the accumulator at
+    0 (the first step then moves every weight by ``lr * sign(grad)``; TF's by ``lr * grad / sqrt(0.1 +
+    grad^2)``) and divides by ``sqrt(accumulator) + 1e-10``. As in TF the learning rate is a float32
+    tensor cast to the variable's dtype (``_prepare`` / ``_apply_dense``), and the accumulator starts at
+    ``initial_accumulator_value`` in the variable's own dtype (``constant_initializer(value, dtype)``).
+    The accumulators are the optimizer's state (``state["accumulator"]``), created at the first step.
     """
-    scope = cell_scope.rstrip("/")
-    for kernel_name, bias_name in CELL_VARIABLE_NAMES:
-        k, b = f"{scope}/{kernel_name}", f"{scope}/{bias_name}"
-        if k in variables and b in variables:
-            return variables[k], variables[b], (k, b)
-    tried = [f"{scope}/{k}" + " + " + f"{scope}/{b}" for k, b in CELL_VARIABLE_NAMES]
-    near = sorted(n for n in variables if n.startswith(scope))[:6]
-    raise KeyError(f"no BasicLSTMCell variables under {scope!r}; tried {tried}"
-                   + (f"; names under that scope: {near}" if near else ""))
+
+    def __init__(self, params, lr: float, initial_accumulator_value: float = 0.1, foreach: bool = True):
+        if not lr >= 0:
+            raise ValueError(f"learning rate must be >= 0, got {lr}")
+        if not initial_accumulator_value > 0:  # adagrad.py __init__
+            raise ValueError(f"initial_accumulator_value must be positive: {initial_accumulator_value}")
+        super().__init__(params, dict(lr=lr, initial_accumulator_value=initial_accumulator_value),
+                         foreach=foreach)
+
+    @staticmethod
+    def _accumulator(p, state, group) -> Tensor:
+        if "accumulator" not in state:
+            state["accumulator"] = torch.full_like(p, group["initial_accumulator_value"])
+        return state["accumulator"]
+
+    def update(self, p, grad, state, group):
+        acc = self._accumulator(p, state, group)
+        acc.add_(grad * grad)
+        # training_ops.cc ApplyAdagrad: var -= grad * lr() * accum.rsqrt(), evaluated left to right.
+        p.sub_(grad * _as_float32(group["lr"]) * acc.rsqrt())
+
+    def update_group(self, params, grads, states, group):
+        """:meth:`update` over the group's parameters at once (torch._foreach_*, the same operations)."""
+        accs = [self._accumulator(p, s, group) for p, s in zip(params, states)]
+        torch._foreach_add_(accs, torch._foreach_mul(grads, grads))
+        step = torch._foreach_mul(grads, _as_float32(group["lr"]))
+        torch._foreach_mul_(step, torch._foreach_rsqrt(accs))
+        torch._foreach_sub_(params, step)
+
+
+# BasicLSTMCell's variable names across TF generations live in the one TF names table.
+CELL_VARIABLE_NAMES: Tuple[Tuple[str, str], ...] = KERNEL_BIAS[:3]
+tf1_cell_variables = basic_lstm_cell_variables
 
 
 def lr_decay_schedule(learning_rate: float, lr_decay: float, max_epoch: int, epoch: int) -> float:
@@ -214,5 +243,5 @@ def lr_decay_schedule(learning_rate: float, lr_decay: float, max_epoch: int, epo
     return learning_rate * lr_decay ** max(epoch + 1 - max_epoch, 0.0)
 
 
-__all__ = ["global_norm", "clip_scale", "clip_by_global_norm_", "GradientDescent", "TFAdam",
+__all__ = ["global_norm", "clip_scale", "clip_by_global_norm_", "GradientDescent", "TFAdam", "TFAdagrad",
            "CELL_VARIABLE_NAMES", "tf1_cell_variables", "lr_decay_schedule"]

@@ -163,8 +163,8 @@ class LoadFollower:
     read) between re-measurements, every :data:`REBALANCE_SECONDS`: fewer threads as soon as one check finds
     the cores taken, more only when :data:`RAISE_AFTER_CHECKS` checks in a row found them free."""
 
-    def __init__(self, threads: int, meter: Optional[LoadMeter] = None):
-        self.threads, self.meter = threads, meter or LoadMeter()
+    def __init__(self, threads: int, meter: Optional[LoadMeter] = None, at_most: Optional[int] = None):
+        self.threads, self.meter, self.at_most = threads, meter or LoadMeter(), at_most
         self.next_check = time.monotonic() + REBALANCE_SECONDS
         self.free_checks = 0
 
@@ -174,6 +174,8 @@ class LoadFollower:
             return
         self.next_check = now + REBALANCE_SECONDS
         wanted = threads_beside(self.meter.others(), usable_cores())
+        if self.at_most is not None:
+            wanted = min(wanted, self.at_most)
         if wanted > self.threads:
             self.free_checks += 1
             if self.free_checks < RAISE_AFTER_CHECKS:
@@ -203,17 +205,23 @@ class Threads(NamedTuple):
         return f"{self.count} CPU thread{'s' if self.count > 1 else ''}"
 
 
-def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+def add_threads_argument(parser: argparse.ArgumentParser, at_most: Optional[int] = None, why: str = "") -> None:
+    """``--threads``; ``at_most`` (and ``why``) as the program passes them to :func:`configure_threads`."""
+    if at_most == 1:
+        default = f"1: {why}" if why else "1"
+    else:
+        default = (f"the usable cores not kept busy by other processes{f', at most {at_most}' if at_most else ''}, at "
+                   f"least 1, re-measured every {REBALANCE_SECONDS:g} s while training")
     parser.add_argument("--threads", type=int, default=None,
-                        help=f"CPU threads for torch (default: OMP_NUM_THREADS if set, else the usable cores not kept "
-                             f"busy by other processes, at least 1, re-measured every {REBALANCE_SECONDS:g} s while "
-                             f"training; {usable_cores()} usable cores here)")
+                        help=f"CPU threads for torch (default: OMP_NUM_THREADS if set, else {default}; "
+                             f"{usable_cores()} usable cores here)")
 
 
 def configure_threads(requested: Optional[int], *, owns_process: bool,
-                      environ: Mapping[str, str] = os.environ) -> Threads:
+                      environ: Mapping[str, str] = os.environ, at_most: Optional[int] = None) -> Threads:
     """Apply ``--threads`` (``requested``) as the module docstring says. ``owns_process``: the program runs
-    as ``python -m`` (its ``__main__``), not from a caller's Python."""
+    as ``python -m`` (its ``__main__``), not from a caller's Python. ``at_most``: a cap on the program's own
+    choice (a program whose products are too small to split), not on ``--threads`` or the environment's."""
     import torch
 
     if requested is not None:
@@ -225,10 +233,13 @@ def configure_threads(requested: Optional[int], *, owns_process: bool,
         return Threads(torch.get_num_threads(), "OMP_NUM_THREADS", None)
     if not owns_process:
         return Threads(torch.get_num_threads(), "the caller", None)
+    if at_most == 1:  # nothing to measure or follow
+        torch.set_num_threads(1)
+        return Threads(1, "the program", None)
     meter = LoadMeter()
-    n = default_threads()
+    n = default_threads() if at_most is None else min(default_threads(), at_most)
     torch.set_num_threads(n)
-    return Threads(n, "the program", LoadFollower(n, meter))
+    return Threads(n, "the program", LoadFollower(n, meter, at_most))
 
 
 __all__ = ["LoadFollower", "LoadMeter", "Threads", "add_threads_argument", "affinity_cores", "cgroup_cpu_limit",

@@ -85,3 +85,22 @@ def write_golden(path, arrays: dict, n_cases: int) -> None:
     arrays["versions"] = np.array(json.dumps(versions()))
     np.savez_compressed(path, **arrays)
     print("wrote", path, n_cases, "cases")
+
+
+def fresh_folder(path) -> None:
+    """An empty folder at ``path`` for a recorder's files (what a previous recording left there is removed)."""
+    import shutil
+
+    path = Path(path)
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+
+
+def write_expected(folder, arrays: dict) -> None:
+    """``folder/expected.npz``: the recorded arrays with the framework versions."""
+    import numpy as np
+
+    arrays["versions"] = np.array(json.dumps(versions()))
+    np.savez_compressed(Path(folder) / "expected.npz", **arrays)
+    print("wrote", folder)

@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 
-from _common import GOLDEN, import_tf, tf_session, versions
+from _common import GOLDEN, fresh_folder, import_tf, tf_session, write_expected
 
 B, T, SEED = 3, 6, 14
 LENGTHS = [6, 4, 2]
@@ -327,17 +326,13 @@ def main():
     parser.add_argument("--out", type=Path, default=GOLDEN / "convert" / "tf1")
     args = parser.parse_args()
     tf = import_tf()
-    if args.out.exists():
-        shutil.rmtree(args.out)
-    args.out.mkdir(parents=True)
+    fresh_folder(args.out)
     rec = Recorder(tf, args.out)
     build_cases(rec)
     block_cases(rec)
     opaque_case(rec)
     initial_state_case(rec)
-    rec.arrays["versions"] = np.array(json.dumps(versions()))
-    np.savez_compressed(args.out / "expected.npz", **rec.arrays)
-    print("wrote", args.out)
+    write_expected(args.out, rec.arrays)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,8 @@ def basic_lstm_cell(x: np.ndarray, state: StateTuple, kernel: np.ndarray, bias: 
                     forget_bias: float = 1.0) -> Tuple[np.ndarray, StateTuple]:
     """One step of ``BasicLSTMCell``: x [B, in], state (c [B, H], h [B, H]) -> (new_h, (new_c, new_h))."""
     c, h = state
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(x)
+    x = x.astype(np.result_type(x, np.float64))  # complex stays complex (complex-step differentiation)
     hidden = kernel.shape[1] // 4
     if kernel.shape != (x.shape[1] + hidden, 4 * hidden):
         raise ValueError(f"kernel has shape {kernel.shape}; expected [in + H, 4H] = "
@@ -98,6 +99,11 @@ def static_rnn(inputs_tm: np.ndarray, initial_states: Sequence[StateTuple],
         out, states = multi_rnn_cell(inputs_tm[t], states, layers, forget_bias)
         outputs.append(out)
     return np.stack(outputs), states
+
+
+def zero_states(num_layers: int, batch_size: int, hidden: int) -> List[StateTuple]:
+    """``MultiRNNCell.zero_state``: a (c, h) pair of zeros per layer."""
+    return [(np.zeros((batch_size, hidden)), np.zeros((batch_size, hidden))) for _ in range(num_layers)]
 
 
 Cell = Callable[[np.ndarray, StateTuple], Tuple[np.ndarray, StateTuple]]

@@ -130,3 +130,103 @@ def keras_files(base: Path = GOLDEN_CONVERT):
         for _, config, arrays in cases(framework, base):
             for f in config["files"]:
                 yield framework, f, config, arrays
+
+
+def check_tf_models_case(folder: Path, name: str, config: dict, arrays: dict, tmp: Path) -> None:
+    """Convert a recorded whole-model TF checkpoint (legacy/record_convert_tf_models.py): each converted layer
+    against TensorFlow's numbers on the input it was fed; the layers that must stay unconverted listed as such
+    (exit status 3 without --partial) and their tensors carried bit for bit."""
+    import json as _json
+
+    from compat.convert import load, load_carried
+    from tests.tolerances import assert_close
+
+    out = tmp / f"{name}.safetensors"
+    source = folder / config["checkpoint"]
+    if config["not_converted"]:
+        assert convert_cli(source, tmp / f"{name}-strict.safetensors", [a for a in config["cli"] if a != "--partial"]) == 3
+    report = tmp / f"{name}.md"
+    assert convert_cli(source, out, config["cli"] + ["--report", str(report)]) == 0
+    text = report.read_text()
+    assert all(layer in text for layer in config["not_converted"] + config["lstms"])
+    modules = load(out) if config["lstms"] else {}
+    assert sorted(modules) == sorted(config["lstms"])
+    for layer in config["lstms"]:
+        y, h, c = run_module(modules[layer], arrays[f"{layer}/x"], batch_first_input=True)
+        assert_close(y, arrays[f"{layer}/y"], dtype=np.float32, msg=f"{name} {layer} outputs")
+        assert_close(h, arrays[f"{layer}/h"], dtype=np.float32, msg=f"{name} {layer} h_n")
+        assert_close(c, arrays[f"{layer}/c"], dtype=np.float32, msg=f"{name} {layer} c_n")
+    items = _json.loads(out.with_suffix(".json").read_text())["content"]["items"]
+    by_name = {i["name"]: i for i in items}
+    carried = load_carried(out)
+    for layer in config["not_converted"]:
+        item = by_name[layer]
+        assert item["recurrent"] and item["converted"] is None and item["reason"], item
+        assert item["carried"] and set(item["carried"]) <= set(carried), item
+    listed = {n for i in items for n in i["shapes"]}
+    if "variables" in config:
+        assert set(config["variables"]) <= listed, sorted(set(config["variables"]) - listed)
+    for key, value in arrays.items():
+        if key.startswith("variables/"):
+            variable = key[len("variables/"):]
+            assert np.array_equal(carried[variable].numpy(), value) and carried[variable].shape == value.shape, variable
+    if name == "seq2seq":
+        rebuild_seq2seq(carried, config["sizes"], arrays)
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def rebuild_seq2seq(carried, sizes: dict, arrays: dict) -> None:
+    """The recorded encoder-decoder recomputed in numpy from the tensors the conversion carried: nothing the
+    model needs is lost. GRUCell from TF 1.x rnn_cell_impl.py ``GRUCell.call`` (r, u = sigmoid(gates); candidate
+    tanh over [x, r * h]; h = u * h + (1 - u) * c) under ``dynamic_rnn(sequence_length=...)`` (state copied and
+    output zero past a sequence's length); the decoder from contrib/seq2seq attention_wrapper.py
+    (``AttentionWrapper.call``, ``_compute_attention``, ``BahdanauAttention``, ``_bahdanau_score``) around
+    BasicLSTMCell (gates i, j, f, o, forget_bias 1)."""
+    from tests.tolerances import assert_close
+
+    w = {k: v.double().numpy() for k, v in carried.items()}
+    ids_enc, ids_dec, lengths = arrays["in/ids_enc"], arrays["in/ids_dec"], arrays["in/lengths"]
+    emb = w["embedding"]
+    assert_close(emb[ids_enc], arrays["out/embedded"], dtype=np.float32, msg="embedding lookup")
+    Bn, Tn = ids_enc.shape
+    H = sizes["H_enc"]
+    g = "encoder/rnn/gru_cell/"
+    h = np.zeros((Bn, H))
+    outs = np.zeros((Bn, Tn, H))
+    for t in range(Tn):
+        x = emb[ids_enc[:, t]]
+        r, u = np.split(_sigmoid(np.concatenate([x, h], 1) @ w[g + "gates/kernel"] + w[g + "gates/bias"]), 2, 1)
+        cand = np.tanh(np.concatenate([x, r * h], 1) @ w[g + "candidate/kernel"] + w[g + "candidate/bias"])
+        live = (t < lengths)[:, None]
+        h = np.where(live, u * h + (1 - u) * cand, h)
+        outs[:, t] = np.where(live, h, 0.0)
+    assert_close(outs, arrays["out/encoder_outputs"], dtype=np.float32, msg="GRU encoder outputs")
+    assert_close(h, arrays["out/encoder_state"], dtype=np.float32, msg="GRU encoder state")
+    mask = np.arange(Tn)[None, :] < lengths[:, None]
+    values = outs * mask[:, :, None]
+    keys = values @ w["memory_layer/kernel"]
+    d = "decoder/attention_wrapper/"
+    Hd = sizes["H_dec"]
+    c, m = np.zeros((Bn, Hd)), np.zeros((Bn, Hd))
+    attention = np.zeros((Bn, sizes["attention"]))
+    dec = []
+    for t in range(ids_dec.shape[1]):
+        inputs = np.concatenate([emb[ids_dec[:, t]], attention], 1)
+        i, j, f, o = np.split(np.concatenate([inputs, m], 1) @ w[d + "basic_lstm_cell/kernel"]
+                              + w[d + "basic_lstm_cell/bias"], 4, 1)
+        c = c * _sigmoid(f + 1.0) + _sigmoid(i) * np.tanh(j)
+        m = np.tanh(c) * _sigmoid(o)
+        query = m @ w[d + "bahdanau_attention/query_layer/kernel"]
+        score = np.sum(w[d + "bahdanau_attention/attention_v"] * np.tanh(keys + query[:, None, :]), 2)
+        score = np.where(mask, score, -np.inf)
+        align = np.exp(score - score.max(1, keepdims=True))
+        align /= align.sum(1, keepdims=True)
+        context = np.einsum("bt,bth->bh", align, values)
+        attention = np.concatenate([m, context], 1) @ w[d + "attention_layer/kernel"]
+        dec.append(attention)
+    assert_close(np.stack(dec, 1), arrays["out/decoder_outputs"], dtype=np.float32, msg="attention decoder outputs")
+    assert_close(c, arrays["out/decoder_c"], dtype=np.float32, msg="decoder cell state c")
+    assert_close(m, arrays["out/decoder_h"], dtype=np.float32, msg="decoder cell state h")

@@ -7,7 +7,8 @@ The child is forked from the test process (about 10 ms: torch and the loaders ar
 data segment to ``memory_mb`` above what it already uses, runs ``loader(path, *args)`` and reports back
 through a pipe. The parent kills it at ``timeout`` seconds. Outcomes:
 
-``ok``            the loader returned (a file that is still valid after mutation, say)
+``ok``            the loader returned (a file that is still valid after mutation, say); a string it returns
+                  (a digest of what it read) comes back as the message
 ``input_error``   it raised :class:`compat.errors.InputError`: the clear, expected refusal
 ``exception``     it raised anything else (a traceback a user would see): a bug
 ``memory``        it raised MemoryError or hit the cap
@@ -59,8 +60,9 @@ def _child(write_fd: int, loader: Callable, path: Any, args: tuple, memory_mb: i
         resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
 
         try:
-            loader(path, *args)
-            result = {"kind": "ok"}
+            returned = loader(path, *args)
+            # a loader may return a digest of what it read: the caller compares it with the valid file's
+            result = {"kind": "ok", "message": returned if isinstance(returned, str) else ""}
         except InputError as e:
             result = {"kind": "input_error", "message": f"{type(e).__name__}: {e}"}
         except MemoryError:

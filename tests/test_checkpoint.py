@@ -102,3 +102,24 @@ def test_missing_and_foreign_files(tmp_path):
     tensor_file.unlink()
     with pytest.raises(CheckpointError, match="its tensor file .* is missing"):
         checkpoint.read(tmp_path / "c", "test")
+
+
+def test_one_error_class_for_every_unreadable_checkpoint(tmp_path):
+    """This project's checkpoints and TF's raise the same CheckpointError (one ``except`` catches both), and the
+    TF ports raise one TFVariableError (the Shakespeare port's TF1VariableError is that class under its old name)."""
+    from compat.errors import TFVariableError
+    from compat.formats import tf as tf_format
+    from ports.tf_ptb import TFVariableError as ptb_error
+    from ports.tf_shakespeare import TF1VariableError
+
+    assert tf_format.CheckpointError is CheckpointError
+    assert issubclass(tf_format.CheckpointNotFoundError, CheckpointError)
+    assert ptb_error is TFVariableError and TF1VariableError is TFVariableError
+    (tmp_path / "bad.index").write_bytes(b"\0" * 64)
+    for read in (lambda: checkpoint.read(tmp_path / "missing", "test"), lambda: tf_format.CheckpointReader(tmp_path / "bad")):
+        with pytest.raises(CheckpointError, match=str(tmp_path)) as caught:
+            read()
+        assert str(tmp_path) in str(caught.value)
+    with pytest.raises(CheckpointError) as caught:
+        tf_format.CheckpointReader(tmp_path / "bad")
+    assert caught.value.path is not None and caught.value.path.startswith(str(tmp_path))

@@ -196,7 +196,7 @@ def test_lstm_sequence_converted_gives_caffes_losses(case, tmp_path):
 
     loss0, _ = loss(caffe_blobs(inputs), 0)
     assert_printed_loss(loss0, outputs["loss"][0], f"{name} iteration 0 from the initial weights")
-    spec = discover(tmp_path / f"{name}_0.caffemodel")[0]
+    spec = discover(tmp_path / f"{name}_0.caffemodel").specs[0]
     assert "cont=(clip != 0)" in spec.unknowns[0].assumed, "the command must say how to feed the fork's clip"
     last = config["restart"]  # 199: the weights after 199 and 198 updates follow from the recording
     assert (last - 1) % windows == 0, "iteration 198 must start its window with clip = 0"

@@ -118,23 +118,59 @@ def test_written_files_are_a_checkpoint_with_torch_names(tmp_path, capsys):
     assert load(tmp_path / "m").keys() == load(tmp_path / "m.json").keys()
 
 
+def _reseal(manifest, content):
+    """Rewrite a conversion with ``content`` and a valid seal and digest (what an attacker with write access
+    to both files can do): only the validation of the settings stands between it and the user."""
+    import hashlib
+
+    from safetensors.torch import load_file, save
+
+    from compat.checkpoint import SEAL_KEY, content_digest
+
+    obj = json.loads(manifest.read_text())
+    tensor_file = manifest.parent / obj["tensor_file"]
+    data = save(load_file(str(tensor_file)), metadata={"format": obj["format"], SEAL_KEY: content_digest(content)})
+    tensor_file.write_bytes(data)
+    obj.update(content=content, tensor_sha256=hashlib.sha256(data).hexdigest(), tensor_bytes=len(data))
+    manifest.write_text(json.dumps(obj))
+
+
 def test_a_damaged_conversion_is_refused_naming_the_file_and_field(tmp_path):
     out = tmp_path / "m"
     convert(GOLDEN_CONVERT / "onnx" / "peepholes.onnx", out)
     manifest = tmp_path / "m.json"
     good = json.loads(manifest.read_text())
-    bad = json.loads(manifest.read_text())
-    bad["content"]["lstms"][0]["hidden_size"] = 5
-    manifest.write_text(json.dumps(bad))
-    with pytest.raises(InputError, match=r"m\.json: lstms/0/weights"):
-        load(out)
-    bad = json.loads(json.dumps(good))
-    bad["content"]["lstms"][0]["options"]["frobnicate"] = 1
-    manifest.write_text(json.dumps(bad))
-    with pytest.raises(InputError, match=r"lstms/0/options: unknown options \['frobnicate'\]"):
-        load(out)
+    # any change of a setting breaks the seal: batch_first flipped would change every output
+    for key, value in (("batch_first", not good["content"]["lstms"][0]["batch_first"]), ("hidden_size", 5)):
+        bad = json.loads(json.dumps(good))
+        bad["content"]["lstms"][0][key] = value
+        manifest.write_text(json.dumps(bad))
+        with pytest.raises(InputError, match=r"m\.json: the settings do not match the digest sealed"):
+            load(out)
     manifest.write_text(json.dumps(good))
-    tensor_file = tmp_path / good["tensor_file"]
+    # resealed settings are still validated, each error naming the field
+    for edit, message in ((lambda e: e.update(hidden_size=5), r"m\.json: lstms/0/weights"),
+                          (lambda e: e["options"].update(frobnicate=1),
+                           r"lstms/0/options: unknown options \['frobnicate'\]"),
+                          (lambda e: e["options"].update(cell_clip=float("nan")), r"lstms/0/options/cell_clip: nan is not finite"),
+                          (lambda e: e["options"].update(cell_clip=-1.0), r"lstms/0/options/cell_clip: -1.0 must be a number > 0"),
+                          (lambda e: e["options"].update(activations=["Sigmoid", "Tanh", "Gelu"]),
+                           r"lstms/0/options/activations: not activations the core knows"),
+                          (lambda e: e.update(source_format="tf2"), r"lstms/0/source_format: 'tf2' is not one of")):
+        content = json.loads(json.dumps(good["content"]))
+        edit(content["lstms"][0])
+        _reseal(manifest, content)
+        with pytest.raises(InputError, match=message):
+            load(out)
+    _reseal(manifest, good["content"])
+    assert load(out)
+    # a duplicate key is refused, not read as the last one
+    text = manifest.read_text()
+    manifest.write_text(text.replace('"checkpoint_version": 2,', '"checkpoint_version": 2, "checkpoint_version": 2,'))
+    with pytest.raises(InputError, match="'checkpoint_version' appears twice"):
+        load(out)
+    manifest.write_text(text)
+    tensor_file = tmp_path / json.loads(text)["tensor_file"]
     data = bytearray(tensor_file.read_bytes())
     data[-1] ^= 1
     tensor_file.write_bytes(bytes(data))
@@ -190,7 +226,7 @@ def test_a_module_that_misses_the_reference_fails_the_check(tmp_path):
     from compat.convert import store
     from compat.convert.verify import check
 
-    (spec,) = discover(GOLDEN_CONVERT / "onnx" / "clip.onnx")
+    (spec,) = discover(GOLDEN_CONVERT / "onnx" / "clip.onnx").specs
     config, _ = store.write([spec], tmp_path / "m", "test")
     (module,) = load(config).values()
     assert check(spec, module).ok
@@ -245,7 +281,8 @@ def test_keras_module_matches_the_keras_reference(go_backwards, bidirectional, m
 
 def test_onnx_module_zeroes_the_final_state_of_empty_sequences():
     from compat.convert.modules import OnnxLSTM
-    from compat.layouts import from_canonical, onnx_stack_directions
+    from compat.frameworks.onnx.layout import onnx_stack_directions
+    from compat.layouts import from_canonical
     from reference import onnx_lstm
 
     torch.manual_seed(2)
@@ -373,7 +410,7 @@ def _keras_weights(H=2, n_in=3):
     (dict(activation="gelu"), "activation='gelu': not an activation the core has"),
     (dict(recurrent_activation={"class_name": "MyAct", "config": {}}), "custom object"),
     (dict(stateful=True, frobnicate=3), "frobnicate"),
-    (dict(units=5), "units=5 does not match the tensors"),
+    (dict(units=5), "units=5 does not match the"),
 ])
 def test_keras_settings_that_cannot_be_honoured_are_refused(config, message, tmp_path):
     pytest.importorskip("h5py", reason="h5py is in the test extra")
@@ -395,7 +432,7 @@ def test_keras_before_2_3_outputs_the_previous_h_at_masked_steps_and_says_so(tmp
         config = json.loads(f.attrs["model_config"])
         config["config"]["layers"].insert(0, {"class_name": "Masking", "config": {"name": "m", "mask_value": 0.0}})
         f.attrs["model_config"] = json.dumps(config).encode()
-    (spec,) = discover(path)
+    (spec,) = discover(path).specs
     assert spec.keras.masked_output == "previous_h"
     assert spec.options["activations"] == ("hard_sigmoid_keras2", "tanh", "tanh")
     assert any(u.what == "masked_output" for u in spec.unknowns)
@@ -403,23 +440,43 @@ def test_keras_before_2_3_outputs_the_previous_h_at_masked_steps_and_says_so(tmp
     assert all(c.ok for c in conversion.checks)
 
 
-@pytest.mark.parametrize("layer", [
-    {"class_name": "Bidirectional", "config": {"name": "bi", "layer": {"class_name": "LSTM", "config": {
-        "name": "lstm", "units": 2, "go_backwards": True}}}},
-    {"class_name": "Bidirectional", "config": {"name": "bi", "layer": {"class_name": "ConvLSTM2D", "config": {}}}},
-    {"class_name": "RNN", "config": {"name": "bi", "cell": {"class_name": "LSTMCell", "config": {"units": 2}}}},
-])
-def test_keras_lstm_layers_this_converter_does_not_read_are_refused(layer, tmp_path):
-    pytest.importorskip("h5py", reason="h5py is in the test extra")
+def _keras_config_only(path, layers):
     import h5py
 
-    path = tmp_path / "k.h5"
     with h5py.File(path, "w") as f:
         f.attrs["keras_version"] = b"2.21.0"
-        f.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": {"layers": [layer]}}).encode()
+        f.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": {"layers": layers}}).encode()
         f.create_group("model_weights").attrs["layer_names"] = []
-    with pytest.raises(InputError, match="layer 'bi'.*(not supported|does not read)"):
+    return path
+
+
+def test_a_keras_bidirectional_around_go_backwards_is_refused(tmp_path):
+    pytest.importorskip("h5py", reason="h5py is in the test extra")
+    path = _keras_config_only(tmp_path / "k.h5", [
+        {"class_name": "Bidirectional", "config": {"name": "bi", "layer": {"class_name": "LSTM", "config": {
+            "name": "lstm", "units": 2, "go_backwards": True}}}}])
+    with pytest.raises(InputError, match="layer 'bi'.*not supported"):
         discover(path)
+
+
+@pytest.mark.parametrize("layer, why", [
+    ({"class_name": "Bidirectional", "config": {"name": "bi", "layer": {"class_name": "ConvLSTM2D", "config": {}}}},
+     "Bidirectional(ConvLSTM2D)"),
+    ({"class_name": "RNN", "config": {"name": "bi", "cell": {"class_name": "LSTMCell", "config": {"units": 2}}}},
+     "Keras RNN layer"),
+    ({"class_name": "GRU", "config": {"name": "bi", "units": 2}}, "Keras GRU layer"),
+])
+def test_keras_recurrent_layers_not_converted_are_listed_and_make_the_conversion_partial(layer, why, tmp_path, capsys):
+    """Listed by name with the reason, never dropped: exit 3 without --partial (nothing written)."""
+    pytest.importorskip("h5py", reason="h5py is in the test extra")
+    path = _keras_config_only(tmp_path / "k.h5", [layer])
+    found = discover(path)
+    (item,) = found.items
+    assert not found.specs and item.name == "bi" and item.recurrent and item.converted is None and why in item.reason
+    assert convert_cli(path, tmp_path / "o.safetensors") == 3
+    out, err = capsys.readouterr()
+    assert "bi [recurrent]" in out and why in out and "--partial" in err
+    assert not list(tmp_path.glob("o.*"))
 
 
 def test_onnx_weights_computed_at_run_time_are_refused(tmp_path):
@@ -430,7 +487,7 @@ def test_onnx_weights_computed_at_run_time_are_refused(tmp_path):
     g = helper.make_graph([node], "g", [helper.make_tensor_value_info(n, 1, None) for n in ("X", "W", "R")],
                           [helper.make_tensor_value_info("Y", 1, None)])
     save(helper.make_model(g), str(tmp_path / "m.onnx"))
-    with pytest.raises(InputError, match="input W .* is computed at run time"):
+    with pytest.raises(InputError, match="input W .* depends on what the model is given at run time.*graph input"):
         discover(tmp_path / "m.onnx")
 
 

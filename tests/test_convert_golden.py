@@ -13,12 +13,20 @@ from __future__ import annotations
 import pytest
 
 from tests.convert_cases import (GOLDEN_CONVERT, cases, check_keras_file, check_onnx_case, check_tf1_case,
-                                 keras_files)
+                                 check_tf_models_case, keras_files)
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c[0]) for c in cases("tf1")])
 def test_tf1_checkpoint_converts_to_tensorflows_numbers(case, tmp_path):
     check_tf1_case(GOLDEN_CONVERT / "tf1", *case, tmp_path)
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c[0]) for c in cases("tf_models")])
+def test_whole_tf_model_checkpoint_converts_to_tensorflows_numbers(case, tmp_path):
+    """tf.keras layers in TF1 graphs (TF 2.x and TF 1.x names), object-based checkpoints read through their
+    object graph (a Bidirectional as one module), a seq2seq checkpoint whose GRU and attention-wrapped LSTM are
+    listed, refused and carried, and rebuilt from what was carried."""
+    check_tf_models_case(GOLDEN_CONVERT / "tf_models", *case, tmp_path)
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c[0]) for c in cases("onnx")])
@@ -39,6 +47,8 @@ def test_every_recorded_variant_is_covered():
             "lstm_block_cell_peepholes_clip3", "lstm_block_fused_cell", "cudnn_canonical",
             "cudnn_canonical_bidirectional_2layers", "cudnn_opaque", "names_tf1_0", "names_tf0_12_multi",
             "names_tf0_12_lstmcell", "float64_lstmcell", "initial_state_zero_length"} <= tf_cases
+    assert {c[0] for c in cases("tf_models")} >= {"keras_tf1_graph", "keras_tf1x_names", "object_save_weights",
+                                                  "object_checkpoint", "seq2seq"}
     onnx_cases = {c[0] for c in cases("onnx")}
     assert {"reverse", "reverse_lengths", "bidirectional", "bidirectional_lengths", "peepholes", "clip",
             "input_forget", "activations", "activations_more", "affine_relu", "softplus_thresholded",

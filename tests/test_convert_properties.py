@@ -47,7 +47,7 @@ def test_random_tf1_checkpoints_convert_and_verify(tmp_path_factory, n_in, H, P,
         for d in ("fw", "bw"):
             variables.update(_cell_vars(rng, f"bidirectional_rnn/{d}/lstm_cell", n_in, H, P, peep, dtype))
     save_checkpoint(tmp / "model.ckpt", variables)
-    specs, _, checks = convert(tmp / "model.ckpt", tmp / "out.safetensors", forget_bias=forget_bias)
+    specs, _, _, checks = convert(tmp / "model.ckpt", tmp / "out.safetensors", forget_bias=forget_bias)
     assert len(specs) == 1
     assert specs[0].proj_size == P and specs[0].peepholes == peep
     (check,) = checks

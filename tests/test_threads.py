@@ -106,6 +106,27 @@ def test_the_programs_default_follows_the_machine(monkeypatch, thread_count):
     assert torch.get_num_threads() == 2
 
 
+def test_a_programs_cap_bounds_its_own_choice_only(monkeypatch, thread_count):
+    """``at_most``: a program whose products are too small to split caps its own choice (1: nothing to follow;
+    2 on a 4-core machine: followed, never above 2); --threads and OMP_NUM_THREADS still win."""
+    clock = FakeClock(monkeypatch)
+    monkeypatch.setattr(threads, "usable_cores", lambda: 4)
+    one = threads.configure_threads(None, owns_process=True, environ={}, at_most=1)
+    assert (one.count, one.chosen_by, one.follower) == (1, "the program", None) and torch.get_num_threads() == 1
+    two = threads.configure_threads(None, owns_process=True, environ={}, at_most=2)
+    assert (two.count, two.chosen_by) == (2, "the program") and torch.get_num_threads() == 2
+    for _ in range(threads.RAISE_AFTER_CHECKS + 1):  # the machine stays idle: four cores free, still 2
+        clock.advance(threads.REBALANCE_SECONDS * 1.5, others=0.0, own=2.0)
+        two.check()
+        assert torch.get_num_threads() == 2
+    clock.advance(threads.REBALANCE_SECONDS * 1.5, others=3.0, own=1.0)
+    two.check()
+    assert torch.get_num_threads() == 1
+    assert threads.configure_threads(3, owns_process=True, environ={}, at_most=1).count == 3
+    torch.set_num_threads(2)
+    assert threads.configure_threads(None, owns_process=True, environ={"OMP_NUM_THREADS": "2"}, at_most=1).count == 2
+
+
 def test_busy_process_is_measured():
     """A real CPU-bound child process shows up as about one core of other load (this process idle)."""
     if threads._machine_busy_seconds() is None:

@@ -1,4 +1,4 @@
-"""Properties of the LSTM core's cell variants and directions (compat/lstm.py, compat/lstm_loop.py).
+"""Properties of the LSTM core's cell variants and directions (compat/lstm.py, compat/recurrent/loop.py).
 
 Each variant against the numpy reference of the framework that defines it, through the layout that
 reads that framework's tensors and attributes (``compat.layouts.convert``):
@@ -25,7 +25,8 @@ from hypothesis import HealthCheck, assume, event, given, note, settings
 from hypothesis import strategies as st
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from compat.layouts import LayoutError, convert, onnx_activations
+from compat.frameworks.onnx.layout import onnx_activations
+from compat.layouts import LayoutError, convert
 from compat.lstm import ACTIVATIONS, LSTM, LayerWeights, LSTMShapeError, lstm, weights_from_torch
 from compat.lstm_activations import ActivationError, activation
 from reference import keras_lstm, onnx_lstm, tf_lstm, torch_lstm

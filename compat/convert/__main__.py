@@ -2,19 +2,40 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import List, Optional, Sequence
 
+from compat import frameworks
 from compat.cli import HelpFormatter, check_positive, print_files, run_cli
-from compat.convert.discovery import FORMATS
+from compat.formats.shapes import DEFAULT_MAX_TENSOR_BYTES
 
 DESCRIPTION = """\
-Find every LSTM in a legacy checkpoint or model file (TF1, Keras 1/2/3, ONNX, the Theano tutorial, Caffe)
-without its framework, write it in PyTorch's layout (a .json configuration and a .safetensors tensor file,
-loaded by compat.convert.load(OUT)) and verify it against the source framework's numpy reference.
+Find every recurrent layer in a legacy checkpoint or model file (TF1, Keras 1/2/3, ONNX, the Theano tutorial,
+Caffe) without its framework, write the LSTMs in PyTorch's layout (a .json configuration and a .safetensors
+tensor file, loaded by compat.convert.load(OUT)) with every tensor not converted carried under its source name
+(compat.convert.load_carried(OUT)), and verify the LSTMs against the source framework's numpy reference.
 
-Exit status: 0 when every LSTM matches the reference within the tolerance (float64 1e-10, float32 1e-5),
-1 when one does not, 2 for bad input."""
+Every tensor or layer of the source is listed: converted (to which module) or not (and why).
+
+Exit status: 0 when every recurrent layer converted and matches the reference within the tolerance (float64
+1e-10, float32 1e-5), 1 when a valid file converts and a module does not match, 2 for bad input (one line,
+"error: ...", naming the file and the field): a damaged or hostile file, weights the source framework refuses
+(NaN or infinite, mixed dtypes, overflowing), a bad flag; 3 when some recurrent layer could not be converted
+(nothing is written unless --partial, which writes the others and exits 0)."""
+
+EXIT_PARTIAL = 3
+
+
+def byte_size(text: str) -> int:
+    """``--max-tensor-bytes``: ``4294967296``, ``4G``, ``512M``, ``1.5T`` (powers of 1024)."""
+    m = re.fullmatch(r"\s*(\d{1,15}(?:\.\d{1,6})?)\s*([KMGT]?)i?B?\s*", text, re.IGNORECASE)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a size (bytes, or a number with K, M, G or T)")
+    value = int(float(m.group(1)) * 1024 ** " KMGT".index(m.group(2).upper() or " "))
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r}: the ceiling must be at least one byte")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,18 +43,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="checkpoint or model file, TF checkpoint prefix or directory")
     p.add_argument("--to", required=True, metavar="OUT.safetensors",
                    help="the conversion's name: writes OUT.json and OUT.<digest>.safetensors")
-    p.add_argument("--format", choices=FORMATS, help="the source's format (default: told from the path)")
-    p.add_argument("--forget-bias", type=float, metavar="F",
-                   help="TF1: the cells' run-time forget_bias, which checkpoints do not store (default: TF's 1.0, "
-                        "with a warning)")
-    p.add_argument("--cell-clip", type=float, metavar="V", help="TF1: cell_clip of LSTMCell / LSTMBlockCell")
-    p.add_argument("--proj-clip", type=float, metavar="V", help="TF1: proj_clip of an LSTMCell with num_proj")
-    p.add_argument("--cudnn-num-units", type=int, metavar="H", help="TF1: num_units of a CudnnLSTM opaque buffer")
-    p.add_argument("--cudnn-num-layers", type=int, default=1, metavar="L", help="TF1: layers of that buffer")
-    p.add_argument("--cudnn-bidirectional", action="store_true", help="TF1: that buffer is bidirectional")
-    p.add_argument("--prototxt", help="Caffe: the net's .prototxt, checked against the blobs")
-    p.add_argument("--theano-doubled-bias", action="store_true",
-                   help="Theano: the file was trained by lstm.py before May 2015, which added lstm_b twice")
+    keys = [k for fw in frameworks.FRAMEWORKS.values() for k in (fw.key, *fw.aliases)]
+    p.add_argument("--format", choices=keys, metavar="FORMAT",
+                   help=f"the source's format, one of {', '.join(frameworks.FRAMEWORKS)} (default: told from the path; "
+                        "tf1 is accepted for tf)")
+    for _, opt in frameworks.options().values():
+        kwargs = {"help": opt.help, "dest": opt.dest, "default": opt.default}
+        if opt.action:
+            kwargs["action"] = opt.action
+        else:
+            kwargs.update(type=opt.type, metavar=opt.metavar)
+            if opt.choices:
+                kwargs["choices"] = opt.choices
+        p.add_argument(opt.flag, **kwargs)
+    p.add_argument("--partial", action="store_true",
+                   help="write the recurrent layers that convert even when others cannot (they are listed, and "
+                        "carried unconverted under their source names)")
+    p.add_argument("--max-tensor-bytes", type=byte_size, default=DEFAULT_MAX_TENSOR_BYTES, metavar="SIZE",
+                   help="the largest tensor read from the source, converted or carried, checked before it is read "
+                        "(in bytes or with a K, M, G or T suffix; default: 4G)")
     p.add_argument("--report", metavar="REPORT.md", help="also write a Markdown report")
     p.add_argument("--no-verify", action="store_true", help="skip the check against the reference")
     return p
@@ -41,26 +69,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    check_positive(cudnn_num_units=args.cudnn_num_units, cudnn_num_layers=args.cudnn_num_layers)
+    framework_options = {dest: getattr(args, dest) for dest in frameworks.options()}
+    check_positive(**{dest: framework_options[dest] for dest, (_, opt) in frameworks.options().items() if opt.positive})
     from compat.atomic import atomic_write_text
-    from compat.convert import convert, report
+    from compat.convert import PartialConversionError, convert, report
 
     print(f"compat.convert: {args.source} -> {args.to}", flush=True)
-    conversion = convert(args.source, args.to, fmt=args.format, verify=not args.no_verify,
-                         forget_bias=args.forget_bias, cell_clip=args.cell_clip, proj_clip=args.proj_clip,
-                         prototxt=args.prototxt, theano_doubled_bias=args.theano_doubled_bias,
-                         cudnn_num_units=args.cudnn_num_units, cudnn_num_layers=args.cudnn_num_layers,
-                         cudnn_bidirectional=args.cudnn_bidirectional)
-    specs, (config, tensors), checks = conversion
-    print(report.table(specs))
-    for line in report.warnings(specs):
+    try:
+        conversion = convert(args.source, args.to, fmt=args.format, verify=not args.no_verify, partial=args.partial,
+                             max_tensor_bytes=args.max_tensor_bytes, **framework_options)
+    except PartialConversionError as e:
+        print(report.items_table(e.items))
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_PARTIAL
+    specs, items, (config, tensors), checks = conversion
+    if specs:
+        print(report.table(specs))
+    print(report.items_table(items))
+    for line in report.warnings(specs, items):
         print(line, file=sys.stderr)
     if checks is not None:
         print(report.checks_table(checks))
-    written = [(config, "the configuration: one entry per LSTM (load it with compat.convert.load)"),
-               (tensors, "the weights in PyTorch's layout")]
+    written = [(config, "the configuration: one entry per converted layer and every item of the source (load it "
+                        "with compat.convert.load)"),
+               (tensors, "the weights in PyTorch's layout, and the tensors not converted under their source names")]
     if args.report:
-        atomic_write_text(args.report, report.markdown(args.source, config, specs, checks))
+        atomic_write_text(args.report, report.markdown(args.source, config, specs, checks, items))
         written.append((args.report, "the report"))
     print_files(written)
     if checks is not None and not all(c.ok for c in checks):

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence
 
-from compat.convert.spec import LSTMSpec
+from compat import frameworks
+from compat.convert.spec import LSTMSpec, SourceItem
 from compat.convert.verify import TOLERANCES, Check
 
 COLUMNS = ("LSTM", "variant", "in", "hidden", "proj", "layers", "direction", "module", "not in the file")
@@ -15,37 +16,69 @@ def _row(spec: LSTMSpec) -> List[str]:
             str(spec.num_layers), spec.direction, spec.module_kind, unknown]
 
 
-def table(specs: Sequence[LSTMSpec]) -> str:
-    """A plain-text table, one row per LSTM."""
-    rows = [list(COLUMNS)] + [_row(s) for s in specs]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+def _text_table(columns: Sequence[str], rows: List[List[str]]) -> str:
+    rows = [list(columns)] + rows
+    widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def warnings(specs: Sequence[LSTMSpec]) -> List[str]:
-    """One line per loudly defaulted setting."""
-    return [f"warning: {s.name}: {u.what} is not stored in the file; assumed {u.value} ({u.assumed})"
-            for s in specs for u in s.unknowns if u.loud]
+def table(specs: Sequence[LSTMSpec]) -> str:
+    """A plain-text table, one row per LSTM."""
+    return _text_table(COLUMNS, [_row(s) for s in specs])
 
 
-# The numpy reference each oracle of compat.convert.verify runs.
-REFERENCES = {"tf": "reference/tf_lstm.py", "keras": "reference/keras_lstm.py", "onnx": "reference/onnx_lstm.py",
-              "cudnn": "reference/onnx_lstm.py", "theano": "reference/theano_lstm.py",
-              "caffe": "reference/caffe_lstm.py", "junhyukoh": "reference/caffe_lstm.py"}
+ITEM_COLUMNS = ("in the source", "what", "shape", "became")
+
+
+def _shapes(item: SourceItem) -> str:
+    if len(item.shapes) == 1:
+        return "x".join(map(str, next(iter(item.shapes.values())))) or "scalar"
+    return f"{len(item.shapes)} tensors" if item.shapes else "-"
+
+
+def _became(item: SourceItem) -> str:
+    if item.converted is not None:
+        return f"converted: {item.converted.name} ({item.converted.module_kind})"
+    text = f"not converted: {item.reason}"
+    if item.tensors:
+        text += "; carried"
+    if item.not_carried:
+        text += "; not carried: " + ", ".join(sorted(set(item.not_carried.values())))
+    return text
+
+
+def items_table(items: Sequence[SourceItem]) -> str:
+    """A plain-text table, one row per tensor or layer of the source and what became of it."""
+    recurrent_missing = [i for i in items if i.recurrent and i.converted is None]
+    head = f"Everything in the source ({len(items)} items"
+    head += f"; {len(recurrent_missing)} recurrent not converted)" if recurrent_missing else ")"
+    rows = [[i.name + (" [recurrent]" if i.recurrent and i.converted is None else ""), i.kind, _shapes(i), _became(i)]
+            for i in items]
+    return head + "\n" + _text_table(ITEM_COLUMNS, rows)
+
+
+def warnings(specs: Sequence[LSTMSpec], items: Sequence[SourceItem] = ()) -> List[str]:
+    """One line per loudly defaulted setting, and one per recurrent layer not converted."""
+    lines = [f"warning: {s.name}: {u.what} is not stored in the file; assumed {u.value} ({u.assumed})"
+             for s in specs for u in s.unknowns if u.loud]
+    lines += [f"warning: {i.name}: a recurrent layer not converted ({i.reason}); carried under its source names"
+              for i in items if i.recurrent and i.converted is None]
+    return lines
 
 
 def checks_table(checks: Sequence[Check]) -> str:
     lines = []
     for c in checks:
         verdict = "ok" if c.ok else "FAILED"
-        lines.append(f"verify {c.name}: {REFERENCES.get(c.oracle, c.oracle)} vs module: max abs error "
+        lines.append(f"verify {c.name}: {frameworks.reference_file(c.oracle)} vs module: max abs error "
                      f"{c.err64:.2e} (float64), {c.err_native:.2e} ({c.native}) {verdict}")
     return "\n".join(lines)
 
 
-def markdown(source, out, specs: Sequence[LSTMSpec], checks: Optional[Sequence[Check]]) -> str:
+def markdown(source, out, specs: Sequence[LSTMSpec], checks: Optional[Sequence[Check]],
+             items: Sequence[SourceItem] = ()) -> str:
     """The report: what was found, how it runs in PyTorch, what the file could not say, the check."""
     by_name = {c.name: c for c in checks or []}
     parts = [f"# Conversion of `{source}`", "", f"Configuration: `{out}`, with the weights in PyTorch's layout in the "
@@ -74,5 +107,14 @@ def markdown(source, out, specs: Sequence[LSTMSpec], checks: Optional[Sequence[C
             parts.append(f"- not in the file: **{u.what}** = {u.value}: {u.assumed}" + (" (**defaulted: check it**)" if u.loud else ""))
         for n in s.notes:
             parts.append(f"- {n}")
+        parts.append("")
+    if items:
+        parts += ["## Everything in the source", "",
+                  "Every tensor or layer of the source file and what became of it; the tensors not converted are in "
+                  "the safetensors file under their source names (`compat.convert.load_carried(path)`).", "",
+                  "| " + " | ".join(ITEM_COLUMNS) + " | recurrent |", "|" + " --- |" * (len(ITEM_COLUMNS) + 1)]
+        for i in items:
+            cells = [i.name, i.kind, _shapes(i), _became(i), "yes" if i.recurrent else ""]
+            parts.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         parts.append("")
     return "\n".join(parts)

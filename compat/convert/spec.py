@@ -13,7 +13,7 @@ numpy reference of the source framework needs to run them (for the verification)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
@@ -76,13 +76,18 @@ class LSTMSpec:
     """One LSTM of a legacy file, ready for PyTorch."""
 
     name: str
-    source_format: str          # "tf1", "keras", "onnx", "theano", "caffe"
+    source_format: str          # the framework's key: "tf", "keras", "onnx", "theano", "caffe"
     variant: str                # e.g. "LSTMCell (peepholes, num_proj=2)", "Keras 2.21.0 LSTM", "ONNX LSTM"
     layers: List[LayerEntry]
     options: Dict[str, object] = field(default_factory=dict)   # compat.lstm.LSTM semantics (SEMANTICS)
     batch_first: bool = False
     keras: Optional[KerasSemantics] = None   # a Keras layer whose outputs need KerasLSTM
     onnx_lengths: bool = False               # an ONNX node whose sequence_lens need OnnxLSTM
+    # The module class a framework registered for what torch.nn.LSTM cannot do (KERAS_LSTM, ONNX_LSTM): used
+    # whenever torch_exact_reasons() is not empty (and always for a Keras layer with Keras semantics).
+    module: Optional[str] = None
+    lengths: bool = False                    # the source ran with per-sequence lengths (the check feeds some)
+    masks: bool = False                      # the source ran with masks (the check feeds some)
     forget_bias: float = 0.0                 # already in bias_hh; kept for the report
     unknowns: List[Unknown] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
@@ -183,10 +188,10 @@ class LSTMSpec:
     @property
     def module_kind(self) -> str:
         if self.keras is not None:
-            return KERAS_LSTM
-        if self.source_format == "onnx" and self.torch_exact_reasons():
-            return ONNX_LSTM
-        return CORE_LSTM if self.torch_exact_reasons() else TORCH_LSTM
+            return self.module or KERAS_LSTM
+        if not self.torch_exact_reasons():
+            return TORCH_LSTM
+        return self.module or CORE_LSTM
 
     def state_dict(self) -> Dict[str, np.ndarray]:
         """Parameters named as ``torch.nn.LSTM`` / ``compat.lstm.LSTM`` name them.
@@ -238,3 +243,72 @@ def check(spec: LSTMSpec) -> None:
               if a is not None}
     if len(dtypes) != 1:
         raise SpecError(f"{spec.name}: its tensors have different dtypes {sorted(map(str, dtypes))}")
+    # The file's own tensors, before any cast: an LSTM's variables share one dtype in every source
+    # framework (a float16 kernel beside a float32 bias does not run in TF, Keras, ONNX or Theano).
+    source = {name: str(np.dtype(a.dtype)) for entry in spec.source for tensors in entry
+              for name, a in tensors.items() if isinstance(a, np.ndarray) and a.dtype.kind == "f"}
+    if len(set(source.values())) > 1:
+        raise SpecError(f"{spec.name}: its tensors in the file have different dtypes {source}; the source framework "
+                        "runs an LSTM in one dtype")
+
+
+def numpy_weights(entry):
+    """:class:`LayerWeights` (or a pair of them) of torch tensors as numpy arrays sharing their memory."""
+    def one(w: LayerWeights) -> LayerWeights:
+        return LayerWeights(*(None if a is None else (a.detach().numpy() if hasattr(a, "detach") else np.asarray(a))
+                              for a in w))
+
+    return one(entry) if isinstance(entry, LayerWeights) else tuple(one(w) for w in entry)
+
+
+# --------------------------------------------------------------------------------- everything in the source
+@dataclass
+class SourceItem:
+    """One tensor or layer of the source and what the conversion made of it.
+
+    ``converted``: the converted recurrent layer it went into (its name in the output is ``converted.name``),
+    or None;
+    ``reason``: why it was not converted (not a recurrent layer, a kind not converted yet, a wrapper whose
+    semantics cannot be honoured, ...); ``recurrent``: it is (part of) a recurrent layer, so not converting
+    it makes the conversion partial; ``tensors``: what of it is carried into the output under its source
+    names when it is not converted (empty when converted); ``not_carried``: tensors that could not be
+    carried (a string or another dtype safetensors cannot hold), each with why.
+    """
+
+    name: str
+    kind: str
+    shapes: Dict[str, Tuple[int, ...]] = field(default_factory=dict)
+    converted: Optional["LSTMSpec"] = None
+    reason: str = ""
+    recurrent: bool = False
+    tensors: Dict[str, np.ndarray] = field(default_factory=dict)
+    not_carried: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        if self.converted is not None:
+            return f"converted: {self.converted.name} ({self.converted.module_kind})"
+        return f"not converted: {self.reason}"
+
+
+class Found(NamedTuple):
+    """What a framework's ``discover`` returns: the recurrent layers converted and every item of the source."""
+
+    specs: List["LSTMSpec"]
+    items: List[SourceItem]
+
+
+# The dtypes a conversion's safetensors file carries unconverted tensors in (those compat.checkpoint stores).
+CARRIED_DTYPES = tuple(np.dtype(d) for d in ("bool", "int8", "int16", "int32", "int64", "uint8", "float16", "float32",
+                                             "float64"))
+
+
+def carry(item: SourceItem, name: str, value) -> None:
+    """Put ``value`` into ``item.tensors`` under ``name`` when safetensors can hold it, else say why not."""
+    a = np.asarray(value)
+    if a.dtype not in CARRIED_DTYPES:
+        item.not_carried[name] = f"dtype {a.dtype} (not storable in safetensors)"
+        return
+    # np.asarray(order="C"), not np.ascontiguousarray, which returns a 0-d array (a scalar such as global_step)
+    # as shape [1]
+    item.tensors[name] = np.asarray(a, order="C")

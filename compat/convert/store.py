@@ -4,15 +4,21 @@
 
     OUT.json                          the configuration: per LSTM its name in the source, sizes, direction,
                                       the module that runs it and why, its options, what the source file
-                                      could not say; and the tensor file's name, size and SHA-256
+                                      could not say; every item of the source and what became of it
+                                      (``items``); and the tensor file's name, size and SHA-256
     OUT.<16 hex digits>.safetensors   every LSTM's parameters in PyTorch's layout, under
                                       ``lstms/<k>/weights/<torch name>`` (``weight_ih_l0``, ``weight_hh_l0``,
                                       ``bias_ih_l0``, ``bias_hh_l0``, ``weight_hr_l0``, ``peephole_l0``,
-                                      ``*_reverse``)
+                                      ``*_reverse``), and every tensor not converted under ``carried/<its
+                                      name in the source>``
 
 Both are written atomically, the tensor file under a name derived from its digest, so an interrupted
-conversion leaves the previous pair intact (compat/checkpoint.py). :func:`load` checks the configuration
-and every tensor's name, shape and dtype against the module it describes before reading any tensor data.
+conversion leaves the previous pair intact (compat/checkpoint.py). The tensor file's metadata seals the
+configuration's digest (the LSTMs' settings, the items and the carried tensors' list alike), so the
+manifest's SHA-256 of the tensor file covers the settings as well as the tensors. :func:`load` and
+:func:`load_carried` check the seal, every setting's type and range (finite positive clips, known
+activations, formats, modules and masked outputs), every item's fields, and every tensor's name, shape and
+dtype against the module or item it belongs to before reading any tensor data.
 """
 from __future__ import annotations
 
@@ -23,15 +29,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from compat import checkpoint
+from compat import checkpoint, frameworks
 from compat.checkpoint import CheckpointError, Fields
-from compat.convert.spec import (CORE_LSTM, KERAS_LSTM, MASKED_OUTPUTS, MERGE_MODES, ONNX_LSTM, SEMANTICS,
-                                 TORCH_LSTM, LSTMSpec)
+from compat.convert.spec import CORE_LSTM, MASKED_OUTPUTS, MERGE_MODES, SEMANTICS, TORCH_LSTM, LSTMSpec, SourceItem
 from compat.errors import InputError
 
 KIND = "compat.convert"
-CONVERTER_VERSION = 1
-MODULES = (TORCH_LSTM, CORE_LSTM, KERAS_LSTM, ONNX_LSTM)
+# 2: every item of the source listed ("items") and the tensors not converted carried ("carried"); 1 had neither
+CONVERTER_VERSION = 2
+MODULES = (TORCH_LSTM, CORE_LSTM) + tuple(k for fw in frameworks.FRAMEWORKS.values() for k in fw.modules)
+SOURCE_FORMATS = tuple(k for fw in frameworks.FRAMEWORKS.values() for k in (fw.key, *fw.aliases))
+MAX_ITEMS = 1_000_000
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 MAX_LSTMS = 10_000
 MAX_SIZE = 1 << 24
@@ -48,7 +56,7 @@ class NonFiniteWeightsError(InputError, ValueError):
 def files(out) -> Tuple[Path, Path]:
     """(configuration, tensor file) of the conversion ``out`` as written."""
     target = checkpoint.manifest_path(out)
-    ck = checkpoint.read(target, KIND)
+    ck = checkpoint.read(target, KIND, require_seal=True)
     return target, ck.tensor_path
 
 
@@ -80,9 +88,22 @@ def _entry(spec: LSTMSpec) -> dict:
     }
 
 
-def write(specs: Sequence[LSTMSpec], out, source) -> Tuple[Path, Path]:
+def _item(item: SourceItem) -> dict:
+    return {"name": item.name, "kind": item.kind, "shapes": {k: list(v) for k, v in item.shapes.items()},
+            "converted": None if item.converted is None else item.converted.name, "reason": item.reason,
+            "recurrent": item.recurrent, "carried": sorted(item.tensors), "not_carried": dict(item.not_carried)}
+
+
+def write(specs: Sequence[LSTMSpec], out, source, items: Sequence[SourceItem] = ()) -> Tuple[Path, Path]:
     """Write the conversion ``out`` (see the module docstring); returns (configuration, tensor file)."""
-    content = {"converter_version": CONVERTER_VERSION, "source": str(source), "lstms": [_entry(s) for s in specs]}
+    carried: Dict[str, torch.Tensor] = {}
+    for item in items:
+        for name, arr in item.tensors.items():
+            if name in carried:
+                raise ValueError(f"two items of the source carry a tensor named {name!r}")
+            carried[name] = torch.from_numpy(np.array(arr))
+    content = {"converter_version": CONVERTER_VERSION, "source": str(source), "lstms": [_entry(s) for s in specs],
+               "items": [_item(i) for i in items], "carried": carried}
     target = checkpoint.save(out, KIND, content)
     return files(target)
 
@@ -102,21 +123,51 @@ def _build(entry: dict, device=None) -> nn.Module:
         options["activations"] = tuple(tuple(a) if isinstance(a, list) else a for a in options["activations"])
     from compat.lstm import LSTM
 
-    if kind == CORE_LSTM:
-        return LSTM(**common, peepholes=entry["peepholes"], **options)
-    from compat.convert.modules import KerasLSTM, OnnxLSTM
+    # compat.lstm.LSTM, or the module class a framework registered (the Keras layer's output settings with it)
+    cls = LSTM if kind == CORE_LSTM else frameworks.module_class(kind)
+    return cls(**common, peepholes=entry["peepholes"], **(entry["keras"] or {}), **options)
 
-    if kind == ONNX_LSTM:
-        return OnnxLSTM(**common, peepholes=entry["peepholes"], **options)
-    keras = entry["keras"] or {}
-    return KerasLSTM(**common, peepholes=entry["peepholes"], go_backwards=keras.get("go_backwards", False),
-                     masked_output=keras.get("masked_output", "previous_output"),
-                     merge_mode=keras.get("merge_mode", "concat"), **options)
+
+def _check_options(f: Fields, options: dict, field: str, bidirectional: bool) -> None:
+    """Every semantics option's type and range (what the module's constructor would take silently)."""
+    from compat import lstm_activations
+
+    unknown = sorted(set(options) - set(SEMANTICS))
+    if unknown:
+        raise f.error(field, f"unknown options {unknown}; known {list(SEMANTICS)}")
+    for key, value in options.items():
+        where = f"{field}/{key}"
+        if key in ("cell_clip", "proj_clip", "preact_clip"):
+            if f.float(value, where, finite=True) <= 0:
+                raise f.error(where, f"{value} must be a number > 0")
+        elif key == "input_forget":
+            f.bool(value, where)
+        elif key == "direction":
+            f.str(value, where, choices=("reverse",))
+            if bidirectional:
+                raise f.error(where, "a reverse-only direction in a bidirectional LSTM")
+        elif key == "activations":
+            items = f.list(value, where, length=3)
+            for k, item in enumerate(items):
+                if isinstance(item, list):
+                    f.list(item, f"{where}/{k}", max_length=3)
+                    f.str(item[0] if item else None, f"{where}/{k}/0", max_length=64)
+                    for j, number in enumerate(item[1:], 1):
+                        f.float(number, f"{where}/{k}/{j}", finite=True)
+                else:
+                    f.str(item, f"{where}/{k}", max_length=64)
+            try:
+                lstm_activations.resolve(tuple(tuple(a) if isinstance(a, list) else a for a in items))
+            except (ValueError, TypeError) as exc:
+                raise f.error(where, f"not activations the core knows ({exc})") from None
 
 
 def _check_entry(f: Fields, e, field: str) -> dict:
     f.dict(e, field, keys=ENTRY)
     f.str(e["name"], f"{field}/name", max_length=4096)
+    f.str(e["source_format"], f"{field}/source_format", choices=SOURCE_FORMATS)
+    f.str(e["variant"], f"{field}/variant", max_length=4096)
+    f.str(e["why"], f"{field}/why", max_length=1 << 16)
     f.str(e["module"], f"{field}/module", choices=MODULES)
     f.str(e["dtype"], f"{field}/dtype", choices=tuple(DTYPES))
     for key, lo, hi in (("input_size", 1, MAX_SIZE), ("hidden_size", 1, MAX_SIZE), ("proj_size", 0, MAX_SIZE),
@@ -124,10 +175,16 @@ def _check_entry(f: Fields, e, field: str) -> dict:
         f.int(e[key], f"{field}/{key}", lo, hi)
     for key in ("bidirectional", "bias", "batch_first", "peepholes"):
         f.bool(e[key], f"{field}/{key}")
+    f.float(e["forget_bias_folded"], f"{field}/forget_bias_folded", finite=True)
+    for k, note in enumerate(f.list(e["notes"], f"{field}/notes", max_length=1000)):
+        f.str(note, f"{field}/notes/{k}", max_length=1 << 16)
+    for k, u in enumerate(f.list(e["not_in_file"], f"{field}/not_in_file", max_length=1000)):
+        u = f.dict(u, f"{field}/not_in_file/{k}", keys=("what", "value", "assumed", "loud"))
+        for key in ("what", "value", "assumed"):
+            f.str(u[key], f"{field}/not_in_file/{k}/{key}", max_length=1 << 16)
+        f.bool(u["loud"], f"{field}/not_in_file/{k}/loud")
     options = f.dict(e["options"], f"{field}/options")
-    unknown = sorted(set(options) - set(SEMANTICS))
-    if unknown:
-        raise f.error(f"{field}/options", f"unknown options {unknown}; known {list(SEMANTICS)}")
+    _check_options(f, options, f"{field}/options", e["bidirectional"])
     if e["keras"] is not None:
         keras = f.dict(e["keras"], f"{field}/keras", keys=("go_backwards", "masked_output", "merge_mode"))
         f.bool(keras["go_backwards"], f"{field}/keras/go_backwards")
@@ -151,16 +208,19 @@ def load(out) -> Dict[str, nn.Module]:
     node. All are in eval mode. Each module's ``__doc__`` says which and why; ``module.conversion`` holds
     its entry of the configuration (without the tensors).
     """
-    ck = checkpoint.read(out, KIND)
+    ck = checkpoint.read(out, KIND, require_seal=True)
     f = Fields(ck)
-    content = f.dict(ck.content, "content", keys=("converter_version", "source", "lstms"))
-    f.int(content["converter_version"], "converter_version", CONVERTER_VERSION, CONVERTER_VERSION)
+    content = _content(f, ck)
+    items = _check_items(f, content["items"])
     entries = [_check_entry(f, e, f"lstms/{i}")
                for i, e in enumerate(f.list(content["lstms"], "lstms", max_length=MAX_LSTMS))]
     names = [e["name"] for e in entries]
     if len(set(names)) != len(names):
         raise f.error("lstms", "two LSTMs have the same name")
-    tensors = ck.materialize()["lstms"]
+    for i, item in enumerate(items):
+        if item["converted"] is not None and item["converted"] not in names:
+            raise f.error(f"items/{i}/converted", f"{item['converted'][:80]!r} names no LSTM of the conversion")
+    tensors = ck.materialize(content=content["lstms"])
     modules: Dict[str, nn.Module] = {}
     for entry, loaded in zip(entries, tensors):
         m = _build(entry)
@@ -174,4 +234,64 @@ def load(out) -> Dict[str, nn.Module]:
     return modules
 
 
-__all__ = ["KIND", "load", "write", "files", "CheckpointError"]
+def _content(f: Fields, ck) -> dict:
+    f.int(f.dict(ck.content, "content").get("converter_version"), "converter_version", CONVERTER_VERSION,
+          CONVERTER_VERSION)
+    content = f.dict(ck.content, "content", keys=("converter_version", "source", "lstms", "items", "carried"))
+    f.str(content["source"], "source", max_length=1 << 16)
+    return content
+
+
+ITEM = ("name", "kind", "shapes", "converted", "reason", "recurrent", "carried", "not_carried")
+
+
+def _check_items(f: Fields, items) -> list:
+    """Every item of the source as listed in the configuration: its fields' types, and no tensor carried twice."""
+    out = []
+    carried = set()
+    for i, item in enumerate(f.list(items, "items", max_length=MAX_ITEMS)):
+        field = f"items/{i}"
+        f.dict(item, field, keys=ITEM)
+        f.str(item["name"], f"{field}/name", max_length=1 << 16)
+        f.str(item["kind"], f"{field}/kind", max_length=4096)
+        f.str(item["reason"], f"{field}/reason", max_length=1 << 16)
+        f.bool(item["recurrent"], f"{field}/recurrent")
+        if item["converted"] is not None:
+            f.str(item["converted"], f"{field}/converted", max_length=4096)
+        for name, shape in f.dict(item["shapes"], f"{field}/shapes").items():
+            for k, d in enumerate(f.list(shape, f"{field}/shapes/{name}", max_length=64)):
+                f.int(d, f"{field}/shapes/{name}/{k}", 0, None)
+        for name, why in f.dict(item["not_carried"], f"{field}/not_carried").items():
+            f.str(why, f"{field}/not_carried/{name}", max_length=1 << 16)
+        for k, name in enumerate(f.list(item["carried"], f"{field}/carried", max_length=MAX_ITEMS)):
+            f.str(name, f"{field}/carried/{k}", max_length=1 << 16)
+            if name in carried:
+                raise f.error(f"{field}/carried/{k}", f"{name[:80]!r} is carried by two items")
+            if name not in item["shapes"]:
+                raise f.error(f"{field}/carried/{k}", f"{name[:80]!r} has no shape in the item")
+            carried.add(name)
+        out.append(item)
+    return out
+
+
+def load_carried(out) -> Dict[str, torch.Tensor]:
+    """The tensors of the source that the conversion ``out`` did not convert, by their names in the source,
+    each checked against the shape its item lists before any is read."""
+    ck = checkpoint.read(out, KIND, require_seal=True)
+    f = Fields(ck)
+    content = _content(f, ck)
+    carried = f.dict(content["carried"], "carried")
+    shapes = {name: tuple(item["shapes"][name]) for item in _check_items(f, content["items"])
+              for name in item["carried"]}
+    unlisted = sorted(set(carried) - set(shapes))
+    if unlisted:
+        raise f.error("carried", f"tensors {unlisted[:5]} are carried but no item of the source lists them")
+    missing = sorted(set(shapes) - set(carried))
+    if missing:
+        raise f.error("carried", f"tensors {missing[:5]} are listed as carried but not in the tensor file")
+    for name, ref in carried.items():
+        f.tensor(ref, f"carried/{name}", shape=shapes[name])
+    return dict(ck.materialize(allow_nonfinite=True, content=carried))
+
+
+__all__ = ["KIND", "load", "load_carried", "write", "files", "CheckpointError"]

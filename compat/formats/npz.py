@@ -13,8 +13,10 @@ the member.
 from __future__ import annotations
 
 import ast
+import io
 import os
 import struct
+import tokenize
 import zipfile
 import zlib
 from typing import Dict, Iterable, Optional, Tuple, Union
@@ -22,6 +24,7 @@ from typing import Dict, Iterable, Optional, Tuple, Union
 import numpy as np
 
 from compat.errors import FileFormatError
+from compat.formats import zips
 from compat.formats.files import GiB, file_size, open_regular
 
 PathLike = Union[str, os.PathLike]
@@ -32,6 +35,29 @@ MAX_ARCHIVE_BYTES = 4 * GiB      # the .npz file itself
 MAX_HEADER_BYTES = 10_000        # numpy's own default limit on an .npy header
 MAX_RANK = 32                    # numpy's own limit is 64
 _ALLOWED_KINDS = "biufc"
+
+
+def _python3_literal(header: str) -> str:
+    """An .npy header written by Python 2's numpy, as a Python 3 literal.
+
+    Python 2 wrote integers that did not fit a C long, and every shape entry it got from a ``long``, with an
+    ``L`` suffix (``'shape': (5L, 20L)``), which Python 3's literal syntax lacks; numpy drops it
+    (numpy/lib/format.py ``_filter_header``). Here every ``L`` or ``l`` token that directly follows a
+    number is dropped the same way, with Python's own tokenizer (the header is at most MAX_HEADER_BYTES),
+    so an ``L`` inside a string is left alone. Python 2's other literal forms in a header (``u'<f8'``,
+    ``True``/``False``) are Python 3 literals already.
+    """
+    if "L" not in header and "l" not in header:
+        return header
+    out, previous = [], None
+    for token in tokenize.generate_tokens(io.StringIO(header).readline):
+        if token.type == tokenize.NAME and token.string in ("L", "l") and previous is not None \
+                and previous.type == tokenize.NUMBER and previous.end == token.start:
+            previous = token
+            continue
+        out.append((token.type, token.string))
+        previous = token
+    return tokenize.untokenize(out)
 
 
 class NpzArchive:
@@ -86,8 +112,16 @@ class NpzArchive:
         info = self._members.get(name)
         if info is None:
             raise self._bad(name, f"not in the {self.what} (it holds {sorted(self._members)[:20]})")
+        self._check_member(name, info, max_bytes)
         with self._open(name, info) as member:
             return self._read_header(name, info, member, max_bytes)[:4]
+
+    def _check_member(self, name: str, info: zipfile.ZipInfo, max_bytes: int) -> None:
+        """The zip entry's sizes and method, before anything is inflated (compat.formats.zips)."""
+        def fail(message: str):
+            raise self._bad(name, message)
+
+        zips.check_member(info, max_bytes, fail)
 
     def _open(self, name: str, info: zipfile.ZipInfo):
         try:
@@ -123,8 +157,9 @@ class NpzArchive:
         if len(text) < hlen:
             raise self._bad(name, "the .npy header is truncated")
         try:
-            header = ast.literal_eval(text.decode("utf-8" if major == 3 else "latin-1"))
-        except (ValueError, SyntaxError, MemoryError, RecursionError, UnicodeDecodeError, TypeError):
+            header = ast.literal_eval(_python3_literal(text.decode("utf-8" if major == 3 else "latin-1")))
+        except (ValueError, SyntaxError, MemoryError, RecursionError, UnicodeDecodeError, TypeError,
+                tokenize.TokenError, IndentationError):
             raise self._bad(name, "the .npy header is not a readable dict") from None
         if not isinstance(header, dict) or set(header) != {"descr", "fortran_order", "shape"}:
             raise self._bad(name, "the .npy header must hold exactly descr, fortran_order and shape")
@@ -163,14 +198,15 @@ class NpzArchive:
         info = self._members.get(name)
         if info is None:
             raise self._bad(name, f"not in the {self.what} (it holds {sorted(self._members)[:20]})")
+        self._check_member(name, info, max_bytes)
         with self._open(name, info) as member:
             dtype, shape, fortran, nbytes = self._read_header(name, info, member, max_bytes)
             buf = bytearray(nbytes)
             try:
                 view = memoryview(buf)
                 got = 0
-                while got < nbytes:
-                    n = member.readinto(view[got:])
+                while got < nbytes:  # in chunks: zipfile's readinto allocates what it is asked for
+                    n = member.readinto(view[got:got + zips.CHUNK])
                     if not n:
                         break
                     got += n

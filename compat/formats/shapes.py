@@ -12,6 +12,9 @@ from typing import Callable, NoReturn, Optional, Sequence
 
 NUMPY_MAX_DIMS = 64
 MAX_ARRAY_BYTES = (1 << 63) - 1
+# The converter's ceiling on one tensor read from a file whose sizes can exceed its own bytes (compressed
+# HDF5, .keras and .npz members, ONNX): python -m compat.convert --max-tensor-bytes.
+DEFAULT_MAX_TENSOR_BYTES = 4 << 30
 
 
 def format_shape(shape: Sequence[int], head: int = 8) -> str:

@@ -115,8 +115,33 @@ def _phase_included(layer: TextMessage, phase: str) -> bool:
     return not any(meets(r) for r in excludes)
 
 
-def _shape_of(msg: TextMessage) -> List[int]:
-    return [int(d) for d in msg.getall("dim")]
+# Sizes a prototxt states, checked before anything is allocated: Caffe's own limits (blob.cpp Reshape:
+# a dimension and a blob's count at most INT_MAX) and a cap on the whole net's parameters.
+INT_MAX = 2 ** 31 - 1
+MAX_NET_PARAMS = 2 ** 30   # 4 GiB of float32 parameters
+
+
+def _size(value, where: str, field: str, lo: int = 1) -> int:
+    """An integer field of the prototxt in [lo, INT_MAX]; else CaffeNetError naming it."""
+    if type(value) is not int or not lo <= value <= INT_MAX:
+        shown = repr(value) if isinstance(value, (int, float, str)) else "a message"
+        raise CaffeNetError(f"{where}: {field} is {shown[:40]}; expected an integer in [{lo}, {INT_MAX}]")
+    return value
+
+
+def _shape_of(msg: TextMessage, where: str = "<net>") -> List[int]:
+    return [_size(d, where, "a shape's dim", lo=0) for d in msg.getall("dim")]
+
+
+def _count(dims, where: str, what: str) -> int:
+    """Elements of a blob of shape ``dims``, refused over Caffe's INT_MAX before the blob exists."""
+    n = 1
+    for d in dims:
+        n *= d
+        if n > INT_MAX:
+            raise CaffeNetError(f"{where}: {what} of shape {list(dims)} has more than INT_MAX values (Caffe: "
+                                "Blob::Reshape refuses it)")
+    return n
 
 
 class CaffeNet(nn.Module):
@@ -137,12 +162,12 @@ class CaffeNet(nn.Module):
         self.input_shapes: Dict[str, List[int]] = {}
         names = [str(n) for n in net_param.getall("input")]
         shapes = net_param.getall("input_shape")
-        dims = [int(d) for d in net_param.getall("input_dim")]
+        dims = [_size(d, source, "input_dim", lo=0) for d in net_param.getall("input_dim")]
         if shapes:
             if len(shapes) != len(names):
                 raise CaffeNetError(f"{source}: {len(names)} inputs but {len(shapes)} input_shape entries")
             for n, s in zip(names, shapes):
-                self.input_shapes[n] = _shape_of(s)
+                self.input_shapes[n] = _shape_of(s, source)
         elif dims:
             if len(dims) != 4 * len(names):
                 raise CaffeNetError(f"{source}: input_dim needs 4 values per input ({len(names)} inputs, "
@@ -154,6 +179,7 @@ class CaffeNet(nn.Module):
         if net_param.getall("layers"):
             raise CaffeNetError(f"{source}: V1 'layers' definitions are not supported in prototxt; "
                                 "use the 'layer' format (caffe's upgrade_net_proto_text converts them)")
+        self._params = 0
         self.layer_defs: List[Tuple[str, str, List[str], List[str], TextMessage]] = []
         self.layer_modules = nn.ModuleDict()
         self.param_specs: Dict[int, Tuple[float, float]] = {}
@@ -171,17 +197,19 @@ class CaffeNet(nn.Module):
             module = None
             if ltype == "Input":
                 for t, s in zip(tops, layer.message("input_param").getall("shape")):
-                    shapes_now[t] = _shape_of(s)
-                    self.input_shapes[t] = _shape_of(s)
+                    shapes_now[t] = _shape_of(s, where)
+                    self.input_shapes[t] = _shape_of(s, where)
             elif ltype == "Silence":
                 pass
             elif ltype == "Lstm":
                 p = layer.message("lstm_param")
                 if not p.has("num_output"):
                     raise CaffeNetError(f"{where}: lstm_param.num_output is required")
-                H, N = int(p.get("num_output")), int(p.get("batch_size", 1))
+                H = _size(p.get("num_output"), where, "lstm_param.num_output")
+                N = _size(p.get("batch_size", 1), where, "lstm_param.batch_size")
                 ds = shapes_now[bottoms[0]]
-                in_size = int(np.prod(ds[1:])) if len(ds) > 1 else 1
+                in_size = _count(ds[1:], where, "the input") if len(ds) > 1 else 1
+                self._budget(where, _count([4 * H, in_size + H + 1], where, "the weights"))
                 module = JunhyukohLSTM(in_size, H, N, float(p.get("clipping_threshold", 0.0)), dtype=dtype)
                 fill_(module.W_x, p.message("weight_filler"), generator)
                 fill_(module.W_h, p.message("weight_filler"), generator)
@@ -191,12 +219,14 @@ class CaffeNet(nn.Module):
                 p = layer.message("recurrent_param")
                 if not p.has("num_output"):
                     raise CaffeNetError(f"{where}: recurrent_param.num_output is required")
-                H = int(p.get("num_output"))
+                H = _size(p.get("num_output"), where, "recurrent_param.num_output")
                 expose = str(p.get("expose_hidden", "false")) == "true"
                 xs = shapes_now[bottoms[0]]
                 static = len(bottoms) > 2 + 2 * expose
-                static_size = int(np.prod(shapes_now[bottoms[2]][1:])) if static else None
-                module = CaffeLSTM(int(np.prod(xs[2:])) if len(xs) > 2 else 1, H, static_size, expose, dtype=dtype)
+                static_size = _count(shapes_now[bottoms[2]][1:], where, "the static input") if static else None
+                x_size = _count(xs[2:], where, "the input") if len(xs) > 2 else 1
+                self._budget(where, _count([4 * H, x_size + H + 1 + (static_size or 0)], where, "the weights"))
+                module = CaffeLSTM(x_size, H, static_size, expose, dtype=dtype)
                 wf, bf = p.message("weight_filler"), p.message("bias_filler")
                 for prm in module.parameters():
                     fill_(prm, bf if prm is module.b_c else wf, generator)
@@ -208,15 +238,21 @@ class CaffeNet(nn.Module):
                 p = layer.message("inner_product_param")
                 if not p.has("num_output"):
                     raise CaffeNetError(f"{where}: inner_product_param.num_output is required")
-                axis = int(p.get("axis", 1))
+                axis = p.get("axis", 1)
                 s = shapes_now[bottoms[0]]
+                if type(axis) is not int or not s or not -len(s) <= axis < len(s):
+                    raise CaffeNetError(f"{where}: inner_product_param.axis {axis!r} is not an axis of the input "
+                                        f"{s}")
                 a = axis % len(s)
                 bias_term = str(p.get("bias_term", "true")) != "false"
-                module = InnerProduct(int(np.prod(s[a:])), int(p.get("num_output")), bias_term, axis, dtype=dtype)
+                num_output = _size(p.get("num_output"), where, "inner_product_param.num_output")
+                in_features = _count(s[a:], where, "the input")
+                self._budget(where, _count([num_output, in_features + 1], where, "the weights"))
+                module = InnerProduct(in_features, num_output, bias_term, axis, dtype=dtype)
                 fill_(module.weight, p.message("weight_filler"), generator)
                 if bias_term:
                     fill_(module.bias, p.message("bias_filler"), generator)
-                shapes_now[tops[0]] = s[:a] + [int(p.get("num_output"))]
+                shapes_now[tops[0]] = s[:a] + [num_output]
             elif ltype == "EuclideanLoss":
                 shapes_now[tops[0]] = []
             else:
@@ -240,16 +276,25 @@ class CaffeNet(nn.Module):
         self.loss_terms = [(tops[0], float(layer.get("loss_weight", 1.0)))
                            for _, ltype, _, tops, layer in self.layer_defs if ltype.endswith("Loss")]
 
+    def _budget(self, where: str, count: int) -> None:
+        self._params += count
+        if self._params > MAX_NET_PARAMS:
+            raise CaffeNetError(f"{where}: the net's parameters would exceed {MAX_NET_PARAMS:,} values "
+                                "(ports.caffe_sequence.model.MAX_NET_PARAMS)")
+
     @classmethod
     def from_files(cls, prototxt, caffemodel=None, phase: str = "TEST", **kwargs) -> "CaffeNet":
-        """Build from a .prototxt and, optionally, copy a .caffemodel's blobs into it by layer name."""
+        """Build from a .prototxt and, optionally, copy a .caffemodel's blobs into it by layer name (a
+        .caffemodel that fills none of the net's layers is refused: the net would keep its random fillers)."""
         from compat.formats.prototxt import read_prototxt
 
         net = cls(read_prototxt(prototxt), phase, source=str(prototxt), **kwargs)
         if caffemodel is not None:
             from compat.formats.caffemodel import read_caffemodel
 
-            net.copy_trained_layers_from(read_caffemodel(caffemodel), str(caffemodel))
+            if not net.copy_trained_layers_from(read_caffemodel(caffemodel), str(caffemodel)) and net.layer_modules:
+                raise CaffeNetError(f"{caffemodel}: no layer name matches the net's layers {list(net.layer_modules)}; "
+                                    "the net would keep its random fillers")
         return net
 
     def learnable_params(self) -> List[Tuple[str, nn.Parameter, float, float]]:

@@ -55,11 +55,7 @@ class TrainingCost(NamedTuple):
     lookup: Optional[EmbeddingLookup]
 
 
-class TFVariableError(FileFormatError, KeyError):
-    """A TF variable that is missing from a checkpoint or does not fit the model."""
-
-    def __str__(self):  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
+from compat.errors import TFVariableError  # noqa: E402  (a TF variable missing or not fitting; compat's one class)
 
 
 class BasicLSTMCellParams(nn.Module):
@@ -363,4 +359,7 @@ class PTBModel(nn.Module):
         if tuple(array.shape) != tuple(shape):
             raise TFVariableError(f"TF variable {name!r} ({what}) has shape {list(array.shape)}; the config needs "
                                   f"{list(shape)}")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise TFVariableError(f"TF variable {name!r} ({what}) holds {int(array.size - np.isfinite(array).sum())} "
+                                  "NaN or infinite values; a model restored from it would compute NaN")
         return array

@@ -1,4 +1,5 @@
-"""TF variable names of the PTB model across TensorFlow generations, and finding them in a checkpoint.
+"""TF variable names of the PTB model across TensorFlow generations, and finding them in a checkpoint (the
+cells' names come from :mod:`compat.frameworks.tf.names`, the one table of TF variable names).
 
 ptb_word_lm builds every variable under ``variable_scope("Model")`` and the unrolled cell under
 ``variable_scope("RNN")``; scripts using ``tf.nn.static_rnn`` / ``dynamic_rnn`` get ``rnn``. The cell's
@@ -19,19 +20,10 @@ from __future__ import annotations
 import re
 from typing import Dict, Iterable, Optional
 
-GENERATIONS = ("0.12", "1.0", "1.2")
-
-_CELL_SCOPE = {
-    "0.12": ("MultiRNNCell/Cell{k}/BasicLSTMCell", "Linear/Matrix", "Linear/Bias"),
-    "1.0": ("multi_rnn_cell/cell_{k}/basic_lstm_cell", "weights", "biases"),
-    "1.2": ("multi_rnn_cell/cell_{k}/basic_lstm_cell", "kernel", "bias"),
-}
+from compat.frameworks.tf.names import BASIC_LSTM_CELL as _CELL_SCOPE
+from compat.frameworks.tf.names import GENERATIONS, is_bookkeeping
 
 _LAYER_RE = re.compile(r"^(?:RNN|rnn)/(?:multi_rnn_cell/cell_|MultiRNNCell/Cell)(\d+)/([^/]+)/")
-
-# Variables an optimizer or the training loop adds; never part of the model.
-_OPTIMIZER_SLOT_SUFFIXES = ("/Adam", "/Adam_1", "/Momentum", "/Adagrad", "/RMSProp", "/RMSProp_1",
-                            "/ExponentialMovingAverage")
 
 
 def scope_prefix(scope: Optional[str]) -> str:
@@ -56,14 +48,6 @@ def variable_names(num_layers: int, *, scope: str = "Model", generation: str = "
     names["softmax_w"] = f"{prefix}softmax_w"
     names["softmax_b"] = f"{prefix}softmax_b"
     return names
-
-
-def is_bookkeeping(name: str) -> bool:
-    """Optimizer slots and training bookkeeping (global_step, the lr variable, beta powers)."""
-    last = name.rsplit("/", 1)[-1]
-    return (name.endswith(_OPTIMIZER_SLOT_SUFFIXES) or last in ("global_step", "lr")
-            or re.fullmatch(r"Variable(_\d+)?", last) is not None
-            or last.startswith(("beta1_power", "beta2_power")))
 
 
 def find_scope(names: Iterable[str]) -> str:

@@ -22,7 +22,6 @@ Recipe details reproduced (users' vocabularies and batches depend on them):
 from __future__ import annotations
 
 import collections
-import json
 import os
 import re
 import string
@@ -31,6 +30,7 @@ from typing import Dict, Iterable, List, Tuple, Union
 
 import numpy as np
 
+from compat.formats import jsons
 from compat.errors import FileFormatError
 from compat.formats import files, pickles
 from compat.formats.files import MiB
@@ -165,7 +165,7 @@ def read_vocab_json(path: Union[str, os.PathLike]) -> Tuple[Dict[int, str], Dict
     valid JSON (deep nesting is an error, not a crash)."""
     try:
         text = files.read_text(path, VOCAB_FILE_CAP, "vocabulary file")
-        obj = json.loads(text)
+        obj = jsons.loads(text)
     except FileFormatError as e:
         raise DataError(str(e)) from None
     except ValueError as e:  # JSONDecodeError, or an integer of more than 4300 digits

@@ -55,11 +55,8 @@ class ModelOutput(NamedTuple):
     final_state: LSTMStateTuple
 
 
-class TF1VariableError(FileFormatError, KeyError):
-    """A TF variable that is missing or has the wrong shape."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
-        return str(self.args[0]) if self.args else ""
+# A TF variable missing or of the wrong shape: compat's one class, under the name this port has always exported.
+from compat.errors import TFVariableError as TF1VariableError  # noqa: E402
 
 
 class LSTMModel(nn.Module):
@@ -241,6 +238,9 @@ class LSTMModel(nn.Module):
             if tuple(arr.shape) != shape:
                 raise TF1VariableError(f"variable {name!r} has shape {list(arr.shape)}; this model "
                                        f"(rnn_size={H}, vocab_size={V}) needs {list(shape)}")
+            if arr.is_floating_point() and not bool(torch.isfinite(arr).all()):
+                raise TF1VariableError(f"variable {name!r} holds NaN or infinite values; the model would sample "
+                                       "from NaN")
             arrays[name] = arr
         with torch.no_grad():
             for name, (param, _) in expected.items():

@@ -21,6 +21,7 @@ LEGACY = REPO / "legacy"
 FRAMEWORK_OF = {
     "test_live_tf_ptb.py": "tensorflow",
     "test_live_tf_shakespeare.py": "tensorflow",
+    "test_live_tf_sine.py": "tensorflow",
     "test_live_tf_checkpoint.py": "tensorflow",
     "test_live_roundtrip_tf.py": "tensorflow",
     "test_live_theano_imdb.py": "theano-lineage",

@@ -13,12 +13,14 @@ import sys
 
 import pytest
 
-from tests.convert_cases import cases, check_keras_file, check_onnx_case, check_tf1_case, keras_files
+from tests.convert_cases import (cases, check_keras_file, check_onnx_case, check_tf1_case, check_tf_models_case,
+                                 keras_files)
 
 from .conftest import LEGACY, REPO
 
 RECORDERS = {
     "tf1": ("record_convert_tf.py", [], {"TF_USE_LEGACY_KERAS": "1"}),
+    "tf_models": ("record_convert_tf_models.py", [], {"TF_USE_LEGACY_KERAS": "1"}),
     "onnx": ("record_convert_onnx.py", [], {}),
     "keras3": ("record_convert_keras.py", ["--framework", "keras3"], {"KERAS_BACKEND": "torch"}),
     "tf_keras": ("record_convert_keras.py", ["--framework", "tf_keras"], {"TF_USE_LEGACY_KERAS": "1"}),
@@ -40,6 +42,13 @@ def test_live_tf1(recorded, tmp_path):
     assert len(names) >= 19
     for case in cases("tf1", recorded):
         check_tf1_case(recorded / "tf1", *case, tmp_path)
+
+
+def test_live_tf_models(recorded, tmp_path):
+    names = {c[0] for c in cases("tf_models", recorded)}
+    assert names >= {"keras_tf1_graph", "keras_tf1x_names", "object_save_weights", "object_checkpoint", "seq2seq"}
+    for case in cases("tf_models", recorded):
+        check_tf_models_case(recorded / "tf_models", *case, tmp_path)
 
 
 def test_live_onnxruntime(recorded, tmp_path):

@@ -1,16 +1,7 @@
 """The errors of the TF checkpoint reader and writer: each names the file and the field or tensor at fault."""
 from __future__ import annotations
 
-from compat.errors import FileFormatError
-
-
-class CheckpointError(FileFormatError):
-    """A checkpoint file is missing, malformed, corrupt, over a cap, or uses a feature this reader lacks."""
-
-    def __init__(self, path, message: str):
-        self.path = str(path)
-        self.detail = message
-        super().__init__(f"{path}: {message}")
+from compat.errors import CheckpointError  # the one class of every unreadable checkpoint, raised as (path, message)
 
 
 class CheckpointNotFoundError(CheckpointError, FileNotFoundError):

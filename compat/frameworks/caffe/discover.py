@@ -11,17 +11,20 @@ the model, when given, is checked against the blobs (``num_output``).
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import numpy as np
 
 from compat import layouts
-from compat.convert.spec import LSTMSpec, Unknown
+from compat.convert.spec import Found, LSTMSpec, SourceItem, Unknown, carry, numpy_weights
 from compat.errors import InputError
 from compat.formats.caffemodel import read_caffemodel
 from compat.formats.prototxt import read_prototxt
+from compat.formats.shapes import DEFAULT_MAX_TENSOR_BYTES, format_shape
 
 CAFFE_LSTM_TYPES = ("LSTM", "Lstm")
+# Caffe's other recurrent layers (BVLC src/caffe/layers/rnn_layer.cpp), not converted yet.
+CAFFE_OTHER_RECURRENT = ("RNN",)
 
 
 class CaffeLayerError(InputError, ValueError):
@@ -36,23 +39,46 @@ def _matrix(blob: np.ndarray, rows: int, what: str) -> np.ndarray:
     raise CaffeLayerError(f"{what} has shape {list(blob.shape)}; expected [{rows}, n]")
 
 
-def _num_outputs(prototxt) -> Dict[str, int]:
+def _num_outputs(prototxt, path) -> Dict[str, int]:
     out = {}
     for layer in prototxt.getall("layer") + prototxt.getall("layers"):
         name, ltype = layer.get("name"), layer.get("type")
         if ltype in CAFFE_LSTM_TYPES:
-            param = layer.message("recurrent_param") if ltype == "LSTM" else layer.message("lstm_param")
+            field = "recurrent_param" if ltype == "LSTM" else "lstm_param"
+            param = layer.message(field)
             if param.has("num_output"):
-                out[str(name)] = int(param.get("num_output"))
+                h = param.get("num_output")
+                if type(h) is not int or not 1 <= h <= 2 ** 31 - 1:
+                    shown = repr(h)[:40] if isinstance(h, (int, float, str)) else "a message"
+                    raise CaffeLayerError(f"{path}: layer {str(name)[:80]!r}: {field}.num_output is {shown}; expected "
+                                          "a positive integer (Caffe's uint32)")
+                out[str(name)] = h
     return out
 
 
-def discover(path, *, prototxt: Optional[str] = None) -> List[LSTMSpec]:
+def discover(path, *, prototxt: Optional[str] = None, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Found:
+    """Every LSTM layer of the ``.caffemodel`` at ``path`` (checked against ``prototxt`` when given) and every
+    other layer accounted for. A blob's values are in the file, so the file's size bounds what is parsed; a
+    blob above ``max_tensor_bytes`` is refused all the same, as in every framework."""
     model = read_caffemodel(path)
-    declared = _num_outputs(read_prototxt(prototxt)) if prototxt else {}
-    specs = []
+    declared = _num_outputs(read_prototxt(prototxt), prototxt) if prototxt else {}
+    for name, (_, blobs) in model.items():
+        for k, blob in enumerate(blobs):
+            if blob.nbytes > max_tensor_bytes:
+                raise CaffeLayerError(f"{path}: layer {str(name)[:80]!r} blob {k} of shape {format_shape(blob.shape)} "
+                                      f"has {blob.nbytes:,} bytes; the ceiling is {max_tensor_bytes:,} "
+                                      "(--max-tensor-bytes raises it)")
+    specs, items = [], []
     for name, (ltype, blobs) in model.items():
         if ltype not in CAFFE_LSTM_TYPES:
+            recurrent = ltype in CAFFE_OTHER_RECURRENT
+            item = SourceItem(name, f"{ltype} layer", {f"{name}/{k}": tuple(b.shape) for k, b in enumerate(blobs)},
+                              recurrent=recurrent,
+                              reason=(f"a Caffe {ltype} layer: a recurrent kind this converter does not convert yet"
+                                      if recurrent else "not a recurrent layer"))
+            for k, b in enumerate(blobs):
+                carry(item, f"{name}/{k}", b)
+            items.append(item)
             continue
         where = f"{path}: layer {name!r} ({ltype})"
         if ltype == "LSTM":
@@ -80,7 +106,7 @@ def discover(path, *, prototxt: Optional[str] = None) -> List[LSTMSpec]:
         names = ("W_xc", "b_c", "W_hc") if layout == "caffe" else ("W_x", "b", "W_h")
         tensors = {n: a.astype(dtype, copy=False) for n, a in zip(names, (wx, b, wh))}
         try:
-            weights = layouts.to_canonical(layout, tensors)
+            weights = numpy_weights(layouts.to_canonical(layout, tensors))
         except layouts.LayoutError as e:
             raise CaffeLayerError(f"{where}: {e}") from None
         unknown = ("cont", "?", "the cont input restarts a stream where it is 0: pass compat.lstm.lstm(..., cont=)") \
@@ -94,4 +120,6 @@ def discover(path, *, prototxt: Optional[str] = None) -> List[LSTMSpec]:
                           "tanh; compat.lstm.LSTM(activations=('sigmoid', 'caffe_tanh', 'caffe_tanh')) computes it "
                           "Caffe's way)")
         specs.append(spec)
-    return specs
+        items.append(SourceItem(name, f"{ltype} layer", {f"{name}/{k}": tuple(b.shape) for k, b in enumerate(blobs)},
+                                converted=spec, recurrent=True))
+    return Found(specs, items)

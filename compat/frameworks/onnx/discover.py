@@ -10,14 +10,13 @@ whatever it cannot honour.
 """
 from __future__ import annotations
 
-from typing import List
-
 import numpy as np
 
 from compat import layouts
-from compat.convert.spec import LSTMSpec
+from compat.convert.spec import ONNX_LSTM, Found, LSTMSpec, SourceItem, carry, numpy_weights
 from compat.errors import InputError
-from compat.formats.onnx import LSTMNode, lstm_nodes
+from compat.formats.onnx import LSTMNode, read_onnx
+from compat.formats.shapes import DEFAULT_MAX_TENSOR_BYTES
 
 
 class OnnxNodeError(InputError, ValueError):
@@ -39,7 +38,7 @@ def node_spec(node: LSTMNode, path) -> LSTMSpec:
         raise OnnxNodeError(f"{where}: {e}") from None
     options = dict(converted.options)
     batch_first = bool(options.pop("batch_first", False))
-    weights = converted.weights
+    weights = numpy_weights(converted.weights)
     if "sequence_lens" in node.inputs:
         notes.append("the node reads sequence_lens: pass lengths= (zero lengths give zero final states, as "
                      "onnxruntime)")
@@ -52,11 +51,39 @@ def node_spec(node: LSTMNode, path) -> LSTMSpec:
     spec = LSTMSpec(name=node.name, source_format="onnx", variant=f"ONNX LSTM (opset {node.opset})",
                     layers=[weights], options=options, batch_first=batch_first,
                     onnx_lengths="sequence_lens" in node.inputs, notes=notes, source=[(dict(node.tensors),)],
-                    oracle="onnx")
+                    oracle="onnx", lengths="sequence_lens" in node.inputs)
+    spec.module = ONNX_LSTM
     spec.semantics = {k: v for k, v in attrs.items() if k != "hidden_size"}
     return spec
 
 
-def discover(path) -> List[LSTMSpec]:
-    """Every LSTM node of the ONNX model at ``path``."""
-    return [node_spec(n, path) for n in lstm_nodes(path)]
+def discover(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Found:
+    """Every LSTM node of the ONNX model at ``path``, and every other recurrent node and initializer (none
+    decoded or folded above ``max_tensor_bytes``)."""
+    model = read_onnx(path, max_tensor_bytes=max_tensor_bytes)
+    specs, items = [], []
+    by_node = {}
+    for node in model.lstm_nodes:
+        spec = node_spec(node, path)
+        specs.append(spec)
+        by_node[node.name] = spec
+        items.append(SourceItem(node.name, "LSTM node", {r: tuple(t.shape) for r, t in node.tensors.items()},
+                                converted=spec, recurrent=True))
+    for name, op in model.other_recurrent:
+        items.append(SourceItem(name, f"{op} node", reason=f"an ONNX {op} node: a recurrent kind this converter does "
+                                                           "not convert yet (its initializers are carried)",
+                                recurrent=True))
+    for name, decode in model.initializers.items():
+        shape = {name: model.initializer_shapes[name]}
+        reader = model.read_by.get(name)
+        if reader is not None:
+            items.append(SourceItem(name, "initializer", shape, converted=by_node[reader]))
+            continue
+        item = SourceItem(name, "initializer", shape, reason="not read by an LSTM node")
+        carry(item, name, decode())
+        items.append(item)
+    if model.other_nodes:
+        summary = ", ".join(f"{op} x{n}" for op, n in sorted(model.other_nodes.items()))
+        items.append(SourceItem(f"({sum(model.other_nodes.values())} other nodes)", "graph nodes",
+                                reason=f"not recurrent layers ({summary}); their initializers are listed here"))
+    return Found(specs, items)

@@ -4,12 +4,7 @@ A TF1 checkpoint holds variables only: no graph, no cell class, no constructor a
 recognised by the scope TF gives their variables and by the variables' shapes, in every TF generation's
 names (rnn_cell_impl.py / rnn_cell.py / lstm_ops.py / cudnn_rnn_ops.py of each release):
 
-| cell | scope (last part) | variables |
-| --- | --- | --- |
-| BasicLSTMCell | ``basic_lstm_cell`` (>= 1.0), ``BasicLSTMCell`` (<= 0.12) | ``kernel``, ``bias`` (>= 1.2); ``weights``, ``biases`` (1.0, 1.1); ``Linear/Matrix``, ``Linear/Bias`` (<= 0.12) |
-| LSTMCell, LSTMBlockCell, LSTMBlockFusedCell | ``lstm_cell`` (>= 1.0), ``LSTMCell`` (<= 0.12) | the same, plus ``w_i_diag``, ``w_f_diag``, ``w_o_diag`` (peepholes) and ``projection/kernel`` (``projection/weights`` in 1.0, 1.1) [H, P]; <= 0.12: ``W_0``, ``B``, ``W_I_diag``, ``W_F_diag``, ``W_O_diag``, ``W_P_0`` |
-| CudnnLSTM, saved by Saver | ``cudnn_compatible_lstm_cell`` | ``kernel``, ``bias`` (the sum of cuDNN's two biases), TF's i, j, f, o layout, no forget bias |
-| CudnnLSTM, opaque | ``opaque_kernel`` (1-D) | cuDNN's parameter buffer: needs ``num_units`` (and layers, direction) given |
+The names of every TF generation are in :mod:`compat.frameworks.tf.names`.
 
 Structure: ``multi_rnn_cell/cell_K`` (``MultiRNNCell/CellK`` <= 0.12) is layer K of a stack;
 ``bidirectional_rnn/fw|bw`` (``BiRNN/FW|BW`` <= 0.12) the two directions of ``bidirectional_dynamic_rnn``;
@@ -26,6 +21,7 @@ default), ``time_major`` and ``sequence_length``.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -33,28 +29,17 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from compat import layouts
-from compat.convert.spec import LSTMSpec, Unknown
-from compat.errors import InputError
+from compat.convert.spec import Found, LSTMSpec, SourceItem, Unknown, carry, numpy_weights
+from compat.formats.shapes import DEFAULT_MAX_TENSOR_BYTES
 from compat.formats.tf import CheckpointReader
+from compat.formats.tf.object_graph import OBJECT_GRAPH_KEY, parse_object_graph
+from compat.formats.tf.tensors import item_size
+from compat.frameworks.tf import TF_FORGET_BIAS_DEFAULT, TFCellError
+from compat.frameworks.tf import keras as tf_keras
+from compat.frameworks.tf.names import (KERNEL_BIAS, LSTM_CELL_SCOPES, PEEPHOLES, PROJECTIONS, VARIABLE_VALUE,
+                                        is_bookkeeping, is_slot, other_cell_of, wrapper_of)
 
-# The last scope component of each cell and the cell it names.
-CELL_SCOPES = {
-    "basic_lstm_cell": "BasicLSTMCell",
-    "BasicLSTMCell": "BasicLSTMCell",
-    "lstm_cell": "LSTMCell",
-    "LSTMCell": "LSTMCell",
-    "cudnn_compatible_lstm_cell": "CudnnLSTM",
-}
-# (kernel, bias) by generation.
-KERNEL_BIAS = (("kernel", "bias"), ("weights", "biases"), ("Linear/Matrix", "Linear/Bias"), ("W_0", "B"))
-PEEPHOLES = (("w_i_diag", "w_f_diag", "w_o_diag"), ("W_I_diag", "W_F_diag", "W_O_diag"))
-PROJECTIONS = ("projection/kernel", "projection/weights", "W_P_0")
-
-TF_FORGET_BIAS_DEFAULT = 1.0
-
-
-class TFCellError(InputError, ValueError):
-    """A TF cell whose variables do not make an LSTM this converter can represent exactly."""
+CELL_SCOPES = LSTM_CELL_SCOPES
 
 
 @dataclass
@@ -131,13 +116,9 @@ def _find_cells(shapes: Dict[str, Tuple[int, ...]], path: str) -> List[Cell]:
     return cells
 
 
-_SLOT = re.compile(r"/(Adam|Adam_\d+|Momentum|Adagrad|Adadelta|Adadelta_\d+|RMSProp|RMSProp_\d+|Ftrl|Ftrl_\d+|"
-                   r"ExponentialMovingAverage|AdamW|AdamW_\d+|accumulator|accum|slot_\w+)$")
-
-
 def _is_slot(rest: str, known=(), scope: str = "") -> bool:
     """Optimizer slots and moving averages of a cell's variables (``kernel/Adam``), which are not weights."""
-    if _SLOT.search("/" + rest):
+    if is_slot(rest):
         return True
     return any(("/" + rest).startswith("/" + k[len(scope) + 1:] + "/") for k in known)
 
@@ -240,15 +221,48 @@ def _merge_single_layer_bidi(groups: List[_Group]) -> List[_Group]:
 # --- conversion ------------------------------------------------------------------------------------------
 
 class Variables:
-    """A TF checkpoint's variable shapes at once, values on demand (errors name the file)."""
+    """A TF checkpoint's variable shapes at once, values on demand (errors name the file; no variable larger
+    than ``max_tensor_bytes``, from its shape and dtype or its stored bytes, is read), and its object graph
+    when it is an object-based checkpoint."""
 
-    def __init__(self, path):
+    def __init__(self, path, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES):
+        self.max_tensor_bytes = max_tensor_bytes
         self.reader = CheckpointReader(path)
         self.location = self.reader.location
-        self.shapes: Dict[str, Tuple[int, ...]] = {n: tuple(s) for n, s in self.reader.get_variable_to_shape_map().items()}
+        # Object-based checkpoints name a variable ".../kernel/.ATTRIBUTES/VARIABLE_VALUE": it is read here by
+        # its object path (".../kernel"), the name the scope rules expect; ``real`` maps back.
+        self.real: Dict[str, str] = {}
+        for n in self.reader.get_variable_to_shape_map():
+            self.real[n[:-len(VARIABLE_VALUE)] if n.endswith(VARIABLE_VALUE) else n] = n
+        shapes = self.reader.get_variable_to_shape_map()
+        self.shapes: Dict[str, Tuple[int, ...]] = {n: tuple(shapes[r]) for n, r in self.real.items()}
+        self.graph = None
+        if self.reader.has_tensor(OBJECT_GRAPH_KEY):
+            raw = np.asarray(self.reader.get_tensor(OBJECT_GRAPH_KEY))
+            if raw.shape != () or not isinstance(raw.item(), bytes):
+                raise TFCellError(f"{self.location}: {OBJECT_GRAPH_KEY} is not one serialized object graph "
+                                  f"(a {raw.dtype} tensor of shape {list(raw.shape)})")
+            self.graph = parse_object_graph(raw.item(), self.location)
+        # the name each variable of an object-based checkpoint was created with ("head/kernel"), by its name here
+        self.own_names: Dict[str, str] = {}
+        for node in self.graph or ():
+            attr = node.variable
+            if attr is not None and attr.full_name and attr.checkpoint_key.endswith(VARIABLE_VALUE):
+                self.own_names[attr.checkpoint_key[:-len(VARIABLE_VALUE)]] = attr.full_name
 
     def tensor(self, name: str) -> np.ndarray:
-        return np.asarray(self.reader.get_tensor(name))
+        real = self.real.get(name, name)
+        info = self.reader.tensor_info(real)
+        itemsize = item_size(info.dtype_enum)
+        nbytes = math.prod(info.shape) * itemsize if itemsize is not None else info.size
+        if nbytes > self.max_tensor_bytes:
+            raise TFCellError(f"{self.location}: variable {real[:200]!r} of shape {list(info.shape)} has {nbytes:,} "
+                              f"bytes; the ceiling is {self.max_tensor_bytes:,} (--max-tensor-bytes raises it)")
+        return np.asarray(self.reader.get_tensor(real))
+
+    def shapes_of(self, names) -> Dict[str, Tuple[int, ...]]:
+        """``{the name in the checkpoint: shape}`` of variables named as :attr:`shapes` names them."""
+        return {self.real[n]: self.shapes[n] for n in names}
 
 
 def _convert_cell(cell: Cell, ckpt: Variables, forget_bias: float, clips: Dict[str, float]):
@@ -268,7 +282,7 @@ def _convert_cell(cell: Cell, ckpt: Variables, forget_bias: float, clips: Dict[s
         converted = layouts.convert("tf", tensors, attributes, forget_bias=forget_bias)
     except layouts.LayoutError as e:
         raise TFCellError(f"{ckpt.location}: cell {cell.scope!r}: {e}") from None
-    return converted.weights, converted.options, raw
+    return numpy_weights(converted.weights), converted.options, raw
 
 
 def _variant(cells: Sequence[Cell]) -> str:
@@ -329,8 +343,8 @@ def _spec(name: str, direction: str, layer_cells: List[Tuple[Cell, ...]], ckpt: 
                                                "default was batch-major input (time_major=False)"))
     if direction != "forward":
         options["direction"] = direction
-    spec = LSTMSpec(name=name, source_format="tf1", variant=_variant(cells), layers=layers, options=options,
-                    forget_bias=fb, unknowns=unknowns, source=source, oracle="tf")
+    spec = LSTMSpec(name=name, source_format="tf", variant=_variant(cells), layers=layers, options=options,
+                    forget_bias=fb, unknowns=unknowns, source=source, oracle="tf", lengths=True)
     spec.semantics = {"forget_bias": fb, "cell_clip": options.get("cell_clip"), "proj_clip": options.get("proj_clip")}
     spec.notes.append("variables: " + ", ".join(n.rsplit("/", 1)[-1] for n in layer_cells[0][0].names()))
     if direction == "bidirectional":
@@ -362,13 +376,136 @@ def _split_incompatible(g: _Group, path: str) -> List[Tuple[str, List[int]]]:
     return [(f"{g.name}/cell_{r[0]}" + (f"-{r[-1]}" if len(r) > 1 else ""), r) for r in runs]
 
 
+
+# --- cuDNN opaque buffers ---------------------------------------------------------------------------------
+def _opaque(ckpt: Variables, cells: List[Cell], options: dict) -> Tuple[List[LSTMSpec], List[SourceItem], set]:
+    """Specs and items of every opaque buffer; the names of the TF-format copies they account for."""
+    from compat.frameworks.tf import cudnn
+
+    specs, items, used = [], [], set()
+    names = sorted(n for n, s in ckpt.shapes.items() if len(s) == 1 and n.rsplit("/", 1)[-1] == "opaque_kernel"
+                   and not is_slot(n))
+    for name in names:
+        scope = name[:-len("/opaque_kernel")]
+        size = ckpt.shapes[name][0]
+        copies = [c for c in cells if c.kind == "CudnnLSTM" and c.scope.startswith(scope + "/")]
+        mode = options.get("cudnn_rnn_mode") or cudnn.mode_of_scope(scope) or ("lstm" if copies else None)
+        where = f"{ckpt.location}: {name}"
+        if mode is None:
+            raise cudnn.CudnnOpaqueError(f"{where}: a cuDNN opaque buffer whose cell the scope does not tell: give "
+                                         f"--cudnn-rnn-mode ({', '.join(cudnn.GATES)})")
+        if copies:
+            groups = _group(copies)
+            if len(groups) != 1:
+                raise cudnn.CudnnOpaqueError(f"{where}: its TF-format copies make {len(groups)} stacks")
+            g = groups[0]
+            first = g.layers[0]["fw"]
+            shape = cudnn.CudnnShape(mode, first.hidden, len(g.layers), g.kind != "forward", first.input_size,
+                                     first.width if first.projection else 0)
+            given = "read from the TF-format copy"
+        else:
+            H = options.get("cudnn_num_units")
+            if H is None:
+                raise cudnn.CudnnOpaqueError(f"{where} is a cuDNN opaque buffer ({size} elements), which does not store "
+                                             "its sizes: give --cudnn-num-units (and --cudnn-num-layers, "
+                                             "--cudnn-bidirectional, --cudnn-num-proj when they apply)")
+            L = options.get("cudnn_num_layers") or 1
+            bidi = bool(options.get("cudnn_bidirectional"))
+            P = options.get("cudnn_num_proj") or 0
+            n_in = cudnn.input_size_from_length(size, mode, H, L, bidi, P)
+            if n_in is None:
+                raise cudnn.CudnnOpaqueError(f"{where} has {size} elements, which no input size gives for {mode} "
+                                             f"num_units={H}, num_layers={L}, "
+                                             f"{'bidirectional' if bidi else 'unidirectional'}, num_proj={P or 'none'}")
+            shape = cudnn.CudnnShape(mode, H, L, bidi, n_in, P)
+            given = "given"
+        buf = ckpt.tensor(name)
+        if buf.dtype.kind != "f":
+            raise cudnn.CudnnOpaqueError(f"{where} is {buf.dtype}; recurrent weights are floating point")
+        if buf.size != shape.size():
+            raise cudnn.CudnnOpaqueError(f"{where} has {buf.size} elements; its TF-format copy's sizes make "
+                                         f"{shape.size()}")
+        buf = buf.astype(np.promote_types(buf.dtype, np.float32), copy=False)
+        layers = cudnn.split_opaque(buf, shape)
+        cell = cudnn.CELL_OF_MODE[mode]
+        if copies:
+            g = _group(copies)[0]
+            for k, dirs in enumerate(layers):
+                for d, pseudo in zip(("fw", "bw"), dirs):
+                    c = g.layers[k][d]
+                    copy = {"kernel": ckpt.tensor(c.kernel), "bias": ckpt.tensor(c.bias)}
+                    if c.projection:
+                        copy["projection/kernel"] = ckpt.tensor(c.projection)
+                    cudnn.compare_with_copy(pseudo, copy, f"{where} layer {k} {'forward' if d == 'fw' else 'backward'}"
+                                                          f" vs {c.scope}")
+                    used.update(c.names())
+        sizes = (f"{mode}, num_units={shape.num_units}, num_layers={shape.num_layers}, "
+                 f"{'bidirectional' if shape.bidirectional else 'unidirectional'}"
+                 + (f", num_proj={shape.num_proj}" if shape.num_proj else "") + f", input size {shape.input_size}")
+        if mode != "lstm":
+            item = SourceItem(name, f"{cell} opaque buffer", ckpt.shapes_of([name]), recurrent=True,
+                              reason=f"a {cell} ({sizes}): a recurrent kind this converter does not convert yet")
+            carry(item, ckpt.real[name], buf)
+            items.append(item)
+            continue
+        weights = []
+        for dirs in layers:
+            ws = [numpy_weights(layouts.to_canonical("torch", pseudo)) for pseudo in dirs]
+            weights.append(ws[0] if len(ws) == 1 else (ws[0], ws[1]))
+        spec = LSTMSpec(name=scope, source_format="tf", variant=f"{cell} (opaque parameters)", layers=weights,
+                        options={"direction": "bidirectional"} if shape.bidirectional else {},
+                        unknowns=[Unknown("sizes", given, sizes)], source=[({"buffer": buf},)], oracle="cudnn",
+                        lengths=True)
+        spec.semantics = {"mode": mode, "num_units": shape.num_units, "num_layers": shape.num_layers,
+                          "bidirectional": shape.bidirectional, "input_size": shape.input_size,
+                          "num_proj": shape.num_proj}
+        spec.notes.append("cuDNN's layout: every weight matrix (W then R per gate i, f, c, o, pseudo-layer by pseudo-"
+                          "layer), then every bias")
+        if copies:
+            spec.notes.append(f"its TF-format copy ({len(copies)} cudnn_compatible_lstm_cell scopes) agrees with it")
+        specs.append(spec)
+        items.append(SourceItem(name, f"{cell} opaque buffer", ckpt.shapes_of([name]), converted=spec, recurrent=True))
+        for c in copies:
+            items.append(SourceItem(c.scope, "the TF-format copy of a cuDNN buffer", ckpt.shapes_of(c.names()),
+                                    converted=spec, recurrent=True))
+    return specs, items, used
+
+
 def discover(path, *, forget_bias: Optional[float] = None, cell_clip: Optional[float] = None,
-             proj_clip: Optional[float] = None, cudnn_num_units: Optional[int] = None,
-             cudnn_num_layers: int = 1, cudnn_bidirectional: bool = False) -> List[LSTMSpec]:
-    """Every LSTM in the TF1 checkpoint at ``path`` (a prefix, .index file, V1 file or directory)."""
-    ckpt = Variables(path)
+             proj_clip: Optional[float] = None, keras_recurrent_activation: Optional[str] = None,
+             max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES, **cudnn_options) -> Found:
+    """Every recurrent layer in the TF checkpoint at ``path`` (a prefix, .index file, V1 file or directory),
+    and every variable accounted for (none read above ``max_tensor_bytes``)."""
+    ckpt = Variables(path, max_tensor_bytes)
+    shapes = ckpt.shapes
+    items: List[SourceItem] = []
     specs: List[LSTMSpec] = []
-    cells = _find_cells(ckpt.shapes, ckpt.location)
+    accounted: set = set()
+
+    def account(item: SourceItem, names, carry_them: bool) -> None:
+        for n in names:
+            accounted.add(n)
+            if carry_them:
+                carry(item, ckpt.real[n], ckpt.tensor(n))
+        items.append(item)
+
+    # tf.keras layers first (from the object graph where there is one): their "lstm_cell" scopes are not TF cells
+    keras_layers = tf_keras.keras_layers(shapes, ckpt.graph)
+    keras_names = {n for layer in keras_layers for n in layer.variables}
+    def slot_of_keras_variable(n: str) -> bool:
+        parts = n.split("/")
+        return is_slot(n) and any("/".join(parts[:k]) in keras_names for k in range(1, len(parts)))
+
+    cell_shapes = {n: v for n, v in shapes.items() if n not in keras_names and not slot_of_keras_variable(n)}
+    cells = _find_cells({n: v for n, v in cell_shapes.items() if not n.endswith("/opaque_kernel")}, ckpt.location)
+    wrapped = [c for c in cells if wrapper_of(c.scope)]
+    cells = [c for c in cells if not wrapper_of(c.scope)]
+    opaque_specs, opaque_items, copy_names = _opaque(ckpt, cells, cudnn_options)
+    cells = [c for c in cells if not set(c.names()) <= copy_names]
+    for it in opaque_items:
+        accounted.update(n for n in ckpt.shapes if ckpt.real[n] in it.shapes)
+    accounted |= copy_names
+    items += opaque_items
     for g in _group(cells):
         direction = {"forward": "forward", "reverse": "reverse"}.get(g.kind, "bidirectional")
         for name, ks in _split_incompatible(g, ckpt.location):
@@ -378,23 +515,71 @@ def discover(path, *, forget_bias: Optional[float] = None, cell_clip: Optional[f
             if len(ks) < len(g.layers):
                 spec.notes.append(f"layers {ks} of {g.name}: its layers differ in size; run the parts in sequence")
             specs.append(spec)
-    from compat.convert.cudnn import opaque_specs
+            for layer in layer_cells:
+                for c in layer:
+                    account(SourceItem(c.scope, f"{c.kind} variables", ckpt.shapes_of(c.names()),
+                                       converted=spec, recurrent=True), c.names(), False)
+    specs += opaque_specs
+    for c in wrapped:
+        why = wrapper_of(c.scope)
+        account(SourceItem(c.scope, f"{c.kind} inside an {why}", ckpt.shapes_of(c.names()), recurrent=True,
+                           reason=f"an LSTM cell inside an {why}, which feeds it concat(inputs, attention) and computes "
+                                  "more around it: not a plain LSTM, not converted"), c.names(), True)
+    for layer in keras_layers:
+        names, kind = layer.variables, f"tf.keras {layer.title} layer"
+        inside = wrapper_of(layer.name) or next((w for w in map(wrapper_of, names) if w), None)
+        if layer.kind == "LSTM" and not inside:
+            spec = tf_keras.spec(layer, ckpt.tensor, ckpt.location, keras_recurrent_activation)
+            specs.append(spec)
+            account(SourceItem(layer.name, kind, ckpt.shapes_of(names), converted=spec, recurrent=True), names, False)
+        else:
+            why = (f"an LSTM inside an {inside}, which computes more around it: not a plain LSTM, not converted"
+                   if layer.kind == "LSTM" else f"a tf.keras {layer.title}: a recurrent kind this converter does not "
+                                                "convert yet")
+            account(SourceItem(layer.name, kind, ckpt.shapes_of(names), recurrent=True, reason=why), names, True)
+    # every other recurrent cell (GRU, BasicRNNCell, ...) by scope, then everything else one by one
+    others: Dict[str, Tuple[str, List[str]]] = {}
+    for n in sorted(shapes):
+        if n in accounted or is_bookkeeping(n):
+            continue
+        found = other_cell_of(n)
+        if found is not None:
+            others.setdefault(found[0], (found[1], []))[1].append(n)
+    for scope, (cls, names) in others.items():
+        inside = wrapper_of(scope)
+        account(SourceItem(scope, f"{cls} variables", ckpt.shapes_of(names), recurrent=True,
+                           reason=f"a {cls}" + (f" inside an {inside}" if inside else "")
+                                  + ": a recurrent kind this converter does not convert yet"), names, True)
+    for n in sorted(shapes):
+        if n in accounted:
+            continue
+        if n == OBJECT_GRAPH_KEY:
+            kind, reason = "object graph", "the checkpoint's object graph, read for the layers' names and structure"
+        elif is_bookkeeping(n):
+            kind, reason = "training state", "an optimizer slot or training bookkeeping, not a weight"
+        else:
+            kind, reason = "variable", "not a recurrent layer's variable"
+        account(SourceItem(ckpt.own_names.get(n, ckpt.real[n]), kind, ckpt.shapes_of([n]), reason=reason), [n], True)
+    _refuse_unused_options(ckpt, specs, forget_bias, cell_clip, proj_clip, keras_recurrent_activation, cudnn_options)
+    return Found(specs, items)
 
-    specs += opaque_specs(ckpt, num_units=cudnn_num_units, num_layers=cudnn_num_layers,
-                          bidirectional=cudnn_bidirectional)
-    # A run-time setting given for cells that have no such setting would be dropped: refuse it.
-    tf_cells = [s for s in specs if not s.variant.startswith("CudnnLSTM")]
+
+def _refuse_unused_options(ckpt, specs, forget_bias, cell_clip, proj_clip, keras_recurrent_activation, cudnn_options):
+    """A run-time setting given for cells that have no such setting would be dropped: refuse it."""
+    tf_cells = [s for s in specs if s.oracle == "tf" and not s.variant.startswith("CudnnLSTM")]
     unused = []
     if forget_bias is not None and not tf_cells:
-        unused.append("--forget-bias (CudnnLSTM has no forget bias)")
+        unused.append("--forget-bias (CudnnLSTM has no forget bias; nor has a tf.keras layer)")
     if cell_clip is not None and not tf_cells:
-        unused.append("--cell-clip (CudnnLSTM does not clip its cell)")
+        unused.append("--cell-clip (CudnnLSTM does not clip its cell; nor does a tf.keras layer)")
     if proj_clip is not None and not any(s.proj_size for s in tf_cells):
         unused.append("--proj-clip (no cell here has a projection, num_proj)")
-    opaque = any(s.variant == "CudnnLSTM (opaque parameters)" for s in specs)
-    if not opaque and (cudnn_num_units is not None or cudnn_num_layers != 1 or cudnn_bidirectional):
-        unused.append("--cudnn-num-units / --cudnn-num-layers / --cudnn-bidirectional (no CudnnLSTM opaque buffer "
-                      "here)")
+    if keras_recurrent_activation is not None and not any(s.oracle == "keras" for s in specs):
+        unused.append("--keras-recurrent-activation (no tf.keras LSTM layer here)")
+    opaque = any(s.oracle == "cudnn" for s in specs)
+    given = [k for k, v in cudnn_options.items() if v not in (None, False) and not (k == "cudnn_num_layers" and v == 1)]
+    if not opaque and given and not any(n.endswith("/opaque_kernel") for n in ckpt.shapes):
+        unused.append("--cudnn-num-units / --cudnn-num-layers / --cudnn-bidirectional / --cudnn-num-proj / "
+                      "--cudnn-rnn-mode (no CudnnLSTM opaque buffer here)")
     if unused:
-        raise TFCellError(f"{ckpt.location}: {', '.join(unused)} given, but no LSTM in the checkpoint takes it")
-    return specs
+        raise TFCellError(f"{ckpt.location}: {', '.join(unused)} given, but no layer in the checkpoint takes it")

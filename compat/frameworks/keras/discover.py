@@ -20,12 +20,18 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from compat import layouts
-from compat.convert.spec import KerasSemantics, LSTMSpec, Unknown
+from compat.convert.spec import (KERAS_LSTM, Found, KerasSemantics, LSTMSpec, SourceItem, Unknown, carry,
+                                 numpy_weights)
 from compat.errors import InputError
-from compat.formats.keras import KerasFile, read_keras
+from compat.formats.keras import KerasFile, parse_version, read_keras
+from compat.formats.shapes import DEFAULT_MAX_TENSOR_BYTES
 
 MODEL_CLASSES = ("Sequential", "Model", "Functional")
 LSTM_CLASSES = ("LSTM", "CuDNNLSTM")
+# Keras's other recurrent layers (keras/layers/recurrent.py, convolutional_recurrent.py, cudnn_recurrent.py):
+# found and listed, not converted yet.
+OTHER_RECURRENT = ("GRU", "SimpleRNN", "CuDNNGRU", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "RNN",
+                   "StackedRNNCells", "GRUV1", "GRUV2", "LSTMV1", "LSTMV2")
 MERGE_MODES = ("concat", "sum", "mul", "ave")
 
 
@@ -77,6 +83,9 @@ def _keras_tensors(w: Sequence[np.ndarray], cls: str, cfg: dict, where: str) -> 
     for a in w:
         if a.dtype.kind != "f":
             raise KerasLayerError(f"{where}: a weight of dtype {a.dtype}; LSTM weights are floating point")
+    if len({a.dtype for a in w}) > 1:
+        raise KerasLayerError(f"{where}: weights of different dtypes {[str(a.dtype) for a in w]}; a Keras layer's "
+                              "variables share one dtype")
     dtype = np.promote_types(w[0].dtype, np.float32)  # float16 runs as float32
     out = {"kernel": w[0].astype(dtype, copy=False), "recurrent_kernel": w[1].astype(dtype, copy=False)}
     if expected == 3:
@@ -89,6 +98,8 @@ class _Walker:
         self.kf = kf
         self.specs: List[LSTMSpec] = []
         self.masking = False
+        # every layer of the configuration: (name, class, .keras path, owner, spec or None, reason, recurrent)
+        self.seen: List[tuple] = []
 
     # -- weights of one layer ---------------------------------------------------------------------------
     def h5_weights(self, name: str, owner: Optional[str]) -> List[Tuple[str, np.ndarray]]:
@@ -134,11 +145,20 @@ class _Walker:
                 self.walk(sub_layers, path + "/", owner or name)
             elif cls in LSTM_CLASSES:
                 self.lstm(cls, cfg, name, path, owner)
+                self.seen.append((name, cls, path, owner, self.specs[-1], "", True))
             elif cls == "Bidirectional":
-                self.bidirectional(cfg, name, path, owner)
-            elif cls in ("RNN", "TimeDistributed", "ConvLSTM2D", "StackedRNNCells") and "lstm" in str(cfg).lower():
-                raise KerasLayerError(f"{self.kf.path}: layer {name!r} ({cls}) wraps LSTM cells in a way this converter "
-                                      "does not read; nothing is converted silently")
+                before = len(self.specs)
+                reason = self.bidirectional(cfg, name, path, owner)
+                spec = self.specs[-1] if len(self.specs) > before else None
+                self.seen.append((name, cls, path, owner, spec, reason or "", reason is not None or spec is not None))
+            elif cls in OTHER_RECURRENT:
+                self.seen.append((name, cls, path, owner, None, f"a Keras {cls} layer: a recurrent kind this converter "
+                                                                "does not convert yet", True))
+            elif cls in ("TimeDistributed",) and _wraps_recurrent(cfg):
+                self.seen.append((name, cls, path, owner, None, f"a recurrent layer inside {cls}, whose semantics "
+                                                                "this converter does not read", True))
+            else:
+                self.seen.append((name, cls, path, owner, None, "not a recurrent layer", False))
 
     def _arrays(self, name, path, owner, sub="") -> List[np.ndarray]:
         if self.kf.container == "h5":
@@ -185,9 +205,8 @@ class _Walker:
             return "zeros", None  # Bidirectional forces zero_output_for_mask when it returns sequences
         if cfg.get("zero_output_for_mask"):
             return "zeros", None
-        version = self.kf.keras_version or ""
-        m = re.match(r"\s*(\d+)\.(\d+)", version)
-        major_minor = (int(m.group(1)), int(m.group(2))) if m else (self.kf.major, 0)
+        version = self.kf.keras_version
+        major_minor = self.kf.version
         # Keras 2.0-2.2's TF backend returns the previous h at a masked step, except when unrolled
         # (keras/backend/tensorflow_backend.py rnn, unroll=True: the previous output); later versions always
         # the previous output.
@@ -227,7 +246,7 @@ class _Walker:
                     unknowns.append(unknown)
         spec = LSTMSpec(name=name, source_format="keras", variant=f"Keras {version} {cls}", layers=layers,
                         options=options, batch_first=True, keras=keras, unknowns=unknowns, source=source,
-                        oracle="keras")
+                        oracle="keras", module=KERAS_LSTM if keras is not None else None, masks=self.masking and cls != "CuDNNLSTM")
         spec.notes += self._notes(cfg) + list(extra_notes)
         spec.notes += [f"{attr}: {why}" for attr, why in converted_notes]
         spec.semantics = {**ref_acts, "go_backwards": go_backwards, "bidirectional": bidirectional,
@@ -244,7 +263,8 @@ class _Walker:
         if converted.options.get("direction") == "reverse":
             notes.append("go_backwards=True: Keras returns the sequence output reversed in time, and so does the "
                          "module (KerasLSTM)")
-        self._make(name, cls, cfg, [converted.weights], [(tensors,)], dict(converted.options), converted.not_applied,
+        self._make(name, cls, cfg, [numpy_weights(converted.weights)], [(tensors,)], dict(converted.options),
+                   converted.not_applied,
                    where, extra_notes=notes)
 
     def bidirectional(self, cfg, name, path, owner):
@@ -252,9 +272,7 @@ class _Walker:
         inner = cfg.get("layer")
         if not isinstance(inner, dict) or inner.get("class_name") not in LSTM_CLASSES:
             kind = inner.get("class_name") if isinstance(inner, dict) else inner
-            if isinstance(kind, str) and "LSTM" in kind:
-                raise KerasLayerError(f"{where}: Bidirectional({kind}) is not supported")
-            return
+            return f"Bidirectional({kind}): a recurrent kind this converter does not convert yet"
         cls = inner["class_name"]
         icfg = inner.get("config", {}) if isinstance(inner.get("config"), dict) else {}
         if icfg.get("go_backwards"):
@@ -294,16 +312,91 @@ class _Walker:
         if merge is None:
             notes.append("merge_mode=None: Keras returned the two halves as a list; the module returns "
                          "concat(forward, backward)")
-        self._make(name, cls, icfg, [(fw.weights, bw.weights)], [(fw_t, bw_t)], options, fw.not_applied, where,
-                   bidirectional=True, merge_mode=merge or "concat", extra_notes=notes)
+        self._make(name, cls, icfg, [(numpy_weights(fw.weights), numpy_weights(bw.weights))], [(fw_t, bw_t)], options,
+                   fw.not_applied, where, bidirectional=True, merge_mode=merge or "concat", extra_notes=notes)
+        return None
 
 
-def discover(path) -> List[LSTMSpec]:
-    """Every LSTM in the Keras file at ``path``."""
-    kf = read_keras(path)
+KERAS_MAJORS = (1, 2, 3)
+
+
+def _settle_version(kf: KerasFile, keras_version: Optional[str]) -> None:
+    """The Keras version the semantics follow: the file's, or the user's ``--keras-version`` where the file
+    does not say it readably; never guessed (hard_sigmoid, the default activations and the masked outputs
+    differ between versions)."""
+    stated = kf.version
+    if keras_version is not None:
+        given = parse_version(keras_version)
+        if given is None:
+            raise KerasLayerError(f"--keras-version {keras_version[:40]!r}: expected a version such as 2.2.4")
+        if stated is not None and stated != given:
+            raise KerasLayerError(f"{kf.path}: the file says Keras {kf.keras_version[:40]}; --keras-version says "
+                                  f"{keras_version[:40]}")
+        if stated is None:
+            kf.keras_version = keras_version.strip()
+        stated = given
+    if stated is None:
+        where = "metadata.json" if kf.container == "keras" else "the keras_version attribute"
+        shown = f" ({kf.keras_version[:40]!r})" if kf.keras_version else ""
+        raise KerasLayerError(f"{kf.path}: the file does not say readably which Keras wrote it ({where}{shown}); "
+                              "the LSTM's semantics depend on it (hard_sigmoid, default activations, masked outputs): "
+                              "pass --keras-version (e.g. 2.2.4)")
+    if stated[0] not in KERAS_MAJORS:
+        raise KerasLayerError(f"{kf.path}: Keras {kf.keras_version[:40]}: this converter knows the semantics of "
+                              f"Keras {', '.join(map(str, KERAS_MAJORS))}")
+
+
+def _wraps_recurrent(cfg: dict) -> bool:
+    inner = cfg.get("layer")
+    kind = inner.get("class_name") if isinstance(inner, dict) else None
+    return kind in LSTM_CLASSES + OTHER_RECURRENT + ("Bidirectional",)
+
+
+def _inventory(walker: _Walker) -> List[SourceItem]:
+    """One item per layer of the configuration with its weights, and one per weight no layer claims."""
+    kf = walker.kf
+    if kf.container == "h5":
+        weights = {f"{group}/{n}": a for group, pairs in kf.layer_weights.items() for n, a in pairs}
+    else:
+        weights = dict(kf.vars_by_path)
+    claimed = set()
+    items = []
+    for name, cls, path, owner, spec, reason, recurrent in walker.seen:
+        if kf.container == "h5":
+            if owner is None:
+                mine = [f"{name}/{n}" for n, _ in kf.layer_weights.get(name, [])]
+            else:
+                mine = [f"{owner}/{n}" for n, _ in kf.layer_weights.get(owner, []) if name in n.split("/")]
+        else:
+            mine = [k for k in kf.vars_by_path if k.startswith(path + "/")]
+        mine = [k for k in mine if k not in claimed]
+        claimed.update(mine)
+        item = SourceItem(name, f"{cls} layer", {k: tuple(weights[k].shape) for k in mine}, converted=spec,
+                          reason=reason, recurrent=recurrent)
+        if spec is None:
+            for k in mine:
+                carry(item, k, weights[k])
+        items.append(item)
+    for k in sorted(set(weights) - claimed):
+        item = SourceItem(k, "weight", {k: tuple(weights[k].shape)},
+                          reason="a weight of no layer of the configuration (a nested model's or an optimizer's)")
+        carry(item, k, weights[k])
+        items.append(item)
+    for k, why in sorted(kf.unread.items()):
+        items.append(SourceItem(k, "dataset", reason="not a tensor of numbers: not read", not_carried={k: why}))
+    return items
+
+
+def discover(path, *, keras_version: Optional[str] = None,
+             max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Found:
+    """Every LSTM in the Keras file at ``path``, and every layer of the file accounted for;
+    ``keras_version``: the version that wrote it, where the file does not say; ``max_tensor_bytes``: the
+    ceiling on one weight, converted or carried."""
+    kf = read_keras(path, max_tensor_bytes=max_tensor_bytes)
     if kf.config is None:
         raise KerasLayerError(f"{path}: the file holds weights only (save_weights): without the model's "
                               "configuration the LSTM settings cannot be known")
+    _settle_version(kf, keras_version)
     walker = _Walker(kf)
     cls = kf.config.get("class_name")
     cfg = kf.config.get("config")
@@ -312,4 +405,4 @@ def discover(path) -> List[LSTMSpec]:
         walker.walk(layers, "", None)
     else:
         walker.walk([kf.config], "", None)
-    return walker.specs
+    return Found(walker.specs, _inventory(walker))

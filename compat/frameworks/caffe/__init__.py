@@ -1,0 +1,28 @@
+"""Caffe ``.caffemodel`` files (BVLC Caffe and junhyukoh/caffe-lstm): everything the converter knows.
+
+``layout.py``    the ``caffe`` (BVLC ``LSTM``: W_xc, b_c, W_hc) and ``junhyukoh`` (``Lstm``: W_x, W_h, b)
+                 layouts, gates i, f, o, g
+``discover.py``  every LSTM layer's blobs, checked against a ``.prototxt`` when given; every other layer
+                 accounted for
+``oracle.py``    verification against reference/caffe_lstm.py
+
+The files are read by :mod:`compat.formats.caffemodel` and :mod:`compat.formats.prototxt`.
+"""
+from __future__ import annotations
+
+from compat.frameworks import Framework, Option, register
+
+FRAMEWORK = register(Framework(
+    key="caffe",
+    title="Caffe files",
+    package=__name__,
+    suffixes=(".caffemodel",),
+    layouts=("caffe", "junhyukoh"),
+    options=(Option("--prototxt", "prototxt", metavar="NET.prototxt",
+                    help="Caffe: the net's .prototxt, checked against the blobs"),),
+    references={"caffe": "reference/caffe_lstm.py", "junhyukoh": "reference/caffe_lstm.py"},
+))
+
+from compat.frameworks.caffe import layout  # noqa: E402,F401  (registers its layouts)
+
+__all__ = ["FRAMEWORK"]

@@ -1,0 +1,28 @@
+"""The converter's verification of ONNX LSTM nodes against reference/onnx_lstm.py."""
+from __future__ import annotations
+
+from compat.convert.spec import LSTMSpec
+from compat.convert.verify import Case, Outputs, f64 as _f64
+
+
+def _onnx(spec: LSTMSpec, case: Case) -> Outputs:
+    from reference import onnx_lstm
+
+    attrs = dict(spec.semantics)
+    t = {k: _f64(v) for k, v in spec.source[0][0].items()}
+    layout = int(attrs.pop("layout", 0))
+    X, h0, c0 = case.x, case.h0, case.c0
+    if layout:
+        X, h0, c0 = X.transpose(1, 0, 2), h0.transpose(1, 0, 2), c0.transpose(1, 0, 2)
+    Y, Y_h, Y_c = onnx_lstm.lstm(X, t["W"], t["R"], t.get("B"), case.lengths, h0, c0, t.get("P"),
+                                 activations=attrs.get("activations"), activation_alpha=attrs.get("activation_alpha", ()),
+                                 activation_beta=attrs.get("activation_beta", ()), clip=attrs.get("clip"),
+                                 input_forget=int(attrs.get("input_forget", 0)),
+                                 direction=attrs.get("direction", "forward"), layout=layout)
+    if layout:   # Y [B, T, D, H], Y_h [B, D, H]
+        Y, Y_h, Y_c = Y.transpose(1, 2, 0, 3), Y_h.transpose(1, 0, 2), Y_c.transpose(1, 0, 2)
+    T, D, B, H = Y.shape
+    return Y.transpose(0, 2, 1, 3).reshape(T, B, D * H), Y_h, Y_c
+
+
+ORACLES = {"onnx": _onnx}
