@@ -126,9 +126,9 @@ def test_dataset_imdb_asks_for_the_download(monkeypatch, capsys, tmp_path):
 
 
 def test_bad_flag_values_are_one_line_errors(capsys, tmp_path):
-    for argv, text in ((["--batch_size", "0"], "--batch-size must be at least 1; got 0"),
-                       (["--validFreq", "0"], "--validFreq must be at least 1, or -1 for once per epoch; got 0"),
-                       (["--device", "cuda:7"], "--device cuda:7")):
+    for argv, text in ((["--batch_size", "0"], "--batch_size: must be an integer at least 1; got 0"),
+                       (["--validFreq", "0"], "--validFreq: must be an integer at least 1, or -1; got 0"),
+                       (["--device", "cuda:7"], "--device: cuda:7")):
         if argv[0] == "--device" and __import__("torch").cuda.is_available():
             continue
         assert cli.main(argv + ["--out", str(tmp_path)]) == 2
