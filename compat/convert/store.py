@@ -23,7 +23,7 @@ dtype against the module or item it belongs to before reading any tensor data.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -198,8 +198,16 @@ def _check_entry(f: Fields, e, field: str) -> dict:
     return e
 
 
-def load(out) -> Dict[str, nn.Module]:
+def load(out, dtype: Optional[torch.dtype] = None, device=None) -> Dict[str, nn.Module]:
     """One ready module per LSTM of a conversion, by the LSTM's name in the source.
+
+    Args:
+        out: the conversion's name, ``OUT.safetensors`` as given to ``--to`` (or ``OUT.json``).
+        dtype: a floating-point dtype for every module's parameters (``None``: as converted, the source's).
+        device: where the modules go (``"cuda"``, a ``torch.device``; ``None``: the CPU).
+
+    Returns:
+        ``{name in the source: module}``.
 
     Each is a plain ``torch.nn.LSTM`` (``flatten_parameters()`` done) wherever the source's semantics are
     exactly PyTorch's, and otherwise a :class:`compat.lstm.LSTM` with the options it needs (peepholes,
@@ -208,6 +216,8 @@ def load(out) -> Dict[str, nn.Module]:
     node. All are in eval mode. Each module's ``__doc__`` says which and why; ``module.conversion`` holds
     its entry of the configuration (without the tensors).
     """
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"dtype must be a floating-point torch.dtype; got {dtype!r}")
     ck = checkpoint.read(out, KIND, require_seal=True)
     f = Fields(ck)
     content = _content(f, ck)
@@ -225,6 +235,8 @@ def load(out) -> Dict[str, nn.Module]:
     for entry, loaded in zip(entries, tensors):
         m = _build(entry)
         m.load_state_dict(loaded["weights"], strict=True)
+        if dtype is not None or device is not None:
+            m.to(device=device, dtype=dtype)
         if isinstance(m, nn.LSTM):
             m.flatten_parameters()
         m.eval()
@@ -277,6 +289,8 @@ def _check_items(f: Fields, items) -> list:
 def load_carried(out) -> Dict[str, torch.Tensor]:
     """The tensors of the source that the conversion ``out`` did not convert, by their names in the source,
     each checked against the shape its item lists before any is read."""
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"dtype must be a floating-point torch.dtype; got {dtype!r}")
     ck = checkpoint.read(out, KIND, require_seal=True)
     f = Fields(ck)
     content = _content(f, ck)
