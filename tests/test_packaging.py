@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -23,9 +24,17 @@ DISTRIBUTIONS = {"google_crc32c": "google-crc32c", "pyfive": "pyfive", "h5py": "
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> zipfile.ZipFile:
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--quiet", "--disable-pip-version-check",
-                    "-w", str(out)], check=True, timeout=600)
+    """``pip wheel . --no-deps`` of the checkout's files (a copy: setuptools' build/ folder would otherwise
+    stay in the checkout, and stale files in it could enter later wheels)."""
+    source, out = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("wheel")
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            check=True, capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--quiet",
+                    "--disable-pip-version-check", "-w", str(out)], check=True, timeout=600)
     (path,) = out.glob("legacy_lstm-*.whl")
     return zipfile.ZipFile(path)
 
