@@ -63,6 +63,17 @@ def test_resume_continues_exactly(shared_data, tmp_path, capsys):
     assert a["history"]["test_perplexity"] == b["history"]["test_perplexity"]
 
 
+def test_the_run_files_are_named_after_the_checkpoint(tmp_path):
+    """--save NAME: NAME.json (the checkpoint, with its .safetensors), NAME.metrics.json and NAME.png, each
+    named in the header; no file is named that is never written."""
+    from ports.tf_ptb.cli import _output_paths, build_parser
+
+    for name in ("small.pt", "runs/small", "runs/small.json"):
+        args = build_parser().parse_args(["--data-path", str(tmp_path), "--save", str(tmp_path / name)])
+        stem = str(tmp_path / name).removesuffix(".json")
+        assert _output_paths(args) == (stem + ".png", stem + ".metrics.json")
+
+
 def test_cli_errors(tmp_path, capsys):
     assert main(["--data-path", str(tmp_path / "missing")]) == 2
     assert "--data-path: " in capsys.readouterr().err

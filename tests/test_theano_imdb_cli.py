@@ -56,6 +56,10 @@ def test_cli_smoke_on_the_embedded_sample(tmp_path, capsys):
         assert set(z.files) == {"Wemb", "lstm_W", "lstm_U", "lstm_b", "U", "b", "history_errs", "train_err",
                                 "valid_err", "test_err"}
         assert z["Wemb"].shape == (300, 6) and z["history_errs"].shape[1] == 2
+    # No epoch at all: the tutorial's line says so (lstm.py would print 1 epoch, its eidx + 1).
+    assert cli.main(["--dataset", "embedded", "--max_epochs", "0", "--out", str(tmp_path / "none"), "--no-plot",
+                     "--no-progress"] + TINY) == 0
+    assert "The code run for 0 epochs, with" in capsys.readouterr().out
     options = load_options(str(saveto) + ".pkl")
     assert options["optimizer"] == "adadelta" and options["ydim"] == 2 and options["dim_proj"] == 6
     assert (tmp_path / "lstm_model_errors.png").stat().st_size > 1000
