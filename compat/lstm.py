@@ -393,7 +393,21 @@ class LSTM(nn.Module):
 
     def forward(self, x, hx: Optional[State] = None, *, cont: Optional[Tensor] = None,
                 mask: Optional[Tensor] = None, lengths=None, kernel: str = "auto", backend: Optional[str] = None):
-        """``backend`` is the former name of ``kernel``, still accepted from callers written against it."""
+        """Run the stack over a sequence, as ``torch.nn.LSTM`` with the legacy options it was built with.
+
+        Args:
+            x: ``[T, B, input_size]`` (``[B, T, input_size]`` when ``batch_first``), or a ``PackedSequence``.
+            hx: ``(h_0, c_0)``, each ``[num_layers * num_directions, B, H]`` (``h_0``'s last axis the
+                projection size with projections); zeros when None.
+            cont: ``[T, B]``, Caffe's continuation: 0 resets h and c before that step.
+            mask: ``[T, B]``, Theano's mask: at a masked step (0) h and c carry over unchanged.
+            lengths: ``[B]`` sequence lengths (TF's ``sequence_length``, ONNX's ``sequence_lens``).
+            kernel: the core's kernel, "auto" for its choice (:func:`compat.lstm.lstm`); ``backend`` is
+                its former name, still accepted from callers written against it.
+
+        Returns:
+            ``(output, (h_n, c_n))`` as ``torch.nn.LSTM`` returns them.
+        """
         if backend is not None and backend != "auto":
             kernel = backend
         return lstm(x, self.layer_weights(), hx, cont=cont, mask=mask, lengths=lengths, batch_first=self.batch_first,

@@ -1,4 +1,8 @@
-"""A dependency-free progress bar for the ports' long runs: rate, running figures and ETA.
+"""The ports' progress bar for long runs: rate, running figures and ETA.
+
+Hand-written, not tqdm: tqdm redraws with carriage returns, which a log (CI, ``nohup``, a pipe) keeps as one
+ever-growing line, and its rate average weighs in the warm-up step; here a log gets a whole line every
+``every_s`` seconds and the ETA leaves the warm-up step out (below).
 
     bar = Progress(total=epoch_size, desc="epoch 1", unit="wps")
     for step in range(epoch_size):

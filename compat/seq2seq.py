@@ -116,6 +116,17 @@ class BasicLSTMCell(nn.Module):
 
     def forward(self, inputs: Tensor, state, weights: Optional[LayerWeights] = None
                 ) -> Tuple[Tensor, LSTMStateTuple]:
+        """One step, as TF's ``BasicLSTMCell.__call__(inputs, state)``.
+
+        Args:
+            inputs: ``[B, input_size]``.
+            state: ``LSTMStateTuple(c, h)``, each ``[B, num_units]`` (TF's order: c first).
+            weights: other weights to run with (:class:`compat.layouts.LayerWeights`); None: the cell's own.
+
+        Returns:
+            ``(output, new_state)``: ``output`` ``[B, num_units]`` (the new h), ``new_state`` an
+            ``LSTMStateTuple(c, h)``.
+        """
         if inputs.dim() != 2:
             raise ValueError(f"BasicLSTMCell input has shape {list(inputs.shape)}; expected [batch, input_size]")
         out, new_state = self.sequence(inputs.unsqueeze(0), state, weights)

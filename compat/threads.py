@@ -212,7 +212,9 @@ def add_threads_argument(parser: argparse.ArgumentParser, at_most: Optional[int]
     else:
         default = (f"the usable cores not kept busy by other processes{f', at most {at_most}' if at_most else ''}, at "
                    f"least 1, re-measured every {REBALANCE_SECONDS:g} s while training")
-    parser.add_argument("--threads", type=int, default=None,
+    from compat.cli import Int
+
+    parser.add_argument("--threads", type=Int(minimum=1), default=None,
                         help=f"CPU threads for torch (default: OMP_NUM_THREADS if set, else {default}; "
                              f"{usable_cores()} usable cores here)")
 

@@ -324,12 +324,12 @@ def test_bad_input_is_one_line_naming_the_file_and_exit_2(name, content, message
 
 @pytest.mark.parametrize("source, options, message", [
     ("onnx/reverse.onnx", ["--forget-bias", "1"], "applies to TF1 checkpoints only"),
-    ("onnx/reverse.onnx", ["--prototxt", "net.prototxt"], "applies to Caffe files only"),
+    ("onnx/reverse.onnx", ["--prototxt", __file__], "applies to Caffe files only"),
     ("tf1/basic/model.ckpt", ["--theano-doubled-bias"], "applies to Theano archives only"),
     ("tf1/basic/model.ckpt", ["--proj-clip", "0.5"], "--proj-clip (no cell here has a projection"),
     ("tf1/cudnn_canonical/model.ckpt", ["--cell-clip", "3"], "--cell-clip (CudnnLSTM does not clip"),
     ("tf1/basic/model.ckpt", ["--cudnn-num-units", "4"], "no CudnnLSTM opaque buffer"),
-    ("tf1/basic/model.ckpt", ["--cudnn-num-layers", "0"], "--cudnn-num-layers must be at least 1"),
+    ("tf1/basic/model.ckpt", ["--cudnn-num-layers", "0"], "--cudnn-num-layers: must be an integer at least 1"),
 ])
 def test_options_that_would_be_dropped_are_refused(source, options, message, tmp_path, capsys):
     assert convert_cli(GOLDEN_CONVERT / source, tmp_path / "o.safetensors", options) == 2

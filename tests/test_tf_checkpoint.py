@@ -20,7 +20,8 @@ from hypothesis.strategies import composite
 
 from compat.formats.protobuf_wire import Reader, encode_varint, put_varint
 from compat.formats.tf import bundle, snappy, table
-from compat.formats.tf.crc32c import crc32c, mask, unmask
+from compat.formats.tf import crc32c as crc_module
+from compat.formats.tf.crc32c import crc32c, crc32c_numpy, mask, unmask
 from compat.formats.tf import (CheckpointError, CheckpointNotFoundError, latest_checkpoint, list_variables,
                                   load_checkpoint, load_variable, save_checkpoint)
 
@@ -49,8 +50,30 @@ def _same(actual: np.ndarray, expected: np.ndarray) -> bool:
     (bytes(range(32)), 0x46DD794E),
     (bytes(range(31, -1, -1)), 0x113FDB5C),
 ])
-def test_crc32c_known_vectors(data, expected):
-    assert crc32c(data) == expected
+@pytest.mark.parametrize("implementation", ["numpy", "google-crc32c"])
+def test_crc32c_known_vectors(data, expected, implementation):
+    assert _implementation(implementation)(data) == expected
+
+
+def _implementation(name: str):
+    """The numpy code, or crc32c() on google-crc32c (the test extra installs it; missing, it fails under CI)."""
+    if name == "numpy":
+        return crc32c_numpy
+    if crc_module.BACKEND != name:
+        message = "google-crc32c's C extension is not installed (pip install -e '.[fast-crc32c]')"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return crc32c
+
+
+@pytest.mark.parametrize("implementation", ["numpy", "google-crc32c"])
+def test_crc32c_takes_any_buffer(implementation):
+    crc = _implementation(implementation)
+    data = np.arange(3000, dtype=np.float32)
+    expected = _crc32c_bitwise(data.tobytes())
+    assert crc(data) == crc(memoryview(data)) == crc(bytearray(data.tobytes())) == expected
+    assert crc(data[::2]) == _crc32c_bitwise(data[::2].tobytes())  # a strided view: its elements in order
 
 
 def _crc32c_bitwise(data: bytes) -> int:
@@ -62,8 +85,10 @@ def _crc32c_bitwise(data: bytes) -> int:
     return crc ^ 0xFFFFFFFF
 
 
-@given(st.binary(min_size=0, max_size=300), st.integers(0, 20000), st.integers(0, 2**32 - 1))
-def test_crc32c_vectorized_path_equals_bitwise_definition(head, extra, seed):
+@pytest.mark.parametrize("implementation", ["numpy", "google-crc32c"])
+@given(head=st.binary(min_size=0, max_size=300), extra=st.integers(0, 20000), seed=st.integers(0, 2**32 - 1))
+def test_crc32c_vectorized_path_equals_bitwise_definition(implementation, head, extra, seed):
+    crc32c = _implementation(implementation)
     data = head + np.random.default_rng(seed).integers(0, 256, extra, dtype=np.uint8).tobytes()
     note(f"len={len(data)}")
     assert crc32c(data) == _crc32c_bitwise(data)

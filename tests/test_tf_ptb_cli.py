@@ -26,10 +26,10 @@ def test_cli_smoke_run_checkpoint_and_resume(shared_data, tmp_path, capsys):
     assert 100 < train < 10000 and 100 < valid < 10000 and 100 < test < 10000
     ckpt = load_checkpoint(save)
     assert ckpt["config"]["hidden_size"] == 2 and ckpt["epoch"] == 1 and ckpt["preset"] == "test"
-    metrics = json.loads(save.with_suffix(".json").read_text())
+    metrics = json.loads((tmp_path / "ptb_test.pt.metrics.json").read_text())
     assert metrics["train_perplexity"] == [pytest.approx(train, abs=1e-3)]
     assert metrics["test_perplexity"] == pytest.approx(test, abs=1e-3)
-    assert save.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "ptb_test.pt.png").read_bytes()[:4] == b"\x89PNG"
 
     # Resume for a second epoch: the learning rate decays (max_epoch 1, lr_decay 0.5).
     assert main(args + ["--resume", str(save), "--max-max-epoch", "2"]) == 0
@@ -63,9 +63,20 @@ def test_resume_continues_exactly(shared_data, tmp_path, capsys):
     assert a["history"]["test_perplexity"] == b["history"]["test_perplexity"]
 
 
+def test_the_run_files_are_named_after_the_checkpoint(tmp_path):
+    """--save NAME: NAME.json (the checkpoint, with its .safetensors), NAME.metrics.json and NAME.png, each
+    named in the header; no file is named that is never written."""
+    from ports.tf_ptb.cli import _output_paths, build_parser
+
+    for name in ("small.pt", "runs/small", "runs/small.json"):
+        args = build_parser().parse_args(["--data-path", str(tmp_path), "--save", str(tmp_path / name)])
+        stem = str(tmp_path / name).removesuffix(".json")
+        assert _output_paths(args) == (stem + ".png", stem + ".metrics.json")
+
+
 def test_cli_errors(tmp_path, capsys):
     assert main(["--data-path", str(tmp_path / "missing")]) == 2
-    assert "PTB data directory" in capsys.readouterr().err
+    assert "--data-path: " in capsys.readouterr().err
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     (tmp_path / "ptb.train.txt").write_text(" a b \n")
     (tmp_path / "ptb.valid.txt").write_text(" a b \n")

@@ -56,7 +56,9 @@ def test_cli_trains_on_tiny_shakespeare_and_samples(shared_data, tmp_path, capsy
         runs.append(capsys.readouterr().out)
     assert runs[0] == runs[1] and runs[0].startswith("thou")
     assert main(["sample", "--model", str(save), "--prime", "zyzzyva thou"]) == 2
-    assert "'zyzzyva' is not in the vocabulary" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("error: --prime 'zyzzyva thou': the word 'zyzzyva' is not in the vocabulary") and \
+        err.rstrip().endswith("--unknown zero maps it to id 0") and "unknown='zero'" not in err, err
 
     assert main(["report", "--save-dir", str(save), "--plot", str(tmp_path / "curve.png")]) == 0
     report = capsys.readouterr().out

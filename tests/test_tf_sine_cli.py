@@ -159,16 +159,16 @@ def _one_error_line(err: str, *fragments: str) -> None:
 
 
 @pytest.mark.parametrize("argv, fragments", [
-    (["--steps", "0"], ["--steps must be at least 1"]),
-    (["--steps", "x"], ["--steps", "invalid int value"]),
-    (["--batch-size", "-3"], ["--batch-size must be at least 1"]),
+    (["--steps", "0"], ["--steps: must be an integer at least 1; got 0"]),
+    (["--steps", "x"], ["--steps: 'x' is not an integer"]),
+    (["--batch-size", "-3"], ["--batch-size: must be an integer at least 1; got -3"]),
     (["--hidden-size", "0"], ["--hidden-size"]),
-    (["--threads", "0"], ["--threads must be at least 1"]),
+    (["--threads", "0"], ["--threads: must be an integer at least 1"]),
     (["--save-every", "0"], ["--save-every"]),
     (["--stop-after", "0"], ["--stop-after"]),
-    (["--learning-rate", "nan"], ["--learning-rate must be a finite number"]),
+    (["--learning-rate", "nan"], ["--learning-rate: must be a finite number"]),
     (["--learning-rate", "-1"], ["--learning-rate"]),
-    (["--sample-gap", "0"], ["--sample-gap must be a finite number above 0"]),
+    (["--sample-gap", "0"], ["--sample-gap: must be a finite number above 0"]),
     (["--sample-gap", "inf"], ["--sample-gap"]),
     (["--training-examples", "11"], ["--training-examples must be at least --timesteps + 2 = 12"]),
     (["--testing-examples", "3", "--timesteps", "2"], ["--testing-examples must be at least --timesteps + 2 = 4"]),
@@ -189,7 +189,7 @@ def test_a_missing_gpu_is_one_error_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     rc, _, err = run(capsys, "--model-dir", str(tmp_path / "m"), "--device", "cuda:1")
     assert rc == 2
-    _one_error_line(err, "--device cuda:1: no CUDA device")
+    _one_error_line(err, "--device: cuda:1: no CUDA device")
 
 
 def test_bad_model_directories_are_one_error_line(tmp_path, capsys):
@@ -197,7 +197,7 @@ def test_bad_model_directories_are_one_error_line(tmp_path, capsys):
     a_file.write_text("not a folder")
     rc, _, err = run(capsys, "--model-dir", str(a_file), *SMALL)
     assert rc == 2
-    _one_error_line(err, "not a folder")
+    _one_error_line(err, "--model-dir: ", "is a file, not a directory")
 
     damaged = tmp_path / "damaged"
     damaged.mkdir()

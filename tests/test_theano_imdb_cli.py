@@ -56,6 +56,10 @@ def test_cli_smoke_on_the_embedded_sample(tmp_path, capsys):
         assert set(z.files) == {"Wemb", "lstm_W", "lstm_U", "lstm_b", "U", "b", "history_errs", "train_err",
                                 "valid_err", "test_err"}
         assert z["Wemb"].shape == (300, 6) and z["history_errs"].shape[1] == 2
+    # No epoch at all: the tutorial's line says so (lstm.py would print 1 epoch, its eidx + 1).
+    assert cli.main(["--dataset", "embedded", "--max_epochs", "0", "--out", str(tmp_path / "none"), "--no-plot",
+                     "--no-progress"] + TINY) == 0
+    assert "The code run for 0 epochs, with" in capsys.readouterr().out
     options = load_options(str(saveto) + ".pkl")
     assert options["optimizer"] == "adadelta" and options["ydim"] == 2 and options["dim_proj"] == 6
     assert (tmp_path / "lstm_model_errors.png").stat().st_size > 1000
@@ -126,9 +130,9 @@ def test_dataset_imdb_asks_for_the_download(monkeypatch, capsys, tmp_path):
 
 
 def test_bad_flag_values_are_one_line_errors(capsys, tmp_path):
-    for argv, text in ((["--batch_size", "0"], "--batch-size must be at least 1; got 0"),
-                       (["--validFreq", "0"], "--validFreq must be at least 1, or -1 for once per epoch; got 0"),
-                       (["--device", "cuda:7"], "--device cuda:7")):
+    for argv, text in ((["--batch_size", "0"], "--batch_size: must be an integer at least 1; got 0"),
+                       (["--validFreq", "0"], "--validFreq: must be an integer at least 1, or -1; got 0"),
+                       (["--device", "cuda:7"], "--device: cuda:7")):
         if argv[0] == "--device" and __import__("torch").cuda.is_available():
             continue
         assert cli.main(argv + ["--out", str(tmp_path)]) == 2

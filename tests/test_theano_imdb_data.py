@@ -314,13 +314,42 @@ def test_download_failures_are_clear(isolated_env):
         status = 200
 
     with pytest.raises(D.DownloadError, match="truncated: 5 of 1000"):
-        D.download("http://x/", isolated_env / "c" / "imdb.pkl", opener=lambda u, timeout: Truncated(b"12345"),
+        D.download("https://x/", isolated_env / "c" / "imdb.pkl", opener=lambda u, timeout: Truncated(b"12345"),
                    progress=False)
     not_data = isolated_env / "notdata.pkl"
     not_data.write_bytes(b"<html>moved</html>")
     with pytest.raises(D.DownloadError, match="not the tutorial's data set"):
         D.download(not_data.as_uri(), isolated_env / "d" / "imdb.pkl", progress=False)
     assert not (isolated_env / "d" / "imdb.pkl").exists()
+
+
+def test_downloads_are_https_and_checked_before_use(isolated_env):
+    """The tutorial's file over https through an opener (a stand-in for the network): its digest checked, and
+    plain http refused before anything is fetched."""
+    import hashlib
+
+    assert D.TUTORIAL_URL.startswith("https://")
+    served = _small_pkl(isolated_env / "served.pkl").read_bytes()
+    asked = []
+
+    class Response(io.BytesIO):
+        headers = {"Content-Length": str(len(served))}
+        status = 200
+
+    def opener(url, timeout):
+        asked.append(url)
+        return Response(served)
+
+    digest = hashlib.sha256(served).hexdigest()
+    got = D.download(D.TUTORIAL_URL, isolated_env / "ok" / "imdb.pkl", sha256=digest, opener=opener, progress=False)
+    assert got.read_bytes() == served and asked == [D.TUTORIAL_URL]
+    with pytest.raises(D.DownloadError, match="SHA-256"):
+        D.download(D.TUTORIAL_URL, isolated_env / "bad" / "imdb.pkl", sha256="1" * 64, opener=opener, progress=False)
+    assert not (isolated_env / "bad" / "imdb.pkl").exists()
+    with pytest.raises(D.DownloadError, match="only https and file URLs"):
+        D.download("http://www.iro.umontreal.ca/~lisa/deep/data/imdb.pkl", isolated_env / "h" / "imdb.pkl",
+                   opener=opener, progress=False)
+    assert asked == [D.TUTORIAL_URL] * 2  # the http URL was never opened
 
 
 def test_location_order(isolated_env, monkeypatch, capsys):

@@ -4,10 +4,11 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
 from compat import frameworks
-from compat.cli import HelpFormatter, check_positive, print_files, run_cli
+from compat.cli import (ArgumentParser, ByteSize, Domain, Float, InputFile, InputPath, Int, OutputFile, Text,
+                        print_files, run_cli)
 from compat.formats.shapes import DEFAULT_MAX_TENSOR_BYTES
 
 DESCRIPTION = """\
@@ -27,21 +28,26 @@ Exit status: 0 when every recurrent layer converted and matches the reference wi
 EXIT_PARTIAL = 3
 
 
-def byte_size(text: str) -> int:
-    """``--max-tensor-bytes``: ``4294967296``, ``4G``, ``512M``, ``1.5T`` (powers of 1024)."""
-    m = re.fullmatch(r"\s*(\d{1,15}(?:\.\d{1,6})?)\s*([KMGT]?)i?B?\s*", text, re.IGNORECASE)
-    if not m:
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a size (bytes, or a number with K, M, G or T)")
-    value = int(float(m.group(1)) * 1024 ** " KMGT".index(m.group(2).upper() or " "))
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text[:40]!r}: the ceiling must be at least one byte")
-    return value
+byte_size = ByteSize()  # --max-tensor-bytes
+
+
+def option_domain(opt) -> Domain:
+    """The accepted values of a framework's option (its values are refused while the command line is read):
+    numbers finite (a NaN forget bias is a bad flag, not a bad file), counts at least 1, a file that exists."""
+    if opt.type is float:
+        return Float()
+    if opt.type is int:
+        return Int(minimum=1 if opt.positive else None)
+    if opt.type is None and opt.metavar and re.fullmatch(r"\w+\.[a-z]+", opt.metavar):  # NET.prototxt: a file
+        return InputFile()
+    return opt.type if isinstance(opt.type, Domain) else Text()
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m compat.convert", description=DESCRIPTION, formatter_class=HelpFormatter)
-    p.add_argument("source", help="checkpoint or model file, TF checkpoint prefix or directory")
-    p.add_argument("--to", required=True, metavar="OUT.safetensors",
+    p = ArgumentParser(prog="python -m compat.convert", description=DESCRIPTION)
+    p.add_argument("source", type=InputPath(suffixes=(".index",)),
+                   help="checkpoint or model file, TF checkpoint prefix or directory")
+    p.add_argument("--to", required=True, metavar="OUT.safetensors", type=OutputFile(),
                    help="the conversion's name: writes OUT.json and OUT.<digest>.safetensors")
     keys = [k for fw in frameworks.FRAMEWORKS.values() for k in (fw.key, *fw.aliases)]
     p.add_argument("--format", choices=keys, metavar="FORMAT",
@@ -52,9 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
         if opt.action:
             kwargs["action"] = opt.action
         else:
-            kwargs.update(type=opt.type, metavar=opt.metavar)
+            kwargs["metavar"] = opt.metavar
             if opt.choices:
                 kwargs["choices"] = opt.choices
+            else:
+                kwargs["type"] = option_domain(opt)
         p.add_argument(opt.flag, **kwargs)
     p.add_argument("--partial", action="store_true",
                    help="write the recurrent layers that convert even when others cannot (they are listed, and "
@@ -66,18 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: also convert the whole model where every layer of it is one the converter knows "
                         "(Keras), else the recurrent layers with the reason; whole: the whole model or an error; "
                         "layers: the recurrent layers only")
-    p.add_argument("--emit-python", metavar="MODEL.py",
+    p.add_argument("--emit-python", metavar="MODEL.py", type=OutputFile(),
                    help="also write the whole model as a standalone PyTorch module file that loads the converted "
                         "weights (needs the whole model)")
-    p.add_argument("--report", metavar="REPORT.md", help="also write a Markdown report")
+    p.add_argument("--report", metavar="REPORT.md", type=OutputFile(), help="also write a Markdown report")
     p.add_argument("--no-verify", action="store_true", help="skip the check against the reference")
     return p
 
 
-def _main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+def _main(args: argparse.Namespace) -> int:
     framework_options = {dest: getattr(args, dest) for dest in frameworks.options()}
-    check_positive(**{dest: framework_options[dest] for dest, (_, opt) in frameworks.options().items() if opt.positive})
     from compat.atomic import atomic_write_text
     from compat.convert import PartialConversionError, convert, report
     from compat.errors import InputError
@@ -128,7 +134,7 @@ def _main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    return run_cli(_main, argv)
+    return run_cli(_main, argv, build_parser)
 
 
 if __name__ == "__main__":

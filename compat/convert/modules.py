@@ -79,8 +79,21 @@ class KerasLSTM(LSTM):
 
     def forward(self, x, hx: Optional[State] = None, *, mask: Optional[Tensor] = None, merge: bool = True,
                 backend: str = "auto"):
-        """``merge=False``: a bidirectional layer returns ``concat(forward, backward)`` whatever its
-        ``merge_mode`` (a model that reads each half's last step merges them itself)."""
+        """Run the layer as Keras does.
+
+        Args:
+            x: the input, batch-first ``[B, T, input_size]`` (or a ``PackedSequence``, unless the layer is
+                ``go_backwards`` or merges its halves).
+            hx: ``(h_0, c_0)``, each ``[num_layers * num_directions, B, H]``; zeros when None.
+            mask: ``[B, T]``, Keras's mask (0 at masked steps): their outputs as ``masked_output`` says.
+            merge: False: a bidirectional layer returns ``concat(forward, backward)`` whatever its
+                ``merge_mode`` (a model that reads each half's last step merges them itself).
+            backend: the core's kernel choice (:func:`compat.lstm.lstm`'s ``kernel``).
+
+        Returns:
+            ``(y, (h_n, c_n))``: ``y`` ``[B, T, num_directions * H]`` (``[B, T, H]`` when merged), reversed
+            in time for ``go_backwards`` as Keras returns it; ``h_n``, ``c_n`` as ``torch.nn.LSTM``'s.
+        """
         if isinstance(x, PackedSequence):
             if self.go_backwards or self.merge_mode != "concat":
                 raise ValueError("a go_backwards or merging Keras layer returns a padded sequence: pass a padded "
@@ -115,6 +128,18 @@ class OnnxLSTM(LSTM):
     as onnxruntime's (see :mod:`compat.convert.modules`)."""
 
     def forward(self, x, hx: Optional[State] = None, *, lengths=None, backend: str = "auto"):
+        """Run the node as onnxruntime does.
+
+        Args:
+            x: ``[T, B, input_size]`` (``[B, T, ...]`` when ``batch_first``).
+            hx: ``(h_0, c_0)``, each ``[num_directions, B, H]``; zeros when None.
+            lengths: ``sequence_lens``, ``[B]`` (0 allowed); None: every sequence is ``T`` long.
+            backend: the core's kernel choice (:func:`compat.lstm.lstm`'s ``kernel``).
+
+        Returns:
+            ``(y, (h_n, c_n))`` as :class:`compat.lstm.LSTM`'s, with ``h_n`` and ``c_n`` zero for sequences
+            of length 0 (onnxruntime's ``Y_h``, ``Y_c``).
+        """
         y, (h_n, c_n) = super().forward(x, hx, lengths=lengths, backend=backend)
         if lengths is not None:
             empty = torch.as_tensor(lengths, device=h_n.device) == 0

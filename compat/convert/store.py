@@ -216,8 +216,16 @@ def _check_entry(f: Fields, e, field: str) -> dict:
     return e
 
 
-def load(out) -> Union[Dict[str, nn.Module], nn.Module]:
+def load(out, dtype: Optional[torch.dtype] = None, device=None) -> Union[Dict[str, nn.Module], nn.Module]:
     """The whole model, where the conversion holds one; else one ready module per LSTM, by its name in the source.
+
+    Args:
+        out: the conversion's name, ``OUT.safetensors`` as given to ``--to`` (or ``OUT.json``).
+        dtype: a floating-point dtype for every module's parameters (``None``: as converted, the source's).
+        device: where the modules go (``"cuda"``, a ``torch.device``; ``None``: the CPU).
+
+    Returns:
+        the whole model, or ``{name in the source: module}``.
 
     A whole model (a conversion whose source's reader understood every layer, :mod:`compat.convert.graph`) is
     one :class:`~compat.convert.graph.GraphModel`: ``model(*inputs)`` takes what the source model's
@@ -232,6 +240,8 @@ def load(out) -> Union[Dict[str, nn.Module], nn.Module]:
     node. All are in eval mode. Each module's ``__doc__`` says which and why; ``module.conversion`` holds
     its entry of the configuration (without the tensors).
     """
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"dtype must be a floating-point torch.dtype; got {dtype!r}")
     ck = checkpoint.read(out, KIND, require_seal=True)
     f = Fields(ck)
     content = _content(f, ck)
@@ -252,6 +262,8 @@ def load(out) -> Union[Dict[str, nn.Module], nn.Module]:
     for entry, loaded in zip(entries, tensors):
         m = _build(entry)
         m.load_state_dict(loaded["weights"], strict=True)
+        if graph is None and (dtype is not None or device is not None):
+            m.to(device=device, dtype=dtype)   # a whole model moves as one, after its probe below
         if isinstance(m, nn.LSTM):
             m.flatten_parameters()
         m.eval()
@@ -263,6 +275,11 @@ def load(out) -> Union[Dict[str, nn.Module], nn.Module]:
     weights = ck.materialize(content=[n["weights"] for n in graph["nodes"]])
     model = build_model(graph, frameworks.layer_kinds(graph["framework"]), weights, modules, DTYPES[graph["dtype"]])
     _probe(f, model, graph)
+    if dtype is not None or device is not None:
+        model.to(device=device, dtype=dtype)
+    for m in modules.values():
+        if isinstance(m, nn.LSTM):
+            m.flatten_parameters()
     model.conversion = {"source": content["source"], "framework": graph["framework"], "notes": list(graph["notes"])}
     return model
 

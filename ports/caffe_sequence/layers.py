@@ -167,6 +167,19 @@ class CaffeLSTM(_CaffeBlobsAndState, nn.Module):
 
     def forward(self, x: Tensor, cont: Tensor, static: Optional[Tensor] = None, h0: Optional[Tensor] = None,
                 c0: Optional[Tensor] = None, *, kernel: str = "auto"):
+        """Caffe's ``LSTM`` layer forward (recurrent_layer.cpp ``Forward_cpu``).
+
+        Args:
+            x: bottom ``x``, ``[T, N, ...]`` (the trailing axes flattened to the input size).
+            cont: bottom ``cont``, ``[T, N]``: 0 starts a new sequence at that step.
+            static: bottom ``x_static``, ``[N, ...]``, with a layer built with ``W_xc_static``.
+            h0, c0: bottoms ``h0``, ``c0``, each ``[1, N, H]``, with ``expose_hidden`` only.
+            kernel: the core's kernel choice (:func:`compat.lstm.lstm`).
+
+        Returns:
+            top ``h``, ``[T, N, H]``; with ``expose_hidden`` ``(h, hT, cT)``, the last two ``[1, N, H]``.
+            Without ``expose_hidden`` the final state is kept for the next call (:meth:`reset_state`).
+        """
         x, cont, static = self._check(x, cont, static)
         T, N, _ = x.shape
         H = self.hidden_size
@@ -294,6 +307,17 @@ class JunhyukohLSTM(_CaffeBlobsAndState, nn.Module):
                 f"clipping_threshold={self.clipping_threshold}, dwh_defect={self.dwh_defect}")
 
     def forward(self, data: Tensor, clip: Optional[Tensor] = None, *, kernel: str = "auto") -> Tensor:
+        """The fork's ``Lstm`` layer forward (lstm_layer.cpp ``Forward_cpu``).
+
+        Args:
+            data: bottom ``data``, ``[T*N, ...]``, time-major rows ``t*N + n`` (N: ``batch_size``).
+            clip: bottom ``clip``, ``[T*N]`` or ``[T*N, 1]``: 0 starts a new sequence; with it the state
+                carries over from the previous call. None: zero state and ``cont = (t > 0)``.
+            kernel: the core's kernel choice (:func:`compat.lstm.lstm`).
+
+        Returns:
+            top ``h``, ``[T*N, H]``, rows in the order of ``data``.
+        """
         N, H = self.batch_size, self.hidden_size
         if data.dim() < 1 or data.shape[0] % N:
             raise CaffeShapeError(f"bottom data has shape {list(data.shape)}; its first axis (T*N) must be a "

@@ -35,6 +35,14 @@ class InnerProduct(nn.Module):
         self.bias = nn.Parameter(torch.zeros(num_output, dtype=dtype)) if bias_term else None
 
     def forward(self, x: Tensor) -> Tensor:
+        """Caffe's ``InnerProduct`` forward.
+
+        Args:
+            x: ``[..., K]`` once flattened from ``axis`` (``[N, C, H, W]`` with ``axis=1``: K = C*H*W).
+
+        Returns:
+            ``x W^T + b``, the axes before ``axis`` kept and ``num_output`` after them.
+        """
         axis = self.axis % x.dim()
         flat = x.reshape(*x.shape[:axis], -1)
         if flat.shape[-1] != self.weight.shape[1]:
@@ -368,8 +376,16 @@ class CaffeNet(nn.Module):
                 for n, m in self.layer_modules.items()}
 
     def forward(self, kernel: str = "auto", **inputs: Tensor) -> Dict[str, Tensor]:
-        """Every blob of the net for the input blobs ``inputs``; ``kernel`` is passed to the LSTM layers (the
-        core's kernel, "auto" for its choice)."""
+        """Run the net's layers in file order, as Caffe's ``Net::Forward``.
+
+        Args:
+            inputs: the input blobs by name (``data=``, ``clip=``, ...), each of its declared shape; an input
+                not given is zeros of that shape (Blob memory starts zeroed).
+            kernel: passed to the LSTM layers (the core's kernel, "auto" for its choice).
+
+        Returns:
+            every blob of the net by name (``net.output_names`` lists the tops nobody consumes).
+        """
         blobs: Dict[str, Tensor] = {}
         unknown = sorted(set(inputs) - set(self.input_shapes))
         if unknown:

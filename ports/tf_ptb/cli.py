@@ -11,9 +11,7 @@ import argparse
 import dataclasses
 import json
 import math
-import sys
 import time
-from pathlib import Path
 from typing import List, Optional
 
 import torch
@@ -21,7 +19,8 @@ import torch
 from compat import checkpoint, threads
 from compat.atomic import atomic_write_text
 from compat.checkpoint import CheckpointError, Fields
-from compat.cli import HelpFormatter, check_device, check_positive, fail, print_files, run_cli
+from compat.cli import ArgumentParser, Device, InputDir, InputPath, Int, OutputFile, check_device, print_files, run_cli
+from compat.cli import fail
 from compat.errors import FileFormatError, InputError
 
 from .config import PRESETS, Config
@@ -42,29 +41,33 @@ HISTORY_LISTS = ("epochs", "learning_rate", "train_perplexity", "valid_perplexit
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ports.tf_ptb", description=__doc__.splitlines()[0],
-                                formatter_class=HelpFormatter)
+    p = ArgumentParser(prog="python -m ports.tf_ptb", description=__doc__.splitlines()[0])
     p.add_argument("--model", default="small", choices=sorted(PRESETS),
                    help="configuration preset (ptb_word_lm's small/medium/large/test, or book)")
-    p.add_argument("--data-path", "--data_path", dest="data_path", required=True,
+    p.add_argument("--data-path", "--data_path", dest="data_path", required=True, type=InputDir(),
                    help="directory holding ptb.train.txt, ptb.valid.txt, ptb.test.txt")
-    p.add_argument("--save", "--save_path", dest="save", default=None,
-                   help="checkpoint file written atomically after every epoch (holds the config and history)")
-    p.add_argument("--resume", default=None, help="checkpoint file to resume training from (its config is used)")
-    p.add_argument("--load-tf", default=None,
+    p.add_argument("--save", "--save_path", dest="save", default=None, type=OutputFile(),
+                   help="checkpoint NAME, written atomically after every epoch: NAME.json (the config and history) "
+                        "and NAME.<digest>.safetensors; the metrics go to NAME.metrics.json, the plot to NAME.png")
+    p.add_argument("--resume", default=None, type=InputPath(suffixes=(".json",)),
+                   help="checkpoint to resume training from (the NAME given to --save, or NAME.json; its config "
+                        "is used)")
+    p.add_argument("--load-tf", default=None, type=InputPath(suffixes=(".index",)),
                    help="initialise from a TF1 checkpoint (path or .npz of TF-named arrays) before training")
     p.add_argument("--shared-cell-weights", action="store_true",
                    help="one LSTM weight set for every layer, as MultiRNNCell([cell] * n) in TF >= 1.1")
-    p.add_argument("--seed", type=int, default=0, help="random seed for initialisation and dropout")
-    p.add_argument("--device", default="cpu", help="torch device: cpu or cuda[:N]")
+    p.add_argument("--seed", type=Int(minimum=0), default=0, help="random seed for initialisation and dropout")
+    p.add_argument("--device", type=Device(), default="cpu", help="torch device: cpu or cuda[:N]")
     threads.add_threads_argument(p)
-    p.add_argument("--max-max-epoch", type=int, default=None,
+    p.add_argument("--max-max-epoch", type=Int(minimum=0, maximum=MAX_EPOCHS), default=None,
                    help="override the preset's number of training epochs (0: evaluate only)")
-    p.add_argument("--max-steps", type=int, default=None,
+    p.add_argument("--max-steps", type=Int(minimum=1), default=None,
                    help="stop every pass after this many steps (smoke runs; perplexities are then partial)")
-    p.add_argument("--plot", default=None, help="PNG of the perplexity curves (default: beside --save, if given)")
+    p.add_argument("--plot", default=None, type=OutputFile(),
+                   help="PNG of the perplexity curves (default: NAME.png beside --save NAME, if given)")
     p.add_argument("--no-plot", action="store_true", help="write no plot")
-    p.add_argument("--metrics", default=None, help="JSON file of the per-epoch figures (default: beside --save)")
+    p.add_argument("--metrics", default=None, type=OutputFile(),
+                   help="JSON file of the per-epoch figures (default: NAME.metrics.json beside --save NAME)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", action="store_true", help="no intermediate perplexity lines within an epoch")
     return p
@@ -152,11 +155,11 @@ def read_tf_npz(path) -> dict:
 
 
 def _output_paths(args):
-    """(plot, metrics): given, or beside --save."""
-    plot = None if args.no_plot else args.plot or (str(Path(args.save).with_suffix(".png")) if args.save else None)
-    metrics = args.metrics or (str(Path(args.save).with_suffix(".json")) if args.save else None)
-    if metrics and args.save and Path(metrics) == checkpoint.manifest_path(args.save):
-        metrics = str(Path(args.save).with_suffix(".metrics.json"))  # --save NAME: NAME.json is the checkpoint
+    """(plot, metrics): given, or NAME.png and NAME.metrics.json beside checkpoint NAME (--save NAME writes
+    NAME.json: one name, three files that cannot be confused)."""
+    name = str(checkpoint.checkpoint_name(args.save)) if args.save else None
+    plot = None if args.no_plot else args.plot or (name + ".png" if name else None)
+    metrics = args.metrics or (name + ".metrics.json" if name else None)
     return plot, metrics
 
 
@@ -179,14 +182,10 @@ def _write_outputs(args, preset: str, config: Config, history: dict) -> None:
 
 def main(argv: Optional[List[str]] = None, *, owns_process: bool = False) -> int:
     """The program; ``owns_process``: run as ``python -m`` (it may then choose the thread count)."""
-    return run_cli(lambda a: _main(a, owns_process), argv)
+    return run_cli(lambda a: _main(a, owns_process), argv, build_parser)
 
 
-def _main(argv: Optional[List[str]] = None, owns_process: bool = False) -> int:
-    args = build_parser().parse_args(argv)
-    check_positive(max_steps=args.max_steps)
-    if args.max_max_epoch is not None and args.max_max_epoch < 0:
-        fail(f"--max-max-epoch must be at least 0; got {args.max_max_epoch}")
+def _main(args: argparse.Namespace, owns_process: bool = False) -> int:
     check_device(args.device)
     n_threads = threads.configure_threads(args.threads, owns_process=owns_process)
     device = torch.device(args.device)
@@ -207,8 +206,7 @@ def _main(argv: Optional[List[str]] = None, owns_process: bool = False) -> int:
             ckpt = load_checkpoint(args.resume)
             config = Config.from_dict(dict(ckpt["config"]))
         except (CheckpointError, ValueError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+            fail(f"--resume {args.resume}: {exc}" if args.resume not in str(exc) else str(exc))
         preset = ckpt.get("preset", preset)
         history.update(ckpt["history"])
         history["device"] = str(device)
@@ -220,12 +218,11 @@ def _main(argv: Optional[List[str]] = None, owns_process: bool = False) -> int:
     if args.max_max_epoch is not None:
         config = dataclasses.replace(config, max_max_epoch=args.max_max_epoch)
     if vocab != config.vocab_size:
-        print(f"error: the data's vocabulary has {vocab} words; config {preset} expects vocab_size "
-              f"{config.vocab_size}", file=sys.stderr)
-        return 2
+        fail(f"--data-path {args.data_path}: the data's vocabulary has {vocab} words; config {preset} expects "
+             f"vocab_size {config.vocab_size}")
     eval_config = config.eval_config()
     plot, metrics = _output_paths(args)
-    kept = [p for p in (args.save, metrics, plot) if p]
+    kept = [str(p) for p in (args.save and checkpoint.manifest_path(args.save), metrics, plot) if p]
     print(f"ports.tf_ptb: ptb_word_lm.py's {preset} model ({config.num_layers} x {config.hidden_size}, "
           f"{config.max_max_epoch} epochs) on {args.data_path}, {device}, {n_threads}; "
           + (f"files: {', '.join(kept)}" if kept else "no files written (--save PATH keeps a checkpoint, "
@@ -245,8 +242,7 @@ def _main(argv: Optional[List[str]] = None, owns_process: bool = False) -> int:
             used = model.load_tf1_variables(source)
         except (KeyError, ValueError, OSError) as exc:
             hint = (" (run with --shared-cell-weights)" if "one LSTM cell" in str(exc) else "")
-            print(f"error: --load-tf {args.load_tf}: {str(exc).strip(chr(34))}{hint}", file=sys.stderr)
-            return 2
+            fail(f"--load-tf {args.load_tf}: {str(exc).strip(chr(34))}{hint}")
         print(f"Loaded {len(set(used.values()))} TF variables from {args.load_tf}", flush=True)
 
     progress = not args.no_progress

@@ -169,7 +169,16 @@ class PTBModel(nn.Module):
         return torch.stack(hs), torch.stack(cs)
 
     def forward(self, inputs, state: Optional[Sequence[Tuple[Tensor, Tensor]]] = None) -> Tuple[Tensor, StateTuple]:
-        """inputs [B, T] word ids -> (logits [B * T, vocab] with row b * T + t, final state per layer (c, h))."""
+        """ptb_word_lm's ``PTBModel`` graph up to ``logits``.
+
+        Args:
+            inputs: word ids, ``[B, T]`` (int), each in ``[0, vocab_size)``.
+            state: per layer ``(c, h)``, each ``[B, hidden_size]`` (TF's ``LSTMStateTuple`` order); None: zeros.
+
+        Returns:
+            ``(logits, final_state)``: ``logits`` ``[B * T, vocab_size]``, row ``b * T + t``; the final state
+            per layer as ``(c, h)``.
+        """
         output, final, _ = self._rnn_output(inputs, state)
         logits = torch.addmm(self.softmax_b, output, self.softmax_w)  # tf.nn.xw_plus_b
         return logits, final

@@ -3,89 +3,96 @@ sampler, and a run's summary."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import List, Optional
 
 from compat import threads
 from compat.checkpoint import manifest_path
-from compat.cli import HelpFormatter, check_device, check_positive, print_files, run_cli
+from compat.cli import (ArgumentParser, Device, Float, InputDir, InputFile, InputPath, Int, OutputDir, OutputFile, Text,
+                        check_device, fail, print_files, run_cli)
 from ports.tf_shakespeare.config import RECIPE_PRIME_TEXTS, TrainConfig
 from ports.tf_shakespeare.train import CHECKPOINT_NAME, PLOT_NAME, VOCAB_NAME
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation, the batch shuffles and sampling")
-    p.add_argument("--device", default="cpu", help="torch device: cpu or cuda[:N]")
+def _add_common(p: argparse.ArgumentParser, seed_help: str) -> None:
+    p.add_argument("--seed", type=Int(minimum=0), default=0, help=seed_help)
+    p.add_argument("--device", type=Device(), default="cpu", help="torch device: cpu or cuda[:N]")
     threads.add_threads_argument(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
-    parser = argparse.ArgumentParser(prog="python -m ports.tf_shakespeare", formatter_class=HelpFormatter,
-                                     description="The TF cookbook's Shakespeare word LSTM (rnn_decoder sampler).")
+    parser = ArgumentParser(prog="python -m ports.tf_shakespeare",
+                            description="The TF cookbook's Shakespeare word LSTM (rnn_decoder sampler).")
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train as the recipe (10 epochs of 100x50 batches, Adam 0.001, clip 4.5)",
-                       formatter_class=HelpFormatter)
-    t.add_argument("--data-path", required=True, help="plain-text corpus, e.g. pg100.txt (UTF-8, CRLF kept)")
-    t.add_argument("--save-dir", default="runs/tf_shakespeare", help="folder for model.json (+ its .safetensors), vocab.json, loss.png")
+                       )
+    t.add_argument("--data-path", required=True, type=InputFile(),
+                   help="plain-text corpus, e.g. pg100.txt (UTF-8, CRLF kept)")
+    t.add_argument("--save-dir", default="runs/tf_shakespeare", type=OutputDir(),
+                   help="folder for model.json (+ its .safetensors), vocab.json, loss.png")
     t.add_argument("--resume", action="store_true", help="continue from SAVE_DIR/model.json when it exists")
-    t.add_argument("--epochs", type=int, default=d.epochs, help="epochs to train (recipe: 10)")
-    t.add_argument("--max-iterations", type=int, default=None,
+    t.add_argument("--epochs", type=Int(minimum=1), default=d.epochs, help="epochs to train (recipe: 10)")
+    t.add_argument("--max-iterations", type=Int(minimum=1), default=None,
                    help="stop after this many iterations in this run, checkpointing (smoke runs)")
-    t.add_argument("--rnn-size", type=int, default=d.rnn_size, help="LSTM and embedding size (recipe: 128)")
-    t.add_argument("--batch-size", type=int, default=d.batch_size, help="batch size (recipe: 100)")
-    t.add_argument("--seq-len", type=int, default=d.training_seq_len, help="words per sequence (recipe: 50)")
-    t.add_argument("--learning-rate", type=float, default=d.learning_rate, help="TF Adam learning rate (recipe: 0.001)")
-    t.add_argument("--clip-norm", type=float, default=d.clip_norm, help="clip_by_global_norm threshold (recipe: 4.5)")
-    t.add_argument("--min-word-freq", type=int, default=d.min_word_freq,
+    t.add_argument("--rnn-size", type=Int(minimum=1), default=d.rnn_size, help="LSTM and embedding size (recipe: 128)")
+    t.add_argument("--batch-size", type=Int(minimum=1), default=d.batch_size, help="batch size (recipe: 100)")
+    t.add_argument("--seq-len", type=Int(minimum=1), default=d.training_seq_len, help="words per sequence (recipe: 50)")
+    t.add_argument("--learning-rate", type=Float(minimum=0), default=d.learning_rate,
+                   help="TF Adam learning rate (recipe: 0.001)")
+    t.add_argument("--clip-norm", type=Float(minimum=0, above=True), default=d.clip_norm,
+                   help="clip_by_global_norm threshold (recipe: 4.5)")
+    t.add_argument("--min-word-freq", type=Int(minimum=0), default=d.min_word_freq,
                    help="keep words seen more than this many times (recipe: 5)")
-    t.add_argument("--skip-chars", type=int, default=d.skip_chars,
+    t.add_argument("--skip-chars", type=Int(minimum=0), default=d.skip_chars,
                    help="characters dropped from the start of the file (recipe: 7675, pg100.txt's header)")
-    t.add_argument("--save-every", type=int, default=d.save_every, help="checkpoint every N iterations (recipe: 500)")
-    t.add_argument("--eval-every", type=int, default=d.eval_every,
+    t.add_argument("--save-every", type=Int(minimum=1), default=d.save_every,
+                   help="checkpoint every N iterations (recipe: 500)")
+    t.add_argument("--eval-every", type=Int(minimum=1), default=d.eval_every,
                    help="print the prime texts' greedy samples every N iterations (recipe: 50)")
-    t.add_argument("--print-every", type=int, default=d.print_every, help="print the loss every N iterations (recipe: 10)")
-    t.add_argument("--prime", action="append", default=None,
+    t.add_argument("--print-every", type=Int(minimum=1), default=d.print_every,
+                   help="print the loss every N iterations (recipe: 10)")
+    t.add_argument("--prime", action="append", default=None, type=Text(),
                    help=f"prime text for the periodic samples (repeatable; recipe: {list(RECIPE_PRIME_TEXTS)})")
     t.add_argument("--dtype", choices=["float32", "float64"], default=d.dtype, help="parameter dtype (TF: float32)")
     t.add_argument("--recipe-batch-count", action="store_true",
                    help="print 'Batch: b out of num_batches + 1' exactly as the recipe's log line does")
     t.add_argument("--no-progress", action="store_true", help="do not show the progress line")
     t.add_argument("--no-plot", action="store_true", help="do not write loss.png")
-    _add_common(t)
+    _add_common(t, "seed of the initialisation, the batch shuffles and the periodic samples")
 
-    s = sub.add_parser("sample", help="continue prime texts with a saved model", formatter_class=HelpFormatter)
+    s = sub.add_parser("sample", help="continue prime texts with a saved model")
     src = s.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model", help="model.json written by train (or its folder, with vocab.json)")
-    src.add_argument("--tf-checkpoint", help="a TF1 checkpoint of the recipe (prefix or folder); needs --vocab")
-    s.add_argument("--vocab", default=None,
+    src.add_argument("--model", type=InputPath(), help="model.json written by train (or its folder, with vocab.json)")
+    src.add_argument("--tf-checkpoint", type=InputPath(suffixes=(".index",)),
+                     help="a TF1 checkpoint of the recipe (prefix or folder); needs --vocab")
+    s.add_argument("--vocab", default=None, type=InputFile(),
                    help="vocabulary for --tf-checkpoint: the recipe's vocab.pkl (read safely) or a vocab.json")
-    s.add_argument("--prime", action="append", required=True, help="prime text (repeatable)")
-    s.add_argument("--num", type=int, default=10, help="words to generate at most (recipe: 10)")
-    s.add_argument("--temperature", type=float, default=None,
+    s.add_argument("--prime", action="append", required=True, type=Text(), help="prime text (repeatable)")
+    s.add_argument("--num", type=Int(minimum=1), default=10, help="words to generate at most (recipe: 10)")
+    s.add_argument("--temperature", type=Float(minimum=0, above=True), default=None,
                    help="sample from softmax(logits / T) instead of the recipe's argmax")
-    s.add_argument("--top-k", type=int, default=None, help="sample among the K most likely words only")
+    s.add_argument("--top-k", type=Int(minimum=1), default=None, help="sample among the K most likely words only")
     s.add_argument("--unknown", choices=["error", "zero"], default="error",
                    help="prime words outside the vocabulary: error (the recipe's KeyError) or map to id 0")
-    _add_common(s)
+    _add_common(s, "seed of the sampling (--temperature, --top-k); the recipe's argmax draws nothing")
 
     r = sub.add_parser("report", help="summarise a run: loss landmarks, epoch times, greedy samples, loss plot",
-                       formatter_class=HelpFormatter)
-    r.add_argument("--save-dir", required=True, help="the run's folder (model.json and vocab.json)")
-    r.add_argument("--plot", default=None, help="write the loss curve with the recipe's published levels here (PNG)")
-    _add_common(r)
+                       )
+    r.add_argument("--save-dir", required=True, type=InputDir(), help="the run's folder (model.json and vocab.json)")
+    r.add_argument("--plot", default=None, type=OutputFile(),
+                   help="write the loss curve with the recipe's published levels here (PNG)")
+    _add_common(r, "unused by the report (greedy samples draw nothing)")
     return parser
 
 
 def main(argv: Optional[List[str]] = None, *, owns_process: bool = False) -> int:
     """The program; ``owns_process``: run as ``python -m`` (it may then choose the thread count)."""
-    return run_cli(lambda a: _main(a, owns_process), argv)
+    return run_cli(lambda a: _main(a, owns_process), argv, build_parser)
 
 
-def _main(argv: Optional[List[str]] = None, owns_process: bool = False) -> int:
-    args = build_parser().parse_args(argv)
+def _main(args: argparse.Namespace, owns_process: bool = False) -> int:
     n_threads = threads.configure_threads(args.threads, owns_process=owns_process)
     if args.command == "train":
         from ports.tf_shakespeare.data import DataError
@@ -99,9 +106,6 @@ def _main(argv: Optional[List[str]] = None, owns_process: bool = False) -> int:
                              clip_norm=args.clip_norm, skip_chars=args.skip_chars, seed=args.seed,
                              dtype=args.dtype, print_every=args.print_every,
                              recipe_batch_count=args.recipe_batch_count)
-        check_positive(**{name: getattr(args, name) for name in ("epochs", "rnn_size", "batch_size", "seq_len",
-                                                                 "save_every", "eval_every", "print_every",
-                                                                 "max_iterations")})
         device = check_device(args.device)
         print(f"ports.tf_shakespeare train: the TF cookbook's Shakespeare word LSTM on {args.data_path} "
               f"({config.epochs} epochs of {config.batch_size}x{config.training_seq_len} batches), {device}, "
@@ -112,8 +116,7 @@ def _main(argv: Optional[List[str]] = None, owns_process: bool = False) -> int:
                             progress=not args.no_progress, plot=not args.no_plot,
                             log=lambda line: print(line, flush=True), on_step=n_threads.check)
         except (DataError, CheckpointError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+            fail(str(e))
         print(f"Trained {summary['iterations']} iterations; vocabulary {summary['vocab_size']}, "
               f"{summary['num_batches']} batches per epoch", flush=True)
         save_dir = Path(args.save_dir)
@@ -134,10 +137,10 @@ def _main(argv: Optional[List[str]] = None, owns_process: bool = False) -> int:
         try:
             report(args.save_dir, args.plot, check_device(args.device), log=lambda line: print(line, flush=True))
         except (CheckpointError, DataError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+            fail(str(e))
         return 0
 
+    from ports.tf_shakespeare.data import UnknownWordError
     from ports.tf_shakespeare.train import CheckpointError, load_tf1_model, load_trained
 
     try:
@@ -146,14 +149,15 @@ def _main(argv: Optional[List[str]] = None, owns_process: bool = False) -> int:
         else:
             model, ix2vocab, vocab2ix = load_tf1_model(args.tf_checkpoint, args.vocab, check_device(args.device))
     except (CheckpointError, DataError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))
     generator = torch.Generator(device="cpu").manual_seed(args.seed)
     for prime in args.prime:
         try:
             print(model.sample(prime, ix2vocab, vocab2ix, num=args.num, temperature=args.temperature,
                                top_k=args.top_k, generator=generator, unknown=args.unknown), flush=True)
+        except UnknownWordError as e:
+            fail(f"--prime {prime!r}: the word {e.word!r} is not in the vocabulary ({e.vocab_size} words); "
+                 "--unknown zero maps it to id 0")
         except (KeyError, ValueError) as e:
-            print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
-            return 2
+            fail(f"--prime {prime!r}: {e.args[0] if e.args else e}")
     return 0

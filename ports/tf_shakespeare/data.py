@@ -175,9 +175,21 @@ def read_vocab_json(path: Union[str, os.PathLike]) -> Tuple[Dict[int, str], Dict
     return vocab_from_json(obj, str(path))
 
 
+class UnknownWordError(KeyError):
+    """A prime word outside the vocabulary (the recipe's KeyError); ``.word`` and ``.vocab_size`` say which."""
+
+    def __init__(self, word: str, vocab_size: int):
+        self.word, self.vocab_size = word, vocab_size
+        super().__init__(f"prime word {word!r} is not in the vocabulary ({vocab_size} words); "
+                         "use unknown='zero' to map it to id 0")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
 def words_to_ids(words: Iterable[str], vocab2ix: Dict[str, int], unknown: str = "error") -> List[int]:
-    """Ids of prime words. ``unknown="error"`` (the recipe raises KeyError) names the missing word;
-    ``unknown="zero"`` maps it to id 0."""
+    """Ids of prime words. ``unknown="error"`` (the recipe raises KeyError) raises :class:`UnknownWordError`
+    naming the missing word; ``unknown="zero"`` maps it to id 0."""
     out = []
     for w in words:
         if w in vocab2ix:
@@ -185,8 +197,7 @@ def words_to_ids(words: Iterable[str], vocab2ix: Dict[str, int], unknown: str = 
         elif unknown == "zero":
             out.append(0)
         else:
-            raise KeyError(f"prime word {w!r} is not in the vocabulary ({len(vocab2ix)} words); "
-                           "use unknown='zero' to map it to id 0")
+            raise UnknownWordError(w, len(vocab2ix))
     return out
 
 

@@ -140,6 +140,17 @@ class LSTMModel(nn.Module):
         return output, state
 
     def forward(self, x_data, initial_state=None) -> ModelOutput:
+        """The recipe's graph from ``x_data`` to ``logit_output``.
+
+        Args:
+            x_data: word ids, ``[batch_size, training_seq_len]`` (int), each in ``[0, vocab_size)``.
+            initial_state: ``LSTMStateTuple(c, h)``, each ``[batch_size, rnn_size]``; None: zeros
+                (``cell.zero_state``).
+
+        Returns:
+            ``ModelOutput(logits, state)``: ``logits`` ``[batch_size * training_seq_len, vocab_size]``,
+            batch-major rows ``b * T + t`` as the recipe's reshape; ``state`` the final ``LSTMStateTuple``.
+        """
         x = self._check_ids(x_data, "x_data")
         output, state = self.decode(self.embed(x), initial_state)
         return ModelOutput(self.logits(output), state)

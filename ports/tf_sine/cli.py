@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 from typing import List, Optional
 
@@ -19,7 +18,8 @@ import torch
 
 from compat import checkpoint, threads
 from compat.atomic import atomic_write_text
-from compat.cli import HelpFormatter, check_device, check_positive, fail, print_files, run_cli
+from compat.cli import (ArgumentParser, Device, Float, Int, OutputDir, OutputFile, check_device, fail, print_files,
+                        run_cli)
 
 from .config import DTYPES, INPUT_LAYOUTS, Config
 from .data import book_data
@@ -33,42 +33,35 @@ LOSS_PLOT_NAME = "loss.png"
 RESULTS_NAME = "sin.json"
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse's own errors (an unknown flag, a value that is not a number, a choice not offered) as the
-    one ``error:`` line and status 2 of every other bad value, without the usage block."""
-
-    def error(self, message):
-        fail(f"{message} (python -m ports.tf_sine --help lists the options)")
-
-
 # The program's settings as flags (--steps is TRAINING_STEPS), each described by its Config field.
 CONFIG_FLAGS = {"--steps": "training_steps", "--batch-size": "batch_size", "--learning-rate": "learning_rate",
                 "--input-layout": "input_layout", "--hidden-size": "hidden_size", "--num-layers": "num_layers",
                 "--timesteps": "timesteps", "--training-examples": "training_examples",
                 "--testing-examples": "testing_examples", "--sample-gap": "sample_gap", "--dtype": "dtype"}
 CHOICES = {"input_layout": INPUT_LAYOUTS, "dtype": DTYPES}
+# Each numeric setting's domain (the integers: at least 1).
+DOMAINS = {"learning_rate": Float(minimum=0), "sample_gap": Float(minimum=0, above=True)}
 
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = Config()
-    p = _Parser(prog="python -m ports.tf_sine", description=__doc__.split("\n\n")[1],
-                formatter_class=HelpFormatter)
-    p.add_argument("--model-dir", default="runs/tf_sine",
+    p = ArgumentParser(prog="python -m ports.tf_sine", description=__doc__.split("\n\n")[1])
+    p.add_argument("--model-dir", default="runs/tf_sine", type=OutputDir(),
                    help="the Estimator's model_dir: restored when it holds a checkpoint, written during and after "
                         "training (the book: Models/model_2)")
     for flag, field in CONFIG_FLAGS.items():
         default = getattr(defaults, field)
-        kind = dict(choices=CHOICES[field]) if field in CHOICES else dict(type=type(default))
+        kind = dict(choices=CHOICES[field]) if field in CHOICES else dict(type=DOMAINS.get(field, Int(minimum=1)))
         p.add_argument(flag, dest=field, default=default, help=Config.describe(field), **kind)
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=Int(minimum=0), default=0,
                    help="seed of a new model's initial weights (TF's Estimator draws them unseeded)")
-    p.add_argument("--device", default="cpu", help="torch device: cpu or cuda[:N]")
+    p.add_argument("--device", type=Device(), default="cpu", help="torch device: cpu or cuda[:N]")
     threads.add_threads_argument(p, at_most=1, why=ONE_THREAD_WHY)
-    p.add_argument("--save-every", type=int, default=1000,
+    p.add_argument("--save-every", type=Int(minimum=1), default=1000,
                    help="checkpoint every N steps (and at the end, and on Ctrl-C)")
-    p.add_argument("--stop-after", type=int, default=None,
+    p.add_argument("--stop-after", type=Int(minimum=1), default=None,
                    help="stop this run after N steps, checkpointed; the next run finishes the fit on the same batches")
-    p.add_argument("--plot", default=None,
+    p.add_argument("--plot", default=None, type=OutputFile(),
                    help=f"the predictions against the real sine (PNG; default MODEL_DIR/{PLOT_NAME})")
     p.add_argument("--no-plot", action="store_true", help="write no plots")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -76,15 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args) -> Config:
-    """The run's Config from the flags, each bad value one error naming its flag."""
-    check_positive(steps=args.training_steps, batch_size=args.batch_size, hidden_size=args.hidden_size,
-                   num_layers=args.num_layers, timesteps=args.timesteps, training_examples=args.training_examples,
-                   testing_examples=args.testing_examples, save_every=args.save_every, stop_after=args.stop_after,
-                   threads=args.threads)
-    if not (math.isfinite(args.sample_gap) and args.sample_gap > 0):
-        fail(f"--sample-gap must be a finite number above 0; got {args.sample_gap}")
-    if not (math.isfinite(args.learning_rate) and args.learning_rate >= 0):
-        fail(f"--learning-rate must be a finite number of at least 0; got {args.learning_rate}")
+    """The run's Config from the flags (each value already in its flag's domain), the bad combinations one error
+    naming the flags."""
     for flag, value in (("--training-examples", args.training_examples), ("--testing-examples", args.testing_examples)):
         if value < args.timesteps + 2:
             fail(f"{flag} must be at least --timesteps + 2 = {args.timesteps + 2} (generate_data makes len(seq) - "
@@ -97,11 +83,10 @@ def _config(args) -> Config:
 
 def main(argv: Optional[List[str]] = None, *, owns_process: bool = False) -> int:
     """The program; ``owns_process``: run as ``python -m`` (it may then choose the thread count)."""
-    return run_cli(lambda a: _main(a, owns_process), argv)
+    return run_cli(lambda a: _main(a, owns_process), argv, build_parser)
 
 
-def _main(argv: Optional[List[str]] = None, owns_process: bool = False) -> int:
-    args = build_parser().parse_args(argv)
+def _main(args: argparse.Namespace, owns_process: bool = False) -> int:
     config = _config(args)
     device = check_device(args.device)
     n_threads = threads.configure_threads(args.threads, owns_process=owns_process, at_most=1)
@@ -110,7 +95,8 @@ def _main(argv: Optional[List[str]] = None, owns_process: bool = False) -> int:
         fail(f"--model-dir {model_dir}: not a folder")
     reading = ("one time step of %d features" if config.input_layout == "features" else "%d time steps of one feature")
     print(f"ports.tf_sine: the TF book's sine LSTM ({config.num_layers} x {config.hidden_size}, "
-          f"{reading % config.timesteps}, Adagrad {config.learning_rate:g}) on {device}, {n_threads}; model directory {model_dir}/", flush=True)
+          f"{reading % config.timesteps}, Adagrad {config.learning_rate:g}) on {device}, {n_threads}; "
+          f"model directory {model_dir}/", flush=True)
 
     estimator = Estimator(config, model_dir, device=device, generator=torch.Generator().manual_seed(args.seed))
     run, skip = config, 0

@@ -66,6 +66,14 @@ class FullyConnected(nn.Module):
             self.weights.uniform_(-limit, limit, generator=generator)
 
     def forward(self, inputs: Tensor) -> Tensor:
+        """``fully_connected(inputs, out_features, activation_fn=None)``.
+
+        Args:
+            inputs: ``[B, in_features]``.
+
+        Returns:
+            ``inputs @ weights + biases``, ``[B, out_features]``.
+        """
         return torch.addmm(self.biases, inputs, self.weights)
 
 
@@ -210,7 +218,15 @@ class SineLSTM(nn.Module):
         return X.reshape(X.shape[0], cfg.timesteps, 1).transpose(0, 1)
 
     def forward(self, X: Tensor) -> Tensor:
-        """predictions [B]: the LSTM stack over X from zero states, its output through fully_connected."""
+        """The book's ``lstm_model``: the LSTM stack over ``X`` from zero states, then ``fully_connected``.
+
+        Args:
+            X: ``[B, 1, TIMESTEPS]`` as the book feeds it (one step of TIMESTEPS features, or TIMESTEPS
+                steps of one feature with ``input_layout="steps"``).
+
+        Returns:
+            the predictions, ``[B]``.
+        """
         out, _ = self.lstm(self._sequence(X))
         # reshape(output, [-1, H]) of the one step; the ten-step reading regresses the last step.
         output = out[0] if self.config.input_layout == "features" else out[-1]

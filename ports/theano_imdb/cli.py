@@ -18,7 +18,8 @@ from pathlib import Path
 
 from compat import threads
 from compat.atomic import atomic_write_text
-from compat.cli import HelpFormatter, check_device, check_positive, fail, print_files, run_cli
+from compat.cli import (ArgumentParser, Device, Float, InputFile, InputPath, Int, OutputDir, OutputFile,
+                        check_device, fail, print_files, run_cli)
 from compat.errors import InputError
 from ports.theano_imdb.config import DEMO, FULL_RUN, MAIN_DEFAULTS, OUT_DIR, TUTORIAL_FLOATX
 from ports.theano_imdb.data import EMBEDDED, locate_dataset
@@ -30,60 +31,72 @@ from ports.theano_imdb.unpickler import DataFileError, UnsafePickleError
 
 def build_parser() -> argparse.ArgumentParser:
     d = MAIN_DEFAULTS
-    ap = argparse.ArgumentParser(
-        prog="python -m ports.theano_imdb", formatter_class=HelpFormatter,
+    ap = ArgumentParser(
+        prog="python -m ports.theano_imdb",
         description="Train the Theano tutorial's IMDB sentiment LSTM (DeepLearningTutorials lstm.py) in PyTorch.\n\n"
                     "With no options: a short demonstration on the embedded sample of real reviews (see the notice it\n"
                     f"prints); the tutorial's own run on its data set: {FULL_RUN}")
-    ap.add_argument("--dim_proj", type=int, help=f"word embedding size and LSTM hidden units (default {d['dim_proj']})")
-    ap.add_argument("--patience", type=int, help=f"validations without progress before early stop (default {d['patience']})")
-    ap.add_argument("--max_epochs", type=int,
+    ap.add_argument("--dim_proj", type=Int(minimum=1),
+                    help=f"word embedding size and LSTM hidden units (default {d['dim_proj']})")
+    ap.add_argument("--patience", type=Int(minimum=1),
+                    help=f"validations without progress before early stop (default {d['patience']})")
+    ap.add_argument("--max_epochs", type=Int(minimum=0),
                     help=f"maximum number of epochs (default {d['max_epochs']}, the tutorial's __main__; "
                          f"{DEMO['max_epochs']} on the embedded sample)")
-    ap.add_argument("--dispFreq", type=int,
+    ap.add_argument("--dispFreq", type=Int(minimum=1, also=(-1,)),
                     help=f"print the cost every N updates, -1: once per epoch (default {d['dispFreq']}; "
                          "once per epoch on the embedded sample)")
-    ap.add_argument("--decay_c", type=float, help=f"weight decay on the classifier U (default {d['decay_c']})")
-    ap.add_argument("--lrate", type=float, help=f"learning rate, used by sgd only (default {d['lrate']})")
-    ap.add_argument("--n_words", type=int, help=f"vocabulary size; rarer words map to 1 (default {d['n_words']})")
+    ap.add_argument("--decay_c", type=Float(minimum=0),
+                    help=f"weight decay on the classifier U (default {d['decay_c']})")
+    ap.add_argument("--lrate", type=Float(minimum=0), help=f"learning rate, used by sgd only (default {d['lrate']})")
+    ap.add_argument("--n_words", type=Int(minimum=2),
+                    help=f"vocabulary size; rarer words map to 1 (default {d['n_words']})")
     ap.add_argument("--optimizer", choices=sorted(OPTIMIZERS), help=f"optimizer (default {d['optimizer']})")
     ap.add_argument("--encoder", choices=["lstm"], help="encoder (default lstm, the tutorial's only one)")
-    ap.add_argument("--saveto", help=f"file name of the best model under --out, or a path; '' for none "
+    ap.add_argument("--saveto", type=OutputFile(empty=True),
+                    help=f"file name of the best model under --out, or a path; '' for none "
                                      f"(default {d['saveto']})")
-    ap.add_argument("--validFreq", type=int,
+    ap.add_argument("--validFreq", type=Int(minimum=1, also=(-1,)),
                     help=f"validate every N updates, -1: once per epoch (default {d['validFreq']}; "
                          "once per epoch on the embedded sample)")
-    ap.add_argument("--saveFreq", type=int, help=f"save every N updates, -1: once per epoch (default {d['saveFreq']})")
-    ap.add_argument("--maxlen", type=int,
+    ap.add_argument("--saveFreq", type=Int(minimum=1, also=(-1,)),
+                    help=f"save every N updates, -1: once per epoch (default {d['saveFreq']})")
+    ap.add_argument("--maxlen", type=Int(minimum=0),
                     help=f"drop training sequences this long or longer, 0: keep all (default {d['maxlen']})")
-    ap.add_argument("--batch_size", type=int, help=f"training batch size (default {d['batch_size']})")
-    ap.add_argument("--valid_batch_size", type=int, help=f"validation/test batch size (default {d['valid_batch_size']})")
-    ap.add_argument("--dataset", help="the tutorial's imdb.pkl (or a folder holding it); 'imdb' to search "
+    ap.add_argument("--batch_size", type=Int(minimum=1), help=f"training batch size (default {d['batch_size']})")
+    ap.add_argument("--valid_batch_size", type=Int(minimum=1),
+                    help=f"validation/test batch size (default {d['valid_batch_size']})")
+    ap.add_argument("--dataset", type=InputPath(keywords=("imdb", EMBEDDED)),
+                    help="the tutorial's imdb.pkl (or a folder holding it); 'imdb' to search "
                                       "THEANO_IMDB_DATA and the cache and then download; 'embedded' for the sample "
                                       "(default: search without downloading, else the embedded sample)")
     ap.add_argument("--download", action=argparse.BooleanOptionalAction, default=None,
                     help="download the tutorial's data set when it is not found (default: only with --dataset imdb)")
-    ap.add_argument("--noise_std", type=float, help="unused, as in the tutorial (default 0)")
+    ap.add_argument("--noise_std", type=Float(minimum=0), help="unused, as in the tutorial (default 0)")
     ap.add_argument("--use_dropout", action=argparse.BooleanOptionalAction, default=None,
                     help="the unscaled dropout before the classifier (default on)")
-    ap.add_argument("--reload_model", help="a tutorial-format .npz to start from (default: none)")
-    ap.add_argument("--test_size", type=int,
+    ap.add_argument("--reload_model", type=InputFile(), help="a tutorial-format .npz to start from (default: none)")
+    ap.add_argument("--test_size", type=Int(minimum=-1),
                     help=f"keep this many random test examples, -1: all (default {d['test_size']})")
     ap.add_argument("--floatX", choices=["float64", "float32"],
                     help=f"Theano's floatX: the float type of parameters and computation (default {TUTORIAL_FLOATX}, "
                          f"Theano's; {DEMO['floatX']} on the embedded sample)")
-    ap.add_argument("--out", type=Path, default=OUT_DIR, help="folder for every file the run writes")
-    ap.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
+    ap.add_argument("--out", type=OutputDir(), default=OUT_DIR, help="folder for every file the run writes")
+    ap.add_argument("--device", type=Device(), default="cpu", help="torch device: cpu or cuda")
     threads.add_threads_argument(ap)
-    ap.add_argument("--seed", type=int, default=SEED, help="numpy seed, the tutorial's SEED")
-    ap.add_argument("--valid_portion", type=float, default=0.05, help="fraction of train held out for validation")
+    ap.add_argument("--seed", type=Int(minimum=0, maximum=2**32 - 1), default=SEED,
+                    help="numpy seed, the tutorial's SEED")
+    ap.add_argument("--valid_portion", type=Float(minimum=0, maximum=1, above=True), default=0.05,
+                    help="fraction of train held out for validation")
     ap.add_argument("--doubled_bias", action="store_true",
                     help="compute with 2 * lstm_b, as lstm.py did before May 2015")
     ap.add_argument("--reload_doubled_bias", action="store_true",
                     help="--reload_model was written by lstm.py before May 2015 (its lstm_b is doubled on load)")
-    ap.add_argument("--plot", help="PNG of the error history (default: beside the model, <name>_errors.png)")
+    ap.add_argument("--plot", type=OutputFile(),
+                    help="PNG of the error history (default: beside the model, <name>_errors.png)")
     ap.add_argument("--no-plot", dest="no_plot", action="store_true", help="write no plot")
-    ap.add_argument("--summary", help="JSON summary of the run: validations, errors, timings (default: OUT/summary.json)")
+    ap.add_argument("--summary", type=OutputFile(),
+                    help="JSON summary of the run: validations, errors, timings (default: OUT/summary.json)")
     ap.add_argument("--no-progress", dest="progress", action="store_false", help="no per-epoch progress bar")
     return ap
 
@@ -104,21 +117,11 @@ def _demo_notice(applied: dict, asked: bool) -> str:
     return (f"NOTICE: {why}a short demonstration on the embedded sample of real IMDB reviews (2,105 train reviews "
             "shorter than 100 words, 1,000 test reviews). Settings that differ from the tutorial's __main__: "
             f"{diffs}; everything else is the tutorial's. Its adadelta predicts one class (error rates stay put) "
-            "for the first eight or nine epochs here, then learns. The tutorial's own run: "
+            "for the first eight epochs here, then learns. The tutorial's own run: "
             f"{FULL_RUN}")
 
 
-def _main(argv=None, owns_process: bool = False) -> int:
-    args = build_parser().parse_args(argv)
-    check_positive(dim_proj=args.dim_proj, patience=args.patience, n_words=args.n_words, batch_size=args.batch_size,
-                   valid_batch_size=args.valid_batch_size)
-    for name in ("max_epochs",):
-        if getattr(args, name) is not None and getattr(args, name) < 0:
-            fail(f"--{name} must be at least 0; got {getattr(args, name)}")
-    for name in ("dispFreq", "validFreq", "saveFreq"):
-        value = getattr(args, name)
-        if value is not None and value < 1 and value != -1:
-            fail(f"--{name} must be at least 1, or -1 for once per epoch; got {value}")
+def _main(args: argparse.Namespace, owns_process: bool = False) -> int:
     check_device(args.device)
     n_threads = threads.configure_threads(args.threads, owns_process=owns_process)
 
@@ -183,4 +186,4 @@ def _main(argv=None, owns_process: bool = False) -> int:
 
 def main(argv=None, *, owns_process: bool = False) -> int:
     """The program; ``owns_process``: run as ``python -m`` (it may then choose the thread count)."""
-    return run_cli(lambda a: _main(a, owns_process), argv)
+    return run_cli(lambda a: _main(a, owns_process), argv, build_parser)

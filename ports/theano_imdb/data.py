@@ -5,8 +5,9 @@ Where the data comes from (:func:`locate_dataset`), in order:
 1. an explicit path (``--dataset PATH``, ``train_lstm(dataset=PATH)``) to an ``imdb.pkl`` (or ``.pkl.gz``);
 2. the directory named by the environment variable ``THEANO_IMDB_DATA`` (it must hold ``imdb.pkl``);
 3. ``imdb.pkl`` in the cache directory (``THEANO_IMDB_CACHE``, else ``$XDG_CACHE_HOME/legacy-lstm/theano_imdb``,
-   else ``~/.cache/legacy-lstm/theano_imdb``), downloaded there on first use from the tutorial's URL
-   with a progress bar; the download's SHA-256 is recorded beside it and checked on every later use
+   else ``~/.cache/legacy-lstm/theano_imdb``), downloaded there on first use from the tutorial's URL over
+   https (plain http is refused) with a progress bar; the file must read as the tutorial's two pickles
+   before it is kept; its SHA-256 is recorded beside it and checked on every later use
    (``THEANO_IMDB_SHA256`` pins the expected digest; ``THEANO_IMDB_OFFLINE=1`` skips the download);
 4. the embedded sample shipped in this package (``data/imdb_sample.npz``), with a printed notice.
 """
@@ -17,6 +18,7 @@ import itertools
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +34,9 @@ from compat.formats.npz import read_npz
 from ports.theano_imdb.unpickler import (MAX_LABEL, MAX_WORD_ID, DataFileError, UnsafePickleError,
                                          load_data_pickles)
 
-TUTORIAL_URL = "http://www.iro.umontreal.ca/~lisa/deep/data/imdb.pkl"
+# The tutorial's imdb.py fetches http://www.iro.umontreal.ca/~lisa/deep/data/imdb.pkl; the same file over https.
+TUTORIAL_URL = "https://www.iro.umontreal.ca/~lisa/deep/data/imdb.pkl"
+DOWNLOAD_SCHEMES = ("https", "file")  # plain http is refused: the file would arrive unauthenticated
 DATA_FILE = "imdb.pkl"
 ENV_DATA_DIR = "THEANO_IMDB_DATA"
 ENV_CACHE_DIR = "THEANO_IMDB_CACHE"
@@ -261,6 +265,10 @@ def download(url: str, dest: Union[str, os.PathLike], *, sha256: Optional[str] =
     must also read as the tutorial's two-pickle data set (restricted unpickler), or it is discarded.
     """
     dest = Path(dest)
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in DOWNLOAD_SCHEMES:
+        raise DownloadError(f"refusing to download {url}: only {' and '.join(DOWNLOAD_SCHEMES)} URLs (plain "
+                            f"{scheme or 'scheme-less'} gives no assurance the file is the one asked for)")
     opener = opener or urllib.request.urlopen
     try:
         response = opener(url, timeout=timeout)

@@ -150,9 +150,15 @@ class LSTMClassifier(nn.Module):
         return (h * mask[:, :, None]).sum(dim=0) / mask.sum(dim=0)[:, None]
 
     def forward(self, x, mask, noise: Optional[Tensor] = None) -> Tensor:
-        """Class probabilities [n, ydim] in the current train/eval mode.
+        """lstm.py's ``build_model`` up to ``pred``, in the current train/eval mode (``use_noise``).
 
-        ``noise``: the dropout mask to use in training mode instead of a fresh binomial draw (tests).
+        Args:
+            x: word ids, ``[maxlen, n]`` (int64), as :func:`ports.theano_imdb.prepare_data` pads them.
+            mask: ``[maxlen, n]``, 1 at a word, 0 past the review's end.
+            noise: the dropout mask to use in training mode instead of a fresh binomial draw (tests).
+
+        Returns:
+            class probabilities, ``[n, ydim]`` (softmax).
         """
         proj = self.pooled(x, mask)
         if self.use_dropout:

@@ -297,11 +297,14 @@ def train_lstm(
                            f"the best model, update {best}" if best else "the final model"))
     if saveto:
         save(best_p, train_err=train_err, valid_err=valid_err, test_err=test_err)
-    say("The code run for %d epochs, with %f sec/epochs" % ((eidx + 1), (end_time - start_time) / (1. * (eidx + 1))))
+    # lstm.py prints eidx + 1, the epochs begun; with max_epochs=0 none began (its loop never ran), and it
+    # would print 1 (and divide by it); the count printed here is the epochs run.
+    epochs_run = eidx + 1 if max_epochs > 0 else 0
+    say("The code run for %d epochs, with %f sec/epochs" % (epochs_run, (end_time - start_time) / max(1., epochs_run)))
     print("Training took %.1fs" % (end_time - start_time), file=sys.stderr, flush=True)
     rec.update(final=dict(train_err=float(train_err), valid_err=float(valid_err), test_err=float(test_err)),
-               epochs=eidx + 1, updates=uidx, seconds=end_time - start_time,
-               sec_per_epoch=(end_time - start_time) / (eidx + 1), model=model)
+               epochs=epochs_run, updates=uidx, seconds=end_time - start_time,
+               sec_per_epoch=(end_time - start_time) / max(1, epochs_run), model=model)
     if plot_path and _plot(plot_path, rec):
         rec["plot"] = plot_path
     return train_err, valid_err, test_err

@@ -1,10 +1,12 @@
-"""CRC-32C (Castagnoli), as TensorFlow checksums its checkpoint files, in numpy.
+"""CRC-32C (Castagnoli), as TensorFlow checksums its checkpoint files: google-crc32c's C code where it is
+installed (``pip install legacy-lstm[fast-crc32c]``: GB/s), else this module's numpy code (tens of MB/s;
+docs/performance.md, "Reading TF checkpoints"). Both give the same values (tests/test_tf_checkpoint.py).
 
 TensorFlow's ``tensorflow/core/lib/hash/crc32c.h`` (from LevelDB): the reflected polynomial
 0x82F63B78, initial value and final xor 0xFFFFFFFF, and a *masked* form for values stored next to
 the data they cover: ``((crc >> 15) | (crc << 17)) + 0xa282ead8`` (mod 2**32).
 
-Short inputs run a byte-at-a-time table loop. Long inputs are cut into equal rows whose raw CRCs are
+The numpy code: short inputs run a byte-at-a-time table loop. Long inputs are cut into equal rows whose raw CRCs are
 computed together, one numpy gather per column, and then folded: the CRC register is linear over
 GF(2), so ``raw(a || b) = shift_len(b)(raw(a)) ^ raw(b)`` where ``shift_n`` (feeding n zero bytes) is
 itself a linear map, applied through four 256-entry tables.
@@ -15,7 +17,21 @@ import functools
 
 import numpy as np
 
-__all__ = ["crc32c", "mask", "unmask"]
+__all__ = ["BACKEND", "crc32c", "crc32c_numpy", "mask", "unmask"]
+
+
+def _fast_extend():
+    """google-crc32c's ``extend(crc, data)`` where its C extension is installed; None otherwise (its own
+    fallback is pure Python, slower than the numpy code here)."""
+    try:
+        import google_crc32c
+    except ImportError:
+        return None
+    return google_crc32c.extend if getattr(google_crc32c, "implementation", "") == "c" else None
+
+
+_FAST_EXTEND = _fast_extend()
+BACKEND = "google-crc32c" if _FAST_EXTEND is not None else "numpy"  # which code crc32c() runs
 
 _POLY = 0x82F63B78
 _MASK_DELTA = 0xA282EAD8
@@ -69,8 +85,25 @@ def _raw_vectorized(crc: int, buf: np.ndarray) -> int:
 
 
 def crc32c(data, crc: int = 0) -> int:
-    """CRC-32C of ``data`` (bytes-like or a numpy array's memory); ``crc`` continues an earlier value
-    (TensorFlow's ``crc32c::Extend(crc, data, n)``)."""
+    """CRC-32C of ``data``, continuing ``crc`` (TensorFlow's ``crc32c::Extend(crc, data, n)``).
+
+    Args:
+        data: bytes, or any bytes-like object or numpy array (its memory, in order).
+        crc: the CRC-32C of the bytes before ``data`` (0: none).
+
+    Returns:
+        The CRC-32C as an int in [0, 2**32), from google-crc32c where installed (:data:`BACKEND`), else
+        from :func:`crc32c_numpy`: the same value.
+    """
+    if _FAST_EXTEND is not None:
+        if not isinstance(data, bytes):  # google-crc32c takes read-only bytes only
+            data = np.ascontiguousarray(data).tobytes() if isinstance(data, np.ndarray) else bytes(data)
+        return _FAST_EXTEND(crc & 0xFFFFFFFF, data)
+    return crc32c_numpy(data, crc)
+
+
+def crc32c_numpy(data, crc: int = 0) -> int:
+    """:func:`crc32c` in numpy: the fallback without google-crc32c (see the module docstring)."""
     buf = np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8) if not isinstance(data, np.ndarray) \
         else np.ascontiguousarray(data).view(np.uint8).ravel()
     reg = (crc ^ 0xFFFFFFFF) & 0xFFFFFFFF
