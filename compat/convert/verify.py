@@ -111,6 +111,8 @@ def run_module(module: nn.Module, case: Case, dtype: torch.dtype) -> Outputs:
     x = torch.from_numpy(case.x).to(dtype)
     if m.batch_first:
         x = x.transpose(0, 1)
+    if not isinstance(m, (nn.LSTM, LSTM)):
+        return _run_gru_rnn(m, x, case, dtype)
     hx = (torch.from_numpy(case.h0).to(dtype), torch.from_numpy(case.c0).to(dtype))
     with torch.no_grad():
         if isinstance(m, KerasLSTM):
@@ -130,6 +132,27 @@ def run_module(module: nn.Module, case: Case, dtype: torch.dtype) -> Outputs:
     return y.double().numpy(), h.double().numpy(), c.double().numpy()
 
 
+NO_CELL = np.zeros(0)   # a GRU's or simple RNN's "c_n": nothing to compare
+
+
+def _run_gru_rnn(m: nn.Module, x, case: Case, dtype: torch.dtype) -> Outputs:
+    """A GRU's or simple RNN's (output [T, B, .], h_n, nothing): h0 is its whole state."""
+    h0 = torch.from_numpy(case.h0).to(dtype)
+    with torch.no_grad():
+        if case.lengths is not None and isinstance(m, nn.RNNBase):
+            packed = pack_padded_sequence(x, torch.from_numpy(case.lengths), batch_first=m.batch_first,
+                                          enforce_sorted=False)
+            y, h = m(packed, h0)
+            y, _ = pad_packed_sequence(y, batch_first=m.batch_first, total_length=STEPS)
+        elif case.lengths is not None:
+            y, h = m(x, h0, lengths=torch.from_numpy(case.lengths))
+        else:
+            y, h = m(x, h0)
+    if m.batch_first:
+        y = y.transpose(0, 1)
+    return y.double().numpy(), h.double().numpy(), NO_CELL
+
+
 def check(spec: LSTMSpec, module: nn.Module, seed: int = 0) -> Check:
     """Max abs error between the reference and ``module`` (float64 and the file's dtype)."""
     native = str(spec.dtype)
@@ -146,7 +169,7 @@ def check(spec: LSTMSpec, module: nn.Module, seed: int = 0) -> Check:
         if not all(np.isfinite(a).all() for a in (*want, *got)):
             module.to(getattr(torch, native))
             raise _overflow(spec, label)
-        errs[label] = max(float(np.max(np.abs(g - w))) for g, w in zip(got, want))
+        errs[label] = max(float(np.max(np.abs(g - w))) for g, w in zip(got, want) if g.size or w.size)
     module.to(getattr(torch, native))
     return Check(spec.name, errs["float64"], errs[native], native, spec.oracle)
 
