@@ -24,6 +24,7 @@ from typing import Callable, Dict, NamedTuple, Optional
 import torch
 
 from compat.recurrent.call import Call
+from compat.recurrent.cell import FAMILY_NAMES
 from compat.recurrent.checked import CHECKED
 from compat.recurrent.compiled import COMPILED
 from compat.recurrent.fused import FUSED, PACKED, SEGMENTS
@@ -109,9 +110,16 @@ class Choice(NamedTuple):
         return self.kernel.name
 
 
+def supports(kernel, call: Call) -> Optional[str]:
+    """``kernel``'s answer to the call: None where it can run it, else why not (first: the cell's family)."""
+    if call.cell.family not in kernel.families:
+        return f"the {kernel.name} kernel runs the {' and '.join(FAMILY_NAMES[f] for f in kernel.families)}"
+    return kernel.supports(call)
+
+
 def reasons(call: Call) -> Dict[str, Optional[str]]:
     """Every kernel's answer to the call: None where it can run it, else why not."""
-    return {name: k.supports(call) for name, k in KERNELS.items()}
+    return {name: supports(k, call) for name, k in KERNELS.items()}
 
 
 def select(call: Call, kernel: str = "auto") -> Choice:
@@ -120,7 +128,7 @@ def select(call: Call, kernel: str = "auto") -> Choice:
         chosen = KERNELS.get(kernel)
         if chosen is None:
             raise KernelError(f"kernel must be 'auto' or one of {list(KERNELS)}, not {kernel!r}")
-        reason = chosen.supports(call)
+        reason = supports(chosen, call)
         if reason is not None:
             raise KernelError(f"kernel={kernel!r} cannot run this call: {reason}")
         return Choice(chosen, None)
@@ -129,10 +137,10 @@ def select(call: Call, kernel: str = "auto") -> Choice:
         if rule.kernel in refused or not rule.when(call):
             continue
         chosen = KERNELS[rule.kernel]
-        if chosen.supports(call) is None:
+        if supports(chosen, call) is None:
             return Choice(chosen, rule)
         refused.add(rule.kernel)
     raise KernelError("no kernel runs this call: " + "; ".join(f"{n}: {r}" for n, r in reasons(call).items()))
 
 
-__all__ = ["COMPILED_FLOAT64_MAX_HIDDEN", "KERNELS", "SELECTION", "Choice", "KernelError", "Rule", "reasons", "select"]
+__all__ = ["COMPILED_FLOAT64_MAX_HIDDEN", "KERNELS", "SELECTION", "Choice", "KernelError", "Rule", "reasons", "select", "supports"]
