@@ -18,9 +18,9 @@ interleaved rounds, one call each, the order reversed every other round (none al
 - ``caffe-stream`` (Caffe sequence example): T 320, batch 1, hidden 50, 3 layers, input 1, cont = 0
   every 40 steps. Baselines: torch.nn.LSTM over the 8 segments between resets, and a naive per-step
   Python loop of three torch.nn.LSTMCell (state multiplied by cont). On the CPU a row for the compiled
-  step loop (compat.fastloop, one call per layer) follows.
+  step loop (``kernel="compiled"``, one call per layer) follows.
 
-Where the core has a second path, its ``backend="loop"`` row is printed too, for reference.
+Where the core has a second kernel, its ``kernel="loop"`` row is printed too, for reference.
 """
 from __future__ import annotations
 
@@ -142,7 +142,7 @@ def imdb_case(device: torch.device) -> Tuple[int, Dict[str, Callable]]:
     runs = {
         "nn.LSTM packed": backward_step(baseline, params),
         "core": backward_step(lambda: (lstm(x, ws, mask=mask)[0] * mask.unsqueeze(2)).sum(), params),
-        "core loop": backward_step(lambda: (lstm(x, ws, mask=mask, backend="loop")[0] * mask.unsqueeze(2)).sum(),
+        "core loop": backward_step(lambda: (lstm(x, ws, mask=mask, kernel="loop")[0] * mask.unsqueeze(2)).sum(),
                                    params),
     }
     return int(lengths.sum()), runs
@@ -185,17 +185,10 @@ def caffe_case(device: torch.device) -> Tuple[int, Dict[str, Callable]]:
         "nn.LSTMCell loop": backward_step(naive_cells, params),
         "nn.LSTM segments": backward_step(segments, params),
         "core": backward_step(lambda: lstm(x, ws, cont=cont)[0].sum(), params),
-        "core loop": backward_step(lambda: lstm(x, ws, cont=cont, backend="loop")[0].sum(), params),
+        "core loop": backward_step(lambda: lstm(x, ws, cont=cont, kernel="loop")[0].sum(), params),
     }
     if device.type == "cpu" and fastloop.available():
-        def compiled():
-            inp = x
-            for w in ws:
-                xproj = F.linear(inp, w.weight_ih, w.bias_ih) + w.bias_hh
-                zeros = inp.new_zeros(B, H)
-                inp, _, _ = fastloop.lstm_layer(xproj, w.weight_hh, zeros, zeros, cont)
-            return inp.sum()
-        runs["compiled loop (fastloop)"] = backward_step(compiled, params)
+        runs["core compiled"] = backward_step(lambda: lstm(x, ws, cont=cont, kernel="compiled")[0].sum(), params)
     return T * B, runs
 
 

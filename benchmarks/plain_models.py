@@ -137,7 +137,8 @@ def imdb(args, floatX: str):
 
 
 def caffe(args, config: str):
-    from ports.caffe_sequence.example import CONFIGS, target_sequence
+    from ports.caffe_sequence.config import CONFIGS
+    from ports.caffe_sequence.data import target_sequence
 
     layers, hidden = {"lstm_short": (1, 15), "lstm_long": (1, 50), "deep_short": (3, 7), "deep_long": (3, 23)}[config]
     T = 320

@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 import workload_data as data
-from compat import threads
 
 
 def fastloop_state() -> str:
@@ -22,30 +21,35 @@ def fastloop_state() -> str:
     return "compiled" if fastloop.available() else f"unavailable ({fastloop.unavailable_reason()})"
 
 
-def _timed(step, n: int) -> float:
+def _timed(step, n: int, on_step=None) -> float:
+    """``n`` steps' seconds; ``on_step`` after each (the contention check follows the machine's load there,
+    as the programs' own loops do)."""
     start = time.perf_counter()
     for _ in range(n):
         step()
+        if on_step is not None:
+            on_step()
     return time.perf_counter() - start
 
 
 def ptb_train(args):
     from ports.tf_ptb.config import Config
     from ports.tf_ptb.model import PTBModel
-    from ports.tf_ptb.train import train_step
+    from ports.tf_ptb.train import make_optimizer, train_step
 
     cfg = Config.preset("small")
     model = PTBModel(cfg, is_training=True)
     model.reset_parameters(torch.Generator().manual_seed(args.seed))
+    optimizer = make_optimizer(model)  # run_epoch keeps one for the epoch
     batches = data.ptb_batches(cfg.batch_size, cfg.num_steps, args.seed)
     state = {"s": None, "k": 0}
 
     def step():
         x, y = batches[state["k"] % len(batches)]
         state["k"] += 1
-        _, state["s"], _ = train_step(model, torch.from_numpy(x), torch.from_numpy(y), state["s"], 1.0)
+        _, state["s"], _ = train_step(model, torch.from_numpy(x), torch.from_numpy(y), state["s"], 1.0, optimizer)
 
-    return lambda n: _timed(step, n)
+    return lambda n: _timed(step, n, args.on_step)
 
 
 def ptb_test(args):
@@ -68,7 +72,7 @@ def ptb_test(args):
 
     def run(n):
         with torch.no_grad():
-            return _timed(step, n)
+            return _timed(step, n, args.on_step)
 
     return run
 
@@ -88,7 +92,7 @@ def shakespeare_train(args):
         state["k"] += 1
         _, state["s"], _ = train_step(model, opt, torch.from_numpy(x), torch.from_numpy(y), state["s"], 4.5)
 
-    return lambda n: _timed(step, n)
+    return lambda n: _timed(step, n, args.on_step)
 
 
 def imdb(args, floatX: str):
@@ -107,18 +111,18 @@ def imdb(args, floatX: str):
     def step():
         x, mask, y = batches[state["k"] % len(batches)]
         state["k"] += 1
-        threads.rebalance()  # as train_lstm's loop does
         opt.zero_grad(set_to_none=True)
         loss = model.cost(x, mask, y)
         loss.backward()
         opt.step()
         loss.item()  # train_lstm reads the cost every update
 
-    return lambda n: _timed(step, n)
+    return lambda n: _timed(step, n, args.on_step)
 
 
 def caffe(args, config: str):
-    from ports.caffe_sequence.example import RunConfig, Trainer
+    from ports.caffe_sequence.config import RunConfig
+    from ports.caffe_sequence.train import Trainer
 
     trainer = Trainer(RunConfig(config, Path("."), progress=False, seed=args.seed))
     state = {"it": 0}
@@ -127,7 +131,7 @@ def caffe(args, config: str):
         trainer.train_step(state["it"])
         state["it"] += 1
 
-    return lambda n: _timed(step, n)
+    return lambda n: _timed(step, n, args.on_step)
 
 
 def sine_train(args):
@@ -148,6 +152,9 @@ def sine_train(args):
 
 
 def build(workload: str, args):
+    """``run(n) -> seconds`` of the port's ``workload``; ``args.on_step`` (may be None) is called after each step."""
+    if not hasattr(args, "on_step"):
+        args.on_step = None
     return data.dispatch(sys.modules[__name__], workload, args)
 
 

@@ -34,10 +34,11 @@ Threads: ``--threads N`` (default 1) applies to every side: torch.set_num_thread
 intra- and inter-op pools, OMP_NUM_THREADS / OPENBLAS_NUM_THREADS / MKL_NUM_THREADS (set before any
 library loads: Theano's BLAS, Caffe's OpenBLAS).
 
-``--contention``: the port alone, at 1 thread on the machine as it is ("idle") against the port at its
-default thread setting (compat.threads) while one extra CPU-bound process (a busy loop) runs, rounds
-interleaved; the ratio must stay >= 0.8. ``--busy-starts-later``: the default is chosen before the busy
-loop starts (on the idle machine) and has to follow it.
+``--contention``: the port alone, at 1 thread on the machine as it is ("idle") against the port at the
+programs' default thread count (compat.threads, followed from the step loop as the programs do) while one
+extra CPU-bound process (a busy loop) runs, rounds interleaved; the ratio must stay >= 0.8.
+``--busy-starts-later``: the default is chosen before the busy loop starts (on the idle machine) and has
+to follow it.
 
 The TensorFlow and PyTensor sides need ``tox -e legacy``'s environment (``.tox/legacy/bin/python``),
 Theano 1.0.5 ``tox -e legacy-theano``'s, and Caffe the built binary; ``--no-legacy`` runs the port
@@ -47,6 +48,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 
 def _early_threads(argv) -> int:
@@ -59,6 +61,10 @@ def _early_threads(argv) -> int:
     return 1
 
 
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
 if __name__ == "__main__":
     _n = str(_early_threads(sys.argv[1:]))
     if "--contention" not in sys.argv:
@@ -70,14 +76,8 @@ import platform  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 from typing import Callable, Dict, List, Optional, Tuple  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-import compat.threads  # noqa: E402,F401  (libgomp's wait settings before torch loads)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -86,12 +86,7 @@ import port_runners  # noqa: E402
 
 Runner = Callable[[int], float]  # run n steps, return the seconds they took
 
-WORKLOADS = ("ptb-train", "ptb-test", "shakespeare-train", "imdb-f64", "imdb-f32",
-             "caffe-lstm_short", "caffe-lstm_long", "caffe-deep_short", "caffe-deep_long", "sine-train")
-DEFAULT_STEPS = {"ptb-train": 40, "ptb-test": 400, "shakespeare-train": 6, "imdb-f64": 40, "imdb-f32": 40,
-                 "caffe-lstm_short": 200, "caffe-lstm_long": 100, "caffe-deep_short": 200, "caffe-deep_long": 100,
-                 "sine-train": 300}
-UNITS = {"ptb-test": "tokens/s"}
+from workload_data import DEFAULT_STEPS, UNITS, WORKLOADS  # noqa: E402
 
 
 def load() -> str:
@@ -221,26 +216,33 @@ def report(workload: str, rates: Dict[str, List[float]], legacy_name: Optional[s
 
 
 def contention(workload: str, args) -> None:
-    """The port at 1 thread on the machine as it is, against the port at its default thread count
+    """The port at 1 thread on the machine as it is, against the port at the programs' default thread count
     (compat.threads.configure_threads(None), chosen after the extra process has started, as a program
-    started on a busy machine chooses it) while one extra CPU-bound process runs; rounds interleaved."""
+    started on a busy machine chooses it, and followed after every step) while one extra CPU-bound process
+    runs; rounds interleaved."""
     from compat.threads import configure_threads
 
+    following = {"threads": None}
+    args.on_step = lambda: following["threads"] is not None and following["threads"].check()
     runner = port_runners.build(workload, args)
     chosen = []
 
+    def configure(requested):
+        following["threads"] = configure_threads(requested, owns_process=True)
+        return following["threads"].count
+
     def one_thread(n: int) -> float:
-        configure_threads(1)
+        configure(1)
         return runner(n)
 
     def busy_default(n: int) -> float:
         if args.busy_starts_later:  # the count chosen on the idle machine; the busy process comes after
-            first = configure_threads(args.busy_threads)
+            first = configure(args.busy_threads)
         busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         try:
             if not args.busy_starts_later:  # (later: the round starts with the busy loop)
                 time.sleep(0.3)
-                first = configure_threads(args.busy_threads)
+                first = configure(args.busy_threads)
             seconds = runner(n)
             chosen.append(f"{first}->{torch.get_num_threads()}")  # at the start, after the round
             return seconds

@@ -9,6 +9,14 @@ from functools import lru_cache
 
 import numpy as np
 
+# The workloads of vs_legacy.py and ab_trees.py, their steps per round by default, their rate's unit.
+WORKLOADS = ("ptb-train", "ptb-test", "shakespeare-train", "imdb-f64", "imdb-f32",
+             "caffe-lstm_short", "caffe-lstm_long", "caffe-deep_short", "caffe-deep_long", "sine-train")
+DEFAULT_STEPS = {"ptb-train": 40, "ptb-test": 400, "shakespeare-train": 6, "imdb-f64": 40, "imdb-f32": 40,
+                 "caffe-lstm_short": 200, "caffe-lstm_long": 100, "caffe-deep_short": 200, "caffe-deep_long": 100,
+                 "sine-train": 300}
+UNITS = {"ptb-test": "tokens/s"}
+
 PTB_VOCAB = 10000
 SHAKESPEARE = (8009, 128, 100, 50)  # vocabulary (pg100.txt, min_word_freq 5), rnn_size, batch, seq
 IMDB = (10000, 128, 2, 16, 100)  # n_words, dim_proj, ydim, batch_size, maxlen

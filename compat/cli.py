@@ -75,6 +75,15 @@ def check_device(name: str) -> str:
     return name
 
 
+def add_kernel_argument(parser: argparse.ArgumentParser) -> None:
+    """``--kernel``: the LSTM core's kernel, "auto" (the core's choice) or one named (benchmarks, checks)."""
+    from compat.recurrent import KERNELS
+
+    parser.add_argument("--kernel", default="auto", choices=["auto", *KERNELS],
+                        help="the LSTM core's kernel: auto, the core's choice (compat.recurrent.select), or one forced "
+                             "(benchmarks); every kernel gives the same numbers")
+
+
 FileList = List[Tuple[Union[str, Path], str]]
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import itertools
 import os
 import shutil
 import subprocess
@@ -201,6 +202,50 @@ void lstm_backward_##SUF(long T, long B, long H, long oi, long of, long og, long
     }                                                                                                   \
     if (dw) for (long j = 0; j < G; ++j) for (long k = 0; k < H; ++k) dw[j * H + k] = dwt[k * G + j];   \
 }                                                                                                       \
+/* The input term xproj [N,G] = x [N,I] W_ih^T + b over N = T*B rows, from wt = W_ih^T [I,G] (rows of 4H \
+   vectorize well) and b [G] or NULL. */                                                                \
+void lstm_input_forward_##SUF(long N, long I, long G, const REAL *x, const REAL *wt, const REAL *b,     \
+                              REAL *out) {                                                              \
+    for (long n = 0; n < N; ++n) {                                                                      \
+        REAL *o = out + n * G;                                                                          \
+        const REAL *xn = x + n * I;                                                                     \
+        if (b) memcpy(o, b, sizeof(REAL) * G); else memset(o, 0, sizeof(REAL) * G);                     \
+        for (long k = 0; k < I; ++k) {                                                                  \
+            REAL xk = xn[k];                                                                            \
+            const REAL *w = wt + k * G;                                                                 \
+            for (long j = 0; j < G; ++j) o[j] += xk * w[j];                                             \
+        }                                                                                               \
+    }                                                                                                   \
+}                                                                                                       \
+/* Its backward from dgates [N,G]: dx [N,I] = dgates W_ih (NULL: not wanted), dwt [I,G] = x^T dgates     \
+   (W_ih's gradient, transposed; NULL: not wanted), db [G] = the column sums of dgates (NULL: not wanted). */ \
+void lstm_input_backward_##SUF(long N, long I, long G, const REAL *dg, const REAL *x, const REAL *wt,    \
+                               REAL *dx, REAL *dwt, REAL *db) {                                         \
+    if (dwt) memset(dwt, 0, sizeof(REAL) * I * G);                                                      \
+    if (db) memset(db, 0, sizeof(REAL) * G);                                                            \
+    for (long n = 0; n < N; ++n) {                                                                      \
+        const REAL *d = dg + n * G;                                                                     \
+        const REAL *xn = x + n * I;                                                                     \
+        for (long k = 0; k < I; ++k) {                                                                  \
+            if (dx) {                                                                                   \
+                const REAL *w = wt + k * G;                                                             \
+                REAL acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                 \
+                long j = 0;                                                                             \
+                for (; j + 8 <= G; j += 8)                                                              \
+                    for (int u = 0; u < 8; ++u) acc[u] += w[j + u] * d[j + u];                          \
+                REAL sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])); \
+                for (; j < G; ++j) sum += w[j] * d[j];                                                  \
+                dx[n * I + k] = sum;                                                                    \
+            }                                                                                           \
+            if (dwt) {                                                                                  \
+                REAL xk = xn[k];                                                                        \
+                REAL *dw = dwt + k * G;                                                                 \
+                for (long j = 0; j < G; ++j) dw[j] += xk * d[j];                                        \
+            }                                                                                           \
+        }                                                                                               \
+        if (db) for (long j = 0; j < G; ++j) db[j] += d[j];                                             \
+    }                                                                                                   \
+}                                                                                                       \
 
 DEFINE_LSTM(float, f32, expf, tanhf)
 DEFINE_LSTM(double, f64, exp, tanh)
@@ -285,6 +330,11 @@ def _build() -> ctypes.CDLL:
             forward.restype = backward.restype = None
             forward.argtypes = [L] * 7 + [P] * 12
             backward.argtypes = [L] * 7 + [P] * 10 + [real] + [P] * 5 + [L] + [P] * 2
+            in_forward = getattr(lib, f"lstm_input_forward_{suffix}")
+            in_backward = getattr(lib, f"lstm_input_backward_{suffix}")
+            in_forward.restype = in_backward.restype = None
+            in_forward.argtypes = [L] * 3 + [P] * 4
+            in_backward.argtypes = [L] * 3 + [P] * 6
         return lib
     raise RuntimeError(f"{Path(cc).name} could not build it: {errors[-1]}")
 
@@ -337,84 +387,29 @@ def _forward_work(B: int, H: int) -> int:
     return B * gp + B * H + gp + 2 * hp
 
 
-_OFFSETS = {}
+# Where the i, f, g and o blocks sit in a 4H row stored in each gate order (a constant table: the lookup is
+# part of every one-step call of the PTB test pass).
+_OFFSETS = {"".join(order): tuple("".join(order).index(g) for g in "ifgo")
+            for order in itertools.permutations("ifgo")}
 
 
 def _offsets(gate_order: str) -> Tuple[int, int, int, int]:
-    offsets = _OFFSETS.get(gate_order)
+    """Where the i, f, g and o blocks sit in a 4H row stored in ``gate_order``."""
+    offsets = _OFFSETS.get(gate_order) if isinstance(gate_order, str) else None
     if offsets is None:
-        if not isinstance(gate_order, str) or sorted(gate_order) != sorted("ifgo"):
-            raise ValueError(f"gate_order must be a permutation of 'ifgo', not {gate_order!r}")
-        offsets = _OFFSETS[gate_order] = tuple(gate_order.index(g) for g in "ifgo")
+        raise ValueError(f"gate_order must be a permutation of 'ifgo', not {gate_order!r}")
     return offsets  # type: ignore[return-value]
 
 
-class _LSTMLayer(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, xproj, weight_hh, h0, c0, cont, offsets, grad_clip, weight_grad_ignores_cont):
-        lib = _library()
-        T, B, G = xproj.shape
-        H = G // 4
-        suffix, _ = _REAL[xproj.dtype]
-        xproj = xproj.contiguous()
-        wht = weight_hh.detach().t().contiguous()
-        h0c, c0c = h0.detach().contiguous(), c0.detach().contiguous()
-        contc = None if cont is None else cont.contiguous()
-        out = xproj.new_empty(T, B, H)
-        hT, cT = xproj.new_empty(B, H), xproj.new_empty(B, H)
-        save = ctx.needs_input_grad[0] or ctx.needs_input_grad[1] or ctx.needs_input_grad[2] or ctx.needs_input_grad[3]
-        act = xproj.new_empty(T, B, G) if save else None
-        cells = xproj.new_empty(T, B, H) if save else None
-        tanhc = xproj.new_empty(T, B, H) if save else None
-        work = xproj.new_empty(_forward_work(B, H))
-        getattr(lib, f"lstm_forward_{suffix}")(
-            T, B, H, *offsets,
-            _ptr(xproj), _ptr(wht), _ptr(contc), _ptr(h0c), _ptr(c0c), _ptr(out), _ptr(hT), _ptr(cT),
-            _ptr(act), _ptr(cells), _ptr(tanhc), _ptr(work))
-        if save:
-            ctx.save_for_backward(weight_hh, h0c, c0c, contc, act, cells, tanhc, out)
-            ctx.wht = wht  # the transposed copy, for the backward's small-H loop order
-        ctx.offsets, ctx.grad_clip, ctx.ignores_cont = offsets, grad_clip, weight_grad_ignores_cont
-        return out, hT, cT
-
-    @staticmethod
-    def backward(ctx, dout, dhT, dcT):
-        weight_hh, h0, c0, cont, act, cells, tanhc, out = ctx.saved_tensors
-        lib = _library()
-        T, B, G = act.shape
-        H = G // 4
-        suffix, _ = _REAL[act.dtype]
-        wh = weight_hh.detach().contiguous()
-        wht = ctx.wht  # kept (not cleared): a retained graph may run backward again
-        dgates = act.new_empty(T, B, G)
-        dh0, dc0 = act.new_empty(B, H), act.new_empty(B, H)
-        # dW_hh = sum_t dgates_t^T (cont_t * h_{t-1}), in the loop; the fork's defect uses the raw h_{t-1}.
-        grad_w = act.new_empty(G, H) if ctx.needs_input_grad[1] else None
-        work = act.new_empty(G * H)
-        # Contiguous copies held in names: the C call must not read a temporary that was already freed.
-        dout, dhT, dcT = (None if g is None else g.contiguous() for g in (dout, dhT, dcT))
-        getattr(lib, f"lstm_backward_{suffix}")(
-            T, B, H, *ctx.offsets,
-            _ptr(wh), _ptr(wht), _ptr(cont), _ptr(c0), _ptr(act), _ptr(cells), _ptr(tanhc),
-            _ptr(dout), _ptr(dhT), _ptr(dcT), float(ctx.grad_clip or 0.0),
-            _ptr(dgates), _ptr(dh0), _ptr(dc0), _ptr(h0), _ptr(out), int(bool(ctx.ignores_cont)),
-            _ptr(grad_w), _ptr(work))
-        return dgates, grad_w, dh0, dc0, None, None, None, None
-
-
-def lstm_layer(xproj: Tensor, weight_hh: Tensor, h0: Tensor, c0: Tensor, cont: Optional[Tensor] = None, *,
-               gate_order: str = "ifgo", grad_clip: Optional[float] = None,
-               weight_grad_ignores_cont: bool = False) -> Tuple[Tensor, Tensor, Tensor]:
-    """One LSTM layer's recurrence on the compiled loop: ``(out [T, B, H], h_T [B, H], c_T [B, H])``.
-
-    ``xproj`` [T, B, 4H]: the input term of the gate pre-activations (``x W_ih^T + b``), blocks in
-    ``gate_order``; ``weight_hh`` [4H, H] in the same order; ``h0``, ``c0`` [B, H]; ``cont`` [T, B] or
-    None. Gradients flow to ``xproj``, ``weight_hh``, ``h0`` and ``c0`` (not ``cont``). Call only where
-    :func:`supports` is true.
-    """
-    if xproj.dim() != 3 or xproj.shape[2] % 4 or xproj.shape[0] == 0:
-        raise ValueError(f"xproj has shape {list(xproj.shape)}; expected [T >= 1, B, 4H]")
-    T, B, G = xproj.shape
+def _check_layer_args(xproj: Tensor, weight_hh: Tensor, h0: Tensor, c0: Tensor, cont: Optional[Tensor],
+                      grad_clip: Optional[float], G: Optional[int] = None) -> None:
+    """The shapes, dtypes and device the loop needs, each error naming the tensor. ``xproj``: the input term
+    [T, B, 4H], or (with ``G``) the layer's input [T, B, I], whose term is 4H = G wide."""
+    if G is None:
+        if xproj.dim() != 3 or xproj.shape[2] % 4 or xproj.shape[0] == 0:
+            raise ValueError(f"xproj has shape {list(xproj.shape)}; expected [T >= 1, B, 4H]")
+        G = xproj.shape[2]
+    T, B = xproj.shape[0], xproj.shape[1]
     H = G // 4
     if tuple(weight_hh.shape) != (G, H):
         raise ValueError(f"weight_hh has shape {list(weight_hh.shape)}; expected [4H, H] = [{G}, {H}]")
@@ -430,32 +425,174 @@ def lstm_layer(xproj: Tensor, weight_hh: Tensor, h0: Tensor, c0: Tensor, cont: O
         raise RuntimeError(f"compat.fastloop cannot run here ({unavailable_reason() or 'needs CPU float32/64'})")
     if grad_clip is not None and not grad_clip > 0:
         raise ValueError(f"grad_clip must be > 0 (None for no clamp); got {grad_clip}")
+
+
+def _loop_forward(ctx, xproj, weight_hh, h0, c0, cont, offsets, grad_clip, weight_grad_ignores_cont, save: bool):
+    """The recurrence's forward: ``(out, h_T, c_T, saved)``, ``saved`` the tensors its backward needs (with
+    ``save``; for ``ctx.save_for_backward``), the rest of what it needs put on ``ctx``."""
+    T, B, G = xproj.shape
+    H = G // 4
+    suffix, _ = _REAL[xproj.dtype]
+    xproj = xproj.contiguous()
+    wht = weight_hh.detach().t().contiguous()
+    h0c, c0c = h0.detach().contiguous(), c0.detach().contiguous()
+    contc = None if cont is None else cont.contiguous()
+    out = xproj.new_empty(T, B, H)
+    hT, cT = xproj.new_empty(B, H), xproj.new_empty(B, H)
+    act = xproj.new_empty(T, B, G) if save else None
+    cells = xproj.new_empty(T, B, H) if save else None
+    tanhc = xproj.new_empty(T, B, H) if save else None
+    work = xproj.new_empty(_forward_work(B, H))
+    getattr(_library(), f"lstm_forward_{suffix}")(
+        T, B, H, *offsets,
+        _ptr(xproj), _ptr(wht), _ptr(contc), _ptr(h0c), _ptr(c0c), _ptr(out), _ptr(hT), _ptr(cT),
+        _ptr(act), _ptr(cells), _ptr(tanhc), _ptr(work))
+    saved = (weight_hh, h0c, c0c, contc, act, cells, tanhc, out) if save else ()
+    ctx.wht = wht  # the transposed copy, for the backward's small-H loop order
+    ctx.offsets, ctx.grad_clip, ctx.ignores_cont = offsets, grad_clip, weight_grad_ignores_cont
+    return out, hT, cT, saved
+
+
+def _loop_backward(ctx, saved, dout, dhT, dcT, want_weight_grad: bool):
+    """(dgates [T, B, 4H], W_hh's gradient or None, dh0, dc0) of the recurrence ``_loop_forward`` saved."""
+    weight_hh, h0, c0, cont, act, cells, tanhc, out = saved
+    T, B, G = act.shape
+    H = G // 4
+    suffix, _ = _REAL[act.dtype]
+    wh = weight_hh.detach().contiguous()
+    wht = ctx.wht  # kept (not cleared): a retained graph may run backward again
+    dgates = act.new_empty(T, B, G)
+    dh0, dc0 = act.new_empty(B, H), act.new_empty(B, H)
+    # dW_hh = sum_t dgates_t^T (cont_t * h_{t-1}), in the loop; the fork's defect uses the raw h_{t-1}.
+    grad_w = act.new_empty(G, H) if want_weight_grad else None
+    work = act.new_empty(G * H)
+    # Contiguous copies held in names: the C call must not read a temporary that was already freed.
+    dout, dhT, dcT = (None if g is None else g.contiguous() for g in (dout, dhT, dcT))
+    getattr(_library(), f"lstm_backward_{suffix}")(
+        T, B, H, *ctx.offsets,
+        _ptr(wh), _ptr(wht), _ptr(cont), _ptr(c0), _ptr(act), _ptr(cells), _ptr(tanhc),
+        _ptr(dout), _ptr(dhT), _ptr(dcT), float(ctx.grad_clip or 0.0),
+        _ptr(dgates), _ptr(dh0), _ptr(dc0), _ptr(h0), _ptr(out), int(bool(ctx.ignores_cont)),
+        _ptr(grad_w), _ptr(work))
+    return dgates, grad_w, dh0, dc0
+
+
+class _LSTMLayer(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, xproj, weight_hh, h0, c0, cont, offsets, grad_clip, weight_grad_ignores_cont):
+        out, hT, cT, saved = _loop_forward(ctx, xproj, weight_hh, h0, c0, cont, offsets, grad_clip,
+                                           weight_grad_ignores_cont, save=any(ctx.needs_input_grad[:4]))
+        ctx.save_for_backward(*saved)
+        return out, hT, cT
+
+    @staticmethod
+    def backward(ctx, dout, dhT, dcT):
+        return (*_loop_backward(ctx, ctx.saved_tensors, dout, dhT, dcT, ctx.needs_input_grad[1]),
+                None, None, None, None)
+
+
+class _LSTMLayerFromInput(torch.autograd.Function):
+    """:class:`_LSTMLayer` with the input term computed in the loop too: x, W_ih and the bias in, their
+    gradients out (no matrix product of torch's, so no parallel region of its, at these sizes)."""
+
+    @staticmethod
+    def forward(ctx, x, weight_ih, bias, weight_hh, h0, c0, cont, offsets, grad_clip, weight_grad_ignores_cont):
+        T, B, I = x.shape
+        G = weight_ih.shape[0]
+        suffix, _ = _REAL[x.dtype]
+        xc = x.detach().contiguous()
+        wit = weight_ih.detach().t().contiguous()
+        bc = None if bias is None else bias.detach().contiguous()
+        xproj = x.new_empty(T, B, G)
+        getattr(_library(), f"lstm_input_forward_{suffix}")(T * B, I, G, xc.data_ptr(), wit.data_ptr(), _ptr(bc),
+                                                             xproj.data_ptr())
+        out, hT, cT, saved = _loop_forward(ctx, xproj, weight_hh, h0, c0, cont, offsets, grad_clip,
+                                           weight_grad_ignores_cont, save=any(ctx.needs_input_grad[:6]))
+        ctx.save_for_backward(*saved, xc, wit)
+        return out, hT, cT
+
+    @staticmethod
+    def backward(ctx, dout, dhT, dcT):
+        saved = ctx.saved_tensors
+        dgates, grad_whh, dh0, dc0 = _loop_backward(ctx, saved[:-2], dout, dhT, dcT, ctx.needs_input_grad[3])
+        xc, wit = saved[-2:]
+        T, B, I = xc.shape
+        G = wit.shape[1]
+        suffix, _ = _REAL[xc.dtype]
+        dx = xc.new_empty(T, B, I) if ctx.needs_input_grad[0] else None
+        dwt = xc.new_empty(I, G) if ctx.needs_input_grad[1] else None
+        db = xc.new_empty(G) if ctx.needs_input_grad[2] else None
+        getattr(_library(), f"lstm_input_backward_{suffix}")(T * B, I, G, dgates.data_ptr(), xc.data_ptr(),
+                                                              wit.data_ptr(), _ptr(dx), _ptr(dwt), _ptr(db))
+        return dx, None if dwt is None else dwt.t(), db, grad_whh, dh0, dc0, None, None, None, None
+
+
+def lstm_layer_from_input(x: Tensor, weight_ih: Tensor, bias: Optional[Tensor], weight_hh: Tensor, h0: Tensor,
+                          c0: Tensor, cont: Optional[Tensor] = None, *, gate_order: str = "ifgo",
+                          grad_clip: Optional[float] = None, weight_grad_ignores_cont: bool = False
+                          ) -> Tuple[Tensor, Tensor, Tensor]:
+    """:func:`lstm_layer` from the layer's input: ``x`` [T, B, I], ``weight_ih`` [4H, I], ``bias`` [4H] or None
+    (rows in ``gate_order``), the input term ``x W_ih^T + b`` computed in the loop as well. Gradients flow to
+    x, weight_ih, bias, weight_hh, h0 and c0."""
+    if x.dim() != 3 or x.shape[0] == 0:
+        raise ValueError(f"x has shape {list(x.shape)}; expected [T >= 1, B, I]")
+    G = weight_hh.shape[0]
+    if weight_ih.dim() != 2 or tuple(weight_ih.shape) != (G, x.shape[2]):
+        raise ValueError(f"weight_ih has shape {list(weight_ih.shape)}; expected [4H, I] = [{G}, {x.shape[2]}]")
+    if bias is not None and tuple(bias.shape) != (G,):
+        raise ValueError(f"bias has shape {list(bias.shape)}; expected [4H] = [{G}]")
+    for name, t in (("weight_ih", weight_ih), ("bias", bias)):
+        if t is not None and (t.dtype != x.dtype or t.device != x.device):
+            raise ValueError(f"{name} has dtype {t.dtype} on {t.device}; x has {x.dtype} on {x.device}")
+    if G % 4 or G == 0:
+        raise ValueError(f"weight_hh has shape {list(weight_hh.shape)}; expected [4H, H]")
+    _check_layer_args(x, weight_hh, h0, c0, cont, grad_clip, G)
+    return _LSTMLayerFromInput.apply(x, weight_ih, bias, weight_hh, h0, c0, cont, _offsets(gate_order), grad_clip,
+                                     weight_grad_ignores_cont)
+
+
+def lstm_layer(xproj: Tensor, weight_hh: Tensor, h0: Tensor, c0: Tensor, cont: Optional[Tensor] = None, *,
+               gate_order: str = "ifgo", grad_clip: Optional[float] = None,
+               weight_grad_ignores_cont: bool = False) -> Tuple[Tensor, Tensor, Tensor]:
+    """One LSTM layer's recurrence on the compiled loop: ``(out [T, B, H], h_T [B, H], c_T [B, H])``.
+
+    ``xproj`` [T, B, 4H]: the input term of the gate pre-activations (``x W_ih^T + b``), blocks in
+    ``gate_order``; ``weight_hh`` [4H, H] in the same order; ``h0``, ``c0`` [B, H]; ``cont`` [T, B] or
+    None. Gradients flow to ``xproj``, ``weight_hh``, ``h0`` and ``c0`` (not ``cont``). Call only where
+    :func:`supports` is true.
+    """
+    _check_layer_args(xproj, weight_hh, h0, c0, cont, grad_clip)
     return _LSTMLayer.apply(xproj, weight_hh, h0, c0, cont, _offsets(gate_order), grad_clip,
                             weight_grad_ignores_cont)
 
 
-def lstm_layer_inference(xproj: Tensor, weight_hh_t: Tensor, h0: Tensor, c0: Tensor, cont: Optional[Tensor] = None,
+def lstm_layer_inference(xproj: Tensor, weight_hh: Tensor, h0: Tensor, c0: Tensor, cont: Optional[Tensor] = None,
                          *, gate_order: str = "ifgo") -> Tuple[Tensor, Tensor, Tensor]:
-    """:func:`lstm_layer` without autograd, taking W_hh transposed, ``weight_hh_t`` [H, 4H] (rows of it as a
-    TF kernel's lower half stores them): no copy of the weights per call. For evaluation one step at a
-    time, where the fused kernel's per-call weight repacking costs more than the step."""
+    """:func:`lstm_layer` without autograd, for evaluation one step at a time, where the fused kernel's
+    per-call weight repacking costs more than the step. ``weight_hh`` [4H, H] as :func:`lstm_layer` takes
+    it; where it is the transpose of a contiguous [H, 4H] tensor (a TF kernel's lower half, handed over as
+    ``kernel[H:].t()``), the loop reads that memory in place: no copy of the weights per call."""
     T, B, G = xproj.shape
     H = G // 4
-    if tuple(weight_hh_t.shape) != (H, G):
-        raise ValueError(f"weight_hh_t has shape {list(weight_hh_t.shape)}; expected [H, 4H] = [{H}, {G}]")
+    if tuple(weight_hh.shape) != (G, H):
+        raise ValueError(f"weight_hh has shape {list(weight_hh.shape)}; expected [4H, H] = [{G}, {H}]")
     if not supports(xproj):
         raise RuntimeError(f"compat.fastloop cannot run here ({unavailable_reason() or 'needs CPU float32/64'})")
+    if torch.is_grad_enabled() and (xproj.requires_grad or weight_hh.requires_grad):
+        raise ValueError("lstm_layer_inference records no gradient: call it without autograd (torch.no_grad())")
     suffix, _ = _REAL[xproj.dtype]
-    with torch.no_grad():
-        xproj, wht = xproj.contiguous(), weight_hh_t.contiguous()
-        h0c, c0c = h0.contiguous(), c0.contiguous()
-        contc = None if cont is None else cont.to(xproj.dtype).contiguous()
-        out, hT, cT = xproj.new_empty(T, B, H), xproj.new_empty(B, H), xproj.new_empty(B, H)
-        work = xproj.new_empty(_forward_work(B, H))
-        getattr(_library(), f"lstm_forward_{suffix}")(
-            T, B, H, *_offsets(gate_order), _ptr(xproj), _ptr(wht), _ptr(contc), _ptr(h0c), _ptr(c0c), _ptr(out),
-            _ptr(hT), _ptr(cT), None, None, None, _ptr(work))
+    # W_hh^T row-major [H, 4H]: weight_hh's own memory when its strides are (1, 4H), else a copy
+    wht = weight_hh if weight_hh.stride() == (1, G) else weight_hh.t().contiguous()
+    xproj = xproj.contiguous()
+    h0c, c0c = h0.contiguous(), c0.contiguous()
+    contc = None if cont is None else cont.to(xproj.dtype).contiguous()
+    out, hT, cT = xproj.new_empty(T, B, H), xproj.new_empty(B, H), xproj.new_empty(B, H)
+    work = xproj.new_empty(_forward_work(B, H))
+    getattr(_library(), f"lstm_forward_{suffix}")(
+        T, B, H, *_offsets(gate_order), xproj.data_ptr(), wht.data_ptr(), _ptr(contc), h0c.data_ptr(),
+        c0c.data_ptr(), out.data_ptr(), hT.data_ptr(), cT.data_ptr(), None, None, None, work.data_ptr())
     return out, hT, cT
 
 
-__all__ = ["available", "supports", "lstm_layer", "lstm_layer_inference", "unavailable_reason", "cache_dir"]
+__all__ = ["available", "supports", "lstm_layer", "lstm_layer_from_input", "lstm_layer_inference",
+           "unavailable_reason", "cache_dir"]

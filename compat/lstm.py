@@ -1,4 +1,4 @@
-"""The one LSTM core every port runs on.
+"""The LSTM: its weights, the functional :func:`lstm` and the module :class:`LSTM`.
 
 Canonical parameterisation (the PyTorch / cuDNN layout), per layer and direction::
 
@@ -11,98 +11,35 @@ Canonical parameterisation (the PyTorch / cuDNN layout), per layer and direction
     o = sigmoid(... + p_o * c')                                    h' = (o * tanh(c')) W_hr^T
 
 Without peepholes the p terms are absent; without a projection h' = o * tanh(c'). Legacy layouts convert
-to and from this with :mod:`compat.layouts`. On top of the plain recurrence the core supports the legacy
-frameworks' sequence semantics:
+to and from this with :mod:`compat.layouts`; a caller that keeps a legacy gate order may hand its weights
+over as stored and say so (``gate_order``). The cell's options and variants, in the order a step applies
+them, are :class:`compat.recurrent.cell.Cell`'s; the sequence semantics (Caffe's ``cont``, the Theano
+tutorial's ``mask``, ``lengths``, ``direction``, dropout placement, ``past_end``) are described in
+:mod:`compat.recurrent.call`.
 
-``cont`` [T, B] (Caffe's continuation input, BVLC ``recurrent_layer.cpp`` / ``lstm_layer.cpp``):
-    before step t both h_{t-1} and c_{t-1} are multiplied by ``cont[t]``: h enters the recurrent product
-    as ``cont_t * h_{t-1}`` and the cell keeps ``f_t * cont_t * c_{t-1}``. 0 starts a new sequence
-    mid-stream; values are used as numbers, not booleans.
-``mask`` [T, B] (the Theano tutorial's padding mask, DeepLearningTutorials ``lstm.py`` ``_step``):
-    ``c = m * c' + (1 - m) * c_prev``, then ``h = m * (o * tanh(c)) + (1 - m) * h_prev`` (h from the
-    blended c, as ``_step`` computes it): at a masked step the state and the output carry the previous
-    values unchanged; fractional values blend exactly as the tutorial does. (Keras's masking carries
-    the state the same way; what Keras outputs at a masked step differs by version, see
-    ``reference/keras_lstm.py``.)
-``lengths`` [B] (TF ``dynamic_rnn(sequence_length=...)``, ONNX ``sequence_lens``, PyTorch packed
-    sequences): right-padded sequences; outputs past a sequence's end are 0 and its final state is the
-    state at its last valid step (the initial state for a length of 0).
-``direction``: ``"forward"``; ``"reverse"`` (each layer reads the sequence back to front, only each
-    sequence's valid prefix with ``lengths`` as ``tf.reverse_sequence`` and packed sequences do, the whole
-    time axis without, mask included as Keras ``go_backwards`` does; outputs come back in the original
-    time order); ``"bidirectional"`` (every layer is a (forward, backward) pair; its output is
-    concat(forward, backward) on the feature axis; h_n / c_n are ordered layer 0 forward, layer 0
-    backward, layer 1 forward, ... as ``torch.nn.LSTM``).
-``dropout`` with explicit placement:
-    ``"output"``: on every layer's output including the last, a fresh mask every step, the recurrent
-    state untouched (TF ``DropoutWrapper(output_keep_prob=...)`` around each cell of a MultiRNNCell);
-    ``"between"``: on the outputs of all layers but the last (cuDNN, ``torch.nn.LSTM(dropout=...)``);
-    ``"none"``. ``dropout`` is the drop probability (TF's keep_prob is ``1 - dropout``); kept values are
-    scaled by ``1 / (1 - dropout)`` as both TF and PyTorch do.
-Cell variants (the step loop; :class:`compat.lstm_loop.StepSemantics` gives the order): peepholes, a
-    projection with ``proj_clip``, ``cell_clip`` (TF ``LSTMCell``), ``preact_clip`` and ``input_forget``
-    (ONNX ``clip``, ``input_forget``), named ``activations`` (:mod:`compat.lstm_activations`).
-
-Dispatch: the fused kernel (``torch.lstm``, cuDNN on CUDA, the ATen kernel on the CPU) runs whenever the
-semantics allow it: projections with P < H, bidirectional and reverse stacks, ``lengths`` and packed
-sequences, no ``cont`` beyond step 0 (a ``cont`` of steps at which some stream restarts splits the
-sequence into segments, each one fused call, when restarts are few), masks that are right padding
-(through packed sequences), the forget bias folded into the bias. Otherwise a step loop runs. Both give
-the same numbers (``tests/test_core.py``, ``tests/test_variants.py``).
+Which kernel runs a call (torch's fused kernel dense, packed or in segments, the compiled loop, the checked
+fused kernel, the step loop) is decided in one place, :mod:`compat.recurrent.select`, from the cell and
+the sequence; all give the same numbers (``tests/test_core.py``, ``tests/test_variants.py``,
+``tests/test_kernels.py``). ``kernel=`` forces one, for tests and benchmarks; :func:`which_kernel` says
+which would run.
 """
 from __future__ import annotations
 
-import warnings
-from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence
 
-from compat import lstm_activations
 from compat.lstm_activations import ACTIVATIONS  # noqa: F401  (re-exported: the names ``activations`` takes)
-from compat.lstm_loop import StepSemantics, loop_layer, variant_loop_layer
+from compat.recurrent.call import DROPOUT_PLACEMENTS, ShapeError, right_padded_lengths  # noqa: F401  (re-exported)
+from compat.recurrent.weights import LayerWeights
+from compat.recurrent.cell import CANONICAL_GATE_ORDER, STANDARD_ACTIVATIONS, Cell
+from compat.recurrent.run import check_options, plan, run
+from compat.recurrent.select import KERNELS, Choice
 
 State = Tuple[Tensor, Tensor]
-
-DROPOUT_PLACEMENTS = ("none", "between", "output")
-BACKENDS = ("auto", "fused", "loop")
-DIRECTIONS = ("forward", "reverse", "bidirectional")
-
-
-class LayerWeights(NamedTuple):
-    """One layer's (one direction's) parameters in the canonical (PyTorch / cuDNN, gates i, f, g, o) layout."""
-
-    weight_ih: Tensor
-    weight_hh: Tensor
-    bias_ih: Optional[Tensor] = None
-    bias_hh: Optional[Tensor] = None
-    weight_hr: Optional[Tensor] = None
-    peephole: Optional[Tensor] = None
-
-    @property
-    def hidden_size(self) -> int:
-        """H: the cell state's width."""
-        return self.weight_hh.shape[0] // 4
-
-    @property
-    def input_size(self) -> int:
-        return self.weight_ih.shape[1]
-
-    @property
-    def proj_size(self) -> int:
-        """P with a projection, 0 without (as ``torch.nn.LSTM``)."""
-        return 0 if self.weight_hr is None else self.weight_hr.shape[0]
-
-    @property
-    def output_size(self) -> int:
-        """The width of h and of the outputs: P with a projection, else H."""
-        return self.proj_size or self.hidden_size
-
-
-class LSTMShapeError(ValueError):
-    """An input, state or weight whose shape does not fit the others."""
+LSTMShapeError = ShapeError  # the name the LSTM's shape errors have always had
 
 
 def _shape(t) -> list:
@@ -206,283 +143,69 @@ def check_weights(weights, input_size: Optional[int] = None, direction: str = "f
     return _check_layers(_layers(weights, 2 if direction == "bidirectional" else 1), input_size)[0]
 
 
-# ------------------------------------------------------------------------------------------ fused kernel
-def _flat_weights(layers: Sequence[Tuple[LayerWeights, ...]]) -> Tuple[list, bool]:
-    """torch.lstm's flat parameter list: per layer and direction w_ih, w_hh, [b_ih, b_hh], [w_hr]."""
-    has_bias = any(w.bias_ih is not None or w.bias_hh is not None for dirs in layers for w in dirs)
-    flat = []
-    for dirs in layers:
-        for w in dirs:
-            flat += [w.weight_ih, w.weight_hh]
-            if has_bias:
-                zeros = None
-                for b in (w.bias_ih, w.bias_hh):
-                    if b is None:
-                        zeros = zeros if zeros is not None else w.weight_hh.new_zeros(w.weight_hh.shape[0])
-                        b = zeros
-                    flat.append(b)
-            if w.weight_hr is not None:
-                flat.append(w.weight_hr)
-    # cuDNN copies the weights into one buffer through flat views, which fails on the transposed views
-    # the Keras and ONNX layouts give ("view size is not compatible with input tensor's size and stride").
-    flat = [t.contiguous() if t.is_cuda else t for t in flat]
-    return flat, has_bias
-
-
-def _kernel_mode(dropout: float, training: bool, tensors) -> Tuple[float, bool]:
-    """torch.lstm's ``(dropout, train)``. ``train`` also tells cuDNN to keep what a backward needs, and a
-    backward through a call made with train=False fails on CUDA ("cudnn RNN backward can only be called in
-    training mode"; the CPU kernels do not mind, and keep their inference path): on CUDA, where a gradient
-    is wanted, the call is made in training mode with the dropout switched off unless ``training``. The
-    forward values are the same either way."""
-    if training or not tensors[0].is_cuda:
-        return (dropout if training else 0.0), training
-    wants_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-    return 0.0, wants_grad
-
-
-def _fused(x: Tensor, layers, h0: Tensor, c0: Tensor, dropout: float, training: bool,
-           bidirectional: bool = False) -> Tuple[Tensor, Tensor, Tensor]:
-    flat, has_bias = _flat_weights(layers)
-    dropout, training = _kernel_mode(dropout, training, [x, h0, c0, *flat])
-    with warnings.catch_warnings():
-        # cuDNN copies non-contiguous weights into one buffer per call (once per forward, not per step).
-        warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
-        # the CPU falls back from oneDNN to ATen's kernel for projections: a note, not a problem
-        warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
-        out, h_n, c_n = torch.lstm(x, (h0, c0), flat, has_bias, len(layers), dropout, training, bidirectional, False)
-    return out, h_n, c_n
-
-
-def _fused_on_packed(packed: PackedSequence, layers, h0: Tensor, c0: Tensor, dropout: float, training: bool,
-                     bidirectional: bool) -> Tuple[Tensor, Tensor, Tensor]:
-    """torch.lstm on a PackedSequence's data, states in the caller's batch order (as torch.nn.LSTM)."""
-    if packed.sorted_indices is not None:
-        h0 = h0.index_select(1, packed.sorted_indices)
-        c0 = c0.index_select(1, packed.sorted_indices)
-    flat, has_bias = _flat_weights(layers)
-    dropout, training = _kernel_mode(dropout, training, [packed.data, h0, c0, *flat])
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
-        warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
-        data, h_n, c_n = torch.lstm(packed.data, packed.batch_sizes, (h0, c0), flat, has_bias, len(layers),
-                                    dropout, training, bidirectional)
-    if packed.unsorted_indices is not None:
-        h_n = h_n.index_select(1, packed.unsorted_indices)
-        c_n = c_n.index_select(1, packed.unsorted_indices)
-    return data, h_n, c_n
-
-
-def _fused_packed(x: Tensor, lengths: Tensor, layers, h0: Tensor, c0: Tensor, dropout: float, training: bool,
-                  bidirectional: bool = False, carry_last: bool = True) -> Tuple[Tensor, Tensor, Tensor]:
-    """Right-padded sequences through the packed kernel.
-
-    Outputs past a sequence's end: its last h (``carry_last``, the mask semantics, one direction) or 0
-    (the ``lengths`` semantics). Zero-length columns keep their initial state.
-    """
-    T, B, _ = x.shape
-    out_width = h0.shape[2] * (2 if bidirectional else 1)
-    nonempty = (lengths > 0).nonzero().flatten()
-    if carry_last:
-        out_full = h0[-1].unsqueeze(0).expand(T, B, out_width)
-    else:
-        out_full = h0.new_zeros(T, B, out_width)
-    h_n, c_n = h0, c0
-    if nonempty.numel() == 0:
-        return out_full.contiguous(), h_n, c_n
-    all_nonempty = nonempty.numel() == B
-    xs = x if all_nonempty else x.index_select(1, nonempty)
-    lens = lengths if all_nonempty else lengths.index_select(0, nonempty)
-    packed = pack_padded_sequence(xs, lens.cpu(), enforce_sorted=False)
-    hs = h0 if all_nonempty else h0.index_select(1, nonempty)
-    cs = c0 if all_nonempty else c0.index_select(1, nonempty)
-    out_data, hn, cn = _fused_on_packed(packed, layers, hs, cs, dropout, training, bidirectional)
-    out, _ = pad_packed_sequence(
-        PackedSequence(out_data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices),
-        total_length=T)
-    if carry_last:
-        steps = torch.arange(T, device=x.device).unsqueeze(1)
-        valid = (steps < lens.unsqueeze(0)).unsqueeze(2)
-        out = torch.where(valid, out, hn[-1].unsqueeze(0))
-    if all_nonempty:
-        return out, hn, cn
-    out_full = out_full.index_copy(1, nonempty, out)
-    h_n = h0.index_copy(1, nonempty, hn)
-    c_n = c0.index_copy(1, nonempty, cn)
-    return out_full, h_n, c_n
-
-
-# ------------------------------------------------------------------------------------------- helpers
-def right_padded_lengths(mask: Tensor) -> Optional[Tensor]:
-    """Lengths if ``mask`` is 0/1 right padding (ones then zeros in each column), else None."""
-    lengths = (mask != 0).sum(0)
-    expected = (torch.arange(mask.shape[0], device=mask.device).unsqueeze(1) < lengths.unsqueeze(0)).to(mask.dtype)
-    return lengths if torch.equal(mask, expected) else None
-
-
-def _restart_steps(cont: Tensor) -> list:
-    """Steps t >= 1 at which some stream's cont differs from 1."""
-    return ((cont[1:] != 1).any(dim=1).nonzero().flatten() + 1).tolist()
-
-
-def _reversal_index(T: int, lengths: Optional[Tensor]) -> Optional[Tensor]:
-    """[T, B] gather index reversing each column's first lengths[b] steps (None: reverse all of them)."""
-    if lengths is None:
-        return None
-    steps = torch.arange(T, device=lengths.device).unsqueeze(1)
-    return torch.where(steps < lengths.unsqueeze(0), lengths.unsqueeze(0) - 1 - steps, steps)
-
-
-def _reverse_time(x: Tensor, index: Optional[Tensor]) -> Tensor:
-    """x [T, B, ...] read back to front (tf.reverse_sequence with lengths, tf.reverse without)."""
-    if index is None:
-        return x.flip(0)
-    return x.gather(0, index.view(index.shape + (1,) * (x.dim() - 2)).expand_as(x))
-
-
-def _check_clip(name: str, value) -> Optional[float]:
-    if value is None:
-        return None
-    value = float(value)
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0 (None for no clipping); got {value}")
-    return value
-
-
-def _check_lengths(lengths, T: int, B: int, device) -> Tensor:
-    lengths = torch.as_tensor(lengths)
-    if lengths.dtype.is_floating_point or lengths.dtype == torch.bool or lengths.dtype.is_complex:
-        raise LSTMShapeError(f"lengths must hold integers; got dtype {lengths.dtype}")
-    if _shape(lengths) != [B]:
-        raise LSTMShapeError(f"lengths has shape {_shape(lengths)}; expected [B] = [{B}]")
-    lengths = lengths.to(device=device, dtype=torch.int64)
-    if bool(((lengths < 0) | (lengths > T)).any()):
-        raise LSTMShapeError(f"lengths {lengths.tolist()} must lie in [0, T={T}]")
-    return lengths
-
-
 # ------------------------------------------------------------------------------------------ the core
-def lstm(x, weights, hx: Optional[State] = None, *,
-         cont: Optional[Tensor] = None, mask: Optional[Tensor] = None, batch_first: bool = False,
-         dropout: float = 0.0, dropout_placement: str = "between", training: bool = False,
-         tanh: Optional[Callable[[Tensor], Tensor]] = None, gate_activation: Optional[Callable[[Tensor], Tensor]] = None,
-         preact_grad_clip: Optional[float] = None, recurrent_weight_grad_ignores_cont: bool = False,
-         backend: str = "auto", direction: str = "forward", lengths=None, cell_clip: Optional[float] = None,
-         proj_clip: Optional[float] = None, preact_clip: Optional[float] = None, input_forget: bool = False,
-         activations=None):
-    """Run a stacked LSTM over a sequence. The functional form of :class:`LSTM`.
+def _cell(weights_layers, cell: Optional[Cell], tanh, gate_activation, activations, cell_clip, proj_clip,
+          preact_clip, input_forget, preact_grad_clip, recurrent_weight_grad_ignores_cont, gate_order) -> Cell:
+    """The call's :class:`Cell`: ``cell`` as given, or built from the keyword options and the weights."""
+    has_proj = weights_layers[0][0].weight_hr is not None
+    peepholes = weights_layers[0][0].peephole is not None
+    if cell is not None:
+        if (tanh is not None or gate_activation is not None or activations is not None or cell_clip is not None
+                or proj_clip is not None or preact_clip is not None or preact_grad_clip is not None or input_forget
+                or recurrent_weight_grad_ignores_cont or gate_order != CANONICAL_GATE_ORDER):
+            given = [n for n, v in (("tanh", tanh), ("gate_activation", gate_activation), ("activations", activations),
+                                    ("cell_clip", cell_clip), ("proj_clip", proj_clip), ("preact_clip", preact_clip),
+                                    ("preact_grad_clip", preact_grad_clip), ("input_forget", input_forget or None),
+                                    ("recurrent_weight_grad_ignores_cont", recurrent_weight_grad_ignores_cont or None),
+                                    ("gate_order", None if gate_order == CANONICAL_GATE_ORDER else gate_order))
+                     if v is not None]
+            raise ValueError(f"pass the cell's options in cell=, not beside it: {given}")
+        if cell.peepholes != peepholes or cell.projection != has_proj:
+            raise ShapeError(f"the cell says peepholes={cell.peepholes}, projection={cell.projection}; the weights "
+                             f"have peepholes={peepholes}, projection={has_proj}")
+        return cell
+    if activations is not None and (tanh is not None or gate_activation is not None):
+        raise ValueError("pass either activations=(...) or the tanh= / gate_activation= callables, not both")
+    if activations is None:
+        activations = (gate_activation or STANDARD_ACTIVATIONS[0], tanh or STANDARD_ACTIVATIONS[1],
+                       tanh or STANDARD_ACTIVATIONS[2])
+    return Cell("lstm", activations, peepholes=peepholes, projection=has_proj, cell_clip=cell_clip,
+                proj_clip=proj_clip, preact_clip=preact_clip, input_forget=input_forget, gate_order=gate_order,
+                preact_grad_clip=preact_grad_clip, weight_grad_ignores_cont=recurrent_weight_grad_ignores_cont)
 
-    Args:
-        x: [T, B, in] (or [B, T, in] with ``batch_first``), or a ``PackedSequence`` (then the output is
-            one too, as ``torch.nn.LSTM``; ``cont``, ``mask`` and ``lengths`` do not apply).
-        weights: per layer one :class:`LayerWeights` (canonical layout), or a (forward, backward) pair
-            of them with ``direction="bidirectional"``.
-        hx: ``(h0, c0)``, h0 [layers * directions, B, P], c0 [layers * directions, B, H]; zeros when None.
-        cont: [T, B] (or [B, T] with ``batch_first``) continuation multipliers, Caffe semantics;
-            forward direction only.
-        mask: [T, B] (or [B, T]) padding mask, Theano tutorial semantics. Not together with ``cont``.
-        lengths: [B] integer valid lengths of right-padded sequences (outputs past them are 0, the final
-            state is the last valid step's). Not together with ``cont`` or ``mask``.
-        direction: ``"forward"``, ``"reverse"`` or ``"bidirectional"`` (see the module docstring).
-        dropout: drop probability, applied in training only, where ``dropout_placement`` says.
-        tanh: replaces tanh for the cell input and the cell output (Caffe's 2*sigmoid(2x)-1); step loop.
-        gate_activation: replaces the sigmoid of the i, f and o gates (Keras 1/2's default
-            ``hard_sigmoid``, ``clip(0.2 x + 0.5, 0, 1)``); step loop.
-        activations: ``(gate, cell input, cell output)`` names from :data:`ACTIVATIONS` (or
-            ``(name, alpha, beta)`` tuples); not together with ``tanh`` / ``gate_activation``.
-        cell_clip: clamps c to [-v, v] after each update (TF ``LSTMCell(cell_clip=...)``); step loop.
-        proj_clip: clamps the projected h to [-v, v] (TF ``LSTMCell(proj_clip=...)``); needs weight_hr.
-        preact_clip: clamps every gate pre-activation to [-v, v] (ONNX ``clip``); step loop.
-        input_forget: the forget gate is 1 - i (ONNX ``input_forget=1``); step loop.
-        preact_grad_clip: clamps the gradient of the gate pre-activations to +-value at each step
-            (junhyukoh caffe-lstm ``clipping_threshold``; must be > 0, None for no clamp); step loop.
-        recurrent_weight_grad_ignores_cont: weight_hh's gradient uses the raw h_{t-1} even where cont
-            scales it (junhyukoh caffe-lstm's dW_h defect); step loop.
-        backend: ``"auto"``, or force ``"fused"`` / ``"loop"`` (tests compare the two).
 
-    Returns:
-        ``(output, (h_n, c_n))``: the top layer's h at every step [T, B, D * P] (dropped out under the
-        ``"output"`` placement), and the final state of every layer and direction.
-    """
-    if dropout_placement not in DROPOUT_PLACEMENTS:
-        raise ValueError(f"dropout_placement must be one of {DROPOUT_PLACEMENTS}, not {dropout_placement!r}")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout is a drop probability in [0, 1); got {dropout}")
-    packed = x if isinstance(x, PackedSequence) else None
-    if packed is not None:
-        for name, value in (("cont", cont), ("mask", mask), ("lengths", lengths)):
-            if value is not None:
-                raise ValueError(f"{name} does not apply to a PackedSequence input (it carries its own lengths)")
-        x = packed.data
-    elif not isinstance(x, Tensor) or x.dim() != 3:
+def _prepare(x, weights, hx, batch_first, direction, dropout, dropout_placement, past_end, kernel, cell_options):
+    """Validate everything the LSTM owns (input rank, weights, state); return (cell, layers, state)."""
+    check_options(direction, dropout, dropout_placement, past_end)
+    if kernel != "auto" and kernel not in KERNELS:
+        raise ValueError(f"kernel must be 'auto' or one of {list(KERNELS)}, not {kernel!r}")
+    packed = isinstance(x, PackedSequence)
+    if not packed and (not isinstance(x, Tensor) or x.dim() != 3):
         raise LSTMShapeError(f"input x has shape {_shape(x) if isinstance(x, Tensor) else type(x).__name__}; "
                              f"expected 3 dimensions ({'[B, T, in]' if batch_first else '[T, B, in]'})")
+    data = x.data if packed else x
     D = 2 if direction == "bidirectional" else 1
     layers = _layers(weights, D)
-    hidden, proj = _check_layers(layers, x.shape[-1])
-    if packed is None and x.shape[1 if batch_first else 0] == 0:
+    hidden, proj = _check_layers(layers, data.shape[-1])
+    if not packed and x.shape[1 if batch_first else 0] == 0:
         raise LSTMShapeError(f"input x has shape {_shape(x)}: no time steps")
-    if preact_grad_clip is not None and not preact_grad_clip > 0:
-        raise ValueError(f"preact_grad_clip must be > 0 (None for no clamp); got {preact_grad_clip}")
-    if cell_clip is not None or proj_clip is not None or preact_clip is not None:
-        cell_clip = _check_clip("cell_clip", cell_clip)
-        proj_clip = _check_clip("proj_clip", proj_clip)
-        preact_clip = _check_clip("preact_clip", preact_clip)
-    has_proj = layers[0][0].weight_hr is not None
-    if proj_clip is not None and not has_proj:
-        raise ValueError("proj_clip clips the projected h, and these weights have no projection (weight_hr)")
     peepholes = 0
-    dtype, device = x.dtype, x.device
     for layer, dirs in enumerate(layers):
         for d, w in enumerate(dirs):
             peepholes += w.peephole is not None
             for name, t in zip(LayerWeights._fields, w):
-                if t is not None and (t.dtype != dtype or t.device != device):
-                    where = f"layer {layer}" if D == 1 else f"layer {layer} {('forward', 'backward')[d]}"
-                    raise LSTMShapeError(f"{where} {name} has dtype {t.dtype} on {t.device}; "
-                                         f"the input x has dtype {x.dtype} on {x.device}")
-    has_peephole = peepholes > 0
-    if has_peephole and peepholes != len(layers) * D:
+                if t is not None and (t.dtype != data.dtype or t.device != data.device):
+                    raise LSTMShapeError(f"{_where(layer, d, D)} {name} has dtype {t.dtype} on {t.device}; "
+                                         f"the input x has dtype {data.dtype} on {data.device}")
+    if peepholes and peepholes != len(layers) * D:
         raise LSTMShapeError("some layers have peepholes and some do not; give every layer a peephole "
                              "(zeros for none)")
-    named = None if activations is None else lstm_activations.resolve(activations)
-    if named is not None and (tanh is not None or gate_activation is not None):
-        raise ValueError("pass either activations=(...) or the tanh= / gate_activation= callables, not both")
-    if cont is not None and direction != "forward":
-        raise ValueError("cont (Caffe) runs forward only: its multipliers restart streams in reading order")
-
-    if packed is not None:
-        return _lstm_packed(packed, layers, hx, hidden, proj, D, dict(
-            batch_first=batch_first, dropout=dropout, dropout_placement=dropout_placement, training=training,
-            tanh=tanh, gate_activation=gate_activation, preact_grad_clip=preact_grad_clip,
-            recurrent_weight_grad_ignores_cont=recurrent_weight_grad_ignores_cont, backend=backend,
-            direction=direction, cell_clip=cell_clip, proj_clip=proj_clip, preact_clip=preact_clip,
-            input_forget=input_forget, activations=activations))
-
-    if batch_first:
-        x = x.transpose(0, 1)
-        cont = None if cont is None else cont.transpose(0, 1)
-        mask = None if mask is None else mask.transpose(0, 1)
-    T, B, _ = x.shape
+    cell = _cell(layers, **cell_options)
     L = len(layers)
-    for name, seq in (("cont", cont), ("mask", mask)):
-        if seq is not None and _shape(seq) != [T, B]:
-            layout = "[B, T]" if batch_first else "[T, B]"
-            raise LSTMShapeError(f"{name} has shape {_shape(seq.transpose(0, 1) if batch_first else seq)}; "
-                                 f"expected {layout} = {[B, T] if batch_first else [T, B]} to match the input")
-    if cont is not None and mask is not None:
-        raise ValueError("cont (Caffe) and mask (Theano) are different sequence semantics; pass one of them")
-    if lengths is not None:
-        if cont is not None or mask is not None:
-            raise ValueError("lengths (right padding with zero outputs) does not combine with cont or mask")
-        lengths = _check_lengths(lengths, T, B, x.device)
+    B = int(x.batch_sizes[0]) if packed else x.shape[0 if batch_first else 1]
     if hx is None:
-        h0 = x.new_zeros(L * D, B, proj)
-        c0 = h0 if proj == hidden else x.new_zeros(L * D, B, hidden)
+        h0 = data.new_zeros(L * D, B, proj)
+        c0 = h0 if proj == hidden else data.new_zeros(L * D, B, hidden)
     else:
         h0, c0 = hx
         for name, s, width in (("h0", h0, proj), ("c0", c0, hidden)):
@@ -490,164 +213,98 @@ def lstm(x, weights, hx: Optional[State] = None, *,
                 what = "[layers * directions, B, " if D == 2 else "[layers, B, "
                 what += ("P]" if name == "h0" and proj != hidden else "H]")
                 raise LSTMShapeError(f"initial state {name} has shape {_shape(s)}; expected {what} = {[L * D, B, width]}")
-            if s.dtype != x.dtype or s.device != x.device:
+            if s.dtype != data.dtype or s.device != data.device:
                 raise LSTMShapeError(f"initial state {name} has dtype {s.dtype} on {s.device}; "
-                                     f"the input x has dtype {x.dtype} on {x.device}")
-    if cont is not None and cont.dtype != x.dtype:
-        cont = cont.to(x.dtype)
-    if mask is not None and mask.dtype != x.dtype:
-        mask = mask.to(x.dtype)
-    p = dropout if (training and dropout_placement != "none") else 0.0
-
-    # A reverse stack is a forward stack over the reversed sequence, its output reversed back.
-    reversal = None
-    if direction == "reverse":
-        reversal = _reversal_index(T, lengths)
-        x = _reverse_time(x, reversal)
-        mask = None if mask is None else mask.flip(0)
-
-    variant = (has_peephole or has_proj or named is not None or cell_clip is not None or preact_clip is not None
-               or bool(input_forget))
-    # Semantics only the step loop has; then, when the fused kernel would only be slower.
-    loop_only = (tanh is not None or gate_activation is not None or preact_grad_clip is not None
-                 or recurrent_weight_grad_ignores_cont or has_peephole or named is not None or cell_clip is not None
-                 or proj_clip is not None or preact_clip is not None or bool(input_forget)
-                 or (has_proj and proj >= hidden)  # torch.lstm's projections must be narrower than the cell
-                 or (mask is not None and D == 2))
-    mask_lengths = None
-    restarts: list = []
-    all_empty = False
-    if mask is not None and not loop_only:
-        mask_lengths = right_padded_lengths(mask)
-        loop_only = mask_lengths is None
-        if mask_lengths is not None and not bool(mask_lengths.any()):
-            # Every column empty: the packed kernel has nothing to run and would cut the graph at h0;
-            # the loop keeps the (zero) gradients of the weights, for any backend.
-            mask_lengths, all_empty = None, True
-    if lengths is not None and not bool(lengths.any()):
-        all_empty = True
-    if backend == "fused" and loop_only:
-        raise ValueError("the fused kernel cannot run these semantics (custom or named activations, peepholes, "
-                         "clipping, coupled gates, a projection at least as wide as the cell, gradient "
-                         "clipping, the dW_h quirk, or a mask that is not right padding or runs both ways); "
-                         "use backend='loop' or 'auto'")
-    loop_faster = False
-    if cont is not None and not loop_only and backend != "loop":
-        restarts = _restart_steps(cont)
-        # Each restart step costs one fused call; past a few, the step loop is as fast.
-        loop_faster = len(restarts) > max(4, T // 8)
-    # One step on the CPU: the fused kernel repacks its weights on every call, which costs more than
-    # the step itself (a sampler or a batch-1, steps-1 evaluation runs one call per token).
-    single_cpu_step = T == 1 and x.device.type == "cpu"
-    use_loop = backend == "loop" or all_empty or (backend == "auto" and (loop_only or loop_faster or single_cpu_step))
-
-    if use_loop:
-        live = sem = None
-        if lengths is not None:
-            live = torch.arange(T, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)
-        if variant or live is not None:
-            sem = StepSemantics(
-                gate=(named[0] if named else gate_activation or torch.sigmoid),
-                cell_input=(named[1] if named else tanh or torch.tanh),
-                cell_output=(named[2] if named else tanh or torch.tanh),
-                cell_clip=cell_clip, proj_clip=proj_clip, preact_clip=preact_clip, input_forget=bool(input_forget),
-                preact_grad_clip=preact_grad_clip, weight_grad_ignores_cont=recurrent_weight_grad_ignores_cont)
-        else:
-            tanh_fn = torch.tanh if tanh is None else tanh
-            sigmoid_fn = torch.sigmoid if gate_activation is None else gate_activation
-        bw_reversal = _reversal_index(T, lengths) if D == 2 else None
-        inp = x
-        h_n, c_n = [], []
-        for layer, dirs in enumerate(layers):
-            outs = []
-            for d, w in enumerate(dirs):
-                k = layer * D + d
-                xs, cont_, mask_ = inp, cont, mask
-                if d == 1:
-                    xs, cont_, mask_ = _reverse_time(inp, bw_reversal), None, None if mask is None else mask.flip(0)
-                if sem is None:
-                    out, h, c = loop_layer(xs, w, h0[k], c0[k], cont_, mask_, tanh_fn, sigmoid_fn, preact_grad_clip,
-                                           recurrent_weight_grad_ignores_cont)
-                else:
-                    out, h, c = variant_loop_layer(xs, w, h0[k], c0[k], cont_, mask_, live, sem)
-                outs.append(out if d == 0 else _reverse_time(out, bw_reversal))
-                h_n.append(h)
-                c_n.append(c)
-            out = outs[0] if D == 1 else torch.cat(outs, dim=2)
-            if p > 0 and (layer < L - 1 or dropout_placement == "output"):
-                out = F.dropout(out, p, training=True)
-            inp = out
-        output, state = inp, (torch.stack(h_n), torch.stack(c_n))
-    else:
-        p_between = p if L > 1 else 0.0
-        if lengths is not None:
-            output, h_n, c_n = _fused_packed(x, lengths, layers, h0, c0, p_between, training, D == 2,
-                                             carry_last=False)
-        elif mask_lengths is not None:
-            output, h_n, c_n = _fused_packed(x, mask_lengths, layers, h0, c0, p_between, training)
-        elif cont is None:
-            output, h_n, c_n = _fused(x, layers, h0, c0, p_between, training, D == 2)
-        else:
-            bounds = [0] + restarts + [T]
-            pieces = []
-            h_n, c_n = h0, c0
-            for start, stop in zip(bounds[:-1], bounds[1:]):
-                scale = cont[start].view(1, B, 1)
-                out, h_n, c_n = _fused(x[start:stop], layers, h_n * scale, c_n * scale, p_between, training)
-                pieces.append(out)
-            output = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
-        if p > 0 and dropout_placement == "output":
-            output = F.dropout(output, p, training=True)
-        state = (h_n, c_n)
-    if direction == "reverse":
-        output = _reverse_time(output, reversal)
-    if batch_first:
-        output = output.transpose(0, 1)
-    return output, state
+                                     f"the input x has dtype {data.dtype} on {data.device}")
+    return cell, tuple(layers), (h0, c0)
 
 
-def _lstm_packed(packed: PackedSequence, layers, hx, hidden: int, proj: int, D: int, options: dict):
-    """lstm() on a PackedSequence: the packed kernel where it runs the semantics, else padded with lengths."""
-    B = int(packed.batch_sizes[0])
-    L = len(layers)
-    if hx is None:
-        h0 = packed.data.new_zeros(L * D, B, proj)
-        c0 = packed.data.new_zeros(L * D, B, hidden)
-    else:
-        h0, c0 = hx
-        for name, s, width in (("h0", h0, proj), ("c0", c0, hidden)):
-            if _shape(s) != [L * D, B, width]:
-                raise LSTMShapeError(f"initial state {name} has shape {_shape(s)}; expected {[L * D, B, width]}")
-            if s.dtype != packed.data.dtype or s.device != packed.data.device:
-                raise LSTMShapeError(f"initial state {name} has dtype {s.dtype} on {s.device}; the input has dtype "
-                                     f"{packed.data.dtype} on {packed.data.device}")
-    plain = (options["tanh"] is None and options["gate_activation"] is None and options["preact_grad_clip"] is None
-             and not options["recurrent_weight_grad_ignores_cont"] and options["cell_clip"] is None
-             and options["proj_clip"] is None and options["preact_clip"] is None and not options["input_forget"]
-             and lstm_activations.resolve(options["activations"]) is None
-             and all(w.peephole is None for dirs in layers for w in dirs)
-             and proj <= hidden and (proj < hidden or layers[0][0].weight_hr is None)
-             and options["direction"] != "reverse")
-    training, placement = options["training"], options["dropout_placement"]
-    p = options["dropout"] if (training and placement != "none") else 0.0
-    if plain and options["backend"] != "loop":
-        data, h_n, c_n = _fused_on_packed(packed, layers, h0, c0, p if L > 1 else 0.0, training, D == 2)
-        if p > 0 and placement == "output":
-            data = F.dropout(data, p, training=True)
-        return PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices), (h_n, c_n)
-    if options["backend"] == "fused" and not plain:
-        raise ValueError("the fused kernel cannot run these semantics on a PackedSequence; use backend='loop' or 'auto'")
-    padded, lengths = pad_packed_sequence(packed)
-    kw = {k: v for k, v in options.items() if k != "batch_first"}
-    kw["backend"] = "loop" if options["backend"] == "loop" else "auto"
-    weights = [dirs if D == 2 else dirs[0] for dirs in layers]
-    out, state = lstm(padded, weights, (h0, c0), lengths=lengths, **kw)
-    order = packed.sorted_indices
-    if order is not None:
-        out = out.index_select(1, order)
-        lengths = lengths.index_select(0, order.cpu())
-    data = pack_padded_sequence(out, lengths, enforce_sorted=True).data
-    return PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices), state
+def lstm(x, weights, hx: Optional[State] = None, *,
+         cont: Optional[Tensor] = None, mask: Optional[Tensor] = None, batch_first: bool = False,
+         dropout: float = 0.0, dropout_placement: str = "between", training: bool = False,
+         tanh: Optional[Callable[[Tensor], Tensor]] = None, gate_activation: Optional[Callable[[Tensor], Tensor]] = None,
+         preact_grad_clip: Optional[float] = None, recurrent_weight_grad_ignores_cont: bool = False,
+         kernel: str = "auto", direction: str = "forward", lengths=None, cell_clip: Optional[float] = None,
+         proj_clip: Optional[float] = None, preact_clip: Optional[float] = None, input_forget: bool = False,
+         activations=None, gate_order: str = CANONICAL_GATE_ORDER, past_end: Optional[str] = None,
+         cell: Optional[Cell] = None):
+    """Run a stacked LSTM over a sequence. The functional form of :class:`LSTM`.
+
+    Args:
+        x: [T, B, in] (or [B, T, in] with ``batch_first``), or a ``PackedSequence`` (then the output is
+            one too, as ``torch.nn.LSTM``; ``cont``, ``mask`` and ``lengths`` do not apply).
+        weights: per layer one :class:`LayerWeights` (canonical layout, or ``gate_order``'s), or a
+            (forward, backward) pair of them with ``direction="bidirectional"``.
+        hx: ``(h0, c0)``, h0 [layers * directions, B, P], c0 [layers * directions, B, H]; zeros when None.
+        cont: [T, B] (or [B, T] with ``batch_first``) continuation multipliers, Caffe semantics;
+            forward direction only.
+        mask: [T, B] (or [B, T]) padding mask, Theano tutorial semantics. Not together with ``cont``.
+        lengths: [B] integer valid lengths of right-padded sequences (outputs past them are 0, the final
+            state is the last valid step's). Not together with ``cont`` or ``mask``.
+        past_end: None, or ``"unread"``: the caller reads neither the outputs past each sequence's end
+            (their values are then unspecified) nor the final state (None is returned for it).
+        direction: ``"forward"``, ``"reverse"`` (each layer reads the sequence back to front, only each
+            sequence's valid prefix with ``lengths`` as ``tf.reverse_sequence`` and packed sequences do, the
+            whole time axis without, mask included as Keras ``go_backwards`` does; outputs come back in the
+            original time order) or ``"bidirectional"`` (each layer's output is concat(forward, backward);
+            h_n / c_n ordered layer 0 forward, layer 0 backward, layer 1 forward, ... as ``torch.nn.LSTM``).
+        dropout: drop probability, applied in training only, where ``dropout_placement`` says: ``"output"``
+            (every layer's output including the last, TF ``DropoutWrapper(output_keep_prob=...)``),
+            ``"between"`` (all but the last, cuDNN and ``torch.nn.LSTM(dropout=...)``) or ``"none"``; kept
+            values are scaled by ``1 / (1 - dropout)`` as TF and PyTorch do.
+        tanh: replaces tanh for the cell input and the cell output (a callable).
+        gate_activation: replaces the sigmoid of the i, f and o gates (a callable).
+        activations: ``(gate, cell input, cell output)`` names from :data:`ACTIVATIONS` (or
+            ``(name, alpha, beta)`` tuples); not together with ``tanh`` / ``gate_activation``.
+        cell_clip: clamps c to [-v, v] after each update (TF ``LSTMCell(cell_clip=...)``).
+        proj_clip: clamps the projected h to [-v, v] (TF ``LSTMCell(proj_clip=...)``); needs weight_hr.
+        preact_clip: clamps every gate pre-activation to [-v, v] (ONNX ``clip``).
+        input_forget: the forget gate is 1 - i (ONNX ``input_forget=1``).
+        preact_grad_clip: clamps the gradient of the gate pre-activations to +-value at each step
+            (junhyukoh caffe-lstm ``clipping_threshold``; must be > 0, None for no clamp).
+        recurrent_weight_grad_ignores_cont: weight_hh's gradient uses the raw h_{t-1} even where cont
+            scales it (junhyukoh caffe-lstm's dW_h defect).
+        gate_order: the order of the gate blocks in the weights' rows (default canonical ``"ifgo"``).
+        cell: the cell's options as one :class:`compat.recurrent.cell.Cell` instead of the keywords above.
+        kernel: ``"auto"`` (:mod:`compat.recurrent.select` decides) or a name of
+            :data:`compat.recurrent.select.KERNELS` to force (an error says why it cannot run the call).
+
+    Returns:
+        ``(output, (h_n, c_n))``: the top layer's h at every step [T, B, D * P] (dropped out under the
+        ``"output"`` placement), and the final state of every layer and direction (None with
+        ``past_end="unread"``).
+    """
+    cell, layers, state = _prepare(x, weights, hx, batch_first, direction, dropout, dropout_placement, past_end,
+                                   kernel, dict(cell=cell, tanh=tanh, gate_activation=gate_activation,
+                                                activations=activations, cell_clip=cell_clip, proj_clip=proj_clip,
+                                                preact_clip=preact_clip, input_forget=input_forget,
+                                                preact_grad_clip=preact_grad_clip,
+                                                recurrent_weight_grad_ignores_cont=recurrent_weight_grad_ignores_cont,
+                                                gate_order=gate_order))
+    return run(cell, layers, x, state, cont=cont, mask=mask, lengths=lengths, batch_first=batch_first,
+               direction=direction, dropout=dropout, dropout_placement=dropout_placement, training=training,
+               past_end=past_end, kernel=kernel)
+
+
+def which_kernel(x: Tensor, weights, hx: Optional[State] = None, *, cont: Optional[Tensor] = None,
+                 mask: Optional[Tensor] = None, lengths=None, batch_first: bool = False, dropout: float = 0.0,
+                 dropout_placement: str = "between", training: bool = False, direction: str = "forward",
+                 past_end: Optional[str] = None, kernel: str = "auto", **cell_options) -> Choice:
+    """The kernel :func:`lstm` would run for these arguments (``choice.name``) and the selection rule that
+    picked it (``choice.rule.why``); nothing is computed. ``x`` is a dense tensor; ``cell_options`` are
+    :func:`lstm`'s cell keywords."""
+    options = dict(cell=None, tanh=None, gate_activation=None, activations=None, cell_clip=None, proj_clip=None,
+                   preact_clip=None, input_forget=False, preact_grad_clip=None,
+                   recurrent_weight_grad_ignores_cont=False, gate_order=CANONICAL_GATE_ORDER)
+    unknown = sorted(set(cell_options) - set(options))
+    if unknown:
+        raise TypeError(f"which_kernel got unknown options {unknown}")
+    options.update(cell_options)
+    cell, layers, state = _prepare(x, weights, hx, batch_first, direction, dropout, dropout_placement, past_end,
+                                   kernel, options)
+    return plan(cell, layers, x, state, cont=cont, mask=mask, lengths=lengths, batch_first=batch_first,
+                direction=direction, dropout=dropout, dropout_placement=dropout_placement, training=training,
+                past_end=past_end, kernel=kernel)
 
 
 # ------------------------------------------------------------------------------------------ the module
@@ -660,9 +317,10 @@ class LSTM(nn.Module):
     ``LSTM(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
     dropout_placement="between", proj_size=0, bidirectional=False, peepholes=False, **semantics)``;
     ``semantics`` are :func:`lstm`'s ``cell_clip``, ``proj_clip``, ``preact_clip``, ``input_forget``,
-    ``activations`` and ``direction`` (``"reverse"`` for a reverse-only stack).
-    ``forward(x, hx=None, *, cont=None, mask=None, lengths=None)`` -> ``(output, (h_n, c_n))`` with the
-    semantics of :func:`lstm`. Parameters: ``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``,
+    ``activations`` and ``direction`` (``"reverse"`` for a reverse-only stack); they are validated once,
+    into ``self.cell`` (:class:`compat.recurrent.cell.Cell`).
+    ``forward(x, hx=None, *, cont=None, mask=None, lengths=None, kernel="auto")`` -> ``(output, (h_n, c_n))``
+    with the semantics of :func:`lstm`. Parameters: ``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``,
     ``bias_hh_l{k}``, ``weight_hr_l{k}`` (projection), ``peephole_l{k}`` [3, H] (rows i, f, o), with
     ``_reverse`` for the backward direction; without peepholes and custom semantics the state dict loads
     into and from ``torch.nn.LSTM`` of the same sizes.
@@ -686,13 +344,16 @@ class LSTM(nn.Module):
             raise ValueError(f"proj_size must be >= 0; got {proj_size}")
         if semantics.get("proj_clip") is not None and not proj_size:
             raise ValueError("proj_clip needs a projection (proj_size > 0)")
-        lstm_activations.resolve(semantics.get("activations"))  # unknown names fail here, not at forward
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first = bias, batch_first
         self.dropout, self.dropout_placement = dropout, dropout_placement
         self.proj_size, self.bidirectional, self.peepholes = proj_size, bidirectional, peepholes
         self.direction = "bidirectional" if bidirectional else direction
         self.semantics = dict(semantics)
+        options = dict(semantics)
+        activations = options.pop("activations", None)
+        self.cell = Cell("lstm", STANDARD_ACTIVATIONS if activations is None else activations, peepholes=peepholes,
+                         projection=bool(proj_size), **options)
         factory = dict(device=device, dtype=dtype)
         D = 2 if bidirectional else 1
         out_size = proj_size or hidden_size
@@ -731,10 +392,13 @@ class LSTM(nn.Module):
         return out
 
     def forward(self, x, hx: Optional[State] = None, *, cont: Optional[Tensor] = None,
-                mask: Optional[Tensor] = None, lengths=None, backend: str = "auto"):
+                mask: Optional[Tensor] = None, lengths=None, kernel: str = "auto", backend: Optional[str] = None):
+        """``backend`` is the former name of ``kernel``, still accepted from callers written against it."""
+        if backend is not None and backend != "auto":
+            kernel = backend
         return lstm(x, self.layer_weights(), hx, cont=cont, mask=mask, lengths=lengths, batch_first=self.batch_first,
                     dropout=self.dropout, dropout_placement=self.dropout_placement, training=self.training,
-                    backend=backend, direction=self.direction, **self.semantics)
+                    kernel=kernel, direction=self.direction, cell=self.cell)
 
     def extra_repr(self) -> str:
         s = (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, bias={self.bias}, "

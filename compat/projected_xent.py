@@ -19,11 +19,11 @@ the [H, V] weight take most of the rest. Here:
   @ G``, ``db = G^T g``.
 - float32 on the CPU: the products go through oneDNN's inner product (``torch.ops.mkldnn.
   _linear_pointwise``, the library TensorFlow's CPU build uses for its MatMul), not torch's BLAS (MKL,
-  which on AMD processors takes its generic code path: 1.4-1.7x slower at these shapes; see
+  which on AMD processors takes its generic code path, slower at these shapes; see
   docs/performance.md). The forward's weight is reordered once a call into oneDNN's blocked layout,
   which pays off from about a thousand rows; below that the forward's product stays with torch.mm.
-  ``backend="aten"`` (or ``torch.backends.mkldnn.flags(enabled=False)``) uses ``torch.mm`` throughout,
-  ``backend="onednn"`` oneDNN throughout. All are plain float32 products (no reduced-precision math);
+  ``matmul="aten"`` (or ``torch.backends.mkldnn.flags(enabled=False)``) uses ``torch.mm`` throughout,
+  ``matmul="onednn"`` oneDNN throughout. All are plain float32 products (no reduced-precision math);
   they differ from each other in summation order only.
 
 The buffer is taken from a small pool in forward and given back only after its backward has run, so a
@@ -43,7 +43,7 @@ from torch import Tensor
 
 _BLOCK_ELEMENTS = 1 << 20  # logits per forward block (4 MB of float32)
 _ONEDNN_FORWARD_MIN_ROWS = 1024
-BACKENDS = ("auto", "onednn", "aten")
+MATMULS = ("auto", "onednn", "aten")  # which library computes the products
 
 
 class BufferPool:
@@ -86,12 +86,12 @@ def _onednn_ops_work() -> bool:
         return False
 
 
-def _use_onednn(backend: str, x: Tensor) -> bool:
-    if backend == "aten":
+def _use_onednn(matmul: str, x: Tensor) -> bool:
+    if matmul == "aten":
         return False
     ok = x.device.type == "cpu" and x.dtype == torch.float32 and onednn_available()
-    if backend == "onednn" and not ok:
-        raise RuntimeError(f"backend='onednn' needs float32 CPU tensors and torch with oneDNN enabled; got "
+    if matmul == "onednn" and not ok:
+        raise RuntimeError(f"matmul='onednn' needs float32 CPU tensors and torch with oneDNN enabled; got "
                            f"{x.dtype} on {x.device}, oneDNN {'enabled' if onednn_available() else 'unavailable'}")
     return ok
 
@@ -115,8 +115,8 @@ class _ProjectedXent(torch.autograd.Function):
         N, V = x.shape[0], weight.shape[1]
         probs = pool.take((N, V), x.dtype, x.device)
         loss = x.new_empty(N)
-        # Repacking the weight for oneDNN costs about as much as it saves on a few hundred rows (PTB's
-        # 400 x 200 x 10000 forward: 5.7 ms to pack, 4 ms saved); from about a thousand rows it wins.
+        # Repacking the weight for oneDNN costs about as much as it saves on a few hundred rows; from about a
+        # thousand rows it wins (docs/performance.md).
         onednn_forward = onednn and (N >= _ONEDNN_FORWARD_MIN_ROWS or onednn == "all")
         # oneDNN writes each block's product into a new tensor: blocks small enough to stay in cache for
         # the softmax. torch.mm writes into the buffer itself, and the softmax runs there in place: one block.
@@ -167,10 +167,10 @@ class _ProjectedXent(torch.autograd.Function):
 
 
 def projected_cross_entropy(x: Tensor, weight: Tensor, bias: Optional[Tensor], labels: Tensor,
-                            pool: Optional[BufferPool] = None, *, backend: str = "auto") -> Tensor:
+                            pool: Optional[BufferPool] = None, *, matmul: str = "auto") -> Tensor:
     """Per-row ``-log softmax(x @ weight + bias)[labels]``: x [N, H], weight [H, V], bias [V] or None,
     labels [N] integer ids in [0, V). Returns [N]. Differentiable once in x, weight and bias. ``pool``
-    keeps the probabilities buffer between calls (a fresh one each call when None). ``backend``: "auto"
+    keeps the probabilities buffer between calls (a fresh one each call when None). ``matmul``: "auto"
     (oneDNN's products for float32 on the CPU where torch has them, the forward's from about a thousand
     rows; else torch.mm), "onednn" (every product by oneDNN), "aten" (torch.mm)."""
     if x.dim() != 2 or weight.dim() != 2 or x.shape[1] != weight.shape[0]:
@@ -179,12 +179,12 @@ def projected_cross_entropy(x: Tensor, weight: Tensor, bias: Optional[Tensor], l
         raise ValueError(f"bias has shape {list(bias.shape)}; expected [V] = [{weight.shape[1]}]")
     if labels.dim() != 1 or labels.shape[0] != x.shape[0]:
         raise ValueError(f"labels have shape {list(labels.shape)}; expected [N] = [{x.shape[0]}]")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
-    onednn = _use_onednn(backend, x) and weight.dtype == x.dtype and (bias is None or bias.dtype == x.dtype)
-    if onednn and backend == "onednn":
+    if matmul not in MATMULS:
+        raise ValueError(f"matmul must be one of {MATMULS}, not {matmul!r}")
+    onednn = _use_onednn(matmul, x) and weight.dtype == x.dtype and (bias is None or bias.dtype == x.dtype)
+    if onednn and matmul == "onednn":
         onednn = "all"  # asked for by name: the forward's product too, whatever the number of rows
     return _ProjectedXent.apply(x, weight, bias, labels.long(), pool if pool is not None else BufferPool(0), onednn)
 
 
-__all__ = ["BACKENDS", "BufferPool", "onednn_available", "projected_cross_entropy"]
+__all__ = ["MATMULS", "BufferPool", "onednn_available", "projected_cross_entropy"]

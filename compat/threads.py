@@ -1,53 +1,114 @@
-"""How many CPU threads the ports use, and how those threads wait.
+"""How many CPU threads a command-line program gives torch.
 
-Every ``python -m ports.<name>`` takes ``--threads N``. Import this module before torch: torch's OpenMP
-runtime (libgomp) reads its wait settings once, when torch loads.
+For the ``python -m ports.<name>`` programs (and the benchmarks), which own their process: importing this
+module changes nothing, and no library function calls it. A program calls :func:`configure_threads` with
+``--threads``: the count in effect, and, where the program chooses it, a :class:`LoadFollower` whose
+:meth:`~LoadFollower.check` the program's own training loop calls. How idle OpenMP threads wait is left to
+the environment (``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT``): bounding libgomp's spinning measured no faster
+anywhere, and slower beside a busy process (docs/performance.md, "Threads under contention").
 
-How idle threads wait. Between two parallel regions libgomp's worker threads spin before they sleep;
-by default for 300,000 rounds (``OMP_WAIT_POLICY`` unset), which on a busy machine takes the cores the
-working threads need (a step can become a hundred times slower), while ``OMP_WAIT_POLICY=PASSIVE``
-(sleep at once) makes every parallel region pay a futex wake-up, which at two threads made the
-fine-grained steps slower than one thread (IMDB float32 23 against 46 updates/s, Caffe deep_short 494
-against 790 iterations/s). This module sets ``GOMP_SPINCOUNT`` (:data:`SPIN_COUNT` rounds, tens of
-microseconds) unless the environment already chooses ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``: a
-worker catches the next region of the same step without a wake-up, and gives its core back soon after.
-
-How many threads. Spinning or not, a parallel region is only as fast as its slowest thread, and a thread
-that shares a core with another program's busy process holds up the whole step: on a busy machine one
-thread is faster than two. The default (no ``--threads``) is therefore **the cores this process may use
-minus the cores other processes are keeping busy**, at least 1, and it follows the machine: the
-training steps call :func:`rebalance`, which every :data:`REBALANCE_SECONDS` measures the CPU time the
-other processes took (``/proc/stat`` minus this process's own time) and changes the thread count when
-that load changed: down at once, up after :data:`RAISE_AFTER_CHECKS` checks in a row. Two threads on
-an idle 2-core machine, one beside a CPU-bound process, back to two when it ends. An explicit ``--threads N`` is kept as given. Where ``/proc/stat`` cannot be read, every
-core is used. Measured in docs/performance.md ("Threads under contention").
+Who chooses the thread count, in this order: ``--threads N``; else ``OMP_NUM_THREADS`` (torch read it when
+it loaded); else, when ``main()`` was called from Python rather than as ``python -m`` (the caller owns the
+process, and may have called ``torch.set_num_threads``), torch's count as the caller left it; else the
+program: the cores this process may use (its CPU affinity and its cgroup's CPU quota, cgroup v2 ``cpu.max``
+or v1 ``cpu.cfs_quota_us``) minus the cores other processes keep busy (``/proc/stat``), at least 1, then
+followed while training: down at once when other processes take a core, up only after
+:data:`RAISE_AFTER_CHECKS` checks in a row found it free (a thread too many costs far more than a thread too
+few: a parallel region is only as fast as its slowest thread). Where ``/proc/stat`` cannot be read, every
+usable core is used.
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
+import math
 import os
 import time
-from typing import Iterator, Optional, Tuple
+from pathlib import Path
+from typing import Mapping, NamedTuple, Optional, Tuple
 
-SPIN_COUNT = 10000  # libgomp spin rounds before a worker sleeps (its default: 300000)
 REBALANCE_SECONDS = 0.25
 RAISE_AFTER_CHECKS = 4  # more threads only after this many checks in a row allowed them (one less: at once)
 START_WINDOW_SECONDS = 0.1  # the first measurement of the other processes' load, at start-up
 
-# Read by the OpenMP runtime when torch loads it: this has to run before ``import torch``.
-if "OMP_WAIT_POLICY" not in os.environ:
-    os.environ.setdefault("GOMP_SPINCOUNT", str(SPIN_COUNT))
 
-
-def available_cores() -> int:
-    """The cores this process may run on."""
+# ------------------------------------------------------------------------------------------- the cores
+def affinity_cores() -> int:
+    """The cores this process may run on (its CPU affinity)."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
 
 
+def _read(path: Path) -> Optional[str]:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def _cgroup_paths(proc_self_cgroup: Path) -> Tuple[Optional[str], Optional[str]]:
+    """(the v2 cgroup path, the v1 cpu controller's path) of this process, from /proc/self/cgroup."""
+    text = _read(proc_self_cgroup)
+    v2 = v1 = None
+    for line in (text or "").splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        if parts[0] == "0" and parts[1] == "":
+            v2 = parts[2]
+        elif "cpu" in parts[1].split(","):
+            v1 = parts[2]
+    return v2, v1
+
+
+def _upwards(root: Path, path: Optional[str]):
+    """The cgroup folder of ``path`` under ``root`` and each of its parents, then ``root`` itself."""
+    if path:
+        folder = root / path.lstrip("/")
+        while folder != root and root in folder.parents:
+            yield folder
+            folder = folder.parent
+    yield root
+
+
+def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup"), proc_self_cgroup: Path = Path("/proc/self/cgroup")
+                     ) -> Optional[float]:
+    """The CPU quota of this process's cgroup in cores (quota / period; the tightest of its ancestors'), or
+    None where none is set or none can be read. cgroup v2: ``cpu.max`` ("max 100000" or "150000 100000");
+    v1: ``cpu.cfs_quota_us`` (-1: none) over ``cpu.cfs_period_us``."""
+    v2, v1 = _cgroup_paths(proc_self_cgroup)
+    limits = []
+    for folder in _upwards(root, v2):
+        text = _read(folder / "cpu.max")
+        if text:
+            fields = text.split()
+            if len(fields) == 2 and fields[0] != "max":
+                try:
+                    limits.append(int(fields[0]) / int(fields[1]))
+                except (ValueError, ZeroDivisionError):
+                    pass
+    for mount in ("cpu,cpuacct", "cpu", "cpuacct,cpu"):
+        for folder in _upwards(root / mount, v1):
+            quota, period = _read(folder / "cpu.cfs_quota_us"), _read(folder / "cpu.cfs_period_us")
+            try:
+                if quota is not None and period is not None and int(quota) > 0:
+                    limits.append(int(quota) / int(period))
+            except (ValueError, ZeroDivisionError):
+                pass
+    return min(limits) if limits else None
+
+
+def usable_cores() -> int:
+    """The cores this process may use: its affinity, capped by its cgroup's CPU quota (whole cores, at least 1)."""
+    cores = affinity_cores()
+    limit = cgroup_cpu_limit()
+    if limit is not None:
+        cores = min(cores, max(1, math.floor(limit)))
+    return cores
+
+
+# -------------------------------------------------------------------------------------- the others' load
 def _machine_busy_seconds() -> Optional[float]:
     """CPU seconds every process has spent running since boot (/proc/stat's first line: user, nice,
     system, irq, softirq; idle, iowait and the hypervisor's steal left out), or None."""
@@ -91,20 +152,19 @@ def threads_beside(others: Optional[float], cores: int) -> int:
 
 
 def default_threads(window: float = START_WINDOW_SECONDS) -> int:
-    """The thread count used when ``--threads`` is not given: the cores other processes left idle over a
-    short window, at least 1."""
+    """The program's own choice: the usable cores other processes left idle over a short window, at least 1."""
     meter = LoadMeter()
     time.sleep(window)
-    return threads_beside(meter.others(), available_cores())
+    return threads_beside(meter.others(), usable_cores())
 
 
-class _Following:
-    """The default thread count kept up to date with the machine's load (see :func:`rebalance`): fewer
-    threads as soon as one check finds the cores taken, more only when RAISE_AFTER_CHECKS checks in a row
-    found them free (a thread too many costs far more than a thread too few)."""
+class LoadFollower:
+    """The program's thread count kept up to date with the machine's load. :meth:`check` is cheap (a clock
+    read) between re-measurements, every :data:`REBALANCE_SECONDS`: fewer threads as soon as one check finds
+    the cores taken, more only when :data:`RAISE_AFTER_CHECKS` checks in a row found them free."""
 
-    def __init__(self, threads: int, meter: LoadMeter):
-        self.threads, self.meter = threads, meter
+    def __init__(self, threads: int, meter: Optional[LoadMeter] = None, at_most: Optional[int] = None):
+        self.threads, self.meter, self.at_most = threads, meter or LoadMeter(), at_most
         self.next_check = time.monotonic() + REBALANCE_SECONDS
         self.free_checks = 0
 
@@ -113,7 +173,9 @@ class _Following:
         if now < self.next_check:
             return
         self.next_check = now + REBALANCE_SECONDS
-        wanted = threads_beside(self.meter.others(), available_cores())
+        wanted = threads_beside(self.meter.others(), usable_cores())
+        if self.at_most is not None:
+            wanted = min(wanted, self.at_most)
         if wanted > self.threads:
             self.free_checks += 1
             if self.free_checks < RAISE_AFTER_CHECKS:
@@ -126,51 +188,59 @@ class _Following:
             self.threads = wanted
 
 
-_following: Optional[_Following] = None
+class Threads(NamedTuple):
+    """What :func:`configure_threads` decided: the count in effect, who chose it, and the follower to call
+    from the training loop (None unless the program chose the count)."""
+
+    count: int
+    chosen_by: str  # "--threads", "OMP_NUM_THREADS", "the caller", "the program"
+    follower: Optional[LoadFollower]
+
+    def check(self) -> None:
+        """Follow the machine's load (nothing unless the program chose the count)."""
+        if self.follower is not None:
+            self.follower.check()
+
+    def __str__(self) -> str:
+        return f"{self.count} CPU thread{'s' if self.count > 1 else ''}"
 
 
-def rebalance() -> None:
-    """Called by the training steps: where the thread count is the default one, re-measure the other
-    processes' load every REBALANCE_SECONDS and follow it (a time check otherwise; nothing at all after
-    an explicit --threads)."""
-    if _following is not None:
-        _following.check()
-
-
-def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+def add_threads_argument(parser: argparse.ArgumentParser, at_most: Optional[int] = None, why: str = "") -> None:
+    """``--threads``; ``at_most`` (and ``why``) as the program passes them to :func:`configure_threads`."""
+    if at_most == 1:
+        default = f"1: {why}" if why else "1"
+    else:
+        default = (f"the usable cores not kept busy by other processes{f', at most {at_most}' if at_most else ''}, at "
+                   f"least 1, re-measured every {REBALANCE_SECONDS:g} s while training")
     parser.add_argument("--threads", type=int, default=None,
-                        help=f"CPU threads for torch (default: the cores not kept busy by other processes, at "
-                             f"least 1, re-measured every {REBALANCE_SECONDS:g} s while training; "
-                             f"{available_cores()} cores here)")
+                        help=f"CPU threads for torch (default: OMP_NUM_THREADS if set, else {default}; "
+                             f"{usable_cores()} usable cores here)")
 
 
-def configure_threads(threads: Optional[int]) -> int:
-    """Apply ``--threads`` (None: :func:`default_threads`, then kept up to date by :func:`rebalance`);
-    returns the count in effect."""
+def configure_threads(requested: Optional[int], *, owns_process: bool,
+                      environ: Mapping[str, str] = os.environ, at_most: Optional[int] = None) -> Threads:
+    """Apply ``--threads`` (``requested``) as the module docstring says. ``owns_process``: the program runs
+    as ``python -m`` (its ``__main__``), not from a caller's Python. ``at_most``: a cap on the program's own
+    choice (a program whose products are too small to split), not on ``--threads`` or the environment's."""
     import torch
 
-    global _following
-    if threads is not None and threads < 1:
-        raise ValueError(f"--threads must be at least 1; got {threads}")
+    if requested is not None:
+        if requested < 1:
+            raise ValueError(f"--threads must be at least 1; got {requested}")
+        torch.set_num_threads(requested)
+        return Threads(requested, "--threads", None)
+    if environ.get("OMP_NUM_THREADS", "").strip():
+        return Threads(torch.get_num_threads(), "OMP_NUM_THREADS", None)
+    if not owns_process:
+        return Threads(torch.get_num_threads(), "the caller", None)
+    if at_most == 1:  # nothing to measure or follow
+        torch.set_num_threads(1)
+        return Threads(1, "the program", None)
     meter = LoadMeter()
-    n = default_threads() if threads is None else threads
+    n = default_threads() if at_most is None else min(default_threads(), at_most)
     torch.set_num_threads(n)
-    _following = _Following(n, meter) if threads is None else None
-    return n
+    return Threads(n, "the program", LoadFollower(n, meter, at_most))
 
 
-@contextlib.contextmanager
-def single_threaded() -> Iterator[None]:
-    """torch on one thread inside the block (the caller's count restored after): for steps made only of
-    products too small to split, where a second thread adds wake-ups and nothing else."""
-    import torch
-
-    n = torch.get_num_threads()
-    if n == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
+__all__ = ["LoadFollower", "LoadMeter", "Threads", "add_threads_argument", "affinity_cores", "cgroup_cpu_limit",
+           "configure_threads", "default_threads", "threads_beside", "usable_cores"]

@@ -105,7 +105,7 @@ def port_initial_blobs(seed: int):
     import torch
 
     from compat.formats.prototxt import parse_prototxt
-    from ports.caffe_sequence.net import CaffeNet
+    from ports.caffe_sequence.model import CaffeNet
 
     net = CaffeNet(parse_prototxt(PORT_NET), "TRAIN", generator=torch.Generator().manual_seed(seed))
     return net.blobs_by_layer(), net.name

@@ -32,8 +32,8 @@ the example's test_*.sh scripts):
 
 The window starts at the port's initialisation, where ``clipping_threshold: 0.1`` clamps gate gradients
 in four or five of the first ten iterations (the gradients grow backwards through the 320 steps from a
-zero state): the recordings cover the fork's clamp, which the port computes on its step loop (the probe's
-fallback), and its dW_h defect, which acts from the third iteration (the first with a carried h that is
+zero state): the recordings cover the fork's clamp, which the port's kernels apply at every step (the
+checked fused kernel by recomputing on the step loop), and its dW_h defect, which acts from the third iteration (the first with a carried h that is
 not zero: at initialisation h stays exactly 0, as the data input is zero and the cell input g = tanh(0)).
 """
 from __future__ import annotations
@@ -65,7 +65,8 @@ SOLVER_FIELDS_SET = ("max_iter", "display", "debug_info", "snapshot", "snapshot_
 
 def port_initial_blobs(config: str, seed: int):
     """The port's train net for ``config`` as lstm_sequence.cpp starts it (fillers, forget bias 5)."""
-    from ports.caffe_sequence.example import RunConfig, Trainer
+    from ports.caffe_sequence.config import RunConfig
+    from ports.caffe_sequence.train import Trainer
 
     trainer = Trainer(RunConfig(config, Path(tempfile.gettempdir()), iters=0, seed=seed, progress=False))
     return trainer.net.blobs_by_layer(), trainer.net.name

@@ -74,16 +74,9 @@ def shared_data():
 
 
 @pytest.fixture(autouse=True)
-def _thread_count_fixed_in_tests(request, monkeypatch):
-    """The CLIs run in-process here without ``--threads``: their default thread count would follow the
-    machine's load (compat.threads), so that one test's numbers could depend on what else the machine
-    runs. Here the default is the suite's count and never changes; tests/test_threads.py tests the policy."""
-    from compat import threads
-
+def _thread_count_restored():
+    """The CLIs run in-process here: they keep the suite's thread count (a caller's own, compat.threads) unless a
+    test passes --threads, after which the suite's count is restored. tests/test_threads.py tests the policy."""
     before = torch.get_num_threads()
-    if request.module.__name__.rsplit(".", 1)[-1] != "test_threads":
-        monkeypatch.setattr(threads, "default_threads", lambda window=0.0: before)
-        monkeypatch.setattr(threads, "rebalance", lambda: None)
     yield
-    threads._following = None
     torch.set_num_threads(before)

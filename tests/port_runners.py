@@ -240,7 +240,8 @@ def port_blobs(net) -> Dict[str, np.ndarray]:
 
 def caffe_sequence_trainer(config: dict, inputs: dict, out_dir: Path, **run_options):
     """The port's lstm_sequence trainer for a recorded case, started from the recorded initial weights."""
-    from ports.caffe_sequence.example import RunConfig, Trainer
+    from ports.caffe_sequence.config import RunConfig
+    from ports.caffe_sequence.train import Trainer
 
     trainer = Trainer(RunConfig(config["config"], out_dir, iters=config["iters"], seed=config["seed"], progress=False,
                                 **run_options))
@@ -252,9 +253,9 @@ def caffe_sequence_trainer(config: dict, inputs: dict, out_dir: Path, **run_opti
 def run_port_caffe_sequence(config: dict, inputs: dict, out_dir: Path, *, iters: Optional[int] = None,
                             clipping_threshold: Optional[float] = None, **run_options) -> Dict[str, np.ndarray]:
     """lstm_sequence.cpp on the port from the recorded weights: every iteration's loss, the weights after
-    ``config["early"]`` and after all iterations, the iterations that needed the clamp, the target and the
-    generation. ``run_options``: RunConfig fields (``dwh_defect``, ``backend``)."""
-    from ports.caffe_sequence.example import generate
+    ``config["early"]`` and after all iterations, the target and the generation. ``run_options``: RunConfig
+    fields (``dwh_defect``, ``kernel``)."""
+    from ports.caffe_sequence.train import generate
 
     trainer = caffe_sequence_trainer(config, inputs, out_dir, **run_options)
     port: Dict[str, np.ndarray] = {}
@@ -262,19 +263,17 @@ def run_port_caffe_sequence(config: dict, inputs: dict, out_dir: Path, *, iters:
         for m in trainer.net.lstm_layers():
             m.clipping_threshold = clipping_threshold
     iters = config["iters"] if iters is None else iters
-    losses, clamped = [], []
+    losses = []
     for it in range(iters):
-        before = trainer.state.fallbacks
         losses.append(trainer.train_step(it))
-        clamped.append(trainer.state.fallbacks > before)
         if it + 1 == config["early"]:
             port.update({f"iter{it + 1}/{k}": v for k, v in port_blobs(trainer.net).items()})
     port.update({f"iter{iters}/{k}": v for k, v in port_blobs(trainer.net).items()})
     port["loss"] = np.array(losses)
-    port["clamped"] = np.array(clamped)
     port["target"] = trainer.sequence.numpy()
     if iters == config["iters"]:
-        port["generated"] = generate(trainer.net, trainer.net_param, trainer.total_length)
+        port["generated"] = generate(trainer.net, trainer.net_param, trainer.total_length,
+                                     kernel=trainer.cfg.kernel)
     return port
 
 
@@ -327,7 +326,7 @@ def run_port_caffe_lstm(config: dict, inputs: dict) -> Dict[str, np.ndarray]:
     iteration's loss plus that of the extra forward pass Solver::Solve runs after training, the weights and
     momentum history after the first and the last iteration."""
     from compat.formats.prototxt import parse_prototxt
-    from ports.caffe_sequence.net import CaffeNet
+    from ports.caffe_sequence.model import CaffeNet
     from ports.caffe_sequence.solver import CaffeSGD
 
     net = CaffeNet(parse_prototxt(config["port_net"]), "TRAIN", source="recorded port_net")

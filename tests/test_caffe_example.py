@@ -1,5 +1,5 @@
-"""The lstm_sequence example: target data, Caffe's SGD, loss smoothing, the trainer's fused path, the CLI
-(train, checkpoint and resume, .caffemodel out and in)."""
+"""The lstm_sequence example: target data, Caffe's SGD, loss smoothing, the trainer on each kernel the core
+chooses for it, the CLI (train, checkpoint and resume, .caffemodel out and in)."""
 from __future__ import annotations
 
 import json
@@ -12,9 +12,10 @@ from hypothesis import given, strategies as st
 from compat import checkpoint, fastloop
 from compat.formats.caffemodel import read_caffemodel
 from compat.formats.prototxt import parse_prototxt
-from ports.caffe_sequence.__main__ import main
-from ports.caffe_sequence.example import (CHECKPOINT_FORMAT, RunConfig, Trainer, f_x, smoothed_update,
-                                          target_sequence)
+from ports.caffe_sequence.cli import main
+from ports.caffe_sequence.config import RunConfig
+from ports.caffe_sequence.data import f_x, target_sequence
+from ports.caffe_sequence.train import CHECKPOINT_FORMAT, Trainer, smoothed_update
 from ports.caffe_sequence.solver import CaffeSGD
 from tests.tolerances import assert_close
 
@@ -95,15 +96,29 @@ def test_caffe_sgd_grouped_update_equals_the_per_parameter_loop(regularization):
         assert torch.equal(a, b)
 
 
-def test_trainer_fused_probe_path_equals_the_step_loop(tmp_path):
-    """A few iterations with the verified fused path (and its fallbacks) give the step loop's weights."""
+@pytest.mark.parametrize("config", ["lstm_short", "deep_long"])
+def test_trainer_starts_every_lstm_forget_bias_at_five(tmp_path, config):
+    """lstm_sequence.cpp after building the net: ``caffe_set(h, Dtype(5.), bias + h)`` on every Lstm layer's
+    bias, whose blocks lstm_layer.cpp reads as i, f, o, g: the second block 5, the other three as the
+    prototxt's constant bias_filler leaves them (0)."""
+    trainer = Trainer(RunConfig(config, tmp_path, iters=1, seed=3, progress=False))
+    lstm_biases = {name: list(m.parameters())[2].detach() for name, m in trainer.net.layer_modules.items()
+                   if type(m).__name__ == "JunhyukohLSTM"}
+    assert len(lstm_biases) == {"lstm_short": 1, "deep_long": 3}[config]
+    for name, b in lstm_biases.items():
+        H = b.numel() // 4
+        expected = torch.zeros(4, H)
+        expected[1] = 5.0
+        assert torch.equal(b.reshape(4, H), expected), name
+
+
+def test_trainer_checked_fused_kernel_equals_the_step_loop(tmp_path):
+    """A few iterations on the checked fused kernel (the clamp acts in this seed's first iteration, where it
+    recomputes on the step loop) give the step loop's weights."""
     results = []
-    for backend in ("probe", "auto"):
-        trainer = Trainer(RunConfig("deep_short", tmp_path / backend, iters=3, seed=3, backend=backend, progress=False,
-                                    fastloop=False))
+    for kernel in ("checked", "loop"):
+        trainer = Trainer(RunConfig("deep_short", tmp_path / kernel, iters=3, seed=3, kernel=kernel, progress=False))
         trainer.train()
-        if backend == "probe":
-            assert trainer.state.fallbacks >= 1, "this seed's first iteration needs the clamp (covers the fallback)"
         results.append({k: v.clone() for k, v in trainer.net.state_dict().items()})
     for k in results[0]:
         assert_close(results[0][k], results[1][k], loosen=10,
@@ -111,18 +126,17 @@ def test_trainer_fused_probe_path_equals_the_step_loop(tmp_path):
 
 
 @pytest.mark.parametrize("config", ["lstm_short", "deep_short"])
-def test_trainer_compiled_loop_equals_the_step_loop(tmp_path, config):
-    """The default trainer path (compat.fastloop's compiled loop, clamp and dW_h defect inside) gives the
-    core step loop's losses and weights, iteration by iteration, including the clamped first iterations."""
+def test_trainer_default_kernel_equals_the_step_loop(tmp_path, config):
+    """The trainer's default (the core's choice: on the CPU the compiled loop, clamp and dW_h defect inside)
+    gives the core step loop's losses and weights, iteration by iteration, including the clamped first
+    iterations."""
     if not fastloop.available():
         pytest.skip(f"compat.fastloop is unavailable here: {fastloop.unavailable_reason()}")
     fast = Trainer(RunConfig(config, tmp_path / "fast", iters=4, seed=3, progress=False))
-    loop = Trainer(RunConfig(config, tmp_path / "loop", iters=4, seed=3, backend="auto", progress=False))
-    assert fast._layer_backend() == "compiled" and loop._layer_backend() == "auto"
+    loop = Trainer(RunConfig(config, tmp_path / "loop", iters=4, seed=3, kernel="loop", progress=False))
     for it in range(4):
         assert_close(fast.train_step(it), loop.train_step(it), dtype=torch.float32, loosen=10,
                      reason="float32 sums in another order over 320 steps", msg=f"loss at iteration {it}")
-    assert fast.state.fallbacks == 0
     for k, v in loop.net.state_dict().items():
         assert_close(fast.net.state_dict()[k], v, loosen=10, reason="float32 sums in another order", msg=k)
 
@@ -166,35 +180,3 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert main(["--config", "lstm_short", "--iters", "1", "--out", str(tmp_path), "--no-progress",
                  "--resume", str(bad)]) == 2
     assert "not a checkpoint" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("split", [1, 57, 319])
-def test_split_window_fallback_equals_one_step_loop_window(tmp_path, split):
-    """Steps [0, split) on the step loop and the rest fused, state attached between them: the same loss and
-    gradients as the whole window on the step loop (thresholds made unreachable so the comparison is about the split;
-    the dW_h defect and a carried state are on)."""
-    trainer = Trainer(RunConfig("deep_short", tmp_path, iters=0, seed=4, progress=False))
-    layers = trainer.net.lstm_layers()
-    gen = torch.Generator().manual_seed(9)
-    for m in layers:
-        m.clipping_threshold = 1e30  # the loop path, never clamping (at init h = 0 and gradients explode)
-        m.set_state((torch.randn(1, 1, m.hidden_size, generator=gen), torch.randn(1, 1, m.hidden_size, generator=gen)))
-    saved = [m.state for m in layers]
-    clip = torch.ones(320, 1)
-    clip[0] = 0
-    label = torch.as_tensor(target_sequence(320)).reshape(-1, 1)
-    params = [p for _, p, _, _ in trainer.net.learnable_params()]
-    trainer.solver.zero_grad()
-    loss_loop = trainer._forward_backward(clip, label, "auto")
-    grads_loop = [p.grad.clone() for p in params]
-    state_loop = [m.state for m in layers]
-    for m, s in zip(layers, saved):
-        m.set_state(s)
-    trainer.solver.zero_grad()
-    loss_split = trainer._split_forward_backward(clip, label, split)
-    assert loss_split == pytest.approx(loss_loop, rel=1e-6)
-    for (name, _, _, _), a, p in zip(trainer.net.learnable_params(), grads_loop, params):
-        assert_close(p.grad, a, loosen=10, reason="float32 sums in another order", msg=name)
-    for s, m in zip(state_loop, layers):
-        assert not m.state[0].requires_grad
-        assert_close(m.state[1], s[1])

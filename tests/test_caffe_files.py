@@ -16,8 +16,8 @@ from compat.formats.protobuf_wire import Writer, encode_varint
 from compat.formats.prototxt import Identifier, PrototxtError, TextMessage, format_prototxt, parse_prototxt, read_prototxt
 from ports.caffe_sequence import read_caffemodel, write_caffemodel
 from compat.formats.caffemodel import CaffeModelError, caffemodel_bytes, parse_caffemodel
-from ports.caffe_sequence.example import CONFIG_DIR, CONFIGS, resolve_net_path
-from ports.caffe_sequence.net import CaffeNet, CaffeNetError
+from ports.caffe_sequence.config import CONFIG_DIR, CONFIGS, resolve_net_path
+from ports.caffe_sequence.model import CaffeNet, CaffeNetError
 
 # ------------------------------------------------------------------------------------------ prototxt
 

@@ -29,7 +29,7 @@ loss from the forward on the weights after k updates, which the recorders' snaps
   configuration) and iteration 199 from those after 199 (the 198 ones minus the recorded momentum
   history: Blob::Update, exact), its state carried from iteration 198 (the long configurations' window 1
   starts with clip = 1; the short ones restart).
-  The labels are the example's target sequence (ports.caffe_sequence.example.target_sequence, checked
+  The labels are the example's target sequence (ports.caffe_sequence.data.target_sequence, checked
   here against the target column of Caffe's result file).
 
 Caffe prints the loss to 6 significant digits (glog). The comparison allows one unit of that 6th digit:
@@ -165,7 +165,7 @@ def _sequence_cases():
 @pytest.mark.parametrize("case", _sequence_cases())
 def test_lstm_sequence_converted_gives_caffes_losses(case, tmp_path):
     """The fork's converted Lstm layers in the example's net: iterations 0, 198 and 199 (state carried)."""
-    from ports.caffe_sequence.example import target_sequence
+    from ports.caffe_sequence.data import target_sequence
 
     if case is None:
         _recording("caffe_sequence")

@@ -116,19 +116,19 @@ loop_or_auto = st.sampled_from(["auto", "loop"])
 # ----------------------------------------------------------------------- core == torch.nn.LSTM (canonical)
 @with_device
 @given(sizes=lstm_sizes(), x=inputs(), state=initial_states(), weights=canonical_weights(), dtype=dtypes,
-       batch_first=st.booleans(), backend=st.sampled_from(["auto", "fused", "loop"]), seed=seeds)
-def test_core_matches_torch_nn_lstm(device, sizes, x, state, weights, dtype, batch_first, backend, seed):
-    event(f"backend={backend}")
+       batch_first=st.booleans(), kernel=st.sampled_from(["auto", "fused", "loop"]), seed=seeds)
+def test_core_matches_torch_nn_lstm(device, sizes, x, state, weights, dtype, batch_first, kernel, seed):
+    event(f"kernel={kernel}")
     xt, hx, ws = problem(sizes, x, state, weights, dtype, device)
     inp = xt.transpose(0, 1) if batch_first else xt
-    ours = lstm(inp, ws, hx, batch_first=batch_first, backend=backend)
+    ours = lstm(inp, ws, hx, batch_first=batch_first, kernel=kernel)
 
     # the reference runs in float64: a float32 core is held to the float32 tolerance against the truth
     mod = torch_lstm_like(weights, torch.float64, device, batch_first)
     x_ref = as_tensor(x, torch.float64, device, True)
     hx_ref = states_as_tensors(state, torch.float64, device, True)
     theirs = mod(x_ref.transpose(0, 1) if batch_first else x_ref, hx_ref)
-    assert_same_run(ours, theirs, msg=f"{backend} vs nn.LSTM", dtype=dtype)
+    assert_same_run(ours, theirs, msg=f"{kernel} vs nn.LSTM", dtype=dtype)
 
     g_ours = grads_of(ours[0], ours[1], leaves(ws, hx, xt), seed)
     ref_named = [("x", x_ref)] + ([] if hx_ref is None else [("h0", hx_ref[0]), ("c0", hx_ref[1])])
@@ -157,31 +157,31 @@ def test_loop_equals_fused_with_cont(device, sizes, x, state, weights, cont, dty
     ct = as_tensor(cont, dtype, device)
     inp = xt.transpose(0, 1) if batch_first else xt
     c_in = ct.t() if batch_first else ct
-    runs = {b: lstm(inp, ws, hx, cont=c_in, batch_first=batch_first, backend=b) for b in ("loop", "fused", "auto")}
+    runs = {k: lstm(inp, ws, hx, cont=c_in, batch_first=batch_first, kernel=k) for k in ("loop", "segments", "auto")}
     named = leaves(ws, hx, xt)
     g_loop = grads_of(*runs["loop"], named, seed)
-    for b in ("fused", "auto"):
+    for b in ("segments", "auto"):
         assert_same_run(runs[b], runs["loop"], msg=f"{b} vs loop", **cudnn_float32(device, dtype))
         assert_same_grads(grads_of(*runs[b], named, seed), g_loop, msg=f"{b} vs loop", **grad_tolerance(dtype))
 
 
 @with_device
 @given(sizes=lstm_sizes(), x=inputs(), state=initial_states(allow_none=False), weights=canonical_weights(),
-       dtype=dtypes, backend=loop_or_auto)
-def test_cont_semantics(device, sizes, x, state, weights, dtype, backend):
+       dtype=dtypes, kernel=loop_or_auto)
+def test_cont_semantics(device, sizes, x, state, weights, dtype, kernel):
     """cont = 1 everywhere is no cont; cont = 0 everywhere makes every step a fresh sequence from zeros;
     cont = 0 at t=0 only is a zero initial state."""
     xt, hx, ws = problem(sizes, x, state, weights, dtype, device, requires_grad=False)
     T, B = sizes.time, sizes.batch
     ones = torch.ones(T, B, dtype=dtype, device=device)
-    assert_same_run(lstm(xt, ws, hx, cont=ones, backend=backend), lstm(xt, ws, hx, backend=backend), msg="cont=1")
+    assert_same_run(lstm(xt, ws, hx, cont=ones, kernel=kernel), lstm(xt, ws, hx, kernel=kernel), msg="cont=1")
     first = ones.clone()
     first[0] = 0
-    assert_same_run(lstm(xt, ws, hx, cont=first, backend=backend), lstm(xt, ws, None, backend=backend),
+    assert_same_run(lstm(xt, ws, hx, cont=first, kernel=kernel), lstm(xt, ws, None, kernel=kernel),
                     msg="cont=0 at t=0")
-    out, (h_n, c_n) = lstm(xt, ws, hx, cont=torch.zeros_like(ones), backend=backend)
+    out, (h_n, c_n) = lstm(xt, ws, hx, cont=torch.zeros_like(ones), kernel=kernel)
     for t in range(T):
-        step_out, (h_t, c_t) = lstm(xt[t:t + 1], ws, None, backend=backend)
+        step_out, (h_t, c_t) = lstm(xt[t:t + 1], ws, None, kernel=kernel)
         assert_close(out[t], step_out[0], msg=f"cont=0 everywhere, step {t}")
     assert_close(h_n, h_t, msg="h_n")
     assert_close(c_n, c_t, msg="c_n")
@@ -198,30 +198,35 @@ def test_loop_equals_packed_with_right_padded_mask(device, sizes, x, state, weig
     mt = as_tensor(mask, dtype, device)
     inp = xt.transpose(0, 1) if batch_first else xt
     m_in = mt.t() if batch_first else mt
-    runs = {b: lstm(inp, ws, hx, mask=m_in, batch_first=batch_first, backend=b) for b in ("loop", "fused", "auto")}
+    # every column empty: the packed kernel refuses (it would cut the graph), the selection runs the loop
+    packed = "packed" if lengths.any() else "loop"
+    runs = {k: lstm(inp, ws, hx, mask=m_in, batch_first=batch_first, kernel=packed if k == "packed" else k)
+            for k in ("loop", "packed", "auto")}
     named = leaves(ws, hx, xt)
     g_loop = grads_of(*runs["loop"], named, seed)
-    for b in ("fused", "auto"):
+    for b in ("packed", "auto"):
         assert_same_run(runs[b], runs["loop"], msg=f"{b} vs loop")
         assert_same_grads(grads_of(*runs[b], named, seed), g_loop, msg=f"{b} vs loop", **grad_tolerance(dtype))
     # padding carries the last h: output past a column's length is its final h
-    out = runs["fused"][0]
+    out = runs["packed"][0]
     out = out.transpose(0, 1) if batch_first else out
-    h_n = runs["fused"][1][0]
+    h_n = runs["packed"][1][0]
     for b_, n in enumerate(lengths):
         if n < sizes.time:
             assert torch.equal(out[n:, b_], h_n[-1, b_].expand(sizes.time - n, -1)), f"column {b_} past length {n}"
 
 
-@pytest.mark.parametrize("backend", ["auto", "fused"])
-def test_all_empty_batch_keeps_the_graph(device, backend):
+def test_all_empty_batch_keeps_the_graph(device):
+    """Every column masked: the packed kernel refuses (it would have nothing to run and would cut the graph at
+    h0); the selection runs the loop, whose output keeps the weights' (zero) gradients."""
     ws = [LayerWeights(torch.randn(8, 3, dtype=torch.float64, device=device, requires_grad=True),
                        torch.randn(8, 2, dtype=torch.float64, device=device, requires_grad=True))]
     x = torch.randn(4, 2, 3, dtype=torch.float64, device=device)
     mask = torch.zeros(4, 2, dtype=torch.float64, device=device)
-    loop_out, _ = lstm(x, ws, mask=mask, backend="loop")
-    assert loop_out.requires_grad
-    out, _ = lstm(x, ws, mask=mask, backend=backend)
+    with pytest.raises(ValueError, match="every sequence is empty"):
+        lstm(x, ws, mask=mask, kernel="packed")
+    out, _ = lstm(x, ws, mask=mask)
+    assert out.requires_grad
     out.sum().backward()
     assert torch.equal(ws[0].weight_ih.grad, torch.zeros_like(ws[0].weight_ih))
 
@@ -234,7 +239,7 @@ def test_arbitrary_mask_carries_state(device, sizes, x, state, weights, mask, dt
     xt, hx, ws = problem(sizes, x, state, weights, dtype, device, requires_grad=False)
     mt = as_tensor(mask, dtype, device)
     out, (h_n, c_n) = lstm(xt, ws, hx, mask=mt)
-    assert_same_run((out, (h_n, c_n)), lstm(xt, ws, hx, mask=mt, backend="loop"), msg="auto vs loop")
+    assert_same_run((out, (h_n, c_n)), lstm(xt, ws, hx, mask=mt, kernel="loop"), msg="auto vs loop")
     prev = hx[0][-1]
     for t in range(sizes.time):
         for b in range(sizes.batch):
@@ -253,7 +258,7 @@ def test_fused_refuses_masks_that_are_not_right_padding(device, sizes, x, weight
     mask = data.draw(arbitrary_masks(not_right_padded=True), label="mask")
     xt, _, ws = problem(sizes, x, None, weights, dtype, device, requires_grad=False)
     with pytest.raises(ValueError, match="right padding"):
-        lstm(xt, ws, mask=as_tensor(mask, dtype, device), backend="fused")
+        lstm(xt, ws, mask=as_tensor(mask, dtype, device), kernel="packed")
 
 
 # ---------------------------------------------------------------------------------------- gradcheck
@@ -299,7 +304,7 @@ def _gradcheck(device, prob, seq_name):
 
     def fn(x, h0, c0, seq, *flat):
         ws = [LayerWeights(*flat[4 * k:4 * k + 4]) for k in range(L)]
-        out, (h_n, c_n) = lstm(x, ws, (h0, c0), backend="loop", **{seq_name: seq})
+        out, (h_n, c_n) = lstm(x, ws, (h0, c0), kernel="loop", **{seq_name: seq})
         return out, h_n, c_n
 
     assert torch.autograd.gradcheck(fn, tensors, eps=1e-6, atol=1e-7, rtol=1e-5)
@@ -318,26 +323,26 @@ def dropout_problem(device, layers, seed=0):
 P_DROP = 0.25  # a drop probability (keep 0.75): kept values scale by 4/3, a keep_prob mix-up would show
 
 
-@pytest.mark.parametrize("backend", ["auto", "loop"])
+@pytest.mark.parametrize("kernel", ["auto", "loop"])
 @pytest.mark.parametrize("placement", ["none", "between", "output"])
-def test_dropout_does_nothing_in_eval_or_with_placement_none(device, backend, placement):
+def test_dropout_does_nothing_in_eval_or_with_placement_none(device, kernel, placement):
     x, ws = dropout_problem(device, 2)
-    plain = lstm(x, ws, backend=backend)
-    assert_same_run(lstm(x, ws, dropout=P_DROP, dropout_placement=placement, training=False, backend=backend), plain,
+    plain = lstm(x, ws, kernel=kernel)
+    assert_same_run(lstm(x, ws, dropout=P_DROP, dropout_placement=placement, training=False, kernel=kernel), plain,
                     msg="eval")
     if placement == "none":
         torch.manual_seed(1)
-        assert_same_run(lstm(x, ws, dropout=P_DROP, dropout_placement="none", training=True, backend=backend), plain,
+        assert_same_run(lstm(x, ws, dropout=P_DROP, dropout_placement="none", training=True, kernel=kernel), plain,
                         msg="placement none in training")
 
 
-@pytest.mark.parametrize("backend", ["auto", "loop"])
-def test_dropout_output_placement_one_layer(device, backend):
+@pytest.mark.parametrize("kernel", ["auto", "loop", "fused"])  # auto: the compiled loop (float64, one thread)
+def test_dropout_output_placement_one_layer(device, kernel):
     """TF DropoutWrapper(output_keep_prob): the output is dropped (fresh mask per step), the state is not."""
     x, ws = dropout_problem(device, 1)
-    ref_out, (ref_h, ref_c) = lstm(x, ws, backend=backend)
+    ref_out, (ref_h, ref_c) = lstm(x, ws, kernel=kernel)
     torch.manual_seed(2)
-    out, (h_n, c_n) = lstm(x, ws, dropout=P_DROP, dropout_placement="output", training=True, backend=backend)
+    out, (h_n, c_n) = lstm(x, ws, dropout=P_DROP, dropout_placement="output", training=True, kernel=kernel)
     dropped = out == 0
     assert (ref_out[dropped] != 0).all(), "zeros in the output must come from dropout"
     assert_close(out[~dropped], ref_out[~dropped] / (1 - P_DROP), msg="kept values scale by 1/(1-p)")
@@ -347,12 +352,12 @@ def test_dropout_output_placement_one_layer(device, backend):
     assert torch.equal(h_n, ref_h) and torch.equal(c_n, ref_c), "the recurrent state is not dropped"
 
 
-@pytest.mark.parametrize("backend", ["auto", "loop"])
-def test_dropout_output_placement_two_layers(device, backend):
+@pytest.mark.parametrize("kernel", ["auto", "loop", "fused"])  # auto: the compiled loop (float64, one thread)
+def test_dropout_output_placement_two_layers(device, kernel):
     x, ws = dropout_problem(device, 2)
-    _, (ref_h, ref_c) = lstm(x, ws, backend=backend)
+    _, (ref_h, ref_c) = lstm(x, ws, kernel=kernel)
     torch.manual_seed(3)
-    out, (h_n, c_n) = lstm(x, ws, dropout=P_DROP, dropout_placement="output", training=True, backend=backend)
+    out, (h_n, c_n) = lstm(x, ws, dropout=P_DROP, dropout_placement="output", training=True, kernel=kernel)
     assert torch.equal(h_n[0], ref_h[0]) and torch.equal(c_n[0], ref_c[0]), "layer 0's state is not dropped"
     assert not torch.equal(h_n[1], ref_h[1]), "layer 1 sees layer 0's dropped output"
     last = out[-1]
@@ -361,20 +366,20 @@ def test_dropout_output_placement_two_layers(device, backend):
     assert_close(last[kept], h_n[1][kept] / (1 - P_DROP), msg="the last layer's output is dropped, its state not")
 
 
-@pytest.mark.parametrize("backend", ["auto", "loop"])
-def test_dropout_between_placement(device, backend):
+@pytest.mark.parametrize("kernel", ["auto", "loop"])
+def test_dropout_between_placement(device, kernel):
     """cuDNN placement: between layers only; the last layer's output is untouched; one layer: no dropout."""
     x, ws = dropout_problem(device, 2)
-    ref_out, (ref_h, ref_c) = lstm(x, ws, backend=backend)
+    ref_out, (ref_h, ref_c) = lstm(x, ws, kernel=kernel)
     torch.manual_seed(4)
-    out, (h_n, c_n) = lstm(x, ws, dropout=P_DROP, dropout_placement="between", training=True, backend=backend)
+    out, (h_n, c_n) = lstm(x, ws, dropout=P_DROP, dropout_placement="between", training=True, kernel=kernel)
     assert (out != 0).all(), "no dropout on the last layer's output"
     assert torch.equal(out[-1], h_n[-1]), "the output is the last layer's state"
     assert torch.equal(h_n[0], ref_h[0]) and torch.equal(c_n[0], ref_c[0]), "layer 0 untouched"
     assert not torch.allclose(out, ref_out), "layer 1 got a dropped input"
     x1, ws1 = dropout_problem(device, 1)
-    assert_same_run(lstm(x1, ws1, dropout=P_DROP, dropout_placement="between", training=True, backend=backend),
-                    lstm(x1, ws1, backend=backend), msg="one layer: nothing between")
+    assert_same_run(lstm(x1, ws1, dropout=P_DROP, dropout_placement="between", training=True, kernel=kernel),
+                    lstm(x1, ws1, kernel=kernel), msg="one layer: nothing between")
 
 
 def test_dropout_module_uses_training_flag(device):
@@ -416,7 +421,7 @@ def test_custom_tanh_matches_onnx_reference_with_those_activations(device, sizes
     assert_close(h_n[0], Y_h[0], dtype=dtype)
     assert_close(c_n[0], Y_c[0], dtype=dtype)
     with pytest.raises(ValueError, match="fused"):
-        lstm(xt, ws, hx, tanh=softsign_torch, backend="fused")
+        lstm(xt, ws, hx, tanh=softsign_torch, kernel="fused")
 
 
 def _single_step_slices(x, state):
@@ -431,7 +436,7 @@ def test_preact_grad_clip_one_step_against_hand_gradients(device, sizes, x, stat
     x1, st1 = _single_step_slices(x, state)
     xt, hx, ws = problem(sizes, x1, st1, weights, torch.float64, device)
     named = leaves(ws, hx, xt)
-    plain = grads_of(*lstm(xt, ws, hx, backend="loop"), named, seed)
+    plain = grads_of(*lstm(xt, ws, hx, kernel="loop"), named, seed)
     dz = plain["layer 0 bias_ih"]
     assume(dz.abs().max() > 0)
     clip = fraction * dz.abs().max().item()
@@ -551,9 +556,10 @@ def _error_cases():
         "mask": (lambda: lstm(x, good, mask=torch.ones(T, B, 1)), LSTMShapeError, "mask has shape"),
         "cont and mask": (lambda: lstm(x, good, cont=torch.ones(T, B), mask=torch.ones(T, B)), ValueError, "cont"),
         "placement": (lambda: lstm(x, good, dropout_placement="after"), ValueError, "dropout_placement"),
-        "backend": (lambda: lstm(x, good, backend="cudnn"), ValueError, "backend"),
+        "kernel": (lambda: lstm(x, good, kernel="cudnn"), ValueError, "kernel"),
         "dropout": (lambda: lstm(x, good, dropout=1.0), ValueError, "drop probability"),
-        "fused quirk": (lambda: lstm(x, good, preact_grad_clip=1.0, backend="fused"), ValueError, "fused"),
+        "fused quirk": (lambda: lstm(x.requires_grad_(), good, preact_grad_clip=1.0, kernel="fused"), ValueError,
+                        "gradient quirks"),
         "module placement": (lambda: LSTM(2, 3, dropout_placement="cell"), ValueError, "dropout_placement"),
     }
 
@@ -568,18 +574,18 @@ def test_bad_input_errors_name_the_tensor(case):
         call()
 
 
-@pytest.mark.parametrize("backend", ["auto", "loop"])
-def test_mixed_dtypes_get_a_clear_error(backend):
+@pytest.mark.parametrize("kernel", ["auto", "loop"])
+def test_mixed_dtypes_get_a_clear_error(kernel):
     ws = [LayerWeights(torch.zeros(8, 3, dtype=torch.float64), torch.zeros(8, 2, dtype=torch.float64))]
     with pytest.raises((LSTMShapeError, TypeError, ValueError), match="dtype"):
-        lstm(torch.zeros(4, 2, 3, dtype=torch.float32), ws, backend=backend)
+        lstm(torch.zeros(4, 2, 3, dtype=torch.float32), ws, kernel=kernel)
 
 
-@pytest.mark.parametrize("backend", ["auto", "loop"])
-def test_zero_time_steps_get_a_clear_error(backend):
+@pytest.mark.parametrize("kernel", ["auto", "loop"])
+def test_zero_time_steps_get_a_clear_error(kernel):
     ws = [LayerWeights(torch.zeros(8, 3), torch.zeros(8, 2))]
     with pytest.raises(LSTMShapeError, match="input x"):
-        lstm(torch.zeros(0, 2, 3), ws, backend=backend)
+        lstm(torch.zeros(0, 2, 3), ws, kernel=kernel)
 
 
 def test_preact_grad_clip_zero_is_refused():
@@ -619,8 +625,8 @@ def test_module_takes_cont_and_mask(device):
     cont = torch.tensor([[0, 0], [1, 1], [1, 0], [1, 1], [0, 1]], dtype=torch.float64, device=device)
     mask = torch.tensor([[1, 1], [1, 1], [1, 0], [1, 0], [0, 0]], dtype=torch.float64, device=device)
     ws = mod.layer_weights()
-    assert_same_run(mod(x, cont=cont), lstm(x, ws, cont=cont, backend="loop"), msg="module cont")
-    assert_same_run(mod(x, mask=mask), lstm(x, ws, mask=mask, backend="loop"), msg="module mask")
+    assert_same_run(mod(x, cont=cont), lstm(x, ws, cont=cont, kernel="loop"), msg="module cont")
+    assert_same_run(mod(x, mask=mask), lstm(x, ws, mask=mask, kernel="loop"), msg="module mask")
     assert "dropout_placement='between'" in repr(mod)
 
 
@@ -629,14 +635,14 @@ def test_module_takes_cont_and_mask(device):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: CPU vs CUDA needs one")
 @with_device
 @given(sizes=lstm_sizes(), x=inputs(), state=initial_states(), weights=canonical_weights(), cont=conts(),
-       mask=right_padded_masks(), dtype=dtypes, backend=st.sampled_from(["auto", "loop"]), which=st.sampled_from(
+       mask=right_padded_masks(), dtype=dtypes, kernel=st.sampled_from(["auto", "loop"]), which=st.sampled_from(
            ["plain", "cont", "mask"]), seed=seeds)
-def test_cpu_equals_cuda(sizes, x, state, weights, cont, mask, dtype, backend, which, seed):
+def test_cpu_equals_cuda(sizes, x, state, weights, cont, mask, dtype, kernel, which, seed):
     results = {}
     for dev in ("cpu", "cuda"):
         xt, hx, ws = problem(sizes, x, state, weights, dtype, dev)
         kw = {} if which == "plain" else {which: as_tensor(cont if which == "cont" else mask, dtype, dev)}
-        run = lstm(xt, ws, hx, backend=backend, **kw)
+        run = lstm(xt, ws, hx, kernel=kernel, **kw)
         results[dev] = (run, grads_of(*run, leaves(ws, hx, xt), seed))
     assert_same_run(results["cuda"][0], results["cpu"][0], msg="CUDA vs CPU",
                     loosen=10, reason="cuDNN and the CPU kernel sum in different orders (TF32 off)")

@@ -1,16 +1,15 @@
 """compat.fastloop (the compiled step loop) against the core's step loop and the Caffe oracle.
 
-The compiled loop must give the numbers of ``compat.lstm.lstm(..., backend="loop")`` with the same
+The compiled loop must give the numbers of ``compat.lstm.lstm(..., kernel="loop")`` with the same
 semantics: outputs, final state, and the gradients of the input term, weight_hh, h0 and c0, for any
 gate order, cont pattern (0/1 and fractional), gradient clamp and the dW_h defect, in float32 and
-float64; and where no compiler is found, callers fall back with one warning.
+float64; and where no compiler is found, the selection runs another kernel after one warning.
 """
 from __future__ import annotations
 
 import os
 import warnings
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import given, note, strategies as st
@@ -71,7 +70,7 @@ def check_against_the_step_loop(T, B, H, order, cont_kind, clip, defect, dtype, 
     ref_leaves = [t.clone().requires_grad_() for t in (xp, w, h0, c0)]
     eye = torch.eye(4 * H, dtype=dtype)
     r_out, (r_h, r_c) = lstm(ref_leaves[0], [LayerWeights(eye, ref_leaves[1])], (ref_leaves[2][None], ref_leaves[3][None]),
-                             cont=cont, preact_grad_clip=clip, recurrent_weight_grad_ignores_cont=defect, backend="loop")
+                             cont=cont, preact_grad_clip=clip, recurrent_weight_grad_ignores_cont=defect, kernel="loop")
     ((r_out * dout).sum() + (r_h[0] * dh).sum() + (r_c[0] * dc).sum()).backward()
 
     assert_close(out, r_out, msg="output")
@@ -79,6 +78,40 @@ def check_against_the_step_loop(T, B, H, order, cont_kind, clip, defect, dtype, 
     assert_close(cT, r_c[0], msg="c_T")
     for name, a, b in zip(("input term", "weight_hh", "h0", "c0"), leaves, ref_leaves):
         assert_close(a.grad, b.grad, loosen=10 if dtype == torch.float32 else None,
+                     reason="float32 gradients summed over steps in another order", msg=name)
+
+
+@given(T=st.integers(1, 7), B=st.integers(1, 3), I=st.integers(1, 9), H=st.integers(1, 9),
+       order=st.sampled_from(["ifgo", "ifog", "igfo"]), bias=st.booleans(), cont_kind=st.sampled_from(["none", "binary"]),
+       clip=st.sampled_from([None, 0.05]), defect=st.booleans(), dtype=st.sampled_from([torch.float64, torch.float32]),
+       seed=st.integers(0, 2 ** 31 - 1))
+def test_compiled_loop_from_the_input_equals_the_core_step_loop(T, B, I, H, order, bias, cont_kind, clip, defect,
+                                                                 dtype, seed):
+    """lstm_layer_from_input (the input term x W_ih^T + b computed in the loop too) against the core's step
+    loop: outputs, final state, and the gradients of x, W_ih, the bias, W_hh, h0 and c0."""
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *shape, s=1.0: (torch.randn(*shape, generator=g, dtype=torch.float64) * s).to(dtype)  # noqa: E731
+    x, w_ih, b, w_hh = r(T, B, I), r(4 * H, I, s=0.7), r(4 * H, s=0.5), r(4 * H, H, s=0.7)
+    h0, c0, dout, dh, dc = r(B, H), r(B, H), r(T, B, H), r(B, H), r(B, H)
+    cont = None if cont_kind == "none" else (torch.rand(T, B, generator=g) > 0.3).to(dtype)
+    leaves = [t.clone().requires_grad_() for t in (x, w_ih, b, w_hh, h0, c0)]
+    out, hT, cT = fastloop.lstm_layer_from_input(leaves[0], leaves[1], leaves[2] if bias else None, leaves[3],
+                                                 leaves[4], leaves[5], cont, gate_order=order, grad_clip=clip,
+                                                 weight_grad_ignores_cont=defect)
+    ((out * dout).sum() + (hT * dh).sum() + (cT * dc).sum()).backward()
+    ref = [t.clone().requires_grad_() for t in (x, w_ih, b, w_hh, h0, c0)]
+    r_out, (r_h, r_c) = lstm(ref[0], [LayerWeights(ref[1], ref[3], ref[2] if bias else None)], (ref[4][None], ref[5][None]),
+                             cont=cont, gate_order=order, preact_grad_clip=clip,
+                             recurrent_weight_grad_ignores_cont=defect, kernel="loop")
+    ((r_out * dout).sum() + (r_h[0] * dh).sum() + (r_c[0] * dc).sum()).backward()
+    assert_close(out, r_out, msg="output")
+    assert_close(hT, r_h[0], msg="h_T")
+    assert_close(cT, r_c[0], msg="c_T")
+    for name, a, e in zip(("x", "W_ih", "bias", "W_hh", "h0", "c0"), leaves, ref):
+        if name == "bias" and not bias:
+            assert a.grad is None
+            continue
+        assert_close(a.grad, e.grad, loosen=10 if dtype == torch.float32 else None,
                      reason="float32 gradients summed over steps in another order", msg=name)
 
 
@@ -102,7 +135,7 @@ def test_no_grad_forward_equals_the_saving_forward():
 
 
 @given(fork_cases())
-def test_fork_layer_compiled_backend_matches_reference(case):
+def test_fork_layer_on_the_compiled_kernel_matches_reference(case):
     """JunhyukohLSTM on the compiled loop against the fork's oracle, the clamp exact at every step."""
     check_fork_run_against_reference(case, "compiled")
 
@@ -120,14 +153,14 @@ def test_bad_shapes_are_named():
 
 
 def test_missing_compiler_falls_back_with_one_warning(monkeypatch, tmp_path):
-    """No compiler: available() is False after one RuntimeWarning, and the layer's "compiled" backend
-    runs the torch path with the same numbers."""
+    """No compiler: available() is False after one RuntimeWarning, the compiled kernel says why it cannot run,
+    and the layer's call runs on the kernel the selection picks next (the checked fused kernel), same numbers."""
     layer = JunhyukohLSTM(1, 4, clipping_threshold=0.1)
     with torch.no_grad():
         for p in layer.parameters():
             p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
     data, clip = torch.zeros(10, 1), torch.ones(10, 1)
-    expected = layer(data, clip, backend="compiled")
+    expected = layer(data, clip, kernel="compiled")
     monkeypatch.setattr(fastloop, "_lib", None)
     monkeypatch.setattr(fastloop, "_tried", False)
     monkeypatch.setattr(fastloop, "_compiler", lambda: None)
@@ -138,7 +171,10 @@ def test_missing_compiler_falls_back_with_one_warning(monkeypatch, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # only once
         assert not fastloop.supports(data)
-        got = layer(data, clip, backend="compiled")
+        with pytest.raises(ValueError, match="unavailable here: no C compiler"):
+            layer(data, clip, kernel="compiled")
+        layer.reset_state()
+        got = layer(data, clip)
     assert_close(got, expected)
 
 
@@ -159,9 +195,13 @@ def test_build_is_cached(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("forget_bias, shared, dtype", [(0.0, False, torch.float64), (1.0, False, torch.float64),
                                                         (1.0, True, torch.float32)])
-def test_ptb_one_step_evaluation_equals_the_core_loop(monkeypatch, forget_bias, shared, dtype):
-    """The test pass's single steps on the compiled loop, straight from the TF variables, against the
-    core's step loop on the converted weights."""
+def test_ptb_one_step_evaluation_equals_the_core_loop(forget_bias, shared, dtype):
+    """The test pass's single steps (the core's choice: the compiled loop, straight from the TF variables)
+    against the core's step loop on the same weights."""
+    from unittest import mock
+
+    import ports.tf_ptb.model as model_module
+    from compat.recurrent import run as core_run
     from ports.tf_ptb.config import Config
     from ports.tf_ptb.model import PTBModel
 
@@ -178,8 +218,8 @@ def test_ptb_one_step_evaluation_equals_the_core_loop(monkeypatch, forget_bias, 
                    torch.randn(3, 6, generator=g, dtype=torch.float64).to(dtype)) for _ in range(2))
     with torch.no_grad():
         logits, final = model(x, state)
-        monkeypatch.setattr(fastloop, "supports", lambda t: False)
-        r_logits, r_final = model(x, state)
+        with mock.patch.object(model_module, "run", lambda *a, **kw: core_run(*a, **kw, kernel="loop")):
+            r_logits, r_final = model(x, state)
     assert_close(logits, r_logits)
     for pair, r_pair in zip(final, r_final):
         for t, r in zip(pair, r_pair):
@@ -196,54 +236,3 @@ def test_backward_twice_through_a_retained_graph():
     first = w.grad.clone()
     out.sum().backward()
     assert_close(w.grad, 2 * first)
-
-
-@pytest.mark.parametrize("doubled_bias", [False, True])
-def test_imdb_float64_compiled_lstm_equals_the_fused_call(doubled_bias):
-    """The tutorial classifier's unmasked float64 LSTM on the compiled loop (lstm_W, lstm_U as stored,
-    gates i, f, o, c) against the core's fused call: cost and every gradient."""
-    from ports.theano_imdb.model import LSTMClassifier, init_params
-
-    params = init_params(50, 6, 3, np.random.RandomState(0), floatX="float64")
-    params["lstm_b"] = np.random.RandomState(1).uniform(-0.5, 0.5, 24)
-    model = LSTMClassifier.from_params(params, doubled_bias=doubled_bias, dtype=torch.float64)
-    lengths = [5, 2, 7, 1]
-    x = np.zeros((7, 4), np.int64)
-    mask = np.zeros((7, 4))
-    rng = np.random.RandomState(2)
-    for j, n in enumerate(lengths):
-        x[:n, j] = rng.randint(1, 50, n)
-        mask[:n, j] = 1
-    y = [0, 2, 1, 2]
-    noise = torch.bernoulli(torch.full((4, 6), 0.5, dtype=torch.float64), generator=torch.Generator().manual_seed(3))
-    model.train()
-    results = []
-    for compiled in (True, False):
-        model.compiled_float64 = compiled
-        for p in model.parameters():
-            p.grad = None
-        cost = model.cost(x, mask, y, noise=noise)
-        cost.backward()
-        results.append([cost.detach()] + [p.grad.clone() for p in model.parameters()])
-    for a, e in zip(*results):
-        assert_close(a, e)
-
-
-def test_imdb_float64_compiled_lstm_only_on_one_thread(monkeypatch):
-    """compiled_float64="auto" (the default) takes the single-threaded compiled loop where torch runs on one
-    thread and torch's float64 graph from two; True and False force either; float32 never takes it."""
-    from ports.theano_imdb.model import LSTMClassifier, init_params
-
-    model = LSTMClassifier.from_params(init_params(20, 4, 2, np.random.RandomState(0), floatX="float64"),
-                                       dtype=torch.float64)
-    assert model.compiled_float64 == "auto"
-    emb64, emb32 = torch.zeros(3, 2, 4, dtype=torch.float64), torch.zeros(3, 2, 4)
-    for n, expected in ((1, True), (2, False)):
-        monkeypatch.setattr(torch, "get_num_threads", lambda n=n: n)
-        assert model._use_compiled_float64(emb64) is expected
-        assert model._use_compiled_float64(emb32) is False
-    model.compiled_float64 = True
-    assert model._use_compiled_float64(emb64) is True
-    model.compiled_float64 = False
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
-    assert model._use_compiled_float64(emb64) is False

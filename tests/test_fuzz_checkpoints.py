@@ -22,11 +22,13 @@ import torch
 from compat import checkpoint
 from compat.checkpoint import CheckpointError
 from compat.errors import InputError
-from ports.caffe_sequence.example import CHECKPOINT_FORMAT as CAFFE_FORMAT, RunConfig, Trainer
+from ports.caffe_sequence.config import RunConfig
+from ports.caffe_sequence.train import CHECKPOINT_FORMAT as CAFFE_FORMAT, Trainer
 from ports.tf_ptb import Config, PTBModel, run_epoch
 from ports.tf_ptb.cli import CHECKPOINT_FORMAT as PTB_FORMAT, load_checkpoint, read_tf_npz, save_checkpoint
 from ports.tf_shakespeare import LSTMModel
-from ports.tf_shakespeare.train import (CHECKPOINT_FORMAT as SHAKESPEARE_FORMAT, TrainConfig, load_checkpoint_file,
+from ports.tf_shakespeare.config import TrainConfig
+from ports.tf_shakespeare.train import (CHECKPOINT_FORMAT as SHAKESPEARE_FORMAT, load_checkpoint_file,
                                         load_tf1_model, load_trained, train)
 from tests.fuzzing import run_isolated
 from tests.hostile_files import CASES, SEED, Tally, fuzz_bytes, mutations, special_files, write_sparse

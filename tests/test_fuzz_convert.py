@@ -554,7 +554,7 @@ def test_fuzz_caffe(tmp_path):
 def test_caffe_net_sizes_are_checked_before_allocating(tmp_path):
     """CaffeNet(read_prototxt(p)) with num_output 10^12 or an input dim of 10^11: refused, nothing allocated."""
     from compat.formats.prototxt import read_prototxt
-    from ports.caffe_sequence.net import CaffeNet
+    from ports.caffe_sequence.model import CaffeNet
 
     family = Family("Caffe prototxt into a net", fatal_different=False)
     for name, text in (("num_output 10^12", 'input: "x" input_dim: 1 input_dim: 1 input_dim: 10 input_dim: 1\n'

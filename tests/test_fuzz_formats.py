@@ -94,7 +94,7 @@ class Result:
 def _lstm_short_net():
     import torch
 
-    from ports.caffe_sequence.net import CaffeNet
+    from ports.caffe_sequence.model import CaffeNet
 
     return CaffeNet(read_prototxt(CONFIGS / "lstm_short.prototxt"), "TEST", generator=torch.Generator().manual_seed(0))
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from compat.formats.npz import read_npz
-from ports.tf_ptb.reader import read_words
+from ports.tf_ptb.data import read_words
 from ports.tf_shakespeare.data import load_corpus, load_vocab_file
 from ports.theano_imdb import data as D
 from ports.theano_imdb.model import init_params

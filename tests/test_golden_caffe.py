@@ -79,22 +79,18 @@ def _exceeds_table(actual: np.ndarray, expected: np.ndarray) -> float:
     return float((np.abs(actual - expected) - tol["atol"] - tol["rtol"] * np.abs(expected)).max())
 
 
-@pytest.mark.parametrize("fastloop", [True, False], ids=["compiled-loop", "probed-fused"])
+@pytest.mark.parametrize("kernel", ["auto", "checked"])
 @pytest.mark.parametrize("case", _cases("caffe_sequence"))
-def test_lstm_sequence_trains_as_the_fork(case, fastloop, tmp_path):
+def test_lstm_sequence_trains_as_the_fork(case, kernel, tmp_path):
     """The whole example from the recorded weights: the first ten iterations (the 0.1 clamp acting in several,
     the dW_h defect from the third) at the table's tolerance; every loss, the final blobs and the generation
-    within Caffe's rounding spread. On the trainer's default path (the compiled step loop, the clamp inside
-    it) and on the probed fused kernel (which falls back to the step loop where the clamp acts: that it does
-    so in the first iterations shows the window covers the clamp)."""
+    within Caffe's rounding spread. On the core's choice (on the CPU the compiled step loop, the clamp inside
+    it) and on the checked fused kernel (which recomputes on the step loop where the clamp acts)."""
     cid, config, inputs, outputs = _require(case, "caffe_sequence")
     name, iters, early = config["config"], config["iters"], config["early"]
-    if fastloop and not fastloop_available():
-        pytest.skip("no C compiler: the compiled step loop falls back to the probed fused kernel")
-    port = run_port_caffe_sequence(config, inputs, tmp_path, fastloop=fastloop)
-    if not fastloop:
-        assert port["clamped"][0] and port["clamped"][:early].sum() >= 3, \
-            f"{name}: the clamp should act in the first iterations (the window's point): {port['clamped'][:early]}"
+    if kernel == "auto" and not fastloop_available():
+        pytest.skip("no C compiler: the core's choice is then the checked kernel, covered by the other case")
+    port = run_port_caffe_sequence(config, inputs, tmp_path, kernel=kernel)
     early_keys = [k for k in outputs if k.startswith(f"iter{early}/")]
     assert early_keys
     for key in early_keys:
@@ -129,16 +125,16 @@ def test_lstm_sequence_needs_the_clamp_and_the_defect(case, tmp_path):
         assert gap > 0, f"{config['config']}: the last update without the dW_h defect is still Caffe's"
 
 
-@pytest.mark.parametrize("backend", ["probe", "auto"])
+@pytest.mark.parametrize("kernel", ["checked", "loop"])
 @pytest.mark.parametrize("case", _cases("caffe_sequence"))
-def test_lstm_sequence_last_iteration_from_caffes_state(case, backend, tmp_path):
+def test_lstm_sequence_last_iteration_from_caffes_state(case, kernel, tmp_path):
     """Iteration 199 from Caffe's own weights, momentum history and (recomputed) carried state, on the verified
-    fused path and on the step loop: its loss, the weights after it, and its update (lr * gradient: late in
+    fused kernel and on the step loop: its loss, the weights after it, and its update (lr * gradient: late in
     training a tiny change of the weights, so compared relative to each blob's largest update), at the table's
     tolerance."""
     cid, config, inputs, outputs = _require(case, "caffe_sequence")
     k, iters, name = config["restart"], config["iters"], config["config"]
-    loss, weights, update, caffe_update = restart_caffe_sequence(config, inputs, outputs, tmp_path, backend=backend)
+    loss, weights, update, caffe_update = restart_caffe_sequence(config, inputs, outputs, tmp_path, kernel=kernel)
     assert_close(torch.tensor(loss), torch.tensor(outputs["loss"][k]), dtype=torch.float32,
                  msg=f"{name} loss of iteration {k} (printed to 6 digits)")
     final = caffe_sequence_weights(outputs, iters, list(caffe_blobs(inputs)))
@@ -161,7 +157,7 @@ def test_lstm_sequence_last_iteration_from_caffes_state(case, backend, tmp_path)
 @pytest.mark.parametrize("case", _cases("caffe_sequence"))
 def test_lstm_sequence_generation_from_caffes_weights(case, tmp_path):
     """The free-running one-step TEST net from Caffe's trained blobs gives Caffe's result file."""
-    from ports.caffe_sequence.example import generate
+    from ports.caffe_sequence.train import generate
 
     cid, config, inputs, outputs = _require(case, "caffe_sequence")
     trainer = caffe_sequence_trainer(config, inputs, tmp_path)

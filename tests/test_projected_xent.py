@@ -24,18 +24,18 @@ def _leaves(seed, N, H, V, dtype, bias=True):
 
 needs_onednn = pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN (mkldnn)")
 # "auto" at these few rows: torch.mm's forward, oneDNN's backward; "onednn": oneDNN throughout.
-BACKEND_CASES = [(torch.float64, "aten"), (torch.float32, "aten"), (torch.float32, "auto"),
+MATMUL_CASES = [(torch.float64, "aten"), (torch.float32, "aten"), (torch.float32, "auto"),
                  pytest.param(torch.float32, "onednn", marks=needs_onednn)]
 
 
-@pytest.mark.parametrize("dtype, backend", BACKEND_CASES)
+@pytest.mark.parametrize("dtype, matmul", MATMUL_CASES)
 @given(N=st.integers(1, 9), H=st.integers(1, 6), V=st.integers(2, 12), bias=st.booleans(),
        seed=st.integers(0, 2 ** 31 - 1))
-def test_equals_cross_entropy_of_the_projection(dtype, backend, N, H, V, bias, seed):
+def test_equals_cross_entropy_of_the_projection(dtype, matmul, N, H, V, bias, seed):
     x, w, b, labels, up = _leaves(seed, N, H, V, dtype, bias)
     pool = BufferPool(1)
     for _ in range(2):  # the second pass reuses the pooled buffer
-        loss = projected_cross_entropy(x, w, b, labels, pool, backend=backend)
+        loss = projected_cross_entropy(x, w, b, labels, pool, matmul=matmul)
         (loss * up).sum().backward()
         got = [loss.detach()] + [t.grad.clone() for t in (x, w, b) if t is not None]
         for t in (x, w, b):
@@ -93,14 +93,14 @@ def test_shakespeare_training_cost_equals_the_recipe_order(dtype):
         assert_close(a, e)
 
 
-@pytest.mark.parametrize("dtype, backend", BACKEND_CASES)
-def test_row_blocks_of_the_forward(monkeypatch, dtype, backend):
+@pytest.mark.parametrize("dtype, matmul", MATMUL_CASES)
+def test_row_blocks_of_the_forward(monkeypatch, dtype, matmul):
     """Logits larger than one block: product, softmax and loss run block by block, with the same result."""
     import compat.projected_xent as px
 
     monkeypatch.setattr(px, "_BLOCK_ELEMENTS", 10)
     x, w, b, labels, up = _leaves(3, 11, 4, 6, dtype)
-    loss = projected_cross_entropy(x, w, b, labels, backend=backend)
+    loss = projected_cross_entropy(x, w, b, labels, matmul=matmul)
     (loss * up).sum().backward()
     ref = F.cross_entropy(torch.addmm(b, x, w), labels, reduction="none")
     assert_close(loss, ref)
@@ -124,7 +124,7 @@ def test_ptb_training_cost_equals_cost_of_the_logits(dtype):
         for p in model.parameters():
             p.grad = None
         if fused:
-            cost, final = model.training_cost(x, y)
+            cost, final, _ = model.training_cost(x, y)
         else:
             logits, final = model(x)
             cost = model.cost(logits, y)
@@ -135,31 +135,31 @@ def test_ptb_training_cost_equals_cost_of_the_logits(dtype):
         assert_close(a, e)
 
 
-@pytest.mark.parametrize("dtype, backend", BACKEND_CASES)
-def test_far_below_the_maximum(dtype, backend):
+@pytest.mark.parametrize("dtype, matmul", MATMUL_CASES)
+def test_far_below_the_maximum(dtype, matmul):
     """Labels whose probability underflows (logits 150 apart): the loss is still log-sum-exp - z[label],
     finite and exact, as TF computes it, not -log(0)."""
     x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=dtype, requires_grad=True)
     w = torch.tensor([[150.0, 0.0, -5.0], [0.0, 150.0, 2.0]], dtype=dtype, requires_grad=True)
     labels = torch.tensor([1, 0, 2])
-    loss = projected_cross_entropy(x, w, None, labels, backend=backend)
+    loss = projected_cross_entropy(x, w, None, labels, matmul=matmul)
     assert torch.isfinite(loss).all()
     assert_close(loss, F.cross_entropy((x @ w).detach().double(), labels, reduction="none").to(dtype))
     assert_close(loss[:2], torch.full((2,), 150.0, dtype=dtype))
 
 
-@pytest.mark.parametrize("dtype, backend", BACKEND_CASES)
-def test_non_finite_logits_give_nan_rows(dtype, backend):
+@pytest.mark.parametrize("dtype, matmul", MATMUL_CASES)
+def test_non_finite_logits_give_nan_rows(dtype, matmul):
     """A NaN or inf logit makes its row's loss NaN (TF's kernel: exp(inf - inf) for inf)."""
     x = torch.tensor([[1.0, 0.5], [0.2, -0.3]], dtype=dtype)
     w = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]], dtype=dtype)
     labels = torch.tensor([2, 0])
     for bad in (float("nan"), float("inf")):
         b = torch.tensor([0.0, bad, 0.0], dtype=dtype)  # in every row's logits
-        loss = projected_cross_entropy(x, w, b, labels, backend=backend)
+        loss = projected_cross_entropy(x, w, b, labels, matmul=matmul)
         assert torch.isnan(loss).all()
     b = torch.zeros(3, dtype=dtype)
-    loss = projected_cross_entropy(x, w, b, labels, backend=backend)
+    loss = projected_cross_entropy(x, w, b, labels, matmul=matmul)
     assert_close(loss, F.cross_entropy(torch.addmm(b, x, w), labels, reduction="none"))
 
 
@@ -171,8 +171,8 @@ def test_auto_takes_onednn_for_float32_on_the_cpu():
     assert px._use_onednn("auto", x64) is False and px._use_onednn("aten", x32) is False
     with pytest.raises(RuntimeError, match="float32 CPU"):
         px._use_onednn("onednn", x64)
-    with pytest.raises(ValueError, match="backend must be one of"):
-        projected_cross_entropy(x32, torch.zeros(3, 4), None, torch.zeros(2, dtype=torch.long), backend="mkl")
+    with pytest.raises(ValueError, match="matmul must be one of"):
+        projected_cross_entropy(x32, torch.zeros(3, 4), None, torch.zeros(2, dtype=torch.long), matmul="mkl")
 
 
 def test_second_backward_is_refused():

@@ -273,16 +273,16 @@ def test_training_dropout_matches_reference_with_the_same_masks(problem, seed):
     from unittest import mock
 
     import ports.tf_ptb.model as model_module
-    from compat.lstm import lstm as core_lstm
+    from compat.recurrent import run as core_run
 
-    def loop_lstm(*args, **kwargs):
-        kwargs["backend"] = "loop"
-        return core_lstm(*args, **kwargs)
+    def loop_run(*args, **kwargs):
+        kwargs["kernel"] = "loop"
+        return core_run(*args, **kwargs)
 
     keep = problem.config.keep_prob
     noise = FixedNoiseDropout(seed, keep)
     model = port_model(problem, is_training=True)
-    with mock.patch.object(torch.nn.functional, "dropout", noise), mock.patch.object(model_module, "lstm", loop_lstm):
+    with mock.patch.object(torch.nn.functional, "dropout", noise), mock.patch.object(model_module, "run", loop_run):
         logits, final = model(torch.from_numpy(problem.inputs), torch_state(problem.state))
     B, T = problem.inputs.shape
     L, H = problem.config.num_layers, problem.config.hidden_size
@@ -470,11 +470,10 @@ def test_train_step_keeps_the_embedding_gradient_as_slices():
         if not sliced:  # the dense update of the same clipped gradient
             from ports.tf_ptb import train as train_module
 
-            cost, final = model.training_cost(x, y)
+            cost, final, lookup = model.training_cost(x, y)
             cost.backward()
-            lookup = model.last_embedding_lookup
             norm = train_module.clip_by_global_norm_(list(model.parameters()), config.max_grad_norm,
-                                                     indexed_slices={model.embedding: lookup.grad.reshape(-1, 4)})
+                                                     indexed_slices={model.embedding: lookup.rows.grad.reshape(-1, 4)})
             train_module.GradientDescent(list(model.parameters()), lr=1.0).step()
         else:
             cost, final, norm = train_step(model, x, y, None, 1.0)

@@ -1,4 +1,4 @@
-"""ports.tf_ptb.reader against hand-computed batches and reader.py's rules."""
+"""ports.tf_ptb.data against hand-computed batches and reader.py's rules."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,7 @@ from hypothesis import given, note
 from hypothesis import strategies as st
 
 from ports.tf_ptb import PTBDataError, epoch_size, ptb_iterator, ptb_producer, ptb_raw_data
-from ports.tf_ptb.reader import build_vocab
+from ports.tf_ptb.data import build_vocab
 
 
 def test_batches_by_hand():

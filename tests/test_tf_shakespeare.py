@@ -382,7 +382,7 @@ def test_train_step_and_greedy_sampling_on_each_device(device):
 def test_train_config_defaults_are_the_recipes_constants():
     """03_implementing_lstm.py's module-level settings, its clip_by_global_norm(..., 4.5) and
     BasicLSTMCell(rnn_size)'s default forget bias of 1.0."""
-    from ports.tf_shakespeare.train import TrainConfig
+    from ports.tf_shakespeare.config import TrainConfig
 
     c = TrainConfig()
     assert (c.min_word_freq, c.rnn_size, c.epochs, c.batch_size, c.learning_rate, c.training_seq_len, c.save_every,

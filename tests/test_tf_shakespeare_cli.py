@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ports.tf_shakespeare.__main__ import main
+from ports.tf_shakespeare.cli import main
+from ports.tf_shakespeare.config import TrainConfig
 from ports.tf_shakespeare.data import load_corpus
-from ports.tf_shakespeare.train import TrainConfig, load_checkpoint_file, load_trained, train
+from ports.tf_shakespeare.train import load_checkpoint_file, load_trained, train
 
 REPO = Path(__file__).resolve().parent.parent
 LINE = re.compile(r"^Iteration: (\d+), Epoch: (\d+), Batch: (\d+) out of (\d+), Loss: (\d+\.\d\d)$")

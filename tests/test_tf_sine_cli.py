@@ -39,7 +39,9 @@ def test_help_gives_every_default():
                           ("--seed", "0"), ("--device", "cpu"), ("--save-every", "1000")):
         section = text.split(flag, 1)[1].split("\n  --", 1)[0]
         assert f"(default: {default})" in " ".join(section.split()), flag
-    assert "1 by default" in text and "MODEL_DIR/sin.png" in text
+    threads = " ".join(text.split("--threads", 1)[1].split("\n  --", 1)[0].split())
+    assert "OMP_NUM_THREADS if set, else 1: the model's products" in threads, threads
+    assert "MODEL_DIR/sin.png" in text
 
 
 def test_a_run_prints_the_books_lines_and_writes_its_files(tmp_path, capsys):

@@ -115,13 +115,30 @@ def test_predict_proba_matches_reference(prob, use_dropout):
     assert m.training
 
 
-@pytest.mark.parametrize("unmasked_when_right_padded", [True, False], ids=["fast-path", "masked-scan"])
+@pytest.mark.parametrize("kernel", ["auto", "loop", "fused", "compiled"])
 @given(problems(), st.sampled_from([0.0, 0.3]), st.booleans())
-def test_cost_and_gradients_match_reference_eval(unmasked_when_right_padded, prob, decay_c, doubled_bias):
+def test_cost_and_gradients_match_reference_eval(kernel, prob, decay_c, doubled_bias):
+    """On the core's choice and on each kernel that runs the model: the step loop's masked scan (the
+    tutorial's), and, the batches being right padding the pooling does not read past, the fused kernel and the
+    compiled loop without the mask."""
+    from unittest import mock
+
+    import ports.theano_imdb.model as model_module
+    from compat import fastloop
+    from compat.lstm import lstm as core_lstm
+
+    if kernel == "compiled" and not fastloop.available():
+        pytest.skip(f"compat.fastloop is unavailable here: {fastloop.unavailable_reason()}")
+    from compat.lstm import right_padded_lengths
+
     m = _model(prob.params, doubled_bias=doubled_bias)
-    m.unmasked_when_right_padded = unmasked_when_right_padded
     m.eval()
-    c = m.cost(prob.x, prob.mask, prob.y, decay_c=decay_c)
+    with mock.patch.object(model_module, "lstm", lambda *a, **kw: core_lstm(*a, **kw, kernel=kernel)):
+        if kernel in ("fused", "compiled") and right_padded_lengths(torch.as_tensor(prob.mask)) is None:
+            with pytest.raises(ValueError, match="right padding"):  # a mask with holes: the step loop only
+                m.cost(prob.x, prob.mask, prob.y, decay_c=decay_c)
+            return
+        c = m.cost(prob.x, prob.mask, prob.y, decay_c=decay_c)
     c.backward()
     rc, rg = R.gradients(prob.params, prob.x, prob.mask, prob.y, decay_c=decay_c, doubled_bias=doubled_bias)
     assert_close(c, rc)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ports.theano_imdb import LSTMClassifier, init_params, load_checkpoint, load_options, train_lstm
-from ports.theano_imdb import __main__ as cli
+from ports.theano_imdb import cli
 from ports.theano_imdb import data as D
 from ports.theano_imdb import train as T
 from ports.theano_imdb.unpickler import load_data_pickles

@@ -1,4 +1,4 @@
-"""Properties of the LSTM core's cell variants and directions (compat/lstm.py, compat/lstm_loop.py).
+"""Properties of the LSTM core's cell variants and directions (compat/lstm.py, compat/recurrent/loop.py).
 
 Each variant against the numpy reference of the framework that defines it, through the layout that
 reads that framework's tensors and attributes (``compat.layouts.convert``):
@@ -136,8 +136,8 @@ def tf_problems(draw, num_layers=None):
 
 @with_device
 @given(prob=tf_problems(), x=inputs(), lengths=st.none() | sequence_lengths(), data=st.data(), dtype=dtypes,
-       backend=loop_or_auto)
-def test_tf_lstm_cell_variants_match_tf_reference(device, prob, x, lengths, data, dtype, backend):
+       kernel=loop_or_auto)
+def test_tf_lstm_cell_variants_match_tf_reference(device, prob, x, lengths, data, dtype, kernel):
     """MultiRNNCell of LSTMCells under dynamic_rnn (zero outputs past sequence_length, states copied through)."""
     sizes, L, proj, attrs, layers = prob
     state = data.draw(variant_states(L, 1, proj, allow_none=False), label="state")
@@ -149,7 +149,7 @@ def test_tf_lstm_cell_variants_match_tf_reference(device, prob, x, lengths, data
     assert all(c.options == converted[0].options for c in converted)
     out, (h_n, c_n) = lstm(as_tensor(x, dtype, device), [c.weights for c in converted],
                            (as_tensor(h0, dtype, device), as_tensor(c0, dtype, device)), lengths=lengths,
-                           backend=backend, **converted[0].options)
+                           kernel=kernel, **converted[0].options)
     assert_close(out, ref_out, dtype=dtype, msg="outputs")
     assert_close(h_n, np.stack([h for c, h in ref_states]), dtype=dtype, msg="h_n")
     assert_close(c_n, np.stack([c for c, h in ref_states]), dtype=dtype, msg="c_n")
@@ -157,8 +157,8 @@ def test_tf_lstm_cell_variants_match_tf_reference(device, prob, x, lengths, data
 
 @with_device
 @given(prob=tf_problems(num_layers=1), x=inputs(), lengths=st.none() | sequence_lengths(), data=st.data(),
-       dtype=dtypes, backend=loop_or_auto)
-def test_tf_bidirectional_dynamic_rnn_matches_tf_reference(device, prob, x, lengths, data, dtype, backend):
+       dtype=dtypes, kernel=loop_or_auto)
+def test_tf_bidirectional_dynamic_rnn_matches_tf_reference(device, prob, x, lengths, data, dtype, kernel):
     """bidirectional_dynamic_rnn: the backward cell reads reverse_sequence(inputs, sequence_length)."""
     sizes, _, proj, attrs, (fw,) = prob
     rng = np.random.default_rng(data.draw(seeds, label="bw seed"))
@@ -170,7 +170,7 @@ def test_tf_bidirectional_dynamic_rnn_matches_tf_reference(device, prob, x, leng
     cf, cb = (convert("tf", tensors(p, dtype, device), attrs) for p in (fw, bw))
     out, (h_n, c_n) = lstm(as_tensor(x, dtype, device), [(cf.weights, cb.weights)],
                            (as_tensor(h0, dtype, device), as_tensor(c0, dtype, device)), lengths=lengths,
-                           direction="bidirectional", backend=backend, **cf.options)
+                           direction="bidirectional", kernel=kernel, **cf.options)
     assert_close(out, np.concatenate([out_fw, out_bw], axis=2), dtype=dtype, msg="concat(fw, bw)")
     assert_close(h_n, np.stack([st_fw[1], st_bw[1]]), dtype=dtype, msg="h_n")
     assert_close(c_n, np.stack([st_fw[0], st_bw[0]]), dtype=dtype, msg="c_n")
@@ -228,8 +228,8 @@ def onnx_problems(draw, dtype):
 
 
 @with_device
-@given(data=st.data(), x=inputs(), dtype=dtypes, backend=loop_or_auto)
-def test_onnx_lstm_attributes_match_onnx_reference(device, data, x, dtype, backend):
+@given(data=st.data(), x=inputs(), dtype=dtypes, kernel=loop_or_auto)
+def test_onnx_lstm_attributes_match_onnx_reference(device, data, x, dtype, kernel):
     sizes, D, p, attrs, lens, init = data.draw(onnx_problems(dtype), label="problem")
     T, B, H = sizes.time, sizes.batch, sizes.hidden_size
     batch_first = attrs.get("layout") == 1
@@ -251,7 +251,7 @@ def test_onnx_lstm_attributes_match_onnx_reference(device, data, x, dtype, backe
     conv = convert("onnx", tensors(p, dtype, device), attrs)
     event(f"options: {sorted(conv.options)}")
     hx = None if init is None else tuple(as_tensor(s, dtype, device) for s in init)
-    out, (h_n, c_n) = lstm(as_tensor(X, dtype, device), [conv.weights], hx, lengths=lens, backend=backend,
+    out, (h_n, c_n) = lstm(as_tensor(X, dtype, device), [conv.weights], hx, lengths=lens, kernel=kernel,
                            **conv.options)
     if batch_first:  # Y [B, T, D, H], Y_h [B, D, H]
         Y, Y_h, Y_c = Y.reshape(B, T, D * H), Y_h.transpose(1, 0, 2), Y_c.transpose(1, 0, 2)
@@ -265,8 +265,8 @@ def test_onnx_lstm_attributes_match_onnx_reference(device, data, x, dtype, backe
 
 # --------------------------------------------------------------------------------------------- Keras
 @with_device
-@given(sizes=lstm_sizes(max_layers=1), x=inputs(scale=2.0), data=st.data(), dtype=dtypes, backend=loop_or_auto)
-def test_keras_lstm_variants_match_keras_reference(device, sizes, x, data, dtype, backend):
+@given(sizes=lstm_sizes(max_layers=1), x=inputs(scale=2.0), data=st.data(), dtype=dtypes, kernel=loop_or_auto)
+def test_keras_lstm_variants_match_keras_reference(device, sizes, x, data, dtype, kernel):
     """use_bias=False, go_backwards (outputs in reading order), masks, hard_sigmoid of Keras 2 and 3."""
     rng = np.random.default_rng(data.draw(seeds, label="keras seed"))
     H, n_in = sizes.hidden_size, sizes.input_size
@@ -293,7 +293,7 @@ def test_keras_lstm_variants_match_keras_reference(device, sizes, x, data, dtype
     assert conv.not_applied == (("kernel_initializer", "initialisation, regularisation or bookkeeping"),)
     hx = None if state is None else tuple(as_tensor(s, dtype, device) for s in state)
     out, (h_n, c_n) = lstm(as_tensor(x, dtype, device).transpose(0, 1), [conv.weights], hx, batch_first=True,
-                           mask=None if mask is None else as_tensor(mask.T, dtype, device), backend=backend,
+                           mask=None if mask is None else as_tensor(mask.T, dtype, device), kernel=kernel,
                            **conv.options)
     if go_backwards:
         out = out.flip(1)  # Keras returns a go_backwards layer's outputs in reading order
@@ -303,8 +303,8 @@ def test_keras_lstm_variants_match_keras_reference(device, sizes, x, data, dtype
 
 
 @with_device
-@given(sizes=lstm_sizes(max_layers=1), x=inputs(), data=st.data(), dtype=dtypes, backend=loop_or_auto)
-def test_keras_bidirectional_matches_keras_reference(device, sizes, x, data, dtype, backend):
+@given(sizes=lstm_sizes(max_layers=1), x=inputs(), data=st.data(), dtype=dtypes, kernel=loop_or_auto)
+def test_keras_bidirectional_matches_keras_reference(device, sizes, x, data, dtype, kernel):
     """Bidirectional(LSTM(return_sequences=True)): zeros at masked steps (forced by Bidirectional)."""
     rng = np.random.default_rng(data.draw(seeds, label="keras seed"))
     H, n_in = sizes.hidden_size, sizes.input_size
@@ -314,7 +314,7 @@ def test_keras_bidirectional_matches_keras_reference(device, sizes, x, data, dty
     ref = keras_lstm.bidirectional_layer(x.transpose(1, 0, 2), fw, bw, mask=None if mask is None else mask.T)
     weights = [tuple(convert("keras", tensors(p, dtype, device)).weights for p in (fw, bw))]
     m = None if mask is None else as_tensor(mask, dtype, device)
-    out, (h_n, c_n) = lstm(as_tensor(x, dtype, device), weights, mask=m, direction="bidirectional", backend=backend)
+    out, (h_n, c_n) = lstm(as_tensor(x, dtype, device), weights, mask=m, direction="bidirectional", kernel=kernel)
     if m is not None:
         out = out * m.unsqueeze(2)
     assert_close(out.transpose(0, 1), ref[0], dtype=dtype, msg="outputs")
@@ -345,8 +345,8 @@ def torch_module(weights, bidirectional, batch_first, device):
 
 @with_device
 @given(sizes=lstm_sizes(), x=inputs(), data=st.data(), dtype=dtypes, batch_first=st.booleans(),
-       backend=st.sampled_from(["auto", "fused", "loop"]), seed=seeds)
-def test_projection_and_bidirectional_match_torch_nn_lstm(device, sizes, x, data, dtype, batch_first, backend, seed):
+       kernel=st.sampled_from(["auto", "fused", "loop"]), seed=seeds)
+def test_projection_and_bidirectional_match_torch_nn_lstm(device, sizes, x, data, dtype, batch_first, kernel, seed):
     """proj_size and bidirectional, padded or packed input: outputs, states and every gradient."""
     bidirectional = data.draw(st.booleans(), label="bidirectional")
     D = 2 if bidirectional else 1
@@ -366,15 +366,16 @@ def test_projection_and_bidirectional_match_torch_nn_lstm(device, sizes, x, data
         packed_ref = pack_padded_sequence(x_ref, torch.as_tensor(lengths), enforce_sorted=False)
         theirs = mod(packed_ref, hx_ref)
         packed = pack_padded_sequence(xt, torch.as_tensor(lengths), enforce_sorted=False)
-        ours = lstm(packed, ws, hx, direction="bidirectional" if bidirectional else "forward", backend=backend)
+        ours = lstm(packed, ws, hx, direction="bidirectional" if bidirectional else "forward",
+                    kernel="packed" if kernel == "fused" else kernel)
         assert torch.equal(ours[0].batch_sizes, theirs[0].batch_sizes)
         assert torch.equal(ours[0].sorted_indices, theirs[0].sorted_indices)
         theirs, ours = (theirs[0].data, theirs[1]), (ours[0].data, ours[1])
     else:
         theirs = mod(x_ref.transpose(0, 1) if batch_first else x_ref, hx_ref)
-        ours = lstm(xt.transpose(0, 1) if batch_first else xt, ws, hx, batch_first=batch_first, backend=backend,
+        ours = lstm(xt.transpose(0, 1) if batch_first else xt, ws, hx, batch_first=batch_first, kernel=kernel,
                     direction="bidirectional" if bidirectional else "forward")
-    assert_runs_equal(ours, theirs, msg=f"{backend} vs nn.LSTM", dtype=dtype)
+    assert_runs_equal(ours, theirs, msg=f"{kernel} vs nn.LSTM", dtype=dtype)
     g_ours = grads(*ours, named_leaves(ws, hx, xt), seed)
     ref_named = [("x", x_ref)] + ([] if hx_ref is None else [("h0", hx_ref[0]), ("c0", hx_ref[1])])
     ref_named += [(n, p_) for n, p_ in mod.named_parameters()]
@@ -392,8 +393,8 @@ def test_projection_and_bidirectional_match_torch_nn_lstm(device, sizes, x, data
 
 
 @with_device
-@given(sizes=lstm_sizes(), x=inputs(), data=st.data(), backend=loop_or_auto)
-def test_core_matches_torch_semantics_reference_with_any_projection(device, sizes, x, data, backend):
+@given(sizes=lstm_sizes(), x=inputs(), data=st.data(), kernel=loop_or_auto)
+def test_core_matches_torch_semantics_reference_with_any_projection(device, sizes, x, data, kernel):
     """reference/torch_lstm.py: projections of any width (TF's num_proj may exceed H), zero lengths."""
     bidirectional = data.draw(st.booleans(), label="bidirectional")
     D = 2 if bidirectional else 1
@@ -406,7 +407,7 @@ def test_core_matches_torch_semantics_reference_with_any_projection(device, size
                                               bidirectional)
     ours = lstm(as_tensor(x, torch.float64, device), variant_weights_as_tensors(weights, torch.float64, device),
                 None if state is None else tuple(as_tensor(s, torch.float64, device) for s in state),
-                lengths=lengths, direction="bidirectional" if bidirectional else "forward", backend=backend)
+                lengths=lengths, direction="bidirectional" if bidirectional else "forward", kernel=kernel)
     assert_runs_equal(ours, (ref_out, (ref_h, ref_c)), msg="torch_lstm reference")
 
 
@@ -425,7 +426,10 @@ def test_fused_equals_loop_for_directions_projections_and_lengths(device, sizes,
     xt = as_tensor(x, dtype, device, True)
     hx = None if state is None else tuple(as_tensor(s, dtype, device, True) for s in state)
     ws = variant_weights_as_tensors(weights, dtype, device, requires_grad=True)
-    runs = {b: lstm(xt, ws, hx, lengths=lengths, direction=direction, backend=b) for b in ("loop", "fused", "auto")}
+    # torch's kernel: dense, or packed with lengths (which refuses an all-empty batch: the loop runs that)
+    fused = "fused" if lengths is None else "packed" if lengths.any() else "loop"
+    runs = {k: lstm(xt, ws, hx, lengths=lengths, direction=direction, kernel=fused if k == "fused" else k)
+            for k in ("loop", "fused", "auto")}
     named = named_leaves(ws, hx, xt)
     g_loop = grads(*runs["loop"], named, seed)
     for b in ("fused", "auto"):
@@ -438,20 +442,20 @@ def test_fused_equals_loop_for_directions_projections_and_lengths(device, sizes,
 
 
 @with_device
-@given(sizes=lstm_sizes(), x=inputs(), data=st.data(), backend=loop_or_auto)
-def test_reverse_stack_reads_each_valid_prefix_backwards(device, sizes, x, data, backend):
+@given(sizes=lstm_sizes(), x=inputs(), data=st.data(), kernel=loop_or_auto)
+def test_reverse_stack_reads_each_valid_prefix_backwards(device, sizes, x, data, kernel):
     """direction='reverse' == the forward stack on each column's reversed valid prefix, reversed back."""
     weights = data.draw(variant_weights(1, proj=0, peepholes=False), label="weights")
     lengths = data.draw(sequence_lengths(), label="lengths")
     ws = variant_weights_as_tensors(weights, torch.float64, device)
     xt = as_tensor(x, torch.float64, device)
-    out, (h_n, c_n) = lstm(xt, ws, lengths=lengths, direction="reverse", backend=backend)
+    out, (h_n, c_n) = lstm(xt, ws, lengths=lengths, direction="reverse", kernel=kernel)
     for b, n in enumerate(lengths):
         if n == 0:
             assert not out[:, b].any() and not h_n[:, b].any()
             continue
         col = xt[:n, b:b + 1].flip(0)
-        ref_out, (ref_h, ref_c) = lstm(col, ws, backend="loop")
+        ref_out, (ref_h, ref_c) = lstm(col, ws, kernel="loop")
         assert_close(out[:n, b], ref_out[:, 0].flip(0), msg=f"column {b}")
         assert_close(h_n[:, b], ref_h[:, 0], msg=f"h_n column {b}")
         assert_close(c_n[:, b], ref_c[:, 0], msg=f"c_n column {b}")
@@ -513,7 +517,7 @@ def test_gradcheck_variant_loop(device, prob):
         it = iter(flat)
         dirs = [LayerWeights(*(next(it) if present else None for present in has)) for has in layout]
         ws = [dirs[k] if D == 1 else (dirs[2 * k], dirs[2 * k + 1]) for k in range(L)]
-        out, (h_n, c_n) = lstm(x, ws, (h0, c0), backend="loop", **kw)
+        out, (h_n, c_n) = lstm(x, ws, (h0, c0), kernel="loop", **kw)
         return out, h_n, c_n
 
     assert torch.autograd.gradcheck(fn, leaves, eps=1e-6, atol=1e-7, rtol=1e-5)
@@ -587,9 +591,9 @@ def _variant_error_cases():
         "activations and tanh": (lambda: lstm(x, [w], activations=("sigmoid", "tanh", "relu"), tanh=torch.tanh),
                                  ValueError, "not both"),
         "activations arity": (lambda: lstm(x, [w], activations=("sigmoid", "tanh")), ActivationError, "triple"),
-        "fused peepholes": (lambda: lstm(x, [w._replace(peephole=z(3, H))], backend="fused"), ValueError, "fused"),
+        "fused peepholes": (lambda: lstm(x, [w._replace(peephole=z(3, H))], kernel="fused"), ValueError, "fused"),
         "fused wide projection": (lambda: lstm(x, [w._replace(weight_hh=z(4 * H, 6), weight_hr=z(6, H))],
-                                               backend="fused"), ValueError, "fused"),
+                                               kernel="fused"), ValueError, "fused"),
         "packed with lengths": (lambda: lstm(pack_padded_sequence(x, [3, 2]), [w], lengths=[3, 2]), ValueError,
                                 "PackedSequence"),
         "module semantics": (lambda: LSTM(2, 3, cell_clipping=1.0), TypeError, "cell_clip"),
@@ -640,7 +644,7 @@ def test_module_peepholes_clips_and_reverse_run_the_functional_core():
     x = torch.randn(6, 2, 3, dtype=torch.float64)
     lengths = torch.tensor([6, 3])
     expected = lstm(x, mod.layer_weights(), lengths=lengths, direction="reverse", cell_clip=0.5, proj_clip=0.7,
-                    activations=("hard_sigmoid_keras2", "tanh", "tanh"), backend="loop")
+                    activations=("hard_sigmoid_keras2", "tanh", "tanh"), kernel="loop")
     assert_runs_equal(mod(x, lengths=lengths), expected, msg="module")
     assert mod(x)[0].abs().max() <= 0.7
     assert "peepholes=True" in repr(mod) and "direction='reverse'" in repr(mod) and "cell_clip=0.5" in repr(mod)
@@ -664,7 +668,7 @@ def test_packed_sequence_through_the_step_loop_keeps_the_packing(enforce_sorted,
     D = 2 if direction == "bidirectional" else 1
     hx = (torch.randn(D, 3, H, dtype=torch.float64), torch.randn(D, 3, H, dtype=torch.float64))
     out, (h_n, c_n) = lstm(packed, weights, hx, direction=direction)
-    padded, (h_p, c_p) = lstm(x, weights, hx, lengths=lengths, backend="loop", direction=direction)
+    padded, (h_p, c_p) = lstm(x, weights, hx, lengths=lengths, kernel="loop", direction=direction)
     expected = pack_padded_sequence(padded, lengths, enforce_sorted=enforce_sorted)
     assert torch.equal(out.batch_sizes, packed.batch_sizes)
     assert (out.unsorted_indices is None) == enforce_sorted
@@ -673,8 +677,8 @@ def test_packed_sequence_through_the_step_loop_keeps_the_packing(enforce_sorted,
     assert_close(c_n, c_p)
 
 
-@pytest.mark.parametrize("backend", ["auto", "loop"])
-def test_dropout_placement_with_both_directions(backend):
+@pytest.mark.parametrize("kernel", ["auto", "loop"])
+def test_dropout_placement_with_both_directions(kernel):
     """'output': each layer's concatenated output is dropped, states are not; 'between' leaves the last one."""
     torch.manual_seed(2)
     H, p = 8, 0.25
@@ -684,14 +688,14 @@ def test_dropout_placement_with_both_directions(backend):
 
     ws = [(layer(4), layer(4)), (layer(2 * H), layer(2 * H))]
     x = torch.randn(6, 16, 4, dtype=torch.float64)
-    ref_out, (ref_h, ref_c) = lstm(x, ws, direction="bidirectional", backend=backend)
+    ref_out, (ref_h, ref_c) = lstm(x, ws, direction="bidirectional", kernel=kernel)
     out, (h_n, c_n) = lstm(x, ws, direction="bidirectional", dropout=p, dropout_placement="output", training=True,
-                           backend=backend)
+                           kernel=kernel)
     dropped = out == 0
     assert 0.15 < dropped.double().mean().item() < 0.35
     assert torch.equal(h_n[:2], ref_h[:2]) and torch.equal(c_n[:2], ref_c[:2]), "layer 0's states are not dropped"
     assert not torch.allclose(h_n[2:], ref_h[2:]), "layer 1 reads layer 0's dropped output"
     out, (h_n, _) = lstm(x, ws, direction="bidirectional", dropout=p, dropout_placement="between", training=True,
-                         backend=backend)
+                         kernel=kernel)
     assert (out != 0).all()
     assert_close(out[-1, :, :H], h_n[2], msg="the last layer's output is its state, undropped")

@@ -178,9 +178,7 @@ def _build_gru_rnn(entry: dict, cell: str, common: dict, device, dtype) -> nn.Mo
     else:
         from compat.simple_rnn import RNN as cls
         options["nonlinearity"] = _stored_activation(options.get("nonlinearity", "tanh"))
-    common = {k: v for k, v in common.items() if k not in ("device", "dtype")}
-    with torch.device(device or "cpu"):
-        return cls(**common, **options).to(dtype)
+    return cls(**common, **options)
 
 
 def _check_options(f: Fields, options: dict, field: str, bidirectional: bool, cell: str = "lstm") -> None:

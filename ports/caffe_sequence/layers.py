@@ -3,8 +3,9 @@
 :class:`CaffeLSTM` is BVLC Caffe's ``LSTM`` layer (src/caffe/layers/lstm_layer.cpp ``FillUnrolledNet``,
 lstm_unit_layer.cpp, recurrent_layer.cpp); :class:`JunhyukohLSTM` is the ``Lstm`` layer of
 junhyukoh/caffe-lstm (src/caffe/layers/lstm_layer.cpp), the layer of ``examples/lstm_sequence``. Both keep
-their blobs under Caffe's names, in Caffe's order and shapes, and hand the core the canonical view
-(``compat.layouts.to_canonical``) once per forward.
+their blobs under Caffe's names, in Caffe's order and shapes, and hand them to the core as they are, with
+the cell's semantics (:class:`compat.recurrent.Cell`: Caffe's gate order, its tanh, the fork's gradient
+quirks); the core chooses how to run them.
 """
 from __future__ import annotations
 
@@ -12,21 +13,18 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from compat import fastloop
-from compat.layouts import permute_gates, to_canonical
 from compat.lstm import LayerWeights, lstm
+from compat.recurrent import Cell, run
+
+# Both layers keep their blobs' gate blocks in Caffe's order i, f, o, g (lstm_unit_layer.cpp, the fork's
+# lstm_layer.cpp) and hand them to the core as stored.
+CAFFE_GATE_ORDER = "ifog"
 
 
 class CaffeShapeError(ValueError):
     """A blob or bottom whose shape does not fit the layer; the message names it."""
-
-
-def caffe_tanh(x: Tensor) -> Tensor:
-    """lstm_unit_layer.cpp ``tanh``: ``2 * sigmoid(2x) - 1`` (about 1e-7 from tanh in float32)."""
-    return 2.0 * torch.sigmoid(2.0 * x) - 1.0
 
 
 def _as_tensor(a, dtype, name: str) -> Tensor:
@@ -96,6 +94,9 @@ class CaffeLSTM(_CaffeBlobsAndState, nn.Module):
         self.expose_hidden = expose_hidden
         self.caffe_tanh = caffe_tanh
         self.caffe_exposed_state_gradients = caffe_exposed_state_gradients
+        # lstm_unit_layer.cpp computes tanh as 2 * sigmoid(2x) - 1 (compat.lstm_activations "caffe_tanh")
+        self.cell = Cell("lstm", ("sigmoid", "caffe_tanh", "caffe_tanh") if caffe_tanh else ("sigmoid", "tanh", "tanh"),
+                         gate_order=CAFFE_GATE_ORDER)
         # Registration order is Caffe's blob order: parameters() yields W_xc, b_c, (W_xc_static,) W_hc.
         self.W_xc = nn.Parameter(torch.zeros(4 * H, input_size, dtype=dtype))
         self.b_c = nn.Parameter(torch.zeros(4 * H, dtype=dtype))
@@ -165,18 +166,17 @@ class CaffeLSTM(_CaffeBlobsAndState, nn.Module):
         return x, cont.to(x.dtype), static
 
     def forward(self, x: Tensor, cont: Tensor, static: Optional[Tensor] = None, h0: Optional[Tensor] = None,
-                c0: Optional[Tensor] = None, *, backend: str = "auto"):
+                c0: Optional[Tensor] = None, *, kernel: str = "auto"):
         x, cont, static = self._check(x, cont, static)
         T, N, _ = x.shape
         H = self.hidden_size
-        w = to_canonical("caffe", {"W_xc": self.W_xc, "b_c": self.b_c, "W_hc": self.W_hc})
+        w = LayerWeights(self.W_xc, self.W_hc, self.b_c)
         if static is not None:
             # The static term W_xc_static x_static enters every step's gate input (lstm_layer.cpp
             # "W_xc_x_static", an Eltwise SUM). Exactly: concatenate x_static to each step's input and
-            # W_xc_static to W_xc's columns (gate-permuted like W_xc), so the core sees one input transform.
-            w_static = permute_gates(self.W_xc_static, "ifog", "ifgo")
+            # W_xc_static to W_xc's columns, so the core sees one input transform.
             x = torch.cat([x, static.unsqueeze(0).expand(T, N, static.shape[1])], dim=2)
-            w = LayerWeights(torch.cat([w.weight_ih, w_static], dim=1), w.weight_hh, w.bias_ih, w.bias_hh)
+            w = LayerWeights(torch.cat([self.W_xc, self.W_xc_static], dim=1), self.W_hc, self.b_c)
         if self.expose_hidden:
             if h0 is None or c0 is None:
                 raise CaffeShapeError("expose_hidden: pass h0= and c0=, each [1, N, H]")
@@ -193,8 +193,7 @@ class CaffeLSTM(_CaffeBlobsAndState, nn.Module):
                 hx = (self._h.to(x.device), self._c.to(x.device))
             else:
                 hx = None  # first call, after reset_state(), or a new number of streams: zeros
-        out, (h_n, c_n) = lstm(x, [w], hx, cont=cont, tanh=caffe_tanh if self.caffe_tanh else None,
-                               backend=backend)
+        out, (h_n, c_n) = lstm(x, [w], hx, cont=cont, cell=self.cell, kernel=kernel)
         if self.expose_hidden:
             if self.caffe_exposed_state_gradients:
                 h_n, c_n = h_n.detach(), c_n.detach()
@@ -204,32 +203,6 @@ class CaffeLSTM(_CaffeBlobsAndState, nn.Module):
 
 
 # ---------------------------------------------------------------------------------------- junhyukoh
-
-
-class _GateGradProbe(torch.autograd.Function):
-    """Identity on the gate pre-activations' input term; its backward sees their gradient exactly.
-
-    Backward records max |dL/d gates| (to verify that ``clipping_threshold`` would not have clamped
-    anything) and, for the dW_h defect, returns sum over steps with clip == 0 of g_t^T h_{t-1} as an extra
-    gradient of weight_hh (junhyukoh lstm_layer.cpp Backward_cpu: the dW_h gemm runs over every step).
-    """
-
-    @staticmethod
-    def forward(ctx, x_proj, weight_hh, record):
-        ctx.record = record
-        return x_proj.view_as(x_proj)
-
-    @staticmethod
-    def backward(ctx, grad):
-        record = ctx.record
-        per_step = grad.abs().amax(dim=(1, 2)) if grad.numel() else grad.new_zeros(grad.shape[0])
-        record["max_abs_per_step"] = per_step.detach()
-        record["max_abs_grad"] = float(per_step.max()) if per_step.numel() else 0.0
-        grad_w = None
-        mask = record.get("defect_mask")
-        if mask is not None and bool(mask.any()):
-            grad_w = torch.einsum("tng,tnh->gh", grad * mask.unsqueeze(2), record["h_prev"])
-        return grad, grad_w, None
 
 
 class JunhyukohLSTM(_CaffeBlobsAndState, nn.Module):
@@ -249,17 +222,8 @@ class JunhyukohLSTM(_CaffeBlobsAndState, nn.Module):
     stream 0's recurrent term to every stream, and sums every stream's dh_{t-1} into stream 0's); they are
     documented in docs/migration/caffe.md and not reproduced: this layer computes every stream correctly.
 
-    ``backend``: ``"auto"`` lets the core choose (its step loop whenever clipping or the defect is on and
-    gradients are being recorded); ``"probe"`` runs the fused kernel with :class:`_GateGradProbe` on the
-    input term: the defect is added exactly, and after backward ``last_max_abs_grad`` /
-    :meth:`last_clamped_step` say whether (and up to which step) the clamp would have changed anything; the
-    caller must then redo at least steps [0, t*] with ``"auto"`` (``example.Trainer.train_step`` does).
-    Without gradients (generation) the fused kernel always runs, as clipping and the defect only change
-    gradients. ``"compiled"`` runs the layer on :mod:`compat.fastloop`'s compiled step loop, which clamps
-    and adds the defect exactly as the step loop does, with the blobs in their own gate order (no
-    per-forward conversion, no probe, no host synchronisation); where that loop is unavailable (not on
-    the CPU, or no C compiler) it runs as ``"auto"``. ``carry_graph = True`` keeps the carried state attached to the graph (for running one
-    window as consecutive calls); Caffe's behaviour, the default, detaches it.
+    Runs through :func:`compat.lstm.lstm` with the cell's semantics (:attr:`cell`: the fork's gate order, the
+    clamp and the defect, rebuilt when ``clipping_threshold`` or ``dwh_defect`` is set); the core chooses how.
     """
 
     def __init__(self, input_size: int, hidden_size: int, batch_size: int = 1, clipping_threshold: float = 0.0,
@@ -269,17 +233,37 @@ class JunhyukohLSTM(_CaffeBlobsAndState, nn.Module):
             raise CaffeShapeError(f"lstm_param.batch_size must be >= 1, got {batch_size}")
         H = hidden_size
         self.input_size, self.hidden_size, self.batch_size = input_size, hidden_size, batch_size
-        self.clipping_threshold = float(clipping_threshold)
-        self.dwh_defect = dwh_defect
+        self._clipping_threshold, self._dwh_defect = float(clipping_threshold), bool(dwh_defect)
+        self.cell = self._cell()
         self.W_x = nn.Parameter(torch.zeros(4 * H, input_size, dtype=dtype))
         self.W_h = nn.Parameter(torch.zeros(4 * H, H, dtype=dtype))
         self.b = nn.Parameter(torch.zeros(4 * H, dtype=dtype))
         self._h: Optional[Tensor] = None  # h_T_, c_T_ of the last forward, [1, N, H]
         self._c: Optional[Tensor] = None
-        self._record: Optional[dict] = None
-        # False (Caffe): the carried state is detached, no gradient crosses forward calls. True keeps it
-        # attached, so that one window run as two consecutive calls back-propagates like a single call.
-        self.carry_graph = False
+
+    def _cell(self) -> Cell:
+        return Cell("lstm", gate_order=CAFFE_GATE_ORDER, preact_grad_clip=self._clipping_threshold or None,
+                    weight_grad_ignores_cont=self._dwh_defect)
+
+    @property
+    def clipping_threshold(self) -> float:
+        """lstm_param.clipping_threshold: the gate gradients' clamp (0: none)."""
+        return self._clipping_threshold
+
+    @clipping_threshold.setter
+    def clipping_threshold(self, value: float) -> None:
+        self._clipping_threshold = float(value)
+        self.cell = self._cell()
+
+    @property
+    def dwh_defect(self) -> bool:
+        """Whether W_h's gradient is the fork's (against the raw h_{t-1} at every step)."""
+        return self._dwh_defect
+
+    @dwh_defect.setter
+    def dwh_defect(self, value: bool) -> None:
+        self._dwh_defect = bool(value)
+        self.cell = self._cell()
 
     @classmethod
     def from_blobs(cls, blobs: Sequence, batch_size: int = 1, clipping_threshold: float = 0.0, *,
@@ -305,24 +289,11 @@ class JunhyukohLSTM(_CaffeBlobsAndState, nn.Module):
     def set_state(self, state: Optional[Tuple[Tensor, Tensor]]) -> None:
         self._h, self._c = (None, None) if state is None else (state[0].detach(), state[1].detach())
 
-    @property
-    def last_max_abs_grad(self) -> Optional[float]:
-        """After backward of a ``backend="probe"`` forward: max |dL/d gate pre-activation| over all steps."""
-        return None if self._record is None else self._record.get("max_abs_grad")
-
-    def last_clamped_step(self) -> Optional[int]:
-        """After backward of a ``backend="probe"`` forward: the last step whose gate gradient exceeds
-        ``clipping_threshold`` (where the clamp would act), or None when there is none."""
-        if self._record is None or self.clipping_threshold <= 0 or "max_abs_per_step" not in self._record:
-            return None
-        over = (self._record["max_abs_per_step"] > self.clipping_threshold).nonzero()
-        return int(over.max()) if over.numel() else None
-
     def extra_repr(self) -> str:
         return (f"input_size={self.input_size}, hidden_size={self.hidden_size}, batch_size={self.batch_size}, "
                 f"clipping_threshold={self.clipping_threshold}, dwh_defect={self.dwh_defect}")
 
-    def forward(self, data: Tensor, clip: Optional[Tensor] = None, *, backend: str = "auto") -> Tensor:
+    def forward(self, data: Tensor, clip: Optional[Tensor] = None, *, kernel: str = "auto") -> Tensor:
         N, H = self.batch_size, self.hidden_size
         if data.dim() < 1 or data.shape[0] % N:
             raise CaffeShapeError(f"bottom data has shape {list(data.shape)}; its first axis (T*N) must be a "
@@ -334,80 +305,26 @@ class JunhyukohLSTM(_CaffeBlobsAndState, nn.Module):
         if x.shape[2] != self.input_size:
             raise CaffeShapeError(f"bottom data has {x.shape[2]} values per row (shape {list(data.shape)}); "
                                   f"W_x expects {self.input_size}")
-        grads = torch.is_grad_enabled()
-        if backend == "compiled" and fastloop.supports(x):
-            return self._forward_compiled(x, clip, grads)
-        if backend == "compiled":
-            backend = "auto"
-        zeros = x.new_zeros(1, N, H)
+        w = LayerWeights(self.W_x, self.W_h, self.b)
+        if x.dtype != w.weight_ih.dtype or x.device != w.weight_ih.device:
+            raise CaffeShapeError(f"bottom data has dtype {x.dtype} on {x.device}; the blobs are {w.weight_ih.dtype} "
+                                  f"on {w.weight_ih.device}")
         if clip is not None:
-            self._check_clip(clip, T, N)
-            cont = (clip.reshape(T, N) != 0).to(x.dtype)
-            carried = self._h is not None and self._h.shape == zeros.shape and self._h.dtype == x.dtype
-            h0, c0 = (self._h.to(x.device), self._c.to(x.device)) if carried else (zeros, zeros)
+            if clip.numel() != T * N or (clip.dim() > 1 and clip.numel() != clip.shape[0]):
+                raise CaffeShapeError(f"bottom clip has shape {list(clip.shape)}; expected [T*N] or [T*N, 1] "
+                                      f"with T*N = {T * N}")
+            cont = ((clip if clip.shape == (T, N) else clip.reshape(T, N)) != 0).to(x.dtype)
+            if self._h is not None and self._h.shape == (1, N, H) and self._h.dtype == x.dtype:
+                h0, c0 = self._h.to(x.device), self._c.to(x.device)
+            else:
+                h0 = c0 = x.new_zeros(1, N, H)
         else:
             cont = torch.ones(T, N, dtype=x.dtype, device=x.device)
             cont[0] = 0
-            h0, c0 = zeros, zeros
-        w = to_canonical("junhyukoh", {"W_x": self.W_x, "W_h": self.W_h, "b": self.b})
-        clamp = self.clipping_threshold if (self.clipping_threshold > 0 and grads) else None
-        defect = self.dwh_defect and grads
-        self._record = None
-        if backend == "probe" and (clamp is not None or defect):
-            record = {}
-            x_proj = F.linear(x, w.weight_ih, w.bias_ih)
-            x_proj = _GateGradProbe.apply(x_proj, w.weight_hh, record)
-            eye = torch.eye(4 * H, dtype=x.dtype, device=x.device)
-            out, (h_n, c_n) = lstm(x_proj, [LayerWeights(eye, w.weight_hh, None, None)], (h0, c0), cont=cont,
-                                   backend="auto")
-            record["h_prev"] = torch.cat([h0, out[:-1]]).detach()
-            record["defect_mask"] = (cont == 0) if defect else None
-            self._record = record
-        else:
-            out, (h_n, c_n) = lstm(x, [w], (h0, c0), cont=cont, preact_grad_clip=clamp,
-                                   recurrent_weight_grad_ignores_cont=defect,
-                                   backend="auto" if backend == "probe" else backend)
-        # lstm_layer.cpp keeps c_T_, h_T_ after every forward ("Preserve cell state ... for truncated BPTT").
-        self._h, self._c = (h_n, c_n) if self.carry_graph else (h_n.detach(), c_n.detach())
-        return out.reshape(T * N, H)
-
-    def _check_clip(self, clip: Tensor, T: int, N: int) -> None:
-        if clip.numel() != T * N or (clip.dim() > 1 and clip.numel() != clip.shape[0]):
-            raise CaffeShapeError(f"bottom clip has shape {list(clip.shape)}; expected [T*N] or [T*N, 1] "
-                                  f"with T*N = {T * N}")
-
-    def _cont_of(self, clip: Tensor, T: int, N: int, dtype) -> Tensor:
-        """cont = (clip != 0) as numbers, kept while the same clip tensor comes back unchanged (the trainer
-        passes the same two clip blobs every iteration)."""
-        key = (clip.data_ptr(), clip._version, tuple(clip.shape), clip.dtype, clip.device, T, N, dtype)
-        cached = getattr(self, "_cont_cache", None)
-        if cached is None or cached[0] != key:
-            cached = (key, (clip.reshape(T, N) != 0).to(dtype))
-            self._cont_cache = cached
-        return cached[1]
-
-    def _forward_compiled(self, x: Tensor, clip: Optional[Tensor], grads: bool) -> Tensor:
-        """The layer on compat.fastloop: blobs used in their stored gate order (i, f, o, g)."""
-        T, N, _ = x.shape
-        H = self.hidden_size
-        if clip is not None:
-            self._check_clip(clip, T, N)
-            cont = self._cont_of(clip, T, N, x.dtype)
-            carried = self._h is not None and tuple(self._h.shape) == (1, N, H) and self._h.dtype == x.dtype
-            if carried:
-                h0, c0 = self._h[0].to(x.device), self._c[0].to(x.device)
-            else:
-                h0 = c0 = x.new_zeros(N, H)
-        else:
-            # No clip bottom: every forward starts from a zero state (cont_0 = 0 on a zero state is the
-            # zero state; the defect's dW_h term at t = 0 is g_0^T 0).
-            cont = None
-            h0 = c0 = x.new_zeros(N, H)
-        clamp = self.clipping_threshold if (self.clipping_threshold > 0 and grads) else None
-        x_proj = F.linear(x, self.W_x, self.b)
-        out, h_n, c_n = fastloop.lstm_layer(x_proj, self.W_h, h0, c0, cont, gate_order="ifog", grad_clip=clamp,
-                                            weight_grad_ignores_cont=self.dwh_defect and grads)
-        self._record = None
-        h_n, c_n = h_n.unsqueeze(0), c_n.unsqueeze(0)
-        self._h, self._c = (h_n, c_n) if self.carry_graph else (h_n.detach(), c_n.detach())
+            h0 = c0 = x.new_zeros(1, N, H)
+        # The blobs' shapes are the layer's own (fixed when it was built): straight to the core's driver.
+        out, (h_n, c_n) = run(self.cell, ((w,),), x, (h0, c0), cont=cont, kernel=kernel)
+        # lstm_layer.cpp keeps c_T_, h_T_ after every forward ("Preserve cell state ... for truncated BPTT");
+        # no gradient crosses forward calls.
+        self._h, self._c = h_n.detach(), c_n.detach()
         return out.reshape(T * N, H)

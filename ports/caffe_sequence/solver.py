@@ -49,6 +49,14 @@ class CaffeSGD:
             raise ValueError("clip_gradients is not implemented (the lstm_sequence solvers do not set it)")
         self.current_step = 0
         self.history: List[torch.Tensor] = [torch.zeros_like(p) for _, p, _, _ in self.params]
+        # [((lr_mult, decay_mult), params, histories)]: the parameters :meth:`step` updates together (same
+        # multipliers, device and dtype); fixed with the parameters and their histories.
+        groups: dict = {}
+        for (_, p, lr, dm), h in zip(self.params, self.history):
+            entry = groups.setdefault((lr, dm, p.device, p.dtype), ((lr, dm), [], []))
+            entry[1].append(p)
+            entry[2].append(h)
+        self.groups = list(groups.values())
 
     def learning_rate(self, it: int) -> float:
         """SGDSolver::GetLearningRate at iteration ``it``."""
@@ -76,7 +84,7 @@ class CaffeSGD:
         with ``torch._foreach_*`` (the same operations in the same order as :meth:`step_per_parameter`,
         so the same numbers)."""
         rate = self.learning_rate(it)
-        for (lr_mult, decay_mult), params, hists in self._groups():
+        for (lr_mult, decay_mult), params, hists in self.groups:
             diffs = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
             local_decay = self.weight_decay * decay_mult
             if local_decay:
@@ -85,20 +93,6 @@ class CaffeSGD:
             torch._foreach_mul_(hists, self.momentum)
             torch._foreach_add_(hists, diffs, alpha=rate * lr_mult)
             torch._foreach_sub_(params, hists)
-
-    def _groups(self) -> list:
-        """[((lr_mult, decay_mult), params, histories)] by multipliers, device and dtype; cached."""
-        key = [(id(p), lr, dm, p.device, p.dtype, id(h)) for (_, p, lr, dm), h in zip(self.params, self.history)]
-        cached = getattr(self, "_group_cache", None)
-        if cached is None or cached[0] != key:
-            groups: dict = {}
-            for (_, p, lr, dm), h in zip(self.params, self.history):
-                entry = groups.setdefault((lr, dm, p.device, p.dtype), ((lr, dm), [], []))
-                entry[1].append(p)
-                entry[2].append(h)
-            cached = (key, list(groups.values()))
-            self._group_cache = cached
-        return cached[1]
 
     @torch.no_grad()
     def step_per_parameter(self, it: int) -> None:

@@ -9,8 +9,8 @@ CLI: ``python -m ports.tf_ptb --model small --data-path DIR``. See docs/migratio
 """
 from .config import PRESETS, Config
 from .model import PTBModel, TFVariableError
-from .reader import PTBDataError, epoch_size, ptb_iterator, ptb_producer, ptb_raw_data, ptb_vocabulary
-from .train import run_epoch, train_step
+from .data import PTBDataError, epoch_size, ptb_iterator, ptb_producer, ptb_raw_data, ptb_vocabulary
+from .train import make_optimizer, run_epoch, train_step
 
 __all__ = ["Config", "PRESETS", "PTBModel", "TFVariableError", "ptb_raw_data", "ptb_vocabulary", "ptb_iterator",
-           "ptb_producer", "epoch_size", "PTBDataError", "train_step", "run_epoch"]
+           "ptb_producer", "epoch_size", "PTBDataError", "make_optimizer", "train_step", "run_epoch"]

@@ -1,6 +1,6 @@
-"""``python -m ports.tf_ptb --model small --data-path DIR``."""
+"""``python -m ports.tf_ptb --model small --data-path DIR``: see :mod:`ports.tf_ptb.cli`."""
 import sys
 
-from .cli import main
+from ports.tf_ptb.cli import main
 
-sys.exit(main())
+sys.exit(main(owns_process=True))

@@ -1,12 +1,11 @@
-"""``python -m ports.tf_ptb``: ptb_word_lm.py's main() with checkpoints, resume and a perplexity plot.
+"""The command line of ``python -m ports.tf_ptb``: ptb_word_lm.py's main() with checkpoints, resume and a
+perplexity plot.
 
 Prints the original's lines ("Epoch: %d Learning rate: %.3f", "Epoch: %d Train Perplexity: %.3f",
 "Epoch: %d Valid Perplexity: %.3f", "Test Perplexity: %.3f"). Validation runs with the training
 config's batch and steps, the test set with the eval config (batch 1, steps 1), as in the original.
 """
 from __future__ import annotations
-
-from compat import threads  # noqa: F401  (before torch: the OpenMP wait policy)
 
 import argparse
 import dataclasses
@@ -19,7 +18,7 @@ from typing import List, Optional
 
 import torch
 
-from compat import checkpoint
+from compat import checkpoint, threads
 from compat.atomic import atomic_write_text
 from compat.checkpoint import CheckpointError, Fields
 from compat.cli import HelpFormatter, check_device, check_positive, fail, print_files, run_cli
@@ -27,7 +26,7 @@ from compat.errors import FileFormatError, InputError
 
 from .config import PRESETS, Config
 from .model import PTBModel
-from .reader import ptb_raw_data
+from .data import ptb_raw_data
 from .train import run_epoch
 
 CHECKPOINT_FORMAT = "ports.tf_ptb"
@@ -178,17 +177,18 @@ def _write_outputs(args, preset: str, config: Config, history: dict) -> None:
                     logy=True, hlines=hlines)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    return run_cli(_main, argv)
+def main(argv: Optional[List[str]] = None, *, owns_process: bool = False) -> int:
+    """The program; ``owns_process``: run as ``python -m`` (it may then choose the thread count)."""
+    return run_cli(lambda a: _main(a, owns_process), argv)
 
 
-def _main(argv: Optional[List[str]] = None) -> int:
+def _main(argv: Optional[List[str]] = None, owns_process: bool = False) -> int:
     args = build_parser().parse_args(argv)
     check_positive(max_steps=args.max_steps)
     if args.max_max_epoch is not None and args.max_max_epoch < 0:
         fail(f"--max-max-epoch must be at least 0; got {args.max_max_epoch}")
     check_device(args.device)
-    n_threads = threads.configure_threads(args.threads)
+    n_threads = threads.configure_threads(args.threads, owns_process=owns_process)
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
     try:
@@ -227,8 +227,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
     plot, metrics = _output_paths(args)
     kept = [p for p in (args.save, metrics, plot) if p]
     print(f"ports.tf_ptb: ptb_word_lm.py's {preset} model ({config.num_layers} x {config.hidden_size}, "
-          f"{config.max_max_epoch} epochs) on {args.data_path}, {device}, {n_threads} CPU thread"
-          f"{'s' if n_threads > 1 else ''}; "
+          f"{config.max_max_epoch} epochs) on {args.data_path}, {device}, {n_threads}; "
           + (f"files: {', '.join(kept)}" if kept else "no files written (--save PATH keeps a checkpoint, "
                                                        "metrics and a plot)"), flush=True)
 
@@ -256,7 +255,8 @@ def _main(argv: Optional[List[str]] = None) -> int:
         print("Epoch: %d Learning rate: %.3f" % (i + 1, lr), flush=True)
         t0 = time.time()
         train_ppl = run_epoch(model, train_data, config.batch_size, config.num_steps, lr=lr, verbose=not args.quiet,
-                              progress=progress, desc=f"epoch {i + 1} train", max_steps=args.max_steps)
+                              progress=progress, desc=f"epoch {i + 1} train", max_steps=args.max_steps,
+                              on_step=n_threads.check)
         seconds = time.time() - t0
         print("Epoch: %d Train Perplexity: %.3f" % (i + 1, train_ppl), flush=True)
         valid_ppl = run_epoch(model, valid_data, config.batch_size, config.num_steps, progress=progress,

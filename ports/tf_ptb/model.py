@@ -11,30 +11,48 @@ Graph of the original (``PTBModel.__init__`` / ``_build_rnn_graph_lstm``)::
     logits = output @ softmax_w + softmax_b
 
 Parameters are kept as TF holds them (kernel [in + H, 4H] and bias [4H] per cell, gate order i, j, f, o)
-and converted to the core's layout at each forward by :func:`compat.layouts.to_canonical`, with the
-run-time forget bias folded in as a constant.
+and handed to the core as they are (views, in TF's gate order), the run-time forget bias as a constant
+second bias.
 """
 from __future__ import annotations
 
 import os
-from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from compat import fastloop
 from compat.errors import FileFormatError
-from compat.layouts import to_canonical
-from compat.lstm import lstm
+from compat.lstm import LayerWeights
 from compat.projected_xent import BufferPool, projected_cross_entropy
+from compat.recurrent import Cell, run
 from compat.tf1 import tf1_cell_variables
 
 from . import tf_names
 from .config import Config
 
 StateTuple = Tuple[Tuple[Tensor, Tensor], ...]  # per layer (c, h), as TF's LSTMStateTuple
+# rnn_cell_impl.py BasicLSTMCell.call: ``i, j, f, o = array_ops.split(value=gate_inputs, num_or_size_splits=4,
+# axis=one)``; j is the cell input (the core's g).
+TF_GATE_ORDER = "igfo"
+
+
+class EmbeddingLookup(NamedTuple):
+    """The looked-up rows of a training step: ``ids`` [B * T] and ``rows`` [B, T, H], whose ``.grad`` after
+    backward is TF's IndexedSlices values of the embedding's gradient (one row per occurrence)."""
+
+    ids: Tensor
+    rows: Tensor
+
+
+class TrainingCost(NamedTuple):
+    """What :meth:`PTBModel.training_cost` returns."""
+
+    cost: Tensor
+    final_state: "StateTuple"
+    lookup: Optional[EmbeddingLookup]
 
 
 from compat.errors import TFVariableError  # noqa: E402  (a TF variable missing or not fitting; compat's one class)
@@ -69,9 +87,13 @@ class PTBModel(nn.Module):
         self.cells = nn.ModuleList(BasicLSTMCellParams(H, H, **factory) for _ in range(n_cells))
         self.softmax_w = nn.Parameter(torch.empty(H, V, **factory))
         self.softmax_b = nn.Parameter(torch.empty(V, **factory))
-        self.last_embedding_lookup: Optional[Tensor] = None
-        self.last_embedding_ids: Optional[Tensor] = None
-        self._canonical_cache = None
+        self.cell_semantics = Cell("lstm", gate_order=TF_GATE_ORDER)
+        # The run-time forget bias on the f block of i, j, f, o: a constant (not a variable, not saved).
+        forget = torch.zeros(4 * H, **factory)
+        forget[2 * H:3 * H] = config.forget_bias
+        self.register_buffer("forget_bias_vector", forget, persistent=False)
+        # The training cost's [B * T, V] probabilities buffer, kept between steps (compat.projected_xent).
+        self.xent_buffers = BufferPool(1)
         self.reset_parameters()
         self.train(is_training)
 
@@ -100,29 +122,18 @@ class PTBModel(nn.Module):
         return tuple((p.new_zeros(batch_size, H), p.new_zeros(batch_size, H)) for _ in range(self.config.num_layers))
 
     def layer_weights(self) -> list:
-        """The canonical weights of every layer (converted from the live TF-layout parameters).
-
-        Without autograd (evaluation) the conversion is cached until a parameter changes: the test pass
-        runs 82k single-token steps, for which the gather would cost as much as the LSTM itself.
-        """
-        fb = self.config.forget_bias
-        if torch.is_grad_enabled():
-            self._canonical_cache = None
-            converted = self._convert(fb)
-        else:
-            key = (fb,) + tuple((p.data_ptr(), p._version, p.dtype, p.device)
-                                for c in self.cells for p in (c.kernel, c.bias))
-            cache = getattr(self, "_canonical_cache", None)
-            if cache is None or cache[0] != key:
-                cache = (key, self._convert(fb))
-                self._canonical_cache = cache
-            converted = cache[1]
+        """Every layer's weights as the core takes them: views of the live TF variables (``kernel[:H]^T`` the
+        input weight, ``kernel[H:]^T`` the recurrent one, gates in TF's order) and the run-time forget bias as
+        a constant second bias (rnn_cell_impl ``BasicLSTMCell.call``: ``sigmoid(f + forget_bias)``)."""
+        H = self.config.hidden_size
+        forget = self.forget_bias_vector if self.config.forget_bias else None
+        weights = []
+        for cell in self.cells:
+            kernel_t = cell.kernel.t()  # [4H, in + H]: W_ih's columns, then W_hh's
+            weights.append(LayerWeights(kernel_t[:, :H], kernel_t[:, H:], cell.bias, forget))
         if self.config.shared_cell_weights:
-            return converted * self.config.num_layers
-        return converted
-
-    def _convert(self, fb: float) -> list:
-        return [to_canonical("tf", {"kernel": c.kernel, "bias": c.bias}, forget_bias=fb) for c in self.cells]
+            return weights * self.config.num_layers
+        return weights
 
     def _check_inputs(self, inputs) -> Tensor:
         if not isinstance(inputs, Tensor):
@@ -133,7 +144,7 @@ class PTBModel(nn.Module):
             raise TypeError(f"inputs must be integer word ids, got dtype {inputs.dtype}")
         inputs = inputs.to(device=self.embedding.device, dtype=torch.long)
         if inputs.numel():
-            lo, hi = int(inputs.min()), int(inputs.max())
+            lo, hi = (int(v) for v in torch.aminmax(inputs))
             if lo < 0 or hi >= self.config.vocab_size:
                 bad = lo if lo < 0 else hi
                 raise ValueError(f"word id {bad} in inputs is outside the vocabulary [0, {self.config.vocab_size})")
@@ -144,12 +155,13 @@ class PTBModel(nn.Module):
         if len(state) != L:
             raise ValueError(f"state has {len(state)} layers; the model has {L} (a (c, h) pair per layer)")
         cs, hs = [], []
+        dtype, device = self.embedding.dtype, self.embedding.device
         for k, pair in enumerate(state):
             if len(pair) != 2:
                 raise ValueError(f"state[{k}] must be a (c, h) pair")
-            c, h = (torch.as_tensor(t, dtype=self.embedding.dtype, device=self.embedding.device) for t in pair)
+            c, h = (torch.as_tensor(t, dtype=dtype, device=device) for t in pair)
             for name, t in (("c", c), ("h", h)):
-                if list(t.shape) != [batch_size, H]:
+                if t.shape != (batch_size, H):
                     raise ValueError(f"state[{k}].{name} has shape {list(t.shape)}; expected [batch_size, H] = "
                                      f"{[batch_size, H]}")
             cs.append(c)
@@ -158,94 +170,58 @@ class PTBModel(nn.Module):
 
     def forward(self, inputs, state: Optional[Sequence[Tuple[Tensor, Tensor]]] = None) -> Tuple[Tensor, StateTuple]:
         """inputs [B, T] word ids -> (logits [B * T, vocab] with row b * T + t, final state per layer (c, h))."""
-        output, final = self._rnn_output(inputs, state)
+        output, final, _ = self._rnn_output(inputs, state)
         logits = torch.addmm(self.softmax_b, output, self.softmax_w)  # tf.nn.xw_plus_b
         return logits, final
 
-    def training_cost(self, inputs, targets, state=None, *, embedding_slices: bool = False
-                      ) -> Tuple[Tensor, StateTuple]:
-        """``(cost, final state)``: :meth:`cost` of :meth:`forward`'s logits, the same numbers, with the
-        softmax cross-entropy of ``output @ softmax_w + softmax_b`` in one node (compat.projected_xent)
-        that reuses its logits buffer between steps.
+    def training_cost(self, inputs, targets, state=None, *, embedding_slices: bool = False) -> TrainingCost:
+        """``(cost, final state, lookup)``: :meth:`cost` of :meth:`forward`'s logits, the same numbers, with the
+        softmax cross-entropy of ``output @ softmax_w + softmax_b`` in one node (compat.projected_xent) that
+        reuses its logits buffer between steps; ``lookup``: the step's looked-up embedding rows.
 
         ``embedding_slices``: the embedding's gradient stays in TF's IndexedSlices form, one row per
-        looked-up token in ``last_embedding_lookup.grad`` (ids in ``last_embedding_ids``), and
-        ``embedding.grad`` is not formed (the [vocab, H] dense gradient a step that TF never builds)."""
-        output, final = self._rnn_output(inputs, state, embedding_slices=embedding_slices)
+        looked-up token in ``lookup.rows.grad``, and ``embedding.grad`` is not formed (the [vocab, H] dense
+        gradient a step that TF never builds)."""
+        output, final, lookup = self._rnn_output(inputs, state, embedding_slices=embedding_slices)
         targets = torch.as_tensor(targets, device=output.device)
         if targets.dim() != 2 or targets.numel() != output.shape[0]:
             raise ValueError(f"targets must be [batch_size, num_steps] matching the {output.shape[0]} rows, "
                              f"got {list(targets.shape)}")
-        pool = self.__dict__.setdefault("_xent_pool", BufferPool(1))
-        crossent = projected_cross_entropy(output, self.softmax_w, self.softmax_b, targets.reshape(-1), pool)
-        return crossent.sum() / targets.shape[0], final
+        crossent = projected_cross_entropy(output, self.softmax_w, self.softmax_b, targets.reshape(-1),
+                                           self.xent_buffers)
+        return TrainingCost(crossent.sum() / targets.shape[0], final, lookup)
 
-    def _one_step_compiled(self, x: Tensor, hx: Tuple[Tensor, Tensor]) -> Tuple[Tensor, StateTuple]:
-        """One step of every layer without autograd on compat.fastloop, straight from the TF variables:
-        x @ kernel[:in] + bias (+ forget_bias on the f block), and kernel[in:] as W_hh^T in TF's gate order
-        i, j, f, o. The test pass (batch 1, one step, 82k steps) runs here."""
-        H = self.config.hidden_size
-        h_all, c_all = hx
-        inp = x
-        finals = []
-        for k in range(self.config.num_layers):
-            cell = self.cells[0 if self.config.shared_cell_weights else k]
-            xproj = torch.addmm(self._bias_with_forget(cell), inp, cell.kernel[:H])
-            out, h, c = fastloop.lstm_layer_inference(xproj.unsqueeze(0), cell.kernel[H:], h_all[k], c_all[k],
-                                                      gate_order="igfo")
-            finals.append((c, h))
-            inp = out[0]
-        return inp, tuple(finals)
-
-    def _bias_with_forget(self, cell) -> Tensor:
-        """The cell's bias with the run-time forget_bias added to its f block (cached while unchanged)."""
-        fb = self.config.forget_bias
-        if fb == 0.0:
-            return cell.bias
-        key = (cell.bias.data_ptr(), cell.bias._version, fb)
-        cached = cell.__dict__.get("_bias_fb")
-        if cached is None or cached[0] != key:
-            H = self.config.hidden_size
-            b = cell.bias.detach().clone()
-            b[2 * H:3 * H] += fb
-            cached = (key, b)
-            cell.__dict__["_bias_fb"] = cached
-        return cached[1]
-
-    def _rnn_output(self, inputs, state, embedding_slices: bool = False) -> Tuple[Tensor, StateTuple]:
-        """The top layer's outputs [B * T, H] (rows b * T + t) and the final state per layer (c, h)."""
+    def _rnn_output(self, inputs, state, embedding_slices: bool = False
+                    ) -> Tuple[Tensor, StateTuple, Optional[EmbeddingLookup]]:
+        """The top layer's outputs [B * T, H] (rows b * T + t), the final state per layer (c, h), and the
+        looked-up embedding rows where a gradient is recorded."""
         cfg = self.config
         inputs = self._check_inputs(inputs)
         B, T = inputs.shape
         hx = self._check_state(self.initial_state(B) if state is None else state, B)
-        self.last_embedding_ids = inputs
+        lookup = None
         if embedding_slices and torch.is_grad_enabled() and self.embedding.requires_grad:
             # The lookup as a leaf: its .grad is TF's IndexedSlices values, and no dense gradient is formed.
             emb = F.embedding(inputs, self.embedding.detach()).requires_grad_()
-            self.last_embedding_lookup = emb
+            lookup = EmbeddingLookup(inputs.reshape(-1), emb)
         else:
             emb = F.embedding(inputs, self.embedding)  # tf.nn.embedding_lookup
             if emb.requires_grad:
                 # TF's gradient of the lookup is IndexedSlices over these per-occurrence rows (clip_ops.global_norm).
                 emb.retain_grad()
-                self.last_embedding_lookup = emb
-            else:
-                self.last_embedding_lookup = None
+                lookup = EmbeddingLookup(inputs.reshape(-1), emb)
         x = emb
         drop = 1.0 - cfg.keep_prob
         if self.training and drop > 0:
             x = F.dropout(x, drop, training=True)
-        if T == 1 and not torch.is_grad_enabled() and not (self.training and drop > 0) and fastloop.supports(x):
-            return self._one_step_compiled(x[:, 0], hx)
-        # One step (the test pass's eval config): the fused CPU kernel's per-call weight reordering costs
-        # more than the step itself; the core's step loop gives the same numbers.
-        out, (h_n, c_n) = lstm(x.transpose(0, 1), self.layer_weights(), hx, dropout=drop,
-                               dropout_placement="output", training=self.training,
-                               backend="loop" if T == 1 and not inputs.is_cuda else "auto")
+        # The variables' shapes are the model's own (fixed when it was built): straight to the core's driver.
+        layers = tuple((w,) for w in self.layer_weights())
+        out, (h_n, c_n) = run(self.cell_semantics, layers, x.transpose(0, 1), hx, dropout=drop,
+                              dropout_placement="output", training=self.training)
         # reshape(concat(outputs, 1), [-1, H]): batch-major rows b * T + t.
         output = out.transpose(0, 1).reshape(B * T, cfg.hidden_size)
-        final = tuple((c_n[k], h_n[k]) for k in range(cfg.num_layers))
-        return output, final
+        final = tuple(zip(c_n.unbind(0), h_n.unbind(0)))
+        return output, final, lookup
 
     def cost(self, logits: Tensor, targets) -> Tensor:
         """Sum of the tokens' cross-entropies / batch_size: ptb_word_lm's

@@ -14,30 +14,21 @@ from __future__ import annotations
 import math
 import sys
 import time
-import weakref
-from typing import Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from compat import threads
 from compat.progress import Progress
 from compat.tf1 import GradientDescent, clip_by_global_norm_
 
+from .data import ptb_iterator
 from .model import PTBModel, StateTuple
-from .reader import ptb_iterator
-
-_OPTIMIZERS: "weakref.WeakKeyDictionary[PTBModel, GradientDescent]" = weakref.WeakKeyDictionary()
 
 
-def _optimizer(model: PTBModel, lr: float) -> GradientDescent:
-    opt = _OPTIMIZERS.get(model)
-    if opt is None:
-        opt = GradientDescent(list(model.parameters()), lr=lr)
-        _OPTIMIZERS[model] = opt
-    for group in opt.param_groups:
-        group["lr"] = lr
-    return opt
+def make_optimizer(model: PTBModel, lr: float = 1.0) -> GradientDescent:
+    """The train op's ``GradientDescentOptimizer(lr)`` over the model's variables (its lr set at every step)."""
+    return GradientDescent(list(model.parameters()), lr=lr)
 
 
 def _detach(state: Optional[Sequence]) -> Optional[StateTuple]:
@@ -46,31 +37,33 @@ def _detach(state: Optional[Sequence]) -> Optional[StateTuple]:
     return tuple((torch.as_tensor(c).detach(), torch.as_tensor(h).detach()) for c, h in state)
 
 
-def train_step(model: PTBModel, inputs, targets, state, lr: float) -> Tuple[float, StateTuple, float]:
+def train_step(model: PTBModel, inputs, targets, state, lr: float, optimizer: Optional[GradientDescent] = None
+               ) -> Tuple[float, StateTuple, float]:
     """One TF training step: cost, gradients, ``clip_by_global_norm(max_grad_norm)``, ``var -= lr * grad``.
 
     Returns ``(cost, final_state, global_norm)``: the cost before the update (sum of cross-entropies /
     batch_size), the final (c, h) per layer (detached), and the global norm before clipping.
     ``Config.embedding_norm="dense"`` takes the dense embedding gradient's norm instead of TF's.
+    ``optimizer``: :func:`make_optimizer`'s, kept by the caller across steps (a new one when None).
     """
-    threads.rebalance()  # the default thread count follows the machine's load
     params = list(model.parameters())
     for p in params:
         p.grad = None
     targets = torch.as_tensor(np.asarray(targets) if not isinstance(targets, torch.Tensor) else targets)
     slices = model.config.embedding_norm == "indexed_slices"
-    cost, final = model.training_cost(inputs, targets, _detach(state), embedding_slices=slices)
+    cost, final, lookup = model.training_cost(inputs, targets, _detach(state), embedding_slices=slices)
     cost.backward()
     indexed = None
     if slices:
-        lookup = model.last_embedding_lookup
-        indexed = {model.embedding: lookup.grad.reshape(-1, lookup.shape[-1])}
+        indexed = {model.embedding: lookup.rows.grad.reshape(-1, lookup.rows.shape[-1])}
     # With the slices the embedding has no .grad: the clip scales the slices' values in place instead.
     norm = clip_by_global_norm_(params, model.config.max_grad_norm, indexed_slices=indexed)
-    _optimizer(model, lr).step()
+    optimizer = optimizer if optimizer is not None else make_optimizer(model, lr)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.step()
     if slices and model.embedding.grad is None:
-        apply_embedding_slices(model.embedding, model.last_embedding_ids.reshape(-1), indexed[model.embedding], lr)
-    model.last_embedding_lookup = model.last_embedding_ids = None
+        apply_embedding_slices(model.embedding, lookup.ids, indexed[model.embedding], lr)
     return float(cost.detach()), _detach(final), float(norm)
 
 
@@ -92,15 +85,15 @@ def perplexity(costs: float, iters: int) -> float:
 
 def run_epoch(model: PTBModel, data, batch_size: int, num_steps: int, *, lr: Optional[float] = None,
               verbose: bool = False, progress: bool = True, desc: str = "", max_steps: Optional[int] = None,
-              stream=None) -> float:
+              stream=None, on_step: Optional[Callable[[], None]] = None) -> float:
     """ptb_word_lm.py ``run_epoch``: perplexity ``exp(costs / iters)`` over one pass of ``data``.
 
     Trains (one :func:`train_step` per batch) when ``lr`` is given, else evaluates without dropout. The
     state starts at zeros and is carried from batch to batch; ``iters`` grows by ``num_steps`` a step, so
     with cost = sum / batch_size the ratio is the mean per-token cross-entropy. ``verbose`` prints the
-    original's ten progress lines; ``max_steps`` stops early (smoke runs). A perplexity too large for a
-    float is inf; evaluation reports a non-finite cost as an inf (or NaN) perplexity, training stops with
-    FloatingPointError.
+    original's ten progress lines; ``max_steps`` stops early (smoke runs); ``on_step`` is called after each
+    step (the CLI follows the machine's load there). A perplexity too large for a float is inf; evaluation
+    reports a non-finite cost as an inf (or NaN) perplexity, training stops with FloatingPointError.
     """
     stream = stream if stream is not None else sys.stdout
     training = lr is not None
@@ -113,6 +106,7 @@ def run_epoch(model: PTBModel, data, batch_size: int, num_steps: int, *, lr: Opt
     device = model.embedding.device
     costs, iters = 0.0, 0
     state = model.initial_state(batch_size)
+    optimizer = make_optimizer(model) if training else None
     start = time.time()
     try:
         with torch.set_grad_enabled(training):
@@ -122,7 +116,7 @@ def run_epoch(model: PTBModel, data, batch_size: int, num_steps: int, *, lr: Opt
                 x = torch.from_numpy(x).to(device)
                 y = torch.from_numpy(y).to(device)
                 if training:
-                    cost, state, _ = train_step(model, x, y, state, lr)
+                    cost, state, _ = train_step(model, x, y, state, lr, optimizer)
                 else:
                     logits, state = model(x, state)
                     cost = float(model.cost(logits, y))
@@ -132,6 +126,8 @@ def run_epoch(model: PTBModel, data, batch_size: int, num_steps: int, *, lr: Opt
                     raise FloatingPointError(f"{desc or 'epoch'}: the cost became {cost} at step {step} "
                                              f"(the learning rate {lr} may be too high)")
                 bar.update(1, items=batch_size * num_steps, perplexity=f"{perplexity(costs, iters):.2f}")
+                if on_step is not None:
+                    on_step()
                 if verbose and epoch_size >= 10 and step % (epoch_size // 10) == 10:
                     print("%.3f perplexity: %.3f speed: %.0f wps" % (
                         step * 1.0 / epoch_size, perplexity(costs, iters),

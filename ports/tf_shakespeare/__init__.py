@@ -7,7 +7,8 @@ from ports.tf_shakespeare.data import (build_vocab, clean_text, load_corpus, mak
                                        text_to_ids, vocab_size_of)
 from ports.tf_shakespeare.model import LSTMModel, TF1VariableError
 from ports.tf_shakespeare.sampling import sample, sample_ids
-from ports.tf_shakespeare.train import TrainConfig, load_trained, train, train_step
+from ports.tf_shakespeare.config import TrainConfig
+from ports.tf_shakespeare.train import load_trained, train, train_step
 
 __all__ = ["LSTMModel", "TF1VariableError", "build_vocab", "clean_text", "load_corpus", "make_batches",
            "read_text", "targets_of", "text_to_ids", "vocab_size_of", "sample", "sample_ids", "TrainConfig",

@@ -83,8 +83,9 @@ class LSTMModel(nn.Module):
         self.embedding_mat = nn.Parameter(torch.empty(vocab_size, rnn_size, **factory))
         self.cell = BasicLSTMCell(rnn_size, rnn_size, forget_bias, generator=generator, **factory)
         # Training cost through compat.projected_xent (same numbers; False: the logits, then
-        # sequence_loss_by_example, as the recipe's graph reads).
+        # sequence_loss_by_example, as the recipe's graph reads), its [B * T, V] buffer kept between steps.
         self.fused_loss = True
+        self.xent_buffers = BufferPool(1)
         with torch.no_grad():
             # random_normal_initializer(): mean 0, stddev 1.
             self.W.normal_(0.0, 1.0, generator=generator)
@@ -98,6 +99,7 @@ class LSTMModel(nn.Module):
         twin.rnn_size, twin.vocab_size, twin.infer = self.rnn_size, self.vocab_size, True
         twin.batch_size, twin.training_seq_len = 1, 1
         twin.W, twin.b, twin.embedding_mat, twin.cell = self.W, self.b, self.embedding_mat, self.cell
+        twin.fused_loss, twin.xent_buffers = self.fused_loss, self.xent_buffers
         return twin
 
     def zero_state(self, batch_size: Optional[int] = None) -> LSTMStateTuple:
@@ -162,11 +164,10 @@ class LSTMModel(nn.Module):
             embedded = self.embed(x)
         output, state = self.decode(embedded, initial_state)
         ones = torch.ones(B * T, dtype=output.dtype, device=output.device)
-        if torch.is_grad_enabled() and getattr(self, "fused_loss", False):
+        if torch.is_grad_enabled() and self.fused_loss:
             # The same cross-entropy of output @ W + b in one node that reuses its logits buffer
             # (compat.projected_xent), then sequence_loss_by_example's weighting and averaging.
-            pool = self.__dict__.setdefault("_xent_pool", BufferPool(1))
-            crossent = projected_cross_entropy(output, self.W, self.b, y.reshape(-1), pool)
+            crossent = projected_cross_entropy(output, self.W, self.b, y.reshape(-1), self.xent_buffers)
             loss = crossent * ones / (ones + 1e-12)
         else:
             logits = self.logits(output)

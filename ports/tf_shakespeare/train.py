@@ -20,29 +20,26 @@ import json
 import math
 import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 import torch
 
-from compat import checkpoint, threads
+from compat import checkpoint
 from compat.atomic import atomic_write_text
 from compat.checkpoint import CheckpointError, Fields
 from compat.errors import FileFormatError
 from compat.progress import Progress
 from compat.tf1 import TFAdam, clip_by_global_norm_, tf1_cell_variables
-from ports.tf_shakespeare.data import (RECIPE_HEADER_CHARS, load_corpus, make_batches, targets_of,
-                                       vocab_size_of, vocab_to_json)
+from ports.tf_shakespeare.config import DTYPES, TrainConfig
+from ports.tf_shakespeare.data import load_corpus, make_batches, targets_of, vocab_size_of, vocab_to_json
 from ports.tf_shakespeare.model import LSTMModel
 
 CHECKPOINT_FORMAT = "tf_shakespeare.checkpoint"
 CHECKPOINT_NAME = "model"  # model.json and model.<digest>.safetensors (compat.checkpoint)
 VOCAB_NAME = "vocab.json"
 PLOT_NAME = "loss.png"
-RECIPE_PRIME_TEXTS = ("thou art more", "to be or not to", "wherefore art thou")
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # Caps on a checkpoint's sizes that no tensor bounds (docs/security.md): batches are
 # [batch_size, training_seq_len]; the carried state [batch_size, rnn_size].
 MAX_BATCH_SIZE = 1 << 16
@@ -51,39 +48,6 @@ MAX_BATCH_WORDS = 1 << 24
 MAX_COUNT = 1 << 40
 MAX_EPOCHS = 1_000_000
 MAX_PRIME_TEXTS = 100
-
-
-@dataclass
-class TrainConfig:
-    """The recipe's settings (its module-level constants) plus the port's run controls."""
-
-    min_word_freq: int = 5
-    rnn_size: int = 128
-    epochs: int = 10
-    batch_size: int = 100
-    learning_rate: float = 0.001
-    training_seq_len: int = 50
-    save_every: int = 500
-    eval_every: int = 50
-    prime_texts: List[str] = field(default_factory=lambda: list(RECIPE_PRIME_TEXTS))
-    clip_norm: float = 4.5
-    forget_bias: float = 1.0
-    skip_chars: int = RECIPE_HEADER_CHARS
-    seed: int = 0
-    dtype: str = "float32"
-    print_every: int = 10
-    recipe_batch_count: bool = False  # print "out of num_batches + 1" as the recipe does
-
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, obj: dict) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(obj) - known)
-        if unknown:
-            raise ValueError(f"checkpoint config has unknown fields {unknown}")
-        return cls(**obj)
 
 
 def build_model(config: TrainConfig, vocab_size: int, device: str = "cpu",
@@ -101,7 +65,6 @@ def make_optimizer(model: LSTMModel, learning_rate: float) -> TFAdam:
 
 def train_step(model: LSTMModel, optimizer: TFAdam, x, y, state, clip_norm: float):
     """One ``sess.run([cost, final_state, train_op])``: returns ``(cost, final_state, global_norm)``."""
-    threads.rebalance()  # the default thread count follows the machine's load
     x = model._check_ids(x, "x_data")
     optimizer.zero_grad(set_to_none=True)
     embedded = model.embed(x)
@@ -256,13 +219,14 @@ def _epoch_summary(losses: Sequence[float]) -> float:
 
 def train(data_path, save_dir, config: Optional[TrainConfig] = None, *, resume: bool = False,
           max_iterations: Optional[int] = None, device: str = "cpu", progress: bool = True,
-          plot: bool = True, log: Callable[[str], None] = print) -> dict:
+          plot: bool = True, log: Callable[[str], None] = print, on_step: Optional[Callable[[], None]] = None) -> dict:
     """Train as the recipe, writing ``model.json`` (and its tensor file), ``vocab.json`` and ``loss.png``
     under ``save_dir``.
 
     ``resume`` continues from ``save_dir/model.json`` (its stored config wins over ``config``, except
     ``epochs`` when given larger). ``max_iterations`` stops after that many iterations in this call (a
-    checkpoint is written on stopping). Returns a summary dict.
+    checkpoint is written on stopping). ``on_step`` is called after every iteration (the CLI follows the
+    machine's load there). Returns a summary dict.
     """
     save_dir = Path(save_dir)
     ckpt_path = save_dir / CHECKPOINT_NAME
@@ -383,6 +347,8 @@ def train(data_path, save_dir, config: Optional[TrainConfig] = None, *, resume: 
                 for prime in config.prime_texts:
                     log(infer_model.sample(prime, ix2vocab, vocab2ix, num=10, unknown="zero"))
             iteration_count += 1
+            if on_step is not None:
+                on_step()
             if limit_reached() and ix + 1 < num_batches:
                 stopped_early = True
                 save(epoch, ix + 1, state, iteration_count)

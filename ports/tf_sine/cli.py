@@ -8,8 +8,6 @@ error on the test curve), and plots the predictions against the real sine.
 """
 from __future__ import annotations
 
-from compat import threads  # noqa: F401  (before torch: the OpenMP wait policy)
-
 import argparse
 import json
 import math
@@ -19,7 +17,7 @@ from typing import List, Optional
 import numpy as np
 import torch
 
-from compat import checkpoint
+from compat import checkpoint, threads
 from compat.atomic import atomic_write_text
 from compat.cli import HelpFormatter, check_device, check_positive, fail, print_files, run_cli
 
@@ -28,6 +26,9 @@ from .data import book_data
 from .train import Estimator, rmse, tf_float
 
 PLOT_NAME = "sin.png"
+# The program's own thread count (no --threads, no OMP_NUM_THREADS): one.
+ONE_THREAD_WHY = ("the model's products, at most [32, 70] x [70, 120], are too small to split; a second thread only "
+                  "adds wake-ups, docs/performance.md")
 LOSS_PLOT_NAME = "loss.png"
 RESULTS_NAME = "sin.json"
 
@@ -62,9 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0,
                    help="seed of a new model's initial weights (TF's Estimator draws them unseeded)")
     p.add_argument("--device", default="cpu", help="torch device: cpu or cuda[:N]")
-    p.add_argument("--threads", type=int, default=1,
-                   help="CPU threads for torch (1 by default: the model's products, at most [32, 70] x [70, 120], are "
-                        "too small to split; a second thread only adds wake-ups, docs/performance.md)")
+    threads.add_threads_argument(p, at_most=1, why=ONE_THREAD_WHY)
     p.add_argument("--save-every", type=int, default=1000,
                    help="checkpoint every N steps (and at the end, and on Ctrl-C)")
     p.add_argument("--stop-after", type=int, default=None,
@@ -96,25 +95,24 @@ def _config(args) -> Config:
         fail(f"the flags ask for too much: {exc}")
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    return run_cli(_main, argv)
+def main(argv: Optional[List[str]] = None, *, owns_process: bool = False) -> int:
+    """The program; ``owns_process``: run as ``python -m`` (it may then choose the thread count)."""
+    return run_cli(lambda a: _main(a, owns_process), argv)
 
 
-def _main(argv: Optional[List[str]] = None) -> int:
+def _main(argv: Optional[List[str]] = None, owns_process: bool = False) -> int:
     args = build_parser().parse_args(argv)
     config = _config(args)
     device = check_device(args.device)
-    n_threads = threads.configure_threads(args.threads)
+    n_threads = threads.configure_threads(args.threads, owns_process=owns_process, at_most=1)
     model_dir = Path(args.model_dir)
     if model_dir.exists() and not model_dir.is_dir():
         fail(f"--model-dir {model_dir}: not a folder")
     reading = ("one time step of %d features" if config.input_layout == "features" else "%d time steps of one feature")
     print(f"ports.tf_sine: the TF book's sine LSTM ({config.num_layers} x {config.hidden_size}, "
-          f"{reading % config.timesteps}, Adagrad {config.learning_rate:g}) on {device}, {n_threads} CPU thread"
-          f"{'s' if n_threads > 1 else ''}; model directory {model_dir}/", flush=True)
+          f"{reading % config.timesteps}, Adagrad {config.learning_rate:g}) on {device}, {n_threads}; model directory {model_dir}/", flush=True)
 
-    estimator = Estimator(config, model_dir, device=device, generator=torch.Generator().manual_seed(args.seed),
-                          one_thread=False)  # --threads has set torch's count
+    estimator = Estimator(config, model_dir, device=device, generator=torch.Generator().manual_seed(args.seed))
     run, skip = config, 0
     if estimator.restored:
         source = checkpoint.manifest_path(estimator.path) if estimator.restored == "port" else \

@@ -24,7 +24,6 @@ start a new fit of ``steps`` from its last checkpoint).
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
@@ -32,7 +31,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 import torch
 
-from compat import checkpoint, threads
+from compat import checkpoint
 from compat.checkpoint import CheckpointError, Fields
 from compat.errors import FileFormatError
 from compat.progress import Progress
@@ -88,12 +87,8 @@ class Estimator:
     (:data:`ports.tf_sine.config.MODEL_FIELDS`); ``restored`` says what was restored (None, "port" or "tf").
     """
 
-    def __init__(self, config: Config, model_dir, *, device="cpu", generator: Optional[torch.Generator] = None,
-                 one_thread: bool = True):
+    def __init__(self, config: Config, model_dir, *, device="cpu", generator: Optional[torch.Generator] = None):
         self.model_dir = Path(model_dir)
-        # The steps' products (at most [32, 70] x [70, 120]) are too small to split: a second thread only
-        # adds wake-ups (docs/performance.md). False: torch's thread setting as the caller left it.
-        self.one_thread = one_thread
         self.path = self.model_dir / CHECKPOINT_NAME
         self.device = torch.device(device)
         self.config = config
@@ -229,21 +224,20 @@ class Estimator:
         loss, done = None, 0
         model.train()
         try:
-            with threads.single_threaded() if self.one_thread else contextlib.nullcontext():
-                while self.global_step < target_step and (stop_after is None or done < stop_after):
-                    idx = torch.from_numpy(next(order)).to(self.device)
-                    loss = train_step(model, optimizer, X[idx], y[idx])
-                    if not math.isfinite(loss):  # NanTensorHook stops training on a NaN loss
-                        raise FloatingPointError(f"the loss became {loss} at step {self.global_step + 1}")
-                    self.global_step += 1
-                    self.unfinished["batches_fed"] += 1
-                    self.losses.append(loss)
-                    done += 1
-                    bar.update(1, loss=tf_float(loss))
-                    if (self.global_step - first_step) % LOG_EVERY == 0:
-                        log(f"loss = {tf_float(loss)}, step = {self.global_step}")
-                    if self.global_step % save_every == 0 and self.global_step < target_step:
-                        self.save()
+            while self.global_step < target_step and (stop_after is None or done < stop_after):
+                idx = torch.from_numpy(next(order)).to(self.device)
+                loss = train_step(model, optimizer, X[idx], y[idx])
+                if not math.isfinite(loss):  # NanTensorHook stops training on a NaN loss
+                    raise FloatingPointError(f"the loss became {loss} at step {self.global_step + 1}")
+                self.global_step += 1
+                self.unfinished["batches_fed"] += 1
+                self.losses.append(loss)
+                done += 1
+                bar.update(1, loss=tf_float(loss))
+                if (self.global_step - first_step) % LOG_EVERY == 0:
+                    log(f"loss = {tf_float(loss)}, step = {self.global_step}")
+                if self.global_step % save_every == 0 and self.global_step < target_step:
+                    self.save()
         except KeyboardInterrupt:
             bar.close()
             self.save()
@@ -263,7 +257,7 @@ class Estimator:
         dtype = model.dtype
         model.eval()
         parts = []
-        with torch.no_grad(), threads.single_threaded() if self.one_thread else contextlib.nullcontext():
+        with torch.no_grad():
             for rows in predict_slices(len(X), batch_size):
                 parts.append(model(torch.as_tensor(X[rows], dtype=dtype, device=self.device)).cpu().numpy())
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)

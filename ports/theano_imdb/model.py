@@ -8,24 +8,26 @@
     cost  = -log(pred[arange(n), y] + 1e-8).mean()   (+ decay_c * (U ** 2).sum())
 
 Parameters keep the tutorial's names and numpy layout (``Wemb [n_words, dim]``, ``lstm_W [dim, 4dim]``,
-``lstm_U [dim, 4dim]``, ``lstm_b [4dim]``, ``U [dim, ydim]``, ``b [ydim]``, gate blocks i, f, o, c);
-the LSTM runs through :func:`compat.lstm.lstm` after :func:`compat.layouts.to_canonical`.
+``lstm_U [dim, 4dim]``, ``lstm_b [4dim]``, ``U [dim, ydim]``, ``b [ydim]``, gate blocks i, f, o, c); the
+LSTM runs through :func:`compat.lstm.lstm` on them as stored (``lstm_W``, ``lstm_U`` transposed views, the
+tutorial's gate order), told that the pooling reads no output past each review's end.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Dict, Mapping, Optional, Union
+from typing import Dict, Mapping, Optional
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from compat import fastloop
-from compat.layouts import to_canonical
-from compat.lstm import lstm, right_padded_lengths
+from compat.lstm import LayerWeights, lstm
+from compat.recurrent import Cell
 
 SEED = 123
 PARAM_NAMES = ("Wemb", "lstm_W", "lstm_U", "lstm_b", "U", "b")
+# lstm.py lstm_layer._step: _slice(preact, 0) i, 1 f, 2 o, 3 c (the cell input, the core's g)
+THEANO_GATE_ORDER = "ifog"
 
 
 def _floatx(dtype) -> np.dtype:
@@ -77,14 +79,7 @@ class LSTMClassifier(nn.Module):
         super().__init__()
         self.use_dropout = use_dropout
         self.doubled_bias = doubled_bias
-        # Run the LSTM without its mask when the mask is right padding (the pooled output is the same);
-        # False always runs the tutorial's masked scan.
-        self.unmasked_when_right_padded = True
-        # float64 on the CPU: that unmasked LSTM on the compiled loop (compat.fastloop; same numbers).
-        # "auto": where torch runs on one thread; the loop is single-threaded, and torch's float64 graph,
-        # which splits its products, overtakes it from two threads (docs/performance.md). True / False:
-        # always / never.
-        self.compiled_float64: Union[bool, str] = "auto"
+        self.cell = Cell("lstm", gate_order=THEANO_GATE_ORDER)
         if params is None:
             params = init_params(n_words, dim_proj, ydim, rng, floatX=dtype)
         _check_params(params)
@@ -145,36 +140,14 @@ class LSTMClassifier(nn.Module):
         x, mask = self._inputs(x, mask)
         emb = nn.functional.embedding(x, self.Wemb)  # Wemb[x.flatten()].reshape([T, n, dim])
         b = 2 * self.lstm_b if self.doubled_bias else self.lstm_b
-        weights = to_canonical("theano", {"W": self.lstm_W, "U": self.lstm_U, "b": b})
-        if self.unmasked_when_right_padded and right_padded_lengths(mask) is not None:
-            # prepare_data pads on the right, so every valid step's h is the same with or without the mask,
-            # and the pooling below zeroes the padded steps (their gradient is exactly 0): the same cost and
-            # gradients as the masked scan, through one fused call instead of a packed sequence.
-            if self._use_compiled_float64(emb):
-                h = self._lstm_compiled(emb, b)
-            else:
-                h, _ = lstm(emb, [weights])
-        else:
-            h, _ = lstm(emb, [weights], mask=mask)
+        # state_below = emb W + b, then the recurrence with U: W and U are W_ih^T and W_hh^T as stored.
+        # The pooling below multiplies every output past a review's end by 0 (its gradient there is exactly
+        # 0) and reads no final state: past_end="unread" lets the core run right-padded batches without the
+        # mask, which gives the same cost and gradients as the tutorial's masked scan.
+        h, _ = lstm(emb, [LayerWeights(self.lstm_W.t(), self.lstm_U.t(), b)], mask=mask, past_end="unread",
+                    cell=self.cell)
         # build_model: sum over time of the masked outputs divided by the number of unmasked steps.
         return (h * mask[:, :, None]).sum(dim=0) / mask.sum(dim=0)[:, None]
-
-    def _use_compiled_float64(self, emb: Tensor) -> bool:
-        if emb.dtype != torch.float64 or not fastloop.supports(emb):
-            return False
-        if self.compiled_float64 == "auto":
-            return torch.get_num_threads() == 1
-        return bool(self.compiled_float64)
-
-    def _lstm_compiled(self, emb: Tensor, b: Tensor) -> Tensor:
-        """The unmasked LSTM on compat.fastloop, in the tutorial's own layout: state_below = emb W + b in
-        one product, then the recurrence with U (= W_hh^T, gate blocks i, f, o, c) used as stored. torch's
-        CPU LSTM has no oneDNN kernel for float64 and runs it as a graph of per-step operations."""
-        T, B, D = emb.shape
-        xproj = torch.addmm(b, emb.reshape(T * B, D), self.lstm_W).reshape(T, B, 4 * D)
-        zeros = emb.new_zeros(B, D)
-        h, _, _ = fastloop.lstm_layer(xproj, self.lstm_U.t(), zeros, zeros, gate_order="ifog")
-        return h
 
     def forward(self, x, mask, noise: Optional[Tensor] = None) -> Tensor:
         """Class probabilities [n, ydim] in the current train/eval mode.

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
-from compat import threads
 from ports.theano_imdb.data import get_minibatches_idx, load_data, locate_dataset, prepare_data
 from ports.theano_imdb.model import SEED, LSTMClassifier
 from ports.theano_imdb.optimizers import OPTIMIZERS, make_optimizer
@@ -89,6 +88,7 @@ def train_lstm(
     record: Optional[Dict[str, Any]] = None,
     report_rates: bool = False,
     out=None,
+    on_step: Optional[Callable[[], None]] = None,
 ) -> Tuple[float, float, float]:
     """Train the tutorial's classifier as lstm.py ``train_lstm``; returns ``(train_err, valid_err, test_err)``.
 
@@ -100,7 +100,7 @@ def train_lstm(
     ``plot`` (PNG of the error history; default beside ``saveto``; "" for none), ``progress``, ``record`` (a
     dict filled with the run's history), ``report_rates`` (after each of the tutorial's ``Train ... Valid ...
     Test ...`` lines, the same error rates labelled, in percent, with the accuracies), ``out`` (stream of the
-    printed lines; stdout).
+    printed lines; stdout), ``on_step`` (called after every update; the CLI follows the machine's load there).
     """
     out = out or sys.stdout
 
@@ -214,7 +214,6 @@ def train_lstm(
                 n_samples += x.shape[1]
 
                 # f_grad_shared (cost, gradients, gradient statistics) then f_update (the step).
-                threads.rebalance()  # the default thread count follows the machine's load
                 opt.zero_grad(set_to_none=True)
                 loss = model.cost(x, mask, y, decay_c=decay_c)
                 loss.backward()
@@ -222,6 +221,8 @@ def train_lstm(
                 cost = np.asarray(loss.item(), dtype=floatX)[()]
                 if bar is not None:
                     bar.update(1, cost=f"{float(cost):.4f}", update=uidx)
+                if on_step is not None:
+                    on_step()
 
                 if np.isnan(cost) or np.isinf(cost):
                     say("bad cost detected: ", cost)

@@ -177,11 +177,6 @@ def load_data_pickles(path: PathLike, *, cap: int = DATA_PICKLE_CAP):
     return train, test
 
 
-def loads_data_pickle(data: bytes, source: str = "<bytes>"):
-    """One restricted pickle from bytes (no globals allowed)."""
-    return _load_one(data, 0, source, "the pickle", False)[0]
-
-
 def read_options(path: PathLike) -> Dict[str, Any]:
     """The run options from a ``<saveto>.pkl``, the tutorial's or this port's.
 

@@ -272,12 +272,15 @@ class CaffeNet(nn.Module):
         consumed = {b for _, _, bs, _, _ in self.layer_defs for b in bs}
         produced = [t for _, ltype, _, ts, _ in self.layer_defs if ltype != "Input" for t in ts]
         self.output_names = [t for t in produced if t not in consumed]
+        # The loss layers' tops and weights (loss_weight 1, Caffe's default for *Loss layers).
+        self.loss_terms = [(tops[0], float(layer.get("loss_weight", 1.0)))
+                           for _, ltype, _, tops, layer in self.layer_defs if ltype.endswith("Loss")]
 
     def _budget(self, where: str, count: int) -> None:
         self._params += count
         if self._params > MAX_NET_PARAMS:
             raise CaffeNetError(f"{where}: the net's parameters would exceed {MAX_NET_PARAMS:,} values "
-                                "(ports.caffe_sequence.net.MAX_NET_PARAMS)")
+                                "(ports.caffe_sequence.model.MAX_NET_PARAMS)")
 
     @classmethod
     def from_files(cls, prototxt, caffemodel=None, phase: str = "TEST", **kwargs) -> "CaffeNet":
@@ -364,7 +367,9 @@ class CaffeNet(nn.Module):
         return {n: (types[n], [p.detach().cpu().numpy().copy() for p in m.parameters()])
                 for n, m in self.layer_modules.items()}
 
-    def forward(self, backend: str = "auto", **inputs: Tensor) -> Dict[str, Tensor]:
+    def forward(self, kernel: str = "auto", **inputs: Tensor) -> Dict[str, Tensor]:
+        """Every blob of the net for the input blobs ``inputs``; ``kernel`` is passed to the LSTM layers (the
+        core's kernel, "auto" for its choice)."""
         blobs: Dict[str, Tensor] = {}
         unknown = sorted(set(inputs) - set(self.input_shapes))
         if unknown:
@@ -375,43 +380,41 @@ class CaffeNet(nn.Module):
             # A net input nobody fills holds zeros of its declared shape (Blob memory starts zeroed), as the
             # TEST net's "label" does in lstm_sequence.cpp.
             blobs[n] = inputs[n] if n in inputs else torch.zeros(shape, dtype=self.dtype, device=device)
+        modules = self.layer_modules
         for lname, ltype, bottoms, tops, _ in self.layer_defs:
             if ltype == "Input":
                 missing = [t for t in tops if t not in blobs]
                 if missing:
                     raise CaffeNetError(f"input blobs {missing} were not given")
                 continue
-            for b in bottoms:
-                if b not in blobs:
-                    raise CaffeNetError(f"layer {lname!r} needs blob {b!r}, which was not given or computed")
-            args = [blobs[b] for b in bottoms]
-            module = self.layer_modules[lname] if lname in self.layer_modules else None
             if ltype == "Silence":
                 continue
+            try:
+                args = [blobs[b] for b in bottoms]
+            except KeyError as exc:
+                raise CaffeNetError(f"layer {lname!r} needs blob {exc.args[0]!r}, which was not given or computed") from None
             if ltype == "Lstm":
-                out = module(args[0], args[1] if len(args) > 1 else None, backend=backend)
-                blobs[tops[0]] = out
+                blobs[tops[0]] = modules[lname](args[0], args[1] if len(args) > 1 else None, kernel=kernel)
             elif ltype == "LSTM":
+                module = modules[lname]
                 if module.expose_hidden:
                     static = args[2] if len(args) == 5 else None
-                    h, hT, cT = module(args[0], args[1], static, h0=args[-2], c0=args[-1])
+                    h, hT, cT = module(args[0], args[1], static, h0=args[-2], c0=args[-1], kernel=kernel)
                     blobs[tops[0]], blobs[tops[1]], blobs[tops[2]] = h, hT, cT
                 else:
-                    blobs[tops[0]] = module(args[0], args[1], args[2] if len(args) > 2 else None)
+                    blobs[tops[0]] = module(args[0], args[1], args[2] if len(args) > 2 else None, kernel=kernel)
             elif ltype == "InnerProduct":
-                blobs[tops[0]] = module(args[0])
+                blobs[tops[0]] = modules[lname](args[0])
             elif ltype == "EuclideanLoss":
                 blobs[tops[0]] = euclidean_loss(args[0], args[1])
         return blobs
 
     def loss(self, blobs: Mapping[str, Tensor]) -> Tensor:
-        """Sum of the loss layers' tops (loss_weight 1, Caffe's default for *Loss layers)."""
+        """Sum of the loss layers' tops, each times its loss_weight (1, Caffe's default for *Loss layers)."""
         total = None
-        for lname, ltype, _, tops, layer in self.layer_defs:
-            if ltype.endswith("Loss"):
-                weight = float(layer.get("loss_weight", 1.0))
-                term = blobs[tops[0]] * weight
-                total = term if total is None else total + term
+        for top, weight in self.loss_terms:
+            term = blobs[top] if weight == 1.0 else blobs[top] * weight  # (x * 1.0 is x, exactly)
+            total = term if total is None else total + term
         if total is None:
             raise CaffeNetError(f"net {self.name!r} in phase {self.phase} has no loss layer")
         return total

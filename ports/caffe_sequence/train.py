@@ -1,4 +1,4 @@
-"""The lstm_sequence example (junhyukoh/caffe-lstm examples/lstm_sequence/lstm_sequence.cpp).
+"""The lstm_sequence example's training and generation (junhyukoh/caffe-lstm examples/lstm_sequence/lstm_sequence.cpp).
 
 ``main``: build the solver's train net, set every Lstm layer's forget-gate bias block to 5, train on
 320-step windows of the target function with clip = 1 except clip[0] = (window index > 0), then share
@@ -12,69 +12,27 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 import torch
 
-from compat import checkpoint, fastloop, threads
+from compat import checkpoint
 from compat.atomic import atomic_write_text
 from compat.checkpoint import Fields, manifest_path
 from compat.progress import Progress
 from compat.formats.prototxt import TextMessage, read_prototxt
+from ports.caffe_sequence.config import CONFIG_DIR, CONFIGS, FORGET_BIAS, RunConfig, resolve_net_path
+from ports.caffe_sequence.data import target_sequence, training_windows
 from ports.caffe_sequence.layers import JunhyukohLSTM
-from ports.caffe_sequence.net import CaffeNet
+from ports.caffe_sequence.model import CaffeNet
 from ports.caffe_sequence.solver import CaffeSGD
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-# --config name -> (solver file, TotalLength: the third argument of the test_*.sh scripts)
-CONFIGS: Dict[str, Tuple[str, int]] = {
-    "lstm_short": ("lstm_short_solver.prototxt", 320),
-    "lstm_long": ("lstm_long_solver.prototxt", 960),
-    "deep_short": ("deep_short_solver.prototxt", 320),
-    "deep_long": ("deep_long_solver.prototxt", 960),
-}
-FORGET_BIAS = 5.0  # lstm_sequence.cpp: "Initialize bias for the forget gate to 5"
 CHECKPOINT_FORMAT = "ports.caffe_sequence"
 # Caps on a resumed checkpoint's counters (docs/security.md).
 MAX_ITERATIONS = 1 << 40
 MAX_LOG_ROWS = 10_000_000
 MAX_STREAMS = 1 << 16
-
-
-def f_x(t: np.ndarray) -> np.ndarray:
-    """lstm_sequence.cpp ``f_x`` (float argument, double arithmetic, float result)."""
-    t = t.astype(np.float32).astype(np.float64)
-    v = 0.5 * np.sin(2 * t) - 0.05 * np.cos(17 * t + 0.8) + 0.05 * np.sin(25 * t + 10) - 0.02 * np.cos(45 * t + 0.3)
-    return v.astype(np.float32)
-
-
-def target_sequence(total_length: int) -> np.ndarray:
-    """The normalised, mean-centred target of lstm_sequence.cpp, in float32 as there.
-
-    max_abs over f(i * 0.01f); the mean accumulates f(i * 0.01) / max_abs in float (the argument computed
-    in double, then rounded to float by f_x's signature); value_i = f(i * 0.01f) / max_abs - mean.
-    """
-    i = np.arange(total_length)
-    t_float = (i.astype(np.float32) * np.float32(0.01)).astype(np.float32)
-    t_double = (i * 0.01).astype(np.float32)
-    vals = f_x(t_float)
-    max_abs = np.float32(np.max(np.abs(vals)))
-    mean = np.float32(0.0)
-    for v in f_x(t_double) / max_abs:
-        mean = np.float32(mean + np.float32(v))
-    mean = np.float32(mean / np.float32(total_length))
-    return (vals / max_abs - mean).astype(np.float32)
-
-
-def resolve_net_path(solver_path: Path, solver: TextMessage) -> Path:
-    net = solver.get("net") or solver.get("train_net")
-    if net is None:
-        raise ValueError(f"{solver_path}: the solver names no net (net: or train_net:)")
-    for candidate in (solver_path.parent / str(net), Path(str(net))):
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError(f"{solver_path}: net file {net!r} not found beside the solver or in the working directory")
 
 
 def set_forget_bias(net: CaffeNet, value: float = FORGET_BIAS) -> None:
@@ -99,31 +57,10 @@ def smoothed_update(losses: List[float], smoothed: float, loss: float, k: int, a
 
 
 @dataclass
-class RunConfig:
-    config: str
-    out_dir: Path
-    iters: Optional[int] = None
-    device: str = "cpu"
-    seed: int = 1701
-    resume: Optional[Path] = None
-    save: Optional[Path] = None
-    checkpoint_every: int = 5000
-    dwh_defect: bool = True
-    # "probe": exact gradients the fastest way available: the compiled step loop (compat.fastloop) where
-    # it runs (``fastloop``), else the fused kernel with the verified clip-threshold probe; "auto": the
-    # core's step loop.
-    backend: str = "probe"
-    progress: bool = True
-    plot: bool = True
-    fastloop: bool = True
-
-
-@dataclass
 class TrainState:
     it: int = 0
     losses: List[float] = field(default_factory=list)
     smoothed: float = 0.0
-    fallbacks: int = 0
     log: List[Tuple[int, float, float]] = field(default_factory=list)
 
 
@@ -153,6 +90,9 @@ class Trainer:
         if self.total_length % self.seq_length:
             raise ValueError(f"TotalLength {self.total_length} is not a multiple of the net's {self.seq_length} steps")
         self.sequence = torch.as_tensor(target_sequence(self.total_length))
+        self.windows = training_windows(self.sequence, self.seq_length, self.device)
+        # lstm_sequence.cpp never writes the train net's data blob: zeros throughout
+        self.data = torch.zeros(self.seq_length, 1, device=self.device)
         self.state = TrainState()
 
     # ---------------------------------------------------------------------------------- checkpoints
@@ -167,7 +107,7 @@ class Trainer:
             "params": {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()},
             "solver": self.solver.state_dict(), "lstm_states": lstm_states,
             "it": self.state.it, "losses": list(self.state.losses), "smoothed": self.state.smoothed,
-            "fallbacks": self.state.fallbacks, "log": [list(r) for r in self.state.log],
+            "log": [list(r) for r in self.state.log],
         }
 
     def save(self, path: Path) -> None:
@@ -180,9 +120,10 @@ class Trainer:
         counters. NaN or infinite weights are refused by name unless ``allow_nonfinite``."""
         ck = checkpoint.read(path, CHECKPOINT_FORMAT)
         f = Fields(ck)
+        # "fallbacks": counted by checkpoints of earlier versions, which are read as well
         c = f.dict(ck.content, "content", keys=("config", "seed", "dwh_defect", "solver_text", "net_text", "params",
-                                                "solver", "lstm_states", "it", "losses", "smoothed", "fallbacks",
-                                                "log"))
+                                                "solver", "lstm_states", "it", "losses", "smoothed", "log"),
+                   optional=("fallbacks",))
         if f.str(c["config"], "config", max_length=100) != self.cfg.config:
             raise f.error("config", f"a checkpoint of --config {c['config']}, not {self.cfg.config}")
         f.int(c["seed"], "seed", -(1 << 63), (1 << 64) - 1)
@@ -210,7 +151,8 @@ class Trainer:
         it = f.int(c["it"], "it", 0, MAX_ITERATIONS)
         losses = f.floats(c["losses"], "losses", max_length=max(1, self.average_loss))
         smoothed = f.float(c["smoothed"], "smoothed", finite=False)
-        fallbacks = f.int(c["fallbacks"], "fallbacks", 0, MAX_ITERATIONS)
+        if "fallbacks" in c:
+            f.int(c["fallbacks"], "fallbacks", 0, MAX_ITERATIONS)
         log = []
         for k, row in enumerate(f.list(c["log"], "log", max_length=MAX_LOG_ROWS)):
             f.list(row, f"log/{k}", length=3)
@@ -221,107 +163,24 @@ class Trainer:
         self.solver.load_state_dict({"history": tensors["history"], "current_step": current_step})
         for m, s in zip(layers, tensors["states"]):
             m.set_state(None if s is None else (s[0].to(self.device), s[1].to(self.device)))
-        self.state = TrainState(it, losses, smoothed, fallbacks, log)
+        self.state = TrainState(it, losses, smoothed, log)
 
     # ---------------------------------------------------------------------------------- training
-    def _layer_backend(self) -> str:
-        """The layers' backend for ``cfg.backend``: "compiled" for "probe" where compat.fastloop runs."""
-        backend = getattr(self, "_resolved_backend", None)
-        if backend is None:
-            backend = self.cfg.backend
-            if backend == "probe" and self.cfg.fastloop and self.device.type == "cpu" and fastloop.available():
-                backend = "compiled"
-            self._resolved_backend = backend
-        return backend
-
-    def _window(self, it: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(clip, label) of iteration ``it``: clip = 1 except clip[0] = (window index > 0); cached."""
-        windows = getattr(self, "_windows", None)
-        if windows is None:
-            windows = []
-            for k in range(self.total_length // self.seq_length):
-                clip = torch.ones(self.seq_length, 1, device=self.device)
-                clip[0] = float(k > 0)
-                label = self.sequence[k * self.seq_length:(k + 1) * self.seq_length].reshape(-1, 1).to(self.device)
-                windows.append((clip, label))
-            self._windows = windows
-        return windows[it % len(windows)]
-
-    def _forward_backward(self, clip: torch.Tensor, label: torch.Tensor, backend: str) -> float:
-        data = getattr(self, "_zero_data", None)
-        if data is None:  # lstm_sequence.cpp never writes the train net's data blob: zeros throughout
-            data = self._zero_data = torch.zeros(self.seq_length, 1, device=self.device)
-        blobs = self.net(backend=backend, data=data, clip=clip, label=label)
+    def train_step(self, it: int) -> float:
+        """One solver iteration (Solver::Step(1)): forward and backward over window ``it``, the update;
+        returns the loss."""
+        clip, label = self.windows[it % len(self.windows)]
+        self.solver.zero_grad()
+        blobs = self.net(kernel=self.cfg.kernel, data=self.data, clip=clip, label=label)
         loss = self.net.loss(blobs)
         loss.backward()
-        return loss.item()
-
-    def _split_forward_backward(self, clip: torch.Tensor, label: torch.Tensor, split: int) -> float:
-        """Steps [0, split) on the core's step loop (which clamps), steps [split, T) on the probed fused
-        kernel, the state carried between them: the same loss and gradients as one window on the step loop
-        when no gate gradient after ``split - 1`` exceeds the threshold. EuclideanLoss divides by the rows
-        it sees, so each part is weighted by its share of the window."""
-        T = self.seq_length
-        data = torch.zeros(T, 1, device=self.device)
-        total = None
-        for lo, hi, backend in ((0, split, "auto"), (split, T, "probe")):
-            for m in self.net.lstm_layers():
-                m.carry_graph = lo == 0  # the prefix hands its attached final state to the suffix
-            blobs = self.net(backend=backend, data=data[lo:hi], clip=clip[lo:hi], label=label[lo:hi])
-            part = self.net.loss(blobs) * ((hi - lo) / T)
-            total = part if total is None else total + part
-        total.backward()
-        return total.item()
-
-    def train_step(self, it: int) -> float:
-        """One solver iteration; returns the loss. On one thread whatever torch's count: the sequence nets
-        (hidden 7-50, one stream) have no product large enough to split, and a second thread only adds a
-        wake-up to each of the iteration's small products (Caffe deep_short at two threads: 445 against
-        790 iterations/s; docs/performance.md)."""
-        with threads.single_threaded():
-            return self._train_step(it)
-
-    def _train_step(self, it: int) -> float:
-        clip, label = self._window(it)
-        backend = self._layer_backend()
-        if backend == "compiled":
-            # The compiled loop clamps and adds the dW_h defect exactly: one pass, nothing to verify.
-            self.solver.zero_grad()
-            return self._finish(it, self._forward_backward(clip, label, backend))
-        layers = [m for m in self.net.lstm_layers() if isinstance(m, JunhyukohLSTM)]
-        saved = [m.state for m in layers]
-        self.solver.zero_grad()
-        loss = self._forward_backward(clip, label, self.cfg.backend)
-        if self.cfg.backend == "probe":
-            # The fused run is exact unless clipping_threshold would have clamped a gate gradient; then
-            # redo the iteration on the core's step loop, which clamps as the fork does.
-            clamped = [m.last_clamped_step() for m in layers]
-            clamped = [t for t in clamped if t is not None]
-            if clamped:
-                # The clamp acts at or before step t*: only steps [0, t*] need the step loop (gradients of later
-                # steps do not depend on earlier ones). Re-verify the fused part; else the whole window loops.
-                self.state.fallbacks += 1
-                split = max(clamped) + 1
-                for m, s in zip(layers, saved):
-                    m.set_state(s)
-                self.solver.zero_grad()
-                euclidean_only = all(t in ("EuclideanLoss", "Silence", "Input", "Lstm", "InnerProduct")
-                                     for _, t, _, _, _ in self.net.layer_defs)
-                if split < self.seq_length and euclidean_only:
-                    loss = self._split_forward_backward(clip, label, split)
-                    if not any(m.last_clamped_step() is not None for m in layers):
-                        return self._finish(it, loss)
-                    for m, s in zip(layers, saved):
-                        m.set_state(s)
-                    self.solver.zero_grad()
-                loss = self._forward_backward(clip, label, "auto")
-        return self._finish(it, loss)
-
-    def _finish(self, it: int, loss: float) -> float:
+        value = loss.item()
         self.solver.step(it)
-        return loss
+        return value
 
-    def train(self, log_path: Optional[Path] = None) -> None:
+    def train(self, log_path: Optional[Path] = None, on_step: Optional[Callable[[], None]] = None) -> None:
+        """Iterations from the current one to max_iter, logging every ``display`` and checkpointing every
+        ``checkpoint_every``; ``on_step`` is called after each (the CLI follows the machine's load there)."""
         cfg = self.cfg
         start = self.state.it
         bar = Progress(total=self.max_iter, desc=cfg.config, unit="it/s", enabled=cfg.progress)
@@ -338,12 +197,13 @@ class Trainer:
                 if self.display and it % self.display == 0:
                     self.state.log.append((it, loss, self.state.smoothed))
                     if log_fh:
-                        log_fh.write(f"iter {it} loss {loss:.6g} smoothed {self.state.smoothed:.6g} "
-                                     f"fallbacks {self.state.fallbacks}\n")
+                        log_fh.write(f"iter {it} loss {loss:.6g} smoothed {self.state.smoothed:.6g}\n")
                         log_fh.flush()
                 bar.update(1, loss=f"{self.state.smoothed:.5f}")
                 if cfg.save and cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0:
                     self.save(cfg.save)
+                if on_step is not None:
+                    on_step()
         finally:
             if log_fh:
                 log_fh.close()
@@ -352,7 +212,8 @@ class Trainer:
             self.save(cfg.save)
 
 
-def generate(train_net: CaffeNet, net_param: TextMessage, total_length: int, device="cpu") -> np.ndarray:
+def generate(train_net: CaffeNet, net_param: TextMessage, total_length: int, device="cpu",
+             kernel: str = "auto") -> np.ndarray:
     """The test half of lstm_sequence.cpp: a TEST-phase net sharing the trained weights, reshaped to one
     step, run ``total_length`` times with clip = (i > 0) and an all-zero data input."""
     test_net = CaffeNet(net_param, "TEST").to(device)
@@ -365,7 +226,7 @@ def generate(train_net: CaffeNet, net_param: TextMessage, total_length: int, dev
     with torch.no_grad():
         for i in range(total_length):
             clip = torch.full((1, 1), float(i > 0), device=device)
-            blobs = test_net(data=data, clip=clip)
+            blobs = test_net(kernel=kernel, data=data, clip=clip)
             pred = blobs[out_name]
             if pred.numel() != 1:
                 raise ValueError(f"the TEST net's output {out_name} has {pred.numel()} values; expected 1")
@@ -411,8 +272,10 @@ def output_files(out_dir: Path, name: str, iterations: int, save: Optional[Path]
             (out_dir / f"{name}_loss.png", "loss curve (PNG)")]
 
 
-def run(cfg: RunConfig, *, caffemodel_in: Optional[Path] = None, generate_only: bool = False) -> dict:
-    """Train (or load) and generate; returns a summary dict also written as summary.json."""
+def run(cfg: RunConfig, *, caffemodel_in: Optional[Path] = None, generate_only: bool = False,
+        on_step: Optional[Callable[[], None]] = None) -> dict:
+    """Train (or load) and generate; returns a summary dict also written as summary.json. ``on_step``: called
+    after every training iteration."""
     out_dir = cfg.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -428,14 +291,13 @@ def run(cfg: RunConfig, *, caffemodel_in: Optional[Path] = None, generate_only: 
                              f"{list(trainer.net.layer_modules)}")
     t0 = time.perf_counter()
     if not generate_only and caffemodel_in is None:
-        trainer.train(out_dir / "train.log")
+        trainer.train(out_dir / "train.log", on_step)
     train_s = time.perf_counter() - t0
-    preds = generate(trainer.net, trainer.net_param, trainer.total_length, trainer.device)
+    preds = generate(trainer.net, trainer.net_param, trainer.total_length, trainer.device, cfg.kernel)
     target = trainer.sequence.numpy()
     mse = write_results(out_dir, cfg.config, target, preds)
     summary = {"config": cfg.config, "iterations": trainer.state.it, "smoothed_loss": trainer.state.smoothed,
-               "generation_mse": mse, "fallbacks_to_step_loop": trainer.state.fallbacks,
-               "train_seconds_this_run": round(train_s, 1), "seed": cfg.seed, "dwh_defect": cfg.dwh_defect,
+               "generation_mse": mse, "train_seconds_this_run": round(train_s, 1), "seed": cfg.seed, "dwh_defect": cfg.dwh_defect,
                "smoothed_at": {str(it): s for it, _, s in trainer.state.log
                                if it in (1000, 10000, 50000) or it == trainer.state.log[-1][0]}}
     from compat.formats.caffemodel import write_caffemodel

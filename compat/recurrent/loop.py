@@ -1,0 +1,231 @@
+"""The step loop: one layer, one direction, one time step after another, in Python and torch operations.
+
+It runs every cell the core knows (the LSTM, :func:`lstm_layer`; the GRU, :func:`gru_layer`; the simple RNN,
+:func:`rnn_layer`) (:class:`compat.recurrent.cell.Cell`: named or custom activations,
+peepholes, a projection of any width, clips, coupled gates, any gate order, the gradient quirks) with every
+sequence semantics (``cont``, ``mask``, ``lengths``, both directions): the kernel that always applies, and
+the reference the faster kernels are tested against. Per step it costs a dozen tensor operations and
+autograd nodes, whatever the sizes.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from compat.recurrent.call import Call
+from compat.recurrent.cell import Cell
+from compat.recurrent.fused import canonical_layers
+from compat.recurrent.stack import by_layer
+
+
+class _ClampGrad(torch.autograd.Function):
+    """Identity forward; clamps the incoming gradient to [-threshold, threshold]."""
+
+    @staticmethod
+    def forward(ctx, x, threshold):
+        ctx.threshold = threshold
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.clamp(-ctx.threshold, ctx.threshold), None
+
+
+def _recurrent_product(h: Tensor, weight_hh: Tensor, scale: Optional[Tensor], weight_grad_ignores_scale: bool) -> Tensor:
+    """(scale * h) @ weight_hh^T, optionally with weight_hh's gradient taken against the unscaled h."""
+    if scale is None:
+        return h @ weight_hh.t()
+    scaled = h * scale
+    if not weight_grad_ignores_scale:
+        return scaled @ weight_hh.t()
+    # junhyukoh caffe-lstm lstm_layer.cpp Backward_cpu accumulates dW_h against the raw h_{t-1} even where
+    # clip is 0. Forward value: (scale*h) W^T exactly (the added terms cancel to an exact 0); gradient to
+    # weight_hh: g^T h (raw); gradient to h: scale * (g W), as the forward implies.
+    raw = h.detach() @ weight_hh.t()
+    return scaled @ weight_hh.detach().t() + (raw - raw.detach())
+
+
+def _input_transform(x: Tensor, w) -> Tensor:
+    """All steps' input transforms in one product, both biases included."""
+    x_proj = F.linear(x, w.weight_ih, w.bias_ih)
+    if w.bias_hh is not None:
+        x_proj = x_proj + w.bias_hh
+    return x_proj
+
+
+def lstm_layer(x: Tensor, w, h: Tensor, c: Tensor, cont: Optional[Tensor], mask: Optional[Tensor],
+               live: Optional[Tensor], cell: Cell) -> Tuple[Tensor, Tensor, Tensor]:
+    """One LSTM layer over the whole sequence, step by step, as :mod:`compat.recurrent.cell` writes it.
+
+    x [T, B, in]; ``live`` [T, B] bool: False past a sequence's length (the state is kept, the output is 0).
+    Returns ([T, B, P], h_T, c_T).
+    """
+    x_proj = _input_transform(x, w)
+    peephole = w.peephole
+    if peephole is not None:
+        p_i, p_f, p_o = peephole[0], peephole[1], peephole[2]
+    w_hr = w.weight_hr
+    gate, cell_input, cell_output = cell.functions
+    pc, cc, grad_clip = cell.preact_clip, cell.cell_clip, cell.preact_grad_clip
+    gate_index = None if cell.canonical_gate_order else cell.gate_index
+    outputs = []
+    for t in range(x.shape[0]):
+        scale = None if cont is None else cont[t].unsqueeze(1)
+        gates = x_proj[t] + _recurrent_product(h, w.weight_hh, scale, cell.weight_grad_ignores_cont)
+        if scale is not None:
+            c_prev, h_prev = c * scale, h * scale
+        else:
+            c_prev, h_prev = c, h
+        if grad_clip is not None:
+            gates = _ClampGrad.apply(gates, grad_clip)
+        if gate_index is None:
+            i, f, g, o = gates.chunk(4, dim=1)
+        else:
+            blocks = gates.chunk(4, dim=1)
+            i, f, g, o = (blocks[k] for k in gate_index)
+        if peephole is not None:
+            i = i + p_i * c_prev
+            f = f + p_f * c_prev
+        if pc is not None:
+            i, g = i.clamp(-pc, pc), g.clamp(-pc, pc)
+        i = gate(i)
+        if cell.input_forget:
+            f = 1 - i
+        else:
+            f = gate(f if pc is None else f.clamp(-pc, pc))
+        c_new = f * c_prev + i * cell_input(g)
+        if cc is not None:
+            c_new = c_new.clamp(-cc, cc)
+        if mask is not None:
+            # lstm.py _step blends the cell first and takes h from the blended cell (h = o * tanh(c));
+            # the same as tanh of the unblended cell for 0/1 masks, not for fractional ones.
+            m = mask[t].unsqueeze(1)
+            c_new = m * c_new + (1 - m) * c_prev
+        if peephole is not None:
+            o = o + p_o * c_new
+        if pc is not None:
+            o = o.clamp(-pc, pc)
+        h_new = gate(o) * cell_output(c_new)
+        if w_hr is not None:
+            h_new = h_new @ w_hr.t()
+            if cell.proj_clip is not None:
+                h_new = h_new.clamp(-cell.proj_clip, cell.proj_clip)
+        if mask is not None:
+            h_new = m * h_new + (1 - m) * h_prev
+        if live is not None:
+            alive = live[t].unsqueeze(1)
+            outputs.append(torch.where(alive, h_new, torch.zeros_like(h_new)))
+            h = torch.where(alive, h_new, h_prev)
+            c = torch.where(alive, c_new, c_prev)
+        else:
+            h, c = h_new, c_new
+            outputs.append(h)
+    return torch.stack(outputs), h, c
+
+
+def _clamp(t: Tensor, clip: Optional[float]) -> Tensor:
+    return t if clip is None else t.clamp(-clip, clip)
+
+
+def _carry(t: int, h_next: Tensor, h_prev: Tensor, mask: Optional[Tensor], live: Optional[Tensor]):
+    """(output, state) of step t for a one-tensor state: the mask blends, ``live`` keeps the state past the end
+    (and outputs 0 there)."""
+    if mask is not None:
+        keep = mask[t].unsqueeze(1)
+        h_next = keep * h_next + (1 - keep) * h_prev
+    if live is None:
+        return h_next, h_next
+    alive = live[t].unsqueeze(1)
+    return torch.where(alive, h_next, torch.zeros_like(h_next)), torch.where(alive, h_next, h_prev)
+
+
+def gru_layer(x: Tensor, w, h: Tensor, cont: Optional[Tensor], mask: Optional[Tensor], live: Optional[Tensor],
+              cell: Cell) -> Tuple[Tensor, Tensor]:
+    """One GRU layer over the whole sequence, step by step (:mod:`compat.recurrent.cell` writes the step out).
+
+    ``w``'s rows in the canonical blocks r | z | n. Returns ([T, B, H], h_T). The input term of all steps is
+    one product; per step the recurrent product is one (reset after) or two (reset before: the r and z rows
+    on h, the n rows on r * h) matrix products with their bias added inside.
+    """
+    H = h.shape[1]
+    gate, candidate = cell.functions
+    clip = cell.preact_clip
+    w_hh, b_hh = w.weight_hh, w.bias_hh
+    x_proj = F.linear(x, w.weight_ih, w.bias_ih)
+    if cell.reset_after:
+        w_hh_t = w_hh.t()
+    else:
+        # reset before the product: r * h enters the n rows' product, b_hn stays beside it (TF1 GRUCell folds
+        # it into one bias: the same sum). The r and z rows' recurrent product is one matrix product.
+        w_rz_t, w_n_t = w_hh[:2 * H].t(), w_hh[2 * H:].t()
+        b_rz, b_n = (None, None) if b_hh is None else (b_hh[:2 * H], b_hh[2 * H:])
+        if b_rz is not None:  # the r and z rows' recurrent bias joins their input term
+            x_proj = torch.cat([x_proj[..., :2 * H] + b_rz, x_proj[..., 2 * H:]], dim=-1)
+    outputs = []
+    for t in range(x.shape[0]):
+        h_prev = h if cont is None else h * cont[t].unsqueeze(1)
+        x_r, x_z, x_n = x_proj[t].split(H, dim=1)
+        if cell.reset_after:
+            hh = h_prev @ w_hh_t if b_hh is None else torch.addmm(b_hh, h_prev, w_hh_t)
+            h_r, h_z, h_n = hh.split(H, dim=1)
+            r = gate(_clamp(x_r + h_r, clip))
+            z = gate(_clamp(x_z + h_z, clip))
+            n = candidate(_clamp(x_n + r * h_n, clip))
+        else:
+            h_r, h_z = (h_prev @ w_rz_t).split(H, dim=1)
+            r = gate(_clamp(x_r + h_r, clip))
+            z = gate(_clamp(x_z + h_z, clip))
+            reset_h = r * h_prev
+            hn = reset_h @ w_n_t if b_n is None else torch.addmm(b_n, reset_h, w_n_t)
+            n = candidate(_clamp(x_n + hn, clip))
+        h_next = n + z * (h_prev - n)  # (1 - z) * n + z * h
+        out, h = _carry(t, h_next, h_prev, mask, live)
+        outputs.append(out)
+    return torch.stack(outputs), h
+
+
+def rnn_layer(x: Tensor, w, h: Tensor, cont: Optional[Tensor], mask: Optional[Tensor], live: Optional[Tensor],
+              cell: Cell) -> Tuple[Tensor, Tensor]:
+    """One simple RNN layer over the whole sequence: h' = g(clip(x W_ih^T + b_ih + h W_hh^T + b_hh)).
+    Returns ([T, B, H], h_T)."""
+    (activation,) = cell.functions
+    clip = cell.preact_clip
+    x_proj = _input_transform(x, w)
+    w_hh_t = w.weight_hh.t()
+    outputs = []
+    for t in range(x.shape[0]):
+        h_prev = h if cont is None else h * cont[t].unsqueeze(1)
+        h_next = activation(_clamp(torch.addmm(x_proj[t], h_prev, w_hh_t), clip))
+        out, h = _carry(t, h_next, h_prev, mask, live)
+        outputs.append(out)
+    return torch.stack(outputs), h
+
+
+class Loop:
+    """The step loop (this module)."""
+
+    name = "loop"
+    what = "the step loop in Python: every cell, gate order, quirk and sequence semantics"
+    families = ("lstm", "gru", "rnn")
+
+    @staticmethod
+    def supports(call: Call) -> Optional[str]:
+        return None  # every call
+
+    @staticmethod
+    def run(call: Call):
+        cell = call.cell
+        if cell.family == "lstm":
+            return by_layer(call, lambda x, w, h0, c0, cont, mask, live: lstm_layer(x, w, h0, c0, cont, mask, live,
+                                                                                    cell), mask=call.mask)
+        layer = gru_layer if cell.family == "gru" else rnn_layer
+        return by_layer(call.with_layers(canonical_layers(call.layers, cell)),
+                        lambda x, w, h0, cont, mask, live: layer(x, w, h0, cont, mask, live, cell), mask=call.mask)
+
+
+LOOP = Loop()
+
+__all__ = ["LOOP", "gru_layer", "lstm_layer", "rnn_layer"]

@@ -1,0 +1,276 @@
+"""The seam (compat/recurrent): which kernel runs a call, one test per row of the selection table; forcing a
+kernel; every kernel that takes a call gives the step loop's numbers, for any gate order; what
+``past_end="unread"`` allows; and the same numbers, bit for bit, where a legacy layout is handed over as
+stored instead of converted."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from hypothesis import given, note, strategies as st
+
+from compat import fastloop
+from compat.layouts import to_canonical
+from compat.lstm import LayerWeights, lstm, which_kernel
+from compat.recurrent import KERNELS, SELECTION, Cell, CellError, KernelError
+from compat.recurrent.compiled import COMPILED
+from tests.tolerances import assert_close
+
+needs_compiler = pytest.mark.skipif(not fastloop.available(), reason="compat.fastloop is unavailable here (no C "
+                                                                     "compiler): its rules cannot select it")
+
+
+def weights(H=3, n_in=2, layers=1, dtype=torch.float32, grad=False, seed=0, **extra):
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for k in range(layers):
+        tensors = [torch.randn(4 * H, n_in if k == 0 else H, generator=g, dtype=dtype) * 0.5,
+                   torch.randn(4 * H, H, generator=g, dtype=dtype) * 0.5,
+                   torch.randn(4 * H, generator=g, dtype=dtype) * 0.1, torch.randn(4 * H, generator=g, dtype=dtype) * 0.1]
+        w = LayerWeights(*[t.requires_grad_(grad) for t in tensors])
+        out.append(w._replace(**{k: v(H, dtype) for k, v in extra.items()}))
+    return out
+
+
+def rule_of(choice):
+    return None if choice.rule is None else SELECTION.index(choice.rule)
+
+
+def rule(kernel: str, when: str) -> int:
+    """The index of the table's row for ``kernel`` whose condition is the function named ``when``."""
+    return next(i for i, r in enumerate(SELECTION) if r.kernel == kernel and r.when.__name__ == when)
+
+
+# ------------------------------------------------------------------------------------------- the table
+def test_the_table_names_kernels_of_the_registry_and_ends_with_the_loop():
+    assert {r.kernel for r in SELECTION} == set(KERNELS)
+    assert SELECTION[-1].kernel == "loop" and SELECTION[-1].when.__name__ == "_always"
+    for r in SELECTION:
+        assert r.why and r.why[0].islower(), r
+
+
+@needs_compiler
+def test_one_cpu_step_without_grad_runs_compiled():
+    x = torch.randn(1, 2, 2)
+    with torch.no_grad():
+        choice = which_kernel(x, weights())
+    assert choice.name == "compiled" and rule_of(choice) == rule("compiled", "_one_cpu_step_without_grad")
+
+
+def test_one_cpu_step_with_grad_runs_the_loop():
+    choice = which_kernel(torch.randn(1, 2, 2, requires_grad=True), weights())
+    assert choice.name == "loop" and rule_of(choice) == rule("loop", "_one_cpu_step")
+
+
+@needs_compiler
+def test_gradient_quirks_with_grad_run_compiled():
+    choice = which_kernel(torch.randn(6, 2, 2), weights(grad=True), preact_grad_clip=0.1)
+    assert choice.name == "compiled" and rule_of(choice) == rule("compiled", "_quirks_with_grad")
+    choice = which_kernel(torch.randn(6, 2, 2), weights(grad=True), recurrent_weight_grad_ignores_cont=True)
+    assert choice.name == "compiled"
+    with torch.no_grad():  # the quirks change only gradients: without one, the fused kernel runs them
+        assert which_kernel(torch.randn(6, 2, 2), weights(grad=True), preact_grad_clip=0.1).name == "fused"
+
+
+def test_gradient_quirks_without_the_compiler_run_checked(monkeypatch):
+    monkeypatch.setattr(COMPILED, "supports", lambda call: "the compiled loop is unavailable here")
+    choice = which_kernel(torch.randn(6, 2, 2), weights(grad=True), cont=torch.ones(6, 2), preact_grad_clip=0.1)
+    assert choice.name == "checked" and rule_of(choice) == rule("checked", "_quirks_with_grad_few_restarts")
+
+
+@needs_compiler
+@pytest.mark.parametrize("threads, H, expected", [(1, 8, "compiled"), (2, 8, "fused"), (1, 129, "fused")])
+def test_float64_on_one_thread_runs_compiled_up_to_h_128(monkeypatch, threads, H, expected):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    choice = which_kernel(torch.randn(6, 2, 2, dtype=torch.float64), weights(H=H, dtype=torch.float64, grad=True))
+    assert choice.name == expected
+    if expected == "compiled":
+        assert rule_of(choice) == rule("compiled", "_float64_on_one_thread")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert which_kernel(torch.randn(6, 2, 2), weights(H=H, grad=True)).name == "fused"  # float32: never
+
+
+def test_plain_dense_runs_fused():
+    choice = which_kernel(torch.randn(6, 2, 2), weights(grad=True, layers=2))
+    assert choice.name == "fused" and rule_of(choice) == rule("fused", "_always")
+    first_only = torch.ones(6, 2)
+    first_only[0] = 0  # restarts at step 0 only: the initial state, scaled
+    assert which_kernel(torch.randn(6, 2, 2), weights(grad=True), cont=first_only).name == "fused"
+
+
+def test_right_padding_runs_packed_and_unread_padding_runs_fused():
+    x = torch.randn(6, 3, 2)
+    lengths = torch.tensor([6, 2, 4])
+    mask = (torch.arange(6).unsqueeze(1) < lengths).float()
+    choice = which_kernel(x, weights(grad=True), lengths=lengths)
+    assert choice.name == "packed" and rule_of(choice) == rule("packed", "_always")
+    assert which_kernel(x, weights(grad=True), mask=mask).name == "packed"
+    assert which_kernel(x, weights(grad=True), mask=mask, past_end="unread").name == "fused"
+    holes = mask.clone()
+    holes[1, 0] = 0
+    assert which_kernel(x, weights(grad=True), mask=holes, past_end="unread").name == "loop"
+
+
+def test_few_restarts_run_segments_many_the_loop():
+    x = torch.randn(16, 2, 2)
+    cont = torch.ones(16, 2)
+    cont[5, 1] = 0
+    choice = which_kernel(x, weights(grad=True), cont=cont)
+    assert choice.name == "segments" and rule_of(choice) == rule("segments", "_few_restarts")
+    cont[1:, 0] = 0  # every step restarts: more than max(4, T // 8)
+    assert which_kernel(x, weights(grad=True), cont=cont).name == "loop"
+
+
+@pytest.mark.parametrize("case", ["peepholes", "named activations", "clip", "holes", "empty", "bidirectional mask"])
+def test_everything_else_runs_the_loop(case):
+    x = torch.randn(6, 2, 2)
+    kw = {}
+    ws = weights(grad=True)
+    if case == "peepholes":
+        ws = weights(grad=True, peephole=lambda H, dtype: torch.zeros(3, H, dtype=dtype))
+    elif case == "named activations":
+        kw["activations"] = ("hard_sigmoid_keras2", "tanh", "tanh")
+    elif case == "clip":
+        kw["cell_clip"] = 1.0
+    elif case == "holes":
+        kw["mask"] = torch.tensor([[1.0, 0.0], [0.0, 1.0]] * 3)
+    elif case == "empty":
+        kw["lengths"] = torch.tensor([0, 0])
+    elif case == "bidirectional mask":
+        ws = [(ws[0], weights(grad=True, seed=1)[0])]
+        kw.update(mask=torch.ones(6, 2), direction="bidirectional")
+    choice = which_kernel(x, ws, **kw)
+    assert choice.name == "loop" and rule_of(choice) == len(SELECTION) - 1
+
+
+# ----------------------------------------------------------------------------------------- forcing one
+def test_a_forced_kernel_that_cannot_run_the_call_says_why():
+    x = torch.randn(6, 2, 2)
+    with pytest.raises(KernelError, match=r"kernel='fused' cannot run this call: .*peepholes"):
+        lstm(x, weights(peephole=lambda H, dtype: torch.zeros(3, H, dtype=dtype)), kernel="fused")
+    with pytest.raises(KernelError, match="the segments kernel runs a cont input"):
+        lstm(x, weights(), kernel="segments")
+    with pytest.raises(KernelError, match="the compiled loop runs one direction"):
+        lstm(x, [(weights()[0], weights(seed=1)[0])], direction="bidirectional", kernel="compiled")
+    with pytest.raises(ValueError, match=r"kernel must be 'auto' or one of \['fused', 'packed'"):
+        lstm(x, weights(), kernel="cudnn")
+
+
+def test_cell_values_are_validated_once():
+    with pytest.raises(CellError, match="gate_order"):
+        Cell(gate_order="ifgx")
+    with pytest.raises(CellError, match="family"):
+        Cell(family="transformer")
+    with pytest.raises(CellError, match="cell_clip must be > 0"):
+        Cell(cell_clip=0)
+    with pytest.raises(ValueError, match="triple"):
+        Cell(activations=("sigmoid", "tanh"))
+    cell = Cell(preact_grad_clip=1, gate_order="ifog")
+    assert cell.preact_grad_clip == 1.0 and cell.gate_index == (0, 1, 3, 2) and cell.gradient_quirks
+    with pytest.raises(ValueError, match="not beside it"):
+        lstm(torch.randn(3, 1, 2), weights(), cell=cell, cell_clip=1.0)
+
+
+# ------------------------------------------------------------------------- every kernel, the same numbers
+KERNEL_SEMANTICS = {"fused": {}, "segments": {"cont": True}, "packed": {"lengths": True}, "compiled": {"cont": True},
+                    "checked": {"cont": True, "quirks": True}}
+
+
+@pytest.mark.parametrize("kernel", sorted(KERNEL_SEMANTICS) + ["compiled, input term by torch"])
+@given(order=st.sampled_from(["".join(p) for p in itertools.permutations("ifgo")]), T=st.integers(1, 6),
+       B=st.integers(1, 3), H=st.integers(1, 4), layers=st.integers(1, 2), seed=st.integers(0, 2 ** 31 - 1),
+       dtype=st.sampled_from([torch.float64, torch.float32]))
+def test_each_kernel_equals_the_loop_in_any_gate_order(kernel, order, T, B, H, layers, seed, dtype):
+    """The weights' gate blocks stored in ``order``: each kernel (on the semantics it runs) gives the step
+    loop's outputs, final states and gradients of every input and weight. The compiled loop computes a tiny
+    layer's input term itself, a larger one's with torch: both ways here."""
+    from unittest import mock
+
+    from compat.recurrent import compiled
+
+    if kernel.startswith("compiled") and not fastloop.available():
+        pytest.skip("compat.fastloop is unavailable here")
+    input_by_torch = kernel.startswith("compiled, ")
+    kernel = kernel.split(",")[0]
+    limit = 0 if input_by_torch else compiled.INPUT_IN_LOOP_MAX
+    note(f"{kernel} order={order} T={T} B={B} H={H} layers={layers} {dtype}")
+    sem = KERNEL_SEMANTICS[kernel]
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(T, B, 2, generator=g, dtype=torch.float64).to(dtype)
+    ws = weights(H=H, layers=layers, dtype=torch.float64, seed=seed)
+    hx = tuple(torch.randn(layers, B, H, generator=g, dtype=torch.float64).to(dtype) for _ in range(2))
+    kw = {"gate_order": order}
+    if sem.get("cont"):
+        kw["cont"] = (torch.rand(T, B, generator=g) > 0.3).to(dtype)
+    if sem.get("lengths"):
+        lengths = torch.randint(1, T + 1, (B,), generator=g)
+        lengths[0] = T
+        kw["lengths"] = lengths
+    if sem.get("quirks"):
+        kw.update(preact_grad_clip=0.05, recurrent_weight_grad_ignores_cont=True)
+    index = torch.cat([torch.arange(order.index(c) * H, (order.index(c) + 1) * H) for c in "ifgo"])
+    inverse = torch.empty_like(index)
+    inverse[index] = torch.arange(4 * H)
+    stored = [LayerWeights(*[None if t is None else t.detach().index_select(0, inverse).to(dtype) for t in w])
+              for w in ws]  # rows in ``order``
+    runs = {}
+    for name in (kernel, "loop"):
+        leaves = [x.clone().requires_grad_()] + [s.clone().requires_grad_() for s in hx]
+        params = [LayerWeights(*[None if t is None else t.clone().requires_grad_() for t in w]) for w in stored]
+        with mock.patch.object(compiled, "INPUT_IN_LOOP_MAX", limit):
+            out, (h_n, c_n) = lstm(leaves[0], params, (leaves[1], leaves[2]), kernel=name, **kw)
+        up = torch.Generator().manual_seed(seed + 1)
+        total = sum((t * torch.randn(t.shape, generator=up, dtype=torch.float64).to(dtype)).sum()
+                    for t in (out, h_n, c_n))
+        grads = torch.autograd.grad(total, leaves + [t for w in params for t in w if t is not None])
+        runs[name] = [out, h_n, c_n, *grads]
+    loosen = dict(loosen=10, reason="float32 gradients summed in another order") if dtype == torch.float32 else {}
+    for k, (a, b) in enumerate(zip(runs[kernel], runs["loop"])):
+        assert_close(a, b, msg=f"{kernel} vs loop, result {k}", **(loosen if k >= 3 else {}))
+
+
+@given(T=st.integers(2, 7), B=st.integers(1, 3), seed=st.integers(0, 2 ** 31 - 1))
+def test_unread_padding_gives_the_masked_outputs_at_every_valid_step(T, B, seed):
+    """past_end="unread": no final state, the outputs at valid steps the masked scan's (the padded ones free)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(T, B, 2, generator=g, dtype=torch.float64)
+    lengths = torch.randint(0, T + 1, (B,), generator=g)
+    mask = (torch.arange(T).unsqueeze(1) < lengths).double()
+    ws = weights(dtype=torch.float64)
+    out, state = lstm(x, ws, mask=mask, past_end="unread")
+    ref, _ = lstm(x, ws, mask=mask, kernel="loop")
+    assert state is None
+    assert_close(out * mask.unsqueeze(2), ref * mask.unsqueeze(2))
+    with pytest.raises(ValueError, match="past_end"):
+        lstm(x, ws, mask=mask, past_end="ignored")
+
+
+# ------------------------------------------------------------------- a layout handed over as stored
+@pytest.mark.parametrize("forget_bias", [0.0, 1.0])
+def test_tf_weights_as_stored_run_bit_for_bit_as_converted(forget_bias):
+    """A TF kernel handed over as views in TF's gate order (i, j, f, o) gives, on the fused kernel (which
+    gathers them into the canonical order, as compat.layouts' conversion does), exactly what the converted
+    weights give: the same tensors reach the same operations. (The step loop multiplies by the views as
+    stored, in another memory order than the converted copies: the same numbers to rounding.)"""
+    g = torch.Generator().manual_seed(3)
+    H, n_in, T, B = 5, 4, 6, 3
+    kernel = torch.randn(n_in + H, 4 * H, generator=g, requires_grad=True)
+    bias = torch.randn(4 * H, generator=g, requires_grad=True)
+    x = torch.randn(T, B, n_in, generator=g)
+    forget = None
+    if forget_bias:
+        forget = torch.zeros(4 * H)
+        forget[2 * H:3 * H] = forget_bias
+    stored = LayerWeights(kernel[:n_in].t(), kernel[n_in:].t(), bias, forget)
+    for name in ("fused", "loop"):
+        converted = to_canonical("tf", {"kernel": kernel, "bias": bias}, forget_bias=forget_bias)
+        a_out, (a_h, a_c) = lstm(x, [converted], kernel=name)
+        b_out, (b_h, b_c) = lstm(x, [stored], gate_order="igfo", kernel=name)
+        ga = torch.autograd.grad(a_out.sum(), [kernel, bias])
+        gb = torch.autograd.grad(b_out.sum(), [kernel, bias])
+        for a, b in ((a_out, b_out), (a_h, b_h), (a_c, b_c), *zip(ga, gb)):
+            if name == "fused":
+                assert torch.equal(a, b)
+            else:
+                assert_close(a, b, msg=name)
