@@ -274,3 +274,54 @@ def check_keras_model(folder: Path, source: str, weights, config: dict, arrays: 
     assert len(got) == config["outputs"]
     for k, g in enumerate(got):
         assert_close_scaled(g, arrays[f"y{k}"], dtype=np.float32, msg=f"{folder.name} {source} output {k}")
+
+
+def run_rnn_module(module, x: np.ndarray, *, batch_first_input: bool, lengths=None, h0=None):
+    """A converted GRU's or simple RNN's (y, h_n) as numpy float64, y in the layout of ``x``: ``lengths`` as a
+    PackedSequence for torch.nn.GRU / RNN, as ``lengths=`` for the core's modules (zeros allowed)."""
+    p = next(module.parameters())
+    xt = torch.from_numpy(np.ascontiguousarray(x)).to(p.dtype)
+    if batch_first_input != module.batch_first:
+        xt = xt.transpose(0, 1)
+    hx = None if h0 is None else torch.from_numpy(np.ascontiguousarray(h0)).to(p.dtype)
+    with torch.no_grad():
+        if lengths is not None and isinstance(module, torch.nn.RNNBase):
+            packed = pack_padded_sequence(xt, torch.as_tensor(lengths), batch_first=module.batch_first,
+                                          enforce_sorted=False)
+            y, h = module(packed, hx)
+            y, _ = pad_packed_sequence(y, batch_first=module.batch_first,
+                                       total_length=xt.shape[1 if module.batch_first else 0])
+        elif lengths is not None:
+            y, h = module(xt, hx, lengths=torch.as_tensor(lengths))
+        else:
+            y, h = module(xt, hx)
+    if batch_first_input != module.batch_first:
+        y = y.transpose(0, 1)
+    return y.double().numpy(), h.double().numpy()
+
+
+def assert_gru_module(module, reset_after: bool, label: str) -> None:
+    """A reset-before GRU (TF GRUCell, Keras reset_after=False, ONNX linear_before_reset=0) never loads as
+    torch.nn.GRU, whose reset gate multiplies the recurrent product: it would run and give other numbers."""
+    from compat.gru import GRU
+
+    if not reset_after:
+        assert not isinstance(module, torch.nn.GRU), f"{label}: a reset-before GRU loaded as torch.nn.GRU"
+        assert isinstance(module, GRU) and module.reset_after is False, f"{label}: {type(module)}"
+
+
+def check_onnx_rnn_case(folder: Path, name: str, config: dict, arrays: dict, tmp: Path) -> None:
+    """Convert a recorded ONNX GRU or RNN model and compare with onnxruntime's Y, Y_h."""
+    from compat.convert import load
+    from tests.tolerances import assert_close
+
+    out = tmp / f"{name}.safetensors"
+    assert convert_cli(folder / config["file"], out) == 0
+    (module,) = load(out).values()
+    if config["op"] == "GRU":
+        assert_gru_module(module, bool(config["linear_before_reset"]), name)
+    y, h = run_rnn_module(module, arrays["X"], batch_first_input=False, lengths=config["lens"],
+                          h0=arrays.get("initial_h"))
+    T, dirs, B, H = arrays["Y"].shape
+    assert_close(y, arrays["Y"].transpose(0, 2, 1, 3).reshape(T, B, dirs * H), msg=f"{name} Y")
+    assert_close(h, arrays["Y_h"], msg=f"{name} Y_h")

@@ -43,7 +43,9 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
+from compat.gru import GRU
 from compat.lstm import LSTM, State
+from compat.simple_rnn import RNN
 from compat.convert.spec import MASKED_OUTPUTS, MERGE_MODES
 
 
@@ -123,3 +125,31 @@ class OnnxLSTM(LSTM):
                 h_n = torch.where(keep, h_n, torch.zeros_like(h_n))
                 c_n = torch.where(keep, c_n, torch.zeros_like(c_n))
         return y, (h_n, c_n)
+
+
+def _zero_empty(h_n: Tensor, lengths) -> Tensor:
+    """h_n [directions, B, H] with the columns of sequences of length 0 zeroed (onnxruntime's final state)."""
+    if lengths is None:
+        return h_n
+    empty = torch.as_tensor(lengths, device=h_n.device) == 0
+    if not bool(empty.any()):
+        return h_n
+    return torch.where((~empty).view(1, -1, 1), h_n, torch.zeros_like(h_n))
+
+
+class OnnxGRU(GRU):
+    """An ONNX GRU node: :class:`compat.gru.GRU` whose final state is zero for sequences of length 0, as
+    onnxruntime's (``deep_cpu_gru.cc``; see :mod:`compat.convert.modules` for the LSTM's)."""
+
+    def forward(self, x, hx=None, *, lengths=None, **kwargs):
+        y, h_n = super().forward(x, hx, lengths=lengths, **kwargs)
+        return y, _zero_empty(h_n, lengths)
+
+
+class OnnxRNN(RNN):
+    """An ONNX RNN node: :class:`compat.simple_rnn.RNN` whose final state is zero for sequences of length 0, as
+    onnxruntime's (``rnn.cc``)."""
+
+    def forward(self, x, hx=None, *, lengths=None, **kwargs):
+        y, h_n = super().forward(x, hx, lengths=lengths, **kwargs)
+        return y, _zero_empty(h_n, lengths)

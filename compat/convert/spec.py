@@ -44,6 +44,8 @@ TORCH_MODULES = {"lstm": TORCH_LSTM, "gru": TORCH_GRU, "rnn": TORCH_RNN}
 CORE_MODULES = {"lstm": CORE_LSTM, "gru": CORE_GRU, "rnn": CORE_RNN}
 KERAS_LSTM = "compat.convert.modules.KerasLSTM"
 ONNX_LSTM = "compat.convert.modules.OnnxLSTM"
+ONNX_GRU = "compat.convert.modules.OnnxGRU"
+ONNX_RNN = "compat.convert.modules.OnnxRNN"
 
 MASKED_OUTPUTS = ("previous_h", "previous_output", "zeros")
 MERGE_MODES = ("concat", "sum", "mul", "ave")

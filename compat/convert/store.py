@@ -90,7 +90,7 @@ def _entry(spec: LSTMSpec) -> dict:
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise NonFiniteWeightsError(f"{spec.name}: {name} holds {int((~np.isfinite(arr)).sum())} NaN or infinite "
                                         "values in the source file")
-        weights[name] = torch.from_numpy(arr)
+        weights[name] = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
     return {
         "name": spec.name, "source_format": spec.source_format, "variant": spec.variant, "module": spec.module_kind,
         "why": (f"the source's semantics are exactly {TORCH_MODULES[spec.cell]}'s" if not reasons else
@@ -169,14 +169,17 @@ def _build_gru_rnn(entry: dict, cell: str, common: dict, device, dtype) -> nn.Mo
         if cell == "gru":
             return nn.GRU(**common)
         return nn.RNN(**common, nonlinearity=str(options.get("nonlinearity", "tanh")).lower())
-    if entry["module"] != CORE_MODULES[cell]:
+    from compat.gru import GRU
+    from compat.simple_rnn import RNN
+
+    core = GRU if cell == "gru" else RNN
+    cls = core if entry["module"] == CORE_MODULES[cell] else frameworks.module_class(entry["module"])
+    if cls is None or not issubclass(cls, core):
         raise ValueError(f"module {entry['module']!r} does not run a {cell}")
     if cell == "gru":
-        from compat.gru import GRU as cls
         if "activations" in options:
             options["activations"] = tuple(_stored_activation(a) for a in options["activations"])
     else:
-        from compat.simple_rnn import RNN as cls
         options["nonlinearity"] = _stored_activation(options.get("nonlinearity", "tanh"))
     return cls(**common, **options)
 

@@ -90,7 +90,7 @@ def random_case(spec: LSTMSpec, module: nn.Module, rng: np.random.Generator) -> 
                 h0=rng.uniform(-0.5, 0.5, (n, BATCH, width)), c0=rng.uniform(-0.5, 0.5, (n, BATCH, spec.hidden_size)))
     if spec.lengths:
         # dynamic_rnn(sequence_length=...) / sequence_lens; a length of 0 only where the module takes one
-        lowest = 0 if isinstance(module, LSTM) else 1
+        lowest = 0 if not isinstance(module, nn.RNNBase) else 1
         case.lengths = np.concatenate([[STEPS], rng.integers(lowest, STEPS + 1, BATCH - 1)])
         if lowest == 0:
             case.lengths[-1] = 0

@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from tests.convert_cases import (cases, check_keras_file, check_onnx_case, check_tf1_case, check_tf_models_case,
-                                 keras_files)
+from tests.convert_cases import (cases, check_keras_file, check_onnx_case, check_onnx_rnn_case, check_tf1_case,
+                                 check_tf_models_case, keras_files)
 
 from .conftest import LEGACY, REPO
 
@@ -22,6 +22,7 @@ RECORDERS = {
     "tf1": ("record_convert_tf.py", [], {"TF_USE_LEGACY_KERAS": "1"}),
     "tf_models": ("record_convert_tf_models.py", [], {"TF_USE_LEGACY_KERAS": "1"}),
     "onnx": ("record_convert_onnx.py", [], {}),
+    "onnx_rnn": ("record_convert_onnx_rnn.py", [], {}),
     "keras3": ("record_convert_keras.py", ["--framework", "keras3"], {"KERAS_BACKEND": "torch"}),
     "tf_keras": ("record_convert_keras.py", ["--framework", "tf_keras"], {"TF_USE_LEGACY_KERAS": "1"}),
 }
@@ -54,6 +55,13 @@ def test_live_tf_models(recorded, tmp_path):
 def test_live_onnxruntime(recorded, tmp_path):
     for case in cases("onnx", recorded):
         check_onnx_case(recorded / "onnx", *case, tmp_path)
+
+
+def test_live_onnxruntime_gru_and_rnn(recorded, tmp_path):
+    names = [c[0] for c in cases("onnx_rnn", recorded)]
+    assert len(names) >= 19
+    for case in cases("onnx_rnn", recorded):
+        check_onnx_rnn_case(recorded / "onnx_rnn", *case, tmp_path)
 
 
 def test_live_keras(recorded, tmp_path):

@@ -1,0 +1,32 @@
+"""GRUs and simple RNNs of the real frameworks' files through ``python -m compat.convert``, against what those
+frameworks computed (tests/golden/convert/onnx_rnn: onnxruntime; legacy/record_convert_*.py, provenance in
+tests/golden/README.md). Each is converted with the command line (its verification against reference/ must
+pass), loaded, and run on the recorded input; a reset-before GRU must not load as torch.nn.GRU."""
+from __future__ import annotations
+
+import pytest
+
+from tests.convert_cases import GOLDEN_CONVERT, cases, check_onnx_rnn_case
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c[0]) for c in cases("onnx_rnn")])
+def test_onnx_gru_and_rnn_nodes_convert_to_onnxruntimes_numbers(case, tmp_path):
+    check_onnx_rnn_case(GOLDEN_CONVERT / "onnx_rnn", *case, tmp_path)
+
+
+def test_every_onnx_attribute_is_recorded_and_torch_modules_only_where_exact(tmp_path):
+    from compat.convert import convert
+
+    recorded = {c[0]: c[1] for c in cases("onnx_rnn")}
+    assert {"gru_before_reset", "gru_after_reset", "gru_nobias", "gru_reverse", "gru_bidirectional",
+            "gru_lengths_zero_initial", "gru_clip", "gru_activations", "gru_activation_defaults", "rnn_tanh",
+            "rnn_relu", "rnn_reverse_lengths", "rnn_bidirectional_lengths_zero_initial", "rnn_clip",
+            "rnn_activations", "rnn_leaky"} <= set(recorded)
+    kinds = {}
+    for name in ("gru_before_reset", "gru_after_reset", "gru_bidirectional", "rnn_tanh", "rnn_relu", "rnn_leaky",
+                 "gru_lengths_zero_initial"):
+        (spec,) = convert(GOLDEN_CONVERT / "onnx_rnn" / recorded[name]["file"], tmp_path / name).specs
+        kinds[name] = spec.module_kind
+    assert kinds == {"gru_before_reset": "compat.gru.GRU", "gru_after_reset": "torch.nn.GRU",
+                     "gru_bidirectional": "compat.gru.GRU", "rnn_tanh": "torch.nn.RNN", "rnn_relu": "torch.nn.RNN",
+                     "rnn_leaky": "compat.simple_rnn.RNN", "gru_lengths_zero_initial": "compat.convert.modules.OnnxGRU"}
