@@ -325,3 +325,38 @@ def check_onnx_rnn_case(folder: Path, name: str, config: dict, arrays: dict, tmp
     T, dirs, B, H = arrays["Y"].shape
     assert_close(y, arrays["Y"].transpose(0, 2, 1, 3).reshape(T, B, dirs * H), msg=f"{name} Y")
     assert_close(h, arrays["Y_h"], msg=f"{name} Y_h")
+
+
+def keras_rnn_files(base: Path = GOLDEN_CONVERT / "keras_rnn"):
+    """(framework, file name, config, arrays) of every recorded Keras file with GRU and SimpleRNN layers."""
+    for framework in ("keras3", "tf_keras"):
+        for _, config, arrays in cases(framework, base):
+            for f in config["files"]:
+                yield framework, f, config, arrays
+
+
+def check_keras_rnn_file(folder: Path, filename: str, config: dict, arrays: dict, tmp: Path) -> None:
+    """Convert a recorded Keras file and compare every recorded GRU / SimpleRNN layer with Keras's numbers; a
+    reset-before GRU never loads as torch.nn.GRU; a stateful layer's second call starts from the first's h_n."""
+    from compat.convert import load
+    from tests.tolerances import assert_close
+
+    out = tmp / (filename.replace(".", "_") + ".safetensors")
+    assert convert_cli(folder / filename, out) == 0
+    modules = load(out)
+    modules = dict(modules.items()) if not isinstance(modules, dict) else modules
+    for layer in config["layers"]:
+        m = modules[layer]
+        label = f"{folder.name} {filename} {layer}"
+        if isinstance(m, torch.nn.GRU) or getattr(m, "reset_after", True) is False:
+            assert_gru_module(m, getattr(m, "reset_after", True), label)
+        y, h = run_rnn_module(m, arrays["x"], batch_first_input=True)
+        if f"{layer}/y_last" in arrays:
+            assert_close(y[:, -1], arrays[f"{layer}/y_last"], msg=f"{label} output")
+            continue
+        assert_close(y, arrays[f"{layer}/y"], msg=f"{label} outputs")
+        if config.get("stateful"):
+            y2, _ = run_rnn_module(m, arrays["x2"], batch_first_input=True, h0=h)
+            assert_close(y2, arrays[f"{layer}/y2"], msg=f"{label} second call from the carried state")
+        else:
+            assert_close(h, arrays[f"{layer}/h"], msg=f"{label} h_n")

@@ -1,12 +1,14 @@
 """GRUs and simple RNNs of the real frameworks' files through ``python -m compat.convert``, against what those
-frameworks computed (tests/golden/convert/onnx_rnn: onnxruntime; legacy/record_convert_*.py, provenance in
+frameworks computed (tests/golden/convert/onnx_rnn: onnxruntime; convert/keras_rnn: Keras 3 and tf-keras 2.21;
+legacy/record_convert_*.py, provenance in
 tests/golden/README.md). Each is converted with the command line (its verification against reference/ must
 pass), loaded, and run on the recorded input; a reset-before GRU must not load as torch.nn.GRU."""
 from __future__ import annotations
 
 import pytest
 
-from tests.convert_cases import GOLDEN_CONVERT, cases, check_onnx_rnn_case
+from tests.convert_cases import (GOLDEN_CONVERT, cases, check_keras_rnn_file, check_onnx_rnn_case,
+                                 keras_rnn_files)
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c[0]) for c in cases("onnx_rnn")])
@@ -30,3 +32,20 @@ def test_every_onnx_attribute_is_recorded_and_torch_modules_only_where_exact(tmp
     assert kinds == {"gru_before_reset": "compat.gru.GRU", "gru_after_reset": "torch.nn.GRU",
                      "gru_bidirectional": "compat.gru.GRU", "rnn_tanh": "torch.nn.RNN", "rnn_relu": "torch.nn.RNN",
                      "rnn_leaky": "compat.simple_rnn.RNN", "gru_lengths_zero_initial": "compat.convert.modules.OnnxGRU"}
+
+
+@pytest.mark.parametrize("framework, filename, config, arrays",
+                         [pytest.param(*k, id=f"{k[0]}-{k[1]}") for k in keras_rnn_files()])
+def test_keras_gru_and_simple_rnn_files_convert_to_keras_numbers(framework, filename, config, arrays, tmp_path):
+    check_keras_rnn_file(GOLDEN_CONVERT / "keras_rnn" / framework, filename, config, arrays, tmp_path)
+
+
+def test_every_keras_variant_is_recorded():
+    files = {(f, n) for f, n, _, _ in keras_rnn_files()}
+    assert {("keras3", "model.keras"), ("keras3", "model.h5"), ("keras3", "stateful.h5"), ("tf_keras", "model.h5"),
+            ("tf_keras", "model.keras"), ("tf_keras", "cudnn_gru.h5"), ("tf_keras", "keras1_gru.h5"),
+            ("tf_keras", "keras1_simple_rnn.h5"), ("tf_keras", "stateful.h5")} <= files
+    layers = {layer for _, _, config, _ in keras_rnn_files() for layer in config["layers"]}
+    assert {"gru_after", "gru_before", "gru_before_hard_sigmoid", "gru_after_hard_sigmoid_nobias", "gru_dropout",
+            "simple_rnn", "simple_rnn_relu", "bidirectional_gru", "bidirectional_gru_before",
+            "bidirectional_simple_rnn", "gru_last", "stateful_gru", "cudnn_gru", "gru_1", "simplernn_1"} <= layers

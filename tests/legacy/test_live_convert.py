@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from tests.convert_cases import (cases, check_keras_file, check_onnx_case, check_onnx_rnn_case, check_tf1_case,
-                                 check_tf_models_case, keras_files)
+from tests.convert_cases import (cases, check_keras_file, check_keras_rnn_file, check_onnx_case, check_onnx_rnn_case,
+                                 check_tf1_case, check_tf_models_case, keras_files, keras_rnn_files)
 
 from .conftest import LEGACY, REPO
 
@@ -23,6 +23,8 @@ RECORDERS = {
     "tf_models": ("record_convert_tf_models.py", [], {"TF_USE_LEGACY_KERAS": "1"}),
     "onnx": ("record_convert_onnx.py", [], {}),
     "onnx_rnn": ("record_convert_onnx_rnn.py", [], {}),
+    "keras_rnn/keras3": ("record_convert_keras_rnn.py", ["--framework", "keras3"], {"KERAS_BACKEND": "torch"}),
+    "keras_rnn/tf_keras": ("record_convert_keras_rnn.py", ["--framework", "tf_keras"], {"TF_USE_LEGACY_KERAS": "1"}),
     "keras3": ("record_convert_keras.py", ["--framework", "keras3"], {"KERAS_BACKEND": "torch"}),
     "tf_keras": ("record_convert_keras.py", ["--framework", "tf_keras"], {"TF_USE_LEGACY_KERAS": "1"}),
 }
@@ -62,6 +64,14 @@ def test_live_onnxruntime_gru_and_rnn(recorded, tmp_path):
     assert len(names) >= 19
     for case in cases("onnx_rnn", recorded):
         check_onnx_rnn_case(recorded / "onnx_rnn", *case, tmp_path)
+
+
+def test_live_keras_gru_and_simple_rnn(recorded, tmp_path):
+    files = list(keras_rnn_files(recorded / "keras_rnn"))
+    assert {(f, n) for f, n, _, _ in files} >= {("keras3", "model.keras"), ("tf_keras", "cudnn_gru.h5"),
+                                                ("tf_keras", "keras1_gru.h5")}
+    for framework, filename, config, arrays in files:
+        check_keras_rnn_file(recorded / "keras_rnn" / framework, filename, config, arrays, tmp_path)
 
 
 def test_live_keras(recorded, tmp_path):
