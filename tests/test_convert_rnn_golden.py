@@ -1,5 +1,6 @@
 """GRUs and simple RNNs of the real frameworks' files through ``python -m compat.convert``, against what those
 frameworks computed (tests/golden/convert/onnx_rnn: onnxruntime; convert/keras_rnn: Keras 3 and tf-keras 2.21;
+convert/tf1_rnn: TensorFlow 2.21 tf.compat.v1;
 legacy/record_convert_*.py, provenance in
 tests/golden/README.md). Each is converted with the command line (its verification against reference/ must
 pass), loaded, and run on the recorded input; a reset-before GRU must not load as torch.nn.GRU."""
@@ -8,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.convert_cases import (GOLDEN_CONVERT, cases, check_keras_rnn_file, check_onnx_rnn_case,
-                                 keras_rnn_files)
+                                 check_tf1_rnn_case, keras_rnn_files)
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c[0]) for c in cases("onnx_rnn")])
@@ -49,3 +50,16 @@ def test_every_keras_variant_is_recorded():
     assert {"gru_after", "gru_before", "gru_before_hard_sigmoid", "gru_after_hard_sigmoid_nobias", "gru_dropout",
             "simple_rnn", "simple_rnn_relu", "bidirectional_gru", "bidirectional_gru_before",
             "bidirectional_simple_rnn", "gru_last", "stateful_gru", "cudnn_gru", "gru_1", "simplernn_1"} <= layers
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c[0]) for c in cases("tf1_rnn")])
+def test_tf1_gru_and_rnn_checkpoints_convert_to_tensorflows_numbers(case, tmp_path):
+    check_tf1_rnn_case(GOLDEN_CONVERT / "tf1_rnn", *case, tmp_path)
+
+
+def test_every_tf_variant_is_recorded():
+    assert {c[0] for c in cases("tf1_rnn")} >= {
+        "gru_cell_lengths", "gru_cell_names_tf1_0", "gru_cell_names_tf0_12", "basic_rnn_cell_lengths",
+        "basic_rnn_cell_names_tf1_0", "basic_rnn_cell_names_tf0_12", "multi_rnn_cell_gru_lengths",
+        "bidirectional_gru_lengths", "stack_bidirectional_basic_rnn", "float64_gru_cell", "gru_block_cell",
+        "cudnn_gru_canonical", "cudnn_gru_opaque", "cudnn_rnn_tanh_opaque", "cudnn_rnn_relu_opaque"}

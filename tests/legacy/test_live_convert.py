@@ -14,13 +14,15 @@ import sys
 import pytest
 
 from tests.convert_cases import (cases, check_keras_file, check_keras_rnn_file, check_onnx_case, check_onnx_rnn_case,
-                                 check_tf1_case, check_tf_models_case, keras_files, keras_rnn_files)
+                                 check_tf1_case, check_tf1_rnn_case, check_tf_models_case, keras_files,
+                                 keras_rnn_files)
 
 from .conftest import LEGACY, REPO
 
 RECORDERS = {
     "tf1": ("record_convert_tf.py", [], {"TF_USE_LEGACY_KERAS": "1"}),
     "tf_models": ("record_convert_tf_models.py", [], {"TF_USE_LEGACY_KERAS": "1"}),
+    "tf1_rnn": ("record_convert_tf_rnn.py", [], {"TF_USE_LEGACY_KERAS": "1"}),
     "onnx": ("record_convert_onnx.py", [], {}),
     "onnx_rnn": ("record_convert_onnx_rnn.py", [], {}),
     "keras_rnn/keras3": ("record_convert_keras_rnn.py", ["--framework", "keras3"], {"KERAS_BACKEND": "torch"}),
@@ -45,6 +47,13 @@ def test_live_tf1(recorded, tmp_path):
     assert len(names) >= 19
     for case in cases("tf1", recorded):
         check_tf1_case(recorded / "tf1", *case, tmp_path)
+
+
+def test_live_tf1_gru_and_rnn(recorded, tmp_path):
+    names = [c[0] for c in cases("tf1_rnn", recorded)]
+    assert len(names) >= 15
+    for case in cases("tf1_rnn", recorded):
+        check_tf1_rnn_case(recorded / "tf1_rnn", *case, tmp_path)
 
 
 def test_live_tf_models(recorded, tmp_path):

@@ -1,4 +1,5 @@
-"""The converter's verification of TF cells (reference/tf_lstm.py) and cuDNN buffers (reference/onnx_lstm.py)."""
+"""The converter's verification of TF cells (reference/tf_lstm.py; GRU and simple-RNN cells: reference/onnx_rnn.py)
+and cuDNN buffers (reference/onnx_lstm.py; GRU and RNN modes: reference/cudnn_params.py)."""
 from __future__ import annotations
 
 from functools import partial
@@ -66,4 +67,76 @@ def _cudnn(spec: LSTMSpec, case: Case) -> Outputs:
     return inp, np.stack(hs), np.stack(cs)
 
 
-ORACLES = {"tf": _tf, "cudnn": _cudnn}
+def _onnx_tensors(kind: str, raw: dict, n_in: int):
+    """A TF GRU / simple-RNN cell's tensors as one direction of the ONNX operator's W, R, B (gate blocks z, r, h;
+    TF's update gate u is ONNX's z) and its linear_before_reset: written from rnn_cell_impl.py GRUCell.call
+    (r, u = split(sigmoid([x, h] @ gates/kernel + gates/bias)); c = tanh([x, r * h] @ candidate/kernel +
+    candidate/bias); h' = u * h + (1 - u) * c), BasicRNNCell.call (tanh([x, h] @ kernel + bias)) and
+    cudnn_rnn_ops.py CudnnCompatibleGRUCell.call (c = tanh(x @ input_projection + r * (h @ hidden_projection)))."""
+    f = {k: _f64(v) for k, v in raw.items()}
+    if kind == "BasicRNNCell":
+        k = f["kernel"]
+        H = k.shape[1]
+        b = f.get("bias", np.zeros(H))
+        return k[:n_in].T, k[n_in:].T, np.concatenate([b, np.zeros(H)]), 0
+    gk = f["gates_kernel"]
+    H = gk.shape[1] // 2
+    gb = f.get("gates_bias", np.zeros(2 * H))
+    r_x, u_x, r_h, u_h = gk[:n_in, :H].T, gk[:n_in, H:].T, gk[n_in:, :H].T, gk[n_in:, H:].T
+    if kind == "CudnnCompatibleGRUCell":
+        c_x, c_h = f["input_kernel"].T, f["hidden_kernel"].T
+        wb_c, rb_c, lbr = f.get("input_bias", np.zeros(H)), f.get("hidden_bias", np.zeros(H)), 1
+    else:
+        ck = f["candidate_kernel"]
+        c_x, c_h = ck[:n_in].T, ck[n_in:].T
+        wb_c, rb_c, lbr = f.get("candidate_bias", np.zeros(H)), np.zeros(H), 0
+    W = np.concatenate([u_x, r_x, c_x])
+    R = np.concatenate([u_h, r_h, c_h])
+    B = np.concatenate([gb[H:], gb[:H], wb_c, np.zeros(2 * H), rb_c])
+    return W, R, B, lbr
+
+
+def _tf_rnn(spec: LSTMSpec, case: Case) -> Outputs:
+    """TF GRU / BasicRNNCell stacks through reference/onnx_rnn.py, layer by layer (a bidirectional layer's backward
+    half reads each sequence's valid prefix reversed, as bidirectional_dynamic_rnn's reverse_sequence). TF's
+    dynamic_rnn copies the state through past a sequence's length, so an empty sequence's final state is its
+    initial state (rnn.py _rnn_step), where onnxruntime's is zero: the oracle's final states are taken so."""
+    from compat.convert.verify import NO_CELL
+    from reference import onnx_rnn
+
+    kinds = spec.semantics["kinds"]
+    D = 2 if spec.direction == "bidirectional" else 1
+    inp, finals = case.x, []
+    for k, layer in enumerate(spec.source):
+        n_in = inp.shape[2]
+        parts = [_onnx_tensors(kinds[k][d], layer[d], n_in) for d in range(D)]
+        W, R, B = (np.stack([p[i] for p in parts]) for i in range(3))
+        run = onnx_rnn.rnn if spec.cell == "rnn" else partial(onnx_rnn.gru, linear_before_reset=parts[0][3])
+        direction = {"bidirectional": "bidirectional", "reverse": "reverse"}.get(spec.direction, "forward")
+        h0 = case.h0[k * D:(k + 1) * D]
+        Y, Y_h = run(inp, W, R, B, case.lengths, h0, direction=direction)
+        if case.lengths is not None:
+            Y_h = np.where((np.asarray(case.lengths) == 0)[None, :, None], h0, Y_h)
+        T, _, Bn, H = Y.shape
+        inp = Y.transpose(0, 2, 1, 3).reshape(T, Bn, D * H)
+        finals += list(Y_h)
+    return inp, np.stack(finals), NO_CELL
+
+
+def _cudnn_rnn(spec: LSTMSpec, case: Case) -> Outputs:
+    """A cuDNN GRU / RNN opaque buffer unpacked and run by reference/cudnn_params.py (its layout and cuDNN's
+    recurrences written from cudnn_rnn_ops.py and NVIDIA's description; not from the converter's reader)."""
+    from compat.convert.verify import NO_CELL
+    from reference import cudnn_params
+
+    sem = spec.semantics
+    buf = _f64(spec.source[0][0]["buffer"])
+    params = cudnn_params.unpack(buf, sem["mode"], sem["input_size"], sem["num_units"], sem["num_layers"],
+                                 sem["bidirectional"])
+    y, h = cudnn_params.run(sem["mode"], params, case.x, case.h0, sem["num_layers"], sem["bidirectional"])
+    if case.lengths is not None:
+        raise ValueError(f"{spec.name}: reference/cudnn_params.py runs whole sequences only")
+    return y, h, NO_CELL
+
+
+ORACLES = {"tf": _tf, "cudnn": _cudnn, "tf_rnn": _tf_rnn, "cudnn_rnn": _cudnn_rnn}
