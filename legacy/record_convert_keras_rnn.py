@@ -188,7 +188,8 @@ def _keras1(keras, out, rng, arrays):
     y, h = [np.asarray(v) for v in model.predict(x, verbose=0)]
     arrays["keras1/x"] = x
     arrays["keras1/gru_1/y"], arrays["keras1/gru_1/h"] = y, h[None]
-    arrays["keras1/config"] = np.array(json.dumps({"files": ["keras1_gru.h5"], "layers": ["gru_1"]}))
+    arrays["keras1/config"] = np.array(json.dumps({"files": ["keras1_gru.h5"], "layers": ["gru_1"],
+                                                   "model_outputs": "sequence"}))
 
     rnn_w = [(n, rng.uniform(-0.8, 0.8, shapes[n]).astype(np.float32)) for n in "WUb"]
     _keras1_file(out / "keras1_simple_rnn.h5", "simplernn_1", "SimpleRNN", {"output_dim": H}, rnn_w)
@@ -198,7 +199,8 @@ def _keras1(keras, out, rng, arrays):
     y, h = [np.asarray(v) for v in model.predict(x, verbose=0)]
     arrays["keras1_rnn/x"] = x
     arrays["keras1_rnn/simplernn_1/y"], arrays["keras1_rnn/simplernn_1/h"] = y, h[None]
-    arrays["keras1_rnn/config"] = np.array(json.dumps({"files": ["keras1_simple_rnn.h5"], "layers": ["simplernn_1"]}))
+    arrays["keras1_rnn/config"] = np.array(json.dumps({"files": ["keras1_simple_rnn.h5"], "layers": ["simplernn_1"],
+                                                       "model_outputs": "sequence"}))
 
 
 def main():

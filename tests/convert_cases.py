@@ -356,8 +356,10 @@ def check_keras_rnn_file(folder: Path, filename: str, config: dict, arrays: dict
 
     out = tmp / (filename.replace(".", "_") + ".safetensors")
     assert convert_cli(folder / filename, out) == 0
-    modules = load(out)
-    modules = dict(modules.items()) if not isinstance(modules, dict) else modules
+    loaded = load(out)
+    if not isinstance(loaded, dict):
+        _check_whole_rnn_model(loaded, config, arrays, f"{folder.name} {filename}")
+    modules = {name: loaded[name] for name in loaded}
     for layer in config["layers"]:
         m = modules[layer]
         label = f"{folder.name} {filename} {layer}"
@@ -395,3 +397,33 @@ def check_tf1_rnn_case(folder: Path, name: str, config: dict, arrays: dict, tmp:
         dtype = arrays["x"].dtype
         assert_close(y, arrays[f"{layer}/y"], dtype=dtype, msg=f"{name} {layer} outputs")
         assert_close(h, arrays[f"{layer}/h"], dtype=dtype, msg=f"{name} {layer} h_n")
+
+
+def _check_whole_rnn_model(model, config: dict, arrays: dict, label: str) -> None:
+    """The whole converted model against Keras's predict: its outputs in the model's order (per layer the
+    sequence output or last output, then the final h of each direction); a stateful model's second call starts
+    from the first's final state, and reset_states() starts again from zeros."""
+    from tests.tolerances import assert_close
+
+    def run(x):
+        with torch.no_grad():
+            got = model(torch.from_numpy(x))
+        return [g.double().numpy() for g in ([got] if isinstance(got, torch.Tensor) else got)]
+
+    want = []
+    for layer in config["layers"]:
+        if f"{layer}/y_last" in arrays:
+            want.append(arrays[f"{layer}/y_last"])
+        elif config.get("stateful") or config.get("model_outputs") == "sequence":
+            want.append(arrays[f"{layer}/y"])   # the model returns the sequence output only
+        else:
+            want += [arrays[f"{layer}/y"]] + list(arrays[f"{layer}/h"])
+    got = run(arrays["x"])
+    assert len(got) == len(want), f"{label}: {len(got)} outputs, Keras {len(want)}"
+    for k, (g, w) in enumerate(zip(got, want)):
+        assert_close(g, w, msg=f"{label} whole model output {k}")
+    if config.get("stateful"):
+        (layer,) = config["layers"]
+        assert_close(run(arrays["x2"])[0], arrays[f"{layer}/y2"], msg=f"{label} the stateful model's second call")
+        model.reset_states()
+        assert_close(run(arrays["x"])[0], arrays[f"{layer}/y"], msg=f"{label} after reset_states()")

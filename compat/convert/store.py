@@ -349,6 +349,8 @@ def _probe(f: Fields, model: nn.Module, graph: dict) -> None:
     except (RuntimeError, ValueError, TypeError, IndexError, KeyError) as exc:
         raise f.error("model", f"the model does not run on inputs of its declared shapes "
                                f"({type(exc).__name__}: {str(exc)[:300]})") from None
+    finally:
+        model.reset_states()   # a stateful layer starts the user's first call from zeros, not from the probe's
 
 
 def _check_model(f: Fields, graph, recurrent_names) -> dict:

@@ -214,6 +214,7 @@ def check_model(graph, model: nn.Module, seed: int = 0) -> List[Check]:
     for label, dtype in (("float64", torch.float64), (native, getattr(torch, native))):
         m = model.to(dtype)
         xs = [torch.from_numpy(x).to(dtype) if x.dtype.kind == "f" else torch.from_numpy(x) for x in inputs]
+        m.reset_states()   # stateful layers: each check starts from zeros, as the reference does
         with torch.no_grad():
             got = m(*xs)
         got = [got] if isinstance(got, torch.Tensor) else list(got)
@@ -230,6 +231,7 @@ def check_model(graph, model: nn.Module, seed: int = 0) -> List[Check]:
             diff = np.abs(np.where(np.isfinite(w), g - w, 0.0))
             errs[label].append(float(np.max(diff, initial=0.0)) / scale if same_nan else float("inf"))
     model.to(getattr(torch, native))
+    model.reset_states()
     names = [f"{n}[{k}]" for n, k in graph.outputs]
     return [Check(f"model output {i} ({names[i]})", errs["float64"][i], errs[native][i], native,
                   f"{graph.framework}_model") for i in range(len(want))]
