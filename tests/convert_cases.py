@@ -399,6 +399,20 @@ def check_tf1_rnn_case(folder: Path, name: str, config: dict, arrays: dict, tmp:
         assert_close(h, arrays[f"{layer}/h"], dtype=dtype, msg=f"{name} {layer} h_n")
 
 
+def whole_rnn_model_outputs(config: dict, arrays: dict) -> list:
+    """What Keras's predict returned for a recorded GRU / SimpleRNN model (legacy/record_convert_keras_rnn.py):
+    per layer the sequence output (or the last output), then the final h of each direction."""
+    want = []
+    for layer in config["layers"]:
+        if f"{layer}/y_last" in arrays:
+            want.append(arrays[f"{layer}/y_last"])
+        elif config.get("stateful") or config.get("model_outputs") == "sequence":
+            want.append(arrays[f"{layer}/y"])   # the model returns the sequence output only
+        else:
+            want += [arrays[f"{layer}/y"]] + list(arrays[f"{layer}/h"])
+    return want
+
+
 def _check_whole_rnn_model(model, config: dict, arrays: dict, label: str) -> None:
     """The whole converted model against Keras's predict: its outputs in the model's order (per layer the
     sequence output or last output, then the final h of each direction); a stateful model's second call starts
@@ -410,14 +424,7 @@ def _check_whole_rnn_model(model, config: dict, arrays: dict, label: str) -> Non
             got = model(torch.from_numpy(x))
         return [g.double().numpy() for g in ([got] if isinstance(got, torch.Tensor) else got)]
 
-    want = []
-    for layer in config["layers"]:
-        if f"{layer}/y_last" in arrays:
-            want.append(arrays[f"{layer}/y_last"])
-        elif config.get("stateful") or config.get("model_outputs") == "sequence":
-            want.append(arrays[f"{layer}/y"])   # the model returns the sequence output only
-        else:
-            want += [arrays[f"{layer}/y"]] + list(arrays[f"{layer}/h"])
+    want = whole_rnn_model_outputs(config, arrays)
     got = run(arrays["x"])
     assert len(got) == len(want), f"{label}: {len(got)} outputs, Keras {len(want)}"
     for k, (g, w) in enumerate(zip(got, want)):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.convert_cases import (GOLDEN_CONVERT, cases, check_keras_rnn_file, check_onnx_rnn_case,
-                                 check_tf1_rnn_case, keras_rnn_files)
+                                 check_tf1_rnn_case, convert_cli, keras_rnn_files, whole_rnn_model_outputs)
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c[0]) for c in cases("onnx_rnn")])
@@ -63,3 +63,46 @@ def test_every_tf_variant_is_recorded():
         "basic_rnn_cell_names_tf1_0", "basic_rnn_cell_names_tf0_12", "multi_rnn_cell_gru_lengths",
         "bidirectional_gru_lengths", "stack_bidirectional_basic_rnn", "float64_gru_cell", "gru_block_cell",
         "cudnn_gru_canonical", "cudnn_gru_opaque", "cudnn_rnn_tanh_opaque", "cudnn_rnn_relu_opaque"}
+
+
+EMIT_RUNNER = """
+import importlib.util, sys
+import numpy as np, torch
+spec = importlib.util.spec_from_file_location("emitted", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+model = module.load()
+with torch.no_grad():
+    y = model(torch.from_numpy(np.load(sys.argv[2])["x"]))
+y = [y] if isinstance(y, torch.Tensor) else list(y)
+np.savez(sys.argv[3], **{f"y{j}": o.numpy() for j, o in enumerate(y)})
+"""
+
+
+@pytest.mark.parametrize("framework, filename", [("keras3", "model.keras"), ("tf_keras", "model.h5"),
+                                                 ("tf_keras", "cudnn_gru.h5"), ("tf_keras", "keras1_gru.h5")])
+def test_emitted_python_of_a_gru_model_predicts_as_keras(framework, filename, tmp_path):
+    """``--emit-python``: the standalone file (torch.nn.GRU / RNN, compat.gru.GRU where the reset comes before
+    the product), run in a fresh process, predicts what Keras predicted."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from tests.tolerances import assert_close
+
+    (config, arrays), = [(c, a) for f, n, c, a in keras_rnn_files() if (f, n) == (framework, filename)]
+    py = tmp_path / "model.py"
+    assert convert_cli(GOLDEN_CONVERT / "keras_rnn" / framework / filename, tmp_path / "out",
+                       ["--emit-python", str(py)]) == 0
+    text = py.read_text()
+    assert "nn.GRU(" in text or "GRU(" in text
+    np.savez(tmp_path / "x.npz", x=arrays["x"])
+    proc = subprocess.run([sys.executable, "-c", EMIT_RUNNER, str(py), str(tmp_path / "x.npz"), str(tmp_path / "y.npz")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = np.load(tmp_path / "y.npz")
+    want = whole_rnn_model_outputs(config, arrays)
+    assert len(got.files) == len(want)
+    for k, w in enumerate(want):
+        assert_close(got[f"y{k}"], w, msg=f"{framework} {filename} emitted output {k}")
