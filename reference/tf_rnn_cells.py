@@ -134,9 +134,10 @@ def _default_filter(state):
 
 
 def dropout_wrapper(cell: Callable, noise: Callable, input_keep_prob=1.0, state_keep_prob=1.0, output_keep_prob=1.0,
-                    variational_recurrent=False) -> Callable:
+                    variational_recurrent=False, cell_takes_step=False) -> Callable:
     """``DropoutWrapper``; ``noise(kind, index, step, shape)`` gives the uniform noise of each component (``step``
-    None for variational masks, whose shape is [1, depth]). The returned cell takes ``(x, state, step)``."""
+    None for variational masks, whose shape is [1, depth]). The returned cell takes ``(x, state, step)``, and
+    hands the step on to ``cell`` with ``cell_takes_step`` (a wrapper inside)."""
     def drop(values, kind, keep, step, flags=None):
         leaves = _leaves(values)
         flags = flags or [True] * len(leaves)
@@ -154,7 +155,7 @@ def dropout_wrapper(cell: Callable, noise: Callable, input_keep_prob=1.0, state_
     def wrapped(x, state, step):
         if input_keep_prob < 1:
             x = drop(x, "input", input_keep_prob, step)
-        out, new_state = cell(x, state)
+        out, new_state = cell(x, state, step) if cell_takes_step else cell(x, state)
         if state_keep_prob < 1:
             new_state = drop(new_state, "state", state_keep_prob, step, _default_filter(new_state))
         if output_keep_prob < 1:
