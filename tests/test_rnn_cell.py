@@ -379,3 +379,17 @@ def test_device_wrapper_places_only():
     b = rc.dynamic_rnn(rc.DeviceWrapper(inner, "cpu"), x)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and b[0].device.type == "cpu"
     assert rc.tf_variables(rc.DeviceWrapper(inner, "cpu")).keys() == rc.tf_variables(inner).keys()
+
+
+def test_the_migration_guides_rnn_cell_snippet_runs(capsys):
+    """docs/migration/tf1.md, "tf.nn.rnn_cell": the snippet runs as printed (its plain PyTorch GRU step included)
+    and prints the names the guide shows."""
+    import re
+    from pathlib import Path
+
+    guide = Path(__file__).resolve().parent.parent / "docs" / "migration" / "tf1.md"
+    section = guide.read_text(encoding="utf-8").split("\n## tf.nn.rnn_cell", 1)[1]
+    (block,) = re.findall(r"```python\n(.*?)```", section.split("\n### ", 1)[0], re.S)
+    exec(compile(block, str(guide), "exec"), {})
+    expected = [line[2:] for line in block.splitlines() if line.startswith("# ['rnn/")]
+    assert capsys.readouterr().out.splitlines() == expected
