@@ -430,6 +430,13 @@ def test_the_plain_families_run_fused():
     assert RNN(3, 5, clip=1.0).which_kernel(x).name == "loop"
     assert GRU(3, 5).which_kernel(x, lengths=torch.tensor([4, 1])).name == "packed"
     assert GRU(3, 5, activations=("hard_sigmoid_keras2", "tanh")).which_kernel(x).name == "loop"
+    cont = torch.ones(4, 2)
+    cont[2, 1] = 0
+    assert GRU(3, 5).which_kernel(x, cont=cont).name == "segments"
+    assert RNN(3, 5).which_kernel(x, cont=cont).name == "segments"
+    assert GRU(3, 5, reset_after=False).which_kernel(x, cont=cont).name == "loop"
+    assert GRU(3, 5).which_kernel(x[:1]).name == "loop"  # one CPU step: the loop repacks nothing
+    assert GRU(3, 5, bidirectional=True).which_kernel(x, mask=torch.ones(4, 2)).name == "loop"
     with pytest.raises(KernelError, match="compiled kernel runs the LSTM"):
         GRU(3, 5)(x, kernel="compiled")
 
