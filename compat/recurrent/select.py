@@ -6,13 +6,20 @@ holds runs it. ``kernel="<name>"`` skips the table and runs that kernel, or rais
 with its reason. Nothing else chooses: ports and modules describe their computation (the cell, the
 sequence semantics) and never name a kernel.
 
-    kernel     what it is
-    fused      torch.lstm over the dense sequence (cuDNN on CUDA, oneDNN or ATen on the CPU)
-    packed     torch.lstm over a packed sequence: lengths, or a mask that is right padding
-    segments   torch.lstm once per stretch between the steps at which cont restarts a stream
-    compiled   compat.fastloop: a C loop per layer (CPU, float32/float64; needs a C compiler)
-    checked    torch.lstm per layer with the junhyukoh gradient quirks checked in backward
-    loop       the step loop in Python: every cell and semantics (the reference of the others)
+    kernel     what it is                                                                families
+    fused      torch's fused kernel over the dense sequence (cuDNN on CUDA, oneDNN or    LSTM, GRU, RNN
+               ATen on the CPU): torch.lstm, torch.gru, torch.rnn_tanh / rnn_relu
+    packed     the fused kernel over a packed sequence: lengths, or a right-padded mask  LSTM, GRU, RNN
+    segments   the fused kernel once per stretch between cont's restarts                 LSTM, GRU, RNN
+    compiled   compat.fastloop: a C loop per layer (CPU, float32/float64; a C compiler)  LSTM
+    checked    torch.lstm per layer with the junhyukoh gradient quirks checked           LSTM
+    loop       the step loop in Python: every cell and semantics (the reference)        LSTM, GRU, RNN
+
+A kernel runs only its families (:func:`supports` asks first) and, of the GRU and the simple RNN, the fused
+forms run only PyTorch's own cells: the GRU with the reset after the product, sigmoid and tanh, no clip;
+the tanh or relu RNN without a clip. A reset-before GRU (TF1, Keras reset_after=False, ONNX
+linear_before_reset=0) always runs on the step loop: in seven operations per step it keeps 0.8-1.1x of
+the fused reset-after GRU's speed at the PTB and IMDB sizes (docs/performance.md), so no compiled GRU loop.
 
 The rules' reasons are measured (docs/performance.md); each rule has a test (tests/test_kernels.py).
 """
