@@ -146,3 +146,21 @@ def test_what_is_not_converted_yet_is_listed_with_why(cfg, wrapper, reason, tmp_
     assert not found.specs
     (item,) = [i for i in found.items if i.recurrent]
     assert item.converted is None and reason in item.reason
+
+
+@pytest.mark.parametrize("tf_checkpoint", ["gru_cell_lengths", "gru_block_cell"])
+def test_a_reset_before_gru_run_as_torch_gru_fails_the_check(tf_checkpoint, tmp_path):
+    """The verification tells the two GRUs apart: the same weights in torch.nn.GRU (the reset after the product)
+    miss the source's oracle, for a Keras file and a TF checkpoint."""
+    from compat.convert.verify import check
+    from tests.convert_cases import GOLDEN_CONVERT
+
+    rng = np.random.default_rng(3)
+    path = _layer("GRU", dict(reset_after=False, recurrent_activation="sigmoid"), _gru_weights(rng, 3 * H, (3 * H,)),
+                  "2.21.0-tf", tmp_path / "k.h5")
+    specs = discover(path).specs + discover(GOLDEN_CONVERT / "tf1_rnn" / tf_checkpoint / "model.ckpt").specs
+    for spec in specs:
+        wrong = torch.nn.GRU(spec.input_size, spec.hidden_size, batch_first=spec.batch_first, dtype=torch.float64)
+        wrong.load_state_dict({k: torch.from_numpy(v).double() for k, v in spec.state_dict().items()})
+        result = check(spec, wrong)
+        assert not result.ok and result.err64 > 1e-3, (spec.name, result)

@@ -115,7 +115,7 @@ FRAMEWORK = register(Framework(
                     "(default: tf.keras 2's sigmoid, with a warning; tf.keras of TF 1.x defaulted to hard_sigmoid)"),
     ),
     references={"tf": "reference/tf_lstm.py", "cudnn": "reference/cudnn_params.py + onnx_lstm.py",
-                "tf_rnn": "reference/onnx_rnn.py (TF GRU / BasicRNNCell tensors as the ONNX operator's)",
+                "tf_rnn": "reference/tf_rnn_cells.py (CudnnCompatibleGRUCell: reference/onnx_rnn.py)",
                 "cudnn_rnn": "reference/cudnn_params.py"},
     claims=claims,
     explain=explain,

@@ -18,8 +18,8 @@ they load as ``compat.gru.GRU(reset_after=False)``, never as ``torch.nn.GRU``. C
 it (``tanh(x W_i + b_i + r * (h W_h + b_h))``, cuDNN's): ``torch.nn.GRU``. BasicRNNCell: ``torch.nn.RNN``
 (tanh). Stacks (``MultiRNNCell``), ``bidirectional_dynamic_rnn`` and ``stack_bidirectional_dynamic_rnn`` are
 grouped as the LSTM cells are. Not in the checkpoint, stated in the table: the cells' ``activation`` (tanh by
-default) and ``time_major``. The verification runs reference/onnx_rnn.py on the cell's own tensors re-read as
-the ONNX GRU / RNN operator's (oracle ``tf_rnn``).
+default) and ``time_major``. The verification (oracle ``tf_rnn``) runs reference/tf_rnn_cells.py on the cells' own
+tensors (CudnnCompatibleGRUCell's re-read as the ONNX GRU operator's, through reference/onnx_rnn.py).
 """
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The converter's verification of TF cells (reference/tf_lstm.py; GRU and simple-RNN cells: reference/onnx_rnn.py)
-and cuDNN buffers (reference/onnx_lstm.py; GRU and RNN modes: reference/cudnn_params.py)."""
+"""The converter's verification of TF cells (reference/tf_lstm.py; GRU and simple-RNN cells: reference/tf_rnn_cells.py,
+CudnnCompatibleGRUCell through reference/onnx_rnn.py) and cuDNN buffers (reference/onnx_lstm.py; GRU and RNN modes:
+reference/cudnn_params.py)."""
 from __future__ import annotations
 
 from functools import partial
@@ -96,30 +97,64 @@ def _onnx_tensors(kind: str, raw: dict, n_in: int):
     return W, R, B, lbr
 
 
+def _tf_cell_fn(kind: str, raw: dict, n_in: int):
+    """reference/tf_rnn_cells.py's cell for a TF GRUCell / GRUBlockCell / BasicRNNCell's own tensors; None for
+    CudnnCompatibleGRUCell, which that oracle does not hold (it runs through reference/onnx_rnn.py)."""
+    from reference import tf_rnn_cells
+
+    f = {k: _f64(v) for k, v in raw.items()}
+    if kind == "BasicRNNCell":
+        H = f["kernel"].shape[1]
+        return tf_rnn_cells.basic_rnn_cell(f["kernel"], f.get("bias", np.zeros(H)))
+    if kind == "CudnnCompatibleGRUCell":
+        return None
+    H = f["candidate_kernel"].shape[1]
+    gb, cb = f.get("gates_bias", np.zeros(2 * H)), f.get("candidate_bias", np.zeros(H))
+    if kind == "GRUBlockCell":
+        return tf_rnn_cells.gru_block_cell(f["gates_kernel"], gb, f["candidate_kernel"], cb)
+    return tf_rnn_cells.gru_cell(f["gates_kernel"], gb, f["candidate_kernel"], cb)
+
+
 def _tf_rnn(spec: LSTMSpec, case: Case) -> Outputs:
-    """TF GRU / BasicRNNCell stacks through reference/onnx_rnn.py, layer by layer (a bidirectional layer's backward
-    half reads each sequence's valid prefix reversed, as bidirectional_dynamic_rnn's reverse_sequence). TF's
-    dynamic_rnn copies the state through past a sequence's length, so an empty sequence's final state is its
-    initial state (rnn.py _rnn_step), where onnxruntime's is zero: the oracle's final states are taken so."""
+    """TF GRU / BasicRNNCell stacks layer by layer: reference/tf_rnn_cells.py's cells under its ``dynamic_rnn`` /
+    ``bidirectional_dynamic_rnn`` (state copied through and output 0 past a sequence's length; a reverse-only
+    stack, the backward stack of a bidirectional_dynamic_rnn of two MultiRNNCells, reads each sequence's valid
+    prefix reversed). CudnnCompatibleGRUCell runs through reference/onnx_rnn.py, its tensors re-read as the ONNX
+    GRU's with linear_before_reset=1, dynamic_rnn's final state for an empty sequence (its initial state) kept."""
     from compat.convert.verify import NO_CELL
-    from reference import onnx_rnn
+    from reference import onnx_rnn, tf_rnn_cells
 
     kinds = spec.semantics["kinds"]
     D = 2 if spec.direction == "bidirectional" else 1
     inp, finals = case.x, []
+    lengths = case.lengths
     for k, layer in enumerate(spec.source):
         n_in = inp.shape[2]
-        parts = [_onnx_tensors(kinds[k][d], layer[d], n_in) for d in range(D)]
-        W, R, B = (np.stack([p[i] for p in parts]) for i in range(3))
-        run = onnx_rnn.rnn if spec.cell == "rnn" else partial(onnx_rnn.gru, linear_before_reset=parts[0][3])
-        direction = {"bidirectional": "bidirectional", "reverse": "reverse"}.get(spec.direction, "forward")
         h0 = case.h0[k * D:(k + 1) * D]
-        Y, Y_h = run(inp, W, R, B, case.lengths, h0, direction=direction)
-        if case.lengths is not None:
-            Y_h = np.where((np.asarray(case.lengths) == 0)[None, :, None], h0, Y_h)
-        T, _, Bn, H = Y.shape
-        inp = Y.transpose(0, 2, 1, 3).reshape(T, Bn, D * H)
-        finals += list(Y_h)
+        cells = [_tf_cell_fn(kinds[k][d], layer[d], n_in) for d in range(D)]
+        if cells[0] is None:
+            parts = [_onnx_tensors(kinds[k][d], layer[d], n_in) for d in range(D)]
+            W, R, B = (np.stack([p[i] for p in parts]) for i in range(3))
+            direction = {"bidirectional": "bidirectional", "reverse": "reverse"}.get(spec.direction, "forward")
+            Y, Y_h = onnx_rnn.gru(inp, W, R, B, lengths, h0, direction=direction, linear_before_reset=1)
+            if lengths is not None:
+                Y_h = np.where((np.asarray(lengths) == 0)[None, :, None], h0, Y_h)
+            T, _, Bn, H = Y.shape
+            inp = Y.transpose(0, 2, 1, 3).reshape(T, Bn, D * H)
+            finals += list(Y_h)
+            continue
+        if D == 2:
+            (y_fw, y_bw), (s_fw, s_bw) = tf_rnn_cells.bidirectional_dynamic_rnn(cells[0], cells[1], inp, h0[0], h0[1],
+                                                                                lengths)
+            inp = np.concatenate([y_fw, y_bw], axis=2)
+            finals += [s_fw, s_bw]
+        elif spec.direction == "reverse":
+            y, s = tf_rnn_cells.dynamic_rnn(cells[0], tf_rnn_cells.reverse_sequence(inp, lengths), h0[0], lengths)
+            inp = tf_rnn_cells.reverse_sequence(y, lengths)
+            finals.append(s)
+        else:
+            inp, s = tf_rnn_cells.dynamic_rnn(cells[0], inp, h0[0], lengths)
+            finals.append(s)
     return inp, np.stack(finals), NO_CELL
 
 
