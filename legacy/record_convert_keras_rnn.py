@@ -6,8 +6,10 @@
 Keras 3 (pip ``keras``, torch backend) and tf-keras 2.21 each save one functional model of independent
 branches reading the same input (``GRU`` with ``reset_after`` True and False, ``hard_sigmoid``, ``use_bias=False``,
 ``dropout`` / ``recurrent_dropout`` (inference: no effect), ``return_sequences=False``; ``SimpleRNN`` tanh and
-relu; ``Bidirectional`` of a GRU in each mode and of a SimpleRNN) as ``.keras`` and ``.h5``, and a ``stateful``
-GRU called twice (the second call starts from the first's final state). ``expected.npz`` holds the input and,
+relu; ``Bidirectional`` of a GRU in each mode and of a SimpleRNN) as ``.keras`` and ``.h5``, a ``stateful``
+GRU called twice (the second call starts from the first's final state), and GRUs and a SimpleRNN behind a
+``Masking`` layer (``masked``: right padding, a hole, a masked first step; ``go_backwards``; a
+``Bidirectional(merge_mode="sum")``). ``expected.npz`` holds the input and,
 per layer, what Keras returned: the sequence output and the final h.
 
 tf-keras also saves a ``CuDNNGRU`` (``tf.compat.v1.keras.layers.CuDNNGRU``): it builds and saves on the CPU
@@ -103,6 +105,7 @@ def record(framework: str, out: Path):
             arrays[f"model/{name}/y"], arrays[f"model/{name}/h"] = y, h[None]
     arrays["model/config"] = np.array(json.dumps({"files": ["model.keras", "model.h5"], "layers": list(layers)}))
     _stateful(keras, out, rng, arrays)
+    _masked(keras, out, rng, arrays)
     if framework == "tf_keras":
         _cudnn(keras, out, rng, arrays)
         _keras1(keras, out, rng, arrays)
@@ -110,6 +113,47 @@ def record(framework: str, out: Path):
                                               "numpy": np.__version__,
                                               "backend": os.environ.get("KERAS_BACKEND", "tensorflow")}))
     np.savez_compressed(out / "expected.npz", **arrays)
+
+
+def _masked(keras, out, rng, arrays):
+    """GRUs and a SimpleRNN behind a Masking layer (right padding and a hole), one reading go_backwards, a
+    Bidirectional summing its halves: the outputs at masked steps are Keras's version's."""
+    L = keras.layers
+    seq = dict(return_sequences=True, return_state=True)
+    layers = {
+        "masked_gru_after": L.GRU(3, reset_after=True, **seq, name="masked_gru_after"),
+        "masked_gru_before": L.GRU(3, reset_after=False, **seq, name="masked_gru_before"),
+        "masked_simple_rnn": L.SimpleRNN(2, **seq, name="masked_simple_rnn"),
+        "masked_gru_backwards": L.GRU(2, go_backwards=True, **seq, name="masked_gru_backwards"),
+        "masked_bidirectional_sum": L.Bidirectional(L.GRU(2, **seq), merge_mode="sum",
+                                                    name="masked_bidirectional_sum"),
+    }
+    inp = keras.Input((T, IN))
+    masked = L.Masking(0.0)(inp)
+    flat = []
+    for layer in layers.values():
+        flat += list(layer(masked))
+    model = keras.Model(inp, flat)
+    for layer in layers.values():
+        _randomise(layer, rng)
+    x = rng.uniform(-1.5, 1.5, (B, T, IN)).astype(np.float32)
+    x[0, 3:] = 0.0      # right padding
+    x[1, 2] = 0.0       # a hole
+    x[2, 0] = 0.0       # a masked first step
+    got = [np.asarray(v) for v in model.predict(x, verbose=0)]
+    model.save(out / "masked.keras")
+    model.save(out / "masked.h5")
+    arrays["masked/x"] = x
+    k = 0
+    for name in layers:
+        if name.startswith("masked_bidirectional"):
+            arrays[f"masked/{name}/y"], arrays[f"masked/{name}/h"] = got[k], np.stack(got[k + 1:k + 3])
+            k += 3
+        else:
+            arrays[f"masked/{name}/y"], arrays[f"masked/{name}/h"] = got[k], got[k + 1][None]
+            k += 2
+    arrays["masked/config"] = np.array(json.dumps({"files": ["masked.keras", "masked.h5"], "layers": list(layers),
+                                                   "mask_value": 0.0}))
 
 
 def _stateful(keras, out, rng, arrays):

@@ -289,7 +289,7 @@ def check_keras_model(folder: Path, source: str, weights, config: dict, arrays: 
         assert_close_scaled(g, arrays[f"y{k}"], dtype=np.float32, msg=f"{folder.name} {source} output {k}")
 
 
-def run_rnn_module(module, x: np.ndarray, *, batch_first_input: bool, lengths=None, h0=None):
+def run_rnn_module(module, x: np.ndarray, *, batch_first_input: bool, lengths=None, h0=None, mask=None):
     """A converted GRU's or simple RNN's (y, h_n) as numpy float64, y in the layout of ``x``: ``lengths`` as a
     PackedSequence for torch.nn.GRU / RNN, as ``lengths=`` for the core's modules (zeros allowed)."""
     p = next(module.parameters())
@@ -306,6 +306,8 @@ def run_rnn_module(module, x: np.ndarray, *, batch_first_input: bool, lengths=No
                                        total_length=xt.shape[1 if module.batch_first else 0])
         elif lengths is not None:
             y, h = module(xt, hx, lengths=torch.as_tensor(lengths))
+        elif mask is not None:
+            y, h = module(xt, hx, mask=torch.from_numpy(mask))
         else:
             y, h = module(xt, hx)
     if batch_first_input != module.batch_first:
@@ -365,7 +367,11 @@ def check_keras_rnn_file(folder: Path, filename: str, config: dict, arrays: dict
         label = f"{folder.name} {filename} {layer}"
         if isinstance(m, torch.nn.GRU) or getattr(m, "reset_after", True) is False:
             assert_gru_module(m, getattr(m, "reset_after", True), label)
-        y, h = run_rnn_module(m, arrays["x"], batch_first_input=True)
+        mask = None
+        if "mask_value" in config:
+            # Keras's Masking: a step whose features all equal mask_value is skipped (state carried)
+            mask = np.any(arrays["x"] != config["mask_value"], axis=-1).astype(arrays["x"].dtype)
+        y, h = run_rnn_module(m, arrays["x"], batch_first_input=True, mask=mask)
         if f"{layer}/y_last" in arrays:
             assert_close(y[:, -1], arrays[f"{layer}/y_last"], msg=f"{label} output")
             continue

@@ -132,20 +132,69 @@ def test_training_only_and_stateful_settings_are_noted(tmp_path):
     assert "stateful=True" in notes and "pass it as hx" in notes
 
 
-@pytest.mark.parametrize("cfg, wrapper, reason", [
-    (dict(go_backwards=True), None, "go_backwards=True"),
-    (dict(), {"merge_mode": "sum"}, "merge_mode='sum'"),
+@pytest.mark.parametrize("cls, cfg, wrapper, masking, version", [
+    ("GRU", dict(reset_after=True, go_backwards=True), None, False, "2.21.0-tf"),
+    ("SimpleRNN", dict(go_backwards=True), None, True, "3.15.1"),
+    ("GRU", dict(reset_after=True), {"merge_mode": "sum"}, False, "2.21.0-tf"),
+    ("GRU", dict(reset_after=False), {"merge_mode": "ave"}, True, "2.2.4"),
+    ("GRU", dict(reset_after=False, recurrent_activation="hard_sigmoid"), None, True, "2.2.4"),
+    ("GRU", dict(reset_after=True), None, True, "3.15.1"),
 ])
-def test_what_is_not_converted_yet_is_listed_with_why(cfg, wrapper, reason, tmp_path):
-    rng = np.random.default_rng(2)
-    weights = _gru_weights(rng, 3 * H, (2, 3 * H))
+def test_keras_output_rules_load_as_keras_modules(cls, cfg, wrapper, masking, version, tmp_path):
+    """go_backwards (outputs reversed in time), Bidirectional merges and masked steps (the output by Keras
+    version) as KerasGRU / KerasSimpleRNN: the written module against reference/keras_rnn.py with a mask."""
+    from compat.convert.modules import KerasGRU, KerasSimpleRNN
+
+    rng = np.random.default_rng(len(str(cfg)) + masking)
+    G = 3 if cls == "GRU" else 1
+    bias = (2, 3 * H) if cfg.get("reset_after") else (G * H,)
+    weights = _gru_weights(rng, G * H, bias)
     if wrapper:
-        weights += _gru_weights(rng, 3 * H, (2, 3 * H), "backward")
-    path = _layer("GRU", dict(reset_after=True, **cfg), weights, "2.21.0-tf", tmp_path / "k.h5", wrapper)
-    found = discover(path)
-    assert not found.specs
-    (item,) = [i for i in found.items if i.recurrent]
-    assert item.converted is None and reason in item.reason
+        weights += _gru_weights(rng, G * H, bias, "backward")
+    path = _layer(cls, {"recurrent_activation": "sigmoid", **cfg}, weights, version, tmp_path / "k.h5", wrapper)
+    if masking:
+        import h5py
+        import json
+
+        with h5py.File(path, "r+") as f:
+            config = json.loads(f.attrs["model_config"])
+            config["config"]["layers"].insert(0, {"class_name": "Masking", "config": {"name": "m", "mask_value": 0.0}})
+            f.attrs["model_config"] = json.dumps(config).encode()
+    conversion = convert(path, tmp_path / "out", model="layers")
+    assert all(c.ok for c in conversion.checks), conversion.checks
+    (spec,) = conversion.specs
+    module = load(conversion.files[0])["rnn"]
+    assert isinstance(module, KerasGRU if cls == "GRU" else KerasSimpleRNN)
+    if cfg.get("reset_after") is False:
+        assert not isinstance(module, torch.nn.GRU) and module.reset_after is False
+    x = rng.uniform(-1, 1, (B, T, IN))
+    mask = np.ones((B, T))
+    if masking:
+        mask[0, 3:] = 0
+        mask[1, :2] = 0
+    h0 = rng.uniform(-0.5, 0.5, (2 if wrapper else 1, B, H))
+    with torch.no_grad():
+        y, h = module.double()(torch.from_numpy(x), torch.from_numpy(h0), mask=torch.from_numpy(mask) if masking
+                               else None)
+    tensors = [{n.split("/")[1][:-2]: a for n, a in half} for half in (weights[:len(weights) // (2 if wrapper else 1)],
+                                                                        weights[len(weights) // 2:])]
+    layer = keras_rnn.gru_layer if cls == "GRU" else keras_rnn.simple_rnn_layer
+    ref = dict(reset_after=bool(cfg["reset_after"])) if cls == "GRU" else {}
+    if cfg.get("recurrent_activation") == "hard_sigmoid":
+        ref["recurrent_activation"] = "hard_sigmoid"
+    m = mask if masking else None
+    masked_output = spec.keras.masked_output
+    if wrapper:
+        want_y, h_fw, h_bw = keras_rnn.bidirectional(layer, x, tensors[0], tensors[1], (h0[0], h0[1]), m,
+                                                     merge_mode=wrapper["merge_mode"], masked_output=masked_output,
+                                                     **ref)
+        want_h = np.stack([h_fw, h_bw])
+    else:
+        want_y, h1 = layer(x, tensors[0]["kernel"], tensors[0]["recurrent_kernel"], tensors[0].get("bias"), h0[0], m,
+                           go_backwards=bool(cfg.get("go_backwards")), masked_output=masked_output, **ref)
+        want_h = h1[None]
+    assert_close(y, want_y, dtype=torch.float64)
+    assert_close(h, want_h, dtype=torch.float64)
 
 
 @pytest.mark.parametrize("tf_checkpoint", ["gru_cell_lengths", "gru_block_cell"])

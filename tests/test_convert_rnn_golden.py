@@ -45,11 +45,14 @@ def test_every_keras_variant_is_recorded():
     files = {(f, n) for f, n, _, _ in keras_rnn_files()}
     assert {("keras3", "model.keras"), ("keras3", "model.h5"), ("keras3", "stateful.h5"), ("tf_keras", "model.h5"),
             ("tf_keras", "model.keras"), ("tf_keras", "cudnn_gru.h5"), ("tf_keras", "keras1_gru.h5"),
-            ("tf_keras", "keras1_simple_rnn.h5"), ("tf_keras", "stateful.h5")} <= files
+            ("tf_keras", "keras1_simple_rnn.h5"), ("tf_keras", "stateful.h5"), ("keras3", "masked.keras"),
+            ("tf_keras", "masked.h5")} <= files
     layers = {layer for _, _, config, _ in keras_rnn_files() for layer in config["layers"]}
     assert {"gru_after", "gru_before", "gru_before_hard_sigmoid", "gru_after_hard_sigmoid_nobias", "gru_dropout",
             "simple_rnn", "simple_rnn_relu", "bidirectional_gru", "bidirectional_gru_before",
-            "bidirectional_simple_rnn", "gru_last", "stateful_gru", "cudnn_gru", "gru_1", "simplernn_1"} <= layers
+            "bidirectional_simple_rnn", "gru_last", "stateful_gru", "cudnn_gru", "gru_1", "simplernn_1",
+            "masked_gru_after", "masked_gru_before", "masked_simple_rnn", "masked_gru_backwards",
+            "masked_bidirectional_sum"} <= layers
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c[0]) for c in cases("tf1_rnn")])
@@ -80,7 +83,8 @@ np.savez(sys.argv[3], **{f"y{j}": o.numpy() for j, o in enumerate(y)})
 
 
 @pytest.mark.parametrize("framework, filename", [("keras3", "model.keras"), ("tf_keras", "model.h5"),
-                                                 ("tf_keras", "cudnn_gru.h5"), ("tf_keras", "keras1_gru.h5")])
+                                                 ("tf_keras", "cudnn_gru.h5"), ("tf_keras", "keras1_gru.h5"),
+                                                 ("keras3", "masked.keras"), ("tf_keras", "masked.h5")])
 def test_emitted_python_of_a_gru_model_predicts_as_keras(framework, filename, tmp_path):
     """``--emit-python``: the standalone file (torch.nn.GRU / RNN, compat.gru.GRU where the reset comes before
     the product), run in a fresh process, predicts what Keras predicted."""

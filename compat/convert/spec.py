@@ -45,6 +45,8 @@ CORE_MODULES = {"lstm": CORE_LSTM, "gru": CORE_GRU, "rnn": CORE_RNN}
 KERAS_LSTM = "compat.convert.modules.KerasLSTM"
 ONNX_LSTM = "compat.convert.modules.OnnxLSTM"
 ONNX_GRU = "compat.convert.modules.OnnxGRU"
+KERAS_GRU = "compat.convert.modules.KerasGRU"
+KERAS_RNN = "compat.convert.modules.KerasSimpleRNN"
 ONNX_RNN = "compat.convert.modules.OnnxRNN"
 
 MASKED_OUTPUTS = ("previous_h", "previous_output", "zeros")
@@ -238,6 +240,7 @@ class LSTMSpec:
                 reasons.append("Keras's go_backwards output order")
             if self.keras.merge_mode != "concat":
                 reasons.append(f"Bidirectional merge_mode={self.keras.merge_mode!r}")
+            reasons.append(f"Keras's masks (masked steps output {self.keras.masked_output.replace('_', ' ')})")
         if self.onnx_lengths:
             reasons.append("onnxruntime's zero final state for an empty sequence (sequence_lens)")
         return reasons

@@ -181,7 +181,7 @@ def _build_gru_rnn(entry: dict, cell: str, common: dict, device, dtype) -> nn.Mo
             options["activations"] = tuple(_stored_activation(a) for a in options["activations"])
     else:
         options["nonlinearity"] = _stored_activation(options.get("nonlinearity", "tanh"))
-    return cls(**common, **options)
+    return cls(**common, **(entry["keras"] or {}), **options)
 
 
 def _check_options(f: Fields, options: dict, field: str, bidirectional: bool, cell: str = "lstm") -> None:
@@ -263,8 +263,8 @@ def _check_entry(f: Fields, e, field: str) -> dict:
         f.bool(u["loud"], f"{field}/not_in_file/{k}/loud")
     options = f.dict(e["options"], f"{field}/options")
     _check_options(f, options, f"{field}/options", e["bidirectional"], cell)
-    if cell != "lstm" and (e["peepholes"] or e["proj_size"] or e["keras"] is not None):
-        raise f.error(field, f"a {cell} has no peepholes, projection or Keras output settings")
+    if cell != "lstm" and (e["peepholes"] or e["proj_size"]):
+        raise f.error(field, f"a {cell} has no peepholes or projection")
     if e["keras"] is not None:
         keras = f.dict(e["keras"], f"{field}/keras", keys=("go_backwards", "masked_output", "merge_mode"))
         f.bool(keras["go_backwards"], f"{field}/keras/go_backwards")

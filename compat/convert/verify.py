@@ -146,6 +146,8 @@ def _run_gru_rnn(m: nn.Module, x, case: Case, dtype: torch.dtype) -> Outputs:
             y, _ = pad_packed_sequence(y, batch_first=m.batch_first, total_length=STEPS)
         elif case.lengths is not None:
             y, h = m(x, h0, lengths=torch.from_numpy(case.lengths))
+        elif case.mask is not None:
+            y, h = m(x, h0, mask=torch.from_numpy(case.mask).to(dtype))
         else:
             y, h = m(x, h0)
     if m.batch_first:

@@ -30,7 +30,9 @@ FRAMEWORK = register(Framework(
                     help="Keras: the save_weights() file of a model given as its to_json() (SOURCE model.json)")),
     references={"keras": "reference/keras_lstm.py", "keras_rnn": "reference/keras_rnn.py",
                 "keras_model": "reference/keras_model.py"},
-    modules={"compat.convert.modules.KerasLSTM": "compat.convert.modules:KerasLSTM"},
+    modules={"compat.convert.modules.KerasLSTM": "compat.convert.modules:KerasLSTM",
+             "compat.convert.modules.KerasGRU": "compat.convert.modules:KerasGRU",
+             "compat.convert.modules.KerasSimpleRNN": "compat.convert.modules:KerasSimpleRNN"},
     layers="compat.frameworks.keras.layers",
 ))
 

@@ -15,18 +15,19 @@ Read from the configuration and weights (keras-team/keras 1.x ``recurrent.py`` `
   (``consume_less="gpu"``); ``use_bias=False``.
 - ``dropout``, ``recurrent_dropout`` (``dropout_W`` / ``dropout_U`` in Keras 1): training only, noted.
   ``stateful=True``: Keras carried the final state into the next batch; noted (pass it as ``hx``).
-- Refused as not converted (the layer listed with why): a GRU or simple RNN in a model that makes masks, one
-  with ``go_backwards=True``, and a ``Bidirectional`` whose ``merge_mode`` is not ``concat`` or None: the
-  converted modules return outputs as torch does, and these return them otherwise.
+- Keras's ways of returning outputs (a model that makes masks, ``go_backwards=True``, a ``Bidirectional``
+  ``merge_mode`` of sum, mul or ave) load as :class:`compat.convert.modules.KerasGRU` /
+  :class:`~compat.convert.modules.KerasSimpleRNN`, as the LSTM's as ``KerasLSTM`` (the outputs at masked steps
+  by Keras version, the reversed order of ``go_backwards``, the merge).
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple  # noqa: F401
 
 import numpy as np
 
 from compat import lstm_activations, rnn_layouts
-from compat.convert.spec import LSTMSpec, numpy_weights
+from compat.convert.spec import KERAS_GRU, KERAS_RNN, KerasSemantics, LSTMSpec, Unknown, numpy_weights
 from compat.errors import InputError
 
 
@@ -127,21 +128,33 @@ def _notes(cfg: dict) -> List[str]:
     return notes
 
 
-def _refusal(walker, cfg: dict, cls: str) -> Optional[str]:
-    if walker.masking:
-        return (f"a Keras {cls} in a model that makes masks (Masking / mask_zero): masked GRUs and simple RNNs are not "
-                "converted yet")
-    if cfg.get("go_backwards"):
-        return f"a Keras {cls} with go_backwards=True (outputs in reversed order): not converted yet"
-    return None
-
-
-def _spec(walker, name, cls, layers, source, options, semantics, notes) -> LSTMSpec:
+def _spec(walker, name, cls, cfg, layers, source, options, semantics, notes, *, bidirectional=False,
+          merge_mode="concat") -> LSTMSpec:
+    """The converted layer; Keras's ways of returning outputs (masks, go_backwards, a merge) make it a KerasGRU /
+    KerasSimpleRNN, as the LSTM's make a KerasLSTM (discover.py _make)."""
     version = walker.kf.keras_version or "?"
+    go_backwards = bool(cfg.get("go_backwards")) and not bidirectional
+    masks = walker.masking and cls != "CuDNNGRU"
+    keras, unknowns = None, []
+    if masks or go_backwards or merge_mode != "concat":
+        masked_output, unknown = walker._masked_output(cfg, bidirectional)
+        keras = KerasSemantics(go_backwards=go_backwards, masked_output=masked_output, merge_mode=merge_mode)
+        if masks:
+            unknowns.append(Unknown("masks", "?", "the model makes masks (Masking / mask_zero): pass mask= [B, T] "
+                                                  "(0 at a masked step)"))
+            if unknown is not None:
+                unknowns.append(unknown)
+    if go_backwards:
+        options = dict(options, direction="reverse")
+        notes = notes + ["go_backwards=True: Keras returns the sequence output reversed in time, and so does the "
+                         "module"]
     spec = LSTMSpec(name=name, source_format="keras", variant=f"Keras {version} {cls}", layers=layers,
-                    options=options, batch_first=True, source=source, oracle="keras_rnn", cell=semantics["cell"])
+                    options=options, batch_first=True, source=source, oracle="keras_rnn", cell=semantics["cell"],
+                    keras=keras, unknowns=unknowns, masks=masks,
+                    module=None if keras is None else (KERAS_GRU if semantics["cell"] == "gru" else KERAS_RNN))
     spec.notes += notes
-    spec.semantics = semantics
+    spec.semantics = dict(semantics, go_backwards=go_backwards, masked_output=keras.masked_output if keras else None,
+                          merge_mode=merge_mode)
     return spec
 
 
@@ -149,13 +162,10 @@ def convert_layer(walker, cls: str, cfg: dict, name: str, path: str, owner) -> T
     """(the converted layer, "") or (None, why it is not converted)."""
     where = f"{walker.kf.path}: layer {name!r}"
     options, semantics = _settings(walker, cls, cfg, where)
-    reason = _refusal(walker, cfg, cls)
-    if reason:
-        return None, reason
     tensors = _tensors(walker._arrays(name, path, owner), cls, cfg, where)
     w = _weights(tensors, semantics["cell"], semantics.get("reset_after", False), where)
-    semantics.update(bidirectional=False, merge_mode="concat")
-    return _spec(walker, name, cls, [numpy_weights(w)], [(tensors,)], options, semantics, _notes(cfg)), ""
+    semantics.update(bidirectional=False)
+    return _spec(walker, name, cls, cfg, [numpy_weights(w)], [(tensors,)], options, semantics, _notes(cfg)), ""
 
 
 def convert_bidirectional(walker, cfg: dict, name: str, path: str, owner) -> Tuple[Optional[LSTMSpec], str]:
@@ -166,11 +176,10 @@ def convert_bidirectional(walker, cfg: dict, name: str, path: str, owner) -> Tup
     cls = inner["class_name"]
     icfg = inner.get("config", {}) if isinstance(inner.get("config"), dict) else {}
     merge = cfg.get("merge_mode", "concat")
-    if merge not in ("concat", None):
-        return None, f"Bidirectional({cls}) with merge_mode={merge!r}: not converted yet (concat and None are)"
-    reason = _refusal(walker, icfg, cls)
-    if reason:
-        return None, f"Bidirectional: {reason}"
+    if merge not in ("concat", "sum", "mul", "ave", None):
+        raise KerasRecurrentError(f"{where}: merge_mode={merge!r} is not one of Keras's concat, sum, mul, ave or None")
+    if icfg.get("go_backwards"):
+        raise KerasRecurrentError(f"{where}: Bidirectional around a go_backwards=True layer is not supported")
     back = cfg.get("backward_layer")
     bcfg = icfg
     if isinstance(back, dict):
@@ -196,10 +205,10 @@ def convert_bidirectional(walker, cfg: dict, name: str, path: str, owner) -> Tup
     fw = _weights(fw_t, semantics["cell"], reset_after, where + " (forward)")
     bw = _weights(bw_t, semantics["cell"], reset_after, where + " (backward)")
     options = dict(options, direction="bidirectional")
-    semantics.update(bidirectional=True, merge_mode="concat")
+    semantics.update(bidirectional=True)
     notes = _notes(icfg)
     if merge is None:
         notes.append("merge_mode=None: Keras returned the two halves as a list; the module returns "
                      "concat(forward, backward)")
-    return _spec(walker, name, cls, [(numpy_weights(fw), numpy_weights(bw))], [(fw_t, bw_t)], options, semantics,
-                 notes), ""
+    return _spec(walker, name, cls, icfg, [(numpy_weights(fw), numpy_weights(bw))], [(fw_t, bw_t)], options,
+                 semantics, notes, bidirectional=True, merge_mode=merge or "concat"), ""

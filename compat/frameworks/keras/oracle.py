@@ -48,12 +48,15 @@ def _keras_rnn(spec: LSTMSpec, case: Case) -> Outputs:
     else:
         layer, settings = keras_rnn.simple_rnn_layer, dict(activation=sem["activation"])
     raw = {k: _f64(v) for k, v in spec.source[0][0].items()}
+    masked = {} if sem["cudnn"] else dict(mask=case.mask, masked_output=sem["masked_output"] or "previous_output")
     if sem["bidirectional"]:
         bw = {k: _f64(v) for k, v in spec.source[0][1].items()}
-        y, h_fw, h_bw = keras_rnn.bidirectional(layer, x, raw, bw, (case.h0[0], case.h0[1]), **settings)
+        y, h_fw, h_bw = keras_rnn.bidirectional(layer, x, raw, bw, (case.h0[0], case.h0[1]),
+                                                merge_mode=sem["merge_mode"], **masked, **settings)
         h = np.stack([h_fw, h_bw])
     else:
-        y, h1 = layer(x, raw["kernel"], raw["recurrent_kernel"], raw.get("bias"), case.h0[0], **settings)
+        y, h1 = layer(x, raw["kernel"], raw["recurrent_kernel"], raw.get("bias"), case.h0[0],
+                      go_backwards=sem["go_backwards"], **masked, **settings)
         h = h1[None]
     return y.transpose(1, 0, 2), h, NO_CELL
 

@@ -128,9 +128,9 @@ class KerasRNN(nn.Module):
         return outs + states if self.return_state else outs
 
     def _merges_itself(self) -> bool:
-        from compat.convert.modules import KerasLSTM
+        from compat.convert.modules import KerasGRU, KerasLSTM, KerasSimpleRNN
 
-        return self.bidirectional and isinstance(self.rnn, KerasLSTM)
+        return self.bidirectional and isinstance(self.rnn, (KerasLSTM, KerasGRU, KerasSimpleRNN))
 
     def extra_repr(self) -> str:
         s = f"return_sequences={self.return_sequences}, return_state={self.return_state}"
@@ -166,7 +166,8 @@ def emit(config: dict, e):
         else:
             lines.append(f"{y}_hx = ({s[0]}.unsqueeze(0), {s[1]}.unsqueeze(0))  # Keras's [h, c]")
         call.append(f"{y}_hx")
-    keras_module = e.recurrent_module == "compat.convert.modules.KerasLSTM"
+    keras_module = e.recurrent_module in ("compat.convert.modules.KerasLSTM", "compat.convert.modules.KerasGRU",
+                                          "compat.convert.modules.KerasSimpleRNN")
     if "mask" in e.kw:
         call.append(f"mask={e.kw['mask']}")
     if config["bidirectional"] and keras_module:
