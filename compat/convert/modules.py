@@ -44,6 +44,8 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
+from torch import nn
+
 from compat.gru import GRU
 from compat.lstm import LSTM, State
 from compat.simple_rnn import RNN
@@ -207,3 +209,22 @@ class KerasSimpleRNN(_KerasOneState, RNN):
         _keras_settings(kwargs, go_backwards, masked_output, merge_mode)
         super().__init__(*args, **kwargs)
         self._keras_init(go_backwards, masked_output, merge_mode)
+
+
+class CaffeRNN(RNN):
+    """BVLC Caffe's ``RNN`` layer (src/caffe/layers/rnn_layer.cpp ``RNNLayer::FillUnrolledNet``): a tanh simple RNN,
+    ``h_t = tanh(W_hh (cont_t h_{t-1}) + W_xh x_t + b_h)``, whose *output* is ``o_t = tanh(W_ho h_t + b_o)``.
+    :class:`compat.simple_rnn.RNN` (``weight_ih_l0`` = W_xh, ``bias_ih_l0`` = b_h, ``weight_hh_l0`` = W_hh,
+    ``bias_hh_l0`` zero) plus ``weight_ho`` [H, H] and ``bias_o`` [H]; ``forward(x, hx=None, *, cont=None)`` with x
+    [T, N, in] and Caffe's ``cont`` [T, N] returns ``(o, h_T)``; ``hx`` is ``h_0`` as [1, N, H]."""
+
+    def __init__(self, input_size: int, hidden_size: int, *args, device=None, dtype=None, **kwargs):
+        super().__init__(input_size, hidden_size, *args, device=device, dtype=dtype, **kwargs)
+        if self.num_layers != 1 or self.bidirectional:
+            raise ValueError("Caffe's RNN layer is one forward layer")
+        self.weight_ho = nn.Parameter(torch.empty(hidden_size, hidden_size, device=device, dtype=dtype))
+        self.bias_o = nn.Parameter(torch.empty(hidden_size, device=device, dtype=dtype))
+
+    def forward(self, x, hx=None, *, cont=None, **kwargs):
+        h, h_n = super().forward(x, hx, cont=cont, **kwargs)
+        return torch.tanh(torch.nn.functional.linear(h, self.weight_ho, self.bias_o)), h_n

@@ -46,6 +46,7 @@ KERAS_LSTM = "compat.convert.modules.KerasLSTM"
 ONNX_LSTM = "compat.convert.modules.OnnxLSTM"
 ONNX_GRU = "compat.convert.modules.OnnxGRU"
 KERAS_GRU = "compat.convert.modules.KerasGRU"
+CAFFE_RNN = "compat.convert.modules.CaffeRNN"
 KERAS_RNN = "compat.convert.modules.KerasSimpleRNN"
 ONNX_RNN = "compat.convert.modules.OnnxRNN"
 
@@ -118,6 +119,9 @@ class LSTMSpec:
     # "lstm", "gru" or "rnn" (CELLS): a GRU's and a simple RNN's weights are torch.nn.GRU's (gate rows r, z, n)
     # and torch.nn.RNN's, and their options CELL_SEMANTICS's
     cell: str = "lstm"
+    # parameters of the module beyond the recurrence, by their names in it (Caffe RNN's output layer: weight_ho,
+    # bias_o); a module class registered by the framework (``module``) holds them
+    extra: Dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -243,12 +247,14 @@ class LSTMSpec:
             reasons.append(f"Keras's masks (masked steps output {self.keras.masked_output.replace('_', ' ')})")
         if self.onnx_lengths:
             reasons.append("onnxruntime's zero final state for an empty sequence (sequence_lens)")
+        if self.extra:
+            reasons.append(f"the layer's own output computation ({', '.join(sorted(self.extra))})")
         return reasons
 
     @property
     def module_kind(self) -> str:
         if self.cell != "lstm":
-            if self.module is not None and (self.keras is not None or self.onnx_lengths):
+            if self.module is not None and (self.keras is not None or self.onnx_lengths or self.extra):
                 return self.module
             return TORCH_MODULES[self.cell] if not self.torch_exact_reasons() else CORE_MODULES[self.cell]
         if self.keras is not None:
@@ -288,6 +294,7 @@ class LSTMSpec:
                     out[f"weight_hr{suffix}"] = w.weight_hr
                 if w.peephole is not None:
                     out[f"peephole{suffix}"] = w.peephole
+        out.update(self.extra)
         return {k: np.ascontiguousarray(v) for k, v in out.items()}
 
     def torch_layers(self) -> list:
