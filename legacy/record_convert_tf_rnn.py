@@ -19,6 +19,9 @@ it still has, with the variable names of the legacy sources:
   ``cudnn_rnn_relu``) are written by this recorder in cuDNN's layout, their outputs computed by the same TF ops.
 - TF 1.0/1.1 (``weights``, ``biases``) and <= 0.12 (``Gates/Linear/Matrix``, ``Linear/Matrix``, ...) names: the
   modern cells' variables saved under the old names (``Saver(var_list={old_name: variable})``).
+
+Also tf.keras ``GRU`` (both resets), ``SimpleRNN`` and ``Bidirectional(GRU)`` in a TF1 graph, under TF 2.x's and
+tf.keras 1.x's variable names (``keras_graph_gru``, ``keras_graph_gru_tf1x_names``).
 """
 from __future__ import annotations
 
@@ -209,6 +212,47 @@ def special_cases(rec: Recorder):
                          ["--cudnn-num-units", str(H)], kinds={scope: f"cudnn {mode}"})
 
 
+def keras_graph_cases(rec: Recorder):
+    """tf.keras GRU (reset after and before the product), SimpleRNN and Bidirectional(GRU) built in a
+    tf.compat.v1 graph and saved by Saver under TF 2.x's names (``gru/gru_cell/kernel``) and, with tf.keras 1.x's
+    default recurrent_activation hard_sigmoid, under tf.keras 1.x's (``gru/kernel``: the cell's variables in the
+    layer's scope; Saver's var_list renames them)."""
+    tf = rec.tf
+    v1 = tf.compat.v1
+    keras = tf.keras
+    for case, tf1x in (("keras_graph_gru", False), ("keras_graph_gru_tf1x_names", True)):
+        rec_act = "hard_sigmoid" if tf1x else "sigmoid"
+        graph = tf.Graph()
+        with graph.as_default():
+            x = v1.placeholder(tf.float32, [B, T, 3])
+            seq = dict(return_sequences=True, return_state=True, recurrent_activation=rec_act)
+            layers = {"gru": keras.layers.GRU(4, reset_after=True, **seq, name="gru"),
+                      "gru_before": keras.layers.GRU(3, reset_after=False, **seq, name="gru_before"),
+                      "simple_rnn": keras.layers.SimpleRNN(3, return_sequences=True, return_state=True,
+                                                           name="simple_rnn"),
+                      "bidirectional": keras.layers.Bidirectional(keras.layers.GRU(2, **seq), name="bidirectional")}
+            fetches = {}
+            for name, layer in layers.items():
+                out = layer(x)
+                fetches[name] = (out[0], list(out[1:]))
+            variables = v1.global_variables()
+            with tf_session(tf, graph) as sess:
+                sess.run(v1.global_variables_initializer())
+                _assign_random(tf, sess, variables, rec.rng)
+                xv = rec.rng.uniform(-1.5, 1.5, (B, T, 3)).astype(np.float32)
+                got = sess.run(fetches, {x: xv})
+                names = {}
+                for v in variables:
+                    name = v.op.name
+                    if tf1x:
+                        name = name.replace("/gru_cell/", "/").replace("/simple_rnn_cell/", "/")
+                    names[name] = v
+                kinds = {"gru": "tf.keras GRU", "gru_before": "tf.keras GRU reset before", "simple_rnn":
+                         "tf.keras SimpleRNN", "bidirectional": "tf.keras GRU"}
+                rec.save(case, sess, names, xv, {k: (np.asarray(y), np.stack(h)) for k, (y, h) in got.items()},
+                         ["--keras-recurrent-activation", "hard_sigmoid"] if tf1x else [], kinds=kinds)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=GOLDEN / "convert" / "tf1_rnn")
@@ -218,6 +262,7 @@ def main():
     rec = Recorder(tf, args.out)
     cell_cases(rec)
     special_cases(rec)
+    keras_graph_cases(rec)
     write_expected(args.out, rec.arrays)
 
 

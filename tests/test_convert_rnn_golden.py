@@ -65,7 +65,8 @@ def test_every_tf_variant_is_recorded():
         "gru_cell_lengths", "gru_cell_names_tf1_0", "gru_cell_names_tf0_12", "basic_rnn_cell_lengths",
         "basic_rnn_cell_names_tf1_0", "basic_rnn_cell_names_tf0_12", "multi_rnn_cell_gru_lengths",
         "bidirectional_gru_lengths", "stack_bidirectional_basic_rnn", "float64_gru_cell", "gru_block_cell",
-        "cudnn_gru_canonical", "cudnn_gru_opaque", "cudnn_rnn_tanh_opaque", "cudnn_rnn_relu_opaque"}
+        "cudnn_gru_canonical", "cudnn_gru_opaque", "cudnn_rnn_tanh_opaque", "cudnn_rnn_relu_opaque", "keras_graph_gru",
+        "keras_graph_gru_tf1x_names"}
 
 
 EMIT_RUNNER = """

@@ -548,14 +548,14 @@ def discover(path, *, forget_bias: Optional[float] = None, cell_clip: Optional[f
     for layer in keras_layers:
         names, kind = layer.variables, f"tf.keras {layer.title} layer"
         inside = wrapper_of(layer.name) or next((w for w in map(wrapper_of, names) if w), None)
-        if layer.kind == "LSTM" and not inside:
-            spec = tf_keras.spec(layer, ckpt.tensor, ckpt.location, keras_recurrent_activation)
+        if layer.kind in ("LSTM", "GRU", "SimpleRNN") and not inside:
+            make = tf_keras.spec if layer.kind == "LSTM" else tf_keras.gru_rnn_spec
+            spec = make(layer, ckpt.tensor, ckpt.location, keras_recurrent_activation)
             specs.append(spec)
             account(SourceItem(layer.name, kind, ckpt.shapes_of(names), converted=spec, recurrent=True), names, False)
         else:
-            why = (f"an LSTM inside an {inside}, which computes more around it: not a plain LSTM, not converted"
-                   if layer.kind == "LSTM" else f"a tf.keras {layer.title}: a recurrent kind this converter does not "
-                                                "convert yet")
+            why = (f"a {layer.kind} inside an {inside}, which computes more around it: not a plain layer, not converted"
+                   if inside else f"a tf.keras {layer.title}: a recurrent kind this converter does not convert yet")
             account(SourceItem(layer.name, kind, ckpt.shapes_of(names), recurrent=True, reason=why), names, True)
     # GRU and simple-RNN cells (compat/frameworks/tf/gru.py), grouped into stacks as the LSTM cells
     from compat.frameworks.tf import gru as tf_gru
@@ -617,8 +617,9 @@ def _refuse_unused_options(ckpt, specs, forget_bias, cell_clip, proj_clip, keras
         unused.append("--cell-clip (CudnnLSTM does not clip its cell; nor does a tf.keras layer)")
     if proj_clip is not None and not any(s.proj_size for s in tf_cells):
         unused.append("--proj-clip (no cell here has a projection, num_proj)")
-    if keras_recurrent_activation is not None and not any(s.oracle == "keras" for s in specs):
-        unused.append("--keras-recurrent-activation (no tf.keras LSTM layer here)")
+    if keras_recurrent_activation is not None and not any(s.oracle == "keras" or (s.oracle == "keras_rnn" and
+                                                                               s.cell == "gru") for s in specs):
+        unused.append("--keras-recurrent-activation (no tf.keras LSTM or GRU layer here)")
     opaque = any(s.oracle == "cudnn" for s in specs)
     given = [k for k, v in cudnn_options.items() if v not in (None, False) and not (k == "cudnn_num_layers" and v == 1)]
     if not opaque and given and not any(n.endswith("/opaque_kernel") for n in ckpt.shapes):
