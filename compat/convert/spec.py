@@ -209,6 +209,11 @@ class LSTMSpec:
         if self.proj_size and self.proj_size >= self.hidden_size:
             reasons.append(f"a projection to {self.proj_size} >= hidden size {self.hidden_size} "
                            "(torch's proj_size must be smaller)")
+        return reasons + self._output_reasons()
+
+    def _output_reasons(self) -> List[str]:
+        """How the source returns its outputs where torch's modules return them otherwise (any cell)."""
+        reasons = []
         if self.keras is not None:
             if self.keras.go_backwards:
                 reasons.append("Keras's go_backwards output order")
@@ -239,14 +244,7 @@ class LSTMSpec:
             reasons.append(f"clip on the pre-activations={opts['clip']}")
         if opts.get("direction") == "reverse":
             reasons.append("a reverse-only layer")
-        if self.keras is not None:
-            if self.keras.go_backwards:
-                reasons.append("Keras's go_backwards output order")
-            if self.keras.merge_mode != "concat":
-                reasons.append(f"Bidirectional merge_mode={self.keras.merge_mode!r}")
-            reasons.append(f"Keras's masks (masked steps output {self.keras.masked_output.replace('_', ' ')})")
-        if self.onnx_lengths:
-            reasons.append("onnxruntime's zero final state for an empty sequence (sequence_lens)")
+        reasons += self._output_reasons()
         if self.extra:
             reasons.append(f"the layer's own output computation ({', '.join(sorted(self.extra))})")
         return reasons

@@ -526,19 +526,26 @@ def discover(path, *, forget_bias: Optional[float] = None, cell_clip: Optional[f
         accounted.update(n for n in ckpt.shapes if ckpt.real[n] in it.shapes)
     accounted |= copy_names
     items += opaque_items
-    for g in _group(cells):
-        direction = {"forward": "forward", "reverse": "reverse"}.get(g.kind, "bidirectional")
-        for name, ks in _split_incompatible(g, ckpt.location):
-            layer_cells = [tuple(g.layers[k][d] for d in (("fw", "bw") if direction == "bidirectional" else ("fw",)))
-                           for k in ks]
-            spec = _spec(name, direction, layer_cells, ckpt, forget_bias, cell_clip, proj_clip)
-            if len(ks) < len(g.layers):
-                spec.notes.append(f"layers {ks} of {g.name}: its layers differ in size; run the parts in sequence")
-            specs.append(spec)
-            for layer in layer_cells:
-                for c in layer:
-                    account(SourceItem(c.scope, f"{c.kind} variables", ckpt.shapes_of(c.names()),
-                                       converted=spec, recurrent=True), c.names(), False)
+
+    def stacks(found, make) -> None:
+        """Every stack of ``found`` cells (MultiRNNCell layers, bidirectional directions) as one converted layer
+        per run of layers one module can hold, made by ``make(name, direction, layer_cells)``."""
+        for g in _group(found):
+            direction = {"forward": "forward", "reverse": "reverse"}.get(g.kind, "bidirectional")
+            for name, ks in _split_incompatible(g, ckpt.location):
+                layer_cells = [tuple(g.layers[k][d] for d in (("fw", "bw") if direction == "bidirectional" else
+                                                              ("fw",))) for k in ks]
+                spec = make(name, direction, layer_cells)
+                if len(ks) < len(g.layers):
+                    spec.notes.append(f"layers {ks} of {g.name}: its layers differ in size; run the parts in sequence")
+                specs.append(spec)
+                for layer in layer_cells:
+                    for c in layer:
+                        account(SourceItem(c.scope, f"{c.kind} variables", ckpt.shapes_of(c.names()),
+                                           converted=spec, recurrent=True), c.names(), False)
+
+    stacks(cells, lambda name, direction, layer_cells: _spec(name, direction, layer_cells, ckpt, forget_bias,
+                                                             cell_clip, proj_clip))
     specs += opaque_specs
     for c in wrapped:
         why = wrapper_of(c.scope)
@@ -562,19 +569,8 @@ def discover(path, *, forget_bias: Optional[float] = None, cell_clip: Optional[f
 
     rnn_cells = tf_gru.find_cells({n: v for n, v in cell_shapes.items() if n not in accounted}, ckpt.location)
     rnn_wrapped = [c for c in rnn_cells if wrapper_of(c.scope)]
-    for g in _group([c for c in rnn_cells if not wrapper_of(c.scope)]):
-        direction = {"forward": "forward", "reverse": "reverse"}.get(g.kind, "bidirectional")
-        for name, ks in _split_incompatible(g, ckpt.location):
-            layer_cells = [tuple(g.layers[k][d] for d in (("fw", "bw") if direction == "bidirectional" else ("fw",)))
-                           for k in ks]
-            spec = tf_gru.spec(name, direction, layer_cells, ckpt)
-            if len(ks) < len(g.layers):
-                spec.notes.append(f"layers {ks} of {g.name}: its layers differ in size; run the parts in sequence")
-            specs.append(spec)
-            for layer in layer_cells:
-                for c in layer:
-                    account(SourceItem(c.scope, f"{c.kind} variables", ckpt.shapes_of(c.names()),
-                                       converted=spec, recurrent=True), c.names(), False)
+    stacks([c for c in rnn_cells if not wrapper_of(c.scope)],
+           lambda name, direction, layer_cells: tf_gru.spec(name, direction, layer_cells, ckpt))
     for c in rnn_wrapped:
         why = wrapper_of(c.scope)
         account(SourceItem(c.scope, f"{c.kind} inside an {why}", ckpt.shapes_of(c.names()), recurrent=True,
