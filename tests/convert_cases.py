@@ -230,3 +230,47 @@ def rebuild_seq2seq(carried, sizes: dict, arrays: dict) -> None:
     assert_close(np.stack(dec, 1), arrays["out/decoder_outputs"], dtype=np.float32, msg="attention decoder outputs")
     assert_close(c, arrays["out/decoder_c"], dtype=np.float32, msg="decoder cell state c")
     assert_close(m, arrays["out/decoder_h"], dtype=np.float32, msg="decoder cell state h")
+
+
+# ------------------------------------------------------------------------------------------ whole models
+MODEL_FRAMEWORKS = ("keras3", "tf_keras", "keras1", "keras2")
+
+
+def keras_model_files(base: Path = GOLDEN_CONVERT / "keras_models"):
+    """(framework, source file, --weights file or None, config, arrays) of every recorded whole Keras model."""
+    for framework in MODEL_FRAMEWORKS:
+        if not (base / framework / "expected.npz").exists():
+            continue
+        for name, config, arrays in cases(framework, base):
+            for f in config["files"]:
+                yield framework, name, f, None, config, arrays
+            if "json" in config:
+                yield framework, name, config["json"][0], config["json"][1], config, arrays
+
+
+def model_inputs(arrays: dict, n: int):
+    """The recorded inputs as the converted model takes them (token ids as int64)."""
+    xs = []
+    for k in range(n):
+        x = arrays[f"x{k}"]
+        xs.append(torch.from_numpy(x.astype(np.int64)) if x.dtype.kind in "iu" else torch.from_numpy(x))
+    return xs
+
+
+def check_keras_model(folder: Path, source: str, weights, config: dict, arrays: dict, tmp: Path) -> None:
+    """Convert a recorded whole Keras model with the command line (whole model required, its check against
+    reference/keras_model.py passing), load it as one module and compare its predictions with Keras's
+    ``model.predict``, float32 within 1e-5 of the output's scale."""
+    from compat.convert import load
+    from tests.tolerances import assert_close_scaled
+
+    out = tmp / (source.replace(".", "_") + ".safetensors")
+    extra = ["--model", "whole"] + (["--weights", str(folder / weights)] if weights else [])
+    assert convert_cli(folder / source, out, extra) == 0
+    model = load(out)
+    with torch.no_grad():
+        got = model(*model_inputs(arrays, config["inputs"]))
+    got = [got] if isinstance(got, torch.Tensor) else list(got)
+    assert len(got) == config["outputs"]
+    for k, g in enumerate(got):
+        assert_close_scaled(g, arrays[f"y{k}"], dtype=np.float32, msg=f"{folder.name} {source} output {k}")

@@ -76,3 +76,14 @@ def assert_close(actual, expected, *, dtype=None, loosen: float | None = None, r
     compare_dtype = torch.float64 if (a.is_floating_point() or e.is_floating_point()) else a.dtype
     torch.testing.assert_close(a.to(compare_dtype), e.to(compare_dtype), **tol,
                                msg=(lambda m: f"{msg}\n{m}") if msg else None)
+
+
+def assert_close_scaled(actual, expected, *, dtype=None, msg: str = ""):
+    """:func:`assert_close` relative to the output's scale: both divided by ``max(1, max |expected|)``, so a
+    whole model's outputs (probabilities near 1, exponentials, sums over many steps) are held to the table's
+    tolerance of their own magnitude (float32 1e-5 of the scale, float64 1e-10)."""
+    e = np.asarray(expected, dtype=np.float64)
+    scale = max(1.0, float(np.max(np.abs(e[np.isfinite(e)]), initial=0.0)))
+    a = _to_tensor(actual).to(torch.float64) / scale
+    assert_close(a, torch.from_numpy(e / scale), dtype=dtype or _to_tensor(actual).dtype,
+                 msg=f"{msg} (relative to the output's scale {scale:.3g})")

@@ -62,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tensor-bytes", type=byte_size, default=DEFAULT_MAX_TENSOR_BYTES, metavar="SIZE",
                    help="the largest tensor read from the source, converted or carried, checked before it is read "
                         "(in bytes or with a K, M, G or T suffix; default: 4G)")
+    p.add_argument("--model", choices=("auto", "whole", "layers"), default="auto",
+                   help="auto: also convert the whole model where every layer of it is one the converter knows "
+                        "(Keras), else the recurrent layers with the reason; whole: the whole model or an error; "
+                        "layers: the recurrent layers only")
+    p.add_argument("--emit-python", metavar="MODEL.py",
+                   help="also write the whole model as a standalone PyTorch module file that loads the converted "
+                        "weights (needs the whole model)")
     p.add_argument("--report", metavar="REPORT.md", help="also write a Markdown report")
     p.add_argument("--no-verify", action="store_true", help="skip the check against the reference")
     return p
@@ -73,18 +80,29 @@ def _main(argv: Optional[Sequence[str]] = None) -> int:
     check_positive(**{dest: framework_options[dest] for dest, (_, opt) in frameworks.options().items() if opt.positive})
     from compat.atomic import atomic_write_text
     from compat.convert import PartialConversionError, convert, report
+    from compat.errors import InputError
+
+    if args.emit_python and args.model == "layers":
+        raise InputError("--emit-python writes the whole model: it cannot go with --model layers")
 
     print(f"compat.convert: {args.source} -> {args.to}", flush=True)
     try:
         conversion = convert(args.source, args.to, fmt=args.format, verify=not args.no_verify, partial=args.partial,
+                             model="whole" if args.emit_python and args.model == "auto" else args.model,
                              max_tensor_bytes=args.max_tensor_bytes, **framework_options)
     except PartialConversionError as e:
         print(report.items_table(e.items))
         print(f"error: {e}", file=sys.stderr)
         return EXIT_PARTIAL
     specs, items, (config, tensors), checks = conversion
+    graph, refused = conversion.graph, conversion.whole_refused
     if specs:
         print(report.table(specs))
+    if graph is not None:
+        print(report.model_table(graph))
+    elif refused:
+        rest = "its recurrent layers are converted alone" if specs else "none of its recurrent layers is converted"
+        print(f"warning: the whole model is not converted ({refused}); {rest}", file=sys.stderr)
     print(report.items_table(items))
     for line in report.warnings(specs, items):
         print(line, file=sys.stderr)
@@ -93,8 +111,14 @@ def _main(argv: Optional[Sequence[str]] = None) -> int:
     written = [(config, "the configuration: one entry per converted layer and every item of the source (load it "
                         "with compat.convert.load)"),
                (tensors, "the weights in PyTorch's layout, and the tensors not converted under their source names")]
+    if args.emit_python:
+        from compat.convert.emit import emit_python
+
+        emit_python(config, args.emit_python)
+        written.append((args.emit_python, "the whole model as a standalone PyTorch module file (loads the weights "
+                                          "from the tensor file)"))
     if args.report:
-        atomic_write_text(args.report, report.markdown(args.source, config, specs, checks, items))
+        atomic_write_text(args.report, report.markdown(args.source, config, specs, checks, items, graph, refused))
         written.append((args.report, "the report"))
     print_files(written)
     if checks is not None and not all(c.ok for c in checks):

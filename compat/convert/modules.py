@@ -77,7 +77,10 @@ class KerasLSTM(LSTM):
             raise ValueError("merge_mode combines the two halves of a bidirectional layer")
         self.go_backwards, self.masked_output, self.merge_mode = go_backwards, masked_output, merge_mode
 
-    def forward(self, x, hx: Optional[State] = None, *, mask: Optional[Tensor] = None, backend: str = "auto"):
+    def forward(self, x, hx: Optional[State] = None, *, mask: Optional[Tensor] = None, merge: bool = True,
+                backend: str = "auto"):
+        """``merge=False``: a bidirectional layer returns ``concat(forward, backward)`` whatever its
+        ``merge_mode`` (a model that reads each half's last step merges them itself)."""
         if isinstance(x, PackedSequence):
             if self.go_backwards or self.merge_mode != "concat":
                 raise ValueError("a go_backwards or merging Keras layer returns a padded sequence: pass a padded "
@@ -97,7 +100,7 @@ class KerasLSTM(LSTM):
                 y = parts[0] if len(parts) == 1 else torch.cat(parts, 2)
         if self.go_backwards:
             y = y.flip(1)
-        if self.merge_mode != "concat":
+        if self.merge_mode != "concat" and merge:
             fw, bw = y.chunk(2, dim=2)
             y = {"sum": lambda: fw + bw, "mul": lambda: fw * bw, "ave": lambda: (fw + bw) / 2}[self.merge_mode]()
         return y, state

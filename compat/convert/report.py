@@ -77,8 +77,34 @@ def checks_table(checks: Sequence[Check]) -> str:
     return "\n".join(lines)
 
 
+MODEL_COLUMNS = ("layer", "kind", "reads", "module")
+
+
+def model_table(graph) -> str:
+    """A plain-text table of the whole model: one row per node (layer or operation on masks) in running order."""
+    from compat.frameworks import layer_kinds
+
+    kinds = layer_kinds(graph.framework)
+    rows = []
+    for n in graph.nodes:
+        reads = ", ".join(f"{r[0]}[{r[1]}]" if isinstance(r, (list, tuple)) and len(r) == 2 and isinstance(r[0], str)
+                          else "[" + ", ".join(f"{x[0]}[{x[1]}]" for x in r) + "]" for r in n.args)
+        reads += "".join(f", {k}={v[0]}[{v[1]}]" if isinstance(v[0], str) else f", {k}=[{len(v)} tensors]"
+                         for k, v in n.kwargs.items())
+        try:
+            module = type(kinds[n.kind].build(n.config, None)).__module__ + "." + \
+                type(kinds[n.kind].build(n.config, None)).__qualname__
+        except Exception:  # noqa: BLE001 - a row of the table only
+            module = "?"
+        rows.append([n.name, n.kind, reads, "(the converted " + n.recurrent + ")" if n.recurrent else module])
+    inputs = ", ".join(f"{i.name} {i.dtype} {list(i.shape)}" for i in graph.inputs)
+    outputs = ", ".join(f"{n}[{k}]" for n, k in graph.outputs)
+    head = f"The whole model ({len(graph.nodes)} nodes; inputs {inputs}; outputs {outputs})"
+    return head + "\n" + _text_table(MODEL_COLUMNS, rows)
+
+
 def markdown(source, out, specs: Sequence[LSTMSpec], checks: Optional[Sequence[Check]],
-             items: Sequence[SourceItem] = ()) -> str:
+             items: Sequence[SourceItem] = (), graph=None, refused: Optional[str] = None) -> str:
     """The report: what was found, how it runs in PyTorch, what the file could not say, the check."""
     by_name = {c.name: c for c in checks or []}
     parts = [f"# Conversion of `{source}`", "", f"Configuration: `{out}`, with the weights in PyTorch's layout in the "
@@ -108,6 +134,14 @@ def markdown(source, out, specs: Sequence[LSTMSpec], checks: Optional[Sequence[C
         for n in s.notes:
             parts.append(f"- {n}")
         parts.append("")
+    if graph is not None:
+        parts += ["## The whole model", "", "`compat.convert.load(path)` returns it as one module: `model(*inputs)` "
+                  "takes the inputs in the source model's order and returns its outputs in its order; each layer is "
+                  "`model.get_submodule(name)`.", "", "```text", model_table(graph), "```", ""]
+        parts += [f"- {n}" for n in graph.notes] + [""]
+    elif refused:
+        parts += ["## The whole model", "", f"Not converted: {refused}. "
+                  + ("The recurrent layers are converted alone." if specs else "No recurrent layer is converted."), ""]
     if items:
         parts += ["## Everything in the source", "",
                   "Every tensor or layer of the source file and what became of it; the tensors not converted are in "

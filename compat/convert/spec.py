@@ -292,10 +292,14 @@ class SourceItem:
 
 
 class Found(NamedTuple):
-    """What a framework's ``discover`` returns: the recurrent layers converted and every item of the source."""
+    """What a framework's ``discover`` returns: the recurrent layers converted, every item of the source, and
+    where the framework's reader understands whole models, the model (``graph``,
+    :class:`compat.convert.graph.GraphSpec`) or why it is not converted whole (``whole_refused``)."""
 
     specs: List["LSTMSpec"]
     items: List[SourceItem]
+    graph: Optional[object] = None
+    whole_refused: Optional[str] = None
 
 
 # The dtypes a conversion's safetensors file carries unconverted tensors in (those compat.checkpoint stores).

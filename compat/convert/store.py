@@ -5,25 +5,31 @@
     OUT.json                          the configuration: per LSTM its name in the source, sizes, direction,
                                       the module that runs it and why, its options, what the source file
                                       could not say; every item of the source and what became of it
-                                      (``items``); and the tensor file's name, size and SHA-256
+                                      (``items``); the whole model's graph where the source's reader
+                                      understood the whole model (``model``: :mod:`compat.convert.graph`);
+                                      and the tensor file's name, size and SHA-256
     OUT.<16 hex digits>.safetensors   every LSTM's parameters in PyTorch's layout, under
                                       ``lstms/<k>/weights/<torch name>`` (``weight_ih_l0``, ``weight_hh_l0``,
                                       ``bias_ih_l0``, ``bias_hh_l0``, ``weight_hr_l0``, ``peephole_l0``,
-                                      ``*_reverse``), and every tensor not converted under ``carried/<its
-                                      name in the source>``
+                                      ``*_reverse``), every tensor not converted under ``carried/<its
+                                      name in the source>``, and the whole model's other layers' tensors
+                                      under ``model/nodes/<k>/weights/<name>``
 
 Both are written atomically, the tensor file under a name derived from its digest, so an interrupted
 conversion leaves the previous pair intact (compat/checkpoint.py). The tensor file's metadata seals the
-configuration's digest (the LSTMs' settings, the items and the carried tensors' list alike), so the
-manifest's SHA-256 of the tensor file covers the settings as well as the tensors. :func:`load` and
-:func:`load_carried` check the seal, every setting's type and range (finite positive clips, known
-activations, formats, modules and masked outputs), every item's fields, and every tensor's name, shape and
-dtype against the module or item it belongs to before reading any tensor data.
+configuration's digest (the LSTMs' settings, the items, the carried tensors' list and the model's graph
+alike), so the manifest's SHA-256 of the tensor file covers the settings as well as the tensors. :func:`load`
+and :func:`load_carried` check the seal, every setting's type and range (finite positive clips, known
+activations, formats, modules and masked outputs), every item's fields, the graph (every node's kind
+registered by its framework's package, every config through that kind, every reference to an earlier node),
+and every tensor's name, shape and dtype against the module or item it belongs to before reading any tensor
+data. Conversions of version 2 (no ``model``) load as they did.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -31,12 +37,15 @@ from torch import nn
 
 from compat import checkpoint, frameworks
 from compat.checkpoint import CheckpointError, Fields
+from compat.convert.graph import GraphSpec, build_model, check_graph, graph_entry
 from compat.convert.spec import CORE_LSTM, MASKED_OUTPUTS, MERGE_MODES, SEMANTICS, TORCH_LSTM, LSTMSpec, SourceItem
 from compat.errors import InputError
 
 KIND = "compat.convert"
-# 2: every item of the source listed ("items") and the tensors not converted carried ("carried"); 1 had neither
-CONVERTER_VERSION = 2
+# 3: the whole model's graph ("model", None when the conversion holds recurrent layers only); 2: every item of the
+# source listed ("items") and the tensors not converted carried ("carried"); 1 had neither
+CONVERTER_VERSION = 3
+READ_VERSIONS = (2, 3)
 MODULES = (TORCH_LSTM, CORE_LSTM) + tuple(k for fw in frameworks.FRAMEWORKS.values() for k in fw.modules)
 SOURCE_FORMATS = tuple(k for fw in frameworks.FRAMEWORKS.values() for k in (fw.key, *fw.aliases))
 MAX_ITEMS = 1_000_000
@@ -94,7 +103,8 @@ def _item(item: SourceItem) -> dict:
             "recurrent": item.recurrent, "carried": sorted(item.tensors), "not_carried": dict(item.not_carried)}
 
 
-def write(specs: Sequence[LSTMSpec], out, source, items: Sequence[SourceItem] = ()) -> Tuple[Path, Path]:
+def write(specs: Sequence[LSTMSpec], out, source, items: Sequence[SourceItem] = (),
+          graph: Optional[GraphSpec] = None) -> Tuple[Path, Path]:
     """Write the conversion ``out`` (see the module docstring); returns (configuration, tensor file)."""
     carried: Dict[str, torch.Tensor] = {}
     for item in items:
@@ -102,8 +112,16 @@ def write(specs: Sequence[LSTMSpec], out, source, items: Sequence[SourceItem] = 
             if name in carried:
                 raise ValueError(f"two items of the source carry a tensor named {name!r}")
             carried[name] = torch.from_numpy(np.array(arr))
+    model = None
+    if graph is not None:
+        model = graph_entry(graph)
+        for k, node in enumerate(model["nodes"]):
+            for name, t in node["weights"].items():
+                if t.dtype.is_floating_point and not bool(torch.isfinite(t).all()):
+                    raise NonFiniteWeightsError(f"{node['name']}: {name} holds {int((~torch.isfinite(t)).sum())} NaN "
+                                                "or infinite values in the source file")
     content = {"converter_version": CONVERTER_VERSION, "source": str(source), "lstms": [_entry(s) for s in specs],
-               "items": [_item(i) for i in items], "carried": carried}
+               "items": [_item(i) for i in items], "carried": carried, "model": model}
     target = checkpoint.save(out, KIND, content)
     return files(target)
 
@@ -198,8 +216,14 @@ def _check_entry(f: Fields, e, field: str) -> dict:
     return e
 
 
-def load(out) -> Dict[str, nn.Module]:
-    """One ready module per LSTM of a conversion, by the LSTM's name in the source.
+def load(out) -> Union[Dict[str, nn.Module], nn.Module]:
+    """The whole model, where the conversion holds one; else one ready module per LSTM, by its name in the source.
+
+    A whole model (a conversion whose source's reader understood every layer, :mod:`compat.convert.graph`) is
+    one :class:`~compat.convert.graph.GraphModel`: ``model(*inputs)`` takes what the source model's
+    ``predict`` took, in its order, and returns its outputs in its order; every layer's module is
+    ``model.get_submodule(name)`` by its name in the source, and the converted recurrent layers are also a
+    mapping by name (``model["lstm_1"]``), as the dictionary below.
 
     Each is a plain ``torch.nn.LSTM`` (``flatten_parameters()`` done) wherever the source's semantics are
     exactly PyTorch's, and otherwise a :class:`compat.lstm.LSTM` with the options it needs (peepholes,
@@ -220,6 +244,9 @@ def load(out) -> Dict[str, nn.Module]:
     for i, item in enumerate(items):
         if item["converted"] is not None and item["converted"] not in names:
             raise f.error(f"items/{i}/converted", f"{item['converted'][:80]!r} names no LSTM of the conversion")
+    graph = content.get("model")
+    if graph is not None:
+        graph = _check_model(f, graph, names)
     tensors = ck.materialize(content=content["lstms"])
     modules: Dict[str, nn.Module] = {}
     for entry, loaded in zip(entries, tensors):
@@ -231,13 +258,52 @@ def load(out) -> Dict[str, nn.Module]:
         m.__doc__ = f"{entry['name']} from {entry['variant']}: {entry['module']} because {entry['why']}."
         m.conversion = {k: v for k, v in entry.items() if k != "weights"}
         modules[entry["name"]] = m
-    return modules
+    if graph is None:
+        return modules
+    weights = ck.materialize(content=[n["weights"] for n in graph["nodes"]])
+    model = build_model(graph, frameworks.layer_kinds(graph["framework"]), weights, modules, DTYPES[graph["dtype"]])
+    _probe(f, model, graph)
+    model.conversion = {"source": content["source"], "framework": graph["framework"], "notes": list(graph["notes"])}
+    return model
+
+
+PROBE_STEPS = 2
+
+
+def _probe(f: Fields, model: nn.Module, graph: dict) -> None:
+    """Run the model once on zeros of its inputs' declared shapes (2 where any size is accepted): a graph whose
+    layers do not fit together (a shape, a count) is refused here, as one error, not at the user's first call."""
+    dtype = DTYPES[graph["dtype"]]
+    xs = []
+    for i in graph["inputs"]:
+        shape = [1] + [PROBE_STEPS if d is None else d for d in i["shape"][1:]]
+        if math.prod(shape) > 1 << 24:
+            return   # too large to probe cheaply; the checks above stand alone
+        kind = {"int32": torch.int64, "int64": torch.int64, "bool": torch.bool}.get(i["dtype"], dtype)
+        xs.append(torch.zeros(shape, dtype=kind))
+    try:
+        with torch.no_grad():
+            model(*xs)
+    except (RuntimeError, ValueError, TypeError, IndexError, KeyError) as exc:
+        raise f.error("model", f"the model does not run on inputs of its declared shapes "
+                               f"({type(exc).__name__}: {str(exc)[:300]})") from None
+
+
+def _check_model(f: Fields, graph, recurrent_names) -> dict:
+    """The stored whole model's graph, checked against its framework's registered layer kinds."""
+    graph = f.dict(graph, "model")
+    key = f.str(graph.get("framework"), "model/framework", choices=SOURCE_FORMATS)
+    kinds = frameworks.layer_kinds(key)
+    if not kinds:
+        raise f.error("model/framework", f"the {key!r} package builds no whole models")
+    return check_graph(f, graph, "model", recurrent_names, kinds, checkpoint.expected_shapes, tuple(DTYPES.values()))
 
 
 def _content(f: Fields, ck) -> dict:
-    f.int(f.dict(ck.content, "content").get("converter_version"), "converter_version", CONVERTER_VERSION,
-          CONVERTER_VERSION)
-    content = f.dict(ck.content, "content", keys=("converter_version", "source", "lstms", "items", "carried"))
+    version = f.int(f.dict(ck.content, "content").get("converter_version"), "converter_version", READ_VERSIONS[0],
+                    READ_VERSIONS[-1])
+    keys = ("converter_version", "source", "lstms", "items", "carried") + (("model",) if version >= 3 else ())
+    content = f.dict(ck.content, "content", keys=keys)
     f.str(content["source"], "source", max_length=1 << 16)
     return content
 

@@ -166,3 +166,47 @@ def _overflow(spec: LSTMSpec, label: str) -> OverflowingWeightsError:
 
 def check_all(specs: List[LSTMSpec], modules: Dict[str, nn.Module]) -> List[Check]:
     return [check(s, modules[s.name]) for s in specs]
+
+
+# ------------------------------------------------------------------------------------------ whole models
+def check_model(graph, model: nn.Module, seed: int = 0) -> List[Check]:
+    """The whole model against its framework's numpy reference of the whole model, on random inputs: one
+    :class:`Check` per output, the largest absolute difference divided by the output's scale (its largest
+    absolute value, at least 1), in float64 and in the model's dtype.
+
+    The framework's oracle module (``compat.frameworks.<name>.oracle``) provides ``model_inputs(graph, rng)``
+    (inputs the source model takes: token ids within each embedding's vocabulary with id 0 at padded steps,
+    sequences with masked steps where the model masks) and ``model_outputs(graph, inputs)`` (the reference's
+    outputs, float64, computed from the source's own configuration and weights).
+    """
+    import importlib
+
+    fw = frameworks.get(graph.framework)
+    oracle_module = importlib.import_module(f"{fw.package}.oracle")
+    rng = np.random.default_rng(seed)
+    inputs = oracle_module.model_inputs(graph, rng)
+    want = [np.asarray(w, dtype=np.float64) for w in oracle_module.model_outputs(graph, inputs)]
+    native = graph.dtype
+    errs: Dict[str, List[float]] = {}
+    for label, dtype in (("float64", torch.float64), (native, getattr(torch, native))):
+        m = model.to(dtype)
+        xs = [torch.from_numpy(x).to(dtype) if x.dtype.kind == "f" else torch.from_numpy(x) for x in inputs]
+        with torch.no_grad():
+            got = m(*xs)
+        got = [got] if isinstance(got, torch.Tensor) else list(got)
+        if len(got) != len(want):
+            raise AssertionError(f"the model returns {len(got)} outputs; the reference {len(want)}")
+        errs[label] = []
+        for g, w in zip(got, want):
+            g = g.detach().double().numpy()
+            if g.shape != w.shape:
+                errs[label].append(float("inf"))
+                continue
+            scale = max(1.0, float(np.max(np.abs(w[np.isfinite(w)]), initial=0.0)))
+            same_nan = np.array_equal(np.isnan(g), np.isnan(w))
+            diff = np.abs(np.where(np.isfinite(w), g - w, 0.0))
+            errs[label].append(float(np.max(diff, initial=0.0)) / scale if same_nan else float("inf"))
+    model.to(getattr(torch, native))
+    names = [f"{n}[{k}]" for n, k in graph.outputs]
+    return [Check(f"model output {i} ({names[i]})", errs["float64"][i], errs[native][i], native,
+                  f"{graph.framework}_model") for i in range(len(want))]

@@ -132,6 +132,7 @@ class KerasFile:
     names_by_path: Dict[str, str] = field(default_factory=dict)   # .keras path -> layer name (Keras 3)
     # datasets not read (not numbers), by "<layer>/<weight name>" (h5) or path (.keras) -> why
     unread: Dict[str, str] = field(default_factory=dict)
+    version_note: str = ""              # how the version was told where the file states none
 
     @property
     def version(self) -> Optional[Tuple[int, int]]:
@@ -224,8 +225,9 @@ def _h5_units(limits: _Limits, lname: str, wname: str) -> Optional[List[int]]:
     return hits or None
 
 
-def _read_h5_tree(tree: Tree, f, path: str, size: int, max_tensor_bytes: int) -> dict:
-    """The root attributes and every listed layer's weights of a Keras HDF5 file."""
+def _read_h5_tree(tree: Tree, f, path: str, size: int, max_tensor_bytes: int, given: Optional[dict] = None) -> dict:
+    """The root attributes and every listed layer's weights of a Keras HDF5 file (``given``: the model's
+    configuration from elsewhere, for a ``save_weights`` file read with its ``to_json``)."""
     version = _text(tree.attr(f, "keras_version", path, MAX_CONFIG_BYTES) or b"")
     weights_group = f
     if "model_weights" in tree.keys(f, path):
@@ -235,8 +237,8 @@ def _read_h5_tree(tree: Tree, f, path: str, size: int, max_tensor_bytes: int) ->
     if not version and weights_group is not f:
         version = _text(tree.attr(weights_group, "keras_version", path, MAX_CONFIG_BYTES) or b"")
     backend = _text(tree.attr(f, "backend", path, MAX_CONFIG_BYTES) or b"")
-    config_text = tree.attr(f, "model_config", path, MAX_CONFIG_BYTES)
-    config = None if config_text is None else parse_config(_text(config_text), path)
+    config_text = None if given is not None else tree.attr(f, "model_config", path, MAX_CONFIG_BYTES)
+    config = given if given is not None else None if config_text is None else parse_config(_text(config_text), path)
     out = {"keras_version": version[:200], "backend": backend[:200], "model_config": config,
            "layer_weights": {}, "unread": {}}
     if config is None:
@@ -435,6 +437,38 @@ def _read_keras_zip(path: Path, max_tensor_bytes: int) -> KerasFile:
     version = meta.get("keras_version", "")
     return KerasFile(str(path), "keras", version if isinstance(version, str) else "", "", config,
                      vars_by_path=got["vars"], names_by_path=got["names"], unread=got["unread"])
+
+
+def read_keras_pair(config_path, weights_path, *, max_tensor_bytes: int = MAX_TENSOR_BYTES) -> KerasFile:
+    """A model saved as ``model.to_json()`` (``config_path``) beside ``model.save_weights()`` (``weights_path``:
+    Keras 1/2 and tf.keras ``.h5`` with ``layer_names`` at its root, or Keras 3 ``.weights.h5`` with
+    ``layers/.../vars``). The version is the JSON's ``keras_version`` or the weights file's; a Keras 3 JSON states
+    none (see :attr:`KerasFile.keras_version`, empty then)."""
+    from compat.formats.files import read_bytes
+
+    cpath, wpath = Path(config_path), Path(weights_path)
+    config = parse_config(read_bytes(cpath, MAX_CONFIG_BYTES, "Keras model JSON"), str(cpath), "the model JSON")
+    version = config.get("keras_version") if isinstance(config.get("keras_version"), str) else ""
+    backend = config.get("backend") if isinstance(config.get("backend"), str) else ""
+    with open_regular(wpath, "Keras weights file") as fh:
+        if fh.read(8) != HDF5_SIGNATURE:
+            raise KerasFileError(f"{wpath}: not an HDF5 weights file (no HDF5 signature)")
+        fh.seek(0)
+        size = file_size(fh)
+
+        def read(tree: Tree, root):
+            if tree.attr(root, "layer_names", str(wpath), MAX_CONFIG_BYTES) is not None:
+                return "h5", _read_h5_tree(tree, root, str(wpath), size, max_tensor_bytes, given=config)
+            units, other = lstm_units(config)
+            return "keras", _read_keras_weights_tree(tree, root, str(wpath), size, max_tensor_bytes, units, other)
+
+        container, got = read_hdf5(fh, size, str(wpath), read, error=KerasFileError)
+    if container == "h5":
+        weights = {lname: [(w, a) for w, a in ws] for lname, ws in got["layer_weights"].items()}
+        return KerasFile(str(cpath), "h5", version or got["keras_version"], backend or got["backend"], config,
+                         layer_weights=weights, unread=got["unread"])
+    return KerasFile(str(cpath), "keras", version, backend, config, vars_by_path=got["vars"],
+                     names_by_path=got["names"], unread=got["unread"])
 
 
 def read_keras(path, *, max_tensor_bytes: int = MAX_TENSOR_BYTES) -> KerasFile:

@@ -12,10 +12,12 @@ Everything the project knows about reading one framework's files sits in that fr
 
 Each package holds ``layout.py`` (its gate layouts, registered into :data:`compat.layouts.LAYOUTS`),
 ``discover.py`` (the converter's reader: every recurrent layer of a file as a
-:class:`compat.convert.spec.LSTMSpec`, and every other tensor or layer accounted for), ``oracle.py`` (the
+:class:`compat.convert.spec.LSTMSpec`, every other tensor or layer accounted for, and, where the package
+reads whole models, the model as a :class:`compat.convert.graph.GraphSpec`), ``oracle.py`` (the
 converter's verification against the framework's numpy reference) and, in its ``__init__``, its
 :class:`Framework` record: its key, suffixes, how a path is recognised, the command-line options its
-files need, and the module classes its conversions load as. The TF package also holds ``names.py``, the
+files need, the module classes its conversions load as, and the module whose ``LAYERS`` table rebuilds its
+whole models' layers (Keras: ``compat.frameworks.keras.layers``). The TF package also holds ``names.py``, the
 one table of TF variable names across TF generations that the converter, ``compat.tf1`` and the TF ports
 read. The file-format readers stay in :mod:`compat.formats` (shared with the ports).
 
@@ -76,6 +78,9 @@ class Framework:
     # (path) -> a sentence saying what the file is and what to convert instead, for files it recognises
     # but does not read (None: not one of those)
     explain: Optional[Callable[[Path], Optional[str]]] = None
+    # "package.module" whose LAYERS table (kind -> compat.convert.graph.LayerKind) rebuilds the whole models
+    # this framework's reader describes (None: its conversions hold recurrent layers only)
+    layers: Optional[str] = None
 
     def discover(self, path, **options):
         """The package's ``discover.discover(path, **options)``: a :class:`compat.convert.spec.Found`."""
@@ -135,6 +140,15 @@ def module_class(kind: str):
             module, _, cls = fw.modules[kind].partition(":")
             return getattr(importlib.import_module(module), cls)
     return None
+
+
+def layer_kinds(key: str) -> Mapping[str, object]:
+    """The layer kinds (:class:`compat.convert.graph.LayerKind` by kind) that framework ``key`` registered for
+    whole models; empty for a framework that converts recurrent layers only."""
+    fw = get(key)
+    if fw.layers is None:
+        return {}
+    return importlib.import_module(fw.layers).LAYERS
 
 
 def options() -> Dict[str, Tuple[Framework, Option]]:

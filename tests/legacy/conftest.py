@@ -27,6 +27,7 @@ FRAMEWORK_OF = {
     "test_live_rnn_cell.py": "tensorflow",
     "test_live_theano_imdb.py": "theano-lineage",
     "test_live_convert.py": "keras",
+    "test_live_keras_models.py": "keras",
 }
 
 AVAILABLE = {f.strip() for f in os.environ.get("LEGACY_FRAMEWORKS", "").split(",") if f.strip()}

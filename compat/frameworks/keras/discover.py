@@ -23,7 +23,7 @@ from compat import layouts
 from compat.convert.spec import (KERAS_LSTM, Found, KerasSemantics, LSTMSpec, SourceItem, Unknown, carry,
                                  numpy_weights)
 from compat.errors import InputError
-from compat.formats.keras import KerasFile, parse_version, read_keras
+from compat.formats.keras import KerasFile, parse_version, read_keras, read_keras_pair
 from compat.formats.shapes import DEFAULT_MAX_TENSOR_BYTES
 
 MODEL_CLASSES = ("Sequential", "Model", "Functional")
@@ -387,15 +387,33 @@ def _inventory(walker: _Walker) -> List[SourceItem]:
     return items
 
 
-def discover(path, *, keras_version: Optional[str] = None,
+def _read(path, weights: Optional[str], keras_version: Optional[str], max_tensor_bytes: int) -> KerasFile:
+    if str(path).lower().endswith(".json"):
+        if weights is None:
+            raise KerasLayerError(f"{path}: a model's to_json() holds no weights: pass its save_weights() file with "
+                                  "--weights WEIGHTS.h5")
+        kf = read_keras_pair(path, weights, max_tensor_bytes=max_tensor_bytes)
+        if not kf.keras_version and keras_version is None and ("module" in kf.config or "registered_name" in kf.config):
+            kf.keras_version = "3.0"   # Keras 3 writes no version into to_json(); its format says Keras 3
+            kf.version_note = ("the JSON states no Keras version; its format (module, registered_name) is Keras 3's, "
+                               "whose semantics this converter follows")
+        return kf
+    if weights is not None:
+        raise KerasLayerError(f"--weights applies to a model given as its to_json() file (model.json), not to {path}")
+    return read_keras(path, max_tensor_bytes=max_tensor_bytes)
+
+
+def discover(path, *, keras_version: Optional[str] = None, weights: Optional[str] = None,
              max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Found:
-    """Every LSTM in the Keras file at ``path``, and every layer of the file accounted for;
-    ``keras_version``: the version that wrote it, where the file does not say; ``max_tensor_bytes``: the
-    ceiling on one weight, converted or carried."""
-    kf = read_keras(path, max_tensor_bytes=max_tensor_bytes)
+    """Every LSTM in the Keras file at ``path``, every layer of the file accounted for, and the whole model where
+    every layer is one the converter converts (:mod:`compat.frameworks.keras.model`); ``keras_version``: the
+    version that wrote it, where the file does not say; ``weights``: the ``save_weights()`` file of a
+    ``to_json()`` model; ``max_tensor_bytes``: the ceiling on one weight, converted or carried."""
+    kf = _read(path, weights, keras_version, max_tensor_bytes)
     if kf.config is None:
         raise KerasLayerError(f"{path}: the file holds weights only (save_weights): without the model's "
-                              "configuration the LSTM settings cannot be known")
+                              "configuration the LSTM settings cannot be known (give its to_json() file as the "
+                              "source and this file with --weights)")
     _settle_version(kf, keras_version)
     walker = _Walker(kf)
     cls = kf.config.get("class_name")
@@ -405,4 +423,57 @@ def discover(path, *, keras_version: Optional[str] = None,
         walker.walk(layers, "", None)
     else:
         walker.walk([kf.config], "", None)
-    return Found(walker.specs, _inventory(walker))
+    items = _inventory(walker)
+    graph, refused = _whole_model(walker)
+    return Found(walker.specs, items, graph, refused)
+
+
+def _whole_model(walker: _Walker):
+    """(the whole model as a graph, None) or (None, why it is not converted whole)."""
+    from compat.frameworks.keras.model import read_model
+    from compat.frameworks.keras.layers import KerasModelError
+
+    kf = walker.kf
+    paths = {name: path for name, _, path, owner, *_ in walker.seen if owner is None}
+
+    def weights(name: str, cls: str) -> List[np.ndarray]:
+        if kf.container == "h5":
+            return [a for _, a in kf.layer_weights.get(name, [])]
+        path = paths.get(name, "")
+        return kf.keras_vars(f"{path}/layer") if cls == "TimeDistributed" else kf.keras_vars(path)
+
+    specs = {s.name: s for s in walker.specs}
+    try:
+        graph = read_model(kf, specs, weights)
+    except KerasModelError as e:
+        return None, str(e)
+    note = getattr(kf, "version_note", None)
+    if note:
+        graph.notes.insert(0, note)
+    graph.source = _reference_source(walker, paths)
+    return graph, None
+
+
+def _reference_source(walker: _Walker, paths: Dict[str, str]) -> dict:
+    """What reference/keras_model.py reads: the configuration, every layer's weights as the file holds them in
+    Keras's order, the version and the backend."""
+    from compat.frameworks.keras.model import version_of
+
+    kf = walker.kf
+    weights: Dict[str, List[np.ndarray]] = {}
+    for name, cls, path, owner, *_ in walker.seen:
+        if owner is not None:
+            continue
+        if kf.container == "h5":
+            weights[name] = [a for _, a in kf.layer_weights.get(name, [])]
+        elif cls == "Bidirectional":
+            weights[name] = walker.keras_weights(path, "forward_layer") + walker.keras_weights(path, "backward_layer")
+        elif cls in LSTM_CLASSES:
+            weights[name] = walker.keras_weights(path)
+        elif cls == "TimeDistributed":
+            weights[name] = kf.keras_vars(f"{path}/layer")
+        else:
+            weights[name] = kf.keras_vars(path)
+    v = version_of(kf)
+    return {"config": kf.config, "weights": weights, "version": (v.major, v.minor, v.patch, v.tf_keras),
+            "backend": v.backend}

@@ -33,3 +33,42 @@ def _keras(spec: LSTMSpec, case: Case) -> Outputs:
 
 
 ORACLES = {"keras": _keras}
+
+
+# ------------------------------------------------------------------------------------------ whole models
+BATCH, STEPS = 3, 6
+
+
+def model_inputs(graph, rng: np.random.Generator):
+    """Random inputs the model takes: token ids within the vocabulary of each embedding an input feeds, with id
+    0 at padded steps and a hole; floats with whole steps at each masking layer's ``mask_value`` likewise. Row 0
+    is never padded, and every row keeps an unmasked step."""
+    out = []
+    for inp in graph.inputs:
+        readers = [n for n in graph.nodes if any(isinstance(a, list) and a[:1] == [inp.name] for a in n.args)]
+        shape = [BATCH] + [STEPS if d is None else d for d in inp.shape[1:]]
+        if inp.dtype.startswith("int"):
+            vocab = min([n.config["num_embeddings"] for n in readers if n.kind == "Embedding"] or [10])
+            x = rng.integers(1, max(vocab, 2), shape)
+            if len(shape) >= 2 and shape[1] >= 4:
+                x[1, -2:] = 0
+                x[2, 0] = 0
+                x[2, shape[1] // 2] = 0
+            out.append(x.astype(np.int64))
+            continue
+        x = rng.uniform(-1.5, 1.5, shape)
+        values = [n.config["mask_value"] for n in readers if n.kind == "Masking"]
+        if values and len(shape) >= 3 and shape[1] >= 4:
+            x[1, -2:] = values[0]
+            x[2, 0] = values[0]
+            x[2, shape[1] // 2] = values[0]
+        out.append(x.astype(inp.dtype))
+    return out
+
+
+def model_outputs(graph, inputs):
+    """reference/keras_model.py's predictions from the file's own configuration and weights."""
+    from reference import keras_model
+
+    src = graph.source
+    return keras_model.predict(src["config"], src["weights"], inputs, src["version"], src["backend"])

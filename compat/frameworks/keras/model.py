@@ -1,0 +1,523 @@
+"""A whole Keras model (Sequential or Functional, Keras 1, 2, tf.keras or 3) as a converted graph.
+
+The model's configuration (JSON data, never deserialised into Keras objects) is read in each version's
+format:
+
+- Sequential: Keras 1 and 2.0-2.1 a list of layers, Keras >= 2.2 and tf.keras ``{"name", "layers"}``,
+  Keras 3 the same with its ``InputLayer`` first; the input is the first layer's ``batch_input_shape``
+  (``input_shape``, ``input_dim`` / ``input_length``) where no ``InputLayer`` is listed.
+- Functional (``Model``, ``Functional``): ``layers`` with their ``inbound_nodes`` (Keras 1:
+  ``[[name, node, tensor], ...]``; Keras 2 and tf.keras: ``[[name, node, tensor, kwargs], ...]``; Keras 3:
+  ``{"args": [...], "kwargs": {...}}`` with ``__keras_tensor__`` objects), ``input_layers``,
+  ``output_layers``.
+
+Each layer call becomes a node through its record in :mod:`compat.frameworks.keras.layers`; recurrent
+layers become nodes that run the converted recurrent module of the same name. Masks: a Keras 3 file states
+which mask each layer read (its operations on masks are nodes of the saved graph, kept as nodes here); for
+the other versions :mod:`compat.frameworks.keras.masks` adds the operations Keras's ``compute_mask`` ran.
+
+Refused by name (the whole model; the recurrent layers still convert): ``Lambda`` layers and Keras 1
+``Merge`` modes that are functions (code stored in the file, never run), layers outside the set, layers
+called more than once (shared), nested models, and recurrent kinds the core does not run yet.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from compat.convert.graph import GraphSpec, ModelInput, Node
+from compat.frameworks.keras import masks as mask_rules
+from compat.frameworks.keras.layers import (LAYERS, RECURRENT, Call, KerasModelError, TimeDistributedKind, Version,
+                                            reader)
+from compat.formats.keras import KerasFile, parse_version
+
+Ref = Tuple[str, int]
+MODELS = ("Sequential", "Model", "Functional")
+CODE = ("Lambda", "TFOpLambda", "SlicingOpLambda", "ClassMethod", "InstanceMethod", "InstanceProperty")
+OTHER_RECURRENT = ("GRU", "SimpleRNN", "CuDNNGRU", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "RNN", "GRUV1", "GRUV2",
+                   "LSTMV1", "LSTMV2", "StackedRNNCells")
+# Keras 3 operations on masks that its saved graphs hold (keras/src/ops/numpy.py) -> (kind, config)
+K3_OPS = ("NotEqual", "Any", "All", "ExpandDims", "ZerosLike", "OnesLike", "LogicalOr", "LogicalAnd", "Concatenate")
+MAX_LAYERS = 100_000
+
+
+def version_of(kf: KerasFile) -> Version:
+    major, minor = kf.version or (0, 0)
+    text = kf.keras_version or ""
+    patch = 0
+    parts = text.strip().split(".")
+    if len(parts) > 2 and parts[2][:4].split("-")[0].isdigit():
+        patch = int(parts[2][:4].split("-")[0])
+    tf_keras = major == 2 and (text.endswith("-tf") or minor >= 4)
+    return Version(major, minor, tf_keras, kf.backend or "", patch)
+
+
+@dataclass
+class _Layer:
+    name: str
+    cls: str
+    config: dict
+    module: str = ""
+    calls: List[Tuple[list, dict]] = field(default_factory=list)   # per inbound node: (args, kwargs)
+    build_shape: Any = None
+
+
+class _Reader:
+    def __init__(self, kf: KerasFile, specs: Dict[str, object], weights):
+        self.kf, self.specs, self.weights = kf, specs, weights
+        self.version = version_of(kf)
+        self.path = kf.path
+        self.nodes: List[Node] = []
+        self.names: set = set()
+        self.masks: Dict[Ref, Optional[Ref]] = {}
+        self.counts: Dict[str, int] = {}
+        self.ranks: Dict[Ref, Optional[int]] = {}
+        self.notes: List[str] = []
+        self.dtypes: set = set()
+
+    def fail(self, message: str) -> KerasModelError:
+        return KerasModelError(f"{self.path}: {message}")
+
+    # -- the configuration ----------------------------------------------------------------------------------
+    def layers(self, config: dict) -> Tuple[List[_Layer], List[Ref], List[Ref]]:
+        cls, cfg = config.get("class_name"), config.get("config")
+        if cls == "Sequential":
+            return self.sequential(cfg)
+        if cls in ("Model", "Functional"):
+            return self.functional(cfg)
+        raise self.fail(f"a {str(cls)[:80]!r} model is not converted whole (Sequential and Functional models are)")
+
+    def _layer(self, entry) -> _Layer:
+        if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
+            raise self.fail("a layer entry of the configuration is not an object with a class_name")
+        cfg = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+        name = entry.get("name", cfg.get("name"))
+        if not isinstance(name, str) or not name:
+            raise self.fail(f"a {entry['class_name']} layer without a name")
+        build = entry.get("build_config")
+        shape = build.get("input_shape") if isinstance(build, dict) else None
+        return _Layer(name, entry["class_name"], cfg, str(entry.get("module", "")), [], shape)
+
+    def sequential(self, cfg) -> Tuple[List[_Layer], List[Ref], List[Ref]]:
+        entries = cfg if isinstance(cfg, list) else (cfg or {}).get("layers") if isinstance(cfg, dict) else None
+        if not isinstance(entries, list) or not entries:
+            raise self.fail("a Sequential model without layers")
+        layers = [self._layer(e) for e in entries[:MAX_LAYERS]]
+        if layers[0].cls != "InputLayer":
+            first = layers[0].config
+            shape = first.get("batch_input_shape", first.get("batch_shape"))
+            if shape is None and first.get("input_shape") is not None:
+                shape = [None] + list(first["input_shape"])
+            if shape is None and first.get("input_dim") is not None:
+                shape = [None, first.get("input_length"), first["input_dim"]] if layers[0].cls in RECURRENT \
+                    else [None, first["input_dim"]]
+            if shape is None and isinstance(cfg, dict) and isinstance(cfg.get("build_input_shape"), list):
+                shape = cfg["build_input_shape"]    # Keras 3, a Sequential built without an Input
+            if shape is None and layers[0].cls == "Embedding":
+                shape = [None, first.get("input_length")]
+            if shape is None:
+                raise self.fail(f"the Sequential model's first layer {layers[0].name!r} states no input shape")
+            dtype = "int32" if layers[0].cls == "Embedding" else first.get("input_dtype", "float32")
+            layers.insert(0, _Layer(f"{layers[0].name}_input", "InputLayer",
+                                    {"batch_input_shape": shape, "dtype": dtype}))
+        for prev, layer in zip(layers, layers[1:]):
+            layer.calls = [([[prev.name, 0]], {})]
+        return layers, [(layers[0].name, 0)], [(layers[-1].name, 0)]
+
+    def functional(self, cfg) -> Tuple[List[_Layer], List[Ref], List[Ref]]:
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("layers"), list):
+            raise self.fail("a Functional model's configuration lists no layers")
+        layers = []
+        for entry in cfg["layers"][:MAX_LAYERS]:
+            layer = self._layer(entry)
+            inbound = entry.get("inbound_nodes") or []
+            if not isinstance(inbound, list):
+                raise self.fail(f"layer {layer.name!r}: inbound_nodes is not a list")
+            layer.calls = [self._inbound(layer, node) for node in inbound]
+            layers.append(layer)
+        return layers, self._endpoints(cfg.get("input_layers"), "input_layers"), \
+            self._endpoints(cfg.get("output_layers"), "output_layers")
+
+    def _endpoints(self, value, what) -> List[Ref]:
+        if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str):
+            value = [value]      # Keras 3 writes a single input or output unwrapped
+        if not isinstance(value, list) or not value:
+            raise self.fail(f"the model's {what} are missing")
+        out = []
+        for v in value:
+            if not (isinstance(v, list) and len(v) == 3 and isinstance(v[0], str) and type(v[2]) is int):
+                raise self.fail(f"{what}: {str(v)[:80]} is not [layer, node, tensor]")
+            self._node_index(v[0], v[1])
+            out.append((v[0], v[2]))
+        return out
+
+    def _node_index(self, name, index) -> None:
+        if index != 0:
+            raise self.fail(f"layer {name!r} is called more than once (node {index}): models with shared layers are "
+                            "not converted whole yet")
+
+    def _tensor(self, value) -> Ref:
+        if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+            history = (value.get("config") or {}).get("keras_history")
+            if isinstance(history, list) and len(history) == 3 and isinstance(history[0], str):
+                self._node_index(history[0], history[1])
+                return history[0], int(history[2])
+        if isinstance(value, list) and len(value) in (3, 4) and isinstance(value[0], str) and type(value[2]) is int:
+            self._node_index(value[0], value[1])
+            return value[0], value[2]
+        raise self.fail(f"{str(value)[:80]} is not a reference to a layer's output")
+
+    def _value(self, value):
+        """A Keras 3 call argument: a tensor reference, a list of them, or a constant."""
+        if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+            return list(self._tensor(value))
+        if isinstance(value, list):
+            return [self._value(v) for v in value]
+        if value is None or type(value) in (int, float, bool, str):
+            return value
+        raise self.fail(f"a call argument {str(value)[:80]} is neither a tensor nor a constant")
+
+    def _inbound(self, layer: _Layer, node) -> Tuple[list, dict]:
+        if isinstance(node, dict):   # Keras 3
+            args = [self._value(a) for a in node.get("args", [])]
+            kwargs = {k: self._value(v) for k, v in (node.get("kwargs") or {}).items()}
+            return args, kwargs
+        if not isinstance(node, list):
+            raise self.fail(f"layer {layer.name!r}: an inbound node is not a list")
+        refs = [list(self._tensor(t)) for t in node]
+        kwargs = {}
+        for t in node:
+            if isinstance(t, list) and len(t) == 4 and isinstance(t[3], dict):
+                kwargs.update(t[3])
+        return [refs[0] if len(refs) == 1 else refs], kwargs
+
+    # -- nodes ------------------------------------------------------------------------------------------------
+    def unique(self, base: str) -> str:
+        name, k = base, 1
+        while name in self.names:
+            name = f"{base}_{k}"
+            k += 1
+        self.names.add(name)
+        return name
+
+    def op(self, kind: str, config: dict, args: list, base: str) -> Ref:
+        name = self.unique(f"{base}:mask")
+        self.nodes.append(Node(name, kind, config, [self._plain(a) for a in args]))
+        self.counts[name] = 1
+        return name, 0
+
+    @staticmethod
+    def _plain(a):
+        return list(a) if isinstance(a, tuple) else [list(x) if isinstance(x, tuple) else x for x in a]
+
+    def read(self, config: dict) -> GraphSpec:
+        # Keras 3 Functional files state each layer's mask; a Keras 3 Sequential rebuilds its graph on loading
+        self.implicit = self.version.major < 3 or config.get("class_name") == "Sequential"
+        layers, inputs, outputs = self.layers(config)
+        self.outputs = outputs
+        by_name = {}
+        for layer in layers:
+            if layer.name in by_name:
+                raise self.fail(f"two layers are named {layer.name!r}")
+            by_name[layer.name] = layer
+        model_inputs = []
+        for name, _ in inputs:
+            layer = by_name.get(name)
+            if layer is None or layer.cls != "InputLayer":
+                raise self.fail(f"the model input {name!r} is not an InputLayer of the configuration")
+            model_inputs.append(self._input(layer))
+        self.static_batch = any(i.shape and i.shape[0] is not None for i in model_inputs)
+        done = {i.name for i in model_inputs}
+        pending = [l for l in layers if l.cls != "InputLayer"]
+        while pending:
+            ready = [l for l in pending if all(r[0] in done for r in self._reads(l))]
+            if not ready:
+                names = ", ".join(l.name for l in pending[:5])
+                raise self.fail(f"layers {names} read outputs that no layer of the model produces")
+            for layer in ready:
+                self.layer(layer)
+                done.add(layer.name)
+            pending = [l for l in pending if l.name not in done]
+        for name, k in outputs:
+            if name not in self.counts:
+                raise self.fail(f"the model output {name!r} is produced by no layer")
+        self._prune()
+        dtypes = self.dtypes or {"float32"}
+        if len(dtypes) > 1:
+            raise self.fail(f"layers in different dtypes {sorted(dtypes)}; a model is converted in one")
+        return GraphSpec("keras", model_inputs, [(n, k) for n, k in outputs], self.nodes, self.notes,
+                         dtype=dtypes.pop())
+
+    MASK_OPS = ("NotEqual", "Reduce", "ExpandDims", "Fill", "Logical", "Cat")
+
+    def _prune(self) -> None:
+        """Operations on masks whose result nothing reads (masks a layer would pass on to none) are dropped."""
+        while True:
+            read = {r[0] for n in self.nodes for a in n.args + list(n.kwargs.values()) for r in _refs(a)}
+            read |= {n for n, _ in self.outputs}
+            keep = [n for n in self.nodes if n.kind not in self.MASK_OPS or n.name in read]
+            if len(keep) == len(self.nodes):
+                return
+            self.nodes = keep
+
+    def _reads(self, layer: _Layer) -> List[Ref]:
+        out = []
+
+        def walk(v):
+            if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and type(v[1]) is int:
+                out.append((v[0], v[1]))
+            elif isinstance(v, list):
+                for x in v:
+                    walk(x)
+        for args, kwargs in layer.calls:
+            walk(args)
+            walk(list(kwargs.values()))
+        return out
+
+    def _input(self, layer: _Layer) -> ModelInput:
+        cfg = layer.config
+        shape = cfg.get("batch_input_shape", cfg.get("batch_shape"))
+        if not isinstance(shape, list) or not all(d is None or type(d) is int for d in shape):
+            raise self.fail(f"input {layer.name!r}: no batch_input_shape")
+        dtype = cfg.get("dtype", "float32")
+        if isinstance(dtype, dict):
+            dtype = (dtype.get("config") or {}).get("name", "float32")
+        if dtype in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32"):
+            dtype = "int64"
+        elif dtype in ("float16", "bfloat16", "float32", "float64"):
+            dtype = "float64" if dtype == "float64" else "float32"
+        else:
+            raise self.fail(f"input {layer.name!r} of dtype {str(dtype)[:40]!r} is not converted")
+        self.counts[layer.name] = 1
+        self.names.add(layer.name)
+        self.masks[(layer.name, 0)] = None
+        self.ranks[(layer.name, 0)] = len(shape)
+        return ModelInput(layer.name, shape, dtype)
+
+    # -- one layer --------------------------------------------------------------------------------------------
+    def layer(self, layer: _Layer) -> None:
+        where = f"{self.path}: layer {layer.name!r} ({layer.cls})"
+        if "." in layer.name:
+            raise KerasModelError(f"{where}: a layer name with '.' cannot name a torch module")
+        if len(layer.calls) != 1:
+            raise KerasModelError(f"{where}: called {len(layer.calls)} times in the model; models with shared "
+                                  "layers or unused layers are not converted whole yet")
+        args, kwargs = layer.calls[0]
+        # An operation of a Keras 3 graph: its module says so (.keras, to_json); the legacy .h5 format drops the
+        # module, and an operation's config, unlike a layer's, has no "trainable"
+        if layer.module.startswith("keras.src.ops") or (self.version.major >= 3 and layer.cls in K3_OPS
+                                                        and not layer.module and "trainable" not in layer.config):
+            return self.keras3_op(layer, args, kwargs, where)
+        if layer.cls in CODE:
+            raise KerasModelError(f"{where}: runs code stored in the file (a {layer.cls}): refused, never run")
+        if layer.cls in MODELS:
+            raise KerasModelError(f"{where}: a nested model is not converted whole yet")
+        if layer.cls in OTHER_RECURRENT or (layer.cls in ("Bidirectional", "TimeDistributed")
+                                             and _inner(layer.config)[0] in OTHER_RECURRENT):
+            raise KerasModelError(f"{where}: a recurrent kind this converter does not convert yet")
+        kwargs = dict(kwargs)
+        training = kwargs.pop("training", None)
+        if training:
+            raise KerasModelError(f"{where}: called with training=True, so it acts as in training at inference; "
+                                  "not converted")
+        explicit_mask = kwargs.pop("mask", None)
+        initial_state = kwargs.pop("initial_state", None)
+        for key in ("constants",):
+            if kwargs.get(key) is not None:
+                raise KerasModelError(f"{where}: called with {key}=...; not converted")
+            kwargs.pop(key, None)
+        if kwargs:
+            raise KerasModelError(f"{where}: called with arguments {sorted(kwargs)}; not converted")
+        if not args:
+            raise KerasModelError(f"{where}: called on nothing")
+        main = args[0]
+        extra = args[1:]
+        inputs: List[Ref] = [tuple(main)] if _is_ref(main) else [tuple(r) for r in main]
+        if layer.cls in RECURRENT + ("Bidirectional",) and len(inputs) > 1 and initial_state is None:
+            # Keras 2 and tf.keras record initial_state=[h, c] as the layer's second and later inputs
+            inputs, initial_state = inputs[:1], [list(r) for r in inputs[1:]]
+            main = list(inputs[0])
+        if extra:
+            raise KerasModelError(f"{where}: called with more than one positional argument; not converted")
+        shapes = self._shapes(layer, inputs)
+        call = Call(layer.name, layer.cls, layer.config, self.weights(layer.name, layer.cls), self.version, where,
+                    shapes)
+        in_masks = [self.masks.get(r) for r in inputs]
+        base = layer.name
+        mask_kw = None
+        masked_steps = None
+        n_out = self._n_outputs(layer)
+        def add_op(kind, config, op_args):
+            return self.op(kind, config, op_args, base)
+        if self.version.major >= 3:
+            # the masks tensors carry (Layer.__call__ sets them); a Functional file records the `mask` argument
+            mask_ref, out_masks, masked_steps = mask_rules.propagate_keras3(call, inputs, in_masks, n_out, add_op,
+                                                                            initial_state is not None)
+            if not self.implicit:
+                mask_ref = None if explicit_mask is None else tuple(explicit_mask)
+        else:
+            mask_ref, out_masks, masked_steps = mask_rules.propagate(call, inputs, in_masks, n_out, add_op,
+                                                                       self.static_batch)
+        mask_kw = None if mask_ref is None else list(mask_ref)
+        node = self._node(layer, call, masked_steps)
+        node.args = [main]
+        if node.kind == "Merge" and self.version >= (3, 4) and node.config["op"] in ("multiply", "maximum", "minimum") \
+                and any(m is not None for m in in_masks):
+            # Keras >= 3.4 reads the masks the inputs carry (keras/src/layers/merging/multiply.py)
+            node.config["masked"] = [m is not None for m in in_masks]
+            node.kwargs["masks"] = [list(m) for m in in_masks if m is not None]
+        if mask_kw is not None and node.kind in ("Recurrent", "GlobalPool1D", "TimeDistributed"):
+            if node.kind == "GlobalPool1D" and node.config["mode"] == "max":
+                pass   # GlobalMaxPooling1D takes no mask
+            elif node.kind == "TimeDistributed" and node.config["masked_steps"] is None:
+                pass   # the mask changes nothing here
+            else:
+                node.kwargs["mask"] = mask_kw
+        if initial_state is not None:
+            if node.kind != "Recurrent":
+                raise KerasModelError(f"{where}: called with initial_state; not converted")
+            node.kwargs["initial_state"] = initial_state
+        self.nodes.append(node)
+        self.names.add(node.name)
+        self.counts[node.name] = n_out
+        for k, m in enumerate(out_masks):
+            self.masks[(node.name, k)] = m
+        for k in range(n_out):
+            self.ranks[(node.name, k)] = None
+        self.notes += [f"{layer.name}: {n}" for n in call.notes]
+
+    def _shapes(self, layer: _Layer, inputs: List[Ref]):
+        shape = layer.build_shape
+        if isinstance(shape, dict):   # Keras 3: {"shapes_dict": {...}} or named shapes
+            shape = next(iter(shape.values()), None)
+        if isinstance(shape, list) and shape and all(isinstance(s, list) or s is None for s in shape) \
+                and len(inputs) > 1:
+            return shape
+        if isinstance(shape, list) and (not shape or not isinstance(shape[0], list)):
+            return [shape]
+        return [None] * len(inputs)
+
+    def _n_outputs(self, layer: _Layer) -> int:
+        if layer.cls in RECURRENT + ("Bidirectional",):
+            cfg = _inner(layer.config)[1] if layer.cls == "Bidirectional" else layer.config
+            bidi = layer.cls == "Bidirectional"
+            halves = 2 if bidi and layer.config.get("merge_mode", "concat") is None else 1
+            states = (4 if bidi else 2) if cfg.get("return_state") else 0
+            return halves + states
+        return 1
+
+    def _node(self, layer: _Layer, call: Call, masked_steps: Optional[str]) -> Node:
+        if layer.cls in RECURRENT + ("Bidirectional",):
+            return self.recurrent(layer, call)
+        if layer.cls == "TimeDistributed":
+            inner_cls, inner_cfg = _inner(layer.config)
+            record = reader(inner_cls)
+            if record is None or record.kind not in TimeDistributedKind.INNER:
+                raise KerasModelError(f"{call.where}: TimeDistributed({inner_cls}) is not converted")
+            inner = Call(layer.name, inner_cls, inner_cfg, call.weights, call.version, call.where,
+                         [None if s is None else [s[0]] + list(s[2:]) for s in call.input_shapes])
+            config, weights = record.read(inner)
+            call.notes += inner.notes
+            self._dtype(weights)
+            td = TimeDistributedKind.read(call, record.kind, config, masked_steps)
+            return Node(layer.name, "TimeDistributed", td, weights={f"module.{k}": v for k, v in weights.items()})
+        record = reader(layer.cls)
+        if record is None:
+            raise KerasModelError(f"{call.where}: a Keras {layer.cls} layer is outside the layers this converter "
+                                  "converts whole; not converted")
+        config, weights = record.read(call)
+        kind = config.pop("__kind__", record.kind)
+        self._dtype(weights)
+        return Node(layer.name, kind, config, weights=weights)
+
+    def _dtype(self, weights: Dict[str, np.ndarray]) -> None:
+        for w in weights.values():
+            self.dtypes.add(str(w.dtype))
+
+    def recurrent(self, layer: _Layer, call: Call) -> Node:
+        spec = self.specs.get(layer.name)
+        if spec is None:
+            raise KerasModelError(f"{call.where}: its recurrent layer was not converted")
+        bidi = layer.cls == "Bidirectional"
+        cfg = _inner(layer.config)[1] if bidi else layer.config
+        self.dtypes.add(str(spec.dtype))
+        config = {"return_sequences": bool(cfg.get("return_sequences", False)),
+                  "return_state": bool(cfg.get("return_state", False)), "bidirectional": bidi,
+                  "merge_mode": layer.config.get("merge_mode", "concat") if bidi else "concat",
+                  "units": int(spec.hidden_size if not spec.proj_size else spec.proj_size)}
+        if cfg.get("stateful"):
+            self.notes.append(f"{layer.name}: stateful=True: Keras carried the state between batches; the model "
+                              "starts every call from zeros (pass initial states to the layer's module to carry it)")
+        return Node(layer.name, "Recurrent", config, recurrent=spec.name)
+
+    # -- Keras 3 operations ------------------------------------------------------------------------------------
+    def keras3_op(self, layer: _Layer, args: list, kwargs: dict, where: str) -> None:
+        cls, cfg = layer.cls, layer.config
+        if cls not in K3_OPS:
+            raise KerasModelError(f"{where}: the Keras operation {cls} (keras.ops) is not converted")
+        if kwargs:
+            raise KerasModelError(f"{where}: called with arguments {sorted(kwargs)}; not converted")
+        tensors = [a for a in args if _is_ref(a) or isinstance(a, list)]
+        if cls == "NotEqual":
+            if len(args) != 2:
+                raise KerasModelError(f"{where}: not_equal of {len(args)} arguments")
+            a, b = args
+            if _is_ref(b) and _is_ref(a):
+                node = Node(layer.name, "NotEqual", {"other": None}, [a, b])
+            elif _is_ref(a) and type(b) in (int, float, bool):
+                node = Node(layer.name, "NotEqual", {"other": b}, [a])
+            else:
+                raise KerasModelError(f"{where}: not_equal of {args!r:.80}")
+        elif cls in ("Any", "All"):
+            node = Node(layer.name, "Reduce", {"op": cls.lower(), "axis": cfg.get("axis"),
+                                               "keepdims": bool(cfg.get("keepdims", False))}, tensors[:1])
+        elif cls == "ExpandDims":
+            node = Node(layer.name, "ExpandDims", {"axis": cfg.get("axis")}, tensors[:1])
+        elif cls in ("ZerosLike", "OnesLike"):
+            if cfg.get("dtype") != "bool":
+                raise KerasModelError(f"{where}: {cls} of dtype {cfg.get('dtype')!r} is not converted")
+            node = Node(layer.name, "Fill", {"value": cls == "OnesLike"}, tensors[:1])
+        elif cls in ("LogicalOr", "LogicalAnd"):
+            node = Node(layer.name, "Logical", {"op": "or" if cls == "LogicalOr" else "and"}, tensors[:2])
+        else:
+            node = Node(layer.name, "Cat", {"axis": cfg.get("axis", 0)}, tensors[:1])
+        if len(node.args) != (2 if node.kind == "Logical" or (node.kind == "NotEqual" and node.config["other"] is None)
+                              else 1):
+            raise KerasModelError(f"{where}: its arguments {args!r:.80} are not converted")
+
+        def error(key, message):
+            return KerasModelError(f"{where}: {key}: {message}")
+        LAYERS[node.kind].check(node.config, error)
+        self.nodes.append(node)
+        self.names.add(node.name)
+        self.counts[node.name] = 1
+
+
+def _refs(v):
+    if _is_ref(v):
+        yield v
+    elif isinstance(v, (list, tuple)):
+        for x in v:
+            yield from _refs(x)
+
+
+def _is_ref(v) -> bool:
+    return isinstance(v, (list, tuple)) and len(v) == 2 and isinstance(v[0], str) and type(v[1]) is int
+
+
+def _inner(cfg: dict) -> Tuple[str, dict]:
+    inner = cfg.get("layer")
+    if not isinstance(inner, dict):
+        return "", {}
+    return str(inner.get("class_name", "")), inner.get("config") if isinstance(inner.get("config"), dict) else {}
+
+
+def read_model(kf: KerasFile, specs: Dict[str, object], weights) -> GraphSpec:
+    """The whole model of ``kf`` (its configuration) as a graph; ``specs``: the converted recurrent layers by
+    name; ``weights(name, cls)``: a layer's weights in Keras's order."""
+    return _Reader(kf, specs, weights).read(kf.config)
+
+
+__all__ = ["read_model", "version_of", "parse_version"]
