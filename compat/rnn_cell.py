@@ -198,6 +198,14 @@ class _KernelCell(RNNCell):
     def _shapes(self, input_size: int) -> List[Tuple[str, Tuple[int, ...], object]]:
         raise NotImplementedError
 
+    @property
+    def state_size(self):
+        return self.num_units
+
+    @property
+    def output_size(self) -> int:
+        return self.num_units
+
     def variables(self) -> Dict[str, nn.Parameter]:
         self._require_built()
         return {tf_name: getattr(self, attr) for tf_name, attr in self._tf_names().items() if hasattr(self, attr)}
@@ -262,14 +270,6 @@ class BasicRNNCell(_KernelCell):
         self.activation = _activation_spec(activation)
         super().__init__(num_units, input_size, name, dtype, device)
 
-    @property
-    def state_size(self) -> int:
-        return self.num_units
-
-    @property
-    def output_size(self) -> int:
-        return self.num_units
-
     def _shapes(self, n):
         return [("kernel", (n + self.num_units, self.num_units), "glorot"), ("bias", (self.num_units,), 0.0)]
 
@@ -306,14 +306,6 @@ class GRUCell(_KernelCell):
                  name: Optional[str] = None, dtype=None, device=None):
         self.activation = _activation_spec(activation)
         super().__init__(num_units, input_size, name, dtype, device)
-
-    @property
-    def state_size(self) -> int:
-        return self.num_units
-
-    @property
-    def output_size(self) -> int:
-        return self.num_units
 
     def _shapes(self, n):
         H = self.num_units

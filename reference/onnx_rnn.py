@@ -43,7 +43,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from reference.onnx_lstm import resolve_activations
+from reference.onnx_lstm import _reverse_valid, resolve_activations  # ReverseSequence, as the LSTM's
 
 GRU_DEFAULT_ACTIVATIONS = ("Sigmoid", "Tanh")
 RNN_DEFAULT_ACTIVATIONS = ("Tanh",)
@@ -54,14 +54,6 @@ def _check(op: str, name: str, a, shape: tuple) -> np.ndarray:
     if a.shape != tuple(shape):
         raise ValueError(f"ONNX {op} input {name} has shape {list(a.shape)}; expected {list(shape)}")
     return a
-
-
-def _reverse_valid(a: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """Reverse each column's first lens[b] steps along axis 0 (the rest stays): ReverseSequence."""
-    out = a.copy()
-    for b, n in enumerate(lens):
-        out[:n, b] = a[:n, b][::-1]
-    return out
 
 
 def _gru_direction(X, W, R, B, h, lens, f_act, g_act, clip, linear_before_reset):

@@ -35,6 +35,7 @@ from typing import Callable, NamedTuple, Optional, Sequence
 import numpy as np
 
 from reference.numerics import sigmoid
+from reference.tf_lstm import _reverse_sequence as reverse_sequence  # array_ops.reverse_sequence
 
 
 class LSTMState(NamedTuple):
@@ -193,16 +194,6 @@ def dynamic_rnn(cell: Callable, inputs_tm: np.ndarray, initial_state, sequence_l
         outputs.append(np.where(live[:, None], out, 0.0))
         state = _where(live, new_state, state)
     return np.stack(outputs), state
-
-
-def reverse_sequence(a: np.ndarray, lengths=None) -> np.ndarray:
-    """``array_ops.reverse_sequence`` on the time axis (the whole axis without lengths)."""
-    if lengths is None:
-        return a[::-1].copy()
-    out = a.copy()
-    for b, n in enumerate(lengths):
-        out[:n, b] = a[:n, b][::-1]
-    return out
 
 
 def bidirectional_dynamic_rnn(cell_fw, cell_bw, inputs_tm, initial_state_fw, initial_state_bw, sequence_length=None):

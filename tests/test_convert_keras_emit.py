@@ -96,3 +96,15 @@ def test_emitted_python_refuses_a_tensor_file_it_was_not_written_for(tmp_path):
                            "'m', sys.argv[1]); m = importlib.util.module_from_spec(s); s.loader.exec_module(m); m.load()",
                            str(model_py)], capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "not the tensor file this model was written for" in proc.stderr
+
+
+@pytest.mark.parametrize("source, extra", [("keras_models/tf_keras/sentiment.h5", ["--model", "layers"]),
+                                           ("onnx/activations.onnx", [])])
+def test_emit_python_without_a_whole_model_is_one_error_and_writes_nothing(tmp_path, capsys, source, extra):
+    """``--emit-python`` needs the whole model: with ``--model layers``, or a source whose reader converts
+    recurrent layers only (ONNX here), the command says so in one line, exits 2 and writes no file."""
+    model_py = tmp_path / "model.py"
+    assert convert_cli(GOLDEN_CONVERT / source, tmp_path / "conv", ["--emit-python", str(model_py), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and ("--emit-python" in err[0] or "whole model" in err[0])
+    assert list(tmp_path.iterdir()) == []

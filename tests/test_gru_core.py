@@ -94,6 +94,17 @@ def problems(draw, family: str, plain: bool = False, max_layers: int = 3, length
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+def rounded(p: Problem, dtype) -> Problem:
+    """The problem's arrays rounded to ``dtype`` (the numbers the core sees), for the float64 oracle."""
+    if dtype == torch.float64:
+        return p
+
+    def r(a):
+        return None if a is None else a.astype(np.float32).astype(np.float64)
+    layers = [[tuple(r(a) for a in w) for w in dirs] for dirs in p.layers]
+    return p._replace(x=r(p.x), h0=r(p.h0), layers=layers)
+
+
 def tensors(p: Problem, dtype, requires_grad=False):
     def t(a):
         return None if a is None else torch.tensor(a, dtype=dtype, requires_grad=requires_grad)
@@ -192,6 +203,14 @@ def leaves(x, weights, h0):
     return flat
 
 
+def forward_tolerance(dtype) -> dict:
+    """float32 against the float64 oracle: 10x the table, with its reason."""
+    if dtype == torch.float32:
+        return dict(loosen=10, reason="float32 rounding carried through up to 3 layers x 8 steps with weights up to "
+                                      "2 and unbounded ONNX activations (seen: 1.2e-5 absolute on an element of 0.11)")
+    return {}
+
+
 def grad_tolerance(dtype) -> dict:
     if dtype == torch.float32:
         return dict(loosen=10, reason="float32 rounding amplified by backpropagation through time")
@@ -205,6 +224,7 @@ dtypes = st.sampled_from([torch.float32, torch.float64])
 @quiet
 @given(p=problems("gru"), dtype=dtypes, order=st.sampled_from(["rzn", "zrn"]), data=st.data())
 def test_gru_matches_the_onnx_oracle_with_every_kernel(p, dtype, order, data):
+    p = rounded(p, dtype)
     x, weights, h0 = tensors(p, dtype)
     expected_out, expected_h = oracle(p)
     names, chosen = allowed_kernels(p, x, weights, h0)
@@ -217,34 +237,50 @@ def test_gru_matches_the_onnx_oracle_with_every_kernel(p, dtype, order, data):
         weights = [tuple(None if t is None else t[perm] for t in w) if not isinstance(w[0], tuple) else
                    tuple(tuple(None if t is None else t[perm] for t in d) for d in w) for w in weights]
     out, h_n = run_core(p, x, weights, h0, kernel=kernel, gate_order=order)
-    assert_close(out, expected_out, dtype=dtype, msg=f"output ({kernel or chosen})")
+    assert_close(out, expected_out, dtype=dtype, msg=f"output ({kernel or chosen})", **forward_tolerance(dtype))
     assert_close(onnx_final_state(p, h_n.detach().double().numpy()), expected_h, dtype=dtype,
-                 msg=f"h_n ({kernel or chosen})")
+                 msg=f"h_n ({kernel or chosen})", **forward_tolerance(dtype))
 
 
 @quiet
 @given(p=problems("rnn"), dtype=dtypes, data=st.data())
 def test_simple_rnn_matches_the_onnx_oracle_with_every_kernel(p, dtype, data):
+    p = rounded(p, dtype)
     x, weights, h0 = tensors(p, dtype)
     expected_out, expected_h = oracle(p)
     names, chosen = allowed_kernels(p, x, weights, h0)
     kernel = data.draw(st.sampled_from(names + [None]), label="kernel")
     out, h_n = run_core(p, x, weights, h0, kernel=kernel)
-    assert_close(out, expected_out, dtype=dtype, msg=f"output ({kernel or chosen})")
-    assert_close(onnx_final_state(p, h_n.detach().double().numpy()), expected_h, dtype=dtype, msg="h_n")
+    assert_close(out, expected_out, dtype=dtype, msg=f"output ({kernel or chosen})", **forward_tolerance(dtype))
+    assert_close(onnx_final_state(p, h_n.detach().double().numpy()), expected_h, dtype=dtype, msg="h_n",
+                 **forward_tolerance(dtype))
 
 
 # ------------------------------------------------------------------------ gradients: every kernel = the loop
 @quiet
 @given(family=st.sampled_from(["gru", "rnn"]), data=st.data(), dtype=dtypes, seed=st.integers(0, 2 ** 31 - 1))
 def test_every_allowed_kernel_has_the_loops_gradients(family, data, dtype, seed):
-    p = data.draw(problems(family, plain=data.draw(st.booleans(), label="plain")))
+    """Every kernel the selection allows for the call (lengths, cont restarting streams, a right-padded or
+    arbitrary mask, directions, layers), forward and gradients, equals the step loop."""
+    semantics = data.draw(st.sampled_from(["lengths", "cont", "padded mask", "mask"]), label="semantics")
+    p = data.draw(problems(family, plain=data.draw(st.booleans(), label="plain"), lengths=semantics == "lengths",
+                           direction="forward" if semantics == "cont" else None))
     x, weights, h0 = tensors(p, dtype, requires_grad=True)
-    names, _ = allowed_kernels(p, x, weights, h0)
-    ref_out, ref_h = run_core(p, x, weights, h0, kernel="loop")
+    T, B, _ = p.x.shape
+    rng = np.random.default_rng(seed)
+    extra = {}
+    if semantics == "cont":
+        extra["cont"] = torch.tensor((rng.uniform(size=(T, B)) < 0.8).astype(float), dtype=dtype)
+    elif semantics == "padded mask":
+        lens = rng.integers(0, T + 1, B)
+        extra["mask"] = torch.tensor((np.arange(T)[:, None] < lens[None, :]).astype(float), dtype=dtype)
+    elif semantics == "mask":
+        extra["mask"] = torch.tensor((rng.uniform(size=(T, B)) < 0.6).astype(float), dtype=dtype)
+    names, _ = allowed_kernels(p, x, weights, h0, **extra)
+    ref_out, ref_h = run_core(p, x, weights, h0, kernel="loop", **extra)
     ref_grads = torch.autograd.grad(functional(ref_out, ref_h, seed), leaves(x, weights, h0), allow_unused=True)
     for name in names:
-        out, h_n = run_core(p, x, weights, h0, kernel=name)
+        out, h_n = run_core(p, x, weights, h0, kernel=name, **extra)
         assert_close(out, ref_out, msg=f"{name} output")
         assert_close(h_n, ref_h, msg=f"{name} h_n")
         grads = torch.autograd.grad(functional(out, h_n, seed), leaves(x, weights, h0), allow_unused=True)
@@ -352,9 +388,10 @@ def test_cont_restarts_streams_exactly(family, data, dtype):
     cont = torch.ones(T, B, dtype=dtype)
     cont[t0, 0] = 0.0
     names, _ = allowed_kernels(p, x, weights, h0, cont=cont)
-    assert ("segments" in names) == (p.family == "rnn" and p.activations[0] in ("tanh", "relu") and p.clip is None
+    assert ("segments" in names) == (p.family == "rnn" and p.activations[0] in ("tanh", "relu", "Tanh", "Relu")
+                                     and p.clip is None
                                      or p.family == "gru" and p.reset_after and p.clip is None
-                                     and p.activations == ("sigmoid", "tanh"))
+                                     and p.activations in (("sigmoid", "tanh"), ("Sigmoid", "Tanh")))
     for kernel in names:
         out, _ = run_core(p, x, weights, h0, kernel=kernel, cont=cont)
         head, _ = run_core(p, x[:t0], weights, h0)
@@ -367,7 +404,7 @@ def test_cont_restarts_streams_exactly(family, data, dtype):
 @given(family=st.sampled_from(["gru", "rnn"]), data=st.data(), dtype=dtypes)
 def test_a_mask_carries_the_state_through_masked_steps(family, data, dtype):
     """The Theano tutorial's mask: h_t = m h' + (1 - m) h_{t-1}; step by step against the oracle over one step."""
-    p = data.draw(problems(family, max_layers=1, lengths=False, direction="forward"))
+    p = rounded(data.draw(problems(family, max_layers=1, lengths=False, direction="forward")), dtype)
     T, B, _ = p.x.shape
     rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1)))
     mask = (rng.uniform(size=(T, B)) < 0.6).astype(np.float64)
@@ -381,8 +418,8 @@ def test_a_mask_carries_the_state_through_masked_steps(family, data, dtype):
         expected.append(h[0])
     for kernel in names:
         out, h_n = run_core(p, x, weights, h0, kernel=kernel, mask=torch.tensor(mask, dtype=dtype))
-        assert_close(out, np.stack(expected), dtype=dtype, msg=f"{kernel} output")
-        assert_close(h_n[0], expected[-1], dtype=dtype, msg=f"{kernel} h_n")
+        assert_close(out, np.stack(expected), dtype=dtype, msg=f"{kernel} output", **forward_tolerance(dtype))
+        assert_close(h_n[0], expected[-1], dtype=dtype, msg=f"{kernel} h_n", **forward_tolerance(dtype))
 
 
 def test_dropout_between_layers_is_torchs_and_absent_in_eval():

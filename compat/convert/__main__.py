@@ -80,6 +80,10 @@ def _main(argv: Optional[Sequence[str]] = None) -> int:
     check_positive(**{dest: framework_options[dest] for dest, (_, opt) in frameworks.options().items() if opt.positive})
     from compat.atomic import atomic_write_text
     from compat.convert import PartialConversionError, convert, report
+    from compat.errors import InputError
+
+    if args.emit_python and args.model == "layers":
+        raise InputError("--emit-python writes the whole model: it cannot go with --model layers")
 
     print(f"compat.convert: {args.source} -> {args.to}", flush=True)
     try:
@@ -97,7 +101,8 @@ def _main(argv: Optional[Sequence[str]] = None) -> int:
     if graph is not None:
         print(report.model_table(graph))
     elif refused:
-        print(f"warning: the whole model is not converted ({refused}); its recurrent layers are", file=sys.stderr)
+        rest = "its recurrent layers are converted alone" if specs else "none of its recurrent layers is converted"
+        print(f"warning: the whole model is not converted ({refused}); {rest}", file=sys.stderr)
     print(report.items_table(items))
     for line in report.warnings(specs, items):
         print(line, file=sys.stderr)

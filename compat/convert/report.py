@@ -145,7 +145,8 @@ def markdown(source, out, specs: Sequence[LSTMSpec], checks: Optional[Sequence[C
                   "`model.get_submodule(name)`.", "", "```text", model_table(graph), "```", ""]
         parts += [f"- {n}" for n in graph.notes] + [""]
     elif refused:
-        parts += ["## The whole model", "", f"Not converted: {refused}. The recurrent layers are.", ""]
+        parts += ["## The whole model", "", f"Not converted: {refused}. "
+                  + ("The recurrent layers are converted alone." if specs else "No recurrent layer is converted."), ""]
     if items:
         parts += ["## Everything in the source", "",
                   "Every tensor or layer of the source file and what became of it; the tensors not converted are in "

@@ -205,13 +205,7 @@ class OneStateRNN(nn.Module):
 
     def layer_weights(self) -> list:
         """The live parameters per layer: LayerWeights, or (forward, backward) pairs when bidirectional."""
-        def one(sfx):
-            return LayerWeights(getattr(self, "weight_ih" + sfx), getattr(self, "weight_hh" + sfx),
-                                getattr(self, "bias_ih" + sfx, None), getattr(self, "bias_hh" + sfx, None))
-        out = []
-        for k in range(self.num_layers):
-            out.append((one(f"_l{k}"), one(f"_l{k}_reverse")) if self.bidirectional else one(f"_l{k}"))
-        return out
+        return weights_from_torch(self)
 
     def _run(self, x, hx, *, lengths, mask, cont, kernel, plan_only: bool = False):
         return run_family(self.family, self.cell, x, self.layer_weights(), hx, cont=cont, mask=mask, lengths=lengths,
