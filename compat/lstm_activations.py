@@ -71,6 +71,12 @@ def _thresholded_relu(alpha: float) -> Fn:
     return lambda x: torch.where(x > alpha, x, torch.zeros_like(x))
 
 
+def _softplus_onnx(x: Tensor) -> Tensor:
+    # ONNX Softplus is log(1 + exp(x)) exactly; F.softplus returns x itself above its threshold of 20, which is
+    # e^-x (up to 2e-9) short: visible in float64 once a recurrence amplifies it.
+    return torch.logaddexp(x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
 def _hard_sigmoid_onnx(alpha: float, beta: float) -> Fn:
     return lambda x: torch.clamp(alpha * x + beta, 0.0, 1.0)
 
@@ -98,7 +104,7 @@ ACTIVATIONS: Dict[str, Named] = {
     "HardSigmoid": Named(lambda a, b: _hard_sigmoid_onnx(a, b), 2, (0.2, 0.5)),
     "Elu": Named(lambda a, b: (lambda x: F.elu(x, a)), 1, (1.0, None)),
     "Softsign": _fixed(F.softsign),
-    "Softplus": _fixed(F.softplus),
+    "Softplus": _fixed(_softplus_onnx),
 }
 
 _STANDARD = {("sigmoid", "tanh", "tanh"), ("Sigmoid", "Tanh", "Tanh")}

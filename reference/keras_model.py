@@ -2,8 +2,8 @@
 
 Written from Keras's sources (keras 1.2 ``engine/topology.py``, ``layers/*.py``; keras 2.x ``engine/
 base_layer.py``, ``engine/network.py``, ``layers/*.py``; tf-keras ``engine/base_layer.py``, ``layers/**``;
-Keras 3 ``keras/src/layers/**``, ``keras/src/ops/numpy.py``); imports nothing from the project but the LSTM
-oracle (``reference/keras_lstm.py``). It reads the model's configuration (the JSON of ``model.to_json()``,
+Keras 3 ``keras/src/layers/**``, ``keras/src/ops/numpy.py``); imports nothing from the project but the LSTM,
+GRU and SimpleRNN oracles (``reference/keras_lstm.py``, ``reference/keras_rnn.py``). It reads the model's configuration (the JSON of ``model.to_json()``,
 as a dict) and the layers' weights as the file holds them (Keras's order and layout), and returns the
 outputs ``model.predict`` returns.
 
@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from scipy.special import erf
 
-from reference import keras_lstm
+from reference import keras_lstm, keras_rnn
 from reference.numerics import sigmoid
 
 
@@ -95,7 +95,7 @@ def layers_of(config: dict):
             if shape is None and "input_shape" in first:
                 shape = [None] + list(first["input_shape"])
             if shape is None and "input_dim" in first:
-                shape = [None, first.get("input_length"), first["input_dim"]] if layers[0][1] in ("LSTM", "CuDNNLSTM") \
+                shape = [None, first.get("input_length"), first["input_dim"]] if layers[0][1] in RNN_CLASSES \
                     else [None, first["input_dim"]]
             if shape is None and isinstance(cfg, dict):
                 shape = cfg.get("build_input_shape")
@@ -242,6 +242,39 @@ def _lstm(cls, cfg, w, x, mask, state, version, go_backwards, masked_output):
                                  masked_output=masked_output)
 
 
+RNN_CLASSES = ("LSTM", "CuDNNLSTM", "GRU", "CuDNNGRU", "SimpleRNN")
+ONE_STATE = ("GRU", "CuDNNGRU", "SimpleRNN")
+
+
+def _one_state(cls, cfg, w, x, mask, state, version, go_backwards, masked_output):
+    """A GRU / CuDNNGRU / SimpleRNN layer by reference/keras_rnn.py: (outputs, h_T)."""
+    major = version[0]
+    if cls == "CuDNNGRU":
+        return keras_rnn.cudnn_gru_layer(x, w[0], w[1], w[2], state, go_backwards=go_backwards)
+    act = activation(cfg.get("activation", "tanh"), major)
+    if cls == "SimpleRNN":
+        return keras_rnn.simple_rnn_layer(x, w[0], w[1], w[2] if len(w) > 2 else None, state, mask, act,
+                                          go_backwards=go_backwards, masked_output=masked_output)
+    if len(w) == 9:
+        w = list(keras_rnn.keras1_gru_weights(w))
+    default = "hard_sigmoid" if major < 2 else "sigmoid"
+    rec_act = activation(cfg.get("recurrent_activation", cfg.get("inner_activation", default)), major)
+    return keras_rnn.gru_layer(x, w[0], w[1], w[2] if len(w) > 2 else None, state, mask, rec_act, act,
+                               reset_after=bool(cfg.get("reset_after", False)), go_backwards=go_backwards,
+                               masked_output=masked_output)
+
+
+def _run_rnn(cls, cfg, w, x, mask, state, version, go_backwards, masked_output):
+    """(outputs, [final states in Keras's order]) of one recurrent layer."""
+    if cls in ONE_STATE:
+        y, h = _one_state(cls, cfg, w, x, mask, None if state is None else state[0], version, go_backwards,
+                          masked_output)
+        return y, [h]
+    y, h, c = _lstm(cls, cfg, w, x, mask, None if state is None else tuple(state), version, go_backwards,
+                    masked_output)
+    return y, [h, c]
+
+
 def _masked_output(cfg, version, bidirectional_sequences: bool) -> str:
     major, minor, _, tf = version
     if bidirectional_sequences or cfg.get("zero_output_for_mask"):
@@ -254,7 +287,8 @@ def _masked_output(cfg, version, bidirectional_sequences: bool) -> str:
 
 
 def recurrent(cls, cfg, w, x, mask, initial, version):
-    """An ``LSTM`` / ``CuDNNLSTM`` / ``Bidirectional`` layer's outputs (keras ``RNN.call``, ``Bidirectional.call``)."""
+    """An ``LSTM`` / ``CuDNNLSTM`` / ``GRU`` / ``CuDNNGRU`` / ``SimpleRNN`` / ``Bidirectional`` layer's outputs (keras
+    ``RNN.call``, ``Bidirectional.call``)."""
     if cls == "Bidirectional":
         inner = cfg["layer"]
         icls, icfg = inner["class_name"], inner["config"]
@@ -262,26 +296,26 @@ def recurrent(cls, cfg, w, x, mask, initial, version):
         seqs = icfg.get("return_sequences", False)
         half = len(w) // 2
         mo = _masked_output(icfg, version, seqs)
-        fw_state = None if initial is None else (initial[0], initial[1])
-        bw_state = None if initial is None else (initial[2], initial[3])
-        y, h1, c1 = _lstm(icls, icfg, w[:half], x, mask, fw_state, version, False, mo)
-        y_rev, h2, c2 = _lstm(icls, icfg, w[half:], x, mask, bw_state, version, True, mo)
+        n = 1 if icls in ONE_STATE else 2
+        fw_state = None if initial is None else initial[:n]
+        bw_state = None if initial is None else initial[n:]
+        y, s1 = _run_rnn(icls, icfg, w[:half], x, mask, fw_state, version, False, mo)
+        y_rev, s2 = _run_rnn(icls, icfg, w[half:], x, mask, bw_state, version, True, mo)
         if seqs:
             y_rev = y_rev[:, ::-1]
         else:
             y, y_rev = y[:, -1], y_rev[:, -1]
         merged = {"concat": lambda: [np.concatenate([y, y_rev], -1)], "sum": lambda: [y + y_rev],
                   "mul": lambda: [y * y_rev], "ave": lambda: [(y + y_rev) / 2], None: lambda: [y, y_rev]}[merge]()
-        outs = merged + ([h1, c1, h2, c2] if icfg.get("return_state") else [])
+        outs = merged + (s1 + s2 if icfg.get("return_state") else [])
         out_masks = [mask if seqs else None] * len(merged) + [None] * (len(outs) - len(merged))
         return outs, out_masks
-    if cls == "CuDNNLSTM":
+    if cls in ("CuDNNLSTM", "CuDNNGRU"):
         mask = None
     mo = _masked_output(cfg, version, False)
-    state = None if initial is None else (initial[0], initial[1])
-    y, h, c = _lstm(cls, cfg, w, x, mask, state, version, bool(cfg.get("go_backwards")), mo)
+    y, states = _run_rnn(cls, cfg, w, x, mask, initial, version, bool(cfg.get("go_backwards")), mo)
     seqs = cfg.get("return_sequences", False)
-    outs = [y if seqs else y[:, -1]] + ([h, c] if cfg.get("return_state") else [])
+    outs = [y if seqs else y[:, -1]] + (states if cfg.get("return_state") else [])
     return outs, [mask if seqs else None] + [None] * (len(outs) - 1)
 
 
@@ -440,7 +474,7 @@ def compute_mask_keras3(cls, cfg, xs, masks, n_out, version):
     if cls == "Masking":
         return [np.any(xs[0] != cfg.get("mask_value", 0.0), axis=-1)]
     rnn = (version[0], version[1]) < (3, 16)
-    if cls in ("LSTM", "Bidirectional"):
+    if cls in ("LSTM", "GRU", "SimpleRNN", "Bidirectional"):
         inner = cfg.get("layer", {}).get("config", {}) if cls == "Bidirectional" else cfg
         seqs = rnn and inner.get("return_sequences", False)
         halves = 2 if cls == "Bidirectional" and cfg.get("merge_mode", "concat") is None else 1
@@ -466,7 +500,7 @@ def compute_mask_keras3(cls, cfg, xs, masks, n_out, version):
 
 def _reads_mask(cls, version) -> bool:
     major, minor, patch, tf = version
-    if cls in ("LSTM", "Bidirectional"):
+    if cls in ("LSTM", "GRU", "SimpleRNN", "Bidirectional"):
         return True
     if major >= 3 and cls == "TimeDistributed":
         return True
@@ -551,7 +585,7 @@ def predict(config: dict, weights: Dict[str, List[np.ndarray]], inputs: Sequence
             xs = [get(r) for r in refs]
             masks = [values[(r[1], r[2])][1] for r in refs]
             initial = kwargs.get("initial_state")
-            if cls in ("LSTM", "CuDNNLSTM", "Bidirectional") and len(xs) > 1:
+            if cls in RNN_CLASSES + ("Bidirectional",) and len(xs) > 1:
                 xs, masks, initial = xs[:1], masks[:1], [("tensor",) + r[1:] for r in refs[1:]]
             initial = None if initial is None else [get(s) for s in initial]
             if not implicit:
@@ -561,7 +595,7 @@ def predict(config: dict, weights: Dict[str, List[np.ndarray]], inputs: Sequence
                 mask = None   # Keras 3 fills `mask` only for a call with one tensor argument
             else:
                 mask = masks[0] if _reads_mask(cls, version) else None
-            if cls in ("LSTM", "CuDNNLSTM", "Bidirectional"):
+            if cls in RNN_CLASSES + ("Bidirectional",):
                 outs, out_masks = recurrent(cls, cfg, w, xs[0], mask, initial, version)
             elif cls == "TimeDistributed":
                 td_mask = masks[0] if (major < 3 and version[3] and static_batch) else None
@@ -576,8 +610,8 @@ def predict(config: dict, weights: Dict[str, List[np.ndarray]], inputs: Sequence
                 out_masks = compute_mask_keras3(cls, cfg, xs, masks, len(outs), version)
             elif implicit:
                 out_masks = compute_mask(cls, cfg, xs, masks, len(outs), version) if cls not in (
-                    "LSTM", "CuDNNLSTM", "Bidirectional") else out_masks
-                if cls == "CuDNNLSTM":
+                    RNN_CLASSES + ("Bidirectional",)) else out_masks
+                if cls in ("CuDNNLSTM", "CuDNNGRU"):
                     out_masks = [None] * len(outs)
             for k, o in enumerate(outs):
                 values[(name, k)] = (o, out_masks[k] if k < len(out_masks) else None)

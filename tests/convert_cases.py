@@ -143,42 +143,51 @@ def check_tf_models_case(folder: Path, name: str, config: dict, arrays: dict, tm
 
     out = tmp / f"{name}.safetensors"
     source = folder / config["checkpoint"]
-    if config["not_converted"]:
-        assert convert_cli(source, tmp / f"{name}-strict.safetensors", [a for a in config["cli"] if a != "--partial"]) == 3
     report = tmp / f"{name}.md"
     assert convert_cli(source, out, config["cli"] + ["--report", str(report)]) == 0
     text = report.read_text()
     assert all(layer in text for layer in config["not_converted"] + config["lstms"])
-    modules = load(out) if config["lstms"] else {}
-    assert sorted(modules) == sorted(config["lstms"])
+    items = _json.loads(out.with_suffix(".json").read_text())["content"]["items"]
+    by_name = {i["name"]: i for i in items}
+    # GRUs recorded before GRUs converted (a GRUCell, a tf.keras GRU): now converted, and checked by the converter's
+    # verification; the seq2seq encoder's against TF's numbers below
+    grus = [layer for layer in config["not_converted"] if "GRU" in by_name[layer]["kind"]
+            and by_name[layer]["converted"] is not None]
+    if [layer for layer in config["not_converted"] if layer not in grus]:
+        assert convert_cli(source, tmp / f"{name}-strict.safetensors", [a for a in config["cli"] if a != "--partial"]) == 3
+    modules = load(out) if config["lstms"] or grus else {}
+    assert sorted(modules) == sorted(config["lstms"] + grus)
     for layer in config["lstms"]:
         y, h, c = run_module(modules[layer], arrays[f"{layer}/x"], batch_first_input=True)
         assert_close(y, arrays[f"{layer}/y"], dtype=np.float32, msg=f"{name} {layer} outputs")
         assert_close(h, arrays[f"{layer}/h"], dtype=np.float32, msg=f"{name} {layer} h_n")
         assert_close(c, arrays[f"{layer}/c"], dtype=np.float32, msg=f"{name} {layer} c_n")
-    items = _json.loads(out.with_suffix(".json").read_text())["content"]["items"]
-    by_name = {i["name"]: i for i in items}
     carried = load_carried(out)
-    for layer in config["not_converted"]:
+    for layer in (n for n in config["not_converted"] if n not in grus):
         item = by_name[layer]
         assert item["recurrent"] and item["converted"] is None and item["reason"], item
         assert item["carried"] and set(item["carried"]) <= set(carried), item
+    for layer in grus:
+        item = by_name[layer]
+        assert item["recurrent"] and not item["carried"], item
     listed = {n for i in items for n in i["shapes"]}
     if "variables" in config:
         assert set(config["variables"]) <= listed, sorted(set(config["variables"]) - listed)
     for key, value in arrays.items():
         if key.startswith("variables/"):
             variable = key[len("variables/"):]
+            if any(variable.startswith(g + "/") for g in grus):
+                continue   # converted, not carried
             assert np.array_equal(carried[variable].numpy(), value) and carried[variable].shape == value.shape, variable
     if name == "seq2seq":
-        rebuild_seq2seq(carried, config["sizes"], arrays)
+        rebuild_seq2seq(carried, config["sizes"], arrays, modules.get("encoder/rnn/gru_cell"))
 
 
 def _sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
-def rebuild_seq2seq(carried, sizes: dict, arrays: dict) -> None:
+def rebuild_seq2seq(carried, sizes: dict, arrays: dict, encoder=None) -> None:
     """The recorded encoder-decoder recomputed in numpy from the tensors the conversion carried: nothing the
     model needs is lost. GRUCell from TF 1.x rnn_cell_impl.py ``GRUCell.call`` (r, u = sigmoid(gates); candidate
     tanh over [x, r * h]; h = u * h + (1 - u) * c) under ``dynamic_rnn(sequence_length=...)`` (state copied and
@@ -196,7 +205,12 @@ def rebuild_seq2seq(carried, sizes: dict, arrays: dict) -> None:
     g = "encoder/rnn/gru_cell/"
     h = np.zeros((Bn, H))
     outs = np.zeros((Bn, Tn, H))
-    for t in range(Tn):
+    if encoder is not None:
+        # the GRU encoder as converted (a reset-before GRU: compat.gru.GRU, never torch.nn.GRU) on TF's lengths
+        assert_gru_module(encoder, False, "seq2seq encoder")
+        outs, h = run_rnn_module(encoder, emb[ids_enc], batch_first_input=True, lengths=lengths)
+        h = h[0]
+    for t in range(Tn if encoder is None else 0):
         x = emb[ids_enc[:, t]]
         r, u = np.split(_sigmoid(np.concatenate([x, h], 1) @ w[g + "gates/kernel"] + w[g + "gates/bias"]), 2, 1)
         cand = np.tanh(np.concatenate([x, r * h], 1) @ w[g + "candidate/kernel"] + w[g + "candidate/bias"])
@@ -274,3 +288,156 @@ def check_keras_model(folder: Path, source: str, weights, config: dict, arrays: 
     assert len(got) == config["outputs"]
     for k, g in enumerate(got):
         assert_close_scaled(g, arrays[f"y{k}"], dtype=np.float32, msg=f"{folder.name} {source} output {k}")
+
+
+def run_rnn_module(module, x: np.ndarray, *, batch_first_input: bool, lengths=None, h0=None, mask=None):
+    """A converted GRU's or simple RNN's (y, h_n) as numpy float64, y in the layout of ``x``: ``lengths`` as a
+    PackedSequence for torch.nn.GRU / RNN, as ``lengths=`` for the core's modules (zeros allowed)."""
+    p = next(module.parameters())
+    xt = torch.from_numpy(np.ascontiguousarray(x)).to(p.dtype)
+    if batch_first_input != module.batch_first:
+        xt = xt.transpose(0, 1)
+    hx = None if h0 is None else torch.from_numpy(np.ascontiguousarray(h0)).to(p.dtype)
+    with torch.no_grad():
+        if lengths is not None and isinstance(module, torch.nn.RNNBase):
+            packed = pack_padded_sequence(xt, torch.as_tensor(lengths), batch_first=module.batch_first,
+                                          enforce_sorted=False)
+            y, h = module(packed, hx)
+            y, _ = pad_packed_sequence(y, batch_first=module.batch_first,
+                                       total_length=xt.shape[1 if module.batch_first else 0])
+        elif lengths is not None:
+            y, h = module(xt, hx, lengths=torch.as_tensor(lengths))
+        elif mask is not None:
+            y, h = module(xt, hx, mask=torch.from_numpy(mask))
+        else:
+            y, h = module(xt, hx)
+    if batch_first_input != module.batch_first:
+        y = y.transpose(0, 1)
+    return y.double().numpy(), h.double().numpy()
+
+
+def assert_gru_module(module, reset_after: bool, label: str) -> None:
+    """A reset-before GRU (TF GRUCell, Keras reset_after=False, ONNX linear_before_reset=0) never loads as
+    torch.nn.GRU, whose reset gate multiplies the recurrent product: it would run and give other numbers."""
+    from compat.gru import GRU
+
+    if not reset_after:
+        assert not isinstance(module, torch.nn.GRU), f"{label}: a reset-before GRU loaded as torch.nn.GRU"
+        assert isinstance(module, GRU) and module.reset_after is False, f"{label}: {type(module)}"
+
+
+def check_onnx_rnn_case(folder: Path, name: str, config: dict, arrays: dict, tmp: Path) -> None:
+    """Convert a recorded ONNX GRU or RNN model and compare with onnxruntime's Y, Y_h."""
+    from compat.convert import load
+    from tests.tolerances import assert_close
+
+    out = tmp / f"{name}.safetensors"
+    assert convert_cli(folder / config["file"], out) == 0
+    (module,) = load(out).values()
+    if config["op"] == "GRU":
+        assert_gru_module(module, bool(config["linear_before_reset"]), name)
+    y, h = run_rnn_module(module, arrays["X"], batch_first_input=False, lengths=config["lens"],
+                          h0=arrays.get("initial_h"))
+    T, dirs, B, H = arrays["Y"].shape
+    assert_close(y, arrays["Y"].transpose(0, 2, 1, 3).reshape(T, B, dirs * H), msg=f"{name} Y")
+    assert_close(h, arrays["Y_h"], msg=f"{name} Y_h")
+
+
+def keras_rnn_files(base: Path = GOLDEN_CONVERT / "keras_rnn"):
+    """(framework, file name, config, arrays) of every recorded Keras file with GRU and SimpleRNN layers."""
+    for framework in ("keras3", "tf_keras"):
+        for _, config, arrays in cases(framework, base):
+            for f in config["files"]:
+                yield framework, f, config, arrays
+
+
+def check_keras_rnn_file(folder: Path, filename: str, config: dict, arrays: dict, tmp: Path) -> None:
+    """Convert a recorded Keras file and compare every recorded GRU / SimpleRNN layer with Keras's numbers; a
+    reset-before GRU never loads as torch.nn.GRU; a stateful layer's second call starts from the first's h_n."""
+    from compat.convert import load
+    from tests.tolerances import assert_close
+
+    out = tmp / (filename.replace(".", "_") + ".safetensors")
+    assert convert_cli(folder / filename, out) == 0
+    loaded = load(out)
+    if not isinstance(loaded, dict):
+        _check_whole_rnn_model(loaded, config, arrays, f"{folder.name} {filename}")
+    modules = {name: loaded[name] for name in loaded}
+    for layer in config["layers"]:
+        m = modules[layer]
+        label = f"{folder.name} {filename} {layer}"
+        if isinstance(m, torch.nn.GRU) or getattr(m, "reset_after", True) is False:
+            assert_gru_module(m, getattr(m, "reset_after", True), label)
+        mask = None
+        if "mask_value" in config:
+            # Keras's Masking: a step whose features all equal mask_value is skipped (state carried)
+            mask = np.any(arrays["x"] != config["mask_value"], axis=-1).astype(arrays["x"].dtype)
+        y, h = run_rnn_module(m, arrays["x"], batch_first_input=True, mask=mask)
+        if f"{layer}/y_last" in arrays:
+            assert_close(y[:, -1], arrays[f"{layer}/y_last"], msg=f"{label} output")
+            continue
+        assert_close(y, arrays[f"{layer}/y"], msg=f"{label} outputs")
+        if config.get("stateful"):
+            y2, _ = run_rnn_module(m, arrays["x2"], batch_first_input=True, h0=h)
+            assert_close(y2, arrays[f"{layer}/y2"], msg=f"{label} second call from the carried state")
+        else:
+            assert_close(h, arrays[f"{layer}/h"], msg=f"{label} h_n")
+
+
+def check_tf1_rnn_case(folder: Path, name: str, config: dict, arrays: dict, tmp: Path) -> None:
+    """Convert a recorded TF1 GRU / simple-RNN checkpoint with the command line and compare with TensorFlow's
+    numbers; GRUCell and GRUBlockCell (the reset before the product) never load as torch.nn.GRU."""
+    from compat.convert import load
+    from tests.tolerances import assert_close
+
+    out = tmp / f"{name}.safetensors"
+    assert convert_cli(folder / config["checkpoint"], out, config["cli"]) == 0
+    modules = load(out)
+    assert sorted(modules) == sorted(config["layers"])
+    for layer in config["layers"]:
+        m = modules[layer]
+        kind = config["kinds"][layer]
+        if kind in ("GRUCell", "GRUBlockCell", "tf.keras GRU reset before"):
+            assert_gru_module(m, False, f"{name} {layer}")
+        y, h = run_rnn_module(m, arrays["x"], batch_first_input=True, lengths=config["lengths"],
+                              h0=arrays.get(f"{layer}/h0"))
+        dtype = arrays["x"].dtype
+        assert_close(y, arrays[f"{layer}/y"], dtype=dtype, msg=f"{name} {layer} outputs")
+        assert_close(h, arrays[f"{layer}/h"], dtype=dtype, msg=f"{name} {layer} h_n")
+
+
+def whole_rnn_model_outputs(config: dict, arrays: dict) -> list:
+    """What Keras's predict returned for a recorded GRU / SimpleRNN model (legacy/record_convert_keras_rnn.py):
+    per layer the sequence output (or the last output), then the final h of each direction."""
+    want = []
+    for layer in config["layers"]:
+        if f"{layer}/y_last" in arrays:
+            want.append(arrays[f"{layer}/y_last"])
+        elif config.get("stateful") or config.get("model_outputs") == "sequence":
+            want.append(arrays[f"{layer}/y"])   # the model returns the sequence output only
+        else:
+            want += [arrays[f"{layer}/y"]] + list(arrays[f"{layer}/h"])
+    return want
+
+
+def _check_whole_rnn_model(model, config: dict, arrays: dict, label: str) -> None:
+    """The whole converted model against Keras's predict: its outputs in the model's order (per layer the
+    sequence output or last output, then the final h of each direction); a stateful model's second call starts
+    from the first's final state, and reset_states() starts again from zeros."""
+    from tests.tolerances import assert_close
+
+    def run(x):
+        with torch.no_grad():
+            got = model(torch.from_numpy(x))
+        return [g.double().numpy() for g in ([got] if isinstance(got, torch.Tensor) else got)]
+
+    want = whole_rnn_model_outputs(config, arrays)
+    got = run(arrays["x"])
+    assert len(got) == len(want), f"{label}: {len(got)} outputs, Keras {len(want)}"
+    for k, (g, w) in enumerate(zip(got, want)):
+        assert_close(g, w, msg=f"{label} whole model output {k}")
+    if config.get("stateful"):
+        (layer,) = config["layers"]
+        assert_close(run(arrays["x2"])[0], arrays[f"{layer}/y2"], msg=f"{label} the stateful model's second call")
+        model.reset_states()
+        assert_close(run(arrays["x"])[0], arrays[f"{layer}/y"], msg=f"{label} after reset_states()")

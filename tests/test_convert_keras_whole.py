@@ -65,7 +65,7 @@ def test_a_lambda_layer_is_refused_by_name_and_never_run(tmp_path, capsys):
     assert isinstance(modules, dict) and list(modules) == ["lstm_1"]
 
 
-@pytest.mark.parametrize("cls, expect", [("Conv2D", "outside the layers"), ("GRU", "does not convert yet"),
+@pytest.mark.parametrize("cls, expect", [("Conv2D", "outside the layers"), ("ConvLSTM1D", "does not convert yet"),
                                          ("MultiHeadAttention", "outside the layers")])
 def test_a_layer_outside_the_set_is_refused_by_name(tmp_path, cls, expect):
     rng = np.random.default_rng(1)

@@ -1,8 +1,8 @@
-"""The ONNX backend node test cases for LSTM, through ``compat.convert``.
+"""The ONNX backend node test cases for LSTM, GRU and RNN, through ``compat.convert``.
 
 The ``onnx`` package ships the generators of its backend node tests (onnx/backend/test/case/node/lstm.py:
 ``test_lstm_defaults``, ``test_lstm_with_initial_bias``, ``test_lstm_with_peepholes``,
-``test_lstm_batchwise``, ...), whose expected outputs come from onnx's own numpy implementation. Each
+``test_lstm_batchwise``, ...; gru.py, rnn.py likewise), whose expected outputs come from onnx's own numpy implementation. Each
 generator is run here with its ``expect`` captured; the node becomes a model file (weights as
 initializers, the rest as graph inputs), is converted, and the module must give the expected outputs.
 """
@@ -19,9 +19,10 @@ from tests.tolerances import assert_close
 onnx = pytest.importorskip("onnx", reason="onnx is in the test extra (pip install legacy-lstm[test])")
 
 
-def _cases():
-    from onnx.backend.test.case.node import lstm as generators
+def _cases(op: str = "LSTM"):
+    import importlib
 
+    generators = importlib.import_module(f"onnx.backend.test.case.node.{op.lower()}")
     captured = []
 
     def expect(node, inputs, outputs, name, **kwargs):
@@ -30,9 +31,9 @@ def _cases():
     original = generators.expect
     generators.expect = expect
     try:
-        for attr in sorted(dir(generators.LSTM)):
+        for attr in sorted(dir(getattr(generators, op))):
             if attr.startswith("export"):
-                getattr(generators.LSTM, attr)()
+                getattr(getattr(generators, op), attr)()
     finally:
         generators.expect = original
     return captured
@@ -94,6 +95,48 @@ def test_onnx_backend_case_through_the_converter(case, tmp_path):
         got["Y"] = y.reshape(T, B, -1, module.hidden_size).transpose(1, 2)
         got["Y_h"], got["Y_c"] = h, c
     roles = [r for r, n in zip(("Y", "Y_h", "Y_c"), node.output) if n]
+    assert len(roles) == len(outputs)
+    for role, expected in zip(roles, outputs):
+        assert_close(got[role], expected, msg=f"{name} {role}")
+
+
+GRU_RNN_CASES = _cases("GRU") + _cases("RNN")
+
+
+def test_the_onnx_gru_and_rnn_generators_cover_the_documented_cases():
+    names = {c[0] for c in GRU_RNN_CASES}
+    assert {"test_gru_defaults", "test_gru_with_initial_bias", "test_gru_seq_length", "test_gru_batchwise",
+            "test_simple_rnn_defaults", "test_simple_rnn_with_initial_bias", "test_simple_rnn_batchwise"} <= names
+
+
+@pytest.mark.parametrize("case", GRU_RNN_CASES, ids=[c[0] for c in GRU_RNN_CASES])
+def test_onnx_backend_gru_and_rnn_case_through_the_converter(case, tmp_path):
+    """onnx's own numpy GRU (linear_before_reset 0 by default: never torch.nn.GRU) and RNN, every layout."""
+    name, node, inputs, outputs = case
+    model, feeds = _model(node, inputs)
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(model, str(path))
+    out = tmp_path / "model.safetensors"
+    assert convert_cli(path, out) == 0
+    (module,) = load(out).values()
+    lbr = next((a.i for a in node.attribute if a.name == "linear_before_reset"), 0)
+    if node.op_type == "GRU" and not lbr:
+        assert not isinstance(module, torch.nn.GRU) and module.reset_after is False
+    layout = next((a.i for a in node.attribute if a.name == "layout"), 0)
+    x = torch.from_numpy(feeds["X"])
+    h0 = None
+    if "initial_h" in feeds:
+        h0 = torch.from_numpy(feeds["initial_h"])
+        h0 = (h0.transpose(0, 1) if layout else h0).contiguous()
+    with torch.no_grad():
+        y, h = module(x, h0)
+    if layout:   # Y [B, T, dirs, H], Y_h [B, dirs, H]
+        B, T = y.shape[:2]
+        got = {"Y": y.reshape(B, T, -1, module.hidden_size), "Y_h": h.transpose(0, 1)}
+    else:        # Y [T, dirs, B, H]
+        T, B = y.shape[:2]
+        got = {"Y": y.reshape(T, B, -1, module.hidden_size).transpose(1, 2), "Y_h": h}
+    roles = [r for r, n in zip(("Y", "Y_h"), node.output) if n]
     assert len(roles) == len(outputs)
     for role, expected in zip(roles, outputs):
         assert_close(got[role], expected, msg=f"{name} {role}")

@@ -199,13 +199,32 @@ def test_an_opaque_buffer_its_tf_copy_contradicts_is_refused_naming_the_tensor(t
         discover(prefix)
 
 
-def test_a_cudnn_gru_buffer_is_listed_not_converted(tmp_path, capsys):
+@pytest.mark.parametrize("mode, layers, bidirectional", [("gru", 1, False), ("gru", 2, True), ("rnn_tanh", 2, False),
+                                                         ("rnn_relu", 1, True)])
+def test_a_cudnn_gru_or_rnn_buffer_converts_to_torchs_module(mode, layers, bidirectional, tmp_path, capsys):
+    """cuDNN's GRU (gates r, u, h; the reset after the product) and simple RNNs are torch.nn.GRU / RNN exactly:
+    checked against reference/cudnn_params.py's run of the buffer as packed."""
+    import torch
+
+    from compat.convert import load
+
     rng = np.random.default_rng(5)
-    params = _cudnn_params(rng, "gru", 3, 4, 1, False)
-    prefix = save_checkpoint(str(tmp_path / "m.ckpt"), {"cudnn_gru/opaque_kernel": cudnn_params.pack(
-        params, "gru", 3, 4, 1, False)}, write_state=False)
-    assert convert_cli(prefix, tmp_path / "o.safetensors", ["--cudnn-num-units", "4"]) == 3
-    assert "CudnnGRU" in capsys.readouterr().out
+    params = _cudnn_params(rng, mode, 3, 4, layers, bidirectional)
+    scope = {"gru": "cudnn_gru", "rnn_tanh": "cudnn_rnn_tanh", "rnn_relu": "cudnn_rnn_relu"}[mode]
+    prefix = save_checkpoint(str(tmp_path / "m.ckpt"), {f"{scope}/opaque_kernel": cudnn_params.pack(
+        params, mode, 3, 4, layers, bidirectional)}, write_state=False)
+    flags = ["--cudnn-num-units", "4", "--cudnn-num-layers", str(layers)] + (["--cudnn-bidirectional"] if bidirectional
+                                                                              else [])
+    assert convert_cli(prefix, tmp_path / "o.safetensors", flags) == 0
+    assert {"gru": "CudnnGRU", "rnn_tanh": "CudnnRNNTanh", "rnn_relu": "CudnnRNNRelu"}[mode] in capsys.readouterr().out
+    (module,) = load(tmp_path / "o.safetensors").values()
+    assert type(module) is (torch.nn.GRU if mode == "gru" else torch.nn.RNN)
+    D = 2 if bidirectional else 1
+    x, h0 = rng.uniform(-1, 1, (5, 2, 3)), rng.uniform(-1, 1, (layers * D, 2, 4))
+    want_y, want_h = cudnn_params.run(mode, params, x, h0, layers, bidirectional)
+    with torch.no_grad():
+        y, h = module.double()(torch.from_numpy(x), torch.from_numpy(h0))
+    assert np.max(np.abs(y.numpy() - want_y)) < 1e-10 and np.max(np.abs(h.numpy() - want_h)) < 1e-10
 
 
 # ------------------------------------------------------------------------------- Python 2 .npy headers

@@ -624,10 +624,10 @@ def test_fuzz_converter_output(tmp_path):
     from compat.convert import convert
 
     family = Family("the converter's output", fatal_different=True)
-    # TF's recorded checkpoint of tf.keras 1.x-named layers: two LSTMs converted, a GRU carried
-    prefix = next((CONVERT / "tf_models" / "keras_tf1x_names").glob("*.index")).with_suffix("")
+    # TF's recorded seq2seq checkpoint: its GRUCell encoder converted, the attention-wrapped LSTM and the rest carried
+    prefix = next((CONVERT / "tf_models" / "seq2seq").glob("*.index")).with_suffix("")
     conversion = convert(prefix, tmp_path / "conv", partial=True)
-    assert conversion.specs and any(i.tensors for i in conversion.items)  # LSTMs and carried tensors
+    assert conversion.specs and any(i.tensors for i in conversion.items)  # a converted layer and carried tensors
     manifest = tmp_path / "conv.json"
     good = json.loads(manifest.read_text())
     tensor_file = good["tensor_file"]

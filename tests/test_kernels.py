@@ -161,7 +161,7 @@ def test_cell_values_are_validated_once():
     with pytest.raises(CellError, match="gate_order"):
         Cell(gate_order="ifgx")
     with pytest.raises(CellError, match="family"):
-        Cell(family="gru")
+        Cell(family="transformer")
     with pytest.raises(CellError, match="cell_clip must be > 0"):
         Cell(cell_clip=0)
     with pytest.raises(ValueError, match="triple"):

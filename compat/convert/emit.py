@@ -81,6 +81,18 @@ def _recurrent_source(entry: dict) -> dict:
     imports = []
     if kind == "torch.nn.LSTM":
         ctor = "nn.LSTM"
+    elif kind in ("torch.nn.GRU", "torch.nn.RNN"):
+        ctor = kind[len("torch."):]
+        nl = entry["options"].get("nonlinearity", "tanh")
+        if kind == "torch.nn.RNN" and str(nl).lower() != "tanh":
+            opts.append(f"nonlinearity={str(nl).lower()!r}")
+    elif kind in ("compat.gru.GRU", "compat.simple_rnn.RNN"):
+        for k, v in entry["options"].items():
+            v = tuple(tuple(a) if isinstance(a, list) else a for a in v) if k == "activations" else v
+            v = tuple(v) if isinstance(v, list) else v
+            opts.append(f"{k}={v!r}")
+        module, _, cls = kind.rpartition(".")
+        ctor, imports = cls, [f"from {module} import {cls}"]
     else:
         if entry["peepholes"]:
             opts.append("peepholes=True")

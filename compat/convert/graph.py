@@ -311,6 +311,12 @@ class GraphModel(nn.Module):
             self.add_module(name, module)
         self._recurrent = dict(recurrent)
 
+    def reset_states(self) -> None:
+        """Start every stateful layer's next call from zeros (Keras's ``model.reset_states()``)."""
+        for module in self.modules():
+            if module is not self and callable(getattr(module, "reset_states", None)):
+                module.reset_states()
+
     # -- the converted recurrent layers, as load() returns them without a whole model -------------------
     def __getitem__(self, name: str) -> nn.Module:
         return self._recurrent[name]

@@ -1,5 +1,6 @@
 """The modules :func:`compat.convert.load` returns where the source framework returns its outputs otherwise
-than :class:`compat.lstm.LSTM` does.
+than :class:`compat.lstm.LSTM` does (and :class:`compat.gru.GRU` / :class:`compat.simple_rnn.RNN`: ``KerasGRU``,
+``KerasSimpleRNN``, ``OnnxGRU``, ``OnnxRNN``, the same rules with one state).
 
 Both are :class:`compat.lstm.LSTM` (same parameters, same recurrence, same options); only the outputs
 around the recurrence differ, exactly as the framework's own code makes them differ.
@@ -43,7 +44,11 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
+from torch import nn
+
+from compat.gru import GRU
 from compat.lstm import LSTM, State
+from compat.simple_rnn import RNN
 from compat.convert.spec import MASKED_OUTPUTS, MERGE_MODES
 
 
@@ -61,15 +66,7 @@ class KerasLSTM(LSTM):
 
     def __init__(self, *args, go_backwards: bool = False, masked_output: str = "previous_output",
                  merge_mode: str = "concat", **kwargs):
-        if masked_output not in MASKED_OUTPUTS:
-            raise ValueError(f"masked_output must be one of {MASKED_OUTPUTS}, not {masked_output!r}")
-        if merge_mode not in MERGE_MODES:
-            raise ValueError(f"merge_mode must be one of {MERGE_MODES}, not {merge_mode!r}")
-        if go_backwards:
-            if kwargs.get("bidirectional") or kwargs.get("direction", "reverse") != "reverse":
-                raise ValueError("a go_backwards Keras layer is one reverse direction (direction='reverse')")
-            kwargs["direction"] = "reverse"
-        kwargs.setdefault("batch_first", True)
+        _keras_settings(kwargs, go_backwards, masked_output, merge_mode)
         super().__init__(*args, **kwargs)
         if not self.batch_first:
             raise ValueError("Keras layers are batch-first")
@@ -100,23 +97,41 @@ class KerasLSTM(LSTM):
                                  "[B, T, in] tensor (and its mask=) instead of a PackedSequence")
             return super().forward(x, hx, backend=backend)
         y, state = super().forward(x, hx, mask=mask, backend=backend)
-        if mask is not None and self.masked_output != "previous_h":
-            keep = mask != 0
-            if self.masked_output == "zeros":
-                y = y * keep.unsqueeze(2).to(y.dtype)
-            else:
-                width = y.shape[2] // (2 if self.bidirectional else 1)
-                seen = [_seen(mask, reverse=self.go_backwards)]
-                if self.bidirectional:
-                    seen.append(_seen(mask, reverse=True))
-                parts = [y[:, :, k * width:(k + 1) * width] * s.unsqueeze(2).to(y.dtype) for k, s in enumerate(seen)]
-                y = parts[0] if len(parts) == 1 else torch.cat(parts, 2)
-        if self.go_backwards:
-            y = y.flip(1)
-        if self.merge_mode != "concat" and merge:
-            fw, bw = y.chunk(2, dim=2)
-            y = {"sum": lambda: fw + bw, "mul": lambda: fw * bw, "ave": lambda: (fw + bw) / 2}[self.merge_mode]()
-        return y, state
+        return _keras_output(self, y, mask, merge), state
+
+
+def _keras_output(layer, y: Tensor, mask: Optional[Tensor], merge: bool) -> Tensor:
+    """The core's output [B, T, D * H] as the Keras layer returns it: the masked steps' outputs, the order of
+    ``go_backwards``, the ``Bidirectional`` merge (see the module docstring)."""
+    if mask is not None and layer.masked_output != "previous_h":
+        keep = mask != 0
+        if layer.masked_output == "zeros":
+            y = y * keep.unsqueeze(2).to(y.dtype)
+        else:
+            width = y.shape[2] // (2 if layer.bidirectional else 1)
+            seen = [_seen(mask, reverse=layer.go_backwards)]
+            if layer.bidirectional:
+                seen.append(_seen(mask, reverse=True))
+            parts = [y[:, :, k * width:(k + 1) * width] * s.unsqueeze(2).to(y.dtype) for k, s in enumerate(seen)]
+            y = parts[0] if len(parts) == 1 else torch.cat(parts, 2)
+    if layer.go_backwards:
+        y = y.flip(1)
+    if layer.merge_mode != "concat" and merge:
+        fw, bw = y.chunk(2, dim=2)
+        y = {"sum": lambda: fw + bw, "mul": lambda: fw * bw, "ave": lambda: (fw + bw) / 2}[layer.merge_mode]()
+    return y
+
+
+def _keras_settings(kwargs: dict, go_backwards: bool, masked_output: str, merge_mode: str) -> None:
+    if masked_output not in MASKED_OUTPUTS:
+        raise ValueError(f"masked_output must be one of {MASKED_OUTPUTS}, not {masked_output!r}")
+    if merge_mode not in MERGE_MODES:
+        raise ValueError(f"merge_mode must be one of {MERGE_MODES}, not {merge_mode!r}")
+    if go_backwards:
+        if kwargs.get("bidirectional") or kwargs.get("direction", "reverse") != "reverse":
+            raise ValueError("a go_backwards Keras layer is one reverse direction (direction='reverse')")
+        kwargs["direction"] = "reverse"
+    kwargs.setdefault("batch_first", True)
 
     def extra_repr(self) -> str:
         return (super().extra_repr() + f", go_backwards={self.go_backwards}, masked_output={self.masked_output!r}, "
@@ -148,3 +163,93 @@ class OnnxLSTM(LSTM):
                 h_n = torch.where(keep, h_n, torch.zeros_like(h_n))
                 c_n = torch.where(keep, c_n, torch.zeros_like(c_n))
         return y, (h_n, c_n)
+
+
+def _zero_empty(h_n: Tensor, lengths) -> Tensor:
+    """h_n [directions, B, H] with the columns of sequences of length 0 zeroed (onnxruntime's final state)."""
+    if lengths is None:
+        return h_n
+    empty = torch.as_tensor(lengths, device=h_n.device) == 0
+    if not bool(empty.any()):
+        return h_n
+    return torch.where((~empty).view(1, -1, 1), h_n, torch.zeros_like(h_n))
+
+
+class OnnxGRU(GRU):
+    """An ONNX GRU node: :class:`compat.gru.GRU` whose final state is zero for sequences of length 0, as
+    onnxruntime's (``deep_cpu_gru.cc``; see :mod:`compat.convert.modules` for the LSTM's)."""
+
+    def forward(self, x, hx=None, *, lengths=None, **kwargs):
+        y, h_n = super().forward(x, hx, lengths=lengths, **kwargs)
+        return y, _zero_empty(h_n, lengths)
+
+
+class OnnxRNN(RNN):
+    """An ONNX RNN node: :class:`compat.simple_rnn.RNN` whose final state is zero for sequences of length 0, as
+    onnxruntime's (``rnn.cc``)."""
+
+    def forward(self, x, hx=None, *, lengths=None, **kwargs):
+        y, h_n = super().forward(x, hx, lengths=lengths, **kwargs)
+        return y, _zero_empty(h_n, lengths)
+
+
+class _KerasOneState:
+    """Keras's ways of returning a GRU's or SimpleRNN's outputs, as :class:`KerasLSTM` for the LSTM: the masked
+    steps' outputs, ``go_backwards``'s order and the ``Bidirectional`` merge; ``forward(x, hx=None, *, mask=None,
+    merge=True)`` -> ``(output, h_n)`` with x [B, T, in] and mask [B, T] (0 at a masked step)."""
+
+    def _keras_init(self, go_backwards: bool, masked_output: str, merge_mode: str) -> None:
+        if not self.batch_first:
+            raise ValueError("Keras layers are batch-first")
+        if merge_mode != "concat" and not self.bidirectional:
+            raise ValueError("merge_mode combines the two halves of a bidirectional layer")
+        self.go_backwards, self.masked_output, self.merge_mode = go_backwards, masked_output, merge_mode
+
+    def forward(self, x, hx=None, *, mask: Optional[Tensor] = None, merge: bool = True, **kwargs):
+        y, h_n = super().forward(x, hx, mask=mask, **kwargs)
+        return _keras_output(self, y, mask, merge), h_n
+
+    def extra_repr(self) -> str:
+        return (super().extra_repr() + f", go_backwards={self.go_backwards}, masked_output={self.masked_output!r}, "
+                f"merge_mode={self.merge_mode!r}")
+
+
+class KerasGRU(_KerasOneState, GRU):
+    """A Keras ``GRU`` / ``Bidirectional(GRU)`` layer: :class:`compat.gru.GRU` (``batch_first=True``) returning
+    its outputs as Keras does (:class:`_KerasOneState`)."""
+
+    def __init__(self, *args, go_backwards: bool = False, masked_output: str = "previous_output",
+                 merge_mode: str = "concat", **kwargs):
+        _keras_settings(kwargs, go_backwards, masked_output, merge_mode)
+        super().__init__(*args, **kwargs)
+        self._keras_init(go_backwards, masked_output, merge_mode)
+
+
+class KerasSimpleRNN(_KerasOneState, RNN):
+    """A Keras ``SimpleRNN`` / ``Bidirectional(SimpleRNN)`` layer: :class:`compat.simple_rnn.RNN`
+    (``batch_first=True``) returning its outputs as Keras does (:class:`_KerasOneState`)."""
+
+    def __init__(self, *args, go_backwards: bool = False, masked_output: str = "previous_output",
+                 merge_mode: str = "concat", **kwargs):
+        _keras_settings(kwargs, go_backwards, masked_output, merge_mode)
+        super().__init__(*args, **kwargs)
+        self._keras_init(go_backwards, masked_output, merge_mode)
+
+
+class CaffeRNN(RNN):
+    """BVLC Caffe's ``RNN`` layer (src/caffe/layers/rnn_layer.cpp ``RNNLayer::FillUnrolledNet``): a tanh simple RNN,
+    ``h_t = tanh(W_hh (cont_t h_{t-1}) + W_xh x_t + b_h)``, whose *output* is ``o_t = tanh(W_ho h_t + b_o)``.
+    :class:`compat.simple_rnn.RNN` (``weight_ih_l0`` = W_xh, ``bias_ih_l0`` = b_h, ``weight_hh_l0`` = W_hh,
+    ``bias_hh_l0`` zero) plus ``weight_ho`` [H, H] and ``bias_o`` [H]; ``forward(x, hx=None, *, cont=None)`` with x
+    [T, N, in] and Caffe's ``cont`` [T, N] returns ``(o, h_T)``; ``hx`` is ``h_0`` as [1, N, H]."""
+
+    def __init__(self, input_size: int, hidden_size: int, *args, device=None, dtype=None, **kwargs):
+        super().__init__(input_size, hidden_size, *args, device=device, dtype=dtype, **kwargs)
+        if self.num_layers != 1 or self.bidirectional:
+            raise ValueError("Caffe's RNN layer is one forward layer")
+        self.weight_ho = nn.Parameter(torch.empty(hidden_size, hidden_size, device=device, dtype=dtype))
+        self.bias_o = nn.Parameter(torch.empty(hidden_size, device=device, dtype=dtype))
+
+    def forward(self, x, hx=None, *, cont=None, **kwargs):
+        h, h_n = super().forward(x, hx, cont=cont, **kwargs)
+        return torch.tanh(torch.nn.functional.linear(h, self.weight_ho, self.bias_o)), h_n

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import List, Optional, Sequence
 
 from compat import frameworks
-from compat.convert.spec import LSTMSpec, SourceItem
+from compat.convert.spec import TORCH_MODULES, LSTMSpec, SourceItem
 from compat.convert.verify import TOLERANCES, Check
 
 COLUMNS = ("LSTM", "variant", "in", "hidden", "proj", "layers", "direction", "module", "not in the file")
@@ -24,9 +24,14 @@ def _text_table(columns: Sequence[str], rows: List[List[str]]) -> str:
     return "\n".join(lines)
 
 
+def _columns(specs: Sequence[LSTMSpec]) -> Sequence[str]:
+    """The table's columns: the first is "LSTM" when every layer is one, else "layer" (GRUs, simple RNNs)."""
+    return COLUMNS if all(s.cell == "lstm" for s in specs) else ("layer",) + COLUMNS[1:]
+
+
 def table(specs: Sequence[LSTMSpec]) -> str:
-    """A plain-text table, one row per LSTM."""
-    return _text_table(COLUMNS, [_row(s) for s in specs])
+    """A plain-text table, one row per recurrent layer."""
+    return _text_table(_columns(specs), [_row(s) for s in specs])
 
 
 ITEM_COLUMNS = ("in the source", "what", "shape", "became")
@@ -109,7 +114,7 @@ def markdown(source, out, specs: Sequence[LSTMSpec], checks: Optional[Sequence[C
     by_name = {c.name: c for c in checks or []}
     parts = [f"# Conversion of `{source}`", "", f"Configuration: `{out}`, with the weights in PyTorch's layout in the "
              "safetensors file it names; `compat.convert.load(path)` returns one module per LSTM.", "",
-             "| " + " | ".join(COLUMNS) + " | max abs error float64 | max abs error native |",
+             "| " + " | ".join(_columns(specs)) + " | max abs error float64 | max abs error native |",
              "|" + " --- |" * (len(COLUMNS) + 2)]
     for s in specs:
         c = by_name.get(s.name)
@@ -122,8 +127,8 @@ def markdown(source, out, specs: Sequence[LSTMSpec], checks: Optional[Sequence[C
         parts.append(f"## {s.name}")
         parts.append("")
         parts.append(f"- variant: {s.variant}; module: `{s.module_kind}`"
-                     + (f" because torch.nn.LSTM cannot compute {', '.join(s.torch_exact_reasons())}"
-                        if s.torch_exact_reasons() else " (the semantics are exactly torch.nn.LSTM's)"))
+                     + (f" because {TORCH_MODULES[s.cell]} cannot compute {', '.join(s.torch_exact_reasons())}"
+                        if s.torch_exact_reasons() else f" (the semantics are exactly {TORCH_MODULES[s.cell]}'s)"))
         if s.module_options():
             parts.append(f"- options: `{s.module_options()}`")
         if s.keras is not None:

@@ -24,11 +24,31 @@ LayerEntry = Union[LayerWeights, Tuple[LayerWeights, LayerWeights]]
 # The semantics options of compat.lstm.LSTM (its **semantics keywords) a converted LSTM may carry.
 SEMANTICS = ("direction", "activations", "cell_clip", "proj_clip", "preact_clip", "input_forget")
 
+# The recurrent cells a conversion holds: "lstm", "gru" (compat.gru.GRU's options: ``reset_after``, the two
+# activations (gates, candidate) as compat.lstm_activations names, ``clip`` on the pre-activations) and "rnn"
+# (compat.simple_rnn.RNN's: ``nonlinearity``, any compat.lstm_activations name, ``clip``).
+CELLS = ("lstm", "gru", "rnn")
+CELL_SEMANTICS = {"lstm": SEMANTICS, "gru": ("direction", "reset_after", "activations", "clip"),
+                  "rnn": ("direction", "nonlinearity", "clip")}
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+GRU_ACTIVATIONS = ("sigmoid", "tanh")
+
 # The module classes load() builds (compat.convert.modules).
 TORCH_LSTM = "torch.nn.LSTM"
 CORE_LSTM = "compat.lstm.LSTM"
+TORCH_GRU = "torch.nn.GRU"
+CORE_GRU = "compat.gru.GRU"
+TORCH_RNN = "torch.nn.RNN"
+CORE_RNN = "compat.simple_rnn.RNN"
+TORCH_MODULES = {"lstm": TORCH_LSTM, "gru": TORCH_GRU, "rnn": TORCH_RNN}
+CORE_MODULES = {"lstm": CORE_LSTM, "gru": CORE_GRU, "rnn": CORE_RNN}
 KERAS_LSTM = "compat.convert.modules.KerasLSTM"
 ONNX_LSTM = "compat.convert.modules.OnnxLSTM"
+ONNX_GRU = "compat.convert.modules.OnnxGRU"
+KERAS_GRU = "compat.convert.modules.KerasGRU"
+CAFFE_RNN = "compat.convert.modules.CaffeRNN"
+KERAS_RNN = "compat.convert.modules.KerasSimpleRNN"
+ONNX_RNN = "compat.convert.modules.OnnxRNN"
 
 MASKED_OUTPUTS = ("previous_h", "previous_output", "zeros")
 MERGE_MODES = ("concat", "sum", "mul", "ave")
@@ -96,13 +116,23 @@ class LSTMSpec:
     oracle: str = ""
     semantics: Dict[str, object] = field(default_factory=dict)
     source: List[Tuple[Dict[str, np.ndarray], ...]] = field(default_factory=list)
+    # "lstm", "gru" or "rnn" (CELLS): a GRU's and a simple RNN's weights are torch.nn.GRU's (gate rows r, z, n)
+    # and torch.nn.RNN's, and their options CELL_SEMANTICS's
+    cell: str = "lstm"
+    # parameters of the module beyond the recurrence, by their names in it (Caffe RNN's output layer: weight_ho,
+    # bias_o); a module class registered by the framework (``module``) holds them
+    extra: Dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self):
-        unknown = sorted(set(self.options) - set(SEMANTICS))
+        if self.cell not in CELLS:
+            raise ValueError(f"{self.name}: cell must be one of {CELLS}, not {self.cell!r}")
+        known = CELL_SEMANTICS[self.cell]
+        unknown = sorted(set(self.options) - set(known))
         if unknown:
-            raise ValueError(f"{self.name}: options {unknown} are not compat.lstm.LSTM semantics {list(SEMANTICS)}")
+            raise ValueError(f"{self.name}: options {unknown} are not semantics of a converted {self.cell} "
+                             f"{list(known)}")
         if not self.layers:
-            raise ValueError(f"{self.name}: an LSTM needs at least one layer")
+            raise ValueError(f"{self.name}: a recurrent layer needs at least one layer")
 
     # --- sizes --------------------------------------------------------------------------------------
     def directions(self, layer: int) -> Tuple[LayerWeights, ...]:
@@ -127,6 +157,8 @@ class LSTMSpec:
 
     @property
     def hidden_size(self) -> int:
+        if self.cell != "lstm":
+            return int(self.first.weight_hh.shape[1])
         return int(self.first.hidden_size)
 
     @property
@@ -158,6 +190,8 @@ class LSTMSpec:
 
     def torch_exact_reasons(self) -> List[str]:
         """Why plain ``torch.nn.LSTM`` cannot compute this LSTM as the source did (empty: it can)."""
+        if self.cell != "lstm":
+            return self._gru_rnn_reasons()
         reasons = []
         opts = self.module_options()
         if "activations" in opts:
@@ -175,6 +209,11 @@ class LSTMSpec:
         if self.proj_size and self.proj_size >= self.hidden_size:
             reasons.append(f"a projection to {self.proj_size} >= hidden size {self.hidden_size} "
                            "(torch's proj_size must be smaller)")
+        return reasons + self._output_reasons()
+
+    def _output_reasons(self) -> List[str]:
+        """How the source returns its outputs where torch's modules return them otherwise (any cell)."""
+        reasons = []
         if self.keras is not None:
             if self.keras.go_backwards:
                 reasons.append("Keras's go_backwards output order")
@@ -185,13 +224,52 @@ class LSTMSpec:
             reasons.append("onnxruntime's zero final state for an empty sequence (sequence_lens)")
         return reasons
 
+    def _gru_rnn_reasons(self) -> List[str]:
+        """Why plain ``torch.nn.GRU`` / ``torch.nn.RNN`` cannot compute this GRU or simple RNN (empty: it can)."""
+        reasons = []
+        opts = self.module_options()
+        if self.cell == "gru":
+            if not opts.get("reset_after", True):
+                # TF GRUCell, Keras reset_after=False, ONNX linear_before_reset=0: r multiplies h before the
+                # recurrent product; torch.nn.GRU (cuDNN) multiplies the product: other numbers, never an error
+                reasons.append("the reset gate applied to the state before the recurrent product (reset_after=False)")
+            acts = tuple(opts.get("activations", GRU_ACTIVATIONS))
+            if tuple(a.lower() if isinstance(a, str) else a for a in acts) != GRU_ACTIVATIONS:
+                reasons.append(f"activations {list(acts)}")
+        else:
+            nl = opts.get("nonlinearity", "tanh")
+            if not (isinstance(nl, str) and nl.lower() in ("tanh", "relu")):
+                reasons.append(f"nonlinearity {nl!r}")
+        if "clip" in opts:
+            reasons.append(f"clip on the pre-activations={opts['clip']}")
+        if opts.get("direction") == "reverse":
+            reasons.append("a reverse-only layer")
+        reasons += self._output_reasons()
+        if self.extra:
+            reasons.append(f"the layer's own output computation ({', '.join(sorted(self.extra))})")
+        return reasons
+
     @property
     def module_kind(self) -> str:
+        if self.cell != "lstm":
+            if self.module is not None and (self.keras is not None or self.onnx_lengths or self.extra):
+                return self.module
+            return TORCH_MODULES[self.cell] if not self.torch_exact_reasons() else CORE_MODULES[self.cell]
         if self.keras is not None:
             return self.module or KERAS_LSTM
         if not self.torch_exact_reasons():
             return TORCH_LSTM
         return self.module or CORE_LSTM
+
+    @property
+    def torch_options(self) -> Dict[str, object]:
+        """The keywords of the module beyond torch's own (``reset_after``, ``activations``, ``clip``,
+        ``nonlinearity``) with the values the module needs; for a GRU or simple RNN only."""
+        opts = self.module_options()
+        out = {k: v for k, v in opts.items() if k != "direction"}
+        if self.cell == "rnn":
+            out.setdefault("nonlinearity", "tanh")
+        return out
 
     def state_dict(self) -> Dict[str, np.ndarray]:
         """Parameters named as ``torch.nn.LSTM`` / ``compat.lstm.LSTM`` name them.
@@ -214,6 +292,7 @@ class LSTMSpec:
                     out[f"weight_hr{suffix}"] = w.weight_hr
                 if w.peephole is not None:
                     out[f"peephole{suffix}"] = w.peephole
+        out.update(self.extra)
         return {k: np.ascontiguousarray(v) for k, v in out.items()}
 
     def torch_layers(self) -> list:
@@ -230,15 +309,38 @@ class SpecError(ValueError):
     """Canonical weights that do not make one LSTM (a reader's error names the file around it)."""
 
 
+def _check_gru_rnn(spec: LSTMSpec) -> None:
+    """Every layer's and direction's shapes of a GRU (gate rows 3H) or simple RNN (H) against the first's."""
+    G, H = GATES[spec.cell], spec.hidden_size
+    width = spec.input_size
+    D = 2 if spec.direction == "bidirectional" else 1
+    for k in range(spec.num_layers):
+        dirs = spec.directions(k)
+        if len(dirs) != D:
+            raise SpecError(f"{spec.name}: layer {k} has {len(dirs)} directions; expected {D}")
+        for d, w in enumerate(dirs):
+            where = f"{spec.name}: layer {k}{' (backward)' if d else ''}"
+            if w.weight_hr is not None or w.peephole is not None:
+                raise SpecError(f"{where}: a {spec.cell} has no projection or peepholes")
+            for name, a, shape in (("weight_ih", w.weight_ih, (G * H, width)), ("weight_hh", w.weight_hh, (G * H, H)),
+                                   ("bias_ih", w.bias_ih, (G * H,)), ("bias_hh", w.bias_hh, (G * H,))):
+                if a is not None and tuple(a.shape) != shape:
+                    raise SpecError(f"{where}: {name} has shape {list(a.shape)}; expected {list(shape)}")
+        width = D * H
+
+
 def check(spec: LSTMSpec) -> None:
     """The core's own shape checks of every layer and direction; raises :class:`SpecError` naming the tensor."""
     from compat.lstm import LSTMShapeError, check_weights
 
-    try:
-        check_weights(spec.torch_layers(), spec.input_size,
-                      "bidirectional" if spec.direction == "bidirectional" else "forward")
-    except LSTMShapeError as e:
-        raise SpecError(f"{spec.name}: {e}") from None
+    if spec.cell != "lstm":
+        _check_gru_rnn(spec)
+    else:
+        try:
+            check_weights(spec.torch_layers(), spec.input_size,
+                          "bidirectional" if spec.direction == "bidirectional" else "forward")
+        except LSTMShapeError as e:
+            raise SpecError(f"{spec.name}: {e}") from None
     dtypes = {np.dtype(a.dtype) for k in range(spec.num_layers) for w in spec.directions(k) for a in w
               if a is not None}
     if len(dtypes) != 1:

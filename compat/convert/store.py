@@ -38,7 +38,8 @@ from torch import nn
 from compat import checkpoint, frameworks
 from compat.checkpoint import CheckpointError, Fields
 from compat.convert.graph import GraphSpec, build_model, check_graph, graph_entry
-from compat.convert.spec import CORE_LSTM, MASKED_OUTPUTS, MERGE_MODES, SEMANTICS, TORCH_LSTM, LSTMSpec, SourceItem
+from compat.convert.spec import (CELL_SEMANTICS, CELLS, CORE_LSTM, CORE_MODULES, MASKED_OUTPUTS, MERGE_MODES, SEMANTICS,
+                                 TORCH_LSTM, TORCH_MODULES, LSTMSpec, SourceItem)
 from compat.errors import InputError
 
 KIND = "compat.convert"
@@ -46,7 +47,7 @@ KIND = "compat.convert"
 # source listed ("items") and the tensors not converted carried ("carried"); 1 had neither
 CONVERTER_VERSION = 3
 READ_VERSIONS = (2, 3)
-MODULES = (TORCH_LSTM, CORE_LSTM) + tuple(k for fw in frameworks.FRAMEWORKS.values() for k in fw.modules)
+MODULES = tuple(TORCH_MODULES.values()) + tuple(CORE_MODULES.values()) + tuple(k for fw in frameworks.FRAMEWORKS.values() for k in fw.modules)
 SOURCE_FORMATS = tuple(k for fw in frameworks.FRAMEWORKS.values() for k in (fw.key, *fw.aliases))
 MAX_ITEMS = 1_000_000
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -56,6 +57,8 @@ MAX_LAYERS = 1 << 10
 ENTRY = ("name", "source_format", "variant", "module", "why", "input_size", "hidden_size", "proj_size",
          "num_layers", "bidirectional", "bias", "batch_first", "peepholes", "dtype", "options", "keras",
          "forget_bias_folded", "not_in_file", "notes", "weights")
+# written since GRUs and simple RNNs convert; an entry without it (an older conversion) is an LSTM
+ENTRY_OPTIONAL = ("cell",)
 
 
 class NonFiniteWeightsError(InputError, ValueError):
@@ -74,6 +77,10 @@ def _entry(spec: LSTMSpec) -> dict:
     opts = spec.module_options()
     if "activations" in opts:
         opts["activations"] = [list(a) if isinstance(a, (list, tuple)) else a for a in opts["activations"]]
+    if spec.cell != "lstm" and "activations" in opts:
+        opts["activations"] = [list(a) if isinstance(a, (list, tuple)) else a for a in opts["activations"]]
+    if isinstance(opts.get("nonlinearity"), tuple):
+        opts["nonlinearity"] = list(opts["nonlinearity"])
     keras = None
     if spec.keras is not None:
         keras = {"go_backwards": spec.keras.go_backwards, "masked_output": spec.keras.masked_output,
@@ -83,11 +90,12 @@ def _entry(spec: LSTMSpec) -> dict:
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise NonFiniteWeightsError(f"{spec.name}: {name} holds {int((~np.isfinite(arr)).sum())} NaN or infinite "
                                         "values in the source file")
-        weights[name] = torch.from_numpy(arr)
+        weights[name] = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
     return {
         "name": spec.name, "source_format": spec.source_format, "variant": spec.variant, "module": spec.module_kind,
-        "why": ("the source's semantics are exactly torch.nn.LSTM's" if not reasons else
-                "torch.nn.LSTM cannot compute " + ", ".join(reasons)),
+        "why": (f"the source's semantics are exactly {TORCH_MODULES[spec.cell]}'s" if not reasons else
+                f"{TORCH_MODULES[spec.cell]} cannot compute " + ", ".join(reasons)),
+        "cell": spec.cell,
         "input_size": spec.input_size, "hidden_size": spec.hidden_size, "proj_size": spec.proj_size,
         "num_layers": spec.num_layers, "bidirectional": spec.direction == "bidirectional", "bias": spec.bias,
         "batch_first": spec.batch_first, "peepholes": spec.peepholes, "dtype": str(spec.dtype), "options": opts,
@@ -134,6 +142,9 @@ def _build(entry: dict, device=None) -> nn.Module:
                   bias=entry["bias"], batch_first=entry["batch_first"], proj_size=entry["proj_size"],
                   bidirectional=entry["bidirectional"], device=device, dtype=dtype)
     kind = entry["module"]
+    cell = entry.get("cell", "lstm")
+    if cell != "lstm":
+        return _build_gru_rnn(entry, cell, common, device, dtype)
     if kind == TORCH_LSTM:
         return nn.LSTM(**common)
     options = dict(entry["options"])
@@ -146,16 +157,64 @@ def _build(entry: dict, device=None) -> nn.Module:
     return cls(**common, peepholes=entry["peepholes"], **(entry["keras"] or {}), **options)
 
 
-def _check_options(f: Fields, options: dict, field: str, bidirectional: bool) -> None:
+def _stored_activation(a):
+    return tuple(a) if isinstance(a, list) else a
+
+
+def _build_gru_rnn(entry: dict, cell: str, common: dict, device, dtype) -> nn.Module:
+    """torch.nn.GRU / torch.nn.RNN, or the core's compat.gru.GRU / compat.simple_rnn.RNN with the options."""
+    common = {k: v for k, v in common.items() if k != "proj_size"}
+    options = dict(entry["options"])
+    if entry["module"] == TORCH_MODULES[cell]:
+        if cell == "gru":
+            return nn.GRU(**common)
+        return nn.RNN(**common, nonlinearity=str(options.get("nonlinearity", "tanh")).lower())
+    from compat.gru import GRU
+    from compat.simple_rnn import RNN
+
+    core = GRU if cell == "gru" else RNN
+    cls = core if entry["module"] == CORE_MODULES[cell] else frameworks.module_class(entry["module"])
+    if cls is None or not issubclass(cls, core):
+        raise ValueError(f"module {entry['module']!r} does not run a {cell}")
+    if cell == "gru":
+        if "activations" in options:
+            options["activations"] = tuple(_stored_activation(a) for a in options["activations"])
+    else:
+        options["nonlinearity"] = _stored_activation(options.get("nonlinearity", "tanh"))
+    return cls(**common, **(entry["keras"] or {}), **options)
+
+
+def _check_options(f: Fields, options: dict, field: str, bidirectional: bool, cell: str = "lstm") -> None:
     """Every semantics option's type and range (what the module's constructor would take silently)."""
     from compat import lstm_activations
 
-    unknown = sorted(set(options) - set(SEMANTICS))
+    known = CELL_SEMANTICS[cell]
+    unknown = sorted(set(options) - set(known))
     if unknown:
-        raise f.error(field, f"unknown options {unknown}; known {list(SEMANTICS)}")
+        raise f.error(field, f"unknown options {unknown}; known {list(known)}")
     for key, value in options.items():
         where = f"{field}/{key}"
-        if key in ("cell_clip", "proj_clip", "preact_clip"):
+        if key == "clip":
+            if f.float(value, where, finite=True) <= 0:
+                raise f.error(where, f"{value} must be a number > 0")
+        elif key == "reset_after":
+            f.bool(value, where)
+        elif key == "nonlinearity" or (key == "activations" and cell == "gru"):
+            items = [value] if key == "nonlinearity" else f.list(value, where, length=2)
+            for k, item in enumerate(items):
+                at = where if key == "nonlinearity" else f"{where}/{k}"
+                if isinstance(item, list):
+                    f.list(item, at, max_length=3)
+                    f.str(item[0] if item else None, f"{at}/0", max_length=64)
+                    for j, number in enumerate(item[1:], 1):
+                        f.float(number, f"{at}/{j}", finite=True)
+                else:
+                    f.str(item, at, max_length=64)
+                try:
+                    lstm_activations.activation(_stored_activation(item))
+                except (ValueError, TypeError) as exc:
+                    raise f.error(at, f"not an activation the core knows ({exc})") from None
+        elif key in ("cell_clip", "proj_clip", "preact_clip"):
             if f.float(value, where, finite=True) <= 0:
                 raise f.error(where, f"{value} must be a number > 0")
         elif key == "input_forget":
@@ -181,7 +240,8 @@ def _check_options(f: Fields, options: dict, field: str, bidirectional: bool) ->
 
 
 def _check_entry(f: Fields, e, field: str) -> dict:
-    f.dict(e, field, keys=ENTRY)
+    f.dict(e, field, keys=ENTRY, optional=ENTRY_OPTIONAL)
+    cell = f.str(e.get("cell", "lstm"), f"{field}/cell", choices=CELLS)
     f.str(e["name"], f"{field}/name", max_length=4096)
     f.str(e["source_format"], f"{field}/source_format", choices=SOURCE_FORMATS)
     f.str(e["variant"], f"{field}/variant", max_length=4096)
@@ -202,7 +262,9 @@ def _check_entry(f: Fields, e, field: str) -> dict:
             f.str(u[key], f"{field}/not_in_file/{k}/{key}", max_length=1 << 16)
         f.bool(u["loud"], f"{field}/not_in_file/{k}/loud")
     options = f.dict(e["options"], f"{field}/options")
-    _check_options(f, options, f"{field}/options", e["bidirectional"])
+    _check_options(f, options, f"{field}/options", e["bidirectional"], cell)
+    if cell != "lstm" and (e["peepholes"] or e["proj_size"]):
+        raise f.error(field, f"a {cell} has no peepholes or projection")
     if e["keras"] is not None:
         keras = f.dict(e["keras"], f"{field}/keras", keys=("go_backwards", "masked_output", "merge_mode"))
         f.bool(keras["go_backwards"], f"{field}/keras/go_backwards")
@@ -264,7 +326,7 @@ def load(out, dtype: Optional[torch.dtype] = None, device=None) -> Union[Dict[st
         m.load_state_dict(loaded["weights"], strict=True)
         if graph is None and (dtype is not None or device is not None):
             m.to(device=device, dtype=dtype)   # a whole model moves as one, after its probe below
-        if isinstance(m, nn.LSTM):
+        if isinstance(m, nn.RNNBase):
             m.flatten_parameters()
         m.eval()
         m.__doc__ = f"{entry['name']} from {entry['variant']}: {entry['module']} because {entry['why']}."
@@ -278,7 +340,7 @@ def load(out, dtype: Optional[torch.dtype] = None, device=None) -> Union[Dict[st
     if dtype is not None or device is not None:
         model.to(device=device, dtype=dtype)
     for m in modules.values():
-        if isinstance(m, nn.LSTM):
+        if isinstance(m, nn.RNNBase):
             m.flatten_parameters()
     model.conversion = {"source": content["source"], "framework": graph["framework"], "notes": list(graph["notes"])}
     return model
@@ -304,6 +366,8 @@ def _probe(f: Fields, model: nn.Module, graph: dict) -> None:
     except (RuntimeError, ValueError, TypeError, IndexError, KeyError) as exc:
         raise f.error("model", f"the model does not run on inputs of its declared shapes "
                                f"({type(exc).__name__}: {str(exc)[:300]})") from None
+    finally:
+        model.reset_states()   # a stateful layer starts the user's first call from zeros, not from the probe's
 
 
 def _check_model(f: Fields, graph, recurrent_names) -> dict:

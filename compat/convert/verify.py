@@ -90,7 +90,7 @@ def random_case(spec: LSTMSpec, module: nn.Module, rng: np.random.Generator) -> 
                 h0=rng.uniform(-0.5, 0.5, (n, BATCH, width)), c0=rng.uniform(-0.5, 0.5, (n, BATCH, spec.hidden_size)))
     if spec.lengths:
         # dynamic_rnn(sequence_length=...) / sequence_lens; a length of 0 only where the module takes one
-        lowest = 0 if isinstance(module, LSTM) else 1
+        lowest = 0 if not isinstance(module, nn.RNNBase) else 1
         case.lengths = np.concatenate([[STEPS], rng.integers(lowest, STEPS + 1, BATCH - 1)])
         if lowest == 0:
             case.lengths[-1] = 0
@@ -111,6 +111,8 @@ def run_module(module: nn.Module, case: Case, dtype: torch.dtype) -> Outputs:
     x = torch.from_numpy(case.x).to(dtype)
     if m.batch_first:
         x = x.transpose(0, 1)
+    if not isinstance(m, (nn.LSTM, LSTM)):
+        return _run_gru_rnn(m, x, case, dtype)
     hx = (torch.from_numpy(case.h0).to(dtype), torch.from_numpy(case.c0).to(dtype))
     with torch.no_grad():
         if isinstance(m, KerasLSTM):
@@ -130,6 +132,29 @@ def run_module(module: nn.Module, case: Case, dtype: torch.dtype) -> Outputs:
     return y.double().numpy(), h.double().numpy(), c.double().numpy()
 
 
+NO_CELL = np.zeros(0)   # a GRU's or simple RNN's "c_n": nothing to compare
+
+
+def _run_gru_rnn(m: nn.Module, x, case: Case, dtype: torch.dtype) -> Outputs:
+    """A GRU's or simple RNN's (output [T, B, .], h_n, nothing): h0 is its whole state."""
+    h0 = torch.from_numpy(case.h0).to(dtype)
+    with torch.no_grad():
+        if case.lengths is not None and isinstance(m, nn.RNNBase):
+            packed = pack_padded_sequence(x, torch.from_numpy(case.lengths), batch_first=m.batch_first,
+                                          enforce_sorted=False)
+            y, h = m(packed, h0)
+            y, _ = pad_packed_sequence(y, batch_first=m.batch_first, total_length=STEPS)
+        elif case.lengths is not None:
+            y, h = m(x, h0, lengths=torch.from_numpy(case.lengths))
+        elif case.mask is not None:
+            y, h = m(x, h0, mask=torch.from_numpy(case.mask).to(dtype))
+        else:
+            y, h = m(x, h0)
+    if m.batch_first:
+        y = y.transpose(0, 1)
+    return y.double().numpy(), h.double().numpy(), NO_CELL
+
+
 def check(spec: LSTMSpec, module: nn.Module, seed: int = 0) -> Check:
     """Max abs error between the reference and ``module`` (float64 and the file's dtype)."""
     native = str(spec.dtype)
@@ -146,7 +171,7 @@ def check(spec: LSTMSpec, module: nn.Module, seed: int = 0) -> Check:
         if not all(np.isfinite(a).all() for a in (*want, *got)):
             module.to(getattr(torch, native))
             raise _overflow(spec, label)
-        errs[label] = max(float(np.max(np.abs(g - w))) for g, w in zip(got, want))
+        errs[label] = max(float(np.max(np.abs(g - w))) for g, w in zip(got, want) if g.size or w.size)
     module.to(getattr(torch, native))
     return Check(spec.name, errs["float64"], errs[native], native, spec.oracle)
 
@@ -191,6 +216,7 @@ def check_model(graph, model: nn.Module, seed: int = 0) -> List[Check]:
     for label, dtype in (("float64", torch.float64), (native, getattr(torch, native))):
         m = model.to(dtype)
         xs = [torch.from_numpy(x).to(dtype) if x.dtype.kind == "f" else torch.from_numpy(x) for x in inputs]
+        m.reset_states()   # stateful layers: each check starts from zeros, as the reference does
         with torch.no_grad():
             got = m(*xs)
         got = [got] if isinstance(got, torch.Tensor) else list(got)
@@ -207,6 +233,7 @@ def check_model(graph, model: nn.Module, seed: int = 0) -> List[Check]:
             diff = np.abs(np.where(np.isfinite(w), g - w, 0.0))
             errs[label].append(float(np.max(diff, initial=0.0)) / scale if same_nan else float("inf"))
     model.to(getattr(torch, native))
+    model.reset_states()
     names = [f"{n}[{k}]" for n, k in graph.outputs]
     return [Check(f"model output {i} ({names[i]})", errs["float64"][i], errs[native][i], native,
                   f"{graph.framework}_model") for i in range(len(want))]

@@ -27,6 +27,13 @@ LSTM_ATTRIBUTES = ("activation_alpha", "activation_beta", "activations", "clip",
 
 
 RECURRENT_OPS = ("LSTM", "GRU", "RNN")
+# The GRU and RNN operators (onnx/docs/Operators.md GRU, RNN): no initial_c, no P, no Y_c; the GRU's
+# linear_before_reset, neither's input_forget.
+OP_INPUTS = {"LSTM": LSTM_INPUTS, "GRU": LSTM_INPUTS[:6], "RNN": LSTM_INPUTS[:6]}
+OP_OUTPUTS = {"LSTM": LSTM_OUTPUTS, "GRU": LSTM_OUTPUTS[:2], "RNN": LSTM_OUTPUTS[:2]}
+OP_ATTRIBUTES = {"LSTM": LSTM_ATTRIBUTES,
+                 "GRU": tuple(a for a in LSTM_ATTRIBUTES if a != "input_forget") + ("linear_before_reset",),
+                 "RNN": tuple(a for a in LSTM_ATTRIBUTES if a != "input_forget")}
 # What folding may compute in all (onnx_fold.Folder's intermediates): this many times the model's size, plus
 # FOLD_SLACK. An exporter's folded weights are slices and concatenations of the initializers, a few times
 # their size; a graph that concatenates one tensor with itself over and over is refused before it allocates.
@@ -58,6 +65,7 @@ class LSTMNode:
     inputs: Dict[str, str] = field(default_factory=dict)    # every non-empty input name by role
     outputs: Dict[str, str] = field(default_factory=dict)
     opset: int = 0
+    op: str = "LSTM"                              # the operator: LSTM, GRU or RNN
 
 
 def _attribute(onnx, attr, decode=None):
@@ -88,6 +96,7 @@ class OnnxModel:
     initializer_shapes: Dict[str, Tuple[int, ...]]
     read_by: Dict[str, str] = field(default_factory=dict)  # initializer -> the LSTM node whose weights it makes
     other_nodes: Dict[str, int] = field(default_factory=dict)   # op type -> count of the remaining nodes
+    rnn_nodes: List[LSTMNode] = field(default_factory=list)     # the GRU and RNN nodes, read as the LSTM's
 
 
 def read_onnx(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> OnnxModel:
@@ -165,26 +174,23 @@ def read_onnx(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Onnx
     folder = Folder(initializers, graph.node, opset, lambda a: _attribute(onnx, a, decode), lambda t: decode(t, "a tensor"),
                     dtype_of, str(path), max_tensor_bytes=max_tensor_bytes,
                     max_total_bytes=FOLD_EXPANSION * len(data) + FOLD_SLACK)
-    out, others, read_by, counts = [], [], {}, {}
+    out, others, read_by, counts, rnns = [], [], {}, {}, []
     for index, node in enumerate(graph.node):
         if node.domain not in ("", "ai.onnx") or node.op_type not in RECURRENT_OPS:
             counts[node.op_type] = counts.get(node.op_type, 0) + 1
             continue
-        if node.op_type != "LSTM":
-            others.append((_name(node.name, f"{path}: node {index}", "its name") or f"{node.op_type}_{index}",
-                           node.op_type))
-            continue
-        name = _name(node.name, f"{path}: LSTM node {index}", "its name") or f"LSTM_{index}"
-        where = f"{path}: LSTM node {name!r}"
+        op = node.op_type
+        name = _name(node.name, f"{path}: {op} node {index}", "its name") or f"{op}_{index}"
+        where = f"{path}: {op} node {name!r}"
         attrs = {}
         for attr in node.attribute:
-            if attr.name not in LSTM_ATTRIBUTES:
+            if attr.name not in OP_ATTRIBUTES[op]:
                 raise OnnxFileError(f"{where}: unknown attribute {_name(attr.name, where, 'an attribute name')!r} "
                                     "(nothing is ignored silently)")
             attrs[attr.name] = _attribute(onnx, attr, decode)
-        if len(node.input) > len(LSTM_INPUTS):
-            raise OnnxFileError(f"{where}: {len(node.input)} inputs; the LSTM operator has {len(LSTM_INPUTS)}")
-        inputs = {role: _name(n, where, f"input {role}'s name") for role, n in zip(LSTM_INPUTS, node.input) if n}
+        if len(node.input) > len(OP_INPUTS[op]):
+            raise OnnxFileError(f"{where}: {len(node.input)} inputs; the {op} operator has {len(OP_INPUTS[op])}")
+        inputs = {role: _name(n, where, f"input {role}'s name") for role, n in zip(OP_INPUTS[op], node.input) if n}
         tensors = {}
         for role in ("W", "R", "B", "P"):
             if role not in inputs:
@@ -204,11 +210,11 @@ def read_onnx(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Onnx
                 read_by.setdefault(const, name)
         dtypes = {role: str(a.dtype) for role, a in tensors.items()}
         if len(set(dtypes.values())) > 1:
-            raise OnnxFileError(f"{where}: inputs of different types {dtypes}; the LSTM operator's T is one type for "
+            raise OnnxFileError(f"{where}: inputs of different types {dtypes}; the {op} operator's T is one type for "
                                 "all of them")
-        outputs = {role: _name(n, where, f"output {role}'s name") for role, n in zip(LSTM_OUTPUTS, node.output) if n}
-        out.append(LSTMNode(name, index, attrs, tensors, inputs, outputs, opset))
-    return OnnxModel(out, others, initializers, shapes, read_by, counts)
+        outputs = {role: _name(n, where, f"output {role}'s name") for role, n in zip(OP_OUTPUTS[op], node.output) if n}
+        (out if op == "LSTM" else rnns).append(LSTMNode(name, index, attrs, tensors, inputs, outputs, opset, op))
+    return OnnxModel(out, others, initializers, shapes, read_by, counts, rnns)
 
 
 def lstm_nodes(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> List[LSTMNode]:

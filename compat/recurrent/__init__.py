@@ -15,8 +15,11 @@ decides how to run it.
 - :mod:`compat.recurrent.run`: the driver from the caller's tensors to the kernel.
 
 A family's front end validates its weights and state and calls :func:`run`: :mod:`compat.lstm` for the
-LSTM. A new family (GRU, simple RNN) adds its name to :data:`cell.FAMILIES`, a front end, and its kernels
-to the table; the sequence semantics, the driver and the selection stay as they are.
+LSTM, :mod:`compat.gru` for the GRU and :mod:`compat.simple_rnn` for the simple RNN (the two share
+:mod:`~compat.recurrent.frontend`). Each kernel names the families it runs (``families``); the fused
+kernels run each family's plain cell (torch.lstm, torch.gru, torch.rnn_tanh / rnn_relu), the step loop
+every cell, the compiled and checked kernels the LSTM only. The sequence semantics, the driver and the
+selection are the same for every family.
 """
 from compat.recurrent.cell import Cell, CellError
 from compat.recurrent.run import plan, run

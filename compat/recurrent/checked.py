@@ -35,13 +35,13 @@ def _fused_layer(x_proj: Tensor, weight_hh: Tensor, h0: Tensor, c0: Tensor, cont
     layers = ((LayerWeights(eye, weight_hh),),)
     h, c = h0.unsqueeze(0), c0.unsqueeze(0)
     if cont is None:
-        out, h, c = fused_call(x_proj, layers, h, c, 0.0, False)
+        out, h, c = fused_call(x_proj, layers, (h, c), 0.0, False)
         return out, h[0], c[0]
     bounds = [0] + restart_steps(cont) + [x_proj.shape[0]]
     pieces = []
     for start, stop in zip(bounds[:-1], bounds[1:]):
         scale = cont[start].view(1, -1, 1)
-        out, h, c = fused_call(x_proj[start:stop], layers, h * scale, c * scale, 0.0, False)
+        out, h, c = fused_call(x_proj[start:stop], layers, (h * scale, c * scale), 0.0, False)
         pieces.append(out)
     return torch.cat(pieces) if len(pieces) > 1 else pieces[0], h[0], c[0]
 
@@ -86,6 +86,7 @@ class _CheckedLayer(torch.autograd.Function):
 
 class Checked:
     name = "checked"
+    families = ("lstm",)
     what = "torch.lstm per layer, the junhyukoh gradient quirks checked in backward (the step loop where the clamp acts)"
 
     @staticmethod

@@ -28,6 +28,7 @@ INPUT_IN_LOOP_MAX = 100_000
 
 class Compiled:
     name = "compiled"
+    families = ("lstm",)
     what = "compat.fastloop's C step loop, one call per layer (CPU, float32/float64)"
 
     @staticmethod

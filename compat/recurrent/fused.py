@@ -1,4 +1,5 @@
-"""torch's fused LSTM kernel (``torch.lstm``: cuDNN on CUDA, oneDNN or ATen's kernel on the CPU), three ways:
+"""torch's fused recurrent kernels (``torch.lstm``, ``torch.gru``, ``torch.rnn_tanh``, ``torch.rnn_relu``: cuDNN
+on CUDA, oneDNN or ATen's kernel on the CPU), three ways:
 
 - :data:`FUSED`: one call over the dense sequence (a ``cont`` that restarts streams only at step 0 scales
   the initial state; a right-padded mask whose padded steps nobody reads is left out);
@@ -7,9 +8,12 @@
 - :data:`SEGMENTS`: a ``cont`` that restarts streams mid-sequence: one fused call per stretch between
   restarts, the state scaled by ``cont`` at each.
 
-All three run the plain LSTM only (sigmoid gates, tanh, no clips, no peepholes, a projection narrower
-than the cell), without the legacy gradient quirks where a gradient is taken; weights in a legacy gate
-order are gathered into the canonical one first.
+All three run the plain cell of each family only: the LSTM with sigmoid gates, tanh, no clips, no
+peepholes, a projection narrower than the cell, without the legacy gradient quirks where a gradient is
+taken; the GRU with the reset gate after the recurrent product (cuDNN's and torch's only GRU), sigmoid
+and tanh, no clip; the simple RNN with tanh or relu, no clip. A GRU whose reset gate comes before the
+product (TF1, Keras reset_after=False, ONNX linear_before_reset=0) never runs here. Weights in a legacy
+gate order are gathered into the canonical one first.
 """
 from __future__ import annotations
 
@@ -33,6 +37,8 @@ def plain_reason(call: Call) -> Optional[str]:
     reason = cell.plain_only("the fused kernel")
     if reason is not None:
         return reason
+    if cell.fused_mode is None:  # every cell beyond its family's plain one has a reason above; kept as a guard
+        return f"torch has no fused kernel for this {cell.family} cell"
     if cell.projection and call.output_size >= call.hidden_size:
         return (f"torch's fused kernel takes projections narrower than the cell; this one projects H "
                 f"{call.hidden_size} to {call.output_size}")
@@ -45,7 +51,7 @@ def canonical_layers(layers, cell: Cell):
     """The weights with their gate blocks in the canonical order (a gather per tensor; as stored when they are)."""
     if cell.canonical_gate_order:
         return layers
-    H = layers[0][0].weight_hh.shape[0] // 4
+    H = layers[0][0].weight_hh.shape[0] // cell.gates
     out = []
     for dirs in layers:
         row_sets = []
@@ -58,7 +64,7 @@ def canonical_layers(layers, cell: Cell):
     return tuple(out)
 
 
-# ------------------------------------------------------------------------------------------ torch.lstm
+# ------------------------------------------------------------------------------------------ torch.lstm, torch.gru
 def _flat_weights(layers: Sequence[tuple]) -> Tuple[list, bool]:
     """torch.lstm's flat parameter list: per layer and direction w_ih, w_hh, [b_ih, b_hh], [w_hr]."""
     has_bias = any(w.bias_ih is not None or w.bias_hh is not None for dirs in layers for w in dirs)
@@ -104,40 +110,49 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def fused_call(x: Tensor, layers, h0: Tensor, c0: Tensor, dropout: float, training: bool,
-               bidirectional: bool = False) -> Tuple[Tensor, Tensor, Tensor]:
-    """One torch.lstm call over the dense x [T, B, in]."""
+#: Cell.fused_mode -> torch's kernel. Each takes (input, [batch_sizes,] hx, flat weights, has_biases, layers,
+#: dropout, train, bidirectional[, batch_first]); the LSTM's hx is the pair (h, c), the others' h alone.
+_TORCH_KERNELS = {"lstm": torch.lstm, "gru": torch.gru, "rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu}
+
+
+def fused_call(x: Tensor, layers, state: Tuple[Tensor, ...], dropout: float, training: bool,
+               bidirectional: bool = False, mode: str = "lstm") -> Tuple[Tensor, ...]:
+    """One torch kernel call (``mode``: torch.lstm, torch.gru, torch.rnn_tanh, torch.rnn_relu) over the dense
+    x [T, B, in]: (output, *final state)."""
     flat, has_bias = _flat_weights(layers)
-    dropout, training = _kernel_mode(dropout, training, [x, h0, c0, *flat])
+    dropout, training = _kernel_mode(dropout, training, [x, *state, *flat])
+    hx = state if mode == "lstm" else state[0]
     with _quiet():
-        return torch.lstm(x, (h0, c0), flat, has_bias, len(layers), dropout, training, bidirectional, False)
+        out = _TORCH_KERNELS[mode](x, hx, flat, has_bias, len(layers), dropout, training, bidirectional, False)
+    return tuple(out)
 
 
-def fused_on_packed(packed: PackedSequence, layers, h0: Tensor, c0: Tensor, dropout: float, training: bool,
-                    bidirectional: bool) -> Tuple[Tensor, Tensor, Tensor]:
-    """torch.lstm on a PackedSequence's data, states in the caller's batch order (as torch.nn.LSTM)."""
+def fused_on_packed(packed: PackedSequence, layers, state: Tuple[Tensor, ...], dropout: float, training: bool,
+                    bidirectional: bool, mode: str = "lstm") -> Tuple[Tensor, ...]:
+    """torch's kernel on a PackedSequence's data, states in the caller's batch order (as torch.nn.LSTM / GRU / RNN):
+    (data, *final state)."""
     if packed.sorted_indices is not None:
-        h0 = h0.index_select(1, packed.sorted_indices)
-        c0 = c0.index_select(1, packed.sorted_indices)
+        state = tuple(s.index_select(1, packed.sorted_indices) for s in state)
     flat, has_bias = _flat_weights(layers)
-    dropout, training = _kernel_mode(dropout, training, [packed.data, h0, c0, *flat])
+    dropout, training = _kernel_mode(dropout, training, [packed.data, *state, *flat])
+    hx = state if mode == "lstm" else state[0]
     with _quiet():
-        data, h_n, c_n = torch.lstm(packed.data, packed.batch_sizes, (h0, c0), flat, has_bias, len(layers),
-                                    dropout, training, bidirectional)
+        data, *final = _TORCH_KERNELS[mode](packed.data, packed.batch_sizes, hx, flat, has_bias, len(layers),
+                                            dropout, training, bidirectional)
     if packed.unsorted_indices is not None:
-        h_n = h_n.index_select(1, packed.unsorted_indices)
-        c_n = c_n.index_select(1, packed.unsorted_indices)
-    return data, h_n, c_n
+        final = [s.index_select(1, packed.unsorted_indices) for s in final]
+    return (data, *final)
 
 
-def _fused_packed(x: Tensor, lengths: Tensor, layers, h0: Tensor, c0: Tensor, dropout: float, training: bool,
-                  bidirectional: bool, carry_last: bool) -> Tuple[Tensor, Tensor, Tensor]:
+def _fused_packed(x: Tensor, lengths: Tensor, layers, state: Tuple[Tensor, ...], dropout: float, training: bool,
+                  bidirectional: bool, carry_last: bool, mode: str) -> Tuple[Tensor, ...]:
     """Right-padded sequences through the packed kernel.
 
     Outputs past a sequence's end: its last h (``carry_last``, the mask semantics, one direction) or 0
     (the ``lengths`` semantics). Zero-length columns keep their initial state.
     """
     T, B, _ = x.shape
+    h0 = state[0]
     out_width = h0.shape[2] * (2 if bidirectional else 1)
     nonempty = (lengths > 0).nonzero().flatten()
     if carry_last:
@@ -148,9 +163,9 @@ def _fused_packed(x: Tensor, lengths: Tensor, layers, h0: Tensor, c0: Tensor, dr
     xs = x if all_nonempty else x.index_select(1, nonempty)
     lens = lengths if all_nonempty else lengths.index_select(0, nonempty)
     packed = pack_padded_sequence(xs, lens.cpu(), enforce_sorted=False)
-    hs = h0 if all_nonempty else h0.index_select(1, nonempty)
-    cs = c0 if all_nonempty else c0.index_select(1, nonempty)
-    out_data, hn, cn = fused_on_packed(packed, layers, hs, cs, dropout, training, bidirectional)
+    states = state if all_nonempty else tuple(s.index_select(1, nonempty) for s in state)
+    out_data, *finals = fused_on_packed(packed, layers, states, dropout, training, bidirectional, mode)
+    hn = finals[0]
     out, _ = pad_packed_sequence(
         PackedSequence(out_data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices),
         total_length=T)
@@ -159,11 +174,9 @@ def _fused_packed(x: Tensor, lengths: Tensor, layers, h0: Tensor, c0: Tensor, dr
         valid = (steps < lens.unsqueeze(0)).unsqueeze(2)
         out = torch.where(valid, out, hn[-1].unsqueeze(0))
     if all_nonempty:
-        return out, hn, cn
+        return (out, *finals)
     out_full = out_full.index_copy(1, nonempty, out)
-    h_n = h0.index_copy(1, nonempty, hn)
-    c_n = c0.index_copy(1, nonempty, cn)
-    return out_full, h_n, c_n
+    return (out_full, *(s.index_copy(1, nonempty, f) for s, f in zip(state, finals)))
 
 
 def _between(call: Call) -> float:
@@ -172,34 +185,35 @@ def _between(call: Call) -> float:
 
 
 # ----------------------------------------------------------------------------------------------- kernels
-class _TorchLSTM:
-    """What the three forms share: the plain LSTM only (:func:`plain_reason`), each form's own sequences
+class _TorchRNN:
+    """What the three forms share: each family's plain cell only (:func:`plain_reason`), each form's own sequences
     (:meth:`sequence_reason`), the weights gathered into the canonical gate order first, and the output
     dropout applied after torch's own between the layers."""
 
     name = what = ""
+    families = ("lstm", "gru", "rnn")
 
     def supports(self, call: Call) -> Optional[str]:
         return plain_reason(call) or self.sequence_reason(call)
 
     def run(self, call: Call):
-        output, h_n, c_n = self.run_canonical(call, canonical_layers(call.layers, call.cell))
+        output, *final = self.run_canonical(call, canonical_layers(call.layers, call.cell))
         if call.dropout > 0 and call.dropout_placement == "output":
             output = F.dropout(output, call.dropout, training=True)
-        return output, (h_n, c_n)
+        return output, tuple(final)
 
     def sequence_reason(self, call: Call) -> Optional[str]:
         raise NotImplementedError
 
-    def run_canonical(self, call: Call, layers) -> Tuple[Tensor, Tensor, Tensor]:
+    def run_canonical(self, call: Call, layers) -> Tuple[Tensor, ...]:
         raise NotImplementedError
 
 
-class Fused(_TorchLSTM):
+class Fused(_TorchRNN):
     """:func:`fused_call` over the dense sequence."""
 
     name = "fused"
-    what = "torch.lstm over the dense sequence (cuDNN, oneDNN or ATen)"
+    what = "torch.lstm / torch.gru / torch.rnn_* over the dense sequence (cuDNN, oneDNN or ATen)"
 
     def sequence_reason(self, call: Call) -> Optional[str]:
         if call.lengths is not None:
@@ -212,18 +226,19 @@ class Fused(_TorchLSTM):
         return None
 
     def run_canonical(self, call: Call, layers):
-        h0, c0 = call.state
+        state = call.state
         if call.cont is not None:  # restarts at step 0 only: the initial state, scaled
             scale = call.cont[0].view(1, call.batch, 1)
-            h0, c0 = h0 * scale, c0 * scale
-        return fused_call(call.x, layers, h0, c0, _between(call), call.training, call.directions == 2)
+            state = tuple(s * scale for s in state)
+        return fused_call(call.x, layers, state, _between(call), call.training, call.directions == 2,
+                          call.cell.fused_mode)
 
 
-class Packed(_TorchLSTM):
+class Packed(_TorchRNN):
     """Right-padded sequences as a packed sequence."""
 
     name = "packed"
-    what = "torch.lstm over a packed sequence (lengths, or a mask that is right padding)"
+    what = "torch's fused kernel over a packed sequence (lengths, or a mask that is right padding)"
 
     def sequence_reason(self, call: Call) -> Optional[str]:
         if call.lengths is None and call.mask is None:
@@ -238,18 +253,17 @@ class Packed(_TorchLSTM):
         return None
 
     def run_canonical(self, call: Call, layers):
-        h0, c0 = call.state
         carry = call.lengths is None
         lengths = call.mask_lengths if carry else call.lengths
-        return _fused_packed(call.x, lengths, layers, h0, c0, _between(call), call.training, call.directions == 2,
-                             carry_last=carry)
+        return _fused_packed(call.x, lengths, layers, call.state, _between(call), call.training, call.directions == 2,
+                             carry_last=carry, mode=call.cell.fused_mode)
 
 
-class Segments(_TorchLSTM):
+class Segments(_TorchRNN):
     """One fused call per stretch between the steps at which ``cont`` restarts a stream."""
 
     name = "segments"
-    what = "torch.lstm once per stretch between cont's restarts, the state scaled by cont at each"
+    what = "torch's fused kernel once per stretch between cont's restarts, the state scaled by cont at each"
 
     def sequence_reason(self, call: Call) -> Optional[str]:
         return "the segments kernel runs a cont input" if call.cont is None else None
@@ -258,13 +272,13 @@ class Segments(_TorchLSTM):
         cont, B, T = call.cont, call.batch, call.steps
         bounds = [0] + call.restarts + [T]
         pieces: List[Tensor] = []
-        h_n, c_n = call.state
+        state = call.state
         for start, stop in zip(bounds[:-1], bounds[1:]):
             scale = cont[start].view(1, B, 1)
-            out, h_n, c_n = fused_call(call.x[start:stop], layers, h_n * scale, c_n * scale, _between(call),
-                                       call.training)
+            out, *state = fused_call(call.x[start:stop], layers, tuple(s * scale for s in state), _between(call),
+                                     call.training, mode=call.cell.fused_mode)
             pieces.append(out)
-        return (pieces[0] if len(pieces) == 1 else torch.cat(pieces)), h_n, c_n
+        return ((pieces[0] if len(pieces) == 1 else torch.cat(pieces)), *state)
 
 
 FUSED, PACKED, SEGMENTS = Fused(), Packed(), Segments()

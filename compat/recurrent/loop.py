@@ -1,6 +1,7 @@
 """The step loop: one layer, one direction, one time step after another, in Python and torch operations.
 
-It runs every cell the core knows (:class:`compat.recurrent.cell.Cell`: named or custom activations,
+It runs every cell the core knows (the LSTM, :func:`lstm_layer`; the GRU, :func:`gru_layer`; the simple RNN,
+:func:`rnn_layer`) (:class:`compat.recurrent.cell.Cell`: named or custom activations,
 peepholes, a projection of any width, clips, coupled gates, any gate order, the gradient quirks) with every
 sequence semantics (``cont``, ``mask``, ``lengths``, both directions): the kernel that always applies, and
 the reference the faster kernels are tested against. Per step it costs a dozen tensor operations and
@@ -16,6 +17,7 @@ from torch import Tensor
 
 from compat.recurrent.call import Call
 from compat.recurrent.cell import Cell
+from compat.recurrent.fused import canonical_layers
 from compat.recurrent.stack import by_layer
 
 
@@ -124,23 +126,109 @@ def lstm_layer(x: Tensor, w, h: Tensor, c: Tensor, cont: Optional[Tensor], mask:
     return torch.stack(outputs), h, c
 
 
+def _clamp(t: Tensor, clip: Optional[float]) -> Tensor:
+    return t if clip is None else t.clamp(-clip, clip)
+
+
+def _carry(t: int, h_next: Tensor, h_prev: Tensor, mask: Optional[Tensor], live: Optional[Tensor]):
+    """(output, state) of step t for a one-tensor state: the mask blends, ``live`` keeps the state past the end
+    (and outputs 0 there)."""
+    if mask is not None:
+        keep = mask[t].unsqueeze(1)
+        h_next = keep * h_next + (1 - keep) * h_prev
+    if live is None:
+        return h_next, h_next
+    alive = live[t].unsqueeze(1)
+    return torch.where(alive, h_next, torch.zeros_like(h_next)), torch.where(alive, h_next, h_prev)
+
+
+def gru_layer(x: Tensor, w, h: Tensor, cont: Optional[Tensor], mask: Optional[Tensor], live: Optional[Tensor],
+              cell: Cell) -> Tuple[Tensor, Tensor]:
+    """One GRU layer over the whole sequence, step by step (:mod:`compat.recurrent.cell` writes the step out).
+
+    ``w``'s rows in the canonical blocks r | z | n. Returns ([T, B, H], h_T). The input term of all steps is
+    one product, every bias outside the reset folded into it; per step, reset before the product: the r and
+    z rows' recurrent product with their input term added inside (one addmm), f on both, the n rows' product
+    of r * h likewise, g, and h' = n + z (h - n) as one lerp: seven operations and autograd nodes, fewer than
+    torch's own GRU cell takes. Reset after the product: the recurrent product of all rows, then the gates.
+    """
+    H = h.shape[1]
+    gate, candidate = cell.functions
+    clip = cell.preact_clip
+    w_hh, b_hh = w.weight_hh, w.bias_hh
+    x_proj = F.linear(x, w.weight_ih, w.bias_ih)
+    if cell.reset_after:
+        # b_hn stays inside the reset (r * (h W_hn^T + b_hn)); b_hr and b_hz join the input term.
+        w_hh_t = w_hh.t()
+        b_n = None if b_hh is None else b_hh[2 * H:]
+        if b_hh is not None:
+            x_proj = x_proj + torch.cat([b_hh[:2 * H], b_hh.new_zeros(H)])
+    else:
+        # reset before the product: r * h enters the n rows' product; every bias is outside it and joins the
+        # input term (TF1 GRUCell's single candidate bias is that sum).
+        w_rz_t, w_n_t = w_hh[:2 * H].t(), w_hh[2 * H:].t()
+        if b_hh is not None:
+            x_proj = x_proj + b_hh
+    x_rz = x_proj[..., :2 * H].unbind(0)
+    x_n = x_proj[..., 2 * H:].unbind(0)
+    outputs = []
+    for t in range(x.shape[0]):
+        h_prev = h if cont is None else h * cont[t].unsqueeze(1)
+        if cell.reset_after:
+            hh = h_prev @ w_hh_t
+            rz = gate(_clamp(x_rz[t] + hh[:, :2 * H], clip))
+            r, z = rz.chunk(2, dim=1)
+            h_n = hh[:, 2 * H:] if b_n is None else hh[:, 2 * H:] + b_n
+            n = candidate(_clamp(x_n[t] + r * h_n, clip))
+        else:
+            rz = gate(_clamp(torch.addmm(x_rz[t], h_prev, w_rz_t), clip))
+            r, z = rz.chunk(2, dim=1)
+            n = candidate(_clamp(torch.addmm(x_n[t], r * h_prev, w_n_t), clip))
+        h_next = torch.lerp(n, h_prev, z)  # (1 - z) * n + z * h
+        out, h = _carry(t, h_next, h_prev, mask, live)
+        outputs.append(out)
+    return torch.stack(outputs), h
+
+
+def rnn_layer(x: Tensor, w, h: Tensor, cont: Optional[Tensor], mask: Optional[Tensor], live: Optional[Tensor],
+              cell: Cell) -> Tuple[Tensor, Tensor]:
+    """One simple RNN layer over the whole sequence: h' = g(clip(x W_ih^T + b_ih + h W_hh^T + b_hh)).
+    Returns ([T, B, H], h_T)."""
+    (activation,) = cell.functions
+    clip = cell.preact_clip
+    x_proj = _input_transform(x, w).unbind(0)
+    w_hh_t = w.weight_hh.t()
+    outputs = []
+    for t in range(x.shape[0]):
+        h_prev = h if cont is None else h * cont[t].unsqueeze(1)
+        h_next = activation(_clamp(torch.addmm(x_proj[t], h_prev, w_hh_t), clip))
+        out, h = _carry(t, h_next, h_prev, mask, live)
+        outputs.append(out)
+    return torch.stack(outputs), h
+
+
 class Loop:
     """The step loop (this module)."""
 
     name = "loop"
     what = "the step loop in Python: every cell, gate order, quirk and sequence semantics"
+    families = ("lstm", "gru", "rnn")
 
     @staticmethod
     def supports(call: Call) -> Optional[str]:
-        return None  # every LSTM call
+        return None  # every call
 
     @staticmethod
     def run(call: Call):
         cell = call.cell
-        return by_layer(call, lambda x, w, h0, c0, cont, mask, live: lstm_layer(x, w, h0, c0, cont, mask, live, cell),
-                        mask=call.mask)
+        if cell.family == "lstm":
+            return by_layer(call, lambda x, w, h0, c0, cont, mask, live: lstm_layer(x, w, h0, c0, cont, mask, live,
+                                                                                    cell), mask=call.mask)
+        layer = gru_layer if cell.family == "gru" else rnn_layer
+        return by_layer(call.with_layers(canonical_layers(call.layers, cell)),
+                        lambda x, w, h0, cont, mask, live: layer(x, w, h0, cont, mask, live, cell), mask=call.mask)
 
 
 LOOP = Loop()
 
-__all__ = ["LOOP", "lstm_layer"]
+__all__ = ["LOOP", "gru_layer", "lstm_layer", "rnn_layer"]

@@ -126,18 +126,17 @@ def _run_packed(cell: Cell, layers: tuple, packed: PackedSequence, state, *, dir
                 dropout_placement: str, training: bool, kernel: str):
     """A PackedSequence input: the packed kernel on its data where that runs the cell, else padded and run
     with ``lengths`` (the output packed again)."""
-    h0, c0 = state
     D = len(layers[0])
     p = dropout if (training and dropout_placement != "none") else 0.0
     probe = Call(cell, layers, packed.data.unsqueeze(1), state)  # the cell's eligibility, not the sequence's
     reason = plain_reason(probe) or ("a reverse-only stack reads each sequence back to front"
                                      if direction == "reverse" else None)
     if kernel in ("auto", PACKED.name) and reason is None:
-        data, h_n, c_n = fused_on_packed(packed, canonical_layers(layers, cell), h0, c0,
-                                         p if len(layers) > 1 else 0.0, training, D == 2)
+        data, *final = fused_on_packed(packed, canonical_layers(layers, cell), state,
+                                       p if len(layers) > 1 else 0.0, training, D == 2, cell.fused_mode)
         if p > 0 and dropout_placement == "output":
             data = torch.nn.functional.dropout(data, p, training=True)
-        return PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices), (h_n, c_n)
+        return PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices), tuple(final)
     if kernel == PACKED.name:
         raise KernelError(f"kernel='packed' cannot run this PackedSequence: {reason}")
     padded, lengths = pad_packed_sequence(packed)

@@ -6,13 +6,20 @@ holds runs it. ``kernel="<name>"`` skips the table and runs that kernel, or rais
 with its reason. Nothing else chooses: ports and modules describe their computation (the cell, the
 sequence semantics) and never name a kernel.
 
-    kernel     what it is
-    fused      torch.lstm over the dense sequence (cuDNN on CUDA, oneDNN or ATen on the CPU)
-    packed     torch.lstm over a packed sequence: lengths, or a mask that is right padding
-    segments   torch.lstm once per stretch between the steps at which cont restarts a stream
-    compiled   compat.fastloop: a C loop per layer (CPU, float32/float64; needs a C compiler)
-    checked    torch.lstm per layer with the junhyukoh gradient quirks checked in backward
-    loop       the step loop in Python: every cell and semantics (the reference of the others)
+    kernel     what it is                                                                families
+    fused      torch's fused kernel over the dense sequence (cuDNN on CUDA, oneDNN or    LSTM, GRU, RNN
+               ATen on the CPU): torch.lstm, torch.gru, torch.rnn_tanh / rnn_relu
+    packed     the fused kernel over a packed sequence: lengths, or a right-padded mask  LSTM, GRU, RNN
+    segments   the fused kernel once per stretch between cont's restarts                 LSTM, GRU, RNN
+    compiled   compat.fastloop: a C loop per layer (CPU, float32/float64; a C compiler)  LSTM
+    checked    torch.lstm per layer with the junhyukoh gradient quirks checked           LSTM
+    loop       the step loop in Python: every cell and semantics (the reference)        LSTM, GRU, RNN
+
+A kernel runs only its families (:func:`supports` asks first) and, of the GRU and the simple RNN, the fused
+forms run only PyTorch's own cells: the GRU with the reset after the product, sigmoid and tanh, no clip;
+the tanh or relu RNN without a clip. A reset-before GRU (TF1, Keras reset_after=False, ONNX
+linear_before_reset=0) always runs on the step loop: in seven operations per step it keeps 0.8-1.1x of
+the fused reset-after GRU's speed at the PTB and IMDB sizes (docs/performance.md), so no compiled GRU loop.
 
 The rules' reasons are measured (docs/performance.md); each rule has a test (tests/test_kernels.py).
 """
@@ -24,6 +31,7 @@ from typing import Callable, Dict, NamedTuple, Optional
 import torch
 
 from compat.recurrent.call import Call
+from compat.recurrent.cell import FAMILY_NAMES
 from compat.recurrent.checked import CHECKED
 from compat.recurrent.compiled import COMPILED
 from compat.recurrent.fused import FUSED, PACKED, SEGMENTS
@@ -109,9 +117,16 @@ class Choice(NamedTuple):
         return self.kernel.name
 
 
+def supports(kernel, call: Call) -> Optional[str]:
+    """``kernel``'s answer to the call: None where it can run it, else why not (first: the cell's family)."""
+    if call.cell.family not in kernel.families:
+        return f"the {kernel.name} kernel runs the {' and '.join(FAMILY_NAMES[f] for f in kernel.families)}"
+    return kernel.supports(call)
+
+
 def reasons(call: Call) -> Dict[str, Optional[str]]:
     """Every kernel's answer to the call: None where it can run it, else why not."""
-    return {name: k.supports(call) for name, k in KERNELS.items()}
+    return {name: supports(k, call) for name, k in KERNELS.items()}
 
 
 def select(call: Call, kernel: str = "auto") -> Choice:
@@ -120,7 +135,7 @@ def select(call: Call, kernel: str = "auto") -> Choice:
         chosen = KERNELS.get(kernel)
         if chosen is None:
             raise KernelError(f"kernel must be 'auto' or one of {list(KERNELS)}, not {kernel!r}")
-        reason = chosen.supports(call)
+        reason = supports(chosen, call)
         if reason is not None:
             raise KernelError(f"kernel={kernel!r} cannot run this call: {reason}")
         return Choice(chosen, None)
@@ -129,10 +144,10 @@ def select(call: Call, kernel: str = "auto") -> Choice:
         if rule.kernel in refused or not rule.when(call):
             continue
         chosen = KERNELS[rule.kernel]
-        if chosen.supports(call) is None:
+        if supports(chosen, call) is None:
             return Choice(chosen, rule)
         refused.add(rule.kernel)
     raise KernelError("no kernel runs this call: " + "; ".join(f"{n}: {r}" for n, r in reasons(call).items()))
 
 
-__all__ = ["COMPILED_FLOAT64_MAX_HIDDEN", "KERNELS", "SELECTION", "Choice", "KernelError", "Rule", "reasons", "select"]
+__all__ = ["COMPILED_FLOAT64_MAX_HIDDEN", "KERNELS", "SELECTION", "Choice", "KernelError", "Rule", "reasons", "select", "supports"]

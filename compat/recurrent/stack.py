@@ -10,7 +10,8 @@ from torch import Tensor
 
 from compat.recurrent.call import Call
 
-# run_layer(x [T, B, in], weights, h0 [B, P], c0 [B, H], cont, mask, live) -> (out [T, B, P], h_T, c_T);
+# run_layer(x [T, B, in], weights, *state, cont, mask, live) -> (out [T, B, P], *state_T), the state one
+# direction's: the LSTM's h0 [B, P], c0 [B, H]; the GRU's and the simple RNN's h0 [B, H].
 # ``live`` [T, B] bool is False past a sequence's length (with ``lengths``).
 LayerRunner = Callable[..., Tuple[Tensor, Tensor, Tensor]]
 
@@ -31,18 +32,17 @@ def reverse_time(x: Tensor, index: Optional[Tensor]) -> Tensor:
 
 
 def by_layer(call: Call, run_layer: LayerRunner, *, mask: Optional[Tensor] = None
-             ) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
+             ) -> Tuple[Tensor, Tuple[Tensor, ...]]:
     """The stack, layer by layer: each direction through ``run_layer``, dropout where the call places it.
     ``mask`` is the mask the kernel honours (the call's, or None where it runs unmasked)."""
     T, L, D = call.steps, call.num_layers, call.directions
-    h0, c0 = call.state
     live = None
     if call.lengths is not None:
         live = torch.arange(T, device=call.x.device).unsqueeze(1) < call.lengths.unsqueeze(0)
     bw_reversal = reversal_index(T, call.lengths) if D == 2 else None
     p = call.dropout
     inp = call.x
-    h_n, c_n = [], []
+    finals = [[] for _ in call.state]  # per state tensor, per layer and direction
     for layer, dirs in enumerate(call.layers):
         outs = []
         for d, w in enumerate(dirs):
@@ -50,17 +50,17 @@ def by_layer(call: Call, run_layer: LayerRunner, *, mask: Optional[Tensor] = Non
             xs, cont_, mask_ = inp, call.cont, mask
             if d == 1:
                 xs, cont_, mask_ = reverse_time(inp, bw_reversal), None, None if mask is None else mask.flip(0)
-            out, h, c = run_layer(xs, w, h0[k], c0[k], cont_, mask_, live)
+            out, *final = run_layer(xs, w, *(s[k] for s in call.state), cont_, mask_, live)
             outs.append(out if d == 0 else reverse_time(out, bw_reversal))
-            h_n.append(h)
-            c_n.append(c)
+            for kept, s in zip(finals, final):
+                kept.append(s)
         out = outs[0] if D == 1 else torch.cat(outs, dim=2)
         if p > 0 and (layer < L - 1 or call.dropout_placement == "output"):
             out = F.dropout(out, p, training=True)
         inp = out
-    if len(h_n) == 1:
-        return inp, (h_n[0].unsqueeze(0), c_n[0].unsqueeze(0))
-    return inp, (torch.stack(h_n), torch.stack(c_n))
+    if len(finals[0]) == 1:
+        return inp, tuple(kept[0].unsqueeze(0) for kept in finals)
+    return inp, tuple(torch.stack(kept) for kept in finals)
 
 
 def input_bias(w) -> Optional[Tensor]:

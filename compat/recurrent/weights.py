@@ -1,5 +1,6 @@
-"""The weights the kernels take, per layer and direction: the LSTM's :class:`LayerWeights` (the GRU's and
-the simple RNN's beside it when those families come). :mod:`compat.lstm` documents the layout."""
+"""The weights the kernels take, per layer and direction: :class:`LayerWeights`. :mod:`compat.lstm` documents
+the LSTM's layout; the GRU and the simple RNN use the same tuple without ``weight_hr`` and ``peephole``
+(:mod:`compat.recurrent.frontend` documents theirs)."""
 from __future__ import annotations
 
 from typing import NamedTuple, Optional
@@ -20,7 +21,7 @@ class LayerWeights(NamedTuple):
 
     @property
     def hidden_size(self) -> int:
-        """H: the cell state's width."""
+        """H: the LSTM cell state's width (an LSTM's weights: 4H rows)."""
         return self.weight_hh.shape[0] // 4
 
     @property

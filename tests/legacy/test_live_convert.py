@@ -13,15 +13,20 @@ import sys
 
 import pytest
 
-from tests.convert_cases import (cases, check_keras_file, check_onnx_case, check_tf1_case, check_tf_models_case,
-                                 keras_files)
+from tests.convert_cases import (cases, check_keras_file, check_keras_rnn_file, check_onnx_case, check_onnx_rnn_case,
+                                 check_tf1_case, check_tf1_rnn_case, check_tf_models_case, keras_files,
+                                 keras_rnn_files)
 
 from .conftest import LEGACY, REPO
 
 RECORDERS = {
     "tf1": ("record_convert_tf.py", [], {"TF_USE_LEGACY_KERAS": "1"}),
     "tf_models": ("record_convert_tf_models.py", [], {"TF_USE_LEGACY_KERAS": "1"}),
+    "tf1_rnn": ("record_convert_tf_rnn.py", [], {"TF_USE_LEGACY_KERAS": "1"}),
     "onnx": ("record_convert_onnx.py", [], {}),
+    "onnx_rnn": ("record_convert_onnx_rnn.py", [], {}),
+    "keras_rnn/keras3": ("record_convert_keras_rnn.py", ["--framework", "keras3"], {"KERAS_BACKEND": "torch"}),
+    "keras_rnn/tf_keras": ("record_convert_keras_rnn.py", ["--framework", "tf_keras"], {"TF_USE_LEGACY_KERAS": "1"}),
     "keras3": ("record_convert_keras.py", ["--framework", "keras3"], {"KERAS_BACKEND": "torch"}),
     "tf_keras": ("record_convert_keras.py", ["--framework", "tf_keras"], {"TF_USE_LEGACY_KERAS": "1"}),
 }
@@ -44,6 +49,13 @@ def test_live_tf1(recorded, tmp_path):
         check_tf1_case(recorded / "tf1", *case, tmp_path)
 
 
+def test_live_tf1_gru_and_rnn(recorded, tmp_path):
+    names = [c[0] for c in cases("tf1_rnn", recorded)]
+    assert len(names) >= 15
+    for case in cases("tf1_rnn", recorded):
+        check_tf1_rnn_case(recorded / "tf1_rnn", *case, tmp_path)
+
+
 def test_live_tf_models(recorded, tmp_path):
     names = {c[0] for c in cases("tf_models", recorded)}
     assert names >= {"keras_tf1_graph", "keras_tf1x_names", "object_save_weights", "object_checkpoint", "seq2seq"}
@@ -54,6 +66,21 @@ def test_live_tf_models(recorded, tmp_path):
 def test_live_onnxruntime(recorded, tmp_path):
     for case in cases("onnx", recorded):
         check_onnx_case(recorded / "onnx", *case, tmp_path)
+
+
+def test_live_onnxruntime_gru_and_rnn(recorded, tmp_path):
+    names = [c[0] for c in cases("onnx_rnn", recorded)]
+    assert len(names) >= 19
+    for case in cases("onnx_rnn", recorded):
+        check_onnx_rnn_case(recorded / "onnx_rnn", *case, tmp_path)
+
+
+def test_live_keras_gru_and_simple_rnn(recorded, tmp_path):
+    files = list(keras_rnn_files(recorded / "keras_rnn"))
+    assert {(f, n) for f, n, _, _ in files} >= {("keras3", "model.keras"), ("tf_keras", "cudnn_gru.h5"),
+                                                ("tf_keras", "keras1_gru.h5")}
+    for framework, filename, config, arrays in files:
+        check_keras_rnn_file(recorded / "keras_rnn" / framework, filename, config, arrays, tmp_path)
 
 
 def test_live_keras(recorded, tmp_path):

@@ -20,7 +20,9 @@ FRAMEWORK = register(Framework(
     layouts=("caffe", "junhyukoh"),
     options=(Option("--prototxt", "prototxt", metavar="NET.prototxt",
                     help="Caffe: the net's .prototxt, checked against the blobs"),),
-    references={"caffe": "reference/caffe_lstm.py", "junhyukoh": "reference/caffe_lstm.py"},
+    references={"caffe": "reference/caffe_lstm.py", "junhyukoh": "reference/caffe_lstm.py",
+                "caffe_rnn": "reference/caffe_rnn.py"},
+    modules={"compat.convert.modules.CaffeRNN": "compat.convert.modules:CaffeRNN"},
 ))
 
 from compat.frameworks.caffe import layout  # noqa: E402,F401  (registers its layouts)

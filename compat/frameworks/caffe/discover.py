@@ -23,8 +23,9 @@ from compat.formats.prototxt import read_prototxt
 from compat.formats.shapes import DEFAULT_MAX_TENSOR_BYTES, format_shape
 
 CAFFE_LSTM_TYPES = ("LSTM", "Lstm")
-# Caffe's other recurrent layers (BVLC src/caffe/layers/rnn_layer.cpp), not converted yet.
-CAFFE_OTHER_RECURRENT = ("RNN",)
+# BVLC's simple RNN layer (src/caffe/layers/rnn_layer.cpp): compat.convert.modules.CaffeRNN
+CAFFE_RNN_TYPES = ("RNN",)
+CAFFE_OTHER_RECURRENT = ()
 
 
 class CaffeLayerError(InputError, ValueError):
@@ -43,8 +44,8 @@ def _num_outputs(prototxt, path) -> Dict[str, int]:
     out = {}
     for layer in prototxt.getall("layer") + prototxt.getall("layers"):
         name, ltype = layer.get("name"), layer.get("type")
-        if ltype in CAFFE_LSTM_TYPES:
-            field = "recurrent_param" if ltype == "LSTM" else "lstm_param"
+        if ltype in CAFFE_LSTM_TYPES + CAFFE_RNN_TYPES:
+            field = "lstm_param" if ltype == "Lstm" else "recurrent_param"
             param = layer.message(field)
             if param.has("num_output"):
                 h = param.get("num_output")
@@ -70,6 +71,12 @@ def discover(path, *, prototxt: Optional[str] = None, max_tensor_bytes: int = DE
                                       "(--max-tensor-bytes raises it)")
     specs, items = [], []
     for name, (ltype, blobs) in model.items():
+        if ltype in CAFFE_RNN_TYPES:
+            spec = _rnn_spec(path, name, blobs, declared)
+            specs.append(spec)
+            items.append(SourceItem(name, f"{ltype} layer", {f"{name}/{k}": tuple(b.shape) for k, b in enumerate(blobs)},
+                                    converted=spec, recurrent=True))
+            continue
         if ltype not in CAFFE_LSTM_TYPES:
             recurrent = ltype in CAFFE_OTHER_RECURRENT
             item = SourceItem(name, f"{ltype} layer", {f"{name}/{k}": tuple(b.shape) for k, b in enumerate(blobs)},
@@ -123,3 +130,41 @@ def discover(path, *, prototxt: Optional[str] = None, max_tensor_bytes: int = DE
         items.append(SourceItem(name, f"{ltype} layer", {f"{name}/{k}": tuple(b.shape) for k, b in enumerate(blobs)},
                                 converted=spec, recurrent=True))
     return Found(specs, items)
+
+
+def _rnn_spec(path, name: str, blobs, declared: Dict[str, int]) -> LSTMSpec:
+    """BVLC's ``RNN`` layer (rnn_layer.cpp ``FillUnrolledNet``): blobs W_xh [H, in], b_h [H], W_hh [H, H],
+    W_ho [H, H], b_o [H] in the order its unrolled net names its params; h_t = tanh(W_hh (cont_t h_{t-1}) + W_xh x_t
+    + b_h), the output o_t = tanh(W_ho h_t + b_o): compat.convert.modules.CaffeRNN. A sixth blob (W_xh_static, a
+    static input) is refused."""
+    from compat.convert.spec import CAFFE_RNN
+
+    where = f"{path}: layer {name!r} (RNN)"
+    if len(blobs) == 6:
+        raise CaffeLayerError(f"{where}: has a static input (W_xh_static); not supported")
+    if len(blobs) != 5:
+        raise CaffeLayerError(f"{where}: {len(blobs)} blobs; expected [W_xh, b_h, W_hh, W_ho, b_o]")
+    b_h, b_o = blobs[1].reshape(-1), blobs[4].reshape(-1)
+    H = b_h.size
+    if H == 0 or b_o.size != H:
+        raise CaffeLayerError(f"{where}: b_h has {b_h.size} values and b_o {b_o.size}; both are [H]")
+    w_xh = _matrix(blobs[0], H, f"{where}: W_xh")
+    w_hh, w_ho = _matrix(blobs[2], H, f"{where}: W_hh"), _matrix(blobs[3], H, f"{where}: W_ho")
+    for what, w in (("W_hh", w_hh), ("W_ho", w_ho)):
+        if w.shape != (H, H):
+            raise CaffeLayerError(f"{where}: {what} has shape {list(w.shape)}; expected [H, H] = [{H}, {H}]")
+    if name in declared and declared[name] != H:
+        raise CaffeLayerError(f"{where}: the prototxt says num_output {declared[name]}; the blobs have H = {H}")
+    dtype = np.promote_types(w_xh.dtype, np.float32)
+    t = {n: a.astype(dtype, copy=False) for n, a in zip(("W_xh", "b_h", "W_hh", "W_ho", "b_o"),
+                                                         (w_xh, b_h, w_hh, w_ho, b_o))}
+    from compat.lstm import LayerWeights
+
+    weights = numpy_weights(LayerWeights(t["W_xh"], t["W_hh"], t["b_h"], np.zeros(H, dtype)))
+    spec = LSTMSpec(name=name, source_format="caffe", variant="Caffe RNN (BVLC)", layers=[weights],
+                    unknowns=[Unknown("cont", "?", "the cont input restarts a stream where it is 0: pass "
+                                                   "module(x, cont=cont)")],
+                    source=[(t,)], oracle="caffe_rnn", cell="rnn", module=CAFFE_RNN,
+                    extra={"weight_ho": t["W_ho"], "bias_o": t["b_o"]})
+    spec.notes.append("the layer's output is o = tanh(W_ho h + b_o) (the module returns it; h_T is the state)")
+    return spec

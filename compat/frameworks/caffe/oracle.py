@@ -1,4 +1,5 @@
-"""The converter's verification of Caffe LSTM layers against reference/caffe_lstm.py."""
+"""The converter's verification of Caffe LSTM layers against reference/caffe_lstm.py and the RNN layer against
+reference/caffe_rnn.py."""
 from __future__ import annotations
 
 import numpy as np
@@ -26,4 +27,14 @@ def _junhyukoh(spec: LSTMSpec, case: Case) -> Outputs:
     return h.reshape(T, N, -1), h_T[None], c_T[None]
 
 
-ORACLES = {"caffe": _caffe, "junhyukoh": _junhyukoh}
+def _caffe_rnn(spec: LSTMSpec, case: Case) -> Outputs:
+    """BVLC's RNN layer by reference/caffe_rnn.py: its output o and final h, a stream continuing from h0."""
+    from compat.convert.verify import NO_CELL
+    from reference.caffe_rnn import BLOBS, rnn_layer
+
+    raw = spec.source[0][0]
+    o, h_T = rnn_layer(case.x, None, [_f64(raw[n]) for n in BLOBS], case.h0[0])
+    return o, h_T[None], NO_CELL
+
+
+ORACLES = {"caffe": _caffe, "junhyukoh": _junhyukoh, "caffe_rnn": _caffe_rnn}

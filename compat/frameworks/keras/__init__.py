@@ -28,8 +28,11 @@ FRAMEWORK = register(Framework(
                          "it such a file is refused: the LSTM's semantics differ between versions)"),
              Option("--weights", "weights", metavar="WEIGHTS.h5",
                     help="Keras: the save_weights() file of a model given as its to_json() (SOURCE model.json)")),
-    references={"keras": "reference/keras_lstm.py", "keras_model": "reference/keras_model.py"},
-    modules={"compat.convert.modules.KerasLSTM": "compat.convert.modules:KerasLSTM"},
+    references={"keras": "reference/keras_lstm.py", "keras_rnn": "reference/keras_rnn.py",
+                "keras_model": "reference/keras_model.py"},
+    modules={"compat.convert.modules.KerasLSTM": "compat.convert.modules:KerasLSTM",
+             "compat.convert.modules.KerasGRU": "compat.convert.modules:KerasGRU",
+             "compat.convert.modules.KerasSimpleRNN": "compat.convert.modules:KerasSimpleRNN"},
     layers="compat.frameworks.keras.layers",
 ))
 

@@ -28,9 +28,11 @@ from compat.formats.shapes import DEFAULT_MAX_TENSOR_BYTES
 
 MODEL_CLASSES = ("Sequential", "Model", "Functional")
 LSTM_CLASSES = ("LSTM", "CuDNNLSTM")
+# GRUs and simple RNNs (compat/frameworks/keras/gru.py): converted as torch.nn.GRU / RNN or the core's modules
+GRU_RNN_CLASSES = ("GRU", "CuDNNGRU", "SimpleRNN")
 # Keras's other recurrent layers (keras/layers/recurrent.py, convolutional_recurrent.py, cudnn_recurrent.py):
 # found and listed, not converted yet.
-OTHER_RECURRENT = ("GRU", "SimpleRNN", "CuDNNGRU", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "RNN",
+OTHER_RECURRENT = ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "RNN",
                    "StackedRNNCells", "GRUV1", "GRUV2", "LSTMV1", "LSTMV2")
 MERGE_MODES = ("concat", "sum", "mul", "ave")
 
@@ -151,6 +153,13 @@ class _Walker:
                 reason = self.bidirectional(cfg, name, path, owner)
                 spec = self.specs[-1] if len(self.specs) > before else None
                 self.seen.append((name, cls, path, owner, spec, reason or "", reason is not None or spec is not None))
+            elif cls in GRU_RNN_CLASSES:
+                from compat.frameworks.keras.gru import convert_layer
+
+                spec, reason = convert_layer(self, cls, cfg, name, path, owner)
+                if spec is not None:
+                    self.specs.append(spec)
+                self.seen.append((name, cls, path, owner, spec, reason, True))
             elif cls in OTHER_RECURRENT:
                 self.seen.append((name, cls, path, owner, None, f"a Keras {cls} layer: a recurrent kind this converter "
                                                                 "does not convert yet", True))
@@ -270,6 +279,13 @@ class _Walker:
     def bidirectional(self, cfg, name, path, owner):
         where = f"{self.kf.path}: layer {name!r}"
         inner = cfg.get("layer")
+        if isinstance(inner, dict) and inner.get("class_name") in GRU_RNN_CLASSES:
+            from compat.frameworks.keras.gru import convert_bidirectional
+
+            spec, reason = convert_bidirectional(self, cfg, name, path, owner)
+            if spec is not None:
+                self.specs.append(spec)
+            return reason or None
         if not isinstance(inner, dict) or inner.get("class_name") not in LSTM_CLASSES:
             kind = inner.get("class_name") if isinstance(inner, dict) else inner
             return f"Bidirectional({kind}): a recurrent kind this converter does not convert yet"
@@ -349,7 +365,7 @@ def _settle_version(kf: KerasFile, keras_version: Optional[str]) -> None:
 def _wraps_recurrent(cfg: dict) -> bool:
     inner = cfg.get("layer")
     kind = inner.get("class_name") if isinstance(inner, dict) else None
-    return kind in LSTM_CLASSES + OTHER_RECURRENT + ("Bidirectional",)
+    return kind in LSTM_CLASSES + GRU_RNN_CLASSES + OTHER_RECURRENT + ("Bidirectional",)
 
 
 def _inventory(walker: _Walker) -> List[SourceItem]:
@@ -468,7 +484,7 @@ def _reference_source(walker: _Walker, paths: Dict[str, str]) -> dict:
             weights[name] = [a for _, a in kf.layer_weights.get(name, [])]
         elif cls == "Bidirectional":
             weights[name] = walker.keras_weights(path, "forward_layer") + walker.keras_weights(path, "backward_layer")
-        elif cls in LSTM_CLASSES:
+        elif cls in LSTM_CLASSES + GRU_RNN_CLASSES:
             weights[name] = walker.keras_weights(path)
         elif cls == "TimeDistributed":
             weights[name] = kf.keras_vars(f"{path}/layer")

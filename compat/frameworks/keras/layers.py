@@ -17,8 +17,8 @@ of the saved graph, and for the other versions :mod:`compat.frameworks.keras.mas
 Keras's ``compute_mask`` would compute a mask.
 
 Recurrent layers are a registry entry like the others: :data:`RECURRENT` lists the Keras classes whose
-conversion the recurrent converter provides (``LSTM``, ``CuDNNLSTM``; GRU and SimpleRNN join it when the
-core runs them); a node of such a layer (or of ``Bidirectional`` around one) runs the converted recurrent
+conversion the recurrent converter provides (``LSTM``, ``CuDNNLSTM``, ``GRU``, ``CuDNNGRU``, ``SimpleRNN``);
+a node of such a layer (or of ``Bidirectional`` around one) runs the converted recurrent
 module through :class:`compat.frameworks.keras.recurrent.KerasRNN`.
 """
 from __future__ import annotations
@@ -44,11 +44,12 @@ from compat.layers.time_distributed import TimeDistributed
 
 LAYERS: Dict[str, LayerKind] = {}      # node kind -> LayerKind (load time)
 READERS: Dict[str, type] = {}          # Keras class name -> the record that reads it (conversion time)
-# Keras classes converted by the recurrent converter (compat.frameworks.keras.discover); GRU, SimpleRNN and
-# CuDNNGRU join when the core runs them.
-RECURRENT = ("LSTM", "CuDNNLSTM")
+# Keras classes converted by the recurrent converter (compat.frameworks.keras.discover, gru.py)
+RECURRENT = ("LSTM", "CuDNNLSTM", "GRU", "CuDNNGRU", "SimpleRNN")
 # Of those, the cuDNN layers: they take no mask (supports_masking False in Keras 2 and tf.keras)
-CUDNN = ("CuDNNLSTM",)
+CUDNN = ("CuDNNLSTM", "CuDNNGRU")
+# Of those, the layers with one state (h; an LSTM has two, h and c)
+ONE_STATE = ("GRU", "CuDNNGRU", "SimpleRNN")
 
 
 class KerasModelError(InputError, ValueError):
@@ -1119,7 +1120,8 @@ class RecurrentKind:
     @staticmethod
     def outputs(config) -> int:
         halves = 2 if config["bidirectional"] and config["merge_mode"] is None else 1
-        return halves + ((4 if config["bidirectional"] else 2) if config["return_state"] else 0)
+        states = config.get("states", 2) * (2 if config["bidirectional"] else 1)
+        return halves + (states if config["return_state"] else 0)
 
     @staticmethod
     def build(config, recurrent=None):
@@ -1139,5 +1141,5 @@ def reader(cls: str):
     return READERS.get(cls)
 
 
-__all__ = ["LAYERS", "READERS", "RECURRENT", "Call", "Emitted", "KerasModelError", "Version", "activation_name",
+__all__ = ["LAYERS", "READERS", "RECURRENT", "ONE_STATE", "Call", "Emitted", "KerasModelError", "Version", "activation_name",
            "kind", "reader", "settings"]

@@ -29,14 +29,14 @@ import numpy as np
 
 from compat.convert.graph import GraphSpec, ModelInput, Node
 from compat.frameworks.keras import masks as mask_rules
-from compat.frameworks.keras.layers import (LAYERS, RECURRENT, Call, KerasModelError, TimeDistributedKind, Version,
+from compat.frameworks.keras.layers import (LAYERS, ONE_STATE, RECURRENT, Call, KerasModelError, TimeDistributedKind, Version,
                                             reader)
 from compat.formats.keras import KerasFile, parse_version
 
 Ref = Tuple[str, int]
 MODELS = ("Sequential", "Model", "Functional")
 CODE = ("Lambda", "TFOpLambda", "SlicingOpLambda", "ClassMethod", "InstanceMethod", "InstanceProperty")
-OTHER_RECURRENT = ("GRU", "SimpleRNN", "CuDNNGRU", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "RNN", "GRUV1", "GRUV2",
+OTHER_RECURRENT = ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "RNN", "GRUV1", "GRUV2",
                    "LSTMV1", "LSTMV2", "StackedRNNCells")
 # Keras 3 operations on masks that its saved graphs hold (keras/src/ops/numpy.py) -> (kind, config)
 K3_OPS = ("NotEqual", "Any", "All", "ExpandDims", "ZerosLike", "OnesLike", "LogicalOr", "LogicalAnd", "Concatenate")
@@ -404,7 +404,8 @@ class _Reader:
             cfg = _inner(layer.config)[1] if layer.cls == "Bidirectional" else layer.config
             bidi = layer.cls == "Bidirectional"
             halves = 2 if bidi and layer.config.get("merge_mode", "concat") is None else 1
-            states = (4 if bidi else 2) if cfg.get("return_state") else 0
+            cls = _inner(layer.config)[0] if bidi else layer.cls
+            states = (2 if bidi else 1) * (1 if cls in ONE_STATE else 2) if cfg.get("return_state") else 0
             return halves + states
         return 1
 
@@ -447,9 +448,15 @@ class _Reader:
                   "return_state": bool(cfg.get("return_state", False)), "bidirectional": bidi,
                   "merge_mode": layer.config.get("merge_mode", "concat") if bidi else "concat",
                   "units": int(spec.hidden_size if not spec.proj_size else spec.proj_size)}
+        cls = _inner(layer.config)[0] if bidi else layer.cls
+        if cls in ONE_STATE:
+            config["states"] = 1
         if cfg.get("stateful"):
-            self.notes.append(f"{layer.name}: stateful=True: Keras carried the state between batches; the model "
-                              "starts every call from zeros (pass initial states to the layer's module to carry it)")
+            # keras RNN.call with stateful=True: the final states become the next call's initial states until
+            # reset_states(); the converted layer does the same (KerasRNN(stateful=True))
+            config["stateful"] = True
+            self.notes.append(f"{layer.name}: stateful=True: each call starts from the previous call's final states, "
+                              "as in Keras; model.reset_states() starts again from zeros")
         return Node(layer.name, "Recurrent", config, recurrent=spec.name)
 
     # -- Keras 3 operations ------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The converter's verification of Keras layers against reference/keras_lstm.py."""
+"""The converter's verification of Keras layers against reference/keras_lstm.py and reference/keras_rnn.py."""
 from __future__ import annotations
 
 import numpy as np
@@ -32,7 +32,36 @@ def _keras(spec: LSTMSpec, case: Case) -> Outputs:
     return y.transpose(1, 0, 2), h, c   # outputs in Keras's order (reversed in time for go_backwards)
 
 
-ORACLES = {"keras": _keras}
+def _keras_rnn(spec: LSTMSpec, case: Case) -> Outputs:
+    """A Keras GRU, CuDNNGRU or SimpleRNN (and Bidirectional around one) by reference/keras_rnn.py."""
+    from compat.convert.verify import NO_CELL
+    from reference import keras_rnn
+
+    sem = spec.semantics
+    x = case.x.transpose(1, 0, 2)
+    if sem["cudnn"]:
+        layer, settings = keras_rnn.cudnn_gru_layer, {}
+    elif sem["cell"] == "gru":
+        layer = keras_rnn.gru_layer
+        settings = dict(reset_after=sem["reset_after"], recurrent_activation=sem["recurrent_activation"],
+                        activation=sem["activation"])
+    else:
+        layer, settings = keras_rnn.simple_rnn_layer, dict(activation=sem["activation"])
+    raw = {k: _f64(v) for k, v in spec.source[0][0].items()}
+    masked = {} if sem["cudnn"] else dict(mask=case.mask, masked_output=sem["masked_output"] or "previous_output")
+    if sem["bidirectional"]:
+        bw = {k: _f64(v) for k, v in spec.source[0][1].items()}
+        y, h_fw, h_bw = keras_rnn.bidirectional(layer, x, raw, bw, (case.h0[0], case.h0[1]),
+                                                merge_mode=sem["merge_mode"], **masked, **settings)
+        h = np.stack([h_fw, h_bw])
+    else:
+        y, h1 = layer(x, raw["kernel"], raw["recurrent_kernel"], raw.get("bias"), case.h0[0],
+                      go_backwards=sem["go_backwards"], **masked, **settings)
+        h = h1[None]
+    return y.transpose(1, 0, 2), h, NO_CELL
+
+
+ORACLES = {"keras": _keras, "keras_rnn": _keras_rnn}
 
 
 # ------------------------------------------------------------------------------------------ whole models

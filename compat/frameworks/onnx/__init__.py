@@ -4,7 +4,8 @@
                  ``activations`` / ``activation_alpha`` / ``activation_beta`` lists
 ``discover.py``  every ``LSTM`` node, every attribute honoured or refused; every other recurrent node and
                  every initializer accounted for
-``oracle.py``    verification against reference/onnx_lstm.py
+``gru.py``       every ``GRU`` and ``RNN`` node, every attribute honoured or refused
+``oracle.py``    verification against reference/onnx_lstm.py and reference/onnx_rnn.py
 
 The file is parsed by :mod:`compat.formats.onnx` (the ``onnx`` package, parsing only); weights that old
 exporters compute from initializers (Slice, Concat, Unsqueeze, ...) are folded by
@@ -20,8 +21,10 @@ FRAMEWORK = register(Framework(
     package=__name__,
     suffixes=(".onnx",),
     layouts=("onnx",),
-    references={"onnx": "reference/onnx_lstm.py"},
-    modules={"compat.convert.modules.OnnxLSTM": "compat.convert.modules:OnnxLSTM"},
+    references={"onnx": "reference/onnx_lstm.py", "onnx_rnn": "reference/onnx_rnn.py"},
+    modules={"compat.convert.modules.OnnxLSTM": "compat.convert.modules:OnnxLSTM",
+             "compat.convert.modules.OnnxGRU": "compat.convert.modules:OnnxGRU",
+             "compat.convert.modules.OnnxRNN": "compat.convert.modules:OnnxRNN"},
 ))
 
 from compat.frameworks.onnx import layout  # noqa: E402,F401  (registers its layouts)

@@ -1,4 +1,5 @@
-"""Every ONNX ``LSTM`` node of a model as an :class:`LSTMSpec`, every attribute honoured or refused.
+"""Every ONNX ``LSTM`` node of a model as an :class:`LSTMSpec`, every attribute honoured or refused (``GRU`` and
+``RNN`` nodes: :mod:`compat.frameworks.onnx.gru`).
 
 The operator (onnx/docs/Operators.md ``LSTM``): ``W [dirs, 4H, in]``, ``R [dirs, 4H, H]``, ``B [dirs, 8H]``
 = (Wb, Rb), ``P [dirs, 3H]``; gate blocks i, o, f, c, peepholes i, o, f; directions forward, reverse,
@@ -69,6 +70,14 @@ def discover(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Found
         by_node[node.name] = spec
         items.append(SourceItem(node.name, "LSTM node", {r: tuple(t.shape) for r, t in node.tensors.items()},
                                 converted=spec, recurrent=True))
+    from compat.frameworks.onnx.gru import node_spec as rnn_node_spec
+
+    for node in model.rnn_nodes:
+        spec = rnn_node_spec(node, path)
+        specs.append(spec)
+        by_node[node.name] = spec
+        items.append(SourceItem(node.name, f"{node.op} node", {r: tuple(t.shape) for r, t in node.tensors.items()},
+                                converted=spec, recurrent=True))
     for name, op in model.other_recurrent:
         items.append(SourceItem(name, f"{op} node", reason=f"an ONNX {op} node: a recurrent kind this converter does "
                                                            "not convert yet (its initializers are carried)",
@@ -79,7 +88,7 @@ def discover(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Found
         if reader is not None:
             items.append(SourceItem(name, "initializer", shape, converted=by_node[reader]))
             continue
-        item = SourceItem(name, "initializer", shape, reason="not read by an LSTM node")
+        item = SourceItem(name, "initializer", shape, reason="not read by a recurrent node")
         carry(item, name, decode())
         items.append(item)
     if model.other_nodes:

@@ -1,7 +1,7 @@
 """The ``onnx`` layout: ONNX LSTM node tensors and attributes (see compat/layouts.py)."""
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from compat.layouts import (CANONICAL_ORDER, Attributes, Layout, LayoutError, check_shape,
                             clip_value, concat, no_extras, no_run_time_forget_bias, permute_gates, register, zeros_rows)
@@ -59,7 +59,8 @@ _ONNX_DEFAULTS = {"LeakyRelu": (0.01, 0.0), "HardSigmoid": (0.2, 0.5), "Elu": (1
 
 
 def onnx_activations(activations: Optional[Sequence[str]], activation_alpha: Sequence[float] = (),
-                     activation_beta: Sequence[float] = (), num_directions: int = 1) -> List[tuple]:
+                     activation_beta: Sequence[float] = (), num_directions: int = 1,
+                     defaults: Tuple[str, ...] = ("Sigmoid", "Tanh", "Tanh")) -> List[tuple]:
     """Per direction an ``activations`` triple for :func:`compat.lstm.lstm` from an ONNX LSTM node's
     ``activations``, ``activation_alpha`` and ``activation_beta`` attributes.
 
@@ -68,16 +69,18 @@ def onnx_activations(activations: Optional[Sequence[str]], activation_alpha: Seq
     onnxruntime ``rnn_helpers.cc``; the operator text says "the same as of corresponding ONNX operators",
     which differs for ThresholdedRelu, Affine and ScaledTanh; onnxruntime's are what ONNX files run with,
     checked against onnxruntime by tests/golden/convert/onnx ``activation_defaults``).
-    Names match case-insensitively, as in onnxruntime.
+    Names match case-insensitively, as in onnxruntime. ``defaults``: the operator's list for one direction
+    (the LSTM's f, g, h; the GRU's f, g; the RNN's f), whose length is how many each direction takes.
     """
+    n = len(defaults)
     if activations is None:
         if activation_alpha or activation_beta:
             raise LayoutError("onnx activation_alpha / activation_beta given without activations")
-        return [("Sigmoid", "Tanh", "Tanh")] * num_directions
+        return [tuple(defaults)] * num_directions
     names = [a.decode() if isinstance(a, bytes) else str(a) for a in activations]
-    if len(names) != 3 * num_directions:
-        raise LayoutError(f"onnx attribute activations has {len(names)} entries; expected {3 * num_directions} "
-                          f"(f, g, h per direction)")
+    if len(names) != n * num_directions:
+        raise LayoutError(f"onnx attribute activations has {len(names)} entries; expected {n * num_directions} "
+                          f"({n} per direction)")
     by_lower = {k.lower(): k for k in _ONNX_PARAMS}
     alphas, betas = [float(a) for a in activation_alpha], [float(b) for b in activation_beta]
     specs = []
@@ -96,7 +99,7 @@ def onnx_activations(activations: Optional[Sequence[str]], activation_alpha: Seq
     if alphas or betas:
         raise LayoutError(f"onnx activation_alpha / activation_beta have values no activation takes "
                           f"(left over: alpha {alphas}, beta {betas})")
-    return [tuple(specs[3 * d:3 * d + 3]) for d in range(num_directions)]
+    return [tuple(specs[n * d:n * d + n]) for d in range(num_directions)]
 
 
 def onnx_directions(params: Mapping[str, object]) -> List[Dict[str, object]]:

@@ -114,7 +114,9 @@ FRAMEWORK = register(Framework(
                help="TF: recurrent_activation of tf.keras LSTM layers in the checkpoint, which it does not store "
                     "(default: tf.keras 2's sigmoid, with a warning; tf.keras of TF 1.x defaulted to hard_sigmoid)"),
     ),
-    references={"tf": "reference/tf_lstm.py", "cudnn": "reference/cudnn_params.py + onnx_lstm.py"},
+    references={"tf": "reference/tf_lstm.py", "cudnn": "reference/cudnn_params.py + onnx_lstm.py",
+                "tf_rnn": "reference/tf_rnn_cells.py (CudnnCompatibleGRUCell: reference/onnx_rnn.py)",
+                "cudnn_rnn": "reference/cudnn_params.py"},
     claims=claims,
     explain=explain,
 ))

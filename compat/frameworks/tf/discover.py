@@ -443,10 +443,30 @@ def _opaque(ckpt: Variables, cells: List[Cell], options: dict) -> Tuple[List[LST
                  f"{'bidirectional' if shape.bidirectional else 'unidirectional'}"
                  + (f", num_proj={shape.num_proj}" if shape.num_proj else "") + f", input size {shape.input_size}")
         if mode != "lstm":
-            item = SourceItem(name, f"{cell} opaque buffer", ckpt.shapes_of([name]), recurrent=True,
-                              reason=f"a {cell} ({sizes}): a recurrent kind this converter does not convert yet")
-            carry(item, ckpt.real[name], buf)
-            items.append(item)
+            # cuDNN's GRU (gates r, u, h = torch's r, z, n; the reset after the product, as torch.nn.GRU) and
+            # simple RNNs (tanh, relu): the pseudo-layers are torch's parameters as they are
+            from compat.lstm import LayerWeights
+
+            weights = []
+            for dirs in layers:
+                ws = [numpy_weights(LayerWeights(p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"]))
+                      for p in dirs]
+                weights.append(ws[0] if len(ws) == 1 else (ws[0], ws[1]))
+            options = {"direction": "bidirectional"} if shape.bidirectional else {}
+            if mode == "gru":
+                options["reset_after"] = True
+            elif mode == "rnn_relu":
+                options["nonlinearity"] = "relu"
+            spec = LSTMSpec(name=scope, source_format="tf", variant=f"{cell} (opaque parameters)", layers=weights,
+                            options=options, unknowns=[Unknown("sizes", given, sizes)], source=[({"buffer": buf},)],
+                            oracle="cudnn_rnn", cell="gru" if mode == "gru" else "rnn")
+            spec.semantics = {"mode": mode, "num_units": shape.num_units, "num_layers": shape.num_layers,
+                              "bidirectional": shape.bidirectional, "input_size": shape.input_size}
+            spec.notes.append(f"cuDNN's layout: every weight matrix (W then R per gate"
+                              f"{' r, u, h' if mode == 'gru' else ''}, pseudo-layer by pseudo-layer), then every bias")
+            specs.append(spec)
+            items.append(SourceItem(name, f"{cell} opaque buffer", ckpt.shapes_of([name]), converted=spec,
+                                    recurrent=True))
             continue
         weights = []
         for dirs in layers:
@@ -506,19 +526,26 @@ def discover(path, *, forget_bias: Optional[float] = None, cell_clip: Optional[f
         accounted.update(n for n in ckpt.shapes if ckpt.real[n] in it.shapes)
     accounted |= copy_names
     items += opaque_items
-    for g in _group(cells):
-        direction = {"forward": "forward", "reverse": "reverse"}.get(g.kind, "bidirectional")
-        for name, ks in _split_incompatible(g, ckpt.location):
-            layer_cells = [tuple(g.layers[k][d] for d in (("fw", "bw") if direction == "bidirectional" else ("fw",)))
-                           for k in ks]
-            spec = _spec(name, direction, layer_cells, ckpt, forget_bias, cell_clip, proj_clip)
-            if len(ks) < len(g.layers):
-                spec.notes.append(f"layers {ks} of {g.name}: its layers differ in size; run the parts in sequence")
-            specs.append(spec)
-            for layer in layer_cells:
-                for c in layer:
-                    account(SourceItem(c.scope, f"{c.kind} variables", ckpt.shapes_of(c.names()),
-                                       converted=spec, recurrent=True), c.names(), False)
+
+    def stacks(found, make) -> None:
+        """Every stack of ``found`` cells (MultiRNNCell layers, bidirectional directions) as one converted layer
+        per run of layers one module can hold, made by ``make(name, direction, layer_cells)``."""
+        for g in _group(found):
+            direction = {"forward": "forward", "reverse": "reverse"}.get(g.kind, "bidirectional")
+            for name, ks in _split_incompatible(g, ckpt.location):
+                layer_cells = [tuple(g.layers[k][d] for d in (("fw", "bw") if direction == "bidirectional" else
+                                                              ("fw",))) for k in ks]
+                spec = make(name, direction, layer_cells)
+                if len(ks) < len(g.layers):
+                    spec.notes.append(f"layers {ks} of {g.name}: its layers differ in size; run the parts in sequence")
+                specs.append(spec)
+                for layer in layer_cells:
+                    for c in layer:
+                        account(SourceItem(c.scope, f"{c.kind} variables", ckpt.shapes_of(c.names()),
+                                           converted=spec, recurrent=True), c.names(), False)
+
+    stacks(cells, lambda name, direction, layer_cells: _spec(name, direction, layer_cells, ckpt, forget_bias,
+                                                             cell_clip, proj_clip))
     specs += opaque_specs
     for c in wrapped:
         why = wrapper_of(c.scope)
@@ -528,16 +555,28 @@ def discover(path, *, forget_bias: Optional[float] = None, cell_clip: Optional[f
     for layer in keras_layers:
         names, kind = layer.variables, f"tf.keras {layer.title} layer"
         inside = wrapper_of(layer.name) or next((w for w in map(wrapper_of, names) if w), None)
-        if layer.kind == "LSTM" and not inside:
-            spec = tf_keras.spec(layer, ckpt.tensor, ckpt.location, keras_recurrent_activation)
+        if layer.kind in ("LSTM", "GRU", "SimpleRNN") and not inside:
+            make = tf_keras.spec if layer.kind == "LSTM" else tf_keras.gru_rnn_spec
+            spec = make(layer, ckpt.tensor, ckpt.location, keras_recurrent_activation)
             specs.append(spec)
             account(SourceItem(layer.name, kind, ckpt.shapes_of(names), converted=spec, recurrent=True), names, False)
         else:
-            why = (f"an LSTM inside an {inside}, which computes more around it: not a plain LSTM, not converted"
-                   if layer.kind == "LSTM" else f"a tf.keras {layer.title}: a recurrent kind this converter does not "
-                                                "convert yet")
+            why = (f"a {layer.kind} inside an {inside}, which computes more around it: not a plain layer, not converted"
+                   if inside else f"a tf.keras {layer.title}: a recurrent kind this converter does not convert yet")
             account(SourceItem(layer.name, kind, ckpt.shapes_of(names), recurrent=True, reason=why), names, True)
-    # every other recurrent cell (GRU, BasicRNNCell, ...) by scope, then everything else one by one
+    # GRU and simple-RNN cells (compat/frameworks/tf/gru.py), grouped into stacks as the LSTM cells
+    from compat.frameworks.tf import gru as tf_gru
+
+    rnn_cells = tf_gru.find_cells({n: v for n, v in cell_shapes.items() if n not in accounted}, ckpt.location)
+    rnn_wrapped = [c for c in rnn_cells if wrapper_of(c.scope)]
+    stacks([c for c in rnn_cells if not wrapper_of(c.scope)],
+           lambda name, direction, layer_cells: tf_gru.spec(name, direction, layer_cells, ckpt))
+    for c in rnn_wrapped:
+        why = wrapper_of(c.scope)
+        account(SourceItem(c.scope, f"{c.kind} inside an {why}", ckpt.shapes_of(c.names()), recurrent=True,
+                           reason=f"a {c.kind} inside an {why}, which feeds it concat(inputs, attention) and computes "
+                                  "more around it: not a plain cell, not converted"), c.names(), True)
+    # every other recurrent cell (UGRNNCell, NASCell, ...) by scope, then everything else one by one
     others: Dict[str, Tuple[str, List[str]]] = {}
     for n in sorted(shapes):
         if n in accounted or is_bookkeeping(n):
@@ -574,8 +613,9 @@ def _refuse_unused_options(ckpt, specs, forget_bias, cell_clip, proj_clip, keras
         unused.append("--cell-clip (CudnnLSTM does not clip its cell; nor does a tf.keras layer)")
     if proj_clip is not None and not any(s.proj_size for s in tf_cells):
         unused.append("--proj-clip (no cell here has a projection, num_proj)")
-    if keras_recurrent_activation is not None and not any(s.oracle == "keras" for s in specs):
-        unused.append("--keras-recurrent-activation (no tf.keras LSTM layer here)")
+    if keras_recurrent_activation is not None and not any(s.oracle == "keras" or (s.oracle == "keras_rnn" and
+                                                                               s.cell == "gru") for s in specs):
+        unused.append("--keras-recurrent-activation (no tf.keras LSTM or GRU layer here)")
     opaque = any(s.oracle == "cudnn" for s in specs)
     given = [k for k, v in cudnn_options.items() if v not in (None, False) and not (k == "cudnn_num_layers" and v == 1)]
     if not opaque and given and not any(n.endswith("/opaque_kernel") for n in ckpt.shapes):

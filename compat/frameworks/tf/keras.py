@@ -226,4 +226,73 @@ def spec(layer: KerasLayer, tensor, location: str, recurrent_activation: Optiona
     return out
 
 
-__all__ = ["KerasLayer", "keras_layers", "spec"]
+def gru_rnn_spec(layer: KerasLayer, tensor, location: str, recurrent_activation: Optional[str]) -> LSTMSpec:
+    """The spec of a tf.keras ``GRU`` / ``SimpleRNN`` layer (one direction, or a ``Bidirectional``'s two) from its
+    variables: tf_keras ``layers/rnn/gru.py`` (gates z, r, h; ``bias`` [2, 3H] with ``reset_after=True``, tf.keras 2's
+    default, [3H] with ``reset_after=False``, tf.keras 1.x's: the bias's shape tells which) and ``simple_rnn.py``;
+    compat/rnn_layouts.py converts, reference/keras_rnn.py checks."""
+    from compat import rnn_layouts
+    from compat.convert.spec import KERAS_GRU, KERAS_RNN
+
+    cell = "gru" if layer.kind == "GRU" else "rnn"
+    rec = recurrent_activation or "sigmoid"
+    weights, source, reset_after = [], [], None
+    for roles in layer.directions:
+        raw = {r: tensor(n) for r, n in roles.items()}
+        for key, value in raw.items():
+            if value.dtype.kind != "f":
+                raise TFCellError(f"{location}: {roles[key]} is {value.dtype}; recurrent weights are floating point")
+        dtype = np.promote_types(raw["kernel"].dtype, np.float32)
+        t = {k: v.astype(dtype, copy=False) for k, v in raw.items()}
+        try:
+            if cell == "rnn":
+                w = rnn_layouts.keras_simple_rnn(t["kernel"], t["recurrent_kernel"], t.get("bias"))
+            else:
+                bias = t.get("bias")
+                reset_after = bias is not None and bias.ndim == 2
+                w = rnn_layouts.keras_gru(t["kernel"], t["recurrent_kernel"], bias, reset_after=reset_after)
+        except rnn_layouts.RNNLayoutError as e:
+            raise TFCellError(f"{location}: tf.keras layer {layer.name!r}: {e}") from None
+        weights.append(numpy_weights(w))
+        source.append(t)
+    options: dict = {}
+    unknowns = [Unknown("activation", "tanh", "the layer's default"),
+                Unknown("masks, return_sequences", "?", "not stored in checkpoints: the module runs [B, T, in] "
+                                                        "without masks and returns every step")]
+    if cell == "gru":
+        options["reset_after"] = bool(reset_after)
+        if rec != "sigmoid":
+            options["activations"] = ({"hard_sigmoid": "hard_sigmoid_keras2"}.get(rec, rec), "tanh")
+        unknowns.insert(0, Unknown("recurrent_activation", rec,
+                                   "given" if recurrent_activation else
+                                   "tf.keras 2's default, not stored in checkpoints (tf.keras of TF 1.x defaulted to "
+                                   "hard_sigmoid): pass --keras-recurrent-activation if the model used another",
+                                   loud=recurrent_activation is None))
+        if not any("bias" in roles for roles in layer.directions):
+            unknowns.insert(0, Unknown("reset_after", "False", "no bias in the checkpoint (use_bias=False) to tell it "
+                                                               "by its shape", loud=True))
+    keras = None
+    if layer.bidirectional:
+        options["direction"] = "bidirectional"
+        unknowns.append(Unknown("merge_mode", "concat", "Bidirectional's default, not stored in checkpoints: the "
+                                                        "module returns concat(forward, backward)"))
+    elif layer.go_backwards:
+        options["direction"] = "reverse"
+        keras = KerasSemantics(go_backwards=True)
+    variant = f"tf.keras {layer.title} layer (variables in a TF checkpoint, found by {layer.found_by})"
+    out = LSTMSpec(name=layer.name, source_format="tf", variant=variant,
+                   layers=[tuple(weights) if layer.bidirectional else weights[0]], options=options, batch_first=True,
+                   keras=keras, unknowns=unknowns, source=[tuple(source)], oracle="keras_rnn", cell=cell,
+                   module=None if keras is None else (KERAS_GRU if cell == "gru" else KERAS_RNN))
+    out.semantics = {"cell": cell, "reset_after": bool(reset_after), "cudnn": False,
+                     "recurrent_activation": rec, "activation": "tanh", "go_backwards": layer.go_backwards,
+                     "bidirectional": layer.bidirectional, "merge_mode": "concat",
+                     "masked_output": "previous_output" if keras else None}
+    out.notes.append("variables: " + ", ".join(layer.variables))
+    if layer.go_backwards:
+        out.notes.append("the backward copy of a Keras Bidirectional alone (go_backwards=True): outputs reversed in "
+                         "time as Keras returns them")
+    return out
+
+
+__all__ = ["KerasLayer", "gru_rnn_spec", "keras_layers", "spec"]

@@ -54,7 +54,8 @@ BASIC_LSTM_CELL = {
     "1.2": ("multi_rnn_cell/cell_{k}/basic_lstm_cell", "kernel", "bias"),
 }
 
-# --- the other recurrent cells (found and listed; not converted yet) --------------------------------------------
+# --- the other recurrent cells: GRUCell, GRUBlockCell, CudnnCompatibleGRUCell and BasicRNNCell are converted
+# (compat/frameworks/tf/gru.py reads their variables); the rest are found and listed, not converted yet ----------
 OTHER_CELL_SCOPES = {
     "gru_cell": "GRUCell",
     "GRUCell": "GRUCell",

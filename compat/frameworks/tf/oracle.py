@@ -1,4 +1,6 @@
-"""The converter's verification of TF cells (reference/tf_lstm.py) and cuDNN buffers (reference/onnx_lstm.py)."""
+"""The converter's verification of TF cells (reference/tf_lstm.py; GRU and simple-RNN cells: reference/tf_rnn_cells.py,
+CudnnCompatibleGRUCell through reference/onnx_rnn.py) and cuDNN buffers (reference/onnx_lstm.py; GRU and RNN modes:
+reference/cudnn_params.py)."""
 from __future__ import annotations
 
 from functools import partial
@@ -66,4 +68,110 @@ def _cudnn(spec: LSTMSpec, case: Case) -> Outputs:
     return inp, np.stack(hs), np.stack(cs)
 
 
-ORACLES = {"tf": _tf, "cudnn": _cudnn}
+def _onnx_tensors(kind: str, raw: dict, n_in: int):
+    """A TF GRU / simple-RNN cell's tensors as one direction of the ONNX operator's W, R, B (gate blocks z, r, h;
+    TF's update gate u is ONNX's z) and its linear_before_reset: written from rnn_cell_impl.py GRUCell.call
+    (r, u = split(sigmoid([x, h] @ gates/kernel + gates/bias)); c = tanh([x, r * h] @ candidate/kernel +
+    candidate/bias); h' = u * h + (1 - u) * c), BasicRNNCell.call (tanh([x, h] @ kernel + bias)) and
+    cudnn_rnn_ops.py CudnnCompatibleGRUCell.call (c = tanh(x @ input_projection + r * (h @ hidden_projection)))."""
+    f = {k: _f64(v) for k, v in raw.items()}
+    if kind == "BasicRNNCell":
+        k = f["kernel"]
+        H = k.shape[1]
+        b = f.get("bias", np.zeros(H))
+        return k[:n_in].T, k[n_in:].T, np.concatenate([b, np.zeros(H)]), 0
+    gk = f["gates_kernel"]
+    H = gk.shape[1] // 2
+    gb = f.get("gates_bias", np.zeros(2 * H))
+    r_x, u_x, r_h, u_h = gk[:n_in, :H].T, gk[:n_in, H:].T, gk[n_in:, :H].T, gk[n_in:, H:].T
+    if kind == "CudnnCompatibleGRUCell":
+        c_x, c_h = f["input_kernel"].T, f["hidden_kernel"].T
+        wb_c, rb_c, lbr = f.get("input_bias", np.zeros(H)), f.get("hidden_bias", np.zeros(H)), 1
+    else:
+        ck = f["candidate_kernel"]
+        c_x, c_h = ck[:n_in].T, ck[n_in:].T
+        wb_c, rb_c, lbr = f.get("candidate_bias", np.zeros(H)), np.zeros(H), 0
+    W = np.concatenate([u_x, r_x, c_x])
+    R = np.concatenate([u_h, r_h, c_h])
+    B = np.concatenate([gb[H:], gb[:H], wb_c, np.zeros(2 * H), rb_c])
+    return W, R, B, lbr
+
+
+def _tf_cell_fn(kind: str, raw: dict, n_in: int):
+    """reference/tf_rnn_cells.py's cell for a TF GRUCell / GRUBlockCell / BasicRNNCell's own tensors; None for
+    CudnnCompatibleGRUCell, which that oracle does not hold (it runs through reference/onnx_rnn.py)."""
+    from reference import tf_rnn_cells
+
+    f = {k: _f64(v) for k, v in raw.items()}
+    if kind == "BasicRNNCell":
+        H = f["kernel"].shape[1]
+        return tf_rnn_cells.basic_rnn_cell(f["kernel"], f.get("bias", np.zeros(H)))
+    if kind == "CudnnCompatibleGRUCell":
+        return None
+    H = f["candidate_kernel"].shape[1]
+    gb, cb = f.get("gates_bias", np.zeros(2 * H)), f.get("candidate_bias", np.zeros(H))
+    if kind == "GRUBlockCell":
+        return tf_rnn_cells.gru_block_cell(f["gates_kernel"], gb, f["candidate_kernel"], cb)
+    return tf_rnn_cells.gru_cell(f["gates_kernel"], gb, f["candidate_kernel"], cb)
+
+
+def _tf_rnn(spec: LSTMSpec, case: Case) -> Outputs:
+    """TF GRU / BasicRNNCell stacks layer by layer: reference/tf_rnn_cells.py's cells under its ``dynamic_rnn`` /
+    ``bidirectional_dynamic_rnn`` (state copied through and output 0 past a sequence's length; a reverse-only
+    stack, the backward stack of a bidirectional_dynamic_rnn of two MultiRNNCells, reads each sequence's valid
+    prefix reversed). CudnnCompatibleGRUCell runs through reference/onnx_rnn.py, its tensors re-read as the ONNX
+    GRU's with linear_before_reset=1, dynamic_rnn's final state for an empty sequence (its initial state) kept."""
+    from compat.convert.verify import NO_CELL
+    from reference import onnx_rnn, tf_rnn_cells
+
+    kinds = spec.semantics["kinds"]
+    D = 2 if spec.direction == "bidirectional" else 1
+    inp, finals = case.x, []
+    lengths = case.lengths
+    for k, layer in enumerate(spec.source):
+        n_in = inp.shape[2]
+        h0 = case.h0[k * D:(k + 1) * D]
+        cells = [_tf_cell_fn(kinds[k][d], layer[d], n_in) for d in range(D)]
+        if cells[0] is None:
+            parts = [_onnx_tensors(kinds[k][d], layer[d], n_in) for d in range(D)]
+            W, R, B = (np.stack([p[i] for p in parts]) for i in range(3))
+            direction = {"bidirectional": "bidirectional", "reverse": "reverse"}.get(spec.direction, "forward")
+            Y, Y_h = onnx_rnn.gru(inp, W, R, B, lengths, h0, direction=direction, linear_before_reset=1)
+            if lengths is not None:
+                Y_h = np.where((np.asarray(lengths) == 0)[None, :, None], h0, Y_h)
+            T, _, Bn, H = Y.shape
+            inp = Y.transpose(0, 2, 1, 3).reshape(T, Bn, D * H)
+            finals += list(Y_h)
+            continue
+        if D == 2:
+            (y_fw, y_bw), (s_fw, s_bw) = tf_rnn_cells.bidirectional_dynamic_rnn(cells[0], cells[1], inp, h0[0], h0[1],
+                                                                                lengths)
+            inp = np.concatenate([y_fw, y_bw], axis=2)
+            finals += [s_fw, s_bw]
+        elif spec.direction == "reverse":
+            y, s = tf_rnn_cells.dynamic_rnn(cells[0], tf_rnn_cells.reverse_sequence(inp, lengths), h0[0], lengths)
+            inp = tf_rnn_cells.reverse_sequence(y, lengths)
+            finals.append(s)
+        else:
+            inp, s = tf_rnn_cells.dynamic_rnn(cells[0], inp, h0[0], lengths)
+            finals.append(s)
+    return inp, np.stack(finals), NO_CELL
+
+
+def _cudnn_rnn(spec: LSTMSpec, case: Case) -> Outputs:
+    """A cuDNN GRU / RNN opaque buffer unpacked and run by reference/cudnn_params.py (its layout and cuDNN's
+    recurrences written from cudnn_rnn_ops.py and NVIDIA's description; not from the converter's reader)."""
+    from compat.convert.verify import NO_CELL
+    from reference import cudnn_params
+
+    sem = spec.semantics
+    buf = _f64(spec.source[0][0]["buffer"])
+    params = cudnn_params.unpack(buf, sem["mode"], sem["input_size"], sem["num_units"], sem["num_layers"],
+                                 sem["bidirectional"])
+    y, h = cudnn_params.run(sem["mode"], params, case.x, case.h0, sem["num_layers"], sem["bidirectional"])
+    if case.lengths is not None:
+        raise ValueError(f"{spec.name}: reference/cudnn_params.py runs whole sequences only")
+    return y, h, NO_CELL
+
+
+ORACLES = {"tf": _tf, "cudnn": _cudnn, "tf_rnn": _tf_rnn, "cudnn_rnn": _cudnn_rnn}
