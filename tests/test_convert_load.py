@@ -52,3 +52,19 @@ def test_load_refuses_a_dtype_that_is_not_a_torch_float(converted, dtype):
 
     with pytest.raises(ValueError, match="floating-point torch.dtype"):
         load(converted[0], dtype=dtype)
+
+
+def test_load_casts_a_whole_model_after_its_probe(tmp_path):
+    """A whole model (the recorded tf-keras sentiment model) is probed in its own dtype, then cast as one:
+    every floating parameter in float64, the predictions float32's up to float32 rounding."""
+    from compat.convert import load
+
+    out = tmp_path / "sentiment.safetensors"
+    assert convert_cli(GOLDEN_CONVERT / "keras_models" / "tf_keras" / "sentiment.h5", out, []) == 0
+    ids = torch.tensor([[5, 12, 7, 3, 0, 0], [9, 2, 2, 14, 21, 8]])
+    as_written, as_float64 = load(out), load(out, dtype=torch.float64)
+    assert {p.dtype for p in as_float64.parameters()} == {torch.float64}
+    with torch.no_grad():
+        y32, y64 = as_written(ids), as_float64(ids)
+    assert y64.dtype == torch.float64
+    assert_close(y64.numpy(), y32.numpy(), dtype=np.float32, msg="float64 whole model against float32")
