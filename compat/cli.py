@@ -317,6 +317,8 @@ class ArgumentParser(argparse.ArgumentParser):
             value = getattr(args, action.dest, None)
             if value in (None, "") or not isinstance(value, (str, os.PathLike)) or str(value) not in message:
                 continue
+            if value in getattr(action.type, "keywords", ()):  # --dataset embedded: a word, not a file
+                continue
             if not action.option_strings:
                 return message
             flag = self.typed_flag(action.option_strings)

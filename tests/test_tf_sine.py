@@ -330,6 +330,9 @@ MSE_LINE = re.compile(r"^Mean Square Error is: (\d+\.\d{6})$", re.M)
 def test_the_migration_guides_sine_snippets_run(tmp_path, monkeypatch, capsys):
     """docs/migration/tf1.md, "tf.contrib.learn": the port's API, the plain PyTorch version and the
     walk-through run as printed, and print what the guide says."""
+    # One thread, as the program chooses for these products (a second thread beside a busy machine made this
+    # test take minutes); the suite's own count comes back after the test (tests/conftest.py).
+    torch.set_num_threads(1)
     section = GUIDE.read_text(encoding="utf-8").split("\n## tf.contrib.learn", 1)[1].split("\n## ", 1)[0]
     port_block, plain_block, walk_through = re.findall(r"```python\n(.*?)```", section, re.S)
     monkeypatch.chdir(tmp_path)
