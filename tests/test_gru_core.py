@@ -505,3 +505,24 @@ def test_bad_input_gets_one_clear_error():
         Cell("lstm", reset_after=False)
     with pytest.raises(ShapeError, match="dtype"):
         gru(x.double(), [w])
+
+
+@quiet
+@given(p=problems("gru", max_layers=1), data=st.data())
+def test_batch_first_is_onnx_layout_1(p, data):
+    """ONNX layout=1 (X [B, T, in], Y [B, T, D, H], states [B, D, H]) against the core's batch_first."""
+    H = p.layers[0][0][1].shape[1]
+    names, alphas, betas = onnx_spelling(p.activations)
+    dirs = p.layers[0]
+    W = np.stack([zrn(w[0], H) for w in dirs])
+    R = np.stack([zrn(w[1], H) for w in dirs])
+    B = np.stack([np.concatenate([zrn(w[2] if w[2] is not None else np.zeros(3 * H), H),
+                                  zrn(w[3] if w[3] is not None else np.zeros(3 * H), H)]) for w in dirs])
+    h0 = None if p.h0 is None else p.h0.transpose(1, 0, 2)
+    Y, Y_h = onnx_rnn.gru(p.x.transpose(1, 0, 2), W, R, B, p.lengths, h0, activations=names * p.D,
+                          activation_alpha=alphas * p.D, activation_beta=betas * p.D, clip=p.clip,
+                          direction=p.direction, linear_before_reset=int(p.reset_after), layout=1)
+    x, weights, hx = tensors(p, torch.float64)
+    out, h_n = run_core(p, x.transpose(0, 1), weights, hx, batch_first=True)
+    assert_close(out, Y.reshape(Y.shape[0], Y.shape[1], -1))
+    assert_close(onnx_final_state(p, h_n.numpy()), Y_h.transpose(1, 0, 2))
