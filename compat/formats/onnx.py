@@ -88,6 +88,11 @@ class OnnxModel:
     initializer_shapes: Dict[str, Tuple[int, ...]]
     read_by: Dict[str, str] = field(default_factory=dict)  # initializer -> the LSTM node whose weights it makes
     other_nodes: Dict[str, int] = field(default_factory=dict)   # op type -> count of the remaining nodes
+    # for the whole-model reader (compat.frameworks.onnx.model): the parsed ModelProto, its opset, and the
+    # bounded folder of constant subgraphs
+    proto: object = None
+    opset: int = 0
+    folder: object = None
 
 
 def read_onnx(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> OnnxModel:
@@ -208,7 +213,7 @@ def read_onnx(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Onnx
                                 "all of them")
         outputs = {role: _name(n, where, f"output {role}'s name") for role, n in zip(LSTM_OUTPUTS, node.output) if n}
         out.append(LSTMNode(name, index, attrs, tensors, inputs, outputs, opset))
-    return OnnxModel(out, others, initializers, shapes, read_by, counts)
+    return OnnxModel(out, others, initializers, shapes, read_by, counts, model, opset, folder)
 
 
 def lstm_nodes(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> List[LSTMNode]:

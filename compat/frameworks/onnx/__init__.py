@@ -22,6 +22,7 @@ FRAMEWORK = register(Framework(
     layouts=("onnx",),
     references={"onnx": "reference/onnx_lstm.py"},
     modules={"compat.convert.modules.OnnxLSTM": "compat.convert.modules:OnnxLSTM"},
+    layers="compat.frameworks.onnx.layers",
 ))
 
 from compat.frameworks.onnx import layout  # noqa: E402,F401  (registers its layouts)

@@ -86,4 +86,17 @@ def discover(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Found
         summary = ", ".join(f"{op} x{n}" for op, n in sorted(model.other_nodes.items()))
         items.append(SourceItem(f"({sum(model.other_nodes.values())} other nodes)", "graph nodes",
                                 reason=f"not recurrent layers ({summary}); their initializers are listed here"))
-    return Found(specs, items)
+    graph, refused = _whole_model(path, model, by_node)
+    return Found(specs, items, graph, refused)
+
+
+def _whole_model(path, model, by_node):
+    """(the whole model as a graph, None) or (None, why it is not converted whole)."""
+    from compat.frameworks.onnx.model import OnnxModelError, read_model
+
+    try:
+        graph = read_model(path, model, by_node)
+    except OnnxModelError as e:
+        return None, str(e)
+    graph.source = {"proto": model.proto, "recurrent": by_node}
+    return graph, None
