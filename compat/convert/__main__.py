@@ -84,6 +84,14 @@ def _main(argv: Optional[Sequence[str]] = None) -> int:
 
     if args.emit_python and args.model == "layers":
         raise InputError("--emit-python writes the whole model: it cannot go with --model layers")
+    if args.emit_python:
+        from compat.convert.discovery import detect_format
+
+        key = frameworks.get(args.format).key if args.format else detect_format(args.source)
+        kinds = frameworks.layer_kinds(key)
+        if kinds and not any(k.emit for k in kinds.values()):
+            raise InputError(f"--emit-python writes Keras whole models as Python; a whole {key} model loads with "
+                             "compat.convert.load(OUT)")
 
     print(f"compat.convert: {args.source} -> {args.to}", flush=True)
     try:

@@ -87,6 +87,11 @@ def discover(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Found
         items.append(SourceItem(f"({sum(model.other_nodes.values())} other nodes)", "graph nodes",
                                 reason=f"not recurrent layers ({summary}); their initializers are listed here"))
     graph, refused = _whole_model(path, model, by_node)
+    if graph is not None:   # the initializers and nodes no recurrent layer reads are in the whole model
+        for item in items:
+            if item.converted is None and not item.recurrent:
+                item.reason = ("in the whole model" if item.kind == "initializer" else
+                               item.reason.replace("their initializers are listed here", "in the whole model"))
     return Found(specs, items, graph, refused)
 
 

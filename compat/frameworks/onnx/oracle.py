@@ -29,38 +29,42 @@ ORACLES = {"onnx": _onnx}
 
 
 # ------------------------------------------------------------------------------------------ whole models
-BATCH, STEPS = 3, 6
+OPEN = 4   # every size an input leaves open: ONNX names no batch or time axis, so one size fits either
 
 
 def model_inputs(graph, rng):
-    """Random inputs the model takes: token ids within the vocabulary of each ``Gather`` table an input indexes,
-    sequence lengths in [0, T] (one full, one empty when the batch allows) where an input is a recurrent
-    node's ``sequence_lens``, normal floats elsewhere; ``None`` dimensions are BATCH for the first and STEPS
-    for the rest (the time axis of the batch-major and the time-major layouts alike)."""
+    """Random inputs the model takes: every open size :data:`OPEN`; token ids within the vocabulary of each
+    ``Gather`` table an input indexes; where an input is a recurrent node's ``sequence_lens``, lengths from 0
+    to the shortest leading size of the other inputs (one full, one empty when the batch allows); normal
+    floats elsewhere."""
     import numpy as np
 
-    out = []
+    shapes = [[OPEN if d is None else d for d in inp.shape] for inp in graph.inputs]
+    roles = []
     for inp in graph.inputs:
-        shape = [(BATCH if k == 0 else STEPS) if d is None else d for k, d in enumerate(inp.shape)]
-        readers = [(n, k) for n in graph.nodes for arg in n.args for k, ref in enumerate(arg) if ref[0] == inp.name]
-        if inp.dtype.startswith("int"):
-            vocab, lengths = None, False
-            for n, k in readers:
-                slots = [j for j, s in enumerate(n.config["inputs"]) if s == "x"]
-                position = slots[k] if k < len(slots) else None
-                if n.kind == "Gather" and position == 1 and isinstance(n.config["inputs"][0], dict):
-                    rows = n.config["inputs"][0]["shape"][n.config["attributes"].get("axis", 0)]
-                    vocab = rows if vocab is None else min(vocab, rows)
-                lengths |= n.kind in ("LSTM", "GRU", "RNN") and position == 4
-            if lengths:
-                steps = max([STEPS] + [d for d in shape[1:] if d is not None])
-                x = rng.integers(1, steps + 1, shape)
-                x.reshape(-1)[0] = steps
-                if x.size > 2:
-                    x.reshape(-1)[-1] = 0
-            else:
-                x = rng.integers(0, max(vocab or 10, 1), shape)
+        vocab, lengths = None, False
+        for n in graph.nodes:
+            slots = [j for j, s in enumerate(n.config["inputs"]) if s == "x"]
+            for arg in n.args:
+                for k, ref in enumerate(arg):
+                    if ref[0] != inp.name or k >= len(slots):
+                        continue
+                    if n.kind == "Gather" and slots[k] == 1 and isinstance(n.config["inputs"][0], dict):
+                        rows = n.config["inputs"][0]["shape"][n.config["attributes"].get("axis", 0)]
+                        vocab = rows if vocab is None else min(vocab, rows)
+                    lengths |= n.kind in ("LSTM", "GRU", "RNN") and slots[k] == 4
+        roles.append((vocab, lengths))
+    steps = min([d for s, (_, lengths) in zip(shapes, roles) if not lengths for d in s[:2]] or [OPEN])
+    out = []
+    for inp, shape, (vocab, lengths) in zip(graph.inputs, shapes, roles):
+        if lengths:
+            x = rng.integers(1, steps + 1, shape)
+            x.reshape(-1)[0] = steps
+            if x.size > 2:
+                x.reshape(-1)[-1] = 0
             out.append(x.astype(inp.dtype))
+        elif inp.dtype.startswith("int"):
+            out.append(rng.integers(0, max(vocab or 10, 1), shape).astype(inp.dtype))
         elif inp.dtype == "bool":
             out.append(rng.random(shape) < 0.5)
         else:
