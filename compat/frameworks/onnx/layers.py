@@ -26,7 +26,8 @@ from compat.frameworks.onnx.ops import (FLOAT_CODES, ONNX_DTYPES, OPS, RECURRENT
 MAX_INLINE = 1 << 16          # elements of a constant stored in a node's configuration
 OPSETS = (1, 30)
 
-# Each operator's attributes: name -> type ("int", "float", "ints", "floats", "str"); nothing else is read
+# Each operator's attributes: name -> type ("int", "float", "ints", "floats", "str", "scalar": a one-element
+# tensor); nothing else is read
 _AXES = {"axes": "ints"}
 ATTRIBUTES: Dict[str, Dict[str, str]] = {
     "Identity": {}, "Add": {}, "Sub": {}, "Mul": {}, "Div": {}, "Pow": {}, "MatMul": {},
@@ -44,11 +45,13 @@ ATTRIBUTES: Dict[str, Dict[str, str]] = {
     "ReduceMax": {"axes": "ints", "keepdims": "int", "noop_with_empty_axes": "int"},
     "Dropout": {"ratio": "float", "seed": "int"},
     "Cast": {"to": "int"},
+    "Expand": {},
+    "ConstantOfShape": {"value": "scalar"},
 }
 # The most inputs each operator takes, and the least
 ARITY = {"Gemm": (2, 3), "Gather": (2, 2), "Concat": (1, 1 << 10), "Slice": (1, 5), "Squeeze": (1, 2),
          "Unsqueeze": (1, 2), "Reshape": (2, 2), "ReduceMean": (1, 2), "ReduceSum": (1, 2), "ReduceMax": (1, 2),
-         "Dropout": (1, 3), **{op: (2, 2) for op in ("Add", "Sub", "Mul", "Div", "Pow", "MatMul")}}
+         "Dropout": (1, 3), "Expand": (2, 2), **{op: (2, 2) for op in ("Add", "Sub", "Mul", "Div", "Pow", "MatMul")}}
 NODE_OUTPUTS = {"Dropout": 2}
 FLOAT_DTYPES = ("float16", "float32", "float64")
 INLINE_DTYPES = tuple(ONNX_DTYPES.values())
@@ -62,6 +65,9 @@ def _typed(value, kind: str) -> bool:
         return type(value) in number and math.isfinite(value)
     if kind == "str":
         return isinstance(value, str)
+    if kind == "scalar":     # a one-element tensor attribute: {"value": number, "dtype": name}
+        return (isinstance(value, dict) and set(value) == {"value", "dtype"} and value["dtype"] in INLINE_DTYPES
+                and type(value["value"]) in (int, float, bool) and math.isfinite(value["value"]))
     if not isinstance(value, list) or len(value) > MAX_INLINE:
         return False
     return all(_typed(v, kind[:-1]) for v in value)

@@ -154,12 +154,20 @@ def read_model(path, model: OnnxModel, recurrent: Dict[str, object]) -> GraphSpe
 
 def _attributes(where: str, label: str, op: str, node) -> dict:
     import onnx
+    import onnx.numpy_helper
 
     attrs = {}
     for attr in node.attribute:
         if attr.name not in ATTRIBUTES[op]:
             raise OnnxModelError(f"{where}: {label}: attribute {attr.name[:80]!r} is not one the converter honours "
                                  f"for {op} (it honours {sorted(ATTRIBUTES[op]) or 'none'})")
+        if ATTRIBUTES[op][attr.name] == "scalar":
+            t = onnx.numpy_helper.to_array(attr.t) if attr.type == onnx.AttributeProto.TENSOR else None
+            if t is None or t.size != 1 or str(t.dtype) not in ONNX_DTYPES.values():
+                raise OnnxModelError(f"{where}: {label}: attribute {attr.name!r} is not a one-element tensor of a "
+                                     "type the converter runs")
+            attrs[attr.name] = {"value": t.reshape(-1)[0].item(), "dtype": str(t.dtype)}
+            continue
         value = _attribute(onnx, attr)
         if isinstance(value, (list, tuple)):
             value = [v.item() if isinstance(v, np.generic) else v for v in value]

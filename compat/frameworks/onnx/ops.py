@@ -188,6 +188,17 @@ def _reduce_max(x, dims, keep):
     return x
 
 
+def _expand(attrs, x, shape):
+    # numpy's two-way broadcast of the input against the shape (Operators.md Expand)
+    return (x.expand(torch.broadcast_shapes(tuple(x.shape), tuple(_ints(shape)))),)
+
+
+def _constant_of_shape(attrs, shape, float_dtype):
+    fill = attrs.get("value", {"value": 0.0, "dtype": "float32"})   # the operator's default: a float32 zero
+    dtype = float_dtype if fill["dtype"].startswith("float") else getattr(torch, fill["dtype"])
+    return (torch.full(_ints(shape), fill["value"], dtype=dtype, device=shape.device),)
+
+
 def _dropout(attrs, x, ratio=None, training_mode=None):
     # inference: the output is the input; the mask (when asked for) is all true
     return x, torch.ones_like(x, dtype=torch.bool)
@@ -217,7 +228,8 @@ OPS: Dict[str, Callable[..., Tuple[Tensor, ...]]] = {
     "ReduceSum": _reduce(lambda x, d, k: x.sum(d, keepdim=k), 13),
     "ReduceMax": _reduce(_reduce_max, 18),
     "Dropout": _dropout,
-    "Cast": _cast,
+    "Expand": _expand,
+    "Cast": _cast, "ConstantOfShape": _constant_of_shape,    # these two take the model's float dtype
 }
 
 
@@ -260,8 +272,8 @@ class OnnxNode(nn.Module):
                 args.append(inline_tensor(slot, float_dtype, self.float_dtype_probe.device))
         while args and args[-1] is None:
             args.pop()
-        if self.op == "Cast":
-            out = _cast(self.attributes, args[0], float_dtype)
+        if self.op in ("Cast", "ConstantOfShape"):
+            out = OPS[self.op](self.attributes, args[0], float_dtype)
         else:
             out = OPS[self.op](self.attributes, *args)
         return tuple(out[:self.outputs])
