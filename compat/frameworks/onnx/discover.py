@@ -86,7 +86,10 @@ def discover(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Found
         summary = ", ".join(f"{op} x{n}" for op, n in sorted(model.other_nodes.items()))
         items.append(SourceItem(f"({sum(model.other_nodes.values())} other nodes)", "graph nodes",
                                 reason=f"not recurrent layers ({summary}); their initializers are listed here"))
-    graph, refused = _whole_model(path, model, by_node)
+    # every recurrent node converted (LSTM here; GRU / RNN wherever a reader converts them), by node name
+    converted = {i.name: i.converted for i in items if i.recurrent and i.converted is not None}
+    not_converted = {i.name: i.reason for i in items if i.recurrent and i.converted is None}
+    graph, refused = _whole_model(path, model, converted, not_converted)
     if graph is not None:   # the initializers and nodes no recurrent layer reads are in the whole model
         for item in items:
             if item.converted is None and not item.recurrent:
@@ -95,13 +98,13 @@ def discover(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Found
     return Found(specs, items, graph, refused)
 
 
-def _whole_model(path, model, by_node):
+def _whole_model(path, model, converted, not_converted):
     """(the whole model as a graph, None) or (None, why it is not converted whole)."""
     from compat.frameworks.onnx.model import OnnxModelError, read_model
 
     try:
-        graph = read_model(path, model, by_node)
+        graph = read_model(path, model, converted, not_converted)
     except OnnxModelError as e:
         return None, str(e)
-    graph.source = {"proto": model.proto, "recurrent": by_node}
+    graph.source = {"proto": model.proto}
     return graph, None

@@ -53,9 +53,11 @@ def _dims(type_proto) -> Optional[List[Optional[int]]]:
     return [int(d.dim_value) if d.HasField("dim_value") else None for d in t.shape.dim]
 
 
-def read_model(path, model: OnnxModel, recurrent: Dict[str, object]) -> GraphSpec:
+def read_model(path, model: OnnxModel, recurrent: Dict[str, object],
+               not_converted: Optional[Dict[str, str]] = None) -> GraphSpec:
     """The whole model (see the module docstring); ``recurrent``: node name -> the converted spec of that
-    recurrent node. Raises :class:`OnnxModelError` naming the node that stops it."""
+    recurrent node; ``not_converted``: node name -> why the layer reader did not convert it. Raises
+    :class:`OnnxModelError` naming the node that stops it."""
     import onnx
 
     proto, folder, opset = model.proto, model.folder, model.opset
@@ -120,7 +122,8 @@ def read_model(path, model: OnnxModel, recurrent: Dict[str, object]) -> GraphSpe
             if attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
                 raise OnnxModelError(f"{where}: {label}: attribute {attr.name!r} holds a subgraph")
         if op in RECURRENT_OUTPUTS:
-            nodes.append(_recurrent_node(where, label, name, node, index, values, constant, recurrent, opset))
+            nodes.append(_recurrent_node(where, label, name, node, index, values, constant, recurrent,
+                                         not_converted or {}))
         else:
             nodes.append(_op_node(where, label, name, node, values, constant, opset, float_types))
         for k, out in enumerate(node.output):
@@ -221,13 +224,13 @@ def _op_node(where, label, name, node, values, constant, opset, float_types) -> 
     return Node(name, op, config, [args] if args else [], {}, weights)
 
 
-def _recurrent_node(where, label, name, node, index, values, constant, recurrent, opset) -> Node:
+def _recurrent_node(where, label, name, node, index, values, constant, recurrent, not_converted) -> Node:
     op = node.op_type
     spec_name = node.name or f"{op}_{index}"
     spec = recurrent.get(spec_name)
     if spec is None:
-        raise OnnxModelError(f"{where}: {label}: the {op} node is not converted (the converter's {op} layers are not "
-                             "in this version)" if op != "LSTM" else f"{where}: {label}: the LSTM node is not converted")
+        why = not_converted.get(spec_name) or "no recurrent converter of this version reads it"
+        raise OnnxModelError(f"{where}: {label}: the {op} node is not converted ({why})")
     roles = RECURRENT_INPUTS[op]
     slots, args = [], []
     for k, tensor_name in enumerate(node.input):
