@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(in bytes or with a K, M, G or T suffix; default: 4G)")
     p.add_argument("--model", choices=("auto", "whole", "layers"), default="auto",
                    help="auto: also convert the whole model where every layer of it is one the converter knows "
-                        "(Keras), else the recurrent layers with the reason; whole: the whole model or an error; "
+                        "(Keras, ONNX), else the recurrent layers with the reason; whole: the whole model or an error; "
                         "layers: the recurrent layers only")
     p.add_argument("--emit-python", metavar="MODEL.py",
                    help="also write the whole model as a standalone PyTorch module file that loads the converted "
