@@ -168,6 +168,8 @@ def test_a_subgraph_another_domain_or_an_unknown_attribute_is_refused_by_node(tm
                "'If' is not one"),
         "custom": (h.make_node("Relu", ["X"], ["y"], domain="com.example", name="mine"), "domain 'com.example'"),
         "attr": (h.make_node("Gather", ["X", "idx"], ["y"], axis=0, mode=3, name="g"), "attribute 'mode'"),
+        "type": (h.make_node("LeakyRelu", ["X"], ["y"], alpha=[1, 2], name="lr"), "LeakyRelu's alpha is of type float"),
+        "cast": (h.make_node("Cast", ["X"], ["y"], to=TP.BFLOAT16, name="bf"), r"'bf'\): attributes/to: a data type"),
     }
     for key, (node, message) in cases_.items():
         inputs = [_float_input()] + ([h.make_tensor_value_info("cond", TP.BOOL, [])] if key == "If" else [])

@@ -21,11 +21,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from compat.convert.graph import GraphSpec, ModelInput, Node
+from compat.convert.graph import MAX_NODES, GraphSpec, ModelInput, Node
 from compat.errors import InputError
 from compat.formats.onnx import OnnxModel, _attribute
 from compat.formats.onnx_fold import FOLDABLE, NotConstantError
-from compat.frameworks.onnx.layers import ATTRIBUTES, MAX_INLINE
+from compat.frameworks.onnx.layers import ATTRIBUTES, LAYERS, MAX_INLINE, _typed
 from compat.frameworks.onnx.ops import FLOAT_CODES, ONNX_DTYPES, RECURRENT_INPUTS, RECURRENT_OUTPUTS
 
 GRAPH_DTYPES = ("float32", "float64")
@@ -63,6 +63,9 @@ def read_model(path, model: OnnxModel, recurrent: Dict[str, object],
     proto, folder, opset = model.proto, model.folder, model.opset
     graph = proto.graph
     where = str(path)
+    if len(graph.node) > MAX_NODES:
+        raise OnnxModelError(f"{where}: {len(graph.node):,} nodes; the whole-model converter reads at most "
+                             f"{MAX_NODES:,}")
     taken: set = set()
     values: Dict[str, Tuple[str, int]] = {}        # ONNX tensor name -> (module name, output index)
     initializers = set(model.initializers)
@@ -122,10 +125,15 @@ def read_model(path, model: OnnxModel, recurrent: Dict[str, object],
             if attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
                 raise OnnxModelError(f"{where}: {label}: attribute {attr.name!r} holds a subgraph")
         if op in RECURRENT_OUTPUTS:
-            nodes.append(_recurrent_node(where, label, name, node, index, values, constant, recurrent,
-                                         not_converted or {}))
+            made = _recurrent_node(where, label, name, node, index, values, constant, recurrent, not_converted or {})
         else:
-            nodes.append(_op_node(where, label, name, node, values, constant, opset, float_types))
+            made = _op_node(where, label, name, node, values, constant, opset, float_types)
+
+        def error(key, message, _label=label):
+            return OnnxModelError(f"{where}: {_label}: {key + ': ' if key else ''}{message}")
+
+        LAYERS[op].check(made.config, error)    # what load() will check, refused here by node
+        nodes.append(made)
         for k, out in enumerate(node.output):
             if out:
                 values[out] = (name, k)
@@ -172,11 +180,18 @@ def _attributes(where: str, label: str, op: str, node) -> dict:
             attrs[attr.name] = {"value": t.reshape(-1)[0].item(), "dtype": str(t.dtype)}
             continue
         value = _attribute(onnx, attr)
+        if isinstance(value, (list, tuple)) and len(value) > MAX_INLINE:
+            raise OnnxModelError(f"{where}: {label}: attribute {attr.name!r} has {len(value):,} values; the converter "
+                                 f"reads at most {MAX_INLINE:,}")
         if isinstance(value, (list, tuple)):
             value = [v.item() if isinstance(v, np.generic) else v for v in value]
-        attrs[attr.name] = float(value) if ATTRIBUTES[op][attr.name] == "float" else value
-        if ATTRIBUTES[op][attr.name] == "floats":
-            attrs[attr.name] = [float(v) for v in value]
+        kind = ATTRIBUTES[op][attr.name]
+        if kind in ("float", "floats") and not isinstance(value, str):
+            value = [float(v) for v in value] if isinstance(value, (list, tuple)) else float(value)
+        if not _typed(value, kind):
+            raise OnnxModelError(f"{where}: {label}: attribute {attr.name!r} is {str(value)[:40]}; {op}'s {attr.name} "
+                                 f"is of type {kind}")
+        attrs[attr.name] = value
     return attrs
 
 
