@@ -10,7 +10,7 @@ initial states), with the operators real recurrent models are built from: an emb
 opset 13), ``Tanh``; and PyTorch's own exports (``torch.onnx.export``, the TorchScript exporter) of a small
 sentiment model: opset 9 without constant folding (the LSTM's weights computed by Slice / Concat /
 Unsqueeze, initial states by Shape / Gather / Expand) and opset 14 with dynamic axes (ConstantOfShape).
-``layout=1`` and float64 LSTMs are not recorded: onnxruntime's CPU LSTM refuses both (the converter's
+A float64 model without an LSTM is recorded too; ``layout=1`` and float64 LSTMs are not: onnxruntime's CPU LSTM refuses both (the converter's
 verification covers them against reference/onnx_model.py). ``expected.npz`` holds each model's inputs and
 onnxruntime's outputs; ``--seed`` draws other weights and inputs (the live test uses it).
 """
@@ -163,7 +163,25 @@ def opset9_slices(rng):
     return graph, 9, feeds, ["bidirectional", "peepholes", "folded weights", "Unsqueeze-9", "Slice-9", "Softmax-9"]
 
 
-HELPER_MODELS = [sentiment_bidirectional_mean, lengths_clip_input_forget, activations_reverse_concat, opset9_slices]
+def float64_head(rng):
+    """A float64 model (onnxruntime runs these operators in double; its LSTM does not): ids -> Gather -> MatMul
+    -> Add -> Tanh -> ReduceSum over time (axes as an input) -> Div -> LogSoftmax."""
+    onnx, TP, h, nh = _helpers()
+    V, E, C = 30, 5, 3
+    inits = [nh.from_array(rng.uniform(-1, 1, (V, E)), "table"), nh.from_array(rng.uniform(-1, 1, (E, C)), "W"),
+             nh.from_array(rng.uniform(-1, 1, (C,)), "b"), nh.from_array(np.array([1], np.int64), "time"),
+             nh.from_array(np.array(float(T)), "steps")]
+    nodes = [h.make_node("Gather", ["table", "ids"], ["e"], name="embed"),
+             h.make_node("MatMul", ["e", "W"], ["m"], name="project"), h.make_node("Add", ["m", "b"], ["a"]),
+             h.make_node("Tanh", ["a"], ["t"]), h.make_node("ReduceSum", ["t", "time"], ["s"], keepdims=0),
+             h.make_node("Div", ["s", "steps"], ["mean"]), h.make_node("LogSoftmax", ["mean"], ["out"], axis=-1)]
+    graph = h.make_graph(nodes, "float64", [h.make_tensor_value_info("ids", TP.INT64, ["batch", "steps"])],
+                         [h.make_tensor_value_info("out", TP.DOUBLE, ["batch", C])], inits)
+    return graph, 13, {"ids": rng.integers(0, V, (BATCH, T))}, ["float64", "ReduceSum", "Div", "Tanh"]
+
+
+HELPER_MODELS = [sentiment_bidirectional_mean, lengths_clip_input_forget, activations_reverse_concat, opset9_slices,
+                 float64_head]
 
 
 def torch_sentiment(path: Path, opset: int, fold: bool, dynamic: bool, seed: int):

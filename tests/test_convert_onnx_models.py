@@ -3,7 +3,7 @@
 The recordings (legacy/record_convert_onnx_models.py, onnxruntime) are models built with onnx's helper API
 around LSTM nodes of every variant onnxruntime runs, and PyTorch's own exports of a sentiment model; the
 converted model's outputs on the recorded inputs must equal onnxruntime's (float32: 1e-5 of the output's
-scale). What onnxruntime cannot run (``layout=1``, float64 LSTMs) is checked against reference/onnx_model.py
+scale; float64: 1e-10). What onnxruntime cannot run (``layout=1``, float64 LSTMs) is checked against reference/onnx_model.py
 (onnx's reference evaluator, LSTM nodes by reference/onnx_lstm.py) at float64's 1e-10.
 """
 from __future__ import annotations
@@ -50,11 +50,12 @@ def check_case(folder, name, config, arrays, tmp_path):
     got = _outputs(model, arrays, config)
     assert len(got) == config["outputs"]
     for k, g in enumerate(got):
-        assert g.dtype == torch.float32
+        assert g.dtype == torch.from_numpy(arrays[f"output{k}"]).dtype
         assert_close_scaled(g, arrays[f"output{k}"], msg=f"{name} output {k}")
     # every LSTM node runs the project's converted LSTM of that node
     runners = [m for m in model.children() if isinstance(m, RecurrentNode)]
-    assert runners and sorted(id(m.rnn) for m in runners) == sorted(id(m) for m in model.values())
+    assert sorted(id(m.rnn) for m in runners) == sorted(id(m) for m in model.values())
+    assert len(runners) == [n.op_type for n in onnx.load(str(folder / config["file"])).graph.node].count("LSTM")
     assert all(isinstance(m, (LSTM, torch.nn.LSTM)) for m in model.values())   # torch's own where exact
 
 
@@ -70,7 +71,7 @@ def test_the_recordings_cover_the_operators_and_lstm_variants():
     assert {"Gather", "Transpose", "Squeeze", "Reshape", "Concat", "MatMul", "Add", "Gemm", "Softmax", "LogSoftmax",
             "Slice", "Flatten", "ReduceMean", "Softmax-11", "Softmax-9", "Slice-9", "Unsqueeze-9"} <= covered
     assert {"bidirectional", "reverse", "peepholes", "clip", "input_forget", "activations", "sequence_lens",
-            "initial_h", "initial_c", "folded weights"} <= covered
+            "initial_h", "initial_c", "folded weights", "float64"} <= covered
     exports = [c for _, c, _ in CASES if any(k.startswith("torch.onnx.export") for k in c["covers"])]
     assert len(exports) == 2
     # the opset-9 export computes the LSTM's weights with Slice / Concat and its initial states with Expand
