@@ -124,6 +124,10 @@ def _check_op(config: dict, error) -> None:
     if op == "Slice" and config["opset"] < 10 and not {"starts", "ends"} <= set(attrs):
         raise error("attributes", "Slice before opset 10 needs starts and ends")
     inputs = config["inputs"]
+    if op == "Slice" and config["opset"] >= 10 and (len(inputs) < 3 or None in inputs[:3]):
+        raise error("inputs", "Slice from opset 10 takes starts and ends as inputs")
+    if op == "Unsqueeze" and "axes" not in attrs and (len(inputs) < 2 or inputs[1] is None):
+        raise error("inputs", "Unsqueeze needs its axes (an attribute before opset 13, an input from 13)")
     lo, hi = ARITY.get(op, (1, 1))
     if not isinstance(inputs, list) or not lo <= len(inputs) <= hi:
         raise error("inputs", f"{op} takes {lo} to {hi} inputs")
