@@ -255,7 +255,7 @@ class OnnxNode(nn.Module):
                 self.register_buffer(slot["tensor"], torch.zeros(slot["shape"], dtype=getattr(torch, slot["dtype"])))
         # the model's floating-point dtype (a Cast to a floating type casts to it; moves with .to(dtype))
         self.register_buffer("float_dtype_probe", torch.zeros(0), persistent=False)
-        self._inline = {k: s for k, s in enumerate(self.slots) if isinstance(s, dict) and "value" in s}
+        self._made: Dict[tuple, Tensor] = {}
 
     def forward(self, runtime: Sequence[Tensor] = ()) -> Tuple[Tensor, ...]:
         runtime = list(runtime)
@@ -269,7 +269,7 @@ class OnnxNode(nn.Module):
             elif "tensor" in slot:
                 args.append(getattr(self, slot["tensor"]))
             else:
-                args.append(inline_tensor(slot, float_dtype, self.float_dtype_probe.device))
+                args.append(self._constant(k, float_dtype))
         while args and args[-1] is None:
             args.pop()
         if self.op in ("Cast", "ConstantOfShape"):
@@ -277,6 +277,13 @@ class OnnxNode(nn.Module):
         else:
             out = OPS[self.op](self.attributes, *args)
         return tuple(out[:self.outputs])
+
+    def _constant(self, k: int, float_dtype: torch.dtype) -> Tensor:
+        """Inline constant ``k`` as a tensor, made once per dtype and device (the slot's value never changes)."""
+        key = (k, float_dtype, self.float_dtype_probe.device)
+        if key not in self._made:
+            self._made[key] = inline_tensor(self.slots[k], float_dtype, self.float_dtype_probe.device)
+        return self._made[key]
 
     def extra_repr(self) -> str:
         shown = {k: v for k, v in self.attributes.items() if k != "__opset"}
