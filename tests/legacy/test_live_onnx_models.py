@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,8 +22,9 @@ from tests.tolerances import assert_close_scaled
 
 from .conftest import LEGACY
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
+# collected only where LEGACY_FRAMEWORKS names onnxruntime (tests/legacy/conftest.py): a failed import is an error
+import onnx  # noqa: E402
+import onnxruntime as ort  # noqa: E402
 from onnx import TensorProto as TP  # noqa: E402
 from onnx import helper as h  # noqa: E402
 from onnx import numpy_helper as nh  # noqa: E402

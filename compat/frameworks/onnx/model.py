@@ -17,7 +17,7 @@ the project's tests run (and its recurrent converters would be replaced by the p
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -89,8 +89,6 @@ def read_model(path, model: OnnxModel, recurrent: Dict[str, object],
         inputs.append(ModelInput(name, dims, dtype))
     if not inputs:
         raise OnnxModelError(f"{where}: the graph takes no input")
-
-    constant_dtypes: Dict[str, str] = {}
 
     def constant(name: str) -> Optional[np.ndarray]:
         """The value of ``name`` when the graph makes it from constants alone (folded, bounded), else None."""

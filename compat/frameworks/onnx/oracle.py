@@ -37,8 +37,6 @@ def model_inputs(graph, rng):
     ``Gather`` table an input indexes; where an input is a recurrent node's ``sequence_lens``, lengths from 0
     to the shortest leading size of the other inputs (one full, one empty when the batch allows); normal
     floats elsewhere."""
-    import numpy as np
-
     shapes = [[OPEN if d is None else d for d in inp.shape] for inp in graph.inputs]
     roles = []
     for inp in graph.inputs:
