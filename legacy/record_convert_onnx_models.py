@@ -10,9 +10,10 @@ initial states), with the operators real recurrent models are built from: an emb
 opset 13), ``Tanh``; and PyTorch's own exports (``torch.onnx.export``, the TorchScript exporter) of a small
 sentiment model: opset 9 without constant folding (the LSTM's weights computed by Slice / Concat /
 Unsqueeze, initial states by Shape / Gather / Expand) and opset 14 with dynamic axes (ConstantOfShape).
-A float64 model without an LSTM is recorded too; ``layout=1`` and float64 LSTMs are not: onnxruntime's CPU LSTM refuses both (the converter's
-verification covers them against reference/onnx_model.py). ``expected.npz`` holds each model's inputs and
-onnxruntime's outputs; ``--seed`` draws other weights and inputs (the live test uses it).
+A float64 model without an LSTM is recorded too; ``layout=1`` and float64 LSTMs are not: onnxruntime's CPU
+LSTM refuses both (the converter's verification covers them against reference/onnx_model.py). ``expected.npz``
+holds each model's inputs and onnxruntime's outputs; ``--seed`` draws other weights and inputs (the live test
+uses it).
 """
 from __future__ import annotations
 

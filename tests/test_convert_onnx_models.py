@@ -3,7 +3,8 @@
 The recordings (legacy/record_convert_onnx_models.py, onnxruntime) are models built with onnx's helper API
 around LSTM nodes of every variant onnxruntime runs, and PyTorch's own exports of a sentiment model; the
 converted model's outputs on the recorded inputs must equal onnxruntime's (float32: 1e-5 of the output's
-scale; float64: 1e-10). What onnxruntime cannot run (``layout=1``, float64 LSTMs) is checked against reference/onnx_model.py
+scale; float64: 1e-10). What onnxruntime cannot run (``layout=1``, float64 LSTMs) is checked against
+reference/onnx_model.py
 (onnx's reference evaluator, LSTM nodes by reference/onnx_lstm.py) at float64's 1e-10.
 """
 from __future__ import annotations
@@ -166,10 +167,12 @@ def test_a_subgraph_another_domain_or_an_unknown_attribute_is_refused_by_node(tm
     body = h.make_graph([h.make_node("Identity", ["X"], ["y"])], "body", [], [_float_input("y")])
     cases_ = {
         "If": (h.make_node("If", ["cond"], ["y"], then_branch=body, else_branch=body, name="branch"),
-               "'If' is not one"),
+               r"node 0 \(If, 'branch'\)"),
         "custom": (h.make_node("Relu", ["X"], ["y"], domain="com.example", name="mine"), "domain 'com.example'"),
-        "attr": (h.make_node("Gather", ["X", "idx"], ["y"], axis=0, mode=3, name="g"), "attribute 'mode'"),
-        "type": (h.make_node("LeakyRelu", ["X"], ["y"], alpha=[1, 2], name="lr"), "LeakyRelu's alpha is of type float"),
+        "attr": (h.make_node("Gather", ["X", "idx"], ["y"], axis=0, mode=3, name="g"),
+                 "attribute: mode for operator Gather"),
+        "type": (h.make_node("LeakyRelu", ["X"], ["y"], alpha=[1, 2], name="lr"),
+                 r"'lr'\): onnx.checker refuses it \(Mismatched attribute type"),
         "cast": (h.make_node("Cast", ["X"], ["y"], to=TP.BFLOAT16, name="bf"), r"'bf'\): attributes/to: a data type"),
     }
     for key, (node, message) in cases_.items():
@@ -246,7 +249,8 @@ GOOD = {"op": "Gemm", "opset": 13, "attributes": {"transB": 1, "alpha": 0.5}, "o
     (lambda c: c.__setitem__("op", "Gather"), "op"),
     (lambda c: c.__setitem__("opset", 99), "opset"),
     (lambda c: c["inputs"].append("x"), "inputs"),
-    (lambda c: c["inputs"].__setitem__(1, {"tensor": "weight", "shape": [2, 3], "dtype": "float32"}), "inputs/1/tensor"),
+    (lambda c: c["inputs"].__setitem__(1, {"tensor": "weight", "shape": [2, 3], "dtype": "float32"}),
+     "inputs/1/tensor"),
     (lambda c: c["inputs"].__setitem__(1, {"tensor": "input1", "shape": [2, 3], "dtype": "int64"}), "inputs/1"),
     (lambda c: c["inputs"].__setitem__(2, {"value": [1], "shape": [2], "dtype": "int64"}), "inputs/2/value"),
     (lambda c: c["inputs"].__setitem__(2, {"value": [0] * 70_000, "shape": [70_000], "dtype": "int64"}), "inputs/2"),

@@ -77,7 +77,8 @@ def models(draw):
         inits.append(nh.from_array(f(V, E, scale=1.5), "table"))
         inputs.append(h.make_tensor_value_info("ids", TP.INT64, [batch, "steps"]))
         feeds["ids"] = rng.integers(0, V, (B, T))
-        nodes += [h.make_node("Gather", ["table", "ids"], ["emb"]), h.make_node("Transpose", ["emb"], ["X"], perm=[1, 0, 2])]
+        nodes += [h.make_node("Gather", ["table", "ids"], ["emb"]),
+                  h.make_node("Transpose", ["emb"], ["X"], perm=[1, 0, 2])]
     else:
         inputs.append(h.make_tensor_value_info("X", TP.FLOAT, ["steps", batch, E]))
         feeds["X"] = f(T, B, E, scale=1.5)

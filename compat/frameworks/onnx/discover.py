@@ -100,11 +100,29 @@ def discover(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Found
 
 def _whole_model(path, model, converted, not_converted):
     """(the whole model as a graph, None) or (None, why it is not converted whole)."""
-    from compat.frameworks.onnx.model import OnnxModelError, read_model
+    from compat.frameworks.onnx.model import read_model
 
+    import onnx
+
+    # every node against its operator's schema (inputs, outputs, attributes and their types), as onnxruntime
+    # checks them before it runs a graph; the graph's own declarations are left to the reader, as onnxruntime
+    # leaves them
+    context = onnx.checker.C.CheckerContext()
+    context.ir_version = model.proto.ir_version
+    context.opset_imports = {o.domain: o.version for o in model.proto.opset_import}
+    for index, node in enumerate(model.proto.graph.node):
+        if node.domain not in ("", "ai.onnx"):
+            continue          # refused by the reader, by name
+        try:
+            onnx.checker.check_node(node, context)
+        except Exception as e:  # noqa: BLE001 - onnx raises its own ValidationError
+            return None, (f"{path}: node {index} ({node.op_type}{', ' + repr(node.name[:80]) if node.name else ''}): "
+                          f"onnx.checker refuses it ({str(e).strip().splitlines()[0][:300]})")
     try:
         graph = read_model(path, model, converted, not_converted)
-    except OnnxModelError as e:
+    except InputError as e:          # OnnxModelError, and the file's own errors met while folding
         return None, str(e)
+    except (ValueError, TypeError, KeyError, IndexError) as e:   # a malformed node protobuf accepts
+        return None, f"{path}: the graph cannot be read as a whole model ({type(e).__name__}: {str(e)[:200]})"
     graph.source = {"proto": model.proto}
     return graph, None

@@ -100,6 +100,8 @@ def read_model(path, model: OnnxModel, recurrent: Dict[str, object],
             return None
         except ValueError as e:      # past a bound
             raise OnnxModelError(f"{where}: folding {name[:80]!r}: {e}") from None
+        except (TypeError, AttributeError, IndexError, KeyError) as e:   # a malformed constant subgraph
+            raise OnnxModelError(f"{where}: {name[:80]!r} cannot be folded ({type(e).__name__}: {e})") from None
 
     nodes: List[Node] = []
     notes: List[str] = []

@@ -73,6 +73,12 @@ def model_inputs(graph, rng):
 def model_outputs(graph, inputs):
     """The model's outputs from onnx's own numpy reference evaluator (``onnx.reference``), every LSTM node run
     by reference/onnx_lstm.py, in float64 (the model's floating-point constants, inputs and casts widened)."""
+    from compat.frameworks.onnx.model import OnnxModelError
     from reference import onnx_model
 
-    return onnx_model.run(graph.source["proto"], inputs)
+    try:
+        return onnx_model.run(graph.source["proto"], inputs)
+    except Exception as e:  # noqa: BLE001 - onnx.reference raises whatever its operators raise
+        raise OnnxModelError(f"the reference model (reference/onnx_model.py) cannot run the graph on inputs of its "
+                             f"declared shapes ({type(e).__name__}: {str(e)[:300]}); --model layers converts its "
+                             "recurrent layers alone") from None
