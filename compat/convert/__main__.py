@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(in bytes or with a K, M, G or T suffix; default: 4G)")
     p.add_argument("--model", choices=("auto", "whole", "layers"), default="auto",
                    help="auto: also convert the whole model where every layer of it is one the converter knows "
-                        "(Keras), else the recurrent layers with the reason; whole: the whole model or an error; "
+                        "(Keras, ONNX), else the recurrent layers with the reason; whole: the whole model or an error; "
                         "layers: the recurrent layers only")
     p.add_argument("--emit-python", metavar="MODEL.py", type=OutputFile(),
                    help="also write the whole model as a standalone PyTorch module file that loads the converted "
@@ -90,6 +90,14 @@ def _main(args: argparse.Namespace) -> int:
 
     if args.emit_python and args.model == "layers":
         raise InputError("--emit-python writes the whole model: it cannot go with --model layers")
+    if args.emit_python:
+        from compat.convert.discovery import detect_format
+
+        key = frameworks.get(args.format).key if args.format else detect_format(args.source)
+        kinds = frameworks.layer_kinds(key)
+        if kinds and not any(k.emit for k in kinds.values()):
+            raise InputError(f"--emit-python writes Keras whole models as Python; a whole {key} model loads with "
+                             "compat.convert.load(OUT)")
 
     print(f"compat.convert: {args.source} -> {args.to}", flush=True)
     try:

@@ -140,7 +140,8 @@ def node_entry(node: Node) -> dict:
     return {"name": node.name, "kind": node.kind, "config": node.config,
             "args": [_plain(a) for a in node.args], "kwargs": {k: _plain(v) for k, v in node.kwargs.items()},
             "recurrent": node.recurrent,
-            "weights": {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in node.weights.items()}}
+            # np.asarray(order="C"): np.ascontiguousarray makes a 0-d tensor (an ONNX scalar constant) 1-d
+            "weights": {k: torch.from_numpy(np.array(v, order="C")) for k, v in node.weights.items()}}
 
 
 def graph_entry(graph: GraphSpec) -> dict:

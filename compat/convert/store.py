@@ -355,7 +355,9 @@ def _probe(f: Fields, model: nn.Module, graph: dict) -> None:
     dtype = DTYPES[graph["dtype"]]
     xs = []
     for i in graph["inputs"]:
-        shape = [1] + [PROBE_STEPS if d is None else d for d in i["shape"][1:]]
+        # every open size PROBE_STEPS, the declared ones as declared (an ONNX input's batch axis is not always
+        # its first, and a lengths input's batch must match the sequence's)
+        shape = [PROBE_STEPS if d is None else d for d in i["shape"]]
         if math.prod(shape) > 1 << 24:
             return   # too large to probe cheaply; the checks above stand alone
         kind = {"int32": torch.int64, "int64": torch.int64, "bool": torch.bool}.get(i["dtype"], dtype)

@@ -97,6 +97,11 @@ class OnnxModel:
     read_by: Dict[str, str] = field(default_factory=dict)  # initializer -> the LSTM node whose weights it makes
     other_nodes: Dict[str, int] = field(default_factory=dict)   # op type -> count of the remaining nodes
     rnn_nodes: List[LSTMNode] = field(default_factory=list)     # the GRU and RNN nodes, read as the LSTM's
+    # for the whole-model reader (compat.frameworks.onnx.model): the parsed ModelProto, its opset, and the
+    # bounded folder of constant subgraphs
+    proto: object = None
+    opset: int = 0
+    folder: object = None
 
 
 def read_onnx(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> OnnxModel:
@@ -214,7 +219,7 @@ def read_onnx(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Onnx
                                 "all of them")
         outputs = {role: _name(n, where, f"output {role}'s name") for role, n in zip(OP_OUTPUTS[op], node.output) if n}
         (out if op == "LSTM" else rnns).append(LSTMNode(name, index, attrs, tensors, inputs, outputs, opset, op))
-    return OnnxModel(out, others, initializers, shapes, read_by, counts, rnns)
+    return OnnxModel(out, others, initializers, shapes, read_by, counts, rnns, model, opset, folder)
 
 
 def lstm_nodes(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> List[LSTMNode]:

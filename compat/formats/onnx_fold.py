@@ -103,7 +103,7 @@ class Folder:
             outputs = _OPS[node.op_type](self, attrs, inputs)
         except NotConstantError:
             raise
-        except (ValueError, IndexError, TypeError, KeyError, OverflowError) as e:
+        except (ValueError, IndexError, TypeError, KeyError, OverflowError, AttributeError) as e:   # a missing input
             raise FileFormatError(f"{self.where}: {label} cannot be folded: {type(e).__name__}: {e}") from None
         for out, arr in zip(node.output, outputs):
             if out:

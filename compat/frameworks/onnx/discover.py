@@ -95,4 +95,43 @@ def discover(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Found
         summary = ", ".join(f"{op} x{n}" for op, n in sorted(model.other_nodes.items()))
         items.append(SourceItem(f"({sum(model.other_nodes.values())} other nodes)", "graph nodes",
                                 reason=f"not recurrent layers ({summary}); their initializers are listed here"))
-    return Found(specs, items)
+    # every recurrent node converted (LSTM here; GRU / RNN wherever a reader converts them), by node name
+    converted = {i.name: i.converted for i in items if i.recurrent and i.converted is not None}
+    not_converted = {i.name: i.reason for i in items if i.recurrent and i.converted is None}
+    graph, refused = _whole_model(path, model, converted, not_converted)
+    if graph is not None:   # the initializers and nodes no recurrent layer reads are in the whole model
+        for item in items:
+            if item.converted is None and not item.recurrent:
+                item.reason = ("in the whole model" if item.kind == "initializer" else
+                               item.reason.replace("their initializers are listed here", "in the whole model"))
+    return Found(specs, items, graph, refused)
+
+
+def _whole_model(path, model, converted, not_converted):
+    """(the whole model as a graph, None) or (None, why it is not converted whole)."""
+    from compat.frameworks.onnx.model import read_model
+
+    import onnx
+
+    # every node against its operator's schema (inputs, outputs, attributes and their types), as onnxruntime
+    # checks them before it runs a graph; the graph's own declarations are left to the reader, as onnxruntime
+    # leaves them
+    context = onnx.checker.C.CheckerContext()
+    context.ir_version = model.proto.ir_version
+    context.opset_imports = {o.domain: o.version for o in model.proto.opset_import}
+    for index, node in enumerate(model.proto.graph.node):
+        if node.domain not in ("", "ai.onnx"):
+            continue          # refused by the reader, by name
+        try:
+            onnx.checker.check_node(node, context)
+        except Exception as e:  # noqa: BLE001 - onnx raises its own ValidationError
+            return None, (f"{path}: node {index} ({node.op_type}{', ' + repr(node.name[:80]) if node.name else ''}): "
+                          f"onnx.checker refuses it ({str(e).strip().splitlines()[0][:300]})")
+    try:
+        graph = read_model(path, model, converted, not_converted)
+    except InputError as e:          # OnnxModelError, and the file's own errors met while folding
+        return None, str(e)
+    except (ValueError, TypeError, KeyError, IndexError) as e:   # a malformed node protobuf accepts
+        return None, f"{path}: the graph cannot be read as a whole model ({type(e).__name__}: {str(e)[:200]})"
+    graph.source = {"proto": model.proto}
+    return graph, None

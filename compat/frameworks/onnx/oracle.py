@@ -49,3 +49,57 @@ def _onnx_rnn(spec: LSTMSpec, case: Case) -> Outputs:
 
 
 ORACLES = {"onnx": _onnx, "onnx_rnn": _onnx_rnn}
+# ------------------------------------------------------------------------------------------ whole models
+OPEN = 4   # every size an input leaves open: ONNX names no batch or time axis, so one size fits either
+
+
+def model_inputs(graph, rng):
+    """Random inputs the model takes: every open size :data:`OPEN`; token ids within the vocabulary of each
+    ``Gather`` table an input indexes; where an input is a recurrent node's ``sequence_lens``, lengths from 0
+    to the shortest leading size of the other inputs (one full, one empty when the batch allows); normal
+    floats elsewhere."""
+    shapes = [[OPEN if d is None else d for d in inp.shape] for inp in graph.inputs]
+    roles = []
+    for inp in graph.inputs:
+        vocab, lengths = None, False
+        for n in graph.nodes:
+            slots = [j for j, s in enumerate(n.config["inputs"]) if s == "x"]
+            for arg in n.args:
+                for k, ref in enumerate(arg):
+                    if ref[0] != inp.name or k >= len(slots):
+                        continue
+                    if n.kind == "Gather" and slots[k] == 1 and isinstance(n.config["inputs"][0], dict):
+                        rows = n.config["inputs"][0]["shape"][n.config["attributes"].get("axis", 0)]
+                        vocab = rows if vocab is None else min(vocab, rows)
+                    lengths |= n.kind in ("LSTM", "GRU", "RNN") and slots[k] == 4
+        roles.append((vocab, lengths))
+    steps = min([d for s, (_, lengths) in zip(shapes, roles) if not lengths for d in s[:2]] or [OPEN])
+    out = []
+    for inp, shape, (vocab, lengths) in zip(graph.inputs, shapes, roles):
+        if lengths:
+            x = rng.integers(1, steps + 1, shape)
+            x.reshape(-1)[0] = steps
+            if x.size > 2:
+                x.reshape(-1)[-1] = 0
+            out.append(x.astype(inp.dtype))
+        elif inp.dtype.startswith("int"):
+            out.append(rng.integers(0, max(vocab or 10, 1), shape).astype(inp.dtype))
+        elif inp.dtype == "bool":
+            out.append(rng.random(shape) < 0.5)
+        else:
+            out.append(rng.standard_normal(shape).astype(inp.dtype))
+    return out
+
+
+def model_outputs(graph, inputs):
+    """The model's outputs from onnx's own numpy reference evaluator (``onnx.reference``), every LSTM node run
+    by reference/onnx_lstm.py, in float64 (the model's floating-point constants, inputs and casts widened)."""
+    from compat.frameworks.onnx.model import OnnxModelError
+    from reference import onnx_model
+
+    try:
+        return onnx_model.run(graph.source["proto"], inputs)
+    except Exception as e:  # noqa: BLE001 - onnx.reference raises whatever its operators raise
+        raise OnnxModelError(f"the reference model (reference/onnx_model.py) cannot run the graph on inputs of its "
+                             f"declared shapes ({type(e).__name__}: {str(e)[:300]}); --model layers converts its "
+                             "recurrent layers alone") from None

@@ -1,0 +1,187 @@
+"""The node kinds of whole ONNX models (:class:`compat.convert.graph.LayerKind` by operator name).
+
+A node's configuration, as stored (JSON, checked here before anything is built):
+
+    op          the operator (the kind)
+    opset       the model's default-domain opset (the operator's semantics per version)
+    attributes  its attributes: numbers, strings and lists of them, each checked against the operator's
+    inputs      one slot per operator input in its positional order: null (left out), "x" (the next run-time
+                input of the node's ``args``), {"tensor", "shape", "dtype"} (a floating-point constant: a
+                tensor of the node's weights) or {"value", "shape", "dtype"} (a small constant stored inline)
+    outputs     how many outputs the node returns (ONNX's positions; a reference ``[node, k]`` is output k)
+
+A recurrent node (``LSTM``, ``GRU``, ``RNN``) runs the conversion's recurrent layer of the same node
+(:class:`compat.frameworks.onnx.ops.RecurrentNode`) and stores ``op``, ``layout``, ``directions`` and
+``inputs`` (X, sequence_lens, initial_h, initial_c: run-time or inline).
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, Optional
+
+from compat.convert.graph import LayerKind
+from compat.frameworks.onnx.ops import (FLOAT_CODES, ONNX_DTYPES, OPS, RECURRENT_INPUTS, RECURRENT_OUTPUTS, OnnxNode,
+                                        RecurrentNode)
+
+MAX_INLINE = 1 << 16          # elements of a constant stored in a node's configuration
+OPSETS = (1, 30)
+
+# Each operator's attributes: name -> type ("int", "float", "ints", "floats", "str", "scalar": a one-element
+# tensor); nothing else is read
+_AXES = {"axes": "ints"}
+ATTRIBUTES: Dict[str, Dict[str, str]] = {
+    "Identity": {}, "Add": {}, "Sub": {}, "Mul": {}, "Div": {}, "Pow": {}, "MatMul": {},
+    "Gemm": {"alpha": "float", "beta": "float", "transA": "int", "transB": "int"},
+    "Gather": {"axis": "int"},
+    "Tanh": {}, "Sigmoid": {}, "Relu": {}, "Exp": {}, "Log": {}, "Neg": {}, "Sqrt": {}, "Abs": {}, "Reciprocal": {},
+    "LeakyRelu": {"alpha": "float"},
+    "Softmax": {"axis": "int"}, "LogSoftmax": {"axis": "int"},
+    "Transpose": {"perm": "ints"},
+    "Squeeze": _AXES, "Unsqueeze": _AXES, "Reshape": {"allowzero": "int"}, "Flatten": {"axis": "int"},
+    "Concat": {"axis": "int"}, "Slice": {"starts": "ints", "ends": "ints", "axes": "ints"},
+    "Shape": {"start": "int", "end": "int"},
+    "ReduceMean": {"axes": "ints", "keepdims": "int", "noop_with_empty_axes": "int"},
+    "ReduceSum": {"axes": "ints", "keepdims": "int", "noop_with_empty_axes": "int"},
+    "ReduceMax": {"axes": "ints", "keepdims": "int", "noop_with_empty_axes": "int"},
+    "Dropout": {"ratio": "float", "seed": "int"},
+    "Cast": {"to": "int"},
+    "Expand": {},
+    "ConstantOfShape": {"value": "scalar"},
+}
+# The most inputs each operator takes, and the least
+ARITY = {"Gemm": (2, 3), "Gather": (2, 2), "Concat": (1, 1 << 10), "Slice": (1, 5), "Squeeze": (1, 2),
+         "Unsqueeze": (1, 2), "Reshape": (2, 2), "ReduceMean": (1, 2), "ReduceSum": (1, 2), "ReduceMax": (1, 2),
+         "Dropout": (1, 3), "Expand": (2, 2), **{op: (2, 2) for op in ("Add", "Sub", "Mul", "Div", "Pow", "MatMul")}}
+NODE_OUTPUTS = {"Dropout": 2}
+FLOAT_DTYPES = ("float16", "float32", "float64")
+INLINE_DTYPES = tuple(ONNX_DTYPES.values())
+
+
+def _typed(value, kind: str) -> bool:
+    number = (int, float)
+    if kind == "int":
+        return type(value) is int
+    if kind == "float":
+        return type(value) in number and math.isfinite(value)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "scalar":     # a one-element tensor attribute: {"value": number, "dtype": name}
+        return (isinstance(value, dict) and set(value) == {"value", "dtype"} and value["dtype"] in INLINE_DTYPES
+                and type(value["value"]) in (int, float, bool) and math.isfinite(value["value"]))
+    if not isinstance(value, list) or len(value) > MAX_INLINE:
+        return False
+    return all(_typed(v, kind[:-1]) for v in value)
+
+
+def _count(shape) -> Optional[int]:
+    if not isinstance(shape, list) or len(shape) > 8 or any(type(d) is not int or not 0 <= d < 1 << 31 for d in shape):
+        return None
+    return math.prod(shape)
+
+
+def _check_slot(slot, k: int, error, recurrent: bool) -> None:
+    if slot is None or slot == "x":
+        return
+    if not isinstance(slot, dict):
+        raise error(f"inputs/{k}", f"expected null, \"x\" or a constant, got {str(slot)[:40]!r}")
+    count = _count(slot.get("shape"))
+    if count is None:
+        raise error(f"inputs/{k}/shape", "expected a list of at most 8 sizes")
+    if "tensor" in slot and not recurrent:
+        if set(slot) != {"tensor", "shape", "dtype"} or slot["dtype"] not in FLOAT_DTYPES:
+            raise error(f"inputs/{k}", "a constant tensor has tensor, shape and a floating-point dtype")
+        if slot["tensor"] != f"input{k}":
+            raise error(f"inputs/{k}/tensor", f"expected 'input{k}'")
+        return
+    if set(slot) != {"value", "shape", "dtype"} or slot["dtype"] not in INLINE_DTYPES:
+        raise error(f"inputs/{k}", f"a constant stored inline has value, shape and dtype (one of {INLINE_DTYPES})")
+    if count > MAX_INLINE:
+        raise error(f"inputs/{k}", f"{count} elements; at most {MAX_INLINE} are stored inline")
+    flat = slot["value"]
+    if not isinstance(flat, list) or len(flat) != count or not all(type(v) in (int, float, bool) for v in flat):
+        raise error(f"inputs/{k}/value", f"expected a flat list of {count} numbers")
+
+
+def _check_op(config: dict, error) -> None:
+    if set(config) != {"op", "opset", "attributes", "inputs", "outputs"}:
+        raise error("", f"expected the settings op, opset, attributes, inputs, outputs; got {sorted(config)}")
+    op = config["op"]
+    if type(config["opset"]) is not int or not OPSETS[0] <= config["opset"] <= OPSETS[1]:
+        raise error("opset", f"expected an opset in {list(OPSETS)}")
+    attrs = config["attributes"]
+    if not isinstance(attrs, dict):
+        raise error("attributes", "expected a mapping")
+    known = ATTRIBUTES[op]
+    for name, value in attrs.items():
+        if name not in known:
+            raise error(f"attributes/{str(name)[:40]}", f"not an attribute of {op} this converter honours")
+        if not _typed(value, known[name]):
+            raise error(f"attributes/{name}", f"expected {known[name]}, got {str(value)[:40]}")
+    if op == "Cast" and attrs.get("to") not in ONNX_DTYPES:
+        raise error("attributes/to", f"a data type the converter runs ({sorted(ONNX_DTYPES)})")
+    if op == "Concat" and "axis" not in attrs:
+        raise error("attributes/axis", "Concat needs its axis")
+    if op == "Slice" and config["opset"] < 10 and not {"starts", "ends"} <= set(attrs):
+        raise error("attributes", "Slice before opset 10 needs starts and ends")
+    inputs = config["inputs"]
+    if op == "Slice" and config["opset"] >= 10 and (len(inputs) < 3 or None in inputs[:3]):
+        raise error("inputs", "Slice from opset 10 takes starts and ends as inputs")
+    if op == "Unsqueeze" and "axes" not in attrs and (len(inputs) < 2 or inputs[1] is None):
+        raise error("inputs", "Unsqueeze needs its axes (an attribute before opset 13, an input from 13)")
+    lo, hi = ARITY.get(op, (1, 1))
+    if not isinstance(inputs, list) or not lo <= len(inputs) <= hi:
+        raise error("inputs", f"{op} takes {lo} to {hi} inputs")
+    for k, slot in enumerate(inputs):
+        _check_slot(slot, k, error, recurrent=False)
+    if inputs[0] is None:
+        raise error("inputs/0", f"{op}'s first input is required")
+    want = NODE_OUTPUTS.get(op, 1)
+    if type(config["outputs"]) is not int or not 1 <= config["outputs"] <= want:
+        raise error("outputs", f"{op} returns 1 to {want} outputs")
+
+
+def _check_recurrent(config: dict, error) -> None:
+    if set(config) != {"op", "layout", "directions", "inputs"}:
+        raise error("", f"expected the settings op, layout, directions, inputs; got {sorted(config)}")
+    if config["layout"] not in (0, 1) or type(config["layout"]) is not int:
+        raise error("layout", "0 or 1")
+    if config["directions"] not in (1, 2) or type(config["directions"]) is not int:
+        raise error("directions", "1 or 2")
+    roles = RECURRENT_INPUTS[config["op"]]
+    inputs = config["inputs"]
+    if not isinstance(inputs, list) or not 1 <= len(inputs) <= len(roles):
+        raise error("inputs", f"{config['op']} takes 1 to {len(roles)} inputs")
+    for k, slot in enumerate(inputs):
+        if roles[k] in ("W", "R", "B", "P"):
+            if slot is not None:
+                raise error(f"inputs/{k}", f"{roles[k]} is the converted recurrent layer's weight, not stored here")
+            continue
+        _check_slot(slot, k, error, recurrent=True)
+    if inputs[0] != "x":
+        raise error("inputs/0", "X is a run-time input")
+
+
+def _op_kind(op: str) -> LayerKind:
+    def check(config, error):
+        if config.get("op") != op:
+            raise error("op", f"expected {op!r}")
+        _check_op(config, error)
+
+    return LayerKind(op, check, lambda config, recurrent=None: OnnxNode(config), None, False,
+                     lambda config: config["outputs"], ("list?",))
+
+
+def _recurrent_kind(op: str) -> LayerKind:
+    def check(config, error):
+        if config.get("op") != op:
+            raise error("op", f"expected {op!r}")
+        _check_recurrent(config, error)
+
+    return LayerKind(op, check, lambda config, recurrent=None: RecurrentNode(config, recurrent), None, True,
+                     lambda config: RECURRENT_OUTPUTS[op], ("list?",))
+
+
+LAYERS: Dict[str, LayerKind] = {op: _op_kind(op) for op in OPS}
+LAYERS.update({op: _recurrent_kind(op) for op in RECURRENT_OUTPUTS})
+
+__all__ = ["LAYERS", "ATTRIBUTES", "FLOAT_CODES", "MAX_INLINE"]

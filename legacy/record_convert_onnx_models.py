@@ -1,0 +1,264 @@
+"""Whole ONNX models, saved as .onnx files and run by onnxruntime, for the converter's whole-model path.
+
+    python legacy/record_convert_onnx_models.py [--out tests/golden/convert/onnx_models] [--seed 22]
+
+Models built with onnx's helper API around LSTM nodes of every variant onnxruntime runs (directions,
+peepholes, clip, input_forget, activations with alpha / beta, sequence_lens with a length of 0, constant
+initial states), with the operators real recurrent models are built from: an embedding as ``Gather``,
+``Transpose`` / ``Squeeze`` / ``Unsqueeze`` / ``Reshape`` / ``Flatten`` / ``Slice`` / ``Concat``,
+``MatMul`` + ``Add`` and ``Gemm``, ``ReduceMean``, ``Softmax`` / ``LogSoftmax`` (the 2-D coercion before
+opset 13), ``Tanh``; and PyTorch's own exports (``torch.onnx.export``, the TorchScript exporter) of a small
+sentiment model: opset 9 without constant folding (the LSTM's weights computed by Slice / Concat /
+Unsqueeze, initial states by Shape / Gather / Expand) and opset 14 with dynamic axes (ConstantOfShape).
+A float64 model without an LSTM is recorded too; ``layout=1`` and float64 LSTMs are not: onnxruntime's CPU
+LSTM refuses both (the converter's verification covers them against reference/onnx_model.py). ``expected.npz``
+holds each model's inputs and onnxruntime's outputs; ``--seed`` draws other weights and inputs (the live test
+uses it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from _common import GOLDEN
+
+BATCH, T = 3, 7
+
+
+def _helpers():
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    return onnx, TensorProto, helper, numpy_helper
+
+
+def lstm_weights(rng, name, dirs, H, n_in, B=True, P=False):
+    _, _, _, nh = _helpers()
+    out = [nh.from_array(rng.uniform(-0.7, 0.7, (dirs, 4 * H, n_in)).astype(np.float32), f"{name}_W"),
+           nh.from_array(rng.uniform(-0.7, 0.7, (dirs, 4 * H, H)).astype(np.float32), f"{name}_R")]
+    roles = [f"{name}_W", f"{name}_R", "", "", "", "", ""]
+    if B:
+        out.append(nh.from_array(rng.uniform(-0.5, 0.5, (dirs, 8 * H)).astype(np.float32), f"{name}_B"))
+        roles[2] = f"{name}_B"
+    if P:
+        out.append(nh.from_array(rng.uniform(-0.6, 0.6, (dirs, 3 * H)).astype(np.float32), f"{name}_P"))
+        roles.append(f"{name}_P")
+    return out, roles
+
+
+def f32(rng, *shape, scale=0.8):
+    return rng.uniform(-scale, scale, shape).astype(np.float32)
+
+
+def sentiment_bidirectional_mean(rng):
+    """ids -> Gather -> Transpose -> bidirectional LSTM with peepholes -> Transpose / Reshape -> ReduceMean over
+    time -> Gemm(transB) -> Softmax (opset 13)."""
+    onnx, TP, h, nh = _helpers()
+    V, E, H, C = 40, 6, 5, 3
+    inits, roles = lstm_weights(rng, "lstm", 2, H, E, P=True)
+    inits += [nh.from_array(f32(rng, V, E, scale=1.0), "embedding"), nh.from_array(f32(rng, C, 2 * H), "dense_W"),
+              nh.from_array(f32(rng, C), "dense_b"), nh.from_array(np.array([0, 0, -1], np.int64), "flat")]
+    nodes = [h.make_node("Gather", ["embedding", "ids"], ["emb"], name="embedding_lookup"),
+             h.make_node("Transpose", ["emb"], ["emb_t"], perm=[1, 0, 2], name="time_major"),
+             h.make_node("LSTM", ["emb_t", *roles[:3], "", "", "", roles[-1]], ["Y"], hidden_size=H,
+                         direction="bidirectional", name="bilstm"),
+             h.make_node("Transpose", ["Y"], ["Y_b"], perm=[2, 0, 1, 3], name="batch_major"),
+             h.make_node("Reshape", ["Y_b", "flat"], ["seq"], name="merge_directions"),
+             h.make_node("ReduceMean", ["seq"], ["pooled"], axes=[1], keepdims=0, name="mean_over_time"),
+             h.make_node("Gemm", ["pooled", "dense_W", "dense_b"], ["logits"], transB=1, name="dense"),
+             h.make_node("Softmax", ["logits"], ["probs"], axis=-1, name="softmax")]
+    graph = h.make_graph(nodes, "sentiment", [h.make_tensor_value_info("ids", TP.INT64, ["batch", "steps"])],
+                         [h.make_tensor_value_info("probs", TP.FLOAT, ["batch", C])], inits)
+    feeds = {"ids": rng.integers(0, V, (BATCH, T))}
+    return graph, 13, feeds, ["bidirectional", "peepholes", "Gather", "Transpose", "Reshape", "ReduceMean", "Gemm",
+                              "Softmax"]
+
+
+def lengths_clip_input_forget(rng):
+    """ids and lengths (one of 0) -> Gather -> Transpose -> LSTM(clip, input_forget, sequence_lens) -> Squeeze
+    Y_h -> MatMul + Add -> LogSoftmax; the sequence output also returned (opset 13)."""
+    onnx, TP, h, nh = _helpers()
+    V, E, H, C = 25, 4, 6, 4
+    inits, roles = lstm_weights(rng, "lstm", 1, H, E, P=True)
+    inits += [nh.from_array(f32(rng, V, E, scale=1.5), "table"), nh.from_array(f32(rng, H, C), "W_out"),
+              nh.from_array(f32(rng, C), "b_out"), nh.from_array(np.array([0], np.int64), "axis0")]
+    nodes = [h.make_node("Gather", ["table", "ids"], ["emb"], name="embed"),
+             h.make_node("Transpose", ["emb"], ["x"], perm=[1, 0, 2], name="to_time_major"),
+             h.make_node("LSTM", ["x", *roles[:3], "lengths", "", "", roles[-1]], ["Y", "Y_h"], hidden_size=H,
+                         clip=1.5, input_forget=1, name="lstm"),
+             h.make_node("Squeeze", ["Y_h", "axis0"], ["last"], name="drop_direction"),
+             h.make_node("MatMul", ["last", "W_out"], ["mm"], name="project"),
+             h.make_node("Add", ["mm", "b_out"], ["logits"], name="bias"),
+             h.make_node("LogSoftmax", ["logits"], ["log_probs"], axis=1, name="log_softmax")]
+    graph = h.make_graph(nodes, "lengths", [h.make_tensor_value_info("ids", TP.INT64, ["batch", "steps"]),
+                                            h.make_tensor_value_info("lengths", TP.INT32, ["batch"])],
+                         [h.make_tensor_value_info("log_probs", TP.FLOAT, ["batch", C]),
+                          h.make_tensor_value_info("Y", TP.FLOAT, ["steps", 1, "batch", H])], inits)
+    feeds = {"ids": rng.integers(0, V, (BATCH, T)), "lengths": np.array([T, 0, 3], np.int32)}
+    return graph, 13, feeds, ["clip", "input_forget", "sequence_lens", "Squeeze", "MatMul", "Add", "LogSoftmax"]
+
+
+def activations_reverse_concat(rng):
+    """X (time-major floats) -> a reverse LSTM with other activations and constant initial states, and a
+    forward LSTM -> Concat of the final states -> Squeeze (attribute axes) -> Gemm(alpha, beta) -> Tanh; the
+    forward LSTM's sequence Sliced in time, Transposed and put through opset 11's Softmax (2-D coercion at
+    axis 1) and Flatten (opset 11)."""
+    onnx, TP, h, nh = _helpers()
+    F, H, C = 3, 4, 2
+    rev, rev_roles = lstm_weights(rng, "rev", 1, H, F)
+    fwd, fwd_roles = lstm_weights(rng, "fwd", 1, H, F, B=False)
+    inits = rev + fwd + [nh.from_array(f32(rng, 1, BATCH, H), "h0"), nh.from_array(f32(rng, 1, BATCH, H), "c0"),
+                         nh.from_array(f32(rng, 2 * H, C), "head_W"), nh.from_array(f32(rng, 1, C), "head_b"),
+                         nh.from_array(np.array([1], np.int64), "start"),
+                         nh.from_array(np.array([-1], np.int64), "end"), nh.from_array(np.array([0], np.int64), "ax")]
+    nodes = [h.make_node("LSTM", ["X", *rev_roles[:3], "", "h0", "c0"], ["rY", "rY_h", "rY_c"], hidden_size=H,
+                         direction="reverse", activations=["HardSigmoid", "LeakyRelu", "ScaledTanh"],
+                         activation_alpha=[0.3, 0.1, 0.9], activation_beta=[0.4, 1.3], name="reverse_lstm"),
+             h.make_node("LSTM", ["X", *fwd_roles[:2]], ["fY", "fY_h"], hidden_size=H, name="forward_lstm"),
+             h.make_node("Concat", ["rY_h", "fY_h"], ["both"], axis=-1, name="concat_states"),
+             h.make_node("Squeeze", ["both"], ["state"], axes=[0], name="squeeze"),
+             h.make_node("Gemm", ["state", "head_W", "head_b"], ["pre"], alpha=0.5, beta=2.0, name="head"),
+             h.make_node("Tanh", ["pre"], ["score"], name="tanh"),
+             h.make_node("Slice", ["fY", "start", "end", "ax"], ["fY_mid"], name="drop_first_and_last_step"),
+             h.make_node("Squeeze", ["fY_mid"], ["seq"], axes=[1], name="squeeze_direction"),
+             h.make_node("Transpose", ["seq"], ["seq_b"], perm=[1, 0, 2], name="batch_major"),
+             h.make_node("Softmax", ["seq_b"], ["attention"], axis=1, name="softmax_2d"),
+             h.make_node("Flatten", ["attention"], ["flat"], axis=1, name="flatten")]
+    graph = h.make_graph(nodes, "activations", [h.make_tensor_value_info("X", TP.FLOAT, [T, BATCH, F])],
+                         [h.make_tensor_value_info("score", TP.FLOAT, [BATCH, C]),
+                          h.make_tensor_value_info("flat", TP.FLOAT, [BATCH, (T - 2) * H]),
+                          h.make_tensor_value_info("rY_c", TP.FLOAT, [1, BATCH, H])], inits)
+    feeds = {"X": f32(rng, T, BATCH, F, scale=1.5)}
+    return graph, 11, feeds, ["reverse", "activations", "initial_h", "initial_c", "Concat", "Squeeze", "Gemm",
+                              "Tanh", "Slice", "Softmax-11", "Flatten"]
+
+
+def opset9_slices(rng):
+    """Opset 9: Unsqueeze with attribute axes, Slice with attributes (negative and past-the-end bounds), a
+    bidirectional LSTM with peepholes whose weights are Concat / Unsqueeze of initializers, Softmax."""
+    onnx, TP, h, nh = _helpers()
+    F, H = 2, 3
+    W = f32(rng, 4 * H, F)
+    R = f32(rng, 4 * H, H)
+    inits = [nh.from_array(W, "w_fw"), nh.from_array(f32(rng, 4 * H, F), "w_bw"), nh.from_array(R, "r_fw"),
+             nh.from_array(f32(rng, 4 * H, H), "r_bw"), nh.from_array(f32(rng, 2, 8 * H, scale=0.4), "B"),
+             nh.from_array(f32(rng, 2, 3 * H, scale=0.4), "P")]
+    nodes = [h.make_node("Unsqueeze", ["w_fw"], ["w_fw3"], axes=[0]),
+             h.make_node("Unsqueeze", ["w_bw"], ["w_bw3"], axes=[0]),
+             h.make_node("Concat", ["w_fw3", "w_bw3"], ["W"], axis=0),
+             h.make_node("Unsqueeze", ["r_fw"], ["r_fw3"], axes=[0]),
+             h.make_node("Unsqueeze", ["r_bw"], ["r_bw3"], axes=[0]),
+             h.make_node("Concat", ["r_fw3", "r_bw3"], ["R"], axis=0),
+             h.make_node("LSTM", ["X", "W", "R", "B", "", "", "", "P"], ["Y"], hidden_size=H,
+                         direction="bidirectional", name="lstm"),
+             h.make_node("Slice", ["Y"], ["Y_tail"], starts=[-3, 1], ends=[100, 2], axes=[0, 1], name="slice"),
+             h.make_node("Unsqueeze", ["Y_tail"], ["Y5"], axes=[0], name="unsqueeze"),
+             h.make_node("Softmax", ["Y5"], ["probs"], axis=3, name="softmax")]
+    graph = h.make_graph(nodes, "opset9", [h.make_tensor_value_info("X", TP.FLOAT, [T, BATCH, F])],
+                         [h.make_tensor_value_info("probs", TP.FLOAT, [1, 3, 1, BATCH, H])], inits)
+    feeds = {"X": f32(rng, T, BATCH, F, scale=1.5)}
+    return graph, 9, feeds, ["bidirectional", "peepholes", "folded weights", "Unsqueeze-9", "Slice-9", "Softmax-9"]
+
+
+def float64_head(rng):
+    """A float64 model (onnxruntime runs these operators in double; its LSTM does not): ids -> Gather -> MatMul
+    -> Add -> Tanh -> ReduceSum over time (axes as an input) -> Div -> LogSoftmax."""
+    onnx, TP, h, nh = _helpers()
+    V, E, C = 30, 5, 3
+    inits = [nh.from_array(rng.uniform(-1, 1, (V, E)), "table"), nh.from_array(rng.uniform(-1, 1, (E, C)), "W"),
+             nh.from_array(rng.uniform(-1, 1, (C,)), "b"), nh.from_array(np.array([1], np.int64), "time"),
+             nh.from_array(np.array(float(T)), "steps")]
+    nodes = [h.make_node("Gather", ["table", "ids"], ["e"], name="embed"),
+             h.make_node("MatMul", ["e", "W"], ["m"], name="project"), h.make_node("Add", ["m", "b"], ["a"]),
+             h.make_node("Tanh", ["a"], ["t"]), h.make_node("ReduceSum", ["t", "time"], ["s"], keepdims=0),
+             h.make_node("Div", ["s", "steps"], ["mean"]), h.make_node("LogSoftmax", ["mean"], ["out"], axis=-1)]
+    graph = h.make_graph(nodes, "float64", [h.make_tensor_value_info("ids", TP.INT64, ["batch", "steps"])],
+                         [h.make_tensor_value_info("out", TP.DOUBLE, ["batch", C])], inits)
+    return graph, 13, {"ids": rng.integers(0, V, (BATCH, T))}, ["float64", "ReduceSum", "Div", "Tanh"]
+
+
+HELPER_MODELS = [sentiment_bidirectional_mean, lengths_clip_input_forget, activations_reverse_concat, opset9_slices,
+                 float64_head]
+
+
+def torch_sentiment(path: Path, opset: int, fold: bool, dynamic: bool, seed: int):
+    """A small sentiment model (Embedding -> batch-first bidirectional nn.LSTM -> last step -> Linear -> softmax)
+    exported by torch.onnx.export (the TorchScript exporter)."""
+    import torch
+    from torch import nn
+
+    class Sentiment(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(50, 8)
+            self.lstm = nn.LSTM(8, 6, batch_first=True, bidirectional=True)
+            self.out = nn.Linear(12, 2)
+
+        def forward(self, ids):
+            y, _ = self.lstm(self.embedding(ids))
+            return torch.softmax(self.out(y[:, -1]), dim=-1)
+
+    torch.manual_seed(seed)
+    model = Sentiment().eval()
+    ids = torch.randint(0, 50, (BATCH, T))
+    dynamic_axes = {"ids": {0: "batch", 1: "steps"}, "probs": {0: "batch"}} if dynamic else None
+    torch.onnx.export(model, (ids,), str(path), opset_version=opset, do_constant_folding=fold, dynamo=False,
+                      input_names=["ids"], output_names=["probs"], dynamic_axes=dynamic_axes)
+    return {"ids": ids.numpy()}, torch.__version__
+
+
+TORCH_MODELS = [("torch_sentiment_opset9", 9, False, False), ("torch_sentiment_opset14_dynamic", 14, True, True)]
+
+
+def main():
+    import warnings
+
+    import onnxruntime as ort
+
+    onnx, TP, h, nh = _helpers()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=GOLDEN / "convert" / "onnx_models")
+    parser.add_argument("--seed", type=int, default=22)
+    args = parser.parse_args()
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    args.out.mkdir(parents=True)
+    rng = np.random.default_rng(args.seed)
+    arrays, versions = {}, {"onnx": onnx.__version__, "onnxruntime": ort.__version__, "numpy": np.__version__}
+    jobs = []
+    for build in HELPER_MODELS:
+        graph, opset, feeds, covers = build(rng)
+        model = h.make_model(graph, opset_imports=[h.make_opsetid("", opset)])
+        model.ir_version = 8
+        onnx.checker.check_model(model, full_check=True)
+        path = args.out / f"{build.__name__}.onnx"
+        onnx.save(model, str(path))
+        jobs.append((build.__name__, path, feeds, covers))
+    for name, opset, fold, dynamic in TORCH_MODELS:
+        path = args.out / f"{name}.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            feeds, versions["torch"] = torch_sentiment(path, opset, fold, dynamic, args.seed)
+        ops = sorted({n.op_type for n in onnx.load(str(path)).graph.node})
+        jobs.append((name, path, feeds, [f"torch.onnx.export opset {opset}", *ops]))
+    for name, path, feeds, covers in jobs:
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        outs = sess.run(None, feeds)
+        arrays[f"{name}/config"] = np.array(json.dumps({"file": path.name, "inputs": list(feeds),
+                                                        "outputs": len(outs), "covers": covers}))
+        for k, (n, v) in enumerate(feeds.items()):
+            arrays[f"{name}/input{k}"] = v
+        for k, o in enumerate(outs):
+            arrays[f"{name}/output{k}"] = o
+        print(name, [o.shape for o in outs])
+    arrays["versions"] = np.array(json.dumps(versions))
+    np.savez_compressed(args.out / "expected.npz", **arrays)
+    print("wrote", args.out)
+
+
+if __name__ == "__main__":
+    main()

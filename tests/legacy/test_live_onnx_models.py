@@ -1,0 +1,131 @@
+"""Whole ONNX models against live onnxruntime (``tox -e legacy-convert``).
+
+The recorder (legacy/record_convert_onnx_models.py) runs again with other weights and inputs, PyTorch's
+exports included; then random models (an embedding or float input, an LSTM of a random variant, a random
+head) are built with onnx's helper API, run by onnxruntime, converted whole and compared.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from compat.convert import convert, load
+from tests.convert_cases import cases
+from tests.test_convert_onnx_models import check_case
+from tests.tolerances import assert_close_scaled
+
+from .conftest import LEGACY
+
+# collected only where LEGACY_FRAMEWORKS names onnxruntime (tests/legacy/conftest.py): a failed import is an error
+import onnx  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+from onnx import TensorProto as TP  # noqa: E402
+from onnx import helper as h  # noqa: E402
+from onnx import numpy_helper as nh  # noqa: E402
+
+
+def test_live_recorder_with_other_weights(tmp_path):
+    out = tmp_path / "onnx_models"
+    proc = subprocess.run([sys.executable, str(LEGACY / "record_convert_onnx_models.py"), "--out", str(out),
+                           "--seed", "7"], cwd=LEGACY, env=dict(os.environ), capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    found = list(cases("onnx_models", tmp_path))
+    assert len(found) >= 6
+    for case in found:
+        check_case(out, *case, tmp_path)
+
+
+@st.composite
+def models(draw):
+    """(ModelProto, feeds) of a random whole model around one LSTM of a random variant."""
+    seed = draw(st.integers(0, 2 ** 31))
+    rng = np.random.default_rng(seed)
+    direction = draw(st.sampled_from(["forward", "reverse", "bidirectional"]))
+    D = 2 if direction == "bidirectional" else 1
+    H, E, B, T = draw(st.integers(1, 5)), draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 6))
+    embed = draw(st.booleans())
+    f = lambda *s, scale=0.8: rng.uniform(-scale, scale, s).astype(np.float32)  # noqa: E731
+    inits = [nh.from_array(f(D, 4 * H, E), "W"), nh.from_array(f(D, 4 * H, H), "R")]
+    roles = ["W", "R", "", "", "", "", ""]
+    attrs = dict(hidden_size=H, direction=direction)
+    if draw(st.booleans()):
+        inits.append(nh.from_array(f(D, 8 * H, scale=0.5), "B"))
+        roles[2] = "B"
+    if draw(st.booleans()):
+        inits.append(nh.from_array(f(D, 3 * H, scale=0.5), "P"))
+        roles[6] = "P"
+    if draw(st.booleans()):
+        attrs["clip"] = draw(st.floats(0.3, 3.0))
+    if draw(st.booleans()):
+        attrs["input_forget"] = 1
+    if draw(st.booleans()):
+        attrs["activations"] = [draw(st.sampled_from(["Sigmoid", "HardSigmoid"])),
+                                draw(st.sampled_from(["Tanh", "Softsign", "Relu"])),
+                                draw(st.sampled_from(["Tanh", "Softsign"]))] * D
+    inputs, feeds, nodes = [], {}, []
+    initial = draw(st.booleans())
+    batch = B if initial else "batch"     # constant initial states fix the batch size
+    if embed:
+        V = draw(st.integers(2, 20))
+        inits.append(nh.from_array(f(V, E, scale=1.5), "table"))
+        inputs.append(h.make_tensor_value_info("ids", TP.INT64, [batch, "steps"]))
+        feeds["ids"] = rng.integers(0, V, (B, T))
+        nodes += [h.make_node("Gather", ["table", "ids"], ["emb"]),
+                  h.make_node("Transpose", ["emb"], ["X"], perm=[1, 0, 2])]
+    else:
+        inputs.append(h.make_tensor_value_info("X", TP.FLOAT, ["steps", batch, E]))
+        feeds["X"] = f(T, B, E, scale=1.5)
+    if draw(st.booleans()):
+        roles[3] = "lens"
+        inputs.append(h.make_tensor_value_info("lens", TP.INT32, [batch]))
+        feeds["lens"] = rng.integers(0, T + 1, B).astype(np.int32)
+    if initial:
+        inits += [nh.from_array(f(D, B, H), "h0"), nh.from_array(f(D, B, H), "c0")]
+        roles[4], roles[5] = "h0", "c0"
+    while roles[-1] == "":
+        roles.pop()
+    nodes.append(h.make_node("LSTM", ["X", *roles], ["Y", "Y_h", "Y_c"], name="lstm", **attrs))
+    C = draw(st.integers(1, 4))
+    head = draw(st.sampled_from(["state", "sequence"]))
+    if head == "state":
+        inits += [nh.from_array(f(C, D * H), "Wd"), nh.from_array(f(C), "bd")]
+        nodes += [h.make_node("Transpose", ["Y_h"], ["hb"], perm=[1, 0, 2]),
+                  h.make_node("Flatten", ["hb"], ["hf"], axis=1),
+                  h.make_node("Gemm", ["hf", "Wd", "bd"], ["logits"], transB=1),
+                  h.make_node("Softmax", ["logits"], ["out"], axis=-1)]
+    else:
+        inits += [nh.from_array(f(D * H, C), "Wd"), nh.from_array(f(C), "bd"),
+                  nh.from_array(np.array([0, 0, -1], np.int64), "shape")]
+        nodes += [h.make_node("Transpose", ["Y"], ["Yt"], perm=[2, 0, 1, 3]),
+                  h.make_node("Reshape", ["Yt", "shape"], ["seq"]),
+                  h.make_node("MatMul", ["seq", "Wd"], ["mm"]), h.make_node("Add", ["mm", "bd"], ["logits"]),
+                  h.make_node("LogSoftmax", ["logits"], ["out"], axis=-1)]
+    outputs = [h.make_tensor_value_info("out", TP.FLOAT, None), h.make_tensor_value_info("Y_c", TP.FLOAT, None)]
+    model = h.make_model(h.make_graph(nodes, "random", inputs, outputs, inits),
+                         opset_imports=[h.make_opsetid("", draw(st.sampled_from([13, 14, 17])))])
+    model.ir_version = 8
+    return model, feeds
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=models())
+def test_random_whole_models_against_live_onnxruntime(case, tmp_path_factory):
+    model, feeds = case
+    tmp = tmp_path_factory.mktemp("random")
+    path = tmp / "m.onnx"
+    onnx.save(model, str(path))
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)
+    conversion = convert(path, tmp / "out", model="whole")
+    assert all(c.ok for c in conversion.checks), conversion.checks
+    converted = load(tmp / "out")
+    with torch.no_grad():
+        got = converted(*[torch.from_numpy(v) for v in feeds.values()])
+    for g, w in zip(got, want):
+        assert_close_scaled(g, w)

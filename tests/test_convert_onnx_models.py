@@ -1,0 +1,346 @@
+"""Whole ONNX models: converted to one torch module, predicting what onnxruntime predicted.
+
+The recordings (legacy/record_convert_onnx_models.py, onnxruntime) are models built with onnx's helper API
+around LSTM nodes of every variant onnxruntime runs, and PyTorch's own exports of a sentiment model; the
+converted model's outputs on the recorded inputs must equal onnxruntime's (float32: 1e-5 of the output's
+scale; float64: 1e-10). What onnxruntime cannot run (``layout=1``, float64 LSTMs) is checked against
+reference/onnx_model.py
+(onnx's reference evaluator, LSTM nodes by reference/onnx_lstm.py) at float64's 1e-10.
+"""
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from compat import checkpoint
+from compat.convert import PartialConversionError, WholeModelError, convert, load
+from compat.convert.graph import GraphModel
+from compat.lstm import LSTM
+from compat.convert.store import KIND
+from compat.errors import CheckpointError
+from compat.frameworks.onnx.layers import LAYERS
+from compat.frameworks.onnx.ops import RecurrentNode
+from tests.convert_cases import GOLDEN_CONVERT, cases, convert_cli
+from tests.tolerances import assert_close_scaled
+
+onnx = pytest.importorskip("onnx", reason="the onnx package is in the test extra")
+from onnx import TensorProto as TP  # noqa: E402
+from onnx import helper as h  # noqa: E402
+from onnx import numpy_helper as nh  # noqa: E402
+
+FOLDER = GOLDEN_CONVERT / "onnx_models"
+CASES = list(cases("onnx_models"))
+
+
+def _outputs(model, arrays, config):
+    xs = [torch.from_numpy(arrays[f"input{k}"]) for k in range(len(config["inputs"]))]
+    with torch.no_grad():
+        got = model(*xs)
+    return [got] if isinstance(got, torch.Tensor) else list(got)
+
+
+def check_case(folder, name, config, arrays, tmp_path):
+    """Convert one recorded model whole and compare its predictions with onnxruntime's."""
+    assert convert_cli(folder / config["file"], tmp_path / name, ["--model", "whole"]) == 0
+    model = load(tmp_path / name)
+    assert isinstance(model, GraphModel) and len(model.input_names) == len(config["inputs"])
+    got = _outputs(model, arrays, config)
+    assert len(got) == config["outputs"]
+    for k, g in enumerate(got):
+        assert g.dtype == torch.from_numpy(arrays[f"output{k}"]).dtype
+        assert_close_scaled(g, arrays[f"output{k}"], msg=f"{name} output {k}")
+    # every LSTM node runs the project's converted LSTM of that node
+    runners = [m for m in model.children() if isinstance(m, RecurrentNode)]
+    assert sorted(id(m.rnn) for m in runners) == sorted(id(m) for m in model.values())
+    assert len(runners) == [n.op_type for n in onnx.load(str(folder / config["file"])).graph.node].count("LSTM")
+    assert all(isinstance(m, (LSTM, torch.nn.LSTM)) for m in model.values())   # torch's own where exact
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c[0]) for c in CASES])
+def test_a_whole_onnx_model_predicts_what_onnxruntime_predicted(case, tmp_path):
+    check_case(FOLDER, *case, tmp_path)
+
+
+def test_the_recordings_cover_the_operators_and_lstm_variants():
+    covered = set()
+    for _, config, _ in CASES:
+        covered |= set(config["covers"])
+    assert {"Gather", "Transpose", "Squeeze", "Reshape", "Concat", "MatMul", "Add", "Gemm", "Softmax", "LogSoftmax",
+            "Slice", "Flatten", "ReduceMean", "Softmax-11", "Softmax-9", "Slice-9", "Unsqueeze-9"} <= covered
+    assert {"bidirectional", "reverse", "peepholes", "clip", "input_forget", "activations", "sequence_lens",
+            "initial_h", "initial_c", "folded weights", "float64"} <= covered
+    exports = [c for _, c, _ in CASES if any(k.startswith("torch.onnx.export") for k in c["covers"])]
+    assert len(exports) == 2
+    # the opset-9 export computes the LSTM's weights with Slice / Concat and its initial states with Expand
+    assert {"Slice", "Concat", "Expand", "Shape"} <= set(exports[1 if "opset 9" in exports[1]["covers"][0] else 0]
+                                                         ["covers"])
+
+
+def test_auto_converts_the_whole_model_and_layers_the_lstms_only(tmp_path):
+    source = FOLDER / "sentiment_bidirectional_mean.onnx"
+    whole = convert(source, tmp_path / "auto")
+    assert whole.graph is not None and all(c.ok for c in whole.checks)
+    assert isinstance(load(tmp_path / "auto"), GraphModel)
+    layers = convert(source, tmp_path / "layers", model="layers")
+    assert layers.graph is None
+    modules = load(tmp_path / "layers")
+    assert isinstance(modules, dict) and list(modules) == ["bilstm"]
+
+
+def _model(nodes, inputs, outputs, inits, opset=17):
+    m = h.make_model(h.make_graph(nodes, "g", inputs, outputs, inits), opset_imports=[h.make_opsetid("", opset)])
+    m.ir_version = 8
+    return m
+
+
+def _lstm_model(rng, dtype=np.float32, layout=0, direction="forward", extra_nodes=(), out="probs", lengths=False):
+    """X -> LSTM (peepholes, clip, input_forget, layout) -> MatMul -> Softmax."""
+    elem = TP.DOUBLE if dtype == np.float64 else TP.FLOAT
+    D, H, F, C = (2 if direction == "bidirectional" else 1), 3, 2, 4
+    inits = [nh.from_array(rng.uniform(-0.7, 0.7, (D, 4 * H, F)).astype(dtype), "W"),
+             nh.from_array(rng.uniform(-0.7, 0.7, (D, 4 * H, H)).astype(dtype), "R"),
+             nh.from_array(rng.uniform(-0.5, 0.5, (D, 8 * H)).astype(dtype), "B"),
+             nh.from_array(rng.uniform(-0.5, 0.5, (D, 3 * H)).astype(dtype), "P"),
+             nh.from_array(rng.uniform(-1, 1, (D * H, C)).astype(dtype), "V"),
+             nh.from_array(np.array([0, 0, -1], np.int64), "flat")]
+    x_shape = ["batch", "steps", F] if layout else ["steps", "batch", F]
+    inputs = [h.make_tensor_value_info("X", elem, x_shape)]
+    if lengths:
+        inputs.append(h.make_tensor_value_info("lens", TP.INT32, ["batch"]))
+    perm = [0, 1, 2, 3] if layout else [0, 2, 1, 3]       # Y to [T or B, B or T, D, H]
+    nodes = [h.make_node("LSTM", ["X", "W", "R", "B", "lens" if lengths else "", "", "", "P"], ["Y"], hidden_size=H,
+                         clip=2.0, input_forget=1, layout=layout, direction=direction, name="lstm"),
+             h.make_node("Transpose", ["Y"], ["Yt"], perm=perm),
+             h.make_node("Reshape", ["Yt", "flat"], ["seq"]),
+             h.make_node("MatMul", ["seq", "V"], ["logits"], name="project"),
+             h.make_node("Softmax", ["logits"], ["probs"], axis=-1, name="softmax"), *extra_nodes]
+    return _model(nodes, inputs, [h.make_tensor_value_info(out, elem, None)], inits)
+
+
+@pytest.mark.parametrize("layout, direction, dtype", [(1, "bidirectional", np.float64), (1, "forward", np.float32),
+                                                      (0, "reverse", np.float64)])
+def test_what_onnxruntime_cannot_run_matches_the_reference_model(tmp_path, layout, direction, dtype):
+    """layout=1 and float64 LSTMs (onnxruntime's CPU LSTM refuses both) against reference/onnx_model.py."""
+    path = tmp_path / "m.onnx"
+    onnx.save(_lstm_model(np.random.default_rng(layout), dtype, layout, direction, lengths=True), str(path))
+    conversion = convert(path, tmp_path / "out", model="whole")
+    checks = [c for c in conversion.checks if c.name.startswith("model output")]
+    assert checks and all(c.ok for c in conversion.checks)
+    assert all(c.err64 <= 1e-10 for c in checks)
+    model = load(tmp_path / "out")
+    assert model.conversion["framework"] == "onnx"
+    x = torch.rand((3, 5, 2) if layout else (5, 3, 2), dtype=getattr(torch, np.dtype(dtype).name)) * 2 - 1
+    from reference import onnx_model
+
+    lens = np.array([3, 0, 2], np.int32)
+    want = onnx_model.run(onnx.load(str(path)), [x.numpy(), lens])[0]
+    with torch.no_grad():
+        got = model(x, torch.from_numpy(lens))
+    assert got.dtype == x.dtype
+    assert_close_scaled(got, want)
+
+
+# ---------------------------------------------------------------------------------------------- refusals
+def _float_input(name="X", shape=("batch", 3)):
+    return h.make_tensor_value_info(name, TP.FLOAT, list(shape))
+
+
+def test_an_operator_outside_the_set_is_refused_by_node_and_nothing_of_it_runs(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    m = _lstm_model(rng, extra_nodes=[h.make_node("Erf", ["probs"], ["e"], name="the_erf")], out="e")
+    path = tmp_path / "erf.onnx"
+    onnx.save(m, str(path))
+    with pytest.raises(WholeModelError, match=r"node 5 \(Erf, 'the_erf'\): the operator 'Erf' is not one"):
+        convert(path, tmp_path / "whole", model="whole")
+    # auto: the LSTM alone, with the reason
+    assert convert_cli(path, tmp_path / "auto") == 0
+    err = capsys.readouterr().err
+    assert "warning: the whole model is not converted" in err and "'Erf'" in err
+    assert list(load(tmp_path / "auto")) == ["lstm"]
+
+
+def test_a_subgraph_another_domain_or_an_unknown_attribute_is_refused_by_node(tmp_path):
+    body = h.make_graph([h.make_node("Identity", ["X"], ["y"])], "body", [], [_float_input("y")])
+    cases_ = {
+        "If": (h.make_node("If", ["cond"], ["y"], then_branch=body, else_branch=body, name="branch"),
+               r"node 0 \(If, 'branch'\)"),
+        "custom": (h.make_node("Relu", ["X"], ["y"], domain="com.example", name="mine"), "domain 'com.example'"),
+        "attr": (h.make_node("Gather", ["X", "idx"], ["y"], axis=0, mode=3, name="g"),
+                 "attribute: mode for operator Gather"),
+        "type": (h.make_node("LeakyRelu", ["X"], ["y"], alpha=[1, 2], name="lr"),
+                 r"'lr'\): onnx.checker refuses it \(Mismatched attribute type"),
+        "cast": (h.make_node("Cast", ["X"], ["y"], to=TP.BFLOAT16, name="bf"), r"'bf'\): attributes/to: a data type"),
+    }
+    for key, (node, message) in cases_.items():
+        inputs = [_float_input()] + ([h.make_tensor_value_info("cond", TP.BOOL, [])] if key == "If" else [])
+        inits = [nh.from_array(np.array([0], np.int64), "idx")]
+        m = _model([node], inputs, [_float_input("y")], inits)
+        if key == "custom":
+            m.opset_import.append(h.make_opsetid("com.example", 1))
+        path = tmp_path / f"{key}.onnx"
+        onnx.save(m, str(path))
+        with pytest.raises(WholeModelError, match=message):
+            convert(path, tmp_path / key, model="whole")
+
+
+def test_a_large_integer_constant_is_refused_by_node(tmp_path):
+    idx = nh.from_array(np.zeros(70_000, np.int64), "idx")
+    m = _model([h.make_node("Gather", ["X", "idx"], ["y"], name="big")], [_float_input("X", (10, 2))],
+               [_float_input("y")], [idx])
+    path = tmp_path / "big.onnx"
+    onnx.save(m, str(path))
+    with pytest.raises(WholeModelError, match=r"'big'\): constant input 1 has 70,000 elements"):
+        convert(path, tmp_path / "out", model="whole")
+
+
+def _recurrent_model(op: str):
+    rng = np.random.default_rng(3)
+    gates = {"GRU": 3, "RNN": 1}[op]
+    H, F = 3, 2
+    inits = [nh.from_array(rng.uniform(-1, 1, (1, gates * H, F)).astype(np.float32), "W"),
+             nh.from_array(rng.uniform(-1, 1, (1, gates * H, H)).astype(np.float32), "R")]
+    node = h.make_node(op, ["X", "W", "R"], ["Y", "Y_h"], hidden_size=H, name=f"my_{op.lower()}")
+    return _model([node, h.make_node("Tanh", ["Y_h"], ["out"])], [_float_input("X", ("steps", "batch", F))],
+                  [_float_input("out", (1, "batch", H))], inits)
+
+
+@pytest.mark.parametrize("op, module", [("GRU", "compat.gru"), ("RNN", "compat.simple_rnn")])
+def test_gru_and_rnn_nodes_are_refused_by_name_until_the_core_runs_them(tmp_path, op, module):
+    import importlib.util
+
+    path = tmp_path / f"{op}.onnx"
+    onnx.save(_recurrent_model(op), str(path))
+    if importlib.util.find_spec(module) is not None:
+        conversion = convert(path, tmp_path / "out", model="whole", partial=True)
+        assert all(c.ok for c in conversion.checks)
+        return
+    with pytest.raises(WholeModelError, match=rf"node 0 \({op}, 'my_{op.lower()}'\): the {op} node is not converted"):
+        convert(path, tmp_path / "out", model="whole")
+    with pytest.raises(PartialConversionError, match=f"my_{op.lower()}"):
+        convert(path, tmp_path / "auto")
+
+
+def test_emit_python_is_refused_for_onnx_before_anything_is_written(tmp_path, capsys):
+    source = FOLDER / "sentiment_bidirectional_mean.onnx"
+    assert convert_cli(source, tmp_path / "out", ["--emit-python", str(tmp_path / "m.py")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --emit-python writes Keras whole models")
+    assert not list(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------------------ the stored configuration
+def _error(field, message):
+    return ValueError(f"{field}: {message}")
+
+
+GOOD = {"op": "Gemm", "opset": 13, "attributes": {"transB": 1, "alpha": 0.5}, "outputs": 1,
+        "inputs": ["x", {"tensor": "input1", "shape": [2, 3], "dtype": "float32"},
+                   {"value": [1, 2], "shape": [2], "dtype": "int64"}]}
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda c: c["attributes"].__setitem__("code", "import os"), "attributes/code"),
+    (lambda c: c["attributes"].__setitem__("alpha", "1"), "attributes/alpha"),
+    (lambda c: c["attributes"].__setitem__("alpha", float("nan")), "attributes/alpha"),
+    (lambda c: c.__setitem__("op", "Gather"), "op"),
+    (lambda c: c.__setitem__("opset", 99), "opset"),
+    (lambda c: c["inputs"].append("x"), "inputs"),
+    (lambda c: c["inputs"].__setitem__(1, {"tensor": "weight", "shape": [2, 3], "dtype": "float32"}),
+     "inputs/1/tensor"),
+    (lambda c: c["inputs"].__setitem__(1, {"tensor": "input1", "shape": [2, 3], "dtype": "int64"}), "inputs/1"),
+    (lambda c: c["inputs"].__setitem__(2, {"value": [1], "shape": [2], "dtype": "int64"}), "inputs/2/value"),
+    (lambda c: c["inputs"].__setitem__(2, {"value": [0] * 70_000, "shape": [70_000], "dtype": "int64"}), "inputs/2"),
+    (lambda c: c["inputs"].__setitem__(2, {"value": [1, 2], "shape": [2], "dtype": "object"}), "inputs/2"),
+    (lambda c: c["inputs"].__setitem__(0, None), "inputs/0"),
+    (lambda c: c.__setitem__("outputs", 2), "outputs"),
+    (lambda c: c.__setitem__("extra", 1), ""),
+])
+def test_a_node_configuration_is_checked_field_by_field(edit, field):
+    LAYERS["Gemm"].check(copy.deepcopy(GOOD), _error)
+    bad = copy.deepcopy(GOOD)
+    edit(bad)
+    with pytest.raises(ValueError, match=f"^{field}"):
+        LAYERS["Gemm"].check(bad, _error)
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda c: c.__setitem__("layout", 2), "layout"),
+    (lambda c: c.__setitem__("directions", 3), "directions"),
+    (lambda c: c["inputs"].__setitem__(1, {"value": [0.0], "shape": [1], "dtype": "float32"}), "inputs/1"),
+    (lambda c: c["inputs"].__setitem__(0, None), "inputs/0"),
+])
+def test_a_recurrent_node_configuration_is_checked(edit, field):
+    good = {"op": "LSTM", "layout": 0, "directions": 1, "inputs": ["x", None, None, None, "x"]}
+    LAYERS["LSTM"].check(copy.deepcopy(good), _error)
+    edit(good)
+    with pytest.raises(ValueError, match=f"^{field}"):
+        LAYERS["LSTM"].check(good, _error)
+
+
+def _paths(obj, prefix=()):
+    yield prefix, obj
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(obj, list):
+        for k, v in enumerate(obj):
+            yield from _paths(v, prefix + (k,))
+
+
+JUNK = [None, -1, 0, 1, 2 ** 40, 1e308, float("nan"), "", "a.b", "Loop", [], {}, ["nowhere", 0], True, [0, 0, -1],
+        {"value": [1], "shape": [1], "dtype": "int64"}, "x"]
+
+
+@pytest.fixture(scope="module")
+def sealed_content(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sealed")
+    convert(FOLDER / "lengths_clip_input_forget.onnx", tmp / "good", verify=False)
+    return checkpoint.read(tmp / "good", KIND, require_seal=True).materialize(allow_nonfinite=True)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_an_edited_onnx_graph_is_refused_with_one_error_or_loads_and_runs(sealed_content, tmp_path_factory, data):
+    """Any one field of the stored graph replaced by junk, the conversion sealed again: load raises
+    CheckpointError naming a field, or builds a model that runs on inputs of the declared shapes."""
+    content = copy.deepcopy(sealed_content)
+    paths = [p for p, v in _paths(content["model"]) if p and not isinstance(v, torch.Tensor)]
+    path = data.draw(st.sampled_from(paths))
+    value = data.draw(st.sampled_from(JUNK))
+    target = content["model"]
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = copy.deepcopy(value)
+    tmp = tmp_path_factory.mktemp("edited")
+    checkpoint.save(tmp / "bad", KIND, content)
+    try:
+        model = load(tmp / "bad")
+    except CheckpointError as e:
+        assert str(e).startswith(str(tmp)), e
+        return
+    ids = torch.randint(0, 25, (2, 2))
+    lengths = torch.tensor([2, 0], dtype=torch.int32)
+    try:
+        with torch.no_grad():
+            model(ids, lengths)
+    except (RuntimeError, ValueError, TypeError, IndexError) as e:   # an edit the checks let through
+        pytest.fail(f"{path} = {value!r}: loaded, then failed at run time: {type(e).__name__}: {e}")
+
+
+def test_the_stored_graph_is_json_and_safetensors_only(tmp_path):
+    convert(FOLDER / "torch_sentiment_opset9.onnx", tmp_path / "out")
+    manifest = json.loads((tmp_path / "out.json").read_text())
+    nodes = manifest["content"]["model"]["nodes"]
+    kinds = [n["kind"] for n in nodes]
+    # the 73 nodes of the export: the 55 that compute the LSTM's weights from its parameters are folded
+    assert len(onnx.load(str(FOLDER / "torch_sentiment_opset9.onnx")).graph.node) == 73 and len(nodes) == 20
+    assert kinds.count("LSTM") == 1 and "Constant" not in kinds and kinds.count("Slice") == 1   # y[:, -1]
+    assert [p.suffix for p in tmp_path.iterdir()].count(".safetensors") == 1
