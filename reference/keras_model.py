@@ -20,13 +20,16 @@ flipped for Conv1D, as Keras's ``convert_kernel`` does on loading them elsewhere
 """
 from __future__ import annotations
 
+import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from scipy.special import erf
 
 from reference import keras_lstm, keras_rnn
 from reference.numerics import sigmoid
+
+# the error function elementwise, exact to float64 (math.erf), without a dependency for one function
+_erf = np.vectorize(math.erf, otypes=[np.float64])
 
 
 class Unsupported(ValueError):
@@ -54,7 +57,7 @@ def activation(name, major: int):
         "softsign": lambda x: x / (1.0 + np.abs(x)), "softplus": _softplus,
         "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
         "selu": keras_lstm.ACTIVATIONS["selu"], "swish": lambda x: x * sigmoid(x), "silu": lambda x: x * sigmoid(x),
-        "gelu": lambda x: 0.5 * x * (1.0 + erf(x / np.sqrt(2.0))), "exponential": np.exp,
+        "gelu": lambda x: 0.5 * x * (1.0 + _erf(x / np.sqrt(2.0))), "exponential": np.exp,
         # Keras 1/2 backend hard_sigmoid: clip(0.2 x + 0.5, 0, 1); Keras 3: relu6(x + 3) / 6
         "hard_sigmoid": (lambda x: np.clip(x + 3.0, 0.0, 6.0) / 6.0) if major >= 3
         else (lambda x: np.clip(0.2 * x + 0.5, 0.0, 1.0)),
