@@ -276,7 +276,9 @@ def _probe(f: Fields, model: nn.Module, graph: dict) -> None:
     dtype = DTYPES[graph["dtype"]]
     xs = []
     for i in graph["inputs"]:
-        shape = [1] + [PROBE_STEPS if d is None else d for d in i["shape"][1:]]
+        # the batch axis: 1 unless declared (a Caffe net's first axis is whatever its blobs' is: steps, say)
+        shape = [1 if i["shape"][:1] in ([], [None]) else i["shape"][0]] + \
+            [PROBE_STEPS if d is None else d for d in i["shape"][1:]]
         if math.prod(shape) > 1 << 24:
             return   # too large to probe cheaply; the checks above stand alone
         kind = {"int32": torch.int64, "int64": torch.int64, "bool": torch.bool}.get(i["dtype"], dtype)
