@@ -280,3 +280,29 @@ def test_random_chains_of_the_layer_set(tmp_path_factory, text, seed):
     feeds = _inputs(rng)
     want = net_forward(_reference_layers(text), {k: v for k, (_, v) in blobs.items()}, feeds)
     assert_close(_run(net, feeds, torch.float64)[0], want["out"], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("text", [SENTIMENT, MERGES, EXPOSED], ids=["sentiment", "merges", "exposed"])
+def test_emitted_python_predicts_the_same(tmp_path, text):
+    """--emit-python: a standalone module file (plain torch where Caffe's semantics are PyTorch's, the project's
+    Caffe layers and LSTM where not) whose predictions equal the loaded net's."""
+    import importlib.util
+
+    rng = np.random.default_rng(11)
+    proto, model = _write(tmp_path, text, _blobs(rng, text))
+    assert convert_cli(proto, tmp_path / "out", ["--weights", str(model), "--emit-python",
+                                                 str(tmp_path / "net_model.py")]) == 0
+    spec = importlib.util.spec_from_file_location("net_model", tmp_path / "net_model.py")
+    emitted = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(emitted)
+    plain = emitted.load(dtype=torch.float64)
+    net = load(tmp_path / "out")
+    feeds = _inputs(rng, with_state=text is EXPOSED)
+    want = _run(net, feeds, torch.float64)
+    with torch.no_grad():
+        got = plain(*[torch.as_tensor(feeds[n]) if n == "words" else torch.as_tensor(feeds[n], dtype=torch.float64)
+                      for n in net.input_names])
+    got = got if isinstance(got, tuple) else (got,)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert_close(g, w, dtype=torch.float64)

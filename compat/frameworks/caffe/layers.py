@@ -122,12 +122,40 @@ def _bools(config, error, *keys):
 
 def kind(name: str, caffe_type: str, param: Optional[str], inputs=("ref",)):
     def register(cls):
-        LAYERS[name] = LayerKind(name, cls.check, cls.build, None, getattr(cls, "recurrent", False),
+        LAYERS[name] = LayerKind(name, cls.check, cls.build, cls.emit, getattr(cls, "recurrent", False),
                                  getattr(cls, "outputs", None), inputs, {})
         cls.kind, cls.param, cls.inputs = name, param, inputs
         READERS[caffe_type] = cls
         return cls
     return register
+
+
+# -- as Python (--emit-python, compat.convert.emit) ------------------------------------------------------------
+IMPORT = "from compat.layers import caffe as caffe_layers"
+
+
+def _emitted(init, lines, weights=None, imports=()):
+    from compat.frameworks.keras.layers import Emitted   # the emitter's record of a node, shared by frameworks
+
+    return Emitted(init, lines, weights or {}, tuple(imports))
+
+
+def _module_emit(ctor: str):
+    """A node as this project's module (``caffe_layers.<ctor>``) called on its input(s)."""
+    def emit(config, e):
+        outs = ", ".join(e.outs) + ("," if len(e.outs) == 1 and ctor in ("Slice", "Split") else "")
+        return _emitted(f"caffe_layers.{ctor}({_args(ctor, config)})", [f"{outs} = {e.self}({e.args[0]})"],
+                        imports=(IMPORT,))
+    return emit
+
+
+def _args(ctor: str, c: dict) -> str:
+    return {"Embed": lambda: f"{c.get('input_dim')}, {c.get('num_output')}, bias_term={c.get('bias_term')}",
+            "InnerProduct": lambda: f"{c.get('in_features')}, {c.get('num_output')}, bias_term={c.get('bias_term')}, "
+                                    f"axis={c.get('axis')}, transpose={c.get('transpose')}",
+            "Reshape": lambda: f"{c.get('dims')!r}, axis={c.get('axis')}, num_axes={c.get('num_axes')}",
+            "Slice": lambda: f"{c.get('tops')}, axis={c.get('axis')}, slice_points={c.get('slice_points')!r}",
+            }[ctor]()
 
 
 # -- the layers -----------------------------------------------------------------------------------------------
@@ -154,6 +182,8 @@ class EmbedKind:
         _keys(config, error, ("input_dim", "num_output", "bias_term"))
         _ints(config, error, "input_dim", "num_output")
         _bools(config, error, "bias_term")
+
+    emit = staticmethod(_module_emit("Embed"))
 
     @staticmethod
     def build(config, recurrent=None):
@@ -192,6 +222,8 @@ class InnerProductKind:
         _ints(config, error, "axis", lo=-32, hi=31)
         _bools(config, error, "bias_term", "transpose")
 
+    emit = staticmethod(_module_emit("InnerProduct"))
+
     @staticmethod
     def build(config, recurrent=None):
         return L.InnerProduct(config["in_features"], config["num_output"], config["bias_term"], config["axis"],
@@ -226,6 +258,10 @@ class SoftmaxKind:
         return {"axis": axis}, {}, {}, [list(call.shapes[0])]
 
     check = staticmethod(_axis_config)
+
+    @staticmethod
+    def emit(config, e):
+        return _emitted(None, [f"{e.outs[0]} = torch.softmax({e.args[0]}, dim={config['axis']})"])
 
     @staticmethod
     def build(config, recurrent=None):
@@ -263,6 +299,8 @@ class ReshapeKind:
             raise error("dims", "expected at most 32 integers >= -1")
         _ints(config, error, "axis", lo=-33, hi=32)
         _ints(config, error, "num_axes", lo=-1, hi=32)
+
+    emit = staticmethod(_module_emit("Reshape"))
 
     @staticmethod
     def build(config, recurrent=None):
@@ -302,6 +340,8 @@ class SliceKind:
     def outputs(config) -> int:
         return config["tops"]
 
+    emit = staticmethod(_module_emit("Slice"))
+
     @staticmethod
     def build(config, recurrent=None):
         return L.Slice(config["tops"], config["axis"], config["slice_points"])
@@ -324,6 +364,10 @@ class ConcatKind:
         return {"axis": axis}, {}, {}, [s0[:a] + [sum(s[a] for s in call.shapes)] + s0[a + 1:]]
 
     check = staticmethod(_axis_config)
+
+    @staticmethod
+    def emit(config, e):
+        return _emitted(None, [f"{e.outs[0]} = torch.cat({e.args[0]}, dim={config['axis']})"])
 
     @staticmethod
     def build(config, recurrent=None):
@@ -367,6 +411,20 @@ class EltwiseKind:
             raise error("coeffs", "expected null or a list of finite numbers")
 
     @staticmethod
+    def emit(config, e):
+        xs = e.args[0].strip("[]").split(", ")
+        op, c = config["operation"], config["coeffs"]
+        if op == "SUM":
+            value = " + ".join(xs if c is None else [f"{float(k)!r} * {x}" for k, x in zip(c, xs)])
+        elif op == "PROD":
+            value = " * ".join(xs)
+        else:
+            value = xs[0]
+            for x in xs[1:]:
+                value = f"torch.maximum({value}, {x})"
+        return _emitted(None, [f"{e.outs[0]} = {value}  # Eltwise {op}"])
+
+    @staticmethod
     def build(config, recurrent=None):
         return L.Eltwise(config["operation"], config["coeffs"])
 
@@ -392,6 +450,10 @@ class DropoutKind:
             raise error("dropout_ratio", "expected a number in [0, 1)")
 
     @staticmethod
+    def emit(config, e):
+        return _emitted(None, [f"{e.outs[0]} = {e.args[0]}  # Dropout: the identity at inference"])
+
+    @staticmethod
     def build(config, recurrent=None):
         return L.Dropout(config["dropout_ratio"])
 
@@ -413,6 +475,10 @@ class SplitKind:
     @staticmethod
     def outputs(config) -> int:
         return config["tops"]
+
+    @staticmethod
+    def emit(config, e):
+        return _emitted(None, [f"{', '.join(e.outs)} = {', '.join([e.args[0]] * len(e.outs))}  # Split"])
 
     @staticmethod
     def build(config, recurrent=None):
@@ -490,6 +556,23 @@ class LSTMKind:
     @staticmethod
     def outputs(config) -> int:
         return 3 if config["expose_hidden"] else 1
+
+    @staticmethod
+    def emit(config, e):
+        """compat.lstm.LSTM (it takes ``cont``; the weights are the converted module's, by the same names)."""
+        init = e.recurrent_init
+        imports = tuple(e.recurrent_imports)
+        if init.startswith("nn.LSTM("):
+            init, imports = "LSTM(" + init[len("nn.LSTM("):], imports + ("from compat.lstm import LSTM",)
+        x, cont = e.args[0], e.args[1]
+        flat = f"{x}.reshape({x}.shape[0], {x}.shape[1], -1)"
+        if config["expose_hidden"]:
+            h0, c0 = e.args[2], e.args[3]
+            hx = f"({h0}.reshape(1, {x}.shape[1], -1), {c0}.reshape(1, {x}.shape[1], -1))"
+            lines = [f"{e.outs[0]}, ({e.outs[1]}, {e.outs[2]}) = {e.self}({flat}, {hx}, cont={cont}.to({x}.dtype))"]
+        else:
+            lines = [f"{e.outs[0]}, _ = {e.self}({flat}, cont={cont}.to({x}.dtype))  # cont: 0 restarts a stream"]
+        return _emitted(init, lines, e.recurrent_weights, imports)
 
     @staticmethod
     def build(config, recurrent=None):
