@@ -102,6 +102,11 @@ def test_without_the_meta_the_defaults_stand_and_say_so(tmp_path):
     (spec,) = convert(tmp_path / "model.ckpt", tmp_path / "out2",
                       meta=str(GOLDEN / "lstm_cell_clips" / "model.ckpt.meta")).specs
     assert spec.options["cell_clip"] == pytest.approx(0.6, abs=1e-7)
+    # a graph without this cell's ops settles nothing, and says so
+    (spec,) = convert(tmp_path / "model.ckpt", tmp_path / "out3",
+                      meta=str(GOLDEN / "multi_rnn_cell" / "model.ckpt.meta")).specs
+    table = _unknowns(spec)
+    assert table["graph"].value == "no ops" and table["forget_bias"].loud and "cell_clip" not in spec.options
 
 
 def test_the_reader_finds_what_tf_wrote():

@@ -308,6 +308,10 @@ def _spec(name: str, direction: str, layer_cells: List[Tuple[Cell, ...]], ckpt: 
         raise TFCellError(f"{ckpt.location}: {name!r} mixes CudnnLSTM and other cells")
     unknowns: List[Unknown] = []
     settled = graph.settle(name, cells) if graph is not None and not cudnn else None
+    if settled is not None and not settled.found:
+        unknowns.append(Unknown("graph", "no ops", f"{graph.path} holds no op of this LSTM's scope: the settings "
+                                                   "below are defaults or flags"))
+        settled = None
     from_graph = settled.settings if settled is not None else {}
     if cudnn:
         fb = 0.0

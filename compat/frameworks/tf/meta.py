@@ -94,13 +94,15 @@ class GraphIndex:
         empty for a static_rnn)."""
         parts = scope.split("/")
         last = re.escape(parts[-1]) + r"(?:_\d+)?"
+        patterns = [re.compile("/".join([re.escape(p) for p in parts[j:-1]] + [last]) + "/") for j in range(len(parts))]
         out, loops = [], set()
         for n in self.nodes:
+            if parts[-1] not in n.name:     # most nodes: not this cell's
+                continue
             for outer, inner, loop in self._candidates(n.name):
                 for j in range(len(parts)):
-                    head, tail = parts[:j], parts[j:]
-                    pattern = "/".join([re.escape(p) for p in tail[:-1]] + [last]) + "/"
-                    m = re.match(pattern, inner)
+                    head = parts[:j]
+                    m = patterns[j].match(inner)
                     if not m or self._is_variable(inner[m.end():]):
                         continue
                     if j == 0:            # the whole scope (static_rnn; a v1 loop's MultiRNNCell repeats it)
