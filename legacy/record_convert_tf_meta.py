@@ -5,7 +5,7 @@
 Each case is a checkpoint (``<case>/model.ckpt.index`` / ``.data-*``) with the graph that wrote it
 (``<case>/model.ckpt.meta``), whose run-time settings the variables do not store: the forget_bias each cell
 adds, cell and projection clips, the activation, ``time_major``, ``sequence_length``, DropoutWrapper keep
-probabilities. ``expected.npz`` holds, per case, the input fed, what TF returned (outputs in the layout
+probabilities (and one ``static_rnn``, whose steps are ops of their own). ``expected.npz`` holds, per case, the input fed, what TF returned (outputs in the layout
 dynamic_rnn returned them: batch-major unless time_major; final h and c [layers, B, .]) and the settings the
 graph holds, for the converter to settle from the ``.meta`` alone.
 
@@ -43,7 +43,7 @@ def main(argv=None) -> None:
     arrays = {}
 
     def record(name, make_cell, *, time_major=False, lengths=None, control_flow_v2=False, settings=None,
-               plain_cell=None):
+               plain_cell=None, static=False):
         if control_flow_v2:
             v1.enable_control_flow_v2()
         else:
@@ -53,8 +53,12 @@ def main(argv=None) -> None:
             shape = [T, B, N_IN] if time_major else [B, T, N_IN]
             x = v1.placeholder(tf.float32, shape, name="inputs")
             seq = None if lengths is None else tf.constant(lengths, name="lengths")
-            y, state = v1.nn.dynamic_rnn(make_cell(), x, sequence_length=seq, dtype=tf.float32,
-                                         time_major=time_major)
+            if static:   # static_rnn on a list of [B, in] steps (time-major input; the steps' outputs stacked)
+                ys, state = v1.nn.static_rnn(make_cell(), tf.unstack(x, axis=0), dtype=tf.float32)
+                y = tf.stack(ys, axis=0)
+            else:
+                y, state = v1.nn.dynamic_rnn(make_cell(), x, sequence_length=seq, dtype=tf.float32,
+                                             time_major=time_major)
             variables = v1.global_variables()
             with tf_session(tf, graph) as sess:
                 sess.run(v1.global_variables_initializer())
@@ -85,7 +89,7 @@ def main(argv=None) -> None:
         arrays[f"{name}/c"] = np.stack([s.c for s in states])
         arrays[f"{name}/config"] = np.array(json.dumps({
             "checkpoint": f"{name}/model.ckpt", "time_major": time_major, "lengths": lengths,
-            "control_flow_v2": control_flow_v2, "settings": settings or {}}))
+            "control_flow_v2": control_flow_v2, "static_rnn": static, "settings": settings or {}}))
         print(name, {k: v.shape for k, v in arrays.items() if k.startswith(name + "/") and k != f"{name}/config"})
 
     record("basic_forget0", lambda: rnn_cell.BasicLSTMCell(4, forget_bias=0.0),
@@ -111,6 +115,8 @@ def main(argv=None) -> None:
            settings={"forget_bias": 0.25, "time_major": False, "activation": "tanh", "sequence_length": False})
     record("relu_activation", lambda: rnn_cell.BasicLSTMCell(4, forget_bias=1.0, activation=tf.nn.relu),
            settings={"forget_bias": 1.0, "time_major": False, "activation": "relu", "sequence_length": False})
+    record("static_rnn", lambda: rnn_cell.LSTMCell(4, forget_bias=0.4, cell_clip=0.9), time_major=True, static=True,
+           settings={"forget_bias": 0.4, "cell_clip": 0.9, "activation": "tanh"})
     write_expected(out, arrays)
 
 
