@@ -175,7 +175,7 @@ class EmbedKind:
         weights = {"weight": _blob_shape(w[0], (k, n), call, 0)}
         if bias:
             weights["bias"] = _blob_shape(w[1], (n,), call, 1)
-        return {"input_dim": k, "num_output": n, "bias_term": bias}, weights, {}, [call.shapes[0] + [n]]
+        return {"input_dim": k, "num_output": n, "bias_term": bias}, weights, [call.shapes[0] + [n]]
 
     @staticmethod
     def check(config, error):
@@ -213,7 +213,7 @@ class InnerProductKind:
         if bias:
             weights["bias"] = _blob_shape(w[1], (n,), call, 1)
         config = {"in_features": k, "num_output": n, "bias_term": bias, "axis": axis, "transpose": transpose}
-        return config, weights, {}, [s[:a] + [n]]
+        return config, weights, [s[:a] + [n]]
 
     @staticmethod
     def check(config, error):
@@ -255,7 +255,7 @@ class SoftmaxKind:
         call.bottoms(1)
         call.top_count(1)
         axis = _axis(call, call.layer.message("softmax_param"), "axis", 1)
-        return {"axis": axis}, {}, {}, [list(call.shapes[0])]
+        return {"axis": axis}, {}, [list(call.shapes[0])]
 
     check = staticmethod(_axis_config)
 
@@ -289,7 +289,7 @@ class ReshapeKind:
             top = L.reshape_top_shape(call.shapes[0], dims, axis, num_axes)
         except L.CaffeLayerShapeError as e:
             raise call.fail(str(e)) from None
-        return {"dims": dims, "axis": axis, "num_axes": num_axes}, {}, {}, [top]
+        return {"dims": dims, "axis": axis, "num_axes": num_axes}, {}, [top]
 
     @staticmethod
     def check(config, error):
@@ -325,7 +325,7 @@ class SliceKind:
         except L.CaffeLayerShapeError as e:
             raise call.fail(str(e)) from None
         shapes = [s[:axis % len(s)] + [n] + s[axis % len(s) + 1:] for n in sizes]
-        return {"tops": call.tops, "axis": axis, "slice_points": list(points)}, {}, {}, shapes
+        return {"tops": call.tops, "axis": axis, "slice_points": list(points)}, {}, shapes
 
     @staticmethod
     def check(config, error):
@@ -361,7 +361,7 @@ class ConcatKind:
         for k, s in enumerate(call.shapes[1:], 1):
             if len(s) != len(s0) or any(x != y for j, (x, y) in enumerate(zip(s, s0)) if j != a):
                 raise call.fail(f"bottom {k} has shape {s}; bottom 0 has {s0} (all axes but {a} must agree)")
-        return {"axis": axis}, {}, {}, [s0[:a] + [sum(s[a] for s in call.shapes)] + s0[a + 1:]]
+        return {"axis": axis}, {}, [s0[:a] + [sum(s[a] for s in call.shapes)] + s0[a + 1:]]
 
     check = staticmethod(_axis_config)
 
@@ -398,7 +398,7 @@ class EltwiseKind:
             if s != call.shapes[0]:
                 raise call.fail(f"bottom {k} has shape {s}; bottom 0 has {call.shapes[0]}")
         config = {"operation": op, "coeffs": [float(c) for c in coeffs] if coeffs else None}
-        return config, {}, {}, [list(call.shapes[0])]
+        return config, {}, [list(call.shapes[0])]
 
     @staticmethod
     def check(config, error):
@@ -440,7 +440,7 @@ class DropoutKind:
         ratio = call.float(call.layer.message("dropout_param"), "dropout_ratio", 0.5)
         if not 0.0 <= ratio < 1.0:
             raise call.fail(f"dropout_ratio {ratio} is not in [0, 1)")
-        return {"dropout_ratio": ratio}, {}, {}, [list(call.shapes[0])]
+        return {"dropout_ratio": ratio}, {}, [list(call.shapes[0])]
 
     @staticmethod
     def check(config, error):
@@ -465,7 +465,7 @@ class SplitKind:
     @staticmethod
     def read(call: LayerCall):
         call.bottoms(1)
-        return {"tops": call.tops}, {}, {}, [list(call.shapes[0]) for _ in range(call.tops)]
+        return {"tops": call.tops}, {}, [list(call.shapes[0]) for _ in range(call.tops)]
 
     @staticmethod
     def check(config, error):
@@ -545,7 +545,7 @@ class LSTMKind:
             raise call.fail(f"x has {_count(x[2:])} features per step; the blobs take {spec.input_size}")
         call.recurrent = spec.name
         shapes = [x[:2] + [H]] + ([[1, x[1], H], [1, x[1], H]] if expose else [])
-        return {"hidden_size": H, "expose_hidden": expose}, {}, {}, shapes
+        return {"hidden_size": H, "expose_hidden": expose}, {}, shapes
 
     @staticmethod
     def check(config, error):

@@ -93,7 +93,8 @@ def read_net(net: TextMessage, blobs: Dict[str, Tuple[str, List[np.ndarray]]], s
             declared[n] = _dims(s.getall("dim"), f"{source}: input {n!r}")
     elif dims:
         if len(dims) != 4 * len(names):
-            raise CaffeNetError(f"{source}: input_dim needs 4 values per input ({len(names)} inputs, {len(dims)} values)")
+            raise CaffeNetError(f"{source}: input_dim needs 4 values per input ({len(names)} inputs, "
+                                f"{len(dims)} values)")
         for k, n in enumerate(names):
             declared[n] = _dims(dims[4 * k:4 * k + 4], f"{source}: input {n!r}")
     elif names:
@@ -150,7 +151,7 @@ def read_net(net: TextMessage, blobs: Dict[str, Tuple[str, List[np.ndarray]]], s
         refs = [current[b] for b in bottoms]
         call = LayerCall(lname, ltype, layer, [shape_of[r] for r in refs], len(tops),
                          blobs.get(lname, (ltype, []))[1], lname in blobs, specs, where)
-        config, weights, kwarg_names, out_shapes = record.read(call)
+        config, weights, out_shapes = record.read(call)
         args = [list(r) for r in refs]
         kind = record.kind
         if record.inputs == ("list",):
