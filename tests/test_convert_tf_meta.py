@@ -91,6 +91,14 @@ def test_a_flag_overrides_the_graph_and_the_disagreement_is_reported(tmp_path, c
     assert not agree.loud and "the graph agrees" in agree.assumed
     assert convert_cli(ckpt, tmp_path / "c", ["--forget-bias", "1"]) == 0
     assert "the flag is used" in capsys.readouterr().err
+    clips = GOLDEN / "lstm_cell_clips" / "model.ckpt"
+    (spec,) = convert(clips, tmp_path / "d", cell_clip=3.0, proj_clip=0.4).specs
+    table = _unknowns(spec)
+    assert spec.options["cell_clip"] == 3.0 and table["cell_clip"].loud
+    assert "the graph says 0.6 (rnn/while/lstm_cell/clip_by_value/Minimum): the flag is used" in table["cell_clip"].assumed
+    assert not table["proj_clip"].loud and "the graph agrees" in table["proj_clip"].assumed
+    (spec,) = convert(ckpt, tmp_path / "e", cell_clip=2.0).specs
+    assert spec.options["cell_clip"] == 2.0 and "clips nothing" in _unknowns(spec)["cell_clip"].assumed
 
 
 def test_without_the_meta_the_defaults_stand_and_say_so(tmp_path):

@@ -325,6 +325,7 @@ def _spec(name: str, direction: str, layer_cells: List[Tuple[Cell, ...]], ckpt: 
     else:
         fb = float(forget_bias)
         unknowns.append(settled.given("forget_bias", fb) if settled else Unknown("forget_bias", f"{fb:g}", "given"))
+    clip_flags = {"cell_clip": cell_clip, "proj_clip": proj_clip}
     if settled is not None and not cudnn:
         cell_clip = settled.value("cell_clip", cell_clip)
         proj_clip = settled.value("proj_clip", proj_clip)
@@ -345,7 +346,7 @@ def _spec(name: str, direction: str, layer_cells: List[Tuple[Cell, ...]], ckpt: 
         source.append(tuple(raws))
     activation = "tanh"
     if settled is not None:
-        unknowns += settled.clip_unknowns(any(c.projection for c in cells))
+        unknowns += settled.clip_unknowns(any(c.projection for c in cells), clip_flags)
         activation = settled.activation()
         if activation != "tanh":
             options["activations"] = ("sigmoid", activation, activation)

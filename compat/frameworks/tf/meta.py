@@ -300,7 +300,14 @@ class Settled:
         out = []
         for key in ("cell_clip",) + (("proj_clip",) if projection else ()):
             got = self.settings.get(key)
-            if got is not None:
+            flag = (flags or {}).get(key)
+            if flag is not None:
+                if got is None and self.found:
+                    out.append(Unknown(key, f"{flag:g}", "given; the graph's cell clips nothing (no clip_by_value): "
+                                                         "the flag is used", loud=True))
+                else:
+                    out.append(self.given(key, flag))
+            elif got is not None:
                 out.append(Unknown(key, f"{got.value:.7g}", f"from the graph: {got.node}"))
             elif self.found:
                 out.append(Unknown(key, "none", "from the graph: the cell's ops clip nothing (no clip_by_value)"))
