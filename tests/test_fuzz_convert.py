@@ -512,6 +512,44 @@ def test_fuzz_tf1(tmp_path):
     family.check()
 
 
+def test_fuzz_tf1_meta(tmp_path):
+    """The .meta graph beside a TF1 checkpoint (tests/golden/convert/tf_meta): damaged protobuf is one error
+    naming the file and the field; mutations never crash, hang or exhaust memory (a mutation may change a
+    setting the graph states: the graph is then read as it says)."""
+    from compat.formats.protobuf_wire import Writer
+
+    family = Family("TF1 .meta graphs", fatal_different=False)
+    folder = CONVERT / "tf_meta" / "lstm_cell_clips"
+    files = {p.name: p.read_bytes() for p in folder.iterdir()}
+    node = Writer().string(1, "rnn/while/lstm_cell/add/y").string(2, "Const").message(5, Writer().string(1, "value")
+        .message(2, Writer().message(8, Writer().varint(1, 1).message(2, Writer()).length_delimited(4, b"\x00\x00")))).bytes()
+    for k, (name, meta) in enumerate((("a length beyond the end", b"\x12\xff\xff\xff\x0f"),
+                       ("graph_def as a varint", b"\x10\x01"),
+                       ("a node's name as a varint", Writer().message(2, Writer().varint(1, 5)).bytes()),
+                       ("a scalar Const of 2 bytes", Writer().message(2, Writer().length_delimited(1, node)).bytes()),
+                       ("wire type 7", b"\x17"))):
+        case = tmp_path / f"c{k}"
+        case.mkdir()
+        for f, data in files.items():
+            (case / f).write_bytes(meta if f.endswith(".meta") else data)
+        family.run(name, convert_cli, case / "model.ckpt", tmp_path / "out", must_refuse=True)
+    base = _baseline(convert_cli, folder / "model.ckpt", tmp_path / "base")
+    _mutate_files(family, convert_cli, files, tmp_path / "mut", "model.ckpt", ["model.ckpt.meta"], base,
+                  max(2, CASES), ())
+    family.check()
+
+
+def test_tf1_meta_size_is_capped_before_reading(tmp_path):
+    from compat.errors import InputError
+    from compat.formats.tf import meta_graph
+
+    big = tmp_path / "model.ckpt.meta"
+    with open(big, "wb") as fh:               # sparse: nothing is written but the size
+        fh.truncate(meta_graph.MAX_FILE_BYTES + 1)
+    with pytest.raises(InputError, match="model.ckpt.meta.*the cap is"):
+        meta_graph.read_meta_graph(big)
+
+
 def _mixed_checkpoint(folder: Path) -> Path:
     """A copy of TF's recorded checkpoint with a GRU encoder, an attention-wrapped LSTM, an embedding and Adam
     slots (tests/golden/convert/tf_models/seq2seq); returns its prefix."""

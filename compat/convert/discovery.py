@@ -66,7 +66,7 @@ def discover(path, *, fmt: Optional[str] = None, max_tensor_bytes: int = DEFAULT
     foreign = []
     for dest, value in options.items():
         owner, opt = known[dest]
-        if owner is fw:
+        if frameworks.takes(fw, dest):
             if value is not None:
                 mine[dest] = value
         elif value is not None and value != opt.default:

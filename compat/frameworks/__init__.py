@@ -28,7 +28,7 @@ registers itself.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Dict, Mapping, Optional, Tuple
 
@@ -157,9 +157,20 @@ def options() -> Dict[str, Tuple[Framework, Option]]:
     for fw in FRAMEWORKS.values():
         for opt in fw.options:
             if opt.dest in out:
-                raise ValueError(f"option {opt.dest!r} registered by {out[opt.dest][0].key} and {fw.key}")
+                first, seen = out[opt.dest]
+                # one flag may serve several frameworks (--weights: Keras's JSON, Caffe's .prototxt): one option,
+                # its help joined; which framework takes it is the source's (discover checks it)
+                if (opt.flag, opt.type, opt.action, opt.default) != (seen.flag, seen.type, seen.action, seen.default):
+                    raise ValueError(f"option {opt.dest!r} registered by {first.key} and {fw.key}")
+                opt = replace(seen, help=f"{seen.help}; {opt.help}")
+                fw = first
             out[opt.dest] = (fw, opt)
     return out
+
+
+def takes(fw: Framework, dest: str) -> bool:
+    """Whether framework ``fw`` reads the option ``dest``."""
+    return any(opt.dest == dest for opt in fw.options)
 
 
 # Importing each package registers it (and its layouts) here; the order is the order of --format's choices.

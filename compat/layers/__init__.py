@@ -11,8 +11,10 @@ are not exactly a plain ``torch.nn`` module's (one module per idea):
 | :mod:`compat.layers.merge` | elementwise merges and concatenation of several inputs |
 | :mod:`compat.layers.masks` | masks as values: a masking layer, and the operations that make and combine masks |
 | :mod:`compat.layers.time_distributed` | a module applied to every step of a sequence |
+| :mod:`compat.layers.caffe` | BVLC Caffe's Embed, InnerProduct, Softmax, Reshape, Slice, Concat, Eltwise, Dropout, Split |
 
-Every module takes and returns batch-major tensors; none holds state beyond its parameters and buffers.
+Every module takes and returns batch-major tensors (Caffe's take blobs as Caffe holds them); none holds
+state beyond its parameters and buffers.
 The frameworks' whole-model converters (``compat.frameworks.<name>.layers``) build them with the source
 framework's settings; the semantics are each documented with the legacy source they follow.
 """

@@ -1,7 +1,10 @@
 """A Caffe ``Net`` built from a parsed ``.prototxt``: the layer types the LSTM examples use, on torch.
 
 Supported layer types: ``Input`` (and the net-level ``input`` / ``input_shape`` / ``input_dim``), ``Lstm``
-(junhyukoh/caffe-lstm), ``LSTM`` (BVLC), ``InnerProduct``, ``EuclideanLoss``, ``Silence``. Layers are
+(junhyukoh/caffe-lstm), ``LSTM`` (BVLC), ``EuclideanLoss``, ``Silence``, and the layers around recurrent
+layers in BVLC nets, with Caffe's semantics (:mod:`compat.layers.caffe`): ``Embed``, ``InnerProduct`` (any
+``axis``, ``transpose``), ``Softmax``, ``Reshape``, ``Slice``, ``Concat``, ``Eltwise``, ``Dropout`` (scaled at
+TRAIN, the identity at TEST) and ``Split``. Layers are
 included or excluded by phase (``include { phase: TEST }``), as Caffe's ``Net::FilterNet`` does. Fillers
 follow Caffe's filler.hpp (``constant``, ``gaussian``, ``uniform``, ``xavier``, ``msra``) with torch's
 random generator (Caffe's Boost mt19937 stream is not reproduced: same distributions, other draws).
@@ -17,38 +20,14 @@ from torch import Tensor, nn
 
 from compat.errors import InputError
 from compat.formats.prototxt import TextMessage
+from compat.frameworks.caffe.net import phase_included
+from compat.layers import caffe as caffe_layers
+from compat.layers.caffe import CaffeLayerShapeError, Embed, InnerProduct
 from ports.caffe_sequence.layers import CaffeLSTM, CaffeShapeError, JunhyukohLSTM
 
 
 class CaffeNetError(InputError, ValueError):
     """A net definition this port cannot build, or weights that do not fit it; the message names the layer."""
-
-
-class InnerProduct(nn.Module):
-    """Caffe ``InnerProduct``: blobs weight [num_output, K], bias [num_output]; flattens from ``axis``."""
-
-    def __init__(self, in_features: int, num_output: int, bias_term: bool = True, axis: int = 1,
-                 dtype=torch.float32):
-        super().__init__()
-        self.axis = axis
-        self.weight = nn.Parameter(torch.zeros(num_output, in_features, dtype=dtype))
-        self.bias = nn.Parameter(torch.zeros(num_output, dtype=dtype)) if bias_term else None
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Caffe's ``InnerProduct`` forward.
-
-        Args:
-            x: ``[..., K]`` once flattened from ``axis`` (``[N, C, H, W]`` with ``axis=1``: K = C*H*W).
-
-        Returns:
-            ``x W^T + b``, the axes before ``axis`` kept and ``num_output`` after them.
-        """
-        axis = self.axis % x.dim()
-        flat = x.reshape(*x.shape[:axis], -1)
-        if flat.shape[-1] != self.weight.shape[1]:
-            raise CaffeShapeError(f"InnerProduct input has {flat.shape[-1]} features from axis {axis} "
-                                  f"(shape {list(x.shape)}); its weight expects {self.weight.shape[1]}")
-        return torch.nn.functional.linear(flat, self.weight, self.bias)
 
 
 def _shape_equals(blob_shape: Tuple[int, ...], param_shape: Tuple[int, ...]) -> bool:
@@ -102,25 +81,7 @@ def fill_(blob: Tensor, filler: TextMessage, generator: Optional[torch.Generator
             raise CaffeNetError(f"filler type {kind!r} is not supported (constant, gaussian, uniform, xavier, msra)")
 
 
-def _phase_included(layer: TextMessage, phase: str) -> bool:
-    """Caffe Net::StateMeetsRule for the phase (levels 0 and no stages, the defaults)."""
-    def meets(rule: TextMessage) -> bool:
-        if rule.has("phase") and str(rule.get("phase")) != phase:
-            return False
-        if rule.has("min_level") and 0 < int(rule.get("min_level")):
-            return False
-        if rule.has("max_level") and 0 > int(rule.get("max_level")):
-            return False
-        if rule.getall("stage"):
-            return False
-        return True
-
-    includes, excludes = layer.getall("include"), layer.getall("exclude")
-    if includes and excludes:
-        raise CaffeNetError(f"layer {layer.get('name')!r} specifies both include and exclude rules")
-    if includes:
-        return any(meets(r) for r in includes)
-    return not any(meets(r) for r in excludes)
+_phase_included = phase_included
 
 
 # Sizes a prototxt states, checked before anything is allocated: Caffe's own limits (blob.cpp Reshape:
@@ -150,6 +111,25 @@ def _count(dims, where: str, what: str) -> int:
             raise CaffeNetError(f"{where}: {what} of shape {list(dims)} has more than INT_MAX values (Caffe: "
                                 "Blob::Reshape refuses it)")
     return n
+
+
+# Layers without blobs whose modules come from compat.layers.caffe (the same rules as the converter's whole nets).
+_SHAPE_LAYERS = ("Softmax", "Reshape", "Slice", "Concat", "Eltwise", "Dropout", "Split")
+
+
+def _shape_layer(ltype: str, layer: TextMessage, shapes: List[List[int]], tops: int, where: str) -> nn.Module:
+    """The module of a blob-less layer, its settings checked against the bottoms' shapes (as the layer's
+    LayerSetUp / Reshape CHECKs do): CaffeNetError naming the layer otherwise."""
+    from compat.frameworks.caffe.layers import READERS, LayerCall
+    from compat.frameworks.caffe.net import CaffeNetError as NetDefinitionError
+
+    call = LayerCall(str(layer.get("name", "")), ltype, layer, shapes, tops, [], False, {}, where)
+    try:
+        record = READERS[ltype]
+        config = record.read(call)[0]
+        return record.build(config)
+    except (NetDefinitionError, CaffeLayerShapeError) as e:
+        raise CaffeNetError(str(e)) from None
 
 
 class CaffeNet(nn.Module):
@@ -204,7 +184,12 @@ class CaffeNet(nn.Module):
                     raise CaffeNetError(f"{where}: unknown bottom blob {b!r}")
             module = None
             if ltype == "Input":
-                for t, s in zip(tops, layer.message("input_param").getall("shape")):
+                # input_layer.cpp LayerSetUp: one shape for every top, or one per top
+                given = layer.message("input_param").getall("shape")
+                if len(given) not in (1, len(tops)):
+                    raise CaffeNetError(f"{where}: input_param needs one shape or one per top ({len(tops)} tops, "
+                                        f"{len(given)} shapes)")
+                for t, s in zip(tops, given * len(tops) if len(given) == 1 else given):
                     shapes_now[t] = _shape_of(s, where)
                     self.input_shapes[t] = _shape_of(s, where)
             elif ltype == "Silence":
@@ -253,19 +238,43 @@ class CaffeNet(nn.Module):
                                         f"{s}")
                 a = axis % len(s)
                 bias_term = str(p.get("bias_term", "true")) != "false"
+                transpose = str(p.get("transpose", "false")) == "true"
                 num_output = _size(p.get("num_output"), where, "inner_product_param.num_output")
                 in_features = _count(s[a:], where, "the input")
                 self._budget(where, _count([num_output, in_features + 1], where, "the weights"))
-                module = InnerProduct(in_features, num_output, bias_term, axis, dtype=dtype)
+                module = InnerProduct(in_features, num_output, bias_term, axis, transpose).to(dtype)
                 fill_(module.weight, p.message("weight_filler"), generator)
                 if bias_term:
                     fill_(module.bias, p.message("bias_filler"), generator)
                 shapes_now[tops[0]] = s[:a] + [num_output]
+            elif ltype == "Embed":
+                p = layer.message("embed_param")
+                for key in ("num_output", "input_dim"):
+                    if not p.has(key):
+                        raise CaffeNetError(f"{where}: embed_param.{key} is required")
+                n = _size(p.get("num_output"), where, "embed_param.num_output")
+                k = _size(p.get("input_dim"), where, "embed_param.input_dim")
+                bias_term = str(p.get("bias_term", "true")) != "false"
+                self._budget(where, _count([k + 1, n], where, "the weights"))
+                module = Embed(k, n, bias_term).to(dtype)
+                fill_(module.weight, p.message("weight_filler"), generator)
+                if bias_term:
+                    fill_(module.bias, p.message("bias_filler"), generator)
+                shapes_now[tops[0]] = shapes_now[bottoms[0]] + [n]
+            elif ltype in _SHAPE_LAYERS:
+                module = _shape_layer(ltype, layer, [shapes_now[b] for b in bottoms], len(tops), where)
+                with torch.no_grad():  # the tops' shapes, from the layer itself on shape-only tensors
+                    outs = module([torch.empty(shapes_now[b], device="meta") for b in bottoms]
+                                  if ltype in ("Concat", "Eltwise") else torch.empty(shapes_now[bottoms[0]],
+                                                                                   device="meta"))
+                for t, o in zip(tops, outs if isinstance(outs, tuple) else (outs,)):
+                    shapes_now[t] = list(o.shape)
             elif ltype == "EuclideanLoss":
                 shapes_now[tops[0]] = []
             else:
                 raise CaffeNetError(f"{where}: layer type {ltype!r} is not supported by this port "
-                                    "(Input, Silence, Lstm, LSTM, InnerProduct, EuclideanLoss)")
+                                    f"(Input, Silence, Lstm, LSTM, InnerProduct, EuclideanLoss, Embed, "
+                                    f"{', '.join(_SHAPE_LAYERS)})")
             if module is not None:
                 if lname in self.layer_modules:
                     raise CaffeNetError(f"{where}: a second layer with the same name")
@@ -419,8 +428,15 @@ class CaffeNet(nn.Module):
                     blobs[tops[0]], blobs[tops[1]], blobs[tops[2]] = h, hT, cT
                 else:
                     blobs[tops[0]] = module(args[0], args[1], args[2] if len(args) > 2 else None, kernel=kernel)
-            elif ltype == "InnerProduct":
+            elif ltype in ("InnerProduct", "Embed"):
                 blobs[tops[0]] = modules[lname](args[0])
+            elif ltype == "Dropout":   # the net's phase decides, as Caffe's layer phase_ does
+                blobs[tops[0]] = caffe_layers.dropout(args[0], modules[lname].dropout_ratio, self.phase == "TRAIN")
+            elif ltype in _SHAPE_LAYERS:
+                module = modules[lname]
+                outs = module(args) if ltype in ("Concat", "Eltwise") else module(args[0])
+                for t, o in zip(tops, outs if isinstance(outs, tuple) else (outs,)):
+                    blobs[t] = o
             elif ltype == "EuclideanLoss":
                 blobs[tops[0]] = euclidean_loss(args[0], args[1])
         return blobs

@@ -57,12 +57,27 @@ def _num_outputs(prototxt, path) -> Dict[str, int]:
     return out
 
 
-def discover(path, *, prototxt: Optional[str] = None, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Found:
+def discover(path, *, prototxt: Optional[str] = None, weights: Optional[str] = None,
+             max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Found:
     """Every LSTM layer of the ``.caffemodel`` at ``path`` (checked against ``prototxt`` when given) and every
-    other layer accounted for. A blob's values are in the file, so the file's size bounds what is parsed; a
-    blob above ``max_tensor_bytes`` is refused all the same, as in every framework."""
+    other layer accounted for; with the net's ``.prototxt`` (``path`` a ``.prototxt`` and ``weights`` the
+    ``.caffemodel``, or ``path`` the ``.caffemodel`` and ``prototxt`` given), the whole TEST-phase net too
+    (:mod:`compat.frameworks.caffe.net`), or why it is not converted whole. A blob's values are in the file, so
+    the file's size bounds what is parsed; a blob above ``max_tensor_bytes`` is refused all the same, as in
+    every framework."""
+    if str(path).lower().endswith(".prototxt"):
+        if prototxt is not None:
+            raise CaffeLayerError(f"{path}: the source is the .prototxt; --prototxt names it a second time")
+        if weights is None:
+            raise CaffeLayerError(f"{path}: a net definition holds no weights; pass the trained .caffemodel with "
+                                  "--weights")
+        path, prototxt = weights, path
+    elif weights is not None:
+        raise CaffeLayerError(f"{path}: --weights goes with a .prototxt source (the .caffemodel is the source here; "
+                              "--prototxt names the net)")
     model = read_caffemodel(path)
-    declared = _num_outputs(read_prototxt(prototxt), prototxt) if prototxt else {}
+    net = read_prototxt(prototxt) if prototxt else None
+    declared = _num_outputs(net, prototxt) if prototxt else {}
     for name, (_, blobs) in model.items():
         for k, blob in enumerate(blobs):
             if blob.nbytes > max_tensor_bytes:
@@ -129,7 +144,15 @@ def discover(path, *, prototxt: Optional[str] = None, max_tensor_bytes: int = DE
         specs.append(spec)
         items.append(SourceItem(name, f"{ltype} layer", {f"{name}/{k}": tuple(b.shape) for k, b in enumerate(blobs)},
                                 converted=spec, recurrent=True))
-    return Found(specs, items)
+    if net is None:
+        return Found(specs, items)
+    from compat.frameworks.caffe.net import CaffeNetError, read_net
+
+    try:
+        graph = read_net(net, model, {s.name: s for s in specs}, str(prototxt))
+    except CaffeNetError as e:
+        return Found(specs, items, None, str(e))
+    return Found(specs, items, graph, None)
 
 
 def _rnn_spec(path, name: str, blobs, declared: Dict[str, int]) -> LSTMSpec:

@@ -38,3 +38,40 @@ def _caffe_rnn(spec: LSTMSpec, case: Case) -> Outputs:
 
 
 ORACLES = {"caffe": _caffe, "junhyukoh": _junhyukoh, "caffe_rnn": _caffe_rnn}
+
+
+# -- whole nets (compat.convert.verify.check_model) ------------------------------------------------------------
+STEPS, BATCH = 5, 3
+
+
+def model_inputs(graph, rng: np.random.Generator):
+    """Inputs the net takes, of its declared shapes: token ids within the vocabulary of each Embed an input
+    feeds; an LSTM's ``cont`` as 0 at the first step and at a restart in one stream, 1 elsewhere; other blobs
+    uniform in [-1.5, 1.5)."""
+    conts = {n.args[1][0] for n in graph.nodes if n.kind == "LSTM"}
+    out = []
+    for inp in graph.inputs:
+        shape = [BATCH if d is None else d for d in inp.shape]
+        readers = [n for n in graph.nodes if any(isinstance(a, list) and a[:1] == [inp.name] for a in n.args)]
+        if inp.dtype == "int64":
+            vocab = min([n.config["input_dim"] for n in readers if n.kind == "Embed"] or [10])
+            out.append(rng.integers(0, vocab, shape).astype(np.int64))
+        elif inp.name in conts:
+            cont = np.ones(shape)
+            if len(shape) == 2 and shape[0]:
+                cont[0] = 0
+                if shape[0] > 2 and shape[1] > 1:
+                    cont[shape[0] // 2, 1] = 0
+            out.append(cont.astype(inp.dtype))
+        else:
+            out.append(rng.uniform(-1.5, 1.5, shape).astype(inp.dtype))
+    return out
+
+
+def model_outputs(graph, inputs):
+    """reference/caffe_layers.py's net forward from the prototxt's layers and the .caffemodel's blobs."""
+    from reference.caffe_layers import net_forward
+
+    src = graph.source
+    blobs = net_forward(src["layers"], src["weights"], {i.name: x for i, x in zip(graph.inputs, inputs)})
+    return [blobs[src["blob_names"][f"{name}:{k}"]] for name, k in graph.outputs]

@@ -6,6 +6,7 @@
 ``cudnn.py``     CudnnLSTM / CudnnGRU / CudnnRNNTanh / CudnnRNNRelu opaque parameter buffers (cuDNN's layout)
 ``keras.py``     tf.keras layers in TF1 graphs and object-based checkpoints (``model.save_weights``), the
                 latter read through their object graph (:mod:`compat.formats.tf.object_graph`)
+``meta.py``      the run-time settings the variables do not store, settled from the ``.meta`` graph beside them
 ``oracle.py``    verification against reference/tf_lstm.py and, for cuDNN buffers, reference/onnx_lstm.py
 
 The checkpoint files themselves are read by :mod:`compat.formats.tf` (V2 bundles, V1 tables, the state
@@ -109,6 +110,9 @@ FRAMEWORK = register(Framework(
         Option("--cudnn-rnn-mode", "cudnn_rnn_mode", choices=CUDNN_RNN_MODES, metavar="MODE",
                help="TF: the cell of that buffer, one of " + ", ".join(CUDNN_RNN_MODES) + " (default: told from the "
                     "layer's scope name, cudnn_lstm, cudnn_gru, cudnn_rnn_tanh, cudnn_rnn_relu)"),
+        Option("--meta", "meta", metavar="GRAPH.meta",
+               help="TF: the MetaGraphDef whose graph settles what the variables do not store (forget_bias, clips, "
+                    "activation, time_major, sequence_length, dropout) (default: PREFIX.meta beside the checkpoint)"),
         Option("--keras-recurrent-activation", "keras_recurrent_activation", choices=("sigmoid", "hard_sigmoid"),
                metavar="NAME",
                help="TF: recurrent_activation of tf.keras LSTM layers in the checkpoint, which it does not store "

@@ -36,6 +36,7 @@ from compat.formats.tf.object_graph import OBJECT_GRAPH_KEY, parse_object_graph
 from compat.formats.tf.tensors import item_size
 from compat.frameworks.tf import TF_FORGET_BIAS_DEFAULT, TFCellError
 from compat.frameworks.tf import keras as tf_keras
+from compat.frameworks.tf.meta import GraphMeta
 from compat.frameworks.tf.names import (KERNEL_BIAS, LSTM_CELL_SCOPES, PEEPHOLES, PROJECTIONS, VARIABLE_VALUE,
                                         is_bookkeeping, is_slot, other_cell_of, wrapper_of)
 
@@ -299,21 +300,35 @@ def _variant(cells: Sequence[Cell]) -> str:
 
 
 def _spec(name: str, direction: str, layer_cells: List[Tuple[Cell, ...]], ckpt: Variables,
-          forget_bias: Optional[float], cell_clip: Optional[float], proj_clip: Optional[float]) -> LSTMSpec:
+          forget_bias: Optional[float], cell_clip: Optional[float], proj_clip: Optional[float],
+          graph: Optional["GraphMeta"] = None) -> LSTMSpec:
     cells = [c for layer in layer_cells for c in layer]
     cudnn = all(c.kind == "CudnnLSTM" for c in cells)
     if any(c.kind == "CudnnLSTM" for c in cells) and not cudnn:
         raise TFCellError(f"{ckpt.location}: {name!r} mixes CudnnLSTM and other cells")
     unknowns: List[Unknown] = []
+    settled = graph.settle(name, cells) if graph is not None and not cudnn else None
+    if settled is not None and not settled.found:
+        unknowns.append(Unknown("graph", "no ops", f"{graph.path} holds no op of this LSTM's scope: the settings "
+                                                   "below are defaults or flags"))
+        settled = None
+    from_graph = settled.settings if settled is not None else {}
     if cudnn:
         fb = 0.0
+    elif forget_bias is None and "forget_bias" in from_graph:
+        fb = float(from_graph["forget_bias"].value)
+        unknowns.append(Unknown("forget_bias", f"{fb:.7g}", f"from the graph: {from_graph['forget_bias'].node}"))
     elif forget_bias is None:
         fb = TF_FORGET_BIAS_DEFAULT
         unknowns.append(Unknown("forget_bias", "1.0", "TF's default, not stored in checkpoints: pass --forget-bias "
                                                       "if the model set another", loud=True))
     else:
         fb = float(forget_bias)
-        unknowns.append(Unknown("forget_bias", f"{fb:g}", "given"))
+        unknowns.append(settled.given("forget_bias", fb) if settled else Unknown("forget_bias", f"{fb:g}", "given"))
+    clip_flags = {"cell_clip": cell_clip, "proj_clip": proj_clip}
+    if settled is not None and not cudnn:
+        cell_clip = settled.value("cell_clip", cell_clip)
+        proj_clip = settled.value("proj_clip", proj_clip)
     peep = any(c.peepholes for c in cells)
     clips = {"cell_clip": None if cudnn else cell_clip, "proj_clip": None if cudnn else proj_clip}
     layers, source, options = [], [], {}
@@ -329,7 +344,14 @@ def _spec(name: str, direction: str, layer_cells: List[Tuple[Cell, ...]], ckpt: 
             ws.append(w)
         layers.append(ws[0] if len(ws) == 1 else (ws[0], ws[1]))
         source.append(tuple(raws))
-    if not cudnn:
+    activation = "tanh"
+    if settled is not None:
+        unknowns += settled.clip_unknowns(any(c.projection for c in cells), clip_flags)
+        activation = settled.activation()
+        if activation != "tanh":
+            options["activations"] = ("sigmoid", activation, activation)
+        unknowns += settled.run_unknowns()
+    elif not cudnn:
         if cell_clip is None and any(c.kind == "LSTMCell" for c in cells):
             unknowns.append(Unknown("cell_clip", "none", "LSTMCell's default; the LSTMBlockCell op of early TF 1.x "
                                                          "releases clipped the cell to 3.0 by default: pass --cell-clip 3"))
@@ -339,13 +361,17 @@ def _spec(name: str, direction: str, layer_cells: List[Tuple[Cell, ...]], ckpt: 
             unknowns.append(Unknown("proj_clip", "none", "LSTMCell's default") if proj_clip is None
                             else Unknown("proj_clip", f"{proj_clip:g}", "given"))
         unknowns.append(Unknown("activation", "tanh", "the cells' default"))
-    unknowns.append(Unknown("time_major", "?", "the module takes [T, B, in] (batch_first=False); dynamic_rnn's "
-                                               "default was batch-major input (time_major=False)"))
+    time_major = settled.time_major() if settled is not None else None
+    if time_major is None:
+        unknowns.append(Unknown("time_major", "?", "the module takes [T, B, in] (batch_first=False); dynamic_rnn's "
+                                                   "default was batch-major input (time_major=False)"))
     if direction != "forward":
         options["direction"] = direction
     spec = LSTMSpec(name=name, source_format="tf", variant=_variant(cells), layers=layers, options=options,
-                    forget_bias=fb, unknowns=unknowns, source=source, oracle="tf", lengths=True)
-    spec.semantics = {"forget_bias": fb, "cell_clip": options.get("cell_clip"), "proj_clip": options.get("proj_clip")}
+                    forget_bias=fb, unknowns=unknowns, source=source, oracle="tf", lengths=True,
+                    batch_first=time_major is False)
+    spec.semantics = {"forget_bias": fb, "cell_clip": options.get("cell_clip"), "proj_clip": options.get("proj_clip"),
+                      "activation": activation}
     spec.notes.append("variables: " + ", ".join(n.rsplit("/", 1)[-1] for n in layer_cells[0][0].names()))
     if direction == "bidirectional":
         spec.notes.append("outputs are concat(fw, bw); bidirectional_dynamic_rnn returned them as a pair")
@@ -493,10 +519,13 @@ def _opaque(ckpt: Variables, cells: List[Cell], options: dict) -> Tuple[List[LST
 
 def discover(path, *, forget_bias: Optional[float] = None, cell_clip: Optional[float] = None,
              proj_clip: Optional[float] = None, keras_recurrent_activation: Optional[str] = None,
-             max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES, **cudnn_options) -> Found:
+             meta: Optional[str] = None, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES, **cudnn_options) -> Found:
     """Every recurrent layer in the TF checkpoint at ``path`` (a prefix, .index file, V1 file or directory),
-    and every variable accounted for (none read above ``max_tensor_bytes``)."""
+    and every variable accounted for (none read above ``max_tensor_bytes``). The run-time settings the
+    variables do not store are settled from the graph (``meta``, else ``PREFIX.meta`` beside the checkpoint
+    when there is one; :mod:`compat.frameworks.tf.meta`) unless given."""
     ckpt = Variables(path, max_tensor_bytes)
+    graph = GraphMeta.of(ckpt.location, meta)
     shapes = ckpt.shapes
     items: List[SourceItem] = []
     specs: List[LSTMSpec] = []
@@ -545,7 +574,7 @@ def discover(path, *, forget_bias: Optional[float] = None, cell_clip: Optional[f
                                            converted=spec, recurrent=True), c.names(), False)
 
     stacks(cells, lambda name, direction, layer_cells: _spec(name, direction, layer_cells, ckpt, forget_bias,
-                                                             cell_clip, proj_clip))
+                                                             cell_clip, proj_clip, graph))
     specs += opaque_specs
     for c in wrapped:
         why = wrapper_of(c.scope)

@@ -32,11 +32,25 @@ def _tf(spec: LSTMSpec, case: Case) -> Outputs:
     return out, np.stack([m for c, m in final]), np.stack([c for c, m in final])
 
 
+# TF's activation functions (python/ops/nn_ops.py, math_ops.py) in numpy, for a cell whose graph applies one
+# other than tanh; selu's constants are nn_ops.py's.
+_ACTIVATIONS = {
+    "tanh": np.tanh,
+    "relu": lambda x: np.maximum(x, 0.0),
+    "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
+    "selu": lambda x: 1.0507009873554804934193349852946 * np.where(
+        x > 0, x, 1.6732632423543772848170429916717 * np.expm1(np.minimum(x, 0.0))),
+    "softsign": lambda x: x / (1.0 + np.abs(x)),
+    "softplus": lambda x: np.logaddexp(x, 0.0),
+}
+
+
 def _tf_cell(lstm_cell, raw, sem, x, state):
     return lstm_cell(x, state, _f64(raw["kernel"]), _f64(raw["bias"]), sem["forget_bias"],
                      w_i_diag=_f64(raw.get("w_i_diag")), w_f_diag=_f64(raw.get("w_f_diag")),
                      w_o_diag=_f64(raw.get("w_o_diag")), cell_clip=sem["cell_clip"],
-                     proj_kernel=_f64(raw.get("projection/kernel")), proj_clip=sem["proj_clip"])
+                     proj_kernel=_f64(raw.get("projection/kernel")), proj_clip=sem["proj_clip"],
+                     activation=_ACTIVATIONS[sem.get("activation", "tanh")])
 
 
 def _cudnn(spec: LSTMSpec, case: Case) -> Outputs:

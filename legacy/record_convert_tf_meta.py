@@ -1,0 +1,124 @@
+"""TF1 checkpoints with their ``.meta`` MetaGraphDef, built in TensorFlow 2.21 (tf.compat.v1), run and recorded.
+
+    python legacy/record_convert_tf_meta.py [--out tests/golden/convert/tf_meta]
+
+Each case is a checkpoint (``<case>/model.ckpt.index`` / ``.data-*``) with the graph that wrote it
+(``<case>/model.ckpt.meta``), whose run-time settings the variables do not store: the forget_bias each cell
+adds, cell and projection clips, the activation, ``time_major``, ``sequence_length``, DropoutWrapper keep
+probabilities (and one ``static_rnn``, whose steps are ops of their own). ``expected.npz`` holds, per case, the input fed, what TF returned (outputs in the layout
+dynamic_rnn returned them: batch-major unless time_major; final h and c [layers, B, .]) and the settings the
+graph holds, for the converter to settle from the ``.meta`` alone.
+
+The loops are built as TF 1.x built them (control flow v1: ``rnn/while/...`` nodes in the graph), one case as
+TF 2's ``while_v2`` builds them (the loop body a function of the graph's library). A DropoutWrapper's graph
+drops values at random whenever it runs; its case records the same cell without the wrapper (the inference the
+converted module computes), restored from the same checkpoint. The ``.meta`` files are written without
+``meta_info_def.stripped_op_list`` (the op definitions, tens of KB a file, which TF's importer re-reads from
+its own registry) to keep them small.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from _common import GOLDEN, fresh_folder, import_tf, tf_session, write_expected
+
+B, T, N_IN, SEED = 3, 5, 3, 22
+LENGTHS = [5, 3, 1]
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(GOLDEN / "convert" / "tf_meta"))
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    fresh_folder(out)
+    tf = import_tf()
+    v1 = tf.compat.v1
+    rnn_cell = v1.nn.rnn_cell
+    rng = np.random.default_rng(SEED)
+    arrays = {}
+
+    def record(name, make_cell, *, time_major=False, lengths=None, control_flow_v2=False, settings=None,
+               plain_cell=None, static=False):
+        if control_flow_v2:
+            v1.enable_control_flow_v2()
+        else:
+            v1.disable_control_flow_v2()
+        graph = tf.Graph()
+        with graph.as_default():
+            shape = [T, B, N_IN] if time_major else [B, T, N_IN]
+            x = v1.placeholder(tf.float32, shape, name="inputs")
+            seq = None if lengths is None else tf.constant(lengths, name="lengths")
+            if static:   # static_rnn on a list of [B, in] steps (time-major input; the steps' outputs stacked)
+                ys, state = v1.nn.static_rnn(make_cell(), tf.unstack(x, axis=0), dtype=tf.float32)
+                y = tf.stack(ys, axis=0)
+            else:
+                y, state = v1.nn.dynamic_rnn(make_cell(), x, sequence_length=seq, dtype=tf.float32,
+                                             time_major=time_major)
+            variables = v1.global_variables()
+            with tf_session(tf, graph) as sess:
+                sess.run(v1.global_variables_initializer())
+                for v in variables:
+                    v.load(rng.uniform(-0.8, 0.8, v.shape.as_list()).astype(np.float32), sess)
+                (out / name).mkdir(parents=True)
+                prefix = str(out / name / "model.ckpt")
+                v1.train.Saver(var_list=variables).save(sess, prefix, write_meta_graph=False, write_state=False)
+                meta = v1.train.export_meta_graph(graph=graph, clear_devices=True, strip_default_attrs=True,
+                                                  saver_def=v1.train.Saver(var_list=variables).as_saver_def())
+                meta.meta_info_def.ClearField("stripped_op_list")
+                Path(prefix + ".meta").write_bytes(meta.SerializeToString())
+                feed = rng.uniform(-1.5, 1.5, shape).astype(np.float32)
+                got_y, got_state = sess.run([y, state], {x: feed})
+        if plain_cell is not None:   # the same weights without the DropoutWrapper: inference
+            v1.disable_control_flow_v2()
+            graph = tf.Graph()
+            with graph.as_default():
+                x = v1.placeholder(tf.float32, shape)
+                y, state = v1.nn.dynamic_rnn(plain_cell(), x, dtype=tf.float32, time_major=time_major)
+                with tf_session(tf, graph) as sess:
+                    v1.train.Saver().restore(sess, prefix)
+                    got_y, got_state = sess.run([y, state], {x: feed})
+        states = got_state if isinstance(got_state, tuple) and not hasattr(got_state, "c") else (got_state,)
+        arrays[f"{name}/x"] = feed
+        arrays[f"{name}/y"] = got_y
+        arrays[f"{name}/h"] = np.stack([s.h for s in states])
+        arrays[f"{name}/c"] = np.stack([s.c for s in states])
+        arrays[f"{name}/config"] = np.array(json.dumps({
+            "checkpoint": f"{name}/model.ckpt", "time_major": time_major, "lengths": lengths,
+            "control_flow_v2": control_flow_v2, "static_rnn": static, "settings": settings or {}}))
+        print(name, {k: v.shape for k, v in arrays.items() if k.startswith(name + "/") and k != f"{name}/config"})
+
+    record("basic_forget0", lambda: rnn_cell.BasicLSTMCell(4, forget_bias=0.0),
+           settings={"forget_bias": 0.0, "time_major": False, "activation": "tanh", "sequence_length": False})
+    record("basic_forget1_time_major", lambda: rnn_cell.BasicLSTMCell(4, forget_bias=1.0), time_major=True,
+           settings={"forget_bias": 1.0, "time_major": True, "activation": "tanh", "sequence_length": False})
+    record("lstm_cell_clips", lambda: rnn_cell.LSTMCell(5, forget_bias=0.7, cell_clip=0.6, num_proj=3, proj_clip=0.4),
+           lengths=LENGTHS, settings={"forget_bias": 0.7, "cell_clip": 0.6, "proj_clip": 0.4, "time_major": False,
+                                      "activation": "tanh", "sequence_length": True})
+    record("lstm_cell_peepholes_clip", lambda: rnn_cell.LSTMCell(4, forget_bias=0.3, use_peepholes=True, cell_clip=1.5),
+           time_major=True, settings={"forget_bias": 0.3, "cell_clip": 1.5, "time_major": True, "activation": "tanh",
+                                      "sequence_length": False})
+    record("dropout_wrapper", lambda: rnn_cell.DropoutWrapper(rnn_cell.BasicLSTMCell(4, forget_bias=0.5),
+                                                              input_keep_prob=0.8, state_keep_prob=0.9,
+                                                              output_keep_prob=0.6),
+           plain_cell=lambda: rnn_cell.BasicLSTMCell(4, forget_bias=0.5),
+           settings={"forget_bias": 0.5, "time_major": False, "activation": "tanh", "sequence_length": False,
+                     "keep_probs": [0.8, 0.9, 0.6]})
+    record("multi_rnn_cell", lambda: rnn_cell.MultiRNNCell([rnn_cell.BasicLSTMCell(3, forget_bias=0.0),
+                                                            rnn_cell.BasicLSTMCell(3, forget_bias=0.0)]),
+           settings={"forget_bias": 0.0, "time_major": False, "activation": "tanh", "sequence_length": False})
+    record("while_v2", lambda: rnn_cell.BasicLSTMCell(4, forget_bias=0.25), control_flow_v2=True,
+           settings={"forget_bias": 0.25, "time_major": False, "activation": "tanh", "sequence_length": False})
+    record("relu_activation", lambda: rnn_cell.BasicLSTMCell(4, forget_bias=1.0, activation=tf.nn.relu),
+           settings={"forget_bias": 1.0, "time_major": False, "activation": "relu", "sequence_length": False})
+    record("static_rnn", lambda: rnn_cell.LSTMCell(4, forget_bias=0.4, cell_clip=0.9), time_major=True, static=True,
+           settings={"forget_bias": 0.4, "cell_clip": 0.9, "activation": "tanh"})
+    write_expected(out, arrays)
+
+
+if __name__ == "__main__":
+    main()
