@@ -25,6 +25,7 @@ import ports.tf_ptb.cli as ptb_cli
 import ports.tf_shakespeare.cli as shakespeare_cli
 import ports.tf_sine.cli as sine_cli
 import ports.theano_imdb.cli as imdb_cli
+from tests.convert_cases import GOLDEN_CONVERT
 
 PROGRAMS = {"ports.theano_imdb": imdb_cli, "ports.tf_ptb": ptb_cli, "ports.tf_shakespeare": shakespeare_cli,
             "ports.tf_sine": sine_cli, "ports.caffe_sequence": caffe_cli, "compat.convert": convert_cli}
@@ -164,6 +165,10 @@ def test_help_shows_every_default_once():
 # A damaged file given to each file flag: the program's reader refuses it, and the one error line starts
 # with the flag. Each file flag of every program needs its row (the next test checks): the other flags the
 # program needs to get as far as reading that file.
+# a TF checkpoint whose own .meta the damaged one given by --meta replaces
+TF_META_CHECKPOINT = GOLDEN_CONVERT / "tf_meta" / "basic_forget0" / "model.ckpt"
+
+
 def _damaged(tmp: Path) -> Dict[Tuple[str, str], List[str]]:
     junk = tmp / "junk"
     for suffix in ("", ".pkl", ".npz", ".json", ".caffemodel", ".prototxt", ".txt"):
@@ -199,6 +204,7 @@ def _damaged(tmp: Path) -> Dict[Tuple[str, str], List[str]]:
         ("compat.convert", "--prototxt"): [str(tmp / "empty.caffemodel"), "--prototxt", f"{junk}.prototxt", "--to",
                                            str(tmp / "c.safetensors")],
         ("compat.convert", "source"): [f"{junk}.npz", "--to", str(tmp / "c.safetensors")],
+        ("compat.convert", "--meta"): [str(TF_META_CHECKPOINT), "--meta", str(junk), "--to", str(tmp / "m.safetensors")],
     }
 
 

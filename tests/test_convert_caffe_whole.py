@@ -147,7 +147,7 @@ def test_whole_net_equals_the_oracle(tmp_path, text, outputs):
             assert list(g.shape) == list(want[name].shape), name
             assert_close(g, want[name], dtype=dtype, msg=name)
     # the port's CaffeNet built from the same files computes the same blobs
-    from ports.caffe_sequence.net import CaffeNet
+    from ports.caffe_sequence.model import CaffeNet
 
     port = CaffeNet.from_files(proto, model, phase="TEST", dtype=torch.float64)
     with torch.no_grad():
@@ -172,7 +172,7 @@ def test_caffemodel_with_prototxt_converts_the_same_whole_net(tmp_path):
 def test_dropout_in_a_train_net_scales_as_caffe(tmp_path):
     """The port's CaffeNet in TRAIN: Dropout keeps values with probability 1 - ratio, scaled by 1 / (1 - ratio)."""
     from compat.formats.prototxt import parse_prototxt
-    from ports.caffe_sequence.net import CaffeNet
+    from ports.caffe_sequence.model import CaffeNet
 
     text = ('input: "x" input_shape { dim: 400 dim: 50 }\n'
             'layer { name: "d" type: "Dropout" bottom: "x" top: "y" dropout_param { dropout_ratio: 0.25 } }\n')

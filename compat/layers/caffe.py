@@ -5,7 +5,7 @@ input is a blob as Caffe holds it (batch axes included; no axis is special). The
 is BVLC caffe ``src/caffe/layers/<name>_layer.cpp`` (``Reshape`` and ``Forward_cpu``) and
 ``src/caffe/proto/caffe.proto`` for the defaults. :func:`reshape_top_shape`, :func:`slice_sizes` and
 :func:`canonical_axis` are the shape rules the layers' ``Reshape`` functions apply, shared by the modules here
-and by the net builders (``ports.caffe_sequence.net.CaffeNet``, the converter's whole nets).
+and by the net builders (``ports.caffe_sequence.model.CaffeNet``, the converter's whole nets).
 """
 from __future__ import annotations
 
