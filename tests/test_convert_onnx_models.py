@@ -228,7 +228,7 @@ def test_emit_python_is_refused_for_onnx_before_anything_is_written(tmp_path, ca
     source = FOLDER / "sentiment_bidirectional_mean.onnx"
     assert convert_cli(source, tmp_path / "out", ["--emit-python", str(tmp_path / "m.py")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: --emit-python writes Keras whole models")
+    assert len(err) == 1 and err[0].startswith("error: --emit-python writes whole Keras models and Caffe nets")
     assert not list(tmp_path.iterdir())
 
 
