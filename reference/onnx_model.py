@@ -87,8 +87,9 @@ def _recurrent_ops():
         def _run(self, X, W, R, B=None, sequence_lens=None, initial_h=None, initial_c=None, P=None,
                  activation_alpha=None, activation_beta=None, activations=None, clip=None, direction=None,
                  hidden_size=None, input_forget=None, layout=None, output_sequence=None):
-            return onnx_lstm.lstm(X, W, R, B, sequence_lens, initial_h, initial_c, P, input_forget=int(input_forget or 0),
-                                  **self.shared(activations, activation_alpha, activation_beta, clip, direction, layout))
+            shared = self.shared(activations, activation_alpha, activation_beta, clip, direction, layout)
+            return onnx_lstm.lstm(X, W, R, B, sequence_lens, initial_h, initial_c, P,
+                                  input_forget=int(input_forget or 0), **shared)
 
     class GRU(_Recurrent, OpRun):
         op_domain = ""
@@ -96,7 +97,8 @@ def _recurrent_ops():
         def _run(self, X, W, R, B=None, sequence_lens=None, initial_h=None, activation_alpha=None,
                  activation_beta=None, activations=None, clip=None, direction=None, hidden_size=None, layout=None,
                  linear_before_reset=None):
-            return onnx_rnn.gru(X, W, R, B, sequence_lens, initial_h, linear_before_reset=int(linear_before_reset or 0),
+            return onnx_rnn.gru(X, W, R, B, sequence_lens, initial_h,
+                                linear_before_reset=int(linear_before_reset or 0),
                                 **self.shared(activations, activation_alpha, activation_beta, clip, direction, layout))
 
     class RNN(_Recurrent, OpRun):

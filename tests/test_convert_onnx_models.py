@@ -3,9 +3,9 @@
 The recordings (legacy/record_convert_onnx_models.py, onnxruntime) are models built with onnx's helper API
 around LSTM nodes of every variant onnxruntime runs, and PyTorch's own exports of a sentiment model; the
 converted model's outputs on the recorded inputs must equal onnxruntime's (float32: 1e-5 of the output's
-scale; float64: 1e-10). What onnxruntime cannot run (``layout=1``, float64 LSTMs) is checked against
-reference/onnx_model.py
-(onnx's reference evaluator, LSTM nodes by reference/onnx_lstm.py) at float64's 1e-10.
+scale; float64: 1e-10). What onnxruntime cannot run (``layout=1``; float64 LSTMs, GRUs and RNNs) is checked
+against reference/onnx_model.py (onnx's reference evaluator, LSTM nodes by reference/onnx_lstm.py, GRU and RNN
+nodes by reference/onnx_rnn.py) at float64's 1e-10.
 """
 from __future__ import annotations
 
