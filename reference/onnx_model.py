@@ -1,8 +1,15 @@
 """Numpy float64 oracle of a whole ONNX model: onnx's own reference evaluator (``onnx.reference``, the
 operators' numpy implementations that ship with the onnx package) with every ``LSTM`` node run by
 reference/onnx_lstm.py (every attribute: peepholes, clip, input_forget, activations, sequence_lens,
-layout, directions, onnxruntime's conventions where the operator text is open), and ``Softmax`` /
-``LogSoftmax`` with their semantics before opset 13, which onnx.reference does not distinguish.
+layout, directions, onnxruntime's conventions where the operator text is open), every ``GRU`` and ``RNN``
+node by reference/onnx_rnn.py (onnx docs/Operators.md GRU, RNN: every attribute likewise, and
+linear_before_reset), and ``Softmax`` / ``LogSoftmax`` with their semantics before opset 13, which
+onnx.reference does not distinguish.
+
+onnx.reference's own recurrent operators (onnx 1.14-1.23 ``onnx/reference/ops/op_lstm.py``, ``op_gru.py``,
+``op_rnn.py``) are not the specification: none applies ``clip`` or ``sequence_lens``; its LSTM and GRU run
+Sigmoid and Tanh whatever the node's ``activations``, and its RNN knows only Tanh and Affine (``Relu``
+raises "Unknown activation function").
 
 :func:`run` widens the model to float64 first: float32 initializers, ``Constant`` values, ``Cast`` targets
 and declared element types become float64, so the oracle computes each operator in float64 whatever the
@@ -45,28 +52,64 @@ def widened(model):
     return m
 
 
-def _lstm_op():
+def _text(value, default=None):
+    return value.decode() if isinstance(value, bytes) else (default if value is None else str(value))
+
+
+class _Recurrent:
+    """What LSTM, GRU and RNN share: the attributes as reference/onnx_lstm.py and onnx_rnn.py take them, read
+    from the node itself. onnx.reference fills an attribute the node leaves out with the schema's default,
+    and the RNN schema's ``activations`` default is ``["Tanh", "Tanh"]`` whatever the direction; the
+    operator text's default is one Tanh per direction, which the oracles apply to an absent attribute."""
+
+    def given(self, name: str, value):
+        return value if any(a.name == name for a in self.onnx_node.attribute) else None
+
+    def shared(self, activations, activation_alpha, activation_beta, clip, direction, layout) -> dict:
+        activations = self.given("activations", activations)
+        return {"activations": [_text(a) for a in activations] if activations else None,
+                "activation_alpha": list(self.given("activation_alpha", activation_alpha) or ()),
+                "activation_beta": list(self.given("activation_beta", activation_beta) or ()),
+                "clip": self.given("clip", clip), "direction": _text(direction, "forward"),
+                "layout": int(layout or 0)}
+
+
+def _recurrent_ops():
+    """LSTM by reference/onnx_lstm.py; GRU and RNN by reference/onnx_rnn.py (onnx docs/Operators.md LSTM, GRU,
+    RNN). An output the node does not name is computed and dropped by the evaluator."""
     from onnx.reference.op_run import OpRun
 
-    from reference import onnx_lstm
+    from reference import onnx_lstm, onnx_rnn
 
-    class LSTM(OpRun):
+    class LSTM(_Recurrent, OpRun):
         op_domain = ""
 
         def _run(self, X, W, R, B=None, sequence_lens=None, initial_h=None, initial_c=None, P=None,
                  activation_alpha=None, activation_beta=None, activations=None, clip=None, direction=None,
                  hidden_size=None, input_forget=None, layout=None, output_sequence=None):
-            acts = None
-            if activations:
-                acts = [a.decode() if isinstance(a, bytes) else str(a) for a in activations]
-            direction = direction.decode() if isinstance(direction, bytes) else (direction or "forward")
-            Y, Y_h, Y_c = onnx_lstm.lstm(
-                X, W, R, B, sequence_lens, initial_h, initial_c, P, activations=acts,
-                activation_alpha=list(activation_alpha or ()), activation_beta=list(activation_beta or ()),
-                clip=clip, input_forget=int(input_forget or 0), direction=direction, layout=int(layout or 0))
-            return Y, Y_h, Y_c
+            shared = self.shared(activations, activation_alpha, activation_beta, clip, direction, layout)
+            return onnx_lstm.lstm(X, W, R, B, sequence_lens, initial_h, initial_c, P,
+                                  input_forget=int(input_forget or 0), **shared)
 
-    return LSTM
+    class GRU(_Recurrent, OpRun):
+        op_domain = ""
+
+        def _run(self, X, W, R, B=None, sequence_lens=None, initial_h=None, activation_alpha=None,
+                 activation_beta=None, activations=None, clip=None, direction=None, hidden_size=None, layout=None,
+                 linear_before_reset=None):
+            return onnx_rnn.gru(X, W, R, B, sequence_lens, initial_h,
+                                linear_before_reset=int(linear_before_reset or 0),
+                                **self.shared(activations, activation_alpha, activation_beta, clip, direction, layout))
+
+    class RNN(_Recurrent, OpRun):
+        op_domain = ""
+
+        def _run(self, X, W, R, B=None, sequence_lens=None, initial_h=None, activation_alpha=None,
+                 activation_beta=None, activations=None, clip=None, direction=None, hidden_size=None, layout=None):
+            return onnx_rnn.rnn(X, W, R, B, sequence_lens, initial_h,
+                                **self.shared(activations, activation_alpha, activation_beta, clip, direction, layout))
+
+    return [LSTM, GRU, RNN]
 
 
 def _softmax_ops(opset: int):
@@ -110,5 +153,5 @@ def run(model, inputs: Sequence[np.ndarray]) -> List[np.ndarray]:
     initializers = {t.name for t in m.graph.initializer}
     names = [vi.name for vi in m.graph.input if vi.name not in initializers]
     feeds = {n: (x.astype(np.float64) if x.dtype.kind == "f" else x) for n, x in zip(names, inputs)}
-    outs = ReferenceEvaluator(m, new_ops=[_lstm_op(), *_softmax_ops(_opset(m))]).run(None, feeds)
+    outs = ReferenceEvaluator(m, new_ops=[*_recurrent_ops(), *_softmax_ops(_opset(m))]).run(None, feeds)
     return [np.asarray(o, dtype=np.float64) for o in outs]

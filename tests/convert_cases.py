@@ -327,15 +327,30 @@ def assert_gru_module(module, reset_after: bool, label: str) -> None:
 
 
 def check_onnx_rnn_case(folder: Path, name: str, config: dict, arrays: dict, tmp: Path) -> None:
-    """Convert a recorded ONNX GRU or RNN model and compare with onnxruntime's Y, Y_h."""
+    """Convert a recorded ONNX GRU or RNN model (``--model auto``: the whole graph) and compare with onnxruntime's
+    Y, Y_h: the whole converted model called with the graph's inputs, and its recurrent module called alone."""
     from compat.convert import load
-    from tests.tolerances import assert_close
+    from compat.convert.graph import GraphModel
+    from compat.frameworks.onnx.ops import RecurrentNode
+    from tests.tolerances import assert_close, assert_close_scaled
 
     out = tmp / f"{name}.safetensors"
     assert convert_cli(folder / config["file"], out) == 0
-    (module,) = load(out).values()
+    model = load(out)
+    assert isinstance(model, GraphModel), f"{name}: not converted whole"
+    (module,) = model.values()
+    # the graph's node runs that very module: what is asserted of its class holds for what the model runs
+    (runner,) = [m for m in model.modules() if isinstance(m, RecurrentNode)]
+    assert runner.rnn is module
     if config["op"] == "GRU":
         assert_gru_module(module, bool(config["linear_before_reset"]), name)
+    feeds = {"X": arrays["X"], "initial_h": arrays.get("initial_h"),
+             "sequence_lens": None if config["lens"] is None else np.asarray(config["lens"], np.int32)}
+    with torch.no_grad():
+        Y, Y_h = model(*[torch.from_numpy(feeds[n]) for n in model.input_names])
+    assert Y.dtype == Y_h.dtype == torch.float32
+    assert_close_scaled(Y, arrays["Y"], msg=f"{name} whole model Y")
+    assert_close_scaled(Y_h, arrays["Y_h"], msg=f"{name} whole model Y_h")
     y, h = run_rnn_module(module, arrays["X"], batch_first_input=False, lengths=config["lens"],
                           h0=arrays.get("initial_h"))
     T, dirs, B, H = arrays["Y"].shape

@@ -3,9 +3,9 @@
 The recordings (legacy/record_convert_onnx_models.py, onnxruntime) are models built with onnx's helper API
 around LSTM nodes of every variant onnxruntime runs, and PyTorch's own exports of a sentiment model; the
 converted model's outputs on the recorded inputs must equal onnxruntime's (float32: 1e-5 of the output's
-scale; float64: 1e-10). What onnxruntime cannot run (``layout=1``, float64 LSTMs) is checked against
-reference/onnx_model.py
-(onnx's reference evaluator, LSTM nodes by reference/onnx_lstm.py) at float64's 1e-10.
+scale; float64: 1e-10). What onnxruntime cannot run (``layout=1``; float64 LSTMs, GRUs and RNNs) is checked
+against reference/onnx_model.py (onnx's reference evaluator, LSTM nodes by reference/onnx_lstm.py, GRU and RNN
+nodes by reference/onnx_rnn.py) at float64's 1e-10.
 """
 from __future__ import annotations
 
@@ -197,31 +197,88 @@ def test_a_large_integer_constant_is_refused_by_node(tmp_path):
         convert(path, tmp_path / "out", model="whole")
 
 
-def _recurrent_model(op: str):
-    rng = np.random.default_rng(3)
-    gates = {"GRU": 3, "RNN": 1}[op]
-    H, F = 3, 2
-    inits = [nh.from_array(rng.uniform(-1, 1, (1, gates * H, F)).astype(np.float32), "W"),
-             nh.from_array(rng.uniform(-1, 1, (1, gates * H, H)).astype(np.float32), "R")]
-    node = h.make_node(op, ["X", "W", "R"], ["Y", "Y_h"], hidden_size=H, name=f"my_{op.lower()}")
-    return _model([node, h.make_node("Tanh", ["Y_h"], ["out"])], [_float_input("X", ("steps", "batch", F))],
-                  [_float_input("out", (1, "batch", H))], inits)
+def _one_state_model(rng, op, dtype, layout, direction, outputs=("probs", "Y_h")):
+    """X, sequence_lens, initial_h -> GRU (linear_before_reset=0, clip) or RNN (Relu, clip) -> Transpose ->
+    Reshape -> MatMul -> Softmax; the model outputs ``outputs`` (``probs`` and / or the node's Y_h)."""
+    elem = TP.DOUBLE if dtype == np.float64 else TP.FLOAT
+    G, D, H, F, C = {"GRU": 3, "RNN": 1}[op], (2 if direction == "bidirectional" else 1), 3, 2, 4
+    inits = [nh.from_array(rng.uniform(-1, 1, (D, G * H, F)).astype(dtype), "W"),
+             nh.from_array(rng.uniform(-1, 1, (D, G * H, H)).astype(dtype), "R"),
+             nh.from_array(rng.uniform(-0.5, 0.5, (D, 2 * G * H)).astype(dtype), "B"),
+             nh.from_array(rng.uniform(-1, 1, (D * H, C)).astype(dtype), "V"),
+             nh.from_array(np.array([0, 0, -1], np.int64), "flat")]
+    inputs = [h.make_tensor_value_info("X", elem, ["batch", "steps", F] if layout else ["steps", "batch", F]),
+              h.make_tensor_value_info("lens", TP.INT32, ["batch"]),
+              h.make_tensor_value_info("h0", elem, ["batch", D, H] if layout else [D, "batch", H])]
+    extra = {"linear_before_reset": 0} if op == "GRU" else {"activations": ["Relu"] * D}
+    nodes = [h.make_node(op, ["X", "W", "R", "B", "lens", "h0"], ["Y", "Y_h"], hidden_size=H, clip=1.5, layout=layout,
+                         direction=direction, name="rnn", **extra),
+             h.make_node("Transpose", ["Y"], ["Yt"], perm=[0, 1, 2, 3] if layout else [0, 2, 1, 3]),
+             h.make_node("Reshape", ["Yt", "flat"], ["seq"]),
+             h.make_node("MatMul", ["seq", "V"], ["logits"]),
+             h.make_node("Softmax", ["logits"], ["probs"], axis=-1)]
+    return _model(nodes, inputs, [h.make_tensor_value_info(o, elem, None) for o in outputs], inits)
 
 
-@pytest.mark.parametrize("op, module", [("GRU", "compat.gru"), ("RNN", "compat.simple_rnn")])
-def test_gru_and_rnn_nodes_are_refused_by_name_until_the_core_runs_them(tmp_path, op, module):
-    import importlib.util
+@pytest.mark.parametrize("op, layout, direction, dtype", [
+    ("GRU", 1, "bidirectional", np.float64), ("GRU", 1, "reverse", np.float32), ("GRU", 0, "forward", np.float64),
+    ("RNN", 1, "bidirectional", np.float32), ("RNN", 1, "forward", np.float64), ("RNN", 0, "reverse", np.float64)])
+def test_gru_and_rnn_nodes_onnxruntime_cannot_run_match_the_reference_model(tmp_path, op, layout, direction, dtype):
+    """GRU and RNN nodes inside a graph, of the kinds onnxruntime's CPU kernels refuse (``layout=1``; float64
+    GRU and RNN), with sequence lengths 0 to T and an initial state: the whole converted model (the node's Y
+    through the graph, its Y_h as an output) against reference/onnx_model.py (GRU / RNN nodes by
+    reference/onnx_rnn.py); the reset-before GRU runs the core's GRU, never torch.nn.GRU."""
+    from reference import onnx_model
 
-    path = tmp_path / f"{op}.onnx"
-    onnx.save(_recurrent_model(op), str(path))
-    if importlib.util.find_spec(module) is not None:
-        conversion = convert(path, tmp_path / "out", model="whole", partial=True)
-        assert all(c.ok for c in conversion.checks)
-        return
-    with pytest.raises(WholeModelError, match=rf"node 0 \({op}, 'my_{op.lower()}'\): the {op} node is not converted"):
-        convert(path, tmp_path / "out", model="whole")
-    with pytest.raises(PartialConversionError, match=f"my_{op.lower()}"):
-        convert(path, tmp_path / "auto")
+    rng = np.random.default_rng(layout + len(direction))
+    proto = _one_state_model(rng, op, dtype, layout, direction)
+    path = tmp_path / "m.onnx"
+    onnx.save(proto, str(path))
+    conversion = convert(path, tmp_path / "out")                   # --model auto: converted whole
+    checks = [c for c in conversion.checks if c.name.startswith("model output")]
+    assert len(checks) == 2 and all(c.ok for c in conversion.checks)
+    assert all(c.err64 <= 1e-10 for c in checks)
+    model = load(tmp_path / "out")
+    assert isinstance(model, GraphModel) and model.input_names == ["X", "lens", "h0"]
+    (runner,) = [m for m in model.children() if isinstance(m, RecurrentNode)]
+    assert runner.rnn is model["rnn"]
+    assert not isinstance(model["rnn"], (torch.nn.GRU, torch.nn.RNN))   # it reads sequence_lens: the core runs it
+    D, B, T = (2 if direction == "bidirectional" else 1), 3, 5
+    x = rng.standard_normal((B, T, 2) if layout else (T, B, 2)).astype(dtype)
+    lens = np.array([T, 0, 2], np.int32)
+    h0 = rng.standard_normal((B, D, 3) if layout else (D, B, 3)).astype(dtype)
+    want = onnx_model.run(proto, [x, lens, h0])
+    with torch.no_grad():
+        got = model(torch.from_numpy(x), torch.from_numpy(lens), torch.from_numpy(h0))
+    assert [tuple(g.shape) for g in got] == [w.shape for w in want]
+    for k, (g, w) in enumerate(zip(got, want)):
+        assert g.dtype == torch.from_numpy(x).dtype
+        assert_close_scaled(g, w, msg=f"{op} output {k}")
+    # a sequence of length 0: its Y_h is zeros (onnxruntime's convention, the initial state is not kept)
+    y_h = got[1].transpose(0, 1) if layout else got[1]
+    assert torch.equal(y_h[:, 1], torch.zeros_like(y_h[:, 1]))
+
+
+@pytest.mark.parametrize("op", ["GRU", "RNN"])
+def test_a_recurrent_node_whose_y_or_y_h_only_is_read(tmp_path, op):
+    """A GRU / RNN node one of whose outputs no node reads or names: the graph takes the one it names."""
+    from reference import onnx_model
+
+    for outputs in (["probs"], ["Y_h"]):
+        rng = np.random.default_rng(5)
+        proto = _one_state_model(rng, op, np.float64, 0, "forward", outputs=outputs)
+        if outputs == ["Y_h"]:   # drop the nodes after the recurrent node: it names Y_h alone
+            del proto.graph.node[1:]
+            proto.graph.node[0].output[0] = ""
+        path = tmp_path / f"{outputs[0]}.onnx"
+        onnx.save(proto, str(path))
+        convert(path, tmp_path / outputs[0])
+        model = load(tmp_path / outputs[0])
+        feeds = [rng.standard_normal((5, 3, 2)), np.array([1, 5, 0], np.int32), rng.standard_normal((1, 3, 3))]
+        (want,) = onnx_model.run(proto, feeds)
+        with torch.no_grad():
+            got = model(*[torch.from_numpy(f) for f in feeds])
+        assert_close_scaled(got, want, msg=f"{op} {outputs}")
 
 
 def test_emit_python_is_refused_for_onnx_before_anything_is_written(tmp_path, capsys):

@@ -18,21 +18,35 @@ def test_onnx_gru_and_rnn_nodes_convert_to_onnxruntimes_numbers(case, tmp_path):
 
 
 def test_every_onnx_attribute_is_recorded_and_torch_modules_only_where_exact(tmp_path):
-    from compat.convert import convert
+    import torch
+
+    from compat.convert import convert, load
+    from compat.convert.graph import GraphModel
+    from compat.convert.modules import OnnxGRU
+    from compat.gru import GRU
+    from compat.simple_rnn import RNN
 
     recorded = {c[0]: c[1] for c in cases("onnx_rnn")}
     assert {"gru_before_reset", "gru_after_reset", "gru_nobias", "gru_reverse", "gru_bidirectional",
             "gru_lengths_zero_initial", "gru_clip", "gru_activations", "gru_activation_defaults", "rnn_tanh",
             "rnn_relu", "rnn_reverse_lengths", "rnn_bidirectional_lengths_zero_initial", "rnn_clip",
             "rnn_activations", "rnn_leaky"} <= set(recorded)
-    kinds = {}
+    kinds, loaded = {}, {}
     for name in ("gru_before_reset", "gru_after_reset", "gru_bidirectional", "rnn_tanh", "rnn_relu", "rnn_leaky",
                  "gru_lengths_zero_initial"):
-        (spec,) = convert(GOLDEN_CONVERT / "onnx_rnn" / recorded[name]["file"], tmp_path / name).specs
+        conversion = convert(GOLDEN_CONVERT / "onnx_rnn" / recorded[name]["file"], tmp_path / name)
+        (spec,) = conversion.specs
+        assert conversion.graph is not None        # converted whole: the graph runs the recurrent module
         kinds[name] = spec.module_kind
+        model = load(tmp_path / name)
+        assert isinstance(model, GraphModel) and list(model) == [spec.name]
+        loaded[name] = type(model[spec.name])
     assert kinds == {"gru_before_reset": "compat.gru.GRU", "gru_after_reset": "torch.nn.GRU",
                      "gru_bidirectional": "compat.gru.GRU", "rnn_tanh": "torch.nn.RNN", "rnn_relu": "torch.nn.RNN",
                      "rnn_leaky": "compat.simple_rnn.RNN", "gru_lengths_zero_initial": "compat.convert.modules.OnnxGRU"}
+    assert loaded == {"gru_before_reset": GRU, "gru_after_reset": torch.nn.GRU, "gru_bidirectional": GRU,
+                      "rnn_tanh": torch.nn.RNN, "rnn_relu": torch.nn.RNN, "rnn_leaky": RNN,
+                      "gru_lengths_zero_initial": OnnxGRU}
 
 
 @pytest.mark.parametrize("framework, filename, config, arrays",

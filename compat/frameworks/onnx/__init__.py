@@ -10,7 +10,8 @@
 ``layers.py``    the node kinds whole models are rebuilt from (their stored configurations, checked)
 ``ops.py``       the operators' exact semantics in torch, and the recurrent nodes' layouts around the modules
 ``oracle.py``    verification against reference/onnx_lstm.py and reference/onnx_rnn.py, and of whole models against
-                 reference/onnx_model.py (onnx's reference evaluator, LSTM nodes by reference/onnx_lstm.py)
+                 reference/onnx_model.py (onnx's reference evaluator, LSTM nodes by reference/onnx_lstm.py,
+                 GRU and RNN nodes by reference/onnx_rnn.py)
 
 The file is parsed by :mod:`compat.formats.onnx` (the ``onnx`` package, parsing only); weights that old
 exporters compute from initializers (Slice, Concat, Unsqueeze, ...) are folded by

@@ -8,9 +8,11 @@ flattens to 2-D at ``axis``; ``Squeeze`` / ``Unsqueeze`` / ``ReduceSum`` take th
 node of a converted graph: its constant inputs are buffers (floating point, in the model's dtype) or values
 in its configuration (integers, small tensors), its run-time inputs come from the graph.
 
-The recurrent nodes (``LSTM``; ``GRU`` / ``RNN`` through the core's modules) are :class:`RecurrentNode`:
-the converted recurrent module (:class:`compat.convert.modules.OnnxLSTM`) with ONNX's input and output
-layouts around it.
+The recurrent nodes (``LSTM``, ``GRU``, ``RNN``) are :class:`RecurrentNode`: the node's converted recurrent
+module (``compat.lstm.LSTM`` / ``compat.gru.GRU`` / ``compat.simple_rnn.RNN``, their ``compat.convert.modules.Onnx*``
+forms where the node reads ``sequence_lens``, torch's own where exact), called as ``rnn(x, hx[, lengths=])`` and
+returning ``(y, h_n)`` (the LSTM's ``(y, (h_n, c_n))``) as torch's recurrent modules do, with ONNX's input and
+output layouts around it.
 """
 from __future__ import annotations
 

@@ -93,7 +93,8 @@ def model_inputs(graph, rng):
 
 def model_outputs(graph, inputs):
     """The model's outputs from onnx's own numpy reference evaluator (``onnx.reference``), every LSTM node run
-    by reference/onnx_lstm.py, in float64 (the model's floating-point constants, inputs and casts widened)."""
+    by reference/onnx_lstm.py, every GRU and RNN node by reference/onnx_rnn.py, in float64 (the model's
+    floating-point constants, inputs and casts widened)."""
     from compat.frameworks.onnx.model import OnnxModelError
     from reference import onnx_model
 
