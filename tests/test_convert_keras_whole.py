@@ -20,6 +20,7 @@ from compat.convert.store import KIND
 from compat.errors import CheckpointError, InputError
 from tests.convert_cases import GOLDEN_CONVERT, convert_cli
 from tests.keras_files import write_keras_h5
+from tests.tolerances import assert_close
 
 H = 3
 
@@ -93,7 +94,7 @@ def test_a_model_without_recurrent_layers_converts_whole(tmp_path):
     want /= want.sum(1, keepdims=True)
     with torch.no_grad():
         got = model.double()(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    assert_close(got, want, dtype=np.float64, msg="the float64 whole model against numpy")
     assert isinstance(model.get_submodule("dense_1"), torch.nn.Sequential)
     assert isinstance(model.get_submodule("dense_1.linear"), torch.nn.Linear)
 
