@@ -50,6 +50,7 @@ from torch import Tensor, nn
 
 from compat.formats.tf import load_checkpoint
 from compat.frameworks.tf.names import KERNEL_BIAS, PEEPHOLES, PROJECTIONS
+from compat import rnn_layouts
 from compat.gru import gru
 from compat.layouts import to_canonical
 from compat.lstm import LayerWeights, lstm
@@ -321,10 +322,7 @@ class GRUCell(_KernelCell):
 
     def canonical_weights(self) -> LayerWeights:
         """The core's weights, rows r | z | n (TF's u is z): differentiable views of TF's variables."""
-        n = self.input_size
-        gk, ck = self.gates_kernel, self.candidate_kernel
-        w_ih = torch.cat([gk[:n], ck[:n]], dim=1).t()
-        w_hh = torch.cat([gk[n:], ck[n:]], dim=1).t()
+        w_ih, w_hh = rnn_layouts.tf_gru_kernels(self.input_size, self.gates_kernel, self.candidate_kernel)
         return LayerWeights(w_ih, w_hh, torch.cat([self.gates_bias, self.candidate_bias]), None)
 
     def sequence(self, inputs, state, lengths=None):

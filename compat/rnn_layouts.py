@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import numpy as np
+import torch
 
 from compat.lstm import LayerWeights
 
@@ -127,6 +128,17 @@ def onnx_rnn(W, R, B=None) -> LayerWeights:
 
 # --- TF 1.x rnn_cell_impl.py GRUCell.call: gates = sigmoid([x, h] @ gates/kernel + gates/bias), r, u = split;
 #     c = tanh([x, r * h] @ candidate/kernel + candidate/bias); h' = u * h + (1 - u) * c ------------------------
+def tf_gru_kernels(input_size: int, gates_kernel, candidate_kernel):
+    """``(weight_ih, weight_hh)`` of TF's ``gates/kernel`` [in + H, 2H] and ``candidate/kernel`` [in + H, H]:
+    torch's rows r, z, n are TF's r, u (the gates kernel's columns in that order) and the candidate; the rows
+    above ``input_size`` multiply x, the rest h. numpy arrays or torch tensors (then differentiable views:
+    :class:`compat.rnn_cell.GRUCell` reads its variables through it)."""
+    cat = torch.cat if isinstance(gates_kernel, torch.Tensor) else np.concatenate
+    n = input_size
+    return (cat([gates_kernel[:n], candidate_kernel[:n]], 1).T,
+            cat([gates_kernel[n:], candidate_kernel[n:]], 1).T)
+
+
 def tf_gru_cell(input_size: int, gates_kernel, gates_bias, candidate_kernel, candidate_bias) -> LayerWeights:
     gk, ck = np.asarray(gates_kernel), np.asarray(candidate_kernel)
     if ck.ndim != 2 or ck.shape[0] != input_size + ck.shape[1]:
@@ -135,9 +147,7 @@ def tf_gru_cell(input_size: int, gates_kernel, gates_bias, candidate_kernel, can
     _shape("gates/kernel", gk, (input_size + H, 2 * H))
     gb = None if gates_bias is None else _shape("gates/bias", gates_bias, (2 * H,))
     cb = None if candidate_bias is None else _shape("candidate/bias", candidate_bias, (H,))
-    # torch rows r, z, n = TF's r, u (the gates kernel's columns in that order) and the candidate
-    w_ih = np.concatenate([gk[:input_size].T, ck[:input_size].T])
-    w_hh = np.concatenate([gk[input_size:].T, ck[input_size:].T])
+    w_ih, w_hh = tf_gru_kernels(input_size, gk, ck)
     if gb is None and cb is None:
         return LayerWeights(w_ih, w_hh)
     dtype = gk.dtype
