@@ -169,6 +169,18 @@ def keras_layers(shapes: Dict[str, Tuple[int, ...]], graph: Optional[List[Tracka
 
 
 # ------------------------------------------------------------------------------------------------ the spec
+def _directions(layer: KerasLayer, tensor, location: str):
+    """Per direction of ``layer``: its variables by role as stored, and as the float (at least float32) the
+    conversion computes in; a variable that is not floating point is refused by its name."""
+    for roles in layer.directions:
+        raw = {r: tensor(n) for r, n in roles.items()}
+        for key, value in raw.items():
+            if value.dtype.kind != "f":
+                raise TFCellError(f"{location}: {roles[key]} is {value.dtype}; recurrent weights are floating point")
+        dtype = np.promote_types(raw["kernel"].dtype, np.float32)
+        yield raw, {k: v.astype(dtype, copy=False) for k, v in raw.items()}
+
+
 def spec(layer: KerasLayer, tensor, location: str, recurrent_activation: Optional[str]) -> LSTMSpec:
     """The :class:`LSTMSpec` of a tf.keras LSTM layer (one direction, or a ``Bidirectional``'s two) from its
     variables (``tensor(name)`` reads one), with tf.keras's layer semantics (tf_keras ``layers/rnn/lstm.py``:
@@ -176,13 +188,7 @@ def spec(layer: KerasLayer, tensor, location: str, recurrent_activation: Optiona
     reversed back into the input's order)."""
     rec = recurrent_activation or "sigmoid"
     weights, source, options = [], [], {}
-    for roles in layer.directions:
-        raw = {r: tensor(n) for r, n in roles.items()}
-        for key, value in raw.items():
-            if value.dtype.kind != "f":
-                raise TFCellError(f"{location}: {roles[key]} is {value.dtype}; LSTM weights are floating point")
-        dtype = np.promote_types(raw["kernel"].dtype, np.float32)
-        tensors = {k: v.astype(dtype, copy=False) for k, v in raw.items()}
+    for raw, tensors in _directions(layer, tensor, location):
         try:
             converted = layouts.convert("keras", tensors, {"recurrent_activation": rec, "activation": "tanh",
                                                            "keras_version": 2})
@@ -237,13 +243,7 @@ def gru_rnn_spec(layer: KerasLayer, tensor, location: str, recurrent_activation:
     cell = "gru" if layer.kind == "GRU" else "rnn"
     rec = recurrent_activation or "sigmoid"
     weights, source, reset_after = [], [], None
-    for roles in layer.directions:
-        raw = {r: tensor(n) for r, n in roles.items()}
-        for key, value in raw.items():
-            if value.dtype.kind != "f":
-                raise TFCellError(f"{location}: {roles[key]} is {value.dtype}; recurrent weights are floating point")
-        dtype = np.promote_types(raw["kernel"].dtype, np.float32)
-        t = {k: v.astype(dtype, copy=False) for k, v in raw.items()}
+    for raw, t in _directions(layer, tensor, location):
         try:
             if cell == "rnn":
                 w = rnn_layouts.keras_simple_rnn(t["kernel"], t["recurrent_kernel"], t.get("bias"))
