@@ -29,14 +29,14 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence
 
 from compat.lstm_activations import ACTIVATIONS  # noqa: F401  (re-exported: the names ``activations`` takes)
 from compat.recurrent.call import DROPOUT_PLACEMENTS, ShapeError, right_padded_lengths  # noqa: F401  (re-exported)
 from compat.recurrent.weights import LayerWeights
 from compat.recurrent.cell import CANONICAL_GATE_ORDER, STANDARD_ACTIVATIONS, Cell
-from compat.recurrent.run import check_options, plan, run
-from compat.recurrent.select import KERNELS, Choice
+from compat.recurrent.frontend import check_input, check_steps
+from compat.recurrent.run import plan, run
+from compat.recurrent.select import Choice
 
 State = Tuple[Tensor, Tensor]
 LSTMShapeError = ShapeError  # the name the LSTM's shape errors have always had
@@ -176,19 +176,11 @@ def _cell(weights_layers, cell: Optional[Cell], tanh, gate_activation, activatio
 
 def _prepare(x, weights, hx, batch_first, direction, dropout, dropout_placement, past_end, kernel, cell_options):
     """Validate everything the LSTM owns (input rank, weights, state); return (cell, layers, state)."""
-    check_options(direction, dropout, dropout_placement, past_end)
-    if kernel != "auto" and kernel not in KERNELS:
-        raise ValueError(f"kernel must be 'auto' or one of {list(KERNELS)}, not {kernel!r}")
-    packed = isinstance(x, PackedSequence)
-    if not packed and (not isinstance(x, Tensor) or x.dim() != 3):
-        raise LSTMShapeError(f"input x has shape {_shape(x) if isinstance(x, Tensor) else type(x).__name__}; "
-                             f"expected 3 dimensions ({'[B, T, in]' if batch_first else '[T, B, in]'})")
-    data = x.data if packed else x
-    D = 2 if direction == "bidirectional" else 1
+    packed, data, D = check_input(x, batch_first=batch_first, direction=direction, dropout=dropout,
+                                  dropout_placement=dropout_placement, past_end=past_end, kernel=kernel)
     layers = _layers(weights, D)
     hidden, proj = _check_layers(layers, data.shape[-1])
-    if not packed and x.shape[1 if batch_first else 0] == 0:
-        raise LSTMShapeError(f"input x has shape {_shape(x)}: no time steps")
+    check_steps(x, packed, batch_first)
     peepholes = 0
     for layer, dirs in enumerate(layers):
         for d, w in enumerate(dirs):

@@ -105,22 +105,34 @@ def check_layers(layers, input_size: Optional[int], gates: int, family: str) -> 
     return hidden
 
 
-def prepare(family: str, cell: Cell, x, weights, hx, *, batch_first: bool, direction: str, dropout: float,
-            dropout_placement: str, past_end, kernel: str):
-    """Validate the input, weights and state of a one-state family; return (layers, state)."""
+def check_input(x, *, batch_first: bool, direction: str, dropout: float, dropout_placement: str, past_end,
+                kernel: str):
+    """What every family checks first: the call's options, the kernel's name and the input's rank; return
+    (whether x is packed, its data tensor, the number of directions)."""
     check_options(direction, dropout, dropout_placement, past_end)
     if kernel != "auto" and kernel not in KERNELS:
         raise ValueError(f"kernel must be 'auto' or one of {list(KERNELS)}, not {kernel!r}")
     packed = isinstance(x, PackedSequence)
     if not packed and (not isinstance(x, Tensor) or x.dim() != 3):
-        raise ShapeError(f"input x has shape {_shape(x)}; expected 3 dimensions "
-                         f"({'[B, T, in]' if batch_first else '[T, B, in]'})")
-    data = x.data if packed else x
-    D = 2 if direction == "bidirectional" else 1
-    layers = layers_of(weights, D, family)
-    hidden = check_layers(layers, data.shape[-1], cell.gates, family)
+        raise ShapeError(f"input x has shape {_shape(x) if isinstance(x, Tensor) else type(x).__name__}; "
+                         f"expected 3 dimensions ({'[B, T, in]' if batch_first else '[T, B, in]'})")
+    return packed, (x.data if packed else x), 2 if direction == "bidirectional" else 1
+
+
+def check_steps(x, packed: bool, batch_first: bool) -> None:
+    """A padded input needs at least one time step (a packed one has one by construction)."""
     if not packed and x.shape[1 if batch_first else 0] == 0:
         raise ShapeError(f"input x has shape {_shape(x)}: no time steps")
+
+
+def prepare(family: str, cell: Cell, x, weights, hx, *, batch_first: bool, direction: str, dropout: float,
+            dropout_placement: str, past_end, kernel: str):
+    """Validate the input, weights and state of a one-state family; return (layers, state)."""
+    packed, data, D = check_input(x, batch_first=batch_first, direction=direction, dropout=dropout,
+                                  dropout_placement=dropout_placement, past_end=past_end, kernel=kernel)
+    layers = layers_of(weights, D, family)
+    hidden = check_layers(layers, data.shape[-1], cell.gates, family)
+    check_steps(x, packed, batch_first)
     for layer, dirs in enumerate(layers):
         for d, w in enumerate(dirs):
             for name, t in zip(_FIELDS, w):
