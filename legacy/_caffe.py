@@ -346,7 +346,7 @@ def input_layer(inputs: Dict[str, np.ndarray]) -> str:
 def record_nets(caffe_root: Path, cases: Dict[str, dict], out: Path, work: Path, command: str, ) -> None:
     """Run each case ({name: {"inputs", "layers", "weights", "outputs"}}) through :func:`caffe_forward` and write
     ``out/<name>.prototxt`` (``Input`` layer + the layers), ``out/<name>.caffemodel`` (protoc-encoded),
-    ``out/expected.npz`` (``<name>/in/<blob>``, ``<name>/out/<blob>``, and ``versions``: the build and tools, JSON)."""
+    ``out/expected.npz`` (``<name>/in/<blob>``, ``<name>/out/<blob>``, the weights as ``<name>/weights/<layer>/<k>``, and ``versions``: the build and tools, JSON)."""
     import json
 
     from _common import versions
@@ -363,6 +363,9 @@ def record_nets(caffe_root: Path, cases: Dict[str, dict], out: Path, work: Path,
             arrays[f"{name}/in/{blob}"] = np.asarray(a, np.float32)
         for blob, a in got.items():
             arrays[f"{name}/out/{blob}"] = a
+        for layer, (_t, blobs) in case["weights"].items():
+            for k, a in enumerate(blobs):
+                arrays[f"{name}/weights/{layer}/{k}"] = np.asarray(a, np.float32)
         print(name, {b: list(a.shape) for b, a in got.items()})
     info = {**versions(), "caffe": "BVLC/caffe", **build_info(caffe_root), "command": command}
     arrays["versions"] = np.array(json.dumps(info))
