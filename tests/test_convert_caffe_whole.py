@@ -6,7 +6,8 @@ Concat, Eltwise (SUM with coeff, PROD, MAX), Reshape (0 and -1) and an in-place 
 hidden state; random chains of the layer set. A layer outside the set is refused by name (the LSTM still
 converts alone).
 
-No recording of a real Caffe build backs these nets: the per-layer oracle is the reference.
+These tests use the per-layer oracle on nets and inputs of their own; tests/test_convert_caffe_recorded.py
+compares whole nets of every layer type here (and the RNN layer) with what a real BVLC Caffe build computed.
 """
 from __future__ import annotations
 
