@@ -118,6 +118,24 @@ def test_rnn_layers_alone_compute_what_caffe_computed(tmp_path):
     assert_close(o2, recorded["o2"], dtype=torch.float32, msg="rnn2 o")
 
 
+def test_lstm_layer_alone_computes_what_caffe_computed(tmp_path):
+    """The LSTM of the ``lstm`` recording converted from its .caffemodel and run as docs/convert.md says:
+    ``compat.lstm.lstm(x, weights, (h0, c0), cont=cont)`` on x [T, N, 2, 2] flattened to [T, N, 4] (the layer's
+    x_transform InnerProduct has axis 2)."""
+    from compat.lstm import lstm, weights_from_torch
+
+    proto, model, inputs, recorded, _ = _recording("caffe_rnn", "lstm")
+    assert convert_cli(model, tmp_path / "out", ["--prototxt", str(proto)]) == 0
+    module = load(tmp_path / "out")["lstm"]
+    x = torch.as_tensor(inputs["x"])
+    with torch.no_grad():
+        h, (h_T, c_T) = lstm(x.reshape(x.shape[0], x.shape[1], -1), weights_from_torch(module),
+                             (torch.as_tensor(inputs["h0"]), torch.as_tensor(inputs["c0"])),
+                             cont=torch.as_tensor(inputs["cont"]))
+    for got, name in ((h, "h"), (h_T, "h_T"), (c_T, "c_T")):
+        assert_close(got, recorded[name], dtype=torch.float32, msg=f"lstm {name}")
+
+
 def test_recorded_weights_are_what_the_caffemodel_holds():
     """The .caffemodel files (written by protoc) hold exactly the weights expected.npz lists, as this project's
     reader reads them: the oracle checks below use the arrays, the converter the files."""
