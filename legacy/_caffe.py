@@ -346,7 +346,8 @@ def input_layer(inputs: Dict[str, np.ndarray]) -> str:
 def record_nets(caffe_root: Path, cases: Dict[str, dict], out: Path, work: Path, command: str, ) -> None:
     """Run each case ({name: {"inputs", "layers", "weights", "outputs"}}) through :func:`caffe_forward` and write
     ``out/<name>.prototxt`` (``Input`` layer + the layers), ``out/<name>.caffemodel`` (protoc-encoded),
-    ``out/expected.npz`` (``<name>/in/<blob>``, ``<name>/out/<blob>``, the weights as ``<name>/weights/<layer>/<k>``, and ``versions``: the build and tools, JSON)."""
+    ``out/expected.npz`` (``<name>/in/<blob>``, ``<name>/out/<blob>``, the weights as
+    ``<name>/weights/<layer>/<k>``, and ``versions``: the build and tools, JSON)."""
     import json
 
     from _common import versions

@@ -79,7 +79,8 @@ layer {{ name: "cat" type: "Concat" bottom: "v" bottom: "u" top: "vu" concat_par
 layer {{ name: "sum" type: "Eltwise" bottom: "vu" bottom: "o" top: "s"
   eltwise_param {{ operation: SUM coeff: 0.5 coeff: -2 }} }}
 layer {{ name: "split" type: "Split" bottom: "s" top: "s1" top: "s2" }}
-layer {{ name: "prod" type: "Eltwise" bottom: "s1" bottom: "o" bottom: "vu" top: "p" eltwise_param {{ operation: PROD }} }}
+layer {{ name: "prod" type: "Eltwise" bottom: "s1" bottom: "o" bottom: "vu" top: "p"
+  eltwise_param {{ operation: PROD }} }}
 layer {{ name: "max" type: "Eltwise" bottom: "p" bottom: "s2" top: "m" eltwise_param {{ operation: MAX }} }}
 layer {{ name: "flat" type: "Reshape" bottom: "m" top: "r" reshape_param {{ shape {{ dim: 0 dim: -1 }} }} }}
 layer {{ name: "ip" type: "InnerProduct" bottom: "r" top: "logits" inner_product_param {{ num_output: {C} }} }}
@@ -87,7 +88,8 @@ layer {{ name: "prob" type: "Softmax" bottom: "logits" top: "prob" }}
 layer {{ name: "back" type: "Reshape" bottom: "logits" top: "steps"
   reshape_param {{ shape {{ dim: 2 dim: -1 }} axis: 1 num_axes: 1 }} }}
 layer {{ name: "ends" type: "Concat" bottom: "c" bottom: "a" top: "ca" concat_param {{ axis: 1 }} }}
-layer {{ name: "ip_ends" type: "InnerProduct" bottom: "ca" top: "ends_out" inner_product_param {{ num_output: 3 axis: 1 }} }}
+layer {{ name: "ip_ends" type: "InnerProduct" bottom: "ca" top: "ends_out"
+  inner_product_param {{ num_output: 3 axis: 1 }} }}
 layer {{ name: "ipt" type: "InnerProduct" bottom: "m" top: "mt"
   inner_product_param {{ num_output: 3 axis: 2 transpose: true }} }}
 layer {{ name: "time_softmax" type: "Softmax" bottom: "mt" top: "mt_prob" softmax_param {{ axis: 0 }} }}

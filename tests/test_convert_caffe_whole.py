@@ -3,8 +3,8 @@
 (the numpy oracle written from Caffe's .cpp sources) on inputs of its own, and with the port's CaffeNet on the
 same files. Nets: Embed -> LSTM with cont -> InnerProduct (axis 2) -> Softmax; the same with Split, Slice,
 Concat, Eltwise (SUM with coeff, PROD, MAX), Reshape (0 and -1) and an in-place Dropout; an LSTM exposing its
-hidden state; two RNN layers, the first exposing its hidden state; random chains of the layer set. A layer outside the set is refused by name (the LSTM still
-converts alone).
+hidden state; two RNN layers, the first exposing its hidden state; random chains of the layer set. A layer
+outside the set is refused by name (the LSTM still converts alone).
 
 These tests use the per-layer oracle on nets and inputs of their own; tests/test_convert_caffe_recorded.py
 compares whole nets of every layer type here (and the RNN layer) with what a real BVLC Caffe build computed.
@@ -223,10 +223,12 @@ def test_prototxt_without_weights_and_flags_of_the_other_route_are_one_clear_err
 
 RNN_NET = INPUTS + (
     f'layer {{ name: "state" type: "Input" top: "h0" input_param {{ shape {{ dim: 1 dim: {N} dim: {H} }} }} }}\n'
-    f'layer {{ name: "embed" type: "Embed" bottom: "words" top: "emb" embed_param {{ num_output: {E} input_dim: {V} }} }}\n'
+    f'layer {{ name: "embed" type: "Embed" bottom: "words" top: "emb" '
+    f'embed_param {{ num_output: {E} input_dim: {V} }} }}\n'
     f'layer {{ name: "rnn1" type: "RNN" bottom: "emb" bottom: "cont" bottom: "h0" top: "o1" top: "hT" '
     f'recurrent_param {{ num_output: {H} expose_hidden: true }} }}\n'
-    f'layer {{ name: "rnn2" type: "RNN" bottom: "o1" bottom: "cont" top: "o2" recurrent_param {{ num_output: {C} }} }}\n'
+    f'layer {{ name: "rnn2" type: "RNN" bottom: "o1" bottom: "cont" top: "o2" '
+    f'recurrent_param {{ num_output: {C} }} }}\n'
     'layer { name: "prob" type: "Softmax" bottom: "o2" top: "prob" softmax_param { axis: 2 } }\n')
 
 
@@ -259,7 +261,7 @@ def test_rnn_layers_in_a_whole_net_equal_the_oracle(tmp_path):
     spec.loader.exec_module(emitted)
     plain = emitted.load(dtype=torch.float64)
     with torch.no_grad():
-        emitted_out = plain(torch.as_tensor(feeds["words"]), torch.as_tensor(feeds["cont"]), torch.as_tensor(feeds["h0"]))
+        emitted_out = plain(*[torch.as_tensor(feeds[k]) for k in ("words", "cont", "h0")])
     for got in (_run(net, feeds, torch.float64), emitted_out):
         assert len(got) == 2
         for g, name in zip(got, ["hT", "prob"]):
@@ -273,12 +275,13 @@ def test_rnn_layers_in_a_whole_net_equal_the_oracle(tmp_path):
     ('layer { name: "rnn1" type: "RNN" bottom: "emb" bottom: "cont" bottom: "h0" top: "o1" '
      'recurrent_param { num_output: 5 expose_hidden: true } }', "'rnn1' \\(RNN\\).*1 tops; a RNN layer has 2"),
     ('layer { name: "rnn1" type: "RNN" bottom: "emb" bottom: "h0" bottom: "h0" top: "o1" top: "hT" '
-     'recurrent_param { num_output: 5 expose_hidden: true } }', "'rnn1' \\(RNN\\).*expected x \\[T, N, ...\\] and cont"),
+     'recurrent_param { num_output: 5 expose_hidden: true } }',
+     "'rnn1' \\(RNN\\).*expected x \\[T, N, ...\\] and cont"),
 ])
 def test_rnn_layer_bad_bottoms_or_tops_are_refused_by_name(tmp_path, layer, match):
     rng = np.random.default_rng(0)
-    text = RNN_NET.replace(RNN_NET[RNN_NET.index('layer { name: "rnn1"'):RNN_NET.index('layer { name: "rnn2"')],
-                           layer + "\n").replace('bottom: "o1" bottom: "cont" top: "o2"', 'bottom: "emb" bottom: "cont" top: "o2"')
+    rnn1 = RNN_NET[RNN_NET.index('layer { name: "rnn1"'):RNN_NET.index('layer { name: "rnn2"')]
+    text = RNN_NET.replace(rnn1, layer + "\n").replace('bottom: "o1" bottom: "cont"', 'bottom: "emb" bottom: "cont"')
     blobs = _rnn_blobs(rng)
     blobs["rnn2"] = ("RNN", [rng.normal(0, 1, s) for s in [(C, E), (C,), (C, C), (C, C), (C,)]])
     proto, model = _write(tmp_path, text, blobs)
