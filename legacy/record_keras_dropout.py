@@ -84,6 +84,10 @@ class Masks:
         return self.keras.ops.convert_to_tensor(a) if self.framework == "keras3" else __import__("tensorflow").constant(a)
 
     def answer(self, key, shape, rate, count):
+        if key in self.got:  # the cell's cache: one mask per call, asked for again at every step
+            m = self.got[key]
+            return self._tensor(m[0]) if count is None or count == 1 and self.framework == "tf_keras" \
+                else [self._tensor(a) for a in m]
         if count is None or count == 1 and self.framework == "tf_keras":
             m = self._draw((1,) + tuple(shape), rate)
             self.got[key] = m
@@ -110,11 +114,7 @@ class Masks:
             def get(inputs, training, count=1):
                 if rate_of() == 0:
                     return None
-                key = f"{name}/{which}"
-                if key in self.got:  # the cache: one mask per call
-                    m = self.got[key]
-                    return self._tensor(m[0]) if count == 1 else [self._tensor(a) for a in m]
-                return self.answer(key, tuple(inputs.shape), rate_of(), count)
+                return self.answer(f"{name}/{which}", tuple(inputs.shape), rate_of(), count)
             return get
 
         cell.get_dropout_mask_for_cell = for_cell(cell, "input", lambda: cell.dropout)
@@ -145,6 +145,8 @@ def record(framework: str, out: Path):
     arrays = {"x": x}
     masks = Masks(keras, framework, rng)
     for name, layer in layers.items():
+        # eval first, with Keras's own mask getters: training=False, no dropout
+        arrays[f"{name}/y_eval"] = _numpy(keras, layer(x, training=False)[0])
         if name.startswith("bidirectional"):
             masks.patch(f"{name}/forward", layer.forward_layer)
             masks.patch(f"{name}/backward", layer.backward_layer)
@@ -153,8 +155,6 @@ def record(framework: str, out: Path):
         got = [_numpy(keras, v) for v in layer(x, training=True)]
         arrays[f"{name}/y"] = got[0]
         arrays[f"{name}/states"] = np.stack(got[1:])
-        # eval: Keras's training=False, no dropout
-        arrays[f"{name}/y_eval"] = _numpy(keras, layer(x, training=False)[0])
     for key, m in masks.got.items():
         arrays[f"masks/{key}"] = m
     arrays["config"] = np.array(json.dumps({"file": "dropout.keras", "layers": list(layers),

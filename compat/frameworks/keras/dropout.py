@@ -185,6 +185,38 @@ def structure(gen: str, family: str, cfg: dict, cudnn: bool = False) -> Optional
     return KerasDropout(rate, rec, "per_gate" if implementation == 1 else "shared", generation=gen)
 
 
+RULE_WORDS = {
+    "per_gate": "one input and one recurrent mask per gate, drawn once per call and reused at every step",
+    "shared": "one input and one recurrent mask for every gate, drawn once per call and reused at every step",
+    "per_step": "a new input mask at every step (tf-keras's fused LSTM / GRU path), shared by the gates",
+}
+GENERATION_WORDS = {"keras1": "Keras 1", "keras2": "Keras 2.0-2.3", "tf_keras": "tf.keras 2", "keras3": "Keras 3"}
+
+
+def for_layer(kf, family: str, cfg: dict, cudnn: bool, where: str) -> Tuple[Optional[KerasDropout], List[str]]:
+    """(the dropout a converted layer runs in training, its notes) for a layer of Keras file ``kf``."""
+    if kf.version is None:  # a file that states no version: Keras 3's .keras, else the tf.keras 2 era
+        gen = "keras3" if getattr(kf, "container", "") == "keras" else "tf_keras"
+    else:
+        gen = generation(kf.major, kf.version, kf.keras_version or "")
+    try:
+        spec = structure(gen, family, cfg, cudnn)
+    except KerasDropoutError as e:
+        raise KerasDropoutError(f"{where}: {e}") from None
+    if spec is None:
+        return None, []
+    eq = f"dropout={spec.rate}, recurrent_dropout={spec.recurrent_rate}"
+    note = (f"{eq}: in training (module.train()) the module drops out as {GENERATION_WORDS[gen]} did: "
+            f"{RULE_WORDS[spec.rule]}; in eval mode it computes Keras's inference (training=False)")
+    if not spec.active:
+        note = f"{eq}: a rate of 1 makes Keras's cell skip its dropout (0 < rate < 1); none in training either"
+    notes = [note]
+    if spec.update_uses_dropped_h:
+        notes.append("Keras 2.0-2.3 GRUCell (implementation=2) mixes the update with the dropped-out h_tm1 "
+                     "(h_tm1 *= rec_dp_mask[0]); the module does the same in training")
+    return spec, notes
+
+
 # ------------------------------------------------------------------------------------- the masks
 def _mask(shape, rate: float, like: Tensor, generator: Optional[torch.Generator]) -> Tensor:
     """``backend.random.dropout(ones, rate)``: 0 with probability ``rate``, else ``1 / (1 - rate)``."""
