@@ -91,3 +91,134 @@ def test_training_mode_matches_keras_with_the_masks_fixed(framework, layer, tmp_
         y_eval, _ = m(x)
     assert_close(y_eval.numpy(), arrays[f"{layer}/y_eval"], msg=f"{label} eval output (Keras's training=False)")
     assert not np.allclose(arrays[f"{layer}/y"], arrays[f"{layer}/y_eval"]), f"{label}: the masks must matter"
+
+
+@lru_cache(maxsize=None)
+def _specs(framework, tmp):
+    return {s.name: s for s in convert(FOLDER / framework / "dropout.keras", tmp / f"{framework}_specs").specs}
+
+
+@pytest.mark.parametrize("framework, layer", [pytest.param(*c, id=f"{c[0]}-{c[1]}") for c in _cases()])
+def test_the_numpy_oracle_with_the_masks_matches_keras(framework, layer, tmp_path_factory):
+    """reference/keras_rnn.py training_layer, on the file's own Keras tensors and the recorded masks."""
+    arrays = _arrays(framework)
+    spec = _specs(framework, tmp_path_factory.getbasetemp())[layer]
+    sem = spec.semantics
+    family = spec.cell
+    masks = _masks_for(arrays, layer, sem["bidirectional"], family)
+    outs, finals = [], []
+    for d, tensors in enumerate(spec.source[0]):
+        inp, rec = masks[d]
+        inp = None if inp is None else (inp.numpy()[None] if inp.dim() == 3 and inp.shape[1] == arrays["x"].shape[1]
+                                        and kd.KerasDropout.of(spec.keras.keras_dropout).rule == "per_step"
+                                        else list(inp.numpy()))
+        rec = None if rec is None else list(rec.numpy())
+        if inp is not None and kd.KerasDropout.of(spec.keras.keras_dropout).rule == "shared":
+            inp = [inp[0]] * len(inp)
+        if rec is not None and kd.KerasDropout.of(spec.keras.keras_dropout).rule == "shared":
+            rec = [rec[0]] * len(rec)
+        acts = {} if family == "rnn" else {"recurrent_activation": sem.get("recurrent_activation", "sigmoid")}
+        y, states = keras_rnn.training_layer(family, arrays["x"], tensors["kernel"], tensors["recurrent_kernel"],
+                                             tensors.get("bias"), inp, rec, reset_after=sem.get("reset_after", False),
+                                             activation=sem.get("activation", "tanh"),
+                                             go_backwards=d == 1 or sem.get("go_backwards", False), **acts)
+        outs.append(y[:, ::-1] if d == 1 else y)
+        finals.append(states)
+    y = np.concatenate(outs, -1)
+    assert_close(y, arrays[f"{layer}/y"], msg=f"{framework} {layer} oracle output")
+    want = arrays[f"{layer}/states"]
+    got = np.stack([finals[0][0], finals[1][0]]) if len(finals) == 2 else np.stack(finals[0])
+    assert_close(got, want, msg=f"{framework} {layer} oracle states")
+
+
+# ----------------------------------------------------------------------------- the masks drawn
+def _module(cls, rule, rate, rec, bidirectional=False, **kw):
+    torch.manual_seed(3)
+    m = cls(3, 4, bidirectional=bidirectional, keras_dropout=KerasDropout(rate, rec, rule), **kw).double()
+    return m.train()
+
+
+@pytest.mark.parametrize("rule", kd.RULES)
+def test_masks_are_inverted_dropout_constant_within_a_call_and_new_each_call(rule):
+    spec = KerasDropout(0.3, 0.0 if rule == "per_step" else 0.4, rule)
+    like = torch.zeros((), dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    (a_in, a_rec), = kd.draw(spec, "lstm", 64, 7, 5, 6, like, generator=g)
+    (b_in, _), = kd.draw(spec, "lstm", 64, 7, 5, 6, like, generator=g)
+    for m, rate in ((a_in, 0.3), (a_rec, 0.4)):
+        if m is None:
+            continue
+        assert set(torch.unique(m).tolist()) <= {0.0, 1.0 / (1.0 - rate)}
+        assert abs(float((m == 0).double().mean()) - rate) < 0.05
+    assert not torch.equal(a_in, b_in), "a new call draws new masks"
+    if rule == "per_step":
+        assert a_in.shape == (64, 7, 5) and not torch.equal(a_in[:, 0], a_in[:, 1])  # a new mask at each step
+    else:
+        assert a_in.shape == (4, 64, 5) and not torch.equal(a_in[0], a_in[1])  # one per gate, reused every step
+
+
+def test_forward_draws_with_the_generator_and_replays_the_same_masks():
+    m = _module(KerasLSTM, "per_gate", 0.3, 0.4, bidirectional=True)
+    x = torch.randn(5, 6, 3, dtype=torch.float64)
+    y1, _ = m(x, generator=torch.Generator().manual_seed(7))
+    masks = kd.draw(m.keras_dropout, "lstm", 5, 6, 3, 4, x, 2, torch.Generator().manual_seed(7))
+    y2, _ = m(x, dropout_masks=masks)
+    y3, _ = m(x, generator=torch.Generator().manual_seed(8))
+    assert torch.equal(y1, y2) and not torch.allclose(y1, y3)
+
+
+@pytest.mark.parametrize("cls, kw", [(KerasLSTM, {}), (KerasGRU, {"reset_after": False}), (KerasGRU, {}),
+                                     (KerasSimpleRNN, {})])
+def test_zero_and_one_rates_drop_nothing_and_eval_is_the_plain_layer(cls, kw):
+    x = torch.randn(4, 5, 3, dtype=torch.float64)
+    plain = _module(cls, "per_gate", 0.0, 0.0, **kw).eval()
+    want, _ = plain(x)
+    for rate, rec in ((0.0, 0.0), (1.0, 1.0), (1.5, -0.2)):  # clamped to [0, 1]; Keras acts for 0 < rate < 1
+        m = _module(cls, "per_gate", rate, rec, **kw)
+        assert not m.keras_dropout.active
+        got, _ = m(x)
+        assert torch.equal(got, want)
+    m = _module(cls, "per_gate", 0.5, 0.5, **kw).eval()  # eval: Keras's training=False
+    assert torch.equal(m(x)[0], want)
+    with pytest.raises(KerasDropoutError, match="tf.nn.dropout"):
+        KerasDropout(1.0, 0.0, "per_step")
+
+
+@settings(max_examples=10, deadline=None)
+@given(rate=st.floats(0.05, 0.9), rule=st.sampled_from(["per_gate", "shared", "per_step"]))
+def test_mean_over_input_masks_is_the_layer_on_the_expected_input(rate, rule):
+    """E[mask] = 1 (inverted dropout); a simple RNN with a linear activation is linear in the dropped-out input, so
+    the mean output over many draws converges to the plain layer's output (rate, rule drawn)."""
+    m = KerasSimpleRNN(3, 2, nonlinearity=("Affine", 1.0, 0.0), keras_dropout=KerasDropout(rate, 0.0, rule)).double()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.empty_like(p).uniform_(-0.5, 0.5, generator=torch.Generator().manual_seed(1)))
+    x = torch.randn(1, 4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    want, _ = m.eval()(x)
+    m.train()
+    n = 4000
+    xs = x.expand(n, 4, 3).contiguous()
+    with torch.no_grad():
+        got, _ = m(xs, generator=torch.Generator().manual_seed(3))
+    mean, sem = got.mean(0), got.std(0) / n ** 0.5
+    assert bool(((mean - want[0]).abs() <= 5 * sem + 1e-12).all()), (mean, want)
+
+
+def test_recurrent_mask_statistics_match_the_structure():
+    """A linear cell with U = I and recurrent dropout only: h_1 = e0, h_2 = m * h_1, h_3 = m * h_2. One mask reused
+    at every step (Keras) gives h_3 = m^2 e0, whose mean is E[m^2] = 1 / (1 - rate); fresh masks per step would give
+    a mean of 1."""
+    H, rate = 2, 0.5
+    m = KerasSimpleRNN(1, H, nonlinearity=("Affine", 1.0, 0.0), bias=False, keras_dropout=KerasDropout(0.0, rate, "shared"))
+    m = m.double()
+    with torch.no_grad():
+        m.weight_ih_l0.copy_(torch.tensor([[1.0], [0.0]]))
+        m.weight_hh_l0.copy_(torch.eye(H))
+    x = torch.tensor([[[1.0], [0.0], [0.0]]], dtype=torch.float64)
+    n = 20000
+    m.train()
+    with torch.no_grad():
+        y, _ = m(x.expand(n, 3, 1).contiguous(), generator=torch.Generator().manual_seed(0))
+    # h1 = e0; h2 = m * e0; h3 = m * m * e0 = m^2 e0 (one mask, reused): E[m^2] = 1 / (1 - rate)
+    assert abs(float(y[:, 1, 0].mean()) - 1.0) < 0.05
+    assert abs(float(y[:, 2, 0].mean()) - 1.0 / (1.0 - rate)) < 0.08
