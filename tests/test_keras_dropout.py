@@ -222,3 +222,99 @@ def test_recurrent_mask_statistics_match_the_structure():
     # h1 = e0; h2 = m * e0; h3 = m * m * e0 = m^2 e0 (one mask, reused): E[m^2] = 1 / (1 - rate)
     assert abs(float(y[:, 1, 0].mean()) - 1.0) < 0.05
     assert abs(float(y[:, 2, 0].mean()) - 1.0 / (1.0 - rate)) < 0.08
+
+
+# ----------------------------------------------------------------------------- every generation's structure
+def test_the_structure_follows_the_keras_version_and_settings():
+    s = kd.structure
+    assert s("keras1", "gru", {"dropout_W": 0.2, "dropout_U": 0.3}).rule == "per_gate"
+    assert s("keras1", "lstm", {"dropout_W": 0.2, "consume_less": "gpu"}).rule == "shared"
+    assert s("keras1", "gru", {"dropout": 0.2}) is None  # Keras 1 names them dropout_W / dropout_U
+    k2 = s("keras2", "gru", {"dropout": 0.2, "recurrent_dropout": 0.3, "implementation": 2})
+    assert k2.rule == "shared" and k2.update_uses_dropped_h
+    assert not s("keras2", "lstm", {"recurrent_dropout": 0.3, "implementation": 2}).update_uses_dropped_h
+    assert s("keras2", "gru", {"dropout": 0.2}).rule == "per_gate"  # Keras 2.0-2.2's default implementation=1
+    # tf-keras: recurrent_dropout forces implementation=1; the fused path draws per step
+    assert s("tf_keras", "lstm", {"recurrent_dropout": 0.1, "implementation": 2}).rule == "per_gate"
+    assert s("tf_keras", "lstm", {"dropout": 0.1, "implementation": 1}).rule == "per_step"
+    assert s("tf_keras", "gru", {"dropout": 0.1, "reset_after": False}).rule == "shared"
+    assert s("tf_keras", "gru", {"dropout": 0.1, "reset_after": True, "use_bias": False}).rule == "shared"
+    assert s("tf_keras", "lstm", {"dropout": 0.1, "unroll": True, "implementation": 1}).rule == "per_gate"
+    assert s("tf_keras", "rnn", {"dropout": 0.1}).rule == "shared"
+    assert s("keras3", "lstm", {"dropout": 0.1}).rule == "shared"  # implementation=2, one mask
+    assert s("keras3", "lstm", {"dropout": 0.1, "recurrent_dropout": 0.1, "implementation": 2}).rule == "per_gate"
+    assert s("keras3", "gru", {"dropout": 0.0}) is None and s("tf_keras", "gru", {"dropout": 0.2}, cudnn=True) is None
+    with pytest.raises(KerasDropoutError, match="tf.nn.dropout"):
+        s("tf_keras", "lstm", {"dropout": 1.0})
+    assert not s("keras3", "lstm", {"dropout": 1.0}).active
+    assert [kd.generation(*a) for a in ((1, (1, 2), "1.2.2"), (2, (2, 2), "2.2.4"), (2, (2, 2), "2.2.4-tf"),
+                                        (2, (2, 21), "2.21.0"), (3, (3, 15), "3.15.1"))] == \
+        ["keras1", "keras2", "tf_keras", "tf_keras", "keras3"]
+
+
+def _per_gate_weights(rng, cls, n_in, h):
+    out = []
+    for gate in ("zrh" if cls == "GRU" else "h"):
+        out += [(f"rnn_W_{gate}" if cls == "GRU" else "rnn_W", rng.uniform(-1, 1, (n_in, h))),
+                (f"rnn_U_{gate}" if cls == "GRU" else "rnn_U", rng.uniform(-1, 1, (h, h))),
+                (f"rnn_b_{gate}" if cls == "GRU" else "rnn_b", rng.uniform(-1, 1, h))]
+    return [(n, a.astype(np.float32)) for n, a in out]
+
+
+FILES = [
+    # (class, config, Keras version, weights, rule, update_uses_dropped_h)
+    ("GRU", {"output_dim": 4, "dropout_W": 0.3, "dropout_U": 0.4, "consume_less": "cpu",
+             "inner_activation": "hard_sigmoid"}, "1.2.2", "keras1", "per_gate", False),
+    ("GRU", {"output_dim": 4, "dropout_W": 0.3, "dropout_U": 0.4, "consume_less": "gpu",
+             "inner_activation": "hard_sigmoid"}, "1.2.2", "keras2_fused", "shared", False),
+    ("SimpleRNN", {"output_dim": 4, "dropout_W": 0.3, "dropout_U": 0.4}, "1.2.2", "keras1", "shared", False),
+    ("GRU", {"units": 4, "dropout": 0.3, "recurrent_dropout": 0.4, "implementation": 2,
+             "recurrent_activation": "hard_sigmoid"}, "2.2.4", "keras2_fused", "shared", True),
+    ("GRU", {"units": 4, "dropout": 0.3, "recurrent_dropout": 0.4, "implementation": 1}, "2.2.4", "keras2_fused",
+     "per_gate", False),
+    ("LSTM", {"units": 4, "dropout": 0.3, "recurrent_dropout": 0.4, "implementation": 2}, "2.2.4", "keras2_fused",
+     "shared", False),
+]
+
+
+@pytest.mark.parametrize("cls, cfg, version, weights, rule, dropped_h", FILES, ids=lambda v: str(v)[:20])
+@settings(max_examples=4, deadline=None)
+@given(seed=st.integers(0, 2 ** 31 - 1))
+def test_keras1_and_keras2_files_drop_out_as_their_sources_say(cls, cfg, version, weights, rule, dropped_h, seed,
+                                                                tmp_path_factory):
+    """Keras 1 (``get_constants``: B_W, B_U per gate; ``consume_less="gpu"`` reads [0]) and Keras 2.2
+    (``GRUCell.call`` / ``LSTMCell.call`` by ``implementation``) files written with h5py: the converted module in
+    training, masks drawn, against reference/keras_rnn.py given the same masks as each source reads them."""
+    from tests.test_convert_gru_keras import _layer
+
+    tmp = tmp_path_factory.mktemp("k")
+    rng = np.random.default_rng(5)
+    n_in, h = 3, 4
+    G = {"GRU": 3, "LSTM": 4, "SimpleRNN": 1}[cls]
+    if weights == "keras1":
+        w = _per_gate_weights(rng, cls, n_in, h)
+    else:
+        w = [("rnn/kernel:0", rng.uniform(-1, 1, (n_in, G * h))), ("rnn/recurrent_kernel:0",
+                                                                     rng.uniform(-1, 1, (h, G * h))),
+             ("rnn/bias:0", rng.uniform(-1, 1, G * h))]
+        w = [(n, a.astype(np.float32)) for n, a in w]
+    path = _layer(cls, cfg, w, version, tmp / "k.h5")
+    conversion = convert(path, tmp / "o")
+    (spec,) = conversion.specs
+    m = load(conversion.files[0])["rnn"].double().train()
+    assert m.keras_dropout.rule == rule and m.keras_dropout.update_uses_dropped_h == dropped_h
+    x = torch.from_numpy(rng.uniform(-1, 1, (2, 5, n_in)))
+    masks = kd.draw(m.keras_dropout, FAMILY[type(m)], 2, 5, n_in, h, x, 1, torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        y, _ = m(x, dropout_masks=masks)
+    inp, rec = (None if a is None else list(a.numpy()) for a in masks[0])
+    if rule == "shared":
+        inp, rec = [inp[0]] * G, [rec[0]] * G
+    (tensors,) = spec.source[0]
+    sem = spec.semantics
+    acts = {} if cls == "SimpleRNN" else {"recurrent_activation": sem.get("recurrent_activation", "sigmoid")}
+    want, _ = keras_rnn.training_layer(FAMILY[type(m)], x.numpy(), tensors["kernel"], tensors["recurrent_kernel"],
+                                       tensors.get("bias"), inp, rec, reset_after=False,
+                                       activation=sem.get("activation", "tanh"), update_uses_dropped_h=dropped_h,
+                                       **acts)
+    assert_close(y.numpy(), want, dtype=torch.float64, msg=f"{cls} {version} {rule}")
