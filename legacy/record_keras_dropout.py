@@ -127,10 +127,10 @@ def _numpy(keras, v):
     return np.asarray(keras.ops.convert_to_numpy(v)) if hasattr(keras, "ops") else np.asarray(v)
 
 
-def record(framework: str, out: Path):
+def record(framework: str, out: Path, seed: int = SEED):
     keras = _keras(framework)
     L = keras.layers
-    rng = np.random.default_rng(SEED + (framework == "tf_keras"))
+    rng = np.random.default_rng(seed + (framework == "tf_keras"))
     inp = keras.Input((T, IN))
     layers = branches(L)
     outputs = {name: layer(inp) for name, layer in layers.items()}
@@ -169,10 +169,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--framework", choices=("keras3", "tf_keras"), required=True)
     parser.add_argument("--out", type=Path, help="default tests/golden/convert/keras_dropout/<framework>")
+    parser.add_argument("--seed", type=int, default=SEED, help="weights, input and masks (default %(default)s)")
     args = parser.parse_args()
     out = args.out or GOLDEN / "convert" / "keras_dropout" / args.framework
     out.mkdir(parents=True, exist_ok=True)
-    record(args.framework, out)
+    record(args.framework, out, args.seed)
     print(f"wrote {out}")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,15 +26,20 @@ FRAMEWORKS = ("tf_keras", "keras3")
 FAMILY = {KerasLSTM: "lstm", KerasGRU: "gru", KerasSimpleRNN: "rnn"}
 
 
-def _arrays(framework):
-    with np.load(FOLDER / framework / "expected.npz") as z:
+def recorded(folder: Path) -> dict:
+    """A recording of legacy/record_keras_dropout.py: its arrays by name."""
+    with np.load(folder / "expected.npz") as z:
         return {k: z[k] for k in z.files}
 
 
+def _arrays(framework):
+    return recorded(FOLDER / framework)
+
+
 @lru_cache(maxsize=None)
-def _loaded(framework, tmp):
-    convert(FOLDER / framework / "dropout.keras", tmp / framework)
-    return load(tmp / framework)
+def _converted(folder: Path, tmp: Path):
+    conversion = convert(folder / "dropout.keras", tmp / f"{folder.name}_{abs(hash(folder))}")
+    return load(conversion.files[0]), {s.name: s for s in conversion.specs}
 
 
 def _masks_for(arrays, name, bidirectional, family):
@@ -64,10 +70,11 @@ def _cases():
             yield fw, layer
 
 
-@pytest.mark.parametrize("framework, layer", [pytest.param(*c, id=f"{c[0]}-{c[1]}") for c in _cases()])
-def test_training_mode_matches_keras_with_the_masks_fixed(framework, layer, tmp_path_factory):
-    arrays = _arrays(framework)
-    model = _loaded(framework, tmp_path_factory.getbasetemp())
+def check_training_layer(folder: Path, layer: str, tmp: Path) -> None:
+    """The converted layer in training with Keras's recorded masks against Keras's training-mode numbers, in
+    eval against Keras's ``training=False``; the rule it runs is the one Keras's mask requests show."""
+    arrays = recorded(folder)
+    model, _ = _converted(folder, tmp)
     m = model[layer]
     family = FAMILY[type(m)]
     assert m.keras_dropout is not None
@@ -83,7 +90,7 @@ def test_training_mode_matches_keras_with_the_masks_fixed(framework, layer, tmp_
         got_states = torch.stack([states[0][0], states[0][1]])
     else:
         got_states = torch.stack([s[0] for s in states])
-    label = f"{framework} {layer}"
+    label = f"{folder.name} {layer}"
     assert_close(y.numpy(), arrays[f"{layer}/y"], msg=f"{label} training output")
     assert_close(got_states.numpy(), arrays[f"{layer}/states"], msg=f"{label} training states")
     m.eval()
@@ -93,30 +100,24 @@ def test_training_mode_matches_keras_with_the_masks_fixed(framework, layer, tmp_
     assert not np.allclose(arrays[f"{layer}/y"], arrays[f"{layer}/y_eval"]), f"{label}: the masks must matter"
 
 
-@lru_cache(maxsize=None)
-def _specs(framework, tmp):
-    return {s.name: s for s in convert(FOLDER / framework / "dropout.keras", tmp / f"{framework}_specs").specs}
-
-
-@pytest.mark.parametrize("framework, layer", [pytest.param(*c, id=f"{c[0]}-{c[1]}") for c in _cases()])
-def test_the_numpy_oracle_with_the_masks_matches_keras(framework, layer, tmp_path_factory):
-    """reference/keras_rnn.py training_layer, on the file's own Keras tensors and the recorded masks."""
-    arrays = _arrays(framework)
-    spec = _specs(framework, tmp_path_factory.getbasetemp())[layer]
+def check_oracle_layer(folder: Path, layer: str, tmp: Path) -> None:
+    """reference/keras_rnn.py training_layer, on the file's own Keras tensors and the recorded masks, against
+    Keras's training-mode numbers."""
+    arrays = recorded(folder)
+    spec = _converted(folder, tmp)[1][layer]
     sem = spec.semantics
     family = spec.cell
+    rule = KerasDropout.of(spec.keras.keras_dropout).rule
     masks = _masks_for(arrays, layer, sem["bidirectional"], family)
     outs, finals = [], []
     for d, tensors in enumerate(spec.source[0]):
         inp, rec = masks[d]
-        inp = None if inp is None else (inp.numpy()[None] if inp.dim() == 3 and inp.shape[1] == arrays["x"].shape[1]
-                                        and kd.KerasDropout.of(spec.keras.keras_dropout).rule == "per_step"
-                                        else list(inp.numpy()))
+        if inp is not None:
+            inp = [inp.numpy()] if rule == "per_step" else list(inp.numpy())
         rec = None if rec is None else list(rec.numpy())
-        if inp is not None and kd.KerasDropout.of(spec.keras.keras_dropout).rule == "shared":
-            inp = [inp[0]] * len(inp)
-        if rec is not None and kd.KerasDropout.of(spec.keras.keras_dropout).rule == "shared":
-            rec = [rec[0]] * len(rec)
+        if rule == "shared":  # the first mask serves every gate
+            inp = None if inp is None else [inp[0]] * len(inp)
+            rec = None if rec is None else [rec[0]] * len(rec)
         acts = {} if family == "rnn" else {"recurrent_activation": sem.get("recurrent_activation", "sigmoid")}
         y, states = keras_rnn.training_layer(family, arrays["x"], tensors["kernel"], tensors["recurrent_kernel"],
                                              tensors.get("bias"), inp, rec, reset_after=sem.get("reset_after", False),
@@ -125,10 +126,44 @@ def test_the_numpy_oracle_with_the_masks_matches_keras(framework, layer, tmp_pat
         outs.append(y[:, ::-1] if d == 1 else y)
         finals.append(states)
     y = np.concatenate(outs, -1)
-    assert_close(y, arrays[f"{layer}/y"], msg=f"{framework} {layer} oracle output")
-    want = arrays[f"{layer}/states"]
+    assert_close(y, arrays[f"{layer}/y"], msg=f"{folder.name} {layer} oracle output")
     got = np.stack([finals[0][0], finals[1][0]]) if len(finals) == 2 else np.stack(finals[0])
-    assert_close(got, want, msg=f"{framework} {layer} oracle states")
+    assert_close(got, arrays[f"{layer}/states"], msg=f"{folder.name} {layer} oracle states")
+
+
+@pytest.mark.parametrize("framework, layer", [pytest.param(*c, id=f"{c[0]}-{c[1]}") for c in _cases()])
+def test_training_mode_matches_keras_with_the_masks_fixed(framework, layer, tmp_path_factory):
+    check_training_layer(FOLDER / framework, layer, tmp_path_factory.getbasetemp())
+
+
+@pytest.mark.parametrize("framework, layer", [pytest.param(*c, id=f"{c[0]}-{c[1]}") for c in _cases()])
+def test_the_numpy_oracle_with_the_masks_matches_keras(framework, layer, tmp_path_factory):
+    check_oracle_layer(FOLDER / framework, layer, tmp_path_factory.getbasetemp())
+
+
+def test_every_structure_is_recorded():
+    """Both frameworks, every family, both implementations, tf-keras's fused path, go_backwards, Bidirectional."""
+    for fw in FRAMEWORKS:
+        layers = set(json.loads(str(_arrays(fw)["config"]))["layers"])
+        assert {"lstm_impl1", "lstm_impl2_input", "lstm_impl2_input_hard_sigmoid", "lstm_impl1_recurrent",
+                "lstm_backwards", "gru_after_impl1", "gru_before_recurrent", "gru_before_impl2_input",
+                "gru_after_input", "simple_rnn", "bidirectional_gru"} <= layers
+
+
+def test_a_whole_model_drops_out_in_training_only(tmp_path):
+    """The converted whole model: eval is Keras's inference; train() makes every layer draw its masks."""
+    arrays = _arrays("keras3")
+    model = load(convert(FOLDER / "keras3" / "dropout.keras", tmp_path / "m").files[0])
+    x = torch.from_numpy(arrays["x"])
+    with torch.no_grad():
+        a = model.eval()(x)
+        torch.manual_seed(0)
+        b = model.train()(x)
+        torch.manual_seed(1)
+        c = model(x)
+        again = model.eval()(x)
+    assert all(torch.equal(p, q) for p, q in zip(a, again))
+    assert not torch.allclose(a[0], b[0]) and not torch.allclose(b[0], c[0])
 
 
 # ----------------------------------------------------------------------------- the masks drawn
