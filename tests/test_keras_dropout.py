@@ -353,3 +353,60 @@ def test_keras1_and_keras2_files_drop_out_as_their_sources_say(cls, cfg, version
                                        activation=sem.get("activation", "tanh"), update_uses_dropped_h=dropped_h,
                                        **acts)
     assert_close(y.numpy(), want, dtype=torch.float64, msg=f"{cls} {version} {rule}")
+
+
+@pytest.mark.parametrize("cls, kw", [(KerasLSTM, {}), (KerasGRU, {"reset_after": False}), (KerasGRU, {}),
+                                     (KerasSimpleRNN, {})])
+def test_training_with_masks_of_ones_is_the_plain_layer_forward_and_backward(cls, kw):
+    """With every mask 1 the step loop is the core's layer, its gradients included (fine-tuning trains through
+    it), masked steps and both directions too."""
+    m = _module(cls, "per_gate", 0.3, 0.3, bidirectional=True, **kw)
+    x = torch.randn(3, 6, 3, dtype=torch.float64)
+    mask = torch.tensor([[1, 1, 0, 1, 1, 1], [0, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])
+    G = kd.GATES[FAMILY[cls]]
+    ones = [(torch.ones(G, 3, 3, dtype=torch.float64), torch.ones(G, 3, 4, dtype=torch.float64))] * 2
+    y, _ = m(x, mask=mask, dropout_masks=ones)
+    grads = torch.autograd.grad(y.square().sum(), list(m.parameters()))
+    m.eval()
+    y0, _ = m(x, mask=mask)
+    grads0 = torch.autograd.grad(y0.square().sum(), list(m.parameters()))
+    assert_close(y.detach().numpy(), y0.detach().numpy(), dtype=torch.float64)
+    for g, g0 in zip(grads, grads0):
+        assert_close(g.numpy(), g0.numpy(), dtype=torch.float64)
+
+
+def test_bad_masks_and_inputs_in_training_are_one_clear_error():
+    m = _module(KerasGRU, "per_gate", 0.3, 0.3)
+    x = torch.randn(2, 4, 3, dtype=torch.float64)
+    with pytest.raises(KerasDropoutError, match=r"input mask has shape \[3, 2, 5\]; expected \[3, 2, 3\]"):
+        m(x, dropout_masks=[(torch.ones(3, 2, 5, dtype=torch.float64), torch.ones(3, 2, 4, dtype=torch.float64))])
+    with pytest.raises(KerasDropoutError, match="no recurrent mask"):
+        m(x, dropout_masks=[(torch.ones(3, 2, 3, dtype=torch.float64), None)])
+    with pytest.raises(KerasDropoutError, match="2 directions' masks; the layer has 1"):
+        m(x, dropout_masks=[(None, None)] * 2)
+    with pytest.raises(ValueError, match="not \\['lengths'\\]"):
+        m(x, lengths=torch.tensor([4, 2]))
+    for bad in ({"rate": "0.3"}, {"rule": "per_sample"}, {"generation": "keras4"}, {"seed": 1},
+                {"update_uses_dropped_h": 1}):
+        with pytest.raises(KerasDropoutError):
+            KerasDropout.of(bad)
+
+
+def test_a_tampered_dropout_setting_in_a_converted_file_is_refused_naming_the_field(tmp_path):
+    """Resealed settings (tests/test_convert_formats.py _reseal) are still validated, the error naming the field."""
+    from compat.errors import InputError
+    from tests.test_convert_formats import _reseal
+
+    convert(FOLDER / "keras3" / "dropout.keras", tmp_path / "m")
+    manifest = tmp_path / "m.json"
+    good = json.loads(manifest.read_text())
+    k = next(i for i, e in enumerate(good["content"]["lstms"]) if (e["keras"] or {}).get("keras_dropout"))
+    for key, value, message in (("rule", "per_sample", "rule must be one of"), ("rate", "0.3", "must be a number"),
+                                ("seed", 3, "unknown dropout settings")):
+        content = json.loads(json.dumps(good["content"]))
+        content["lstms"][k]["keras"]["keras_dropout"][key] = value
+        _reseal(manifest, content)
+        with pytest.raises(InputError, match=f"lstms/{k}/keras/keras_dropout: .*{message}"):
+            load(tmp_path / "m")
+    _reseal(manifest, good["content"])
+    assert load(tmp_path / "m")

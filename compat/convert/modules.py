@@ -228,6 +228,9 @@ class _KerasOneState:
             if isinstance(x, PackedSequence):
                 raise ValueError("a Keras layer dropping out in training reads a padded [B, T, in] tensor (and its "
                                  "mask=), not a PackedSequence")
+            if kwargs:
+                raise ValueError(f"a Keras layer dropping out in training takes x, hx and mask= (Keras's inputs); "
+                                 f"not {sorted(kwargs)}")
             y, h_n = keras_dropout.run(self, self.family, self.keras_dropout, x, hx, mask, dropout_masks, generator)
         else:
             y, h_n = super().forward(x, hx, mask=mask, **kwargs)

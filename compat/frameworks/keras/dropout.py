@@ -91,6 +91,8 @@ class KerasDropout:
         object.__setattr__(self, "recurrent_rate", _rate("recurrent_dropout", self.recurrent_rate))
         if self.rule not in RULES:
             raise KerasDropoutError(f"rule must be one of {list(RULES)}, not {self.rule!r}")
+        if type(self.update_uses_dropped_h) is not bool:
+            raise KerasDropoutError(f"update_uses_dropped_h must be true or false; got {self.update_uses_dropped_h!r}")
         if self.generation not in GENERATIONS:
             raise KerasDropoutError(f"generation must be one of {list(GENERATIONS)}, not {self.generation!r}")
         if self.rule == "per_step":
