@@ -213,6 +213,10 @@ def for_layer(kf, family: str, cfg: dict, cudnn: bool, where: str) -> Tuple[Opti
     if not spec.active:
         note = f"{eq}: a rate of 1 makes Keras's cell skip its dropout (0 < rate < 1); none in training either"
     notes = [note]
+    if spec.rule == "per_step" and (kf.keras_version or "").endswith("-tf"):
+        notes.append("a tf.keras file of the TF 1.x era ('-tf' versions) may have run the cells' per-call masks "
+                     "(TF 1.x graph mode has no fused path): set the module's keras_dropout to "
+                     "KerasDropout(rate, 0.0, 'shared') (implementation=2) or 'per_gate' (1) for those")
     if spec.update_uses_dropped_h:
         notes.append("Keras 2.0-2.3 GRUCell (implementation=2) mixes the update with the dropped-out h_tm1 "
                      "(h_tm1 *= rec_dp_mask[0]); the module does the same in training")
@@ -243,8 +247,9 @@ def draw(spec: KerasDropout, family: str, batch: int, steps: int, input_size: in
 
 
 def _check(masks: Sequence[Masks], spec: KerasDropout, family: str, B: int, T: int, n_in: int, H: int,
-           D: int) -> List[Masks]:
-    masks = list(masks)
+           D: int, like: Tensor) -> List[Masks]:
+    masks = [tuple(None if m is None else torch.as_tensor(m, dtype=like.dtype, device=like.device) for m in pair)
+             if isinstance(pair, (tuple, list)) else pair for pair in masks]
     if len(masks) != D:
         raise KerasDropoutError(f"dropout_masks: {len(masks)} directions' masks; the layer has {D}")
     G = GATES[family]
@@ -344,7 +349,7 @@ def run(module, family: str, spec: KerasDropout, x: Tensor, hx, mask: Optional[T
     H, D = module.hidden_size, 2 if module.bidirectional else 1
     if masks is None:
         masks = draw(spec, family, B, T, n_in, H, x, D, generator)
-    masks = _check(masks, spec, family, B, T, n_in, H, D)
+    masks = _check(masks, spec, family, B, T, n_in, H, D, x)
     if family == "lstm":
         h0, c0 = (None, None) if hx is None else hx
     else:
