@@ -1,7 +1,8 @@
 """Whole ONNX models: converted to one torch module, predicting what onnxruntime predicted.
 
 The recordings (legacy/record_convert_onnx_models.py, onnxruntime) are models built with onnx's helper API
-around LSTM nodes of every variant onnxruntime runs, and PyTorch's own exports of a sentiment model; the
+around LSTM, GRU and RNN nodes of every variant onnxruntime runs (a GRU feeding an LSTM among them), and
+PyTorch's own exports of a sentiment model with an nn.LSTM, an nn.GRU and an nn.RNN; the
 converted model's outputs on the recorded inputs must equal onnxruntime's (float32: 1e-5 of the output's
 scale; float64: 1e-10). What onnxruntime cannot run (``layout=1``; float64 LSTMs, GRUs and RNNs) is checked
 against reference/onnx_model.py (onnx's reference evaluator, LSTM nodes by reference/onnx_lstm.py, GRU and RNN
@@ -19,7 +20,9 @@ import torch
 from compat import checkpoint
 from compat.convert import PartialConversionError, WholeModelError, convert, load
 from compat.convert.graph import GraphModel
+from compat.gru import GRU
 from compat.lstm import LSTM
+from compat.simple_rnn import RNN
 from compat.convert.store import KIND
 from compat.errors import CheckpointError
 from compat.frameworks.onnx.layers import LAYERS
@@ -43,6 +46,11 @@ def _outputs(model, arrays, config):
     return [got] if isinstance(got, torch.Tensor) else list(got)
 
 
+# what a recurrent node of each operator may run: the core's module, or torch's own where it is exact (a
+# GRU with linear_before_reset 1 and standard activations; a Tanh or Relu RNN; neither reading sequence_lens)
+RUNS = {"LSTM": (LSTM, torch.nn.LSTM), "GRU": (GRU, torch.nn.GRU), "RNN": (RNN, torch.nn.RNN)}
+
+
 def check_case(folder, name, config, arrays, tmp_path):
     """Convert one recorded model whole and compare its predictions with onnxruntime's."""
     assert convert_cli(folder / config["file"], tmp_path / name, ["--model", "whole"]) == 0
@@ -53,11 +61,18 @@ def check_case(folder, name, config, arrays, tmp_path):
     for k, g in enumerate(got):
         assert g.dtype == torch.from_numpy(arrays[f"output{k}"]).dtype
         assert_close_scaled(g, arrays[f"output{k}"], msg=f"{name} output {k}")
-    # every LSTM node runs the project's converted LSTM of that node
+    # every recurrent node runs the project's converted module of that node, of the node's own kind
     runners = [m for m in model.children() if isinstance(m, RecurrentNode)]
     assert sorted(id(m.rnn) for m in runners) == sorted(id(m) for m in model.values())
-    assert len(runners) == [n.op_type for n in onnx.load(str(folder / config["file"])).graph.node].count("LSTM")
-    assert all(isinstance(m, (LSTM, torch.nn.LSTM)) for m in model.values())   # torch's own where exact
+    nodes = [n for n in onnx.load(str(folder / config["file"])).graph.node if n.op_type in RUNS]
+    assert sorted(m.op for m in runners) == sorted(n.op_type for n in nodes)
+    for node in nodes:
+        module = model[node.name]
+        assert isinstance(module, RUNS[node.op_type]), (node.name, type(module))
+        if node.op_type == "GRU":   # linear_before_reset 0 (the default): the core's reset-before GRU, never torch's
+            after = any(a.name == "linear_before_reset" and a.i == 1 for a in node.attribute)
+            assert isinstance(module, torch.nn.GRU) or module.reset_after == after
+            assert after or not isinstance(module, torch.nn.GRU)
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c[0]) for c in CASES])
@@ -65,7 +80,7 @@ def test_a_whole_onnx_model_predicts_what_onnxruntime_predicted(case, tmp_path):
     check_case(FOLDER, *case, tmp_path)
 
 
-def test_the_recordings_cover_the_operators_and_lstm_variants():
+def test_the_recordings_cover_the_operators_and_recurrent_variants():
     covered = set()
     for _, config, _ in CASES:
         covered |= set(config["covers"])
@@ -73,11 +88,16 @@ def test_the_recordings_cover_the_operators_and_lstm_variants():
             "Slice", "Flatten", "ReduceMean", "Softmax-11", "Softmax-9", "Slice-9", "Unsqueeze-9"} <= covered
     assert {"bidirectional", "reverse", "peepholes", "clip", "input_forget", "activations", "sequence_lens",
             "initial_h", "initial_c", "folded weights", "float64"} <= covered
-    exports = [c for _, c, _ in CASES if any(k.startswith("torch.onnx.export") for k in c["covers"])]
-    assert len(exports) == 2
-    # the opset-9 export computes the LSTM's weights with Slice / Concat and its initial states with Expand
-    assert {"Slice", "Concat", "Expand", "Shape"} <= set(exports[1 if "opset 9" in exports[1]["covers"][0] else 0]
-                                                         ["covers"])
+    assert {"GRU linear_before_reset 0", "GRU linear_before_reset 1", "GRU bidirectional", "GRU reverse",
+            "GRU sequence_lens", "GRU initial_h", "GRU clip", "GRU activations", "GRU no bias", "RNN tanh", "RNN relu",
+            "RNN bidirectional", "RNN sequence_lens", "RNN clip", "RNN initial_h", "GRU into LSTM"} <= covered
+    exports = {c["file"]: c["covers"] for _, c, _ in CASES if any(k.startswith("torch.onnx.export") for k in c["covers"])}
+    assert len(exports) == 5
+    # the opset-9 exports compute the recurrent node's weights with Slice / Concat and its initial states with
+    # Expand; the exporter writes nn.GRU as a GRU node and nn.RNN as one RNN node per layer
+    for name in ("torch_sentiment_opset9.onnx", "torch_gru_opset9.onnx"):
+        assert {"Slice", "Concat", "Expand", "Shape"} <= set(exports[name])
+    assert "GRU" in exports["torch_gru_opset14_dynamic.onnx"] and "RNN" in exports["torch_rnn_relu_opset14.onnx"]
 
 
 def test_auto_converts_the_whole_model_and_layers_the_lstms_only(tmp_path):
