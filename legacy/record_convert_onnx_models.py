@@ -4,14 +4,20 @@
 
 Models built with onnx's helper API around LSTM nodes of every variant onnxruntime runs (directions,
 peepholes, clip, input_forget, activations with alpha / beta, sequence_lens with a length of 0, constant
-initial states), with the operators real recurrent models are built from: an embedding as ``Gather``,
+initial states), around GRU nodes (linear_before_reset 0 and 1, bidirectional and reverse, clip, activations
+with alpha / beta, sequence_lens with a 0, initial_h constant and given) and RNN nodes (Tanh, Relu,
+bidirectional, clip, sequence_lens), a GRU feeding an LSTM, and bidirectional GRU, RNN and LSTM nodes whose
+directions run different activations, with the operators real recurrent models are built from: an embedding as ``Gather``,
 ``Transpose`` / ``Squeeze`` / ``Unsqueeze`` / ``Reshape`` / ``Flatten`` / ``Slice`` / ``Concat``,
 ``MatMul`` + ``Add`` and ``Gemm``, ``ReduceMean``, ``Softmax`` / ``LogSoftmax`` (the 2-D coercion before
 opset 13), ``Tanh``; and PyTorch's own exports (``torch.onnx.export``, the TorchScript exporter) of a small
 sentiment model: opset 9 without constant folding (the LSTM's weights computed by Slice / Concat /
-Unsqueeze, initial states by Shape / Gather / Expand) and opset 14 with dynamic axes (ConstantOfShape).
-A float64 model without an LSTM is recorded too; ``layout=1`` and float64 LSTMs are not: onnxruntime's CPU
-LSTM refuses both (the converter's verification covers them against reference/onnx_model.py). ``expected.npz``
+Unsqueeze, initial states by Shape / Gather / Expand) and opset 14 with dynamic axes (ConstantOfShape), the
+same with a bidirectional nn.GRU (a GRU node, linear_before_reset 1), and a two-layer Relu nn.RNN (two RNN
+nodes).
+A float64 model without a recurrent node is recorded too; ``layout=1`` and float64 LSTMs, GRUs and RNNs are
+not: onnxruntime's CPU kernels refuse both (the converter's verification covers them against
+reference/onnx_model.py). ``expected.npz``
 holds each model's inputs and onnxruntime's outputs; ``--seed`` draws other weights and inputs (the live test
 uses it).
 """
@@ -322,8 +328,50 @@ def gru_into_lstm(rng):
                               "peepholes", "sequence_lens", "Squeeze", "MatMul", "Add", "Softmax"]
 
 
+def directions_differ(rng):
+    """Bidirectional nodes whose two directions run different activations (Operators.md lists them per
+    direction; onnxruntime runs each direction with its own), opset 9: X and initial_h (a graph input) ->
+    a GRU (forward Sigmoid / Tanh, reverse HardSigmoid / Softsign) -> Transpose -> Reshape -> an RNN (forward
+    Tanh, reverse Relu, a constant initial_h) -> an LSTM (HardSigmoid / Tanh / Tanh in both directions,
+    one activation_alpha: the reverse direction's HardSigmoid takes onnxruntime's default) -> Concat of the
+    final states -> Squeeze -> Gemm -> Softmax; the GRU's Y_h also returned."""
+    onnx, TP, h, nh = _helpers()
+    F, H1, H2, H3, C = 3, 3, 2, 2, 2
+    gru, gru_roles = one_state_weights(rng, "GRU", "gru", 2, H1, F)
+    rnn, rnn_roles = one_state_weights(rng, "RNN", "rnn", 2, H2, 2 * H1)
+    lstm, lstm_roles = lstm_weights(rng, "lstm", 2, H3, 2 * H2)
+    inits = gru + rnn + lstm + [nh.from_array(f32(rng, 2, BATCH, H2), "rnn_h0"),
+                                nh.from_array(np.array([0, 0, -1], np.int64), "merge"),
+                                nh.from_array(f32(rng, C, 4 * H3), "head_W"), nh.from_array(f32(rng, C), "head_b")]
+    nodes = [h.make_node("GRU", ["X", *gru_roles, "", "h0"], ["gY", "gY_h"], hidden_size=H1,
+                         direction="bidirectional", activations=["Sigmoid", "Tanh", "HardSigmoid", "Softsign"],
+                         activation_alpha=[0.25], activation_beta=[0.45], name="gru"),
+             h.make_node("Transpose", ["gY"], ["gY_t"], perm=[0, 2, 1, 3], name="gru_directions_last"),
+             h.make_node("Reshape", ["gY_t", "merge"], ["g_seq"], name="merge_gru_directions"),
+             h.make_node("RNN", ["g_seq", *rnn_roles, "", "rnn_h0"], ["rY"], hidden_size=H2,
+                         direction="bidirectional", activations=["Tanh", "Relu"], name="rnn"),
+             h.make_node("Transpose", ["rY"], ["rY_t"], perm=[0, 2, 1, 3], name="rnn_directions_last"),
+             h.make_node("Reshape", ["rY_t", "merge"], ["r_seq"], name="merge_rnn_directions"),
+             h.make_node("LSTM", ["r_seq", *lstm_roles[:3]], ["", "lY_h", "lY_c"], hidden_size=H3,
+                         direction="bidirectional", activations=["HardSigmoid", "Tanh", "Tanh"] * 2,
+                         activation_alpha=[0.3], name="lstm"),
+             h.make_node("Concat", ["lY_h", "lY_c"], ["states"], axis=0, name="concat_states"),
+             h.make_node("Transpose", ["states"], ["states_b"], perm=[1, 0, 2], name="batch_major"),
+             h.make_node("Flatten", ["states_b"], ["flat"], axis=1, name="flatten"),
+             h.make_node("Gemm", ["flat", "head_W", "head_b"], ["logits"], transB=1, name="head"),
+             h.make_node("Softmax", ["logits"], ["probs"], axis=1, name="softmax")]
+    graph = h.make_graph(nodes, "directions", [h.make_tensor_value_info("X", TP.FLOAT, [T, BATCH, F]),
+                                               h.make_tensor_value_info("h0", TP.FLOAT, [2, BATCH, H1])],
+                         [h.make_tensor_value_info("probs", TP.FLOAT, [BATCH, C]),
+                          h.make_tensor_value_info("gY_h", TP.FLOAT, [2, BATCH, H1])], inits)
+    feeds = {"X": f32(rng, T, BATCH, F, scale=1.5), "h0": f32(rng, 2, BATCH, H1)}
+    return graph, 9, feeds, ["activations per direction", "GRU", "RNN", "LSTM", "GRU initial_h", "RNN initial_h",
+                             "Transpose", "Reshape", "Concat", "Flatten", "Gemm", "Softmax-9"]
+
+
 HELPER_MODELS = [sentiment_bidirectional_mean, lengths_clip_input_forget, activations_reverse_concat, opset9_slices,
-                 float64_head, gru_sentiment_lengths, gru_activations_reverse, rnn_tanh_relu, gru_into_lstm]
+                 float64_head, gru_sentiment_lengths, gru_activations_reverse, rnn_tanh_relu, gru_into_lstm,
+                 directions_differ]
 
 
 def torch_sentiment(path: Path, opset: int, fold: bool, dynamic: bool, seed: int, cell: str = "LSTM"):

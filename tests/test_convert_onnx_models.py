@@ -25,6 +25,7 @@ from compat.lstm import LSTM
 from compat.simple_rnn import RNN
 from compat.convert.store import KIND
 from compat.errors import CheckpointError
+from compat.frameworks.onnx.directions import part_names
 from compat.frameworks.onnx.layers import LAYERS
 from compat.frameworks.onnx.ops import RecurrentNode
 from tests.convert_cases import GOLDEN_CONVERT, cases, convert_cli
@@ -65,14 +66,16 @@ def check_case(folder, name, config, arrays, tmp_path):
     runners = [m for m in model.children() if isinstance(m, RecurrentNode)]
     assert sorted(id(m.rnn) for m in runners) == sorted(id(m) for m in model.values())
     nodes = [n for n in onnx.load(str(folder / config["file"])).graph.node if n.op_type in RUNS]
-    assert sorted(m.op for m in runners) == sorted(n.op_type for n in nodes)
+    layers = {n.name: [n.name] if n.name in model else list(part_names(n.name)) for n in nodes}
+    assert sorted(m.op for m in runners) == sorted(n.op_type for n in nodes for _ in layers[n.name])
     for node in nodes:
-        module = model[node.name]
-        assert isinstance(module, RUNS[node.op_type]), (node.name, type(module))
-        if node.op_type == "GRU":   # linear_before_reset 0 (the default): the core's reset-before GRU, never torch's
-            after = any(a.name == "linear_before_reset" and a.i == 1 for a in node.attribute)
-            assert isinstance(module, torch.nn.GRU) or module.reset_after == after
-            assert after or not isinstance(module, torch.nn.GRU)
+        for name in layers[node.name]:    # a node whose directions run different activations: two layers
+            module = model[name]
+            assert isinstance(module, RUNS[node.op_type]), (name, type(module))
+            if node.op_type == "GRU":   # linear_before_reset 0 (the default): the core's reset-before GRU
+                after = any(a.name == "linear_before_reset" and a.i == 1 for a in node.attribute)
+                assert isinstance(module, torch.nn.GRU) or module.reset_after == after
+                assert after or not isinstance(module, torch.nn.GRU)
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c[0]) for c in CASES])
@@ -90,7 +93,8 @@ def test_the_recordings_cover_the_operators_and_recurrent_variants():
             "initial_h", "initial_c", "folded weights", "float64"} <= covered
     assert {"GRU linear_before_reset 0", "GRU linear_before_reset 1", "GRU bidirectional", "GRU reverse",
             "GRU sequence_lens", "GRU initial_h", "GRU clip", "GRU activations", "GRU no bias", "RNN tanh", "RNN relu",
-            "RNN bidirectional", "RNN sequence_lens", "RNN clip", "RNN initial_h", "GRU into LSTM"} <= covered
+            "RNN bidirectional", "RNN sequence_lens", "RNN clip", "RNN initial_h", "GRU into LSTM",
+            "activations per direction"} <= covered
     exports = {c["file"]: c["covers"] for _, c, _ in CASES if any(k.startswith("torch.onnx.export") for k in c["covers"])}
     assert len(exports) == 5
     # the opset-9 exports compute the recurrent node's weights with Slice / Concat and its initial states with
@@ -217,7 +221,7 @@ def test_a_large_integer_constant_is_refused_by_node(tmp_path):
         convert(path, tmp_path / "out", model="whole")
 
 
-def _one_state_model(rng, op, dtype, layout, direction, outputs=("probs", "Y_h")):
+def _one_state_model(rng, op, dtype, layout, direction, outputs=("probs", "Y_h"), activations=None):
     """X, sequence_lens, initial_h -> GRU (linear_before_reset=0, clip) or RNN (Relu, clip) -> Transpose ->
     Reshape -> MatMul -> Softmax; the model outputs ``outputs`` (``probs`` and / or the node's Y_h)."""
     elem = TP.DOUBLE if dtype == np.float64 else TP.FLOAT
@@ -231,6 +235,7 @@ def _one_state_model(rng, op, dtype, layout, direction, outputs=("probs", "Y_h")
               h.make_tensor_value_info("lens", TP.INT32, ["batch"]),
               h.make_tensor_value_info("h0", elem, ["batch", D, H] if layout else [D, "batch", H])]
     extra = {"linear_before_reset": 0} if op == "GRU" else {"activations": ["Relu"] * D}
+    extra.update(activations or {})
     nodes = [h.make_node(op, ["X", "W", "R", "B", "lens", "h0"], ["Y", "Y_h"], hidden_size=H, clip=1.5, layout=layout,
                          direction=direction, name="rnn", **extra),
              h.make_node("Transpose", ["Y"], ["Yt"], perm=[0, 1, 2, 3] if layout else [0, 2, 1, 3]),
@@ -299,6 +304,58 @@ def test_a_recurrent_node_whose_y_or_y_h_only_is_read(tmp_path, op):
         with torch.no_grad():
             got = model(*[torch.from_numpy(f) for f in feeds])
         assert_close_scaled(got, want, msg=f"{op} {outputs}")
+
+
+def test_a_node_whose_directions_run_different_activations_converts_as_two_layers(tmp_path):
+    """Operators.md lists a bidirectional node's activations per direction, and onnxruntime runs each direction
+    with its own (the recorded ``directions_differ`` model, against onnxruntime, in the test above); the
+    modules run one set, so such a node converts as its forward and reverse layers, each with its direction's
+    activations and weights, named after the node."""
+    conversion = convert(FOLDER / "directions_differ.onnx", tmp_path / "layers", model="layers")
+    assert all(c.ok for c in conversion.checks)
+    modules = load(tmp_path / "layers")
+    assert list(modules) == [f"{n}/{d}" for n in ("lstm", "gru", "rnn") for d in ("forward", "reverse")]
+    assert modules["gru/forward"].cell.activations == ("sigmoid", "tanh")
+    assert modules["gru/reverse"].cell.activations == (("HardSigmoid", pytest.approx(0.25), pytest.approx(0.45)),
+                                                        "Softsign")
+    # the LSTM's one activation_alpha is the forward HardSigmoid's; the reverse one takes onnxruntime's default
+    fw, rv = modules["lstm/forward"].cell.activations[0], modules["lstm/reverse"].cell.activations[0]
+    assert fw == ("HardSigmoid", pytest.approx(0.3), 0.5) and rv == ("HardSigmoid", 0.2, 0.5)
+    assert isinstance(modules["rnn/forward"], torch.nn.RNN) and modules["rnn/forward"].nonlinearity == "tanh"
+    assert modules["rnn/reverse"].cell.activations == ("Relu",) and modules["rnn/reverse"].direction == "reverse"
+    proto = onnx.load(str(FOLDER / "directions_differ.onnx"))
+    W = nh.to_array(next(t for t in proto.graph.initializer if t.name == "gru_W"))
+    weight = modules["gru/reverse"].weight_ih_l0.detach().numpy()     # torch's gate rows r, z, n
+    np.testing.assert_array_equal(weight[:3], W[1, 3:6])               # ONNX's z, r, h: the reverse direction's r
+    assert "runs different activations in its two directions" in modules["gru/forward"].conversion["notes"][0]
+
+
+@pytest.mark.parametrize("op, layout", [("GRU", 1), ("RNN", 0), ("GRU", 0)])
+def test_directions_with_different_activations_onnxruntime_cannot_run_match_the_reference_model(tmp_path, op, layout):
+    """The same in float64 and with ``layout=1`` (which onnxruntime refuses), the initial state given at run
+    time (split by direction along its directions axis): against reference/onnx_model.py."""
+    from reference import onnx_model
+
+    acts = {"GRU": {"activations": ["Sigmoid", "Tanh", "HardSigmoid", "Softsign"], "activation_alpha": [0.4]},
+            "RNN": {"activations": ["Relu", "ScaledTanh"], "activation_alpha": [0.9], "activation_beta": [1.2]}}[op]
+    rng = np.random.default_rng(layout)
+    proto = _one_state_model(rng, op, np.float64, layout, "bidirectional", activations=acts)
+    path = tmp_path / "m.onnx"
+    onnx.save(proto, str(path))
+    conversion = convert(path, tmp_path / "out")
+    assert all(c.ok for c in conversion.checks) and conversion.graph is not None
+    model = load(tmp_path / "out")
+    assert sorted(model) == ["rnn/forward", "rnn/reverse"]
+    B, T = 3, 5
+    x = rng.standard_normal((B, T, 2) if layout else (T, B, 2))
+    lens = np.array([T, 0, 2], np.int32)
+    h0 = rng.standard_normal((B, 2, 3) if layout else (2, B, 3))
+    want = onnx_model.run(proto, [x, lens, h0])
+    with torch.no_grad():
+        got = model(torch.from_numpy(x), torch.from_numpy(lens), torch.from_numpy(h0))
+    for k, (g, w) in enumerate(zip(got, want)):
+        assert tuple(g.shape) == w.shape
+        assert_close_scaled(g, w, msg=f"{op} output {k}")
 
 
 def test_emit_python_is_refused_for_onnx_before_anything_is_written(tmp_path, capsys):

@@ -2,7 +2,8 @@
 
 The recorder (legacy/record_convert_onnx_models.py) runs again with other weights and inputs, PyTorch's
 exports included; then random models (an embedding or float input, an LSTM, GRU or RNN node of a random
-variant, a random head) are built with onnx's helper API, run by onnxruntime, converted whole and compared.
+variant (a bidirectional node's activations may differ between its directions), constant or run-time initial
+states, a random head) are built with onnx's helper API, run by onnxruntime, converted whole and compared.
 """
 from __future__ import annotations
 
@@ -76,7 +77,10 @@ def models(draw):
     if op == "LSTM" and draw(st.booleans()):
         attrs["input_forget"] = 1
     if draw(st.booleans()):
-        attrs["activations"] = [draw(st.sampled_from(names)) for names in ACTIVATIONS[op]] * D
+        # one set per direction: a bidirectional node's may differ (in their functions or only their alphas)
+        attrs["activations"] = [draw(st.sampled_from(names)) for _ in range(D) for names in ACTIVATIONS[op]]
+        if draw(st.booleans()):
+            attrs["activations"] = attrs["activations"][:len(ACTIVATIONS[op])] * D
         takes = sum(a in ("LeakyRelu", "ScaledTanh", "Elu", "Affine", "HardSigmoid") for a in attrs["activations"])
         alphas = draw(st.lists(st.floats(0.1, 1.5), max_size=takes))
         takes = sum(a in ("ScaledTanh", "Affine", "HardSigmoid") for a in attrs["activations"])
@@ -84,8 +88,8 @@ def models(draw):
         # consumed in order by the functions that take them, onnxruntime's defaults once a list runs out
         attrs.update({k: v for k, v in (("activation_alpha", alphas), ("activation_beta", betas)) if v})
     inputs, feeds, nodes = [], {}, []
-    initial = draw(st.booleans())
-    batch = B if initial else "batch"     # constant initial states fix the batch size
+    initial = draw(st.sampled_from([None, "constant", "input"]))
+    batch = B if initial == "constant" else "batch"     # constant initial states fix the batch size
     if embed:
         V = draw(st.integers(2, 20))
         inits.append(nh.from_array(f(V, E, scale=1.5), "table"))
@@ -100,12 +104,13 @@ def models(draw):
         roles[3] = "lens"
         inputs.append(h.make_tensor_value_info("lens", TP.INT32, [batch]))
         feeds["lens"] = rng.integers(0, T + 1, B).astype(np.int32)
-    if initial:
-        inits.append(nh.from_array(f(D, B, H), "h0"))
-        roles[4] = "h0"
-        if op == "LSTM":
-            inits.append(nh.from_array(f(D, B, H), "c0"))
-            roles[5] = "c0"
+    for k, state in enumerate(["h0", "c0"] if op == "LSTM" else ["h0"]):
+        if initial == "constant":
+            inits.append(nh.from_array(f(D, B, H), state))
+        elif initial == "input":
+            inputs.append(h.make_tensor_value_info(state, TP.FLOAT, [D, batch, H]))
+            feeds[state] = f(D, B, H)
+        roles[4 + k] = state if initial else ""
     while roles[-1] == "":
         roles.pop()
     state = "Y_c" if op == "LSTM" else "Y_h"
