@@ -13,8 +13,8 @@ directions run different activations, with the operators real recurrent models a
 opset 13), ``Tanh``; and PyTorch's own exports (``torch.onnx.export``, the TorchScript exporter) of a small
 sentiment model: opset 9 without constant folding (the LSTM's weights computed by Slice / Concat /
 Unsqueeze, initial states by Shape / Gather / Expand) and opset 14 with dynamic axes (ConstantOfShape), the
-same with a bidirectional nn.GRU (a GRU node, linear_before_reset 1), and a two-layer Relu nn.RNN (two RNN
-nodes).
+same with a bidirectional nn.GRU (a GRU node, linear_before_reset 1), a two-layer Relu nn.RNN (two RNN
+nodes), and the GRU model over ``pack_padded_sequence`` (lengths cast into the node's sequence_lens).
 A float64 model without a recurrent node is recorded too; ``layout=1`` and float64 LSTMs, GRUs and RNNs are
 not: onnxruntime's CPU kernels refuse both (the converter's verification covers them against
 reference/onnx_model.py). ``expected.npz``
@@ -374,13 +374,19 @@ HELPER_MODELS = [sentiment_bidirectional_mean, lengths_clip_input_forget, activa
                  directions_differ]
 
 
-def torch_sentiment(path: Path, opset: int, fold: bool, dynamic: bool, seed: int, cell: str = "LSTM"):
+def torch_sentiment(path: Path, opset: int, fold: bool, dynamic: bool, seed: int, cell: str = "LSTM",
+                    packed: bool = False):
     """A small sentiment model exported by torch.onnx.export (the TorchScript exporter): Embedding -> a
     batch-first recurrent layer -> last step -> Linear -> softmax. ``cell``: ``LSTM`` (bidirectional nn.LSTM),
     ``GRU`` (bidirectional nn.GRU: a GRU node with linear_before_reset 1) or ``RNN`` (a two-layer nn.RNN with
-    Relu: two RNN nodes with activations ["Relu"])."""
+    Relu: two RNN nodes with activations ["Relu"]). ``packed``: the model also takes the lengths (sorted, as
+    ``pack_padded_sequence``'s default ``enforce_sorted=True`` wants them), packs the embedded sequence and
+    classifies the final states (the exporter hands the lengths to the node's sequence_lens through two
+    Casts; the final states are at each sequence's length), and returns the padded sequence output too (the
+    exporter needs it read)."""
     import torch
     from torch import nn
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
     class Sentiment(nn.Module):
         def __init__(self):
@@ -393,24 +399,38 @@ def torch_sentiment(path: Path, opset: int, fold: bool, dynamic: bool, seed: int
             setattr(self, cell.lower(), layer)     # the exported nodes are named after it ("/lstm/LSTM")
             self.out = nn.Linear(6 if cell == "RNN" else 12, 2)
 
-        def forward(self, ids):
-            y, _ = getattr(self, cell.lower())(self.embedding(ids))
-            return torch.softmax(self.out(y[:, -1]), dim=-1)
+        def forward(self, ids, lengths=None):
+            layer = getattr(self, cell.lower())
+            if lengths is None:
+                y, _ = layer(self.embedding(ids))
+                return torch.softmax(self.out(y[:, -1]), dim=-1)
+            y, h_n = layer(pack_padded_sequence(self.embedding(ids), lengths, batch_first=True))
+            h_n = h_n[0] if isinstance(h_n, tuple) else h_n              # the LSTM's (h_n, c_n)
+            last = h_n[-1] if cell == "RNN" else torch.cat([h_n[-2], h_n[-1]], -1)   # the last layer's
+            y, _ = pad_packed_sequence(y, batch_first=True, total_length=ids.shape[1])
+            return torch.softmax(self.out(last), dim=-1), y
 
     torch.manual_seed(seed)
     model = Sentiment().eval()
     ids = torch.randint(0, 50, (BATCH, T))
+    inputs = (ids, torch.tensor([T, 4, 2])) if packed else (ids,)
+    names = ["ids", "lengths"][:len(inputs)]
+    outputs = ["probs", "sequence"] if packed else ["probs"]
     dynamic_axes = {"ids": {0: "batch", 1: "steps"}, "probs": {0: "batch"}} if dynamic else None
-    torch.onnx.export(model, (ids,), str(path), opset_version=opset, do_constant_folding=fold, dynamo=False,
-                      input_names=["ids"], output_names=["probs"], dynamic_axes=dynamic_axes)
-    return {"ids": ids.numpy()}, torch.__version__
+    if dynamic and packed:
+        dynamic_axes.update(lengths={0: "batch"}, sequence={0: "batch", 1: "steps"})
+    torch.onnx.export(model, inputs, str(path), opset_version=opset, do_constant_folding=fold, dynamo=False,
+                      input_names=names, output_names=outputs, dynamic_axes=dynamic_axes)
+    return {n: t.numpy() for n, t in zip(names, inputs)}, torch.__version__
 
 
-# name, opset, constant folding, dynamic axes, recurrent layer
-TORCH_MODELS = [("torch_sentiment_opset9", 9, False, False, "LSTM"),
-                ("torch_sentiment_opset14_dynamic", 14, True, True, "LSTM"),
-                ("torch_gru_opset9", 9, False, False, "GRU"), ("torch_gru_opset14_dynamic", 14, True, True, "GRU"),
-                ("torch_rnn_relu_opset14", 14, True, True, "RNN")]
+# name, opset, constant folding, dynamic axes, recurrent layer, packed sequences
+TORCH_MODELS = [("torch_sentiment_opset9", 9, False, False, "LSTM", False),
+                ("torch_sentiment_opset14_dynamic", 14, True, True, "LSTM", False),
+                ("torch_gru_opset9", 9, False, False, "GRU", False),
+                ("torch_gru_opset14_dynamic", 14, True, True, "GRU", False),
+                ("torch_rnn_relu_opset14", 14, True, True, "RNN", False),
+                ("torch_gru_packed_opset14", 14, True, True, "GRU", True)]
 
 
 def main():
@@ -437,11 +457,11 @@ def main():
         path = args.out / f"{build.__name__}.onnx"
         onnx.save(model, str(path))
         jobs.append((build.__name__, path, feeds, covers))
-    for name, opset, fold, dynamic, cell in TORCH_MODELS:
+    for name, opset, fold, dynamic, cell, packed in TORCH_MODELS:
         path = args.out / f"{name}.onnx"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            feeds, versions["torch"] = torch_sentiment(path, opset, fold, dynamic, args.seed, cell)
+            feeds, versions["torch"] = torch_sentiment(path, opset, fold, dynamic, args.seed, cell, packed)
         ops = sorted({n.op_type for n in onnx.load(str(path)).graph.node})
         jobs.append((name, path, feeds, [f"torch.onnx.export opset {opset}", *ops]))
     for name, path, feeds, covers in jobs:

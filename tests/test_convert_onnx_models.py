@@ -96,12 +96,17 @@ def test_the_recordings_cover_the_operators_and_recurrent_variants():
             "RNN bidirectional", "RNN sequence_lens", "RNN clip", "RNN initial_h", "GRU into LSTM",
             "activations per direction"} <= covered
     exports = {c["file"]: c["covers"] for _, c, _ in CASES if any(k.startswith("torch.onnx.export") for k in c["covers"])}
-    assert len(exports) == 5
+    assert len(exports) == 6
     # the opset-9 exports compute the recurrent node's weights with Slice / Concat and its initial states with
     # Expand; the exporter writes nn.GRU as a GRU node and nn.RNN as one RNN node per layer
     for name in ("torch_sentiment_opset9.onnx", "torch_gru_opset9.onnx"):
         assert {"Slice", "Concat", "Expand", "Shape"} <= set(exports[name])
     assert "GRU" in exports["torch_gru_opset14_dynamic.onnx"] and "RNN" in exports["torch_rnn_relu_opset14.onnx"]
+    # pack_padded_sequence: the lengths reach the GRU's sequence_lens through Casts
+    packed = onnx.load(str(FOLDER / "torch_gru_packed_opset14.onnx")).graph
+    (gru,) = [n for n in packed.node if n.op_type == "GRU"]
+    made_by = {o: n for n in packed.node for o in n.output}
+    assert made_by[gru.input[4]].op_type == "Cast" and made_by[made_by[gru.input[4]].input[0]].input[0] == "lengths"
 
 
 def test_auto_converts_the_whole_model_and_layers_the_lstms_only(tmp_path):
