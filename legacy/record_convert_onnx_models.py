@@ -14,7 +14,8 @@ opset 13), ``Tanh``; and PyTorch's own exports (``torch.onnx.export``, the Torch
 sentiment model: opset 9 without constant folding (the LSTM's weights computed by Slice / Concat /
 Unsqueeze, initial states by Shape / Gather / Expand) and opset 14 with dynamic axes (ConstantOfShape), the
 same with a bidirectional nn.GRU (a GRU node, linear_before_reset 1), a two-layer Relu nn.RNN (two RNN
-nodes), and the GRU model over ``pack_padded_sequence`` (lengths cast into the node's sequence_lens).
+nodes), the GRU model over ``pack_padded_sequence`` (lengths cast into the node's sequence_lens) and the RNN
+model over ``pack_padded_sequence(enforce_sorted=False)`` (TopK, Range, ReduceProd, ScatterElements).
 A float64 model without a recurrent node is recorded too; ``layout=1`` and float64 LSTMs, GRUs and RNNs are
 not: onnxruntime's CPU kernels refuse both (the converter's verification covers them against
 reference/onnx_model.py). ``expected.npz``
@@ -375,15 +376,16 @@ HELPER_MODELS = [sentiment_bidirectional_mean, lengths_clip_input_forget, activa
 
 
 def torch_sentiment(path: Path, opset: int, fold: bool, dynamic: bool, seed: int, cell: str = "LSTM",
-                    packed: bool = False):
+                    packed: str = ""):
     """A small sentiment model exported by torch.onnx.export (the TorchScript exporter): Embedding -> a
     batch-first recurrent layer -> last step -> Linear -> softmax. ``cell``: ``LSTM`` (bidirectional nn.LSTM),
     ``GRU`` (bidirectional nn.GRU: a GRU node with linear_before_reset 1) or ``RNN`` (a two-layer nn.RNN with
-    Relu: two RNN nodes with activations ["Relu"]). ``packed``: the model also takes the lengths (sorted, as
-    ``pack_padded_sequence``'s default ``enforce_sorted=True`` wants them), packs the embedded sequence and
-    classifies the final states (the exporter hands the lengths to the node's sequence_lens through two
-    Casts; the final states are at each sequence's length), and returns the padded sequence output too (the
-    exporter needs it read)."""
+    Relu: two RNN nodes with activations ["Relu"]). ``packed``: the model also takes the lengths, packs the
+    embedded sequence with ``pack_padded_sequence`` and classifies the final states (at each sequence's
+    length), and returns the padded sequence output too (the exporter needs it read): ``"sorted"`` with
+    ``enforce_sorted=True`` (the default; the exporter hands the lengths to the node's sequence_lens through
+    two Casts), ``"unsorted"`` with ``enforce_sorted=False`` (the exporter sorts the batch with TopK and
+    Gather, and puts it back in order with Range, ReduceProd and ScatterElements; two equal lengths)."""
     import torch
     from torch import nn
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -404,7 +406,8 @@ def torch_sentiment(path: Path, opset: int, fold: bool, dynamic: bool, seed: int
             if lengths is None:
                 y, _ = layer(self.embedding(ids))
                 return torch.softmax(self.out(y[:, -1]), dim=-1)
-            y, h_n = layer(pack_padded_sequence(self.embedding(ids), lengths, batch_first=True))
+            y, h_n = layer(pack_padded_sequence(self.embedding(ids), lengths, batch_first=True,
+                                                enforce_sorted=packed == "sorted"))
             h_n = h_n[0] if isinstance(h_n, tuple) else h_n              # the LSTM's (h_n, c_n)
             last = h_n[-1] if cell == "RNN" else torch.cat([h_n[-2], h_n[-1]], -1)   # the last layer's
             y, _ = pad_packed_sequence(y, batch_first=True, total_length=ids.shape[1])
@@ -413,7 +416,8 @@ def torch_sentiment(path: Path, opset: int, fold: bool, dynamic: bool, seed: int
     torch.manual_seed(seed)
     model = Sentiment().eval()
     ids = torch.randint(0, 50, (BATCH, T))
-    inputs = (ids, torch.tensor([T, 4, 2])) if packed else (ids,)
+    lengths = {"sorted": [T, 4, 2], "unsorted": [4, T, 4]}.get(packed)
+    inputs = (ids, torch.tensor(lengths)) if packed else (ids,)
     names = ["ids", "lengths"][:len(inputs)]
     outputs = ["probs", "sequence"] if packed else ["probs"]
     dynamic_axes = {"ids": {0: "batch", 1: "steps"}, "probs": {0: "batch"}} if dynamic else None
@@ -425,12 +429,13 @@ def torch_sentiment(path: Path, opset: int, fold: bool, dynamic: bool, seed: int
 
 
 # name, opset, constant folding, dynamic axes, recurrent layer, packed sequences
-TORCH_MODELS = [("torch_sentiment_opset9", 9, False, False, "LSTM", False),
-                ("torch_sentiment_opset14_dynamic", 14, True, True, "LSTM", False),
-                ("torch_gru_opset9", 9, False, False, "GRU", False),
-                ("torch_gru_opset14_dynamic", 14, True, True, "GRU", False),
-                ("torch_rnn_relu_opset14", 14, True, True, "RNN", False),
-                ("torch_gru_packed_opset14", 14, True, True, "GRU", True)]
+TORCH_MODELS = [("torch_sentiment_opset9", 9, False, False, "LSTM", ""),
+                ("torch_sentiment_opset14_dynamic", 14, True, True, "LSTM", ""),
+                ("torch_gru_opset9", 9, False, False, "GRU", ""),
+                ("torch_gru_opset14_dynamic", 14, True, True, "GRU", ""),
+                ("torch_rnn_relu_opset14", 14, True, True, "RNN", ""),
+                ("torch_gru_packed_opset14", 14, True, True, "GRU", "sorted"),
+                ("torch_rnn_packed_unsorted_opset17", 17, True, True, "RNN", "unsorted")]
 
 
 def main():

@@ -96,7 +96,7 @@ def test_the_recordings_cover_the_operators_and_recurrent_variants():
             "RNN bidirectional", "RNN sequence_lens", "RNN clip", "RNN initial_h", "GRU into LSTM",
             "activations per direction"} <= covered
     exports = {c["file"]: c["covers"] for _, c, _ in CASES if any(k.startswith("torch.onnx.export") for k in c["covers"])}
-    assert len(exports) == 6
+    assert len(exports) == 7
     # the opset-9 exports compute the recurrent node's weights with Slice / Concat and its initial states with
     # Expand; the exporter writes nn.GRU as a GRU node and nn.RNN as one RNN node per layer
     for name in ("torch_sentiment_opset9.onnx", "torch_gru_opset9.onnx"):
@@ -107,6 +107,8 @@ def test_the_recordings_cover_the_operators_and_recurrent_variants():
     (gru,) = [n for n in packed.node if n.op_type == "GRU"]
     made_by = {o: n for n in packed.node for o in n.output}
     assert made_by[gru.input[4]].op_type == "Cast" and made_by[made_by[gru.input[4]].input[0]].input[0] == "lengths"
+    # enforce_sorted=False: the batch sorted by length and put back in order
+    assert {"TopK", "Range", "ReduceProd", "ScatterElements"} <= set(exports["torch_rnn_packed_unsorted_opset17.onnx"])
 
 
 def test_auto_converts_the_whole_model_and_layers_the_lstms_only(tmp_path):
@@ -171,6 +173,61 @@ def test_what_onnxruntime_cannot_run_matches_the_reference_model(tmp_path, layou
         got = model(x, torch.from_numpy(lens))
     assert got.dtype == x.dtype
     assert_close_scaled(got, want)
+
+
+def _one_node(op, inputs, n_out=1, opset=17, **attrs):
+    values = [np.asarray(v) for v in inputs]
+    elem = {np.dtype(np.float32): TP.FLOAT, np.dtype(np.float64): TP.DOUBLE, np.dtype(np.int64): TP.INT64,
+            np.dtype(np.int32): TP.INT32}
+    names = [f"in{k}" for k in range(len(values))]
+    outs = [f"out{k}" for k in range(n_out)]
+    graph = h.make_graph([h.make_node(op, names, outs, name="the_node", **attrs)], "g",
+                         [h.make_tensor_value_info(n, elem[v.dtype], list(v.shape)) for n, v in zip(names, values)],
+                         [h.make_tensor_value_info(o, TP.UNDEFINED, None) for o in outs])
+    return _model(graph.node, list(graph.input), list(graph.output), [], opset), values
+
+
+@pytest.mark.parametrize("op, inputs, n_out, opset, attrs", [
+    # ties: the lower index first, largest and smallest, along an inner axis; k as an input (10+)
+    ("TopK", [np.array([[3., 1., 3., 2., 1.], [0., 0., 5., 5., -1.]], np.float32), np.array([3])], 2, 17, {}),
+    ("TopK", [np.array([[3., 1., 3., 2., 1.], [0., 0., 5., 5., -1.]], np.float32), np.array([4])], 2, 11,
+     {"largest": 0, "axis": 1}),
+    ("TopK", [np.array([[4, 7, 7], [2, 2, 9]], np.int64), np.array([2])], 2, 13, {"axis": 0}),
+    ("TopK", [np.array([[3., 1., 3., 2.]], np.float32)], 2, 1, {"k": 2}),                  # k an attribute
+    ("ReduceProd", [np.array([[2, 3, 4], [1, 5, 6]], np.int64)], 1, 13, {"keepdims": 0}),
+    ("ReduceProd", [np.array([[2., 3.], [4., .5]]), np.array([1])], 1, 18, {}),
+    ("ScatterElements", [np.zeros((2, 3), np.float32), np.array([[1, -1, 0]]),
+                         np.array([[5., 6., 7.]], np.float32)], 1, 13, {"axis": 0}),
+    ("ScatterElements", [np.ones((2, 3)), np.array([[2, 2], [0, 1]]), np.array([[5., 6.], [7., 8.]])], 1, 18,
+     {"axis": 1, "reduction": "mul"}),
+    ("ScatterElements", [np.ones((2, 3)), np.array([[2, 2], [0, 1]]), np.array([[5., 6.], [7., 8.]])], 1, 18,
+     {"axis": 1, "reduction": "max"}),
+    ("Range", [np.array(2, np.int64), np.array(-7, np.int64), np.array(-3, np.int64)], 1, 17, {}),
+])
+def test_sorting_and_scattering_operators_match_onnx_reference(op, inputs, n_out, opset, attrs):
+    """The operators PyTorch's export of ``pack_padded_sequence(enforce_sorted=False)`` sorts and unsorts the
+    batch with, against onnx's reference evaluator (Operators.md's semantics; onnxruntime's on the recordings:
+    torch_rnn_packed_unsorted_opset17). Float Range accumulates as onnxruntime does, which onnx.reference does
+    not: tests/legacy/test_live_onnx_models.py checks it against onnxruntime."""
+    from onnx.reference import ReferenceEvaluator
+
+    from compat.frameworks.onnx.ops import OPS
+
+    proto, values = _one_node(op, inputs, n_out, opset, **attrs)
+    want = ReferenceEvaluator(proto).run(None, {f"in{k}": v for k, v in enumerate(values)})
+    got = OPS[op]({**attrs, "__opset": opset}, *[torch.from_numpy(v) for v in values])
+    assert len(got) == n_out
+    for g, w in zip(got, want):
+        assert g.dtype == torch.from_numpy(np.asarray(w)).dtype and tuple(g.shape) == np.shape(w)
+        np.testing.assert_array_equal(g.numpy(), w)
+
+
+def test_topk_with_an_undefined_order_is_refused_by_node(tmp_path):
+    proto, _ = _one_node("TopK", [np.zeros((2, 3), np.float32), np.array([2])], 2, 17, sorted=0)
+    path = tmp_path / "topk.onnx"
+    onnx.save(proto, str(path))
+    with pytest.raises(WholeModelError, match=r"'the_node'\): attributes/sorted: TopK with sorted=0"):
+        convert(path, tmp_path / "out", model="whole")
 
 
 # ---------------------------------------------------------------------------------------------- refusals

@@ -153,3 +153,31 @@ def test_random_whole_models_against_live_onnxruntime(case, tmp_path_factory):
         got = converted(*[torch.from_numpy(v) for v in feeds.values()])
     for g, w in zip(got, want):
         assert_close_scaled(g, w)
+
+
+@settings(max_examples=40, deadline=None)
+@given(start=st.floats(-5, 5, width=32), steps=st.integers(0, 200), delta=st.floats(0.0625, 2, width=32),
+       down=st.booleans(), ties=st.lists(st.integers(0, 3), min_size=1, max_size=12))
+def test_range_and_topk_against_live_onnxruntime(start, steps, delta, down, ties):
+    """Float Range accumulates (onnxruntime's range.cc; onnx.reference computes np.arange instead), and TopK
+    breaks ties by the lower index, as onnxruntime runs them."""
+    from compat.frameworks.onnx.ops import OPS
+
+    delta = -delta if down else delta
+    limit = np.float32(start) + np.float32(steps * delta)
+    graph = h.make_graph([h.make_node("Range", ["a", "b", "c"], ["r"]),
+                          h.make_node("TopK", ["v", "k"], ["top", "at"])], "g",
+                         [h.make_tensor_value_info(n, TP.FLOAT, []) for n in "abc"]
+                         + [h.make_tensor_value_info("v", TP.FLOAT, [len(ties)]),
+                            h.make_tensor_value_info("k", TP.INT64, [1])],
+                         [h.make_tensor_value_info(n, t, None) for n, t in (("r", TP.FLOAT), ("top", TP.FLOAT),
+                                                                              ("at", TP.INT64))])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    model.ir_version = 8
+    feeds = {"a": np.array(start, np.float32), "b": np.array(limit, np.float32), "c": np.array(delta, np.float32),
+             "v": np.array(ties, np.float32), "k": np.array([len(ties)])}
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    t = {k: torch.from_numpy(v) for k, v in feeds.items()}
+    got = [*OPS["Range"]({"__opset": 17}, t["a"], t["b"], t["c"]), *OPS["TopK"]({"__opset": 17}, t["v"], t["k"])]
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g.numpy(), w)

@@ -53,21 +53,23 @@ ORACLES = {"onnx": _onnx, "onnx_rnn": _onnx_rnn}
 OPEN = 4   # every size an input leaves open: ONNX names no batch or time axis, so one size fits either
 
 
-# operators whose one run-time input reaches their output as the same integers (the lengths PyTorch's exporter
-# hands to a recurrent node's sequence_lens pass through Casts: torch.nn.utils.rnn.pack_padded_sequence)
-PASS_THROUGH = ("Cast", "Identity")
+# operators whose output 0 holds values of one of their inputs (that input's slot): the lengths PyTorch's
+# exporter hands to a recurrent node's sequence_lens pass through Casts (torch.nn.utils.rnn.pack_padded_sequence),
+# and with enforce_sorted=False through TopK's sorted values
+PASS_THROUGH = {"Cast": 0, "Identity": 0, "TopK": 0, "Gather": 0, "Reshape": 0, "Squeeze": 0, "Unsqueeze": 0}
 
 
 def model_inputs(graph, rng):
     """Random inputs the model takes: every open size :data:`OPEN`; token ids within the vocabulary of each
     ``Gather`` table an input indexes; where an input is a recurrent node's ``sequence_lens`` (directly or
-    through :data:`PASS_THROUGH` nodes), lengths from 0 to the shortest leading size of the other inputs (one
+    through :data:`PASS_THROUGH` nodes' values), lengths from 0 to the shortest leading size of the other inputs (one
     full, one empty when the batch allows); normal floats elsewhere."""
     shapes = [[OPEN if d is None else d for d in inp.shape] for inp in graph.inputs]
-    source = {}        # (node, 0) of a pass-through node -> the reference it passes on
+    source = {}        # (node, 0) of a pass-through node -> the reference whose values it passes on
     for n in graph.nodes:
-        if n.kind in PASS_THROUGH and len(n.args) == 1 and len(n.args[0]) == 1:
-            source[(n.name, 0)] = tuple(n.args[0][0])
+        slots = [j for j, s in enumerate(n.config["inputs"]) if s == "x"]
+        if n.kind in PASS_THROUGH and len(n.args) == 1 and PASS_THROUGH[n.kind] in slots:
+            source[(n.name, 0)] = tuple(n.args[0][slots.index(PASS_THROUGH[n.kind])])
 
     def origin(ref):
         ref, seen = tuple(ref), set()
