@@ -424,8 +424,11 @@ def test_emit_python_is_refused_for_onnx_before_anything_is_written(tmp_path, ca
     source = FOLDER / "sentiment_bidirectional_mean.onnx"
     assert convert_cli(source, tmp_path / "out", ["--emit-python", str(tmp_path / "m.py")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: --emit-python writes whole Keras models and Caffe nets")
+    assert err == ["error: --emit-python writes whole Keras models and Caffe nets as Python, not ONNX models: leave "
+                   "it out, and compat.convert.load(OUT) returns the whole converted model as one torch module"]
     assert not list(tmp_path.iterdir())
+    # what the message says works: the same conversion without the flag loads as the whole model
+    assert convert_cli(source, tmp_path / "out") == 0 and isinstance(load(tmp_path / "out"), GraphModel)
 
 
 # ------------------------------------------------------------------------------ the stored configuration
