@@ -175,6 +175,25 @@ def test_what_onnxruntime_cannot_run_matches_the_reference_model(tmp_path, layou
     assert_close_scaled(got, want)
 
 
+def test_a_split_node_with_a_malformed_constant_initial_state_is_refused_by_node(tmp_path, capsys):
+    """A bidirectional node split by direction whose constant initial_h does not hold two directions: the whole
+    model is refused naming the node and the input; --model auto converts the two layers alone."""
+    rng = np.random.default_rng(3)
+    proto = _one_state_model(rng, "GRU", np.float32, 0, "bidirectional",
+                             activations={"activations": ["Sigmoid", "Tanh", "Sigmoid", "Relu"]})
+    proto.graph.initializer.append(nh.from_array(np.zeros((1, 3, 3), np.float32), "h0_const"))
+    proto.graph.node[0].input[5] = "h0_const"
+    del proto.graph.input[2]
+    path = tmp_path / "m.onnx"
+    onnx.save(proto, str(path))
+    with pytest.raises(WholeModelError, match=r"node 0 \(GRU, 'rnn'\): input initial_h has shape \[1, 3, 3\]; a "
+                                              r"bidirectional node's has 2 directions on axis 0"):
+        convert(path, tmp_path / "whole", model="whole")
+    assert convert_cli(path, tmp_path / "auto") == 0
+    assert "warning: the whole model is not converted" in capsys.readouterr().err
+    assert list(load(tmp_path / "auto")) == ["rnn/forward", "rnn/reverse"]
+
+
 def _one_node(op, inputs, n_out=1, opset=17, **attrs):
     values = [np.asarray(v) for v in inputs]
     elem = {np.dtype(np.float32): TP.FLOAT, np.dtype(np.float64): TP.DOUBLE, np.dtype(np.int64): TP.INT64,
@@ -494,11 +513,16 @@ JUNK = [None, -1, 0, 1, 2 ** 40, 1e308, float("nan"), "", "a.b", "Loop", [], {},
         {"value": [1], "shape": [1], "dtype": "int64"}, "x"]
 
 
-@pytest.fixture(scope="module")
-def sealed_content(tmp_path_factory):
+# the stored graphs the property below edits: an LSTM with lengths, and PyTorch's export of an nn.RNN over
+# unsorted packed sequences (TopK, Range, ReduceProd, ScatterElements); both take token ids and lengths
+EDITED = {"lengths_clip_input_forget.onnx": torch.int32, "torch_rnn_packed_unsorted_opset17.onnx": torch.int64}
+
+
+@pytest.fixture(scope="module", params=sorted(EDITED))
+def sealed_content(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sealed")
-    convert(FOLDER / "lengths_clip_input_forget.onnx", tmp / "good", verify=False)
-    return checkpoint.read(tmp / "good", KIND, require_seal=True).materialize(allow_nonfinite=True)
+    convert(FOLDER / request.param, tmp / "good", verify=False)
+    return request.param, checkpoint.read(tmp / "good", KIND, require_seal=True).materialize(allow_nonfinite=True)
 
 
 from hypothesis import given, settings  # noqa: E402
@@ -510,7 +534,8 @@ from hypothesis import strategies as st  # noqa: E402
 def test_an_edited_onnx_graph_is_refused_with_one_error_or_loads_and_runs(sealed_content, tmp_path_factory, data):
     """Any one field of the stored graph replaced by junk, the conversion sealed again: load raises
     CheckpointError naming a field, or builds a model that runs on inputs of the declared shapes."""
-    content = copy.deepcopy(sealed_content)
+    source, content = sealed_content
+    content = copy.deepcopy(content)
     paths = [p for p, v in _paths(content["model"]) if p and not isinstance(v, torch.Tensor)]
     path = data.draw(st.sampled_from(paths))
     value = data.draw(st.sampled_from(JUNK))
@@ -526,7 +551,7 @@ def test_an_edited_onnx_graph_is_refused_with_one_error_or_loads_and_runs(sealed
         assert str(e).startswith(str(tmp)), e
         return
     ids = torch.randint(0, 25, (2, 2))
-    lengths = torch.tensor([2, 0], dtype=torch.int32)
+    lengths = torch.tensor([2, 0], dtype=EDITED[source])
     try:
         with torch.no_grad():
             model(ids, lengths)
