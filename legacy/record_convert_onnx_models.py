@@ -7,20 +7,19 @@ peepholes, clip, input_forget, activations with alpha / beta, sequence_lens with
 initial states), around GRU nodes (linear_before_reset 0 and 1, bidirectional and reverse, clip, activations
 with alpha / beta, sequence_lens with a 0, initial_h constant and given) and RNN nodes (Tanh, Relu,
 bidirectional, clip, sequence_lens), a GRU feeding an LSTM, and bidirectional GRU, RNN and LSTM nodes whose
-directions run different activations, with the operators real recurrent models are built from: an embedding as ``Gather``,
-``Transpose`` / ``Squeeze`` / ``Unsqueeze`` / ``Reshape`` / ``Flatten`` / ``Slice`` / ``Concat``,
-``MatMul`` + ``Add`` and ``Gemm``, ``ReduceMean``, ``Softmax`` / ``LogSoftmax`` (the 2-D coercion before
-opset 13), ``Tanh``; and PyTorch's own exports (``torch.onnx.export``, the TorchScript exporter) of a small
-sentiment model: opset 9 without constant folding (the LSTM's weights computed by Slice / Concat /
-Unsqueeze, initial states by Shape / Gather / Expand) and opset 14 with dynamic axes (ConstantOfShape), the
-same with a bidirectional nn.GRU (a GRU node, linear_before_reset 1), a two-layer Relu nn.RNN (two RNN
-nodes), the GRU model over ``pack_padded_sequence`` (lengths cast into the node's sequence_lens) and the RNN
-model over ``pack_padded_sequence(enforce_sorted=False)`` (TopK, Range, ReduceProd, ScatterElements).
-A float64 model without a recurrent node is recorded too; ``layout=1`` and float64 LSTMs, GRUs and RNNs are
-not: onnxruntime's CPU kernels refuse both (the converter's verification covers them against
-reference/onnx_model.py). ``expected.npz``
-holds each model's inputs and onnxruntime's outputs; ``--seed`` draws other weights and inputs (the live test
-uses it).
+directions run different activations; with the operators real recurrent models are built from: an
+embedding as ``Gather``, ``Transpose`` / ``Squeeze`` / ``Unsqueeze`` / ``Reshape`` / ``Flatten`` / ``Slice``
+/ ``Concat``, ``MatMul`` + ``Add`` and ``Gemm``, ``ReduceMean``, ``Softmax`` / ``LogSoftmax`` (the 2-D
+coercion before opset 13), ``Tanh``. And PyTorch's own exports (``torch.onnx.export``, the TorchScript
+exporter) of a small sentiment model: opset 9 without constant folding (the LSTM's weights computed by Slice
+/ Concat / Unsqueeze, initial states by Shape / Gather / Expand) and opset 14 with dynamic axes
+(ConstantOfShape), the same with a bidirectional nn.GRU (a GRU node, linear_before_reset 1), a two-layer Relu
+nn.RNN (two RNN nodes), the GRU model over ``pack_padded_sequence`` (lengths cast into the node's
+sequence_lens) and the RNN model over ``pack_padded_sequence(enforce_sorted=False)`` (TopK, Range,
+ReduceProd, ScatterElements). A float64 model without a recurrent node is recorded too; ``layout=1`` and
+float64 LSTMs, GRUs and RNNs are not: onnxruntime's CPU kernels refuse both (the converter's verification
+covers them against reference/onnx_model.py). ``expected.npz`` holds each model's inputs and onnxruntime's
+outputs; ``--seed`` draws other weights and inputs (the live test uses it).
 """
 from __future__ import annotations
 

@@ -95,7 +95,8 @@ def test_the_recordings_cover_the_operators_and_recurrent_variants():
             "GRU sequence_lens", "GRU initial_h", "GRU clip", "GRU activations", "GRU no bias", "RNN tanh", "RNN relu",
             "RNN bidirectional", "RNN sequence_lens", "RNN clip", "RNN initial_h", "GRU into LSTM",
             "activations per direction"} <= covered
-    exports = {c["file"]: c["covers"] for _, c, _ in CASES if any(k.startswith("torch.onnx.export") for k in c["covers"])}
+    exports = {c["file"]: c["covers"] for _, c, _ in CASES
+               if any(k.startswith("torch.onnx.export") for k in c["covers"])}
     assert len(exports) == 7
     # the opset-9 exports compute the recurrent node's weights with Slice / Concat and its initial states with
     # Expand; the exporter writes nn.GRU as a GRU node and nn.RNN as one RNN node per layer

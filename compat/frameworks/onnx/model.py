@@ -6,9 +6,11 @@ nodes whose outputs are constants: initializers, ``Constant`` nodes and the shap
 that old exporters compute weights with are folded (:mod:`compat.formats.onnx_fold`, bounded) into the
 nodes that read them. An ``LSTM`` node runs the conversion's LSTM of that node (the layer reader's,
 :mod:`compat.frameworks.onnx.discover`: every attribute honoured); ``GRU`` and ``RNN`` nodes run the
-conversion's GRU / RNN layer of that node where the layer reader converted one. A node of any other
-operator, of another domain, with a subgraph or with an attribute the converter does not honour refuses
-the whole model, naming the node (``--model auto`` then converts the recurrent layers alone).
+conversion's GRU / RNN layer of that node where the layer reader converted one; a bidirectional node whose
+directions run different activations runs its forward and reverse layers
+(:mod:`compat.frameworks.onnx.directions`), their outputs concatenated. A node of any other operator, of
+another domain, with a subgraph or with an attribute the converter does not honour refuses the whole
+model, naming the node (``--model auto`` then converts the recurrent layers alone).
 
 The converter's own translation, not onnx2torch's: onnx2torch imports torchvision at import time, and
 no torchvision build for the CPU torch 2.13 installs from the package registries, so it cannot run where
@@ -307,16 +309,12 @@ def _split_recurrent_node(where, label, name, node, index, values, constant, ops
     made: List[Node] = []
     parts = []
     for d, part in enumerate(part_names(node.name or f"{op}_{index}")):
-        slots, args = _recurrent_inputs(where, label, node, values, constant, direction=d)
-        roles = RECURRENT_INPUTS[op]
-        refs = iter(list(args))
+        slots, refs = _recurrent_inputs(where, label, node, values, constant, direction=d)
         args = []
-        for k, slot in enumerate(slots):
-            if slot != "x":
-                continue
-            ref = next(refs)
-            if roles[k] in ("initial_h", "initial_c"):      # this direction's row of the state
-                sliced = _module_name(f"{name}/{roles[k]}_{DIRECTIONS[d]}", taken)
+        for k, ref in zip([k for k, slot in enumerate(slots) if slot == "x"], refs):
+            if RECURRENT_INPUTS[op][k] in ("initial_h", "initial_c"):      # this direction's row of the state
+                role = RECURRENT_INPUTS[op][k]
+                sliced = _module_name(f"{name}/{role}_{DIRECTIONS[d]}", taken)
                 if opset >= 10:
                     bounds = [np.array([d], np.int64), np.array([d + 1], np.int64), np.array([layout], np.int64)]
                     config = {"op": "Slice", "opset": opset, "attributes": {}, "outputs": 1,
