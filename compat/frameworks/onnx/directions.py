@@ -76,7 +76,8 @@ def split(node: LSTMNode) -> Optional[Tuple[LSTMNode, LSTMNode]]:
 
 
 SPLIT_NOTE = ("the bidirectional {op} node {node!r} runs different activations in its two directions: converted as "
-              "two single-direction layers {parts}, each with its direction's weights (ONNX's Y and final states "
-              "concatenate them along the directions axis, forward first)")
+              "two single-direction layers {parts}, each with its direction's weights and its direction's row of "
+              "the initial states as hx (ONNX's Y and final states concatenate them along the directions axis, "
+              "forward first; their initializers are listed under the first)")
 
 __all__ = ["SPLIT_NOTE", "part_names", "split"]
