@@ -4,16 +4,22 @@
 
 Models built with onnx's helper API around LSTM nodes of every variant onnxruntime runs (directions,
 peepholes, clip, input_forget, activations with alpha / beta, sequence_lens with a length of 0, constant
-initial states), with the operators real recurrent models are built from: an embedding as ``Gather``,
-``Transpose`` / ``Squeeze`` / ``Unsqueeze`` / ``Reshape`` / ``Flatten`` / ``Slice`` / ``Concat``,
-``MatMul`` + ``Add`` and ``Gemm``, ``ReduceMean``, ``Softmax`` / ``LogSoftmax`` (the 2-D coercion before
-opset 13), ``Tanh``; and PyTorch's own exports (``torch.onnx.export``, the TorchScript exporter) of a small
-sentiment model: opset 9 without constant folding (the LSTM's weights computed by Slice / Concat /
-Unsqueeze, initial states by Shape / Gather / Expand) and opset 14 with dynamic axes (ConstantOfShape).
-A float64 model without an LSTM is recorded too; ``layout=1`` and float64 LSTMs are not: onnxruntime's CPU
-LSTM refuses both (the converter's verification covers them against reference/onnx_model.py). ``expected.npz``
-holds each model's inputs and onnxruntime's outputs; ``--seed`` draws other weights and inputs (the live test
-uses it).
+initial states), around GRU nodes (linear_before_reset 0 and 1, bidirectional and reverse, clip, activations
+with alpha / beta, sequence_lens with a 0, initial_h constant and given) and RNN nodes (Tanh, Relu,
+bidirectional, clip, sequence_lens), a GRU feeding an LSTM, and bidirectional GRU, RNN and LSTM nodes whose
+directions run different activations; with the operators real recurrent models are built from: an
+embedding as ``Gather``, ``Transpose`` / ``Squeeze`` / ``Unsqueeze`` / ``Reshape`` / ``Flatten`` / ``Slice``
+/ ``Concat``, ``MatMul`` + ``Add`` and ``Gemm``, ``ReduceMean``, ``Softmax`` / ``LogSoftmax`` (the 2-D
+coercion before opset 13), ``Tanh``. And PyTorch's own exports (``torch.onnx.export``, the TorchScript
+exporter) of a small sentiment model: opset 9 without constant folding (the LSTM's weights computed by Slice
+/ Concat / Unsqueeze, initial states by Shape / Gather / Expand) and opset 14 with dynamic axes
+(ConstantOfShape), the same with a bidirectional nn.GRU (a GRU node, linear_before_reset 1), a two-layer Relu
+nn.RNN (two RNN nodes), the GRU model over ``pack_padded_sequence`` (lengths cast into the node's
+sequence_lens) and the RNN model over ``pack_padded_sequence(enforce_sorted=False)`` (TopK, Range,
+ReduceProd, ScatterElements). A float64 model without a recurrent node is recorded too; ``layout=1`` and
+float64 LSTMs, GRUs and RNNs are not: onnxruntime's CPU kernels refuse both (the converter's verification
+covers them against reference/onnx_model.py). ``expected.npz`` holds each model's inputs and onnxruntime's
+outputs; ``--seed`` draws other weights and inputs (the live test uses it).
 """
 from __future__ import annotations
 
@@ -181,37 +187,254 @@ def float64_head(rng):
     return graph, 13, {"ids": rng.integers(0, V, (BATCH, T))}, ["float64", "ReduceSum", "Div", "Tanh"]
 
 
+def one_state_weights(rng, op, name, dirs, H, n_in, B=True):
+    """W, R (and B) of a GRU (gate blocks z, r, h) or RNN node, and its input names W, R, B."""
+    _, _, _, nh = _helpers()
+    G = 3 if op == "GRU" else 1
+    out = [nh.from_array(rng.uniform(-0.8, 0.8, (dirs, G * H, n_in)).astype(np.float32), f"{name}_W"),
+           nh.from_array(rng.uniform(-0.8, 0.8, (dirs, G * H, H)).astype(np.float32), f"{name}_R")]
+    roles = [f"{name}_W", f"{name}_R", ""]
+    if B:
+        out.append(nh.from_array(rng.uniform(-0.5, 0.5, (dirs, 2 * G * H)).astype(np.float32), f"{name}_B"))
+        roles[2] = f"{name}_B"
+    return out, roles
+
+
+def gru_sentiment_lengths(rng):
+    """ids and lengths (one of 0) -> Gather -> Transpose -> bidirectional GRU (linear_before_reset 0, clip,
+    sequence_lens, a constant initial_h) -> Y_h Transpose -> Reshape -> Gemm(transB) -> Softmax; the
+    sequence output also returned (opset 14)."""
+    onnx, TP, h, nh = _helpers()
+    V, E, H, C = 30, 5, 4, 3
+    inits, roles = one_state_weights(rng, "GRU", "gru", 2, H, E)
+    inits += [nh.from_array(f32(rng, V, E, scale=1.5), "embedding"), nh.from_array(f32(rng, 2, BATCH, H), "h0"),
+              nh.from_array(f32(rng, C, 2 * H), "dense_W"), nh.from_array(f32(rng, C), "dense_b"),
+              nh.from_array(np.array([0, -1], np.int64), "flat")]
+    nodes = [h.make_node("Gather", ["embedding", "ids"], ["emb"], name="embedding_lookup"),
+             h.make_node("Transpose", ["emb"], ["x"], perm=[1, 0, 2], name="time_major"),
+             h.make_node("GRU", ["x", *roles, "lengths", "h0"], ["Y", "Y_h"], hidden_size=H, clip=1.2,
+                         direction="bidirectional", name="bigru"),
+             h.make_node("Transpose", ["Y_h"], ["h_b"], perm=[1, 0, 2], name="batch_major"),
+             h.make_node("Reshape", ["h_b", "flat"], ["state"], name="merge_directions"),
+             h.make_node("Gemm", ["state", "dense_W", "dense_b"], ["logits"], transB=1, name="dense"),
+             h.make_node("Softmax", ["logits"], ["probs"], axis=-1, name="softmax")]
+    graph = h.make_graph(nodes, "gru_sentiment", [h.make_tensor_value_info("ids", TP.INT64, [BATCH, "steps"]),
+                                                  h.make_tensor_value_info("lengths", TP.INT32, [BATCH])],
+                         [h.make_tensor_value_info("probs", TP.FLOAT, [BATCH, C]),
+                          h.make_tensor_value_info("Y", TP.FLOAT, ["steps", 2, BATCH, H])], inits)
+    feeds = {"ids": rng.integers(0, V, (BATCH, T)), "lengths": np.array([3, 0, T], np.int32)}
+    return graph, 14, feeds, ["GRU", "GRU linear_before_reset 0", "GRU bidirectional", "GRU clip",
+                              "GRU sequence_lens", "GRU initial_h", "Gather", "Transpose", "Reshape", "Gemm",
+                              "Softmax"]
+
+
+def gru_activations_reverse(rng):
+    """X (time-major floats) and initial_h as a graph input -> a reverse GRU (linear_before_reset 1,
+    HardSigmoid / LeakyRelu with activation_alpha / activation_beta) and a forward GRU (linear_before_reset 1,
+    no bias, ScaledTanh) -> Concat of the sequences -> Squeeze -> Slice in time -> ReduceMean over time ->
+    MatMul + Add -> LogSoftmax (opset 13)."""
+    onnx, TP, h, nh = _helpers()
+    F, H, C = 3, 4, 3
+    rev, rev_roles = one_state_weights(rng, "GRU", "rev", 1, H, F)
+    fwd, fwd_roles = one_state_weights(rng, "GRU", "fwd", 1, H, F, B=False)
+    inits = rev + fwd + [nh.from_array(f32(rng, 2 * H, C), "W_out"), nh.from_array(f32(rng, C), "b_out"),
+                         nh.from_array(np.array([1], np.int64), "axis1"),
+                         nh.from_array(np.array([1], np.int64), "start"),
+                         nh.from_array(np.array([T], np.int64), "end"), nh.from_array(np.array([0], np.int64), "ax0")]
+    nodes = [h.make_node("GRU", ["X", *rev_roles, "", "h0"], ["rY"], hidden_size=H, direction="reverse",
+                         linear_before_reset=1, activations=["HardSigmoid", "LeakyRelu"],
+                         activation_alpha=[0.3, 0.2], activation_beta=[0.45], name="reverse_gru"),
+             h.make_node("GRU", ["X", *fwd_roles[:2]], ["fY", ""], hidden_size=H, linear_before_reset=1,
+                         activations=["Sigmoid", "ScaledTanh"], activation_alpha=[1.1], activation_beta=[0.8],
+                         name="forward_gru"),
+             h.make_node("Concat", ["fY", "rY"], ["both"], axis=-1, name="concat_sequences"),
+             h.make_node("Squeeze", ["both", "axis1"], ["seq"], name="drop_direction"),
+             h.make_node("Slice", ["seq", "start", "end", "ax0"], ["tail"], name="drop_first_step"),
+             h.make_node("ReduceMean", ["tail"], ["pooled"], axes=[0], keepdims=0, name="mean_over_time"),
+             h.make_node("MatMul", ["pooled", "W_out"], ["mm"], name="project"),
+             h.make_node("Add", ["mm", "b_out"], ["logits"], name="bias"),
+             h.make_node("LogSoftmax", ["logits"], ["log_probs"], axis=-1, name="log_softmax")]
+    graph = h.make_graph(nodes, "gru_activations", [h.make_tensor_value_info("X", TP.FLOAT, [T, "batch", F]),
+                                                    h.make_tensor_value_info("h0", TP.FLOAT, [1, "batch", H])],
+                         [h.make_tensor_value_info("log_probs", TP.FLOAT, ["batch", C])], inits)
+    feeds = {"X": f32(rng, T, BATCH, F, scale=1.5), "h0": f32(rng, 1, BATCH, H)}
+    return graph, 13, feeds, ["GRU", "GRU linear_before_reset 1", "GRU reverse", "GRU activations", "GRU initial_h",
+                              "GRU no bias", "Concat", "Squeeze", "Slice", "ReduceMean", "MatMul", "Add",
+                              "LogSoftmax"]
+
+
+def rnn_tanh_relu(rng):
+    """ids and lengths -> Gather -> Transpose -> a bidirectional tanh RNN (sequence_lens, one of 0) and a
+    forward Relu RNN (clip, a constant initial_h) over the same embedding -> Concat of the final states ->
+    Transpose -> Flatten -> Gemm(alpha, beta) -> Tanh; the Relu RNN's sequence through Transpose, Reshape (a 0
+    copying the batch dimension) and opset 11's Softmax (over time and units together: the 2-D coercion at
+    axis 1)."""
+    onnx, TP, h, nh = _helpers()
+    V, E, H, C = 20, 4, 3, 2
+    bi, bi_roles = one_state_weights(rng, "RNN", "birnn", 2, H, E)
+    relu, relu_roles = one_state_weights(rng, "RNN", "relu_rnn", 1, H, E)
+    inits = bi + relu + [nh.from_array(f32(rng, V, E, scale=1.5), "table"), nh.from_array(f32(rng, 1, BATCH, H), "h0"),
+                         nh.from_array(f32(rng, C, 3 * H), "head_W"), nh.from_array(f32(rng, C), "head_b"),
+                         nh.from_array(np.array([0, -1, H], np.int64), "rows")]
+    nodes = [h.make_node("Gather", ["table", "ids"], ["emb"], name="embed"),
+             h.make_node("Transpose", ["emb"], ["x"], perm=[1, 0, 2], name="to_time_major"),
+             h.make_node("RNN", ["x", *bi_roles, "lengths"], ["bY", "bY_h"], hidden_size=H,
+                         direction="bidirectional", name="tanh_rnn"),
+             h.make_node("RNN", ["x", *relu_roles, "", "h0"], ["rY", "rY_h"], hidden_size=H, activations=["Relu"],
+                         clip=2.5, name="relu_rnn"),
+             h.make_node("Concat", ["bY_h", "rY_h"], ["states"], axis=0, name="concat_states"),
+             h.make_node("Transpose", ["states"], ["states_b"], perm=[1, 0, 2], name="batch_major"),
+             h.make_node("Flatten", ["states_b"], ["flat"], axis=1, name="flatten"),
+             h.make_node("Gemm", ["flat", "head_W", "head_b"], ["pre"], transB=1, alpha=0.7, beta=1.5, name="head"),
+             h.make_node("Tanh", ["pre"], ["score"], name="tanh"),
+             h.make_node("Transpose", ["rY"], ["rY_b"], perm=[2, 1, 0, 3], name="relu_batch_major"),
+             h.make_node("Reshape", ["rY_b", "rows"], ["rows_out"], name="drop_direction"),
+             h.make_node("Softmax", ["rows_out"], ["attention"], axis=1, name="softmax_2d")]
+    graph = h.make_graph(nodes, "rnn", [h.make_tensor_value_info("ids", TP.INT64, [BATCH, T]),
+                                        h.make_tensor_value_info("lengths", TP.INT32, [BATCH])],
+                         [h.make_tensor_value_info("score", TP.FLOAT, [BATCH, C]),
+                          h.make_tensor_value_info("attention", TP.FLOAT, [BATCH, T, H])], inits)
+    feeds = {"ids": rng.integers(0, V, (BATCH, T)), "lengths": np.array([T, 2, 0], np.int32)}
+    return graph, 11, feeds, ["RNN", "RNN tanh", "RNN relu", "RNN bidirectional", "RNN sequence_lens",
+                              "RNN clip", "RNN initial_h", "Concat", "Flatten", "Gemm", "Tanh", "Softmax-11"]
+
+
+def gru_into_lstm(rng):
+    """A mixed stack: ids and lengths -> Gather -> Transpose -> GRU (linear_before_reset 1, sequence_lens) ->
+    Squeeze -> LSTM (peepholes, the same sequence_lens) -> Y_h Squeeze -> MatMul + Add -> Softmax (opset 13)."""
+    onnx, TP, h, nh = _helpers()
+    V, E, H1, H2, C = 25, 4, 5, 3, 3
+    gru, gru_roles = one_state_weights(rng, "GRU", "gru", 1, H1, E)
+    lstm, lstm_roles = lstm_weights(rng, "lstm", 1, H2, H1, P=True)
+    inits = gru + lstm + [nh.from_array(f32(rng, V, E, scale=1.5), "table"), nh.from_array(f32(rng, H2, C), "W_out"),
+                          nh.from_array(f32(rng, C), "b_out"), nh.from_array(np.array([1], np.int64), "axis1"),
+                          nh.from_array(np.array([0], np.int64), "axis0")]
+    nodes = [h.make_node("Gather", ["table", "ids"], ["emb"], name="embed"),
+             h.make_node("Transpose", ["emb"], ["x"], perm=[1, 0, 2], name="to_time_major"),
+             h.make_node("GRU", ["x", *gru_roles, "lengths"], ["gY"], hidden_size=H1, linear_before_reset=1,
+                         name="gru"),
+             h.make_node("Squeeze", ["gY", "axis1"], ["g_seq"], name="drop_gru_direction"),
+             h.make_node("LSTM", ["g_seq", *lstm_roles[:3], "lengths", "", "", lstm_roles[-1]], ["", "Y_h"],
+                         hidden_size=H2, name="lstm"),
+             h.make_node("Squeeze", ["Y_h", "axis0"], ["last"], name="drop_lstm_direction"),
+             h.make_node("MatMul", ["last", "W_out"], ["mm"], name="project"),
+             h.make_node("Add", ["mm", "b_out"], ["logits"], name="bias"),
+             h.make_node("Softmax", ["logits"], ["probs"], axis=-1, name="softmax")]
+    graph = h.make_graph(nodes, "mixed", [h.make_tensor_value_info("ids", TP.INT64, ["batch", "steps"]),
+                                          h.make_tensor_value_info("lengths", TP.INT32, ["batch"])],
+                         [h.make_tensor_value_info("probs", TP.FLOAT, ["batch", C])], inits)
+    feeds = {"ids": rng.integers(0, V, (BATCH, T)), "lengths": np.array([4, T, 0], np.int32)}
+    return graph, 13, feeds, ["GRU", "LSTM", "GRU into LSTM", "GRU linear_before_reset 1", "GRU sequence_lens",
+                              "peepholes", "sequence_lens", "Squeeze", "MatMul", "Add", "Softmax"]
+
+
+def directions_differ(rng):
+    """Bidirectional nodes whose two directions run different activations (Operators.md lists them per
+    direction; onnxruntime runs each direction with its own), opset 9: X and initial_h (a graph input) ->
+    a GRU (forward Sigmoid / Tanh, reverse HardSigmoid / Softsign) -> Transpose -> Reshape -> an RNN (forward
+    Tanh, reverse Relu, a constant initial_h) -> an LSTM (HardSigmoid / Tanh / Tanh in both directions,
+    one activation_alpha: the reverse direction's HardSigmoid takes onnxruntime's default) -> Concat of the
+    final states -> Squeeze -> Gemm -> Softmax; the GRU's Y_h also returned."""
+    onnx, TP, h, nh = _helpers()
+    F, H1, H2, H3, C = 3, 3, 2, 2, 2
+    gru, gru_roles = one_state_weights(rng, "GRU", "gru", 2, H1, F)
+    rnn, rnn_roles = one_state_weights(rng, "RNN", "rnn", 2, H2, 2 * H1)
+    lstm, lstm_roles = lstm_weights(rng, "lstm", 2, H3, 2 * H2)
+    inits = gru + rnn + lstm + [nh.from_array(f32(rng, 2, BATCH, H2), "rnn_h0"),
+                                nh.from_array(np.array([0, 0, -1], np.int64), "merge"),
+                                nh.from_array(f32(rng, C, 4 * H3), "head_W"), nh.from_array(f32(rng, C), "head_b")]
+    nodes = [h.make_node("GRU", ["X", *gru_roles, "", "h0"], ["gY", "gY_h"], hidden_size=H1,
+                         direction="bidirectional", activations=["Sigmoid", "Tanh", "HardSigmoid", "Softsign"],
+                         activation_alpha=[0.25], activation_beta=[0.45], name="gru"),
+             h.make_node("Transpose", ["gY"], ["gY_t"], perm=[0, 2, 1, 3], name="gru_directions_last"),
+             h.make_node("Reshape", ["gY_t", "merge"], ["g_seq"], name="merge_gru_directions"),
+             h.make_node("RNN", ["g_seq", *rnn_roles, "", "rnn_h0"], ["rY"], hidden_size=H2,
+                         direction="bidirectional", activations=["Tanh", "Relu"], name="rnn"),
+             h.make_node("Transpose", ["rY"], ["rY_t"], perm=[0, 2, 1, 3], name="rnn_directions_last"),
+             h.make_node("Reshape", ["rY_t", "merge"], ["r_seq"], name="merge_rnn_directions"),
+             h.make_node("LSTM", ["r_seq", *lstm_roles[:3]], ["", "lY_h", "lY_c"], hidden_size=H3,
+                         direction="bidirectional", activations=["HardSigmoid", "Tanh", "Tanh"] * 2,
+                         activation_alpha=[0.3], name="lstm"),
+             h.make_node("Concat", ["lY_h", "lY_c"], ["states"], axis=0, name="concat_states"),
+             h.make_node("Transpose", ["states"], ["states_b"], perm=[1, 0, 2], name="batch_major"),
+             h.make_node("Flatten", ["states_b"], ["flat"], axis=1, name="flatten"),
+             h.make_node("Gemm", ["flat", "head_W", "head_b"], ["logits"], transB=1, name="head"),
+             h.make_node("Softmax", ["logits"], ["probs"], axis=1, name="softmax")]
+    graph = h.make_graph(nodes, "directions", [h.make_tensor_value_info("X", TP.FLOAT, [T, BATCH, F]),
+                                               h.make_tensor_value_info("h0", TP.FLOAT, [2, BATCH, H1])],
+                         [h.make_tensor_value_info("probs", TP.FLOAT, [BATCH, C]),
+                          h.make_tensor_value_info("gY_h", TP.FLOAT, [2, BATCH, H1])], inits)
+    feeds = {"X": f32(rng, T, BATCH, F, scale=1.5), "h0": f32(rng, 2, BATCH, H1)}
+    return graph, 9, feeds, ["activations per direction", "GRU", "RNN", "LSTM", "GRU initial_h", "RNN initial_h",
+                             "Transpose", "Reshape", "Concat", "Flatten", "Gemm", "Softmax-9"]
+
+
 HELPER_MODELS = [sentiment_bidirectional_mean, lengths_clip_input_forget, activations_reverse_concat, opset9_slices,
-                 float64_head]
+                 float64_head, gru_sentiment_lengths, gru_activations_reverse, rnn_tanh_relu, gru_into_lstm,
+                 directions_differ]
 
 
-def torch_sentiment(path: Path, opset: int, fold: bool, dynamic: bool, seed: int):
-    """A small sentiment model (Embedding -> batch-first bidirectional nn.LSTM -> last step -> Linear -> softmax)
-    exported by torch.onnx.export (the TorchScript exporter)."""
+def torch_sentiment(path: Path, opset: int, fold: bool, dynamic: bool, seed: int, cell: str = "LSTM",
+                    packed: str = ""):
+    """A small sentiment model exported by torch.onnx.export (the TorchScript exporter): Embedding -> a
+    batch-first recurrent layer -> last step -> Linear -> softmax. ``cell``: ``LSTM`` (bidirectional nn.LSTM),
+    ``GRU`` (bidirectional nn.GRU: a GRU node with linear_before_reset 1) or ``RNN`` (a two-layer nn.RNN with
+    Relu: two RNN nodes with activations ["Relu"]). ``packed``: the model also takes the lengths, packs the
+    embedded sequence with ``pack_padded_sequence`` and classifies the final states (at each sequence's
+    length), and returns the padded sequence output too (the exporter needs it read): ``"sorted"`` with
+    ``enforce_sorted=True`` (the default; the exporter hands the lengths to the node's sequence_lens through
+    two Casts), ``"unsorted"`` with ``enforce_sorted=False`` (the exporter sorts the batch with TopK and
+    Gather, and puts it back in order with Range, ReduceProd and ScatterElements; two equal lengths)."""
     import torch
     from torch import nn
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
     class Sentiment(nn.Module):
         def __init__(self):
             super().__init__()
             self.embedding = nn.Embedding(50, 8)
-            self.lstm = nn.LSTM(8, 6, batch_first=True, bidirectional=True)
-            self.out = nn.Linear(12, 2)
+            if cell == "RNN":
+                layer = nn.RNN(8, 6, num_layers=2, nonlinearity="relu", batch_first=True)
+            else:
+                layer = getattr(nn, cell)(8, 6, batch_first=True, bidirectional=True)
+            setattr(self, cell.lower(), layer)     # the exported nodes are named after it ("/lstm/LSTM")
+            self.out = nn.Linear(6 if cell == "RNN" else 12, 2)
 
-        def forward(self, ids):
-            y, _ = self.lstm(self.embedding(ids))
-            return torch.softmax(self.out(y[:, -1]), dim=-1)
+        def forward(self, ids, lengths=None):
+            layer = getattr(self, cell.lower())
+            if lengths is None:
+                y, _ = layer(self.embedding(ids))
+                return torch.softmax(self.out(y[:, -1]), dim=-1)
+            y, h_n = layer(pack_padded_sequence(self.embedding(ids), lengths, batch_first=True,
+                                                enforce_sorted=packed == "sorted"))
+            h_n = h_n[0] if isinstance(h_n, tuple) else h_n              # the LSTM's (h_n, c_n)
+            last = h_n[-1] if cell == "RNN" else torch.cat([h_n[-2], h_n[-1]], -1)   # the last layer's
+            y, _ = pad_packed_sequence(y, batch_first=True, total_length=ids.shape[1])
+            return torch.softmax(self.out(last), dim=-1), y
 
     torch.manual_seed(seed)
     model = Sentiment().eval()
     ids = torch.randint(0, 50, (BATCH, T))
+    lengths = {"sorted": [T, 4, 2], "unsorted": [4, T, 4]}.get(packed)
+    inputs = (ids, torch.tensor(lengths)) if packed else (ids,)
+    names = ["ids", "lengths"][:len(inputs)]
+    outputs = ["probs", "sequence"] if packed else ["probs"]
     dynamic_axes = {"ids": {0: "batch", 1: "steps"}, "probs": {0: "batch"}} if dynamic else None
-    torch.onnx.export(model, (ids,), str(path), opset_version=opset, do_constant_folding=fold, dynamo=False,
-                      input_names=["ids"], output_names=["probs"], dynamic_axes=dynamic_axes)
-    return {"ids": ids.numpy()}, torch.__version__
+    if dynamic and packed:
+        dynamic_axes.update(lengths={0: "batch"}, sequence={0: "batch", 1: "steps"})
+    torch.onnx.export(model, inputs, str(path), opset_version=opset, do_constant_folding=fold, dynamo=False,
+                      input_names=names, output_names=outputs, dynamic_axes=dynamic_axes)
+    return {n: t.numpy() for n, t in zip(names, inputs)}, torch.__version__
 
 
-TORCH_MODELS = [("torch_sentiment_opset9", 9, False, False), ("torch_sentiment_opset14_dynamic", 14, True, True)]
+# name, opset, constant folding, dynamic axes, recurrent layer, packed sequences
+TORCH_MODELS = [("torch_sentiment_opset9", 9, False, False, "LSTM", ""),
+                ("torch_sentiment_opset14_dynamic", 14, True, True, "LSTM", ""),
+                ("torch_gru_opset9", 9, False, False, "GRU", ""),
+                ("torch_gru_opset14_dynamic", 14, True, True, "GRU", ""),
+                ("torch_rnn_relu_opset14", 14, True, True, "RNN", ""),
+                ("torch_gru_packed_opset14", 14, True, True, "GRU", "sorted"),
+                ("torch_rnn_packed_unsorted_opset17", 17, True, True, "RNN", "unsorted")]
 
 
 def main():
@@ -238,11 +461,11 @@ def main():
         path = args.out / f"{build.__name__}.onnx"
         onnx.save(model, str(path))
         jobs.append((build.__name__, path, feeds, covers))
-    for name, opset, fold, dynamic in TORCH_MODELS:
+    for name, opset, fold, dynamic, cell, packed in TORCH_MODELS:
         path = args.out / f"{name}.onnx"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            feeds, versions["torch"] = torch_sentiment(path, opset, fold, dynamic, args.seed)
+            feeds, versions["torch"] = torch_sentiment(path, opset, fold, dynamic, args.seed, cell, packed)
         ops = sorted({n.op_type for n in onnx.load(str(path)).graph.node})
         jobs.append((name, path, feeds, [f"torch.onnx.export opset {opset}", *ops]))
     for name, path, feeds, covers in jobs:

@@ -96,8 +96,9 @@ def _main(args: argparse.Namespace) -> int:
         key = frameworks.get(args.format).key if args.format else detect_format(args.source)
         kinds = frameworks.layer_kinds(key)
         if kinds and not any(k.emit for k in kinds.values()):
-            raise InputError(f"--emit-python writes whole Keras models and Caffe nets as Python; a whole {key} model loads with "
-                             "compat.convert.load(OUT)")
+            raise InputError(f"--emit-python writes whole Keras models and Caffe nets as Python, not "
+                             f"{frameworks.get(key).title}: leave it out, and compat.convert.load(OUT) returns the "
+                             "whole converted model as one torch module")
 
     print(f"compat.convert: {args.source} -> {args.to}", flush=True)
     try:

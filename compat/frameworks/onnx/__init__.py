@@ -5,6 +5,7 @@
 ``discover.py``  every ``LSTM`` node, every attribute honoured or refused; every other recurrent node and
                  every initializer accounted for
 ``gru.py``       every ``GRU`` and ``RNN`` node, every attribute honoured or refused
+``directions.py`` a bidirectional node whose directions run different activations, as its two directions
 ``model.py``     the whole model as a graph (:mod:`compat.convert.graph`): every node with its operator's
                  semantics, LSTM nodes run by the converted LSTMs, constant subgraphs folded
 ``layers.py``    the node kinds whole models are rebuilt from (their stored configurations, checked)

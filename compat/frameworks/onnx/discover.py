@@ -64,20 +64,20 @@ def discover(path, *, max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES) -> Found
     model = read_onnx(path, max_tensor_bytes=max_tensor_bytes)
     specs, items = [], []
     by_node = {}
-    for node in model.lstm_nodes:
-        spec = node_spec(node, path)
-        specs.append(spec)
-        by_node[node.name] = spec
-        items.append(SourceItem(node.name, "LSTM node", {r: tuple(t.shape) for r, t in node.tensors.items()},
-                                converted=spec, recurrent=True))
+    from compat.frameworks.onnx.directions import SPLIT_NOTE, split
     from compat.frameworks.onnx.gru import node_spec as rnn_node_spec
 
-    for node in model.rnn_nodes:
-        spec = rnn_node_spec(node, path)
-        specs.append(spec)
-        by_node[node.name] = spec
-        items.append(SourceItem(node.name, f"{node.op} node", {r: tuple(t.shape) for r, t in node.tensors.items()},
-                                converted=spec, recurrent=True))
+    for node in [*model.lstm_nodes, *model.rnn_nodes]:
+        read = node_spec if node.op == "LSTM" else rnn_node_spec
+        parts = split(node)
+        for part in parts or (node,):
+            spec = read(part, path)
+            if parts:
+                spec.notes.insert(0, SPLIT_NOTE.format(op=node.op, node=node.name, parts=[p.name for p in parts]))
+            specs.append(spec)
+            by_node.setdefault(node.name, spec)     # the node's initializers: listed under its first layer
+            items.append(SourceItem(spec.name, f"{node.op} node", {r: tuple(t.shape) for r, t in part.tensors.items()},
+                                    converted=spec, recurrent=True))
     for name, op in model.other_recurrent:
         items.append(SourceItem(name, f"{op} node", reason=f"an ONNX {op} node: a recurrent kind this converter does "
                                                            "not convert yet (its initializers are carried)",

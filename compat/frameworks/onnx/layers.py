@@ -43,16 +43,21 @@ ATTRIBUTES: Dict[str, Dict[str, str]] = {
     "ReduceMean": {"axes": "ints", "keepdims": "int", "noop_with_empty_axes": "int"},
     "ReduceSum": {"axes": "ints", "keepdims": "int", "noop_with_empty_axes": "int"},
     "ReduceMax": {"axes": "ints", "keepdims": "int", "noop_with_empty_axes": "int"},
+    "ReduceProd": {"axes": "ints", "keepdims": "int", "noop_with_empty_axes": "int"},
+    "TopK": {"k": "int", "axis": "int", "largest": "int", "sorted": "int"},
+    "Range": {},
+    "ScatterElements": {"axis": "int", "reduction": "str"},
     "Dropout": {"ratio": "float", "seed": "int"},
     "Cast": {"to": "int"},
     "Expand": {},
     "ConstantOfShape": {"value": "scalar"},
 }
 # The most inputs each operator takes, and the least
-ARITY = {"Gemm": (2, 3), "Gather": (2, 2), "Concat": (1, 1 << 10), "Slice": (1, 5), "Squeeze": (1, 2),
+ARITY = {"Gemm": (2, 3), "Gather": (2, 2), "TopK": (1, 2), "Range": (3, 3), "ScatterElements": (3, 3),
+         "ReduceProd": (1, 2), "Concat": (1, 1 << 10), "Slice": (1, 5), "Squeeze": (1, 2),
          "Unsqueeze": (1, 2), "Reshape": (2, 2), "ReduceMean": (1, 2), "ReduceSum": (1, 2), "ReduceMax": (1, 2),
          "Dropout": (1, 3), "Expand": (2, 2), **{op: (2, 2) for op in ("Add", "Sub", "Mul", "Div", "Pow", "MatMul")}}
-NODE_OUTPUTS = {"Dropout": 2}
+NODE_OUTPUTS = {"Dropout": 2, "TopK": 2}
 FLOAT_DTYPES = ("float16", "float32", "float64")
 INLINE_DTYPES = tuple(ONNX_DTYPES.values())
 
@@ -119,6 +124,13 @@ def _check_op(config: dict, error) -> None:
             raise error(f"attributes/{name}", f"expected {known[name]}, got {str(value)[:40]}")
     if op == "Cast" and attrs.get("to") not in ONNX_DTYPES:
         raise error("attributes/to", f"a data type the converter runs ({sorted(ONNX_DTYPES)})")
+    if op == "TopK" and attrs.get("sorted", 1) != 1:
+        raise error("attributes/sorted", "TopK with sorted=0 returns its values in an order the operator leaves "
+                                         "undefined; the converter runs sorted=1")
+    if op == "TopK" and "k" not in attrs and (len(config["inputs"]) < 2 or config["inputs"][1] is None):
+        raise error("inputs", "TopK needs its k (an attribute before opset 10, an input from 10)")
+    if op == "ScatterElements" and attrs.get("reduction", "none") not in ("none", "add", "mul", "max", "min"):
+        raise error("attributes/reduction", "none, add, mul, max or min")
     if op == "Concat" and "axis" not in attrs:
         raise error("attributes/axis", "Concat needs its axis")
     if op == "Slice" and config["opset"] < 10 and not {"starts", "ends"} <= set(attrs):

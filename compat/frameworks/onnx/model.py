@@ -6,9 +6,11 @@ nodes whose outputs are constants: initializers, ``Constant`` nodes and the shap
 that old exporters compute weights with are folded (:mod:`compat.formats.onnx_fold`, bounded) into the
 nodes that read them. An ``LSTM`` node runs the conversion's LSTM of that node (the layer reader's,
 :mod:`compat.frameworks.onnx.discover`: every attribute honoured); ``GRU`` and ``RNN`` nodes run the
-conversion's GRU / RNN layer of that node where the layer reader converted one. A node of any other
-operator, of another domain, with a subgraph or with an attribute the converter does not honour refuses
-the whole model, naming the node (``--model auto`` then converts the recurrent layers alone).
+conversion's GRU / RNN layer of that node where the layer reader converted one; a bidirectional node whose
+directions run different activations runs its forward and reverse layers
+(:mod:`compat.frameworks.onnx.directions`), their outputs concatenated. A node of any other operator, of
+another domain, with a subgraph or with an attribute the converter does not honour refuses the whole
+model, naming the node (``--model auto`` then converts the recurrent layers alone).
 
 The converter's own translation, not onnx2torch's: onnx2torch imports torchvision at import time, and
 no torchvision build for the CPU torch 2.13 installs from the package registries, so it cannot run where
@@ -25,9 +27,11 @@ from compat.convert.graph import MAX_NODES, GraphSpec, ModelInput, Node
 from compat.errors import InputError
 from compat.formats.onnx import OnnxModel, _attribute
 from compat.formats.onnx_fold import FOLDABLE, NotConstantError
+from compat.frameworks.onnx.directions import DIRECTIONS, part_names
 from compat.frameworks.onnx.layers import ATTRIBUTES, LAYERS, MAX_INLINE, _typed
 from compat.frameworks.onnx.ops import FLOAT_CODES, ONNX_DTYPES, RECURRENT_INPUTS, RECURRENT_OUTPUTS
 
+RECURRENT_OUTPUT_NAMES = {"LSTM": ("Y", "Y_h", "Y_c"), "GRU": ("Y", "Y_h"), "RNN": ("Y", "Y_h")}
 GRAPH_DTYPES = ("float32", "float64")
 INPUT_DTYPES = ("float32", "float64", "int32", "int64", "bool")
 
@@ -124,19 +128,22 @@ def read_model(path, model: OnnxModel, recurrent: Dict[str, object],
         for attr in node.attribute:
             if attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
                 raise OnnxModelError(f"{where}: {label}: attribute {attr.name!r} holds a subgraph")
-        if op in RECURRENT_OUTPUTS:
-            made = _recurrent_node(where, label, name, node, index, values, constant, recurrent, not_converted or {})
+        produced = {out: (name, k) for k, out in enumerate(node.output) if out}
+        if op in RECURRENT_OUTPUTS and all(n in recurrent for n in part_names(node.name or f"{op}_{index}")):
+            made = _split_recurrent_node(where, label, name, node, index, values, constant, opset, taken, produced)
+        elif op in RECURRENT_OUTPUTS:
+            made = [_recurrent_node(where, label, name, node, index, values, constant, recurrent,
+                                    not_converted or {})]
         else:
-            made = _op_node(where, label, name, node, values, constant, opset, float_types)
+            made = [_op_node(where, label, name, node, values, constant, opset, float_types)]
 
         def error(key, message, _label=label):
             return OnnxModelError(f"{where}: {_label}: {key + ': ' if key else ''}{message}")
 
-        LAYERS[op].check(made.config, error)    # what load() will check, refused here by node
-        nodes.append(made)
-        for k, out in enumerate(node.output):
-            if out:
-                values[out] = (name, k)
+        for one in made:
+            LAYERS[one.kind].check(one.config, error)    # what load() will check, refused here by node
+        nodes.extend(made)
+        values.update(produced)
     outputs = []
     for vo in graph.output:
         if vo.name not in values:
@@ -246,7 +253,25 @@ def _recurrent_node(where, label, name, node, index, values, constant, recurrent
     if spec is None:
         why = not_converted.get(spec_name) or "no recurrent converter of this version reads it"
         raise OnnxModelError(f"{where}: {label}: the {op} node is not converted ({why})")
-    roles = RECURRENT_INPUTS[op]
+    slots, args = _recurrent_inputs(where, label, node, values, constant)
+    layout, directions = _layout_and_directions(node)
+    config = {"op": op, "layout": layout, "directions": directions, "inputs": slots}
+    return Node(name, op, config, [args], {}, {}, recurrent=spec.name)
+
+
+def _layout_and_directions(node) -> Tuple[int, int]:
+    attrs = {a.name: a for a in node.attribute}
+    direction = attrs["direction"].s.decode("utf-8", "replace") if "direction" in attrs else "forward"
+    layout = int(attrs["layout"].i) if "layout" in attrs else 0
+    return layout, 2 if direction == "bidirectional" else 1
+
+
+def _recurrent_inputs(where, label, node, values, constant, direction: Optional[int] = None):
+    """A recurrent node's input slots (its weights left to the converted layer) and run-time arguments;
+    ``direction`` (0 or 1): one direction's share of constant initial states (their rows of the directions
+    axis), for a node split in two (:mod:`compat.frameworks.onnx.directions`)."""
+    roles = RECURRENT_INPUTS[node.op_type]
+    layout, _ = _layout_and_directions(node)
     slots, args = [], []
     for k, tensor_name in enumerate(node.input):
         role = roles[k]
@@ -262,14 +287,57 @@ def _recurrent_node(where, label, name, node, index, values, constant, recurrent
                                      "node and is no constant")
             if role == "X":
                 raise OnnxModelError(f"{where}: {label}: its input X is a constant")
+            if direction is not None and role in ("initial_h", "initial_c"):
+                if value.ndim != 3 or value.shape[layout] != 2:
+                    raise OnnxModelError(f"{where}: {label}: input {role} has shape {list(value.shape)}; a "
+                                         f"bidirectional node's has 2 directions on axis {layout}")
+                value = np.take(value, [direction], axis=layout)
             slots.append(_inline(where, label, k, value))
     while slots and slots[-1] is None:
         slots.pop()
-    attrs = {a.name: a for a in node.attribute}
-    direction = attrs["direction"].s.decode("utf-8", "replace") if "direction" in attrs else "forward"
-    layout = int(attrs["layout"].i) if "layout" in attrs else 0
-    config = {"op": op, "layout": layout, "directions": 2 if direction == "bidirectional" else 1, "inputs": slots}
-    return Node(name, op, config, [args], {}, {}, recurrent=spec.name)
+    return slots, args
+
+
+def _split_recurrent_node(where, label, name, node, index, values, constant, opset, taken, produced) -> List[Node]:
+    """A bidirectional node whose directions run different activations (:mod:`compat.frameworks.onnx.directions`):
+    its forward and reverse layers as two single-direction nodes on the node's inputs (a run-time initial state
+    split by a Slice of its directions axis per direction), and a Concat per output the node names, along
+    ONNX's directions axis (Y [T, D, B, H] axis 1, the states [D, B, H] axis 0; with layout=1 one axis
+    later). ``produced`` is updated to name the Concats."""
+    op = node.op_type
+    layout, _ = _layout_and_directions(node)
+    made: List[Node] = []
+    parts = []
+    for d, part in enumerate(part_names(node.name or f"{op}_{index}")):
+        slots, refs = _recurrent_inputs(where, label, node, values, constant, direction=d)
+        args = []
+        for k, ref in zip([k for k, slot in enumerate(slots) if slot == "x"], refs):
+            if RECURRENT_INPUTS[op][k] in ("initial_h", "initial_c"):      # this direction's row of the state
+                role = RECURRENT_INPUTS[op][k]
+                sliced = _module_name(f"{name}/{role}_{DIRECTIONS[d]}", taken)
+                if opset >= 10:
+                    bounds = [np.array([d], np.int64), np.array([d + 1], np.int64), np.array([layout], np.int64)]
+                    config = {"op": "Slice", "opset": opset, "attributes": {}, "outputs": 1,
+                              "inputs": ["x", *[_inline(where, label, k, b) for b in bounds]]}
+                else:
+                    config = {"op": "Slice", "opset": opset, "outputs": 1, "inputs": ["x"],
+                              "attributes": {"starts": [d], "ends": [d + 1], "axes": [layout]}}
+                made.append(Node(sliced, "Slice", config, [[ref]], {}, {}))
+                ref = [sliced, 0]
+            args.append(ref)
+        module = _module_name(f"{name}/{DIRECTIONS[d]}", taken)
+        config = {"op": op, "layout": layout, "directions": 1, "inputs": slots}
+        made.append(Node(module, op, config, [args], {}, {}, recurrent=part))
+        parts.append(module)
+    for k, out in enumerate(node.output):
+        if not out:
+            continue
+        axis = (1 if k == 0 else 0) + layout           # Y's directions axis, or the states'
+        merged = _module_name(f"{name}/{RECURRENT_OUTPUT_NAMES[op][k]}", taken)
+        config = {"op": "Concat", "opset": opset, "attributes": {"axis": axis}, "inputs": ["x", "x"], "outputs": 1}
+        made.append(Node(merged, "Concat", config, [[[parts[0], k], [parts[1], k]]], {}, {}))
+        produced[out] = (merged, 0)
+    return made
 
 
 __all__ = ["OnnxModelError", "read_model"]

@@ -4,7 +4,8 @@ Each function takes the node's attributes (a dict, defaults applied here) and it
 positional order (None for an optional input the node leaves out), and returns the node's outputs as a
 tuple. The semantics are onnx/docs/Operators.md's, per opset where they changed (``Softmax`` before 13
 flattens to 2-D at ``axis``; ``Squeeze`` / ``Unsqueeze`` / ``ReduceSum`` take their axes as an input from 13,
-``ReduceMean`` / ``ReduceMax`` from 18; ``Slice`` before 10 takes attributes). :class:`OnnxNode` is one
+``ReduceMean`` / ``ReduceMax`` / ``ReduceProd`` from 18; ``Slice`` before 10 takes attributes; ``TopK`` takes
+``k`` as an input from 10). :class:`OnnxNode` is one
 node of a converted graph: its constant inputs are buffers (floating point, in the model's dtype) or values
 in its configuration (integers, small tensors), its run-time inputs come from the graph.
 
@@ -211,6 +212,66 @@ def _cast(attrs, x, float_dtype):
     return (x.to(float_dtype if attrs["to"] in FLOAT_CODES else getattr(torch, name)),)
 
 
+def _topk(attrs, x, k=None):
+    """Operators.md TopK: the k largest (``largest=0``: smallest) along ``axis``, sorted, with their int64
+    indices; "given two equivalent values ... the element with the lower index will appear first" (a stable
+    sort). ``k`` is an attribute before opset 10, an input from 10; ``sorted=0`` (an order left undefined) is
+    refused by the reader."""
+    axis = _axis(attrs.get("axis", -1), x.dim())
+    k = attrs["k"] if k is None else _ints(k)[0]
+    if not 0 <= k <= x.shape[axis]:
+        raise ValueError(f"TopK: k={k} is outside [0, {x.shape[axis]}] for axis {axis}")
+    values, indices = torch.sort(x, dim=axis, descending=bool(attrs.get("largest", 1)), stable=True)
+    return values.narrow(axis, 0, k), indices.narrow(axis, 0, k)
+
+
+MAX_RANGE = 1 << 24
+
+
+def _range(attrs, start, limit, delta):
+    """Operators.md Range: max(ceil((limit - start) / delta), 0) values, each the previous plus delta (the
+    operator's function body accumulates, as onnxruntime's range.cc does: for floating types that is not
+    start + i * delta)."""
+    a, b, d = (t.reshape(()).item() for t in (start, limit, delta))
+    if d == 0:
+        raise ValueError("Range: a delta of 0")
+    n = max(int(np.ceil((b - a) / d)), 0)
+    if n > MAX_RANGE:
+        raise ValueError(f"Range: {n:,} values; the converted model makes at most {MAX_RANGE:,}")
+    if not start.dtype.is_floating_point:
+        return (torch.arange(a, a + n * d, d, dtype=start.dtype, device=start.device)[:n],)
+    values = np.empty(n, dtype=str(start.dtype).removeprefix("torch."))
+    value = values.dtype.type(a)
+    for i in range(n):
+        values[i] = value
+        value = values.dtype.type(value + values.dtype.type(d))
+    return (torch.from_numpy(values).to(start.device),)
+
+
+def _reduce_prod(x, dims, keep):
+    for d in reversed(dims):
+        x = x.prod(d, keepdim=keep)
+    return x
+
+
+_SCATTER_REDUCTIONS = {"add": "sum", "mul": "prod", "max": "amax", "min": "amin"}
+
+
+def _scatter_elements(attrs, data, indices, updates):
+    """Operators.md ScatterElements: ``output[indices[i][j]][j] = updates[i][j]`` along ``axis`` (negative
+    indices count from the end); ``reduction`` (opset 16, 18) combines with the existing value. With
+    reduction none and repeated indices the operator leaves the result undefined."""
+    axis = _axis(attrs.get("axis", 0), data.dim())
+    n = data.shape[axis]
+    idx = torch.where(indices < 0, indices + n, indices).long()
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= n):
+        raise IndexError(f"ScatterElements: an index is out of range for axis {axis} of size {n}")
+    reduction = attrs.get("reduction", "none")
+    if reduction == "none":
+        return (data.scatter(axis, idx, updates),)
+    return (data.scatter_reduce(axis, idx, updates, _SCATTER_REDUCTIONS[reduction], include_self=True),)
+
+
 OPS: Dict[str, Callable[..., Tuple[Tensor, ...]]] = {
     "Identity": lambda attrs, x: (x,),
     "Add": _binary(torch.add), "Sub": _binary(torch.sub), "Mul": _binary(torch.mul), "Div": _binary(_div),
@@ -229,6 +290,8 @@ OPS: Dict[str, Callable[..., Tuple[Tensor, ...]]] = {
     "ReduceMean": _reduce(lambda x, d, k: x.mean(d, keepdim=k), 18),
     "ReduceSum": _reduce(lambda x, d, k: x.sum(d, keepdim=k), 13),
     "ReduceMax": _reduce(_reduce_max, 18),
+    "ReduceProd": _reduce(_reduce_prod, 18),
+    "TopK": _topk, "Range": _range, "ScatterElements": _scatter_elements,
     "Dropout": _dropout,
     "Expand": _expand,
     "Cast": _cast, "ConstantOfShape": _constant_of_shape,    # these two take the model's float dtype

@@ -53,12 +53,31 @@ ORACLES = {"onnx": _onnx, "onnx_rnn": _onnx_rnn}
 OPEN = 4   # every size an input leaves open: ONNX names no batch or time axis, so one size fits either
 
 
+# operators whose output 0 holds values of one of their inputs (that input's slot): the lengths PyTorch's
+# exporter hands to a recurrent node's sequence_lens pass through Casts (torch.nn.utils.rnn.pack_padded_sequence),
+# and with enforce_sorted=False through TopK's sorted values
+PASS_THROUGH = {"Cast": 0, "Identity": 0, "TopK": 0, "Gather": 0, "Reshape": 0, "Squeeze": 0, "Unsqueeze": 0}
+
+
 def model_inputs(graph, rng):
     """Random inputs the model takes: every open size :data:`OPEN`; token ids within the vocabulary of each
-    ``Gather`` table an input indexes; where an input is a recurrent node's ``sequence_lens``, lengths from 0
-    to the shortest leading size of the other inputs (one full, one empty when the batch allows); normal
-    floats elsewhere."""
+    ``Gather`` table an input indexes; where an input is a recurrent node's ``sequence_lens`` (directly or
+    through :data:`PASS_THROUGH` nodes' values), lengths from 0 to the shortest leading size of the other inputs (one
+    full, one empty when the batch allows); normal floats elsewhere."""
     shapes = [[OPEN if d is None else d for d in inp.shape] for inp in graph.inputs]
+    source = {}        # (node, 0) of a pass-through node -> the reference whose values it passes on
+    for n in graph.nodes:
+        slots = [j for j, s in enumerate(n.config["inputs"]) if s == "x"]
+        if n.kind in PASS_THROUGH and len(n.args) == 1 and PASS_THROUGH[n.kind] in slots:
+            source[(n.name, 0)] = tuple(n.args[0][slots.index(PASS_THROUGH[n.kind])])
+
+    def origin(ref):
+        ref, seen = tuple(ref), set()
+        while ref in source and ref not in seen:
+            seen.add(ref)
+            ref = source[ref]
+        return ref[0]
+
     roles = []
     for inp in graph.inputs:
         vocab, lengths = None, False
@@ -66,12 +85,15 @@ def model_inputs(graph, rng):
             slots = [j for j, s in enumerate(n.config["inputs"]) if s == "x"]
             for arg in n.args:
                 for k, ref in enumerate(arg):
-                    if ref[0] != inp.name or k >= len(slots):
+                    if k >= len(slots):
+                        continue
+                    if n.kind in ("LSTM", "GRU", "RNN") and slots[k] == 4 and origin(ref) == inp.name:
+                        lengths = True
+                    if ref[0] != inp.name:
                         continue
                     if n.kind == "Gather" and slots[k] == 1 and isinstance(n.config["inputs"][0], dict):
                         rows = n.config["inputs"][0]["shape"][n.config["attributes"].get("axis", 0)]
                         vocab = rows if vocab is None else min(vocab, rows)
-                    lengths |= n.kind in ("LSTM", "GRU", "RNN") and slots[k] == 4
         roles.append((vocab, lengths))
     steps = min([d for s, (_, lengths) in zip(shapes, roles) if not lengths for d in s[:2]] or [OPEN])
     out = []
