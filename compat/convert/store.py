@@ -57,8 +57,9 @@ MAX_LAYERS = 1 << 10
 ENTRY = ("name", "source_format", "variant", "module", "why", "input_size", "hidden_size", "proj_size",
          "num_layers", "bidirectional", "bias", "batch_first", "peepholes", "dtype", "options", "keras",
          "forget_bias_folded", "not_in_file", "notes", "weights")
-# written since GRUs and simple RNNs convert; an entry without it (an older conversion) is an LSTM
-ENTRY_OPTIONAL = ("cell",)
+# written since GRUs and simple RNNs convert; an entry without it (an older conversion) is an LSTM; and
+# "module_config", the registered module class's own keywords (LSTMSpec.module_config), written when it has any
+ENTRY_OPTIONAL = ("cell", "module_config")
 
 
 class NonFiniteWeightsError(InputError, ValueError):
@@ -102,6 +103,7 @@ def _entry(spec: LSTMSpec) -> dict:
         "keras": keras, "forget_bias_folded": spec.forget_bias,
         "not_in_file": [{"what": u.what, "value": u.value, "assumed": u.assumed, "loud": u.loud} for u in spec.unknowns],
         "notes": list(spec.notes), "weights": weights,
+        **({"module_config": dict(spec.module_config)} if spec.module_config else {}),
     }
 
 
@@ -143,6 +145,8 @@ def _build(entry: dict, device=None) -> nn.Module:
                   bidirectional=entry["bidirectional"], device=device, dtype=dtype)
     kind = entry["module"]
     cell = entry.get("cell", "lstm")
+    if entry.get("module_config") and frameworks.module_class(kind) is None:
+        raise ValueError(f"module_config is for a module class a framework registered, not {kind}")
     if cell != "lstm":
         return _build_gru_rnn(entry, cell, common, device, dtype)
     if kind == TORCH_LSTM:
@@ -154,7 +158,8 @@ def _build(entry: dict, device=None) -> nn.Module:
 
     # compat.lstm.LSTM, or the module class a framework registered (the Keras layer's output settings with it)
     cls = LSTM if kind == CORE_LSTM else frameworks.module_class(kind)
-    return cls(**common, peepholes=entry["peepholes"], **(entry["keras"] or {}), **options)
+    return cls(**common, peepholes=entry["peepholes"], **(entry["keras"] or {}), **options,
+               **entry.get("module_config", {}))
 
 
 def _stored_activation(a):
@@ -181,7 +186,7 @@ def _build_gru_rnn(entry: dict, cell: str, common: dict, device, dtype) -> nn.Mo
             options["activations"] = tuple(_stored_activation(a) for a in options["activations"])
     else:
         options["nonlinearity"] = _stored_activation(options.get("nonlinearity", "tanh"))
-    return cls(**common, **(entry["keras"] or {}), **options)
+    return cls(**common, **(entry["keras"] or {}), **options, **entry.get("module_config", {}))
 
 
 def _check_options(f: Fields, options: dict, field: str, bidirectional: bool, cell: str = "lstm") -> None:
@@ -263,6 +268,12 @@ def _check_entry(f: Fields, e, field: str) -> dict:
         f.bool(u["loud"], f"{field}/not_in_file/{k}/loud")
     options = f.dict(e["options"], f"{field}/options")
     _check_options(f, options, f"{field}/options", e["bidirectional"], cell)
+    # the module class's own keywords: plain JSON values here, their meaning checked by the class (below)
+    for key, value in f.dict(e.get("module_config", {}), f"{field}/module_config").items():
+        f.str(key, f"{field}/module_config", max_length=64)
+        if key in options or key in ENTRY or type(value) not in (int, float, str, bool):
+            raise f.error(f"{field}/module_config/{key}", "expected a keyword of the module class with a number, "
+                                                          "string or boolean value")
     if cell != "lstm" and (e["peepholes"] or e["proj_size"]):
         raise f.error(field, f"a {cell} has no peepholes or projection")
     if e["keras"] is not None:
