@@ -35,6 +35,10 @@ final_hidden_state if seq_len == 0"); the core, as TF's ``dynamic_rnn``, returns
 there. This module zeroes those columns. ONNX's ``Y`` is ``[T, directions, B, H]`` (``[B, T, directions,
 H]`` with ``layout=1``): ``output.reshape(T, B, directions, H).transpose(1, 2)`` gives it; with ``layout=1``
 ONNX's initial and final states are ``[B, directions, H]``, the module's ``[directions, B, H]``.
+
+:class:`CaffeLSTM` and :class:`CaffeRNN`, BVLC Caffe's ``LSTM`` and ``RNN`` layers: ``cont`` (0 restarts a
+stream), the RNN's output layer, and a static input (``static_size``, ``weight_static``, ``x_static=``: Caffe's
+third bottom, its projection added to every step's input transform).
 """
 from __future__ import annotations
 

@@ -227,7 +227,7 @@ class LSTMSpec:
         if self.onnx_lengths:
             reasons.append("onnxruntime's zero final state for an empty sequence (sequence_lens)")
         if self.extra:
-            reasons.append(f"the layer's own computation beyond the recurrence ({', '.join(sorted(self.extra))})")
+            reasons.append(f"the layer's parameters beyond the recurrence ({', '.join(sorted(self.extra))})")
         return reasons
 
     def _gru_rnn_reasons(self) -> List[str]:

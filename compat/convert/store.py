@@ -20,7 +20,8 @@ conversion leaves the previous pair intact (compat/checkpoint.py). The tensor fi
 configuration's digest (the LSTMs' settings, the items, the carried tensors' list and the model's graph
 alike), so the manifest's SHA-256 of the tensor file covers the settings as well as the tensors. :func:`load`
 and :func:`load_carried` check the seal, every setting's type and range (finite positive clips, known
-activations, formats, modules and masked outputs), every item's fields, the graph (every node's kind
+activations, formats, modules and masked outputs; a registered module class's own keywords, ``module_config``,
+by the class), every item's fields, the graph (every node's kind
 registered by its framework's package, every config through that kind, every reference to an earlier node),
 and every tensor's name, shape and dtype against the module or item it belongs to before reading any tensor
 data. Conversions of version 2 (no ``model``) load as they did.

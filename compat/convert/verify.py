@@ -7,7 +7,8 @@ file (or the command line) states them; the module is built from the written fil
 the run-time forget bias, the semantics options and the way each framework returns its outputs, end to
 end. The inputs: random sequences, a random initial state, and where the source has them, random lengths
 (TF ``sequence_length``, ONNX ``sequence_lens``, zero included where the module takes it) or a random
-mask with holes and masked first steps (Keras). Each LSTM is run twice: in float64 (the mapping itself;
+mask with holes and masked first steps (Keras), and a random static input for a module that takes one
+(Caffe's ``x_static``). Each LSTM is run twice: in float64 (the mapping itself;
 tolerance 1e-10) and in the file's dtype (the converted module as it will run; float32 1e-5). Reported:
 the largest absolute difference over the outputs and the final states.
 
