@@ -141,11 +141,13 @@ def test_static_input_whole_net_emits_python_that_predicts_the_same(tmp_path, ki
 
 
 # ------------------------------------------------------------------------------------------------ hostile files
-@pytest.mark.parametrize("kind, blob, index", [("LSTM", "W_xc_static", 2), ("RNN", "W_xh_static", 2)])
-def test_a_static_blob_of_the_wrong_shape_is_refused_naming_layer_and_blob(tmp_path, kind, blob, index):
+@pytest.mark.parametrize("kind, blob", [("LSTM", "W_xc_static"), ("RNN", "W_xh_static")])
+@pytest.mark.parametrize("shape", ["rows", "no columns", "3-D"])
+def test_a_static_blob_of_the_wrong_shape_is_refused_naming_layer_and_blob(tmp_path, kind, blob, shape):
     rng = np.random.default_rng(1)
     blobs = _layer_blobs(rng, kind, 3, 2, 4)
-    blobs[index] = rng.uniform(-1, 1, (blobs[index].shape[0] + 1, 2)).astype(np.float32)
+    rows = blobs[2].shape[0]
+    blobs[2] = np.zeros({"rows": (rows + 1, 2), "no columns": (rows, 0), "3-D": (rows, 2, 1)}[shape], np.float32)
     write_caffemodel(tmp_path / "m.caffemodel", {"rec": (kind, blobs)})
     with pytest.raises(InputError, match=f"layer 'rec' \\({kind}\\): {blob} has shape"):
         convert(tmp_path / "m.caffemodel", tmp_path / "out")

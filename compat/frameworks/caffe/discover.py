@@ -145,8 +145,8 @@ def discover(path, *, prototxt: Optional[str] = None, weights: Optional[str] = N
                         unknowns=[Unknown(*unknown)], source=[({"W_x": wx, "W_h": wh, "b": b},)],
                         oracle="caffe" if ltype == "LSTM" else "junhyukoh")
         if static is not None:
-            _static_input(spec, static, CAFFE_LSTM, "W_xc_static", layouts.permute_gates(static, "ifog",
-                                                                                         layouts.CANONICAL_ORDER))
+            _static_input(spec, where, static, CAFFE_LSTM, "W_xc_static",
+                          layouts.permute_gates(static, "ifog", layouts.CANONICAL_ORDER))
         spec.notes.append("Caffe's tanh is 2 * sigmoid(2x) - 1: equal to tanh within rounding (the module uses "
                           "tanh; compat.lstm.LSTM(activations=('sigmoid', 'caffe_tanh', 'caffe_tanh')) computes it "
                           "Caffe's way)")
@@ -203,15 +203,19 @@ def _rnn_spec(path, name: str, blobs, declared: Dict[str, int]) -> LSTMSpec:
                     extra={"weight_ho": t["W_ho"], "bias_o": t["b_o"]})
     spec.notes.append("the layer's output is o = tanh(W_ho h + b_o) (the module returns it; h_T is the state)")
     if static_b is not None:
-        _static_input(spec, _matrix(static_b, H, f"{where}: W_xh_static").astype(dtype), CAFFE_RNN, "W_xh_static")
+        _static_input(spec, where, _matrix(static_b, H, f"{where}: W_xh_static").astype(dtype), CAFFE_RNN,
+                      "W_xh_static")
     return spec
 
 
-def _static_input(spec: LSTMSpec, static: np.ndarray, module: str, blob: str, canonical=None) -> None:
+def _static_input(spec: LSTMSpec, where: str, static: np.ndarray, module: str, blob: str, canonical=None) -> None:
     """A static input (recurrent_layer.cpp: a third bottom x_static [N, ...]; lstm_layer.cpp / rnn_layer.cpp
     ``FillUnrolledNet``: W_static x_static, an InnerProduct with axis 1 and no bias, added to every step's input
     transform): the module's ``weight_static`` (``canonical``: the rows in the core's gate order, else as
     Caffe's), its ``static_size``, the oracle's blob under Caffe's name, and the extra input."""
+    if static.shape[1] == 0:
+        raise CaffeLayerError(f"{where}: {blob} has shape {list(static.shape)}; a static input has at least one "
+                              "feature")
     spec.module = module
     spec.module_config["static_size"] = int(static.shape[1])
     spec.extra["weight_static"] = static if canonical is None else canonical
