@@ -18,6 +18,9 @@ Cases (time-major: x [T, N, ...], cont [T, N]):
   every step), its blobs W_xh, b_h, W_xh_static, W_hh, W_ho, b_o.
 - ``lstm``: ``LSTM`` with ``expose_hidden`` (h0, c0 in; h, h_T, c_T out), x with two feature axes [T, N, 2, 2]
   (the layer's x_transform InnerProduct has axis 2: the axes after N are flattened), then ``InnerProduct``.
+- ``lstm_static``: ``LSTM`` with a static input x_static [N, 2, 3] and ``expose_hidden`` (bottoms x, cont,
+  x_static, h0, c0 in recurrent_layer.cpp's order; lstm_layer.cpp: W_xc_static x_static, an InnerProduct with
+  axis 1, added to every step's gate input), its blobs W_xc, b_c, W_xc_static [4H, 6], W_hc.
 
 Written to the output folder: ``<case>.prototxt`` (the net as deployed: an ``Input`` layer, then the layers),
 ``<case>.caffemodel`` (the weights Caffe ran with) and ``expected.npz`` (``<case>/in/<blob>``,
@@ -89,6 +92,22 @@ layer {{ name: "ip" type: "InnerProduct" bottom: "h" top: "y" inner_product_para
 """,
         "weights": {"lstm": ("LSTM", [u(4 * H, 4), u(4 * H), u(4 * H, H)]), "ip": ("InnerProduct", [u(C, H), u(C)])},
         "outputs": {"h": 3, "h_T": 3, "c_T": 3, "y": 3},
+    }
+
+    # drawn after the cases above, so that their inputs and weights do not change
+    T, N, I, H = 5, 3, 3, 4
+    cont = np.ones((T, N), np.float32)
+    cont[0] = [0, 1, 0]
+    cont[3, 2] = 0
+    out["lstm_static"] = {
+        "inputs": {"x": u(T, N, I, s=1.0), "cont": cont, "x_static": u(N, 2, 3, s=1.0), "h0": u(1, N, H, s=0.9),
+                   "c0": u(1, N, H, s=0.9)},
+        "layers": f"""
+layer {{ name: "lstm" type: "LSTM" bottom: "x" bottom: "cont" bottom: "x_static" bottom: "h0" bottom: "c0"
+  top: "h" top: "h_T" top: "c_T" recurrent_param {{ num_output: {H} expose_hidden: true }} }}
+""",
+        "weights": {"lstm": ("LSTM", [u(4 * H, I), u(4 * H), u(4 * H, 6), u(4 * H, H)])},
+        "outputs": {"h": 3, "h_T": 3, "c_T": 3},
     }
     return out
 

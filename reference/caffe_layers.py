@@ -172,14 +172,16 @@ def net_forward(layers: Sequence[dict], weights: Dict[str, Sequence[np.ndarray]]
         elif t == "Split":
             out = split(b[0], len(layer["top"]))
         elif t == "LSTM":
-            # lstm_layer.cpp / recurrent_layer.cpp: bottoms x [T, N, ...], cont [T, N] (, h0, c0 with
-            # expose_hidden); blobs W_xc, b_c, W_hc
+            # lstm_layer.cpp / recurrent_layer.cpp: bottoms x [T, N, ...], cont [T, N] (, x_static [N, ...], a
+            # static input) (, h0, c0 with expose_hidden); blobs W_xc, b_c (, W_xc_static), W_hc
             H = p["num_output"]
             expose = p.get("expose_hidden", False)
-            h0 = b[2].reshape(-1, H) if expose else None
-            c0 = b[3].reshape(-1, H) if expose else None
+            static = len(b) > 2 + 2 * expose
+            h0 = b[2 + static].reshape(-1, H) if expose else None
+            c0 = b[3 + static].reshape(-1, H) if expose else None
             h, h_T, c_T, _ = lstm_forward(b[0], b[1], w[0].reshape(4 * H, -1), w[1].reshape(-1),
-                                          w[2].reshape(4 * H, H), h0, c0, caffe_tanh=True)
+                                          w[-1].reshape(4 * H, H), h0, c0, b[2] if static else None,
+                                          w[2].reshape(4 * H, -1) if static else None, caffe_tanh=True)
             out = [h] + ([h_T[None], c_T[None]] if expose else [])
         elif t == "RNN":
             # rnn_layer.cpp / recurrent_layer.cpp: bottoms x [T, N, ...], cont [T, N], then x_static [N, ...] (a

@@ -26,7 +26,8 @@ def rnn_layer(x: np.ndarray, cont: Optional[np.ndarray], blobs: Sequence[np.ndar
               x_static: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
     """The layer on x [T, N, in] with ``cont`` [T, N] (None: all ones): (o [T, N, H], h_T [N, H]).
 
-    ``blobs`` in the layer's order (:data:`BLOBS`, or :data:`BLOBS_STATIC` with ``x_static`` [N, in_static])."""
+    ``blobs`` in the layer's order (:data:`BLOBS`, or :data:`BLOBS_STATIC` with ``x_static`` [N, ...], its axes after
+    N flattened to in_static)."""
     x = np.asarray(x, dtype=np.float64)
     T, N, _ = x.shape
     names = BLOBS_STATIC if x_static is not None else BLOBS
@@ -36,7 +37,8 @@ def rnn_layer(x: np.ndarray, cont: Optional[np.ndarray], blobs: Sequence[np.ndar
     H = p["W_hh"].shape[0]
     cont = np.ones((T, N)) if cont is None else np.asarray(cont, dtype=np.float64)
     h = np.zeros((N, H)) if h0 is None else np.asarray(h0, dtype=np.float64).reshape(N, H)
-    static = 0.0 if x_static is None else np.asarray(x_static, dtype=np.float64) @ p["W_xh_static"].T
+    # W_xh_x_static: an InnerProduct with axis 1 (x_static's axes after N flattened), no bias, reshaped to [1, N, H]
+    static = 0.0 if x_static is None else np.asarray(x_static, dtype=np.float64).reshape(N, -1) @ p["W_xh_static"].T
     W_xh_x = x @ p["W_xh"].T + p["b_h"]              # the x_transform InnerProduct (axis 2), all steps at once
     o = np.empty((T, N, H))
     for t in range(T):

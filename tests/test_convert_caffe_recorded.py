@@ -6,8 +6,8 @@ each net as deployed (``<net>.prototxt``, an ``Input`` layer then the layers), t
 (``<net>.caffemodel``, encoded by protoc, not by this project) and ``expected.npz``: the inputs, the weights again
 as arrays, and the blobs Caffe's ``HDF5Output`` layers wrote in one TEST-phase ``caffe test`` forward pass. Every
 net output blob is compared, float32 and float64, at the float32 table tolerance (Caffe computes in float32);
-the layer files alone (``.caffemodel`` + ``--prototxt``) run as docs/convert.md says to run them; the emitted
-Python file predicts the same; the numpy oracles (reference/caffe_rnn.py, reference/caffe_layers.py) agree
+the layer files alone (``.caffemodel`` + ``--prototxt``) run as docs/convert.md says to run them, the LSTM and RNN
+with a static input (x_static) included; the emitted Python file predicts the same; the numpy oracles (reference/caffe_rnn.py, reference/caffe_layers.py) agree
 with every recorded blob, intermediate ones included. Provenance and regeneration: tests/golden/README.md.
 """
 from __future__ import annotations
@@ -20,19 +20,18 @@ import numpy as np
 import pytest
 import torch
 
-from compat.convert import convert, load
-from compat.errors import InputError
+from compat.convert import load
 from compat.formats.caffemodel import read_caffemodel
 from compat.formats.prototxt import parse_prototxt
-from reference import caffe_rnn
+from reference import caffe_lstm, caffe_rnn
 from reference.caffe_layers import net_forward
 from tests.convert_cases import GOLDEN_CONVERT, convert_cli
 from tests.test_convert_caffe_whole import _reference_layers
 from tests.tolerances import assert_close
 
 NETS = [("caffe_net", "sentiment"), ("caffe_net", "merges"), ("caffe_net", "stacked"), ("caffe_rnn", "rnn_stack"),
-        ("caffe_rnn", "lstm")]
-RECORDED = NETS + [("caffe_rnn", "rnn_static")]     # the converter refuses the last (a static input)
+        ("caffe_rnn", "lstm"), ("caffe_rnn", "rnn_static"), ("caffe_rnn", "lstm_static")]
+RECORDED = NETS
 
 
 def _recording(folder: str, net: str) -> Tuple[Path, Path, Dict[str, np.ndarray], Dict[str, np.ndarray],
@@ -84,9 +83,10 @@ def test_whole_net_predicts_what_caffe_computed(folder, net, tmp_path):
             assert_close(g, recorded[name], dtype=torch.float32, msg=f"{net} {name} ({dtype})")
 
 
-@pytest.mark.parametrize("net", ["merges", "stacked"])
-def test_emitted_python_predicts_what_caffe_computed(net, tmp_path):
-    proto, model, inputs, recorded, _ = _recording("caffe_net", net)
+@pytest.mark.parametrize("folder, net", [("caffe_net", "merges"), ("caffe_net", "stacked"),
+                                         ("caffe_rnn", "rnn_static"), ("caffe_rnn", "lstm_static")])
+def test_emitted_python_predicts_what_caffe_computed(folder, net, tmp_path):
+    proto, model, inputs, recorded, _ = _recording(folder, net)
     assert convert_cli(proto, tmp_path / "out", ["--weights", str(model), "--emit-python",
                                                  str(tmp_path / "net_model.py")]) == 0
     spec = importlib.util.spec_from_file_location("net_model", tmp_path / "net_model.py")
@@ -174,11 +174,37 @@ def test_rnn_oracle_agrees_with_the_recording_static_input_included():
     assert np.abs(without - recorded["o"]).max() > 0.05     # the static term matters in this recording
 
 
-def test_rnn_with_a_static_input_is_refused_by_name(tmp_path, capsys):
-    """The converter does not convert an RNN layer with a static input (x_static): it says so, naming the layer,
-    alone and as a whole net; the recording above keeps Caffe's numbers for when it does."""
-    proto, model, _, _, _ = _recording("caffe_rnn", "rnn_static")
-    with pytest.raises(InputError, match="'rnn'.*static input"):
-        convert(model, tmp_path / "a")
-    assert convert_cli(proto, tmp_path / "b", ["--weights", str(model)]) == 2
-    assert "static input" in capsys.readouterr().err
+def test_static_input_layers_alone_compute_what_caffe_computed(tmp_path):
+    """The recorded RNN and LSTM with a static input, each converted from its .caffemodel alone and run as
+    docs/convert.md says: ``module(x, hx, cont=cont, x_static=x_static)``; the LSTM's x_static is [N, 2, 3] (the
+    static InnerProduct has axis 1: flattened to 6 features) and it exposes its state (h0, c0 in; h_T, c_T out)."""
+    _, model, inputs, recorded, _ = _recording("caffe_rnn", "rnn_static")
+    assert convert_cli(model, tmp_path / "rnn") == 0
+    rnn = load(tmp_path / "rnn")["rnn"]
+    x, cont, x_static = (torch.as_tensor(inputs[k]) for k in ("x", "cont", "x_static"))
+    with torch.no_grad():
+        o, _ = rnn(x, cont=cont, x_static=x_static)
+    assert_close(o, recorded["o"], dtype=torch.float32, msg="rnn_static o")
+    _, model, inputs, recorded, _ = _recording("caffe_rnn", "lstm_static")
+    assert convert_cli(model, tmp_path / "lstm") == 0
+    lstm = load(tmp_path / "lstm")["lstm"]
+    assert lstm.static_size == 6
+    x, cont, x_static, h0, c0 = (torch.as_tensor(inputs[k]) for k in ("x", "cont", "x_static", "h0", "c0"))
+    with torch.no_grad():
+        h, (h_T, c_T) = lstm(x, (h0, c0), cont=cont, x_static=x_static)
+    for got, name in ((h, "h"), (h_T, "h_T"), (c_T, "c_T")):
+        assert_close(got, recorded[name], dtype=torch.float32, msg=f"lstm_static {name}")
+
+
+def test_lstm_oracle_agrees_with_the_recording_static_input_included():
+    """reference/caffe_lstm.py on the recorded LSTM with a static input (W_xc_static x_static added to every step's
+    gate input, lstm_layer.cpp), whose term matters in this recording."""
+    _, _, inputs, recorded, weights = _recording("caffe_rnn", "lstm_static")
+    W_xc, b_c, W_xc_static, W_hc = weights["lstm"]
+    h, h_T, c_T, _ = caffe_lstm.lstm_forward(inputs["x"], inputs["cont"], W_xc, b_c, W_hc, inputs["h0"], inputs["c0"],
+                                             inputs["x_static"], W_xc_static)
+    for got, name in ((h, "h"), (h_T[None], "h_T"), (c_T[None], "c_T")):
+        assert_close(torch.as_tensor(got), recorded[name], dtype=torch.float32, msg=name)
+    without, _, _, _ = caffe_lstm.lstm_forward(inputs["x"], inputs["cont"], W_xc, b_c, W_hc, inputs["h0"],
+                                               inputs["c0"])
+    assert np.abs(without - recorded["h"]).max() > 0.05

@@ -1,5 +1,5 @@
 """BVLC Caffe's ``RNN`` layer through the converter, against reference/caffe_rnn.py (the oracle written from
-rnn_layer.cpp): the output o = tanh(W_ho h + b_o), ``cont`` restarts, the final h; a static input is refused;
+rnn_layer.cpp): the output o = tanh(W_ho h + b_o), ``cont`` restarts, the final h, a static input (x_static);
 the prototxt's num_output is checked. A real BVLC Caffe build's outputs for the layer (stacked, ``expose_hidden``,
 fractional ``cont``, a static input) and the oracle's agreement with them: tests/test_convert_caffe_recorded.py."""
 from __future__ import annotations
@@ -52,11 +52,24 @@ def test_caffe_rnn_layer_converts_with_its_output_layer(tmp_path):
     assert_close(o32, want_o, dtype=torch.float32)
 
 
-def test_caffe_rnn_with_a_static_input_is_refused(tmp_path):
+def test_caffe_rnn_with_a_static_input_converts(tmp_path):
+    """A sixth blob, W_xh_static, third in Caffe's order: the module's weight_static, and x_static= its input."""
+    rng = np.random.default_rng(1)
+    blobs = _blobs(rng, static=True)
     path = tmp_path / "net.caffemodel"
-    write_caffemodel(path, {"rnn1": ("RNN", _blobs(np.random.default_rng(1), static=True))})
-    with pytest.raises(InputError, match="rnn1.*static input"):
-        convert(path, tmp_path / "out")
+    write_caffemodel(path, {"rnn1": ("RNN", blobs)})
+    conversion = convert(path, tmp_path / "out")
+    assert all(c.ok for c in conversion.checks), conversion.checks
+    module = load(conversion.files[0])["rnn1"].double()
+    assert torch.equal(module.weight_static, torch.from_numpy(blobs[2]).double())
+    x, x_static = rng.uniform(-1, 1, (T, N, IN)), rng.uniform(-1, 1, (N, 2))
+    cont = np.ones((T, N))
+    cont[0] = 0
+    want_o, want_h = caffe_rnn.rnn_layer(x, cont, blobs, None, x_static)
+    with torch.no_grad():
+        o, h = module(torch.from_numpy(x), cont=torch.from_numpy(cont), x_static=torch.from_numpy(x_static))
+    assert_close(o, want_o, dtype=torch.float64)
+    assert_close(h[0], want_h, dtype=torch.float64)
 
 
 def test_caffe_rnn_prototxt_num_output_is_checked(tmp_path):

@@ -86,15 +86,20 @@ def test_caffe_layers_convert_and_verify(tmp_path, capsys):
     assert_close(y2.reshape(10, -1), h2, dtype=np.float64)
 
 
-def test_caffe_static_input_is_refused(tmp_path):
+def test_caffe_static_input_weight_takes_the_gate_permutation(tmp_path):
+    """W_xc_static (Caffe's rows i, f, o, g) becomes weight_static in the module's gate order, as W_xc does."""
     from compat.formats.caffemodel import write_caffemodel
 
     rng = np.random.default_rng(4)
     wx, b, wh = _caffe_blobs(rng, 3, 2)
+    static = rng.normal(size=(12, 5)).astype(np.float32)
     path = tmp_path / "static.caffemodel"
-    write_caffemodel(path, {"lstm": ("LSTM", [wx, b, np.zeros((12, 5), np.float32), wh])})
-    with pytest.raises(InputError, match="static input"):
-        discover(path)
+    write_caffemodel(path, {"lstm": ("LSTM", [wx, b, static, wh])})
+    (spec,) = discover(path).specs
+    H = 3
+    i, f, o, g = (static[k * H:(k + 1) * H] for k in range(4))
+    assert np.array_equal(spec.extra["weight_static"], np.concatenate([i, f, g, o]))
+    assert spec.module_config == {"static_size": 5}
 
 
 # ------------------------------------------------------------------------------------------- the output

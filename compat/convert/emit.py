@@ -101,6 +101,7 @@ def _recurrent_source(entry: dict) -> dict:
         for k, v in entry["options"].items():
             v = tuple(tuple(a) if isinstance(a, list) else a for a in v) if k == "activations" else v
             opts.append(f"{k}={v!r}")
+        opts += [f"{k}={v!r}" for k, v in entry.get("module_config", {}).items()]   # the class's own keywords
         if kind == "compat.lstm.LSTM":
             ctor, imports = "LSTM", ["from compat.lstm import LSTM"]
         else:

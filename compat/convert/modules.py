@@ -35,6 +35,10 @@ final_hidden_state if seq_len == 0"); the core, as TF's ``dynamic_rnn``, returns
 there. This module zeroes those columns. ONNX's ``Y`` is ``[T, directions, B, H]`` (``[B, T, directions,
 H]`` with ``layout=1``): ``output.reshape(T, B, directions, H).transpose(1, 2)`` gives it; with ``layout=1``
 ONNX's initial and final states are ``[B, directions, H]``, the module's ``[directions, B, H]``.
+
+:class:`CaffeLSTM` and :class:`CaffeRNN`, BVLC Caffe's ``LSTM`` and ``RNN`` layers: ``cont`` (0 restarts a
+stream), the RNN's output layer, and a static input (``static_size``, ``weight_static``, ``x_static=``: Caffe's
+third bottom, its projection added to every step's input transform).
 """
 from __future__ import annotations
 
@@ -47,6 +51,7 @@ from torch.nn.utils.rnn import PackedSequence
 from torch import nn
 
 from compat.gru import GRU
+from compat.layers.caffe import CaffeLayerShapeError
 from compat.lstm import LSTM, State
 from compat.simple_rnn import RNN
 from compat.convert.spec import MASKED_OUTPUTS, MERGE_MODES
@@ -263,20 +268,113 @@ class KerasSimpleRNN(_KerasOneState, RNN):
         self._keras_init(go_backwards, masked_output, merge_mode, keras_dropout)
 
 
+MAX_STATIC_SIZE = 1 << 24
+
+
+def _static_size(static_size) -> int:
+    if type(static_size) is not int or not 0 <= static_size <= MAX_STATIC_SIZE:
+        raise ValueError(f"static_size is the static input's feature count, an integer in [0, {MAX_STATIC_SIZE}]; "
+                         f"got {static_size!r}")
+    return static_size
+
+
+def _one_forward_layer(module, what: str) -> None:
+    if module.num_layers != 1 or module.bidirectional or module.direction != "forward":
+        raise ValueError(f"Caffe's {what} layer is one forward layer")
+
+
+def _with_static(module, x, x_static, weights: list) -> tuple:
+    """Caffe's static input (lstm_layer.cpp and rnn_layer.cpp ``FillUnrolledNet``: the InnerProduct
+    ``W_xc_x_static`` / ``W_xh_x_static`` of x_static with axis 1 and no bias, reshaped to [1, N, G * H] and added
+    by every step's Eltwise SUM to W_hc h_conted + W_xc x_t + b): x_static [N, ...], flattened from axis 1,
+    appended to every step's features and ``weight_static`` to the first layer's ``weight_ih`` columns, so that
+    the core's one input transform computes W_xc x_t + W_static x_static. Returns ``(x, weights)``; without a
+    static input, as given. (One dot product instead of Caffe's two sums: the same to float32 rounding.)"""
+    if not module.static_size:
+        if x_static is not None:
+            raise CaffeLayerShapeError("x_static: this layer was converted without a static input (static_size 0)")
+        return x, weights
+    if x_static is None:
+        raise CaffeLayerShapeError(f"x_static: this layer has a static input; pass x_static= [N, "
+                                   f"{module.static_size}] (Caffe's third bottom)")
+    if isinstance(x, PackedSequence) or x.dim() != 3:
+        raise CaffeLayerShapeError("x: a layer with a static input takes a padded [T, N, in] tensor")
+    T, N = (x.shape[1], x.shape[0]) if module.batch_first else (x.shape[0], x.shape[1])
+    if x_static.dim() < 1 or x_static.shape[0] != N:
+        raise CaffeLayerShapeError(f"x_static has shape {list(x_static.shape)}; its first axis must be the "
+                                   f"{N} streams of x (recurrent_layer.cpp LayerSetUp)")
+    xs = x_static.reshape(N, -1).to(x.dtype)
+    if xs.shape[1] != module.static_size:
+        raise CaffeLayerShapeError(f"x_static has {xs.shape[1]} features (shape {list(x_static.shape)}); the static "
+                                   f"weight takes {module.static_size}")
+    steps = xs.unsqueeze(1).expand(N, T, -1) if module.batch_first else xs.unsqueeze(0).expand(T, N, -1)
+    first = weights[0]
+    weights = [first._replace(weight_ih=torch.cat([first.weight_ih, module.weight_static], 1))] + list(weights[1:])
+    return torch.cat([x, steps], 2), weights
+
+
+class CaffeLSTM(LSTM):
+    """BVLC Caffe's ``LSTM`` layer with a static input (src/caffe/layers/lstm_layer.cpp ``FillUnrolledNet``):
+    :class:`compat.lstm.LSTM` plus ``weight_static`` [4H, static_size] (Caffe's ``W_xc_static``, its rows in the
+    core's gate order i, f, g, o as ``weight_ih``'s), whose product with x_static [N, ...] is added to every
+    step's gate input. ``forward(x, hx=None, *, cont=None, x_static=None)`` with x [T, N, in], Caffe's ``cont``
+    [T, N] and x_static [N, static_size] (Caffe's bottoms in order) returns ``(h, (h_T, c_T))``."""
+
+    def __init__(self, input_size: int, hidden_size: int, *args, static_size: int = 0, device=None, dtype=None,
+                 **kwargs):
+        super().__init__(input_size, hidden_size, *args, device=device, dtype=dtype, **kwargs)
+        _one_forward_layer(self, "LSTM")
+        self.static_size = _static_size(static_size)
+        if self.static_size:
+            self.weight_static = nn.Parameter(torch.empty(4 * hidden_size, self.static_size, device=device,
+                                                          dtype=dtype))
+
+    def forward(self, x, hx: Optional[State] = None, *, cont: Optional[Tensor] = None,
+                x_static: Optional[Tensor] = None, kernel: str = "auto", **kwargs):
+        if not self.static_size and x_static is None:
+            return super().forward(x, hx, cont=cont, kernel=kernel, **kwargs)
+        from compat.lstm import lstm
+
+        x, weights = _with_static(self, x, x_static, self.layer_weights())
+        return lstm(x, weights, hx, cont=cont, batch_first=self.batch_first, dropout=self.dropout,
+                    dropout_placement=self.dropout_placement, training=self.training, kernel=kernel,
+                    direction=self.direction, cell=self.cell, **kwargs)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", static_size={self.static_size}"
+
+
 class CaffeRNN(RNN):
     """BVLC Caffe's ``RNN`` layer (src/caffe/layers/rnn_layer.cpp ``RNNLayer::FillUnrolledNet``): a tanh simple RNN,
-    ``h_t = tanh(W_hh (cont_t h_{t-1}) + W_xh x_t + b_h)``, whose *output* is ``o_t = tanh(W_ho h_t + b_o)``.
-    :class:`compat.simple_rnn.RNN` (``weight_ih_l0`` = W_xh, ``bias_ih_l0`` = b_h, ``weight_hh_l0`` = W_hh,
-    ``bias_hh_l0`` zero) plus ``weight_ho`` [H, H] and ``bias_o`` [H]; ``forward(x, hx=None, *, cont=None)`` with x
-    [T, N, in] and Caffe's ``cont`` [T, N] returns ``(o, h_T)``; ``hx`` is ``h_0`` as [1, N, H]."""
+    ``h_t = tanh(W_hh (cont_t h_{t-1}) + W_xh x_t + b_h [+ W_xh_static x_static])``, whose *output* is
+    ``o_t = tanh(W_ho h_t + b_o)``. :class:`compat.simple_rnn.RNN` (``weight_ih_l0`` = W_xh, ``bias_ih_l0`` = b_h,
+    ``weight_hh_l0`` = W_hh, ``bias_hh_l0`` zero) plus ``weight_ho`` [H, H] and ``bias_o`` [H], and with
+    ``static_size`` > 0 ``weight_static`` [H, static_size] (W_xh_static); ``forward(x, hx=None, *, cont=None,
+    x_static=None)`` with x [T, N, in], Caffe's ``cont`` [T, N] and x_static [N, static_size] returns ``(o, h_T)``;
+    ``hx`` is ``h_0`` as [1, N, H]."""
 
-    def __init__(self, input_size: int, hidden_size: int, *args, device=None, dtype=None, **kwargs):
+    def __init__(self, input_size: int, hidden_size: int, *args, static_size: int = 0, device=None, dtype=None,
+                 **kwargs):
         super().__init__(input_size, hidden_size, *args, device=device, dtype=dtype, **kwargs)
-        if self.num_layers != 1 or self.bidirectional:
-            raise ValueError("Caffe's RNN layer is one forward layer")
+        _one_forward_layer(self, "RNN")
         self.weight_ho = nn.Parameter(torch.empty(hidden_size, hidden_size, device=device, dtype=dtype))
         self.bias_o = nn.Parameter(torch.empty(hidden_size, device=device, dtype=dtype))
+        self.static_size = _static_size(static_size)
+        if self.static_size:
+            self.weight_static = nn.Parameter(torch.empty(hidden_size, self.static_size, device=device, dtype=dtype))
 
-    def forward(self, x, hx=None, *, cont=None, **kwargs):
-        h, h_n = super().forward(x, hx, cont=cont, **kwargs)
+    def forward(self, x, hx=None, *, cont=None, x_static=None, kernel=None, **kwargs):
+        if not self.static_size and x_static is None:
+            h, h_n = super().forward(x, hx, cont=cont, kernel=kernel, **kwargs)
+        else:
+            from compat.recurrent.frontend import run_family
+
+            x, weights = _with_static(self, x, x_static, self.layer_weights())
+            h, h_n = run_family(self.family, self.cell, x, weights, hx, cont=cont, mask=None, lengths=None,
+                                batch_first=self.batch_first, direction=self.direction, dropout=self.dropout,
+                                dropout_placement=self.dropout_placement, training=self.training, past_end=None,
+                                kernel=kernel)
         return torch.tanh(torch.nn.functional.linear(h, self.weight_ho, self.bias_o)), h_n
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", static_size={self.static_size}"

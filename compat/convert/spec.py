@@ -47,6 +47,7 @@ ONNX_LSTM = "compat.convert.modules.OnnxLSTM"
 ONNX_GRU = "compat.convert.modules.OnnxGRU"
 KERAS_GRU = "compat.convert.modules.KerasGRU"
 CAFFE_RNN = "compat.convert.modules.CaffeRNN"
+CAFFE_LSTM = "compat.convert.modules.CaffeLSTM"
 KERAS_RNN = "compat.convert.modules.KerasSimpleRNN"
 ONNX_RNN = "compat.convert.modules.OnnxRNN"
 
@@ -125,6 +126,9 @@ class LSTMSpec:
     # parameters of the module beyond the recurrence, by their names in it (Caffe RNN's output layer: weight_ho,
     # bias_o); a module class registered by the framework (``module``) holds them
     extra: Dict[str, np.ndarray] = field(default_factory=dict)
+    # keywords of that registered module class's constructor beyond the recurrence's (JSON numbers and strings;
+    # the class checks them): Caffe's static input, ``static_size``
+    module_config: Dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -225,6 +229,8 @@ class LSTMSpec:
             reasons.append(f"Keras's masks (masked steps output {self.keras.masked_output.replace('_', ' ')})")
         if self.onnx_lengths:
             reasons.append("onnxruntime's zero final state for an empty sequence (sequence_lens)")
+        if self.extra:
+            reasons.append(f"the layer's parameters beyond the recurrence ({', '.join(sorted(self.extra))})")
         return reasons
 
     def _gru_rnn_reasons(self) -> List[str]:
@@ -247,10 +253,7 @@ class LSTMSpec:
             reasons.append(f"clip on the pre-activations={opts['clip']}")
         if opts.get("direction") == "reverse":
             reasons.append("a reverse-only layer")
-        reasons += self._output_reasons()
-        if self.extra:
-            reasons.append(f"the layer's own output computation ({', '.join(sorted(self.extra))})")
-        return reasons
+        return reasons + self._output_reasons()
 
     @property
     def module_kind(self) -> str:

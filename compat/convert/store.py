@@ -20,7 +20,8 @@ conversion leaves the previous pair intact (compat/checkpoint.py). The tensor fi
 configuration's digest (the LSTMs' settings, the items, the carried tensors' list and the model's graph
 alike), so the manifest's SHA-256 of the tensor file covers the settings as well as the tensors. :func:`load`
 and :func:`load_carried` check the seal, every setting's type and range (finite positive clips, known
-activations, formats, modules and masked outputs), every item's fields, the graph (every node's kind
+activations, formats, modules and masked outputs; a registered module class's own keywords, ``module_config``,
+by the class), every item's fields, the graph (every node's kind
 registered by its framework's package, every config through that kind, every reference to an earlier node),
 and every tensor's name, shape and dtype against the module or item it belongs to before reading any tensor
 data. Conversions of version 2 (no ``model``) load as they did.
@@ -57,8 +58,9 @@ MAX_LAYERS = 1 << 10
 ENTRY = ("name", "source_format", "variant", "module", "why", "input_size", "hidden_size", "proj_size",
          "num_layers", "bidirectional", "bias", "batch_first", "peepholes", "dtype", "options", "keras",
          "forget_bias_folded", "not_in_file", "notes", "weights")
-# written since GRUs and simple RNNs convert; an entry without it (an older conversion) is an LSTM
-ENTRY_OPTIONAL = ("cell",)
+# written since GRUs and simple RNNs convert; an entry without it (an older conversion) is an LSTM; and
+# "module_config", the registered module class's own keywords (LSTMSpec.module_config), written when it has any
+ENTRY_OPTIONAL = ("cell", "module_config")
 
 
 class NonFiniteWeightsError(InputError, ValueError):
@@ -104,6 +106,7 @@ def _entry(spec: LSTMSpec) -> dict:
         "keras": keras, "forget_bias_folded": spec.forget_bias,
         "not_in_file": [{"what": u.what, "value": u.value, "assumed": u.assumed, "loud": u.loud} for u in spec.unknowns],
         "notes": list(spec.notes), "weights": weights,
+        **({"module_config": dict(spec.module_config)} if spec.module_config else {}),
     }
 
 
@@ -145,6 +148,8 @@ def _build(entry: dict, device=None) -> nn.Module:
                   bidirectional=entry["bidirectional"], device=device, dtype=dtype)
     kind = entry["module"]
     cell = entry.get("cell", "lstm")
+    if entry.get("module_config") and frameworks.module_class(kind) is None:
+        raise ValueError(f"module_config is for a module class a framework registered, not {kind}")
     if cell != "lstm":
         return _build_gru_rnn(entry, cell, common, device, dtype)
     if kind == TORCH_LSTM:
@@ -156,7 +161,8 @@ def _build(entry: dict, device=None) -> nn.Module:
 
     # compat.lstm.LSTM, or the module class a framework registered (the Keras layer's output settings with it)
     cls = LSTM if kind == CORE_LSTM else frameworks.module_class(kind)
-    return cls(**common, peepholes=entry["peepholes"], **(entry["keras"] or {}), **options)
+    return cls(**common, peepholes=entry["peepholes"], **(entry["keras"] or {}), **options,
+               **entry.get("module_config", {}))
 
 
 def _stored_activation(a):
@@ -183,7 +189,7 @@ def _build_gru_rnn(entry: dict, cell: str, common: dict, device, dtype) -> nn.Mo
             options["activations"] = tuple(_stored_activation(a) for a in options["activations"])
     else:
         options["nonlinearity"] = _stored_activation(options.get("nonlinearity", "tanh"))
-    return cls(**common, **(entry["keras"] or {}), **options)
+    return cls(**common, **(entry["keras"] or {}), **options, **entry.get("module_config", {}))
 
 
 def _check_options(f: Fields, options: dict, field: str, bidirectional: bool, cell: str = "lstm") -> None:
@@ -265,6 +271,12 @@ def _check_entry(f: Fields, e, field: str) -> dict:
         f.bool(u["loud"], f"{field}/not_in_file/{k}/loud")
     options = f.dict(e["options"], f"{field}/options")
     _check_options(f, options, f"{field}/options", e["bidirectional"], cell)
+    # the module class's own keywords: plain JSON values here, their meaning checked by the class (below)
+    for key, value in f.dict(e.get("module_config", {}), f"{field}/module_config").items():
+        f.str(key, f"{field}/module_config", max_length=64)
+        if key in options or key in ENTRY or type(value) not in (int, float, str, bool):
+            raise f.error(f"{field}/module_config/{key}", "expected a keyword of the module class with a number, "
+                                                          "string or boolean value")
     if cell != "lstm" and (e["peepholes"] or e["proj_size"]):
         raise f.error(field, f"a {cell} has no peepholes or projection")
     if e["keras"] is not None:

@@ -7,7 +7,8 @@ file (or the command line) states them; the module is built from the written fil
 the run-time forget bias, the semantics options and the way each framework returns its outputs, end to
 end. The inputs: random sequences, a random initial state, and where the source has them, random lengths
 (TF ``sequence_length``, ONNX ``sequence_lens``, zero included where the module takes it) or a random
-mask with holes and masked first steps (Keras). Each LSTM is run twice: in float64 (the mapping itself;
+mask with holes and masked first steps (Keras), and a random static input for a module that takes one
+(Caffe's ``x_static``). Each LSTM is run twice: in float64 (the mapping itself;
 tolerance 1e-10) and in the file's dtype (the converted module as it will run; float32 1e-5). Reported:
 the largest absolute difference over the outputs and the final states.
 
@@ -62,6 +63,7 @@ class Case:
     c0: np.ndarray            # [L * D, B, H]
     lengths: Optional[np.ndarray] = None
     mask: Optional[np.ndarray] = None   # [B, T], 0 at a masked step (Keras)
+    x_static: Optional[np.ndarray] = None   # [B, S], a module's static input (its ``static_size``: Caffe's)
 
 
 def f64(a):
@@ -94,6 +96,8 @@ def random_case(spec: LSTMSpec, module: nn.Module, rng: np.random.Generator) -> 
         case.lengths = np.concatenate([[STEPS], rng.integers(lowest, STEPS + 1, BATCH - 1)])
         if lowest == 0:
             case.lengths[-1] = 0
+    if getattr(module, "static_size", 0):
+        case.x_static = rng.uniform(-1.5, 1.5, (BATCH, module.static_size))
     if spec.masks:
         mask = (rng.random((BATCH, STEPS)) < 0.7).astype(np.float64)
         mask[0] = 1.0
@@ -119,7 +123,8 @@ def run_module(module: nn.Module, case: Case, dtype: torch.dtype) -> Outputs:
             mask = None if case.mask is None else torch.from_numpy(case.mask).to(dtype)
             y, (h, c) = m(x, hx, mask=mask)
         elif isinstance(m, LSTM):
-            y, (h, c) = m(x, hx, lengths=None if case.lengths is None else torch.from_numpy(case.lengths))
+            y, (h, c) = m(x, hx, lengths=None if case.lengths is None else torch.from_numpy(case.lengths),
+                          **_static(case, dtype))
         elif case.lengths is not None:
             packed = pack_padded_sequence(x, torch.from_numpy(case.lengths), batch_first=m.batch_first,
                                           enforce_sorted=False)
@@ -149,10 +154,15 @@ def _run_gru_rnn(m: nn.Module, x, case: Case, dtype: torch.dtype) -> Outputs:
         elif case.mask is not None:
             y, h = m(x, h0, mask=torch.from_numpy(case.mask).to(dtype))
         else:
-            y, h = m(x, h0)
+            y, h = m(x, h0, **_static(case, dtype))
     if m.batch_first:
         y = y.transpose(0, 1)
     return y.double().numpy(), h.double().numpy(), NO_CELL
+
+
+def _static(case: Case, dtype: torch.dtype) -> dict:
+    """``x_static=`` for a module with a static input (none otherwise)."""
+    return {} if case.x_static is None else {"x_static": torch.from_numpy(case.x_static).to(dtype)}
 
 
 def check(spec: LSTMSpec, module: nn.Module, seed: int = 0) -> Check:

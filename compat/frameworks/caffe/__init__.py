@@ -25,7 +25,8 @@ FRAMEWORK = register(Framework(
                     help="Caffe: the trained .caffemodel of a .prototxt source")),
     references={"caffe": "reference/caffe_lstm.py", "junhyukoh": "reference/caffe_lstm.py",
                 "caffe_rnn": "reference/caffe_rnn.py", "caffe_model": "reference/caffe_layers.py"},
-    modules={"compat.convert.modules.CaffeRNN": "compat.convert.modules:CaffeRNN"},
+    modules={"compat.convert.modules.CaffeRNN": "compat.convert.modules:CaffeRNN",
+             "compat.convert.modules.CaffeLSTM": "compat.convert.modules:CaffeLSTM"},
     layers="compat.frameworks.caffe.layers",
 ))
 

@@ -1,8 +1,10 @@
 """Every LSTM layer of a Caffe ``.caffemodel``: BVLC ``LSTM`` and junhyukoh/caffe-lstm ``Lstm``.
 
 BVLC ``LSTM`` (src/caffe/layers/lstm_layer.cpp ``FillUnrolledNet``): blobs ``W_xc`` [4H, in], ``b_c`` [4H],
-``W_hc`` [4H, H], gate blocks i, f, o, g; a fourth blob ``W_xc_static`` (a static input) is refused. The
-``cont`` input restarts a stream where it is 0 (``cont=`` of compat.lstm). junhyukoh ``Lstm``
+``W_hc`` [4H, H], gate blocks i, f, o, g; with a static input (a third bottom x_static [N, ...]) a fourth blob
+``W_xc_static`` [4H, S] between ``b_c`` and ``W_hc``, whose product with x_static is added to every step's gate
+input: the layer converts to compat.convert.modules.CaffeLSTM (``static_size`` S, ``weight_static``), which takes
+``x_static=``. The ``cont`` input restarts a stream where it is 0 (``cont=`` of compat.lstm). junhyukoh ``Lstm``
 (lstm_layer.cpp ``LayerSetUp``): blobs ``W_x`` [4H, in] (or the older [1, 4, H, in]), ``W_h`` [4H, H],
 ``b`` [4H], gate blocks i, f, o, g; its data are rows ``t * N + n``, here [T, N, in]; its ``clip`` input
 is read as a boolean (lstm_layer.cpp Forward_cpu ``const bool cont``): ``cont = (clip != 0)``. Caffe's
@@ -16,7 +18,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from compat import layouts
-from compat.convert.spec import Found, LSTMSpec, SourceItem, Unknown, carry, numpy_weights
+from compat.convert.spec import CAFFE_LSTM, Found, LSTMSpec, SourceItem, Unknown, carry, numpy_weights
 from compat.errors import InputError
 from compat.formats.caffemodel import read_caffemodel
 from compat.formats.prototxt import read_prototxt
@@ -103,13 +105,16 @@ def discover(path, *, prototxt: Optional[str] = None, weights: Optional[str] = N
             items.append(item)
             continue
         where = f"{path}: layer {name!r} ({ltype})"
+        static_b = None
         if ltype == "LSTM":
-            if len(blobs) == 4:
-                raise CaffeLayerError(f"{where}: has a static input (W_xc_static); not supported")
-            if len(blobs) != 3:
-                raise CaffeLayerError(f"{where}: {len(blobs)} blobs; expected [W_xc, b_c, W_hc]")
+            if len(blobs) not in (3, 4):
+                raise CaffeLayerError(f"{where}: {len(blobs)} blobs; expected [W_xc, b_c, W_hc], or [W_xc, b_c, "
+                                      "W_xc_static, W_hc] with a static input")
+            # the unrolled net's params in the order its layers name them: x_transform (W_xc, b_c), then
+            # W_xc_x_static (W_xc_static) when the layer has a third bottom, then transform_t (W_hc)
             b = blobs[1].reshape(-1)
-            wx_b, wh_b = blobs[0], blobs[2]
+            wx_b, wh_b = blobs[0], blobs[-1]
+            static_b = blobs[2] if len(blobs) == 4 else None
             variant, layout = "Caffe LSTM (BVLC)", "caffe"
         else:
             if len(blobs) != 3:
@@ -131,6 +136,7 @@ def discover(path, *, prototxt: Optional[str] = None, weights: Optional[str] = N
             weights = numpy_weights(layouts.to_canonical(layout, tensors))
         except layouts.LayoutError as e:
             raise CaffeLayerError(f"{where}: {e}") from None
+        static = None if static_b is None else _matrix(static_b, 4 * H, f"{where}: W_xc_static").astype(dtype)
         unknown = ("cont", "?", "the cont input restarts a stream where it is 0: pass compat.lstm.lstm(..., cont=)") \
             if ltype == "LSTM" else \
             ("clip, batch_size", "?", "the clip input and lstm_param.batch_size (rows t * N + n): pass [T, N, in] and "
@@ -138,6 +144,9 @@ def discover(path, *, prototxt: Optional[str] = None, weights: Optional[str] = N
         spec = LSTMSpec(name=name, source_format="caffe", variant=variant, layers=[weights],
                         unknowns=[Unknown(*unknown)], source=[({"W_x": wx, "W_h": wh, "b": b},)],
                         oracle="caffe" if ltype == "LSTM" else "junhyukoh")
+        if static is not None:
+            _static_input(spec, where, static, CAFFE_LSTM, "W_xc_static",
+                          layouts.permute_gates(static, "ifog", layouts.CANONICAL_ORDER))
         spec.notes.append("Caffe's tanh is 2 * sigmoid(2x) - 1: equal to tanh within rounding (the module uses "
                           "tanh; compat.lstm.LSTM(activations=('sigmoid', 'caffe_tanh', 'caffe_tanh')) computes it "
                           "Caffe's way)")
@@ -158,15 +167,18 @@ def discover(path, *, prototxt: Optional[str] = None, weights: Optional[str] = N
 def _rnn_spec(path, name: str, blobs, declared: Dict[str, int]) -> LSTMSpec:
     """BVLC's ``RNN`` layer (rnn_layer.cpp ``FillUnrolledNet``): blobs W_xh [H, in], b_h [H], W_hh [H, H],
     W_ho [H, H], b_o [H] in the order its unrolled net names its params; h_t = tanh(W_hh (cont_t h_{t-1}) + W_xh x_t
-    + b_h), the output o_t = tanh(W_ho h_t + b_o): compat.convert.modules.CaffeRNN. A sixth blob (W_xh_static, a
-    static input) is refused."""
+    + b_h), the output o_t = tanh(W_ho h_t + b_o): compat.convert.modules.CaffeRNN. With a static input (a third
+    bottom x_static [N, ...]) a sixth blob W_xh_static [H, S] comes third, after b_h, and W_xh_static x_static is
+    added to every step's pre-activation: the module's ``static_size`` S and ``weight_static``, ``x_static=``."""
     from compat.convert.spec import CAFFE_RNN
 
     where = f"{path}: layer {name!r} (RNN)"
-    if len(blobs) == 6:
-        raise CaffeLayerError(f"{where}: has a static input (W_xh_static); not supported")
-    if len(blobs) != 5:
-        raise CaffeLayerError(f"{where}: {len(blobs)} blobs; expected [W_xh, b_h, W_hh, W_ho, b_o]")
+    if len(blobs) not in (5, 6):
+        raise CaffeLayerError(f"{where}: {len(blobs)} blobs; expected [W_xh, b_h, W_hh, W_ho, b_o], or [W_xh, b_h, "
+                              "W_xh_static, W_hh, W_ho, b_o] with a static input")
+    # x_transform's params (W_xh, b_h), W_xh_x_static's (W_xh_static) with a third bottom, then W_hh, W_ho, b_o
+    static_b = blobs[2] if len(blobs) == 6 else None
+    blobs = list(blobs[:2]) + list(blobs[3 if static_b is not None else 2:])
     b_h, b_o = blobs[1].reshape(-1), blobs[4].reshape(-1)
     H = b_h.size
     if H == 0 or b_o.size != H:
@@ -190,4 +202,24 @@ def _rnn_spec(path, name: str, blobs, declared: Dict[str, int]) -> LSTMSpec:
                     source=[(t,)], oracle="caffe_rnn", cell="rnn", module=CAFFE_RNN,
                     extra={"weight_ho": t["W_ho"], "bias_o": t["b_o"]})
     spec.notes.append("the layer's output is o = tanh(W_ho h + b_o) (the module returns it; h_T is the state)")
+    if static_b is not None:
+        _static_input(spec, where, _matrix(static_b, H, f"{where}: W_xh_static").astype(dtype), CAFFE_RNN,
+                      "W_xh_static")
     return spec
+
+
+def _static_input(spec: LSTMSpec, where: str, static: np.ndarray, module: str, blob: str, canonical=None) -> None:
+    """A static input (recurrent_layer.cpp: a third bottom x_static [N, ...]; lstm_layer.cpp / rnn_layer.cpp
+    ``FillUnrolledNet``: W_static x_static, an InnerProduct with axis 1 and no bias, added to every step's input
+    transform): the module's ``weight_static`` (``canonical``: the rows in the core's gate order, else as
+    Caffe's), its ``static_size``, the oracle's blob under Caffe's name, and the extra input."""
+    if static.shape[1] == 0:
+        raise CaffeLayerError(f"{where}: {blob} has shape {list(static.shape)}; a static input has at least one "
+                              "feature")
+    spec.module = module
+    spec.module_config["static_size"] = int(static.shape[1])
+    spec.extra["weight_static"] = static if canonical is None else canonical
+    spec.source[0][0][blob] = static
+    spec.unknowns.append(Unknown("x_static", "?", f"the layer's third bottom [N, {static.shape[1]}] (its {blob} "
+                                                  "term is added at every step): pass module(x, cont=cont, "
+                                                  "x_static=x_static)"))

@@ -487,13 +487,15 @@ class SplitKind:
 
 class CaffeRecurrent(nn.Module):
     """BVLC ``LSTM`` as a net runs it (lstm_layer.cpp, recurrent_layer.cpp): bottoms x [T, N, ...] (the axes
-    after N folded into the input), cont [T, N] (0 restarts a stream: h and c are multiplied by it), and with
-    ``expose_hidden`` h0, c0 [1, N, H]; tops h [T, N, H] (and h_T, c_T [1, N, H]). ``lstm`` is the converted
-    module (its parameters, shared), run through :func:`compat.lstm.lstm` with ``cont``."""
+    after N folded into the input), cont [T, N] (0 restarts a stream: h and c are multiplied by it), with
+    ``static_input`` x_static [N, ...], and with ``expose_hidden`` h0, c0 [1, N, H] (recurrent_layer.cpp: x, cont,
+    then x_static, then the recurrent inputs); tops h [T, N, H] (and h_T, c_T [1, N, H]). ``lstm`` is the
+    converted module (its parameters, shared), run through :func:`compat.lstm.lstm` with ``cont`` (with a static
+    input, :class:`compat.convert.modules.CaffeLSTM`, which takes ``x_static``)."""
 
-    def __init__(self, lstm: Optional[nn.Module], expose_hidden: bool = False):
+    def __init__(self, lstm: Optional[nn.Module], expose_hidden: bool = False, static_input: bool = False):
         super().__init__()
-        self.expose_hidden = expose_hidden
+        self.expose_hidden, self.static_input = expose_hidden, static_input
         if lstm is not None:   # None: the node's own tensors (none) checked before the conversion's LSTM exists
             self.lstm = lstm
 
@@ -506,24 +508,89 @@ class CaffeRecurrent(nn.Module):
         return [LayerWeights(m.weight_ih_l0, m.weight_hh_l0, getattr(m, "bias_ih_l0", None),
                              getattr(m, "bias_hh_l0", None))]
 
-    def forward(self, x: Tensor, cont: Tensor, h0: Optional[Tensor] = None, c0: Optional[Tensor] = None):
+    def forward(self, x: Tensor, cont: Tensor, *rest: Tensor):
         from compat.lstm import lstm
 
-        if x.dim() < 2 or cont.shape != x.shape[:2]:
-            raise L.CaffeLayerShapeError(f"LSTM: x has shape {list(x.shape)} and cont {list(cont.shape)}; expected "
-                                         "x [T, N, ...] and cont [T, N]")
+        _check_x_cont("LSTM", x, cont)
+        x_static, (h0, c0) = _bottoms("LSTM", rest, self.static_input, 2 if self.expose_hidden else 0)
         hx = None
         if self.expose_hidden:
-            if h0 is None or c0 is None:
-                raise L.CaffeLayerShapeError("LSTM with expose_hidden takes h0 and c0 bottoms")
             hx = (h0.reshape(1, x.shape[1], -1), c0.reshape(1, x.shape[1], -1))
-        out, (h_T, c_T) = lstm(x.reshape(x.shape[0], x.shape[1], -1), self._weights(), hx, cont=cont.to(x.dtype))
+        flat, cont = x.reshape(x.shape[0], x.shape[1], -1), cont.to(x.dtype)
+        if self.static_input:
+            out, (h_T, c_T) = self.lstm(flat, hx, cont=cont, x_static=x_static)
+        else:
+            out, (h_T, c_T) = lstm(flat, self._weights(), hx, cont=cont)
         return (out, h_T, c_T) if self.expose_hidden else out
 
 
-@kind("LSTM", "LSTM", "recurrent_param", inputs=("ref", "ref", "ref?", "ref?"))
+def _check_x_cont(what: str, x: Tensor, cont: Tensor) -> None:
+    if x.dim() < 2 or cont.shape != x.shape[:2]:
+        raise L.CaffeLayerShapeError(f"{what}: x has shape {list(x.shape)} and cont {list(cont.shape)}; expected "
+                                     "x [T, N, ...] and cont [T, N]")
+
+
+def _bottoms(what: str, rest, static: bool, hidden: int):
+    """The bottoms after x and cont (recurrent_layer.cpp: x_static when the layer has a static input, then the
+    exposed recurrent inputs): ``(x_static or None, [h0 (, c0)] or Nones)``."""
+    want = int(static) + hidden
+    if len(rest) != want:
+        names = (["x_static"] if static else []) + ["h0", "c0"][:hidden]
+        raise L.CaffeLayerShapeError(f"{what}: takes {2 + want} bottoms (x, cont{''.join(', ' + n for n in names)}); "
+                                     f"got {2 + len(rest)}")
+    return (rest[0] if static else None), (list(rest[int(static):]) or [None, None])
+
+
+def _recurrent_shapes(call: "LayerCall", spec, static: bool, hidden: int) -> List[int]:
+    """The checks of recurrent_layer.cpp ``LayerSetUp`` / ``Reshape`` on x, cont, x_static and the exposed
+    states' shapes, against the converted layer: returns x's shape."""
+    x, cont = call.shapes[0], call.shapes[1]
+    if len(x) < 2 or cont != x[:2]:
+        raise call.fail(f"x has shape {x} and cont {cont}; expected x [T, N, ...] and cont [T, N] "
+                        "(recurrent_layer.cpp Reshape)")
+    if _count(x[2:]) != spec.input_size:
+        raise call.fail(f"x has {_count(x[2:])} features per step; the blobs take {spec.input_size}")
+    S = spec.module_config.get("static_size", 0)
+    if static != bool(S):
+        raise call.fail(f"{len(call.shapes)} bottoms: " + (
+            f"a third bottom x_static (a static input) but the .caffemodel holds no static weight blob for it"
+            if static else
+            f"the .caffemodel's blobs hold a static weight (W_{'xc' if hidden == 2 else 'xh'}_static, {S} "
+            "features) but the layer has no x_static bottom (the third, after x and cont)"))
+    if static:
+        xs = call.shapes[2]
+        if len(xs) < 1 or xs[0] != x[1] or _count(xs[1:]) != S:
+            raise call.fail(f"bottom x_static has shape {xs}; expected [N, ...] = [{x[1]}, ...] with {S} features "
+                            "(the static weight's columns; recurrent_layer.cpp LayerSetUp)")
+    for k in range(hidden):
+        shape = call.shapes[2 + int(static) + k]
+        if _count(shape) != x[1] * spec.hidden_size:
+            raise call.fail(f"{['h0', 'c0'][k]} has shape {shape}; expected [1, {x[1]}, {spec.hidden_size}]")
+    return x
+
+
+def _static_bottoms(call: "LayerCall", expose: bool, hidden: int) -> bool:
+    """Whether the layer has a static input: recurrent_layer.cpp ``LayerSetUp``, ``static_input_ = bottom.size() >
+    2 + num_hidden_exposed``; checks the count of bottoms."""
+    exposed = hidden if expose else 0
+    call.bottoms(2 + exposed, 3 + exposed)
+    return len(call.shapes) > 2 + exposed
+
+
+def _static_emit(config, e, first: int) -> str:
+    """``, x_static=...`` for a layer with a static input (its third bottom)."""
+    return f", x_static={e.args[first]}" if config.get("static_input") else ""
+
+
+def _recurrent_check(config, error):
+    _keys(config, error, ("hidden_size", "expose_hidden") + (("static_input",) if "static_input" in config else ()))
+    _ints(config, error, "hidden_size")
+    _bools(config, error, "expose_hidden", *(("static_input",) if "static_input" in config else ()))
+
+
+@kind("LSTM", "LSTM", "recurrent_param", inputs=("ref", "ref", "ref?", "ref?", "ref?"))
 class LSTMKind:
-    """BVLC ``LSTM``: the converted recurrent layer of the same name, run with ``cont``."""
+    """BVLC ``LSTM``: the converted recurrent layer of the same name, run with ``cont`` (and ``x_static``)."""
 
     recurrent = True
 
@@ -531,27 +598,21 @@ class LSTMKind:
     def read(call: LayerCall):
         p = call.layer.message("recurrent_param")
         expose = call.bool(p, "expose_hidden", False)
-        call.bottoms(4 if expose else 2)
+        static = _static_bottoms(call, expose, 2)
         call.top_count(3 if expose else 1)
         spec = call.specs.get(call.name)
         if spec is None:
-            raise call.fail("no LSTM of this name was converted from the .caffemodel (a static input, or no blobs)")
-        x, cont = call.shapes[0], call.shapes[1]
-        if len(x) < 2 or cont != x[:2]:
-            raise call.fail(f"x has shape {x} and cont {cont}; expected x [T, N, ...] and cont [T, N] "
-                            "(recurrent_layer.cpp Reshape)")
+            raise call.fail("no LSTM of this name was converted from the .caffemodel (no blobs)")
+        x = _recurrent_shapes(call, spec, static, 2 if expose else 0)
         H = spec.hidden_size
-        if _count(x[2:]) != spec.input_size:
-            raise call.fail(f"x has {_count(x[2:])} features per step; the blobs take {spec.input_size}")
         call.recurrent = spec.name
         shapes = [x[:2] + [H]] + ([[1, x[1], H], [1, x[1], H]] if expose else [])
-        return {"hidden_size": H, "expose_hidden": expose}, {}, shapes
+        config = {"hidden_size": H, "expose_hidden": expose}
+        if static:
+            config["static_input"] = True   # written only when true: an older conversion's config has no key
+        return config, {}, shapes
 
-    @staticmethod
-    def check(config, error):
-        _keys(config, error, ("hidden_size", "expose_hidden"))
-        _ints(config, error, "hidden_size")
-        _bools(config, error, "expose_hidden")
+    check = staticmethod(_recurrent_check)
 
     @staticmethod
     def outputs(config) -> int:
@@ -559,56 +620,55 @@ class LSTMKind:
 
     @staticmethod
     def emit(config, e):
-        """compat.lstm.LSTM (it takes ``cont``; the weights are the converted module's, by the same names)."""
+        """compat.lstm.LSTM (it takes ``cont``; the weights are the converted module's, by the same names), or with
+        a static input compat.convert.modules.CaffeLSTM (it takes ``x_static`` too)."""
         init = e.recurrent_init
         imports = tuple(e.recurrent_imports)
         if init.startswith("nn.LSTM("):
             init, imports = "LSTM(" + init[len("nn.LSTM("):], imports + ("from compat.lstm import LSTM",)
         x, cont = e.args[0], e.args[1]
         flat = f"{x}.reshape({x}.shape[0], {x}.shape[1], -1)"
+        static = _static_emit(config, e, 2)
         if config["expose_hidden"]:
-            h0, c0 = e.args[2], e.args[3]
+            h0, c0 = e.args[-2], e.args[-1]
             hx = f"({h0}.reshape(1, {x}.shape[1], -1), {c0}.reshape(1, {x}.shape[1], -1))"
-            lines = [f"{e.outs[0]}, ({e.outs[1]}, {e.outs[2]}) = {e.self}({flat}, {hx}, cont={cont}.to({x}.dtype))"]
+            lines = [f"{e.outs[0]}, ({e.outs[1]}, {e.outs[2]}) = {e.self}({flat}, {hx}, cont={cont}.to({x}.dtype)"
+                     f"{static})"]
         else:
-            lines = [f"{e.outs[0]}, _ = {e.self}({flat}, cont={cont}.to({x}.dtype))  # cont: 0 restarts a stream"]
+            lines = [f"{e.outs[0]}, _ = {e.self}({flat}, cont={cont}.to({x}.dtype){static})  # cont: 0 restarts a "
+                     "stream"]
         return _emitted(init, lines, e.recurrent_weights, imports)
 
     @staticmethod
     def build(config, recurrent=None):
-        return CaffeRecurrent(recurrent, config["expose_hidden"])
+        return CaffeRecurrent(recurrent, config["expose_hidden"], config.get("static_input", False))
 
 
 class CaffeRecurrentRNN(nn.Module):
     """BVLC ``RNN`` as a net runs it (rnn_layer.cpp ``FillUnrolledNet``, recurrent_layer.cpp): bottoms x
     [T, N, ...] (the axes after N folded into the input: the x_transform InnerProduct has axis 2), cont [T, N]
-    (the ``Scale`` layer h_conted_{t-1} = cont_t * h_{t-1}), and with ``expose_hidden`` h0 [1, N, H]; tops o
-    [T, N, H] (o_t = tanh(W_ho h_t + b_o)) and with ``expose_hidden`` h_T [1, N, H]. ``rnn`` is the converted
-    :class:`compat.convert.modules.CaffeRNN` (its parameters, shared)."""
+    (the ``Scale`` layer h_conted_{t-1} = cont_t * h_{t-1}), with ``static_input`` x_static [N, ...], and with
+    ``expose_hidden`` h0 [1, N, H]; tops o [T, N, H] (o_t = tanh(W_ho h_t + b_o)) and with ``expose_hidden`` h_T
+    [1, N, H]. ``rnn`` is the converted :class:`compat.convert.modules.CaffeRNN` (its parameters, shared)."""
 
-    def __init__(self, rnn: Optional[nn.Module], expose_hidden: bool = False):
+    def __init__(self, rnn: Optional[nn.Module], expose_hidden: bool = False, static_input: bool = False):
         super().__init__()
-        self.expose_hidden = expose_hidden
+        self.expose_hidden, self.static_input = expose_hidden, static_input
         if rnn is not None:   # None: the node's own tensors (none) checked before the conversion's RNN exists
             self.rnn = rnn
 
-    def forward(self, x: Tensor, cont: Tensor, h0: Optional[Tensor] = None):
-        if x.dim() < 2 or cont.shape != x.shape[:2]:
-            raise L.CaffeLayerShapeError(f"RNN: x has shape {list(x.shape)} and cont {list(cont.shape)}; expected "
-                                         "x [T, N, ...] and cont [T, N]")
-        hx = None
-        if self.expose_hidden:
-            if h0 is None:
-                raise L.CaffeLayerShapeError("RNN with expose_hidden takes an h0 bottom")
-            hx = h0.reshape(1, x.shape[1], -1)
-        o, h_T = self.rnn(x.reshape(x.shape[0], x.shape[1], -1), hx, cont=cont.to(x.dtype))
+    def forward(self, x: Tensor, cont: Tensor, *rest: Tensor):
+        _check_x_cont("RNN", x, cont)
+        x_static, (h0, *_) = _bottoms("RNN", rest, self.static_input, 1 if self.expose_hidden else 0)
+        hx = h0.reshape(1, x.shape[1], -1) if self.expose_hidden else None
+        o, h_T = self.rnn(x.reshape(x.shape[0], x.shape[1], -1), hx, cont=cont.to(x.dtype), x_static=x_static)
         return (o, h_T) if self.expose_hidden else o
 
 
-@kind("RNN", "RNN", "recurrent_param", inputs=("ref", "ref", "ref?"))
+@kind("RNN", "RNN", "recurrent_param", inputs=("ref", "ref", "ref?", "ref?"))
 class RNNKind:
     """BVLC ``RNN``: the converted recurrent layer of the same name (compat.convert.modules.CaffeRNN), run with
-    ``cont``; a static input (a third bottom without ``expose_hidden``) is refused when the blobs are read."""
+    ``cont`` (and ``x_static``)."""
 
     recurrent = True
 
@@ -616,25 +676,21 @@ class RNNKind:
     def read(call: LayerCall):
         p = call.layer.message("recurrent_param")
         expose = call.bool(p, "expose_hidden", False)
-        call.bottoms(3 if expose else 2)
+        static = _static_bottoms(call, expose, 1)
         call.top_count(2 if expose else 1)
         spec = call.specs.get(call.name)
         if spec is None:
             raise call.fail("no RNN of this name was converted from the .caffemodel (no blobs)")
-        x, cont = call.shapes[0], call.shapes[1]
-        if len(x) < 2 or cont != x[:2]:
-            raise call.fail(f"x has shape {x} and cont {cont}; expected x [T, N, ...] and cont [T, N] "
-                            "(recurrent_layer.cpp Reshape)")
+        x = _recurrent_shapes(call, spec, static, 1 if expose else 0)
         H = spec.hidden_size
-        if _count(x[2:]) != spec.input_size:
-            raise call.fail(f"x has {_count(x[2:])} features per step; the blobs take {spec.input_size}")
-        if expose and _count(call.shapes[2]) != x[1] * H:
-            raise call.fail(f"h0 has shape {call.shapes[2]}; expected [1, {x[1]}, {H}]")
         call.recurrent = spec.name
         shapes = [x[:2] + [H]] + ([[1, x[1], H]] if expose else [])
-        return {"hidden_size": H, "expose_hidden": expose}, {}, shapes
+        config = {"hidden_size": H, "expose_hidden": expose}
+        if static:
+            config["static_input"] = True
+        return config, {}, shapes
 
-    check = LSTMKind.check
+    check = staticmethod(_recurrent_check)
 
     @staticmethod
     def outputs(config) -> int:
@@ -642,16 +698,18 @@ class RNNKind:
 
     @staticmethod
     def emit(config, e):
-        """compat.convert.modules.CaffeRNN (it takes ``cont`` and returns o, h_T)."""
+        """compat.convert.modules.CaffeRNN (it takes ``cont`` and ``x_static``, and returns o, h_T)."""
         x, cont = e.args[0], e.args[1]
         flat = f"{x}.reshape({x}.shape[0], {x}.shape[1], -1)"
+        static = _static_emit(config, e, 2)
         if config["expose_hidden"]:
-            hx = f"{e.args[2]}.reshape(1, {x}.shape[1], -1)"
-            lines = [f"{e.outs[0]}, {e.outs[1]} = {e.self}({flat}, {hx}, cont={cont}.to({x}.dtype))"]
+            hx = f"{e.args[-1]}.reshape(1, {x}.shape[1], -1)"
+            lines = [f"{e.outs[0]}, {e.outs[1]} = {e.self}({flat}, {hx}, cont={cont}.to({x}.dtype){static})"]
         else:
-            lines = [f"{e.outs[0]}, _ = {e.self}({flat}, cont={cont}.to({x}.dtype))  # cont: 0 restarts a stream"]
+            lines = [f"{e.outs[0]}, _ = {e.self}({flat}, cont={cont}.to({x}.dtype){static})  # cont: 0 restarts a "
+                     "stream"]
         return _emitted(e.recurrent_init, lines, e.recurrent_weights, tuple(e.recurrent_imports))
 
     @staticmethod
     def build(config, recurrent=None):
-        return CaffeRecurrentRNN(recurrent, config["expose_hidden"])
+        return CaffeRecurrentRNN(recurrent, config["expose_hidden"], config.get("static_input", False))

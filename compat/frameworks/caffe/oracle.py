@@ -8,12 +8,14 @@ from compat.convert.verify import Case, Outputs, f64 as _f64
 
 
 def _caffe(spec: LSTMSpec, case: Case) -> Outputs:
+    """BVLC's LSTM layer by reference/caffe_lstm.py (with its static input where it has one), a stream continuing
+    from (h0, c0)."""
     from reference.caffe_lstm import lstm_forward
 
     raw = spec.source[0][0]
     cont = np.ones(case.x.shape[:2])   # a stream continuing from (h0, c0)
     h, h_T, c_T, _ = lstm_forward(case.x, cont, _f64(raw["W_x"]), _f64(raw["b"]), _f64(raw["W_h"]), case.h0[0],
-                                  case.c0[0])
+                                  case.c0[0], case.x_static, _f64(raw.get("W_xc_static")))
     return h, h_T[None], c_T[None]
 
 
@@ -30,10 +32,11 @@ def _junhyukoh(spec: LSTMSpec, case: Case) -> Outputs:
 def _caffe_rnn(spec: LSTMSpec, case: Case) -> Outputs:
     """BVLC's RNN layer by reference/caffe_rnn.py: its output o and final h, a stream continuing from h0."""
     from compat.convert.verify import NO_CELL
-    from reference.caffe_rnn import BLOBS, rnn_layer
+    from reference.caffe_rnn import BLOBS, BLOBS_STATIC, rnn_layer
 
     raw = spec.source[0][0]
-    o, h_T = rnn_layer(case.x, None, [_f64(raw[n]) for n in BLOBS], case.h0[0])
+    names = BLOBS_STATIC if case.x_static is not None else BLOBS
+    o, h_T = rnn_layer(case.x, None, [_f64(raw[n]) for n in names], case.h0[0], case.x_static)
     return o, h_T[None], NO_CELL
 
 
