@@ -1,7 +1,8 @@
 """TF1 checkpoints whose run-time settings only their ``.meta`` graph holds, recorded in TensorFlow 2.21
 (legacy/record_convert_tf_meta.py: BasicLSTMCell with forget_bias 0 and 1, LSTMCell with cell_clip, num_proj
 and proj_clip, peepholes, a DropoutWrapper, a MultiRNNCell, dynamic_rnn time_major True and False, with and
-without sequence_length, TF 1.x's while loop and TF 2's while_v2, a relu activation).
+without sequence_length, TF 1.x's while loop and TF 2's while_v2, a relu activation), and language models whose
+graph around the cells (embedding lookup, projection, softmax) converts with them as one whole model.
 
 Converted with no flag: each setting the recording states is settled from the graph (the table says "from the
 graph" and names the node), and the converted module reproduces TF's outputs and final state on the recorded
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from compat.convert import convert, load
+from compat.convert import convert, load, load_carried
 from tests.tolerances import assert_close
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "convert" / "tf_meta"
@@ -38,7 +39,11 @@ def _unknowns(spec):
     return {u.what: u for u in spec.unknowns}
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+CELL_CASES = sorted(n for n in CASES if not n.startswith("whole_"))
+WHOLE_CASES = sorted(n for n in CASES if n.startswith("whole_") and CASES[n][1]["whole"])
+
+
+@pytest.mark.parametrize("name", CELL_CASES)
 def test_settings_come_from_the_graph_and_outputs_match_tf(tmp_path, name):
     arrays, config = CASES[name]
     c = convert(GOLDEN / config["checkpoint"], tmp_path / "out")
@@ -131,3 +136,110 @@ def test_the_reader_finds_what_tf_wrote():
     assert nodes["rnn/sequence_length"].op == "Identity"
     v2 = [n for n in read_meta_graph(GOLDEN / "while_v2" / "model.ckpt.meta") if n.name.endswith("basic_lstm_cell/Add")]
     assert len(v2) == 1 and "_while_body_" in v2[0].name
+
+
+# -- whole language models: ptb_word_lm.py's pattern and its variations -----------------------------------------
+def test_the_recordings_cover_the_patterns():
+    configs = {n: CASES[n][1] for n in CASES if n.startswith("whole_")}
+    assert {c["rnn"] for c in configs.values()} == {"static", "dynamic"}
+    assert {c["projection"] for c in configs.values()} == {"xw_plus_b", "matmul_add", "dense"}
+    assert any(c["softmax"] for c in configs.values()) and any(c["time_major"] for c in configs.values())
+    assert {c["resource_variables"] for c in configs.values()} == {True, False}
+    assert [n for n, c in configs.items() if not c["whole"]] == ["whole_unrecognised_op"]
+
+
+@pytest.mark.parametrize("name", WHOLE_CASES)
+def test_a_language_model_converts_whole_and_predicts_what_tf_did(tmp_path, name):
+    from compat.convert import report
+
+    arrays, config = CASES[name]
+    c = convert(GOLDEN / config["checkpoint"], tmp_path / "out")
+    assert c.graph is not None and c.whole_refused is None
+    assert all(k.ok for k in c.checks) and len(c.checks) == 2      # the cells, and the model's output
+    (spec,) = c.specs
+    model = load(tmp_path / "out")
+    ids = torch.from_numpy(arrays["ids"].astype(np.int64))
+    with torch.no_grad():
+        got = model(ids)
+        # the recurrent part as today: the cells' module, reachable by the conversion's name, on the embedded ids
+        embedded = model.get_submodule("Model/embedding")(ids)
+        cells = model.get_submodule(spec.name)(embedded)
+    assert_close(got, arrays["out"], dtype=torch.float32, msg=f"{name} model output")
+    assert_close(cells, arrays["rnn"], dtype=torch.float32, msg=f"{name} cells' outputs")
+    assert model[spec.name] is model.get_submodule(spec.name).rnn
+    # the layers around the cells are plain torch modules under their TF names
+    assert type(model.get_submodule("Model/embedding")) is torch.nn.Embedding
+    dense = "Model/dense" if config["projection"] == "dense" else "Model/softmax_w"
+    assert type(model.get_submodule(dense)) is torch.nn.Linear
+    kinds = [n.kind for n in c.graph.nodes]
+    assert ("Softmax" in kinds) is config["softmax"]
+    # the report says what came from the graph
+    text = report.markdown(GOLDEN / config["checkpoint"], tmp_path / "out.json", c.specs, c.checks, c.items, c.graph)
+    assert "embedding: Model/embedding [11, 4]" in text
+    assert ("softmax: Model/Softmax (Softmax)" if config["softmax"] else "no softmax in the graph") in text
+    assert "projection: " + ("Model/dense/kernel" if config["projection"] == "dense" else "Model/softmax_w") in text
+    assert "from the graph" in text and "training-time only" in text
+    items = {i.name: i for i in c.items}
+    assert "in the whole model: node 'Model/embedding'" in items["Model/embedding"].reason
+
+
+def test_an_op_the_reader_does_not_know_is_reported_and_the_cells_convert_alone(tmp_path):
+    from compat.convert import WholeModelError, report
+
+    arrays, config = CASES["whole_unrecognised_op"]
+    ckpt = GOLDEN / config["checkpoint"]
+    c = convert(ckpt, tmp_path / "out")
+    assert c.graph is None
+    assert "between the cells' output (Model/rnn/transpose_1) and the projection Model/xw_plus_b/MatMul on " \
+           "Model/softmax_w the graph applies Abs (Model/Abs)" in c.whole_refused
+    (spec,) = c.specs
+    module = load(tmp_path / "out")[spec.name]
+    # the cells still convert, and compute TF's cells (on the embedding TF looked up)
+    items = {i.name: i for i in c.items}
+    table = load_carried(tmp_path / "out")["Model/embedding"]
+    x = table[torch.from_numpy(arrays["ids"].astype(np.int64))]
+    with torch.no_grad():
+        y, _ = module(x)
+    assert_close(y, arrays["rnn"], dtype=torch.float32, msg="cells")
+    assert items["Model/softmax_w"].reason == "not a recurrent layer's variable" and items["Model/softmax_w"].tensors
+    text = report.markdown(ckpt, tmp_path / "out.json", c.specs, c.checks, c.items, None, c.whole_refused)
+    assert "Not converted:" in text and "Abs (Model/Abs)" in text and "The recurrent layers are converted alone" in text
+    with pytest.raises(WholeModelError, match=r"Abs \(Model/Abs\)"):
+        convert(ckpt, tmp_path / "whole", model="whole")
+
+
+def test_model_layers_and_a_checkpoint_without_its_graph_convert_the_cells_only(tmp_path):
+    ckpt = GOLDEN / "whole_ptb_dynamic" / "model.ckpt"
+    c = convert(ckpt, tmp_path / "layers", model="layers")
+    assert c.graph is None and sorted(load(tmp_path / "layers")) == ["Model/rnn/multi_rnn_cell"]
+    for f in ckpt.parent.glob("model.ckpt.*"):
+        if not f.name.endswith(".meta"):
+            shutil.copy(f, tmp_path / f.name)
+    c = convert(tmp_path / "model.ckpt", tmp_path / "bare")
+    assert c.graph is None and c.whole_refused is None      # no graph: nothing around the cells is known
+    (spec,) = c.specs
+    assert _unknowns(spec)["forget_bias"].loud                # and the cells' settings are defaults, said so
+
+
+def test_cells_only_graphs_have_nothing_to_say_about_a_whole_model(tmp_path):
+    c = convert(GOLDEN / "multi_rnn_cell" / "model.ckpt", tmp_path / "out")
+    assert c.graph is None and c.whole_refused is None
+
+
+def test_the_whole_model_written_as_python_predicts_the_same(tmp_path):
+    import importlib.util
+
+    from compat.convert.emit import emit_python
+
+    arrays, config = CASES["whole_ptb_static"]
+    convert(GOLDEN / config["checkpoint"], tmp_path / "out")
+    path = emit_python(tmp_path / "out.json", tmp_path / "ptb_model.py")
+    spec = importlib.util.spec_from_file_location("emitted_ptb_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.load()
+    with torch.no_grad():
+        got = model(torch.from_numpy(arrays["ids"].astype(np.int64)))
+    assert_close(got, arrays["out"], dtype=torch.float32, msg="emitted model")
+    text = path.read_text()
+    assert "nn.Embedding(11, 4)" in text and "nn.Linear(5, 11)" in text
