@@ -25,14 +25,15 @@ from tests.tolerances import assert_close
 GOLDEN = Path(__file__).resolve().parent / "golden" / "convert" / "tf_meta"
 
 
-def _cases():
-    with np.load(GOLDEN / "expected.npz", allow_pickle=False) as z:
+def cases(folder=GOLDEN):
+    """``{case: (arrays, config)}`` of a recording (tests/legacy/test_live_tf_meta.py passes a fresh one)."""
+    with np.load(Path(folder) / "expected.npz", allow_pickle=False) as z:
         names = sorted({k.split("/")[0] for k in z.files if k.endswith("/config")})
         return {n: ({k[len(n) + 1:]: z[k] for k in z.files if k.startswith(n + "/") and not k.endswith("/config")},
                     json.loads(str(z[f"{n}/config"]))) for n in names}
 
 
-CASES = _cases()
+CASES = cases()
 
 
 def _unknowns(spec):
@@ -45,8 +46,11 @@ WHOLE_CASES = sorted(n for n in CASES if n.startswith("whole_") and CASES[n][1][
 
 @pytest.mark.parametrize("name", CELL_CASES)
 def test_settings_come_from_the_graph_and_outputs_match_tf(tmp_path, name):
-    arrays, config = CASES[name]
-    c = convert(GOLDEN / config["checkpoint"], tmp_path / "out")
+    check_cells(GOLDEN, name, *CASES[name], tmp_path)
+
+
+def check_cells(folder, name, arrays, config, tmp_path):
+    c = convert(Path(folder) / config["checkpoint"], tmp_path / "out")
     assert all(k.ok for k in c.checks)
     (spec,) = c.specs
     table = _unknowns(spec)
@@ -150,10 +154,13 @@ def test_the_recordings_cover_the_patterns():
 
 @pytest.mark.parametrize("name", WHOLE_CASES)
 def test_a_language_model_converts_whole_and_predicts_what_tf_did(tmp_path, name):
+    check_whole(GOLDEN, name, *CASES[name], tmp_path)
+
+
+def check_whole(folder, name, arrays, config, tmp_path):
     from compat.convert import report
 
-    arrays, config = CASES[name]
-    c = convert(GOLDEN / config["checkpoint"], tmp_path / "out")
+    c = convert(Path(folder) / config["checkpoint"], tmp_path / "out")
     assert c.graph is not None and c.whole_refused is None
     assert all(k.ok for k in c.checks) and len(c.checks) == 2      # the cells, and the model's output
     (spec,) = c.specs
@@ -174,7 +181,8 @@ def test_a_language_model_converts_whole_and_predicts_what_tf_did(tmp_path, name
     kinds = [n.kind for n in c.graph.nodes]
     assert ("Softmax" in kinds) is config["softmax"]
     # the report says what came from the graph
-    text = report.markdown(GOLDEN / config["checkpoint"], tmp_path / "out.json", c.specs, c.checks, c.items, c.graph)
+    text = report.markdown(Path(folder) / config["checkpoint"], tmp_path / "out.json", c.specs, c.checks, c.items,
+                           c.graph)
     assert "embedding: Model/embedding [11, 4]" in text
     assert ("softmax: Model/Softmax (Softmax)" if config["softmax"] else "no softmax in the graph") in text
     assert "projection: " + ("Model/dense/kernel" if config["projection"] == "dense" else "Model/softmax_w") in text
@@ -184,10 +192,13 @@ def test_a_language_model_converts_whole_and_predicts_what_tf_did(tmp_path, name
 
 
 def test_an_op_the_reader_does_not_know_is_reported_and_the_cells_convert_alone(tmp_path):
+    check_unrecognised(GOLDEN, *CASES["whole_unrecognised_op"], tmp_path)
+
+
+def check_unrecognised(folder, arrays, config, tmp_path):
     from compat.convert import WholeModelError, report
 
-    arrays, config = CASES["whole_unrecognised_op"]
-    ckpt = GOLDEN / config["checkpoint"]
+    ckpt = Path(folder) / config["checkpoint"]
     c = convert(ckpt, tmp_path / "out")
     assert c.graph is None
     assert "between the cells' output (Model/rnn/transpose_1) and the projection Model/xw_plus_b/MatMul on " \

@@ -107,6 +107,13 @@ class _Graph:
         return False
 
 
+def _int_attr(node: GraphNode, key: str, default: int) -> int:
+    value = node.attrs.get(key, default)
+    if type(value) is not int:
+        raise NotUnderstood(f"{_describe(node)} has attribute {key} = {str(value)[:40]}, not an integer")
+    return value
+
+
 def _describe(node: GraphNode) -> str:
     return f"{node.op} ({node.name})"
 
@@ -176,13 +183,13 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
             raise NotUnderstood(f"the cells {first!r} run outside a loop (static_rnn) but read "
                                 f"{'no' if not unpacks else len(unpacks)} tf.unstack ops ({', '.join(sorted(unpacks))})")
         unpack = g.by_name[unpacks.pop()]
-        axis = int(unpack.attrs.get("axis", 0))
+        axis = _int_attr(unpack, "axis", 0)
         if axis not in (0, 1, -2, -3):
             raise NotUnderstood(f"{_describe(unpack)} splits axis {axis}; static_rnn's steps are axis 0 or 1 of a "
                                 "sequence")
         batch_major_in = axis in (1, -2)
         rnn_in = unpack.inputs[0]
-        static_steps = int(unpack.attrs.get("num", 0))
+        static_steps = _int_attr(unpack, "num", 0)
         used_steps = sorted({_output(i) for n in first_nodes for i in n.inputs if _base(i) == unpack.name})
         if not static_steps or used_steps != list(range(static_steps)):
             raise NotUnderstood(f"the cells read steps {used_steps} of {_describe(unpack)}, which makes "
@@ -193,7 +200,7 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
             if not data or len(data) != static_steps or not all(_base(i) in last_names for i in data):
                 continue
             a = g.const(n.inputs[-1]) if n.op == "ConcatV2" else np.array(n.attrs.get("axis", 0))
-            if a is None or a.size != 1:
+            if a is None or a.size != 1 or a.dtype.kind not in "iu":
                 continue
             a = int(a.reshape(()))
             if n.op == "ConcatV2" and a in (0, 1, -1, -2):
@@ -214,9 +221,11 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
         table_name = g.variable(src.inputs[0]) if src.inputs else None
         if table_name is None or len(g.shapes[table_name]) != 2:
             raise NotUnderstood(f"the cells read {_describe(src)}, which gathers from no 2-D variable of the checkpoint")
+        if _int_attr(src, "batch_dims", 0):
+            raise NotUnderstood(f"{_describe(src)} gathers with batch_dims: not an embedding lookup")
         if src.op == "GatherV2":
             axis = g.const(src.inputs[2]) if len(src.inputs) > 2 else None
-            if axis is None or axis.size != 1 or int(axis.reshape(())) != 0 or int(src.attrs.get("batch_dims", 0)):
+            if axis is None or axis.size != 1 or int(axis.reshape(())) != 0:
                 raise NotUnderstood(f"{_describe(src)} gathers along an axis other than 0: not an embedding lookup")
         ids = g.through_identity(src.inputs[1]) if len(src.inputs) > 1 else None
         if ids is None or ids.op not in PLACEHOLDERS:
@@ -352,7 +361,8 @@ def _projection(g: _Graph, mm: GraphNode, outputs: Dict[str, bool], spec, static
     rows_from_seq = True
     if x.op == "Reshape":
         shape = g.const(x.inputs[1]) if len(x.inputs) > 1 else None
-        if shape is None or shape.shape != (2,) or int(shape[0]) != -1 or int(shape[1]) != width:
+        if shape is None or shape.shape != (2,) or shape.dtype.kind not in "iu" or int(shape[0]) != -1 \
+                or int(shape[1]) != width:
             raise NotUnderstood(f"{_describe(x)} before the projection reshapes to "
                                 f"{'?' if shape is None else shape.tolist()}, not [-1, {width}]")
         seq = g.through_identity(x.inputs[0])
@@ -403,7 +413,7 @@ def _after(g: _Graph, end: str, vocab: int, ids: ModelInput) -> List[Tuple[Graph
                 if c.op != "Reshape" or len(c.inputs) < 2 or "unflatten" in [w for _, w in chain]:
                     continue
                 shape = g.const(c.inputs[1])
-                if shape is None or shape.shape != (3,) or int(shape[2]) not in (vocab, -1):
+                if shape is None or shape.shape != (3,) or shape.dtype.kind not in "iu" or int(shape[2]) not in (vocab, -1):
                     continue
                 dims = ids.shape[:2]
                 if all(d is None or int(s) in (-1, d) for s, d in zip(shape[:2].tolist(), dims)) \
