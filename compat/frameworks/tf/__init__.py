@@ -122,7 +122,7 @@ FRAMEWORK = register(Framework(
     ),
     references={"tf": "reference/tf_lstm.py", "cudnn": "reference/cudnn_params.py + onnx_lstm.py",
                 "tf_rnn": "reference/tf_rnn_cells.py (CudnnCompatibleGRUCell: reference/onnx_rnn.py)",
-                "cudnn_rnn": "reference/cudnn_params.py"},
+                "cudnn_rnn": "reference/cudnn_params.py", "tf_model": "reference/tf_graph.py"},
     claims=claims,
     explain=explain,
     layers="compat.frameworks.tf.layers",
