@@ -19,7 +19,8 @@ its own registry) to keep them small.
 The ``whole_*`` cases are language models built as tensorflow/models tutorials/rnn/ptb/ptb_word_lm.py builds
 PTBModel (``embedding = tf.get_variable("embedding", [vocab_size, size])``, ``tf.nn.embedding_lookup``, the
 cells, ``tf.reshape(tf.concat(outputs, 1), [-1, size])``, ``tf.nn.xw_plus_b(output, softmax_w, softmax_b)``,
-``tf.reshape(logits, [batch_size, num_steps, vocab_size])``) and its variations: ``static_rnn`` over
+``tf.reshape(logits, [batch_size, num_steps, vocab_size])``, its own unrolled loop ``cell(inputs[:, time_step, :],
+state)`` under ``variable_scope("RNN")``) and its variations: ``static_rnn`` over
 ``tf.unstack(inputs, axis=1)`` with TF 1.x's reference variables (``VariableV2``, ``GatherV2`` on
 ``embedding/read``), ``dynamic_rnn`` with ``tf.matmul(output, softmax_w) + softmax_b``, a time-major GRUCell,
 ``tf.layers.dense`` followed by ``tf.nn.softmax``, and one graph with an op the converter does not know
@@ -139,7 +140,19 @@ def main(argv=None) -> None:
             with v1.variable_scope("Model"):
                 embedding = v1.get_variable("embedding", [VOCAB, EMBED], dtype=tf.float32)
                 inputs = tf.nn.embedding_lookup(embedding, ids)
-                if rnn == "static":   # ptb_word_lm.py's alternative: static_rnn over tf.unstack(inputs, axis=1)
+                if rnn == "unrolled":   # ptb_word_lm.py's _build_rnn_graph_lstm: its own loop under "RNN"
+                    c = cell()
+                    state = c.zero_state(B, tf.float32)
+                    outputs = []
+                    with v1.variable_scope("RNN"):
+                        for time_step in range(T):
+                            if time_step > 0:
+                                v1.get_variable_scope().reuse_variables()
+                            cell_output, state = c(inputs[:, time_step, :], state)
+                            outputs.append(cell_output)
+                    output = tf.reshape(tf.concat(outputs, 1), [-1, HIDDEN])
+                    rnn_out = tf.stack(outputs, axis=1)
+                elif rnn == "static":   # ptb_word_lm.py's alternative: static_rnn over tf.unstack(inputs, axis=1)
                     steps = tf.unstack(inputs, num=T, axis=1)
                     outputs, _ = v1.nn.static_rnn(cell(), steps, dtype=tf.float32)
                     output = tf.reshape(tf.concat(outputs, 1), [-1, HIDDEN])
@@ -185,6 +198,8 @@ def main(argv=None) -> None:
         print(name, {k: v.shape for k, v in arrays.items() if k.startswith(name + "/") and k != f"{name}/config"})
 
     lstm = rnn_cell.BasicLSTMCell
+    record_whole("whole_ptb_word_lm", rnn="unrolled", projection="xw_plus_b", resource=False,
+                 cell=lambda: rnn_cell.MultiRNNCell([lstm(HIDDEN, forget_bias=0.0), lstm(HIDDEN, forget_bias=0.0)]))
     record_whole("whole_ptb_static", rnn="static", projection="xw_plus_b", resource=False,
                  cell=lambda: rnn_cell.MultiRNNCell([lstm(HIDDEN, forget_bias=0.0), lstm(HIDDEN, forget_bias=0.0)]))
     record_whole("whole_ptb_dynamic", rnn="dynamic", projection="matmul_add",

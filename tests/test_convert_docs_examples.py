@@ -54,7 +54,7 @@ def _caffe(folder: Path, section: str) -> None:
 
 
 def _tf1(folder: Path, section: str) -> None:
-    for f in (GOLDEN_CONVERT / "tf_meta" / "whole_ptb_static").glob("model.ckpt.*"):
+    for f in (GOLDEN_CONVERT / "tf_meta" / "whole_ptb_word_lm").glob("model.ckpt.*"):
         shutil.copy(f, folder / f.name)
 
 

@@ -10,7 +10,8 @@ build them (TF 1.x python/ops/embedding_ops.py, rnn.py, nn_ops.py, layers/core.p
 - the cells: one stack converted from the checkpoint, run by ``dynamic_rnn`` (a TF 1.x while loop: the input
   enters by ``<rnn>/transpose`` when batch-major, by ``<rnn>/TensorArrayUnstack/...ScatterV3`` when time-major;
   the output leaves by ``<rnn>/transpose_1`` / ``<rnn>/TensorArrayStack/TensorArrayGatherV3``) or by
-  ``static_rnn`` over ``tf.unstack(inputs, axis=1)`` (``Unpack``), its step outputs joined by
+  ``static_rnn`` over ``tf.unstack(inputs, axis=1)`` (``Unpack``), or ptb_word_lm.py's own unrolled loop
+  ``cell(inputs[:, time_step, :], state)`` (a ``StridedSlice`` per step), its step outputs joined by
   ``tf.concat(outputs, 1)`` (``ConcatV2``) or ``tf.stack`` (``Pack``), from zero states;
 - the projection: ``tf.reshape(output, [-1, size])`` then ``MatMul`` with a ``[size, vocab]`` variable and
   ``BiasAdd`` / ``Add`` of a ``[vocab]`` variable (``tf.nn.xw_plus_b``, ``tf.matmul(output, softmax_w) +
@@ -179,21 +180,27 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
         static_steps = None
     else:
         unpacks = {_base(i) for n in first_nodes for i in n.inputs if (u := g.get(i)) is not None and u.op == "Unpack"}
-        if len(unpacks) != 1:
+        slices = {_base(i) for n in first_nodes for i in n.inputs if (u := g.get(i)) is not None
+                  and u.op == "StridedSlice"}
+        if slices and not unpacks:
+            rnn_in, batch_major_in, static_steps, how = _unrolled(g, [g.by_name[n] for n in sorted(slices)])
+        elif len(unpacks) != 1:
             raise NotUnderstood(f"the cells {first!r} run outside a loop (static_rnn) but read "
                                 f"{'no' if not unpacks else len(unpacks)} tf.unstack ops ({', '.join(sorted(unpacks))})")
-        unpack = g.by_name[unpacks.pop()]
-        axis = _int_attr(unpack, "axis", 0)
-        if axis not in (0, 1, -2, -3):
-            raise NotUnderstood(f"{_describe(unpack)} splits axis {axis}; static_rnn's steps are axis 0 or 1 of a "
-                                "sequence")
-        batch_major_in = axis in (1, -2)
-        rnn_in = unpack.inputs[0]
-        static_steps = _int_attr(unpack, "num", 0)
-        used_steps = sorted({_output(i) for n in first_nodes for i in n.inputs if _base(i) == unpack.name})
-        if not static_steps or used_steps != list(range(static_steps)):
-            raise NotUnderstood(f"the cells read steps {used_steps} of {_describe(unpack)}, which makes "
-                                f"{static_steps}")
+        else:
+            unpack = g.by_name[unpacks.pop()]
+            axis = _int_attr(unpack, "axis", 0)
+            if axis not in (0, 1, -2, -3):
+                raise NotUnderstood(f"{_describe(unpack)} splits axis {axis}; static_rnn's steps are axis 0 or 1 of a "
+                                    "sequence")
+            batch_major_in = axis in (1, -2)
+            rnn_in = unpack.inputs[0]
+            static_steps = _int_attr(unpack, "num", 0)
+            used_steps = sorted({_output(i) for n in first_nodes for i in n.inputs if _base(i) == unpack.name})
+            if not static_steps or used_steps != list(range(static_steps)):
+                raise NotUnderstood(f"the cells read steps {used_steps} of {_describe(unpack)}, which makes "
+                                    f"{static_steps}")
+            how = f"static_rnn over {unpack.name} (tf.unstack, axis {axis})"
         outputs = {}
         for n in g.nodes:   # the step outputs joined: tf.concat(outputs, axis) / tf.stack(outputs, axis)
             data = n.inputs[:-1] if n.op == "ConcatV2" else n.inputs if n.op == "Pack" else None
@@ -208,9 +215,8 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
                 outputs[n.name] = a in (1, -1)
             elif n.op == "Pack" and a in (0, 1, -2, -3):
                 outputs[n.name] = a in (1, -2)
-        notes.append(f"cells: {spec.name} run by static_rnn over {unpack.name} (tf.unstack, axis {axis}: "
-                     f"{'batch' if batch_major_in else 'time'}-major), {static_steps} steps, from zero states; the "
-                     "module runs any number of steps")
+        notes.append(f"cells: {spec.name} run by {how}: {'batch' if batch_major_in else 'time'}-major, "
+                     f"{static_steps} steps, from zero states; the module runs any number of steps")
     # -- the input side ------------------------------------------------------------------------------------
     src = g.through_identity(rnn_in)
     if src is None:
@@ -336,6 +342,36 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
                     "rec_out": rec_out, "projection": None if found is None else (w, b),
                     "after": [n.kind for n in nodes if n.kind in ("Softmax", "Unflatten")]}
     return graph, used
+
+
+def _unrolled(g: _Graph, slices: List[GraphNode]) -> Tuple[str, bool, int, str]:
+    """ptb_word_lm.py's own unroll, ``cell(inputs[:, time_step, :], state)`` for every step: one ``StridedSlice``
+    per step of one sequence (``begin`` [0, t, 0], ``end`` [0, t + 1, 0], strides 1, the other axes' mask bits
+    set, ``shrink_axis_mask`` the step's axis). (the sequence, batch-major?, steps, how)."""
+    source, axis, steps = None, None, []
+    for sl in slices:
+        begin, end, strides = (g.const(i) for i in sl.inputs[1:4]) if len(sl.inputs) == 4 else (None, None, None)
+        shrink = _int_attr(sl, "shrink_axis_mask", 0)
+        masks = (_int_attr(sl, "begin_mask", 0), _int_attr(sl, "end_mask", 0))
+        if _int_attr(sl, "ellipsis_mask", 0) or _int_attr(sl, "new_axis_mask", 0) or shrink not in (1, 2) \
+                or begin is None or end is None or strides is None or begin.dtype.kind not in "iu" \
+                or not begin.shape == end.shape == strides.shape or begin.shape not in ((2,), (3,)):
+            raise NotUnderstood(f"the cells read {_describe(sl)}, which is not one step x[:, t] / x[t] of a sequence")
+        a = shrink.bit_length() - 1
+        others = [k for k in range(begin.shape[0]) if k != a]
+        t = int(begin[a])
+        if (strides != 1).any() or int(end[a]) != t + 1 or t < 0 \
+                or not all(m >> k & 1 for m in masks for k in others):
+            raise NotUnderstood(f"the cells read {_describe(sl)}, which is not one step x[:, t] / x[t] of a sequence")
+        if source not in (None, sl.inputs[0]) or axis not in (None, a):
+            raise NotUnderstood(f"the cells read steps of more than one sequence or axis ({_describe(sl)})")
+        source, axis = sl.inputs[0], a
+        steps.append(t)
+    if sorted(steps) != list(range(len(steps))):
+        raise NotUnderstood(f"the cells read steps {sorted(steps)} of {source}; an unrolled loop reads 0 to "
+                            f"{len(steps) - 1} once each")
+    return source, axis == 1, len(steps), (f"an unrolled loop over {source} (cell(inputs[:, t, :]), "
+                                           f"{', '.join(sl.name for sl in slices[:2])}, ...)")
 
 
 def _dims(placeholder: GraphNode) -> List[Optional[int]]:
