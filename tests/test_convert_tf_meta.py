@@ -254,3 +254,92 @@ def test_the_whole_model_written_as_python_predicts_the_same(tmp_path):
     assert_close(got, arrays["out"], dtype=torch.float32, msg="emitted model")
     text = path.read_text()
     assert "nn.Embedding(11, 4)" in text and "nn.Linear(5, 11)" in text
+
+
+def _with_graph(monkeypatch, name, change):
+    """The recording's checkpoint read with its graph's nodes changed by ``change(nodes_by_name)``."""
+    import compat.formats.tf.meta_graph as meta_graph
+
+    real = meta_graph.read_meta_graph
+
+    def read(path):
+        nodes = real(path)
+        change({n.name: n for n in nodes})
+        return nodes
+
+    monkeypatch.setattr(meta_graph, "read_meta_graph", read)
+    return GOLDEN / CASES[name][1]["checkpoint"]
+
+
+@pytest.mark.parametrize("name, change, said", [
+    ("whole_ptb_word_lm", lambda n: n["Model/Reshape/shape"].__setattr__("value", np.array([-1, 7])),
+     "Reshape (Model/Reshape) before the projection reshapes to [-1, 7], not [-1, 5]"),
+    ("whole_ptb_word_lm", lambda n: n["Model/RNN/strided_slice_3"].attrs.__setitem__("shrink_axis_mask", (1, 2)),
+     "has attribute shrink_axis_mask = (1, 2), not an integer"),
+    ("whole_ptb_word_lm", lambda n: (n["Model/RNN/strided_slice_3/stack"].__setattr__("value", np.array([0, 1, 0])),
+                                     n["Model/RNN/strided_slice_3/stack_1"].__setattr__("value", np.array([0, 2, 0]))),
+     "steps [0, 1, 1, 2, 4]"),
+    ("whole_ptb_word_lm", lambda n: n["Model/RNN/strided_slice_3/stack"].__setattr__("value", np.array([0, 1, 0])),
+     "StridedSlice (Model/RNN/strided_slice_3), which is not one step x[:, t] / x[t] of a sequence"),
+    ("whole_ptb_static", lambda n: n["Model/embedding_lookup/axis"].__setattr__("value", np.array(1)),
+     "gathers along an axis other than 0"),
+    ("whole_dense_softmax", lambda n: n["Model/dense/MatMul"].attrs.__setitem__("transpose_b", True),
+     "MatMul (Model/dense/MatMul) transposes an operand"),
+    ("whole_ptb_dynamic", lambda n: n["Model/embedding_lookup"].inputs.__setitem__(1, "Model/embedding"),
+     "not from a placeholder"),
+])
+def test_a_graph_off_the_patterns_is_named_not_guessed(tmp_path, monkeypatch, name, change, said):
+    from compat.convert import discover
+
+    found = discover(_with_graph(monkeypatch, name, change))
+    assert found.graph is None and said in found.whole_refused
+    assert found.specs     # the cells convert alone
+
+
+def test_hostile_graph_changes_give_a_model_a_refusal_or_one_input_error(monkeypatch):
+    """Random damage to a language model's nodes (attributes, constants, inputs): the reader answers with a
+    whole model, a refusal naming an op, or one InputError, never another exception."""
+    import compat.formats.tf.meta_graph as meta_graph
+    from compat.convert import discover
+    from compat.errors import InputError
+
+    real = meta_graph.read_meta_graph
+    rng = np.random.default_rng(0)
+    junk = [(), (1, 2), -1, 0, 7, True, 1.5, "x", np.array([-1, 5]), np.array([[0]]), np.array(2.5), None]
+    outcomes = set()
+    for name in ("whole_ptb_word_lm", "whole_ptb_static", "whole_gru_time_major", "whole_dense_softmax"):
+        nodes = real(GOLDEN / CASES[name][1]["checkpoint"].replace("model.ckpt", "model.ckpt.meta"))
+        around = [n.name for n in nodes if n.name.startswith("Model/") and "cell" not in n.name
+                  and "Initializer" not in n.name]
+        for _ in range(12):
+            victim = around[rng.integers(len(around))]
+            what = rng.integers(4)
+            value = junk[rng.integers(len(junk))]
+
+            def read(path, victim=victim, what=what, value=value):
+                out = real(path)
+                node = next(n for n in out if n.name == victim)
+                if what == 0:
+                    node.attrs[str(rng.choice(["axis", "num", "shrink_axis_mask", "begin_mask", "dtype", "shape",
+                                               "transpose_a", "batch_dims"]))] = value
+                elif what == 1:
+                    node.value = value if isinstance(value, np.ndarray) else None
+                elif what == 2:
+                    node.inputs = node.inputs[::-1]
+                else:
+                    node.op = str(rng.choice(["Identity", "Reshape", "Unpack", "StridedSlice", "ConcatV2", "Pack",
+                                              "Softmax", "GatherV2", "Placeholder", "MatMul"]))
+                return out
+
+            monkeypatch.setattr(meta_graph, "read_meta_graph", read)
+            try:
+                found = discover(GOLDEN / CASES[name][1]["checkpoint"])
+            except InputError:
+                outcomes.add("error")
+                continue
+            if found.graph is not None:
+                outcomes.add("whole")
+            elif found.whole_refused is not None:
+                assert found.whole_refused.startswith(str(GOLDEN / CASES[name][1]["checkpoint"]))
+                outcomes.add("refused")
+    assert {"whole", "refused"} <= outcomes
