@@ -243,7 +243,7 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
         if table.dtype.kind != "f":
             raise NotUnderstood(f"the embedding {table_name} is {table.dtype}, not floating point")
         inputs = [ModelInput(ids.name, _dims(ids), "int64")]
-        emb_name = _node_name(table_name)
+        emb_name = table_name
         nodes.append(Node(emb_name, "Embedding", {"num_embeddings": int(table.shape[0]),
                                                   "embedding_dim": int(table.shape[1])},
                           args=[[ids.name, 0]], weights={"weight": table}))
@@ -290,14 +290,14 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
         notes.append("no projection after the cells: the model returns the cells' output sequence")
     else:
         width = spec.proj_size or spec.hidden_size
-        rows_name = _node_name(rows_op)
+        rows_name = rows_op
         nodes.append(Node(rows_name, "Rows", {"size": width}, args=[last_ref]))
         w_name, b_name = found["w"], found["b"]
         w = tensor(w_name)
         b = tensor(b_name) if b_name else None
         if w.dtype.kind != "f" or (b is not None and b.dtype.kind != "f"):
             raise NotUnderstood(f"the projection's variables {w_name}, {b_name} are not floating point")
-        dense_name = _node_name(found["scope"])
+        dense_name = found["scope"]
         weights = {"weight": np.ascontiguousarray(w.T)}
         if b is not None:
             weights["bias"] = b
@@ -312,7 +312,7 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
         last_ref = [dense_name, 0]
         softmax = False
         for op, what in _after(g, found["end"], int(w.shape[1]), inputs[0]):
-            name = _node_name(op.name)
+            name = op.name
             if what == "softmax":
                 nodes.append(Node(name, "Softmax", {}, args=[last_ref]))
                 notes.append(f"softmax: {op.name} (Softmax): the model returns probabilities")
@@ -379,10 +379,6 @@ def _dims(placeholder: GraphNode) -> List[Optional[int]]:
     if not isinstance(shape, tuple) or len(shape) not in (2, 3):
         return [None, None] if placeholder.attrs.get("dtype", 1) in INT_DTYPES else [None, None, None]
     return [d if d >= 0 else None for d in shape]
-
-
-def _node_name(name: str) -> str:
-    return name
 
 
 def _projection(g: _Graph, mm: GraphNode, outputs: Dict[str, bool], spec, static: bool) -> dict:
