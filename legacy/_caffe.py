@@ -228,3 +228,146 @@ def snapshot_history(caffe_root, work, it: int):
     """The solver's momentum history of ``work/snap/it_iter_<it>.solverstate``."""
     return history_blobs(protoc_decode(caffe_root, "SolverState",
                                        (work / "snap" / f"it_iter_{it}.solverstate").read_bytes()))
+
+
+# ------------------------------------------------------------------- weights written by protoc, forward runs
+
+def float32_text(values) -> List[str]:
+    """Each value as the shortest decimal that is exactly its float32 value (a double read back and cast to
+    float by protobuf's text parser gives the same float32)."""
+    return [repr(float(v)) for v in np.asarray(values, np.float32).reshape(-1)]
+
+
+def blobs_text(arrays: List[np.ndarray]) -> str:
+    """``blobs { shape { dim: .. } data: .. }`` entries of float32 arrays, in protobuf's text format."""
+    lines = []
+    for a in arrays:
+        a = np.asarray(a, np.float32)
+        lines.append("  blobs {")
+        lines.append("    shape { " + " ".join(f"dim: {d}" for d in a.shape) + " }")
+        lines += [f"    data: {v}" for v in float32_text(a)]
+        lines.append("  }")
+    return "\n".join(lines)
+
+
+def encode_caffemodel(caffe_root: Path, weights: Dict[str, Tuple[str, List[np.ndarray]]], name: str) -> bytes:
+    """A binary ``.caffemodel`` (NetParameter) of ``weights`` ({layer: (type, [float32 arrays])}), written by
+    ``protoc --encode`` against the build's caffe.proto, then decoded again and checked value for value."""
+    text = [f'name: "{name}"']
+    for layer, (ltype, arrays) in weights.items():
+        text.append(f'layer {{\n  name: "{layer}"\n  type: "{ltype}"\n{blobs_text(arrays)}\n}}')
+    proto_dir = caffe_root / "src" / "caffe" / "proto"
+    protoc = shutil.which("protoc")
+    if protoc is None:
+        raise SystemExit("protoc not found (apt-get install protobuf-compiler)")
+    res = subprocess.run([protoc, "--encode=caffe.NetParameter", f"-I{proto_dir}", str(proto_dir / "caffe.proto")],
+                         input="\n".join(text).encode(), capture_output=True, check=False)
+    if res.returncode:
+        raise SystemExit(f"protoc --encode=caffe.NetParameter failed: {res.stderr.decode(errors='replace')}")
+    back = layer_blobs(protoc_decode(caffe_root, "NetParameter", res.stdout))
+    for layer, (_t, arrays) in weights.items():
+        got = back.get(layer, [])
+        if len(got) != len(arrays) or not all(
+                g.shape == np.shape(a) and np.array_equal(g, np.asarray(a, np.float32)) for g, a in zip(got, arrays)):
+            raise SystemExit(f"layer {layer}: the encoded .caffemodel does not hold the weights exactly")
+    return res.stdout
+
+
+def hdf5_io_net(inputs: Dict[str, np.ndarray], layers: str, outputs: List[str], name: str) -> str:
+    """A net that reads ``inputs`` with ``HDF5Data`` layers (one per leading size: the layer reads batch_size
+    rows of every dataset, hdf5_data_layer.cpp LoadHDF5FileData checks they agree), runs ``layers`` and writes
+    each blob of ``outputs`` with an ``HDF5Output`` layer of its own (hdf5_output_layer.cpp: two bottoms written
+    as datasets "data" and "label" when Forward runs, here the blob twice) to ``out_<blob>.h5``.
+    The inputs' files are ``in_<k>.h5`` with list files ``in_<k>.txt`` (:func:`write_hdf5_inputs`)."""
+    groups: Dict[int, List[str]] = {}
+    for blob, a in inputs.items():
+        groups.setdefault(int(np.shape(a)[0]), []).append(blob)
+    text = [f'name: "{name}"']
+    for k, (rows, blobs) in enumerate(groups.items()):
+        tops = " ".join(f'top: "{b}"' for b in blobs)
+        text.append(f'layer {{ name: "in_{k}" type: "HDF5Data" {tops} '
+                    f'hdf5_data_param {{ source: "in_{k}.txt" batch_size: {rows} }} }}')
+    text.append(layers.strip())
+    for blob in outputs:
+        text.append(f'layer {{ name: "out_{blob}" type: "HDF5Output" bottom: "{blob}" bottom: "{blob}" '
+                    f'hdf5_output_param {{ file_name: "out_{blob}.h5" }} }}')
+    return "\n".join(text) + "\n"
+
+
+def write_hdf5_inputs(work: Path, inputs: Dict[str, np.ndarray]) -> None:
+    """The files :func:`hdf5_io_net`'s HDF5Data layers read: float32 datasets named by blob (HDF5Data reads
+    every dataset as float, hdf5.cpp hdf5_load_nd_dataset; an Embed casts ids back with static_cast<int>)."""
+    import h5py
+
+    groups: Dict[int, List[str]] = {}
+    for blob, a in inputs.items():
+        groups.setdefault(int(np.shape(a)[0]), []).append(blob)
+    for k, blobs in enumerate(groups.values()):
+        with h5py.File(work / f"in_{k}.h5", "w") as f:
+            for b in blobs:
+                f[b] = np.asarray(inputs[b], np.float32)
+        (work / f"in_{k}.txt").write_text(f"in_{k}.h5\n")
+
+
+def caffe_forward(caffe_root: Path, work: Path, inputs: Dict[str, np.ndarray], layers: str, outputs: Dict[str, int],
+                  weights: Dict[str, Tuple[str, List[np.ndarray]]], name: str) -> Dict[str, np.ndarray]:
+    """One TEST-phase forward pass of ``layers`` by ``caffe test -iterations 1`` from ``weights`` (an encoded
+    .caffemodel: Net::CopyTrainedLayersFrom, which also fills recurrent layers, whose LayerSetUp replaces any
+    blobs given in the prototxt by their unrolled net's); returns each blob of ``outputs`` ({blob: shape}) as
+    Caffe's HDF5Output wrote it. HDF5Output keeps a blob's values in order but as (num, channels, height,
+    width), ones after the blob's last axis: ``outputs`` gives each blob's number of axes ({blob: axes})."""
+    import h5py
+
+    work.mkdir(parents=True, exist_ok=True)
+    write_hdf5_inputs(work, inputs)
+    (work / "net.prototxt").write_text(hdf5_io_net(inputs, layers, list(outputs), name))
+    (work / "weights.caffemodel").write_bytes(encode_caffemodel(caffe_root, weights, name))
+    binary = caffe_root / ".build_release" / "tools" / "caffe.bin"
+    run_binary([str(binary), "test", "-model", "net.prototxt", "-weights", "weights.caffemodel", "-iterations", "1"],
+               work, work / "caffe.log")
+    got = {}
+    for blob, axes in outputs.items():
+        with h5py.File(work / f"out_{blob}.h5", "r") as f:
+            data, label = np.array(f["data"]), np.array(f["label"])
+        if data.dtype != np.float32 or data.ndim != 4 or any(d != 1 for d in data.shape[axes:]) \
+                or not np.array_equal(data, label):
+            raise SystemExit(f"out_{blob}.h5: {data.dtype} {data.shape}; expected float32 with {axes} axes")
+        got[blob] = data.reshape(data.shape[:axes])
+    return got
+
+
+def input_layer(inputs: Dict[str, np.ndarray]) -> str:
+    """An ``Input`` layer declaring ``inputs``' blobs and shapes: the net as a user deploys it (no data layer)."""
+    tops = " ".join(f'top: "{b}"' for b in inputs)
+    shapes = " ".join("shape { " + " ".join(f"dim: {d}" for d in np.shape(a)) + " }" for a in inputs.values())
+    return f'layer {{ name: "data" type: "Input" {tops} input_param {{ {shapes} }} }}\n'
+
+
+def record_nets(caffe_root: Path, cases: Dict[str, dict], out: Path, work: Path, command: str, ) -> None:
+    """Run each case ({name: {"inputs", "layers", "weights", "outputs"}}) through :func:`caffe_forward` and write
+    ``out/<name>.prototxt`` (``Input`` layer + the layers), ``out/<name>.caffemodel`` (protoc-encoded),
+    ``out/expected.npz`` (``<name>/in/<blob>``, ``<name>/out/<blob>``, the weights as
+    ``<name>/weights/<layer>/<k>``, and ``versions``: the build and tools, JSON)."""
+    import json
+
+    from _common import versions
+
+    out.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for name, case in cases.items():
+        got = caffe_forward(caffe_root, work / name, case["inputs"], case["layers"], case["outputs"], case["weights"],
+                            name)
+        (out / f"{name}.prototxt").write_text(f'name: "{name}"\n' + input_layer(case["inputs"])
+                                              + case["layers"].strip() + "\n")
+        shutil.copyfile(work / name / "weights.caffemodel", out / f"{name}.caffemodel")
+        for blob, a in case["inputs"].items():
+            arrays[f"{name}/in/{blob}"] = np.asarray(a, np.float32)
+        for blob, a in got.items():
+            arrays[f"{name}/out/{blob}"] = a
+        for layer, (_t, blobs) in case["weights"].items():
+            for k, a in enumerate(blobs):
+                arrays[f"{name}/weights/{layer}/{k}"] = np.asarray(a, np.float32)
+        print(name, {b: list(a.shape) for b, a in got.items()})
+    info = {**versions(), "caffe": "BVLC/caffe", **build_info(caffe_root), "command": command}
+    arrays["versions"] = np.array(json.dumps(info))
+    np.savez_compressed(out / "expected.npz", **arrays)

@@ -18,6 +18,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from reference.caffe_lstm import lstm_forward
+from reference.caffe_rnn import rnn_layer
 
 
 def _axis(axis: int, num_axes: int) -> int:
@@ -180,6 +181,17 @@ def net_forward(layers: Sequence[dict], weights: Dict[str, Sequence[np.ndarray]]
             h, h_T, c_T, _ = lstm_forward(b[0], b[1], w[0].reshape(4 * H, -1), w[1].reshape(-1),
                                           w[2].reshape(4 * H, H), h0, c0, caffe_tanh=True)
             out = [h] + ([h_T[None], c_T[None]] if expose else [])
+        elif t == "RNN":
+            # rnn_layer.cpp / recurrent_layer.cpp: bottoms x [T, N, ...], cont [T, N], then x_static [N, ...] (a
+            # static input) and h0 [1, N, H] (expose_hidden); tops o (, h_T); blobs as reference/caffe_rnn.py
+            expose = p.get("expose_hidden", False)
+            static = len(b) > 2 + expose
+            x = b[0].reshape(b[0].shape[0], b[0].shape[1], -1)
+            h0 = b[2 + static].reshape(1, x.shape[1], -1) if expose else None
+            x_static = b[2].reshape(x.shape[1], -1) if static else None
+            rnn_blobs = [a.reshape(a.shape[-2:]) if a.ndim > 1 else a.reshape(-1) for a in w]
+            o, h_T = rnn_layer(x, b[1], rnn_blobs, h0, x_static)
+            out = [o] + ([h_T[None]] if expose else [])
         else:
             raise ValueError(f"layer type {t!r} is not in this oracle")
         for name, value in zip(layer["top"], out):

@@ -196,3 +196,59 @@ def bidirectional(layer, x, forward: dict, backward: dict, initial_state=None, m
     merged = {"concat": lambda: np.concatenate([y, y_bw], axis=2), "sum": lambda: y + y_bw,
               "mul": lambda: y * y_bw, "ave": lambda: (y + y_bw) / 2, None: lambda: (y, y_bw)}[merge_mode]()
     return merged, h_fw, h_bw
+
+
+def training_layer(family: str, x, kernel, recurrent_kernel, bias=None, input_masks=None, recurrent_masks=None, *,
+                   reset_after: bool = False, recurrent_activation: Activation = "sigmoid",
+                   activation: Activation = "tanh", go_backwards: bool = False,
+                   update_uses_dropped_h: bool = False) -> Tuple[np.ndarray, list]:
+    """A Keras ``LSTM`` / ``GRU`` / ``SimpleRNN`` called with ``training=True`` and its dropout masks given
+    (``family`` "lstm", "gru", "rnn"), Keras's weights and gate order (LSTM i, f, c, o; GRU z, r, h).
+
+    ``input_masks``: a list of one ``[B, in]`` mask per gate, as ``LSTMCell.call`` (implementation 1:
+    ``inputs_i = inputs * dp_mask[0]``, ...) reads them; a mask of shape ``[B, T, in]`` multiplies the whole input
+    once (tf-keras ``LSTM.call``'s fused path: ``inputs = inputs * dropout_mask[0]``). ``recurrent_masks``: one
+    ``[B, H]`` mask per gate on ``h_tm1`` (``h_tm1_i = h_tm1 * rec_dp_mask[0]``, ...). A layer that reads one mask
+    for every gate (implementation 2, Keras 1 ``consume_less="gpu"``) is the list of that mask repeated.
+    ``update_uses_dropped_h``: Keras 2.0-2.3 ``GRUCell.call`` (implementation 2) mixes ``h = z * h_tm1 + (1 - z) *
+    hh`` with the dropped-out ``h_tm1``. Returns ``(outputs [B, T, H], final states [h] or [h, c])``."""
+    x = np.asarray(x, dtype=np.float64)
+    kernel, recurrent_kernel, bias = _f64(kernel), _f64(recurrent_kernel), _f64(bias)
+    H = recurrent_kernel.shape[0]
+    G = {"lstm": 4, "gru": 3, "rnn": 1}[family]
+    if input_masks is not None and np.asarray(input_masks[0]).ndim == 3:
+        x = x * np.asarray(input_masks[0], dtype=np.float64)
+        input_masks = None
+    if go_backwards:
+        x = x[:, ::-1]
+    rec_act, act = _activation(recurrent_activation), _activation(activation)
+    B, T, _ = x.shape
+    ones_in, ones_h = [1.0] * G, [1.0] * G
+    im = ones_in if input_masks is None else [np.asarray(m, dtype=np.float64) for m in input_masks]
+    rm = ones_h if recurrent_masks is None else [np.asarray(m, dtype=np.float64) for m in recurrent_masks]
+    if family == "gru" and reset_after and bias is not None:
+        b_in, b_rec = bias.reshape(2, 3 * H)
+    else:
+        b_in, b_rec = (bias if bias is not None else np.zeros(G * H)), np.zeros(G * H)
+    K = [kernel[:, k * H:(k + 1) * H] for k in range(G)]
+    U = [recurrent_kernel[:, k * H:(k + 1) * H] for k in range(G)]
+    bi = [b_in[k * H:(k + 1) * H] for k in range(G)]
+    br = [b_rec[k * H:(k + 1) * H] for k in range(G)]
+    h, c = np.zeros((B, H)), np.zeros((B, H))
+    out = np.empty((B, T, H))
+    for t in range(T):
+        xs = [(x[:, t] * im[k]) @ K[k] + bi[k] for k in range(G)]
+        hs = [h * rm[k] for k in range(G)]
+        if family == "lstm":
+            i, f = rec_act(xs[0] + hs[0] @ U[0]), rec_act(xs[1] + hs[1] @ U[1])
+            c = f * c + i * act(xs[2] + hs[2] @ U[2])
+            h = rec_act(xs[3] + hs[3] @ U[3]) * act(c)
+        elif family == "gru":
+            z = rec_act(xs[0] + hs[0] @ U[0] + br[0])
+            r = rec_act(xs[1] + hs[1] @ U[1] + br[1])
+            hh = act(xs[2] + (r * (hs[2] @ U[2] + br[2]) if reset_after else (r * hs[2]) @ U[2]))
+            h = z * (hs[0] if update_uses_dropped_h else h) + (1.0 - z) * hh
+        else:
+            h = act(xs[0] + hs[0] @ U[0])
+        out[:, t] = h
+    return out, ([h, c] if family == "lstm" else [h])

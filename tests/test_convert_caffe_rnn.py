@@ -1,6 +1,7 @@
-"""BVLC Caffe's ``RNN`` layer through the converter, against reference/caffe_rnn.py (no Caffe build recorded it:
-the oracle is written from rnn_layer.cpp): the output o = tanh(W_ho h + b_o), ``cont`` restarts, the final h;
-a static input is refused; the prototxt's num_output is checked."""
+"""BVLC Caffe's ``RNN`` layer through the converter, against reference/caffe_rnn.py (the oracle written from
+rnn_layer.cpp): the output o = tanh(W_ho h + b_o), ``cont`` restarts, the final h; a static input is refused;
+the prototxt's num_output is checked. A real BVLC Caffe build's outputs for the layer (stacked, ``expose_hidden``,
+fractional ``cont``, a static input) and the oracle's agreement with them: tests/test_convert_caffe_recorded.py."""
 from __future__ import annotations
 
 import numpy as np

@@ -3,10 +3,11 @@
 (the numpy oracle written from Caffe's .cpp sources) on inputs of its own, and with the port's CaffeNet on the
 same files. Nets: Embed -> LSTM with cont -> InnerProduct (axis 2) -> Softmax; the same with Split, Slice,
 Concat, Eltwise (SUM with coeff, PROD, MAX), Reshape (0 and -1) and an in-place Dropout; an LSTM exposing its
-hidden state; random chains of the layer set. A layer outside the set is refused by name (the LSTM still
-converts alone).
+hidden state; two RNN layers, the first exposing its hidden state; random chains of the layer set. A layer
+outside the set is refused by name (the LSTM still converts alone).
 
-No recording of a real Caffe build backs these nets: the per-layer oracle is the reference.
+These tests use the per-layer oracle on nets and inputs of their own; tests/test_convert_caffe_recorded.py
+compares whole nets of every layer type here (and the RNN layer) with what a real BVLC Caffe build computed.
 """
 from __future__ import annotations
 
@@ -218,6 +219,74 @@ def test_prototxt_without_weights_and_flags_of_the_other_route_are_one_clear_err
     assert "pass the trained .caffemodel with --weights" in capsys.readouterr().err
     assert convert_cli(model, tmp_path / "o", ["--weights", str(model)]) == 2
     assert "--weights goes with a .prototxt source" in capsys.readouterr().err
+
+
+RNN_NET = INPUTS + (
+    f'layer {{ name: "state" type: "Input" top: "h0" input_param {{ shape {{ dim: 1 dim: {N} dim: {H} }} }} }}\n'
+    f'layer {{ name: "embed" type: "Embed" bottom: "words" top: "emb" '
+    f'embed_param {{ num_output: {E} input_dim: {V} }} }}\n'
+    f'layer {{ name: "rnn1" type: "RNN" bottom: "emb" bottom: "cont" bottom: "h0" top: "o1" top: "hT" '
+    f'recurrent_param {{ num_output: {H} expose_hidden: true }} }}\n'
+    f'layer {{ name: "rnn2" type: "RNN" bottom: "o1" bottom: "cont" top: "o2" '
+    f'recurrent_param {{ num_output: {C} }} }}\n'
+    'layer { name: "prob" type: "Softmax" bottom: "o2" top: "prob" softmax_param { axis: 2 } }\n')
+
+
+def _rnn_blobs(rng):
+    f = lambda *s: rng.normal(0, 0.6, s).astype(np.float32)  # noqa: E731
+    return {"embed": ("Embed", [f(V, E), f(E)]), "rnn1": ("RNN", [f(H, E), f(H), f(H, H), f(H, H), f(H)]),
+            "rnn2": ("RNN", [f(C, H), f(C), f(C, C), f(C, C), f(C)])}
+
+
+def test_rnn_layers_in_a_whole_net_equal_the_oracle(tmp_path):
+    """Two RNN layers (the first exposing its hidden state) in a float64 net: the loaded net and its emitted Python
+    against reference/caffe_layers.py, with cont 0 at the first step of one stream only (the others continue from
+    h0), a restart and a fractional value mid-sequence."""
+    import importlib.util
+
+    rng = np.random.default_rng(5)
+    blobs = _rnn_blobs(rng)
+    proto, model = _write(tmp_path, RNN_NET, blobs)
+    assert convert_cli(proto, tmp_path / "out", ["--weights", str(model), "--model", "whole", "--emit-python",
+                                                 str(tmp_path / "rnn_model.py")]) == 0
+    net = load(tmp_path / "out")
+    assert net.input_names == ["words", "cont", "h0"] and set(net) == {"rnn1", "rnn2"}
+    feeds = {"words": rng.integers(0, V, (T, N)), "cont": np.ones((T, N)), "h0": rng.uniform(-1, 1, (1, N, H))}
+    feeds["cont"][0] = [0, 1, 1]
+    feeds["cont"][2, 1] = 0
+    feeds["cont"][3, 2] = 0.25
+    want = net_forward(_reference_layers(RNN_NET), {k: v for k, (_, v) in blobs.items()}, feeds)
+    spec = importlib.util.spec_from_file_location("rnn_model", tmp_path / "rnn_model.py")
+    emitted = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(emitted)
+    plain = emitted.load(dtype=torch.float64)
+    with torch.no_grad():
+        emitted_out = plain(*[torch.as_tensor(feeds[k]) for k in ("words", "cont", "h0")])
+    for got in (_run(net, feeds, torch.float64), emitted_out):
+        assert len(got) == 2
+        for g, name in zip(got, ["hT", "prob"]):
+            assert list(g.shape) == list(want[name].shape), name
+            assert_close(g, want[name], dtype=torch.float64, msg=name)
+
+
+@pytest.mark.parametrize("layer, match", [
+    ('layer { name: "rnn1" type: "RNN" bottom: "emb" bottom: "cont" top: "o1" top: "hT" '
+     'recurrent_param { num_output: 5 expose_hidden: true } }', "'rnn1' \\(RNN\\).*2 bottoms; a RNN layer takes 3"),
+    ('layer { name: "rnn1" type: "RNN" bottom: "emb" bottom: "cont" bottom: "h0" top: "o1" '
+     'recurrent_param { num_output: 5 expose_hidden: true } }', "'rnn1' \\(RNN\\).*1 tops; a RNN layer has 2"),
+    ('layer { name: "rnn1" type: "RNN" bottom: "emb" bottom: "h0" bottom: "h0" top: "o1" top: "hT" '
+     'recurrent_param { num_output: 5 expose_hidden: true } }',
+     "'rnn1' \\(RNN\\).*expected x \\[T, N, ...\\] and cont"),
+])
+def test_rnn_layer_bad_bottoms_or_tops_are_refused_by_name(tmp_path, layer, match):
+    rng = np.random.default_rng(0)
+    rnn1 = RNN_NET[RNN_NET.index('layer { name: "rnn1"'):RNN_NET.index('layer { name: "rnn2"')]
+    text = RNN_NET.replace(rnn1, layer + "\n").replace('bottom: "o1" bottom: "cont"', 'bottom: "emb" bottom: "cont"')
+    blobs = _rnn_blobs(rng)
+    blobs["rnn2"] = ("RNN", [rng.normal(0, 1, s) for s in [(C, E), (C,), (C, C), (C, C), (C,)]])
+    proto, model = _write(tmp_path, text, blobs)
+    with pytest.raises(WholeModelError, match=match):
+        convert(proto, tmp_path / "w", weights=str(model), model="whole")
 
 
 @st.composite

@@ -122,13 +122,14 @@ def test_keras1_per_gate_gru_and_cudnn_gru(tmp_path):
     assert_close(y, want, dtype=torch.float32)
 
 
-def test_training_only_and_stateful_settings_are_noted(tmp_path):
+def test_dropout_and_stateful_settings_are_noted(tmp_path):
     rng = np.random.default_rng(1)
     path = _layer("GRU", dict(reset_after=True, recurrent_activation="sigmoid", dropout=0.3, recurrent_dropout=0.2,
                               stateful=True), _gru_weights(rng, 3 * H, (2, 3 * H)), "2.21.0-tf", tmp_path / "k.h5")
     (spec,) = discover(path).specs
     notes = " ".join(spec.notes)
-    assert "recurrent_dropout=0.2: acts in training only" in notes and "dropout=0.3" in notes
+    assert "dropout=0.3, recurrent_dropout=0.2: in training (module.train())" in notes and "per gate" in notes
+    assert spec.module_kind == "compat.convert.modules.KerasGRU" and spec.keras.keras_dropout["rule"] == "per_gate"
     assert "stateful=True" in notes and "pass it as hx" in notes
 
 

@@ -227,6 +227,77 @@ def test_a_cudnn_gru_or_rnn_buffer_converts_to_torchs_module(mode, layers, bidir
     assert np.max(np.abs(y.numpy() - want_y)) < 1e-10 and np.max(np.abs(h.numpy() - want_h)) < 1e-10
 
 
+def _tf_copy_gru_rnn(params, mode, k, d):
+    """TF's canonical copy of pseudo-layer (k, d) of a GRU or simple-RNN buffer, as TF 1.x cudnn_rnn_ops.py writes
+    it: CudnnGRUSaveable._cudnn_to_tf_weights / _cudnn_to_tf_biases (gates r, u stitched from [W | R], their
+    biases summed; the candidate's input and hidden projections apart), CudnnRNNSimpleSaveable (one kernel
+    [W | R]^T, the biases summed)."""
+    W, R, bW, bR = ({g: params[n, k, d, g] for g in range(3 if mode == "gru" else 1)} for n in ("W", "R", "bW", "bR"))
+    if mode == "gru":
+        gates = np.concatenate([np.concatenate([W[0], R[0]], 1), np.concatenate([W[1], R[1]], 1)], 0).T
+        return {"gates/kernel": gates, "gates/bias": np.concatenate([bW[0], bW[1]]) + np.concatenate([bR[0], bR[1]]),
+                "candidate/input_projection/kernel": W[2].T, "candidate/input_projection/bias": bW[2],
+                "candidate/hidden_projection/kernel": R[2].T, "candidate/hidden_projection/bias": bR[2]}
+    return {"kernel": np.concatenate([W[0], R[0]], 1).T, "bias": bW[0] + bR[0]}
+
+
+def _gru_rnn_with_copy(tmp_path, mode, L, bidi, tamper=None):
+    rng = np.random.default_rng(9)
+    params = _cudnn_params(rng, mode, 3, 4, L, bidi)
+    scope = {"gru": "cudnn_gru", "rnn_tanh": "cudnn_rnn_tanh", "rnn_relu": "cudnn_rnn_relu"}[mode]
+    cell_scope = "cudnn_compatible_gru_cell" if mode == "gru" else "basic_rnn_cell"
+    variables = {f"{scope}/opaque_kernel": cudnn_params.pack(params, mode, 3, 4, L, bidi)}
+    for k in range(L):
+        for d in range(2 if bidi else 1):
+            cell = (f"{scope}/stack_bidirectional_rnn/cell_{k}/bidirectional_rnn/{'fw' if d == 0 else 'bw'}" if bidi
+                    else f"{scope}/rnn/multi_rnn_cell/cell_{k}")
+            for name, value in _tf_copy_gru_rnn(params, mode, k, d).items():
+                variables[f"{cell}/{cell_scope}/{name}"] = value
+    if tamper is not None:
+        variables[tamper][0] += 0.25
+    return save_checkpoint(str(tmp_path / "m.ckpt"), variables, write_state=False), params, scope
+
+
+@pytest.mark.parametrize("mode, L, bidi", [("gru", 2, True), ("gru", 1, False), ("rnn_tanh", 2, False),
+                                           ("rnn_relu", 1, True)])
+def test_a_cudnn_gru_or_rnn_buffer_and_its_equal_tf_copy_convert_once(mode, L, bidi, tmp_path):
+    """The copy gives the sizes (no flags), is checked against the buffer and converted with it: one module, the
+    buffer's numbers (a relu buffer's basic_rnn_cell copy never becomes a tanh BasicRNNCell)."""
+    import torch
+
+    prefix, params, scope = _gru_rnn_with_copy(tmp_path, mode, L, bidi)
+    found = discover(prefix)
+    (spec,) = found.specs
+    assert spec.name == scope and any("TF-format copy" in n and "agrees" in n for n in spec.notes)
+    assert convert_cli(prefix, tmp_path / "o.safetensors") == 0
+    (module,) = load(tmp_path / "o.safetensors").values()
+    assert type(module) is (torch.nn.GRU if mode == "gru" else torch.nn.RNN)
+    rng = np.random.default_rng(1)
+    D = 2 if bidi else 1
+    x, h0 = rng.uniform(-1, 1, (5, 2, 3)), rng.uniform(-1, 1, (L * D, 2, 4))
+    want_y, want_h = cudnn_params.run(mode, params, x, h0, L, bidi)
+    with torch.no_grad():
+        y, h = module.double()(torch.from_numpy(x), torch.from_numpy(h0))
+    assert_close(y.numpy(), want_y, dtype=np.float64)
+    assert_close(h.numpy(), want_h, dtype=np.float64)
+
+
+@pytest.mark.parametrize("mode, tensor", [
+    ("gru", "cudnn_gru/stack_bidirectional_rnn/cell_1/bidirectional_rnn/bw/cudnn_compatible_gru_cell/gates/bias"),
+    ("gru", "cudnn_gru/stack_bidirectional_rnn/cell_0/bidirectional_rnn/fw/cudnn_compatible_gru_cell/candidate/"
+            "hidden_projection/kernel"),
+    ("rnn_tanh", "cudnn_rnn_tanh/stack_bidirectional_rnn/cell_0/bidirectional_rnn/fw/basic_rnn_cell/kernel"),
+    ("rnn_relu", "cudnn_rnn_relu/stack_bidirectional_rnn/cell_1/bidirectional_rnn/bw/basic_rnn_cell/bias"),
+])
+def test_a_cudnn_gru_or_rnn_buffer_its_tf_copy_contradicts_is_refused_naming_the_tensor(mode, tensor, tmp_path):
+    prefix, _, _ = _gru_rnn_with_copy(tmp_path, mode, 2, True, tamper=tensor)
+    layer = int(tensor.split("cell_")[1][0])
+    side = "forward" if "/fw/" in tensor else "backward"
+    name = tensor.rsplit("_cell/", 1)[1]
+    with pytest.raises(InputError, match=f"layer {layer} {side} vs .* differ in {name}"):
+        discover(prefix)
+
+
 # ------------------------------------------------------------------------------- Python 2 .npy headers
 def _py2_npy(array: np.ndarray, align: int) -> bytes:
     """An .npy member as numpy 1.x wrote it under Python 2: format 1.0, the dict's keys sorted, repr of a

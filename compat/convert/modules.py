@@ -50,6 +50,8 @@ from compat.gru import GRU
 from compat.lstm import LSTM, State
 from compat.simple_rnn import RNN
 from compat.convert.spec import MASKED_OUTPUTS, MERGE_MODES
+from compat.frameworks.keras import dropout as keras_dropout
+from compat.frameworks.keras.dropout import KerasDropout
 
 
 def _seen(mask: Tensor, reverse: bool) -> Tensor:
@@ -65,7 +67,7 @@ class KerasLSTM(LSTM):
     ``go_backwards`` and Keras's outputs at masked steps (see :mod:`compat.convert.modules`)."""
 
     def __init__(self, *args, go_backwards: bool = False, masked_output: str = "previous_output",
-                 merge_mode: str = "concat", **kwargs):
+                 merge_mode: str = "concat", keras_dropout=None, **kwargs):
         _keras_settings(kwargs, go_backwards, masked_output, merge_mode)
         super().__init__(*args, **kwargs)
         if not self.batch_first:
@@ -73,9 +75,10 @@ class KerasLSTM(LSTM):
         if merge_mode != "concat" and not self.bidirectional:
             raise ValueError("merge_mode combines the two halves of a bidirectional layer")
         self.go_backwards, self.masked_output, self.merge_mode = go_backwards, masked_output, merge_mode
+        self.keras_dropout = KerasDropout.of(keras_dropout)
 
     def forward(self, x, hx: Optional[State] = None, *, mask: Optional[Tensor] = None, merge: bool = True,
-                backend: str = "auto"):
+                backend: str = "auto", dropout_masks=None, generator: Optional[torch.Generator] = None):
         """Run the layer as Keras does.
 
         Args:
@@ -86,18 +89,31 @@ class KerasLSTM(LSTM):
             merge: False: a bidirectional layer returns ``concat(forward, backward)`` whatever its
                 ``merge_mode`` (a model that reads each half's last step merges them itself).
             backend: the core's kernel choice (:func:`compat.lstm.lstm`'s ``kernel``).
+            dropout_masks, generator: in training mode with ``keras_dropout`` set, the masks to use (one
+                ``(input, recurrent)`` pair per direction, :mod:`compat.frameworks.keras.dropout`) or the
+                generator to draw them with (the global RNG when None).
 
         Returns:
             ``(y, (h_n, c_n))``: ``y`` ``[B, T, num_directions * H]`` (``[B, T, H]`` when merged), reversed
             in time for ``go_backwards`` as Keras returns it; ``h_n``, ``c_n`` as ``torch.nn.LSTM``'s.
         """
         if isinstance(x, PackedSequence):
-            if self.go_backwards or self.merge_mode != "concat":
-                raise ValueError("a go_backwards or merging Keras layer returns a padded sequence: pass a padded "
-                                 "[B, T, in] tensor (and its mask=) instead of a PackedSequence")
+            if self.go_backwards or self.merge_mode != "concat" or _dropping(self):
+                raise ValueError("a go_backwards, merging or (in training) dropping-out Keras layer reads a padded "
+                                 "sequence: pass a padded [B, T, in] tensor (and its mask=) instead of a "
+                                 "PackedSequence")
             return super().forward(x, hx, backend=backend)
-        y, state = super().forward(x, hx, mask=mask, backend=backend)
+        if _dropping(self):
+            y, state = keras_dropout.run(self, "lstm", self.keras_dropout, x, hx, mask, dropout_masks, generator)
+        else:
+            y, state = super().forward(x, hx, mask=mask, backend=backend)
         return _keras_output(self, y, mask, merge), state
+
+
+def _dropping(layer) -> bool:
+    """Whether the layer runs Keras's training-mode dropout now (``training=True``; eval is Keras's
+    ``training=False``, the plain layer)."""
+    return layer.training and layer.keras_dropout is not None and layer.keras_dropout.active
 
 
 def _keras_output(layer, y: Tensor, mask: Optional[Tensor], merge: bool) -> Tensor:
@@ -198,15 +214,26 @@ class _KerasOneState:
     steps' outputs, ``go_backwards``'s order and the ``Bidirectional`` merge; ``forward(x, hx=None, *, mask=None,
     merge=True)`` -> ``(output, h_n)`` with x [B, T, in] and mask [B, T] (0 at a masked step)."""
 
-    def _keras_init(self, go_backwards: bool, masked_output: str, merge_mode: str) -> None:
+    def _keras_init(self, go_backwards: bool, masked_output: str, merge_mode: str, keras_dropout=None) -> None:
         if not self.batch_first:
             raise ValueError("Keras layers are batch-first")
         if merge_mode != "concat" and not self.bidirectional:
             raise ValueError("merge_mode combines the two halves of a bidirectional layer")
         self.go_backwards, self.masked_output, self.merge_mode = go_backwards, masked_output, merge_mode
+        self.keras_dropout = KerasDropout.of(keras_dropout)
 
-    def forward(self, x, hx=None, *, mask: Optional[Tensor] = None, merge: bool = True, **kwargs):
-        y, h_n = super().forward(x, hx, mask=mask, **kwargs)
+    def forward(self, x, hx=None, *, mask: Optional[Tensor] = None, merge: bool = True, dropout_masks=None,
+                generator: Optional[torch.Generator] = None, **kwargs):
+        if _dropping(self):
+            if isinstance(x, PackedSequence):
+                raise ValueError("a Keras layer dropping out in training reads a padded [B, T, in] tensor (and its "
+                                 "mask=), not a PackedSequence")
+            if kwargs:
+                raise ValueError(f"a Keras layer dropping out in training takes x, hx and mask= (Keras's inputs); "
+                                 f"not {sorted(kwargs)}")
+            y, h_n = keras_dropout.run(self, self.family, self.keras_dropout, x, hx, mask, dropout_masks, generator)
+        else:
+            y, h_n = super().forward(x, hx, mask=mask, **kwargs)
         return _keras_output(self, y, mask, merge), h_n
 
     def extra_repr(self) -> str:
@@ -219,10 +246,10 @@ class KerasGRU(_KerasOneState, GRU):
     its outputs as Keras does (:class:`_KerasOneState`)."""
 
     def __init__(self, *args, go_backwards: bool = False, masked_output: str = "previous_output",
-                 merge_mode: str = "concat", **kwargs):
+                 merge_mode: str = "concat", keras_dropout=None, **kwargs):
         _keras_settings(kwargs, go_backwards, masked_output, merge_mode)
         super().__init__(*args, **kwargs)
-        self._keras_init(go_backwards, masked_output, merge_mode)
+        self._keras_init(go_backwards, masked_output, merge_mode, keras_dropout)
 
 
 class KerasSimpleRNN(_KerasOneState, RNN):
@@ -230,10 +257,10 @@ class KerasSimpleRNN(_KerasOneState, RNN):
     (``batch_first=True``) returning its outputs as Keras does (:class:`_KerasOneState`)."""
 
     def __init__(self, *args, go_backwards: bool = False, masked_output: str = "previous_output",
-                 merge_mode: str = "concat", **kwargs):
+                 merge_mode: str = "concat", keras_dropout=None, **kwargs):
         _keras_settings(kwargs, go_backwards, masked_output, merge_mode)
         super().__init__(*args, **kwargs)
-        self._keras_init(go_backwards, masked_output, merge_mode)
+        self._keras_init(go_backwards, masked_output, merge_mode, keras_dropout)
 
 
 class CaffeRNN(RNN):

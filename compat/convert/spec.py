@@ -78,11 +78,14 @@ class KerasSemantics:
     ``"previous_h"`` (Keras 2.0-2.2), ``"previous_output"`` (Keras >= 2.3, tf.keras, Keras 3: zeros
     before the first unmasked step), ``"zeros"`` (``Bidirectional`` returning sequences). The final
     states are the same in all of them. ``merge_mode``: how ``Bidirectional`` combines its two halves.
+    ``keras_dropout``: the layer's training-time dropout as its Keras version ran it
+    (:class:`compat.frameworks.keras.dropout.KerasDropout`'s ``to_dict()``), None without dropout.
     """
 
     go_backwards: bool = False
     masked_output: str = "previous_output"
     merge_mode: str = "concat"
+    keras_dropout: Optional[dict] = None
 
     def __post_init__(self):
         if self.masked_output not in MASKED_OUTPUTS:

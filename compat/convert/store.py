@@ -85,6 +85,8 @@ def _entry(spec: LSTMSpec) -> dict:
     if spec.keras is not None:
         keras = {"go_backwards": spec.keras.go_backwards, "masked_output": spec.keras.masked_output,
                  "merge_mode": spec.keras.merge_mode}
+        if spec.keras.keras_dropout is not None:
+            keras["keras_dropout"] = dict(spec.keras.keras_dropout)
     weights = {}
     for name, arr in spec.state_dict().items():
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
@@ -266,10 +268,18 @@ def _check_entry(f: Fields, e, field: str) -> dict:
     if cell != "lstm" and (e["peepholes"] or e["proj_size"]):
         raise f.error(field, f"a {cell} has no peepholes or projection")
     if e["keras"] is not None:
-        keras = f.dict(e["keras"], f"{field}/keras", keys=("go_backwards", "masked_output", "merge_mode"))
+        keras = f.dict(e["keras"], f"{field}/keras", keys=("go_backwards", "masked_output", "merge_mode"),
+                       optional=("keras_dropout",))
         f.bool(keras["go_backwards"], f"{field}/keras/go_backwards")
         f.str(keras["masked_output"], f"{field}/keras/masked_output", choices=MASKED_OUTPUTS)
         f.str(keras["merge_mode"], f"{field}/keras/merge_mode", choices=MERGE_MODES)
+        if keras.get("keras_dropout") is not None:
+            from compat.frameworks.keras.dropout import KerasDropout, KerasDropoutError
+
+            try:
+                KerasDropout.of(f.dict(keras["keras_dropout"], f"{field}/keras/keras_dropout"))
+            except (KerasDropoutError, TypeError) as exc:
+                raise f.error(f"{field}/keras/keras_dropout", str(exc)) from None
     try:
         shapes = checkpoint.expected_shapes(lambda: _build(e, device="meta"))
     except (ValueError, TypeError) as exc:

@@ -577,3 +577,81 @@ class LSTMKind:
     @staticmethod
     def build(config, recurrent=None):
         return CaffeRecurrent(recurrent, config["expose_hidden"])
+
+
+class CaffeRecurrentRNN(nn.Module):
+    """BVLC ``RNN`` as a net runs it (rnn_layer.cpp ``FillUnrolledNet``, recurrent_layer.cpp): bottoms x
+    [T, N, ...] (the axes after N folded into the input: the x_transform InnerProduct has axis 2), cont [T, N]
+    (the ``Scale`` layer h_conted_{t-1} = cont_t * h_{t-1}), and with ``expose_hidden`` h0 [1, N, H]; tops o
+    [T, N, H] (o_t = tanh(W_ho h_t + b_o)) and with ``expose_hidden`` h_T [1, N, H]. ``rnn`` is the converted
+    :class:`compat.convert.modules.CaffeRNN` (its parameters, shared)."""
+
+    def __init__(self, rnn: Optional[nn.Module], expose_hidden: bool = False):
+        super().__init__()
+        self.expose_hidden = expose_hidden
+        if rnn is not None:   # None: the node's own tensors (none) checked before the conversion's RNN exists
+            self.rnn = rnn
+
+    def forward(self, x: Tensor, cont: Tensor, h0: Optional[Tensor] = None):
+        if x.dim() < 2 or cont.shape != x.shape[:2]:
+            raise L.CaffeLayerShapeError(f"RNN: x has shape {list(x.shape)} and cont {list(cont.shape)}; expected "
+                                         "x [T, N, ...] and cont [T, N]")
+        hx = None
+        if self.expose_hidden:
+            if h0 is None:
+                raise L.CaffeLayerShapeError("RNN with expose_hidden takes an h0 bottom")
+            hx = h0.reshape(1, x.shape[1], -1)
+        o, h_T = self.rnn(x.reshape(x.shape[0], x.shape[1], -1), hx, cont=cont.to(x.dtype))
+        return (o, h_T) if self.expose_hidden else o
+
+
+@kind("RNN", "RNN", "recurrent_param", inputs=("ref", "ref", "ref?"))
+class RNNKind:
+    """BVLC ``RNN``: the converted recurrent layer of the same name (compat.convert.modules.CaffeRNN), run with
+    ``cont``; a static input (a third bottom without ``expose_hidden``) is refused when the blobs are read."""
+
+    recurrent = True
+
+    @staticmethod
+    def read(call: LayerCall):
+        p = call.layer.message("recurrent_param")
+        expose = call.bool(p, "expose_hidden", False)
+        call.bottoms(3 if expose else 2)
+        call.top_count(2 if expose else 1)
+        spec = call.specs.get(call.name)
+        if spec is None:
+            raise call.fail("no RNN of this name was converted from the .caffemodel (no blobs)")
+        x, cont = call.shapes[0], call.shapes[1]
+        if len(x) < 2 or cont != x[:2]:
+            raise call.fail(f"x has shape {x} and cont {cont}; expected x [T, N, ...] and cont [T, N] "
+                            "(recurrent_layer.cpp Reshape)")
+        H = spec.hidden_size
+        if _count(x[2:]) != spec.input_size:
+            raise call.fail(f"x has {_count(x[2:])} features per step; the blobs take {spec.input_size}")
+        if expose and _count(call.shapes[2]) != x[1] * H:
+            raise call.fail(f"h0 has shape {call.shapes[2]}; expected [1, {x[1]}, {H}]")
+        call.recurrent = spec.name
+        shapes = [x[:2] + [H]] + ([[1, x[1], H]] if expose else [])
+        return {"hidden_size": H, "expose_hidden": expose}, {}, shapes
+
+    check = LSTMKind.check
+
+    @staticmethod
+    def outputs(config) -> int:
+        return 2 if config["expose_hidden"] else 1
+
+    @staticmethod
+    def emit(config, e):
+        """compat.convert.modules.CaffeRNN (it takes ``cont`` and returns o, h_T)."""
+        x, cont = e.args[0], e.args[1]
+        flat = f"{x}.reshape({x}.shape[0], {x}.shape[1], -1)"
+        if config["expose_hidden"]:
+            hx = f"{e.args[2]}.reshape(1, {x}.shape[1], -1)"
+            lines = [f"{e.outs[0]}, {e.outs[1]} = {e.self}({flat}, {hx}, cont={cont}.to({x}.dtype))"]
+        else:
+            lines = [f"{e.outs[0]}, _ = {e.self}({flat}, cont={cont}.to({x}.dtype))  # cont: 0 restarts a stream"]
+        return _emitted(e.recurrent_init, lines, e.recurrent_weights, tuple(e.recurrent_imports))
+
+    @staticmethod
+    def build(config, recurrent=None):
+        return CaffeRecurrentRNN(recurrent, config["expose_hidden"])

@@ -10,9 +10,9 @@ later layers read the new value, as Caffe's blob of that name then holds it. The
 top no later layer reads (``Net::Init``'s output blobs), ``Silence`` bottoms excepted.
 
 Layer types converted whole: ``Input``, ``Silence``, ``Embed``, ``InnerProduct``, ``Softmax``, ``Reshape``,
-``Slice``, ``Concat``, ``Eltwise``, ``Dropout``, ``Split``, ``LSTM`` (BVLC, with ``cont`` and
+``Slice``, ``Concat``, ``Eltwise``, ``Dropout``, ``Split``, ``LSTM`` and ``RNN`` (BVLC, with ``cont`` and
 ``expose_hidden``). Anything else (a loss, junhyukoh's ``Lstm``, whose state carries across calls, a static
-LSTM input) is refused by name; the recurrent layers still convert alone.
+LSTM or RNN input) is refused by name; the recurrent layers still convert alone.
 """
 from __future__ import annotations
 

@@ -46,9 +46,9 @@ STEPS, BATCH = 5, 3
 
 def model_inputs(graph, rng: np.random.Generator):
     """Inputs the net takes, of its declared shapes: token ids within the vocabulary of each Embed an input
-    feeds; an LSTM's ``cont`` as 0 at the first step and at a restart in one stream, 1 elsewhere; other blobs
-    uniform in [-1.5, 1.5)."""
-    conts = {n.args[1][0] for n in graph.nodes if n.kind == "LSTM"}
+    feeds; an LSTM's or RNN's ``cont`` as 0 at the first step and at a restart in one stream, 1 elsewhere; other
+    blobs uniform in [-1.5, 1.5)."""
+    conts = {n.args[1][0] for n in graph.nodes if n.kind in ("LSTM", "RNN")}
     out = []
     for inp in graph.inputs:
         shape = [BATCH if d is None else d for d in inp.shape]

@@ -20,6 +20,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from compat import layouts
+from compat.frameworks.keras import dropout as keras_dropout
 from compat.convert.spec import (KERAS_LSTM, Found, KerasSemantics, LSTMSpec, SourceItem, Unknown, carry,
                                  numpy_weights)
 from compat.errors import InputError
@@ -244,10 +245,17 @@ class _Walker:
         unknowns = []
         keras = None
         go_backwards = options.get("direction") == "reverse"
-        if self.masking or go_backwards or merge_mode != "concat":
+        try:
+            drop, drop_notes = keras_dropout.for_layer(self.kf, "lstm", cfg, cls == "CuDNNLSTM", where)
+        except keras_dropout.KerasDropoutError as e:
+            raise KerasLayerError(str(e)) from None
+        if drop is not None:  # the module drops out itself: say so instead of the layout's "training only"
+            converted_notes = [(a, w) for a, w in converted_notes if "dropout" not in a.lower()]
+            extra_notes = list(extra_notes) + drop_notes
+        if self.masking or go_backwards or merge_mode != "concat" or drop is not None:
             masked_output, unknown = self._masked_output(cfg, bidirectional)
             keras = KerasSemantics(go_backwards=go_backwards, masked_output=masked_output,
-                                   merge_mode=merge_mode)
+                                   merge_mode=merge_mode, keras_dropout=None if drop is None else drop.to_dict())
             if self.masking:
                 unknowns.append(Unknown("masks", "?", "the model makes masks (Masking / mask_zero): pass mask= [B, T] "
                                                       "(0 at a masked step)"))

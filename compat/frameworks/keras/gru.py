@@ -13,7 +13,9 @@ Read from the configuration and weights (keras-team/keras 1.x ``recurrent.py`` `
   loads as the core's module with those activations.
 - Keras 1's nine per-gate weights ``W_z, U_z, b_z, W_r, U_r, b_r, W_h, U_h, b_h`` or the fused three
   (``consume_less="gpu"``); ``use_bias=False``.
-- ``dropout``, ``recurrent_dropout`` (``dropout_W`` / ``dropout_U`` in Keras 1): training only, noted.
+- ``dropout``, ``recurrent_dropout`` (``dropout_W`` / ``dropout_U`` in Keras 1): the layer loads as a
+  ``KerasGRU`` / ``KerasSimpleRNN`` that drops out in training mode with the file's Keras version's masks
+  (:mod:`compat.frameworks.keras.dropout`); eval mode is Keras's inference.
   ``stateful=True``: Keras carried the final state into the next batch; noted (pass it as ``hx``).
 - Keras's ways of returning outputs (a model that makes masks, ``go_backwards=True``, a ``Bidirectional``
   ``merge_mode`` of sum, mul or ave) load as :class:`compat.convert.modules.KerasGRU` /
@@ -29,6 +31,7 @@ import numpy as np
 from compat import lstm_activations, rnn_layouts
 from compat.convert.spec import KERAS_GRU, KERAS_RNN, KerasSemantics, LSTMSpec, Unknown, numpy_weights
 from compat.errors import InputError
+from compat.frameworks.keras import dropout as keras_dropout
 
 
 class KerasRecurrentError(InputError, ValueError):
@@ -117,10 +120,6 @@ def _notes(cfg: dict) -> List[str]:
     if cfg.get("stateful"):
         notes.append("stateful=True: Keras carried the final state into the next batch; pass it as hx (h_n of the "
                      "previous call), and zeros where Keras's reset_states() was called")
-    for key in ("dropout", "recurrent_dropout", "dropout_W", "dropout_U"):
-        if cfg.get(key):
-            notes.append(f"{key}={cfg[key]}: acts in training only (GRUCell.call draws its masks when training); "
-                         "inference is unchanged")
     if cfg.get("time_major"):
         notes.append("time_major=True: Keras read [T, B, in]; the module reads [B, T, in] (transpose the input)")
     if cfg.get("unroll"):
@@ -136,9 +135,16 @@ def _spec(walker, name, cls, cfg, layers, source, options, semantics, notes, *, 
     go_backwards = bool(cfg.get("go_backwards")) and not bidirectional
     masks = walker.masking and cls != "CuDNNGRU"
     keras, unknowns = None, []
-    if masks or go_backwards or merge_mode != "concat":
+    try:
+        drop, drop_notes = keras_dropout.for_layer(walker.kf, semantics["cell"], cfg, cls == "CuDNNGRU",
+                                                   f"{walker.kf.path}: layer {name!r}")
+    except keras_dropout.KerasDropoutError as e:
+        raise KerasRecurrentError(str(e)) from None
+    notes = notes + drop_notes
+    if masks or go_backwards or merge_mode != "concat" or drop is not None:
         masked_output, unknown = walker._masked_output(cfg, bidirectional)
-        keras = KerasSemantics(go_backwards=go_backwards, masked_output=masked_output, merge_mode=merge_mode)
+        keras = KerasSemantics(go_backwards=go_backwards, masked_output=masked_output, merge_mode=merge_mode,
+                               keras_dropout=None if drop is None else drop.to_dict())
         if masks:
             unknowns.append(Unknown("masks", "?", "the model makes masks (Masking / mask_zero): pass mask= [B, T] "
                                                   "(0 at a masked step)"))

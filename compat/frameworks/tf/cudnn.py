@@ -23,9 +23,11 @@ biases of a pseudo-layer sit side by side.
 
 The buffer does not store its sizes. When the checkpoint also holds the TF-format copy that TF's Saver
 derives from it (``<scope>/.../cudnn_compatible_lstm_cell/kernel`` and ``bias``, the two biases summed:
-``CudnnParamsFormatConverterLSTM._cudnn_to_tf_weights`` / ``_cudnn_to_tf_biases``), the sizes are read
-from the copy and the two must agree: every weight equal, every summed bias equal to b_W + b_R; the
-converter names the tensor that differs. Otherwise the sizes are given (``--cudnn-num-units``, and the
+``CudnnParamsFormatConverterLSTM._cudnn_to_tf_weights`` / ``_cudnn_to_tf_biases``; a GRU's
+``cudnn_compatible_gru_cell/gates/...`` and ``candidate/...``, a simple RNN's ``basic_rnn_cell/kernel`` and
+``bias``: :func:`tf_canonical`), the sizes are read from the copy and the two must agree: every weight equal,
+every summed bias equal to b_W + b_R; the converter names the tensor that differs, and converts the layer
+once. Otherwise the sizes are given (``--cudnn-num-units``, and the
 number of layers, the direction, ``num_proj`` when they are not 1, unidirectional, none); the mode is
 told from the layer's scope (``cudnn_lstm``, ``cudnn_gru``, ...) or given (``--cudnn-rnn-mode``).
 """
@@ -154,9 +156,37 @@ def tf_canonical_lstm(pseudo: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     return out
 
 
-def compare_with_copy(pseudo: Dict[str, np.ndarray], copy: Dict[str, np.ndarray], where: str) -> None:
-    """Raise naming the tensor when the buffer's pseudo-layer and its TF-format copy disagree."""
-    mine = tf_canonical_lstm(pseudo)
+#: The scope under which TF's Saver writes a mode's TF-format copy (cudnn_rnn_ops.py ``_rnn_cell_name`` of
+#: ``CudnnLSTMSaveable``, ``CudnnGRUSaveable``, ``CudnnRNNSimpleSaveable``).
+COPY_SCOPES = {"lstm": "cudnn_compatible_lstm_cell", "gru": "cudnn_compatible_gru_cell", "rnn_tanh": "basic_rnn_cell",
+               "rnn_relu": "basic_rnn_cell"}
+
+
+def tf_canonical(mode: str, pseudo: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """The TF-format copy TF's Saver writes for one pseudo-layer of ``mode``, by its names under the copy's scope.
+
+    ``lstm``: :func:`tf_canonical_lstm`. ``gru`` (``CudnnGRUSaveable._cudnn_to_tf_weights`` /
+    ``_cudnn_to_tf_biases``): ``gates/kernel = concat([[W_r, R_r], [W_u, R_u]]).T`` [in + H, 2H], ``gates/bias``
+    the input and recurrent biases of r and u summed, ``candidate/input_projection/kernel = W_h.T`` and ``/bias =
+    b_Wh``, ``candidate/hidden_projection/kernel = R_h.T`` and ``/bias = b_Rh``. ``rnn_tanh`` / ``rnn_relu``
+    (``CudnnRNNSimpleSaveable``): ``kernel = concat([W, R], 1).T``, ``bias = b_W + b_R``."""
+    if mode == "lstm":
+        return tf_canonical_lstm(pseudo)
+    w, r, bw, br = pseudo["weight_ih"], pseudo["weight_hh"], pseudo["bias_ih"], pseudo["bias_hh"]
+    H = r.shape[1]
+    if mode == "gru":
+        gates = np.concatenate([np.concatenate([w[:H], r[:H]], 1), np.concatenate([w[H:2 * H], r[H:2 * H]], 1)], 0)
+        return {"gates/kernel": gates.T, "gates/bias": bw[:2 * H] + br[:2 * H],
+                "candidate/input_projection/kernel": w[2 * H:].T, "candidate/input_projection/bias": bw[2 * H:],
+                "candidate/hidden_projection/kernel": r[2 * H:].T, "candidate/hidden_projection/bias": br[2 * H:]}
+    return {"kernel": np.concatenate([w, r], 1).T, "bias": bw + br}
+
+
+def compare_with_copy(pseudo: Dict[str, np.ndarray], copy: Dict[str, np.ndarray], where: str,
+                      mode: str = "lstm") -> None:
+    """Raise naming the tensor when the buffer's pseudo-layer and its TF-format copy (tensors by their names
+    under the copy's scope, :data:`COPY_SCOPES`) disagree."""
+    mine = tf_canonical(mode, pseudo)
     for name, value in mine.items():
         theirs = copy.get(name)
         if theirs is None:

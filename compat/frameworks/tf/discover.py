@@ -416,6 +416,13 @@ def _opaque(ckpt: Variables, cells: List[Cell], options: dict) -> Tuple[List[LST
         size = ckpt.shapes[name][0]
         copies = [c for c in cells if c.kind == "CudnnLSTM" and c.scope.startswith(scope + "/")]
         mode = options.get("cudnn_rnn_mode") or cudnn.mode_of_scope(scope) or ("lstm" if copies else None)
+        if mode is not None and mode != "lstm":
+            # a GRU's or simple RNN's TF-format copy: cudnn_compatible_gru_cell / basic_rnn_cell under the scope
+            from compat.frameworks.tf import gru as tf_gru
+
+            under = {n: s for n, s in ckpt.shapes.items() if n.startswith(scope + "/") and not is_slot(n)}
+            copies = [c for c in tf_gru.find_cells(under, ckpt.location)
+                      if c.scope.rsplit("/", 1)[-1] == cudnn.COPY_SCOPES[mode]]
         where = f"{ckpt.location}: {name}"
         if mode is None:
             raise cudnn.CudnnOpaqueError(f"{where}: a cuDNN opaque buffer whose cell the scope does not tell: give "
@@ -459,11 +466,14 @@ def _opaque(ckpt: Variables, cells: List[Cell], options: dict) -> Tuple[List[LST
             for k, dirs in enumerate(layers):
                 for d, pseudo in zip(("fw", "bw"), dirs):
                     c = g.layers[k][d]
-                    copy = {"kernel": ckpt.tensor(c.kernel), "bias": ckpt.tensor(c.bias)}
-                    if c.projection:
-                        copy["projection/kernel"] = ckpt.tensor(c.projection)
+                    if mode == "lstm":
+                        copy = {"kernel": ckpt.tensor(c.kernel), "bias": ckpt.tensor(c.bias)}
+                        if c.projection:
+                            copy["projection/kernel"] = ckpt.tensor(c.projection)
+                    else:
+                        copy = {n[len(c.scope) + 1:]: ckpt.tensor(n) for n in c.names()}
                     cudnn.compare_with_copy(pseudo, copy, f"{where} layer {k} {'forward' if d == 'fw' else 'backward'}"
-                                                          f" vs {c.scope}")
+                                                          f" vs {c.scope}", mode)
                     used.update(c.names())
         sizes = (f"{mode}, num_units={shape.num_units}, num_layers={shape.num_layers}, "
                  f"{'bidirectional' if shape.bidirectional else 'unidirectional'}"
@@ -490,9 +500,7 @@ def _opaque(ckpt: Variables, cells: List[Cell], options: dict) -> Tuple[List[LST
                               "bidirectional": shape.bidirectional, "input_size": shape.input_size}
             spec.notes.append(f"cuDNN's layout: every weight matrix (W then R per gate"
                               f"{' r, u, h' if mode == 'gru' else ''}, pseudo-layer by pseudo-layer), then every bias")
-            specs.append(spec)
-            items.append(SourceItem(name, f"{cell} opaque buffer", ckpt.shapes_of([name]), converted=spec,
-                                    recurrent=True))
+            _opaque_done(spec, name, cell, mode, copies, ckpt, specs, items)
             continue
         weights = []
         for dirs in layers:
@@ -507,14 +515,22 @@ def _opaque(ckpt: Variables, cells: List[Cell], options: dict) -> Tuple[List[LST
                           "num_proj": shape.num_proj}
         spec.notes.append("cuDNN's layout: every weight matrix (W then R per gate i, f, c, o, pseudo-layer by pseudo-"
                           "layer), then every bias")
-        if copies:
-            spec.notes.append(f"its TF-format copy ({len(copies)} cudnn_compatible_lstm_cell scopes) agrees with it")
-        specs.append(spec)
-        items.append(SourceItem(name, f"{cell} opaque buffer", ckpt.shapes_of([name]), converted=spec, recurrent=True))
-        for c in copies:
-            items.append(SourceItem(c.scope, "the TF-format copy of a cuDNN buffer", ckpt.shapes_of(c.names()),
-                                    converted=spec, recurrent=True))
+        _opaque_done(spec, name, cell, mode, copies, ckpt, specs, items)
     return specs, items, used
+
+
+def _opaque_done(spec: LSTMSpec, name: str, cell: str, mode: str, copies, ckpt, specs: list, items: list) -> None:
+    """An opaque buffer's spec and items: the buffer, and its TF-format copy (checked equal) converted with it."""
+    from compat.frameworks.tf import cudnn
+
+    if copies:
+        spec.notes.append(f"its TF-format copy ({len(copies)} {cudnn.COPY_SCOPES[mode]} scopes) agrees with it; "
+                          "converted once, from the buffer")
+    specs.append(spec)
+    items.append(SourceItem(name, f"{cell} opaque buffer", ckpt.shapes_of([name]), converted=spec, recurrent=True))
+    for c in copies:
+        items.append(SourceItem(c.scope, "the TF-format copy of a cuDNN buffer", ckpt.shapes_of(c.names()),
+                                converted=spec, recurrent=True))
 
 
 def discover(path, *, forget_bias: Optional[float] = None, cell_clip: Optional[float] = None,
