@@ -23,8 +23,9 @@ cells, ``tf.reshape(tf.concat(outputs, 1), [-1, size])``, ``tf.nn.xw_plus_b(outp
 state)`` under ``variable_scope("RNN")``) and its variations: ``static_rnn`` over
 ``tf.unstack(inputs, axis=1)`` with TF 1.x's reference variables (``VariableV2``, ``GatherV2`` on
 ``embedding/read``), ``dynamic_rnn`` with ``tf.matmul(output, softmax_w) + softmax_b``, a time-major GRUCell,
-``tf.layers.dense`` followed by ``tf.nn.softmax``, and one graph with an op the converter does not know
-(``tf.abs``) between the cells and the projection. Each records the token ids fed, what the graph returned
+``tf.layers.dense`` followed by ``tf.nn.softmax``, a time-major LSTMCell reading a float placeholder (no
+embedding) under ``tf.layers.dense``, and one graph with an op the converter does not know (``tf.abs``) between
+the cells and the projection. Each records the token ids fed, what the graph returned
 (logits or probabilities) and the cells' outputs.
 """
 from __future__ import annotations
@@ -129,17 +130,25 @@ def main(argv=None) -> None:
            settings={"forget_bias": 1.0, "time_major": False, "activation": "relu", "sequence_length": False})
     record("static_rnn", lambda: rnn_cell.LSTMCell(4, forget_bias=0.4, cell_clip=0.9), time_major=True, static=True,
            settings={"forget_bias": 0.4, "cell_clip": 0.9, "activation": "tanh"})
-    def record_whole(name, *, rnn, cell, projection, time_major=False, resource=True, between=None, softmax=False):
+    def record_whole(name, *, rnn, cell, projection, time_major=False, resource=True, between=None, softmax=False,
+                     float_input=False):
         """A ptb_word_lm.py-style language model: ids -> embedding -> cells -> [-1, size] -> projection."""
         v1.disable_control_flow_v2()
         (v1.enable_resource_variables if resource else v1.disable_resource_variables)()
         graph = tf.Graph()
         with graph.as_default():
             shape = [T, B] if time_major else [B, T]
-            ids = v1.placeholder(tf.int32, shape, name="input_data")
+            if float_input:   # no embedding: the cells read a float placeholder [B, T, features]
+                shape = shape + [EMBED]
+                ids = v1.placeholder(tf.float32, shape, name="inputs")
+            else:
+                ids = v1.placeholder(tf.int32, shape, name="input_data")
             with v1.variable_scope("Model"):
-                embedding = v1.get_variable("embedding", [VOCAB, EMBED], dtype=tf.float32)
-                inputs = tf.nn.embedding_lookup(embedding, ids)
+                if float_input:
+                    inputs = ids
+                else:
+                    embedding = v1.get_variable("embedding", [VOCAB, EMBED], dtype=tf.float32)
+                    inputs = tf.nn.embedding_lookup(embedding, ids)
                 if rnn == "unrolled":   # ptb_word_lm.py's _build_rnn_graph_lstm: its own loop under "RNN"
                     c = cell()
                     state = c.zero_state(B, tf.float32)
@@ -185,7 +194,8 @@ def main(argv=None) -> None:
                                                   saver_def=v1.train.Saver(var_list=variables).as_saver_def())
                 meta.meta_info_def.ClearField("stripped_op_list")
                 Path(prefix + ".meta").write_bytes(meta.SerializeToString())
-                feed = rng.integers(0, VOCAB, shape).astype(np.int32)
+                feed = (rng.uniform(-1.5, 1.5, shape).astype(np.float32) if float_input
+                        else rng.integers(0, VOCAB, shape).astype(np.int32))
                 got, got_rnn = sess.run([result, rnn_out], {ids: feed})
         v1.enable_resource_variables()
         arrays[f"{name}/ids"] = feed
@@ -194,7 +204,7 @@ def main(argv=None) -> None:
         arrays[f"{name}/config"] = np.array(json.dumps({
             "checkpoint": f"{name}/model.ckpt", "time_major": time_major, "rnn": rnn, "projection": projection,
             "softmax": softmax, "resource_variables": resource, "whole": between is None,
-            "between": None if between is None else "Abs"}))
+            "between": None if between is None else "Abs", "float_input": float_input}))
         print(name, {k: v.shape for k, v in arrays.items() if k.startswith(name + "/") and k != f"{name}/config"})
 
     lstm = rnn_cell.BasicLSTMCell
@@ -210,6 +220,8 @@ def main(argv=None) -> None:
                  cell=lambda: lstm(HIDDEN, forget_bias=1.0))
     record_whole("whole_unrecognised_op", rnn="dynamic", projection="xw_plus_b", between=tf.abs,
                  cell=lambda: lstm(HIDDEN, forget_bias=1.0))
+    record_whole("whole_float_input", rnn="dynamic", projection="dense", time_major=True,
+                 cell=lambda: rnn_cell.LSTMCell(HIDDEN, forget_bias=0.5, cell_clip=0.8), float_input=True)
     write_expected(out, arrays)
 
 

@@ -148,6 +148,7 @@ def test_the_recordings_cover_the_patterns():
     assert {c["rnn"] for c in configs.values()} == {"unrolled", "static", "dynamic"}
     assert {c["projection"] for c in configs.values()} == {"xw_plus_b", "matmul_add", "dense"}
     assert any(c["softmax"] for c in configs.values()) and any(c["time_major"] for c in configs.values())
+    assert any(c["float_input"] for c in configs.values())
     assert {c["resource_variables"] for c in configs.values()} == {True, False}
     assert [n for n, c in configs.items() if not c["whole"]] == ["whole_unrecognised_op"]
 
@@ -165,17 +166,19 @@ def check_whole(folder, name, arrays, config, tmp_path):
     assert all(k.ok for k in c.checks) and len(c.checks) == 2      # the cells, and the model's output
     (spec,) = c.specs
     model = load(tmp_path / "out")
-    ids = torch.from_numpy(arrays["ids"].astype(np.int64))
+    floats = config.get("float_input", False)
+    ids = torch.from_numpy(arrays["ids"] if floats else arrays["ids"].astype(np.int64))
     with torch.no_grad():
         got = model(ids)
         # the recurrent part as today: the cells' module, reachable by the conversion's name, on the embedded ids
-        embedded = model.get_submodule("Model/embedding")(ids)
+        embedded = ids if floats else model.get_submodule("Model/embedding")(ids)
         cells = model.get_submodule(spec.name)(embedded)
     assert_close(got, arrays["out"], dtype=torch.float32, msg=f"{name} model output")
     assert_close(cells, arrays["rnn"], dtype=torch.float32, msg=f"{name} cells' outputs")
     assert model[spec.name] is model.get_submodule(spec.name).rnn
     # the layers around the cells are plain torch modules under their TF names
-    assert type(model.get_submodule("Model/embedding")) is torch.nn.Embedding
+    if not floats:
+        assert type(model.get_submodule("Model/embedding")) is torch.nn.Embedding
     dense = "Model/dense" if config["projection"] == "dense" else "Model/softmax_w"
     assert type(model.get_submodule(dense)) is torch.nn.Linear
     kinds = [n.kind for n in c.graph.nodes]
@@ -183,12 +186,15 @@ def check_whole(folder, name, arrays, config, tmp_path):
     # the report says what came from the graph
     text = report.markdown(Path(folder) / config["checkpoint"], tmp_path / "out.json", c.specs, c.checks, c.items,
                            c.graph)
-    assert "embedding: Model/embedding [11, 4]" in text
+    assert ("input: the placeholder inputs, read by the cells directly" if floats
+            else "embedding: Model/embedding [11, 4]") in text
     assert ("softmax: Model/Softmax (Softmax)" if config["softmax"] else "no softmax in the graph") in text
     assert "projection: " + ("Model/dense/kernel" if config["projection"] == "dense" else "Model/softmax_w") in text
     assert "from the graph" in text and "training-time only" in text
     items = {i.name: i for i in c.items}
-    assert "in the whole model: node 'Model/embedding'" in items["Model/embedding"].reason
+    assert floats or "in the whole model: node 'Model/embedding'" in items["Model/embedding"].reason
+    assert f"in the whole model: node {dense!r}" in items[dense + "/kernel" if config["projection"] == "dense"
+                                                          else "Model/softmax_w"].reason
 
 
 def test_an_op_the_reader_does_not_know_is_reported_and_the_cells_convert_alone(tmp_path):
