@@ -15,6 +15,18 @@ drops values at random whenever it runs; its case records the same cell without 
 converted module computes), restored from the same checkpoint. The ``.meta`` files are written without
 ``meta_info_def.stripped_op_list`` (the op definitions, tens of KB a file, which TF's importer re-reads from
 its own registry) to keep them small.
+
+The ``whole_*`` cases are language models built as tensorflow/models tutorials/rnn/ptb/ptb_word_lm.py builds
+PTBModel (``embedding = tf.get_variable("embedding", [vocab_size, size])``, ``tf.nn.embedding_lookup``, the
+cells, ``tf.reshape(tf.concat(outputs, 1), [-1, size])``, ``tf.nn.xw_plus_b(output, softmax_w, softmax_b)``,
+``tf.reshape(logits, [batch_size, num_steps, vocab_size])``, its own unrolled loop ``cell(inputs[:, time_step, :],
+state)`` under ``variable_scope("RNN")``) and its variations: ``static_rnn`` over
+``tf.unstack(inputs, axis=1)`` with TF 1.x's reference variables (``VariableV2``, ``GatherV2`` on
+``embedding/read``), ``dynamic_rnn`` with ``tf.matmul(output, softmax_w) + softmax_b``, a time-major GRUCell,
+``tf.layers.dense`` followed by ``tf.nn.softmax``, a time-major LSTMCell reading a float placeholder (no
+embedding) under ``tf.layers.dense``, and one graph with an op the converter does not know (``tf.abs``) between
+the cells and the projection. Each records the token ids fed, what the graph returned
+(logits or probabilities) and the cells' outputs.
 """
 from __future__ import annotations
 
@@ -28,6 +40,7 @@ from _common import GOLDEN, fresh_folder, import_tf, tf_session, write_expected
 
 B, T, N_IN, SEED = 3, 5, 3, 22
 LENGTHS = [5, 3, 1]
+VOCAB, EMBED, HIDDEN = 11, 4, 5
 
 
 def main(argv=None) -> None:
@@ -117,6 +130,98 @@ def main(argv=None) -> None:
            settings={"forget_bias": 1.0, "time_major": False, "activation": "relu", "sequence_length": False})
     record("static_rnn", lambda: rnn_cell.LSTMCell(4, forget_bias=0.4, cell_clip=0.9), time_major=True, static=True,
            settings={"forget_bias": 0.4, "cell_clip": 0.9, "activation": "tanh"})
+    def record_whole(name, *, rnn, cell, projection, time_major=False, resource=True, between=None, softmax=False,
+                     float_input=False):
+        """A ptb_word_lm.py-style language model: ids -> embedding -> cells -> [-1, size] -> projection."""
+        v1.disable_control_flow_v2()
+        (v1.enable_resource_variables if resource else v1.disable_resource_variables)()
+        graph = tf.Graph()
+        with graph.as_default():
+            shape = [T, B] if time_major else [B, T]
+            if float_input:   # no embedding: the cells read a float placeholder [B, T, features]
+                shape = shape + [EMBED]
+                ids = v1.placeholder(tf.float32, shape, name="inputs")
+            else:
+                ids = v1.placeholder(tf.int32, shape, name="input_data")
+            with v1.variable_scope("Model"):
+                if float_input:
+                    inputs = ids
+                else:
+                    embedding = v1.get_variable("embedding", [VOCAB, EMBED], dtype=tf.float32)
+                    inputs = tf.nn.embedding_lookup(embedding, ids)
+                if rnn == "unrolled":   # ptb_word_lm.py's _build_rnn_graph_lstm: its own loop under "RNN"
+                    c = cell()
+                    state = c.zero_state(B, tf.float32)
+                    outputs = []
+                    with v1.variable_scope("RNN"):
+                        for time_step in range(T):
+                            if time_step > 0:
+                                v1.get_variable_scope().reuse_variables()
+                            cell_output, state = c(inputs[:, time_step, :], state)
+                            outputs.append(cell_output)
+                    output = tf.reshape(tf.concat(outputs, 1), [-1, HIDDEN])
+                    rnn_out = tf.stack(outputs, axis=1)
+                elif rnn == "static":   # ptb_word_lm.py's alternative: static_rnn over tf.unstack(inputs, axis=1)
+                    steps = tf.unstack(inputs, num=T, axis=1)
+                    outputs, _ = v1.nn.static_rnn(cell(), steps, dtype=tf.float32)
+                    output = tf.reshape(tf.concat(outputs, 1), [-1, HIDDEN])
+                    rnn_out = tf.stack(outputs, axis=1)
+                else:
+                    rnn_out, _ = v1.nn.dynamic_rnn(cell(), inputs, dtype=tf.float32, time_major=time_major)
+                    seq = between(rnn_out) if between is not None else rnn_out
+                    output = tf.reshape(seq, [-1, HIDDEN])
+                if projection == "dense":
+                    logits = v1.layers.dense(output, VOCAB)
+                else:
+                    softmax_w = v1.get_variable("softmax_w", [HIDDEN, VOCAB], dtype=tf.float32)
+                    softmax_b = v1.get_variable("softmax_b", [VOCAB], dtype=tf.float32)
+                    if projection == "xw_plus_b":
+                        logits = v1.nn.xw_plus_b(output, softmax_w, softmax_b)
+                    else:
+                        logits = tf.matmul(output, softmax_w) + softmax_b
+                if projection == "xw_plus_b" and not time_major:   # ptb_word_lm.py: logits as [batch, steps, vocab]
+                    logits = tf.reshape(logits, [B, T, VOCAB])
+                result = tf.nn.softmax(logits) if softmax else logits
+            variables = v1.global_variables()
+            with tf_session(tf, graph) as sess:
+                sess.run(v1.global_variables_initializer())
+                for v in variables:
+                    v.load(rng.uniform(-0.8, 0.8, v.shape.as_list()).astype(np.float32), sess)
+                (out / name).mkdir(parents=True)
+                prefix = str(out / name / "model.ckpt")
+                v1.train.Saver(var_list=variables).save(sess, prefix, write_meta_graph=False, write_state=False)
+                meta = v1.train.export_meta_graph(graph=graph, clear_devices=True, strip_default_attrs=True,
+                                                  saver_def=v1.train.Saver(var_list=variables).as_saver_def())
+                meta.meta_info_def.ClearField("stripped_op_list")
+                Path(prefix + ".meta").write_bytes(meta.SerializeToString())
+                feed = (rng.uniform(-1.5, 1.5, shape).astype(np.float32) if float_input
+                        else rng.integers(0, VOCAB, shape).astype(np.int32))
+                got, got_rnn = sess.run([result, rnn_out], {ids: feed})
+        v1.enable_resource_variables()
+        arrays[f"{name}/ids"] = feed
+        arrays[f"{name}/out"] = got
+        arrays[f"{name}/rnn"] = got_rnn
+        arrays[f"{name}/config"] = np.array(json.dumps({
+            "checkpoint": f"{name}/model.ckpt", "time_major": time_major, "rnn": rnn, "projection": projection,
+            "softmax": softmax, "resource_variables": resource, "whole": between is None,
+            "between": None if between is None else "Abs", "float_input": float_input}))
+        print(name, {k: v.shape for k, v in arrays.items() if k.startswith(name + "/") and k != f"{name}/config"})
+
+    lstm = rnn_cell.BasicLSTMCell
+    record_whole("whole_ptb_word_lm", rnn="unrolled", projection="xw_plus_b", resource=False,
+                 cell=lambda: rnn_cell.MultiRNNCell([lstm(HIDDEN, forget_bias=0.0), lstm(HIDDEN, forget_bias=0.0)]))
+    record_whole("whole_ptb_static", rnn="static", projection="xw_plus_b", resource=False,
+                 cell=lambda: rnn_cell.MultiRNNCell([lstm(HIDDEN, forget_bias=0.0), lstm(HIDDEN, forget_bias=0.0)]))
+    record_whole("whole_ptb_dynamic", rnn="dynamic", projection="matmul_add",
+                 cell=lambda: rnn_cell.MultiRNNCell([lstm(HIDDEN, forget_bias=0.0), lstm(HIDDEN, forget_bias=0.0)]))
+    record_whole("whole_gru_time_major", rnn="dynamic", projection="xw_plus_b", time_major=True, resource=False,
+                 cell=lambda: rnn_cell.GRUCell(HIDDEN))
+    record_whole("whole_dense_softmax", rnn="dynamic", projection="dense", softmax=True,
+                 cell=lambda: lstm(HIDDEN, forget_bias=1.0))
+    record_whole("whole_unrecognised_op", rnn="dynamic", projection="xw_plus_b", between=tf.abs,
+                 cell=lambda: lstm(HIDDEN, forget_bias=1.0))
+    record_whole("whole_float_input", rnn="dynamic", projection="dense", time_major=True,
+                 cell=lambda: rnn_cell.LSTMCell(HIDDEN, forget_bias=0.5, cell_clip=0.8), float_input=True)
     write_expected(out, arrays)
 
 

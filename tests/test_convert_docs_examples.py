@@ -53,8 +53,13 @@ def _caffe(folder: Path, section: str) -> None:
                                                      "score": ("InnerProduct", [f(2, 4), f(2)])})
 
 
+def _tf1(folder: Path, section: str) -> None:
+    for f in (GOLDEN_CONVERT / "tf_meta" / "whole_ptb_word_lm").glob("model.ckpt.*"):
+        shutil.copy(f, folder / f.name)
+
+
 EXAMPLES = {"Whole models (Keras)": (_keras, "sentiment"), "Whole models (ONNX)": (_onnx, "sentiment"),
-            "Whole nets (Caffe)": (_caffe, "tagger")}
+            "Whole nets (Caffe)": (_caffe, "tagger"), "Whole models (TF1)": (_tf1, "ptb_model")}
 
 
 @pytest.mark.parametrize("heading", list(EXAMPLES))

@@ -1,7 +1,8 @@
 """TF1 checkpoints whose run-time settings only their ``.meta`` graph holds, recorded in TensorFlow 2.21
 (legacy/record_convert_tf_meta.py: BasicLSTMCell with forget_bias 0 and 1, LSTMCell with cell_clip, num_proj
 and proj_clip, peepholes, a DropoutWrapper, a MultiRNNCell, dynamic_rnn time_major True and False, with and
-without sequence_length, TF 1.x's while loop and TF 2's while_v2, a relu activation).
+without sequence_length, TF 1.x's while loop and TF 2's while_v2, a relu activation), and language models whose
+graph around the cells (embedding lookup, projection, softmax) converts with them as one whole model.
 
 Converted with no flag: each setting the recording states is settled from the graph (the table says "from the
 graph" and names the node), and the converted module reproduces TF's outputs and final state on the recorded
@@ -18,30 +19,38 @@ import numpy as np
 import pytest
 import torch
 
-from compat.convert import convert, load
+from compat.convert import convert, load, load_carried
 from tests.tolerances import assert_close
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "convert" / "tf_meta"
 
 
-def _cases():
-    with np.load(GOLDEN / "expected.npz", allow_pickle=False) as z:
+def cases(folder=GOLDEN):
+    """``{case: (arrays, config)}`` of a recording (tests/legacy/test_live_tf_meta.py passes a fresh one)."""
+    with np.load(Path(folder) / "expected.npz", allow_pickle=False) as z:
         names = sorted({k.split("/")[0] for k in z.files if k.endswith("/config")})
         return {n: ({k[len(n) + 1:]: z[k] for k in z.files if k.startswith(n + "/") and not k.endswith("/config")},
                     json.loads(str(z[f"{n}/config"]))) for n in names}
 
 
-CASES = _cases()
+CASES = cases()
 
 
 def _unknowns(spec):
     return {u.what: u for u in spec.unknowns}
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+CELL_CASES = sorted(n for n in CASES if not n.startswith("whole_"))
+WHOLE_CASES = sorted(n for n in CASES if n.startswith("whole_") and CASES[n][1]["whole"])
+
+
+@pytest.mark.parametrize("name", CELL_CASES)
 def test_settings_come_from_the_graph_and_outputs_match_tf(tmp_path, name):
-    arrays, config = CASES[name]
-    c = convert(GOLDEN / config["checkpoint"], tmp_path / "out")
+    check_cells(GOLDEN, name, *CASES[name], tmp_path)
+
+
+def check_cells(folder, name, arrays, config, tmp_path):
+    c = convert(Path(folder) / config["checkpoint"], tmp_path / "out")
     assert all(k.ok for k in c.checks)
     (spec,) = c.specs
     table = _unknowns(spec)
@@ -131,3 +140,212 @@ def test_the_reader_finds_what_tf_wrote():
     assert nodes["rnn/sequence_length"].op == "Identity"
     v2 = [n for n in read_meta_graph(GOLDEN / "while_v2" / "model.ckpt.meta") if n.name.endswith("basic_lstm_cell/Add")]
     assert len(v2) == 1 and "_while_body_" in v2[0].name
+
+
+# -- whole language models: ptb_word_lm.py's pattern and its variations -----------------------------------------
+def test_the_recordings_cover_the_patterns():
+    configs = {n: CASES[n][1] for n in CASES if n.startswith("whole_")}
+    assert {c["rnn"] for c in configs.values()} == {"unrolled", "static", "dynamic"}
+    assert {c["projection"] for c in configs.values()} == {"xw_plus_b", "matmul_add", "dense"}
+    assert any(c["softmax"] for c in configs.values()) and any(c["time_major"] for c in configs.values())
+    assert any(c["float_input"] for c in configs.values())
+    assert {c["resource_variables"] for c in configs.values()} == {True, False}
+    assert [n for n, c in configs.items() if not c["whole"]] == ["whole_unrecognised_op"]
+
+
+@pytest.mark.parametrize("name", WHOLE_CASES)
+def test_a_language_model_converts_whole_and_predicts_what_tf_did(tmp_path, name):
+    check_whole(GOLDEN, name, *CASES[name], tmp_path)
+
+
+def check_whole(folder, name, arrays, config, tmp_path):
+    from compat.convert import report
+
+    c = convert(Path(folder) / config["checkpoint"], tmp_path / "out")
+    assert c.graph is not None and c.whole_refused is None
+    assert all(k.ok for k in c.checks) and len(c.checks) == 2      # the cells, and the model's output
+    (spec,) = c.specs
+    model = load(tmp_path / "out")
+    floats = config.get("float_input", False)
+    ids = torch.from_numpy(arrays["ids"] if floats else arrays["ids"].astype(np.int64))
+    with torch.no_grad():
+        got = model(ids)
+        # the recurrent part as today: the cells' module, reachable by the conversion's name, on the embedded ids
+        embedded = ids if floats else model.get_submodule("Model/embedding")(ids)
+        cells = model.get_submodule(spec.name)(embedded)
+    assert_close(got, arrays["out"], dtype=torch.float32, msg=f"{name} model output")
+    assert_close(cells, arrays["rnn"], dtype=torch.float32, msg=f"{name} cells' outputs")
+    assert model[spec.name] is model.get_submodule(spec.name).rnn
+    # the layers around the cells are plain torch modules under their TF names
+    if not floats:
+        assert type(model.get_submodule("Model/embedding")) is torch.nn.Embedding
+    dense = "Model/dense" if config["projection"] == "dense" else "Model/softmax_w"
+    assert type(model.get_submodule(dense)) is torch.nn.Linear
+    kinds = [n.kind for n in c.graph.nodes]
+    assert ("Softmax" in kinds) is config["softmax"]
+    # the report says what came from the graph
+    text = report.markdown(Path(folder) / config["checkpoint"], tmp_path / "out.json", c.specs, c.checks, c.items,
+                           c.graph)
+    assert ("input: the placeholder inputs, read by the cells directly" if floats
+            else "embedding: Model/embedding [11, 4]") in text
+    assert ("softmax: Model/Softmax (Softmax)" if config["softmax"] else "no softmax in the graph") in text
+    assert "projection: " + ("Model/dense/kernel" if config["projection"] == "dense" else "Model/softmax_w") in text
+    assert "from the graph" in text and "training-time only" in text
+    items = {i.name: i for i in c.items}
+    assert floats or "in the whole model: node 'Model/embedding'" in items["Model/embedding"].reason
+    assert f"in the whole model: node {dense!r}" in items[dense + "/kernel" if config["projection"] == "dense"
+                                                          else "Model/softmax_w"].reason
+
+
+def test_an_op_the_reader_does_not_know_is_reported_and_the_cells_convert_alone(tmp_path):
+    check_unrecognised(GOLDEN, *CASES["whole_unrecognised_op"], tmp_path)
+
+
+def check_unrecognised(folder, arrays, config, tmp_path):
+    from compat.convert import WholeModelError, report
+
+    ckpt = Path(folder) / config["checkpoint"]
+    c = convert(ckpt, tmp_path / "out")
+    assert c.graph is None
+    assert "between the cells' output (Model/rnn/transpose_1) and the projection Model/xw_plus_b/MatMul on " \
+           "Model/softmax_w the graph applies Abs (Model/Abs)" in c.whole_refused
+    (spec,) = c.specs
+    module = load(tmp_path / "out")[spec.name]
+    # the cells still convert, and compute TF's cells (on the embedding TF looked up)
+    items = {i.name: i for i in c.items}
+    table = load_carried(tmp_path / "out")["Model/embedding"]
+    x = table[torch.from_numpy(arrays["ids"].astype(np.int64))]
+    with torch.no_grad():
+        y, _ = module(x)
+    assert_close(y, arrays["rnn"], dtype=torch.float32, msg="cells")
+    assert items["Model/softmax_w"].reason == "not a recurrent layer's variable" and items["Model/softmax_w"].tensors
+    text = report.markdown(ckpt, tmp_path / "out.json", c.specs, c.checks, c.items, None, c.whole_refused)
+    assert "Not converted:" in text and "Abs (Model/Abs)" in text and "The recurrent layers are converted alone" in text
+    with pytest.raises(WholeModelError, match=r"Abs \(Model/Abs\)"):
+        convert(ckpt, tmp_path / "whole", model="whole")
+
+
+def test_model_layers_and_a_checkpoint_without_its_graph_convert_the_cells_only(tmp_path):
+    ckpt = GOLDEN / "whole_ptb_dynamic" / "model.ckpt"
+    c = convert(ckpt, tmp_path / "layers", model="layers")
+    assert c.graph is None and sorted(load(tmp_path / "layers")) == ["Model/rnn/multi_rnn_cell"]
+    for f in ckpt.parent.glob("model.ckpt.*"):
+        if not f.name.endswith(".meta"):
+            shutil.copy(f, tmp_path / f.name)
+    c = convert(tmp_path / "model.ckpt", tmp_path / "bare")
+    assert c.graph is None and c.whole_refused is None      # no graph: nothing around the cells is known
+    (spec,) = c.specs
+    assert _unknowns(spec)["forget_bias"].loud                # and the cells' settings are defaults, said so
+
+
+def test_cells_only_graphs_have_nothing_to_say_about_a_whole_model(tmp_path):
+    c = convert(GOLDEN / "multi_rnn_cell" / "model.ckpt", tmp_path / "out")
+    assert c.graph is None and c.whole_refused is None
+
+
+def test_the_whole_model_written_as_python_predicts_the_same(tmp_path):
+    import importlib.util
+
+    from compat.convert.emit import emit_python
+
+    arrays, config = CASES["whole_ptb_static"]
+    convert(GOLDEN / config["checkpoint"], tmp_path / "out")
+    path = emit_python(tmp_path / "out.json", tmp_path / "ptb_model.py")
+    spec = importlib.util.spec_from_file_location("emitted_ptb_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.load()
+    with torch.no_grad():
+        got = model(torch.from_numpy(arrays["ids"].astype(np.int64)))
+    assert_close(got, arrays["out"], dtype=torch.float32, msg="emitted model")
+    text = path.read_text()
+    assert "nn.Embedding(11, 4)" in text and "nn.Linear(5, 11)" in text
+
+
+def _with_graph(monkeypatch, name, change):
+    """The recording's checkpoint read with its graph's nodes changed by ``change(nodes_by_name)``."""
+    import compat.formats.tf.meta_graph as meta_graph
+
+    real = meta_graph.read_meta_graph
+
+    def read(path):
+        nodes = real(path)
+        change({n.name: n for n in nodes})
+        return nodes
+
+    monkeypatch.setattr(meta_graph, "read_meta_graph", read)
+    return GOLDEN / CASES[name][1]["checkpoint"]
+
+
+@pytest.mark.parametrize("name, change, said", [
+    ("whole_ptb_word_lm", lambda n: n["Model/Reshape/shape"].__setattr__("value", np.array([-1, 7])),
+     "Reshape (Model/Reshape) before the projection reshapes to [-1, 7], not [-1, 5]"),
+    ("whole_ptb_word_lm", lambda n: n["Model/RNN/strided_slice_3"].attrs.__setitem__("shrink_axis_mask", (1, 2)),
+     "has attribute shrink_axis_mask = (1, 2), not an integer"),
+    ("whole_ptb_word_lm", lambda n: (n["Model/RNN/strided_slice_3/stack"].__setattr__("value", np.array([0, 1, 0])),
+                                     n["Model/RNN/strided_slice_3/stack_1"].__setattr__("value", np.array([0, 2, 0]))),
+     "steps [0, 1, 1, 2, 4]"),
+    ("whole_ptb_word_lm", lambda n: n["Model/RNN/strided_slice_3/stack"].__setattr__("value", np.array([0, 1, 0])),
+     "StridedSlice (Model/RNN/strided_slice_3), which is not one step x[:, t] / x[t] of a sequence"),
+    ("whole_ptb_static", lambda n: n["Model/embedding_lookup/axis"].__setattr__("value", np.array(1)),
+     "gathers along an axis other than 0"),
+    ("whole_dense_softmax", lambda n: n["Model/dense/MatMul"].attrs.__setitem__("transpose_b", True),
+     "MatMul (Model/dense/MatMul) transposes an operand"),
+    ("whole_ptb_dynamic", lambda n: n["Model/embedding_lookup"].inputs.__setitem__(1, "Model/embedding"),
+     "not from a placeholder"),
+])
+def test_a_graph_off_the_patterns_is_named_not_guessed(tmp_path, monkeypatch, name, change, said):
+    from compat.convert import discover
+
+    found = discover(_with_graph(monkeypatch, name, change))
+    assert found.graph is None and said in found.whole_refused
+    assert found.specs     # the cells convert alone
+
+
+def test_hostile_graph_changes_give_a_model_a_refusal_or_one_input_error(monkeypatch):
+    """Random damage to a language model's nodes (attributes, constants, inputs): the reader answers with a
+    whole model, a refusal naming an op, or one InputError, never another exception."""
+    import compat.formats.tf.meta_graph as meta_graph
+    from compat.convert import discover
+    from compat.errors import InputError
+
+    real = meta_graph.read_meta_graph
+    rng = np.random.default_rng(0)
+    junk = [(), (1, 2), -1, 0, 7, True, 1.5, "x", np.array([-1, 5]), np.array([[0]]), np.array(2.5), None]
+    outcomes = set()
+    for name in ("whole_ptb_word_lm", "whole_ptb_static", "whole_gru_time_major", "whole_dense_softmax"):
+        nodes = real(GOLDEN / CASES[name][1]["checkpoint"].replace("model.ckpt", "model.ckpt.meta"))
+        around = [n.name for n in nodes if n.name.startswith("Model/") and "cell" not in n.name
+                  and "Initializer" not in n.name]
+        for _ in range(12):
+            victim = around[rng.integers(len(around))]
+            what = rng.integers(4)
+            value = junk[rng.integers(len(junk))]
+
+            def read(path, victim=victim, what=what, value=value):
+                out = real(path)
+                node = next(n for n in out if n.name == victim)
+                if what == 0:
+                    node.attrs[str(rng.choice(["axis", "num", "shrink_axis_mask", "begin_mask", "dtype", "shape",
+                                               "transpose_a", "batch_dims"]))] = value
+                elif what == 1:
+                    node.value = value if isinstance(value, np.ndarray) else None
+                elif what == 2:
+                    node.inputs = node.inputs[::-1]
+                else:
+                    node.op = str(rng.choice(["Identity", "Reshape", "Unpack", "StridedSlice", "ConcatV2", "Pack",
+                                              "Softmax", "GatherV2", "Placeholder", "MatMul"]))
+                return out
+
+            monkeypatch.setattr(meta_graph, "read_meta_graph", read)
+            try:
+                found = discover(GOLDEN / CASES[name][1]["checkpoint"])
+            except InputError:
+                outcomes.add("error")
+                continue
+            if found.graph is not None:
+                outcomes.add("whole")
+            elif found.whole_refused is not None:
+                assert found.whole_refused.startswith(str(GOLDEN / CASES[name][1]["checkpoint"]))
+                outcomes.add("refused")
+    assert {"whole", "refused"} <= outcomes

@@ -11,7 +11,7 @@ every tensor not converted, under its source name) and checks the written module
 framework's numpy reference (:mod:`compat.convert.verify`); :func:`load` returns the modules
 (:mod:`compat.convert.modules` for Keras's and onnxruntime's ways of returning outputs) and
 :func:`load_carried` the tensors not converted. Where a framework's reader understands the whole model (Keras
-files, ONNX models, Caffe nets given with their ``.prototxt``), the conversion also holds the model as a graph of layers (:mod:`compat.convert.graph`), checked
+files, ONNX models, Caffe nets given with their ``.prototxt``, TF1 language models from their ``.meta`` graph), the conversion also holds the model as a graph of layers (:mod:`compat.convert.graph`), checked
 against the framework's numpy reference of the whole model, :func:`load` returns it as one module, and
 :func:`compat.convert.emit.emit_python` writes it as a standalone PyTorch file. See docs/convert.md.
 """

@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(in bytes or with a K, M, G or T suffix; default: 4G)")
     p.add_argument("--model", choices=("auto", "whole", "layers"), default="auto",
                    help="auto: also convert the whole model where every layer of it is one the converter knows "
-                        "(Keras, ONNX), else the recurrent layers with the reason; whole: the whole model or an error; "
+                        "(Keras, ONNX, Caffe with its prototxt, TF1 with its .meta graph), else the recurrent layers with the "
+                        "reason; whole: the whole model or an error; "
                         "layers: the recurrent layers only")
     p.add_argument("--emit-python", metavar="MODEL.py", type=OutputFile(),
                    help="also write the whole model as a standalone PyTorch module file that loads the converted "

@@ -7,11 +7,14 @@ attr_value.proto, tensor.proto, function.proto); everything else is skipped::
     GraphDef          node 1 (NodeDef), library 2 (FunctionDefLibrary)
     FunctionDefLibrary function 1 (FunctionDef: signature 1 (OpDef: name 1), node_def 3 (NodeDef))
     NodeDef           name 1, op 2, input 3, attr 5 (map entry: key 1, value 2 (AttrValue))
-    AttrValue         tensor 8 (TensorProto), type 6, i 3, f 4, b 5, s 2
+    AttrValue         tensor 8 (TensorProto), type 6, i 3, f 4, b 5, shape 7 (TensorShapeProto)
     TensorProto       dtype 1, tensor_shape 2 (TensorShapeProto: dim 2 (size 1)), tensor_content 4,
                       float_val 5, double_val 6, int_val 7, int64_val 10, bool_val 11
 
-A ``Const`` node's value is decoded only when it is small (at most :data:`MAX_CONST_VALUES` values: the
+Besides a ``Const``'s value, the scalar attributes (``i``, ``f``, ``b``, ``type``) and shapes of every node are
+kept (``attrs``: ``axis`` and ``num`` of an ``Unpack``, ``transpose_a`` / ``transpose_b`` of a ``MatMul``, a
+``Placeholder``'s ``dtype`` and ``shape``; an attribute left at its default may be absent, as
+``strip_default_attrs`` writes it). A ``Const`` node's value is decoded only when it is small (at most :data:`MAX_CONST_VALUES` values: the
 scalars and short vectors the run-time settings are); larger constants are kept as their shape alone. The
 nodes of the graph's function library (the bodies of TF 2's ``while_v2`` loops) are read too, named
 ``<function>/<node>``.
@@ -57,6 +60,9 @@ class GraphNode:
     inputs: List[str] = field(default_factory=list)
     value: Optional[np.ndarray] = None
     shape: Optional[Tuple[int, ...]] = None
+    # scalar attributes (int, float, bool, DataType enum as int) and shapes (a tuple, -1 for an unknown dim;
+    # None for an unknown rank), by name
+    attrs: Dict[str, object] = field(default_factory=dict)
 
 
 def _error(source: str, message: str) -> MetaGraphError:
@@ -72,6 +78,25 @@ def _sub(r: Reader, value, offset: int, name: str) -> Reader:
 def _shape(r: Reader) -> Tuple[int, ...]:
     dims: List[int] = []
     for f, wire, value, offset in iter_fields(r):
+        if f == 2:
+            d = _sub(r, value, offset, "dim")
+            size = 0
+            for f2, w2, v2, o2 in iter_fields(d):
+                if f2 == 1:
+                    expect_wire(d, w2, VARINT, "dim.size", o2)
+                    size = signed64(v2)
+            if len(dims) >= MAX_DIMS:
+                r.fail(f"more than {MAX_DIMS} dims", offset)
+            dims.append(size)
+    return tuple(dims)
+
+
+def _attr_shape(r: Reader) -> Optional[Tuple[int, ...]]:
+    """A TensorShapeProto attribute: its dims (-1 unknown), or None when its rank is unknown (unknown_rank 3)."""
+    dims: List[int] = []
+    for f, wire, value, offset in iter_fields(r):
+        if f == 3 and wire == VARINT and value:
+            return None
         if f == 2:
             d = _sub(r, value, offset, "dim")
             size = 0
@@ -159,11 +184,20 @@ def _node(r: Reader, prefix: str) -> GraphNode:
                     key = as_string(entry, v2, "attr.key", o2)
                 elif f2 == 2:
                     attr_value, attr_offset = v2, o2
-            if key == "value" and attr_value is not None:
-                a = _sub(entry, attr_value, attr_offset, "attr[value]")
-                for f3, w3, v3, o3 in iter_fields(a):
-                    if f3 == 8:
-                        node.value, node.shape = _tensor(_sub(a, v3, o3, "tensor"))
+            if attr_value is None:
+                continue
+            a = _sub(entry, attr_value, attr_offset, f"attr[{key[:40]}]")
+            for f3, w3, v3, o3 in iter_fields(a):
+                if f3 == 8 and key == "value":
+                    node.value, node.shape = _tensor(_sub(a, v3, o3, "tensor"))
+                elif f3 in (3, 6) and w3 == VARINT:
+                    node.attrs[key] = signed64(v3)
+                elif f3 == 5 and w3 == VARINT:
+                    node.attrs[key] = bool(v3)
+                elif f3 == 4 and w3 == FIXED32:
+                    node.attrs[key] = float(np.array([v3], "<u4").view("<f4")[0])
+                elif f3 == 7:
+                    node.attrs[key] = _attr_shape(_sub(a, v3, o3, "shape"))
     return node
 
 

@@ -7,6 +7,8 @@
 ``keras.py``     tf.keras layers in TF1 graphs and object-based checkpoints (``model.save_weights``), the
                 latter read through their object graph (:mod:`compat.formats.tf.object_graph`)
 ``meta.py``      the run-time settings the variables do not store, settled from the ``.meta`` graph beside them
+``model.py``     the graph around the cells (embedding lookup, projection, softmax) read from the ``.meta`` graph:
+                a language model as one whole model, its node kinds in ``layers.py``
 ``oracle.py``    verification against reference/tf_lstm.py and, for cuDNN buffers, reference/onnx_lstm.py
 
 The checkpoint files themselves are read by :mod:`compat.formats.tf` (V2 bundles, V1 tables, the state
@@ -120,9 +122,10 @@ FRAMEWORK = register(Framework(
     ),
     references={"tf": "reference/tf_lstm.py", "cudnn": "reference/cudnn_params.py + onnx_lstm.py",
                 "tf_rnn": "reference/tf_rnn_cells.py (CudnnCompatibleGRUCell: reference/onnx_rnn.py)",
-                "cudnn_rnn": "reference/cudnn_params.py"},
+                "cudnn_rnn": "reference/cudnn_params.py", "tf_model": "reference/tf_graph.py"},
     claims=claims,
     explain=explain,
+    layers="compat.frameworks.tf.layers",
 ))
 
 from compat.frameworks.tf import layout  # noqa: E402,F401  (registers its layouts)

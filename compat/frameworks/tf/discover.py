@@ -572,6 +572,8 @@ def discover(path, *, forget_bias: Optional[float] = None, cell_clip: Optional[f
     accounted |= copy_names
     items += opaque_items
 
+    scopes: Dict[str, List[List[str]]] = {}    # each converted layer's cell scopes, layer by layer
+
     def stacks(found, make) -> None:
         """Every stack of ``found`` cells (MultiRNNCell layers, bidirectional directions) as one converted layer
         per run of layers one module can hold, made by ``make(name, direction, layer_cells)``."""
@@ -584,6 +586,7 @@ def discover(path, *, forget_bias: Optional[float] = None, cell_clip: Optional[f
                 if len(ks) < len(g.layers):
                     spec.notes.append(f"layers {ks} of {g.name}: its layers differ in size; run the parts in sequence")
                 specs.append(spec)
+                scopes[spec.name] = [[c.scope for c in layer] for layer in layer_cells]
                 for layer in layer_cells:
                     for c in layer:
                         account(SourceItem(c.scope, f"{c.kind} variables", ckpt.shapes_of(c.names()),
@@ -645,7 +648,17 @@ def discover(path, *, forget_bias: Optional[float] = None, cell_clip: Optional[f
             kind, reason = "variable", "not a recurrent layer's variable"
         account(SourceItem(ckpt.own_names.get(n, ckpt.real[n]), kind, ckpt.shapes_of([n]), reason=reason), [n], True)
     _refuse_unused_options(ckpt, specs, forget_bias, cell_clip, proj_clip, keras_recurrent_activation, cudnn_options)
-    return Found(specs, items)
+    if graph is None:
+        return Found(specs, items)
+    # the graph around the cells (an embedding lookup, a projection): compat/frameworks/tf/model.py
+    from compat.frameworks.tf.model import read_model
+
+    cell_variables = {n for it in items if it.converted is not None for n in it.shapes}
+    whole, refused, used = read_model(graph, specs, scopes, ckpt.tensor, ckpt.shapes, cell_variables)
+    for it in items:
+        if it.converted is None and it.name in used:
+            it.reason = f"in the whole model: node {used[it.name]!r} (read from the .meta graph)"
+    return Found(specs, items, whole, refused)
 
 
 def _refuse_unused_options(ckpt, specs, forget_bias, cell_clip, proj_clip, keras_recurrent_activation, cudnn_options):

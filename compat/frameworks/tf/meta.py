@@ -95,11 +95,25 @@ class GraphIndex:
         parts = scope.split("/")
         last = re.escape(parts[-1]) + r"(?:_\d+)?"
         patterns = [re.compile("/".join([re.escape(p) for p in parts[j:-1]] + [last]) + "/") for j in range(len(parts))]
+        # the cell's ops named under its variable scope with one component repeated: TF 1.x names the ops of a
+        # cell called in a scope's name scope again below it (static_rnn in a model's scope,
+        # "Model/rnn/rnn/multi_rnn_cell/cell_0/basic_lstm_cell/Add"; inside a loop, "<rnn>/while/rnn/multi_...")
+        doubled = [re.compile("/".join([re.escape(p) for p in parts[:j] + parts[j - 1:-1]] + [last]) + "/")
+                   for j in range(1, len(parts))]
         out, loops = [], set()
         for n in self.nodes:
             if parts[-1] not in n.name:     # most nodes: not this cell's
                 continue
             for outer, inner, loop in self._candidates(n.name):
+                if outer is None and any(d.match(inner) and not self._is_variable(inner[d.match(inner).end():])
+                                         for d in doubled):
+                    out.append(n)
+                    break
+                if outer is not None and any(outer == "/".join(parts[:j]) and (m := patterns[j - 1].match(inner))
+                                             and not self._is_variable(inner[m.end():]) for j in range(1, len(parts))):
+                    out.append(n)
+                    loops.add(loop)
+                    break
                 for j in range(len(parts)):
                     head = parts[:j]
                     m = patterns[j].match(inner)

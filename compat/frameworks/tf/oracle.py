@@ -189,3 +189,42 @@ def _cudnn_rnn(spec: LSTMSpec, case: Case) -> Outputs:
 
 
 ORACLES = {"tf": _tf, "cudnn": _cudnn, "tf_rnn": _tf_rnn, "cudnn_rnn": _cudnn_rnn}
+
+
+# -- whole models (compat.convert.verify.check_model): a language model read from the .meta graph -------------
+STEPS, BATCH = 5, 3
+
+
+def model_inputs(graph, rng: np.random.Generator):
+    """The model's input at the placeholder's static shape (where it has one): token ids within the embedding's
+    vocabulary, or a float sequence uniform in [-1.5, 1.5)."""
+    (inp,) = graph.inputs
+    src = graph.source
+    default = [BATCH, STEPS] if src["batch_major_in"] else [STEPS, BATCH]
+    shape = [default[k] if d is None and k < 2 else d for k, d in enumerate(inp.shape)]
+    if shape[-1] is None:
+        shape[-1] = src["spec"].input_size
+    if src["embedding"] is not None:
+        return [rng.integers(0, src["embedding"].shape[0], shape).astype(np.int64)]
+    return [rng.uniform(-1.5, 1.5, shape).astype(inp.dtype)]
+
+
+def model_outputs(graph, inputs):
+    """reference/tf_graph.py's language model from the checkpoint's own variables, the cells by the reference
+    their conversion is checked against (reference/tf_lstm.py, tf_rnn_cells.py), from zero states."""
+    from compat.convert.verify import Case, oracle
+    from reference.tf_graph import language_model
+
+    src = graph.source
+    spec = src["spec"]
+    n = spec.num_layers
+
+    def cells(x):
+        B = x.shape[1]
+        case = Case(x=x, h0=np.zeros((n, B, spec.proj_size or spec.hidden_size)), c0=np.zeros((n, B, spec.hidden_size)))
+        return oracle(spec, case)[0]
+
+    projection = None if src["projection"] is None else tuple(_f64(a) for a in src["projection"])
+    return [language_model(inputs[0], cells, embedding=_f64(src["embedding"]), batch_major_in=src["batch_major_in"],
+                           static_steps=src["static"], batch_major_out=src["rec_out"], projection=projection,
+                           after=src["after"])]

@@ -1,0 +1,459 @@
+"""The graph around a TF1 checkpoint's cells, read from its ``.meta`` graph (data only, never run): a language
+model converts whole where the graph follows the common patterns.
+
+The patterns, as tensorflow/models tutorials/rnn/ptb/ptb_word_lm.py (``PTBModel``) and the TF RNN tutorials
+build them (TF 1.x python/ops/embedding_ops.py, rnn.py, nn_ops.py, layers/core.py):
+
+- the input: a ``Placeholder`` of token ids looked up in a variable (``tf.nn.embedding_lookup(embedding,
+  ids)``: ``GatherV2`` on ``embedding/read`` with axis 0 for a reference variable, ``ResourceGather`` on the
+  handle for a resource variable, then an ``Identity``), or a float ``Placeholder`` read by the cells directly;
+- the cells: one stack converted from the checkpoint, run by ``dynamic_rnn`` (a TF 1.x while loop: the input
+  enters by ``<rnn>/transpose`` when batch-major, by ``<rnn>/TensorArrayUnstack/...ScatterV3`` when time-major;
+  the output leaves by ``<rnn>/transpose_1`` / ``<rnn>/TensorArrayStack/TensorArrayGatherV3``) or by
+  ``static_rnn`` over ``tf.unstack(inputs, axis=1)`` (``Unpack``), or ptb_word_lm.py's own unrolled loop
+  ``cell(inputs[:, time_step, :], state)`` (a ``StridedSlice`` per step), its step outputs joined by
+  ``tf.concat(outputs, 1)`` (``ConcatV2``) or ``tf.stack`` (``Pack``), from zero states;
+- the projection: ``tf.reshape(output, [-1, size])`` then ``MatMul`` with a ``[size, vocab]`` variable and
+  ``BiasAdd`` / ``Add`` of a ``[vocab]`` variable (``tf.nn.xw_plus_b``, ``tf.matmul(output, softmax_w) +
+  softmax_b``, ``tf.layers.dense``; ``fully_connected``'s ``weights`` / ``biases``);
+- then, optionally, ``tf.nn.softmax`` and ``tf.reshape(logits, [batch_size, num_steps, vocab])``.
+
+Anything else on the path from the input to the cells or from the cells to the projection (an op this reader
+does not know, a ``while_v2`` loop, ``sequence_length``, two stacks) is named in ``whole_refused``, and the cells
+convert alone. A graph with no embedding lookup and no projection on a variable is a model of cells only:
+nothing to say.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from compat.convert.graph import NAME, GraphSpec, ModelInput, Node
+from compat.formats.tf.meta_graph import GraphNode
+
+VARIABLE_OPS = ("VariableV2", "Variable", "VarHandleOp")
+READ_OPS = ("Identity", "ReadVariableOp")
+GATHER_OPS = ("GatherV2", "Gather", "ResourceGather")
+PLACEHOLDERS = ("Placeholder", "PlaceholderWithDefault")
+BIAS_OPS = ("BiasAdd", "Add", "AddV2")
+FLOAT_DTYPES = {1: "float32", 2: "float64"}      # DataType enum (types.proto)
+INT_DTYPES = (3, 9)                              # int32, int64
+MAX_TRACE = 64                                   # ops followed back from the projection to find the cells
+
+
+class NotUnderstood(Exception):
+    """A part of the graph this reader does not understand; the message says which op and where."""
+
+
+def _base(ref: str) -> str:
+    return ref.split(":", 1)[0]
+
+
+def _output(ref: str) -> int:
+    parts = ref.split(":")
+    return int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 0
+
+
+class _Graph:
+    def __init__(self, nodes: Sequence[GraphNode], shapes: Dict[str, Tuple[int, ...]]):
+        self.by_name = {n.name: n for n in nodes}
+        self.nodes = nodes
+        self.shapes = shapes
+        self.consumers: Dict[str, List[GraphNode]] = defaultdict(list)
+        for n in nodes:
+            for i in n.inputs:
+                self.consumers[_base(i)].append(n)
+
+    def get(self, ref: str) -> Optional[GraphNode]:
+        return self.by_name.get(_base(ref))
+
+    def through_identity(self, ref: str) -> Optional[GraphNode]:
+        node = self.get(ref)
+        for _ in range(MAX_TRACE):
+            if node is None or node.op != "Identity" or len(node.inputs) != 1:
+                return node
+            node = self.get(node.inputs[0])
+        return node
+
+    def variable(self, ref: str) -> Optional[str]:
+        """The checkpoint variable a tensor reads (through ``read`` / ``ReadVariableOp``), or None."""
+        node = self.get(ref)
+        for _ in range(MAX_TRACE):
+            if node is None:
+                return None
+            if node.op in VARIABLE_OPS:
+                return node.name if node.name in self.shapes else None
+            if node.op not in READ_OPS or len(node.inputs) != 1:
+                return None
+            node = self.get(node.inputs[0])
+        return None
+
+    def const(self, ref: str) -> Optional[np.ndarray]:
+        node = self.through_identity(ref)
+        return None if node is None or node.op != "Const" else node.value
+
+    def upstream(self, start: GraphNode, target: str) -> bool:
+        """Whether ``target`` is among the ops ``start`` reads, within :data:`MAX_TRACE` ops."""
+        seen, todo = set(), [start]
+        while todo and len(seen) < MAX_TRACE * 4:
+            n = todo.pop()
+            if n.name == target:
+                return True
+            if n.name in seen:
+                continue
+            seen.add(n.name)
+            todo += [m for m in (self.get(i) for i in n.inputs) if m is not None]
+        return False
+
+
+def _int_attr(node: GraphNode, key: str, default: int) -> int:
+    value = node.attrs.get(key, default)
+    if type(value) is not int:
+        raise NotUnderstood(f"{_describe(node)} has attribute {key} = {str(value)[:40]}, not an integer")
+    return value
+
+
+def _describe(node: GraphNode) -> str:
+    return f"{node.op} ({node.name})"
+
+
+def read_model(meta, specs, scopes: Dict[str, List[List[str]]], tensor, shapes: Dict[str, Tuple[int, ...]],
+               cell_variables: set) -> Tuple[Optional[GraphSpec], Optional[str], Dict[str, str]]:
+    """(the whole model, None, {variable: node}) where the graph follows the patterns; (None, why not, {}) where
+    it shows an embedding lookup or a projection but something on the way is not understood; (None, None, {})
+    for a graph of cells only. ``meta``: :class:`compat.frameworks.tf.meta.GraphMeta`; ``scopes``: each
+    converted layer's cell scopes, layer by layer; ``tensor(name)``: a variable's value."""
+    g = _Graph(meta.index.nodes, shapes)
+    embeddings = [n for n in g.nodes if n.op in GATHER_OPS and n.inputs and len(shapes.get(g.variable(n.inputs[0]) or "",
+                                                                                           ())) == 2]
+    projections = [n for n in g.nodes if n.op == "MatMul" and len(n.inputs) == 2
+                   and (v := g.variable(n.inputs[1])) is not None and v not in cell_variables and len(shapes[v]) == 2]
+    if not embeddings and not projections:
+        return None, None, {}
+    around = ", ".join([f"an embedding lookup {n.name}" for n in embeddings[:2]]
+                       + [f"a projection {n.name}" for n in projections[:2]])
+    try:
+        if len(specs) != 1 or specs[0].direction != "forward" or specs[0].name not in scopes:
+            raise NotUnderstood(f"the whole model is read for one forward stack of cells; the checkpoint holds "
+                                f"{len(specs)} recurrent layer(s) ({', '.join(f'{s.name} {s.direction}' for s in specs[:4])})")
+        graph, used = _read(g, meta, specs[0], scopes[specs[0].name], tensor, projections)
+    except NotUnderstood as e:
+        return None, f"{meta.path}: the graph shows {around}, but {e}", {}
+    return graph, None, used
+
+
+def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projections) -> Tuple[GraphSpec, Dict[str, str]]:
+    first, last = layer_scopes[0][0], layer_scopes[-1][0]
+    first_nodes, loops = meta.index.cell_nodes(first)
+    last_names = {n.name for n in meta.index.cell_nodes(last)[0]}
+    if not first_nodes or not last_names:
+        raise NotUnderstood(f"the graph holds no op of the cells {first!r}")
+    if any(loop.startswith("fn:") for loop in loops):
+        raise NotUnderstood("the cells run in a TF 2 while_v2 loop (a function of the graph's library), which this "
+                            "reader does not follow; it reads TF 1.x's while loops and static_rnn")
+    if any(u.what == "sequence_length" and u.value == "used" for u in spec.unknowns):
+        raise NotUnderstood("the cells run with dynamic_rnn's sequence_length, which the whole model would take as "
+                            "an input it does not have")
+    notes: List[str] = []
+    # -- the cells' input and output -------------------------------------------------------------------------
+    if loops:
+        loop = loops[0]
+        transpose = g.by_name.get(f"{loop}/transpose")
+        scatter = g.by_name.get(f"{loop}/TensorArrayUnstack/TensorArrayScatter/TensorArrayScatterV3")
+        if transpose is not None and transpose.inputs:
+            rnn_in, batch_major_in = transpose.inputs[0], True
+            rnn_out = g.by_name.get(f"{loop}/transpose_1")
+        elif scatter is not None and len(scatter.inputs) > 2:
+            rnn_in, batch_major_in = scatter.inputs[2], False
+            rnn_out = g.by_name.get(f"{loop}/TensorArrayStack/TensorArrayGatherV3")
+        else:
+            raise NotUnderstood(f"dynamic_rnn's loop {loop!r} has neither {loop}/transpose nor "
+                                f"{loop}/TensorArrayUnstack: its input is not found")
+        if rnn_out is None:
+            raise NotUnderstood(f"dynamic_rnn's loop {loop!r} has no output op ({loop}/transpose_1 or "
+                                f"{loop}/TensorArrayStack/TensorArrayGatherV3)")
+        outputs = {rnn_out.name: batch_major_in}     # op -> the sequence's layout (batch-major?)
+        notes.append(f"cells: {spec.name} run by dynamic_rnn ({loop}), "
+                     f"{'batch' if batch_major_in else 'time'}-major, from zero states")
+        static_steps = None
+    else:
+        unpacks = {_base(i) for n in first_nodes for i in n.inputs if (u := g.get(i)) is not None and u.op == "Unpack"}
+        slices = {_base(i) for n in first_nodes for i in n.inputs if (u := g.get(i)) is not None
+                  and u.op == "StridedSlice"}
+        if slices and not unpacks:
+            rnn_in, batch_major_in, static_steps, how = _unrolled(g, [g.by_name[n] for n in sorted(slices)])
+        elif len(unpacks) != 1:
+            raise NotUnderstood(f"the cells {first!r} run outside a loop (static_rnn) but read "
+                                f"{'no' if not unpacks else len(unpacks)} tf.unstack ops ({', '.join(sorted(unpacks))})")
+        else:
+            unpack = g.by_name[unpacks.pop()]
+            axis = _int_attr(unpack, "axis", 0)
+            if axis not in (0, 1, -2, -3):
+                raise NotUnderstood(f"{_describe(unpack)} splits axis {axis}; static_rnn's steps are axis 0 or 1 of a "
+                                    "sequence")
+            batch_major_in = axis in (1, -2)
+            rnn_in = unpack.inputs[0]
+            static_steps = _int_attr(unpack, "num", 0)
+            used_steps = sorted({_output(i) for n in first_nodes for i in n.inputs if _base(i) == unpack.name})
+            if not static_steps or used_steps != list(range(static_steps)):
+                raise NotUnderstood(f"the cells read steps {used_steps} of {_describe(unpack)}, which makes "
+                                    f"{static_steps}")
+            how = f"static_rnn over {unpack.name} (tf.unstack, axis {axis})"
+        outputs = {}
+        for n in g.nodes:   # the step outputs joined: tf.concat(outputs, axis) / tf.stack(outputs, axis)
+            data = n.inputs[:-1] if n.op == "ConcatV2" else n.inputs if n.op == "Pack" else None
+            if not data or len(data) != static_steps or not all(_base(i) in last_names for i in data):
+                continue
+            a = g.const(n.inputs[-1]) if n.op == "ConcatV2" else np.array(n.attrs.get("axis", 0))
+            if a is None or a.size != 1 or a.dtype.kind not in "iu":
+                continue
+            a = int(a.reshape(()))
+            if n.op == "ConcatV2" and a in (0, 1, -1, -2):
+                # concat of [B, H] steps on axis 1: [B, T*H], the [B, T, H] sequence's rows; on axis 0: [T*B, H]
+                outputs[n.name] = a in (1, -1)
+            elif n.op == "Pack" and a in (0, 1, -2, -3):
+                outputs[n.name] = a in (1, -2)
+        notes.append(f"cells: {spec.name} run by {how}: {'batch' if batch_major_in else 'time'}-major, "
+                     f"{static_steps} steps, from zero states; the module runs any number of steps")
+    # -- the input side ------------------------------------------------------------------------------------
+    src = g.through_identity(rnn_in)
+    if src is None:
+        raise NotUnderstood(f"the cells' input {rnn_in!r} names no op of the graph")
+    used: Dict[str, str] = {}
+    nodes: List[Node] = []
+    if src.op in GATHER_OPS:
+        table_name = g.variable(src.inputs[0]) if src.inputs else None
+        if table_name is None or len(g.shapes[table_name]) != 2:
+            raise NotUnderstood(f"the cells read {_describe(src)}, which gathers from no 2-D variable of the checkpoint")
+        if _int_attr(src, "batch_dims", 0):
+            raise NotUnderstood(f"{_describe(src)} gathers with batch_dims: not an embedding lookup")
+        if src.op == "GatherV2":
+            axis = g.const(src.inputs[2]) if len(src.inputs) > 2 else None
+            if axis is None or axis.size != 1 or int(axis.reshape(())) != 0:
+                raise NotUnderstood(f"{_describe(src)} gathers along an axis other than 0: not an embedding lookup")
+        ids = g.through_identity(src.inputs[1]) if len(src.inputs) > 1 else None
+        if ids is None or ids.op not in PLACEHOLDERS:
+            raise NotUnderstood(f"the embedding lookup {src.name} reads ids from "
+                                f"{_describe(ids) if ids is not None else 'nothing'}, not from a placeholder")
+        if ids.attrs.get("dtype", 3) not in INT_DTYPES:
+            raise NotUnderstood(f"the ids placeholder {ids.name} is not an integer tensor")
+        table = tensor(table_name)
+        if table.dtype.kind != "f":
+            raise NotUnderstood(f"the embedding {table_name} is {table.dtype}, not floating point")
+        inputs = [ModelInput(ids.name, _dims(ids), "int64")]
+        emb_name = table_name
+        nodes.append(Node(emb_name, "Embedding", {"num_embeddings": int(table.shape[0]),
+                                                  "embedding_dim": int(table.shape[1])},
+                          args=[[ids.name, 0]], weights={"weight": table}))
+        used[table_name] = emb_name
+        x_ref = [emb_name, 0]
+        notes.insert(0, f"embedding: {table_name} {list(table.shape)}, looked up by {src.name} ({src.op}) on the ids "
+                        f"placeholder {ids.name}")
+    elif src.op in PLACEHOLDERS:
+        if src.attrs.get("dtype", 1) not in FLOAT_DTYPES:
+            raise NotUnderstood(f"the cells read the placeholder {src.name}, which is not a float tensor")
+        inputs = [ModelInput(src.name, _dims(src), FLOAT_DTYPES[src.attrs.get("dtype", 1)])]
+        x_ref = [src.name, 0]
+        notes.insert(0, f"input: the placeholder {src.name}, read by the cells directly (no embedding lookup)")
+        table = None
+    else:
+        raise NotUnderstood(f"between the input and the cells the graph applies {_describe(src)}, which this reader "
+                            "does not understand (it knows an embedding lookup on a placeholder of ids, or a "
+                            "placeholder read directly)")
+    ids_name = inputs[0].name
+    # -- the output side ----------------------------------------------------------------------------------
+    found, problems = None, []
+    for mm in projections:
+        try:
+            found = _projection(g, mm, outputs, spec, static_steps is not None)
+            break
+        except NotUnderstood as e:
+            problems.append(str(e))
+    if found is None and problems:
+        raise NotUnderstood(problems[0])
+    rec_out = batch_major_in
+    if found is not None:
+        rows_op, rows_from_seq = found["rows"], found["rows_from_seq"]
+        rec_out = outputs[found["seq"]]
+    nodes.append(Node(spec.name, "Recurrent", {"batch_major_in": batch_major_in, "batch_major_out": rec_out},
+                      args=[x_ref], recurrent=spec.name))
+    last_ref = [spec.name, 0]
+    if found is None:
+        if static_steps is not None:
+            raise NotUnderstood("static_rnn's step outputs reach no projection this reader knows")
+        readers = [n for n in g.consumers.get(next(iter(outputs)), [])]
+        if readers:
+            raise NotUnderstood(f"the cells' output {next(iter(outputs))} feeds {', '.join(map(_describe, readers[:3]))}, "
+                                "which this reader does not understand")
+        notes.append("no projection after the cells: the model returns the cells' output sequence")
+    else:
+        width = spec.proj_size or spec.hidden_size
+        rows_name = rows_op
+        nodes.append(Node(rows_name, "Rows", {"size": width}, args=[last_ref]))
+        w_name, b_name = found["w"], found["b"]
+        w = tensor(w_name)
+        b = tensor(b_name) if b_name else None
+        if w.dtype.kind != "f" or (b is not None and b.dtype.kind != "f"):
+            raise NotUnderstood(f"the projection's variables {w_name}, {b_name} are not floating point")
+        dense_name = found["scope"]
+        weights = {"weight": np.ascontiguousarray(w.T)}
+        if b is not None:
+            weights["bias"] = b
+        nodes.append(Node(dense_name, "Dense", {"in_features": int(w.shape[0]), "out_features": int(w.shape[1]),
+                                                "bias": b is not None}, args=[[rows_name, 0]], weights=weights))
+        used[w_name] = dense_name
+        if b_name:
+            used[b_name] = dense_name
+        on = f", on the rows of {rows_op} ([-1, {width}])" if rows_from_seq else f", on the rows of {rows_op}"
+        notes.append(f"projection: {w_name} {list(w.shape)}" + (f" and {b_name} {list(b.shape)}" if b_name else "")
+                     + f" by {found['matmul']} (MatMul)" + (f" + {found['bias_op']}" if found["bias_op"] else "") + on)
+        last_ref = [dense_name, 0]
+        softmax = False
+        for op, what in _after(g, found["end"], int(w.shape[1]), inputs[0]):
+            name = op.name
+            if what == "softmax":
+                nodes.append(Node(name, "Softmax", {}, args=[last_ref]))
+                notes.append(f"softmax: {op.name} (Softmax): the model returns probabilities")
+                softmax = True
+            else:
+                nodes.append(Node(name, "Unflatten", {"size": int(w.shape[1])}, args=[last_ref, [ids_name, 0]]))
+                notes.append(f"{op.name} (Reshape to [batch, steps, {int(w.shape[1])}]): the rows as the ids' two "
+                             "leading dims")
+            last_ref = [name, 0]
+        if not softmax:
+            notes.append("no softmax in the graph after the projection: the model returns logits")
+    notes.append("run-time settings of the cells: the table above says which came from the graph and which were "
+                 "defaulted; dropout (DropoutWrapper, tf.nn.dropout) is training-time only: the model computes "
+                 "inference")
+    seen = set()
+    for n in nodes:
+        if not NAME.fullmatch(n.name) or n.name in seen or n.name == ids_name:
+            raise NotUnderstood(f"the op name {n.name!r} cannot name a module (empty, holds '.', or repeats)")
+        seen.add(n.name)
+    dtype = str(spec.dtype)
+    for n in nodes:
+        for k, v in n.weights.items():
+            if str(v.dtype) != dtype:
+                raise NotUnderstood(f"the variables of {n.name} are {v.dtype}, the cells' {dtype}")
+    graph = GraphSpec("tf", inputs, [tuple(last_ref)], nodes, notes, dtype=dtype)
+    graph.source = {"spec": spec, "embedding": table, "batch_major_in": batch_major_in, "static": static_steps,
+                    "rec_out": rec_out, "projection": None if found is None else (w, b),
+                    "after": [n.kind for n in nodes if n.kind in ("Softmax", "Unflatten")]}
+    return graph, used
+
+
+def _unrolled(g: _Graph, slices: List[GraphNode]) -> Tuple[str, bool, int, str]:
+    """ptb_word_lm.py's own unroll, ``cell(inputs[:, time_step, :], state)`` for every step: one ``StridedSlice``
+    per step of one sequence (``begin`` [0, t, 0], ``end`` [0, t + 1, 0], strides 1, the other axes' mask bits
+    set, ``shrink_axis_mask`` the step's axis). (the sequence, batch-major?, steps, how)."""
+    source, axis, steps = None, None, []
+    for sl in slices:
+        begin, end, strides = (g.const(i) for i in sl.inputs[1:4]) if len(sl.inputs) == 4 else (None, None, None)
+        shrink = _int_attr(sl, "shrink_axis_mask", 0)
+        masks = (_int_attr(sl, "begin_mask", 0), _int_attr(sl, "end_mask", 0))
+        if _int_attr(sl, "ellipsis_mask", 0) or _int_attr(sl, "new_axis_mask", 0) or shrink not in (1, 2) \
+                or begin is None or end is None or strides is None or begin.dtype.kind not in "iu" \
+                or not begin.shape == end.shape == strides.shape or begin.shape not in ((2,), (3,)):
+            raise NotUnderstood(f"the cells read {_describe(sl)}, which is not one step x[:, t] / x[t] of a sequence")
+        a = shrink.bit_length() - 1
+        others = [k for k in range(begin.shape[0]) if k != a]
+        t = int(begin[a])
+        if (strides != 1).any() or int(end[a]) != t + 1 or t < 0 \
+                or not all(m >> k & 1 for m in masks for k in others):
+            raise NotUnderstood(f"the cells read {_describe(sl)}, which is not one step x[:, t] / x[t] of a sequence")
+        if source not in (None, sl.inputs[0]) or axis not in (None, a):
+            raise NotUnderstood(f"the cells read steps of more than one sequence or axis ({_describe(sl)})")
+        source, axis = sl.inputs[0], a
+        steps.append(t)
+    if sorted(steps) != list(range(len(steps))):
+        raise NotUnderstood(f"the cells read steps {sorted(steps)} of {source}; an unrolled loop reads 0 to "
+                            f"{len(steps) - 1} once each")
+    return source, axis == 1, len(steps), (f"an unrolled loop over {source} (cell(inputs[:, t, :]), "
+                                           f"{', '.join(sl.name for sl in slices[:2])}, ...)")
+
+
+def _dims(placeholder: GraphNode) -> List[Optional[int]]:
+    shape = placeholder.attrs.get("shape")
+    if not isinstance(shape, tuple) or len(shape) not in (2, 3):
+        return [None, None] if placeholder.attrs.get("dtype", 1) in INT_DTYPES else [None, None, None]
+    return [d if d >= 0 else None for d in shape]
+
+
+def _projection(g: _Graph, mm: GraphNode, outputs: Dict[str, bool], spec, static: bool) -> dict:
+    """The projection ``mm`` (a MatMul on a variable) when it reads the cells' output as the patterns do."""
+    width = spec.proj_size or spec.hidden_size
+    w_name = g.variable(mm.inputs[1])
+    if mm.attrs.get("transpose_a") or mm.attrs.get("transpose_b"):
+        raise NotUnderstood(f"{_describe(mm)} transposes an operand: not x @ w")
+    x = g.through_identity(mm.inputs[0])
+    if x is None:
+        raise NotUnderstood(f"{_describe(mm)} reads nothing")
+    rows_from_seq = True
+    if x.op == "Reshape":
+        shape = g.const(x.inputs[1]) if len(x.inputs) > 1 else None
+        if shape is None or shape.shape != (2,) or shape.dtype.kind not in "iu" or int(shape[0]) != -1 \
+                or int(shape[1]) != width:
+            raise NotUnderstood(f"{_describe(x)} before the projection reshapes to "
+                                f"{'?' if shape is None else shape.tolist()}, not [-1, {width}]")
+        seq = g.through_identity(x.inputs[0])
+        rows = x.name
+    elif static and x.name in outputs and not outputs[x.name] and x.op == "ConcatV2":
+        seq, rows, rows_from_seq = x, x.name, False     # tf.concat(outputs, 0): the [T*B, H] rows already
+    else:
+        seq, rows = x, None
+    if seq is None or seq.name not in outputs:
+        start = seq if seq is not None else x
+        if any(g.upstream(start, o) for o in outputs):
+            bad = seq if seq is not None else x
+            raise NotUnderstood(f"between the cells' output ({', '.join(outputs)}) and the projection {mm.name} on "
+                                f"{w_name} the graph applies {_describe(bad)}, which this reader does not understand: "
+                                "the embedding and the projection are not converted")
+        raise NotUnderstood(f"the projection {mm.name} on {w_name} does not read the cells' output")
+    if rows is None:
+        raise NotUnderstood(f"the projection {mm.name} reads the cells' [batch, steps, size] output without the "
+                            "reshape to [-1, size]")
+    if g.shapes[w_name][0] != width:
+        raise NotUnderstood(f"the projection {w_name} {list(g.shapes[w_name])} reads {width} features")
+    out = int(g.shapes[w_name][1])
+    bias, bias_op = None, None
+    for c in g.consumers.get(mm.name, []):
+        if c.op in BIAS_OPS and len(c.inputs) == 2:
+            other = c.inputs[1] if _base(c.inputs[0]) == mm.name else c.inputs[0]
+            v = g.variable(other)
+            if v is not None and g.shapes[v] == (out,):
+                bias, bias_op = v, c.name
+    scope = w_name.rsplit("/", 1)[0] if w_name.rsplit("/", 1)[-1] in ("kernel", "weights") and "/" in w_name else w_name
+    return {"w": w_name, "b": bias, "matmul": mm.name, "bias_op": bias_op, "seq": seq.name, "rows": rows,
+            "rows_from_seq": rows_from_seq, "scope": scope, "end": bias_op or mm.name}
+
+
+def _after(g: _Graph, end: str, vocab: int, ids: ModelInput) -> List[Tuple[GraphNode, str]]:
+    """The ops after the projection the model returns through: ``Softmax`` on the last axis, and a reshape of the
+    rows to the ids' ``[batch, steps, vocab]`` (ptb_word_lm.py), in the graph's order."""
+    chain: List[Tuple[GraphNode, str]] = []
+    cur = end
+    for _ in range(2):
+        nxt = None
+        for c in g.consumers.get(cur, []):
+            if c.op == "Softmax" and "softmax" not in [w for _, w in chain]:
+                nxt = (c, "softmax")
+                break
+        if nxt is None:
+            for c in g.consumers.get(cur, []):
+                if c.op != "Reshape" or len(c.inputs) < 2 or "unflatten" in [w for _, w in chain]:
+                    continue
+                shape = g.const(c.inputs[1])
+                if shape is None or shape.shape != (3,) or shape.dtype.kind not in "iu" or int(shape[2]) not in (vocab, -1):
+                    continue
+                dims = ids.shape[:2]
+                if all(d is None or int(s) in (-1, d) for s, d in zip(shape[:2].tolist(), dims)) \
+                        and list(shape[:2]).count(-1) + (int(shape[2]) == -1) <= 1:
+                    nxt = (c, "unflatten")
+                    break
+        if nxt is None:
+            break
+        chain.append(nxt)
+        cur = nxt[0].name
+    return chain

@@ -1,0 +1,77 @@
+"""Numpy oracle of the TF ops around recurrent cells in a TF1 language model's graph (float64).
+
+Written from the TF 1.x sources' semantics, importing nothing from ``compat``:
+
+* ``embedding_ops.embedding_lookup(params, ids)`` with one table: ``array_ops.gather(params, ids)``, the
+  table's rows by id (``GatherV2`` axis 0; an id outside the table is an error on the CPU).
+* ``array_ops.unstack(x, num, axis)``: the slices along ``axis``; ``rnn.py`` ``static_rnn`` runs the cell on
+  each in order; ``dynamic_rnn`` transposes a batch-major input to time-major (``_transpose_batch_time``),
+  loops, and transposes the outputs back.
+* ``array_ops.concat(values, axis)`` / ``array_ops.stack(values, axis)`` and ``array_ops.reshape`` (row-major).
+* ``nn_ops.xw_plus_b(x, w, b)``: ``matmul(x, w) + b``; ``layers.Dense`` on a 2-D input: the same.
+* ``nn_ops.softmax(logits)``: ``exp(logits - max) / sum(exp(logits - max))`` on the last axis.
+"""
+from __future__ import annotations
+
+from typing import Callable, List, Optional, Sequence
+
+import numpy as np
+
+# run_cells(x [T, B, in]) -> outputs [T, B, out]: the cells from zero states, time-major
+Cells = Callable[[np.ndarray], np.ndarray]
+
+
+def embedding_lookup(params: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    ids = np.asarray(ids)
+    if ids.size and (ids.min() < 0 or ids.max() >= params.shape[0]):
+        raise IndexError(f"ids outside [0, {params.shape[0]})")
+    return np.take(params, ids, axis=0)
+
+
+def unstack(x: np.ndarray, axis: int) -> List[np.ndarray]:
+    return [np.take(x, k, axis=axis) for k in range(x.shape[axis])]
+
+
+def static_rnn(cells: Cells, steps: Sequence[np.ndarray]) -> List[np.ndarray]:
+    """The cell's output at each of ``steps`` ([B, in] each), in order."""
+    out = cells(np.stack(steps))
+    return [out[t] for t in range(out.shape[0])]
+
+
+def dynamic_rnn(cells: Cells, x: np.ndarray, time_major: bool) -> np.ndarray:
+    tm = x if time_major else np.swapaxes(x, 0, 1)
+    out = cells(tm)
+    return out if time_major else np.swapaxes(out, 0, 1)
+
+
+def xw_plus_b(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray]) -> np.ndarray:
+    y = np.matmul(x, w)
+    return y if b is None else y + b
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - np.max(logits, axis=-1, keepdims=True))
+    return e / np.sum(e, axis=-1, keepdims=True)
+
+
+def language_model(inputs: np.ndarray, cells: Cells, *, embedding: Optional[np.ndarray], batch_major_in: bool,
+                   static_steps: Optional[int], batch_major_out: bool, projection=None,
+                   after: Sequence[str] = ()) -> np.ndarray:
+    """ptb_word_lm.py's graph and its variations: ids (or a float sequence) -> embedding_lookup -> the cells
+    (static_rnn over unstack(x, axis) joined by concat(outputs, axis), or dynamic_rnn) -> reshape [-1, size] ->
+    xw_plus_b -> softmax / reshape to the ids' [d0, d1, vocab], in ``after``'s order."""
+    x = embedding_lookup(embedding, inputs) if embedding is not None else np.asarray(inputs, dtype=np.float64)
+    if static_steps is not None:
+        outs = static_rnn(cells, unstack(x, 1 if batch_major_in else 0))
+        # concat on axis 1 ([B, T*H]) reshaped to [-1, H] is the [B, T, H] stack's rows; concat on axis 0 the
+        # [T, B, H] stack's
+        seq = np.stack(outs, axis=1 if batch_major_out else 0)
+    else:
+        seq = dynamic_rnn(cells, x, time_major=not batch_major_in)
+    if projection is None:
+        return seq
+    w, b = projection
+    y = xw_plus_b(seq.reshape(-1, w.shape[0]), w, b)
+    for op in after:
+        y = softmax(y) if op == "Softmax" else y.reshape(inputs.shape[0], inputs.shape[1], w.shape[1])
+    return y

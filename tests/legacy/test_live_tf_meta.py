@@ -1,0 +1,47 @@
+"""TF1 checkpoints with their ``.meta`` graph against live TensorFlow 2.21 (``tox -e legacy-convert``).
+
+legacy/record_convert_tf_meta.py runs in its own process, building, running and saving every case afresh
+(the cells with their run-time settings, and the language models whose graph around the cells converts
+whole); each is then converted and compared as tests/test_convert_tf_meta.py compares the recordings in
+tests/golden.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.test_convert_tf_meta import cases, check_cells, check_unrecognised, check_whole
+
+from .conftest import LEGACY
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    out = tmp_path_factory.mktemp("live_tf_meta") / "tf_meta"
+    proc = subprocess.run([sys.executable, str(LEGACY / "record_convert_tf_meta.py"), "--out", str(out)], cwd=LEGACY,
+                          env={**os.environ, "TF_USE_LEGACY_KERAS": "1"}, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"record_convert_tf_meta.py failed:\n{proc.stderr[-4000:]}"
+    return out
+
+
+def test_live_cells_settle_their_settings_from_the_graph(recorded, tmp_path):
+    found = cases(recorded)
+    names = [n for n in found if not n.startswith("whole_")]
+    assert len(names) >= 9
+    for name in names:
+        (tmp_path / name).mkdir()
+        check_cells(recorded, name, *found[name], tmp_path / name)
+
+
+def test_live_language_models_convert_whole(recorded, tmp_path):
+    found = cases(recorded)
+    names = [n for n in found if n.startswith("whole_") and found[n][1]["whole"]]
+    assert len(names) >= 4
+    for name in names:
+        (tmp_path / name).mkdir()
+        check_whole(recorded, name, *found[name], tmp_path / name)
+    (tmp_path / "unrecognised").mkdir()
+    check_unrecognised(recorded, *found["whole_unrecognised_op"], tmp_path / "unrecognised")
