@@ -40,6 +40,7 @@ from _common import GOLDEN, fresh_folder, import_tf, tf_session, write_expected
 
 B, T, N_IN, SEED = 3, 5, 3, 22
 LENGTHS = [5, 3, 1]
+WHOLE_LENGTHS = [3, 5, 1]      # fed to a lengths placeholder: unsorted, one full, one of a single step
 VOCAB, EMBED, HIDDEN = 11, 4, 5
 
 
@@ -131,10 +132,14 @@ def main(argv=None) -> None:
     record("static_rnn", lambda: rnn_cell.LSTMCell(4, forget_bias=0.4, cell_clip=0.9), time_major=True, static=True,
            settings={"forget_bias": 0.4, "cell_clip": 0.9, "activation": "tanh"})
     def record_whole(name, *, rnn, cell, projection, time_major=False, resource=True, between=None, softmax=False,
-                     float_input=False):
-        """A ptb_word_lm.py-style language model: ids -> embedding -> cells -> [-1, size] -> projection."""
-        v1.disable_control_flow_v2()
+                     float_input=False, lengths=False, control_flow_v2=False):
+        """A ptb_word_lm.py-style language model: ids -> embedding -> cells -> [-1, size] -> projection.
+        ``lengths``: dynamic_rnn's sequence_length fed by a placeholder ``lengths`` [batch];
+        ``rnn="bidirectional"``: bidirectional_dynamic_rnn(cell(), cell(), ...) with its two outputs joined by
+        ``tf.concat(outputs, 2)``; ``control_flow_v2``: the loop as TF 2's while_v2 builds it."""
+        (v1.enable_control_flow_v2 if control_flow_v2 else v1.disable_control_flow_v2)()
         (v1.enable_resource_variables if resource else v1.disable_resource_variables)()
+        width = 2 * HIDDEN if rnn == "bidirectional" else HIDDEN
         graph = tf.Graph()
         with graph.as_default():
             shape = [T, B] if time_major else [B, T]
@@ -143,6 +148,7 @@ def main(argv=None) -> None:
                 ids = v1.placeholder(tf.float32, shape, name="inputs")
             else:
                 ids = v1.placeholder(tf.int32, shape, name="input_data")
+            seq_len = v1.placeholder(tf.int32, [B], name="lengths") if lengths else None
             with v1.variable_scope("Model"):
                 if float_input:
                     inputs = ids
@@ -166,14 +172,20 @@ def main(argv=None) -> None:
                     outputs, _ = v1.nn.static_rnn(cell(), steps, dtype=tf.float32)
                     output = tf.reshape(tf.concat(outputs, 1), [-1, HIDDEN])
                     rnn_out = tf.stack(outputs, axis=1)
+                elif rnn == "bidirectional":
+                    (out_fw, out_bw), _ = v1.nn.bidirectional_dynamic_rnn(
+                        cell(), cell(), inputs, sequence_length=seq_len, dtype=tf.float32, time_major=time_major)
+                    rnn_out = tf.concat([out_fw, out_bw], 2)
+                    output = tf.reshape(rnn_out, [-1, width])
                 else:
-                    rnn_out, _ = v1.nn.dynamic_rnn(cell(), inputs, dtype=tf.float32, time_major=time_major)
+                    rnn_out, _ = v1.nn.dynamic_rnn(cell(), inputs, sequence_length=seq_len, dtype=tf.float32,
+                                                   time_major=time_major)
                     seq = between(rnn_out) if between is not None else rnn_out
                     output = tf.reshape(seq, [-1, HIDDEN])
                 if projection == "dense":
                     logits = v1.layers.dense(output, VOCAB)
                 else:
-                    softmax_w = v1.get_variable("softmax_w", [HIDDEN, VOCAB], dtype=tf.float32)
+                    softmax_w = v1.get_variable("softmax_w", [width, VOCAB], dtype=tf.float32)
                     softmax_b = v1.get_variable("softmax_b", [VOCAB], dtype=tf.float32)
                     if projection == "xw_plus_b":
                         logits = v1.nn.xw_plus_b(output, softmax_w, softmax_b)
@@ -196,15 +208,20 @@ def main(argv=None) -> None:
                 Path(prefix + ".meta").write_bytes(meta.SerializeToString())
                 feed = (rng.uniform(-1.5, 1.5, shape).astype(np.float32) if float_input
                         else rng.integers(0, VOCAB, shape).astype(np.int32))
-                got, got_rnn = sess.run([result, rnn_out], {ids: feed})
+                fed = {ids: feed, **({seq_len: np.array(WHOLE_LENGTHS, np.int32)} if lengths else {})}
+                got, got_rnn = sess.run([result, rnn_out], fed)
         v1.enable_resource_variables()
+        v1.disable_control_flow_v2()
         arrays[f"{name}/ids"] = feed
+        if lengths:
+            arrays[f"{name}/lengths"] = np.array(WHOLE_LENGTHS, np.int32)
         arrays[f"{name}/out"] = got
         arrays[f"{name}/rnn"] = got_rnn
         arrays[f"{name}/config"] = np.array(json.dumps({
             "checkpoint": f"{name}/model.ckpt", "time_major": time_major, "rnn": rnn, "projection": projection,
             "softmax": softmax, "resource_variables": resource, "whole": between is None,
-            "between": None if between is None else "Abs", "float_input": float_input}))
+            "between": None if between is None else "Abs", "float_input": float_input,
+            "lengths": lengths, "control_flow_v2": control_flow_v2}))
         print(name, {k: v.shape for k, v in arrays.items() if k.startswith(name + "/") and k != f"{name}/config"})
 
     lstm = rnn_cell.BasicLSTMCell
@@ -222,6 +239,12 @@ def main(argv=None) -> None:
                  cell=lambda: lstm(HIDDEN, forget_bias=1.0))
     record_whole("whole_float_input", rnn="dynamic", projection="dense", time_major=True,
                  cell=lambda: rnn_cell.LSTMCell(HIDDEN, forget_bias=0.5, cell_clip=0.8), float_input=True)
+    record_whole("whole_while_v2", rnn="dynamic", projection="xw_plus_b", control_flow_v2=True,
+                 cell=lambda: lstm(HIDDEN, forget_bias=0.0))
+    record_whole("whole_sequence_length", rnn="dynamic", projection="matmul_add", lengths=True,
+                 cell=lambda: lstm(HIDDEN, forget_bias=1.0))
+    record_whole("whole_bidirectional", rnn="bidirectional", projection="xw_plus_b", lengths=True,
+                 cell=lambda: lstm(HIDDEN, forget_bias=1.0))
     write_expected(out, arrays)
 
 

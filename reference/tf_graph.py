@@ -7,6 +7,11 @@ Written from the TF 1.x sources' semantics, importing nothing from ``compat``:
 * ``array_ops.unstack(x, num, axis)``: the slices along ``axis``; ``rnn.py`` ``static_rnn`` runs the cell on
   each in order; ``dynamic_rnn`` transposes a batch-major input to time-major (``_transpose_batch_time``),
   loops, and transposes the outputs back.
+* ``rnn.py`` ``dynamic_rnn(..., sequence_length=lengths)``: each sequence's outputs are zeros past its length
+  and its state is frozen there (computed by the cells' reference, which takes the lengths);
+  ``bidirectional_dynamic_rnn`` runs the backward cells on ``reverse_sequence(x, lengths)`` and reverses their
+  outputs back; the common pattern joins the two by ``concat(outputs, 2)`` (the cells' reference returns the
+  two directions so joined).
 * ``array_ops.concat(values, axis)`` / ``array_ops.stack(values, axis)`` and ``array_ops.reshape`` (row-major).
 * ``nn_ops.xw_plus_b(x, w, b)``: ``matmul(x, w) + b``; ``layers.Dense`` on a 2-D input: the same.
 * ``nn_ops.softmax(logits)``: ``exp(logits - max) / sum(exp(logits - max))`` on the last axis.
@@ -17,8 +22,8 @@ from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
-# run_cells(x [T, B, in]) -> outputs [T, B, out]: the cells from zero states, time-major
-Cells = Callable[[np.ndarray], np.ndarray]
+# run_cells(x [T, B, in], lengths [B] or None) -> outputs [T, B, out]: the cells from zero states, time-major
+Cells = Callable[[np.ndarray, Optional[np.ndarray]], np.ndarray]
 
 
 def embedding_lookup(params: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -34,13 +39,17 @@ def unstack(x: np.ndarray, axis: int) -> List[np.ndarray]:
 
 def static_rnn(cells: Cells, steps: Sequence[np.ndarray]) -> List[np.ndarray]:
     """The cell's output at each of ``steps`` ([B, in] each), in order."""
-    out = cells(np.stack(steps))
+    out = cells(np.stack(steps), None)
     return [out[t] for t in range(out.shape[0])]
 
 
-def dynamic_rnn(cells: Cells, x: np.ndarray, time_major: bool) -> np.ndarray:
+def dynamic_rnn(cells: Cells, x: np.ndarray, time_major: bool, lengths: Optional[np.ndarray] = None) -> np.ndarray:
     tm = x if time_major else np.swapaxes(x, 0, 1)
-    out = cells(tm)
+    if lengths is not None:
+        lengths = np.asarray(lengths)
+        if lengths.shape != (tm.shape[1],) or lengths.min() < 0 or lengths.max() > tm.shape[0]:
+            raise ValueError(f"sequence_length {lengths.tolist()} for {tm.shape[1]} sequences of {tm.shape[0]} steps")
+    out = cells(tm, lengths)
     return out if time_major else np.swapaxes(out, 0, 1)
 
 
@@ -56,7 +65,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def language_model(inputs: np.ndarray, cells: Cells, *, embedding: Optional[np.ndarray], batch_major_in: bool,
                    static_steps: Optional[int], batch_major_out: bool, projection=None,
-                   after: Sequence[str] = ()) -> np.ndarray:
+                   after: Sequence[str] = (), lengths: Optional[np.ndarray] = None) -> np.ndarray:
     """ptb_word_lm.py's graph and its variations: ids (or a float sequence) -> embedding_lookup -> the cells
     (static_rnn over unstack(x, axis) joined by concat(outputs, axis), or dynamic_rnn) -> reshape [-1, size] ->
     xw_plus_b -> softmax / reshape to the ids' [d0, d1, vocab], in ``after``'s order."""
@@ -67,7 +76,7 @@ def language_model(inputs: np.ndarray, cells: Cells, *, embedding: Optional[np.n
         # [T, B, H] stack's
         seq = np.stack(outs, axis=1 if batch_major_out else 0)
     else:
-        seq = dynamic_rnn(cells, x, time_major=not batch_major_in)
+        seq = dynamic_rnn(cells, x, time_major=not batch_major_in, lengths=lengths)
     if projection is None:
         return seq
     w, b = projection

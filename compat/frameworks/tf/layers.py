@@ -5,7 +5,7 @@
 | kind | TF ops (tensorflow/python/ops) | module |
 | --- | --- | --- |
 | ``Embedding`` | ``embedding_ops.embedding_lookup(params, ids)``: ``GatherV2`` / ``ResourceGather`` rows of the table | ``torch.nn.Embedding`` |
-| ``Recurrent`` | the cells under ``static_rnn`` / ``dynamic_rnn`` (rnn.py), from zero states | the converted recurrent module, its output sequence in the layout the graph hands on |
+| ``Recurrent`` | the cells under ``static_rnn`` / ``dynamic_rnn`` / ``bidirectional_dynamic_rnn`` (rnn.py, the two directions' outputs joined by ``concat(outputs, 2)``), from zero states, with ``sequence_length`` when the graph feeds it | the converted recurrent module (``lengths=`` the lengths input), its output sequence in the layout the graph hands on |
 | ``Rows`` | ``array_ops.reshape(x, [-1, size])`` of a ``[B, T, size]`` (``[T, B, size]``) sequence | ``x.reshape(-1, size)`` |
 | ``Dense`` | ``nn_ops.xw_plus_b``, ``math_ops.matmul(x, w) + b``, ``tf.layers.dense`` (``MatMul`` + ``BiasAdd`` / ``Add``) | ``torch.nn.Linear`` (weight = w transposed) |
 | ``Softmax`` | ``nn_ops.softmax`` on the last axis | ``torch.nn.Softmax(dim=-1)`` |
@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from typing import Dict, Optional
 
+import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from compat.convert.graph import LayerKind
 
@@ -56,7 +58,10 @@ def kind(name: str, inputs=("ref",), recurrent: bool = False):
 
 
 class TFRecurrent(nn.Module):
-    """The converted cells as the graph runs them: from zero states, the output sequence only.
+    """The converted cells as the graph runs them: from zero states, the output sequence only; with ``lengths``
+    (dynamic_rnn's ``sequence_length``) each sequence's outputs are zeros past its length, as the module's
+    ``lengths=`` gives them (a bidirectional module's backward direction reads each sequence's valid steps
+    reversed, as bidirectional_dynamic_rnn's ``reverse_sequence`` does).
 
     ``batch_major_in``: the input is ``[B, T, in]`` (else ``[T, B, in]``); ``batch_major_out``: the sequence is
     handed on as ``[B, T, out]`` (else ``[T, B, out]``); the converted module's own ``batch_first`` says what it
@@ -69,12 +74,31 @@ class TFRecurrent(nn.Module):
             self.rnn = rnn
         self.batch_major_in, self.batch_major_out = batch_major_in, batch_major_out
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, lengths: Optional[Tensor] = None) -> Tensor:
         first = bool(self.rnn.batch_first)
         if first != self.batch_major_in:
             x = x.transpose(0, 1)
-        y = self.rnn(x)[0]
+        y = self.rnn(x)[0] if lengths is None else _with_lengths(self.rnn, x, lengths, first)
         return y.transpose(0, 1) if first != self.batch_major_out else y
+
+
+def _with_lengths(rnn: nn.Module, x: Tensor, lengths: Tensor, batch_first: bool) -> Tensor:
+    """The output sequence of ``rnn`` on ``x`` as dynamic_rnn(sequence_length=lengths) gives it (python/ops/rnn.py
+    ``_rnn_step``: a step at or past a sequence's length outputs zeros and keeps the state). The loop runs
+    ``min(steps, max(lengths))`` steps, so a length past the steps is the steps, and one below 1 outputs zeros
+    only: the lengths are clipped to [0, steps]. ``torch.nn`` modules run packed (a length 0 packed as 1, its
+    output zeroed), the converter's own modules take ``lengths=``."""
+    steps = x.shape[1 if batch_first else 0]
+    lengths = torch.as_tensor(lengths, device=x.device).long().clamp(0, steps)
+    if lengths.shape != (x.shape[0 if batch_first else 1],):
+        raise ValueError(f"sequence_length has shape {list(lengths.shape)}; the batch is {x.shape[0 if batch_first else 1]}")
+    if isinstance(rnn, nn.RNNBase):
+        packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=batch_first, enforce_sorted=False)
+        y = pad_packed_sequence(rnn(packed)[0], batch_first=batch_first, total_length=steps)[0]
+    else:
+        y = rnn(x, lengths=lengths)[0]
+    valid = torch.arange(steps, device=x.device)[None, :] < lengths[:, None]      # [B, T]
+    return torch.where((valid if batch_first else valid.T)[..., None], y, torch.zeros((), dtype=y.dtype))
 
 
 class Rows(nn.Module):
@@ -118,7 +142,7 @@ class EmbeddingKind:
                         [f"{e.outs[0]} = {e.self}({e.args[0]})"])
 
 
-@kind("Recurrent", recurrent=True)
+@kind("Recurrent", inputs=("ref", "ref?"), recurrent=True)
 class RecurrentKind:
     @staticmethod
     def check(config, error):
@@ -138,7 +162,23 @@ class RecurrentKind:
         if first != config["batch_major_in"]:
             lines.append(f"{x}_steps = {x}.transpose(0, 1)  # the layout the cells' module takes")
             x = f"{x}_steps"
-        lines.append(f"{out} = {e.self}({x})[0]  # from zero states, as the graph's zero_state")
+        if len(e.args) > 1:     # sequence_length: TFRecurrent's _with_lengths, written out
+            t = 1 if first else 0
+            n = e.args[1]
+            lines.append(f"{n}_steps = {n}.long().clamp(0, {x}.shape[{t}])  # dynamic_rnn's sequence_length, "
+                         "clipped to the steps it runs")
+            if (e.recurrent_init or "").startswith(("nn.LSTM(", "nn.GRU(", "nn.RNN(")):
+                lines.append(f"{out} = nn.utils.rnn.pack_padded_sequence({x}, {n}_steps.clamp(min=1).cpu(), "
+                             f"batch_first={first}, enforce_sorted=False)")
+                lines.append(f"{out} = nn.utils.rnn.pad_packed_sequence({e.self}({out})[0], batch_first={first}, "
+                             f"total_length={x}.shape[{t}])[0]  # from zero states")
+            else:
+                lines.append(f"{out} = {e.self}({x}, lengths={n}_steps)[0]  # from zero states")
+            lines.append(f"{out} = torch.where((torch.arange({x}.shape[{t}], device={x}.device)[None, :] < "
+                         f"{n}_steps[:, None]){'' if first else '.T'}[..., None], {out}, "
+                         f"torch.zeros((), dtype={out}.dtype))  # zeros past each length")
+        else:
+            lines.append(f"{out} = {e.self}({x})[0]  # from zero states, as the graph's zero_state")
         if first != config["batch_major_out"]:
             lines.append(f"{out} = {out}.transpose(0, 1)  # the layout the graph hands on")
         return _emitted(e.recurrent_init, lines, e.recurrent_weights, e.recurrent_imports)

@@ -124,11 +124,14 @@ class GraphIndex:
                         if outer is not None:
                             loops.add(loop)
                         break
-                    if outer is not None and outer == "/".join(head):
+                    # bidirectional_dynamic_rnn runs dynamic_rnn(scope=fw_scope) inside variable_scope("fw"): its
+                    # loop's name scope repeats the last component ("bidirectional_rnn/fw/fw/while/...")
+                    if outer is not None and outer in ("/".join(head), "/".join(head + head[-1:])):
                         out.append(n)
                         loops.add(loop)
                         break
-                    if outer is not None and loop.startswith("fn:") and outer == "_".join(head).replace("/", "_"):
+                    if outer is not None and loop.startswith("fn:") and outer in ("_".join(head).replace("/", "_"),
+                                                                                  "_".join(head + head[-1:]).replace("/", "_")):
                         out.append(n)
                         loops.add(loop)
                         break

@@ -135,8 +135,9 @@ def read_model(meta, specs, scopes: Dict[str, List[List[str]]], tensor, shapes: 
     around = ", ".join([f"an embedding lookup {n.name}" for n in embeddings[:2]]
                        + [f"a projection {n.name}" for n in projections[:2]])
     try:
-        if len(specs) != 1 or specs[0].direction != "forward" or specs[0].name not in scopes:
-            raise NotUnderstood(f"the whole model is read for one forward stack of cells; the checkpoint holds "
+        if len(specs) != 1 or specs[0].direction not in ("forward", "bidirectional") or specs[0].name not in scopes:
+            raise NotUnderstood(f"the whole model is read for one stack of cells (forward, or the two directions of "
+                                f"one bidirectional_dynamic_rnn); the checkpoint holds "
                                 f"{len(specs)} recurrent layer(s) ({', '.join(f'{s.name} {s.direction}' for s in specs[:4])})")
         graph, used = _read(g, meta, specs[0], scopes[specs[0].name], tensor, projections)
     except NotUnderstood as e:
@@ -145,39 +146,43 @@ def read_model(meta, specs, scopes: Dict[str, List[List[str]]], tensor, shapes: 
 
 
 def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projections) -> Tuple[GraphSpec, Dict[str, str]]:
+    bidirectional = spec.direction == "bidirectional"
+    if bidirectional and (spec.num_layers != 1 or len(layer_scopes[0]) != 2):
+        raise NotUnderstood(f"the whole model is read for one bidirectional_dynamic_rnn of two single cells; "
+                            f"{spec.name} is {spec.num_layers} bidirectional layers (stack_bidirectional_dynamic_rnn)")
     first, last = layer_scopes[0][0], layer_scopes[-1][0]
     first_nodes, loops = meta.index.cell_nodes(first)
     last_names = {n.name for n in meta.index.cell_nodes(last)[0]}
     if not first_nodes or not last_names:
         raise NotUnderstood(f"the graph holds no op of the cells {first!r}")
-    if any(loop.startswith("fn:") for loop in loops):
-        raise NotUnderstood("the cells run in a TF 2 while_v2 loop (a function of the graph's library), which this "
-                            "reader does not follow; it reads TF 1.x's while loops and static_rnn")
-    if any(u.what == "sequence_length" and u.value == "used" for u in spec.unknowns):
-        raise NotUnderstood("the cells run with dynamic_rnn's sequence_length, which the whole model would take as "
-                            "an input it does not have")
     notes: List[str] = []
+    lengths: Optional[GraphNode] = None
     # -- the cells' input and output -------------------------------------------------------------------------
     if loops:
-        loop = loops[0]
-        transpose = g.by_name.get(f"{loop}/transpose")
-        scatter = g.by_name.get(f"{loop}/TensorArrayUnstack/TensorArrayScatter/TensorArrayScatterV3")
-        if transpose is not None and transpose.inputs:
-            rnn_in, batch_major_in = transpose.inputs[0], True
-            rnn_out = g.by_name.get(f"{loop}/transpose_1")
-        elif scatter is not None and len(scatter.inputs) > 2:
-            rnn_in, batch_major_in = scatter.inputs[2], False
-            rnn_out = g.by_name.get(f"{loop}/TensorArrayStack/TensorArrayGatherV3")
-        else:
-            raise NotUnderstood(f"dynamic_rnn's loop {loop!r} has neither {loop}/transpose nor "
-                                f"{loop}/TensorArrayUnstack: its input is not found")
-        if rnn_out is None:
-            raise NotUnderstood(f"dynamic_rnn's loop {loop!r} has no output op ({loop}/transpose_1 or "
-                                f"{loop}/TensorArrayStack/TensorArrayGatherV3)")
+        if len(loops) != 1:
+            raise NotUnderstood(f"the cells {first!r} run in {len(loops)} loops ({', '.join(loops[:3])}): one "
+                                "dynamic_rnn is read")
+        ends = _loop_ends(g, _loop_scope(g, loops[0]))
+        rnn_in, rnn_out, batch_major_in, lengths = ends
         outputs = {rnn_out.name: batch_major_in}     # op -> the sequence's layout (batch-major?)
-        notes.append(f"cells: {spec.name} run by dynamic_rnn ({loop}), "
-                     f"{'batch' if batch_major_in else 'time'}-major, from zero states")
+        if bidirectional:
+            bw_loops = meta.index.cell_nodes(layer_scopes[0][1])[1]
+            if len(bw_loops) != 1:
+                raise NotUnderstood(f"the backward cells {layer_scopes[0][1]!r} run in {len(bw_loops)} loops: "
+                                    "bidirectional_dynamic_rnn runs them in one")
+            rnn_in, outputs = _bidirectional(g, ends, _loop_ends(g, _loop_scope(g, bw_loops[0])))
+            how = (f"bidirectional_dynamic_rnn (the forward loop {_loop_scope(g, loops[0])}, the backward loop "
+                   f"{_loop_scope(g, bw_loops[0])} on the reversed sequence, reversed back), their outputs joined by "
+                   f"{next(iter(outputs))} (tf.concat on the last axis)")
+        else:
+            how = f"dynamic_rnn ({_loop_scope(g, loops[0])}" + (", a TF 2 while_v2 loop" if loops[0].startswith("fn:")
+                                                               else "") + ")"
+        notes.append(f"cells: {spec.name} run by {how}, {'batch' if batch_major_in else 'time'}-major, "
+                     "from zero states")
         static_steps = None
+    elif bidirectional:
+        raise NotUnderstood(f"the bidirectional cells {spec.name} run outside a loop (static_bidirectional_rnn), "
+                            "which this reader does not read")
     else:
         unpacks = {_base(i) for n in first_nodes for i in n.inputs if (u := g.get(i)) is not None and u.op == "Unpack"}
         slices = {_base(i) for n in first_nodes for i in n.inputs if (u := g.get(i)) is not None
@@ -263,6 +268,16 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
                             "does not understand (it knows an embedding lookup on a placeholder of ids, or a "
                             "placeholder read directly)")
     ids_name = inputs[0].name
+    if lengths is not None:
+        # the model's inputs in the order of the graph's placeholders (what a feed_dict names)
+        shape = lengths.attrs.get("shape")
+        batch = shape[0] if isinstance(shape, tuple) and len(shape) == 1 and shape[0] >= 0 else None
+        inputs.append(ModelInput(lengths.name, [batch], "int64"))
+        order = {n.name: k for k, n in enumerate(g.nodes)}
+        inputs.sort(key=lambda i: order[i.name])
+        notes.append(f"sequence_length: the placeholder {lengths.name}, the model's input "
+                     f"{[i.name for i in inputs].index(lengths.name) + 1} of 2: each sequence's outputs are zeros past its length (rnn.py dynamic_rnn), as the "
+                     "module's lengths= gives them")
     # -- the output side ----------------------------------------------------------------------------------
     found, problems = None, []
     for mm in projections:
@@ -278,7 +293,7 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
         rows_op, rows_from_seq = found["rows"], found["rows_from_seq"]
         rec_out = outputs[found["seq"]]
     nodes.append(Node(spec.name, "Recurrent", {"batch_major_in": batch_major_in, "batch_major_out": rec_out},
-                      args=[x_ref], recurrent=spec.name))
+                      args=[x_ref] + ([[lengths.name, 0]] if lengths is not None else []), recurrent=spec.name))
     last_ref = [spec.name, 0]
     if found is None:
         if static_steps is not None:
@@ -289,7 +304,7 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
                                 "which this reader does not understand")
         notes.append("no projection after the cells: the model returns the cells' output sequence")
     else:
-        width = spec.proj_size or spec.hidden_size
+        width = (spec.proj_size or spec.hidden_size) * (2 if bidirectional else 1)
         rows_name = rows_op
         nodes.append(Node(rows_name, "Rows", {"size": width}, args=[last_ref]))
         w_name, b_name = found["w"], found["b"]
@@ -329,7 +344,7 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
                  "inference")
     seen = set()
     for n in nodes:
-        if not NAME.fullmatch(n.name) or n.name in seen or n.name == ids_name:
+        if not NAME.fullmatch(n.name) or n.name in seen or n.name in {i.name for i in inputs}:
             raise NotUnderstood(f"the op name {n.name!r} cannot name a module (empty, holds '.', or repeats)")
         seen.add(n.name)
     dtype = str(spec.dtype)
@@ -339,9 +354,143 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
                 raise NotUnderstood(f"the variables of {n.name} are {v.dtype}, the cells' {dtype}")
     graph = GraphSpec("tf", inputs, [tuple(last_ref)], nodes, notes, dtype=dtype)
     graph.source = {"spec": spec, "embedding": table, "batch_major_in": batch_major_in, "static": static_steps,
+                    "lengths": None if lengths is None else lengths.name,
                     "rec_out": rec_out, "projection": None if found is None else (w, b),
                     "after": [n.kind for n in nodes if n.kind in ("Softmax", "Unflatten")]}
     return graph, used
+
+
+WHILE_OPS = ("While", "StatelessWhile")
+REVERSE_OPS = ("ReverseSequence", "ReverseV2")
+
+
+def _loop_scope(g: _Graph, loop: str) -> str:
+    """The name scope of dynamic_rnn's loop: TF 1.x's ``<rnn>/while/...`` ops are under it already; TF 2's
+    ``while_v2`` (python/ops/while_v2.py ``while_loop``) builds one ``While`` / ``StatelessWhile`` op
+    ``<rnn>/while`` whose body is the library function ``<rnn with '/' as '_'>_while_body_<n>``, the cells'
+    ops inside it (:meth:`compat.frameworks.tf.meta.GraphIndex.cell_nodes` reads them as ``fn:<flat name>``)."""
+    if not loop.startswith("fn:"):
+        return loop
+    flat = loop[3:]
+    found = [n.name[:-len("/while")] for n in g.nodes if n.op in WHILE_OPS and n.name.endswith("/while")
+             and n.name[:-len("/while")].replace("/", "_") == flat]
+    if len(found) != 1:
+        raise NotUnderstood(f"the cells run in the while_v2 body {flat}_while_body_..., but the graph holds "
+                            f"{len(found)} While ops named like {flat}/while ({', '.join(found[:3])}): the loop's "
+                            "input and output are not found")
+    return found[0]
+
+
+def _loop_ends(g: _Graph, loop: str) -> Tuple[str, GraphNode, bool, Optional[GraphNode]]:
+    """(the sequence the loop reads, the op handing its outputs on, batch-major?, the lengths placeholder or None)
+    of one ``dynamic_rnn`` (python/ops/rnn.py ``dynamic_rnn`` / ``_dynamic_rnn_loop``): a batch-major input enters
+    by ``_transpose_batch_time`` (``<rnn>/transpose``) and leaves by ``<rnn>/transpose_1``; a time-major one
+    enters the TensorArray unstack (TF 1.x ``TensorArrayScatterV3``, control flow v2 ``TensorListFromTensor``)
+    and leaves by the stack (``TensorArrayGatherV3`` / ``TensorListStack``)."""
+    transpose = g.by_name.get(f"{loop}/transpose")
+    scatter = g.by_name.get(f"{loop}/TensorArrayUnstack/TensorArrayScatter/TensorArrayScatterV3")
+    from_tensor = g.by_name.get(f"{loop}/TensorArrayUnstack/TensorListFromTensor")
+    if transpose is not None and transpose.op == "Transpose" and transpose.inputs:
+        rnn_in, batch_major = transpose.inputs[0], True
+        rnn_out = g.by_name.get(f"{loop}/transpose_1")
+    elif scatter is not None and len(scatter.inputs) > 2:
+        rnn_in, batch_major = scatter.inputs[2], False
+        rnn_out = g.by_name.get(f"{loop}/TensorArrayStack/TensorArrayGatherV3")
+    elif from_tensor is not None and from_tensor.inputs:
+        rnn_in, batch_major = from_tensor.inputs[0], False
+        rnn_out = g.by_name.get(f"{loop}/TensorArrayV2Stack/TensorListStack")
+    else:
+        raise NotUnderstood(f"dynamic_rnn's loop {loop!r} has neither {loop}/transpose nor "
+                            f"{loop}/TensorArrayUnstack: its input is not found")
+    if rnn_out is None:
+        raise NotUnderstood(f"dynamic_rnn's loop {loop!r} has no output op ({loop}/transpose_1, "
+                            f"{loop}/TensorArrayStack/TensorArrayGatherV3 or {loop}/TensorArrayV2Stack/TensorListStack)")
+    return rnn_in, rnn_out, batch_major, _lengths_of(g, loop)
+
+
+def _lengths_placeholder(g: _Graph, ref: str, what: str) -> GraphNode:
+    """The integer ``[batch]`` placeholder ``ref`` reads (through ``Identity``, and the ``Cast`` to int32 that
+    rnn.py applies to an int64 one)."""
+    node = g.through_identity(ref)
+    if node is not None and node.op == "Cast" and node.inputs and node.attrs.get("SrcT", 3) in INT_DTYPES:
+        node = g.through_identity(node.inputs[0])
+    if node is None or node.op not in PLACEHOLDERS:
+        raise NotUnderstood(f"{what} reads {_describe(node) if node is not None else 'nothing'}, not a placeholder of "
+                            "lengths")
+    shape = node.attrs.get("shape")
+    if node.attrs.get("dtype", 3) not in INT_DTYPES or (isinstance(shape, tuple) and len(shape) != 1):
+        raise NotUnderstood(f"{what} reads the placeholder {node.name}, which is not an integer vector [batch]")
+    return node
+
+
+def _lengths_of(g: _Graph, loop: str) -> Optional[GraphNode]:
+    """dynamic_rnn's ``sequence_length`` (rnn.py: ``array_ops.identity(math_ops.cast(sequence_length, int32),
+    name="sequence_length")`` in the rnn scope, outside the loop): the placeholder it reads, or None."""
+    node = g.by_name.get(f"{loop}/sequence_length")
+    if node is None:
+        return None
+    if not node.inputs:
+        raise NotUnderstood(f"{_describe(node)} reads nothing")
+    return _lengths_placeholder(g, node.inputs[0], f"dynamic_rnn's sequence_length {node.name}")
+
+
+def _reversed(g: _Graph, node: Optional[GraphNode], of: str, time_axis: int, lengths: Optional[GraphNode],
+              what: str) -> None:
+    """That ``node`` reverses the sequence ``of`` in time as bidirectional_dynamic_rnn's ``_reverse`` does
+    (rnn.py): ``array_ops.reverse_sequence(x, lengths, seq_axis=time, batch_axis=1 - time)`` with lengths,
+    ``array_ops.reverse(x, axis=[time])`` without."""
+    if node is None or node.op not in REVERSE_OPS or len(node.inputs) != 2:
+        raise NotUnderstood(f"{what} is {_describe(node) if node is not None else 'missing'}, not a reverse in time "
+                            "(ReverseSequence / ReverseV2)")
+    src = g.through_identity(node.inputs[0])
+    if src is None or src.name != _base(of):
+        raise NotUnderstood(f"{what} {_describe(node)} reverses {node.inputs[0]}, not {of}")
+    if node.op == "ReverseSequence":
+        if lengths is None or _lengths_placeholder(g, node.inputs[1], f"{what} {_describe(node)}").name != lengths.name:
+            raise NotUnderstood(f"{what} {_describe(node)} reverses by lengths other than the cells' sequence_length")
+        if _int_attr(node, "seq_dim", -1) != time_axis or _int_attr(node, "batch_dim", 0) != 1 - time_axis:
+            raise NotUnderstood(f"{what} {_describe(node)} reverses axis {node.attrs.get('seq_dim')} of the batch "
+                                f"axis {node.attrs.get('batch_dim', 0)}; the sequence's time axis is {time_axis}")
+    else:
+        axis = g.const(node.inputs[1])
+        if lengths is not None or axis is None or axis.dtype.kind not in "iu" or axis.reshape(-1).tolist() != [time_axis]:
+            raise NotUnderstood(f"{what} {_describe(node)} reverses axis "
+                                f"{'?' if axis is None else axis.reshape(-1).tolist()}"
+                                + (" of sequences with lengths" if lengths is not None else
+                                   f"; the sequence's time axis is {time_axis}"))
+
+
+def _bidirectional(g: _Graph, fw, bw) -> Tuple[str, Dict[str, bool]]:
+    """bidirectional_dynamic_rnn (python/ops/rnn.py): the forward loop on the input, the backward loop on the input
+    reversed in time, its outputs reversed back, and (the common pattern after it) ``tf.concat(outputs, 2)``:
+    (the input, {the concat: batch-major?})."""
+    fw_in, fw_out, batch_major, lengths = fw
+    bw_in, bw_out, bw_major, bw_lengths = bw
+    if bw_major != batch_major or (lengths is None) != (bw_lengths is None) \
+            or (lengths is not None and lengths.name != bw_lengths.name):
+        raise NotUnderstood("the two loops of bidirectional_dynamic_rnn differ in their layout or sequence_length")
+    time_axis = 1 if batch_major else 0
+    src = g.through_identity(fw_in)
+    if src is None:
+        raise NotUnderstood(f"the forward cells' input {fw_in!r} names no op of the graph")
+    _reversed(g, g.through_identity(bw_in), src.name, time_axis, lengths, "the backward cells' input")
+    back = [c for c in g.consumers.get(bw_out.name, []) if c.op in REVERSE_OPS]
+    if len(back) != 1:
+        raise NotUnderstood(f"the backward cells' output {bw_out.name} is reversed back by {len(back)} ops, not one")
+    _reversed(g, back[0], bw_out.name, time_axis, lengths, "the backward cells' output")
+    joins = []
+    for c in g.consumers.get(fw_out.name, []):
+        if c.op != "ConcatV2" or len(c.inputs) != 3:
+            continue
+        axis = g.const(c.inputs[2])
+        if [_base(i) for i in c.inputs[:2]] == [fw_out.name, back[0].name] and axis is not None \
+                and axis.dtype.kind in "iu" and axis.size == 1 and int(axis.reshape(())) in (2, -1):
+            joins.append(c)
+    if len(joins) != 1:
+        readers = ", ".join(_describe(c) for c in g.consumers.get(fw_out.name, [])[:3]) or "nothing"
+        raise NotUnderstood(f"bidirectional_dynamic_rnn's outputs are not joined by one tf.concat([forward, "
+                            f"backward], 2) (the forward output {fw_out.name} feeds {readers})")
+    return fw_in, {joins[0].name: batch_major}
 
 
 def _unrolled(g: _Graph, slices: List[GraphNode]) -> Tuple[str, bool, int, str]:
@@ -383,7 +532,7 @@ def _dims(placeholder: GraphNode) -> List[Optional[int]]:
 
 def _projection(g: _Graph, mm: GraphNode, outputs: Dict[str, bool], spec, static: bool) -> dict:
     """The projection ``mm`` (a MatMul on a variable) when it reads the cells' output as the patterns do."""
-    width = spec.proj_size or spec.hidden_size
+    width = (spec.proj_size or spec.hidden_size) * (2 if spec.direction == "bidirectional" else 1)
     w_name = g.variable(mm.inputs[1])
     if mm.attrs.get("transpose_a") or mm.attrs.get("transpose_b"):
         raise NotUnderstood(f"{_describe(mm)} transposes an operand: not x @ w")

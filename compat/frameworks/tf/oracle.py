@@ -198,15 +198,23 @@ STEPS, BATCH = 5, 3
 def model_inputs(graph, rng: np.random.Generator):
     """The model's input at the placeholder's static shape (where it has one): token ids within the embedding's
     vocabulary, or a float sequence uniform in [-1.5, 1.5)."""
-    (inp,) = graph.inputs
     src = graph.source
+    inp = next(i for i in graph.inputs if i.name != src["lengths"])
     default = [BATCH, STEPS] if src["batch_major_in"] else [STEPS, BATCH]
     shape = [default[k] if d is None and k < 2 else d for k, d in enumerate(inp.shape)]
     if shape[-1] is None:
         shape[-1] = src["spec"].input_size
     if src["embedding"] is not None:
-        return [rng.integers(0, src["embedding"].shape[0], shape).astype(np.int64)]
-    return [rng.uniform(-1.5, 1.5, shape).astype(inp.dtype)]
+        x = rng.integers(0, src["embedding"].shape[0], shape).astype(np.int64)
+    else:
+        x = rng.uniform(-1.5, 1.5, shape).astype(inp.dtype)
+    if src["lengths"] is None:
+        return [x]
+    # sequence_length: every length from 1 to the steps, one sequence whole, the others in no order
+    batch, steps = (shape[0], shape[1]) if src["batch_major_in"] else (shape[1], shape[0])
+    lengths = rng.integers(1, steps + 1, batch).astype(np.int64)
+    lengths[rng.integers(batch)] = steps
+    return [x if i.name != src["lengths"] else lengths for i in graph.inputs]
 
 
 def model_outputs(graph, inputs):
@@ -217,14 +225,18 @@ def model_outputs(graph, inputs):
 
     src = graph.source
     spec = src["spec"]
-    n = spec.num_layers
+    n = spec.num_layers * (2 if spec.direction == "bidirectional" else 1)
 
-    def cells(x):
+    def cells(x, lengths=None):
         B = x.shape[1]
-        case = Case(x=x, h0=np.zeros((n, B, spec.proj_size or spec.hidden_size)), c0=np.zeros((n, B, spec.hidden_size)))
+        case = Case(x=x, h0=np.zeros((n, B, spec.proj_size or spec.hidden_size)), c0=np.zeros((n, B, spec.hidden_size)),
+                    lengths=lengths)
         return oracle(spec, case)[0]
 
+    names = [i.name for i in graph.inputs]
+    x = inputs[next(k for k, name in enumerate(names) if name != src["lengths"])]
+    lengths = None if src["lengths"] is None else inputs[names.index(src["lengths"])]
     projection = None if src["projection"] is None else tuple(_f64(a) for a in src["projection"])
-    return [language_model(inputs[0], cells, embedding=_f64(src["embedding"]), batch_major_in=src["batch_major_in"],
+    return [language_model(x, cells, embedding=_f64(src["embedding"]), batch_major_in=src["batch_major_in"],
                            static_steps=src["static"], batch_major_out=src["rec_out"], projection=projection,
-                           after=src["after"])]
+                           after=src["after"], lengths=lengths)]
