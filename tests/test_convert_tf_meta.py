@@ -2,7 +2,9 @@
 (legacy/record_convert_tf_meta.py: BasicLSTMCell with forget_bias 0 and 1, LSTMCell with cell_clip, num_proj
 and proj_clip, peepholes, a DropoutWrapper, a MultiRNNCell, dynamic_rnn time_major True and False, with and
 without sequence_length, TF 1.x's while loop and TF 2's while_v2, a relu activation), and language models whose
-graph around the cells (embedding lookup, projection, softmax) converts with them as one whole model.
+graph around the cells (embedding lookup, projection, softmax) converts with them as one whole model: among them
+a TF 2 while_v2 loop, dynamic_rnn fed sequence_length by a placeholder (the model's second input) and
+bidirectional_dynamic_rnn with its two outputs concatenated.
 
 Converted with no flag: each setting the recording states is settled from the graph (the table says "from the
 graph" and names the node), and the converted module reproduces TF's outputs and final state on the recorded
@@ -145,7 +147,9 @@ def test_the_reader_finds_what_tf_wrote():
 # -- whole language models: ptb_word_lm.py's pattern and its variations -----------------------------------------
 def test_the_recordings_cover_the_patterns():
     configs = {n: CASES[n][1] for n in CASES if n.startswith("whole_")}
-    assert {c["rnn"] for c in configs.values()} == {"unrolled", "static", "dynamic"}
+    assert {c["rnn"] for c in configs.values()} == {"unrolled", "static", "dynamic", "bidirectional"}
+    assert any(c.get("control_flow_v2") for c in configs.values())
+    assert {c["rnn"] for c in configs.values() if c.get("lengths")} == {"dynamic", "bidirectional"}
     assert {c["projection"] for c in configs.values()} == {"xw_plus_b", "matmul_add", "dense"}
     assert any(c["softmax"] for c in configs.values()) and any(c["time_major"] for c in configs.values())
     assert any(c["float_input"] for c in configs.values())
@@ -168,11 +172,15 @@ def check_whole(folder, name, arrays, config, tmp_path):
     model = load(tmp_path / "out")
     floats = config.get("float_input", False)
     ids = torch.from_numpy(arrays["ids"] if floats else arrays["ids"].astype(np.int64))
+    # sequence_length fed by a placeholder: the model's second input, as the graph's placeholders are ordered
+    lengths = torch.from_numpy(arrays["lengths"].astype(np.int64)) if config.get("lengths") else None
+    assert [i.name for i in c.graph.inputs] == ["inputs" if floats else "input_data"] + (["lengths"] if config.get(
+        "lengths") else [])
     with torch.no_grad():
-        got = model(ids)
+        got = model(ids) if lengths is None else model(ids, lengths)
         # the recurrent part as today: the cells' module, reachable by the conversion's name, on the embedded ids
         embedded = ids if floats else model.get_submodule("Model/embedding")(ids)
-        cells = model.get_submodule(spec.name)(embedded)
+        cells = model.get_submodule(spec.name)(embedded, lengths)
     assert_close(got, arrays["out"], dtype=torch.float32, msg=f"{name} model output")
     assert_close(cells, arrays["rnn"], dtype=torch.float32, msg=f"{name} cells' outputs")
     assert model[spec.name] is model.get_submodule(spec.name).rnn
@@ -191,6 +199,9 @@ def check_whole(folder, name, arrays, config, tmp_path):
     assert ("softmax: Model/Softmax (Softmax)" if config["softmax"] else "no softmax in the graph") in text
     assert "projection: " + ("Model/dense/kernel" if config["projection"] == "dense" else "Model/softmax_w") in text
     assert "from the graph" in text and "training-time only" in text
+    assert ("sequence_length: the placeholder lengths, the model's input 2 of 2" in text) is bool(config.get("lengths"))
+    assert ("a TF 2 while_v2 loop" in text) is bool(config.get("control_flow_v2"))
+    assert ("bidirectional_dynamic_rnn" in text) is (config["rnn"] == "bidirectional")
     items = {i.name: i for i in c.items}
     assert floats or "in the whole model: node 'Model/embedding'" in items["Model/embedding"].reason
     assert f"in the whole model: node {dense!r}" in items[dense + "/kernel" if config["projection"] == "dense"
@@ -243,23 +254,62 @@ def test_cells_only_graphs_have_nothing_to_say_about_a_whole_model(tmp_path):
     assert c.graph is None and c.whole_refused is None
 
 
-def test_the_whole_model_written_as_python_predicts_the_same(tmp_path):
+@pytest.mark.parametrize("name", ["whole_ptb_static", "whole_while_v2", "whole_sequence_length",
+                                  "whole_bidirectional"])
+def test_the_whole_model_written_as_python_predicts_the_same(tmp_path, name):
     import importlib.util
 
     from compat.convert.emit import emit_python
 
-    arrays, config = CASES["whole_ptb_static"]
+    arrays, config = CASES[name]
     convert(GOLDEN / config["checkpoint"], tmp_path / "out")
-    path = emit_python(tmp_path / "out.json", tmp_path / "ptb_model.py")
-    spec = importlib.util.spec_from_file_location("emitted_ptb_model", path)
+    path = emit_python(tmp_path / "out.json", tmp_path / f"{name}_model.py")
+    spec = importlib.util.spec_from_file_location(f"emitted_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     model = module.load()
+    inputs = [torch.from_numpy(arrays["ids"].astype(np.int64))]
+    if config.get("lengths"):
+        inputs.append(torch.from_numpy(arrays["lengths"].astype(np.int64)))
     with torch.no_grad():
-        got = model(torch.from_numpy(arrays["ids"].astype(np.int64)))
-    assert_close(got, arrays["out"], dtype=torch.float32, msg="emitted model")
+        got = model(*inputs)
+    assert_close(got, arrays["out"], dtype=torch.float32, msg=f"emitted {name}")
     text = path.read_text()
-    assert "nn.Embedding(11, 4)" in text and "nn.Linear(5, 11)" in text
+    width = 10 if config["rnn"] == "bidirectional" else 5
+    assert "nn.Embedding(11, 4)" in text and f"nn.Linear({width}, 11)" in text
+    assert ("def forward(self, input_data, lengths)" in text) is bool(config.get("lengths"))
+    if config.get("lengths"):    # past a sequence's steps and at length 0, as the loaded model
+        lengths = torch.tensor([0, 9, 2])
+        loaded = load(tmp_path / "out")
+        with torch.no_grad():
+            assert_close(model(inputs[0], lengths), loaded(inputs[0], lengths).numpy(), dtype=torch.float32,
+                         msg=f"emitted {name} at lengths 0 and 9")
+
+
+@pytest.mark.parametrize("name", ["whole_sequence_length", "whole_bidirectional"])
+def test_lengths_follow_dynamic_rnn_at_zero_and_past_the_steps(tmp_path, name):
+    """rnn.py's loop runs min(steps, max(sequence_length)) steps and a step at or past a sequence's length outputs
+    zeros: a length past the steps is the steps, and a sequence of length 0 gives the projection of zeros (its
+    bias) at every step; the other sequences are unchanged."""
+    arrays, config = CASES[name]
+    convert(GOLDEN / config["checkpoint"], tmp_path / "out")
+    model = load(tmp_path / "out")
+    ids = torch.from_numpy(arrays["ids"].astype(np.int64))
+    recorded = torch.from_numpy(arrays["lengths"].astype(np.int64))
+    steps = ids.shape[1]
+    with torch.no_grad():
+        base = model(ids, recorded)
+        longer = model(ids, torch.where(recorded == steps, steps + 4, recorded))
+        zero = model(ids, torch.where(recorded == steps, 0, recorded))
+    assert_close(longer, base.numpy(), dtype=torch.float32, msg="a length past the steps")
+    full = int(torch.nonzero(recorded == steps)[0])
+    bias = model.get_submodule("Model/softmax_w").bias
+    rows = zero.reshape(ids.shape[0], steps, -1)
+    assert torch.equal(rows[full], bias.expand(steps, -1))
+    others = [k for k in range(ids.shape[0]) if k != full]
+    # (packed with other sequences, the float32 sums may round otherwise)
+    assert_close(rows[others], base.reshape(ids.shape[0], steps, -1)[others].numpy(), dtype=torch.float32,
+                 msg="the other sequences")
 
 
 def _with_graph(monkeypatch, name, change):
@@ -293,6 +343,20 @@ def _with_graph(monkeypatch, name, change):
      "MatMul (Model/dense/MatMul) transposes an operand"),
     ("whole_ptb_dynamic", lambda n: n["Model/embedding_lookup"].inputs.__setitem__(1, "Model/embedding"),
      "not from a placeholder"),
+    ("whole_sequence_length", lambda n: n["Model/rnn/sequence_length"].inputs.__setitem__(0, "Model/rnn/Const"),
+     "dynamic_rnn's sequence_length Model/rnn/sequence_length reads Const (Model/rnn/Const), not a placeholder"),
+    ("whole_sequence_length", lambda n: n["lengths"].attrs.__setitem__("dtype", 1),
+     "reads the placeholder lengths, which is not an integer vector [batch]"),
+    ("whole_while_v2", lambda n: n["Model/rnn/while"].__setattr__("op", "Foo"),
+     "the graph holds 0 While ops named like Model_rnn/while"),
+    ("whole_bidirectional", lambda n: n["Model/ReverseSequence"].attrs.__setitem__("seq_dim", 0),
+     "ReverseSequence (Model/ReverseSequence) reverses axis 0"),
+    ("whole_bidirectional", lambda n: n["Model/bidirectional_rnn/bw/ReverseSequence"].__setattr__("op", "ReverseV2"),
+     "ReverseV2 (Model/bidirectional_rnn/bw/ReverseSequence) reverses axis"),
+    ("whole_bidirectional", lambda n: n["Model/concat/axis"].__setattr__("value", np.array(1)),
+     "not joined by one tf.concat([forward, backward], 2)"),
+    ("whole_bidirectional", lambda n: n["Model/concat"].inputs.reverse(),
+     "not joined by one tf.concat([forward, backward], 2)"),
 ])
 def test_a_graph_off_the_patterns_is_named_not_guessed(tmp_path, monkeypatch, name, change, said):
     from compat.convert import discover
@@ -313,7 +377,8 @@ def test_hostile_graph_changes_give_a_model_a_refusal_or_one_input_error(monkeyp
     rng = np.random.default_rng(0)
     junk = [(), (1, 2), -1, 0, 7, True, 1.5, "x", np.array([-1, 5]), np.array([[0]]), np.array(2.5), None]
     outcomes = set()
-    for name in ("whole_ptb_word_lm", "whole_ptb_static", "whole_gru_time_major", "whole_dense_softmax"):
+    for name in ("whole_ptb_word_lm", "whole_ptb_static", "whole_gru_time_major", "whole_dense_softmax",
+                 "whole_while_v2", "whole_sequence_length", "whole_bidirectional"):
         nodes = real(GOLDEN / CASES[name][1]["checkpoint"].replace("model.ckpt", "model.ckpt.meta"))
         around = [n.name for n in nodes if n.name.startswith("Model/") and "cell" not in n.name
                   and "Initializer" not in n.name]
