@@ -357,6 +357,13 @@ def _with_graph(monkeypatch, name, change):
      "not joined by one tf.concat([forward, backward], 2)"),
     ("whole_bidirectional", lambda n: n["Model/concat"].inputs.reverse(),
      "not joined by one tf.concat([forward, backward], 2)"),
+    # an initial state fed by a placeholder (ptb_word_lm.py feeds initial_state): the model runs from zeros
+    ("whole_ptb_word_lm", lambda n: n["Model/MultiRNNCellZeroState/BasicLSTMCellZeroState_1/zeros_1"].__setattr__(
+        "op", "Placeholder"), "the cells read the placeholder Model/MultiRNNCellZeroState/BasicLSTMCellZeroState_1/zeros_1"),
+    ("whole_while_v2", lambda n: n["Model/rnn/BasicLSTMCellZeroState/zeros"].__setattr__("op", "Placeholder"),
+     "the cells read the placeholder Model/rnn/BasicLSTMCellZeroState/zeros (an initial state"),
+    ("whole_bidirectional", lambda n: n["Model/bidirectional_rnn/bw/bw/BasicLSTMCellZeroState/zeros_1"].__setattr__(
+        "op", "PlaceholderWithDefault"), "the cells read the placeholder Model/bidirectional_rnn/bw/bw/BasicLSTMCellZeroState"),
 ])
 def test_a_graph_off_the_patterns_is_named_not_guessed(tmp_path, monkeypatch, name, change, said):
     from compat.convert import discover

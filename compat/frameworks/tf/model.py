@@ -157,12 +157,15 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
         raise NotUnderstood(f"the graph holds no op of the cells {first!r}")
     notes: List[str] = []
     lengths: Optional[GraphNode] = None
+    # where an initial state enters: every layer's cells, the loops
+    cell_ops = {n.name for layer in layer_scopes for n in meta.index.cell_nodes(layer[0])[0]}
     # -- the cells' input and output -------------------------------------------------------------------------
     if loops:
         if len(loops) != 1:
             raise NotUnderstood(f"the cells {first!r} run in {len(loops)} loops ({', '.join(loops[:3])}): one "
                                 "dynamic_rnn is read")
         ends = _loop_ends(g, _loop_scope(g, loops[0]))
+        cell_ops.add(f"{_loop_scope(g, loops[0])}/while")
         rnn_in, rnn_out, batch_major_in, lengths = ends
         outputs = {rnn_out.name: batch_major_in}     # op -> the sequence's layout (batch-major?)
         if bidirectional:
@@ -171,6 +174,8 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
                 raise NotUnderstood(f"the backward cells {layer_scopes[0][1]!r} run in {len(bw_loops)} loops: "
                                     "bidirectional_dynamic_rnn runs them in one")
             rnn_in, outputs = _bidirectional(g, ends, _loop_ends(g, _loop_scope(g, bw_loops[0])))
+            cell_ops |= {n.name for n in meta.index.cell_nodes(layer_scopes[0][1])[0]}
+            cell_ops.add(f"{_loop_scope(g, bw_loops[0])}/while")
             how = (f"bidirectional_dynamic_rnn (the forward loop {_loop_scope(g, loops[0])}, the backward loop "
                    f"{_loop_scope(g, bw_loops[0])} on the reversed sequence, reversed back), their outputs joined by "
                    f"{next(iter(outputs))} (tf.concat on the last axis)")
@@ -276,8 +281,12 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
         order = {n.name: k for k, n in enumerate(g.nodes)}
         inputs.sort(key=lambda i: order[i.name])
         notes.append(f"sequence_length: the placeholder {lengths.name}, the model's input "
-                     f"{[i.name for i in inputs].index(lengths.name) + 1} of 2: each sequence's outputs are zeros past its length (rnn.py dynamic_rnn), as the "
-                     "module's lengths= gives them")
+                     f"{[i.name for i in inputs].index(lengths.name) + 1} of 2: each sequence's outputs are zeros "
+                     "from its length on, its state kept (rnn.py dynamic_rnn)")
+    fed = _other_placeholder(g, {i.name for i in inputs}, cell_ops)
+    if fed is not None:
+        raise NotUnderstood(f"the cells read the placeholder {fed.name} (an initial state fed by a feed_dict, or an "
+                            "input the whole model does not take); the whole model runs from zero states")
     # -- the output side ----------------------------------------------------------------------------------
     found, problems = None, []
     for mm in projections:
@@ -491,6 +500,25 @@ def _bidirectional(g: _Graph, fw, bw) -> Tuple[str, Dict[str, bool]]:
         raise NotUnderstood(f"bidirectional_dynamic_rnn's outputs are not joined by one tf.concat([forward, "
                             f"backward], 2) (the forward output {fw_out.name} feeds {readers})")
     return fw_in, {joins[0].name: batch_major}
+
+
+def _other_placeholder(g: _Graph, inputs: set, cell_ops: set) -> Optional[GraphNode]:
+    """A placeholder other than the model's inputs that reaches the cells (an ``initial_state`` fed by
+    ptb_word_lm.py-style ``feed_dict``s, a keep probability fed at run time), within a bounded search of the ops
+    that read it."""
+    for p in g.nodes:
+        if p.op not in PLACEHOLDERS or p.name in inputs:
+            continue
+        seen, todo = set(), [p.name]
+        while todo and len(seen) < MAX_TRACE * 8:
+            name = todo.pop()
+            if name in cell_ops:
+                return p
+            if name in seen:
+                continue
+            seen.add(name)
+            todo += [c.name for c in g.consumers.get(name, [])]
+    return None
 
 
 def _unrolled(g: _Graph, slices: List[GraphNode]) -> Tuple[str, bool, int, str]:
