@@ -24,8 +24,10 @@ state)`` under ``variable_scope("RNN")``) and its variations: ``static_rnn`` ove
 ``tf.unstack(inputs, axis=1)`` with TF 1.x's reference variables (``VariableV2``, ``GatherV2`` on
 ``embedding/read``), ``dynamic_rnn`` with ``tf.matmul(output, softmax_w) + softmax_b``, a time-major GRUCell,
 ``tf.layers.dense`` followed by ``tf.nn.softmax``, a time-major LSTMCell reading a float placeholder (no
-embedding) under ``tf.layers.dense``, and one graph with an op the converter does not know (``tf.abs``) between
-the cells and the projection. Each records the token ids fed, what the graph returned
+embedding) under ``tf.layers.dense``, a ``dynamic_rnn`` built as TF 2's ``while_v2`` builds it, ``dynamic_rnn``
+with ``sequence_length`` fed by a ``lengths`` placeholder, ``bidirectional_dynamic_rnn`` (with those lengths) whose
+two outputs ``tf.concat(outputs, 2)`` joins, a time-major LSTMCell with cell_clip and lengths, and one graph with an op the converter does not know (``tf.abs``) between
+the cells and the projection. Each records the token ids fed (and the lengths), what the graph returned
 (logits or probabilities) and the cells' outputs.
 """
 from __future__ import annotations
@@ -245,6 +247,8 @@ def main(argv=None) -> None:
                  cell=lambda: lstm(HIDDEN, forget_bias=1.0))
     record_whole("whole_bidirectional", rnn="bidirectional", projection="xw_plus_b", lengths=True,
                  cell=lambda: lstm(HIDDEN, forget_bias=1.0))
+    record_whole("whole_lengths_time_major", rnn="dynamic", projection="dense", time_major=True, lengths=True,
+                 cell=lambda: rnn_cell.LSTMCell(HIDDEN, forget_bias=0.5, cell_clip=0.8))
     write_expected(out, arrays)
 
 

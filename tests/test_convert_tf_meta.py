@@ -150,6 +150,7 @@ def test_the_recordings_cover_the_patterns():
     assert {c["rnn"] for c in configs.values()} == {"unrolled", "static", "dynamic", "bidirectional"}
     assert any(c.get("control_flow_v2") for c in configs.values())
     assert {c["rnn"] for c in configs.values() if c.get("lengths")} == {"dynamic", "bidirectional"}
+    assert any(c.get("lengths") and c["time_major"] for c in configs.values())
     assert {c["projection"] for c in configs.values()} == {"xw_plus_b", "matmul_add", "dense"}
     assert any(c["softmax"] for c in configs.values()) and any(c["time_major"] for c in configs.values())
     assert any(c["float_input"] for c in configs.values())
@@ -255,7 +256,7 @@ def test_cells_only_graphs_have_nothing_to_say_about_a_whole_model(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["whole_ptb_static", "whole_while_v2", "whole_sequence_length",
-                                  "whole_bidirectional"])
+                                  "whole_bidirectional", "whole_lengths_time_major"])
 def test_the_whole_model_written_as_python_predicts_the_same(tmp_path, name):
     import importlib.util
 
@@ -286,7 +287,7 @@ def test_the_whole_model_written_as_python_predicts_the_same(tmp_path, name):
                          msg=f"emitted {name} at lengths 0 and 9")
 
 
-@pytest.mark.parametrize("name", ["whole_sequence_length", "whole_bidirectional"])
+@pytest.mark.parametrize("name", ["whole_sequence_length", "whole_bidirectional", "whole_lengths_time_major"])
 def test_lengths_follow_dynamic_rnn_at_zero_and_past_the_steps(tmp_path, name):
     """rnn.py's loop runs min(steps, max(sequence_length)) steps and a step at or past a sequence's length outputs
     zeros: a length past the steps is the steps, and a sequence of length 0 gives the projection of zeros (its
@@ -296,19 +297,24 @@ def test_lengths_follow_dynamic_rnn_at_zero_and_past_the_steps(tmp_path, name):
     model = load(tmp_path / "out")
     ids = torch.from_numpy(arrays["ids"].astype(np.int64))
     recorded = torch.from_numpy(arrays["lengths"].astype(np.int64))
-    steps = ids.shape[1]
+    time_major = config["time_major"]
+    steps, batch = ids.shape if time_major else ids.shape[::-1]
     with torch.no_grad():
         base = model(ids, recorded)
         longer = model(ids, torch.where(recorded == steps, steps + 4, recorded))
         zero = model(ids, torch.where(recorded == steps, 0, recorded))
     assert_close(longer, base.numpy(), dtype=torch.float32, msg="a length past the steps")
     full = int(torch.nonzero(recorded == steps)[0])
-    bias = model.get_submodule("Model/softmax_w").bias
-    rows = zero.reshape(ids.shape[0], steps, -1)
-    assert torch.equal(rows[full], bias.expand(steps, -1))
-    others = [k for k in range(ids.shape[0]) if k != full]
-    # (packed with other sequences, the float32 sums may round otherwise)
-    assert_close(rows[others], base.reshape(ids.shape[0], steps, -1)[others].numpy(), dtype=torch.float32,
+    bias = model.get_submodule("Model/dense" if config["projection"] == "dense" else "Model/softmax_w").bias
+
+    def by_sequence(y):     # [batch, steps, vocab] whatever the layout of the rows
+        y = y.reshape(steps, batch, -1) if time_major else y.reshape(batch, steps, -1)
+        return y.transpose(0, 1) if time_major else y
+
+    assert torch.equal(by_sequence(zero)[full], bias.expand(steps, -1))
+    others = [k for k in range(batch) if k != full]
+    # (run with other sequences, the float32 sums may round otherwise)
+    assert_close(by_sequence(zero)[others], by_sequence(base)[others].numpy(), dtype=torch.float32,
                  msg="the other sequences")
 
 

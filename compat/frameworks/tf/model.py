@@ -9,7 +9,12 @@ build them (TF 1.x python/ops/embedding_ops.py, rnn.py, nn_ops.py, layers/core.p
   handle for a resource variable, then an ``Identity``), or a float ``Placeholder`` read by the cells directly;
 - the cells: one stack converted from the checkpoint, run by ``dynamic_rnn`` (a TF 1.x while loop: the input
   enters by ``<rnn>/transpose`` when batch-major, by ``<rnn>/TensorArrayUnstack/...ScatterV3`` when time-major;
-  the output leaves by ``<rnn>/transpose_1`` / ``<rnn>/TensorArrayStack/TensorArrayGatherV3``) or by
+  the output leaves by ``<rnn>/transpose_1`` / ``<rnn>/TensorArrayStack/TensorArrayGatherV3``; TF 2's
+  ``while_v2``: one ``While`` op ``<rnn>/while``, its body a library function, the TensorArrays TensorLists),
+  with ``sequence_length`` when ``<rnn>/sequence_length`` reads an integer placeholder (the model's second
+  input, in the graph's placeholder order), by ``bidirectional_dynamic_rnn`` (two such loops, the backward one
+  on the input reversed by ``ReverseSequence`` / ``ReverseV2``, its output reversed back, the two joined by
+  ``tf.concat([fw, bw], 2)``), or by
   ``static_rnn`` over ``tf.unstack(inputs, axis=1)`` (``Unpack``), or ptb_word_lm.py's own unrolled loop
   ``cell(inputs[:, time_step, :], state)`` (a ``StridedSlice`` per step), its step outputs joined by
   ``tf.concat(outputs, 1)`` (``ConcatV2``) or ``tf.stack`` (``Pack``), from zero states;
@@ -19,8 +24,8 @@ build them (TF 1.x python/ops/embedding_ops.py, rnn.py, nn_ops.py, layers/core.p
 - then, optionally, ``tf.nn.softmax`` and ``tf.reshape(logits, [batch_size, num_steps, vocab])``.
 
 Anything else on the path from the input to the cells or from the cells to the projection (an op this reader
-does not know, a ``while_v2`` loop, ``sequence_length``, two stacks) is named in ``whole_refused``, and the cells
-convert alone. A graph with no embedding lookup and no projection on a variable is a model of cells only:
+does not know, lengths from anything but a placeholder, a placeholder reaching the cells besides the model's
+inputs, such as a fed initial state, two stacks) is named in ``whole_refused``, and the cells convert alone. A graph with no embedding lookup and no projection on a variable is a model of cells only:
 nothing to say.
 """
 from __future__ import annotations
