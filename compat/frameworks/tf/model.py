@@ -511,9 +511,11 @@ def _other_placeholder(g: _Graph, inputs: set, cell_ops: set) -> Optional[GraphN
     """A placeholder other than the model's inputs that reaches the cells (an ``initial_state`` fed by
     ptb_word_lm.py-style ``feed_dict``s, a keep probability fed at run time), within a bounded search of the ops
     that read it."""
-    for p in g.nodes:
-        if p.op not in PLACEHOLDERS or p.name in inputs:
-            continue
+    others = [p for p in g.nodes if p.op in PLACEHOLDERS and p.name not in inputs]
+    if len(others) > MAX_TRACE:
+        raise NotUnderstood(f"the graph holds {len(others)} placeholders besides the model's inputs; which reach the "
+                            f"cells is not searched beyond {MAX_TRACE}")
+    for p in others:
         seen, todo = set(), [p.name]
         while todo and len(seen) < MAX_TRACE * 8:
             name = todo.pop()
