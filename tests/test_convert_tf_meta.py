@@ -427,3 +427,16 @@ def test_hostile_graph_changes_give_a_model_a_refusal_or_one_input_error(monkeyp
                 assert found.whole_refused.startswith(str(GOLDEN / CASES[name][1]["checkpoint"]))
                 outcomes.add("refused")
     assert {"whole", "refused"} <= outcomes
+
+
+def test_bidirectional_cells_settle_their_settings_from_the_graph(tmp_path):
+    """bidirectional_dynamic_rnn names its loops' ops with the direction repeated (rnn.py: dynamic_rnn(scope=fw_scope)
+    inside variable_scope("fw"): ``bidirectional_rnn/fw/fw/while/basic_lstm_cell/...``): both directions' settings
+    are read there, not defaulted."""
+    c = convert(GOLDEN / CASES["whole_bidirectional"][1]["checkpoint"], tmp_path / "out", model="layers")
+    (spec,) = c.specs
+    table = _unknowns(spec)
+    assert spec.direction == "bidirectional" and spec.batch_first
+    assert not table["forget_bias"].loud and "Model/bidirectional_rnn/fw/fw/while/basic_lstm_cell/" in \
+        table["forget_bias"].assumed
+    assert table["sequence_length"].value == "used" and table["time_major"].value == "false"
