@@ -26,7 +26,8 @@ state)`` under ``variable_scope("RNN")``) and its variations: ``static_rnn`` ove
 ``tf.layers.dense`` followed by ``tf.nn.softmax``, a time-major LSTMCell reading a float placeholder (no
 embedding) under ``tf.layers.dense``, a ``dynamic_rnn`` built as TF 2's ``while_v2`` builds it, ``dynamic_rnn``
 with ``sequence_length`` fed by a ``lengths`` placeholder, ``bidirectional_dynamic_rnn`` (with those lengths) whose
-two outputs ``tf.concat(outputs, 2)`` joins, a time-major LSTMCell with cell_clip and lengths, and one graph with an op the converter does not know (``tf.abs``) between
+two outputs ``tf.concat(outputs, 2)`` joins, a time-major LSTMCell with cell_clip and lengths, dynamic_rnn's ``initial_state`` fed by placeholders (a
+MultiRNNCell in TF 1.x's loop; a BasicLSTMCell with lengths in while_v2), and one graph with an op the converter does not know (``tf.abs``) between
 the cells and the projection. Each records the token ids fed (and the lengths), what the graph returned
 (logits or probabilities) and the cells' outputs.
 """
@@ -134,11 +135,13 @@ def main(argv=None) -> None:
     record("static_rnn", lambda: rnn_cell.LSTMCell(4, forget_bias=0.4, cell_clip=0.9), time_major=True, static=True,
            settings={"forget_bias": 0.4, "cell_clip": 0.9, "activation": "tanh"})
     def record_whole(name, *, rnn, cell, projection, time_major=False, resource=True, between=None, softmax=False,
-                     float_input=False, lengths=False, control_flow_v2=False):
+                     float_input=False, lengths=False, control_flow_v2=False, state_layers=0):
         """A ptb_word_lm.py-style language model: ids -> embedding -> cells -> [-1, size] -> projection.
         ``lengths``: dynamic_rnn's sequence_length fed by a placeholder ``lengths`` [batch];
         ``rnn="bidirectional"``: bidirectional_dynamic_rnn(cell(), cell(), ...) with its two outputs joined by
-        ``tf.concat(outputs, 2)``; ``control_flow_v2``: the loop as TF 2's while_v2 builds it."""
+        ``tf.concat(outputs, 2)``; ``control_flow_v2``: the loop as TF 2's while_v2 builds it; ``state_layers``:
+        dynamic_rnn's ``initial_state`` fed by placeholders, one LSTMStateTuple(c, h) a layer (``state_c<k>``,
+        ``state_h<k>``), as a team feeds the last batch's final state."""
         (v1.enable_control_flow_v2 if control_flow_v2 else v1.disable_control_flow_v2)()
         (v1.enable_resource_variables if resource else v1.disable_resource_variables)()
         width = 2 * HIDDEN if rnn == "bidirectional" else HIDDEN
@@ -151,6 +154,11 @@ def main(argv=None) -> None:
             else:
                 ids = v1.placeholder(tf.int32, shape, name="input_data")
             seq_len = v1.placeholder(tf.int32, [B], name="lengths") if lengths else None
+            state_in = tuple(rnn_cell.LSTMStateTuple(v1.placeholder(tf.float32, [B, HIDDEN], name=f"state_c{k}"),
+                                                     v1.placeholder(tf.float32, [B, HIDDEN], name=f"state_h{k}"))
+                             for k in range(state_layers))
+            state_flat = [t for pair in state_in for t in pair]
+            state_in = None if not state_in else state_in[0] if state_layers == 1 else state_in   # one cell: (c, h)
             with v1.variable_scope("Model"):
                 if float_input:
                     inputs = ids
@@ -181,7 +189,7 @@ def main(argv=None) -> None:
                     output = tf.reshape(rnn_out, [-1, width])
                 else:
                     rnn_out, _ = v1.nn.dynamic_rnn(cell(), inputs, sequence_length=seq_len, dtype=tf.float32,
-                                                   time_major=time_major)
+                                                   time_major=time_major, initial_state=state_in)
                     seq = between(rnn_out) if between is not None else rnn_out
                     output = tf.reshape(seq, [-1, HIDDEN])
                 if projection == "dense":
@@ -211,19 +219,24 @@ def main(argv=None) -> None:
                 feed = (rng.uniform(-1.5, 1.5, shape).astype(np.float32) if float_input
                         else rng.integers(0, VOCAB, shape).astype(np.int32))
                 fed = {ids: feed, **({seq_len: np.array(WHOLE_LENGTHS, np.int32)} if lengths else {})}
+                states = [rng.uniform(-0.8, 0.8, [B, HIDDEN]).astype(np.float32) for _ in range(2 * state_layers)]
+                fed.update(zip(state_flat, states))
                 got, got_rnn = sess.run([result, rnn_out], fed)
         v1.enable_resource_variables()
         v1.disable_control_flow_v2()
         arrays[f"{name}/ids"] = feed
         if lengths:
             arrays[f"{name}/lengths"] = np.array(WHOLE_LENGTHS, np.int32)
+        if state_layers:    # c0, h0, c1, h1, ... as fed
+            arrays[f"{name}/state"] = np.stack(states)
         arrays[f"{name}/out"] = got
         arrays[f"{name}/rnn"] = got_rnn
         arrays[f"{name}/config"] = np.array(json.dumps({
             "checkpoint": f"{name}/model.ckpt", "time_major": time_major, "rnn": rnn, "projection": projection,
             "softmax": softmax, "resource_variables": resource, "whole": between is None,
             "between": None if between is None else "Abs", "float_input": float_input,
-            "lengths": lengths, "control_flow_v2": control_flow_v2}))
+            "lengths": lengths, "control_flow_v2": control_flow_v2,
+            "state": [f"state_{ch}{k}" for k in range(state_layers) for ch in "ch"]}))
         print(name, {k: v.shape for k, v in arrays.items() if k.startswith(name + "/") and k != f"{name}/config"})
 
     lstm = rnn_cell.BasicLSTMCell
@@ -249,6 +262,10 @@ def main(argv=None) -> None:
                  cell=lambda: lstm(HIDDEN, forget_bias=1.0))
     record_whole("whole_lengths_time_major", rnn="dynamic", projection="dense", time_major=True, lengths=True,
                  cell=lambda: rnn_cell.LSTMCell(HIDDEN, forget_bias=0.5, cell_clip=0.8))
+    record_whole("whole_initial_state", rnn="dynamic", projection="xw_plus_b", state_layers=2,
+                 cell=lambda: rnn_cell.MultiRNNCell([lstm(HIDDEN, forget_bias=0.0), lstm(HIDDEN, forget_bias=0.0)]))
+    record_whole("whole_initial_state_v2", rnn="dynamic", projection="matmul_add", state_layers=1, lengths=True,
+                 control_flow_v2=True, cell=lambda: lstm(HIDDEN, forget_bias=1.0))
     write_expected(out, arrays)
 
 

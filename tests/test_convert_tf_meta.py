@@ -151,6 +151,7 @@ def test_the_recordings_cover_the_patterns():
     assert any(c.get("control_flow_v2") for c in configs.values())
     assert {c["rnn"] for c in configs.values() if c.get("lengths")} == {"dynamic", "bidirectional"}
     assert any(c.get("lengths") and c["time_major"] for c in configs.values())
+    assert {c.get("control_flow_v2", False) for c in configs.values() if c.get("state")} == {True, False}
     assert {c["projection"] for c in configs.values()} == {"xw_plus_b", "matmul_add", "dense"}
     assert any(c["softmax"] for c in configs.values()) and any(c["time_major"] for c in configs.values())
     assert any(c["float_input"] for c in configs.values())
@@ -173,15 +174,16 @@ def check_whole(folder, name, arrays, config, tmp_path):
     model = load(tmp_path / "out")
     floats = config.get("float_input", False)
     ids = torch.from_numpy(arrays["ids"] if floats else arrays["ids"].astype(np.int64))
-    # sequence_length fed by a placeholder: the model's second input, as the graph's placeholders are ordered
+    # sequence_length and the initial state fed by placeholders: inputs in the order of the graph's placeholders
     lengths = torch.from_numpy(arrays["lengths"].astype(np.int64)) if config.get("lengths") else None
+    state = [torch.from_numpy(s) for s in arrays["state"]] if config.get("state") else None
     assert [i.name for i in c.graph.inputs] == ["inputs" if floats else "input_data"] + (["lengths"] if config.get(
-        "lengths") else [])
+        "lengths") else []) + config.get("state", [])
     with torch.no_grad():
-        got = model(ids) if lengths is None else model(ids, lengths)
+        got = model(ids, *([] if lengths is None else [lengths]), *(state or []))
         # the recurrent part as today: the cells' module, reachable by the conversion's name, on the embedded ids
         embedded = ids if floats else model.get_submodule("Model/embedding")(ids)
-        cells = model.get_submodule(spec.name)(embedded, lengths)
+        cells = model.get_submodule(spec.name)(embedded, lengths, state)
     assert_close(got, arrays["out"], dtype=torch.float32, msg=f"{name} model output")
     assert_close(cells, arrays["rnn"], dtype=torch.float32, msg=f"{name} cells' outputs")
     assert model[spec.name] is model.get_submodule(spec.name).rnn
@@ -202,6 +204,8 @@ def check_whole(folder, name, arrays, config, tmp_path):
     assert "from the graph" in text and "training-time only" in text
     assert ("sequence_length: the placeholder lengths, the model's input 2 of 2" in text) is bool(config.get("lengths"))
     assert ("a TF 2 while_v2 loop" in text) is bool(config.get("control_flow_v2"))
+    assert ("initial_state: the placeholders " + ", ".join(config["state"]) in text) if config.get("state") else \
+        "initial_state:" not in text
     assert ("bidirectional_dynamic_rnn" in text) is (config["rnn"] == "bidirectional")
     items = {i.name: i for i in c.items}
     assert floats or "in the whole model: node 'Model/embedding'" in items["Model/embedding"].reason
@@ -256,7 +260,8 @@ def test_cells_only_graphs_have_nothing_to_say_about_a_whole_model(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["whole_ptb_static", "whole_while_v2", "whole_sequence_length",
-                                  "whole_bidirectional", "whole_lengths_time_major"])
+                                  "whole_bidirectional", "whole_lengths_time_major", "whole_initial_state",
+                                  "whole_initial_state_v2"])
 def test_the_whole_model_written_as_python_predicts_the_same(tmp_path, name):
     import importlib.util
 
@@ -272,19 +277,20 @@ def test_the_whole_model_written_as_python_predicts_the_same(tmp_path, name):
     inputs = [torch.from_numpy(arrays["ids"].astype(np.int64))]
     if config.get("lengths"):
         inputs.append(torch.from_numpy(arrays["lengths"].astype(np.int64)))
+    inputs += [torch.from_numpy(s) for s in arrays["state"]] if config.get("state") else []
     with torch.no_grad():
         got = model(*inputs)
     assert_close(got, arrays["out"], dtype=torch.float32, msg=f"emitted {name}")
     text = path.read_text()
     width = 10 if config["rnn"] == "bidirectional" else 5
     assert "nn.Embedding(11, 4)" in text and f"nn.Linear({width}, 11)" in text
-    assert ("def forward(self, input_data, lengths)" in text) is bool(config.get("lengths"))
+    assert f"def forward(self, {', '.join(['input_data'] + (['lengths'] if config.get('lengths') else []) + config.get('state', []))})" in text
     if config.get("lengths"):    # past a sequence's steps and at length 0, as the loaded model
         lengths = torch.tensor([0, 9, 2])
         loaded = load(tmp_path / "out")
         with torch.no_grad():
-            assert_close(model(inputs[0], lengths), loaded(inputs[0], lengths).numpy(), dtype=torch.float32,
-                         msg=f"emitted {name} at lengths 0 and 9")
+            assert_close(model(inputs[0], lengths, *inputs[2:]), loaded(inputs[0], lengths, *inputs[2:]).numpy(),
+                         dtype=torch.float32, msg=f"emitted {name} at lengths 0 and 9")
 
 
 @pytest.mark.parametrize("name", ["whole_sequence_length", "whole_bidirectional", "whole_lengths_time_major"])
@@ -367,7 +373,16 @@ def _with_graph(monkeypatch, name, change):
     ("whole_ptb_word_lm", lambda n: n["Model/MultiRNNCellZeroState/BasicLSTMCellZeroState_1/zeros_1"].__setattr__(
         "op", "Placeholder"), "the cells read the placeholder Model/MultiRNNCellZeroState/BasicLSTMCellZeroState_1/zeros_1"),
     ("whole_while_v2", lambda n: n["Model/rnn/BasicLSTMCellZeroState/zeros"].__setattr__("op", "Placeholder"),
-     "the cells read the placeholder Model/rnn/BasicLSTMCellZeroState/zeros (an initial state"),
+     "dynamic_rnn's initial state is fed by placeholders in part (Model/rnn/BasicLSTMCellZeroState/zeros of 2"),
+    ("whole_ptb_dynamic", lambda n: n["Model/rnn/MultiRNNCellZeroState/BasicLSTMCellZeroState_1/zeros/Const"]
+     .__setattr__("value", np.array(1.0, np.float32)), "dynamic_rnn's initial state is Fill "
+     "(Model/rnn/MultiRNNCellZeroState/BasicLSTMCellZeroState_1/zeros), neither zero_state nor a placeholder"),
+    ("whole_initial_state", lambda n: n["Model/rnn/while/Enter_6"].inputs.__setitem__(0, "state_h0"),
+     "reads one placeholder twice (state_c0, state_h0, state_c1, state_h0)"),
+    ("whole_initial_state", lambda n: n["state_c1"].attrs.__setitem__("shape", (3, 7)),
+     "the initial-state placeholder state_c1 is not a float [batch, 5] tensor (shape (3, 7))"),
+    ("whole_initial_state_v2", lambda n: n["Model/rnn/while"].inputs.__setitem__(5, "Model/rnn/zeros"),
+     "fed by placeholders in part (state_c0 of 2 tensors)"),
     ("whole_bidirectional", lambda n: n["Model/bidirectional_rnn/bw/bw/BasicLSTMCellZeroState/zeros_1"].__setattr__(
         "op", "PlaceholderWithDefault"), "the cells read the placeholder Model/bidirectional_rnn/bw/bw/BasicLSTMCellZeroState"),
 ])
@@ -391,7 +406,7 @@ def test_hostile_graph_changes_give_a_model_a_refusal_or_one_input_error(monkeyp
     junk = [(), (1, 2), -1, 0, 7, True, 1.5, "x", np.array([-1, 5]), np.array([[0]]), np.array(2.5), None]
     outcomes = set()
     for name in ("whole_ptb_word_lm", "whole_ptb_static", "whole_gru_time_major", "whole_dense_softmax",
-                 "whole_while_v2", "whole_sequence_length", "whole_bidirectional"):
+                 "whole_while_v2", "whole_sequence_length", "whole_bidirectional", "whole_initial_state_v2"):
         nodes = real(GOLDEN / CASES[name][1]["checkpoint"].replace("model.ckpt", "model.ckpt.meta"))
         around = [n.name for n in nodes if n.name.startswith("Model/") and "cell" not in n.name
                   and "Initializer" not in n.name]

@@ -13,7 +13,7 @@
 """
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
 from torch import Tensor, nn
@@ -49,9 +49,9 @@ def _bools(config, error, *keys):
             raise error(k, f"expected true or false, got {repr(config.get(k))[:40]}")
 
 
-def kind(name: str, inputs=("ref",), recurrent: bool = False):
+def kind(name: str, inputs=("ref",), recurrent: bool = False, keywords=None):
     def register(cls):
-        LAYERS[name] = LayerKind(name, cls.check, cls.build, cls.emit, recurrent, None, inputs, {})
+        LAYERS[name] = LayerKind(name, cls.check, cls.build, cls.emit, recurrent, None, inputs, keywords or {})
         cls.kind = name
         return cls
     return register
@@ -68,21 +68,30 @@ class TFRecurrent(nn.Module):
     takes, and the sequence is transposed where they differ.
     """
 
-    def __init__(self, rnn: Optional[nn.Module], batch_major_in: bool, batch_major_out: bool):
+    def __init__(self, rnn: Optional[nn.Module], batch_major_in: bool, batch_major_out: bool, state: str = ""):
         super().__init__()
         if rnn is not None:
             self.rnn = rnn
-        self.batch_major_in, self.batch_major_out = batch_major_in, batch_major_out
+        self.batch_major_in, self.batch_major_out, self.state = batch_major_in, batch_major_out, state
 
-    def forward(self, x: Tensor, lengths: Optional[Tensor] = None) -> Tensor:
+    def forward(self, x: Tensor, lengths: Optional[Tensor] = None, state: Optional[List[Tensor]] = None) -> Tensor:
         first = bool(self.rnn.batch_first)
         if first != self.batch_major_in:
             x = x.transpose(0, 1)
-        y = self.rnn(x)[0] if lengths is None else _with_lengths(self.rnn, x, lengths, first)
+        hx = None if state is None else _hx(state, self.state)
+        y = self.rnn(x, hx)[0] if lengths is None else _with_lengths(self.rnn, x, lengths, first, hx)
         return y.transpose(0, 1) if first != self.batch_major_out else y
 
 
-def _with_lengths(rnn: nn.Module, x: Tensor, lengths: Tensor, batch_first: bool) -> Tensor:
+def _hx(state: List[Tensor], layout: str):
+    """dynamic_rnn's ``initial_state`` as ``nest.flatten`` lists it (per layer ``c, h`` for an LSTMStateTuple, ``h``
+    for a GRU or basic RNN cell) in torch's ``(h0, c0)`` / ``h0``, ``[layers, B, .]``."""
+    if layout == "c,h":
+        return torch.stack(list(state[1::2])), torch.stack(list(state[0::2]))
+    return torch.stack(list(state))
+
+
+def _with_lengths(rnn: nn.Module, x: Tensor, lengths: Tensor, batch_first: bool, hx=None) -> Tensor:
     """The output sequence of ``rnn`` on ``x`` as dynamic_rnn(sequence_length=lengths) gives it (python/ops/rnn.py
     ``_rnn_step``: a step at or past a sequence's length outputs zeros and keeps the state). The loop runs
     ``min(steps, max(lengths))`` steps, so a length past the steps is the steps, and one below 1 outputs zeros
@@ -94,9 +103,9 @@ def _with_lengths(rnn: nn.Module, x: Tensor, lengths: Tensor, batch_first: bool)
         raise ValueError(f"sequence_length has shape {list(lengths.shape)}; the batch is {x.shape[0 if batch_first else 1]}")
     if isinstance(rnn, nn.RNNBase):
         packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=batch_first, enforce_sorted=False)
-        y = pad_packed_sequence(rnn(packed)[0], batch_first=batch_first, total_length=steps)[0]
+        y = pad_packed_sequence(rnn(packed, hx)[0], batch_first=batch_first, total_length=steps)[0]
     else:
-        y = rnn(x, lengths=lengths)[0]
+        y = rnn(x, hx, lengths=lengths)[0]
     valid = torch.arange(steps, device=x.device)[None, :] < lengths[:, None]      # [B, T]
     return torch.where((valid if batch_first else valid.T)[..., None], y, torch.zeros((), dtype=y.dtype))
 
@@ -142,16 +151,18 @@ class EmbeddingKind:
                         [f"{e.outs[0]} = {e.self}({e.args[0]})"])
 
 
-@kind("Recurrent", inputs=("ref", "ref?"), recurrent=True)
+@kind("Recurrent", inputs=("ref", "ref?"), recurrent=True, keywords={"state": "list"})
 class RecurrentKind:
     @staticmethod
     def check(config, error):
-        _keys(config, error, ("batch_major_in", "batch_major_out"))
+        _keys(config, error, ("batch_major_in", "batch_major_out") + (("state",) if "state" in config else ()))
         _bools(config, error, "batch_major_in", "batch_major_out")
+        if config.get("state", "c,h") not in ("c,h", "h"):
+            raise error("state", f"expected 'c,h' or 'h', got {repr(config['state'])[:40]}")
 
     @staticmethod
     def build(config, recurrent=None):
-        return TFRecurrent(recurrent, config["batch_major_in"], config["batch_major_out"])
+        return TFRecurrent(recurrent, config["batch_major_in"], config["batch_major_out"], config.get("state", ""))
 
     @staticmethod
     def emit(config, e):
@@ -159,6 +170,12 @@ class RecurrentKind:
         # the converted module's batch_first is in its constructor (e.recurrent_init)
         first = "batch_first=True" in (e.recurrent_init or "")
         lines = []
+        hx = ""
+        if "state" in e.kw:     # dynamic_rnn's initial_state, flattened as TF nests it, in torch's layout
+            flat = e.kw["state"]
+            hx = f", {out}_hx"
+            lines.append(f"{out}_hx = (torch.stack({flat}[1::2]), torch.stack({flat}[0::2]))  # (h0, c0) from c, h a layer"
+                         if config.get("state") == "c,h" else f"{out}_hx = torch.stack({flat})  # h0")
         if first != config["batch_major_in"]:
             lines.append(f"{x}_steps = {x}.transpose(0, 1)  # the layout the cells' module takes")
             x = f"{x}_steps"
@@ -170,15 +187,15 @@ class RecurrentKind:
             if (e.recurrent_init or "").startswith(("nn.LSTM(", "nn.GRU(", "nn.RNN(")):
                 lines.append(f"{out} = nn.utils.rnn.pack_padded_sequence({x}, {n}_steps.clamp(min=1).cpu(), "
                              f"batch_first={first}, enforce_sorted=False)")
-                lines.append(f"{out} = nn.utils.rnn.pad_packed_sequence({e.self}({out})[0], batch_first={first}, "
+                lines.append(f"{out} = nn.utils.rnn.pad_packed_sequence({e.self}({out}{hx})[0], batch_first={first}, "
                              f"total_length={x}.shape[{t}])[0]  # from zero states")
             else:
-                lines.append(f"{out} = {e.self}({x}, lengths={n}_steps)[0]  # from zero states")
+                lines.append(f"{out} = {e.self}({x}{hx or ', None'}, lengths={n}_steps)[0]")
             lines.append(f"{out} = torch.where((torch.arange({x}.shape[{t}], device={x}.device)[None, :] < "
                          f"{n}_steps[:, None]){'' if first else '.T'}[..., None], {out}, "
                          f"torch.zeros((), dtype={out}.dtype))  # zeros past each length")
         else:
-            lines.append(f"{out} = {e.self}({x})[0]  # from zero states, as the graph's zero_state")
+            lines.append(f"{out} = {e.self}({x}{hx})[0]" + ("" if hx else "  # from zero states, as the graph's zero_state"))
         if first != config["batch_major_out"]:
             lines.append(f"{out} = {out}.transpose(0, 1)  # the layout the graph hands on")
         return _emitted(e.recurrent_init, lines, e.recurrent_weights, e.recurrent_imports)

@@ -162,6 +162,7 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
         raise NotUnderstood(f"the graph holds no op of the cells {first!r}")
     notes: List[str] = []
     lengths: Optional[GraphNode] = None
+    state: List[GraphNode] = []       # dynamic_rnn's initial_state fed by placeholders, flattened as TF nests it
     # where an initial state enters: every layer's cells, the loops
     cell_ops = {n.name for layer in layer_scopes for n in meta.index.cell_nodes(layer[0])[0]}
     # -- the cells' input and output -------------------------------------------------------------------------
@@ -171,6 +172,8 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
                                 "dynamic_rnn is read")
         ends = _loop_ends(g, _loop_scope(g, loops[0]))
         cell_ops.add(f"{_loop_scope(g, loops[0])}/while")
+        if not bidirectional:
+            state = _initial_state(g, _loop_scope(g, loops[0]), loops[0].startswith("fn:"), spec)
         rnn_in, rnn_out, batch_major_in, lengths = ends
         outputs = {rnn_out.name: batch_major_in}     # op -> the sequence's layout (batch-major?)
         if bidirectional:
@@ -288,6 +291,15 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
         notes.append(f"sequence_length: the placeholder {lengths.name}, the model's input "
                      f"{[i.name for i in inputs].index(lengths.name) + 1} of 2: each sequence's outputs are zeros "
                      "from its length on, its state kept (rnn.py dynamic_rnn)")
+    if state:
+        for p in state:
+            inputs.append(ModelInput(p.name, [d if d >= 0 else None for d in p.attrs["shape"]],
+                                     FLOAT_DTYPES[p.attrs.get("dtype", 1)]))
+        order = {n.name: k for k, n in enumerate(g.nodes)}
+        inputs.sort(key=lambda i: order[i.name])
+        notes.append(f"initial_state: the placeholders {', '.join(p.name for p in state)} (dynamic_rnn's "
+                     f"initial_state, {'LSTMStateTuple(c, h)' if spec.cell == 'lstm' else 'h'} a layer), inputs of "
+                     f"the model in the order of the graph's placeholders: {', '.join(i.name for i in inputs)}")
     fed = _other_placeholder(g, {i.name for i in inputs}, cell_ops)
     if fed is not None:
         raise NotUnderstood(f"the cells read the placeholder {fed.name} (an initial state fed by a feed_dict, or an "
@@ -306,8 +318,10 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
     if found is not None:
         rows_op, rows_from_seq = found["rows"], found["rows_from_seq"]
         rec_out = outputs[found["seq"]]
-    nodes.append(Node(spec.name, "Recurrent", {"batch_major_in": batch_major_in, "batch_major_out": rec_out},
-                      args=[x_ref] + ([[lengths.name, 0]] if lengths is not None else []), recurrent=spec.name))
+    nodes.append(Node(spec.name, "Recurrent", {"batch_major_in": batch_major_in, "batch_major_out": rec_out,
+                                               **({"state": "c,h" if spec.cell == "lstm" else "h"} if state else {})},
+                      args=[x_ref] + ([[lengths.name, 0]] if lengths is not None else []),
+                      kwargs={"state": [[p.name, 0] for p in state]} if state else {}, recurrent=spec.name))
     last_ref = [spec.name, 0]
     if found is None:
         if static_steps is not None:
@@ -368,7 +382,7 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
                 raise NotUnderstood(f"the variables of {n.name} are {v.dtype}, the cells' {dtype}")
     graph = GraphSpec("tf", inputs, [tuple(last_ref)], nodes, notes, dtype=dtype)
     graph.source = {"spec": spec, "embedding": table, "batch_major_in": batch_major_in, "static": static_steps,
-                    "lengths": None if lengths is None else lengths.name,
+                    "lengths": None if lengths is None else lengths.name, "state": [p.name for p in state],
                     "rec_out": rec_out, "projection": None if found is None else (w, b),
                     "after": [n.kind for n in nodes if n.kind in ("Softmax", "Unflatten")]}
     return graph, used
@@ -505,6 +519,57 @@ def _bidirectional(g: _Graph, fw, bw) -> Tuple[str, Dict[str, bool]]:
         raise NotUnderstood(f"bidirectional_dynamic_rnn's outputs are not joined by one tf.concat([forward, "
                             f"backward], 2) (the forward output {fw_out.name} feeds {readers})")
     return fw_in, {joins[0].name: batch_major}
+
+
+def _is_zeros(g: _Graph, ref: str) -> bool:
+    """``cell.zero_state`` (rnn_cell_impl.py ``_zero_state_tensors``: ``array_ops.zeros``, a ``Fill`` of 0 or a
+    ``Const`` of zeros)."""
+    node = g.through_identity(ref)
+    if node is None:
+        return False
+    value = node.value if node.op == "Const" else g.const(node.inputs[1]) if node.op == "Fill" and len(node.inputs) == 2 \
+        else None
+    return value is not None and value.dtype.kind in "fiu" and value.size >= 1 and not value.any()
+
+
+def _initial_state(g: _Graph, loop: str, v2: bool, spec) -> List[GraphNode]:
+    """The placeholders dynamic_rnn's ``initial_state`` reads, flattened as ``nest.flatten`` orders the state
+    (MultiRNNCell: layer by layer; LSTMStateTuple: c, then h), or [] when it starts from ``zero_state``.
+    rnn.py ``_dynamic_rnn_loop`` loops over ``(time, output_ta, state)``: in TF 1.x's loop each enters by
+    ``<rnn>/while/Enter_<k>`` after the iteration counter, time and the TensorArray (``Enter_3`` on); a while_v2
+    ``While`` op takes them after its loop counter, maximum iterations, time and the TensorList (inputs 4 on)."""
+    per_layer = 2 if spec.cell == "lstm" else 1
+    n = spec.num_layers * per_layer
+    if v2:
+        loop_op = g.by_name.get(f"{loop}/while")
+        refs = loop_op.inputs[4:4 + n] if loop_op is not None and len(loop_op.inputs) >= 4 + n else None
+    else:
+        enters = [g.by_name.get(f"{loop}/while/Enter_{3 + k}") for k in range(n)]
+        refs = [e.inputs[0] for e in enters if e is not None and e.op == "Enter" and len(e.inputs) == 1]
+        refs = refs if len(refs) == n else None
+    if refs is None:
+        raise NotUnderstood(f"dynamic_rnn's loop {loop!r} does not show its {n} state tensors where rnn.py's loop "
+                            "takes them")
+    nodes = [g.through_identity(r) for r in refs]
+    fed = [p for p in nodes if p is not None and p.op in PLACEHOLDERS]
+    if not fed and all(_is_zeros(g, r) for r in refs):
+        return []
+    if len(fed) != n:
+        odd = next((p for p in nodes if p is None or (p.op not in PLACEHOLDERS and not _is_zeros(g, p.name))), None)
+        raise NotUnderstood(f"dynamic_rnn's initial state is " + (
+            f"{_describe(odd) if odd is not None else 'missing'}, neither zero_state nor a placeholder" if odd is not
+            None else f"fed by placeholders in part ({', '.join(p.name for p in fed)} of {n} tensors)"))
+    hidden, out = spec.hidden_size, spec.proj_size or spec.hidden_size
+    widths = [hidden, out] * spec.num_layers if per_layer == 2 else [hidden] * spec.num_layers
+    for p, width in zip(fed, widths):
+        shape = p.attrs.get("shape")
+        if p.attrs.get("dtype", 1) not in FLOAT_DTYPES or not isinstance(shape, tuple) or len(shape) != 2 \
+                or shape[1] != width:
+            raise NotUnderstood(f"the initial-state placeholder {p.name} is not a float [batch, {width}] tensor "
+                                f"(shape {shape})")
+    if len({p.name for p in fed}) != n:
+        raise NotUnderstood(f"dynamic_rnn's initial state reads one placeholder twice ({', '.join(p.name for p in fed)})")
+    return fed
 
 
 def _other_placeholder(g: _Graph, inputs: set, cell_ops: set) -> Optional[GraphNode]:

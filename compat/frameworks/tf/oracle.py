@@ -199,7 +199,7 @@ def model_inputs(graph, rng: np.random.Generator):
     """The model's input at the placeholder's static shape (where it has one): token ids within the embedding's
     vocabulary, or a float sequence uniform in [-1.5, 1.5)."""
     src = graph.source
-    inp = next(i for i in graph.inputs if i.name != src["lengths"])
+    inp = next(i for i in graph.inputs if i.name != src["lengths"] and i.name not in src["state"])
     default = [BATCH, STEPS] if src["batch_major_in"] else [STEPS, BATCH]
     shape = [default[k] if d is None and k < 2 else d for k, d in enumerate(inp.shape)]
     if shape[-1] is None:
@@ -208,13 +208,17 @@ def model_inputs(graph, rng: np.random.Generator):
         x = rng.integers(0, src["embedding"].shape[0], shape).astype(np.int64)
     else:
         x = rng.uniform(-1.5, 1.5, shape).astype(inp.dtype)
-    if src["lengths"] is None:
-        return [x]
-    # sequence_length: every length from 1 to the steps, one sequence whole, the others in no order
     batch, steps = (shape[0], shape[1]) if src["batch_major_in"] else (shape[1], shape[0])
-    lengths = rng.integers(1, steps + 1, batch).astype(np.int64)
-    lengths[rng.integers(batch)] = steps
-    return [x if i.name != src["lengths"] else lengths for i in graph.inputs]
+    fed = {inp.name: x}
+    if src["lengths"] is not None:
+        # sequence_length: every length from 1 to the steps, one sequence whole, the others in no order
+        lengths = rng.integers(1, steps + 1, batch).astype(np.int64)
+        lengths[rng.integers(batch)] = steps
+        fed[src["lengths"]] = lengths
+    for i in graph.inputs:      # the initial state's placeholders
+        if i.name not in fed:
+            fed[i.name] = rng.uniform(-0.5, 0.5, [batch, i.shape[1]]).astype(i.dtype)
+    return [fed[i.name] for i in graph.inputs]
 
 
 def model_outputs(graph, inputs):
@@ -227,14 +231,20 @@ def model_outputs(graph, inputs):
     spec = src["spec"]
     n = spec.num_layers * (2 if spec.direction == "bidirectional" else 1)
 
+    names = [i.name for i in graph.inputs]
+    # dynamic_rnn's initial_state placeholders, flattened as TF nests the state (c, h a layer for an LSTM)
+    state = [_f64(inputs[names.index(p)]) for p in src["state"]]
+
     def cells(x, lengths=None):
         B = x.shape[1]
-        case = Case(x=x, h0=np.zeros((n, B, spec.proj_size or spec.hidden_size)), c0=np.zeros((n, B, spec.hidden_size)),
-                    lengths=lengths)
-        return oracle(spec, case)[0]
+        h0, c0 = np.zeros((n, B, spec.proj_size or spec.hidden_size)), np.zeros((n, B, spec.hidden_size))
+        if state and spec.cell == "lstm":
+            h0, c0 = np.stack(state[1::2]), np.stack(state[0::2])
+        elif state:
+            h0 = np.stack(state)
+        return oracle(spec, Case(x=x, h0=h0, c0=c0, lengths=lengths))[0]
 
-    names = [i.name for i in graph.inputs]
-    x = inputs[next(k for k, name in enumerate(names) if name != src["lengths"])]
+    x = inputs[next(k for k, name in enumerate(names) if name != src["lengths"] and name not in src["state"])]
     lengths = None if src["lengths"] is None else inputs[names.index(src["lengths"])]
     projection = None if src["projection"] is None else tuple(_f64(a) for a in src["projection"])
     return [language_model(x, cells, embedding=_f64(src["embedding"]), batch_major_in=src["batch_major_in"],
