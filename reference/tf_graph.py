@@ -22,7 +22,8 @@ from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
-# run_cells(x [T, B, in], lengths [B] or None) -> outputs [T, B, out]: the cells from zero states, time-major
+# run_cells(x [T, B, in], lengths [B] or None) -> outputs [T, B, out]: the cells from their initial state (zeros, or
+# dynamic_rnn's initial_state as fed), time-major
 Cells = Callable[[np.ndarray, Optional[np.ndarray]], np.ndarray]
 
 

@@ -14,7 +14,8 @@ build them (TF 1.x python/ops/embedding_ops.py, rnn.py, nn_ops.py, layers/core.p
   with ``sequence_length`` when ``<rnn>/sequence_length`` reads an integer placeholder (the model's second
   input, in the graph's placeholder order), by ``bidirectional_dynamic_rnn`` (two such loops, the backward one
   on the input reversed by ``ReverseSequence`` / ``ReverseV2``, its output reversed back, the two joined by
-  ``tf.concat([fw, bw], 2)``), or by
+  ``tf.concat([fw, bw], 2)``), from zero states or, for ``dynamic_rnn``, an ``initial_state`` of placeholders (more
+  inputs of the model, in the graph's placeholder order), or by
   ``static_rnn`` over ``tf.unstack(inputs, axis=1)`` (``Unpack``), or ptb_word_lm.py's own unrolled loop
   ``cell(inputs[:, time_step, :], state)`` (a ``StridedSlice`` per step), its step outputs joined by
   ``tf.concat(outputs, 1)`` (``ConcatV2``) or ``tf.stack`` (``Pack``), from zero states;
