@@ -5,7 +5,7 @@
 | kind | TF ops (tensorflow/python/ops) | module |
 | --- | --- | --- |
 | ``Embedding`` | ``embedding_ops.embedding_lookup(params, ids)``: ``GatherV2`` / ``ResourceGather`` rows of the table | ``torch.nn.Embedding`` |
-| ``Recurrent`` | the cells under ``static_rnn`` / ``dynamic_rnn`` / ``bidirectional_dynamic_rnn`` (rnn.py, the two directions' outputs joined by ``concat(outputs, 2)``), from zero states, with ``sequence_length`` when the graph feeds it | the converted recurrent module (``lengths=`` the lengths input), its output sequence in the layout the graph hands on |
+| ``Recurrent`` | the cells under ``static_rnn`` / ``dynamic_rnn`` / ``bidirectional_dynamic_rnn`` (rnn.py, the two directions' outputs joined by ``concat(outputs, 2)``), from zero states or dynamic_rnn's fed ``initial_state``, with ``sequence_length`` when the graph feeds it | the converted recurrent module (``lengths=`` the lengths input), its output sequence in the layout the graph hands on |
 | ``Rows`` | ``array_ops.reshape(x, [-1, size])`` of a ``[B, T, size]`` (``[T, B, size]``) sequence | ``x.reshape(-1, size)`` |
 | ``Dense`` | ``nn_ops.xw_plus_b``, ``math_ops.matmul(x, w) + b``, ``tf.layers.dense`` (``MatMul`` + ``BiasAdd`` / ``Add``) | ``torch.nn.Linear`` (weight = w transposed) |
 | ``Softmax`` | ``nn_ops.softmax`` on the last axis | ``torch.nn.Softmax(dim=-1)`` |
@@ -58,7 +58,9 @@ def kind(name: str, inputs=("ref",), recurrent: bool = False, keywords=None):
 
 
 class TFRecurrent(nn.Module):
-    """The converted cells as the graph runs them: from zero states, the output sequence only; with ``lengths``
+    """The converted cells as the graph runs them: from zero states (or ``state``, dynamic_rnn's ``initial_state`` as
+    the graph's placeholders flatten it; ``state`` says ``"c,h"`` a layer or ``"h"``), the output sequence only; with
+    ``lengths``
     (dynamic_rnn's ``sequence_length``) each sequence's outputs are zeros past its length, as the module's
     ``lengths=`` gives them (a bidirectional module's backward direction reads each sequence's valid steps
     reversed, as bidirectional_dynamic_rnn's ``reverse_sequence`` does).
@@ -188,7 +190,7 @@ class RecurrentKind:
                 lines.append(f"{out} = nn.utils.rnn.pack_padded_sequence({x}, {n}_steps.clamp(min=1).cpu(), "
                              f"batch_first={first}, enforce_sorted=False)")
                 lines.append(f"{out} = nn.utils.rnn.pad_packed_sequence({e.self}({out}{hx})[0], batch_first={first}, "
-                             f"total_length={x}.shape[{t}])[0]  # from zero states")
+                             f"total_length={x}.shape[{t}])[0]" + ("" if hx else "  # from zero states"))
             else:
                 lines.append(f"{out} = {e.self}({x}{hx or ', None'}, lengths={n}_steps)[0]")
             lines.append(f"{out} = torch.where((torch.arange({x}.shape[{t}], device={x}.device)[None, :] < "
