@@ -381,10 +381,14 @@ def _with_graph(monkeypatch, name, change):
      "reads one placeholder twice (state_c0, state_h0, state_c1, state_h0)"),
     ("whole_initial_state", lambda n: n["state_c1"].attrs.__setitem__("shape", (3, 7)),
      "the initial-state placeholder state_c1 is not a float [batch, 5] tensor (shape (3, 7))"),
+    ("whole_bidirectional", lambda n: n["Model/bidirectional_rnn/bw/bw/BasicLSTMCellZeroState/zeros/Const"]
+     .__setattr__("value", np.array(0.5, np.float32)), "dynamic_rnn's initial state is Fill "
+     "(Model/bidirectional_rnn/bw/bw/BasicLSTMCellZeroState/zeros), neither zero_state nor a placeholder"),
     ("whole_initial_state_v2", lambda n: n["Model/rnn/while"].inputs.__setitem__(5, "Model/rnn/zeros"),
      "fed by placeholders in part (state_c0 of 2 tensors)"),
     ("whole_bidirectional", lambda n: n["Model/bidirectional_rnn/bw/bw/BasicLSTMCellZeroState/zeros_1"].__setattr__(
-        "op", "PlaceholderWithDefault"), "the cells read the placeholder Model/bidirectional_rnn/bw/bw/BasicLSTMCellZeroState"),
+        "op", "PlaceholderWithDefault"),
+     "fed by placeholders in part (Model/bidirectional_rnn/bw/bw/BasicLSTMCellZeroState/zeros_1 of 2 tensors)"),
 ])
 def test_a_graph_off_the_patterns_is_named_not_guessed(tmp_path, monkeypatch, name, change, said):
     from compat.convert import discover

@@ -184,6 +184,11 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
                                     "bidirectional_dynamic_rnn runs them in one")
             rnn_in, outputs = _bidirectional(g, ends, _loop_ends(g, _loop_scope(g, bw_loops[0])))
             cell_ops |= {n.name for n in meta.index.cell_nodes(layer_scopes[0][1])[0]}
+            for loop in (loops[0], bw_loops[0]):   # initial_state_fw / _bw: zero_state only
+                fed = _initial_state(g, _loop_scope(g, loop), loop.startswith("fn:"), spec)
+                if fed:
+                    raise NotUnderstood(f"bidirectional_dynamic_rnn's initial state is fed by placeholders "
+                                        f"({', '.join(p.name for p in fed)}), which this reader does not take as inputs")
             cell_ops.add(f"{_loop_scope(g, bw_loops[0])}/while")
             how = (f"bidirectional_dynamic_rnn (the forward loop {_loop_scope(g, loops[0])}, the backward loop "
                    f"{_loop_scope(g, bw_loops[0])} on the reversed sequence, reversed back), their outputs joined by "
