@@ -369,9 +369,10 @@ def _with_graph(monkeypatch, name, change):
      "not joined by one tf.concat([forward, backward], 2)"),
     ("whole_bidirectional", lambda n: n["Model/concat"].inputs.reverse(),
      "not joined by one tf.concat([forward, backward], 2)"),
-    # an initial state fed by a placeholder (ptb_word_lm.py feeds initial_state): the model runs from zeros
+    # the first step's state partly zero_state, partly a placeholder
     ("whole_ptb_word_lm", lambda n: n["Model/MultiRNNCellZeroState/BasicLSTMCellZeroState_1/zeros_1"].__setattr__(
-        "op", "Placeholder"), "the cells read the placeholder Model/MultiRNNCellZeroState/BasicLSTMCellZeroState_1/zeros_1"),
+        "op", "Placeholder"), "the unrolled loop's initial state is fed by placeholders in part "
+     "(Model/MultiRNNCellZeroState/BasicLSTMCellZeroState_1/zeros_1 of 4 tensors)"),
     ("whole_while_v2", lambda n: n["Model/rnn/BasicLSTMCellZeroState/zeros"].__setattr__("op", "Placeholder"),
      "dynamic_rnn's initial state is fed by placeholders in part (Model/rnn/BasicLSTMCellZeroState/zeros of 2"),
     ("whole_ptb_dynamic", lambda n: n["Model/rnn/MultiRNNCellZeroState/BasicLSTMCellZeroState_1/zeros/Const"]

@@ -197,7 +197,7 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
             how = f"dynamic_rnn ({_loop_scope(g, loops[0])}" + (", a TF 2 while_v2 loop" if loops[0].startswith("fn:")
                                                                else "") + ")"
         notes.append(f"cells: {spec.name} run by {how}, {'batch' if batch_major_in else 'time'}-major, "
-                     "from zero states")
+                     f"from {'the initial state' if state else 'zero states'}")
         static_steps = None
     elif bidirectional:
         raise NotUnderstood(f"the bidirectional cells {spec.name} run outside a loop (static_bidirectional_rnn), "
@@ -239,8 +239,11 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
                 outputs[n.name] = a in (1, -1)
             elif n.op == "Pack" and a in (0, 1, -2, -3):
                 outputs[n.name] = a in (1, -2)
+        state = _first_step_state(g, [(layer[0], meta.index.cell_nodes(layer[0])[0]) for layer in layer_scopes],
+                                  spec, "static_rnn's" if how.startswith("static_rnn") else "the unrolled loop's")
         notes.append(f"cells: {spec.name} run by {how}: {'batch' if batch_major_in else 'time'}-major, "
-                     f"{static_steps} steps, from zero states; the module runs any number of steps")
+                     f"{static_steps} steps, from {'the initial state' if state else 'zero states'}; the module runs "
+                     "any number of steps")
     # -- the input side ------------------------------------------------------------------------------------
     src = g.through_identity(rnn_in)
     if src is None:
@@ -303,8 +306,9 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
                                      FLOAT_DTYPES[p.attrs.get("dtype", 1)]))
         order = {n.name: k for k, n in enumerate(g.nodes)}
         inputs.sort(key=lambda i: order[i.name])
-        notes.append(f"initial_state: the placeholders {', '.join(p.name for p in state)} (dynamic_rnn's "
-                     f"initial_state, {'LSTMStateTuple(c, h)' if spec.cell == 'lstm' else 'h'} a layer), inputs of "
+        notes.append(f"initial_state: the placeholders {', '.join(p.name for p in state)} "
+                     f"(the state the cells' first step reads, "
+                     f"{'LSTMStateTuple(c, h)' if spec.cell == 'lstm' else 'h'} a layer), inputs of "
                      f"the model in the order of the graph's placeholders: {', '.join(i.name for i in inputs)}")
     fed = _other_placeholder(g, {i.name for i in inputs}, cell_ops)
     if fed is not None:
@@ -539,13 +543,11 @@ def _is_zeros(g: _Graph, ref: str) -> bool:
 
 
 def _initial_state(g: _Graph, loop: str, v2: bool, spec) -> List[GraphNode]:
-    """The placeholders dynamic_rnn's ``initial_state`` reads, flattened as ``nest.flatten`` orders the state
-    (MultiRNNCell: layer by layer; LSTMStateTuple: c, then h), or [] when it starts from ``zero_state``.
+    """The placeholders dynamic_rnn's ``initial_state`` reads (:func:`_start_state`), or [] for ``zero_state``.
     rnn.py ``_dynamic_rnn_loop`` loops over ``(time, output_ta, state)``: in TF 1.x's loop each enters by
     ``<rnn>/while/Enter_<k>`` after the iteration counter, time and the TensorArray (``Enter_3`` on); a while_v2
     ``While`` op takes them after its loop counter, maximum iterations, time and the TensorList (inputs 4 on)."""
-    per_layer = 2 if spec.cell == "lstm" else 1
-    n = spec.num_layers * per_layer
+    n = spec.num_layers * (2 if spec.cell == "lstm" else 1)
     if v2:
         loop_op = g.by_name.get(f"{loop}/while")
         refs = loop_op.inputs[4:4 + n] if loop_op is not None and len(loop_op.inputs) >= 4 + n else None
@@ -556,15 +558,33 @@ def _initial_state(g: _Graph, loop: str, v2: bool, spec) -> List[GraphNode]:
     if refs is None:
         raise NotUnderstood(f"dynamic_rnn's loop {loop!r} does not show its {n} state tensors where rnn.py's loop "
                             "takes them")
+    return _start_state(g, refs, spec, "dynamic_rnn's")
+
+
+def _start_state(g: _Graph, refs: Sequence[str], spec, who: str) -> List[GraphNode]:
+    """The one rule for where the cells' first step reads its state from, ``refs`` flattened as ``nest.flatten``
+    orders the state (MultiRNNCell: layer by layer; LSTMStateTuple: c, then h): [] for ``zero_state`` (every
+    tensor zeros, whatever their number: an LSTM cell with ``state_is_tuple=False`` reads one [batch, 2 * units]
+    zeros), the placeholders in order when every tensor is a float [batch, width] placeholder (the model's
+    inputs), and otherwise NotUnderstood naming the op (a constant, a variable, ``tf.ones``, a learned state
+    ``tf.tile(var, ...)``: starting from zeros instead would be silent garbage)."""
+    per_layer = 2 if spec.cell == "lstm" else 1
+    n = spec.num_layers * per_layer
     nodes = [g.through_identity(r) for r in refs]
     fed = [p for p in nodes if p is not None and p.op in PLACEHOLDERS]
-    if not fed and all(_is_zeros(g, r) for r in refs):
+    if not fed and refs and all(_is_zeros(g, r) for r in refs):
         return []
+    odd = next((p for p in nodes if p is None or (p.op not in PLACEHOLDERS and not _is_zeros(g, p.name))), None)
+    if odd is not None or not refs:
+        raise NotUnderstood(f"{who} initial state is " + (f"{_describe(odd)}, neither zero_state nor a placeholder"
+                                                          if odd is not None else "missing"))
+    if len(fed) != len(refs):
+        raise NotUnderstood(f"{who} initial state is fed by placeholders in part ({', '.join(p.name for p in fed)} "
+                            f"of {len(refs)} tensors)")
     if len(fed) != n:
-        odd = next((p for p in nodes if p is None or (p.op not in PLACEHOLDERS and not _is_zeros(g, p.name))), None)
-        raise NotUnderstood(f"dynamic_rnn's initial state is " + (
-            f"{_describe(odd) if odd is not None else 'missing'}, neither zero_state nor a placeholder" if odd is not
-            None else f"fed by placeholders in part ({', '.join(p.name for p in fed)} of {n} tensors)"))
+        raise NotUnderstood(f"{who} initial state is {len(fed)} placeholder(s) ({', '.join(p.name for p in fed)}) "
+                            f"for {n} state tensors ({'c and h' if per_layer == 2 else 'h'} a layer): a state "
+                            "concatenated in one tensor (state_is_tuple=False) is not taken as an input")
     hidden, out = spec.hidden_size, spec.proj_size or spec.hidden_size
     widths = [hidden, out] * spec.num_layers if per_layer == 2 else [hidden] * spec.num_layers
     for p, width in zip(fed, widths):
@@ -574,8 +594,65 @@ def _initial_state(g: _Graph, loop: str, v2: bool, spec) -> List[GraphNode]:
             raise NotUnderstood(f"the initial-state placeholder {p.name} is not a float [batch, {width}] tensor "
                                 f"(shape {shape})")
     if len({p.name for p in fed}) != n:
-        raise NotUnderstood(f"dynamic_rnn's initial state reads one placeholder twice ({', '.join(p.name for p in fed)})")
+        raise NotUnderstood(f"{who} initial state reads one placeholder twice ({', '.join(p.name for p in fed)})")
     return fed
+
+
+def _first_step_state(g: _Graph, layers: List[Tuple[str, List[GraphNode]]], spec, who: str) -> List[GraphNode]:
+    """Where static_rnn's / an unrolled loop's first step reads its state (:func:`_start_state` decides).
+
+    rnn.py ``static_rnn`` passes ``initial_state`` (or ``cell.zero_state(batch_size, dtype)``) to the call of
+    step 0 and each step's new state to the next; ptb_word_lm.py's loop does the same by hand. Each layer's
+    cells (``layers``: (the variables' scope, every step's ops) of one layer, MultiRNNCell's ``cell_<k>``) read that state
+    through ops of their own scope (rnn_cell_impl.py): BasicLSTMCell / LSTMCell ``c, h = state`` (tuple), or a
+    ``split`` / ``slice`` of the one tensor (``state_is_tuple=False``); ``concat([inputs, h], 1)`` then the
+    kernel's matmul, ``c`` into the forget gate's multiply (and the peepholes); GRUCell and BasicRNNCell
+    ``concat([inputs, state], 1)`` (GRUCell's ``r * state``, ``u * state`` too). So the state tensors are what
+    a layer's ops read from outside every layer's cells, other than its own variables' reads and the cell's input
+    (the first operand of its ``concat``: the step of the sequence, or the layer below, dropout and all), and
+    that depend on no cell op (the later steps' states come from the cells; MAX_TRACE bounds the search). An
+    LSTMStateTuple's ``h`` is the one in a ``concat``, ``c`` the other."""
+    cells = {n.name for _, layer in layers for n in layer}
+    refs: List[str] = []
+    for scope, layer in layers:
+        found: List[str] = []
+        h_refs = set()
+        for n in layer:
+            for k, i in enumerate(n.inputs):
+                if i.startswith("^") or _base(i) in cells or (g.variable(i) or "").startswith(scope + "/"):
+                    continue
+                if n.op == "ConcatV2" and k == 0:      # concat([inputs, h], 1): the cell's input
+                    continue
+                if _reaches(g, i, cells):
+                    continue
+                if i not in found:
+                    found.append(i)
+                if n.op == "ConcatV2" and k == 1:
+                    h_refs.add(i)
+        if spec.cell == "lstm" and len(found) == 2:
+            h = [r for r in found if r in h_refs]
+            if len(h) != 1:
+                raise NotUnderstood(f"{who} first step reads {', '.join(found)} as its state, but not one of them "
+                                    "as h (the concat with the input rnn_cell_impl.py's LSTM cells build)")
+            found = [r for r in found if r not in h_refs] + h      # c, then h
+        refs += found
+    return _start_state(g, refs, spec, who)
+
+
+def _reaches(g: _Graph, ref: str, targets: set) -> bool:
+    """Whether ``ref`` is computed from an op in ``targets``, within a bounded search of what it reads."""
+    seen, todo = set(), [_base(ref)]
+    while todo and len(seen) < MAX_TRACE * 4:
+        name = todo.pop()
+        if name in targets:
+            return True
+        if name in seen:
+            continue
+        seen.add(name)
+        node = g.by_name.get(name)
+        if node is not None:
+            todo += [_base(i.lstrip("^")) for i in node.inputs]
+    return False
 
 
 def _other_placeholder(g: _Graph, inputs: set, cell_ops: set) -> Optional[GraphNode]:
