@@ -135,13 +135,15 @@ def main(argv=None) -> None:
     record("static_rnn", lambda: rnn_cell.LSTMCell(4, forget_bias=0.4, cell_clip=0.9), time_major=True, static=True,
            settings={"forget_bias": 0.4, "cell_clip": 0.9, "activation": "tanh"})
     def record_whole(name, *, rnn, cell, projection, time_major=False, resource=True, between=None, softmax=False,
-                     float_input=False, lengths=False, control_flow_v2=False, state_layers=0):
+                     float_input=False, lengths=False, control_flow_v2=False, state_layers=0, constant_state=False):
         """A ptb_word_lm.py-style language model: ids -> embedding -> cells -> [-1, size] -> projection.
         ``lengths``: dynamic_rnn's sequence_length fed by a placeholder ``lengths`` [batch];
         ``rnn="bidirectional"``: bidirectional_dynamic_rnn(cell(), cell(), ...) with its two outputs joined by
         ``tf.concat(outputs, 2)``; ``control_flow_v2``: the loop as TF 2's while_v2 builds it; ``state_layers``:
         dynamic_rnn's ``initial_state`` fed by placeholders, one LSTMStateTuple(c, h) a layer (``state_c<k>``,
-        ``state_h<k>``), as a team feeds the last batch's final state."""
+        ``state_h<k>``), as a team feeds the last batch's final state (static_rnn's ``initial_state`` and the
+        unrolled loop's first ``state`` likewise); ``constant_state``: one LSTMStateTuple of non-zero constants
+        (``initial_c``, ``initial_h``) as the state the cells start from."""
         (v1.enable_control_flow_v2 if control_flow_v2 else v1.disable_control_flow_v2)()
         (v1.enable_resource_variables if resource else v1.disable_resource_variables)()
         width = 2 * HIDDEN if rnn == "bidirectional" else HIDDEN
@@ -159,6 +161,10 @@ def main(argv=None) -> None:
                              for k in range(state_layers))
             state_flat = [t for pair in state_in for t in pair]
             state_in = None if not state_in else state_in[0] if state_layers == 1 else state_in   # one cell: (c, h)
+            if constant_state:
+                start = rng.uniform(-0.8, 0.8, [2, B, HIDDEN]).astype(np.float32)
+                state_in = rnn_cell.LSTMStateTuple(tf.constant(start[0], name="initial_c"),
+                                                   tf.constant(start[1], name="initial_h"))
             with v1.variable_scope("Model"):
                 if float_input:
                     inputs = ids
@@ -167,7 +173,7 @@ def main(argv=None) -> None:
                     inputs = tf.nn.embedding_lookup(embedding, ids)
                 if rnn == "unrolled":   # ptb_word_lm.py's _build_rnn_graph_lstm: its own loop under "RNN"
                     c = cell()
-                    state = c.zero_state(B, tf.float32)
+                    state = c.zero_state(B, tf.float32) if state_in is None else state_in
                     outputs = []
                     with v1.variable_scope("RNN"):
                         for time_step in range(T):
@@ -179,7 +185,7 @@ def main(argv=None) -> None:
                     rnn_out = tf.stack(outputs, axis=1)
                 elif rnn == "static":   # ptb_word_lm.py's alternative: static_rnn over tf.unstack(inputs, axis=1)
                     steps = tf.unstack(inputs, num=T, axis=1)
-                    outputs, _ = v1.nn.static_rnn(cell(), steps, dtype=tf.float32)
+                    outputs, _ = v1.nn.static_rnn(cell(), steps, initial_state=state_in, dtype=tf.float32)
                     output = tf.reshape(tf.concat(outputs, 1), [-1, HIDDEN])
                     rnn_out = tf.stack(outputs, axis=1)
                 elif rnn == "bidirectional":
@@ -229,14 +235,17 @@ def main(argv=None) -> None:
             arrays[f"{name}/lengths"] = np.array(WHOLE_LENGTHS, np.int32)
         if state_layers:    # c0, h0, c1, h1, ... as fed
             arrays[f"{name}/state"] = np.stack(states)
+        if constant_state:  # c, h the cells start from
+            arrays[f"{name}/state"] = start
         arrays[f"{name}/out"] = got
         arrays[f"{name}/rnn"] = got_rnn
         arrays[f"{name}/config"] = np.array(json.dumps({
             "checkpoint": f"{name}/model.ckpt", "time_major": time_major, "rnn": rnn, "projection": projection,
-            "softmax": softmax, "resource_variables": resource, "whole": between is None,
+            "softmax": softmax, "resource_variables": resource, "whole": between is None and not constant_state,
             "between": None if between is None else "Abs", "float_input": float_input,
             "lengths": lengths, "control_flow_v2": control_flow_v2,
-            "state": [f"state_{ch}{k}" for k in range(state_layers) for ch in "ch"]}))
+            "state": [f"state_{ch}{k}" for k in range(state_layers) for ch in "ch"],
+            **({"constant_state": True} if constant_state else {})}))
         print(name, {k: v.shape for k, v in arrays.items() if k.startswith(name + "/") and k != f"{name}/config"})
 
     lstm = rnn_cell.BasicLSTMCell
@@ -266,6 +275,13 @@ def main(argv=None) -> None:
                  cell=lambda: rnn_cell.MultiRNNCell([lstm(HIDDEN, forget_bias=0.0), lstm(HIDDEN, forget_bias=0.0)]))
     record_whole("whole_initial_state_v2", rnn="dynamic", projection="matmul_add", state_layers=1, lengths=True,
                  control_flow_v2=True, cell=lambda: lstm(HIDDEN, forget_bias=1.0))
+    # the state static_rnn's / the unrolled loop's first step reads: a non-zero constant (refused by name, the cells
+    # convert alone), placeholders (inputs of the model), zero_state of a GRUCell
+    record_whole("whole_static_constant_state", rnn="static", projection="xw_plus_b", resource=False,
+                 constant_state=True, cell=lambda: lstm(HIDDEN, forget_bias=0.0))
+    record_whole("whole_static_initial_state", rnn="static", projection="xw_plus_b", resource=False, state_layers=2,
+                 cell=lambda: rnn_cell.MultiRNNCell([lstm(HIDDEN, forget_bias=0.0), lstm(HIDDEN, forget_bias=0.0)]))
+    record_whole("whole_unrolled_gru", rnn="unrolled", projection="matmul_add", cell=lambda: rnn_cell.GRUCell(HIDDEN))
     write_expected(out, arrays)
 
 

@@ -156,7 +156,11 @@ def test_the_recordings_cover_the_patterns():
     assert any(c["softmax"] for c in configs.values()) and any(c["time_major"] for c in configs.values())
     assert any(c["float_input"] for c in configs.values())
     assert {c["resource_variables"] for c in configs.values()} == {True, False}
-    assert [n for n, c in configs.items() if not c["whole"]] == ["whole_unrecognised_op"]
+    # the state static_rnn / an unrolled loop starts from: zero_state (LSTM, GRU), placeholders, a constant
+    assert {c["rnn"] for c in configs.values() if c.get("state")} == {"dynamic", "static"}
+    assert any(c["rnn"] == "unrolled" and "GRU" in open(GOLDEN / n / "model.ckpt.meta", "rb").read().decode("latin-1")
+               for n, c in configs.items())
+    assert [n for n, c in configs.items() if not c["whole"]] == ["whole_static_constant_state", "whole_unrecognised_op"]
 
 
 @pytest.mark.parametrize("name", WHOLE_CASES)
@@ -241,6 +245,37 @@ def check_unrecognised(folder, arrays, config, tmp_path):
         convert(ckpt, tmp_path / "whole", model="whole")
 
 
+def test_a_static_rnn_from_a_constant_state_is_refused_by_name_and_the_cells_convert_alone(tmp_path):
+    check_constant_state(GOLDEN, *CASES["whole_static_constant_state"], tmp_path)
+
+
+def check_constant_state(folder, arrays, config, tmp_path):
+    """static_rnn(cell, steps, initial_state=LSTMStateTuple(tf.constant(c), tf.constant(h))): from zeros the whole
+    model would predict otherwise; it is refused naming the constant, and the cells, given that state, are TF's."""
+    from compat.convert import WholeModelError
+
+    ckpt = Path(folder) / config["checkpoint"]
+    c = convert(ckpt, tmp_path / "out")
+    assert c.graph is None
+    assert "static_rnn's initial state is Const (initial_c), neither zero_state nor a placeholder" in c.whole_refused
+    (spec,) = c.specs
+    module = load(tmp_path / "out")[spec.name]
+    table = load_carried(tmp_path / "out")["Model/embedding"]
+    x = table[torch.from_numpy(arrays["ids"].astype(np.int64))]
+    c0, h0 = (torch.from_numpy(s)[None] for s in arrays["state"])
+    if not module.batch_first:     # static_rnn's graph says nothing of the layout to the cells alone
+        x = x.transpose(0, 1)
+    with torch.no_grad():
+        y, _ = module(x, (h0, c0))
+        y_zero, _ = module(x)
+    if not module.batch_first:
+        y, y_zero = y.transpose(0, 1), y_zero.transpose(0, 1)
+    assert_close(y, arrays["rnn"], dtype=torch.float32, msg="cells from the constant state")
+    assert np.abs(y_zero.numpy() - arrays["rnn"]).max() > 1e-2     # zeros would have been silent garbage
+    with pytest.raises(WholeModelError, match=r"Const \(initial_c\)"):
+        convert(ckpt, tmp_path / "whole", model="whole")
+
+
 def test_model_layers_and_a_checkpoint_without_its_graph_convert_the_cells_only(tmp_path):
     ckpt = GOLDEN / "whole_ptb_dynamic" / "model.ckpt"
     c = convert(ckpt, tmp_path / "layers", model="layers")
@@ -261,7 +296,7 @@ def test_cells_only_graphs_have_nothing_to_say_about_a_whole_model(tmp_path):
 
 @pytest.mark.parametrize("name", ["whole_ptb_static", "whole_while_v2", "whole_sequence_length",
                                   "whole_bidirectional", "whole_lengths_time_major", "whole_initial_state",
-                                  "whole_initial_state_v2"])
+                                  "whole_initial_state_v2", "whole_static_initial_state", "whole_unrolled_gru"])
 def test_the_whole_model_written_as_python_predicts_the_same(tmp_path, name):
     import importlib.util
 
