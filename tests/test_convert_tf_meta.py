@@ -425,6 +425,21 @@ def _with_graph(monkeypatch, name, change):
     ("whole_bidirectional", lambda n: n["Model/bidirectional_rnn/bw/bw/BasicLSTMCellZeroState/zeros_1"].__setattr__(
         "op", "PlaceholderWithDefault"),
      "fed by placeholders in part (Model/bidirectional_rnn/bw/bw/BasicLSTMCellZeroState/zeros_1 of 2 tensors)"),
+    # the state static_rnn's / an unrolled loop's first step reads: anything but zero_state or placeholders is named
+    ("whole_unrolled_gru", lambda n: n["Model/GRUCellZeroState/zeros/Const"].__setattr__("value", np.array(1.0, np.float32)),
+     "the unrolled loop's initial state is Fill (Model/GRUCellZeroState/zeros), neither zero_state nor a placeholder"),
+    ("whole_ptb_static", lambda n: n["Model/rnn/rnn/multi_rnn_cell/cell_1/basic_lstm_cell/concat"].inputs.__setitem__(
+        1, "Model/embedding/read"), "static_rnn's initial state is VariableV2 (Model/embedding), neither zero_state"),
+    ("whole_ptb_static", lambda n: n["Model/rnn/MultiRNNCellZeroState/BasicLSTMCellZeroState/zeros"].__setattr__(
+        "op", "Tile"), "static_rnn's initial state is Tile (Model/rnn/MultiRNNCellZeroState/BasicLSTMCellZeroState/"
+     "zeros), neither zero_state nor a placeholder"),
+    ("whole_static_initial_state", lambda n: n["state_h1"].__setattr__("op", "Const"),
+     "static_rnn's initial state is Const (state_h1), neither zero_state nor a placeholder"),
+    ("whole_static_initial_state", lambda n: n["state_c1"].attrs.__setitem__("shape", (3, 7)),
+     "the initial-state placeholder state_c1 is not a float [batch, 5] tensor (shape (3, 7))"),
+    ("whole_static_initial_state", lambda n: n["Model/rnn/rnn/multi_rnn_cell/cell_1/basic_lstm_cell/concat"]
+     .inputs.__setitem__(1, "state_h0"), "static_rnn's initial state reads one placeholder twice "
+     "(state_c0, state_h0, state_c1, state_h0)"),
 ])
 def test_a_graph_off_the_patterns_is_named_not_guessed(tmp_path, monkeypatch, name, change, said):
     from compat.convert import discover
@@ -446,7 +461,8 @@ def test_hostile_graph_changes_give_a_model_a_refusal_or_one_input_error(monkeyp
     junk = [(), (1, 2), -1, 0, 7, True, 1.5, "x", np.array([-1, 5]), np.array([[0]]), np.array(2.5), None]
     outcomes = set()
     for name in ("whole_ptb_word_lm", "whole_ptb_static", "whole_gru_time_major", "whole_dense_softmax",
-                 "whole_while_v2", "whole_sequence_length", "whole_bidirectional", "whole_initial_state_v2"):
+                 "whole_while_v2", "whole_sequence_length", "whole_bidirectional", "whole_initial_state_v2",
+                 "whole_static_initial_state", "whole_unrolled_gru"):
         nodes = real(GOLDEN / CASES[name][1]["checkpoint"].replace("model.ckpt", "model.ckpt.meta"))
         around = [n.name for n in nodes if n.name.startswith("Model/") and "cell" not in n.name
                   and "Initializer" not in n.name]
