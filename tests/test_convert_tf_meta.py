@@ -3,8 +3,9 @@
 and proj_clip, peepholes, a DropoutWrapper, a MultiRNNCell, dynamic_rnn time_major True and False, with and
 without sequence_length, TF 1.x's while loop and TF 2's while_v2, a relu activation), and language models whose
 graph around the cells (embedding lookup, projection, softmax) converts with them as one whole model: among them
-a TF 2 while_v2 loop, dynamic_rnn fed sequence_length by a placeholder (the model's second input) and
-bidirectional_dynamic_rnn with its two outputs concatenated.
+a TF 2 while_v2 loop, dynamic_rnn fed sequence_length by a placeholder (the model's second input),
+bidirectional_dynamic_rnn with its two outputs concatenated, and dynamic_rnn / static_rnn / the unrolled loop
+starting from zero_state, from placeholders (more inputs) or from a constant (refused by name).
 
 Converted with no flag: each setting the recording states is settled from the graph (the table says "from the
 graph" and names the node), and the converted module reproduces TF's outputs and final state on the recorded

@@ -2,7 +2,7 @@
 
 legacy/record_convert_tf_meta.py runs in its own process, building, running and saving every case afresh
 (the cells with their run-time settings, and the language models whose graph around the cells converts
-whole); each is then converted and compared as tests/test_convert_tf_meta.py compares the recordings in
+whole, or is refused by name with the cells converted alone); each is then converted and compared as tests/test_convert_tf_meta.py compares the recordings in
 tests/golden.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.test_convert_tf_meta import cases, check_cells, check_unrecognised, check_whole
+from tests.test_convert_tf_meta import cases, check_cells, check_constant_state, check_unrecognised, check_whole
 
 from .conftest import LEGACY
 
@@ -39,9 +39,12 @@ def test_live_cells_settle_their_settings_from_the_graph(recorded, tmp_path):
 def test_live_language_models_convert_whole(recorded, tmp_path):
     found = cases(recorded)
     names = [n for n in found if n.startswith("whole_") and found[n][1]["whole"]]
-    assert len(names) >= 4 and {"whole_while_v2", "whole_sequence_length", "whole_bidirectional"} <= set(names)
+    assert len(names) >= 4 and {"whole_while_v2", "whole_sequence_length", "whole_bidirectional",
+                                "whole_static_initial_state", "whole_unrolled_gru"} <= set(names)
     for name in names:
         (tmp_path / name).mkdir()
         check_whole(recorded, name, *found[name], tmp_path / name)
     (tmp_path / "unrecognised").mkdir()
     check_unrecognised(recorded, *found["whole_unrecognised_op"], tmp_path / "unrecognised")
+    (tmp_path / "constant_state").mkdir()
+    check_constant_state(recorded, *found["whole_static_constant_state"], tmp_path / "constant_state")

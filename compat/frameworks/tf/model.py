@@ -14,19 +14,21 @@ build them (TF 1.x python/ops/embedding_ops.py, rnn.py, nn_ops.py, layers/core.p
   with ``sequence_length`` when ``<rnn>/sequence_length`` reads an integer placeholder (the model's second
   input, in the graph's placeholder order), by ``bidirectional_dynamic_rnn`` (two such loops, the backward one
   on the input reversed by ``ReverseSequence`` / ``ReverseV2``, its output reversed back, the two joined by
-  ``tf.concat([fw, bw], 2)``), from zero states or, for ``dynamic_rnn``, an ``initial_state`` of placeholders (more
-  inputs of the model, in the graph's placeholder order), or by
+  ``tf.concat([fw, bw], 2)``), or by
   ``static_rnn`` over ``tf.unstack(inputs, axis=1)`` (``Unpack``), or ptb_word_lm.py's own unrolled loop
   ``cell(inputs[:, time_step, :], state)`` (a ``StridedSlice`` per step), its step outputs joined by
-  ``tf.concat(outputs, 1)`` (``ConcatV2``) or ``tf.stack`` (``Pack``), from zero states;
+  ``tf.concat(outputs, 1)`` (``ConcatV2``) or ``tf.stack`` (``Pack``); each from ``zero_state`` or an initial state
+  of placeholders (more inputs of the model, in the graph's placeholder order; not for bidirectional_dynamic_rnn),
+  read where the loop takes it (:func:`_initial_state`, :func:`_first_step_state`) and judged by one rule
+  (:func:`_start_state`): any other starting state is refused by name;
 - the projection: ``tf.reshape(output, [-1, size])`` then ``MatMul`` with a ``[size, vocab]`` variable and
   ``BiasAdd`` / ``Add`` of a ``[vocab]`` variable (``tf.nn.xw_plus_b``, ``tf.matmul(output, softmax_w) +
   softmax_b``, ``tf.layers.dense``; ``fully_connected``'s ``weights`` / ``biases``);
 - then, optionally, ``tf.nn.softmax`` and ``tf.reshape(logits, [batch_size, num_steps, vocab])``.
 
 Anything else on the path from the input to the cells or from the cells to the projection (an op this reader
-does not know, lengths from anything but a placeholder, a placeholder reaching the cells besides the model's
-inputs, such as a fed initial state, two stacks) is named in ``whole_refused``, and the cells convert alone. A graph with no embedding lookup and no projection on a variable is a model of cells only:
+does not know, lengths from anything but a placeholder, a starting state neither zeros nor placeholders, a
+placeholder reaching the cells besides the model's inputs, two stacks) is named in ``whole_refused``, and the cells convert alone. A graph with no embedding lookup and no projection on a variable is a model of cells only:
 nothing to say.
 """
 from __future__ import annotations
