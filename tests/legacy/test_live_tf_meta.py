@@ -2,8 +2,8 @@
 
 legacy/record_convert_tf_meta.py runs in its own process, building, running and saving every case afresh
 (the cells with their run-time settings, and the language models whose graph around the cells converts
-whole, or is refused by name with the cells converted alone); each is then converted and compared as tests/test_convert_tf_meta.py compares the recordings in
-tests/golden.
+whole, or is refused by name with the cells converted alone); each is then converted and compared as
+tests/test_convert_tf_meta.py compares the recordings in tests/golden.
 """
 from __future__ import annotations
 
