@@ -28,7 +28,10 @@ embedding) under ``tf.layers.dense``, a ``dynamic_rnn`` built as TF 2's ``while_
 with ``sequence_length`` fed by a ``lengths`` placeholder, ``bidirectional_dynamic_rnn`` (with those lengths) whose
 two outputs ``tf.concat(outputs, 2)`` joins, a time-major LSTMCell with cell_clip and lengths, dynamic_rnn's ``initial_state`` fed by placeholders (a
 MultiRNNCell in TF 1.x's loop; a BasicLSTMCell with lengths in while_v2), and one graph with an op the converter does not know (``tf.abs``) between
-the cells and the projection. Each records the token ids fed (and the lengths), what the graph returned
+the cells and the projection. Then the state static_rnn's or the unrolled loop's first step reads: a non-zero
+constant LSTMStateTuple (refused whole; its cells are recorded from that state), placeholders fed to static_rnn's
+``initial_state`` (a MultiRNNCell), a GRUCell's ``zero_state`` in the unrolled loop, and a BasicLSTMCell with
+``state_is_tuple=False`` (c and h in one zeros tensor) under static_rnn. Each records the token ids fed (and the lengths), what the graph returned
 (logits or probabilities) and the cells' outputs.
 """
 from __future__ import annotations
@@ -282,6 +285,8 @@ def main(argv=None) -> None:
     record_whole("whole_static_initial_state", rnn="static", projection="xw_plus_b", resource=False, state_layers=2,
                  cell=lambda: rnn_cell.MultiRNNCell([lstm(HIDDEN, forget_bias=0.0), lstm(HIDDEN, forget_bias=0.0)]))
     record_whole("whole_unrolled_gru", rnn="unrolled", projection="matmul_add", cell=lambda: rnn_cell.GRUCell(HIDDEN))
+    record_whole("whole_static_state_not_tuple", rnn="static", projection="matmul_add",   # c and h as one tensor
+                 cell=lambda: lstm(HIDDEN, forget_bias=1.0, state_is_tuple=False))
     write_expected(out, arrays)
 
 

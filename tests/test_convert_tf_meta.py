@@ -159,6 +159,7 @@ def test_the_recordings_cover_the_patterns():
     assert {c["resource_variables"] for c in configs.values()} == {True, False}
     # the state static_rnn / an unrolled loop starts from: zero_state (LSTM, GRU), placeholders, a constant
     assert {c["rnn"] for c in configs.values() if c.get("state")} == {"dynamic", "static"}
+    assert "whole_static_state_not_tuple" in configs        # an LSTM's c and h in one tensor: rnn_cell_impl.py split
     assert any(c["rnn"] == "unrolled" and "GRU" in open(GOLDEN / n / "model.ckpt.meta", "rb").read().decode("latin-1")
                for n, c in configs.items())
     assert [n for n, c in configs.items() if not c["whole"]] == ["whole_static_constant_state", "whole_unrecognised_op"]
@@ -297,7 +298,8 @@ def test_cells_only_graphs_have_nothing_to_say_about_a_whole_model(tmp_path):
 
 @pytest.mark.parametrize("name", ["whole_ptb_static", "whole_while_v2", "whole_sequence_length",
                                   "whole_bidirectional", "whole_lengths_time_major", "whole_initial_state",
-                                  "whole_initial_state_v2", "whole_static_initial_state", "whole_unrolled_gru"])
+                                  "whole_initial_state_v2", "whole_static_initial_state", "whole_unrolled_gru",
+                                  "whole_static_state_not_tuple"])
 def test_the_whole_model_written_as_python_predicts_the_same(tmp_path, name):
     import importlib.util
 
@@ -434,6 +436,9 @@ def _with_graph(monkeypatch, name, change):
     ("whole_ptb_static", lambda n: n["Model/rnn/MultiRNNCellZeroState/BasicLSTMCellZeroState/zeros"].__setattr__(
         "op", "Tile"), "static_rnn's initial state is Tile (Model/rnn/MultiRNNCellZeroState/BasicLSTMCellZeroState/"
      "zeros), neither zero_state nor a placeholder"),
+    ("whole_static_state_not_tuple", lambda n: n["Model/rnn/BasicLSTMCellZeroState/zeros"].__setattr__("op",
+                                                                                                    "Placeholder"),
+     "static_rnn's initial state is 1 placeholder(s) (Model/rnn/BasicLSTMCellZeroState/zeros) for 2 state tensors"),
     ("whole_static_initial_state", lambda n: n["state_h1"].__setattr__("op", "Const"),
      "static_rnn's initial state is Const (state_h1), neither zero_state nor a placeholder"),
     ("whole_static_initial_state", lambda n: n["state_c1"].attrs.__setitem__("shape", (3, 7)),
