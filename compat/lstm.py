@@ -275,7 +275,7 @@ def lstm(x, weights, hx: Optional[State] = None, *,
                                                 gate_order=gate_order))
     return run(cell, layers, x, state, cont=cont, mask=mask, lengths=lengths, batch_first=batch_first,
                direction=direction, dropout=dropout, dropout_placement=dropout_placement, training=training,
-               past_end=past_end, kernel=kernel)
+               past_end=past_end, kernel=kernel, zero_state=hx is None)
 
 
 def which_kernel(x: Tensor, weights, hx: Optional[State] = None, *, cont: Optional[Tensor] = None,
@@ -296,7 +296,7 @@ def which_kernel(x: Tensor, weights, hx: Optional[State] = None, *, cont: Option
                                    kernel, options)
     return plan(cell, layers, x, state, cont=cont, mask=mask, lengths=lengths, batch_first=batch_first,
                 direction=direction, dropout=dropout, dropout_placement=dropout_placement, training=training,
-                past_end=past_end, kernel=kernel)
+                past_end=past_end, kernel=kernel, zero_state=hx is None)
 
 
 # ------------------------------------------------------------------------------------------ the module
