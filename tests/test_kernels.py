@@ -70,6 +70,8 @@ def test_one_cpu_step_with_grad_runs_the_loop():
     hx = (torch.zeros(1, 2, 3), torch.zeros(1, 2, 3))  # a given state, even of zeros: the loop reads it
     choice = which_kernel(torch.randn(1, 2, 2, requires_grad=True), weights(), hx)
     assert choice.name == "loop" and rule_of(choice) == rule("loop", "_one_cpu_step")
+    with pytest.raises(KernelError, match="from no initial state"):
+        lstm(torch.randn(1, 2, 2), weights(), hx, kernel="first")
 
 
 @pytest.mark.parametrize("case", ["peepholes", "named activations", "clip", "input_forget", "quirks", "mask",
