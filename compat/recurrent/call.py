@@ -51,10 +51,12 @@ def restart_steps(cont: Tensor) -> List[int]:
 class Call:
     """What a kernel runs (read-only once built). ``layers``: per layer a tuple of one (or, bidirectional, two)
     weight sets; ``state``: the initial state per layer and direction (the LSTM's ``(h0 [L*D, B, P],
-    c0 [L*D, B, H])``); ``zero_state``: the caller gave none (``state`` holds zeros a kernel need not read). The facts the selection rules read are attributes or computed on first use."""
+    c0 [L*D, B, H])``); ``zero_state``: the caller gave none (``state`` holds zeros a kernel need not read).
+    The facts the selection rules read are attributes or computed on first use."""
 
     __slots__ = ("cell", "layers", "x", "state", "cont", "mask", "lengths", "dropout", "dropout_placement",
-                 "training", "past_end", "zero_state", "steps", "batch", "on_cpu", "_needs_grad", "_mask_lengths", "_restarts")
+                 "training", "past_end", "zero_state", "steps", "batch", "on_cpu", "_needs_grad", "_mask_lengths",
+                 "_restarts")
 
     def __init__(self, cell: Cell, layers: Tuple[tuple, ...], x: Tensor, state: Tuple[Tensor, ...], *,
                  cont: Optional[Tensor] = None, mask: Optional[Tensor] = None, lengths: Optional[Tensor] = None,
