@@ -62,15 +62,16 @@ class _FirstSteps(torch.autograd.Function):
             saved += [s, tg, tc]
         out = h_n[L - 1:].clone()
         ctx.gate_index, ctx.L = gate_index, L
-        ctx.save_for_backward(x, h_n, *saved, *weights[0::4])
+        # h_n and c_n are the caller's to change in place: a lower layer's h is recomputed in backward
+        ctx.save_for_backward(x, *saved, *weights[0::4])
         return out, h_n, c_n
 
     @staticmethod
     def backward(ctx, d_out, d_h_n, d_c_n):
-        x, h_n, *rest = ctx.saved_tensors
+        x, *rest = ctx.saved_tensors
         L = ctx.L
         saved, weights_ih = rest[:3 * L], rest[3 * L:]
-        H = h_n.shape[2]
+        H = saved[1].shape[1]
         bi, bf, bg, bo = (slice(k * H, (k + 1) * H) for k in ctx.gate_index)
         order = sorted(range(4), key=lambda j: ctx.gate_index[j])  # i, f, g, o indices in storage order
         needs = ctx.needs_input_grad
@@ -92,7 +93,11 @@ class _FirstSteps(torch.autograd.Function):
             d_g = _tanh_backward(d_c * si, tg)
             blocks = (d_i, torch.zeros_like(d_i), d_g, d_o)
             dz = torch.cat([blocks[j] for j in order], 1)
-            inp = x if k == 0 else h_n[k - 1]
+            if k == 0:
+                inp = x
+            else:  # the layer below's h, as forward computed it
+                s_below, _, tc_below = saved[3 * k - 3:3 * k]
+                inp = s_below[:, bo] * tc_below
             w_ih = weights_ih[k]
             at = 1 + 4 * k  # this layer's weights among apply's tensor arguments (after gate_index and x)
             if needs[at + 1]:
