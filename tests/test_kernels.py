@@ -353,6 +353,20 @@ def test_first_step_backward_is_the_numerical_gradient():
     assert torch.autograd.gradcheck(f, (x, *leaves))
 
 
+def test_first_step_final_state_may_be_changed_in_place():
+    """h_n and c_n are the caller's: changing them in place leaves the output's gradients as they were."""
+    x = torch.randn(1, 3, 2, dtype=torch.float64)
+    ws = weights(H=3, n_in=2, layers=2, dtype=torch.float64, grad=True, seed=7)
+    leaves = [t for w in ws for t in w if t is not None]
+    out, _ = lstm(x, ws, kernel="first")
+    expected = torch.autograd.grad(out.sum(), leaves)
+    out, (h_n, c_n) = lstm(x, ws, kernel="first")
+    h_n.mul_(2)
+    c_n.zero_()
+    for a, b in zip(torch.autograd.grad(out.sum(), leaves), expected):
+        assert torch.equal(a, b)
+
+
 # ------------------------------------------------------------------- a layout handed over as stored
 @pytest.mark.parametrize("forget_bias", [0.0, 1.0])
 def test_tf_weights_as_stored_run_bit_for_bit_as_converted(forget_bias):
