@@ -43,7 +43,7 @@ class _FirstSteps(torch.autograd.Function):
         L = len(weights) // 4
         H = weights[1].shape[1]
         B = x.shape[0]
-        bi, bf, bg, bo = (slice(k * H, (k + 1) * H) for k in gate_index)
+        bi, _, bg, bo = (slice(k * H, (k + 1) * H) for k in gate_index)
         h_n = x.new_empty(L, B, H)
         c_n = x.new_empty(L, B, H)
         saved = []
@@ -72,7 +72,7 @@ class _FirstSteps(torch.autograd.Function):
         L = ctx.L
         saved, weights_ih = rest[:3 * L], rest[3 * L:]
         H = saved[1].shape[1]
-        bi, bf, bg, bo = (slice(k * H, (k + 1) * H) for k in ctx.gate_index)
+        bi, _, bg, bo = (slice(k * H, (k + 1) * H) for k in ctx.gate_index)
         order = sorted(range(4), key=lambda j: ctx.gate_index[j])  # i, f, g, o indices in storage order
         needs = ctx.needs_input_grad
         grads = [None] * (1 + 4 * L)
