@@ -275,7 +275,7 @@ def lstm(x, weights, hx: Optional[State] = None, *,
                                                 gate_order=gate_order))
     return run(cell, layers, x, state, cont=cont, mask=mask, lengths=lengths, batch_first=batch_first,
                direction=direction, dropout=dropout, dropout_placement=dropout_placement, training=training,
-               past_end=past_end, kernel=kernel)
+               past_end=past_end, kernel=kernel, zero_state=hx is None)
 
 
 def which_kernel(x: Tensor, weights, hx: Optional[State] = None, *, cont: Optional[Tensor] = None,
@@ -296,7 +296,7 @@ def which_kernel(x: Tensor, weights, hx: Optional[State] = None, *, cont: Option
                                    kernel, options)
     return plan(cell, layers, x, state, cont=cont, mask=mask, lengths=lengths, batch_first=batch_first,
                 direction=direction, dropout=dropout, dropout_placement=dropout_placement, training=training,
-                past_end=past_end, kernel=kernel)
+                past_end=past_end, kernel=kernel, zero_state=hx is None)
 
 
 # ------------------------------------------------------------------------------------------ the module
@@ -371,9 +371,12 @@ class LSTM(nn.Module):
             nn.init.uniform_(p, -bound, bound)
 
     def _direction_weights(self, sfx: str) -> LayerWeights:
-        return LayerWeights(getattr(self, "weight_ih" + sfx), getattr(self, "weight_hh" + sfx),
-                            getattr(self, "bias_ih" + sfx, None), getattr(self, "bias_hh" + sfx, None),
-                            getattr(self, "weight_hr" + sfx, None), getattr(self, "peephole" + sfx, None))
+        # the registered parameters read from the module's table (getattr goes through
+        # nn.Module.__getattr__, at every call); anything else by attribute (a parametrization, an absent
+        # weight: None)
+        table = self._parameters
+        return LayerWeights(*[table[n] if n in table else getattr(self, n, None)
+                              for n in [name + sfx for name in LayerWeights._fields]])
 
     def layer_weights(self) -> list:
         """The canonical weights of every layer (the live parameters): LayerWeights, or pairs if bidirectional."""

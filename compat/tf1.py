@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from compat.frameworks.tf.names import KERNEL_BIAS, basic_lstm_cell_variables
-from compat.optim import PerParameterOptimizer
+from compat.optim import FlatSlot, PerParameterOptimizer
 
 
 def global_norm(tensors: Iterable[Optional[Tensor]]) -> Tensor:
@@ -211,6 +211,7 @@ class TFAdagrad(PerParameterOptimizer):
             raise ValueError(f"initial_accumulator_value must be positive: {initial_accumulator_value}")
         super().__init__(params, dict(lr=lr, initial_accumulator_value=initial_accumulator_value),
                          foreach=foreach)
+        self._flat_slots: Dict[int, FlatSlot] = {}  # per param group: the accumulators as one buffer
 
     @staticmethod
     def _accumulator(p, state, group) -> Tensor:
@@ -225,12 +226,16 @@ class TFAdagrad(PerParameterOptimizer):
         p.sub_(grad * _as_float32(group["lr"]) * acc.rsqrt())
 
     def update_group(self, params, grads, states, group):
-        """:meth:`update` over the group's parameters at once (torch._foreach_*, the same operations)."""
-        accs = [self._accumulator(p, s, group) for p, s in zip(params, states)]
-        torch._foreach_add_(accs, torch._foreach_mul(grads, grads))
-        step = torch._foreach_mul(grads, _as_float32(group["lr"]))
-        torch._foreach_mul_(step, torch._foreach_rsqrt(accs))
-        torch._foreach_sub_(params, step)
+        """:meth:`update` over the group's parameters at once, the same operations: the accumulators are
+        views of one flat buffer (:class:`compat.optim.FlatSlot`) and the rule runs on it and on the
+        gradients laid end to end, the step subtracted from each parameter."""
+        slot = self._flat_slots.setdefault(id(group), FlatSlot("accumulator"))
+        acc = slot.buffer(params, states, group["initial_accumulator_value"])
+        g = torch.cat([t.reshape(-1) for t in grads])
+        acc.add_(g * g)
+        step = torch.mul(g, _as_float32(group["lr"]), out=slot.scratch)
+        step.mul_(acc.rsqrt())
+        torch._foreach_sub_(params, slot.scratch_views)
 
 
 # BasicLSTMCell's variable names across TF generations live in the one TF names table.

@@ -58,9 +58,53 @@ def test_one_cpu_step_without_grad_runs_compiled():
     assert choice.name == "compiled" and rule_of(choice) == rule("compiled", "_one_cpu_step_without_grad")
 
 
+def test_one_cpu_step_from_no_state_runs_first():
+    choice = which_kernel(torch.randn(1, 2, 2), weights(grad=True, layers=2))
+    assert choice.name == "first" and rule_of(choice) == rule("first", "_one_cpu_step_from_zero")
+    assert which_kernel(torch.randn(1, 2, 2), weights(grad=True), gate_order="igfo").name == "first"
+    assert which_kernel(torch.randn(1, 2, 2), weights(grad=True), cont=torch.zeros(1, 2)).name == "first"
+    assert which_kernel(torch.randn(3, 2, 2), weights(grad=True)).name == "fused"  # more than one step
+
+
 def test_one_cpu_step_with_grad_runs_the_loop():
-    choice = which_kernel(torch.randn(1, 2, 2, requires_grad=True), weights())
+    hx = (torch.zeros(1, 2, 3), torch.zeros(1, 2, 3))  # a given state, even of zeros: the loop reads it
+    choice = which_kernel(torch.randn(1, 2, 2, requires_grad=True), weights(), hx)
     assert choice.name == "loop" and rule_of(choice) == rule("loop", "_one_cpu_step")
+    with pytest.raises(KernelError, match="from no initial state"):
+        lstm(torch.randn(1, 2, 2), weights(), hx, kernel="first")
+
+
+@pytest.mark.parametrize("case", ["peepholes", "named activations", "clip", "input_forget", "quirks", "mask",
+                                  "lengths", "dropout", "bidirectional", "cont with a gradient"])
+def test_one_step_from_no_state_beyond_the_first_step_kernel_runs_the_loop(case):
+    x = torch.randn(1, 2, 2)
+    kw = {}
+    ws = weights(grad=True, layers=2)
+    if case == "peepholes":
+        ws = weights(grad=True, peephole=lambda H, dtype: torch.zeros(3, H, dtype=dtype))
+    elif case == "named activations":
+        kw["activations"] = ("hard_sigmoid_keras2", "tanh", "tanh")
+    elif case == "clip":
+        kw["preact_clip"] = 1.0
+    elif case == "input_forget":
+        kw["input_forget"] = True
+    elif case == "quirks":
+        kw["preact_grad_clip"] = 0.1
+    elif case == "mask":
+        kw["mask"] = torch.tensor([[1.0, 0.0]])
+    elif case == "lengths":
+        kw["lengths"] = torch.tensor([1, 0])
+    elif case == "dropout":
+        kw.update(dropout=0.5, training=True)
+    elif case == "bidirectional":
+        ws = [(ws[0], weights(grad=True, seed=1)[0])]
+        kw["direction"] = "bidirectional"
+    elif case == "cont with a gradient":
+        kw["cont"] = torch.ones(1, 2, requires_grad=True)
+    choice = which_kernel(x, ws, **kw)
+    assert choice.name == "loop" and rule_of(choice) == rule("loop", "_one_cpu_step")
+    with pytest.raises(KernelError, match="kernel='first' cannot run this call"):
+        which_kernel(x, ws, kernel="first", **kw)
 
 
 @needs_compiler
@@ -244,6 +288,83 @@ def test_unread_padding_gives_the_masked_outputs_at_every_valid_step(T, B, seed)
     assert_close(out * mask.unsqueeze(2), ref * mask.unsqueeze(2))
     with pytest.raises(ValueError, match="past_end"):
         lstm(x, ws, mask=mask, past_end="ignored")
+
+
+# ------------------------------------------------------------------ the first step from no state
+@given(order=st.sampled_from(["".join(p) for p in itertools.permutations("ifgo")]), B=st.integers(1, 4),
+       H=st.integers(1, 5), n_in=st.integers(1, 4), layers=st.integers(1, 3), seed=st.integers(0, 2 ** 31 - 1),
+       dtype=st.sampled_from([torch.float64, torch.float32]), read=st.sampled_from(["all", "output", "state"]),
+       biases=st.sampled_from(["both", "ih", "none"]), cont=st.booleans())
+def test_first_step_equals_the_loop_and_the_oracle(order, B, H, n_in, layers, seed, dtype, read, biases, cont):
+    """One step from no initial state on the first-step kernel: the step loop's output, final state and
+    gradients of the input and every weight (W_hh's and the forget rows' 0 included), whichever of the
+    results the loss reads; the output and state also torch.nn.LSTM's, by the numpy oracle."""
+    from reference import torch_lstm
+
+    note(f"order={order} B={B} H={H} in={n_in} layers={layers} {dtype} read={read} biases={biases}")
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, B, n_in, generator=g, dtype=torch.float64).to(dtype)
+    ws = weights(H=H, n_in=n_in, layers=layers, dtype=torch.float64, seed=seed)
+    drop = {"both": {}, "ih": {"bias_hh": None}, "none": {"bias_ih": None, "bias_hh": None}}[biases]
+    ws = [w._replace(**drop) for w in ws]
+    index = torch.cat([torch.arange(order.index(c) * H, (order.index(c) + 1) * H) for c in "ifgo"])
+    inverse = torch.empty_like(index)
+    inverse[index] = torch.arange(4 * H)
+    stored = [LayerWeights(*[None if t is None else t.index_select(0, inverse).to(dtype) for t in w]) for w in ws]
+    kw = {"gate_order": order}
+    if cont:
+        kw["cont"] = torch.zeros(1, B, dtype=dtype)  # scales the zero state: nothing changes
+    runs = {}
+    for name in ("first", "loop"):
+        leaf = x.clone().requires_grad_()
+        params = [LayerWeights(*[None if t is None else t.clone().requires_grad_() for t in w]) for w in stored]
+        out, (h_n, c_n) = lstm(leaf, params, kernel=name, **kw)
+        up = torch.Generator().manual_seed(seed + 1)
+        read_now = {"all": (out, h_n, c_n), "output": (out,), "state": (h_n, c_n)}[read]
+        total = sum((t * torch.randn(t.shape, generator=up, dtype=torch.float64).to(dtype)).sum() for t in read_now)
+        grads = torch.autograd.grad(total, [leaf] + [t for w in params for t in w if t is not None])
+        runs[name] = [out, h_n, c_n, *grads]
+    for k, (a, b) in enumerate(zip(runs["first"], runs["loop"])):
+        assert_close(a, b, msg=f"first vs loop, result {k}")
+    n = sum(t is not None for t in stored[0])
+    for k in range(layers):
+        assert not runs["first"][4 + k * n + 1].any()  # W_hh: dz^T h_prev with h_prev = 0
+        rows = slice(order.index("f") * H, (order.index("f") + 1) * H)
+        assert not runs["first"][4 + k * n][rows].any()  # the forget gate's rows of W_ih
+    oracle = [{name: getattr(w, name).double().numpy() for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+               if getattr(w, name) is not None} for w in ws]
+    ref_out, (ref_h, ref_c) = torch_lstm.lstm(x.double().numpy(), oracle)
+    for a, b in ((runs["first"][0], ref_out), (runs["first"][1], ref_h), (runs["first"][2], ref_c)):
+        assert_close(a, torch.from_numpy(b).to(dtype), msg="first vs oracle")
+
+
+def test_first_step_backward_is_the_numerical_gradient():
+    """The hand-written backward against finite differences (float64), every input and weight."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(1, 3, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    ws = weights(H=3, n_in=2, layers=2, dtype=torch.float64, grad=True, seed=5)
+    leaves = [t for w in ws for t in w if t is not None]
+
+    def f(x, *flat):
+        layers = [LayerWeights(*flat[4 * k:4 * k + 4]) for k in range(2)]
+        out, (h_n, c_n) = lstm(x, layers, kernel="first")
+        return out, h_n, c_n
+
+    assert torch.autograd.gradcheck(f, (x, *leaves))
+
+
+def test_first_step_final_state_may_be_changed_in_place():
+    """h_n and c_n are the caller's: changing them in place leaves the output's gradients as they were."""
+    x = torch.randn(1, 3, 2, dtype=torch.float64)
+    ws = weights(H=3, n_in=2, layers=2, dtype=torch.float64, grad=True, seed=7)
+    leaves = [t for w in ws for t in w if t is not None]
+    out, _ = lstm(x, ws, kernel="first")
+    expected = torch.autograd.grad(out.sum(), leaves)
+    out, (h_n, c_n) = lstm(x, ws, kernel="first")
+    h_n.mul_(2)
+    c_n.zero_()
+    for a, b in zip(torch.autograd.grad(out.sum(), leaves), expected):
+        assert torch.equal(a, b)
 
 
 # ------------------------------------------------------------------- a layout handed over as stored

@@ -10,6 +10,7 @@ decides how to run it.
   rules, in one place; ``kernel=`` forces one;
 - the kernels: :mod:`~compat.recurrent.fused` (torch's fused kernel: dense, packed, segments),
   :mod:`~compat.recurrent.compiled` (the C loop of :mod:`compat.fastloop`),
+  :mod:`~compat.recurrent.first` (one step from no initial state, the stack one autograd node),
   :mod:`~compat.recurrent.checked` (the fused kernel with the junhyukoh gradient quirks checked),
   :mod:`~compat.recurrent.loop` (the step loop, every semantics);
 - :mod:`compat.recurrent.run`: the driver from the caller's tensors to the kernel.
@@ -18,7 +19,7 @@ A family's front end validates its weights and state and calls :func:`run`: :mod
 LSTM, :mod:`compat.gru` for the GRU and :mod:`compat.simple_rnn` for the simple RNN (the two share
 :mod:`~compat.recurrent.frontend`). Each kernel names the families it runs (``families``); the fused
 kernels run each family's plain cell (torch.lstm, torch.gru, torch.rnn_tanh / rnn_relu), the step loop
-every cell, the compiled and checked kernels the LSTM only. The sequence semantics, the driver and the
+every cell, the compiled, first-step and checked kernels the LSTM only. The sequence semantics, the driver and the
 selection are the same for every family.
 """
 from compat.recurrent.cell import Cell, CellError

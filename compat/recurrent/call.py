@@ -51,16 +51,19 @@ def restart_steps(cont: Tensor) -> List[int]:
 class Call:
     """What a kernel runs (read-only once built). ``layers``: per layer a tuple of one (or, bidirectional, two)
     weight sets; ``state``: the initial state per layer and direction (the LSTM's ``(h0 [L*D, B, P],
-    c0 [L*D, B, H])``). The facts the selection rules read are attributes or computed on first use."""
+    c0 [L*D, B, H])``); ``zero_state``: the caller gave none (``state`` holds zeros a kernel need not read).
+    The facts the selection rules read are attributes or computed on first use."""
 
     __slots__ = ("cell", "layers", "x", "state", "cont", "mask", "lengths", "dropout", "dropout_placement",
-                 "training", "past_end", "steps", "batch", "on_cpu", "_needs_grad", "_mask_lengths", "_restarts")
+                 "training", "past_end", "zero_state", "steps", "batch", "on_cpu", "_needs_grad", "_mask_lengths",
+                 "_restarts")
 
     def __init__(self, cell: Cell, layers: Tuple[tuple, ...], x: Tensor, state: Tuple[Tensor, ...], *,
                  cont: Optional[Tensor] = None, mask: Optional[Tensor] = None, lengths: Optional[Tensor] = None,
                  dropout: float = 0.0, dropout_placement: str = "between", training: bool = False,
-                 past_end: Optional[str] = None):
+                 past_end: Optional[str] = None, zero_state: bool = False):
         self.cell, self.layers, self.x, self.state = cell, layers, x, state
+        self.zero_state = zero_state  # the caller gave no initial state: ``state`` holds zeros
         self.cont, self.mask, self.lengths = cont, mask, lengths
         self.dropout, self.dropout_placement, self.training, self.past_end = dropout, dropout_placement, training, past_end
         self.steps, self.batch = x.shape[0], x.shape[1]
@@ -71,7 +74,7 @@ class Call:
         """The same call on other weights (the same shapes, another gate order)."""
         return Call(self.cell, layers, self.x, self.state, cont=self.cont, mask=self.mask, lengths=self.lengths,
                     dropout=self.dropout, dropout_placement=self.dropout_placement, training=self.training,
-                    past_end=self.past_end)
+                    past_end=self.past_end, zero_state=self.zero_state)
 
     # ---------------------------------------------------------------------------------- sizes
     @property

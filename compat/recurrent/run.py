@@ -51,7 +51,7 @@ def check_options(direction: str, dropout: float, dropout_placement: str, past_e
 
 
 def _call(cell: Cell, layers: tuple, x: Tensor, state, cont, mask, lengths, batch_first: bool, direction: str,
-          dropout: float, dropout_placement: str, training: bool, past_end: Optional[str]):
+          dropout: float, dropout_placement: str, training: bool, past_end: Optional[str], zero_state: bool = False):
     """The validated, time-major :class:`Call` in reading order, and the reversal to undo (a reverse stack)."""
     if batch_first:
         x = x.transpose(0, 1)
@@ -81,16 +81,17 @@ def _call(cell: Cell, layers: tuple, x: Tensor, state, cont, mask, lengths, batc
         mask = None if mask is None else mask.flip(0)
     p = dropout if (training and dropout_placement != "none") else 0.0
     call = Call(cell, layers, x, state, cont=cont, mask=mask, lengths=lengths, dropout=p,
-                dropout_placement=dropout_placement, training=training, past_end=past_end)
+                dropout_placement=dropout_placement, training=training, past_end=past_end, zero_state=zero_state)
     return call, reversal
 
 
 def run(cell: Cell, layers: tuple, x, state: Tuple[Tensor, ...], *, cont: Optional[Tensor] = None,
         mask: Optional[Tensor] = None, lengths=None, batch_first: bool = False, direction: str = "forward",
         dropout: float = 0.0, dropout_placement: str = "between", training: bool = False,
-        past_end: Optional[str] = None, kernel: str = "auto"):
+        past_end: Optional[str] = None, kernel: str = "auto", zero_state: bool = False):
     """``(output, state)`` of the stack; see :func:`compat.lstm.lstm` for the arguments. ``layers``: per layer
-    a tuple of one (two: bidirectional) validated weight sets; ``state``: the validated initial state.
+    a tuple of one (two: bidirectional) validated weight sets; ``state``: the validated initial state
+    (``zero_state``: the caller gave none, and ``state`` holds zeros).
     With ``past_end="unread"`` the state returned is None."""
     if cont is not None and direction != "forward":
         raise ValueError("cont (Caffe) runs forward only: its multipliers restart streams in reading order")
@@ -101,7 +102,7 @@ def run(cell: Cell, layers: tuple, x, state: Tuple[Tensor, ...], *, cont: Option
         return _run_packed(cell, layers, x, state, direction=direction, dropout=dropout,
                            dropout_placement=dropout_placement, training=training, kernel=kernel)
     call, reversal = _call(cell, layers, x, state, cont, mask, lengths, batch_first, direction, dropout,
-                           dropout_placement, training, past_end)
+                           dropout_placement, training, past_end, zero_state)
     output, final = select(call, kernel).kernel.run(call)
     if direction == "reverse":
         output = reverse_time(output, reversal)
@@ -113,12 +114,12 @@ def run(cell: Cell, layers: tuple, x, state: Tuple[Tensor, ...], *, cont: Option
 def plan(cell: Cell, layers: tuple, x: Tensor, state: Tuple[Tensor, ...], *, cont: Optional[Tensor] = None,
          mask: Optional[Tensor] = None, lengths=None, batch_first: bool = False, direction: str = "forward",
          dropout: float = 0.0, dropout_placement: str = "between", training: bool = False,
-         past_end: Optional[str] = None, kernel: str = "auto") -> Choice:
+         past_end: Optional[str] = None, kernel: str = "auto", zero_state: bool = False) -> Choice:
     """The kernel :func:`run` would run for these arguments (and the rule that chose it); nothing is computed."""
     if cont is not None and direction != "forward":
         raise ValueError("cont (Caffe) runs forward only: its multipliers restart streams in reading order")
     call, _ = _call(cell, layers, x, state, cont, mask, lengths, batch_first, direction, dropout, dropout_placement,
-                    training, past_end)
+                    training, past_end, zero_state)
     return select(call, kernel)
 
 

@@ -12,6 +12,8 @@ sequence semantics) and never name a kernel.
     packed     the fused kernel over a packed sequence: lengths, or a right-padded mask  LSTM, GRU, RNN
     segments   the fused kernel once per stretch between cont's restarts                 LSTM, GRU, RNN
     compiled   compat.fastloop: a C loop per layer (CPU, float32/float64; a C compiler)  LSTM
+    first      one step from no initial state: the input product and the i, g, o gates,  LSTM
+               the stack one autograd node (compat/recurrent/first.py)
     checked    torch.lstm per layer with the junhyukoh gradient quirks checked           LSTM
     loop       the step loop in Python: every cell and semantics (the reference)        LSTM, GRU, RNN
 
@@ -34,11 +36,12 @@ from compat.recurrent.call import Call
 from compat.recurrent.cell import FAMILY_NAMES
 from compat.recurrent.checked import CHECKED
 from compat.recurrent.compiled import COMPILED
+from compat.recurrent.first import FIRST
 from compat.recurrent.fused import FUSED, PACKED, SEGMENTS
 from compat.recurrent.loop import LOOP
 
 #: name -> kernel, the names ``kernel=`` takes ("auto": the selection below).
-KERNELS: Dict[str, object] = {k.name: k for k in (FUSED, PACKED, SEGMENTS, COMPILED, CHECKED, LOOP)}
+KERNELS: Dict[str, object] = {k.name: k for k in (FUSED, PACKED, SEGMENTS, COMPILED, FIRST, CHECKED, LOOP)}
 
 # Up to this hidden size the compiled loop beats torch's float64 graph at one thread (IMDB's 128 measured).
 COMPILED_FLOAT64_MAX_HIDDEN = 128
@@ -61,6 +64,10 @@ def _always(call: Call) -> bool:
 
 def _one_cpu_step_without_grad(call: Call) -> bool:
     return call.steps == 1 and call.on_cpu and not call.needs_grad
+
+
+def _one_cpu_step_from_zero(call: Call) -> bool:
+    return call.steps == 1 and call.on_cpu and call.zero_state
 
 
 def _one_cpu_step(call: Call) -> bool:
@@ -89,6 +96,9 @@ SELECTION = (
     Rule("compiled", _one_cpu_step_without_grad,
          "one step on the CPU without autograd (a sampler's or an evaluation's step): the fused kernel repacks "
          "its weights on every call, which costs more than the step"),
+    Rule("first", _one_cpu_step_from_zero,
+         "one step on the CPU from no initial state (the TF book's sine regressor): no recurrent product, no "
+         "forget gate, the stack one autograd node; 1.2x the step loop's training step there"),
     Rule("loop", _one_cpu_step, "one step on the CPU: the step loop repacks nothing"),
     Rule("compiled", _quirks_with_grad,
          "the junhyukoh gradient quirks with a gradient: the compiled loop applies them inside, in one pass"),

@@ -228,8 +228,9 @@ class SineLSTM(nn.Module):
             the predictions, ``[B]``.
         """
         out, _ = self.lstm(self._sequence(X))
-        # reshape(output, [-1, H]) of the one step; the ten-step reading regresses the last step.
-        output = out[0] if self.config.input_layout == "features" else out[-1]
+        # reshape(output, [-1, H]) of the one step (a view: its gradient a view too); the ten-step reading
+        # regresses the last step.
+        output = out.reshape(-1, out.shape[2]) if self.config.input_layout == "features" else out[-1]
         return self.fully_connected(output).reshape(-1)
 
     def loss(self, X: Tensor, y: Tensor) -> Tensor:
