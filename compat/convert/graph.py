@@ -126,6 +126,47 @@ class LayerKind:
     keywords: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class Emitted:
+    """A node as Python (``LayerKind.emit``'s result): ``init`` constructs its module (None: an expression needs
+    none), ``lines`` compute its outputs; ``weights`` maps the emitted module's state_dict names to the node's
+    tensor names where they differ; ``imports``: lines the file needs."""
+
+    init: Optional[str]
+    lines: List[str]
+    weights: Dict[str, str] = field(default_factory=dict)
+    imports: Tuple[str, ...] = ()
+
+
+def emitted(init: Optional[str], lines: Sequence[str], weights: Optional[Dict[str, str]] = None,
+            imports: Sequence[str] = ()) -> Emitted:
+    return Emitted(init, list(lines), dict(weights or {}), tuple(imports))
+
+
+# -- the checks a node kind's ``check(config, error)`` makes of a stored config, shared by the frameworks --------
+def check_keys(config: dict, error, keys: Sequence[str]) -> None:
+    """The config holds exactly ``keys``."""
+    unknown, missing = sorted(set(config) - set(keys)), sorted(set(keys) - set(config))
+    if unknown or missing:
+        raise error("", "; ".join(([f"unknown settings {unknown}"] if unknown else [])
+                                  + ([f"missing settings {missing}"] if missing else [])))
+
+
+def check_ints(config: dict, error, *keys: str, lo: int = 1, hi: int = 2 ** 31 - 1) -> None:
+    """Each of ``keys`` is an integer (not a bool) in [lo, hi]."""
+    for k in keys:
+        v = config.get(k)
+        if type(v) is not int or not lo <= v <= hi:
+            raise error(k, f"expected an integer in [{lo}, {hi}], got {repr(v)[:40]}")
+
+
+def check_bools(config: dict, error, *keys: str) -> None:
+    """Each of ``keys`` is true or false."""
+    for k in keys:
+        if type(config.get(k)) is not bool:
+            raise error(k, f"expected true or false, got {repr(config.get(k))[:40]}")
+
+
 def refs(value) -> Iterator[Ref]:
     """Every reference in an ``args`` entry (a reference or a list of them)."""
     if is_ref(value):

@@ -23,7 +23,6 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-from torch import Tensor
 
 from compat.recurrent.call import Call
 

@@ -8,14 +8,14 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-import torch
 from torch import Tensor, nn
 
-from compat.convert.graph import LayerKind
+from compat.convert.graph import LayerKind, check_bools as _bools, check_ints as _ints, check_keys as _keys
+from compat.convert.graph import emitted as _emitted
 from compat.frameworks.caffe.net import CaffeNetError
 from compat.formats.prototxt import TextMessage
 from compat.layers import caffe as L
@@ -102,24 +102,6 @@ def _count(dims) -> int:
 
 
 # -- config checks ------------------------------------------------------------------------------------------
-def _keys(config, error, keys):
-    if sorted(config) != sorted(keys):
-        raise error("", f"settings {sorted(config)}; expected {sorted(keys)}")
-
-
-def _ints(config, error, *keys, lo=1, hi=INT_MAX):
-    for k in keys:
-        v = config.get(k)
-        if type(v) is not int or not lo <= v <= hi:
-            raise error(k, f"expected an integer in [{lo}, {hi}], got {repr(v)[:40]}")
-
-
-def _bools(config, error, *keys):
-    for k in keys:
-        if type(config.get(k)) is not bool:
-            raise error(k, f"expected true or false, got {repr(config.get(k))[:40]}")
-
-
 def kind(name: str, caffe_type: str, param: Optional[str], inputs=("ref",)):
     def register(cls):
         LAYERS[name] = LayerKind(name, cls.check, cls.build, cls.emit, getattr(cls, "recurrent", False),
@@ -132,12 +114,6 @@ def kind(name: str, caffe_type: str, param: Optional[str], inputs=("ref",)):
 
 # -- as Python (--emit-python, compat.convert.emit) ------------------------------------------------------------
 IMPORT = "from compat.layers import caffe as caffe_layers"
-
-
-def _emitted(init, lines, weights=None, imports=()):
-    from compat.frameworks.keras.layers import Emitted   # the emitter's record of a node, shared by frameworks
-
-    return Emitted(init, lines, weights or {}, tuple(imports))
 
 
 def _module_emit(ctor: str):
@@ -553,7 +529,7 @@ def _recurrent_shapes(call: "LayerCall", spec, static: bool, hidden: int) -> Lis
     S = spec.module_config.get("static_size", 0)
     if static != bool(S):
         raise call.fail(f"{len(call.shapes)} bottoms: " + (
-            f"a third bottom x_static (a static input) but the .caffemodel holds no static weight blob for it"
+            "a third bottom x_static (a static input) but the .caffemodel holds no static weight blob for it"
             if static else
             f"the .caffemodel's blobs hold a static weight (W_{'xc' if hidden == 2 else 'xh'}_static, {S} "
             "features) but the layer has no x_static bottom (the third, after x and cont)"))

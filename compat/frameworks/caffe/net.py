@@ -16,7 +16,7 @@ calls) is refused by name; the recurrent layers still convert alone.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from torch import nn
 
-from compat.convert.graph import LayerKind
+from compat.convert.graph import Emitted, LayerKind, check_ints
+from compat.convert.graph import check_bools as _bool, check_keys as _keys
 from compat.errors import InputError
 from compat.layers import activations as acts
 from compat.layers.conv import Conv1d
@@ -183,18 +184,6 @@ def _activation_emit(name: str) -> Tuple[str, str]:
 
 
 # --- the registry ---------------------------------------------------------------------------------------
-@dataclass
-class Emitted:
-    """A node as Python: ``init`` constructs its module (None: an expression needs none), ``lines`` compute its
-    outputs; ``weights`` maps the emitted module's state_dict names to the node's tensor names where they
-    differ; ``imports``: lines the file needs."""
-
-    init: Optional[str]
-    lines: List[str]
-    weights: Dict[str, str] = field(default_factory=dict)
-    imports: Tuple[str, ...] = ()
-
-
 def kind(name: str, keras: Sequence[str] = (), recurrent: bool = False, inputs: Tuple[str, ...] = ("ref",),
          keywords: Optional[Dict[str, str]] = None):
     """Register a record class as node kind ``name`` reading the Keras classes ``keras``; ``inputs`` and
@@ -209,30 +198,14 @@ def kind(name: str, keras: Sequence[str] = (), recurrent: bool = False, inputs: 
     return register
 
 
-def _bool(config, error, *keys):
-    for k in keys:
-        if type(config.get(k)) is not bool:
-            raise error(k, f"expected true or false, got {config.get(k)!r}")
-
-
 def _ints(config, error, *keys, lo=1):
-    for k in keys:
-        v = config.get(k)
-        if type(v) is not int or not lo <= v <= 1 << 24:
-            raise error(k, f"expected an integer in [{lo}, {1 << 24}], got {v!r}")
+    check_ints(config, error, *keys, lo=lo, hi=1 << 24)
 
 
 def _float(config, error, key, positive=False):
     v = config.get(key)
     if type(v) not in (int, float) or not np.isfinite(v) or (positive and v <= 0):
         raise error(key, f"expected a finite number{' > 0' if positive else ''}, got {v!r}")
-
-
-def _keys(config, error, keys):
-    unknown = sorted(set(config) - set(keys))
-    missing = sorted(set(keys) - set(config))
-    if unknown or missing:
-        raise error("", f"unknown settings {unknown}" if unknown else f"missing settings {missing}")
 
 
 def _weights(call: Call, count: int, what: str) -> List[np.ndarray]:

@@ -143,7 +143,7 @@ class KerasRNN(nn.Module):
 
 def emit(config: dict, e):
     """The layer as Python: the converted module's call, then Keras's selection of outputs."""
-    from compat.frameworks.keras.layers import Emitted
+    from compat.convert.graph import Emitted
 
     x, outs = e.args[0], list(e.outs)
     y = f"{outs[0]}_seq"
@@ -179,7 +179,7 @@ def emit(config: dict, e):
         fw, bw = f"{y}[..., :{H}]", f"{y}[..., {H}:]"
         if not config["return_sequences"]:
             fw, bw = f"{fw.replace('[...', '[:, -1')}", f"{bw.replace('[...', '[:, 0')}"
-            lines.append(f"# the forward half's last step; the backward half's output after reading back to step 0")
+            lines.append("# the forward half's last step; the backward half's output after reading back to step 0")
         mode = config["merge_mode"]
         merged = {"concat": f"torch.cat([{fw}, {bw}], -1)", "sum": f"{fw} + {bw}", "mul": f"{fw} * {bw}",
                   "ave": f"({fw} + {bw}) / 2"}.get(mode)

@@ -19,34 +19,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from compat.convert.graph import LayerKind
+from compat.convert.graph import LayerKind, check_bools as _bools, check_ints as _ints, check_keys as _keys
+from compat.convert.graph import emitted as _emitted
 
 LAYERS: Dict[str, LayerKind] = {}
-MAX_SIZE = 1 << 31
-
-
-def _emitted(init, lines, weights=None, imports=()):
-    from compat.frameworks.keras.layers import Emitted   # the emitter's record of a node, shared by frameworks
-
-    return Emitted(init, lines, weights or {}, tuple(imports))
-
-
-def _keys(config, error, keys):
-    if sorted(config) != sorted(keys):
-        raise error("", f"settings {sorted(config)}; expected {sorted(keys)}")
-
-
-def _ints(config, error, *keys):
-    for k in keys:
-        v = config.get(k)
-        if type(v) is not int or not 1 <= v <= MAX_SIZE:
-            raise error(k, f"expected an integer in [1, {MAX_SIZE}], got {repr(v)[:40]}")
-
-
-def _bools(config, error, *keys):
-    for k in keys:
-        if type(config.get(k)) is not bool:
-            raise error(k, f"expected true or false, got {repr(config.get(k))[:40]}")
 
 
 def kind(name: str, inputs=("ref",), recurrent: bool = False, keywords=None):
