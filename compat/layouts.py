@@ -51,7 +51,7 @@ class LayoutError(ValueError):
     """A legacy tensor that is missing, unknown or of the wrong shape, or an attribute that cannot be honoured."""
 
 
-def _gate_index(src: str, dst: str) -> list:
+def gate_index(src: str, dst: str) -> list:
     """Block indices taking gate blocks in order ``src`` to order ``dst`` (letters: i, f, g/c/j, o)."""
     canon = {"j": "g", "c": "g"}
     src = [canon.get(ch, ch) for ch in src]
@@ -67,7 +67,7 @@ def permute_gates(t, src: str, dst: str, axis: int = 0):
     Four blocks (i, f, g, o in some order) or three (peepholes: i, f, o). Works on numpy arrays and torch
     tensors (differentiably); exact (a gather, no arithmetic).
     """
-    index = _gate_index(src, dst)
+    index = gate_index(src, dst)
     if index == list(range(len(index))):
         return t
     n = t.shape[axis]

@@ -30,6 +30,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from compat.layouts import permute_gates
 from compat.lstm import LayerWeights
 
 
@@ -37,11 +38,13 @@ class RNNLayoutError(ValueError):
     """A GRU or simple-RNN tensor of the wrong shape or a missing one."""
 
 
+#: Keras's and ONNX's GRU gate blocks: z, r, h (torch's n).
+ZRH_ORDER = "zrn"
+
+
 def _zrh_to_rzn(a: np.ndarray, axis: int = 0) -> np.ndarray:
     """Gate blocks z, r, h (Keras, ONNX) as torch's r, z, n."""
-    H = a.shape[axis] // 3
-    z, r, h = (np.take(a, range(k * H, (k + 1) * H), axis=axis) for k in range(3))
-    return np.concatenate([r, z, h], axis=axis)
+    return permute_gates(a, ZRH_ORDER, "rzn", axis)
 
 
 def _shape(name: str, a: np.ndarray, shape) -> np.ndarray:

@@ -46,7 +46,7 @@ from typing import Optional
 
 import torch
 from torch import Tensor
-from torch.nn.utils.rnn import PackedSequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from torch import nn
 
@@ -57,6 +57,19 @@ from compat.simple_rnn import RNN
 from compat.convert.spec import MASKED_OUTPUTS, MERGE_MODES
 from compat.frameworks.keras import dropout as keras_dropout
 from compat.frameworks.keras.dropout import KerasDropout
+
+
+def run_with_lengths(module: nn.Module, x: Tensor, hx, lengths: Tensor):
+    """``module(x, hx)`` over sequences of ``lengths`` (each at least 1) in a ``[T, B, in]`` / ``[B, T, in]``
+    batch: ``torch.nn``'s LSTM / GRU / RNN run packed (their outputs past a length are zeros, the states those
+    at each length), the project's modules take ``lengths=`` (the same rule). Returns ``(output, state)`` with
+    the output padded to x's steps."""
+    if isinstance(module, nn.RNNBase):
+        first = module.batch_first
+        packed = pack_padded_sequence(x, torch.as_tensor(lengths).cpu(), batch_first=first, enforce_sorted=False)
+        y, state = module(packed, hx)
+        return pad_packed_sequence(y, batch_first=first, total_length=x.shape[1 if first else 0])[0], state
+    return module(x, hx, lengths=lengths)
 
 
 def _seen(mask: Tensor, reverse: bool) -> Tensor:

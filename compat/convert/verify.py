@@ -29,7 +29,6 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from compat import frameworks
 from compat.convert.spec import LSTMSpec
@@ -83,8 +82,6 @@ def oracle(spec: LSTMSpec, case: Case) -> Outputs:
 
 # ----------------------------------------------------------------------------------------------- inputs
 def random_case(spec: LSTMSpec, module: nn.Module, rng: np.random.Generator) -> Case:
-    from compat.lstm import LSTM
-
     D = 2 if spec.direction == "bidirectional" else 1
     n = spec.num_layers * D
     width = spec.proj_size or spec.hidden_size
@@ -108,7 +105,7 @@ def random_case(spec: LSTMSpec, module: nn.Module, rng: np.random.Generator) -> 
 
 def run_module(module: nn.Module, case: Case, dtype: torch.dtype) -> Outputs:
     """The module's (output [T, B, .], h_n, c_n) on ``case``, in float64 numpy."""
-    from compat.convert.modules import KerasLSTM
+    from compat.convert.modules import KerasLSTM, run_with_lengths
     from compat.lstm import LSTM
 
     m = module.to(dtype)
@@ -126,10 +123,7 @@ def run_module(module: nn.Module, case: Case, dtype: torch.dtype) -> Outputs:
             y, (h, c) = m(x, hx, lengths=None if case.lengths is None else torch.from_numpy(case.lengths),
                           **_static(case, dtype))
         elif case.lengths is not None:
-            packed = pack_padded_sequence(x, torch.from_numpy(case.lengths), batch_first=m.batch_first,
-                                          enforce_sorted=False)
-            y, (h, c) = m(packed, hx)
-            y, _ = pad_packed_sequence(y, batch_first=m.batch_first, total_length=STEPS)
+            y, (h, c) = run_with_lengths(m, x, hx, torch.from_numpy(case.lengths))
         else:
             y, (h, c) = m(x, hx)
     if m.batch_first:
@@ -142,15 +136,12 @@ NO_CELL = np.zeros(0)   # a GRU's or simple RNN's "c_n": nothing to compare
 
 def _run_gru_rnn(m: nn.Module, x, case: Case, dtype: torch.dtype) -> Outputs:
     """A GRU's or simple RNN's (output [T, B, .], h_n, nothing): h0 is its whole state."""
+    from compat.convert.modules import run_with_lengths
+
     h0 = torch.from_numpy(case.h0).to(dtype)
     with torch.no_grad():
-        if case.lengths is not None and isinstance(m, nn.RNNBase):
-            packed = pack_padded_sequence(x, torch.from_numpy(case.lengths), batch_first=m.batch_first,
-                                          enforce_sorted=False)
-            y, h = m(packed, h0)
-            y, _ = pad_packed_sequence(y, batch_first=m.batch_first, total_length=STEPS)
-        elif case.lengths is not None:
-            y, h = m(x, h0, lengths=torch.from_numpy(case.lengths))
+        if case.lengths is not None:
+            y, h = run_with_lengths(m, x, h0, torch.from_numpy(case.lengths))
         elif case.mask is not None:
             y, h = m(x, h0, mask=torch.from_numpy(case.mask).to(dtype))
         else:

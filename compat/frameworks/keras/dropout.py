@@ -47,11 +47,17 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from compat.frameworks.keras.layout import KERAS_LSTM_ORDER
+from compat.layouts import gate_index
+from compat.recurrent.cell import CANONICAL_GATE_ORDERS
+from compat.rnn_layouts import ZRH_ORDER
+
 RULES = ("per_gate", "shared", "per_step")
 GENERATIONS = ("keras1", "keras2", "tf_keras", "keras3")
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
-# Where each Keras gate block (LSTM i, f, c, o; GRU z, r, h) sits among the canonical blocks (i f g o; r z n).
-KERAS_TO_CANONICAL = {"lstm": (0, 1, 2, 3), "gru": (1, 0, 2), "rnn": (0,)}
+# Which of Keras's gate blocks (LSTM i, f, c, o; GRU z, r, h) each canonical block (i f g o; r z n) is.
+KERAS_TO_CANONICAL = {family: tuple(gate_index(keras, CANONICAL_GATE_ORDERS[family]))
+                      for family, keras in (("lstm", KERAS_LSTM_ORDER), ("gru", ZRH_ORDER), ("rnn", "h"))}
 
 #: One direction's masks: (input masks, recurrent masks). Input: ``[G, B, in]`` (G = the family's gate count,
 #: Keras's order; only [0] is read under "shared"), or ``[B, T, in]`` under "per_step"; recurrent ``[G, B, H]``.

@@ -7,6 +7,9 @@ from compat.layouts import (CANONICAL_ORDER, Attributes, Layout, LayoutError, ac
                             permute_gates, register, run_time_bias, transpose, zeros_rows)
 from compat.lstm import LayerWeights
 
+#: Keras's LSTM gate blocks along the kernel's columns (LSTMCell.call: i, f, c, o).
+KERAS_LSTM_ORDER = "ifco"
+
 
 # --- Keras LSTM (keras/layers/recurrent.py LSTMCell.call: kernel split i, f, c, o; use_bias=False: no bias)
 def _keras_dims(p, layout: str) -> int:
@@ -21,23 +24,23 @@ def _keras_dims(p, layout: str) -> int:
 
 def _keras_to(p, forget_bias):
     hidden = _keras_dims(p, "keras")
-    w_ih = permute_gates(transpose(p["kernel"]), "ifco", CANONICAL_ORDER)
-    w_hh = permute_gates(transpose(p["recurrent_kernel"]), "ifco", CANONICAL_ORDER)
+    w_ih = permute_gates(transpose(p["kernel"]), KERAS_LSTM_ORDER, CANONICAL_ORDER)
+    w_hh = permute_gates(transpose(p["recurrent_kernel"]), KERAS_LSTM_ORDER, CANONICAL_ORDER)
     b = p.get("bias")
     if b is None:
         return LayerWeights(w_ih, w_hh, None, run_time_bias(w_hh, hidden, forget_bias))
     check_shape("bias", "keras", b, (4 * hidden,))
-    bc = permute_gates(b, "ifco", CANONICAL_ORDER)
+    bc = permute_gates(b, KERAS_LSTM_ORDER, CANONICAL_ORDER)
     return LayerWeights(w_ih, w_hh, bc, run_time_bias(bc, hidden, forget_bias))
 
 
 def _keras_from(w, forget_bias):
     no_extras(w, "keras")
-    out = {"kernel": permute_gates(transpose(w.weight_ih), CANONICAL_ORDER, "ifco", axis=1),
-           "recurrent_kernel": permute_gates(transpose(w.weight_hh), CANONICAL_ORDER, "ifco", axis=1)}
+    out = {"kernel": permute_gates(transpose(w.weight_ih), CANONICAL_ORDER, KERAS_LSTM_ORDER, axis=1),
+           "recurrent_kernel": permute_gates(transpose(w.weight_hh), CANONICAL_ORDER, KERAS_LSTM_ORDER, axis=1)}
     b = one_bias(w, forget_bias, "keras", keep_none=True)
     if b is not None:
-        out["bias"] = permute_gates(b, CANONICAL_ORDER, "ifco")
+        out["bias"] = permute_gates(b, CANONICAL_ORDER, KERAS_LSTM_ORDER)
     return out
 
 
@@ -48,10 +51,10 @@ def _keras_cudnn_to(p, forget_bias):
     no_run_time_forget_bias("keras_cudnn", forget_bias)
     b = p["bias"]
     check_shape("bias", "keras_cudnn", b, (8 * hidden,))
-    return LayerWeights(permute_gates(transpose(p["kernel"]), "ifco", CANONICAL_ORDER),
-                        permute_gates(transpose(p["recurrent_kernel"]), "ifco", CANONICAL_ORDER),
-                        permute_gates(b[:4 * hidden], "ifco", CANONICAL_ORDER),
-                        permute_gates(b[4 * hidden:], "ifco", CANONICAL_ORDER))
+    return LayerWeights(permute_gates(transpose(p["kernel"]), KERAS_LSTM_ORDER, CANONICAL_ORDER),
+                        permute_gates(transpose(p["recurrent_kernel"]), KERAS_LSTM_ORDER, CANONICAL_ORDER),
+                        permute_gates(b[:4 * hidden], KERAS_LSTM_ORDER, CANONICAL_ORDER),
+                        permute_gates(b[4 * hidden:], KERAS_LSTM_ORDER, CANONICAL_ORDER))
 
 
 def _keras_cudnn_from(w, forget_bias):
@@ -60,9 +63,9 @@ def _keras_cudnn_from(w, forget_bias):
     hidden = w.hidden_size
     b_ih = w.bias_ih if w.bias_ih is not None else zeros_rows(w.weight_hh, 4 * hidden)
     b_hh = w.bias_hh if w.bias_hh is not None else zeros_rows(w.weight_hh, 4 * hidden)
-    return {"kernel": permute_gates(transpose(w.weight_ih), CANONICAL_ORDER, "ifco", axis=1),
-            "recurrent_kernel": permute_gates(transpose(w.weight_hh), CANONICAL_ORDER, "ifco", axis=1),
-            "bias": concat(permute_gates(b_ih, CANONICAL_ORDER, "ifco"), permute_gates(b_hh, CANONICAL_ORDER, "ifco"), 0)}
+    return {"kernel": permute_gates(transpose(w.weight_ih), CANONICAL_ORDER, KERAS_LSTM_ORDER, axis=1),
+            "recurrent_kernel": permute_gates(transpose(w.weight_hh), CANONICAL_ORDER, KERAS_LSTM_ORDER, axis=1),
+            "bias": concat(permute_gates(b_ih, CANONICAL_ORDER, KERAS_LSTM_ORDER), permute_gates(b_hh, CANONICAL_ORDER, KERAS_LSTM_ORDER), 0)}
 
 
 _KERAS_INERT = ("kernel_initializer", "recurrent_initializer", "bias_initializer", "unit_forget_bias",
@@ -113,9 +116,9 @@ def _keras_cudnn_attributes(layout, p, attrs: Attributes, forget_bias):
     return w, options
 
 
-register(Layout("keras", "ifco", ("kernel", "recurrent_kernel"),
+register(Layout("keras", KERAS_LSTM_ORDER, ("kernel", "recurrent_kernel"),
                 "keras/layers/recurrent.py LSTMCell.build / LSTMCell.call", _keras_to, _keras_from, ("bias",),
                 _keras_attributes))
-register(Layout("keras_cudnn", "ifco", ("kernel", "recurrent_kernel", "bias"),
+register(Layout("keras_cudnn", KERAS_LSTM_ORDER, ("kernel", "recurrent_kernel", "bias"),
                 "keras/layers/cudnn_recurrent.py CuDNNLSTM.build / _process_batch", _keras_cudnn_to, _keras_cudnn_from,
                 (), _keras_cudnn_attributes))

@@ -17,10 +17,10 @@ from typing import Dict, List, Optional
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from compat.convert.graph import LayerKind, check_bools as _bools, check_ints as _ints, check_keys as _keys
 from compat.convert.graph import emitted as _emitted
+from compat.convert.modules import run_with_lengths
 
 LAYERS: Dict[str, LayerKind] = {}
 
@@ -79,11 +79,8 @@ def _with_lengths(rnn: nn.Module, x: Tensor, lengths: Tensor, batch_first: bool,
     lengths = torch.as_tensor(lengths, device=x.device).long().clamp(0, steps)
     if lengths.shape != (x.shape[0 if batch_first else 1],):
         raise ValueError(f"sequence_length has shape {list(lengths.shape)}; the batch is {x.shape[0 if batch_first else 1]}")
-    if isinstance(rnn, nn.RNNBase):
-        packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=batch_first, enforce_sorted=False)
-        y = pad_packed_sequence(rnn(packed, hx)[0], batch_first=batch_first, total_length=steps)[0]
-    else:
-        y = rnn(x, hx, lengths=lengths)[0]
+    # a length of 0 runs as 1 (packing takes no empty sequence); its outputs are zeroed below
+    y = run_with_lengths(rnn, x, hx, lengths.clamp(min=1) if isinstance(rnn, nn.RNNBase) else lengths)[0]
     valid = torch.arange(steps, device=x.device)[None, :] < lengths[:, None]      # [B, T]
     return torch.where((valid if batch_first else valid.T)[..., None], y, torch.zeros((), dtype=y.dtype))
 
