@@ -456,3 +456,46 @@ def _check_whole_rnn_model(model, config: dict, arrays: dict, label: str) -> Non
         assert_close(run(arrays["x2"])[0], arrays[f"{layer}/y2"], msg=f"{label} the stateful model's second call")
         model.reset_states()
         assert_close(run(arrays["x"])[0], arrays[f"{layer}/y"], msg=f"{label} after reset_states()")
+
+
+# -- stored whole models edited field by field (the load-time checks' property tests) ---------------------------
+def json_paths(obj, prefix=()):
+    """Every (path, value) of a JSON-like tree (tensors are leaves)."""
+    yield prefix, obj
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from json_paths(v, prefix + (k,))
+    elif isinstance(obj, list):
+        for k, v in enumerate(obj):
+            yield from json_paths(v, prefix + (k,))
+
+
+def load_edited(content: dict, data, junk, tmp_path_factory):
+    """One field of a whole conversion's stored graph (``content["model"]``, not a tensor) replaced by a value of
+    ``junk`` drawn with Hypothesis's ``data``, the conversion sealed again and loaded: ``(model, path, value)``,
+    model None where load refused it with one CheckpointError naming the file (asserted here)."""
+    import copy
+
+    import torch
+    from hypothesis import strategies as st
+
+    from compat import checkpoint
+    from compat.convert import load
+    from compat.convert.store import KIND
+    from compat.errors import CheckpointError
+
+    content = copy.deepcopy(content)
+    paths = [p for p, v in json_paths(content["model"]) if p and not isinstance(v, torch.Tensor)]
+    path = data.draw(st.sampled_from(paths))
+    value = data.draw(st.sampled_from(junk))
+    target = content["model"]
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = copy.deepcopy(value)
+    tmp = tmp_path_factory.mktemp("edited")
+    checkpoint.save(tmp / "bad", KIND, content)
+    try:
+        return load(tmp / "bad"), path, value
+    except CheckpointError as e:
+        assert str(e).startswith(str(tmp)), e
+        return None, path, value

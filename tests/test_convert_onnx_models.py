@@ -18,17 +18,16 @@ import pytest
 import torch
 
 from compat import checkpoint
-from compat.convert import PartialConversionError, WholeModelError, convert, load
+from compat.convert import WholeModelError, convert, load
 from compat.convert.graph import GraphModel
 from compat.gru import GRU
 from compat.lstm import LSTM
 from compat.simple_rnn import RNN
 from compat.convert.store import KIND
-from compat.errors import CheckpointError
 from compat.frameworks.onnx.directions import part_names
 from compat.frameworks.onnx.layers import LAYERS
 from compat.frameworks.onnx.ops import RecurrentNode
-from tests.convert_cases import GOLDEN_CONVERT, cases, convert_cli
+from tests.convert_cases import GOLDEN_CONVERT, cases, convert_cli, load_edited
 from tests.tolerances import assert_close_scaled
 
 onnx = pytest.importorskip("onnx", reason="the onnx package is in the test extra")
@@ -500,16 +499,6 @@ def test_a_recurrent_node_configuration_is_checked(edit, field):
         LAYERS["LSTM"].check(good, _error)
 
 
-def _paths(obj, prefix=()):
-    yield prefix, obj
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            yield from _paths(v, prefix + (k,))
-    elif isinstance(obj, list):
-        for k, v in enumerate(obj):
-            yield from _paths(v, prefix + (k,))
-
-
 JUNK = [None, -1, 0, 1, 2 ** 40, 1e308, float("nan"), "", "a.b", "Loop", [], {}, ["nowhere", 0], True, [0, 0, -1],
         {"value": [1], "shape": [1], "dtype": "int64"}, "x"]
 
@@ -536,20 +525,8 @@ def test_an_edited_onnx_graph_is_refused_with_one_error_or_loads_and_runs(sealed
     """Any one field of the stored graph replaced by junk, the conversion sealed again: load raises
     CheckpointError naming a field, or builds a model that runs on inputs of the declared shapes."""
     source, content = sealed_content
-    content = copy.deepcopy(content)
-    paths = [p for p, v in _paths(content["model"]) if p and not isinstance(v, torch.Tensor)]
-    path = data.draw(st.sampled_from(paths))
-    value = data.draw(st.sampled_from(JUNK))
-    target = content["model"]
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = copy.deepcopy(value)
-    tmp = tmp_path_factory.mktemp("edited")
-    checkpoint.save(tmp / "bad", KIND, content)
-    try:
-        model = load(tmp / "bad")
-    except CheckpointError as e:
-        assert str(e).startswith(str(tmp)), e
+    model, path, value = load_edited(content, data, JUNK, tmp_path_factory)
+    if model is None:
         return
     ids = torch.randint(0, 25, (2, 2))
     lengths = torch.tensor([2, 0], dtype=EDITED[source])
