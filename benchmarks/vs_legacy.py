@@ -78,7 +78,6 @@ import subprocess  # noqa: E402
 import time  # noqa: E402
 from typing import Callable, Dict, List, Optional, Tuple  # noqa: E402
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import plain_models  # noqa: E402

@@ -25,7 +25,6 @@ The junhyukoh/caffe-lstm ``Lstm`` layer is :func:`junhyukoh_forward` / :func:`ju
 """
 from __future__ import annotations
 
-from typing import Optional
 
 import numpy as np
 

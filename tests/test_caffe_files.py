@@ -4,7 +4,6 @@ truncated, corrupted and hostile bytes."""
 from __future__ import annotations
 
 import math
-import struct
 
 import numpy as np
 import pytest

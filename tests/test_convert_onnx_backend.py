@@ -8,7 +8,6 @@ initializers, the rest as graph inputs), is converted, and the module must give 
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
-import os
 import re
 import shlex
 from pathlib import Path

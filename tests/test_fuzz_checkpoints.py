@@ -7,12 +7,10 @@ anything else. A byte flip in a tensor file must always be caught by the manifes
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
 import os
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,6 @@ import torch
 
 from compat import checkpoint
 from compat.checkpoint import CheckpointError
-from compat.errors import InputError
 from ports.caffe_sequence.config import RunConfig
 from ports.caffe_sequence.train import CHECKPOINT_FORMAT as CAFFE_FORMAT, Trainer
 from ports.tf_ptb import Config, PTBModel, run_epoch
@@ -31,7 +28,7 @@ from ports.tf_shakespeare.config import TrainConfig
 from ports.tf_shakespeare.train import (CHECKPOINT_FORMAT as SHAKESPEARE_FORMAT, load_checkpoint_file,
                                         load_tf1_model, load_trained, train)
 from tests.fuzzing import run_isolated
-from tests.hostile_files import CASES, SEED, Tally, fuzz_bytes, mutations, special_files, write_sparse
+from tests.hostile_files import CASES, Tally, fuzz_bytes, special_files, write_sparse
 
 DEEP_KEY = b"\x80\x02})" + b"\x85" * 10 ** 6 + b"Ns."
 TEST = Config.preset("test")

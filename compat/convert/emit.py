@@ -206,8 +206,8 @@ def _render(source, graph, inputs, outputs, init_lines, forward_lines, weights, 
     out.append(f"TENSOR_FILE = {tensor_file!r}  # relative to this file's folder\nTENSOR_SHA256 = {sha256!r}")
     out.append("# each attribute's layer as the source names it\nLAYER_NAMES = {\n" +
                "".join(f"    {k!r}: {v!r},\n" for k, v in names.items()) + "}")
-    body = [f"class Model(nn.Module):",
-            f"    def __init__(self):", f"{ind}super().__init__()"] + [ind + line for line in init_lines]
+    body = ["class Model(nn.Module):",
+            "    def __init__(self):", f"{ind}super().__init__()"] + [ind + line for line in init_lines]
     body += ["", f"    def forward(self, {', '.join(inputs)}):"] + [ind + line for line in forward_lines]
     body.append(f"{ind}return {', '.join(outputs)}" if len(outputs) > 1 else f"{ind}return {outputs[0]}")
     out.append("\n".join(body))

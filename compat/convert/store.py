@@ -39,7 +39,7 @@ from torch import nn
 from compat import checkpoint, frameworks
 from compat.checkpoint import CheckpointError, Fields
 from compat.convert.graph import GraphSpec, build_model, check_graph, graph_entry
-from compat.convert.spec import (CELL_SEMANTICS, CELLS, CORE_LSTM, CORE_MODULES, MASKED_OUTPUTS, MERGE_MODES, SEMANTICS,
+from compat.convert.spec import (CELL_SEMANTICS, CELLS, CORE_LSTM, CORE_MODULES, MASKED_OUTPUTS, MERGE_MODES,
                                  TORCH_LSTM, TORCH_MODULES, LSTMSpec, SourceItem)
 from compat.errors import InputError
 

@@ -30,7 +30,7 @@ import reprlib
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from compat.errors import FileFormatError
 from compat.formats.files import MiB, file_size, open_regular

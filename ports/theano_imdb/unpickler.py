@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import pickle
-from typing import Any, Dict, List, Tuple, Union
+from typing import Any, Dict, Tuple, Union
 
 import numpy as np
 

@@ -17,7 +17,7 @@ from tests.convert_cases import (cases, check_keras_file, check_keras_rnn_file, 
                                  check_tf1_case, check_tf1_rnn_case, check_tf_models_case, keras_files,
                                  keras_rnn_files)
 
-from .conftest import LEGACY, REPO
+from .conftest import LEGACY
 
 RECORDERS = {
     "tf1": ("record_convert_tf.py", [], {"TF_USE_LEGACY_KERAS": "1"}),

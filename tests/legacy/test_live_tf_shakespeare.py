@@ -1,7 +1,6 @@
 """ports.tf_shakespeare against the cookbook's LSTM_Model in live TensorFlow (legacy/record_tf_shakespeare.py)."""
 from __future__ import annotations
 
-import pytest
 from hypothesis import given, note, strategies as st
 from hypothesis.strategies import composite
 

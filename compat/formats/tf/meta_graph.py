@@ -32,7 +32,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from compat.formats.files import read_bytes
-from compat.formats.protobuf_wire import (FIXED32, FIXED64, LEN, VARINT, Reader, WireError, as_string, expect_wire,
+from compat.formats.protobuf_wire import (FIXED32, LEN, VARINT, Reader, WireError, as_string, expect_wire,
                                           iter_fields, packed_scalars, packed_varints, signed64)
 from compat.formats.tf.errors import CheckpointError
 
