@@ -21,6 +21,14 @@ interleaved rounds, one call each, the order reversed every other round (none al
   step loop (``kernel="compiled"``, one call per layer) follows.
 
 Where the core has a second kernel, its ``kernel="loop"`` row is printed too, for reference.
+
+- ``ptb-train-step`` (not in the default list): ports.tf_ptb's whole training step at the small preset
+  (embedding, 2 x 200 LSTM, softmax over 10000 words, TF's global-norm clip, SGD, the state carried).
+  Baseline: today's eager ``train_step`` (it reads the cost and the norm back every step); then the
+  sync-free step (``SyncFreeStep``) run eagerly, and on CUDA the same step captured in one CUDA graph
+  (compat.step_graph). On the CPU the captured row is left out with the reason:
+
+      python benchmarks/bench_core.py --device cuda --repeats 20 --cases ptb-train-step
 """
 from __future__ import annotations
 
@@ -121,6 +129,45 @@ def ptb_case(name: str, device: torch.device, full_model: bool) -> Tuple[int, Di
         "core": backward_step(lambda: head(lstm(inp(), ws, hx)[0]), params),
     }
     return T * PTB_BATCH, runs
+
+
+def ptb_train_step_case(device: torch.device) -> Tuple[int, Dict[str, Callable]]:
+    """ports.tf_ptb's training step at the small preset: eager train_step, the sync-free step, and (CUDA)
+    the sync-free step captured in a CUDA graph."""
+    from compat.step_graph import CapturedStep, capture_reason
+    from ports.tf_ptb import Config, PTBModel, make_optimizer, train_step
+    from ports.tf_ptb.train import SyncFreeStep
+
+    config = Config.preset("small")
+    B, T = config.batch_size, config.num_steps
+    ids = torch.randint(0, config.vocab_size, (B, T + 1), device=device)
+    x, y = ids[:, :T].contiguous(), ids[:, 1:].contiguous()
+
+    def model():
+        m = PTBModel(config, is_training=True)
+        m.reset_parameters(torch.Generator().manual_seed(0))
+        return m.to(device)
+
+    eager_model = model()
+    optimizer = make_optimizer(eager_model)
+    carried = {"state": None}
+
+    def eager():
+        _, carried["state"], _ = train_step(eager_model, x, y, carried["state"], 1.0, optimizer)
+
+    free = SyncFreeStep(model(), B, T)
+    free.load(x, y)
+    free.set_lr(1.0)
+    runs = {"train_step (eager)": eager, "sync-free step (eager)": free}
+    reason = capture_reason("auto", device)
+    if reason is None:
+        graphed = SyncFreeStep(model(), B, T)
+        graphed.load(x, y)
+        graphed.set_lr(1.0)
+        runs["sync-free step (CUDA graph)"] = CapturedStep(graphed)
+    else:
+        print(f"# ptb-train-step: no captured row ({reason})")
+    return B * T, runs
 
 
 def imdb_case(device: torch.device) -> Tuple[int, Dict[str, Callable]]:
@@ -227,7 +274,7 @@ def main(argv=None) -> int:
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     if args.quick and "ptb-large" in cases:
         cases.remove("ptb-large")
-    known = set(PTB_CONFIGS) | {"imdb", "caffe-stream"}
+    known = set(PTB_CONFIGS) | {"imdb", "caffe-stream", "ptb-train-step"}
     unknown = [c for c in cases if c not in known]
     if unknown:
         parser.error(f"unknown cases {unknown}; known: {sorted(known)}")
@@ -241,6 +288,8 @@ def main(argv=None) -> int:
     for case in cases:
         if case in PTB_CONFIGS:
             tokens, runs = ptb_case(case, device, args.full_model)
+        elif case == "ptb-train-step":
+            tokens, runs = ptb_train_step_case(device)
         elif case == "imdb":
             tokens, runs = imdb_case(device)
         else:

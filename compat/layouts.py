@@ -75,9 +75,12 @@ def permute_gates(t, src: str, dst: str, axis: int = 0):
     if n % k:
         raise LayoutError(f"axis {axis} of length {n} does not split into {k} gate blocks")
     h = n // k
-    rows = np.concatenate([np.arange(j * h, (j + 1) * h) for j in index])
     if isinstance(t, torch.Tensor):
-        return t.index_select(axis, torch.as_tensor(rows, device=t.device))
+        # The rows built on the tensor's device: a copy from the host would wait for the device (and could not be
+        # captured in a CUDA graph).
+        rows = torch.cat([torch.arange(j * h, (j + 1) * h, device=t.device) for j in index])
+        return t.index_select(axis, rows)
+    rows = np.concatenate([np.arange(j * h, (j + 1) * h) for j in index])
     return np.take(t, rows, axis=axis)
 
 

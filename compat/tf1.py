@@ -38,7 +38,8 @@ def clip_scale(norm: Tensor, clip_norm: float) -> Tensor:
     ``clip_norm * (1 / clip_norm)``, which in float32 can differ from 1 by an ulp, as in TF.
     """
     one = torch.ones((), dtype=norm.dtype, device=norm.device)
-    clip = torch.as_tensor(clip_norm, dtype=norm.dtype, device=norm.device)
+    # Filled on the device (a copy of a host number would wait for the device and cannot be captured).
+    clip = torch.full((), clip_norm, dtype=norm.dtype, device=norm.device)
     scale = clip * torch.minimum(one / norm, one / clip)
     # clip_ops.py (TF >= 1.12): NaN or inf norms make every clipped value NaN.
     return scale + (norm - norm)

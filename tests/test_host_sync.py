@@ -2,6 +2,7 @@
 reads none run to the end."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -40,3 +41,22 @@ def test_a_training_step_without_host_reads_runs_and_keeps_other_errors():
     assert norm.device == META and norm.shape == ()
     with pytest.raises(ValueError, match="not meta"):  # an error of the computation's own is not renamed
         run_without_host_sync(lambda: (_ for _ in ()).throw(ValueError("not meta")))
+
+
+COPIES = {
+    "to": lambda x: x + torch.arange(3).to(META),
+    "copy_": lambda x: x.copy_(torch.zeros(2, 3)),
+    "as_tensor of an array": lambda x: x + torch.as_tensor(np.arange(3), device=META),
+}
+
+
+@pytest.mark.parametrize("copy", list(COPIES))
+def test_each_host_to_device_copy_is_caught(copy):
+    x = torch.zeros(2, 3, device=META)
+    with pytest.raises(AssertionError, match="copies a host tensor"):
+        run_without_host_sync(lambda: COPIES[copy](x), what=copy)
+
+
+def test_a_host_number_in_an_operation_is_no_copy():
+    x = torch.zeros(2, 3, device=META)
+    assert run_without_host_sync(lambda: x.mul_(torch.tensor(2.0)) + torch.full((), 1.0, device=META)).device == META

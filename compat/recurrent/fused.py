@@ -56,7 +56,9 @@ def canonical_layers(layers, cell: Cell):
     for dirs in layers:
         row_sets = []
         for w in dirs:
-            index = torch.cat([torch.arange(j * H, (j + 1) * H) for j in cell.gate_index]).to(w.weight_hh.device)
+            # Built on the weights' device: a copy from the host would wait for the device (and cannot be
+            # captured in a CUDA graph).
+            index = torch.cat([torch.arange(j * H, (j + 1) * H, device=w.weight_hh.device) for j in cell.gate_index])
             rows = [None if t is None else t.index_select(0, index) for t in (w.weight_ih, w.weight_hh, w.bias_ih,
                                                                               w.bias_hh)]
             row_sets.append(w._replace(weight_ih=rows[0], weight_hh=rows[1], bias_ih=rows[2], bias_hh=rows[3]))

@@ -22,6 +22,7 @@ from compat.checkpoint import CheckpointError, Fields
 from compat.cli import ArgumentParser, Device, InputDir, InputPath, Int, OutputFile, check_device, print_files, run_cli
 from compat.cli import fail
 from compat.errors import FileFormatError, InputError
+from compat.step_graph import add_cuda_graph_argument
 
 from .config import PRESETS, Config
 from .model import PTBModel
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one LSTM weight set for every layer, as MultiRNNCell([cell] * n) in TF >= 1.1")
     p.add_argument("--seed", type=Int(minimum=0), default=0, help="random seed for initialisation and dropout")
     p.add_argument("--device", type=Device(), default="cpu", help="torch device: cpu or cuda[:N]")
+    add_cuda_graph_argument(p)
     threads.add_threads_argument(p)
     p.add_argument("--max-max-epoch", type=Int(minimum=0, maximum=MAX_EPOCHS), default=None,
                    help="override the preset's number of training epochs (0: evaluate only)")
@@ -252,7 +254,7 @@ def _main(args: argparse.Namespace, owns_process: bool = False) -> int:
         t0 = time.time()
         train_ppl = run_epoch(model, train_data, config.batch_size, config.num_steps, lr=lr, verbose=not args.quiet,
                               progress=progress, desc=f"epoch {i + 1} train", max_steps=args.max_steps,
-                              on_step=n_threads.check)
+                              on_step=n_threads.check, cuda_graph=args.cuda_graph)
         seconds = time.time() - t0
         print("Epoch: %d Train Perplexity: %.3f" % (i + 1, train_ppl), flush=True)
         valid_ppl = run_epoch(model, valid_data, config.batch_size, config.num_steps, progress=progress,

@@ -135,7 +135,9 @@ class PTBModel(nn.Module):
             return weights * self.config.num_layers
         return weights
 
-    def _check_inputs(self, inputs) -> Tensor:
+    def _check_inputs(self, inputs, check_ids: bool = True) -> Tensor:
+        """``inputs`` as long word ids on the model's device; ``check_ids``: their range too (a read of their
+        values on the host: a caller that checked them before they left the host passes False)."""
         if not isinstance(inputs, Tensor):
             inputs = torch.as_tensor(np.asarray(inputs))
         if inputs.dim() != 2:
@@ -143,7 +145,7 @@ class PTBModel(nn.Module):
         if inputs.is_floating_point() or inputs.dtype == torch.bool:
             raise TypeError(f"inputs must be integer word ids, got dtype {inputs.dtype}")
         inputs = inputs.to(device=self.embedding.device, dtype=torch.long)
-        if inputs.numel():
+        if check_ids and inputs.numel():
             lo, hi = (int(v) for v in torch.aminmax(inputs))
             if lo < 0 or hi >= self.config.vocab_size:
                 bad = lo if lo < 0 else hi
@@ -183,15 +185,18 @@ class PTBModel(nn.Module):
         logits = torch.addmm(self.softmax_b, output, self.softmax_w)  # tf.nn.xw_plus_b
         return logits, final
 
-    def training_cost(self, inputs, targets, state=None, *, embedding_slices: bool = False) -> TrainingCost:
+    def training_cost(self, inputs, targets, state=None, *, embedding_slices: bool = False,
+                      check_ids: bool = True) -> TrainingCost:
         """``(cost, final state, lookup)``: :meth:`cost` of :meth:`forward`'s logits, the same numbers, with the
         softmax cross-entropy of ``output @ softmax_w + softmax_b`` in one node (compat.projected_xent) that
         reuses its logits buffer between steps; ``lookup``: the step's looked-up embedding rows.
 
         ``embedding_slices``: the embedding's gradient stays in TF's IndexedSlices form, one row per
         looked-up token in ``lookup.rows.grad``, and ``embedding.grad`` is not formed (the [vocab, H] dense
-        gradient a step that TF never builds)."""
-        output, final, lookup = self._rnn_output(inputs, state, embedding_slices=embedding_slices)
+        gradient a step that TF never builds). ``check_ids=False``: the inputs' range was checked on the host
+        (:func:`ports.tf_ptb.train.check_word_ids`); no value is read back from the device."""
+        output, final, lookup = self._rnn_output(inputs, state, embedding_slices=embedding_slices,
+                                                 check_ids=check_ids)
         targets = torch.as_tensor(targets, device=output.device)
         if targets.dim() != 2 or targets.numel() != output.shape[0]:
             raise ValueError(f"targets must be [batch_size, num_steps] matching the {output.shape[0]} rows, "
@@ -200,12 +205,12 @@ class PTBModel(nn.Module):
                                            self.xent_buffers)
         return TrainingCost(crossent.sum() / targets.shape[0], final, lookup)
 
-    def _rnn_output(self, inputs, state, embedding_slices: bool = False
+    def _rnn_output(self, inputs, state, embedding_slices: bool = False, check_ids: bool = True
                     ) -> Tuple[Tensor, StateTuple, Optional[EmbeddingLookup]]:
         """The top layer's outputs [B * T, H] (rows b * T + t), the final state per layer (c, h), and the
         looked-up embedding rows where a gradient is recorded."""
         cfg = self.config
-        inputs = self._check_inputs(inputs)
+        inputs = self._check_inputs(inputs, check_ids)
         B, T = inputs.shape
         hx = self._check_state(self.initial_state(B) if state is None else state, B)
         lookup = None

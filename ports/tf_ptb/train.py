@@ -20,9 +20,10 @@ import numpy as np
 import torch
 
 from compat.progress import Progress
+from compat.step_graph import DeviceLog, capture_reason, copy_into, step_runner
 from compat.tf1 import GradientDescent, clip_by_global_norm_
 
-from .data import ptb_iterator
+from .data import batch_matrix, ptb_iterator
 from .model import PTBModel, StateTuple
 
 
@@ -46,25 +47,88 @@ def train_step(model: PTBModel, inputs, targets, state, lr: float, optimizer: Op
     ``Config.embedding_norm="dense"`` takes the dense embedding gradient's norm instead of TF's.
     ``optimizer``: :func:`make_optimizer`'s, kept by the caller across steps (a new one when None).
     """
+    targets = torch.as_tensor(np.asarray(targets) if not isinstance(targets, torch.Tensor) else targets)
+    optimizer = optimizer if optimizer is not None else make_optimizer(model, lr)
+    cost, final, norm = _update(model, inputs, targets, _detach(state), lr, optimizer, check_ids=True)
+    return float(cost), _detach(final), float(norm)
+
+
+def _update(model: PTBModel, inputs, targets, state, lr, optimizer: GradientDescent, check_ids: bool):
+    """The step's computation: ``(cost, final state, global norm)`` as tensors; ``lr`` a number or a tensor."""
     params = list(model.parameters())
     for p in params:
         p.grad = None
-    targets = torch.as_tensor(np.asarray(targets) if not isinstance(targets, torch.Tensor) else targets)
     slices = model.config.embedding_norm == "indexed_slices"
-    cost, final, lookup = model.training_cost(inputs, targets, _detach(state), embedding_slices=slices)
+    cost, final, lookup = model.training_cost(inputs, targets, state, embedding_slices=slices, check_ids=check_ids)
     cost.backward()
     indexed = None
     if slices:
         indexed = {model.embedding: lookup.rows.grad.reshape(-1, lookup.rows.shape[-1])}
     # With the slices the embedding has no .grad: the clip scales the slices' values in place instead.
     norm = clip_by_global_norm_(params, model.config.max_grad_norm, indexed_slices=indexed)
-    optimizer = optimizer if optimizer is not None else make_optimizer(model, lr)
     for group in optimizer.param_groups:
         group["lr"] = lr
     optimizer.step()
     if slices and model.embedding.grad is None:
         apply_embedding_slices(model.embedding, lookup.ids, indexed[model.embedding], lr)
-    return float(cost.detach()), _detach(final), float(norm)
+    return cost.detach(), final, norm
+
+
+def check_word_ids(ids: np.ndarray, vocab_size: int, what: str = "data") -> None:
+    """The word ids' range, checked on the host before they go to the device (the sync-free step reads
+    none of its inputs' values)."""
+    ids = np.asarray(ids)
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+        bad = int(ids.min()) if ids.min() < 0 else int(ids.max())
+        raise ValueError(f"word id {bad} in {what} is outside the vocabulary [0, {vocab_size})")
+
+
+class SyncFreeStep:
+    """:func:`train_step` that reads nothing back from the device, on static buffers: the form a CUDA graph
+    captures (:mod:`compat.step_graph`).
+
+    ``inputs`` / ``targets`` [batch_size, num_steps] and the carried ``state`` (per layer (c, h)) are
+    buffers kept for the object's life: :meth:`load` copies a batch in, a step copies its final state back
+    into ``state``; ``lr`` is a 0-dim tensor in the parameters' dtype (TF's ``lr`` variable, float32 in the
+    original), set by :meth:`set_lr` without recapture. Calling the object runs one step and returns
+    ``(cost, global_norm)`` as 0-dim device tensors: the same numbers as :func:`train_step` given the same
+    batch, state and lr (tests/test_tf_ptb.py compares them bit for bit). The inputs' range is not checked
+    here: check it on the host (:func:`check_word_ids`)."""
+
+    def __init__(self, model: PTBModel, batch_size: int, num_steps: int,
+                 optimizer: Optional[GradientDescent] = None):
+        p = model.embedding
+        self.model = model
+        self.inputs = torch.zeros(batch_size, num_steps, dtype=torch.long, device=p.device)
+        self.targets = torch.zeros(batch_size, num_steps, dtype=torch.long, device=p.device)
+        self.state: StateTuple = model.initial_state(batch_size)
+        self.lr = torch.zeros((), dtype=p.dtype, device=p.device)
+        self.optimizer = optimizer if optimizer is not None else make_optimizer(model)
+
+    def load(self, inputs, targets) -> None:
+        """Copy a batch (tensors of the buffers' shape, on any device) into the input buffers."""
+        copy_into((self.inputs, self.targets), (torch.as_tensor(inputs), torch.as_tensor(targets)))
+
+    def set_lr(self, lr: float) -> None:
+        self.lr.fill_(lr)
+
+    def set_state(self, state: Optional[Sequence]) -> None:
+        """The carried state replaced by ``state`` (per layer (c, h)); None: zeros."""
+        if state is None:
+            with torch.no_grad():
+                for t in self._state_tensors():
+                    t.zero_()
+            return
+        copy_into(self._state_tensors(), (torch.as_tensor(t) for pair in state for t in pair))
+
+    def _state_tensors(self):
+        return [t for pair in self.state for t in pair]
+
+    def __call__(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        cost, final, norm = _update(self.model, self.inputs, self.targets, self.state, self.lr, self.optimizer,
+                                    check_ids=False)
+        copy_into(self._state_tensors(), (t.detach() for pair in final for t in pair))
+        return cost, norm
 
 
 def apply_embedding_slices(embedding: torch.nn.Parameter, ids: torch.Tensor, values: torch.Tensor, lr: float) -> None:
@@ -83,9 +147,13 @@ def perplexity(costs: float, iters: int) -> float:
     return math.exp(mean) if mean < 709.0 else math.inf
 
 
+#: Steps between read-backs of a captured epoch's costs (the progress bar's perplexity, the non-finite check).
+READBACK_STEPS = 100
+
+
 def run_epoch(model: PTBModel, data, batch_size: int, num_steps: int, *, lr: Optional[float] = None,
               verbose: bool = False, progress: bool = True, desc: str = "", max_steps: Optional[int] = None,
-              stream=None, on_step: Optional[Callable[[], None]] = None) -> float:
+              stream=None, on_step: Optional[Callable[[], None]] = None, cuda_graph: str = "off") -> float:
     """ptb_word_lm.py ``run_epoch``: perplexity ``exp(costs / iters)`` over one pass of ``data``.
 
     Trains (one :func:`train_step` per batch) when ``lr`` is given, else evaluates without dropout. The
@@ -94,7 +162,16 @@ def run_epoch(model: PTBModel, data, batch_size: int, num_steps: int, *, lr: Opt
     original's ten progress lines; ``max_steps`` stops early (smoke runs); ``on_step`` is called after each
     step (the CLI follows the machine's load there). A perplexity too large for a float is inf; evaluation
     reports a non-finite cost as an inf (or NaN) perplexity, training stops with FloatingPointError.
+
+    ``cuda_graph``: "auto" trains with :class:`SyncFreeStep` captured in one CUDA graph where
+    :func:`compat.step_graph.capture_reason` allows it (a CUDA device); "off" (or no CUDA) trains eagerly.
+    A captured epoch reads its costs back every :data:`READBACK_STEPS` steps, at the verbose lines and at the
+    end, not every step: the same sums in the same order, so the same perplexities; a non-finite cost still
+    stops training naming its step, up to READBACK_STEPS - 1 steps after it was computed.
     """
+    if lr is not None and capture_reason(cuda_graph, model.embedding.device) is None:
+        return _run_captured_epoch(model, data, batch_size, num_steps, lr=lr, verbose=verbose, progress=progress,
+                                   desc=desc, max_steps=max_steps, stream=stream, on_step=on_step)
     stream = stream if stream is not None else sys.stdout
     training = lr is not None
     was_training = model.training
@@ -123,15 +200,79 @@ def run_epoch(model: PTBModel, data, batch_size: int, num_steps: int, *, lr: Opt
                 costs += cost
                 iters += num_steps
                 if training and not math.isfinite(costs):
-                    raise FloatingPointError(f"{desc or 'epoch'}: the cost became {cost} at step {step} "
-                                             f"(the learning rate {lr} may be too high)")
+                    raise _nonfinite(desc, cost, step, lr)
                 bar.update(1, items=batch_size * num_steps, perplexity=f"{perplexity(costs, iters):.2f}")
                 if on_step is not None:
                     on_step()
-                if verbose and epoch_size >= 10 and step % (epoch_size // 10) == 10:
-                    print("%.3f perplexity: %.3f speed: %.0f wps" % (
-                        step * 1.0 / epoch_size, perplexity(costs, iters),
-                        iters * batch_size / (time.time() - start)), file=stream, flush=True)
+                if _verbose_line(verbose, epoch_size, step):
+                    _print_progress(step, epoch_size, costs, iters, batch_size, start, stream)
+    finally:
+        bar.close()
+        model.train(was_training)
+    return perplexity(costs, iters) if not math.isnan(costs) else math.nan
+
+
+def _nonfinite(desc: str, cost: float, step: int, lr: float) -> FloatingPointError:
+    return FloatingPointError(f"{desc or 'epoch'}: the cost became {cost} at step {step} "
+                              f"(the learning rate {lr} may be too high)")
+
+
+def _verbose_line(verbose: bool, epoch_size: int, step: int) -> bool:
+    """Where ptb_word_lm's run_epoch prints: ``verbose and step % (epoch_size // 10) == 10``."""
+    return verbose and epoch_size >= 10 and step % (epoch_size // 10) == 10
+
+
+def _print_progress(step: int, epoch_size: int, costs: float, iters: int, batch_size: int, start: float,
+                    stream) -> None:
+    print("%.3f perplexity: %.3f speed: %.0f wps" % (
+        step * 1.0 / epoch_size, perplexity(costs, iters), iters * batch_size / (time.time() - start)),
+        file=stream, flush=True)
+
+
+def _run_captured_epoch(model: PTBModel, data, batch_size: int, num_steps: int, *, lr: float, verbose: bool,
+                        progress: bool, desc: str, max_steps: Optional[int], stream,
+                        on_step: Optional[Callable[[], None]]) -> float:
+    """:func:`run_epoch`'s training pass with the step captured in a CUDA graph: the epoch's batches go to the
+    device once (their range checked on the host first), each step copies its batch into the step's
+    buffers on the device and replays the graph; the costs stay on the device in a :class:`DeviceLog` until
+    a read-back point."""
+    stream = stream if stream is not None else sys.stdout
+    was_training = model.training
+    model.train(True)
+    matrix = batch_matrix(data, batch_size, num_steps)
+    check_word_ids(matrix, model.config.vocab_size, what=desc or "the epoch's data")
+    epoch_size = (matrix.shape[1] - 1) // num_steps
+    total = epoch_size if max_steps is None else min(epoch_size, max_steps)
+    device = model.embedding.device
+    words = torch.from_numpy(matrix[:, :total * num_steps + 1]).to(device)
+    step_fn = SyncFreeStep(model, batch_size, num_steps)
+    step_fn.set_lr(lr)
+    run = step_runner(step_fn, "auto", device)
+    log = DeviceLog(READBACK_STEPS, model.embedding.dtype, device)
+    bar = Progress(total=total, desc=desc, unit="wps", enabled=progress)
+    costs, iters = 0.0, 0
+    start = time.time()
+
+    try:
+        for step in range(total):
+            i = step * num_steps
+            step_fn.load(words[:, i:i + num_steps], words[:, i + 1:i + num_steps + 1])
+            cost, _ = run()
+            log.append(cost)
+            if log.full or step + 1 == total or _verbose_line(verbose, epoch_size, step):
+                # The steps since the last read-back, in order: the eager loop's sum, checked as it grows.
+                first = step + 1 - len(log)
+                for k, value in enumerate(log.read(), start=first):
+                    costs += value
+                    iters += num_steps
+                    if not math.isfinite(costs):
+                        raise _nonfinite(desc, value, k, lr)
+                bar.fields["perplexity"] = f"{perplexity(costs, iters):.2f}"
+            bar.update(1, items=batch_size * num_steps)
+            if on_step is not None:
+                on_step()
+            if _verbose_line(verbose, epoch_size, step):
+                _print_progress(step, epoch_size, costs, iters, batch_size, start, stream)
     finally:
         bar.close()
         model.train(was_training)

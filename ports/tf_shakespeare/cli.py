@@ -10,6 +10,7 @@ from compat import threads
 from compat.checkpoint import manifest_path
 from compat.cli import (ArgumentParser, Device, Float, InputDir, InputFile, InputPath, Int, OutputDir, OutputFile, Text,
                         check_device, fail, print_files, run_cli)
+from compat.step_graph import add_cuda_graph_argument
 from ports.tf_shakespeare.config import RECIPE_PRIME_TEXTS, TrainConfig
 from ports.tf_shakespeare.train import CHECKPOINT_NAME, PLOT_NAME, VOCAB_NAME
 
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dtype", choices=["float32", "float64"], default=d.dtype, help="parameter dtype (TF: float32)")
     t.add_argument("--recipe-batch-count", action="store_true",
                    help="print 'Batch: b out of num_batches + 1' exactly as the recipe's log line does")
+    add_cuda_graph_argument(t)
     t.add_argument("--no-progress", action="store_true", help="do not show the progress line")
     t.add_argument("--no-plot", action="store_true", help="do not write loss.png")
     _add_common(t, "seed of the initialisation, the batch shuffles and the periodic samples")
@@ -114,7 +116,8 @@ def _main(args: argparse.Namespace, owns_process: bool = False) -> int:
             summary = train(args.data_path, args.save_dir, config, resume=args.resume,
                             max_iterations=args.max_iterations, device=device,
                             progress=not args.no_progress, plot=not args.no_plot,
-                            log=lambda line: print(line, flush=True), on_step=n_threads.check)
+                            log=lambda line: print(line, flush=True), on_step=n_threads.check,
+                            cuda_graph=args.cuda_graph)
         except (DataError, CheckpointError) as e:
             fail(str(e))
         print(f"Trained {summary['iterations']} iterations; vocabulary {summary['vocab_size']}, "

@@ -31,6 +31,7 @@ from compat.atomic import atomic_write_text
 from compat.checkpoint import CheckpointError, Fields
 from compat.errors import FileFormatError
 from compat.progress import Progress
+from compat.step_graph import DeviceLog, capture_reason, copy_into, step_runner
 from compat.tf1 import TFAdam, clip_by_global_norm_, tf1_cell_variables
 from ports.tf_shakespeare.config import DTYPES, TrainConfig
 from ports.tf_shakespeare.data import load_corpus, make_batches, targets_of, vocab_size_of, vocab_to_json
@@ -48,6 +49,8 @@ MAX_BATCH_WORDS = 1 << 24
 MAX_COUNT = 1 << 40
 MAX_EPOCHS = 1_000_000
 MAX_PRIME_TEXTS = 100
+#: Iterations between read-backs of a captured run's losses where nothing shows or saves them sooner.
+READBACK_STEPS = 100
 
 
 def build_model(config: TrainConfig, vocab_size: int, device: str = "cpu",
@@ -66,16 +69,72 @@ def make_optimizer(model: LSTMModel, learning_rate: float) -> TFAdam:
 def train_step(model: LSTMModel, optimizer: TFAdam, x, y, state, clip_norm: float):
     """One ``sess.run([cost, final_state, train_op])``: returns ``(cost, final_state, global_norm)``."""
     x = model._check_ids(x, "x_data")
+    cost, final_state, norm = _update(model, optimizer, x, y, state, clip_norm, check_ids=True)
+    final_state = type(final_state)(*(t.detach() for t in final_state))
+    return cost, final_state, norm
+
+
+def _update(model: LSTMModel, optimizer: TFAdam, x, y, state, clip_norm: float, check_ids: bool):
+    """The step's computation: ``(cost, final state, global norm)`` as tensors."""
     optimizer.zero_grad(set_to_none=True)
     embedded = model.embed(x)
     embedded.retain_grad()
-    cost, final_state = model.cost(x, y, state, embedded=embedded)
+    cost, final_state = model.cost(x, y, state, embedded=embedded, check_ids=check_ids)
     cost.backward()
     norm = clip_by_global_norm_(model.trainable_variables(), clip_norm,
                                 indexed_slices={model.embedding_mat: embedded.grad})
     optimizer.step()
-    final_state = type(final_state)(*(t.detach() for t in final_state))
     return cost.detach(), final_state, norm
+
+
+def check_word_ids(ids: np.ndarray, vocab_size: int) -> None:
+    """The batches' word ids in [0, vocab_size), checked on the host before they go to the device (the
+    sync-free step reads none of its inputs' values)."""
+    ids = np.asarray(ids)
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise ValueError(f"x_data ids must lie in [0, {vocab_size}); got min {int(ids.min())}, max {int(ids.max())}")
+
+
+class SyncFreeStep:
+    """:func:`train_step` that reads nothing back from the device, on static buffers: the form a CUDA graph
+    captures (:mod:`compat.step_graph`). ``x`` / ``y`` [batch_size, training_seq_len] and the carried
+    ``state`` (``LSTMStateTuple(c, h)``) are buffers kept for the object's life (:meth:`load`,
+    :meth:`set_state`); a step copies its final state back into ``state`` and returns ``(cost,
+    global_norm)`` as 0-dim device tensors, the numbers :func:`train_step` gives. Check the ids on the host
+    (:func:`check_word_ids`). :meth:`count_step` is what the step does on the host besides its kernels:
+    TFAdam's Python step counters (saved in checkpoints), advanced again after each replay of a graph."""
+
+    def __init__(self, model: LSTMModel, optimizer: TFAdam, batch_size: int, seq_len: int, clip_norm: float):
+        device = model.W.device
+        self.model, self.optimizer, self.clip_norm = model, optimizer, clip_norm
+        self.x = torch.zeros(batch_size, seq_len, dtype=torch.long, device=device)
+        self.y = torch.zeros(batch_size, seq_len, dtype=torch.long, device=device)
+        self.state = model.zero_state(batch_size)
+
+    def load(self, x, y) -> None:
+        copy_into((self.x, self.y), (torch.as_tensor(x), torch.as_tensor(y)))
+
+    def set_state(self, state) -> None:
+        """The carried state replaced by ``state`` ((c, h)); None: zeros."""
+        if state is None:
+            with torch.no_grad():
+                for t in self.state:
+                    t.zero_()
+            return
+        copy_into(self.state, state)
+
+    def count_step(self) -> None:
+        for group in self.optimizer.param_groups:
+            for p in group["params"]:
+                slots = self.optimizer.state.get(p)
+                if slots and "step" in slots:
+                    slots["step"] += 1
+
+    def __call__(self):
+        cost, final_state, norm = _update(self.model, self.optimizer, self.x, self.y, self.state, self.clip_norm,
+                                          check_ids=False)
+        copy_into(self.state, (t.detach() for t in final_state))
+        return cost, norm
 
 
 def _read_config(f: Fields, obj) -> TrainConfig:
@@ -219,7 +278,8 @@ def _epoch_summary(losses: Sequence[float]) -> float:
 
 def train(data_path, save_dir, config: Optional[TrainConfig] = None, *, resume: bool = False,
           max_iterations: Optional[int] = None, device: str = "cpu", progress: bool = True,
-          plot: bool = True, log: Callable[[str], None] = print, on_step: Optional[Callable[[], None]] = None) -> dict:
+          plot: bool = True, log: Callable[[str], None] = print, on_step: Optional[Callable[[], None]] = None,
+          cuda_graph: str = "off") -> dict:
     """Train as the recipe, writing ``model.json`` (and its tensor file), ``vocab.json`` and ``loss.png``
     under ``save_dir``.
 
@@ -227,6 +287,13 @@ def train(data_path, save_dir, config: Optional[TrainConfig] = None, *, resume: 
     ``epochs`` when given larger). ``max_iterations`` stops after that many iterations in this call (a
     checkpoint is written on stopping). ``on_step`` is called after every iteration (the CLI follows the
     machine's load there). Returns a summary dict.
+
+    ``cuda_graph``: "auto" runs the step as one captured CUDA graph (:class:`SyncFreeStep`,
+    :mod:`compat.step_graph`) where :func:`compat.step_graph.capture_reason` allows it (a CUDA device);
+    "off" (or no CUDA) runs it eagerly. A captured run keeps the losses on the device and reads them back
+    where they are shown or saved (the print, save and evaluation iterations, the end of an epoch or of the
+    call, every :data:`READBACK_STEPS` iterations otherwise): the same losses, a non-finite one still named
+    by its iteration.
     """
     save_dir = Path(save_dir)
     ckpt_path = save_dir / CHECKPOINT_NAME
@@ -278,6 +345,16 @@ def train(data_path, save_dir, config: Optional[TrainConfig] = None, *, resume: 
         epoch_seconds = [float(v) for v in ckpt.get("epoch_seconds", [])]
 
     infer_model = model.infer_model()
+    captured = capture_reason(cuda_graph, device) is None
+    if captured:
+        all_x = np.stack(batches)
+        check_word_ids(all_x, vocab_size)
+        device_x = torch.from_numpy(all_x).to(device)
+        device_y = torch.from_numpy(np.stack([targets_of(b) for b in batches])).to(device)
+        step_fn = SyncFreeStep(model, optimizer, config.batch_size, config.training_seq_len, config.clip_norm)
+        run_step = step_runner(step_fn, "auto", device, host_effects=step_fn.count_step)
+        losses = DeviceLog(READBACK_STEPS, model.W.dtype, device)
+        unread: List[int] = []  # the iterations whose losses are in ``losses``
     shown_batches = num_batches + 1 if config.recipe_batch_count else num_batches
 
     def save(epoch: int, next_batch: int, lstm_state, next_iteration: int) -> None:
@@ -323,21 +400,42 @@ def train(data_path, save_dir, config: Optional[TrainConfig] = None, *, resume: 
         log(f"Starting Epoch #{epoch + 1} of {config.epochs}.")
         epoch_start = time.perf_counter()
         epoch_losses: List[float] = []
+
+        def record(iteration: int, loss: float) -> None:
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss} at iteration {iteration}")
+            train_loss.append(loss)
+            epoch_losses.append(loss)
+            bar.fields["loss"] = f"{loss:.3f}"
+
+        def read_back() -> None:
+            for iteration, loss in zip(unread, losses.read()):
+                record(iteration, loss)
+            unread.clear()
+
+        if captured:
+            step_fn.set_state(state)
+            state = step_fn.state
         for ix in range(batch_index, num_batches):
-            batch = batches[order[ix]]
-            x = torch.as_tensor(batch, device=device)
-            y = torch.as_tensor(targets_of(batch), device=device)
-            cost, state, _ = train_step(model, optimizer, x, y, state, config.clip_norm)
-            temp_loss = float(cost)
-            if not math.isfinite(temp_loss):
-                raise FloatingPointError(f"loss became {temp_loss} at iteration {iteration_count}")
-            train_loss.append(temp_loss)
-            epoch_losses.append(temp_loss)
+            if captured:
+                step_fn.load(device_x[order[ix]], device_y[order[ix]])
+                cost, _ = run_step()
+                losses.append(cost)
+                unread.append(iteration_count)
+                if (losses.full or ix + 1 == num_batches or iteration_count % config.print_every == 0
+                        or iteration_count % config.save_every == 0 or iterations_this_call + 1 == max_iterations):
+                    read_back()
+            else:
+                batch = batches[order[ix]]
+                x = torch.as_tensor(batch, device=device)
+                y = torch.as_tensor(targets_of(batch), device=device)
+                cost, state, _ = train_step(model, optimizer, x, y, state, config.clip_norm)
+                record(iteration_count, float(cost))
             iterations_this_call += 1
-            bar.update(1, items=config.batch_size * config.training_seq_len, loss=f"{temp_loss:.3f}")
+            bar.update(1, items=config.batch_size * config.training_seq_len)
             if iteration_count % config.print_every == 0:
                 log(f"Iteration: {iteration_count}, Epoch: {epoch + 1}, Batch: {ix + 1} out of {shown_batches}, "
-                    f"Loss: {temp_loss:.2f}")
+                    f"Loss: {train_loss[-1]:.2f}")
             if iteration_count % config.save_every == 0:
                 save(epoch, (ix + 1) % num_batches, state, iteration_count + 1) if ix + 1 < num_batches else \
                     save(epoch + 1, 0, None, iteration_count + 1)
