@@ -34,6 +34,7 @@ from torch import Tensor
 
 from compat.recurrent.cell import Cell
 from compat.recurrent.frontend import OneStateRNN, run_family, weights_from_torch  # noqa: F401  (re-exported)
+from compat.recurrent.masks import CellMasks
 from compat.recurrent.select import Choice
 
 STANDARD = ("sigmoid", "tanh")
@@ -49,7 +50,7 @@ def gru(x, weights, hx: Optional[Tensor] = None, *, reset_after: bool = True, ac
         clip: Optional[float] = None, gate_order: str = "rzn", batch_first: bool = False, direction: str = "forward",
         lengths=None, mask: Optional[Tensor] = None, cont: Optional[Tensor] = None, dropout: float = 0.0,
         training: bool = False, kernel: Optional[str] = None, dropout_placement: str = "between",
-        past_end: Optional[str] = None, cell: Optional[Cell] = None):
+        past_end: Optional[str] = None, cell: Optional[Cell] = None, cell_masks: Optional[CellMasks] = None):
     """Run a stacked GRU over a sequence. The functional form of :class:`GRU`.
 
     Args:
@@ -70,6 +71,8 @@ def gru(x, weights, hx: Optional[Tensor] = None, *, reset_after: bool = True, ac
         past_end: ``"unread"`` as :func:`compat.lstm.lstm` (h_n is then None).
         kernel: None (the selection decides) or a kernel's name to force (an error says why it cannot).
         cell: the options above as one :class:`Cell` (then they must be left at their defaults).
+        cell_masks: dropout masks inside the cell of a one-layer stack, on the input and on h_(t-1) per gate
+            block (:class:`compat.recurrent.masks.CellMasks`: Keras's ``dropout`` / ``recurrent_dropout``).
 
     Returns:
         ``(output [T, B, D * H], h_n [layers * directions, B, H])``.
@@ -80,19 +83,20 @@ def gru(x, weights, hx: Optional[Tensor] = None, *, reset_after: bool = True, ac
         raise ValueError(f"gru() runs a GRU cell; this cell's family is {cell.family!r}")
     return run_family("gru", cell, x, weights, hx, cont=cont, mask=mask, lengths=lengths, batch_first=batch_first,
                       direction=direction, dropout=dropout, dropout_placement=dropout_placement, training=training,
-                      past_end=past_end, kernel=kernel)
+                      past_end=past_end, kernel=kernel, cell_masks=cell_masks)
 
 
 def which_kernel(x: Tensor, weights, hx: Optional[Tensor] = None, *, reset_after: bool = True,
                  activations=STANDARD, clip: Optional[float] = None, gate_order: str = "rzn",
                  batch_first: bool = False, direction: str = "forward", lengths=None, mask=None, cont=None,
                  dropout: float = 0.0, training: bool = False, kernel: Optional[str] = None,
-                 dropout_placement: str = "between", past_end: Optional[str] = None) -> Choice:
+                 dropout_placement: str = "between", past_end: Optional[str] = None,
+                 cell_masks: Optional[CellMasks] = None) -> Choice:
     """The kernel :func:`gru` would run for these arguments (``choice.name``, ``choice.rule.why``)."""
     cell = gru_cell(reset_after, activations, clip, gate_order)
     return run_family("gru", cell, x, weights, hx, cont=cont, mask=mask, lengths=lengths, batch_first=batch_first,
                       direction=direction, dropout=dropout, dropout_placement=dropout_placement, training=training,
-                      past_end=past_end, kernel=kernel, plan_only=True)
+                      past_end=past_end, kernel=kernel, plan_only=True, cell_masks=cell_masks)
 
 
 class GRU(OneStateRNN):

@@ -35,6 +35,7 @@ from compat.recurrent.call import DROPOUT_PLACEMENTS, ShapeError, right_padded_l
 from compat.recurrent.weights import LayerWeights
 from compat.recurrent.cell import CANONICAL_GATE_ORDER, STANDARD_ACTIVATIONS, Cell
 from compat.recurrent.frontend import check_input, check_steps
+from compat.recurrent.masks import CellMasks
 from compat.recurrent.run import plan, run
 from compat.recurrent.select import Choice
 
@@ -174,10 +175,12 @@ def _cell(weights_layers, cell: Optional[Cell], tanh, gate_activation, activatio
                 preact_grad_clip=preact_grad_clip, weight_grad_ignores_cont=recurrent_weight_grad_ignores_cont)
 
 
-def _prepare(x, weights, hx, batch_first, direction, dropout, dropout_placement, past_end, kernel, cell_options):
+def _prepare(x, weights, hx, batch_first, direction, dropout, dropout_placement, past_end, kernel, cell_options,
+             cell_masks=None):
     """Validate everything the LSTM owns (input rank, weights, state); return (cell, layers, state)."""
     packed, data, D = check_input(x, batch_first=batch_first, direction=direction, dropout=dropout,
-                                  dropout_placement=dropout_placement, past_end=past_end, kernel=kernel)
+                                  dropout_placement=dropout_placement, past_end=past_end, kernel=kernel,
+                                  cell_masks=cell_masks)
     layers = _layers(weights, D)
     hidden, proj = _check_layers(layers, data.shape[-1])
     check_steps(x, packed, batch_first)
@@ -219,7 +222,7 @@ def lstm(x, weights, hx: Optional[State] = None, *,
          kernel: str = "auto", direction: str = "forward", lengths=None, cell_clip: Optional[float] = None,
          proj_clip: Optional[float] = None, preact_clip: Optional[float] = None, input_forget: bool = False,
          activations=None, gate_order: str = CANONICAL_GATE_ORDER, past_end: Optional[str] = None,
-         cell: Optional[Cell] = None):
+         cell: Optional[Cell] = None, cell_masks: Optional[CellMasks] = None):
     """Run a stacked LSTM over a sequence. The functional form of :class:`LSTM`.
 
     Args:
@@ -260,6 +263,8 @@ def lstm(x, weights, hx: Optional[State] = None, *,
         cell: the cell's options as one :class:`compat.recurrent.cell.Cell` instead of the keywords above.
         kernel: ``"auto"`` (:mod:`compat.recurrent.select` decides) or a name of
             :data:`compat.recurrent.select.KERNELS` to force (an error says why it cannot run the call).
+        cell_masks: dropout masks inside the cell of a one-layer stack, on the input and on h_(t-1) per gate
+            block (:class:`compat.recurrent.masks.CellMasks`: Keras's ``dropout`` / ``recurrent_dropout``).
 
     Returns:
         ``(output, (h_n, c_n))``: the top layer's h at every step [T, B, D * P] (dropped out under the
@@ -272,16 +277,17 @@ def lstm(x, weights, hx: Optional[State] = None, *,
                                                 preact_clip=preact_clip, input_forget=input_forget,
                                                 preact_grad_clip=preact_grad_clip,
                                                 recurrent_weight_grad_ignores_cont=recurrent_weight_grad_ignores_cont,
-                                                gate_order=gate_order))
+                                                gate_order=gate_order), cell_masks)
     return run(cell, layers, x, state, cont=cont, mask=mask, lengths=lengths, batch_first=batch_first,
                direction=direction, dropout=dropout, dropout_placement=dropout_placement, training=training,
-               past_end=past_end, kernel=kernel, zero_state=hx is None)
+               past_end=past_end, kernel=kernel, zero_state=hx is None, cell_masks=cell_masks)
 
 
 def which_kernel(x: Tensor, weights, hx: Optional[State] = None, *, cont: Optional[Tensor] = None,
                  mask: Optional[Tensor] = None, lengths=None, batch_first: bool = False, dropout: float = 0.0,
                  dropout_placement: str = "between", training: bool = False, direction: str = "forward",
-                 past_end: Optional[str] = None, kernel: str = "auto", **cell_options) -> Choice:
+                 past_end: Optional[str] = None, kernel: str = "auto", cell_masks: Optional[CellMasks] = None,
+                 **cell_options) -> Choice:
     """The kernel :func:`lstm` would run for these arguments (``choice.name``) and the selection rule that
     picked it (``choice.rule.why``); nothing is computed. ``x`` is a dense tensor; ``cell_options`` are
     :func:`lstm`'s cell keywords."""
@@ -293,10 +299,10 @@ def which_kernel(x: Tensor, weights, hx: Optional[State] = None, *, cont: Option
         raise TypeError(f"which_kernel got unknown options {unknown}")
     options.update(cell_options)
     cell, layers, state = _prepare(x, weights, hx, batch_first, direction, dropout, dropout_placement, past_end,
-                                   kernel, options)
+                                   kernel, options, cell_masks)
     return plan(cell, layers, x, state, cont=cont, mask=mask, lengths=lengths, batch_first=batch_first,
                 direction=direction, dropout=dropout, dropout_placement=dropout_placement, training=training,
-                past_end=past_end, kernel=kernel, zero_state=hx is None)
+                past_end=past_end, kernel=kernel, zero_state=hx is None, cell_masks=cell_masks)
 
 
 # ------------------------------------------------------------------------------------------ the module
@@ -387,7 +393,8 @@ class LSTM(nn.Module):
         return out
 
     def forward(self, x, hx: Optional[State] = None, *, cont: Optional[Tensor] = None,
-                mask: Optional[Tensor] = None, lengths=None, kernel: str = "auto", backend: Optional[str] = None):
+                mask: Optional[Tensor] = None, lengths=None, kernel: str = "auto", backend: Optional[str] = None,
+                cell_masks: Optional[CellMasks] = None):
         """Run the stack over a sequence, as ``torch.nn.LSTM`` with the legacy options it was built with.
 
         Args:
@@ -399,6 +406,7 @@ class LSTM(nn.Module):
             lengths: ``[B]`` sequence lengths (TF's ``sequence_length``, ONNX's ``sequence_lens``).
             kernel: the core's kernel, "auto" for its choice (:func:`compat.lstm.lstm`); ``backend`` is
                 its former name, still accepted from callers written against it.
+            cell_masks: dropout masks inside the cell (:func:`compat.lstm.lstm`; a one-layer stack).
 
         Returns:
             ``(output, (h_n, c_n))`` as ``torch.nn.LSTM`` returns them.
@@ -407,7 +415,7 @@ class LSTM(nn.Module):
             kernel = backend
         return lstm(x, self.layer_weights(), hx, cont=cont, mask=mask, lengths=lengths, batch_first=self.batch_first,
                     dropout=self.dropout, dropout_placement=self.dropout_placement, training=self.training,
-                    kernel=kernel, direction=self.direction, cell=self.cell)
+                    kernel=kernel, direction=self.direction, cell=self.cell, cell_masks=cell_masks)
 
     def extra_repr(self) -> str:
         s = (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, bias={self.bias}, "

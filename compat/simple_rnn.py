@@ -22,6 +22,7 @@ from torch import Tensor
 
 from compat.recurrent.cell import Cell
 from compat.recurrent.frontend import OneStateRNN, run_family, weights_from_torch  # noqa: F401  (re-exported)
+from compat.recurrent.masks import CellMasks
 from compat.recurrent.select import Choice
 
 
@@ -34,7 +35,7 @@ def simple_rnn(x, weights, hx: Optional[Tensor] = None, *, activation="tanh", cl
                batch_first: bool = False, direction: str = "forward", lengths=None, mask: Optional[Tensor] = None,
                cont: Optional[Tensor] = None, dropout: float = 0.0, training: bool = False,
                kernel: Optional[str] = None, dropout_placement: str = "between", past_end: Optional[str] = None,
-               cell: Optional[Cell] = None):
+               cell: Optional[Cell] = None, cell_masks: Optional[CellMasks] = None):
     """Run a stacked simple RNN over a sequence; the arguments as :func:`compat.gru.gru` (one gate block per
     layer: weight_ih [H, in], weight_hh [H, H]). Returns ``(output, h_n)``."""
     if cell is None:
@@ -43,18 +44,19 @@ def simple_rnn(x, weights, hx: Optional[Tensor] = None, *, activation="tanh", cl
         raise ValueError(f"simple_rnn() runs a simple RNN cell; this cell's family is {cell.family!r}")
     return run_family("rnn", cell, x, weights, hx, cont=cont, mask=mask, lengths=lengths, batch_first=batch_first,
                       direction=direction, dropout=dropout, dropout_placement=dropout_placement, training=training,
-                      past_end=past_end, kernel=kernel)
+                      past_end=past_end, kernel=kernel, cell_masks=cell_masks)
 
 
 def which_kernel(x: Tensor, weights, hx: Optional[Tensor] = None, *, activation="tanh", clip: Optional[float] = None,
                  batch_first: bool = False, direction: str = "forward", lengths=None, mask=None, cont=None,
                  dropout: float = 0.0, training: bool = False, kernel: Optional[str] = None,
-                 dropout_placement: str = "between", past_end: Optional[str] = None) -> Choice:
+                 dropout_placement: str = "between", past_end: Optional[str] = None,
+                 cell_masks: Optional[CellMasks] = None) -> Choice:
     """The kernel :func:`simple_rnn` would run for these arguments."""
     return run_family("rnn", rnn_cell(activation, clip), x, weights, hx, cont=cont, mask=mask, lengths=lengths,
                       batch_first=batch_first, direction=direction, dropout=dropout,
                       dropout_placement=dropout_placement, training=training, past_end=past_end, kernel=kernel,
-                      plan_only=True)
+                      plan_only=True, cell_masks=cell_masks)
 
 
 class RNN(OneStateRNN):

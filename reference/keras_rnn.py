@@ -201,7 +201,8 @@ def bidirectional(layer, x, forward: dict, backward: dict, initial_state=None, m
 def training_layer(family: str, x, kernel, recurrent_kernel, bias=None, input_masks=None, recurrent_masks=None, *,
                    reset_after: bool = False, recurrent_activation: Activation = "sigmoid",
                    activation: Activation = "tanh", go_backwards: bool = False,
-                   update_uses_dropped_h: bool = False) -> Tuple[np.ndarray, list]:
+                   update_uses_dropped_h: bool = False, initial_state=None, mask=None,
+                   masked_output: str = "previous_output") -> Tuple[np.ndarray, list]:
     """A Keras ``LSTM`` / ``GRU`` / ``SimpleRNN`` called with ``training=True`` and its dropout masks given
     (``family`` "lstm", "gru", "rnn"), Keras's weights and gate order (LSTM i, f, c, o; GRU z, r, h).
 
@@ -211,18 +212,29 @@ def training_layer(family: str, x, kernel, recurrent_kernel, bias=None, input_ma
     ``[B, H]`` mask per gate on ``h_tm1`` (``h_tm1_i = h_tm1 * rec_dp_mask[0]``, ...). A layer that reads one mask
     for every gate (implementation 2, Keras 1 ``consume_less="gpu"``) is the list of that mask repeated.
     ``update_uses_dropped_h``: Keras 2.0-2.3 ``GRUCell.call`` (implementation 2) mixes ``h = z * h_tm1 + (1 - z) *
-    hh`` with the dropped-out ``h_tm1``. Returns ``(outputs [B, T, H], final states [h] or [h, c])``."""
+    hh`` with the dropped-out ``h_tm1`` (``h_tm1 *= rec_dp_mask[0]``: the mask of z, the first gate).
+    ``initial_state``: ``[h0, c0]`` (LSTM) or ``h0`` [B, H]; zeros when None. ``mask`` [B, T] and
+    ``masked_output``: ``K.rnn``'s mask, as :func:`gru_layer` (at a masked step every state carries its previous
+    value; the output is the previous output, the previous h or zeros). Returns ``(outputs [B, T, H], final
+    states [h] or [h, c])``."""
     x = np.asarray(x, dtype=np.float64)
     kernel, recurrent_kernel, bias = _f64(kernel), _f64(recurrent_kernel), _f64(bias)
     H = recurrent_kernel.shape[0]
     G = {"lstm": 4, "gru": 3, "rnn": 1}[family]
+    if masked_output not in MASKED_OUTPUTS:
+        raise ValueError(f"masked_output must be one of {MASKED_OUTPUTS}; got {masked_output!r}")
     if input_masks is not None and np.asarray(input_masks[0]).ndim == 3:
         x = x * np.asarray(input_masks[0], dtype=np.float64)
         input_masks = None
-    if go_backwards:
-        x = x[:, ::-1]
-    rec_act, act = _activation(recurrent_activation), _activation(activation)
     B, T, _ = x.shape
+    if mask is not None:
+        mask = np.asarray(mask).astype(bool)
+        if mask.shape != (B, T):
+            raise ValueError(f"mask has shape {list(mask.shape)}; expected [B, T] = {[B, T]}")
+    if go_backwards:   # K.rnn: inputs (and mask) reversed in time, outputs returned in that order
+        x = x[:, ::-1]
+        mask = None if mask is None else mask[:, ::-1]
+    rec_act, act = _activation(recurrent_activation), _activation(activation)
     ones_in, ones_h = [1.0] * G, [1.0] * G
     im = ones_in if input_masks is None else [np.asarray(m, dtype=np.float64) for m in input_masks]
     rm = ones_h if recurrent_masks is None else [np.asarray(m, dtype=np.float64) for m in recurrent_masks]
@@ -234,21 +246,36 @@ def training_layer(family: str, x, kernel, recurrent_kernel, bias=None, input_ma
     U = [recurrent_kernel[:, k * H:(k + 1) * H] for k in range(G)]
     bi = [b_in[k * H:(k + 1) * H] for k in range(G)]
     br = [b_rec[k * H:(k + 1) * H] for k in range(G)]
-    h, c = np.zeros((B, H)), np.zeros((B, H))
+    if initial_state is None:
+        h, c = np.zeros((B, H)), np.zeros((B, H))
+    elif family == "lstm":
+        h, c = (np.asarray(s, dtype=np.float64) for s in initial_state)
+    else:
+        h, c = np.asarray(initial_state, dtype=np.float64), np.zeros((B, H))
     out = np.empty((B, T, H))
+    prev_output = np.zeros((B, H))
     for t in range(T):
         xs = [(x[:, t] * im[k]) @ K[k] + bi[k] for k in range(G)]
         hs = [h * rm[k] for k in range(G)]
+        c_new = c
         if family == "lstm":
             i, f = rec_act(xs[0] + hs[0] @ U[0]), rec_act(xs[1] + hs[1] @ U[1])
-            c = f * c + i * act(xs[2] + hs[2] @ U[2])
-            h = rec_act(xs[3] + hs[3] @ U[3]) * act(c)
+            c_new = f * c + i * act(xs[2] + hs[2] @ U[2])
+            h_new = rec_act(xs[3] + hs[3] @ U[3]) * act(c_new)
         elif family == "gru":
             z = rec_act(xs[0] + hs[0] @ U[0] + br[0])
             r = rec_act(xs[1] + hs[1] @ U[1] + br[1])
             hh = act(xs[2] + (r * (hs[2] @ U[2] + br[2]) if reset_after else (r * hs[2]) @ U[2]))
-            h = z * (hs[0] if update_uses_dropped_h else h) + (1.0 - z) * hh
+            h_new = z * (hs[0] if update_uses_dropped_h else h) + (1.0 - z) * hh
         else:
-            h = act(xs[0] + hs[0] @ U[0])
-        out[:, t] = h
+            h_new = act(xs[0] + hs[0] @ U[0])
+        y = h_new
+        if mask is not None:  # K.rnn: the states and the output where the mask is off
+            keep = mask[:, t][:, None]
+            y = np.where(keep, h_new, {"previous_h": h, "previous_output": prev_output,
+                                       "zeros": np.zeros_like(h)}[masked_output])
+            h_new, c_new = np.where(keep, h_new, h), np.where(keep, c_new, c)
+        h, c = h_new, c_new
+        out[:, t] = y
+        prev_output = y
     return out, ([h, c] if family == "lstm" else [h])

@@ -15,6 +15,7 @@ from compat.layouts import to_canonical
 from compat.lstm import LayerWeights, lstm, which_kernel
 from compat.recurrent import KERNELS, SELECTION, Cell, CellError, KernelError
 from compat.recurrent.compiled import COMPILED
+from compat.recurrent.masks import CellMasks
 from tests.tolerances import assert_close
 
 needs_compiler = pytest.mark.skipif(not fastloop.available(), reason="compat.fastloop is unavailable here (no C "
@@ -186,6 +187,44 @@ def test_everything_else_runs_the_loop(case):
         kw.update(mask=torch.ones(6, 2), direction="bidirectional")
     choice = which_kernel(x, ws, **kw)
     assert choice.name == "loop" and rule_of(choice) == len(SELECTION) - 1
+
+
+# ------------------------------------------------------------------------------ dropout masks inside the cell
+def _cell_masks(B, n_in=2, H=3, T=None, input_per_step=False):
+    """Per-gate input and one recurrent mask (Keras's implementation=1), or per-step input masks only."""
+    g = torch.Generator().manual_seed(5)
+    if input_per_step:
+        return CellMasks(((torch.rand(T, B, n_in, generator=g) > 0.3).float() / 0.7,), input_per_step=True)
+    return CellMasks(((torch.rand(4, B, n_in, generator=g) > 0.3).float() / 0.7,),
+                     ((torch.rand(B, H, generator=g) > 0.4).float() / 0.6,))
+
+
+@pytest.mark.parametrize("kernel", ["fused", "packed", "segments", "compiled", "first", "checked"])
+def test_kernels_that_cannot_apply_cell_masks_refuse_them_with_the_reason(kernel):
+    """One step from no state of the plain LSTM: every kernel but the loop could run it, were it not for the masks."""
+    x = torch.randn(1, 2, 2)
+    with pytest.raises(KernelError, match=f"kernel='{kernel}' cannot run this call: the [a-z-]+ kernel applies no "
+                                          r"dropout masks inside the cell \(on the input per gate block or on "
+                                          r"h_\(t-1\)\); the step loop does"):
+        lstm(x, weights(), cell_masks=_cell_masks(2), kernel=kernel)
+
+
+@pytest.mark.parametrize("T, grad, row", [(1, False, ("loop", "_one_cpu_step")), (1, True, ("loop", "_one_cpu_step")),
+                                          (6, True, ("loop", "_always"))])
+def test_cell_masks_run_on_the_loop(T, grad, row):
+    """The rows before the loop's pass over a call with cell masks (their kernels refuse it): one CPU step runs
+    on the loop's one-step row, a sequence on the last row."""
+    x = torch.randn(T, 2, 2)
+    choice = which_kernel(x, weights(grad=grad), cell_masks=_cell_masks(2))
+    assert choice.name == "loop" and rule_of(choice) == rule(*row)
+
+
+def test_per_step_input_masks_alone_keep_the_fused_kernel():
+    """Per-step input masks (tf-keras's fused path) multiply the input before any kernel: the call the selection
+    sees has no cell masks, and the plain dense sequence runs fused."""
+    x = torch.randn(6, 2, 2)
+    choice = which_kernel(x, weights(grad=True), cell_masks=_cell_masks(2, T=6, input_per_step=True))
+    assert choice.name == "fused" and rule_of(choice) == rule("fused", "_always")
 
 
 # ----------------------------------------------------------------------------------------- forcing one

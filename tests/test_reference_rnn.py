@@ -135,3 +135,37 @@ def test_caffe_rnn_output_and_cont():
     want_o = np.tanh(want_h @ blobs[3].T + blobs[4])
     assert_close(o, want_o, dtype=torch.float64)
     assert_close(h, want_h[-1], dtype=torch.float64)
+
+
+@settings(max_examples=20, deadline=None)
+@given(family=st.sampled_from(["lstm", "gru_after", "gru_before", "rnn"]), sizes=SIZES,
+       masked_output=st.sampled_from(keras_rnn.MASKED_OUTPUTS), go_backwards=st.booleans())
+def test_the_training_oracle_without_masks_is_the_inference_oracle_with_the_keras_mask_and_state(
+        family, sizes, masked_output, go_backwards):
+    """keras_rnn.training_layer's ``mask`` / ``initial_state`` (K.rnn) with no dropout masks against the inference
+    oracles written apart: keras_lstm.lstm_layer, keras_rnn.gru_layer, keras_rnn.simple_rnn_layer."""
+    from reference import keras_lstm
+
+    B, T, n_in, H, seed = sizes
+    rng = np.random.default_rng(seed)
+    G = {"lstm": 4, "gru_after": 3, "gru_before": 3, "rnn": 1}[family]
+    x = rng.uniform(-1, 1, (B, T, n_in))
+    kernel, recurrent_kernel = rng.uniform(-1, 1, (n_in, G * H)), rng.uniform(-1, 1, (H, G * H))
+    bias = rng.uniform(-1, 1, (2, 3 * H) if family == "gru_after" else (G * H,))
+    mask = rng.integers(0, 2, (B, T))
+    h0, c0 = rng.uniform(-1, 1, (B, H)), rng.uniform(-1, 1, (B, H))
+    kw = dict(mask=mask, go_backwards=go_backwards, masked_output=masked_output)
+    if family == "lstm":
+        want, h, c = keras_lstm.lstm_layer(x, kernel, recurrent_kernel, bias, (h0, c0), **kw)
+        finals, state = [h, c], [h0, c0]
+    elif family == "rnn":
+        want, h = keras_rnn.simple_rnn_layer(x, kernel, recurrent_kernel, bias, h0, **kw)
+        finals, state = [h], h0
+    else:
+        want, h = keras_rnn.gru_layer(x, kernel, recurrent_kernel, bias, h0, reset_after=family == "gru_after", **kw)
+        finals, state = [h], h0
+    got, got_finals = keras_rnn.training_layer(family.split("_")[0], x, kernel, recurrent_kernel, bias,
+                                               reset_after=family == "gru_after", initial_state=state, **kw)
+    assert_close(got, want, dtype=torch.float64)
+    for a, b in zip(got_finals, finals):
+        assert_close(a, b, dtype=torch.float64)

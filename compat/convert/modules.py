@@ -122,7 +122,8 @@ class KerasLSTM(LSTM):
                                  "PackedSequence")
             return super().forward(x, hx, backend=backend)
         if _dropping(self):
-            y, state = keras_dropout.run(self, "lstm", self.keras_dropout, x, hx, mask, dropout_masks, generator)
+            masks = keras_dropout.cell_masks(self, "lstm", self.keras_dropout, x, dropout_masks, generator)
+            y, state = super().forward(x, hx, mask=_keras_keep(mask), backend=backend, cell_masks=masks)
         else:
             y, state = super().forward(x, hx, mask=mask, backend=backend)
         return _keras_output(self, y, mask, merge), state
@@ -132,6 +133,11 @@ def _dropping(layer) -> bool:
     """Whether the layer runs Keras's training-mode dropout now (``training=True``; eval is Keras's
     ``training=False``, the plain layer)."""
     return layer.training and layer.keras_dropout is not None and layer.keras_dropout.active
+
+
+def _keras_keep(mask: Optional[Tensor]) -> Optional[Tensor]:
+    """Keras's mask as the core's: a step is read where the mask is not 0 (``K.rnn``'s boolean mask)."""
+    return None if mask is None else mask != 0
 
 
 def _keras_output(layer, y: Tensor, mask: Optional[Tensor], merge: bool) -> Tensor:
@@ -249,7 +255,8 @@ class _KerasOneState:
             if kwargs:
                 raise ValueError(f"a Keras layer dropping out in training takes x, hx and mask= (Keras's inputs); "
                                  f"not {sorted(kwargs)}")
-            y, h_n = keras_dropout.run(self, self.family, self.keras_dropout, x, hx, mask, dropout_masks, generator)
+            masks = keras_dropout.cell_masks(self, self.family, self.keras_dropout, x, dropout_masks, generator)
+            y, h_n = super().forward(x, hx, mask=_keras_keep(mask), cell_masks=masks)
         else:
             y, h_n = super().forward(x, hx, mask=mask, **kwargs)
         return _keras_output(self, y, mask, merge), h_n

@@ -6,6 +6,8 @@ decides how to run it.
 - :mod:`compat.recurrent.call`: :class:`Call`, one run as the kernels see it (the cell, the weights,
   the inputs and the sequence semantics: ``cont``, ``mask``, ``lengths``, direction, dropout, what the
   caller reads past each sequence's end);
+- :mod:`compat.recurrent.masks`: :class:`CellMasks`, dropout masks inside the cell (Keras's ``dropout`` /
+  ``recurrent_dropout``), which only the step loop applies;
 - :mod:`compat.recurrent.select`: the table of kernels, each saying what it can run, and the selection
   rules, in one place; ``kernel=`` forces one;
 - the kernels: :mod:`~compat.recurrent.fused` (torch's fused kernel: dense, packed, segments),
@@ -23,7 +25,8 @@ every cell, the compiled, first-step and checked kernels the LSTM only. The sequ
 selection are the same for every family.
 """
 from compat.recurrent.cell import Cell, CellError
+from compat.recurrent.masks import CellMasks, CellMasksError
 from compat.recurrent.run import plan, run
 from compat.recurrent.select import KERNELS, SELECTION, Choice, KernelError, select
 
-__all__ = ["Cell", "CellError", "Choice", "KERNELS", "KernelError", "SELECTION", "plan", "run", "select"]
+__all__ = ["Cell", "CellError", "CellMasks", "CellMasksError", "Choice", "KERNELS", "KernelError", "SELECTION", "plan", "run", "select"]

@@ -17,6 +17,9 @@ Direction: a reverse stack arrives here as a forward one over the reversed input
     as (forward, backward) weight pairs per layer.
 Dropout: ``dropout`` is the drop probability in effect (0 outside training); ``"between"`` the layers
     (cuDNN, ``torch.nn.LSTM(dropout=...)``) or on every layer's ``"output"`` (TF ``DropoutWrapper``).
+    ``cell_masks``: dropout masks inside the cell, on the input and on h_(t-1) per gate block (Keras's
+    ``dropout`` / ``recurrent_dropout``; :mod:`compat.recurrent.masks`), None without them; per-step input
+    masks are applied to ``x`` before the call is built, so a call never holds them.
 """
 from __future__ import annotations
 
@@ -56,13 +59,14 @@ class Call:
 
     __slots__ = ("cell", "layers", "x", "state", "cont", "mask", "lengths", "dropout", "dropout_placement",
                  "training", "past_end", "zero_state", "steps", "batch", "on_cpu", "_needs_grad", "_mask_lengths",
-                 "_restarts")
+                 "_restarts", "cell_masks")
 
     def __init__(self, cell: Cell, layers: Tuple[tuple, ...], x: Tensor, state: Tuple[Tensor, ...], *,
                  cont: Optional[Tensor] = None, mask: Optional[Tensor] = None, lengths: Optional[Tensor] = None,
                  dropout: float = 0.0, dropout_placement: str = "between", training: bool = False,
-                 past_end: Optional[str] = None, zero_state: bool = False):
+                 past_end: Optional[str] = None, zero_state: bool = False, cell_masks=None):
         self.cell, self.layers, self.x, self.state = cell, layers, x, state
+        self.cell_masks = cell_masks  # compat.recurrent.masks.CellMasks, validated, no per-step input masks
         self.zero_state = zero_state  # the caller gave no initial state: ``state`` holds zeros
         self.cont, self.mask, self.lengths = cont, mask, lengths
         self.dropout, self.dropout_placement, self.training, self.past_end = dropout, dropout_placement, training, past_end
@@ -74,7 +78,7 @@ class Call:
         """The same call on other weights (the same shapes, another gate order)."""
         return Call(self.cell, layers, self.x, self.state, cont=self.cont, mask=self.mask, lengths=self.lengths,
                     dropout=self.dropout, dropout_placement=self.dropout_placement, training=self.training,
-                    past_end=self.past_end, zero_state=self.zero_state)
+                    past_end=self.past_end, zero_state=self.zero_state, cell_masks=self.cell_masks)
 
     # ---------------------------------------------------------------------------------- sizes
     @property

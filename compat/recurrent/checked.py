@@ -25,6 +25,7 @@ from compat.recurrent.call import Call, restart_steps
 from compat.recurrent.cell import CANONICAL_GATE_ORDER
 from compat.recurrent.fused import canonical_layers, fused_call
 from compat.recurrent.loop import lstm_layer
+from compat.recurrent.masks import refusal as cell_masks_refusal
 from compat.recurrent.stack import by_layer
 from compat.recurrent.weights import LayerWeights
 
@@ -92,6 +93,7 @@ class Checked:
     @staticmethod
     def supports(call: Call) -> Optional[str]:
         reason = call.cell.plain_only("the checked kernel", projection=True)
+        reason = reason or cell_masks_refusal(call, "checked")
         if reason is not None:
             return reason
         if call.directions == 2 or call.lengths is not None or call.mask is not None:

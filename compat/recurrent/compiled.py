@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from compat import fastloop
 from compat.recurrent.call import Call
+from compat.recurrent.masks import refusal as cell_masks_refusal
 from compat.recurrent.stack import by_layer, input_bias
 
 
@@ -34,6 +35,7 @@ class Compiled:
     @staticmethod
     def supports(call: Call) -> Optional[str]:
         reason = call.cell.plain_only("the compiled loop", projection=True)
+        reason = reason or cell_masks_refusal(call, "compiled")
         if reason is not None:
             return reason
         if not call.on_cpu:

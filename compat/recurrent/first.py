@@ -25,6 +25,7 @@ from typing import Optional
 import torch
 
 from compat.recurrent.call import Call
+from compat.recurrent.masks import refusal as cell_masks_refusal
 
 _sigmoid_backward = torch.ops.aten.sigmoid_backward
 _tanh_backward = torch.ops.aten.tanh_backward
@@ -127,6 +128,7 @@ class FirstStep:
         if not call.zero_state:
             return "the first-step kernel runs from no initial state (zeros it need not read)"
         reason = call.cell.plain_only("the first-step kernel", projection=True)
+        reason = reason or cell_masks_refusal(call, "first-step")
         if reason is not None:
             return reason
         if call.cell.gradient_quirks:

@@ -18,6 +18,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from compat.recurrent.call import DROPOUT_PLACEMENTS, ShapeError
 from compat.recurrent.cell import FAMILY_NAMES, Cell
+from compat.recurrent.masks import CellMasks, CellMasksError
 from compat.recurrent.run import check_options, plan, run
 from compat.recurrent.select import KERNELS, Choice
 from compat.recurrent.weights import LayerWeights
@@ -106,12 +107,16 @@ def check_layers(layers, input_size: Optional[int], gates: int, family: str) -> 
 
 
 def check_input(x, *, batch_first: bool, direction: str, dropout: float, dropout_placement: str, past_end,
-                kernel: str):
-    """What every family checks first: the call's options, the kernel's name and the input's rank; return
-    (whether x is packed, its data tensor, the number of directions)."""
+                kernel: str, cell_masks=None):
+    """What every family checks first: the call's options, the kernel's name, the cell masks' kind and the
+    input's rank; return (whether x is packed, its data tensor, the number of directions). (The driver checks
+    the cell masks' shapes against the weights.)"""
     check_options(direction, dropout, dropout_placement, past_end)
     if kernel != "auto" and kernel not in KERNELS:
         raise ValueError(f"kernel must be 'auto' or one of {list(KERNELS)}, not {kernel!r}")
+    if cell_masks is not None and not isinstance(cell_masks, CellMasks):
+        raise CellMasksError(f"cell_masks must be a compat.recurrent.masks.CellMasks or None; got "
+                             f"{type(cell_masks).__name__}")
     packed = isinstance(x, PackedSequence)
     if not packed and (not isinstance(x, Tensor) or x.dim() != 3):
         raise ShapeError(f"input x has shape {_shape(x) if isinstance(x, Tensor) else type(x).__name__}; "
@@ -126,10 +131,11 @@ def check_steps(x, packed: bool, batch_first: bool) -> None:
 
 
 def prepare(family: str, cell: Cell, x, weights, hx, *, batch_first: bool, direction: str, dropout: float,
-            dropout_placement: str, past_end, kernel: str):
+            dropout_placement: str, past_end, kernel: str, cell_masks=None):
     """Validate the input, weights and state of a one-state family; return (layers, state)."""
     packed, data, D = check_input(x, batch_first=batch_first, direction=direction, dropout=dropout,
-                                  dropout_placement=dropout_placement, past_end=past_end, kernel=kernel)
+                                  dropout_placement=dropout_placement, past_end=past_end, kernel=kernel,
+                                  cell_masks=cell_masks)
     layers = layers_of(weights, D, family)
     hidden = check_layers(layers, data.shape[-1], cell.gates, family)
     check_steps(x, packed, batch_first)
@@ -155,14 +161,16 @@ def prepare(family: str, cell: Cell, x, weights, hx, *, batch_first: bool, direc
 
 
 def run_family(family: str, cell: Cell, x, weights, hx, *, cont, mask, lengths, batch_first: bool, direction: str,
-               dropout: float, dropout_placement: str, training: bool, past_end, kernel, plan_only: bool = False):
+               dropout: float, dropout_placement: str, training: bool, past_end, kernel, plan_only: bool = False,
+               cell_masks: Optional[CellMasks] = None):
     """``(output, h_n)`` of the stack (or, ``plan_only``, the :class:`Choice` that would run it)."""
     kernel = "auto" if kernel is None else kernel
     layers, state = prepare(family, cell, x, weights, hx, batch_first=batch_first, direction=direction,
-                            dropout=dropout, dropout_placement=dropout_placement, past_end=past_end, kernel=kernel)
+                            dropout=dropout, dropout_placement=dropout_placement, past_end=past_end, kernel=kernel,
+                            cell_masks=cell_masks)
     options = dict(cont=cont, mask=mask, lengths=lengths, batch_first=batch_first, direction=direction,
                    dropout=dropout, dropout_placement=dropout_placement, training=training, past_end=past_end,
-                   kernel=kernel)
+                   kernel=kernel, cell_masks=cell_masks)
     if plan_only:
         return plan(cell, layers, x, state, **options)
     output, final = run(cell, layers, x, state, **options)
@@ -219,22 +227,23 @@ class OneStateRNN(nn.Module):
         """The live parameters per layer: LayerWeights, or (forward, backward) pairs when bidirectional."""
         return weights_from_torch(self)
 
-    def _run(self, x, hx, *, lengths, mask, cont, kernel, plan_only: bool = False):
+    def _run(self, x, hx, *, lengths, mask, cont, kernel, cell_masks, plan_only: bool = False):
         return run_family(self.family, self.cell, x, self.layer_weights(), hx, cont=cont, mask=mask, lengths=lengths,
                           batch_first=self.batch_first, direction=self.direction, dropout=self.dropout,
                           dropout_placement=self.dropout_placement, training=self.training, past_end=None,
-                          kernel=kernel, plan_only=plan_only)
+                          kernel=kernel, plan_only=plan_only, cell_masks=cell_masks)
 
     def forward(self, input, hx: Optional[Tensor] = None, *, lengths=None, mask: Optional[Tensor] = None,
-                cont: Optional[Tensor] = None, kernel: Optional[str] = None):
+                cont: Optional[Tensor] = None, kernel: Optional[str] = None, cell_masks: Optional[CellMasks] = None):
         """``(output, h_n)`` as torch's module returns them (a PackedSequence in gives one out); ``lengths``,
-        ``mask`` and ``cont`` as :func:`compat.gru.gru`; ``kernel`` forces a kernel."""
-        return self._run(input, hx, lengths=lengths, mask=mask, cont=cont, kernel=kernel)
+        ``mask``, ``cont`` and ``cell_masks`` as :func:`compat.gru.gru`; ``kernel`` forces a kernel."""
+        return self._run(input, hx, lengths=lengths, mask=mask, cont=cont, kernel=kernel, cell_masks=cell_masks)
 
     def which_kernel(self, input, hx: Optional[Tensor] = None, *, lengths=None, mask=None, cont=None,
-                     kernel: Optional[str] = None) -> Choice:
+                     kernel: Optional[str] = None, cell_masks: Optional[CellMasks] = None) -> Choice:
         """The kernel :meth:`forward` would run (``choice.name``, ``choice.rule.why``); nothing is computed."""
-        return self._run(input, hx, lengths=lengths, mask=mask, cont=cont, kernel=kernel, plan_only=True)
+        return self._run(input, hx, lengths=lengths, mask=mask, cont=cont, kernel=kernel, cell_masks=cell_masks,
+                         plan_only=True)
 
     def extra_repr(self) -> str:
         s = (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, bias={self.bias}, "

@@ -28,6 +28,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from compat.recurrent.call import Call
 from compat.recurrent.cell import Cell
+from compat.recurrent.masks import refusal as cell_masks_refusal
 
 
 # ------------------------------------------------------------------------------------------ eligibility
@@ -196,7 +197,7 @@ class _TorchRNN:
     families = ("lstm", "gru", "rnn")
 
     def supports(self, call: Call) -> Optional[str]:
-        return plain_reason(call) or self.sequence_reason(call)
+        return plain_reason(call) or cell_masks_refusal(call, self.name) or self.sequence_reason(call)
 
     def run(self, call: Call):
         output, *final = self.run_canonical(call, canonical_layers(call.layers, call.cell))

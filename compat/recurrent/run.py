@@ -17,6 +17,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from compat.recurrent.call import DROPOUT_PLACEMENTS, PAST_END, Call, ShapeError
 from compat.recurrent.cell import Cell
 from compat.recurrent.fused import PACKED, canonical_layers, fused_on_packed, plain_reason
+from compat.recurrent.masks import CellMasks, apply_per_step, check as check_cell_masks
 from compat.recurrent.select import Choice, KernelError, select
 from compat.recurrent.stack import reversal_index, reverse_time
 
@@ -51,8 +52,11 @@ def check_options(direction: str, dropout: float, dropout_placement: str, past_e
 
 
 def _call(cell: Cell, layers: tuple, x: Tensor, state, cont, mask, lengths, batch_first: bool, direction: str,
-          dropout: float, dropout_placement: str, training: bool, past_end: Optional[str], zero_state: bool = False):
-    """The validated, time-major :class:`Call` in reading order, and the reversal to undo (a reverse stack)."""
+          dropout: float, dropout_placement: str, training: bool, past_end: Optional[str], zero_state: bool = False,
+          cell_masks: Optional[CellMasks] = None):
+    """The validated, time-major :class:`Call` in reading order, and the reversal to undo (a reverse stack).
+    ``cell_masks``: validated (:func:`compat.recurrent.masks.check`), of one direction where per step."""
+    x, cell_masks = apply_per_step(x, cell_masks)
     if batch_first:
         x = x.transpose(0, 1)
         cont = None if cont is None else cont.transpose(0, 1)
@@ -81,28 +85,35 @@ def _call(cell: Cell, layers: tuple, x: Tensor, state, cont, mask, lengths, batc
         mask = None if mask is None else mask.flip(0)
     p = dropout if (training and dropout_placement != "none") else 0.0
     call = Call(cell, layers, x, state, cont=cont, mask=mask, lengths=lengths, dropout=p,
-                dropout_placement=dropout_placement, training=training, past_end=past_end, zero_state=zero_state)
+                dropout_placement=dropout_placement, training=training, past_end=past_end, zero_state=zero_state,
+                cell_masks=cell_masks)
     return call, reversal
 
 
 def run(cell: Cell, layers: tuple, x, state: Tuple[Tensor, ...], *, cont: Optional[Tensor] = None,
         mask: Optional[Tensor] = None, lengths=None, batch_first: bool = False, direction: str = "forward",
         dropout: float = 0.0, dropout_placement: str = "between", training: bool = False,
-        past_end: Optional[str] = None, kernel: str = "auto", zero_state: bool = False):
+        past_end: Optional[str] = None, kernel: str = "auto", zero_state: bool = False,
+        cell_masks: Optional[CellMasks] = None):
     """``(output, state)`` of the stack; see :func:`compat.lstm.lstm` for the arguments. ``layers``: per layer
     a tuple of one (two: bidirectional) validated weight sets; ``state``: the validated initial state
-    (``zero_state``: the caller gave none, and ``state`` holds zeros).
-    With ``past_end="unread"`` the state returned is None."""
+    (``zero_state``: the caller gave none, and ``state`` holds zeros); ``cell_masks``: dropout masks inside the
+    cell (:mod:`compat.recurrent.masks`). With ``past_end="unread"`` the state returned is None."""
     if cont is not None and direction != "forward":
         raise ValueError("cont (Caffe) runs forward only: its multipliers restart streams in reading order")
     if isinstance(x, PackedSequence):
-        for name, value in (("cont", cont), ("mask", mask), ("lengths", lengths)):
+        for name, value in (("cont", cont), ("mask", mask), ("lengths", lengths), ("cell_masks", cell_masks)):
             if value is not None:
                 raise ValueError(f"{name} does not apply to a PackedSequence input (it carries its own lengths)")
         return _run_packed(cell, layers, x, state, direction=direction, dropout=dropout,
                            dropout_placement=dropout_placement, training=training, kernel=kernel)
+    cell_masks = check_cell_masks(cell_masks, cell, layers, x, batch_first)
+    if cell_masks is not None and cell_masks.splits_directions:
+        return _directions_apart(cell, layers, x, state, cell_masks, mask=mask, lengths=lengths,
+                                 batch_first=batch_first, dropout=dropout, dropout_placement=dropout_placement,
+                                 training=training, past_end=past_end, kernel=kernel, zero_state=zero_state)
     call, reversal = _call(cell, layers, x, state, cont, mask, lengths, batch_first, direction, dropout,
-                           dropout_placement, training, past_end, zero_state)
+                           dropout_placement, training, past_end, zero_state, cell_masks)
     output, final = select(call, kernel).kernel.run(call)
     if direction == "reverse":
         output = reverse_time(output, reversal)
@@ -114,13 +125,35 @@ def run(cell: Cell, layers: tuple, x, state: Tuple[Tensor, ...], *, cont: Option
 def plan(cell: Cell, layers: tuple, x: Tensor, state: Tuple[Tensor, ...], *, cont: Optional[Tensor] = None,
          mask: Optional[Tensor] = None, lengths=None, batch_first: bool = False, direction: str = "forward",
          dropout: float = 0.0, dropout_placement: str = "between", training: bool = False,
-         past_end: Optional[str] = None, kernel: str = "auto", zero_state: bool = False) -> Choice:
-    """The kernel :func:`run` would run for these arguments (and the rule that chose it); nothing is computed."""
+         past_end: Optional[str] = None, kernel: str = "auto", zero_state: bool = False,
+         cell_masks: Optional[CellMasks] = None) -> Choice:
+    """The kernel :func:`run` would run for these arguments (and the rule that chose it); nothing is computed.
+    (Per-step input masks on a bidirectional stack: the forward direction's; the backward one's is the same.)"""
     if cont is not None and direction != "forward":
         raise ValueError("cont (Caffe) runs forward only: its multipliers restart streams in reading order")
+    cell_masks = check_cell_masks(cell_masks, cell, layers, x, batch_first)
+    if cell_masks is not None and cell_masks.splits_directions:
+        layers, state = tuple((dirs[0],) for dirs in layers), tuple(s[0:1] for s in state)
+        cell_masks, direction = cell_masks.one_direction(0), "forward"
     call, _ = _call(cell, layers, x, state, cont, mask, lengths, batch_first, direction, dropout, dropout_placement,
-                    training, past_end, zero_state)
+                    training, past_end, zero_state, cell_masks)
     return select(call, kernel)
+
+
+def _directions_apart(cell: Cell, layers: tuple, x: Tensor, state, cell_masks: CellMasks, **options):
+    """A one-layer bidirectional stack whose directions read differently dropped-out inputs (per-step input
+    masks, one per direction): its forward and its reverse direction run apart, each on its own input
+    (any kernel may run each), the outputs concatenated and the final states stacked as the stack's."""
+    outputs, finals = [], []
+    for d, direction in enumerate(("forward", "reverse")):
+        out, final = run(cell, tuple((dirs[d],) for dirs in layers), x, tuple(s[d:d + 1] for s in state),
+                               direction=direction, cell_masks=cell_masks.one_direction(d), **options)
+        outputs.append(out)
+        finals.append(final)
+    output = torch.cat(outputs, dim=2)
+    if finals[0] is None:
+        return output, None
+    return output, tuple(torch.cat(pair) for pair in zip(*finals))
 
 
 def _run_packed(cell: Cell, layers: tuple, packed: PackedSequence, state, *, direction: str, dropout: float,

@@ -15,13 +15,18 @@ sequence semantics) and never name a kernel.
     first      one step from no initial state: the input product and the i, g, o gates,  LSTM
                the stack one autograd node (compat/recurrent/first.py)
     checked    torch.lstm per layer with the junhyukoh gradient quirks checked           LSTM
-    loop       the step loop in Python: every cell and semantics (the reference)        LSTM, GRU, RNN
+    loop       the step loop in Python: every cell and semantics, and the dropout masks  LSTM, GRU, RNN
+               inside the cell (the reference)
 
 A kernel runs only its families (:func:`supports` asks first) and, of the GRU and the simple RNN, the fused
 forms run only PyTorch's own cells: the GRU with the reset after the product, sigmoid and tanh, no clip;
 the tanh or relu RNN without a clip. A reset-before GRU (TF1, Keras reset_after=False, ONNX
 linear_before_reset=0) always runs on the step loop: in seven operations per step it keeps 0.8-1.1x of
 the fused reset-after GRU's speed at the PTB and IMDB sizes (docs/performance.md), so no compiled GRU loop.
+Dropout masks inside the cell (``Call.cell_masks``: Keras's ``dropout`` / ``recurrent_dropout``, per gate
+or one for all, reused at every step) run on the step loop only: every other kernel refuses them. Per-step
+input masks (tf-keras's fused path) are not among them: the driver multiplies the input by them before
+the call reaches the selection, so any kernel may run it.
 
 The rules' reasons are measured (docs/performance.md); each rule has a test (tests/test_kernels.py).
 """

@@ -12,7 +12,8 @@ from compat.recurrent.call import Call
 
 # run_layer(x [T, B, in], weights, *state, cont, mask, live) -> (out [T, B, P], *state_T), the state one
 # direction's: the LSTM's h0 [B, P], c0 [B, H]; the GRU's and the simple RNN's h0 [B, H].
-# ``live`` [T, B] bool is False past a sequence's length (with ``lengths``).
+# ``live`` [T, B] bool is False past a sequence's length (with ``lengths``). With cell masks (only the step
+# loop takes them) also ``masks=``: the direction's :class:`compat.recurrent.masks.DirectionMasks`.
 LayerRunner = Callable[..., Tuple[Tensor, Tensor, Tensor]]
 
 
@@ -50,7 +51,8 @@ def by_layer(call: Call, run_layer: LayerRunner, *, mask: Optional[Tensor] = Non
             xs, cont_, mask_ = inp, call.cont, mask
             if d == 1:
                 xs, cont_, mask_ = reverse_time(inp, bw_reversal), None, None if mask is None else mask.flip(0)
-            out, *final = run_layer(xs, w, *(s[k] for s in call.state), cont_, mask_, live)
+            masks = {} if call.cell_masks is None else {"masks": call.cell_masks.direction(d)}
+            out, *final = run_layer(xs, w, *(s[k] for s in call.state), cont_, mask_, live, **masks)
             outs.append(out if d == 0 else reverse_time(out, bw_reversal))
             for kept, s in zip(finals, final):
                 kept.append(s)

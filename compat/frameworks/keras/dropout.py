@@ -37,7 +37,10 @@ Other rules of the sources reproduced here:
 
 The masks are drawn with torch's RNG (``generator=`` or the global one), or passed in (``masks=``) to replay
 masks fixed elsewhere (tests compare against the real frameworks this way). Which rule a converted layer
-follows comes from the file it was read from (:func:`structure`).
+follows comes from the file it was read from (:func:`structure`). This module decides and draws the masks;
+the recurrent core applies them (:func:`cell_masks` hands them over as :class:`compat.recurrent.masks.CellMasks`,
+in the core's gate order): the per-call masks inside the cell, on the step loop; the per-step ones on the
+input, before any kernel.
 """
 from __future__ import annotations
 
@@ -50,6 +53,7 @@ from torch import Tensor
 from compat.frameworks.keras.layout import KERAS_LSTM_ORDER
 from compat.layouts import gate_index
 from compat.recurrent.cell import CANONICAL_GATE_ORDERS
+from compat.recurrent.masks import CellMasks
 from compat.rnn_layouts import ZRH_ORDER
 
 RULES = ("per_gate", "shared", "per_step")
@@ -274,76 +278,29 @@ def _check(masks: Sequence[Masks], spec: KerasDropout, family: str, B: int, T: i
     return masks
 
 
-# ------------------------------------------------------------------------------------- running
-def _per_gate(m: Optional[Tensor], spec: KerasDropout, family: str) -> Optional[List[Tensor]]:
-    """The mask of each canonical gate block, from Keras's list in Keras's gate order."""
-    if m is None:
-        return None
-    G = GATES[family]
-    if spec.rule != "per_gate":
-        return [m[0]] * G
-    order = KERAS_TO_CANONICAL[family]
-    return [m[order[k]] for k in range(G)]
+# ------------------------------------------------------------------------------------- for the core
+def arrange(masks: Sequence[Masks], spec: KerasDropout, family: str) -> CellMasks:
+    """Keras's masks (:data:`Masks`, Keras's gate order) as the core's :class:`CellMasks` (its canonical gate
+    order): per gate under "per_gate"; the first mask alone under "shared" (``inputs * dp_mask[0]``: every gate
+    reads it); under "per_step" the input mask of the batch-first input's shape."""
+    order = list(KERAS_TO_CANONICAL[family])
+
+    def one(m: Optional[Tensor]) -> Optional[Tensor]:
+        if m is None or spec.rule == "per_step":
+            return m
+        return m[0] if spec.rule == "shared" else m[order]
+
+    inputs = tuple(one(pair[0]) for pair in masks)
+    recurrent = tuple(one(pair[1]) for pair in masks)
+    dropped_h = spec.update_uses_dropped_h and family == "gru" and any(m is not None for m in recurrent)
+    return CellMasks(inputs, recurrent, input_per_step=spec.rule == "per_step", update_uses_dropped_h=dropped_h)
 
 
-def _direction(module, family: str, x: Tensor, h: Tensor, c: Optional[Tensor], keep: Optional[Tensor],
-               reverse: bool, suffix: str, masks: Masks, spec: KerasDropout):
-    """One direction of one layer, step by step: Keras's cell with its masks (``LSTMCell.call``,
-    ``GRUCell.call``, ``SimpleRNNCell.call``), the states carried at masked steps (``K.rnn``), the outputs in the
-    input's time order (a masked step outputs the carried h; :func:`compat.convert.modules._keras_output` then
-    applies the Keras version's rule)."""
-    H = h.shape[-1]
-    G = GATES[family]
-    w_ih, w_hh = getattr(module, "weight_ih" + suffix), getattr(module, "weight_hh" + suffix)
-    b_ih, b_hh = getattr(module, "bias_ih" + suffix, None), getattr(module, "bias_hh" + suffix, None)
-    fns = module.cell.functions
-    inp, rec = masks
-    if inp is not None and spec.rule == "per_step":
-        x, inp = x * inp, None  # LSTM.call (fused path): inputs = inputs * dropout_mask[0], [B, T, in]
-    in_masks, rec_masks = _per_gate(inp, spec, family), _per_gate(rec, spec, family)
-    W, U = w_ih.split(H, 0), w_hh.split(H, 0)
-    bi = b_ih.split(H, 0) if b_ih is not None else [None] * G
-    bh = b_hh.split(H, 0) if b_hh is not None else [None] * G
-    # the input side of every gate for every step at once: (x * mask_k) W_k^T + b_k
-    xs = [torch.nn.functional.linear(x if in_masks is None else x * in_masks[k].unsqueeze(1), W[k], bi[k])
-          for k in range(G)]
-
-    def rec_part(k: int, hk: Tensor) -> Tensor:
-        return torch.nn.functional.linear(hk, U[k], bh[k])
-
-    T = x.shape[1]
-    ys = [None] * T
-    for t in (range(T - 1, -1, -1) if reverse else range(T)):
-        hk = [h] * G if rec_masks is None else [h * rec_masks[k] for k in range(G)]
-        if family == "lstm":
-            gi, gf, gg, go = (xs[k][:, t] + rec_part(k, hk[k]) for k in range(4))
-            c_new = fns[0](gf) * c + fns[0](gi) * fns[1](gg)
-            h_new = fns[0](go) * fns[2](c_new)
-        elif family == "gru":
-            r = fns[0](xs[0][:, t] + rec_part(0, hk[0]))
-            z = fns[0](xs[1][:, t] + rec_part(1, hk[1]))
-            if module.reset_after:
-                n = fns[1](xs[2][:, t] + r * rec_part(2, hk[2]))
-            else:  # GRUCell.call: K.dot(r * h_tm1_h, recurrent_kernel[:, 2 * units:])
-                n = fns[1](xs[2][:, t] + rec_part(2, r * hk[2]))
-            blend = hk[0] if spec.update_uses_dropped_h else h  # keras 2.x GRUCell: h_tm1 *= rec_dp_mask[0]
-            h_new, c_new = z * blend + (1 - z) * n, None
-        else:
-            h_new, c_new = fns[0](xs[0][:, t] + rec_part(0, hk[0])), None
-        if keep is not None:
-            k_t = keep[:, t].unsqueeze(1)
-            h_new = torch.where(k_t, h_new, h)
-            if c is not None:
-                c_new = torch.where(k_t, c_new, c)
-        h, c = h_new, c_new
-        ys[t] = h
-    return torch.stack(ys, 1), h, c
-
-
-def run(module, family: str, spec: KerasDropout, x: Tensor, hx, mask: Optional[Tensor],
-        masks: Optional[Sequence[Masks]] = None, generator: Optional[torch.Generator] = None):
-    """A Keras layer's training-mode call on the converted module's parameters: ``(y, h_n)`` (GRU, simple
-    RNN) or ``(y, (h_n, c_n))`` (LSTM), as the module's own forward returns them before Keras's output rules."""
+def cell_masks(module, family: str, spec: KerasDropout, x: Tensor, masks: Optional[Sequence[Masks]] = None,
+               generator: Optional[torch.Generator] = None) -> CellMasks:
+    """The masks of a Keras layer's training-mode call on the converted module (one Keras layer; x batch-first
+    [B, T, in]): ``masks`` checked, or drawn, and arranged for the core, which runs Keras's cell with them
+    (``LSTMCell.call``, ``GRUCell.call``, ``SimpleRNNCell.call``; the states carried at masked steps, ``K.rnn``)."""
     if module.num_layers != 1 or getattr(module, "proj_size", 0) or getattr(module, "peepholes", False):
         raise KerasDropoutError("Keras's dropout runs on one Keras layer: one layer, no projection or peepholes")
     cell = module.cell
@@ -355,22 +312,4 @@ def run(module, family: str, spec: KerasDropout, x: Tensor, hx, mask: Optional[T
     H, D = module.hidden_size, 2 if module.bidirectional else 1
     if masks is None:
         masks = draw(spec, family, B, T, n_in, H, x, D, generator)
-    masks = _check(masks, spec, family, B, T, n_in, H, D, x)
-    if family == "lstm":
-        h0, c0 = (None, None) if hx is None else hx
-    else:
-        h0, c0 = hx, None
-    zeros = x.new_zeros(D, B, H)
-    h0 = zeros if h0 is None else h0
-    if family == "lstm" and c0 is None:
-        c0 = zeros
-    keep = None if mask is None else (mask != 0)
-    reverse_only = getattr(module, "direction", "forward") == "reverse"
-    ys, hs, cs = [], [], []
-    for d in range(D):
-        y, h, c = _direction(module, family, x, h0[d], None if c0 is None else c0[d], keep, d == 1 or reverse_only,
-                             "_l0" + ("_reverse" if d else ""), masks[d], spec)
-        ys.append(y), hs.append(h), cs.append(c)
-    y = torch.cat(ys, 2) if D == 2 else ys[0]
-    h_n = torch.stack(hs)
-    return (y, (h_n, torch.stack(cs))) if family == "lstm" else (y, h_n)
+    return arrange(_check(masks, spec, family, B, T, n_in, H, D, x), spec, family)
