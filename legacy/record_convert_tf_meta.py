@@ -31,8 +31,15 @@ MultiRNNCell in TF 1.x's loop; a BasicLSTMCell with lengths in while_v2), and on
 the cells and the projection. Then the state static_rnn's or the unrolled loop's first step reads: a non-zero
 constant LSTMStateTuple (refused whole; its cells are recorded from that state), placeholders fed to static_rnn's
 ``initial_state`` (a MultiRNNCell), a GRUCell's ``zero_state`` in the unrolled loop, and a BasicLSTMCell with
-``state_is_tuple=False`` (c and h in one zeros tensor) under static_rnn. Each records the token ids fed (and the lengths), what the graph returned
-(logits or probabilities) and the cells' outputs.
+``state_is_tuple=False`` (c and h in one zeros tensor) under static_rnn. Then contrib's
+``stack_bidirectional_dynamic_rnn``, which TF 2 no longer ships, built op for op as TF 1.x
+tensorflow/contrib/rnn/python/ops/rnn.py builds it (a loop over the layers of ``bidirectional_dynamic_rnn`` under
+``variable_scope("cell_%d" % i)`` inside ``variable_scope("stack_bidirectional_rnn")``, ``tf.concat(outputs, 2)``
+between): two BasicLSTMCell layers with lengths in TF 1.x's loops, two GRUCell layers time-major in while_v2
+from ``initial_states_fw`` / ``initial_states_bw`` placeholders, two LSTMCell layers (cell_clip) time-major with
+``sequence_length`` a ``tf.constant``; ``bidirectional_dynamic_rnn`` from ``initial_state_fw`` / ``_bw``
+placeholders with lengths (while_v2); and ``dynamic_rnn`` with a constant ``sequence_length``. Each records the
+token ids fed (and the lengths), what the graph returned (logits or probabilities) and the cells' outputs.
 """
 from __future__ import annotations
 
@@ -137,19 +144,41 @@ def main(argv=None) -> None:
            settings={"forget_bias": 1.0, "time_major": False, "activation": "relu", "sequence_length": False})
     record("static_rnn", lambda: rnn_cell.LSTMCell(4, forget_bias=0.4, cell_clip=0.9), time_major=True, static=True,
            settings={"forget_bias": 0.4, "cell_clip": 0.9, "activation": "tanh"})
+    def stack_bidirectional_dynamic_rnn(cells_fw, cells_bw, inputs, states_fw, states_bw, sequence_length,
+                                        time_major):
+        """contrib's stack_bidirectional_dynamic_rnn (TF 1.x tensorflow/contrib/rnn/python/ops/rnn.py), which TF 2
+        no longer ships, built op for op as its source builds it: in variable_scope("stack_bidirectional_rnn"),
+        layer i a bidirectional_dynamic_rnn under variable_scope("cell_%d" % i) with the same sequence_length and
+        its own initial states, the next layer reading tf.concat(outputs, 2)."""
+        layer_input = inputs
+        with v1.variable_scope("stack_bidirectional_rnn"):
+            for i, (fw, bw) in enumerate(zip(cells_fw, cells_bw)):
+                with v1.variable_scope("cell_%d" % i):
+                    outputs, _ = v1.nn.bidirectional_dynamic_rnn(
+                        fw, bw, layer_input, initial_state_fw=states_fw[i] if states_fw else None,
+                        initial_state_bw=states_bw[i] if states_bw else None, sequence_length=sequence_length,
+                        dtype=tf.float32, time_major=time_major)
+                    layer_input = tf.concat(outputs, 2)
+        return layer_input
+
     def record_whole(name, *, rnn, cell, projection, time_major=False, resource=True, between=None, softmax=False,
-                     float_input=False, lengths=False, control_flow_v2=False, state_layers=0, constant_state=False):
+                     float_input=False, lengths=False, control_flow_v2=False, state_layers=0, constant_state=False,
+                     layers=1, gru_state=False):
         """A ptb_word_lm.py-style language model: ids -> embedding -> cells -> [-1, size] -> projection.
         ``lengths``: dynamic_rnn's sequence_length fed by a placeholder ``lengths`` [batch];
+        ``lengths="constant"``: sequence_length a ``tf.constant`` (named ``lengths``) of the graph;
         ``rnn="bidirectional"``: bidirectional_dynamic_rnn(cell(), cell(), ...) with its two outputs joined by
-        ``tf.concat(outputs, 2)``; ``control_flow_v2``: the loop as TF 2's while_v2 builds it; ``state_layers``:
-        dynamic_rnn's ``initial_state`` fed by placeholders, one LSTMStateTuple(c, h) a layer (``state_c<k>``,
-        ``state_h<k>``), as a team feeds the last batch's final state (static_rnn's ``initial_state`` and the
-        unrolled loop's first ``state`` likewise); ``constant_state``: one LSTMStateTuple of non-zero constants
-        (``initial_c``, ``initial_h``) as the state the cells start from."""
+        ``tf.concat(outputs, 2)``; ``rnn="stack_bidirectional"``: contrib's stack_bidirectional_dynamic_rnn of
+        ``layers`` layers; ``control_flow_v2``: the loop as TF 2's while_v2 builds it; ``state_layers``: the
+        ``initial_state`` fed by placeholders, one LSTMStateTuple(c, h) a cell (``state_c<k>``, ``state_h<k>``;
+        a GRU's ``state_h<k>`` with ``gru_state``), as a team feeds the last batch's final state (static_rnn's
+        ``initial_state`` and the unrolled loop's first ``state`` likewise; bidirectionally the cells layer by
+        layer, forward then backward: ``initial_state_fw`` / ``_bw``, ``initial_states_fw[i]`` / ``_bw[i]``);
+        ``constant_state``: one LSTMStateTuple of non-zero constants (``initial_c``, ``initial_h``) as the state
+        the cells start from."""
         (v1.enable_control_flow_v2 if control_flow_v2 else v1.disable_control_flow_v2)()
         (v1.enable_resource_variables if resource else v1.disable_resource_variables)()
-        width = 2 * HIDDEN if rnn == "bidirectional" else HIDDEN
+        width = 2 * HIDDEN if rnn in ("bidirectional", "stack_bidirectional") else HIDDEN
         graph = tf.Graph()
         with graph.as_default():
             shape = [T, B] if time_major else [B, T]
@@ -158,12 +187,18 @@ def main(argv=None) -> None:
                 ids = v1.placeholder(tf.float32, shape, name="inputs")
             else:
                 ids = v1.placeholder(tf.int32, shape, name="input_data")
-            seq_len = v1.placeholder(tf.int32, [B], name="lengths") if lengths else None
-            state_in = tuple(rnn_cell.LSTMStateTuple(v1.placeholder(tf.float32, [B, HIDDEN], name=f"state_c{k}"),
-                                                     v1.placeholder(tf.float32, [B, HIDDEN], name=f"state_h{k}"))
-                             for k in range(state_layers))
-            state_flat = [t for pair in state_in for t in pair]
-            state_in = None if not state_in else state_in[0] if state_layers == 1 else state_in   # one cell: (c, h)
+            seq_len = (tf.constant(WHOLE_LENGTHS, name="lengths") if lengths == "constant"
+                       else v1.placeholder(tf.int32, [B], name="lengths") if lengths else None)
+            if gru_state:
+                cell_states = tuple(v1.placeholder(tf.float32, [B, HIDDEN], name=f"state_h{k}")
+                                    for k in range(state_layers))
+                state_flat = list(cell_states)
+            else:
+                cell_states = tuple(rnn_cell.LSTMStateTuple(
+                    v1.placeholder(tf.float32, [B, HIDDEN], name=f"state_c{k}"),
+                    v1.placeholder(tf.float32, [B, HIDDEN], name=f"state_h{k}")) for k in range(state_layers))
+                state_flat = [t for pair in cell_states for t in pair]
+            state_in = None if not cell_states else cell_states[0] if state_layers == 1 else cell_states  # one cell
             if constant_state:
                 start = rng.uniform(-0.8, 0.8, [2, B, HIDDEN]).astype(np.float32)
                 state_in = rnn_cell.LSTMStateTuple(tf.constant(start[0], name="initial_c"),
@@ -193,8 +228,15 @@ def main(argv=None) -> None:
                     rnn_out = tf.stack(outputs, axis=1)
                 elif rnn == "bidirectional":
                     (out_fw, out_bw), _ = v1.nn.bidirectional_dynamic_rnn(
-                        cell(), cell(), inputs, sequence_length=seq_len, dtype=tf.float32, time_major=time_major)
+                        cell(), cell(), inputs, sequence_length=seq_len, dtype=tf.float32, time_major=time_major,
+                        initial_state_fw=cell_states[0] if cell_states else None,
+                        initial_state_bw=cell_states[1] if cell_states else None)
                     rnn_out = tf.concat([out_fw, out_bw], 2)
+                    output = tf.reshape(rnn_out, [-1, width])
+                elif rnn == "stack_bidirectional":
+                    rnn_out = stack_bidirectional_dynamic_rnn(
+                        [cell() for _ in range(layers)], [cell() for _ in range(layers)], inputs,
+                        list(cell_states[0::2]), list(cell_states[1::2]), seq_len, time_major)
                     output = tf.reshape(rnn_out, [-1, width])
                 else:
                     rnn_out, _ = v1.nn.dynamic_rnn(cell(), inputs, sequence_length=seq_len, dtype=tf.float32,
@@ -227,8 +269,8 @@ def main(argv=None) -> None:
                 Path(prefix + ".meta").write_bytes(meta.SerializeToString())
                 feed = (rng.uniform(-1.5, 1.5, shape).astype(np.float32) if float_input
                         else rng.integers(0, VOCAB, shape).astype(np.int32))
-                fed = {ids: feed, **({seq_len: np.array(WHOLE_LENGTHS, np.int32)} if lengths else {})}
-                states = [rng.uniform(-0.8, 0.8, [B, HIDDEN]).astype(np.float32) for _ in range(2 * state_layers)]
+                fed = {ids: feed, **({seq_len: np.array(WHOLE_LENGTHS, np.int32)} if lengths is True else {})}
+                states = [rng.uniform(-0.8, 0.8, [B, HIDDEN]).astype(np.float32) for _ in state_flat]
                 fed.update(zip(state_flat, states))
                 got, got_rnn = sess.run([result, rnn_out], fed)
         v1.enable_resource_variables()
@@ -236,7 +278,7 @@ def main(argv=None) -> None:
         arrays[f"{name}/ids"] = feed
         if lengths:
             arrays[f"{name}/lengths"] = np.array(WHOLE_LENGTHS, np.int32)
-        if state_layers:    # c0, h0, c1, h1, ... as fed
+        if state_layers:    # c0, h0, c1, h1, ... as fed (a GRU's h0, h1, ...)
             arrays[f"{name}/state"] = np.stack(states)
         if constant_state:  # c, h the cells start from
             arrays[f"{name}/state"] = start
@@ -246,8 +288,10 @@ def main(argv=None) -> None:
             "checkpoint": f"{name}/model.ckpt", "time_major": time_major, "rnn": rnn, "projection": projection,
             "softmax": softmax, "resource_variables": resource, "whole": between is None and not constant_state,
             "between": None if between is None else "Abs", "float_input": float_input,
-            "lengths": lengths, "control_flow_v2": control_flow_v2,
-            "state": [f"state_{ch}{k}" for k in range(state_layers) for ch in "ch"],
+            "lengths": lengths is True, "control_flow_v2": control_flow_v2,
+            "state": [t.op.name for t in state_flat],
+            **({"constant_lengths": WHOLE_LENGTHS} if lengths == "constant" else {}),
+            **({"layers": layers} if rnn == "stack_bidirectional" else {}),
             **({"constant_state": True} if constant_state else {})}))
         print(name, {k: v.shape for k, v in arrays.items() if k.startswith(name + "/") and k != f"{name}/config"})
 
@@ -287,6 +331,20 @@ def main(argv=None) -> None:
     record_whole("whole_unrolled_gru", rnn="unrolled", projection="matmul_add", cell=lambda: rnn_cell.GRUCell(HIDDEN))
     record_whole("whole_static_state_not_tuple", rnn="static", projection="matmul_add",   # c and h as one tensor
                  cell=lambda: lstm(HIDDEN, forget_bias=1.0, state_is_tuple=False))
+    # contrib's stack_bidirectional_dynamic_rnn (a BiLSTM tagger's encoder), bidirectional_dynamic_rnn from fed
+    # initial states, and sequence_length a constant of the graph
+    record_whole("whole_stack_bidirectional", rnn="stack_bidirectional", layers=2, projection="xw_plus_b",
+                 lengths=True, cell=lambda: lstm(HIDDEN, forget_bias=1.0))
+    record_whole("whole_stack_bidirectional_gru", rnn="stack_bidirectional", layers=2, projection="dense",
+                 time_major=True, softmax=True, state_layers=4, gru_state=True, control_flow_v2=True,
+                 cell=lambda: rnn_cell.GRUCell(HIDDEN))
+    record_whole("whole_stack_constant_lengths", rnn="stack_bidirectional", layers=2, projection="matmul_add",
+                 time_major=True, lengths="constant", control_flow_v2=True,
+                 cell=lambda: rnn_cell.LSTMCell(HIDDEN, forget_bias=0.5, cell_clip=0.8))
+    record_whole("whole_bidirectional_initial_state", rnn="bidirectional", projection="matmul_add", state_layers=2,
+                 lengths=True, control_flow_v2=True, cell=lambda: lstm(HIDDEN, forget_bias=1.0))
+    record_whole("whole_constant_lengths", rnn="dynamic", projection="xw_plus_b", lengths="constant",
+                 cell=lambda: lstm(HIDDEN, forget_bias=0.0))
     write_expected(out, arrays)
 
 

@@ -11,7 +11,16 @@ Written from the TF 1.x sources' semantics, importing nothing from ``compat``:
   and its state is frozen there (computed by the cells' reference, which takes the lengths);
   ``bidirectional_dynamic_rnn`` runs the backward cells on ``reverse_sequence(x, lengths)`` and reverses their
   outputs back; the common pattern joins the two by ``concat(outputs, 2)`` (the cells' reference returns the
-  two directions so joined).
+  two directions so joined), or the graph's own composition of the two directions: :func:`bidirectional_dynamic_rnn`
+  (rnn.py ``_reverse``: ``reverse_sequence(x, seq_lengths, seq_axis=time, batch_axis=batch)`` reverses each
+  sequence's first ``length`` steps and leaves the steps past it where they are; ``reverse(x, [time])`` without
+  lengths; the backward cells run forward on the reversed input, their outputs reversed back the same way).
+* ``sequence_length`` a placeholder fed at run time or a constant of the graph (``tf.constant([...])``): the same
+  lengths either way.
+* contrib's ``stack_bidirectional_dynamic_rnn(cells_fw, cells_bw, inputs, sequence_length=...)``
+  (tensorflow/contrib/rnn/python/ops/rnn.py, TF 1.x): a loop over the layers, each a ``bidirectional_dynamic_rnn``
+  under ``variable_scope("cell_%d" % i)`` given the same ``sequence_length`` and its own initial states, its
+  outputs ``concat(outputs, 2)``, which the next layer reads (:func:`stack_bidirectional_dynamic_rnn`).
 * ``array_ops.concat(values, axis)`` / ``array_ops.stack(values, axis)`` and ``array_ops.reshape`` (row-major).
 * ``nn_ops.xw_plus_b(x, w, b)``: ``matmul(x, w) + b``; ``layers.Dense`` on a 2-D input: the same.
 * ``nn_ops.softmax(logits)``: ``exp(logits - max) / sum(exp(logits - max))`` on the last axis.
@@ -52,6 +61,41 @@ def dynamic_rnn(cells: Cells, x: np.ndarray, time_major: bool, lengths: Optional
             raise ValueError(f"sequence_length {lengths.tolist()} for {tm.shape[1]} sequences of {tm.shape[0]} steps")
     out = cells(tm, lengths)
     return out if time_major else np.swapaxes(out, 0, 1)
+
+
+def reverse_sequence(x: np.ndarray, lengths: Optional[np.ndarray], time_axis: int = 0) -> np.ndarray:
+    """``array_ops.reverse_sequence(x, lengths, seq_axis=time_axis, batch_axis=1 - time_axis)``: each sequence's
+    first ``lengths[b]`` steps in reverse order, the rest as they were; ``array_ops.reverse(x, [time_axis])``
+    (the whole time axis) when ``lengths`` is None."""
+    if lengths is None:
+        return np.flip(x, axis=time_axis).copy()
+    tm = np.swapaxes(x, 0, time_axis).copy()
+    for b, n in enumerate(np.asarray(lengths)):
+        n = int(min(n, tm.shape[0]))
+        tm[:n, b] = tm[:n, b][::-1]
+    return np.swapaxes(tm, 0, time_axis)
+
+
+def bidirectional_dynamic_rnn(run_fw: Cells, run_bw: Cells, x_tm: np.ndarray,
+                              lengths: Optional[np.ndarray] = None) -> np.ndarray:
+    """rnn.py ``bidirectional_dynamic_rnn(..., time_major=True)`` then ``concat(outputs, 2)``: the forward cells on
+    the input, the backward cells on the input reversed by :func:`reverse_sequence`, their outputs reversed back;
+    ``run_fw`` / ``run_bw`` run one direction's cells forward from its initial state (outputs zero past a
+    sequence's length)."""
+    out_fw = run_fw(x_tm, lengths)
+    out_bw = reverse_sequence(run_bw(reverse_sequence(x_tm, lengths), lengths), lengths)
+    return np.concatenate([out_fw, out_bw], axis=2)
+
+
+def stack_bidirectional_dynamic_rnn(layers: Sequence[Sequence[Cells]], x_tm: np.ndarray,
+                                    lengths: Optional[np.ndarray] = None) -> np.ndarray:
+    """contrib's ``stack_bidirectional_dynamic_rnn(..., time_major=True)``: ``layers`` one ``(run_fw, run_bw)``
+    a layer; layer k + 1 reads the concatenated outputs of layer k, every layer the same lengths. The outputs of
+    the last layer, ``[T, B, out_fw + out_bw]``."""
+    x = np.asarray(x_tm, dtype=np.float64)
+    for run_fw, run_bw in layers:
+        x = bidirectional_dynamic_rnn(run_fw, run_bw, x, lengths)
+    return x
 
 
 def xw_plus_b(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray]) -> np.ndarray:

@@ -4,8 +4,10 @@ and proj_clip, peepholes, a DropoutWrapper, a MultiRNNCell, dynamic_rnn time_maj
 without sequence_length, TF 1.x's while loop and TF 2's while_v2, a relu activation), and language models whose
 graph around the cells (embedding lookup, projection, softmax) converts with them as one whole model: among them
 a TF 2 while_v2 loop, dynamic_rnn fed sequence_length by a placeholder (the model's second input),
-bidirectional_dynamic_rnn with its two outputs concatenated, and dynamic_rnn / static_rnn / the unrolled loop
-starting from zero_state, from placeholders (more inputs) or from a constant (refused by name).
+bidirectional_dynamic_rnn with its two outputs concatenated, contrib's stack_bidirectional_dynamic_rnn (each
+layer's joined outputs the next layer's input), sequence_length a constant of the graph, and dynamic_rnn /
+static_rnn / the unrolled loop / bidirectional_dynamic_rnn starting from zero_state, from placeholders (more
+inputs) or from a constant (refused by name).
 
 Converted with no flag: each setting the recording states is settled from the graph (the table says "from the
 graph" and names the node), and the converted module reproduces TF's outputs and final state on the recorded
@@ -148,9 +150,17 @@ def test_the_reader_finds_what_tf_wrote():
 # -- whole language models: ptb_word_lm.py's pattern and its variations -----------------------------------------
 def test_the_recordings_cover_the_patterns():
     configs = {n: CASES[n][1] for n in CASES if n.startswith("whole_")}
-    assert {c["rnn"] for c in configs.values()} == {"unrolled", "static", "dynamic", "bidirectional"}
+    assert {c["rnn"] for c in configs.values()} == {"unrolled", "static", "dynamic", "bidirectional",
+                                                    "stack_bidirectional"}
     assert any(c.get("control_flow_v2") for c in configs.values())
-    assert {c["rnn"] for c in configs.values() if c.get("lengths")} == {"dynamic", "bidirectional"}
+    assert {c["rnn"] for c in configs.values() if c.get("lengths")} == {"dynamic", "bidirectional",
+                                                                        "stack_bidirectional"}
+    # sequence_length a constant of the graph (dynamic_rnn, a stack), its reverse in both loop kinds
+    assert {c["rnn"] for c in configs.values() if c.get("constant_lengths")} == {"dynamic", "stack_bidirectional"}
+    # contrib's stack: TF 1.x loops and while_v2, LSTM and GRU cells, batch- and time-major, from fed states
+    stacks = [c for c in configs.values() if c["rnn"] == "stack_bidirectional"]
+    assert {c["control_flow_v2"] for c in stacks} == {c["time_major"] for c in stacks} == {True, False}
+    assert all(c["layers"] >= 2 for c in stacks) and any(c.get("state") for c in stacks)
     assert any(c.get("lengths") and c["time_major"] for c in configs.values())
     assert {c.get("control_flow_v2", False) for c in configs.values() if c.get("state")} == {True, False}
     assert {c["projection"] for c in configs.values()} == {"xw_plus_b", "matmul_add", "dense"}
@@ -158,7 +168,8 @@ def test_the_recordings_cover_the_patterns():
     assert any(c["float_input"] for c in configs.values())
     assert {c["resource_variables"] for c in configs.values()} == {True, False}
     # the state static_rnn / an unrolled loop starts from: zero_state (LSTM, GRU), placeholders, a constant
-    assert {c["rnn"] for c in configs.values() if c.get("state")} == {"dynamic", "static"}
+    assert {c["rnn"] for c in configs.values() if c.get("state")} == {"dynamic", "static", "bidirectional",
+                                                                      "stack_bidirectional"}
     assert "whole_static_state_not_tuple" in configs        # an LSTM's c and h in one tensor: rnn_cell_impl.py split
     assert any(c["rnn"] == "unrolled" and "GRU" in open(GOLDEN / n / "model.ckpt.meta", "rb").read().decode("latin-1")
                for n, c in configs.items())
@@ -209,14 +220,49 @@ def check_whole(folder, name, arrays, config, tmp_path):
     assert "projection: " + ("Model/dense/kernel" if config["projection"] == "dense" else "Model/softmax_w") in text
     assert "from the graph" in text and "training-time only" in text
     assert ("sequence_length: the placeholder lengths, the model's input 2 of 2" in text) is bool(config.get("lengths"))
+    assert (f"sequence_length: the constant lengths {config.get('constant_lengths')}, held by the model" in text) \
+        is bool(config.get("constant_lengths"))
     assert ("a TF 2 while_v2 loop" in text) is bool(config.get("control_flow_v2"))
     assert ("initial_state: the placeholders " + ", ".join(config["state"]) in text) if config.get("state") else \
         "initial_state:" not in text
-    assert ("bidirectional_dynamic_rnn" in text) is (config["rnn"] == "bidirectional")
+    assert ("bidirectional_dynamic_rnn" in text) is (config["rnn"] in ("bidirectional", "stack_bidirectional"))
+    assert (f"stack_bidirectional_dynamic_rnn: {config.get('layers')} layers of bidirectional_dynamic_rnn" in text) \
+        is (config["rnn"] == "stack_bidirectional")
     items = {i.name: i for i in c.items}
     assert floats or "in the whole model: node 'Model/embedding'" in items["Model/embedding"].reason
     assert f"in the whole model: node {dense!r}" in items[dense + "/kernel" if config["projection"] == "dense"
                                                           else "Model/softmax_w"].reason
+
+
+@pytest.mark.parametrize("name", WHOLE_CASES)
+def test_the_reference_graph_reproduces_tf(name):
+    """reference/tf_graph.py's model (the embedding, the cells by their reference: for a bidirectional model each
+    direction's cell run forward, the backward one on reverse_sequence of the input and reversed back, the
+    layers of contrib's stack joined by concat; the projection) from the checkpoint's own variables, on the
+    recorded inputs: TF's outputs."""
+    from compat.convert import discover
+    from compat.frameworks.tf.oracle import model_outputs
+
+    arrays, config = CASES[name]
+    graph = discover(GOLDEN / config["checkpoint"]).graph
+    fed = {"inputs" if config.get("float_input") else "input_data": arrays["ids"],
+           **({"lengths": arrays["lengths"].astype(np.int64)} if config.get("lengths") else {}),
+           **dict(zip(config.get("state", []), arrays["state"] if config.get("state") else []))}
+    (got,) = model_outputs(graph, [fed[i.name] for i in graph.inputs])
+    assert_close(got, arrays["out"], dtype=torch.float32, msg=f"{name}: reference/tf_graph.py against TF")
+
+
+def test_reverse_sequence_reverses_each_sequence_within_its_length():
+    """array_ops.reverse_sequence as TF documents it: the first ``length`` steps of each sequence reversed, the
+    rest in place; without lengths the whole time axis (array_ops.reverse)."""
+    from reference.tf_graph import reverse_sequence
+
+    x = np.arange(12.0).reshape(4, 3, 1)       # [T=4, B=3, 1]: x[t, b] = 3 t + b
+    got = reverse_sequence(x, np.array([4, 2, 0]), time_axis=0)[..., 0]
+    assert got.T.tolist() == [[9, 6, 3, 0], [4, 1, 7, 10], [2, 5, 8, 11]]
+    batch_major = reverse_sequence(np.swapaxes(x, 0, 1), np.array([4, 2, 0]), time_axis=1)
+    assert np.array_equal(np.swapaxes(batch_major, 0, 1)[..., 0], got)
+    assert reverse_sequence(x, None)[..., 0].T.tolist() == [[9, 6, 3, 0], [10, 7, 4, 1], [11, 8, 5, 2]]
 
 
 def test_an_op_the_reader_does_not_know_is_reported_and_the_cells_convert_alone(tmp_path):
@@ -299,7 +345,9 @@ def test_cells_only_graphs_have_nothing_to_say_about_a_whole_model(tmp_path):
 @pytest.mark.parametrize("name", ["whole_ptb_static", "whole_while_v2", "whole_sequence_length",
                                   "whole_bidirectional", "whole_lengths_time_major", "whole_initial_state",
                                   "whole_initial_state_v2", "whole_static_initial_state", "whole_unrolled_gru",
-                                  "whole_static_state_not_tuple"])
+                                  "whole_static_state_not_tuple", "whole_stack_bidirectional",
+                                  "whole_stack_bidirectional_gru", "whole_stack_constant_lengths",
+                                  "whole_bidirectional_initial_state", "whole_constant_lengths"])
 def test_the_whole_model_written_as_python_predicts_the_same(tmp_path, name):
     import importlib.util
 
@@ -320,8 +368,10 @@ def test_the_whole_model_written_as_python_predicts_the_same(tmp_path, name):
         got = model(*inputs)
     assert_close(got, arrays["out"], dtype=torch.float32, msg=f"emitted {name}")
     text = path.read_text()
-    width = 10 if config["rnn"] == "bidirectional" else 5
+    width = 10 if config["rnn"] in ("bidirectional", "stack_bidirectional") else 5
     assert "nn.Embedding(11, 4)" in text and f"nn.Linear({width}, 11)" in text
+    if config.get("constant_lengths"):     # the graph's lengths written into the model
+        assert f"torch.tensor({config['constant_lengths']}" in text
     assert f"def forward(self, {', '.join(['input_data'] + (['lengths'] if config.get('lengths') else []) + config.get('state', []))})" in text
     if config.get("lengths"):    # past a sequence's steps and at length 0, as the loaded model
         lengths = torch.tensor([0, 9, 2])
@@ -331,7 +381,8 @@ def test_the_whole_model_written_as_python_predicts_the_same(tmp_path, name):
                          dtype=torch.float32, msg=f"emitted {name} at lengths 0 and 9")
 
 
-@pytest.mark.parametrize("name", ["whole_sequence_length", "whole_bidirectional", "whole_lengths_time_major"])
+@pytest.mark.parametrize("name", ["whole_sequence_length", "whole_bidirectional", "whole_lengths_time_major",
+                                  "whole_stack_bidirectional"])
 def test_lengths_follow_dynamic_rnn_at_zero_and_past_the_steps(tmp_path, name):
     """rnn.py's loop runs min(steps, max(sequence_length)) steps and a step at or past a sequence's length outputs
     zeros: a length past the steps is the steps, and a sequence of length 0 gives the projection of zeros (its
@@ -360,6 +411,9 @@ def test_lengths_follow_dynamic_rnn_at_zero_and_past_the_steps(tmp_path, name):
     # (run with other sequences, the float32 sums may round otherwise)
     assert_close(by_sequence(zero)[others], by_sequence(base)[others].numpy(), dtype=torch.float32,
                  msg="the other sequences")
+
+
+STACK_1 = "Model/stack_bidirectional_rnn/cell_1/bidirectional_rnn"     # the second layer of contrib's stack
 
 
 def _with_graph(monkeypatch, name, change):
@@ -394,7 +448,36 @@ def _with_graph(monkeypatch, name, change):
     ("whole_ptb_dynamic", lambda n: n["Model/embedding_lookup"].inputs.__setitem__(1, "Model/embedding"),
      "not from a placeholder"),
     ("whole_sequence_length", lambda n: n["Model/rnn/sequence_length"].inputs.__setitem__(0, "Model/rnn/Const"),
-     "dynamic_rnn's sequence_length Model/rnn/sequence_length reads Const (Model/rnn/Const), not a placeholder"),
+     "sequence_length reads Const (Model/rnn/Const), 1 lengths ([0]), but the input input_data is a batch of 3"),
+    ("whole_sequence_length", lambda n: (n["Model/rnn/sequence_length"].inputs.__setitem__(0, "Model/rnn/Const"),
+                                         n["Model/rnn/Const"].__setattr__("value", np.array([[3, 5, 1]]))),
+     "dynamic_rnn's sequence_length Model/rnn/sequence_length reads Const (Model/rnn/Const), not a placeholder of "
+     "lengths nor a constant vector of lengths"),
+    ("whole_constant_lengths", lambda n: n["lengths"].__setattr__("value", np.array([3, -5, 1], np.int32)),
+     "reads Const (lengths), not a placeholder of lengths nor a constant vector of lengths"),
+    # contrib's stack_bidirectional_dynamic_rnn: a layer reading anything but the layer below's concat, a layer
+    # with other lengths, the initial states fed for some cells only or one placeholder fed twice
+    ("whole_stack_bidirectional", lambda n: [n[f"Model/stack_bidirectional_rnn/cell_1/bidirectional_rnn/{op}"].inputs
+                                             .__setitem__(0, "Model/embedding_lookup/Identity")
+                                             for op in ("fw/fw/transpose", "bw/ReverseSequence")],
+     "layer 1 of the bidirectional cells Model/stack_bidirectional_rnn reads ResourceGather (Model/embedding_lookup), "
+     "not layer 0's tf.concat(outputs, 2) (Model/stack_bidirectional_rnn/cell_0/concat)"),
+    ("whole_stack_constant_lengths", lambda n: (
+        n[f"{STACK_1}/fw/fw/TensorArrayUnstack/TensorListFromTensor/element_shape"].__setattr__(
+            "value", np.array([2, 2, 2], np.int32)),
+        [n[f"{STACK_1}/{op}"].inputs.__setitem__(0, f"{STACK_1}/fw/fw/TensorArrayUnstack/TensorListFromTensor/"
+                                                    "element_shape") for op in ("fw/fw/sequence_length",
+                                                                                "bw/bw/sequence_length")],
+        [n[op].inputs.__setitem__(1, f"{STACK_1}/fw/fw/TensorArrayUnstack/TensorListFromTensor/element_shape")
+         for op in (f"{STACK_1}/bw/ReverseSequence", "Model/stack_bidirectional_rnn/cell_1/ReverseSequence")]),
+     "layer 1 of the bidirectional cells Model/stack_bidirectional_rnn differs from layer 0 in its layout or "
+     "sequence_length"),
+    ("whole_stack_bidirectional_gru", lambda n: n[f"{STACK_1}/fw/fw/while"].inputs.__setitem__(
+        4, f"{STACK_1}/fw/fw/zeros"), "bidirectional_dynamic_rnn's initial state is fed by placeholders "
+     "(state_h0, state_h1, state_h3) for some directions only"),
+    ("whole_bidirectional_initial_state", lambda n: n["Model/bidirectional_rnn/bw/bw/while"].inputs.__setitem__(
+        4, "state_c0"), "bidirectional_dynamic_rnn's initial state reads one placeholder twice "
+     "(state_c0, state_h0, state_c0, state_h1)"),
     ("whole_sequence_length", lambda n: n["lengths"].attrs.__setitem__("dtype", 1),
      "reads the placeholder lengths, which is not an integer vector [batch]"),
     ("whole_while_v2", lambda n: n["Model/rnn/while"].__setattr__("op", "Foo"),
@@ -468,7 +551,8 @@ def test_hostile_graph_changes_give_a_model_a_refusal_or_one_input_error(monkeyp
     outcomes = set()
     for name in ("whole_ptb_word_lm", "whole_ptb_static", "whole_gru_time_major", "whole_dense_softmax",
                  "whole_while_v2", "whole_sequence_length", "whole_bidirectional", "whole_initial_state_v2",
-                 "whole_static_initial_state", "whole_unrolled_gru"):
+                 "whole_static_initial_state", "whole_unrolled_gru", "whole_stack_bidirectional",
+                 "whole_stack_bidirectional_gru", "whole_constant_lengths"):
         nodes = real(GOLDEN / CASES[name][1]["checkpoint"].replace("model.ckpt", "model.ckpt.meta"))
         around = [n.name for n in nodes if n.name.startswith("Model/") and "cell" not in n.name
                   and "Initializer" not in n.name]
@@ -517,3 +601,28 @@ def test_bidirectional_cells_settle_their_settings_from_the_graph(tmp_path):
     assert not table["forget_bias"].loud and "Model/bidirectional_rnn/fw/fw/while/basic_lstm_cell/" in \
         table["forget_bias"].assumed
     assert table["sequence_length"].value == "used" and table["time_major"].value == "false"
+
+
+def test_constant_lengths_are_the_models_own_and_checked_when_loaded(tmp_path):
+    """sequence_length=tf.constant([...]): the model takes the ids only and runs the graph's lengths (a batch of
+    that many sequences; another batch is one error naming both); the stored lengths are checked on load."""
+    from compat import checkpoint
+    from compat.convert.store import KIND
+    from compat.errors import CheckpointError
+
+    arrays, config = CASES["whole_constant_lengths"]
+    convert(GOLDEN / config["checkpoint"], tmp_path / "good")
+    model = load(tmp_path / "good")
+    ids = torch.from_numpy(arrays["ids"].astype(np.int64))
+    with torch.no_grad():
+        assert_close(model(ids), arrays["out"], dtype=torch.float32, msg="constant lengths")
+        with pytest.raises(ValueError, match=r"sequence_length has shape \[3\]; the batch is 4"):
+            model(torch.cat([ids, ids[:1]]))
+    content = checkpoint.read(tmp_path / "good", KIND, require_seal=True).materialize(allow_nonfinite=True)
+    (node,) = [n for n in content["model"]["nodes"] if n["kind"] == "Recurrent"]
+    assert node["config"]["lengths"] == config["constant_lengths"] == [3, 5, 1]
+    for k, junk in enumerate([[], [3, -1, 1], [3.0, 5, 1], "3,5,1", [True, 5, 1], None]):
+        node["config"]["lengths"] = junk
+        checkpoint.save(tmp_path / f"bad{k}", KIND, content)
+        with pytest.raises(CheckpointError, match="config/lengths"):
+            load(tmp_path / f"bad{k}")

@@ -2,7 +2,9 @@
 
 legacy/record_convert_tf_meta.py runs in its own process, building, running and saving every case afresh
 (the cells with their run-time settings, and the language models whose graph around the cells converts
-whole, or is refused by name with the cells converted alone); each is then converted and compared as
+whole, or is refused by name with the cells converted alone: among them contrib's
+stack_bidirectional_dynamic_rnn, built op for op as contrib's source builds it, and a constant sequence_length);
+each is then converted and compared as
 tests/test_convert_tf_meta.py compares the recordings in tests/golden.
 """
 from __future__ import annotations
@@ -40,7 +42,9 @@ def test_live_language_models_convert_whole(recorded, tmp_path):
     found = cases(recorded)
     names = [n for n in found if n.startswith("whole_") and found[n][1]["whole"]]
     assert len(names) >= 4 and {"whole_while_v2", "whole_sequence_length", "whole_bidirectional",
-                                "whole_static_initial_state", "whole_unrolled_gru"} <= set(names)
+                                "whole_static_initial_state", "whole_unrolled_gru", "whole_stack_bidirectional",
+                                "whole_stack_bidirectional_gru", "whole_stack_constant_lengths",
+                                "whole_bidirectional_initial_state", "whole_constant_lengths"} <= set(names)
     for name in names:
         (tmp_path / name).mkdir()
         check_whole(recorded, name, *found[name], tmp_path / name)

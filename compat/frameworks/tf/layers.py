@@ -5,7 +5,7 @@
 | kind | TF ops (tensorflow/python/ops) | module |
 | --- | --- | --- |
 | ``Embedding`` | ``embedding_ops.embedding_lookup(params, ids)``: ``GatherV2`` / ``ResourceGather`` rows of the table | ``torch.nn.Embedding`` |
-| ``Recurrent`` | the cells under ``static_rnn`` / ``dynamic_rnn`` / ``bidirectional_dynamic_rnn`` (rnn.py, the two directions' outputs joined by ``concat(outputs, 2)``), from zero states or dynamic_rnn's fed ``initial_state``, with ``sequence_length`` when the graph feeds it | the converted recurrent module (``lengths=`` the lengths input), its output sequence in the layout the graph hands on |
+| ``Recurrent`` | the cells under ``static_rnn`` / ``dynamic_rnn`` / ``bidirectional_dynamic_rnn`` (rnn.py, the two directions' outputs joined by ``concat(outputs, 2)``) / contrib's ``stack_bidirectional_dynamic_rnn`` (a layer's joined outputs the next layer's input), from zero states or a fed ``initial_state``, with ``sequence_length`` when the graph feeds it or holds it as a constant | the converted recurrent module (``lengths=`` the lengths input, or the constant ones), its output sequence in the layout the graph hands on |
 | ``Rows`` | ``array_ops.reshape(x, [-1, size])`` of a ``[B, T, size]`` (``[T, B, size]``) sequence | ``x.reshape(-1, size)`` |
 | ``Dense`` | ``nn_ops.xw_plus_b``, ``math_ops.matmul(x, w) + b``, ``tf.layers.dense`` (``MatMul`` + ``BiasAdd`` / ``Add``) | ``torch.nn.Linear`` (weight = w transposed) |
 | ``Softmax`` | ``nn_ops.softmax`` on the last axis | ``torch.nn.Softmax(dim=-1)`` |
@@ -34,36 +34,42 @@ def kind(name: str, inputs=("ref",), recurrent: bool = False, keywords=None):
 
 
 class TFRecurrent(nn.Module):
-    """The converted cells as the graph runs them: from zero states (or ``state``, dynamic_rnn's ``initial_state`` as
-    the graph's placeholders flatten it; ``state`` says ``"c,h"`` a layer or ``"h"``), the output sequence only; with
-    ``lengths``
-    (dynamic_rnn's ``sequence_length``) each sequence's outputs are zeros past its length, as the module's
-    ``lengths=`` gives them (a bidirectional module's backward direction reads each sequence's valid steps
-    reversed, as bidirectional_dynamic_rnn's ``reverse_sequence`` does).
+    """The converted cells as the graph runs them: from zero states (or ``state``, the ``initial_state`` the graph's
+    placeholders feed, flattened as TF nests it: layer by layer, a bidirectional layer's forward cell then its
+    backward cell; ``state`` says ``"c,h"`` a cell or ``"h"``), the output sequence only; with ``lengths``
+    (dynamic_rnn's ``sequence_length``; ``constant_lengths`` when the graph holds them as a constant) each
+    sequence's outputs are zeros past its length, as the module's ``lengths=`` gives them (a bidirectional
+    module's backward direction reads each sequence's valid steps reversed, as bidirectional_dynamic_rnn's
+    ``reverse_sequence`` does, in every layer of a stack).
 
     ``batch_major_in``: the input is ``[B, T, in]`` (else ``[T, B, in]``); ``batch_major_out``: the sequence is
     handed on as ``[B, T, out]`` (else ``[T, B, out]``); the converted module's own ``batch_first`` says what it
     takes, and the sequence is transposed where they differ.
     """
 
-    def __init__(self, rnn: Optional[nn.Module], batch_major_in: bool, batch_major_out: bool, state: str = ""):
+    def __init__(self, rnn: Optional[nn.Module], batch_major_in: bool, batch_major_out: bool, state: str = "",
+                 constant_lengths: Optional[List[int]] = None):
         super().__init__()
         if rnn is not None:
             self.rnn = rnn
         self.batch_major_in, self.batch_major_out, self.state = batch_major_in, batch_major_out, state
+        self.constant_lengths = constant_lengths
 
     def forward(self, x: Tensor, lengths: Optional[Tensor] = None, state: Optional[List[Tensor]] = None) -> Tensor:
         first = bool(self.rnn.batch_first)
         if first != self.batch_major_in:
             x = x.transpose(0, 1)
         hx = None if state is None else _hx(state, self.state)
+        if lengths is None and self.constant_lengths is not None:
+            lengths = torch.tensor(self.constant_lengths, device=x.device)
         y = self.rnn(x, hx)[0] if lengths is None else _with_lengths(self.rnn, x, lengths, first, hx)
         return y.transpose(0, 1) if first != self.batch_major_out else y
 
 
 def _hx(state: List[Tensor], layout: str):
-    """dynamic_rnn's ``initial_state`` as ``nest.flatten`` lists it (per layer ``c, h`` for an LSTMStateTuple, ``h``
-    for a GRU or basic RNN cell) in torch's ``(h0, c0)`` / ``h0``, ``[layers, B, .]``."""
+    """The ``initial_state`` as ``nest.flatten`` lists it (per cell ``c, h`` for an LSTMStateTuple, ``h`` for a GRU
+    or basic RNN cell; the cells layer by layer, a bidirectional layer's forward then backward, as torch orders its
+    directions) in torch's ``(h0, c0)`` / ``h0``, ``[layers * directions, B, .]``."""
     if layout == "c,h":
         return torch.stack(list(state[1::2])), torch.stack(list(state[0::2]))
     return torch.stack(list(state))
@@ -130,14 +136,20 @@ class EmbeddingKind:
 class RecurrentKind:
     @staticmethod
     def check(config, error):
-        _keys(config, error, ("batch_major_in", "batch_major_out") + (("state",) if "state" in config else ()))
+        _keys(config, error, ("batch_major_in", "batch_major_out") + tuple(k for k in ("state", "lengths")
+                                                                             if k in config))
         _bools(config, error, "batch_major_in", "batch_major_out")
         if config.get("state", "c,h") not in ("c,h", "h"):
             raise error("state", f"expected 'c,h' or 'h', got {repr(config['state'])[:40]}")
+        lengths = config.get("lengths", [0])
+        if not isinstance(lengths, list) or not lengths or len(lengths) > 2 ** 20 \
+                or any(type(v) is not int or not 0 <= v <= 2 ** 31 - 1 for v in lengths):
+            raise error("lengths", f"expected a list of sequence lengths (integers from 0), got {repr(lengths)[:40]}")
 
     @staticmethod
     def build(config, recurrent=None):
-        return TFRecurrent(recurrent, config["batch_major_in"], config["batch_major_out"], config.get("state", ""))
+        return TFRecurrent(recurrent, config["batch_major_in"], config["batch_major_out"], config.get("state", ""),
+                           config.get("lengths"))
 
     @staticmethod
     def emit(config, e):
@@ -154,9 +166,13 @@ class RecurrentKind:
         if first != config["batch_major_in"]:
             lines.append(f"{x}_steps = {x}.transpose(0, 1)  # the layout the cells' module takes")
             x = f"{x}_steps"
-        if len(e.args) > 1:     # sequence_length: TFRecurrent's _with_lengths, written out
+        n = e.args[1] if len(e.args) > 1 else None
+        if "lengths" in config:   # sequence_length a constant of the graph
+            n = f"{out}_lengths"
+            lines.append(f"{n} = torch.tensor({config['lengths']}, device={x}.device)  # the graph's constant "
+                         "sequence_length")
+        if n is not None:     # sequence_length: TFRecurrent's _with_lengths, written out
             t = 1 if first else 0
-            n = e.args[1]
             lines.append(f"{n}_steps = {n}.long().clamp(0, {x}.shape[{t}])  # dynamic_rnn's sequence_length, "
                          "clipped to the steps it runs")
             if (e.recurrent_init or "").startswith(("nn.LSTM(", "nn.GRU(", "nn.RNN(")):

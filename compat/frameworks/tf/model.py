@@ -12,14 +12,18 @@ build them (TF 1.x python/ops/embedding_ops.py, rnn.py, nn_ops.py, layers/core.p
   the output leaves by ``<rnn>/transpose_1`` / ``<rnn>/TensorArrayStack/TensorArrayGatherV3``; TF 2's
   ``while_v2``: one ``While`` op ``<rnn>/while``, its body a library function, the TensorArrays TensorLists),
   with ``sequence_length`` when ``<rnn>/sequence_length`` reads an integer placeholder (the model's second
-  input, in the graph's placeholder order), by ``bidirectional_dynamic_rnn`` (two such loops, the backward one
-  on the input reversed by ``ReverseSequence`` / ``ReverseV2``, its output reversed back, the two joined by
-  ``tf.concat([fw, bw], 2)``), or by
+  input, in the graph's placeholder order) or a constant vector of lengths (``tf.constant``: the model holds
+  them), by ``bidirectional_dynamic_rnn`` (two such loops, the backward one on the input reversed by
+  ``ReverseSequence`` / ``ReverseV2``, its output reversed back, the two joined by ``tf.concat([fw, bw], 2)``), by
+  contrib's ``stack_bidirectional_dynamic_rnn`` (TF 1.x contrib/rnn/python/ops/rnn.py: one such
+  ``bidirectional_dynamic_rnn`` a layer under ``stack_bidirectional_rnn/cell_<k>/bidirectional_rnn/{fw,bw}``,
+  every layer given the same ``sequence_length``, layer k + 1 reading layer k's ``tf.concat(outputs, 2)``;
+  :func:`_bidirectional_stack`), or by
   ``static_rnn`` over ``tf.unstack(inputs, axis=1)`` (``Unpack``), or ptb_word_lm.py's own unrolled loop
   ``cell(inputs[:, time_step, :], state)`` (a ``StridedSlice`` per step), its step outputs joined by
   ``tf.concat(outputs, 1)`` (``ConcatV2``) or ``tf.stack`` (``Pack``); each from ``zero_state`` or an initial state
-  of placeholders (more inputs of the model, in the graph's placeholder order; not for bidirectional_dynamic_rnn),
-  read where the loop takes it (:func:`_initial_state`, :func:`_first_step_state`) and judged by one rule
+  of placeholders (more inputs of the model, in the graph's placeholder order; bidirectionally the cells layer by
+  layer, forward then backward: ``initial_state_fw`` / ``_bw``, ``initial_states_fw[k]`` / ``_bw[k]``), read where the loop takes it (:func:`_initial_state`, :func:`_first_step_state`) and judged by one rule
   (:func:`_start_state`): any other starting state is refused by name;
 - the projection: ``tf.reshape(output, [-1, size])`` then ``MatMul`` with a ``[size, vocab]`` variable and
   ``BiasAdd`` / ``Add`` of a ``[vocab]`` variable (``tf.nn.xw_plus_b``, ``tf.matmul(output, softmax_w) +
@@ -27,8 +31,10 @@ build them (TF 1.x python/ops/embedding_ops.py, rnn.py, nn_ops.py, layers/core.p
 - then, optionally, ``tf.nn.softmax`` and ``tf.reshape(logits, [batch_size, num_steps, vocab])``.
 
 Anything else on the path from the input to the cells or from the cells to the projection (an op this reader
-does not know, lengths from anything but a placeholder, a starting state neither zeros nor placeholders, a
-placeholder reaching the cells besides the model's inputs, two stacks) is named in ``whole_refused``, and the cells convert alone. A graph with no embedding lookup and no projection on a variable is a model of cells only:
+does not know, lengths from anything but a placeholder or a constant vector, a starting state neither zeros nor
+placeholders, or placeholders for some directions only, a layer of a bidirectional stack reading anything but the
+concat of the layer below, a placeholder reaching the cells besides the model's inputs, two stacks) is named in
+``whole_refused``, and the cells convert alone. A graph with no embedding lookup and no projection on a variable is a model of cells only:
 nothing to say.
 """
 from __future__ import annotations
@@ -145,7 +151,8 @@ def read_model(meta, specs, scopes: Dict[str, List[List[str]]], tensor, shapes: 
     try:
         if len(specs) != 1 or specs[0].direction not in ("forward", "bidirectional") or specs[0].name not in scopes:
             raise NotUnderstood(f"the whole model is read for one stack of cells (forward, or the two directions of "
-                                f"one bidirectional_dynamic_rnn); the checkpoint holds "
+                                f"one bidirectional_dynamic_rnn or of each layer of stack_bidirectional_dynamic_rnn); "
+                                f"the checkpoint holds "
                                 f"{len(specs)} recurrent layer(s) ({', '.join(f'{s.name} {s.direction}' for s in specs[:4])})")
         graph, used = _read(g, meta, specs[0], scopes[specs[0].name], tensor, projections)
     except NotUnderstood as e:
@@ -155,9 +162,8 @@ def read_model(meta, specs, scopes: Dict[str, List[List[str]]], tensor, shapes: 
 
 def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projections) -> Tuple[GraphSpec, Dict[str, str]]:
     bidirectional = spec.direction == "bidirectional"
-    if bidirectional and (spec.num_layers != 1 or len(layer_scopes[0]) != 2):
-        raise NotUnderstood(f"the whole model is read for one bidirectional_dynamic_rnn of two single cells; "
-                            f"{spec.name} is {spec.num_layers} bidirectional layers (stack_bidirectional_dynamic_rnn)")
+    if bidirectional and any(len(layer) != 2 for layer in layer_scopes):
+        raise NotUnderstood(f"the bidirectional cells {spec.name} are not a forward and a backward cell a layer")
     first, last = layer_scopes[0][0], layer_scopes[-1][0]
     first_nodes, loops = meta.index.cell_nodes(first)
     last_names = {n.name for n in meta.index.cell_nodes(last)[0]}
@@ -169,35 +175,24 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
     # where an initial state enters: every layer's cells, the loops
     cell_ops = {n.name for layer in layer_scopes for n in meta.index.cell_nodes(layer[0])[0]}
     # -- the cells' input and output -------------------------------------------------------------------------
-    if loops:
+    if loops and bidirectional:
+        rnn_in, outputs, batch_major_in, lengths, state, loop_ops, how = _bidirectional_stack(g, meta, spec,
+                                                                                            layer_scopes)
+        cell_ops |= loop_ops
+        notes.append(f"cells: {spec.name} run by {how}, {'batch' if batch_major_in else 'time'}-major, "
+                     f"from {'the initial state' if state else 'zero states'}")
+        static_steps = None
+    elif loops:
         if len(loops) != 1:
             raise NotUnderstood(f"the cells {first!r} run in {len(loops)} loops ({', '.join(loops[:3])}): one "
                                 "dynamic_rnn is read")
         ends = _loop_ends(g, _loop_scope(g, loops[0]))
         cell_ops.add(f"{_loop_scope(g, loops[0])}/while")
-        if not bidirectional:
-            state = _initial_state(g, _loop_scope(g, loops[0]), loops[0].startswith("fn:"), spec)
+        state = _initial_state(g, _loop_scope(g, loops[0]), loops[0].startswith("fn:"), spec)
         rnn_in, rnn_out, batch_major_in, lengths = ends
         outputs = {rnn_out.name: batch_major_in}     # op -> the sequence's layout (batch-major?)
-        if bidirectional:
-            bw_loops = meta.index.cell_nodes(layer_scopes[0][1])[1]
-            if len(bw_loops) != 1:
-                raise NotUnderstood(f"the backward cells {layer_scopes[0][1]!r} run in {len(bw_loops)} loops: "
-                                    "bidirectional_dynamic_rnn runs them in one")
-            rnn_in, outputs = _bidirectional(g, ends, _loop_ends(g, _loop_scope(g, bw_loops[0])))
-            cell_ops |= {n.name for n in meta.index.cell_nodes(layer_scopes[0][1])[0]}
-            for loop in (loops[0], bw_loops[0]):   # initial_state_fw / _bw: zero_state only
-                fed = _initial_state(g, _loop_scope(g, loop), loop.startswith("fn:"), spec)
-                if fed:
-                    raise NotUnderstood(f"bidirectional_dynamic_rnn's initial state is fed by placeholders "
-                                        f"({', '.join(p.name for p in fed)}), which this reader does not take as inputs")
-            cell_ops.add(f"{_loop_scope(g, bw_loops[0])}/while")
-            how = (f"bidirectional_dynamic_rnn (the forward loop {_loop_scope(g, loops[0])}, the backward loop "
-                   f"{_loop_scope(g, bw_loops[0])} on the reversed sequence, reversed back), their outputs joined by "
-                   f"{next(iter(outputs))} (tf.concat on the last axis)")
-        else:
-            how = f"dynamic_rnn ({_loop_scope(g, loops[0])}" + (", a TF 2 while_v2 loop" if loops[0].startswith("fn:")
-                                                               else "") + ")"
+        how = f"dynamic_rnn ({_loop_scope(g, loops[0])}" + (", a TF 2 while_v2 loop" if loops[0].startswith("fn:")
+                                                           else "") + ")"
         notes.append(f"cells: {spec.name} run by {how}, {'batch' if batch_major_in else 'time'}-major, "
                      f"from {'the initial state' if state else 'zero states'}")
         static_steps = None
@@ -292,6 +287,18 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
                             "does not understand (it knows an embedding lookup on a placeholder of ids, or a "
                             "placeholder read directly)")
     ids_name = inputs[0].name
+    constant_lengths = None
+    if lengths is not None and lengths.op == "Const":
+        # sequence_length=tf.constant([...]): the lengths are the graph's, the model takes none
+        constant_lengths = [int(v) for v in lengths.value]
+        batch = inputs[0].shape[0 if batch_major_in else 1]
+        if batch is not None and batch != len(constant_lengths):
+            raise NotUnderstood(f"sequence_length reads {_describe(lengths)}, {len(constant_lengths)} lengths "
+                                f"({str(constant_lengths)[:40]}), but the input {ids_name} is a batch of {batch}")
+        notes.append(f"sequence_length: the constant {lengths.name} {constant_lengths}, held by the model (a batch of "
+                     f"{len(constant_lengths)} sequences): each sequence's outputs are zeros from its length on, its "
+                     "state kept (rnn.py dynamic_rnn)")
+        lengths = None
     if lengths is not None:
         # the model's inputs in the order of the graph's placeholders (what a feed_dict names)
         shape = lengths.attrs.get("shape")
@@ -310,7 +317,7 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
         inputs.sort(key=lambda i: order[i.name])
         notes.append(f"initial_state: the placeholders {', '.join(p.name for p in state)} "
                      f"(the state the cells' first step reads, "
-                     f"{'LSTMStateTuple(c, h)' if spec.cell == 'lstm' else 'h'} a layer), inputs of "
+                     f"{'LSTMStateTuple(c, h)' if spec.cell == 'lstm' else 'h'} a cell), inputs of "
                      f"the model in the order of the graph's placeholders: {', '.join(i.name for i in inputs)}")
     fed = _other_placeholder(g, {i.name for i in inputs}, cell_ops)
     if fed is not None:
@@ -331,7 +338,8 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
         rows_op, rows_from_seq = found["rows"], found["rows_from_seq"]
         rec_out = outputs[found["seq"]]
     nodes.append(Node(spec.name, "Recurrent", {"batch_major_in": batch_major_in, "batch_major_out": rec_out,
-                                               **({"state": "c,h" if spec.cell == "lstm" else "h"} if state else {})},
+                                               **({"state": "c,h" if spec.cell == "lstm" else "h"} if state else {}),
+                                               **({"lengths": constant_lengths} if constant_lengths else {})},
                       args=[x_ref] + ([[lengths.name, 0]] if lengths is not None else []),
                       kwargs={"state": [[p.name, 0] for p in state]} if state else {}, recurrent=spec.name))
     last_ref = [spec.name, 0]
@@ -394,7 +402,8 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
                 raise NotUnderstood(f"the variables of {n.name} are {v.dtype}, the cells' {dtype}")
     graph = GraphSpec("tf", inputs, [tuple(last_ref)], nodes, notes, dtype=dtype)
     graph.source = {"spec": spec, "embedding": table, "batch_major_in": batch_major_in, "static": static_steps,
-                    "lengths": None if lengths is None else lengths.name, "state": [p.name for p in state],
+                    "lengths": None if lengths is None else lengths.name, "constant_lengths": constant_lengths,
+                    "state": [p.name for p in state],
                     "rec_out": rec_out, "projection": None if found is None else (w, b),
                     "after": [n.kind for n in nodes if n.kind in ("Softmax", "Unflatten")]}
     return graph, used
@@ -448,15 +457,23 @@ def _loop_ends(g: _Graph, loop: str) -> Tuple[str, GraphNode, bool, Optional[Gra
     return rnn_in, rnn_out, batch_major, _lengths_of(g, loop)
 
 
-def _lengths_placeholder(g: _Graph, ref: str, what: str) -> GraphNode:
-    """The integer ``[batch]`` placeholder ``ref`` reads (through ``Identity``, and the ``Cast`` to int32 that
-    rnn.py applies to an int64 one)."""
+def _lengths_source(g: _Graph, ref: str, what: str) -> GraphNode:
+    """The integer ``[batch]`` placeholder ``ref`` reads, or the constant vector of lengths (``sequence_length=
+    tf.constant([...])``, or a list TF made a ``Const`` of), through ``Identity`` and the ``Cast`` to int32 that
+    rnn.py applies to an int64 one."""
     node = g.through_identity(ref)
     if node is not None and node.op == "Cast" and node.inputs and node.attrs.get("SrcT", 3) in INT_DTYPES:
         node = g.through_identity(node.inputs[0])
+    if node is not None and node.op == "Const":
+        value = node.value
+        if not isinstance(value, np.ndarray) or value.ndim != 1 or not value.size or value.dtype.kind not in "iu" \
+                or value.min() < 0:
+            raise NotUnderstood(f"{what} reads {_describe(node)}, not a placeholder of lengths nor a constant "
+                                f"vector of lengths (it holds {str(value)[:40]})")
+        return node
     if node is None or node.op not in PLACEHOLDERS:
         raise NotUnderstood(f"{what} reads {_describe(node) if node is not None else 'nothing'}, not a placeholder of "
-                            "lengths")
+                            "lengths nor a constant vector of them")
     shape = node.attrs.get("shape")
     if node.attrs.get("dtype", 3) not in INT_DTYPES or (isinstance(shape, tuple) and len(shape) != 1):
         raise NotUnderstood(f"{what} reads the placeholder {node.name}, which is not an integer vector [batch]")
@@ -465,13 +482,13 @@ def _lengths_placeholder(g: _Graph, ref: str, what: str) -> GraphNode:
 
 def _lengths_of(g: _Graph, loop: str) -> Optional[GraphNode]:
     """dynamic_rnn's ``sequence_length`` (rnn.py: ``array_ops.identity(math_ops.cast(sequence_length, int32),
-    name="sequence_length")`` in the rnn scope, outside the loop): the placeholder it reads, or None."""
+    name="sequence_length")`` in the rnn scope, outside the loop): the placeholder or constant it reads, or None."""
     node = g.by_name.get(f"{loop}/sequence_length")
     if node is None:
         return None
     if not node.inputs:
         raise NotUnderstood(f"{_describe(node)} reads nothing")
-    return _lengths_placeholder(g, node.inputs[0], f"dynamic_rnn's sequence_length {node.name}")
+    return _lengths_source(g, node.inputs[0], f"dynamic_rnn's sequence_length {node.name}")
 
 
 def _reversed(g: _Graph, node: Optional[GraphNode], of: str, time_axis: int, lengths: Optional[GraphNode],
@@ -486,7 +503,8 @@ def _reversed(g: _Graph, node: Optional[GraphNode], of: str, time_axis: int, len
     if src is None or src.name != _base(of):
         raise NotUnderstood(f"{what} {_describe(node)} reverses {node.inputs[0]}, not {of}")
     if node.op == "ReverseSequence":
-        if lengths is None or _lengths_placeholder(g, node.inputs[1], f"{what} {_describe(node)}").name != lengths.name:
+        if lengths is None or not _same_lengths(g, _lengths_source(g, node.inputs[1], f"{what} {_describe(node)}"),
+                                                lengths):
             raise NotUnderstood(f"{what} {_describe(node)} reverses by lengths other than the cells' sequence_length")
         if _int_attr(node, "seq_dim", -1) != time_axis or _int_attr(node, "batch_dim", 0) != 1 - time_axis:
             raise NotUnderstood(f"{what} {_describe(node)} reverses axis {node.attrs.get('seq_dim')} of the batch "
@@ -506,8 +524,7 @@ def _bidirectional(g: _Graph, fw, bw) -> Tuple[str, Dict[str, bool]]:
     (the input, {the concat: batch-major?})."""
     fw_in, fw_out, batch_major, lengths = fw
     bw_in, bw_out, bw_major, bw_lengths = bw
-    if bw_major != batch_major or (lengths is None) != (bw_lengths is None) \
-            or (lengths is not None and lengths.name != bw_lengths.name):
+    if bw_major != batch_major or not _same_lengths(g, lengths, bw_lengths):
         raise NotUnderstood("the two loops of bidirectional_dynamic_rnn differ in their layout or sequence_length")
     time_axis = 1 if batch_major else 0
     src = g.through_identity(fw_in)
@@ -533,6 +550,77 @@ def _bidirectional(g: _Graph, fw, bw) -> Tuple[str, Dict[str, bool]]:
     return fw_in, {joins[0].name: batch_major}
 
 
+def _bidirectional_stack(g: _Graph, meta, spec, layer_scopes: List[List[str]]):
+    """The bidirectional cells' loops, layer by layer: ``bidirectional_dynamic_rnn`` (one layer), or
+    ``stack_bidirectional_dynamic_rnn`` (TF 1.x contrib/rnn/python/ops/rnn.py: under
+    ``stack_bidirectional_rnn/cell_<k>`` one ``bidirectional_dynamic_rnn`` a layer, every layer given the same
+    ``sequence_length`` and its own ``initial_states_fw[k]`` / ``initial_states_bw[k]``, layer k + 1 reading
+    ``tf.concat(outputs, 2)`` of layer k). (the first layer's input, {the last concat: batch-major?},
+    batch-major?, the lengths (placeholder or constant) or None, the initial state's placeholders layer by layer
+    (forward, then backward) or [], the loops' and backward cells' ops, how)."""
+    loop_ops: set = set()
+    fed: List[List[GraphNode]] = []       # each loop's initial-state placeholders: layer 0 fw, layer 0 bw, ...
+    first_in, joined, batch_major, lengths, names, v2 = None, {}, None, None, [], False
+    for k, layer in enumerate(layer_scopes):
+        ends = []
+        for d, scope in zip(("forward", "backward"), layer):
+            nodes, loops = meta.index.cell_nodes(scope)
+            if not nodes:
+                raise NotUnderstood(f"the graph holds no op of the cells {scope!r}")
+            if len(loops) != 1:
+                raise NotUnderstood(f"the {d} cells {scope!r} run in {len(loops)} loops"
+                                    + (f" ({', '.join(loops[:3])})" if loops else "")
+                                    + ": bidirectional_dynamic_rnn runs each direction in one")
+            loop, v2 = _loop_scope(g, loops[0]), v2 or loops[0].startswith("fn:")
+            ends.append(_loop_ends(g, loop))
+            fed.append(_initial_state(g, loop, loops[0].startswith("fn:"), spec, layers=1))
+            loop_ops |= {n.name for n in nodes} | {f"{loop}/while"}
+            names.append(loop)
+        rnn_in, out = _bidirectional(g, ends[0], ends[1])
+        if k == 0:
+            first_in, batch_major, lengths = rnn_in, ends[0][2], ends[0][3]
+        else:
+            src = g.through_identity(rnn_in)
+            if src is None or src.name not in joined:
+                raise NotUnderstood(f"layer {k} of the bidirectional cells {spec.name} reads "
+                                    f"{_describe(src) if src is not None else repr(rnn_in)}, not layer {k - 1}'s "
+                                    f"tf.concat(outputs, 2) ({next(iter(joined))}) as stack_bidirectional_dynamic_rnn "
+                                    "feeds it")
+            if ends[0][2] != batch_major or not _same_lengths(g, ends[0][3], lengths):
+                raise NotUnderstood(f"layer {k} of the bidirectional cells {spec.name} differs from layer 0 in its "
+                                    "layout or sequence_length")
+        joined = out
+    if any(fed) and not all(fed):
+        some = ", ".join(p.name for s in fed for p in s)
+        raise NotUnderstood(f"bidirectional_dynamic_rnn's initial state is fed by placeholders ({some}) for some "
+                            f"directions only; the others start from zero_state")
+    state = [p for s in fed for p in s]
+    if len({p.name for p in state}) != len(state):
+        raise NotUnderstood(f"bidirectional_dynamic_rnn's initial state reads one placeholder twice "
+                            f"({', '.join(p.name for p in state)})")
+    if len(layer_scopes) == 1:
+        how = (f"bidirectional_dynamic_rnn (the forward loop {names[0]}, the backward loop {names[1]} on the "
+               f"reversed sequence, reversed back), their outputs joined by {next(iter(joined))} (tf.concat on the "
+               "last axis)")
+    else:
+        how = (f"stack_bidirectional_dynamic_rnn: {len(layer_scopes)} layers of bidirectional_dynamic_rnn (the "
+               f"forward loops {', '.join(names[0::2])}, the backward loops {', '.join(names[1::2])} on the reversed "
+               f"sequence, reversed back), each layer's outputs joined by tf.concat on the last axis, the next "
+               f"layer's input; the last {next(iter(joined))}")
+    if v2:
+        how += ", each a TF 2 while_v2 loop"
+    return first_in, joined, batch_major, lengths, state, loop_ops, how
+
+
+def _same_lengths(g: _Graph, a: Optional[GraphNode], b: Optional[GraphNode]) -> bool:
+    """Whether two loops read the same sequence_length: one placeholder, or constants of one value."""
+    if a is None or b is None:
+        return a is None and b is None
+    if a.op == "Const" and b.op == "Const":
+        return a.value.shape == b.value.shape and bool((a.value == b.value).all())
+    return a.name == b.name
+
+
 def _is_zeros(g: _Graph, ref: str) -> bool:
     """``cell.zero_state`` (rnn_cell_impl.py ``_zero_state_tensors``: ``array_ops.zeros``, a ``Fill`` of 0 or a
     ``Const`` of zeros)."""
@@ -544,12 +632,14 @@ def _is_zeros(g: _Graph, ref: str) -> bool:
     return value is not None and value.dtype.kind in "fiu" and value.size >= 1 and not value.any()
 
 
-def _initial_state(g: _Graph, loop: str, v2: bool, spec) -> List[GraphNode]:
+def _initial_state(g: _Graph, loop: str, v2: bool, spec, layers: Optional[int] = None) -> List[GraphNode]:
     """The placeholders dynamic_rnn's ``initial_state`` reads (:func:`_start_state`), or [] for ``zero_state``.
     rnn.py ``_dynamic_rnn_loop`` loops over ``(time, output_ta, state)``: in TF 1.x's loop each enters by
     ``<rnn>/while/Enter_<k>`` after the iteration counter, time and the TensorArray (``Enter_3`` on); a while_v2
-    ``While`` op takes them after its loop counter, maximum iterations, time and the TensorList (inputs 4 on)."""
-    n = spec.num_layers * (2 if spec.cell == "lstm" else 1)
+    ``While`` op takes them after its loop counter, maximum iterations, time and the TensorList (inputs 4 on).
+    ``layers``: the cells the loop runs (one for a direction of bidirectional_dynamic_rnn), the spec's layers
+    unless given."""
+    n = (spec.num_layers if layers is None else layers) * (2 if spec.cell == "lstm" else 1)
     if v2:
         loop_op = g.by_name.get(f"{loop}/while")
         refs = loop_op.inputs[4:4 + n] if loop_op is not None and len(loop_op.inputs) >= 4 + n else None
@@ -560,18 +650,20 @@ def _initial_state(g: _Graph, loop: str, v2: bool, spec) -> List[GraphNode]:
     if refs is None:
         raise NotUnderstood(f"dynamic_rnn's loop {loop!r} does not show its {n} state tensors where rnn.py's loop "
                             "takes them")
-    return _start_state(g, refs, spec, "dynamic_rnn's")
+    return _start_state(g, refs, spec, "dynamic_rnn's", layers)
 
 
-def _start_state(g: _Graph, refs: Sequence[str], spec, who: str) -> List[GraphNode]:
+def _start_state(g: _Graph, refs: Sequence[str], spec, who: str, layers: Optional[int] = None) -> List[GraphNode]:
     """The one rule for where the cells' first step reads its state from, ``refs`` flattened as ``nest.flatten``
     orders the state (MultiRNNCell: layer by layer; LSTMStateTuple: c, then h): [] for ``zero_state`` (every
     tensor zeros, whatever their number: an LSTM cell with ``state_is_tuple=False`` reads one [batch, 2 * units]
     zeros), the placeholders in order when every tensor is a float [batch, width] placeholder (the model's
     inputs), and otherwise NotUnderstood naming the op (a constant, a variable, ``tf.ones``, a learned state
-    ``tf.tile(var, ...)``: starting from zeros instead would be silent garbage)."""
+    ``tf.tile(var, ...)``: starting from zeros instead would be silent garbage). ``layers``: the cells that state
+    is for, the spec's layers unless given."""
     per_layer = 2 if spec.cell == "lstm" else 1
-    n = spec.num_layers * per_layer
+    layers = spec.num_layers if layers is None else layers
+    n = layers * per_layer
     nodes = [g.through_identity(r) for r in refs]
     fed = [p for p in nodes if p is not None and p.op in PLACEHOLDERS]
     if not fed and refs and all(_is_zeros(g, r) for r in refs):
@@ -588,7 +680,7 @@ def _start_state(g: _Graph, refs: Sequence[str], spec, who: str) -> List[GraphNo
                             f"for {n} state tensors ({'c and h' if per_layer == 2 else 'h'} a layer): a state "
                             "concatenated in one tensor (state_is_tuple=False) is not taken as an input")
     hidden, out = spec.hidden_size, spec.proj_size or spec.hidden_size
-    widths = [hidden, out] * spec.num_layers if per_layer == 2 else [hidden] * spec.num_layers
+    widths = [hidden, out] * layers if per_layer == 2 else [hidden] * layers
     for p, width in zip(fed, widths):
         shape = p.attrs.get("shape")
         if p.attrs.get("dtype", 1) not in FLOAT_DTYPES or not isinstance(shape, tuple) or len(shape) != 2 \

@@ -3,6 +3,7 @@ CudnnCompatibleGRUCell through reference/onnx_rnn.py) and cuDNN buffers (referen
 reference/cudnn_params.py)."""
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 
 import numpy as np
@@ -200,7 +201,10 @@ def model_inputs(graph, rng: np.random.Generator):
     vocabulary, or a float sequence uniform in [-1.5, 1.5)."""
     src = graph.source
     inp = next(i for i in graph.inputs if i.name != src["lengths"] and i.name not in src["state"])
-    default = [BATCH, STEPS] if src["batch_major_in"] else [STEPS, BATCH]
+    constant = src.get("constant_lengths")
+    # a constant sequence_length fixes the batch, and its longest length is run
+    batch_, steps_ = (len(constant), max(STEPS, max(constant))) if constant else (BATCH, STEPS)
+    default = [batch_, steps_] if src["batch_major_in"] else [steps_, batch_]
     shape = [default[k] if d is None and k < 2 else d for k, d in enumerate(inp.shape)]
     if shape[-1] is None:
         shape[-1] = src["spec"].input_size
@@ -221,11 +225,24 @@ def model_inputs(graph, rng: np.random.Generator):
     return [fed[i.name] for i in graph.inputs]
 
 
+def _one_cell(spec, k: int, d: int):
+    """The spec of one cell of a bidirectional stack (layer ``k``, direction ``d``: 0 forward, 1 backward) as a
+    forward layer, for reference/tf_graph.py to compose the directions and the layers as the graph does."""
+    sem = dict(spec.semantics)
+    if "kinds" in sem:
+        sem["kinds"] = [(sem["kinds"][k][d],)]
+    return dataclasses.replace(spec, layers=[spec.directions(k)[d]], options={**spec.options, "direction": "forward"},
+                               source=[(spec.source[k][d],)], semantics=sem)
+
+
 def model_outputs(graph, inputs):
     """reference/tf_graph.py's language model from the checkpoint's own variables, the cells by the reference
-    their conversion is checked against (reference/tf_lstm.py, tf_rnn_cells.py), from zero states."""
+    their conversion is checked against (reference/tf_lstm.py, tf_rnn_cells.py), from zero states or the fed
+    initial state; a bidirectional stack of TF cells composed by reference/tf_graph.py
+    (``stack_bidirectional_dynamic_rnn``: each direction's cell run forward, the backward on the reversed
+    sequence, the layers joined by concat), each cell by its reference."""
     from compat.convert.verify import Case, oracle
-    from reference.tf_graph import language_model
+    from reference.tf_graph import language_model, stack_bidirectional_dynamic_rnn
 
     src = graph.source
     spec = src["spec"]
@@ -235,18 +252,33 @@ def model_outputs(graph, inputs):
     # dynamic_rnn's initial_state placeholders, flattened as TF nests the state (c, h a layer for an LSTM)
     state = [_f64(inputs[names.index(p)]) for p in src["state"]]
 
-    def cells(x, lengths=None):
-        B = x.shape[1]
+    def start(B):
         h0, c0 = np.zeros((n, B, spec.proj_size or spec.hidden_size)), np.zeros((n, B, spec.hidden_size))
         if state and spec.cell == "lstm":
             h0, c0 = np.stack(state[1::2]), np.stack(state[0::2])
         elif state:
             h0 = np.stack(state)
+        return h0, c0
+
+    def cells(x, lengths=None):
+        h0, c0 = start(x.shape[1])
         return oracle(spec, Case(x=x, h0=h0, c0=c0, lengths=lengths))[0]
+
+    def stack(x, lengths=None):
+        h0, c0 = start(x.shape[1])
+
+        def run(k, d):
+            one, j = _one_cell(spec, k, d), 2 * k + d
+            return lambda x, lengths: oracle(one, Case(x=x, h0=h0[j:j + 1], c0=c0[j:j + 1], lengths=lengths))[0]
+
+        return stack_bidirectional_dynamic_rnn([(run(k, 0), run(k, 1)) for k in range(spec.num_layers)], x, lengths)
 
     x = inputs[next(k for k, name in enumerate(names) if name != src["lengths"] and name not in src["state"])]
     lengths = None if src["lengths"] is None else inputs[names.index(src["lengths"])]
+    if src.get("constant_lengths"):
+        lengths = np.array(src["constant_lengths"], dtype=np.int64)
+    composed = spec.direction == "bidirectional" and spec.oracle in ("tf", "tf_rnn")
     projection = None if src["projection"] is None else tuple(_f64(a) for a in src["projection"])
-    return [language_model(x, cells, embedding=_f64(src["embedding"]), batch_major_in=src["batch_major_in"],
+    return [language_model(x, stack if composed else cells, embedding=_f64(src["embedding"]), batch_major_in=src["batch_major_in"],
                            static_steps=src["static"], batch_major_out=src["rec_out"], projection=projection,
                            after=src["after"], lengths=lengths)]
