@@ -40,3 +40,15 @@ def test_a_training_step_without_host_reads_runs_and_keeps_other_errors():
     assert norm.device == META and norm.shape == ()
     with pytest.raises(ValueError, match="not meta"):  # an error of the computation's own is not renamed
         run_without_host_sync(lambda: (_ for _ in ()).throw(ValueError("not meta")))
+
+
+def test_blocking_copies_to_the_device_are_caught_where_asked():
+    host = torch.arange(6.0).view(2, 3)
+    device = torch.zeros(2, 3, device=META)
+    assert run_without_host_sync(lambda: host.to(META), blocking_copies=True).device == META
+    for copy in (lambda: host.to(META), lambda: device.copy_(host), lambda: torch.as_tensor(host, device=META),
+                 lambda: device[torch.tensor([1, 0])]):
+        with pytest.raises(AssertionError, match="without non_blocking=True"):
+            run_without_host_sync(copy, blocking_copies=False)
+    moved = run_without_host_sync(lambda: host.to(META, non_blocking=True) * torch.tensor(2.0), blocking_copies=False)
+    assert moved.device == META and moved.shape == (2, 3)
