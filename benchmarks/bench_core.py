@@ -1,4 +1,5 @@
-"""Throughput of the LSTM core (compat.lstm.lstm) against torch.nn.LSTM at the four programs' sizes.
+"""Throughput of the recurrent core (compat.lstm.lstm, compat.gru.gru, compat.simple_rnn.simple_rnn) against
+torch.nn.LSTM / GRU / RNN at the programs' sizes.
 
     python benchmarks/bench_core.py --device cpu --repeats 5
     python benchmarks/bench_core.py --device cuda --repeats 20
@@ -13,8 +14,14 @@ interleaved rounds, one call each, the order reversed every other round (none al
   hidden 200 / 35 steps 650 / 35 steps 1500; ``--full-model`` adds embedding + softmax over 10000 words
   with the cross entropy (the whole model step). Baseline: torch.nn.LSTM on the same weights.
 - ``imdb`` (Theano tutorial classifier): batch 16, 100 steps, hidden 128 (input 128), right-padded masks
-  with lengths drawn uniformly from 10..100 (the tutorial drops reviews longer than maxlen 100). Tokens
-  are the real (unpadded) tokens. Baseline: torch.nn.LSTM over pack_padded_sequence.
+  with lengths drawn uniformly from 10..100 (the tutorial drops reviews longer than maxlen 100), the
+  outputs pooled through the mask. Tokens are the real (unpadded) tokens. Baseline: torch.nn.LSTM over
+  pack_padded_sequence. ``core`` calls the core as ports/theano_imdb does (the lengths on the host,
+  ``past_end="unread"``: the padded steps computed, never read); ``core mask carried past end`` gives it
+  the mask, whose semantics carry h past each end (the packed kernel and the carry).
+- ``gru-ptb-small`` / ``gru-ptb-medium`` / ``gru-imdb`` and ``rnn-ptb-small`` / ``rnn-ptb-medium`` /
+  ``rnn-imdb``: the same shapes for PyTorch's GRU (the reset gate after the product) and the tanh RNN,
+  against torch.nn.GRU / torch.nn.RNN (the reset-before GRU, on the step loop: benchmarks/gru_speed.py).
 - ``caffe-stream`` (Caffe sequence example): T 320, batch 1, hidden 50, 3 layers, input 1, cont = 0
   every 40 steps. Baselines: torch.nn.LSTM over the 8 segments between resets, and a naive per-step
   Python loop of three torch.nn.LSTMCell (state multiplied by cont). On the CPU a row for the compiled
@@ -49,7 +56,10 @@ from torch import nn  # noqa: E402
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
 
 from compat import fastloop  # noqa: E402
+from compat.gru import gru  # noqa: E402
 from compat.lstm import lstm, weights_from_torch  # noqa: E402
+from compat.recurrent.frontend import weights_from_torch as one_state_weights  # noqa: E402
+from compat.simple_rnn import simple_rnn  # noqa: E402
 
 PTB_CONFIGS = {  # name: (num_steps, hidden_size)
     "ptb-small": (20, 200),
@@ -57,6 +67,36 @@ PTB_CONFIGS = {  # name: (num_steps, hidden_size)
     "ptb-large": (35, 1500),
 }
 PTB_BATCH, PTB_LAYERS, PTB_VOCAB = 20, 2, 10000
+
+
+class Family:
+    """One recurrent family as the cases build it: torch's module, the core's function, the weights of the one
+    for the other, and the initial state (the LSTM's (h, c), the others' h)."""
+
+    def __init__(self, module, core, weights, pair_state: bool):
+        self.module, self.core, self.weights, self.pair_state = module, core, weights, pair_state
+
+    def state(self, layers: int, batch: int, hidden: int, device):
+        h0 = torch.zeros(layers, batch, hidden, device=device)
+        return (h0, h0.clone()) if self.pair_state else h0
+
+
+FAMILIES = {  # case prefix: the family (PyTorch's semantics: the GRU's reset after the product, the tanh RNN)
+    "": Family(nn.LSTM, lstm, weights_from_torch, True),
+    "gru-": Family(nn.GRU, gru, one_state_weights, False),
+    "rnn-": Family(nn.RNN, simple_rnn, one_state_weights, False),
+}
+CASES = [f"{prefix}{name}" for prefix in FAMILIES for name in (*PTB_CONFIGS, "imdb")] + ["caffe-stream"]
+QUICK_LEFT_OUT = [c for c in CASES if c.endswith("ptb-large")]
+KNOWN_CASES = CASES + ["ptb-train-step"]  # the default list, and the cases run only when named
+
+
+def family_of(case: str) -> Tuple[Family, str]:
+    """The family of a case and the case's shape name (``gru-imdb``: the GRU, ``imdb``)."""
+    for prefix in ("gru-", "rnn-"):
+        if case.startswith(prefix):
+            return FAMILIES[prefix], case[len(prefix):]
+    return FAMILIES[""], case
 
 
 def synchronize(device: torch.device) -> None:
@@ -95,14 +135,14 @@ def backward_step(forward: Callable[[], torch.Tensor], params: List[torch.Tensor
 
 
 # ------------------------------------------------------------------------------------------------ cases
-def ptb_case(name: str, device: torch.device, full_model: bool) -> Tuple[int, Dict[str, Callable]]:
+def ptb_case(name: str, device: torch.device, full_model: bool, family: Family = FAMILIES[""]
+             ) -> Tuple[int, Dict[str, Callable]]:
     T, H = PTB_CONFIGS[name]
     torch.manual_seed(0)
-    ref = nn.LSTM(H, H, PTB_LAYERS).to(device)
-    ws = weights_from_torch(ref)
+    ref = family.module(H, H, PTB_LAYERS).to(device)
+    ws = family.weights(ref)
     params = list(ref.parameters())
-    h0 = torch.zeros(PTB_LAYERS, PTB_BATCH, H, device=device)
-    hx = (h0, h0.clone())
+    hx = family.state(PTB_LAYERS, PTB_BATCH, H, device)
     if full_model:
         emb = nn.Embedding(PTB_VOCAB, H).to(device)
         softmax = nn.Linear(H, PTB_VOCAB).to(device)
@@ -125,8 +165,8 @@ def ptb_case(name: str, device: torch.device, full_model: bool) -> Tuple[int, Di
         def inp():
             return x
     runs = {
-        "nn.LSTM": backward_step(lambda: head(ref(inp(), hx)[0]), params),
-        "core": backward_step(lambda: head(lstm(inp(), ws, hx)[0]), params),
+        f"nn.{family.module.__name__}": backward_step(lambda: head(ref(inp(), hx)[0]), params),
+        "core": backward_step(lambda: head(family.core(inp(), ws, hx)[0]), params),
     }
     return T * PTB_BATCH, runs
 
@@ -170,27 +210,31 @@ def ptb_train_step_case(device: torch.device) -> Tuple[int, Dict[str, Callable]]
     return B * T, runs
 
 
-def imdb_case(device: torch.device) -> Tuple[int, Dict[str, Callable]]:
+def imdb_case(device: torch.device, family: Family = FAMILIES[""]) -> Tuple[int, Dict[str, Callable]]:
     T, B, H = 100, 16, 128
     g = torch.Generator().manual_seed(0)
-    lengths = torch.randint(10, T + 1, (B,), generator=g)
+    lengths = torch.randint(10, T + 1, (B,), generator=g)  # on the host, as the port's batches make them
     mask = (torch.arange(T).unsqueeze(1) < lengths.unsqueeze(0)).float().to(device)
     torch.manual_seed(0)
-    ref = nn.LSTM(H, H, 1).to(device)
-    ws = weights_from_torch(ref)
+    ref = family.module(H, H, 1).to(device)
+    ws = family.weights(ref)
     x = torch.randn(T, B, H, device=device, requires_grad=True)
     params = list(ref.parameters()) + [x]
+    core = family.core
+
+    def pooled(out):  # the port's pooling reads every output through the mask
+        return (out * mask.unsqueeze(2)).sum()
 
     def baseline():
         packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
         out, _ = pad_packed_sequence(ref(packed)[0], total_length=T)
-        return (out * mask.unsqueeze(2)).sum()
+        return pooled(out)
 
     runs = {
-        "nn.LSTM packed": backward_step(baseline, params),
-        "core": backward_step(lambda: (lstm(x, ws, mask=mask)[0] * mask.unsqueeze(2)).sum(), params),
-        "core loop": backward_step(lambda: (lstm(x, ws, mask=mask, kernel="loop")[0] * mask.unsqueeze(2)).sum(),
-                                   params),
+        f"nn.{family.module.__name__} packed": backward_step(baseline, params),
+        "core": backward_step(lambda: pooled(core(x, ws, lengths=lengths, past_end="unread")[0]), params),
+        "core mask carried past end": backward_step(lambda: pooled(core(x, ws, mask=mask)[0]), params),
+        "core loop": backward_step(lambda: pooled(core(x, ws, mask=mask, kernel="loop")[0]), params),
     }
     return int(lengths.sum()), runs
 
@@ -261,8 +305,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per row; the median is reported")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs before timing each row")
     parser.add_argument("--quick", action="store_true", help="2 repeats, 1 warm-up, PTB large left out")
-    parser.add_argument("--cases", default="ptb-small,ptb-medium,ptb-large,imdb,caffe-stream",
-                        help="comma-separated cases to run")
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated cases to run (default: all)")
     parser.add_argument("--full-model", action="store_true",
                         help="PTB: time the whole model step (embedding, LSTM, softmax over 10000, loss)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (weights and inputs)")
@@ -272,26 +315,26 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     repeats, warmup = (2, 1) if args.quick else (args.repeats, args.warmup)
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
-    if args.quick and "ptb-large" in cases:
-        cases.remove("ptb-large")
-    known = set(PTB_CONFIGS) | {"imdb", "caffe-stream", "ptb-train-step"}
-    unknown = [c for c in cases if c not in known]
+    if args.quick:
+        cases = [c for c in cases if c not in QUICK_LEFT_OUT]
+    unknown = [c for c in cases if c not in KNOWN_CASES]
     if unknown:
-        parser.error(f"unknown cases {unknown}; known: {sorted(known)}")
+        parser.error(f"unknown cases {unknown}; known: {KNOWN_CASES}")
     torch.manual_seed(args.seed)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
 
     print(f"# {describe_machine(device)}; repeats {repeats}, warm-up {warmup}; forward + backward per step")
-    print(f"{'case':<14} {'implementation':<26} {'tokens/s (median)':>18} {'min-max':>21} {'ratio':>7}")
+    print(f"{'case':<16} {'implementation':<28} {'tokens/s (median)':>18} {'min-max':>21} {'ratio':>7}")
     for case in cases:
-        if case in PTB_CONFIGS:
-            tokens, runs = ptb_case(case, device, args.full_model)
-        elif case == "ptb-train-step":
+        family, shape = family_of(case)
+        if case == "ptb-train-step":
             tokens, runs = ptb_train_step_case(device)
-        elif case == "imdb":
-            tokens, runs = imdb_case(device)
+        elif shape in PTB_CONFIGS:
+            tokens, runs = ptb_case(shape, device, args.full_model, family)
+        elif shape == "imdb":
+            tokens, runs = imdb_case(device, family)
         else:
             tokens, runs = caffe_case(device)
         baseline = None
@@ -301,7 +344,7 @@ def main(argv=None) -> int:
             median = statistics.median(rates)
             if baseline is None:
                 baseline = median
-            print(f"{case:<14} {impl:<26} {median:>18,.0f} {f'{rates[0]:,.0f}-{rates[-1]:,.0f}':>21} "
+            print(f"{case:<16} {impl:<28} {median:>18,.0f} {f'{rates[0]:,.0f}-{rates[-1]:,.0f}':>21} "
                   f"{median / baseline:>7.2f}", flush=True)
     return 0
 

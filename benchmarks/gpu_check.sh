@@ -3,8 +3,9 @@
 #   bash benchmarks/gpu_check.sh [OUT_DIR]      (default: gpu-check/)
 # 1. the machine (GPU, driver, torch, CUDA, cuDNN);  2. the tests that run only on CUDA (`-k cuda`, in
 # parallel, Hypothesis's "no-shrink" profile: a failure is reported as found, each test stopped after
-# 60 s);  3. benchmarks/bench_core.py --device cuda (the LSTM alone, then the whole PTB step, then the
-# PTB port's training step eager and captured in one CUDA graph) and benchmarks/gru_speed.py --device cuda (the GRU beside torch.nn.GRU);  4. the main
+# 60 s);  3. benchmarks/bench_core.py --device cuda (the LSTM, GRU and tanh RNN alone beside torch's, then
+# the whole PTB step, then the PTB port's training step eager and captured in one CUDA graph) and
+# benchmarks/gru_speed.py --device cuda (both GRUs beside torch.nn.GRU);  4. the main
 # job on CUDA for 3 epochs;  5. the whole suite on that machine's torch. Logs go to OUT_DIR.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,7 @@ py=${PYTHON:-python3}
 } 2>&1 | tee "$out/machine.txt"
 timeout 120 "$py" -m pytest -q -p no:cacheprovider -n 8 -p timeout --timeout 60 -rfEs --durations 10 -k cuda tests 2>&1 \
   | grep -v PytestBenchmarkWarning | tee "$out/cuda_tests.txt"
-timeout 90 "$py" benchmarks/bench_core.py --device cuda --repeats 10 2>&1 | tee "$out/bench_core_cuda.txt"
+timeout 150 "$py" benchmarks/bench_core.py --device cuda --repeats 10 2>&1 | tee "$out/bench_core_cuda.txt"
 timeout 40 "$py" benchmarks/bench_core.py --device cuda --repeats 10 --full-model --cases ptb-small,ptb-medium 2>&1 \
   | tee "$out/bench_core_cuda_full_model.txt"
 timeout 40 "$py" benchmarks/bench_core.py --device cuda --repeats 20 --cases ptb-train-step 2>&1 \

@@ -235,9 +235,14 @@ def lstm(x, weights, hx: Optional[State] = None, *,
             forward direction only.
         mask: [T, B] (or [B, T]) padding mask, Theano tutorial semantics. Not together with ``cont``.
         lengths: [B] integer valid lengths of right-padded sequences (outputs past them are 0, the final
-            state is the last valid step's). Not together with ``cont`` or ``mask``.
+            state is the last valid step's). Not together with ``cont`` or ``mask``. Validated and kept on
+            the host: given there (a list, numpy, a CPU tensor) they cost the device no synchronisation;
+            given on the device they are copied to the host once.
         past_end: None, or ``"unread"``: the caller reads neither the outputs past each sequence's end
-            (their values are then unspecified) nor the final state (None is returned for it).
+            (their values are then unspecified) nor the final state (None is returned for it). Right-padded
+            sequences read one way then run dense, the padded steps computed like any other; ``lengths``
+            and a right-padded mask are then the same computation, and ``lengths`` made on the host is the
+            form that reads nothing of the device (a mask is read once to know it is right padding).
         direction: ``"forward"``, ``"reverse"`` (each layer reads the sequence back to front, only each
             sequence's valid prefix with ``lengths`` as ``tf.reverse_sequence`` and packed sequences do, the
             whole time axis without, mask included as Keras ``go_backwards`` does; outputs come back in the

@@ -60,3 +60,16 @@ def test_each_host_to_device_copy_is_caught(copy):
 def test_a_host_number_in_an_operation_is_no_copy():
     x = torch.zeros(2, 3, device=META)
     assert run_without_host_sync(lambda: x.mul_(torch.tensor(2.0)) + torch.full((), 1.0, device=META)).device == META
+
+
+def test_non_blocking_copies_pass_where_asked_and_blocking_ones_do_not():
+    host = torch.arange(6.0).view(2, 3)
+    device = torch.zeros(2, 3, device=META)
+    with pytest.raises(AssertionError, match="copies a host tensor of shape \\[2, 3\\]"):
+        run_without_host_sync(lambda: host.to(META, non_blocking=True))  # none at all in a captured step
+    for copy in (lambda: host.to(META), lambda: device.copy_(host), lambda: torch.as_tensor(host, device=META),
+                 lambda: device[torch.tensor([1, 0])]):
+        with pytest.raises(AssertionError, match="without non_blocking=True"):
+            run_without_host_sync(copy, copies="non_blocking")
+    moved = run_without_host_sync(lambda: host.to(META, non_blocking=True) * torch.tensor(2.0), copies="non_blocking")
+    assert moved.device == META and moved.shape == (2, 3)

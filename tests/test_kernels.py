@@ -155,6 +155,16 @@ def test_right_padding_runs_packed_and_unread_padding_runs_fused():
     holes = mask.clone()
     holes[1, 0] = 0
     assert which_kernel(x, weights(grad=True), mask=holes, past_end="unread").name == "loop"
+    # the lengths known on the host say the same without reading a mask
+    assert which_kernel(x, weights(grad=True), lengths=lengths, past_end="unread").name == "fused"
+    assert which_kernel(x, weights(grad=True), lengths=lengths.tolist(), past_end="unread",
+                        direction="reverse").name == "fused"
+    # a bidirectional layer's backward direction reads the padded steps first: never dense
+    pair = [tuple(weights(grad=True, seed=k)[0] for k in (0, 1))]
+    assert which_kernel(x, pair, lengths=lengths, past_end="unread", direction="bidirectional").name == "packed"
+    assert which_kernel(x, pair, mask=mask, past_end="unread", direction="bidirectional").name == "loop"
+    with pytest.raises(KernelError, match="right padding read one way"):
+        which_kernel(x, pair, mask=mask, past_end="unread", direction="bidirectional", kernel="fused")
 
 
 def test_few_restarts_run_segments_many_the_loop():
@@ -329,6 +339,53 @@ def test_unread_padding_gives_the_masked_outputs_at_every_valid_step(T, B, seed)
         lstm(x, ws, mask=mask, past_end="ignored")
 
 
+@given(T=st.integers(2, 7), B=st.integers(1, 3), seed=st.integers(0, 2 ** 31 - 1),
+       family=st.sampled_from(["lstm", "gru", "rnn"]),
+       direction=st.sampled_from(["forward", "reverse", "bidirectional"]),
+       kernel=st.sampled_from(["auto", "fused", "packed", "compiled", "loop"]))
+def test_unread_lengths_give_the_masked_outputs_and_gradients_at_every_valid_step(T, B, seed, family, direction,
+                                                                                  kernel):
+    """past_end="unread" with lengths (given on the host): on every kernel that runs it, the outputs at valid
+    steps and the gradients of a loss that reads only those are the step loop's over the right-padded mask
+    (forward; reverse and bidirectional: the lengths' own semantics, each valid prefix read back to front)."""
+    from compat.gru import gru
+    from compat.simple_rnn import simple_rnn
+
+    g = torch.Generator().manual_seed(seed)
+    D = 2 if direction == "bidirectional" else 1
+    G = {"lstm": 4, "gru": 3, "rnn": 1}[family]
+    H = 3
+    tensors = [torch.randn(G * H, 2, generator=g, dtype=torch.float64), torch.randn(G * H, H, generator=g,
+               dtype=torch.float64), torch.randn(G * H, generator=g, dtype=torch.float64), None]
+    ws = [LayerWeights(*[None if t is None else t.requires_grad_() for t in tensors])]
+    if D == 2:
+        back = LayerWeights(*[t if t is None else (t * 0.7).detach().requires_grad_() for t in tensors])
+        ws = [(ws[0], back)]
+    x = torch.randn(T, B, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    lengths = torch.randint(0, T + 1, (B,), generator=g)
+    live = (torch.arange(T).unsqueeze(1) < lengths).double().unsqueeze(2)
+    run = {"lstm": lstm, "gru": gru, "rnn": simple_rnn}[family]
+    reference = dict(mask=live[..., 0]) if direction == "forward" else dict(lengths=lengths)
+
+    def grads_of(**kw):
+        out, state = run(x, ws, direction=direction, **kw)
+        leaves = [x] + [t for w in (ws[0] if D == 2 else ws) for t in w if t is not None]
+        return out * live, state, torch.autograd.grad((out * live).sum(), leaves)
+
+    try:
+        got, state, got_grads = grads_of(lengths=lengths.tolist(), past_end="unread", kernel=kernel)
+    except KernelError as exc:  # a kernel that does not run this family or direction says so
+        note(str(exc))
+        empty = kernel == "packed" and not bool(lengths.any())  # nothing to pack
+        assert kernel not in ("auto", "loop") and (kernel == "compiled" or D == 2 or empty), exc
+        return
+    want, _, want_grads = grads_of(kernel="loop", **reference)
+    assert state is None
+    assert_close(got, want)
+    for k, (a, b) in enumerate(zip(got_grads, want_grads)):
+        assert_close(a, b, msg=f"gradient {k}")
+
+
 # ------------------------------------------------------------------ the first step from no state
 @given(order=st.sampled_from(["".join(p) for p in itertools.permutations("ifgo")]), B=st.integers(1, 4),
        H=st.integers(1, 5), n_in=st.integers(1, 4), layers=st.integers(1, 3), seed=st.integers(0, 2 ** 31 - 1),
@@ -434,3 +491,33 @@ def test_tf_weights_as_stored_run_bit_for_bit_as_converted(forget_bias):
                 assert torch.equal(a, b)
             else:
                 assert_close(a, b, msg=name)
+
+
+@pytest.mark.parametrize("family", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("how", ["packed", "packed bidirectional", "unread", "unread reverse"])
+def test_lengths_on_the_host_read_no_device_value(family, how):
+    """With the lengths given on the host, the packed kernel (outputs past the ends read) and the dense run
+    (``past_end="unread"``) read no value of the device, forward and backward, and copy nothing to it that
+    waits for it (tests/host_sync.py: the device is torch's meta device)."""
+    from compat.gru import gru
+    from compat.simple_rnn import simple_rnn
+    from tests.host_sync import META, run_without_host_sync
+
+    G = {"lstm": 4, "gru": 3, "rnn": 1}[family]
+    run = {"lstm": lstm, "gru": gru, "rnn": simple_rnn}[family]
+    D = 2 if "bidirectional" in how else 1
+    one = [torch.zeros(G * 3, 2, device=META, requires_grad=True), torch.zeros(G * 3, 3, device=META,
+           requires_grad=True), torch.zeros(G * 3, device=META, requires_grad=True), None]
+    ws = [(one, [t if t is None else t.detach().clone().requires_grad_() for t in one])] if D == 2 else [one]
+    x = torch.zeros(6, 3, 2, device=META, requires_grad=True)
+    direction = "bidirectional" if D == 2 else ("reverse" if "reverse" in how else "forward")
+    past_end = "unread" if how.startswith("unread") else None
+    kernel = "packed" if how.startswith("packed") else "fused"
+
+    def step():
+        out, _ = run(x, ws, lengths=[6, 2, 0], direction=direction, past_end=past_end, kernel=kernel)
+        out.sum().backward()
+        return out
+
+    out = run_without_host_sync(step, f"the {how} run", copies="non_blocking")
+    assert out.shape == (6, 3, 3 * D) and x.grad is not None and x.grad.device == META

@@ -15,6 +15,8 @@ from compat.lstm import lstm
 from ports.theano_imdb import SEED, SGD, Adadelta, LSTMClassifier, RMSprop, init_params
 from reference import theano_imdb as R
 from reference.theano_lstm import lstm_layer, lstm_layer_backward
+from tests.conftest import NO_CUDA_REASON
+from tests.host_sync import META, run_without_host_sync
 from tests.tolerances import assert_close
 
 PARAM_NAMES = ["Wemb", "lstm_W", "lstm_U", "lstm_b", "U", "b"]
@@ -115,12 +117,12 @@ def test_predict_proba_matches_reference(prob, use_dropout):
     assert m.training
 
 
-@pytest.mark.parametrize("kernel", ["auto", "loop", "fused", "compiled"])
+@pytest.mark.parametrize("kernel", ["auto", "loop", "fused", "compiled", "packed"])
 @given(problems(), st.sampled_from([0.0, 0.3]), st.booleans())
 def test_cost_and_gradients_match_reference_eval(kernel, prob, decay_c, doubled_bias):
     """On the core's choice and on each kernel that runs the model: the step loop's masked scan (the
-    tutorial's), and, the batches being right padding the pooling does not read past, the fused kernel and the
-    compiled loop without the mask."""
+    tutorial's), and, the batches being right padding the pooling does not read past (the core gets their
+    lengths from the host), the fused kernel and the compiled loop dense, the packed kernel packed."""
     from unittest import mock
 
     import ports.theano_imdb.model as model_module
@@ -134,7 +136,7 @@ def test_cost_and_gradients_match_reference_eval(kernel, prob, decay_c, doubled_
     m = _model(prob.params, doubled_bias=doubled_bias)
     m.eval()
     with mock.patch.object(model_module, "lstm", lambda *a, **kw: core_lstm(*a, **kw, kernel=kernel)):
-        if kernel in ("fused", "compiled") and right_padded_lengths(torch.as_tensor(prob.mask)) is None:
+        if kernel in ("fused", "compiled", "packed") and right_padded_lengths(torch.as_tensor(prob.mask)) is None:
             with pytest.raises(ValueError, match="right padding"):  # a mask with holes: the step loop only
                 m.cost(prob.x, prob.mask, prob.y, decay_c=decay_c)
             return
@@ -348,3 +350,193 @@ def test_torch_adadelta_with_the_tutorials_constants_is_the_same_update():
             opt.step()
     for name, p in ours.numpy_params().items():
         assert_close(p, theirs.numpy_params()[name], msg=name)
+
+
+# --------------------------------------------------------------------------- a training step without host reads
+def _host_batch(n_words=40, lengths=(3, 9, 1, 6), T=None, seed=0):
+    """A batch as the tutorial's loop builds it: prepare_data's numpy x, right-padded mask and labels."""
+    from ports.theano_imdb import prepare_data
+
+    rs = np.random.RandomState(seed)
+    seqs = [list(rs.randint(1, n_words, size=n)) for n in lengths]
+    x, mask, y = prepare_data(seqs, list(rs.randint(0, 2, size=len(seqs))))
+    if T is not None:  # steps that are padding for every review
+        x = np.concatenate([x, np.zeros((T - x.shape[0], x.shape[1]), dtype=x.dtype)])
+        mask = np.concatenate([mask, np.zeros((T - mask.shape[0], mask.shape[1]))])
+    return x, mask, np.array(y)
+
+
+def _spy_on_the_core(monkeypatch):
+    """Every call the model makes into the core: its keywords, and the kernel the selection picks for it."""
+    import ports.theano_imdb.model as model_module
+    from compat.lstm import which_kernel
+
+    calls = []
+
+    def spy(*args, **kw):
+        calls.append(dict(kw, kernel_chosen=which_kernel(*args, **kw).name))
+        return lstm(*args, **kw)
+
+    monkeypatch.setattr(model_module, "lstm", spy)
+    return calls
+
+
+@pytest.mark.parametrize("opt_name", ["adadelta", "rmsprop", "sgd"])
+@pytest.mark.parametrize("use_dropout", [True, False])
+def test_training_step_reads_no_device_value(monkeypatch, opt_name, use_dropout):
+    """The tutorial's update (forward, cost, backward, the optimizer's step) with the model on the meta device
+    (tests/host_sync.py): no value of the device read on the host, no blocking copy to it. The batch is the
+    loop's numpy batch; the core gets the reviews' lengths on the host and runs the fused kernel dense."""
+    from ports.theano_imdb.optimizers import make_optimizer
+
+    calls = _spy_on_the_core(monkeypatch)
+    m = LSTMClassifier(n_words=40, dim_proj=6, ydim=2, use_dropout=use_dropout).to(META)
+    m.train()
+    opt = make_optimizer(opt_name, m.parameters(), 0.1)
+    x, mask, y = _host_batch()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = m.cost(x, mask, y, decay_c=0.1)
+        loss.backward()
+        opt.step()
+        return loss
+
+    for _ in range(2):  # the optimizer's state is made in the first step
+        loss = run_without_host_sync(step, "the IMDB training step", copies="non_blocking")
+    assert loss.device == META and loss.shape == ()
+    assert all(p.grad is not None and p.grad.device == META for p in m.parameters())
+    assert len(calls) == 2
+    for kw in calls:
+        assert "mask" not in kw and kw["past_end"] == "unread" and kw["kernel_chosen"] == "fused"
+        assert kw["lengths"].device.type == "cpu" and kw["lengths"].tolist() == [3, 9, 1, 6]
+
+
+def test_a_batch_given_on_the_device_is_read_and_the_check_sees_it():
+    """The check is not blind: a batch handed over on the device is checked there (its word ids read), and
+    a mask on the device is read by the core to find its right padding."""
+    m = LSTMClassifier(n_words=40, dim_proj=6, ydim=2).to(META)
+    x, mask, y = _host_batch()
+    x_on_device, mask_on_device = torch.as_tensor(x).to(META), torch.as_tensor(mask).to(META)
+    with pytest.raises(AssertionError, match="reads a device tensor's value"):
+        run_without_host_sync(lambda: m.cost(x_on_device, mask, y))
+    emb = torch.zeros(x.shape[0], x.shape[1], 6, device=META, dtype=torch.float64)
+    ws = [m.lstm_W.t(), m.lstm_U.t(), m.lstm_b]
+    with pytest.raises(AssertionError, match="reads a device tensor's value"):
+        run_without_host_sync(lambda: lstm(emb, [ws], mask=mask_on_device, past_end="unread", cell=m.cell))
+    out, _ = run_without_host_sync(lambda: lstm(emb, [ws], lengths=torch.tensor([3, 9, 1, 6]), past_end="unread",
+                                                cell=m.cell), copies="non_blocking")
+    assert out.device == META and out.shape == (9, 4, 6)
+
+
+def test_host_batches_are_checked_on_the_host():
+    m = LSTMClassifier(n_words=10, dim_proj=3, ydim=2).to(META)
+    x, mask, y = _host_batch(n_words=10)
+    bad = x.copy()
+    bad[0, 0] = 10
+    with pytest.raises(ValueError, match=r"word ids in \[.*, 10\]; the embedding has 10 rows"):
+        run_without_host_sync(lambda: m.cost(bad, mask, y))
+    with pytest.raises(ValueError, match=r"labels in \[0, 2\]; the classifier has 2 classes"):
+        run_without_host_sync(lambda: m.cost(x, mask, np.array([0, 1, 2, 0])))
+    with pytest.raises(ValueError, match="integer class labels"):
+        m.cost(x, mask, np.array([0.0, 1.0, 1.0, 0.0]))
+
+
+KERNELS_WITH_LENGTHS = ["fused", "packed", "compiled", "loop"]
+
+
+@pytest.mark.parametrize("kernel", KERNELS_WITH_LENGTHS)
+@given(prob=problems(max_dim=5, max_len=8), seed=st.integers(0, 2 ** 16))
+def test_core_lengths_unread_equals_the_masked_scan(kernel, prob, seed):
+    """The port's call into the core (the host lengths, past_end="unread", the tutorial's layout and gate
+    order) == the tutorial's masked scan (reference/theano_lstm.py) over each review: outputs and every
+    gradient of a loss that reads nothing past the ends, on every kernel that runs lengths."""
+    from compat import fastloop
+    from compat.recurrent.call import right_padded_lengths
+
+    if kernel == "compiled" and not fastloop.available():
+        pytest.skip(f"compat.fastloop is unavailable here: {fastloop.unavailable_reason()}")
+    lengths = right_padded_lengths(torch.as_tensor(prob.mask))
+    if lengths is None:  # a mask with holes has no lengths: the mask's own path
+        return
+    p = prob.params
+    rs = np.random.RandomState(seed)
+    T, n = prob.mask.shape
+    dim = p["Wemb"].shape[1]
+    emb = rs.randn(T, n, dim)
+    dh = rs.randn(T, n, dim) * prob.mask[:, :, None]  # a loss that reads nothing past the ends
+    want_h, _ = lstm_layer(emb, prob.mask, p["lstm_W"], p["lstm_U"], p["lstm_b"])
+    want = lstm_layer_backward(dh, emb, prob.mask, p["lstm_W"], p["lstm_U"], p["lstm_b"])
+    leaves = {k: torch.tensor(v, requires_grad=True) for k, v in
+              (("W", p["lstm_W"]), ("U", p["lstm_U"]), ("b", p["lstm_b"]), ("state_below", emb))}
+    from compat.lstm import LayerWeights
+    out, final = lstm(leaves["state_below"], [LayerWeights(leaves["W"].t(), leaves["U"].t(), leaves["b"])],
+                      lengths=lengths, past_end="unread", gate_order="ifog", kernel=kernel)
+    assert final is None
+    (out * torch.as_tensor(dh)).sum().backward()
+    live = torch.as_tensor(prob.mask)[:, :, None]
+    assert_close(out.detach() * live, want_h * prob.mask[:, :, None])
+    for k, leaf in leaves.items():
+        assert_close(leaf.grad, want[k], msg=k)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_CUDA_REASON)
+@pytest.mark.parametrize("opt_name", ["adadelta", "rmsprop", "sgd"])
+def test_cuda_training_step_does_not_synchronise(opt_name):
+    """On CUDA, torch's synchronisation check (``set_sync_debug_mode("error")``: any wait for the device,
+    blocking copies included) stays silent through the tutorial's update; its numbers are the CPU's."""
+    from ports.theano_imdb.optimizers import make_optimizer
+
+    x, mask, y = _host_batch(T=12)
+    params = init_params(40, 6, 2, np.random.RandomState(4))
+    models = {dev: LSTMClassifier.from_params(params, device=dev) for dev in ("cpu", "cuda")}
+    noise = (np.random.RandomState(5).rand(4, 6) < 0.5).astype(np.float64)
+    for dev, m in models.items():
+        m.train()
+        opt = make_optimizer(opt_name, m.parameters(), 0.1)
+        noise_here = torch.as_tensor(noise).to(dev)
+        for _ in range(2):
+            previous = torch.cuda.get_sync_debug_mode()
+            if dev == "cuda":
+                torch.cuda.synchronize()
+                torch.cuda.set_sync_debug_mode("error")
+            try:
+                opt.zero_grad(set_to_none=True)
+                loss = m.cost(x, mask, y, decay_c=0.1, noise=noise_here)
+                loss.backward()
+                opt.step()
+            finally:
+                torch.cuda.set_sync_debug_mode(previous)
+    for name, value in models["cuda"].numpy_params().items():
+        assert_close(value, models["cpu"].numpy_params()[name], msg=name, loosen=10,
+                     reason="cuDNN and the CPU kernel sum in different orders (TF32 off)")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_CUDA_REASON)
+@pytest.mark.parametrize("kernel", ["fused", "packed", "loop"])
+@given(prob=problems(max_dim=5, max_len=8), seed=st.integers(0, 2 ** 16))
+def test_cuda_core_lengths_unread_equals_the_masked_scan_without_synchronising(kernel, prob, seed):
+    """On CUDA, the core's run with host lengths and past_end="unread" == the masked scan oracle over each
+    review; the dense kernel (the port's) neither reads the device nor waits for it."""
+    from compat.lstm import LayerWeights
+    from compat.recurrent.call import right_padded_lengths
+
+    lengths = right_padded_lengths(torch.as_tensor(prob.mask))
+    if lengths is None:
+        return
+    p = prob.params
+    emb = np.random.RandomState(seed).randn(*prob.mask.shape, p["Wemb"].shape[1])
+    want_h, _ = lstm_layer(emb, prob.mask, p["lstm_W"], p["lstm_U"], p["lstm_b"])
+    ws = [LayerWeights(*(torch.as_tensor(v).cuda() for v in (p["lstm_W"].T, p["lstm_U"].T, p["lstm_b"])))]
+    x = torch.as_tensor(emb).cuda()
+    torch.cuda.synchronize()
+    if kernel == "fused":
+        torch.cuda.set_sync_debug_mode("error")
+    try:
+        out, _ = lstm(x, ws, lengths=lengths, past_end="unread", gate_order="ifog", kernel=kernel)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert_close(out.cpu() * torch.as_tensor(prob.mask)[:, :, None], want_h * prob.mask[:, :, None], loosen=10,
+                 reason="cuDNN and the CPU kernel sum in different orders (TF32 off)")

@@ -9,10 +9,15 @@ Sequence semantics (the driver, :func:`compat.recurrent.run.run`, validates them
     at a masked step the state and the output carry the previous values; fractional values blend.
 ``lengths`` [B] (TF ``dynamic_rnn(sequence_length=...)``, ONNX ``sequence_lens``, packed sequences):
     right-padded sequences; outputs past a sequence's end are 0, its final state is its last valid step's.
+    The lengths are validated and kept on the host (the CPU): the packed kernel needs them there, and a
+    caller that made them there (with the batch) costs the device no synchronisation.
 ``past_end``: what the caller reads past each sequence's end. None: the semantics' own outputs there and
     the final state. ``"unread"``: neither (the Theano tutorial's mean pooling multiplies those outputs by
-    the mask, and reads no final state): a right-padded mask may then be run without it, the padded
-    steps computed like any other, and no final state is returned.
+    the mask, and reads no final state): right-padded sequences (``lengths``, or a right-padded mask)
+    read one way may then run dense, the padded steps computed like any other, and no final state is
+    returned. There ``lengths`` and a right-padded mask with those lengths are the same computation
+    (within each sequence both are the plain recurrence); ``lengths`` is the form that reads nothing of
+    the device: a mask must be read to know that it is right padding.
 Direction: a reverse stack arrives here as a forward one over the reversed input; a bidirectional one
     as (forward, backward) weight pairs per layer.
 Dropout: ``dropout`` is the drop probability in effect (0 outside training); ``"between"`` the layers
@@ -40,10 +45,13 @@ DROPOUT_PLACEMENTS = ("none", "between", "output")
 
 
 def right_padded_lengths(mask: Tensor) -> Optional[Tensor]:
-    """Lengths if ``mask`` is 0/1 right padding (ones then zeros in each column), else None."""
-    lengths = (mask != 0).sum(0)
-    expected = (torch.arange(mask.shape[0], device=mask.device).unsqueeze(1) < lengths.unsqueeze(0)).to(mask.dtype)
-    return lengths if torch.equal(mask, expected) else None
+    """Lengths [B] (int64, on the CPU) if ``mask`` [T, B] is 0/1 right padding (ones then zeros in each
+    column), else None. A mask on the device is copied to the host once, and decided there: that copy is
+    one synchronisation with the device, which a caller avoids by giving the lengths it made on the host."""
+    host = mask.detach().cpu()
+    lengths = (host != 0).sum(0)
+    expected = (torch.arange(host.shape[0]).unsqueeze(1) < lengths.unsqueeze(0)).to(host.dtype)
+    return lengths if torch.equal(host, expected) else None
 
 
 def restart_steps(cont: Tensor) -> List[int]:
@@ -59,7 +67,7 @@ class Call:
 
     __slots__ = ("cell", "layers", "x", "state", "cont", "mask", "lengths", "dropout", "dropout_placement",
                  "training", "past_end", "zero_state", "steps", "batch", "on_cpu", "_needs_grad", "_mask_lengths",
-                 "_restarts", "cell_masks")
+                 "_restarts", "_device_lengths", "cell_masks")
 
     def __init__(self, cell: Cell, layers: Tuple[tuple, ...], x: Tensor, state: Tuple[Tensor, ...], *,
                  cont: Optional[Tensor] = None, mask: Optional[Tensor] = None, lengths: Optional[Tensor] = None,
@@ -72,7 +80,7 @@ class Call:
         self.dropout, self.dropout_placement, self.training, self.past_end = dropout, dropout_placement, training, past_end
         self.steps, self.batch = x.shape[0], x.shape[1]
         self.on_cpu = x.is_cpu
-        self._needs_grad = self._mask_lengths = self._restarts = None
+        self._needs_grad = self._mask_lengths = self._restarts = self._device_lengths = None
 
     def with_layers(self, layers: Tuple[tuple, ...]) -> "Call":
         """The same call on other weights (the same shapes, another gate order)."""
@@ -115,8 +123,20 @@ class Call:
         return self.x.requires_grad or any(t.requires_grad for t in self.state)
 
     @property
+    def device_lengths(self) -> Optional[Tensor]:
+        """``lengths`` (kept on the host) on the input's device, for the kernels that compute with them there:
+        one copy from the host, made without waiting for the device (``non_blocking``; ``lengths`` is the
+        core's own tensor, made by :func:`compat.recurrent.run.check_lengths`)."""
+        if self.lengths is None:
+            return None
+        if self._device_lengths is None:
+            self._device_lengths = self.lengths.to(self.x.device, non_blocking=True)
+        return self._device_lengths
+
+    @property
     def mask_lengths(self) -> Optional[Tensor]:
-        """The lengths of a mask that is right padding (None without a mask, or for any other mask)."""
+        """The lengths of a mask that is right padding, on the host (None without a mask, or for any other
+        mask): :func:`right_padded_lengths`, one read of a mask on the device."""
         if self.mask is None:
             return None
         if self._mask_lengths is None:
@@ -131,14 +151,21 @@ class Call:
         return self._restarts
 
     @property
-    def unmasked(self) -> bool:
-        """The mask may be left out: it is right padding and nothing past the sequences' ends is read."""
-        return self.mask is not None and self.past_end == "unread" and self.mask_lengths is not None
+    def padding_unread(self) -> bool:
+        """The sequences are right padding, read one way, and nothing past their ends is read: the padded
+        steps may be computed like any other (the mask, or the lengths, left out). ``lengths`` says so
+        without reading the device; a mask is read once (:attr:`mask_lengths`). Both ways of a
+        bidirectional layer are excluded: its backward direction reads the padded steps first."""
+        if self.past_end != "unread" or self.directions != 1:
+            return False
+        if self.lengths is not None:
+            return True
+        return self.mask is not None and self.mask_lengths is not None
 
     @property
     def every_sequence_empty(self) -> bool:
         lengths = self.lengths if self.lengths is not None else self.mask_lengths
-        return lengths is not None and not bool(lengths.any())
+        return lengths is not None and not bool(lengths.any())  # on the host: no read of the device
 
 
 __all__ = ["Call", "DROPOUT_PLACEMENTS", "PAST_END", "ShapeError", "restart_steps", "right_padded_lengths"]

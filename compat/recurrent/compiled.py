@@ -44,11 +44,9 @@ class Compiled:
             return f"the compiled loop runs float32 and float64; the input is {call.x.dtype}"
         if call.directions == 2:
             return "the compiled loop runs one direction"
-        if call.lengths is not None:
-            return "the compiled loop has no lengths"
-        if call.mask is not None and not call.unmasked:
-            return ("the compiled loop runs a mask only where it is right padding and the steps past each end are "
-                    "not read (past_end='unread')")
+        if (call.lengths is not None or call.mask is not None) and not call.padding_unread:
+            return ("the compiled loop runs lengths or a mask only where they are right padding and the steps past "
+                    "each end are not read (past_end='unread')")
         if not fastloop.available():
             return f"the compiled loop is unavailable here: {fastloop.unavailable_reason()}"
         return None

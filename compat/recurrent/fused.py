@@ -2,7 +2,7 @@
 on CUDA, oneDNN or ATen's kernel on the CPU), three ways:
 
 - :data:`FUSED`: one call over the dense sequence (a ``cont`` that restarts streams only at step 0 scales
-  the initial state; a right-padded mask whose padded steps nobody reads is left out);
+  the initial state; right padding whose padded steps nobody reads, ``lengths`` or a mask, is left out);
 - :data:`PACKED`: right-padded sequences (``lengths``, or a mask that is right padding) as a packed
   sequence, the steps past each end filled as the semantics say (0, or the carried h for a mask);
 - :data:`SEGMENTS`: a ``cont`` that restarts streams mid-sequence: one fused call per stretch between
@@ -49,22 +49,19 @@ def plain_reason(call: Call) -> Optional[str]:
 
 
 def canonical_layers(layers, cell: Cell):
-    """The weights with their gate blocks in the canonical order (a gather per tensor; as stored when they are)."""
+    """The weights with their gate blocks in the canonical order (as stored when they are). The blocks are
+    sliced and concatenated where the weights are: no index is copied from the host (a copy to a CUDA device
+    waits for it)."""
     if cell.canonical_gate_order:
         return layers
     H = layers[0][0].weight_hh.shape[0] // cell.gates
-    out = []
-    for dirs in layers:
-        row_sets = []
-        for w in dirs:
-            # Built on the weights' device: a copy from the host would wait for the device (and cannot be
-            # captured in a CUDA graph).
-            index = torch.cat([torch.arange(j * H, (j + 1) * H, device=w.weight_hh.device) for j in cell.gate_index])
-            rows = [None if t is None else t.index_select(0, index) for t in (w.weight_ih, w.weight_hh, w.bias_ih,
-                                                                              w.bias_hh)]
-            row_sets.append(w._replace(weight_ih=rows[0], weight_hh=rows[1], bias_ih=rows[2], bias_hh=rows[3]))
-        out.append(tuple(row_sets))
-    return tuple(out)
+
+    def gathered(t):
+        return None if t is None else torch.cat([t[j * H:(j + 1) * H] for j in cell.gate_index])
+
+    return tuple(tuple(w._replace(weight_ih=gathered(w.weight_ih), weight_hh=gathered(w.weight_hh),
+                                  bias_ih=gathered(w.bias_ih), bias_hh=gathered(w.bias_hh)) for w in dirs)
+                 for dirs in layers)
 
 
 # ------------------------------------------------------------------------------------------ torch.lstm, torch.gru
@@ -149,35 +146,46 @@ def fused_on_packed(packed: PackedSequence, layers, state: Tuple[Tensor, ...], d
 
 def _fused_packed(x: Tensor, lengths: Tensor, layers, state: Tuple[Tensor, ...], dropout: float, training: bool,
                   bidirectional: bool, carry_last: bool, mode: str) -> Tuple[Tensor, ...]:
-    """Right-padded sequences through the packed kernel.
+    """Right-padded sequences through the packed kernel; ``lengths`` [B] on the host (the call's), so that
+    nothing here reads the device: pack_padded_sequence takes them there, the columns to run are chosen
+    there, and their index goes to the device without waiting for it.
 
     Outputs past a sequence's end: its last h (``carry_last``, the mask semantics, one direction) or 0
-    (the ``lengths`` semantics). Zero-length columns keep their initial state.
+    (the ``lengths`` semantics, as pad_packed_sequence fills them). Zero-length columns keep their initial
+    state.
     """
     T, B, _ = x.shape
     h0 = state[0]
     out_width = h0.shape[2] * (2 if bidirectional else 1)
-    nonempty = (lengths > 0).nonzero().flatten()
+    all_nonempty = bool((lengths > 0).all())
+    if all_nonempty:
+        xs, lens, states = x, lengths, state
+    else:
+        nonempty_host = (lengths > 0).nonzero().flatten()
+        nonempty = nonempty_host.to(x.device, non_blocking=True)
+        xs, lens = x.index_select(1, nonempty), lengths.index_select(0, nonempty_host)
+        states = tuple(s.index_select(1, nonempty) for s in state)
+    # Sorted here, on the host: pack_padded_sequence(enforce_sorted=False) copies its order to the device
+    # with a blocking copy, and pad_packed_sequence copies the inverse order back to the host.
+    sorted_lens, order_host = torch.sort(lens, descending=True)
+    order = order_host.to(x.device, non_blocking=True)
+    unorder = torch.empty_like(order_host).scatter_(0, order_host, torch.arange(order_host.numel()))
+    unorder = unorder.to(x.device, non_blocking=True)
+    packed = pack_padded_sequence(xs.index_select(1, order), sorted_lens, enforce_sorted=True)
+    out_data, *finals = fused_on_packed(PackedSequence(packed.data, packed.batch_sizes, order, unorder), layers,
+                                        states, dropout, training, bidirectional, mode)
+    out, _ = pad_packed_sequence(PackedSequence(out_data, packed.batch_sizes), total_length=T)
+    out = out.index_select(1, unorder)
+    if carry_last and bool((lens < T).any()):  # the mask semantics read past some end: h carried there
+        steps = torch.arange(T).unsqueeze(1)
+        padded = (steps >= lens.unsqueeze(0)).to(device=x.device, non_blocking=True).unsqueeze(2)
+        out = torch.where(padded, finals[0][-1].unsqueeze(0), out)
+    if all_nonempty:
+        return (out, *finals)
     if carry_last:
         out_full = h0[-1].unsqueeze(0).expand(T, B, out_width)
     else:
         out_full = h0.new_zeros(T, B, out_width)
-    all_nonempty = nonempty.numel() == B
-    xs = x if all_nonempty else x.index_select(1, nonempty)
-    lens = lengths if all_nonempty else lengths.index_select(0, nonempty)
-    packed = pack_padded_sequence(xs, lens.cpu(), enforce_sorted=False)
-    states = state if all_nonempty else tuple(s.index_select(1, nonempty) for s in state)
-    out_data, *finals = fused_on_packed(packed, layers, states, dropout, training, bidirectional, mode)
-    hn = finals[0]
-    out, _ = pad_packed_sequence(
-        PackedSequence(out_data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices),
-        total_length=T)
-    if carry_last:
-        steps = torch.arange(T, device=x.device).unsqueeze(1)
-        valid = (steps < lens.unsqueeze(0)).unsqueeze(2)
-        out = torch.where(valid, out, hn[-1].unsqueeze(0))
-    if all_nonempty:
-        return (out, *finals)
     out_full = out_full.index_copy(1, nonempty, out)
     return (out_full, *(s.index_copy(1, nonempty, f) for s, f in zip(state, finals)))
 
@@ -219,11 +227,9 @@ class Fused(_TorchRNN):
     what = "torch.lstm / torch.gru / torch.rnn_* over the dense sequence (cuDNN, oneDNN or ATen)"
 
     def sequence_reason(self, call: Call) -> Optional[str]:
-        if call.lengths is not None:
-            return "lengths: right-padded sequences run on the packed kernel"
-        if call.mask is not None and not call.unmasked:
-            return ("a mask runs in the dense kernel only when it is right padding and the steps past each end "
-                    "are not read (past_end='unread')")
+        if (call.lengths is not None or call.mask is not None) and not call.padding_unread:
+            return ("lengths or a mask run in the dense kernel only where they are right padding read one way and "
+                    "the steps past each end are not read (past_end='unread'); else on the packed kernel")
         if call.restarts:
             return "cont restarts streams after step 0 (the segments kernel runs one call per stretch)"
         return None
@@ -256,8 +262,8 @@ class Packed(_TorchRNN):
         return None
 
     def run_canonical(self, call: Call, layers):
-        carry = call.lengths is None
-        lengths = call.mask_lengths if carry else call.lengths
+        carry = call.lengths is None  # the mask semantics: h carried past each end
+        lengths = call.mask_lengths if carry else call.lengths  # both on the host
         return _fused_packed(call.x, lengths, layers, call.state, _between(call), call.training, call.directions == 2,
                              carry_last=carry, mode=call.cell.fused_mode)
 

@@ -28,13 +28,18 @@ def _shape(t) -> list:
     return list(t.shape)
 
 
-def check_lengths(lengths, T: int, B: int, device) -> Tensor:
+def check_lengths(lengths, T: int, B: int) -> Tensor:
+    """The validated lengths [B], int64, on the host: the core's own tensor (a copy), which the kernels read
+    there (the packed kernel's pack_padded_sequence takes CPU lengths) and copy to the device where they
+    compute with them (:attr:`compat.recurrent.call.Call.device_lengths`). Lengths given on the CPU (a list,
+    numpy, a CPU tensor) cost the device nothing; lengths given on the device are copied to the host here,
+    once: an unavoidable synchronisation, since their values decide the packing (and are checked here)."""
     lengths = torch.as_tensor(lengths)
     if lengths.dtype.is_floating_point or lengths.dtype == torch.bool or lengths.dtype.is_complex:
         raise ShapeError(f"lengths must hold integers; got dtype {lengths.dtype}")
     if _shape(lengths) != [B]:
         raise ShapeError(f"lengths has shape {_shape(lengths)}; expected [B] = [{B}]")
-    lengths = lengths.to(device=device, dtype=torch.int64)
+    lengths = lengths.detach().to(device="cpu", dtype=torch.int64, copy=True)
     if bool(((lengths < 0) | (lengths > T)).any()):
         raise ShapeError(f"lengths {lengths.tolist()} must lie in [0, T={T}]")
     return lengths
@@ -72,7 +77,7 @@ def _call(cell: Cell, layers: tuple, x: Tensor, state, cont, mask, lengths, batc
     if lengths is not None:
         if cont is not None or mask is not None:
             raise ValueError("lengths (right padding with zero outputs) does not combine with cont or mask")
-        lengths = check_lengths(lengths, T, B, x.device)
+        lengths = check_lengths(lengths, T, B)
     if cont is not None and cont.dtype != x.dtype:
         cont = cont.to(x.dtype)
     if mask is not None and mask.dtype != x.dtype:
@@ -80,7 +85,7 @@ def _call(cell: Cell, layers: tuple, x: Tensor, state, cont, mask, lengths, batc
     # A reverse stack is a forward stack over the reversed sequence, its output reversed back.
     reversal = None
     if direction == "reverse":
-        reversal = reversal_index(T, lengths)
+        reversal = reversal_index(T, None if lengths is None else lengths.to(x.device, non_blocking=True))
         x = reverse_time(x, reversal)
         mask = None if mask is None else mask.flip(0)
     p = dropout if (training and dropout_placement != "none") else 0.0

@@ -38,9 +38,10 @@ def by_layer(call: Call, run_layer: LayerRunner, *, mask: Optional[Tensor] = Non
     ``mask`` is the mask the kernel honours (the call's, or None where it runs unmasked)."""
     T, L, D = call.steps, call.num_layers, call.directions
     live = None
-    if call.lengths is not None:
-        live = torch.arange(T, device=call.x.device).unsqueeze(1) < call.lengths.unsqueeze(0)
-    bw_reversal = reversal_index(T, call.lengths) if D == 2 else None
+    lengths = call.device_lengths
+    if lengths is not None:
+        live = torch.arange(T, device=call.x.device).unsqueeze(1) < lengths.unsqueeze(0)
+    bw_reversal = reversal_index(T, lengths) if D == 2 else None
     p = call.dropout
     inp = call.x
     finals = [[] for _ in call.state]  # per state tensor, per layer and direction

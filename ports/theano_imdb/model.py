@@ -11,23 +11,50 @@ Parameters keep the tutorial's names and numpy layout (``Wemb [n_words, dim]``, 
 ``lstm_U [dim, 4dim]``, ``lstm_b [4dim]``, ``U [dim, ydim]``, ``b [ydim]``, gate blocks i, f, o, c); the
 LSTM runs through :func:`compat.lstm.lstm` on them as stored (``lstm_W``, ``lstm_U`` transposed views, the
 tutorial's gate order), told that the pooling reads no output past each review's end.
+
+A batch that arrives on the host (numpy, as :func:`ports.theano_imdb.prepare_data` builds it) is checked on
+the host (shapes, word ids, labels) and its right padding decided there (:class:`Batch`): the core gets the
+reviews' lengths on the host instead of the mask, so that a training step (forward, cost, backward, the
+optimizer's update) reads no value of the device (tests/test_theano_imdb.py runs one with the device on
+torch's meta device). A batch given on the device is checked there, which reads it.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, NamedTuple, Optional
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from compat.lstm import LayerWeights, lstm
+from compat.lstm import LayerWeights, lstm, right_padded_lengths
 from compat.recurrent import Cell
 
 SEED = 123
 PARAM_NAMES = ("Wemb", "lstm_W", "lstm_U", "lstm_b", "U", "b")
 # lstm.py lstm_layer._step: _slice(preact, 0) i, 1 f, 2 o, 3 c (the cell input, the core's g)
 THEANO_GATE_ORDER = "ifog"
+
+
+class Batch(NamedTuple):
+    """One batch as the model runs it: ``x`` [maxlen, n] int64 and ``mask`` [maxlen, n] on the model's device,
+    and ``lengths`` [n] on the host where the mask arrived there and is right padding (every batch
+    prepare_data builds), else None (a mask with holes, or given on the device: the core reads it)."""
+
+    x: Tensor
+    mask: Tensor
+    lengths: Optional[Tensor]
+
+
+def _on_host(value) -> bool:
+    return not isinstance(value, Tensor) or value.device.type == "cpu"
+
+
+def _to_device(t: Tensor, device) -> Tensor:
+    """A host tensor on ``device``, the copy not waiting for the device: from pageable memory (numpy's) it is
+    staged before this returns, so the caller may reuse the array (a pinned tensor is copied asynchronously:
+    keep it unchanged until the step has run); a blocking copy would wait for the device's queue to drain."""
+    return t.to(device, non_blocking=True)
 
 
 def _floatx(dtype) -> np.dtype:
@@ -122,29 +149,38 @@ class LSTMClassifier(nn.Module):
         return self.b.shape[0]
 
     # ---------------------------------------------------------------------------------- forward
-    def _inputs(self, x, mask):
+    def _inputs(self, x, mask) -> Batch:
+        """The checked :class:`Batch`: what arrives on the host is checked and measured there, then copied."""
         dev = self.Wemb.device
-        x = torch.as_tensor(x, device=dev)
-        mask = torch.as_tensor(mask, device=dev).to(self.Wemb.dtype)
+        host = _on_host(x) and _on_host(mask)
+        x = torch.as_tensor(x) if _on_host(x) else x
+        mask = torch.as_tensor(mask) if _on_host(mask) else mask
         if x.dim() != 2 or tuple(mask.shape) != tuple(x.shape):
             raise ValueError(f"x has shape {list(x.shape)} and mask {list(mask.shape)}; both must be [maxlen, n_samples]")
         if x.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
             raise ValueError(f"x must hold integer word ids; got {x.dtype}")
-        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.n_words):
-            raise ValueError(f"x holds word ids in [{int(x.min())}, {int(x.max())}]; the embedding has {self.n_words} rows "
-                             "(prepare the data with the same n_words)")
-        return x.long(), mask
+        if x.numel():  # on the host where x arrived there; a batch given on the device is read here
+            low, high = int(x.min()), int(x.max())
+            if low < 0 or high >= self.n_words:
+                raise ValueError(f"x holds word ids in [{low}, {high}]; the embedding has {self.n_words} rows "
+                                 "(prepare the data with the same n_words)")
+        mask = mask.to(self.Wemb.dtype)
+        lengths = right_padded_lengths(mask) if host else None
+        return Batch(_to_device(x.long(), dev), _to_device(mask, dev), lengths)
 
     def pooled(self, x, mask) -> Tensor:
         """The mean-pooled LSTM output [n, dim] (before dropout)."""
-        x, mask = self._inputs(x, mask)
+        x, mask, lengths = self._inputs(x, mask)
         emb = nn.functional.embedding(x, self.Wemb)  # Wemb[x.flatten()].reshape([T, n, dim])
         b = 2 * self.lstm_b if self.doubled_bias else self.lstm_b
         # state_below = emb W + b, then the recurrence with U: W and U are W_ih^T and W_hh^T as stored.
         # The pooling below multiplies every output past a review's end by 0 (its gradient there is exactly
         # 0) and reads no final state: past_end="unread" lets the core run right-padded batches without the
-        # mask, which gives the same cost and gradients as the tutorial's masked scan.
-        h, _ = lstm(emb, [LayerWeights(self.lstm_W.t(), self.lstm_U.t(), b)], mask=mask, past_end="unread",
+        # mask, which gives the same cost and gradients as the tutorial's masked scan. A right-padded mask
+        # goes to the core as its lengths (the same computation there, known on the host); any other mask
+        # as the mask, which the core runs as the tutorial's scan.
+        sequences = dict(mask=mask) if lengths is None else dict(lengths=lengths)
+        h, _ = lstm(emb, [LayerWeights(self.lstm_W.t(), self.lstm_U.t(), b)], **sequences, past_end="unread",
                     cell=self.cell)
         # build_model: sum over time of the masked outputs divided by the number of unmasked steps.
         return (h * mask[:, :, None]).sum(dim=0) / mask.sum(dim=0)[:, None]
@@ -189,9 +225,15 @@ class LSTMClassifier(nn.Module):
     def cost(self, x, mask, y, decay_c: float = 0.0, noise: Optional[Tensor] = None) -> Tensor:
         """The tutorial's cost in the current mode: mean of -log(p_y + 1e-8), plus decay_c * sum(U**2)."""
         pred = self.forward(x, mask, noise=noise)
-        y = torch.as_tensor(np.asarray(y) if not isinstance(y, Tensor) else y, device=pred.device).long()
+        y = torch.as_tensor(np.asarray(y) if not isinstance(y, Tensor) else y)
         if y.shape != (pred.shape[0],):
             raise ValueError(f"y has shape {list(y.shape)}; expected [{pred.shape[0]}] (one label per sample)")
+        if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+            raise ValueError(f"y must hold integer class labels; got {y.dtype}")
+        if y.numel() and y.device.type == "cpu" and (int(y.min()) < 0 or int(y.max()) >= self.ydim):
+            raise ValueError(f"y holds labels in [{int(y.min())}, {int(y.max())}]; the classifier has {self.ydim} "
+                             "classes")
+        y = _to_device(y.long(), pred.device)
         # build_model: off = 1e-8 (1e-6 for float16) inside the log, not a log-softmax.
         off = 1e-6 if pred.dtype == torch.float16 else 1e-8
         cost = -torch.log(pred[torch.arange(pred.shape[0], device=pred.device), y] + off).mean()
