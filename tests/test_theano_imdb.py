@@ -435,9 +435,9 @@ def test_host_batches_are_checked_on_the_host():
     bad = x.copy()
     bad[0, 0] = 10
     with pytest.raises(ValueError, match=r"word ids in \[.*, 10\]; the embedding has 10 rows"):
-        run_without_host_sync(lambda: m.cost(bad, mask, y))
+        run_without_host_sync(lambda: m.cost(bad, mask, y), copies="non_blocking")
     with pytest.raises(ValueError, match=r"labels in \[0, 2\]; the classifier has 2 classes"):
-        run_without_host_sync(lambda: m.cost(x, mask, np.array([0, 1, 2, 0])))
+        run_without_host_sync(lambda: m.cost(x, mask, np.array([0, 1, 2, 0])), copies="non_blocking")
     with pytest.raises(ValueError, match="integer class labels"):
         m.cost(x, mask, np.array([0.0, 1.0, 1.0, 0.0]))
 
