@@ -4,7 +4,7 @@
 # 1. the machine (GPU, driver, torch, CUDA, cuDNN);  2. the tests that run only on CUDA (`-k cuda`, in
 # parallel, Hypothesis's "no-shrink" profile: a failure is reported as found, each test stopped after
 # 60 s);  3. benchmarks/bench_core.py --device cuda (the LSTM alone, then the whole PTB step, then the
-# PTB port's training step eager and captured in one CUDA graph) and benchmarks/gru_speed.py --device cuda (the GRU beside torch.nn.GRU);  4. the main
+# PTB port's training and test-pass evaluation steps eager and captured in one CUDA graph) and benchmarks/gru_speed.py --device cuda (the GRU beside torch.nn.GRU);  4. the main
 # job on CUDA for 3 epochs;  5. the whole suite on that machine's torch. Logs go to OUT_DIR.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ timeout 120 "$py" -m pytest -q -p no:cacheprovider -n 8 -p timeout --timeout 60 
 timeout 90 "$py" benchmarks/bench_core.py --device cuda --repeats 10 2>&1 | tee "$out/bench_core_cuda.txt"
 timeout 40 "$py" benchmarks/bench_core.py --device cuda --repeats 10 --full-model --cases ptb-small,ptb-medium 2>&1 \
   | tee "$out/bench_core_cuda_full_model.txt"
-timeout 40 "$py" benchmarks/bench_core.py --device cuda --repeats 20 --cases ptb-train-step 2>&1 \
+timeout 60 "$py" benchmarks/bench_core.py --device cuda --repeats 20 --cases ptb-train-step,ptb-eval-step 2>&1 \
   | tee "$out/bench_core_cuda_train_step.txt"
 timeout 60 "$py" benchmarks/gru_speed.py --device cuda --repeats 20 2>&1 | tee "$out/gru_speed_cuda.txt"
 timeout 35 "$py" -m ports.theano_imdb --device cuda --max_epochs 3 --out "$out/theano_imdb_cuda" --no-plot 2>&1 \
