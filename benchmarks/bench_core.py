@@ -36,6 +36,14 @@ Where the core has a second kernel, its ``kernel="loop"`` row is printed too, fo
   (compat.step_graph). On the CPU the captured row is left out with the reason:
 
       python benchmarks/bench_core.py --device cuda --repeats 20 --cases ptb-train-step
+
+- ``ptb-eval-step`` (not in the default list): ports.tf_ptb's test pass at the small preset (the eval
+  config: batch 1 x 1 step, no gradient), 100 steps per timed call from batches already on the device.
+  Baseline: the eager evaluation (``model(x, state)``, then ``float`` of the cost at every step); then the
+  sync-free evaluation step (``SyncFreeEvalStep``) run eagerly with its costs read back once per call, and
+  on CUDA the same step captured in one CUDA graph:
+
+      python benchmarks/bench_core.py --device cuda --repeats 20 --cases ptb-eval-step
 """
 from __future__ import annotations
 
@@ -88,7 +96,7 @@ FAMILIES = {  # case prefix: the family (PyTorch's semantics: the GRU's reset af
 }
 CASES = [f"{prefix}{name}" for prefix in FAMILIES for name in (*PTB_CONFIGS, "imdb")] + ["caffe-stream"]
 QUICK_LEFT_OUT = [c for c in CASES if c.endswith("ptb-large")]
-KNOWN_CASES = CASES + ["ptb-train-step"]  # the default list, and the cases run only when named
+KNOWN_CASES = CASES + ["ptb-train-step", "ptb-eval-step"]  # the default list, and the cases run only when named
 
 
 def family_of(case: str) -> Tuple[Family, str]:
@@ -208,6 +216,53 @@ def ptb_train_step_case(device: torch.device) -> Tuple[int, Dict[str, Callable]]
     else:
         print(f"# ptb-train-step: no captured row ({reason})")
     return B * T, runs
+
+
+#: Steps per timed call of ``ptb-eval-step`` (the captured pass reads its costs back every 100 steps).
+EVAL_STEPS = 100
+
+
+def ptb_eval_step_case(device: torch.device) -> Tuple[int, Dict[str, Callable]]:
+    """ports.tf_ptb's test pass (eval config, small preset), EVAL_STEPS steps per call: the eager evaluation,
+    the sync-free evaluation step, and (CUDA) that step captured in a CUDA graph."""
+    from compat.step_graph import CapturedStep, DeviceLog, capture_reason
+    from ports.tf_ptb import Config, PTBModel
+    from ports.tf_ptb.train import SyncFreeEvalStep
+
+    config = Config.preset("small")
+    B, T = config.eval_config().batch_size, config.eval_config().num_steps
+    words = torch.randint(0, config.vocab_size, (B, EVAL_STEPS * T + 1), device=device)
+    batches = [(words[:, i * T:(i + 1) * T], words[:, i * T + 1:(i + 1) * T + 1]) for i in range(EVAL_STEPS)]
+    model = PTBModel(config, is_training=False)
+    model.reset_parameters(torch.Generator().manual_seed(0))
+    model = model.to(device).eval()
+    carried = {"state": None}
+
+    def eager():
+        with torch.no_grad():
+            for x, y in batches:
+                logits, carried["state"] = model(x, carried["state"])
+                float(model.cost(logits, y))
+
+    def sync_free(step: SyncFreeEvalStep, run: Callable) -> Callable[[], None]:
+        log = DeviceLog(EVAL_STEPS, model.embedding.dtype, device)
+
+        def block():
+            for x, y in batches:
+                step.load(x, y)
+                log.append(run())
+            log.read()
+        return block
+
+    free = SyncFreeEvalStep(model, B, T)
+    runs = {"evaluation (eager)": eager, "sync-free eval (eager)": sync_free(free, free)}
+    reason = capture_reason("auto", device)
+    if reason is None:
+        graphed = SyncFreeEvalStep(model, B, T)
+        runs["sync-free eval (CUDA graph)"] = sync_free(graphed, CapturedStep(graphed))
+    else:
+        print(f"# ptb-eval-step: no captured row ({reason})")
+    return B * T * EVAL_STEPS, runs
 
 
 def imdb_case(device: torch.device, family: Family = FAMILIES[""]) -> Tuple[int, Dict[str, Callable]]:
@@ -331,6 +386,8 @@ def main(argv=None) -> int:
         family, shape = family_of(case)
         if case == "ptb-train-step":
             tokens, runs = ptb_train_step_case(device)
+        elif case == "ptb-eval-step":
+            tokens, runs = ptb_eval_step_case(device)
         elif shape in PTB_CONFIGS:
             tokens, runs = ptb_case(shape, device, args.full_model, family)
         elif shape == "imdb":

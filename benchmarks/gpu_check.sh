@@ -6,8 +6,8 @@
 #   cuda      the tests that run only on CUDA (`-k cuda`, in parallel, Hypothesis's "no-shrink" profile: a
 #             failure is reported as found; each test stopped after 60 s)                         <= 120 s
 #   bench     benchmarks/bench_core.py --device cuda: the LSTM, GRU and tanh RNN beside torch's modules,
-#             the whole PTB step, the PTB port's training step eager and captured in one CUDA graph;
-#             benchmarks/gru_speed.py (both GRUs beside torch.nn.GRU)                             <= 290 s
+#             the whole PTB step, the PTB port's training and test-pass steps eager and captured in one
+#             CUDA graph; benchmarks/gru_speed.py (both GRUs beside torch.nn.GRU)                 <= 310 s
 #   ports     each port's short run on CUDA: the main job (3 epochs), PTB small and Shakespeare
 #             (captured steps), the Caffe generator, the sine regressor                           <= 120 s
 #   suite     the whole test suite on that machine's torch                                        <= 80 s
@@ -59,8 +59,8 @@ if want bench; then
     | tee "$out/bench_core.txt"
   timeout 40 "$py" benchmarks/bench_core.py --device "$device" "${repeats[@]}" --full-model --cases ptb-small,ptb-medium \
     2>&1 | tee "$out/bench_core_full_model.txt"
-  timeout 40 "$py" benchmarks/bench_core.py --device "$device" "${repeats[@]}" --cases ptb-train-step 2>&1 \
-    | tee "$out/bench_core_train_step.txt"
+  timeout 60 "$py" benchmarks/bench_core.py --device "$device" "${repeats[@]}" --cases ptb-train-step,ptb-eval-step \
+    2>&1 | tee "$out/bench_core_steps.txt"
   timeout 60 "$py" benchmarks/gru_speed.py --device "$device" --repeats "${repeats[1]}" 2>&1 | tee "$out/gru_speed.txt"
 fi
 if want ports; then

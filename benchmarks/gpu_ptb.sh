@@ -5,10 +5,8 @@
 # DATA_DIR holds ptb.train.txt, ptb.valid.txt and ptb.test.txt. RUN_DIR (default runs/gpu-ptb-MODEL) keeps the
 # checkpoint (written atomically after every epoch: a call stopped mid-epoch loses that epoch only), the
 # metrics JSON, the perplexity plot and the log; SECONDS (default 540) bounds this call, after which the run
-# stops and the next call goes on from the last finished epoch. The training step is one CUDA graph
-# (--cuda-graph auto). A resumed run seeds torch's CUDA generator again (the checkpoint keeps the CPU
-# generator's state, not the device's), so its dropout masks after the resume are not those of an
-# uninterrupted run: the same distribution, other draws.
+# stops and the next call goes on from the last finished epoch. The training and evaluation steps are each
+# one CUDA graph (--cuda-graph auto).
 # The figures go into docs/results.md (PTB); the epoch times in the metrics JSON give the projected time of
 # an unfinished run. DEVICE (default cuda) and PTB_ARGS (more flags) serve a smoke run of the script's paths
 # on the CPU: DEVICE=cpu PTB_ARGS="--max-max-epoch 2 --max-steps 2" bash benchmarks/gpu_ptb.sh DATA_DIR medium RUN 60

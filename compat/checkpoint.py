@@ -590,6 +590,28 @@ def checked_torch_rng_state(fields: Fields, state: torch.Tensor, field: str) -> 
     return state
 
 
+#: torch.cuda.get_rng_state(): aten's CUDAGeneratorImpl::get_state, the seed (uint64) then the Philox offset
+#: (int64), little-endian on every platform torch builds CUDA for.
+CUDA_RNG_STATE_BYTES = 16
+
+
+def check_cuda_rng_state(fields: Fields, obj: Any, field: str) -> TensorRef:
+    """A ``torch.cuda.get_rng_state()`` tensor; its content is checked by :func:`checked_cuda_rng_state`."""
+    return fields.tensor(obj, field, shape=(CUDA_RNG_STATE_BYTES,), dtypes=(torch.uint8,))
+
+
+def checked_cuda_rng_state(fields: Fields, state: torch.Tensor, field: str) -> torch.Tensor:
+    """``state`` checked as aten's ``CUDAGeneratorImpl::set_state`` would take it, without a CUDA device (the
+    check must run where the file is read): any seed, and a Philox offset that is a multiple of 4
+    (``set_philox_offset_per_thread``); a negative offset, which torch would take as a huge unsigned one and
+    no run ever writes, is refused too."""
+    offset = int.from_bytes(bytes(state[8:].tolist()), "little", signed=True)
+    if offset < 0 or offset % 4:
+        raise fields.error(field, f"not a torch CUDA random generator state (its Philox offset {offset} is not a "
+                                  f"non-negative multiple of 4)")
+    return state
+
+
 # ----------------------------------------------------------------------------------------- conversion
 def convert(old: PathLike, new: Optional[PathLike] = None) -> Path:
     """Rewrite a checkpoint of the earlier format (``torch.save``, read with ``weights_only=True``) in this

@@ -13,7 +13,12 @@ is captured (:func:`capture_reason`, the one place) and runs it (:func:`step_run
 - captured (``torch.cuda.CUDAGraph``): the first ``warmup`` calls run eagerly on a side stream (real
   training steps: they build the optimizer's state, cuDNN's plans and the caching allocator's blocks), the
   next call captures the step and replays it once, and every later call replays it. Random numbers drawn
-  inside (dropout) come from torch's CUDA generator, which CUDA graphs advance at each replay.
+  inside (dropout) come from torch's CUDA generator, which CUDA graphs advance at each replay by the
+  capture's whole increment (aten's ``CUDAGeneratorState::replay_prologue``), so ``torch.cuda.get_rng_state()``
+  after N replays is the state after N eager steps.
+
+An evaluation step (no gradient, no update) is captured the same way (ports/tf_ptb/train.py
+``SyncFreeEvalStep``).
 
 The values a step leaves on the device are read back in batches (:class:`DeviceLog`): one transfer at the
 points where a program has to show them, not one wait per step.
@@ -36,8 +41,9 @@ T = TypeVar("T")
 def add_cuda_graph_argument(parser) -> None:
     """``--cuda-graph {auto,off}`` on a port's parser (or a subcommand's)."""
     parser.add_argument("--cuda-graph", default="auto", choices=list(CUDA_GRAPH_MODES),
-                        help="auto: on a CUDA device, run each training step as one captured CUDA graph where the "
-                             "step allows it (the same numbers, far fewer kernel launches); off: eager steps")
+                        help="auto: on a CUDA device, run each training step (and the PTB port's evaluation steps) as "
+                             "one captured CUDA graph where the step allows it (the same numbers, far fewer kernel "
+                             "launches); off: eager steps")
 
 
 def capture_reason(mode: str, device, *, static_shapes: bool = True, blockers: Sequence[str] = ()) -> Optional[str]:

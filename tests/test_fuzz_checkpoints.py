@@ -49,6 +49,15 @@ def _ptb_checkpoint(path: Path, scale: float = 1.0, nan: bool = False) -> Path:
     return path
 
 
+def _cuda_rng(seed: int, offset: int) -> torch.Tensor:
+    """A torch.cuda.get_rng_state() tensor made without a GPU: the seed (uint64), then the Philox offset (int64)."""
+    raw = seed.to_bytes(8, "little") + offset.to_bytes(8, "little", signed=True)
+    return torch.tensor(list(raw), dtype=torch.uint8)
+
+
+CUDA_RNG = _cuda_rng(2 ** 63 + 12345, 4 * 100_003)
+
+
 def _edit(path: Path, fn) -> Path:
     """Apply ``fn`` to the manifest's JSON object (the tensor file and its digest unchanged)."""
     target = checkpoint.manifest_path(path)
@@ -120,6 +129,13 @@ PTB_HOSTILE = {
     "RNG state with its position out of range": lambda p: _resave(p, PTB_FORMAT, lambda c: c.update(
         torch_rng=torch.full((5056,), 255, dtype=torch.uint8))),
     "RNG state as floats": lambda p: _resave(p, PTB_FORMAT, lambda c: c.update(torch_rng=torch.zeros(5056))),
+    "CUDA RNG state of another size": lambda p: _resave(p, PTB_FORMAT, lambda c: c.update(cuda_rng=CUDA_RNG[:8].clone())),
+    "CUDA RNG state as int64": lambda p: _resave(p, PTB_FORMAT, lambda c: c.update(cuda_rng=CUDA_RNG.long())),
+    "CUDA RNG state with an offset not a multiple of 4": lambda p: _resave(p, PTB_FORMAT, lambda c: c.update(
+        cuda_rng=_cuda_rng(5, 4 * 100_003 + 2))),
+    "CUDA RNG state with a negative offset": lambda p: _resave(p, PTB_FORMAT, lambda c: c.update(
+        cuda_rng=_cuda_rng(5, -4))),
+    "CUDA RNG state a number": lambda p: _resave(p, PTB_FORMAT, lambda c: c.update(cuda_rng=7)),
     "weights stored as int64": lambda p: _resave(p, PTB_FORMAT, lambda c: c["model"].update(
         softmax_b=torch.zeros(10000, dtype=torch.int64))),
     "a weight of the wrong shape": lambda p: _resave(p, PTB_FORMAT, lambda c: c["model"].update(softmax_b=torch.zeros(9999))),
@@ -152,12 +168,16 @@ def _forge_raw(path: Path, header: bytes) -> Path:
 
 @pytest.fixture(scope="module")
 def ptb_valid(tmp_path_factory) -> Path:
-    return _ptb_checkpoint(tmp_path_factory.mktemp("ptb") / "ptb.pt")
+    """A checkpoint as a CUDA run writes it: with the CUDA generator's state (``cuda_rng``)."""
+    path = _ptb_checkpoint(tmp_path_factory.mktemp("ptb") / "ptb.pt")
+    return _resave(path, PTB_FORMAT, lambda c: c.update(cuda_rng=CUDA_RNG))
 
 
 def test_hostile_tf_ptb_checkpoints(tmp_path, ptb_valid):
     tally = Tally("tf_ptb --resume (hostile constructions)")
-    assert load_checkpoint(ptb_valid)["epoch"] == 1
+    valid = load_checkpoint(ptb_valid)
+    assert valid["epoch"] == 1 and torch.equal(valid["cuda_rng"], CUDA_RNG)
+    assert "cuda_rng" not in load_checkpoint(_ptb_checkpoint(tmp_path / "cpu_run.pt")), "a CPU run keeps none"
     for k, (name, make) in enumerate(PTB_HOSTILE.items()):
         path = _copy(ptb_valid, tmp_path / f"case{k}.pt")
         make(path)

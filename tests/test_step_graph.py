@@ -18,7 +18,7 @@ import torch
 
 from compat.step_graph import CapturedStep, DeviceLog, capture_reason, step_runner
 from ports.tf_ptb import Config, PTBModel, train_step
-from ports.tf_ptb.train import SyncFreeStep, check_word_ids, run_epoch
+from ports.tf_ptb.train import SyncFreeEvalStep, SyncFreeStep, check_word_ids, run_epoch
 from ports.tf_shakespeare.model import LSTMModel
 from tests.conftest import NO_CUDA_REASON
 from tests.host_sync import META, run_without_host_sync
@@ -378,3 +378,133 @@ def test_shakespeare_run_with_deferred_read_back_equals_the_eager_run(monkeypatc
     assert ck["optimizer"]["state"].keys() == d_ck["optimizer"]["state"].keys()
     assert all(a["step"] == b["step"] for a, b in zip(ck["optimizer"]["state"].values(),
                                                       d_ck["optimizer"]["state"].values()))
+
+
+# ------------------------------------------------------------------------------------------ evaluation
+def eager_ptb_eval(model: PTBModel, batches):
+    """run_epoch's eager evaluation: model(x, state), then float(model.cost) per step."""
+    model.eval()
+    state, out = None, []
+    with torch.no_grad():
+        for x, y in batches:
+            logits, state = model(x, state)
+            out.append((float(model.cost(logits, y)), [t.clone() for pair in state for t in pair]))
+    return out
+
+
+def sync_free_ptb_eval(model: PTBModel, batches, run=None, step=None):
+    model.eval()
+    step = step or SyncFreeEvalStep(model, *batches[0][0].shape)
+    run = run or step
+    out = []
+    for x, y in batches:
+        step.load(x, y)
+        out.append((run().item(), [t.clone() for pair in step.state for t in pair]))
+    return out
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (1, 1)], ids=["valid-shape", "test-pass-shape"])
+def test_ptb_sync_free_eval_step_equals_the_eager_evaluation_bit_for_bit(shape):
+    """Batch 1 x 1 step is the test pass's (the eval config): on the CPU both run the compiled loop there."""
+    config = ptb_config(batch_size=shape[0], num_steps=shape[1], keep_prob=0.5)
+    batches = ptb_batches(config, 6)
+    a, b = ptb_pair(config)
+    eager, free = eager_ptb_eval(a, batches), sync_free_ptb_eval(b, batches)
+    assert len({cost for cost, _ in eager}) > 1
+    for k, ((cost, state), (f_cost, f_state)) in enumerate(zip(eager, free)):
+        assert cost == f_cost, f"step {k}"
+        assert all(torch.equal(s, t) for s, t in zip(state, f_state)), f"step {k}: the carried state"
+
+
+def test_ptb_sync_free_eval_step_reads_nothing_on_the_host():
+    for shape in ((3, 4), (1, 1)):
+        config = ptb_config(batch_size=shape[0], num_steps=shape[1])
+        model = PTBModel(config, device=META).eval()
+        step = SyncFreeEvalStep(model, *shape)
+        cost = run_without_host_sync(step, f"the PTB evaluation step {shape}")
+        assert cost.device == META and cost.shape == ()
+    x = torch.zeros(*shape, dtype=torch.long, device=META)
+    with pytest.raises(AssertionError, match="reads a device tensor"):  # the eager evaluation checks the ids
+        run_without_host_sync(lambda: float(model.cost(model(x)[0], x)))
+
+
+@pytest.mark.parametrize("shape", [(2, 2), (1, 1)])
+def test_ptb_eval_epoch_with_deferred_read_back_equals_the_eager_epoch(monkeypatch, shape):
+    """The captured loop evaluating (SyncFreeEvalStep, costs read back in blocks) with the step run eagerly on
+    the CPU: the same perplexity and verbose lines as the eager evaluation, bit for bit; weights that make
+    the cost infinite give the same inf perplexity (evaluation reports it, it does not stop)."""
+    import io
+    import re
+
+    from ports.tf_ptb import train as ptb_train
+
+    B, T = shape
+    config = ptb_config(batch_size=B, num_steps=T)
+    data = np.random.default_rng(1).integers(0, config.vocab_size, B * (120 * T + 1)).tolist()
+    monkeypatch.setattr(ptb_train, "READBACK_STEPS", 7)
+    outputs = []
+    for deferred in (False, True):
+        monkeypatch.setattr(ptb_train, "capture_reason", (lambda *a, **k: None) if deferred else capture_reason)
+        model = ptb_pair(config)[0]
+        stream = io.StringIO()
+        ppl = run_epoch(model, data, B, T, progress=False, verbose=True, stream=stream, cuda_graph="auto")
+        lines = re.findall(r"perplexity: ([\d.]+)", stream.getvalue())
+        assert model.training, "the model's mode is restored"
+        with torch.no_grad():
+            model.softmax_b[0] = float("inf")
+        outputs.append((ppl, lines, run_epoch(model, data, B, T, progress=False, max_steps=9, cuda_graph="auto")))
+    (ppl, lines, bad), (d_ppl, d_lines, d_bad) = outputs
+    assert ppl == d_ppl and lines == d_lines and len(lines) == 10
+    assert np.isnan(bad) and np.isnan(d_bad) or bad == d_bad
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (1, 1)], ids=["valid-shape", "test-pass-shape"])
+@pytest.mark.parametrize("_", [pytest.param("cuda", marks=cuda)])
+def test_ptb_captured_eval_equals_eager_eval_cuda(shape, _):
+    """The evaluation step captured (per step: the costs and the carried state) and the whole evaluation pass
+    with --cuda-graph auto and off."""
+    B, T = shape
+    config = ptb_config(batch_size=B, num_steps=T, keep_prob=0.5, hidden_size=16, vocab_size=50)
+    batches = [(x.cuda(), y.cuda()) for x, y in ptb_batches(config, 8)]
+    a, b = ptb_pair(config, "cuda")
+    eager = eager_ptb_eval(a, batches)
+    step = SyncFreeEvalStep(b, B, T)
+    run = CapturedStep(step)
+    free = sync_free_ptb_eval(b, batches, run=run, step=step)
+    assert run.captured and run.calls == len(batches)
+    tol = cudnn_float32("cuda", torch.float32)
+    for k, ((cost, state), (f_cost, f_state)) in enumerate(zip(eager, free)):
+        assert_close(torch.tensor(f_cost), torch.tensor(cost), msg=f"step {k}", **tol)
+        for s, t in zip(state, f_state):
+            assert_close(t, s, msg=f"step {k}: the carried state", **tol)
+    data = np.random.default_rng(0).integers(0, config.vocab_size, B * (30 * T + 1)).tolist()
+    a.train(), b.train()
+    off = run_epoch(a, data, B, T, progress=False, cuda_graph="off")
+    on = run_epoch(b, data, B, T, progress=False, cuda_graph="auto")
+    assert_close(torch.tensor(on), torch.tensor(off), **tol)
+    assert b.training
+
+
+@pytest.mark.parametrize("_", [pytest.param("cuda", marks=cuda)])
+def test_ptb_replays_advance_the_cuda_generator_as_eager_steps_do_cuda(_):
+    """torch.cuda.get_rng_state() after N captured steps with dropout (two layers: torch's dropout and cuDNN's)
+    equals its value after N eager steps from the same state: what a checkpoint keeps for a resume."""
+    config = ptb_config(keep_prob=0.5, hidden_size=16, vocab_size=50)
+    batches = [(x.cuda(), y.cuda()) for x, y in ptb_batches(config, 7)]
+    states = []
+    for captured in (False, True):
+        model = ptb_pair(config, "cuda")[0]
+        step = SyncFreeStep(model, config.batch_size, config.num_steps)
+        step.set_lr(0.5)
+        run = CapturedStep(step) if captured else step
+        torch.cuda.manual_seed(11)
+        before = torch.cuda.get_rng_state()
+        for x, y in batches:
+            step.load(x, y)
+            run()
+        torch.cuda.synchronize()
+        states.append((before, torch.cuda.get_rng_state()))
+        assert not captured or run.captured
+    (before, eager), (_, graphed) = states
+    assert not torch.equal(before, eager), "dropout drew from the CUDA generator"
+    assert torch.equal(eager, graphed)

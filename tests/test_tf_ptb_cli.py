@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ports.tf_ptb.cli import load_checkpoint, main
+from tests.conftest import NO_CUDA_REASON
 
 
 @pytest.mark.shared_data
@@ -124,3 +125,40 @@ def test_cli_evaluates_tf_weights(shared_data, tmp_path, capsys):
     assert "one LSTM cell" in capsys.readouterr().err
     assert main(args + ["--shared-cell-weights"]) == 0
     assert "Test Perplexity" in capsys.readouterr().out
+
+
+@pytest.mark.cuda
+@pytest.mark.shared_data
+@pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_CUDA_REASON)
+def test_resume_continues_exactly_cuda(shared_data, tmp_path, capsys):
+    """On CUDA with capture (--cuda-graph auto) and dropout (the book preset: two layers, keep_prob 0.5, so
+    torch's dropout and cuDNN's between the layers): two epochs in one run equal one epoch, a stop and
+    --resume, within cuDNN's float32 rounding. The same resume from the checkpoint without its CUDA generator
+    state draws other masks, and differs: the check can tell."""
+    from compat import checkpoint
+    from ports.tf_ptb.cli import CHECKPOINT_FORMAT
+    from tests.tolerances import assert_close, cudnn_float32
+
+    data = shared_data("ptb", "ptb.train.txt").parent
+    common = ["--model", "book", "--data-path", str(data), "--max-steps", "8", "--no-progress", "--quiet",
+              "--seed", "5", "--device", "cuda", "--cuda-graph", "auto"]
+    straight, split, seeded = tmp_path / "straight", tmp_path / "split", tmp_path / "seeded"
+    assert main(common + ["--save", str(straight)]) == 0
+    assert main(common + ["--save", str(split), "--max-max-epoch", "1"]) == 0
+    content = checkpoint.load(split, CHECKPOINT_FORMAT)
+    assert content["cuda_rng"].shape == (16,)
+    del content["cuda_rng"]
+    checkpoint.save(seeded, CHECKPOINT_FORMAT, content)
+    assert main(common + ["--save", str(split), "--resume", str(split), "--max-max-epoch", "2"]) == 0
+    assert main(common + ["--save", str(seeded), "--resume", str(seeded), "--max-max-epoch", "2"]) == 0
+    assert "keeps no CUDA generator state" in capsys.readouterr().out
+    a, b, c = load_checkpoint(straight), load_checkpoint(split), load_checkpoint(seeded)
+    assert a["epoch"] == b["epoch"] == c["epoch"] == 2
+    tol = cudnn_float32("cuda", torch.float32)
+    for name in a["model"]:
+        assert_close(b["model"][name], a["model"][name], msg=name, **tol)
+    assert_close(torch.tensor(b["history"]["train_perplexity"] + b["history"]["valid_perplexity"]),
+                 torch.tensor(a["history"]["train_perplexity"] + a["history"]["valid_perplexity"]), **tol)
+    with pytest.raises(AssertionError):
+        for name in a["model"]:
+            assert_close(c["model"][name], a["model"][name], msg=name, **tol)

@@ -236,7 +236,7 @@ MUTANTS: List[Mutant] = [
     Mutant("kernel-first-given-state", "compat/recurrent/first.py", "        if not call.zero_state:",
            "        if False:", CORE, "a given initial state read as zeros by the first-step kernel"),
     Mutant("layouts-keras-gate-order", "compat/frameworks/keras/layout.py",
-           'w_ih = permute_gates(transpose(p["kernel"]), "ifco", CANONICAL_ORDER)',
+           'w_ih = permute_gates(transpose(p["kernel"]), KERAS_LSTM_ORDER, CANONICAL_ORDER)',
            'w_ih = permute_gates(transpose(p["kernel"]), "icfo", CANONICAL_ORDER)',
            ("tests/test_layouts.py", "tests/test_convert_golden.py"), "Keras kernel read as i, c, f, o"),
     Mutant("layouts-onnx-gate-order", "compat/frameworks/onnx/layout.py", 'w_ih = permute_gates(W[0], "iofc", CANONICAL_ORDER)',

@@ -76,10 +76,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def save_checkpoint(path, model: PTBModel, config: Config, preset: str, epoch: int, history: dict) -> None:
-    """The run as checkpoint ``path`` (``path.json`` and a ``.safetensors`` file beside it, no pickle)."""
-    checkpoint.save(path, CHECKPOINT_FORMAT, {
-        "preset": preset, "config": config.to_dict(), "epoch": epoch, "history": history,
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "torch_rng": torch.get_rng_state()})
+    """The run as checkpoint ``path`` (``path.json`` and a ``.safetensors`` file beside it, no pickle).
+
+    ``torch_rng``: torch's CPU generator (the dropout's draws on the CPU). A model on a CUDA device draws its
+    dropout from that device's generator, kept as ``cuda_rng`` too (absent from a CPU run's checkpoint)."""
+    content = {"preset": preset, "config": config.to_dict(), "epoch": epoch, "history": history,
+               "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+               "torch_rng": torch.get_rng_state()}
+    device = model.embedding.device
+    if device.type == "cuda":
+        content["cuda_rng"] = torch.cuda.get_rng_state(device)
+    checkpoint.save(path, CHECKPOINT_FORMAT, content)
+
+
+def restart_cudnn_dropout(device: torch.device) -> None:
+    """Make cuDNN's dropout state a function of the CUDA generator's state now (call it where a checkpoint's
+    epoch starts).
+
+    cuDNN's dropout between LSTM layers keeps its own random state, a process-wide buffer that it draws
+    afresh from the CUDA generator only after that generator's state was set (aten/src/ATen/native/cudnn/
+    RNN.cpp ``get_dropout_state``, ``CUDAGeneratorImpl::reset_rnn_state``); otherwise the buffer runs on from
+    earlier epochs, which no checkpoint can hold. Setting the generator to its own state here makes the
+    next training call draw the buffer from the state a checkpoint keeps, in an uninterrupted run and in a
+    resumed one alike. Nothing to do on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(torch.cuda.get_rng_state(device), device)
 
 
 def _read_config(fields: Fields, obj) -> Config:
@@ -123,7 +144,8 @@ def _read_history(fields: Fields, obj) -> dict:
 def load_checkpoint(path, *, allow_nonfinite: bool = False) -> dict:
     """A checkpoint written by :func:`save_checkpoint`, checked before anything is allocated: the config's
     types, ranges and caps, the tensors' names and shapes against the model that config builds (a config
-    asking for more than the tensor file holds is refused), the history, the epoch and the RNG state.
+    asking for more than the tensor file holds is refused), the history, the epoch and the RNG states
+    (``cuda_rng`` where a CUDA run wrote one).
     Weights holding NaN or infinite values are refused by name unless ``allow_nonfinite``."""
     try:
         ck = checkpoint.read(path, CHECKPOINT_FORMAT)
@@ -132,17 +154,23 @@ def load_checkpoint(path, *, allow_nonfinite: bool = False) -> dict:
     except FileFormatError as exc:
         raise CheckpointError(str(exc)) from None
     fields = Fields(ck)
-    content = fields.dict(ck.content, "content", keys=("preset", "config", "epoch", "history", "model", "torch_rng"))
+    content = fields.dict(ck.content, "content", keys=("preset", "config", "epoch", "history", "model", "torch_rng"),
+                          optional=("cuda_rng",))
     config = _read_config(fields, content["config"])
     expected = checkpoint.expected_shapes(lambda: PTBModel(config))
     fields.state_dict(content["model"], "model", expected)
     checkpoint.check_torch_rng_state(fields, content["torch_rng"], "torch_rng")
+    rngs = {"torch_rng": content["torch_rng"]}
+    if "cuda_rng" in content:
+        rngs["cuda_rng"] = checkpoint.check_cuda_rng_state(fields, content["cuda_rng"], "cuda_rng")
     result = {"format": CHECKPOINT_FORMAT, "preset": fields.str(content["preset"], "preset", max_length=100),
               "config": config.to_dict(), "epoch": fields.int(content["epoch"], "epoch", 0, MAX_EPOCHS),
               "history": _read_history(fields, content["history"])}
-    tensors = ck.materialize(allow_nonfinite, {"model": content["model"], "torch_rng": content["torch_rng"]})
+    tensors = ck.materialize(allow_nonfinite, {"model": content["model"], **rngs})
     result["model"] = tensors["model"]
     result["torch_rng"] = checkpoint.checked_torch_rng_state(fields, tensors["torch_rng"], "torch_rng")
+    if "cuda_rng" in tensors:
+        result["cuda_rng"] = checkpoint.checked_cuda_rng_state(fields, tensors["cuda_rng"], "cuda_rng")
     return result
 
 
@@ -235,6 +263,11 @@ def _main(args: argparse.Namespace, owns_process: bool = False) -> int:
         model.load_state_dict(ckpt["model"])
         if "torch_rng" in ckpt:
             torch.set_rng_state(ckpt["torch_rng"])
+        if device.type == "cuda" and "cuda_rng" in ckpt:
+            torch.cuda.set_rng_state(ckpt["cuda_rng"], device)
+        elif device.type == "cuda":
+            print(f"{args.resume} keeps no CUDA generator state: the dropout draws from --seed {args.seed} "
+                  f"from here", flush=True)
         print(f"Resumed from {args.resume} after epoch {start_epoch}", flush=True)
     elif args.load_tf:
         source = args.load_tf
@@ -251,6 +284,7 @@ def _main(args: argparse.Namespace, owns_process: bool = False) -> int:
     for i in range(start_epoch, config.max_max_epoch):
         lr = config.learning_rate_at(i)
         print("Epoch: %d Learning rate: %.3f" % (i + 1, lr), flush=True)
+        restart_cudnn_dropout(device)
         t0 = time.time()
         train_ppl = run_epoch(model, train_data, config.batch_size, config.num_steps, lr=lr, verbose=not args.quiet,
                               progress=progress, desc=f"epoch {i + 1} train", max_steps=args.max_steps,
@@ -258,7 +292,7 @@ def _main(args: argparse.Namespace, owns_process: bool = False) -> int:
         seconds = time.time() - t0
         print("Epoch: %d Train Perplexity: %.3f" % (i + 1, train_ppl), flush=True)
         valid_ppl = run_epoch(model, valid_data, config.batch_size, config.num_steps, progress=progress,
-                              desc=f"epoch {i + 1} valid", max_steps=args.max_steps)
+                              desc=f"epoch {i + 1} valid", max_steps=args.max_steps, cuda_graph=args.cuda_graph)
         print("Epoch: %d Valid Perplexity: %.3f" % (i + 1, valid_ppl), flush=True)
         for key, value in (("epochs", i + 1), ("learning_rate", lr), ("train_perplexity", train_ppl),
                            ("valid_perplexity", valid_ppl), ("epoch_seconds", seconds)):
@@ -268,7 +302,7 @@ def _main(args: argparse.Namespace, owns_process: bool = False) -> int:
         _write_outputs(args, preset, config, history)
 
     test_ppl = run_epoch(model, test_data, eval_config.batch_size, eval_config.num_steps, progress=progress,
-                         desc="test", max_steps=args.max_steps)
+                         desc="test", max_steps=args.max_steps, cuda_graph=args.cuda_graph)
     print("Test Perplexity: %.3f" % test_ppl, flush=True)
     history["test_perplexity"] = test_ppl if math.isfinite(test_ppl) else None
     if args.save:

@@ -170,18 +170,21 @@ class PTBModel(nn.Module):
             hs.append(h)
         return torch.stack(hs), torch.stack(cs)
 
-    def forward(self, inputs, state: Optional[Sequence[Tuple[Tensor, Tensor]]] = None) -> Tuple[Tensor, StateTuple]:
+    def forward(self, inputs, state: Optional[Sequence[Tuple[Tensor, Tensor]]] = None, *,
+                check_ids: bool = True) -> Tuple[Tensor, StateTuple]:
         """ptb_word_lm's ``PTBModel`` graph up to ``logits``.
 
         Args:
             inputs: word ids, ``[B, T]`` (int), each in ``[0, vocab_size)``.
             state: per layer ``(c, h)``, each ``[B, hidden_size]`` (TF's ``LSTMStateTuple`` order); None: zeros.
+            check_ids: check the ids' range (a read of their values on the host); False where the caller
+                checked them before they left the host (:func:`ports.tf_ptb.train.check_word_ids`).
 
         Returns:
             ``(logits, final_state)``: ``logits`` ``[B * T, vocab_size]``, row ``b * T + t``; the final state
             per layer as ``(c, h)``.
         """
-        output, final, _ = self._rnn_output(inputs, state)
+        output, final, _ = self._rnn_output(inputs, state, check_ids=check_ids)
         logits = torch.addmm(self.softmax_b, output, self.softmax_w)  # tf.nn.xw_plus_b
         return logits, final
 

@@ -83,34 +83,22 @@ def check_word_ids(ids: np.ndarray, vocab_size: int, what: str = "data") -> None
         raise ValueError(f"word id {bad} in {what} is outside the vocabulary [0, {vocab_size})")
 
 
-class SyncFreeStep:
-    """:func:`train_step` that reads nothing back from the device, on static buffers: the form a CUDA graph
-    captures (:mod:`compat.step_graph`).
+class StaticBatch:
+    """The static buffers of a sync-free step (the form a CUDA graph captures, :mod:`compat.step_graph`):
+    ``inputs`` / ``targets`` [batch_size, num_steps] and the carried ``state`` (per layer (c, h)), kept for
+    the object's life. :meth:`load` copies a batch in; a step copies its final state back into ``state``.
+    The inputs' range is not checked here: check it on the host (:func:`check_word_ids`)."""
 
-    ``inputs`` / ``targets`` [batch_size, num_steps] and the carried ``state`` (per layer (c, h)) are
-    buffers kept for the object's life: :meth:`load` copies a batch in, a step copies its final state back
-    into ``state``; ``lr`` is a 0-dim tensor in the parameters' dtype (TF's ``lr`` variable, float32 in the
-    original), set by :meth:`set_lr` without recapture. Calling the object runs one step and returns
-    ``(cost, global_norm)`` as 0-dim device tensors: the same numbers as :func:`train_step` given the same
-    batch, state and lr (tests/test_tf_ptb.py compares them bit for bit). The inputs' range is not checked
-    here: check it on the host (:func:`check_word_ids`)."""
-
-    def __init__(self, model: PTBModel, batch_size: int, num_steps: int,
-                 optimizer: Optional[GradientDescent] = None):
+    def __init__(self, model: PTBModel, batch_size: int, num_steps: int):
         p = model.embedding
         self.model = model
         self.inputs = torch.zeros(batch_size, num_steps, dtype=torch.long, device=p.device)
         self.targets = torch.zeros(batch_size, num_steps, dtype=torch.long, device=p.device)
         self.state: StateTuple = model.initial_state(batch_size)
-        self.lr = torch.zeros((), dtype=p.dtype, device=p.device)
-        self.optimizer = optimizer if optimizer is not None else make_optimizer(model)
 
     def load(self, inputs, targets) -> None:
         """Copy a batch (tensors of the buffers' shape, on any device) into the input buffers."""
         copy_into((self.inputs, self.targets), (torch.as_tensor(inputs), torch.as_tensor(targets)))
-
-    def set_lr(self, lr: float) -> None:
-        self.lr.fill_(lr)
 
     def set_state(self, state: Optional[Sequence]) -> None:
         """The carried state replaced by ``state`` (per layer (c, h)); None: zeros."""
@@ -124,11 +112,47 @@ class SyncFreeStep:
     def _state_tensors(self):
         return [t for pair in self.state for t in pair]
 
+    def _carry(self, final: Sequence) -> None:
+        copy_into(self._state_tensors(), (t.detach() for pair in final for t in pair))
+
+
+class SyncFreeStep(StaticBatch):
+    """:func:`train_step` that reads nothing back from the device, on :class:`StaticBatch`'s buffers.
+
+    ``lr`` is a 0-dim tensor in the parameters' dtype (TF's ``lr`` variable, float32 in the original), set
+    by :meth:`set_lr` without recapture. Calling the object runs one step and returns ``(cost, global_norm)``
+    as 0-dim device tensors: the same numbers as :func:`train_step` given the same batch, state and lr
+    (tests/test_step_graph.py compares them bit for bit)."""
+
+    def __init__(self, model: PTBModel, batch_size: int, num_steps: int,
+                 optimizer: Optional[GradientDescent] = None):
+        super().__init__(model, batch_size, num_steps)
+        p = model.embedding
+        self.lr = torch.zeros((), dtype=p.dtype, device=p.device)
+        self.optimizer = optimizer if optimizer is not None else make_optimizer(model)
+
+    def set_lr(self, lr: float) -> None:
+        self.lr.fill_(lr)
+
     def __call__(self) -> Tuple[torch.Tensor, torch.Tensor]:
         cost, final, norm = _update(self.model, self.inputs, self.targets, self.state, self.lr, self.optimizer,
                                     check_ids=False)
-        copy_into(self._state_tensors(), (t.detach() for pair in final for t in pair))
+        self._carry(final)
         return cost, norm
+
+
+class SyncFreeEvalStep(StaticBatch):
+    """:func:`run_epoch`'s evaluation step (``model(x, state)``, then ``model.cost``, without a gradient) that
+    reads nothing back from the device, on :class:`StaticBatch`'s buffers. Calling the object runs one step
+    and returns the cost as a 0-dim device tensor: the eager evaluation's number bit for bit (the same
+    operations; tests/test_step_graph.py). The model's mode (eval: no dropout) is the caller's."""
+
+    def __call__(self) -> torch.Tensor:
+        with torch.no_grad():
+            logits, final = self.model(self.inputs, self.state, check_ids=False)
+            cost = self.model.cost(logits, self.targets)
+            self._carry(final)
+        return cost
 
 
 def apply_embedding_slices(embedding: torch.nn.Parameter, ids: torch.Tensor, values: torch.Tensor, lr: float) -> None:
@@ -163,13 +187,15 @@ def run_epoch(model: PTBModel, data, batch_size: int, num_steps: int, *, lr: Opt
     step (the CLI follows the machine's load there). A perplexity too large for a float is inf; evaluation
     reports a non-finite cost as an inf (or NaN) perplexity, training stops with FloatingPointError.
 
-    ``cuda_graph``: "auto" trains with :class:`SyncFreeStep` captured in one CUDA graph where
-    :func:`compat.step_graph.capture_reason` allows it (a CUDA device); "off" (or no CUDA) trains eagerly.
-    A captured epoch reads its costs back every :data:`READBACK_STEPS` steps, at the verbose lines and at the
-    end, not every step: the same sums in the same order, so the same perplexities; a non-finite cost still
-    stops training naming its step, up to READBACK_STEPS - 1 steps after it was computed.
+    ``cuda_graph``: "auto" runs each step captured in one CUDA graph where
+    :func:`compat.step_graph.capture_reason` allows it (a CUDA device): :class:`SyncFreeStep` when training,
+    :class:`SyncFreeEvalStep` when evaluating; "off" (or no CUDA) runs the eager loop below (on the CPU the
+    evaluation's batch-1 x 1-step test pass runs the compiled loop there). A captured epoch reads its costs
+    back every :data:`READBACK_STEPS` steps, at the verbose lines and at the end, not every step: the same
+    sums in the same order, so the same perplexities; a non-finite cost still stops training naming its
+    step, up to READBACK_STEPS - 1 steps after it was computed.
     """
-    if lr is not None and capture_reason(cuda_graph, model.embedding.device) is None:
+    if capture_reason(cuda_graph, model.embedding.device) is None:
         return _run_captured_epoch(model, data, batch_size, num_steps, lr=lr, verbose=verbose, progress=progress,
                                    desc=desc, max_steps=max_steps, stream=stream, on_step=on_step)
     stream = stream if stream is not None else sys.stdout
@@ -229,24 +255,28 @@ def _print_progress(step: int, epoch_size: int, costs: float, iters: int, batch_
         file=stream, flush=True)
 
 
-def _run_captured_epoch(model: PTBModel, data, batch_size: int, num_steps: int, *, lr: float, verbose: bool,
-                        progress: bool, desc: str, max_steps: Optional[int], stream,
+def _run_captured_epoch(model: PTBModel, data, batch_size: int, num_steps: int, *, lr: Optional[float],
+                        verbose: bool, progress: bool, desc: str, max_steps: Optional[int], stream,
                         on_step: Optional[Callable[[], None]]) -> float:
-    """:func:`run_epoch`'s training pass with the step captured in a CUDA graph: the epoch's batches go to the
-    device once (their range checked on the host first), each step copies its batch into the step's
-    buffers on the device and replays the graph; the costs stay on the device in a :class:`DeviceLog` until
-    a read-back point."""
+    """:func:`run_epoch`'s pass (training when ``lr`` is given, else evaluation) with the step captured in a
+    CUDA graph: the epoch's batches go to the device once (their range checked on the host first), each step
+    copies its batch into the step's buffers on the device and replays the graph; the costs stay on the
+    device in a :class:`DeviceLog` until a read-back point."""
     stream = stream if stream is not None else sys.stdout
+    training = lr is not None
     was_training = model.training
-    model.train(True)
+    model.train(training)
     matrix = batch_matrix(data, batch_size, num_steps)
     check_word_ids(matrix, model.config.vocab_size, what=desc or "the epoch's data")
     epoch_size = (matrix.shape[1] - 1) // num_steps
     total = epoch_size if max_steps is None else min(epoch_size, max_steps)
     device = model.embedding.device
     words = torch.from_numpy(matrix[:, :total * num_steps + 1]).to(device)
-    step_fn = SyncFreeStep(model, batch_size, num_steps)
-    step_fn.set_lr(lr)
+    if training:
+        step_fn = SyncFreeStep(model, batch_size, num_steps)
+        step_fn.set_lr(lr)
+    else:
+        step_fn = SyncFreeEvalStep(model, batch_size, num_steps)
     run = step_runner(step_fn, "auto", device)
     log = DeviceLog(READBACK_STEPS, model.embedding.dtype, device)
     bar = Progress(total=total, desc=desc, unit="wps", enabled=progress)
@@ -257,15 +287,15 @@ def _run_captured_epoch(model: PTBModel, data, batch_size: int, num_steps: int, 
         for step in range(total):
             i = step * num_steps
             step_fn.load(words[:, i:i + num_steps], words[:, i + 1:i + num_steps + 1])
-            cost, _ = run()
-            log.append(cost)
+            out = run()
+            log.append(out[0] if training else out)
             if log.full or step + 1 == total or _verbose_line(verbose, epoch_size, step):
                 # The steps since the last read-back, in order: the eager loop's sum, checked as it grows.
                 first = step + 1 - len(log)
                 for k, value in enumerate(log.read(), start=first):
                     costs += value
                     iters += num_steps
-                    if not math.isfinite(costs):
+                    if training and not math.isfinite(costs):
                         raise _nonfinite(desc, value, k, lr)
                 bar.fields["perplexity"] = f"{perplexity(costs, iters):.2f}"
             bar.update(1, items=batch_size * num_steps)
