@@ -38,7 +38,12 @@ tensorflow/contrib/rnn/python/ops/rnn.py builds it (a loop over the layers of ``
 between): two BasicLSTMCell layers with lengths in TF 1.x's loops, two GRUCell layers time-major in while_v2
 from ``initial_states_fw`` / ``initial_states_bw`` placeholders, two LSTMCell layers (cell_clip) time-major with
 ``sequence_length`` a ``tf.constant``; ``bidirectional_dynamic_rnn`` from ``initial_state_fw`` / ``_bw``
-placeholders with lengths (while_v2); and ``dynamic_rnn`` with a constant ``sequence_length``. Each records the
+placeholders with lengths (while_v2); ``dynamic_rnn`` with a constant ``sequence_length``; and
+``bidirectional_dynamic_rnn`` of two MultiRNNCells (each direction's stack run whole, one concat at the end): two
+BasicLSTMCell layers a direction with lengths in TF 1.x's loops, two GRUCell layers forward and one backward
+time-major in while_v2 with a constant ``sequence_length`` and fed initial states, one BasicLSTMCell layer forward
+and two backward in while_v2 from fed initial states (these three draw from generators of their own:
+``--add CASE ...`` records them into an existing folder, leaving the other cases as recorded). Each records the
 token ids fed (and the lengths), what the graph returned (logits or probabilities) and the cells' outputs.
 """
 from __future__ import annotations
@@ -60,17 +65,26 @@ VOCAB, EMBED, HIDDEN = 11, 4, 5
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(GOLDEN / "convert" / "tf_meta"))
+    ap.add_argument("--add", nargs="+", metavar="CASE",
+                    help="record only these cases (ones that draw from a generator of their own) into the existing "
+                         "--out folder, adding their folders and their keys to its expected.npz; the other cases' "
+                         "files and arrays stay as recorded")
     args = ap.parse_args(argv)
     out = Path(args.out)
-    fresh_folder(out)
+    add = set(args.add) if args.add else None
+    if add is None:
+        fresh_folder(out)
     tf = import_tf()
     v1 = tf.compat.v1
     rnn_cell = v1.nn.rnn_cell
     rng = np.random.default_rng(SEED)
     arrays = {}
+    added = set()
 
     def record(name, make_cell, *, time_major=False, lengths=None, control_flow_v2=False, settings=None,
                plain_cell=None, static=False):
+        if add is not None:
+            return
         if control_flow_v2:
             v1.enable_control_flow_v2()
         else:
@@ -163,7 +177,7 @@ def main(argv=None) -> None:
 
     def record_whole(name, *, rnn, cell, projection, time_major=False, resource=True, between=None, softmax=False,
                      float_input=False, lengths=False, control_flow_v2=False, state_layers=0, constant_state=False,
-                     layers=1, gru_state=False):
+                     layers=1, gru_state=False, layers_bw=None, seed=None):
         """A ptb_word_lm.py-style language model: ids -> embedding -> cells -> [-1, size] -> projection.
         ``lengths``: dynamic_rnn's sequence_length fed by a placeholder ``lengths`` [batch];
         ``lengths="constant"``: sequence_length a ``tf.constant`` (named ``lengths``) of the graph;
@@ -175,10 +189,21 @@ def main(argv=None) -> None:
         ``initial_state`` and the unrolled loop's first ``state`` likewise; bidirectionally the cells layer by
         layer, forward then backward: ``initial_state_fw`` / ``_bw``, ``initial_states_fw[i]`` / ``_bw[i]``);
         ``constant_state``: one LSTMStateTuple of non-zero constants (``initial_c``, ``initial_h``) as the state
-        the cells start from."""
+        the cells start from; ``rnn="bidirectional_multi"``: bidirectional_dynamic_rnn(MultiRNNCell of ``layers``
+        cells, MultiRNNCell of ``layers_bw`` cells, ...), each direction's stack run whole and the two outputs
+        joined by ``tf.concat(outputs, 2)`` (its initial states: the forward stack's cells, then the backward
+        stack's); ``seed``: the case draws its weights and inputs from a generator of its own (a case recorded
+        with ``--add`` draws what a full run draws)."""
+        r = rng if seed is None else np.random.default_rng([SEED, seed])   # a case of its own: its own draws
+        if add is not None and name not in add:
+            return
+        if add is not None and seed is None:
+            raise SystemExit(f"{name} draws from the recording's one generator: --add records it otherwise than a "
+                             "full run; record the whole folder")
+        added.add(name)
         (v1.enable_control_flow_v2 if control_flow_v2 else v1.disable_control_flow_v2)()
         (v1.enable_resource_variables if resource else v1.disable_resource_variables)()
-        width = 2 * HIDDEN if rnn in ("bidirectional", "stack_bidirectional") else HIDDEN
+        width = 2 * HIDDEN if rnn in ("bidirectional", "stack_bidirectional", "bidirectional_multi") else HIDDEN
         graph = tf.Graph()
         with graph.as_default():
             shape = [T, B] if time_major else [B, T]
@@ -200,7 +225,7 @@ def main(argv=None) -> None:
                 state_flat = [t for pair in cell_states for t in pair]
             state_in = None if not cell_states else cell_states[0] if state_layers == 1 else cell_states  # one cell
             if constant_state:
-                start = rng.uniform(-0.8, 0.8, [2, B, HIDDEN]).astype(np.float32)
+                start = r.uniform(-0.8, 0.8, [2, B, HIDDEN]).astype(np.float32)
                 state_in = rnn_cell.LSTMStateTuple(tf.constant(start[0], name="initial_c"),
                                                    tf.constant(start[1], name="initial_h"))
             with v1.variable_scope("Model"):
@@ -233,6 +258,15 @@ def main(argv=None) -> None:
                         initial_state_bw=cell_states[1] if cell_states else None)
                     rnn_out = tf.concat([out_fw, out_bw], 2)
                     output = tf.reshape(rnn_out, [-1, width])
+                elif rnn == "bidirectional_multi":   # each direction a MultiRNNCell, concatenated at the end only
+                    fw_states, bw_states = cell_states[:layers], cell_states[layers:]
+                    (out_fw, out_bw), _ = v1.nn.bidirectional_dynamic_rnn(
+                        rnn_cell.MultiRNNCell([cell() for _ in range(layers)]),
+                        rnn_cell.MultiRNNCell([cell() for _ in range(layers_bw)]), inputs, sequence_length=seq_len,
+                        dtype=tf.float32, time_major=time_major, initial_state_fw=fw_states or None,
+                        initial_state_bw=bw_states or None)
+                    rnn_out = tf.concat([out_fw, out_bw], 2)
+                    output = tf.reshape(rnn_out, [-1, width])
                 elif rnn == "stack_bidirectional":
                     rnn_out = stack_bidirectional_dynamic_rnn(
                         [cell() for _ in range(layers)], [cell() for _ in range(layers)], inputs,
@@ -259,18 +293,18 @@ def main(argv=None) -> None:
             with tf_session(tf, graph) as sess:
                 sess.run(v1.global_variables_initializer())
                 for v in variables:
-                    v.load(rng.uniform(-0.8, 0.8, v.shape.as_list()).astype(np.float32), sess)
-                (out / name).mkdir(parents=True)
+                    v.load(r.uniform(-0.8, 0.8, v.shape.as_list()).astype(np.float32), sess)
+                (out / name).mkdir(parents=True, exist_ok=add is None)
                 prefix = str(out / name / "model.ckpt")
                 v1.train.Saver(var_list=variables).save(sess, prefix, write_meta_graph=False, write_state=False)
                 meta = v1.train.export_meta_graph(graph=graph, clear_devices=True, strip_default_attrs=True,
                                                   saver_def=v1.train.Saver(var_list=variables).as_saver_def())
                 meta.meta_info_def.ClearField("stripped_op_list")
                 Path(prefix + ".meta").write_bytes(meta.SerializeToString())
-                feed = (rng.uniform(-1.5, 1.5, shape).astype(np.float32) if float_input
-                        else rng.integers(0, VOCAB, shape).astype(np.int32))
+                feed = (r.uniform(-1.5, 1.5, shape).astype(np.float32) if float_input
+                        else r.integers(0, VOCAB, shape).astype(np.int32))
                 fed = {ids: feed, **({seq_len: np.array(WHOLE_LENGTHS, np.int32)} if lengths is True else {})}
-                states = [rng.uniform(-0.8, 0.8, [B, HIDDEN]).astype(np.float32) for _ in state_flat]
+                states = [r.uniform(-0.8, 0.8, [B, HIDDEN]).astype(np.float32) for _ in state_flat]
                 fed.update(zip(state_flat, states))
                 got, got_rnn = sess.run([result, rnn_out], fed)
         v1.enable_resource_variables()
@@ -292,6 +326,7 @@ def main(argv=None) -> None:
             "state": [t.op.name for t in state_flat],
             **({"constant_lengths": WHOLE_LENGTHS} if lengths == "constant" else {}),
             **({"layers": layers} if rnn == "stack_bidirectional" else {}),
+            **({"layers": [layers, layers_bw]} if rnn == "bidirectional_multi" else {}),
             **({"constant_state": True} if constant_state else {})}))
         print(name, {k: v.shape for k, v in arrays.items() if k.startswith(name + "/") and k != f"{name}/config"})
 
@@ -345,7 +380,27 @@ def main(argv=None) -> None:
                  lengths=True, control_flow_v2=True, cell=lambda: lstm(HIDDEN, forget_bias=1.0))
     record_whole("whole_constant_lengths", rnn="dynamic", projection="xw_plus_b", lengths="constant",
                  cell=lambda: lstm(HIDDEN, forget_bias=0.0))
-    write_expected(out, arrays)
+    # bidirectional_dynamic_rnn of two MultiRNNCells (a TF1 encoder): each direction's stack whole, one concat at the
+    # end; stacks of two depths, lengths fed, constant or none (the backward input tf.reverse), fed initial states
+    record_whole("whole_bidirectional_multi", rnn="bidirectional_multi", layers=2, layers_bw=2,
+                 projection="xw_plus_b", lengths=True, seed=1, cell=lambda: lstm(HIDDEN, forget_bias=1.0))
+    record_whole("whole_bidirectional_multi_gru", rnn="bidirectional_multi", layers=2, layers_bw=1,
+                 projection="dense", softmax=True, time_major=True, lengths="constant", control_flow_v2=True,
+                 state_layers=3, gru_state=True, seed=2, cell=lambda: rnn_cell.GRUCell(HIDDEN))
+    record_whole("whole_bidirectional_multi_state", rnn="bidirectional_multi", layers=1, layers_bw=2,
+                 projection="matmul_add", control_flow_v2=True, state_layers=3, seed=3,
+                 cell=lambda: lstm(HIDDEN, forget_bias=0.5))
+    if add is None:
+        write_expected(out, arrays)
+        return
+    if added != add:
+        raise SystemExit(f"no case named {', '.join(sorted(add - added))}")
+    with np.load(out / "expected.npz", allow_pickle=False) as z:
+        kept = {k: z[k] for k in z.files}
+    if any(k in kept for k in arrays):
+        raise SystemExit(f"{out / 'expected.npz'} already holds {sorted(k for k in arrays if k in kept)[:3]}")
+    np.savez_compressed(out / "expected.npz", **kept, **arrays)
+    print("added", ", ".join(sorted(added)), "to", out)
 
 
 if __name__ == "__main__":

@@ -81,7 +81,8 @@ def bidirectional_dynamic_rnn(run_fw: Cells, run_bw: Cells, x_tm: np.ndarray,
     """rnn.py ``bidirectional_dynamic_rnn(..., time_major=True)`` then ``concat(outputs, 2)``: the forward cells on
     the input, the backward cells on the input reversed by :func:`reverse_sequence`, their outputs reversed back;
     ``run_fw`` / ``run_bw`` run one direction's cells forward from its initial state (outputs zero past a
-    sequence's length)."""
+    sequence's length). A direction's cells may be a MultiRNNCell (rnn_cell_impl.py: its layers one after the
+    other within each step), so each stack runs whole and the two join only here, of any depths."""
     out_fw = run_fw(x_tm, lengths)
     out_bw = reverse_sequence(run_bw(reverse_sequence(x_tm, lengths), lengths), lengths)
     return np.concatenate([out_fw, out_bw], axis=2)

@@ -5,7 +5,8 @@ without sequence_length, TF 1.x's while loop and TF 2's while_v2, a relu activat
 graph around the cells (embedding lookup, projection, softmax) converts with them as one whole model: among them
 a TF 2 while_v2 loop, dynamic_rnn fed sequence_length by a placeholder (the model's second input),
 bidirectional_dynamic_rnn with its two outputs concatenated, contrib's stack_bidirectional_dynamic_rnn (each
-layer's joined outputs the next layer's input), sequence_length a constant of the graph, and dynamic_rnn /
+layer's joined outputs the next layer's input), bidirectional_dynamic_rnn of two MultiRNNCells (each direction's
+stack run whole, of two depths, then one concat), sequence_length a constant of the graph, and dynamic_rnn /
 static_rnn / the unrolled loop / bidirectional_dynamic_rnn starting from zero_state, from placeholders (more
 inputs) or from a constant (refused by name).
 
@@ -151,12 +152,23 @@ def test_the_reader_finds_what_tf_wrote():
 def test_the_recordings_cover_the_patterns():
     configs = {n: CASES[n][1] for n in CASES if n.startswith("whole_")}
     assert {c["rnn"] for c in configs.values()} == {"unrolled", "static", "dynamic", "bidirectional",
-                                                    "stack_bidirectional"}
+                                                    "stack_bidirectional", "bidirectional_multi"}
     assert any(c.get("control_flow_v2") for c in configs.values())
     assert {c["rnn"] for c in configs.values() if c.get("lengths")} == {"dynamic", "bidirectional",
-                                                                        "stack_bidirectional"}
-    # sequence_length a constant of the graph (dynamic_rnn, a stack), its reverse in both loop kinds
-    assert {c["rnn"] for c in configs.values() if c.get("constant_lengths")} == {"dynamic", "stack_bidirectional"}
+                                                                        "stack_bidirectional", "bidirectional_multi"}
+    # sequence_length a constant of the graph (dynamic_rnn, stacks), its reverse in both loop kinds
+    assert {c["rnn"] for c in configs.values() if c.get("constant_lengths")} == {"dynamic", "stack_bidirectional",
+                                                                                 "bidirectional_multi"}
+    # bidirectional_dynamic_rnn of two MultiRNNCells: both loop kinds, LSTM and GRU cells, stacks of one depth and of
+    # two, lengths fed, constant and none (tf.reverse), from zero states and from fed states
+    multi = {n: c for n, c in configs.items() if c["rnn"] == "bidirectional_multi"}
+    assert {c["control_flow_v2"] for c in multi.values()} == {True, False}
+    assert {c["layers"][0] == c["layers"][1] for c in multi.values()} == {True, False}
+    assert {(c["lengths"], bool(c.get("constant_lengths"))) for c in multi.values()} == {(True, False), (False, True),
+                                                                                       (False, False)}
+    assert {bool(c["state"]) for c in multi.values()} == {True, False}
+    assert {"gru_cell" in open(GOLDEN / n / "model.ckpt.meta", "rb").read().decode("latin-1") for n in multi} \
+        == {True, False}
     # contrib's stack: TF 1.x loops and while_v2, LSTM and GRU cells, batch- and time-major, from fed states
     stacks = [c for c in configs.values() if c["rnn"] == "stack_bidirectional"]
     assert {c["control_flow_v2"] for c in stacks} == {c["time_major"] for c in stacks} == {True, False}
@@ -169,7 +181,7 @@ def test_the_recordings_cover_the_patterns():
     assert {c["resource_variables"] for c in configs.values()} == {True, False}
     # the state static_rnn / an unrolled loop starts from: zero_state (LSTM, GRU), placeholders, a constant
     assert {c["rnn"] for c in configs.values() if c.get("state")} == {"dynamic", "static", "bidirectional",
-                                                                      "stack_bidirectional"}
+                                                                      "stack_bidirectional", "bidirectional_multi"}
     assert "whole_static_state_not_tuple" in configs        # an LSTM's c and h in one tensor: rnn_cell_impl.py split
     assert any(c["rnn"] == "unrolled" and "GRU" in open(GOLDEN / n / "model.ckpt.meta", "rb").read().decode("latin-1")
                for n, c in configs.items())
@@ -186,8 +198,12 @@ def check_whole(folder, name, arrays, config, tmp_path):
 
     c = convert(Path(folder) / config["checkpoint"], tmp_path / "out")
     assert c.graph is not None and c.whole_refused is None
-    assert all(k.ok for k in c.checks) and len(c.checks) == 2      # the cells, and the model's output
-    (spec,) = c.specs
+    multi = config["rnn"] == "bidirectional_multi"     # two stacks: the forward and the backward MultiRNNCell
+    assert all(k.ok for k in c.checks) and len(c.checks) == len(c.specs) + 1    # the cells, and the model's output
+    specs = sorted(c.specs, key=lambda s: s.direction) if multi else c.specs
+    assert [s.direction for s in specs] == (["forward", "reverse"] if multi else [specs[0].direction])
+    assert [s.num_layers for s in specs] == (config["layers"] if multi else [specs[0].num_layers])
+    spec = specs[0]
     model = load(tmp_path / "out")
     floats = config.get("float_input", False)
     ids = torch.from_numpy(arrays["ids"] if floats else arrays["ids"].astype(np.int64))
@@ -200,10 +216,16 @@ def check_whole(folder, name, arrays, config, tmp_path):
         got = model(ids, *([] if lengths is None else [lengths]), *(state or []))
         # the recurrent part as today: the cells' module, reachable by the conversion's name, on the embedded ids
         embedded = ids if floats else model.get_submodule("Model/embedding")(ids)
-        cells = model.get_submodule(spec.name)(embedded, lengths, state)
+        # each stack's initial state: the forward stack's cells first (c, h a cell for an LSTM)
+        n_fw = spec.num_layers * (2 if spec.cell == "lstm" else 1) if state and multi else None
+        cells = torch.cat([model.get_submodule(s.name)(embedded, lengths, part or None) for s, part in
+                           zip(specs, [state[:n_fw], state[n_fw:]] if state else [None, None])], dim=-1)
     assert_close(got, arrays["out"], dtype=torch.float32, msg=f"{name} model output")
     assert_close(cells, arrays["rnn"], dtype=torch.float32, msg=f"{name} cells' outputs")
-    assert model[spec.name] is model.get_submodule(spec.name).rnn
+    assert all(model[s.name] is model.get_submodule(s.name).rnn for s in specs)
+    if multi:     # joined once, after both stacks
+        assert [n.kind for n in c.graph.nodes if n.kind in ("Recurrent", "Concat")] == ["Recurrent"] * 2 + ["Concat"]
+        assert model[specs[1].name].direction == "reverse"
     # the layers around the cells are plain torch modules under their TF names
     if not floats:
         assert type(model.get_submodule("Model/embedding")) is torch.nn.Embedding
@@ -225,7 +247,10 @@ def check_whole(folder, name, arrays, config, tmp_path):
     assert ("a TF 2 while_v2 loop" in text) is bool(config.get("control_flow_v2"))
     assert ("initial_state: the placeholders " + ", ".join(config["state"]) in text) if config.get("state") else \
         "initial_state:" not in text
-    assert ("bidirectional_dynamic_rnn" in text) is (config["rnn"] in ("bidirectional", "stack_bidirectional"))
+    assert ("bidirectional_dynamic_rnn" in text) is (config["rnn"] in ("bidirectional", "stack_bidirectional",
+                                                                      "bidirectional_multi"))
+    assert (f"bidirectional_dynamic_rnn of two MultiRNNCells (the forward stack, {config['layers'][0]} layer(s)"
+            in text) if multi else "two MultiRNNCells" not in text
     assert (f"stack_bidirectional_dynamic_rnn: {config.get('layers')} layers of bidirectional_dynamic_rnn" in text) \
         is (config["rnn"] == "stack_bidirectional")
     items = {i.name: i for i in c.items}
@@ -347,7 +372,9 @@ def test_cells_only_graphs_have_nothing_to_say_about_a_whole_model(tmp_path):
                                   "whole_initial_state_v2", "whole_static_initial_state", "whole_unrolled_gru",
                                   "whole_static_state_not_tuple", "whole_stack_bidirectional",
                                   "whole_stack_bidirectional_gru", "whole_stack_constant_lengths",
-                                  "whole_bidirectional_initial_state", "whole_constant_lengths"])
+                                  "whole_bidirectional_initial_state", "whole_constant_lengths",
+                                  "whole_bidirectional_multi", "whole_bidirectional_multi_gru",
+                                  "whole_bidirectional_multi_state"])
 def test_the_whole_model_written_as_python_predicts_the_same(tmp_path, name):
     import importlib.util
 
@@ -368,7 +395,7 @@ def test_the_whole_model_written_as_python_predicts_the_same(tmp_path, name):
         got = model(*inputs)
     assert_close(got, arrays["out"], dtype=torch.float32, msg=f"emitted {name}")
     text = path.read_text()
-    width = 10 if config["rnn"] in ("bidirectional", "stack_bidirectional") else 5
+    width = 10 if config["rnn"] in ("bidirectional", "stack_bidirectional", "bidirectional_multi") else 5
     assert "nn.Embedding(11, 4)" in text and f"nn.Linear({width}, 11)" in text
     if config.get("constant_lengths"):     # the graph's lengths written into the model
         assert f"torch.tensor({config['constant_lengths']}" in text
@@ -382,7 +409,7 @@ def test_the_whole_model_written_as_python_predicts_the_same(tmp_path, name):
 
 
 @pytest.mark.parametrize("name", ["whole_sequence_length", "whole_bidirectional", "whole_lengths_time_major",
-                                  "whole_stack_bidirectional"])
+                                  "whole_stack_bidirectional", "whole_bidirectional_multi"])
 def test_lengths_follow_dynamic_rnn_at_zero_and_past_the_steps(tmp_path, name):
     """rnn.py's loop runs min(steps, max(sequence_length)) steps and a step at or past a sequence's length outputs
     zeros: a length past the steps is the steps, and a sequence of length 0 gives the projection of zeros (its
@@ -490,6 +517,29 @@ def _with_graph(monkeypatch, name, change):
      "not joined by one tf.concat([forward, backward], 2)"),
     ("whole_bidirectional", lambda n: n["Model/concat"].inputs.reverse(),
      "not joined by one tf.concat([forward, backward], 2)"),
+    # bidirectional_dynamic_rnn of two MultiRNNCells: the backward stack on other lengths or an input not reversed,
+    # the stacks' outputs joined otherwise, a state fed to one direction only, MultiRNNCell(state_is_tuple=False)
+    ("whole_bidirectional_multi", lambda n: n["Model/bidirectional_rnn/bw/bw/sequence_length"].inputs.__setitem__(
+        0, "Model/bidirectional_rnn/bw/bw/Const"),
+     "the two loops of bidirectional_dynamic_rnn differ in their layout or sequence_length"),
+    ("whole_bidirectional_multi", lambda n: n["Model/bidirectional_rnn/bw/bw/transpose"].inputs.__setitem__(
+        0, "Model/embedding_lookup/Identity"), "the backward cells' input is ResourceGather (Model/embedding_lookup), not a "
+     "reverse in time"),
+    ("whole_bidirectional_multi", lambda n: n["Model/concat"].inputs.reverse(),
+     "not joined by one tf.concat([forward, backward], 2)"),
+    ("whole_bidirectional_multi_gru", lambda n: n["Model/bidirectional_rnn/bw/bw/while"].inputs.__setitem__(
+        4, "Model/bidirectional_rnn/bw/bw/zeros"), "bidirectional_dynamic_rnn's initial state is fed by placeholders "
+     "(state_h0, state_h1) for one direction only"),
+    ("whole_bidirectional_multi_state", lambda n: n["Model/bidirectional_rnn/fw/fw/while"].inputs.__setitem__(
+        5, "state_c2"), "bidirectional_dynamic_rnn's initial state reads one placeholder twice "
+     "(state_c0, state_c2, state_c1, state_h1, state_c2, state_h2)"),
+    # rnn_cell_impl.py MultiRNNCell(state_is_tuple=False) slices each layer's state out of one tensor by an op TF
+    # 2.21 names "<rnn>/while/rnn/multi_rnn_cell/cell_0/Slice" (while_v2: "<body>/rnn/multi_rnn_cell/cell_0/Slice")
+    ("whole_ptb_dynamic", lambda n: (n["Model/Reshape"].__setattr__("name", "Model/rnn/while/rnn/multi_rnn_cell/"
+                                                                            "cell_0/Slice"),
+                                     n["Model/Reshape"].__setattr__("op", "Slice")),
+     "the cells read their state through Slice (Model/rnn/while/rnn/multi_rnn_cell/cell_0/Slice): a MultiRNNCell "
+     "with state_is_tuple=False"),
     # the first step's state partly zero_state, partly a placeholder
     ("whole_ptb_word_lm", lambda n: n["Model/MultiRNNCellZeroState/BasicLSTMCellZeroState_1/zeros_1"].__setattr__(
         "op", "Placeholder"), "the unrolled loop's initial state is fed by placeholders in part "
@@ -552,7 +602,7 @@ def test_hostile_graph_changes_give_a_model_a_refusal_or_one_input_error(monkeyp
     for name in ("whole_ptb_word_lm", "whole_ptb_static", "whole_gru_time_major", "whole_dense_softmax",
                  "whole_while_v2", "whole_sequence_length", "whole_bidirectional", "whole_initial_state_v2",
                  "whole_static_initial_state", "whole_unrolled_gru", "whole_stack_bidirectional",
-                 "whole_stack_bidirectional_gru", "whole_constant_lengths"):
+                 "whole_stack_bidirectional_gru", "whole_constant_lengths", "whole_bidirectional_multi_gru"):
         nodes = real(GOLDEN / CASES[name][1]["checkpoint"].replace("model.ckpt", "model.ckpt.meta"))
         around = [n.name for n in nodes if n.name.startswith("Model/") and "cell" not in n.name
                   and "Initializer" not in n.name]

@@ -3,7 +3,8 @@
 legacy/record_convert_tf_meta.py runs in its own process, building, running and saving every case afresh
 (the cells with their run-time settings, and the language models whose graph around the cells converts
 whole, or is refused by name with the cells converted alone: among them contrib's
-stack_bidirectional_dynamic_rnn, built op for op as contrib's source builds it, and a constant sequence_length);
+stack_bidirectional_dynamic_rnn, built op for op as contrib's source builds it, bidirectional_dynamic_rnn of two
+MultiRNNCells, and a constant sequence_length);
 each is then converted and compared as
 tests/test_convert_tf_meta.py compares the recordings in tests/golden.
 """
@@ -44,7 +45,9 @@ def test_live_language_models_convert_whole(recorded, tmp_path):
     assert len(names) >= 4 and {"whole_while_v2", "whole_sequence_length", "whole_bidirectional",
                                 "whole_static_initial_state", "whole_unrolled_gru", "whole_stack_bidirectional",
                                 "whole_stack_bidirectional_gru", "whole_stack_constant_lengths",
-                                "whole_bidirectional_initial_state", "whole_constant_lengths"} <= set(names)
+                                "whole_bidirectional_initial_state", "whole_constant_lengths",
+                                "whole_bidirectional_multi", "whole_bidirectional_multi_gru",
+                                "whole_bidirectional_multi_state"} <= set(names)
     for name in names:
         (tmp_path / name).mkdir()
         check_whole(recorded, name, *found[name], tmp_path / name)

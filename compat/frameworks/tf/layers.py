@@ -6,6 +6,7 @@
 | --- | --- | --- |
 | ``Embedding`` | ``embedding_ops.embedding_lookup(params, ids)``: ``GatherV2`` / ``ResourceGather`` rows of the table | ``torch.nn.Embedding`` |
 | ``Recurrent`` | the cells under ``static_rnn`` / ``dynamic_rnn`` / ``bidirectional_dynamic_rnn`` (rnn.py, the two directions' outputs joined by ``concat(outputs, 2)``) / contrib's ``stack_bidirectional_dynamic_rnn`` (a layer's joined outputs the next layer's input), from zero states or a fed ``initial_state``, with ``sequence_length`` when the graph feeds it or holds it as a constant | the converted recurrent module (``lengths=`` the lengths input, or the constant ones), its output sequence in the layout the graph hands on |
+| ``Concat`` | ``array_ops.concat([fw, bw], 2)`` of the two stacks of ``bidirectional_dynamic_rnn(MultiRNNCell(...), MultiRNNCell(...))`` (each direction a ``Recurrent`` node: the forward stack, and the backward one a reverse-direction module reading each sequence's valid steps reversed) | ``torch.cat(xs, dim=-1)`` |
 | ``Rows`` | ``array_ops.reshape(x, [-1, size])`` of a ``[B, T, size]`` (``[T, B, size]``) sequence | ``x.reshape(-1, size)`` |
 | ``Dense`` | ``nn_ops.xw_plus_b``, ``math_ops.matmul(x, w) + b``, ``tf.layers.dense`` (``MatMul`` + ``BiasAdd`` / ``Add``) | ``torch.nn.Linear`` (weight = w transposed) |
 | ``Softmax`` | ``nn_ops.softmax`` on the last axis | ``torch.nn.Softmax(dim=-1)`` |
@@ -40,7 +41,8 @@ class TFRecurrent(nn.Module):
     (dynamic_rnn's ``sequence_length``; ``constant_lengths`` when the graph holds them as a constant) each
     sequence's outputs are zeros past its length, as the module's ``lengths=`` gives them (a bidirectional
     module's backward direction reads each sequence's valid steps reversed, as bidirectional_dynamic_rnn's
-    ``reverse_sequence`` does, in every layer of a stack).
+    ``reverse_sequence`` does, in every layer of a stack; so does a reverse-direction module, the backward
+    MultiRNNCell of a ``bidirectional_dynamic_rnn`` run whole).
 
     ``batch_major_in``: the input is ``[B, T, in]`` (else ``[T, B, in]``); ``batch_major_out``: the sequence is
     handed on as ``[B, T, out]`` (else ``[T, B, out]``); the converted module's own ``batch_first`` says what it
@@ -89,6 +91,13 @@ def _with_lengths(rnn: nn.Module, x: Tensor, lengths: Tensor, batch_first: bool,
     y = run_with_lengths(rnn, x, hx, lengths.clamp(min=1) if isinstance(rnn, nn.RNNBase) else lengths)[0]
     valid = torch.arange(steps, device=x.device)[None, :] < lengths[:, None]      # [B, T]
     return torch.where((valid if batch_first else valid.T)[..., None], y, torch.zeros((), dtype=y.dtype))
+
+
+class Concat(nn.Module):
+    """``tf.concat(values, axis)`` on the last axis of the sequences (``axis`` 2 of ``[B, T, .]`` / ``[T, B, .]``)."""
+
+    def forward(self, xs: List[Tensor]) -> Tensor:
+        return torch.cat(list(xs), dim=-1)
 
 
 class Rows(nn.Module):
@@ -190,6 +199,21 @@ class RecurrentKind:
         if first != config["batch_major_out"]:
             lines.append(f"{out} = {out}.transpose(0, 1)  # the layout the graph hands on")
         return _emitted(e.recurrent_init, lines, e.recurrent_weights, e.recurrent_imports)
+
+
+@kind("Concat", inputs=("list",))
+class ConcatKind:
+    @staticmethod
+    def check(config, error):
+        _keys(config, error, ())
+
+    @staticmethod
+    def build(config, recurrent=None):
+        return Concat()
+
+    @staticmethod
+    def emit(config, e):
+        return _emitted(None, [f"{e.outs[0]} = torch.cat({e.args[0]}, dim=-1)  # tf.concat(outputs, 2)"])
 
 
 @kind("Rows")

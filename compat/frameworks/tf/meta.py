@@ -109,7 +109,12 @@ class GraphIndex:
                                          for d in doubled):
                     out.append(n)
                     break
-                if outer is not None and any(outer == "/".join(parts[:j]) and (m := patterns[j - 1].match(inner))
+                # a cell inside a loop whose name scope the cell's own scope repeats below it: dynamic_rnn's
+                # MultiRNNCell ("<rnn>/while/rnn/multi_rnn_cell/..."; while_v2: "<rnn flat>_while_body_<n>/rnn/
+                # multi_rnn_cell/..."), the MultiRNNCell of a bidirectional_dynamic_rnn direction
+                # ("bidirectional_rnn/fw/fw/while/fw/multi_rnn_cell/...")
+                if outer is not None and any(self._loop_of(outer, loop, parts[:j])
+                                             and (m := patterns[j - 1].match(inner))
                                              and not self._is_variable(inner[m.end():]) for j in range(1, len(parts))):
                     out.append(n)
                     loops.add(loop)
@@ -139,6 +144,15 @@ class GraphIndex:
                     continue
                 break
         return out, sorted(loops)
+
+    @staticmethod
+    def _loop_of(outer: str, loop: str, head: List[str]) -> bool:
+        """Whether a loop's outer scope is ``head`` or ``head`` with its last component repeated (a while_v2 body's
+        with '/' written '_')."""
+        for scope in ("/".join(head), "/".join(head + head[-1:])):
+            if outer == (scope.replace("/", "_") if loop.startswith("fn:") else scope):
+                return True
+        return False
 
     @staticmethod
     def _is_variable(rest: str) -> bool:

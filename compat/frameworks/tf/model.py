@@ -18,7 +18,10 @@ build them (TF 1.x python/ops/embedding_ops.py, rnn.py, nn_ops.py, layers/core.p
   contrib's ``stack_bidirectional_dynamic_rnn`` (TF 1.x contrib/rnn/python/ops/rnn.py: one such
   ``bidirectional_dynamic_rnn`` a layer under ``stack_bidirectional_rnn/cell_<k>/bidirectional_rnn/{fw,bw}``,
   every layer given the same ``sequence_length``, layer k + 1 reading layer k's ``tf.concat(outputs, 2)``;
-  :func:`_bidirectional_stack`), or by
+  :func:`_bidirectional_stack`), by ``bidirectional_dynamic_rnn(MultiRNNCell(...), MultiRNNCell(...))`` (two stacks,
+  ``<rnn>/fw`` and ``<rnn>/bw``, each run whole in its loop, joined once by ``tf.concat(outputs, 2)``: a forward
+  and a reverse-direction ``Recurrent`` node and a ``Concat``; the stacks may differ in depth and size;
+  :func:`_bidirectional_stacks`), or by
   ``static_rnn`` over ``tf.unstack(inputs, axis=1)`` (``Unpack``), or ptb_word_lm.py's own unrolled loop
   ``cell(inputs[:, time_step, :], state)`` (a ``StridedSlice`` per step), its step outputs joined by
   ``tf.concat(outputs, 1)`` (``ConcatV2``) or ``tf.stack`` (``Pack``); each from ``zero_state`` or an initial state
@@ -33,12 +36,14 @@ build them (TF 1.x python/ops/embedding_ops.py, rnn.py, nn_ops.py, layers/core.p
 Anything else on the path from the input to the cells or from the cells to the projection (an op this reader
 does not know, lengths from anything but a placeholder or a constant vector, a starting state neither zeros nor
 placeholders, or placeholders for some directions only, a layer of a bidirectional stack reading anything but the
-concat of the layer below, a placeholder reaching the cells besides the model's inputs, two stacks) is named in
+concat of the layer below, a placeholder reaching the cells besides the model's inputs, two stacks other than the
+two directions of one bidirectional_dynamic_rnn, a MultiRNNCell with ``state_is_tuple=False``) is named in
 ``whole_refused``, and the cells convert alone. A graph with no embedding lookup and no projection on a variable is a model of cells only:
 nothing to say.
 """
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -149,21 +154,50 @@ def read_model(meta, specs, scopes: Dict[str, List[List[str]]], tensor, shapes: 
     around = ", ".join([f"an embedding lookup {n.name}" for n in embeddings[:2]]
                        + [f"a projection {n.name}" for n in projections[:2]])
     try:
-        if len(specs) != 1 or specs[0].direction not in ("forward", "bidirectional") or specs[0].name not in scopes:
+        pair = _stack_pair(specs, scopes)
+        if pair is None and (len(specs) != 1 or specs[0].direction not in ("forward", "bidirectional")
+                             or specs[0].name not in scopes):
             raise NotUnderstood(f"the whole model is read for one stack of cells (forward, or the two directions of "
-                                f"one bidirectional_dynamic_rnn or of each layer of stack_bidirectional_dynamic_rnn); "
-                                f"the checkpoint holds "
-                                f"{len(specs)} recurrent layer(s) ({', '.join(f'{s.name} {s.direction}' for s in specs[:4])})")
-        graph, used = _read(g, meta, specs[0], scopes[specs[0].name], tensor, projections)
+                                f"one bidirectional_dynamic_rnn or of each layer of stack_bidirectional_dynamic_rnn) "
+                                f"or for the two MultiRNNCell stacks of one bidirectional_dynamic_rnn; the checkpoint "
+                                f"holds {len(specs)} recurrent layer(s) "
+                                f"({', '.join(f'{s.name} {s.direction}' for s in specs[:4])})"
+                                + ("; a stack whose layers differ in size converts as parts, which this reader does "
+                                   "not join" if any("differ in size" in n for s in specs for n in s.notes) else ""))
+        if pair is not None:
+            fw, bw = pair
+            graph, used = _read(g, meta, fw, scopes[fw.name], tensor, projections, backward=(bw, scopes[bw.name]))
+        else:
+            graph, used = _read(g, meta, specs[0], scopes[specs[0].name], tensor, projections)
     except NotUnderstood as e:
         return None, f"{meta.path}: the graph shows {around}, but {e}", {}
     return graph, None, used
 
 
-def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projections) -> Tuple[GraphSpec, Dict[str, str]]:
+def _stack_pair(specs, scopes) -> Optional[Tuple[object, object]]:
+    """(forward, backward) where the checkpoint holds the two stacks of one ``bidirectional_dynamic_rnn(
+    MultiRNNCell(...), MultiRNNCell(...))`` (compat.frameworks.tf.discover: ``<base>/fw`` forward and ``<base>/bw``
+    reverse, each converted whole), else None."""
+    if len(specs) != 2 or any(s.name not in scopes for s in specs):
+        return None
+    by = {s.direction: s for s in specs}
+    fw, bw = by.get("forward"), by.get("reverse")
+    if fw is None or bw is None or fw.name.rsplit("/", 1)[0] != bw.name.rsplit("/", 1)[0] \
+            or (fw.name.rsplit("/", 1)[-1].lower(), bw.name.rsplit("/", 1)[-1].lower()) != ("fw", "bw"):
+        return None
+    return fw, bw
+
+
+def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projections,
+          backward: Optional[Tuple[object, List[List[str]]]] = None) -> Tuple[GraphSpec, Dict[str, str]]:
+    """The whole model around ``spec``'s cells; ``backward``: (the backward stack, its cell scopes) when ``spec`` is
+    the forward stack of a bidirectional_dynamic_rnn of two MultiRNNCells."""
     bidirectional = spec.direction == "bidirectional"
+    bw_spec = backward[0] if backward is not None else None
+    state_bw: List[GraphNode] = []
     if bidirectional and any(len(layer) != 2 for layer in layer_scopes):
         raise NotUnderstood(f"the bidirectional cells {spec.name} are not a forward and a backward cell a layer")
+    _not_tuple_state(g)
     first, last = layer_scopes[0][0], layer_scopes[-1][0]
     first_nodes, loops = meta.index.cell_nodes(first)
     last_names = {n.name for n in meta.index.cell_nodes(last)[0]}
@@ -175,7 +209,17 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
     # where an initial state enters: every layer's cells, the loops
     cell_ops = {n.name for layer in layer_scopes for n in meta.index.cell_nodes(layer[0])[0]}
     # -- the cells' input and output -------------------------------------------------------------------------
-    if loops and bidirectional:
+    if loops and backward is not None:
+        rnn_in, outputs, batch_major_in, lengths, state, state_bw, loop_ops, how = _bidirectional_stacks(
+            g, meta, (spec, layer_scopes), backward)
+        cell_ops |= loop_ops
+        notes.append(f"cells: {spec.name} and {bw_spec.name} run by {how}, {'batch' if batch_major_in else 'time'}"
+                     f"-major, from {'the initial state' if state else 'zero states'}")
+        static_steps = None
+    elif backward is not None:
+        raise NotUnderstood(f"the two stacks {spec.name} and {bw_spec.name} run outside a loop "
+                            "(static_bidirectional_rnn), which this reader does not read")
+    elif loops and bidirectional:
         rnn_in, outputs, batch_major_in, lengths, state, loop_ops, how = _bidirectional_stack(g, meta, spec,
                                                                                             layer_scopes)
         cell_ops |= loop_ops
@@ -310,24 +354,28 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
                      f"{[i.name for i in inputs].index(lengths.name) + 1} of 2: each sequence's outputs are zeros "
                      "from its length on, its state kept (rnn.py dynamic_rnn)")
     if state:
-        for p in state:
+        for p in state + state_bw:
             inputs.append(ModelInput(p.name, [d if d >= 0 else None for d in p.attrs["shape"]],
                                      FLOAT_DTYPES[p.attrs.get("dtype", 1)]))
         order = {n.name: k for k, n in enumerate(g.nodes)}
         inputs.sort(key=lambda i: order[i.name])
-        notes.append(f"initial_state: the placeholders {', '.join(p.name for p in state)} "
+        notes.append(f"initial_state: the placeholders {', '.join(p.name for p in state + state_bw)} "
                      f"(the state the cells' first step reads, "
-                     f"{'LSTMStateTuple(c, h)' if spec.cell == 'lstm' else 'h'} a cell), inputs of "
-                     f"the model in the order of the graph's placeholders: {', '.join(i.name for i in inputs)}")
+                     f"{'LSTMStateTuple(c, h)' if spec.cell == 'lstm' else 'h'} a cell"
+                     + (", the forward stack's cells then the backward stack's" if backward is not None else "")
+                     + f"), inputs of the model in the order of the graph's placeholders: "
+                     f"{', '.join(i.name for i in inputs)}")
     fed = _other_placeholder(g, {i.name for i in inputs}, cell_ops)
     if fed is not None:
         raise NotUnderstood(f"the cells read the placeholder {fed.name} (an initial state fed by a feed_dict, or an "
                             "input the whole model does not take); the whole model runs from zero states")
     # -- the output side ----------------------------------------------------------------------------------
     found, problems = None, []
+    width = (spec.proj_size or spec.hidden_size) * (2 if bidirectional else 1) \
+        + (0 if bw_spec is None else bw_spec.proj_size or bw_spec.hidden_size)
     for mm in projections:
         try:
-            found = _projection(g, mm, outputs, spec, static_steps is not None)
+            found = _projection(g, mm, outputs, width, static_steps is not None)
             break
         except NotUnderstood as e:
             problems.append(str(e))
@@ -337,12 +385,17 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
     if found is not None:
         rows_op, rows_from_seq = found["rows"], found["rows_from_seq"]
         rec_out = outputs[found["seq"]]
-    nodes.append(Node(spec.name, "Recurrent", {"batch_major_in": batch_major_in, "batch_major_out": rec_out,
-                                               **({"state": "c,h" if spec.cell == "lstm" else "h"} if state else {}),
-                                               **({"lengths": constant_lengths} if constant_lengths else {})},
-                      args=[x_ref] + ([[lengths.name, 0]] if lengths is not None else []),
-                      kwargs={"state": [[p.name, 0] for p in state]} if state else {}, recurrent=spec.name))
+    for s, fed in ((spec, state),) + (((bw_spec, state_bw),) if bw_spec is not None else ()):
+        nodes.append(Node(s.name, "Recurrent", {"batch_major_in": batch_major_in, "batch_major_out": rec_out,
+                                                **({"state": "c,h" if s.cell == "lstm" else "h"} if fed else {}),
+                                                **({"lengths": constant_lengths} if constant_lengths else {})},
+                          args=[x_ref] + ([[lengths.name, 0]] if lengths is not None else []),
+                          kwargs={"state": [[p.name, 0] for p in fed]} if fed else {}, recurrent=s.name))
     last_ref = [spec.name, 0]
+    if bw_spec is not None:     # the two stacks' outputs joined: tf.concat([fw, bw], 2)
+        join = next(iter(outputs))
+        nodes.append(Node(join, "Concat", {}, args=[[[spec.name, 0], [bw_spec.name, 0]]]))
+        last_ref = [join, 0]
     if found is None:
         if static_steps is not None:
             raise NotUnderstood("static_rnn's step outputs reach no projection this reader knows")
@@ -352,7 +405,6 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
                                 "which this reader does not understand")
         notes.append("no projection after the cells: the model returns the cells' output sequence")
     else:
-        width = (spec.proj_size or spec.hidden_size) * (2 if bidirectional else 1)
         rows_name = rows_op
         nodes.append(Node(rows_name, "Rows", {"size": width}, args=[last_ref]))
         w_name, b_name = found["w"], found["b"]
@@ -396,6 +448,9 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
             raise NotUnderstood(f"the op name {n.name!r} cannot name a module (empty, holds '.', or repeats)")
         seen.add(n.name)
     dtype = str(spec.dtype)
+    if bw_spec is not None and str(bw_spec.dtype) != dtype:
+        raise NotUnderstood(f"the forward stack {spec.name} is {spec.dtype}, the backward stack {bw_spec.name} "
+                            f"{bw_spec.dtype}")
     for n in nodes:
         for k, v in n.weights.items():
             if str(v.dtype) != dtype:
@@ -403,7 +458,7 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
     graph = GraphSpec("tf", inputs, [tuple(last_ref)], nodes, notes, dtype=dtype)
     graph.source = {"spec": spec, "embedding": table, "batch_major_in": batch_major_in, "static": static_steps,
                     "lengths": None if lengths is None else lengths.name, "constant_lengths": constant_lengths,
-                    "state": [p.name for p in state],
+                    "state": [p.name for p in state + state_bw], "backward": bw_spec,
                     "rec_out": rec_out, "projection": None if found is None else (w, b),
                     "after": [n.kind for n in nodes if n.kind in ("Softmax", "Unflatten")]}
     return graph, used
@@ -612,6 +667,72 @@ def _bidirectional_stack(g: _Graph, meta, spec, layer_scopes: List[List[str]]):
     return first_in, joined, batch_major, lengths, state, loop_ops, how
 
 
+def _bidirectional_stacks(g: _Graph, meta, forward, backward):
+    """``bidirectional_dynamic_rnn(MultiRNNCell(cells_fw), MultiRNNCell(cells_bw), ...)`` (python/ops/rnn.py; the
+    cells are any RNNCell, a MultiRNNCell runs its layers one after the other within each step,
+    rnn_cell_impl.py ``MultiRNNCell.call``): one loop a direction, each running its whole stack, the backward
+    loop on the input reversed by ``ReverseSequence`` (``ReverseV2`` without lengths), its output reversed back,
+    the two stacks' last layers joined once by ``tf.concat(outputs, 2)``, unlike contrib's
+    stack_bidirectional_dynamic_rnn which joins them between layers. The two stacks may differ in depth and
+    size. ``forward`` / ``backward``: (the stack's spec, its cell scopes). (the input, {the concat: batch-major?},
+    batch-major?, the lengths (placeholder or constant) or None, the forward stack's initial-state placeholders,
+    the backward stack's (``initial_state_fw`` / ``initial_state_bw``: both [] from zero_state), the loops' and
+    cells' ops, how)."""
+    loop_ops: set = set()
+    ends, fed, names, v2 = [], [], [], False
+    for d, (spec, layer_scopes) in zip(("forward", "backward"), (forward, backward)):
+        loops: set = set()
+        for layer in layer_scopes:
+            nodes, found = meta.index.cell_nodes(layer[0])
+            if not nodes:
+                raise NotUnderstood(f"the graph holds no op of the cells {layer[0]!r}")
+            loops |= set(found)
+            loop_ops |= {n.name for n in nodes}
+        if len(loops) != 1:
+            raise NotUnderstood(f"the {d} stack {spec.name} runs in {len(loops)} loops"
+                                + (f" ({', '.join(sorted(loops)[:3])})" if loops else "")
+                                + ": bidirectional_dynamic_rnn runs each direction's MultiRNNCell whole in one")
+        first = loops.pop()
+        loop = _loop_scope(g, first)
+        v2 = v2 or first.startswith("fn:")
+        ends.append(_loop_ends(g, loop))
+        fed.append(_initial_state(g, loop, first.startswith("fn:"), spec))
+        loop_ops.add(f"{loop}/while")
+        names.append(loop)
+    if names[0] == names[1]:
+        raise NotUnderstood(f"the forward stack {forward[0].name} and the backward stack {backward[0].name} run in "
+                            f"one loop ({names[0]})")
+    rnn_in, joined = _bidirectional(g, ends[0], ends[1])
+    if any(fed) and not all(fed):
+        some = ", ".join(p.name for s in fed for p in s)
+        raise NotUnderstood(f"bidirectional_dynamic_rnn's initial state is fed by placeholders ({some}) for one "
+                            "direction only; the other starts from zero_state")
+    if len({p.name for s in fed for p in s}) != sum(map(len, fed)):
+        raise NotUnderstood(f"bidirectional_dynamic_rnn's initial state reads one placeholder twice "
+                            f"({', '.join(p.name for s in fed for p in s)})")
+    how = (f"bidirectional_dynamic_rnn of two MultiRNNCells (the forward stack, {len(forward[1])} layer(s), in the "
+           f"loop {names[0]}; the backward stack, {len(backward[1])} layer(s), in the loop {names[1]} on the reversed "
+           f"sequence, reversed back), each stack run whole, their outputs joined by {next(iter(joined))} (tf.concat "
+           "on the last axis)" + (", each a TF 2 while_v2 loop" if v2 else ""))
+    return rnn_in, joined, ends[0][2], ends[0][3], fed[0], fed[1], loop_ops, how
+
+
+_STACK_SLICE = re.compile(r"(?:multi_rnn_cell|MultiRNNCell)/(?:cell_|Cell)\d+/Slice(?:_\d+)?$")
+
+
+def _not_tuple_state(g: _Graph) -> None:
+    """``MultiRNNCell(cells, state_is_tuple=False)`` (rnn_cell_impl.py ``MultiRNNCell.call``): the stack's state is
+    one tensor, its layers' states concatenated, which each layer reads by ``array_ops.slice(state, [0, start],
+    [-1, size])`` under ``cell_<k>`` (a ``Slice`` op beside the cell's own scope). Refused by name: where the
+    layers' states start, which state a fed tensor holds, is not read here."""
+    for n in g.nodes:
+        if n.op == "Slice" and _STACK_SLICE.search(n.name):
+            raise NotUnderstood(f"the cells read their state through {_describe(n)}: a MultiRNNCell with "
+                                "state_is_tuple=False (its layers' states one concatenated tensor, sliced per layer), "
+                                "which the whole model does not read; with state_is_tuple=True (TF's default) it "
+                                "converts whole")
+
+
 def _same_lengths(g: _Graph, a: Optional[GraphNode], b: Optional[GraphNode]) -> bool:
     """Whether two loops read the same sequence_length: one placeholder, or constants of one value."""
     if a is None or b is None:
@@ -807,9 +928,9 @@ def _dims(placeholder: GraphNode) -> List[Optional[int]]:
     return [d if d >= 0 else None for d in shape]
 
 
-def _projection(g: _Graph, mm: GraphNode, outputs: Dict[str, bool], spec, static: bool) -> dict:
-    """The projection ``mm`` (a MatMul on a variable) when it reads the cells' output as the patterns do."""
-    width = (spec.proj_size or spec.hidden_size) * (2 if spec.direction == "bidirectional" else 1)
+def _projection(g: _Graph, mm: GraphNode, outputs: Dict[str, bool], width: int, static: bool) -> dict:
+    """The projection ``mm`` (a MatMul on a variable) when it reads the cells' output (``width`` features) as the
+    patterns do."""
     w_name = g.variable(mm.inputs[1])
     if mm.attrs.get("transpose_a") or mm.attrs.get("transpose_b"):
         raise NotUnderstood(f"{_describe(mm)} transposes an operand: not x @ w")

@@ -240,9 +240,10 @@ def model_outputs(graph, inputs):
     their conversion is checked against (reference/tf_lstm.py, tf_rnn_cells.py), from zero states or the fed
     initial state; a bidirectional stack of TF cells composed by reference/tf_graph.py
     (``stack_bidirectional_dynamic_rnn``: each direction's cell run forward, the backward on the reversed
-    sequence, the layers joined by concat), each cell by its reference."""
+    sequence, the layers joined by concat), each cell by its reference; the two MultiRNNCell stacks of a
+    bidirectional_dynamic_rnn composed the same way, each stack whole by its reference run forward."""
     from compat.convert.verify import Case, oracle
-    from reference.tf_graph import language_model, stack_bidirectional_dynamic_rnn
+    from reference.tf_graph import bidirectional_dynamic_rnn, language_model, stack_bidirectional_dynamic_rnn
 
     src = graph.source
     spec = src["spec"]
@@ -251,6 +252,26 @@ def model_outputs(graph, inputs):
     names = [i.name for i in graph.inputs]
     # dynamic_rnn's initial_state placeholders, flattened as TF nests the state (c, h a layer for an LSTM)
     state = [_f64(inputs[names.index(p)]) for p in src["state"]]
+    backward = src.get("backward")
+    if backward is not None:    # the forward stack's tensors first, then the backward stack's
+        per_cell = 2 if spec.cell == "lstm" else 1
+        state, state_bw = (state[:spec.num_layers * per_cell], state[spec.num_layers * per_cell:]) if state \
+            else ([], [])
+
+    def stacks(x, lengths=None):
+        """bidirectional_dynamic_rnn of two MultiRNNCells: each stack run forward by its cells' reference (the
+        backward one as a forward stack: reference/tf_graph.py reverses its input and its output)."""
+        def run(one, fed):
+            L, B = one.num_layers, x.shape[1]
+            h0, c0 = np.zeros((L, B, one.proj_size or one.hidden_size)), np.zeros((L, B, one.hidden_size))
+            if fed and one.cell == "lstm":
+                h0, c0 = np.stack(fed[1::2]), np.stack(fed[0::2])
+            elif fed:
+                h0 = np.stack(fed)
+            forward = dataclasses.replace(one, options={**one.options, "direction": "forward"})
+            return lambda x, lengths: oracle(forward, Case(x=x, h0=h0, c0=c0, lengths=lengths))[0]
+
+        return bidirectional_dynamic_rnn(run(spec, state), run(backward, state_bw), x, lengths)
 
     def start(B):
         h0, c0 = np.zeros((n, B, spec.proj_size or spec.hidden_size)), np.zeros((n, B, spec.hidden_size))
@@ -279,6 +300,6 @@ def model_outputs(graph, inputs):
         lengths = np.array(src["constant_lengths"], dtype=np.int64)
     composed = spec.direction == "bidirectional" and spec.oracle in ("tf", "tf_rnn")
     projection = None if src["projection"] is None else tuple(_f64(a) for a in src["projection"])
-    return [language_model(x, stack if composed else cells, embedding=_f64(src["embedding"]), batch_major_in=src["batch_major_in"],
+    return [language_model(x, stacks if backward is not None else stack if composed else cells, embedding=_f64(src["embedding"]), batch_major_in=src["batch_major_in"],
                            static_steps=src["static"], batch_major_out=src["rec_out"], projection=projection,
                            after=src["after"], lengths=lengths)]
