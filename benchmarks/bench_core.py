@@ -19,9 +19,9 @@ interleaved rounds, one call each, the order reversed every other round (none al
   pack_padded_sequence. ``core`` calls the core as ports/theano_imdb does (the lengths on the host,
   ``past_end="unread"``: the padded steps computed, never read); ``core mask carried past end`` gives it
   the mask, whose semantics carry h past each end (the packed kernel and the carry).
-- ``gru-ptb-small`` / ``gru-ptb-medium`` / ``gru-imdb`` and ``rnn-ptb-small`` / ``rnn-ptb-medium`` /
-  ``rnn-imdb``: the same shapes for PyTorch's GRU (the reset gate after the product) and the tanh RNN,
-  against torch.nn.GRU / torch.nn.RNN (the reset-before GRU, on the step loop: benchmarks/gru_speed.py).
+- ``gru-ptb-small`` / ``gru-ptb-medium`` / ``gru-ptb-large`` / ``gru-imdb`` and the same with ``rnn-``: the
+  same shapes for PyTorch's GRU (the reset gate after the product) and the tanh RNN, against torch.nn.GRU /
+  torch.nn.RNN (the reset-before GRU, on the step loop: benchmarks/gru_speed.py).
 - ``caffe-stream`` (Caffe sequence example): T 320, batch 1, hidden 50, 3 layers, input 1, cont = 0
   every 40 steps. Baselines: torch.nn.LSTM over the 8 segments between resets, and a naive per-step
   Python loop of three torch.nn.LSTMCell (state multiplied by cont). On the CPU a row for the compiled

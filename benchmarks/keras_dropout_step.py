@@ -1,7 +1,7 @@
 """A converted Keras layer's training step with its dropout (forward + backward, the masks fixed), this tree
 against a baseline tree's ``compat/frameworks/keras/dropout.py`` ``run``, in one process, interleaved.
 
-    git archive main | tar -x -C /tmp/baseline          # a clean copy of the tree to compare with
+    mkdir -p /tmp/baseline && git archive fce65cd | tar -x -C /tmp/baseline   # the last tree with run()
     python benchmarks/keras_dropout_step.py --baseline /tmp/baseline --threads 1 --rounds 15
 
 The baseline's ``run(module, family, spec, x, hx, mask, masks)`` (a tree whose Keras dropout ran its own step

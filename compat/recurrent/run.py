@@ -152,7 +152,7 @@ def _directions_apart(cell: Cell, layers: tuple, x: Tensor, state, cell_masks: C
     outputs, finals = [], []
     for d, direction in enumerate(("forward", "reverse")):
         out, final = run(cell, tuple((dirs[d],) for dirs in layers), x, tuple(s[d:d + 1] for s in state),
-                               direction=direction, cell_masks=cell_masks.one_direction(d), **options)
+                         direction=direction, cell_masks=cell_masks.one_direction(d), **options)
         outputs.append(out)
         finals.append(final)
     output = torch.cat(outputs, dim=2)

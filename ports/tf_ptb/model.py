@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from compat.errors import FileFormatError
 from compat.lstm import LayerWeights
 from compat.projected_xent import BufferPool, projected_cross_entropy
 from compat.recurrent import Cell, run

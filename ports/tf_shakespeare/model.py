@@ -36,7 +36,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from compat.errors import FileFormatError
 from compat.projected_xent import BufferPool, projected_cross_entropy
 from compat.seq2seq import BasicLSTMCell, LSTMStateTuple, inferred_loop, rnn_decoder, sequence_loss_by_example
 from compat.tf1 import tf1_cell_variables

@@ -291,7 +291,7 @@ def train(data_path, save_dir, config: Optional[TrainConfig] = None, *, resume: 
     ``cuda_graph``: "auto" runs the step as one captured CUDA graph (:class:`SyncFreeStep`,
     :mod:`compat.step_graph`) where :func:`compat.step_graph.capture_reason` allows it (a CUDA device);
     "off" (or no CUDA) runs it eagerly. A captured run keeps the losses on the device and reads them back
-    where they are shown or saved (the print, save and evaluation iterations, the end of an epoch or of the
+    where they are shown or saved (the print and save iterations, the end of an epoch or of the
     call, every :data:`READBACK_STEPS` iterations otherwise): the same losses, a non-finite one still named
     by its iteration.
     """
