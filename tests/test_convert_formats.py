@@ -284,6 +284,30 @@ def test_keras_module_matches_the_keras_reference(go_backwards, bidirectional, m
     assert_close(c, ref_c, dtype=np.float64, msg="c_n")
 
 
+@pytest.mark.parametrize("family", ["lstm", "gru"])
+def test_keras_modules_read_a_nonbinary_mask_as_keras_does(family):
+    """Keras's backend casts a recurrent layer's mask to bool (tf_keras backend.py ``rnn``: ``if mask.dtype !=
+    tf.bool: mask = tf.cast(mask, tf.bool)``): a step is read where the mask is not 0. A mask of 0.3 and 1.0
+    gives the 0/1 mask's outputs, with and without dropout in training (the masks fixed), not a blend."""
+    from compat.convert.modules import KerasGRU, KerasLSTM
+    from compat.frameworks.keras.dropout import KerasDropout
+
+    torch.manual_seed(0)
+    cls = KerasLSTM if family == "lstm" else KerasGRU
+    m = cls(2, 3, masked_output="zeros", keras_dropout=KerasDropout(0.5, 0.5, "per_gate")).double()
+    x = torch.randn(2, 5, 2, dtype=torch.float64)
+    binary = torch.tensor([[1.0, 1, 0, 1, 0], [0, 1, 1, 1, 1]], dtype=torch.float64)
+    weighted = binary * torch.tensor([0.3, 1.0, 0.3, 1.0, 0.3], dtype=torch.float64)
+    m.eval()
+    with torch.no_grad():
+        assert torch.equal(m(x, mask=weighted)[0], m(x, mask=binary)[0])
+    m.train()
+    with torch.no_grad():
+        a = m(x, mask=weighted, generator=torch.Generator().manual_seed(1))[0]
+        b = m(x, mask=binary, generator=torch.Generator().manual_seed(1))[0]
+    assert torch.equal(a, b)
+
+
 def test_onnx_module_zeroes_the_final_state_of_empty_sequences():
     from compat.convert.modules import OnnxLSTM
     from compat.frameworks.onnx.layout import onnx_stack_directions

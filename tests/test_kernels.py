@@ -521,3 +521,18 @@ def test_lengths_on_the_host_read_no_device_value(family, how):
 
     out = run_without_host_sync(step, f"the {how} run", copies="non_blocking")
     assert out.shape == (6, 3, 3 * D) and x.grad is not None and x.grad.device == META
+
+
+@pytest.mark.parametrize("with_masks", [False, True])
+def test_which_kernel_refuses_a_packed_sequence_by_name(with_masks):
+    """which_kernel plans a dense x; a PackedSequence (which run() takes) gets one clear error, with or without
+    cell masks, not an AttributeError from inside."""
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    w = LayerWeights(torch.randn(8, 3), torch.randn(8, 2), torch.randn(8), None)
+    packed = pack_padded_sequence(torch.randn(4, 2, 3), torch.tensor([4, 2]))
+    masks = CellMasks(input=(torch.ones(2, 3),)) if with_masks else None
+    with pytest.raises(ValueError, match="planned for a dense x"):
+        which_kernel(packed, [w], cell_masks=masks)
+    out, _ = lstm(packed, [w])  # run() takes it
+    assert out.data.shape == (6, 2)

@@ -420,6 +420,9 @@ def test_a_batch_given_on_the_device_is_read_and_the_check_sees_it():
     x_on_device, mask_on_device = torch.as_tensor(x).to(META), torch.as_tensor(mask).to(META)
     with pytest.raises(AssertionError, match="reads a device tensor's value"):
         run_without_host_sync(lambda: m.cost(x_on_device, mask, y))
+    y_on_device = torch.as_tensor(y).to(META)  # labels on the device are range-checked there too
+    with pytest.raises(AssertionError, match="reads a device tensor's value"):
+        run_without_host_sync(lambda: m.cost(x, mask, y_on_device), copies="non_blocking")
     emb = torch.zeros(x.shape[0], x.shape[1], 6, device=META, dtype=torch.float64)
     ws = [m.lstm_W.t(), m.lstm_U.t(), m.lstm_b]
     with pytest.raises(AssertionError, match="reads a device tensor's value"):

@@ -125,7 +125,7 @@ class KerasLSTM(LSTM):
             masks = keras_dropout.cell_masks(self, "lstm", self.keras_dropout, x, dropout_masks, generator)
             y, state = super().forward(x, hx, mask=_keras_keep(mask), backend=backend, cell_masks=masks)
         else:
-            y, state = super().forward(x, hx, mask=mask, backend=backend)
+            y, state = super().forward(x, hx, mask=_keras_keep(mask), backend=backend)
         return _keras_output(self, y, mask, merge), state
 
 
@@ -258,7 +258,7 @@ class _KerasOneState:
             masks = keras_dropout.cell_masks(self, self.family, self.keras_dropout, x, dropout_masks, generator)
             y, h_n = super().forward(x, hx, mask=_keras_keep(mask), cell_masks=masks)
         else:
-            y, h_n = super().forward(x, hx, mask=mask, **kwargs)
+            y, h_n = super().forward(x, hx, mask=_keras_keep(mask), **kwargs)
         return _keras_output(self, y, mask, merge), h_n
 
     def extra_repr(self) -> str:

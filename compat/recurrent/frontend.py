@@ -18,7 +18,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from compat.recurrent.call import DROPOUT_PLACEMENTS, ShapeError
 from compat.recurrent.cell import FAMILY_NAMES, Cell
-from compat.recurrent.masks import CellMasks, CellMasksError
+from compat.recurrent.masks import CellMasks, check_kind as check_cell_masks_kind
 from compat.recurrent.run import check_options, plan, run
 from compat.recurrent.select import KERNELS, Choice
 from compat.recurrent.weights import LayerWeights
@@ -114,9 +114,7 @@ def check_input(x, *, batch_first: bool, direction: str, dropout: float, dropout
     check_options(direction, dropout, dropout_placement, past_end)
     if kernel != "auto" and kernel not in KERNELS:
         raise ValueError(f"kernel must be 'auto' or one of {list(KERNELS)}, not {kernel!r}")
-    if cell_masks is not None and not isinstance(cell_masks, CellMasks):
-        raise CellMasksError(f"cell_masks must be a compat.recurrent.masks.CellMasks or None; got "
-                             f"{type(cell_masks).__name__}")
+    check_cell_masks_kind(cell_masks)
     packed = isinstance(x, PackedSequence)
     if not packed and (not isinstance(x, Tensor) or x.dim() != 3):
         raise ShapeError(f"input x has shape {_shape(x) if isinstance(x, Tensor) else type(x).__name__}; "

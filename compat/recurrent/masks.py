@@ -106,12 +106,18 @@ class CellMasks:
         return self.input_per_step and self.input is not None and len(self.input) == 2
 
 
+def check_kind(masks) -> None:
+    """``cell_masks`` is a :class:`CellMasks` or None (the front ends ask first, before any shape)."""
+    if masks is not None and not isinstance(masks, CellMasks):
+        raise CellMasksError(f"cell_masks must be a compat.recurrent.masks.CellMasks or None; got "
+                             f"{type(masks).__name__}")
+
+
 def check(masks, cell: Cell, layers: tuple, x: Tensor, batch_first: bool) -> Optional[CellMasks]:
     """``masks`` validated against the call (x dense, as the caller gave it); None where it holds no mask."""
+    check_kind(masks)
     if masks is None:
         return None
-    if not isinstance(masks, CellMasks):
-        raise CellMasksError(f"cell_masks must be a CellMasks or None; got {type(masks).__name__}")
     if masks.update_uses_dropped_h:
         if cell.family != "gru":
             raise CellMasksError(f"update_uses_dropped_h is the GRU's (its update gate); this cell is a "
@@ -176,4 +182,4 @@ def refusal(call, kernel: str) -> Optional[str]:
             f"h_(t-1)); the step loop does")
 
 
-__all__ = ["CellMasks", "CellMasksError", "DirectionMasks", "apply_per_step", "check", "refusal"]
+__all__ = ["CellMasks", "CellMasksError", "DirectionMasks", "apply_per_step", "check", "check_kind", "refusal"]

@@ -134,6 +134,9 @@ def plan(cell: Cell, layers: tuple, x: Tensor, state: Tuple[Tensor, ...], *, con
          cell_masks: Optional[CellMasks] = None) -> Choice:
     """The kernel :func:`run` would run for these arguments (and the rule that chose it); nothing is computed.
     (Per-step input masks on a bidirectional stack: the forward direction's; the backward one's is the same.)"""
+    if isinstance(x, PackedSequence):
+        raise ValueError("the kernel is planned for a dense x ([T, B, in], or [B, T, in] batch first); a "
+                         "PackedSequence runs on the packed kernel where it runs the cell, else padded on the step loop")
     if cont is not None and direction != "forward":
         raise ValueError("cont (Caffe) runs forward only: its multipliers restart streams in reading order")
     cell_masks = check_cell_masks(cell_masks, cell, layers, x, batch_first)

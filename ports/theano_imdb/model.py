@@ -230,7 +230,8 @@ class LSTMClassifier(nn.Module):
             raise ValueError(f"y has shape {list(y.shape)}; expected [{pred.shape[0]}] (one label per sample)")
         if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
             raise ValueError(f"y must hold integer class labels; got {y.dtype}")
-        if y.numel() and y.device.type == "cpu" and (int(y.min()) < 0 or int(y.max()) >= self.ydim):
+        # Labels given on the device are read there too, as word ids are (a batch built on the host reads none).
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.ydim):
             raise ValueError(f"y holds labels in [{int(y.min())}, {int(y.max())}]; the classifier has {self.ydim} "
                              "classes")
         y = _to_device(y.long(), pred.device)
