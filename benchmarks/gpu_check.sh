@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The checks that need a CUDA GPU, in phases (CI has no GPU):
 #   bash benchmarks/gpu_check.sh [OUT_DIR] [PHASES]    (defaults: gpu-check/, every phase in this order)
-# PHASES, comma-separated; each line's timeout bounds it, the worst case of all phases about 10.5 minutes:
+# PHASES, comma-separated; each line's timeout bounds it, the worst case of all phases about 10.5 minutes
+# (where one command may run 10 minutes at most: `machine,cuda,bench` then `ports,suite`, two calls):
 #   machine   the GPU, driver, torch, CUDA and cuDNN
 #   cuda      the tests that run only on CUDA (`-k cuda`, in parallel, Hypothesis's "no-shrink" profile: a
 #             failure is reported as found; each test stopped after 60 s)                         <= 120 s
