@@ -99,10 +99,11 @@ def test_emitted_python_refuses_a_tensor_file_it_was_not_written_for(tmp_path):
 
 
 @pytest.mark.parametrize("source, extra", [("keras_models/tf_keras/sentiment.h5", ["--model", "layers"]),
-                                           ("onnx/activations.onnx", [])])
+                                           ("tf1/basic/model.ckpt", [])])
 def test_emit_python_without_a_whole_model_is_one_error_and_writes_nothing(tmp_path, capsys, source, extra):
     """``--emit-python`` needs the whole model: with ``--model layers``, or a source whose reader converts
-    recurrent layers only (ONNX here), the command says so in one line, exits 2 and writes no file."""
+    recurrent layers only (a TF1 checkpoint without its .meta graph here), the command says so in one line,
+    exits 2 and writes no file."""
     model_py = tmp_path / "model.py"
     assert convert_cli(GOLDEN_CONVERT / source, tmp_path / "conv", ["--emit-python", str(model_py), *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -222,6 +222,10 @@ def _one_node(op, inputs, n_out=1, opset=17, **attrs):
     ("ScatterElements", [np.ones((2, 3)), np.array([[2, 2], [0, 1]]), np.array([[5., 6.], [7., 8.]])], 1, 18,
      {"axis": 1, "reduction": "max"}),
     ("Range", [np.array(2, np.int64), np.array(-7, np.int64), np.array(-3, np.int64)], 1, 17, {}),
+    # a negative axis counts from the back of the input's rank (axis + r), r itself the whole tensor as one row
+    ("Flatten", [np.arange(24.).reshape(2, 3, 4)], 1, 11, {"axis": -1}),
+    ("Flatten", [np.arange(24.).reshape(2, 3, 4)], 1, 13, {"axis": -3}),
+    ("Flatten", [np.arange(24.).reshape(2, 3, 4)], 1, 13, {"axis": 3}),
 ])
 def test_sorting_and_scattering_operators_match_onnx_reference(op, inputs, n_out, opset, attrs):
     """The operators PyTorch's export of ``pack_padded_sequence(enforce_sorted=False)`` sorts and unsorts the
@@ -437,17 +441,6 @@ def test_directions_with_different_activations_onnxruntime_cannot_run_match_the_
     for k, (g, w) in enumerate(zip(got, want)):
         assert tuple(g.shape) == w.shape
         assert_close_scaled(g, w, msg=f"{op} output {k}")
-
-
-def test_emit_python_is_refused_for_onnx_before_anything_is_written(tmp_path, capsys):
-    source = FOLDER / "sentiment_bidirectional_mean.onnx"
-    assert convert_cli(source, tmp_path / "out", ["--emit-python", str(tmp_path / "m.py")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["error: --emit-python writes whole Keras models and Caffe nets as Python, not ONNX models: leave "
-                   "it out, and compat.convert.load(OUT) returns the whole converted model as one torch module"]
-    assert not list(tmp_path.iterdir())
-    # what the message says works: the same conversion without the flag loads as the whole model
-    assert convert_cli(source, tmp_path / "out") == 0 and isinstance(load(tmp_path / "out"), GraphModel)
 
 
 # ------------------------------------------------------------------------------ the stored configuration

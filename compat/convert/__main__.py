@@ -77,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "layers: the recurrent layers only")
     p.add_argument("--emit-python", metavar="MODEL.py", type=OutputFile(),
                    help="also write the whole model as a standalone PyTorch module file that loads the converted "
-                        "weights (needs the whole model)")
+                        "weights (needs the whole model: Keras, ONNX, Caffe with its prototxt, TF1 with its .meta "
+                        "graph; a node no statement can write, such as a floating-point ONNX Range, is refused by "
+                        "name)")
     p.add_argument("--report", metavar="REPORT.md", type=OutputFile(), help="also write a Markdown report")
     p.add_argument("--no-verify", action="store_true", help="skip the check against the reference")
     return p
@@ -91,15 +93,6 @@ def _main(args: argparse.Namespace) -> int:
 
     if args.emit_python and args.model == "layers":
         raise InputError("--emit-python writes the whole model: it cannot go with --model layers")
-    if args.emit_python:
-        from compat.convert.discovery import detect_format
-
-        key = frameworks.get(args.format).key if args.format else detect_format(args.source)
-        kinds = frameworks.layer_kinds(key)
-        if kinds and not any(k.emit for k in kinds.values()):
-            raise InputError(f"--emit-python writes whole Keras models and Caffe nets as Python, not "
-                             f"{frameworks.get(key).title}: leave it out, and compat.convert.load(OUT) returns the "
-                             "whole converted model as one torch module")
 
     print(f"compat.convert: {args.source} -> {args.to}", flush=True)
     try:
@@ -128,9 +121,13 @@ def _main(args: argparse.Namespace) -> int:
                         "with compat.convert.load)"),
                (tensors, "the weights in PyTorch's layout, and the tensors not converted under their source names")]
     if args.emit_python:
-        from compat.convert.emit import emit_python
+        from compat.convert.emit import EmitError, emit_python
 
-        emit_python(config, args.emit_python)
+        try:
+            emit_python(config, args.emit_python)
+        except EmitError as e:      # a node no statement can write (named); the conversion itself is written
+            raise InputError(f"--emit-python: {e} (the conversion {config} is written and compat.convert.load runs "
+                             "that node; no Python file is written)") from None
         written.append((args.emit_python, "the whole model as a standalone PyTorch module file (loads the weights "
                                           "from the tensor file)"))
     if args.report:

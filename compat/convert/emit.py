@@ -22,6 +22,7 @@ from typing import Dict, List, Optional
 from compat import checkpoint, frameworks
 from compat.atomic import atomic_write_text
 from compat.convert.graph import is_ref
+from compat.errors import InputError
 
 import builtins
 
@@ -29,7 +30,11 @@ RESERVED = {"self", "torch", "nn", "F", "Model", "load", "Path", "hashlib", "loa
             "TENSOR_SHA256", "LAYER_NAMES"} | set(dir(builtins))
 
 
-class EmitError(ValueError):
+FLOAT_DTYPE_PROBE = "float_dtype_probe"   # an empty buffer that moves with .to(dtype): the model's float dtype
+RESERVED.add(FLOAT_DTYPE_PROBE)
+
+
+class EmitError(InputError, ValueError):
     """A conversion that holds no whole model, or a node no kind can write as Python."""
 
 
@@ -37,16 +42,37 @@ class NodeEmit:
     """What a kind's ``emit`` reads: ``self`` (the module's attribute), ``args`` / ``kw`` (Python expressions
     of the inputs), ``outs`` (the names to assign), and for a recurrent node its module's constructor."""
 
-    def __init__(self, self_expr: str, args: List[str], kw: Dict[str, str], outs: List[str], recurrent=None):
+    def __init__(self, self_expr: str, args: List[str], kw: Dict[str, str], outs: List[str], recurrent=None,
+                 attribute=None):
         self.self, self.args, self.kw, self.outs = self_expr, args, kw, outs
         rec = recurrent or {}
         self.recurrent_module = rec.get("module")
         self.recurrent_init = rec.get("init")
         self.recurrent_weights = rec.get("weights", {})
         self.recurrent_imports = rec.get("imports", ())
+        self._attribute = attribute        # name -> a fresh attribute of the model (emit_python's names)
+        self.buffers: Dict[str, str] = {}      # the node's tensors the lines read as buffers: tensor -> attribute
+        self.float_dtype_used = False
 
     def inner(self, x: str, out: str) -> "NodeEmit":
         return NodeEmit(self.self, [x], {}, [out])
+
+    def items(self, k: int) -> List[str]:
+        """The expressions of input ``k`` when it is a list of references (``args[k]`` is ``"[a, b]"``)."""
+        inner = self.args[k][1:-1]
+        return inner.split(", ") if inner else []
+
+    def buffer(self, tensor: str) -> str:
+        """``self.<attribute>``: the node's tensor ``tensor`` as a buffer of the model (for a node that writes
+        an expression, not a module), loaded from the tensor file by name like a parameter."""
+        if tensor not in self.buffers:
+            self.buffers[tensor] = self._attribute(f"{self.self[len('self.'):]}_{tensor}")
+        return f"self.{self.buffers[tensor]}"
+
+    def float_dtype(self) -> str:
+        """An expression of the model's floating-point dtype (what ``load(dtype=)`` or ``.to()`` made it)."""
+        self.float_dtype_used = True
+        return f"self.{FLOAT_DTYPE_PROBE}.dtype"
 
 
 def _identifier(name: str, taken: set) -> str:
@@ -137,6 +163,7 @@ def emit_python(conversion, path) -> Path:
 
     init_lines, forward_lines, weights, imports = [], [], {}, set()
     names: Dict[str, str] = {}
+    probe = False
     for k, node in enumerate(graph["nodes"]):
         ident = _identifier(node["name"], taken)
         names[ident] = node["name"]
@@ -148,11 +175,29 @@ def emit_python(conversion, path) -> Path:
             rec = _recurrent_source(entry)
             rec["weights"] = {w: f"lstms/{index}/weights/{w}" for w in entry["weights"]}
         e = NodeEmit(f"self.{ident}", [expr(a) for a in node["args"]],
-                     {key: expr(v) for key, v in node["kwargs"].items()}, outs, rec)
-        got = kinds[node["kind"]].emit(node["config"], e) if kinds[node["kind"]].emit else None
+                     {key: expr(v) for key, v in node["kwargs"].items()}, outs, rec,
+                     attribute=lambda name: _identifier(name, taken))
+        try:
+            got = kinds[node["kind"]].emit(node["config"], e) if kinds[node["kind"]].emit else None
+        except EmitError as exc:
+            raise EmitError(f"{conversion}: node {k} ({node['kind']}, {node['name'][:80]!r}): {exc}") from None
         if got is None:
             raise EmitError(f"{conversion}: node {k} ({node['kind']}) cannot be written as Python")
-        if got.init is not None:
+        probe = probe or e.float_dtype_used
+        if e.buffers:
+            if got.init is not None:
+                raise EmitError(f"{conversion}: node {k} ({node['kind']}) writes a module and buffers")
+            for tensor, attribute in e.buffers.items():
+                ref = node["weights"][tensor]
+                shape = repr(tuple(ref.shape))
+                dtype = str(ref.dtype).replace("torch.", "")
+                init_lines.append(f"self.register_buffer({attribute!r}, torch.empty({shape}, dtype=torch.{dtype}))"
+                                  f"  # {node['name'][:60]!r} input {tensor}")
+                weights[attribute] = ref.key
+                names[attribute] = node["name"]
+            if set(e.buffers) != set(node["weights"]):
+                raise EmitError(f"{conversion}: node {k} ({node['kind']}) holds tensors its Python does not read")
+        elif got.init is not None:
             init_lines.append(f"self.{ident} = {got.init}")
             if node["recurrent"] is not None:
                 mapping = got.weights
@@ -168,6 +213,9 @@ def emit_python(conversion, path) -> Path:
         forward_lines += got.lines
         for j, o in enumerate(outs):
             values[(node["name"], j)] = o
+    if probe:
+        init_lines.append(f"self.register_buffer({FLOAT_DTYPE_PROBE!r}, torch.zeros(0), persistent=False)  # the "
+                          "model's floating-point dtype (moves with .to(dtype))")
     outputs = [values[tuple(o)] for o in graph["outputs"]]
     path = Path(path)
     tensor_file = Path(ck.tensor_path).resolve()
@@ -220,7 +268,7 @@ def _render(source, graph, inputs, outputs, init_lines, forward_lines, weights, 
     if digest != TENSOR_SHA256:
         raise ValueError(f"{{path}}: not the tensor file this model was written for (SHA-256 {{digest}})")
     tensors = load_file(str(path))
-    model = Model()
+    model = Model().to(dtype)   # the tensors loaded in the model's dtype, not through float32
     state = {{name: tensors[key] for name, key in WEIGHTS.items()}}
     for name, value in model.state_dict().items():
         if name.endswith("num_batches_tracked"):

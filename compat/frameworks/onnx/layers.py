@@ -19,7 +19,10 @@ from __future__ import annotations
 import math
 from typing import Dict, Optional
 
+import numpy as np
+
 from compat.convert.graph import LayerKind
+from compat.frameworks.onnx.emit import emit_op, emit_recurrent
 from compat.frameworks.onnx.ops import (FLOAT_CODES, ONNX_DTYPES, OPS, RECURRENT_INPUTS, RECURRENT_OUTPUTS, OnnxNode,
                                         RecurrentNode)
 
@@ -105,6 +108,11 @@ def _check_slot(slot, k: int, error, recurrent: bool) -> None:
     flat = slot["value"]
     if not isinstance(flat, list) or len(flat) != count or not all(type(v) in (int, float, bool) for v in flat):
         raise error(f"inputs/{k}/value", f"expected a flat list of {count} numbers")
+    if slot["dtype"] not in FLOAT_DTYPES:     # an integer or boolean constant: whole numbers its dtype holds
+        info = np.iinfo(slot["dtype"]) if slot["dtype"] != "bool" else np.iinfo(np.uint8)
+        if not all(type(v) in (int, bool) and info.min <= v <= (1 if slot["dtype"] == "bool" else info.max)
+                   for v in flat):
+            raise error(f"inputs/{k}/value", f"expected whole numbers a {slot['dtype']} holds")
 
 
 def _check_op(config: dict, error) -> None:
@@ -179,7 +187,7 @@ def _op_kind(op: str) -> LayerKind:
             raise error("op", f"expected {op!r}")
         _check_op(config, error)
 
-    return LayerKind(op, check, lambda config, recurrent=None: OnnxNode(config), None, False,
+    return LayerKind(op, check, lambda config, recurrent=None: OnnxNode(config), emit_op, False,
                      lambda config: config["outputs"], ("list?",))
 
 
@@ -189,7 +197,7 @@ def _recurrent_kind(op: str) -> LayerKind:
             raise error("op", f"expected {op!r}")
         _check_recurrent(config, error)
 
-    return LayerKind(op, check, lambda config, recurrent=None: RecurrentNode(config, recurrent), None, True,
+    return LayerKind(op, check, lambda config, recurrent=None: RecurrentNode(config, recurrent), emit_recurrent, True,
                      lambda config: RECURRENT_OUTPUTS[op], ("list?",))
 
 

@@ -126,7 +126,11 @@ def _reshape(attrs, x, shape):
 
 
 def _flatten(attrs, x):
-    axis = _axis(attrs.get("axis", 1), x.dim() + 1)
+    # Operators.md Flatten: axis in [-r, r], a negative one counting from the back (axis + r)
+    axis = attrs.get("axis", 1)
+    if not -x.dim() <= axis <= x.dim():
+        raise ValueError(f"Flatten: axis {axis} is out of range for a tensor of rank {x.dim()}")
+    axis = axis + x.dim() if axis < 0 else axis
     return (x.reshape(int(np.prod(x.shape[:axis], dtype=np.int64)), -1),)
 
 
