@@ -854,20 +854,28 @@ def _first_step_state(g: _Graph, layers: List[Tuple[str, List[GraphNode]]], spec
     return _start_state(g, refs, spec, who)
 
 
-def _reaches(g: _Graph, ref: str, targets: set) -> bool:
-    """Whether ``ref`` is computed from an op in ``targets``, within a bounded search of what it reads."""
-    seen, todo = set(), [_base(ref)]
-    while todo and len(seen) < MAX_TRACE * 4:
+def _bounded_search(start: str, following, targets: set, limit: int) -> bool:
+    """Whether an op in ``targets`` is found from ``start`` through ``following(name)`` (the names next to an
+    op, one way through the graph), visiting at most ``limit`` ops."""
+    seen, todo = set(), [start]
+    while todo and len(seen) < limit:
         name = todo.pop()
         if name in targets:
             return True
         if name in seen:
             continue
         seen.add(name)
-        node = g.by_name.get(name)
-        if node is not None:
-            todo += [_base(i.lstrip("^")) for i in node.inputs]
+        todo += following(name)
     return False
+
+
+def _reaches(g: _Graph, ref: str, targets: set) -> bool:
+    """Whether ``ref`` is computed from an op in ``targets``, within a bounded search of what it reads."""
+    def reads(name: str) -> List[str]:
+        node = g.by_name.get(name)
+        return [] if node is None else [_base(i.lstrip("^")) for i in node.inputs]
+
+    return _bounded_search(_base(ref), reads, targets, MAX_TRACE * 4)
 
 
 def _other_placeholder(g: _Graph, inputs: set, cell_ops: set) -> Optional[GraphNode]:
@@ -878,16 +886,12 @@ def _other_placeholder(g: _Graph, inputs: set, cell_ops: set) -> Optional[GraphN
     if len(others) > MAX_TRACE:
         raise NotUnderstood(f"the graph holds {len(others)} placeholders besides the model's inputs; which reach the "
                             f"cells is not searched beyond {MAX_TRACE}")
+    def readers(name: str) -> List[str]:
+        return [c.name for c in g.consumers.get(name, [])]
+
     for p in others:
-        seen, todo = set(), [p.name]
-        while todo and len(seen) < MAX_TRACE * 8:
-            name = todo.pop()
-            if name in cell_ops:
-                return p
-            if name in seen:
-                continue
-            seen.add(name)
-            todo += [c.name for c in g.consumers.get(name, [])]
+        if _bounded_search(p.name, readers, cell_ops, MAX_TRACE * 8):
+            return p
     return None
 
 
