@@ -245,6 +245,61 @@ def test_early_stop_nan_stop_and_interrupt(tmp_path, monkeypatch, capsys):
         np.testing.assert_array_equal(saved[k], v)
 
 
+def test_costs_read_in_batches_give_the_per_update_checks_lines(tmp_path, monkeypatch, capsys):
+    """The loop keeps the costs on the device between the points where it shows or acts on one. Against
+    lstm.py's loop, which reads and checks every update's cost (a log of capacity 1 here): the same printed
+    lines, saves, validations and record, with a bad cost before a save and a validation of its epoch, after
+    the epoch's end, and none; and far fewer reads."""
+    path = _tiny_pkl(tmp_path / "imdb.pkl")
+    real_cost = T.LSTMClassifier.cost
+    reads = [0]
+    real_read = T.DeviceLog.read
+
+    def counted_read(self):
+        reads[0] += 1
+        return real_read(self)
+
+    monkeypatch.setattr(T.DeviceLog, "read", counted_read)
+
+    def run(capacity, bad_update, tag):
+        calls = [0]
+
+        def spoiled(self, *a, **k):
+            calls[0] += 1
+            cost = real_cost(self, *a, **k)
+            return cost + float("nan") if calls[0] == bad_update else cost
+
+        reads[0] = 0
+        rec = {}
+        saveto = tmp_path / f"{tag}-{capacity}.npz"
+        with monkeypatch.context() as m:
+            m.setattr(T, "COST_LOG_CAPACITY", capacity)
+            m.setattr(T.LSTMClassifier, "cost", spoiled)
+            errs = train_lstm(dataset=str(path), dim_proj=4, n_words=100, maxlen=None, batch_size=8,
+                              valid_batch_size=16, progress=False, saveto=str(saveto), dispFreq=3, saveFreq=5,
+                              validFreq=6, max_epochs=2, plot="", record=rec)
+        out = [line for line in capsys.readouterr().out.replace(str(saveto), "SAVETO").splitlines()
+               if not line.startswith("The code run for")]  # (its seconds)
+        kept = {k: rec[k] for k in ("bad_cost", "valid_updates", "valid_errs", "test_errs", "best_update",
+                                    "updates") if k in rec}
+        if rec.get("bad_cost"):
+            kept["bad_cost"] = dict(rec["bad_cost"], cost=repr(rec["bad_cost"]["cost"]))  # nan != nan
+        return errs, out, kept, saveto.exists(), reads[0]
+
+    # 57 training examples: 8 updates per epoch; prints at 3, 6, ...; saves at 5, 10, ...; validates at 6, 12.
+    for bad_update, tag in ((4, "before-save"), (10, "second-epoch"), (0, "none")):
+        per_update, batched = run(1, bad_update, tag), run(T.COST_LOG_CAPACITY, bad_update, tag)
+        assert per_update[:4] == batched[:4], tag
+        if bad_update:
+            assert batched[0] == (1., 1., 1.) and batched[2]["bad_cost"]["update"] == bad_update
+            assert "bad cost detected:  nan" in batched[1]
+        else:
+            assert batched[2]["updates"] == 16
+        assert batched[4] < per_update[4], tag
+    # No bad cost: reads at 3, 5, 6, 8 (the epoch's end), 9, 10, 12, 15, 16 only.
+    assert batched[4] == 9
+
+
 def test_float32_training_and_rmsprop(tmp_path):
     path = _tiny_pkl(tmp_path / "imdb.pkl", n_train=40)
     rec = {}

@@ -8,10 +8,15 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 import numpy as np
 import torch
 
+from compat.step_graph import DeviceLog
 from ports.theano_imdb.data import get_minibatches_idx, load_data, locate_dataset, prepare_data
 from ports.theano_imdb.model import SEED, LSTMClassifier
 from ports.theano_imdb.optimizers import OPTIMIZERS, make_optimizer
 from ports.theano_imdb.params_io import load_options, load_params, npz_path, options_path, save_options, save_params
+
+
+#: Updates whose costs the loop keeps on the device at most before it reads them.
+COST_LOG_CAPACITY = 64
 
 
 def pred_error(model: LSTMClassifier, data, iterator, floatX="float64") -> np.floating:
@@ -198,6 +203,32 @@ def train_lstm(
     uidx = 0  # the number of updates done
     eidx = 0
     estop = False
+    # The costs stay on the device until the loop shows or acts on one: one transfer there, not one wait per
+    # update (on a GPU the host then prepares the next batch while the device runs this one).
+    costs = DeviceLog(COST_LOG_CAPACITY, dtype, device)
+    first_unread = 1  # the update whose cost is the log's first
+
+    def read_costs():
+        """The costs since the last read, checked as lstm.py checks each one: ``(last cost, None)``, or
+        ``(None, the first bad one's record)`` (the tutorial returns at it)."""
+        nonlocal first_unread
+        values, first = costs.read(), first_unread
+        first_unread += len(values)
+        for n, value in enumerate(values):
+            if not np.isfinite(value):
+                # Every epoch's end is a read: the unread costs are all this epoch's.
+                return None, dict(update=first + n, epoch=eidx, cost=value)
+        return (values[-1] if values else None), None
+
+    def bad_cost_return(bad):
+        # lstm.py: `if numpy.isnan(cost) or numpy.isinf(cost): print('bad cost detected: ', cost); return 1., 1., 1.`
+        say("bad cost detected: ", np.asarray(bad["cost"], dtype=floatX)[()])
+        rec["bad_cost"] = bad
+        if bar is not None:
+            bar.close()
+        return 1., 1., 1.
+
+    bar = None
     start_time = time.time()
     try:
         for eidx in range(max_epochs):
@@ -205,7 +236,7 @@ def train_lstm(
             epoch_start = time.time()
             kf = get_minibatches_idx(len(train[0]), batch_size, shuffle=True, rng=rng)
             bar = torch_progress(len(kf), f"epoch {eidx}", progress)
-            for _, train_index in kf:
+            for batch_no, (_, train_index) in enumerate(kf):
                 uidx += 1
                 model.train()
                 y = [train[1][t] for t in train_index]
@@ -218,26 +249,35 @@ def train_lstm(
                 loss = model.cost(x, mask, y, decay_c=decay_c)
                 loss.backward()
                 opt.step()
-                cost = np.asarray(loss.item(), dtype=floatX)[()]
+                costs.append(loss)
+                show_due = np.mod(uidx, dispFreq) == 0
+                save_due = bool(saveto) and np.mod(uidx, saveFreq) == 0
+                valid_due = np.mod(uidx, validFreq) == 0
+                shown = {}
+                # The costs are read where the loop prints one or the progress shows one (dispFreq, an epoch's
+                # end), before it saves or validates (a bad cost returns first, as in lstm.py, which checks each
+                # update's), and when the log is full. Nothing is printed, saved or measured between two reads:
+                # the updates after a bad cost change only parameters that are then discarded.
+                if show_due or save_due or valid_due or batch_no == len(kf) - 1 or costs.full:
+                    last, bad = read_costs()
+                    if bad is not None:
+                        return bad_cost_return(bad)
+                    cost = np.asarray(last, dtype=floatX)[()]
+                    shown = dict(cost=f"{float(cost):.4f}")
                 if bar is not None:
-                    bar.update(1, cost=f"{float(cost):.4f}", update=uidx)
+                    bar.update(1, update=uidx, **shown)
                 if on_step is not None:
                     on_step()
 
-                if np.isnan(cost) or np.isinf(cost):
-                    say("bad cost detected: ", cost)
-                    rec["bad_cost"] = dict(update=uidx, epoch=eidx, cost=float(cost))
-                    return 1., 1., 1.
-
-                if np.mod(uidx, dispFreq) == 0:
+                if show_due:
                     say("Epoch ", eidx, "Update ", uidx, "Cost ", cost)
 
-                if saveto and np.mod(uidx, saveFreq) == 0:
+                if save_due:
                     say("Saving...", end=" ")
                     save(best_p if best_p is not None else model.numpy_params())
                     say("Done")
 
-                if np.mod(uidx, validFreq) == 0:
+                if valid_due:
                     model.eval()
                     train_err = pred_error(model, train, kf, floatX)
                     valid_err = pred_error(model, valid, kf_valid, floatX)
@@ -275,6 +315,9 @@ def train_lstm(
             if estop:
                 break
     except KeyboardInterrupt:
+        _, bad = read_costs()  # a bad cost before the interrupt: lstm.py had returned there
+        if bad is not None:
+            return bad_cost_return(bad)
         say("Training interupted")  # sic, lstm.py
         rec["interrupted"] = True
 
