@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from compat.layouts import to_canonical
 from compat.lstm import LayerWeights, lstm
+from compat.token_ids import check_token_ids
 
 
 class LSTMStateTuple(NamedTuple):
@@ -283,9 +284,7 @@ def sequence_loss_by_example(logits, targets, weights, average_across_timesteps:
             if logit.dim() != 2 or logit.shape[0] != target.shape[0]:
                 raise ValueError(f"step {step}: logits {list(logit.shape)} and targets {list(target.shape)} "
                                  "do not agree; expected [B, V] and [B]")
-            if target.numel() and (int(target.min()) < 0 or int(target.max()) >= logit.shape[1]):
-                raise ValueError(f"step {step}: target ids must lie in [0, {logit.shape[1]}); "
-                                 f"got min {int(target.min())}, max {int(target.max())}")
+            check_token_ids(target, logit.shape[1], f"the targets of step {step}")
             # sparse_softmax_cross_entropy_with_logits
             crossent = F.cross_entropy(logit, target.long(), reduction="none")
         else:

@@ -240,7 +240,7 @@ def test_softmax_loss_function_replaces_crossentropy():
 def test_loss_errors_name_the_problem():
     with pytest.raises(ValueError, match="Lengths of logits, weights, and targets"):
         sequence_loss_by_example([torch.zeros(2, 3)], [], [torch.ones(2)])
-    with pytest.raises(ValueError, match=r"target ids must lie in \[0, 3\)"):
+    with pytest.raises(ValueError, match=r"word id 3 in the targets of step 0 is outside the vocabulary \[0, 3\)"):
         sequence_loss_by_example([torch.zeros(2, 3)], [torch.tensor([0, 3])], [torch.ones(2)])
     with pytest.raises(ValueError, match="do not agree"):
         sequence_loss_by_example([torch.zeros(2, 3)], [torch.tensor([0, 1, 2])], [torch.ones(3)])

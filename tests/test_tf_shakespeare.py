@@ -338,7 +338,7 @@ def test_load_tf1_variables_errors_name_the_variable():
 
 def test_model_input_errors():
     model = LSTMModel(4, 7, 2, 3)
-    with pytest.raises(ValueError, match=r"x_data ids must lie in \[0, 7\)"):
+    with pytest.raises(ValueError, match=r"word id 7 in x_data is outside the vocabulary \[0, 7\)"):
         model(torch.tensor([[0, 7, 1]]))
     with pytest.raises(ValueError, match="expected \\[batch, seq\\]"):
         model(torch.tensor([0, 1]))

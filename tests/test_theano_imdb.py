@@ -310,7 +310,7 @@ def test_float32_model_matches_reference_at_float32_tolerance():
 
 def test_bad_inputs_get_clear_errors():
     m = LSTMClassifier(n_words=10, dim_proj=3, ydim=2)
-    with pytest.raises(ValueError, match="word ids"):
+    with pytest.raises(ValueError, match="word id 10 in x is outside the vocabulary"):
         m.predict_proba(np.full((2, 2), 10), np.ones((2, 2)))
     with pytest.raises(ValueError, match="mask"):
         m.predict_proba(np.zeros((2, 2), dtype=int), np.ones((3, 2)))
@@ -437,7 +437,8 @@ def test_host_batches_are_checked_on_the_host():
     x, mask, y = _host_batch(n_words=10)
     bad = x.copy()
     bad[0, 0] = 10
-    with pytest.raises(ValueError, match=r"word ids in \[.*, 10\]; the embedding has 10 rows"):
+    with pytest.raises(ValueError,
+                       match=r"word id 10 in x is outside the vocabulary \[0, 10\) \(the embedding has n_words rows"):
         run_without_host_sync(lambda: m.cost(bad, mask, y), copies="non_blocking")
     with pytest.raises(ValueError, match=r"labels in \[0, 2\]; the classifier has 2 classes"):
         run_without_host_sync(lambda: m.cost(x, mask, np.array([0, 1, 2, 0])), copies="non_blocking")

@@ -28,6 +28,7 @@ from compat.lstm import LayerWeights
 from compat.projected_xent import BufferPool, projected_cross_entropy
 from compat.recurrent import Cell, run
 from compat.tf1 import tf1_cell_variables
+from compat.token_ids import check_token_ids
 
 from . import tf_names
 from .config import Config
@@ -144,11 +145,8 @@ class PTBModel(nn.Module):
         if inputs.is_floating_point() or inputs.dtype == torch.bool:
             raise TypeError(f"inputs must be integer word ids, got dtype {inputs.dtype}")
         inputs = inputs.to(device=self.embedding.device, dtype=torch.long)
-        if check_ids and inputs.numel():
-            lo, hi = (int(v) for v in torch.aminmax(inputs))
-            if lo < 0 or hi >= self.config.vocab_size:
-                bad = lo if lo < 0 else hi
-                raise ValueError(f"word id {bad} in inputs is outside the vocabulary [0, {self.config.vocab_size})")
+        if check_ids:
+            check_token_ids(inputs, self.config.vocab_size, "inputs")
         return inputs
 
     def _check_state(self, state, batch_size: int) -> Tuple[Tensor, Tensor]:
@@ -177,7 +175,7 @@ class PTBModel(nn.Module):
             inputs: word ids, ``[B, T]`` (int), each in ``[0, vocab_size)``.
             state: per layer ``(c, h)``, each ``[B, hidden_size]`` (TF's ``LSTMStateTuple`` order); None: zeros.
             check_ids: check the ids' range (a read of their values on the host); False where the caller
-                checked them before they left the host (:func:`ports.tf_ptb.train.check_word_ids`).
+                checked them before they left the host (:func:`compat.token_ids.check_token_ids`).
 
         Returns:
             ``(logits, final_state)``: ``logits`` ``[B * T, vocab_size]``, row ``b * T + t``; the final state
@@ -196,7 +194,7 @@ class PTBModel(nn.Module):
         ``embedding_slices``: the embedding's gradient stays in TF's IndexedSlices form, one row per
         looked-up token in ``lookup.rows.grad``, and ``embedding.grad`` is not formed (the [vocab, H] dense
         gradient a step that TF never builds). ``check_ids=False``: the inputs' range was checked on the host
-        (:func:`ports.tf_ptb.train.check_word_ids`); no value is read back from the device."""
+        (:func:`compat.token_ids.check_token_ids`); no value is read back from the device."""
         output, final, lookup = self._rnn_output(inputs, state, embedding_slices=embedding_slices,
                                                  check_ids=check_ids)
         targets = torch.as_tensor(targets, device=output.device)

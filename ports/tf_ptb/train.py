@@ -22,6 +22,7 @@ import torch
 from compat.progress import Progress
 from compat.step_graph import DeviceLog, capture_reason, copy_into, step_runner
 from compat.tf1 import GradientDescent, clip_by_global_norm_
+from compat.token_ids import check_token_ids
 
 from .data import batch_matrix, ptb_iterator
 from .model import PTBModel, StateTuple
@@ -74,20 +75,11 @@ def _update(model: PTBModel, inputs, targets, state, lr, optimizer: GradientDesc
     return cost.detach(), final, norm
 
 
-def check_word_ids(ids: np.ndarray, vocab_size: int, what: str = "data") -> None:
-    """The word ids' range, checked on the host before they go to the device (the sync-free step reads
-    none of its inputs' values)."""
-    ids = np.asarray(ids)
-    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
-        bad = int(ids.min()) if ids.min() < 0 else int(ids.max())
-        raise ValueError(f"word id {bad} in {what} is outside the vocabulary [0, {vocab_size})")
-
-
 class StaticBatch:
     """The static buffers of a sync-free step (the form a CUDA graph captures, :mod:`compat.step_graph`):
     ``inputs`` / ``targets`` [batch_size, num_steps] and the carried ``state`` (per layer (c, h)), kept for
     the object's life. :meth:`load` copies a batch in; a step copies its final state back into ``state``.
-    The inputs' range is not checked here: check it on the host (:func:`check_word_ids`)."""
+    The inputs' range is not checked here: check it on the host (:func:`compat.token_ids.check_token_ids`)."""
 
     def __init__(self, model: PTBModel, batch_size: int, num_steps: int):
         p = model.embedding
@@ -267,7 +259,7 @@ def _run_captured_epoch(model: PTBModel, data, batch_size: int, num_steps: int, 
     was_training = model.training
     model.train(training)
     matrix = batch_matrix(data, batch_size, num_steps)
-    check_word_ids(matrix, model.config.vocab_size, what=desc or "the epoch's data")
+    check_token_ids(matrix, model.config.vocab_size, desc or "the epoch's data")
     epoch_size = (matrix.shape[1] - 1) // num_steps
     total = epoch_size if max_steps is None else min(epoch_size, max_steps)
     device = model.embedding.device

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from compat.projected_xent import BufferPool, projected_cross_entropy
 from compat.seq2seq import BasicLSTMCell, LSTMStateTuple, inferred_loop, rnn_decoder, sequence_loss_by_example
 from compat.tf1 import tf1_cell_variables
+from compat.token_ids import check_token_ids
 
 DEFAULT_SCOPE = "lstm_model"
 # TF generation -> (cell scope under rnn_decoder, kernel name, bias name)
@@ -118,9 +119,8 @@ class LSTMModel(nn.Module):
             raise ValueError(f"{name} has shape {list(x.shape)}; expected [batch, seq]")
         if x.is_floating_point():
             x = x.long()  # the recipe feeds float np.zeros((1, 1)) into an int32 placeholder
-        if check_range and x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.vocab_size):
-            raise ValueError(f"{name} ids must lie in [0, {self.vocab_size}); "
-                             f"got min {int(x.min())}, max {int(x.max())}")
+        if check_range:
+            check_token_ids(x, self.vocab_size, name)
         return x.to(self.W.device).long()
 
     def embed(self, x: Tensor) -> Tensor:

@@ -33,6 +33,7 @@ from compat.errors import FileFormatError
 from compat.progress import Progress
 from compat.step_graph import DeviceLog, capture_reason, copy_into, step_runner
 from compat.tf1 import TFAdam, clip_by_global_norm_, tf1_cell_variables
+from compat.token_ids import check_token_ids
 from ports.tf_shakespeare.config import DTYPES, TrainConfig
 from ports.tf_shakespeare.data import load_corpus, make_batches, targets_of, vocab_size_of, vocab_to_json
 from ports.tf_shakespeare.model import LSTMModel
@@ -87,21 +88,13 @@ def _update(model: LSTMModel, optimizer: TFAdam, x, y, state, clip_norm: float, 
     return cost.detach(), final_state, norm
 
 
-def check_word_ids(ids: np.ndarray, vocab_size: int) -> None:
-    """The batches' word ids in [0, vocab_size), checked on the host before they go to the device (the
-    sync-free step reads none of its inputs' values)."""
-    ids = np.asarray(ids)
-    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
-        raise ValueError(f"x_data ids must lie in [0, {vocab_size}); got min {int(ids.min())}, max {int(ids.max())}")
-
-
 class SyncFreeStep:
     """:func:`train_step` that reads nothing back from the device, on static buffers: the form a CUDA graph
     captures (:mod:`compat.step_graph`). ``x`` / ``y`` [batch_size, training_seq_len] and the carried
     ``state`` (``LSTMStateTuple(c, h)``) are buffers kept for the object's life (:meth:`load`,
     :meth:`set_state`); a step copies its final state back into ``state`` and returns ``(cost,
     global_norm)`` as 0-dim device tensors, the numbers :func:`train_step` gives. Check the ids on the host
-    (:func:`check_word_ids`). :meth:`count_step` is what the step does on the host besides its kernels:
+    (:func:`compat.token_ids.check_token_ids`). :meth:`count_step` is what the step does on the host besides its kernels:
     TFAdam's Python step counters (saved in checkpoints), advanced again after each replay of a graph."""
 
     def __init__(self, model: LSTMModel, optimizer: TFAdam, batch_size: int, seq_len: int, clip_norm: float):
@@ -348,7 +341,7 @@ def train(data_path, save_dir, config: Optional[TrainConfig] = None, *, resume: 
     captured = capture_reason(cuda_graph, device) is None
     if captured:
         all_x = np.stack(batches)
-        check_word_ids(all_x, vocab_size)
+        check_token_ids(all_x, vocab_size, "x_data")
         device_x = torch.from_numpy(all_x).to(device)
         device_y = torch.from_numpy(np.stack([targets_of(b) for b in batches])).to(device)
         step_fn = SyncFreeStep(model, optimizer, config.batch_size, config.training_seq_len, config.clip_norm)

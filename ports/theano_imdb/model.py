@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from compat.lstm import LayerWeights, lstm, right_padded_lengths
 from compat.recurrent import Cell
+from compat.token_ids import check_token_ids
 
 SEED = 123
 PARAM_NAMES = ("Wemb", "lstm_W", "lstm_U", "lstm_b", "U", "b")
@@ -159,11 +160,9 @@ class LSTMClassifier(nn.Module):
             raise ValueError(f"x has shape {list(x.shape)} and mask {list(mask.shape)}; both must be [maxlen, n_samples]")
         if x.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
             raise ValueError(f"x must hold integer word ids; got {x.dtype}")
-        if x.numel():  # on the host where x arrived there; a batch given on the device is read here
-            low, high = int(x.min()), int(x.max())
-            if low < 0 or high >= self.n_words:
-                raise ValueError(f"x holds word ids in [{low}, {high}]; the embedding has {self.n_words} rows "
-                                 "(prepare the data with the same n_words)")
+        # On the host where x arrived there; a batch given on the device is read here.
+        check_token_ids(x, self.n_words, "x", hint="the embedding has n_words rows: prepare the data with the "
+                        "same n_words")
         mask = mask.to(self.Wemb.dtype)
         lengths = right_padded_lengths(mask) if host else None
         return Batch(_to_device(x.long(), dev), _to_device(mask, dev), lengths)
