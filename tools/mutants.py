@@ -242,6 +242,16 @@ MUTANTS: List[Mutant] = [
     Mutant("layouts-onnx-gate-order", "compat/frameworks/onnx/layout.py", 'w_ih = permute_gates(W[0], "iofc", CANONICAL_ORDER)',
            'w_ih = permute_gates(W[0], "ifoc", CANONICAL_ORDER)',
            ("tests/test_layouts.py", "tests/test_convert_golden.py"), "ONNX W read as i, f, o, c"),
+    Mutant("imdb-cost-read-after-save", "ports/theano_imdb/train.py",
+           "if show_due or save_due or valid_due or batch_no == len(kf) - 1 or costs.full:",
+           "if show_due or valid_due or batch_no == len(kf) - 1 or costs.full:", IMDB,
+           "the IMDB loop saves before it reads (and checks) the costs since the last read"),
+    Mutant("imdb-bad-cost-last-update", "ports/theano_imdb/train.py", "return None, dict(update=first + n,",
+           "return None, dict(update=first + len(values) - 1,", IMDB,
+           "a bad cost reported at the read, not at the update that gave it"),
+    Mutant("token-ids-upper-bound", "compat/token_ids.py", "if low < 0 or high >= vocab_size:",
+           "if low < 0 or high > vocab_size:", ("tests/test_token_ids.py",) + PTB[:1],
+           "an id equal to the vocabulary's size let through"),
 ]
 
 
