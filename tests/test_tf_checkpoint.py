@@ -178,6 +178,38 @@ def test_save_then_load_roundtrip(tmp_path_factory, variables, block_size):
     assert dict(list_variables(prefix)) == {k: list(v.shape) for k, v in variables.items()}
 
 
+@pytest.mark.parametrize("implementation", ["numpy", "google-crc32c"])
+@pytest.mark.parametrize("chunk", [1, 7, 40])
+def test_tensors_read_in_chunks_give_tensorflows_values_and_check_every_chunk(tmp_path, monkeypatch, chunk,
+                                                                               implementation):
+    """A tensor is read, checksummed and copied in chunks of bundle.READ_CHUNK bytes: the values TF wrote, at
+    any chunk size, and a byte changed in any chunk (the last one's included) fails the tensor's CRC-32C."""
+    if implementation == "numpy":
+        monkeypatch.setattr(crc_module, "_FAST_EXTEND", None)
+    elif crc_module._FAST_EXTEND is None:
+        pytest.fail("google-crc32c is in the test extra; install it to test that path")
+    monkeypatch.setattr(bundle, "READ_CHUNK", chunk)
+    names, expected = _expected()
+    got = load_checkpoint(GOLDEN / "v2")
+    assert sorted(got) == names
+    for n in names:
+        assert _same(got[n], expected[n]), n
+    shutil.copytree(GOLDEN / "v2", tmp_path / "v2")
+    prefix = str(tmp_path / "v2" / "model.ckpt-3")
+    info = max((i for i in bundle.read_index(prefix)[1].values() if i.dtype_enum != bundle.DT_STRING),
+               key=lambda i: i.size)
+    assert info.size > 2 * chunk  # several chunks
+    data = Path(bundle.data_path(prefix, info.shard_id, 1))
+    original = data.read_bytes()
+    for at in (info.offset, info.offset + info.size // 2, info.offset + info.size - 1):
+        spoiled = bytearray(original)
+        spoiled[at] ^= 0x10
+        data.write_bytes(bytes(spoiled))
+        with pytest.raises(CheckpointError, match=f"tensor {info.name!r}: checksum mismatch"):
+            load_checkpoint(prefix)
+    data.write_bytes(original)
+
+
 def test_multi_block_index_is_read_through_its_index_block(tmp_path):
     variables = {f"layer_{i:03d}/kernel": np.full((2,), i, np.float32) for i in range(200)}
     save_checkpoint(tmp_path / "m", variables, block_size=128)

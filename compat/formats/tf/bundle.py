@@ -159,21 +159,41 @@ def read_tensor(prefix: str, num_shards: int, info: TensorInfo) -> np.ndarray:
             raise CheckpointError(path, f"{what}: bytes [{info.offset}, {info.offset + info.size}) lie past the "
                                         f"end of the shard ({size} bytes)")
         fh.seek(info.offset)
-        raw = fh.read(info.size)
-    if len(raw) != info.size:
-        raise CheckpointError(path, f"{what}: short read ({len(raw)} of {info.size} bytes)")
-    if info.dtype_enum == DT_STRING:
-        return _decode_strings(raw, info, count, path)
-    if info.crc32c is not None:
-        actual = crc32c(raw)
-        if unmask(info.crc32c) != actual:
-            raise CheckpointError(path, f"{what}: checksum mismatch (index says {unmask(info.crc32c):08x}, "
-                                        f"data gives {actual:08x})")
-    if info.dtype_enum == DT_BFLOAT16:  # numpy has no bfloat16: the upper half of a float32
-        arr = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
-    else:
-        arr = np.frombuffer(raw, dtype=NUMPY_DTYPES[info.dtype_enum]).copy()
+        if info.dtype_enum == DT_STRING:
+            raw = fh.read(info.size)
+            if len(raw) != info.size:
+                raise CheckpointError(path, f"{what}: short read ({len(raw)} of {info.size} bytes)")
+            return _decode_strings(raw, info, count, path)
+        # numpy has no bfloat16: its bytes are read as uint16, then widened to the upper half of a float32.
+        arr = np.empty(count, dtype="<u2" if info.dtype_enum == DT_BFLOAT16 else NUMPY_DTYPES[info.dtype_enum])
+        actual = _read_into(fh, arr.view(np.uint8), path, what, checksum=info.crc32c is not None)
+    if info.crc32c is not None and unmask(info.crc32c) != actual:
+        raise CheckpointError(path, f"{what}: checksum mismatch (index says {unmask(info.crc32c):08x}, "
+                                    f"data gives {actual:08x})")
+    if info.dtype_enum == DT_BFLOAT16:
+        arr = (arr.astype(np.uint32) << 16).view(np.float32)
     return arr.reshape(info.shape)
+
+
+#: Bytes read, checksummed and copied into the array at a time. Reading the tensor whole into one bytes object
+#: and copying that into the array held two full-size buffers and read the second copy from memory; a chunk is
+#: copied while it is still in cache (2.5-4x faster on 256 MiB, benchmarks/tf_checkpoint_crc.py).
+READ_CHUNK = 4 << 20
+
+
+def _read_into(fh, out: np.ndarray, path, what: str, checksum: bool) -> int:
+    """Fill the bytes ``out`` (uint8, 1-D) from ``fh``'s position, chunk by chunk; returns their CRC-32C
+    (0 without ``checksum``)."""
+    crc, pos, size = 0, 0, out.shape[0]
+    while pos < size:
+        chunk = fh.read(min(READ_CHUNK, size - pos))
+        if not chunk:
+            raise CheckpointError(path, f"{what}: short read ({pos} of {size} bytes)")
+        if checksum:
+            crc = crc32c(chunk, crc)
+        out[pos:pos + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+        pos += len(chunk)
+    return crc
 
 
 def _length_bytes(length: int) -> bytes:
