@@ -11,6 +11,12 @@ class InputError(Exception):
     """A bad file or flag value; the message says which and why."""
 
 
+class TrainingDiverged(InputError, FloatingPointError):
+    """A training run whose loss became NaN or infinite: the run stops at that step (what it saved before is
+    left as it was) and the message names the step and the setting to lower. A run's settings cause it (a
+    learning rate too high for the model), so the command lines report it as they report a bad flag."""
+
+
 class FileFormatError(InputError, ValueError):
     """A file that is missing, unreadable, malformed, over a size cap, or not what it claims to be."""
 

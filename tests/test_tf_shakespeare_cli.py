@@ -111,6 +111,16 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert "python -m compat.checkpoint convert" in capsys.readouterr().err
 
 
+def test_a_diverging_run_is_one_error_line(tmp_path, capsys):
+    rc = main(["train", "--data-path", str(_corpus(tmp_path)), "--save-dir", str(tmp_path / "m"), "--skip-chars", "0",
+               "--min-word-freq", "2", "--batch-size", "4", "--seq-len", "5", "--rnn-size", "8", "--learning-rate",
+               "1e38", "--no-progress", "--no-plot"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err, err
+    assert re.fullmatch(r"error: the loss became (inf|nan) at iteration \d+ \(the learning rate 1e\+38 may be too "
+                        r"high\)\n", err), err
+
+
 def test_module_entry_point_runs(tmp_path):
     data = _corpus(tmp_path)
     env = dict(os.environ, OMP_NUM_THREADS="1")

@@ -94,6 +94,19 @@ def test_a_second_run_trains_as_many_steps_again_on_the_same_batches(tmp_path, c
         assert torch.equal(value, twice["model"][key]), key
 
 
+def test_a_diverging_run_is_one_error_line_and_keeps_its_last_checkpoint(tmp_path, capsys):
+    d = tmp_path / "m"
+    rc, out, err = run(capsys, "--model-dir", str(d), "--steps", "20", "--learning-rate", "1e38", "--save-every", "1",
+                       *SMALL)
+    assert rc == 2 and "Traceback" not in err, err
+    line = re.fullmatch(r"error: the loss became (inf|nan) at step (\d+) \(the learning rate 1e\+38 may be too "
+                        r"high\)\n", err)
+    assert line, err
+    saved = load_checkpoint(d / "model")  # the last step saved before it, every value finite
+    assert saved["global_step"] == int(line.group(2)) - 1
+    assert all(np.isfinite(v.numpy()).all() for v in saved["model"].values())
+
+
 def test_a_stopped_run_is_finished_exactly_by_the_next(tmp_path, capsys):
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert run(capsys, "--model-dir", str(whole), "--steps", "40", *SMALL)[0] == 0

@@ -20,6 +20,7 @@ import torch
 from compat import checkpoint
 from compat.atomic import atomic_write_text
 from compat.checkpoint import Fields, manifest_path
+from compat.errors import TrainingDiverged
 from compat.progress import Progress
 from compat.formats.prototxt import TextMessage, read_prototxt
 from ports.caffe_sequence.config import CONFIG_DIR, CONFIGS, FORGET_BIAS, RunConfig, resolve_net_path
@@ -190,7 +191,8 @@ class Trainer:
             for it in range(start, self.max_iter):
                 loss = self.train_step(it)
                 if not math.isfinite(loss):
-                    raise FloatingPointError(f"loss became {loss} at iteration {it}")
+                    raise TrainingDiverged(f"the loss became {loss} at iteration {it} (the solver's base_lr "
+                                           f"{self.solver.base_lr:g} may be too high)")
                 self.state.smoothed = smoothed_update(self.state.losses, self.state.smoothed, loss, it,
                                                       self.average_loss)
                 self.state.it = it + 1

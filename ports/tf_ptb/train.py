@@ -19,6 +19,7 @@ from typing import Callable, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from compat.errors import TrainingDiverged
 from compat.progress import Progress
 from compat.step_graph import DeviceLog, capture_reason, copy_into, step_runner
 from compat.tf1 import GradientDescent, clip_by_global_norm_
@@ -177,7 +178,8 @@ def run_epoch(model: PTBModel, data, batch_size: int, num_steps: int, *, lr: Opt
     with cost = sum / batch_size the ratio is the mean per-token cross-entropy. ``verbose`` prints the
     original's ten progress lines; ``max_steps`` stops early (smoke runs); ``on_step`` is called after each
     step (the CLI follows the machine's load there). A perplexity too large for a float is inf; evaluation
-    reports a non-finite cost as an inf (or NaN) perplexity, training stops with FloatingPointError.
+    reports a non-finite cost as an inf (or NaN) perplexity, training stops with
+    :class:`compat.errors.TrainingDiverged` (a FloatingPointError).
 
     ``cuda_graph``: "auto" runs each step captured in one CUDA graph where
     :func:`compat.step_graph.capture_reason` allows it (a CUDA device): :class:`SyncFreeStep` when training,
@@ -230,8 +232,8 @@ def run_epoch(model: PTBModel, data, batch_size: int, num_steps: int, *, lr: Opt
     return perplexity(costs, iters) if not math.isnan(costs) else math.nan
 
 
-def _nonfinite(desc: str, cost: float, step: int, lr: float) -> FloatingPointError:
-    return FloatingPointError(f"{desc or 'epoch'}: the cost became {cost} at step {step} "
+def _nonfinite(desc: str, cost: float, step: int, lr: float) -> TrainingDiverged:
+    return TrainingDiverged(f"{desc or 'epoch'}: the cost became {cost} at step {step} "
                               f"(the learning rate {lr} may be too high)")
 
 

@@ -29,7 +29,7 @@ import torch
 from compat import checkpoint
 from compat.atomic import atomic_write_text
 from compat.checkpoint import CheckpointError, Fields
-from compat.errors import FileFormatError
+from compat.errors import FileFormatError, TrainingDiverged
 from compat.progress import Progress
 from compat.step_graph import DeviceLog, capture_reason, copy_into, step_runner
 from compat.tf1 import TFAdam, clip_by_global_norm_, tf1_cell_variables
@@ -396,7 +396,8 @@ def train(data_path, save_dir, config: Optional[TrainConfig] = None, *, resume: 
 
         def record(iteration: int, loss: float) -> None:
             if not math.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss} at iteration {iteration}")
+                raise TrainingDiverged(f"the loss became {loss} at iteration {iteration} (the learning rate "
+                                       f"{config.learning_rate:g} may be too high)")
             train_loss.append(loss)
             epoch_losses.append(loss)
             bar.fields["loss"] = f"{loss:.3f}"

@@ -33,7 +33,7 @@ import torch
 
 from compat import checkpoint
 from compat.checkpoint import CheckpointError, Fields
-from compat.errors import FileFormatError
+from compat.errors import FileFormatError, TrainingDiverged
 from compat.progress import Progress
 from compat.tf1 import TFAdagrad
 
@@ -228,7 +228,8 @@ class Estimator:
                 idx = torch.from_numpy(next(order)).to(self.device)
                 loss = train_step(model, optimizer, X[idx], y[idx])
                 if not math.isfinite(loss):  # NanTensorHook stops training on a NaN loss
-                    raise FloatingPointError(f"the loss became {loss} at step {self.global_step + 1}")
+                    raise TrainingDiverged(f"the loss became {loss} at step {self.global_step + 1} (the "
+                                           f"learning rate {self.learning_rate:g} may be too high)")
                 self.global_step += 1
                 self.unfinished["batches_fed"] += 1
                 self.losses.append(loss)
