@@ -3,7 +3,8 @@
 The recorder (legacy/record_convert_onnx_models.py) runs again with other weights and inputs, PyTorch's
 exports included; then random models (an embedding or float input, an LSTM, GRU or RNN node of a random
 variant (a bidirectional node's activations may differ between its directions), constant or run-time initial
-states, a random head) are built with onnx's helper API, run by onnxruntime, converted whole and compared.
+states, a random head) are built with onnx's helper API, run by onnxruntime, converted whole and compared; and
+the activations, Clip, ArgMax / ArgMin and Split over random values.
 """
 from __future__ import annotations
 

@@ -4,8 +4,10 @@ Each function takes the node's attributes (a dict, defaults applied here) and it
 positional order (None for an optional input the node leaves out), and returns the node's outputs as a
 tuple. The semantics are onnx/docs/Operators.md's, per opset where they changed (``Softmax`` before 13
 flattens to 2-D at ``axis``; ``Squeeze`` / ``Unsqueeze`` / ``ReduceSum`` take their axes as an input from 13,
-``ReduceMean`` / ``ReduceMax`` / ``ReduceProd`` from 18; ``Slice`` before 10 takes attributes; ``TopK`` takes
-``k`` as an input from 10). :class:`OnnxNode` is one
+``ReduceMean`` / ``ReduceMax`` / ``ReduceProd`` / ``ReduceMin`` / ``ReduceL2`` / ``ReduceLogSumExp`` from 18;
+``Slice`` before 10 takes attributes; ``TopK`` takes ``k`` as an input from 10; ``Clip`` its bounds as inputs
+from 11; ``Split`` its sizes as an input from 13 and ``num_outputs`` from 18). Comparisons and logic make bool
+tensors, ``ArgMax`` / ``ArgMin`` int64 ones; they flow between nodes in their own types. :class:`OnnxNode` is one
 node of a converted graph: its constant inputs are buffers (floating point, in the model's dtype) or values
 in its configuration (integers, small tensors), its run-time inputs come from the graph.
 
