@@ -6,8 +6,8 @@ the operators masks, clamping and heads are built from (comparisons, Where, Clip
 PyTorch's own exports of a sentiment model with an nn.LSTM, an nn.GRU and an nn.RNN and of masked classifiers;
 the converted model's outputs on the recorded inputs must equal onnxruntime's (float32: 1e-5 of the output's
 scale; float64: 1e-10; integer and bool outputs exactly). What onnxruntime cannot run (``layout=1``; float64
-LSTMs, GRUs and RNNs) is checked against reference/onnx_model.py (onnx's reference evaluator, LSTM nodes by reference/onnx_lstm.py, GRU and RNN
-nodes by reference/onnx_rnn.py) at float64's 1e-10.
+LSTMs, GRUs and RNNs) is checked against reference/onnx_model.py (onnx's reference evaluator, LSTM nodes by
+reference/onnx_lstm.py, GRU and RNN nodes by reference/onnx_rnn.py) at float64's 1e-10.
 """
 from __future__ import annotations
 
