@@ -16,7 +16,12 @@ exporter) of a small sentiment model: opset 9 without constant folding (the LSTM
 (ConstantOfShape), the same with a bidirectional nn.GRU (a GRU node, linear_before_reset 1), a two-layer Relu
 nn.RNN (two RNN nodes), the GRU model over ``pack_padded_sequence`` (lengths cast into the node's
 sequence_lens) and the RNN model over ``pack_padded_sequence(enforce_sorted=False)`` (TopK, Range,
-ReduceProd, ScatterElements). A float64 model without a recurrent node is recorded too; ``layout=1`` and
+ReduceProd, ScatterElements); an nn.LSTM and an nn.GRU classifier over padded ids with a mask-derived
+length, ``masked_fill``, ``clamp`` and ``argmax`` (Equal, Not, Where, Clip, ArgMax). The operators mask
+handling and heads are built from are recorded too: comparisons and logic, Where broadcasting, Clip in both
+forms (min or max alone, int64), Max / Min / Sum / Mean, the activations Softplus to Ceil, Split (unequal
+sizes, num_outputs), ArgMax / ArgMin (select_last_index over ties), Tile, ReduceMin / ReduceL2 /
+ReduceLogSumExp. A float64 model without a recurrent node is recorded too; ``layout=1`` and
 float64 LSTMs, GRUs and RNNs are not: onnxruntime's CPU kernels refuse both (the converter's verification
 covers them against reference/onnx_model.py). ``expected.npz`` holds each model's inputs and onnxruntime's
 outputs; ``--seed`` draws other weights and inputs (the live test uses it).
@@ -369,9 +374,123 @@ def directions_differ(rng):
                              "Transpose", "Reshape", "Concat", "Flatten", "Gemm", "Softmax-9"]
 
 
+def masks_and_logic(rng):
+    """What mask handling exports are built from (opset 13): token ids -> Equal 0 / Not (the valid steps),
+    Greater / LessOrEqual / And / Or of the ids, GreaterOrEqual / Less of floats; Where with its condition
+    broadcast over features and a scalar or a row as the other branch; ArgMax of the mask with ties (the last
+    valid step with select_last_index, the first with the default) and ArgMin over floats; Split-13 with the
+    sizes an input (unequal parts); bool and int64 outputs."""
+    onnx, TP, h, nh = _helpers()
+    F = 4
+    inits = [nh.from_array(np.array(0, np.int64), "zero"), nh.from_array(np.array(5, np.int64), "five"),
+             nh.from_array(np.array(20, np.int64), "twenty"), nh.from_array(np.array(0.25, np.float32), "quarter"),
+             nh.from_array(np.array(-0.5, np.float32), "neg_half"), nh.from_array(np.array(-1.5, np.float32), "fill"),
+             nh.from_array(f32(rng, F), "row"), nh.from_array(np.array([2], np.int64), "feature_axis"),
+             nh.from_array(np.array([1, 3], np.int64), "parts")]
+    nodes = [h.make_node("Equal", ["ids", "zero"], ["pad"], name="is_padding"),
+             h.make_node("Not", ["pad"], ["valid"], name="valid"),
+             h.make_node("Greater", ["ids", "five"], ["big"]), h.make_node("LessOrEqual", ["ids", "twenty"], ["small"]),
+             h.make_node("And", ["big", "small"], ["mid"]), h.make_node("Or", ["mid", "pad"], ["keep"]),
+             h.make_node("Unsqueeze", ["valid", "feature_axis"], ["valid3"]),
+             h.make_node("Where", ["valid3", "X", "fill"], ["masked"], name="masked_fill"),
+             h.make_node("Less", ["X", "neg_half"], ["low"]),
+             h.make_node("Where", ["low", "row", "masked"], ["masked2"], name="where_row"),
+             h.make_node("GreaterOrEqual", ["masked2", "quarter"], ["high"]),
+             h.make_node("Cast", ["valid"], ["valid_i"], to=TP.INT64),
+             h.make_node("ArgMax", ["valid_i"], ["last_valid"], axis=1, keepdims=0, select_last_index=1),
+             h.make_node("ArgMax", ["valid_i"], ["first_valid"], axis=-1),
+             h.make_node("ArgMin", ["masked2"], ["lowest"], axis=2, keepdims=0),
+             h.make_node("Split", ["masked2", "parts"], ["head", "tail"], axis=-1, name="split_features")]
+    graph = h.make_graph(nodes, "masks", [h.make_tensor_value_info("ids", TP.INT64, ["batch", T]),
+                                          h.make_tensor_value_info("X", TP.FLOAT, ["batch", T, F])],
+                         [h.make_tensor_value_info(n, t, d) for n, t, d in (
+                             ("tail", TP.FLOAT, ["batch", T, 3]), ("head", TP.FLOAT, ["batch", T, 1]),
+                             ("keep", TP.BOOL, ["batch", T]), ("high", TP.BOOL, ["batch", T, F]),
+                             ("last_valid", TP.INT64, ["batch"]), ("first_valid", TP.INT64, ["batch", 1]),
+                             ("lowest", TP.INT64, ["batch", T]))], inits)
+    ids = rng.integers(1, 30, (BATCH, T))
+    ids[0, 5:], ids[1, 2:], ids[2, :] = 0, 0, 0          # padding at the end; one row all padding (ties)
+    ids[2, 3] = 7
+    feeds = {"ids": ids, "X": f32(rng, BATCH, T, F, scale=1.5)}
+    return graph, 13, feeds, ["Equal", "Not", "Greater", "LessOrEqual", "And", "Or", "Less", "GreaterOrEqual",
+                              "Where", "Where broadcasting", "ArgMax", "ArgMax select_last_index", "ArgMin",
+                              "Split-13", "Split unequal"]
+
+
+def clip_activations_opset9(rng):
+    """Opset 9: Clip with attributes (max alone, both), Max / Min / Sum / Mean of several inputs broadcasting,
+    Softplus, Softsign, Elu(alpha), Selu (the defaults), HardSigmoid(alpha, beta), Erf, Sign, Floor, Ceil,
+    Split with the attribute split (unequal parts), Tile, ReduceMin with attribute axes, ArgMax."""
+    onnx, TP, h, nh = _helpers()
+    F = 6
+    inits = [nh.from_array(f32(rng, F, scale=1.0), "row"), nh.from_array(f32(rng, T, 1, scale=1.0), "column"),
+             nh.from_array(np.array([1, 2, 1], np.int64), "reps")]
+    nodes = [h.make_node("Clip", ["X"], ["capped"], max=0.6, name="clip_max_only"),
+             h.make_node("Clip", ["X"], ["clipped"], min=-0.4, max=0.9, name="clip_both"),
+             h.make_node("Max", ["capped", "row", "column"], ["mx"]), h.make_node("Min", ["X", "row"], ["mn"]),
+             h.make_node("Sum", ["mx", "mn", "column"], ["sm"]), h.make_node("Mean", ["sm", "clipped"], ["mean"]),
+             h.make_node("Mean", ["mean"], ["mean1"], name="mean_of_one"),
+             h.make_node("Softplus", ["X"], ["sp"]), h.make_node("Softsign", ["X"], ["ss"]),
+             h.make_node("Elu", ["X"], ["elu"], alpha=0.7), h.make_node("Selu", ["X"], ["selu"]),
+             h.make_node("HardSigmoid", ["X"], ["hs"], alpha=0.3, beta=0.4), h.make_node("Erf", ["X"], ["erf"]),
+             h.make_node("Sign", ["X"], ["sign"]), h.make_node("Floor", ["X"], ["floor"]),
+             h.make_node("Ceil", ["X"], ["ceil"]),
+             h.make_node("Sum", ["mean1", "sp", "ss", "elu", "selu", "hs", "erf", "sign", "floor", "ceil"], ["acts"]),
+             h.make_node("Split", ["acts"], ["a", "b", "c"], axis=2, split=[1, 3, 2], name="split_unequal"),
+             h.make_node("Tile", ["a", "reps"], ["tiled"]),
+             h.make_node("ReduceMin", ["b"], ["least"], axes=[1, -1], keepdims=0),
+             h.make_node("ArgMax", ["c"], ["top"], axis=1)]
+    graph = h.make_graph(nodes, "clip9", [h.make_tensor_value_info("X", TP.FLOAT, [BATCH, T, F])],
+                         [h.make_tensor_value_info(n, t, d) for n, t, d in (
+                             ("tiled", TP.FLOAT, [BATCH, 2 * T, 1]), ("least", TP.FLOAT, [BATCH]),
+                             ("top", TP.INT64, [BATCH, 1, 2]), ("acts", TP.FLOAT, [BATCH, T, F]))], inits)
+    X = f32(rng, BATCH, T, F, scale=2.5)
+    X[0, 0, :3] = [1.0, -2.0, 0.0]                  # whole numbers: Floor, Ceil and Sign at their edges
+    return graph, 9, {"X": X}, ["Clip-6", "Clip without min", "Max", "Min", "Sum", "Mean", "Softplus", "Softsign",
+                                "Elu", "Selu", "HardSigmoid", "Erf", "Sign", "Floor", "Ceil", "Split-2",
+                                "Split unequal", "Tile", "ReduceMin", "ArgMax"]
+
+
+def clip_split_reduce_opset18(rng):
+    """Opset 18: Clip with inputs (min alone; both; on int64), Split by num_outputs (7 steps in parts of
+    3, 3, 1) and by an input, ReduceMin / ReduceL2 / ReduceLogSumExp with axes inputs, noop_with_empty_axes,
+    Selu(alpha, gamma), ArgMin with select_last_index over ties, Where broadcasting both branches."""
+    onnx, TP, h, nh = _helpers()
+    F = 3
+    inits = [nh.from_array(np.array(-0.3, np.float32), "lo"), nh.from_array(np.array(0.8, np.float32), "hi"),
+             nh.from_array(np.array(2, np.int64), "lo_i"), nh.from_array(np.array(6, np.int64), "hi_i"),
+             nh.from_array(np.array([1], np.int64), "time"), nh.from_array(np.array([0, 2], np.int64), "outer"),
+             nh.from_array(np.array([2, 5], np.int64), "sizes"), nh.from_array(f32(rng, 1, F), "other")]
+    nodes = [h.make_node("Clip", ["X", "lo"], ["above"], name="clip_min_only"),
+             h.make_node("Clip", ["X", "lo", "hi"], ["between"], name="clip_both"),
+             h.make_node("Clip", ["counts", "lo_i", "hi_i"], ["counts_clipped"], name="clip_int"),
+             h.make_node("Split", ["between"], ["s0", "s1", "s2"], axis=1, num_outputs=3, name="split_num_outputs"),
+             h.make_node("Split", ["above", "sizes"], ["p0", "p1"], axis=1, name="split_sizes"),
+             h.make_node("ReduceMin", ["s0", "time"], ["m0"], keepdims=1),
+             h.make_node("ReduceL2", ["s1", "outer"], ["l2"], keepdims=0),
+             h.make_node("ReduceLogSumExp", ["p1", "time"], ["lse"], keepdims=0),
+             h.make_node("ReduceLogSumExp", ["s2"], ["same"], noop_with_empty_axes=1, name="noop"),
+             h.make_node("ReduceL2", ["p0"], ["all_l2"], keepdims=0, name="every_axis"),
+             h.make_node("Selu", ["lse"], ["selu"], alpha=1.2, gamma=0.9),
+             h.make_node("ArgMin", ["counts_clipped"], ["first_least"], axis=1, select_last_index=1, keepdims=0),
+             h.make_node("Greater", ["selu", "other"], ["cond"]),
+             h.make_node("Where", ["cond", "l2", "other"], ["picked"], name="where_broadcast")]
+    graph = h.make_graph(nodes, "clip18", [h.make_tensor_value_info("X", TP.FLOAT, [BATCH, T, F]),
+                                           h.make_tensor_value_info("counts", TP.INT64, [BATCH, 5])],
+                         [h.make_tensor_value_info(n, t, d) for n, t, d in (
+                             ("picked", TP.FLOAT, [BATCH, F]), ("m0", TP.FLOAT, [BATCH, 1, F]),
+                             ("same", TP.FLOAT, [BATCH, 1, F]), ("all_l2", TP.FLOAT, []),
+                             ("counts_clipped", TP.INT64, [BATCH, 5]), ("first_least", TP.INT64, [BATCH]))], inits)
+    feeds = {"X": f32(rng, BATCH, T, F, scale=1.5), "counts": np.array([[0, 9, 1, 4, 2], [3, 3, 7, 8, 3],
+                                                                         [6, 6, 6, 6, 6]], np.int64)}
+    return graph, 18, feeds, ["Clip-13", "Clip without max", "Clip int64", "Split-18", "Split num_outputs",
+                              "Split-13", "ReduceMin-18", "ReduceL2", "ReduceLogSumExp", "noop_with_empty_axes",
+                              "Selu", "ArgMin select_last_index", "Where broadcasting", "Greater"]
+
+
 HELPER_MODELS = [sentiment_bidirectional_mean, lengths_clip_input_forget, activations_reverse_concat, opset9_slices,
                  float64_head, gru_sentiment_lengths, gru_activations_reverse, rnn_tanh_relu, gru_into_lstm,
-                 directions_differ]
+                 directions_differ, masks_and_logic, clip_activations_opset9, clip_split_reduce_opset18]
 
 
 def torch_sentiment(path: Path, opset: int, fold: bool, dynamic: bool, seed: int, cell: str = "LSTM",
@@ -427,6 +546,43 @@ def torch_sentiment(path: Path, opset: int, fold: bool, dynamic: bool, seed: int
     return {n: t.numpy() for n, t in zip(names, inputs)}, torch.__version__
 
 
+def torch_masked(path: Path, opset: int, seed: int, cell: str):
+    """A classifier over padded token ids exported by torch.onnx.export (the TorchScript exporter): the mask
+    ``ids != 0`` (Equal, Not), its lengths ``mask.sum(1)`` (Cast, ReduceSum), a bidirectional nn.LSTM or
+    nn.GRU over the embedded ids, ``masked_fill`` of the padded steps (Where), the mean over the valid steps
+    with the lengths clamped to at least 1 (Clip on int64, min alone), Linear, ``clamp(-3, 3)`` of the logits
+    (Clip), softmax and ``argmax`` (ArgMax). Clip on integers takes opset 12 or later."""
+    import torch
+    from torch import nn
+
+    class Masked(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(40, 8, padding_idx=0)
+            self.rnn = getattr(nn, cell)(8, 6, batch_first=True, bidirectional=True)
+            self.out = nn.Linear(12, 3)
+
+        def forward(self, ids):
+            mask = ids != 0
+            lengths = mask.sum(1)
+            y, _ = self.rnn(self.embedding(ids))
+            y = y.masked_fill(~mask.unsqueeze(-1), 0.0)
+            pooled = y.sum(1) / lengths.clamp(min=1).unsqueeze(-1).to(y.dtype)
+            logits = self.out(pooled).clamp(-3, 3)
+            return torch.softmax(logits, dim=-1), logits.argmax(-1)
+
+    torch.manual_seed(seed)
+    model = Masked().eval()
+    ids = torch.randint(1, 40, (BATCH, T))
+    ids[1, 4:], ids[2, 1:] = 0, 0
+    torch.onnx.export(model, (ids,), str(path), opset_version=opset, dynamo=False, input_names=["ids"],
+                      output_names=["probs", "label"], dynamic_axes={"ids": {0: "batch", 1: "steps"}})
+    return {"ids": ids.numpy()}, torch.__version__
+
+
+MASKED_MODELS = [("torch_lstm_masked_opset14", 14, "LSTM"), ("torch_gru_masked_opset17", 17, "GRU")]
+
+
 # name, opset, constant folding, dynamic axes, recurrent layer, packed sequences
 TORCH_MODELS = [("torch_sentiment_opset9", 9, False, False, "LSTM", ""),
                 ("torch_sentiment_opset14_dynamic", 14, True, True, "LSTM", ""),
@@ -466,6 +622,13 @@ def main():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             feeds, versions["torch"] = torch_sentiment(path, opset, fold, dynamic, args.seed, cell, packed)
+        ops = sorted({n.op_type for n in onnx.load(str(path)).graph.node})
+        jobs.append((name, path, feeds, [f"torch.onnx.export opset {opset}", *ops]))
+    for name, opset, cell in MASKED_MODELS:
+        path = args.out / f"{name}.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            feeds, versions["torch"] = torch_masked(path, opset, args.seed, cell)
         ops = sorted({n.op_type for n in onnx.load(str(path)).graph.node})
         jobs.append((name, path, feeds, [f"torch.onnx.export opset {opset}", *ops]))
     for name, path, feeds, covers in jobs:

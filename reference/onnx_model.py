@@ -3,8 +3,8 @@ operators' numpy implementations that ship with the onnx package) with every ``L
 reference/onnx_lstm.py (every attribute: peepholes, clip, input_forget, activations, sequence_lens,
 layout, directions, onnxruntime's conventions where the operator text is open), every ``GRU`` and ``RNN``
 node by reference/onnx_rnn.py (onnx docs/Operators.md GRU, RNN: every attribute likewise, and
-linear_before_reset), and ``Softmax`` / ``LogSoftmax`` with their semantics before opset 13, which
-onnx.reference does not distinguish.
+linear_before_reset), ``Softmax`` / ``LogSoftmax`` with their semantics before opset 13, which
+onnx.reference does not distinguish, and ``Erf`` in float64 (onnx.reference's rounds to float32).
 
 onnx.reference's own recurrent operators (onnx 1.14-1.23 ``onnx/reference/ops/op_lstm.py``, ``op_gru.py``,
 ``op_rnn.py``) are not the specification: none applies ``clip`` or ``sequence_lens``; its LSTM and GRU run
@@ -140,6 +140,21 @@ def _softmax_ops(opset: int):
     return [make("Softmax", False), make("LogSoftmax", True)]
 
 
+def _erf_op():
+    """Erf in float64: onnx.reference's (``onnx/reference/ops/op_erf.py``) vectorizes math.erf with a float32
+    result whatever the input's type; the operator's result has the input's type (Operators.md Erf)."""
+    from math import erf
+
+    from onnx.reference.op_run import OpRun
+
+    vectorized = np.vectorize(erf, otypes=[np.float64])
+
+    def _run(self, x):
+        return (vectorized(x).astype(x.dtype),)
+
+    return type("Erf", (OpRun,), {"op_domain": "", "_run": _run})
+
+
 def _opset(model) -> int:
     return max([int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")] or [1])
 
@@ -153,5 +168,5 @@ def run(model, inputs: Sequence[np.ndarray]) -> List[np.ndarray]:
     initializers = {t.name for t in m.graph.initializer}
     names = [vi.name for vi in m.graph.input if vi.name not in initializers]
     feeds = {n: (x.astype(np.float64) if x.dtype.kind == "f" else x) for n, x in zip(names, inputs)}
-    outs = ReferenceEvaluator(m, new_ops=[*_recurrent_ops(), *_softmax_ops(_opset(m))]).run(None, feeds)
+    outs = ReferenceEvaluator(m, new_ops=[*_recurrent_ops(), *_softmax_ops(_opset(m)), _erf_op()]).run(None, feeds)
     return [np.asarray(o, dtype=np.float64) for o in outs]

@@ -85,5 +85,5 @@ def assert_close_scaled(actual, expected, *, dtype=None, msg: str = ""):
     e = np.asarray(expected, dtype=np.float64)
     scale = max(1.0, float(np.max(np.abs(e[np.isfinite(e)]), initial=0.0)))
     a = _to_tensor(actual).to(torch.float64) / scale
-    assert_close(a, torch.from_numpy(e / scale), dtype=dtype or _to_tensor(actual).dtype,
+    assert_close(a, torch.from_numpy(np.asarray(e / scale)), dtype=dtype or _to_tensor(actual).dtype,
                  msg=f"{msg} (relative to the output's scale {scale:.3g})")

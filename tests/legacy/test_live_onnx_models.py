@@ -3,22 +3,26 @@
 The recorder (legacy/record_convert_onnx_models.py) runs again with other weights and inputs, PyTorch's
 exports included; then random models (an embedding or float input, an LSTM, GRU or RNN node of a random
 variant (a bidirectional node's activations may differ between its directions), constant or run-time initial
-states, a random head) are built with onnx's helper API, run by onnxruntime, converted whole and compared.
+states, a random head) are built with onnx's helper API, run by onnxruntime, converted whole and compared; and
+the activations, Clip, ArgMax / ArgMin and Split over random values.
 """
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compat.convert import convert, load
 from tests.convert_cases import cases
-from tests.test_convert_onnx_models import check_case
+from tests.test_convert_onnx_models import assert_same_outputs, check_case
 from tests.tolerances import assert_close_scaled
 
 from .conftest import LEGACY
@@ -181,3 +185,53 @@ def test_range_and_topk_against_live_onnxruntime(start, steps, delta, down, ties
     got = [*OPS["Range"]({"__opset": 17}, t["a"], t["b"], t["c"]), *OPS["TopK"]({"__opset": 17}, t["v"], t["k"])]
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g.numpy(), w)
+
+
+@settings(max_examples=40, deadline=None)
+@given(values=st.lists(st.floats(-100, 100, width=32), min_size=1, max_size=9), ties=st.lists(st.integers(0, 2),
+       min_size=1, max_size=9), parts=st.integers(1, 4), opset=st.sampled_from([13, 18]))
+def test_activations_clip_split_and_argmax_against_live_onnxruntime(values, ties, parts, opset):
+    """The activations over a wide range (Softplus without overflow, Selu, Elu, HardSigmoid, Erf, ...), Clip with
+    min above max, ArgMax / ArgMin over ties with select_last_index, and Split into equal parts (num_outputs from
+    opset 18, a smaller last part) as onnxruntime runs them, through the converted model."""
+    x = np.array(values, np.float32)
+    t = np.array(ties, np.int64)
+    if opset < 18 and len(values) % parts:
+        parts = 1
+    nodes = [h.make_node(op, ["x"], [op], **attrs) for op, attrs in (
+                 ("Softplus", {}), ("Softsign", {}), ("Elu", {"alpha": 0.5}), ("Selu", {}), ("Erf", {}),
+                 ("HardSigmoid", {}), ("Sign", {}), ("Floor", {}), ("Ceil", {}))]
+    nodes.append(h.make_node("HardSigmoid", ["x"], ["HardSigmoid_2"], alpha=0.3, beta=0.6))
+    nodes += [h.make_node("Clip", ["x", "hi", "lo"], ["Clip"]),
+              h.make_node("ArgMax", ["t"], ["ArgMax"], select_last_index=1),
+              h.make_node("ArgMin", ["t"], ["ArgMin"], keepdims=0),
+              h.make_node("Split", ["x"], [f"part{k}" for k in range(parts)],
+                          **({"num_outputs": parts} if opset >= 18 else {}))]
+    outputs = [n.output for n in nodes]
+    graph = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", TP.FLOAT, [len(values)]),
+                                      h.make_tensor_value_info("t", TP.INT64, [len(ties)])],
+                         [h.make_tensor_value_info(o, TP.INT64 if o.startswith("Arg") else TP.FLOAT, None)
+                          for out in outputs for o in out],
+                         [nh.from_array(np.array(1.5, np.float32), "hi"),
+                          nh.from_array(np.array(-2., np.float32), "lo")])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", opset)])
+    model.ir_version = 8
+    try:
+        want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+            None, {"x": x, "t": t})
+    except ort.capi.onnxruntime_pybind11_state.Fail as e:      # a last part below 0: refused by both
+        assert "negative final split" in str(e)
+        want = None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.onnx"
+        onnx.save(model, str(path))
+        convert(path, Path(tmp) / "out", model="whole", verify=False)
+        converted = load(Path(tmp) / "out")
+        if want is None:
+            with pytest.raises(ValueError, match=f"^Split: a dimension of {len(values)} does not make {parts} parts"):
+                converted(torch.from_numpy(x), torch.from_numpy(t))
+            return
+        with torch.no_grad():
+            got = converted(torch.from_numpy(x), torch.from_numpy(t))
+    for g, w, name in zip(got, want, [o for out in outputs for o in out]):
+        assert_same_outputs(g, w, msg=name)

@@ -28,8 +28,13 @@ from compat.frameworks.onnx.ops import RECURRENT_INPUTS, RECURRENT_OUTPUTS
 
 UNARY = {"Tanh": "torch.tanh", "Sigmoid": "torch.sigmoid", "Relu": "torch.relu", "Exp": "torch.exp",
          "Log": "torch.log", "Neg": "torch.neg", "Sqrt": "torch.sqrt", "Abs": "torch.abs",
-         "Reciprocal": "torch.reciprocal"}
-BINARY = {"Add": "{} + {}", "Sub": "{} - {}", "Mul": "{} * {}", "Pow": "torch.pow({}, {})", "MatMul": "{} @ {}"}
+         "Reciprocal": "torch.reciprocal", "Not": "torch.logical_not", "Sign": "torch.sign", "Floor": "torch.floor",
+         "Ceil": "torch.ceil"}
+BINARY = {"Add": "{} + {}", "Sub": "{} - {}", "Mul": "{} * {}", "Pow": "torch.pow({}, {})", "MatMul": "{} @ {}",
+          "Equal": "torch.eq({}, {})", "Less": "torch.lt({}, {})", "Greater": "torch.gt({}, {})",
+          "LessOrEqual": "torch.le({}, {})", "GreaterOrEqual": "torch.ge({}, {})",
+          "And": "torch.logical_and({}, {})", "Or": "torch.logical_or({}, {})"}
+VARIADIC = {"Max": "torch.maximum({}, {})", "Min": "torch.minimum({}, {})", "Sum": "{} + {}", "Mean": "{} + {}"}
 _SCATTER_REDUCTIONS = {"add": "sum", "mul": "prod", "max": "amax", "min": "amin"}
 
 
@@ -249,13 +254,13 @@ def _reduce(config, i: _Inputs, op: str, since: int) -> str:
         dims = f"sorted({{d % {x}.dim() for d in {i.exprs[1]}.tolist()}} or range({x}.dim()))"
         if op == "ReduceProd":
             return prod.format(keep, f"reversed({dims})", x) + "  # its axes, or every axis where none"
-        return f"{x}.{_REDUCTIONS[op]}({dims}, keepdim={keep})  # its axes, or every axis where none"
+        return f"{_reduced(op, x, dims, keep)}  # its axes, or every axis where none"
     axes = _axis_list(op, config, i, 1, since) or []
     if not axes and a.get("noop_with_empty_axes", 0):
         return f"{x}  # {op} with no axes and noop_with_empty_axes"
     dims = f"list(range({x}.dim()))" if not axes else repr(sorted(set(axes)))
     if op != "ReduceProd":
-        return f"{x}.{_REDUCTIONS[op]}({dims}, keepdim={keep})"
+        return _reduced(op, x, dims, keep)
     if len(axes) == 1:
         return f"{x}.prod({axes[0]}, keepdim={keep})"
     order = f"reversed(range({x}.dim()))" if not axes else \
@@ -263,7 +268,17 @@ def _reduce(config, i: _Inputs, op: str, since: int) -> str:
     return prod.format(keep, order, x)
 
 
-_REDUCTIONS = {"ReduceMean": "mean", "ReduceSum": "sum", "ReduceMax": "amax"}
+_REDUCTIONS = {"ReduceMean": "mean", "ReduceSum": "sum", "ReduceMax": "amax", "ReduceMin": "amin"}
+
+
+def _reduced(op: str, x: str, dims: str, keep: bool) -> str:
+    """ReduceMean / Sum / Max / Min as a method; ReduceL2 and ReduceLogSumExp as ops._reduce_l2 and
+    ops._reduce_log_sum_exp compute them."""
+    if op == "ReduceL2":
+        return f"torch.sqrt(torch.sum({x} * {x}, {dims}, keepdim={keep})).to({x}.dtype)"
+    if op == "ReduceLogSumExp":
+        return f"torch.logsumexp({x}, {dims}, keepdim={keep}).to({x}.dtype)"
+    return f"{x}.{_REDUCTIONS[op]}({dims}, keepdim={keep})"
 
 
 def _topk(config, i: _Inputs, outs: List[str]) -> str:
@@ -340,6 +355,77 @@ def _shape(config, i: _Inputs) -> str:
     return f"torch.tensor({x}.shape{part}, dtype=torch.int64, device={x}.device)"
 
 
+def _clip(config, i: _Inputs) -> str:
+    from compat.frameworks.onnx.ops import FLOAT32_MAX
+
+    x = i.tensor(0)
+    if config["opset"] < 11:     # the attributes, float's lowest / max where absent (Operators.md Clip-6)
+        a = config["attributes"]
+        return f"torch.clamp({x}, {_number(a.get('min', -FLOAT32_MAX))}, {_number(a.get('max', FLOAT32_MAX))})"
+    lo, hi = (i.tensor(k) if i.given(k) else "None" for k in (1, 2))
+    return f"torch.clamp({x}, {lo}, {hi})" if (lo, hi) != ("None", "None") else f"{x}  # Clip without bounds"
+
+
+def _variadic(op: str, i: _Inputs) -> str:
+    """Max, Min, Sum, Mean: the inputs combined left to right (as ops._variadic), Mean divided by their count."""
+    y = i.tensor(0)
+    for k in range(1, len(i)):
+        y = VARIADIC[op].format(y, i.tensor(k))
+    return f"({y}) / {len(i)}" if op == "Mean" else y
+
+
+def _activation(op: str, config, i: _Inputs) -> str:
+    from compat.frameworks.onnx.ops import SELU_DEFAULTS
+
+    a, x = config["attributes"], i.tensor(0)
+    if op == "Softplus":
+        return f"torch.logaddexp({x}, {x}.new_zeros(()))  # ln(exp(x) + 1)"
+    if op == "Softsign":
+        return f"{x} / (1 + torch.abs({x}))"
+    if op == "Elu":
+        return f"F.elu({x}, {_number(a.get('alpha', 1.0))})"
+    if op == "Selu":
+        alpha, gamma = _number(a.get("alpha", SELU_DEFAULTS[0])), _number(a.get("gamma", SELU_DEFAULTS[1]))
+        return f"{gamma} * torch.where({x} > 0, {x}, {alpha} * torch.exp({x}) - {alpha})"
+    if op == "HardSigmoid":
+        return f"torch.clamp({_number(a.get('alpha', 0.2))} * {x} + {_number(a.get('beta', 0.5))}, 0, 1)"
+    # Erf: an integer input's result in its type (ops._erf)
+    return f"torch.erf({x}) if {x}.is_floating_point() else torch.erf({x}.double()).to({x}.dtype)"
+
+
+def _split(config, i: _Inputs, outs: List[str]) -> str:
+    a = config["attributes"]
+    axis = a.get("axis", 0)
+    x = i.tensor(0)
+    n = config["outputs"]
+    if "split" in a:
+        sizes = repr(list(a["split"]))
+    elif i.given(1):
+        sizes = repr(_ints(i.inline(1))) if i.inline(1) is not None else f"{i.exprs[1]}.tolist()"
+    elif "num_outputs" in a:      # parts of ceil(dim / n), the last one smaller (ops.split_sizes)
+        dim = f"{x}.shape[{axis}]"
+        part = f"-(-{dim} // {n})"
+        sizes = f"[{part}] * {n - 1} + [{dim} - {n - 1} * {part}]"
+    else:                          # equal parts (torch.split refuses sizes that do not add up to the dimension)
+        sizes = f"[{x}.shape[{axis}] // {n}] * {n}"
+    return f"{', '.join(outs)}{',' if len(outs) == 1 else ''} = torch.split({x}, {sizes}, {axis})"
+
+
+def _arg(op: str, config, i: _Inputs) -> str:
+    a = config["attributes"]
+    axis, keep, fn = a.get("axis", 0), bool(a.get("keepdims", 1)), f"torch.{op.lower()}"
+    x = i.tensor(0)
+    if a.get("select_last_index", 0):
+        return f"{x}.shape[{axis}] - 1 - {fn}({x}.flip({axis}), {axis}, keepdim={keep})  # the last of equal values"
+    return f"{fn}({x}, {axis}, keepdim={keep})"
+
+
+def _tile(config, i: _Inputs) -> str:
+    inline = i.inline(1)
+    reps = repr(_ints(inline)) if inline is not None else f"{i.exprs[1]}.tolist()"
+    return f"{i.tensor(0)}.repeat({reps})"
+
+
 def _div(i: _Inputs) -> str:
     a, b = i.tensor(0), i.tensor(1)
     kinds = (i.float_kind(0), i.float_kind(1))
@@ -360,6 +446,8 @@ def emit_op(config: dict, e) -> Emitted:
     imports: tuple = ()
     if op == "TopK":
         return emitted(None, [_topk(config, i, outs)])
+    if op == "Split":
+        return emitted(None, [_split(config, i, outs)])
     if op == "Dropout":
         line = f"{outs[0]} = {i.tensor(0)}  # Dropout: the identity at inference"
         if len(outs) > 1:
@@ -400,7 +488,7 @@ def emit_op(config: dict, e) -> Emitted:
         y = _slice(config, i)
     elif op == "Shape":
         y = _shape(config, i)
-    elif op in ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceProd"):
+    elif op in ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceProd", "ReduceMin", "ReduceL2", "ReduceLogSumExp"):
         y = _reduce(config, i, op, {"ReduceSum": 13}.get(op, 18))
         imports = ("import functools",) if y.startswith("functools.") else ()
     elif op == "Range":
@@ -413,6 +501,18 @@ def emit_op(config: dict, e) -> Emitted:
         y = _constant_of_shape(config, i, e)
     elif op == "Expand":
         y = _expand(config, i)
+    elif op == "Where":
+        y = f"torch.where({i.tensor(0)}, {i.tensor(1)}, {i.tensor(2)})"
+    elif op == "Clip":
+        y = _clip(config, i)
+    elif op in VARIADIC:
+        y = _variadic(op, i)
+    elif op in ("Softplus", "Softsign", "Elu", "Selu", "HardSigmoid", "Erf"):
+        y = _activation(op, config, i)
+    elif op in ("ArgMax", "ArgMin"):
+        y = _arg(op, config, i)
+    elif op == "Tile":
+        y = _tile(config, i)
     else:
         raise _error(f"the operator {op!r} has no Python form")
     return emitted(None, [f"{outs[0]} = {y}"], imports=imports)

@@ -54,13 +54,30 @@ ATTRIBUTES: Dict[str, Dict[str, str]] = {
     "Cast": {"to": "int"},
     "Expand": {},
     "ConstantOfShape": {"value": "scalar"},
+    "Equal": {}, "Less": {}, "Greater": {}, "LessOrEqual": {}, "GreaterOrEqual": {}, "Not": {}, "And": {}, "Or": {},
+    "Where": {},
+    "Clip": {"min": "float", "max": "float"},
+    "Max": {}, "Min": {}, "Sum": {}, "Mean": {},
+    "Softplus": {}, "Softsign": {}, "Elu": {"alpha": "float"}, "Selu": {"alpha": "float", "gamma": "float"},
+    "HardSigmoid": {"alpha": "float", "beta": "float"}, "Erf": {}, "Sign": {}, "Floor": {}, "Ceil": {},
+    "Split": {"axis": "int", "split": "ints", "num_outputs": "int"},
+    "ArgMax": {"axis": "int", "keepdims": "int", "select_last_index": "int"},
+    "ArgMin": {"axis": "int", "keepdims": "int", "select_last_index": "int"},
+    "Tile": {},
+    "ReduceMin": {"axes": "ints", "keepdims": "int", "noop_with_empty_axes": "int"},
+    "ReduceL2": {"axes": "ints", "keepdims": "int", "noop_with_empty_axes": "int"},
+    "ReduceLogSumExp": {"axes": "ints", "keepdims": "int", "noop_with_empty_axes": "int"},
 }
 # The most inputs each operator takes, and the least
 ARITY = {"Gemm": (2, 3), "Gather": (2, 2), "TopK": (1, 2), "Range": (3, 3), "ScatterElements": (3, 3),
          "ReduceProd": (1, 2), "Concat": (1, 1 << 10), "Slice": (1, 5), "Squeeze": (1, 2),
          "Unsqueeze": (1, 2), "Reshape": (2, 2), "ReduceMean": (1, 2), "ReduceSum": (1, 2), "ReduceMax": (1, 2),
-         "Dropout": (1, 3), "Expand": (2, 2), **{op: (2, 2) for op in ("Add", "Sub", "Mul", "Div", "Pow", "MatMul")}}
-NODE_OUTPUTS = {"Dropout": 2, "TopK": 2}
+         "Dropout": (1, 3), "Expand": (2, 2), "Where": (3, 3), "Clip": (1, 3), "Split": (1, 2), "Tile": (2, 2),
+         "ReduceMin": (1, 2), "ReduceL2": (1, 2), "ReduceLogSumExp": (1, 2),
+         **{op: (1, 1 << 10) for op in ("Max", "Min", "Sum", "Mean")},
+         **{op: (2, 2) for op in ("Add", "Sub", "Mul", "Div", "Pow", "MatMul", "Equal", "Less", "Greater",
+                                  "LessOrEqual", "GreaterOrEqual", "And", "Or")}}
+NODE_OUTPUTS = {"Dropout": 2, "TopK": 2, "Split": 1 << 10}
 FLOAT_DTYPES = ("float16", "float32", "float64")
 INLINE_DTYPES = tuple(ONNX_DTYPES.values())
 
@@ -144,6 +161,17 @@ def _check_op(config: dict, error) -> None:
     if op == "Slice" and config["opset"] < 10 and not {"starts", "ends"} <= set(attrs):
         raise error("attributes", "Slice before opset 10 needs starts and ends")
     inputs = config["inputs"]
+    if op == "Split":
+        _check_split(config, error)
+    if op == "Tile" and config["opset"] < 6:
+        raise error("opset", "Tile before opset 6 takes its tiles and axis as inputs; the converter runs Tile from "
+                             "opset 6 (repeats)")
+    if op == "Selu" and config["opset"] < 6:
+        raise error("opset", "Selu before opset 6 defaults alpha and gamma to 1.6732 and 1.0507 (Operators.md "
+                             "Selu-1), which onnx's reference evaluator does not run; the converter runs Selu from "
+                             "opset 6")
+    if op in ("Max", "Min", "Sum", "Mean") and None in inputs:
+        raise error("inputs", f"{op}'s inputs are all required")
     if op == "Slice" and config["opset"] >= 10 and (len(inputs) < 3 or None in inputs[:3]):
         raise error("inputs", "Slice from opset 10 takes starts and ends as inputs")
     if op == "Unsqueeze" and "axes" not in attrs and (len(inputs) < 2 or inputs[1] is None):
@@ -158,6 +186,17 @@ def _check_op(config: dict, error) -> None:
     want = NODE_OUTPUTS.get(op, 1)
     if type(config["outputs"]) is not int or not 1 <= config["outputs"] <= want:
         raise error("outputs", f"{op} returns 1 to {want} outputs")
+
+
+def _check_split(config: dict, error) -> None:
+    """Split's parts (Operators.md Split): sizes (the attribute ``split`` before opset 13, the input from 13),
+    or ``num_outputs`` (opset 18, which must be the number of outputs), or one equal part per output."""
+    attrs, inputs, outputs = config["attributes"], config["inputs"], config["outputs"]
+    sized = "split" in attrs or (len(inputs) > 1 and inputs[1] is not None)
+    if "num_outputs" in attrs and (sized or attrs["num_outputs"] != outputs):
+        raise error("attributes/num_outputs", "num_outputs is the number of outputs, with no split sizes")
+    if "split" in attrs and (len(attrs["split"]) != outputs or any(v < 0 for v in attrs["split"])):
+        raise error("attributes/split", f"one size of at least 0 per output ({outputs})")
 
 
 def _check_recurrent(config: dict, error) -> None:

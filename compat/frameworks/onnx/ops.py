@@ -4,8 +4,10 @@ Each function takes the node's attributes (a dict, defaults applied here) and it
 positional order (None for an optional input the node leaves out), and returns the node's outputs as a
 tuple. The semantics are onnx/docs/Operators.md's, per opset where they changed (``Softmax`` before 13
 flattens to 2-D at ``axis``; ``Squeeze`` / ``Unsqueeze`` / ``ReduceSum`` take their axes as an input from 13,
-``ReduceMean`` / ``ReduceMax`` / ``ReduceProd`` from 18; ``Slice`` before 10 takes attributes; ``TopK`` takes
-``k`` as an input from 10). :class:`OnnxNode` is one
+``ReduceMean`` / ``ReduceMax`` / ``ReduceProd`` / ``ReduceMin`` / ``ReduceL2`` / ``ReduceLogSumExp`` from 18;
+``Slice`` before 10 takes attributes; ``TopK`` takes ``k`` as an input from 10; ``Clip`` its bounds as inputs
+from 11; ``Split`` its sizes as an input from 13 and ``num_outputs`` from 18). Comparisons and logic make bool
+tensors, ``ArgMax`` / ``ArgMin`` int64 ones; they flow between nodes in their own types. :class:`OnnxNode` is one
 node of a converted graph: its constant inputs are buffers (floating point, in the model's dtype) or values
 in its configuration (integers, small tensors), its run-time inputs come from the graph.
 
@@ -276,6 +278,123 @@ def _scatter_elements(attrs, data, indices, updates):
     return (data.scatter_reduce(axis, idx, updates, _SCATTER_REDUCTIONS[reduction], include_self=True),)
 
 
+def _clip(attrs, x, lo=None, hi=None):
+    """Operators.md Clip: before opset 11 the bounds are the attributes ``min`` / ``max``, defaulting (from 6)
+    to float's ``numeric_limits::lowest()`` / ``max()`` (onnx's schema defaults, a float64 input clipped to
+    them too); from 11 the optional inputs, an absent one no bound. ``min`` above ``max`` gives ``max``
+    everywhere ("equivalent to Min(max, Max(input, min))"), as torch.clamp does."""
+    if attrs["__opset"] < 11:
+        lo, hi = attrs.get("min", -FLOAT32_MAX), attrs.get("max", FLOAT32_MAX)
+    return (torch.clamp(x, lo, hi) if lo is not None or hi is not None else x,)
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _variadic(fn):
+    """Max, Min, Sum: the inputs combined left to right, broadcasting as numpy (Operators.md, from opset 8)."""
+    def run(attrs, *xs):
+        out = xs[0]
+        for x in xs[1:]:
+            out = fn(out, x)
+        return (out,)
+    return run
+
+
+def _mean(attrs, *xs):
+    """Operators.md Mean: the sum of the inputs (left to right) divided by their count."""
+    return (_variadic(torch.add)(attrs, *xs)[0] / len(xs),)
+
+
+def _softplus(x: Tensor) -> Tensor:
+    return torch.logaddexp(x, x.new_zeros(()))    # ln(exp(x) + 1) (Operators.md Softplus), without overflow
+
+
+def _selu(attrs, x):
+    # Operators.md Selu-6: gamma * (alpha * e^x - alpha) for x <= 0, gamma * x for x > 0, the defaults the
+    # constants to float32 precision (Selu-1's other defaults are refused by the reader)
+    alpha, gamma = attrs.get("alpha", SELU_DEFAULTS[0]), attrs.get("gamma", SELU_DEFAULTS[1])
+    return (gamma * torch.where(x > 0, x, alpha * torch.exp(x) - alpha),)
+
+
+SELU_DEFAULTS = (1.6732631921768188, 1.0507010221481323)
+
+
+def _hard_sigmoid(attrs, x):
+    # Operators.md HardSigmoid: max(0, min(1, alpha * x + beta))
+    return (torch.clamp(attrs.get("alpha", 0.2) * x + attrs.get("beta", 0.5), 0, 1),)
+
+
+def _erf(x: Tensor) -> Tensor:
+    # Erf-9 takes integer tensors too (the result in the input's type, as onnx/reference/ops/op_erf.py casts)
+    return torch.erf(x) if x.dtype.is_floating_point else torch.erf(x.double()).to(x.dtype)
+
+
+def split_sizes(attrs, dim: int) -> List[int]:
+    """The parts of a Split without sizes (Operators.md Split): ``num_outputs`` (opset 18) parts of
+    ceil(dim / n), the last one smaller; before 18, one equal part per output (onnxruntime refuses a dimension
+    that does not divide)."""
+    n = attrs.get("num_outputs", attrs["__outputs"])
+    if "num_outputs" in attrs:
+        part = -(-dim // n)
+        sizes = [part] * (n - 1) + [dim - part * (n - 1)]
+        if sizes[-1] < 0:
+            raise ValueError(f"Split: a dimension of {dim} does not make {n} parts of {part}")
+        return sizes
+    if dim % n:
+        raise ValueError(f"Split: a dimension of {dim} does not split into {n} equal parts")
+    return [dim // n] * n
+
+
+def _split(attrs, x, split=None):
+    """Operators.md Split: along ``axis`` (default 0), into the sizes of ``split`` (an attribute before opset
+    13, an input from 13; opset 1 takes either) or else equal parts (:func:`split_sizes`)."""
+    axis = _axis(attrs.get("axis", 0), x.dim())
+    sizes = attrs.get("split") if split is None else _ints(split)
+    if sizes is None:
+        sizes = split_sizes(attrs, x.shape[axis])
+    if len(sizes) != attrs["__outputs"] or any(s < 0 for s in sizes) or sum(sizes) != x.shape[axis]:
+        raise ValueError(f"Split: parts {sizes} for {attrs['__outputs']} outputs of a dimension of {x.shape[axis]}")
+    return tuple(torch.split(x, sizes, axis))
+
+
+def _arg(fn):
+    """ArgMax / ArgMin (Operators.md): int64 indices along ``axis`` (default 0), ``keepdims`` (default 1); of
+    equal values the first, or with ``select_last_index`` (opset 12) the last."""
+    def run(attrs, x):
+        axis = _axis(attrs.get("axis", 0), x.dim())
+        keep = bool(attrs.get("keepdims", 1))
+        if attrs.get("select_last_index", 0):
+            return (x.shape[axis] - 1 - fn(x.flip(axis), axis, keepdim=keep),)
+        return (fn(x, axis, keepdim=keep),)
+    return run
+
+
+def _tile(attrs, x, repeats):
+    """Operators.md Tile (opset 6): numpy.tile without broadcasting, one repeat count per axis."""
+    reps = _ints(repeats)
+    if len(reps) != x.dim() or any(r < 0 for r in reps):
+        raise ValueError(f"Tile: repeats {reps} for a tensor of rank {x.dim()}")
+    return (x.repeat(*reps) if reps else x,)
+
+
+def _reduce_min(x, dims, keep):
+    for d in reversed(dims):
+        x = x.amin(d, keepdim=keep) if keep else x.amin(d)
+    return x
+
+
+def _reduce_l2(x, dims, keep):
+    # Operators.md ReduceL2: sqrt(sum(x^2)); an integer input's result in its type (as
+    # onnx/reference/ops/op_reduce_l2.py casts it)
+    return torch.sqrt(torch.sum(x * x, dims, keepdim=keep)).to(x.dtype)
+
+
+def _reduce_log_sum_exp(x, dims, keep):
+    # Operators.md ReduceLogSumExp: log(sum(exp(x))) (torch's without overflow); an integer input's in its type
+    return torch.logsumexp(x, dims, keepdim=keep).to(x.dtype)
+
+
 OPS: Dict[str, Callable[..., Tuple[Tensor, ...]]] = {
     "Identity": lambda attrs, x: (x,),
     "Add": _binary(torch.add), "Sub": _binary(torch.sub), "Mul": _binary(torch.mul), "Div": _binary(_div),
@@ -299,6 +418,20 @@ OPS: Dict[str, Callable[..., Tuple[Tensor, ...]]] = {
     "Dropout": _dropout,
     "Expand": _expand,
     "Cast": _cast, "ConstantOfShape": _constant_of_shape,    # these two take the model's float dtype
+    # comparisons and logic (bool results; Operators.md Equal, Less, ... from opset 7 with numpy broadcasting)
+    "Equal": _binary(torch.eq), "Less": _binary(torch.lt), "Greater": _binary(torch.gt),
+    "LessOrEqual": _binary(torch.le), "GreaterOrEqual": _binary(torch.ge),
+    "Not": _unary(torch.logical_not), "And": _binary(torch.logical_and), "Or": _binary(torch.logical_or),
+    "Where": lambda attrs, c, x, y: (torch.where(c, x, y),),
+    "Clip": _clip, "Max": _variadic(torch.maximum), "Min": _variadic(torch.minimum), "Sum": _variadic(torch.add),
+    "Mean": _mean,
+    "Softplus": _unary(_softplus), "Softsign": _unary(lambda x: x / (1 + torch.abs(x))),
+    "Elu": lambda attrs, x: (torch.nn.functional.elu(x, attrs.get("alpha", 1.0)),),
+    "Selu": _selu, "HardSigmoid": _hard_sigmoid, "Erf": _unary(_erf), "Sign": _unary(torch.sign),
+    "Floor": _unary(torch.floor), "Ceil": _unary(torch.ceil),
+    "Split": _split, "ArgMax": _arg(torch.argmax), "ArgMin": _arg(torch.argmin), "Tile": _tile,
+    "ReduceMin": _reduce(_reduce_min, 18), "ReduceL2": _reduce(_reduce_l2, 18),
+    "ReduceLogSumExp": _reduce(_reduce_log_sum_exp, 18),
 }
 
 
@@ -316,7 +449,7 @@ class OnnxNode(nn.Module):
     def __init__(self, config: dict):
         super().__init__()
         self.op, self.opset = config["op"], config["opset"]
-        self.attributes = dict(config["attributes"], __opset=config["opset"])
+        self.attributes = dict(config["attributes"], __opset=config["opset"], __outputs=config["outputs"])
         self.slots: List[Any] = list(config["inputs"])
         self.outputs = config["outputs"]
         for slot in self.slots:
@@ -355,7 +488,7 @@ class OnnxNode(nn.Module):
         return self._made[key]
 
     def extra_repr(self) -> str:
-        shown = {k: v for k, v in self.attributes.items() if k != "__opset"}
+        shown = {k: v for k, v in self.attributes.items() if not k.startswith("__")}
         return f"{self.op} (opset {self.opset}){', ' + str(shown) if shown else ''}"
 
 
