@@ -177,7 +177,7 @@ def main(argv=None) -> None:
 
     def record_whole(name, *, rnn, cell, projection, time_major=False, resource=True, between=None, softmax=False,
                      float_input=False, lengths=False, control_flow_v2=False, state_layers=0, constant_state=False,
-                     layers=1, gru_state=False, layers_bw=None, seed=None):
+                     layers=1, gru_state=False, layers_bw=None, seed=None, concat_state=0):
         """A ptb_word_lm.py-style language model: ids -> embedding -> cells -> [-1, size] -> projection.
         ``lengths``: dynamic_rnn's sequence_length fed by a placeholder ``lengths`` [batch];
         ``lengths="constant"``: sequence_length a ``tf.constant`` (named ``lengths``) of the graph;
@@ -193,7 +193,10 @@ def main(argv=None) -> None:
         cells, MultiRNNCell of ``layers_bw`` cells, ...), each direction's stack run whole and the two outputs
         joined by ``tf.concat(outputs, 2)`` (its initial states: the forward stack's cells, then the backward
         stack's); ``seed``: the case draws its weights and inputs from a generator of its own (a case recorded
-        with ``--add`` draws what a full run draws)."""
+        with ``--add`` draws what a full run draws); ``concat_state``: the ``initial_state`` one placeholder
+        ``state`` of that width (a MultiRNNCell(state_is_tuple=False): its layers' states concatenated). The final
+        state as dynamic_rnn / static_rnn returned it is recorded too (``final``: one [batch, state size] tensor
+        for a cell whose state is one tensor)."""
         r = rng if seed is None else np.random.default_rng([SEED, seed])   # a case of its own: its own draws
         if add is not None and name not in add:
             return
@@ -224,6 +227,9 @@ def main(argv=None) -> None:
                     v1.placeholder(tf.float32, [B, HIDDEN], name=f"state_h{k}")) for k in range(state_layers))
                 state_flat = [t for pair in cell_states for t in pair]
             state_in = None if not cell_states else cell_states[0] if state_layers == 1 else cell_states  # one cell
+            if concat_state:     # state_is_tuple=False: the whole state one tensor
+                state_in = v1.placeholder(tf.float32, [B, concat_state], name="state")
+                state_flat = [state_in]
             if constant_state:
                 start = r.uniform(-0.8, 0.8, [2, B, HIDDEN]).astype(np.float32)
                 state_in = rnn_cell.LSTMStateTuple(tf.constant(start[0], name="initial_c"),
@@ -248,7 +254,7 @@ def main(argv=None) -> None:
                     rnn_out = tf.stack(outputs, axis=1)
                 elif rnn == "static":   # ptb_word_lm.py's alternative: static_rnn over tf.unstack(inputs, axis=1)
                     steps = tf.unstack(inputs, num=T, axis=1)
-                    outputs, _ = v1.nn.static_rnn(cell(), steps, initial_state=state_in, dtype=tf.float32)
+                    outputs, final = v1.nn.static_rnn(cell(), steps, initial_state=state_in, dtype=tf.float32)
                     output = tf.reshape(tf.concat(outputs, 1), [-1, HIDDEN])
                     rnn_out = tf.stack(outputs, axis=1)
                 elif rnn == "bidirectional":
@@ -273,8 +279,8 @@ def main(argv=None) -> None:
                         list(cell_states[0::2]), list(cell_states[1::2]), seq_len, time_major)
                     output = tf.reshape(rnn_out, [-1, width])
                 else:
-                    rnn_out, _ = v1.nn.dynamic_rnn(cell(), inputs, sequence_length=seq_len, dtype=tf.float32,
-                                                   time_major=time_major, initial_state=state_in)
+                    rnn_out, final = v1.nn.dynamic_rnn(cell(), inputs, sequence_length=seq_len, dtype=tf.float32,
+                                                       time_major=time_major, initial_state=state_in)
                     seq = between(rnn_out) if between is not None else rnn_out
                     output = tf.reshape(seq, [-1, HIDDEN])
                 if projection == "dense":
@@ -304,15 +310,18 @@ def main(argv=None) -> None:
                 feed = (r.uniform(-1.5, 1.5, shape).astype(np.float32) if float_input
                         else r.integers(0, VOCAB, shape).astype(np.int32))
                 fed = {ids: feed, **({seq_len: np.array(WHOLE_LENGTHS, np.int32)} if lengths is True else {})}
-                states = [r.uniform(-0.8, 0.8, [B, HIDDEN]).astype(np.float32) for _ in state_flat]
+                states = [r.uniform(-0.8, 0.8, [B, t.shape[1]]).astype(np.float32) for t in state_flat]
                 fed.update(zip(state_flat, states))
                 got, got_rnn = sess.run([result, rnn_out], fed)
+                got_final = sess.run(final, fed) if name.startswith("whole_not_tuple") else None
         v1.enable_resource_variables()
         v1.disable_control_flow_v2()
         arrays[f"{name}/ids"] = feed
         if lengths:
             arrays[f"{name}/lengths"] = np.array(WHOLE_LENGTHS, np.int32)
-        if state_layers:    # c0, h0, c1, h1, ... as fed (a GRU's h0, h1, ...)
+        if got_final is not None:     # one tensor: the layers' states concatenated (c, h a layer for an LSTM)
+            arrays[f"{name}/final"] = got_final
+        if state_layers or concat_state:    # c0, h0, c1, h1, ... as fed (a GRU's h0, h1, ...; or the one tensor)
             arrays[f"{name}/state"] = np.stack(states)
         if constant_state:  # c, h the cells start from
             arrays[f"{name}/state"] = start
@@ -390,6 +399,25 @@ def main(argv=None) -> None:
     record_whole("whole_bidirectional_multi_state", rnn="bidirectional_multi", layers=1, layers_bw=2,
                  projection="matmul_add", control_flow_v2=True, state_layers=3, seed=3,
                  cell=lambda: lstm(HIDDEN, forget_bias=0.5))
+    # MultiRNNCell(state_is_tuple=False) (TF 0.x's PTB tutorial): the stack's state one tensor, sliced per layer
+    # (rnn_cell_impl.py MultiRNNCell.call), its LSTM cells' [c, h] concatenated too; from zero_state and from one
+    # fed placeholder, in TF 1.x's loop, while_v2 and static_rnn
+    def not_tuple(make, n=2):
+        return lambda: rnn_cell.MultiRNNCell([make() for _ in range(n)], state_is_tuple=False)
+
+    record_whole("whole_not_tuple_lstm", rnn="dynamic", projection="xw_plus_b", seed=4,
+                 cell=not_tuple(lambda: lstm(HIDDEN, forget_bias=0.0, state_is_tuple=False)))
+    record_whole("whole_not_tuple_lstm_state", rnn="dynamic", projection="matmul_add", seed=5, lengths=True,
+                 control_flow_v2=True, concat_state=4 * HIDDEN,
+                 cell=not_tuple(lambda: rnn_cell.LSTMCell(HIDDEN, forget_bias=0.5, cell_clip=0.8,
+                                                          state_is_tuple=False)))
+    record_whole("whole_not_tuple_gru_state", rnn="dynamic", projection="dense", time_major=True, seed=6,
+                 concat_state=2 * HIDDEN, cell=not_tuple(lambda: rnn_cell.GRUCell(HIDDEN)))
+    record_whole("whole_not_tuple_rnn_static", rnn="static", projection="xw_plus_b", resource=False, seed=7,
+                 concat_state=3 * HIDDEN, cell=not_tuple(lambda: rnn_cell.BasicRNNCell(HIDDEN), 3))
+    record_whole("whole_not_tuple_static_state", rnn="static", projection="matmul_add", seed=8,
+                 concat_state=4 * HIDDEN,
+                 cell=not_tuple(lambda: lstm(HIDDEN, forget_bias=1.0, state_is_tuple=False)))
     if add is None:
         write_expected(out, arrays)
         return

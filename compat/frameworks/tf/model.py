@@ -26,8 +26,11 @@ build them (TF 1.x python/ops/embedding_ops.py, rnn.py, nn_ops.py, layers/core.p
   ``cell(inputs[:, time_step, :], state)`` (a ``StridedSlice`` per step), its step outputs joined by
   ``tf.concat(outputs, 1)`` (``ConcatV2``) or ``tf.stack`` (``Pack``); each from ``zero_state`` or an initial state
   of placeholders (more inputs of the model, in the graph's placeholder order; bidirectionally the cells layer by
-  layer, forward then backward: ``initial_state_fw`` / ``_bw``, ``initial_states_fw[k]`` / ``_bw[k]``), read where the loop takes it (:func:`_initial_state`, :func:`_first_step_state`) and judged by one rule
-  (:func:`_start_state`): any other starting state is refused by name;
+  layer, forward then backward: ``initial_state_fw`` / ``_bw``, ``initial_states_fw[k]`` / ``_bw[k]``), read where
+  the loop takes it (:func:`_initial_state`, :func:`_first_step_state`) and judged by one rule
+  (:func:`_start_state`): any other starting state is refused by name; a ``MultiRNNCell(state_is_tuple=False)``
+  (its layers' states one tensor, sliced per layer) or an LSTM cell with ``state_is_tuple=False`` reads one
+  tensor, zeros or one placeholder, in ``nest.flatten``'s order of the tuple state (:func:`_concatenated`);
 - the projection: ``tf.reshape(output, [-1, size])`` then ``MatMul`` with a ``[size, vocab]`` variable and
   ``BiasAdd`` / ``Add`` of a ``[vocab]`` variable (``tf.nn.xw_plus_b``, ``tf.matmul(output, softmax_w) +
   softmax_b``, ``tf.layers.dense``; ``fully_connected``'s ``weights`` / ``biases``);
@@ -37,8 +40,9 @@ Anything else on the path from the input to the cells or from the cells to the p
 does not know, lengths from anything but a placeholder or a constant vector, a starting state neither zeros nor
 placeholders, or placeholders for some directions only, a layer of a bidirectional stack reading anything but the
 concat of the layer below, a placeholder reaching the cells besides the model's inputs, two stacks other than the
-two directions of one bidirectional_dynamic_rnn, a MultiRNNCell with ``state_is_tuple=False``) is named in
-``whole_refused``, and the cells convert alone. A graph with no embedding lookup and no projection on a variable is a model of cells only:
+two directions of one bidirectional_dynamic_rnn, a tuple MultiRNNCell of LSTM cells with ``state_is_tuple=False``)
+is named in ``whole_refused``, and the cells convert alone. A graph with no embedding lookup and no projection on a
+variable is a model of cells only:
 nothing to say.
 """
 from __future__ import annotations
@@ -197,7 +201,6 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
     state_bw: List[GraphNode] = []
     if bidirectional and any(len(layer) != 2 for layer in layer_scopes):
         raise NotUnderstood(f"the bidirectional cells {spec.name} are not a forward and a backward cell a layer")
-    _not_tuple_state(g)
     first, last = layer_scopes[0][0], layer_scopes[-1][0]
     first_nodes, loops = meta.index.cell_nodes(first)
     last_names = {n.name for n in meta.index.cell_nodes(last)[0]}
@@ -232,7 +235,8 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
                                 "dynamic_rnn is read")
         ends = _loop_ends(g, _loop_scope(g, loops[0]))
         cell_ops.add(f"{_loop_scope(g, loops[0])}/while")
-        state = _initial_state(g, _loop_scope(g, loops[0]), loops[0].startswith("fn:"), spec)
+        state = _initial_state(g, _loop_scope(g, loops[0]), loops[0].startswith("fn:"), spec,
+                               concat=_concatenated(g, meta, [layer[0] for layer in layer_scopes], spec))
         rnn_in, rnn_out, batch_major_in, lengths = ends
         outputs = {rnn_out.name: batch_major_in}     # op -> the sequence's layout (batch-major?)
         how = f"dynamic_rnn ({_loop_scope(g, loops[0])}" + (", a TF 2 while_v2 loop" if loops[0].startswith("fn:")
@@ -281,7 +285,8 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
             elif n.op == "Pack" and a in (0, 1, -2, -3):
                 outputs[n.name] = a in (1, -2)
         state = _first_step_state(g, [(layer[0], meta.index.cell_nodes(layer[0])[0]) for layer in layer_scopes],
-                                  spec, "static_rnn's" if how.startswith("static_rnn") else "the unrolled loop's")
+                                  spec, "static_rnn's" if how.startswith("static_rnn") else "the unrolled loop's",
+                                  _concatenated(g, meta, [layer[0] for layer in layer_scopes], spec))
         notes.append(f"cells: {spec.name} run by {how}: {'batch' if batch_major_in else 'time'}-major, "
                      f"{static_steps} steps, from {'the initial state' if state else 'zero states'}; the module runs "
                      "any number of steps")
@@ -359,9 +364,11 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
                                      FLOAT_DTYPES[p.attrs.get("dtype", 1)]))
         order = {n.name: k for k, n in enumerate(g.nodes)}
         inputs.sort(key=lambda i: order[i.name])
+        concat = len(state + state_bw) != len(_state_widths(spec)) + (len(_state_widths(bw_spec)) if bw_spec else 0)
         notes.append(f"initial_state: the placeholders {', '.join(p.name for p in state + state_bw)} "
                      f"(the state the cells' first step reads, "
-                     f"{'LSTMStateTuple(c, h)' if spec.cell == 'lstm' else 'h'} a cell"
+                     + ("the cells' states concatenated (state_is_tuple=False), layer by layer, " if concat else "")
+                     + f"{'c, h' if concat else 'LSTMStateTuple(c, h)' if spec.cell == 'lstm' else 'h'} a cell"
                      + (", the forward stack's cells then the backward stack's" if backward is not None else "")
                      + f"), inputs of the model in the order of the graph's placeholders: "
                      f"{', '.join(i.name for i in inputs)}")
@@ -386,8 +393,11 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
         rows_op, rows_from_seq = found["rows"], found["rows_from_seq"]
         rec_out = outputs[found["seq"]]
     for s, fed in ((spec, state),) + (((bw_spec, state_bw),) if bw_spec is not None else ()):
+        widths = _state_widths(s)
         nodes.append(Node(s.name, "Recurrent", {"batch_major_in": batch_major_in, "batch_major_out": rec_out,
                                                 **({"state": "c,h" if s.cell == "lstm" else "h"} if fed else {}),
+                                                # state_is_tuple=False: fewer tensors than c / h, to be split
+                                                **({"split": widths} if fed and len(fed) != len(widths) else {}),
                                                 **({"lengths": constant_lengths} if constant_lengths else {})},
                           args=[x_ref] + ([[lengths.name, 0]] if lengths is not None else []),
                           kwargs={"state": [[p.name, 0] for p in fed]} if fed else {}, recurrent=s.name))
@@ -628,7 +638,8 @@ def _bidirectional_stack(g: _Graph, meta, spec, layer_scopes: List[List[str]]):
                                     + ": bidirectional_dynamic_rnn runs each direction in one")
             loop, v2 = _loop_scope(g, loops[0]), v2 or loops[0].startswith("fn:")
             ends.append(_loop_ends(g, loop))
-            fed.append(_initial_state(g, loop, loops[0].startswith("fn:"), spec, layers=1))
+            fed.append(_initial_state(g, loop, loops[0].startswith("fn:"), spec, layers=1,
+                                      concat=_concatenated(g, meta, [scope], spec)))
             loop_ops |= {n.name for n in nodes} | {f"{loop}/while"}
             names.append(loop)
         rnn_in, out = _bidirectional(g, ends[0], ends[1])
@@ -696,7 +707,8 @@ def _bidirectional_stacks(g: _Graph, meta, forward, backward):
         loop = _loop_scope(g, first)
         v2 = v2 or first.startswith("fn:")
         ends.append(_loop_ends(g, loop))
-        fed.append(_initial_state(g, loop, first.startswith("fn:"), spec))
+        fed.append(_initial_state(g, loop, first.startswith("fn:"), spec,
+                                  concat=_concatenated(g, meta, [layer[0] for layer in layer_scopes], spec)))
         loop_ops.add(f"{loop}/while")
         names.append(loop)
     if names[0] == names[1]:
@@ -717,20 +729,67 @@ def _bidirectional_stacks(g: _Graph, meta, forward, backward):
     return rnn_in, joined, ends[0][2], ends[0][3], fed[0], fed[1], loop_ops, how
 
 
-_STACK_SLICE = re.compile(r"(?:multi_rnn_cell|MultiRNNCell)/(?:cell_|Cell)\d+/Slice(?:_\d+)?$")
+_STACK_SLICE = re.compile(r"(?:multi_rnn_cell|MultiRNNCell)/(?:cell_|Cell)\d+(?:_\d+)?/Slice(?:_\d+)?$")
 
 
-def _not_tuple_state(g: _Graph) -> None:
-    """``MultiRNNCell(cells, state_is_tuple=False)`` (rnn_cell_impl.py ``MultiRNNCell.call``): the stack's state is
-    one tensor, its layers' states concatenated, which each layer reads by ``array_ops.slice(state, [0, start],
-    [-1, size])`` under ``cell_<k>`` (a ``Slice`` op beside the cell's own scope). Refused by name: where the
-    layers' states start, which state a fed tensor holds, is not read here."""
-    for n in g.nodes:
-        if n.op == "Slice" and _STACK_SLICE.search(n.name):
-            raise NotUnderstood(f"the cells read their state through {_describe(n)}: a MultiRNNCell with "
-                                "state_is_tuple=False (its layers' states one concatenated tensor, sliced per layer), "
-                                "which the whole model does not read; with state_is_tuple=True (TF's default) it "
-                                "converts whole")
+def _state_widths(spec, cells: Optional[int] = None) -> List[int]:
+    """The widths of the state tensors ``nest.flatten`` lists for ``cells`` cells of ``spec`` (the spec's layers
+    and directions unless given): ``c`` then ``h`` a cell for an LSTM (``h`` the projection's width), ``h`` for
+    a GRU or basic RNN cell."""
+    cells = spec.num_layers * (2 if spec.direction == "bidirectional" else 1) if cells is None else cells
+    hidden, out = spec.hidden_size, spec.proj_size or spec.hidden_size
+    return [hidden, out] * cells if spec.cell == "lstm" else [hidden] * cells
+
+
+def _concatenated(g: _Graph, meta, scopes: Sequence[str], spec) -> bool:
+    """Whether the cells under ``scopes`` (one stack's layers, in order) read their state as one tensor, the
+    layers' states concatenated (``state_is_tuple=False``), rather than one tensor per ``c`` / ``h``.
+
+    Keras's legacy_rnn/rnn_cell_impl.py (TF 2.21's copy of TF 1.x's python/ops/rnn_cell_impl.py):
+    ``MultiRNNCell.call`` with ``state_is_tuple=False`` gives layer k ``array_ops.slice(state, [0, cur_state_pos],
+    [-1, cell.state_size])`` under ``cell_<k>`` (``cur_state_pos`` the sum of the layers' sizes below; a
+    ``Slice`` beside the cell's own scope) and returns ``array_ops.concat(new_states, 1)``; it requires every cell's
+    state to be one tensor (``__init__``: "Some cells return tuples of states"), so an LSTM cell in it has
+    ``state_is_tuple=False`` too: ``BasicLSTMCell.call`` ``c, h = array_ops.split(value=state,
+    num_or_size_splits=2, axis=1)``, ``LSTMCell.call`` ``c_prev = array_ops.slice(state, [0, 0], [-1,
+    num_units])``, ``m_prev = array_ops.slice(state, [0, num_units], [-1, num_proj])``, each returning
+    ``concat([c, h], 1)``. So the one tensor is, layer by layer, ``[c, h]`` an LSTM cell, ``h`` a GRU or basic RNN
+    cell: ``nest.flatten``'s order of the tuple state, concatenated. Each layer's slice is checked at the offset
+    and width that order gives (NotUnderstood naming the ``Slice`` otherwise). One LSTM cell with
+    ``state_is_tuple=False`` alone reads one ``[c, h]`` tensor the same way; a MultiRNNCell with
+    ``state_is_tuple=True`` of such cells (a tuple of ``[c, h]`` tensors) is refused by name."""
+    widths = _state_widths(spec, 1)
+    size = sum(widths)
+    stack, cell_level = [], []
+    for k, scope in enumerate(scopes):
+        nodes = meta.index.cell_nodes(scope)[0]
+        names = {n.name for n in nodes}
+        for n in nodes:
+            for j, i in enumerate(n.inputs):
+                src = g.get(i) if not i.startswith("^") and _base(i) not in names else None
+                if src is None:
+                    continue
+                if src.op == "Slice" and _STACK_SLICE.search(src.name):
+                    begin, width = (g.const(r) for r in src.inputs[1:3]) if len(src.inputs) == 3 else (None, None)
+                    if begin is None or width is None or begin.reshape(-1).tolist() != [0, k * size] \
+                            or width.reshape(-1).tolist() != [-1, size]:
+                        raise NotUnderstood(
+                            f"{_describe(src)} gives layer {k} of the MultiRNNCell {spec.name} (state_is_tuple="
+                            f"False) the columns from {'?' if begin is None else begin.reshape(-1).tolist()} sized "
+                            f"{'?' if width is None else width.reshape(-1).tolist()}, not [0, {k * size}] sized "
+                            f"[-1, {size}] as MultiRNNCell.call slices them")
+                    stack.append(k)
+                elif spec.cell == "lstm" and ((n.op == "Split" and j == 1 and _int_attr(n, "num_split", 0) == 2)
+                                              or (n.op == "Slice" and j == 0)):
+                    cell_level.append(k)
+    if stack and sorted(set(stack)) != list(range(len(scopes))):
+        raise NotUnderstood(f"the layers {sorted(set(stack))} of the MultiRNNCell {spec.name} slice their state out "
+                            f"of one tensor (state_is_tuple=False), the others not")
+    if not stack and cell_level and len(scopes) > 1:
+        raise NotUnderstood(f"the LSTM cells of {spec.name} read their state as one [c, h] tensor each "
+                            "(state_is_tuple=False) in a MultiRNNCell with state_is_tuple=True (a tuple of such "
+                            "tensors), which the whole model does not read")
+    return bool(stack or cell_level)
 
 
 def _same_lengths(g: _Graph, a: Optional[GraphNode], b: Optional[GraphNode]) -> bool:
@@ -753,14 +812,15 @@ def _is_zeros(g: _Graph, ref: str) -> bool:
     return value is not None and value.dtype.kind in "fiu" and value.size >= 1 and not value.any()
 
 
-def _initial_state(g: _Graph, loop: str, v2: bool, spec, layers: Optional[int] = None) -> List[GraphNode]:
+def _initial_state(g: _Graph, loop: str, v2: bool, spec, layers: Optional[int] = None,
+                   concat: bool = False) -> List[GraphNode]:
     """The placeholders dynamic_rnn's ``initial_state`` reads (:func:`_start_state`), or [] for ``zero_state``.
     rnn.py ``_dynamic_rnn_loop`` loops over ``(time, output_ta, state)``: in TF 1.x's loop each enters by
     ``<rnn>/while/Enter_<k>`` after the iteration counter, time and the TensorArray (``Enter_3`` on); a while_v2
     ``While`` op takes them after its loop counter, maximum iterations, time and the TensorList (inputs 4 on).
     ``layers``: the cells the loop runs (one for a direction of bidirectional_dynamic_rnn), the spec's layers
-    unless given."""
-    n = (spec.num_layers if layers is None else layers) * (2 if spec.cell == "lstm" else 1)
+    unless given; ``concat``: the state is one tensor (:func:`_concatenated`), one loop variable."""
+    n = 1 if concat else (spec.num_layers if layers is None else layers) * (2 if spec.cell == "lstm" else 1)
     if v2:
         loop_op = g.by_name.get(f"{loop}/while")
         refs = loop_op.inputs[4:4 + n] if loop_op is not None and len(loop_op.inputs) >= 4 + n else None
@@ -771,20 +831,22 @@ def _initial_state(g: _Graph, loop: str, v2: bool, spec, layers: Optional[int] =
     if refs is None:
         raise NotUnderstood(f"dynamic_rnn's loop {loop!r} does not show its {n} state tensors where rnn.py's loop "
                             "takes them")
-    return _start_state(g, refs, spec, "dynamic_rnn's", layers)
+    return _start_state(g, refs, spec, "dynamic_rnn's", layers, concat)
 
 
-def _start_state(g: _Graph, refs: Sequence[str], spec, who: str, layers: Optional[int] = None) -> List[GraphNode]:
+def _start_state(g: _Graph, refs: Sequence[str], spec, who: str, layers: Optional[int] = None,
+                 concat: bool = False) -> List[GraphNode]:
     """The one rule for where the cells' first step reads its state from, ``refs`` flattened as ``nest.flatten``
     orders the state (MultiRNNCell: layer by layer; LSTMStateTuple: c, then h): [] for ``zero_state`` (every
     tensor zeros, whatever their number: an LSTM cell with ``state_is_tuple=False`` reads one [batch, 2 * units]
     zeros), the placeholders in order when every tensor is a float [batch, width] placeholder (the model's
     inputs), and otherwise NotUnderstood naming the op (a constant, a variable, ``tf.ones``, a learned state
     ``tf.tile(var, ...)``: starting from zeros instead would be silent garbage). ``layers``: the cells that state
-    is for, the spec's layers unless given."""
+    is for, the spec's layers unless given; ``concat``: the state is one tensor, the cells' states concatenated
+    in that order (:func:`_concatenated`), fed by one float [batch, their widths' sum] placeholder."""
     per_layer = 2 if spec.cell == "lstm" else 1
     layers = spec.num_layers if layers is None else layers
-    n = layers * per_layer
+    n = 1 if concat else layers * per_layer
     nodes = [g.through_identity(r) for r in refs]
     fed = [p for p in nodes if p is not None and p.op in PLACEHOLDERS]
     if not fed and refs and all(_is_zeros(g, r) for r in refs):
@@ -796,12 +858,16 @@ def _start_state(g: _Graph, refs: Sequence[str], spec, who: str, layers: Optiona
     if len(fed) != len(refs):
         raise NotUnderstood(f"{who} initial state is fed by placeholders in part ({', '.join(p.name for p in fed)} "
                             f"of {len(refs)} tensors)")
-    if len(fed) != n:
+    if len(fed) != n and not concat:
         raise NotUnderstood(f"{who} initial state is {len(fed)} placeholder(s) ({', '.join(p.name for p in fed)}) "
                             f"for {n} state tensors ({'c and h' if per_layer == 2 else 'h'} a layer): a state "
                             "concatenated in one tensor (state_is_tuple=False) is not taken as an input")
-    hidden, out = spec.hidden_size, spec.proj_size or spec.hidden_size
-    widths = [hidden, out] * layers if per_layer == 2 else [hidden] * layers
+    widths = _state_widths(spec, layers)
+    if concat:
+        if len(fed) != 1:
+            raise NotUnderstood(f"{who} initial state is {len(fed)} tensors ({', '.join(p.name for p in fed)}) "
+                                f"where the cells read one (state_is_tuple=False)")
+        widths = [sum(widths)]
     for p, width in zip(fed, widths):
         shape = p.attrs.get("shape")
         if p.attrs.get("dtype", 1) not in FLOAT_DTYPES or not isinstance(shape, tuple) or len(shape) != 2 \
@@ -813,7 +879,8 @@ def _start_state(g: _Graph, refs: Sequence[str], spec, who: str, layers: Optiona
     return fed
 
 
-def _first_step_state(g: _Graph, layers: List[Tuple[str, List[GraphNode]]], spec, who: str) -> List[GraphNode]:
+def _first_step_state(g: _Graph, layers: List[Tuple[str, List[GraphNode]]], spec, who: str,
+                      concat: bool = False) -> List[GraphNode]:
     """Where static_rnn's / an unrolled loop's first step reads its state (:func:`_start_state` decides).
 
     rnn.py ``static_rnn`` passes ``initial_state`` (or ``cell.zero_state(batch_size, dtype)``) to the call of
@@ -826,7 +893,8 @@ def _first_step_state(g: _Graph, layers: List[Tuple[str, List[GraphNode]]], spec
     a layer's ops read from outside every layer's cells, other than its own variables' reads and the cell's input
     (the first operand of its ``concat``: the step of the sequence, or the layer below, dropout and all), and
     that depend on no cell op (the later steps' states come from the cells; MAX_TRACE bounds the search). An
-    LSTMStateTuple's ``h`` is the one in a ``concat``, ``c`` the other."""
+    LSTMStateTuple's ``h`` is the one in a ``concat``, ``c`` the other. ``concat``: the state is one tensor
+    (:func:`_concatenated`), each layer's part of it read through MultiRNNCell's ``Slice``: the tensor sliced."""
     cells = {n.name for _, layer in layers for n in layer}
     refs: List[str] = []
     for scope, layer in layers:
@@ -840,6 +908,11 @@ def _first_step_state(g: _Graph, layers: List[Tuple[str, List[GraphNode]]], spec
                     continue
                 if _reaches(g, i, cells):
                     continue
+                src = g.get(i)
+                if concat and src is not None and src.op == "Slice" and _STACK_SLICE.search(src.name) and src.inputs:
+                    i = src.inputs[0]       # MultiRNNCell's slice of the one tensor (offsets: _concatenated)
+                    if i in refs:
+                        continue
                 if i not in found:
                     found.append(i)
                 if n.op == "ConcatV2" and k == 1:
@@ -851,7 +924,7 @@ def _first_step_state(g: _Graph, layers: List[Tuple[str, List[GraphNode]]], spec
                                     "as h (the concat with the input rnn_cell_impl.py's LSTM cells build)")
             found = [r for r in found if r not in h_refs] + h      # c, then h
         refs += found
-    return _start_state(g, refs, spec, who)
+    return _start_state(g, refs, spec, who, concat=concat)
 
 
 def _bounded_search(start: str, following, targets: set, limit: int) -> bool:
