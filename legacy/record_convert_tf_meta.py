@@ -177,7 +177,8 @@ def main(argv=None) -> None:
 
     def record_whole(name, *, rnn, cell, projection, time_major=False, resource=True, between=None, softmax=False,
                      float_input=False, lengths=False, control_flow_v2=False, state_layers=0, constant_state=False,
-                     layers=1, gru_state=False, layers_bw=None, seed=None, concat_state=0):
+                     layers=1, gru_state=False, layers_bw=None, seed=None, concat_state=0,
+                     refused=False):
         """A ptb_word_lm.py-style language model: ids -> embedding -> cells -> [-1, size] -> projection.
         ``lengths``: dynamic_rnn's sequence_length fed by a placeholder ``lengths`` [batch];
         ``lengths="constant"``: sequence_length a ``tf.constant`` (named ``lengths``) of the graph;
@@ -194,9 +195,11 @@ def main(argv=None) -> None:
         joined by ``tf.concat(outputs, 2)`` (its initial states: the forward stack's cells, then the backward
         stack's); ``seed``: the case draws its weights and inputs from a generator of its own (a case recorded
         with ``--add`` draws what a full run draws); ``concat_state``: the ``initial_state`` one placeholder
-        ``state`` of that width (a MultiRNNCell(state_is_tuple=False): its layers' states concatenated). The final
+        ``state`` of that width (a MultiRNNCell(state_is_tuple=False): its layers' states concatenated; for
+        ``bidirectional_multi`` two widths, ``state_fw`` and ``state_bw``). The final
         state as dynamic_rnn / static_rnn returned it is recorded too (``final``: one [batch, state size] tensor
-        for a cell whose state is one tensor)."""
+        for a cell whose state is one tensor); ``refused``: a graph the converter refuses whole by name (its
+        config says ``whole`` false)."""
         r = rng if seed is None else np.random.default_rng([SEED, seed])   # a case of its own: its own draws
         if add is not None and name not in add:
             return
@@ -206,7 +209,8 @@ def main(argv=None) -> None:
         added.add(name)
         (v1.enable_control_flow_v2 if control_flow_v2 else v1.disable_control_flow_v2)()
         (v1.enable_resource_variables if resource else v1.disable_resource_variables)()
-        width = 2 * HIDDEN if rnn in ("bidirectional", "stack_bidirectional", "bidirectional_multi") else HIDDEN
+        width = 2 * HIDDEN if rnn in ("bidirectional", "stack_bidirectional", "bidirectional_multi",
+                                      "static_bidirectional_multi") else HIDDEN
         graph = tf.Graph()
         with graph.as_default():
             shape = [T, B] if time_major else [B, T]
@@ -227,7 +231,11 @@ def main(argv=None) -> None:
                     v1.placeholder(tf.float32, [B, HIDDEN], name=f"state_h{k}")) for k in range(state_layers))
                 state_flat = [t for pair in cell_states for t in pair]
             state_in = None if not cell_states else cell_states[0] if state_layers == 1 else cell_states  # one cell
-            if concat_state:     # state_is_tuple=False: the whole state one tensor
+            if concat_state and rnn == "bidirectional_multi":    # state_is_tuple=False: one tensor a stack
+                cell_states = tuple(v1.placeholder(tf.float32, [B, w], name=f"state_{d}")
+                                    for d, w in zip(("fw", "bw"), concat_state))
+                state_flat = list(cell_states)
+            elif concat_state:     # state_is_tuple=False: the whole state one tensor
                 state_in = v1.placeholder(tf.float32, [B, concat_state], name="state")
                 state_flat = [state_in]
             if constant_state:
@@ -266,13 +274,25 @@ def main(argv=None) -> None:
                     output = tf.reshape(rnn_out, [-1, width])
                 elif rnn == "bidirectional_multi":   # each direction a MultiRNNCell, concatenated at the end only
                     fw_states, bw_states = cell_states[:layers], cell_states[layers:]
+                    if concat_state:     # one tensor a stack
+                        fw_states, bw_states = cell_states
                     (out_fw, out_bw), _ = v1.nn.bidirectional_dynamic_rnn(
-                        rnn_cell.MultiRNNCell([cell() for _ in range(layers)]),
-                        rnn_cell.MultiRNNCell([cell() for _ in range(layers_bw)]), inputs, sequence_length=seq_len,
-                        dtype=tf.float32, time_major=time_major, initial_state_fw=fw_states or None,
-                        initial_state_bw=bw_states or None)
+                        rnn_cell.MultiRNNCell([cell() for _ in range(layers)], state_is_tuple=not concat_state),
+                        rnn_cell.MultiRNNCell([cell() for _ in range(layers_bw)], state_is_tuple=not concat_state),
+                        inputs, sequence_length=seq_len, dtype=tf.float32, time_major=time_major,
+                        initial_state_fw=fw_states if concat_state else fw_states or None,
+                        initial_state_bw=bw_states if concat_state else bw_states or None)
                     rnn_out = tf.concat([out_fw, out_bw], 2)
                     output = tf.reshape(rnn_out, [-1, width])
+                elif rnn == "static_bidirectional_multi":   # rnn.py static_bidirectional_rnn of two stacks
+                    fw_states, bw_states = cell_states[:layers], cell_states[layers:]
+                    outputs, _, _ = v1.nn.static_bidirectional_rnn(
+                        rnn_cell.MultiRNNCell([cell() for _ in range(layers)]),
+                        rnn_cell.MultiRNNCell([cell() for _ in range(layers_bw)]), tf.unstack(inputs, num=T, axis=1),
+                        initial_state_fw=fw_states or None, initial_state_bw=bw_states or None, dtype=tf.float32,
+                        sequence_length=seq_len)
+                    output = tf.reshape(tf.concat(outputs, 1), [-1, width])
+                    rnn_out = tf.stack(outputs, axis=1)
                 elif rnn == "stack_bidirectional":
                     rnn_out = stack_bidirectional_dynamic_rnn(
                         [cell() for _ in range(layers)], [cell() for _ in range(layers)], inputs,
@@ -329,13 +349,14 @@ def main(argv=None) -> None:
         arrays[f"{name}/rnn"] = got_rnn
         arrays[f"{name}/config"] = np.array(json.dumps({
             "checkpoint": f"{name}/model.ckpt", "time_major": time_major, "rnn": rnn, "projection": projection,
-            "softmax": softmax, "resource_variables": resource, "whole": between is None and not constant_state,
+            "softmax": softmax, "resource_variables": resource,
+            "whole": between is None and not constant_state and not refused,
             "between": None if between is None else "Abs", "float_input": float_input,
             "lengths": lengths is True, "control_flow_v2": control_flow_v2,
             "state": [t.op.name for t in state_flat],
             **({"constant_lengths": WHOLE_LENGTHS} if lengths == "constant" else {}),
             **({"layers": layers} if rnn == "stack_bidirectional" else {}),
-            **({"layers": [layers, layers_bw]} if rnn == "bidirectional_multi" else {}),
+            **({"layers": [layers, layers_bw]} if rnn in ("bidirectional_multi", "static_bidirectional_multi") else {}),
             **({"constant_state": True} if constant_state else {})}))
         print(name, {k: v.shape for k, v in arrays.items() if k.startswith(name + "/") and k != f"{name}/config"})
 
@@ -418,6 +439,19 @@ def main(argv=None) -> None:
     record_whole("whole_not_tuple_static_state", rnn="static", projection="matmul_add", seed=8,
                  concat_state=4 * HIDDEN,
                  cell=not_tuple(lambda: lstm(HIDDEN, forget_bias=1.0, state_is_tuple=False)))
+    record_whole("whole_bidirectional_not_tuple", rnn="bidirectional_multi", layers=2, layers_bw=2, lengths=True,
+                 projection="xw_plus_b", concat_state=(4 * HIDDEN, 4 * HIDDEN), seed=12,
+                 cell=lambda: lstm(HIDDEN, forget_bias=0.5, state_is_tuple=False))
+    # static_bidirectional_rnn of two MultiRNNCells (rnn.py: each stack by static_rnn, the backward one on the
+    # steps reversed by _reverse_seq, per step tf.concat([fw, bw], 1)): from zero_state and from fed initial states;
+    # with sequence_length (each step under tf.cond, _reverse_seq by reverse_sequence) refused by name
+    record_whole("whole_static_bidirectional_multi", rnn="static_bidirectional_multi", layers=2, layers_bw=2,
+                 projection="xw_plus_b", resource=False, seed=9, cell=lambda: lstm(HIDDEN, forget_bias=1.0))
+    record_whole("whole_static_bidirectional_multi_gru", rnn="static_bidirectional_multi", layers=2, layers_bw=1,
+                 projection="matmul_add", state_layers=3, gru_state=True, seed=10,
+                 cell=lambda: rnn_cell.GRUCell(HIDDEN))
+    record_whole("whole_static_bidirectional_lengths", rnn="static_bidirectional_multi", layers=1, layers_bw=1,
+                 projection="dense", lengths=True, refused=True, seed=11, cell=lambda: lstm(HIDDEN, forget_bias=1.0))
     if add is None:
         write_expected(out, arrays)
         return

@@ -21,7 +21,10 @@ build them (TF 1.x python/ops/embedding_ops.py, rnn.py, nn_ops.py, layers/core.p
   :func:`_bidirectional_stack`), by ``bidirectional_dynamic_rnn(MultiRNNCell(...), MultiRNNCell(...))`` (two stacks,
   ``<rnn>/fw`` and ``<rnn>/bw``, each run whole in its loop, joined once by ``tf.concat(outputs, 2)``: a forward
   and a reverse-direction ``Recurrent`` node and a ``Concat``; the stacks may differ in depth and size;
-  :func:`_bidirectional_stacks`), or by
+  :func:`_bidirectional_stacks`), by ``static_bidirectional_rnn(MultiRNNCell(...), MultiRNNCell(...),
+  tf.unstack(inputs, axis=1))`` without ``sequence_length`` (each stack by static_rnn, the backward one on the
+  steps reversed, each step's outputs joined by ``tf.concat([fw, bw], 1)``, the steps as static_rnn's are:
+  the same two ``Recurrent`` nodes and ``Concat``; :func:`_static_bidirectional_stacks`), or by
   ``static_rnn`` over ``tf.unstack(inputs, axis=1)`` (``Unpack``), or ptb_word_lm.py's own unrolled loop
   ``cell(inputs[:, time_step, :], state)`` (a ``StridedSlice`` per step), its step outputs joined by
   ``tf.concat(outputs, 1)`` (``ConcatV2``) or ``tf.stack`` (``Pack``); each from ``zero_state`` or an initial state
@@ -41,9 +44,9 @@ does not know, lengths from anything but a placeholder or a constant vector, a s
 placeholders, or placeholders for some directions only, a layer of a bidirectional stack reading anything but the
 concat of the layer below, a placeholder reaching the cells besides the model's inputs, two stacks other than the
 two directions of one bidirectional_dynamic_rnn, a tuple MultiRNNCell of LSTM cells with ``state_is_tuple=False``)
-is named in ``whole_refused``, and the cells convert alone. A graph with no embedding lookup and no projection on a
-variable is a model of cells only:
-nothing to say.
+is named in ``whole_refused``, and the cells convert alone (so is static_rnn with ``sequence_length``: its steps
+under tf.cond). A graph with no embedding lookup and no projection on a variable is a model of cells only: nothing
+to say.
 """
 from __future__ import annotations
 
@@ -204,6 +207,9 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
     first, last = layer_scopes[0][0], layer_scopes[-1][0]
     first_nodes, loops = meta.index.cell_nodes(first)
     last_names = {n.name for n in meta.index.cell_nodes(last)[0]}
+    if not loops:       # static_rnn (static_bidirectional_rnn) with sequence_length: its cells under tf.cond
+        _no_step_conditions(g, [layer[0] for ls in (layer_scopes, backward[1] if backward else []) for layer in ls],
+                            spec)
     if not first_nodes or not last_names:
         raise NotUnderstood(f"the graph holds no op of the cells {first!r}")
     notes: List[str] = []
@@ -220,8 +226,12 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
                      f"-major, from {'the initial state' if state else 'zero states'}")
         static_steps = None
     elif backward is not None:
-        raise NotUnderstood(f"the two stacks {spec.name} and {bw_spec.name} run outside a loop "
-                            "(static_bidirectional_rnn), which this reader does not read")
+        rnn_in, outputs, batch_major_in, static_steps, state, state_bw, loop_ops, how = _static_bidirectional_stacks(
+            g, meta, (spec, layer_scopes), backward)
+        cell_ops |= loop_ops
+        notes.append(f"cells: {spec.name} and {bw_spec.name} run by {how}: {'batch' if batch_major_in else 'time'}"
+                     f"-major, {static_steps} steps, from {'the initial state' if state else 'zero states'}; the "
+                     "module runs any number of steps")
     elif loops and bidirectional:
         rnn_in, outputs, batch_major_in, lengths, state, loop_ops, how = _bidirectional_stack(g, meta, spec,
                                                                                             layer_scopes)
@@ -727,6 +737,139 @@ def _bidirectional_stacks(g: _Graph, meta, forward, backward):
            f"sequence, reversed back), each stack run whole, their outputs joined by {next(iter(joined))} (tf.concat "
            "on the last axis)" + (", each a TF 2 while_v2 loop" if v2 else ""))
     return rnn_in, joined, ends[0][2], ends[0][3], fed[0], fed[1], loop_ops, how
+
+
+def _no_step_conditions(g: _Graph, scopes: Sequence[str], spec) -> None:
+    """static_rnn with ``sequence_length`` (rnn.py ``static_rnn``: every step ``_rnn_step`` under
+    ``control_flow_ops.cond`` on the lengths, the cells' ops named ``<rnn>/cond_<t>/.../<cell>/...``, ``Select`` of
+    zeros past a sequence's length; static_bidirectional_rnn's ``_reverse_seq`` by ``reverse_sequence``): refused
+    by name, not read. ``scopes``: the cells' variable scopes."""
+    cond = re.compile(r"/cond(?:_\d+)?/(?:.*/)?(?:" + "|".join(re.escape(s.rsplit("/", 1)[-1]) for s in scopes)
+                      + r")(?:_\d+)?/")
+    inside = next((n for n in g.nodes if cond.search(n.name)), None)
+    if inside is not None:
+        raise NotUnderstood(f"the cells {spec.name} run inside a tf.cond ({_describe(inside)}): static_rnn with "
+                            "sequence_length (rnn.py _rnn_step), which the whole model does not read")
+
+
+def _unpack_steps(g: _Graph, nodes: Sequence[GraphNode], what: str) -> GraphNode:
+    """The one ``tf.unstack`` the cells ``nodes`` (a stack's first layer under static_rnn) read their steps from."""
+    unpacks = {_base(i) for n in nodes for i in n.inputs if (u := g.get(i)) is not None and u.op == "Unpack"}
+    if len(unpacks) != 1:
+        raise NotUnderstood(f"the {what} runs outside a loop (static_bidirectional_rnn) but reads "
+                            f"{'no' if not unpacks else len(unpacks)} tf.unstack ops ({', '.join(sorted(unpacks))})")
+    return g.by_name[unpacks.pop()]
+
+
+def _steps_read(g: _Graph, unpack: str, memo: Dict[str, frozenset]):
+    """``steps(name)``: the outputs of the ``Unpack`` op ``unpack`` (the steps of static_rnn's input) the op
+    ``name`` is computed from, read once over the graph's ops (memoised: a static graph's later steps read all
+    the earlier ones)."""
+    def steps(name: str) -> frozenset:
+        todo, open_ = [(name, False)], set()
+        while todo:
+            cur, expanded = todo.pop()
+            if cur in memo:
+                continue
+            node = g.by_name.get(cur)
+            refs = [] if node is None else [i.lstrip("^") for i in node.inputs]
+            if expanded:
+                memo[cur] = frozenset().union(*[frozenset([_output(r)]) if _base(r) == unpack else memo[_base(r)]
+                                                for r in refs])
+                continue
+            if cur in open_:        # reached again before its inputs were read: a cycle, which a static graph lacks
+                raise NotUnderstood(f"{_describe(node)} reads itself")
+            if len(open_) > 2 * len(g.nodes):
+                raise NotUnderstood(f"the ops before {name} are not read within the graph's size")
+            open_.add(cur)
+            todo.append((cur, True))
+            todo += [(_base(r), False) for r in refs if _base(r) != unpack and _base(r) not in memo]
+        return memo[name]
+
+    return steps
+
+
+def _static_bidirectional_stacks(g: _Graph, meta, forward, backward):
+    """``static_bidirectional_rnn(MultiRNNCell(cells_fw), MultiRNNCell(cells_bw), tf.unstack(x, axis=1))``
+    (python/ops/rnn.py): ``static_rnn`` of the forward stack on the steps, of the backward stack on
+    ``_reverse_seq(inputs, None)`` (the Python list reversed: no op), its outputs reversed back the same way,
+    then per step ``array_ops.concat([fw, bw], 1)``; the caller joins those steps by ``tf.concat(outputs, 1)`` /
+    ``tf.stack``. So the step ``t`` joined is the forward stack's output after the steps 0..t and the backward
+    stack's after the steps T-1 down to t: each join is checked by the input steps its two halves are computed
+    from (their ``Unpack`` outputs), which is what running the backward stack as a reverse-direction module
+    computes. With ``sequence_length`` (``_reverse_seq`` by ``reverse_sequence``, each step under ``tf.cond``) it
+    is refused by name. ``forward`` / ``backward``: (the stack's spec, its cell scopes). (the input, {the steps'
+    join: batch-major?}, batch-major?, the steps, the forward stack's initial-state placeholders, the backward
+    stack's, the cells' ops, how)."""
+    spec, bw_spec = forward[0], backward[0]
+    ends, ops = [], set()
+    for d, (s, layer_scopes) in zip(("forward", "backward"), (forward, backward)):
+        layers = [(layer[0], meta.index.cell_nodes(layer[0])[0]) for layer in layer_scopes]
+        for scope, nodes in layers:
+            if not nodes:
+                raise NotUnderstood(f"the graph holds no op of the cells {scope!r}")
+            ops |= {n.name for n in nodes}
+        ends.append((_unpack_steps(g, layers[0][1], f"{d} stack {s.name}"), layers))
+    (unpack, fw_layers), (bw_unpack, bw_layers) = ends
+    if bw_unpack.name != unpack.name:
+        raise NotUnderstood(f"the forward stack {spec.name} reads the steps of {unpack.name}, the backward stack "
+                            f"{bw_spec.name} those of {bw_unpack.name}: static_bidirectional_rnn gives both one list")
+    axis = _int_attr(unpack, "axis", 0)
+    steps_n = _int_attr(unpack, "num", 0)
+    if axis not in (0, 1, -2, -3) or steps_n < 1:
+        raise NotUnderstood(f"{_describe(unpack)} splits axis {axis} into {steps_n}; static_rnn's steps are axis 0 "
+                            "or 1 of a sequence")
+    fw_last = {n.name for n in fw_layers[-1][1]}
+    bw_last = {n.name for n in bw_layers[-1][1]}
+    joins = {}
+    for n in g.nodes:       # rnn.py: array_ops.concat([fw, bw], 1) a step
+        if n.op != "ConcatV2" or len(n.inputs) != 3 or _base(n.inputs[0]) not in fw_last \
+                or _base(n.inputs[1]) not in bw_last:
+            continue
+        a = g.const(n.inputs[2])
+        if a is not None and a.dtype.kind in "iu" and a.size == 1 and int(a.reshape(())) in (1, -1):
+            joins[n.name] = n
+    outputs, order = {}, None
+    for n in g.nodes:       # the steps' joins joined: tf.concat(outputs, axis) / tf.stack(outputs, axis)
+        data = n.inputs[:-1] if n.op == "ConcatV2" else n.inputs if n.op == "Pack" else None
+        if not data or len(data) != steps_n or not all(_base(i) in joins for i in data):
+            continue
+        a = g.const(n.inputs[-1]) if n.op == "ConcatV2" else np.array(n.attrs.get("axis", 0))
+        if a is None or a.size != 1 or a.dtype.kind not in "iu":
+            continue
+        a = int(a.reshape(()))
+        if (n.op == "ConcatV2" and a in (0, 1, -1, -2)) or (n.op == "Pack" and a in (0, 1, -2, -3)):
+            outputs[n.name] = a in (1, -1) if n.op == "ConcatV2" else a in (1, -2)
+            if order not in (None, [_base(i) for i in data]):
+                raise NotUnderstood(f"{_describe(n)} joins static_bidirectional_rnn's steps in another order than "
+                                    f"the other join of them")
+            order = [_base(i) for i in data]
+    if not outputs:
+        raise NotUnderstood(f"static_bidirectional_rnn's {len(joins)} step joins (tf.concat([fw, bw], 1)) are not "
+                            f"joined, all {steps_n} in one tf.concat / tf.stack")
+    steps = _steps_read(g, unpack.name, {})
+    for t, name in enumerate(order):
+        fw_ref, bw_ref = joins[name].inputs[:2]
+        got_fw, got_bw = sorted(steps(_base(fw_ref))), sorted(steps(_base(bw_ref)))
+        if got_fw != list(range(t + 1)) or got_bw != list(range(t, steps_n)):
+            raise NotUnderstood(f"step {t} of static_bidirectional_rnn's outputs, {_describe(joins[name])}, joins the "
+                                f"forward stack's output after the steps {got_fw} and the backward stack's after "
+                                f"{got_bw}, not after 0..{t} and {steps_n - 1} down to {t}")
+    fed = [_first_step_state(g, layers, s, f"static_bidirectional_rnn's {d}",
+                             _concatenated(g, meta, [scope for scope, _ in layers], s))
+           for d, s, layers in (("forward", spec, fw_layers), ("backward", bw_spec, bw_layers))]
+    if any(fed) and not all(fed):
+        some = ", ".join(p.name for f in fed for p in f)
+        raise NotUnderstood(f"static_bidirectional_rnn's initial state is fed by placeholders ({some}) for one "
+                            "direction only; the other starts from zero_state")
+    if len({p.name for f in fed for p in f}) != sum(map(len, fed)):
+        raise NotUnderstood(f"static_bidirectional_rnn's initial state reads one placeholder twice "
+                            f"({', '.join(p.name for f in fed for p in f)})")
+    how = (f"static_bidirectional_rnn of two MultiRNNCells over {unpack.name} (tf.unstack, axis {axis}): the "
+           f"forward stack, {len(fw_layers)} layer(s), on the steps, the backward stack, {len(bw_layers)} layer(s), "
+           f"on the steps reversed, each step's outputs joined by tf.concat([fw, bw], 1), the steps by "
+           f"{next(iter(outputs))}")
+    return unpack.inputs[0], outputs, axis in (1, -2), steps_n, fed[0], fed[1], ops, how
 
 
 _STACK_SLICE = re.compile(r"(?:multi_rnn_cell|MultiRNNCell)/(?:cell_|Cell)\d+(?:_\d+)?/Slice(?:_\d+)?$")

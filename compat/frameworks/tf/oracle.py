@@ -264,7 +264,9 @@ def model_outputs(graph, inputs):
     initial state; a bidirectional stack of TF cells composed by reference/tf_graph.py
     (``stack_bidirectional_dynamic_rnn``: each direction's cell run forward, the backward on the reversed
     sequence, the layers joined by concat), each cell by its reference; the two MultiRNNCell stacks of a
-    bidirectional_dynamic_rnn composed the same way, each stack whole by its reference run forward."""
+    bidirectional_dynamic_rnn composed the same way, each stack whole by its reference run forward; those of a
+    static_bidirectional_rnn too (without sequence_length rnn.py's ``_reverse_seq`` reverses the list of steps,
+    as reverse_sequence without lengths reverses the sequence)."""
     from compat.convert.verify import Case, oracle
     from reference.tf_graph import bidirectional_dynamic_rnn, language_model, stack_bidirectional_dynamic_rnn
 
