@@ -210,7 +210,7 @@ def main(argv=None) -> None:
         (v1.enable_control_flow_v2 if control_flow_v2 else v1.disable_control_flow_v2)()
         (v1.enable_resource_variables if resource else v1.disable_resource_variables)()
         width = 2 * HIDDEN if rnn in ("bidirectional", "stack_bidirectional", "bidirectional_multi",
-                                      "static_bidirectional_multi") else HIDDEN
+                                      "static_bidirectional_multi", "static_bidirectional") else HIDDEN
         graph = tf.Graph()
         with graph.as_default():
             shape = [T, B] if time_major else [B, T]
@@ -291,6 +291,13 @@ def main(argv=None) -> None:
                         rnn_cell.MultiRNNCell([cell() for _ in range(layers_bw)]), tf.unstack(inputs, num=T, axis=1),
                         initial_state_fw=fw_states or None, initial_state_bw=bw_states or None, dtype=tf.float32,
                         sequence_length=seq_len)
+                    output = tf.reshape(tf.concat(outputs, 1), [-1, width])
+                    rnn_out = tf.stack(outputs, axis=1)
+                elif rnn == "static_bidirectional":   # rnn.py static_bidirectional_rnn of two cells
+                    outputs, _, _ = v1.nn.static_bidirectional_rnn(
+                        cell(), cell(), tf.unstack(inputs, num=T, axis=1), dtype=tf.float32,
+                        initial_state_fw=cell_states[0] if cell_states else None,
+                        initial_state_bw=cell_states[1] if cell_states else None)
                     output = tf.reshape(tf.concat(outputs, 1), [-1, width])
                     rnn_out = tf.stack(outputs, axis=1)
                 elif rnn == "stack_bidirectional":
@@ -443,13 +450,16 @@ def main(argv=None) -> None:
                  projection="xw_plus_b", concat_state=(4 * HIDDEN, 4 * HIDDEN), seed=12,
                  cell=lambda: lstm(HIDDEN, forget_bias=0.5, state_is_tuple=False))
     # static_bidirectional_rnn of two MultiRNNCells (rnn.py: each stack by static_rnn, the backward one on the
-    # steps reversed by _reverse_seq, per step tf.concat([fw, bw], 1)): from zero_state and from fed initial states;
+    # steps reversed by _reverse_seq, per step tf.concat([fw, bw], 1)), and of two cells: from zero_state and from
+    # fed initial states;
     # with sequence_length (each step under tf.cond, _reverse_seq by reverse_sequence) refused by name
     record_whole("whole_static_bidirectional_multi", rnn="static_bidirectional_multi", layers=2, layers_bw=2,
                  projection="xw_plus_b", resource=False, seed=9, cell=lambda: lstm(HIDDEN, forget_bias=1.0))
     record_whole("whole_static_bidirectional_multi_gru", rnn="static_bidirectional_multi", layers=2, layers_bw=1,
                  projection="matmul_add", state_layers=3, gru_state=True, seed=10,
                  cell=lambda: rnn_cell.GRUCell(HIDDEN))
+    record_whole("whole_static_bidirectional_cells", rnn="static_bidirectional", projection="xw_plus_b",
+                 state_layers=2, seed=13, cell=lambda: lstm(HIDDEN, forget_bias=0.5))
     record_whole("whole_static_bidirectional_lengths", rnn="static_bidirectional_multi", layers=1, layers_bw=1,
                  projection="dense", lengths=True, refused=True, seed=11, cell=lambda: lstm(HIDDEN, forget_bias=1.0))
     if add is None:

@@ -153,7 +153,7 @@ def test_the_recordings_cover_the_patterns():
     configs = {n: CASES[n][1] for n in CASES if n.startswith("whole_")}
     assert {c["rnn"] for c in configs.values()} == {"unrolled", "static", "dynamic", "bidirectional",
                                                     "stack_bidirectional", "bidirectional_multi",
-                                                    "static_bidirectional_multi"}
+                                                    "static_bidirectional_multi", "static_bidirectional"}
     # static_bidirectional_rnn of two MultiRNNCells: LSTM and GRU stacks, of one depth and of two, from zero states
     # and from fed states; with sequence_length (refused by name)
     static_bi = {n: c for n, c in configs.items() if c["rnn"] == "static_bidirectional_multi"}
@@ -190,7 +190,8 @@ def test_the_recordings_cover_the_patterns():
     # the state static_rnn / an unrolled loop starts from: zero_state (LSTM, GRU), placeholders, a constant
     assert {c["rnn"] for c in configs.values() if c.get("state")} == {"dynamic", "static", "bidirectional",
                                                                       "stack_bidirectional", "bidirectional_multi",
-                                                                      "static_bidirectional_multi"}
+                                                                      "static_bidirectional_multi",
+                                                                      "static_bidirectional"}
     assert "whole_static_state_not_tuple" in configs        # an LSTM's c and h in one tensor: rnn_cell_impl.py split
     # MultiRNNCell(state_is_tuple=False): TF 1.x loops, while_v2 and static_rnn; LSTM, GRU and basic RNN cells; from
     # zero_state and from one fed tensor
@@ -274,9 +275,12 @@ def check_whole(folder, name, arrays, config, tmp_path):
     # (a backward stack's note names both bidirectional_dynamic_rnn and static_bidirectional_rnn)
     assert ("bidirectional_dynamic_rnn" in text) is (config["rnn"] in ("bidirectional", "stack_bidirectional",
                                                                       "bidirectional_multi",
-                                                                      "static_bidirectional_multi"))
+                                                                      "static_bidirectional_multi",
+                                                                      "static_bidirectional"))
     assert (f"bidirectional_dynamic_rnn of two MultiRNNCells (the forward stack, {config['layers'][0]} layer(s)"
             in text) if config["rnn"] == "bidirectional_multi" else "bidirectional_dynamic_rnn of two" not in text
+    assert ("static_bidirectional_rnn of a forward and a backward cell over Model/unstack" in text) \
+        is (config["rnn"] == "static_bidirectional")
     assert (f"static_bidirectional_rnn of two MultiRNNCells over Model/unstack (tf.unstack, axis 1): the forward "
             f"stack, {config['layers'][0]} layer(s), on the steps, the backward stack, {config['layers'][1]} layer(s), "
             "on the steps reversed" in text) if config["rnn"] == "static_bidirectional_multi" \
@@ -440,7 +444,7 @@ def test_cells_only_graphs_have_nothing_to_say_about_a_whole_model(tmp_path):
                                   "whole_not_tuple_lstm_state", "whole_not_tuple_gru_state",
                                   "whole_not_tuple_rnn_static", "whole_not_tuple_static_state",
                                   "whole_static_bidirectional_multi", "whole_static_bidirectional_multi_gru",
-                                  "whole_bidirectional_not_tuple"])
+                                  "whole_bidirectional_not_tuple", "whole_static_bidirectional_cells"])
 def test_the_whole_model_written_as_python_predicts_the_same(tmp_path, name):
     import importlib.util
 
@@ -462,7 +466,7 @@ def test_the_whole_model_written_as_python_predicts_the_same(tmp_path, name):
     assert_close(got, arrays["out"], dtype=torch.float32, msg=f"emitted {name}")
     text = path.read_text()
     width = 10 if config["rnn"] in ("bidirectional", "stack_bidirectional", "bidirectional_multi",
-                                    "static_bidirectional_multi") else 5
+                                    "static_bidirectional_multi", "static_bidirectional") else 5
     assert "nn.Embedding(11, 4)" in text and f"nn.Linear({width}, 11)" in text
     if config.get("constant_lengths"):     # the graph's lengths written into the model
         assert f"torch.tensor({config['constant_lengths']}" in text

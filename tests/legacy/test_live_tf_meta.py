@@ -52,7 +52,8 @@ def test_live_language_models_convert_whole(recorded, tmp_path):
                                 "whole_bidirectional_multi_state", "whole_not_tuple_lstm", "whole_not_tuple_lstm_state",
                                 "whole_not_tuple_gru_state", "whole_not_tuple_rnn_static",
                                 "whole_not_tuple_static_state", "whole_static_bidirectional_multi",
-                                "whole_static_bidirectional_multi_gru", "whole_bidirectional_not_tuple"} <= set(names)
+                                "whole_static_bidirectional_multi_gru", "whole_bidirectional_not_tuple",
+                                "whole_static_bidirectional_cells"} <= set(names)
     for name in names:
         (tmp_path / name).mkdir()
         check_whole(recorded, name, *found[name], tmp_path / name)

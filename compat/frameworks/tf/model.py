@@ -255,8 +255,18 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
                      f"from {'the initial state' if state else 'zero states'}")
         static_steps = None
     elif bidirectional:
-        raise NotUnderstood(f"the bidirectional cells {spec.name} run outside a loop (static_bidirectional_rnn), "
-                            "which this reader does not read")
+        if len(layer_scopes) != 1:
+            raise NotUnderstood(f"the bidirectional cells {spec.name} run outside a loop in {len(layer_scopes)} "
+                                "layers (contrib's stack_bidirectional_rnn), which this reader does not read")
+        # static_bidirectional_rnn(cell_fw, cell_bw, ...): one layer a direction, the bidirectional module
+        (fw_scope, bw_scope), = layer_scopes
+        rnn_in, outputs, batch_major_in, static_steps, state, fed_bw, loop_ops, how = _static_bidirectional_stacks(
+            g, meta, (spec, [[fw_scope]]), (spec, [[bw_scope]]), "a forward and a backward cell")
+        state = state + fed_bw     # torch's h0 order: the layer's forward direction, then its backward one
+        cell_ops |= loop_ops
+        notes.append(f"cells: {spec.name} run by {how}: {'batch' if batch_major_in else 'time'}-major, "
+                     f"{static_steps} steps, from {'the initial state' if state else 'zero states'}; the module runs "
+                     "any number of steps")
     else:
         unpacks = {_base(i) for n in first_nodes for i in n.inputs if (u := g.get(i)) is not None and u.op == "Unpack"}
         slices = {_base(i) for n in first_nodes for i in n.inputs if (u := g.get(i)) is not None
@@ -789,7 +799,7 @@ def _steps_read(g: _Graph, unpack: str, memo: Dict[str, frozenset]):
     return steps
 
 
-def _static_bidirectional_stacks(g: _Graph, meta, forward, backward):
+def _static_bidirectional_stacks(g: _Graph, meta, forward, backward, what: str = "two MultiRNNCells"):
     """``static_bidirectional_rnn(MultiRNNCell(cells_fw), MultiRNNCell(cells_bw), tf.unstack(x, axis=1))``
     (python/ops/rnn.py): ``static_rnn`` of the forward stack on the steps, of the backward stack on
     ``_reverse_seq(inputs, None)`` (the Python list reversed: no op), its outputs reversed back the same way,
@@ -798,7 +808,8 @@ def _static_bidirectional_stacks(g: _Graph, meta, forward, backward):
     stack's after the steps T-1 down to t: each join is checked by the input steps its two halves are computed
     from (their ``Unpack`` outputs), which is what running the backward stack as a reverse-direction module
     computes. With ``sequence_length`` (``_reverse_seq`` by ``reverse_sequence``, each step under ``tf.cond``) it
-    is refused by name. ``forward`` / ``backward``: (the stack's spec, its cell scopes). (the input, {the steps'
+    is refused by name. ``forward`` / ``backward``: (the stack's spec, its cell scopes; for two cells, one layer
+    each of a bidirectional spec). (the input, {the steps'
     join: batch-major?}, batch-major?, the steps, the forward stack's initial-state placeholders, the backward
     stack's, the cells' ops, how)."""
     spec, bw_spec = forward[0], backward[0]
@@ -865,10 +876,10 @@ def _static_bidirectional_stacks(g: _Graph, meta, forward, backward):
     if len({p.name for f in fed for p in f}) != sum(map(len, fed)):
         raise NotUnderstood(f"static_bidirectional_rnn's initial state reads one placeholder twice "
                             f"({', '.join(p.name for f in fed for p in f)})")
-    how = (f"static_bidirectional_rnn of two MultiRNNCells over {unpack.name} (tf.unstack, axis {axis}): the "
-           f"forward stack, {len(fw_layers)} layer(s), on the steps, the backward stack, {len(bw_layers)} layer(s), "
-           f"on the steps reversed, each step's outputs joined by tf.concat([fw, bw], 1), the steps by "
-           f"{next(iter(outputs))}")
+    how = (f"static_bidirectional_rnn of {what} over {unpack.name} (tf.unstack, axis {axis}): the forward "
+           f"{'stack' if backward[0] is not spec else 'cell'}, {len(fw_layers)} layer(s), on the steps, the backward "
+           f"{'stack' if backward[0] is not spec else 'cell'}, {len(bw_layers)} layer(s), on the steps reversed, each "
+           f"step's outputs joined by tf.concat([fw, bw], 1), the steps by {next(iter(outputs))}")
     return unpack.inputs[0], outputs, axis in (1, -2), steps_n, fed[0], fed[1], ops, how
 
 
