@@ -43,8 +43,13 @@ placeholders with lengths (while_v2); ``dynamic_rnn`` with a constant ``sequence
 BasicLSTMCell layers a direction with lengths in TF 1.x's loops, two GRUCell layers forward and one backward
 time-major in while_v2 with a constant ``sequence_length`` and fed initial states, one BasicLSTMCell layer forward
 and two backward in while_v2 from fed initial states (these three draw from generators of their own:
-``--add CASE ...`` records them into an existing folder, leaving the other cases as recorded). Each records the
-token ids fed (and the lengths), what the graph returned (logits or probabilities) and the cells' outputs.
+``--add CASE ...`` records them into an existing folder, leaving the other cases as recorded). Then, each from a
+generator of its own: ``MultiRNNCell(state_is_tuple=False)`` stacks (their state one tensor, sliced per layer) of
+BasicLSTMCells, LSTMCells, GRUCells and BasicRNNCells, in TF 1.x's loop, while_v2 and static_rnn, from zero_state
+and from one fed placeholder (TF's concatenated final state recorded too), and as the two stacks of a
+bidirectional_dynamic_rnn; ``static_bidirectional_rnn`` of two MultiRNNCells and of two cells, and one with
+``sequence_length`` (refused by name). Each records the token ids fed (and the lengths), what the graph returned
+(logits or probabilities) and the cells' outputs.
 """
 from __future__ import annotations
 

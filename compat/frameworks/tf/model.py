@@ -789,8 +789,6 @@ def _steps_read(g: _Graph, unpack: str, memo: Dict[str, frozenset]):
                 continue
             if cur in open_:        # reached again before its inputs were read: a cycle, which a static graph lacks
                 raise NotUnderstood(f"{_describe(node)} reads itself")
-            if len(open_) > 2 * len(g.nodes):
-                raise NotUnderstood(f"the ops before {name} are not read within the graph's size")
             open_.add(cur)
             todo.append((cur, True))
             todo += [(_base(r), False) for r in refs if _base(r) != unpack and _base(r) not in memo]
@@ -809,9 +807,8 @@ def _static_bidirectional_stacks(g: _Graph, meta, forward, backward, what: str =
     from (their ``Unpack`` outputs), which is what running the backward stack as a reverse-direction module
     computes. With ``sequence_length`` (``_reverse_seq`` by ``reverse_sequence``, each step under ``tf.cond``) it
     is refused by name. ``forward`` / ``backward``: (the stack's spec, its cell scopes; for two cells, one layer
-    each of a bidirectional spec). (the input, {the steps'
-    join: batch-major?}, batch-major?, the steps, the forward stack's initial-state placeholders, the backward
-    stack's, the cells' ops, how)."""
+    each of a bidirectional spec). (the input, {the steps' join: batch-major?}, batch-major?, the steps, the
+    forward stack's initial-state placeholders, the backward stack's, the cells' ops, how)."""
     spec, bw_spec = forward[0], backward[0]
     ends, ops = [], set()
     for d, (s, layer_scopes) in zip(("forward", "backward"), (forward, backward)):
