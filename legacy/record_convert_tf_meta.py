@@ -43,8 +43,13 @@ placeholders with lengths (while_v2); ``dynamic_rnn`` with a constant ``sequence
 BasicLSTMCell layers a direction with lengths in TF 1.x's loops, two GRUCell layers forward and one backward
 time-major in while_v2 with a constant ``sequence_length`` and fed initial states, one BasicLSTMCell layer forward
 and two backward in while_v2 from fed initial states (these three draw from generators of their own:
-``--add CASE ...`` records them into an existing folder, leaving the other cases as recorded). Each records the
-token ids fed (and the lengths), what the graph returned (logits or probabilities) and the cells' outputs.
+``--add CASE ...`` records them into an existing folder, leaving the other cases as recorded). Then, each from a
+generator of its own: ``MultiRNNCell(state_is_tuple=False)`` stacks (their state one tensor, sliced per layer) of
+BasicLSTMCells, LSTMCells, GRUCells and BasicRNNCells, in TF 1.x's loop, while_v2 and static_rnn, from zero_state
+and from one fed placeholder (TF's concatenated final state recorded too), and as the two stacks of a
+bidirectional_dynamic_rnn; ``static_bidirectional_rnn`` of two MultiRNNCells and of two cells, and one with
+``sequence_length`` (refused by name). Each records the token ids fed (and the lengths), what the graph returned
+(logits or probabilities) and the cells' outputs.
 """
 from __future__ import annotations
 
@@ -177,7 +182,8 @@ def main(argv=None) -> None:
 
     def record_whole(name, *, rnn, cell, projection, time_major=False, resource=True, between=None, softmax=False,
                      float_input=False, lengths=False, control_flow_v2=False, state_layers=0, constant_state=False,
-                     layers=1, gru_state=False, layers_bw=None, seed=None):
+                     layers=1, gru_state=False, layers_bw=None, seed=None, concat_state=0,
+                     refused=False):
         """A ptb_word_lm.py-style language model: ids -> embedding -> cells -> [-1, size] -> projection.
         ``lengths``: dynamic_rnn's sequence_length fed by a placeholder ``lengths`` [batch];
         ``lengths="constant"``: sequence_length a ``tf.constant`` (named ``lengths``) of the graph;
@@ -193,7 +199,12 @@ def main(argv=None) -> None:
         cells, MultiRNNCell of ``layers_bw`` cells, ...), each direction's stack run whole and the two outputs
         joined by ``tf.concat(outputs, 2)`` (its initial states: the forward stack's cells, then the backward
         stack's); ``seed``: the case draws its weights and inputs from a generator of its own (a case recorded
-        with ``--add`` draws what a full run draws)."""
+        with ``--add`` draws what a full run draws); ``concat_state``: the ``initial_state`` one placeholder
+        ``state`` of that width (a MultiRNNCell(state_is_tuple=False): its layers' states concatenated; for
+        ``bidirectional_multi`` two widths, ``state_fw`` and ``state_bw``). The final
+        state as dynamic_rnn / static_rnn returned it is recorded too (``final``: one [batch, state size] tensor
+        for a cell whose state is one tensor); ``refused``: a graph the converter refuses whole by name (its
+        config says ``whole`` false)."""
         r = rng if seed is None else np.random.default_rng([SEED, seed])   # a case of its own: its own draws
         if add is not None and name not in add:
             return
@@ -203,7 +214,8 @@ def main(argv=None) -> None:
         added.add(name)
         (v1.enable_control_flow_v2 if control_flow_v2 else v1.disable_control_flow_v2)()
         (v1.enable_resource_variables if resource else v1.disable_resource_variables)()
-        width = 2 * HIDDEN if rnn in ("bidirectional", "stack_bidirectional", "bidirectional_multi") else HIDDEN
+        width = 2 * HIDDEN if rnn in ("bidirectional", "stack_bidirectional", "bidirectional_multi",
+                                      "static_bidirectional_multi", "static_bidirectional") else HIDDEN
         graph = tf.Graph()
         with graph.as_default():
             shape = [T, B] if time_major else [B, T]
@@ -224,6 +236,13 @@ def main(argv=None) -> None:
                     v1.placeholder(tf.float32, [B, HIDDEN], name=f"state_h{k}")) for k in range(state_layers))
                 state_flat = [t for pair in cell_states for t in pair]
             state_in = None if not cell_states else cell_states[0] if state_layers == 1 else cell_states  # one cell
+            if concat_state and rnn == "bidirectional_multi":    # state_is_tuple=False: one tensor a stack
+                cell_states = tuple(v1.placeholder(tf.float32, [B, w], name=f"state_{d}")
+                                    for d, w in zip(("fw", "bw"), concat_state))
+                state_flat = list(cell_states)
+            elif concat_state:     # state_is_tuple=False: the whole state one tensor
+                state_in = v1.placeholder(tf.float32, [B, concat_state], name="state")
+                state_flat = [state_in]
             if constant_state:
                 start = r.uniform(-0.8, 0.8, [2, B, HIDDEN]).astype(np.float32)
                 state_in = rnn_cell.LSTMStateTuple(tf.constant(start[0], name="initial_c"),
@@ -248,7 +267,7 @@ def main(argv=None) -> None:
                     rnn_out = tf.stack(outputs, axis=1)
                 elif rnn == "static":   # ptb_word_lm.py's alternative: static_rnn over tf.unstack(inputs, axis=1)
                     steps = tf.unstack(inputs, num=T, axis=1)
-                    outputs, _ = v1.nn.static_rnn(cell(), steps, initial_state=state_in, dtype=tf.float32)
+                    outputs, final = v1.nn.static_rnn(cell(), steps, initial_state=state_in, dtype=tf.float32)
                     output = tf.reshape(tf.concat(outputs, 1), [-1, HIDDEN])
                     rnn_out = tf.stack(outputs, axis=1)
                 elif rnn == "bidirectional":
@@ -260,21 +279,40 @@ def main(argv=None) -> None:
                     output = tf.reshape(rnn_out, [-1, width])
                 elif rnn == "bidirectional_multi":   # each direction a MultiRNNCell, concatenated at the end only
                     fw_states, bw_states = cell_states[:layers], cell_states[layers:]
+                    if concat_state:     # one tensor a stack
+                        fw_states, bw_states = cell_states
                     (out_fw, out_bw), _ = v1.nn.bidirectional_dynamic_rnn(
-                        rnn_cell.MultiRNNCell([cell() for _ in range(layers)]),
-                        rnn_cell.MultiRNNCell([cell() for _ in range(layers_bw)]), inputs, sequence_length=seq_len,
-                        dtype=tf.float32, time_major=time_major, initial_state_fw=fw_states or None,
-                        initial_state_bw=bw_states or None)
+                        rnn_cell.MultiRNNCell([cell() for _ in range(layers)], state_is_tuple=not concat_state),
+                        rnn_cell.MultiRNNCell([cell() for _ in range(layers_bw)], state_is_tuple=not concat_state),
+                        inputs, sequence_length=seq_len, dtype=tf.float32, time_major=time_major,
+                        initial_state_fw=fw_states if concat_state else fw_states or None,
+                        initial_state_bw=bw_states if concat_state else bw_states or None)
                     rnn_out = tf.concat([out_fw, out_bw], 2)
                     output = tf.reshape(rnn_out, [-1, width])
+                elif rnn == "static_bidirectional_multi":   # rnn.py static_bidirectional_rnn of two stacks
+                    fw_states, bw_states = cell_states[:layers], cell_states[layers:]
+                    outputs, _, _ = v1.nn.static_bidirectional_rnn(
+                        rnn_cell.MultiRNNCell([cell() for _ in range(layers)]),
+                        rnn_cell.MultiRNNCell([cell() for _ in range(layers_bw)]), tf.unstack(inputs, num=T, axis=1),
+                        initial_state_fw=fw_states or None, initial_state_bw=bw_states or None, dtype=tf.float32,
+                        sequence_length=seq_len)
+                    output = tf.reshape(tf.concat(outputs, 1), [-1, width])
+                    rnn_out = tf.stack(outputs, axis=1)
+                elif rnn == "static_bidirectional":   # rnn.py static_bidirectional_rnn of two cells
+                    outputs, _, _ = v1.nn.static_bidirectional_rnn(
+                        cell(), cell(), tf.unstack(inputs, num=T, axis=1), dtype=tf.float32,
+                        initial_state_fw=cell_states[0] if cell_states else None,
+                        initial_state_bw=cell_states[1] if cell_states else None)
+                    output = tf.reshape(tf.concat(outputs, 1), [-1, width])
+                    rnn_out = tf.stack(outputs, axis=1)
                 elif rnn == "stack_bidirectional":
                     rnn_out = stack_bidirectional_dynamic_rnn(
                         [cell() for _ in range(layers)], [cell() for _ in range(layers)], inputs,
                         list(cell_states[0::2]), list(cell_states[1::2]), seq_len, time_major)
                     output = tf.reshape(rnn_out, [-1, width])
                 else:
-                    rnn_out, _ = v1.nn.dynamic_rnn(cell(), inputs, sequence_length=seq_len, dtype=tf.float32,
-                                                   time_major=time_major, initial_state=state_in)
+                    rnn_out, final = v1.nn.dynamic_rnn(cell(), inputs, sequence_length=seq_len, dtype=tf.float32,
+                                                       time_major=time_major, initial_state=state_in)
                     seq = between(rnn_out) if between is not None else rnn_out
                     output = tf.reshape(seq, [-1, HIDDEN])
                 if projection == "dense":
@@ -304,15 +342,18 @@ def main(argv=None) -> None:
                 feed = (r.uniform(-1.5, 1.5, shape).astype(np.float32) if float_input
                         else r.integers(0, VOCAB, shape).astype(np.int32))
                 fed = {ids: feed, **({seq_len: np.array(WHOLE_LENGTHS, np.int32)} if lengths is True else {})}
-                states = [r.uniform(-0.8, 0.8, [B, HIDDEN]).astype(np.float32) for _ in state_flat]
+                states = [r.uniform(-0.8, 0.8, [B, t.shape[1]]).astype(np.float32) for t in state_flat]
                 fed.update(zip(state_flat, states))
                 got, got_rnn = sess.run([result, rnn_out], fed)
+                got_final = sess.run(final, fed) if name.startswith("whole_not_tuple") else None
         v1.enable_resource_variables()
         v1.disable_control_flow_v2()
         arrays[f"{name}/ids"] = feed
         if lengths:
             arrays[f"{name}/lengths"] = np.array(WHOLE_LENGTHS, np.int32)
-        if state_layers:    # c0, h0, c1, h1, ... as fed (a GRU's h0, h1, ...)
+        if got_final is not None:     # one tensor: the layers' states concatenated (c, h a layer for an LSTM)
+            arrays[f"{name}/final"] = got_final
+        if state_layers or concat_state:    # c0, h0, c1, h1, ... as fed (a GRU's h0, h1, ...; or the one tensor)
             arrays[f"{name}/state"] = np.stack(states)
         if constant_state:  # c, h the cells start from
             arrays[f"{name}/state"] = start
@@ -320,13 +361,14 @@ def main(argv=None) -> None:
         arrays[f"{name}/rnn"] = got_rnn
         arrays[f"{name}/config"] = np.array(json.dumps({
             "checkpoint": f"{name}/model.ckpt", "time_major": time_major, "rnn": rnn, "projection": projection,
-            "softmax": softmax, "resource_variables": resource, "whole": between is None and not constant_state,
+            "softmax": softmax, "resource_variables": resource,
+            "whole": between is None and not constant_state and not refused,
             "between": None if between is None else "Abs", "float_input": float_input,
             "lengths": lengths is True, "control_flow_v2": control_flow_v2,
             "state": [t.op.name for t in state_flat],
             **({"constant_lengths": WHOLE_LENGTHS} if lengths == "constant" else {}),
             **({"layers": layers} if rnn == "stack_bidirectional" else {}),
-            **({"layers": [layers, layers_bw]} if rnn == "bidirectional_multi" else {}),
+            **({"layers": [layers, layers_bw]} if rnn in ("bidirectional_multi", "static_bidirectional_multi") else {}),
             **({"constant_state": True} if constant_state else {})}))
         print(name, {k: v.shape for k, v in arrays.items() if k.startswith(name + "/") and k != f"{name}/config"})
 
@@ -390,6 +432,41 @@ def main(argv=None) -> None:
     record_whole("whole_bidirectional_multi_state", rnn="bidirectional_multi", layers=1, layers_bw=2,
                  projection="matmul_add", control_flow_v2=True, state_layers=3, seed=3,
                  cell=lambda: lstm(HIDDEN, forget_bias=0.5))
+    # MultiRNNCell(state_is_tuple=False) (TF 0.x's PTB tutorial): the stack's state one tensor, sliced per layer
+    # (rnn_cell_impl.py MultiRNNCell.call), its LSTM cells' [c, h] concatenated too; from zero_state and from one
+    # fed placeholder, in TF 1.x's loop, while_v2 and static_rnn
+    def not_tuple(make, n=2):
+        return lambda: rnn_cell.MultiRNNCell([make() for _ in range(n)], state_is_tuple=False)
+
+    record_whole("whole_not_tuple_lstm", rnn="dynamic", projection="xw_plus_b", seed=4,
+                 cell=not_tuple(lambda: lstm(HIDDEN, forget_bias=0.0, state_is_tuple=False)))
+    record_whole("whole_not_tuple_lstm_state", rnn="dynamic", projection="matmul_add", seed=5, lengths=True,
+                 control_flow_v2=True, concat_state=4 * HIDDEN,
+                 cell=not_tuple(lambda: rnn_cell.LSTMCell(HIDDEN, forget_bias=0.5, cell_clip=0.8,
+                                                          state_is_tuple=False)))
+    record_whole("whole_not_tuple_gru_state", rnn="dynamic", projection="dense", time_major=True, seed=6,
+                 concat_state=2 * HIDDEN, cell=not_tuple(lambda: rnn_cell.GRUCell(HIDDEN)))
+    record_whole("whole_not_tuple_rnn_static", rnn="static", projection="xw_plus_b", resource=False, seed=7,
+                 concat_state=3 * HIDDEN, cell=not_tuple(lambda: rnn_cell.BasicRNNCell(HIDDEN), 3))
+    record_whole("whole_not_tuple_static_state", rnn="static", projection="matmul_add", seed=8,
+                 concat_state=4 * HIDDEN,
+                 cell=not_tuple(lambda: lstm(HIDDEN, forget_bias=1.0, state_is_tuple=False)))
+    record_whole("whole_bidirectional_not_tuple", rnn="bidirectional_multi", layers=2, layers_bw=2, lengths=True,
+                 projection="xw_plus_b", concat_state=(4 * HIDDEN, 4 * HIDDEN), seed=12,
+                 cell=lambda: lstm(HIDDEN, forget_bias=0.5, state_is_tuple=False))
+    # static_bidirectional_rnn of two MultiRNNCells (rnn.py: each stack by static_rnn, the backward one on the
+    # steps reversed by _reverse_seq, per step tf.concat([fw, bw], 1)), and of two cells: from zero_state and from
+    # fed initial states;
+    # with sequence_length (each step under tf.cond, _reverse_seq by reverse_sequence) refused by name
+    record_whole("whole_static_bidirectional_multi", rnn="static_bidirectional_multi", layers=2, layers_bw=2,
+                 projection="xw_plus_b", resource=False, seed=9, cell=lambda: lstm(HIDDEN, forget_bias=1.0))
+    record_whole("whole_static_bidirectional_multi_gru", rnn="static_bidirectional_multi", layers=2, layers_bw=1,
+                 projection="matmul_add", state_layers=3, gru_state=True, seed=10,
+                 cell=lambda: rnn_cell.GRUCell(HIDDEN))
+    record_whole("whole_static_bidirectional_cells", rnn="static_bidirectional", projection="xw_plus_b",
+                 state_layers=2, seed=13, cell=lambda: lstm(HIDDEN, forget_bias=0.5))
+    record_whole("whole_static_bidirectional_lengths", rnn="static_bidirectional_multi", layers=1, layers_bw=1,
+                 projection="dense", lengths=True, refused=True, seed=11, cell=lambda: lstm(HIDDEN, forget_bias=1.0))
     if add is None:
         write_expected(out, arrays)
         return

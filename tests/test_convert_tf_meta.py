@@ -152,10 +152,18 @@ def test_the_reader_finds_what_tf_wrote():
 def test_the_recordings_cover_the_patterns():
     configs = {n: CASES[n][1] for n in CASES if n.startswith("whole_")}
     assert {c["rnn"] for c in configs.values()} == {"unrolled", "static", "dynamic", "bidirectional",
-                                                    "stack_bidirectional", "bidirectional_multi"}
+                                                    "stack_bidirectional", "bidirectional_multi",
+                                                    "static_bidirectional_multi", "static_bidirectional"}
+    # static_bidirectional_rnn of two MultiRNNCells: LSTM and GRU stacks, of one depth and of two, from zero states
+    # and from fed states; with sequence_length (refused by name)
+    static_bi = {n: c for n, c in configs.items() if c["rnn"] == "static_bidirectional_multi"}
+    assert {(c["layers"][0] == c["layers"][1], bool(c["state"]), c["lengths"], c["whole"])
+            for c in static_bi.values()} == {(True, False, False, True), (False, True, False, True),
+                                             (True, False, True, False)}
     assert any(c.get("control_flow_v2") for c in configs.values())
     assert {c["rnn"] for c in configs.values() if c.get("lengths")} == {"dynamic", "bidirectional",
-                                                                        "stack_bidirectional", "bidirectional_multi"}
+                                                                        "stack_bidirectional", "bidirectional_multi",
+                                                                        "static_bidirectional_multi"}
     # sequence_length a constant of the graph (dynamic_rnn, stacks), its reverse in both loop kinds
     assert {c["rnn"] for c in configs.values() if c.get("constant_lengths")} == {"dynamic", "stack_bidirectional",
                                                                                  "bidirectional_multi"}
@@ -181,11 +189,25 @@ def test_the_recordings_cover_the_patterns():
     assert {c["resource_variables"] for c in configs.values()} == {True, False}
     # the state static_rnn / an unrolled loop starts from: zero_state (LSTM, GRU), placeholders, a constant
     assert {c["rnn"] for c in configs.values() if c.get("state")} == {"dynamic", "static", "bidirectional",
-                                                                      "stack_bidirectional", "bidirectional_multi"}
+                                                                      "stack_bidirectional", "bidirectional_multi",
+                                                                      "static_bidirectional_multi",
+                                                                      "static_bidirectional"}
     assert "whole_static_state_not_tuple" in configs        # an LSTM's c and h in one tensor: rnn_cell_impl.py split
+    # MultiRNNCell(state_is_tuple=False): TF 1.x loops, while_v2 and static_rnn; LSTM, GRU and basic RNN cells; from
+    # zero_state and from one fed tensor
+    flat = {n: c for n, c in configs.items() if n.startswith("whole_not_tuple")}
+    assert {(c["rnn"], c["control_flow_v2"]) for c in flat.values()} == {("dynamic", False), ("dynamic", True),
+                                                                        ("static", False)}
+    assert {bool(c["state"]) for c in flat.values()} == {True, False}
+    # and the two stacks of a bidirectional_dynamic_rnn, one fed tensor each
+    assert configs["whole_bidirectional_not_tuple"]["state"] == ["state_fw", "state_bw"]
+    assert {k for n in flat for k in ("lstm_cell", "basic_lstm_cell", "gru_cell", "basic_rnn_cell")
+            if f"multi_rnn_cell/cell_0/{k}/" in open(GOLDEN / n / "model.ckpt.meta", "rb").read().decode("latin-1")} \
+        == {"lstm_cell", "basic_lstm_cell", "gru_cell", "basic_rnn_cell"}
     assert any(c["rnn"] == "unrolled" and "GRU" in open(GOLDEN / n / "model.ckpt.meta", "rb").read().decode("latin-1")
                for n, c in configs.items())
-    assert [n for n, c in configs.items() if not c["whole"]] == ["whole_static_constant_state", "whole_unrecognised_op"]
+    assert [n for n, c in configs.items() if not c["whole"]] == ["whole_static_bidirectional_lengths",
+                                                                 "whole_static_constant_state", "whole_unrecognised_op"]
 
 
 @pytest.mark.parametrize("name", WHOLE_CASES)
@@ -198,7 +220,8 @@ def check_whole(folder, name, arrays, config, tmp_path):
 
     c = convert(Path(folder) / config["checkpoint"], tmp_path / "out")
     assert c.graph is not None and c.whole_refused is None
-    multi = config["rnn"] == "bidirectional_multi"     # two stacks: the forward and the backward MultiRNNCell
+    # two stacks: the forward and the backward MultiRNNCell (bidirectional_dynamic_rnn, static_bidirectional_rnn)
+    multi = config["rnn"] in ("bidirectional_multi", "static_bidirectional_multi")
     assert all(k.ok for k in c.checks) and len(c.checks) == len(c.specs) + 1    # the cells, and the model's output
     specs = sorted(c.specs, key=lambda s: s.direction) if multi else c.specs
     assert [s.direction for s in specs] == (["forward", "reverse"] if multi else [specs[0].direction])
@@ -217,7 +240,9 @@ def check_whole(folder, name, arrays, config, tmp_path):
         # the recurrent part as today: the cells' module, reachable by the conversion's name, on the embedded ids
         embedded = ids if floats else model.get_submodule("Model/embedding")(ids)
         # each stack's initial state: the forward stack's cells first (c, h a cell for an LSTM)
-        n_fw = spec.num_layers * (2 if spec.cell == "lstm" else 1) if state and multi else None
+        # (one tensor a stack for MultiRNNCell(state_is_tuple=False): state_fw, state_bw)
+        per_stack = 1 if config["state"] == ["state_fw", "state_bw"] else spec.num_layers * (1 + (spec.cell == "lstm"))
+        n_fw = per_stack if state and multi else None
         cells = torch.cat([model.get_submodule(s.name)(embedded, lengths, part or None) for s, part in
                            zip(specs, [state[:n_fw], state[n_fw:]] if state else [None, None])], dim=-1)
     assert_close(got, arrays["out"], dtype=torch.float32, msg=f"{name} model output")
@@ -247,10 +272,19 @@ def check_whole(folder, name, arrays, config, tmp_path):
     assert ("a TF 2 while_v2 loop" in text) is bool(config.get("control_flow_v2"))
     assert ("initial_state: the placeholders " + ", ".join(config["state"]) in text) if config.get("state") else \
         "initial_state:" not in text
+    # (a backward stack's note names both bidirectional_dynamic_rnn and static_bidirectional_rnn)
     assert ("bidirectional_dynamic_rnn" in text) is (config["rnn"] in ("bidirectional", "stack_bidirectional",
-                                                                      "bidirectional_multi"))
+                                                                      "bidirectional_multi",
+                                                                      "static_bidirectional_multi",
+                                                                      "static_bidirectional"))
     assert (f"bidirectional_dynamic_rnn of two MultiRNNCells (the forward stack, {config['layers'][0]} layer(s)"
-            in text) if multi else "two MultiRNNCells" not in text
+            in text) if config["rnn"] == "bidirectional_multi" else "bidirectional_dynamic_rnn of two" not in text
+    assert ("static_bidirectional_rnn of a forward and a backward cell over Model/unstack" in text) \
+        is (config["rnn"] == "static_bidirectional")
+    assert (f"static_bidirectional_rnn of two MultiRNNCells over Model/unstack (tf.unstack, axis 1): the forward "
+            f"stack, {config['layers'][0]} layer(s), on the steps, the backward stack, {config['layers'][1]} layer(s), "
+            "on the steps reversed" in text) if config["rnn"] == "static_bidirectional_multi" \
+        else "static_bidirectional_rnn of two" not in text
     assert (f"stack_bidirectional_dynamic_rnn: {config.get('layers')} layers of bidirectional_dynamic_rnn" in text) \
         is (config["rnn"] == "stack_bidirectional")
     items = {i.name: i for i in c.items}
@@ -318,6 +352,38 @@ def check_unrecognised(folder, arrays, config, tmp_path):
         convert(ckpt, tmp_path / "whole", model="whole")
 
 
+def test_static_bidirectional_rnn_with_lengths_is_refused_by_name_and_the_cells_convert_alone(tmp_path):
+    check_static_lengths(GOLDEN, *CASES["whole_static_bidirectional_lengths"], tmp_path)
+
+
+def check_static_lengths(folder, arrays, config, tmp_path):
+    """static_bidirectional_rnn(..., sequence_length=lengths): rnn.py's static_rnn runs each step under tf.cond on
+    the lengths (_rnn_step) and _reverse_seq reverses by reverse_sequence; not read, said so naming the op; the two
+    stacks convert alone, each computing TF's direction (the backward one on each sequence's valid steps)."""
+    from compat.convert import WholeModelError
+    from compat.convert.modules import run_with_lengths
+
+    ckpt = Path(folder) / config["checkpoint"]
+    c = convert(ckpt, tmp_path / "out")
+    assert c.graph is None
+    assert "run inside a tf.cond" in c.whole_refused and "static_rnn with sequence_length (rnn.py _rnn_step)" \
+        in c.whole_refused
+    specs = sorted(c.specs, key=lambda s: s.direction)     # one cell a direction: one bidirectional layer
+    assert [s.direction for s in specs] in (["bidirectional"], ["forward", "reverse"])
+    modules = load(tmp_path / "out")
+    x = load_carried(tmp_path / "out")["Model/embedding"][torch.from_numpy(arrays["ids"].astype(np.int64))]
+    lengths = torch.from_numpy(arrays["lengths"].astype(np.int64))
+    got = []
+    with torch.no_grad():
+        for s in specs:
+            module = modules[s.name]
+            y = run_with_lengths(module, x if module.batch_first else x.transpose(0, 1), None, lengths)[0]
+            got.append(y if module.batch_first else y.transpose(0, 1))
+    assert_close(torch.cat(got, dim=-1), arrays["rnn"], dtype=torch.float32, msg="the cells alone")
+    with pytest.raises(WholeModelError, match=r"tf\.cond"):
+        convert(ckpt, tmp_path / "whole", model="whole")
+
+
 def test_a_static_rnn_from_a_constant_state_is_refused_by_name_and_the_cells_convert_alone(tmp_path):
     check_constant_state(GOLDEN, *CASES["whole_static_constant_state"], tmp_path)
 
@@ -374,7 +440,11 @@ def test_cells_only_graphs_have_nothing_to_say_about_a_whole_model(tmp_path):
                                   "whole_stack_bidirectional_gru", "whole_stack_constant_lengths",
                                   "whole_bidirectional_initial_state", "whole_constant_lengths",
                                   "whole_bidirectional_multi", "whole_bidirectional_multi_gru",
-                                  "whole_bidirectional_multi_state"])
+                                  "whole_bidirectional_multi_state", "whole_not_tuple_lstm",
+                                  "whole_not_tuple_lstm_state", "whole_not_tuple_gru_state",
+                                  "whole_not_tuple_rnn_static", "whole_not_tuple_static_state",
+                                  "whole_static_bidirectional_multi", "whole_static_bidirectional_multi_gru",
+                                  "whole_bidirectional_not_tuple", "whole_static_bidirectional_cells"])
 def test_the_whole_model_written_as_python_predicts_the_same(tmp_path, name):
     import importlib.util
 
@@ -395,10 +465,13 @@ def test_the_whole_model_written_as_python_predicts_the_same(tmp_path, name):
         got = model(*inputs)
     assert_close(got, arrays["out"], dtype=torch.float32, msg=f"emitted {name}")
     text = path.read_text()
-    width = 10 if config["rnn"] in ("bidirectional", "stack_bidirectional", "bidirectional_multi") else 5
+    width = 10 if config["rnn"] in ("bidirectional", "stack_bidirectional", "bidirectional_multi",
+                                    "static_bidirectional_multi", "static_bidirectional") else 5
     assert "nn.Embedding(11, 4)" in text and f"nn.Linear({width}, 11)" in text
     if config.get("constant_lengths"):     # the graph's lengths written into the model
         assert f"torch.tensor({config['constant_lengths']}" in text
+    # one fed tensor, the cells' states concatenated (MultiRNNCell(state_is_tuple=False)), split in TF's order
+    assert ("(state_is_tuple=False)" in text) is ("not_tuple" in name and bool(config["state"]))
     assert f"def forward(self, {', '.join(['input_data'] + (['lengths'] if config.get('lengths') else []) + config.get('state', []))})" in text
     if config.get("lengths"):    # past a sequence's steps and at length 0, as the loaded model
         lengths = torch.tensor([0, 9, 2])
@@ -406,6 +479,44 @@ def test_the_whole_model_written_as_python_predicts_the_same(tmp_path, name):
         with torch.no_grad():
             assert_close(model(inputs[0], lengths, *inputs[2:]), loaded(inputs[0], lengths, *inputs[2:]).numpy(),
                          dtype=torch.float32, msg=f"emitted {name} at lengths 0 and 9")
+
+
+NOT_TUPLE = sorted(n for n in CASES if n.startswith("whole_not_tuple"))
+
+
+@pytest.mark.parametrize("name", NOT_TUPLE)
+def test_a_state_is_tuple_false_stack_ends_in_tfs_concatenated_final_state(tmp_path, name):
+    """MultiRNNCell(state_is_tuple=False): the model takes the one concatenated initial state TF was fed (or starts
+    from zero_state), and its cells, started from that tensor cut as rnn_cell_impl.py's MultiRNNCell.call slices it
+    (layer by layer; an LSTM cell's part [c, h]), end in the final state dynamic_rnn / static_rnn returned: one
+    [batch, sum of the state sizes] tensor in the same order."""
+    check_final(GOLDEN, *CASES[name], tmp_path)
+
+
+def check_final(folder, arrays, config, tmp_path):
+    name = config["checkpoint"].split("/")[0]
+    c = convert(Path(folder) / config["checkpoint"], tmp_path / "out")
+    (spec,) = c.specs
+    (node,) = [n for n in c.graph.nodes if n.kind == "Recurrent"]
+    widths = [spec.hidden_size] * (2 if spec.cell == "lstm" else 1) * spec.num_layers
+    assert node.config.get("split") == (widths if config["state"] else None)
+    assert config["state"] in ([], ["state"]) and arrays["final"].shape == (3, sum(widths))
+    model = load(tmp_path / "out")
+    ids = torch.from_numpy(arrays["ids"].astype(np.int64))
+    x = model.get_submodule("Model/embedding")(ids)
+    fed = arrays["state"][0] if config["state"] else np.zeros((3, sum(widths)), np.float32)
+    parts = np.split(fed, np.cumsum(widths)[:-1], axis=1)       # c0, h0, c1, h1, ... (h0, h1, ... for GRU / RNN)
+    module = model[spec.name]
+    if module.batch_first == config["time_major"]:
+        x = x.transpose(0, 1)
+    h0 = torch.from_numpy(np.stack(parts[1::2] if spec.cell == "lstm" else parts))
+    hx = (h0, torch.from_numpy(np.stack(parts[0::2]))) if spec.cell == "lstm" else h0
+    lengths = {"lengths": torch.from_numpy(arrays["lengths"].astype(np.int64))} if config["lengths"] else {}
+    with torch.no_grad():
+        _, last = module(x, hx, **lengths)
+    ends = [t for k in range(spec.num_layers)
+            for t in ((last[1][k], last[0][k]) if spec.cell == "lstm" else (last[k],))]
+    assert_close(torch.cat(ends, dim=1), arrays["final"], dtype=torch.float32, msg=f"{name} final state")
 
 
 @pytest.mark.parametrize("name", ["whole_sequence_length", "whole_bidirectional", "whole_lengths_time_major",
@@ -533,13 +644,29 @@ def _with_graph(monkeypatch, name, change):
     ("whole_bidirectional_multi_state", lambda n: n["Model/bidirectional_rnn/fw/fw/while"].inputs.__setitem__(
         5, "state_c2"), "bidirectional_dynamic_rnn's initial state reads one placeholder twice "
      "(state_c0, state_c2, state_c1, state_h1, state_c2, state_h2)"),
-    # rnn_cell_impl.py MultiRNNCell(state_is_tuple=False) slices each layer's state out of one tensor by an op TF
-    # 2.21 names "<rnn>/while/rnn/multi_rnn_cell/cell_0/Slice" (while_v2: "<body>/rnn/multi_rnn_cell/cell_0/Slice")
-    ("whole_ptb_dynamic", lambda n: (n["Model/Reshape"].__setattr__("name", "Model/rnn/while/rnn/multi_rnn_cell/"
-                                                                            "cell_0/Slice"),
-                                     n["Model/Reshape"].__setattr__("op", "Slice")),
-     "the cells read their state through Slice (Model/rnn/while/rnn/multi_rnn_cell/cell_0/Slice): a MultiRNNCell "
-     "with state_is_tuple=False"),
+    # MultiRNNCell(state_is_tuple=False) (rnn_cell_impl.py MultiRNNCell.call): a layer's Slice of the one state
+    # tensor at another offset than the layers below it give, some layers sliced and others not, a tuple stack of
+    # LSTM cells each reading one [c, h] tensor, the fed tensor of another width
+    ("whole_not_tuple_gru_state", lambda n: n["Model/rnn/while/rnn/multi_rnn_cell/cell_1/Slice/begin"].__setattr__(
+        "value", np.array([0, 0], np.int32)), "Slice (Model/rnn/while/rnn/multi_rnn_cell/cell_1/Slice) gives layer 1 "
+     "of the MultiRNNCell Model/rnn/multi_rnn_cell (state_is_tuple=False) the columns from [0, 0] sized [-1, 5], "
+     "not [0, 5] sized [-1, 5]"),
+    ("whole_not_tuple_lstm", lambda n: n["Model/rnn/while/rnn/multi_rnn_cell/cell_1/Slice"].__setattr__(
+        "op", "Identity"), "the layers [0] of the MultiRNNCell Model/rnn/multi_rnn_cell slice their state out of one "
+     "tensor (state_is_tuple=False), the others not"),
+    ("whole_not_tuple_lstm", lambda n: [n[f"Model/rnn/while/rnn/multi_rnn_cell/cell_{k}/Slice"].__setattr__(
+        "op", "Identity") for k in (0, 1)], "the LSTM cells of Model/rnn/multi_rnn_cell read their state as one "
+     "[c, h] tensor each (state_is_tuple=False) in a MultiRNNCell with state_is_tuple=True"),
+    ("whole_not_tuple_rnn_static", lambda n: n["state"].attrs.__setitem__("shape", (3, 12)),
+     "the initial-state placeholder state is not a float [batch, 15] tensor (shape (3, 12))"),
+    # static_bidirectional_rnn of two MultiRNNCells: a step's join of the forward output with the backward output of
+    # another step, the steps joined in two orders
+    ("whole_static_bidirectional_multi", lambda n: n["Model/concat"].inputs.__setitem__(
+        1, "Model/bidirectional_rnn/bw/bw/bw/multi_rnn_cell/cell_1/basic_lstm_cell/Mul_2"),
+     "step 0 of static_bidirectional_rnn's outputs, ConcatV2 (Model/concat), joins the forward stack's output after "
+     "the steps [0] and the backward stack's after [4], not after 0..0 and 4 down to 0"),
+    ("whole_static_bidirectional_multi", lambda n: n["Model/stack"].inputs.reverse(),
+     "joins static_bidirectional_rnn's steps in another order than the other join of them"),
     # the first step's state partly zero_state, partly a placeholder
     ("whole_ptb_word_lm", lambda n: n["Model/MultiRNNCellZeroState/BasicLSTMCellZeroState_1/zeros_1"].__setattr__(
         "op", "Placeholder"), "the unrolled loop's initial state is fed by placeholders in part "
@@ -571,7 +698,7 @@ def _with_graph(monkeypatch, name, change):
      "zeros), neither zero_state nor a placeholder"),
     ("whole_static_state_not_tuple", lambda n: n["Model/rnn/BasicLSTMCellZeroState/zeros"].__setattr__("op",
                                                                                                     "Placeholder"),
-     "static_rnn's initial state is 1 placeholder(s) (Model/rnn/BasicLSTMCellZeroState/zeros) for 2 state tensors"),
+     "the initial-state placeholder Model/rnn/BasicLSTMCellZeroState/zeros is not a float [batch, 10] tensor"),
     ("whole_static_initial_state", lambda n: n["state_h1"].__setattr__("op", "Const"),
      "static_rnn's initial state is Const (state_h1), neither zero_state nor a placeholder"),
     ("whole_static_initial_state", lambda n: n["state_c1"].attrs.__setitem__("shape", (3, 7)),

@@ -4,7 +4,8 @@ legacy/record_convert_tf_meta.py runs in its own process, building, running and 
 (the cells with their run-time settings, and the language models whose graph around the cells converts
 whole, or is refused by name with the cells converted alone: among them contrib's
 stack_bidirectional_dynamic_rnn, built op for op as contrib's source builds it, bidirectional_dynamic_rnn of two
-MultiRNNCells, and a constant sequence_length);
+MultiRNNCells, static_bidirectional_rnn of two MultiRNNCells (with sequence_length refused by name), a constant
+sequence_length, and MultiRNNCell(state_is_tuple=False) stacks, their state one tensor);
 each is then converted and compared as
 tests/test_convert_tf_meta.py compares the recordings in tests/golden.
 """
@@ -16,7 +17,8 @@ import sys
 
 import pytest
 
-from tests.test_convert_tf_meta import cases, check_cells, check_constant_state, check_unrecognised, check_whole
+from tests.test_convert_tf_meta import (cases, check_cells, check_constant_state, check_final, check_static_lengths,
+                                        check_unrecognised, check_whole)
 
 from .conftest import LEGACY
 
@@ -47,11 +49,20 @@ def test_live_language_models_convert_whole(recorded, tmp_path):
                                 "whole_stack_bidirectional_gru", "whole_stack_constant_lengths",
                                 "whole_bidirectional_initial_state", "whole_constant_lengths",
                                 "whole_bidirectional_multi", "whole_bidirectional_multi_gru",
-                                "whole_bidirectional_multi_state"} <= set(names)
+                                "whole_bidirectional_multi_state", "whole_not_tuple_lstm", "whole_not_tuple_lstm_state",
+                                "whole_not_tuple_gru_state", "whole_not_tuple_rnn_static",
+                                "whole_not_tuple_static_state", "whole_static_bidirectional_multi",
+                                "whole_static_bidirectional_multi_gru", "whole_bidirectional_not_tuple",
+                                "whole_static_bidirectional_cells"} <= set(names)
     for name in names:
         (tmp_path / name).mkdir()
         check_whole(recorded, name, *found[name], tmp_path / name)
+        if name.startswith("whole_not_tuple"):     # MultiRNNCell(state_is_tuple=False): TF's concatenated final state
+            (tmp_path / name / "final").mkdir()
+            check_final(recorded, *found[name], tmp_path / name / "final")
     (tmp_path / "unrecognised").mkdir()
     check_unrecognised(recorded, *found["whole_unrecognised_op"], tmp_path / "unrecognised")
     (tmp_path / "constant_state").mkdir()
     check_constant_state(recorded, *found["whole_static_constant_state"], tmp_path / "constant_state")
+    (tmp_path / "static_lengths").mkdir()
+    check_static_lengths(recorded, *found["whole_static_bidirectional_lengths"], tmp_path / "static_lengths")

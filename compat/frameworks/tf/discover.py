@@ -376,7 +376,8 @@ def _spec(name: str, direction: str, layer_cells: List[Tuple[Cell, ...]], ckpt: 
     if direction == "bidirectional":
         spec.notes.append("outputs are concat(fw, bw); bidirectional_dynamic_rnn returned them as a pair")
     if direction == "reverse":
-        spec.notes.append("the backward stack of a bidirectional_dynamic_rnn: outputs in the input's time order")
+        spec.notes.append("the backward stack of a bidirectional_dynamic_rnn or static_bidirectional_rnn: outputs in "
+                          "the input's time order")
     return spec
 
 

@@ -195,5 +195,6 @@ def spec(name: str, direction: str, layer_cells: List[Tuple[RNNCell, ...]], ckpt
     if direction == "bidirectional":
         s.notes.append("outputs are concat(fw, bw); bidirectional_dynamic_rnn returned them as a pair")
     if direction == "reverse":
-        s.notes.append("the backward stack of a bidirectional_dynamic_rnn: outputs in the input's time order")
+        s.notes.append("the backward stack of a bidirectional_dynamic_rnn or static_bidirectional_rnn: outputs in "
+                       "the input's time order")
     return s

@@ -37,7 +37,9 @@ def kind(name: str, inputs=("ref",), recurrent: bool = False, keywords=None):
 class TFRecurrent(nn.Module):
     """The converted cells as the graph runs them: from zero states (or ``state``, the ``initial_state`` the graph's
     placeholders feed, flattened as TF nests it: layer by layer, a bidirectional layer's forward cell then its
-    backward cell; ``state`` says ``"c,h"`` a cell or ``"h"``), the output sequence only; with ``lengths``
+    backward cell; ``state`` says ``"c,h"`` a cell or ``"h"``; ``split``: the widths of those tensors where the
+    graph feeds them concatenated, ``state_is_tuple=False``, to be split in that order), the output sequence only;
+    with ``lengths``
     (dynamic_rnn's ``sequence_length``; ``constant_lengths`` when the graph holds them as a constant) each
     sequence's outputs are zeros past its length, as the module's ``lengths=`` gives them (a bidirectional
     module's backward direction reads each sequence's valid steps reversed, as bidirectional_dynamic_rnn's
@@ -50,22 +52,35 @@ class TFRecurrent(nn.Module):
     """
 
     def __init__(self, rnn: Optional[nn.Module], batch_major_in: bool, batch_major_out: bool, state: str = "",
-                 constant_lengths: Optional[List[int]] = None):
+                 constant_lengths: Optional[List[int]] = None, split: Optional[List[int]] = None):
         super().__init__()
         if rnn is not None:
             self.rnn = rnn
         self.batch_major_in, self.batch_major_out, self.state = batch_major_in, batch_major_out, state
-        self.constant_lengths = constant_lengths
+        self.constant_lengths, self.split = constant_lengths, split
 
     def forward(self, x: Tensor, lengths: Optional[Tensor] = None, state: Optional[List[Tensor]] = None) -> Tensor:
         first = bool(self.rnn.batch_first)
         if first != self.batch_major_in:
             x = x.transpose(0, 1)
+        if state is not None and self.split is not None:
+            state = _split(state, self.split)
         hx = None if state is None else _hx(state, self.state)
         if lengths is None and self.constant_lengths is not None:
             lengths = torch.tensor(self.constant_lengths, device=x.device)
         y = self.rnn(x, hx)[0] if lengths is None else _with_lengths(self.rnn, x, lengths, first, hx)
         return y.transpose(0, 1) if first != self.batch_major_out else y
+
+
+def _split(state: List[Tensor], widths: List[int]) -> List[Tensor]:
+    """A state fed concatenated (``state_is_tuple=False``: MultiRNNCell.call slices layer k's columns after the
+    layers below it, an LSTM cell's ``[c, h]`` split in two; Keras's legacy_rnn/rnn_cell_impl.py) as the tensors
+    ``nest.flatten`` lists for a tuple state, ``widths`` their widths."""
+    whole = torch.cat(list(state), dim=1)
+    if whole.shape[1] != sum(widths):
+        raise ValueError(f"the initial state has {whole.shape[1]} columns; the cells' states concatenated have "
+                         f"{sum(widths)}")
+    return list(whole.split(widths, dim=1))
 
 
 def _hx(state: List[Tensor], layout: str):
@@ -145,7 +160,7 @@ class EmbeddingKind:
 class RecurrentKind:
     @staticmethod
     def check(config, error):
-        _keys(config, error, ("batch_major_in", "batch_major_out") + tuple(k for k in ("state", "lengths")
+        _keys(config, error, ("batch_major_in", "batch_major_out") + tuple(k for k in ("state", "lengths", "split")
                                                                              if k in config))
         _bools(config, error, "batch_major_in", "batch_major_out")
         if config.get("state", "c,h") not in ("c,h", "h"):
@@ -154,11 +169,16 @@ class RecurrentKind:
         if not isinstance(lengths, list) or not lengths or len(lengths) > 2 ** 20 \
                 or any(type(v) is not int or not 0 <= v <= 2 ** 31 - 1 for v in lengths):
             raise error("lengths", f"expected a list of sequence lengths (integers from 0), got {repr(lengths)[:40]}")
+        split = config.get("split", [1])
+        if "split" in config and "state" not in config or not isinstance(split, list) or not split \
+                or len(split) > 2 ** 16 or any(type(v) is not int or not 0 < v <= 2 ** 31 - 1 for v in split):
+            raise error("split", f"expected the widths of the state's parts (positive integers) with a state, got "
+                                 f"{repr(split)[:40]}")
 
     @staticmethod
     def build(config, recurrent=None):
         return TFRecurrent(recurrent, config["batch_major_in"], config["batch_major_out"], config.get("state", ""),
-                           config.get("lengths"))
+                           config.get("lengths"), config.get("split"))
 
     @staticmethod
     def emit(config, e):
@@ -170,6 +190,10 @@ class RecurrentKind:
         if "state" in e.kw:     # dynamic_rnn's initial_state, flattened as TF nests it, in torch's layout
             flat = e.kw["state"]
             hx = f", {out}_hx"
+            if "split" in config:
+                lines.append(f"{out}_parts = list(torch.cat({flat}, dim=1).split({config['split']}, dim=1))  # the "
+                             "state fed concatenated (state_is_tuple=False), as its tensors")
+                flat = f"{out}_parts"
             lines.append(f"{out}_hx = (torch.stack({flat}[1::2]), torch.stack({flat}[0::2]))  # (h0, c0) from c, h a layer"
                          if config.get("state") == "c,h" else f"{out}_hx = torch.stack({flat})  # h0")
         if first != config["batch_major_in"]:

@@ -100,6 +100,10 @@ class GraphIndex:
         # "Model/rnn/rnn/multi_rnn_cell/cell_0/basic_lstm_cell/Add"; inside a loop, "<rnn>/while/rnn/multi_...")
         doubled = [re.compile("/".join([re.escape(p) for p in parts[:j] + parts[j - 1:-1]] + [last]) + "/")
                    for j in range(1, len(parts))]
+        # static_bidirectional_rnn (rnn.py) runs static_rnn(scope=fw_scope) inside variable_scope("fw"), and the
+        # cell's call enters that scope once more: "bidirectional_rnn/fw/fw/fw/multi_rnn_cell/cell_0/..."
+        doubled += [re.compile("/".join([re.escape(p) for p in parts[:j] + parts[j - 1:j] + parts[j - 1:-1]] + [last])
+                               + "/") for j in range(1, len(parts))]
         out, loops = [], set()
         for n in self.nodes:
             if parts[-1] not in n.name:     # most nodes: not this cell's

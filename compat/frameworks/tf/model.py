@@ -21,13 +21,19 @@ build them (TF 1.x python/ops/embedding_ops.py, rnn.py, nn_ops.py, layers/core.p
   :func:`_bidirectional_stack`), by ``bidirectional_dynamic_rnn(MultiRNNCell(...), MultiRNNCell(...))`` (two stacks,
   ``<rnn>/fw`` and ``<rnn>/bw``, each run whole in its loop, joined once by ``tf.concat(outputs, 2)``: a forward
   and a reverse-direction ``Recurrent`` node and a ``Concat``; the stacks may differ in depth and size;
-  :func:`_bidirectional_stacks`), or by
+  :func:`_bidirectional_stacks`), by ``static_bidirectional_rnn(MultiRNNCell(...), MultiRNNCell(...),
+  tf.unstack(inputs, axis=1))`` without ``sequence_length`` (each stack by static_rnn, the backward one on the
+  steps reversed, each step's outputs joined by ``tf.concat([fw, bw], 1)``, the steps as static_rnn's are:
+  the same two ``Recurrent`` nodes and ``Concat``; :func:`_static_bidirectional_stacks`), or by
   ``static_rnn`` over ``tf.unstack(inputs, axis=1)`` (``Unpack``), or ptb_word_lm.py's own unrolled loop
   ``cell(inputs[:, time_step, :], state)`` (a ``StridedSlice`` per step), its step outputs joined by
   ``tf.concat(outputs, 1)`` (``ConcatV2``) or ``tf.stack`` (``Pack``); each from ``zero_state`` or an initial state
   of placeholders (more inputs of the model, in the graph's placeholder order; bidirectionally the cells layer by
-  layer, forward then backward: ``initial_state_fw`` / ``_bw``, ``initial_states_fw[k]`` / ``_bw[k]``), read where the loop takes it (:func:`_initial_state`, :func:`_first_step_state`) and judged by one rule
-  (:func:`_start_state`): any other starting state is refused by name;
+  layer, forward then backward: ``initial_state_fw`` / ``_bw``, ``initial_states_fw[k]`` / ``_bw[k]``), read where
+  the loop takes it (:func:`_initial_state`, :func:`_first_step_state`) and judged by one rule
+  (:func:`_start_state`): any other starting state is refused by name; a ``MultiRNNCell(state_is_tuple=False)``
+  (its layers' states one tensor, sliced per layer) or an LSTM cell with ``state_is_tuple=False`` reads one
+  tensor, zeros or one placeholder, in ``nest.flatten``'s order of the tuple state (:func:`_concatenated`);
 - the projection: ``tf.reshape(output, [-1, size])`` then ``MatMul`` with a ``[size, vocab]`` variable and
   ``BiasAdd`` / ``Add`` of a ``[vocab]`` variable (``tf.nn.xw_plus_b``, ``tf.matmul(output, softmax_w) +
   softmax_b``, ``tf.layers.dense``; ``fully_connected``'s ``weights`` / ``biases``);
@@ -37,9 +43,10 @@ Anything else on the path from the input to the cells or from the cells to the p
 does not know, lengths from anything but a placeholder or a constant vector, a starting state neither zeros nor
 placeholders, or placeholders for some directions only, a layer of a bidirectional stack reading anything but the
 concat of the layer below, a placeholder reaching the cells besides the model's inputs, two stacks other than the
-two directions of one bidirectional_dynamic_rnn, a MultiRNNCell with ``state_is_tuple=False``) is named in
-``whole_refused``, and the cells convert alone. A graph with no embedding lookup and no projection on a variable is a model of cells only:
-nothing to say.
+two directions of one bidirectional_dynamic_rnn, a tuple MultiRNNCell of LSTM cells with ``state_is_tuple=False``)
+is named in ``whole_refused``, and the cells convert alone (so is static_rnn with ``sequence_length``: its steps
+under tf.cond). A graph with no embedding lookup and no projection on a variable is a model of cells only: nothing
+to say.
 """
 from __future__ import annotations
 
@@ -197,10 +204,12 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
     state_bw: List[GraphNode] = []
     if bidirectional and any(len(layer) != 2 for layer in layer_scopes):
         raise NotUnderstood(f"the bidirectional cells {spec.name} are not a forward and a backward cell a layer")
-    _not_tuple_state(g)
     first, last = layer_scopes[0][0], layer_scopes[-1][0]
     first_nodes, loops = meta.index.cell_nodes(first)
     last_names = {n.name for n in meta.index.cell_nodes(last)[0]}
+    if not loops:       # static_rnn (static_bidirectional_rnn) with sequence_length: its cells under tf.cond
+        _no_step_conditions(g, [layer[0] for ls in (layer_scopes, backward[1] if backward else []) for layer in ls],
+                            spec)
     if not first_nodes or not last_names:
         raise NotUnderstood(f"the graph holds no op of the cells {first!r}")
     notes: List[str] = []
@@ -217,8 +226,12 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
                      f"-major, from {'the initial state' if state else 'zero states'}")
         static_steps = None
     elif backward is not None:
-        raise NotUnderstood(f"the two stacks {spec.name} and {bw_spec.name} run outside a loop "
-                            "(static_bidirectional_rnn), which this reader does not read")
+        rnn_in, outputs, batch_major_in, static_steps, state, state_bw, loop_ops, how = _static_bidirectional_stacks(
+            g, meta, (spec, layer_scopes), backward)
+        cell_ops |= loop_ops
+        notes.append(f"cells: {spec.name} and {bw_spec.name} run by {how}: {'batch' if batch_major_in else 'time'}"
+                     f"-major, {static_steps} steps, from {'the initial state' if state else 'zero states'}; the "
+                     "module runs any number of steps")
     elif loops and bidirectional:
         rnn_in, outputs, batch_major_in, lengths, state, loop_ops, how = _bidirectional_stack(g, meta, spec,
                                                                                             layer_scopes)
@@ -232,7 +245,8 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
                                 "dynamic_rnn is read")
         ends = _loop_ends(g, _loop_scope(g, loops[0]))
         cell_ops.add(f"{_loop_scope(g, loops[0])}/while")
-        state = _initial_state(g, _loop_scope(g, loops[0]), loops[0].startswith("fn:"), spec)
+        state = _initial_state(g, _loop_scope(g, loops[0]), loops[0].startswith("fn:"), spec,
+                               concat=_concatenated(g, meta, [layer[0] for layer in layer_scopes], spec))
         rnn_in, rnn_out, batch_major_in, lengths = ends
         outputs = {rnn_out.name: batch_major_in}     # op -> the sequence's layout (batch-major?)
         how = f"dynamic_rnn ({_loop_scope(g, loops[0])}" + (", a TF 2 while_v2 loop" if loops[0].startswith("fn:")
@@ -241,8 +255,18 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
                      f"from {'the initial state' if state else 'zero states'}")
         static_steps = None
     elif bidirectional:
-        raise NotUnderstood(f"the bidirectional cells {spec.name} run outside a loop (static_bidirectional_rnn), "
-                            "which this reader does not read")
+        if len(layer_scopes) != 1:
+            raise NotUnderstood(f"the bidirectional cells {spec.name} run outside a loop in {len(layer_scopes)} "
+                                "layers (contrib's stack_bidirectional_rnn), which this reader does not read")
+        # static_bidirectional_rnn(cell_fw, cell_bw, ...): one layer a direction, the bidirectional module
+        (fw_scope, bw_scope), = layer_scopes
+        rnn_in, outputs, batch_major_in, static_steps, state, fed_bw, loop_ops, how = _static_bidirectional_stacks(
+            g, meta, (spec, [[fw_scope]]), (spec, [[bw_scope]]), "a forward and a backward cell")
+        state = state + fed_bw     # torch's h0 order: the layer's forward direction, then its backward one
+        cell_ops |= loop_ops
+        notes.append(f"cells: {spec.name} run by {how}: {'batch' if batch_major_in else 'time'}-major, "
+                     f"{static_steps} steps, from {'the initial state' if state else 'zero states'}; the module runs "
+                     "any number of steps")
     else:
         unpacks = {_base(i) for n in first_nodes for i in n.inputs if (u := g.get(i)) is not None and u.op == "Unpack"}
         slices = {_base(i) for n in first_nodes for i in n.inputs if (u := g.get(i)) is not None
@@ -281,7 +305,8 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
             elif n.op == "Pack" and a in (0, 1, -2, -3):
                 outputs[n.name] = a in (1, -2)
         state = _first_step_state(g, [(layer[0], meta.index.cell_nodes(layer[0])[0]) for layer in layer_scopes],
-                                  spec, "static_rnn's" if how.startswith("static_rnn") else "the unrolled loop's")
+                                  spec, "static_rnn's" if how.startswith("static_rnn") else "the unrolled loop's",
+                                  _concatenated(g, meta, [layer[0] for layer in layer_scopes], spec))
         notes.append(f"cells: {spec.name} run by {how}: {'batch' if batch_major_in else 'time'}-major, "
                      f"{static_steps} steps, from {'the initial state' if state else 'zero states'}; the module runs "
                      "any number of steps")
@@ -359,9 +384,11 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
                                      FLOAT_DTYPES[p.attrs.get("dtype", 1)]))
         order = {n.name: k for k, n in enumerate(g.nodes)}
         inputs.sort(key=lambda i: order[i.name])
+        concat = len(state + state_bw) != len(_state_widths(spec)) + (len(_state_widths(bw_spec)) if bw_spec else 0)
         notes.append(f"initial_state: the placeholders {', '.join(p.name for p in state + state_bw)} "
                      f"(the state the cells' first step reads, "
-                     f"{'LSTMStateTuple(c, h)' if spec.cell == 'lstm' else 'h'} a cell"
+                     + ("the cells' states concatenated (state_is_tuple=False), layer by layer, " if concat else "")
+                     + f"{'c, h' if concat else 'LSTMStateTuple(c, h)' if spec.cell == 'lstm' else 'h'} a cell"
                      + (", the forward stack's cells then the backward stack's" if backward is not None else "")
                      + f"), inputs of the model in the order of the graph's placeholders: "
                      f"{', '.join(i.name for i in inputs)}")
@@ -386,8 +413,11 @@ def _read(g: _Graph, meta, spec, layer_scopes: List[List[str]], tensor, projecti
         rows_op, rows_from_seq = found["rows"], found["rows_from_seq"]
         rec_out = outputs[found["seq"]]
     for s, fed in ((spec, state),) + (((bw_spec, state_bw),) if bw_spec is not None else ()):
+        widths = _state_widths(s)
         nodes.append(Node(s.name, "Recurrent", {"batch_major_in": batch_major_in, "batch_major_out": rec_out,
                                                 **({"state": "c,h" if s.cell == "lstm" else "h"} if fed else {}),
+                                                # state_is_tuple=False: fewer tensors than c / h, to be split
+                                                **({"split": widths} if fed and len(fed) != len(widths) else {}),
                                                 **({"lengths": constant_lengths} if constant_lengths else {})},
                           args=[x_ref] + ([[lengths.name, 0]] if lengths is not None else []),
                           kwargs={"state": [[p.name, 0] for p in fed]} if fed else {}, recurrent=s.name))
@@ -628,7 +658,8 @@ def _bidirectional_stack(g: _Graph, meta, spec, layer_scopes: List[List[str]]):
                                     + ": bidirectional_dynamic_rnn runs each direction in one")
             loop, v2 = _loop_scope(g, loops[0]), v2 or loops[0].startswith("fn:")
             ends.append(_loop_ends(g, loop))
-            fed.append(_initial_state(g, loop, loops[0].startswith("fn:"), spec, layers=1))
+            fed.append(_initial_state(g, loop, loops[0].startswith("fn:"), spec, layers=1,
+                                      concat=_concatenated(g, meta, [scope], spec)))
             loop_ops |= {n.name for n in nodes} | {f"{loop}/while"}
             names.append(loop)
         rnn_in, out = _bidirectional(g, ends[0], ends[1])
@@ -696,7 +727,8 @@ def _bidirectional_stacks(g: _Graph, meta, forward, backward):
         loop = _loop_scope(g, first)
         v2 = v2 or first.startswith("fn:")
         ends.append(_loop_ends(g, loop))
-        fed.append(_initial_state(g, loop, first.startswith("fn:"), spec))
+        fed.append(_initial_state(g, loop, first.startswith("fn:"), spec,
+                                  concat=_concatenated(g, meta, [layer[0] for layer in layer_scopes], spec)))
         loop_ops.add(f"{loop}/while")
         names.append(loop)
     if names[0] == names[1]:
@@ -717,20 +749,198 @@ def _bidirectional_stacks(g: _Graph, meta, forward, backward):
     return rnn_in, joined, ends[0][2], ends[0][3], fed[0], fed[1], loop_ops, how
 
 
-_STACK_SLICE = re.compile(r"(?:multi_rnn_cell|MultiRNNCell)/(?:cell_|Cell)\d+/Slice(?:_\d+)?$")
+def _no_step_conditions(g: _Graph, scopes: Sequence[str], spec) -> None:
+    """static_rnn with ``sequence_length`` (rnn.py ``static_rnn``: every step ``_rnn_step`` under
+    ``control_flow_ops.cond`` on the lengths, the cells' ops named ``<rnn>/cond_<t>/.../<cell>/...``, ``Select`` of
+    zeros past a sequence's length; static_bidirectional_rnn's ``_reverse_seq`` by ``reverse_sequence``): refused
+    by name, not read. ``scopes``: the cells' variable scopes."""
+    cond = re.compile(r"/cond(?:_\d+)?/(?:.*/)?(?:" + "|".join(re.escape(s.rsplit("/", 1)[-1]) for s in scopes)
+                      + r")(?:_\d+)?/")
+    inside = next((n for n in g.nodes if cond.search(n.name)), None)
+    if inside is not None:
+        raise NotUnderstood(f"the cells {spec.name} run inside a tf.cond ({_describe(inside)}): static_rnn with "
+                            "sequence_length (rnn.py _rnn_step), which the whole model does not read")
 
 
-def _not_tuple_state(g: _Graph) -> None:
-    """``MultiRNNCell(cells, state_is_tuple=False)`` (rnn_cell_impl.py ``MultiRNNCell.call``): the stack's state is
-    one tensor, its layers' states concatenated, which each layer reads by ``array_ops.slice(state, [0, start],
-    [-1, size])`` under ``cell_<k>`` (a ``Slice`` op beside the cell's own scope). Refused by name: where the
-    layers' states start, which state a fed tensor holds, is not read here."""
-    for n in g.nodes:
-        if n.op == "Slice" and _STACK_SLICE.search(n.name):
-            raise NotUnderstood(f"the cells read their state through {_describe(n)}: a MultiRNNCell with "
-                                "state_is_tuple=False (its layers' states one concatenated tensor, sliced per layer), "
-                                "which the whole model does not read; with state_is_tuple=True (TF's default) it "
-                                "converts whole")
+def _unpack_steps(g: _Graph, nodes: Sequence[GraphNode], what: str) -> GraphNode:
+    """The one ``tf.unstack`` the cells ``nodes`` (a stack's first layer under static_rnn) read their steps from."""
+    unpacks = {_base(i) for n in nodes for i in n.inputs if (u := g.get(i)) is not None and u.op == "Unpack"}
+    if len(unpacks) != 1:
+        raise NotUnderstood(f"the {what} runs outside a loop (static_bidirectional_rnn) but reads "
+                            f"{'no' if not unpacks else len(unpacks)} tf.unstack ops ({', '.join(sorted(unpacks))})")
+    return g.by_name[unpacks.pop()]
+
+
+def _steps_read(g: _Graph, unpack: str, memo: Dict[str, frozenset]):
+    """``steps(name)``: the outputs of the ``Unpack`` op ``unpack`` (the steps of static_rnn's input) the op
+    ``name`` is computed from, read once over the graph's ops (memoised: a static graph's later steps read all
+    the earlier ones)."""
+    def steps(name: str) -> frozenset:
+        todo, open_ = [(name, False)], set()
+        while todo:
+            cur, expanded = todo.pop()
+            if cur in memo:
+                continue
+            node = g.by_name.get(cur)
+            refs = [] if node is None else [i.lstrip("^") for i in node.inputs]
+            if expanded:
+                memo[cur] = frozenset().union(*[frozenset([_output(r)]) if _base(r) == unpack else memo[_base(r)]
+                                                for r in refs])
+                continue
+            if cur in open_:        # reached again before its inputs were read: a cycle, which a static graph lacks
+                raise NotUnderstood(f"{_describe(node)} reads itself")
+            open_.add(cur)
+            todo.append((cur, True))
+            todo += [(_base(r), False) for r in refs if _base(r) != unpack and _base(r) not in memo]
+        return memo[name]
+
+    return steps
+
+
+def _static_bidirectional_stacks(g: _Graph, meta, forward, backward, what: str = "two MultiRNNCells"):
+    """``static_bidirectional_rnn(MultiRNNCell(cells_fw), MultiRNNCell(cells_bw), tf.unstack(x, axis=1))``
+    (python/ops/rnn.py): ``static_rnn`` of the forward stack on the steps, of the backward stack on
+    ``_reverse_seq(inputs, None)`` (the Python list reversed: no op), its outputs reversed back the same way,
+    then per step ``array_ops.concat([fw, bw], 1)``; the caller joins those steps by ``tf.concat(outputs, 1)`` /
+    ``tf.stack``. So the step ``t`` joined is the forward stack's output after the steps 0..t and the backward
+    stack's after the steps T-1 down to t: each join is checked by the input steps its two halves are computed
+    from (their ``Unpack`` outputs), which is what running the backward stack as a reverse-direction module
+    computes. With ``sequence_length`` (``_reverse_seq`` by ``reverse_sequence``, each step under ``tf.cond``) it
+    is refused by name. ``forward`` / ``backward``: (the stack's spec, its cell scopes; for two cells, one layer
+    each of a bidirectional spec). (the input, {the steps' join: batch-major?}, batch-major?, the steps, the
+    forward stack's initial-state placeholders, the backward stack's, the cells' ops, how)."""
+    spec, bw_spec = forward[0], backward[0]
+    ends, ops = [], set()
+    for d, (s, layer_scopes) in zip(("forward", "backward"), (forward, backward)):
+        layers = [(layer[0], meta.index.cell_nodes(layer[0])[0]) for layer in layer_scopes]
+        for scope, nodes in layers:
+            if not nodes:
+                raise NotUnderstood(f"the graph holds no op of the cells {scope!r}")
+            ops |= {n.name for n in nodes}
+        ends.append((_unpack_steps(g, layers[0][1], f"{d} stack {s.name}"), layers))
+    (unpack, fw_layers), (bw_unpack, bw_layers) = ends
+    if bw_unpack.name != unpack.name:
+        raise NotUnderstood(f"the forward stack {spec.name} reads the steps of {unpack.name}, the backward stack "
+                            f"{bw_spec.name} those of {bw_unpack.name}: static_bidirectional_rnn gives both one list")
+    axis = _int_attr(unpack, "axis", 0)
+    steps_n = _int_attr(unpack, "num", 0)
+    if axis not in (0, 1, -2, -3) or steps_n < 1:
+        raise NotUnderstood(f"{_describe(unpack)} splits axis {axis} into {steps_n}; static_rnn's steps are axis 0 "
+                            "or 1 of a sequence")
+    fw_last = {n.name for n in fw_layers[-1][1]}
+    bw_last = {n.name for n in bw_layers[-1][1]}
+    joins = {}
+    for n in g.nodes:       # rnn.py: array_ops.concat([fw, bw], 1) a step
+        if n.op != "ConcatV2" or len(n.inputs) != 3 or _base(n.inputs[0]) not in fw_last \
+                or _base(n.inputs[1]) not in bw_last:
+            continue
+        a = g.const(n.inputs[2])
+        if a is not None and a.dtype.kind in "iu" and a.size == 1 and int(a.reshape(())) in (1, -1):
+            joins[n.name] = n
+    outputs, order = {}, None
+    for n in g.nodes:       # the steps' joins joined: tf.concat(outputs, axis) / tf.stack(outputs, axis)
+        data = n.inputs[:-1] if n.op == "ConcatV2" else n.inputs if n.op == "Pack" else None
+        if not data or len(data) != steps_n or not all(_base(i) in joins for i in data):
+            continue
+        a = g.const(n.inputs[-1]) if n.op == "ConcatV2" else np.array(n.attrs.get("axis", 0))
+        if a is None or a.size != 1 or a.dtype.kind not in "iu":
+            continue
+        a = int(a.reshape(()))
+        if (n.op == "ConcatV2" and a in (0, 1, -1, -2)) or (n.op == "Pack" and a in (0, 1, -2, -3)):
+            outputs[n.name] = a in (1, -1) if n.op == "ConcatV2" else a in (1, -2)
+            if order not in (None, [_base(i) for i in data]):
+                raise NotUnderstood(f"{_describe(n)} joins static_bidirectional_rnn's steps in another order than "
+                                    f"the other join of them")
+            order = [_base(i) for i in data]
+    if not outputs:
+        raise NotUnderstood(f"static_bidirectional_rnn's {len(joins)} step joins (tf.concat([fw, bw], 1)) are not "
+                            f"joined, all {steps_n} in one tf.concat / tf.stack")
+    steps = _steps_read(g, unpack.name, {})
+    for t, name in enumerate(order):
+        fw_ref, bw_ref = joins[name].inputs[:2]
+        got_fw, got_bw = sorted(steps(_base(fw_ref))), sorted(steps(_base(bw_ref)))
+        if got_fw != list(range(t + 1)) or got_bw != list(range(t, steps_n)):
+            raise NotUnderstood(f"step {t} of static_bidirectional_rnn's outputs, {_describe(joins[name])}, joins the "
+                                f"forward stack's output after the steps {got_fw} and the backward stack's after "
+                                f"{got_bw}, not after 0..{t} and {steps_n - 1} down to {t}")
+    fed = [_first_step_state(g, layers, s, f"static_bidirectional_rnn's {d}",
+                             _concatenated(g, meta, [scope for scope, _ in layers], s))
+           for d, s, layers in (("forward", spec, fw_layers), ("backward", bw_spec, bw_layers))]
+    if any(fed) and not all(fed):
+        some = ", ".join(p.name for f in fed for p in f)
+        raise NotUnderstood(f"static_bidirectional_rnn's initial state is fed by placeholders ({some}) for one "
+                            "direction only; the other starts from zero_state")
+    if len({p.name for f in fed for p in f}) != sum(map(len, fed)):
+        raise NotUnderstood(f"static_bidirectional_rnn's initial state reads one placeholder twice "
+                            f"({', '.join(p.name for f in fed for p in f)})")
+    how = (f"static_bidirectional_rnn of {what} over {unpack.name} (tf.unstack, axis {axis}): the forward "
+           f"{'stack' if backward[0] is not spec else 'cell'}, {len(fw_layers)} layer(s), on the steps, the backward "
+           f"{'stack' if backward[0] is not spec else 'cell'}, {len(bw_layers)} layer(s), on the steps reversed, each "
+           f"step's outputs joined by tf.concat([fw, bw], 1), the steps by {next(iter(outputs))}")
+    return unpack.inputs[0], outputs, axis in (1, -2), steps_n, fed[0], fed[1], ops, how
+
+
+_STACK_SLICE = re.compile(r"(?:multi_rnn_cell|MultiRNNCell)/(?:cell_|Cell)\d+(?:_\d+)?/Slice(?:_\d+)?$")
+
+
+def _state_widths(spec, cells: Optional[int] = None) -> List[int]:
+    """The widths of the state tensors ``nest.flatten`` lists for ``cells`` cells of ``spec`` (the spec's layers
+    and directions unless given): ``c`` then ``h`` a cell for an LSTM (``h`` the projection's width), ``h`` for
+    a GRU or basic RNN cell."""
+    cells = spec.num_layers * (2 if spec.direction == "bidirectional" else 1) if cells is None else cells
+    hidden, out = spec.hidden_size, spec.proj_size or spec.hidden_size
+    return [hidden, out] * cells if spec.cell == "lstm" else [hidden] * cells
+
+
+def _concatenated(g: _Graph, meta, scopes: Sequence[str], spec) -> bool:
+    """Whether the cells under ``scopes`` (one stack's layers, in order) read their state as one tensor, the
+    layers' states concatenated (``state_is_tuple=False``), rather than one tensor per ``c`` / ``h``.
+
+    Keras's legacy_rnn/rnn_cell_impl.py (TF 2.21's copy of TF 1.x's python/ops/rnn_cell_impl.py):
+    ``MultiRNNCell.call`` with ``state_is_tuple=False`` gives layer k ``array_ops.slice(state, [0, cur_state_pos],
+    [-1, cell.state_size])`` under ``cell_<k>`` (``cur_state_pos`` the sum of the layers' sizes below; a
+    ``Slice`` beside the cell's own scope) and returns ``array_ops.concat(new_states, 1)``; it requires every cell's
+    state to be one tensor (``__init__``: "Some cells return tuples of states"), so an LSTM cell in it has
+    ``state_is_tuple=False`` too: ``BasicLSTMCell.call`` ``c, h = array_ops.split(value=state,
+    num_or_size_splits=2, axis=1)``, ``LSTMCell.call`` ``c_prev = array_ops.slice(state, [0, 0], [-1,
+    num_units])``, ``m_prev = array_ops.slice(state, [0, num_units], [-1, num_proj])``, each returning
+    ``concat([c, h], 1)``. So the one tensor is, layer by layer, ``[c, h]`` an LSTM cell, ``h`` a GRU or basic RNN
+    cell: ``nest.flatten``'s order of the tuple state, concatenated. Each layer's slice is checked at the offset
+    and width that order gives (NotUnderstood naming the ``Slice`` otherwise). One LSTM cell with
+    ``state_is_tuple=False`` alone reads one ``[c, h]`` tensor the same way; a MultiRNNCell with
+    ``state_is_tuple=True`` of such cells (a tuple of ``[c, h]`` tensors) is refused by name."""
+    widths = _state_widths(spec, 1)
+    size = sum(widths)
+    stack, cell_level = [], []
+    for k, scope in enumerate(scopes):
+        nodes = meta.index.cell_nodes(scope)[0]
+        names = {n.name for n in nodes}
+        for n in nodes:
+            for j, i in enumerate(n.inputs):
+                src = g.get(i) if not i.startswith("^") and _base(i) not in names else None
+                if src is None:
+                    continue
+                if src.op == "Slice" and _STACK_SLICE.search(src.name):
+                    begin, width = (g.const(r) for r in src.inputs[1:3]) if len(src.inputs) == 3 else (None, None)
+                    if begin is None or width is None or begin.reshape(-1).tolist() != [0, k * size] \
+                            or width.reshape(-1).tolist() != [-1, size]:
+                        raise NotUnderstood(
+                            f"{_describe(src)} gives layer {k} of the MultiRNNCell {spec.name} (state_is_tuple="
+                            f"False) the columns from {'?' if begin is None else begin.reshape(-1).tolist()} sized "
+                            f"{'?' if width is None else width.reshape(-1).tolist()}, not [0, {k * size}] sized "
+                            f"[-1, {size}] as MultiRNNCell.call slices them")
+                    stack.append(k)
+                elif spec.cell == "lstm" and ((n.op == "Split" and j == 1 and _int_attr(n, "num_split", 0) == 2)
+                                              or (n.op == "Slice" and j == 0)):
+                    cell_level.append(k)
+    if stack and sorted(set(stack)) != list(range(len(scopes))):
+        raise NotUnderstood(f"the layers {sorted(set(stack))} of the MultiRNNCell {spec.name} slice their state out "
+                            f"of one tensor (state_is_tuple=False), the others not")
+    if not stack and cell_level and len(scopes) > 1:
+        raise NotUnderstood(f"the LSTM cells of {spec.name} read their state as one [c, h] tensor each "
+                            "(state_is_tuple=False) in a MultiRNNCell with state_is_tuple=True (a tuple of such "
+                            "tensors), which the whole model does not read")
+    return bool(stack or cell_level)
 
 
 def _same_lengths(g: _Graph, a: Optional[GraphNode], b: Optional[GraphNode]) -> bool:
@@ -753,14 +963,15 @@ def _is_zeros(g: _Graph, ref: str) -> bool:
     return value is not None and value.dtype.kind in "fiu" and value.size >= 1 and not value.any()
 
 
-def _initial_state(g: _Graph, loop: str, v2: bool, spec, layers: Optional[int] = None) -> List[GraphNode]:
+def _initial_state(g: _Graph, loop: str, v2: bool, spec, layers: Optional[int] = None,
+                   concat: bool = False) -> List[GraphNode]:
     """The placeholders dynamic_rnn's ``initial_state`` reads (:func:`_start_state`), or [] for ``zero_state``.
     rnn.py ``_dynamic_rnn_loop`` loops over ``(time, output_ta, state)``: in TF 1.x's loop each enters by
     ``<rnn>/while/Enter_<k>`` after the iteration counter, time and the TensorArray (``Enter_3`` on); a while_v2
     ``While`` op takes them after its loop counter, maximum iterations, time and the TensorList (inputs 4 on).
     ``layers``: the cells the loop runs (one for a direction of bidirectional_dynamic_rnn), the spec's layers
-    unless given."""
-    n = (spec.num_layers if layers is None else layers) * (2 if spec.cell == "lstm" else 1)
+    unless given; ``concat``: the state is one tensor (:func:`_concatenated`), one loop variable."""
+    n = 1 if concat else (spec.num_layers if layers is None else layers) * (2 if spec.cell == "lstm" else 1)
     if v2:
         loop_op = g.by_name.get(f"{loop}/while")
         refs = loop_op.inputs[4:4 + n] if loop_op is not None and len(loop_op.inputs) >= 4 + n else None
@@ -771,20 +982,22 @@ def _initial_state(g: _Graph, loop: str, v2: bool, spec, layers: Optional[int] =
     if refs is None:
         raise NotUnderstood(f"dynamic_rnn's loop {loop!r} does not show its {n} state tensors where rnn.py's loop "
                             "takes them")
-    return _start_state(g, refs, spec, "dynamic_rnn's", layers)
+    return _start_state(g, refs, spec, "dynamic_rnn's", layers, concat)
 
 
-def _start_state(g: _Graph, refs: Sequence[str], spec, who: str, layers: Optional[int] = None) -> List[GraphNode]:
+def _start_state(g: _Graph, refs: Sequence[str], spec, who: str, layers: Optional[int] = None,
+                 concat: bool = False) -> List[GraphNode]:
     """The one rule for where the cells' first step reads its state from, ``refs`` flattened as ``nest.flatten``
     orders the state (MultiRNNCell: layer by layer; LSTMStateTuple: c, then h): [] for ``zero_state`` (every
     tensor zeros, whatever their number: an LSTM cell with ``state_is_tuple=False`` reads one [batch, 2 * units]
     zeros), the placeholders in order when every tensor is a float [batch, width] placeholder (the model's
     inputs), and otherwise NotUnderstood naming the op (a constant, a variable, ``tf.ones``, a learned state
     ``tf.tile(var, ...)``: starting from zeros instead would be silent garbage). ``layers``: the cells that state
-    is for, the spec's layers unless given."""
+    is for, the spec's layers unless given; ``concat``: the state is one tensor, the cells' states concatenated
+    in that order (:func:`_concatenated`), fed by one float [batch, their widths' sum] placeholder."""
     per_layer = 2 if spec.cell == "lstm" else 1
     layers = spec.num_layers if layers is None else layers
-    n = layers * per_layer
+    n = 1 if concat else layers * per_layer
     nodes = [g.through_identity(r) for r in refs]
     fed = [p for p in nodes if p is not None and p.op in PLACEHOLDERS]
     if not fed and refs and all(_is_zeros(g, r) for r in refs):
@@ -796,12 +1009,16 @@ def _start_state(g: _Graph, refs: Sequence[str], spec, who: str, layers: Optiona
     if len(fed) != len(refs):
         raise NotUnderstood(f"{who} initial state is fed by placeholders in part ({', '.join(p.name for p in fed)} "
                             f"of {len(refs)} tensors)")
-    if len(fed) != n:
+    if len(fed) != n and not concat:
         raise NotUnderstood(f"{who} initial state is {len(fed)} placeholder(s) ({', '.join(p.name for p in fed)}) "
                             f"for {n} state tensors ({'c and h' if per_layer == 2 else 'h'} a layer): a state "
                             "concatenated in one tensor (state_is_tuple=False) is not taken as an input")
-    hidden, out = spec.hidden_size, spec.proj_size or spec.hidden_size
-    widths = [hidden, out] * layers if per_layer == 2 else [hidden] * layers
+    widths = _state_widths(spec, layers)
+    if concat:
+        if len(fed) != 1:
+            raise NotUnderstood(f"{who} initial state is {len(fed)} tensors ({', '.join(p.name for p in fed)}) "
+                                f"where the cells read one (state_is_tuple=False)")
+        widths = [sum(widths)]
     for p, width in zip(fed, widths):
         shape = p.attrs.get("shape")
         if p.attrs.get("dtype", 1) not in FLOAT_DTYPES or not isinstance(shape, tuple) or len(shape) != 2 \
@@ -813,7 +1030,8 @@ def _start_state(g: _Graph, refs: Sequence[str], spec, who: str, layers: Optiona
     return fed
 
 
-def _first_step_state(g: _Graph, layers: List[Tuple[str, List[GraphNode]]], spec, who: str) -> List[GraphNode]:
+def _first_step_state(g: _Graph, layers: List[Tuple[str, List[GraphNode]]], spec, who: str,
+                      concat: bool = False) -> List[GraphNode]:
     """Where static_rnn's / an unrolled loop's first step reads its state (:func:`_start_state` decides).
 
     rnn.py ``static_rnn`` passes ``initial_state`` (or ``cell.zero_state(batch_size, dtype)``) to the call of
@@ -826,7 +1044,8 @@ def _first_step_state(g: _Graph, layers: List[Tuple[str, List[GraphNode]]], spec
     a layer's ops read from outside every layer's cells, other than its own variables' reads and the cell's input
     (the first operand of its ``concat``: the step of the sequence, or the layer below, dropout and all), and
     that depend on no cell op (the later steps' states come from the cells; MAX_TRACE bounds the search). An
-    LSTMStateTuple's ``h`` is the one in a ``concat``, ``c`` the other."""
+    LSTMStateTuple's ``h`` is the one in a ``concat``, ``c`` the other. ``concat``: the state is one tensor
+    (:func:`_concatenated`), each layer's part of it read through MultiRNNCell's ``Slice``: the tensor sliced."""
     cells = {n.name for _, layer in layers for n in layer}
     refs: List[str] = []
     for scope, layer in layers:
@@ -840,6 +1059,11 @@ def _first_step_state(g: _Graph, layers: List[Tuple[str, List[GraphNode]]], spec
                     continue
                 if _reaches(g, i, cells):
                     continue
+                src = g.get(i)
+                if concat and src is not None and src.op == "Slice" and _STACK_SLICE.search(src.name) and src.inputs:
+                    i = src.inputs[0]       # MultiRNNCell's slice of the one tensor (offsets: _concatenated)
+                    if i in refs:
+                        continue
                 if i not in found:
                     found.append(i)
                 if n.op == "ConcatV2" and k == 1:
@@ -851,7 +1075,7 @@ def _first_step_state(g: _Graph, layers: List[Tuple[str, List[GraphNode]]], spec
                                     "as h (the concat with the input rnn_cell_impl.py's LSTM cells build)")
             found = [r for r in found if r not in h_refs] + h      # c, then h
         refs += found
-    return _start_state(g, refs, spec, who)
+    return _start_state(g, refs, spec, who, concat=concat)
 
 
 def _bounded_search(start: str, following, targets: set, limit: int) -> bool:

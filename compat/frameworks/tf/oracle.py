@@ -235,13 +235,38 @@ def _one_cell(spec, k: int, d: int):
                                source=[(spec.source[k][d],)], semantics=sem)
 
 
+def _state_parts(fed, spec):
+    """(the state tensors of ``spec``'s cells as ``nest.flatten`` lists a tuple state: ``c``, ``h`` an LSTM cell, ``h``
+    a GRU or basic RNN cell, layer by layer (a bidirectional layer's forward then backward cell), the tensors of
+    ``fed`` left over). A state fed as one tensor (``state_is_tuple=False``) is sliced as Keras's
+    legacy_rnn/rnn_cell_impl.py does: ``MultiRNNCell.call`` gives layer k ``array_ops.slice(state, [0,
+    cur_state_pos], [-1, cell.state_size])``, the layers' sizes summed before it, and an LSTM cell takes ``c``
+    then ``h`` from its part (``BasicLSTMCell.call``'s ``array_ops.split(state, 2, axis=1)``, ``LSTMCell.call``'s
+    ``slice(state, [0, 0], [-1, num_units])`` and ``slice(state, [0, num_units], [-1, num_proj])``)."""
+    cells = spec.num_layers * (2 if spec.direction == "bidirectional" else 1)
+    widths = [w for _ in range(cells) for w in ([spec.hidden_size, spec.proj_size or spec.hidden_size]
+                                                if spec.cell == "lstm" else [spec.hidden_size])]
+    taken, columns = 0, 0
+    while columns < sum(widths) and taken < len(fed):
+        columns, taken = columns + fed[taken].shape[1], taken + 1
+    if columns != sum(widths):
+        raise ValueError(f"{spec.name}: the fed state has {columns} columns, its cells' states {sum(widths)}")
+    state, parts, pos = np.concatenate(fed[:taken], axis=1), [], 0
+    for w in widths:
+        parts.append(state[:, pos:pos + w])
+        pos += w
+    return parts, fed[taken:]
+
+
 def model_outputs(graph, inputs):
     """reference/tf_graph.py's language model from the checkpoint's own variables, the cells by the reference
     their conversion is checked against (reference/tf_lstm.py, tf_rnn_cells.py), from zero states or the fed
     initial state; a bidirectional stack of TF cells composed by reference/tf_graph.py
     (``stack_bidirectional_dynamic_rnn``: each direction's cell run forward, the backward on the reversed
     sequence, the layers joined by concat), each cell by its reference; the two MultiRNNCell stacks of a
-    bidirectional_dynamic_rnn composed the same way, each stack whole by its reference run forward."""
+    bidirectional_dynamic_rnn composed the same way, each stack whole by its reference run forward; those of a
+    static_bidirectional_rnn too (without sequence_length rnn.py's ``_reverse_seq`` reverses the list of steps,
+    as reverse_sequence without lengths reverses the sequence)."""
     from compat.convert.verify import Case, oracle
     from reference.tf_graph import bidirectional_dynamic_rnn, language_model, stack_bidirectional_dynamic_rnn
 
@@ -253,10 +278,12 @@ def model_outputs(graph, inputs):
     # dynamic_rnn's initial_state placeholders, flattened as TF nests the state (c, h a layer for an LSTM)
     state = [_f64(inputs[names.index(p)]) for p in src["state"]]
     backward = src.get("backward")
-    if backward is not None:    # the forward stack's tensors first, then the backward stack's
-        per_cell = 2 if spec.cell == "lstm" else 1
-        state, state_bw = (state[:spec.num_layers * per_cell], state[spec.num_layers * per_cell:]) if state \
-            else ([], [])
+    state_bw = []
+    if state:       # the forward stack's tensors first, then the backward stack's
+        state, rest = _state_parts(state, spec)
+        state_bw, rest = _state_parts(rest, backward) if backward is not None else ([], rest)
+        if rest:
+            raise ValueError(f"{spec.name}: {len(rest)} initial-state tensors more than its cells' states")
 
     def stacks(x, lengths=None):
         """bidirectional_dynamic_rnn of two MultiRNNCells: each stack run forward by its cells' reference (the
