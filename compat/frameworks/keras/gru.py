@@ -164,11 +164,13 @@ def _spec(walker, name, cls, cfg, layers, source, options, semantics, notes, *, 
     return spec
 
 
-def convert_layer(walker, cls: str, cfg: dict, name: str, path: str, owner) -> Tuple[Optional[LSTMSpec], str]:
-    """(the converted layer, "") or (None, why it is not converted)."""
+def convert_layer(walker, cls: str, cfg: dict, name: str, path: str, owner, arrays=None
+                  ) -> Tuple[Optional[LSTMSpec], str]:
+    """(the converted layer, "") or (None, why it is not converted); ``arrays``: its weights where the layer's
+    own are not them (a cell of a StackedRNNCells)."""
     where = f"{walker.kf.path}: layer {name!r}"
     options, semantics = _settings(walker, cls, cfg, where)
-    tensors = _tensors(walker._arrays(name, path, owner), cls, cfg, where)
+    tensors = _tensors(walker._arrays(name, path, owner) if arrays is None else arrays, cls, cfg, where)
     w = _weights(tensors, semantics["cell"], semantics.get("reset_after", False), where)
     semantics.update(bidirectional=False)
     return _spec(walker, name, cls, cfg, [numpy_weights(w)], [(tensors,)], options, semantics, _notes(cfg)), ""
