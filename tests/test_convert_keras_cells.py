@@ -254,3 +254,18 @@ def test_a_stateful_rnn_is_reported_as_the_layers_report_it(tmp_path):
     assert {n.name: n.config.get("stateful") for n in conversion.graph.nodes if n.kind == "Recurrent"
             and n.name.startswith("stack:")} == {"stack:lstm_cell_1": True, "stack:gru_cell_3": True}
     assert any(n.startswith("stack: stateful=True") for n in conversion.graph.notes)
+
+
+@pytest.mark.parametrize("framework, rule", [("tf_keras", "shared"), ("keras3", "shared")])
+def test_an_rnn_over_a_cell_drops_out_as_its_cell_does(framework, rule, tmp_path):
+    """tf-keras's LSTM layer drops out a new input mask at every step on its fused path; an RNN over an LSTMCell
+    never takes that path (base_rnn.py RNN.call steps the cell), so it draws the cell's per-call masks
+    (implementation=2: one mask for every gate)."""
+    from compat.convert import convert
+
+    def dropout(config):
+        _layer(config, "rnn")["config"]["cell"]["config"].update(dropout=0.25)
+
+    conversion = convert(_edited(tmp_path, framework, "lstm_cell", dropout), tmp_path / "out")
+    (spec,) = conversion.specs
+    assert spec.keras.keras_dropout["rule"] == rule and spec.keras.keras_dropout["rate"] == 0.25

@@ -243,14 +243,14 @@ class _Walker:
         return notes
 
     def _make(self, name, cls, cfg, layers, source, options, converted_notes, where, *, bidirectional=False,
-              merge_mode="concat", extra_notes=()):
+              merge_mode="concat", extra_notes=(), cell_loop=False):
         _, ref_acts = self._attributes(cls, cfg, where)
         version = self.kf.keras_version or "?"
         unknowns = []
         keras = None
         go_backwards = options.get("direction") == "reverse"
         try:
-            drop, drop_notes = keras_dropout.for_layer(self.kf, "lstm", cfg, cls == "CuDNNLSTM", where)
+            drop, drop_notes = keras_dropout.for_layer(self.kf, "lstm", cfg, cls == "CuDNNLSTM", where, cell_loop)
         except keras_dropout.KerasDropoutError as e:
             raise KerasLayerError(str(e)) from None
         if drop is not None:  # the module drops out itself: say so instead of the layout's "training only"
@@ -275,7 +275,7 @@ class _Walker:
                           "masked_output": keras.masked_output if keras else None, "masks": self.masking}
         self.specs.append(spec)
 
-    def lstm(self, cls, cfg, name, path, owner, arrays=None):
+    def lstm(self, cls, cfg, name, path, owner, arrays=None, cell_loop=False):
         where = f"{self.kf.path}: layer {name!r}"
         self._units(cfg, where)
         arrays = self._arrays(name, path, owner) if arrays is None else arrays
@@ -287,7 +287,7 @@ class _Walker:
                          "module (KerasLSTM)")
         self._make(name, cls, cfg, [numpy_weights(converted.weights)], [(tensors,)], dict(converted.options),
                    converted.not_applied,
-                   where, extra_notes=notes)
+                   where, extra_notes=notes, cell_loop=cell_loop)
 
     def rnn(self, cfg, name, path, owner):
         """Keras's ``RNN`` layer over built-in cells (:mod:`compat.frameworks.keras.cells`): one cell converts as
@@ -325,11 +325,11 @@ class _Walker:
     def _as(self, cls, cfg, name, path, owner, arrays, variant):
         """Convert ``cfg`` as a layer of class ``cls`` (LSTM, GRU or SimpleRNN) named ``name``."""
         if cls == "LSTM":
-            self.lstm(cls, cfg, name, path, owner, arrays)
+            self.lstm(cls, cfg, name, path, owner, arrays, cell_loop=True)
         else:
             from compat.frameworks.keras.gru import convert_layer
 
-            self.specs.append(convert_layer(self, cls, cfg, name, path, owner, arrays)[0])
+            self.specs.append(convert_layer(self, cls, cfg, name, path, owner, arrays, cell_loop=True)[0])
         self.specs[-1].variant = f"Keras {self.kf.keras_version or '?'} {variant}"
 
     def bidirectional(self, cfg, name, path, owner):
@@ -337,7 +337,8 @@ class _Walker:
         from compat.frameworks.keras import cells as keras_cells
 
         inner = cfg.get("layer")
-        if isinstance(inner, dict) and inner.get("class_name") == "RNN":
+        cell_loop = isinstance(inner, dict) and inner.get("class_name") == "RNN"
+        if cell_loop:
             found, stacked, reason = keras_cells.cells(inner.get("config") if isinstance(inner.get("config"),
                                                                                          dict) else {})
             if found is None or stacked:
@@ -347,7 +348,7 @@ class _Walker:
         if isinstance(inner, dict) and inner.get("class_name") in GRU_RNN_CLASSES:
             from compat.frameworks.keras.gru import convert_bidirectional
 
-            spec, reason = convert_bidirectional(self, cfg, name, path, owner)
+            spec, reason = convert_bidirectional(self, cfg, name, path, owner, cell_loop)
             if spec is not None:
                 self.specs.append(spec)
             return reason or None
@@ -394,7 +395,8 @@ class _Walker:
             notes.append("merge_mode=None: Keras returned the two halves as a list; the module returns "
                          "concat(forward, backward)")
         self._make(name, cls, icfg, [(numpy_weights(fw.weights), numpy_weights(bw.weights))], [(fw_t, bw_t)], options,
-                   fw.not_applied, where, bidirectional=True, merge_mode=merge or "concat", extra_notes=notes)
+                   fw.not_applied, where, bidirectional=True, merge_mode=merge or "concat", extra_notes=notes,
+                   cell_loop=cell_loop)
         return None
 
 
