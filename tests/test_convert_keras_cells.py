@@ -269,3 +269,14 @@ def test_an_rnn_over_a_cell_drops_out_as_its_cell_does(framework, rule, tmp_path
     conversion = convert(_edited(tmp_path, framework, "lstm_cell", dropout), tmp_path / "out")
     (spec,) = conversion.specs
     assert spec.keras.keras_dropout["rule"] == rule and spec.keras.keras_dropout["rate"] == 0.25
+
+
+def test_a_custom_cell_named_like_a_built_in_one_is_refused(tmp_path):
+    from compat.convert import convert
+
+    def subclass(config):
+        _layer(config, "rnn")["config"]["cell"].update(module="my_cells", registered_name="my_cells>LSTMCell")
+
+    conversion = convert(_edited(tmp_path, "keras3", "lstm_cell", subclass), tmp_path / "partial", partial=True)
+    (item,) = [i for i in conversion.items if i.name == "rnn"]
+    assert item.converted is None and "'my_cells>LSTMCell'" in item.reason and "custom cell" in item.reason

@@ -67,6 +67,14 @@ def cells(cfg: dict) -> Tuple[Optional[List[Cell]], bool, str]:
     counters: dict = {}
     for entry in entries:
         kind, ecfg = _kind(entry)
+        module = entry.get("module") if isinstance(entry, dict) else None
+        registered = entry.get("registered_name") if isinstance(entry, dict) else None
+        if kind in BUILT_IN and ((isinstance(module, str) and module.split(".")[0] not in ("keras", "tf_keras"))
+                                 or registered not in (None, kind)):
+            # a class of the user's named like a built-in cell (Keras 3 and tf-keras record its module and its
+            # registered name "package>Name"; keras.saving.register_keras_serializable)
+            return None, stacked, (f"an RNN over a cell {kind!r} of module {str(module)[:80]!r} (registered as "
+                                   f"{str(registered)[:80]!r}): a custom cell's code is not in the file")
         if kind not in BUILT_IN:
             return None, stacked, (f"an RNN over a {kind[:80] or 'cell'!r} cell: only Keras's built-in cells "
                                    f"({', '.join(BUILT_IN)}, StackedRNNCells of them) are converted; a custom "
