@@ -167,8 +167,8 @@ def test_emitted_python_predicts_as_keras(framework, suffix, name, tmp_path):
     assert convert_cli(BASE / framework / f"{name}{suffix}", tmp_path / "out", ["--emit-python", str(py)]) == 0
     xs = model_inputs(arrays, config["inputs"])
     np.savez(tmp_path / "x.npz", **{f"x{k}": x.numpy() for k, x in enumerate(xs)})
-    proc = subprocess.run([sys.executable, "-c", EMIT_RUNNER, str(py), str(tmp_path / "x.npz"), str(tmp_path / "y.npz")],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", EMIT_RUNNER, str(py), str(tmp_path / "x.npz"),
+                           str(tmp_path / "y.npz")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = np.load(tmp_path / "y.npz")
     assert len(got.files) == config["outputs"]
