@@ -3,7 +3,8 @@
 Layers: ``LSTM`` (Keras 1's 12 per-gate weights or 3 fused ones; Keras 2 and 3's ``kernel``,
 ``recurrent_kernel``, optional ``bias``), ``CuDNNLSTM`` (Keras 2 / tf.keras 1: ``bias`` [8H] = the input
 bias then the recurrent bias, cuDNN's two), ``Bidirectional`` around either, and the same inside nested
-models. Gate order i, f, c, o everywhere (keras/layers/recurrent.py ``LSTMCell.call``).
+models; the generic ``RNN`` over Keras's built-in cells as the layer each cell makes
+(:mod:`compat.frameworks.keras.cells`). Gate order i, f, c, o everywhere (keras/layers/recurrent.py ``LSTMCell.call``).
 
 Read from the configuration, never executed: ``units`` (``output_dim`` in Keras 1), ``activation``,
 ``recurrent_activation`` (``inner_activation``; ``hard_sigmoid`` is ``clip(0.2 x + 0.5, 0, 1)`` in Keras
@@ -295,8 +296,9 @@ class _Walker:
         from compat.frameworks.keras import cells as keras_cells
 
         found, stacked, reason = keras_cells.cells(cfg)
-        if found is None or (stacked and keras_cells.stack_refusal(cfg, self.kf.version or (0, 0), _tf_keras(self.kf))):
-            reason = reason or keras_cells.stack_refusal(cfg, self.kf.version or (0, 0), _tf_keras(self.kf))
+        if found is not None and stacked:
+            reason = keras_cells.stack_refusal(cfg, self.kf.version or (0, 0), _tf_keras(self.kf))
+        if found is None or reason:
             self.seen.append((name, "RNN", path, owner, None, reason, True))
             return
         if not stacked:
@@ -308,7 +310,7 @@ class _Walker:
             last = k == len(found) - 1
             cname = keras_cells.stacked_name(name, cell)
             ccfg = dict(cell.config, name=cname)
-            if not last:   # its whole output sequence feeds the next cell; its states are returned as the last's
+            if not last:   # every cell but the last returns its whole output sequence: the next cell's input
                 ccfg["return_sequences"] = True
             if self.kf.container == "h5":
                 arrays = [a for n, a in self.h5_weights(owner or name, None)

@@ -12,7 +12,9 @@ format:
   ``output_layers``.
 
 Each layer call becomes a node through its record in :mod:`compat.frameworks.keras.layers`; recurrent
-layers become nodes that run the converted recurrent module of the same name. Masks: a Keras 3 file states
+layers become nodes that run the converted recurrent module of the same name (an ``RNN`` over one built-in cell
+is read as the layer that cell makes; an ``RNN(StackedRNNCells)`` becomes one node per cell and an ``Outputs``
+node: :mod:`compat.frameworks.keras.cells`). Masks: a Keras 3 file states
 which mask each layer read (its operations on masks are nodes of the saved graph, kept as nodes here); for
 the other versions :mod:`compat.frameworks.keras.masks` adds the operations Keras's ``compute_mask`` ran.
 
