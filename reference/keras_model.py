@@ -245,8 +245,79 @@ def _lstm(cls, cfg, w, x, mask, state, version, go_backwards, masked_output):
                                  masked_output=masked_output)
 
 
-RNN_CLASSES = ("LSTM", "CuDNNLSTM", "GRU", "CuDNNGRU", "SimpleRNN")
+RNN_CLASSES = ("LSTM", "CuDNNLSTM", "GRU", "CuDNNGRU", "SimpleRNN", "RNN")
 ONE_STATE = ("GRU", "CuDNNGRU", "SimpleRNN")
+CELLS = {"LSTMCell": 2, "GRUCell": 1, "SimpleRNNCell": 1}   # Keras's built-in cells and their numbers of states
+
+
+def _cells(cfg):
+    """The built-in cells of an ``RNN`` layer's configuration: one, or a ``StackedRNNCells``' in order."""
+    cell = cfg["cell"]
+    cells = cell["config"]["cells"] if cell["class_name"] == "StackedRNNCells" else [cell]
+    for c in cells:
+        if c["class_name"] not in CELLS:
+            raise Unsupported(f"an RNN over a {c['class_name']} cell")
+    return [(c["class_name"], c["config"]) for c in cells]
+
+
+def _n_states(cls, cfg) -> int:
+    if cls == "RNN":
+        return sum(CELLS[c] for c, _ in _cells(cfg))
+    return 1 if cls in ONE_STATE else 2
+
+
+def _run_cells(cfg, w, x, mask, state, version, go_backwards, masked_output):
+    """An ``RNN`` layer over built-in cells, step by step as ``backend.rnn`` runs its step function (tf-keras
+    ``backend.py`` ``rnn``, Keras 3 ``backend/*/rnn.py``): at each step the cells in order, each reading the
+    previous cell's output (``StackedRNNCells.call``); at a masked step every state keeps its previous value and
+    the output is ``masked_output``'s. (outputs, [the states flat, per cell in order])."""
+    major = version[0]
+    cells = _cells(cfg)
+    B, T, _ = x.shape
+    steps, states, k = [], [], 0
+    for cls, ccfg in cells:
+        n = 3 if ccfg.get("use_bias", True) else 2
+        kernel, rec, bias = w[k], w[k + 1], (w[k + 2] if n == 3 else None)
+        k += n
+        units = rec.shape[0]
+        act = activation(ccfg.get("activation", "tanh"), major)
+        rec_act = activation(ccfg.get("recurrent_activation", "sigmoid"), major)
+        if cls == "LSTMCell":
+            steps.append(lambda xt, s, p=(kernel, rec, bias, rec_act, act): list(
+                keras_lstm.lstm_cell(xt, s[0], s[1], *p)))
+        elif cls == "GRUCell":
+            steps.append(lambda xt, s, p=(kernel, rec, bias), ra=bool(ccfg.get("reset_after", False)), a=(rec_act, act):
+                         [keras_rnn.gru_cell(xt, s[0], *p, reset_after=ra, recurrent_activation=a[0],
+                                             activation=a[1])])
+        else:
+            steps.append(lambda xt, s, p=(kernel, rec, bias), a=act: [keras_rnn.simple_rnn_cell(xt, s[0], *p,
+                                                                                                activation=a)])
+        states.append([np.zeros((B, units)) for _ in range(CELLS[cls])])
+    if k != len(w):
+        raise Unsupported(f"{len(w)} weights for the cells' {k}")
+    if state is not None:
+        flat = [np.asarray(s, dtype=np.float64) for s in state]
+        states = [[flat.pop(0) for _ in s] for s in states]
+    if go_backwards:
+        x = x[:, ::-1]
+        mask = None if mask is None else mask[:, ::-1]
+    outputs, prev = [], np.zeros((B, states[-1][0].shape[1]))
+    for t in range(T):
+        inp, new = x[:, t], []
+        for step, s in zip(steps, states):
+            got = step(inp, s)
+            new.append(got)
+            inp = got[0]
+        out = inp
+        if mask is not None:
+            keep = np.asarray(mask[:, t]).astype(bool)[:, None]
+            # keras 2.0-2.2 tensorflow_backend.rnn: tf.where(mask, output, states[0]), one cell's h
+            masked = {"zeros": np.zeros_like(out), "previous_output": prev, "previous_h": states[0][0]}
+            out = np.where(keep, out, masked[masked_output])
+            new = [[np.where(keep, a, b) for a, b in zip(n_, s)] for n_, s in zip(new, states)]
+        states, prev = new, out
+        outputs.append(out)
+    return np.stack(outputs, 1), [a for s in states for a in s]
 
 
 def _one_state(cls, cfg, w, x, mask, state, version, go_backwards, masked_output):
@@ -269,6 +340,10 @@ def _one_state(cls, cfg, w, x, mask, state, version, go_backwards, masked_output
 
 def _run_rnn(cls, cfg, w, x, mask, state, version, go_backwards, masked_output):
     """(outputs, [final states in Keras's order]) of one recurrent layer."""
+    if cls == "RNN":
+        if masked_output == "previous_h" and mask is not None and len(_cells(cfg)) > 1:
+            raise Unsupported("an RNN(StackedRNNCells) of Keras 2.0-2.2 with a mask")
+        return _run_cells(cfg, w, np.asarray(x, dtype=np.float64), mask, state, version, go_backwards, masked_output)
     if cls in ONE_STATE:
         y, h = _one_state(cls, cfg, w, x, mask, None if state is None else state[0], version, go_backwards,
                           masked_output)
@@ -299,7 +374,7 @@ def recurrent(cls, cfg, w, x, mask, initial, version):
         seqs = icfg.get("return_sequences", False)
         half = len(w) // 2
         mo = _masked_output(icfg, version, seqs)
-        n = 1 if icls in ONE_STATE else 2
+        n = _n_states(icls, icfg)
         fw_state = None if initial is None else initial[:n]
         bw_state = None if initial is None else initial[n:]
         y, s1 = _run_rnn(icls, icfg, w[:half], x, mask, fw_state, version, False, mo)
@@ -477,7 +552,7 @@ def compute_mask_keras3(cls, cfg, xs, masks, n_out, version):
     if cls == "Masking":
         return [np.any(xs[0] != cfg.get("mask_value", 0.0), axis=-1)]
     rnn = (version[0], version[1]) < (3, 16)
-    if cls in ("LSTM", "GRU", "SimpleRNN", "Bidirectional"):
+    if cls in ("LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional"):
         inner = cfg.get("layer", {}).get("config", {}) if cls == "Bidirectional" else cfg
         seqs = rnn and inner.get("return_sequences", False)
         halves = 2 if cls == "Bidirectional" and cfg.get("merge_mode", "concat") is None else 1
@@ -503,7 +578,7 @@ def compute_mask_keras3(cls, cfg, xs, masks, n_out, version):
 
 def _reads_mask(cls, version) -> bool:
     major, minor, patch, tf = version
-    if cls in ("LSTM", "GRU", "SimpleRNN", "Bidirectional"):
+    if cls in ("LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional"):
         return True
     if major >= 3 and cls == "TimeDistributed":
         return True

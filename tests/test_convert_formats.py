@@ -502,8 +502,8 @@ def test_a_keras_bidirectional_around_go_backwards_is_refused(tmp_path):
 @pytest.mark.parametrize("layer, why", [
     ({"class_name": "Bidirectional", "config": {"name": "bi", "layer": {"class_name": "ConvLSTM2D", "config": {}}}},
      "Bidirectional(ConvLSTM2D)"),
-    ({"class_name": "RNN", "config": {"name": "bi", "cell": {"class_name": "LSTMCell", "config": {"units": 2}}}},
-     "Keras RNN layer"),
+    ({"class_name": "RNN", "config": {"name": "bi", "cell": {"class_name": "MinimalRNNCell", "config": {"units": 2}}}},
+     "an RNN over a 'MinimalRNNCell' cell"),
     ({"class_name": "ConvLSTM1D", "config": {"name": "bi", "filters": 2}}, "Keras ConvLSTM1D layer"),
 ])
 def test_keras_recurrent_layers_not_converted_are_listed_and_make_the_conversion_partial(layer, why, tmp_path, capsys):

@@ -29,6 +29,7 @@ FRAMEWORK_OF = {
     "test_live_theano_imdb.py": "theano-lineage",
     "test_live_convert.py": "keras",
     "test_live_keras_models.py": "keras",
+    "test_live_keras_cells.py": "keras",
     "test_live_keras_dropout.py": "keras",
     "test_live_onnx_models.py": "onnxruntime",
 }

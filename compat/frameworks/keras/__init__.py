@@ -8,7 +8,8 @@
 ``model.py``     the whole model (Sequential, Functional) as a converted graph; ``masks.py`` which mask reaches which
                  layer in Keras 1, 2 and tf.keras; ``layers.py`` the registry of the layer kinds a whole model
                  converts (read, check, build, emit); ``recurrent.py`` a converted recurrent layer run as Keras calls
-                 it in a model
+                 it in a model; ``cells.py`` Keras's generic ``RNN`` over its built-in cells (and StackedRNNCells)
+                 read as the layers those cells make
 
 The files are read by :mod:`compat.formats.keras` (HDF5 through h5py, the ``.keras`` zip). A converted
 layer with masks, ``go_backwards`` or a Bidirectional merge loads as :class:`compat.convert.modules.KerasLSTM`.

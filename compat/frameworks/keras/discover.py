@@ -3,7 +3,8 @@
 Layers: ``LSTM`` (Keras 1's 12 per-gate weights or 3 fused ones; Keras 2 and 3's ``kernel``,
 ``recurrent_kernel``, optional ``bias``), ``CuDNNLSTM`` (Keras 2 / tf.keras 1: ``bias`` [8H] = the input
 bias then the recurrent bias, cuDNN's two), ``Bidirectional`` around either, and the same inside nested
-models. Gate order i, f, c, o everywhere (keras/layers/recurrent.py ``LSTMCell.call``).
+models; the generic ``RNN`` over Keras's built-in cells as the layer each cell makes
+(:mod:`compat.frameworks.keras.cells`). Gate order i, f, c, o everywhere (keras/layers/recurrent.py ``LSTMCell.call``).
 
 Read from the configuration, never executed: ``units`` (``output_dim`` in Keras 1), ``activation``,
 ``recurrent_activation`` (``inner_activation``; ``hard_sigmoid`` is ``clip(0.2 x + 0.5, 0, 1)`` in Keras
@@ -33,7 +34,7 @@ LSTM_CLASSES = ("LSTM", "CuDNNLSTM")
 GRU_RNN_CLASSES = ("GRU", "CuDNNGRU", "SimpleRNN")
 # Keras's other recurrent layers (keras/layers/recurrent.py, convolutional_recurrent.py, cudnn_recurrent.py):
 # found and listed, not converted yet.
-OTHER_RECURRENT = ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "RNN",
+OTHER_RECURRENT = ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D",
                    "StackedRNNCells", "GRUV1", "GRUV2", "LSTMV1", "LSTMV2")
 MERGE_MODES = ("concat", "sum", "mul", "ave")
 
@@ -103,6 +104,8 @@ class _Walker:
         self.masking = False
         # every layer of the configuration: (name, class, .keras path, owner, spec or None, reason, recurrent)
         self.seen: List[tuple] = []
+        # the cells of an RNN(StackedRNNCells): converted name -> (the layer's name, the cell's name, its weights)
+        self.cells: Dict[str, Tuple[str, str, List[np.ndarray]]] = {}
 
     # -- weights of one layer ---------------------------------------------------------------------------
     def h5_weights(self, name: str, owner: Optional[str]) -> List[Tuple[str, np.ndarray]]:
@@ -161,6 +164,8 @@ class _Walker:
                 if spec is not None:
                     self.specs.append(spec)
                 self.seen.append((name, cls, path, owner, spec, reason, True))
+            elif cls == "RNN":
+                self.rnn(cfg, name, path, owner)
             elif cls in OTHER_RECURRENT:
                 self.seen.append((name, cls, path, owner, None, f"a Keras {cls} layer: a recurrent kind this converter "
                                                                 "does not convert yet", True))
@@ -239,14 +244,14 @@ class _Walker:
         return notes
 
     def _make(self, name, cls, cfg, layers, source, options, converted_notes, where, *, bidirectional=False,
-              merge_mode="concat", extra_notes=()):
+              merge_mode="concat", extra_notes=(), cell_loop=False):
         _, ref_acts = self._attributes(cls, cfg, where)
         version = self.kf.keras_version or "?"
         unknowns = []
         keras = None
         go_backwards = options.get("direction") == "reverse"
         try:
-            drop, drop_notes = keras_dropout.for_layer(self.kf, "lstm", cfg, cls == "CuDNNLSTM", where)
+            drop, drop_notes = keras_dropout.for_layer(self.kf, "lstm", cfg, cls == "CuDNNLSTM", where, cell_loop)
         except keras_dropout.KerasDropoutError as e:
             raise KerasLayerError(str(e)) from None
         if drop is not None:  # the module drops out itself: say so instead of the layout's "training only"
@@ -271,10 +276,11 @@ class _Walker:
                           "masked_output": keras.masked_output if keras else None, "masks": self.masking}
         self.specs.append(spec)
 
-    def lstm(self, cls, cfg, name, path, owner):
+    def lstm(self, cls, cfg, name, path, owner, arrays=None, cell_loop=False):
         where = f"{self.kf.path}: layer {name!r}"
         self._units(cfg, where)
-        tensors = _keras_tensors(self._arrays(name, path, owner), cls, cfg, where)
+        arrays = self._arrays(name, path, owner) if arrays is None else arrays
+        tensors = _keras_tensors(arrays, cls, cfg, where)
         converted = self._convert(cls, cfg, tensors, where)
         notes = []
         if converted.options.get("direction") == "reverse":
@@ -282,15 +288,69 @@ class _Walker:
                          "module (KerasLSTM)")
         self._make(name, cls, cfg, [numpy_weights(converted.weights)], [(tensors,)], dict(converted.options),
                    converted.not_applied,
-                   where, extra_notes=notes)
+                   where, extra_notes=notes, cell_loop=cell_loop)
+
+    def rnn(self, cfg, name, path, owner):
+        """Keras's ``RNN`` layer over built-in cells (:mod:`compat.frameworks.keras.cells`): one cell converts as
+        the layer it runs as; each cell of a ``StackedRNNCells`` as one such layer, named ``<layer>/<cell>``."""
+        from compat.frameworks.keras import cells as keras_cells
+
+        found, stacked, reason = keras_cells.cells(cfg)
+        if found is not None and stacked:
+            reason = keras_cells.stack_refusal(cfg, self.kf.version or (0, 0), _tf_keras(self.kf))
+        if found is None or reason:
+            self.seen.append((name, "RNN", path, owner, None, reason, True))
+            return
+        if not stacked:
+            cls, ccfg = keras_cells.as_layer("RNN", cfg)
+            self._as(cls, ccfg, name, path, owner, None, f"RNN({found[0].cls})")
+            self.seen.append((name, "RNN", path, owner, self.specs[-1], "", True))
+            return
+        for k, cell in enumerate(found):
+            last = k == len(found) - 1
+            cname = keras_cells.stacked_name(name, cell)
+            ccfg = dict(cell.config, name=cname)
+            if not last:   # every cell but the last returns its whole output sequence: the next cell's input
+                ccfg["return_sequences"] = True
+            if self.kf.container == "h5":
+                arrays = [a for n, a in self.h5_weights(owner or name, None)
+                          if cell.name in n.split("/") and (owner is None or name in n.split("/"))]
+            else:
+                arrays = self.kf.keras_vars(f"{path}/{cell.path}")
+            self._as(cell.layer, ccfg, cname, path, owner, arrays, f"RNN(StackedRNNCells) cell {k} ({cell.cls})")
+            spec = self.specs[-1]
+            spec.notes.append(f"cell {k} of {len(found)} of the StackedRNNCells of layer {name!r}" +
+                              ("" if last else ": its output sequence is the next cell's input"))
+            self.cells[cname] = (name, cell.name, arrays)
+            self.seen.append((cname, cell.cls, f"{path}/{cell.path}", owner, spec, "", True))
+
+    def _as(self, cls, cfg, name, path, owner, arrays, variant):
+        """Convert ``cfg`` as a layer of class ``cls`` (LSTM, GRU or SimpleRNN) named ``name``."""
+        if cls == "LSTM":
+            self.lstm(cls, cfg, name, path, owner, arrays, cell_loop=True)
+        else:
+            from compat.frameworks.keras.gru import convert_layer
+
+            self.specs.append(convert_layer(self, cls, cfg, name, path, owner, arrays, cell_loop=True)[0])
+        self.specs[-1].variant = f"Keras {self.kf.keras_version or '?'} {variant}"
 
     def bidirectional(self, cfg, name, path, owner):
         where = f"{self.kf.path}: layer {name!r}"
+        from compat.frameworks.keras import cells as keras_cells
+
         inner = cfg.get("layer")
+        cell_loop = isinstance(inner, dict) and inner.get("class_name") == "RNN"
+        if cell_loop:
+            found, stacked, reason = keras_cells.cells(inner.get("config") if isinstance(inner.get("config"),
+                                                                                         dict) else {})
+            if found is None or stacked:
+                return f"Bidirectional(RNN): {reason or 'a StackedRNNCells inside Bidirectional is not converted yet'}"
+            cfg = keras_cells.as_layer("Bidirectional", cfg)[1]
+            inner = cfg.get("layer")
         if isinstance(inner, dict) and inner.get("class_name") in GRU_RNN_CLASSES:
             from compat.frameworks.keras.gru import convert_bidirectional
 
-            spec, reason = convert_bidirectional(self, cfg, name, path, owner)
+            spec, reason = convert_bidirectional(self, cfg, name, path, owner, cell_loop)
             if spec is not None:
                 self.specs.append(spec)
             return reason or None
@@ -337,7 +397,8 @@ class _Walker:
             notes.append("merge_mode=None: Keras returned the two halves as a list; the module returns "
                          "concat(forward, backward)")
         self._make(name, cls, icfg, [(numpy_weights(fw.weights), numpy_weights(bw.weights))], [(fw_t, bw_t)], options,
-                   fw.not_applied, where, bidirectional=True, merge_mode=merge or "concat", extra_notes=notes)
+                   fw.not_applied, where, bidirectional=True, merge_mode=merge or "concat", extra_notes=notes,
+                   cell_loop=cell_loop)
         return None
 
 
@@ -370,10 +431,16 @@ def _settle_version(kf: KerasFile, keras_version: Optional[str]) -> None:
                               f"Keras {', '.join(map(str, KERAS_MAJORS))}")
 
 
+def _tf_keras(kf: KerasFile) -> bool:
+    from compat.frameworks.keras.model import version_of
+
+    return version_of(kf).tf_keras
+
+
 def _wraps_recurrent(cfg: dict) -> bool:
     inner = cfg.get("layer")
     kind = inner.get("class_name") if isinstance(inner, dict) else None
-    return kind in LSTM_CLASSES + GRU_RNN_CLASSES + OTHER_RECURRENT + ("Bidirectional",)
+    return kind in LSTM_CLASSES + GRU_RNN_CLASSES + OTHER_RECURRENT + ("Bidirectional", "RNN")
 
 
 def _inventory(walker: _Walker) -> List[SourceItem]:
@@ -386,7 +453,12 @@ def _inventory(walker: _Walker) -> List[SourceItem]:
     claimed = set()
     items = []
     for name, cls, path, owner, spec, reason, recurrent in walker.seen:
-        if kf.container == "h5":
+        if kf.container == "h5" and name in walker.cells:   # a cell of an RNN(StackedRNNCells)
+            layer, cell = walker.cells[name][:2]
+            group = owner or layer
+            mine = [f"{group}/{n}" for n, _ in kf.layer_weights.get(group, []) if cell in n.split("/")
+                    and (owner is None or layer in n.split("/"))]
+        elif kf.container == "h5":
             if owner is None:
                 mine = [f"{name}/{n}" for n, _ in kf.layer_weights.get(name, [])]
             else:
@@ -488,11 +560,14 @@ def _reference_source(walker: _Walker, paths: Dict[str, str]) -> dict:
     for name, cls, path, owner, *_ in walker.seen:
         if owner is not None:
             continue
-        if kf.container == "h5":
+        if name in walker.cells:   # a StackedRNNCells' weights: each cell's, in order
+            layer, _, arrays = walker.cells[name]
+            weights.setdefault(layer, []).extend(arrays)
+        elif kf.container == "h5":
             weights[name] = [a for _, a in kf.layer_weights.get(name, [])]
         elif cls == "Bidirectional":
             weights[name] = walker.keras_weights(path, "forward_layer") + walker.keras_weights(path, "backward_layer")
-        elif cls in LSTM_CLASSES + GRU_RNN_CLASSES:
+        elif cls in LSTM_CLASSES + GRU_RNN_CLASSES + ("RNN",):
             weights[name] = walker.keras_weights(path)
         elif cls == "TimeDistributed":
             weights[name] = kf.keras_vars(f"{path}/layer")

@@ -162,9 +162,12 @@ def _name(value) -> str:
     return str(value).lower() if value is not None else ""
 
 
-def structure(gen: str, family: str, cfg: dict, cudnn: bool = False) -> Optional[KerasDropout]:
+def structure(gen: str, family: str, cfg: dict, cudnn: bool = False, cell_loop: bool = False
+              ) -> Optional[KerasDropout]:
     """The dropout a layer of configuration ``cfg`` (its ``get_config()``) ran in training, in the Keras
-    generation ``gen``; None when it has none (rates 0, or a CuDNN layer, which has no dropout)."""
+    generation ``gen``; None when it has none (rates 0, or a CuDNN layer, which has no dropout).
+    ``cell_loop``: a generic ``RNN`` over the cell, which never takes tf-keras's fused path (tf-keras
+    ``base_rnn.py`` ``RNN.call`` steps ``cell.call`` through ``backend.rnn``: the cell's per-call masks)."""
     if cudnn:
         return None
     if gen == "keras1":
@@ -185,7 +188,7 @@ def structure(gen: str, family: str, cfg: dict, cudnn: bool = False) -> Optional
                             update_uses_dropped_h=shared and family == "gru" and 0.0 < rec < 1.0, generation=gen)
     implementation = 1 if rec else cfg.get("implementation", 2)  # LSTMCell.__init__ forces 1 with rec dropout
     if gen == "tf_keras":
-        fused = (_name(cfg.get("activation", "tanh")) == "tanh"
+        fused = (not cell_loop and _name(cfg.get("activation", "tanh")) == "tanh"
                  and _name(cfg.get("recurrent_activation", "sigmoid")) == "sigmoid"
                  and not rec and not cfg.get("unroll", False) and cfg.get("use_bias", True)
                  and (family == "lstm" or cfg.get("reset_after", True)))
@@ -205,14 +208,16 @@ RULE_WORDS = {
 GENERATION_WORDS = {"keras1": "Keras 1", "keras2": "Keras 2.0-2.3", "tf_keras": "tf.keras 2", "keras3": "Keras 3"}
 
 
-def for_layer(kf, family: str, cfg: dict, cudnn: bool, where: str) -> Tuple[Optional[KerasDropout], List[str]]:
-    """(the dropout a converted layer runs in training, its notes) for a layer of Keras file ``kf``."""
+def for_layer(kf, family: str, cfg: dict, cudnn: bool, where: str, cell_loop: bool = False
+              ) -> Tuple[Optional[KerasDropout], List[str]]:
+    """(the dropout a converted layer runs in training, its notes) for a layer of Keras file ``kf``;
+    ``cell_loop``: see :func:`structure`."""
     if kf.version is None:  # a file that states no version: Keras 3's .keras, else the tf.keras 2 era
         gen = "keras3" if getattr(kf, "container", "") == "keras" else "tf_keras"
     else:
         gen = generation(kf.major, kf.version, kf.keras_version or "")
     try:
-        spec = structure(gen, family, cfg, cudnn)
+        spec = structure(gen, family, cfg, cudnn, cell_loop)
     except KerasDropoutError as e:
         raise KerasDropoutError(f"{where}: {e}") from None
     if spec is None:

@@ -128,7 +128,7 @@ def _notes(cfg: dict) -> List[str]:
 
 
 def _spec(walker, name, cls, cfg, layers, source, options, semantics, notes, *, bidirectional=False,
-          merge_mode="concat") -> LSTMSpec:
+          merge_mode="concat", cell_loop=False) -> LSTMSpec:
     """The converted layer; Keras's ways of returning outputs (masks, go_backwards, a merge) make it a KerasGRU /
     KerasSimpleRNN, as the LSTM's make a KerasLSTM (discover.py _make)."""
     version = walker.kf.keras_version or "?"
@@ -137,7 +137,7 @@ def _spec(walker, name, cls, cfg, layers, source, options, semantics, notes, *, 
     keras, unknowns = None, []
     try:
         drop, drop_notes = keras_dropout.for_layer(walker.kf, semantics["cell"], cfg, cls == "CuDNNGRU",
-                                                   f"{walker.kf.path}: layer {name!r}")
+                                                   f"{walker.kf.path}: layer {name!r}", cell_loop)
     except keras_dropout.KerasDropoutError as e:
         raise KerasRecurrentError(str(e)) from None
     notes = notes + drop_notes
@@ -164,17 +164,21 @@ def _spec(walker, name, cls, cfg, layers, source, options, semantics, notes, *, 
     return spec
 
 
-def convert_layer(walker, cls: str, cfg: dict, name: str, path: str, owner) -> Tuple[Optional[LSTMSpec], str]:
-    """(the converted layer, "") or (None, why it is not converted)."""
+def convert_layer(walker, cls: str, cfg: dict, name: str, path: str, owner, arrays=None, cell_loop=False
+                  ) -> Tuple[Optional[LSTMSpec], str]:
+    """(the converted layer, "") or (None, why it is not converted); ``arrays``: its weights where the layer's
+    own are not them (a cell of a StackedRNNCells); ``cell_loop``: a generic ``RNN`` over the cell."""
     where = f"{walker.kf.path}: layer {name!r}"
     options, semantics = _settings(walker, cls, cfg, where)
-    tensors = _tensors(walker._arrays(name, path, owner), cls, cfg, where)
+    tensors = _tensors(walker._arrays(name, path, owner) if arrays is None else arrays, cls, cfg, where)
     w = _weights(tensors, semantics["cell"], semantics.get("reset_after", False), where)
     semantics.update(bidirectional=False)
-    return _spec(walker, name, cls, cfg, [numpy_weights(w)], [(tensors,)], options, semantics, _notes(cfg)), ""
+    return _spec(walker, name, cls, cfg, [numpy_weights(w)], [(tensors,)], options, semantics, _notes(cfg),
+                 cell_loop=cell_loop), ""
 
 
-def convert_bidirectional(walker, cfg: dict, name: str, path: str, owner) -> Tuple[Optional[LSTMSpec], str]:
+def convert_bidirectional(walker, cfg: dict, name: str, path: str, owner, cell_loop=False
+                          ) -> Tuple[Optional[LSTMSpec], str]:
     """``Bidirectional`` around a GRU, CuDNNGRU or SimpleRNN (keras/layers/wrappers.py ``Bidirectional``: the
     backward copy reads back to front and its outputs are reversed back; torch's bidirectional layer)."""
     where = f"{walker.kf.path}: layer {name!r}"
@@ -217,4 +221,4 @@ def convert_bidirectional(walker, cfg: dict, name: str, path: str, owner) -> Tup
         notes.append("merge_mode=None: Keras returned the two halves as a list; the module returns "
                      "concat(forward, backward)")
     return _spec(walker, name, cls, icfg, [(numpy_weights(fw), numpy_weights(bw))], [(fw_t, bw_t)], options,
-                 semantics, notes, bidirectional=True, merge_mode=merge or "concat"), ""
+                 semantics, notes, bidirectional=True, merge_mode=merge or "concat", cell_loop=cell_loop), ""

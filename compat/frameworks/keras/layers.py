@@ -1109,6 +1109,36 @@ class RecurrentKind:
         return emit(config, e)
 
 
+class LayerOutputs(nn.Module):
+    """Returns the tensors it is given (the outputs of a layer made of several nodes)."""
+
+    def forward(self, xs):
+        return list(xs)
+
+
+@kind("Outputs", inputs=("list",))
+class OutputsKind:
+    """The outputs of a layer made of several nodes (an ``RNN(StackedRNNCells)``: the last cell's output, then
+    each cell's states), returned as the layer returns them."""
+
+    @staticmethod
+    def check(config, error):
+        _keys(config, error, ("count",))
+        _ints(config, error, "count")
+
+    @staticmethod
+    def outputs(config) -> int:
+        return config["count"]
+
+    @staticmethod
+    def build(config, recurrent=None):
+        return LayerOutputs()
+
+    @staticmethod
+    def emit(config, e):
+        return Emitted(None, [f"{', '.join(e.outs)}{',' if len(e.outs) == 1 else ''} = {e.args[0]}"])
+
+
 def reader(cls: str):
     """The record that reads Keras class ``cls``, or None."""
     return READERS.get(cls)

@@ -12,7 +12,9 @@ format:
   ``output_layers``.
 
 Each layer call becomes a node through its record in :mod:`compat.frameworks.keras.layers`; recurrent
-layers become nodes that run the converted recurrent module of the same name. Masks: a Keras 3 file states
+layers become nodes that run the converted recurrent module of the same name (an ``RNN`` over one built-in cell
+is read as the layer that cell makes; an ``RNN(StackedRNNCells)`` becomes one node per cell and an ``Outputs``
+node: :mod:`compat.frameworks.keras.cells`). Masks: a Keras 3 file states
 which mask each layer read (its operations on masks are nodes of the saved graph, kept as nodes here); for
 the other versions :mod:`compat.frameworks.keras.masks` adds the operations Keras's ``compute_mask`` ran.
 
@@ -28,6 +30,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from compat.convert.graph import GraphSpec, ModelInput, Node
+from compat.frameworks.keras import cells as keras_cells
 from compat.frameworks.keras import masks as mask_rules
 from compat.frameworks.keras.layers import (LAYERS, ONE_STATE, RECURRENT, Call, KerasModelError, TimeDistributedKind, Version,
                                             reader)
@@ -36,7 +39,7 @@ from compat.formats.keras import KerasFile, parse_version
 Ref = Tuple[str, int]
 MODELS = ("Sequential", "Model", "Functional")
 CODE = ("Lambda", "TFOpLambda", "SlicingOpLambda", "ClassMethod", "InstanceMethod", "InstanceProperty")
-OTHER_RECURRENT = ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "RNN", "GRUV1", "GRUV2",
+OTHER_RECURRENT = ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "GRUV1", "GRUV2",
                    "LSTMV1", "LSTMV2", "StackedRNNCells")
 # Keras 3 operations on masks that its saved graphs hold (keras/src/ops/numpy.py) -> (kind, config)
 K3_OPS = ("NotEqual", "Any", "All", "ExpandDims", "ZerosLike", "OnesLike", "LogicalOr", "LogicalAnd", "Concatenate")
@@ -98,7 +101,9 @@ class _Reader:
             raise self.fail(f"a {entry['class_name']} layer without a name")
         build = entry.get("build_config")
         shape = build.get("input_shape") if isinstance(build, dict) else None
-        return _Layer(name, entry["class_name"], cfg, str(entry.get("module", "")), [], shape)
+        # an RNN over one built-in cell is the layer that cell makes (LSTM, GRU, SimpleRNN)
+        cls, cfg = keras_cells.as_layer(entry["class_name"], cfg)
+        return _Layer(name, cls, cfg, str(entry.get("module", "")), [], shape)
 
     def sequential(self, cfg) -> Tuple[List[_Layer], List[Ref], List[Ref]]:
         entries = cfg if isinstance(cfg, list) else (cfg or {}).get("layers") if isinstance(cfg, dict) else None
@@ -315,8 +320,9 @@ class _Reader:
         if layer.cls in MODELS:
             raise KerasModelError(f"{where}: a nested model is not converted whole yet")
         if layer.cls in OTHER_RECURRENT or (layer.cls in ("Bidirectional", "TimeDistributed")
-                                             and _inner(layer.config)[0] in OTHER_RECURRENT):
+                                             and _inner(layer.config)[0] in OTHER_RECURRENT + ("RNN",)):
             raise KerasModelError(f"{where}: a recurrent kind this converter does not convert yet")
+        stack = self._stack_cells(layer, where) if layer.cls == "RNN" else None
         kwargs = dict(kwargs)
         training = kwargs.pop("training", None)
         if training:
@@ -335,15 +341,18 @@ class _Reader:
         main = args[0]
         extra = args[1:]
         inputs: List[Ref] = [tuple(main)] if _is_ref(main) else [tuple(r) for r in main]
-        if layer.cls in RECURRENT + ("Bidirectional",) and len(inputs) > 1 and initial_state is None:
+        if layer.cls in RECURRENT + ("Bidirectional", "RNN") and len(inputs) > 1 and initial_state is None:
             # Keras 2 and tf.keras record initial_state=[h, c] as the layer's second and later inputs
             inputs, initial_state = inputs[:1], [list(r) for r in inputs[1:]]
             main = list(inputs[0])
         if extra:
             raise KerasModelError(f"{where}: called with more than one positional argument; not converted")
         shapes = self._shapes(layer, inputs)
-        call = Call(layer.name, layer.cls, layer.config, self.weights(layer.name, layer.cls), self.version, where,
-                    shapes)
+        if stack is not None and initial_state is not None:
+            raise KerasModelError(f"{where}: an RNN(StackedRNNCells) called with initial_state; not converted yet")
+        # a StackedRNNCells passes and reads masks as its last cell's layer does (RNN.compute_mask)
+        call = Call(layer.name, stack[-1].layer if stack else layer.cls, layer.config,
+                    [] if stack else self.weights(layer.name, layer.cls), self.version, where, shapes)
         in_masks = [self.masks.get(r) for r in inputs]
         base = layer.name
         mask_kw = None
@@ -361,7 +370,11 @@ class _Reader:
             mask_ref, out_masks, masked_steps = mask_rules.propagate(call, inputs, in_masks, n_out, add_op,
                                                                        self.static_batch)
         mask_kw = None if mask_ref is None else list(mask_ref)
-        node = self._node(layer, call, masked_steps)
+        if stack is not None:
+            node = self.stacked(layer, stack, main, mask_kw, n_out)
+            main = node.args[0]
+        else:
+            node = self._node(layer, call, masked_steps)
         node.args = [main]
         if node.kind == "Merge" and self.version >= (3, 4) and node.config["op"] in ("multiply", "maximum", "minimum") \
                 and any(m is not None for m in in_masks):
@@ -400,6 +413,10 @@ class _Reader:
         return [None] * len(inputs)
 
     def _n_outputs(self, layer: _Layer) -> int:
+        if layer.cls == "RNN":   # a StackedRNNCells: the output, then each cell's states
+            stack = keras_cells.cells(layer.config)[0] or []
+            states = sum(1 if c.layer in ONE_STATE else 2 for c in stack)
+            return 1 + (states if layer.config.get("return_state") else 0)
         if layer.cls in RECURRENT + ("Bidirectional",):
             cfg = _inner(layer.config)[1] if layer.cls == "Bidirectional" else layer.config
             bidi = layer.cls == "Bidirectional"
@@ -458,6 +475,48 @@ class _Reader:
             self.notes.append(f"{layer.name}: stateful=True: each call starts from the previous call's final states, "
                               "as in Keras; model.reset_states() starts again from zeros")
         return Node(layer.name, "Recurrent", config, recurrent=spec.name)
+
+    def _stack_cells(self, layer: _Layer, where: str):
+        """The cells of an ``RNN(StackedRNNCells)`` layer, or the refusal."""
+        stack, stacked, reason = keras_cells.cells(layer.config)
+        reason = reason or keras_cells.stack_refusal(layer.config, (self.version.major, self.version.minor),
+                                                     self.version.tf_keras)
+        if stack is None or reason or not stacked:
+            raise KerasModelError(f"{where}: {reason or 'an RNN layer the recurrent converter did not convert'}")
+        return stack
+
+    def stacked(self, layer: _Layer, stack, main, mask_kw, n_out: int) -> Node:
+        """An ``RNN(StackedRNNCells)``: one recurrent node per cell, each reading the previous cell's output
+        sequence and the layer's mask, then a node returning Keras's outputs (the last cell's output, each cell's
+        states in order: tf-keras base_rnn.py ``RNN.call``, Keras 3 rnn.py ``RNN.call``)."""
+        cfg = layer.config
+        prev, states = main, []
+        for k, cell in enumerate(stack):
+            last = k == len(stack) - 1
+            spec = self.specs.get(keras_cells.stacked_name(layer.name, cell))
+            if spec is None:
+                raise KerasModelError(f"{self.path}: layer {layer.name!r}: its cell {cell.name!r} was not converted")
+            self.dtypes.add(str(spec.dtype))
+            one = cell.layer in ONE_STATE
+            config = {"return_sequences": bool(cfg.get("return_sequences", False)) if last else True,
+                      "return_state": bool(cfg.get("return_state", False)), "bidirectional": False,
+                      "merge_mode": "concat", "units": int(spec.hidden_size)}
+            if one:
+                config["states"] = 1
+            if cfg.get("stateful"):
+                config["stateful"] = True
+            name = self.unique(f"{layer.name}:{cell.name}")
+            node = Node(name, "Recurrent", config, [prev], {} if mask_kw is None else {"mask": mask_kw},
+                        recurrent=spec.name)
+            self.nodes.append(node)
+            self.counts[name] = 1 + ((1 if one else 2) if config["return_state"] else 0)
+            prev = [name, 0]
+            if config["return_state"]:
+                states += [[name, 1]] if one else [[name, 1], [name, 2]]
+        if cfg.get("stateful"):
+            self.notes.append(f"{layer.name}: stateful=True: each call starts from the previous call's final states, "
+                              "as in Keras; model.reset_states() starts again from zeros")
+        return Node(layer.name, "Outputs", {"count": n_out}, [[prev] + states])
 
     # -- Keras 3 operations ------------------------------------------------------------------------------------
     def keras3_op(self, layer: _Layer, args: list, kwargs: dict, where: str) -> None:

@@ -1,0 +1,137 @@
+"""Random Keras models around the generic ``RNN`` layer over the built-in cells, built and run by Keras itself,
+against the converted model (``tox -e legacy-convert``: Keras 3 on its torch backend and tf-keras 2.21 in this
+process).
+
+Each example draws an ``RNN`` over one cell (``LSTMCell``, ``GRUCell`` with ``reset_after`` either way,
+``SimpleRNNCell``; activations, ``use_bias``) or a ``StackedRNNCells`` of one to three of them (given as the
+class or as a list), its settings (``return_sequences``, ``return_state``, ``go_backwards`` for one cell,
+``unroll``) or a ``Bidirectional`` around one cell, after ``Embedding(mask_zero)`` or ``Masking`` or no mask;
+builds it with random weights, saves it as ``.keras`` or ``.h5``, records ``model.predict`` on inputs with padded
+steps and holes (states flattened in Keras's order), converts the file whole and compares within float32's
+tolerance of the output's scale. The recorded models (``legacy/record_convert_keras_cells.py``) are re-recorded
+and re-checked as tests/test_convert_keras_cells.py checks them.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, note, settings
+from hypothesis import strategies as st
+
+from tests.convert_cases import check_keras_model, keras_model_files
+from tests.tolerances import assert_close_scaled
+
+from .conftest import LEGACY
+
+T, B, VOCAB = 5, 3, 12
+
+
+def _keras(framework):
+    if framework == "keras3":
+        os.environ.setdefault("KERAS_BACKEND", "torch")
+        import keras
+        return keras
+    import tf_keras
+    return tf_keras
+
+
+cells = st.tuples(st.sampled_from(["lstm", "gru_after", "gru_before", "simple"]), st.integers(1, 4),
+                  st.sampled_from(["tanh", "relu", "sigmoid"]), st.sampled_from(["sigmoid", "hard_sigmoid"]),
+                  st.booleans())
+
+
+def _cell(L, spec):
+    kind, units, act, rec, bias = spec
+    if kind == "lstm":
+        return L.LSTMCell(units, activation=act, recurrent_activation=rec, use_bias=bias)
+    if kind == "simple":
+        return L.SimpleRNNCell(units, activation=act, use_bias=bias)
+    return L.GRUCell(units, activation=act, recurrent_activation=rec, use_bias=bias,
+                     reset_after=kind == "gru_after")
+
+
+def _flat(x):
+    if isinstance(x, (list, tuple)):
+        return [t for v in x for t in _flat(v)]
+    return [x]
+
+
+@pytest.mark.parametrize("framework", ["keras3", "tf_keras"])
+@settings(max_examples=int(os.environ.get("KERAS_LIVE_EXAMPLES", "12")), deadline=None)
+@given(data=st.data())
+def test_random_rnn_cell_models_convert_to_kerass_predictions(framework, data, tmp_path_factory):
+    from compat.convert import convert, load
+    import torch
+
+    keras = _keras(framework)
+    L = keras.layers
+    specs = data.draw(st.lists(cells, min_size=1, max_size=3))
+    form = data.draw(st.sampled_from(["rnn", "bidirectional"] if len(specs) == 1 else ["stacked", "list"]))
+    masking = data.draw(st.sampled_from(["ids", "masking", "none"]))
+    seqs, state, unroll = data.draw(st.booleans()), data.draw(st.booleans()), data.draw(st.booleans())
+    # Keras 3's torch backend cannot unroll a masked sequence (keras/src/backend/torch/rnn.py raises)
+    unroll = unroll and (framework == "tf_keras" or masking == "none")
+    backwards = form == "rnn" and data.draw(st.booleans())
+    suffix = data.draw(st.sampled_from([".keras", ".h5"]))
+    seed = data.draw(st.integers(0, 2 ** 16))
+    note(f"{framework} {form} {specs} masking={masking} seqs={seqs} state={state} unroll={unroll} "
+         f"backwards={backwards} {suffix} seed={seed}")
+    if masking == "ids":
+        inp = keras.Input((T,), dtype="int32")
+        x = L.Embedding(VOCAB, 3, mask_zero=True)(inp)
+    else:
+        inp = keras.Input((T, 3))
+        x = L.Masking(0.0)(inp) if masking == "masking" else inp
+    built = [_cell(L, s) for s in specs]
+    cell = built[0] if form in ("rnn", "bidirectional") else built if form == "list" else L.StackedRNNCells(built)
+    rnn = L.RNN(cell, return_sequences=seqs, return_state=state and form != "bidirectional", unroll=unroll,
+                go_backwards=backwards)
+    y = L.Bidirectional(rnn)(x) if form == "bidirectional" else rnn(x)
+    model = keras.Model(inp, _flat(y))
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        layer.set_weights([rng.uniform(-0.8, 0.8, w.shape).astype(w.dtype) for w in layer.get_weights()])
+    if masking == "ids":
+        xs = rng.integers(1, VOCAB, (B, T)).astype(np.int32)
+        xs[1, -2:] = 0
+        xs[2, 0] = xs[2, 2] = 0
+    else:
+        xs = rng.uniform(-1.5, 1.5, (B, T, 3)).astype(np.float32)
+        xs[1, -2:] = 0.0
+        xs[2, 0] = xs[2, 2] = 0.0
+    want = model.predict(xs, verbose=0)
+    want = [np.asarray(w) for w in (want if isinstance(want, (list, tuple)) else [want])]
+    tmp = tmp_path_factory.mktemp("model")
+    path = tmp / f"model{suffix}"
+    model.save(path)
+    conversion = convert(path, tmp / "out", model="whole")
+    assert all(c.ok for c in conversion.checks), conversion.checks
+    converted = load(tmp / "out")
+    with torch.no_grad():
+        got = converted(torch.from_numpy(xs.astype(np.int64) if masking == "ids" else xs))
+    got = [got] if isinstance(got, torch.Tensor) else list(got)
+    assert len(got) == len(want)
+    for k, (g, w) in enumerate(zip(got, want)):
+        assert_close_scaled(g, w, dtype=np.float32, msg=f"{framework} {form} {specs} output {k}")
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    base = tmp_path_factory.mktemp("live_keras_cells")
+    for framework, env in (("keras3", {"KERAS_BACKEND": "torch"}), ("tf_keras", {"TF_USE_LEGACY_KERAS": "1"})):
+        proc = subprocess.run([sys.executable, str(LEGACY / "record_convert_keras_cells.py"), "--framework",
+                               framework, "--out", str(base / framework)], cwd=LEGACY, env={**os.environ, **env},
+                              capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+    return base
+
+
+def test_live_recorded_rnn_cell_models(recorded, tmp_path):
+    cases = list(keras_model_files(recorded))
+    assert len(cases) == 20
+    for framework, name, source, weights, config, arrays in cases:
+        check_keras_model(recorded / framework, source, weights, config, arrays, tmp_path)
