@@ -501,7 +501,7 @@ def test_onnx_peepholes_are_honoured():
     assert np.array_equal(w.peephole, np.stack([p["P"][0, :H], p["P"][0, 2 * H:], p["P"][0, H:2 * H]]))
     x = rng.uniform(-1, 1, (T, B, n_in))
     Y, Y_h, Y_c = onnx_lstm.lstm(x, p["W"], p["R"], p["B"], P=p["P"])
-    out, (h_n, c_n) = lstm(torch.tensor(x), [LayerWeights(*(None if t is None else torch.tensor(t) for t in w))])
+    out, (h_n, c_n) = lstm(torch.tensor(x), [LayerWeights(*(None if t is None else torch.as_tensor(t) for t in w))])
     assert_close(out, Y[:, 0])
     assert_close(h_n, Y_h)
     assert_close(c_n, Y_c)
