@@ -35,7 +35,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, BinaryIO, Collection, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -261,9 +261,11 @@ class Checkpoint:
     def error(self, field: str, message: str) -> CheckpointError:
         return CheckpointError(f"{self.manifest}: {field}: {message}")
 
-    def materialize(self, allow_nonfinite: bool = False, content: Any = None) -> Any:
+    def materialize(self, allow_nonfinite: bool = False, content: Any = None,
+                    allow_infinite: Collection[str] = ()) -> Any:
         """``content`` (default: the whole content) with every TensorRef replaced by its tensor, each read
-        into its own buffer; NaN or infinite values are an error naming the tensor unless allowed."""
+        into its own buffer; NaN or infinite values are an error naming the tensor unless allowed: every tensor's
+        by ``allow_nonfinite``, ±inf (never NaN) in the tensors whose keys ``allow_infinite`` names."""
         content = self.content if content is None else content
         with open_regular(self.tensor_path, "tensor file") as fh:
             def build(ref: TensorRef) -> torch.Tensor:
@@ -276,7 +278,12 @@ class Checkpoint:
                 t = torch.frombuffer(buf, dtype=ref.dtype).reshape(ref.shape)
                 if ref.dtype == torch.bool and bool((t.view(torch.uint8) > 1).any()):
                     raise self.error(f"tensor {ref.key!r}", "a bool tensor holds bytes other than 0 and 1")
-                if t.is_floating_point() and not allow_nonfinite:
+                if t.is_floating_point() and not allow_nonfinite and ref.key in allow_infinite:
+                    bad = int(torch.isnan(t).sum())
+                    if bad:
+                        raise self.error(f"tensor {ref.key!r}", f"{bad:,} of its {ref.numel:,} values are NaN (it "
+                                                                f"may hold infinities, never NaN)")
+                elif t.is_floating_point() and not allow_nonfinite:
                     bad = int((~torch.isfinite(t)).sum())
                     if bad:
                         raise self.error(f"tensor {ref.key!r}", f"{bad:,} of its {ref.numel:,} values are NaN or "

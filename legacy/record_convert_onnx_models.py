@@ -21,7 +21,10 @@ length, ``masked_fill``, ``clamp`` and ``argmax`` (Equal, Not, Where, Clip, ArgM
 handling and heads are built from are recorded too: comparisons and logic, Where broadcasting, Clip in both
 forms (min or max alone, int64), Max / Min / Sum / Mean, the activations Softplus to Ceil, Split (unequal
 sizes, num_outputs), ArgMax / ArgMin (select_last_index over ties), Tile, ReduceMin / ReduceL2 /
-ReduceLogSumExp. A float64 model without a recurrent node is recorded too; ``layout=1`` and
+ReduceLogSumExp. Graph constants that are infinite: an nn.LSTM encoder with attention pooling whose scores are
+``masked_fill(pad, float("-inf"))`` (a Where with a constant -inf) before the softmax over time, and a helper
+graph with Clip bounds of +inf and -inf, Max / Min with infinite constants, a Where filling with -inf and
+ConstantOfShape with value -inf. A float64 model without a recurrent node is recorded too; ``layout=1`` and
 float64 LSTMs, GRUs and RNNs are not: onnxruntime's CPU kernels refuse both (the converter's verification
 covers them against reference/onnx_model.py). ``expected.npz`` holds each model's inputs and onnxruntime's
 outputs; ``--seed`` draws other weights and inputs (the live test uses it).
@@ -488,9 +491,44 @@ def clip_split_reduce_opset18(rng):
                               "Selu", "ArgMin select_last_index", "Where broadcasting", "Greater"]
 
 
+def infinite_bounds_opset13(rng):
+    """Graph constants that are infinite (opset 13): Clip whose max input is +inf (a bound left open), Clip whose
+    min is -inf, Max with a -inf constant and Min with a row holding +inf, then Where filling with a -inf
+    constant and a Softmax over it (a masked softmax: exp(-inf) is 0), and the same fill made at run time by
+    ConstantOfShape(Shape(X)) with value -inf (as PyTorch exports ``torch.full_like(x, float("-inf"))``)."""
+    onnx, TP, h, nh = _helpers()
+    F = 5
+    row = f32(rng, F)
+    row[[1, 3]] = np.inf
+    inits = [nh.from_array(np.array(-0.25, np.float32), "lo"), nh.from_array(np.array(np.inf, np.float32), "open_hi"),
+             nh.from_array(np.array(-np.inf, np.float32), "open_lo"), nh.from_array(np.array(0.5, np.float32), "hi"),
+             nh.from_array(np.array(-np.inf, np.float32), "minus_inf"), nh.from_array(row, "row_inf"),
+             nh.from_array(np.array(0.0, np.float32), "zero")]
+    nodes = [h.make_node("Clip", ["X", "lo", "open_hi"], ["above"], name="clip_max_inf"),
+             h.make_node("Clip", ["X", "open_lo", "hi"], ["below"], name="clip_min_inf"),
+             h.make_node("Max", ["below", "minus_inf"], ["mx"], name="max_minus_inf"),
+             h.make_node("Min", ["above", "row_inf"], ["mn"], name="min_row_inf"),
+             h.make_node("Greater", ["X", "zero"], ["keep"]),
+             h.make_node("Where", ["keep", "mx", "minus_inf"], ["scores"], name="masked_fill_minus_inf"),
+             h.make_node("Softmax", ["scores"], ["probs"], axis=-1),
+             h.make_node("Shape", ["X"], ["x_shape"]),
+             h.make_node("ConstantOfShape", ["x_shape"], ["full"], value=nh.from_array(np.array([-np.inf], np.float32)),
+                         name="full_like_minus_inf"),
+             h.make_node("Where", ["keep", "X", "full"], ["scores_full"], name="where_full"),
+             h.make_node("Softmax", ["scores_full"], ["probs_full"], axis=-1)]
+    graph = h.make_graph(nodes, "inf13", [h.make_tensor_value_info("X", TP.FLOAT, ["batch", F])],
+                         [h.make_tensor_value_info(n, TP.FLOAT, ["batch", F])
+                          for n in ("above", "mn", "probs", "probs_full")], inits)
+    X = f32(rng, BATCH, F, scale=1.5)
+    X[:, 0] = np.abs(X[:, 0]) + 0.1                # every row keeps a step: no softmax over -inf alone
+    return graph, 13, {"X": X}, ["Clip max +inf", "Clip min -inf", "Max -inf", "Min +inf", "Where -inf",
+                                 "ConstantOfShape -inf"]
+
+
 HELPER_MODELS = [sentiment_bidirectional_mean, lengths_clip_input_forget, activations_reverse_concat, opset9_slices,
                  float64_head, gru_sentiment_lengths, gru_activations_reverse, rnn_tanh_relu, gru_into_lstm,
-                 directions_differ, masks_and_logic, clip_activations_opset9, clip_split_reduce_opset18]
+                 directions_differ, masks_and_logic, clip_activations_opset9, clip_split_reduce_opset18,
+                 infinite_bounds_opset13]
 
 
 def torch_sentiment(path: Path, opset: int, fold: bool, dynamic: bool, seed: int, cell: str = "LSTM",
@@ -583,6 +621,39 @@ def torch_masked(path: Path, opset: int, seed: int, cell: str):
 MASKED_MODELS = [("torch_lstm_masked_opset14", 14, "LSTM"), ("torch_gru_masked_opset17", 17, "GRU")]
 
 
+def torch_attention(path: Path, opset: int, seed: int):
+    """An LSTM encoder with attention pooling exported by torch.onnx.export (the TorchScript exporter): embedded
+    ids -> nn.LSTM -> scores = Linear(h), ``scores.masked_fill(ids == 0, float("-inf"))`` (a Where whose value is
+    a constant -inf), softmax over time, the weighted sum of h, a Linear head. Every row keeps a step."""
+    import torch
+    from torch import nn
+
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(40, 8, padding_idx=0)
+            self.lstm = nn.LSTM(8, 6, batch_first=True)
+            self.score = nn.Linear(6, 1)
+            self.out = nn.Linear(6, 3)
+
+        def forward(self, ids):
+            h, _ = self.lstm(self.embedding(ids))
+            scores = self.score(h).squeeze(-1).masked_fill(ids == 0, float("-inf"))
+            weights = torch.softmax(scores, dim=1)
+            return self.out((weights.unsqueeze(-1) * h).sum(1)), weights
+
+    torch.manual_seed(seed)
+    model = Attention().eval()
+    ids = torch.randint(1, 40, (BATCH, T))
+    ids[1, 4:], ids[2, 1:] = 0, 0
+    torch.onnx.export(model, (ids,), str(path), opset_version=opset, dynamo=False, input_names=["ids"],
+                      output_names=["logits", "attention"], dynamic_axes={"ids": {0: "batch", 1: "steps"}})
+    return {"ids": ids.numpy()}, torch.__version__
+
+
+ATTENTION_MODELS = [("torch_lstm_attention_opset14", 14)]
+
+
 # name, opset, constant folding, dynamic axes, recurrent layer, packed sequences
 TORCH_MODELS = [("torch_sentiment_opset9", 9, False, False, "LSTM", ""),
                 ("torch_sentiment_opset14_dynamic", 14, True, True, "LSTM", ""),
@@ -631,6 +702,13 @@ def main():
             feeds, versions["torch"] = torch_masked(path, opset, args.seed, cell)
         ops = sorted({n.op_type for n in onnx.load(str(path)).graph.node})
         jobs.append((name, path, feeds, [f"torch.onnx.export opset {opset}", *ops]))
+    for name, opset in ATTENTION_MODELS:
+        path = args.out / f"{name}.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            feeds, versions["torch"] = torch_attention(path, opset, args.seed)
+        ops = sorted({n.op_type for n in onnx.load(str(path)).graph.node})
+        jobs.append((name, path, feeds, [f"torch.onnx.export opset {opset}", "masked_fill -inf", *ops]))
     for name, path, feeds, covers in jobs:
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         outs = sess.run(None, feeds)

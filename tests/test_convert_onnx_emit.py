@@ -97,6 +97,20 @@ def test_emitted_python_reads_as_the_onnx_graph(tmp_path):
     assert "OnnxNode" not in text and "RecurrentNode" not in text and "compat.frameworks" not in text
 
 
+def test_an_emitted_model_loads_its_infinite_graph_constant(tmp_path):
+    """PyTorch's export of masked_fill(pad, float("-inf")) before a softmax: the Where's -inf value is a buffer of the
+    emitted model, loaded by its own load() from the tensor file as it was converted (not refused, not made finite)."""
+    model_py = tmp_path / "attention.py"
+    assert convert_cli(GOLDEN_CONVERT / "onnx_models" / "torch_lstm_attention_opset14.onnx", tmp_path / "conv",
+                       ["--emit-python", str(model_py)]) == 0
+    text = model_py.read_text()
+    assert "torch.where(" in text
+    emitted = _import(model_py).load()
+    infinite = {name: b for name, b in emitted.named_buffers() if torch.isinf(b).any()}
+    assert len(infinite) == 1 and torch.isneginf(next(iter(infinite.values()))).all(), sorted(infinite)
+    assert all(torch.isfinite(p).all() for p in emitted.parameters())
+
+
 def _save(proto, path):
     onnx.save(proto, str(path))
     return path

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import numpy as np
 import pytest
@@ -107,7 +108,7 @@ def test_the_recordings_cover_the_operators_and_recurrent_variants():
             "activations per direction"} <= covered
     exports = {c["file"]: c["covers"] for _, c, _ in CASES
                if any(k.startswith("torch.onnx.export") for k in c["covers"])}
-    assert len(exports) == 9
+    assert len(exports) == 10
     # the opset-9 exports compute the recurrent node's weights with Slice / Concat and its initial states with
     # Expand; the exporter writes nn.GRU as a GRU node and nn.RNN as one RNN node per layer
     for name in ("torch_sentiment_opset9.onnx", "torch_gru_opset9.onnx"):
@@ -123,6 +124,10 @@ def test_the_recordings_cover_the_operators_and_recurrent_variants():
     # a mask from the padded ids, masked_fill, clamp and argmax around an nn.LSTM and an nn.GRU
     for name, cell in (("torch_lstm_masked_opset14.onnx", "LSTM"), ("torch_gru_masked_opset17.onnx", "GRU")):
         assert {cell, "Equal", "Not", "Where", "Clip", "ArgMax", "ReduceSum"} <= set(exports[name])
+    # attention pooling: masked_fill(pad, float("-inf")) before the softmax over time; constants of ±inf
+    assert {"LSTM", "masked_fill -inf", "Where", "Softmax", "ReduceSum", "Gemm"} <= set(
+        exports["torch_lstm_attention_opset14.onnx"])
+    assert {"Clip max +inf", "Clip min -inf", "Max -inf", "Min +inf", "Where -inf", "ConstantOfShape -inf"} <= covered
     assert {"Equal", "Not", "Greater", "LessOrEqual", "And", "Or", "Less", "GreaterOrEqual", "Where",
             "Where broadcasting", "Clip-6", "Clip-13", "Clip without min", "Clip without max", "Clip int64", "Max",
             "Min", "Sum", "Mean", "Softplus", "Softsign", "Elu", "Selu", "HardSigmoid", "Erf", "Sign", "Floor", "Ceil",
@@ -367,6 +372,9 @@ def test_mask_clip_activation_split_and_reduce_operators_match_onnx_reference(op
     ("Tile", [F32, np.array(2), np.array(1)], 1, 5, {}, "opset: Tile before opset 6"),
     ("Selu", [F32], 1, 3, {}, "opset: Selu before opset 6 defaults alpha and gamma"),
     ("Clip", [F32], 1, 6, {"max": float("inf")}, "attribute 'max' is inf; Clip's max is of type float"),
+    # ConstantOfShape's value may be ±inf (a constant of the graph), never NaN
+    ("ConstantOfShape", [np.array([2, 3])], 1, 13, {"value": nh.from_array(np.array([np.nan], np.float32))},
+     "attributes/value: expected fill"),
 ])
 def test_an_operator_form_the_converter_does_not_run_is_refused_by_node(tmp_path, op, inputs, n_out, opset, attrs,
                                                                          message):
@@ -633,6 +641,10 @@ def test_a_node_configuration_is_checked_field_by_field(edit, field):
     (lambda c: c.__setitem__("directions", 3), "directions"),
     (lambda c: c["inputs"].__setitem__(1, {"value": [0.0], "shape": [1], "dtype": "float32"}), "inputs/1"),
     (lambda c: c["inputs"].__setitem__(0, None), "inputs/0"),
+    # a constant initial state holds finite numbers (NaN and ±inf alike)
+    (lambda c: c["inputs"].append({"value": [float("nan")], "shape": [1, 1, 1], "dtype": "float32"}), "inputs/5/value"),
+    (lambda c: c["inputs"].append({"value": [float("-inf")], "shape": [1, 1, 1], "dtype": "float32"}),
+     "inputs/5/value"),
 ])
 def test_a_recurrent_node_configuration_is_checked(edit, field):
     good = {"op": "LSTM", "layout": 0, "directions": 1, "inputs": ["x", None, None, None, "x"]}
@@ -689,3 +701,147 @@ def test_the_stored_graph_is_json_and_safetensors_only(tmp_path):
     assert len(onnx.load(str(FOLDER / "torch_sentiment_opset9.onnx")).graph.node) == 73 and len(nodes) == 20
     assert kinds.count("LSTM") == 1 and "Constant" not in kinds and kinds.count("Slice") == 1   # y[:, -1]
     assert [p.suffix for p in tmp_path.iterdir()].count(".safetensors") == 1
+
+
+# ------------------------------------------------------------------------------- infinite graph constants
+# A whole model's graph may hold ±inf where a constant is a constant of the graph, not a trained parameter
+# (compat.convert.graph.infinite_allowed, declared per operator by compat.frameworks.onnx.layers.INFINITE_INPUTS):
+# PyTorch's masked_fill(mask, float("-inf")) exports Where(mask, -inf, x); a Clip's open bound. NaN never; a
+# weight, a bias, an embedding or a recurrent layer's weights never.
+ATTENTION = "torch_lstm_attention_opset14.onnx"
+
+
+def _nodes_of(conversion, op):
+    content = checkpoint.read(conversion, KIND, require_seal=True).materialize(allow_nonfinite=True)
+    return content, [k for k, n in enumerate(content["model"]["nodes"]) if n["kind"] == op]
+
+
+def test_the_recorded_graphs_hold_infinite_constants_and_the_conversion_keeps_them(tmp_path):
+    graph = onnx.load(str(FOLDER / ATTENTION)).graph
+    constants = {o: nh.to_array(a.t) for n in graph.node if n.op_type == "Constant" for a in n.attribute
+                 for o in n.output}
+    (where,) = [n for n in graph.node if n.op_type == "Where"]
+    assert np.isneginf(constants[where.input[1]]).all()     # the exporter's masked_fill value
+    convert(FOLDER / ATTENTION, tmp_path / "attention", model="whole")
+    content, (k,) = _nodes_of(tmp_path / "attention", "Where")
+    assert torch.isneginf(content["model"]["nodes"][k]["weights"]["input1"]).all()
+    convert(FOLDER / "infinite_bounds_opset13.onnx", tmp_path / "bounds", model="whole")
+    content, clips = _nodes_of(tmp_path / "bounds", "Clip")
+    stored = {content["model"]["nodes"][k]["name"]: content["model"]["nodes"][k]["weights"] for k in clips}
+    assert torch.isposinf(stored["clip_max_inf"]["input2"]) and torch.isneginf(stored["clip_min_inf"]["input1"])
+
+
+def test_only_graph_constants_are_declared_to_hold_infinities():
+    from compat.convert.graph import infinite_allowed
+
+    def node(op, n):
+        return {"op": op, "opset": 17, "attributes": {}, "outputs": 1,
+                "inputs": ["x"] + [{"tensor": f"input{k}", "shape": [], "dtype": "float32"} for k in range(1, n)]}
+
+    assert infinite_allowed(LAYERS["Where"], {**node("Where", 3), "inputs": ["x", *node("Where", 3)["inputs"][1:]]}) \
+        == {"input1", "input2"}
+    assert infinite_allowed(LAYERS["Clip"], node("Clip", 3)) == {"input1", "input2"}
+    assert infinite_allowed(LAYERS["Max"], node("Max", 4)) == {"input1", "input2", "input3"}
+    for op in ("MatMul", "Add", "Mul", "Sub", "Div", "Pow", "Gather"):
+        assert infinite_allowed(LAYERS[op], node(op, 2)) == set(), op
+    assert infinite_allowed(LAYERS["Gemm"], node("Gemm", 3)) == set()
+    assert infinite_allowed(LAYERS["LSTM"], {"op": "LSTM", "layout": 0, "directions": 1, "inputs": ["x"]}) == set()
+
+
+def _constant_model(op, value, weight=None):
+    """X -> MatMul(W) -> op with a constant ``value`` (Where: the fill of the steps X > 0 leaves; Clip: the max)."""
+    inits = [nh.from_array(np.full((3, 3), 0.5, np.float32) if weight is None else weight, "W"),
+             nh.from_array(np.array(value, np.float32), "c"), nh.from_array(np.array(0.0, np.float32), "zero")]
+    nodes = [h.make_node("MatMul", ["X", "W"], ["xw"], name="project")]
+    if op == "Where":
+        nodes += [h.make_node("Greater", ["X", "zero"], ["keep"]),
+                  h.make_node("Where", ["keep", "xw", "c"], ["y"], name="the_constant")]
+    else:
+        nodes.append(h.make_node("Clip", ["xw", "zero", "c"], ["y"], name="the_constant"))
+    return _model(nodes, [_float_input()], [h.make_tensor_value_info("y", TP.FLOAT, None)], inits, 13)
+
+
+@pytest.mark.parametrize("op", ["Where", "Clip"])
+def test_a_nan_graph_constant_is_refused_by_name(tmp_path, op):
+    from compat.convert.store import NonFiniteWeightsError
+
+    path = tmp_path / "nan.onnx"
+    onnx.save(_constant_model(op, np.nan), str(path))
+    with pytest.raises(NonFiniteWeightsError, match=r"the_constant: input\d holds 1 NaN values in the source file; "
+                                                    r"a constant of the graph may hold ±inf, never NaN"):
+        convert(path, tmp_path / "out", model="whole")
+    assert convert_cli(path, tmp_path / "cli", ["--model", "whole"]) != 0
+    assert not list(tmp_path.glob("out*")) and not list(tmp_path.glob("cli*"))
+
+
+def test_an_infinite_weight_is_refused_by_name_at_conversion(tmp_path):
+    from compat.convert.store import NonFiniteWeightsError
+
+    weight = np.full((3, 3), 0.5, np.float32)
+    weight[1, 2] = -np.inf
+    path = tmp_path / "matmul.onnx"
+    onnx.save(_constant_model("Where", -np.inf, weight), str(path))
+    with pytest.raises(NonFiniteWeightsError, match=r"project: input1 holds 1 NaN or infinite values in the source"):
+        convert(path, tmp_path / "out", model="whole")
+    # a recurrent layer's weight: refused as before, whole or layers alone
+    rng = np.random.default_rng(3)
+    m = _lstm_model(rng)
+    (w,) = [t for t in m.graph.initializer if t.name == "W"]
+    array = nh.to_array(w).copy()
+    array[0, 1, 0] = np.inf
+    w.CopyFrom(nh.from_array(array, "W"))
+    path = tmp_path / "lstm.onnx"
+    onnx.save(m, str(path))
+    for mode in ("whole", "layers"):
+        with pytest.raises(NonFiniteWeightsError, match=r"lstm: weight_ih_l0 holds 1 NaN or infinite values"):
+            convert(path, tmp_path / f"out_{mode}", model=mode)
+
+
+@pytest.fixture(scope="module")
+def attention_content(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("attention")
+    convert(FOLDER / ATTENTION, tmp / "good", model="whole", verify=False)
+    return _nodes_of(tmp / "good", "Where")[0]
+
+
+def _tampered(content, tmp, where, edit):
+    """The conversion with one tensor edited and sealed again, as a tamperer would write it."""
+    content = copy.deepcopy(content)
+    target = content
+    for key in where[:-1]:
+        target = target[key]
+    edit(target[where[-1]])
+    checkpoint.save(tmp / "bad", KIND, content)
+    return tmp / "bad"
+
+
+def _node_index(content, op, tensor="input1"):
+    """The one node of ``op`` that holds the constant ``tensor``."""
+    (k,) = [k for k, n in enumerate(content["model"]["nodes"]) if n["kind"] == op and tensor in n["weights"]]
+    return k
+
+
+def test_a_tampered_sealed_file_with_an_infinite_weight_is_refused_on_load(attention_content, tmp_path):
+    """The conversion loads with its -inf constant; the same file sealed again with an inf in the MatMul weight,
+    the Gemm bias, the embedding or the LSTM's weights, or a NaN in the constant, is refused naming the tensor."""
+    from compat.errors import CheckpointError
+
+    content = attention_content
+    where_k = _node_index(content, "Where")
+    good = load(_tampered(content, tmp_path, ["model", "nodes", where_k, "weights", "input1"], lambda t: None))
+    assert torch.isneginf(good.get_submodule(content["model"]["nodes"][where_k]["name"]).input1).all()
+    # the constant may hold +inf just as well (another fill value): loads
+    load(_tampered(content, tmp_path, ["model", "nodes", where_k, "weights", "input1"], lambda t: t.fill_(np.inf)))
+    def at(op, tensor):
+        return ["model", "nodes", _node_index(content, op, tensor), "weights", tensor]
+
+    for where, value, message in (
+            (at("MatMul", "input1"), np.inf, "NaN or infinite"), (at("Gemm", "input2"), -np.inf, "NaN or infinite"),
+            (at("Gather", "input0"), np.inf, "NaN or infinite"), (at("Add", "input0"), -np.inf, "NaN or infinite"),
+            (["lstms", 0, "weights", "weight_hh_l0"], np.inf, "NaN or infinite"),
+            (at("Where", "input1"), np.nan, r"NaN \(it may hold infinities, never NaN\)")):
+        path = _tampered(content, tmp_path, where, lambda t: t.view(-1).__setitem__(0, value))
+        key = "/".join(map(str, where))
+        with pytest.raises(CheckpointError, match=rf"^{re.escape(str(tmp_path))}/bad.json: tensor '{key}': 1 of its "
+                                                  rf"\d+ values are {message}"):
+            load(path)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Collection, Dict, FrozenSet, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -111,7 +111,10 @@ class LayerKind:
     is the converted recurrent module the node names, or None); ``emit(config, emitter)``: the node as
     Python (:mod:`compat.convert.emit`); ``recurrent``: the node runs a converted recurrent layer;
     ``outputs(config)``: how many outputs its module returns (one when None); ``inputs`` / ``keywords``:
-    what its module takes (a tensor, an optional one, a list of tensors), checked before it is built.
+    what its module takes (a tensor, an optional one, a list of tensors), checked before it is built;
+    ``constants(config)``: the names of the node's tensors that are literal constants of the source's graph
+    rather than trained parameters (a masking value, an open bound), the only tensors that may hold ±inf
+    (:func:`nonfinite`; None: every tensor of the kind is a parameter).
     """
 
     kind: str
@@ -124,6 +127,8 @@ class LayerKind:
     inputs: Tuple[str, ...] = ("ref",)
     # the keyword inputs it takes: name -> "ref" or "list"
     keywords: Mapping[str, str] = field(default_factory=dict)
+    # the node's tensors that are constants of the source's graph, which alone may hold ±inf (None: none)
+    constants: Optional[Callable[[dict], Collection[str]]] = None
 
 
 @dataclass
@@ -165,6 +170,27 @@ def check_bools(config: dict, error, *keys: str) -> None:
     for k in keys:
         if type(config.get(k)) is not bool:
             raise error(k, f"expected true or false, got {repr(config.get(k))[:40]}")
+
+
+# -- which tensors of a node may hold infinities: the one place the converter decides it ----------------------
+def infinite_allowed(kind: LayerKind, config: dict) -> FrozenSet[str]:
+    """The names of a node's tensors that may hold ±inf: those its kind declares constants of the source's graph
+    (``LayerKind.constants``: PyTorch's ``masked_fill(mask, float("-inf"))`` exports a ``Where`` whose value is a
+    constant -inf; a ``Clip``'s open bound). Every other tensor (a weight, a bias, an embedding, normalisation
+    statistics: what training made) must be finite, and NaN is refused everywhere (:func:`nonfinite`)."""
+    return frozenset(kind.constants(config)) if kind.constants is not None else frozenset()
+
+
+def nonfinite(values, infinite: bool) -> Optional[str]:
+    """How many of a floating-point tensor's values are refused (``"2 NaN or infinite values"``), or None: NaN
+    always; ±inf unless ``infinite`` (a constant of the graph, :func:`infinite_allowed`)."""
+    t = torch.as_tensor(values)
+    if not t.is_floating_point():
+        return None
+    bad = int(torch.isnan(t).sum()) if infinite else int((~torch.isfinite(t)).sum())
+    if not bad:
+        return None
+    return f"{bad:,} NaN values" if infinite else f"{bad:,} NaN or infinite values"
 
 
 def refs(value) -> Iterator[Ref]:

@@ -24,7 +24,9 @@ activations, formats, modules and masked outputs; a registered module class's ow
 by the class), every item's fields, the graph (every node's kind
 registered by its framework's package, every config through that kind, every reference to an earlier node),
 and every tensor's name, shape and dtype against the module or item it belongs to before reading any tensor
-data. Conversions of version 2 (no ``model``) load as they did.
+data; then every tensor read is finite, except that the constants of a whole model's graph its node kinds declare
+(:func:`compat.convert.graph.infinite_allowed`) may hold ±inf, never NaN. Conversions of version 2 (no ``model``)
+load as they did.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from torch import nn
 
 from compat import checkpoint, frameworks
 from compat.checkpoint import CheckpointError, Fields
-from compat.convert.graph import GraphSpec, build_model, check_graph, graph_entry
+from compat.convert.graph import GraphSpec, build_model, check_graph, graph_entry, infinite_allowed, nonfinite
 from compat.convert.spec import (CELL_SEMANTICS, CELLS, CORE_LSTM, CORE_MODULES, MASKED_OUTPUTS, MERGE_MODES,
                                  TORCH_LSTM, TORCH_MODULES, LSTMSpec, SourceItem)
 from compat.errors import InputError
@@ -128,11 +130,15 @@ def write(specs: Sequence[LSTMSpec], out, source, items: Sequence[SourceItem] = 
     model = None
     if graph is not None:
         model = graph_entry(graph)
-        for k, node in enumerate(model["nodes"]):
+        kinds = frameworks.layer_kinds(graph.framework)
+        for node in model["nodes"]:
+            constants = infinite_allowed(kinds[node["kind"]], node["config"]) if node["kind"] in kinds else ()
             for name, t in node["weights"].items():
-                if t.dtype.is_floating_point and not bool(torch.isfinite(t).all()):
-                    raise NonFiniteWeightsError(f"{node['name']}: {name} holds {int((~torch.isfinite(t)).sum())} NaN "
-                                                "or infinite values in the source file")
+                bad = nonfinite(t, name in constants)
+                if bad:
+                    raise NonFiniteWeightsError(
+                        f"{node['name']}: {name} holds {bad} in the source file"
+                        + ("; a constant of the graph may hold ±inf, never NaN" if name in constants else ""))
     content = {"converter_version": CONVERTER_VERSION, "source": str(source), "lstms": [_entry(s) for s in specs],
                "items": [_item(i) for i in items], "carried": carried, "model": model}
     target = checkpoint.save(out, KIND, content)
@@ -356,8 +362,10 @@ def load(out, dtype: Optional[torch.dtype] = None, device=None) -> Union[Dict[st
         modules[entry["name"]] = m
     if graph is None:
         return modules
-    weights = ck.materialize(content=[n["weights"] for n in graph["nodes"]])
-    model = build_model(graph, frameworks.layer_kinds(graph["framework"]), weights, modules, DTYPES[graph["dtype"]])
+    kinds = frameworks.layer_kinds(graph["framework"])
+    weights = ck.materialize(content=[n["weights"] for n in graph["nodes"]],
+                             allow_infinite=_infinite_keys(graph, kinds))
+    model = build_model(graph, kinds, weights, modules, DTYPES[graph["dtype"]])
     _probe(f, model, graph)
     if dtype is not None or device is not None:
         model.to(device=device, dtype=dtype)
@@ -392,6 +400,13 @@ def _probe(f: Fields, model: nn.Module, graph: dict) -> None:
                                f"({type(exc).__name__}: {str(exc)[:300]})") from None
     finally:
         model.reset_states()   # a stateful layer starts the user's first call from zeros, not from the probe's
+
+
+def _infinite_keys(graph: dict, kinds) -> frozenset:
+    """The tensor file's keys of a checked graph's tensors that may hold ±inf (the constants of the source's graph
+    its kinds declare, :func:`compat.convert.graph.infinite_allowed`); every other tensor is read finite."""
+    return frozenset(node["weights"][name].key for node in graph["nodes"]
+                     for name in infinite_allowed(kinds[node["kind"]], node["config"]) if name in node["weights"])
 
 
 def _check_model(f: Fields, graph, recurrent_names) -> dict:

@@ -5,9 +5,10 @@ computes, with what the conversion decided baked in as literals: the opset's sem
 flattens to 2-D at ``axis``; axes as attributes or inputs), the attributes, and every constant stored in the
 node's configuration (integer and boolean constants: shapes, axes, indices, ``Slice`` bounds) written as Python
 numbers or ``torch.tensor`` literals. A floating-point constant (an initializer: a ``MatMul`` / ``Gemm``
-weight, an ``Add`` bias, an embedding table read by ``Gather``) is a buffer of the model loaded from the
-tensor file by name. A recurrent node (``LSTM``, ``GRU``, ``RNN``) is the converted recurrent module's
-constructor (:func:`compat.convert.emit._recurrent_source`) and the few lines of
+weight, an ``Add`` bias, an embedding table read by ``Gather``, a ``Where``'s constant -inf) is a buffer of the
+model loaded from the tensor file by name (±inf where the node kind declares it a constant of the graph,
+:data:`compat.frameworks.onnx.layers.INFINITE_INPUTS`). A recurrent node (``LSTM``, ``GRU``, ``RNN``) is the
+converted recurrent module's constructor (:func:`compat.convert.emit._recurrent_source`) and the few lines of
 :class:`compat.frameworks.onnx.ops.RecurrentNode` that put ONNX's layouts around it.
 
 What one statement cannot say without Python that depends on the values flowing through the model is refused

@@ -7,7 +7,9 @@ A node's configuration, as stored (JSON, checked here before anything is built):
     attributes  its attributes: numbers, strings and lists of them, each checked against the operator's
     inputs      one slot per operator input in its positional order: null (left out), "x" (the next run-time
                 input of the node's ``args``), {"tensor", "shape", "dtype"} (a floating-point constant: a
-                tensor of the node's weights) or {"value", "shape", "dtype"} (a small constant stored inline)
+                tensor of the node's weights; finite, except where :data:`INFINITE_INPUTS` names the input a
+                constant of the graph that may hold ±inf) or {"value", "shape", "dtype"} (a small constant stored
+                inline, finite)
     outputs     how many outputs the node returns (ONNX's positions; a reference ``[node, k]`` is output k)
 
 A recurrent node (``LSTM``, ``GRU``, ``RNN``) runs the conversion's recurrent layer of the same node
@@ -17,7 +19,7 @@ A recurrent node (``LSTM``, ``GRU``, ``RNN``) runs the conversion's recurrent la
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional
+from typing import Dict, FrozenSet, Optional, Tuple
 
 import numpy as np
 
@@ -30,7 +32,8 @@ MAX_INLINE = 1 << 16          # elements of a constant stored in a node's config
 OPSETS = (1, 30)
 
 # Each operator's attributes: name -> type ("int", "float", "ints", "floats", "str", "scalar": a one-element
-# tensor); nothing else is read
+# tensor; "fill": a one-element tensor that is a constant of the graph, whose floating-point value may be ±inf
+# (ConstantOfShape's, as PyTorch exports torch.full_like(x, float("-inf")); never NaN)); nothing else is read
 _AXES = {"axes": "ints"}
 ATTRIBUTES: Dict[str, Dict[str, str]] = {
     "Identity": {}, "Add": {}, "Sub": {}, "Mul": {}, "Div": {}, "Pow": {}, "MatMul": {},
@@ -53,7 +56,7 @@ ATTRIBUTES: Dict[str, Dict[str, str]] = {
     "Dropout": {"ratio": "float", "seed": "int"},
     "Cast": {"to": "int"},
     "Expand": {},
-    "ConstantOfShape": {"value": "scalar"},
+    "ConstantOfShape": {"value": "fill"},
     "Equal": {}, "Less": {}, "Greater": {}, "LessOrEqual": {}, "GreaterOrEqual": {}, "Not": {}, "And": {}, "Or": {},
     "Where": {},
     "Clip": {"min": "float", "max": "float"},
@@ -78,6 +81,15 @@ ARITY = {"Gemm": (2, 3), "Gather": (2, 2), "TopK": (1, 2), "Range": (3, 3), "Sca
          **{op: (2, 2) for op in ("Add", "Sub", "Mul", "Div", "Pow", "MatMul", "Equal", "Less", "Greater",
                                   "LessOrEqual", "GreaterOrEqual", "And", "Or")}}
 NODE_OUTPUTS = {"Dropout": 2, "TopK": 2, "Split": 1 << 10}
+# The inputs that are constants of the graph, not trained parameters, where a constant feeds them: the only
+# floating-point constants that may hold ±inf (compat.convert.graph.infinite_allowed; never NaN). Where's branches
+# (PyTorch's ``masked_fill(mask, float("-inf"))`` before a masked softmax exports ``Where(mask, -inf, x)``), Clip's
+# bounds and Max / Min's operands (an open bound), a comparison's threshold. A MatMul / Gemm weight, an Add, Sub,
+# Mul or Div operand (a bias, a scale, normalisation statistics), a Gather table (an embedding), a Pow exponent and
+# everything else stay finite. None: every input position.
+INFINITE_INPUTS: Dict[str, Optional[Tuple[int, ...]]] = {
+    "Where": (1, 2), "Clip": (1, 2), "Max": None, "Min": None,
+    **{op: None for op in ("Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual")}}
 FLOAT_DTYPES = ("float16", "float32", "float64")
 INLINE_DTYPES = tuple(ONNX_DTYPES.values())
 
@@ -90,9 +102,11 @@ def _typed(value, kind: str) -> bool:
         return type(value) in number and math.isfinite(value)
     if kind == "str":
         return isinstance(value, str)
-    if kind == "scalar":     # a one-element tensor attribute: {"value": number, "dtype": name}
+    if kind in ("scalar", "fill"):     # a one-element tensor attribute: {"value": number, "dtype": name}
         return (isinstance(value, dict) and set(value) == {"value", "dtype"} and value["dtype"] in INLINE_DTYPES
-                and type(value["value"]) in (int, float, bool) and math.isfinite(value["value"]))
+                and type(value["value"]) in (int, float, bool)
+                and (math.isfinite(value["value"]) or kind == "fill" and value["dtype"] in FLOAT_DTYPES
+                     and not math.isnan(value["value"])))
     if not isinstance(value, list) or len(value) > MAX_INLINE:
         return False
     return all(_typed(v, kind[:-1]) for v in value)
@@ -130,6 +144,9 @@ def _check_slot(slot, k: int, error, recurrent: bool) -> None:
         if not all(type(v) in (int, bool) and info.min <= v <= (1 if slot["dtype"] == "bool" else info.max)
                    for v in flat):
             raise error(f"inputs/{k}/value", f"expected whole numbers a {slot['dtype']} holds")
+    elif not all(math.isfinite(v) for v in flat):   # a recurrent node's constant initial state
+        raise error(f"inputs/{k}/value", "expected finite numbers (NaN or infinite values in a constant initial "
+                                         "state)")
 
 
 def _check_op(config: dict, error) -> None:
@@ -220,6 +237,15 @@ def _check_recurrent(config: dict, error) -> None:
         raise error("inputs/0", "X is a run-time input")
 
 
+def _constants(config: dict) -> FrozenSet[str]:
+    """The node's tensors that may hold ±inf: its constant inputs at :data:`INFINITE_INPUTS`'s positions."""
+    if config["op"] not in INFINITE_INPUTS:
+        return frozenset()
+    positions = INFINITE_INPUTS[config["op"]]
+    return frozenset(slot["tensor"] for k, slot in enumerate(config["inputs"])
+                     if isinstance(slot, dict) and "tensor" in slot and (positions is None or k in positions))
+
+
 def _op_kind(op: str) -> LayerKind:
     def check(config, error):
         if config.get("op") != op:
@@ -227,7 +253,7 @@ def _op_kind(op: str) -> LayerKind:
         _check_op(config, error)
 
     return LayerKind(op, check, lambda config, recurrent=None: OnnxNode(config), emit_op, False,
-                     lambda config: config["outputs"], ("list?",))
+                     lambda config: config["outputs"], ("list?",), constants=_constants)
 
 
 def _recurrent_kind(op: str) -> LayerKind:
@@ -243,4 +269,4 @@ def _recurrent_kind(op: str) -> LayerKind:
 LAYERS: Dict[str, LayerKind] = {op: _op_kind(op) for op in OPS}
 LAYERS.update({op: _recurrent_kind(op) for op in RECURRENT_OUTPUTS})
 
-__all__ = ["LAYERS", "ATTRIBUTES", "FLOAT_CODES", "MAX_INLINE"]
+__all__ = ["LAYERS", "ATTRIBUTES", "FLOAT_CODES", "INFINITE_INPUTS", "MAX_INLINE"]

@@ -179,7 +179,7 @@ def _attributes(where: str, label: str, op: str, node) -> dict:
         if attr.name not in ATTRIBUTES[op]:
             raise OnnxModelError(f"{where}: {label}: attribute {attr.name[:80]!r} is not one the converter honours "
                                  f"for {op} (it honours {sorted(ATTRIBUTES[op]) or 'none'})")
-        if ATTRIBUTES[op][attr.name] == "scalar":
+        if ATTRIBUTES[op][attr.name] in ("scalar", "fill"):
             t = onnx.numpy_helper.to_array(attr.t) if attr.type == onnx.AttributeProto.TENSOR else None
             if t is None or t.size != 1 or str(t.dtype) not in ONNX_DTYPES.values():
                 raise OnnxModelError(f"{where}: {label}: attribute {attr.name!r} is not a one-element tensor of a "
