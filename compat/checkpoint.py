@@ -287,7 +287,8 @@ class Checkpoint:
                     bad = int((~torch.isfinite(t)).sum())
                     if bad:
                         raise self.error(f"tensor {ref.key!r}", f"{bad:,} of its {ref.numel:,} values are NaN or "
-                                                                f"infinite (an option allows loading them)")
+                                                                f"infinite (where a loader offers allow_nonfinite=True, "
+                                                                "it loads them anyway)")
                 return t
 
             return _map_refs(content, build)
