@@ -117,6 +117,14 @@ class TFAdam(PerParameterOptimizer):
     (``_apply_sparse_shared``: ``m = m * beta1 + g * (1 - beta1)``, the same value with TF's other
     rounding), as TF does for embeddings. As in TF, the hyperparameters and the beta powers are float32
     even for float64 variables.
+
+    TF keeps one ``beta1_power`` / ``beta2_power`` pair per optimizer (adam.py ``_create_slots``:
+    ``_create_non_slot_variable``), advanced in ``_finish`` after every ``apply_gradients`` whichever variables
+    had a gradient; a variable without one that step keeps its slots and misses its update, and uses the advanced
+    pair when it next has one. Here every parameter's state holds a copy of the pair (its checkpoints' layout):
+    at the first step with any gradient every parameter's state is created, and every copy advances at every
+    such step. A step where no parameter has a gradient does nothing (TF refuses it: "No gradients provided for
+    any variable").
     """
 
     def __init__(self, params, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
@@ -125,12 +133,41 @@ class TFAdam(PerParameterOptimizer):
                          foreach=foreach)
 
     @staticmethod
-    def _init_state(p, state, group) -> None:
+    def _init_state(p, state, group, powers=None) -> None:
+        """A parameter's slots, zero, and its copy of the beta powers: ``powers`` (the pair as it stands), or
+        the pair's initial values."""
         state["step"] = 0
         state["m"] = torch.zeros_like(p)
         state["v"] = torch.zeros_like(p)
-        state["beta1_power"] = torch.tensor(group["beta1"], dtype=torch.float32, device=p.device)
-        state["beta2_power"] = torch.tensor(group["beta2"], dtype=torch.float32, device=p.device)
+        for name, beta in (("beta1_power", group["beta1"]), ("beta2_power", group["beta2"])):
+            state[name] = (powers[name].detach().clone().to(p.device) if powers is not None
+                           else torch.tensor(beta, dtype=torch.float32, device=p.device))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        if not any(p.grad is not None for group in self.param_groups for p in group["params"]):
+            return loss
+        for group in self.param_groups:
+            # A parameter first met now (in a group added later) starts from the pair as it stands, as a TF
+            # variable's first update reads the optimizer's one pair.
+            betas = (group["beta1"], group["beta2"])
+            ref = next((self.state[q] for g in self.param_groups for q in g["params"]
+                        if self.state[q] and (g["beta1"], g["beta2"]) == betas), None)
+            for p in group["params"]:
+                if not self.state[p]:
+                    self._init_state(p, self.state[p], group, ref)
+        super().step()
+        # adam.py _finish: the float32 beta powers advance after every variable is updated, all of them.
+        for group in self.param_groups:
+            for name, beta in (("beta1_power", group["beta1"]), ("beta2_power", group["beta2"])):
+                beta = torch.tensor(beta, dtype=torch.float32)
+                for p in group["params"]:
+                    self.state[p][name].mul_(beta)
+        return loss
 
     def update(self, p, g, state, group):
         # adam.py _prepare / _create_slots: lr, beta1, beta2, epsilon and the beta1_power /
@@ -138,9 +175,7 @@ class TFAdam(PerParameterOptimizer):
         # casts them to the variable's dtype. A float64 model therefore steps with float32-rounded
         # hyperparameters.
         b1, b2, eps, lr = (_as_float32(group[k]) for k in ("beta1", "beta2", "epsilon", "lr"))
-        if not state:
-            self._init_state(p, state, group)
-        state["step"] += 1
+        state["step"] += 1  # (the state exists: step() creates every parameter's)
         b1p, b2p = state["beta1_power"].to(p.dtype), state["beta2_power"].to(p.dtype)
         m, v = state["m"], state["v"]
         lr_t = lr * torch.sqrt(1 - b2p) / (1 - b1p)
@@ -152,21 +187,15 @@ class TFAdam(PerParameterOptimizer):
             m.add_((g - m) * (1 - b1))
             v.add_((g * g - v) * (1 - b2))
             p.sub_((m * lr_t) / (torch.sqrt(v) + eps))
-        # adam.py _finish: the float32 beta powers advance after every variable is updated.
-        state["beta1_power"].mul_(torch.tensor(group["beta1"], dtype=torch.float32))
-        state["beta2_power"].mul_(torch.tensor(group["beta2"], dtype=torch.float32))
 
     def update_group(self, params, grads, states, group):
         """:meth:`update` over the group's parameters at once (torch._foreach_*, the same operations)."""
-        if group["sparse"] or len({int(s.get("step", 0)) for s in states}) != 1:
+        if group["sparse"]:
             return super().update_group(params, grads, states, group)  # per parameter: the reference form
         b1, b2, eps, lr = (_as_float32(group[k]) for k in ("beta1", "beta2", "epsilon", "lr"))
-        for p, state in zip(params, states):
-            if not state:
-                self._init_state(p, state, group)
+        for state in states:
             state["step"] += 1
-        # Every parameter of the group has taken the same number of steps, so its beta powers hold the same
-        # value: one lr_t serves them all.
+        # Every parameter's copy of the beta powers holds the optimizer's one pair: one lr_t serves them all.
         b1p, b2p = states[0]["beta1_power"].to(params[0].dtype), states[0]["beta2_power"].to(params[0].dtype)
         lr_t = lr * torch.sqrt(1 - b2p) / (1 - b1p)
         ms, vs = [s["m"] for s in states], [s["v"] for s in states]
@@ -182,11 +211,6 @@ class TFAdam(PerParameterOptimizer):
         torch._foreach_add_(den, eps)
         torch._foreach_div_(num, den)
         torch._foreach_sub_(params, num)
-        beta1 = torch.tensor(group["beta1"], dtype=torch.float32)
-        beta2 = torch.tensor(group["beta2"], dtype=torch.float32)
-        for s in states:
-            s["beta1_power"].mul_(beta1)
-            s["beta2_power"].mul_(beta2)
 
 
 class TFAdagrad(PerParameterOptimizer):

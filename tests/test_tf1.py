@@ -126,6 +126,47 @@ def test_tf_adam_matches_tf_dense_and_sparse_updates(seed, steps, sparse):
         assert_close(p, var)
 
 
+@given(st.integers(0, 2 ** 31 - 1), st.lists(st.sets(st.sampled_from("abc")), min_size=1, max_size=6),
+       st.integers(0, 5), st.booleans())
+def test_tf_adam_keeps_one_beta_power_pair_for_the_optimizer(seed, have_grads, c_joins, foreach):
+    """adam.py: one beta1_power / beta2_power pair per optimizer, advanced at every apply_gradients whichever
+    variables had a gradient; a variable without one keeps its slots and misses the update; a variable added
+    later (here in a group added after some steps) reads the pair as it stands. Against the ApplyAdam reference
+    with that one pair, the variables having a gradient at each step drawn."""
+    rng = np.random.default_rng(seed)
+    shapes = {"a": (2,), "b": (3, 2), "c": (4,)}
+    ref = {k: rng.normal(size=shape) for k, shape in shapes.items()}
+    params = {k: torch.nn.Parameter(torch.tensor(v)) for k, v in ref.items()}
+    opt = TFAdam([params["a"], params["b"]], lr=0.05, foreach=foreach)
+    m = {k: np.zeros_like(v) for k, v in ref.items()}
+    vv = {k: np.zeros_like(v) for k, v in ref.items()}
+    f32 = lambda x: float(np.float32(x))  # noqa: E731
+    lr, b1, b2, eps = f32(0.05), f32(0.9), f32(0.999), f32(1e-8)
+    b1p, b2p = np.float32(0.9), np.float32(0.999)
+    members = {"a", "b"}
+    for step, names in enumerate(have_grads):
+        if step == c_joins:
+            opt.add_param_group({"params": [params["c"]]})
+            members.add("c")
+        names = names & members
+        for k, p in params.items():
+            g = rng.normal(size=shapes[k])
+            p.grad = torch.tensor(g) if k in names else None
+            if k in names:
+                ref[k], m[k], vv[k] = ref_s2s.adam_dense(ref[k], m[k], vv[k], g, float(b1p), float(b2p), lr, b1,
+                                                         b2, eps)
+        opt.step()
+        if names:  # a step without any gradient does nothing (TF refuses it)
+            b1p, b2p = b1p * np.float32(0.9), b2p * np.float32(0.999)
+        note(f"step {step}: gradients for {sorted(names)}")
+        for k, p in params.items():
+            assert_close(p, ref[k])
+        for k in members & set(params):
+            state = opt.state[params[k]]
+            if state:
+                assert float(state["beta1_power"]) == float(b1p) and float(state["beta2_power"]) == float(b2p)
+
+
 def test_tf_adam_differs_from_torch_adam_early():
     """TF adds epsilon after moving the bias correction into the step size; torch does not."""
     g = torch.tensor([1e-9, 1.0], dtype=torch.float64)

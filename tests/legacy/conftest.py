@@ -26,6 +26,7 @@ FRAMEWORK_OF = {
     "test_live_roundtrip_tf.py": "tensorflow",
     "test_live_rnn_cell.py": "tensorflow",
     "test_live_tf_meta.py": "tensorflow",
+    "test_live_tf1_optim.py": "tensorflow",
     "test_live_theano_imdb.py": "theano-lineage",
     "test_live_convert.py": "keras",
     "test_live_keras_models.py": "keras",
