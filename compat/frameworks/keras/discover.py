@@ -103,6 +103,9 @@ class _Walker:
         self.masking = False
         # every layer of the configuration: (name, class, .keras path, owner, spec or None, reason, recurrent)
         self.seen: List[tuple] = []
+        # every layer by its names from the outermost model in: (nested models..., layer) -> (class, .keras path)
+        self.chains: Dict[Tuple[str, ...], Tuple[str, str]] = {}
+        self.chain_specs: Dict[Tuple[str, ...], LSTMSpec] = {}
 
     # -- weights of one layer ---------------------------------------------------------------------------
     def h5_weights(self, name: str, owner: Optional[str]) -> List[Tuple[str, np.ndarray]]:
@@ -123,7 +126,7 @@ class _Walker:
         return []
 
     # -- walking ------------------------------------------------------------------------------------------
-    def walk(self, layers: List[dict], prefix: str, owner: Optional[str]) -> None:
+    def walk(self, layers: List[dict], prefix: str, owner: Optional[str], chain: Tuple[str, ...] = ()) -> None:
         counters: Dict[str, int] = {}
         for entry in layers:
             if not isinstance(entry, dict):
@@ -142,10 +145,13 @@ class _Walker:
                 path = by_name[0]
             if cls == "Masking" or (cls == "Embedding" and cfg.get("mask_zero")):
                 self.masking = True
+            self.chains[chain + (name,)] = (str(cls), path)
+            specs_before = len(self.specs)
             if cls in MODEL_CLASSES:
-                inner = cfg if isinstance(cfg, dict) else {}
-                sub_layers = inner.get("layers", cfg if isinstance(cfg, list) else [])
-                self.walk(sub_layers, path + "/", owner or name)
+                inner = entry.get("config")
+                sub_layers = inner.get("layers", []) if isinstance(inner, dict) else inner
+                self.walk(sub_layers if isinstance(sub_layers, list) else [], path + "/", owner or name,
+                          chain + (name,))
             elif cls in LSTM_CLASSES:
                 self.lstm(cls, cfg, name, path, owner)
                 self.seen.append((name, cls, path, owner, self.specs[-1], "", True))
@@ -169,6 +175,8 @@ class _Walker:
                                                                 "this converter does not read", True))
             else:
                 self.seen.append((name, cls, path, owner, None, "not a recurrent layer", False))
+            if cls not in MODEL_CLASSES and len(self.specs) > specs_before:
+                self.chain_specs[chain + (name,)] = self.specs[-1]
 
     def _arrays(self, name, path, owner, sub="") -> List[np.ndarray]:
         if self.kf.container == "h5":
@@ -458,38 +466,80 @@ def _whole_model(walker: _Walker):
     from compat.frameworks.keras.layers import KerasModelError
 
     kf = walker.kf
-    paths = {name: path for name, _, path, owner, *_ in walker.seen if owner is None}
 
-    def weights(name: str, cls: str) -> List[np.ndarray]:
+    def weights(chain: Tuple[str, ...], cls: str) -> List[np.ndarray]:
         if kf.container == "h5":
-            return [a for _, a in kf.layer_weights.get(name, [])]
-        path = paths.get(name, "")
+            return [a for _, a in _h5_weights(kf, chain)]
+        path = walker.chains.get(chain, ("", ""))[1]
         return kf.keras_vars(f"{path}/layer") if cls == "TimeDistributed" else kf.keras_vars(path)
 
-    specs = {s.name: s for s in walker.specs}
+    specs = walker.chain_specs
     try:
+        if kf.container == "h5":
+            _check_nested_h5(walker)
         graph = read_model(kf, specs, weights)
     except KerasModelError as e:
         return None, str(e)
     note = getattr(kf, "version_note", None)
     if note:
         graph.notes.insert(0, note)
-    graph.source = _reference_source(walker, paths)
+    graph.source = _reference_source(walker)
     return graph, None
 
 
-def _reference_source(walker: _Walker, paths: Dict[str, str]) -> dict:
+def _h5_weights(kf: KerasFile, chain: Tuple[str, ...]) -> List[Tuple[str, np.ndarray]]:
+    """A layer's weights in a ``.h5`` file, by its names from the outermost model in. A nested model's layers
+    keep theirs in the outermost model's group, each under its own name, after the names of the models around
+    it where the version writes them (tf-keras ``lstm/lstm_cell/kernel:0``; Keras 3, a nested Sequential's
+    ``encoder/lstm/lstm_cell/kernel``)."""
+    pairs = kf.layer_weights.get(chain[0], [])
+    if len(chain) == 1:
+        return list(pairs)
+    out = []
+    for n, a in pairs:
+        parts = n.split("/")
+        i = 0
+        for model in chain[:-1]:
+            if i < len(parts) - 1 and parts[i] == model:
+                i += 1
+        if len(parts) > i + 1 and parts[i] == chain[-1]:
+            out.append((n, a))
+    return out
+
+
+def _check_nested_h5(walker: _Walker) -> None:
+    """Every weight of a nested model's group is its layers', each one layer's: else the names do not say whose
+    a weight is, and the model is not converted whole."""
+    from compat.frameworks.keras.layers import KerasModelError
+
+    kf = walker.kf
+    nested = {c[0] for c in walker.chains if len(c) > 1}
+    for model in sorted(nested):
+        claims: Dict[str, int] = {}
+        for chain, (cls, _) in walker.chains.items():
+            if len(chain) > 1 and chain[0] == model and cls not in MODEL_CLASSES:
+                for n, _ in _h5_weights(kf, chain):
+                    claims[n] = claims.get(n, 0) + 1
+        for n, _ in kf.layer_weights.get(model, []):
+            if claims.get(n, 0) != 1:
+                raise KerasModelError(f"{kf.path}: the weight {model}/{n} of the nested model {model!r} is "
+                                      f"{'no' if not claims.get(n) else 'more than one'} layer's by its name; "
+                                      "not converted whole")
+
+
+def _reference_source(walker: _Walker) -> dict:
     """What reference/keras_model.py reads: the configuration, every layer's weights as the file holds them in
-    Keras's order, the version and the backend."""
+    Keras's order (a nested model's layer by ``model/layer``), the version and the backend."""
     from compat.frameworks.keras.model import version_of
 
     kf = walker.kf
     weights: Dict[str, List[np.ndarray]] = {}
-    for name, cls, path, owner, *_ in walker.seen:
-        if owner is not None:
+    for chain, (cls, path) in walker.chains.items():
+        name = "/".join(chain)
+        if cls in MODEL_CLASSES:
             continue
         if kf.container == "h5":
-            weights[name] = [a for _, a in kf.layer_weights.get(name, [])]
+            weights[name] = [a for _, a in _h5_weights(kf, chain)]
         elif cls == "Bidirectional":
             weights[name] = walker.keras_weights(path, "forward_layer") + walker.keras_weights(path, "backward_layer")
         elif cls in LSTM_CLASSES + GRU_RNN_CLASSES:
