@@ -16,9 +16,19 @@ layers become nodes that run the converted recurrent module of the same name. Ma
 which mask each layer read (its operations on masks are nodes of the saved graph, kept as nodes here); for
 the other versions :mod:`compat.frameworks.keras.masks` adds the operations Keras's ``compute_mask`` ran.
 
+A layer called more than once (shared) is one module: each call is a node (the first named as the layer,
+the later ones ``<layer>@k``) reading its own inputs and computing its own masks, the later ones ``shares``
+the first's module (:mod:`compat.convert.graph`). A reference ``[layer, node, tensor]`` picks a call by
+Keras's numbering of the layer's nodes (:meth:`_Reader._skip`). A nested Sequential or Functional model is
+flattened: its layers become nodes ``<model>/<layer>`` called on the tensors the model is called on (once
+per call of the model: a nested model called twice shares its layers), their weights and recurrent layers
+found by their names from the outermost model in (``weights(names, cls)``, ``specs[names]``).
+
 Refused by name (the whole model; the recurrent layers still convert): ``Lambda`` layers and Keras 1
-``Merge`` modes that are functions (code stored in the file, never run), layers outside the set, layers
-called more than once (shared), nested models, and recurrent kinds the core does not run yet.
+``Merge`` modes that are functions (code stored in the file, never run), layers outside the set, recurrent
+kinds the core does not run yet, a layer listed by two models (shared across nesting levels), a stateful
+recurrent layer called more than once, a layer with weights whose calls need different settings, and
+nested models of Keras 1 and standalone Keras 2.
 """
 from __future__ import annotations
 
