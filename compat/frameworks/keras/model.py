@@ -374,7 +374,10 @@ class _Reader:
         input masks on its inputs (``backend.set_keras_mask``) and its outputs keep the masks the inner layers
         set on them (keras/src/models/functional.py ``call``; a model's ``compute_mask`` is the default, so
         ``Layer.__call__`` sets none). So the inner layers see the masks the outer tensors carry, and the outer
-        layers the masks the inner layers computed."""
+        layers the masks the inner layers computed. Both cast the tensors to the dtype of the inner model's
+        inputs (tf-keras ``_conform_to_reference_input``; Keras 3 ``_convert_inputs_to_tensors``): a nested Sequential
+        that starts with an ``Embedding`` often has a float32 input, through which Keras passes token ids
+        exactly up to 2**24; the converted model passes the ids on unchanged."""
         where = f"{self.path}: layer {(scope.prefix + layer.name)!r} ({layer.cls}, a nested model)"
         if self.version.major < 3 and not self.version.tf_keras:
             raise KerasModelError(f"{where}: nested models of Keras {self.version.major}.{self.version.minor} are not "
