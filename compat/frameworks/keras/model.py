@@ -375,9 +375,9 @@ class _Reader:
         set on them (keras/src/models/functional.py ``call``; a model's ``compute_mask`` is the default, so
         ``Layer.__call__`` sets none). So the inner layers see the masks the outer tensors carry, and the outer
         layers the masks the inner layers computed. Both cast the tensors to the dtype of the inner model's
-        inputs (tf-keras ``_conform_to_reference_input``; Keras 3 ``_convert_inputs_to_tensors``): a nested Sequential
-        that starts with an ``Embedding`` often has a float32 input, through which Keras passes token ids
-        exactly up to 2**24; the converted model passes the ids on unchanged."""
+        inputs (tf-keras ``_conform_to_reference_input``; Keras 3 ``_convert_inputs_to_tensors``): a nested
+        Sequential that starts with an ``Embedding`` often has a float32 input, through which Keras passes token
+        ids exactly up to 2**24; the converted model passes the ids on unchanged."""
         where = f"{self.path}: layer {(scope.prefix + layer.name)!r} ({layer.cls}, a nested model)"
         if self.version.major < 3 and not self.version.tf_keras:
             raise KerasModelError(f"{where}: nested models of Keras {self.version.major}.{self.version.minor} are not "
@@ -449,6 +449,9 @@ class _Reader:
             raise KerasModelError(f"{where}: a layer name with '.' cannot name a torch module")
         count = self.calls_made.get(full, 0)
         self.calls_made[full] = count + 1
+        if count == 0 and full in self.names:
+            raise KerasModelError(f"{where}: its name is taken by another layer or input of the model (a nested "
+                                  "model's layer is named <model>/<layer>)")
         name = full if count == 0 else self.unique(f"{full}@{count}")
         self.names.add(name)
         # An operation of a Keras 3 graph: its module says so (.keras, to_json); the legacy .h5 format drops the
