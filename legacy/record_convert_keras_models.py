@@ -17,6 +17,9 @@ in holes, float sequences with whole steps at the ``Masking`` value.
 | ``bidirectional`` (1 input, 6 outputs) | Masking, Bidirectional sum / mul / ave / None (two outputs) returning sequences, ave returning the last step with its states, Average |
 | ``seq2seq`` (2 inputs, 3 outputs) | Embedding(mask_zero) -> LSTM(return_state) encoder; Masking -> LSTM(initial_state) decoder; LSTM(go_backwards); Concatenate, BatchNormalization, GlobalAveragePooling1D, Dense softmax, Add, Multiply, Subtract, Dense tanh/elu/selu/softsign/swish/gelu, Activation |
 | ``conv`` | Conv1D same relu, MaxPooling1D same, Conv1D causal dilated, AveragePooling1D valid, Permute, Reshape, Flatten, RepeatVector, LSTM, GlobalMaxPooling1D, Activation hard_sigmoid / softmax |
+| ``siamese`` (2 inputs, 2 outputs) | shared layers: one Embedding(mask_zero), one LSTM and one Bidirectional(GRU) sum -> GlobalAveragePooling1D (masked) called on both questions; Subtract, Multiply, Concatenate, Dense sigmoid |
+| ``nested_shared`` (2 inputs) | a nested ``Sequential([Embedding(mask_zero), LSTM])`` encoder called on both inputs; Multiply, Concatenate, Dense softmax |
+| ``nested_functional`` | a nested Functional model (Masking, LSTM returning sequences, Dense) called once; its output's mask reaches the outer GlobalAveragePooling1D; Dense |
 
 Keras 1.2 and standalone Keras 2.2 do not install on Python 3.11: ``--framework keras1`` / ``keras2`` write
 models in those versions' exact HDF5 layout (root attributes ``keras_version``, ``backend``,
@@ -146,11 +149,59 @@ def models(keras, rng):
     return out
 
 
+def shared_models(keras, rng):
+    """(name, model, inputs) for the models with shared layers and nested models."""
+    L = keras.layers
+    out = []
+    q1 = keras.Input((T,), dtype="int32", name="question1")
+    q2 = keras.Input((T,), dtype="int32", name="question2")
+    embed = L.Embedding(VOCAB, 6, mask_zero=True, name="embedding")
+    encode = L.LSTM(5, name="encoder")
+    summary = L.Bidirectional(L.GRU(3, return_sequences=True), merge_mode="sum", name="bigru")
+    pool = L.GlobalAveragePooling1D(name="pool")
+    e1, e2 = embed(q1), embed(q2)
+    h1, h2 = encode(e1), encode(e2)
+    g1, g2 = pool(summary(e1)), pool(summary(e2))
+    diff = L.Subtract(name="difference")([h1, h2])
+    prod = L.Multiply(name="product")([h1, h2])
+    both = L.Concatenate(name="features")([diff, prod, g1, g2])
+    score = L.Dense(1, activation="sigmoid", name="score")(both)
+    out.append(("siamese", keras.Model([q1, q2], [score, h2], name="siamese"), [ids(rng), ids(rng)]))
+
+    encoder = keras.Sequential([L.Embedding(VOCAB, 5, mask_zero=True, name="tokens"), L.LSTM(4, name="lstm")],
+                               name="encoder")
+    a = keras.Input((T,), dtype="int32", name="left")
+    b = keras.Input((T,), dtype="int32", name="right")
+    ea, eb = encoder(a), encoder(b)
+    joined = L.Concatenate(name="joined")([ea, eb, L.Multiply(name="agree")([ea, eb])])
+    out.append(("nested_shared", keras.Model([a, b], L.Dense(2, activation="softmax", name="out")(joined),
+                                             name="nested_shared"), [ids(rng), ids(rng)]))
+
+    f = keras.Input((T, 3), name="frames")
+    mk = L.Masking(0.0, name="mask")(f)
+    y = L.LSTM(4, return_sequences=True, name="lstm")(mk)
+    y = L.Dense(3, activation="tanh", name="dense")(y)
+    inner = keras.Model(f, y, name="inner")
+    x = keras.Input((T, 3), name="signal")
+    z = inner(x)
+    z = L.GlobalAveragePooling1D(name="average")(z)
+    out.append(("nested_functional", keras.Model(x, L.Dense(2, name="head")(z), name="nested_functional"),
+                [floats(rng, 3)]))
+    return out
+
+
+def _every_model(keras, rng):
+    """The models in recording order; the shared and nested ones after the others have drawn their weights (so
+    that adding them left the others' recordings as they were)."""
+    yield from models(keras, rng)
+    yield from shared_models(keras, rng)
+
+
 def record(framework: str, out: Path):
     keras = _keras(framework)
     rng = np.random.default_rng(SEED + (framework == "tf_keras"))
     arrays = {}
-    for name, model, inputs in models(keras, rng):
+    for name, model, inputs in _every_model(keras, rng):
         _randomise(model, rng)
         got = model.predict(inputs, verbose=0)
         got = [np.asarray(g) for g in (got if isinstance(got, (list, tuple)) else [got])]

@@ -71,11 +71,12 @@ def activation(name, major: int):
 
 
 # --------------------------------------------------------------------------------------- the configuration
-def _history(t) -> Tuple[str, int]:
+def _history(t) -> Tuple[str, int, int]:
+    """(layer, node, tensor) of a reference, the node as the file numbers it."""
     if isinstance(t, dict):
         h = t["config"]["keras_history"]
-        return h[0], h[2]
-    return t[0], t[2]
+        return h[0], h[1], h[2]
+    return t[0], t[1], t[2]
 
 
 def _k3_value(v):
@@ -87,7 +88,9 @@ def _k3_value(v):
 
 
 def layers_of(config: dict):
-    """[(name, class, config, [(args, kwargs)])], inputs, outputs of a Sequential or Functional config."""
+    """[(name, class, config, [(args, kwargs)])], inputs, outputs of a Sequential or Functional config; a tensor
+    is ``("tensor", layer, node, tensor)``, the endpoints ``(layer, node, tensor)``, nodes as the file numbers
+    them."""
     cls, cfg = config["class_name"], config["config"]
     if cls == "Sequential":
         entries = cfg if isinstance(cfg, list) else cfg["layers"]
@@ -106,8 +109,8 @@ def layers_of(config: dict):
                 shape = [None, first.get("input_length")]
             layers.insert(0, ("__input__", "InputLayer", {"batch_input_shape": shape}, []))
         for k in range(1, len(layers)):
-            layers[k][3].append(([("tensor", layers[k - 1][0], 0)], {}))
-        return layers, [layers[0][0]], [(layers[-1][0], 0)]
+            layers[k][3].append(([("tensor", layers[k - 1][0], 0, 0)], {}))
+        return layers, [layers[0][0]], [(layers[-1][0], 0, 0)]
     layers = []
     for e in cfg["layers"]:
         calls = []
@@ -126,8 +129,8 @@ def layers_of(config: dict):
 
     def ends(v):
         v = [v] if v and isinstance(v[0], str) else v
-        return [(x[0], x[2]) for x in v]
-    return layers, [n for n, _ in ends(cfg["input_layers"])], ends(cfg["output_layers"])
+        return [(x[0], x[1], x[2]) for x in v]
+    return layers, [e[0] for e in ends(cfg["input_layers"])], ends(cfg["output_layers"])
 
 
 # ------------------------------------------------------------------------------------------------ layers
@@ -610,68 +613,112 @@ def _op(cls, cfg, args):
     raise Unsupported(f"operation {cls}")
 
 
+MODELS = ("Sequential", "Functional", "Model")
+
+
+def _first_node(cls, cfg, version, endpoint: bool) -> int:
+    """The node number a model's config gives a nested model's first call. tf-keras saves a nested Functional
+    (and a Sequential that starts with an input layer) counting the node that links its own inputs to its
+    outputs (tf_keras/src/engine/functional.py ``get_network_config``, ``_should_skip_first_node``); Keras 3
+    counts it only for a Functional in ``input_layers`` / ``output_layers`` (keras/src/models/functional.py
+    ``get_config``, ``functional_from_config.get_tensor``), never in a call's arguments (``serialize_node``)."""
+    if cls not in MODELS:
+        return 0
+    if version[0] >= 3:
+        return 1 if endpoint and cls != "Sequential" else 0
+    if cls != "Sequential":
+        return 1
+    entries = cfg if isinstance(cfg, list) else cfg["layers"]
+    return 1 if entries[0]["class_name"] == "InputLayer" or "batch_input_shape" in entries[0]["config"] else 0
+
+
 def predict(config: dict, weights: Dict[str, List[np.ndarray]], inputs: Sequence[np.ndarray],
             version: Tuple[int, int, int, bool], backend: str = "") -> List[np.ndarray]:
     """``model.predict(inputs)`` of the model ``config`` with ``weights`` (layer name -> its weights in
-    Keras's order) in float64."""
-    layers, input_names, outputs = layers_of(config)
-    major = version[0]
-    # a Keras 3 Functional file states every layer's mask; a Sequential model rebuilds its graph on loading
-    implicit = major < 3 or config["class_name"] == "Sequential"
-    values: Dict[Tuple[str, int], Tuple[np.ndarray, Optional[np.ndarray]]] = {}
+    Keras's order; a nested model's layer ``model/layer``) in float64."""
+    layers, input_names, _ = layers_of(config)
     input_layers = {n: c for n, k, c, _ in layers if k == "InputLayer"}
-    static_batch = False
+    feeds, static_batch = [], False
     for name, x in zip(input_names, inputs):
         x = np.asarray(x)
-        values[(name, 0)] = (x.astype(np.float64) if x.dtype.kind == "f" else x, None)
+        feeds.append((x.astype(np.float64) if x.dtype.kind == "f" else x, None))
         shape = input_layers[name].get("batch_input_shape") or input_layers[name].get("batch_shape")
         static_batch = static_batch or bool(shape and shape[0] is not None)
+    return [v for v, _ in _run_model(config, "", feeds, weights, version, backend, static_batch)]
+
+
+def _run_model(config, prefix, feeds, weights, version, backend, static_batch):
+    """The (output, mask) pairs of the model ``config`` called on ``feeds`` ((value, mask) per input). A layer
+    called several times (shared) runs once per call with the same weights, each call computing its own masks;
+    a nested model runs its layers on the masks its inputs carry, and its outputs carry the masks its layers
+    gave them (tf-keras ``Functional._run_internal_graph``; Keras 3 ``Functional.call``)."""
+    layers, input_names, outputs = layers_of(config)
+    major = version[0]
+    by_name = {n: (k, c) for n, k, c, _ in layers}
+    # (layer, call, tensor) -> (value, mask)
+    values: Dict[Tuple[str, int, int], Tuple[np.ndarray, Optional[np.ndarray]]] = {}
+    for name, fed in zip(input_names, feeds):
+        values[(name, 0, 0)] = fed
+
+    def key(name, node, tensor, endpoint=False):
+        cls, cfg = by_name[name]
+        return name, node - _first_node(cls, cfg, version, endpoint), tensor
+
+    def is_tensor(v):
+        return isinstance(v, tuple) and v and v[0] == "tensor"
 
     def get(v):
-        if isinstance(v, tuple) and v and v[0] == "tensor":
-            return values[(v[1], v[2])][0]
+        if is_tensor(v):
+            return values[key(*v[1:])][0]
         if isinstance(v, list):
             return [get(x) for x in v]
         return v
 
     def ready(v) -> bool:
-        if isinstance(v, tuple) and v and v[0] == "tensor":
-            return (v[1], v[2]) in values
+        if is_tensor(v):
+            return key(*v[1:]) in values
         if isinstance(v, list):
             return all(ready(x) for x in v)
         return True
 
-    pending = [l for l in layers if l[1] != "InputLayer"]
+    pending = [(name, cls, cfg, call, k) for name, cls, cfg, calls in layers if cls != "InputLayer"
+               for k, call in enumerate(calls)]
     while pending:
         progressed = False
         for entry in list(pending):
-            name, cls, cfg, calls = entry
-            args, kwargs = calls[0]
+            name, cls, cfg, (args, kwargs), k = entry
             if not ready(args) or not ready(list(kwargs.values())):
                 continue
             progressed = True
             pending.remove(entry)
-            w = [np.asarray(a, dtype=np.float64) for a in weights.get(name, [])]
+            w = [np.asarray(a, dtype=np.float64) for a in weights.get(prefix + name, [])]
             is_op = major >= 3 and "trainable" not in cfg and cls in ("NotEqual", "Any", "All", "ExpandDims",
                                                                           "ZerosLike", "OnesLike", "LogicalOr",
                                                                           "LogicalAnd", "Concatenate")
             if is_op:
-                values[(name, 0)] = (_op(cls, cfg, [get(a) for a in args]), None)
+                values[(name, k, 0)] = (_op(cls, cfg, [get(a) for a in args]), None)
                 continue
             main = args[0]
-            refs = [main] if isinstance(main, tuple) else list(main)
+            refs = [main] if is_tensor(main) else list(main)
             xs = [get(r) for r in refs]
-            masks = [values[(r[1], r[2])][1] for r in refs]
+            masks = [values[key(*r[1:])][1] for r in refs]
+            if cls in MODELS:
+                inner = {"class_name": cls, "config": cfg}
+                for t, out in enumerate(_run_model(inner, f"{prefix}{name}/", list(zip(xs, masks)), weights, version,
+                                                   backend, static_batch)):
+                    values[(name, k, t)] = out
+                continue
             initial = kwargs.get("initial_state")
             if cls in RNN_CLASSES + ("Bidirectional",) and len(xs) > 1:
-                xs, masks, initial = xs[:1], masks[:1], [("tensor",) + r[1:] for r in refs[1:]]
+                xs, masks, initial = xs[:1], masks[:1], [r for r in refs[1:]]
             initial = None if initial is None else [get(s) for s in initial]
-            if not implicit:
-                explicit = kwargs.get("mask")
-                mask = None if explicit is None else get(explicit)
+            explicit = kwargs.get("mask")
+            if major >= 3 and explicit is not None:
+                mask = get(explicit)   # the mask the file says the layer was called with
             elif major >= 3 and initial is not None:
                 mask = None   # Keras 3 fills `mask` only for a call with one tensor argument
             else:
+                # the mask the input carries (Keras 3: Layer.__call__ replaces an explicit mask=None with it)
                 mask = masks[0] if _reads_mask(cls, version) else None
             if cls in RNN_CLASSES + ("Bidirectional",):
                 outs, out_masks = recurrent(cls, cfg, w, xs[0], mask, initial, version)
@@ -686,13 +733,13 @@ def predict(config: dict, weights: Dict[str, List[np.ndarray]], inputs: Sequence
                 out_masks = [None]
             if major >= 3:   # the masks Keras 3's tensors carry (Layer.__call__, _set_mask_metadata)
                 out_masks = compute_mask_keras3(cls, cfg, xs, masks, len(outs), version)
-            elif implicit:
+            else:
                 out_masks = compute_mask(cls, cfg, xs, masks, len(outs), version) if cls not in (
                     RNN_CLASSES + ("Bidirectional",)) else out_masks
                 if cls in ("CuDNNLSTM", "CuDNNGRU"):
                     out_masks = [None] * len(outs)
-            for k, o in enumerate(outs):
-                values[(name, k)] = (o, out_masks[k] if k < len(out_masks) else None)
+            for t, o in enumerate(outs):
+                values[(name, k, t)] = (o, out_masks[t] if t < len(out_masks) else None)
         if not progressed:
             raise Unsupported("layers wait on outputs no layer produces")
-    return [values[o][0] for o in outputs]
+    return [values[key(n, node, t, endpoint=True)] for n, node, t in outputs]

@@ -290,6 +290,28 @@ def check_keras_model(folder: Path, source: str, weights, config: dict, arrays: 
         assert_close_scaled(g, arrays[f"y{k}"], dtype=np.float32, msg=f"{folder.name} {source} output {k}")
 
 
+def check_emitted_keras_model(folder: Path, source: str, config: dict, arrays: dict, tmp: Path) -> None:
+    """Convert a recorded whole Keras model with ``--emit-python``, import the emitted file, load its model through
+    the file's own ``load()`` and compare its predictions with Keras's ``model.predict`` (float32 tolerance)."""
+    import importlib.util
+
+    from tests.tolerances import assert_close_scaled
+
+    stem = source.replace(".", "_")
+    model_py = tmp / f"{stem}_model.py"
+    assert convert_cli(folder / source, tmp / f"{stem}_emitted", ["--emit-python", str(model_py)]) == 0
+    spec = importlib.util.spec_from_file_location(f"emitted_{stem}", model_py)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.load()
+    with torch.no_grad():
+        got = model(*model_inputs(arrays, config["inputs"]))
+    got = [got] if isinstance(got, torch.Tensor) else list(got)
+    assert len(got) == config["outputs"]
+    for k, g in enumerate(got):
+        assert_close_scaled(g, arrays[f"y{k}"], dtype=np.float32, msg=f"{folder.name} {source} (emitted) output {k}")
+
+
 def run_rnn_module(module, x: np.ndarray, *, batch_first_input: bool, lengths=None, h0=None, mask=None):
     """A converted GRU's or simple RNN's (y, h_n) as numpy float64, y in the layout of ``x``: ``lengths`` as a
     PackedSequence for torch.nn.GRU / RNN, as ``lengths=`` for the core's modules (zeros allowed)."""

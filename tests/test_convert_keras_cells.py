@@ -256,6 +256,67 @@ def test_a_stateful_rnn_is_reported_as_the_layers_report_it(tmp_path):
     assert any(n.startswith("stack: stateful=True") for n in conversion.graph.notes)
 
 
+def _stack_called_twice(config):
+    """The recorded stack called a second time, on the unmasked frames, its outputs added to the model's."""
+    _layer(config, "stack")["inbound_nodes"].append([["frames", 0, 0, {}]])
+    config["config"]["output_layers"] += [["stack", 1, k] for k in range(4)]
+
+
+def test_a_stack_called_twice_shares_each_cells_module(tmp_path):
+    from compat.convert import convert, load
+
+    source = _edited(tmp_path, "tf_keras", "stacked", _stack_called_twice)
+    conversion = convert(source, tmp_path / "out", model="whole")
+    assert conversion.checks and all(c.ok for c in conversion.checks), conversion.checks
+    nodes = {n.name: n for n in conversion.graph.nodes}
+    for cell in ("lstm_cell_1", "gru_cell_3"):
+        first, later = nodes[f"stack:{cell}"], nodes[f"stack@1:{cell}"]
+        assert first.shares is None and later.shares == first.name and not later.weights
+        assert later.recurrent == first.recurrent == f"stack/{cell}"
+        # one call reads the frames' mask, the other (on the frames themselves) none
+        assert sorted("mask" in n.kwargs for n in (first, later)) == [False, True]
+    for call in ("stack", "stack@1"):
+        assert nodes[call].kind == "Outputs" and nodes[call].args == [[[f"{call}:gru_cell_3", 0],
+                                                                       [f"{call}:lstm_cell_1", 1],
+                                                                       [f"{call}:lstm_cell_1", 2],
+                                                                       [f"{call}:gru_cell_3", 1]]]
+    config, arrays = _recorded("tf_keras", "stacked")
+    model = load(tmp_path / "out")
+    with torch.no_grad():
+        got = model(*model_inputs(arrays, config["inputs"]))
+    for k in range(config["outputs"]):   # the first call's outputs are Keras's recorded ones
+        assert_close_scaled(got[k], arrays[f"y{k}"], dtype=np.float32, msg=f"stack called twice, output {k}")
+    x = model_inputs(arrays, config["inputs"])[0]
+    nomask = torch.ones(x.shape[:2], dtype=torch.bool)
+    lstm, gru = model["stack/lstm_cell_1"], model["stack/gru_cell_3"]
+    with torch.no_grad():   # the second call runs the same converted cells on the frames without a mask
+        h1 = lstm(x, mask=nomask)[0]
+        want = gru(h1, mask=nomask)[0]
+    assert_close_scaled(got[config["outputs"]], want, dtype=np.float32, msg="stack's second call")
+    import importlib.util
+
+    assert convert_cli(source, tmp_path / "emitted", ["--emit-python", str(tmp_path / "stack_twice.py")]) == 0
+    spec = importlib.util.spec_from_file_location("stack_twice", tmp_path / "stack_twice.py")
+    emitted = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(emitted)
+    with torch.no_grad():   # the emitted file calls each cell's one module from both calls
+        plain = emitted.load()(*model_inputs(arrays, config["inputs"]))
+    assert len(plain) == len(got)
+    for k, (p, g) in enumerate(zip(plain, got)):
+        assert_close_scaled(p, g.numpy(), dtype=np.float32, msg=f"stack called twice, emitted output {k}")
+
+
+def test_a_stateful_stack_called_twice_is_refused_by_name(tmp_path):
+    from compat.convert import WholeModelError, convert
+
+    def edit(config):
+        _stack_called_twice(config)
+        _layer(config, "stack")["config"]["stateful"] = True
+
+    with pytest.raises(WholeModelError, match="'stack'.*stateful recurrent layer called more than once"):
+        convert(_edited(tmp_path, "tf_keras", "stacked", edit), tmp_path / "out", model="whole")
+
+
 @pytest.mark.parametrize("framework, rule", [("tf_keras", "shared"), ("keras3", "shared")])
 def test_an_rnn_over_a_cell_drops_out_as_its_cell_does(framework, rule, tmp_path):
     """tf-keras's LSTM layer drops out a new input mask at every step on its fused path; an RNN over an LSTMCell

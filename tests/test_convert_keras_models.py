@@ -25,7 +25,8 @@ def test_whole_keras_model_predicts_as_keras(framework, name, source, weights, c
 def test_every_recorded_model_is_covered():
     got = {(c[0], c[2]) for c in CASES}
     for framework in ("keras3", "tf_keras"):
-        for name in ("sentiment", "tagger", "bidirectional", "seq2seq", "conv"):
+        for name in ("sentiment", "tagger", "bidirectional", "seq2seq", "conv", "siamese", "nested_shared",
+                     "nested_functional"):
             assert {(framework, f"{name}.keras"), (framework, f"{name}.h5")} <= got
         assert (framework, "tagger.json") in got
     assert {("keras1", "sequential.h5"), ("keras1", "functional.h5"), ("keras2", "functional.h5")} <= got

@@ -163,10 +163,13 @@ def emit_python(conversion, path) -> Path:
 
     init_lines, forward_lines, weights, imports = [], [], {}, set()
     names: Dict[str, str] = {}
+    owners: Dict[str, tuple] = {}   # node name -> (its attribute, its buffers): what a later call of it reuses
     probe = False
     for k, node in enumerate(graph["nodes"]):
         ident = _identifier(node["name"], taken)
-        names[ident] = node["name"]
+        shared = owners.get(node["shares"]) if "shares" in node else None
+        if shared is None:
+            names[ident] = node["name"]
         n_out = _outputs(kinds, node)
         outs = [ident] + [_identifier(f"{ident}_{j}", taken) for j in range(1, n_out)]
         rec = None
@@ -174,9 +177,12 @@ def emit_python(conversion, path) -> Path:
             index, entry = lstms[node["recurrent"]]
             rec = _recurrent_source(entry)
             rec["weights"] = {w: f"lstms/{index}/weights/{w}" for w in entry["weights"]}
-        e = NodeEmit(f"self.{ident}", [expr(a) for a in node["args"]],
+        # a shared layer's later call: the same module (attribute) called on its own inputs
+        e = NodeEmit(f"self.{shared[0] if shared else ident}", [expr(a) for a in node["args"]],
                      {key: expr(v) for key, v in node["kwargs"].items()}, outs, rec,
                      attribute=lambda name: _identifier(name, taken))
+        if shared:
+            e.buffers = dict(shared[1])
         try:
             got = kinds[node["kind"]].emit(node["config"], e) if kinds[node["kind"]].emit else None
         except EmitError as exc:
@@ -184,7 +190,11 @@ def emit_python(conversion, path) -> Path:
         if got is None:
             raise EmitError(f"{conversion}: node {k} ({node['kind']}) cannot be written as Python")
         probe = probe or e.float_dtype_used
-        if e.buffers:
+        if shared:
+            if set(e.buffers) != set(shared[1]):
+                raise EmitError(f"{conversion}: node {k} ({node['kind']}) reads tensors its module's first call "
+                                "does not hold")
+        elif e.buffers:
             if got.init is not None:
                 raise EmitError(f"{conversion}: node {k} ({node['kind']}) writes a module and buffers")
             for tensor, attribute in e.buffers.items():
@@ -209,6 +219,8 @@ def emit_python(conversion, path) -> Path:
                 weights[f"{ident}.{mine}"] = key
         elif node["weights"]:
             raise EmitError(f"{conversion}: node {k} ({node['kind']}) holds tensors but writes no module")
+        if shared is None:
+            owners[node["name"]] = (ident, dict(e.buffers))
         imports.update(got.imports)
         forward_lines += got.lines
         for j, o in enumerate(outs):

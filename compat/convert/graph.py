@@ -13,6 +13,10 @@ layer (or one small operation on masks) of the source model:
     kwargs   keyword inputs the same way (a mask, an initial state)
     weights  its tensors in the layout of the module that runs it (``weight``, ``bias``, ...)
     recurrent  the converted recurrent layer (an entry of the conversion's ``lstms``) the node runs, if any
+    shares   (stored only where set) the name of an earlier node whose module this node calls again: a layer
+             the source calls more than once (a shared layer) is one module with one set of parameters; each
+             later call is a node with no weights, the same kind, config and recurrent layer as the first, and
+             its own inputs and outputs
 
 Masks are ordinary values of the graph: where the source framework computes a mask (an embedding's
 ``ids != 0``, a masking layer's ``any(x != v)``, a merge's conjunction), the reader writes the operations as
@@ -74,6 +78,7 @@ class Node:
     kwargs: Dict[str, Any] = field(default_factory=dict)
     weights: Dict[str, np.ndarray] = field(default_factory=dict)
     recurrent: Optional[str] = None
+    shares: Optional[str] = None     # an earlier node whose module this node calls again (a shared layer)
 
 
 @dataclass
@@ -204,11 +209,14 @@ def refs(value) -> Iterator[Ref]:
 
 def node_entry(node: Node) -> dict:
     """A node as the conversion stores it (tensors as torch tensors, the rest JSON)."""
-    return {"name": node.name, "kind": node.kind, "config": node.config,
-            "args": [_plain(a) for a in node.args], "kwargs": {k: _plain(v) for k, v in node.kwargs.items()},
-            "recurrent": node.recurrent,
-            # np.asarray(order="C"): np.ascontiguousarray makes a 0-d tensor (an ONNX scalar constant) 1-d
-            "weights": {k: torch.from_numpy(np.array(v, order="C")) for k, v in node.weights.items()}}
+    entry = {"name": node.name, "kind": node.kind, "config": node.config,
+             "args": [_plain(a) for a in node.args], "kwargs": {k: _plain(v) for k, v in node.kwargs.items()},
+             "recurrent": node.recurrent,
+             # np.asarray(order="C"): np.ascontiguousarray makes a 0-d tensor (an ONNX scalar constant) 1-d
+             "weights": {k: torch.from_numpy(np.array(v, order="C")) for k, v in node.weights.items()}}
+    if node.shares is not None:
+        entry["shares"] = node.shares
+    return entry
 
 
 def graph_entry(graph: GraphSpec) -> dict:
@@ -229,6 +237,7 @@ def _plain(value):
 # ---------------------------------------------------------------------------------------------- checks
 GRAPH_KEYS = ("framework", "dtype", "inputs", "outputs", "nodes", "notes")
 NODE_KEYS = ("name", "kind", "config", "args", "kwargs", "recurrent", "weights")
+NODE_OPTIONAL = ("shares",)   # written only for a node that calls an earlier node's module again
 
 
 def check_graph(f, graph, field: str, recurrent_names: Sequence[str], kinds: Mapping[str, LayerKind],
@@ -255,9 +264,11 @@ def check_graph(f, graph, field: str, recurrent_names: Sequence[str], kinds: Map
         produced[i["name"]] = 1
     nodes = f.list(graph["nodes"], f"{field}/nodes", max_length=MAX_NODES)
     used_recurrent = set()
+    owners: Dict[str, dict] = {}     # name -> a node whose module later nodes may call again
     for k, node in enumerate(nodes):
         where = f"{field}/nodes/{k}"
-        f.dict(node, where, keys=NODE_KEYS)
+        f.dict(node, where, keys=NODE_KEYS, optional=NODE_OPTIONAL)
+        owner = _shared_owner(f, node, where, owners)
         _name(f, node["name"], f"{where}/name", produced)
         f.str(node["kind"], f"{where}/kind", max_length=256)
         kind = kinds.get(node["kind"])
@@ -279,7 +290,9 @@ def check_graph(f, graph, field: str, recurrent_names: Sequence[str], kinds: Map
                                                  f"(it takes {sorted(kind.keywords) or 'none'})")
             _check_input(f, arg, kind.keywords[key], f"{where}/kwargs/{key}", produced)
         recurrent = node["recurrent"]
-        if kind.recurrent:
+        if owner is not None:
+            pass   # the owner's recurrent layer (checked with it)
+        elif kind.recurrent:
             f.str(recurrent, f"{where}/recurrent", max_length=MAX_NAME)
             if recurrent not in recurrent_names:
                 raise f.error(f"{where}/recurrent", f"{recurrent[:80]!r} names no recurrent layer of the conversion")
@@ -292,14 +305,18 @@ def check_graph(f, graph, field: str, recurrent_names: Sequence[str], kinds: Map
         def error(key: str, message: str, _where=where):
             return f.error(f"{_where}/config/{key}" if key else f"{_where}/config", message)
 
-        try:
-            kind.check(config, error)
-            shapes = expected_shapes(lambda: kind.build(config, None))
-        except CheckpointError:
-            raise
-        except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
-            raise f.error(f"{where}/config", f"describes no {node['kind']} module this version builds ({exc})") \
-                from None
+        if owner is None:
+            try:
+                kind.check(config, error)
+                shapes = expected_shapes(lambda: kind.build(config, None))
+            except CheckpointError:
+                raise
+            except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+                raise f.error(f"{where}/config", f"describes no {node['kind']} module this version builds ({exc})") \
+                    from None
+            owners[node["name"]] = node
+        else:
+            shapes = {}   # the parameters are the owner's
         f.state_dict(node["weights"], f"{where}/weights", shapes, dtypes=dtypes)
         produced[node["name"]] = kind.outputs(config) if kind.outputs else 1
     for k, out in enumerate(f.list(graph["outputs"], f"{field}/outputs", max_length=MAX_ARGS)):
@@ -307,6 +324,21 @@ def check_graph(f, graph, field: str, recurrent_names: Sequence[str], kinds: Map
     if not graph["outputs"]:
         raise f.error(f"{field}/outputs", "a model has at least one output")
     return graph
+
+
+def _shared_owner(f, node: dict, where: str, owners: Dict[str, dict]) -> Optional[dict]:
+    """The earlier node whose module ``node`` calls again (its ``shares``), checked: a node that owns its module,
+    of the same kind, config and recurrent layer; None for a node with a module of its own."""
+    if "shares" not in node:
+        return None
+    name = f.str(node["shares"], f"{where}/shares", max_length=MAX_NAME)
+    owner = owners.get(name)
+    if owner is None:
+        raise f.error(f"{where}/shares", f"{name[:80]!r} is no earlier node with a module of its own")
+    for key in ("kind", "config", "recurrent"):
+        if node[key] != owner[key]:
+            raise f.error(f"{where}/{key}", f"differs from that of {name[:80]!r}, whose module this node calls")
+    return owner
 
 
 def _name(f, name, where: str, produced: dict) -> None:
@@ -362,7 +394,8 @@ class GraphModel(nn.Module):
     """A whole converted model: ``forward(*inputs)`` takes the inputs in the source model's order and returns
     its outputs in the source's order (one tensor for a model of one output, else a tuple).
 
-    Every node's module is a submodule under the node's name (``model.get_submodule("dense_1")``).
+    Every node's module is a submodule under the node's name (``model.get_submodule("dense_1")``); a node that
+    calls an earlier node's module again (a shared layer's later call) adds none.
     The converted recurrent layers are also reachable as a mapping by their names, as
     :func:`compat.convert.load` returns them for a conversion without a whole model: ``model["lstm_1"]``,
     ``list(model)``, ``model.items()``.
@@ -374,7 +407,8 @@ class GraphModel(nn.Module):
         self.input_names = [i["name"] for i in graph["inputs"]]
         self.input_dtypes = {i["name"]: i["dtype"] for i in graph["inputs"]}
         self.output_refs = [tuple(o) for o in graph["outputs"]]
-        self._plan = [(n["name"], n["args"], n["kwargs"]) for n in graph["nodes"]]
+        # (the node, the module it calls: its own, or for a shared layer's later call the first call's)
+        self._plan = [(n["name"], n.get("shares") or n["name"], n["args"], n["kwargs"]) for n in graph["nodes"]]
         for name, module in modules.items():
             self.add_module(name, module)
         self._recurrent = dict(recurrent)
@@ -422,8 +456,8 @@ class GraphModel(nn.Module):
                 return values[arg[0]][arg[1]]
             return [get(a) for a in arg]
 
-        for name, args, kwargs in self._plan:
-            out = self._modules[name](*[get(a) for a in args], **{k: get(v) for k, v in kwargs.items()})
+        for name, module, args, kwargs in self._plan:
+            out = self._modules[module](*[get(a) for a in args], **{k: get(v) for k, v in kwargs.items()})
             values[name] = _flatten(out)
         outs = tuple(values[n][k] for n, k in self.output_refs)
         return outs[0] if len(outs) == 1 else outs
@@ -437,6 +471,8 @@ def build_model(graph: dict, kinds: Mapping[str, LayerKind], tensors: List[Dict[
     """The :class:`GraphModel` of a checked graph, each node's module loaded strictly with its tensors."""
     modules: Dict[str, nn.Module] = {}
     for node, weights in zip(graph["nodes"], tensors):
+        if "shares" in node:
+            continue   # calls the module of the node it names again
         kind = kinds[node["kind"]]
         if kind.recurrent:   # its parameters are the converted recurrent layer's, loaded with it
             module = kind.build(node["config"], recurrent[node["recurrent"]])

@@ -101,7 +101,11 @@ def model_table(graph) -> str:
                 type(kinds[n.kind].build(n.config, None)).__qualname__
         except Exception:  # noqa: BLE001 - a row of the table only
             module = "?"
-        rows.append([n.name, n.kind, reads, "(the converted " + n.recurrent + ")" if n.recurrent else module])
+        if getattr(n, "shares", None):
+            module = f"(the module of {n.shares}, called again)"
+        elif n.recurrent:
+            module = f"(the converted {n.recurrent})"
+        rows.append([n.name, n.kind, reads, module])
     inputs = ", ".join(f"{i.name} {i.dtype} {list(i.shape)}" for i in graph.inputs)
     outputs = ", ".join(f"{n}[{k}]" for n, k in graph.outputs)
     head = f"The whole model ({len(graph.nodes)} nodes; inputs {inputs}; outputs {outputs})"

@@ -135,3 +135,89 @@ def test_live_recorded_rnn_cell_models(recorded, tmp_path):
     assert len(cases) == 20
     for framework, name, source, weights, config, arrays in cases:
         check_keras_model(recorded / framework, source, weights, config, arrays, tmp_path)
+
+
+def _wrapped(keras, wrap, inner, ids):
+    """The model ``inner`` (one input) nested in a Functional model: called on two inputs (its layers shared by
+    both calls) or once."""
+    shape, dtype = ((T,), "int32") if ids else ((T, 3), "float32")
+    if wrap == "nested_once":
+        a = keras.Input(shape, dtype=dtype, name="first")
+        return keras.Model(a, _flat(inner(a))), 1
+    a, b = keras.Input(shape, dtype=dtype, name="first"), keras.Input(shape, dtype=dtype, name="second")
+    return keras.Model([a, b], _flat(inner(a)) + _flat(inner(b))), 2
+
+
+@pytest.mark.parametrize("framework", ["keras3", "tf_keras"])
+@settings(max_examples=int(os.environ.get("KERAS_LIVE_EXAMPLES", "12")), deadline=None)
+@given(data=st.data())
+def test_random_rnn_cells_shared_or_nested_convert_to_kerass_predictions(framework, data, tmp_path_factory):
+    """An RNN over one cell, a StackedRNNCells or a Bidirectional around one cell, called twice as a shared layer,
+    inside a nested Functional model called twice, or inside a nested Sequential called once: the whole model and
+    its emitted Python
+    against Keras's predictions."""
+    import importlib.util
+
+    from compat.convert import convert, load
+    import torch
+
+    from tests.convert_cases import convert_cli
+
+    keras = _keras(framework)
+    L = keras.layers
+    specs = data.draw(st.lists(cells, min_size=1, max_size=3))
+    form = data.draw(st.sampled_from(["rnn", "bidirectional"] if len(specs) == 1 else ["stacked", "list"]))
+    wrap = data.draw(st.sampled_from(["shared", "nested_twice", "nested_once"]))
+    ids, seqs = data.draw(st.booleans()), data.draw(st.booleans())
+    state = form != "bidirectional" and wrap != "nested_once" and data.draw(st.booleans())
+    suffix = data.draw(st.sampled_from([".keras", ".h5"]))
+    seed = data.draw(st.integers(0, 2 ** 16))
+    note(f"{framework} {form} {specs} wrap={wrap} ids={ids} seqs={seqs} state={state} {suffix} seed={seed}")
+    built = [_cell(L, s) for s in specs]
+    cell = built[0] if form in ("rnn", "bidirectional") else built if form == "list" else L.StackedRNNCells(built)
+    rnn = L.RNN(cell, return_sequences=seqs, return_state=state)
+    rnn = L.Bidirectional(rnn) if form == "bidirectional" else rnn
+    shape, dtype = ((T,), "int32") if ids else ((T, 3), "float32")
+    first = L.Embedding(VOCAB, 3, mask_zero=True) if ids else L.Masking(0.0)
+    if wrap == "shared":   # the embedding and the RNN layer each called on two inputs
+        a, b = keras.Input(shape, dtype=dtype, name="first"), keras.Input(shape, dtype=dtype, name="second")
+        model, n_in = keras.Model([a, b], _flat(rnn(first(a))) + _flat(rnn(first(b)))), 2
+    else:
+        inp = keras.Input(shape, dtype=dtype)
+        y = rnn(first(inp))
+        inner = keras.Model(inp, _flat(y)) if wrap == "nested_twice" else keras.Sequential(
+            [keras.Input(shape, dtype=dtype), first, rnn], name="inner")
+        model, n_in = _wrapped(keras, wrap, inner, ids)
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        layer.set_weights([rng.uniform(-0.8, 0.8, w.shape).astype(w.dtype) for w in layer.get_weights()])
+    xs = []
+    for _ in range(n_in):
+        if ids:
+            x = rng.integers(1, VOCAB, (B, T)).astype(np.int32)
+            x[1, -2:] = 0
+            x[2, 0] = x[2, 2] = 0
+        else:
+            x = rng.uniform(-1.5, 1.5, (B, T, 3)).astype(np.float32)
+            x[1, -2:] = 0.0
+            x[2, 0] = x[2, 2] = 0.0
+        xs.append(x)
+    want = model.predict(xs if n_in > 1 else xs[0], verbose=0)
+    want = [np.asarray(w) for w in (want if isinstance(want, (list, tuple)) else [want])]
+    tmp = tmp_path_factory.mktemp("model")
+    path = tmp / f"model{suffix}"
+    model.save(path)
+    conversion = convert(path, tmp / "out", model="whole")
+    assert all(c.ok for c in conversion.checks), conversion.checks
+    torch_xs = [torch.from_numpy(x.astype(np.int64) if ids else x) for x in xs]
+    assert convert_cli(path, tmp / "emitted", ["--emit-python", str(tmp / "emitted_model.py")]) == 0
+    spec = importlib.util.spec_from_file_location(f"emitted_{tmp.name}", tmp / "emitted_model.py")
+    emitted = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(emitted)
+    for how, converted in (("loaded", load(tmp / "out")), ("emitted", emitted.load())):
+        with torch.no_grad():
+            got = converted(*torch_xs)
+        got = [got] if isinstance(got, torch.Tensor) else list(got)
+        assert len(got) == len(want)
+        for k, (g, w) in enumerate(zip(got, want)):
+            assert_close_scaled(g, w, dtype=np.float32, msg=f"{framework} {form} {specs} {wrap} {how} output {k}")

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
-from tests.convert_cases import check_keras_model, keras_model_files
+from tests.convert_cases import check_emitted_keras_model, check_keras_model, keras_model_files
 from tests.tolerances import assert_close_scaled
 
 from .conftest import LEGACY
@@ -149,6 +149,13 @@ def build(keras, ids, layers):
     return keras.Model(inp, x)
 
 
+def nested_twice(keras, inner, ids):
+    """The drawn model nested in another and called on two inputs: its layers shared by both calls."""
+    shape, dtype = ((T,), "int32") if ids else ((T, 3), "float32")
+    a, b = keras.Input(shape, dtype=dtype, name="first"), keras.Input(shape, dtype=dtype, name="second")
+    return keras.Model([a, b], [inner(a), inner(b)])
+
+
 def _inputs(rng, ids):
     if ids:
         x = rng.integers(1, VOCAB, (B, T))
@@ -172,16 +179,20 @@ def test_random_keras_models_convert_to_kerass_predictions(framework, data, tmp_
     ids, layers = data.draw(chains(framework))
     suffix = data.draw(st.sampled_from([".keras", ".h5"]))
     seed = data.draw(st.integers(0, 2 ** 16))
-    note(f"{framework} ids={ids} layers={layers} {suffix} seed={seed}")
+    nested = data.draw(st.booleans())
+    note(f"{framework} ids={ids} layers={layers} {suffix} seed={seed} nested twice={nested}")
     rng = np.random.default_rng(seed)
     model = build(keras, ids, layers)
+    if nested:
+        model = nested_twice(keras, model, ids)
     for layer in model.layers:
         ws = layer.get_weights()
         names = [getattr(w, "path", None) or w.name for w in layer.weights]
         layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(w.dtype) if "variance" in n
                            else rng.uniform(-0.8, 0.8, w.shape).astype(w.dtype) for n, w in zip(names, ws)])
-    x = _inputs(rng, ids)
-    want = np.asarray(model.predict(x, verbose=0))
+    xs = [_inputs(rng, ids) for _ in range(2 if nested else 1)]
+    want = model.predict(xs if nested else xs[0], verbose=0)
+    want = [np.asarray(w) for w in (want if nested else [want])]
     tmp = tmp_path_factory.mktemp("model")
     path = tmp / f"model{suffix}"
     model.save(path)
@@ -189,8 +200,9 @@ def test_random_keras_models_convert_to_kerass_predictions(framework, data, tmp_
     assert all(c.ok for c in conversion.checks), conversion.checks
     converted = load(tmp / "out")
     with torch.no_grad():
-        got = converted(torch.from_numpy(x.astype(np.int64) if ids else x))
-    assert_close_scaled(got, want, dtype=np.float32, msg=f"{framework} {layers}")
+        got = converted(*[torch.from_numpy(x.astype(np.int64) if ids else x) for x in xs])
+    for g, w in zip(got if nested else [got], want):
+        assert_close_scaled(g, w, dtype=np.float32, msg=f"{framework} {layers}")
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +218,16 @@ def recorded(tmp_path_factory):
 
 def test_live_recorded_keras_models(recorded, tmp_path):
     cases = [c for c in keras_model_files(recorded) if c[0] in ("keras3", "tf_keras")]
-    assert len(cases) >= 20
+    assert len(cases) >= 32
     for framework, name, source, weights, config, arrays in cases:
         check_keras_model(recorded / framework, source, weights, config, arrays, tmp_path)
+
+
+SHARED_AND_NESTED = ("siamese", "nested_shared", "nested_functional")
+
+
+def test_live_shared_and_nested_models_emit_python_that_predicts_as_keras(recorded, tmp_path):
+    cases = [c for c in keras_model_files(recorded) if c[1] in SHARED_AND_NESTED and c[3] is None]
+    assert {(c[0], c[1]) for c in cases} == {(f, n) for f in ("keras3", "tf_keras") for n in SHARED_AND_NESTED}
+    for framework, name, source, weights, config, arrays in cases:
+        check_emitted_keras_model(recorded / framework, source, config, arrays, tmp_path)

@@ -20,7 +20,9 @@ The weights are each cell's: ``.h5`` ``rnn/stacked_rnn_cells/<cell name>/...``, 
 
 Refused by name: a cell that is not one of the built-in three (its code is not in the file), a
 ``StackedRNNCells`` running ``go_backwards``, inside ``Bidirectional``, called with ``initial_state`` or written by
-standalone Keras before 2.3 (whose stacks ordered their states in reverse).
+standalone Keras before 2.3 (whose stacks ordered their states in reverse). Inside a nested model or called
+more than once (a shared layer) an ``RNN`` over these cells converts whole as any layer does
+(:mod:`compat.frameworks.keras.model`).
 """
 from __future__ import annotations
 

@@ -104,8 +104,14 @@ class _Walker:
         self.masking = False
         # every layer of the configuration: (name, class, .keras path, owner, spec or None, reason, recurrent)
         self.seen: List[tuple] = []
-        # the cells of an RNN(StackedRNNCells): converted name -> (the layer's name, the cell's name, its weights)
-        self.cells: Dict[str, Tuple[str, str, List[np.ndarray]]] = {}
+        # every layer by its names from the outermost model in: (nested models..., layer) -> (class, .keras path)
+        self.chains: Dict[Tuple[str, ...], Tuple[str, str]] = {}
+        # the converted recurrent layers by those names; a cell of an RNN(StackedRNNCells) by the names of the
+        # models around the layer, then the cell's converted name <layer>/<cell> (cells.stacked_name)
+        self.chain_specs: Dict[Tuple[str, ...], LSTMSpec] = {}
+        # the cells of an RNN(StackedRNNCells): converted name -> (the layer's names from the outermost model in,
+        # the cell's name, its weights)
+        self.cells: Dict[str, Tuple[Tuple[str, ...], str, List[np.ndarray]]] = {}
 
     # -- weights of one layer ---------------------------------------------------------------------------
     def h5_weights(self, name: str, owner: Optional[str]) -> List[Tuple[str, np.ndarray]]:
@@ -126,7 +132,7 @@ class _Walker:
         return []
 
     # -- walking ------------------------------------------------------------------------------------------
-    def walk(self, layers: List[dict], prefix: str, owner: Optional[str]) -> None:
+    def walk(self, layers: List[dict], prefix: str, owner: Optional[str], chain: Tuple[str, ...] = ()) -> None:
         counters: Dict[str, int] = {}
         for entry in layers:
             if not isinstance(entry, dict):
@@ -145,10 +151,13 @@ class _Walker:
                 path = by_name[0]
             if cls == "Masking" or (cls == "Embedding" and cfg.get("mask_zero")):
                 self.masking = True
+            self.chains[chain + (name,)] = (str(cls), path)
+            specs_before = len(self.specs)
             if cls in MODEL_CLASSES:
-                inner = cfg if isinstance(cfg, dict) else {}
-                sub_layers = inner.get("layers", cfg if isinstance(cfg, list) else [])
-                self.walk(sub_layers, path + "/", owner or name)
+                inner = entry.get("config")
+                sub_layers = inner.get("layers", []) if isinstance(inner, dict) else inner
+                self.walk(sub_layers if isinstance(sub_layers, list) else [], path + "/", owner or name,
+                          chain + (name,))
             elif cls in LSTM_CLASSES:
                 self.lstm(cls, cfg, name, path, owner)
                 self.seen.append((name, cls, path, owner, self.specs[-1], "", True))
@@ -165,7 +174,7 @@ class _Walker:
                     self.specs.append(spec)
                 self.seen.append((name, cls, path, owner, spec, reason, True))
             elif cls == "RNN":
-                self.rnn(cfg, name, path, owner)
+                self.rnn(cfg, name, path, owner, chain)
             elif cls in OTHER_RECURRENT:
                 self.seen.append((name, cls, path, owner, None, f"a Keras {cls} layer: a recurrent kind this converter "
                                                                 "does not convert yet", True))
@@ -174,6 +183,9 @@ class _Walker:
                                                                 "this converter does not read", True))
             else:
                 self.seen.append((name, cls, path, owner, None, "not a recurrent layer", False))
+            stacked = any(layer == chain + (name,) for layer, *_ in self.cells.values())
+            if cls not in MODEL_CLASSES and len(self.specs) > specs_before and not stacked:
+                self.chain_specs[chain + (name,)] = self.specs[-1]
 
     def _arrays(self, name, path, owner, sub="") -> List[np.ndarray]:
         if self.kf.container == "h5":
@@ -290,9 +302,10 @@ class _Walker:
                    converted.not_applied,
                    where, extra_notes=notes, cell_loop=cell_loop)
 
-    def rnn(self, cfg, name, path, owner):
+    def rnn(self, cfg, name, path, owner, chain=()):
         """Keras's ``RNN`` layer over built-in cells (:mod:`compat.frameworks.keras.cells`): one cell converts as
-        the layer it runs as; each cell of a ``StackedRNNCells`` as one such layer, named ``<layer>/<cell>``."""
+        the layer it runs as; each cell of a ``StackedRNNCells`` as one such layer, named ``<layer>/<cell>``
+        (``chain``: the names of the models around the layer, from the outermost in)."""
         from compat.frameworks.keras import cells as keras_cells
 
         found, stacked, reason = keras_cells.cells(cfg)
@@ -312,16 +325,17 @@ class _Walker:
             ccfg = dict(cell.config, name=cname)
             if not last:   # every cell but the last returns its whole output sequence: the next cell's input
                 ccfg["return_sequences"] = True
-            if self.kf.container == "h5":
-                arrays = [a for n, a in self.h5_weights(owner or name, None)
-                          if cell.name in n.split("/") and (owner is None or name in n.split("/"))]
+            if self.kf.container == "h5":   # the layer's weights (a nested model's layer: by its chain of names)
+                pairs = self.h5_weights(name, None) if owner is None else _h5_weights(self.kf, chain + (name,))
+                arrays = [a for n, a in pairs if cell.name in n.split("/")]
             else:
                 arrays = self.kf.keras_vars(f"{path}/{cell.path}")
             self._as(cell.layer, ccfg, cname, path, owner, arrays, f"RNN(StackedRNNCells) cell {k} ({cell.cls})")
             spec = self.specs[-1]
             spec.notes.append(f"cell {k} of {len(found)} of the StackedRNNCells of layer {name!r}" +
                               ("" if last else ": its output sequence is the next cell's input"))
-            self.cells[cname] = (name, cell.name, arrays)
+            self.cells[cname] = (chain + (name,), cell.name, arrays)
+            self.chain_specs[chain + (cname,)] = spec
             self.seen.append((cname, cell.cls, f"{path}/{cell.path}", owner, spec, "", True))
 
     def _as(self, cls, cfg, name, path, owner, arrays, variant):
@@ -455,9 +469,7 @@ def _inventory(walker: _Walker) -> List[SourceItem]:
     for name, cls, path, owner, spec, reason, recurrent in walker.seen:
         if kf.container == "h5" and name in walker.cells:   # a cell of an RNN(StackedRNNCells)
             layer, cell = walker.cells[name][:2]
-            group = owner or layer
-            mine = [f"{group}/{n}" for n, _ in kf.layer_weights.get(group, []) if cell in n.split("/")
-                    and (owner is None or layer in n.split("/"))]
+            mine = [f"{layer[0]}/{n}" for n, _ in _h5_weights(kf, layer) if cell in n.split("/")]
         elif kf.container == "h5":
             if owner is None:
                 mine = [f"{name}/{n}" for n, _ in kf.layer_weights.get(name, [])]
@@ -530,41 +542,83 @@ def _whole_model(walker: _Walker):
     from compat.frameworks.keras.layers import KerasModelError
 
     kf = walker.kf
-    paths = {name: path for name, _, path, owner, *_ in walker.seen if owner is None}
 
-    def weights(name: str, cls: str) -> List[np.ndarray]:
+    def weights(chain: Tuple[str, ...], cls: str) -> List[np.ndarray]:
         if kf.container == "h5":
-            return [a for _, a in kf.layer_weights.get(name, [])]
-        path = paths.get(name, "")
+            return [a for _, a in _h5_weights(kf, chain)]
+        path = walker.chains.get(chain, ("", ""))[1]
         return kf.keras_vars(f"{path}/layer") if cls == "TimeDistributed" else kf.keras_vars(path)
 
-    specs = {s.name: s for s in walker.specs}
+    specs = walker.chain_specs
     try:
+        if kf.container == "h5":
+            _check_nested_h5(walker)
         graph = read_model(kf, specs, weights)
     except KerasModelError as e:
         return None, str(e)
     note = getattr(kf, "version_note", None)
     if note:
         graph.notes.insert(0, note)
-    graph.source = _reference_source(walker, paths)
+    graph.source = _reference_source(walker)
     return graph, None
 
 
-def _reference_source(walker: _Walker, paths: Dict[str, str]) -> dict:
+def _h5_weights(kf: KerasFile, chain: Tuple[str, ...]) -> List[Tuple[str, np.ndarray]]:
+    """A layer's weights in a ``.h5`` file, by its names from the outermost model in. A nested model's layers
+    keep theirs in the outermost model's group, each under its own name, after the names of the models around
+    it where the version writes them (tf-keras ``lstm/lstm_cell/kernel:0``; Keras 3, a nested Sequential's
+    ``encoder/lstm/lstm_cell/kernel``)."""
+    pairs = kf.layer_weights.get(chain[0], [])
+    if len(chain) == 1:
+        return list(pairs)
+    out = []
+    for n, a in pairs:
+        parts = n.split("/")
+        i = 0
+        for model in chain[:-1]:
+            if i < len(parts) - 1 and parts[i] == model:
+                i += 1
+        if len(parts) > i + 1 and parts[i] == chain[-1]:
+            out.append((n, a))
+    return out
+
+
+def _check_nested_h5(walker: _Walker) -> None:
+    """Every weight of a nested model's group is its layers', each one layer's: else the names do not say whose
+    a weight is, and the model is not converted whole."""
+    from compat.frameworks.keras.layers import KerasModelError
+
+    kf = walker.kf
+    nested = {c[0] for c in walker.chains if len(c) > 1}
+    for model in sorted(nested):
+        claims: Dict[str, int] = {}
+        for chain, (cls, _) in walker.chains.items():
+            if len(chain) > 1 and chain[0] == model and cls not in MODEL_CLASSES:
+                for n, _ in _h5_weights(kf, chain):
+                    claims[n] = claims.get(n, 0) + 1
+        for n, _ in kf.layer_weights.get(model, []):
+            if claims.get(n, 0) != 1:
+                raise KerasModelError(f"{kf.path}: the weight {model}/{n} of the nested model {model!r} is "
+                                      f"{'no' if not claims.get(n) else 'more than one'} layer's by its name; "
+                                      "not converted whole")
+
+
+def _reference_source(walker: _Walker) -> dict:
     """What reference/keras_model.py reads: the configuration, every layer's weights as the file holds them in
-    Keras's order, the version and the backend."""
+    Keras's order (a nested model's layer by ``model/layer``), the version and the backend."""
     from compat.frameworks.keras.model import version_of
 
     kf = walker.kf
     weights: Dict[str, List[np.ndarray]] = {}
-    for name, cls, path, owner, *_ in walker.seen:
-        if owner is not None:
+    for chain, (cls, path) in walker.chains.items():
+        name = "/".join(chain)
+        if cls in MODEL_CLASSES:
             continue
-        if name in walker.cells:   # a StackedRNNCells' weights: each cell's, in order
-            layer, _, arrays = walker.cells[name]
-            weights.setdefault(layer, []).extend(arrays)
+        stack = [arrays for layer, _, arrays in walker.cells.values() if layer == chain]
+        if stack:   # an RNN(StackedRNNCells): each cell's weights, in order
+            weights[name] = [a for arrays in stack for a in arrays]
         elif kf.container == "h5":
-            weights[name] = [a for _, a in kf.layer_weights.get(name, [])]
+            weights[name] = [a for _, a in _h5_weights(kf, chain)]
         elif cls == "Bidirectional":
             weights[name] = walker.keras_weights(path, "forward_layer") + walker.keras_weights(path, "backward_layer")
         elif cls in LSTM_CLASSES + GRU_RNN_CLASSES + ("RNN",):

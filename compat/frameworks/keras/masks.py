@@ -10,7 +10,14 @@ while the model is built (keras 1.2 ``engine/topology.py`` ``Layer.__call__`` an
 ``engine/base_layer.py`` ``_get_input_masks``, ``_set_mask_metadata``): a layer whose ``call`` takes a
 ``mask`` gets the mask of its first input (a list of masks for a list of inputs), and its ``compute_mask``
 gives the mask of its outputs. :func:`propagate` writes the same as nodes of the converted graph
-(:mod:`compat.layers.masks`), one rule per layer class:
+(:mod:`compat.layers.masks`), one rule per layer class, once per call of a layer (a shared layer computes each
+call's masks from that call's inputs). A nested model passes its inputs' masks to its layers and its layers'
+masks out: tf-keras ``Functional.call`` -> ``_run_internal_graph`` sets each input's ``_keras_mask`` and,
+``_compute_output_and_mask_jointly``, returns the masks its output tensors carry; Keras 3 ``Functional.call``
+sets the inputs' masks (``backend.set_keras_mask``), and its output tensors keep the masks its layers set (a
+model's ``compute_mask`` is the default, so ``Layer.__call__`` adds none); a Keras 3 layer whose file records
+``mask=None`` takes the mask its input carries (``Layer.__call__``, "Populate mask argument(s)"). So both
+versions flatten a nested model exactly:
 
 | layer | output mask | reads the mask |
 | --- | --- | --- |

@@ -18,14 +18,27 @@ node: :mod:`compat.frameworks.keras.cells`). Masks: a Keras 3 file states
 which mask each layer read (its operations on masks are nodes of the saved graph, kept as nodes here); for
 the other versions :mod:`compat.frameworks.keras.masks` adds the operations Keras's ``compute_mask`` ran.
 
+A layer called more than once (shared) is one module: each call is a node (the first named as the layer,
+the later ones ``<layer>@k``) reading its own inputs and computing its own masks, the later ones ``shares``
+the first's module (:mod:`compat.convert.graph`). A reference ``[layer, node, tensor]`` picks a call by
+Keras's numbering of the layer's nodes (:meth:`_Reader._skip`). A nested Sequential or Functional model is
+flattened: its layers become nodes ``<model>/<layer>`` called on the tensors the model is called on (once
+per call of the model: a nested model called twice shares its layers), their weights and recurrent layers
+found by their names from the outermost model in (``weights(names, cls)``, ``specs[names]``; a cell of an
+``RNN(StackedRNNCells)`` by the names of the models around it and its converted name ``<layer>/<cell>``). A
+stack's call is one node per cell (``<layer>:<cell>``, ``<layer>@k:<cell>`` for a later call, which shares the
+first call's node of that cell) and an ``Outputs`` node named as the call.
+
 Refused by name (the whole model; the recurrent layers still convert): ``Lambda`` layers and Keras 1
-``Merge`` modes that are functions (code stored in the file, never run), layers outside the set, layers
-called more than once (shared), nested models, and recurrent kinds the core does not run yet.
+``Merge`` modes that are functions (code stored in the file, never run), layers outside the set, recurrent
+kinds the core does not run yet, a layer listed by two models (shared across nesting levels), a stateful
+recurrent layer called more than once, a layer with weights whose calls need different settings, and
+nested models of Keras 1 and standalone Keras 2.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -57,6 +70,14 @@ def version_of(kf: KerasFile) -> Version:
     return Version(major, minor, tf_keras, kf.backend or "", patch)
 
 
+class KRef(NamedTuple):
+    """A reference of the configuration: output ``tensor`` of call ``call`` of the layer ``name`` (after the
+    version's node numbering is undone: ``call`` counts the layer's calls in this model, from 0)."""
+    name: str
+    call: int
+    tensor: int
+
+
 @dataclass
 class _Layer:
     name: str
@@ -67,8 +88,18 @@ class _Layer:
     build_shape: Any = None
 
 
+@dataclass
+class _Scope:
+    """One model's configuration: the whole model's, or a nested model's (its layers named ``prefix`` + name)."""
+    prefix: str
+    layers: List[_Layer]
+    by_name: Dict[str, _Layer]
+    inputs: List[str]
+    outputs: List[KRef]
+
+
 class _Reader:
-    def __init__(self, kf: KerasFile, specs: Dict[str, object], weights):
+    def __init__(self, kf: KerasFile, specs: Dict[Tuple[str, ...], object], weights):
         self.kf, self.specs, self.weights = kf, specs, weights
         self.version = version_of(kf)
         self.path = kf.path
@@ -79,18 +110,86 @@ class _Reader:
         self.ranks: Dict[Ref, Optional[int]] = {}
         self.notes: List[str] = []
         self.dtypes: set = set()
+        self.scopes: Dict[str, _Scope] = {}       # prefix -> the parsed nested model
+        self.levels: Dict[str, str] = {}          # layer name -> the prefix of the model that lists it
+        self.owners: Dict[str, Node] = {}         # a layer's full name -> the node of its first call
+        self.calls_made: Dict[str, int] = {}
 
     def fail(self, message: str) -> KerasModelError:
         return KerasModelError(f"{self.path}: {message}")
 
     # -- the configuration ----------------------------------------------------------------------------------
-    def layers(self, config: dict) -> Tuple[List[_Layer], List[Ref], List[Ref]]:
+    def scope(self, config: dict, prefix: str) -> _Scope:
+        """A model's configuration as layers whose calls read :class:`KRef`; parsed once per nested model."""
+        if prefix in self.scopes:
+            return self.scopes[prefix]
         cls, cfg = config.get("class_name"), config.get("config")
         if cls == "Sequential":
-            return self.sequential(cfg)
-        if cls in ("Model", "Functional"):
-            return self.functional(cfg)
-        raise self.fail(f"a {str(cls)[:80]!r} model is not converted whole (Sequential and Functional models are)")
+            layers, inputs, outputs = self.sequential(cfg, nested=bool(prefix))
+        elif cls in ("Model", "Functional"):
+            layers, inputs, outputs = self.functional(cfg)
+        else:
+            raise self.fail(f"a {str(cls)[:80]!r} model is not converted whole (Sequential and Functional models are)")
+        by_name: Dict[str, _Layer] = {}
+        for layer in layers:
+            if layer.name in by_name:
+                raise self.fail(f"two layers are named {(prefix + layer.name)!r}")
+            by_name[layer.name] = layer
+            if layer.cls == "InputLayer":
+                continue
+            other = self.levels.setdefault(layer.name, prefix)
+            if other != prefix:
+                raise self.fail(f"a layer named {layer.name!r} is listed by two models ({other or 'the model'!r} and "
+                                f"{prefix[:-1]!r}): a layer shared across nesting levels is not converted whole")
+        scope = _Scope(prefix, layers, by_name, [], [])
+        scope.inputs = [self._numbered(scope, r, "input_layers", endpoint=True).name for r in inputs]
+        scope.outputs = [self._numbered(scope, r, "output_layers", endpoint=True) for r in outputs]
+        for layer in layers:
+            layer.calls = [(self._numbered_all(scope, args), {k: self._numbered_all(scope, v) for k, v in kw.items()})
+                           for args, kw in layer.calls]
+        self.scopes[prefix] = scope
+        return scope
+
+    def _skip(self, layer: _Layer, endpoint: bool) -> int:
+        """How many nodes a nested model's numbering counts before its first call in this model.
+
+        tf-keras saves a nested model's node numbers counting its own first node, which links its inputs to its
+        outputs and is not saved; loading calls it again from 1 (tf_keras/src/engine/functional.py
+        ``get_network_config`` ``kept_nodes = 1 if _should_skip_first_node(layer)``; ``reconstruct_from_config``
+        ``process_node``, ``get_node_index``: ``node_count_by_layer[layer] = int(_should_skip_first_node(layer))``),
+        for a Functional model and a Sequential model with an input layer. Keras 3 numbers a call argument's
+        node among the model's own nodes (keras/src/models/functional.py ``serialize_node``), and counts a nested
+        Functional's first node only in ``input_layers`` / ``output_layers`` (``get_config``
+        ``node_reindexing_map``: ``kept_nodes = 1`` for a Functional; ``functional_from_config`` ``get_tensor``:
+        ``node_index -= 1``); a Keras 3 Sequential is not a Functional."""
+        if layer.cls not in MODELS:
+            return 0
+        if self.version.major >= 3:
+            return int(endpoint and layer.cls in ("Functional", "Model"))
+        if layer.cls in ("Functional", "Model"):
+            return 1
+        entries = layer.config if isinstance(layer.config, list) else layer.config.get("layers")
+        first = entries[0] if isinstance(entries, list) and entries and isinstance(entries[0], dict) else {}
+        first_cfg = first.get("config") if isinstance(first.get("config"), dict) else {}
+        return int(first.get("class_name") == "InputLayer" or first_cfg.get("batch_input_shape") is not None)
+
+    def _numbered(self, scope: _Scope, ref: KRef, what: str, endpoint: bool = False) -> KRef:
+        layer = scope.by_name.get(ref.name)
+        if layer is None:
+            raise self.fail(f"{what}: {(scope.prefix + ref.name)[:80]!r} is no layer of the model")
+        call = ref.call - self._skip(layer, endpoint)
+        n = 1 if layer.cls == "InputLayer" else len(layer.calls)
+        if not 0 <= call < n:
+            raise self.fail(f"{what}: node {ref.call} of layer {(scope.prefix + ref.name)[:80]!r}, which the "
+                            f"model calls {n} time(s)")
+        return KRef(ref.name, call, ref.tensor)
+
+    def _numbered_all(self, scope: _Scope, value):
+        if isinstance(value, KRef):
+            return self._numbered(scope, value, f"an input of a layer of {scope.prefix[:-1] or 'the model'!r}")
+        if isinstance(value, list):
+            return [self._numbered_all(scope, v) for v in value]
+        return value
 
     def _layer(self, entry) -> _Layer:
         if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
@@ -101,11 +200,13 @@ class _Reader:
             raise self.fail(f"a {entry['class_name']} layer without a name")
         build = entry.get("build_config")
         shape = build.get("input_shape") if isinstance(build, dict) else None
+        config = entry.get("config") if entry["class_name"] in MODELS and isinstance(entry.get("config"), list) \
+            else cfg   # a Keras 1 / 2.0 nested Sequential: a list of layers
         # an RNN over one built-in cell is the layer that cell makes (LSTM, GRU, SimpleRNN)
-        cls, cfg = keras_cells.as_layer(entry["class_name"], cfg)
-        return _Layer(name, cls, cfg, str(entry.get("module", "")), [], shape)
+        cls, config = keras_cells.as_layer(entry["class_name"], config)
+        return _Layer(name, cls, config, str(entry.get("module", "")), [], shape)
 
-    def sequential(self, cfg) -> Tuple[List[_Layer], List[Ref], List[Ref]]:
+    def sequential(self, cfg, nested: bool = False) -> Tuple[List[_Layer], List[KRef], List[KRef]]:
         entries = cfg if isinstance(cfg, list) else (cfg or {}).get("layers") if isinstance(cfg, dict) else None
         if not isinstance(entries, list) or not entries:
             raise self.fail("a Sequential model without layers")
@@ -122,16 +223,16 @@ class _Reader:
                 shape = cfg["build_input_shape"]    # Keras 3, a Sequential built without an Input
             if shape is None and layers[0].cls == "Embedding":
                 shape = [None, first.get("input_length")]
-            if shape is None:
+            if shape is None and not nested:
                 raise self.fail(f"the Sequential model's first layer {layers[0].name!r} states no input shape")
             dtype = "int32" if layers[0].cls == "Embedding" else first.get("input_dtype", "float32")
             layers.insert(0, _Layer(f"{layers[0].name}_input", "InputLayer",
                                     {"batch_input_shape": shape, "dtype": dtype}))
         for prev, layer in zip(layers, layers[1:]):
-            layer.calls = [([[prev.name, 0]], {})]
-        return layers, [(layers[0].name, 0)], [(layers[-1].name, 0)]
+            layer.calls = [([KRef(prev.name, 0, 0)], {})]
+        return layers, [KRef(layers[0].name, 0, 0)], [KRef(layers[-1].name, 0, 0)]
 
-    def functional(self, cfg) -> Tuple[List[_Layer], List[Ref], List[Ref]]:
+    def functional(self, cfg) -> Tuple[List[_Layer], List[KRef], List[KRef]]:
         if not isinstance(cfg, dict) or not isinstance(cfg.get("layers"), list):
             raise self.fail("a Functional model's configuration lists no layers")
         layers = []
@@ -145,39 +246,34 @@ class _Reader:
         return layers, self._endpoints(cfg.get("input_layers"), "input_layers"), \
             self._endpoints(cfg.get("output_layers"), "output_layers")
 
-    def _endpoints(self, value, what) -> List[Ref]:
+    def _endpoints(self, value, what) -> List[KRef]:
         if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str):
             value = [value]      # Keras 3 writes a single input or output unwrapped
         if not isinstance(value, list) or not value:
             raise self.fail(f"the model's {what} are missing")
         out = []
         for v in value:
-            if not (isinstance(v, list) and len(v) == 3 and isinstance(v[0], str) and type(v[2]) is int):
+            if not (isinstance(v, list) and len(v) == 3 and isinstance(v[0], str) and type(v[1]) is int
+                    and type(v[2]) is int):
                 raise self.fail(f"{what}: {str(v)[:80]} is not [layer, node, tensor]")
-            self._node_index(v[0], v[1])
-            out.append((v[0], v[2]))
+            out.append(KRef(v[0], v[1], v[2]))
         return out
 
-    def _node_index(self, name, index) -> None:
-        if index != 0:
-            raise self.fail(f"layer {name!r} is called more than once (node {index}): models with shared layers are "
-                            "not converted whole yet")
-
-    def _tensor(self, value) -> Ref:
+    def _tensor(self, value) -> KRef:
         if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
             history = (value.get("config") or {}).get("keras_history")
-            if isinstance(history, list) and len(history) == 3 and isinstance(history[0], str):
-                self._node_index(history[0], history[1])
-                return history[0], int(history[2])
-        if isinstance(value, list) and len(value) in (3, 4) and isinstance(value[0], str) and type(value[2]) is int:
-            self._node_index(value[0], value[1])
-            return value[0], value[2]
+            if isinstance(history, list) and len(history) == 3 and isinstance(history[0], str) \
+                    and type(history[1]) is int and type(history[2]) is int:
+                return KRef(history[0], history[1], history[2])
+        if isinstance(value, list) and len(value) in (3, 4) and isinstance(value[0], str) and type(value[1]) is int \
+                and type(value[2]) is int:
+            return KRef(value[0], value[1], value[2])
         raise self.fail(f"{str(value)[:80]} is not a reference to a layer's output")
 
     def _value(self, value):
         """A Keras 3 call argument: a tensor reference, a list of them, or a constant."""
         if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
-            return list(self._tensor(value))
+            return self._tensor(value)
         if isinstance(value, list):
             return [self._value(v) for v in value]
         if value is None or type(value) in (int, float, bool, str):
@@ -191,7 +287,7 @@ class _Reader:
             return args, kwargs
         if not isinstance(node, list):
             raise self.fail(f"layer {layer.name!r}: an inbound node is not a list")
-        refs = [list(self._tensor(t)) for t in node]
+        refs = [self._tensor(t) for t in node]
         kwargs = {}
         for t in node:
             if isinstance(t, list) and len(t) == 4 and isinstance(t[3], dict):
@@ -218,42 +314,102 @@ class _Reader:
         return list(a) if isinstance(a, tuple) else [list(x) if isinstance(x, tuple) else x for x in a]
 
     def read(self, config: dict) -> GraphSpec:
-        # Keras 3 Functional files state each layer's mask; a Keras 3 Sequential rebuilds its graph on loading
-        self.implicit = self.version.major < 3 or config.get("class_name") == "Sequential"
-        layers, inputs, outputs = self.layers(config)
-        self.outputs = outputs
-        by_name = {}
-        for layer in layers:
-            if layer.name in by_name:
-                raise self.fail(f"two layers are named {layer.name!r}")
-            by_name[layer.name] = layer
+        scope = self.scope(config, "")
         model_inputs = []
-        for name, _ in inputs:
-            layer = by_name.get(name)
-            if layer is None or layer.cls != "InputLayer":
+        for name in scope.inputs:
+            layer = scope.by_name[name]
+            if layer.cls != "InputLayer":
                 raise self.fail(f"the model input {name!r} is not an InputLayer of the configuration")
             model_inputs.append(self._input(layer))
         self.static_batch = any(i.shape and i.shape[0] is not None for i in model_inputs)
-        done = {i.name for i in model_inputs}
-        pending = [l for l in layers if l.cls != "InputLayer"]
-        while pending:
-            ready = [l for l in pending if all(r[0] in done for r in self._reads(l))]
-            if not ready:
-                names = ", ".join(l.name for l in pending[:5])
-                raise self.fail(f"layers {names} read outputs that no layer of the model produces")
-            for layer in ready:
-                self.layer(layer)
-                done.add(layer.name)
-            pending = [l for l in pending if l.name not in done]
-        for name, k in outputs:
-            if name not in self.counts:
-                raise self.fail(f"the model output {name!r} is produced by no layer")
+        resolved = self.run(scope, {i.name: (i.name, 0) for i in model_inputs})
+        self.outputs = [self._resolve(resolved, r, scope) for r in scope.outputs]
         self._prune()
         dtypes = self.dtypes or {"float32"}
         if len(dtypes) > 1:
             raise self.fail(f"layers in different dtypes {sorted(dtypes)}; a model is converted in one")
-        return GraphSpec("keras", model_inputs, [(n, k) for n, k in outputs], self.nodes, self.notes,
+        return GraphSpec("keras", model_inputs, [(n, k) for n, k in self.outputs], self.nodes, self.notes,
                          dtype=dtypes.pop())
+
+    def run(self, scope: _Scope, bindings: Dict[str, Ref]) -> Dict[Tuple[str, int], List[Ref]]:
+        """Every call of the model ``scope`` as nodes, its inputs bound to ``bindings`` (input name -> the
+        reference of what it is called on); returns the references of each call's outputs."""
+        resolved: Dict[Tuple[str, int], List[Ref]] = {}
+        for layer in scope.layers:
+            if layer.cls == "InputLayer":
+                if layer.name not in bindings:
+                    raise self.fail(f"the input layer {(scope.prefix + layer.name)!r} is not an input of its model")
+                resolved[(layer.name, 0)] = [bindings[layer.name]]
+        pending = [(layer, k) for layer in scope.layers if layer.cls != "InputLayer" for k in range(len(layer.calls))]
+        for layer in scope.layers:
+            if layer.cls != "InputLayer" and not layer.calls:
+                raise self.fail(f"layer {(scope.prefix + layer.name)!r} ({layer.cls}) is called nowhere in the model; "
+                                "models with unused layers are not converted whole")
+        while pending:
+            ready = [(l, k) for l, k in pending if all((r.name, r.call) in resolved for r in _krefs(l.calls[k]))]
+            if not ready:
+                names = ", ".join(scope.prefix + l.name for l, _ in pending[:5])
+                raise self.fail(f"layers {names} read outputs that no layer of the model produces")
+            for layer, k in ready:
+                args, kwargs = layer.calls[k]
+                args = self._resolve(resolved, args, scope)
+                kwargs = {key: self._resolve(resolved, v, scope) for key, v in kwargs.items()}
+                if layer.cls in MODELS:
+                    resolved[(layer.name, k)] = self.nested(scope, layer, args, kwargs)
+                else:
+                    resolved[(layer.name, k)] = self.layer(scope, layer, args, kwargs)
+            done = {(l.name, k) for l, k in ready}
+            pending = [(l, k) for l, k in pending if (l.name, k) not in done]
+        return resolved
+
+    def _resolve(self, resolved, value, scope: _Scope):
+        if isinstance(value, KRef):
+            outs = resolved[(value.name, value.call)]
+            if value.tensor >= len(outs):
+                raise self.fail(f"output {value.tensor} of layer {(scope.prefix + value.name)[:80]!r}, which has "
+                                f"{len(outs)}")
+            return tuple(outs[value.tensor])
+        if isinstance(value, list):
+            return [self._resolve(resolved, v, scope) for v in value]
+        return value
+
+    def nested(self, scope: _Scope, layer: _Layer, args: list, kwargs: dict) -> List[Ref]:
+        """A nested model's call: its layers as nodes named ``<model>/<layer>``, its inputs the call's tensors.
+
+        The masks are those Keras computes: tf-keras's ``Functional.call`` sets each input's mask on the inner
+        model's input and returns the masks its layers set on its outputs (tf_keras/src/engine/functional.py
+        ``_run_internal_graph``, ``_compute_output_and_mask_jointly``); Keras 3's ``Functional.call`` sets the
+        input masks on its inputs (``backend.set_keras_mask``) and its outputs keep the masks the inner layers
+        set on them (keras/src/models/functional.py ``call``; a model's ``compute_mask`` is the default, so
+        ``Layer.__call__`` sets none). So the inner layers see the masks the outer tensors carry, and the outer
+        layers the masks the inner layers computed. Both cast the tensors to the dtype of the inner model's
+        inputs (tf-keras ``_conform_to_reference_input``; Keras 3 ``_convert_inputs_to_tensors``): a nested
+        Sequential that starts with an ``Embedding`` often has a float32 input, through which Keras passes token
+        ids exactly up to 2**24; the converted model passes the ids on unchanged."""
+        where = f"{self.path}: layer {(scope.prefix + layer.name)!r} ({layer.cls}, a nested model)"
+        if self.version.major < 3 and not self.version.tf_keras:
+            raise KerasModelError(f"{where}: nested models of Keras {self.version.major}.{self.version.minor} are not "
+                                  "converted whole (their node numbering is read as tf-keras and Keras 3 write it)")
+        if "/" in layer.name:
+            raise KerasModelError(f"{where}: a nested model's name with '/' would make its layers' names ambiguous")
+        kwargs = dict(kwargs)
+        if kwargs.pop("training", None):
+            raise KerasModelError(f"{where}: called with training=True; not converted")
+        explicit_mask = kwargs.pop("mask", None)
+        if kwargs:
+            raise KerasModelError(f"{where}: called with arguments {sorted(kwargs)}; not converted")
+        if len(args) != 1:
+            raise KerasModelError(f"{where}: called with {len(args)} positional arguments; not converted")
+        tensors = [tuple(args[0])] if _is_ref(args[0]) else [tuple(r) for r in args[0]]
+        if explicit_mask is not None and [tuple(m) if m is not None else None for m in (
+                [explicit_mask] if _is_ref(explicit_mask) else explicit_mask)] != [self.masks.get(t) for t in tensors]:
+            raise KerasModelError(f"{where}: called with a mask other than its inputs carry; not converted")
+        inner = self.scope(layer.config if layer.cls == "Sequential" and isinstance(layer.config, list)
+                           else {"class_name": layer.cls, "config": layer.config}, f"{scope.prefix}{layer.name}/")
+        if len(inner.inputs) != len(tensors):
+            raise KerasModelError(f"{where}: called on {len(tensors)} tensors; it takes {len(inner.inputs)}")
+        resolved = self.run(inner, dict(zip(inner.inputs, tensors)))
+        return [self._resolve(resolved, r, inner) for r in inner.outputs]
 
     MASK_OPS = ("NotEqual", "Reduce", "ExpandDims", "Fill", "Logical", "Cat")
 
@@ -266,20 +422,6 @@ class _Reader:
             if len(keep) == len(self.nodes):
                 return
             self.nodes = keep
-
-    def _reads(self, layer: _Layer) -> List[Ref]:
-        out = []
-
-        def walk(v):
-            if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and type(v[1]) is int:
-                out.append((v[0], v[1]))
-            elif isinstance(v, list):
-                for x in v:
-                    walk(x)
-        for args, kwargs in layer.calls:
-            walk(args)
-            walk(list(kwargs.values()))
-        return out
 
     def _input(self, layer: _Layer) -> ModelInput:
         cfg = layer.config
@@ -302,23 +444,31 @@ class _Reader:
         return ModelInput(layer.name, shape, dtype)
 
     # -- one layer --------------------------------------------------------------------------------------------
-    def layer(self, layer: _Layer) -> None:
-        where = f"{self.path}: layer {layer.name!r} ({layer.cls})"
+    def layer(self, scope: _Scope, layer: _Layer, args: list, kwargs: dict) -> List[Ref]:
+        """One call of a layer as a node (and the operations on masks it needs); returns its outputs.
+
+        A layer called more than once (shared) is one module: its first call's node holds the module and its
+        weights; each later call is a node that ``shares`` it (compat.convert.graph), with its own inputs and
+        masks: Keras runs ``call`` and ``compute_mask`` once per call (tf_keras/src/engine/base_layer.py
+        ``__call__``, ``_set_mask_metadata``; keras/src/layers/layer.py ``Layer.__call__``)."""
+        full = scope.prefix + layer.name
+        where = f"{self.path}: layer {full!r} ({layer.cls})"
         if "." in layer.name:
             raise KerasModelError(f"{where}: a layer name with '.' cannot name a torch module")
-        if len(layer.calls) != 1:
-            raise KerasModelError(f"{where}: called {len(layer.calls)} times in the model; models with shared "
-                                  "layers or unused layers are not converted whole yet")
-        args, kwargs = layer.calls[0]
+        count = self.calls_made.get(full, 0)
+        self.calls_made[full] = count + 1
+        if count == 0 and full in self.names:
+            raise KerasModelError(f"{where}: its name is taken by another layer or input of the model (a nested "
+                                  "model's layer is named <model>/<layer>)")
+        name = full if count == 0 else self.unique(f"{full}@{count}")
+        self.names.add(name)
         # An operation of a Keras 3 graph: its module says so (.keras, to_json); the legacy .h5 format drops the
         # module, and an operation's config, unlike a layer's, has no "trainable"
         if layer.module.startswith("keras.src.ops") or (self.version.major >= 3 and layer.cls in K3_OPS
                                                         and not layer.module and "trainable" not in layer.config):
-            return self.keras3_op(layer, args, kwargs, where)
+            return self.keras3_op(layer, name, args, kwargs, where)
         if layer.cls in CODE:
             raise KerasModelError(f"{where}: runs code stored in the file (a {layer.cls}): refused, never run")
-        if layer.cls in MODELS:
-            raise KerasModelError(f"{where}: a nested model is not converted whole yet")
         if layer.cls in OTHER_RECURRENT or (layer.cls in ("Bidirectional", "TimeDistributed")
                                              and _inner(layer.config)[0] in OTHER_RECURRENT + ("RNN",)):
             raise KerasModelError(f"{where}: a recurrent kind this converter does not convert yet")
@@ -350,11 +500,12 @@ class _Reader:
         shapes = self._shapes(layer, inputs)
         if stack is not None and initial_state is not None:
             raise KerasModelError(f"{where}: an RNN(StackedRNNCells) called with initial_state; not converted yet")
+        chain = tuple(scope.prefix.split("/")[:-1]) + (layer.name,)
         # a StackedRNNCells passes and reads masks as its last cell's layer does (RNN.compute_mask)
         call = Call(layer.name, stack[-1].layer if stack else layer.cls, layer.config,
-                    [] if stack else self.weights(layer.name, layer.cls), self.version, where, shapes)
+                    [] if stack else self.weights(chain, layer.cls), self.version, where, shapes)
         in_masks = [self.masks.get(r) for r in inputs]
-        base = layer.name
+        base = name
         mask_kw = None
         masked_steps = None
         n_out = self._n_outputs(layer)
@@ -364,17 +515,21 @@ class _Reader:
             # the masks tensors carry (Layer.__call__ sets them); a Functional file records the `mask` argument
             mask_ref, out_masks, masked_steps = mask_rules.propagate_keras3(call, inputs, in_masks, n_out, add_op,
                                                                             initial_state is not None)
-            if not self.implicit:
-                mask_ref = None if explicit_mask is None else tuple(explicit_mask)
+            if explicit_mask is not None:
+                # a Functional file records the mask a layer was called with; where it records none, the call
+                # takes the mask its input carries (keras/src/layers/layer.py Layer.__call__, "Populate mask
+                # argument(s)": an explicit mask=None is replaced), as after a nested model's outputs
+                mask_ref = tuple(explicit_mask)
         else:
             mask_ref, out_masks, masked_steps = mask_rules.propagate(call, inputs, in_masks, n_out, add_op,
                                                                        self.static_batch)
         mask_kw = None if mask_ref is None else list(mask_ref)
         if stack is not None:
-            node = self.stacked(layer, stack, main, mask_kw, n_out)
+            node = self.stacked(layer, stack, main, mask_kw, n_out, chain, name, where, len(layer.calls))
             main = node.args[0]
         else:
-            node = self._node(layer, call, masked_steps)
+            node = self._node(layer, call, masked_steps, chain)
+        node.name = name
         node.args = [main]
         if node.kind == "Merge" and self.version >= (3, 4) and node.config["op"] in ("multiply", "maximum", "minimum") \
                 and any(m is not None for m in in_masks):
@@ -392,6 +547,7 @@ class _Reader:
             if node.kind != "Recurrent":
                 raise KerasModelError(f"{where}: called with initial_state; not converted")
             node.kwargs["initial_state"] = initial_state
+        self._share(full, node, where, len(layer.calls))
         self.nodes.append(node)
         self.names.add(node.name)
         self.counts[node.name] = n_out
@@ -399,7 +555,26 @@ class _Reader:
             self.masks[(node.name, k)] = m
         for k in range(n_out):
             self.ranks[(node.name, k)] = None
-        self.notes += [f"{layer.name}: {n}" for n in call.notes]
+        if count == 0:
+            self.notes += [f"{full}: {n}" for n in call.notes]
+        return [(node.name, k) for k in range(n_out)]
+
+    def _share(self, full: str, node: Node, where: str, calls: int) -> None:
+        """The first call of a layer owns the module; a later call with the same settings calls it again."""
+        if node.config.get("stateful") and (calls > 1 or full in self.owners):
+            raise KerasModelError(f"{where}: a stateful recurrent layer called more than once (its states would carry "
+                                  "from one call to the next within a batch); not converted")
+        owner = self.owners.get(full)
+        if owner is None:
+            self.owners[full] = node
+            return
+        if node.kind == owner.kind and node.config == owner.config and node.recurrent == owner.recurrent:
+            node.weights = {}
+            node.shares = owner.name
+        elif node.weights or node.recurrent is not None:
+            raise KerasModelError(f"{where}: its calls need different settings of one module ({node.kind}: the masks "
+                                  "reaching them differ); a layer shared so is not converted whole")
+        # else a layer without weights: each call is a module of its own, with nothing to share
 
     def _shapes(self, layer: _Layer, inputs: List[Ref]):
         shape = layer.build_shape
@@ -426,9 +601,9 @@ class _Reader:
             return halves + states
         return 1
 
-    def _node(self, layer: _Layer, call: Call, masked_steps: Optional[str]) -> Node:
+    def _node(self, layer: _Layer, call: Call, masked_steps: Optional[str], chain: Tuple[str, ...]) -> Node:
         if layer.cls in RECURRENT + ("Bidirectional",):
-            return self.recurrent(layer, call)
+            return self.recurrent(layer, call, chain)
         if layer.cls == "TimeDistributed":
             inner_cls, inner_cfg = _inner(layer.config)
             record = reader(inner_cls)
@@ -454,8 +629,8 @@ class _Reader:
         for w in weights.values():
             self.dtypes.add(str(w.dtype))
 
-    def recurrent(self, layer: _Layer, call: Call) -> Node:
-        spec = self.specs.get(layer.name)
+    def recurrent(self, layer: _Layer, call: Call, chain: Tuple[str, ...]) -> Node:
+        spec = self.specs.get(chain)
         if spec is None:
             raise KerasModelError(f"{call.where}: its recurrent layer was not converted")
         bidi = layer.cls == "Bidirectional"
@@ -485,17 +660,23 @@ class _Reader:
             raise KerasModelError(f"{where}: {reason or 'an RNN layer the recurrent converter did not convert'}")
         return stack
 
-    def stacked(self, layer: _Layer, stack, main, mask_kw, n_out: int) -> Node:
+    def stacked(self, layer: _Layer, stack, main, mask_kw, n_out: int, chain: Tuple[str, ...], name: str,
+                where: str, calls: int) -> Node:
         """An ``RNN(StackedRNNCells)``: one recurrent node per cell, each reading the previous cell's output
         sequence and the layer's mask, then a node returning Keras's outputs (the last cell's output, each cell's
-        states in order: tf-keras base_rnn.py ``RNN.call``, Keras 3 rnn.py ``RNN.call``)."""
+        states in order: tf-keras base_rnn.py ``RNN.call``, Keras 3 rnn.py ``RNN.call``). Each cell's converted
+        layer is found by the layer's names from the outermost model in, the last one the cell's converted name
+        (:func:`compat.frameworks.keras.cells.stacked_name`); the nodes of this call are named after the call
+        (``name``: the layer's full name, ``<layer>@k`` for a later call of a shared layer), each cell's node
+        of a later call sharing that of the first."""
         cfg = layer.config
         prev, states = main, []
         for k, cell in enumerate(stack):
             last = k == len(stack) - 1
-            spec = self.specs.get(keras_cells.stacked_name(layer.name, cell))
+            cell_name = keras_cells.stacked_name(layer.name, cell)
+            spec = self.specs.get(chain[:-1] + (cell_name,))
             if spec is None:
-                raise KerasModelError(f"{self.path}: layer {layer.name!r}: its cell {cell.name!r} was not converted")
+                raise KerasModelError(f"{where}: its cell {cell.name!r} was not converted")
             self.dtypes.add(str(spec.dtype))
             one = cell.layer in ONE_STATE
             config = {"return_sequences": bool(cfg.get("return_sequences", False)) if last else True,
@@ -505,21 +686,22 @@ class _Reader:
                 config["states"] = 1
             if cfg.get("stateful"):
                 config["stateful"] = True
-            name = self.unique(f"{layer.name}:{cell.name}")
-            node = Node(name, "Recurrent", config, [prev], {} if mask_kw is None else {"mask": mask_kw},
+            node_name = self.unique(f"{name}:{cell.name}")
+            node = Node(node_name, "Recurrent", config, [prev], {} if mask_kw is None else {"mask": mask_kw},
                         recurrent=spec.name)
+            self._share("/".join(chain[:-1] + (cell_name,)), node, where, calls)
             self.nodes.append(node)
-            self.counts[name] = 1 + ((1 if one else 2) if config["return_state"] else 0)
-            prev = [name, 0]
+            self.counts[node_name] = 1 + ((1 if one else 2) if config["return_state"] else 0)
+            prev = [node_name, 0]
             if config["return_state"]:
-                states += [[name, 1]] if one else [[name, 1], [name, 2]]
+                states += [[node_name, 1]] if one else [[node_name, 1], [node_name, 2]]
         if cfg.get("stateful"):
-            self.notes.append(f"{layer.name}: stateful=True: each call starts from the previous call's final states, "
-                              "as in Keras; model.reset_states() starts again from zeros")
-        return Node(layer.name, "Outputs", {"count": n_out}, [[prev] + states])
+            self.notes.append(f"{'/'.join(chain)}: stateful=True: each call starts from the previous call's final "
+                              "states, as in Keras; model.reset_states() starts again from zeros")
+        return Node(name, "Outputs", {"count": n_out}, [[prev] + states])
 
     # -- Keras 3 operations ------------------------------------------------------------------------------------
-    def keras3_op(self, layer: _Layer, args: list, kwargs: dict, where: str) -> None:
+    def keras3_op(self, layer: _Layer, name: str, args: list, kwargs: dict, where: str) -> List[Ref]:
         cls, cfg = layer.cls, layer.config
         if cls not in K3_OPS:
             raise KerasModelError(f"{where}: the Keras operation {cls} (keras.ops) is not converted")
@@ -556,9 +738,26 @@ class _Reader:
         def error(key, message):
             return KerasModelError(f"{where}: {key}: {message}")
         LAYERS[node.kind].check(node.config, error)
+        node.name = name
         self.nodes.append(node)
-        self.names.add(node.name)
         self.counts[node.name] = 1
+        self.masks[(node.name, 0)] = None
+        return [(node.name, 0)]
+
+
+def _krefs(call) -> List[KRef]:
+    """The references a call (args, kwargs) reads."""
+    out: List[KRef] = []
+
+    def walk(v):
+        if isinstance(v, KRef):
+            out.append(v)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+    walk(call[0])
+    walk(list(call[1].values()))
+    return out
 
 
 def _refs(v):
@@ -580,9 +779,10 @@ def _inner(cfg: dict) -> Tuple[str, dict]:
     return str(inner.get("class_name", "")), inner.get("config") if isinstance(inner.get("config"), dict) else {}
 
 
-def read_model(kf: KerasFile, specs: Dict[str, object], weights) -> GraphSpec:
+def read_model(kf: KerasFile, specs: Dict[Tuple[str, ...], object], weights) -> GraphSpec:
     """The whole model of ``kf`` (its configuration) as a graph; ``specs``: the converted recurrent layers by
-    name; ``weights(name, cls)``: a layer's weights in Keras's order."""
+    their names (a nested model's layer: ``(model, layer)``); ``weights(names, cls)``: a layer's weights in
+    Keras's order."""
     return _Reader(kf, specs, weights).read(kf.config)
 
 
