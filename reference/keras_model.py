@@ -301,6 +301,7 @@ def _run_cells(cfg, w, x, mask, state, version, go_backwards, masked_output):
     if state is not None:
         flat = [np.asarray(s, dtype=np.float64) for s in state]
         states = [[flat.pop(0) for _ in s] for s in states]
+    given = mask
     if go_backwards:
         x = x[:, ::-1]
         mask = None if mask is None else mask[:, ::-1]
@@ -315,12 +316,16 @@ def _run_cells(cfg, w, x, mask, state, version, go_backwards, masked_output):
         if mask is not None:
             keep = np.asarray(mask[:, t]).astype(bool)[:, None]
             # keras 2.0-2.2 tensorflow_backend.rnn: tf.where(mask, output, states[0]), one cell's h
-            masked = {"zeros": np.zeros_like(out), "previous_output": prev, "previous_h": states[0][0]}
+            masked = {"zeros": np.zeros_like(out), "previous_output": prev, "previous_h": states[0][0],
+                      "zeros_unrolled": prev}
             out = np.where(keep, out, masked[masked_output])
             new = [[np.where(keep, a, b) for a, b in zip(n_, s)] for n_, s in zip(new, states)]
         states, prev = new, out
         outputs.append(out)
-    return np.stack(outputs, 1), [a for s in states for a in s]
+    y = np.stack(outputs, 1)
+    if masked_output == "zeros_unrolled" and given is not None:
+        y = keras_lstm.unrolled_zeros(y, given)
+    return y, [a for s in states for a in s]
 
 
 def _one_state(cls, cfg, w, x, mask, state, version, go_backwards, masked_output):
@@ -359,6 +364,11 @@ def _run_rnn(cls, cfg, w, x, mask, state, version, go_backwards, masked_output):
 def _masked_output(cfg, version, bidirectional_sequences: bool) -> str:
     major, minor, _, tf = version
     if bidirectional_sequences or cfg.get("zero_output_for_mask"):
+        # tf_keras/src/backend.py rnn, unroll=True: the stacked outputs zeroed with the mask not reversed for
+        # go_backwards (keras_lstm.unrolled_zeros); Keras 3 as its TensorFlow backend; Keras 2.0-2.2 had no
+        # zero_output_for_mask
+        if cfg.get("unroll") and cfg.get("return_sequences") and (tf or (major, minor) >= (2, 3)):
+            return "zeros_unrolled"
         return "zeros"
     # keras 2.0-2.2 tensorflow_backend.rnn: tf.where(mask, output, states[0]); later versions and tf.keras the
     # previous output (zeros before the first unmasked step); unroll=True: the previous output too
