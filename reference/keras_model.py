@@ -90,7 +90,7 @@ def _k3_value(v):
 def layers_of(config: dict):
     """[(name, class, config, [(args, kwargs)])], inputs, outputs of a Sequential or Functional config; a tensor
     is ``("tensor", layer, node, tensor)``, the endpoints ``(layer, node, tensor)``, nodes as the file numbers
-    them."""
+    them (a Sequential's, which its config does not number, are the calls in this model: node 0)."""
     cls, cfg = config["class_name"], config["config"]
     if cls == "Sequential":
         entries = cfg if isinstance(cfg, list) else cfg["layers"]
@@ -670,9 +670,13 @@ def _run_model(config, prefix, feeds, weights, version, backend, static_batch):
     for name, fed in zip(input_names, feeds):
         values[(name, 0, 0)] = fed
 
+    # a Sequential's config numbers nothing: layers_of links each layer to the previous one's first call
+    # (tf_keras/src/engine/sequential.py get_config lists the layers only; keras/src/models/sequential.py too)
+    numbered = config["class_name"] != "Sequential"
+
     def key(name, node, tensor, endpoint=False):
         cls, cfg = by_name[name]
-        return name, node - _first_node(cls, cfg, version, endpoint), tensor
+        return name, node - (_first_node(cls, cfg, version, endpoint) if numbered else 0), tensor
 
     def is_tensor(v):
         return isinstance(v, tuple) and v and v[0] == "tensor"

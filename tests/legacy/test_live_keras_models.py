@@ -231,3 +231,37 @@ def test_live_shared_and_nested_models_emit_python_that_predicts_as_keras(record
     assert {(c[0], c[1]) for c in cases} == {(f, n) for f in ("keras3", "tf_keras") for n in SHARED_AND_NESTED}
     for framework, name, source, weights, config, arrays in cases:
         check_emitted_keras_model(recorded / framework, source, config, arrays, tmp_path)
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+@pytest.mark.parametrize("inner_kind", ["functional", "sequential"])
+@pytest.mark.parametrize("last", [False, True])
+@pytest.mark.parametrize("framework", ["keras3", "tf_keras"])
+def test_model_placed_in_a_sequential_converts_to_kerass_predictions(framework, last, inner_kind, suffix, tmp_path):
+    """``Sequential([Embedding(mask_zero), inner, Dense])`` (or the inner model last): the Sequential's config
+    numbers no node, so the nested model's first call is its node 0 in this model (tf_keras/src/engine/
+    sequential.py and functional.py; keras/src/models/sequential.py), masks passed through it."""
+    from compat.convert import convert, load
+    import torch
+
+    keras = _keras(framework)
+    L = keras.layers
+    if inner_kind == "functional":
+        i = keras.Input((T, 3))
+        inner = keras.Model(i, L.Dense(2, activation="tanh")(L.LSTM(3, return_sequences=True)(i)), name="inner")
+    else:
+        inner = keras.Sequential([keras.Input((T, 3)), L.LSTM(3, return_sequences=True), L.Dense(2)], name="inner")
+    model = keras.Sequential([keras.Input((T,), dtype="int32"), L.Embedding(VOCAB, 3, mask_zero=True), inner]
+                             + ([] if last else [L.LSTM(2), L.Dense(1)]))
+    rng = np.random.default_rng(3)
+    for w_layer in [model.layers[0]] + inner.layers + model.layers[2:]:
+        w_layer.set_weights([rng.uniform(-0.8, 0.8, w.shape).astype(w.dtype) for w in w_layer.get_weights()])
+    xs = _inputs(rng, True)
+    want = np.asarray(model.predict(xs, verbose=0))
+    path = tmp_path / f"model{suffix}"
+    model.save(path)
+    conversion = convert(path, tmp_path / "out", model="whole")
+    assert all(c.ok for c in conversion.checks), conversion.checks
+    with torch.no_grad():
+        got = load(tmp_path / "out")(torch.from_numpy(xs.astype(np.int64)))
+    assert_close_scaled(got, want, dtype=np.float32, msg=f"{framework} {inner_kind} last={last}")
