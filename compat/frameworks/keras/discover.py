@@ -240,8 +240,8 @@ class _Walker:
             if major_minor >= (3, 0):
                 return "zeros_unrolled", Unknown(
                     "masked_output", "zeros_unrolled", "Keras 3's TensorFlow backend (keras/src/backend/tensorflow/"
-                    "rnn.py); its JAX backend outputs the previous output at masked steps when unrolled, and its "
-                    "torch backend cannot unroll a masked sequence")
+                    "rnn.py; its torch backend the same reading forwards, and it fails on a go_backwards layer with a "
+                    "mask); its JAX backend outputs the previous output at masked steps when unrolled")
             if major_minor >= (2, 3) or (version or "").endswith("-tf"):
                 return "zeros_unrolled", None
             return "zeros", None
