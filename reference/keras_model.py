@@ -365,8 +365,8 @@ def _masked_output(cfg, version, bidirectional_sequences: bool) -> str:
     major, minor, _, tf = version
     if bidirectional_sequences or cfg.get("zero_output_for_mask"):
         # tf_keras/src/backend.py rnn, unroll=True: the stacked outputs zeroed with the mask not reversed for
-        # go_backwards (keras_lstm.unrolled_zeros); Keras 3 as its TensorFlow backend; Keras 2.0-2.2 had no
-        # zero_output_for_mask
+        # go_backwards (keras_lstm.unrolled_zeros); Keras 3 as its TensorFlow backend; Keras 2.0-2.2 (their own
+        # backend, not read) plain zeros
         if cfg.get("unroll") and cfg.get("return_sequences") and (tf or (major, minor) >= (2, 3)):
             return "zeros_unrolled"
         return "zeros"

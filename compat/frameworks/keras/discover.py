@@ -244,7 +244,7 @@ class _Walker:
                     "mask); its JAX backend outputs the previous output at masked steps when unrolled")
             if major_minor >= (2, 3) or (version or "").endswith("-tf"):
                 return "zeros_unrolled", None
-            return "zeros", None
+            return "zeros", None   # Keras 2.0-2.2's own backend: its unrolled loop is not read
         # Keras 2.0-2.2's TF backend returns the previous h at a masked step, except when unrolled
         # (keras/backend/tensorflow_backend.py rnn, unroll=True: the previous output); later versions always
         # the previous output.
