@@ -275,3 +275,47 @@ def test_tf_keras_unrolled_masked_zero_outputs_convert_to_kerass_predictions(cas
     with torch.no_grad():
         got = load(tmp_path / "out")(torch.from_numpy(xs.astype(np.int64)))
     assert_close_scaled(got, want, dtype=np.float32, msg=case)
+
+
+KERAS3_TF_UNROLLED = """
+import sys
+import numpy as np
+import keras
+L = keras.layers
+out = sys.argv[1]
+inp = keras.Input((5,), dtype="int32")
+x = L.Embedding(12, 3, mask_zero=True)(inp)
+y = L.Bidirectional(L.RNN(L.LSTMCell(3), return_sequences=True, unroll=True))(x)
+y = L.Concatenate()([y, L.GRU(2, return_sequences=True, unroll=True, go_backwards=True, zero_output_for_mask=True)(x)])
+model = keras.Model(inp, y)
+rng = np.random.default_rng(11)
+for layer in model.layers:
+    layer.set_weights([rng.uniform(-0.8, 0.8, w.shape).astype(w.dtype) for w in layer.get_weights()])
+xs = rng.integers(1, 12, (4, 5)).astype(np.int32)
+xs[1, -2:] = 0
+xs[2, 0] = xs[2, 2] = 0
+xs[3, :2] = 0
+np.save(out + "/xs.npy", xs)
+np.save(out + "/want.npy", np.asarray(model.predict(xs, verbose=0)))
+model.save(out + "/model.keras")
+"""
+
+
+def test_keras3_tensorflow_backend_unrolled_masked_zero_outputs_convert_to_kerass_predictions(tmp_path):
+    """Keras 3's TensorFlow backend runs the unrolled loop as tf-keras does (keras/src/backend/tensorflow/rnn.py:
+    the outputs zeroed with the mask not reversed for go_backwards); the file, saved there, converts to its
+    predictions (its torch backend, this process's, cannot run these layers on a mask)."""
+    from compat.convert import convert, load
+    import torch
+
+    proc = subprocess.run([sys.executable, "-c", KERAS3_TF_UNROLLED, str(tmp_path)], capture_output=True, text=True,
+                          env={**os.environ, "KERAS_BACKEND": "tensorflow"}, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    conversion = convert(tmp_path / "model.keras", tmp_path / "out", model="whole")
+    assert all(c.ok for c in conversion.checks), conversion.checks
+    assert all(s.keras.masked_output == "zeros_unrolled" for s in conversion.specs)
+    assert all(any(u.what == "masked_output" for u in s.unknowns) for s in conversion.specs)
+    xs = np.load(tmp_path / "xs.npy")
+    with torch.no_grad():
+        got = load(tmp_path / "out")(torch.from_numpy(xs.astype(np.int64)))
+    assert_close_scaled(got, np.load(tmp_path / "want.npy"), dtype=np.float32, msg="Keras 3, TensorFlow backend")
