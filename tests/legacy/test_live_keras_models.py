@@ -3,8 +3,9 @@
 
 Each example draws a model (Hypothesis: the input, token ids with ``Embedding(mask_zero)`` or sequences with
 ``Masking``; a chain of layers from the set with the shapes tracked so that every draw builds; sometimes two
-branches merged), builds it in the framework with random weights, saves it as ``.keras`` or ``.h5``, and
-records ``model.predict`` on inputs with padded steps and holes; the file is converted whole and the converted
+branches merged; sometimes nested in a model that calls it twice, or placed in a Sequential), builds it in the
+framework with random weights, saves it as ``.keras`` or ``.h5``, and records ``model.predict`` on inputs with
+padded steps and holes; the file is converted whole and the converted
 model's predictions must match within float32's tolerance of the output's scale. The recorded whole models
 (``legacy/record_convert_keras_models.py``) are re-recorded and re-checked as tests/test_convert_keras_models.py
 checks them.
@@ -156,6 +157,12 @@ def nested_twice(keras, inner, ids):
     return keras.Model([a, b], [inner(a), inner(b)])
 
 
+def in_sequential(keras, inner, ids):
+    """The drawn model placed directly in a Sequential, a Dense after it: its only call there is its first."""
+    shape, dtype = ((T,), "int32") if ids else ((T, 3), "float32")
+    return keras.Sequential([keras.Input(shape, dtype=dtype), inner, keras.layers.Dense(2)])
+
+
 def _inputs(rng, ids):
     if ids:
         x = rng.integers(1, VOCAB, (B, T))
@@ -179,12 +186,15 @@ def test_random_keras_models_convert_to_kerass_predictions(framework, data, tmp_
     ids, layers = data.draw(chains(framework))
     suffix = data.draw(st.sampled_from([".keras", ".h5"]))
     seed = data.draw(st.integers(0, 2 ** 16))
-    nested = data.draw(st.booleans())
-    note(f"{framework} ids={ids} layers={layers} {suffix} seed={seed} nested twice={nested}")
+    wrap = data.draw(st.sampled_from(["none", "nested_twice", "in_sequential"]))
+    nested = wrap == "nested_twice"
+    note(f"{framework} ids={ids} layers={layers} {suffix} seed={seed} wrap={wrap}")
     rng = np.random.default_rng(seed)
     model = build(keras, ids, layers)
     if nested:
         model = nested_twice(keras, model, ids)
+    elif wrap == "in_sequential":
+        model = in_sequential(keras, model, ids)
     for layer in model.layers:
         ws = layer.get_weights()
         names = [getattr(w, "path", None) or w.name for w in layer.weights]
