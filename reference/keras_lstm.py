@@ -29,7 +29,14 @@ version (``masked_output``):
   Keras 3 (``keras/src/backend/*/rnn.py``, same) and Keras 2's ``unroll=True``: the previous *output*,
   zeros before the first unmasked step (differs from ``"previous_h"`` only there, with a nonzero h0);
 - ``"zeros"``: ``zero_output_for_mask=True``, which ``Bidirectional`` forces on both of its layers when
-  they return sequences (``bidirectional.py`` ``force_zero_output_for_mask``).
+  they return sequences (``bidirectional.py`` ``force_zero_output_for_mask``);
+- ``"zeros_unrolled"``: the same with ``unroll=True`` and the sequence returned, in tf.keras / tf-keras
+  (``tf_keras/src/backend.py`` ``rnn``, the ``if unroll:`` branch) and Keras 3's TensorFlow backend
+  (``keras/src/backend/tensorflow/rnn.py``): the loop outputs the previous output at a masked step
+  (``tf.where(tiled_mask_t, output, prev_output)``), and after it the stacked outputs, in reading order, are
+  zeroed with ``mask``, the mask as given, which ``go_backwards`` does not reverse (only ``mask_list`` is):
+  a backwards layer's output at reading step t is zeroed where x[:, t] is masked (:func:`unrolled_zeros`).
+  Reading forwards it equals ``"zeros"``.
 
 ``go_backwards=True`` (``K.rnn``: ``inputs = reverse(inputs, 0)`` and the mask reversed with it): the
 whole time axis is read back to front, padding included, and the outputs are returned in that processing
@@ -108,7 +115,7 @@ def lstm_cell(x_t: np.ndarray, h: np.ndarray, c: np.ndarray, kernel: np.ndarray,
     return o * act(c_new), c_new
 
 
-MASKED_OUTPUTS = ("previous_h", "previous_output", "zeros")
+MASKED_OUTPUTS = ("previous_h", "previous_output", "zeros", "zeros_unrolled")
 
 
 def lstm_layer(x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray, bias: Optional[np.ndarray] = None,
@@ -153,6 +160,7 @@ def lstm_layer(x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray, 
             raise ValueError(f"mask has shape {list(mask.shape)}; expected [B, T] = {[B, T]}")
     if masked_output not in MASKED_OUTPUTS:
         raise ValueError(f"masked_output must be one of {MASKED_OUTPUTS}; got {masked_output!r}")
+    given = mask
     if go_backwards:
         x = x[:, ::-1]
         mask = None if mask is None else mask[:, ::-1]
@@ -163,14 +171,24 @@ def lstm_layer(x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray, 
         out = h_new
         if mask is not None:
             keep = mask[:, t][:, None]
-            masked = {"previous_h": h, "previous_output": prev_output, "zeros": np.zeros_like(h)}[masked_output]
+            masked = {"previous_h": h, "previous_output": prev_output, "zeros": np.zeros_like(h),
+                      "zeros_unrolled": prev_output}[masked_output]
             out = np.where(keep, h_new, masked)
             h_new = np.where(keep, h_new, h)
             c_new = np.where(keep, c_new, c)
         h, c = h_new, c_new
         outputs[:, t] = out
         prev_output = out
+    if masked_output == "zeros_unrolled" and given is not None:
+        outputs = unrolled_zeros(outputs, given)
     return outputs, h, c
+
+
+def unrolled_zeros(outputs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """tf-keras ``backend.rnn``, ``unroll=True``, ``zero_output_for_mask``: after the loop, ``outputs =
+    tf.where(_expand_mask(mask, outputs, fixed_dim=2), outputs, zeros_like(outputs))`` with outputs [B, T, H] in
+    reading order and ``mask`` [B, T] as the layer was given it (not reversed for ``go_backwards``)."""
+    return np.where(np.asarray(mask).astype(bool)[:, :, None], outputs, 0.0)
 
 
 def cudnn_lstm_layer(x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray, bias: np.ndarray,

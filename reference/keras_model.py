@@ -90,7 +90,7 @@ def _k3_value(v):
 def layers_of(config: dict):
     """[(name, class, config, [(args, kwargs)])], inputs, outputs of a Sequential or Functional config; a tensor
     is ``("tensor", layer, node, tensor)``, the endpoints ``(layer, node, tensor)``, nodes as the file numbers
-    them."""
+    them (a Sequential's, which its config does not number, are the calls in this model: node 0)."""
     cls, cfg = config["class_name"], config["config"]
     if cls == "Sequential":
         entries = cfg if isinstance(cfg, list) else cfg["layers"]
@@ -301,6 +301,7 @@ def _run_cells(cfg, w, x, mask, state, version, go_backwards, masked_output):
     if state is not None:
         flat = [np.asarray(s, dtype=np.float64) for s in state]
         states = [[flat.pop(0) for _ in s] for s in states]
+    given = mask
     if go_backwards:
         x = x[:, ::-1]
         mask = None if mask is None else mask[:, ::-1]
@@ -315,12 +316,16 @@ def _run_cells(cfg, w, x, mask, state, version, go_backwards, masked_output):
         if mask is not None:
             keep = np.asarray(mask[:, t]).astype(bool)[:, None]
             # keras 2.0-2.2 tensorflow_backend.rnn: tf.where(mask, output, states[0]), one cell's h
-            masked = {"zeros": np.zeros_like(out), "previous_output": prev, "previous_h": states[0][0]}
+            masked = {"zeros": np.zeros_like(out), "previous_output": prev, "previous_h": states[0][0],
+                      "zeros_unrolled": prev}
             out = np.where(keep, out, masked[masked_output])
             new = [[np.where(keep, a, b) for a, b in zip(n_, s)] for n_, s in zip(new, states)]
         states, prev = new, out
         outputs.append(out)
-    return np.stack(outputs, 1), [a for s in states for a in s]
+    y = np.stack(outputs, 1)
+    if masked_output == "zeros_unrolled" and given is not None:
+        y = keras_lstm.unrolled_zeros(y, given)
+    return y, [a for s in states for a in s]
 
 
 def _one_state(cls, cfg, w, x, mask, state, version, go_backwards, masked_output):
@@ -359,6 +364,11 @@ def _run_rnn(cls, cfg, w, x, mask, state, version, go_backwards, masked_output):
 def _masked_output(cfg, version, bidirectional_sequences: bool) -> str:
     major, minor, _, tf = version
     if bidirectional_sequences or cfg.get("zero_output_for_mask"):
+        # tf_keras/src/backend.py rnn, unroll=True: the stacked outputs zeroed with the mask not reversed for
+        # go_backwards (keras_lstm.unrolled_zeros); Keras 3 as its TensorFlow backend; Keras 2.0-2.2 (their own
+        # backend, not read) plain zeros
+        if cfg.get("unroll") and cfg.get("return_sequences") and (tf or (major, minor) >= (2, 3)):
+            return "zeros_unrolled"
         return "zeros"
     # keras 2.0-2.2 tensorflow_backend.rnn: tf.where(mask, output, states[0]); later versions and tf.keras the
     # previous output (zeros before the first unmasked step); unroll=True: the previous output too
@@ -660,9 +670,13 @@ def _run_model(config, prefix, feeds, weights, version, backend, static_batch):
     for name, fed in zip(input_names, feeds):
         values[(name, 0, 0)] = fed
 
+    # a Sequential's config numbers nothing: layers_of links each layer to the previous one's first call
+    # (tf_keras/src/engine/sequential.py get_config lists the layers only; keras/src/models/sequential.py too)
+    numbered = config["class_name"] != "Sequential"
+
     def key(name, node, tensor, endpoint=False):
         cls, cfg = by_name[name]
-        return name, node - _first_node(cls, cfg, version, endpoint), tensor
+        return name, node - (_first_node(cls, cfg, version, endpoint) if numbered else 0), tensor
 
     def is_tensor(v):
         return isinstance(v, tuple) and v and v[0] == "tensor"

@@ -46,7 +46,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from reference.keras_lstm import MASKED_OUTPUTS, MERGE_MODES, Activation, _activation
+from reference.keras_lstm import MASKED_OUTPUTS, MERGE_MODES, Activation, _activation, unrolled_zeros
 
 
 def keras1_gru_weights(weights: Sequence[np.ndarray]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -103,6 +103,7 @@ def _run(step, x, h0, hidden, mask, go_backwards, masked_output):
         mask = np.asarray(mask).astype(bool)
         if mask.shape != (B, T):
             raise ValueError(f"mask has shape {list(mask.shape)}; expected [B, T] = {[B, T]}")
+    given = mask
     if go_backwards:   # K.rnn: inputs (and mask) reversed in time, outputs returned in that order
         x = x[:, ::-1]
         mask = None if mask is None else mask[:, ::-1]
@@ -113,12 +114,15 @@ def _run(step, x, h0, hidden, mask, go_backwards, masked_output):
         y = h_new
         if mask is not None:
             keep = mask[:, t][:, None]
-            masked = {"previous_h": h, "previous_output": prev_output, "zeros": np.zeros_like(h)}[masked_output]
+            masked = {"previous_h": h, "previous_output": prev_output, "zeros": np.zeros_like(h),
+                      "zeros_unrolled": prev_output}[masked_output]
             y = np.where(keep, h_new, masked)
             h_new = np.where(keep, h_new, h)
         h = h_new
         out[:, t] = y
         prev_output = y
+    if masked_output == "zeros_unrolled" and given is not None:   # keras_lstm.unrolled_zeros
+        out = unrolled_zeros(out, given)
     return out, h
 
 
@@ -231,6 +235,7 @@ def training_layer(family: str, x, kernel, recurrent_kernel, bias=None, input_ma
         mask = np.asarray(mask).astype(bool)
         if mask.shape != (B, T):
             raise ValueError(f"mask has shape {list(mask.shape)}; expected [B, T] = {[B, T]}")
+    given = mask
     if go_backwards:   # K.rnn: inputs (and mask) reversed in time, outputs returned in that order
         x = x[:, ::-1]
         mask = None if mask is None else mask[:, ::-1]
@@ -273,9 +278,11 @@ def training_layer(family: str, x, kernel, recurrent_kernel, bias=None, input_ma
         if mask is not None:  # K.rnn: the states and the output where the mask is off
             keep = mask[:, t][:, None]
             y = np.where(keep, h_new, {"previous_h": h, "previous_output": prev_output,
-                                       "zeros": np.zeros_like(h)}[masked_output])
+                                       "zeros": np.zeros_like(h), "zeros_unrolled": prev_output}[masked_output])
             h_new, c_new = np.where(keep, h_new, h), np.where(keep, c_new, c)
         h, c = h_new, c_new
         out[:, t] = y
         prev_output = y
+    if masked_output == "zeros_unrolled" and given is not None:   # keras_lstm.unrolled_zeros
+        out = unrolled_zeros(out, given)
     return out, ([h, c] if family == "lstm" else [h])

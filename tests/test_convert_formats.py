@@ -245,7 +245,9 @@ def test_a_module_that_misses_the_reference_fails_the_check(tmp_path):
 @pytest.mark.parametrize("go_backwards, bidirectional, merge_mode, masked_output", [
     (False, False, "concat", "previous_output"), (True, False, "concat", "previous_output"),
     (False, False, "concat", "previous_h"), (True, False, "concat", "zeros"),
-    (False, True, "concat", "zeros"), (False, True, "ave", "zeros"), (False, True, "mul", "previous_output")])
+    (False, True, "concat", "zeros"), (False, True, "ave", "zeros"), (False, True, "mul", "previous_output"),
+    (True, False, "concat", "zeros_unrolled"), (False, False, "concat", "zeros_unrolled"),
+    (False, True, "concat", "zeros_unrolled"), (False, True, "sum", "zeros_unrolled")])
 @pytest.mark.parametrize("dtype", [torch.float64])
 def test_keras_module_matches_the_keras_reference(go_backwards, bidirectional, merge_mode, masked_output, dtype):
     """KerasLSTM against reference/keras_lstm.py with nonzero initial states and masks with masked first steps

@@ -252,3 +252,34 @@ def test_a_stateful_layer_called_twice_is_refused(tmp_path):
                     ("add_1", [])], "2.2.4")
     with pytest.raises(WholeModelError, match="'lstm_1'.*stateful recurrent layer called more than once"):
         convert(path, tmp_path / "out", model="whole")
+
+
+@pytest.mark.parametrize("last", [False, True])
+def test_a_model_placed_directly_in_a_sequential_converts(tmp_path, last):
+    """tf-keras's layout of ``Sequential([Input, inner, Dense])`` (or the inner model last): a Sequential's config
+    lists its layers and numbers no node (tf_keras/src/engine/sequential.py ``get_config``), so the inner model's
+    call there is its first; it was read as the file's node 1 of a nested Functional and refused."""
+    rng = np.random.default_rng(9)
+    k1, b1 = rng.uniform(-1, 1, (2, 2)).astype(np.float32), rng.uniform(-1, 1, 2).astype(np.float32)
+    k2, b2 = rng.uniform(-1, 1, (2, 2)).astype(np.float32), rng.uniform(-1, 1, 2).astype(np.float32)
+    inner = {"name": "inner", "class_name": "Functional",
+             "config": {"name": "inner", "layers": [_input("input_2", [2]),
+                                                    _dense_cfg("dense_1", 2, [[["input_2", 0, 0, {}]]])],
+                        "input_layers": [["input_2", 0, 0]], "output_layers": [["dense_1", 0, 0]]}}
+    outer = {"name": "dense_2", "class_name": "Dense", "config": _dense_cfg("dense_2", 2, [])["config"]}
+    first = {"class_name": "InputLayer", "config": _input("input_1", [2])["config"]}
+    layers = [first, outer, inner] if last else [first, inner, outer]
+    config = {"class_name": "Sequential", "keras_version": "2.21.0", "backend": "tensorflow",
+              "config": {"name": "sequential", "layers": layers}}
+    weights = {"inner": [("dense_1/kernel:0", k1), ("dense_1/bias:0", b1)],
+               "dense_2": [("dense_2/kernel:0", k2), ("dense_2/bias:0", b2)]}
+    path = tmp_path / "sequential.h5"
+    write_keras_h5(path, config, [(n, weights[n]) for n in (["dense_2", "inner"] if last else ["inner", "dense_2"])],
+                   "2.21.0")
+    conversion = convert(path, tmp_path / "out", model="whole")
+    assert all(c.ok for c in conversion.checks), conversion.checks
+    x = rng.uniform(-1, 1, (4, 2))
+    want = np.tanh(np.tanh(x @ k2 + b2) @ k1 + b1) if last else np.tanh(np.tanh(x @ k1 + b1) @ k2 + b2)
+    with torch.no_grad():
+        got = load(tmp_path / "out").double()(torch.from_numpy(x))
+    assert_close(got.numpy(), want, dtype=np.float64, msg="Sequential([inner, dense])")

@@ -169,3 +169,22 @@ def test_the_training_oracle_without_masks_is_the_inference_oracle_with_the_kera
     assert_close(got, want, dtype=torch.float64)
     for a, b in zip(got_finals, finals):
         assert_close(a, b, dtype=torch.float64)
+
+
+def test_the_unrolled_zero_outputs_use_the_mask_not_reversed_for_go_backwards():
+    """tf_keras/src/backend.py ``rnn``, ``unroll=True``, ``zero_output_for_mask``, derived by hand on a linear
+    SimpleRNN whose output is its input (kernel 1, recurrent kernel 0): x = 1, 2, 3, 4 with the mask 0, 1, 0, 1,
+    read backwards. The loop reads 4 (kept), 3 (masked: the previous output 4), 2, 1 (masked: 2): 4, 4, 2, 2 in
+    reading order; then ``tf.where(mask, outputs, 0)`` with the mask as given zeroes reading steps 0 and 2:
+    0, 4, 0, 2. The while loop (``"zeros"``) zeroes the masked steps themselves: 4, 0, 2, 0."""
+    x = np.array([1.0, 2.0, 3.0, 4.0])[None, :, None]
+    one, zero = np.ones((1, 1)), np.zeros((1, 1))
+    mask = np.array([[0, 1, 0, 1]])
+    run = dict(mask=mask, go_backwards=True, activation="linear")
+    y, h = keras_rnn.simple_rnn_layer(x, one, zero, None, None, masked_output="zeros_unrolled", **run)
+    assert y[0, :, 0].tolist() == [0.0, 4.0, 0.0, 2.0] and h.tolist() == [[2.0]]
+    y, _ = keras_rnn.simple_rnn_layer(x, one, zero, None, None, masked_output="zeros", **run)
+    assert y[0, :, 0].tolist() == [4.0, 0.0, 2.0, 0.0]
+    y, _ = keras_rnn.simple_rnn_layer(x, one, zero, None, None, mask=mask, activation="linear",
+                                      masked_output="zeros_unrolled")   # reading forwards: the same as "zeros"
+    assert y[0, :, 0].tolist() == [0.0, 2.0, 0.0, 4.0]

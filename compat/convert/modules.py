@@ -21,7 +21,12 @@ or that reads ``go_backwards``: ``forward(x, hx=None, *, mask=None)`` with x ``[
   ``"previous_output"`` the previous step's output, zeros before the first unmasked step (Keras >= 2.3,
   whose TF backend calls tf.keras's ``rnn``; ``tf_keras/backend.py`` ``rnn`` and Keras 3
   ``keras/src/backend/*/rnn.py``, the loop starting from a zero output); ``"zeros"`` zeros
-  (``zero_output_for_mask``, which ``Bidirectional`` forces when it returns sequences). They differ only
+  (``zero_output_for_mask``, which ``Bidirectional`` forces when it returns sequences); ``"zeros_unrolled"``
+  the same setting with ``unroll=True`` returning sequences (tf.keras ``backend.rnn``'s ``if unroll:`` branch,
+  ``tf_keras/src/backend.py``, and Keras 3's TensorFlow backend): the loop outputs the previous output, then the
+  stacked outputs, in reading order, are zeroed where the mask *as given* is 0, i.e. not reversed for
+  ``go_backwards``: a backwards layer's output at reading step i is zeroed where x[:, i] is masked (the same as
+  ``"zeros"`` when the layer reads forwards). They differ only
   at masked steps, and ``"previous_h"`` / ``"previous_output"`` only before the first unmasked step with
   a nonzero initial state. ``h_n`` / ``c_n`` are the same in all of them.
 - ``Bidirectional(merge_mode=...)``: ``"concat"`` (forward | backward on the feature axis, as
@@ -149,9 +154,12 @@ def _keras_output(layer, y: Tensor, mask: Optional[Tensor], merge: bool) -> Tens
             y = y * keep.unsqueeze(2).to(y.dtype)
         else:
             width = y.shape[2] // (2 if layer.bidirectional else 1)
-            seen = [_seen(mask, reverse=layer.go_backwards)]
-            if layer.bidirectional:
-                seen.append(_seen(mask, reverse=True))
+            backwards = [layer.go_backwards] + ([True] if layer.bidirectional else [])
+            seen = [_seen(mask, reverse=b) for b in backwards]
+            if layer.masked_output == "zeros_unrolled":
+                # the previous output, then zeros where the mask as given (not reversed) is 0 at the step's
+                # place in the reading order: y[:, t] of a backwards half is read at T - 1 - t
+                seen = [s & (keep.flip(1) if b else keep) for s, b in zip(seen, backwards)]
             parts = [y[:, :, k * width:(k + 1) * width] * s.unsqueeze(2).to(y.dtype) for k, s in enumerate(seen)]
             y = parts[0] if len(parts) == 1 else torch.cat(parts, 2)
     if layer.go_backwards:

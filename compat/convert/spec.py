@@ -51,7 +51,7 @@ CAFFE_LSTM = "compat.convert.modules.CaffeLSTM"
 KERAS_RNN = "compat.convert.modules.KerasSimpleRNN"
 ONNX_RNN = "compat.convert.modules.OnnxRNN"
 
-MASKED_OUTPUTS = ("previous_h", "previous_output", "zeros")
+MASKED_OUTPUTS = ("previous_h", "previous_output", "zeros", "zeros_unrolled")
 MERGE_MODES = ("concat", "sum", "mul", "ave")
 
 
@@ -77,7 +77,8 @@ class KerasSemantics:
     ``go_backwards``: Keras returns the sequence output in the order it read it (reversed in time);
     ``masked_output``: what the layer outputs at a masked step (``reference/keras_lstm.py``):
     ``"previous_h"`` (Keras 2.0-2.2), ``"previous_output"`` (Keras >= 2.3, tf.keras, Keras 3: zeros
-    before the first unmasked step), ``"zeros"`` (``Bidirectional`` returning sequences). The final
+    before the first unmasked step), ``"zeros"`` (``Bidirectional`` returning sequences), ``"zeros_unrolled"``
+    (the same, unrolled: tf.keras zeroes the outputs with the mask not reversed for ``go_backwards``). The final
     states are the same in all of them. ``merge_mode``: how ``Bidirectional`` combines its two halves.
     ``keras_dropout``: the layer's training-time dropout as its Keras version ran it
     (:class:`compat.frameworks.keras.dropout.KerasDropout`'s ``to_dict()``), None without dropout.

@@ -73,13 +73,17 @@ def test_random_rnn_cell_models_convert_to_kerass_predictions(framework, data, t
     form = data.draw(st.sampled_from(["rnn", "bidirectional"] if len(specs) == 1 else ["stacked", "list"]))
     masking = data.draw(st.sampled_from(["ids", "masking", "none"]))
     seqs, state, unroll = data.draw(st.booleans()), data.draw(st.booleans()), data.draw(st.booleans())
-    # Keras 3's torch backend cannot unroll a masked sequence (keras/src/backend/torch/rnn.py raises)
-    unroll = unroll and (framework == "tf_keras" or masking == "none")
     backwards = form == "rnn" and data.draw(st.booleans())
+    # Keras 3's torch backend cannot unroll a masked sequence read backwards (keras/src/backend/torch/rnn.py
+    # torch.flip on a tuple raises)
+    unroll = unroll and (framework == "tf_keras" or masking == "none" or (form != "bidirectional" and not backwards))
+    # what Bidirectional forces when returning sequences; tf-keras cannot build an unrolled masked layer with it that
+    # returns the last step only (backend.py rnn stacks one output, then zeroes it with the whole mask)
+    zero_output = form == "rnn" and data.draw(st.booleans()) and (seqs or not unroll or masking == "none")
     suffix = data.draw(st.sampled_from([".keras", ".h5"]))
     seed = data.draw(st.integers(0, 2 ** 16))
     note(f"{framework} {form} {specs} masking={masking} seqs={seqs} state={state} unroll={unroll} "
-         f"backwards={backwards} {suffix} seed={seed}")
+         f"backwards={backwards} zero_output={zero_output} {suffix} seed={seed}")
     if masking == "ids":
         inp = keras.Input((T,), dtype="int32")
         x = L.Embedding(VOCAB, 3, mask_zero=True)(inp)
@@ -89,7 +93,7 @@ def test_random_rnn_cell_models_convert_to_kerass_predictions(framework, data, t
     built = [_cell(L, s) for s in specs]
     cell = built[0] if form in ("rnn", "bidirectional") else built if form == "list" else L.StackedRNNCells(built)
     rnn = L.RNN(cell, return_sequences=seqs, return_state=state and form != "bidirectional", unroll=unroll,
-                go_backwards=backwards)
+                go_backwards=backwards, **({"zero_output_for_mask": True} if zero_output else {}))
     y = L.Bidirectional(rnn)(x) if form == "bidirectional" else rnn(x)
     model = keras.Model(inp, _flat(y))
     rng = np.random.default_rng(seed)
@@ -221,3 +225,97 @@ def test_random_rnn_cells_shared_or_nested_convert_to_kerass_predictions(framewo
         assert len(got) == len(want)
         for k, (g, w) in enumerate(zip(got, want)):
             assert_close_scaled(g, w, dtype=np.float32, msg=f"{framework} {form} {specs} {wrap} {how} output {k}")
+
+
+UNROLLED_MASKED = {   # tf_keras/src/backend.py rnn, unroll=True: outputs zeroed with the mask not reversed
+    "bidirectional_rnn_lstm_cell": lambda L: L.Bidirectional(L.RNN(L.LSTMCell(3), return_sequences=True,
+                                                                   unroll=True)),
+    "bidirectional_lstm": lambda L: L.Bidirectional(L.LSTM(3, return_sequences=True, unroll=True)),
+    "bidirectional_gru": lambda L: L.Bidirectional(L.GRU(2, return_sequences=True, unroll=True), merge_mode="sum"),
+    "bidirectional_simple_rnn": lambda L: L.Bidirectional(L.SimpleRNN(2, return_sequences=True, unroll=True)),
+    "backwards_lstm_zero_output": lambda L: L.LSTM(3, return_sequences=True, unroll=True, go_backwards=True,
+                                                   zero_output_for_mask=True),
+    "backwards_rnn_gru_cell_zero_output": lambda L: L.RNN(L.GRUCell(2), return_sequences=True, unroll=True,
+                                                          go_backwards=True, zero_output_for_mask=True),
+    "backwards_simple_rnn_zero_output": lambda L: L.SimpleRNN(2, return_sequences=True, unroll=True,
+                                                              go_backwards=True, zero_output_for_mask=True),
+    "backwards_gru_unrolled": lambda L: L.GRU(2, return_sequences=True, unroll=True, go_backwards=True),
+    "forwards_lstm_zero_output": lambda L: L.LSTM(3, return_sequences=True, unroll=True,
+                                                  zero_output_for_mask=True),
+}
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+@pytest.mark.parametrize("case", sorted(UNROLLED_MASKED))
+def test_tf_keras_unrolled_masked_zero_outputs_convert_to_kerass_predictions(case, suffix, tmp_path):
+    """tf-keras's unrolled ``backend.rnn`` zeroes a go_backwards layer's outputs (``zero_output_for_mask``, which
+    ``Bidirectional`` forces when it returns sequences) with the mask as given, while the outputs are in reading
+    order: the converted model and the oracle reproduce it (the draw that found it: a Bidirectional RNN over an
+    LSTMCell after Embedding(mask_zero), ids with holes)."""
+    from compat.convert import convert, load
+    import torch
+
+    keras = _keras("tf_keras")
+    L = keras.layers
+    inp = keras.Input((T,), dtype="int32")
+    x = L.Embedding(VOCAB, 3, mask_zero=True)(inp)
+    model = keras.Model(inp, UNROLLED_MASKED[case](L)(x))
+    rng = np.random.default_rng(7)
+    for layer in model.layers:
+        layer.set_weights([rng.uniform(-0.8, 0.8, w.shape).astype(w.dtype) for w in layer.get_weights()])
+    xs = rng.integers(1, VOCAB, (B + 1, T)).astype(np.int32)
+    xs[1, -2:] = 0
+    xs[2, 0] = xs[2, 2] = 0
+    xs[3, :2] = 0
+    want = np.asarray(model.predict(xs, verbose=0))
+    path = tmp_path / f"model{suffix}"
+    model.save(path)
+    conversion = convert(path, tmp_path / "out", model="whole")
+    assert all(c.ok for c in conversion.checks), conversion.checks
+    with torch.no_grad():
+        got = load(tmp_path / "out")(torch.from_numpy(xs.astype(np.int64)))
+    assert_close_scaled(got, want, dtype=np.float32, msg=case)
+
+
+KERAS3_TF_UNROLLED = """
+import sys
+import numpy as np
+import keras
+L = keras.layers
+out = sys.argv[1]
+inp = keras.Input((5,), dtype="int32")
+x = L.Embedding(12, 3, mask_zero=True)(inp)
+y = L.Bidirectional(L.RNN(L.LSTMCell(3), return_sequences=True, unroll=True))(x)
+y = L.Concatenate()([y, L.GRU(2, return_sequences=True, unroll=True, go_backwards=True, zero_output_for_mask=True)(x)])
+model = keras.Model(inp, y)
+rng = np.random.default_rng(11)
+for layer in model.layers:
+    layer.set_weights([rng.uniform(-0.8, 0.8, w.shape).astype(w.dtype) for w in layer.get_weights()])
+xs = rng.integers(1, 12, (4, 5)).astype(np.int32)
+xs[1, -2:] = 0
+xs[2, 0] = xs[2, 2] = 0
+xs[3, :2] = 0
+np.save(out + "/xs.npy", xs)
+np.save(out + "/want.npy", np.asarray(model.predict(xs, verbose=0)))
+model.save(out + "/model.keras")
+"""
+
+
+def test_keras3_tensorflow_backend_unrolled_masked_zero_outputs_convert_to_kerass_predictions(tmp_path):
+    """Keras 3's TensorFlow backend runs the unrolled loop as tf-keras does (keras/src/backend/tensorflow/rnn.py:
+    the outputs zeroed with the mask not reversed for go_backwards); the file, saved there, converts to its
+    predictions (its torch backend, this process's, cannot run these layers on a mask)."""
+    from compat.convert import convert, load
+    import torch
+
+    proc = subprocess.run([sys.executable, "-c", KERAS3_TF_UNROLLED, str(tmp_path)], capture_output=True, text=True,
+                          env={**os.environ, "KERAS_BACKEND": "tensorflow"}, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    conversion = convert(tmp_path / "model.keras", tmp_path / "out", model="whole")
+    assert all(c.ok for c in conversion.checks), conversion.checks
+    assert all(s.keras.masked_output == "zeros_unrolled" for s in conversion.specs)
+    assert all(any(u.what == "masked_output" for u in s.unknowns) for s in conversion.specs)
+    xs = np.load(tmp_path / "xs.npy")
+    with torch.no_grad():
+        got = load(tmp_path / "out")(torch.from_numpy(xs.astype(np.int64)))
+    assert_close_scaled(got, np.load(tmp_path / "want.npy"), dtype=np.float32, msg="Keras 3, TensorFlow backend")

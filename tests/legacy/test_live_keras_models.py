@@ -3,8 +3,9 @@
 
 Each example draws a model (Hypothesis: the input, token ids with ``Embedding(mask_zero)`` or sequences with
 ``Masking``; a chain of layers from the set with the shapes tracked so that every draw builds; sometimes two
-branches merged), builds it in the framework with random weights, saves it as ``.keras`` or ``.h5``, and
-records ``model.predict`` on inputs with padded steps and holes; the file is converted whole and the converted
+branches merged; sometimes nested in a model that calls it twice, or placed in a Sequential), builds it in the
+framework with random weights, saves it as ``.keras`` or ``.h5``, and records ``model.predict`` on inputs with
+padded steps and holes; the file is converted whole and the converted
 model's predictions must match within float32's tolerance of the output's scale. The recorded whole models
 (``legacy/record_convert_keras_models.py``) are re-recorded and re-checked as tests/test_convert_keras_models.py
 checks them.
@@ -156,6 +157,12 @@ def nested_twice(keras, inner, ids):
     return keras.Model([a, b], [inner(a), inner(b)])
 
 
+def in_sequential(keras, inner, ids):
+    """The drawn model placed directly in a Sequential, a Dense after it: its only call there is its first."""
+    shape, dtype = ((T,), "int32") if ids else ((T, 3), "float32")
+    return keras.Sequential([keras.Input(shape, dtype=dtype), inner, keras.layers.Dense(2)])
+
+
 def _inputs(rng, ids):
     if ids:
         x = rng.integers(1, VOCAB, (B, T))
@@ -179,12 +186,15 @@ def test_random_keras_models_convert_to_kerass_predictions(framework, data, tmp_
     ids, layers = data.draw(chains(framework))
     suffix = data.draw(st.sampled_from([".keras", ".h5"]))
     seed = data.draw(st.integers(0, 2 ** 16))
-    nested = data.draw(st.booleans())
-    note(f"{framework} ids={ids} layers={layers} {suffix} seed={seed} nested twice={nested}")
+    wrap = data.draw(st.sampled_from(["none", "nested_twice", "in_sequential"]))
+    nested = wrap == "nested_twice"
+    note(f"{framework} ids={ids} layers={layers} {suffix} seed={seed} wrap={wrap}")
     rng = np.random.default_rng(seed)
     model = build(keras, ids, layers)
     if nested:
         model = nested_twice(keras, model, ids)
+    elif wrap == "in_sequential":
+        model = in_sequential(keras, model, ids)
     for layer in model.layers:
         ws = layer.get_weights()
         names = [getattr(w, "path", None) or w.name for w in layer.weights]
@@ -231,3 +241,37 @@ def test_live_shared_and_nested_models_emit_python_that_predicts_as_keras(record
     assert {(c[0], c[1]) for c in cases} == {(f, n) for f in ("keras3", "tf_keras") for n in SHARED_AND_NESTED}
     for framework, name, source, weights, config, arrays in cases:
         check_emitted_keras_model(recorded / framework, source, config, arrays, tmp_path)
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+@pytest.mark.parametrize("inner_kind", ["functional", "sequential"])
+@pytest.mark.parametrize("last", [False, True])
+@pytest.mark.parametrize("framework", ["keras3", "tf_keras"])
+def test_model_placed_in_a_sequential_converts_to_kerass_predictions(framework, last, inner_kind, suffix, tmp_path):
+    """``Sequential([Embedding(mask_zero), inner, Dense])`` (or the inner model last): the Sequential's config
+    numbers no node, so the nested model's first call is its node 0 in this model (tf_keras/src/engine/
+    sequential.py and functional.py; keras/src/models/sequential.py), masks passed through it."""
+    from compat.convert import convert, load
+    import torch
+
+    keras = _keras(framework)
+    L = keras.layers
+    if inner_kind == "functional":
+        i = keras.Input((T, 3))
+        inner = keras.Model(i, L.Dense(2, activation="tanh")(L.LSTM(3, return_sequences=True)(i)), name="inner")
+    else:
+        inner = keras.Sequential([keras.Input((T, 3)), L.LSTM(3, return_sequences=True), L.Dense(2)], name="inner")
+    model = keras.Sequential([keras.Input((T,), dtype="int32"), L.Embedding(VOCAB, 3, mask_zero=True), inner]
+                             + ([] if last else [L.LSTM(2), L.Dense(1)]))
+    rng = np.random.default_rng(3)
+    for w_layer in [model.layers[0]] + inner.layers + model.layers[2:]:
+        w_layer.set_weights([rng.uniform(-0.8, 0.8, w.shape).astype(w.dtype) for w in w_layer.get_weights()])
+    xs = _inputs(rng, True)
+    want = np.asarray(model.predict(xs, verbose=0))
+    path = tmp_path / f"model{suffix}"
+    model.save(path)
+    conversion = convert(path, tmp_path / "out", model="whole")
+    assert all(c.ok for c in conversion.checks), conversion.checks
+    with torch.no_grad():
+        got = load(tmp_path / "out")(torch.from_numpy(xs.astype(np.int64)))
+    assert_close_scaled(got, want, dtype=np.float32, msg=f"{framework} {inner_kind} last={last}")

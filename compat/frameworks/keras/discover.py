@@ -228,12 +228,23 @@ class _Walker:
 
     def _masked_output(self, cfg: dict, bidirectional: bool) -> Tuple[str, Optional[Unknown]]:
         """What the layer outputs at masked steps (compat.convert.modules.KerasLSTM), and how that is known."""
-        if bidirectional and cfg.get("return_sequences"):
-            return "zeros", None  # Bidirectional forces zero_output_for_mask when it returns sequences
-        if cfg.get("zero_output_for_mask"):
-            return "zeros", None
         version = self.kf.keras_version
         major_minor = self.kf.version
+        # Bidirectional forces zero_output_for_mask when it returns sequences (bidirectional.py
+        # force_zero_output_for_mask)
+        if (bidirectional and cfg.get("return_sequences")) or cfg.get("zero_output_for_mask"):
+            if not (cfg.get("unroll") and cfg.get("return_sequences")):
+                return "zeros", None
+            # unrolled, tf_keras/src/backend.py rnn (and Keras 3's keras/src/backend/tensorflow/rnn.py) zeroes the
+            # stacked outputs after the loop with the mask as given, not reversed for go_backwards
+            if major_minor >= (3, 0):
+                return "zeros_unrolled", Unknown(
+                    "masked_output", "zeros_unrolled", "Keras 3's TensorFlow backend (keras/src/backend/tensorflow/"
+                    "rnn.py; its torch backend the same reading forwards, and it fails on a go_backwards layer with a "
+                    "mask); its JAX backend outputs the previous output at masked steps when unrolled")
+            if major_minor >= (2, 3) or (version or "").endswith("-tf"):
+                return "zeros_unrolled", None
+            return "zeros", None   # Keras 2.0-2.2's own backend: its unrolled loop is not read
         # Keras 2.0-2.2's TF backend returns the previous h at a masked step, except when unrolled
         # (keras/backend/tensorflow_backend.py rnn, unroll=True: the previous output); later versions always
         # the previous output.

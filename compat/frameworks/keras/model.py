@@ -142,11 +142,17 @@ class _Reader:
                 raise self.fail(f"a layer named {layer.name!r} is listed by two models ({other or 'the model'!r} and "
                                 f"{prefix[:-1]!r}): a layer shared across nesting levels is not converted whole")
         scope = _Scope(prefix, layers, by_name, [], [])
-        scope.inputs = [self._numbered(scope, r, "input_layers", endpoint=True).name for r in inputs]
-        scope.outputs = [self._numbered(scope, r, "output_layers", endpoint=True) for r in outputs]
-        for layer in layers:
-            layer.calls = [(self._numbered_all(scope, args), {k: self._numbered_all(scope, v) for k, v in kw.items()})
-                           for args, kw in layer.calls]
+        if cls == "Sequential":
+            # the file numbers no node of a Sequential: :meth:`sequential` links each layer to the previous one's
+            # first call in this model (tf_keras/src/engine/sequential.py and keras/src/models/sequential.py
+            # ``get_config`` list the layers only), so a nested model's first node is not skipped here
+            scope.inputs, scope.outputs = [r.name for r in inputs], list(outputs)
+        else:
+            scope.inputs = [self._numbered(scope, r, "input_layers", endpoint=True).name for r in inputs]
+            scope.outputs = [self._numbered(scope, r, "output_layers", endpoint=True) for r in outputs]
+            for layer in layers:
+                layer.calls = [(self._numbered_all(scope, args),
+                                {k: self._numbered_all(scope, v) for k, v in kw.items()}) for args, kw in layer.calls]
         self.scopes[prefix] = scope
         return scope
 
