@@ -411,6 +411,23 @@ def test_topk_with_an_undefined_order_is_refused_by_node(tmp_path):
         convert(path, tmp_path / "out", model="whole")
 
 
+def test_topk_over_a_constant_is_refused_by_node(tmp_path):
+    """A TopK of a constant with a run-time k fits only the k it was exported with (a stored edit of one made
+    the loaded model fail at run time): refused by node at conversion, and by field on load."""
+    k_input = h.make_tensor_value_info("k", TP.INT64, [1])
+    node = h.make_node("TopK", ["table", "k"], ["values", "indices"], name="the_node")
+    graph = h.make_graph([node], "g", [k_input], [h.make_tensor_value_info("values", TP.FLOAT, None)],
+                         [nh.from_array(np.array([3., 1., 2.], np.float32), "table")])
+    path = tmp_path / "topk_const.onnx"
+    onnx.save(_model(graph.node, list(graph.input), list(graph.output), list(graph.initializer), 17), str(path))
+    with pytest.raises(WholeModelError, match=r"'the_node'\): inputs/0: TopK's X is a run-time input"):
+        convert(path, tmp_path / "out", model="whole")
+    config = {"op": "TopK", "opset": 17, "attributes": {}, "outputs": 2,
+              "inputs": [{"value": [1], "shape": [1], "dtype": "int64"}, "x"]}
+    with pytest.raises(ValueError, match="^inputs/0: TopK's X is a run-time input"):
+        LAYERS["TopK"].check(config, _error)
+
+
 # ---------------------------------------------------------------------------------------------- refusals
 def _float_input(name="X", shape=("batch", 3)):
     return h.make_tensor_value_info(name, TP.FLOAT, list(shape))

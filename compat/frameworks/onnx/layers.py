@@ -171,6 +171,10 @@ def _check_op(config: dict, error) -> None:
                                          "undefined; the converter runs sorted=1")
     if op == "TopK" and "k" not in attrs and (len(config["inputs"]) < 2 or config["inputs"][1] is None):
         raise error("inputs", "TopK needs its k (an attribute before opset 10, an input from 10)")
+    if op == "TopK" and isinstance(config["inputs"], list) and config["inputs"] and config["inputs"][0] != "x":
+        # A TopK of constants alone is folded at conversion; one over a constant with a run-time k (a size of
+        # the batch, as PyTorch's export of unsorted packing computes it) fits only the batch it was built for.
+        raise error("inputs/0", "TopK's X is a run-time input (a TopK over a constant is not converted)")
     if op == "ScatterElements" and attrs.get("reduction", "none") not in ("none", "add", "mul", "max", "min"):
         raise error("attributes/reduction", "none, add, mul, max or min")
     if op == "Concat" and "axis" not in attrs:
