@@ -46,6 +46,19 @@ if AVAILABLE and str(LEGACY) not in sys.path:
     sys.path.insert(0, str(LEGACY))
 
 
+def record_keras_files(recorder: str, base: Path) -> Path:
+    """Run ``legacy/<recorder>`` for Keras 3 (torch backend) and tf-keras 2.21, each into ``base/<framework>``
+    in its own process; returns ``base``."""
+    import subprocess
+
+    for framework, env in (("keras3", {"KERAS_BACKEND": "torch"}), ("tf_keras", {"TF_USE_LEGACY_KERAS": "1"})):
+        proc = subprocess.run([sys.executable, str(LEGACY / recorder), "--framework", framework, "--out",
+                               str(base / framework)], cwd=LEGACY, env={**os.environ, **env}, capture_output=True,
+                              text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+    return base
+
+
 @pytest.fixture(scope="session")
 def tf():
     from _common import import_tf

@@ -13,8 +13,6 @@ checks them.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -24,7 +22,7 @@ from hypothesis import strategies as st
 from tests.convert_cases import check_emitted_keras_model, check_keras_model, keras_model_files
 from tests.tolerances import assert_close_scaled
 
-from .conftest import LEGACY
+from .conftest import record_keras_files
 
 T, B, VOCAB = 5, 3, 12
 
@@ -217,13 +215,7 @@ def test_random_keras_models_convert_to_kerass_predictions(framework, data, tmp_
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
-    base = tmp_path_factory.mktemp("live_keras_models")
-    for framework, env in (("keras3", {"KERAS_BACKEND": "torch"}), ("tf_keras", {"TF_USE_LEGACY_KERAS": "1"})):
-        proc = subprocess.run([sys.executable, str(LEGACY / "record_convert_keras_models.py"), "--framework",
-                               framework, "--out", str(base / framework)], cwd=LEGACY, env={**os.environ, **env},
-                              capture_output=True, text=True, timeout=900)
-        assert proc.returncode == 0, proc.stderr[-4000:]
-    return base
+    return record_keras_files("record_convert_keras_models.py", tmp_path_factory.mktemp("live_keras_models"))
 
 
 def test_live_recorded_keras_models(recorded, tmp_path):
