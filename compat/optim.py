@@ -37,8 +37,11 @@ class PerParameterOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
+        stepped = [(group, [p for p in group["params"] if p.grad is not None]) for group in self.param_groups]
+        if not any(params for _, params in stepped):
+            return loss
+        self.prepare()
+        for group, params in stepped:
             if not params:
                 continue
             uniform = len({(p.device, p.dtype) for p in params}) == 1
@@ -47,7 +50,14 @@ class PerParameterOptimizer(torch.optim.Optimizer):
             else:
                 for p in params:
                     self.update(p, p.grad, self.state[p], group)
+        self.finish()
         return loss
+
+    def prepare(self) -> None:
+        """Before the updates of a step where some parameter has a gradient (TF's ``Optimizer._prepare``)."""
+
+    def finish(self) -> None:
+        """After them (TF's ``Optimizer._finish``: Adam advances its beta powers there)."""
 
     def update(self, p: Tensor, grad: Tensor, state: dict, group: dict) -> None:
         raise NotImplementedError

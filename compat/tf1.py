@@ -143,31 +143,24 @@ class TFAdam(PerParameterOptimizer):
             state[name] = (powers[name].detach().clone().to(p.device) if powers is not None
                            else torch.tensor(beta, dtype=torch.float32, device=p.device))
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        if not any(p.grad is not None for group in self.param_groups for p in group["params"]):
-            return loss
+    def prepare(self) -> None:
+        # Every parameter's state exists from the first step on; one first met now (in a group added later)
+        # starts from the pair as it stands, as a TF variable's first update reads the optimizer's one pair.
         for group in self.param_groups:
-            # A parameter first met now (in a group added later) starts from the pair as it stands, as a TF
-            # variable's first update reads the optimizer's one pair.
             betas = (group["beta1"], group["beta2"])
             ref = next((self.state[q] for g in self.param_groups for q in g["params"]
                         if self.state[q] and (g["beta1"], g["beta2"]) == betas), None)
             for p in group["params"]:
                 if not self.state[p]:
                     self._init_state(p, self.state[p], group, ref)
-        super().step()
+
+    def finish(self) -> None:
         # adam.py _finish: the float32 beta powers advance after every variable is updated, all of them.
         for group in self.param_groups:
             for name, beta in (("beta1_power", group["beta1"]), ("beta2_power", group["beta2"])):
                 beta = torch.tensor(beta, dtype=torch.float32)
                 for p in group["params"]:
                     self.state[p][name].mul_(beta)
-        return loss
 
     def update(self, p, g, state, group):
         # adam.py _prepare / _create_slots: lr, beta1, beta2, epsilon and the beta1_power /
