@@ -46,6 +46,16 @@ if AVAILABLE and str(LEGACY) not in sys.path:
     sys.path.insert(0, str(LEGACY))
 
 
+def keras_module(framework: str):
+    """The Keras package a live test builds with: Keras 3 on its torch backend ("keras3") or tf-keras 2.21."""
+    if framework == "keras3":
+        os.environ.setdefault("KERAS_BACKEND", "torch")
+        import keras
+        return keras
+    import tf_keras
+    return tf_keras
+
+
 def record_keras_files(recorder: str, base: Path) -> Path:
     """Run ``legacy/<recorder>`` for Keras 3 (torch backend) and tf-keras 2.21, each into ``base/<framework>``
     in its own process; returns ``base``."""

@@ -22,18 +22,9 @@ from hypothesis import strategies as st
 from tests.convert_cases import check_emitted_keras_model, check_keras_model, keras_model_files
 from tests.tolerances import assert_close_scaled
 
-from .conftest import record_keras_files
+from .conftest import keras_module as _keras, record_keras_files
 
 T, B, VOCAB = 5, 3, 12
-
-
-def _keras(framework):
-    if framework == "keras3":
-        os.environ.setdefault("KERAS_BACKEND", "torch")
-        import keras
-        return keras
-    import tf_keras
-    return tf_keras
 
 
 @st.composite

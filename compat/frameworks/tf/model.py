@@ -698,6 +698,17 @@ def _bidirectional_stack(g: _Graph, meta, spec, layer_scopes: List[List[str]]):
     return first_in, joined, batch_major, lengths, state, loop_ops, how
 
 
+def _check_fed_directions(fed, what: str) -> None:
+    """The two directions' fed initial states (placeholders per direction): both or neither, none read twice."""
+    if any(fed) and not all(fed):
+        some = ", ".join(p.name for f in fed for p in f)
+        raise NotUnderstood(f"{what}'s initial state is fed by placeholders ({some}) for one direction only; the "
+                            "other starts from zero_state")
+    if len({p.name for f in fed for p in f}) != sum(map(len, fed)):
+        raise NotUnderstood(f"{what}'s initial state reads one placeholder twice "
+                            f"({', '.join(p.name for f in fed for p in f)})")
+
+
 def _bidirectional_stacks(g: _Graph, meta, forward, backward):
     """``bidirectional_dynamic_rnn(MultiRNNCell(cells_fw), MultiRNNCell(cells_bw), ...)`` (python/ops/rnn.py; the
     cells are any RNNCell, a MultiRNNCell runs its layers one after the other within each step,
@@ -735,13 +746,7 @@ def _bidirectional_stacks(g: _Graph, meta, forward, backward):
         raise NotUnderstood(f"the forward stack {forward[0].name} and the backward stack {backward[0].name} run in "
                             f"one loop ({names[0]})")
     rnn_in, joined = _bidirectional(g, ends[0], ends[1])
-    if any(fed) and not all(fed):
-        some = ", ".join(p.name for s in fed for p in s)
-        raise NotUnderstood(f"bidirectional_dynamic_rnn's initial state is fed by placeholders ({some}) for one "
-                            "direction only; the other starts from zero_state")
-    if len({p.name for s in fed for p in s}) != sum(map(len, fed)):
-        raise NotUnderstood(f"bidirectional_dynamic_rnn's initial state reads one placeholder twice "
-                            f"({', '.join(p.name for s in fed for p in s)})")
+    _check_fed_directions(fed, "bidirectional_dynamic_rnn")
     how = (f"bidirectional_dynamic_rnn of two MultiRNNCells (the forward stack, {len(forward[1])} layer(s), in the "
            f"loop {names[0]}; the backward stack, {len(backward[1])} layer(s), in the loop {names[1]} on the reversed "
            f"sequence, reversed back), each stack run whole, their outputs joined by {next(iter(joined))} (tf.concat "
@@ -866,13 +871,7 @@ def _static_bidirectional_stacks(g: _Graph, meta, forward, backward, what: str =
     fed = [_first_step_state(g, layers, s, f"static_bidirectional_rnn's {d}",
                              _concatenated(g, meta, [scope for scope, _ in layers], s))
            for d, s, layers in (("forward", spec, fw_layers), ("backward", bw_spec, bw_layers))]
-    if any(fed) and not all(fed):
-        some = ", ".join(p.name for f in fed for p in f)
-        raise NotUnderstood(f"static_bidirectional_rnn's initial state is fed by placeholders ({some}) for one "
-                            "direction only; the other starts from zero_state")
-    if len({p.name for f in fed for p in f}) != sum(map(len, fed)):
-        raise NotUnderstood(f"static_bidirectional_rnn's initial state reads one placeholder twice "
-                            f"({', '.join(p.name for f in fed for p in f)})")
+    _check_fed_directions(fed, "static_bidirectional_rnn")
     how = (f"static_bidirectional_rnn of {what} over {unpack.name} (tf.unstack, axis {axis}): the forward "
            f"{'stack' if backward[0] is not spec else 'cell'}, {len(fw_layers)} layer(s), on the steps, the backward "
            f"{'stack' if backward[0] is not spec else 'cell'}, {len(bw_layers)} layer(s), on the steps reversed, each "
