@@ -56,6 +56,19 @@ def keras_module(framework: str):
     return tf_keras
 
 
+def convert_saved(model, tmp_path_factory, suffix: str):
+    """A Keras ``model`` saved as ``model<suffix>`` in a fresh folder and converted whole, every check passing:
+    ``(folder, saved file)``; the conversion is ``folder / "out"``."""
+    from compat.convert import convert
+
+    tmp = tmp_path_factory.mktemp("model")
+    path = tmp / f"model{suffix}"
+    model.save(path)
+    conversion = convert(path, tmp / "out", model="whole")
+    assert all(c.ok for c in conversion.checks), conversion.checks
+    return tmp, path
+
+
 def record_keras_files(recorder: str, base: Path) -> Path:
     """Run ``legacy/<recorder>`` for Keras 3 (torch backend) and tf-keras 2.21, each into ``base/<framework>``
     in its own process; returns ``base``."""

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from tests.convert_cases import check_keras_model, keras_model_files
 from tests.tolerances import assert_close_scaled
 
-from .conftest import keras_module as _keras, record_keras_files
+from .conftest import convert_saved, keras_module as _keras, record_keras_files
 
 T, B, VOCAB = 5, 3, 12
 
@@ -55,7 +55,7 @@ def _flat(x):
 @settings(max_examples=int(os.environ.get("KERAS_LIVE_EXAMPLES", "12")), deadline=None)
 @given(data=st.data())
 def test_random_rnn_cell_models_convert_to_kerass_predictions(framework, data, tmp_path_factory):
-    from compat.convert import convert, load
+    from compat.convert import load
     import torch
 
     keras = _keras(framework)
@@ -100,11 +100,7 @@ def test_random_rnn_cell_models_convert_to_kerass_predictions(framework, data, t
         xs[2, 0] = xs[2, 2] = 0.0
     want = model.predict(xs, verbose=0)
     want = [np.asarray(w) for w in (want if isinstance(want, (list, tuple)) else [want])]
-    tmp = tmp_path_factory.mktemp("model")
-    path = tmp / f"model{suffix}"
-    model.save(path)
-    conversion = convert(path, tmp / "out", model="whole")
-    assert all(c.ok for c in conversion.checks), conversion.checks
+    tmp, path = convert_saved(model, tmp_path_factory, suffix)
     converted = load(tmp / "out")
     with torch.no_grad():
         got = converted(torch.from_numpy(xs.astype(np.int64) if masking == "ids" else xs))
@@ -147,7 +143,7 @@ def test_random_rnn_cells_shared_or_nested_convert_to_kerass_predictions(framewo
     against Keras's predictions."""
     import importlib.util
 
-    from compat.convert import convert, load
+    from compat.convert import load
     import torch
 
     from tests.convert_cases import convert_cli
@@ -193,11 +189,7 @@ def test_random_rnn_cells_shared_or_nested_convert_to_kerass_predictions(framewo
         xs.append(x)
     want = model.predict(xs if n_in > 1 else xs[0], verbose=0)
     want = [np.asarray(w) for w in (want if isinstance(want, (list, tuple)) else [want])]
-    tmp = tmp_path_factory.mktemp("model")
-    path = tmp / f"model{suffix}"
-    model.save(path)
-    conversion = convert(path, tmp / "out", model="whole")
-    assert all(c.ok for c in conversion.checks), conversion.checks
+    tmp, path = convert_saved(model, tmp_path_factory, suffix)
     torch_xs = [torch.from_numpy(x.astype(np.int64) if ids else x) for x in xs]
     assert convert_cli(path, tmp / "emitted", ["--emit-python", str(tmp / "emitted_model.py")]) == 0
     spec = importlib.util.spec_from_file_location(f"emitted_{tmp.name}", tmp / "emitted_model.py")

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from tests.convert_cases import check_emitted_keras_model, check_keras_model, keras_model_files
 from tests.tolerances import assert_close_scaled
 
-from .conftest import keras_module as _keras, record_keras_files
+from .conftest import convert_saved, keras_module as _keras, record_keras_files
 
 T, B, VOCAB = 5, 3, 12
 
@@ -168,7 +168,7 @@ def _inputs(rng, ids):
 @settings(max_examples=int(os.environ.get("KERAS_LIVE_EXAMPLES", "12")))
 @given(data=st.data())
 def test_random_keras_models_convert_to_kerass_predictions(framework, data, tmp_path_factory):
-    from compat.convert import convert, load
+    from compat.convert import load
     import torch
 
     keras = _keras(framework)
@@ -192,11 +192,7 @@ def test_random_keras_models_convert_to_kerass_predictions(framework, data, tmp_
     xs = [_inputs(rng, ids) for _ in range(2 if nested else 1)]
     want = model.predict(xs if nested else xs[0], verbose=0)
     want = [np.asarray(w) for w in (want if nested else [want])]
-    tmp = tmp_path_factory.mktemp("model")
-    path = tmp / f"model{suffix}"
-    model.save(path)
-    conversion = convert(path, tmp / "out", model="whole")
-    assert all(c.ok for c in conversion.checks), conversion.checks
+    tmp, path = convert_saved(model, tmp_path_factory, suffix)
     converted = load(tmp / "out")
     with torch.no_grad():
         got = converted(*[torch.from_numpy(x.astype(np.int64) if ids else x) for x in xs])
