@@ -168,7 +168,7 @@ class TFAdam(PerParameterOptimizer):
         # casts them to the variable's dtype. A float64 model therefore steps with float32-rounded
         # hyperparameters.
         b1, b2, eps, lr = (_as_float32(group[k]) for k in ("beta1", "beta2", "epsilon", "lr"))
-        state["step"] += 1  # (the state exists: step() creates every parameter's)
+        state["step"] += 1  # (the state exists: prepare() creates every parameter's)
         b1p, b2p = state["beta1_power"].to(p.dtype), state["beta2_power"].to(p.dtype)
         m, v = state["m"], state["v"]
         lr_t = lr * torch.sqrt(1 - b2p) / (1 - b1p)
