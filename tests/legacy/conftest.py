@@ -56,12 +56,11 @@ def keras_module(framework: str):
     return tf_keras
 
 
-def convert_saved(model, tmp_path_factory, suffix: str):
-    """A Keras ``model`` saved as ``model<suffix>`` in a fresh folder and converted whole, every check passing:
-    ``(folder, saved file)``; the conversion is ``folder / "out"``."""
+def convert_saved(model, tmp: Path, suffix: str):
+    """A Keras ``model`` saved as ``tmp / model<suffix>`` and converted whole, every check passing:
+    ``(tmp, saved file)``; the conversion is ``tmp / "out"``."""
     from compat.convert import convert
 
-    tmp = tmp_path_factory.mktemp("model")
     path = tmp / f"model{suffix}"
     model.save(path)
     conversion = convert(path, tmp / "out", model="whole")

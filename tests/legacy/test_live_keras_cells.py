@@ -30,6 +30,18 @@ from .conftest import convert_saved, keras_module as _keras, record_keras_files
 T, B, VOCAB = 5, 3, 12
 
 
+def _masked_inputs(rng, ids: bool) -> np.ndarray:
+    """A batch with a padded end (row 1) and holes (row 2): token ids (0 masked by Embedding(mask_zero)) or
+    features (zeros masked by Masking)."""
+    if ids:
+        x = rng.integers(1, VOCAB, (B, T)).astype(np.int32)
+    else:
+        x = rng.uniform(-1.5, 1.5, (B, T, 3)).astype(np.float32)
+    x[1, -2:] = 0
+    x[2, 0] = x[2, 2] = 0
+    return x
+
+
 cells = st.tuples(st.sampled_from(["lstm", "gru_after", "gru_before", "simple"]), st.integers(1, 4),
                   st.sampled_from(["tanh", "relu", "sigmoid"]), st.sampled_from(["sigmoid", "hard_sigmoid"]),
                   st.booleans())
@@ -90,17 +102,10 @@ def test_random_rnn_cell_models_convert_to_kerass_predictions(framework, data, t
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         layer.set_weights([rng.uniform(-0.8, 0.8, w.shape).astype(w.dtype) for w in layer.get_weights()])
-    if masking == "ids":
-        xs = rng.integers(1, VOCAB, (B, T)).astype(np.int32)
-        xs[1, -2:] = 0
-        xs[2, 0] = xs[2, 2] = 0
-    else:
-        xs = rng.uniform(-1.5, 1.5, (B, T, 3)).astype(np.float32)
-        xs[1, -2:] = 0.0
-        xs[2, 0] = xs[2, 2] = 0.0
+    xs = _masked_inputs(rng, masking == "ids")
     want = model.predict(xs, verbose=0)
     want = [np.asarray(w) for w in (want if isinstance(want, (list, tuple)) else [want])]
-    tmp, path = convert_saved(model, tmp_path_factory, suffix)
+    tmp, path = convert_saved(model, tmp_path_factory.mktemp("model"), suffix)
     converted = load(tmp / "out")
     with torch.no_grad():
         got = converted(torch.from_numpy(xs.astype(np.int64) if masking == "ids" else xs))
@@ -176,20 +181,10 @@ def test_random_rnn_cells_shared_or_nested_convert_to_kerass_predictions(framewo
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         layer.set_weights([rng.uniform(-0.8, 0.8, w.shape).astype(w.dtype) for w in layer.get_weights()])
-    xs = []
-    for _ in range(n_in):
-        if ids:
-            x = rng.integers(1, VOCAB, (B, T)).astype(np.int32)
-            x[1, -2:] = 0
-            x[2, 0] = x[2, 2] = 0
-        else:
-            x = rng.uniform(-1.5, 1.5, (B, T, 3)).astype(np.float32)
-            x[1, -2:] = 0.0
-            x[2, 0] = x[2, 2] = 0.0
-        xs.append(x)
+    xs = [_masked_inputs(rng, ids) for _ in range(n_in)]
     want = model.predict(xs if n_in > 1 else xs[0], verbose=0)
     want = [np.asarray(w) for w in (want if isinstance(want, (list, tuple)) else [want])]
-    tmp, path = convert_saved(model, tmp_path_factory, suffix)
+    tmp, path = convert_saved(model, tmp_path_factory.mktemp("model"), suffix)
     torch_xs = [torch.from_numpy(x.astype(np.int64) if ids else x) for x in xs]
     assert convert_cli(path, tmp / "emitted", ["--emit-python", str(tmp / "emitted_model.py")]) == 0
     spec = importlib.util.spec_from_file_location(f"emitted_{tmp.name}", tmp / "emitted_model.py")
@@ -229,7 +224,7 @@ def test_tf_keras_unrolled_masked_zero_outputs_convert_to_kerass_predictions(cas
     ``Bidirectional`` forces when it returns sequences) with the mask as given, while the outputs are in reading
     order: the converted model and the oracle reproduce it (the draw that found it: a Bidirectional RNN over an
     LSTMCell after Embedding(mask_zero), ids with holes)."""
-    from compat.convert import convert, load
+    from compat.convert import load
     import torch
 
     keras = _keras("tf_keras")
@@ -245,10 +240,7 @@ def test_tf_keras_unrolled_masked_zero_outputs_convert_to_kerass_predictions(cas
     xs[2, 0] = xs[2, 2] = 0
     xs[3, :2] = 0
     want = np.asarray(model.predict(xs, verbose=0))
-    path = tmp_path / f"model{suffix}"
-    model.save(path)
-    conversion = convert(path, tmp_path / "out", model="whole")
-    assert all(c.ok for c in conversion.checks), conversion.checks
+    convert_saved(model, tmp_path, suffix)
     with torch.no_grad():
         got = load(tmp_path / "out")(torch.from_numpy(xs.astype(np.int64)))
     assert_close_scaled(got, want, dtype=np.float32, msg=case)

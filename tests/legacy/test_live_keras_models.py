@@ -192,7 +192,7 @@ def test_random_keras_models_convert_to_kerass_predictions(framework, data, tmp_
     xs = [_inputs(rng, ids) for _ in range(2 if nested else 1)]
     want = model.predict(xs if nested else xs[0], verbose=0)
     want = [np.asarray(w) for w in (want if nested else [want])]
-    tmp, path = convert_saved(model, tmp_path_factory, suffix)
+    tmp, path = convert_saved(model, tmp_path_factory.mktemp("model"), suffix)
     converted = load(tmp / "out")
     with torch.no_grad():
         got = converted(*[torch.from_numpy(x.astype(np.int64) if ids else x) for x in xs])
@@ -230,7 +230,7 @@ def test_model_placed_in_a_sequential_converts_to_kerass_predictions(framework, 
     """``Sequential([Embedding(mask_zero), inner, Dense])`` (or the inner model last): the Sequential's config
     numbers no node, so the nested model's first call is its node 0 in this model (tf_keras/src/engine/
     sequential.py and functional.py; keras/src/models/sequential.py), masks passed through it."""
-    from compat.convert import convert, load
+    from compat.convert import load
     import torch
 
     keras = _keras(framework)
@@ -247,10 +247,7 @@ def test_model_placed_in_a_sequential_converts_to_kerass_predictions(framework, 
         w_layer.set_weights([rng.uniform(-0.8, 0.8, w.shape).astype(w.dtype) for w in w_layer.get_weights()])
     xs = _inputs(rng, True)
     want = np.asarray(model.predict(xs, verbose=0))
-    path = tmp_path / f"model{suffix}"
-    model.save(path)
-    conversion = convert(path, tmp_path / "out", model="whole")
-    assert all(c.ok for c in conversion.checks), conversion.checks
+    convert_saved(model, tmp_path, suffix)
     with torch.no_grad():
         got = load(tmp_path / "out")(torch.from_numpy(xs.astype(np.int64)))
     assert_close_scaled(got, want, dtype=np.float32, msg=f"{framework} {inner_kind} last={last}")
