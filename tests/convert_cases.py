@@ -276,18 +276,11 @@ def check_keras_model(folder: Path, source: str, weights, config: dict, arrays: 
     reference/keras_model.py passing), load it as one module and compare its predictions with Keras's
     ``model.predict``, float32 within 1e-5 of the output's scale."""
     from compat.convert import load
-    from tests.tolerances import assert_close_scaled
 
     out = tmp / (source.replace(".", "_") + ".safetensors")
     extra = ["--model", "whole"] + (["--weights", str(folder / weights)] if weights else [])
     assert convert_cli(folder / source, out, extra) == 0
-    model = load(out)
-    with torch.no_grad():
-        got = model(*model_inputs(arrays, config["inputs"]))
-    got = [got] if isinstance(got, torch.Tensor) else list(got)
-    assert len(got) == config["outputs"]
-    for k, g in enumerate(got):
-        assert_close_scaled(g, arrays[f"y{k}"], dtype=np.float32, msg=f"{folder.name} {source} output {k}")
+    _predicts_as_recorded(load(out), config, arrays, f"{folder.name} {source}")
 
 
 def check_emitted_keras_model(folder: Path, source: str, config: dict, arrays: dict, tmp: Path) -> None:
@@ -295,21 +288,25 @@ def check_emitted_keras_model(folder: Path, source: str, config: dict, arrays: d
     the file's own ``load()`` and compare its predictions with Keras's ``model.predict`` (float32 tolerance)."""
     import importlib.util
 
-    from tests.tolerances import assert_close_scaled
-
     stem = source.replace(".", "_")
     model_py = tmp / f"{stem}_model.py"
     assert convert_cli(folder / source, tmp / f"{stem}_emitted", ["--emit-python", str(model_py)]) == 0
     spec = importlib.util.spec_from_file_location(f"emitted_{stem}", model_py)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    model = module.load()
+    _predicts_as_recorded(module.load(), config, arrays, f"{folder.name} {source} (emitted)")
+
+
+def _predicts_as_recorded(model, config: dict, arrays: dict, what: str) -> None:
+    """The model's outputs on the recorded inputs against Keras's recorded predictions (float32 tolerance)."""
+    from tests.tolerances import assert_close_scaled
+
     with torch.no_grad():
         got = model(*model_inputs(arrays, config["inputs"]))
     got = [got] if isinstance(got, torch.Tensor) else list(got)
     assert len(got) == config["outputs"]
     for k, g in enumerate(got):
-        assert_close_scaled(g, arrays[f"y{k}"], dtype=np.float32, msg=f"{folder.name} {source} (emitted) output {k}")
+        assert_close_scaled(g, arrays[f"y{k}"], dtype=np.float32, msg=f"{what} output {k}")
 
 
 def run_rnn_module(module, x: np.ndarray, *, batch_first_input: bool, lengths=None, h0=None, mask=None):
